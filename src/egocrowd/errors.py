@@ -1,0 +1,76 @@
+"""One error tree for the whole platform.
+
+Every error carries a stable machine ``code`` (dotted, ``area.reason``), a human ``message`` and an
+HTTP ``status`` that only ``egocrowd.web`` turns into an RFC 9457 problem document. Codes are part
+of the public API: never rename one, add a new one instead.
+
+    EgocrowdError                       500  internal
+    ├── InvalidInput                    422  e.g. validation.failed, campaign.bad_requirements
+    ├── Unauthenticated                 401  auth.required, auth.bad_credentials, auth.bad_token
+    ├── Forbidden                       403  auth.forbidden, consent.missing, auth.csrf
+    ├── NotFound                        404  <entity>.not_found
+    ├── Conflict                        409  campaign.bad_transition, assignment.no_slots, ...
+    ├── Gone                            410  assignment.lease_expired, upload.expired
+    ├── TooLarge                        413  upload.too_large
+    └── MediaError                      422  video.unreadable, video.too_short, ... (clip rejected)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EgocrowdError(Exception):
+    status = 500
+    default_code = "internal"
+
+    def __init__(self, message: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.extra = extra
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class InvalidInput(EgocrowdError):
+    status = 422
+    default_code = "validation.failed"
+
+
+class Unauthenticated(EgocrowdError):
+    status = 401
+    default_code = "auth.required"
+
+
+class Forbidden(EgocrowdError):
+    status = 403
+    default_code = "auth.forbidden"
+
+
+class NotFound(EgocrowdError):
+    status = 404
+    default_code = "not_found"
+
+
+class Conflict(EgocrowdError):
+    status = 409
+    default_code = "conflict"
+
+
+class Gone(EgocrowdError):
+    status = 410
+    default_code = "gone"
+
+
+class TooLarge(EgocrowdError):
+    status = 413
+    default_code = "too_large"
+
+
+class MediaError(EgocrowdError):
+    """A media file we cannot accept; ``code`` says why (``video.unreadable``, ``video.too_short``...)."""
+
+    status = 422
+    default_code = "video.unreadable"
