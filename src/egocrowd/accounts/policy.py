@@ -1,0 +1,97 @@
+"""The one authorization check. Every door (API, pages, CLI) asks :func:`require` or filters with
+the ``visible_*`` helpers; no role test is written anywhere else.
+
+Rules, in words:
+- anonymous: nothing private (only sign-up, log-in, consent documents' public text).
+- worker: open campaigns (and ones they hold assignments in); only their own consents and assignments.
+- reviewer: every campaign that is not a draft; no workers' personal data.
+- requester: everything about their own organization's campaigns, nothing of other organizations.
+- admin: everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from egocrowd.db.models import Assignment, Campaign, CampaignStatus, ConsentRecord, Role, User
+from egocrowd.errors import Forbidden, Unauthenticated
+
+
+def _same_org(user: User, campaign: Campaign) -> bool:
+    return user.organization_id is not None and user.organization_id == campaign.organization_id
+
+
+def _can_view_campaign(user: User, c: Campaign) -> bool:
+    match user.role:
+        case Role.admin:
+            return True
+        case Role.requester:
+            return _same_org(user, c)
+        case Role.reviewer:
+            return c.status is not CampaignStatus.draft
+        case Role.worker:
+            return c.status is CampaignStatus.open
+    return False
+
+
+def _manages(user: User, c: Campaign) -> bool:
+    return user.role is Role.admin or (user.role is Role.requester and _same_org(user, c))
+
+
+_RULES: dict[str, Any] = {
+    "campaign.create": lambda u, _: u.role in (Role.requester, Role.admin),
+    "campaign.view": _can_view_campaign,
+    "campaign.manage": _manages,          # edit, transitions, progress, statistics
+    "consent.sign": lambda u, _: u.role is Role.worker,
+    "consent.view": lambda u, r: u.role is Role.admin or r.user_id == u.id,
+    "assignment.claim": lambda u, c: u.role is Role.worker and c.status is CampaignStatus.open,
+    "assignment.view": lambda u, a: a.worker_id == u.id or _manages(u, a.campaign),
+    "assignment.release": lambda u, a: a.worker_id == u.id,
+    "user.manage": lambda u, _: u.role is Role.admin,
+    "audit.view": lambda u, _: u.role is Role.admin,
+}
+
+
+def can(user: User | None, action: str, resource: Any = None) -> bool:
+    if user is None or not user.is_active:
+        return False
+    return bool(_RULES[action](user, resource))
+
+
+def require(user: User | None, action: str, resource: Any = None) -> User:
+    if user is None:
+        raise Unauthenticated("Log in first.", code="auth.required")
+    if not can(user, action, resource):
+        raise Forbidden("You are not allowed to do this.", code="auth.forbidden", action=action)
+    return user
+
+
+def visible_campaigns(user: User | None) -> sa.ColumnElement[bool]:
+    """A WHERE clause selecting exactly the campaigns ``user`` may see (same rules as above)."""
+    if user is None:
+        return sa.false()
+    match user.role:
+        case Role.admin:
+            return sa.true()
+        case Role.requester:
+            return Campaign.organization_id == (user.organization_id or -1)
+        case Role.reviewer:
+            return Campaign.status != CampaignStatus.draft
+        case Role.worker:
+            return Campaign.status == CampaignStatus.open
+    return sa.false()
+
+
+def visible_assignments(user: User) -> sa.ColumnElement[bool]:
+    if user.role is Role.admin:
+        return sa.true()
+    if user.role is Role.requester:
+        return Assignment.campaign_id.in_(
+            sa.select(Campaign.id).where(Campaign.organization_id == (user.organization_id or -1)))
+    return Assignment.worker_id == user.id
+
+
+def visible_consents(user: User) -> sa.ColumnElement[bool]:
+    return sa.true() if user.role is Role.admin else ConsentRecord.user_id == user.id

@@ -1,0 +1,59 @@
+"""Append-only audit trail. Every state change calls :func:`record` inside the same transaction.
+
+(Hash chaining, signatures and verification come later; the table and the habit start now.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from egocrowd.db.models import AuditEvent, User, utcnow
+
+
+def record(session: Session, actor: User | None, action: str, entity: Any, payload: dict | None = None,
+           *, entity_type: str | None = None) -> AuditEvent:
+    """Write one audit event in ``session``'s transaction. ``entity`` is an ORM object (its table
+    name and id are used) or an id together with ``entity_type``."""
+    if entity_type is None:
+        entity_type = entity.__tablename__.removesuffix("s")
+        session.flush()  # the entity needs its id
+        entity_id = entity.id
+    else:
+        entity_id = entity
+    event = AuditEvent(actor_id=actor.id if actor else None, action=action, entity_type=entity_type,
+                       entity_id=str(entity_id), payload=_jsonable(payload or {}), at=utcnow())
+    session.add(event)
+    return event
+
+
+def events_for(session: Session, entity_type: str, entity_id: Any) -> list[AuditEvent]:
+    q = sa.select(AuditEvent).where(AuditEvent.entity_type == entity_type,
+                                    AuditEvent.entity_id == str(entity_id)).order_by(AuditEvent.id)
+    return list(session.scalars(q))
+
+
+def iter_events(session: Session, *, after_id: int = 0, chunk: int = 1000) -> Iterator[AuditEvent]:
+    """Stream the whole log in id order, a chunk at a time (never loaded whole)."""
+    while True:
+        rows = list(session.scalars(sa.select(AuditEvent).where(AuditEvent.id > after_id)
+                                    .order_by(AuditEvent.id).limit(chunk)))
+        if not rows:
+            return
+        yield from rows
+        after_id = rows[-1].id
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "value") and not isinstance(value, (int, float, str, bool)):
+        return value.value  # enums
+    return value

@@ -1,0 +1,103 @@
+"""What a campaign is made of, validated field by field. Shared by the API, the pages and the CLI."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+Term = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CaptureRequirements(_Strict):
+    min_duration_s: float = Field(20, ge=1, le=3600)
+    max_duration_s: float = Field(90, ge=1, le=3600)
+    min_width: int = Field(640, ge=64, le=8192)
+    min_height: int = Field(360, ge=64, le=8192)
+    min_fps: float = Field(24, ge=1, le=240)
+    orientation: Literal["landscape", "portrait", "any"] = "landscape"
+    camera_placement: Literal["head_mounted", "chest_mounted", "handheld", "any"] = "head_mounted"
+    hands_in_view: bool = True
+    max_upload_mb: int = Field(500, ge=1, le=8192)
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.max_duration_s < self.min_duration_s:
+            raise ValueError("max_duration_s must be at least min_duration_s")
+        return self
+
+
+class Taxonomy(_Strict):
+    """A closed vocabulary in the style of EPIC-KITCHENS: labels are (verb, noun) class pairs, never
+    free text, so "open door" cannot drift into "push button"."""
+
+    verbs: list[Term] = Field(min_length=1, max_length=300)
+    nouns: list[Term] = Field(min_length=1, max_length=1000)
+
+    @field_validator("verbs", "nouns", mode="before")
+    @classmethod
+    def _normalise(cls, v):
+        if isinstance(v, str):  # "open, close" from a form
+            v = [t for t in re.split(r"[\s,;]+", v) if t]
+        return [t.strip().lower() for t in v]
+
+    @field_validator("verbs", "nouns")
+    @classmethod
+    def _unique(cls, v):
+        dupes = sorted({t for t in v if v.count(t) > 1})
+        if dupes:
+            raise ValueError(f"duplicate terms: {', '.join(dupes)}")
+        return v
+
+
+class DataUse(_Strict):
+    train: bool = True
+    commercial: bool = False
+    redistribute: bool = False
+
+
+class CampaignIn(_Strict):
+    title: str = Field(min_length=3, max_length=200)
+    instructions: str = Field(min_length=10, max_length=20000)
+    requirements: CaptureRequirements = Field(default_factory=CaptureRequirements)
+    taxonomy: Taxonomy
+    target_clips: int = Field(ge=1, le=1_000_000)
+    pay_cents: int = Field(ge=1, le=1_000_000, description="Pay per accepted clip, in cents")
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
+    expected_minutes: float = Field(ge=0.5, le=600, description="Honest time a worker spends per clip")
+    allowed_countries: list[Country] = Field(default_factory=list, max_length=250,
+                                             description="ISO 3166 alpha-2; empty means everywhere")
+    data_use: DataUse = Field(default_factory=DataUse)
+    buyer_name: str = Field(min_length=2, max_length=200, description="Who buys the data (shown to workers)")
+    consent_version: str = Field(min_length=1, max_length=40)
+
+    @field_validator("allowed_countries", mode="before")
+    @classmethod
+    def _countries(cls, v):
+        if isinstance(v, str):
+            v = [t for t in re.split(r"[\s,;]+", v) if t]
+        return sorted({c.strip().upper() for c in v})
+
+
+class CampaignPatch(_Strict):
+    """Any subset of the fields. Drafts may change everything; open or paused campaigns only what
+    cannot change the deal a worker already accepted (see service.EDITABLE_WHEN_LIVE)."""
+
+    title: str | None = Field(None, min_length=3, max_length=200)
+    instructions: str | None = Field(None, min_length=10, max_length=20000)
+    requirements: CaptureRequirements | None = None
+    taxonomy: Taxonomy | None = None
+    target_clips: int | None = Field(None, ge=1, le=1_000_000)
+    pay_cents: int | None = Field(None, ge=1, le=1_000_000)
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    expected_minutes: float | None = Field(None, ge=0.5, le=600)
+    allowed_countries: list[Country] | None = None
+    data_use: DataUse | None = None
+    buyer_name: str | None = Field(None, min_length=2, max_length=200)
+    consent_version: str | None = Field(None, min_length=1, max_length=40)

@@ -1,0 +1,115 @@
+"""Creating, editing and moving campaigns through their lifecycle."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from egocrowd import audit, consent
+from egocrowd.accounts import policy
+from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
+from egocrowd.db.models import Campaign, CampaignStatus, User, utcnow
+from egocrowd.errors import Conflict, InvalidInput, NotFound
+
+S = CampaignStatus
+#: The lifecycle. Anything not listed is refused with ``campaign.bad_transition``.
+TRANSITIONS: dict[CampaignStatus, set[CampaignStatus]] = {
+    S.draft: {S.open, S.closed},
+    S.open: {S.paused, S.closed},
+    S.paused: {S.open, S.closed},
+    S.closed: set(),
+}
+#: Fields a live (open or paused) campaign may still change: wording and size, never the deal.
+EDITABLE_WHEN_LIVE = {"title", "instructions", "target_clips"}
+
+
+def hourly_rate_cents(c: Campaign) -> int:
+    return round(c.pay_cents * 60 / c.expected_minutes)
+
+
+def get_campaign(session: Session, user: User | None, campaign_id: int, *, for_update: bool = False) -> Campaign:
+    """The campaign if ``user`` may see it; otherwise not-found (never reveal that it exists)."""
+    q = sa.select(Campaign).where(Campaign.id == campaign_id)
+    if for_update:
+        q = q.with_for_update()
+    c = session.scalar(q)
+    if c is None or not policy.can(user, "campaign.view", c):
+        raise NotFound(f"No campaign {campaign_id}.", code="campaign.not_found")
+    return c
+
+
+def list_campaigns(session: Session, user: User, *, status: CampaignStatus | None = None,
+                   limit: int = 100, offset: int = 0) -> list[Campaign]:
+    q = sa.select(Campaign).where(policy.visible_campaigns(user)).order_by(Campaign.id.desc())
+    if status is not None:
+        q = q.where(Campaign.status == status)
+    rows = list(session.scalars(q.limit(limit).offset(offset)))
+    if user.role.value == "worker":  # country rules are JSON lists: filter in Python, portably
+        rows = [c for c in rows if not c.allowed_countries or user.country in c.allowed_countries]
+    return rows
+
+
+def create_campaign(session: Session, actor: User, data: CampaignIn) -> Campaign:
+    policy.require(actor, "campaign.create")
+    if actor.organization_id is None:
+        raise InvalidInput("Only members of an organization can post campaigns.",
+                           code="campaign.organization_required")
+    consent.get_document(session, data.consent_version)
+    now = utcnow()
+    c = Campaign(organization_id=actor.organization_id, created_by=actor.id, status=S.draft,
+                 created_at=now, updated_at=now, **_columns(data.model_dump()))
+    session.add(c)
+    audit.record(session, actor, "campaign.created", c, {"title": c.title, "target_clips": c.target_clips})
+    return c
+
+
+def update_campaign(session: Session, actor: User, campaign_id: int, patch: CampaignPatch) -> Campaign:
+    c = get_campaign(session, actor, campaign_id, for_update=True)
+    policy.require(actor, "campaign.manage", c)
+    changes = patch.model_dump(exclude_unset=True)
+    if not changes:
+        return c
+    if c.status is S.closed:
+        raise Conflict("A closed campaign cannot be edited.", code="campaign.closed")
+    if c.status is not S.draft:
+        frozen = sorted(set(changes) - EDITABLE_WHEN_LIVE)
+        if frozen:
+            raise Conflict(f"Pause-safe edits only once a campaign is live; cannot change: {', '.join(frozen)}.",
+                           code="campaign.frozen_field")
+    if "consent_version" in changes:
+        consent.get_document(session, changes["consent_version"])
+    if changes.get("target_clips") is not None and changes["target_clips"] < c.slots_taken:
+        raise Conflict(f"{c.slots_taken} slots are already taken; the target cannot go below that.",
+                       code="campaign.target_below_taken")
+    before = {k: _plain(getattr(c, k)) for k in changes}
+    for k, v in _columns(changes).items():
+        setattr(c, k, v)
+    c.updated_at = utcnow()
+    audit.record(session, actor, "campaign.edited", c, {"before": before, "after": _columns(changes)})
+    return c
+
+
+def transition(session: Session, actor: User, campaign_id: int, target: CampaignStatus | str) -> Campaign:
+    c = get_campaign(session, actor, campaign_id, for_update=True)
+    policy.require(actor, "campaign.manage", c)
+    target = CampaignStatus(target)
+    if target not in TRANSITIONS[c.status]:
+        raise Conflict(f"A {c.status.value} campaign cannot become {target.value}.",
+                       code="campaign.bad_transition", allowed=sorted(s.value for s in TRANSITIONS[c.status]))
+    if target is S.open:
+        consent.get_document(session, c.consent_version)
+    before = c.status
+    c.status = target
+    c.updated_at = utcnow()
+    verb = {S.open: "opened" if before is S.draft else "resumed", S.paused: "paused", S.closed: "closed"}[target]
+    audit.record(session, actor, f"campaign.{verb}", c, {"from": before.value, "to": target.value})
+    return c
+
+
+def _columns(data: dict) -> dict:
+    """Pydantic dumps → column values (nested models are stored as JSON dicts)."""
+    return {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in data.items()}
+
+
+def _plain(v):
+    return v.value if hasattr(v, "value") else v

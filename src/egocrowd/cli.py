@@ -1,0 +1,143 @@
+"""The `egocrowd` command. Thin: every subcommand calls into a capability package."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from egocrowd import __version__
+
+
+def _settings():
+    from egocrowd.settings import Settings
+
+    return Settings()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="egocrowd")
+def main() -> None:
+    """egocrowd: crowdsourced egocentric demonstrations for robot learning, and egocrowd.bench.
+
+    Configuration comes from EGOCROWD_* environment variables (e.g. EGOCROWD_DATABASE_URL,
+    EGOCROWD_DATA_DIR) or a config.toml in the data directory. With none set, everything lives in
+    ./.egocrowd/ (SQLite + local files).
+    """
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes (PostgreSQL only; the embedded SQLite default uses one).")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the web app and the API (docs at /api/docs)."""
+    import uvicorn
+
+    from egocrowd.db import upgrade
+
+    settings = _settings()
+    if settings.is_embedded:
+        upgrade(settings.db_url)
+        workers = 1
+    click.echo(f"egocrowd {__version__} on http://{host}:{port}/  (database: {_redact(settings.db_url)})")
+    uvicorn.run("egocrowd.web.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info", proxy_headers=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--no-serve", is_flag=True, help="Only seed the data and print the logins.")
+def demo(host: str, port: int, no_serve: bool) -> None:
+    """Seed a demo lab with campaigns (fold a shirt, open a jar, pour water) and one user per
+    role, print their logins, then serve."""
+    from egocrowd.db import Database
+    from egocrowd.demo import seed
+
+    settings = _settings()
+    db = Database(settings.db_url)
+    db.upgrade()
+    with db.transaction() as s:
+        logins = seed(s)
+    db.dispose()
+    click.secho("Demo logins:", bold=True)
+    for email, password, role in logins:
+        click.echo(f"  {role:<10} {email:<26} {password}")
+    if not no_serve:
+        click.get_current_context().invoke(serve, host=host, port=port, workers=1)
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Alembic revision to upgrade to.")
+def db_upgrade(revision: str) -> None:
+    """Apply the database migrations (safe to run again)."""
+    from egocrowd.db import upgrade
+
+    settings = _settings()
+    upgrade(settings.db_url, revision)
+    click.echo(f"database at {_redact(settings.db_url)} is at {revision}")
+
+
+@main.group()
+def user() -> None:
+    """Manage accounts."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(["worker", "reviewer", "requester", "admin"]))
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="At least 10 characters (prompted when omitted).")
+@click.option("--name", "display_name", default="", help="Display name.")
+@click.option("--organization", default=None, help="Organization (required for requesters; created if new).")
+@click.option("--country", default=None, help="ISO 3166 alpha-2 country code (workers).")
+@click.option("--token", "with_token", is_flag=True, help="Also issue an API token and print it once.")
+def user_create(email, role, password, display_name, organization, country, with_token) -> None:
+    """Create a user of any role."""
+    from egocrowd.accounts import service as accounts
+    from egocrowd.db import Database
+    from egocrowd.errors import EgocrowdError
+
+    settings = _settings()
+    db = Database(settings.db_url)
+    if settings.is_embedded:
+        db.upgrade()
+    try:
+        with db.transaction() as s:
+            org = accounts.get_or_create_organization(s, organization) if organization else None
+            u = accounts.create_user(s, email=email, password=password, display_name=display_name, role=role,
+                                     organization=org, country=country)
+            token = accounts.issue_token(s, u, "cli")[1] if with_token else None
+            click.echo(f"created {u.role.value} {u.email} (id {u.id})")
+            if token:
+                click.echo(f"API token (shown once): {token}")
+    except EgocrowdError as exc:
+        raise click.ClickException(f"{exc.message} [{exc.code}]") from None
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _add_optional_commands() -> None:
+    """Commands of capability packages that may be installed separately."""
+    try:
+        from egocrowd.bench.cli import bench
+    except ImportError:
+        return
+    main.add_command(bench)
+
+
+_add_optional_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""One door to the database: a URL gives an engine (SQLite or PostgreSQL), sessions and migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    if url.startswith("sqlite"):
+        if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            # Let SQLAlchemy, not the driver, decide when transactions start (see _begin below).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            # IMMEDIATE takes the write lock up front: a read-then-write transaction (claiming a slot)
+            # can never fail half-way with SQLITE_BUSY_SNAPSHOT, and writers simply queue.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 30)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply Alembic migrations up to ``revision`` (idempotent)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+class Database:
+    """Engine + session factory. ``with db.transaction() as s:`` commits or rolls back as a whole."""
+
+    def __init__(self, url: str, **engine_kwargs) -> None:
+        self.url = url
+        self.engine = make_engine(url, **engine_kwargs)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def upgrade(self) -> None:
+        upgrade(self.url)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self.sessionmaker() as session, session.begin():
+            yield session
+
+    def session(self) -> Session:
+        return self.sessionmaker()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,198 @@
+"""All tables. Each capability package owns the logic; the tables live together so that one
+migration history describes one schema. Enumerations are stored as short strings (portable across
+SQLite and PostgreSQL) and checked by the ORM."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone on its own)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            value = value.astimezone(timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def _enum(cls: type[enum.Enum]) -> sa.Enum:
+    return sa.Enum(cls, native_enum=False, length=20, validate_strings=True,
+                   values_callable=lambda e: [m.value for m in e], create_constraint=False)
+
+
+class Role(str, enum.Enum):
+    worker = "worker"
+    reviewer = "reviewer"
+    requester = "requester"
+    admin = "admin"
+
+
+class CampaignStatus(str, enum.Enum):
+    draft = "draft"
+    open = "open"
+    paused = "paused"
+    closed = "closed"
+
+
+class AssignmentStatus(str, enum.Enum):
+    active = "active"          # leased to a worker, nothing submitted yet
+    submitted = "submitted"    # a clip arrived
+    accepted = "accepted"
+    rejected = "rejected"
+    expired = "expired"        # the lease ran out; the slot went back to the campaign
+    released = "released"      # given back by the worker (or on consent withdrawal)
+
+
+#: Assignment states that hold one of the campaign's slots.
+SLOT_HOLDING = (AssignmentStatus.active, AssignmentStatus.submitted, AssignmentStatus.accepted)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: sa.JSON, list[Any]: sa.JSON}
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(sa.String(100))
+    password_hash: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    organization_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    country: Mapped[str | None] = mapped_column(sa.String(2))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    organization: Mapped[Organization | None] = relationship()
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class ConsentDocument(Base):
+    __tablename__ = "consent_documents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    body: Mapped[str] = mapped_column(sa.Text)
+    sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    #: [{"id": "face_visible", "label": "...", "required": false}, ...]
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsentRecord(Base):
+    __tablename__ = "consent_records"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    document_id: Mapped[int] = mapped_column(sa.ForeignKey("consent_documents.id"))
+    document_sha256: Mapped[str] = mapped_column(sa.String(64))
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    signed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    withdrawn_at: Mapped[datetime | None]
+
+    document: Mapped[ConsentDocument] = relationship()
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    created_by: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    instructions: Mapped[str] = mapped_column(sa.Text)
+    requirements: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    taxonomy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    target_clips: Mapped[int]
+    #: Slots held by active, submitted or accepted assignments. Changed only by conditional
+    #: UPDATEs in egocrowd.campaigns.assignments, so it can never pass target_clips.
+    slots_taken: Mapped[int] = mapped_column(default=0)
+    pay_cents: Mapped[int]
+    currency: Mapped[str] = mapped_column(sa.String(3), default="USD")
+    expected_minutes: Mapped[float]
+    allowed_countries: Mapped[list[Any]] = mapped_column(default=list)
+    data_use: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    buyer_name: Mapped[str] = mapped_column(sa.String(200))
+    consent_version: Mapped[str] = mapped_column(sa.String(40))
+    status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus), default=CampaignStatus.draft,
+                                                  index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    organization: Mapped[Organization] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint("slots_taken >= 0 AND slots_taken <= target_clips", name="ck_campaign_slots"),
+    )
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id"), index=True)
+    worker_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    status: Mapped[AssignmentStatus] = mapped_column(_enum(AssignmentStatus), default=AssignmentStatus.active)
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_expires_at: Mapped[datetime]
+    submitted_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+    campaign: Mapped[Campaign] = relationship()
+    worker: Mapped[User] = relationship()
+
+    __table_args__ = (sa.Index("ix_assignments_status_lease", "status", "lease_expires_at"),)
+
+
+class AuditEvent(Base):
+    """Append-only: the migration installs triggers that refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(sa.String(60), index=True)
+    entity_type: Mapped[str] = mapped_column(sa.String(40))
+    entity_id: Mapped[str] = mapped_column(sa.String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (sa.Index("ix_audit_entity", "entity_type", "entity_id"),)

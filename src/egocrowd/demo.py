@@ -1,0 +1,84 @@
+"""Seed data for `egocrowd demo`: one lab, realistic campaigns, one user per role."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from egocrowd import consent
+from egocrowd.accounts import service as accounts
+from egocrowd.campaigns import service as campaigns
+from egocrowd.campaigns.schema import CampaignIn
+from egocrowd.db.models import Role, User
+
+CONSENT_VERSION = "2026-11"
+CONSENT_TEXT = """\
+Recording consent for egocrowd contributors (version 2026-11)
+
+1. What you record. You film your own hands doing household tasks with a phone worn on your head.
+   Keep other people out of the frame when you can. Faces of bystanders are blurred before anyone
+   else sees a clip.
+2. Who receives it. Each campaign names its buyer. Clips you submit to a campaign may be delivered
+   to that buyer under the data-use terms shown on the campaign.
+3. Your choices. The scopes you tick below are recorded with a fingerprint of this exact text.
+4. Withdrawal. You may withdraw at any time. Withdrawal stops new use at once: clips you recorded
+   are left out of every dataset release made after you withdraw, and buyers of earlier releases are
+   told which clips to delete.
+5. Pay. Accepted clips are paid at the rate shown on the campaign. Rejected clips come with reasons.
+"""
+SCOPES = [
+    {"id": "record_hands", "label": "Record my hands and surroundings for the campaigns I join", "required": True},
+    {"id": "face_visible", "label": "My own face may appear unblurred (e.g. in a mirror)"},
+    {"id": "audio_kept", "label": "Keep the audio track"},
+    {"id": "commercial_use", "label": "Allow commercial use by buyers"},
+]
+
+USERS = [  # (email, password, role, organization)
+    ("admin@demo.egocrowd", "demo-admin-password", Role.admin, None),
+    ("lab@demo.egocrowd", "demo-lab-password", Role.requester, "Open Robotics Lab"),
+    ("reviewer@demo.egocrowd", "demo-reviewer-password", Role.reviewer, None),
+    ("worker@demo.egocrowd", "demo-worker-password", Role.worker, None),
+]
+
+KITCHEN_VERBS = ["take", "put", "open", "close", "pour", "fold", "unfold", "twist", "hold", "wipe"]
+KITCHEN_NOUNS = ["shirt", "towel", "jar", "lid", "cup", "glass", "bottle", "water", "table", "drawer"]
+
+CAMPAIGNS = [
+    dict(title="Fold a T-shirt on a table",
+         instructions="Lay a T-shirt flat on a table, then fold it in thirds and in half. Start with the "
+                      "shirt crumpled; keep both hands in view. One shirt per clip.",
+         requirements={"min_duration_s": 20, "max_duration_s": 90}, target_clips=200, pay_cents=150,
+         expected_minutes=4, buyer_name="Open Robotics Lab — humanoid manipulation team"),
+    dict(title="Open a screw-top jar",
+         instructions="Pick up a closed jar, twist the lid off, put the lid down, and put the jar back. "
+                      "Use a real jar from your kitchen; film from your forehead.",
+         requirements={"min_duration_s": 10, "max_duration_s": 45}, target_clips=300, pay_cents=100,
+         expected_minutes=3, buyer_name="Open Robotics Lab — dexterous hands group"),
+    dict(title="Pour water from a bottle into a glass",
+         instructions="Take a bottle, open it, pour water into a glass until it is about half full, close "
+                      "the bottle and put it down. Do it over a sink or a towel.",
+         requirements={"min_duration_s": 15, "max_duration_s": 60}, target_clips=150, pay_cents=120,
+         expected_minutes=3, buyer_name="Open Robotics Lab — household tasks benchmark"),
+]
+
+
+def seed(session: Session) -> list[tuple[str, str, str]]:
+    """Idempotent: returns the demo logins (email, password, role)."""
+    if session.scalar(sa.select(User.id).where(User.email == USERS[0][0])) is None:
+        admin = None
+        for email, password, role, org_name in USERS:
+            org = accounts.get_or_create_organization(session, org_name, admin) if org_name else None
+            user = accounts.create_user(session, email=email, password=password, display_name=email.split("@")[0],
+                                        role=role, organization=org, country="KE" if role is Role.worker else None,
+                                        actor=admin)
+            admin = admin or user
+        consent.create_document(session, version=CONSENT_VERSION, title="Recording consent", body=CONSENT_TEXT,
+                                scopes=SCOPES, actor=admin)
+        lab = session.scalar(sa.select(User).where(User.email == USERS[1][0]))
+        for spec in CAMPAIGNS:
+            data = CampaignIn(taxonomy={"verbs": KITCHEN_VERBS, "nouns": KITCHEN_NOUNS},
+                              consent_version=CONSENT_VERSION, data_use={"train": True, "commercial": True},
+                              **spec)
+            c = campaigns.create_campaign(session, lab, data)
+            campaigns.transition(session, lab, c.id, "open")
+    return [(e, p, r.value) for e, p, r, _ in USERS]

@@ -1,0 +1,94 @@
+"""One settings object for the whole platform.
+
+Values come, highest priority first, from ``EGOCROWD_*`` environment variables, then an optional TOML
+config file (``EGOCROWD_CONFIG``, default ``./.egocrowd/config.toml`` when present), then the
+defaults below. The defaults are the *embedded* setup: SQLite and blobs under ``./.egocrowd/``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("EGOCROWD_CONFIG")
+    if explicit:
+        return Path(explicit)
+    default = Path(os.environ.get("EGOCROWD_DATA_DIR", ".egocrowd")) / "config.toml"
+    return default if default.exists() else None
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the optional TOML config file (keys are the field names, without the prefix)."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - required by the ABC
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = _config_file()
+        if path is None:
+            return {}
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        return {k: v for k, v in data.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EGOCROWD_", extra="ignore")
+
+    data_dir: Path = Field(Path(".egocrowd"), description="Where the embedded default keeps its files")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir")
+    blob_dir: Path | None = Field(None, description="Content-addressed blob store; default: data_dir/blobs")
+    upload_dir: Path | None = Field(None, description="Unfinished uploads; default: data_dir/uploads")
+    secret_key: str | None = Field(None, description="Signs session cookies; generated and kept on first start")
+    base_url: str = "http://127.0.0.1:8000"
+    lease_hours: float = Field(24.0, gt=0, le=24 * 30)
+    max_open_assignments: int = Field(3, ge=1, le=100)
+    upload_expiry_hours: float = Field(48.0, gt=0)
+    secure_cookies: bool | None = Field(None, description="Force the cookie Secure flag; default: on for https")
+    run_pipeline_in_server: bool = True
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    # Derived locations -------------------------------------------------------------------------
+    @cached_property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'egocrowd.db').resolve()}"
+
+    @cached_property
+    def blobs_path(self) -> Path:
+        return (self.blob_dir or self.data_dir / "blobs").resolve()
+
+    @cached_property
+    def uploads_path(self) -> Path:
+        return (self.upload_dir or self.data_dir / "uploads").resolve()
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.db_url.startswith("sqlite")
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, or one generated once and kept in data_dir (mode 0600)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+        self.secret_key = path.read_text().strip()
+        return self.secret_key

@@ -1,0 +1,58 @@
+"""EgocrowdError (and every other failure) → RFC 9457 problem documents. Never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from egocrowd.errors import EgocrowdError
+
+log = logging.getLogger("egocrowd.web")
+PROBLEM_TYPE_BASE = "https://egocrowd.dev/problems/"
+_HTTP_CODES = {400: "http.bad_request", 401: "auth.required", 403: "auth.forbidden", 404: "http.not_found",
+               405: "http.method_not_allowed", 406: "http.not_acceptable", 413: "http.too_large",
+               415: "http.unsupported_media_type", 429: "http.too_many_requests"}
+
+
+def problem(status: int, code: str, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
+    body = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status, "code": code}
+    if detail:
+        body["detail"] = detail
+    body.update({k: v for k, v in extra.items() if v is not None})
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def as_problem(exc: Exception) -> tuple[int, str, str, dict]:
+    """(status, code, message, extra) for any exception, for JSON and HTML alike."""
+    if isinstance(exc, EgocrowdError):
+        return exc.status, exc.code, exc.message, dict(exc.extra)
+    if isinstance(exc, RequestValidationError):
+        errors = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or None,
+                   "message": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
+        first = errors[0] if errors else {"field": None, "message": "invalid request"}
+        msg = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
+        return 422, "validation.failed", msg, {"errors": errors}
+    if isinstance(exc, StarletteHTTPException):
+        code = _HTTP_CODES.get(exc.status_code, f"http.{exc.status_code}")
+        return exc.status_code, code, str(exc.detail), {}
+    return 500, "internal", "Something went wrong on our side; it has been logged.", {}
+
+
+def install(app) -> None:
+    async def handler(request: Request, exc: Exception):
+        status, code, message, extra = as_problem(exc)
+        if status >= 500:
+            log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        if not request.url.path.startswith("/api/") and hasattr(app.state, "render_error"):
+            return app.state.render_error(request, status, code, message)
+        title = message if status < 500 else "Internal error"
+        return problem(status, code, title, message, **extra)
+
+    for exc_type in (EgocrowdError, RequestValidationError, StarletteHTTPException, Exception):
+        app.add_exception_handler(exc_type, handler)

@@ -1,0 +1,260 @@
+"""JSON API, version 1. Every error is an RFC 9457 problem document (see egocrowd.web.problems)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from egocrowd import consent
+from egocrowd.accounts import policy
+from egocrowd.accounts import service as accounts
+from egocrowd.campaigns import assignments
+from egocrowd.campaigns import service as campaigns
+from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
+from egocrowd.db.models import ApiToken, AssignmentStatus, AuditEvent, CampaignStatus, ConsentDocument, ConsentRecord, Role
+from egocrowd.errors import Unauthenticated
+from egocrowd.web import views
+from egocrowd.web.auth import unit, write_cookie
+
+router = APIRouter(prefix="/api/v1")
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SignupIn(_In):
+    email: str = Field(max_length=254)
+    password: str = Field(min_length=10, max_length=200)
+    display_name: str = Field("", max_length=100)
+    country: str | None = Field(None, pattern=r"^[A-Za-z]{2}$")
+
+
+class LoginIn(_In):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=200)
+    token_name: str = Field("api", min_length=1, max_length=100)
+
+
+class UserIn(SignupIn):
+    role: Role
+    organization: str | None = Field(None, min_length=2, max_length=200)
+
+
+class SignIn(_In):
+    version: str = Field(min_length=1, max_length=40)
+    scopes: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=50)
+    document_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+
+class StatusIn(_In):
+    status: Literal["open", "paused", "closed"]
+
+
+@router.get("/health", tags=["meta"])
+def health(request: Request):
+    with unit(request) as ctx:
+        ctx.session.execute(sa.text("SELECT 1"))
+    return {"status": "ok"}
+
+
+# --- accounts -------------------------------------------------------------------------------------
+@router.post("/auth/signup", status_code=201, tags=["accounts"])
+def signup(request: Request, body: SignupIn):
+    """Workers sign themselves up; other roles are created by an admin."""
+    with unit(request) as ctx:
+        user = accounts.create_user(ctx.session, email=body.email, password=body.password,
+                                    display_name=body.display_name, role=Role.worker, country=body.country)
+        return views.user_out(user)
+
+
+@router.post("/auth/token", status_code=201, tags=["accounts"])
+def login_for_token(request: Request, body: LoginIn):
+    """Exchange email + password for an API token (shown once; send it as ``Authorization: Bearer``)."""
+    with unit(request) as ctx:
+        user = accounts.authenticate(ctx.session, body.email, body.password)
+        row, token = accounts.issue_token(ctx.session, user, body.token_name)
+        return {"token": token, **views.token_out(row), "user": views.user_out(user)}
+
+
+@router.post("/auth/session", tags=["accounts"])
+def login_session(request: Request, response: Response, body: LoginIn):
+    """Log in with a browser session cookie (for scripts running in our pages)."""
+    with unit(request) as ctx:
+        user = accounts.authenticate(ctx.session, body.email, body.password)
+        out = views.user_out(user)
+    write_cookie(request, response, user_id=user.id)
+    return out
+
+
+@router.get("/me", tags=["accounts"])
+def me(request: Request):
+    with unit(request) as ctx:
+        return views.user_out(_who(ctx))
+
+
+def _who(ctx):
+    if ctx.user is None:
+        raise Unauthenticated("Log in first.", code="auth.required")
+    return ctx.user
+
+
+@router.get("/me/tokens", tags=["accounts"])
+def my_tokens(request: Request):
+    with unit(request) as ctx:
+        user = _who(ctx)
+        rows = ctx.session.scalars(sa.select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
+        return {"items": [views.token_out(t) for t in rows]}
+
+
+@router.delete("/me/tokens/{token_id}", status_code=204, tags=["accounts"])
+def revoke_token(request: Request, token_id: int):
+    with unit(request) as ctx:
+        accounts.revoke_token(ctx.session, _who(ctx), token_id)
+    return Response(status_code=204)
+
+
+@router.post("/users", status_code=201, tags=["accounts"])
+def create_user(request: Request, body: UserIn):
+    """Admins create accounts of any role (requesters with their organization)."""
+    with unit(request) as ctx:
+        admin = policy.require(ctx.user, "user.manage")
+        org = accounts.get_or_create_organization(ctx.session, body.organization, admin) if body.organization else None
+        user = accounts.create_user(ctx.session, email=body.email, password=body.password,
+                                    display_name=body.display_name, role=body.role, organization=org,
+                                    country=body.country, actor=admin)
+        return views.user_out(user)
+
+
+# --- consent --------------------------------------------------------------------------------------
+@router.get("/consent-documents", tags=["consent"])
+def list_documents(request: Request):
+    """Consent texts are public: anyone may read what they would agree to."""
+    with unit(request) as ctx:
+        docs = ctx.session.scalars(sa.select(ConsentDocument).order_by(ConsentDocument.id))
+        return {"items": [views.document_out(d, with_body=False) for d in docs]}
+
+
+@router.get("/consent-documents/{version}", tags=["consent"])
+def get_document(request: Request, version: str):
+    with unit(request) as ctx:
+        return views.document_out(consent.get_document(ctx.session, version))
+
+
+@router.post("/consents", status_code=201, tags=["consent"])
+def sign_consent(request: Request, body: SignIn):
+    with unit(request) as ctx:
+        worker = policy.require(ctx.user, "consent.sign")
+        rec = consent.sign(ctx.session, worker, body.version, body.scopes, document_sha256=body.document_sha256)
+        return views.consent_out(rec)
+
+
+@router.get("/consents", tags=["consent"])
+def my_consents(request: Request, limit: Limit = 100, offset: Offset = 0):
+    with unit(request) as ctx:
+        user = _who(ctx)
+        rows = ctx.session.scalars(sa.select(ConsentRecord).where(policy.visible_consents(user))
+                                   .order_by(ConsentRecord.id.desc()).limit(limit).offset(offset))
+        return {"items": [views.consent_out(r) for r in rows]}
+
+
+@router.post("/consents/{record_id}/withdraw", tags=["consent"])
+def withdraw_consent(request: Request, record_id: int):
+    with unit(request) as ctx:
+        user = _who(ctx)
+        return views.consent_out(consent.withdraw(ctx.session, user, record_id))
+
+
+# --- campaigns ------------------------------------------------------------------------------------
+@router.get("/campaigns", tags=["campaigns"])
+def list_campaigns(request: Request, status: CampaignStatus | None = None, limit: Limit = 100, offset: Offset = 0):
+    with unit(request) as ctx:
+        rows = campaigns.list_campaigns(ctx.session, _who(ctx), status=status, limit=limit, offset=offset)
+        return {"items": [views.campaign_out(c) for c in rows]}
+
+
+@router.post("/campaigns", status_code=201, tags=["campaigns"])
+def create_campaign(request: Request, body: CampaignIn):
+    with unit(request) as ctx:
+        return views.campaign_out(campaigns.create_campaign(ctx.session, _who(ctx), body))
+
+
+@router.get("/campaigns/{campaign_id}", tags=["campaigns"])
+def get_campaign(request: Request, campaign_id: int):
+    with unit(request) as ctx:
+        return views.campaign_out(campaigns.get_campaign(ctx.session, _who(ctx), campaign_id))
+
+
+@router.patch("/campaigns/{campaign_id}", tags=["campaigns"])
+def edit_campaign(request: Request, campaign_id: int, body: CampaignPatch):
+    with unit(request) as ctx:
+        return views.campaign_out(campaigns.update_campaign(ctx.session, _who(ctx), campaign_id, body))
+
+
+@router.post("/campaigns/{campaign_id}/status", tags=["campaigns"])
+def set_status(request: Request, campaign_id: int, body: StatusIn):
+    """Move through the lifecycle: draft → open ⇄ paused → closed (draft → closed cancels)."""
+    with unit(request) as ctx:
+        return views.campaign_out(campaigns.transition(ctx.session, _who(ctx), campaign_id, body.status))
+
+
+@router.get("/campaigns/{campaign_id}/progress", tags=["campaigns"])
+def campaign_progress(request: Request, campaign_id: int):
+    with unit(request) as ctx:
+        c = campaigns.get_campaign(ctx.session, _who(ctx), campaign_id)
+        policy.require(ctx.user, "campaign.manage", c)
+        return {"campaign_id": c.id, "status": c.status.value, **assignments.progress(ctx.session, c)}
+
+
+@router.post("/campaigns/{campaign_id}/claim", status_code=201, tags=["assignments"])
+def claim(request: Request, campaign_id: int):
+    settings = request.app.state.settings
+    with unit(request) as ctx:
+        a = assignments.claim(ctx.session, _who(ctx), campaign_id, lease=timedelta(hours=settings.lease_hours),
+                              max_open=settings.max_open_assignments)
+        return views.assignment_out(a)
+
+
+# --- assignments ----------------------------------------------------------------------------------
+@router.get("/assignments", tags=["assignments"])
+def list_assignments(request: Request, campaign_id: int | None = None, status: AssignmentStatus | None = None,
+                     limit: Limit = 100, offset: Offset = 0):
+    with unit(request) as ctx:
+        rows = assignments.list_assignments(ctx.session, _who(ctx), campaign_id=campaign_id, status=status,
+                                            limit=limit, offset=offset)
+        return {"items": [views.assignment_out(a) for a in rows]}
+
+
+@router.get("/assignments/{assignment_id}", tags=["assignments"])
+def get_assignment(request: Request, assignment_id: int):
+    with unit(request) as ctx:
+        return views.assignment_out(assignments.get_assignment(ctx.session, _who(ctx), assignment_id))
+
+
+@router.post("/assignments/{assignment_id}/release", tags=["assignments"])
+def release_assignment(request: Request, assignment_id: int):
+    with unit(request) as ctx:
+        user = _who(ctx)
+        a = assignments.get_assignment(ctx.session, user, assignment_id)
+        return views.assignment_out(assignments.release(ctx.session, user, a))
+
+
+# --- audit ----------------------------------------------------------------------------------------
+@router.get("/audit", tags=["audit"])
+def audit_events(request: Request, entity_type: str | None = Query(None, max_length=40),
+                 entity_id: str | None = Query(None, max_length=64), after_id: int = Query(0, ge=0),
+                 limit: Limit = 100):
+    with unit(request) as ctx:
+        policy.require(ctx.user, "audit.view")
+        q = sa.select(AuditEvent).where(AuditEvent.id > after_id).order_by(AuditEvent.id).limit(limit)
+        if entity_type:
+            q = q.where(AuditEvent.entity_type == entity_type)
+        if entity_id:
+            q = q.where(AuditEvent.entity_id == entity_id)
+        return {"items": [views.event_out(e) for e in ctx.session.scalars(q)]}

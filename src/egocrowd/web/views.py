@@ -1,0 +1,57 @@
+"""How our objects look on the wire (JSON). One function per object, used by API and pages."""
+
+from __future__ import annotations
+
+from egocrowd.campaigns.service import hourly_rate_cents
+from egocrowd.db.models import ApiToken, Assignment, AuditEvent, Campaign, ConsentDocument, ConsentRecord, User
+
+
+def user_out(u: User) -> dict:
+    return {"id": u.id, "email": u.email, "display_name": u.display_name, "role": u.role.value,
+            "organization": u.organization.name if u.organization else None, "country": u.country,
+            "created_at": u.created_at.isoformat()}
+
+
+def campaign_out(c: Campaign) -> dict:
+    return {"id": c.id, "title": c.title, "status": c.status.value, "instructions": c.instructions,
+            "organization": c.organization.name, "requirements": c.requirements, "taxonomy": c.taxonomy,
+            "target_clips": c.target_clips, "slots_taken": c.slots_taken,
+            "slots_left": c.target_clips - c.slots_taken,
+            "pay": {"per_clip_cents": c.pay_cents, "currency": c.currency, "expected_minutes": c.expected_minutes,
+                    "hourly_rate_cents": hourly_rate_cents(c)},
+            "allowed_countries": c.allowed_countries, "data_use": c.data_use, "buyer_name": c.buyer_name,
+            "consent_version": c.consent_version, "created_at": c.created_at.isoformat(),
+            "updated_at": c.updated_at.isoformat()}
+
+
+def assignment_out(a: Assignment) -> dict:
+    return {"id": a.id, "campaign_id": a.campaign_id, "campaign_title": a.campaign.title,
+            "worker_id": a.worker_id, "status": a.status.value, "claimed_at": a.claimed_at.isoformat(),
+            "lease_expires_at": a.lease_expires_at.isoformat(),
+            "submitted_at": a.submitted_at.isoformat() if a.submitted_at else None,
+            "closed_at": a.closed_at.isoformat() if a.closed_at else None}
+
+
+def document_out(d: ConsentDocument, *, with_body: bool = True) -> dict:
+    out = {"version": d.version, "title": d.title, "sha256": d.sha256, "scopes": d.scopes,
+           "created_at": d.created_at.isoformat()}
+    if with_body:
+        out["body"] = d.body
+    return out
+
+
+def consent_out(r: ConsentRecord) -> dict:
+    return {"id": r.id, "user_id": r.user_id, "version": r.document.version, "document_sha256": r.document_sha256,
+            "scopes": r.scopes, "signed_at": r.signed_at.isoformat(),
+            "withdrawn_at": r.withdrawn_at.isoformat() if r.withdrawn_at else None,
+            "active": r.withdrawn_at is None}
+
+
+def token_out(t: ApiToken) -> dict:
+    return {"id": t.id, "name": t.name, "prefix": t.prefix, "created_at": t.created_at.isoformat(),
+            "revoked": t.revoked_at is not None}
+
+
+def event_out(e: AuditEvent) -> dict:
+    return {"id": e.id, "at": e.at.isoformat(), "actor_id": e.actor_id, "action": e.action,
+            "entity_type": e.entity_type, "entity_id": e.entity_id, "payload": e.payload}

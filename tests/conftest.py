@@ -1,0 +1,95 @@
+"""Shared fixtures: a migrated database per test on SQLite and, when EGOCROWD_TEST_DATABASE_URL is
+set, PostgreSQL too; an in-process app client; users of every role."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+PG_URL = os.environ.get("EGOCROWD_TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """Migrate once, copy the file for every test (fast and fully isolated)."""
+    from egocrowd.db import upgrade
+
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url():
+    """A private schema in the test database, migrated once; tables are emptied between tests."""
+    if not PG_URL:
+        pytest.skip("EGOCROWD_TEST_DATABASE_URL not set")
+    from egocrowd.db import upgrade
+
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as c:
+        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    upgrade(url)
+    yield url
+    with admin.begin() as c:
+        c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path, sqlite_template):
+    if request.param == "sqlite":
+        path = tmp_path / "egocrowd.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("pg_schema_url")
+        yield url
+        eng = sa.create_engine(url)
+        with eng.begin() as c:
+            names = [r[0] for r in c.execute(sa.text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'alembic_version'"))]
+            if names:
+                c.execute(sa.text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"))
+        eng.dispose()
+
+
+@pytest.fixture
+def db(db_url):
+    from egocrowd.db import Database
+
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path, db_url):
+    from egocrowd.settings import Settings
+
+    return Settings(data_dir=tmp_path / "data", database_url=db_url, secret_key="test-secret-key-" + "x" * 32,
+                    run_pipeline_in_server=False)
+
+
+@pytest.fixture
+def app(settings, db):
+    from egocrowd.web import create_app
+
+    return create_app(settings, db)
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, base_url="http://testserver") as c:
+        yield c
