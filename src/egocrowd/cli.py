@@ -122,6 +122,67 @@ def user_create(email, role, password, display_name, organization, country, with
         raise click.ClickException(f"{exc.message} [{exc.code}]") from None
 
 
+@main.command()
+@click.option("--once", is_flag=True, help="Run what is ready now, then exit (instead of running forever).")
+@click.option("--executor", type=click.Choice(["inline", "process"]), default=None,
+              help="Where stages run (default: setting pipeline_executor, 'process').")
+@click.option("--workers", type=click.IntRange(1, 256), default=None, help="Processes (default: one per core).")
+@click.option("-v", "--verbose", is_flag=True, help="Log every job.")
+def worker(once: bool, executor: str | None, workers: int | None, verbose: bool) -> None:
+    """Run pending pipeline stages (probe, QC, ...) of uploaded clips.
+
+    Stages are taken under a lease: a worker killed mid-stage loses nothing, the stage runs again
+    once the lease expires. Failures retry with backoff and end in a visible error state.
+    """
+    import logging
+
+    from egocrowd.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    n = run_worker(_settings(), once=once, executor_name=executor, workers=workers)
+    if once:
+        click.echo(f"ran {n} stage(s)")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, dir_okay=True))
+@click.option("--campaign", "campaign_id", required=True, type=int, help="Campaign the clips belong to.")
+@click.option("--worker", "worker_id", required=True, type=int, help="User id of the person who recorded them.")
+def ingest(directory: str, campaign_id: int, worker_id: int) -> None:
+    """Bulk-ingest a directory of existing recordings (.mp4, .mov, .webm, ...) into a campaign.
+
+    Rerunning skips files already ingested (matched by their sha256). Each new clip goes through
+    the same pipeline (probe, QC) as an upload; run `egocrowd worker` to process them.
+    """
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from egocrowd.blobs import BlobStore
+    from egocrowd.clips import VIDEO_SUFFIXES, ingest_dir
+    from egocrowd.db import Database
+    from egocrowd.errors import EgocrowdError
+
+    settings = _settings()
+    db = Database(settings.db_url)
+    if settings.is_embedded:
+        db.upgrade()
+    files = [p for p in Path(directory).rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
+    try:
+        with Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      TextColumn("{task.fields[name]}")) as bar:
+            task = bar.add_task("ingest", total=len(files), name="")
+            counts = ingest_dir(db, BlobStore(settings.blobs_path), Path(directory), campaign_id=campaign_id,
+                                worker_id=worker_id, progress=lambda p: bar.update(task, advance=1, name=p.name))
+    except EgocrowdError as exc:
+        raise click.ClickException(f"{exc.message} [{exc.code}]") from None
+    finally:
+        db.dispose()
+    click.echo(f"{counts.get('ingested', 0)} ingested, {counts.get('skipped', 0)} already there "
+               f"(of {counts.get('found', 0)} video files)")
+
+
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     upload_expiry_hours: float = Field(48.0, gt=0)
     secure_cookies: bool | None = Field(None, description="Force the cookie Secure flag; default: on for https")
     run_pipeline_in_server: bool = True
+    pipeline_executor: str = Field("process", description="inline | process (one process per core)")
+    pipeline_workers: int | None = Field(None, ge=1, le=256, description="Processes; default: one per core")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
 
-from egocrowd import consent
+from egocrowd import audit, consent
 from egocrowd.accounts import service as accounts
-from egocrowd.db.models import Role
+from egocrowd.db.models import Role, User
 from egocrowd.demo import CONSENT_TEXT, CONSENT_VERSION, KITCHEN_NOUNS, KITCHEN_VERBS, SCOPES
 
 PASSWORD = "correct horse battery"
+API = "/api/v1"
+_seq = itertools.count(1)
 
 
 @dataclass
@@ -24,14 +28,25 @@ class Actor:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def make_user(db, role: str, *, email: str | None = None, org: str | None = None, country: str | None = "KE") -> Actor:
-    email = email or f"{role}-{org or 'x'}-{id(object())}@example.org".replace(" ", "").lower()
+@functools.cache
+def password_hash() -> str:
+    """Argon2 is deliberately slow (~0.1-0.2 s here): hash the shared test password once."""
+    return accounts.hash_password(PASSWORD)
+
+
+def make_user(db, role: str, *, email: str | None = None, org: str | None = None, country: str | None = "KE",
+              token: bool = True) -> Actor:
+    """A real user row (password ``PASSWORD``) and a real API token, written like create_user does
+    (same columns, same audit event) but without re-hashing the password for every test user."""
+    email = email or f"{role}-{next(_seq)}@example.org"
     with db.transaction() as s:
         o = accounts.get_or_create_organization(s, org) if org else None
-        u = accounts.create_user(s, email=email, password=PASSWORD, display_name=role, role=Role(role),
-                                 organization=o, country=country)
-        _, token = accounts.issue_token(s, u, "test")
-        return Actor(u.id, u.email, role, token)
+        u = User(email=email, display_name=role, password_hash=password_hash(), role=Role(role), organization=o,
+                 country=country)
+        s.add(u)
+        audit.record(s, None, "user.created", u, {"role": role})
+        plaintext = accounts.issue_token(s, u, "test")[1] if token else ""
+        return Actor(u.id, u.email, role, plaintext)
 
 
 def publish_consent(db, version: str = CONSENT_VERSION, body: str = CONSENT_TEXT) -> None:
@@ -47,16 +62,41 @@ def campaign_body(**over) -> dict:
     return body
 
 
-def open_campaign(client, requester: Actor, **over) -> dict:
-    r = client.post("/api/v1/campaigns", json=campaign_body(**over), headers=requester.headers)
+def create_campaign(client, requester: Actor, **over) -> dict:
+    r = client.post(f"{API}/campaigns", json=campaign_body(**over), headers=requester.headers)
     assert r.status_code == 201, r.text
-    cid = r.json()["id"]
-    r = client.post(f"/api/v1/campaigns/{cid}/status", json={"status": "open"}, headers=requester.headers)
+    return r.json()
+
+
+def set_status(client, actor: Actor, cid: int, status: str):
+    return client.post(f"{API}/campaigns/{cid}/status", json={"status": status}, headers=actor.headers)
+
+
+def open_campaign(client, requester: Actor, **over) -> dict:
+    cid = create_campaign(client, requester, **over)["id"]
+    r = set_status(client, requester, cid, "open")
     assert r.status_code == 200, r.text
     return r.json()
 
 
 def sign(client, worker: Actor, version: str = CONSENT_VERSION, scopes=("record_hands",)) -> dict:
-    r = client.post("/api/v1/consents", json={"version": version, "scopes": list(scopes)}, headers=worker.headers)
+    r = client.post(f"{API}/consents", json={"version": version, "scopes": list(scopes)}, headers=worker.headers)
     assert r.status_code == 201, r.text
     return r.json()
+
+
+def claim(client, worker: Actor, cid: int):
+    return client.post(f"{API}/campaigns/{cid}/claim", headers=worker.headers)
+
+
+def assert_problem(r, status: int, code: str) -> dict:
+    """``r`` is an RFC 9457 problem document with this status and code and a human message."""
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers["content-type"]
+    body = r.json()
+    assert body["code"] == code, body
+    assert body["status"] == status and body["type"].endswith(code), body
+    assert isinstance(body.get("title"), str) and body["title"], body
+    assert isinstance(body.get("detail"), str) and len(body["detail"]) >= 5, body
+    assert "Traceback" not in r.text
+    return body

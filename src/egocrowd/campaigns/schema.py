@@ -11,6 +11,15 @@ Term = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 
+def _normalise_countries(v):
+    """"ke, ug" (a form) or ["ke"] → ["KE", "UG"]; anything else is left for the type check."""
+    if isinstance(v, str):
+        v = [t for t in re.split(r"[\s,;]+", v) if t]
+    if not isinstance(v, list) or not all(isinstance(c, str) for c in v):
+        return v  # let the type check refuse it (422), never crash (500)
+    return sorted({c.strip().upper() for c in v})
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -45,7 +54,9 @@ class Taxonomy(_Strict):
     def _normalise(cls, v):
         if isinstance(v, str):  # "open, close" from a form
             v = [t for t in re.split(r"[\s,;]+", v) if t]
-        return [t.strip().lower() for t in v]
+        if not isinstance(v, list):
+            return v  # let the type check refuse it (422), never crash (500)
+        return [t.strip().lower() if isinstance(t, str) else t for t in v]
 
     @field_validator("verbs", "nouns")
     @classmethod
@@ -80,9 +91,7 @@ class CampaignIn(_Strict):
     @field_validator("allowed_countries", mode="before")
     @classmethod
     def _countries(cls, v):
-        if isinstance(v, str):
-            v = [t for t in re.split(r"[\s,;]+", v) if t]
-        return sorted({c.strip().upper() for c in v})
+        return _normalise_countries(v)
 
 
 class CampaignPatch(_Strict):
@@ -101,3 +110,18 @@ class CampaignPatch(_Strict):
     data_use: DataUse | None = None
     buyer_name: str | None = Field(None, min_length=2, max_length=200)
     consent_version: str | None = Field(None, min_length=1, max_length=40)
+
+    @field_validator("allowed_countries", mode="before")
+    @classmethod
+    def _countries(cls, v):
+        return v if v is None else _normalise_countries(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data):
+        # Absent means "leave as is"; an explicit null would empty a required column (a 500).
+        if isinstance(data, dict):
+            nulls = sorted(k for k, v in data.items() if v is None)
+            if nulls:
+                raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
+        return data

@@ -54,7 +54,7 @@ def create_campaign(session: Session, actor: User, data: CampaignIn) -> Campaign
     if actor.organization_id is None:
         raise InvalidInput("Only members of an organization can post campaigns.",
                            code="campaign.organization_required")
-    consent.get_document(session, data.consent_version)
+    _require_consent_document(session, data.consent_version)
     now = utcnow()
     c = Campaign(organization_id=actor.organization_id, created_by=actor.id, status=S.draft,
                  created_at=now, updated_at=now, **_columns(data.model_dump()))
@@ -77,7 +77,7 @@ def update_campaign(session: Session, actor: User, campaign_id: int, patch: Camp
             raise Conflict(f"Pause-safe edits only once a campaign is live; cannot change: {', '.join(frozen)}.",
                            code="campaign.frozen_field")
     if "consent_version" in changes:
-        consent.get_document(session, changes["consent_version"])
+        _require_consent_document(session, changes["consent_version"])
     if changes.get("target_clips") is not None and changes["target_clips"] < c.slots_taken:
         raise Conflict(f"{c.slots_taken} slots are already taken; the target cannot go below that.",
                        code="campaign.target_below_taken")
@@ -104,6 +104,16 @@ def transition(session: Session, actor: User, campaign_id: int, target: Campaign
     verb = {S.open: "opened" if before is S.draft else "resumed", S.paused: "paused", S.closed: "closed"}[target]
     audit.record(session, actor, f"campaign.{verb}", c, {"from": before.value, "to": target.value})
     return c
+
+
+def _require_consent_document(session: Session, version: str) -> None:
+    """A campaign must name a published consent version: a bad one is invalid input (422), not a
+    missing page (404)."""
+    try:
+        consent.get_document(session, version)
+    except NotFound:
+        raise InvalidInput(f"There is no published consent document version {version!r}.",
+                           code="campaign.unknown_consent_version", field="consent_version") from None
 
 
 def _columns(data: dict) -> dict:

@@ -65,6 +65,21 @@ class AssignmentStatus(str, enum.Enum):
     released = "released"      # given back by the worker (or on consent withdrawal)
 
 
+class ClipStatus(str, enum.Enum):
+    processing = "processing"  # stored; pipeline stages (probe, qc, ...) still to run
+    qc_passed = "qc_passed"
+    qc_failed = "qc_failed"    # the worker sees why, and may record again while the lease runs
+    rejected = "rejected"      # unusable file (unreadable, not a video, absurd): reason code kept
+    error = "error"            # a stage failed repeatedly; the cause is on its job
+
+
+class JobStatus(str, enum.Enum):
+    pending = "pending"
+    running = "running"        # leased by a worker process until lease_expires_at
+    done = "done"
+    error = "error"            # gave up after max attempts; last_error says why
+
+
 #: Assignment states that hold one of the campaign's slots.
 SLOT_HOLDING = (AssignmentStatus.active, AssignmentStatus.submitted, AssignmentStatus.accepted)
 
@@ -196,3 +211,53 @@ class AuditEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     __table_args__ = (sa.Index("ix_audit_entity", "entity_type", "entity_id"),)
+
+
+class Clip(Base):
+    """One uploaded (or ingested) video. Its bytes live in the blob store under ``sha256``."""
+
+    __tablename__ = "clips"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id"), index=True)
+    assignment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("assignments.id"), index=True)
+    worker_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    #: tus upload id or "ingest:<sha256>": makes finishing an upload idempotent after a crash
+    source_ref: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    original_name: Mapped[str] = mapped_column(sa.String(200))
+    client_meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    duplicate_of: Mapped[int | None] = mapped_column(sa.ForeignKey("clips.id"))
+    status: Mapped[ClipStatus] = mapped_column(_enum(ClipStatus), default=ClipStatus.processing, index=True)
+    reason_code: Mapped[str | None] = mapped_column(sa.String(60))
+    probe: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    qc_report: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    fingerprint: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    campaign: Mapped[Campaign] = relationship()
+    assignment: Mapped[Assignment | None] = relationship()
+
+
+class Job(Base):
+    """One pipeline stage of one clip. Taken under a lease, so a killed worker loses nothing."""
+
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(sa.ForeignKey("clips.id"), index=True)
+    stage: Mapped[str] = mapped_column(sa.String(40))
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.pending)
+    attempts: Mapped[int] = mapped_column(default=0)
+    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(80))
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    stage_version: Mapped[str | None] = mapped_column(sa.String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    clip: Mapped[Clip] = relationship()
+
+    __table_args__ = (sa.UniqueConstraint("clip_id", "stage", name="uq_job_clip_stage"),
+                      sa.Index("ix_jobs_ready", "status", "run_after"))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -31,32 +34,79 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     if settings.is_embedded:
         db.upgrade()  # the embedded default keeps itself up to date
 
-    app = FastAPI(title="egocrowd", version=__version__,
+    from egocrowd.blobs import BlobStore
+    from egocrowd.uploads.store import UploadStore
+    from egocrowd.web.routers.clips import PlatformHooks
+
+    blobs = BlobStore(settings.blobs_path)
+    upload_store = UploadStore(settings.uploads_path, ttl=timedelta(hours=settings.upload_expiry_hours))
+    hooks = PlatformHooks(db, blobs)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from egocrowd.uploads.tus import recover_completed
+
+        await recover_completed(upload_store, hooks)  # finish uploads a crash interrupted
+        stop = threading.Event()
+        thread = None
+        if settings.run_pipeline_in_server:
+            thread = threading.Thread(target=_background, args=(settings, db, blobs, upload_store, stop),
+                                      name="egocrowd-pipeline", daemon=True)
+            thread.start()
+        yield
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=30)
+
+    app = FastAPI(title="egocrowd", version=__version__, lifespan=lifespan,
                   summary="Crowdsourced egocentric demonstrations for robot learning",
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/v1/openapi.json")
     app.state.settings = settings
     app.state.db = db
+    app.state.blobs = blobs
+    app.state.upload_store = upload_store
     app.state.cookie_signer = URLSafeTimedSerializer(settings.resolved_secret_key(), salt="egocrowd-session")
     problems.install(app)
 
-    from egocrowd.web.routers import api, pages
+    from egocrowd.web.routers import api, clips, pages
 
     app.include_router(api.router)
     pages.install(app)
+    clips.install(app, upload_store, hooks)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     vendor = vendor_dir()
     if vendor.is_dir():
         app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")
     else:
         log.warning("front-end libraries missing at %s: run `npm ci` (make does it)", vendor)
-    _install_extensions(app)
     return app
 
 
-def _install_extensions(app: FastAPI) -> None:
-    """Optional capabilities mount themselves here when their package is present."""
+def _background(settings: Settings, db: Database, blobs, upload_store, stop: threading.Event) -> None:
+    """The embedded default runs the pipeline and the housekeeping inside `egocrowd serve`."""
+    from egocrowd.pipeline.runner import Runner, RunnerConfig
+    from egocrowd.worker import housekeeping, make_executor
+
+    executor = make_executor(settings.pipeline_executor)
+    runner = Runner(db, blobs, executor, RunnerConfig.from_env())
     try:
-        from egocrowd.uploads.web import install as install_uploads
-    except ImportError:
-        return
-    install_uploads(app)
+        while not stop.is_set():
+            housekeeping(db, blobs, upload_store)
+            runner.serve_forever(_Timer(stop, 60.0))
+    finally:
+        executor.shutdown()
+
+
+class _Timer:
+    """Looks like a threading.Event that also fires after ``seconds`` (for periodic housekeeping)."""
+
+    def __init__(self, stop: threading.Event, seconds: float) -> None:
+        import time
+
+        self.stop, self.until, self._time = stop, time.monotonic() + seconds, time.monotonic
+
+    def is_set(self) -> bool:
+        return self.stop.is_set() or self._time() >= self.until
+
+    def wait(self, timeout: float) -> bool:
+        return self.stop.wait(timeout)

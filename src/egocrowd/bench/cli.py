@@ -1,0 +1,284 @@
+"""``egocrowd bench …``: score logs, compare and rank policies, write reports.
+
+A thin door: parsing arguments, progress bars and file output live here; everything else is in the
+pure modules. The lead wires the group in with ``root.add_command(bench)``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from egocrowd.errors import EgocrowdError
+
+def _config_options(f: Any) -> Any:
+    for opt in reversed([
+        click.option("--rounds", default=1000, show_default=True, help="Bootstrap rounds for intervals."),
+        click.option("--seed", default=0, show_default=True, help="Seed for every random procedure (same seed, same numbers)."),
+        click.option("--confidence", default=0.95, show_default=True, help="Confidence level of every interval."),
+        click.option("--budget", "recovery_budget_s", default=60.0, show_default=True,
+                     help="Seconds within which a recovery after a misinterpretation counts as prompt."),
+        click.option("--time-bins", default=12, show_default=True, help="Bins for success against time into a session."),
+        click.option("--min-group", default=5, show_default=True, help="Outcomes a person/environment needs to count for worst group and gap."),
+        click.option("--metric", "metrics", multiple=True, help="Only these metrics (repeatable). Default: all registered."),
+        click.option("--lenient", is_flag=True, help="Skip lines of unknown event types instead of failing."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _make_config(kw: dict[str, Any]) -> Any:
+    from egocrowd.bench.metrics import ScoreConfig
+
+    return ScoreConfig(rounds=kw["rounds"], seed=kw["seed"], confidence=kw["confidence"],
+                       recovery_budget_s=kw["recovery_budget_s"], time_bins=kw["time_bins"], min_group=kw["min_group"])
+
+
+def _load_digests(paths: Sequence[str], *, lenient: bool = False, quiet: bool = False) -> list[Any]:
+    """Read logs with a byte-based progress bar (shown on a terminal) and trial CSVs."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from egocrowd.bench.digest import digest_log
+    from egocrowd.bench.importers import read_trials_csv
+
+    logs = [p for p in paths if not p.lower().endswith((".csv", ".csv.gz"))]
+    digests: list[Any] = [d for p in paths if p.lower().endswith((".csv", ".csv.gz")) for d in read_trials_csv(p)]
+    if not logs:
+        return digests
+    total = sum(Path(p).stat().st_size for p in logs if Path(p).exists())
+    with Progress(TextColumn("[bold]scoring[/] {task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                  transient=True, disable=quiet or not sys.stderr.isatty(), console=None) as progress:
+        task = progress.add_task("", total=total or None)
+        for p in logs:
+            progress.update(task, description=Path(p).name)
+            digests.extend(digest_log(p, strict=not lenient, on_progress=lambda n: progress.advance(task, n)))
+    return digests
+
+
+def _write(text: str, output: str) -> None:
+    if output == "-":
+        click.echo(text)
+    else:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+def _fail(exc: EgocrowdError) -> None:
+    raise click.ClickException(f"{exc.message} [{exc.code}]")
+
+
+@click.group("bench")
+def bench() -> None:
+    """Long-horizon, multi-person evaluation: score logs, compare and rank policies, write reports.
+
+    \b
+    Typical use:
+      egocrowd bench validate runs/*.jsonl
+      egocrowd bench report runs/*.jsonl -o report.html
+      egocrowd bench compare runs/*.jsonl --a policy_x --b policy_y
+      egocrowd bench rank preferences.csv
+    """
+
+
+@bench.command("score")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", default="-", show_default=True, help="Where to write the scores JSON ('-' = stdout).")
+@click.option("--pairwise", type=click.Path(exists=True, dir_okay=False), help="A/B preference CSV to rank from instead of paired sessions.")
+@_config_options
+def score_cmd(logs: tuple[str, ...], output: str, pairwise: str | None, **kw: Any) -> None:
+    """Score LOGS and write the scores document (JSON, versioned) for every policy found.
+
+    LOGS are bench logs (.jsonl, .jsonl.gz, .parquet) or trial spreadsheets (.csv, see
+    docs/bench.md). Each policy gets every registered metric with intervals; policies run on the
+    same protocol seeds are compared pairwise and ranked.
+    """
+    _write(json.dumps(_score(logs, pairwise, kw), indent=2, allow_nan=False), output)
+
+
+def _score(logs: Sequence[str], pairwise: str | None, kw: dict[str, Any]) -> dict[str, Any]:
+    from egocrowd.bench.importers import read_pairwise_csv
+    from egocrowd.bench.score import score_digests
+
+    try:
+        digests = _load_digests(logs, lenient=kw["lenient"])
+        battles = read_pairwise_csv(pairwise) if pairwise else None
+        return score_digests(digests, _make_config(kw), metrics=list(kw["metrics"]) or None, battles=battles,
+                             inputs=[*logs, *([pairwise] if pairwise else [])])
+    except EgocrowdError as exc:
+        _fail(exc)
+        raise  # unreachable
+
+
+@bench.command("report")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", default="report.html", show_default=True, help="Output file ('-' = stdout).")
+@click.option("--format", "fmt", type=click.Choice(["html", "json"]), default="html", show_default=True,
+              help="html: one self-contained page (inline SVG, no scripts); json: the scores document for machines.")
+@click.option("--title", default="egocrowd.bench report", show_default=True, help="Report title.")
+@click.option("--pairwise", type=click.Path(exists=True, dir_okay=False), help="A/B preference CSV to rank from instead of paired sessions.")
+@_config_options
+def report_cmd(inputs: tuple[str, ...], output: str, fmt: str, title: str, pairwise: str | None, **kw: Any) -> None:
+    """Score INPUTS and write a report with plots and tables.
+
+    INPUTS are bench logs (.jsonl, .jsonl.gz, .parquet), trial CSVs, or one scores JSON written by
+    `egocrowd bench score` (re-rendered without rescoring).
+    """
+    from egocrowd.bench.report import render_html
+    from egocrowd.bench.score import SCORES_FORMAT
+
+    doc: dict[str, Any] | None = None
+    if len(inputs) == 1 and inputs[0].endswith(".json"):
+        doc = json.loads(Path(inputs[0]).read_text(encoding="utf-8"))
+        if doc.get("format") != SCORES_FORMAT:
+            raise click.ClickException(f"{inputs[0]} is not an egocrowd.bench scores document")
+    if doc is None:
+        doc = _score(inputs, pairwise, kw)
+    if fmt == "json":
+        _write(json.dumps(doc, indent=2, allow_nan=False), output if output != "report.html" else "report.json")
+    else:
+        _write(render_html(doc, title=title), output)
+
+
+@bench.command("compare")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--a", "pol_a", required=True, help="First policy.")
+@click.option("--b", "pol_b", required=True, help="Second policy.")
+@click.option("--alpha", default=0.05, show_default=True, help="Error level of the sequential test.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@_config_options
+def compare_cmd(logs: tuple[str, ...], pol_a: str, pol_b: str, alpha: float, as_json: bool, **kw: Any) -> None:
+    """Paired comparison of two policies run on the same protocol seeds (or CSV 'pair'/task).
+
+    Prints the mean difference in subtask success with a bootstrap interval, a sign-flip
+    permutation p-value, and the anytime-valid sequential verdict: whether enough pairs have been
+    run to decide, and after how many.
+    """
+    from egocrowd.bench.score import compare
+
+    try:
+        res = compare(_load_digests(logs, lenient=kw["lenient"]), pol_a, pol_b, _make_config(kw), alpha=alpha)
+    except EgocrowdError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return
+    s = res["sequential"]
+    click.echo(f"{pol_a} vs {pol_b} over {res['pairs']} pairs: success {res['mean_a']:.3f} vs {res['mean_b']:.3f}")
+    click.echo(f"difference {res['mean_diff']:+.3f}  [{res['low']:+.3f}, {res['high']:+.3f}]  p = {res['p_value']:.4g}")
+    if s["decision"] == "continue":
+        click.echo(f"sequential test (alpha={alpha}): not decided yet after {s['pairs']} pairs; keep running")
+    else:
+        winner = pol_a if s["decision"] == "A" else pol_b
+        click.echo(f"sequential test (alpha={alpha}): {winner} is better, decided after {s['stopped_at']} pairs")
+
+
+@bench.command("rank")
+@click.argument("pairwise", type=click.Path(exists=True, dir_okay=False))
+@click.option("--rounds", default=1000, show_default=True, help="Bootstrap rounds.")
+@click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--anchor", help="POLICY=RATING: shift ratings so POLICY gets RATING.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def rank_cmd(pairwise: str, rounds: int, seed: int, anchor: str | None, as_json: bool) -> None:
+    """Rank policies from an A/B preference CSV (columns a, b, winner) with Bradley–Terry.
+
+    Ratings come with 95% bootstrap intervals; policies that share a rank are statistically tied.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from egocrowd.bench.importers import read_pairwise_csv
+    from egocrowd.bench.ranking import rank_battles
+
+    anc = None
+    if anchor:
+        name, _, val = anchor.rpartition("=")
+        try:
+            anc = (name, float(val))
+        except ValueError:
+            raise click.BadParameter("use POLICY=RATING", param_hint="--anchor") from None
+    try:
+        res = rank_battles(read_pairwise_csv(pairwise), rounds=rounds, seed=seed, anchor=anc)
+    except EgocrowdError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return
+    table = Table(title=f"Bradley–Terry ranking ({res['battles']} battles, {rounds} bootstrap rounds)")
+    for col in ("rank", "policy", "rating", "95% interval", "battles", "vs next"):
+        table.add_column(col, justify="right" if col in ("rank", "rating", "battles") else "left")
+    for r in res["ranking"]:
+        nxt = r.get("tied_with_next")
+        table.add_row(str(r["rank"]), r["policy"], f"{r['rating']:.0f}", f"[{r['low']:.0f}, {r['high']:.0f}]",
+                      f"{r['battles']:.0f}", "" if nxt is None else ("tied" if nxt else "separated"))
+    Console().print(table)
+
+
+@bench.command("validate")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def validate_cmd(logs: tuple[str, ...]) -> None:
+    """Check that LOGS follow the bench log schema; print sessions and events per file."""
+    from egocrowd.bench.digest import digest_log
+
+    bad = False
+    for p in logs:
+        try:
+            ds = list(digest_log(p))
+            truncated = sum(d.end_reason is None for d in ds)
+            click.echo(f"{p}: ok, {len(ds)} sessions, {sum(d.events for d in ds)} events"
+                       + (f", {truncated} without session_end" if truncated else ""))
+        except EgocrowdError as exc:
+            bad = True
+            click.echo(f"{p}: {exc.message} [{exc.code}]", err=True)
+    if bad:
+        sys.exit(1)
+
+
+@bench.command("import-csv")
+@click.argument("trials", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, help="JSONL log to append the converted sessions to.")
+def import_csv_cmd(trials: str, output: str) -> None:
+    """Convert a trials CSV (policy, task, success, duration, …) into a bench log.
+
+    Not needed for scoring (score/report read CSVs directly); useful to merge spreadsheets with
+    simulated logs or to convert them to Parquet.
+    """
+    from egocrowd.bench.importers import digests_to_log, read_trials_csv
+
+    try:
+        n = digests_to_log(read_trials_csv(trials), output)
+    except EgocrowdError as exc:
+        _fail(exc)
+        return
+    click.echo(f"wrote {n} events to {output}", err=True)
+
+
+@bench.command("to-parquet")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, help="Parquet file to write.")
+def to_parquet_cmd(logs: tuple[str, ...], output: str) -> None:
+    """Convert JSONL logs to one Parquet file for analysis (streamed; scoring reads it back too)."""
+    from egocrowd.bench.schema import to_parquet
+
+    try:
+        n = to_parquet(logs, output)
+    except EgocrowdError as exc:
+        _fail(exc)
+        return
+    click.echo(f"wrote {n} rows to {output}", err=True)
+
+
+@bench.command("metrics")
+def metrics_cmd() -> None:
+    """List the registered metrics with their versions."""
+    from egocrowd.bench.metrics import METRICS
+
+    for spec in METRICS.values():
+        click.echo(f"{spec.name:24} v{spec.version}  {spec.description}")

@@ -1,0 +1,308 @@
+"""Registered bench metrics. Each takes a :class:`~egocrowd.bench.digest.Corpus` (one policy's
+sessions) and a :class:`ScoreConfig` and returns a JSON-ready dict, or ``None`` when the logs hold
+nothing it can measure. Name and version of every metric are stored with its results.
+
+Register your own with::
+
+    @metric("my_metric", version="1", description="...")
+    def my_metric(corpus, config): ...
+
+Third-party packages may register through the ``egocrowd.plugins`` entry-point group by importing a
+module that uses the decorator. Exact definitions: ``docs/bench.md``.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from egocrowd.bench import stats as st
+from egocrowd.bench.digest import Corpus
+from egocrowd.errors import InvalidInput
+
+Result = dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    rounds: int = st.DEFAULT_ROUNDS  # bootstrap rounds
+    seed: int = 0
+    confidence: float = st.DEFAULT_CONFIDENCE
+    recovery_budget_s: float = 60.0  # "recovered within the budget"
+    time_bins: int = 12  # bins over time into session
+    min_group: int = 5  # outcomes a person/environment needs to compete for "worst group"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    version: str
+    fn: Callable[[Corpus, ScoreConfig], Result]
+    description: str
+
+
+METRICS: dict[str, MetricSpec] = {}
+
+
+def metric(name: str, *, version: str, description: str = "") -> Callable[[Callable[[Corpus, ScoreConfig], Result]], Callable[[Corpus, ScoreConfig], Result]]:
+    """Register a metric under ``name``; bump ``version`` whenever its numbers could change."""
+
+    def deco(fn: Callable[[Corpus, ScoreConfig], Result]) -> Callable[[Corpus, ScoreConfig], Result]:
+        if name in METRICS and METRICS[name].fn is not fn:
+            raise InvalidInput(f"metric {name!r} is already registered", code="bench.duplicate_metric")
+        METRICS[name] = MetricSpec(name, version, fn, description or (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return deco
+
+
+def metric_seed(config: ScoreConfig, name: str) -> int:
+    """Each metric gets its own stream so adding a metric never changes another's intervals."""
+    return (config.seed * 1_000_003 + zlib.crc32(name.encode())) % 2**32
+
+
+def compute_metrics(corpus: Corpus, config: ScoreConfig, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Run the named (default: all) metrics on one corpus; inapplicable ones are left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in names or list(METRICS):
+        spec = METRICS.get(name)
+        if spec is None:
+            raise InvalidInput(f"unknown metric {name!r}; known: {', '.join(METRICS)}", code="bench.unknown_metric")
+        res = spec.fn(corpus, config)
+        if res is not None:
+            out[name] = {"version": spec.version, **res}
+    return out
+
+
+def _est(value: float | None, ci: tuple[float, float], method: str) -> dict[str, Any]:
+    def clean(x: float | None) -> float | None:
+        return None if x is None or not np.isfinite(x) else float(x)
+
+    return {"value": clean(value), "low": clean(ci[0]), "high": clean(ci[1]), "method": method}
+
+
+def _rate(k: float, n: float, config: ScoreConfig) -> dict[str, Any]:
+    return {**_est(k / n if n else None, st.wilson(k, n, config.confidence), "wilson"), "k": float(k), "n": int(n)}
+
+
+def _boot_ratio(num: np.ndarray, den: np.ndarray, config: ScoreConfig, name: str, scale: float = 1.0) -> dict[str, Any]:
+    total_den = float(den.sum())
+    value = float(num.sum()) / total_den * scale if total_den else None
+    boot = st.bootstrap_sums(np.stack([num, den], axis=1), st.ratio, rounds=config.rounds, seed=metric_seed(config, name))
+    lo, hi = st.percentile_ci(boot * scale, config.confidence)
+    return _est(value, (lo, hi), "cluster_bootstrap")
+
+
+# ----------------------------------------------------------------------------------------- metrics
+
+
+@metric("sessions", version="1", description="What was scored: sessions, hours, events, truncated logs")
+def sessions(c: Corpus, config: ScoreConfig) -> Result:
+    ds = c.digests
+    return {
+        "sessions": c.n_sessions,
+        "hours": float(c.duration.sum() / 3600),
+        "autonomous_hours": float(c.autonomous.sum() / 3600),
+        "events": int(sum(d.events for d in ds)),
+        "sources": dict(Counter(d.source for d in ds)),
+        "environments": sorted({d.environment for d in ds}),
+        "truncated": sum(1 for d in ds if d.end_reason is None),
+        "env_changes": dict(sum((d.env_changes for d in ds), Counter())),
+    }
+
+
+@metric("chain_success", version="1", description="CALVIN chain success SR_j and average successful length")
+def chain_success(c: Corpus, config: ScoreConfig) -> Result:
+    """SR_j = share of chains with k ≥ j; L = mean k = Σ_j SR_j (k: successes before the first failure)."""
+    if c.chain_k.size == 0:
+        return None
+    k = c.chain_k
+    horizon = int(max(c.chain_len.max(), k.max(), 1))
+    n = k.size
+    sr = [{"j": j, **_rate(float((k >= j).sum()), n, config)} for j in range(1, horizon + 1)]
+    avg = _boot_ratio(c.session_sum(c.chain_sess, k.astype(float)), c.session_sum(c.chain_sess), config, "chain_success")
+    avg["value"] = float(k.mean())
+    return {"chains": int(n), "horizon": horizon, "sr": sr, "avg_len": avg}
+
+
+@metric("subtask_success", version="1", description="Share of subtasks ending in success; mean progress")
+def subtask_success(c: Corpus, config: ScoreConfig) -> Result:
+    if c.out_success.size == 0:
+        return None
+    num = c.session_sum(c.out_sess, c.out_success)
+    den = c.session_sum(c.out_sess)
+    rate = _rate(float(c.out_success.sum()), c.out_success.size, config)
+    rate["cluster_ci"] = _boot_ratio(num, den, config, "subtask_success")
+    progress = _boot_ratio(c.session_sum(c.out_sess, c.out_progress), den, config, "subtask_progress")
+    return {"rate": rate, "progress": progress}
+
+
+def _drift(x: np.ndarray, y: np.ndarray, sess: np.ndarray, n_sessions: int, bins: int | np.ndarray, config: ScoreConfig, name: str, unit: str) -> Result:
+    ok = np.isfinite(x)
+    x, y, sess = x[ok], y[ok], sess[ok]
+    if x.size < 2 or np.ptp(x) == 0:
+        return None
+    sums = st.ols_sums(x, y, sess, n_sessions)
+    slope = float(st.ols_slope(sums.sum(axis=0)[None])[0])
+    boot = st.bootstrap_sums(sums, st.ols_slope, rounds=config.rounds, seed=metric_seed(config, name))
+    table = st.bin_rates(x, y, bins, config.confidence)
+    cps = st.change_points(np.array([b["successes"] for b in table]), np.array([b["n"] for b in table]))
+    return {
+        "unit": unit,
+        "slope": _est(slope, st.percentile_ci(boot, config.confidence), "cluster_bootstrap"),
+        "bins": table,
+        "change_points": [table[i]["start"] for i in cps],
+    }
+
+
+@metric("drift_session_time", version="1", description="Success against hours into the session: slope, bins, change points")
+def drift_session_time(c: Corpus, config: ScoreConfig) -> Result:
+    if c.out_t.size == 0:
+        return None
+    return _drift(c.out_t / 3600, c.out_success, c.out_sess, c.n_sessions, config.time_bins, config, "drift_session_time", "per hour")
+
+
+@metric("drift_deployment_days", version="1", description="Success against days since deployment: slope, daily bins, change points")
+def drift_deployment_days(c: Corpus, config: ScoreConfig) -> Result:
+    if c.out_t.size == 0 or np.isnan(c.deployment_day).all():
+        return None
+    x = c.deployment_day[c.out_sess] + c.out_t / 86400
+    fin = x[np.isfinite(x)]
+    if fin.size == 0:
+        return None
+    lo, hi = np.floor(fin.min()), np.floor(fin.max()) + 1
+    # whole days read naturally; fall back to 30 equal bins for very long deployments
+    edges: int | np.ndarray = np.arange(lo, hi + 1) if hi - lo <= 60 else 30
+    return _drift(x, c.out_success, c.out_sess, c.n_sessions, edges, config, "drift_deployment_days", "per day")
+
+
+@metric("recovery", version="1", description="Time to recover after a misinterpretation (Kaplan–Meier) and recovery within budget")
+def recovery(c: Corpus, config: ScoreConfig) -> Result:
+    """Survival S(t) = P(not yet recovered t seconds after a misinterpretation); unrecovered runs are
+    censored at session end. Recovery rate within budget B = 1 − S(B)."""
+    if c.mis_time.size == 0:
+        return None
+    observed = c.mis_recovered.astype(bool)
+    curve = st.kaplan_meier(c.mis_time, observed, config.confidence)
+    budget = config.recovery_budget_s
+    point = 1.0 - float(st.km_survival_at(c.mis_time, observed, np.ones((1, c.mis_time.size)), budget)[0])
+    boots = [
+        1.0 - st.km_survival_at(c.mis_time, observed, counts[:, c.mis_sess], budget)
+        for counts in st.resample_counts(c.n_sessions, config.rounds, metric_seed(config, "recovery"))
+    ]
+    return {
+        "misinterpretations": curve.n,
+        "recovered": curve.events,
+        "censored": curve.censored,
+        "median_time_s": curve.median,
+        "budget_s": budget,
+        "rate_within_budget": _est(point, st.percentile_ci(np.concatenate(boots), config.confidence), "cluster_bootstrap"),
+        "curve": asdict(curve),
+    }
+
+
+@metric("conflicts", version="1", description="Conflict detection, correct resolution, clarification and over-asking")
+def conflicts(c: Corpus, config: ScoreConfig) -> Result:
+    ds = c.digests
+    n = sum(d.conflicts for d in ds)
+    unneeded = np.array([d.clarifications_unneeded for d in ds], dtype=float)
+    calm = np.array([max(d.instructions - d.instructions_in_conflict, 0) for d in ds], dtype=float)
+    if n == 0 and unneeded.sum() == 0:
+        return None
+    res: dict[str, Any] = {"conflicts": n, "resolutions": dict(sum((d.resolutions for d in ds), Counter()))}
+    if n:
+        res["detection_rate"] = _rate(sum(d.conflicts_detected for d in ds), n, config)
+        res["correct_resolution_rate"] = _rate(sum(d.conflicts_correct for d in ds), n, config)
+        res["clarification_rate"] = _rate(sum(d.conflicts_clarified for d in ds), n, config)
+    if calm.sum() > 0:
+        # can exceed 1 (several needless questions per instruction), hence a bootstrap, not Wilson
+        res["over_asking_rate"] = _boot_ratio(unneeded, calm, config, "over_asking")
+        res["unneeded_clarifications"] = int(unneeded.sum())
+    return res
+
+
+@metric("interventions", version="1", description="Mean time between interventions and interventions per hour")
+def interventions(c: Corpus, config: ScoreConfig) -> Result:
+    """MTBI = autonomous time / interventions (autonomous = session time − human-control time)."""
+    hours = float(c.autonomous.sum() / 3600)
+    if hours <= 0:
+        return None
+    n = float(c.interventions.sum())
+    per_hour = _boot_ratio(c.interventions, c.autonomous / 3600, config, "interventions")
+    res: dict[str, Any] = {"interventions": int(n), "autonomous_hours": hours, "per_hour": per_hour,
+                           "reasons": dict(sum((d.intervention_reasons for d in c.digests), Counter()))}
+    if n:
+        mtbi = _boot_ratio(c.autonomous / 60, c.interventions, config, "mtbi")
+        res["mtbi_min"] = mtbi
+    else:
+        # none observed: the exact one-sided Poisson bound says the rate is below −ln(α)/T
+        alpha = 1 - config.confidence
+        res["mtbi_min"] = {"value": None, "low": float(hours * 60 / -np.log(alpha)), "high": None, "method": "poisson_zero_events"}
+    return res
+
+
+@metric("safety", version="1", description="Safety events per hour of session, in total and by kind")
+def safety(c: Corpus, config: ScoreConfig) -> Result:
+    hours = c.duration / 3600
+    if hours.sum() <= 0:
+        return None
+    kinds = sorted({k for d in c.digests for k in d.safety})
+    total = np.array([sum(d.safety.values()) for d in c.digests], dtype=float)
+    res: dict[str, Any] = {"events": int(total.sum()), "hours": float(hours.sum()),
+                           "per_hour": _boot_ratio(total, hours, config, "safety")}
+    res["by_kind"] = {
+        k: {"events": int(sum(d.safety[k] for d in c.digests)),
+            "per_hour": _boot_ratio(np.array([d.safety[k] for d in c.digests], dtype=float), hours, config, f"safety.{k}")}
+        for k in kinds
+    }
+    return res
+
+
+def _groups(labels: np.ndarray, c: Corpus, config: ScoreConfig, name: str) -> Result:
+    if c.out_success.size == 0:
+        return None
+    names, inv = np.unique(labels.astype(str), return_inverse=True)
+    g = names.size
+    cell = c.out_sess * g + inv
+    k = np.bincount(cell, weights=c.out_success, minlength=c.n_sessions * g).reshape(c.n_sessions, g)
+    n = np.bincount(cell, minlength=c.n_sessions * g).reshape(c.n_sessions, g).astype(float)
+    kt, nt = k.sum(0), n.sum(0)
+    groups = [{"group": str(names[i]), **_rate(kt[i], nt[i], config)} for i in range(g)]
+    eligible = nt >= config.min_group
+    res: dict[str, Any] = {"groups": groups, "min_group": config.min_group}
+    if eligible.sum() >= 2:
+        rates = kt / np.where(nt > 0, nt, np.nan)
+        worst, best = int(np.nanargmin(np.where(eligible, rates, np.nan))), int(np.nanargmax(np.where(eligible, rates, np.nan)))
+
+        def gap(tot: np.ndarray) -> np.ndarray:
+            r = tot[:, :g] / tot[:, g:]
+            r = np.where(eligible[None, :], r, np.nan)
+            with warnings.catch_warnings():  # a round where every group is empty gives NaN, dropped later
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return np.nanmax(r, axis=1) - np.nanmin(r, axis=1)
+
+        boot = st.bootstrap_sums(np.concatenate([k, n], axis=1), gap, rounds=config.rounds, seed=metric_seed(config, name))
+        res["worst"] = str(names[worst])
+        res["best"] = str(names[best])
+        res["gap"] = _est(float(rates[best] - rates[worst]), st.percentile_ci(boot, config.confidence), "cluster_bootstrap")
+    return res
+
+
+@metric("per_person", version="1", description="Subtask success per instructing person; worst person and gap")
+def per_person(c: Corpus, config: ScoreConfig) -> Result:
+    return _groups(c.out_person, c, config, "per_person")
+
+
+@metric("per_environment", version="1", description="Subtask success per environment; worst environment and gap")
+def per_environment(c: Corpus, config: ScoreConfig) -> Result:
+    env = np.array([d.environment for d in c.digests], dtype=object)
+    return _groups(env[c.out_sess] if c.out_sess.size else env[:0], c, config, "per_environment")

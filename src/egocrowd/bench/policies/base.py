@@ -1,0 +1,63 @@
+"""The policy interface and the policy registry.
+
+A policy is anything with ``reset(observation, seed=...)`` and ``act(observation) -> action``
+(an :class:`~egocrowd.bench.sim.actions.Action`, a dict or a text command). Register one with::
+
+    @register_policy("my-policy", version="3")
+    class MyPolicy(Policy):
+        def act(self, observation): return "wait"
+
+and run it with ``egocrowd bench run PROTOCOL --policy my-policy``. A policy served by another
+process (a lab's real model) is reached with ``--policy http://host:port`` or ``ws://host:port``
+(see :mod:`.remote`). Name and version end up in every log header.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from egocrowd.bench.sim.actions import Action
+from egocrowd.bench.sim.registry import Registry
+
+Observation = dict[str, Any]
+
+
+class Policy:
+    """Base class; subclasses override :meth:`act` and usually :meth:`reset`."""
+
+    name: ClassVar[str] = "policy"
+    version: ClassVar[str] = "0"
+
+    @property
+    def label(self) -> tuple[str, str]:
+        """(name, version) as written into the log."""
+        return getattr(self, "registry_name", self.name), getattr(self, "registry_version", self.version)
+
+    def reset(self, observation: Observation, *, seed: int | None = None) -> None:
+        """Start of a session; ``observation`` carries the walkthrough (inventory, layout, house rules)."""
+
+    def act(self, observation: Observation) -> Action | dict[str, Any] | str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections or processes (remote policies)."""
+
+
+POLICIES: Registry[type[Policy]] = Registry("policy")
+
+
+def register_policy(name: str, *, version: str, description: str = "") -> Any:
+    return POLICIES.register(name, version=version, description=description)
+
+
+def make_policy(spec: str, **kwargs: Any) -> Policy:
+    """A policy by registered name, or a remote one by URL (``http(s)://`` or ``ws(s)://``)."""
+    if spec.startswith(("http://", "https://")):
+        from egocrowd.bench.policies.remote import HttpPolicy
+
+        return HttpPolicy(spec, **kwargs)
+    if spec.startswith(("ws://", "wss://")):
+        from egocrowd.bench.policies.remote import WebSocketPolicy
+
+        return WebSocketPolicy(spec, **kwargs)
+    return POLICIES.get(spec).factory(**kwargs)

@@ -1,0 +1,160 @@
+"""Scoring: logs or imported trials → one versioned scores document (JSON-ready dict).
+
+I/O stays at the edge: :func:`score_logs` streams files into digests, everything after works on
+digests. The document records the metric names and versions, the config (seed, rounds, confidence)
+and its own ``format_version`` so a report can be re-rendered or compared later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from egocrowd.bench import stats as st
+from egocrowd.bench.digest import SessionDigest, build_corpus, digest_log
+from egocrowd.bench.metrics import METRICS, ScoreConfig, compute_metrics
+from egocrowd.bench.ranking import Battle, rank_battles
+from egocrowd.bench.sequential import sequential_test
+from egocrowd.errors import InvalidInput
+
+SCORES_FORMAT = "egocrowd.bench.scores"
+SCORES_FORMAT_VERSION = 1
+MAX_COMPARED_POLICIES = 12  # all-pairs comparisons grow quadratically; rank beyond this
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("egocrowd")
+    except Exception:  # pragma: no cover - running from a source tree without metadata
+        return "unknown"
+
+
+def read_digests(paths: Iterable[str | os.PathLike[str]], *, on_progress: Callable[[int], None] | None = None, strict: bool = True) -> list[SessionDigest]:
+    """Stream every log file to digests (JSONL, JSONL.gz or Parquet)."""
+    out: list[SessionDigest] = []
+    for p in paths:
+        out.extend(digest_log(p, strict=strict, on_progress=on_progress))
+    return out
+
+
+def by_policy(digests: Iterable[SessionDigest]) -> dict[str, list[SessionDigest]]:
+    groups: dict[str, list[SessionDigest]] = defaultdict(list)
+    for d in digests:
+        groups[d.policy].append(d)
+    return dict(sorted(groups.items()))
+
+
+def _pair_means(digests: Sequence[SessionDigest]) -> dict[str, dict[str, float]]:
+    """policy -> pair_key -> mean subtask success over that policy's sessions with that key."""
+    k: dict[tuple[str, str], float] = defaultdict(float)
+    n: dict[tuple[str, str], int] = defaultdict(int)
+    order: dict[str, int] = {}
+    for d in digests:
+        if d.pair_key is None or not d.out_success:
+            continue
+        order.setdefault(d.pair_key, len(order))
+        k[(d.policy, d.pair_key)] += sum(d.out_success)
+        n[(d.policy, d.pair_key)] += len(d.out_success)
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for (pol, key), cnt in sorted(n.items(), key=lambda kv: order[kv[0][1]]):  # first-seen order
+        out[pol][key] = k[(pol, key)] / cnt
+    return out
+
+
+def compare(digests: Sequence[SessionDigest], a: str, b: str, config: ScoreConfig = ScoreConfig(), *, alpha: float = 0.05) -> dict[str, Any]:
+    """Paired comparison of policies ``a`` and ``b`` over the pair keys both ran.
+
+    Unit = pair key (same protocol and seed, or same task for CSV); value = mean subtask success
+    of the policy's sessions with that key; d = a − b. Sign-flip permutation p-value, bootstrap CI of
+    mean d, and the anytime-valid sequential test over the pairs in the order they were first seen.
+    """
+    means = _pair_means(digests)
+    ma, mb = means.get(a, {}), means.get(b, {})
+    keys = [k for k in ma if k in mb]
+    if len(keys) < 2:
+        raise InvalidInput(
+            f"policies {a!r} and {b!r} share {len(keys)} pair key(s); a paired comparison needs >= 2 "
+            "(run both on the same protocol seeds, or give CSV rows a 'pair' column)",
+            code="bench.too_few_pairs",
+        )
+    xa = np.array([ma[k] for k in keys])
+    xb = np.array([mb[k] for k in keys])
+    res = st.paired_test(xa - xb, seed=config.seed, confidence=config.confidence)
+    seq = sequential_test(zip(xa, xb), alpha=alpha, stop=False)
+    seq.pop("trajectory")
+    return {"a": a, "b": b, "metric": "subtask_success", **res, "mean_a": float(xa.mean()), "mean_b": float(xb.mean()), "sequential": seq}
+
+
+def battles_from_digests(digests: Sequence[SessionDigest]) -> list[Battle]:
+    """One battle per pair key and pair of policies that both ran it: the higher mean success wins."""
+    means = _pair_means(digests)
+    keys: dict[str, dict[str, float]] = defaultdict(dict)
+    for pol, per_key in means.items():
+        for key, v in per_key.items():
+            keys[key][pol] = v
+    battles = []
+    for key in keys:
+        for pa, pb in itertools.combinations(sorted(keys[key]), 2):
+            va, vb = keys[key][pa], keys[key][pb]
+            battles.append(Battle(pa, pb, "a" if va > vb else "b" if vb > va else "tie"))
+    return battles
+
+
+def score_digests(
+    digests: Sequence[SessionDigest],
+    config: ScoreConfig = ScoreConfig(),
+    *,
+    metrics: list[str] | None = None,
+    battles: Sequence[Battle] | None = None,
+    inputs: Sequence[str] = (),
+    comparisons: bool = True,
+) -> dict[str, Any]:
+    """Score every policy found, compare them pairwise and rank them (see module docstring)."""
+    if not digests and not battles:
+        raise InvalidInput("nothing to score: no sessions and no battles", code="bench.empty")
+    groups = by_policy(digests)
+    names = metrics or list(METRICS)
+    doc: dict[str, Any] = {
+        "format": SCORES_FORMAT,
+        "format_version": SCORES_FORMAT_VERSION,
+        "egocrowd_version": _version(),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "inputs": list(inputs),
+        "config": config.to_dict(),
+        "metrics": {n: METRICS[n].version for n in names if n in METRICS},
+        "policies": {pol: compute_metrics(build_corpus(ds), config, names) for pol, ds in groups.items()},
+        "comparisons": [],
+        "ranking": None,
+    }
+    if comparisons and 2 <= len(groups) <= MAX_COMPARED_POLICIES:
+        for a, b in itertools.combinations(groups, 2):
+            try:
+                doc["comparisons"].append(compare(digests, a, b, config))
+            except InvalidInput as exc:
+                if exc.code != "bench.too_few_pairs":
+                    raise
+    ranked = list(battles) if battles else battles_from_digests(digests) if len(groups) >= 2 else []
+    if ranked:
+        doc["ranking"] = rank_battles(ranked, rounds=config.rounds, seed=config.seed, confidence=config.confidence)
+        doc["ranking"]["source"] = "pairwise table" if battles else "paired sessions (higher success wins)"
+    return doc
+
+
+def score_logs(
+    paths: Sequence[str | os.PathLike[str]],
+    config: ScoreConfig = ScoreConfig(),
+    *,
+    metrics: list[str] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    strict: bool = True,
+) -> dict[str, Any]:
+    digests = read_digests(paths, on_progress=on_progress, strict=strict)
+    return score_digests(digests, config, metrics=metrics, inputs=[str(p) for p in paths])

@@ -1,0 +1,222 @@
+"""Clips: turning received bytes into a Clip record (uploads and bulk ingest), listing them, and the
+QC results as workers and requesters see them.
+
+Atomicity of finishing an upload: the bytes go into the content-addressed blob store first (an
+atomic rename), then one transaction creates the Clip, moves the assignment to ``submitted``,
+writes the audit event and enqueues the first pipeline stage. A crash between the two leaves a blob
+nobody references: :func:`sweep_orphan_blobs` deletes those after a grace period. A crash after the
+commit is harmless: finishing is keyed by ``source_ref`` (the tus upload id), so running it again
+returns the same clip. There is never a Clip without its bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from egocrowd import audit
+from egocrowd.db import Database
+from egocrowd.db.models import (
+    Assignment,
+    AssignmentStatus,
+    Campaign,
+    Clip,
+    ClipStatus,
+    User,
+    utcnow,
+)
+from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
+from egocrowd.pipeline.runner import enqueue
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".3gp"}
+
+
+def sanitize_name(name: str | None) -> str:
+    """A display-safe file name: no path, no control or exotic characters, at most 200 chars."""
+    base = Path((name or "").replace("\\", "/")).name
+    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
+    base = _UNSAFE.sub("_", base).strip(" ._") or "clip"
+    return base[-200:]
+
+
+def finish_upload(db: Database, blobs, *, source_ref: str, path: str | Path, worker_id: int,
+                  assignment_id: int | None, campaign_id: int, original_name: str | None,
+                  client_meta: dict | None = None, actor_id: int | None = None) -> Clip:
+    """Store ``path``'s bytes and create the clip (idempotent by ``source_ref``)."""
+    ref = blobs.put_file(path)
+    with db.transaction() as s:
+        existing = s.scalar(sa.select(Clip).where(Clip.source_ref == source_ref))
+        if existing is not None:
+            return existing
+        if assignment_id is not None:
+            a = s.scalar(sa.select(Assignment).where(Assignment.id == assignment_id).with_for_update())
+            if a is None or a.worker_id != worker_id:
+                raise Forbidden("This is not your assignment.", code="assignment.not_yours")
+            if a.status is not AssignmentStatus.active:
+                if a.status is AssignmentStatus.expired:
+                    raise Gone("The lease on this assignment expired before the upload finished.",
+                               code="assignment.lease_expired")
+                raise Conflict(f"This assignment is {a.status.value}.", code="assignment.not_active")
+            a.status, a.submitted_at = AssignmentStatus.submitted, utcnow()
+        first = s.scalar(sa.select(sa.func.min(Clip.id)).where(Clip.sha256 == ref.sha256))
+        now = utcnow()
+        clip = Clip(campaign_id=campaign_id, assignment_id=assignment_id, worker_id=worker_id,
+                    source_ref=source_ref, sha256=ref.sha256, size=ref.size,
+                    original_name=sanitize_name(original_name), client_meta=_clean_meta(client_meta or {}),
+                    duplicate_of=first, status=ClipStatus.processing, created_at=now, updated_at=now)
+        s.add(clip)
+        actor = s.get(User, actor_id if actor_id is not None else worker_id)
+        audit.record(s, actor, "clip.uploaded", clip,
+                     {"sha256": ref.sha256, "size": ref.size, "assignment_id": assignment_id,
+                      "campaign_id": campaign_id, "duplicate_of": first, "source": source_ref.split(":")[0]})
+        if assignment_id is not None:
+            audit.record(s, actor, "assignment.submitted", assignment_id, {"clip_id": clip.id},
+                         entity_type="assignment")
+        enqueue(s, clip)
+        return clip
+
+
+def _clean_meta(meta: dict) -> dict:
+    """Client metadata is untrusted: short strings only, a known set of keys."""
+    keep = ("device", "recorded_at", "filetype", "app_version", "os")
+    return {k: str(meta[k])[:200] for k in keep if meta.get(k)}
+
+
+def ingest_dir(db: Database, blobs, directory: Path, *, campaign_id: int, worker_id: int,
+               actor_id: int | None = None, progress=None) -> dict[str, int]:
+    """Bulk ingest of a lab's existing recordings. Rerunning skips files already ingested (by hash)."""
+    from egocrowd.blobs import sha256_file
+
+    with db.transaction() as s:
+        if s.get(Campaign, campaign_id) is None:
+            raise NotFound(f"No campaign {campaign_id}.", code="campaign.not_found")
+        if s.get(User, worker_id) is None:
+            raise NotFound(f"No user {worker_id}.", code="user.not_found")
+    files = sorted(p for p in Path(directory).rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    counts = Counter(found=len(files))
+    for path in files:
+        digest, _ = sha256_file(path)
+        ref = f"ingest:{campaign_id}:{digest}"
+        with db.transaction() as s:
+            seen = s.scalar(sa.select(Clip.id).where(Clip.source_ref == ref)) is not None
+        if seen:
+            counts["skipped"] += 1
+        else:
+            finish_upload(db, blobs, source_ref=ref, path=path, worker_id=worker_id, assignment_id=None,
+                          campaign_id=campaign_id, original_name=path.name, actor_id=actor_id,
+                          client_meta={"filetype": path.suffix.lstrip(".")})
+            counts["ingested"] += 1
+        if progress:
+            progress(path)
+    return dict(counts)
+
+
+def sweep_orphan_blobs(db: Database, blobs, *, grace: timedelta = timedelta(hours=6),
+                       now: float | None = None) -> list[str]:
+    """Delete blobs no clip references, once they are older than ``grace`` (a crash between storing
+    bytes and committing the clip leaves such blobs; the grace covers uploads finishing right now)."""
+    now = now or time.time()
+    removed = []
+    for ref in blobs.iter_blobs():
+        sha = ref.sha256
+        if now - blobs.path(sha).stat().st_mtime < grace.total_seconds():
+            continue
+        with db.transaction() as s:
+            if s.scalar(sa.select(Clip.id).where(Clip.sha256 == sha).limit(1)) is None:
+                blobs.delete(sha)
+                removed.append(sha)
+    return removed
+
+
+# --- reading ----------------------------------------------------------------------------------------
+def visible_clips(user: User) -> sa.ColumnElement[bool]:
+    from egocrowd.db.models import Role
+
+    if user.role is Role.admin:
+        return sa.true()
+    if user.role is Role.requester:
+        return Clip.campaign_id.in_(sa.select(Campaign.id).where(Campaign.organization_id == (user.organization_id or -1)))
+    return Clip.worker_id == user.id
+
+
+def list_clips(session: Session, user: User, *, campaign_id: int | None = None, limit: int = 100,
+               offset: int = 0) -> list[Clip]:
+    q = sa.select(Clip).where(visible_clips(user)).order_by(Clip.id.desc())
+    if campaign_id is not None:
+        q = q.where(Clip.campaign_id == campaign_id)
+    return list(session.scalars(q.limit(limit).offset(offset)))
+
+
+def get_clip(session: Session, user: User, clip_id: int) -> Clip:
+    clip = session.scalar(sa.select(Clip).where(Clip.id == clip_id, visible_clips(user)))
+    if clip is None:
+        raise NotFound(f"No clip {clip_id}.", code="clip.not_found")
+    return clip
+
+
+def feedback(clip: Clip) -> list[dict]:
+    """What the worker reads: each failed (then warned) check in plain words with how to fix it."""
+    if clip.status is ClipStatus.rejected:
+        return [{"status": "fail", "name": clip.reason_code, "message": _REJECTION_ADVICE.get(
+            clip.reason_code, "This file could not be read as a video."), "advice": "Record the clip again and upload the new file."}]
+    if clip.status is ClipStatus.error:
+        return [{"status": "fail", "name": clip.reason_code,
+                 "message": "We could not process this clip because of a problem on our side.",
+                 "advice": "Nothing to do: we have been alerted. You will not lose this clip."}]
+    report = clip.qc_report or {}
+    checks = [c for c in report.get("checks", []) if c.get("status") in ("fail", "warn")]
+    checks.sort(key=lambda c: c["status"] != "fail")
+    return [{"status": c["status"], "name": c["name"], "message": c.get("message", ""), "advice": c.get("advice", "")}
+            for c in checks]
+
+
+_REJECTION_ADVICE = {
+    "video.unreadable": "The file could not be read as a video.",
+    "video.empty": "The file is empty.",
+    "video.not_video": "This file is not a video.",
+    "video.truncated": "The file is cut off: the upload or the recording did not finish.",
+    "video.too_short": "The video is too short.",
+    "video.too_long": "The video is far too long.",
+    "video.too_large": "The picture size is not plausible for a phone video.",
+}
+
+
+def qc_statistics(session: Session, campaign_id: int) -> dict:
+    """Pass rate and the most common failures of a campaign's clips (for its requester)."""
+    rows = session.execute(sa.select(Clip.status, Clip.qc_report, Clip.reason_code)
+                           .where(Clip.campaign_id == campaign_id)).all()
+    by_status = Counter(r.status.value for r in rows)
+    failures: Counter[str] = Counter()
+    for status, report, reason in rows:
+        if status is ClipStatus.rejected and reason:
+            failures[reason] += 1
+        for c in (report or {}).get("checks", []):
+            if c.get("status") == "fail":
+                failures[c["name"]] += 1
+    judged = by_status["qc_passed"] + by_status["qc_failed"] + by_status["rejected"]
+    return {"clips": len(rows), "by_status": dict(by_status),
+            "pass_rate": round(by_status["qc_passed"] / judged, 4) if judged else None,
+            "top_failures": [{"check": k, "clips": v} for k, v in failures.most_common(8)]}
+
+
+def wait_until_processed(db: Database, clip_id: int, timeout_s: float = 60.0) -> Clip:
+    """For tests and scripts: poll until the clip leaves ``processing``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with db.transaction() as s:
+            clip = s.get(Clip, clip_id)
+            if clip.status is not ClipStatus.processing or time.monotonic() > deadline:
+                return clip
+        time.sleep(0.2)
+
+
+__all__ = ["finish_upload", "ingest_dir", "sweep_orphan_blobs", "list_clips", "get_clip", "feedback",
+           "qc_statistics", "sanitize_name", "wait_until_processed"]

@@ -1,0 +1,101 @@
+"""Hands in view: Google's MediaPipe BlazePalm palm detector, run offline with OpenCV's DNN module.
+
+The model (``palm_detection_lite.tflite``, Apache-2.0) ships inside the ``mediapipe==0.10.21``
+wheel, the last release that still bundles the legacy hand models. That wheel pins ``numpy<2`` and
+pulls the GUI ``opencv-contrib-python``, so it is installed with ``--no-deps`` and never imported:
+we only read the model file from its package folder (``importlib.util.find_spec``) and run it with
+``cv2.dnn.readNetFromTFLite``. Nothing is downloaded at run time. ``EGOCROWD_PALM_MODEL`` may point
+at another copy of the same file.
+
+What it misses (see docs/qc.md): it detects *palms*; fists and the back of a hand seen from above
+score lower; gloved hands, hands smaller than ~1/12 of the frame's long side, hands cut by the
+frame edge, heavy motion blur and dark frames are often missed. It does not tell the wearer's
+hands from a bystander's. Without the model the hands check reports that it could not run.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+MODEL_ENV = "EGOCROWD_PALM_MODEL"
+MODEL_RELPATH = ("modules", "palm_detection", "palm_detection_lite.tflite")
+INPUT_SIZE = 192
+DETECTOR_NAME = "blazepalm-lite-0.10.21"
+
+
+def model_path() -> Path | None:
+    """Where the palm model is, or None when it is not installed."""
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        return Path(env) if Path(env).is_file() else None
+    try:
+        spec = importlib.util.find_spec("mediapipe")  # finds the folder without importing it
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder, *MODEL_RELPATH)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _anchors() -> np.ndarray:
+    # MediaPipe's SSD anchors for the 192x192 palm model: strides 8 (2 per cell) and 16 (6 per
+    # cell: three layers of 2 merged), fixed anchor size, centres at cell centres -> 2016 anchors.
+    rows = []
+    for stride, per_cell in ((8, 2), (16, 6)):
+        grid = INPUT_SIZE // stride
+        ys, xs = np.mgrid[0:grid, 0:grid]
+        centres = np.stack([(xs + 0.5) / grid, (ys + 0.5) / grid], axis=-1).reshape(-1, 2)
+        rows.append(np.repeat(centres, per_cell, axis=0))
+    return np.concatenate(rows).astype(np.float32)
+
+
+class PalmDetector:
+    """``score(rgb)`` -> the best palm confidence in the picture (0..1)."""
+
+    def __init__(self, path: Path) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        self._net = cv2.dnn.readNetFromTFLite(str(path))
+        self._outputs = list(self._net.getUnconnectedOutLayersNames())
+        self._lock = threading.Lock()  # a cv2.dnn.Net is not safe to share across threads
+        self.anchors = _anchors()
+
+    def letterbox(self, rgb: np.ndarray) -> np.ndarray:
+        """Pad to a square (the model was trained on letterboxed input) and resize to 192."""
+        h, w = rgb.shape[:2]
+        side = max(h, w)
+        square = np.zeros((side, side, 3), np.uint8)
+        top, left = (side - h) // 2, (side - w) // 2
+        square[top:top + h, left:left + w] = rgb
+        return self._cv2.resize(square, (INPUT_SIZE, INPUT_SIZE), interpolation=self._cv2.INTER_AREA)
+
+    def score(self, rgb: np.ndarray) -> float:
+        img = rgb if rgb.shape[:2] == (INPUT_SIZE, INPUT_SIZE) else self.letterbox(rgb)
+        # The model wants RGB in [-1, 1].
+        blob = self._cv2.dnn.blobFromImage(img, 1 / 127.5, mean=(127.5, 127.5, 127.5))
+        with self._lock:
+            self._net.setInput(blob)
+            outs = dict(zip(self._outputs, self._net.forward(self._outputs)))
+        scores = next(v for v in outs.values() if v.shape[-1] == 1)
+        logit = float(np.clip(scores.max(), -50, 50))
+        return float(1.0 / (1.0 + np.exp(-logit)))
+
+
+@functools.lru_cache(maxsize=1)
+def _cached(path: str) -> PalmDetector:
+    return PalmDetector(Path(path))
+
+
+def get_palm_detector() -> PalmDetector | None:
+    """The process-wide detector, or None when the model is not installed."""
+    path = model_path()
+    return _cached(str(path)) if path else None

@@ -1,0 +1,1 @@
+"""The clip pipeline: stage machine, runner and the executors that run stage jobs."""

@@ -1,0 +1,218 @@
+"""Executors: where stage jobs run. One door, chosen by name (``get_executor("inline"|"process")``).
+
+The contract is the smallest one a cluster can also honour: submit a picklable top-level callable
+with picklable arguments, get a ``concurrent.futures.Future`` back whose result or exception is the
+callable's. ``map`` runs many and reports progress. Stages never see which executor ran them, so a
+Ray or Dask executor is one more ``@register_executor("ray")`` class, nothing else changes.
+
+Exceptions come back with their type; ``EgocrowdError``s keep their stable ``code`` (plain pickling
+would lose it: the code is a keyword-only argument).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import pickle
+import traceback
+from abc import ABC, abstractmethod
+from typing import Any, Callable, ClassVar, Iterable, Sequence
+
+from egocrowd.errors import EgocrowdError
+
+ProgressCallback = Callable[[int, int], None]  # (done, total)
+
+_EXECUTORS: dict[str, type["Executor"]] = {}
+
+
+def register_executor(name: str) -> Callable[[type["Executor"]], type["Executor"]]:
+    def decorator(cls: type["Executor"]) -> type["Executor"]:
+        cls.name = name
+        _EXECUTORS[name] = cls
+        return cls
+
+    return decorator
+
+
+def get_executor(name: str = "inline", **options: Any) -> "Executor":
+    """A new executor by name (``inline``, ``process``); ``options`` go to its constructor."""
+    try:
+        cls = _EXECUTORS[name]
+    except KeyError:
+        raise ValueError(f"unknown executor {name!r}; known: {', '.join(sorted(_EXECUTORS))}") \
+            from None
+    return cls(**options)
+
+
+def executor_names() -> list[str]:
+    return sorted(_EXECUTORS)
+
+
+class Executor(ABC):
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+        """Run ``fn(*args, **kwargs)``; the future holds its result or its exception."""
+
+    @property
+    def workers(self) -> int:
+        return 1
+
+    def map(self, fn: Callable[..., Any], items: Iterable[Any], *,
+            progress: ProgressCallback | None = None, return_exceptions: bool = False,
+            star: bool = False) -> list[Any]:
+        """``[fn(item) for item in items]`` in input order (``fn(*item)`` with ``star``).
+
+        ``progress(done, total)`` is called in the caller's process as jobs finish. With
+        ``return_exceptions`` a failed item's exception takes its place in the list; otherwise the
+        first failure (in input order) is raised after every job has finished."""
+        items = list(items)
+        total = len(items)
+        futures = [self.submit(fn, *item) if star else self.submit(fn, item) for item in items]
+        index = {f: i for i, f in enumerate(futures)}
+        out: list[Any] = [None] * total
+        errors: dict[int, BaseException] = {}
+        done = 0
+        for fut in cf.as_completed(futures):
+            i = index[fut]
+            exc = fut.exception()
+            if exc is None:
+                out[i] = fut.result()
+            else:
+                errors[i] = exc
+                out[i] = exc
+            done += 1
+            if progress:
+                progress(done, total)
+        if errors and not return_exceptions:
+            raise errors[min(errors)]
+        return out
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
+
+@register_executor("inline")
+class InlineExecutor(Executor):
+    """Runs each job right away in the calling thread: simplest, and what tests and ``serve`` use.
+
+    Arguments are still required to be picklable (checked with ``check_picklable=True``, the
+    default) so that code written against it also runs on the process and cluster executors."""
+
+    def __init__(self, check_picklable: bool = True) -> None:
+        self.check_picklable = check_picklable
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+        fut: cf.Future = cf.Future()
+        try:
+            if self.check_picklable:
+                pickle.dumps((fn, args, kwargs))
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - the future carries it, like a pool would
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            fut.set_exception(exc)
+        return fut
+
+
+@register_executor("process")
+class ProcessExecutor(Executor):
+    """A local process pool (default: one process per core).
+
+    ``spawn`` by default: the parent may hold FFmpeg/OpenCV threads and open database connections
+    that must not be forked. ``max_tasks_per_child`` recycles workers to bound what a leaky decoder
+    can accumulate."""
+
+    def __init__(self, max_workers: int | None = None, *, mp_context: str = "spawn",
+                 max_tasks_per_child: int | None = None,
+                 initializer: Callable[..., Any] | None = None, initargs: Sequence[Any] = ()) -> None:
+        self._workers = max_workers or os.cpu_count() or 1
+        ctx = multiprocessing.get_context(mp_context)
+        self._pool = cf.ProcessPoolExecutor(max_workers=self._workers, mp_context=ctx,
+                                            max_tasks_per_child=max_tasks_per_child,
+                                            initializer=initializer, initargs=tuple(initargs))
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+        inner = self._pool.submit(_call_carrying_errors, fn, args, kwargs)
+        outer: cf.Future = cf.Future()
+
+        def _relay(f: cf.Future) -> None:
+            exc = f.exception()
+            if exc is not None:
+                outer.set_exception(exc)
+                return
+            kind, value = f.result()
+            if kind == "ok":
+                outer.set_result(value)
+            else:
+                outer.set_exception(rebuild_error(value))
+
+        inner.add_done_callback(_relay)
+        return outer
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def _call_carrying_errors(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[str, Any]:
+    """Runs in the worker: returns ("ok", result) or ("err", ``capture_error(exc)``)."""
+    try:
+        return "ok", fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        return "err", capture_error(exc)
+
+
+def capture_error(exc: BaseException) -> dict[str, Any]:
+    """A picklable description of ``exc`` that ``rebuild_error`` turns back into an exception."""
+    if isinstance(exc, EgocrowdError):
+        return {"egocrowd": True, "module": type(exc).__module__,
+                "qualname": type(exc).__qualname__, "message": exc.message,
+                "code": exc.code, "extra": _picklable(exc.extra)}
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return {"egocrowd": False, "exc": exc}
+    except Exception:  # noqa: BLE001
+        return {"egocrowd": False, "exc": RuntimeError(
+            "".join(traceback.format_exception(exc)))}
+
+
+def rebuild_error(state: dict[str, Any]) -> BaseException:
+    if not state.get("egocrowd"):
+        return state["exc"]
+    cls: Any = EgocrowdError
+    try:
+        obj: Any = __import__(state["module"], fromlist=["_"])
+        for part in state["qualname"].split("."):
+            obj = getattr(obj, part)
+        if isinstance(obj, type) and issubclass(obj, EgocrowdError):
+            cls = obj
+    except Exception:  # noqa: BLE001
+        pass
+    return cls(state["message"], code=state["code"], **state["extra"])
+
+
+def _picklable(extra: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in extra.items():
+        try:
+            pickle.dumps(value)
+            out[key] = value
+        except Exception:  # noqa: BLE001
+            out[key] = repr(value)
+    return out
+
+
+__all__ = ["Executor", "InlineExecutor", "ProcessExecutor", "get_executor", "register_executor",
+           "executor_names", "ProgressCallback", "capture_error", "rebuild_error"]

@@ -1,0 +1,194 @@
+"""Runs pending pipeline jobs: lease → prepare → compute (executor) → apply, one transaction each side.
+
+Guarantees:
+- a job is taken under a lease (``lease_owner``, ``lease_expires_at``); a worker killed with SIGKILL
+  mid-stage loses nothing: the lease runs out and another run takes the job again;
+- stages are idempotent: ``apply`` runs only while the lease is still ours, and it overwrites, never
+  appends;
+- unexpected failures retry with exponential backoff and, after ``max_attempts``, end in a visible
+  ``error`` state (job and clip) with the cause recorded, never stuck silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from egocrowd import audit
+from egocrowd.db import Database
+from egocrowd.db.models import Clip, ClipStatus, Job, JobStatus, utcnow
+from egocrowd.pipeline.stages import FIRST_STAGE, STAGES
+
+log = logging.getLogger("egocrowd.pipeline")
+
+
+@dataclass
+class RunnerConfig:
+    lease_s: float = 600.0          # a stage taking longer than this is presumed dead
+    max_attempts: int = 4
+    backoff_base_s: float = 5.0     # 5 s, 10 s, 20 s, … capped at backoff_max_s
+    backoff_max_s: float = 600.0
+    batch: int = 8
+
+    @classmethod
+    def from_env(cls) -> "RunnerConfig":
+        env = os.environ
+        return cls(lease_s=float(env.get("EGOCROWD_STAGE_LEASE_S", cls.lease_s)),
+                   max_attempts=int(env.get("EGOCROWD_STAGE_MAX_ATTEMPTS", cls.max_attempts)),
+                   backoff_base_s=float(env.get("EGOCROWD_STAGE_BACKOFF_S", cls.backoff_base_s)))
+
+
+def enqueue(session, clip: Clip, stage: str = FIRST_STAGE, *, now: datetime | None = None) -> Job:
+    """Add (or re-arm) the job for ``stage`` of ``clip`` in the caller's transaction."""
+    job = session.scalar(sa.select(Job).where(Job.clip_id == clip.id, Job.stage == stage))
+    if job is None:
+        job = Job(clip_id=clip.id, stage=stage, status=JobStatus.pending, run_after=now or utcnow(),
+                  created_at=now or utcnow())
+        session.add(job)
+    else:
+        job.status, job.attempts, job.run_after, job.lease_owner, job.lease_expires_at = (
+            JobStatus.pending, 0, now or utcnow(), None, None)
+    return job
+
+
+class Runner:
+    def __init__(self, db: Database, blobs, executor, config: RunnerConfig | None = None,
+                 owner: str | None = None) -> None:
+        self.db, self.blobs, self.executor = db, blobs, executor
+        self.config = config or RunnerConfig()
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+    # -- leasing ------------------------------------------------------------------------------------
+    def _lease(self, n: int) -> list[tuple[int, int, str]]:
+        now = utcnow()
+        with self.db.transaction() as s:
+            ready = sa.or_(sa.and_(Job.status == JobStatus.pending, Job.run_after <= now),
+                           sa.and_(Job.status == JobStatus.running, Job.lease_expires_at <= now))
+            q = sa.select(Job).where(ready).order_by(Job.run_after, Job.id).limit(n)
+            if not self.db.is_sqlite:  # SQLite serialises writers instead (BEGIN IMMEDIATE)
+                q = q.with_for_update(skip_locked=True)
+            jobs = list(s.scalars(q))
+            taken = []
+            for job in jobs:
+                if job.status is JobStatus.running:
+                    log.warning("job %s (%s of clip %s): lease of %s expired, taking it over",
+                                job.id, job.stage, job.clip_id, job.lease_owner)
+                if job.attempts >= self.config.max_attempts:
+                    self._give_up(s, job, job.last_error or "the worker running it died repeatedly")
+                    continue
+                job.status, job.lease_owner = JobStatus.running, self.owner
+                job.lease_expires_at = now + timedelta(seconds=self.config.lease_s)
+                job.attempts += 1
+                taken.append((job.id, job.clip_id, job.stage))
+            return taken
+
+    def _still_ours(self, s, job_id: int) -> Job | None:
+        job = s.scalar(sa.select(Job).where(Job.id == job_id).with_for_update())
+        if job is None or job.status is not JobStatus.running or job.lease_owner != self.owner:
+            log.warning("job %s is no longer leased to %s; dropping its result", job_id, self.owner)
+            return None
+        return job
+
+    # -- one job ------------------------------------------------------------------------------------
+    def _prepare(self, job_id: int, clip_id: int, stage_name: str) -> dict:
+        with self.db.transaction() as s:
+            clip = s.get(Clip, clip_id)
+            return STAGES[stage_name].prepare(s, clip, self.blobs)
+
+    def _apply(self, job_id: int, clip_id: int, stage_name: str, result: dict) -> None:
+        stage = STAGES[stage_name]
+        with self.db.transaction() as s:
+            job = self._still_ours(s, job_id)
+            if job is None:
+                return
+            clip = s.get(Clip, clip_id)
+            nxt = stage.apply(s, clip, result)
+            job.status, job.finished_at, job.stage_version = JobStatus.done, utcnow(), stage.version
+            job.lease_owner = job.lease_expires_at = None
+            job.last_error = None
+            if nxt is not None:
+                enqueue(s, clip, nxt)
+
+    def _failed(self, job_id: int, error: str) -> None:
+        with self.db.transaction() as s:
+            job = self._still_ours(s, job_id)
+            if job is None:
+                return
+            job.last_error = error[-4000:]
+            if job.attempts >= self.config.max_attempts:
+                self._give_up(s, job, error)
+                return
+            delay = min(self.config.backoff_base_s * 2 ** (job.attempts - 1), self.config.backoff_max_s)
+            job.status, job.lease_owner, job.lease_expires_at = JobStatus.pending, None, None
+            job.run_after = utcnow() + timedelta(seconds=delay)
+            log.warning("job %s (%s of clip %s) failed, retry %d in %.0f s: %s", job.id, job.stage,
+                        job.clip_id, job.attempts, delay, error.splitlines()[-1] if error else "")
+
+    def _give_up(self, s, job: Job, error: str) -> None:
+        job.status, job.finished_at, job.lease_owner, job.lease_expires_at = JobStatus.error, utcnow(), None, None
+        job.last_error = error[-4000:]
+        clip = s.get(Clip, job.clip_id)
+        clip.status, clip.reason_code, clip.updated_at = ClipStatus.error, f"pipeline.{job.stage}_failed", utcnow()
+        audit.record(s, None, "clip.pipeline_error", clip,
+                     {"stage": job.stage, "attempts": job.attempts, "error": job.last_error.splitlines()[-1:]})
+        log.error("job %s (%s of clip %s) gave up after %d attempts", job.id, job.stage, job.clip_id, job.attempts)
+
+    # -- loop ---------------------------------------------------------------------------------------
+    def run_once(self) -> int:
+        """Lease a batch, run it, record results. Returns how many jobs were leased."""
+        taken = self._lease(self.config.batch)
+        futures = []
+        for job_id, clip_id, stage_name in taken:
+            try:
+                inputs = self._prepare(job_id, clip_id, stage_name)
+            except Exception:
+                self._failed(job_id, traceback.format_exc())
+                continue
+            futures.append((job_id, clip_id, stage_name, self.executor.submit(STAGES[stage_name].compute, inputs)))
+        for job_id, clip_id, stage_name, fut in futures:
+            try:
+                result = fut.result()
+            except Exception:
+                self._failed(job_id, traceback.format_exc())
+                continue
+            try:
+                self._apply(job_id, clip_id, stage_name, result)
+            except Exception:
+                self._failed(job_id, traceback.format_exc())
+        return len(taken)
+
+    def drain(self, *, timeout_s: float | None = None, wait_for_retries: bool = False) -> int:
+        """Run until nothing is ready (or, with ``wait_for_retries``, until nothing is pending)."""
+        done, started = 0, time.monotonic()
+        while timeout_s is None or time.monotonic() - started < timeout_s:
+            n = self.run_once()
+            done += n
+            if n == 0:
+                if not wait_for_retries or self.pending() == 0:
+                    break
+                time.sleep(0.2)
+        return done
+
+    def pending(self) -> int:
+        with self.db.transaction() as s:
+            return s.scalar(sa.select(sa.func.count()).select_from(Job).where(
+                Job.status.in_([JobStatus.pending, JobStatus.running])))
+
+    def serve_forever(self, stop: threading.Event, *, idle_sleep_s: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                n = self.run_once()
+            except Exception:  # the loop must survive a database hiccup
+                log.exception("pipeline loop error")
+                n = 0
+            if n == 0:
+                stop.wait(idle_sleep_s)

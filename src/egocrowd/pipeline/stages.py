@@ -1,0 +1,165 @@
+"""The clip stage machine: probe → qc → (later: de-identify, annotate, …).
+
+A stage is three functions, so that the heavy part can run anywhere:
+- ``prepare(session, clip, blobs) -> dict``: gathers its inputs from the database (thresholds, the
+  fingerprints of earlier clips, the blob path);
+- ``compute(inputs) -> dict``: pure and picklable (a module-level function), run by an executor
+  (inline, a process pool, later a cluster). It must not touch the database;
+- ``apply(session, clip, result) -> next stage name | None``: writes the result and the clip's new
+  state in one transaction, with its audit events.
+A file we cannot accept (``MediaError``) is a *result* (the clip is rejected with its reason code),
+not a failure: only unexpected exceptions are retried.
+
+Stages register with :func:`stage`; the stage's version is stored on its job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from egocrowd import audit
+from egocrowd.db.models import Assignment, AssignmentStatus, Clip, ClipStatus, utcnow
+from egocrowd.errors import MediaError
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    version: str
+    prepare: Callable[[Session, Clip, Any], dict]
+    compute: Callable[[dict], dict]
+    apply: Callable[[Session, Clip, dict], str | None]
+
+
+STAGES: dict[str, Stage] = {}
+FIRST_STAGE = "probe"
+
+
+def stage(name: str, version: str, *, prepare, apply):
+    """Register the decorated ``compute`` function as stage ``name``."""
+
+    def deco(compute):
+        STAGES[name] = Stage(name, version, prepare, compute, apply)
+        return compute
+
+    return deco
+
+
+def _media_rejection(exc: MediaError) -> dict:
+    return {"rejected": True, "code": exc.code, "message": exc.message}
+
+
+def _reopen_assignment(session: Session, clip: Clip, why: str) -> None:
+    """A clip that cannot be used gives the worker another try while the lease runs."""
+    if clip.assignment_id is None:
+        return
+    done = session.execute(
+        sa.update(Assignment).where(Assignment.id == clip.assignment_id,
+                                    Assignment.status == AssignmentStatus.submitted)
+        .values(status=AssignmentStatus.active, submitted_at=None)
+        .execution_options(synchronize_session=False))
+    if done.rowcount:
+        audit.record(session, None, "assignment.reopened", clip.assignment_id,
+                     {"clip_id": clip.id, "why": why}, entity_type="assignment")
+
+
+def _finish(session: Session, clip: Clip, status: ClipStatus, action: str, payload: dict,
+            reason: str | None = None) -> None:
+    clip.status = status
+    clip.reason_code = reason
+    clip.updated_at = utcnow()
+    audit.record(session, None, action, clip, payload)
+    if status in (ClipStatus.qc_failed, ClipStatus.rejected):
+        _reopen_assignment(session, clip, reason or status.value)
+
+
+# --- probe ----------------------------------------------------------------------------------------
+def _prepare_probe(session: Session, clip: Clip, blobs) -> dict:
+    return {"path": str(blobs.path(clip.sha256))}
+
+
+def _apply_probe(session: Session, clip: Clip, result: dict) -> str | None:
+    if result.get("rejected"):
+        _finish(session, clip, ClipStatus.rejected, "clip.rejected",
+                {"stage": "probe", "code": result["code"], "message": result["message"]}, reason=result["code"])
+        return None
+    clip.probe = result["probe"]
+    clip.updated_at = utcnow()
+    return "qc"
+
+
+@stage("probe", "1", prepare=_prepare_probe, apply=_apply_probe)
+def compute_probe(inputs: dict) -> dict:
+    from egocrowd.media.probe import probe
+
+    try:
+        return {"probe": probe(inputs["path"]).to_dict()}
+    except MediaError as exc:
+        return _media_rejection(exc)
+
+
+# --- qc -------------------------------------------------------------------------------------------
+#: How many earlier clips of the same campaign a new clip is compared against for near-duplicates.
+DUPLICATE_WINDOW = 5000
+
+
+def qc_thresholds_for(requirements: dict) -> dict:
+    """Campaign capture requirements → QC thresholds (explicit ``qc`` overrides win)."""
+    th: dict[str, Any] = {}
+    for key in ("min_duration_s", "max_duration_s", "min_fps"):
+        if key in requirements:
+            th[key] = requirements[key]
+    if "min_width" in requirements and "min_height" in requirements:
+        th["min_short_side"] = min(requirements["min_width"], requirements["min_height"])
+        th["warn_short_side"] = max(th["min_short_side"], 720)
+    if "min_fps" in requirements:
+        th["warn_fps"] = max(float(requirements["min_fps"]), 29.0)
+    if requirements.get("hands_in_view") is False:
+        th["disabled"] = ["hands_visible"]
+    th.update(requirements.get("qc") or {})
+    return th
+
+
+def _prepare_qc(session: Session, clip: Clip, blobs) -> dict:
+    known = session.execute(
+        sa.select(Clip.id, Clip.fingerprint)
+        .where(Clip.campaign_id == clip.campaign_id, Clip.id != clip.id, Clip.fingerprint.is_not(None))
+        .order_by(Clip.id.desc()).limit(DUPLICATE_WINDOW)).all()
+    return {"path": str(blobs.path(clip.sha256)), "probe": clip.probe,
+            "thresholds": qc_thresholds_for(clip.campaign.requirements),
+            "known": [(cid, fp) for cid, fp in known]}
+
+
+def _apply_qc(session: Session, clip: Clip, result: dict) -> str | None:
+    if result.get("rejected"):
+        _finish(session, clip, ClipStatus.rejected, "clip.rejected",
+                {"stage": "qc", "code": result["code"], "message": result["message"]}, reason=result["code"])
+        return None
+    report = result["report"]
+    clip.qc_report = report
+    clip.fingerprint = report.get("fingerprint")
+    failed = [c["name"] for c in report["checks"] if c["status"] == "fail"]
+    status = ClipStatus.qc_passed if report["status"] == "qc_passed" else ClipStatus.qc_failed
+    _finish(session, clip, status, f"clip.{status.value}", {"failed": failed},
+            reason=f"qc.{failed[0]}" if failed else None)
+    return None
+
+
+@stage("qc", "1", prepare=_prepare_qc, apply=_apply_qc)
+def compute_qc(inputs: dict) -> dict:
+    from egocrowd.media.fingerprint import Fingerprint
+    from egocrowd.media.probe import ProbeResult
+    from egocrowd.media.qc.report import run_qc
+
+    known = [(cid, Fingerprint.from_dict(fp)) for cid, fp in inputs["known"]]
+    probe_result = ProbeResult.from_dict(inputs["probe"]) if inputs.get("probe") else None
+    try:
+        report = run_qc(inputs["path"], inputs["thresholds"], known, probe_result=probe_result)
+    except MediaError as exc:
+        return _media_rejection(exc)
+    return {"report": report.to_dict()}

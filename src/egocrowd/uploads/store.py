@@ -1,0 +1,315 @@
+"""Where unfinished uploads live on disk, so they survive a restart or a SIGKILL.
+
+Layout (flat; the upload id is 32 hex characters)::
+
+    <id>.json    UploadInfo, replaced atomically (temp file + fsync + os.replace)
+    <id>.part    the bytes received so far (may hold a tail beyond ``offset``: not yet durable,
+                 truncated before the next write)
+    <id>.lock    flock target serialising writers across processes
+
+Invariant: bytes ``[0, info.offset)`` of ``<id>.part`` were fsynced before ``info.offset`` was
+saved, so the offset a client is told after a crash never points past durable data. An upload
+exists iff its ``.json`` exists: it is written last on creation and removed first on deletion, and
+leftover ``.part``/``.lock`` files without one are swept by ``expire_uploads``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import fcntl
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from egocrowd.errors import Conflict
+
+__all__ = ["UploadInfo", "UploadStore", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def _parse(s: str | None) -> datetime | None:
+    return datetime.fromisoformat(s) if s else None
+
+
+@dataclass
+class UploadInfo:
+    """Everything we know about one upload; persisted as ``<id>.json``."""
+
+    id: str
+    length: int
+    owner: str  # who may HEAD/PATCH/DELETE it (from the Grant); hooks compare against it
+    context: dict[str, Any] = field(default_factory=dict)  # from the Grant, e.g. assignment id
+    metadata: dict[str, str] = field(default_factory=dict)  # decoded Upload-Metadata
+    offset: int = 0
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    expires_at: datetime = field(default_factory=utcnow)
+    completed_at: datetime | None = None  # last byte durably received
+    finished_at: datetime | None = None  # on_complete returned successfully
+    result: dict[str, str] = field(default_factory=dict)  # on_complete's response headers
+    error: dict[str, Any] | None = None  # on_complete refused it (EgocrowdError as a dict)
+    # sha256 of the whole upload when one process saw every byte in order (saves a re-read at
+    # completion); None otherwise, e.g. after a restart: then hash the data file yourself.
+    sha256: str | None = None
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def state(self) -> str:
+        """``receiving`` → ``completing`` → ``finished`` | ``failed``."""
+        if self.error is not None:
+            return "failed"
+        if self.finished_at is not None:
+            return "finished"
+        if self.offset >= self.length:
+            return "completing"
+        return "receiving"
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.state == "receiving" and (now or utcnow()) >= self.expires_at
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("created_at", "updated_at", "expires_at", "completed_at", "finished_at"):
+            d[k] = _iso(d[k])
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> UploadInfo:
+        d = dict(d)
+        if d.get("format_version", 1) > FORMAT_VERSION:
+            raise ValueError(f"upload info format {d['format_version']} is newer than this code")
+        for k in ("created_at", "updated_at", "expires_at", "completed_at", "finished_at"):
+            d[k] = _parse(d.get(k))
+        return cls(**d)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Holder:
+    """The in-process owner of an upload's lock (one request at a time)."""
+
+    def __init__(self) -> None:
+        self.released = asyncio.Event()
+        self.pump: asyncio.Task[Any] | None = None  # body reader a newer request may interrupt
+
+
+class UploadStore:
+    """Upload records and partial bytes in one local directory.
+
+    ``ttl`` is the sliding expiry: an unfinished upload not written to for that long expires.
+    ``lock_timeout`` bounds how long a request waits for another one on the same upload.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        ttl: timedelta = timedelta(hours=24),
+        lock_timeout: float = 5.0,
+    ) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ttl = ttl
+        self.lock_timeout = lock_timeout
+        self._holders: dict[str, _Holder] = {}
+        # upload id -> (offset, sha256 state over bytes [0, offset)); bounded, in-process only
+        self._running: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"UploadStore({str(self.dir)!r})"
+
+    # -- paths ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def valid_id(upload_id: str) -> bool:
+        return bool(_ID_RE.match(upload_id))
+
+    def info_path(self, upload_id: str) -> Path:
+        return self.dir / f"{upload_id}.json"
+
+    def data_path(self, upload_id: str) -> Path:
+        return self.dir / f"{upload_id}.part"
+
+    def _lock_path(self, upload_id: str) -> Path:
+        return self.dir / f"{upload_id}.lock"
+
+    # -- records --------------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        length: int,
+        owner: str,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> UploadInfo:
+        upload_id = secrets.token_hex(16)
+        now = utcnow()
+        info = UploadInfo(
+            id=upload_id,
+            length=length,
+            owner=owner,
+            context=dict(context or {}),
+            metadata=dict(metadata or {}),
+            created_at=now,
+            updated_at=now,
+            expires_at=now + self.ttl,
+        )
+        self._lock_path(upload_id).touch()
+        fd = os.open(self.data_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        self.save(info)  # last: the upload exists from here on
+        _fsync_dir(self.dir)
+        return info
+
+    def get(self, upload_id: str) -> UploadInfo | None:
+        if not self.valid_id(upload_id):
+            return None
+        try:
+            with open(self.info_path(upload_id), "rb") as f:
+                return UploadInfo.from_json(json.load(f))
+        except FileNotFoundError:
+            return None
+
+    def save(self, info: UploadInfo) -> None:
+        """Atomically replace the record (fsynced: it is the durable truth about the offset)."""
+        data = json.dumps(info.to_json(), separators=(",", ":")).encode()
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{info.id}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.info_path(info.id))
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def delete(self, upload_id: str) -> None:
+        """Forget an upload and its bytes (record first, so it stops existing at once)."""
+        self._running.pop(upload_id, None)
+        for p in (self.info_path(upload_id), self.data_path(upload_id), self._lock_path(upload_id)):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+    _RUNNING_MAX = 4096
+
+    def running_hash(self, upload_id: str, offset: int) -> Any | None:
+        """A sha256 state covering exactly ``[0, offset)``, or None if this process lacks one."""
+        if offset == 0:
+            return hashlib.sha256()
+        entry = self._running.get(upload_id)
+        if entry is None or entry[0] != offset:
+            return None
+        return entry[1].copy()
+
+    def keep_running_hash(self, upload_id: str, offset: int, state: Any | None) -> None:
+        if state is None:
+            self._running.pop(upload_id, None)
+            return
+        self._running[upload_id] = (offset, state)
+        self._running.move_to_end(upload_id)
+        while len(self._running) > self._RUNNING_MAX:
+            self._running.popitem(last=False)
+
+    def drop_data(self, upload_id: str) -> None:
+        self._running.pop(upload_id, None)
+        with contextlib.suppress(FileNotFoundError):
+            self.data_path(upload_id).unlink()
+
+    def iter_infos(self) -> Iterator[UploadInfo]:
+        for p in sorted(self.dir.glob("*.json")):
+            info = self.get(p.stem)
+            if info is not None:
+                yield info
+
+    def touch(self, info: UploadInfo, now: datetime | None = None) -> None:
+        """Mark activity: the expiry slides forward on every write."""
+        now = now or utcnow()
+        info.updated_at = now
+        info.expires_at = now + self.ttl
+
+    # -- locking --------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def locked(self, upload_id: str, *, steal: bool = True) -> AsyncIterator[_Holder]:
+        """Hold the upload exclusively: one writer per upload, across tasks and processes.
+
+        A phone that lost its connection often reconnects before the server notices the old TCP
+        connection is dead; that old request would otherwise hold the lock until it times out.
+        With ``steal`` (same process only) the newer request interrupts the older one's body
+        reader, which commits what it received and lets go. Across processes we wait up to
+        ``lock_timeout`` and then answer 409 (``upload.locked``); tus clients retry on 409.
+        """
+        deadline = time.monotonic() + self.lock_timeout
+        while (holder := self._holders.get(upload_id)) is not None:
+            if steal and holder.pump is not None and not holder.pump.done():
+                holder.pump.cancel()
+            try:
+                await asyncio.wait_for(holder.released.wait(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise Conflict("another request is writing this upload", code="upload.locked") from None
+        mine = _Holder()
+        self._holders[upload_id] = mine
+        fd = -1
+        try:
+            fd = os.open(self._lock_path(upload_id), os.O_RDWR | os.O_CREAT, 0o600)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise Conflict(
+                            "another request is writing this upload", code="upload.locked"
+                        ) from None
+                    await asyncio.sleep(0.05)
+            yield mine
+        finally:
+            if fd >= 0:
+                os.close(fd)  # releases the flock
+            del self._holders[upload_id]
+            mine.released.set()
+
+    def try_lock_sync(self, upload_id: str) -> int | None:
+        """Non-blocking flock for maintenance jobs; returns an fd to close, or None if busy."""
+        if upload_id in self._holders:
+            return None
+        try:
+            fd = os.open(self._lock_path(upload_id), os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd

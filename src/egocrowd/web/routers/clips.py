@@ -1,0 +1,125 @@
+"""Uploads (tus), clips and the phone capture page: the door between received bytes and the
+platform's rules (who may upload to which assignment, how big, what becomes of the bytes)."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
+
+from egocrowd import clips
+from egocrowd.accounts import policy
+from egocrowd.campaigns import assignments
+from egocrowd.campaigns import service as campaigns
+from egocrowd.db.models import ClipStatus, Role
+from egocrowd.errors import Forbidden, InvalidInput, Unauthenticated
+from egocrowd.uploads.store import UploadInfo
+from egocrowd.uploads.tus import Grant, TusHooks, make_tus_router
+from egocrowd.web.auth import unit
+
+MB = 1024 * 1024
+
+
+def _user(ctx):
+    if ctx.user is None:
+        raise Unauthenticated("Log in first.", code="auth.required")
+    return ctx.user
+
+
+class PlatformHooks(TusHooks):
+    """Only the assignee may upload to an assignment, while its lease runs, up to the campaign's limit."""
+
+    def __init__(self, db, blobs) -> None:
+        self.db, self.blobs = db, blobs
+
+    def authorize_create(self, request: Request, length: int, metadata: dict[str, str]) -> Grant:
+        with unit(request) as ctx:
+            worker = _user(ctx)
+            try:
+                assignment_id = int(metadata.get("assignment", ""))
+            except ValueError:
+                raise InvalidInput("Upload-Metadata must name the assignment (key 'assignment').",
+                                   code="upload.bad_metadata") from None
+            a = assignments.require_active_lease(ctx.session, worker, assignment_id)
+            limit = int(a.campaign.requirements.get("max_upload_mb", 500)) * MB
+            return Grant(owner=str(worker.id), max_length=limit,
+                         context={"assignment_id": a.id, "campaign_id": a.campaign_id, "worker_id": worker.id})
+
+    def authorize_access(self, request: Request, info: UploadInfo) -> None:
+        with unit(request) as ctx:
+            if str(_user(ctx).id) != info.owner:
+                raise Forbidden("This upload belongs to someone else.", code="upload.forbidden")
+
+    def on_complete(self, info: UploadInfo, data_path: os.PathLike[str]) -> dict[str, str]:
+        c = info.context
+        clip = clips.finish_upload(self.db, self.blobs, source_ref=f"tus:{info.id}", path=data_path,
+                                   worker_id=int(c["worker_id"]), assignment_id=int(c["assignment_id"]),
+                                   campaign_id=int(c["campaign_id"]), original_name=info.metadata.get("filename"),
+                                   client_meta=info.metadata)
+        return {"Egocrowd-Clip-Id": str(clip.id)}
+
+
+def clip_out(c) -> dict:
+    return {"id": c.id, "campaign_id": c.campaign_id, "assignment_id": c.assignment_id, "worker_id": c.worker_id,
+            "sha256": c.sha256, "size": c.size, "original_name": c.original_name, "client_meta": c.client_meta,
+            "duplicate_of": c.duplicate_of, "status": c.status.value, "reason_code": c.reason_code,
+            "probe": c.probe, "feedback": clips.feedback(c), "qc_report": c.qc_report,
+            "created_at": c.created_at.isoformat(), "updated_at": c.updated_at.isoformat()}
+
+
+api = APIRouter(prefix="/api/v1", tags=["clips"])
+
+
+@api.get("/clips")
+def list_clips(request: Request, campaign_id: int | None = None, limit: int = 100, offset: int = 0):
+    with unit(request) as ctx:
+        rows = clips.list_clips(ctx.session, _user(ctx), campaign_id=campaign_id, limit=min(max(limit, 1), 500),
+                                offset=max(offset, 0))
+        return {"items": [clip_out(c) for c in rows]}
+
+
+@api.get("/clips/{clip_id}")
+def get_clip(request: Request, clip_id: int):
+    with unit(request) as ctx:
+        return clip_out(clips.get_clip(ctx.session, _user(ctx), clip_id))
+
+
+@api.get("/campaigns/{campaign_id}/qc")
+def campaign_qc(request: Request, campaign_id: int):
+    """The campaign's QC statistics: pass rate and the most common failures (its requester only)."""
+    with unit(request) as ctx:
+        c = campaigns.get_campaign(ctx.session, _user(ctx), campaign_id)
+        policy.require(ctx.user, "campaign.manage", c)
+        return {"campaign_id": c.id, **clips.qc_statistics(ctx.session, c.id)}
+
+
+def install(app: FastAPI, upload_store, hooks: PlatformHooks) -> None:
+    from egocrowd.web.routers.pages import render
+
+    app.include_router(make_tus_router(upload_store, hooks, max_size=8192 * MB), prefix="/api/v1/uploads",
+                       tags=["uploads"])
+    app.include_router(api)
+
+    @app.get("/assignments/{assignment_id}/capture", response_class=HTMLResponse, include_in_schema=False)
+    def capture_page(request: Request, assignment_id: int):
+        with unit(request) as ctx:
+            worker = _user(ctx)
+            a = assignments.require_active_lease(ctx.session, worker, assignment_id)
+            req = a.campaign.requirements
+            capture = {"assignment": a.id, "min_duration": req.get("min_duration_s", 0),
+                       "max_duration": req.get("max_duration_s", 600), "min_width": req.get("min_width", 0),
+                       "min_height": req.get("min_height", 0), "max_bytes": int(req.get("max_upload_mb", 500)) * MB,
+                       "redirect": "/clips?m=uploaded", "instructions": a.campaign.instructions}
+            return render(request, "capture.html", worker, a=a, capture=capture)
+
+    @app.get("/clips", response_class=HTMLResponse, include_in_schema=False)
+    def clips_page(request: Request):
+        with unit(request) as ctx:
+            user = _user(ctx)
+            rows = clips.list_clips(ctx.session, user)
+            return render(request, "clips.html", user, clips=rows, feedback=clips.feedback,
+                          flash="Upload complete: your clip is being checked." if request.query_params.get("m") == "uploaded" else None)
+
+
+__all__ = ["PlatformHooks", "install", "clip_out", "ClipStatus", "Role"]

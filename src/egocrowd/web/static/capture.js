@@ -1,0 +1,484 @@
+/* egocrowd phone capture: record (or pick) a clip, check it in the browser, upload it with tus.
+ *
+ * Configuration comes from data-* attributes on #capture (see _capture_widget.html):
+ *   data-endpoint        tus endpoint, e.g. /api/v1/uploads
+ *   data-assignment      assignment id, sent as Upload-Metadata "assignment"
+ *   data-min-duration    seconds (default 0)        data-max-duration   seconds (default 600)
+ *   data-min-width       pixels, long side is compared with the larger of width/height
+ *   data-min-height      pixels, short side is compared with the smaller
+ *   data-min-brightness  mean luma 0-255 below which a clip is "too dark" (default 40)
+ *   data-max-bytes       refuse locally above this size (optional)
+ *   data-chunk-size      bytes per PATCH (default 8 MiB; a drop costs at most one chunk's retry)
+ *   data-csrf            CSRF token, sent as header X-CSRF-Token
+ *   data-redirect        where to go after success; "{upload}" is replaced by the upload id
+ *   data-audio           "true" to record sound (default off: bystanders' voices are personal data)
+ *
+ * Checks run before any byte is sent so a worker on metered data does not pay for a clip the
+ * server would reject. Uploads resume after a network drop (tus retries with backoff) and after a
+ * page reload: the recording is kept in IndexedDB until the upload finishes, and tus-js-client's
+ * fingerprint storage finds the unfinished upload again.
+ */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("capture");
+  if (!root) return;
+  var cfg = readConfig(root.dataset);
+  var $ = function (role) { return root.querySelector('[data-role="' + role + '"]'); };
+  var ui = {
+    preview: $("preview"), record: $("record"), file: $("file"), upload: $("upload"),
+    pause: $("pause"), retake: $("retake"), checks: $("checks"), progress: $("progress"),
+    percent: $("percent"), status: $("status"), elapsed: $("elapsed"),
+  };
+
+  var state = { stream: null, recorder: null, chunks: [], file: null, startedAt: 0, timer: null,
+                lumaSamples: [], sampleTimer: null, upload: null, checksOk: false, recordedSeconds: null };
+
+  function readConfig(d) {
+    var num = function (v, dflt) { var n = parseFloat(v); return isFinite(n) ? n : dflt; };
+    return {
+      endpoint: d.endpoint || "/api/v1/uploads",
+      assignment: d.assignment || "",
+      minDuration: num(d.minDuration, 0),
+      maxDuration: num(d.maxDuration, 600),
+      minWidth: num(d.minWidth, 0),
+      minHeight: num(d.minHeight, 0),
+      minBrightness: num(d.minBrightness, 40),
+      maxBytes: num(d.maxBytes, Infinity),
+      chunkSize: num(d.chunkSize, 8 * 1024 * 1024),
+      csrf: d.csrf || "",
+      redirect: d.redirect || "",
+      audio: d.audio === "true",
+    };
+  }
+
+  function setStatus(text, kind) {
+    ui.status.textContent = text;
+    ui.status.dataset.kind = kind || "info";
+  }
+
+  function fmtTime(s) {
+    s = Math.max(0, Math.floor(s));
+    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  }
+
+  function fmtBytes(n) {
+    return n >= 1e9 ? (n / 1e9).toFixed(2) + " GB" : (n / 1e6).toFixed(1) + " MB";
+  }
+
+  // ---- recording ---------------------------------------------------------------------------
+
+  function pickMimeType() {
+    var candidates = ["video/mp4;codecs=avc1", "video/mp4", "video/webm;codecs=vp9",
+                      "video/webm;codecs=vp8", "video/webm"];
+    if (!window.MediaRecorder) return null;
+    for (var i = 0; i < candidates.length; i++) {
+      if (MediaRecorder.isTypeSupported(candidates[i])) return candidates[i];
+    }
+    return "";
+  }
+
+  async function startRecording() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !window.MediaRecorder) {
+      setStatus("This browser cannot record video. Pick a video file instead.", "error");
+      return;
+    }
+    try {
+      state.stream = await navigator.mediaDevices.getUserMedia({
+        video: { facingMode: { ideal: "environment" }, width: { ideal: 1920 }, height: { ideal: 1080 },
+                 frameRate: { ideal: 30 } },
+        audio: cfg.audio,
+      });
+    } catch (err) {
+      setStatus("Camera not available (" + err.name + "). Allow camera access or pick a file.", "error");
+      return;
+    }
+    resetResult();
+    ui.preview.srcObject = state.stream;
+    ui.preview.muted = true;
+    ui.preview.controls = false;
+    try { await ui.preview.play(); } catch (e) { /* autoplay may need a gesture; the record tap is one */ }
+    var mime = pickMimeType();
+    state.recorder = new MediaRecorder(state.stream, mime ? { mimeType: mime } : undefined);
+    state.chunks = [];
+    state.lumaSamples = [];
+    state.recorder.ondataavailable = function (e) { if (e.data && e.data.size) state.chunks.push(e.data); };
+    state.recorder.onstop = finishRecording;
+    state.recorder.start(1000);
+    state.startedAt = performance.now();
+    root.dataset.state = "recording";
+    ui.record.textContent = "Stop";
+    ui.record.setAttribute("aria-pressed", "true");
+    setStatus("Recording…");
+    state.timer = setInterval(tick, 250);
+    // Brightness is sampled from the live picture: cheap, and works for formats we cannot seek.
+    state.sampleTimer = setInterval(function () {
+      var l = measureLuma(ui.preview);
+      if (l !== null) state.lumaSamples.push(l);
+    }, 1000);
+  }
+
+  function tick() {
+    var s = (performance.now() - state.startedAt) / 1000;
+    ui.elapsed.textContent = fmtTime(s) + " / " + fmtTime(cfg.maxDuration);
+    ui.elapsed.dataset.seconds = s.toFixed(1);
+    if (s >= cfg.maxDuration) stopRecording();
+  }
+
+  function stopRecording() {
+    if (state.recorder && state.recorder.state !== "inactive") {
+      state.recordedSeconds = (performance.now() - state.startedAt) / 1000;
+      state.recorder.stop();
+    }
+  }
+
+  function stopCamera() {
+    clearInterval(state.timer);
+    clearInterval(state.sampleTimer);
+    if (state.stream) state.stream.getTracks().forEach(function (t) { t.stop(); });
+    state.stream = null;
+  }
+
+  async function finishRecording() {
+    var type = (state.recorder.mimeType || "video/webm").split(";")[0];
+    var ext = type.indexOf("mp4") >= 0 ? "mp4" : "webm";
+    var now = new Date();
+    var file = new File(state.chunks, "capture-" + now.toISOString().replace(/[:.]/g, "-") + "." + ext,
+                        { type: type, lastModified: now.getTime() });
+    file.recordedAt = now.toISOString();
+    stopCamera();
+    ui.record.textContent = "Record again";
+    ui.record.setAttribute("aria-pressed", "false");
+    await useFile(file, { recorded: true });
+    saveRecording(file);  // so a reload mid-upload can resume instead of re-recording
+  }
+
+  // ---- checks ------------------------------------------------------------------------------
+
+  var canvas = document.createElement("canvas");
+  canvas.width = 64;
+  canvas.height = 36;
+  var ctx = canvas.getContext("2d", { willReadFrequently: true });
+
+  function measureLuma(video) {
+    if (!video.videoWidth || video.readyState < 2) return null;
+    try {
+      ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
+      var px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+      var sum = 0;
+      for (var i = 0; i < px.length; i += 4) sum += 0.2126 * px[i] + 0.7152 * px[i + 1] + 0.0722 * px[i + 2];
+      return sum / (px.length / 4);
+    } catch (e) {
+      return null;  // tainted canvas or decoder hiccup: no sample
+    }
+  }
+
+  function once(el, event, timeoutMs) {
+    return new Promise(function (resolve, reject) {
+      var t = setTimeout(function () { el.removeEventListener(event, on); reject(new Error("timeout")); }, timeoutMs);
+      function on() { clearTimeout(t); el.removeEventListener(event, on); resolve(); }
+      el.addEventListener(event, on);
+    });
+  }
+
+  // Probe a file with an off-screen <video>: duration, size, and a few frames' brightness.
+  async function probe(file) {
+    var v = document.createElement("video");
+    v.muted = true;
+    v.playsInline = true;
+    v.preload = "auto";
+    var url = URL.createObjectURL(file);
+    v.src = url;
+    var info = { duration: null, width: 0, height: 0, luma: [] };
+    try {
+      await once(v, "loadedmetadata", 10000);
+      info.width = v.videoWidth;
+      info.height = v.videoHeight;
+      var d = v.duration;
+      if (!isFinite(d)) {
+        // MediaRecorder WebM has no duration in its header; seeking far forces the browser to find it.
+        v.currentTime = 1e7;
+        try { await once(v, "durationchange", 5000); } catch (e) { /* keep unknown */ }
+        d = v.duration;
+      }
+      info.duration = isFinite(d) ? d : null;
+      if (info.duration) {
+        for (var k = 1; k <= 5; k++) {
+          v.currentTime = info.duration * k / 6;
+          try { await once(v, "seeked", 3000); } catch (e) { break; }
+          var l = measureLuma(v);
+          if (l !== null) info.luma.push(l);
+        }
+      }
+    } catch (e) {
+      info.error = "This file could not be read as a video.";
+    } finally {
+      URL.revokeObjectURL(url);
+      v.removeAttribute("src");
+      v.load();
+    }
+    return info;
+  }
+
+  function runChecks(file, info, opts) {
+    var results = [];
+    var add = function (ok, text, level) { results.push({ ok: ok, text: text, level: level || (ok ? "pass" : "fail") }); };
+    if (info.error) {
+      add(false, info.error);
+      return results;
+    }
+    var duration = info.duration !== null ? info.duration : (opts.recorded ? state.recordedSeconds : null);
+    if (duration === null) {
+      add(true, "Length could not be measured; the server will check it.", "warn");
+    } else {
+      add(duration >= cfg.minDuration && duration <= cfg.maxDuration,
+          "Length " + duration.toFixed(1) + " s (needs " + cfg.minDuration + "–" + cfg.maxDuration + " s)");
+    }
+    var longSide = Math.max(info.width, info.height), shortSide = Math.min(info.width, info.height);
+    var needLong = Math.max(cfg.minWidth, cfg.minHeight), needShort = Math.min(cfg.minWidth, cfg.minHeight);
+    add(longSide >= needLong && shortSide >= needShort,
+        "Resolution " + info.width + "×" + info.height + (needLong ? " (needs at least " + needLong + "×" + needShort + ")" : ""));
+    var samples = opts.recorded && state.lumaSamples.length ? state.lumaSamples : info.luma;
+    if (!samples.length) {
+      add(true, "Brightness could not be measured; the server will check it.", "warn");
+    } else {
+      var mean = samples.reduce(function (a, b) { return a + b; }, 0) / samples.length;
+      add(mean >= cfg.minBrightness, mean >= cfg.minBrightness ? "Light is good" : "Too dark: turn on a light and record again");
+    }
+    add(file.size <= cfg.maxBytes, "Size " + fmtBytes(file.size) + (isFinite(cfg.maxBytes) ? " (limit " + fmtBytes(cfg.maxBytes) + ")" : ""));
+    return results;
+  }
+
+  function renderChecks(results) {
+    ui.checks.innerHTML = "";
+    results.forEach(function (r) {
+      var li = document.createElement("li");
+      li.dataset.level = r.level;
+      var mark = document.createElement("span");
+      mark.className = "capture-mark";
+      mark.setAttribute("aria-hidden", "true");
+      mark.textContent = r.level === "pass" ? "✓" : r.level === "warn" ? "!" : "✗";
+      var label = document.createElement("span");
+      label.textContent = r.text;
+      var sr = document.createElement("span");
+      sr.className = "capture-sr";
+      sr.textContent = r.level === "pass" ? "Passed: " : r.level === "warn" ? "Warning: " : "Failed: ";
+      li.append(mark, sr, label);
+      ui.checks.appendChild(li);
+    });
+  }
+
+  async function useFile(file, opts) {
+    state.file = file;
+    state.checksOk = false;
+    ui.upload.disabled = true;
+    root.dataset.state = "checking";
+    setStatus("Checking the clip…");
+    ui.preview.srcObject = null;
+    ui.preview.src = URL.createObjectURL(file);
+    ui.preview.controls = true;
+    ui.preview.muted = false;
+    var info = await probe(file);
+    var results = runChecks(file, info, opts || {});
+    renderChecks(results);
+    state.checksOk = results.every(function (r) { return r.level !== "fail"; });
+    ui.upload.disabled = !state.checksOk;
+    ui.retake.hidden = false;
+    root.dataset.state = state.checksOk ? "ready" : "rejected";
+    if (state.checksOk) {
+      var cellular = navigator.connection && (navigator.connection.type === "cellular" || navigator.connection.saveData);
+      setStatus("Ready to upload " + fmtBytes(file.size) + (cellular ? " over mobile data" : "") + ".", "ok");
+    } else {
+      setStatus("This clip would be rejected. Fix the items marked ✗ and record again.", "error");
+    }
+  }
+
+  function resetResult() {
+    state.file = null;
+    ui.checks.innerHTML = "";
+    ui.upload.disabled = true;
+    ui.pause.hidden = true;
+    ui.progress.value = 0;
+    ui.percent.textContent = "";
+  }
+
+  // ---- keeping the recording across reloads (IndexedDB) -------------------------------------
+
+  var DB = "egocrowd-capture", STORE = "recordings";
+
+  function idb() {
+    return new Promise(function (resolve, reject) {
+      if (!window.indexedDB) return reject(new Error("no IndexedDB"));
+      var req = indexedDB.open(DB, 1);
+      req.onupgradeneeded = function () { req.result.createObjectStore(STORE); };
+      req.onsuccess = function () { resolve(req.result); };
+      req.onerror = function () { reject(req.error); };
+    });
+  }
+
+  function idbDo(mode, fn) {
+    return idb().then(function (db) {
+      return new Promise(function (resolve, reject) {
+        var tx = db.transaction(STORE, mode);
+        var req = fn(tx.objectStore(STORE));
+        tx.oncomplete = function () { resolve(req && req.result); db.close(); };
+        tx.onerror = function () { reject(tx.error); db.close(); };
+      });
+    });
+  }
+
+  function saveRecording(file) {
+    // Stored per assignment; the File keeps name/type/lastModified, so the tus fingerprint matches.
+    return idbDo("readwrite", function (s) {
+      return s.put({ file: file, recordedAt: file.recordedAt }, cfg.assignment);
+    }).catch(function () { /* private mode or quota: resume-after-reload just won't be offered */ });
+  }
+
+  function loadRecording() {
+    return idbDo("readonly", function (s) { return s.get(cfg.assignment); }).catch(function () { return null; });
+  }
+
+  function forgetRecording() {
+    return idbDo("readwrite", function (s) { return s.delete(cfg.assignment); }).catch(function () {});
+  }
+
+  // ---- upload ------------------------------------------------------------------------------
+
+  var PERMANENT = [400, 401, 403, 404, 410, 412, 413, 415, 422];
+
+  function startUpload() {
+    if (!state.file || !state.checksOk || !window.tus) return;
+    var file = state.file;
+    var upload = new tus.Upload(file, {
+      endpoint: cfg.endpoint,
+      chunkSize: cfg.chunkSize,
+      // Mobile networks drop for minutes: keep trying with growing gaps (ms).
+      retryDelays: [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000, 60000, 120000],
+      storeFingerprintForResuming: true,
+      removeFingerprintOnSuccess: true,
+      headers: cfg.csrf ? { "X-CSRF-Token": cfg.csrf } : {},
+      metadata: {
+        assignment: cfg.assignment,
+        filename: file.name,
+        filetype: file.type || "application/octet-stream",
+        device: navigator.userAgent,
+        recorded_at: file.recordedAt || new Date(file.lastModified || Date.now()).toISOString(),
+      },
+      onShouldRetry: function (err) {
+        var status = err.originalResponse ? err.originalResponse.getStatus() : 0;
+        return PERMANENT.indexOf(status) < 0;
+      },
+      onProgress: function (sent, total) {
+        var pct = total ? (sent / total) * 100 : 0;
+        ui.progress.value = pct;
+        ui.percent.textContent = pct.toFixed(0) + " %";
+        setStatus("Uploading… " + fmtBytes(sent) + " of " + fmtBytes(total));
+      },
+      onError: function (err) {
+        root.dataset.state = "error";
+        ui.pause.hidden = true;
+        ui.upload.disabled = false;
+        ui.upload.textContent = "Try again";
+        setStatus(explain(err), "error");
+      },
+      onSuccess: function (payload) {
+        var id = upload.url ? upload.url.replace(/\/+$/, "").split("/").pop() : "";
+        root.dataset.state = "done";
+        root.dataset.uploadId = id;
+        ui.pause.hidden = true;
+        ui.progress.value = 100;
+        ui.percent.textContent = "100 %";
+        setStatus("Uploaded. Thank you!", "ok");
+        forgetRecording();
+        if (cfg.redirect) {
+          setTimeout(function () { window.location.assign(cfg.redirect.replace("{upload}", encodeURIComponent(id))); }, 800);
+        }
+      },
+    });
+    state.upload = upload;
+    root.dataset.state = "uploading";
+    ui.upload.disabled = true;
+    ui.pause.hidden = false;
+    ui.pause.textContent = "Pause";
+    setStatus("Starting upload…");
+    upload.findPreviousUploads().then(function (previous) {
+      if (previous.length) {
+        upload.resumeFromPreviousUpload(previous[0]);  // most recent first
+        setStatus("Resuming your earlier upload…");
+      }
+      upload.start();
+    });
+  }
+
+  function explain(err) {
+    var res = err.originalResponse;
+    var status = res ? res.getStatus() : 0;
+    var detail = "";
+    try { detail = JSON.parse(res.getBody()).detail || ""; } catch (e) { /* not JSON */ }
+    if (status === 413) return "The clip is larger than this task allows. " + detail;
+    if (status === 401 || status === 403) return "You are not allowed to upload for this task (signed out?). " + detail;
+    if (status === 410 || status === 404) return "This upload expired. Tap Try again to start over.";
+    if (!navigator.onLine) return "No network. The upload will continue when you tap Try again.";
+    return "Upload failed" + (status ? " (" + status + ")" : "") + ". " + (detail || "Tap Try again.");
+  }
+
+  function togglePause() {
+    if (!state.upload) return;
+    if (root.dataset.state === "uploading") {
+      state.upload.abort();
+      root.dataset.state = "paused";
+      ui.pause.textContent = "Resume";
+      setStatus("Paused. Nothing is sent until you resume.");
+    } else {
+      root.dataset.state = "uploading";
+      ui.pause.textContent = "Pause";
+      state.upload.start();
+    }
+  }
+
+  // ---- wiring ------------------------------------------------------------------------------
+
+  ui.record.addEventListener("click", function () {
+    if (state.recorder && state.recorder.state === "recording") stopRecording();
+    else startRecording();
+  });
+  ui.file.addEventListener("change", function () {
+    var f = ui.file.files && ui.file.files[0];
+    if (f) useFile(f, { recorded: false });
+  });
+  ui.upload.addEventListener("click", function () {
+    ui.upload.textContent = "Upload";
+    startUpload();
+  });
+  ui.pause.addEventListener("click", togglePause);
+  ui.retake.addEventListener("click", function () {
+    forgetRecording();
+    resetResult();
+    ui.retake.hidden = true;
+    ui.preview.removeAttribute("src");
+    root.dataset.state = "idle";
+    setStatus("Tap Record or pick a video.");
+  });
+  window.addEventListener("offline", function () {
+    if (root.dataset.state === "uploading") setStatus("Network lost: waiting to resume…", "warn");
+  });
+  window.addEventListener("online", function () {
+    // tus-js-client may have given up while offline; pick up from the server's offset.
+    if (root.dataset.state === "error" && state.upload) { root.dataset.state = "uploading"; state.upload.start(); }
+  });
+
+  root.dataset.state = "idle";
+  setStatus("Tap Record or pick a video.");
+  loadRecording().then(function (saved) {
+    if (saved && saved.file && root.dataset.state === "idle") {
+      var f = saved.file;
+      try { f.recordedAt = saved.recordedAt; } catch (e) { /* read-only in some engines */ }
+      useFile(f, { recorded: false }).then(function () {
+        if (state.checksOk) setStatus("Your last recording was not uploaded yet. Tap Upload to resume.", "ok");
+      });
+    }
+  });
+
+  // Exposed for debugging and tests (read-only view of the state).
+  window.egocrowdCapture = { config: cfg, state: state, startUpload: startUpload, stopRecording: stopRecording };
+})();

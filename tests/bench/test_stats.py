@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from egocrowd.bench import stats as st
+from egocrowd.errors import InvalidInput
+
+
+def test_wilson_matches_newcombe_1998():
+    # Newcombe (1998), Stat Med 17:857, example 81/263: Wilson 0.2553 to 0.3662
+    lo, hi = st.wilson(81, 263)
+    assert (round(lo, 4), round(hi, 4)) == (0.2553, 0.3662)
+
+
+def test_wilson_edges():
+    assert all(math.isnan(x) for x in st.wilson(0, 0))
+    lo, hi = st.wilson(0, 10)
+    assert lo == 0 and 0.2 < hi < 0.35  # zero successes still give an informative upper bound
+    assert st.wilson(10, 10)[1] == 1.0
+    with pytest.raises(InvalidInput):
+        st.wilson(1, 2, confidence=1.5)
+
+
+def test_wilson_coverage_is_close_to_nominal():
+    rng = np.random.default_rng(7)
+    p, n, reps = 0.3, 60, 3000
+    k = rng.binomial(n, p, size=reps)
+    covered = np.mean([lo <= p <= hi for lo, hi in (st.wilson(x, n) for x in k)])
+    assert 0.93 <= covered <= 0.97
+
+
+def test_cluster_bootstrap_coverage_for_a_clustered_rate():
+    """Sessions with their own success probability: the session bootstrap keeps ~95% coverage
+    where a naive per-episode interval would be too narrow."""
+    rng = np.random.default_rng(11)
+    true_mean, covered, naive_covered, reps = 0.6, 0, 0, 150
+    for r in range(reps):
+        p_sess = rng.beta(6, 4, size=40)  # mean 0.6, strong between-session spread
+        n = rng.integers(5, 30, size=40)
+        k = rng.binomial(n, p_sess)
+        boot = st.bootstrap_sums(np.stack([k, n], axis=1), st.ratio, rounds=300, seed=r)
+        lo, hi = st.percentile_ci(boot)
+        # the estimand: the episode-weighted rate, whose expectation is ~the population mean
+        covered += lo <= true_mean <= hi
+        nlo, nhi = st.wilson(k.sum(), n.sum())
+        naive_covered += nlo <= true_mean <= nhi
+    assert 0.88 <= covered / reps <= 0.99
+    assert naive_covered < covered  # clustering matters
+
+
+def test_bootstrap_is_seeded_and_chunk_independent_of_memory():
+    data = np.stack([np.arange(50.0), np.ones(50)], axis=1)
+    a = st.bootstrap_sums(data, st.ratio, rounds=300, seed=3)
+    b = st.bootstrap_sums(data, st.ratio, rounds=300, seed=3)
+    c = st.bootstrap_sums(data, st.ratio, rounds=300, seed=4)
+    assert a.shape == (300,) and np.array_equal(a, b) and not np.array_equal(a, c)
+    counts = np.concatenate(list(st.resample_counts(50, 300, seed=3)))
+    assert counts.shape == (300, 50) and (counts.sum(axis=1) == 50).all()
+
+
+def test_weighted_km_matches_scipy_with_ties_and_censoring():
+    rng = np.random.default_rng(5)
+    t = rng.integers(1, 15, size=60).astype(float)  # many ties
+    e = rng.random(60) < 0.7
+    ref = sps.ecdf(sps.CensoredData(uncensored=t[e], right=t[~e])).sf
+    for budget in (0.5, 3, 7.5, 14, 100):
+        assert st.km_survival_at(t, e, np.ones((1, 60)), budget)[0] == pytest.approx(float(ref.evaluate(budget)))
+    # integer weights are the same as replicating items
+    w = rng.integers(0, 3, size=60)
+    rep_t, rep_e = np.repeat(t, w), np.repeat(e, w)
+    ref2 = sps.ecdf(sps.CensoredData(uncensored=rep_t[rep_e], right=rep_t[~rep_e])).sf
+    assert st.km_survival_at(t, e, w[None, :], 7)[0] == pytest.approx(float(ref2.evaluate(7)))
+
+
+def test_kaplan_meier_curve_hand_values():
+    c = st.kaplan_meier(np.array([5, 3, 8, 1, 1, 2.0]), np.array([1, 1, 0, 1, 0, 0]))
+    s = dict(zip(c.time, c.survival))
+    assert s[1.0] == pytest.approx(5 / 6) and s[3.0] == pytest.approx(5 / 9) and s[5.0] == pytest.approx(5 / 18)
+    assert c.median == 5.0 and (c.events, c.censored) == (3, 3)
+    assert all(lo <= v <= hi for lo, v, hi in zip(c.lower, c.survival, c.upper))
+    none = st.kaplan_meier(np.array([4.0]), np.array([0]))
+    assert none.median is None and none.survival == [1.0]
+
+
+def test_ols_slope_from_sums():
+    x = np.array([0, 1, 2, 3, 4.0])
+    y = np.array([1, 1, 0, 1, 0.0])
+    sums = st.ols_sums(x, y, np.array([0, 0, 1, 1, 1]), 2)
+    assert st.ols_slope(sums.sum(axis=0)[None])[0] == pytest.approx(np.polyfit(x, y, 1)[0])
+    assert np.isnan(st.ols_slope(st.ols_sums(np.ones(3), y[:3], np.zeros(3, int), 1))[0])  # x constant
+
+
+def test_change_points():
+    n = np.full(10, 20.0)
+    k = np.array([18, 19, 18, 17, 19, 5, 4, 6, 5, 4.0])
+    assert st.change_points(k, n) == [5]
+    assert st.change_points(np.full(10, 10.0), n) == []
+    assert st.change_points(np.array([]), np.array([])) == []
+
+
+def test_bin_rates():
+    b = st.bin_rates(np.array([0, 0.1, 0.9, 1.0]), np.array([1, 0, 1, 1.0]), 2)
+    assert [(x["n"], x["rate"]) for x in b] == [(2, 0.5), (2, 1.0)]
+
+
+def test_paired_test_exact_sign_flip():
+    # 10 positive differences: only the all-plus and all-minus sign patterns are as extreme
+    res = st.paired_test(np.arange(1, 11) / 100)
+    assert res["p_value"] == pytest.approx(2 / 1024)
+    assert res["low"] > 0
+    assert st.paired_test(np.zeros(5))["p_value"] == 1.0
+    with pytest.raises(InvalidInput):
+        st.paired_test(np.array([0.1]))

@@ -1,0 +1,195 @@
+"""QC checks: a confusion table over the generated clips, the report format, thresholds, registry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from egocrowd.errors import InvalidInput, MediaError
+from egocrowd.media import fingerprint, run_qc
+from egocrowd.media.analysis import FrameAnalyzer
+from egocrowd.media.hands import get_palm_detector
+from egocrowd.media.qc import (QCReport, QCThresholds, Verdict, evaluate, qc_check,
+                               registered_checks)
+from egocrowd.media.qc import registry as qc_registry
+from egocrowd.media.testmedia import QC_CLIPS, REAL_CLIPS
+
+# Which checks must FAIL on which clip (everything else must not fail). Each defect clip changes
+# one thing of the good clip; the second entries are honest consequences: a black picture hides
+# the hands, and bikes.mp4 / its re-encode are street scenes with no hands and are the "earlier
+# upload" the duplicate check compares against.
+EXPECTED_FAILS = {
+    "good": set(),
+    "dark": {"too_dark", "hands_visible"},
+    "overexposed": {"overexposed"},
+    "blurred": {"blur"},
+    "frozen": {"frozen_frames"},
+    "shaky": {"camera_shake"},
+    "too_short": {"duration"},
+    "idle": {"idle"},
+    "low_res": {"resolution"},
+    "low_fps": {"frame_rate"},
+    "reencoded_duplicate": {"near_duplicate", "hands_visible"},
+    "corrupt": {"integrity"},
+    "bikes": {"near_duplicate", "hands_visible"},
+    "carphone_pristine": {"resolution"},
+    "bigbuckbunny": {"hands_visible"},
+}
+HANDS = get_palm_detector() is not None
+
+
+@pytest.fixture(scope="session")
+def known(qc_media):
+    # The earlier upload: bikes.mp4 as shipped. Stored as JSON, as the database would.
+    return {"clip-bikes": json.loads(json.dumps(fingerprint(qc_media["bikes"]).to_dict()))}
+
+
+@pytest.fixture(scope="session")
+def reports(qc_media, qc_thresholds, known):
+    return {name: run_qc(str(qc_media[name]), qc_thresholds, known)
+            for name in QC_CLIPS + REAL_CLIPS}
+
+
+def test_confusion_table_no_misses_no_false_alarms(reports):
+    names = [spec.name for spec in registered_checks()]
+    if not HANDS:
+        names.remove("hands_visible")  # measured by test_hands_detector_is_installed
+    got = {clip: {c.name for c in r.checks if c.status == "fail" and c.name in names}
+           for clip, r in reports.items()}
+    want = {clip: exp & set(names) for clip, exp in EXPECTED_FAILS.items()}
+    table = "\n".join(f"{clip:20s} " + " ".join(
+        ("X" if n in got[clip] else ".") + ("!" if (n in got[clip]) != (n in want[clip]) else " ")
+        for n in names) for clip in want)
+    assert got == want, f"checks: {names}\n{table}"
+    # Every check is exercised: some clip must make it fail.
+    assert set(names) <= set().union(*want.values())
+
+
+def test_good_clip_passes_without_warnings(reports):
+    good = reports["good"]
+    assert good.status == "qc_passed" and good.passed
+    assert [c.name for c in good.checks if c.status != "pass"] == ([] if HANDS
+                                                                    else ["hands_visible"])
+
+
+def test_overall_status_follows_the_checks(reports):
+    for clip, report in reports.items():
+        assert report.status == ("qc_failed" if EXPECTED_FAILS[clip] else "qc_passed"), clip
+
+
+@pytest.mark.skipif(not HANDS, reason="the palm model (mediapipe==0.10.21, installed --no-deps) "
+                                      "is not installed")
+def test_hands_detector_is_installed(reports):
+    r = reports["good"].check("hands_visible")
+    assert r.value >= 0.9 and r.details["detector"].startswith("blazepalm")
+    assert reports["bigbuckbunny"].check("hands_visible").value < 0.2
+
+
+def test_failed_checks_speak_plain_words(reports):
+    dark = reports["dark"]
+    line = next(x for x in dark.reasons() if x.startswith("too dark"))
+    assert line == "too dark: 100 % of frames — record with the lights on, or near a window in " \
+                   "daylight"
+    for report in reports.values():
+        for c in report.failed_checks:
+            assert c.message and c.advice, c
+        for c in report.checks:
+            if c.status == "pass":
+                assert c.advice == ""
+
+
+def test_report_is_json_with_versions(reports):
+    d = reports["frozen"].to_dict()
+    again = json.loads(json.dumps(d))
+    assert again["format_version"] == 1
+    assert again["status"] == "qc_failed" and again["failed"] == ["frozen_frames"]
+    assert again["check_versions"] == {s.name: s.version for s in registered_checks()}
+    assert again["fingerprint"]["format_version"] == 1 and again["fingerprint"]["h"]
+    assert again["thresholds"]["idle_fail_s"] == 3
+    assert again["probe"]["frame_count"] == 240
+    assert QCReport.from_dict(again).to_dict() == again
+    for c in again["checks"]:
+        assert set(c) >= {"name", "version", "status", "value", "threshold", "message", "advice"}
+        assert c["status"] in ("pass", "warn", "fail")
+
+
+def test_defaults_reject_the_small_test_clips(qc_media):
+    # Out of the box a campaign wants >= 10 s of >= 480p: the 8 s CIF good clip fails both.
+    report = run_qc(str(qc_media["good"]))
+    assert {c.name for c in report.failed_checks} == {"duration", "resolution"}
+
+
+def test_thresholds_from_campaign_dict():
+    th = QCThresholds.from_dict({"min_duration_s": "20", "disabled": ["hands_visible"]})
+    assert th.min_duration_s == 20.0 and th.disabled == ("hands_visible",)
+    assert th.max_duration_s == QCThresholds().max_duration_s
+    with pytest.raises(InvalidInput) as info:
+        QCThresholds.from_dict({"min_duration": 20})
+    assert info.value.code == "campaign.bad_requirements"
+    with pytest.raises(InvalidInput):
+        QCThresholds.from_dict({"min_duration_s": 100, "max_duration_s": 50})
+    with pytest.raises(InvalidInput):
+        QCThresholds.from_dict({"min_fps": "fast"})
+
+
+def test_disabled_checks_are_not_run(qc_media, qc_thresholds):
+    th = QCThresholds.from_dict({**qc_thresholds.to_dict(), "disabled": ["duration", "blur"]})
+    report = run_qc(str(qc_media["too_short"]), th)
+    assert "duration" not in {c.name for c in report.checks}
+    assert report.status == "qc_passed"
+
+
+def test_hands_check_says_so_when_the_detector_is_missing(qc_media, qc_thresholds):
+    report = run_qc(str(qc_media["good"]), qc_thresholds, use_hand_detector=False)
+    hands = report.check("hands_visible")
+    assert hands.status == "warn" and hands.value is None
+    assert "not checked" in hands.message
+    assert report.status == "qc_passed"
+
+
+def test_unreadable_file_raises_media_error(qc_media):
+    with pytest.raises(MediaError) as info:
+        run_qc(str(qc_media["zip_renamed"]))
+    assert info.value.code == "video.not_video"
+
+
+def test_checks_are_pure_functions_of_frame_statistics():
+    # No file: feed synthetic frames straight into the analyzer, then evaluate.
+    rng = np.random.default_rng(1)
+    texture = rng.integers(0, 255, (120, 180), dtype=np.uint8)
+    def stats_of(frames):
+        a = FrameAnalyzer(180, 120)
+        for i, f in enumerate(frames):
+            a.add(i / 30, f)
+        return a.finish()
+    th = {"min_duration_s": 1, "min_short_side": 100, "warn_short_side": 100}
+    moving = [np.roll(texture, 2 * i, axis=1) for i in range(90)]
+    ok = evaluate(stats_of(moving), th)
+    assert ok.check("too_dark").status == "pass"
+    assert ok.check("camera_shake").status == "pass"   # a steady pan is not shake
+    assert ok.check("frozen_frames").status == "pass"
+    dark = evaluate(stats_of([(f // 10).astype(np.uint8) for f in moving]), th)
+    assert dark.check("too_dark").status == "fail" and dark.check("too_dark").value == 1.0
+    jumpy = [np.roll(np.roll(texture, int(s), axis=1), int(t), axis=0)
+             for s, t in rng.integers(-15, 15, (90, 2))]
+    assert evaluate(stats_of(jumpy), th).check("camera_shake").status == "fail"
+    still = evaluate(stats_of([texture] * 150), {**th, "idle_fail_s": 3})
+    assert still.check("idle").status == "fail" and still.check("idle").value >= 4.9
+
+
+def test_plugins_register_with_name_and_version(qc_media, qc_thresholds):
+    @qc_check("test_always_warns", version=3, title="Test plugin")
+    def _always_warns(ctx):
+        return Verdict("warn", ctx.stats.n_frames, {"never": True}, "just a test", "ignore it")
+
+    try:
+        report = run_qc(str(qc_media["good"]), qc_thresholds)
+        c = report.check("test_always_warns")
+        assert (c.version, c.status, c.value) == (3, "warn", 240)
+        assert report.to_dict()["check_versions"]["test_always_warns"] == 3
+        with pytest.raises(ValueError):
+            qc_check("test_always_warns", version=1)(lambda ctx: None)
+    finally:
+        qc_registry._REGISTRY.pop("test_always_warns", None)

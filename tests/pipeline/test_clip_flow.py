@@ -1,0 +1,123 @@
+"""An uploaded clip, end to end: tus upload (real tuspy client, real server) → Clip → probe → QC."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import sqlalchemy as sa
+from tusclient import client as tus
+from tusclient.exceptions import TusCommunicationError
+
+from egocrowd.blobs import BlobStore
+from egocrowd.db.models import Assignment, AuditEvent, Clip, Job
+from egocrowd.pipeline.executors import get_executor
+from egocrowd.pipeline.runner import Runner, RunnerConfig
+from tests.platform.helpers import make_user, open_campaign, publish_consent, sign
+
+REQ = {"min_duration_s": 3, "max_duration_s": 60, "min_width": 240, "min_height": 240, "min_fps": 24,
+       "max_upload_mb": 5}
+
+
+@pytest.fixture
+def world(client, db):
+    publish_consent(db)
+    lab = make_user(db, "requester", org="Lab A")
+    worker = make_user(db, "worker")
+    other = make_user(db, "worker")
+    c = open_campaign(client, lab, requirements=REQ, target_clips=10)
+    for w in (worker, other):
+        sign(client, w)
+    a = client.post(f"/api/v1/campaigns/{c['id']}/claim", headers=worker.headers).json()
+    return {"lab": lab, "worker": worker, "other": other, "campaign": c, "assignment": a}
+
+
+def upload(live, actor, assignment_id, path, **kw):
+    c = tus.TusClient(live.base + "/api/v1/uploads/", headers=actor.headers)
+    up = c.uploader(str(path), chunk_size=kw.pop("chunk_size", 64 * 1024),
+                    metadata={"assignment": str(assignment_id), "filename": "../../etc/my clip.mp4",
+                              "device": "Pixel 8"}, **kw)
+    up.upload()
+    return up
+
+
+def drain(app, db):
+    runner = Runner(db, BlobStore(app.state.settings.blobs_path), get_executor("inline"),
+                    RunnerConfig(backoff_base_s=0.01))
+    return runner.drain(wait_for_retries=True, timeout_s=120)
+
+
+def test_upload_becomes_a_checked_clip(app, db, client, live, world, media):
+    worker, lab, a = world["worker"], world["lab"], world["assignment"]
+    upload(live, worker, a["id"], media["good"])
+    with db.transaction() as s:
+        clip = s.scalar(sa.select(Clip))
+        assert clip.sha256 == hashlib.sha256(media["good"].read_bytes()).hexdigest()
+        assert clip.original_name == "my clip.mp4"  # no path, safe characters
+        assert clip.client_meta["device"] == "Pixel 8"
+        assert s.get(Assignment, a["id"]).status.value == "submitted"
+        assert BlobStore(app.state.settings.blobs_path).exists(clip.sha256)
+        assert [j.stage for j in s.scalars(sa.select(Job))] == ["probe"]
+    assert drain(app, db) == 2  # probe, then qc
+    r = client.get(f"/api/v1/clips/{clip.id}", headers=worker.headers)
+    body = r.json()
+    assert body["status"] in ("qc_passed", "qc_failed"), body
+    assert body["qc_report"]["format_version"] >= 1
+    assert {c["name"] for c in body["qc_report"]["checks"]} >= {"duration", "too_dark", "blur", "hands_visible"}
+    # the requester sees the campaign's QC statistics; another worker sees nothing of this clip
+    stats = client.get(f"/api/v1/campaigns/{world['campaign']['id']}/qc", headers=lab.headers).json()
+    assert stats["clips"] == 1 and stats["pass_rate"] in (0.0, 1.0)
+    assert client.get(f"/api/v1/clips/{clip.id}", headers=world["other"].headers).status_code == 404
+    with db.transaction() as s:
+        actions = [e.action for e in s.scalars(sa.select(AuditEvent).where(AuditEvent.entity_type == "clip"))]
+    assert actions[0] == "clip.uploaded" and actions[-1] in ("clip.qc_passed", "clip.qc_failed")
+
+
+def test_dark_clip_fails_with_advice_and_the_worker_may_retry(app, db, client, live, world, media):
+    worker, a = world["worker"], world["assignment"]
+    upload(live, worker, a["id"], media["dark"])
+    drain(app, db)
+    body = client.get("/api/v1/clips", headers=worker.headers).json()["items"][0]
+    assert body["status"] == "qc_failed"
+    fails = [f for f in body["feedback"] if f["status"] == "fail"]
+    assert any(f["name"] == "too_dark" for f in fails), body["feedback"]
+    assert all(f["message"] and f["advice"] for f in fails)
+    # the slot is the worker's again: they may record once more
+    assert client.get(f"/api/v1/assignments/{a['id']}", headers=worker.headers).json()["status"] == "active"
+    page = client.get("/clips", headers=worker.headers)
+    assert page.status_code == 200
+
+
+def test_corrupt_file_is_rejected_with_a_reason_code(app, db, client, live, world, media):
+    worker, a = world["worker"], world["assignment"]
+    upload(live, worker, a["id"], media["zip_renamed"])
+    drain(app, db)
+    body = client.get("/api/v1/clips", headers=worker.headers).json()["items"][0]
+    assert body["status"] == "rejected"
+    assert body["reason_code"].startswith("video.")
+
+
+def test_same_bytes_twice_are_flagged_and_stored_once(app, db, client, live, world, media):
+    worker, a = world["worker"], world["assignment"]
+    upload(live, worker, a["id"], media["good"])
+    a2 = client.post(f"/api/v1/campaigns/{world['campaign']['id']}/claim", headers=worker.headers).json()
+    upload(live, worker, a2["id"], media["good"])
+    with db.transaction() as s:
+        first, second = s.scalars(sa.select(Clip).order_by(Clip.id)).all()
+    assert second.duplicate_of == first.id and second.sha256 == first.sha256
+    blobs = list(BlobStore(app.state.settings.blobs_path).iter_blobs())
+    assert len(blobs) == 1
+
+
+def test_only_the_assignee_may_upload_and_within_the_campaign_limit(app, db, live, world, media, tmp_path):
+    a = world["assignment"]
+    with pytest.raises(TusCommunicationError) as err:
+        upload(live, world["other"], a["id"], media["good"])
+    assert err.value.status_code == 403
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (6 * 1024 * 1024))  # campaign limit: 5 MB
+    with pytest.raises(TusCommunicationError) as err:
+        upload(live, world["worker"], a["id"], big)
+    assert err.value.status_code == 413
+    with db.transaction() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Clip)) == 0

