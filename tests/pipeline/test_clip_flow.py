@@ -121,3 +121,35 @@ def test_only_the_assignee_may_upload_and_within_the_campaign_limit(app, db, liv
     assert err.value.status_code == 413
     with db.transaction() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Clip)) == 0
+
+
+def test_the_embedded_server_runs_the_pipeline_itself(tmp_path, db_url, db, media):
+    import time
+
+    import httpx
+
+    from egocrowd.settings import Settings
+    from egocrowd.web import create_app
+    from tests.pipeline.conftest import LiveServer
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=db_url, secret_key="s" * 40,
+                        run_pipeline_in_server=True, pipeline_executor="inline")
+    app = create_app(settings, db)
+    with LiveServer(app) as live, httpx.Client(base_url=live.base) as http:
+        publish_consent(db)
+        lab = make_user(db, "requester", org="Lab A")
+        worker = make_user(db, "worker")
+        c = open_campaign(http, lab, requirements=REQ)
+        sign(http, worker)
+        a = http.post(f"/api/v1/campaigns/{c['id']}/claim", headers=worker.headers).json()
+        upload(live, worker, a["id"], media["blurred"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            clip = http.get("/api/v1/clips", headers=worker.headers).json()["items"][0]
+            if clip["status"] != "processing":
+                break
+            time.sleep(0.2)
+        assert clip["status"] == "qc_failed", clip["status"]
+        assert any(f["name"] == "blur" for f in clip["feedback"])
+        page = http.get(f"/campaigns/{c['id']}", headers=lab.headers).text
+        assert "Pass rate" in page and "blur" in page

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from egocrowd import __version__, consent
+from egocrowd import __version__, clips, consent
 from egocrowd.accounts import policy
 from egocrowd.accounts import service as accounts
 from egocrowd.campaigns import assignments
@@ -33,7 +33,16 @@ def _money(cents: int, currency: str) -> str:
     return f"{cents / 100:,.2f} {currency}"
 
 
+def _filesize(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
 templates.env.filters["money"] = _money
+templates.env.filters["filesize"] = _filesize
 templates.env.globals["version"] = __version__
 templates.env.globals["CampaignStatus"] = CampaignStatus
 
@@ -178,9 +187,10 @@ def install(app: FastAPI) -> None:
             c = campaigns.get_campaign(ctx.session, user, campaign_id)
             manages = policy.can(user, "campaign.manage", c)
             prog = assignments.progress(ctx.session, c) if manages else None
+            qc = clips.qc_statistics(ctx.session, c.id) if manages else None
             has_consent = (user.role is Role.worker
                            and consent.active_consent(ctx.session, user, c.consent_version) is not None)
-            return render(request, "campaign.html", user, c=c, manages=manages, progress=prog,
+            return render(request, "campaign.html", user, c=c, manages=manages, progress=prog, qc=qc,
                           has_consent=has_consent, hourly=campaigns.hourly_rate_cents(c),
                           transitions=sorted(s.value for s in campaigns.TRANSITIONS[c.status]))
 

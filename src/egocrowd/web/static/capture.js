@@ -10,7 +10,8 @@
  *   data-max-bytes       refuse locally above this size (optional)
  *   data-chunk-size      bytes per PATCH (default 8 MiB; a drop costs at most one chunk's retry)
  *   data-csrf            CSRF token, sent as header X-CSRF-Token
- *   data-redirect        where to go after success; "{upload}" is replaced by the upload id
+ *   data-redirect        where to go after success; "{upload}" is replaced by the upload id and
+ *                        "{clip}" by the server's Egocrowd-Clip-Id response header
  *   data-audio           "true" to record sound (default off: bystanders' voices are personal data)
  *
  * Checks run before any byte is sent so a worker on metered data does not pay for a clip the
@@ -106,6 +107,7 @@
     state.recorder.onstop = finishRecording;
     state.recorder.start(1000);
     state.startedAt = performance.now();
+    state.startedIso = new Date().toISOString();
     root.dataset.state = "recording";
     ui.record.textContent = "Stop";
     ui.record.setAttribute("aria-pressed", "true");
@@ -145,7 +147,7 @@
     var now = new Date();
     var file = new File(state.chunks, "capture-" + now.toISOString().replace(/[:.]/g, "-") + "." + ext,
                         { type: type, lastModified: now.getTime() });
-    file.recordedAt = now.toISOString();
+    file.recordedAt = state.startedIso || now.toISOString();  // when the recording began
     stopCamera();
     ui.record.textContent = "Record again";
     ui.record.setAttribute("aria-pressed", "false");
@@ -383,6 +385,9 @@
       },
       onSuccess: function (payload) {
         var id = upload.url ? upload.url.replace(/\/+$/, "").split("/").pop() : "";
+        var res = payload && payload.lastResponse;
+        var clip = (res && res.getHeader("Egocrowd-Clip-Id")) || "";
+        if (clip) root.dataset.clipId = clip;
         root.dataset.state = "done";
         root.dataset.uploadId = id;
         ui.pause.hidden = true;
@@ -391,7 +396,8 @@
         setStatus("Uploaded. Thank you!", "ok");
         forgetRecording();
         if (cfg.redirect) {
-          setTimeout(function () { window.location.assign(cfg.redirect.replace("{upload}", encodeURIComponent(id))); }, 800);
+          setTimeout(function () { window.location.assign(cfg.redirect.replace("{upload}", encodeURIComponent(id))
+                                                             .replace("{clip}", encodeURIComponent(clip))); }, 800);
         }
       },
     });
