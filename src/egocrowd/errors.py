@@ -30,6 +30,10 @@ class EgocrowdError(Exception):
         self.code = code or self.default_code
         self.extra = extra
 
+    def __reduce__(self):
+        # Keep code and extras when an error crosses a process boundary (executors, bounded calls).
+        return (_rebuild, (type(self), self.message, self.code, self.extra))
+
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
 
@@ -74,3 +78,7 @@ class MediaError(EgocrowdError):
 
     status = 422
     default_code = "video.unreadable"
+
+
+def _rebuild(cls, message, code, extra):
+    return cls(message, code=code, **extra)

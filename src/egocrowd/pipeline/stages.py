@@ -78,6 +78,10 @@ def _finish(session: Session, clip: Clip, status: ClipStatus, action: str, paylo
         _reopen_assignment(session, clip, reason or status.value)
 
 
+PROBE_TIMEOUT_S = 120.0
+QC_TIMEOUT_S = 900.0
+
+
 # --- probe ----------------------------------------------------------------------------------------
 def _prepare_probe(session: Session, clip: Clip, blobs) -> dict:
     return {"path": str(blobs.path(clip.sha256))}
@@ -95,10 +99,11 @@ def _apply_probe(session: Session, clip: Clip, result: dict) -> str | None:
 
 @stage("probe", "1", prepare=_prepare_probe, apply=_apply_probe)
 def compute_probe(inputs: dict) -> dict:
+    from egocrowd.media.bounded import call_bounded
     from egocrowd.media.probe import probe
 
-    try:
-        return {"probe": probe(inputs["path"]).to_dict()}
+    try:  # in a child process with a memory cap and a deadline: a hostile file cannot hang us
+        return {"probe": call_bounded(probe, inputs["path"], timeout_s=PROBE_TIMEOUT_S).to_dict()}
     except MediaError as exc:
         return _media_rejection(exc)
 
@@ -152,6 +157,7 @@ def _apply_qc(session: Session, clip: Clip, result: dict) -> str | None:
 
 @stage("qc", "1", prepare=_prepare_qc, apply=_apply_qc)
 def compute_qc(inputs: dict) -> dict:
+    from egocrowd.media.bounded import call_bounded
     from egocrowd.media.fingerprint import Fingerprint
     from egocrowd.media.probe import ProbeResult
     from egocrowd.media.qc.report import run_qc
@@ -159,7 +165,8 @@ def compute_qc(inputs: dict) -> dict:
     known = [(cid, Fingerprint.from_dict(fp)) for cid, fp in inputs["known"]]
     probe_result = ProbeResult.from_dict(inputs["probe"]) if inputs.get("probe") else None
     try:
-        report = run_qc(inputs["path"], inputs["thresholds"], known, probe_result=probe_result)
+        report = call_bounded(run_qc, inputs["path"], inputs["thresholds"], known, probe_result=probe_result,
+                              timeout_s=QC_TIMEOUT_S)
     except MediaError as exc:
         return _media_rejection(exc)
     return {"report": report.to_dict()}
