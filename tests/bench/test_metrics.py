@@ -152,14 +152,14 @@ def test_truncated_session_uses_last_event_and_censors(tmp_path):
                 [S.Misinterpretation(t=5, id="m"), S.Safety(t=50, kind="contact")])
     d = next(digest_log(p))
     assert d.end_reason is None and d.duration == 50
-    assert d.mis_time == [45.0] and d.mis_recovered == [0]
+    assert list(d.mis_time) == [45.0] and list(d.mis_recovered) == [0]
 
 
 def test_chain_index_missing_uses_order(tmp_path):
     sess = S.Session(session_id="a", policy="P", environment="e")
     ev = [S.SubtaskEnd(t=i, subtask="x", chain="c", outcome=o) for i, o in enumerate(["success", "success", "failure", "success"])]
     d = digest_session(sess, ev)
-    assert d.chain_k == [2] and d.chain_len == [4]
+    assert list(d.chain_k) == [2] and list(d.chain_len) == [4]
 
 
 def test_registry_rejects_duplicates_and_accepts_new_metrics():

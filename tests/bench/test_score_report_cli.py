@@ -130,3 +130,19 @@ def test_every_command_has_help():
     for name, cmd in bench.commands.items():
         res = r.invoke(bench, [name, "--help"])
         assert res.exit_code == 0 and len(cmd.help or "") > 20, name
+
+
+def test_parallel_reading_of_many_files_matches_serial(tmp_path):
+    paths = []
+    for i in range(4):
+        p = tmp_path / f"ep{i}.jsonl"
+        write_synthetic(p, [SynthPolicy("a", 0.7), SynthPolicy("b", 0.6)], 3, seed=i)
+        paths.append(p)
+    seen = []
+    serial = read_digests(paths)
+    parallel = read_digests(paths, jobs=2, on_progress=seen.append)
+    assert [d.session_id for d in parallel] == [d.session_id for d in serial]
+    assert _strip(score_digests(parallel, FAST)) == _strip(score_digests(serial, FAST))
+    assert sum(seen) == sum(p.stat().st_size for p in paths)
+    res = CliRunner().invoke(bench, ["score", *map(str, paths), "-j", "2", "--rounds", "20", "-o", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output

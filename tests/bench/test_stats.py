@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 from scipy import stats as sps
 
 from egocrowd.bench import stats as st
@@ -115,3 +117,32 @@ def test_paired_test_exact_sign_flip():
     assert st.paired_test(np.zeros(5))["p_value"] == 1.0
     with pytest.raises(InvalidInput):
         st.paired_test(np.array([0.1]))
+
+
+def test_sign_flip_matches_scipy_exact_and_monte_carlo_is_close():
+    rng = np.random.default_rng(2)
+    d = rng.normal(0.1, 0.5, size=12)
+    ref = sps.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf, vectorized=True, axis=-1).pvalue
+    assert st.sign_flip_pvalue(d) == pytest.approx(ref)
+    mc = st.sign_flip_pvalue(d, exact_max=0, rounds=20000, seed=1)
+    assert mc == pytest.approx(ref, abs=0.015)
+
+
+@settings(max_examples=25, deadline=None)
+@given(hst.lists(hst.tuples(hst.integers(0, 20), hst.integers(1, 20)), min_size=1, max_size=30), hst.integers(0, 2**32 - 1))
+def test_same_seed_same_bootstrap(cells, seed):
+    data = np.array([[min(k, n), n] for k, n in cells], dtype=float)
+    a = st.bootstrap_sums(data, st.ratio, rounds=50, seed=seed)
+    assert np.array_equal(a, st.bootstrap_sums(data, st.ratio, rounds=50, seed=seed))
+    lo, hi = st.percentile_ci(a)
+    assert 0 <= lo <= hi <= 1
+
+
+def test_gather_and_matrix_paths_agree_and_counts_match_the_draws():
+    rng = np.random.default_rng(0)
+    data = rng.random((300, 4))
+    ident = lambda tot: tot  # noqa: E731
+    a = st.bootstrap_sums(data, ident, rounds=40, seed=9, gather_max_cols=8)
+    b = st.bootstrap_sums(data, ident, rounds=40, seed=9, gather_max_cols=0)
+    c = np.concatenate(list(st.resample_counts(300, 40, seed=9))) @ data
+    assert np.allclose(a, b) and np.allclose(a, c)

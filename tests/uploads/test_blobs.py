@@ -119,3 +119,21 @@ def test_store_is_a_set_of_contents(tmp_path_factory, items):
     for item in items:
         with store.open(hashlib.sha256(item).hexdigest()) as f:
             assert f.read() == item
+
+
+def test_trusted_move_skips_the_reread_but_still_dedups(tmp_path):
+    store = BlobStore(tmp_path / "blobs")
+    src = tmp_path / "u.part"
+    src.write_bytes(b"streamed")
+    digest = hashlib.sha256(b"streamed").hexdigest()
+    ref = store.put_file(src, sha256=digest, move=True, verify=False)
+    assert (ref.sha256, ref.size, ref.existed) == (digest, 8, False) and not src.exists()
+    again = tmp_path / "v.part"
+    again.write_bytes(b"streamed")
+    assert store.put_file(again, sha256=digest, move=True, verify=False).existed
+    # verification is the default, even when moving
+    bad = tmp_path / "w.part"
+    bad.write_bytes(b"other")
+    with pytest.raises(InvalidInput):
+        store.put_file(bad, sha256=digest, move=True)
+    assert bad.exists()

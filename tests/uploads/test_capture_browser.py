@@ -12,10 +12,11 @@ import jinja2
 import numpy as np
 import pytest
 import uvicorn
-from conftest import free_port, wait_ready
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from tus_testapp import make_app
+
+from tests.uploads.helpers import free_port, wait_ready
+from tests.uploads.tus_testapp import make_app
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
@@ -49,8 +50,8 @@ def make_y4m(path: Path, *, seconds: int = 3, fps: int = 15, dark: bool = False)
             c.mux(p)
 
 
-def serve(root: Path, **capture):
-    asgi, app = make_app(root)
+def serve(root: Path, patch_delay_s: float = 0.0, **capture):
+    asgi, app = make_app(root, patch_delay_s=patch_delay_s)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True)
 
     @app.get("/capture", response_class=HTMLResponse)
@@ -94,7 +95,7 @@ def test_record_check_and_upload_on_a_phone_sized_page(tmp_path):
     make_y4m(y4m)
     server, app, base = serve(tmp_path / "srv", assignment="A1", min_duration=1, max_duration=30,
                               min_width=320, min_height=240, chunk_size=64 * 1024,
-                              redirect="/done?upload={upload}")
+                              redirect="/done?clip={clip}&upload={upload}")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
@@ -109,12 +110,14 @@ def test_record_check_and_upload_on_a_phone_sized_page(tmp_path):
             page.wait_for_selector("#capture[data-state=ready]", timeout=20000)
             checks = page.locator("[data-role=checks] li")
             assert checks.count() >= 3
-            assert page.locator("[data-role=checks] li[data-level=fail]").count() == 0, page.inner_text("[data-role=checks]")
+            failed = page.locator("[data-role=checks] li[data-level=fail]")
+            assert failed.count() == 0, page.inner_text("[data-role=checks]")
             # the widget fits a 390 px phone screen without horizontal scrolling
             assert page.evaluate("document.documentElement.scrollWidth") <= 390
             page.get_by_role("button", name="Upload").click()
-            page.wait_for_url("**/done?upload=*", timeout=60000)
+            page.wait_for_url("**/done?clip=*", timeout=60000)
             upload_id = page.url.rsplit("=", 1)[1]
+            assert page.url.endswith(f"?clip={upload_id}&upload={upload_id}")  # the header reached the page
             browser.close()
     finally:
         server.should_exit = True
@@ -156,3 +159,42 @@ def test_a_dark_or_short_clip_is_stopped_before_any_byte_is_sent(tmp_path):
     finally:
         server.should_exit = True
     assert app.state.counter.counts == {"PATCH": 0, "POST": 0}
+
+
+@pytest.mark.slow
+def test_a_reload_mid_upload_resumes_instead_of_restarting(tmp_path):
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    y4m = tmp_path / "camera.y4m"
+    make_y4m(y4m)
+    # Small chunks on a slow link, so the reload lands in the middle of the upload.
+    server, app, base = serve(tmp_path / "srv", patch_delay_s=0.25, assignment="A1", min_duration=1,
+                              max_duration=30, min_width=320, min_height=240, chunk_size=32 * 1024,
+                              redirect="/done?upload={upload}")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                        args=[*ARGS, f"--use-file-for-fake-video-capture={y4m}"])
+            ctx = browser.new_context(viewport={"width": 390, "height": 844})
+            ctx.add_cookies([{"name": "session", "value": "tok-alice", "url": base}])
+            page = ctx.new_page()
+            page.goto(base + "/capture")
+            record(page, 2.5)
+            page.wait_for_selector("#capture[data-state=ready]", timeout=20000)
+            page.get_by_role("button", name="Upload").click()
+            page.wait_for_function("document.querySelector('[data-role=progress]').value >= 30", timeout=30000)
+            page.reload()
+            # The recording comes back from IndexedDB; tus-js-client finds the unfinished upload.
+            page.wait_for_selector("#capture[data-state=ready]", timeout=20000)
+            assert "not uploaded yet" in page.inner_text("[data-role=status]")
+            page.get_by_role("button", name="Upload").click()
+            page.wait_for_url("**/done?upload=*", timeout=60000)
+            upload_id = page.url.rsplit("=", 1)[1]
+            browser.close()
+    finally:
+        server.should_exit = True
+    clip = json.loads((tmp_path / "srv" / "clips" / f"{upload_id}.json").read_text())
+    assert len(list(app.state.store.dir.glob("*.json"))) == 1  # one upload, resumed, not a second one
+    # Every byte crossed the network once: the part sent before the reload was not sent again.
+    assert app.state.counter.counts["PATCH"] == clip["size"]

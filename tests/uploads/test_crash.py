@@ -7,8 +7,9 @@ import threading
 import time
 
 import pytest
-from conftest import Proxy, make_file
 from tusclient import client as tus_client
+
+from tests.uploads.helpers import Proxy, make_file
 
 N = 10
 SIZE = 3 << 20

@@ -7,10 +7,12 @@ on completion put the bytes in a real BlobStore and write a clip record (idempot
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -62,7 +64,7 @@ class AssignmentHooks(TusHooks):
     def on_complete(self, info: UploadInfo, data_path: os.PathLike[str]) -> dict[str, str]:
         record = self.clips / f"{info.id}.json"
         if record.exists():  # idempotent: a repeated completion returns the first result
-            return {"Egocrowd-Clip-Sha256": json.loads(record.read_text())["sha256"]}
+            return {"Egocrowd-Clip-Id": info.id, "Egocrowd-Clip-Sha256": json.loads(record.read_text())["sha256"]}
         if self.fail_next_completion:
             self.fail_next_completion = False
             raise RuntimeError("simulated crash during completion")
@@ -73,20 +75,23 @@ class AssignmentHooks(TusHooks):
                                    "streamed_sha256": info.sha256, **info.context,
                                    "metadata": info.metadata}))
         os.replace(tmp, record)
-        return {"Egocrowd-Clip-Sha256": ref.sha256}
+        return {"Egocrowd-Clip-Id": info.id, "Egocrowd-Clip-Sha256": ref.sha256}
 
 
 class BodyCounter:
     """ASGI middleware counting request-body bytes the app actually received, per method."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, patch_delay_s: float = 0.0) -> None:
         self.app = app
         self.counts: dict[str, int] = {"PATCH": 0, "POST": 0}
+        self.patch_delay_s = patch_delay_s  # a slow network, so a test can interrupt mid-upload
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in self.counts:
             return await self.app(scope, receive, send)
         method = scope["method"]
+        if method == "PATCH" and self.patch_delay_s:
+            await asyncio.sleep(self.patch_delay_s)
 
         async def counting_receive():
             message = await receive()
@@ -97,10 +102,10 @@ class BodyCounter:
         return await self.app(scope, counting_receive, send)
 
 
-def make_app(root: Path, *, ttl_s: float = 3600, lock_timeout: float = 5.0):
+def make_app(root: Path, *, ttl_s: float = 3600, lock_timeout: float = 5.0, patch_delay_s: float = 0.0):
     root = Path(root)
     store = UploadStore(root / "uploads", lock_timeout=lock_timeout,
-                        ttl=__import__("datetime").timedelta(seconds=ttl_s))
+                        ttl=timedelta(seconds=ttl_s))
     hooks = AssignmentHooks(root)
 
     @contextlib.asynccontextmanager
@@ -111,7 +116,7 @@ def make_app(root: Path, *, ttl_s: float = 3600, lock_timeout: float = 5.0):
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(make_tus_router(store, hooks, max_size=256 << 20), prefix=PREFIX)
-    counter = BodyCounter(app)
+    counter = BodyCounter(app, patch_delay_s)
 
     @app.get("/_stats")
     def stats() -> dict:

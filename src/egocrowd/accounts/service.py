@@ -11,7 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
 from egocrowd import audit
-from egocrowd.accounts.validation import clean_email, clean_password
+from egocrowd.accounts.validation import clean_country, clean_display_name, clean_email, clean_password
 from egocrowd.db.models import ApiToken, Organization, Role, User, utcnow
 from egocrowd.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 
@@ -37,14 +37,16 @@ def create_user(session: Session, *, email: str, password: str, display_name: st
                 actor: User | None = None) -> User:
     email = clean_email(email)
     clean_password(password)
+    country = clean_country(country)
+    display_name = clean_display_name(display_name)
     role = Role(role)
     if role is Role.requester and organization is None:
         raise InvalidInput("A requester must belong to an organization.", code="user.organization_required")
     if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
         raise Conflict("An account with this email already exists.", code="user.email_taken")
-    user = User(email=email, display_name=display_name.strip() or email.split("@")[0],
+    user = User(email=email, display_name=display_name or email.split("@")[0],
                 password_hash=hash_password(password), role=role, organization=organization,
-                country=country.upper() if country else None)
+                country=country)
     session.add(user)
     audit.record(session, actor or None, "user.created", user,
                  {"role": role.value, "organization_id": organization.id if organization else None})

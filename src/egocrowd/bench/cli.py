@@ -27,6 +27,8 @@ def _config_options(f: Any) -> Any:
         click.option("--min-group", default=5, show_default=True, help="Outcomes a person/environment needs to count for worst group and gap."),
         click.option("--metric", "metrics", multiple=True, help="Only these metrics (repeatable). Default: all registered."),
         click.option("--lenient", is_flag=True, help="Skip lines of unknown event types instead of failing."),
+        click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+                     help="Worker processes reading log files in parallel (helps with many files)."),
     ]):
         f = opt(f)
     return f
@@ -39,24 +41,22 @@ def _make_config(kw: dict[str, Any]) -> Any:
                        recovery_budget_s=kw["recovery_budget_s"], time_bins=kw["time_bins"], min_group=kw["min_group"])
 
 
-def _load_digests(paths: Sequence[str], *, lenient: bool = False, quiet: bool = False) -> list[Any]:
+def _load_digests(paths: Sequence[str], *, lenient: bool = False, quiet: bool = False, jobs: int = 1) -> list[Any]:
     """Read logs with a byte-based progress bar (shown on a terminal) and trial CSVs."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from egocrowd.bench.digest import digest_log
     from egocrowd.bench.importers import read_trials_csv
+    from egocrowd.bench.score import read_digests
 
     logs = [p for p in paths if not p.lower().endswith((".csv", ".csv.gz"))]
     digests: list[Any] = [d for p in paths if p.lower().endswith((".csv", ".csv.gz")) for d in read_trials_csv(p)]
     if not logs:
         return digests
     total = sum(Path(p).stat().st_size for p in logs if Path(p).exists())
-    with Progress(TextColumn("[bold]scoring[/] {task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                  transient=True, disable=quiet or not sys.stderr.isatty(), console=None) as progress:
+    with Progress(TextColumn("[bold]scoring[/]"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                  transient=True, disable=quiet or not sys.stderr.isatty()) as progress:
         task = progress.add_task("", total=total or None)
-        for p in logs:
-            progress.update(task, description=Path(p).name)
-            digests.extend(digest_log(p, strict=not lenient, on_progress=lambda n: progress.advance(task, n)))
+        digests.extend(read_digests(logs, strict=not lenient, jobs=jobs, on_progress=lambda n: progress.advance(task, n)))
     return digests
 
 
@@ -106,7 +106,7 @@ def _score(logs: Sequence[str], pairwise: str | None, kw: dict[str, Any]) -> dic
     from egocrowd.bench.score import score_digests
 
     try:
-        digests = _load_digests(logs, lenient=kw["lenient"])
+        digests = _load_digests(logs, lenient=kw["lenient"], jobs=kw["jobs"])
         battles = read_pairwise_csv(pairwise) if pairwise else None
         return score_digests(digests, _make_config(kw), metrics=list(kw["metrics"]) or None, battles=battles,
                              inputs=[*logs, *([pairwise] if pairwise else [])])
@@ -162,7 +162,7 @@ def compare_cmd(logs: tuple[str, ...], pol_a: str, pol_b: str, alpha: float, as_
     from egocrowd.bench.score import compare
 
     try:
-        res = compare(_load_digests(logs, lenient=kw["lenient"]), pol_a, pol_b, _make_config(kw), alpha=alpha)
+        res = compare(_load_digests(logs, lenient=kw["lenient"], jobs=kw["jobs"]), pol_a, pol_b, _make_config(kw), alpha=alpha)
     except EgocrowdError as exc:
         _fail(exc)
         return
@@ -282,3 +282,13 @@ def metrics_cmd() -> None:
 
     for spec in METRICS.values():
         click.echo(f"{spec.name:24} v{spec.version}  {spec.description}")
+
+
+def _add_simulator_commands() -> None:
+    from egocrowd.bench.runner import protocols_command, run_command
+
+    bench.add_command(run_command)
+    bench.add_command(protocols_command)
+
+
+_add_simulator_commands()

@@ -9,6 +9,7 @@ cluster bootstrap work on. This is the only place that interprets event semantic
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,21 @@ class SessionDigest:
     safety: Counter[str] = field(default_factory=Counter)
     env_changes: Counter[str] = field(default_factory=Counter)
     events: int = 0
+
+    def compact(self) -> SessionDigest:
+        """Swap the per-item lists for numpy arrays (and intern person names): a digest of a
+        long session then costs bytes per item instead of a Python object per number."""
+        self.out_t = np.asarray(self.out_t, dtype=np.float64)  # type: ignore[assignment]
+        self.out_success = np.asarray(self.out_success, dtype=np.int32)  # type: ignore[assignment]
+        self.out_progress = np.asarray(self.out_progress, dtype=np.float64)  # type: ignore[assignment]
+        self.out_person = [sys.intern(p) for p in self.out_person]
+        self.out_task = [sys.intern(t) for t in self.out_task]
+        self.chain_k = np.asarray(self.chain_k, dtype=np.int64)  # type: ignore[assignment]
+        self.chain_len = np.asarray(self.chain_len, dtype=np.int64)  # type: ignore[assignment]
+        self.mis_time = np.asarray(self.mis_time, dtype=np.float64)  # type: ignore[assignment]
+        self.mis_recovered = np.asarray(self.mis_recovered, dtype=np.int32)  # type: ignore[assignment]
+        self.mis_injected = np.asarray(self.mis_injected, dtype=np.int32)  # type: ignore[assignment]
+        return self
 
     @property
     def autonomous_time(self) -> float:
@@ -165,7 +181,7 @@ def digest_session(session: S.Session, events: Iterable[S.Event]) -> SessionDige
         d.chain_k.append(k)
         d.chain_len.append(max(chain_declared.get(chain, 0), max(outcomes, default=0)))
     d.instructions_in_conflict = len(in_conflict)
-    return d
+    return d.compact()
 
 
 def digest_log(
@@ -218,8 +234,9 @@ def build_corpus(digests: Sequence[SessionDigest]) -> Corpus:
         lists = [getattr(d, attr) for d in ds]
         lens = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(ds))
         sess = np.repeat(np.arange(len(ds)), lens)
-        flat = [v for x in lists for v in x]
-        return sess, np.asarray(flat, dtype=dtype)
+        if not lists:
+            return sess, np.zeros(0, dtype=dtype)
+        return sess, np.concatenate([np.asarray(x, dtype=dtype) for x in lists])
 
     out_sess, out_t = cat("out_t", float)
     _, out_success = cat("out_success", float)

@@ -197,7 +197,9 @@ def recovery(c: Corpus, config: ScoreConfig) -> Result:
     point = 1.0 - float(st.km_survival_at(c.mis_time, observed, np.ones((1, c.mis_time.size)), budget)[0])
     boots = [
         1.0 - st.km_survival_at(c.mis_time, observed, counts[:, c.mis_sess], budget)
-        for counts in st.resample_counts(c.n_sessions, config.rounds, metric_seed(config, "recovery"))
+        # chunks of rounds sized so the (rounds × misinterpretations) weight matrix stays ~16 MB
+        for counts in st.resample_counts(c.n_sessions, config.rounds, metric_seed(config, "recovery"),
+                                         chunk=max(1, min(256, 2_000_000 // max(c.mis_time.size, c.n_sessions))))
     ]
     return {
         "misinterpretations": curve.n,
@@ -281,7 +283,9 @@ def _groups(labels: np.ndarray, c: Corpus, config: ScoreConfig, name: str) -> Re
     res: dict[str, Any] = {"groups": groups, "min_group": config.min_group}
     if eligible.sum() >= 2:
         rates = kt / np.where(nt > 0, nt, np.nan)
-        worst, best = int(np.nanargmin(np.where(eligible, rates, np.nan))), int(np.nanargmax(np.where(eligible, rates, np.nan)))
+        masked = np.where(eligible, rates, np.nan)
+        worst = int(np.nanargmin(masked))
+        best = int(g - 1 - np.nanargmax(masked[::-1]))  # last maximum: never the worst group when all tie
 
         def gap(tot: np.ndarray) -> np.ndarray:
             r = tot[:, :g] / tot[:, g:]

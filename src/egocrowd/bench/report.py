@@ -28,7 +28,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ci{color:#666;font-size:.85em}
 .muted{color:#666;font-size:.9rem}
 .tie{color:#b35900;font-weight:600}
-figure{margin:.5em 0 1.2em}figcaption{font-size:.85rem;color:#555}
+figure{margin:.5em 0 1.2em;overflow-x:auto}figure svg{min-width:460px}figcaption{font-size:.85rem;color:#555}
 details{margin:.5em 0}
 @media (max-width:600px){body{padding:6px}th,td{padding:3px 5px;font-size:.8rem}}
 """

@@ -35,7 +35,7 @@ from egocrowd.bench import schema as S
 from egocrowd.bench.policies import make_policy
 from egocrowd.bench.protocols import Protocol, list_protocols, load_protocol
 from egocrowd.bench.sim.env import ENV_VERSION, HouseholdEnv
-from egocrowd.errors import Conflict, InvalidInput
+from egocrowd.errors import Conflict, EgocrowdError, InvalidInput
 
 RUN_FORMAT_VERSION = 1
 RUN_FORMAT = "egocrowd.bench.run"
@@ -267,6 +267,14 @@ def _print_summary(summary: dict[str, Any], policy: str) -> None:
 def run_command(protocol: str, policy: str, episodes: int, seed: int, out: str | None, workers: int,
                 steps: int | None, chores: int | None, progress: bool, summary: bool) -> None:
     """Evaluate POLICY on PROTOCOL (a shipped name or a YAML file); logs in the bench schema."""
+    try:
+        _run_cli(protocol, policy, episodes, seed, out, workers, steps, chores, progress, summary)
+    except EgocrowdError as exc:
+        raise click.ClickException(f"{exc.message} [{exc.code}]") from None
+
+
+def _run_cli(protocol: str, policy: str, episodes: int, seed: int, out: str | None, workers: int,
+             steps: int | None, chores: int | None, progress: bool, summary: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     proto = load_protocol(protocol)

@@ -37,12 +37,37 @@ def _version() -> str:
         return "unknown"
 
 
-def read_digests(paths: Iterable[str | os.PathLike[str]], *, on_progress: Callable[[int], None] | None = None, strict: bool = True) -> list[SessionDigest]:
-    """Stream every log file to digests (JSONL, JSONL.gz or Parquet)."""
-    out: list[SessionDigest] = []
-    for p in paths:
-        out.extend(digest_log(p, strict=strict, on_progress=on_progress))
-    return out
+def _digest_file(path: str, strict: bool) -> list[SessionDigest]:
+    return list(digest_log(path, strict=strict))
+
+
+def read_digests(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    strict: bool = True,
+    jobs: int = 1,
+) -> list[SessionDigest]:
+    """Stream every log file to digests (JSONL, JSONL.gz or Parquet), in input order.
+
+    ``jobs > 1`` digests several files at once in worker processes (runs often write one file per
+    episode); progress is then reported per finished file.
+    """
+    paths = [str(p) for p in paths]
+    if jobs <= 1 or len(paths) < 2:
+        out: list[SessionDigest] = []
+        for p in paths:
+            out.extend(digest_log(p, strict=strict, on_progress=on_progress))
+        return out
+    from concurrent.futures import ProcessPoolExecutor
+
+    results: list[list[SessionDigest]] = []
+    with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+        for p, ds in zip(paths, pool.map(_digest_file, paths, itertools.repeat(strict), chunksize=max(1, len(paths) // (8 * jobs)))):
+            results.append(ds)
+            if on_progress is not None:
+                on_progress(os.path.getsize(p))
+    return [d for ds in results for d in ds]
 
 
 def by_policy(digests: Iterable[SessionDigest]) -> dict[str, list[SessionDigest]]:
@@ -58,10 +83,10 @@ def _pair_means(digests: Sequence[SessionDigest]) -> dict[str, dict[str, float]]
     n: dict[tuple[str, str], int] = defaultdict(int)
     order: dict[str, int] = {}
     for d in digests:
-        if d.pair_key is None or not d.out_success:
+        if d.pair_key is None or len(d.out_success) == 0:
             continue
         order.setdefault(d.pair_key, len(order))
-        k[(d.policy, d.pair_key)] += sum(d.out_success)
+        k[(d.policy, d.pair_key)] += float(np.sum(d.out_success, dtype=float))
         n[(d.policy, d.pair_key)] += len(d.out_success)
     out: dict[str, dict[str, float]] = defaultdict(dict)
     for (pol, key), cnt in sorted(n.items(), key=lambda kv: order[kv[0][1]]):  # first-seen order
@@ -120,6 +145,9 @@ def score_digests(
     """Score every policy found, compare them pairwise and rank them (see module docstring)."""
     if not digests and not battles:
         raise InvalidInput("nothing to score: no sessions and no battles", code="bench.empty")
+    from egocrowd.plugins import load_plugins
+
+    load_plugins()  # third-party metrics register on import
     groups = by_policy(digests)
     names = metrics or list(METRICS)
     doc: dict[str, Any] = {

@@ -14,8 +14,8 @@ from html import escape
 
 # Okabe–Ito: distinguishable for colour-blind readers
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-W, H = 640, 320
-ML, MR, MT, MB = 56, 16, 16, 44
+W, H = 640, 340
+ML, MR, MT, MB = 60, 16, 20, 48
 
 
 @dataclass
@@ -86,7 +86,7 @@ def line_chart(series: Sequence[Series], *, xlabel: str, ylabel: str, y_range: t
     parts = [_frame(x0, x1, y0, y1, px, py, xlabel, ylabel, title)]
     for v, label in vlines:
         parts.append(f'<line x1="{px(v):.1f}" y1="{MT}" x2="{px(v):.1f}" y2="{H - MB}" stroke="#888" stroke-dasharray="4 3"/>'
-                     f'<text x="{px(v) + 3:.1f}" y="{MT + 12}" font-size="11" fill="#555">{escape(label)}</text>')
+                     f'<text x="{px(v) + 3:.1f}" y="{MT + 12}" font-size="13" fill="#555">{escape(label)}</text>')
     for i, s in enumerate(series):
         color = s.color or PALETTE[i % len(PALETTE)]
         pts = [(px(x), py(y)) for x, y in zip(s.x, s.y) if y is not None and math.isfinite(y)]
@@ -132,8 +132,8 @@ def forest(rows: Sequence[tuple[str, float, float | None, float | None]], *, xla
     pad = (x1 - x0) * 0.04
     if not x_range:
         x0, x1 = x0 - pad, x1 + pad
-    label_w = min(max(len(r[0]) for r in rows) * 7 + 12, 220)
-    row_h = 24
+    label_w = min(max(len(r[0]) for r in rows) * 8 + 12, 240)
+    row_h = 26
     h = MT + row_h * len(rows) + MB
 
     def px(x: float) -> float:
@@ -142,19 +142,19 @@ def forest(rows: Sequence[tuple[str, float, float | None, float | None]], *, xla
     parts = []
     for t in _ticks(x0, x1):
         parts.append(f'<line x1="{px(t):.1f}" y1="{MT}" x2="{px(t):.1f}" y2="{h - MB}" stroke="#eee"/>'
-                     f'<text x="{px(t):.1f}" y="{h - MB + 16}" font-size="11" text-anchor="middle" fill="#444">{_fmt(t)}</text>')
+                     f'<text x="{px(t):.1f}" y="{h - MB + 16}" font-size="13" text-anchor="middle" fill="#444">{_fmt(t)}</text>')
     if ref is not None:
         parts.append(f'<line x1="{px(ref):.1f}" y1="{MT}" x2="{px(ref):.1f}" y2="{h - MB}" stroke="#888" stroke-dasharray="4 3"/>')
     for i, (label, v, lo, hi) in enumerate(rows):
         y = MT + row_h * i + row_h / 2
         color = colors[i] if colors else PALETTE[0]
-        parts.append(f'<text x="{label_w - 8}" y="{y + 4:.1f}" font-size="12" text-anchor="end">{escape(label)}</text>')
+        parts.append(f'<text x="{label_w - 8}" y="{y + 4:.1f}" font-size="14" text-anchor="end">{escape(label)}</text>')
         if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
             parts.append(f'<line x1="{px(lo):.1f}" y1="{y:.1f}" x2="{px(hi):.1f}" y2="{y:.1f}" stroke="{color}" stroke-width="2"/>')
         if v is not None and math.isfinite(v):
             tip = f"{label}: {_fmt(v)}" + (f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None and hi is not None else "")
             parts.append(f'<circle cx="{px(v):.1f}" cy="{y:.1f}" r="4.5" fill="{color}"><title>{escape(tip)}</title></circle>')
-    parts.append(f'<text x="{(label_w + W - MR) / 2:.1f}" y="{h - 8}" font-size="12" text-anchor="middle">{escape(xlabel)}</text>')
+    parts.append(f'<text x="{(label_w + W - MR) / 2:.1f}" y="{h - 8}" font-size="14" text-anchor="middle">{escape(xlabel)}</text>')
     return _svg("".join(parts), title, h)
 
 
@@ -163,27 +163,31 @@ def _frame(x0: float, x1: float, y0: float, y1: float, px: object, py: object, x
     for t in _ticks(y0, y1):
         y = py(t)  # type: ignore[operator]
         parts.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{W - MR}" y2="{y:.1f}" stroke="#eee"/>'
-                     f'<text x="{ML - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="#444">{_fmt(t)}</text>')
+                     f'<text x="{ML - 6}" y="{y + 4:.1f}" font-size="13" text-anchor="end" fill="#444">{_fmt(t)}</text>')
     for t in _ticks(x0, x1, 6):
         x = px(t)  # type: ignore[operator]
-        parts.append(f'<text x="{x:.1f}" y="{H - MB + 16}" font-size="11" text-anchor="middle" fill="#444">{_fmt(t)}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{H - MB + 16}" font-size="13" text-anchor="middle" fill="#444">{_fmt(t)}</text>')
     parts.append(f'<line x1="{ML}" y1="{H - MB}" x2="{W - MR}" y2="{H - MB}" stroke="#444"/>'
                  f'<line x1="{ML}" y1="{MT}" x2="{ML}" y2="{H - MB}" stroke="#444"/>'
-                 f'<text x="{(ML + W - MR) / 2:.1f}" y="{H - 8}" font-size="12" text-anchor="middle">{escape(xlabel)}</text>'
-                 f'<text x="14" y="{(MT + H - MB) / 2:.1f}" font-size="12" text-anchor="middle" '
+                 f'<text x="{(ML + W - MR) / 2:.1f}" y="{H - 8}" font-size="14" text-anchor="middle">{escape(xlabel)}</text>'
+                 f'<text x="14" y="{(MT + H - MB) / 2:.1f}" font-size="14" text-anchor="middle" '
                  f'transform="rotate(-90 14 {(MT + H - MB) / 2:.1f})">{escape(ylabel)}</text>')
     return "".join(parts)
 
 
 def _legend(names: Sequence[str], colors: Sequence[str]) -> str:
+    """One row of swatches above the plot, wrapping onto the plot area when there are many."""
     if len(names) < 2:
         return ""
     parts = []
-    x = ML + 8
+    x, y = ML + 8, MT - 14
     for name, color in zip(names, colors):
-        parts.append(f'<rect x="{x}" y="{MT + 2}" width="10" height="10" fill="{color}"/>'
-                     f'<text x="{x + 14}" y="{MT + 11}" font-size="11">{escape(name)}</text>')
-        x += 24 + 7 * len(name)
+        width = 26 + 8 * len(name)
+        if x + width > W - MR and x > ML + 8:
+            x, y = ML + 8, y + 16
+        parts.append(f'<rect x="{x}" y="{y}" width="11" height="11" fill="{color}"/>'
+                     f'<text x="{x + 15}" y="{y + 10}" font-size="13">{escape(name)}</text>')
+        x += width
     return "".join(parts)
 
 

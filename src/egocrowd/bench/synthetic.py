@@ -79,7 +79,7 @@ def synth_session(policy: SynthPolicy, *, seed: int, session_id: str, chains: in
         if rng.random() < 0.2:
             ev.append(S.EnvChange(t=t, kind="object_moved", object="cup"))
     ev.sort(key=lambda e: e.t)  # recoveries may land after later events
-    ev.append(S.SessionEnd(t=t + 1.0, reason="completed"))
+    ev.append(S.SessionEnd(t=max(t, ev[-1].t if ev else 0.0) + 1.0, reason="completed"))
     return sess, ev
 
 

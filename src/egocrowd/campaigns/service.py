@@ -43,10 +43,25 @@ def list_campaigns(session: Session, user: User, *, status: CampaignStatus | Non
     q = sa.select(Campaign).where(policy.visible_campaigns(user)).order_by(Campaign.id.desc())
     if status is not None:
         q = q.where(Campaign.status == status)
-    rows = list(session.scalars(q.limit(limit).offset(offset)))
-    if user.role.value == "worker":  # country rules are JSON lists: filter in Python, portably
-        rows = [c for c in rows if not c.allowed_countries or user.country in c.allowed_countries]
-    return rows
+    if user.role.value != "worker":
+        return list(session.scalars(q.limit(limit).offset(offset)))
+    # Country rules are JSON lists: filter in Python, portably, and page over what is left (paging
+    # the query first would return short or empty pages when other countries' campaigns come first).
+    rows: list[Campaign] = []
+    skip, start = offset, 0
+    while len(rows) < limit:
+        batch = list(session.scalars(q.limit(500).offset(start)))
+        if not batch:
+            break
+        start += len(batch)
+        for c in batch:
+            if c.allowed_countries and user.country not in c.allowed_countries:
+                continue
+            if skip:
+                skip -= 1
+            else:
+                rows.append(c)
+    return rows[:limit]
 
 
 def create_campaign(session: Session, actor: User, data: CampaignIn) -> Campaign:
@@ -66,7 +81,9 @@ def create_campaign(session: Session, actor: User, data: CampaignIn) -> Campaign
 def update_campaign(session: Session, actor: User, campaign_id: int, patch: CampaignPatch) -> Campaign:
     c = get_campaign(session, actor, campaign_id, for_update=True)
     policy.require(actor, "campaign.manage", c)
-    changes = patch.model_dump(exclude_unset=True)
+    # The fields the caller sent, each one whole: a nested model (requirements, taxonomy, data_use)
+    # is stored with its defaults filled in, never as just the keys that were sent.
+    changes = {k: getattr(patch, k) for k in patch.model_fields_set}
     if not changes:
         return c
     if c.status is S.closed:
@@ -92,7 +109,10 @@ def update_campaign(session: Session, actor: User, campaign_id: int, patch: Camp
 def transition(session: Session, actor: User, campaign_id: int, target: CampaignStatus | str) -> Campaign:
     c = get_campaign(session, actor, campaign_id, for_update=True)
     policy.require(actor, "campaign.manage", c)
-    target = CampaignStatus(target)
+    try:
+        target = CampaignStatus(target)
+    except ValueError:
+        raise InvalidInput(f"Unknown campaign status {target!r}.", code="validation.failed", field="status") from None
     if target not in TRANSITIONS[c.status]:
         raise Conflict(f"A {c.status.value} campaign cannot become {target.value}.",
                        code="campaign.bad_transition", allowed=sorted(s.value for s in TRANSITIONS[c.status]))

@@ -49,9 +49,19 @@ def sanitize_name(name: str | None) -> str:
 
 def finish_upload(db: Database, blobs, *, source_ref: str, path: str | Path, worker_id: int,
                   assignment_id: int | None, campaign_id: int, original_name: str | None,
-                  client_meta: dict | None = None, actor_id: int | None = None) -> Clip:
-    """Store ``path``'s bytes and create the clip (idempotent by ``source_ref``)."""
-    ref = blobs.put_file(path)
+                  client_meta: dict | None = None, actor_id: int | None = None,
+                  sha256: str | None = None, move: bool = False) -> Clip:
+    """Store ``path``'s bytes and create the clip (idempotent by ``source_ref``).
+
+    ``sha256``: the hash the upload server computed while receiving, so 500 MB are not read again;
+    with ``move`` the file is renamed into the store instead of copied. If a crash came after the
+    move, the bytes are already in the store under that hash and finishing simply goes on."""
+    from egocrowd.blobs import BlobRef
+
+    if sha256 and not Path(path).exists() and blobs.exists(sha256):
+        ref = BlobRef(sha256, blobs.size(sha256), existed=True)
+    else:
+        ref = blobs.put_file(path, sha256=sha256, move=move, verify=sha256 is None)
     with db.transaction() as s:
         existing = s.scalar(sa.select(Clip).where(Clip.source_ref == source_ref))
         if existing is not None:

@@ -27,6 +27,7 @@ from egocrowd import audit
 from egocrowd.db import Database
 from egocrowd.db.models import Clip, ClipStatus, Job, JobStatus, utcnow
 from egocrowd.pipeline.stages import FIRST_STAGE, STAGES
+from egocrowd.plugins import load_plugins
 
 log = logging.getLogger("egocrowd.pipeline")
 
@@ -145,6 +146,7 @@ class Runner:
     # -- loop ---------------------------------------------------------------------------------------
     def run_once(self) -> int:
         """Lease a batch, run it, record results. Returns how many jobs were leased."""
+        load_plugins()  # third-party stages register on import
         taken = self._lease(self.config.batch)
         futures = []
         for job_id, clip_id, stage_name in taken:

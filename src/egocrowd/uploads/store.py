@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import fcntl
 import json
+import logging
 import os
 import re
 import secrets
@@ -37,6 +38,7 @@ from egocrowd.errors import Conflict
 __all__ = ["UploadInfo", "UploadStore", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -246,8 +248,13 @@ class UploadStore:
             self.data_path(upload_id).unlink()
 
     def iter_infos(self) -> Iterator[UploadInfo]:
+        """Every upload record; an unreadable one is logged and skipped so upkeep goes on."""
         for p in sorted(self.dir.glob("*.json")):
-            info = self.get(p.stem)
+            try:
+                info = self.get(p.stem)
+            except (ValueError, TypeError) as err:
+                log.error("unreadable upload record %s: %s", p, err)
+                continue
             if info is not None:
                 yield info
 

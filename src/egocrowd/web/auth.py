@@ -78,7 +78,9 @@ def persist_anonymous_csrf(request: Request, response: Response) -> None:
 
 def check_csrf(request: Request, submitted: str | None) -> None:
     expected = read_cookie(request).get("csrf")
-    if not expected or not submitted or not hmac.compare_digest(expected, submitted):
+    # Compare bytes: compare_digest refuses non-ASCII str (a 500), and a form may send a file here.
+    if (not expected or not submitted or not isinstance(submitted, str)
+            or not hmac.compare_digest(expected.encode(), submitted.encode())):
         raise Forbidden("The form expired or came from another site; reload the page and try again.",
                         code="auth.csrf")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from egocrowd.bench.sim.actions import Action
-from egocrowd.bench.sim.registry import Registry
+from egocrowd.bench.sim.registry import Registry, load_plugins
 
 Observation = dict[str, Any]
 
@@ -60,4 +60,6 @@ def make_policy(spec: str, **kwargs: Any) -> Policy:
         from egocrowd.bench.policies.remote import WebSocketPolicy
 
         return WebSocketPolicy(spec, **kwargs)
+    if spec not in POLICIES:
+        load_plugins()  # third-party policies register on import via the egocrowd.plugins entry points
     return POLICIES.get(spec).factory(**kwargs)

@@ -101,9 +101,11 @@ class Planner:
         loc = b.objects.get(eid, {}).get("place")
         if loc is None:
             return self._search(eid, obs)
-        if loc == "robot" or loc in b.people:
+        if loc == "robot":
             b.stale.discard(eid)
             return None
+        if loc in b.people:  # handed over earlier: does that person still have it?
+            return Action("navigate", loc) if obs["room"] != b.people[loc].get("room") else None
         if obs["at"] != loc:
             return Action("navigate", loc)
         if b.is_closed(loc):
@@ -156,14 +158,14 @@ class Planner:
 
     def _fetch(self, eid: str, obs: Observation) -> Action | None:
         holding, at = obs["holding"], obs["at"]
+        loc = self.b.objects.get(eid, {}).get("place")
+        if loc in self.b.people:
+            return WAIT  # someone has it; they will put it down
         if holding is not None and holding != eid:
             return self._stow(obs)
-        loc = self.b.objects.get(eid, {}).get("place")
         if loc is None:
             return self._search(eid, obs)
         self.searched.pop(eid, None)
-        if loc in self.b.people:
-            return WAIT  # someone has it; they will put it down
         if at != loc:
             return Action("navigate", loc)
         if self.b.is_closed(loc):
@@ -181,6 +183,8 @@ class Planner:
     def _search(self, eid: str, obs: Observation) -> Action | None:
         if not self.search:
             return None
+        if not obs["lit"]:
+            return Action("toggle", "light")  # cannot look for anything in the dark
         seen = self.searched.setdefault(eid, set())
         seen.add(obs["room"])
         for room in self.b.rooms:
@@ -247,16 +251,25 @@ class _Scripted(Policy):
         self._held = obs["holding"]
         return action
 
-    def _work(self, obs: Observation, skip_waiting: bool = True) -> tuple[Action, _Task | None]:
-        for task in sorted(self.tasks, key=lambda t: not t.urgent):  # urgent first, then in order
-            if skip_waiting and task.waiting:
+    def _work(self, obs: Observation) -> tuple[Action, _Task | None]:
+        blocked: _Task | None = None
+        held = obs["holding"]
+        # urgent first, then whatever uses the thing in hand (no put-down/pick-up ping-pong), then in order
+        order = sorted(self.tasks, key=lambda t: (not t.urgent, not any(p[0] == held for p in t.goal)))
+        for task in order:
+            if task.waiting:
                 continue
             task.steps += 1
             act = self.planner.next(task.goal, obs)
             if act is None or task.steps > GIVE_UP_AFTER:
                 self.tasks.remove(task)  # done (as far as we believe)
                 continue
+            if act is WAIT:  # blocked (someone holds the thing): get on with the next task meanwhile
+                blocked = blocked or task
+                continue
             return act, task
+        if blocked is not None:
+            return WAIT, blocked
         if obs["holding"] is not None:  # tidy: do not walk around with things
             return self.planner._stow(obs), None
         return WAIT, None
@@ -343,8 +356,9 @@ class OraclePolicy(_Scripted):
             for p in obs["places"]:
                 b.stale.discard(p["id"])
             for oid, o in b.objects.items():
-                pl = o.get("place")
-                if oid not in seen and b.place_room.get(pl or "") == room and not b.is_closed(pl):
+                pl = o.get("place") or ""
+                here = b.place_room.get(pl) == room or (pl in b.people and b.people[pl].get("room") == room)
+                if oid not in seen and here and not b.is_closed(pl):
                     o["place"] = None  # gone: it stays stale until found again
         for m in obs["messages"]:
             if m.get("parse"):

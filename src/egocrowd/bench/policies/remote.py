@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import ExitStack
 from typing import Any
 
 from egocrowd.bench.policies.base import Observation, Policy
@@ -85,8 +86,9 @@ class WebSocketPolicy(Policy):
 
         self.url = url
         self._timeout = timeout
+        self._stack = ExitStack()  # the connection is a context manager in every websockets version
         try:
-            self._ws = connect(url, open_timeout=timeout, max_size=2**24)
+            self._ws = self._stack.enter_context(connect(url, open_timeout=timeout, max_size=2**24))
         except (OSError, TimeoutError) as exc:
             raise PolicyUnreachable(f"{url}: {exc}") from None
         info = self._call({"type": "info"})
@@ -113,7 +115,7 @@ class WebSocketPolicy(Policy):
         return _action(self._call({"type": "act", "observation": observation}))
 
     def close(self) -> None:
-        self._ws.close()
+        self._stack.close()
 
 
 # ---------------------------------------------------------------------------------------- servers

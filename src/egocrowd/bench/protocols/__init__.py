@@ -98,6 +98,8 @@ class Protocol:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("source")
+        # drift in its file form (params inline), so to_dict -> _from_plain round-trips
+        d["drift"] = [{"kind": x.kind, "at": list(x.at), "every": x.every, **x.params} for x in self.drift]
         return d
 
     def digest(self) -> str:

@@ -41,6 +41,9 @@ _ENV_CHANGE_KIND = {"object_moved": "object_moved", "new_object": "other", "groc
                     "meal": "other"}
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
 class ObservationSpace(gym.spaces.Space):  # type: ignore[type-arg]
     """Structured observations (a dict with the documented keys) or plain text."""
 
@@ -111,6 +114,8 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
         self.action_space = ActionSpace()
         self._start = datetime.fromisoformat(self.protocol.start)
         self._sps = self.protocol.seconds_per_step
+        self._start_day = self._start.weekday()
+        self._start_min = self._start.hour * 60 + self._start.minute
         self.world: World | None = None
         self.script: Script | None = None
         self._done = True
@@ -123,6 +128,7 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
         self.seed_value = seed
         self.script = generate_script(self.protocol, seed)
         self.world = self.script.world.clone()
+        self._room_places = {r: [p for p in self.world.places.values() if p.room == r] for r in self.world.rooms}
         self._step = 0
         self._done = False
         self._at: dict[int, list[tuple[str, Any, Any]]] = {}
@@ -194,7 +200,8 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
             started_at=self._start.isoformat(), ended_at=(self._start + timedelta(seconds=p.seconds)).isoformat(),
             seed=self.seed_value, protocol=p.name, protocol_version=p.version,
             meta={"env": "household", "env_version": ENV_VERSION, "seconds_per_step": p.seconds_per_step,
-                  "steps": p.steps, "protocol_sha256": p.digest(), **(meta or {})},
+                  "steps": p.steps, "protocol_sha256": p.digest(),
+                  "chores": {e.name: e.version for e in CHORES.entries()}, **(meta or {})},
         )
 
     # ------------------------------------------------------------------ internals
@@ -474,22 +481,22 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
         room = w.robot_room
         lit = w.rooms[room]
         places = []
-        for p in w.places.values():
-            if p.room == room:
-                d: dict[str, Any] = {"id": p.id, "kind": p.kind}
-                if lit:
-                    if p.openable:
-                        d["open"] = p.open
-                    if p.toggleable:
-                        d["on"] = p.on
-                places.append(d)
+        for p in self._room_places[room]:
+            d: dict[str, Any] = {"id": p.id, "kind": p.kind}
+            if lit:
+                if p.openable:
+                    d["open"] = p.open
+                if p.toggleable:
+                    d["on"] = p.on
+            places.append(d)
         obs: dict[str, Any] = {
             "step": self._step, "time": self._t(self._step),
             "room": room, "at": w.robot_at, "holding": w.holding, "lit": lit,
             "visible": [self._obj(o) for o in w.visible_objects()], "places": places,
             "people": self._people(), "messages": messages, "result": result,
         }
-        obs["clock"] = (self._start + timedelta(seconds=obs["time"])).strftime("%a %H:%M")
+        minutes = self._start_min + int(obs["time"] // 60)  # cheaper than datetime arithmetic per step
+        obs["clock"] = f"{_DAYS[(self._start_day + minutes // 1440) % 7]} {minutes // 60 % 24:02d}:{minutes % 60:02d}"
         if initial:
             # the walkthrough: what a robot is shown on its first day in the home
             obs["inventory"] = {o.id: self._obj(o) for o in w.objects.values()}

@@ -6,6 +6,8 @@ can always be traced back to the exact environment and policy code that made it.
 
 from __future__ import annotations
 
+from egocrowd.plugins import load_plugins  # noqa: F401 - re-exported
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -60,12 +62,3 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
-
-
-def load_plugins(group: str = "egocrowd.plugins") -> None:
-    """Import third-party modules registered under the entry-point group (they self-register)."""
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=group):
-        ep.load()
-

@@ -98,10 +98,24 @@ class World:
         return pl is None or pl.open or not pl.openable
 
     def visible_objects(self) -> list[Obj]:
-        if not self.rooms[self.robot_room]:
-            return []  # a dark room shows nothing
+        """Objects in the robot's room, not shut away; the hot path of every step, hence inlined."""
         room = self.robot_room
-        return [o for o in self.objects.values() if self.room_of(o) == room and self.accessible(o)]
+        if not self.rooms[room]:
+            return []  # a dark room shows nothing
+        places, people = self.places, self.people
+        out = []
+        for o in self.objects.values():
+            pl = places.get(o.place)
+            if pl is not None:
+                if pl.room == room and (pl.open or not pl.openable):
+                    out.append(o)
+            elif o.place == ROBOT:
+                out.append(o)
+            else:
+                person = people.get(o.place)
+                if person is not None and person.present and person.room == room:
+                    out.append(o)
+        return out
 
     def holds(self, pred: Predicate) -> bool:
         eid, attr, value = pred

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import entry_points
+from egocrowd.plugins import load_plugins
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,7 +86,6 @@ class CheckSpec:
 
 
 _REGISTRY: dict[str, CheckSpec] = {}
-_plugins_loaded = False
 
 
 def qc_check(name: str, *, version: int, title: str = "") -> Callable[[Callable[[CheckContext], Verdict]], Callable[[CheckContext], Verdict]]:
@@ -102,19 +101,6 @@ def qc_check(name: str, *, version: int, title: str = "") -> Callable[[Callable[
         return fn
 
     return decorator
-
-
-def load_plugins() -> None:
-    """Import the modules named in the ``egocrowd.plugins`` entry-point group (once)."""
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for ep in entry_points(group="egocrowd.plugins"):
-        try:
-            ep.load()
-        except Exception:  # noqa: BLE001 - a broken plugin must not take QC down
-            log.exception("could not load egocrowd plugin %s", ep.name)
 
 
 def registered_checks() -> list[CheckSpec]:

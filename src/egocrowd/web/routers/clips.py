@@ -56,7 +56,7 @@ class PlatformHooks(TusHooks):
         clip = clips.finish_upload(self.db, self.blobs, source_ref=f"tus:{info.id}", path=data_path,
                                    worker_id=int(c["worker_id"]), assignment_id=int(c["assignment_id"]),
                                    campaign_id=int(c["campaign_id"]), original_name=info.metadata.get("filename"),
-                                   client_meta=info.metadata)
+                                   client_meta=info.metadata, sha256=info.sha256, move=True)
         return {"Egocrowd-Clip-Id": str(clip.id)}
 
 

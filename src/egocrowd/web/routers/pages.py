@@ -59,8 +59,18 @@ def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+async def _text_form(request: Request) -> dict[str, str]:
+    """The form's text fields. Our forms have no file fields: a file sent in their place is dropped
+    (treated as missing), never handed to code that expects text."""
+    return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+
+
 def _safe_next(url: str | None, default: str) -> str:
-    return url if url and url.startswith("/") and not url.startswith("//") else default
+    """Only a path on this site: browsers read "/\\evil.org" (and "//evil.org") as another host."""
+    if (not url or not url.startswith("/") or url.startswith("//") or "\\" in url
+            or any(ch.isspace() or ord(ch) < 32 for ch in url)):
+        return default
+    return url
 
 
 def _error(exc: Exception) -> dict:
@@ -98,7 +108,7 @@ def install(app: FastAPI) -> None:
 
     @app.post("/signup", include_in_schema=False)
     async def signup(request: Request):
-        form = dict(await request.form())
+        form = await _text_form(request)
 
         def work():
             try:
@@ -122,7 +132,7 @@ def install(app: FastAPI) -> None:
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request):
-        form = dict(await request.form())
+        form = await _text_form(request)
         nxt = _safe_next(form.get("next"), "/campaigns")
 
         def work():
@@ -140,12 +150,16 @@ def install(app: FastAPI) -> None:
 
     @app.post("/logout", include_in_schema=False)
     async def logout(request: Request):
-        form = dict(await request.form())
-        with unit(request, form_csrf=form.get("csrf_token", "")):
-            pass
-        resp = see_other("/")
-        write_cookie(request, resp, user_id=None)
-        return resp
+        form = await _text_form(request)
+
+        def work():  # database work never runs on the event loop (a waiting SQLite write would stall it)
+            with unit(request, form_csrf=form.get("csrf_token", "")):
+                pass
+            resp = see_other("/")
+            write_cookie(request, resp, user_id=None)
+            return resp
+
+        return await run_in_threadpool(work)
 
     # --- campaigns -----------------------------------------------------------------------------
     @app.get("/campaigns", response_class=HTMLResponse, include_in_schema=False)
@@ -166,7 +180,7 @@ def install(app: FastAPI) -> None:
 
     @app.post("/campaigns/new", include_in_schema=False)
     async def campaign_create(request: Request):
-        form = dict(await request.form())
+        form = await _text_form(request)
 
         def work():
             try:
@@ -205,7 +219,7 @@ def install(app: FastAPI) -> None:
 
     @app.post("/campaigns/{campaign_id}/edit", include_in_schema=False)
     async def campaign_edit(request: Request, campaign_id: int):
-        form = dict(await request.form())
+        form = await _text_form(request)
 
         def work():
             try:
@@ -226,14 +240,18 @@ def install(app: FastAPI) -> None:
 
     @app.post("/campaigns/{campaign_id}/status", include_in_schema=False)
     async def campaign_status(request: Request, campaign_id: int):
-        form = dict(await request.form())
-        with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-            campaigns.transition(ctx.session, _logged_in(ctx), campaign_id, form.get("status", ""))
-        return see_other(f"/campaigns/{campaign_id}?m=status")
+        form = await _text_form(request)
+
+        def work():
+            with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+                campaigns.transition(ctx.session, _logged_in(ctx), campaign_id, form.get("status", ""))
+            return see_other(f"/campaigns/{campaign_id}?m=status")
+
+        return await run_in_threadpool(work)
 
     @app.post("/campaigns/{campaign_id}/claim", include_in_schema=False)
     async def campaign_claim(request: Request, campaign_id: int):
-        form = dict(await request.form())
+        form = await _text_form(request)
         settings = request.app.state.settings
 
         def work():
@@ -255,8 +273,9 @@ def install(app: FastAPI) -> None:
 
     @app.post("/consent/{version}", include_in_schema=False)
     async def consent_sign(request: Request, version: str):
-        form = await request.form()
-        scopes = form.getlist("scopes")
+        raw = await request.form()
+        scopes = [v for v in raw.getlist("scopes") if isinstance(v, str)]
+        form = {k: v for k, v in raw.items() if isinstance(v, str)}
         nxt = _safe_next(form.get("next"), "/consents")
 
         def work():
@@ -278,7 +297,7 @@ def install(app: FastAPI) -> None:
 
     @app.post("/consents/{record_id}/withdraw", include_in_schema=False)
     async def consent_withdraw(request: Request, record_id: int):
-        form = dict(await request.form())
+        form = await _text_form(request)
 
         def work():
             with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
@@ -297,11 +316,15 @@ def install(app: FastAPI) -> None:
 
     @app.post("/assignments/{assignment_id}/release", include_in_schema=False)
     async def assignment_release(request: Request, assignment_id: int):
-        form = dict(await request.form())
-        with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-            user = _logged_in(ctx)
-            assignments.release(ctx.session, user, assignments.get_assignment(ctx.session, user, assignment_id))
-        return see_other("/assignments?m=released")
+        form = await _text_form(request)
+
+        def work():
+            with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+                user = _logged_in(ctx)
+                assignments.release(ctx.session, user, assignments.get_assignment(ctx.session, user, assignment_id))
+            return see_other("/assignments?m=released")
+
+        return await run_in_threadpool(work)
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -333,7 +356,7 @@ def _campaign_data(form: dict) -> dict:
     pay = form.get("pay", "").strip()
     try:
         pay_cents = round(float(pay) * 100) if pay else None
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", "nan", "inf"
         raise InvalidInput("Pay per clip must be a number like 1.50.", code="validation.failed") from None
     req = {k: form.get(k) for k in _REQ_NUMBERS if form.get(k)}
     req.update(orientation=form.get("orientation") or "landscape",

@@ -64,7 +64,9 @@
   }
 
   function fmtBytes(n) {
-    return n >= 1e9 ? (n / 1e9).toFixed(2) + " GB" : (n / 1e6).toFixed(1) + " MB";
+    if (n >= 1e9) return (n / 1e9).toFixed(2) + " GB";
+    if (n >= 1e6) return (n / 1e6).toFixed(1) + " MB";
+    return Math.max(1, Math.round(n / 1e3)) + " kB";
   }
 
   // ---- recording ---------------------------------------------------------------------------

@@ -1,0 +1,234 @@
+"""Benchmark egocrowd.bench scoring against a straightforward pandas implementation, side by side.
+
+    .venv/bin/python benchmarks/bench_scoring.py            # 1,000,000 events; 1000 rounds × 10,000 sessions
+    .venv/bin/python benchmarks/bench_scoring.py --quick    # a 20× smaller smoke run
+
+1. Scoring: a synthetic log of N events (two policies, paired sessions) is scored by
+   egocrowd.bench (streamed digests → all metrics with 1000-round session bootstraps) and by a
+   pandas implementation (read_json(lines=True) of the whole file, groupby metrics, a 1000-round
+   session bootstrap of the success rate by DataFrame.sample). Point estimates are checked equal.
+2. Bootstrap: 1000 rounds over 10,000 sessions for a clustered rate: ``bootstrap_sums`` (one
+   matrix product per chunk of rounds) against a pandas loop of DataFrame.sample.
+
+Each measurement runs in a fresh process so peak memory (ru_maxrss) is its own. Only ratios
+measured in the same run are meaningful; absolute times depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SUBSET = ["subtask_success", "chain_success", "interventions", "safety", "per_person"]
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _run(fn: Any, *args: Any) -> dict[str, Any]:
+    """Run fn in a fresh interpreter; return its result plus wall time and peak RSS."""
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(_timed, (fn, *args))
+
+
+def _timed(fn: Any, *args: Any) -> dict[str, Any]:
+    import numpy  # noqa: F401  (import cost outside the timed region for both sides)
+    import pandas  # noqa: F401
+
+    import egocrowd.bench.score  # noqa: F401
+
+    base = _rss_mb()
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return {"seconds": time.perf_counter() - t0, "peak_mb": _rss_mb(), "base_mb": base, "result": out}
+
+
+# ------------------------------------------------------------------------------------- data
+
+
+def make_log(path: Path, target_events: int, seed: int = 0) -> tuple[int, int]:
+    """Write paired synthetic sessions until target_events; buffered (not the crash-safe writer)."""
+    from egocrowd.bench.synthetic import SynthPolicy, synth_session
+
+    pols = [SynthPolicy("alpha", 0.8, drift_per_hour=-0.1), SynthPolicy("beta", 0.7)]
+    events = sessions = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        s = 0
+        while events < target_events:
+            for pol in pols:
+                sess, ev = synth_session(pol, seed=seed * 1_000_003 + s, session_id=f"{pol.name}-{s}", day=s / 50)
+                fh.write(json.dumps(sess.to_dict(), separators=(",", ":")) + "\n")
+                fh.writelines(json.dumps(e.to_dict(), separators=(",", ":")) + "\n" for e in ev)
+                events += len(ev)
+                sessions += 1
+            s += 1
+    return events, sessions
+
+
+# ----------------------------------------------------------------------------------- ours
+
+
+def ours(path: str, rounds: int, metrics: list[str] | None) -> dict[str, Any]:
+    from egocrowd.bench.metrics import ScoreConfig
+    from egocrowd.bench.score import read_digests, score_digests
+
+    doc = score_digests(read_digests([path]), ScoreConfig(rounds=rounds), metrics=metrics, comparisons=metrics is None)
+    out = {}
+    for pol, m in doc["policies"].items():
+        out[pol] = {
+            "success": m["subtask_success"]["rate"]["value"],
+            "success_ci": [m["subtask_success"]["rate"]["cluster_ci"]["low"], m["subtask_success"]["rate"]["cluster_ci"]["high"]],
+            "avg_len": m["chain_success"]["avg_len"]["value"],
+            "sr": [r["value"] for r in m["chain_success"]["sr"]],
+            "interventions_per_hour": m["interventions"]["per_hour"]["value"],
+            "safety_per_hour": m["safety"]["per_hour"]["value"],
+            "per_person": {g["group"]: g["value"] for g in m["per_person"]["groups"]},
+        }
+    return out
+
+
+# --------------------------------------------------------------------------------- pandas
+
+
+def pandas_impl(path: str, rounds: int) -> dict[str, Any]:
+    """What one would write with pandas: load everything, groupby, bootstrap with sample()."""
+    import pandas as pd
+
+    df = pd.read_json(path, lines=True)
+    df["sess"] = (df["type"] == "session").cumsum()
+    sessions = df.loc[df["type"] == "session", ["sess", "policy"]]
+    df = df.drop(columns=["policy"]).merge(sessions, on="sess")
+    ends = df[df["type"] == "subtask_end"].copy()
+    ends["ok"] = (ends["outcome"] == "success").astype(float)
+    dur = df[df["type"] == "session_end"].set_index("sess")["t"]
+    human = df[df["type"] == "intervention"].groupby("sess")["duration"].sum()
+    auto = (dur - human.reindex(dur.index, fill_value=0)).clip(lower=0)
+    n_int = df[df["type"] == "intervention"].groupby("sess").size().reindex(dur.index, fill_value=0)
+    n_saf = df[df["type"] == "safety"].groupby("sess").size().reindex(dur.index, fill_value=0)
+    pol_of = sessions.set_index("sess")["policy"]
+    out: dict[str, Any] = {}
+    rng = np.random.default_rng(0)
+    for pol in sorted(sessions["policy"].unique()):
+        e = ends[ends["policy"] == pol]
+        ch = e.sort_values(["sess", "chain", "index"])
+        ch["run"] = ch.groupby(["sess", "chain"])["ok"].cumprod()
+        k = ch.groupby(["sess", "chain"])["run"].sum()
+        horizon = int(df.loc[(df["type"] == "chain_start") & (df["policy"] == pol), "length"].max())
+        per_sess = e.groupby("sess")["ok"].agg(["sum", "count"])
+        boot = []
+        for _ in range(rounds):
+            smp = per_sess.sample(n=len(per_sess), replace=True, random_state=rng)
+            boot.append(smp["sum"].sum() / smp["count"].sum())
+        ss = pol_of[pol_of == pol].index
+        out[pol] = {
+            "success": float(e["ok"].mean()),
+            "success_ci": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
+            "avg_len": float(k.mean()),
+            "sr": [float((k >= j).mean()) for j in range(1, horizon + 1)],
+            "interventions_per_hour": float(n_int[ss].sum() / (auto[ss].sum() / 3600)),
+            "safety_per_hour": float(n_saf[ss].sum() / (dur[ss].sum() / 3600)),
+            "per_person": e.groupby("person")["ok"].mean().to_dict(),
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------ bootstrap
+
+
+def boot_data(n_sessions: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    n = rng.integers(5, 60, size=n_sessions)
+    return rng.binomial(n, rng.beta(7, 3, size=n_sessions)).astype(float), n.astype(float)
+
+
+def boot_ours(n_sessions: int, rounds: int) -> list[float]:
+    from egocrowd.bench import stats as st
+
+    k, n = boot_data(n_sessions)
+    b = st.bootstrap_sums(np.stack([k, n], axis=1), st.ratio, rounds=rounds, seed=0)
+    return list(st.percentile_ci(b))
+
+
+def boot_pandas(n_sessions: int, rounds: int) -> list[float]:
+    import pandas as pd
+
+    k, n = boot_data(n_sessions)
+    df = pd.DataFrame({"k": k, "n": n})
+    rng = np.random.default_rng(0)
+    vals = []
+    for _ in range(rounds):
+        s = df.sample(n=len(df), replace=True, random_state=rng)
+        vals.append(s["k"].sum() / s["n"].sum())
+    return [float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))]
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+def _close(a: Any, b: Any, tol: float = 1e-9) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], tol) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b))
+    return abs(a - b) <= tol * max(1.0, abs(a))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--boot-sessions", type=int, default=10_000)
+    ap.add_argument("--rounds", type=int, default=1000)
+    ap.add_argument("--quick", action="store_true", help="20× smaller, for a smoke run")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.events //= 20
+        args.boot_sessions //= 20
+    print(f"egocrowd.bench scoring benchmark — {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.jsonl"
+        t0 = time.perf_counter()
+        events, sessions = make_log(path, args.events)
+        size = path.stat().st_size / 1e6
+        print(f"log: {events:,} events, {sessions:,} sessions, {size:.0f} MB (written in {time.perf_counter() - t0:.1f} s)", flush=True)
+
+        a = _run(ours, str(path), args.rounds, None)
+        s = _run(ours, str(path), args.rounds, SUBSET)
+        p = _run(pandas_impl, str(path), args.rounds)
+        same = all(_close({k: v for k, v in a["result"][pol].items() if k != "success_ci"},
+                          {k: v for k, v in p["result"][pol].items() if k != "success_ci"}) for pol in p["result"])
+        print("\n1) score the log (1000-round session bootstraps)")
+        print(f"{'implementation':44} {'seconds':>9} {'peak MB':>9} {'of which':>9} {'µs/event':>9}")
+        print(f"{'':44} {'':>9} {'':>9} {'imports':>9}")
+        for name, r in (("egocrowd.bench, all 11 metrics + compare/rank", a), ("egocrowd.bench, same 5 metrics as pandas", s),
+                        ("pandas (read_json + groupby + sample loop)", p)):
+            print(f"{name:44} {r['seconds']:9.2f} {r['peak_mb']:9.0f} {r['base_mb']:9.0f} {1e6 * r['seconds'] / events:9.2f}")
+        print(f"ratio pandas / egocrowd (same metrics): time {p['seconds'] / s['seconds']:.1f}×, "
+              f"peak memory {p['peak_mb'] / s['peak_mb']:.1f}× "
+              f"({(p['peak_mb'] - p['base_mb']) / max(s['peak_mb'] - s['base_mb'], 1):.1f}× above imports); point estimates equal: {same}")
+        for pol in p["result"]:
+            print(f"  {pol}: success CI ours {np.round(s['result'][pol]['success_ci'], 4).tolist()} "
+                  f"pandas {np.round(p['result'][pol]['success_ci'], 4).tolist()}")
+
+        bo = _run(boot_ours, args.boot_sessions, args.rounds)
+        bp = _run(boot_pandas, args.boot_sessions, args.rounds)
+        print(f"\n2) {args.rounds}-round bootstrap over {args.boot_sessions:,} sessions")
+        print(f"{'egocrowd.bench bootstrap_sums':44} {bo['seconds']:9.3f} s  CI {np.round(bo['result'], 4).tolist()}")
+        print(f"{'pandas DataFrame.sample loop':44} {bp['seconds']:9.3f} s  CI {np.round(bp['result'], 4).tolist()}")
+        print(f"ratio pandas / egocrowd: {bp['seconds'] / bo['seconds']:.1f}×")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""A worker on a phone-sized Chromium: sign up, read a campaign, sign the consent, claim a slot, see it
+under "My work". Real server (uvicorn via `egocrowd serve`), real browser (Debian's chromium)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PHONE = {"width": 390, "height": 844}
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run"]
+
+
+def _need_browser():
+    required = os.environ.get("EGOCROWD_REQUIRE_BROWSER") == "1"
+    problem = None
+    if not Path(CHROMIUM).exists():
+        problem = f"{CHROMIUM} is missing (apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "python playwright is not installed"
+    if problem:
+        if required:
+            pytest.fail(problem + " and EGOCROWD_REQUIRE_BROWSER=1")
+        pytest.skip(problem)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`egocrowd demo --no-serve` into a temp data dir, then `egocrowd serve` on a free port."""
+    _need_browser()
+    data = tmp_path_factory.mktemp("e2e-data")
+    env = {**os.environ, "EGOCROWD_DATA_DIR": str(data), "EGOCROWD_RUN_PIPELINE_IN_SERVER": "false"}
+    for k in ("EGOCROWD_DATABASE_URL", "EGOCROWD_CONFIG"):
+        env.pop(k, None)
+    cli = [sys.executable, "-m", "egocrowd.cli"]
+    subprocess.run([*cli, "demo", "--no-serve"], env=env, check=True, capture_output=True, timeout=180)
+    port = _free_port()
+    log = open(data / "server.log", "w")
+    proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("server did not start:\n" + (data / "server.log").read_text())
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        try:
+            ctx = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
+                                      base_url=server)
+            pg = ctx.new_page()
+            pg.set_default_timeout(20_000)
+            yield pg
+        finally:
+            browser.close()
+
+
+def _fits_the_phone(page, name: str) -> None:
+    """No horizontal scrolling, and a screenshot to look at."""
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{name}: the page is {width}px wide on a {PHONE['width']}px phone"
+
+
+def test_worker_signs_up_consents_and_claims(page):
+    page.goto("/")
+    _fits_the_phone(page, "1-landing")
+    page.get_by_role("link", name="Sign up as a worker").click()
+
+    page.fill("#email", "amina@example.org")
+    page.fill("#display_name", "Amina")
+    page.fill("#country", "KE")
+    page.fill("#password", "a long enough password")
+    _fits_the_phone(page, "2-signup")
+    page.get_by_role("button", name="Sign up").click()
+    page.wait_for_url(re.compile(r"/campaigns\?m=welcome$"))
+    assert page.locator(".flash").inner_text() == "Welcome to egocrowd!"
+    assert page.locator("article.campaign").count() == 3
+    _fits_the_phone(page, "3-tasks")
+
+    page.get_by_role("link", name="Fold a T-shirt on a table").click()
+    assert "Open Robotics Lab — humanoid manipulation team" in page.content()  # the buyer is shown
+    assert page.locator("#claim").count() == 0
+    _fits_the_phone(page, "4-campaign")
+
+    page.click("#read-consent")
+    page.wait_for_url(re.compile(r"/consent/2026-11\?next=/campaigns/\d+$"))
+    assert "Withdrawal" in page.locator(".consent-text").inner_text()
+    page.check("input[name=scopes][value=record_hands]")
+    _fits_the_phone(page, "5-consent")
+    page.click("#sign")
+    page.wait_for_url(re.compile(r"/campaigns/\d+\?m=signed$"))
+    assert page.locator(".flash").inner_text() == "Consent signed. Thank you."
+
+    page.click("#claim")
+    page.wait_for_url(re.compile(r"/assignments\?m=claimed$"))
+    card = page.locator(".card.assignment")
+    assert card.count() == 1
+    assert "Fold a T-shirt on a table" in card.inner_text() and "active" in card.inner_text()
+    assert page.get_by_role("link", name="My work").is_visible()
+    _fits_the_phone(page, "6-my-work")
+
+    page.goto("/consents")
+    assert "active" in page.locator(".card").first.inner_text()
+    _fits_the_phone(page, "7-consents")
+
+
+def test_lab_pages_fit_a_phone(page):
+    page.goto("/login")
+    page.fill("#email", "lab@demo.egocrowd")
+    page.fill("#password", "demo-lab-password")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r"/campaigns$"))
+    _fits_the_phone(page, "lab-1-campaigns")
+    page.get_by_role("link", name="Open a screw-top jar").click()
+    assert page.get_by_role("heading", name="Progress").is_visible()
+    _fits_the_phone(page, "lab-2-campaign")
+    page.goto("/campaigns/new")
+    _fits_the_phone(page, "lab-3-new-campaign")
+    page.fill("#title", "Wipe a table")
+    page.fill("#instructions", "Wipe a table with a cloth, left to right.")
+    page.fill("#buyer_name", "Open Robotics Lab")  # no verbs or nouns: only the server can tell
+    page.get_by_role("button", name="Save").click()
+    alert = page.locator("[role=alert]")
+    assert "taxonomy" in alert.inner_text()  # the form comes back, filled in, with the problem named
+    assert page.input_value("#title") == "Wipe a table"
+    _fits_the_phone(page, "lab-4-form-error")

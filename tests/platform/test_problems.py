@@ -1,0 +1,111 @@
+"""Every failure is an RFC 9457 problem document (JSON under /api, a page elsewhere); never a trace."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.platform.helpers import API, assert_problem, make_user
+
+SECRET = "s3cr3t-detail-that-must-not-leak"
+
+
+def test_unknown_route_wrong_method_and_bad_input(client, db):
+    w = make_user(db, "worker")
+    assert_problem(client.get(f"{API}/no-such-thing"), 404, "http.not_found")
+    assert_problem(client.delete(f"{API}/health"), 405, "http.method_not_allowed")
+    assert_problem(client.put(f"{API}/campaigns", headers=w.headers), 405, "http.method_not_allowed")
+    body = assert_problem(client.post(f"{API}/auth/signup", content=b'{"email": "a@b.org", "pass',
+                                      headers={"content-type": "application/json"}), 422, "validation.failed")
+    assert body["errors"]
+    assert_problem(client.post(f"{API}/auth/signup", json=["not", "an", "object"]), 422, "validation.failed")
+    assert_problem(client.post(f"{API}/auth/signup"), 422, "validation.failed")
+    for query in ("limit=0", "limit=501", "offset=-1", "status=bogus"):
+        assert_problem(client.get(f"{API}/campaigns?{query}", headers=w.headers), 422, "validation.failed")
+    body = assert_problem(client.get(f"{API}/campaigns/abc", headers=w.headers), 422, "validation.failed")
+    assert body["errors"][0]["field"] == "campaign_id"
+    assert_problem(client.get(f"{API}/campaigns/424242", headers=w.headers), 404, "campaign.not_found")
+    assert_problem(client.get(f"{API}/me"), 401, "auth.required")
+
+
+def test_signup_validation(client, db):
+    ok = {"email": "new.worker@example.org", "password": "long enough pw", "country": "ke"}
+    for over, code in (({"email": "not-an-email"}, "user.bad_email"),
+                       ({"password": "short"}, "validation.failed"),
+                       ({"country": "Kenya"}, "validation.failed"),
+                       ({"display_name": "x" * 101}, "validation.failed"),
+                       ({"role": "admin"}, "validation.failed")):
+        assert_problem(client.post(f"{API}/auth/signup", json={**ok, **over}), 422, code)
+    r = client.post(f"{API}/auth/signup", json=ok)
+    assert r.status_code == 201 and r.json()["role"] == "worker" and r.json()["country"] == "KE"
+    assert_problem(client.post(f"{API}/auth/signup", json={**ok, "email": "NEW.worker@example.org"}), 409,
+                   "user.email_taken")
+    assert_problem(client.post(f"{API}/auth/token", json={"email": ok["email"], "password": "wrong password"}),
+                   401, "auth.bad_credentials")
+    r = client.post(f"{API}/auth/token", json={"email": ok["email"], "password": ok["password"]})
+    assert r.status_code == 201 and r.json()["token"].startswith("egc_")
+    assert client.get(f"{API}/me", headers={"Authorization": f"Bearer {r.json()['token']}"}).status_code == 200
+
+
+def test_signup_page_validates_like_the_api(client):
+    from tests.platform.test_access import _csrf
+
+    token = _csrf(client, "/signup")
+    base = {"email": "page.worker@example.org", "password": "long enough pw", "csrf_token": token}
+    for over, code in (({"country": "Kenya"}, "user.bad_country"), ({"country": "K1"}, "user.bad_country"),
+                       ({"display_name": "x" * 101}, "user.bad_display_name"), ({"email": "nope"}, "user.bad_email"),
+                       ({"password": "short"}, "user.weak_password")):
+        r = client.post("/signup", data={**base, **over}, follow_redirects=False)
+        assert r.status_code == 422 and f'data-code="{code}"' in r.text, (over, r.status_code)
+    r = client.post("/signup", data={**base, "country": "ke"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert client.get(f"{API}/me").json()["country"] == "KE"
+
+
+@pytest.fixture
+def crashing_client(app):
+    """The real app plus two routes that fail the way a bug would."""
+
+    def boom():
+        raise RuntimeError(SECRET)
+
+    app.add_api_route(f"{API}/test-boom", boom, methods=["GET"])
+    app.add_api_route("/test-boom-page", boom, methods=["GET"])
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_internal_errors_never_leak(crashing_client, caplog):
+    r = crashing_client.get(f"{API}/test-boom")
+    assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["code"] == "internal" and body["title"] == "Internal error" and body["status"] == 500
+    assert set(body) == {"type", "title", "status", "code", "detail"}
+    assert SECRET not in r.text and "Traceback" not in r.text and "RuntimeError" not in r.text
+    assert SECRET in caplog.text  # ...but it is logged for us
+    r = crashing_client.get("/test-boom-page")
+    assert r.status_code == 500 and r.headers["content-type"].startswith("text/html")
+    assert SECRET not in r.text and "Traceback" not in r.text and 'data-code="internal"' in r.text
+
+
+def test_html_errors_for_pages(client):
+    r = client.get("/no-such-page")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert 'data-code="http.not_found"' in r.text
+
+
+def test_page_forms_never_crash_on_odd_input(client, db):
+    """Odd but possible submissions answer 4xx pages, never 500 (the TestClient re-raises crashes)."""
+    from tests.platform.test_access import _csrf
+
+    w = make_user(db, "worker")
+    token = _csrf(client)
+    r = client.post("/login", data={"email": w.email, "password": "x", "csrf_token": "é-not-ascii"})
+    assert r.status_code == 403 and 'data-code="auth.csrf"' in r.text
+    r = client.post("/login", files={"csrf_token": ("t.txt", token.encode())}, data={"email": w.email})
+    assert r.status_code == 403
+    r = client.post("/signup", files={"email": ("e.txt", b"a@b.org")}, data={"csrf_token": token,
+                                                                             "password": "long enough pw"})
+    assert r.status_code == 422 and 'data-code="user.bad_email"' in r.text
+    r = client.post("/login", data={"email": "nobody@example.org", "password": "", "csrf_token": token})
+    assert r.status_code == 401
