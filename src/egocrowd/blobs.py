@@ -54,7 +54,8 @@ def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in ``path`` durable (the directory entry itself is synced)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -184,7 +185,7 @@ class BlobStore:
         # Blobs are immutable: drop write permission before they become visible.
         os.chmod(tmp, 0o444)
         os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
         return BlobRef(digest, size, existed=False)
 
     # -- reading ------------------------------------------------------------------------------

@@ -15,15 +15,14 @@ CONSENT_VERSION = "2026-11"
 CONSENT_TEXT = """\
 Recording consent for egocrowd contributors (version 2026-11)
 
-1. What you record. You film your own hands doing household tasks with a phone worn on your head.
-   Keep other people out of the frame when you can. Faces of bystanders are blurred before anyone
-   else sees a clip.
-2. Who receives it. Each campaign names its buyer. Clips you submit to a campaign may be delivered
-   to that buyer under the data-use terms shown on the campaign.
+1. What you record. You film your own hands doing household tasks with a phone worn on your head. Keep other people out of the frame when you can. Faces of bystanders are blurred before anyone else sees a clip.
+
+2. Who receives it. Each campaign names its buyer. Clips you submit to a campaign may be delivered to that buyer under the data-use terms shown on the campaign.
+
 3. Your choices. The scopes you tick below are recorded with a fingerprint of this exact text.
-4. Withdrawal. You may withdraw at any time. Withdrawal stops new use at once: clips you recorded
-   are left out of every dataset release made after you withdraw, and buyers of earlier releases are
-   told which clips to delete.
+
+4. Withdrawal. You may withdraw at any time. Withdrawal stops new use at once: clips you recorded are left out of every dataset release made after you withdraw, and buyers of earlier releases are told which clips to delete.
+
 5. Pay. Accepted clips are paid at the rate shown on the campaign. Rejected clips come with reasons.
 """
 SCOPES = [

@@ -36,7 +36,7 @@ def _consenting_workers(db, n: int) -> list[int]:
 
 def _race(url: str, calls: list[tuple[int, int]], *, max_open: int = 3) -> list[str]:
     """Run every (worker_id, campaign_id) claim at once; returns 'ok' or the error code of each."""
-    db = Database(url, **({} if url.startswith("sqlite") else {"pool_size": 40, "max_overflow": 0,
+    db = Database(url, **({} if url.startswith("sqlite") else {"pool_size": 16, "max_overflow": 0,
                                                                  "pool_timeout": 120}))
     start = threading.Barrier(len(calls))
 

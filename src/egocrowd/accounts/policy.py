@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import object_session
 
 from egocrowd.db.models import Assignment, Campaign, CampaignStatus, ConsentRecord, Role, User
 from egocrowd.errors import Forbidden, Unauthenticated
@@ -32,8 +33,16 @@ def _can_view_campaign(user: User, c: Campaign) -> bool:
         case Role.reviewer:
             return c.status is not CampaignStatus.draft
         case Role.worker:
-            return c.status is CampaignStatus.open
+            return c.status is CampaignStatus.open or _works_on(user, c)
     return False
+
+
+def _works_on(user: User, c: Campaign) -> bool:
+    """Workers keep seeing a campaign they hold (or held) an assignment in, even once it pauses."""
+    session = object_session(c)
+    return session is not None and session.scalar(
+        sa.select(Assignment.id).where(Assignment.worker_id == user.id, Assignment.campaign_id == c.id).limit(1)
+    ) is not None
 
 
 def _manages(user: User, c: Campaign) -> bool:
@@ -80,7 +89,8 @@ def visible_campaigns(user: User | None) -> sa.ColumnElement[bool]:
         case Role.reviewer:
             return Campaign.status != CampaignStatus.draft
         case Role.worker:
-            return Campaign.status == CampaignStatus.open
+            return sa.or_(Campaign.status == CampaignStatus.open, Campaign.id.in_(
+                sa.select(Assignment.campaign_id).where(Assignment.worker_id == user.id)))
     return sa.false()
 
 

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+READ_ONLY = "egocrowd_read_only"
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -31,8 +33,19 @@ def make_engine(url: str, **kwargs) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn):
             # IMMEDIATE takes the write lock up front: a read-then-write transaction (claiming a slot)
-            # can never fail half-way with SQLITE_BUSY_SNAPSHOT, and writers simply queue.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # can never fail half-way with SQLITE_BUSY_SNAPSHOT, and writers simply queue. Read-only
+            # transactions stay DEFERRED so that, with WAL, they never wait for a writer.
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+                conn.exec_driver_sql("PRAGMA query_only = 1")  # a write in it fails loudly
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        @event.listens_for(engine, "rollback")
+        @event.listens_for(engine, "commit")
+        def _end(conn):
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("PRAGMA query_only = 0")
 
         return engine
     if "poolclass" not in kwargs:
@@ -74,9 +87,21 @@ class Database:
         upgrade(self.url)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        with self.sessionmaker() as session, session.begin():
-            yield session
+    def transaction(self, *, write: bool = True) -> Iterator[Session]:
+        """One transaction, committed at the end unless it raises. ``write=False`` makes it
+        read-only (on SQLite it then never queues behind writers); the database refuses writes in it."""
+        with self.sessionmaker() as session:
+            if write:
+                with session.begin():
+                    yield session
+                return
+            session.connection(execution_options={READ_ONLY: True})
+            if not self.is_sqlite:
+                session.execute(sa.text("SET TRANSACTION READ ONLY"))
+            try:
+                yield session
+            finally:
+                session.rollback()  # nothing to keep
 
     def session(self) -> Session:
         return self.sessionmaker()

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from egocrowd.errors import Conflict
+from egocrowd.blobs import fsync_dir as _fsync_dir
 
 __all__ = ["UploadInfo", "UploadStore", "FORMAT_VERSION"]
 
@@ -106,12 +107,6 @@ class UploadInfo:
         return cls(**d)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _Holder:

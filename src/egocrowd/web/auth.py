@@ -88,7 +88,8 @@ def check_csrf(request: Request, submitted: str | None) -> None:
 @contextmanager
 def unit(request: Request, *, form_csrf: str | None = None) -> Iterator[Ctx]:
     """One request's unit of work: a transaction, the caller, and the CSRF check for cookie writes."""
-    with request.app.state.db.transaction() as session:
+    # Reads (GET, HEAD) run in read-only transactions: they never wait behind writers on SQLite.
+    with request.app.state.db.transaction(write=request.method not in SAFE_METHODS) as session:
         user, via_cookie = None, False
         header = request.headers.get("authorization", "")
         if header.lower().startswith("bearer "):

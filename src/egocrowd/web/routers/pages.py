@@ -166,7 +166,8 @@ def install(app: FastAPI) -> None:
     def campaign_list(request: Request):
         with unit(request) as ctx:
             user = _logged_in(ctx)
-            rows = campaigns.list_campaigns(ctx.session, user)
+            only_open = CampaignStatus.open if user.role is Role.worker else None  # a worker's home: what's claimable
+            rows = campaigns.list_campaigns(ctx.session, user, status=only_open)
             signed = _signed_versions(ctx.session, user)
             return render(request, "campaigns.html", user, campaigns=rows, signed=signed,
                           hourly=campaigns.hourly_rate_cents)
