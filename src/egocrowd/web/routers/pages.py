@@ -85,12 +85,8 @@ def install(app: FastAPI) -> None:
     def render_error(request: Request, status: int, code: str, message: str):
         if status == 401 and request.method == "GET":
             return see_other("/login?next=" + quote(request.url.path))
-        with request.app.state.db.transaction() as s:
-            from egocrowd.web.auth import read_cookie
-            from egocrowd.db.models import User
-            uid = read_cookie(request).get("uid")
-            user = s.get(User, uid) if uid else None
-            return render(request, "error.html", user, status=status, code=code, message=message)
+        with request.app.state.db.transaction(write=False) as s:
+            return render(request, "error.html", _viewer(request, s), status=status, code=code, message=message)
 
     app.state.render_error = render_error
 
@@ -392,12 +388,19 @@ def _form_from(c) -> dict:
     return f
 
 
+def _viewer(request, session):
+    """Who is looking, for pages rendered outside a unit of work (error pages, forms shown again)."""
+    from egocrowd.db.models import User
+    from egocrowd.web.auth import read_cookie
+
+    uid = read_cookie(request).get("uid")
+    return session.get(User, uid) if uid else None
+
+
 def _form_again(request, form, campaign_id, exc):
-    with request.app.state.db.transaction() as s:
-        from egocrowd.web.auth import read_cookie
-        from egocrowd.db.models import Campaign, User
-        uid = read_cookie(request).get("uid")
-        user = s.get(User, uid) if uid else None
+    from egocrowd.db.models import Campaign
+
+    with request.app.state.db.transaction(write=False) as s:
         c = s.get(Campaign, campaign_id) if campaign_id else None
-        return render(request, "campaign_form.html", user, status=422, form=form, campaign=c,
+        return render(request, "campaign_form.html", _viewer(request, s), status=422, form=form, campaign=c,
                       documents=_documents(s), error=_error(exc))
