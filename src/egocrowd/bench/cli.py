@@ -18,13 +18,13 @@ from egocrowd.errors import EgocrowdError
 
 def _config_options(f: Any) -> Any:
     for opt in reversed([
-        click.option("--rounds", default=1000, show_default=True, help="Bootstrap rounds for intervals."),
+        click.option("--rounds", default=1000, show_default=True, type=click.IntRange(min=1), help="Bootstrap rounds for intervals."),
         click.option("--seed", default=0, show_default=True, help="Seed for every random procedure (same seed, same numbers)."),
         click.option("--confidence", default=0.95, show_default=True, help="Confidence level of every interval."),
         click.option("--budget", "recovery_budget_s", default=60.0, show_default=True,
                      help="Seconds within which a recovery after a misinterpretation counts as prompt."),
-        click.option("--time-bins", default=12, show_default=True, help="Bins for success against time into a session."),
-        click.option("--min-group", default=5, show_default=True, help="Outcomes a person/environment needs to count for worst group and gap."),
+        click.option("--time-bins", default=12, show_default=True, type=click.IntRange(min=1), help="Bins for success against time into a session."),
+        click.option("--min-group", default=5, show_default=True, type=click.IntRange(min=0), help="Outcomes a person/environment needs to count for worst group and gap."),
         click.option("--metric", "metrics", multiple=True, help="Only these metrics (repeatable). Default: all registered."),
         click.option("--lenient", is_flag=True, help="Skip lines of unknown event types instead of failing."),
         click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
@@ -181,7 +181,7 @@ def compare_cmd(logs: tuple[str, ...], pol_a: str, pol_b: str, alpha: float, as_
 
 @bench.command("rank")
 @click.argument("pairwise", type=click.Path(exists=True, dir_okay=False))
-@click.option("--rounds", default=1000, show_default=True, help="Bootstrap rounds.")
+@click.option("--rounds", default=1000, show_default=True, type=click.IntRange(min=1), help="Bootstrap rounds.")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--anchor", help="POLICY=RATING: shift ratings so POLICY gets RATING.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,9 +77,12 @@ def _float(v: str | None, default: float | None, where: str, name: str) -> float
     if v is None or v == "":
         return default
     try:
-        return float(v)
+        x = float(v)
     except ValueError:
-        raise InvalidInput(f"{where}: {name} must be a number; got {v!r}", code="bench.bad_csv") from None
+        x = math.nan
+    if not math.isfinite(x):  # "nan"/"inf" parse as floats but poison every sum (and the JSON output)
+        raise InvalidInput(f"{where}: {name} must be a number (finite); got {v!r}", code="bench.bad_csv")
+    return x
 
 
 def read_trials_csv(path: str | os.PathLike[str]) -> list[SessionDigest]:

@@ -13,7 +13,6 @@ module that uses the decorator. Exact definitions: ``docs/bench.md``.
 
 from __future__ import annotations
 
-import warnings
 import zlib
 from collections import Counter
 from collections.abc import Callable
@@ -37,6 +36,15 @@ class ScoreConfig:
     recovery_budget_s: float = 60.0  # "recovered within the budget"
     time_bins: int = 12  # bins over time into session
     min_group: int = 5  # outcomes a person/environment needs to compete for "worst group"
+
+    def __post_init__(self) -> None:
+        # rounds = 0 or time_bins = 0 used to crash deep inside numpy with a bare traceback
+        if not 0 < self.confidence < 1:
+            raise InvalidInput(f"confidence must be in (0, 1); got {self.confidence}", code="bench.bad_confidence")
+        for name, low in (("rounds", 1), ("time_bins", 1), ("min_group", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise InvalidInput(f"{name} must be an integer >= {low}; got {v!r}", code="bench.bad_config")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,11 +102,11 @@ def _rate(k: float, n: float, config: ScoreConfig) -> dict[str, Any]:
     return {**_est(k / n if n else None, st.wilson(k, n, config.confidence), "wilson"), "k": float(k), "n": int(n)}
 
 
-def _boot_ratio(num: np.ndarray, den: np.ndarray, config: ScoreConfig, name: str, scale: float = 1.0) -> dict[str, Any]:
+def _boot_ratio(num: np.ndarray, den: np.ndarray, config: ScoreConfig, name: str, scale: float = 1.0, *, keep_inf: bool = False) -> dict[str, Any]:
     total_den = float(den.sum())
     value = float(num.sum()) / total_den * scale if total_den else None
     boot = st.bootstrap_sums(np.stack([num, den], axis=1), st.ratio, rounds=config.rounds, seed=metric_seed(config, name))
-    lo, hi = st.percentile_ci(boot * scale, config.confidence)
+    lo, hi = st.percentile_ci(boot * scale, config.confidence, keep_inf=keep_inf)
     return _est(value, (lo, hi), "cluster_bootstrap")
 
 
@@ -185,7 +193,7 @@ def drift_deployment_days(c: Corpus, config: ScoreConfig) -> Result:
     return _drift(x, c.out_success, c.out_sess, c.n_sessions, edges, config, "drift_deployment_days", "per day")
 
 
-@metric("recovery", version="1", description="Time to recover after a misinterpretation (Kaplan–Meier) and recovery within budget")
+@metric("recovery", version="2", description="Time to recover after a misinterpretation (Kaplan–Meier) and recovery within budget")
 def recovery(c: Corpus, config: ScoreConfig) -> Result:
     """Survival S(t) = P(not yet recovered t seconds after a misinterpretation); unrecovered runs are
     censored at session end. Recovery rate within budget B = 1 − S(B)."""
@@ -232,7 +240,7 @@ def conflicts(c: Corpus, config: ScoreConfig) -> Result:
     return res
 
 
-@metric("interventions", version="1", description="Mean time between interventions and interventions per hour")
+@metric("interventions", version="2", description="Mean time between interventions and interventions per hour")
 def interventions(c: Corpus, config: ScoreConfig) -> Result:
     """MTBI = autonomous time / interventions (autonomous = session time − human-control time)."""
     hours = float(c.autonomous.sum() / 3600)
@@ -243,7 +251,9 @@ def interventions(c: Corpus, config: ScoreConfig) -> Result:
     res: dict[str, Any] = {"interventions": int(n), "autonomous_hours": hours, "per_hour": per_hour,
                            "reasons": dict(sum((d.intervention_reasons for d in c.digests), Counter()))}
     if n:
-        mtbi = _boot_ratio(c.autonomous / 60, c.interventions, config, "mtbi")
+        # a round without interventions has MTBI = +inf (not undefined): keep it, so the upper
+        # bound is reported as unbounded (null) instead of a finite, too-optimistic number
+        mtbi = _boot_ratio(c.autonomous / 60, c.interventions, config, "mtbi", keep_inf=True)
         res["mtbi_min"] = mtbi
     else:
         # none observed: the exact one-sided Poisson bound says the rate is below −ln(α)/T
@@ -289,10 +299,10 @@ def _groups(labels: np.ndarray, c: Corpus, config: ScoreConfig, name: str) -> Re
 
         def gap(tot: np.ndarray) -> np.ndarray:
             r = tot[:, :g] / tot[:, g:]
-            r = np.where(eligible[None, :], r, np.nan)
-            with warnings.catch_warnings():  # a round where every group is empty gives NaN, dropped later
-                warnings.simplefilter("ignore", RuntimeWarning)
-                return np.nanmax(r, axis=1) - np.nanmin(r, axis=1)
+            r = r[:, eligible]
+            # a round that drew no outcome of some eligible group has no gap (NaN, dropped later);
+            # nanmax − nanmin over the groups present would shrink the gap toward 0
+            return np.max(r, axis=1) - np.min(r, axis=1)
 
         boot = st.bootstrap_sums(np.concatenate([k, n], axis=1), gap, rounds=config.rounds, seed=metric_seed(config, name))
         res["worst"] = str(names[worst])
@@ -301,12 +311,12 @@ def _groups(labels: np.ndarray, c: Corpus, config: ScoreConfig, name: str) -> Re
     return res
 
 
-@metric("per_person", version="1", description="Subtask success per instructing person; worst person and gap")
+@metric("per_person", version="2", description="Subtask success per instructing person; worst person and gap")
 def per_person(c: Corpus, config: ScoreConfig) -> Result:
     return _groups(c.out_person, c, config, "per_person")
 
 
-@metric("per_environment", version="1", description="Subtask success per environment; worst environment and gap")
+@metric("per_environment", version="2", description="Subtask success per environment; worst environment and gap")
 def per_environment(c: Corpus, config: ScoreConfig) -> Result:
     env = np.array([d.environment for d in c.digests], dtype=object)
     return _groups(env[c.out_sess] if c.out_sess.size else env[:0], c, config, "per_environment")

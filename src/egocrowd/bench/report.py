@@ -28,7 +28,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ci{color:#666;font-size:.85em}
 .muted{color:#666;font-size:.9rem}
 .tie{color:#b35900;font-weight:600}
-figure{margin:.5em 0 1.2em;overflow-x:auto}figure svg{min-width:460px}figcaption{font-size:.85rem;color:#555}
+figure{margin:.5em 0 1.2em;overflow-x:auto}figure svg{display:block;max-width:640px}/* no min-width: charts fit a phone */figcaption{font-size:.85rem;color:#555}
 details{margin:.5em 0}
 @media (max-width:600px){body{padding:6px}th,td{padding:3px 5px;font-size:.8rem}}
 """
@@ -186,11 +186,25 @@ def _recovery(pols: dict[str, dict[str, Any]], cfg: dict[str, Any]) -> str:
                      _num(r["median_time_s"]), _est(r["rate_within_budget"], pct=True)])
     if not series:
         return ""
+    # cut the axis shortly after the last recovery (or the budget): censored runs followed for
+    # hours otherwise stretch it so far that every recovery sits in the first few pixels
+    last_event = max((_last_change(m["recovery"]["curve"]) for m in pols.values() if m.get("recovery")), default=0.0)
+    x_end = 1.15 * max(last_event, budget or 0.0)
+    t_max = max((t for s in series for t in s.x), default=0.0)
+    x_range = (0.0, x_end) if 0 < x_end < t_max else None
     chart = svg.line_chart(series, xlabel="seconds after the misinterpretation", ylabel="recovered share", y_range=(0, 1),
-                           vlines=[(budget, "budget")] if budget is not None else [], title="Time to recover")
+                           vlines=[(budget, "budget")] if budget is not None else [], title="Time to recover", x_range=x_range)
+    cut = f" Axis cut at {_num(x_end, 3)} s; curves stay flat after it." if x_range else ""
     return ("<h2>Recovery after misinterpretations</h2>"
-            + _fig(chart, "Kaplan–Meier estimate of the share recovered by time t (runs that never recover are censored); band = log-log interval.")
+            + _fig(chart, "Kaplan–Meier estimate of the share recovered by time t (runs that never recover are censored); "
+                          "band = log-log interval." + cut)
             + _table(["Policy", "Misinterpretations", "Recovered", "Censored", "Median time (s)", f"Recovered within {_num(budget)} s"], rows, {1, 2, 3, 4}))
+
+
+def _last_change(curve: dict[str, Any]) -> float:
+    """Time of the last step of a KM curve (its last recovery; 0 when nobody recovered)."""
+    t, sv = curve["time"], curve["survival"]
+    return max((t[i] for i in range(1, len(sv)) if sv[i] != sv[i - 1]), default=0.0)
 
 
 def _conflicts_safety(pols: dict[str, dict[str, Any]]) -> str:

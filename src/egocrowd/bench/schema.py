@@ -171,6 +171,10 @@ class Session:
                 raise _bad(f"session.{name} must be a non-empty string; got {v!r}")
         _check_choice("session.source", self.source, SOURCES)
         self.people = [p if isinstance(p, Person) else Person(**p) for p in self.people]
+        # checked here: a string or Infinity would otherwise crash, or silently break, drift scoring
+        d = self.deployment_day
+        if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d)):
+            raise _bad(f"session.deployment_day must be a finite number of days; got {d!r}")
         if self.pair_key is None and self.protocol is not None and self.seed is not None:
             self.pair_key = f"{self.protocol}:{self.seed}"
 

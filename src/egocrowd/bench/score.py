@@ -112,7 +112,7 @@ def compare(digests: Sequence[SessionDigest], a: str, b: str, config: ScoreConfi
         )
     xa = np.array([ma[k] for k in keys])
     xb = np.array([mb[k] for k in keys])
-    res = st.paired_test(xa - xb, seed=config.seed, confidence=config.confidence)
+    res = st.paired_test(xa - xb, seed=config.seed, confidence=config.confidence, boot_rounds=config.rounds)
     seq = sequential_test(zip(xa, xb), alpha=alpha, stop=False)
     seq.pop("trajectory")
     return {"a": a, "b": b, "metric": "subtask_success", **res, "mean_a": float(xa.mean()), "mean_b": float(xb.mean()), "sequential": seq}

@@ -113,14 +113,21 @@ def bootstrap_sums(
     return np.concatenate(out, axis=0)
 
 
-def percentile_ci(samples: np.ndarray, confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float]:
-    """Percentile interval, ignoring rounds where the statistic is undefined (NaN)."""
+def percentile_ci(samples: np.ndarray, confidence: float = DEFAULT_CONFIDENCE, *, keep_inf: bool = False) -> tuple[float, float]:
+    """Percentile interval, ignoring rounds where the statistic is undefined (NaN, and ±inf
+    unless ``keep_inf``: for e.g. MTBI a round without interventions is a genuine +inf, and
+    dropping it would make the upper bound look finite)."""
     s = np.asarray(samples, dtype=float)
-    s = s[np.isfinite(s)]
+    s = s[~np.isnan(s)] if keep_inf else s[np.isfinite(s)]
     if s.size == 0:
         return (float("nan"), float("nan"))
     a = (1 - confidence) / 2
-    lo, hi = np.quantile(s, [a, 1 - a])
+    with np.errstate(invalid="ignore"):
+        q = np.quantile(s, [a, 1 - a])
+    if np.isnan(q).any():  # interpolating between two equal infinities gives inf − inf = NaN
+        srt = np.sort(s)
+        q = np.where(np.isnan(q), srt[np.floor(np.array([a, 1 - a]) * (s.size - 1)).astype(int)], q)
+    lo, hi = q
     return (float(lo), float(hi))
 
 
@@ -199,7 +206,8 @@ def km_survival_at(durations: np.ndarray, observed: np.ndarray, weights: np.ndar
     n_at = at_risk[:, first]
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(n_at > 0, 1.0 - d / n_at, 1.0)
-    return np.prod(factor, axis=1)
+    # a round that drew no item at all has no estimate (NaN, dropped by percentile_ci), not S = 1
+    return np.where(w.sum(axis=1) > 0, np.prod(factor, axis=1), np.nan)
 
 
 # ---------------------------------------------------------------------------------------- drift
@@ -315,12 +323,14 @@ def sign_flip_pvalue(d: np.ndarray, *, rounds: int = 9999, seed: int = 0, exact_
     return (1 + hits) / (1 + rounds)
 
 
-def paired_test(diffs: np.ndarray, *, seed: int = 0, rounds: int = 9999, confidence: float = DEFAULT_CONFIDENCE) -> dict[str, float]:
-    """Two-sided sign-flip permutation test of mean(diffs) == 0, with a bootstrap CI of the mean."""
+def paired_test(diffs: np.ndarray, *, seed: int = 0, rounds: int = 9999, confidence: float = DEFAULT_CONFIDENCE,
+                boot_rounds: int = DEFAULT_ROUNDS) -> dict[str, float]:
+    """Two-sided sign-flip permutation test of mean(diffs) == 0, with a bootstrap CI of the mean
+    (``boot_rounds`` resamples: the configured ``--rounds``, not a fixed 1000)."""
     d = np.asarray(diffs, dtype=float)
     if d.size < 2:
         raise InvalidInput("a paired comparison needs at least 2 pairs", code="bench.too_few_pairs")
     p = 1.0 if np.allclose(d, 0) else sign_flip_pvalue(d, rounds=rounds, seed=seed)
-    boot = bootstrap_sums(np.stack([d, np.ones_like(d)], axis=1), ratio, rounds=DEFAULT_ROUNDS, seed=seed)
+    boot = bootstrap_sums(np.stack([d, np.ones_like(d)], axis=1), ratio, rounds=boot_rounds, seed=seed)
     lo, hi = percentile_ci(boot, confidence)
     return {"pairs": int(d.size), "mean_diff": float(d.mean()), "low": lo, "high": hi, "p_value": p}

@@ -14,8 +14,11 @@ from html import escape
 
 # Okabe–Ito: distinguishable for colour-blind readers
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-W, H = 640, 340
-ML, MR, MT, MB = 60, 16, 20, 48
+# viewBox size: 480 wide so that, scaled to the ~378 px a phone gives a chart, 13–14 unit text is
+# still ≥ 10 px (at 640 it shrank to 7.7 px, and a CSS min-width pushed the chart off-screen)
+W, H = 480, 300
+ML, MR, MT, MB = 56, 14, 20, 48
+CHAR_W = 9.0  # width of a character at font-size 14 (DejaVu/system-ui lowercase: 7.2–9.1 px)
 
 
 @dataclass
@@ -63,14 +66,33 @@ def _finite(vals: Sequence[float | None]) -> list[float]:
     return [float(v) for v in vals if v is not None and math.isfinite(v)]
 
 
+def _clip(xs: Sequence[float], ys: Sequence[float | None], x1: float, step: bool) -> tuple[list[float], list[float | None]]:
+    """Points with x ≤ x1; a step curve is carried flat to x1 so its tail still shows."""
+    keep = [(x, y) for x, y in zip(xs, ys) if x <= x1]
+    if step and keep and len(keep) < len(xs):
+        keep.append((x1, keep[-1][1]))
+    return [x for x, _ in keep], [y for _, y in keep]
+
+
 def line_chart(series: Sequence[Series], *, xlabel: str, ylabel: str, y_range: tuple[float, float] | None = None,
-               vlines: Sequence[tuple[float, str]] = (), title: str = "") -> str:
-    """Lines (or steps) with optional interval bands and labelled vertical markers."""
+               vlines: Sequence[tuple[float, str]] = (), title: str = "", x_range: tuple[float, float] | None = None) -> str:
+    """Lines (or steps) with optional interval bands and labelled vertical markers.
+
+    ``x_range`` cuts the x axis (points beyond it are left out; steps run flat to the edge)."""
+    if x_range is not None:
+        clipped = []
+        for s in series:
+            x, y = _clip(s.x, s.y, x_range[1], s.step)
+            lo = _clip(s.x, s.low, x_range[1], s.step)[1] if s.low is not None else None
+            hi = _clip(s.x, s.high, x_range[1], s.step)[1] if s.high is not None else None
+            clipped.append(Series(s.name, x, y, lo, hi, s.step, s.points, s.color, s.extra))  # type: ignore[arg-type]
+        series = clipped
+        vlines = [(v, lab) for v, lab in vlines if x_range[0] <= v <= x_range[1]]
     xs = _finite([x for s in series for x in s.x]) + [v for v, _ in vlines]
     ys = _finite([y for s in series for y in [*s.y, *(s.low or []), *(s.high or [])]])
     if not xs or not ys:
         return ""
-    x0, x1 = min(xs), max(xs)
+    x0, x1 = x_range if x_range is not None else (min(xs), max(xs))
     if x1 <= x0:
         x0, x1 = x0 - 0.5, x1 + 0.5
     y0, y1 = y_range if y_range else (min(ys), max(ys))
@@ -84,9 +106,13 @@ def line_chart(series: Sequence[Series], *, xlabel: str, ylabel: str, y_range: t
         return H - MB - (y - y0) / (y1 - y0) * (H - MT - MB)
 
     parts = [_frame(x0, x1, y0, y1, px, py, xlabel, ylabel, title)]
-    for v, label in vlines:
+    for k, (v, label) in enumerate(vlines):
+        # labels in the right half go left of their line (else they ran off the chart), and
+        # successive labels step down so they do not overprint each other
+        right = px(v) > (ML + W - MR) / 2
+        tx, anchor = (px(v) - 3, ' text-anchor="end"') if right else (px(v) + 3, "")
         parts.append(f'<line x1="{px(v):.1f}" y1="{MT}" x2="{px(v):.1f}" y2="{H - MB}" stroke="#888" stroke-dasharray="4 3"/>'
-                     f'<text x="{px(v) + 3:.1f}" y="{MT + 12}" font-size="13" fill="#555">{escape(label)}</text>')
+                     f'<text x="{tx:.1f}" y="{MT + 12 + 15 * (k % 4)}" font-size="13" fill="#555"{anchor}>{escape(label)}</text>')
     for i, s in enumerate(series):
         color = s.color or PALETTE[i % len(PALETTE)]
         pts = [(px(x), py(y)) for x, y in zip(s.x, s.y) if y is not None and math.isfinite(y)]
@@ -132,7 +158,10 @@ def forest(rows: Sequence[tuple[str, float, float | None, float | None]], *, xla
     pad = (x1 - x0) * 0.04
     if not x_range:
         x0, x1 = x0 - pad, x1 + pad
-    label_w = min(max(len(r[0]) for r in rows) * 8 + 12, 240)
+    # room for the longest label at ~9 units per character (8 clipped "random" at the left
+    # edge); beyond 45 % of the width labels are shortened with "…" (full text in a tooltip)
+    label_w = int(min(max(len(r[0]) for r in rows) * CHAR_W + 14, 0.45 * W))
+    max_chars = int((label_w - 8) // CHAR_W)
     row_h = 26
     h = MT + row_h * len(rows) + MB
 
@@ -148,7 +177,9 @@ def forest(rows: Sequence[tuple[str, float, float | None, float | None]], *, xla
     for i, (label, v, lo, hi) in enumerate(rows):
         y = MT + row_h * i + row_h / 2
         color = colors[i] if colors else PALETTE[0]
-        parts.append(f'<text x="{label_w - 8}" y="{y + 4:.1f}" font-size="14" text-anchor="end">{escape(label)}</text>')
+        shown = label if len(label) <= max_chars else label[: max_chars - 1] + "…"
+        parts.append(f'<g><title>{escape(label)}</title><text x="{label_w - 8}" y="{y + 4:.1f}" font-size="14" '
+                     f'text-anchor="end">{escape(shown)}</text></g>')
         if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
             parts.append(f'<line x1="{px(lo):.1f}" y1="{y:.1f}" x2="{px(hi):.1f}" y2="{y:.1f}" stroke="{color}" stroke-width="2"/>')
         if v is not None and math.isfinite(v):
@@ -182,7 +213,7 @@ def _legend(names: Sequence[str], colors: Sequence[str]) -> str:
     parts = []
     x, y = ML + 8, MT - 14
     for name, color in zip(names, colors):
-        width = 26 + 8 * len(name)
+        width = 26 + 8.5 * len(name)  # font-size 13: ~8.4 units per character
         if x + width > W - MR and x > ML + 8:
             x, y = ML + 8, y + 16
         parts.append(f'<rect x="{x}" y="{y}" width="11" height="11" fill="{color}"/>'
