@@ -7,7 +7,9 @@ keeps the estimate finite when a policy never loses.
 
 Uncertainty: ``rounds`` (1000) bootstrap resamples of the battles, refit, 2.5/97.5 percentiles.
 Adjacent ranks are reported as *statistically tied* when the bootstrap interval of their rating
-difference contains 0; ``rank`` is 1 + the number of policies significantly better (so tied
+difference contains 0 or, for policies that met directly, when an exact two-sided sign test on their
+decisive head-to-head battles is not significant at the same level (the bootstrap alone calls a
+3-0 sweep "separated"); ``rank`` is 1 + the number of policies significantly better (so tied
 policies share a rank).
 
 Why hand-written instead of ``choix.opt_pairwise``: choix takes (winner, loser) pairs and cannot
@@ -63,6 +65,29 @@ def _cells(battles: Iterable[Battle]) -> tuple[list[str], np.ndarray, np.ndarray
     score_i = np.array([{"a": 1.0, "b": 0.0, "tie": 0.5}[k[2]] for k in keys])
     n = np.array([counts[k] for k in keys], dtype=float)
     return names, np.stack([i, j], axis=1), score_i, n
+
+
+def _decisive_matrix(k: int, pairs: np.ndarray, score_i: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """d[i, j] = battles i won outright against j (ties excluded)."""
+    d = np.zeros((k, k))
+    won = score_i == 1.0
+    lost = score_i == 0.0
+    np.add.at(d, (pairs[won, 0], pairs[won, 1]), n[won])
+    np.add.at(d, (pairs[lost, 1], pairs[lost, 0]), n[lost])
+    return d
+
+
+def _tie_count(pairs: np.ndarray, score_i: np.ndarray, n: np.ndarray, i: int, j: int) -> float:
+    hit = (score_i == 0.5) & (((pairs[:, 0] == i) & (pairs[:, 1] == j)) | ((pairs[:, 0] == j) & (pairs[:, 1] == i)))
+    return float(n[hit].sum())
+
+
+def _sign_test_p(wins: float, losses: float) -> float:
+    """Exact two-sided binomial test of wins vs losses at p = 1/2 (1.0 when there are none)."""
+    from scipy.stats import binomtest
+
+    total = int(round(wins + losses))
+    return 1.0 if total == 0 else float(binomtest(int(round(wins)), total, 0.5).pvalue)
 
 
 def _win_matrix(k: int, pairs: np.ndarray, score_i: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -169,6 +194,15 @@ def rank_battles(
         diffs = boot_r[:, :, None] - boot_r[:, None, :]  # (rounds, i, j): r_i − r_j
         lo = np.quantile(diffs, a, axis=0)
         sig_better = lo > 0.01  # i significantly better than j; 0.01 points absorbs the ridge and float noise
+        # The bootstrap cannot see uncertainty in a clean sweep: 3 wins out of 3 resample to 3 out
+        # of 3 every time, so the pair looks "separated" on evidence an exact test calls weak
+        # (p = 0.25). Where two policies met directly, separation must also pass an exact two-sided
+        # sign test on their decisive battles (ties dropped) at the same level.
+        decisive = _decisive_matrix(k, pairs, score_i, n)
+        for i in range(k):
+            for j in range(k):
+                if sig_better[i, j] and decisive[i, j] + decisive[j, i] + _tie_count(pairs, score_i, n, i, j) > 0:
+                    sig_better[i, j] = _sign_test_p(decisive[i, j], decisive[j, i]) < 1 - confidence
     wins_mat = _win_matrix(k, pairs, score_i, n)
     rows = []
     for pos, i in enumerate(order):
