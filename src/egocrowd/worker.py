@@ -18,19 +18,41 @@ def make_executor(name: str, workers: int | None = None):
 
 
 def housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
-    """Expire leases and stale uploads; delete blobs nobody owns. Safe to run from many processes."""
+    """Finish uploads whose completion failed; expire leases and stale uploads; delete blobs nobody
+    owns. Safe to run from many processes."""
     from egocrowd.campaigns.assignments import expire_leases
     from egocrowd.clips import sweep_orphan_blobs
     from egocrowd.uploads.tus import expire_uploads
 
-    out = {}
-    try:
+    def leases() -> int:
         with db.transaction() as s:
-            out["leases_expired"] = expire_leases(s)
-        out["uploads_expired"] = len(expire_uploads(upload_store))
-        out["orphan_blobs_deleted"] = len(sweep_orphan_blobs(db, blobs))
-    except Exception:  # housekeeping must never take the worker down
-        log.exception("housekeeping failed")
+            return expire_leases(s)
+
+    def recover() -> int:
+        # Uploads fully received whose completion failed transiently (a database hiccup) were
+        # retried only at server start (and never expire): with the phone gone, no clip until a
+        # restart. A store object of our own on the same directory: the flock still serialises us
+        # with requests in flight, and no asyncio state is shared with a server's event loop.
+        import asyncio
+
+        from egocrowd.uploads.store import UploadStore
+        from egocrowd.uploads.tus import recover_completed
+        from egocrowd.web.routers.clips import PlatformHooks
+
+        store = UploadStore(upload_store.dir, ttl=upload_store.ttl, lock_timeout=0.5)
+        return len(asyncio.run(recover_completed(store, PlatformHooks(db, blobs))))
+
+    out = {}
+    # Each step on its own: one failing (a bad upload record, a database hiccup) must not keep the
+    # others from running, round after round. Recovery first: before its lease is expired.
+    for key, step in (("uploads_recovered", recover),
+                      ("leases_expired", leases),
+                      ("uploads_expired", lambda: len(expire_uploads(upload_store))),
+                      ("orphan_blobs_deleted", lambda: len(sweep_orphan_blobs(db, blobs)))):
+        try:
+            out[key] = step()
+        except Exception:  # housekeeping must never take the worker down
+            log.exception("housekeeping step %s failed", key)
     return out
 
 
@@ -61,7 +83,12 @@ def run_worker(settings, *, once: bool = False, executor_name: str | None = None
             for _ in range(60):  # about a minute of work between housekeeping rounds
                 if stop.is_set():
                     break
-                if runner.run_once() == 0:
+                try:
+                    n = runner.run_once()
+                except Exception:  # a database hiccup must not take the worker down (as in serve_forever)
+                    log.exception("pipeline loop error")
+                    n = 0
+                if n == 0:
                     stop.wait(1.0)
         return 0
     finally:

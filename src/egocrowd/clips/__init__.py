@@ -11,6 +11,7 @@ returns the same clip. There is never a Clip without its bytes.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import unicodedata
@@ -62,10 +63,17 @@ def finish_upload(db: Database, blobs, *, source_ref: str, path: str | Path, wor
         ref = BlobRef(sha256, blobs.size(sha256), existed=True)
     else:
         ref = blobs.put_file(path, sha256=sha256, move=move, verify=sha256 is None)
+    # Restart the orphan sweep's grace period: the blob may be old (a dedup hit on an orphan, or
+    # bytes moved from an upload whose last write was hours ago) and is about to be referenced.
+    # Without this a sweep between here and the commit deleted it: a Clip without its bytes.
+    _touch_blob(blobs, ref.sha256)
     with db.transaction() as s:
         existing = s.scalar(sa.select(Clip).where(Clip.source_ref == source_ref))
         if existing is not None:
             return existing
+        if not blobs.exists(ref.sha256):  # last guard: never commit a Clip whose bytes are gone
+            raise Gone("The uploaded bytes were lost before the clip was saved; upload the file again.",
+                       code="upload.bytes_lost")
         if assignment_id is not None:
             a = s.scalar(sa.select(Assignment).where(Assignment.id == assignment_id).with_for_update())
             if a is None or a.worker_id != worker_id:
@@ -129,18 +137,34 @@ def ingest_dir(db: Database, blobs, directory: Path, *, campaign_id: int, worker
     return dict(counts)
 
 
+def _touch_blob(blobs, sha: str) -> None:
+    try:
+        os.utime(blobs.path(sha))
+    except OSError:  # gone (checked again in the transaction), or owned by another OS user
+        pass
+
+
 def sweep_orphan_blobs(db: Database, blobs, *, grace: timedelta = timedelta(hours=6),
                        now: float | None = None) -> list[str]:
     """Delete blobs no clip references, once they are older than ``grace`` (a crash between storing
     bytes and committing the clip leaves such blobs; the grace covers uploads finishing right now)."""
     now = now or time.time()
     removed = []
+
+    def old_enough(sha: str) -> bool:
+        try:
+            return now - blobs.path(sha).stat().st_mtime >= grace.total_seconds()
+        except FileNotFoundError:  # another sweeper (another process) got there first
+            return False
+
     for ref in blobs.iter_blobs():
         sha = ref.sha256
-        if now - blobs.path(sha).stat().st_mtime < grace.total_seconds():
+        if not old_enough(sha):
             continue
         with db.transaction() as s:
-            if s.scalar(sa.select(Clip.id).where(Clip.sha256 == sha).limit(1)) is None:
+            # Re-check the age after the query, right before deleting: finish_upload touches a blob
+            # before committing the clip that references it (see there).
+            if s.scalar(sa.select(Clip.id).where(Clip.sha256 == sha).limit(1)) is None and old_enough(sha):
                 blobs.delete(sha)
                 removed.append(sha)
     return removed

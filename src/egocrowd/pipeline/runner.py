@@ -2,7 +2,8 @@
 
 Guarantees:
 - a job is taken under a lease (``lease_owner``, ``lease_expires_at``); a worker killed with SIGKILL
-  mid-stage loses nothing: the lease runs out and another run takes the job again;
+  mid-stage loses nothing: the lease runs out and another run takes the job again; a live runner
+  renews its leases while it works, so a slow stage is never taken from it (see ``_heartbeat``);
 - stages are idempotent: ``apply`` runs only while the lease is still ours, and it overwrites, never
   appends;
 - unexpected failures retry with exponential backoff and, after ``max_attempts``, end in a visible
@@ -39,6 +40,10 @@ class RunnerConfig:
     backoff_base_s: float = 5.0     # 5 s, 10 s, 20 s, … capped at backoff_max_s
     backoff_max_s: float = 600.0
     batch: int = 8
+    # A live runner renews its leases (every lease_s / 3) while it prepares, computes and applies,
+    # but never for longer than this: a runner that hangs for good still loses its jobs. Generous:
+    # a batch of 8 QC jobs (bounded at 900 s each) on the inline executor may take 2 h.
+    max_hold_s: float = 6 * 3600.0
 
     @classmethod
     def from_env(cls) -> "RunnerConfig":
@@ -143,16 +148,59 @@ class Runner:
                      {"stage": job.stage, "attempts": job.attempts, "error": job.last_error.splitlines()[-1:]})
         log.error("job %s (%s of clip %s) gave up after %d attempts", job.id, job.stage, job.clip_id, job.attempts)
 
+    # -- lease renewal ------------------------------------------------------------------------------
+    # Without it a stage running longer than lease_s (QC is bounded at 900 s, the lease is 600 s), or
+    # a job waiting behind the others of its batch on the inline executor, was taken over by another
+    # runner while this live one still computed it: the work ran twice, our result was dropped, and
+    # each takeover counted as an attempt until the clip ended in ``error`` though nobody had died.
+    def _renew(self, job_ids: list[int]) -> None:
+        if not job_ids:
+            return
+        with self.db.transaction() as s:
+            s.execute(sa.update(Job)
+                      .where(Job.id.in_(job_ids), Job.status == JobStatus.running, Job.lease_owner == self.owner)
+                      .values(lease_expires_at=utcnow() + timedelta(seconds=self.config.lease_s))
+                      .execution_options(synchronize_session=False))
+
+    def _heartbeat(self, working: set[int], lock: threading.Lock, stop: threading.Event) -> None:
+        give_up_at = time.monotonic() + self.config.max_hold_s
+        while not stop.wait(max(self.config.lease_s / 3, 0.05)) and time.monotonic() < give_up_at:
+            with lock:
+                ids = sorted(working)
+            try:
+                self._renew(ids)
+            except Exception:  # a database hiccup: try again at the next beat
+                log.exception("renewing the leases of jobs %s failed", ids)
+
     # -- loop ---------------------------------------------------------------------------------------
     def run_once(self) -> int:
         """Lease a batch, run it, record results. Returns how many jobs were leased."""
         load_plugins()  # third-party stages register on import
         taken = self._lease(self.config.batch)
+        if not taken:
+            return 0
+        working, lock, stop = {job_id for job_id, _, _ in taken}, threading.Lock(), threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(working, lock, stop), daemon=True,
+                                name=f"lease-renewal-{self.owner}")
+        beat.start()
+        try:
+            self._run_taken(taken, working, lock)
+        finally:
+            stop.set()
+            beat.join()
+        return len(taken)
+
+    def _run_taken(self, taken: list[tuple[int, int, str]], working: set[int], lock: threading.Lock) -> None:
+        def done(job_id: int) -> None:
+            with lock:
+                working.discard(job_id)
+
         futures = []
         for job_id, clip_id, stage_name in taken:
             try:
                 inputs = self._prepare(job_id, clip_id, stage_name)
             except Exception:
+                done(job_id)
                 self._failed(job_id, traceback.format_exc())
                 continue
             futures.append((job_id, clip_id, stage_name, self.executor.submit(STAGES[stage_name].compute, inputs)))
@@ -160,13 +208,15 @@ class Runner:
             try:
                 result = fut.result()
             except Exception:
+                done(job_id)
                 self._failed(job_id, traceback.format_exc())
                 continue
             try:
                 self._apply(job_id, clip_id, stage_name, result)
             except Exception:
                 self._failed(job_id, traceback.format_exc())
-        return len(taken)
+            finally:
+                done(job_id)
 
     def drain(self, *, timeout_s: float | None = None, wait_for_retries: bool = False) -> int:
         """Run until nothing is ready (or, with ``wait_for_retries``, until nothing is pending)."""

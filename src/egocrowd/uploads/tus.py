@@ -44,9 +44,10 @@ Hooks (sync or async; sync ones run in a worker thread, so blocking DB calls are
     reject the upload for good (the client gets that status; the bytes are dropped); any other
     exception leaves the upload in state ``completing`` to be retried. ``data_path`` is deleted
     after it returns, so the hook may also move the file away. ``info.sha256`` is the file's
-    sha256 when the server could compute it while receiving (None after a restart mid-upload), so
-    ``blobs.put_file(data_path, sha256=info.sha256, move=True, verify=info.sha256 is None)``
-    stores a 500 MB upload without reading it again.
+    sha256: computed while receiving, or (after a restart mid-upload) by reading the file once and
+    saved before the hook first runs, so a retry after the hook moved the file still knows it.
+    ``blobs.put_file(data_path, sha256=info.sha256, move=True, verify=False)`` therefore stores a
+    500 MB upload without reading it again.
 """
 
 from __future__ import annotations
@@ -234,8 +235,14 @@ def encode_metadata(metadata: Mapping[str, str]) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" if v else k for k, v in metadata.items())
 
 
+def _is_decimal(value: str | None) -> bool:
+    # ASCII digits only, and not absurdly long: str.isdigit() also accepts e.g. Latin-1 "\u00b2"
+    # (which int() refuses), and int() refuses more than 4300 digits; both were a 500.
+    return value is not None and 0 < len(value) <= 20 and value.isascii() and value.isdigit()
+
+
 def _parse_int(value: str | None, name: str) -> int:
-    if value is None or not value.isdigit():
+    if not _is_decimal(value):
         raise BadTusRequest(f"{name} must be a non-negative integer", code="upload.bad_request")
     return int(value)
 
@@ -426,7 +433,7 @@ class _Tus:
         an ``EgocrowdError`` for anything but a complete, verified body."""
         checksum = _parse_checksum(request.headers.get("upload-checksum"))
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and info.offset + int(declared) > info.length:
+        if _is_decimal(declared) and info.offset + int(declared) > info.length:
             raise TooLarge("the body goes past Upload-Length", code="upload.too_large")
         self._hasher = checksum[0] if checksum else None
         self._whole = self.store.running_hash(info.id, info.offset)
@@ -457,6 +464,15 @@ class _Tus:
 
     async def finish(self, info: UploadInfo) -> None:
         """Hand a fully received upload to ``on_complete``; caller holds the lock."""
+        if info.sha256 is None:
+            # No streamed hash (a restart mid-upload): hash the file now and save it BEFORE the hook
+            # runs. The hook may move the file into the blob store and then fail (a database
+            # hiccup); its retry then finds the bytes by this hash. Without it the retry found
+            # neither file nor hash: FileNotFoundError forever, the bytes swept later as an orphan.
+            from egocrowd.blobs import sha256_file
+
+            info.sha256 = (await run_in_threadpool(sha256_file, self.store.data_path(info.id)))[0]
+            await run_in_threadpool(self.store.save, info)
         try:
             result = await _call(self.hooks.on_complete, info, self.store.data_path(info.id))
         except EgocrowdError as err:
@@ -658,6 +674,10 @@ def expire_uploads(store: UploadStore, now: datetime | None = None, *, orphan_gr
                 p.unlink()
         except FileNotFoundError:
             pass
+        except (ValueError, TypeError):
+            # A record we cannot read (e.g. written by a newer version) exists: its files are not
+            # leftovers. Raising here used to stop this sweep and the housekeeping after it.
+            continue
     return removed
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from egocrowd import consent
@@ -23,6 +23,12 @@ from egocrowd.web.auth import unit, write_cookie
 router = APIRouter(prefix="/api/v1")
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+# Row ids are 64-bit integers in the database: a bigger number is nobody's id. Unbounded, it reached
+# the driver and failed there (OverflowError on SQLite, DataError on PostgreSQL): a 500 on every
+# route taking an id. Bounded, it is a 422 like any other malformed input.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Path(ge=0, le=MAX_ID)]
+QueryId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 
 
 class _In(BaseModel):
@@ -114,7 +120,7 @@ def my_tokens(request: Request):
 
 
 @router.delete("/me/tokens/{token_id}", status_code=204, tags=["accounts"])
-def revoke_token(request: Request, token_id: int):
+def revoke_token(request: Request, token_id: Id):
     with unit(request) as ctx:
         accounts.revoke_token(ctx.session, _who(ctx), token_id)
     return Response(status_code=204)
@@ -165,7 +171,7 @@ def my_consents(request: Request, limit: Limit = 100, offset: Offset = 0):
 
 
 @router.post("/consents/{record_id}/withdraw", tags=["consent"])
-def withdraw_consent(request: Request, record_id: int):
+def withdraw_consent(request: Request, record_id: Id):
     with unit(request) as ctx:
         user = _who(ctx)
         return views.consent_out(consent.withdraw(ctx.session, user, record_id))
@@ -186,26 +192,26 @@ def create_campaign(request: Request, body: CampaignIn):
 
 
 @router.get("/campaigns/{campaign_id}", tags=["campaigns"])
-def get_campaign(request: Request, campaign_id: int):
+def get_campaign(request: Request, campaign_id: Id):
     with unit(request) as ctx:
         return views.campaign_out(campaigns.get_campaign(ctx.session, _who(ctx), campaign_id))
 
 
 @router.patch("/campaigns/{campaign_id}", tags=["campaigns"])
-def edit_campaign(request: Request, campaign_id: int, body: CampaignPatch):
+def edit_campaign(request: Request, campaign_id: Id, body: CampaignPatch):
     with unit(request) as ctx:
         return views.campaign_out(campaigns.update_campaign(ctx.session, _who(ctx), campaign_id, body))
 
 
 @router.post("/campaigns/{campaign_id}/status", tags=["campaigns"])
-def set_status(request: Request, campaign_id: int, body: StatusIn):
+def set_status(request: Request, campaign_id: Id, body: StatusIn):
     """Move through the lifecycle: draft → open ⇄ paused → closed (draft → closed cancels)."""
     with unit(request) as ctx:
         return views.campaign_out(campaigns.transition(ctx.session, _who(ctx), campaign_id, body.status))
 
 
 @router.get("/campaigns/{campaign_id}/progress", tags=["campaigns"])
-def campaign_progress(request: Request, campaign_id: int):
+def campaign_progress(request: Request, campaign_id: Id):
     with unit(request) as ctx:
         c = campaigns.get_campaign(ctx.session, _who(ctx), campaign_id)
         policy.require(ctx.user, "campaign.manage", c)
@@ -213,7 +219,7 @@ def campaign_progress(request: Request, campaign_id: int):
 
 
 @router.post("/campaigns/{campaign_id}/claim", status_code=201, tags=["assignments"])
-def claim(request: Request, campaign_id: int):
+def claim(request: Request, campaign_id: Id):
     settings = request.app.state.settings
     with unit(request) as ctx:
         a = assignments.claim(ctx.session, _who(ctx), campaign_id, lease=timedelta(hours=settings.lease_hours),
@@ -223,7 +229,7 @@ def claim(request: Request, campaign_id: int):
 
 # --- assignments ----------------------------------------------------------------------------------
 @router.get("/assignments", tags=["assignments"])
-def list_assignments(request: Request, campaign_id: int | None = None, status: AssignmentStatus | None = None,
+def list_assignments(request: Request, campaign_id: QueryId = None, status: AssignmentStatus | None = None,
                      limit: Limit = 100, offset: Offset = 0):
     with unit(request) as ctx:
         rows = assignments.list_assignments(ctx.session, _who(ctx), campaign_id=campaign_id, status=status,
@@ -232,13 +238,13 @@ def list_assignments(request: Request, campaign_id: int | None = None, status: A
 
 
 @router.get("/assignments/{assignment_id}", tags=["assignments"])
-def get_assignment(request: Request, assignment_id: int):
+def get_assignment(request: Request, assignment_id: Id):
     with unit(request) as ctx:
         return views.assignment_out(assignments.get_assignment(ctx.session, _who(ctx), assignment_id))
 
 
 @router.post("/assignments/{assignment_id}/release", tags=["assignments"])
-def release_assignment(request: Request, assignment_id: int):
+def release_assignment(request: Request, assignment_id: Id):
     with unit(request) as ctx:
         user = _who(ctx)
         a = assignments.get_assignment(ctx.session, user, assignment_id)
@@ -248,7 +254,7 @@ def release_assignment(request: Request, assignment_id: int):
 # --- audit ----------------------------------------------------------------------------------------
 @router.get("/audit", tags=["audit"])
 def audit_events(request: Request, entity_type: str | None = Query(None, max_length=40),
-                 entity_id: str | None = Query(None, max_length=64), after_id: int = Query(0, ge=0),
+                 entity_id: str | None = Query(None, max_length=64), after_id: int = Query(0, ge=0, le=MAX_ID),
                  limit: Limit = 100):
     with unit(request) as ctx:
         policy.require(ctx.user, "audit.view")

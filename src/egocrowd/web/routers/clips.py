@@ -17,6 +17,7 @@ from egocrowd.errors import Forbidden, InvalidInput, Unauthenticated
 from egocrowd.uploads.store import UploadInfo
 from egocrowd.uploads.tus import Grant, TusHooks, make_tus_router
 from egocrowd.web.auth import unit
+from egocrowd.web.routers.api import MAX_ID, Id, QueryId
 
 MB = 1024 * 1024
 
@@ -38,6 +39,8 @@ class PlatformHooks(TusHooks):
             worker = _user(ctx)
             try:
                 assignment_id = int(metadata.get("assignment", ""))
+                if not 0 <= assignment_id <= MAX_ID:  # nobody's id; the driver would fail (a 500)
+                    raise ValueError(assignment_id)
             except ValueError:
                 raise InvalidInput("Upload-Metadata must name the assignment (key 'assignment').",
                                    code="upload.bad_metadata") from None
@@ -72,21 +75,22 @@ api = APIRouter(prefix="/api/v1", tags=["clips"])
 
 
 @api.get("/clips")
-def list_clips(request: Request, campaign_id: int | None = None, limit: int = 100, offset: int = 0):
+def list_clips(request: Request, campaign_id: QueryId = None, limit: int = 100, offset: int = 0):
+    # Bounded id and offset (see api.MAX_ID): an unbounded one was a 500 from the database driver.
     with unit(request) as ctx:
         rows = clips.list_clips(ctx.session, _user(ctx), campaign_id=campaign_id, limit=min(max(limit, 1), 500),
-                                offset=max(offset, 0))
+                                offset=min(max(offset, 0), 10_000_000))
         return {"items": [clip_out(c) for c in rows]}
 
 
 @api.get("/clips/{clip_id}")
-def get_clip(request: Request, clip_id: int):
+def get_clip(request: Request, clip_id: Id):
     with unit(request) as ctx:
         return clip_out(clips.get_clip(ctx.session, _user(ctx), clip_id))
 
 
 @api.get("/campaigns/{campaign_id}/qc")
-def campaign_qc(request: Request, campaign_id: int):
+def campaign_qc(request: Request, campaign_id: Id):
     """The campaign's QC statistics: pass rate and the most common failures (its requester only)."""
     with unit(request) as ctx:
         c = campaigns.get_campaign(ctx.session, _user(ctx), campaign_id)
@@ -102,7 +106,7 @@ def install(app: FastAPI, upload_store, hooks: PlatformHooks) -> None:
     app.include_router(api)
 
     @app.get("/assignments/{assignment_id}/capture", response_class=HTMLResponse, include_in_schema=False)
-    def capture_page(request: Request, assignment_id: int):
+    def capture_page(request: Request, assignment_id: Id):
         with unit(request) as ctx:
             worker = _user(ctx)
             a = assignments.require_active_lease(ctx.session, worker, assignment_id)

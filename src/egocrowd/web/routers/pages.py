@@ -21,6 +21,7 @@ from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
 from egocrowd.db.models import CampaignStatus, ConsentRecord, Role
 from egocrowd.errors import EgocrowdError, InvalidInput, Unauthenticated
 from egocrowd.web.app import HERE
+from egocrowd.web.routers.api import Id
 from egocrowd.web.auth import csrf_token, persist_anonymous_csrf, unit, write_cookie
 
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -192,7 +193,7 @@ def install(app: FastAPI) -> None:
         return await run_in_threadpool(work)
 
     @app.get("/campaigns/{campaign_id}", response_class=HTMLResponse, include_in_schema=False)
-    def campaign_detail(request: Request, campaign_id: int):
+    def campaign_detail(request: Request, campaign_id: Id):
         with unit(request) as ctx:
             user = _logged_in(ctx)
             c = campaigns.get_campaign(ctx.session, user, campaign_id)
@@ -206,7 +207,7 @@ def install(app: FastAPI) -> None:
                           transitions=sorted(s.value for s in campaigns.TRANSITIONS[c.status]))
 
     @app.get("/campaigns/{campaign_id}/edit", response_class=HTMLResponse, include_in_schema=False)
-    def campaign_edit_form(request: Request, campaign_id: int):
+    def campaign_edit_form(request: Request, campaign_id: Id):
         with unit(request) as ctx:
             user = _logged_in(ctx)
             c = campaigns.get_campaign(ctx.session, user, campaign_id)
@@ -215,7 +216,7 @@ def install(app: FastAPI) -> None:
                           documents=_documents(ctx.session))
 
     @app.post("/campaigns/{campaign_id}/edit", include_in_schema=False)
-    async def campaign_edit(request: Request, campaign_id: int):
+    async def campaign_edit(request: Request, campaign_id: Id):
         form = await _text_form(request)
 
         def work():
@@ -236,7 +237,7 @@ def install(app: FastAPI) -> None:
         return await run_in_threadpool(work)
 
     @app.post("/campaigns/{campaign_id}/status", include_in_schema=False)
-    async def campaign_status(request: Request, campaign_id: int):
+    async def campaign_status(request: Request, campaign_id: Id):
         form = await _text_form(request)
 
         def work():
@@ -247,7 +248,7 @@ def install(app: FastAPI) -> None:
         return await run_in_threadpool(work)
 
     @app.post("/campaigns/{campaign_id}/claim", include_in_schema=False)
-    async def campaign_claim(request: Request, campaign_id: int):
+    async def campaign_claim(request: Request, campaign_id: Id):
         form = await _text_form(request)
         settings = request.app.state.settings
 
@@ -293,7 +294,7 @@ def install(app: FastAPI) -> None:
             return render(request, "consents.html", user, records=rows, documents=_documents(ctx.session))
 
     @app.post("/consents/{record_id}/withdraw", include_in_schema=False)
-    async def consent_withdraw(request: Request, record_id: int):
+    async def consent_withdraw(request: Request, record_id: Id):
         form = await _text_form(request)
 
         def work():
@@ -312,7 +313,7 @@ def install(app: FastAPI) -> None:
             return render(request, "assignments.html", user, assignments=rows)
 
     @app.post("/assignments/{assignment_id}/release", include_in_schema=False)
-    async def assignment_release(request: Request, assignment_id: int):
+    async def assignment_release(request: Request, assignment_id: Id):
         form = await _text_form(request)
 
         def work():

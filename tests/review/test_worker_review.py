@@ -1,0 +1,96 @@
+"""Review finding: the `egocrowd worker` process must survive a database hiccup."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.review.test_uploads_review import _TableAway
+
+
+def test_worker_process_survives_a_database_error_and_stops_cleanly(db, db_url, tmp_path):
+    """``run_worker``'s loop called ``runner.run_once()`` unguarded: one failing query (a database
+    restart, a network blip) killed every worker process, unlike the embedded loop
+    (``Runner.serve_forever``) which logs and goes on."""
+    env = {**os.environ, "EGOCROWD_DATABASE_URL": db_url, "EGOCROWD_DATA_DIR": str(tmp_path / "data"),
+           "EGOCROWD_SECRET_KEY": "k" * 40}
+    with _TableAway(db, "jobs"):  # every lease query now fails
+        proc = subprocess.Popen([sys.executable, "-m", "egocrowd.cli", "worker", "--executor", "inline"],
+                                env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            errors = 0
+            deadline = time.monotonic() + 60
+            for line in proc.stderr:  # ends when the process exits
+                errors += "pipeline loop error" in line
+                if errors >= 2 or time.monotonic() > deadline:
+                    break
+            assert proc.poll() is None, f"the worker died (exit {proc.returncode})"
+            assert errors >= 2
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)  # drain stderr so logging never blocks the exit
+    assert proc.returncode == 0
+
+
+def test_an_unreadable_upload_record_does_not_stop_housekeeping(db, settings, tmp_path):
+    """An upload record this code cannot read (written by a newer version during a rolling deploy)
+    made ``expire_uploads`` raise from its leftovers sweep (``store.get`` of the old ``.part``'s
+    stem), and ``housekeeping`` ran its steps in one ``try``: orphan blobs were then never swept
+    again (nor later steps run) for as long as that record existed."""
+    import json
+    from datetime import timedelta
+
+    from egocrowd.blobs import BlobStore
+    from egocrowd.uploads.store import UploadStore
+    from egocrowd.worker import housekeeping
+
+    store = UploadStore(settings.uploads_path, ttl=timedelta(hours=1))
+    info = store.create(length=10, owner="1")
+    record = store.info_path(info.id)
+    record.write_text(json.dumps({**json.loads(record.read_text()), "format_version": 99}))
+    old = time.time() - 7 * 3600
+    for p in (store.data_path(info.id), record):
+        os.utime(p, (old, old))
+    blobs = BlobStore(settings.blobs_path)
+    orphan = blobs.put_bytes(b"bytes of an upload whose completion was refused").sha256
+    os.utime(blobs.path(orphan), (old, old))
+
+    out = housekeeping(db, blobs, store)
+    assert out.get("orphan_blobs_deleted") == 1, out
+    assert not blobs.exists(orphan)
+    assert record.exists() and store.data_path(info.id).exists()  # unreadable is not garbage
+
+
+def test_housekeeping_finishes_an_upload_whose_completion_failed_after_the_client_left(db, client, settings):
+    """All bytes received, ``on_complete`` failed transiently (a database hiccup), the phone went
+    away. Only ``recover_completed`` at server start retried it, and ``expire_uploads`` never
+    expires ``completing`` uploads: the clip was never created (the worker never paid, the bytes
+    kept forever) until someone restarted the server."""
+    import base64
+
+    import sqlalchemy as sa
+
+    from egocrowd.blobs import BlobStore
+    from egocrowd.db.models import Clip
+    from egocrowd.worker import housekeeping
+    from tests.review.test_uploads_review import OCTETS, TUS, UPLOADS, _world
+
+    worker, aid = _world(client, db)
+    data = os.urandom(20_000)
+    with _TableAway(db, "jobs"):
+        r = client.post(UPLOADS, content=data, headers={
+            **TUS, **OCTETS, **worker.headers, "Upload-Length": str(len(data)),
+            "Upload-Metadata": f"assignment {base64.b64encode(str(aid).encode()).decode()}"})
+        assert r.status_code == 500, r.text  # created, all bytes in, completion failed: ``completing``
+    with db.transaction() as s:
+        assert s.scalar(sa.select(Clip.id).where(Clip.assignment_id == aid)) is None
+
+    out = housekeeping(db, BlobStore(settings.blobs_path), client.app.state.upload_store)
+    assert out.get("uploads_recovered") == 1, out
+    with db.transaction() as s:
+        clip = s.scalar(sa.select(Clip).where(Clip.assignment_id == aid))
+        assert clip is not None and clip.size == len(data)
