@@ -67,39 +67,57 @@ def finish_upload(db: Database, blobs, *, source_ref: str, path: str | Path, wor
     # bytes moved from an upload whose last write was hours ago) and is about to be referenced.
     # Without this a sweep between here and the commit deleted it: a Clip without its bytes.
     _touch_blob(blobs, ref.sha256)
-    with db.transaction() as s:
-        existing = s.scalar(sa.select(Clip).where(Clip.source_ref == source_ref))
-        if existing is not None:
-            return existing
-        if not blobs.exists(ref.sha256):  # last guard: never commit a Clip whose bytes are gone
-            raise Gone("The uploaded bytes were lost before the clip was saved; upload the file again.",
-                       code="upload.bytes_lost")
-        if assignment_id is not None:
-            a = s.scalar(sa.select(Assignment).where(Assignment.id == assignment_id).with_for_update())
-            if a is None or a.worker_id != worker_id:
-                raise Forbidden("This is not your assignment.", code="assignment.not_yours")
-            if a.status is not AssignmentStatus.active:
-                if a.status is AssignmentStatus.expired:
-                    raise Gone("The lease on this assignment expired before the upload finished.",
-                               code="assignment.lease_expired")
-                raise Conflict(f"This assignment is {a.status.value}.", code="assignment.not_active")
-            a.status, a.submitted_at = AssignmentStatus.submitted, utcnow()
-        first = s.scalar(sa.select(sa.func.min(Clip.id)).where(Clip.sha256 == ref.sha256))
-        now = utcnow()
-        clip = Clip(campaign_id=campaign_id, assignment_id=assignment_id, worker_id=worker_id,
-                    source_ref=source_ref, sha256=ref.sha256, size=ref.size,
-                    original_name=sanitize_name(original_name), client_meta=_clean_meta(client_meta or {}),
-                    duplicate_of=first, status=ClipStatus.processing, created_at=now, updated_at=now)
-        s.add(clip)
-        actor = s.get(User, actor_id if actor_id is not None else worker_id)
-        audit.record(s, actor, "clip.uploaded", clip,
-                     {"sha256": ref.sha256, "size": ref.size, "assignment_id": assignment_id,
-                      "campaign_id": campaign_id, "duplicate_of": first, "source": source_ref.split(":")[0]})
-        if assignment_id is not None:
-            audit.record(s, actor, "assignment.submitted", assignment_id, {"clip_id": clip.id},
-                         entity_type="assignment")
-        enqueue(s, clip)
-        return clip
+    try:
+        with db.transaction() as s:
+            return _record_clip(s, blobs, ref, source_ref=source_ref, worker_id=worker_id,
+                                assignment_id=assignment_id, campaign_id=campaign_id,
+                                original_name=original_name, client_meta=client_meta, actor_id=actor_id)
+    except sa.exc.IntegrityError:
+        # The same source finished at the same moment elsewhere (two ingest runs over one folder):
+        # the unique source_ref let exactly one commit, and that clip is the answer.
+        with db.transaction() as s:
+            existing = s.scalar(sa.select(Clip).where(Clip.source_ref == source_ref))
+        if existing is None:
+            raise
+        return existing
+
+
+def _record_clip(s: Session, blobs, ref, *, source_ref: str, worker_id: int, assignment_id: int | None,
+                 campaign_id: int, original_name: str | None, client_meta: dict | None,
+                 actor_id: int | None) -> Clip:
+    """The one transaction of finishing: clip, assignment → submitted, audit events, first stage."""
+    existing = s.scalar(sa.select(Clip).where(Clip.source_ref == source_ref))
+    if existing is not None:
+        return existing
+    if not blobs.exists(ref.sha256):  # last guard: never commit a Clip whose bytes are gone
+        raise Gone("The uploaded bytes were lost before the clip was saved; upload the file again.",
+                   code="upload.bytes_lost")
+    if assignment_id is not None:
+        a = s.scalar(sa.select(Assignment).where(Assignment.id == assignment_id).with_for_update())
+        if a is None or a.worker_id != worker_id:
+            raise Forbidden("This is not your assignment.", code="assignment.not_yours")
+        if a.status is not AssignmentStatus.active:
+            if a.status is AssignmentStatus.expired:
+                raise Gone("The lease on this assignment expired before the upload finished.",
+                           code="assignment.lease_expired")
+            raise Conflict(f"This assignment is {a.status.value}.", code="assignment.not_active")
+        a.status, a.submitted_at = AssignmentStatus.submitted, utcnow()
+    first = s.scalar(sa.select(sa.func.min(Clip.id)).where(Clip.sha256 == ref.sha256))
+    now = utcnow()
+    clip = Clip(campaign_id=campaign_id, assignment_id=assignment_id, worker_id=worker_id,
+                source_ref=source_ref, sha256=ref.sha256, size=ref.size,
+                original_name=sanitize_name(original_name), client_meta=_clean_meta(client_meta or {}),
+                duplicate_of=first, status=ClipStatus.processing, created_at=now, updated_at=now)
+    s.add(clip)
+    actor = s.get(User, actor_id if actor_id is not None else worker_id)
+    audit.record(s, actor, "clip.uploaded", clip,
+                 {"sha256": ref.sha256, "size": ref.size, "assignment_id": assignment_id,
+                  "campaign_id": campaign_id, "duplicate_of": first, "source": source_ref.split(":")[0]})
+    if assignment_id is not None:
+        audit.record(s, actor, "assignment.submitted", assignment_id, {"clip_id": clip.id},
+                     entity_type="assignment")
+    enqueue(s, clip)
+    return clip
 
 
 def _clean_meta(meta: dict) -> dict:
