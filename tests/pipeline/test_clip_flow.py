@@ -153,3 +153,20 @@ def test_the_embedded_server_runs_the_pipeline_itself(tmp_path, db_url, db, medi
         assert any(f["name"] == "blur" for f in clip["feedback"])
         page = http.get(f"/campaigns/{c['id']}", headers=lab.headers).text
         assert "Pass rate" in page and "blur" in page
+
+
+def test_an_upload_is_refused_early_once_the_lease_is_over(app, db, client, live, world, media):
+    from datetime import timedelta
+
+    from egocrowd.db.models import utcnow
+
+    worker, a = world["worker"], world["assignment"]
+    c = tus.TusClient(live.base + "/api/v1/uploads/", headers=worker.headers)
+    up = c.uploader(str(media["good"]), chunk_size=16 * 1024, metadata={"assignment": str(a["id"])})
+    up.upload_chunk()  # the first chunk goes through while the lease runs
+    with db.transaction() as s:
+        s.get(Assignment, a["id"]).lease_expires_at = utcnow() - timedelta(seconds=1)
+    with pytest.raises(TusCommunicationError) as err:
+        up.upload_chunk()
+    assert err.value.status_code == 410
+    assert up.offset == 16 * 1024  # nothing more was taken

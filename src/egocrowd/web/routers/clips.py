@@ -51,8 +51,13 @@ class PlatformHooks(TusHooks):
 
     def authorize_access(self, request: Request, info: UploadInfo) -> None:
         with unit(request) as ctx:
-            if str(_user(ctx).id) != info.owner:
+            worker = _user(ctx)
+            if str(worker.id) != info.owner:
                 raise Forbidden("This upload belongs to someone else.", code="upload.forbidden")
+            if request.method == "PATCH" and info.offset < info.length:
+                # Refuse more bytes once the lease is over, rather than take a phone's whole
+                # (metered) upload and refuse it at the last byte.
+                assignments.require_active_lease(ctx.session, worker, int(info.context["assignment_id"]))
 
     def on_complete(self, info: UploadInfo, data_path: os.PathLike[str]) -> dict[str, str]:
         c = info.context
