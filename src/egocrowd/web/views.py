@@ -55,3 +55,121 @@ def token_out(t: ApiToken) -> dict:
 def event_out(e: AuditEvent) -> dict:
     return {"id": e.id, "at": e.at.isoformat(), "actor_id": e.actor_id, "action": e.action,
             "entity_type": e.entity_type, "entity_id": e.entity_id, "payload": e.payload}
+
+
+# --- the same shapes as schemas, so /api/docs documents every response -----------------------------
+from typing import Any, Generic, TypeVar  # noqa: E402
+
+from pydantic import BaseModel  # noqa: E402
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+    display_name: str
+    role: str
+    organization: str | None
+    country: str | None
+    created_at: str
+
+
+class PayOut(BaseModel):
+    per_clip_cents: int
+    currency: str
+    expected_minutes: float
+    hourly_rate_cents: int
+
+
+class CampaignOut(BaseModel):
+    id: int
+    title: str
+    status: str
+    instructions: str
+    organization: str
+    requirements: dict[str, Any]
+    taxonomy: dict[str, Any]
+    target_clips: int
+    slots_taken: int
+    slots_left: int
+    pay: PayOut
+    allowed_countries: list[str]
+    data_use: dict[str, bool]
+    buyer_name: str
+    consent_version: str
+    created_at: str
+    updated_at: str
+
+
+class AssignmentOut(BaseModel):
+    id: int
+    campaign_id: int
+    campaign_title: str
+    worker_id: int
+    status: str
+    claimed_at: str
+    lease_expires_at: str
+    submitted_at: str | None
+    closed_at: str | None
+
+
+class DocumentOut(BaseModel):
+    version: str
+    title: str
+    sha256: str
+    scopes: list[dict[str, Any]]
+    created_at: str
+    body: str | None = None
+
+
+class ConsentOut(BaseModel):
+    id: int
+    user_id: int
+    version: str
+    document_sha256: str
+    scopes: list[str]
+    signed_at: str
+    withdrawn_at: str | None
+    active: bool
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: str
+    revoked: bool
+
+
+class IssuedTokenOut(TokenOut):
+    token: str
+    user: UserOut
+
+
+class EventOut(BaseModel):
+    id: int
+    at: str
+    actor_id: int | None
+    action: str
+    entity_type: str
+    entity_id: str
+    payload: dict[str, Any]
+
+
+class ProgressOut(BaseModel):
+    campaign_id: int
+    status: str
+    target: int
+    slots_taken: int
+    slots_left: int
+    active: int
+    submitted: int
+    accepted: int
+    rejected: int
+    expired: int
+    released: int

@@ -71,7 +71,7 @@ def health(request: Request):
 
 
 # --- accounts -------------------------------------------------------------------------------------
-@router.post("/auth/signup", status_code=201, tags=["accounts"])
+@router.post("/auth/signup", status_code=201, tags=["accounts"], response_model=views.UserOut)
 def signup(request: Request, body: SignupIn):
     """Workers sign themselves up; other roles are created by an admin."""
     with unit(request) as ctx:
@@ -80,7 +80,7 @@ def signup(request: Request, body: SignupIn):
         return views.user_out(user)
 
 
-@router.post("/auth/token", status_code=201, tags=["accounts"])
+@router.post("/auth/token", status_code=201, tags=["accounts"], response_model=views.IssuedTokenOut)
 def login_for_token(request: Request, body: LoginIn):
     """Exchange email + password for an API token (shown once; send it as ``Authorization: Bearer``)."""
     with unit(request) as ctx:
@@ -89,7 +89,7 @@ def login_for_token(request: Request, body: LoginIn):
         return {"token": token, **views.token_out(row), "user": views.user_out(user)}
 
 
-@router.post("/auth/session", tags=["accounts"])
+@router.post("/auth/session", tags=["accounts"], response_model=views.UserOut)
 def login_session(request: Request, response: Response, body: LoginIn):
     """Log in with a browser session cookie (for scripts running in our pages)."""
     with unit(request) as ctx:
@@ -99,7 +99,7 @@ def login_session(request: Request, response: Response, body: LoginIn):
     return out
 
 
-@router.get("/me", tags=["accounts"])
+@router.get("/me", tags=["accounts"], response_model=views.UserOut)
 def me(request: Request):
     with unit(request) as ctx:
         return views.user_out(_who(ctx))
@@ -111,7 +111,7 @@ def _who(ctx):
     return ctx.user
 
 
-@router.get("/me/tokens", tags=["accounts"])
+@router.get("/me/tokens", tags=["accounts"], response_model=views.Page[views.TokenOut])
 def my_tokens(request: Request):
     with unit(request) as ctx:
         user = _who(ctx)
@@ -126,7 +126,7 @@ def revoke_token(request: Request, token_id: Id):
     return Response(status_code=204)
 
 
-@router.post("/users", status_code=201, tags=["accounts"])
+@router.post("/users", status_code=201, tags=["accounts"], response_model=views.UserOut)
 def create_user(request: Request, body: UserIn):
     """Admins create accounts of any role (requesters with their organization)."""
     with unit(request) as ctx:
@@ -139,7 +139,7 @@ def create_user(request: Request, body: UserIn):
 
 
 # --- consent --------------------------------------------------------------------------------------
-@router.get("/consent-documents", tags=["consent"])
+@router.get("/consent-documents", tags=["consent"], response_model=views.Page[views.DocumentOut], response_model_exclude_unset=True)
 def list_documents(request: Request):
     """Consent texts are public: anyone may read what they would agree to."""
     with unit(request) as ctx:
@@ -147,13 +147,13 @@ def list_documents(request: Request):
         return {"items": [views.document_out(d, with_body=False) for d in docs]}
 
 
-@router.get("/consent-documents/{version}", tags=["consent"])
+@router.get("/consent-documents/{version}", tags=["consent"], response_model=views.DocumentOut, response_model_exclude_unset=True)
 def get_document(request: Request, version: str):
     with unit(request) as ctx:
         return views.document_out(consent.get_document(ctx.session, version))
 
 
-@router.post("/consents", status_code=201, tags=["consent"])
+@router.post("/consents", status_code=201, tags=["consent"], response_model=views.ConsentOut)
 def sign_consent(request: Request, body: SignIn):
     with unit(request) as ctx:
         worker = policy.require(ctx.user, "consent.sign")
@@ -161,7 +161,7 @@ def sign_consent(request: Request, body: SignIn):
         return views.consent_out(rec)
 
 
-@router.get("/consents", tags=["consent"])
+@router.get("/consents", tags=["consent"], response_model=views.Page[views.ConsentOut])
 def my_consents(request: Request, limit: Limit = 100, offset: Offset = 0):
     with unit(request) as ctx:
         user = _who(ctx)
@@ -170,7 +170,7 @@ def my_consents(request: Request, limit: Limit = 100, offset: Offset = 0):
         return {"items": [views.consent_out(r) for r in rows]}
 
 
-@router.post("/consents/{record_id}/withdraw", tags=["consent"])
+@router.post("/consents/{record_id}/withdraw", tags=["consent"], response_model=views.ConsentOut)
 def withdraw_consent(request: Request, record_id: Id):
     with unit(request) as ctx:
         user = _who(ctx)
@@ -178,39 +178,39 @@ def withdraw_consent(request: Request, record_id: Id):
 
 
 # --- campaigns ------------------------------------------------------------------------------------
-@router.get("/campaigns", tags=["campaigns"])
+@router.get("/campaigns", tags=["campaigns"], response_model=views.Page[views.CampaignOut])
 def list_campaigns(request: Request, status: CampaignStatus | None = None, limit: Limit = 100, offset: Offset = 0):
     with unit(request) as ctx:
         rows = campaigns.list_campaigns(ctx.session, _who(ctx), status=status, limit=limit, offset=offset)
         return {"items": [views.campaign_out(c) for c in rows]}
 
 
-@router.post("/campaigns", status_code=201, tags=["campaigns"])
+@router.post("/campaigns", status_code=201, tags=["campaigns"], response_model=views.CampaignOut)
 def create_campaign(request: Request, body: CampaignIn):
     with unit(request) as ctx:
         return views.campaign_out(campaigns.create_campaign(ctx.session, _who(ctx), body))
 
 
-@router.get("/campaigns/{campaign_id}", tags=["campaigns"])
+@router.get("/campaigns/{campaign_id}", tags=["campaigns"], response_model=views.CampaignOut)
 def get_campaign(request: Request, campaign_id: Id):
     with unit(request) as ctx:
         return views.campaign_out(campaigns.get_campaign(ctx.session, _who(ctx), campaign_id))
 
 
-@router.patch("/campaigns/{campaign_id}", tags=["campaigns"])
+@router.patch("/campaigns/{campaign_id}", tags=["campaigns"], response_model=views.CampaignOut)
 def edit_campaign(request: Request, campaign_id: Id, body: CampaignPatch):
     with unit(request) as ctx:
         return views.campaign_out(campaigns.update_campaign(ctx.session, _who(ctx), campaign_id, body))
 
 
-@router.post("/campaigns/{campaign_id}/status", tags=["campaigns"])
+@router.post("/campaigns/{campaign_id}/status", tags=["campaigns"], response_model=views.CampaignOut)
 def set_status(request: Request, campaign_id: Id, body: StatusIn):
     """Move through the lifecycle: draft → open ⇄ paused → closed (draft → closed cancels)."""
     with unit(request) as ctx:
         return views.campaign_out(campaigns.transition(ctx.session, _who(ctx), campaign_id, body.status))
 
 
-@router.get("/campaigns/{campaign_id}/progress", tags=["campaigns"])
+@router.get("/campaigns/{campaign_id}/progress", tags=["campaigns"], response_model=views.ProgressOut)
 def campaign_progress(request: Request, campaign_id: Id):
     with unit(request) as ctx:
         c = campaigns.get_campaign(ctx.session, _who(ctx), campaign_id)
@@ -218,7 +218,7 @@ def campaign_progress(request: Request, campaign_id: Id):
         return {"campaign_id": c.id, "status": c.status.value, **assignments.progress(ctx.session, c)}
 
 
-@router.post("/campaigns/{campaign_id}/claim", status_code=201, tags=["assignments"])
+@router.post("/campaigns/{campaign_id}/claim", status_code=201, tags=["assignments"], response_model=views.AssignmentOut)
 def claim(request: Request, campaign_id: Id):
     settings = request.app.state.settings
     with unit(request) as ctx:
@@ -228,7 +228,7 @@ def claim(request: Request, campaign_id: Id):
 
 
 # --- assignments ----------------------------------------------------------------------------------
-@router.get("/assignments", tags=["assignments"])
+@router.get("/assignments", tags=["assignments"], response_model=views.Page[views.AssignmentOut])
 def list_assignments(request: Request, campaign_id: QueryId = None, status: AssignmentStatus | None = None,
                      limit: Limit = 100, offset: Offset = 0):
     with unit(request) as ctx:
@@ -237,13 +237,13 @@ def list_assignments(request: Request, campaign_id: QueryId = None, status: Assi
         return {"items": [views.assignment_out(a) for a in rows]}
 
 
-@router.get("/assignments/{assignment_id}", tags=["assignments"])
+@router.get("/assignments/{assignment_id}", tags=["assignments"], response_model=views.AssignmentOut)
 def get_assignment(request: Request, assignment_id: Id):
     with unit(request) as ctx:
         return views.assignment_out(assignments.get_assignment(ctx.session, _who(ctx), assignment_id))
 
 
-@router.post("/assignments/{assignment_id}/release", tags=["assignments"])
+@router.post("/assignments/{assignment_id}/release", tags=["assignments"], response_model=views.AssignmentOut)
 def release_assignment(request: Request, assignment_id: Id):
     with unit(request) as ctx:
         user = _who(ctx)
@@ -252,7 +252,7 @@ def release_assignment(request: Request, assignment_id: Id):
 
 
 # --- audit ----------------------------------------------------------------------------------------
-@router.get("/audit", tags=["audit"])
+@router.get("/audit", tags=["audit"], response_model=views.Page[views.EventOut])
 def audit_events(request: Request, entity_type: str | None = Query(None, max_length=40),
                  entity_id: str | None = Query(None, max_length=64), after_id: int = Query(0, ge=0, le=MAX_ID),
                  limit: Limit = 100):

@@ -4,9 +4,11 @@ platform's rules (who may upload to which assignment, how big, what becomes of t
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
 
 from egocrowd import clips
 from egocrowd.accounts import policy
@@ -17,6 +19,7 @@ from egocrowd.errors import Forbidden, InvalidInput, Unauthenticated
 from egocrowd.uploads.store import UploadInfo
 from egocrowd.uploads.tus import Grant, TusHooks, make_tus_router
 from egocrowd.web.auth import unit
+from egocrowd.web.views import Page
 from egocrowd.web.routers.api import MAX_ID, Id, QueryId
 
 MB = 1024 * 1024
@@ -76,10 +79,44 @@ def clip_out(c) -> dict:
             "created_at": c.created_at.isoformat(), "updated_at": c.updated_at.isoformat()}
 
 
+class FeedbackOut(BaseModel):
+    status: str
+    name: str | None
+    message: str
+    advice: str
+
+
+class ClipOut(BaseModel):
+    id: int
+    campaign_id: int
+    assignment_id: int | None
+    worker_id: int
+    sha256: str
+    size: int
+    original_name: str
+    client_meta: dict[str, str]
+    duplicate_of: int | None
+    status: str
+    reason_code: str | None
+    probe: dict[str, Any] | None
+    feedback: list[FeedbackOut]
+    qc_report: dict[str, Any] | None
+    created_at: str
+    updated_at: str
+
+
+class QCStatsOut(BaseModel):
+    campaign_id: int
+    clips: int
+    by_status: dict[str, int]
+    pass_rate: float | None
+    top_failures: list[dict[str, Any]]
+
+
 api = APIRouter(prefix="/api/v1", tags=["clips"])
 
 
-@api.get("/clips")
+@api.get("/clips", response_model=Page[ClipOut])
 def list_clips(request: Request, campaign_id: QueryId = None, limit: int = 100, offset: int = 0):
     # Bounded id and offset (see api.MAX_ID): an unbounded one was a 500 from the database driver.
     with unit(request) as ctx:
@@ -88,13 +125,13 @@ def list_clips(request: Request, campaign_id: QueryId = None, limit: int = 100, 
         return {"items": [clip_out(c) for c in rows]}
 
 
-@api.get("/clips/{clip_id}")
+@api.get("/clips/{clip_id}", response_model=ClipOut)
 def get_clip(request: Request, clip_id: Id):
     with unit(request) as ctx:
         return clip_out(clips.get_clip(ctx.session, _user(ctx), clip_id))
 
 
-@api.get("/campaigns/{campaign_id}/qc")
+@api.get("/campaigns/{campaign_id}/qc", response_model=QCStatsOut)
 def campaign_qc(request: Request, campaign_id: Id):
     """The campaign's QC statistics: pass rate and the most common failures (its requester only)."""
     with unit(request) as ctx:
