@@ -170,3 +170,22 @@ def test_an_upload_is_refused_early_once_the_lease_is_over(app, db, client, live
         up.upload_chunk()
     assert err.value.status_code == 410
     assert up.offset == 16 * 1024  # nothing more was taken
+
+
+def test_a_campaign_tunes_its_qc_thresholds(client, db, world):
+    lab = world["lab"]
+    bad = client.post("/api/v1/campaigns", headers=lab.headers,
+                      json={**_body(), "requirements": {**REQ, "qc": {"dark_fial_frac": 0.2}}})
+    assert bad.status_code == 422 and "dark_fial_frac" in bad.text
+    ok = client.post("/api/v1/campaigns", headers=lab.headers,
+                     json={**_body(), "requirements": {**REQ, "qc": {"dark_fail_frac": 0.05}}})
+    assert ok.status_code == 201, ok.text
+    from egocrowd.pipeline.stages import qc_thresholds_for
+
+    assert qc_thresholds_for(ok.json()["requirements"])["dark_fail_frac"] == 0.05
+
+
+def _body():
+    from tests.platform.helpers import campaign_body
+
+    return campaign_body()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Any, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -34,12 +34,26 @@ class CaptureRequirements(_Strict):
     camera_placement: Literal["head_mounted", "chest_mounted", "handheld", "any"] = "head_mounted"
     hands_in_view: bool = True
     max_upload_mb: int = Field(500, ge=1, le=8192)
+    qc: dict[str, Any] = Field(default_factory=dict, max_length=60,
+                               description="QC threshold overrides (see docs/qc.md), e.g. {\"dark_fail_frac\": 0.2}")
 
     @model_validator(mode="after")
     def _bounds(self):
         if self.max_duration_s < self.min_duration_s:
             raise ValueError("max_duration_s must be at least min_duration_s")
         return self
+
+    @field_validator("qc")
+    @classmethod
+    def _known_thresholds(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from egocrowd.errors import EgocrowdError
+        from egocrowd.media.qc.thresholds import QCThresholds
+
+        try:  # unknown names or out-of-range values are refused now, not when the first clip arrives
+            QCThresholds.from_dict(v)
+        except EgocrowdError as exc:
+            raise ValueError(exc.message) from None
+        return v
 
 
 class Taxonomy(_Strict):
