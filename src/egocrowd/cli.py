@@ -35,12 +35,9 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the web app and the API (docs at /api/docs)."""
     import uvicorn
 
-    from egocrowd.db import upgrade
-
     settings = _settings()
     if settings.is_embedded:
-        upgrade(settings.db_url)
-        workers = 1
+        workers = 1  # one SQLite file, one process (the app migrates it on start)
     click.echo(f"egocrowd {__version__} on http://{host}:{port}/  (database: {_redact(settings.db_url)})")
     uvicorn.run("egocrowd.web.app:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info", proxy_headers=True)
@@ -102,13 +99,11 @@ def user() -> None:
 def user_create(email, role, password, display_name, organization, country, with_token) -> None:
     """Create a user of any role."""
     from egocrowd.accounts import service as accounts
-    from egocrowd.db import Database
+    from egocrowd.db import open_database
     from egocrowd.errors import EgocrowdError
 
     settings = _settings()
-    db = Database(settings.db_url)
-    if settings.is_embedded:
-        db.upgrade()
+    db = open_database(settings)
     try:
         with db.transaction() as s:
             org = accounts.get_or_create_organization(s, organization) if organization else None
@@ -160,15 +155,13 @@ def ingest(directory: str, campaign_id: int, worker_id: int) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from egocrowd.blobs import BlobStore
-    from egocrowd.clips import VIDEO_SUFFIXES, ingest_dir
-    from egocrowd.db import Database
+    from egocrowd.clips import ingest_dir, video_files
+    from egocrowd.db import open_database
     from egocrowd.errors import EgocrowdError
 
     settings = _settings()
-    db = Database(settings.db_url)
-    if settings.is_embedded:
-        db.upgrade()
-    files = [p for p in Path(directory).rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
+    db = open_database(settings)
+    files = video_files(directory)
     try:
         with Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       TextColumn("{task.fields[name]}")) as bar:
@@ -189,16 +182,10 @@ def _redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _add_optional_commands() -> None:
-    """Commands of capability packages that may be installed separately."""
-    try:
-        from egocrowd.bench.cli import bench
-    except ImportError:
-        return
-    main.add_command(bench)
+# egocrowd.bench has its own group; it lives in this package, so a failing import is a bug to see.
+from egocrowd.bench.cli import bench  # noqa: E402
 
-
-_add_optional_commands()
+main.add_command(bench)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -31,8 +31,9 @@ class EgocrowdError(Exception):
         self.extra = extra
 
     def __reduce__(self):
-        # Keep code and extras when an error crosses a process boundary (executors, bounded calls).
-        return (_rebuild, (type(self), self.message, self.code, self.extra))
+        # Keep code and extras when an error crosses a process boundary (executors, bounded calls);
+        # an extra that cannot be pickled travels as its repr rather than losing the whole error.
+        return (_rebuild, (type(self), self.message, self.code, {k: _picklable(v) for k, v in self.extra.items()}))
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
@@ -82,3 +83,13 @@ class MediaError(EgocrowdError):
 
 def _rebuild(cls, message, code, extra):
     return cls(message, code=code, **extra)
+
+
+def _picklable(value):
+    import pickle
+
+    try:
+        pickle.dumps(value)
+        return value
+    except Exception:  # noqa: BLE001
+        return repr(value)

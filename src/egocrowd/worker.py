@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from datetime import timedelta
 
 from egocrowd.db import Database
 
@@ -56,21 +58,42 @@ def housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
     return out
 
 
-def run_worker(settings, *, once: bool = False, executor_name: str | None = None, workers: int | None = None) -> int:
-    from egocrowd.blobs import BlobStore
+def make_runner(settings, db: Database, blobs, *, executor_name: str | None = None, workers: int | None = None):
+    """The pipeline runner the settings ask for (close it with ``runner.executor.shutdown()``)."""
     from egocrowd.pipeline.runner import Runner, RunnerConfig
 
-    db = Database(settings.db_url)
-    if settings.is_embedded:
-        db.upgrade()
-    blobs = BlobStore(settings.blobs_path)
     executor = make_executor(executor_name or settings.pipeline_executor, workers or settings.pipeline_workers)
-    runner = Runner(db, blobs, executor, RunnerConfig.from_env())
+    return Runner(db, blobs, executor, RunnerConfig.from_env())
+
+
+def run_pipeline(db: Database, blobs, upload_store, runner, stop: threading.Event, *,
+                 housekeeping_every_s: float = 60.0, idle_s: float = 1.0) -> None:
+    """Run ready stages, and housekeeping every minute, until ``stop`` is set. The one loop of both
+    `egocrowd worker` and the embedded server's pipeline thread."""
+    next_housekeeping = 0.0
+    while not stop.is_set():
+        if time.monotonic() >= next_housekeeping:
+            housekeeping(db, blobs, upload_store)
+            next_housekeeping = time.monotonic() + housekeeping_every_s
+        try:
+            n = runner.run_once()
+        except Exception:  # a database hiccup must not take the worker down
+            log.exception("pipeline loop error")
+            n = 0
+        if n == 0:
+            stop.wait(idle_s)
+
+
+def run_worker(settings, *, once: bool = False, executor_name: str | None = None, workers: int | None = None) -> int:
+    from egocrowd.blobs import BlobStore
+    from egocrowd.db import open_database
+
+    db = open_database(settings)
+    blobs = BlobStore(settings.blobs_path)
+    runner = make_runner(settings, db, blobs, executor_name=executor_name, workers=workers)
     try:
         if once:
             return runner.drain()
-        from datetime import timedelta
-
         from egocrowd.uploads.store import UploadStore
 
         upload_store = UploadStore(settings.uploads_path, ttl=timedelta(hours=settings.upload_expiry_hours))
@@ -78,19 +101,8 @@ def run_worker(settings, *, once: bool = False, executor_name: str | None = None
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         log.info("worker %s started", runner.owner)
-        while not stop.is_set():
-            housekeeping(db, blobs, upload_store)
-            for _ in range(60):  # about a minute of work between housekeeping rounds
-                if stop.is_set():
-                    break
-                try:
-                    n = runner.run_once()
-                except Exception:  # a database hiccup must not take the worker down (as in serve_forever)
-                    log.exception("pipeline loop error")
-                    n = 0
-                if n == 0:
-                    stop.wait(1.0)
+        run_pipeline(db, blobs, upload_store, runner, stop)
         return 0
     finally:
-        executor.shutdown()
+        runner.executor.shutdown()
         db.dispose()

@@ -14,7 +14,7 @@ from tests.review.test_uploads_review import _TableAway
 def test_worker_process_survives_a_database_error_and_stops_cleanly(db, db_url, tmp_path):
     """``run_worker``'s loop called ``runner.run_once()`` unguarded: one failing query (a database
     restart, a network blip) killed every worker process, unlike the embedded loop
-    (``Runner.serve_forever``) which logs and goes on."""
+    (``worker.run_pipeline``, now shared by both) which logs and goes on."""
     env = {**os.environ, "EGOCROWD_DATABASE_URL": db_url, "EGOCROWD_DATA_DIR": str(tmp_path / "data"),
            "EGOCROWD_SECRET_KEY": "k" * 40}
     with _TableAway(db, "jobs"):  # every lease query now fails

@@ -126,6 +126,11 @@ def _clean_meta(meta: dict) -> dict:
     return {k: str(meta[k])[:200] for k in keep if meta.get(k)}
 
 
+def video_files(directory: str | Path) -> list[Path]:
+    """The video files under ``directory`` (recursively, by suffix), in a stable order."""
+    return sorted(p for p in Path(directory).rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+
+
 def ingest_dir(db: Database, blobs, directory: Path, *, campaign_id: int, worker_id: int,
                actor_id: int | None = None, progress=None) -> dict[str, int]:
     """Bulk ingest of a lab's existing recordings. Rerunning skips files already ingested (by hash)."""
@@ -136,10 +141,10 @@ def ingest_dir(db: Database, blobs, directory: Path, *, campaign_id: int, worker
             raise NotFound(f"No campaign {campaign_id}.", code="campaign.not_found")
         if s.get(User, worker_id) is None:
             raise NotFound(f"No user {worker_id}.", code="user.not_found")
-    files = sorted(p for p in Path(directory).rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    files = video_files(directory)
     counts = Counter(found=len(files))
     for path in files:
-        digest, _ = sha256_file(path)
+        digest, _ = sha256_file(path)  # hashed again while stored: a file changing under us is caught
         ref = f"ingest:{campaign_id}:{digest}"
         with db.transaction() as s:
             seen = s.scalar(sa.select(Clip.id).where(Clip.source_ref == ref)) is not None
@@ -259,16 +264,5 @@ def qc_statistics(session: Session, campaign_id: int) -> dict:
             "top_failures": [{"check": k, "clips": v} for k, v in failures.most_common(8)]}
 
 
-def wait_until_processed(db: Database, clip_id: int, timeout_s: float = 60.0) -> Clip:
-    """For tests and scripts: poll until the clip leaves ``processing``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        with db.transaction() as s:
-            clip = s.get(Clip, clip_id)
-            if clip.status is not ClipStatus.processing or time.monotonic() > deadline:
-                return clip
-        time.sleep(0.2)
-
-
-__all__ = ["finish_upload", "ingest_dir", "sweep_orphan_blobs", "list_clips", "get_clip", "feedback",
-           "qc_statistics", "sanitize_name", "wait_until_processed"]
+__all__ = ["finish_upload", "ingest_dir", "video_files", "sweep_orphan_blobs", "list_clips", "get_clip", "feedback",
+           "qc_statistics", "sanitize_name"]

@@ -108,3 +108,11 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def open_database(settings) -> Database:
+    """The database the settings name; the embedded default (SQLite) migrates itself on opening."""
+    db = Database(settings.db_url)
+    if settings.is_embedded:
+        db.upgrade()
+    return db

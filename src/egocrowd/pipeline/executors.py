@@ -5,8 +5,9 @@ with picklable arguments, get a ``concurrent.futures.Future`` back whose result 
 callable's. ``map`` runs many and reports progress. Stages never see which executor ran them, so a
 Ray or Dask executor is one more ``@register_executor("ray")`` class, nothing else changes.
 
-Exceptions come back with their type; ``EgocrowdError``s keep their stable ``code`` (plain pickling
-would lose it: the code is a keyword-only argument).
+Exceptions come back with their type; ``EgocrowdError``s keep their stable ``code`` (they pickle
+with it, see ``EgocrowdError.__reduce__``); one that cannot be pickled comes back as a RuntimeError
+carrying its traceback.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import traceback
 from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
-from egocrowd.errors import EgocrowdError
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
 
@@ -175,43 +175,18 @@ def _call_carrying_errors(fn: Callable[..., Any], args: tuple, kwargs: dict) -> 
 
 
 def capture_error(exc: BaseException) -> dict[str, Any]:
-    """A picklable description of ``exc`` that ``rebuild_error`` turns back into an exception."""
-    if isinstance(exc, EgocrowdError):
-        return {"egocrowd": True, "module": type(exc).__module__,
-                "qualname": type(exc).__qualname__, "message": exc.message,
-                "code": exc.code, "extra": _picklable(exc.extra)}
+    """A picklable stand-in for ``exc`` that ``rebuild_error`` turns back into an exception.
+    EgocrowdErrors pickle with their code (see ``EgocrowdError.__reduce__``); an exception that
+    cannot be pickled at all travels as a RuntimeError carrying its traceback."""
     try:
         pickle.loads(pickle.dumps(exc))
-        return {"egocrowd": False, "exc": exc}
+        return {"exc": exc}
     except Exception:  # noqa: BLE001
-        return {"egocrowd": False, "exc": RuntimeError(
-            "".join(traceback.format_exception(exc)))}
+        return {"exc": RuntimeError("".join(traceback.format_exception(exc)))}
 
 
 def rebuild_error(state: dict[str, Any]) -> BaseException:
-    if not state.get("egocrowd"):
-        return state["exc"]
-    cls: Any = EgocrowdError
-    try:
-        obj: Any = __import__(state["module"], fromlist=["_"])
-        for part in state["qualname"].split("."):
-            obj = getattr(obj, part)
-        if isinstance(obj, type) and issubclass(obj, EgocrowdError):
-            cls = obj
-    except Exception:  # noqa: BLE001
-        pass
-    return cls(state["message"], code=state["code"], **state["extra"])
-
-
-def _picklable(extra: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in extra.items():
-        try:
-            pickle.dumps(value)
-            out[key] = value
-        except Exception:  # noqa: BLE001
-            out[key] = repr(value)
-    return out
+    return state["exc"]
 
 
 __all__ = ["Executor", "InlineExecutor", "ProcessExecutor", "get_executor", "register_executor",

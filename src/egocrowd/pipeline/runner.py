@@ -234,13 +234,3 @@ class Runner:
         with self.db.transaction() as s:
             return s.scalar(sa.select(sa.func.count()).select_from(Job).where(
                 Job.status.in_([JobStatus.pending, JobStatus.running])))
-
-    def serve_forever(self, stop: threading.Event, *, idle_sleep_s: float = 1.0) -> None:
-        while not stop.is_set():
-            try:
-                n = self.run_once()
-            except Exception:  # the loop must survive a database hiccup
-                log.exception("pipeline loop error")
-                n = 0
-            if n == 0:
-                stop.wait(idle_sleep_s)

@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from itsdangerous import URLSafeTimedSerializer
 
 from egocrowd import __version__
-from egocrowd.db import Database
+from egocrowd.db import Database, open_database
 from egocrowd.settings import Settings
 from egocrowd.web import problems
 
@@ -30,9 +30,10 @@ def vendor_dir() -> Path:
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     settings = settings or Settings()
-    db = db or Database(settings.db_url)
-    if settings.is_embedded:
-        db.upgrade()  # the embedded default keeps itself up to date
+    if db is None:
+        db = open_database(settings)  # the embedded default keeps itself up to date
+    elif settings.is_embedded:
+        db.upgrade()
 
     from egocrowd.blobs import BlobStore
     from egocrowd.uploads.store import UploadStore
@@ -84,29 +85,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
 def _background(settings: Settings, db: Database, blobs, upload_store, stop: threading.Event) -> None:
     """The embedded default runs the pipeline and the housekeeping inside `egocrowd serve`."""
-    from egocrowd.pipeline.runner import Runner, RunnerConfig
-    from egocrowd.worker import housekeeping, make_executor
+    from egocrowd.worker import make_runner, run_pipeline
 
-    executor = make_executor(settings.pipeline_executor)
-    runner = Runner(db, blobs, executor, RunnerConfig.from_env())
+    runner = make_runner(settings, db, blobs)
     try:
-        while not stop.is_set():
-            housekeeping(db, blobs, upload_store)
-            runner.serve_forever(_Timer(stop, 60.0))
+        run_pipeline(db, blobs, upload_store, runner, stop)
     finally:
-        executor.shutdown()
-
-
-class _Timer:
-    """Looks like a threading.Event that also fires after ``seconds`` (for periodic housekeeping)."""
-
-    def __init__(self, stop: threading.Event, seconds: float) -> None:
-        import time
-
-        self.stop, self.until, self._time = stop, time.monotonic() + seconds, time.monotonic
-
-    def is_set(self) -> bool:
-        return self.stop.is_set() or self._time() >= self.until
-
-    def wait(self, timeout: float) -> bool:
-        return self.stop.wait(timeout)
+        runner.executor.shutdown()

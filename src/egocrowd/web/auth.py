@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from egocrowd.accounts import service as accounts
 from egocrowd.db.models import User
-from egocrowd.errors import Forbidden
+from egocrowd.errors import Forbidden, Unauthenticated
 
 COOKIE = "egocrowd_session"
 SESSION_MAX_AGE = 14 * 24 * 3600
@@ -32,6 +32,12 @@ class Ctx:
     session: Session
     user: User | None
     via_cookie: bool
+
+    def require_user(self) -> User:
+        """The caller, or 401 ``auth.required`` (pages turn that into a redirect to log in)."""
+        if self.user is None:
+            raise Unauthenticated("Log in first.", code="auth.required")
+        return self.user
 
 
 def _serializer(request: Request) -> URLSafeTimedSerializer:

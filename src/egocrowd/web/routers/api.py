@@ -16,7 +16,6 @@ from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
 from egocrowd.db.models import ApiToken, AssignmentStatus, AuditEvent, CampaignStatus, ConsentDocument, ConsentRecord, Role
-from egocrowd.errors import Unauthenticated
 from egocrowd.web import views
 from egocrowd.web.auth import unit, write_cookie
 
@@ -102,19 +101,13 @@ def login_session(request: Request, response: Response, body: LoginIn):
 @router.get("/me", tags=["accounts"], response_model=views.UserOut)
 def me(request: Request):
     with unit(request) as ctx:
-        return views.user_out(_who(ctx))
-
-
-def _who(ctx):
-    if ctx.user is None:
-        raise Unauthenticated("Log in first.", code="auth.required")
-    return ctx.user
+        return views.user_out(ctx.require_user())
 
 
 @router.get("/me/tokens", tags=["accounts"], response_model=views.Page[views.TokenOut])
 def my_tokens(request: Request):
     with unit(request) as ctx:
-        user = _who(ctx)
+        user = ctx.require_user()
         rows = ctx.session.scalars(sa.select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
         return {"items": [views.token_out(t) for t in rows]}
 
@@ -122,7 +115,7 @@ def my_tokens(request: Request):
 @router.delete("/me/tokens/{token_id}", status_code=204, tags=["accounts"])
 def revoke_token(request: Request, token_id: Id):
     with unit(request) as ctx:
-        accounts.revoke_token(ctx.session, _who(ctx), token_id)
+        accounts.revoke_token(ctx.session, ctx.require_user(), token_id)
     return Response(status_code=204)
 
 
@@ -164,7 +157,7 @@ def sign_consent(request: Request, body: SignIn):
 @router.get("/consents", tags=["consent"], response_model=views.Page[views.ConsentOut])
 def my_consents(request: Request, limit: Limit = 100, offset: Offset = 0):
     with unit(request) as ctx:
-        user = _who(ctx)
+        user = ctx.require_user()
         rows = ctx.session.scalars(sa.select(ConsentRecord).where(policy.visible_consents(user))
                                    .order_by(ConsentRecord.id.desc()).limit(limit).offset(offset))
         return {"items": [views.consent_out(r) for r in rows]}
@@ -173,7 +166,7 @@ def my_consents(request: Request, limit: Limit = 100, offset: Offset = 0):
 @router.post("/consents/{record_id}/withdraw", tags=["consent"], response_model=views.ConsentOut)
 def withdraw_consent(request: Request, record_id: Id):
     with unit(request) as ctx:
-        user = _who(ctx)
+        user = ctx.require_user()
         return views.consent_out(consent.withdraw(ctx.session, user, record_id))
 
 
@@ -181,39 +174,39 @@ def withdraw_consent(request: Request, record_id: Id):
 @router.get("/campaigns", tags=["campaigns"], response_model=views.Page[views.CampaignOut])
 def list_campaigns(request: Request, status: CampaignStatus | None = None, limit: Limit = 100, offset: Offset = 0):
     with unit(request) as ctx:
-        rows = campaigns.list_campaigns(ctx.session, _who(ctx), status=status, limit=limit, offset=offset)
+        rows = campaigns.list_campaigns(ctx.session, ctx.require_user(), status=status, limit=limit, offset=offset)
         return {"items": [views.campaign_out(c) for c in rows]}
 
 
 @router.post("/campaigns", status_code=201, tags=["campaigns"], response_model=views.CampaignOut)
 def create_campaign(request: Request, body: CampaignIn):
     with unit(request) as ctx:
-        return views.campaign_out(campaigns.create_campaign(ctx.session, _who(ctx), body))
+        return views.campaign_out(campaigns.create_campaign(ctx.session, ctx.require_user(), body))
 
 
 @router.get("/campaigns/{campaign_id}", tags=["campaigns"], response_model=views.CampaignOut)
 def get_campaign(request: Request, campaign_id: Id):
     with unit(request) as ctx:
-        return views.campaign_out(campaigns.get_campaign(ctx.session, _who(ctx), campaign_id))
+        return views.campaign_out(campaigns.get_campaign(ctx.session, ctx.require_user(), campaign_id))
 
 
 @router.patch("/campaigns/{campaign_id}", tags=["campaigns"], response_model=views.CampaignOut)
 def edit_campaign(request: Request, campaign_id: Id, body: CampaignPatch):
     with unit(request) as ctx:
-        return views.campaign_out(campaigns.update_campaign(ctx.session, _who(ctx), campaign_id, body))
+        return views.campaign_out(campaigns.update_campaign(ctx.session, ctx.require_user(), campaign_id, body))
 
 
 @router.post("/campaigns/{campaign_id}/status", tags=["campaigns"], response_model=views.CampaignOut)
 def set_status(request: Request, campaign_id: Id, body: StatusIn):
     """Move through the lifecycle: draft → open ⇄ paused → closed (draft → closed cancels)."""
     with unit(request) as ctx:
-        return views.campaign_out(campaigns.transition(ctx.session, _who(ctx), campaign_id, body.status))
+        return views.campaign_out(campaigns.transition(ctx.session, ctx.require_user(), campaign_id, body.status))
 
 
 @router.get("/campaigns/{campaign_id}/progress", tags=["campaigns"], response_model=views.ProgressOut)
 def campaign_progress(request: Request, campaign_id: Id):
     with unit(request) as ctx:
-        c = campaigns.get_campaign(ctx.session, _who(ctx), campaign_id)
+        c = campaigns.get_campaign(ctx.session, ctx.require_user(), campaign_id)
         policy.require(ctx.user, "campaign.manage", c)
         return {"campaign_id": c.id, "status": c.status.value, **assignments.progress(ctx.session, c)}
 
@@ -222,7 +215,7 @@ def campaign_progress(request: Request, campaign_id: Id):
 def claim(request: Request, campaign_id: Id):
     settings = request.app.state.settings
     with unit(request) as ctx:
-        a = assignments.claim(ctx.session, _who(ctx), campaign_id, lease=timedelta(hours=settings.lease_hours),
+        a = assignments.claim(ctx.session, ctx.require_user(), campaign_id, lease=timedelta(hours=settings.lease_hours),
                               max_open=settings.max_open_assignments)
         return views.assignment_out(a)
 
@@ -232,7 +225,7 @@ def claim(request: Request, campaign_id: Id):
 def list_assignments(request: Request, campaign_id: QueryId = None, status: AssignmentStatus | None = None,
                      limit: Limit = 100, offset: Offset = 0):
     with unit(request) as ctx:
-        rows = assignments.list_assignments(ctx.session, _who(ctx), campaign_id=campaign_id, status=status,
+        rows = assignments.list_assignments(ctx.session, ctx.require_user(), campaign_id=campaign_id, status=status,
                                             limit=limit, offset=offset)
         return {"items": [views.assignment_out(a) for a in rows]}
 
@@ -240,13 +233,13 @@ def list_assignments(request: Request, campaign_id: QueryId = None, status: Assi
 @router.get("/assignments/{assignment_id}", tags=["assignments"], response_model=views.AssignmentOut)
 def get_assignment(request: Request, assignment_id: Id):
     with unit(request) as ctx:
-        return views.assignment_out(assignments.get_assignment(ctx.session, _who(ctx), assignment_id))
+        return views.assignment_out(assignments.get_assignment(ctx.session, ctx.require_user(), assignment_id))
 
 
 @router.post("/assignments/{assignment_id}/release", tags=["assignments"], response_model=views.AssignmentOut)
 def release_assignment(request: Request, assignment_id: Id):
     with unit(request) as ctx:
-        user = _who(ctx)
+        user = ctx.require_user()
         a = assignments.get_assignment(ctx.session, user, assignment_id)
         return views.assignment_out(assignments.release(ctx.session, user, a))
 

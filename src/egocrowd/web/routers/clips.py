@@ -15,7 +15,7 @@ from egocrowd.accounts import policy
 from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
 from egocrowd.db.models import ClipStatus, Role
-from egocrowd.errors import Forbidden, InvalidInput, Unauthenticated
+from egocrowd.errors import Forbidden, InvalidInput
 from egocrowd.uploads.store import UploadInfo
 from egocrowd.uploads.tus import Grant, TusHooks, make_tus_router
 from egocrowd.web.auth import unit
@@ -23,12 +23,6 @@ from egocrowd.web.views import Page
 from egocrowd.web.routers.api import MAX_ID, Id, QueryId
 
 MB = 1024 * 1024
-
-
-def _user(ctx):
-    if ctx.user is None:
-        raise Unauthenticated("Log in first.", code="auth.required")
-    return ctx.user
 
 
 class PlatformHooks(TusHooks):
@@ -39,7 +33,7 @@ class PlatformHooks(TusHooks):
 
     def authorize_create(self, request: Request, length: int, metadata: dict[str, str]) -> Grant:
         with unit(request) as ctx:
-            worker = _user(ctx)
+            worker = ctx.require_user()
             try:
                 assignment_id = int(metadata.get("assignment", ""))
                 if not 0 <= assignment_id <= MAX_ID:  # nobody's id; the driver would fail (a 500)
@@ -54,7 +48,7 @@ class PlatformHooks(TusHooks):
 
     def authorize_access(self, request: Request, info: UploadInfo) -> None:
         with unit(request) as ctx:
-            worker = _user(ctx)
+            worker = ctx.require_user()
             if str(worker.id) != info.owner:
                 raise Forbidden("This upload belongs to someone else.", code="upload.forbidden")
             if request.method == "PATCH" and info.offset < info.length:
@@ -120,7 +114,7 @@ api = APIRouter(prefix="/api/v1", tags=["clips"])
 def list_clips(request: Request, campaign_id: QueryId = None, limit: int = 100, offset: int = 0):
     # Bounded id and offset (see api.MAX_ID): an unbounded one was a 500 from the database driver.
     with unit(request) as ctx:
-        rows = clips.list_clips(ctx.session, _user(ctx), campaign_id=campaign_id, limit=min(max(limit, 1), 500),
+        rows = clips.list_clips(ctx.session, ctx.require_user(), campaign_id=campaign_id, limit=min(max(limit, 1), 500),
                                 offset=min(max(offset, 0), 10_000_000))
         return {"items": [clip_out(c) for c in rows]}
 
@@ -128,14 +122,14 @@ def list_clips(request: Request, campaign_id: QueryId = None, limit: int = 100, 
 @api.get("/clips/{clip_id}", response_model=ClipOut)
 def get_clip(request: Request, clip_id: Id):
     with unit(request) as ctx:
-        return clip_out(clips.get_clip(ctx.session, _user(ctx), clip_id))
+        return clip_out(clips.get_clip(ctx.session, ctx.require_user(), clip_id))
 
 
 @api.get("/campaigns/{campaign_id}/qc", response_model=QCStatsOut)
 def campaign_qc(request: Request, campaign_id: Id):
     """The campaign's QC statistics: pass rate and the most common failures (its requester only)."""
     with unit(request) as ctx:
-        c = campaigns.get_campaign(ctx.session, _user(ctx), campaign_id)
+        c = campaigns.get_campaign(ctx.session, ctx.require_user(), campaign_id)
         policy.require(ctx.user, "campaign.manage", c)
         return {"campaign_id": c.id, **clips.qc_statistics(ctx.session, c.id)}
 
@@ -150,7 +144,7 @@ def install(app: FastAPI, upload_store, hooks: PlatformHooks) -> None:
     @app.get("/assignments/{assignment_id}/capture", response_class=HTMLResponse, include_in_schema=False)
     def capture_page(request: Request, assignment_id: Id):
         with unit(request) as ctx:
-            worker = _user(ctx)
+            worker = ctx.require_user()
             a = assignments.require_active_lease(ctx.session, worker, assignment_id)
             req = a.campaign.requirements
             capture = {"assignment": a.id, "min_duration": req.get("min_duration_s", 0),
@@ -162,7 +156,7 @@ def install(app: FastAPI, upload_store, hooks: PlatformHooks) -> None:
     @app.get("/clips", response_class=HTMLResponse, include_in_schema=False)
     def clips_page(request: Request):
         with unit(request) as ctx:
-            user = _user(ctx)
+            user = ctx.require_user()
             rows = clips.list_clips(ctx.session, user)
             return render(request, "clips.html", user, clips=rows, feedback=clips.feedback,
                           flash="Upload complete: your clip is being checked." if request.query_params.get("m") == "uploaded" else None)

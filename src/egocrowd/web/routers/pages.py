@@ -4,13 +4,14 @@ decisions are the same service calls the API makes."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from starlette.datastructures import FormData
 
 from egocrowd import __version__, clips, consent
 from egocrowd.accounts import policy
@@ -19,7 +20,7 @@ from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
 from egocrowd.db.models import CampaignStatus, ConsentRecord, Role
-from egocrowd.errors import EgocrowdError, InvalidInput, Unauthenticated
+from egocrowd.errors import EgocrowdError, InvalidInput
 from egocrowd.web.app import HERE
 from egocrowd.web.routers.api import Id
 from egocrowd.web.auth import csrf_token, persist_anonymous_csrf, unit, write_cookie
@@ -35,9 +36,9 @@ def _money(cents: int, currency: str) -> str:
 
 
 def _filesize(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+    for suffix in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or suffix == "GB":
+            return f"{n:.0f} {suffix}" if suffix == "bytes" else f"{n:.1f} {suffix}"
         n /= 1024
     return str(n)
 
@@ -60,10 +61,21 @@ def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-async def _text_form(request: Request) -> dict[str, str]:
+async def _raw_form(request: Request) -> FormData:
+    return await request.form()
+
+
+def _text_form(raw: Annotated[FormData, Depends(_raw_form)]) -> dict[str, str]:
     """The form's text fields. Our forms have no file fields: a file sent in their place is dropped
     (treated as missing), never handed to code that expects text."""
-    return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    return {k: v for k, v in raw.items() if isinstance(v, str)}
+
+
+# Form handlers are plain (sync) functions taking these: the body is read on the event loop, and
+# FastAPI runs the handler, with its database work, in the thread pool (never on the loop, where a
+# waiting SQLite write would stall every request).
+RawForm = Annotated[FormData, Depends(_raw_form)]
+TextForm = Annotated[dict[str, str], Depends(_text_form)]
 
 
 def _safe_next(url: str | None, default: str) -> str:
@@ -104,65 +116,50 @@ def install(app: FastAPI) -> None:
         return render(request, "signup.html", None, form={})
 
     @app.post("/signup", include_in_schema=False)
-    async def signup(request: Request):
-        form = await _text_form(request)
-
-        def work():
-            try:
-                with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-                    user = accounts.create_user(ctx.session, email=form.get("email", ""),
-                                                password=form.get("password", ""),
-                                                display_name=form.get("display_name", ""), role=Role.worker,
-                                                country=(form.get("country") or None))
-                    uid = user.id
-            except EgocrowdError as exc:
-                return render(request, "signup.html", None, status=exc.status, error=_error(exc), form=form)
-            resp = see_other("/campaigns?m=welcome")
-            write_cookie(request, resp, user_id=uid)
-            return resp
-
-        return await run_in_threadpool(work)
+    def signup(request: Request, form: TextForm):
+        try:
+            with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+                user = accounts.create_user(ctx.session, email=form.get("email", ""),
+                                            password=form.get("password", ""),
+                                            display_name=form.get("display_name", ""), role=Role.worker,
+                                            country=(form.get("country") or None))
+                uid = user.id
+        except EgocrowdError as exc:
+            return render(request, "signup.html", None, status=exc.status, error=_error(exc), form=form)
+        resp = see_other("/campaigns?m=welcome")
+        write_cookie(request, resp, user_id=uid)
+        return resp
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_form(request: Request, next: str | None = None):
         return render(request, "login.html", None, next=_safe_next(next, "/campaigns"), form={})
 
     @app.post("/login", include_in_schema=False)
-    async def login(request: Request):
-        form = await _text_form(request)
+    def login(request: Request, form: TextForm):
         nxt = _safe_next(form.get("next"), "/campaigns")
-
-        def work():
-            try:
-                with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-                    uid = accounts.authenticate(ctx.session, form.get("email", ""), form.get("password", "")).id
-            except EgocrowdError as exc:
-                return render(request, "login.html", None, status=exc.status, error=_error(exc), next=nxt,
-                              form={"email": form.get("email", "")})
-            resp = see_other(nxt)
-            write_cookie(request, resp, user_id=uid)
-            return resp
-
-        return await run_in_threadpool(work)
+        try:
+            with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+                uid = accounts.authenticate(ctx.session, form.get("email", ""), form.get("password", "")).id
+        except EgocrowdError as exc:
+            return render(request, "login.html", None, status=exc.status, error=_error(exc), next=nxt,
+                          form={"email": form.get("email", "")})
+        resp = see_other(nxt)
+        write_cookie(request, resp, user_id=uid)
+        return resp
 
     @app.post("/logout", include_in_schema=False)
-    async def logout(request: Request):
-        form = await _text_form(request)
-
-        def work():  # database work never runs on the event loop (a waiting SQLite write would stall it)
-            with unit(request, form_csrf=form.get("csrf_token", "")):
-                pass
-            resp = see_other("/")
-            write_cookie(request, resp, user_id=None)
-            return resp
-
-        return await run_in_threadpool(work)
+    def logout(request: Request, form: TextForm):
+        with unit(request, form_csrf=form.get("csrf_token", "")):
+            pass
+        resp = see_other("/")
+        write_cookie(request, resp, user_id=None)
+        return resp
 
     # --- campaigns -----------------------------------------------------------------------------
     @app.get("/campaigns", response_class=HTMLResponse, include_in_schema=False)
     def campaign_list(request: Request):
         with unit(request) as ctx:
-            user = _logged_in(ctx)
+            user = ctx.require_user()
             only_open = CampaignStatus.open if user.role is Role.worker else None  # a worker's home: what's claimable
             rows = campaigns.list_campaigns(ctx.session, user, status=only_open)
             signed = _signed_versions(ctx.session, user)
@@ -177,25 +174,20 @@ def install(app: FastAPI) -> None:
                           documents=_documents(ctx.session))
 
     @app.post("/campaigns/new", include_in_schema=False)
-    async def campaign_create(request: Request):
-        form = await _text_form(request)
-
-        def work():
-            try:
-                with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-                    user = policy.require(ctx.user, "campaign.create")
-                    c = campaigns.create_campaign(ctx.session, user, CampaignIn.model_validate(_campaign_data(form)))
-                    cid = c.id
-            except (EgocrowdError, ValidationError) as exc:
-                return _form_again(request, form, None, exc)
-            return see_other(f"/campaigns/{cid}?m=saved")
-
-        return await run_in_threadpool(work)
+    def campaign_create(request: Request, form: TextForm):
+        try:
+            with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+                user = policy.require(ctx.user, "campaign.create")
+                c = campaigns.create_campaign(ctx.session, user, CampaignIn.model_validate(_campaign_data(form)))
+                cid = c.id
+        except (EgocrowdError, ValidationError) as exc:
+            return _form_again(request, form, None, exc)
+        return see_other(f"/campaigns/{cid}?m=saved")
 
     @app.get("/campaigns/{campaign_id}", response_class=HTMLResponse, include_in_schema=False)
     def campaign_detail(request: Request, campaign_id: Id):
         with unit(request) as ctx:
-            user = _logged_in(ctx)
+            user = ctx.require_user()
             c = campaigns.get_campaign(ctx.session, user, campaign_id)
             manages = policy.can(user, "campaign.manage", c)
             prog = assignments.progress(ctx.session, c) if manages else None
@@ -209,129 +201,93 @@ def install(app: FastAPI) -> None:
     @app.get("/campaigns/{campaign_id}/edit", response_class=HTMLResponse, include_in_schema=False)
     def campaign_edit_form(request: Request, campaign_id: Id):
         with unit(request) as ctx:
-            user = _logged_in(ctx)
+            user = ctx.require_user()
             c = campaigns.get_campaign(ctx.session, user, campaign_id)
             policy.require(user, "campaign.manage", c)
             return render(request, "campaign_form.html", user, form=_form_from(c), campaign=c,
                           documents=_documents(ctx.session))
 
     @app.post("/campaigns/{campaign_id}/edit", include_in_schema=False)
-    async def campaign_edit(request: Request, campaign_id: Id):
-        form = await _text_form(request)
-
-        def work():
-            try:
-                with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-                    user = _logged_in(ctx)
-                    c = campaigns.get_campaign(ctx.session, user, campaign_id)
-                    data = _campaign_data(form)
-                    if c.status is not CampaignStatus.draft:  # live: only the pause-safe fields
-                        data = {k: v for k, v in data.items() if k in campaigns.EDITABLE_WHEN_LIVE}
-                    else:
-                        CampaignIn.model_validate(data)
-                    campaigns.update_campaign(ctx.session, user, campaign_id, CampaignPatch.model_validate(data))
-            except (EgocrowdError, ValidationError) as exc:
-                return _form_again(request, form, campaign_id, exc)
-            return see_other(f"/campaigns/{campaign_id}?m=saved")
-
-        return await run_in_threadpool(work)
+    def campaign_edit(request: Request, campaign_id: Id, form: TextForm):
+        try:
+            with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+                user = ctx.require_user()
+                c = campaigns.get_campaign(ctx.session, user, campaign_id)
+                data = _campaign_data(form)
+                if c.status is not CampaignStatus.draft:  # live: only the pause-safe fields
+                    data = {k: v for k, v in data.items() if k in campaigns.EDITABLE_WHEN_LIVE}
+                else:
+                    CampaignIn.model_validate(data)
+                campaigns.update_campaign(ctx.session, user, campaign_id, CampaignPatch.model_validate(data))
+        except (EgocrowdError, ValidationError) as exc:
+            return _form_again(request, form, campaign_id, exc)
+        return see_other(f"/campaigns/{campaign_id}?m=saved")
 
     @app.post("/campaigns/{campaign_id}/status", include_in_schema=False)
-    async def campaign_status(request: Request, campaign_id: Id):
-        form = await _text_form(request)
-
-        def work():
-            with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-                campaigns.transition(ctx.session, _logged_in(ctx), campaign_id, form.get("status", ""))
-            return see_other(f"/campaigns/{campaign_id}?m=status")
-
-        return await run_in_threadpool(work)
+    def campaign_status(request: Request, campaign_id: Id, form: TextForm):
+        with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+            campaigns.transition(ctx.session, ctx.require_user(), campaign_id, form.get("status", ""))
+        return see_other(f"/campaigns/{campaign_id}?m=status")
 
     @app.post("/campaigns/{campaign_id}/claim", include_in_schema=False)
-    async def campaign_claim(request: Request, campaign_id: Id):
-        form = await _text_form(request)
+    def campaign_claim(request: Request, campaign_id: Id, form: TextForm):
         settings = request.app.state.settings
-
-        def work():
-            with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-                assignments.claim(ctx.session, _logged_in(ctx), campaign_id,
-                                  lease=timedelta(hours=settings.lease_hours), max_open=settings.max_open_assignments)
-            return see_other("/assignments?m=claimed")
-
-        return await run_in_threadpool(work)
+        with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+            assignments.claim(ctx.session, ctx.require_user(), campaign_id,
+                              lease=timedelta(hours=settings.lease_hours), max_open=settings.max_open_assignments)
+        return see_other("/assignments?m=claimed")
 
     # --- consent -------------------------------------------------------------------------------
     @app.get("/consent/{version}", response_class=HTMLResponse, include_in_schema=False)
     def consent_page(request: Request, version: str, next: str | None = None):
         with unit(request) as ctx:
-            user = _logged_in(ctx)
+            user = ctx.require_user()
             doc = consent.get_document(ctx.session, version)
             rec = consent.active_consent(ctx.session, user, version)
             return render(request, "consent.html", user, doc=doc, record=rec, next=_safe_next(next, "/consents"))
 
     @app.post("/consent/{version}", include_in_schema=False)
-    async def consent_sign(request: Request, version: str):
-        raw = await request.form()
+    def consent_sign(request: Request, version: str, raw: RawForm):
         scopes = [v for v in raw.getlist("scopes") if isinstance(v, str)]
-        form = {k: v for k, v in raw.items() if isinstance(v, str)}
+        form = _text_form(raw)
         nxt = _safe_next(form.get("next"), "/consents")
-
-        def work():
-            with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-                worker = policy.require(ctx.user, "consent.sign")
-                consent.sign(ctx.session, worker, version, list(scopes), document_sha256=form.get("sha256") or None)
-            return see_other(nxt + ("&" if "?" in nxt else "?") + "m=signed")
-
-        return await run_in_threadpool(work)
+        with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+            worker = policy.require(ctx.user, "consent.sign")
+            consent.sign(ctx.session, worker, version, list(scopes), document_sha256=form.get("sha256") or None)
+        return see_other(nxt + ("&" if "?" in nxt else "?") + "m=signed")
 
     @app.get("/consents", response_class=HTMLResponse, include_in_schema=False)
     def consents_page(request: Request):
         with unit(request) as ctx:
             import sqlalchemy as sa
-            user = _logged_in(ctx)
+            user = ctx.require_user()
             rows = list(ctx.session.scalars(sa.select(ConsentRecord).where(ConsentRecord.user_id == user.id)
                                             .order_by(ConsentRecord.id.desc())))
             return render(request, "consents.html", user, records=rows, documents=_documents(ctx.session))
 
     @app.post("/consents/{record_id}/withdraw", include_in_schema=False)
-    async def consent_withdraw(request: Request, record_id: Id):
-        form = await _text_form(request)
-
-        def work():
-            with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-                consent.withdraw(ctx.session, _logged_in(ctx), record_id)
-            return see_other("/consents?m=withdrawn")
-
-        return await run_in_threadpool(work)
+    def consent_withdraw(request: Request, record_id: Id, form: TextForm):
+        with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+            consent.withdraw(ctx.session, ctx.require_user(), record_id)
+        return see_other("/consents?m=withdrawn")
 
     # --- assignments ---------------------------------------------------------------------------
     @app.get("/assignments", response_class=HTMLResponse, include_in_schema=False)
     def assignments_page(request: Request):
         with unit(request) as ctx:
-            user = _logged_in(ctx)
+            user = ctx.require_user()
             rows = assignments.list_assignments(ctx.session, user)
             return render(request, "assignments.html", user, assignments=rows)
 
     @app.post("/assignments/{assignment_id}/release", include_in_schema=False)
-    async def assignment_release(request: Request, assignment_id: Id):
-        form = await _text_form(request)
-
-        def work():
-            with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-                user = _logged_in(ctx)
-                assignments.release(ctx.session, user, assignments.get_assignment(ctx.session, user, assignment_id))
-            return see_other("/assignments?m=released")
-
-        return await run_in_threadpool(work)
+    def assignment_release(request: Request, assignment_id: Id, form: TextForm):
+        with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+            user = ctx.require_user()
+            assignments.release(ctx.session, user, assignments.get_assignment(ctx.session, user, assignment_id))
+        return see_other("/assignments?m=released")
 
 
 # --- helpers --------------------------------------------------------------------------------------
-def _logged_in(ctx):
-    if ctx.user is None:
-        raise Unauthenticated("Log in first.", code="auth.required")
-    return ctx.user
-
-
 def _signed_versions(session, user) -> set[str]:
     import sqlalchemy as sa
     from egocrowd.db.models import ConsentDocument
