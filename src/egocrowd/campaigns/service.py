@@ -38,6 +38,14 @@ def get_campaign(session: Session, user: User | None, campaign_id: int, *, for_u
     return c
 
 
+def get_managed_campaign(session: Session, user: User | None, campaign_id: int) -> Campaign:
+    """The campaign if ``user`` may manage it (edit, transitions, progress, statistics); not-found
+    if they may not even see it, forbidden if they see it but do not manage it."""
+    c = get_campaign(session, user, campaign_id)
+    policy.require(user, "campaign.manage", c)
+    return c
+
+
 def list_campaigns(session: Session, user: User, *, status: CampaignStatus | None = None,
                    limit: int = 100, offset: int = 0) -> list[Campaign]:
     q = sa.select(Campaign).where(policy.visible_campaigns(user)).order_by(Campaign.id.desc())
