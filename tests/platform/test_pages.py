@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 
 from egocrowd.db.models import User
-from tests.platform.helpers import create_campaign, make_user, open_campaign, publish_consent
+from tests.platform.helpers import (
+    create_campaign,
+    make_user,
+    open_campaign,
+    publish_consent,
+)
 from tests.platform.test_access import _csrf, page_login
 from tests.platform.test_campaigns import _form
 

@@ -6,8 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import (AliasPath, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema,
-                      computed_field)
+from pydantic import (
+    AliasPath,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    computed_field,
+)
 
 from egocrowd import clips
 from egocrowd.campaigns.service import hourly_rate_cents

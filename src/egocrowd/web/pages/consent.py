@@ -8,7 +8,14 @@ from fastapi.responses import HTMLResponse
 from egocrowd import consent
 from egocrowd.accounts import policy
 from egocrowd.web.auth import unit
-from egocrowd.web.pages.render import RawForm, TextForm, render, safe_next, see_other, text_fields
+from egocrowd.web.pages.render import (
+    RawForm,
+    TextForm,
+    render,
+    safe_next,
+    see_other,
+    text_fields,
+)
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
