@@ -51,7 +51,7 @@ def list_campaigns(session: Session, user: User, *, status: CampaignStatus | Non
     q = sa.select(Campaign).where(policy.visible_campaigns(user)).order_by(Campaign.id.desc())
     if status is not None:
         q = q.where(Campaign.status == status)
-    if user.role.value != "worker":
+    if not policy.can(user, "work.take"):
         return list(session.scalars(q.limit(limit).offset(offset)))
     # Country rules are JSON lists: filter in Python, portably, and page over what is left (paging
     # the query first would return short or empty pages when other countries' campaigns come first).
