@@ -137,3 +137,17 @@ def test_only_admins_read_the_log(client, db, world):
     with db.transaction() as s:  # the streaming reader sees the same log, chunk by chunk
         assert [e.id for e in audit.iter_events(s, chunk=2)] == [e.id for e in s.scalars(
             sa.select(AuditEvent).order_by(AuditEvent.id))]
+
+
+def test_list_events_pages_and_filters(client, db):
+    publish_consent(db)
+    lab = make_user(db, "requester", org="Lab A")
+    cid = create_campaign(client, lab)["id"]
+    with db.transaction(write=False) as s:
+        everything = audit.list_events(s, limit=500)
+        assert [e.id for e in everything] == sorted(e.id for e in everything)
+        after = audit.list_events(s, after_id=everything[0].id, limit=2)
+        assert [e.id for e in after] == [e.id for e in everything[1:3]]
+        mine = audit.list_events(s, entity_type="campaign", entity_id=str(cid))
+        assert [e.action for e in mine] == ["campaign.created"]
+        assert audit.list_events(s, entity_type="campaign", entity_id="999999") == []

@@ -252,3 +252,27 @@ def test_campaign_form_pages(client, db, lab):
         assert r.status_code == 422 and 'data-code="validation.failed"' in r.text
     assert client.get(f"/campaigns/{cid}").status_code == 200
     assert client.get(f"/campaigns/{cid}/edit").status_code == 200
+
+
+def test_get_managed_campaign(client, db, lab):
+    from egocrowd.campaigns import service as campaigns
+    from egocrowd.db.models import User
+    from egocrowd.errors import Forbidden, NotFound
+
+    cid = open_campaign(client, lab)["id"]
+    draft = create_campaign(client, lab)["id"]
+    worker, other_lab = make_user(db, "worker"), make_user(db, "requester", org="Lab B")
+    admin = make_user(db, "admin")
+    with db.transaction(write=False) as s:
+        assert campaigns.get_managed_campaign(s, s.get(User, lab.id), draft).id == draft
+        assert campaigns.get_managed_campaign(s, s.get(User, admin.id), cid).id == cid
+        # sees it but does not manage it: forbidden; may not even see it: not found (it stays secret)
+        for user_id, campaign_id, error, code in ((worker.id, cid, Forbidden, "auth.forbidden"),
+                                                  (worker.id, draft, NotFound, "campaign.not_found"),
+                                                  (other_lab.id, cid, NotFound, "campaign.not_found"),
+                                                  (lab.id, 424242, NotFound, "campaign.not_found")):
+            with pytest.raises(error) as caught:
+                campaigns.get_managed_campaign(s, s.get(User, user_id), campaign_id)
+            assert caught.value.code == code
+        with pytest.raises(NotFound):  # anonymous: nothing is visible
+            campaigns.get_managed_campaign(s, None, cid)

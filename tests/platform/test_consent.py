@@ -117,3 +117,25 @@ def test_consent_pages(client, db, setup):
     r = client.post(f"/consents/{rec['id']}/withdraw", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303
     assert "withdrawn" in client.get("/consents").text
+
+
+def test_document_and_record_queries(client, db, setup):
+    from egocrowd import consent
+    from egocrowd.db.models import User
+
+    _, worker = setup
+    other, admin = make_user(db, "worker"), make_user(db, "admin")
+    publish_consent(db, version="2027-01", body="A newer text.")
+    first = sign(client, worker)["id"]
+    client.post(f"{API}/consents/{first}/withdraw", headers=worker.headers)
+    second = sign(client, worker)["id"]
+    theirs = sign(client, other)["id"]
+    with db.transaction(write=False) as s:
+        assert [d.version for d in consent.list_documents(s)] == [CONSENT_VERSION, "2027-01"]
+        w, a = s.get(User, worker.id), s.get(User, admin.id)
+        assert [r.id for r in consent.list_consents(s, w)] == [second, first]  # newest first, own only
+        assert [r.id for r in consent.list_consents(s, a)] == [theirs, second, first]  # admins: everyone's
+        assert [r.id for r in consent.list_consents(s, a, user_id=worker.id, limit=1, offset=1)] == [first]
+        assert consent.list_consents(s, w, user_id=other.id) == []  # a filter never widens what one sees
+        assert consent.signed_versions(s, w) == {CONSENT_VERSION}  # the withdrawn one counts no more
+        assert consent.signed_versions(s, a) == set()

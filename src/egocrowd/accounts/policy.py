@@ -53,6 +53,7 @@ _RULES: dict[str, Any] = {
     "campaign.create": lambda u, _: u.role in (Role.requester, Role.admin),
     "campaign.view": _can_view_campaign,
     "campaign.manage": _manages,          # edit, transitions, progress, statistics
+    "work.take": lambda u, _: u.role is Role.worker,  # claims slots and records: sees what is claimable
     "consent.sign": lambda u, _: u.role is Role.worker,
     "consent.view": lambda u, r: u.role is Role.admin or r.user_id == u.id,
     "assignment.claim": lambda u, c: u.role is Role.worker and c.status is CampaignStatus.open,

@@ -93,6 +93,17 @@ def user_for_token(session: Session, token: str) -> User:
     return row.user
 
 
+def list_tokens(session: Session, user: User) -> list[ApiToken]:
+    """``user``'s API tokens (revoked ones too), oldest first."""
+    return list(session.scalars(sa.select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)))
+
+
+def active_user(session: Session, user_id: int) -> User | None:
+    """The user with this id, unless the account is gone or suspended (``is_active`` False)."""
+    user = session.get(User, user_id)
+    return user if user is not None and user.is_active else None
+
+
 def revoke_token(session: Session, user: User, token_id: int) -> None:
     row = session.get(ApiToken, token_id)
     if row is None or row.user_id != user.id:

@@ -36,6 +36,17 @@ def events_for(session: Session, entity_type: str, entity_id: Any) -> list[Audit
     return list(session.scalars(q))
 
 
+def list_events(session: Session, *, after_id: int = 0, entity_type: str | None = None,
+                entity_id: str | None = None, limit: int = 100) -> list[AuditEvent]:
+    """One page of the log in id order, after ``after_id``, optionally about one entity type or id."""
+    q = sa.select(AuditEvent).where(AuditEvent.id > after_id).order_by(AuditEvent.id).limit(limit)
+    if entity_type:
+        q = q.where(AuditEvent.entity_type == entity_type)
+    if entity_id:
+        q = q.where(AuditEvent.entity_id == entity_id)
+    return list(session.scalars(q))
+
+
 def iter_events(session: Session, *, after_id: int = 0, chunk: int = 1000) -> Iterator[AuditEvent]:
     """Stream the whole log in id order, a chunk at a time (never loaded whole)."""
     while True:

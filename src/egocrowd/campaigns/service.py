@@ -38,12 +38,20 @@ def get_campaign(session: Session, user: User | None, campaign_id: int, *, for_u
     return c
 
 
+def get_managed_campaign(session: Session, user: User | None, campaign_id: int) -> Campaign:
+    """The campaign if ``user`` may manage it (edit, transitions, progress, statistics); not-found
+    if they may not even see it, forbidden if they see it but do not manage it."""
+    c = get_campaign(session, user, campaign_id)
+    policy.require(user, "campaign.manage", c)
+    return c
+
+
 def list_campaigns(session: Session, user: User, *, status: CampaignStatus | None = None,
                    limit: int = 100, offset: int = 0) -> list[Campaign]:
     q = sa.select(Campaign).where(policy.visible_campaigns(user)).order_by(Campaign.id.desc())
     if status is not None:
         q = q.where(Campaign.status == status)
-    if user.role.value != "worker":
+    if not policy.can(user, "work.take"):
         return list(session.scalars(q.limit(limit).offset(offset)))
     # Country rules are JSON lists: filter in Python, portably, and page over what is left (paging
     # the query first would return short or empty pages when other countries' campaigns come first).

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from egocrowd import audit
+from egocrowd.accounts import policy
 from egocrowd.db.models import (
     Assignment,
     AssignmentStatus,
@@ -53,6 +54,27 @@ def get_document(session: Session, version: str) -> ConsentDocument:
     if doc is None:
         raise NotFound(f"No consent document version {version!r}.", code="consent.document_not_found")
     return doc
+
+
+def list_documents(session: Session) -> list[ConsentDocument]:
+    """Every published consent document, oldest first (their texts are public)."""
+    return list(session.scalars(sa.select(ConsentDocument).order_by(ConsentDocument.id)))
+
+
+def list_consents(session: Session, viewer: User, *, user_id: int | None = None, limit: int | None = None,
+                  offset: int = 0) -> list[ConsentRecord]:
+    """The consent records ``viewer`` may see (their own; admins everyone's), newest first,
+    optionally only those of ``user_id``."""
+    q = sa.select(ConsentRecord).where(policy.visible_consents(viewer)).order_by(ConsentRecord.id.desc())
+    if user_id is not None:
+        q = q.where(ConsentRecord.user_id == user_id)
+    return list(session.scalars(q.limit(limit).offset(offset)))
+
+
+def signed_versions(session: Session, user: User) -> set[str]:
+    """The document versions ``user`` has signed and not withdrawn."""
+    return set(session.scalars(sa.select(ConsentDocument.version).join(ConsentRecord)
+                               .where(ConsentRecord.user_id == user.id, ConsentRecord.withdrawn_at.is_(None))))
 
 
 def active_consent(session: Session, user: User, version: str) -> ConsentRecord | None:

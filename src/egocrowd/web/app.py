@@ -17,9 +17,16 @@ from egocrowd import __version__
 from egocrowd.db import Database, open_database
 from egocrowd.settings import Settings
 from egocrowd.web import problems
+from egocrowd.web.pages import accounts, assignments, campaigns, consent
+from egocrowd.web.pages import clips as clip_pages
+from egocrowd.web.routers import api
+from egocrowd.web.routers import clips as clip_api
 
 HERE = Path(__file__).parent
 log = logging.getLogger("egocrowd.web")
+#: Every route module's ``router``: the JSON API, then the pages (the tus endpoint is bound per app).
+ROUTERS = [api.router, clip_api.router, accounts.router, campaigns.router, consent.router, assignments.router,
+           clip_pages.router]
 
 
 def vendor_dir() -> Path:
@@ -69,10 +76,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.cookie_signer = URLSafeTimedSerializer(settings.resolved_secret_key(), salt="egocrowd-session")
     problems.install(app)
 
-    from egocrowd.web.routers import api, clips, pages
+    from egocrowd.web.routers import clips
 
-    app.include_router(api.router)
-    pages.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
     clips.install(app, upload_store, hooks)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     vendor = vendor_dir()

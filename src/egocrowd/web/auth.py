@@ -91,6 +91,13 @@ def check_csrf(request: Request, submitted: str | None) -> None:
                         code="auth.csrf")
 
 
+def viewer(request: Request, session: Session) -> User | None:
+    """Who is looking, by session cookie: None for anonymous visitors and suspended accounts. The one
+    lookup behind :func:`unit` and the pages rendered outside one (error pages, forms shown again)."""
+    uid = read_cookie(request).get("uid")
+    return accounts.active_user(session, uid) if uid is not None else None
+
+
 @contextmanager
 def unit(request: Request, *, form_csrf: str | None = None) -> Iterator[Ctx]:
     """One request's unit of work: a transaction, the caller, and the CSRF check for cookie writes."""
@@ -101,12 +108,8 @@ def unit(request: Request, *, form_csrf: str | None = None) -> Iterator[Ctx]:
         if header.lower().startswith("bearer "):
             user = accounts.user_for_token(session, header[7:].strip())
         else:
-            uid = read_cookie(request).get("uid")
-            if uid is not None:
-                user = session.get(User, uid)
-                if user is not None and not user.is_active:
-                    user = None
-                via_cookie = True
+            user = viewer(request, session)
+            via_cookie = read_cookie(request).get("uid") is not None
         # Page forms always carry a token (even log-in: no login CSRF); API writes by cookie too.
         if form_csrf is not None or (via_cookie and request.method not in SAFE_METHODS):
             check_csrf(request, form_csrf if form_csrf is not None else request.headers.get("x-csrf-token"))

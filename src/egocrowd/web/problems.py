@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from egocrowd.errors import EgocrowdError
+from egocrowd.web.pages.render import render_error
 
 log = logging.getLogger("egocrowd.web")
 PROBLEM_TYPE_BASE = "https://egocrowd.dev/problems/"
@@ -44,15 +45,17 @@ def as_problem(exc: Exception) -> tuple[int, str, str, dict]:
     return 500, "internal", "Something went wrong on our side; it has been logged.", {}
 
 
-def install(app) -> None:
-    async def handler(request: Request, exc: Exception):
-        status, code, message, extra = as_problem(exc)
-        if status >= 500:
-            log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        if not request.url.path.startswith("/api/") and hasattr(app.state, "render_error"):
-            return app.state.render_error(request, status, code, message)
-        title = message if status < 500 else "Internal error"
-        return problem(status, code, title, message, **extra)
+async def handle(request: Request, exc: Exception):
+    """Every failure's one answer: a problem document under /api/, the same problem as a page elsewhere."""
+    status, code, message, extra = as_problem(exc)
+    if status >= 500:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    if not request.url.path.startswith("/api/"):
+        return render_error(request, status, code, message)
+    title = message if status < 500 else "Internal error"
+    return problem(status, code, title, message, **extra)
 
+
+def install(app) -> None:
     for exc_type in (EgocrowdError, RequestValidationError, StarletteHTTPException, Exception):
-        app.add_exception_handler(exc_type, handler)
+        app.add_exception_handler(exc_type, handle)

@@ -9,14 +9,27 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from egocrowd import consent
+from egocrowd import audit, consent
 from egocrowd.accounts import policy
 from egocrowd.accounts import service as accounts
 from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
-from egocrowd.db.models import ApiToken, AssignmentStatus, AuditEvent, CampaignStatus, ConsentDocument, ConsentRecord, Role
-from egocrowd.web import views
+from egocrowd.db.models import AssignmentStatus, CampaignStatus, Role
+from egocrowd.web.schemas import (
+    AssignmentOut,
+    CampaignOut,
+    ConsentOut,
+    DocumentOut,
+    DocumentTextOut,
+    EventOut,
+    IssuedTokenOut,
+    Page,
+    ProgressOut,
+    TokenOut,
+    UserOut,
+    page_of,
+)
 from egocrowd.web.auth import unit, write_cookie
 
 router = APIRouter(prefix="/api/v1")
@@ -70,46 +83,45 @@ def health(request: Request):
 
 
 # --- accounts -------------------------------------------------------------------------------------
-@router.post("/auth/signup", status_code=201, tags=["accounts"], response_model=views.UserOut)
+@router.post("/auth/signup", status_code=201, tags=["accounts"], response_model=UserOut)
 def signup(request: Request, body: SignupIn):
     """Workers sign themselves up; other roles are created by an admin."""
     with unit(request) as ctx:
         user = accounts.create_user(ctx.session, email=body.email, password=body.password,
                                     display_name=body.display_name, role=Role.worker, country=body.country)
-        return views.user_out(user)
+        return UserOut.model_validate(user)
 
 
-@router.post("/auth/token", status_code=201, tags=["accounts"], response_model=views.IssuedTokenOut)
+@router.post("/auth/token", status_code=201, tags=["accounts"], response_model=IssuedTokenOut)
 def login_for_token(request: Request, body: LoginIn):
     """Exchange email + password for an API token (shown once; send it as ``Authorization: Bearer``)."""
     with unit(request) as ctx:
         user = accounts.authenticate(ctx.session, body.email, body.password)
         row, token = accounts.issue_token(ctx.session, user, body.token_name)
-        return {"token": token, **views.token_out(row), "user": views.user_out(user)}
+        return IssuedTokenOut(**dict(TokenOut.model_validate(row)), token=token, user=UserOut.model_validate(user))
 
 
-@router.post("/auth/session", tags=["accounts"], response_model=views.UserOut)
+@router.post("/auth/session", tags=["accounts"], response_model=UserOut)
 def login_session(request: Request, response: Response, body: LoginIn):
     """Log in with a browser session cookie (for scripts running in our pages)."""
     with unit(request) as ctx:
         user = accounts.authenticate(ctx.session, body.email, body.password)
-        out = views.user_out(user)
+        out = UserOut.model_validate(user)
     write_cookie(request, response, user_id=user.id)
     return out
 
 
-@router.get("/me", tags=["accounts"], response_model=views.UserOut)
+@router.get("/me", tags=["accounts"], response_model=UserOut)
 def me(request: Request):
     with unit(request) as ctx:
-        return views.user_out(ctx.require_user())
+        return UserOut.model_validate(ctx.require_user())
 
 
-@router.get("/me/tokens", tags=["accounts"], response_model=views.Page[views.TokenOut])
+@router.get("/me/tokens", tags=["accounts"], response_model=Page[TokenOut])
 def my_tokens(request: Request):
     with unit(request) as ctx:
         user = ctx.require_user()
-        rows = ctx.session.scalars(sa.select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
-        return {"items": [views.token_out(t) for t in rows]}
+        return page_of(TokenOut, accounts.list_tokens(ctx.session, user))
 
 
 @router.delete("/me/tokens/{token_id}", status_code=204, tags=["accounts"])
@@ -119,7 +131,7 @@ def revoke_token(request: Request, token_id: Id):
     return Response(status_code=204)
 
 
-@router.post("/users", status_code=201, tags=["accounts"], response_model=views.UserOut)
+@router.post("/users", status_code=201, tags=["accounts"], response_model=UserOut)
 def create_user(request: Request, body: UserIn):
     """Admins create accounts of any role (requesters with their organization)."""
     with unit(request) as ctx:
@@ -128,132 +140,124 @@ def create_user(request: Request, body: UserIn):
         user = accounts.create_user(ctx.session, email=body.email, password=body.password,
                                     display_name=body.display_name, role=body.role, organization=org,
                                     country=body.country, actor=admin)
-        return views.user_out(user)
+        return UserOut.model_validate(user)
 
 
 # --- consent --------------------------------------------------------------------------------------
-@router.get("/consent-documents", tags=["consent"], response_model=views.Page[views.DocumentOut], response_model_exclude_unset=True)
+@router.get("/consent-documents", tags=["consent"], response_model=Page[DocumentOut])
 def list_documents(request: Request):
     """Consent texts are public: anyone may read what they would agree to."""
     with unit(request) as ctx:
-        docs = ctx.session.scalars(sa.select(ConsentDocument).order_by(ConsentDocument.id))
-        return {"items": [views.document_out(d, with_body=False) for d in docs]}
+        return page_of(DocumentOut, consent.list_documents(ctx.session))
 
 
-@router.get("/consent-documents/{version}", tags=["consent"], response_model=views.DocumentOut, response_model_exclude_unset=True)
+@router.get("/consent-documents/{version}", tags=["consent"], response_model=DocumentTextOut)
 def get_document(request: Request, version: str):
     with unit(request) as ctx:
-        return views.document_out(consent.get_document(ctx.session, version))
+        return DocumentTextOut.model_validate(consent.get_document(ctx.session, version))
 
 
-@router.post("/consents", status_code=201, tags=["consent"], response_model=views.ConsentOut)
+@router.post("/consents", status_code=201, tags=["consent"], response_model=ConsentOut)
 def sign_consent(request: Request, body: SignIn):
     with unit(request) as ctx:
         worker = policy.require(ctx.user, "consent.sign")
         rec = consent.sign(ctx.session, worker, body.version, body.scopes, document_sha256=body.document_sha256)
-        return views.consent_out(rec)
+        return ConsentOut.model_validate(rec)
 
 
-@router.get("/consents", tags=["consent"], response_model=views.Page[views.ConsentOut])
+@router.get("/consents", tags=["consent"], response_model=Page[ConsentOut])
 def my_consents(request: Request, limit: Limit = 100, offset: Offset = 0):
     with unit(request) as ctx:
         user = ctx.require_user()
-        rows = ctx.session.scalars(sa.select(ConsentRecord).where(policy.visible_consents(user))
-                                   .order_by(ConsentRecord.id.desc()).limit(limit).offset(offset))
-        return {"items": [views.consent_out(r) for r in rows]}
+        return page_of(ConsentOut, consent.list_consents(ctx.session, user, limit=limit, offset=offset))
 
 
-@router.post("/consents/{record_id}/withdraw", tags=["consent"], response_model=views.ConsentOut)
+@router.post("/consents/{record_id}/withdraw", tags=["consent"], response_model=ConsentOut)
 def withdraw_consent(request: Request, record_id: Id):
     with unit(request) as ctx:
         user = ctx.require_user()
-        return views.consent_out(consent.withdraw(ctx.session, user, record_id))
+        return ConsentOut.model_validate(consent.withdraw(ctx.session, user, record_id))
 
 
 # --- campaigns ------------------------------------------------------------------------------------
-@router.get("/campaigns", tags=["campaigns"], response_model=views.Page[views.CampaignOut])
+@router.get("/campaigns", tags=["campaigns"], response_model=Page[CampaignOut])
 def list_campaigns(request: Request, status: CampaignStatus | None = None, limit: Limit = 100, offset: Offset = 0):
     with unit(request) as ctx:
         rows = campaigns.list_campaigns(ctx.session, ctx.require_user(), status=status, limit=limit, offset=offset)
-        return {"items": [views.campaign_out(c) for c in rows]}
+        return page_of(CampaignOut, rows)
 
 
-@router.post("/campaigns", status_code=201, tags=["campaigns"], response_model=views.CampaignOut)
+@router.post("/campaigns", status_code=201, tags=["campaigns"], response_model=CampaignOut)
 def create_campaign(request: Request, body: CampaignIn):
     with unit(request) as ctx:
-        return views.campaign_out(campaigns.create_campaign(ctx.session, ctx.require_user(), body))
+        return CampaignOut.model_validate(campaigns.create_campaign(ctx.session, ctx.require_user(), body))
 
 
-@router.get("/campaigns/{campaign_id}", tags=["campaigns"], response_model=views.CampaignOut)
+@router.get("/campaigns/{campaign_id}", tags=["campaigns"], response_model=CampaignOut)
 def get_campaign(request: Request, campaign_id: Id):
     with unit(request) as ctx:
-        return views.campaign_out(campaigns.get_campaign(ctx.session, ctx.require_user(), campaign_id))
+        return CampaignOut.model_validate(campaigns.get_campaign(ctx.session, ctx.require_user(), campaign_id))
 
 
-@router.patch("/campaigns/{campaign_id}", tags=["campaigns"], response_model=views.CampaignOut)
+@router.patch("/campaigns/{campaign_id}", tags=["campaigns"], response_model=CampaignOut)
 def edit_campaign(request: Request, campaign_id: Id, body: CampaignPatch):
     with unit(request) as ctx:
-        return views.campaign_out(campaigns.update_campaign(ctx.session, ctx.require_user(), campaign_id, body))
+        return CampaignOut.model_validate(campaigns.update_campaign(ctx.session, ctx.require_user(), campaign_id, body))
 
 
-@router.post("/campaigns/{campaign_id}/status", tags=["campaigns"], response_model=views.CampaignOut)
+@router.post("/campaigns/{campaign_id}/status", tags=["campaigns"], response_model=CampaignOut)
 def set_status(request: Request, campaign_id: Id, body: StatusIn):
     """Move through the lifecycle: draft → open ⇄ paused → closed (draft → closed cancels)."""
     with unit(request) as ctx:
-        return views.campaign_out(campaigns.transition(ctx.session, ctx.require_user(), campaign_id, body.status))
+        return CampaignOut.model_validate(campaigns.transition(ctx.session, ctx.require_user(), campaign_id, body.status))
 
 
-@router.get("/campaigns/{campaign_id}/progress", tags=["campaigns"], response_model=views.ProgressOut)
+@router.get("/campaigns/{campaign_id}/progress", tags=["campaigns"], response_model=ProgressOut)
 def campaign_progress(request: Request, campaign_id: Id):
     with unit(request) as ctx:
-        c = campaigns.get_campaign(ctx.session, ctx.require_user(), campaign_id)
-        policy.require(ctx.user, "campaign.manage", c)
-        return {"campaign_id": c.id, "status": c.status.value, **assignments.progress(ctx.session, c)}
+        c = campaigns.get_managed_campaign(ctx.session, ctx.require_user(), campaign_id)
+        return ProgressOut(campaign_id=c.id, status=c.status, **assignments.progress(ctx.session, c))
 
 
-@router.post("/campaigns/{campaign_id}/claim", status_code=201, tags=["assignments"], response_model=views.AssignmentOut)
+@router.post("/campaigns/{campaign_id}/claim", status_code=201, tags=["assignments"], response_model=AssignmentOut)
 def claim(request: Request, campaign_id: Id):
     settings = request.app.state.settings
     with unit(request) as ctx:
         a = assignments.claim(ctx.session, ctx.require_user(), campaign_id, lease=timedelta(hours=settings.lease_hours),
                               max_open=settings.max_open_assignments)
-        return views.assignment_out(a)
+        return AssignmentOut.model_validate(a)
 
 
 # --- assignments ----------------------------------------------------------------------------------
-@router.get("/assignments", tags=["assignments"], response_model=views.Page[views.AssignmentOut])
+@router.get("/assignments", tags=["assignments"], response_model=Page[AssignmentOut])
 def list_assignments(request: Request, campaign_id: QueryId = None, status: AssignmentStatus | None = None,
                      limit: Limit = 100, offset: Offset = 0):
     with unit(request) as ctx:
         rows = assignments.list_assignments(ctx.session, ctx.require_user(), campaign_id=campaign_id, status=status,
                                             limit=limit, offset=offset)
-        return {"items": [views.assignment_out(a) for a in rows]}
+        return page_of(AssignmentOut, rows)
 
 
-@router.get("/assignments/{assignment_id}", tags=["assignments"], response_model=views.AssignmentOut)
+@router.get("/assignments/{assignment_id}", tags=["assignments"], response_model=AssignmentOut)
 def get_assignment(request: Request, assignment_id: Id):
     with unit(request) as ctx:
-        return views.assignment_out(assignments.get_assignment(ctx.session, ctx.require_user(), assignment_id))
+        return AssignmentOut.model_validate(assignments.get_assignment(ctx.session, ctx.require_user(), assignment_id))
 
 
-@router.post("/assignments/{assignment_id}/release", tags=["assignments"], response_model=views.AssignmentOut)
+@router.post("/assignments/{assignment_id}/release", tags=["assignments"], response_model=AssignmentOut)
 def release_assignment(request: Request, assignment_id: Id):
     with unit(request) as ctx:
         user = ctx.require_user()
         a = assignments.get_assignment(ctx.session, user, assignment_id)
-        return views.assignment_out(assignments.release(ctx.session, user, a))
+        return AssignmentOut.model_validate(assignments.release(ctx.session, user, a))
 
 
 # --- audit ----------------------------------------------------------------------------------------
-@router.get("/audit", tags=["audit"], response_model=views.Page[views.EventOut])
+@router.get("/audit", tags=["audit"], response_model=Page[EventOut])
 def audit_events(request: Request, entity_type: str | None = Query(None, max_length=40),
                  entity_id: str | None = Query(None, max_length=64), after_id: int = Query(0, ge=0, le=MAX_ID),
                  limit: Limit = 100):
     with unit(request) as ctx:
         policy.require(ctx.user, "audit.view")
-        q = sa.select(AuditEvent).where(AuditEvent.id > after_id).order_by(AuditEvent.id).limit(limit)
-        if entity_type:
-            q = q.where(AuditEvent.entity_type == entity_type)
-        if entity_id:
-            q = q.where(AuditEvent.entity_id == entity_id)
-        return {"items": [views.event_out(e) for e in ctx.session.scalars(q)]}
+        return page_of(EventOut, audit.list_events(ctx.session, after_id=after_id, entity_type=entity_type,
+                                                   entity_id=entity_id, limit=limit))

@@ -1,0 +1,29 @@
+"""A worker's slots (or a lab's assignments) and giving a slot back."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from egocrowd.campaigns import assignments
+from egocrowd.web.auth import unit
+from egocrowd.web.pages.render import TextForm, render, see_other
+from egocrowd.web.routers.api import Id
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/assignments", response_class=HTMLResponse)
+def assignments_page(request: Request):
+    with unit(request) as ctx:
+        user = ctx.require_user()
+        rows = assignments.list_assignments(ctx.session, user)
+        return render(request, "assignments.html", user, assignments=rows)
+
+
+@router.post("/assignments/{assignment_id}/release")
+def assignment_release(request: Request, assignment_id: Id, form: TextForm):
+    with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+        user = ctx.require_user()
+        assignments.release(ctx.session, user, assignments.get_assignment(ctx.session, user, assignment_id))
+    return see_other("/assignments?m=released")

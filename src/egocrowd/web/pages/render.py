@@ -1,0 +1,97 @@
+"""What every page module shares: the templates, :func:`render`, form parsing, safe redirects, and
+the error page the problem handler renders for non-API paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+from egocrowd import __version__
+from egocrowd.accounts import policy
+from egocrowd.db.models import CampaignStatus
+from egocrowd.web.auth import csrf_token, persist_anonymous_csrf, viewer
+
+templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
+FLASH = {"signed": "Consent signed. Thank you.", "claimed": "Slot claimed: your lease is running.",
+         "released": "Slot released.", "withdrawn": "Consent withdrawn. Your open slots were released.",
+         "saved": "Saved.", "welcome": "Welcome to egocrowd!", "status": "Campaign status changed."}
+
+
+def _money(cents: int, currency: str) -> str:
+    return f"{cents / 100:,.2f} {currency}"
+
+
+def _filesize(n: int) -> str:
+    for suffix in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or suffix == "GB":
+            return f"{n:.0f} {suffix}" if suffix == "bytes" else f"{n:.1f} {suffix}"
+        n /= 1024
+    return str(n)
+
+
+templates.env.filters["money"] = _money
+templates.env.filters["filesize"] = _filesize
+templates.env.globals["version"] = __version__
+templates.env.globals["CampaignStatus"] = CampaignStatus
+templates.env.globals["can"] = policy.can  # templates ask the policy too; they never test roles
+
+
+def render(request: Request, name: str, ctx_user, status: int = 200, **values) -> HTMLResponse:
+    values.setdefault("flash", FLASH.get(request.query_params.get("m", "")))
+    resp = templates.TemplateResponse(request, name, {"user": ctx_user, "csrf": csrf_token(request), **values},
+                                      status_code=status)
+    persist_anonymous_csrf(request, resp)
+    return resp
+
+
+def render_error(request: Request, status: int, code: str, message: str) -> HTMLResponse | RedirectResponse:
+    """The HTML face of a problem document; a page that needs a log-in sends the visitor there."""
+    if status == 401 and request.method == "GET":
+        return see_other("/login?next=" + quote(request.url.path))
+    with request.app.state.db.transaction(write=False) as s:
+        return render(request, "error.html", viewer(request, s), status=status, code=code, message=message)
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+async def _raw_form(request: Request) -> FormData:
+    return await request.form()
+
+
+def text_fields(raw: Annotated[FormData, Depends(_raw_form)]) -> dict[str, str]:
+    """The form's text fields. Our forms have no file fields: a file sent in their place is dropped
+    (treated as missing), never handed to code that expects text."""
+    return {k: v for k, v in raw.items() if isinstance(v, str)}
+
+
+# Form handlers are plain (sync) functions taking these: the body is read on the event loop, and
+# FastAPI runs the handler, with its database work, in the thread pool (never on the loop, where a
+# waiting SQLite write would stall every request).
+RawForm = Annotated[FormData, Depends(_raw_form)]
+TextForm = Annotated[dict[str, str], Depends(text_fields)]
+
+
+def safe_next(url: str | None, default: str) -> str:
+    """Only a path on this site: browsers read "/\\evil.org" (and "//evil.org") as another host."""
+    if (not url or not url.startswith("/") or url.startswith("//") or "\\" in url
+            or any(ch.isspace() or ord(ch) < 32 for ch in url)):
+        return default
+    return url
+
+
+def form_error(exc: Exception) -> dict:
+    """An error shown above a form sent back: the problem's code and message."""
+    if isinstance(exc, ValidationError):
+        e = exc.errors()[0]
+        field = ".".join(str(p) for p in e["loc"])
+        return {"code": "validation.failed", "message": f"{field}: {e['msg']}" if field else e["msg"]}
+    return {"code": exc.code, "message": exc.message}

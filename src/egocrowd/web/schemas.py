@@ -1,0 +1,220 @@
+"""How our objects look on the wire (JSON): one pydantic model per resource, read straight from the
+ORM rows (``Model.model_validate(row)``), so /api/docs documents exactly what the API sends."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import (
+    AliasPath,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    computed_field,
+)
+
+from egocrowd import clips
+from egocrowd.campaigns.service import hourly_rate_cents
+from egocrowd.db.models import AssignmentStatus, CampaignStatus, ClipStatus, Role
+
+T = TypeVar("T")
+
+#: Timestamps as Python writes them (``isoformat()``): the API's format since version 1 (pydantic's
+#: own would write UTC as "Z" and change every timestamp clients already parse).
+Timestamp = Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str),
+                      WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+
+
+def page_of(model: type[_Out], rows) -> dict:
+    """A page of ``rows`` as ``model`` (built inside the transaction: rows may load relations)."""
+    return {"items": [model.model_validate(r) for r in rows]}
+
+
+#: An organization, read from its row: sent as its name.
+OrgName = Annotated[str, BeforeValidator(lambda org: getattr(org, "name", org))]
+
+
+class UserOut(_Out):
+    id: int
+    email: str
+    display_name: str
+    role: Role
+    organization: OrgName | None
+    country: str | None
+    created_at: Timestamp
+
+
+class PayOut(BaseModel):
+    per_clip_cents: int
+    currency: str
+    expected_minutes: float
+    hourly_rate_cents: int
+
+
+class CampaignOut(_Out):
+    id: int
+    title: str
+    status: CampaignStatus
+    instructions: str
+    organization: OrgName
+    requirements: dict[str, Any]
+    taxonomy: dict[str, Any]
+    target_clips: int
+    slots_taken: int
+    allowed_countries: list[str]
+    data_use: dict[str, bool]
+    buyer_name: str
+    consent_version: str
+    created_at: Timestamp
+    updated_at: Timestamp
+    # read from the row, sent inside ``pay``
+    pay_cents: int = Field(exclude=True)
+    currency: str = Field(exclude=True)
+    expected_minutes: float = Field(exclude=True)
+
+    @computed_field
+    @property
+    def slots_left(self) -> int:
+        return self.target_clips - self.slots_taken
+
+    @computed_field
+    @property
+    def pay(self) -> PayOut:
+        return PayOut(per_clip_cents=self.pay_cents, currency=self.currency, expected_minutes=self.expected_minutes,
+                      hourly_rate_cents=hourly_rate_cents(self))
+
+
+class ProgressOut(BaseModel):
+    campaign_id: int
+    status: CampaignStatus
+    target: int
+    slots_taken: int
+    slots_left: int
+    active: int
+    submitted: int
+    accepted: int
+    rejected: int
+    expired: int
+    released: int
+
+
+class AssignmentOut(_Out):
+    id: int
+    campaign_id: int
+    campaign_title: str = Field(validation_alias=AliasPath("campaign", "title"))
+    worker_id: int
+    status: AssignmentStatus
+    claimed_at: Timestamp
+    lease_expires_at: Timestamp
+    submitted_at: Timestamp | None
+    closed_at: Timestamp | None
+
+
+class DocumentOut(_Out):
+    """A consent document as listed (the text itself only when one document is asked for)."""
+
+    version: str
+    title: str
+    sha256: str
+    scopes: list[dict[str, Any]]
+    created_at: Timestamp
+
+
+class DocumentTextOut(DocumentOut):
+    body: str
+
+
+class ConsentOut(_Out):
+    id: int
+    user_id: int
+    version: str = Field(validation_alias=AliasPath("document", "version"))
+    document_sha256: str
+    scopes: list[str]
+    signed_at: Timestamp
+    withdrawn_at: Timestamp | None
+
+    @computed_field
+    @property
+    def active(self) -> bool:
+        return self.withdrawn_at is None
+
+
+class TokenOut(_Out):
+    id: int
+    name: str
+    prefix: str
+    created_at: Timestamp
+    revoked_at: datetime | None = Field(exclude=True)
+
+    @computed_field
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class IssuedTokenOut(TokenOut):
+    """A new token: shown once, with its owner."""
+
+    token: str
+    user: UserOut
+
+
+class EventOut(_Out):
+    id: int
+    at: Timestamp
+    actor_id: int | None
+    action: str
+    entity_type: str
+    entity_id: str
+    payload: dict[str, Any]
+
+
+class FeedbackOut(BaseModel):
+    status: str
+    name: str | None
+    message: str
+    advice: str
+
+
+class ClipOut(_Out):
+    id: int
+    campaign_id: int
+    assignment_id: int | None
+    worker_id: int
+    sha256: str
+    size: int
+    original_name: str
+    client_meta: dict[str, str]
+    duplicate_of: int | None
+    status: ClipStatus
+    reason_code: str | None
+    probe: dict[str, Any] | None
+    qc_report: dict[str, Any] | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+    @computed_field
+    @property
+    def feedback(self) -> list[FeedbackOut]:
+        """The worker's feedback, by the same rule the clips page uses (it reads status, reason, report)."""
+        return [FeedbackOut(**f) for f in clips.feedback(self)]
+
+
+class QCStatsOut(BaseModel):
+    campaign_id: int
+    clips: int
+    by_status: dict[str, int]
+    pass_rate: float | None
+    top_failures: list[dict[str, Any]]
