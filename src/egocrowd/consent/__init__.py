@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from egocrowd import audit
+from egocrowd.clock import utcnow
 from egocrowd.db.models import (
     Assignment,
     AssignmentStatus,
@@ -17,7 +18,6 @@ from egocrowd.db.models import (
     ConsentDocument,
     ConsentRecord,
     User,
-    utcnow,
 )
 from egocrowd.errors import Conflict, InvalidInput, NotFound
 

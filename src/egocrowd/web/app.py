@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -22,10 +21,9 @@ HERE = Path(__file__).parent
 log = logging.getLogger("egocrowd.web")
 
 
-def vendor_dir() -> Path:
+def vendor_dir(settings: Settings) -> Path:
     """Front-end libraries installed by npm from package.json (never committed)."""
-    explicit = os.environ.get("EGOCROWD_VENDOR_DIR")
-    return Path(explicit) if explicit else HERE.parents[2] / "node_modules"
+    return settings.vendor_dir or HERE.parents[2] / "node_modules"
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
@@ -75,7 +73,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     pages.install(app)
     clips.install(app, upload_store, hooks)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    vendor = vendor_dir()
+    vendor = vendor_dir(settings)
     if vendor.is_dir():
         app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")
     else:
