@@ -194,3 +194,10 @@ def test_plugins_register_with_name_and_version(qc_media, qc_thresholds, scratch
     with pytest.raises(InvalidInput) as info:
         get_check("no_such_check")
     assert info.value.code == "qc.unknown_check" and "too_dark" in info.value.message
+
+
+def test_qc_uses_the_palm_model_it_is_given(qc_media, tmp_path):
+    """The setting palm_model is an argument: QC runs in a child process that has no Settings."""
+    report = run_qc(str(qc_media["good"]), palm_model=tmp_path / "missing.tflite")
+    assert report.hands_detector is None  # that file is not there: the check says it could not run
+    assert report.check("hands_visible").status == "warn"
