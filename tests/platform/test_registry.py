@@ -27,7 +27,8 @@ def test_register_get_names_and_a_clash_refused():
         More."""
 
     assert things.names() == ["b", "a"]  # registration order (QC checks run, metrics print in it)
-    assert [(e.name, e.version, e.description) for e in things.entries()] == [("b", 2, "Bee"), ("a", "1", "First line.")]
+    assert [(e.name, e.version, e.description) for e in things.entries()] == [
+        ("b", 2, "Bee"), ("a", "1", "First line.")]
     assert things.get("a").obj is ay and "a" in things and "c" not in things
     things.register("a")(ay)  # the same thing again (a module imported twice) is no clash
     with pytest.raises(InvalidInput) as info:

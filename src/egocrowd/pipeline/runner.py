@@ -202,7 +202,8 @@ class Runner:
                 done(job_id)
                 self._failed(job_id, traceback.format_exc())
                 continue
-            futures.append((job_id, clip_id, stage_name, self.executor.submit(STAGES.get(stage_name).obj.compute, inputs)))
+            compute = STAGES.get(stage_name).obj.compute
+            futures.append((job_id, clip_id, stage_name, self.executor.submit(compute, inputs)))
         for job_id, clip_id, stage_name, fut in futures:
             try:
                 result = fut.result()

@@ -201,7 +201,7 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
             seed=self.seed_value, protocol=p.name, protocol_version=p.version,
             meta={"env": "household", "env_version": ENV_VERSION, "seconds_per_step": p.seconds_per_step,
                   "steps": p.steps, "protocol_sha256": p.digest(),
-                  "chores": {e.name: e.version for e in CHORES.entries()}, **(meta or {})},
+                  "chores": {n: CHORES.get(n).version for n in sorted(CHORES.names())}, **(meta or {})},
         )
 
     # ------------------------------------------------------------------ internals
