@@ -143,10 +143,11 @@ class Registry(Generic[T]):
     def _load(self) -> None:
         if self._ready:
             return
-        self._ready = True  # first: a built-in module may look things up while it is imported
-        if self._builtins:
-            importlib.import_module(self._builtins)
-        load_plugins()
+        with _plugins_lock:  # another thread must not see half of the built-ins
+            if self._builtins:
+                importlib.import_module(self._builtins)
+            load_plugins()
+            self._ready = True
 
 
 def _same(a: object, b: object) -> bool:
@@ -162,7 +163,10 @@ def _same(a: object, b: object) -> bool:
 @contextmanager
 def scratch() -> Iterator[None]:
     """Everything registered inside is gone afterwards, from every registry (for tests)."""
-    saved = {reg: dict(reg._entries) for reg in list(_registries)}
+    registries = list(_registries)
+    for reg in registries:  # built-ins and plugins first: imported inside, they would be lost
+        reg._load()
+    saved = {reg: dict(reg._entries) for reg in registries}
     try:
         yield
     finally:

@@ -114,3 +114,19 @@ def test_every_plugin_kind_uses_the_one_registry():
         assert isinstance(reg, Registry) and name in reg.names()
         assert reg.get(name).version not in (None, "")
     assert isinstance(CHORES, Registry) and CHORES.names()
+
+
+def test_built_ins_first_loaded_inside_scratch_survive_it(monkeypatch, tmp_path):
+    (tmp_path / "egocrowd_test_builtins2.py").write_text(textwrap.dedent("""
+        from tests.platform.test_registry import LATE
+        LATE.add("built_in", object())
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    global LATE
+    LATE = Registry("test.late", builtins="egocrowd_test_builtins2")
+    try:
+        with scratch():
+            LATE.add("test_only", object())
+        assert LATE.names() == ["built_in"]
+    finally:
+        sys.modules.pop("egocrowd_test_builtins2", None)
