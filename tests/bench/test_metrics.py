@@ -200,3 +200,17 @@ def test_mean_chain_length_equals_sum_of_sr(chains):
             k += 1
         expected_k.append(k)
     assert res["avg_len"]["value"] == pytest.approx(np.mean(expected_k))
+
+
+def test_cli_metric_choices_come_from_the_registry(tmp_path, scratch_registries):
+    from click.testing import CliRunner
+
+    from egocrowd.bench.cli import bench
+
+    log = tmp_path / "empty.jsonl"
+    log.write_text("")
+    bad = CliRunner().invoke(bench, ["score", str(log), "--metric", "nope"])
+    assert bad.exit_code == 2 and "bench.unknown_metric" in bad.output and "subtask_success" in bad.output
+    metric("test_cli_metric", version="1")(lambda c, cfg: None)
+    listed = CliRunner().invoke(bench, ["metrics"])
+    assert "test_cli_metric" in listed.output
