@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     upload_expiry_hours: float = Field(48.0, gt=0)
     secure_cookies: bool | None = Field(None, description="Force the cookie Secure flag; default: on for https")
     run_pipeline_in_server: bool = True
-    pipeline_executor: str = Field("process", description="inline | process (one process per core)")
+    pipeline_executor: str = Field("process", description="A registered executor: inline | process | a plugin's")
     pipeline_workers: int | None = Field(None, ge=1, le=256, description="Processes; default: one per core")
     stage_lease_s: float = Field(600.0, gt=0, description="Seconds after which a running stage is presumed dead")
     stage_max_attempts: int = Field(4, ge=1, le=100, description="Attempts per stage before the clip is given up on")
