@@ -93,3 +93,13 @@ def client(app):
 
     with TestClient(app, base_url="http://testserver") as c:
         yield c
+
+
+@pytest.fixture
+def scratch_registries():
+    """Register test stages, checks, metrics, executors or policies with the real decorators: they
+    are all removed again after the test (egocrowd.registry.scratch), never leaking into others."""
+    from egocrowd.registry import scratch
+
+    with scratch():
+        yield

@@ -7,6 +7,7 @@ import sys
 import click
 
 from egocrowd import __version__
+from egocrowd.cli_types import RegistryChoice
 
 
 def _settings():
@@ -119,9 +120,10 @@ def user_create(email, role, password, display_name, organization, country, with
 
 @main.command()
 @click.option("--once", is_flag=True, help="Run what is ready now, then exit (instead of running forever).")
-@click.option("--executor", type=click.Choice(["inline", "process"]), default=None,
+@click.option("--executor", type=RegistryChoice("egocrowd.pipeline.executors:EXECUTORS"), default=None,
               help="Where stages run (default: setting pipeline_executor, 'process').")
-@click.option("--workers", type=click.IntRange(1, 256), default=None, help="Processes (default: one per core).")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Processes (default: setting pipeline_workers, one per core).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every job.")
 def worker(once: bool, executor: str | None, workers: int | None, verbose: bool) -> None:
     """Run pending pipeline stages (probe, QC, ...) of uploaded clips.

@@ -55,8 +55,13 @@ class Settings(BaseSettings):
     upload_expiry_hours: float = Field(48.0, gt=0)
     secure_cookies: bool | None = Field(None, description="Force the cookie Secure flag; default: on for https")
     run_pipeline_in_server: bool = True
-    pipeline_executor: str = Field("process", description="inline | process (one process per core)")
+    pipeline_executor: str = Field("process", description="A registered executor: inline | process | a plugin's")
     pipeline_workers: int | None = Field(None, ge=1, le=256, description="Processes; default: one per core")
+    stage_lease_s: float = Field(600.0, gt=0, description="Seconds after which a running stage is presumed dead")
+    stage_max_attempts: int = Field(4, ge=1, le=100, description="Attempts per stage before the clip is given up on")
+    stage_backoff_s: float = Field(5.0, ge=0, description="Base of the exponential retry back-off")
+    vendor_dir: Path | None = Field(None, description="npm-installed front-end libraries; default: node_modules/")
+    palm_model: Path | None = Field(None, description="Palm-detection .tflite model; default: the packaged one")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

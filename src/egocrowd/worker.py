@@ -63,7 +63,7 @@ def make_runner(settings, db: Database, blobs, *, executor_name: str | None = No
     from egocrowd.pipeline.runner import Runner, RunnerConfig
 
     executor = make_executor(executor_name or settings.pipeline_executor, workers or settings.pipeline_workers)
-    return Runner(db, blobs, executor, RunnerConfig.from_env())
+    return Runner(db, blobs, executor, RunnerConfig.from_settings(settings), settings=settings)
 
 
 def run_pipeline(db: Database, blobs, upload_store, runner, stop: threading.Event, *,

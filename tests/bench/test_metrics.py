@@ -20,9 +20,9 @@ def scored(hand_log):
 
 
 def test_every_result_carries_its_metric_version(scored):
-    assert set(scored) == set(METRICS)
+    assert set(scored) == set(METRICS.names())
     for name, res in scored.items():
-        assert res["version"] == METRICS[name].version
+        assert res["version"] == METRICS.get(name).version
 
 
 def test_sessions(scored):
@@ -162,7 +162,7 @@ def test_chain_index_missing_uses_order(tmp_path):
     assert list(d.chain_k) == [2] and list(d.chain_len) == [4]
 
 
-def test_registry_rejects_duplicates_and_accepts_new_metrics():
+def test_registry_rejects_duplicates_and_accepts_new_metrics(scratch_registries):
     from egocrowd.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as exc:
@@ -173,14 +173,12 @@ def test_registry_rejects_duplicates_and_accepts_new_metrics():
     def _count(c, cfg):
         return {"outcomes": int(c.out_success.size)}
 
-    try:
-        corpus = build_corpus([digest_session(S.Session(session_id="a", policy="P", environment="e"),
-                                              [S.SubtaskEnd(t=1, subtask="x", outcome="failure")])])
-        assert compute_metrics(corpus, CFG, ["test_only_count"]) == {"test_only_count": {"version": "3", "outcomes": 1}}
-    finally:
-        METRICS.pop("test_only_count")
-    with pytest.raises(InvalidInput):
+    corpus = build_corpus([digest_session(S.Session(session_id="a", policy="P", environment="e"),
+                                          [S.SubtaskEnd(t=1, subtask="x", outcome="failure")])])
+    assert compute_metrics(corpus, CFG, ["test_only_count"]) == {"test_only_count": {"version": "3", "outcomes": 1}}
+    with pytest.raises(InvalidInput) as exc:
         compute_metrics(corpus, CFG, ["nope"])
+    assert exc.value.code == "bench.unknown_metric"
 
 
 @settings(max_examples=40, deadline=None)
@@ -202,3 +200,17 @@ def test_mean_chain_length_equals_sum_of_sr(chains):
             k += 1
         expected_k.append(k)
     assert res["avg_len"]["value"] == pytest.approx(np.mean(expected_k))
+
+
+def test_cli_metric_choices_come_from_the_registry(tmp_path, scratch_registries):
+    from click.testing import CliRunner
+
+    from egocrowd.bench.cli import bench
+
+    log = tmp_path / "empty.jsonl"
+    log.write_text("")
+    bad = CliRunner().invoke(bench, ["score", str(log), "--metric", "nope"])
+    assert bad.exit_code == 2 and "bench.unknown_metric" in bad.output and "subtask_success" in bad.output
+    metric("test_cli_metric", version="1")(lambda c, cfg: None)
+    listed = CliRunner().invoke(bench, ["metrics"])
+    assert "test_cli_metric" in listed.output

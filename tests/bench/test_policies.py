@@ -64,7 +64,7 @@ def test_canned_loses_on_conflicts_drift_and_recovery(runs: dict[tuple[str, str]
     assert c.get("safety", 0) > 0 and o.get("safety", 0) == 0
 
 
-def test_registry_and_custom_policy() -> None:
+def test_registry_and_custom_policy(scratch_registries) -> None:
     assert {"oracle", "canned", "random"} <= set(POLICIES.names())
     with pytest.raises(InvalidInput) as exc:
         make_policy("no-such-policy")

@@ -99,6 +99,9 @@ def test_cli_run_and_protocols(tmp_path: Path) -> None:
                                      "--chores", "2", "-j", "1", "-o", str(tmp_path / "r"), "--no-progress", "--no-summary"])
     assert again.exit_code == 0 and "0 episodes run, 2 already done" in again.output
     bad = cli.invoke(run_command, ["weekday-kitchen", "--policy", "nope", "-o", str(tmp_path / "x"), "--no-progress"])
-    assert bad.exit_code == 1 and "bench.unknown_policy" in bad.output
+    assert bad.exit_code == 2 and "bench.unknown_policy" in bad.output  # a usage error: checked before running
+    remote = cli.invoke(run_command, ["weekday-kitchen", "--policy", "http://127.0.0.1:9", "-o", str(tmp_path / "y"),
+                                      "--no-progress", "--no-summary"])
+    assert "bench.policy_unreachable" in remote.output  # URLs still pass the name check
     listing = cli.invoke(protocols_command, [])
     assert listing.exit_code == 0 and "one-week" in listing.output and "family-evening" in listing.output

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
-from egocrowd.errors import MediaError
+from egocrowd.errors import InvalidInput, MediaError
 from egocrowd.media import call_bounded
 from egocrowd.pipeline.executors import (InlineExecutor, ProcessExecutor, executor_names,
                                          get_executor, register_executor)
@@ -37,8 +39,9 @@ def pool():
 def test_registered_by_name():
     assert {"inline", "process"} <= set(executor_names())
     assert isinstance(get_executor("inline"), InlineExecutor)
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidInput) as info:
         get_executor("ray-someday")
+    assert info.value.code == "pipeline.unknown_executor" and "inline, process" in info.value.message
 
 
 def test_default_pool_has_one_process_per_core():
@@ -84,22 +87,18 @@ def test_real_media_job_runs_the_same_in_both(pool, qc_media):
 
 
 def test_inline_insists_on_picklable_jobs():
-    with pytest.raises(Exception):
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # which one depends on the Python
         get_executor("inline").submit(lambda: 1).result()
     assert get_executor("inline", check_picklable=False).submit(lambda: 1).result() == 1
 
 
-def test_a_new_executor_is_one_registration():
+def test_a_new_executor_is_one_registration(scratch_registries):
     @register_executor("test-echo")
     class Echo(InlineExecutor):
         pass
 
-    try:
-        assert get_executor("test-echo").map(square, [2, 3]) == [4, 9]
-    finally:
-        from egocrowd.pipeline import executors
-
-        executors._EXECUTORS.pop("test-echo")
+    assert get_executor("test-echo").map(square, [2, 3]) == [4, 9]
+    assert "test-echo" in executor_names()
 
 
 def test_call_bounded_kills_runaway_jobs():

@@ -11,9 +11,8 @@ from egocrowd.errors import InvalidInput, MediaError
 from egocrowd.media import fingerprint, run_qc
 from egocrowd.media.analysis import FrameAnalyzer
 from egocrowd.media.hands import get_palm_detector
-from egocrowd.media.qc import (QCReport, QCThresholds, Verdict, evaluate, qc_check,
+from egocrowd.media.qc import (QCReport, QCThresholds, Verdict, evaluate, get_check, qc_check,
                                registered_checks)
-from egocrowd.media.qc import registry as qc_registry
 from egocrowd.media.testmedia import QC_CLIPS, REAL_CLIPS
 
 # Which checks must FAIL on which clip (everything else must not fail). Each defect clip changes
@@ -180,17 +179,25 @@ def test_checks_are_pure_functions_of_frame_statistics():
     assert still.check("idle").status == "fail" and still.check("idle").value >= 4.9
 
 
-def test_plugins_register_with_name_and_version(qc_media, qc_thresholds):
+def test_plugins_register_with_name_and_version(qc_media, qc_thresholds, scratch_registries):
     @qc_check("test_always_warns", version=3, title="Test plugin")
     def _always_warns(ctx):
         return Verdict("warn", ctx.stats.n_frames, {"never": True}, "just a test", "ignore it")
 
-    try:
-        report = run_qc(str(qc_media["good"]), qc_thresholds)
-        c = report.check("test_always_warns")
-        assert (c.version, c.status, c.value) == (3, "warn", 240)
-        assert report.to_dict()["check_versions"]["test_always_warns"] == 3
-        with pytest.raises(ValueError):
-            qc_check("test_always_warns", version=1)(lambda ctx: None)
-    finally:
-        qc_registry._REGISTRY.pop("test_always_warns", None)
+    report = run_qc(str(qc_media["good"]), qc_thresholds)
+    c = report.check("test_always_warns")
+    assert (c.version, c.status, c.value, c.title) == (3, "warn", 240, "Test plugin")
+    assert report.to_dict()["check_versions"]["test_always_warns"] == 3
+    with pytest.raises(InvalidInput) as info:
+        qc_check("test_always_warns", version=1)(lambda ctx: None)
+    assert info.value.code == "qc.duplicate_check"
+    with pytest.raises(InvalidInput) as info:
+        get_check("no_such_check")
+    assert info.value.code == "qc.unknown_check" and "too_dark" in info.value.message
+
+
+def test_qc_uses_the_palm_model_it_is_given(qc_media, tmp_path):
+    """The setting palm_model is an argument: QC runs in a child process that has no Settings."""
+    report = run_qc(str(qc_media["good"]), palm_model=tmp_path / "missing.tflite")
+    assert report.hands_detector is None  # that file is not there: the check says it could not run
+    assert report.check("hands_visible").status == "warn"

@@ -23,7 +23,7 @@ from tests.platform.helpers import make_user, open_campaign, publish_consent
 
 
 @pytest.fixture
-def clip_of(client, db, settings):
+def clip_of(client, db, settings, test_stages):
     publish_consent(db)
     lab = make_user(db, "requester", org="Lab A")
     worker = make_user(db, "worker")
@@ -37,7 +37,7 @@ def clip_of(client, db, settings):
     return make
 
 
-# Stages registered through the real registry, for failure scenarios.
+# Stages registered through the real registry (for the test only), for failure scenarios.
 _FLAKY_MARK = Path(os.environ.get("TMPDIR", "/tmp")) / f"egocrowd-flaky-{os.getpid()}"
 
 
@@ -50,17 +50,21 @@ def _noop_apply(session, clip, result):
     return None
 
 
-@stage("test_explode", "1", prepare=_noop_prepare, apply=_noop_apply)
 def _explode(inputs):
     raise RuntimeError("boom: the decoder fell over")
 
 
-@stage("test_flaky", "1", prepare=_noop_prepare, apply=_noop_apply)
 def _flaky(inputs):
     if not _FLAKY_MARK.exists():
         _FLAKY_MARK.write_text("failed once")
         raise OSError("transient: disk busy")
     return {"ok": "yes"}
+
+
+@pytest.fixture
+def test_stages(scratch_registries):
+    stage("test_explode", "1", prepare=_noop_prepare, apply=_noop_apply)(_explode)
+    stage("test_flaky", "1", prepare=_noop_prepare, apply=_noop_apply)(_flaky)
 
 
 def _runner(db, settings, **cfg):

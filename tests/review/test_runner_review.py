@@ -6,6 +6,7 @@ import os
 import threading
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from egocrowd import clips
@@ -28,13 +29,17 @@ def _apply(session, clip, result):
     return None
 
 
-@stage("review_slow", "1", prepare=_prepare, apply=_apply)
 def _slow(inputs):
     time.sleep(LEASE_S * 3)  # alive and working, just slower than one lease (QC may take 900 s > 600 s)
     return {"ok": "yes"}
 
 
-def test_a_live_worker_keeps_its_lease_while_a_stage_outlasts_it(client, db, settings, tmp_path):
+@pytest.fixture
+def slow_stage(scratch_registries):
+    stage("review_slow", "1", prepare=_prepare, apply=_apply)(_slow)
+
+
+def test_a_live_worker_keeps_its_lease_while_a_stage_outlasts_it(client, db, settings, tmp_path, slow_stage):
     """Leases were never renewed: a stage running longer than ``lease_s`` (QC's own bound is 900 s,
     the default lease 600 s; or jobs queued behind others of the same batch on the inline executor)
     was taken over by another worker while the first was still computing: the work ran twice, the

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from egocrowd import audit
 from egocrowd.accounts.validation import clean_country, clean_display_name, clean_email, clean_password
-from egocrowd.db.models import ApiToken, Organization, Role, User, utcnow
+from egocrowd.clock import utcnow
+from egocrowd.db.models import ApiToken, Organization, Role, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters

@@ -11,7 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd.db.models import AuditEvent, User, utcnow
+from egocrowd.clock import utcnow
+from egocrowd.db.models import AuditEvent, User
 
 
 def record(session: Session, actor: User | None, action: str, entity: Any, payload: dict | None = None,

@@ -14,7 +14,9 @@ from typing import Any
 
 import click
 
+from egocrowd.cli_types import RegistryChoice
 from egocrowd.errors import EgocrowdError
+
 
 def _config_options(f: Any) -> Any:
     for opt in reversed([
@@ -25,7 +27,8 @@ def _config_options(f: Any) -> Any:
                      help="Seconds within which a recovery after a misinterpretation counts as prompt."),
         click.option("--time-bins", default=12, show_default=True, type=click.IntRange(min=1), help="Bins for success against time into a session."),
         click.option("--min-group", default=5, show_default=True, type=click.IntRange(min=0), help="Outcomes a person/environment needs to count for worst group and gap."),
-        click.option("--metric", "metrics", multiple=True, help="Only these metrics (repeatable). Default: all registered."),
+        click.option("--metric", "metrics", multiple=True, type=RegistryChoice("egocrowd.bench.metrics:METRICS"),
+                     help="Only these metrics (repeatable). Default: all registered."),
         click.option("--lenient", is_flag=True, help="Skip lines of unknown event types instead of failing."),
         click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
                      help="Worker processes reading log files in parallel (helps with many files)."),
@@ -280,7 +283,7 @@ def metrics_cmd() -> None:
     """List the registered metrics with their versions."""
     from egocrowd.bench.metrics import METRICS
 
-    for spec in METRICS.values():
+    for spec in METRICS.entries():
         click.echo(f"{spec.name:24} v{spec.version}  {spec.description}")
 
 

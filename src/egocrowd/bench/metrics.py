@@ -8,7 +8,7 @@ Register your own with::
     def my_metric(corpus, config): ...
 
 Third-party packages may register through the ``egocrowd.plugins`` entry-point group by importing a
-module that uses the decorator. Exact definitions: ``docs/bench.md``.
+module that uses the decorator (see :mod:`egocrowd.registry`). Exact definitions: ``docs/bench.md``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 from egocrowd.bench import stats as st
 from egocrowd.bench.digest import Corpus
 from egocrowd.errors import InvalidInput
+from egocrowd.registry import Registry
 
 Result = dict[str, Any] | None
 
@@ -50,27 +51,13 @@ class ScoreConfig:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class MetricSpec:
-    name: str
-    version: str
-    fn: Callable[[Corpus, ScoreConfig], Result]
-    description: str
+MetricFn = Callable[[Corpus, ScoreConfig], Result]
+METRICS: Registry[MetricFn] = Registry("bench.metric")
 
 
-METRICS: dict[str, MetricSpec] = {}
-
-
-def metric(name: str, *, version: str, description: str = "") -> Callable[[Callable[[Corpus, ScoreConfig], Result]], Callable[[Corpus, ScoreConfig], Result]]:
+def metric(name: str, *, version: str, description: str = "") -> Callable[[MetricFn], MetricFn]:
     """Register a metric under ``name``; bump ``version`` whenever its numbers could change."""
-
-    def deco(fn: Callable[[Corpus, ScoreConfig], Result]) -> Callable[[Corpus, ScoreConfig], Result]:
-        if name in METRICS and METRICS[name].fn is not fn:
-            raise InvalidInput(f"metric {name!r} is already registered", code="bench.duplicate_metric")
-        METRICS[name] = MetricSpec(name, version, fn, description or (fn.__doc__ or "").strip().split("\n")[0])
-        return fn
-
-    return deco
+    return METRICS.register(name, version=version, description=description)
 
 
 def metric_seed(config: ScoreConfig, name: str) -> int:
@@ -81,11 +68,9 @@ def metric_seed(config: ScoreConfig, name: str) -> int:
 def compute_metrics(corpus: Corpus, config: ScoreConfig, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Run the named (default: all) metrics on one corpus; inapplicable ones are left out."""
     out: dict[str, dict[str, Any]] = {}
-    for name in names or list(METRICS):
+    for name in names or METRICS.names():
         spec = METRICS.get(name)
-        if spec is None:
-            raise InvalidInput(f"unknown metric {name!r}; known: {', '.join(METRICS)}", code="bench.unknown_metric")
-        res = spec.fn(corpus, config)
+        res = spec.obj(corpus, config)
         if res is not None:
             out[name] = {"version": spec.version, **res}
     return out

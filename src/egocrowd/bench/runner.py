@@ -32,9 +32,10 @@ import click
 import numpy as np
 
 from egocrowd.bench import schema as S
-from egocrowd.bench.policies import make_policy
+from egocrowd.bench.policies.base import is_remote, make_policy
 from egocrowd.bench.protocols import Protocol, list_protocols, load_protocol
 from egocrowd.bench.sim.env import ENV_VERSION, HouseholdEnv
+from egocrowd.cli_types import RegistryChoice
 from egocrowd.errors import Conflict, EgocrowdError, InvalidInput
 
 RUN_FORMAT_VERSION = 1
@@ -253,7 +254,8 @@ def _print_summary(summary: dict[str, Any], policy: str) -> None:
 
 @click.command("run")
 @click.argument("protocol")
-@click.option("--policy", "-p", required=True, help="A registered policy (random, canned, oracle, ...) or an http(s):// / ws(s):// URL.")
+@click.option("--policy", "-p", required=True, type=RegistryChoice("egocrowd.bench.policies:POLICIES", also=is_remote),
+              help="A registered policy (random, canned, oracle, ...) or an http(s):// / ws(s):// URL.")
 @click.option("--episodes", "-n", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", "-s", default=0, show_default=True, type=int)
 @click.option("--out", "-o", type=click.Path(file_okay=False), default=None,

@@ -7,7 +7,6 @@ and its own ``format_version`` so a report can be re-rendered or compared later.
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import os
 from collections import defaultdict
@@ -21,6 +20,7 @@ from egocrowd.bench.digest import SessionDigest, build_corpus, digest_log
 from egocrowd.bench.metrics import METRICS, ScoreConfig, compute_metrics
 from egocrowd.bench.ranking import Battle, rank_battles
 from egocrowd.bench.sequential import sequential_test
+from egocrowd.clock import utcnow
 from egocrowd.errors import InvalidInput
 
 SCORES_FORMAT = "egocrowd.bench.scores"
@@ -145,19 +145,16 @@ def score_digests(
     """Score every policy found, compare them pairwise and rank them (see module docstring)."""
     if not digests and not battles:
         raise InvalidInput("nothing to score: no sessions and no battles", code="bench.empty")
-    from egocrowd.plugins import load_plugins
-
-    load_plugins()  # third-party metrics register on import
     groups = by_policy(digests)
-    names = metrics or list(METRICS)
+    names = metrics or METRICS.names()
     doc: dict[str, Any] = {
         "format": SCORES_FORMAT,
         "format_version": SCORES_FORMAT_VERSION,
         "egocrowd_version": _version(),
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": utcnow().isoformat(timespec="seconds"),
         "inputs": list(inputs),
         "config": config.to_dict(),
-        "metrics": {n: METRICS[n].version for n in names if n in METRICS},
+        "metrics": {n: METRICS.get(n).version for n in names if n in METRICS},
         "policies": {pol: compute_metrics(build_corpus(ds), config, names) for pol, ds in groups.items()},
         "comparisons": [],
         "ranking": None,

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from egocrowd import audit, consent
 from egocrowd.accounts import policy
 from egocrowd.campaigns.service import get_campaign
-from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, User, utcnow
+from egocrowd.clock import utcnow
+from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, User
 from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
 
 A = AssignmentStatus

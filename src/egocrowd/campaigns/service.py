@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session
 from egocrowd import audit, consent
 from egocrowd.accounts import policy
 from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
-from egocrowd.db.models import Campaign, CampaignStatus, User, utcnow
+from egocrowd.clock import utcnow
+from egocrowd.db.models import Campaign, CampaignStatus, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound
 
 S = CampaignStatus

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from egocrowd import audit
+from egocrowd.clock import utcnow
 from egocrowd.db import Database
 from egocrowd.db.models import (
     Assignment,
@@ -31,7 +32,6 @@ from egocrowd.db.models import (
     Clip,
     ClipStatus,
     User,
-    utcnow,
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
 from egocrowd.pipeline.runner import enqueue

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from egocrowd import audit
 from egocrowd.accounts import policy
+from egocrowd.clock import utcnow
 from egocrowd.db.models import (
     Assignment,
     AssignmentStatus,
@@ -18,7 +19,6 @@ from egocrowd.db.models import (
     ConsentDocument,
     ConsentRecord,
     User,
-    utcnow,
 )
 from egocrowd.errors import Conflict, InvalidInput, NotFound
 

@@ -11,9 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from egocrowd.clock import utcnow
 
 
 class UTCDateTime(sa.types.TypeDecorator):

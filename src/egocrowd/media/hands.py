@@ -4,8 +4,9 @@ The model (``palm_detection_lite.tflite``, Apache-2.0) ships inside the ``mediap
 wheel, the last release that still bundles the legacy hand models. That wheel pins ``numpy<2`` and
 pulls the GUI ``opencv-contrib-python``, so it is installed with ``--no-deps`` and never imported:
 we only read the model file from its package folder (``importlib.util.find_spec``) and run it with
-``cv2.dnn.readNetFromTFLite``. Nothing is downloaded at run time. ``EGOCROWD_PALM_MODEL`` may point
-at another copy of the same file.
+``cv2.dnn.readNetFromTFLite``. Nothing is downloaded at run time. The setting ``palm_model``
+(``EGOCROWD_PALM_MODEL``) may point at another copy of the same file; it is passed in as an argument,
+since this runs in a child process that has no ``Settings``.
 
 What it misses (see docs/qc.md): it detects *palms*; fists and the back of a hand seen from above
 score lower; gloved hands, hands smaller than ~1/12 of the frame's long side, hands cut by the
@@ -17,23 +18,20 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 import threading
 from pathlib import Path
 
 import numpy as np
 
-MODEL_ENV = "EGOCROWD_PALM_MODEL"
 MODEL_RELPATH = ("modules", "palm_detection", "palm_detection_lite.tflite")
 INPUT_SIZE = 192
 DETECTOR_NAME = "blazepalm-lite-0.10.21"
 
 
-def model_path() -> Path | None:
-    """Where the palm model is, or None when it is not installed."""
-    env = os.environ.get(MODEL_ENV)
-    if env:
-        return Path(env) if Path(env).is_file() else None
+def model_path(explicit: str | Path | None = None) -> Path | None:
+    """Where the palm model is (``explicit``, else the packaged one), or None when it is missing."""
+    if explicit:
+        return Path(explicit) if Path(explicit).is_file() else None
     try:
         spec = importlib.util.find_spec("mediapipe")  # finds the folder without importing it
     except (ImportError, ValueError):
@@ -95,7 +93,7 @@ def _cached(path: str) -> PalmDetector:
     return PalmDetector(Path(path))
 
 
-def get_palm_detector() -> PalmDetector | None:
+def get_palm_detector(model: str | Path | None = None) -> PalmDetector | None:
     """The process-wide detector, or None when the model is not installed."""
-    path = model_path()
+    path = model_path(model)
     return _cached(str(path)) if path else None

@@ -1,4 +1,5 @@
-"""Executors: where stage jobs run. One door, chosen by name (``get_executor("inline"|"process")``).
+"""Executors: where stage jobs run. One door, chosen by name (``get_executor("inline"|"process")``)
+from the registry :data:`EXECUTORS`.
 
 The contract is the smallest one a cluster can also honour: submit a picklable top-level callable
 with picklable arguments, get a ``concurrent.futures.Future`` back whose result or exception is the
@@ -20,33 +21,31 @@ import traceback
 from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar, Iterable, Sequence
 
+from egocrowd.registry import Registry
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
 
-_EXECUTORS: dict[str, type["Executor"]] = {}
+EXECUTORS: Registry[type["Executor"]] = Registry("pipeline.executor")
 
 
-def register_executor(name: str) -> Callable[[type["Executor"]], type["Executor"]]:
+def register_executor(name: str, *, version: str = "1", description: str = "") \
+        -> Callable[[type["Executor"]], type["Executor"]]:
     def decorator(cls: type["Executor"]) -> type["Executor"]:
+        EXECUTORS.add(name, cls, version=version, description=description)
         cls.name = name
-        _EXECUTORS[name] = cls
         return cls
 
     return decorator
 
 
 def get_executor(name: str = "inline", **options: Any) -> "Executor":
-    """A new executor by name (``inline``, ``process``); ``options`` go to its constructor."""
-    try:
-        cls = _EXECUTORS[name]
-    except KeyError:
-        raise ValueError(f"unknown executor {name!r}; known: {', '.join(sorted(_EXECUTORS))}") \
-            from None
-    return cls(**options)
+    """A new executor by name (``inline``, ``process``); ``options`` go to its constructor. An
+    unknown name raises ``InvalidInput`` ``pipeline.unknown_executor``."""
+    return EXECUTORS.get(name).obj(**options)
 
 
 def executor_names() -> list[str]:
-    return sorted(_EXECUTORS)
+    return EXECUTORS.names()
 
 
 class Executor(ABC):
@@ -189,5 +188,5 @@ def rebuild_error(state: dict[str, Any]) -> BaseException:
     return state["exc"]
 
 
-__all__ = ["Executor", "InlineExecutor", "ProcessExecutor", "get_executor", "register_executor",
+__all__ = ["EXECUTORS", "Executor", "InlineExecutor", "ProcessExecutor", "get_executor", "register_executor",
            "executor_names", "ProgressCallback", "capture_error", "rebuild_error"]

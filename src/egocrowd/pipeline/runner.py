@@ -25,10 +25,11 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from egocrowd import audit
+from egocrowd.clock import utcnow
 from egocrowd.db import Database
-from egocrowd.db.models import Clip, ClipStatus, Job, JobStatus, utcnow
-from egocrowd.pipeline.stages import FIRST_STAGE, STAGES
-from egocrowd.plugins import load_plugins
+from egocrowd.db.models import Clip, ClipStatus, Job, JobStatus
+from egocrowd.pipeline.stages import FIRST_STAGE, STAGES, StageContext
+from egocrowd.settings import Settings
 
 log = logging.getLogger("egocrowd.pipeline")
 
@@ -46,11 +47,9 @@ class RunnerConfig:
     max_hold_s: float = 6 * 3600.0
 
     @classmethod
-    def from_env(cls) -> "RunnerConfig":
-        env = os.environ
-        return cls(lease_s=float(env.get("EGOCROWD_STAGE_LEASE_S", cls.lease_s)),
-                   max_attempts=int(env.get("EGOCROWD_STAGE_MAX_ATTEMPTS", cls.max_attempts)),
-                   backoff_base_s=float(env.get("EGOCROWD_STAGE_BACKOFF_S", cls.backoff_base_s)))
+    def from_settings(cls, settings: Settings) -> "RunnerConfig":
+        return cls(lease_s=settings.stage_lease_s, max_attempts=settings.stage_max_attempts,
+                   backoff_base_s=settings.stage_backoff_s)
 
 
 def enqueue(session, clip: Clip, stage: str = FIRST_STAGE, *, now: datetime | None = None) -> Job:
@@ -68,9 +67,10 @@ def enqueue(session, clip: Clip, stage: str = FIRST_STAGE, *, now: datetime | No
 
 class Runner:
     def __init__(self, db: Database, blobs, executor, config: RunnerConfig | None = None,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, *, settings: Settings | None = None) -> None:
         self.db, self.blobs, self.executor = db, blobs, executor
         self.config = config or RunnerConfig()
+        self.stage_context = StageContext(blobs, settings or Settings())
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     # -- leasing ------------------------------------------------------------------------------------
@@ -108,16 +108,16 @@ class Runner:
     def _prepare(self, job_id: int, clip_id: int, stage_name: str) -> dict:
         with self.db.transaction() as s:
             clip = s.get(Clip, clip_id)
-            return STAGES[stage_name].prepare(s, clip, self.blobs)
+            return STAGES.get(stage_name).obj.prepare(s, clip, self.stage_context)
 
     def _apply(self, job_id: int, clip_id: int, stage_name: str, result: dict) -> None:
-        stage = STAGES[stage_name]
+        stage = STAGES.get(stage_name)
         with self.db.transaction() as s:
             job = self._still_ours(s, job_id)
             if job is None:
                 return
             clip = s.get(Clip, clip_id)
-            nxt = stage.apply(s, clip, result)
+            nxt = stage.obj.apply(s, clip, result)
             job.status, job.finished_at, job.stage_version = JobStatus.done, utcnow(), stage.version
             job.lease_owner = job.lease_expires_at = None
             job.last_error = None
@@ -175,7 +175,6 @@ class Runner:
     # -- loop ---------------------------------------------------------------------------------------
     def run_once(self) -> int:
         """Lease a batch, run it, record results. Returns how many jobs were leased."""
-        load_plugins()  # third-party stages register on import
         taken = self._lease(self.config.batch)
         if not taken:
             return 0
@@ -203,7 +202,8 @@ class Runner:
                 done(job_id)
                 self._failed(job_id, traceback.format_exc())
                 continue
-            futures.append((job_id, clip_id, stage_name, self.executor.submit(STAGES[stage_name].compute, inputs)))
+            compute = STAGES.get(stage_name).obj.compute
+            futures.append((job_id, clip_id, stage_name, self.executor.submit(compute, inputs)))
         for job_id, clip_id, stage_name, fut in futures:
             try:
                 result = fut.result()

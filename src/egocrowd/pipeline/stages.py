@@ -1,8 +1,9 @@
 """The clip stage machine: probe → qc → (later: de-identify, annotate, …).
 
 A stage is three functions, so that the heavy part can run anywhere:
-- ``prepare(session, clip, blobs) -> dict``: gathers its inputs from the database (thresholds, the
-  fingerprints of earlier clips, the blob path);
+- ``prepare(session, clip, ctx) -> dict``: gathers its inputs from the database (thresholds, the
+  fingerprints of earlier clips, the blob path) and from ``ctx`` (:class:`StageContext`: the blob
+  store and the settings; ``compute`` gets what it needs of them as plain values);
 - ``compute(inputs) -> dict``: pure and picklable (a module-level function), run by an executor
   (inline, a process pool, later a cluster). It must not touch the database;
 - ``apply(session, clip, result) -> next stage name | None``: writes the result and the clip's new
@@ -10,41 +11,54 @@ A stage is three functions, so that the heavy part can run anywhere:
 A file we cannot accept (``MediaError``) is a *result* (the clip is rejected with its reason code),
 not a failure: only unexpected exceptions are retried.
 
-Stages register with :func:`stage`; the stage's version is stored on its job.
+Stages register in :data:`STAGES` with :func:`stage`; the stage's version is stored on its job.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from egocrowd import audit
-from egocrowd.db.models import Assignment, AssignmentStatus, Clip, ClipStatus, utcnow
+from egocrowd.clock import utcnow
+from egocrowd.db.models import Assignment, AssignmentStatus, Clip, ClipStatus
 from egocrowd.errors import MediaError
+from egocrowd.registry import Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from egocrowd.blobs import BlobStore
+    from egocrowd.settings import Settings
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What ``prepare`` may use besides the database."""
+
+    blobs: "BlobStore"
+    settings: "Settings"
 
 
 @dataclass(frozen=True)
 class Stage:
-    name: str
-    version: str
-    prepare: Callable[[Session, Clip, Any], dict]
+    prepare: Callable[[Session, Clip, StageContext], dict]
     compute: Callable[[dict], dict]
     apply: Callable[[Session, Clip, dict], str | None]
 
 
-STAGES: dict[str, Stage] = {}
+STAGES: Registry[Stage] = Registry("pipeline.stage")
 FIRST_STAGE = "probe"
 
 
-def stage(name: str, version: str, *, prepare, apply):
+def stage(name: str, version: str, *, prepare, apply, description: str = ""):
     """Register the decorated ``compute`` function as stage ``name``."""
 
     def deco(compute):
-        STAGES[name] = Stage(name, version, prepare, compute, apply)
+        STAGES.add(name, Stage(prepare, compute, apply), version=version,
+                   description=description or (compute.__doc__ or "").strip().split("\n")[0])
         return compute
 
     return deco
@@ -83,8 +97,8 @@ QC_TIMEOUT_S = 900.0
 
 
 # --- probe ----------------------------------------------------------------------------------------
-def _prepare_probe(session: Session, clip: Clip, blobs) -> dict:
-    return {"path": str(blobs.path(clip.sha256))}
+def _prepare_probe(session: Session, clip: Clip, ctx: StageContext) -> dict:
+    return {"path": str(ctx.blobs.path(clip.sha256))}
 
 
 def _apply_probe(session: Session, clip: Clip, result: dict) -> str | None:
@@ -130,14 +144,16 @@ def qc_thresholds_for(requirements: dict) -> dict:
     return th
 
 
-def _prepare_qc(session: Session, clip: Clip, blobs) -> dict:
+def _prepare_qc(session: Session, clip: Clip, ctx: StageContext) -> dict:
     known = session.execute(
         sa.select(Clip.id, Clip.fingerprint)
         .where(Clip.campaign_id == clip.campaign_id, Clip.id != clip.id, Clip.fingerprint.is_not(None))
         .order_by(Clip.id.desc()).limit(DUPLICATE_WINDOW)).all()
-    return {"path": str(blobs.path(clip.sha256)), "probe": clip.probe,
+    palm_model = ctx.settings.palm_model
+    return {"path": str(ctx.blobs.path(clip.sha256)), "probe": clip.probe,
             "thresholds": qc_thresholds_for(clip.campaign.requirements),
-            "known": [(cid, fp) for cid, fp in known]}
+            "known": [(cid, fp) for cid, fp in known],
+            "palm_model": str(palm_model) if palm_model else None}
 
 
 def _apply_qc(session: Session, clip: Clip, result: dict) -> str | None:
@@ -166,7 +182,7 @@ def compute_qc(inputs: dict) -> dict:
     probe_result = ProbeResult.from_dict(inputs["probe"]) if inputs.get("probe") else None
     try:
         report = call_bounded(run_qc, inputs["path"], inputs["thresholds"], known, probe_result=probe_result,
-                              timeout_s=QC_TIMEOUT_S)
+                              palm_model=inputs.get("palm_model"), timeout_s=QC_TIMEOUT_S)
     except MediaError as exc:
         return _media_rejection(exc)
     return {"report": report.to_dict()}

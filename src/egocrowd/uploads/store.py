@@ -29,10 +29,11 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from egocrowd.clock import utcnow
 from egocrowd.errors import Conflict
 from egocrowd.blobs import fsync_dir as _fsync_dir
 
@@ -41,10 +42,6 @@ __all__ = ["UploadInfo", "UploadStore", "FORMAT_VERSION"]
 FORMAT_VERSION = 1
 log = logging.getLogger(__name__)
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _iso(dt: datetime | None) -> str | None:

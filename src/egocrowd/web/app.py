@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -29,10 +28,9 @@ ROUTERS = [api.router, clip_api.router, accounts.router, campaigns.router, conse
            clip_pages.router]
 
 
-def vendor_dir() -> Path:
+def vendor_dir(settings: Settings) -> Path:
     """Front-end libraries installed by npm from package.json (never committed)."""
-    explicit = os.environ.get("EGOCROWD_VENDOR_DIR")
-    return Path(explicit) if explicit else HERE.parents[2] / "node_modules"
+    return settings.vendor_dir or HERE.parents[2] / "node_modules"
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
@@ -82,7 +80,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         app.include_router(router)
     clips.install(app, upload_store, hooks)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    vendor = vendor_dir()
+    vendor = vendor_dir(settings)
     if vendor.is_dir():
         app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")
     else:

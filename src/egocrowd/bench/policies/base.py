@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from egocrowd.bench.sim.actions import Action
-from egocrowd.bench.sim.registry import Registry, load_plugins
+from egocrowd.registry import Registry
 
 Observation = dict[str, Any]
 
@@ -43,11 +43,23 @@ class Policy:
         """Release connections or processes (remote policies)."""
 
 
-POLICIES: Registry[type[Policy]] = Registry("policy")
+POLICIES: Registry[type[Policy]] = Registry("bench.policy", builtins="egocrowd.bench.policies.baselines")
 
 
 def register_policy(name: str, *, version: str, description: str = "") -> Any:
-    return POLICIES.register(name, version=version, description=description)
+    """Register a policy class; its instances report ``name`` and ``version`` in every log."""
+
+    def deco(cls: type[Policy]) -> type[Policy]:
+        POLICIES.add(name, cls, version=str(version), description=description)
+        cls.registry_name, cls.registry_version = name, str(version)
+        return cls
+
+    return deco
+
+
+def is_remote(spec: str) -> bool:
+    """A policy served by another process, reached by URL."""
+    return spec.startswith(("http://", "https://", "ws://", "wss://"))
 
 
 def make_policy(spec: str, **kwargs: Any) -> Policy:
@@ -60,6 +72,4 @@ def make_policy(spec: str, **kwargs: Any) -> Policy:
         from egocrowd.bench.policies.remote import WebSocketPolicy
 
         return WebSocketPolicy(spec, **kwargs)
-    if spec not in POLICIES:
-        load_plugins()  # third-party policies register on import via the egocrowd.plugins entry points
-    return POLICIES.get(spec).factory(**kwargs)
+    return POLICIES.get(spec).obj(**kwargs)

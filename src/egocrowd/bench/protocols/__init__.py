@@ -252,7 +252,7 @@ def _from_plain(d: dict[str, Any], source: str | None) -> Protocol:
     weights = d.get("chore_weights") or dict(DEFAULT_CHORE_WEIGHTS)
     for k, v in weights.items():
         if k not in CHORES:
-            raise _bad(f"chores.kinds: unknown chore {k!r} (known: {', '.join(CHORES.names())})")
+            raise _bad(f"chores.kinds: unknown chore {k!r} (known: {', '.join(sorted(CHORES.names()))})")
         if not isinstance(v, int | float) or v < 0:
             raise _bad(f"chores.kinds.{k}: weight must be a number >= 0")
     d["chore_weights"] = {k: float(v) for k, v in weights.items()}

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from egocrowd.bench.sim.registry import Registry
 from egocrowd.bench.sim.world import ROBOT, Predicate, World
+from egocrowd.registry import Registry
 
 Args = dict[str, Any]
 
@@ -44,7 +44,7 @@ class ChoreTemplate:
     unsafe: Callable[[World, Args], bool] = lambda w, a: False
 
 
-CHORES: Registry[ChoreTemplate] = Registry("chore")
+CHORES: Registry[ChoreTemplate] = Registry("bench.chore")
 
 
 def chore(name: str, *, version: str = "1") -> Callable[[Callable[[], ChoreTemplate]], Callable[[], ChoreTemplate]]:
@@ -52,14 +52,14 @@ def chore(name: str, *, version: str = "1") -> Callable[[Callable[[], ChoreTempl
 
     def deco(fn: Callable[[], ChoreTemplate]) -> Callable[[], ChoreTemplate]:
         tpl = fn()
-        CHORES.register(name, version=version)(tpl)  # type: ignore[arg-type]
+        CHORES.add(name, tpl, version=version)
         return fn
 
     return deco
 
 
 def goal_of(name: str, args: Args) -> list[Predicate]:
-    return CHORES.get(name).factory.goal(args)
+    return CHORES.get(name).obj.goal(args)
 
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -27,13 +27,13 @@ from egocrowd.bench import schema as S
 from egocrowd.bench.protocols import Protocol, load_protocol
 from egocrowd.bench.sim.actions import Action, parse_action
 from egocrowd.bench.sim.chores import CHORES
-from egocrowd.bench.sim.registry import Registry
 from egocrowd.bench.sim.script import DriftEvent, Script, TaskSpec, Utterance, apply_drift, generate_script
 from egocrowd.bench.sim.world import Obj, World
 from egocrowd.errors import InvalidInput
+from egocrowd.registry import Registry
 
 ENV_VERSION = "1.0"
-ENVIRONMENTS: Registry[Any] = Registry("environment")
+ENVIRONMENTS: Registry[Any] = Registry("bench.environment")
 
 # drift kinds of the protocol -> env_change kinds of the log schema
 _ENV_CHANGE_KIND = {"object_moved": "object_moved", "new_object": "other", "groceries": "other", "rearrange": "layout",
@@ -201,7 +201,7 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
             seed=self.seed_value, protocol=p.name, protocol_version=p.version,
             meta={"env": "household", "env_version": ENV_VERSION, "seconds_per_step": p.seconds_per_step,
                   "steps": p.steps, "protocol_sha256": p.digest(),
-                  "chores": {e.name: e.version for e in CHORES.entries()}, **(meta or {})},
+                  "chores": {n: CHORES.get(n).version for n in sorted(CHORES.names())}, **(meta or {})},
         )
 
     # ------------------------------------------------------------------ internals
@@ -267,7 +267,7 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
             "from": u.person, "role": person.role, "priority": person.priority, "kind": kind,
             "text": text if text is not None else u.text, "urgent": u.urgent,
             "confidence": u.confidence if heard else 1.0,
-            "parse": {"chore": chore, "args": args, "goal": [list(p) for p in CHORES.get(chore).factory.goal(args)]},
+            "parse": {"chore": chore, "args": args, "goal": [list(p) for p in CHORES.get(chore).obj.goal(args)]},
             "re": re or [],
         }
 
@@ -320,7 +320,7 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
                                          "text": "Nothing, thanks.", "urgent": False, "confidence": 1.0,
                                          "parse": None, "re": []})
                     else:
-                        core = CHORES.get(u.chore).factory.phrase(w, u.args, who)
+                        core = CHORES.get(u.chore).obj.phrase(w, u.args, who)
                         messages.append(self._message(u, "answer", heard=False, text=f"I meant: {core}.", re=re))
                 elif tag == "correction":
                     live = a[2]
@@ -328,7 +328,7 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
                         continue
                     live.corrected = True
                     u0: Utterance = live.spec.utterances[0]
-                    core = CHORES.get(u0.chore).factory.phrase(w, u0.args, u0.person)
+                    core = CHORES.get(u0.chore).obj.phrase(w, u0.args, u0.person)
                     text = f"No, that's not what I said. I said: {core}."
                     messages.append(self._message(u0, "correction", heard=False, text=text, re=[u0.id]))
                     person = w.people[u0.person]
@@ -528,7 +528,7 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
 
 def make_env(name: str = "household", **kwargs: Any) -> Any:
     """Instantiate a registered environment by name."""
-    return ENVIRONMENTS.get(name).factory(**kwargs)
+    return ENVIRONMENTS.get(name).obj(**kwargs)
 
 
 try:  # also reachable through gymnasium.make("egocrowd/Household-v1", protocol=...)

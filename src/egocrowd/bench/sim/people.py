@@ -19,7 +19,7 @@ _GARBLE = ("[inaudible]", "[unclear]", "mm-", "[noise]")
 def render(world: World, chore: str, args: Args, style: str, speaker: str | None, *, urgent: bool = False,
            rng: random.Random | None = None) -> str:
     """The words a person with ``style`` uses to ask for ``chore(args)``."""
-    tpl = CHORES.get(chore).factory
+    tpl = CHORES.get(chore).obj
     core = tpl.phrase(world, args, speaker)
     if style == "terse":
         text = tpl.short(world, args, speaker)

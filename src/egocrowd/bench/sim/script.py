@@ -166,7 +166,7 @@ class _Gen:
         return SampleContext({o for o, until in self.busy.items() if until >= step}, set(self.drifted), speaker)
 
     def reserve(self, chore: str, args: dict[str, Any], until: int) -> None:
-        for o in CHORES.get(chore).factory.objects(args):
+        for o in CHORES.get(chore).obj.objects(args):
             self.busy[o] = max(self.busy.get(o, -1), until)
 
     def present(self) -> list[PersonState]:
@@ -181,7 +181,7 @@ class _Gen:
         names = sorted(weights)
         for _ in range(12):
             name = self.rng.choices(names, weights=[weights[n] for n in names], k=1)[0]
-            args = CHORES.get(name).factory.sample(self.world, self.rng, ctx)
+            args = CHORES.get(name).obj.sample(self.world, self.rng, ctx)
             if args is not None:
                 return name, args
         return None
@@ -199,7 +199,7 @@ class _Gen:
 
     def touched(self, chore: str, args: dict[str, Any]) -> bool:
         """Does drift (moved/new objects, a dark room) stand between the robot and this chore?"""
-        tpl = CHORES.get(chore).factory
+        tpl = CHORES.get(chore).obj
         objs = tpl.objects(args)
         if any(o in self.drifted for o in objs):
             return True
@@ -219,7 +219,7 @@ class _Gen:
     def add_task(self, step: int, chore: str, args: dict[str, Any], person: str, utts: list[Utterance], feature: str,
                  **kw: Any) -> TaskSpec:
         deadline = min(step + self.p.budget_steps, self.p.steps)
-        tpl = CHORES.get(chore).factory
+        tpl = CHORES.get(chore).obj
         t = TaskSpec(len(self.tasks), "", 0, step, deadline, chore, args, tpl.goal(args), person, utts, feature,
                      drift_affected=self.touched(chore, args), **kw)
         self.reserve(chore, args, deadline)
@@ -254,7 +254,7 @@ class _Gen:
                 return
             chore, args = got
         elif args is None:
-            args = CHORES.get(chore).factory.sample(self.world, self.rng, self.ctx(step, speaker))
+            args = CHORES.get(chore).obj.sample(self.world, self.rng, self.ctx(step, speaker))
             if args is None:
                 return
         u = self.utter(step, speaker, chore, args, kind="interrupt" if urgent else "task", urgent=urgent)
@@ -266,12 +266,12 @@ class _Gen:
         if not people:
             return False
         speaker = person or self.rng.choice(people).id
-        perturbable = tuple(n for n in self.p.chore_weights if CHORES.get(n).factory.perturb is not None)
+        perturbable = tuple(n for n in self.p.chore_weights if CHORES.get(n).obj.perturb is not None)
         got = (chore, args) if chore and args else self.sample_chore(step, speaker, perturbable if chore is None else (chore,))
         if got is None:
             return False
         chore, args = got
-        tpl = CHORES.get(chore).factory
+        tpl = CHORES.get(chore).obj
         if tpl.perturb is None:
             return False
         wrong = tpl.perturb(self.world, args, self.rng, self.ctx(step, speaker))
@@ -347,8 +347,8 @@ class _Gen:
                 (c1, a1), (c2, a2) = (c2, a2), (c1, a1)
         u1 = self.utter(step, a.id, c1, a1, kind="conflict")
         u2 = self.utter(step + gap, b.id, c2, a2, kind="conflict")
-        g1, g2 = CHORES.get(c1).factory.goal(a1), CHORES.get(c2).factory.goal(a2)
-        unsafe = {u1.id: CHORES.get(c1).factory.unsafe(w, a1), u2.id: CHORES.get(c2).factory.unsafe(w, a2)}
+        g1, g2 = CHORES.get(c1).obj.goal(a1), CHORES.get(c2).obj.goal(a2)
+        unsafe = {u1.id: CHORES.get(c1).obj.unsafe(w, a1), u2.id: CHORES.get(c2).obj.unsafe(w, a2)}
         winner, rule, expected = self.resolve(u1, u2, unsafe)
         win = u1 if winner == u1.id else u2
         self.n_conf += 1

@@ -7,23 +7,21 @@ A check reads ``ctx.stats`` (``ClipStats``: numbers, never files or database row
 ``ctx.thresholds``, and returns a ``Verdict``; the registry stamps it with the check's name and
 version into a ``CheckResult``. Bump ``version`` whenever a change could flip a verdict: the version
 is stored with every result so old reports stay explainable. Third-party checks register the same
-way from a module named in the ``egocrowd.plugins`` entry-point group.
+way from a module named in the ``egocrowd.plugins`` entry-point group (see :mod:`egocrowd.registry`).
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass, field
-from egocrowd.plugins import load_plugins
 from typing import TYPE_CHECKING, Any, Callable, Literal
+
+from egocrowd.registry import Entry, Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from egocrowd.media.analysis import ClipStats
     from egocrowd.media.fingerprint import Fingerprint
     from egocrowd.media.probe import ProbeResult
     from egocrowd.media.qc.thresholds import QCThresholds
-
-log = logging.getLogger(__name__)
 
 Status = Literal["pass", "warn", "fail"]
 STATUSES = ("pass", "warn", "fail")
@@ -68,50 +66,30 @@ class CheckContext:
     known_fingerprints: Any = ()
 
 
-@dataclass(frozen=True)
-class CheckSpec:
-    name: str
-    version: int
-    title: str
-    fn: Callable[[CheckContext], Verdict]
-
-    def run(self, ctx: CheckContext) -> CheckResult:
-        v = self.fn(ctx)
-        if v.status not in STATUSES:
-            raise ValueError(f"check {self.name} returned status {v.status!r}")
-        return CheckResult(name=self.name, version=self.version, title=self.title,
-                           status=v.status, value=v.value, threshold=v.threshold,
-                           message=v.message, advice=v.advice if v.status != "pass" else "",
-                           unit=v.unit, details=v.details)
+CheckFn = Callable[[CheckContext], Verdict]
+#: Every QC check; an entry's description is the check's title.
+CHECKS: Registry[CheckFn] = Registry("qc.check", builtins="egocrowd.media.qc.checks")
 
 
-_REGISTRY: dict[str, CheckSpec] = {}
-
-
-def qc_check(name: str, *, version: int, title: str = "") -> Callable[[Callable[[CheckContext], Verdict]], Callable[[CheckContext], Verdict]]:
+def qc_check(name: str, *, version: int, title: str = "") -> Callable[[CheckFn], CheckFn]:
     """Register a QC check. Names are stable identifiers (stored in reports and campaign configs)."""
-
-    def decorator(fn: Callable[[CheckContext], Verdict]) -> Callable[[CheckContext], Verdict]:
-        existing = _REGISTRY.get(name)
-        if existing is not None and existing.fn is not fn and (
-                existing.fn.__module__, existing.fn.__qualname__) != (fn.__module__, fn.__qualname__):
-            raise ValueError(f"a QC check named {name!r} is already registered")
-        _REGISTRY[name] = CheckSpec(name=name, version=version,
-                                    title=title or name.replace("_", " ").capitalize(), fn=fn)
-        return fn
-
-    return decorator
+    return CHECKS.register(name, version=version, description=title or name.replace("_", " ").capitalize())
 
 
-def registered_checks() -> list[CheckSpec]:
-    from egocrowd.media.qc import checks  # noqa: F401 - registers the built-in checks
+def run_check(entry: Entry[CheckFn], ctx: CheckContext) -> CheckResult:
+    """Run one registered check and stamp its verdict with the check's name, version and title."""
+    v = entry.obj(ctx)
+    if v.status not in STATUSES:
+        raise ValueError(f"check {entry.name} returned status {v.status!r}")
+    return CheckResult(name=entry.name, version=entry.version, title=entry.description,
+                       status=v.status, value=v.value, threshold=v.threshold,
+                       message=v.message, advice=v.advice if v.status != "pass" else "",
+                       unit=v.unit, details=v.details)
 
-    load_plugins()
-    return list(_REGISTRY.values())
+
+def registered_checks() -> list[Entry[CheckFn]]:
+    return CHECKS.entries()
 
 
-def get_check(name: str) -> CheckSpec:
-    for spec in registered_checks():
-        if spec.name == name:
-            return spec
-    raise KeyError(f"no QC check named {name!r}")
+def get_check(name: str) -> Entry[CheckFn]:
+    return CHECKS.get(name)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from egocrowd.media.analysis import ANALYZER_VERSION, AnalysisConfig, ClipStats, analyze_video
 from egocrowd.media.fingerprint import Fingerprint, fingerprint
 from egocrowd.media.probe import ProbeLimits, ProbeResult, probe
-from egocrowd.media.qc.registry import CheckContext, CheckResult, registered_checks
+from egocrowd.media.qc.registry import CheckContext, CheckResult, registered_checks, run_check
 from egocrowd.media.qc.thresholds import QCThresholds
 
 QC_REPORT_FORMAT_VERSION = 1
@@ -96,7 +97,7 @@ def evaluate(stats: ClipStats, thresholds: QCThresholds | Mapping[str, Any] | No
     ctx = CheckContext(stats=stats, thresholds=th, probe=probe_result, fingerprint=fp,
                        known_fingerprints=known_fingerprints)
     wanted = set(only) if only is not None else None
-    results = [spec.run(ctx) for spec in registered_checks()
+    results = [run_check(spec, ctx) for spec in registered_checks()
                if spec.name not in th.disabled and (wanted is None or spec.name in wanted)]
     status = QC_FAILED if any(r.status == "fail" for r in results) else QC_PASSED
     clip = {
@@ -113,17 +114,19 @@ def evaluate(stats: ClipStats, thresholds: QCThresholds | Mapping[str, Any] | No
 def run_qc(path: str, thresholds: QCThresholds | Mapping[str, Any] | None = None,
            known_fingerprints: KnownFingerprints = (), *, probe_result: ProbeResult | None = None,
            limits: ProbeLimits | None = None, config: AnalysisConfig | None = None,
-           timeout_s: float = 600.0, use_hand_detector: bool = True) -> QCReport:
+           timeout_s: float = 600.0, use_hand_detector: bool = True,
+           palm_model: str | Path | None = None) -> QCReport:
     """QC one clip. Raises ``MediaError`` (with a stable code) when the file cannot be QC'd at all;
     otherwise returns a report whose ``status`` is ``qc_passed`` or ``qc_failed``.
 
-    Pass ``probe_result`` when the probe stage already ran, to skip probing again."""
+    Pass ``probe_result`` when the probe stage already ran, to skip probing again; ``palm_model``
+    is the setting of that name (default: the packaged model)."""
     from egocrowd.media.hands import DETECTOR_NAME, get_palm_detector
 
     started = time.monotonic()
     th = thresholds if isinstance(thresholds, QCThresholds) else QCThresholds.from_dict(thresholds)
     pr = probe_result or probe(path, limits)
-    detector = get_palm_detector() if use_hand_detector and "hands_visible" not in th.disabled \
+    detector = get_palm_detector(palm_model) if use_hand_detector and "hands_visible" not in th.disabled \
         else None
     stats = analyze_video(
         path, config, hand_scorer=detector.score if detector else None,
