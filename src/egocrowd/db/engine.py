@@ -64,11 +64,42 @@ def alembic_config(url: str):
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply Alembic migrations up to ``revision`` (idempotent)."""
+def upgrade(url: str, revision: str = "head", *, app_role: str | None = None) -> None:
+    """Apply Alembic migrations up to ``revision`` (idempotent).
+
+    On PostgreSQL, ``url`` may connect as the tables' owner and ``app_role`` name the role the app
+    runs as: that role is then granted what it needs and no more. On audit_events that is SELECT and
+    INSERT, so the app cannot UPDATE, DELETE, TRUNCATE, DROP it or drop its triggers (an owner can).
+    Grants are applied after every upgrade, so tables added by later migrations are covered."""
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
+    if app_role is not None:
+        _grant_app_role(url, app_role)
+
+
+def _grant_app_role(url: str, role: str) -> None:
+    engine = make_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        if engine.dialect.name != "postgresql":
+            raise ValueError("a separate app role is a PostgreSQL feature")
+        q = engine.dialect.identifier_preparer.quote
+        with engine.begin() as c:
+            if c.scalar(sa.text("SELECT current_user")) == role:
+                return  # one role for both: it owns the tables, there is nothing to withhold
+            schema = q(c.scalar(sa.text("SELECT current_schema()")))
+            role = q(role)
+            for stmt in (
+                f"GRANT USAGE ON SCHEMA {schema} TO {role}",
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
+                f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
+                f"REVOKE ALL ON audit_events, alembic_version FROM {role}",
+                f"GRANT SELECT, INSERT ON audit_events TO {role}",
+                f"GRANT SELECT ON alembic_version TO {role}",
+            ):
+                c.execute(sa.text(stmt))
+    finally:
+        engine.dispose()
 
 
 class Database:
