@@ -20,7 +20,15 @@ import sqlalchemy as sa
 
 from egocrowd.campaigns import assignments
 from egocrowd.db import Database
-from egocrowd.db.models import SLOT_HOLDING, Assignment, AssignmentStatus, AuditEvent, Campaign, User, utcnow
+from egocrowd.db.models import (
+    SLOT_HOLDING,
+    Assignment,
+    AssignmentStatus,
+    AuditEvent,
+    Campaign,
+    User,
+    utcnow,
+)
 from egocrowd.errors import EgocrowdError
 from tests.platform.helpers import make_user, open_campaign, publish_consent
 from tests.platform.test_concurrency import _consenting_workers
@@ -64,7 +72,7 @@ def churn(url: str, worker_ids: list[int], campaign_ids: list[int], *, rounds: i
             if mine and rng.random() < 0.5:
                 aid = mine.pop(rng.randrange(len(mine)))
 
-                def give_back():
+                def give_back(aid=aid):
                     with db.transaction() as s:
                         assignments.release(s, s.get(User, wid), s.get(Assignment, aid))
                 attempt(give_back)

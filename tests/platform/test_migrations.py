@@ -84,17 +84,16 @@ def _assert_append_only(url: str) -> None:
                 with engine.begin() as c:
                     c.execute(sa.text(stmt))
         if engine.dialect.name == "sqlite":  # REPLACE would delete the old row without a DELETE trigger
-            refused = ["INSERT OR REPLACE INTO audit_events (id, at, action, entity_type, entity_id, payload) "
-                       "SELECT id, at, 'forged', entity_type, entity_id, payload FROM audit_events"]
+            refused = [("INSERT OR REPLACE INTO audit_events (id, at, action, entity_type, entity_id, payload) "
+                        "SELECT id, at, 'forged', entity_type, entity_id, payload FROM audit_events")]
         else:
             refused = ["TRUNCATE audit_events", "TRUNCATE audit_events CASCADE"]
         refused.append("INSERT INTO audit_events (id, at, action, entity_type, entity_id, payload) "
                        "SELECT id, at, 'forged', entity_type, entity_id, payload FROM audit_events WHERE true "
-                       "ON CONFLICT (id) DO UPDATE SET action = 'forged'")
+                       "ON CONFLICT (id) DO UPDATE SET action = 'forged'")  # an upsert is an UPDATE
         for stmt in refused:
-            with pytest.raises(sa.exc.DatabaseError, match="append-only"):
-                with engine.begin() as c:
-                    c.execute(sa.text(stmt))
+            with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as c:
+                c.execute(sa.text(stmt))
         with engine.connect() as c:
             assert c.execute(sa.text("SELECT action FROM audit_events")).scalars().all() == ["test.event"]
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,11 +11,63 @@ import sqlalchemy as sa
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from egocrowd.errors import EgocrowdError, InvalidInput
+
 _MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY = "egocrowd_read_only"
+_INT64 = 2**63
 
 
 def make_engine(url: str, **kwargs) -> Engine:
+    """An engine that refuses, as bad input (422), values no column can hold, whichever route sent them."""
+    kwargs.setdefault("json_serializer", _json_dumps)
+    engine = _make_engine(url, **kwargs)
+    event.listen(engine, "before_cursor_execute", _refuse_unstorable)
+    event.listen(engine, "handle_error", _as_invalid_input)
+    return engine
+
+
+# Bad input is refused where values meet the database rather than route by route, so every route,
+# present and future, answers a problem document instead of a driver error (a 500):
+# - a NUL character: PostgreSQL text cannot hold one (SQLite can; refused on both, one behaviour);
+# - an integer beyond 64 bits: neither driver can send it;
+# - an integer that fits 64 bits but not its (32-bit) column: PostgreSQL answers 22003, see below;
+# - NaN or infinity in a JSON column: not JSON (PostgreSQL refuses it, SQLite stored it as is).
+def _refuse_unstorable(conn, cursor, statement, parameters, context, executemany):
+    for value in _values(parameters):
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise InvalidInput("Text may not contain a NUL character.", code="input.nul_character")
+        elif isinstance(value, int) and not -_INT64 <= value < _INT64:
+            raise InvalidInput("A number is out of range.", code="input.out_of_range")
+
+
+def _values(parameters):
+    if isinstance(parameters, dict):
+        yield from parameters.values()
+    elif isinstance(parameters, (list, tuple)):
+        for p in parameters:
+            if isinstance(p, (dict, list, tuple)):
+                yield from _values(p)
+            else:
+                yield p
+
+
+def _as_invalid_input(ctx):
+    if isinstance(ctx.original_exception, EgocrowdError):
+        raise ctx.original_exception  # ours, raised while binding (e.g. _json_dumps): not a driver error
+    if getattr(ctx.original_exception, "sqlstate", None) == "22003":  # numeric_value_out_of_range
+        raise InvalidInput("A number is out of range.", code="input.out_of_range") from ctx.original_exception
+
+
+def _json_dumps(value) -> str:
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise InvalidInput("Numbers must be finite (no NaN or infinity).", code="input.non_finite_number") from None
+
+
+def _make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and not url.endswith(":memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
