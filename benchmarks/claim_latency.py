@@ -10,6 +10,13 @@ happens in a private schema that is created and dropped here. Two phases:
   race     the same workers, all at once, race for the last --race-target slots of a new campaign
 
 Prints p50/p99 latency and claims per second per phase, and checks the outcome (no slot given twice).
+
+    .venv/bin/python benchmarks/claim_latency.py --mode churn [--churn-seconds 20] [--lease-seconds 1]
+
+  churn    leases of about a second: for --churn-seconds every worker claims a slot of a small campaign
+           (--race-target slots), gives half of them back and lets the rest run out, again and again.
+           Refusals (no slots, the cap, not active) are expected; any other answer (a 5xx: a deadlock)
+           is an error, and the run fails unless there are none and the slot books balance.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -105,6 +113,45 @@ async def run_phase(base: str, tokens: list[str], campaign_id: int, claims_each:
     return latencies, outcomes, time.perf_counter() - t0
 
 
+EXPECTED = {"assignment.no_slots", "assignment.worker_cap", "assignment.not_active"}
+
+
+async def run_churn(base: str, tokens: list[str], campaign_id: int, seconds: float):
+    start = asyncio.Event()
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+
+    async def call(client, method: str, url: str):
+        t = time.perf_counter()
+        r = await client.request(method, url)
+        latencies.append(time.perf_counter() - t)
+        ok = r.status_code in (200, 201)
+        code = "ok" if ok else r.json().get("code", str(r.status_code))
+        outcomes[code if ok or code in EXPECTED else f"ERROR {r.status_code} {code}"] += 1
+        return r.json() if ok else None
+
+    async def worker(token: str, rng: random.Random):
+        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"},
+                                     timeout=120) as client:
+            await client.get("/api/v1/me")
+            await start.wait()
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                a = await call(client, "POST", f"/api/v1/campaigns/{campaign_id}/claim")
+                if a is not None and rng.random() < 0.5:
+                    await call(client, "POST", f"/api/v1/assignments/{a['id']}/release")
+                elif a is None:
+                    await asyncio.sleep(rng.uniform(0, 0.2))
+
+    rng = random.Random(0)
+    tasks = [asyncio.create_task(worker(t, random.Random(rng.random()))) for t in tokens]
+    await asyncio.sleep(1.0)
+    t0 = time.perf_counter()
+    start.set()
+    await asyncio.gather(*tasks)
+    return latencies, outcomes, time.perf_counter() - t0
+
+
 def report(name: str, latencies: list[float], outcomes: Counter, wall: float) -> None:
     q = statistics.quantiles(latencies * 2 if len(latencies) < 2 else latencies, n=100, method="inclusive")
     print(f"{name:<5} requests={len(latencies):<5} outcomes={dict(outcomes)}")
@@ -119,8 +166,8 @@ def check(url: str, campaign_ids: list[int]) -> None:
         for cid in campaign_ids:
             taken, target = c.execute(sa.text("SELECT slots_taken, target_clips FROM campaigns WHERE id = :i"),
                                       {"i": cid}).one()
-            active = c.scalar(sa.text("SELECT count(*) FROM assignments WHERE campaign_id = :i AND status = 'active'"),
-                              {"i": cid})
+            active = c.scalar(sa.text("SELECT count(*) FROM assignments WHERE campaign_id = :i "
+                                      "AND status IN ('active', 'submitted', 'accepted')"), {"i": cid})
             assert active == taken <= target, (cid, active, taken, target)
     engine.dispose()
 
@@ -131,6 +178,9 @@ def main() -> int:
     ap.add_argument("--claims-per-worker", type=int, default=3)
     ap.add_argument("--race-target", type=int, default=120)
     ap.add_argument("--server-workers", type=int, default=2, help="uvicorn processes")
+    ap.add_argument("--mode", choices=["race", "churn"], default="race")
+    ap.add_argument("--churn-seconds", type=float, default=20)
+    ap.add_argument("--lease-seconds", type=float, default=1.0, help="churn mode: the lease of every claim")
     args = ap.parse_args()
 
     base_url = os.environ.get("EGOCROWD_TEST_DATABASE_URL", DEFAULT_URL)
@@ -147,6 +197,8 @@ def main() -> int:
         data = Path(tempfile.mkdtemp(prefix="egocrowd-bench-"))
         env = {**os.environ, "EGOCROWD_DATABASE_URL": url, "EGOCROWD_DATA_DIR": str(data),
                "EGOCROWD_RUN_PIPELINE_IN_SERVER": "false", "EGOCROWD_MAX_OPEN_ASSIGNMENTS": "100"}
+        if args.mode == "churn":
+            env.update(EGOCROWD_LEASE_HOURS=str(args.lease_seconds / 3600), EGOCROWD_MAX_OPEN_ASSIGNMENTS="3")
         env.pop("EGOCROWD_CONFIG", None)
         log = open(data / "server.log", "w")
         proc = subprocess.Popen([sys.executable, "-m", "egocrowd.cli", "serve", "--port", str(port),
@@ -167,6 +219,13 @@ def main() -> int:
 
         print(f"egocrowd claim latency: {args.workers} concurrent workers, HTTP API, uvicorn x{args.server_workers}, "
               f"PostgreSQL, {os.cpu_count()} CPUs")
+        if args.mode == "churn":
+            lat, out, wall = asyncio.run(run_churn(base, tokens, race_id, args.churn_seconds))
+            report("churn", lat, out, wall)
+            errors = sum(n for k, n in out.items() if k.startswith("ERROR"))
+            check(url, [race_id])
+            print(f"errors: {errors} of {len(lat)} requests; outcome check:", "ok" if not errors else "FAILED")
+            return 1 if errors else 0
         lat, out, wall = asyncio.run(run_phase(base, tokens, open_id, args.claims_per_worker))
         report("open", lat, out, wall)
         ok_open = out["ok"] == args.workers * args.claims_per_worker

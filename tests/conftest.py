@@ -59,6 +59,8 @@ def db_url(request, tmp_path, sqlite_template):
             names = [r[0] for r in c.execute(sa.text(
                 "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'alembic_version'"))]
             if names:
+                # Superuser only: skips the triggers that refuse TRUNCATE on the audit log.
+                c.execute(sa.text("SET LOCAL session_replication_role = replica"))
                 c.execute(sa.text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"))
         eng.dispose()
 

@@ -79,8 +79,13 @@ def db_upgrade(revision: str) -> None:
     from egocrowd.db import upgrade
 
     settings = _settings()
-    upgrade(settings.db_url, revision)
-    click.echo(f"database at {_redact(settings.db_url)} is at {revision}")
+    url, app_role = settings.db_url, None
+    if settings.migration_database_url:  # migrate as the owner; the app's role gets only what it needs
+        import sqlalchemy as sa
+
+        url, app_role = settings.migration_database_url, sa.engine.make_url(settings.db_url).username
+    upgrade(url, revision, app_role=app_role)
+    click.echo(f"database at {_redact(url)} is at {revision}")
 
 
 @main.group()

@@ -6,6 +6,8 @@ of the public API: never rename one, add a new one instead.
 
     EgocrowdError                       500  internal
     ├── InvalidInput                    422  e.g. validation.failed, campaign.bad_requirements
+    │                                        input.nul_character, input.out_of_range,
+    │                                        input.non_finite_number (refused where values meet the database)
     ├── Unauthenticated                 401  auth.required, auth.bad_credentials, auth.bad_token
     ├── Forbidden                       403  auth.forbidden, consent.missing, auth.csrf
     ├── NotFound                        404  <entity>.not_found

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path(".egocrowd"), description="Where the embedded default keeps its files")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir")
+    migration_database_url: str | None = Field(
+        None, description="PostgreSQL: URL of the role that owns the tables, used only by `egocrowd db upgrade`; "
+                          "the app's role (database_url) then gets SELECT and INSERT only on audit_events")
     blob_dir: Path | None = Field(None, description="Content-addressed blob store; default: data_dir/blobs")
     upload_dir: Path | None = Field(None, description="Unfinished uploads; default: data_dir/uploads")
     secret_key: str | None = Field(None, description="Signs session cookies; generated and kept on first start")

@@ -83,6 +83,17 @@ def _assert_append_only(url: str) -> None:
             with pytest.raises(sa.exc.DatabaseError, match="append-only"):
                 with engine.begin() as c:
                     c.execute(sa.text(stmt))
+        if engine.dialect.name == "sqlite":  # REPLACE would delete the old row without a DELETE trigger
+            refused = [("INSERT OR REPLACE INTO audit_events (id, at, action, entity_type, entity_id, payload) "
+                        "SELECT id, at, 'forged', entity_type, entity_id, payload FROM audit_events")]
+        else:
+            refused = ["TRUNCATE audit_events", "TRUNCATE audit_events CASCADE"]
+        refused.append("INSERT INTO audit_events (id, at, action, entity_type, entity_id, payload) "
+                       "SELECT id, at, 'forged', entity_type, entity_id, payload FROM audit_events WHERE true "
+                       "ON CONFLICT (id) DO UPDATE SET action = 'forged'")  # an upsert is an UPDATE
+        for stmt in refused:
+            with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as c:
+                c.execute(sa.text(stmt))
         with engine.connect() as c:
             assert c.execute(sa.text("SELECT action FROM audit_events")).scalars().all() == ["test.event"]
     finally:
@@ -91,3 +102,48 @@ def _assert_append_only(url: str) -> None:
 
 def test_audit_table_refuses_update_and_delete(db_url):
     _assert_append_only(db_url)
+
+
+@pytest.mark.skipif(not PG_URL, reason="EGOCROWD_TEST_DATABASE_URL not set")
+def test_app_role_cannot_rewrite_the_audit_log_when_an_owner_role_migrates():
+    """Two roles: the owner migrates (``egocrowd db upgrade`` with EGOCROWD_MIGRATION_DATABASE_URL),
+    the app runs as a role that may read and append to audit_events and nothing else there."""
+    tag = uuid.uuid4().hex[:8]
+    owner, app, schema = f"egocrowd_owner_{tag}", f"egocrowd_app_{tag}", f"r_{tag}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as c:
+        c.execute(sa.text(f'CREATE ROLE "{owner}" LOGIN'))
+        c.execute(sa.text(f'CREATE ROLE "{app}" LOGIN'))
+        c.execute(sa.text(f'CREATE SCHEMA "{schema}" AUTHORIZATION "{owner}"'))
+
+    def as_role(role: str) -> str:
+        url = sa.engine.make_url(PG_URL).set(username=role, password=None)
+        return f"{url.render_as_string(hide_password=False)}?options=-csearch_path%3D{schema}"
+
+    app_engine = sa.create_engine(as_role(app))
+    try:
+        upgrade(as_role(owner), app_role=app)
+        upgrade(as_role(owner), app_role=app)  # again: idempotent
+        with app_engine.begin() as c:  # the app works: it writes its tables and appends events
+            c.execute(sa.text("INSERT INTO organizations (name, created_at) VALUES ('Lab', now())"))
+            c.execute(sa.text("UPDATE organizations SET name = 'Lab A'"))
+            c.execute(sa.text("INSERT INTO audit_events (at, action, entity_type, entity_id, payload) "
+                              "VALUES (now(), 'test.event', 'test', '1', '{}')"))
+            assert c.scalar(sa.text("SELECT count(*) FROM audit_events")) == 1
+        for stmt in ("UPDATE audit_events SET action = 'forged'", "DELETE FROM audit_events",
+                     "TRUNCATE audit_events", "DROP TABLE audit_events",
+                     "DROP TRIGGER audit_events_append_only ON audit_events",
+                     "ALTER TABLE audit_events DISABLE TRIGGER ALL"):
+            with pytest.raises(sa.exc.ProgrammingError) as e, app_engine.begin() as c:
+                c.execute(sa.text(stmt))
+            assert e.value.orig.sqlstate == "42501", stmt  # insufficient_privilege
+        with app_engine.connect() as c:
+            assert c.execute(sa.text("SELECT action FROM audit_events")).scalars().all() == ["test.event"]
+    finally:
+        app_engine.dispose()
+        with admin.begin() as c:
+            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            for role in (app, owner):
+                c.execute(sa.text(f'DROP OWNED BY "{role}"'))
+                c.execute(sa.text(f'DROP ROLE "{role}"'))
+        admin.dispose()

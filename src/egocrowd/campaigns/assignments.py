@@ -8,6 +8,11 @@ Correct under concurrency by construction, on SQLite and PostgreSQL alike:
   two simultaneous claims by one worker cannot both slip under the cap;
 - expiring a lease is a conditional UPDATE on the assignment (``WHERE status = 'active'``), so two
   sweepers racing on the same lease free its slot once.
+Rows are locked in one global order, so two transactions never wait on each other in a cycle
+(PostgreSQL would abort one of them as a deadlock): the worker's user row, then campaign rows in
+ascending id, then that campaign's assignment rows. Locks are ``FOR NO KEY UPDATE`` (what an UPDATE
+takes), which does not conflict with the key-share locks that foreign-key checks take when an
+audit event or a clip references the same rows.
 On SQLite every write transaction starts with BEGIN IMMEDIATE (see egocrowd.db.engine), which
 serialises the same steps.
 """
@@ -40,15 +45,15 @@ def claim(session: Session, worker: User, campaign_id: int, *, lease: timedelta 
         raise Forbidden(f"Sign consent version {campaign.consent_version} before claiming.",
                         code="consent.missing", consent_version=campaign.consent_version)
 
-    session.execute(sa.select(User.id).where(User.id == worker.id).with_for_update())
-    expire_leases(session, now=now, worker_id=worker.id)
+    _lock(session, User, worker.id)
+    # A lease that ran out is dead even before a sweep marks it expired: it does not count.
     open_now = session.scalar(sa.select(sa.func.count()).select_from(Assignment).where(
-        Assignment.worker_id == worker.id, Assignment.status == A.active))
+        Assignment.worker_id == worker.id, Assignment.status == A.active, Assignment.lease_expires_at > now))
     if open_now >= max_open:
         raise Conflict(f"You already have {open_now} open assignments; submit or release one first.",
                        code="assignment.worker_cap", limit=max_open)
 
-    expire_leases(session, now=now, campaign_id=campaign.id)
+    _expire_in(session, campaign.id, now)  # locks the campaign; its stale leases give their slots back
     taken = session.execute(
         sa.update(Campaign)
         .where(Campaign.id == campaign.id, Campaign.status == CampaignStatus.open,
@@ -65,29 +70,41 @@ def claim(session: Session, worker: User, campaign_id: int, *, lease: timedelta 
     return a
 
 
+def _lock(session: Session, table, row_id: int) -> None:
+    session.execute(sa.select(table.id).where(table.id == row_id).with_for_update(key_share=True))
+
+
 def _free_slot(session: Session, campaign_id: int, n: int = 1) -> None:
     session.execute(sa.update(Campaign).where(Campaign.id == campaign_id)
                     .values(slots_taken=Campaign.slots_taken - n)
                     .execution_options(synchronize_session=False))
 
 
-def expire_leases(session: Session, *, now: datetime | None = None, campaign_id: int | None = None,
-                  worker_id: int | None = None) -> int:
-    """Expire active assignments whose lease ran out and give their slots back. Returns how many."""
+def expire_leases(session: Session, *, now: datetime | None = None, campaign_id: int | None = None) -> int:
+    """Expire active assignments whose lease ran out and give their slots back. Returns how many.
+    Campaigns are handled one at a time in id order (the global lock order, see the module doc)."""
     now = now or utcnow()
-    q = (sa.update(Assignment)
-         .where(Assignment.status == A.active, Assignment.lease_expires_at <= now)
-         .values(status=A.expired, closed_at=now)
-         .returning(Assignment.id, Assignment.campaign_id, Assignment.worker_id)
-         .execution_options(synchronize_session=False))
     if campaign_id is not None:
-        q = q.where(Assignment.campaign_id == campaign_id)
-    if worker_id is not None:
-        q = q.where(Assignment.worker_id == worker_id)
-    rows = session.execute(q).all()
-    for aid, cid, wid in rows:
-        _free_slot(session, cid)
-        audit.record(session, None, "assignment.expired", aid, {"campaign_id": cid, "worker_id": wid},
+        return _expire_in(session, campaign_id, now)
+    stale = session.scalars(sa.select(Assignment.campaign_id).distinct()
+                            .where(Assignment.status == A.active, Assignment.lease_expires_at <= now)
+                            .order_by(Assignment.campaign_id)).all()
+    return sum(_expire_in(session, cid, now) for cid in stale)
+
+
+def _expire_in(session: Session, campaign_id: int, now: datetime) -> int:
+    _lock(session, Campaign, campaign_id)
+    rows = session.execute(
+        sa.update(Assignment)
+        .where(Assignment.campaign_id == campaign_id, Assignment.status == A.active,
+               Assignment.lease_expires_at <= now)
+        .values(status=A.expired, closed_at=now)
+        .returning(Assignment.id, Assignment.worker_id)
+        .execution_options(synchronize_session=False)).all()
+    if rows:
+        _free_slot(session, campaign_id, len(rows))
+    for aid, wid in sorted(rows):
+        audit.record(session, None, "assignment.expired", aid, {"campaign_id": campaign_id, "worker_id": wid},
                      entity_type="assignment")
     return len(rows)
 
@@ -112,6 +129,7 @@ def list_assignments(session: Session, user: User, *, campaign_id: int | None = 
 def release(session: Session, worker: User, a: Assignment, *, reason: str = "worker") -> Assignment:
     """The worker gives the slot back (or their consent was withdrawn)."""
     policy.require(worker, "assignment.release", a)
+    _lock(session, Campaign, a.campaign_id)  # campaign before assignment: the global lock order
     done = session.execute(
         sa.update(Assignment).where(Assignment.id == a.id, Assignment.status == A.active)
         .values(status=A.released, closed_at=utcnow()).execution_options(synchronize_session=False))

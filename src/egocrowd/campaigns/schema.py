@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from egocrowd.inputs import InputModel
 
 Term = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
@@ -20,8 +22,8 @@ def _normalise_countries(v):
     return sorted({c.strip().upper() for c in v})
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _Strict(InputModel):
+    pass
 
 
 class CaptureRequirements(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,11 +11,63 @@ import sqlalchemy as sa
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from egocrowd.errors import EgocrowdError, InvalidInput
+
 _MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY = "egocrowd_read_only"
+_INT64 = 2**63
 
 
 def make_engine(url: str, **kwargs) -> Engine:
+    """An engine that refuses, as bad input (422), values no column can hold, whichever route sent them."""
+    kwargs.setdefault("json_serializer", _json_dumps)
+    engine = _make_engine(url, **kwargs)
+    event.listen(engine, "before_cursor_execute", _refuse_unstorable)
+    event.listen(engine, "handle_error", _as_invalid_input)
+    return engine
+
+
+# Bad input is refused where values meet the database rather than route by route, so every route,
+# present and future, answers a problem document instead of a driver error (a 500):
+# - a NUL character: PostgreSQL text cannot hold one (SQLite can; refused on both, one behaviour);
+# - an integer beyond 64 bits: neither driver can send it;
+# - an integer that fits 64 bits but not its (32-bit) column: PostgreSQL answers 22003, see below;
+# - NaN or infinity in a JSON column: not JSON (PostgreSQL refuses it, SQLite stored it as is).
+def _refuse_unstorable(conn, cursor, statement, parameters, context, executemany):
+    for value in _values(parameters):
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise InvalidInput("Text may not contain a NUL character.", code="input.nul_character")
+        elif isinstance(value, int) and not -_INT64 <= value < _INT64:
+            raise InvalidInput("A number is out of range.", code="input.out_of_range")
+
+
+def _values(parameters):
+    if isinstance(parameters, dict):
+        yield from parameters.values()
+    elif isinstance(parameters, (list, tuple)):
+        for p in parameters:
+            if isinstance(p, (dict, list, tuple)):
+                yield from _values(p)
+            else:
+                yield p
+
+
+def _as_invalid_input(ctx):
+    if isinstance(ctx.original_exception, EgocrowdError):
+        raise ctx.original_exception  # ours, raised while binding (e.g. _json_dumps): not a driver error
+    if getattr(ctx.original_exception, "sqlstate", None) == "22003":  # numeric_value_out_of_range
+        raise InvalidInput("A number is out of range.", code="input.out_of_range") from ctx.original_exception
+
+
+def _json_dumps(value) -> str:
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise InvalidInput("Numbers must be finite (no NaN or infinity).", code="input.non_finite_number") from None
+
+
+def _make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and not url.endswith(":memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -64,11 +117,42 @@ def alembic_config(url: str):
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply Alembic migrations up to ``revision`` (idempotent)."""
+def upgrade(url: str, revision: str = "head", *, app_role: str | None = None) -> None:
+    """Apply Alembic migrations up to ``revision`` (idempotent).
+
+    On PostgreSQL, ``url`` may connect as the tables' owner and ``app_role`` name the role the app
+    runs as: that role is then granted what it needs and no more. On audit_events that is SELECT and
+    INSERT, so the app cannot UPDATE, DELETE, TRUNCATE, DROP it or drop its triggers (an owner can).
+    Grants are applied after every upgrade, so tables added by later migrations are covered."""
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
+    if app_role is not None:
+        _grant_app_role(url, app_role)
+
+
+def _grant_app_role(url: str, role: str) -> None:
+    engine = make_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        if engine.dialect.name != "postgresql":
+            raise ValueError("a separate app role is a PostgreSQL feature")
+        q = engine.dialect.identifier_preparer.quote
+        with engine.begin() as c:
+            if c.scalar(sa.text("SELECT current_user")) == role:
+                return  # one role for both: it owns the tables, there is nothing to withhold
+            schema = q(c.scalar(sa.text("SELECT current_schema()")))
+            role = q(role)
+            for stmt in (
+                f"GRANT USAGE ON SCHEMA {schema} TO {role}",
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
+                f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
+                f"REVOKE ALL ON audit_events, alembic_version FROM {role}",
+                f"GRANT SELECT, INSERT ON audit_events TO {role}",
+                f"GRANT SELECT ON alembic_version TO {role}",
+            ):
+                c.execute(sa.text(stmt))
+    finally:
+        engine.dispose()
 
 
 class Database:

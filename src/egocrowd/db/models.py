@@ -78,6 +78,10 @@ class JobStatus(str, enum.Enum):
     error = "error"            # gave up after max attempts; last_error says why
 
 
+#: The largest row id: every id column is a 32-bit INTEGER (SERIAL on PostgreSQL). Inputs naming an id
+#: are bounded by it, so a bigger number is a 422, never a driver error.
+MAX_ID = 2**31 - 1
+
 #: Assignment states that hold one of the campaign's slots.
 SLOT_HOLDING = (AssignmentStatus.active, AssignmentStatus.submitted, AssignmentStatus.accepted)
 

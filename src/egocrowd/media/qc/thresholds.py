@@ -7,6 +7,7 @@ disable a check. The full thresholds are copied into every report.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
@@ -84,7 +85,9 @@ class QCThresholds:
                     clean[key] = int(value)
                 else:
                     clean[key] = float(value)
-            except (TypeError, ValueError) as exc:
+                    if not math.isfinite(clean[key]):  # NaN passes every range check; inf is not JSON
+                        raise ValueError(value)
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise InvalidInput(f"QC threshold {key} must be a number, not {value!r}",
                                    code="campaign.bad_requirements") from exc
         out = cls(**clean)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from egocrowd import audit, consent
 from egocrowd.accounts import policy
@@ -15,7 +15,8 @@ from egocrowd.accounts import service as accounts
 from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
-from egocrowd.db.models import AssignmentStatus, CampaignStatus, Role
+from egocrowd.db.models import MAX_ID, AssignmentStatus, CampaignStatus, Role
+from egocrowd.inputs import InputModel
 from egocrowd.web.schemas import (
     AssignmentOut,
     CampaignOut,
@@ -35,16 +36,14 @@ from egocrowd.web.auth import unit, write_cookie
 router = APIRouter(prefix="/api/v1")
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
-# Row ids are 64-bit integers in the database: a bigger number is nobody's id. Unbounded, it reached
-# the driver and failed there (OverflowError on SQLite, DataError on PostgreSQL): a 500 on every
-# route taking an id. Bounded, it is a 422 like any other malformed input.
-MAX_ID = 2**63 - 1
+# Row ids are 32-bit integers in the database (see db.models.MAX_ID): a bigger number is nobody's id.
+# Unbounded, it reached the driver and failed there (a 500 on PostgreSQL); bounded, it is a 422.
 Id = Annotated[int, Path(ge=0, le=MAX_ID)]
 QueryId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _In(InputModel):
+    pass
 
 
 class SignupIn(_In):
