@@ -57,6 +57,16 @@ class Settings(BaseSettings):
     run_pipeline_in_server: bool = True
     pipeline_executor: str = Field("process", description="inline | process (one process per core)")
     pipeline_workers: int | None = Field(None, ge=1, le=256, description="Processes; default: one per core")
+    # Media sandbox (docs/qc.md): uploads are decoded in spawned, recycled, memory-capped processes.
+    media_memory_mb: int = Field(4096, ge=256, description="Address-space cap of a decoding process "
+                                 "(the lower of this and an inherited hard limit is used)")
+    media_workers: int = Field(1, ge=1, le=64, description="Decoding processes per pipeline process")
+    media_worker_max_tasks: int = Field(20, ge=1, description="Files a decoding process reads before it is replaced")
+    media_max_width: int = Field(4096, ge=16, description="Widest picture accepted (px, either orientation)")
+    media_max_height: int = Field(4096, ge=16, description="Tallest picture accepted (px)")
+    media_max_pixels: int = Field(4096 * 2160, ge=256, description="Largest picture accepted (width x height)")
+    media_min_side: int = Field(64, ge=1, description="Shortest side a picture may have (px)")
+    media_max_duration_s: float = Field(2 * 3600.0, gt=0, description="Longest video accepted (s)")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

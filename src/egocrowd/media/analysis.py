@@ -2,7 +2,8 @@
 
 The pure part is ``FrameAnalyzer``: feed it grayscale frames (and, when it asks, a colour picture
 for the hands detector) and it accumulates small arrays; it knows nothing about files.
-``analyze_video`` is the I/O edge: it decodes with PyAV and feeds the analyzer.
+``analyze_video`` is the I/O edge: it decodes with PyAV (through ``open_media``, the one safe way
+to open an upload) and feeds the analyzer.
 
 Cost per frame is kept to a fraction of a decode: the luma plane is taken without colour
 conversion, shrunk to ``small_width`` pixels wide (brightness, frame differences, global motion),
@@ -22,6 +23,7 @@ import numpy as np
 
 from egocrowd.errors import MediaError
 from egocrowd.media.fingerprint import phash64
+from egocrowd.media.opener import open_media
 
 ANALYZER_VERSION = 1
 
@@ -229,12 +231,7 @@ def analyze_video(path: str, config: AnalysisConfig | None = None, *,
     or when decoding overruns ``timeout_s`` (callers probe first, so sizes are already sane)."""
     config = config or AnalysisConfig()
     deadline = time.monotonic() + timeout_s
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise MediaError(f"the file could not be opened as a video ({exc})",
-                         code="video.unreadable") from exc
-    with container:
+    with open_media(path) as container:
         if not container.streams.video:
             raise MediaError("the file has no video stream", code="video.not_video")
         stream = container.streams.video[0]

