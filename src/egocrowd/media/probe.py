@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import av
 
@@ -352,7 +352,9 @@ def _iso_bmff_scan(path: Path, size: int) -> tuple[bool, list[tuple[int, int]]]:
                     return True, sizes
                 if kind == b"moov" and box_size <= 256 * 1024 * 1024:
                     fh.seek(offset + header_len)
-                    sizes += _track_sizes(fh.read(box_size - header_len))
+                    moov = fh.read(box_size - header_len)
+                    sizes += _track_sizes(moov)
+                    _refuse_external_data(moov)
                 offset += box_size
     except OSError:
         return False, sizes
@@ -382,6 +384,32 @@ def _track_sizes(moov: bytes) -> list[tuple[int, int]]:
                 ipos += m
         pos += n
     return out
+
+
+def _boxes(buf: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(type, payload) of each box directly inside ``buf`` (stops at the first malformed one)."""
+    pos = 0
+    while pos + 8 <= len(buf):
+        n = int.from_bytes(buf[pos:pos + 4], "big")
+        if n < 8 or pos + n > len(buf):
+            return
+        yield buf[pos + 4:pos + 8], buf[pos + 8:pos + n]
+        pos += n
+
+
+def _refuse_external_data(moov: bytes) -> None:
+    """A track whose samples live in another file (a ``dref`` entry without the self-contained
+    flag, e.g. a QuickTime alias to a neighbouring blob) is refused. ``open_media`` would not
+    follow it either (``enable_drefs=0``); this names the reason."""
+    level = [moov]
+    for step in (b"trak", b"mdia", b"minf", b"dinf", b"dref"):
+        level = [payload for parent in level for kind, payload in _boxes(parent) if kind == step]
+    for dref in level:
+        # A full box (version + flags), an entry count, then entries that are full boxes too.
+        for _kind, entry in _boxes(dref[8:]):
+            if len(entry) >= 4 and not entry[3] & 1:
+                raise MediaError("the video's data is in another file; only self-contained "
+                                 "videos are accepted", code="video.unsupported_container")
 
 
 def _short(exc: BaseException) -> str:
