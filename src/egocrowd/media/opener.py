@@ -29,9 +29,9 @@ import av
 
 from egocrowd.errors import MediaError
 
-#: Demuxer per allowed container family (FFmpeg names; "mov" is FFmpeg's ISO-BMFF demuxer).
-ALLOWED_CONTAINERS = {"iso_bmff": "mov", "matroska": "matroska"}
-_FORMAT_WHITELIST = ",".join(sorted(set(ALLOWED_CONTAINERS.values())))
+#: Demuxer per allowed container family, by FFmpeg's full demuxer name.
+ALLOWED_CONTAINERS = {"iso_bmff": "mov,mp4,m4a,3gp,3g2,mj2", "matroska": "matroska,webm"}
+_FORMAT_WHITELIST = ",".join(ALLOWED_CONTAINERS.values())
 _READ_BUFFER = 256 * 1024
 
 _ISO_BMFF_FIRST_BOX = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
@@ -66,6 +66,10 @@ _OTHER_CONTAINERS = {
     b"\x30\x26\xb2\x75\x8e\x66\xcf\x11": "a Windows Media file",
 }
 
+# Text formats whose whole point is to name other files (HLS, ffconcat, DASH, SMIL, PLS), however
+# much binary follows them.
+_PLAYLIST_MAGIC = (b"#EXTM3U", b"ffconcat", b"<?xml", b"<MPD", b"<smil", b"[playlist]")
+
 
 def sniff_container(head: bytes) -> str:
     """The demuxer for a file starting with ``head`` (at least 16 bytes when the file has them),
@@ -93,6 +97,8 @@ def sniff_container(head: bytes) -> str:
     for magic, what in _OTHER_CONTAINERS.items():
         if head.startswith(magic):
             _unsupported(what)
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(_PLAYLIST_MAGIC):
+        _unsupported("a playlist or script that names other files")
     if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:
         _unsupported("an MPEG transport stream")
     if _looks_like_text(head):
