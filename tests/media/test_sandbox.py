@@ -180,6 +180,9 @@ def test_a_huge_picture_is_rejected_before_any_decode(eight_k):
         call_bounded(probe, eight_k, timeout_s=60, max_memory_mb=1024)  # no room for a decode
     assert info.value.code == "video.too_large"
     assert "7680x4320" in info.value.message
+    with pytest.raises(MediaError) as info:
+        call_bounded(analyze_video, str(eight_k), timeout_s=60, max_memory_mb=1024)
+    assert info.value.code == "video.too_large"
 
 
 def test_a_tiny_picture_gets_its_own_code(tmp_path):
@@ -260,3 +263,10 @@ def test_the_sandbox_is_spawned_not_forked():
 
 def _command_line() -> bytes:
     return Path("/proc/self/cmdline").read_bytes()
+
+
+def test_analysis_applies_the_size_policy_too(qc_media):
+    # QC may be handed a file without a fresh probe: it still refuses before decoding.
+    with pytest.raises(MediaError) as info:
+        analyze_video(str(qc_media["good"]), limits=ProbeLimits(max_width=320))
+    assert info.value.code == "video.too_large"

@@ -156,7 +156,7 @@ def probe(path: str | os.PathLike[str], limits: ProbeLimits | None = None) -> Pr
     truncated_box, track_sizes = _iso_bmff_scan(path, size)
     for w, h in track_sizes:
         # FFmpeg quietly zeroes sizes it finds absurd; the header's own claim is what we judge.
-        _check_picture_size(w, h, limits)
+        check_picture_size(w, h, limits)
     try:
         with open_media(path, probesize=limits.probesize,
                         analyzeduration_us=limits.analyzeduration_us,
@@ -180,7 +180,7 @@ def _probe_open(container: Any, path: Path, size: int, limits: ProbeLimits, dead
     if width <= 0 or height <= 0:
         raise MediaError("the video stream has no picture size", code="video.unreadable")
     # Header checks before decoding anything: a 100000x100000 header must not allocate a frame.
-    _check_picture_size(width, height, limits)
+    check_picture_size(width, height, limits)
     header_duration = _header_duration(container, stream)
     if header_duration is not None and header_duration > limits.max_duration_s:
         raise MediaError(f"the video claims to be {header_duration / 3600:.1f} h long, over the "
@@ -309,10 +309,11 @@ def _check_y4m_header(head: bytes, limits: ProbeLimits) -> None:
         w, h = int(dims.get(b"W", b"0")), int(dims.get(b"H", b"0"))
     except ValueError:
         return
-    _check_picture_size(w, h, limits)
+    check_picture_size(w, h, limits)
 
 
-def _check_picture_size(w: int, h: int, limits: ProbeLimits) -> None:
+def check_picture_size(w: int, h: int, limits: ProbeLimits) -> None:
+    """``video.too_large`` when a picture of ``w`` x ``h`` is over the limits."""
     if w > limits.max_width or h > limits.max_height or w * h > limits.max_pixels:
         raise MediaError(f"the picture is {w}x{h} pixels, over the limit ({limits.max_width}x"
                          f"{limits.max_height}, {limits.max_pixels / 1e6:.1f} megapixels)",
