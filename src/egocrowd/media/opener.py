@@ -126,16 +126,15 @@ def _looks_like_text(head: bytes) -> bool:
 
 
 class _BlobReader:
-    """Read-only access to one stored file for FFmpeg: read, seek and tell, no name, no fd."""
+    """Read-only access to one stored file for FFmpeg: read, seek and tell; no name to resolve
+    other files against, no file descriptor. The same open file was sniffed, so what FFmpeg
+    reads is exactly the bytes we judged (no swap between the check and the read)."""
 
     def __init__(self, fh: BinaryIO) -> None:
         self._fh = fh
-        self.bytes_read = 0
 
     def read(self, n: int = -1) -> bytes:
-        data = self._fh.read(n)
-        self.bytes_read += len(data)
-        return data
+        return self._fh.read(n)
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         return self._fh.seek(offset, whence)
