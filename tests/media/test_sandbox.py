@@ -270,3 +270,13 @@ def test_analysis_applies_the_size_policy_too(qc_media):
     with pytest.raises(MediaError) as info:
         analyze_video(str(qc_media["good"]), limits=ProbeLimits(max_width=320))
     assert info.value.code == "video.too_large"
+
+
+@pytest.mark.parametrize("name", ["ffconcat", "hls_playlist", "polyglot", "external_data",
+                                  "tiny_picture"])
+def test_the_pipeline_stage_turns_refusals_into_rejections(qc_media, name):
+    from egocrowd.media.testmedia import REJECTS
+    from egocrowd.pipeline.stages import compute_probe
+
+    result = compute_probe({"path": str(qc_media[name])})
+    assert (result.get("rejected"), result.get("code")) == (True, REJECTS[name])
