@@ -25,8 +25,9 @@ import pickle
 import signal
 import threading
 import traceback
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
@@ -130,4 +131,4 @@ def _stop_pools() -> None:
         _pools.clear()
 
 
-__all__ = ["call_bounded", "memory_limit_bytes", "DEFAULT_TIMEOUT_S"]
+__all__ = ["DEFAULT_TIMEOUT_S", "call_bounded", "memory_limit_bytes"]

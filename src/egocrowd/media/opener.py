@@ -168,11 +168,7 @@ def open_media(path: str | os.PathLike[str], *, probesize: int | None = None,
     """Open an uploaded file for reading (a PyAV ``InputContainer``), or raise ``MediaError``.
 
     FFmpeg errors while opening are ``video.unreadable``; the caller judges what it reads."""
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise MediaError(f"cannot read the file: {exc.strerror}", code="video.unreadable") from exc
-    with fh:
+    with _open_upload(path) as fh:
         demuxer = sniff_container(fh.read(512))
         fh.seek(0)
         nested = _NestedOpens()
@@ -196,6 +192,13 @@ def open_media(path: str | os.PathLike[str], *, probesize: int | None = None,
             yield container
             if nested.attempted:  # a demuxer that tried to open another file while reading
                 raise _nested_refused(nested.attempted)
+
+
+def _open_upload(path: str | os.PathLike[str]) -> BinaryIO:
+    try:
+        return open(path, "rb")  # noqa: SIM115 - the caller's with-block closes it
+    except OSError as exc:
+        raise MediaError(f"cannot read the file: {exc.strerror}", code="video.unreadable") from exc
 
 
 def _short(exc: BaseException) -> str:

@@ -26,10 +26,11 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import av
 
@@ -82,7 +83,7 @@ class ProbeLimits:
     analyzeduration_us: int = 20_000_000
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> "ProbeLimits":
+    def from_settings(cls, settings: Settings | None = None) -> ProbeLimits:
         s = settings or Settings()
         return cls(max_width=s.media_max_width, max_height=s.media_max_height,
                    max_pixels=s.media_max_pixels, min_side=s.media_min_side,

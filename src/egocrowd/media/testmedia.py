@@ -259,7 +259,7 @@ def make_test_media(folder: str | os.PathLike[str], *, seed: int = 7,
     neighbour = paths["good"].name  # what a hostile file tries to make the decoder read
     _put(paths, folder / "ffconcat.mp4", f"ffconcat version 1.0\nfile '{neighbour}'\n".encode())
     _put(paths, folder / "hls_playlist.mp4", hls_playlist(neighbour))
-    _put(paths, folder / "text.mp4", "Just some notes, not a video.\n".encode() * 20)
+    _put(paths, folder / "text.mp4", b"Just some notes, not a video.\n" * 20)
     # A playlist line followed by a real MP4: FFmpeg's own probing would pick the playlist.
     _put(paths, folder / "polyglot.mp4", hls_playlist(neighbour) + good)
     _put(paths, folder / "external_data.mp4", external_data_mp4(good, neighbour.encode()))
