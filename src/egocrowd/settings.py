@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     stage_backoff_s: float = Field(5.0, ge=0, description="Base of the exponential retry back-off")
     vendor_dir: Path | None = Field(None, description="npm-installed front-end libraries; default: node_modules/")
     palm_model: Path | None = Field(None, description="Palm-detection .tflite model; default: the packaged one")
+    # Media sandbox (docs/qc.md): uploads are decoded in spawned, recycled, memory-capped processes.
+    media_memory_mb: int = Field(4096, ge=256, description="Address-space cap of a decoding process "
+                                 "(the lower of this and an inherited hard limit is used)")
+    media_workers: int = Field(1, ge=1, le=64, description="Decoding processes per pipeline process")
+    media_worker_max_tasks: int = Field(20, ge=1, description="Files a decoding process reads before it is replaced")
+    media_max_width: int = Field(4096, ge=16, description="Widest picture accepted (px, either orientation)")
+    media_max_height: int = Field(4096, ge=16, description="Tallest picture accepted (px)")
+    media_max_pixels: int = Field(4096 * 2160, ge=256, description="Largest picture accepted (width x height)")
+    media_min_side: int = Field(64, ge=1, description="Shortest side a picture may have (px)")
+    media_max_duration_s: float = Field(2 * 3600.0, gt=0, description="Longest video accepted (s)")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -2,7 +2,8 @@
 
 The pure part is ``FrameAnalyzer``: feed it grayscale frames (and, when it asks, a colour picture
 for the hands detector) and it accumulates small arrays; it knows nothing about files.
-``analyze_video`` is the I/O edge: it decodes with PyAV and feeds the analyzer.
+``analyze_video`` is the I/O edge: it decodes with PyAV (through ``open_media``, the one safe way
+to open an upload) and feeds the analyzer.
 
 Cost per frame is kept to a fraction of a decode: the luma plane is taken without colour
 conversion, shrunk to ``small_width`` pixels wide (brightness, frame differences, global motion),
@@ -22,6 +23,8 @@ import numpy as np
 
 from egocrowd.errors import MediaError
 from egocrowd.media.fingerprint import phash64
+from egocrowd.media.opener import open_media
+from egocrowd.media.probe import ProbeLimits, check_picture_size
 
 ANALYZER_VERSION = 1
 
@@ -224,20 +227,19 @@ def analyze_video(path: str, config: AnalysisConfig | None = None, *,
                   hand_scorer: Callable[[np.ndarray], float] | None = None,
                   hands_detector_name: str | None = None, timeout_s: float = 300.0,
                   expected_duration_s: float = 0.0, max_decode_error_frac: float = 0.5,
-                  on_progress: Callable[[float], None] | None = None) -> ClipStats:
-    """Decode ``path`` once and return its ``ClipStats``. Raises ``MediaError`` on unreadable input
-    or when decoding overruns ``timeout_s`` (callers probe first, so sizes are already sane)."""
+                  on_progress: Callable[[float], None] | None = None,
+                  limits: ProbeLimits | None = None) -> ClipStats:
+    """Decode ``path`` once and return its ``ClipStats``. Raises ``MediaError`` on unreadable input,
+    on a picture over ``limits`` (default: the settings) or when decoding overruns ``timeout_s``."""
     config = config or AnalysisConfig()
     deadline = time.monotonic() + timeout_s
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise MediaError(f"the file could not be opened as a video ({exc})",
-                         code="video.unreadable") from exc
-    with container:
+    with open_media(path) as container:
         if not container.streams.video:
             raise MediaError("the file has no video stream", code="video.not_video")
         stream = container.streams.video[0]
+        # The size policy again, before the full decode: a caller may hand us any file.
+        limits = limits or ProbeLimits.from_settings()
+        check_picture_size(stream.codec_context.width, stream.codec_context.height, limits)
         stream.thread_type = "AUTO"
         if config.decode_threads:
             stream.codec_context.thread_count = config.decode_threads

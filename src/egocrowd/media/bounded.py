@@ -1,106 +1,134 @@
-"""Run a media function in a forked child with a wall-clock timeout and an address-space limit.
+"""Run a media function in a sandbox process: spawned, recycled, memory-capped, with a deadline.
 
 FFmpeg is C code reading untrusted uploads: a hostile or broken file can make it loop or allocate
-without bound. ``call_bounded`` forks, caps the child's address space with ``RLIMIT_AS``, and kills
-it when the deadline passes, so the worker survives whatever the file does. Results and
-``EgocrowdError``s (with their codes) come back through a pipe.
+without bound. ``call_bounded(fn, *args)`` runs ``fn`` in a process of a small pool that
 
-POSIX only (fork + resource); on other systems it calls the function in-process.
+* is *spawned*, never forked: the caller may hold threads (the runner's heartbeat, FFmpeg's and
+  OpenCV's pools) and database connections that a fork would copy half-way;
+* caps its own address space (``RLIMIT_AS``) at the lower of ``max_memory_mb`` and the hard limit
+  it inherited, so a worker that already runs under a tighter limit still decodes;
+* is killed and replaced when a call overruns its deadline, and recycled after
+  ``media_worker_max_tasks`` calls, so nothing a decoder leaks or corrupts outlives a few files.
+
+Results and ``EgocrowdError``s (with their codes) come back to the caller. We use ``pebble``'s
+process pool: unlike ``concurrent.futures.ProcessPoolExecutor`` it kills only the worker whose call
+timed out or crashed, and says which call it was, so one hostile file cannot fail its neighbours.
+One pool per (process, memory cap), made on first use; the pool size and recycling are settings.
 """
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing
 import os
 import pickle
-import select
 import signal
-import sys
-import time
-from typing import Any, Callable, TypeVar
+import threading
+import traceback
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from pebble import ProcessExpired, ProcessPool
 
 from egocrowd.errors import MediaError
-from egocrowd.pipeline.executors import capture_error as _error_state
-from egocrowd.pipeline.executors import rebuild_error as _rebuild_error
+from egocrowd.settings import Settings
 
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 120.0
-DEFAULT_MEMORY_MB = 4096
+
+_pools: dict[tuple[int, int], ProcessPool] = {}
+_pools_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _settings() -> Settings:
+    return Settings()
 
 
 def call_bounded(fn: Callable[..., T], /, *args: Any, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 max_memory_mb: int | None = DEFAULT_MEMORY_MB, **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)`` in a child process; ``MediaError`` ``video.timeout`` /
-    ``video.out_of_memory`` when it overruns. Other exceptions are re-raised in the caller."""
-    if not hasattr(os, "fork") or sys.platform == "win32":  # pragma: no cover - not our platform
-        return fn(*args, **kwargs)
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        os.close(read_fd)
-        status = 0
-        try:
-            if max_memory_mb:
-                import resource
+                 max_memory_mb: int | None = None, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` in a sandbox process (``fn`` and its arguments must pickle).
 
-                limit = int(max_memory_mb) * 1024 * 1024
-                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-            try:
-                payload = ("ok", fn(*args, **kwargs))
-            except MemoryError:
-                payload = ("err", _error_state(MediaError(
-                    "reading the file needed too much memory", code="video.out_of_memory")))
-            except BaseException as exc:  # noqa: BLE001 - everything must cross the pipe
-                payload = ("err", _error_state(exc))
-            data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-            with os.fdopen(write_fd, "wb") as out:
-                out.write(data)
-        except BaseException:  # noqa: BLE001
-            status = 1
-        finally:
-            os._exit(status)
-
-    os.close(write_fd)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    timed_out = False
-    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            ready, _, _ = select.select([pipe], [], [], min(remaining, 1.0))
-            if not ready:
-                continue
-            chunk = pipe.read(1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    if timed_out:
-        _kill(pid)
-        raise MediaError(f"reading the file took longer than {timeout_s:g} s", code="video.timeout")
-    _, wait_status = os.waitpid(pid, 0)
-    if not chunks:
-        # The child died without a word: killed by the kernel (OOM) or crashed inside C code.
-        sig = os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else None
-        if sig in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS):
-            raise MediaError(f"the decoder crashed on this file (signal {sig})",
-                             code="video.out_of_memory" if sig == signal.SIGKILL
-                             else "video.unreadable")
-        raise MediaError("the decoder stopped without an answer", code="video.unreadable")
-    kind, value = pickle.loads(b"".join(chunks))
+    ``max_memory_mb`` defaults to the ``media_memory_mb`` setting. Raises ``MediaError``
+    ``video.timeout`` past the deadline, ``video.out_of_memory`` when the cap is hit (or the
+    kernel kills the process), ``video.unreadable`` when the decoder crashes; other exceptions
+    of ``fn`` are re-raised here."""
+    memory_mb = int(max_memory_mb or _settings().media_memory_mb)
+    future = _pool(memory_mb).schedule(_run, args=(fn, args, kwargs), timeout=timeout_s)
+    try:
+        kind, value = future.result()
+    except TimeoutError:
+        raise MediaError(f"reading the file took longer than {timeout_s:g} s",
+                         code="video.timeout") from None
+    except ProcessExpired as exc:
+        # The process died without a word: the kernel killed it (OOM) or the C code crashed.
+        sig = -exc.exitcode if exc.exitcode and exc.exitcode < 0 else None
+        if sig == signal.SIGKILL:
+            raise MediaError("reading the file needed too much memory",
+                             code="video.out_of_memory") from None
+        raise MediaError(f"the decoder crashed on this file (exit {exc.exitcode})",
+                         code="video.unreadable") from None
     if kind == "ok":
         return value
-    raise _rebuild_error(value)
+    raise value
 
 
-def _kill(pid: int) -> None:
+def memory_limit_bytes(max_memory_mb: int) -> int:
+    """The address-space cap a sandbox process sets: ours, or the inherited hard limit if lower."""
+    import resource
+
+    ours = int(max_memory_mb) * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    return ours if hard == resource.RLIM_INFINITY else min(ours, hard)
+
+
+def _pool(memory_mb: int) -> ProcessPool:
+    key = (os.getpid(), memory_mb)  # a pool belongs to the process that made it
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None or not pool.active:
+            s = _settings()
+            pool = ProcessPool(max_workers=s.media_workers, max_tasks=s.media_worker_max_tasks,
+                               initializer=_limit_memory, initargs=(memory_mb,),
+                               context=multiprocessing.get_context("spawn"))
+            _pools[key] = pool
+        return pool
+
+
+def _limit_memory(memory_mb: int) -> None:
+    """Runs first in every sandbox process."""
     try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    os.waitpid(pid, 0)
+        import resource
+    except ImportError:  # pragma: no cover - not a POSIX system: no cap to set
+        return
+    limit = memory_limit_bytes(memory_mb)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-__all__ = ["call_bounded", "DEFAULT_TIMEOUT_S", "DEFAULT_MEMORY_MB"]
+def _run(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[str, Any]:
+    """Runs in the sandbox: ("ok", result) or ("err", an exception that pickles)."""
+    try:
+        return "ok", fn(*args, **kwargs)
+    except MemoryError:
+        return "err", MediaError("reading the file needed too much memory",
+                                 code="video.out_of_memory")
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the caller
+        try:
+            pickle.loads(pickle.dumps(exc))
+            return "err", exc
+        except Exception:  # noqa: BLE001
+            return "err", RuntimeError("".join(traceback.format_exception(exc)))
+
+
+@atexit.register
+def _stop_pools() -> None:
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.stop()
+            pool.join(timeout=5)
+        _pools.clear()
+
+
+__all__ = ["DEFAULT_TIMEOUT_S", "call_bounded", "memory_limit_bytes"]

@@ -4,16 +4,19 @@
 first frame to prove the stream decodes and to read its rotation). It never decodes the whole file,
 so its cost grows with the packet count, not with the pixels.
 
-How it stays bounded in time and memory, in order:
+How it stays safe and bounded, in order:
 
-1. File size and magic bytes are checked before FFmpeg sees the file (empty, zip/pdf/... renamed).
+1. File size and magic bytes are checked before FFmpeg sees the file; the file is opened only
+   through ``egocrowd.media.opener.open_media`` (allow-listed containers chosen from the magic
+   bytes, no nested opens: a playlist naming another clip is ``video.unsupported_container``).
 2. FFmpeg's probing is capped (``probesize`` / ``analyzeduration``).
 3. The header's width, height and duration are checked against ``ProbeLimits`` *before* any frame
-   is decoded, so a header claiming 100000x100000 or 10 hours is rejected without allocating a frame.
+   is decoded, so a header claiming 100000x100000 or 10 hours is rejected without allocating a
+   frame, and so is a picture too small to be a video.
 4. The packet demux stops at ``limits.max_packets`` and at a wall-clock deadline.
-5. For full isolation (a hostile file that makes FFmpeg itself loop), run it through
-   ``egocrowd.media.bounded.call_bounded``, which forks, sets an address-space rlimit and kills the
-   child on timeout. The worker does that; tests call both.
+5. For full isolation (a hostile file that makes FFmpeg itself loop or allocate), run it through
+   ``egocrowd.media.bounded.call_bounded``: a spawned, recycled, memory-capped process with a
+   deadline. The pipeline does that; tests call both.
 
 Every rejection is a ``MediaError`` with a stable code (see ``REASON_CODES``).
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +35,8 @@ from typing import Any
 import av
 
 from egocrowd.errors import MediaError
+from egocrowd.media.opener import open_media
+from egocrowd.settings import Settings
 
 PROBE_FORMAT_VERSION = 1
 
@@ -40,40 +46,34 @@ REASON_CODES = {
     "video.unreadable": "the file could not be opened or its video stream could not be decoded",
     "video.truncated": "the file is cut short (the upload or the recording stopped early)",
     "video.too_large": "the picture or the file is absurdly large",
+    "video.too_small": "the picture is too small to be a usable video",
+    "video.unsupported_container": "the file is not MP4/MOV/3GP or Matroska/WebM (a playlist, "
+                                   "a script, or another container)",
     "video.too_long": "the video is absurdly long",
     "video.too_short": "the video is too short to be useful",
     "video.timeout": "reading the file took too long",
     "video.out_of_memory": "reading the file needed too much memory",
 }
 
-# Magic bytes of common things people upload by mistake; FFmpeg would fail on them anyway, but
-# naming them gives the worker a better reason than "unreadable".
-_NOT_VIDEO_MAGIC = {
-    b"PK\x03\x04": "a zip archive",
-    b"PK\x05\x06": "an empty zip archive",
-    b"%PDF": "a PDF document",
-    b"\x1f\x8b": "a gzip archive",
-    b"7z\xbc\xaf": "a 7z archive",
-    b"Rar!": "a RAR archive",
-    b"\x89PNG": "a PNG image",
-    b"\xff\xd8\xff": "a JPEG image",
-    b"GIF8": "a GIF image",
-}
-# Demuxers that mean "a still image" or "just audio", not a video.
-_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "gif", "webp_pipe", "bmp_pipe", "tiff_pipe")
 _ISO_BMFF_TOP = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"moof", b"mfra",
                  b"meta", b"pdin", b"styp", b"sidx", b"prft", b"emsg"}
 
 
+def _setting(name: str) -> Any:
+    return Settings.model_fields[name].default
+
+
 @dataclass(frozen=True)
 class ProbeLimits:
-    """Hard sanity limits (not campaign rules: those are ``QCThresholds``)."""
+    """Hard sanity limits (not campaign rules: those are ``QCThresholds``). The size and duration
+    limits default to the ``media_*`` settings; ``from_settings`` reads the configured ones."""
 
     max_file_bytes: int = 8 * 1024**3
-    max_width: int = 7680
-    max_height: int = 7680
-    max_pixels: int = 7680 * 4320
-    max_duration_s: float = 2 * 3600.0
+    max_width: int = _setting("media_max_width")
+    max_height: int = _setting("media_max_height")
+    max_pixels: int = _setting("media_max_pixels")
+    min_side: int = _setting("media_min_side")
+    max_duration_s: float = _setting("media_max_duration_s")
     min_duration_s: float = 0.5
     min_frames: int = 5
     max_packets: int = 2_000_000
@@ -81,6 +81,13 @@ class ProbeLimits:
     # FFmpeg's own probing budget (bytes / microseconds): keeps header reading short on junk.
     probesize: int = 20_000_000
     analyzeduration_us: int = 20_000_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> ProbeLimits:
+        s = settings or Settings()
+        return cls(max_width=s.media_max_width, max_height=s.media_max_height,
+                   max_pixels=s.media_max_pixels, min_side=s.media_min_side,
+                   max_duration_s=s.media_max_duration_s)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "ProbeLimits":
@@ -133,7 +140,7 @@ class ProbeResult:
 
 def probe(path: str | os.PathLike[str], limits: ProbeLimits | None = None) -> ProbeResult:
     """Describe the video at ``path`` or raise ``MediaError`` with a stable code."""
-    limits = limits or ProbeLimits()
+    limits = limits or ProbeLimits.from_settings()
     path = Path(path)
     deadline = time.monotonic() + limits.timeout_s
     try:
@@ -146,56 +153,42 @@ def probe(path: str | os.PathLike[str], limits: ProbeLimits | None = None) -> Pr
         raise MediaError(f"the file is {size / 1e9:.1f} GB, over the limit", code="video.too_large")
     with open(path, "rb") as fh:
         head = fh.read(64)
-    for magic, what in _NOT_VIDEO_MAGIC.items():
-        if head.startswith(magic):
-            raise MediaError(f"this is {what}, not a video", code="video.not_video")
-    _check_y4m_header(head, limits)
+    _check_y4m_header(head, limits)  # before the container check: "too large" says more
     truncated_box, track_sizes = _iso_bmff_scan(path, size)
     for w, h in track_sizes:
         # FFmpeg quietly zeroes sizes it finds absurd; the header's own claim is what we judge.
-        if w > limits.max_width or h > limits.max_height or w * h > limits.max_pixels:
-            raise MediaError(f"the picture is {w}x{h} pixels, over the limit "
-                             f"({limits.max_width}x{limits.max_height})", code="video.too_large")
-
+        check_picture_size(w, h, limits)
     try:
-        container = av.open(
-            str(path),
-            options={"probesize": str(limits.probesize),
-                     "analyzeduration": str(limits.analyzeduration_us)},
-            timeout=limits.timeout_s,
-        )
-    except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as exc:
-        if truncated_box:
+        with open_media(path, probesize=limits.probesize,
+                        analyzeduration_us=limits.analyzeduration_us,
+                        timeout_s=limits.timeout_s) as container:
+            return _probe_open(container, path, size, limits, deadline, truncated_box)
+    except MediaError as exc:
+        if truncated_box and exc.code == "video.unreadable":
             raise MediaError("the file is cut short: the upload or the recording stopped early",
                              code="video.truncated") from exc
-        raise MediaError(f"the file could not be opened as a video ({_short(exc)})",
-                         code="video.unreadable") from exc
-    with container:
-        return _probe_open(container, path, size, limits, deadline, truncated_box)
+        raise
 
 
 def _probe_open(container: Any, path: Path, size: int, limits: ProbeLimits, deadline: float,
                 truncated_box: bool) -> ProbeResult:
-    fmt = container.format.name
     if not container.streams.video:
         what = "audio only" if container.streams.audio else "no picture"
         raise MediaError(f"the file has no video stream ({what})", code="video.not_video")
-    if fmt in _IMAGE_FORMATS:
-        raise MediaError("this is a still image, not a video", code="video.not_video")
     stream = container.streams.video[0]
     cc = stream.codec_context
     width, height = int(cc.width or 0), int(cc.height or 0)
     if width <= 0 or height <= 0:
         raise MediaError("the video stream has no picture size", code="video.unreadable")
     # Header checks before decoding anything: a 100000x100000 header must not allocate a frame.
-    if (width > limits.max_width or height > limits.max_height
-            or width * height > limits.max_pixels):
-        raise MediaError(f"the picture is {width}x{height} pixels, over the limit "
-                         f"({limits.max_width}x{limits.max_height})", code="video.too_large")
+    check_picture_size(width, height, limits)
     header_duration = _header_duration(container, stream)
     if header_duration is not None and header_duration > limits.max_duration_s:
         raise MediaError(f"the video claims to be {header_duration / 3600:.1f} h long, over the "
                          f"{limits.max_duration_s / 3600:.1f} h limit", code="video.too_long")
+    if min(width, height) < limits.min_side:
+        raise MediaError(f"the picture is only {width}x{height} pixels (at least "
+                         f"{limits.min_side} on the short side)", code="video.too_small")
 
     # Demux (no decoding) to count frames and read their timestamps: cheap and exact, and it is how
     # variable frame rate and truncation show up.
@@ -308,8 +301,7 @@ def _recorded_at(container: Any, stream: Any) -> str | None:
 
 
 def _check_y4m_header(head: bytes, limits: ProbeLimits) -> None:
-    # FFmpeg refuses absurd Y4M sizes with a vague I/O error; read the header ourselves so the
-    # worker hears "too large" rather than "unreadable".
+    # Y4M is not an accepted container, but an absurd size is the better reason to give.
     if not head.startswith(b"YUV4MPEG2 "):
         return
     fields = head.split(b"\n", 1)[0].split(b" ")[1:]
@@ -318,9 +310,15 @@ def _check_y4m_header(head: bytes, limits: ProbeLimits) -> None:
         w, h = int(dims.get(b"W", b"0")), int(dims.get(b"H", b"0"))
     except ValueError:
         return
+    check_picture_size(w, h, limits)
+
+
+def check_picture_size(w: int, h: int, limits: ProbeLimits) -> None:
+    """``video.too_large`` when a picture of ``w`` x ``h`` is over the limits."""
     if w > limits.max_width or h > limits.max_height or w * h > limits.max_pixels:
-        raise MediaError(f"the picture is {w}x{h} pixels, over the limit "
-                         f"({limits.max_width}x{limits.max_height})", code="video.too_large")
+        raise MediaError(f"the picture is {w}x{h} pixels, over the limit ({limits.max_width}x"
+                         f"{limits.max_height}, {limits.max_pixels / 1e6:.1f} megapixels)",
+                         code="video.too_large")
 
 
 def _iso_bmff_scan(path: Path, size: int) -> tuple[bool, list[tuple[int, int]]]:
@@ -356,7 +354,9 @@ def _iso_bmff_scan(path: Path, size: int) -> tuple[bool, list[tuple[int, int]]]:
                     return True, sizes
                 if kind == b"moov" and box_size <= 256 * 1024 * 1024:
                     fh.seek(offset + header_len)
-                    sizes += _track_sizes(fh.read(box_size - header_len))
+                    moov = fh.read(box_size - header_len)
+                    sizes += _track_sizes(moov)
+                    _refuse_external_data(moov)
                 offset += box_size
     except OSError:
         return False, sizes
@@ -386,6 +386,32 @@ def _track_sizes(moov: bytes) -> list[tuple[int, int]]:
                 ipos += m
         pos += n
     return out
+
+
+def _boxes(buf: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(type, payload) of each box directly inside ``buf`` (stops at the first malformed one)."""
+    pos = 0
+    while pos + 8 <= len(buf):
+        n = int.from_bytes(buf[pos:pos + 4], "big")
+        if n < 8 or pos + n > len(buf):
+            return
+        yield buf[pos + 4:pos + 8], buf[pos + 8:pos + n]
+        pos += n
+
+
+def _refuse_external_data(moov: bytes) -> None:
+    """A track whose samples live in another file (a ``dref`` entry without the self-contained
+    flag, e.g. a QuickTime alias to a neighbouring blob) is refused. ``open_media`` would not
+    follow it either (``enable_drefs=0``); this names the reason."""
+    level = [moov]
+    for step in (b"trak", b"mdia", b"minf", b"dinf", b"dref"):
+        level = [payload for parent in level for kind, payload in _boxes(parent) if kind == step]
+    for dref in level:
+        # A full box (version + flags), an entry count, then entries that are full boxes too.
+        for _kind, entry in _boxes(dref[8:]):
+            if len(entry) >= 4 and not entry[3] & 1:
+                raise MediaError("the video's data is in another file; only self-contained "
+                                 "videos are accepted", code="video.unsupported_container")
 
 
 def _short(exc: BaseException) -> str:

