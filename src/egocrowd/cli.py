@@ -39,8 +39,10 @@ def serve(host: str, port: int, workers: int) -> None:
     if settings.is_embedded:
         workers = 1  # one SQLite file, one process (the app migrates it on start)
     click.echo(f"egocrowd {__version__} on http://{host}:{port}/  (database: {_redact(settings.db_url)})")
+    from egocrowd.web.limits import uvicorn_options
+
     uvicorn.run("egocrowd.web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=True)
+                log_level="info", proxy_headers=True, **uvicorn_options(settings))
 
 
 @main.command()

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     run_pipeline_in_server: bool = True
     pipeline_executor: str = Field("process", description="inline | process (one process per core)")
     pipeline_workers: int | None = Field(None, ge=1, le=256, description="Processes; default: one per core")
+    max_body_kb: int = Field(1024, ge=16, le=1024 * 1024,
+                             description="Largest request body outside uploads (JSON, forms), in KiB")
+    max_header_kb: int = Field(32, ge=4, le=1024, description="Largest request line + headers, in KiB")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -17,6 +17,7 @@ from egocrowd import __version__
 from egocrowd.db import Database, open_database
 from egocrowd.settings import Settings
 from egocrowd.web import problems
+from egocrowd.web.limits import BodyLimit
 
 HERE = Path(__file__).parent
 log = logging.getLogger("egocrowd.web")
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.upload_store = upload_store
     app.state.cookie_signer = URLSafeTimedSerializer(settings.resolved_secret_key(), salt="egocrowd-session")
     problems.install(app)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_kb * 1024)
 
     from egocrowd.web.routers import api, clips, pages
 
