@@ -40,8 +40,10 @@ def serve(host: str, port: int, workers: int) -> None:
     if settings.is_embedded:
         workers = 1  # one SQLite file, one process (the app migrates it on start)
     click.echo(f"egocrowd {__version__} on http://{host}:{port}/  (database: {_redact(settings.db_url)})")
+    from egocrowd.web.limits import uvicorn_options
+
     uvicorn.run("egocrowd.web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=True)
+                log_level="info", proxy_headers=True, **uvicorn_options(settings))
 
 
 @main.command()
@@ -181,6 +183,98 @@ def ingest(directory: str, campaign_id: int, worker_id: int) -> None:
         db.dispose()
     click.echo(f"{counts.get('ingested', 0)} ingested, {counts.get('skipped', 0)} already there "
                f"(of {counts.get('found', 0)} video files)")
+
+
+# --- the pipeline queue, for operators -------------------------------------------------------------
+def _job_filter_options(f):
+    for option in reversed([
+        click.option("--stage", default=None, help="Only this stage (probe, qc, ...)."),
+        click.option("--campaign", "campaign_id", type=click.IntRange(1, 2**31 - 1), default=None,
+                     help="Only the clips of this campaign."),
+        click.option("--stage-version", default=None, help="Only jobs finished by this version of the stage."),
+        click.option("--stale", "stale_only", is_flag=True,
+                     help="Only jobs finished by another version than the stage's current one."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _with_jobs(work):
+    """Run ``work(session)`` in one transaction; errors become one clear line."""
+    from egocrowd.db import open_database
+    from egocrowd.errors import EgocrowdError
+
+    database = open_database(_settings())
+    try:
+        with database.transaction() as s:
+            return work(s)
+    except EgocrowdError as exc:
+        raise click.ClickException(f"{exc.message} [{exc.code}]") from None
+    finally:
+        database.dispose()
+
+
+@main.group()
+def jobs() -> None:
+    """Inspect the pipeline queue; retry failed jobs; re-run a stage."""
+
+
+@jobs.command("list")
+@_job_filter_options
+@click.option("--status", type=click.Choice(["pending", "running", "done", "error"]), default=None)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+def jobs_list(stage, campaign_id, stage_version, stale_only, status, limit) -> None:
+    """The newest jobs (with --status error: what failed and why), then the queue depths."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from egocrowd.db.models import JobStatus
+    from egocrowd.pipeline import jobs as queue
+
+    where = queue.JobFilter(stage=stage, status=JobStatus(status) if status else None, campaign_id=campaign_id,
+                            stage_version=stage_version, stale_only=stale_only)
+
+    def work(s):
+        table = Table("job", "clip", "stage", "version", "status", "attempts", "run after", "last error")
+        for j in queue.list_jobs(s, where, limit=limit):
+            error = (j.last_error or "").strip().splitlines()[-1:] or [""]
+            table.add_row(str(j.id), str(j.clip_id), j.stage, j.stage_version or "", j.status.value,
+                          str(j.attempts), j.run_after.strftime("%Y-%m-%d %H:%M:%S"), error[0][:80])
+        depths = Table("stage", "status", "jobs", title="queue depths")
+        for (stage_name, state), n in sorted(queue.queue_depths(s).items()):
+            depths.add_row(stage_name, state, str(n))
+        console = Console()
+        console.print(table)
+        console.print(depths)
+
+    _with_jobs(work)
+
+
+@jobs.command("retry")
+@_job_filter_options
+def jobs_retry(stage, campaign_id, stage_version, stale_only) -> None:
+    """Give failed jobs (status error) a fresh set of attempts, once their cause is fixed."""
+    from egocrowd.pipeline import jobs as queue
+
+    where = queue.JobFilter(stage=stage, campaign_id=campaign_id, stage_version=stage_version, stale_only=stale_only)
+    ids = _with_jobs(lambda s: queue.retry(s, where))
+    click.echo(f"{len(ids)} failed job(s) queued again")
+
+
+@jobs.command("requeue")
+@_job_filter_options
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def jobs_requeue(stage, campaign_id, stage_version, stale_only, yes) -> None:
+    """Run a stage again for clips it already finished (e.g. --stage qc --stale after a new QC
+    version). Their clips show 'processing' until it has run."""
+    from egocrowd.pipeline import jobs as queue
+
+    where = queue.JobFilter(stage=stage, campaign_id=campaign_id, stage_version=stage_version, stale_only=stale_only)
+    if not yes:
+        n = _with_jobs(lambda s: len(queue.list_jobs(s, where, limit=10**9)))
+        click.confirm(f"Run stage {stage or '?'} again for up to {n} job(s)?", abort=True)
+    ids = _with_jobs(lambda s: queue.requeue(s, where))
+    click.echo(f"{len(ids)} job(s) queued again")
 
 
 def _redact(url: str) -> str:

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     media_max_pixels: int = Field(4096 * 2160, ge=256, description="Largest picture accepted (width x height)")
     media_min_side: int = Field(64, ge=1, description="Shortest side a picture may have (px)")
     media_max_duration_s: float = Field(2 * 3600.0, gt=0, description="Longest video accepted (s)")
+    max_body_kb: int = Field(1024, ge=16, le=1024 * 1024,
+                             description="Largest request body outside uploads (JSON, forms), in KiB")
+    max_header_kb: int = Field(32, ge=4, le=1024, description="Largest request line + headers, in KiB")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -20,6 +20,7 @@ from egocrowd.web.pages import accounts, assignments, campaigns, consent
 from egocrowd.web.pages import clips as clip_pages
 from egocrowd.web.routers import api
 from egocrowd.web.routers import clips as clip_api
+from egocrowd.web.limits import BodyLimit
 
 HERE = Path(__file__).parent
 log = logging.getLogger("egocrowd.web")
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.upload_store = upload_store
     app.state.cookie_signer = URLSafeTimedSerializer(settings.resolved_secret_key(), salt="egocrowd-session")
     problems.install(app)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_kb * 1024)
 
     from egocrowd.web.routers import clips
 

@@ -1,0 +1,104 @@
+"""The pipeline queue as operators see it: what is waiting, what failed, and putting work back.
+
+- :func:`list_jobs` and :func:`queue_depths` answer "what is the pipeline doing?";
+- :func:`retry` gives failed jobs (``error``: the runner gave up after its attempts) a fresh set
+  of attempts, once the cause is fixed;
+- :func:`requeue` runs a stage again for clips it already finished: after a stage's new version
+  (``stale_only`` picks the jobs a different version produced) or a QC fix.
+Each job put back writes an audit event, and its clip returns to ``processing`` until the stage
+has run again, so nobody reads a verdict that is about to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from egocrowd import audit
+from egocrowd.db.models import Clip, ClipStatus, Job, JobStatus, User, utcnow
+from egocrowd.errors import InvalidInput
+from egocrowd.pipeline.stages import STAGES
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs an operator means; every field narrows, none means all."""
+
+    stage: str | None = None
+    status: JobStatus | None = None
+    campaign_id: int | None = None
+    stage_version: str | None = None
+    stale_only: bool = False  # finished by another version of the stage than the registered one
+
+    def where(self) -> list[sa.ColumnElement[bool]]:
+        if self.stage is not None:
+            STAGES.get(self.stage)  # an unknown name: pipeline.unknown_stage, listing the known ones
+        if self.stale_only and self.stage is None:
+            raise InvalidInput("Name the stage whose stale results to requeue.", code="pipeline.stage_required")
+        clauses: list[sa.ColumnElement[bool]] = []
+        if self.stage is not None:
+            clauses.append(Job.stage == self.stage)
+        if self.status is not None:
+            clauses.append(Job.status == self.status)
+        if self.campaign_id is not None:
+            clauses.append(Job.clip_id.in_(sa.select(Clip.id).where(Clip.campaign_id == self.campaign_id)))
+        if self.stage_version is not None:
+            clauses.append(Job.stage_version == self.stage_version)
+        if self.stale_only:
+            current = STAGES.get(self.stage).version
+            clauses.append(sa.or_(Job.stage_version.is_(None), Job.stage_version != current))
+        return clauses
+
+
+def list_jobs(session: Session, where: JobFilter, *, limit: int = 100) -> list[Job]:
+    q = sa.select(Job).where(*where.where()).order_by(Job.id.desc()).limit(limit)
+    return list(session.scalars(q))
+
+
+def queue_depths(session: Session) -> dict[tuple[str, str], int]:
+    """(stage, status) → number of jobs."""
+    rows = session.execute(sa.select(Job.stage, Job.status, sa.func.count()).group_by(Job.stage, Job.status))
+    return {(stage, status.value): n for stage, status, n in rows}
+
+
+def retry(session: Session, where: JobFilter, *, actor: User | None = None) -> list[int]:
+    """Failed jobs (``error``) matching ``where`` run again with fresh attempts. Returns their ids."""
+    if where.status not in (None, JobStatus.error):
+        raise InvalidInput("Only failed jobs can be retried; use requeue for finished ones.",
+                           code="pipeline.not_failed")
+    chosen = JobFilter(**{**where.__dict__, "status": JobStatus.error})
+    return _put_back(session, chosen, "job.retried", actor)
+
+
+def requeue(session: Session, where: JobFilter, *, actor: User | None = None) -> list[int]:
+    """Finished or failed jobs of one stage run again (a new stage version, a fixed check)."""
+    if where.stage is None:
+        raise InvalidInput("Name the stage to requeue (e.g. --stage qc).", code="pipeline.stage_required")
+    if where.status in (JobStatus.pending, JobStatus.running):
+        raise InvalidInput("Pending and running jobs are already queued.", code="pipeline.already_queued")
+    ids: list[int] = []
+    for status in ((where.status,) if where.status else (JobStatus.done, JobStatus.error)):
+        ids += _put_back(session, JobFilter(**{**where.__dict__, "status": status}), "job.requeued", actor)
+    return ids
+
+
+def _put_back(session: Session, where: JobFilter, action: str, actor: User | None) -> list[int]:
+    # Row locks (PostgreSQL) so a runner finishing one of these jobs right now waits for us.
+    q = sa.select(Job).where(*where.where()).order_by(Job.id)
+    if session.bind is not None and session.bind.dialect.name != "sqlite":
+        q = q.with_for_update()
+    jobs = list(session.scalars(q))
+    now = utcnow()
+    for job in jobs:
+        before = job.status.value
+        job.status, job.attempts, job.run_after = JobStatus.pending, 0, now
+        job.lease_owner = job.lease_expires_at = job.finished_at = None
+        clip = job.clip
+        if clip.status is not ClipStatus.processing:
+            clip.status, clip.reason_code, clip.updated_at = ClipStatus.processing, None, now
+        audit.record(session, actor, action, job.clip_id,
+                     {"job_id": job.id, "stage": job.stage, "was": before, "stage_version": job.stage_version},
+                     entity_type="clip")
+    return [job.id for job in jobs]
