@@ -26,10 +26,14 @@ def small_app(tmp_path, db_url, db):
 
 
 def _routes(app):
-    for route in app.routes:
-        for method in sorted(getattr(route, "methods", None) or ()):
-            if method not in ("GET", "HEAD", "OPTIONS"):
-                yield method, route.path
+    """Every (method, path) that takes a body, API and pages alike (the routers the app includes)."""
+    from egocrowd.web.app import ROUTERS
+
+    for router in ROUTERS:
+        for route in router.routes:
+            for method in sorted(getattr(route, "methods", None) or ()):
+                if method not in ("GET", "HEAD", "OPTIONS"):
+                    yield method, route.path
 
 
 def test_every_route_refuses_a_10_mb_body_before_parsing_it(small_app):

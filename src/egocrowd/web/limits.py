@@ -11,6 +11,10 @@ hundreds of megabytes:
   not pass ``h11_max_incomplete_event_size`` bytes. uvicorn's h11 protocol has this bound; the faster
   httptools protocol that ``uvicorn[standard]`` picks has none (a 100 MiB header was accepted), so we
   add it there and use one knob for both. Too large a head is answered 431 and the connection closed.
+
+Why not FastAPI's own ``max_body_size`` (Starlette's RequestBodyLimitMiddleware): tried, its refusal
+of a chunked body is answered outside the app's exception handlers, as plain text, where every
+refusal of ours must be a problem document with a stable code.
 """
 
 from __future__ import annotations
