@@ -97,8 +97,15 @@ QC_TIMEOUT_S = 900.0
 
 
 # --- probe ----------------------------------------------------------------------------------------
+def _sandbox(ctx: StageContext) -> dict:
+    """The media limits of this deployment's settings, for the compute side (which has none)."""
+    from egocrowd.media.probe import ProbeLimits
+
+    return {"limits": ProbeLimits.from_settings(ctx.settings), "memory_mb": ctx.settings.media_memory_mb}
+
+
 def _prepare_probe(session: Session, clip: Clip, ctx: StageContext) -> dict:
-    return {"path": str(ctx.blobs.path(clip.sha256))}
+    return {"path": str(ctx.blobs.path(clip.sha256)), **_sandbox(ctx)}
 
 
 def _apply_probe(session: Session, clip: Clip, result: dict) -> str | None:
@@ -117,7 +124,8 @@ def compute_probe(inputs: dict) -> dict:
     from egocrowd.media.probe import probe
 
     try:  # in a child process with a memory cap and a deadline: a hostile file cannot hang us
-        return {"probe": call_bounded(probe, inputs["path"], timeout_s=PROBE_TIMEOUT_S).to_dict()}
+        return {"probe": call_bounded(probe, inputs["path"], limits=inputs.get("limits"), timeout_s=PROBE_TIMEOUT_S,
+                                      max_memory_mb=inputs.get("memory_mb")).to_dict()}
     except MediaError as exc:
         return _media_rejection(exc)
 
@@ -153,7 +161,7 @@ def _prepare_qc(session: Session, clip: Clip, ctx: StageContext) -> dict:
     return {"path": str(ctx.blobs.path(clip.sha256)), "probe": clip.probe,
             "thresholds": qc_thresholds_for(clip.campaign.requirements),
             "known": [(cid, fp) for cid, fp in known],
-            "palm_model": str(palm_model) if palm_model else None}
+            "palm_model": str(palm_model) if palm_model else None, **_sandbox(ctx)}
 
 
 def _apply_qc(session: Session, clip: Clip, result: dict) -> str | None:
@@ -182,7 +190,8 @@ def compute_qc(inputs: dict) -> dict:
     probe_result = ProbeResult.from_dict(inputs["probe"]) if inputs.get("probe") else None
     try:
         report = call_bounded(run_qc, inputs["path"], inputs["thresholds"], known, probe_result=probe_result,
-                              palm_model=inputs.get("palm_model"), timeout_s=QC_TIMEOUT_S)
+                              palm_model=inputs.get("palm_model"), limits=inputs.get("limits"),
+                              timeout_s=QC_TIMEOUT_S, max_memory_mb=inputs.get("memory_mb"))
     except MediaError as exc:
         return _media_rejection(exc)
     return {"report": report.to_dict()}
