@@ -20,7 +20,7 @@ from tusclient.exceptions import TusCommunicationError
 
 from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
 from egocrowd.uploads.store import utcnow
-from egocrowd.uploads.tus import encode_metadata, parse_metadata
+from egocrowd.uploads.protocol import encode_metadata, parse_metadata
 
 from tests.uploads.helpers import AUTH, Proxy, ThreadServer, make_file
 
@@ -313,11 +313,11 @@ def test_completion_is_recovered_after_a_failure(server, tmp_path):
     upload_id = up.url.rsplit("/", 1)[1]
     assert server.store.get(upload_id).state == "completing"
     assert server.store.data_path(upload_id).exists()  # the bytes are kept for the retry
-    assert asyncio.run(recover_completed(server.store, server.hooks)) == [upload_id]
+    assert asyncio.run(recover_completed(server.store, server.hooks.on_complete)) == [upload_id]
     assert clip_for(server, up.url)["sha256"] == digest
     assert server.store.get(upload_id).state == "finished"
     assert leftovers(server) == []
-    assert asyncio.run(recover_completed(server.store, server.hooks)) == []
+    assert asyncio.run(recover_completed(server.store, server.hooks.on_complete)) == []
 
 
 def test_duplicate_content_is_stored_once(server, tmp_path):
