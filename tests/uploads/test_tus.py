@@ -303,6 +303,27 @@ def test_protocol_errors(server):
     assert httpx.head(server.endpoint + "/..%2Fetc", headers={**TUS, **AUTH}).status_code == 404
 
 
+# Over a real HTTP server (the in-process TestClient re-encodes header bytes as UTF-8): Latin-1
+# superscript digits pass str.isdigit() but not int(); 5000 digits exceed Python's int-conversion
+# limit. Both used to escape as ValueError -> 500 upload.internal.
+HOSTILE = [b"\xb2", b"\xb9\xb3", b"1" * 5000]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_upload_length_is_a_400_not_a_500(server, value):
+    r = httpx.post(server.endpoint, headers={**TUS, "Upload-Length": value})
+    assert r.status_code == 400, (r.status_code, r.text)
+    assert r.json()["code"] == "upload.bad_request"
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_upload_offset_is_a_400_not_a_500(server, value):
+    r = httpx.patch(f"{server.endpoint}/{'a' * 32}", content=b"x",
+                    headers={**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": value})
+    assert r.status_code == 400, (r.status_code, r.text)
+    assert r.json()["code"] == "upload.bad_request"
+
+
 def test_completion_is_recovered_after_a_failure(server, tmp_path):
     src = tmp_path / "clip.mp4"
     digest = make_file(src, 300_000, seed=5)
