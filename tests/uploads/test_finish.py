@@ -17,7 +17,13 @@ from fastapi.testclient import TestClient
 from egocrowd import clips
 from egocrowd.blobs import BlobStore
 from egocrowd.db.models import Clip
-from tests.platform.helpers import claim, make_user, open_campaign, publish_consent, sign
+from tests.platform.helpers import (
+    claim,
+    make_user,
+    open_campaign,
+    publish_consent,
+    sign,
+)
 
 TUS = {"Tus-Resumable": "1.0.0"}
 UPLOADS = "/api/v1/uploads"
@@ -104,8 +110,8 @@ def test_sweep_spares_an_old_blob_that_an_upload_finishing_now_deduplicated_into
 
     part = tmp_path / "upload.part"
     part.write_bytes(data)
-    kw = dict(source_ref="tus:" + "b" * 32, path=part, worker_id=worker.id, assignment_id=aid,
-              campaign_id=cid, original_name="again.mp4", sha256=sha, move=True)
+    kw = {"source_ref": "tus:" + "b" * 32, "path": part, "worker_id": worker.id, "assignment_id": aid,
+          "campaign_id": cid, "original_name": "again.mp4", "sha256": sha, "move": True}
     # The table is missing: SQLite says OperationalError, PostgreSQL ProgrammingError (UndefinedTable).
     with _TableAway(db, "jobs"), pytest.raises((sa.exc.OperationalError, sa.exc.ProgrammingError),
                                                match='no such table: jobs|relation "jobs" does not exist'):

@@ -6,7 +6,13 @@ import base64
 from datetime import timedelta
 
 from egocrowd.db.models import Assignment, utcnow
-from tests.platform.helpers import claim, make_user, open_campaign, publish_consent, sign
+from tests.platform.helpers import (
+    claim,
+    make_user,
+    open_campaign,
+    publish_consent,
+    sign,
+)
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = {"Content-Type": "application/offset+octet-stream"}
@@ -33,3 +39,27 @@ def test_bytes_sent_with_a_method_override_are_refused_once_the_lease_is_over(db
                                                           "X-HTTP-Method-Override": "PATCH"})
     assert r.status_code == 410 and r.json()["code"] == "assignment.lease_expired"
     assert client.head(url, headers={**TUS, **worker.headers}).headers["Upload-Offset"] == "0"
+
+
+HOUSEKEEPING = """
+import sys
+from egocrowd.blobs import BlobStore
+from egocrowd.db import Database
+from egocrowd.uploads import UploadStore
+from egocrowd.worker import housekeeping
+
+out = housekeeping(Database(sys.argv[1]), BlobStore(sys.argv[2]), UploadStore(sys.argv[3]))
+assert "uploads_recovered" in out, out
+web = sorted(m for m in sys.modules if m.split(".")[0] in ("fastapi", "starlette") or m.startswith("egocrowd.web"))
+assert not web, web
+"""
+
+
+def test_housekeeping_recovers_uploads_without_the_web_layer(db_url, tmp_path):
+    """A worker process finishes interrupted uploads with the rules alone: no web module is loaded."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", HOUSEKEEPING, db_url, str(tmp_path / "blobs"), str(tmp_path / "uploads")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

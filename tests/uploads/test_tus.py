@@ -20,9 +20,8 @@ from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 
 from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
-from egocrowd.uploads.store import utcnow
 from egocrowd.uploads.protocol import encode_metadata, parse_metadata
-
+from egocrowd.uploads.store import utcnow
 from tests.uploads.helpers import AUTH, Proxy, ThreadServer, make_file
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -485,7 +484,7 @@ def test_racing_writers_get_a_problem_document_never_a_500(server):
         barrier = threading.Barrier(3)
         results: list = []
 
-        def writer():
+        def writer(url=url, barrier=barrier, results=results):
             barrier.wait()
             r = httpx.patch(url, content=body, headers=patch, timeout=30)
             results.append((r.status_code, r.headers.get("content-type"),

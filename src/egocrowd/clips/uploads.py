@@ -6,7 +6,7 @@ The caller is already resolved (the web door authenticates it); nothing here kno
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -18,7 +18,7 @@ from egocrowd.errors import Forbidden, InvalidInput
 from egocrowd.uploads.protocol import Grant
 from egocrowd.uploads.store import UploadInfo
 
-__all__ = ["grant_upload", "check_upload_access", "clip_from_upload"]
+__all__ = ["check_upload_access", "clip_from_upload", "grant_upload"]
 
 MB = 1024 * 1024
 _MAX_ID = 2**63 - 1  # a BIGINT: a larger id is nobody's, and the database driver would fail on it
@@ -49,7 +49,7 @@ def check_upload_access(session: Session, worker: User, info: UploadInfo, *, wri
         assignments.require_active_lease(session, worker, int(info.context["assignment_id"]))
 
 
-def clip_from_upload(db: Database, blobs, info: UploadInfo, data_path: os.PathLike[str]) -> dict[str, str]:
+def clip_from_upload(db: Database, blobs, info: UploadInfo, data_path: Path) -> dict[str, str]:
     """Finish a received upload into a clip (idempotent by upload id); headers for the client."""
     c = info.context
     clip = finish_upload(db, blobs, source_ref=f"tus:{info.id}", path=data_path,

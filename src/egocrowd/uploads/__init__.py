@@ -5,7 +5,12 @@ rules are :mod:`egocrowd.clips.uploads`. See ``docs/uploads.md`` for the overvie
 
 from egocrowd.uploads.completion import OnComplete, complete_upload
 from egocrowd.uploads.maintenance import expire_uploads, recover_completed
-from egocrowd.uploads.protocol import CHECKSUM_ALGORITHMS, TUS_VERSION, ChecksumMismatch, Grant
+from egocrowd.uploads.protocol import (
+    CHECKSUM_ALGORITHMS,
+    TUS_VERSION,
+    ChecksumMismatch,
+    Grant,
+)
 from egocrowd.uploads.store import UploadInfo, UploadStore
 
 __all__ = [

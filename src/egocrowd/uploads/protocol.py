@@ -14,17 +14,48 @@ import email.utils
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
-from egocrowd.errors import Conflict, EgocrowdError, Gone, InvalidInput, NotFound, TooLarge
+from egocrowd.errors import (
+    Conflict,
+    EgocrowdError,
+    Gone,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+)
 from egocrowd.uploads.store import UploadInfo
 
 __all__ = [
-    "TUS_VERSION", "EXTENSIONS", "CHECKSUM_ALGORITHMS", "OFFSET_CONTENT_TYPE", "MAX_METADATA_CHARS",
-    "BadTusRequest", "UnsupportedVersion", "UnsupportedContentType", "ChecksumMismatch",
-    "Grant", "Checksum", "parse_metadata", "encode_metadata", "is_decimal", "parse_length", "parse_offset",
-    "parse_checksum", "check_version", "check_content_type", "check_length", "check_offset", "check_usable",
-    "check_body_fits", "no_such_upload", "too_long", "interrupted", "upload_headers", "failure", "replay_failure",
+    "CHECKSUM_ALGORITHMS",
+    "EXTENSIONS",
+    "MAX_METADATA_CHARS",
+    "OFFSET_CONTENT_TYPE",
+    "TUS_VERSION",
+    "BadTusRequest",
+    "Checksum",
+    "ChecksumMismatch",
+    "Grant",
+    "UnsupportedContentType",
+    "UnsupportedVersion",
+    "check_body_fits",
+    "check_content_type",
+    "check_length",
+    "check_offset",
+    "check_usable",
+    "check_version",
+    "encode_metadata",
+    "failure",
+    "interrupted",
+    "is_decimal",
+    "no_such_upload",
+    "parse_checksum",
+    "parse_length",
+    "parse_metadata",
+    "parse_offset",
+    "replay_failure",
+    "too_long",
+    "upload_headers",
 ]
 
 TUS_VERSION = "1.0.0"
@@ -97,7 +128,7 @@ def encode_metadata(metadata: Mapping[str, str]) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" if v else k for k, v in metadata.items())
 
 
-def is_decimal(value: str | None) -> bool:
+def is_decimal(value: str | None) -> TypeGuard[str]:
     # ASCII digits only, and not absurdly long: str.isdigit() also accepts e.g. Latin-1 "\u00b2"
     # (which int() refuses), and int() refuses more than 4300 digits; both were a 500.
     return value is not None and 0 < len(value) <= 20 and value.isascii() and value.isdigit()

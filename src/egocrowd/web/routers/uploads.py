@@ -55,7 +55,7 @@ from egocrowd.uploads.store import UploadInfo, UploadStore, utcnow
 from egocrowd.web.auth import unit
 from egocrowd.web.problems import render
 
-__all__ = ["TusHooks", "PlatformHooks", "make_tus_router"]
+__all__ = ["PlatformHooks", "TusHooks", "make_tus_router"]
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ class _TusServer:
             try:
                 got = await holder.pump
             except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():
+                if (me := asyncio.current_task()) is not None and me.cancelling():
                     raise  # we are being cancelled ourselves (shutdown)
                 got = _Pumped(info.offset, "stolen")  # taken over before it read a byte
             holder.pump = None
