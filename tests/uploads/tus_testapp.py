@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from egocrowd.blobs import BlobStore
 from egocrowd.errors import Forbidden, NotFound, Unauthenticated
 from egocrowd.uploads import Grant, UploadInfo, UploadStore, recover_completed
-from egocrowd.web.routers.uploads import make_tus_router
+from egocrowd.web.tus import make_tus_router
 
 TOKENS = {"tok-alice": "alice", "tok-bob": "bob"}
 # assignment -> (assignee, max bytes)

@@ -1,5 +1,5 @@
 """Resumable uploads (tus 1.0): the pure protocol, the on-disk upload store, finishing an upload,
-and the store's upkeep. The HTTP server is :mod:`egocrowd.web.routers.uploads`; the platform's
+and the store's upkeep. The HTTP server is :mod:`egocrowd.web.tus`; the platform's
 rules are :mod:`egocrowd.clips.uploads`. See ``docs/uploads.md`` for the overview.
 """
 

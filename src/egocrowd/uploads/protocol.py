@@ -2,7 +2,7 @@
 
 Extensions: core + creation, creation-with-upload, expiration, checksum (sha1, md5, sha256, sha512)
 and termination (https://tus.io/protocols/resumable-upload). The HTTP server
-(:mod:`egocrowd.web.routers.uploads`) reads headers, calls these functions and renders the errors
+(:mod:`egocrowd.web.tus`) reads headers, calls these functions and renders the errors
 they raise as problem documents; the statuses below are the ones the tus spec fixes.
 """
 

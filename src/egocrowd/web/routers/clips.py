@@ -17,7 +17,8 @@ from egocrowd.db.models import ClipStatus, Role
 from egocrowd.web.auth import unit
 from egocrowd.web.views import Page
 from egocrowd.web.routers.api import Id, QueryId
-from egocrowd.web.routers.uploads import PlatformHooks, make_tus_router
+from egocrowd.web.routers.uploads import PlatformHooks
+from egocrowd.web.tus import make_tus_router
 
 MB = 1024 * 1024
 
