@@ -35,15 +35,16 @@ def serve(root: Path, port: int) -> None:
     from fastapi import FastAPI
 
     from egocrowd.blobs import BlobStore
-    from egocrowd.uploads import Grant, TusHooks, UploadStore, make_tus_router
+    from egocrowd.uploads import Grant, UploadStore
+    from egocrowd.web.tus import make_tus_router
 
     blobs = BlobStore(root / "blobs")
 
-    class Hooks(TusHooks):
+    class Hooks:
         def authorize_create(self, request, length, metadata):
             return Grant(owner="bench", max_length=1 << 40)
 
-        def authorize_access(self, request, info):
+        def authorize_access(self, request, info, verb):
             return None
 
         def on_complete(self, info, data_path):

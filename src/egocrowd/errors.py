@@ -11,10 +11,15 @@ of the public API: never rename one, add a new one instead.
     ├── Unauthenticated                 401  auth.required, auth.bad_credentials, auth.bad_token
     ├── Forbidden                       403  auth.forbidden, consent.missing, auth.csrf
     ├── NotFound                        404  <entity>.not_found
-    ├── Conflict                        409  campaign.bad_transition, assignment.no_slots, ...
+    ├── Conflict                        409  campaign.bad_transition, assignment.no_slots, ...,
+    │                                        upload.offset_mismatch, upload.locked, upload.interrupted
     ├── Gone                            410  assignment.lease_expired, upload.expired
     ├── TooLarge                        413  upload.too_large
     └── MediaError                      422  video.unreadable, video.too_short, ... (clip rejected)
+
+The tus protocol's own statuses are subclasses in ``egocrowd.uploads.protocol``: BadTusRequest 400
+(upload.bad_request, upload.bad_metadata, upload.bad_checksum), UnsupportedVersion 412,
+UnsupportedContentType 415, ChecksumMismatch 460.
 """
 
 from __future__ import annotations

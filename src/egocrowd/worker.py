@@ -24,7 +24,7 @@ def housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
     owns. Safe to run from many processes."""
     from egocrowd.campaigns.assignments import expire_leases
     from egocrowd.clips import sweep_orphan_blobs
-    from egocrowd.uploads.tus import expire_uploads
+    from egocrowd.uploads import expire_uploads
 
     def leases() -> int:
         with db.transaction() as s:
@@ -36,13 +36,13 @@ def housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
         # restart. A store object of our own on the same directory: the flock still serialises us
         # with requests in flight, and no asyncio state is shared with a server's event loop.
         import asyncio
+        from functools import partial
 
-        from egocrowd.uploads.store import UploadStore
-        from egocrowd.uploads.tus import recover_completed
-        from egocrowd.web.routers.clips import PlatformHooks
+        from egocrowd.clips.uploads import clip_from_upload
+        from egocrowd.uploads import UploadStore, recover_completed
 
         store = UploadStore(upload_store.dir, ttl=upload_store.ttl, lock_timeout=0.5)
-        return len(asyncio.run(recover_completed(store, PlatformHooks(db, blobs))))
+        return len(asyncio.run(recover_completed(store, partial(clip_from_upload, db, blobs))))
 
     out = {}
     # Each step on its own: one failing (a bad upload record, a database hiccup) must not keep the

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from tests.review.test_uploads_review import _TableAway
+from tests.uploads.test_finish import _TableAway
 
 
 def test_worker_process_survives_a_database_error_and_stops_cleanly(db, db_url, tmp_path):
@@ -77,7 +77,7 @@ def test_housekeeping_finishes_an_upload_whose_completion_failed_after_the_clien
     from egocrowd.blobs import BlobStore
     from egocrowd.db.models import Clip
     from egocrowd.worker import housekeeping
-    from tests.review.test_uploads_review import OCTETS, TUS, UPLOADS, _world
+    from tests.uploads.test_finish import OCTETS, TUS, UPLOADS, _world
 
     worker, aid = _world(client, db)
     data = os.urandom(20_000)

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -19,9 +20,8 @@ from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 
 from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
+from egocrowd.uploads.protocol import encode_metadata, parse_metadata
 from egocrowd.uploads.store import utcnow
-from egocrowd.uploads.tus import encode_metadata, parse_metadata
-
 from tests.uploads.helpers import AUTH, Proxy, ThreadServer, make_file
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -302,6 +302,27 @@ def test_protocol_errors(server):
     assert httpx.head(server.endpoint + "/..%2Fetc", headers={**TUS, **AUTH}).status_code == 404
 
 
+# Over a real HTTP server (the in-process TestClient re-encodes header bytes as UTF-8): Latin-1
+# superscript digits pass str.isdigit() but not int(); 5000 digits exceed Python's int-conversion
+# limit. Both used to escape as ValueError -> 500 upload.internal.
+HOSTILE = [b"\xb2", b"\xb9\xb3", b"1" * 5000]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_upload_length_is_a_400_not_a_500(server, value):
+    r = httpx.post(server.endpoint, headers={**TUS, "Upload-Length": value})
+    assert r.status_code == 400, (r.status_code, r.text)
+    assert r.json()["code"] == "upload.bad_request"
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_upload_offset_is_a_400_not_a_500(server, value):
+    r = httpx.patch(f"{server.endpoint}/{'a' * 32}", content=b"x",
+                    headers={**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": value})
+    assert r.status_code == 400, (r.status_code, r.text)
+    assert r.json()["code"] == "upload.bad_request"
+
+
 def test_completion_is_recovered_after_a_failure(server, tmp_path):
     src = tmp_path / "clip.mp4"
     digest = make_file(src, 300_000, seed=5)
@@ -313,11 +334,11 @@ def test_completion_is_recovered_after_a_failure(server, tmp_path):
     upload_id = up.url.rsplit("/", 1)[1]
     assert server.store.get(upload_id).state == "completing"
     assert server.store.data_path(upload_id).exists()  # the bytes are kept for the retry
-    assert asyncio.run(recover_completed(server.store, server.hooks)) == [upload_id]
+    assert asyncio.run(recover_completed(server.store, server.hooks.on_complete)) == [upload_id]
     assert clip_for(server, up.url)["sha256"] == digest
     assert server.store.get(upload_id).state == "finished"
     assert leftovers(server) == []
-    assert asyncio.run(recover_completed(server.store, server.hooks)) == []
+    assert asyncio.run(recover_completed(server.store, server.hooks.on_complete)) == []
 
 
 def test_duplicate_content_is_stored_once(server, tmp_path):
@@ -415,3 +436,72 @@ def test_an_unreadable_record_does_not_stop_upkeep(tmp_path):
     (store.dir / ("0" * 32 + ".json")).write_text('{"format_version": 99}')
     assert [i.id for i in store.iter_infos()] == [good.id]
     assert expire_uploads(store, utcnow() + timedelta(days=2)) == [good.id]
+
+
+
+def _stalled_patch(server, path: str, part: bytes, length: int) -> socket.socket:
+    """A PATCH that sends part of its body and then goes quiet (a phone losing its network)."""
+    s = socket.create_connection(("127.0.0.1", server.port))
+    head = (f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n"
+            f"Authorization: {AUTH['Authorization']}\r\nContent-Type: application/offset+octet-stream\r\n"
+            f"Upload-Offset: 0\r\nContent-Length: {length}\r\n\r\n")
+    s.sendall(head.encode() + part)
+    return s
+
+
+def _response(s: socket.socket) -> tuple[int, str, dict]:
+    """Status, content type and JSON body of the answer on a raw connection."""
+    s.settimeout(30)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536) or b"\r\n\r\n"
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    size = int(headers.get("content-length", 0))
+    while len(rest) < size and (more := s.recv(65536)):
+        rest += more
+    return int(lines[0].split()[1]), headers.get("content-type", ""), json.loads(rest) if rest[:1] == b"{" else {}
+
+
+def test_racing_writers_get_a_problem_document_never_a_500(server):
+    """Issue #16.7: a stalled request holds an upload; several reconnecting writers race to take it
+    over. Every request ends in 204 or a 409 problem document: a second takeover landing while the
+    interrupted request still flushed its bytes used to escape as CancelledError, a plain-text 500."""
+    body = os.urandom(3 << 19)
+    meta = "assignment " + base64.b64encode(b"A1").decode()
+    patch = {**TUS, **AUTH, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    allowed = {"upload.interrupted", "upload.offset_mismatch", "upload.locked"}
+    for _ in range(12):
+        url = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": str(len(body)),
+                                                   "Upload-Metadata": meta}).headers["Location"]
+        before = server.asgi.counts["PATCH"]
+        stalled = _stalled_patch(server, httpx.URL(url).path, body[: 15 << 16], len(body))
+        deadline = time.monotonic() + 10
+        while server.asgi.counts["PATCH"] < before + (15 << 16):
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        barrier = threading.Barrier(3)
+        results: list = []
+
+        def writer(url=url, barrier=barrier, results=results):
+            barrier.wait()
+            r = httpx.patch(url, content=body, headers=patch, timeout=30)
+            results.append((r.status_code, r.headers.get("content-type"),
+                            r.json() if r.content[:1] == b"{" else r.text))
+
+        threads = [threading.Thread(target=writer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        with stalled:
+            status, ctype, doc = _response(stalled)
+        for t in threads:
+            t.join(60)
+        assert (status, ctype, doc.get("code")) == (409, "application/problem+json", "upload.interrupted")
+        assert len(results) == 3
+        for status, ctype, doc in results:
+            if status != 204:
+                assert (status, ctype) == (409, "application/problem+json"), (status, ctype, doc)
+                assert doc["code"] in allowed, doc
+        head = httpx.head(url, headers={**TUS, **AUTH})
+        assert head.status_code == 200 and int(head.headers["Upload-Offset"]) <= len(body)

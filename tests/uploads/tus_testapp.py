@@ -19,7 +19,8 @@ from fastapi import FastAPI, Request
 
 from egocrowd.blobs import BlobStore
 from egocrowd.errors import Forbidden, NotFound, Unauthenticated
-from egocrowd.uploads import Grant, TusHooks, UploadInfo, UploadStore, make_tus_router, recover_completed
+from egocrowd.uploads import Grant, UploadInfo, UploadStore, recover_completed
+from egocrowd.web.tus import make_tus_router
 
 TOKENS = {"tok-alice": "alice", "tok-bob": "bob"}
 # assignment -> (assignee, max bytes)
@@ -40,7 +41,7 @@ def _user(request: Request) -> str:
     return user
 
 
-class AssignmentHooks(TusHooks):
+class AssignmentHooks:
     def __init__(self, root: Path) -> None:
         self.blobs = BlobStore(root / "blobs")
         self.clips = root / "clips"
@@ -57,7 +58,7 @@ class AssignmentHooks(TusHooks):
             raise Forbidden("this assignment is not yours", code="upload.forbidden")
         return Grant(owner=user, max_length=max_length, context={"assignment": assignment})
 
-    def authorize_access(self, request: Request, info: UploadInfo) -> None:
+    def authorize_access(self, request: Request, info: UploadInfo, verb: str) -> None:
         if _user(request) != info.owner:
             raise Forbidden("this upload is not yours", code="upload.forbidden")
 
@@ -111,7 +112,7 @@ def make_app(root: Path, *, ttl_s: float = 3600, lock_timeout: float = 5.0, patc
     @contextlib.asynccontextmanager
     async def lifespan(app):
         hooks.blobs.clean_tmp()
-        await recover_completed(store, hooks)
+        await recover_completed(store, hooks.on_complete)
         yield
 
     app = FastAPI(lifespan=lifespan)

@@ -1,29 +1,27 @@
-"""Resumable uploads (tus 1.0): the protocol router, the on-disk upload store and its upkeep.
-
-See :mod:`egocrowd.uploads.tus` for the hook contract and ``docs/uploads.md`` for the overview.
+"""Resumable uploads (tus 1.0): the pure protocol, the on-disk upload store, finishing an upload,
+and the store's upkeep. The HTTP server is :mod:`egocrowd.web.tus`; the platform's
+rules are :mod:`egocrowd.clips.uploads`. See ``docs/uploads.md`` for the overview.
 """
 
-from egocrowd.uploads.store import UploadInfo, UploadStore
-from egocrowd.uploads.tus import (
+from egocrowd.uploads.completion import OnComplete, complete_upload
+from egocrowd.uploads.maintenance import expire_uploads, recover_completed
+from egocrowd.uploads.protocol import (
     CHECKSUM_ALGORITHMS,
     TUS_VERSION,
     ChecksumMismatch,
     Grant,
-    TusHooks,
-    expire_uploads,
-    make_tus_router,
-    recover_completed,
 )
+from egocrowd.uploads.store import UploadInfo, UploadStore
 
 __all__ = [
     "CHECKSUM_ALGORITHMS",
     "TUS_VERSION",
     "ChecksumMismatch",
     "Grant",
-    "TusHooks",
+    "OnComplete",
     "UploadInfo",
     "UploadStore",
+    "complete_upload",
     "expire_uploads",
-    "make_tus_router",
     "recover_completed",
 ]

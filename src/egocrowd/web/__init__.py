@@ -1,6 +1,13 @@
 """The web doors: a JSON API under /api/v1 and server-rendered pages. Thin: all decisions live in the
 capability packages; this package turns them into HTTP."""
 
-from egocrowd.web.app import create_app
-
 __all__ = ["create_app"]
+
+
+def __getattr__(name: str):
+    # Lazy, so importing one door (e.g. the tus server in a small app) does not build them all.
+    if name == "create_app":
+        from egocrowd.web.app import create_app
+
+        return create_app
+    raise AttributeError(name)

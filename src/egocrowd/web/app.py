@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     from egocrowd.blobs import BlobStore
     from egocrowd.uploads.store import UploadStore
-    from egocrowd.web.routers.clips import PlatformHooks
+    from egocrowd.web.routers.uploads import PlatformHooks
 
     blobs = BlobStore(settings.blobs_path)
     upload_store = UploadStore(settings.uploads_path, ttl=timedelta(hours=settings.upload_expiry_hours))
@@ -51,9 +51,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from egocrowd.uploads.tus import recover_completed
+        from egocrowd.uploads import recover_completed
 
-        await recover_completed(upload_store, hooks)  # finish uploads a crash interrupted
+        await recover_completed(upload_store, hooks.on_complete)  # finish uploads a crash interrupted
         stop = threading.Event()
         thread = None
         if settings.run_pipeline_in_server:

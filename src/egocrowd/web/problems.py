@@ -20,12 +20,13 @@ _HTTP_CODES = {400: "http.bad_request", 401: "auth.required", 403: "auth.forbidd
                415: "http.unsupported_media_type", 429: "http.too_many_requests"}
 
 
-def problem(status: int, code: str, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
+def problem(status: int, code: str, title: str, detail: str | None = None, *,
+            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status, "code": code}
     if detail:
         body["detail"] = detail
     body.update({k: v for k, v in extra.items() if v is not None})
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
@@ -45,15 +46,20 @@ def as_problem(exc: Exception) -> tuple[int, str, str, dict]:
     return 500, "internal", "Something went wrong on our side; it has been logged.", {}
 
 
+def render(exc: Exception, *, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The problem document for ``exc`` (``headers`` added, e.g. the tus server's)."""
+    status, code, message, extra = as_problem(exc)
+    return problem(status, code, message if status < 500 else "Internal error", message, headers=headers, **extra)
+
+
 async def handle(request: Request, exc: Exception):
     """Every failure's one answer: a problem document under /api/, the same problem as a page elsewhere."""
-    status, code, message, extra = as_problem(exc)
+    status, code, message, _ = as_problem(exc)
     if status >= 500:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     if not request.url.path.startswith("/api/"):
         return render_error(request, status, code, message)
-    title = message if status < 500 else "Internal error"
-    return problem(status, code, title, message, **extra)
+    return render(exc)
 
 
 def install(app) -> None:

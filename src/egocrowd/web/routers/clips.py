@@ -3,61 +3,19 @@ platform's rules (who may upload to which assignment, how big, what becomes of t
 
 from __future__ import annotations
 
-import os
 
 from fastapi import APIRouter, FastAPI, Request
 
 from egocrowd import clips
 from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
-from egocrowd.errors import Forbidden, InvalidInput
-from egocrowd.uploads.store import UploadInfo
-from egocrowd.uploads.tus import Grant, TusHooks, make_tus_router
 from egocrowd.web.auth import unit
-from egocrowd.web.routers.api import MAX_ID, Id, QueryId
+from egocrowd.web.routers.api import Id, QueryId
+from egocrowd.web.routers.uploads import PlatformHooks
 from egocrowd.web.schemas import ClipOut, Page, QCStatsOut, page_of
+from egocrowd.web.tus import make_tus_router
 
 MB = 1024 * 1024
-
-
-class PlatformHooks(TusHooks):
-    """Only the assignee may upload to an assignment, while its lease runs, up to the campaign's limit."""
-
-    def __init__(self, db, blobs) -> None:
-        self.db, self.blobs = db, blobs
-
-    def authorize_create(self, request: Request, length: int, metadata: dict[str, str]) -> Grant:
-        with unit(request) as ctx:
-            worker = ctx.require_user()
-            try:
-                assignment_id = int(metadata.get("assignment", ""))
-                if not 0 <= assignment_id <= MAX_ID:  # nobody's id; the driver would fail (a 500)
-                    raise ValueError(assignment_id)
-            except ValueError:
-                raise InvalidInput("Upload-Metadata must name the assignment (key 'assignment').",
-                                   code="upload.bad_metadata") from None
-            a = assignments.require_active_lease(ctx.session, worker, assignment_id)
-            limit = int(a.campaign.requirements.get("max_upload_mb", 500)) * MB
-            return Grant(owner=str(worker.id), max_length=limit,
-                         context={"assignment_id": a.id, "campaign_id": a.campaign_id, "worker_id": worker.id})
-
-    def authorize_access(self, request: Request, info: UploadInfo) -> None:
-        with unit(request) as ctx:
-            worker = ctx.require_user()
-            if str(worker.id) != info.owner:
-                raise Forbidden("This upload belongs to someone else.", code="upload.forbidden")
-            if request.method == "PATCH" and info.offset < info.length:
-                # Refuse more bytes once the lease is over, rather than take a phone's whole
-                # (metered) upload and refuse it at the last byte.
-                assignments.require_active_lease(ctx.session, worker, int(info.context["assignment_id"]))
-
-    def on_complete(self, info: UploadInfo, data_path: os.PathLike[str]) -> dict[str, str]:
-        c = info.context
-        clip = clips.finish_upload(self.db, self.blobs, source_ref=f"tus:{info.id}", path=data_path,
-                                   worker_id=int(c["worker_id"]), assignment_id=int(c["assignment_id"]),
-                                   campaign_id=int(c["campaign_id"]), original_name=info.metadata.get("filename"),
-                                   client_meta=info.metadata, sha256=info.sha256, move=True)
-        return {"Egocrowd-Clip-Id": str(clip.id)}
 
 
 router = APIRouter(prefix="/api/v1", tags=["clips"])
@@ -92,4 +50,4 @@ def install(app: FastAPI, upload_store, hooks: PlatformHooks) -> None:
                        tags=["uploads"])
 
 
-__all__ = ["PlatformHooks", "install", "router"]
+__all__ = ["install", "router"]

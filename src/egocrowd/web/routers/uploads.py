@@ -1,0 +1,34 @@
+"""Uploads: the tus server's hooks for the platform. They resolve the caller, then apply the rules
+of :mod:`egocrowd.clips.uploads` (only the assignee, only while the lease runs, only up to the
+campaign's limit; a finished upload becomes a clip)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import Request
+
+from egocrowd.clips import uploads as rules
+from egocrowd.uploads.protocol import Grant
+from egocrowd.uploads.store import UploadInfo
+from egocrowd.web.auth import unit
+
+__all__ = ["PlatformHooks"]
+
+
+class PlatformHooks:
+    """The web door to :mod:`egocrowd.clips.uploads`: resolves the caller, then applies the rules."""
+
+    def __init__(self, db, blobs) -> None:
+        self.db, self.blobs = db, blobs
+
+    def authorize_create(self, request: Request, length: int, metadata: dict[str, str]) -> Grant:
+        with unit(request) as ctx:
+            return rules.grant_upload(ctx.session, ctx.require_user(), metadata)
+
+    def authorize_access(self, request: Request, info: UploadInfo, verb: str) -> None:
+        with unit(request) as ctx:
+            rules.check_upload_access(ctx.session, ctx.require_user(), info, writing=verb == "PATCH")
+
+    def on_complete(self, info: UploadInfo, data_path: Path) -> dict[str, str]:
+        return rules.clip_from_upload(self.db, self.blobs, info, data_path)

@@ -1,0 +1,431 @@
+"""The tus 1.0 HTTP server: one handler per verb, one thread pool for blocking I/O.
+
+The protocol itself is :mod:`egocrowd.uploads.protocol` (pure), the bytes and records live in
+:class:`egocrowd.uploads.store.UploadStore`, finishing is :mod:`egocrowd.uploads.completion`; the
+platform's hooks are :class:`egocrowd.web.routers.uploads.PlatformHooks`. The server knows nothing
+of the platform, so a small app (the upload tests) can mount it with hooks of its own. ``X-HTTP-Method-Override`` on POST is honoured for clients behind
+proxies that drop PATCH/DELETE.
+
+Why not a library (evaluated Nov 2026): ``tuspyserver`` 4.4.3 (FastAPI router) comes closest — its
+``pre_create_dep`` can see the request, metadata and size, so per-assignment limits would work —
+but it has no checksum extension (the issue requires sha1 at least), leaves the "only the uploader
+may HEAD/PATCH/DELETE" check to a router-wide ``auth`` dependency that would have to re-read the
+library's upload records itself, and calls ``on_upload_complete`` once, with nothing to re-run it
+after a crash inside it. ``tussi`` (ASGI middleware, own storage) and ``resumable-upload``
+(http.server-style) fit our FastAPI app and blob store less well still.
+
+Wiring::
+
+    app.include_router(make_tus_router(store, hooks, max_size=4 << 30), prefix="/api/v1/uploads")
+    # at startup and periodically:  await recover_completed(store, hooks.on_complete)
+
+Hooks are plain functions, run in the server's thread pool (blocking database calls are fine):
+
+``authorize_create(request, length, metadata) -> Grant``
+    Authenticate the caller and decide whether this upload may start; raise an ``EgocrowdError``
+    to refuse. An ``Upload-Length`` above ``Grant.max_length`` is answered 413 ``upload.too_large``
+    before any byte is read; ``Grant.context`` (JSON-able) is stored with the upload.
+``authorize_access(request, info, verb)``
+    Called before HEAD, PATCH and DELETE (``verb`` after any method override); raise to refuse.
+``on_complete(info, data_path) -> dict[str, str]``
+    See :func:`egocrowd.uploads.completion.complete_upload` for its contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
+
+from egocrowd.errors import EgocrowdError
+from egocrowd.uploads import protocol as tus
+from egocrowd.uploads.completion import complete_upload
+from egocrowd.uploads.protocol import Checksum, Grant
+from egocrowd.uploads.store import UploadInfo, UploadStore, utcnow
+from egocrowd.web.problems import render
+
+__all__ = ["TusHooks", "make_tus_router"]
+
+log = logging.getLogger(__name__)
+
+# Offsets are made durable at least this often during a long PATCH, so a crash loses little.
+CHECKPOINT_SECONDS = 2.0
+# Start disk writeback every this many bytes so the fsync ending a PATCH has little left to do.
+WRITEBACK_BYTES = 8 << 20
+# Received chunks (64-256 KiB each) are written in batches of about this size.
+BATCH_BYTES = 1 << 20
+# Threads for blocking work (disk writes, fsync, record saves, hooks) of all requests together.
+IO_THREADS = 32
+
+
+class TusHooks(Protocol):
+    """The platform's part of the protocol; see the module docstring."""
+
+    def authorize_create(self, request: Request, length: int, metadata: dict[str, str]) -> Grant: ...
+
+    def authorize_access(self, request: Request, info: UploadInfo, verb: str) -> None: ...
+
+    def on_complete(self, info: UploadInfo, data_path: Path) -> Mapping[str, str] | None: ...
+
+
+def _writeback_starter() -> Any:
+    """``sync_file_range(SYNC_FILE_RANGE_WRITE)`` where Linux has it: starts writeback, no wait."""
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+        fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+        return lambda fd, offset, nbytes: fn(fd, offset, nbytes, 2)
+    except (OSError, AttributeError):
+        return lambda fd, offset, nbytes: None
+
+
+_start_writeback = _writeback_starter()
+
+
+@dataclass
+class _Exchange:
+    """One request's state: what it asks for and the hashes its body feeds."""
+
+    request: Request
+    verb: str
+    checksum: Checksum | None = None  # of this request's body, when the client sent one
+    whole: Any = None  # sha256 of the upload so far, when this process saw every byte
+
+
+@dataclass
+class _Pumped:
+    end: int  # offset after the last byte written
+    outcome: str  # eof | disconnect | stolen | too_long
+
+
+class _TusServer:
+    def __init__(self, store: UploadStore, hooks: TusHooks, max_size: int) -> None:
+        self.store = store
+        self.hooks = hooks
+        self.max_size = max_size
+        self._pool = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="tus-io")
+
+    # blocking work --------------------------------------------------------------------------
+
+    async def _io(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def _io_to_the_end(self, fn: Any, *args: Any) -> Any:
+        """Durability work (fsync, record writes) runs to completion even if we are cancelled: a
+        later writer must not overtake a half-done commit. The cancellation goes through after."""
+        fut = asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            await asyncio.wait([fut])
+            raise
+
+    # responses ------------------------------------------------------------------------------
+
+    @staticmethod
+    def headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        return {"Tus-Resumable": tus.TUS_VERSION, "Cache-Control": "no-store", **(extra or {})}
+
+    def problem(self, err: EgocrowdError, ex: _Exchange, extra: Mapping[str, str] | None = None) -> Response:
+        headers = self.headers(extra)
+        if err.status == 412:
+            headers["Tus-Version"] = tus.TUS_VERSION
+        if ex.request.method == "HEAD":  # HEAD responses carry no body
+            if err.status == 401:
+                headers["WWW-Authenticate"] = "Bearer"
+            return Response(status_code=err.status, headers=headers)
+        return render(err, headers=headers)
+
+    # shared steps ---------------------------------------------------------------------------
+
+    async def load(self, ex: _Exchange, upload_id: str) -> UploadInfo:
+        info = self.store.get(upload_id)
+        if info is None:
+            raise tus.no_such_upload()
+        await self._io(self.hooks.authorize_access, ex.request, info, ex.verb)
+        return tus.check_usable(info, ex.verb)
+
+    async def finish(self, info: UploadInfo) -> None:
+        """Hand a fully received upload to ``on_complete``; the caller holds the lock."""
+        await self._io_to_the_end(complete_upload, self.store, info, self.hooks.on_complete)
+
+    # body streaming -------------------------------------------------------------------------
+
+    def _write(self, ex: _Exchange, fd: int, chunks: list[bytes], at: int) -> None:
+        """Write a batch at ``at`` and feed the hashes (in a pool thread, one batch at a time)."""
+        written = os.pwritev(fd, chunks, at)
+        total = sum(len(c) for c in chunks)
+        if written < total:  # short write: finish the rest the slow way
+            rest = memoryview(b"".join(chunks))[written:]
+            while rest:
+                n = os.pwrite(fd, rest, at + written)
+                written += n
+                rest = rest[n:]
+        for c in chunks:
+            if ex.checksum is not None:
+                ex.checksum.hasher.update(c)
+            if ex.whole is not None:
+                ex.whole.update(c)
+        if (at + total) // WRITEBACK_BYTES != at // WRITEBACK_BYTES:
+            start = max(0, (at + total) // WRITEBACK_BYTES * WRITEBACK_BYTES - WRITEBACK_BYTES)
+            _start_writeback(fd, start, WRITEBACK_BYTES)
+
+    async def pump(self, ex: _Exchange, fd: int, info: UploadInfo) -> _Pumped:
+        """Stream the request body into the data file at ``info.offset``, committing as it goes.
+
+        Chunks are batched (~1 MiB) and written and hashed in a pool thread while the event loop
+        receives the next batch, so network, disk and hashing overlap; at most one batch is in
+        flight, so memory per upload stays around 2 MiB whatever the file size.
+
+        Without a checksum, received bytes are committed every CHECKPOINT_SECONDS and when the
+        connection drops, so a resumed upload continues from the last byte we have. With a
+        checksum the chunk is all-or-nothing (nothing is committed before it verifies).
+
+        A newer request for the same upload cancels this task (see ``UploadStore.locked``) at any
+        await, as often as it likes: every cancellation ends as the outcome ``stolen``, never as
+        an exception, and what was received is still written before we return.
+        """
+        loop = asyncio.get_running_loop()
+        received = written = info.offset  # bytes taken from the socket / handed to the writer
+        batch: list[bytes] = []
+        batch_len = 0
+        inflight: asyncio.Future[None] | None = None
+        next_checkpoint = time.monotonic() + CHECKPOINT_SECONDS
+
+        async def drain() -> None:
+            # Waits for the in-flight write even when we are being cancelled: nothing may be
+            # committed (or the fd closed) while a thread still writes.
+            nonlocal inflight
+            if inflight is not None:
+                fut, inflight = inflight, None
+                try:
+                    await asyncio.shield(fut)
+                except asyncio.CancelledError:
+                    await asyncio.wait([fut])
+                    fut.result()
+                    raise
+
+        async def flush() -> None:
+            nonlocal batch, batch_len, written, inflight
+            if not batch:
+                return
+            await drain()
+            inflight = loop.run_in_executor(self._pool, self._write, ex, fd, batch, written)
+            written += batch_len
+            batch, batch_len = [], 0
+
+        outcome = "eof"
+        try:
+            async for chunk in ex.request.stream():
+                if not chunk:
+                    continue
+                if received + len(chunk) > info.length:
+                    outcome = "too_long"
+                    break
+                batch.append(chunk)
+                batch_len += len(chunk)
+                received += len(chunk)
+                if batch_len >= BATCH_BYTES:
+                    await flush()
+                if ex.checksum is None and time.monotonic() >= next_checkpoint:
+                    await flush()
+                    await drain()
+                    await self._io_to_the_end(self.commit, ex, fd, info, written)
+                    next_checkpoint = time.monotonic() + CHECKPOINT_SECONDS
+        except ClientDisconnect:
+            outcome = "disconnect"
+        except asyncio.CancelledError:
+            outcome = "stolen"
+        # Everything received is written before anyone looks at the file again, however many
+        # times we are cancelled meanwhile (each cancel only interrupts a wait, not a write).
+        while batch or inflight is not None:
+            try:
+                await flush()
+                await drain()
+            except asyncio.CancelledError:
+                if outcome == "eof" and received == info.length:
+                    continue  # the whole body is here: finish it, the newer request waits
+                outcome = "stolen"
+        return _Pumped(written, outcome)
+
+    def commit(self, ex: _Exchange, fd: int, info: UploadInfo, end: int) -> None:
+        """Make ``[0, end)`` durable, then record ``end`` as the offset (in that order)."""
+        os.fsync(fd)
+        info.offset = end
+        self.store.touch(info)
+        if info.offset >= info.length and info.completed_at is None:
+            info.completed_at = utcnow()
+            if ex.whole is not None:
+                info.sha256 = ex.whole.hexdigest()
+        self.store.save(info)
+
+    async def receive(self, ex: _Exchange, info: UploadInfo, holder: Any) -> None:
+        """Append the body of a PATCH (or creation-with-upload POST) at ``info.offset``; raises
+        an ``EgocrowdError`` for anything but a complete, verified body."""
+        ex.checksum = tus.parse_checksum(ex.request.headers.get("upload-checksum"))
+        tus.check_body_fits(info, ex.request.headers.get("content-length"))
+        ex.whole = self.store.running_hash(info.id, info.offset)
+        fd = os.open(self.store.data_path(info.id), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.ftruncate(fd, info.offset)  # drop a tail that was written but never committed
+            holder.pump = asyncio.ensure_future(self.pump(ex, fd, info))
+            try:
+                got = await holder.pump
+            except asyncio.CancelledError:
+                if (me := asyncio.current_task()) is not None and me.cancelling():
+                    raise  # we are being cancelled ourselves (shutdown)
+                got = _Pumped(info.offset, "stolen")  # taken over before it read a byte
+            holder.pump = None
+            # Discarding goes back to the last committed offset (checkpoints may have moved it).
+            if got.outcome == "too_long":
+                os.ftruncate(fd, info.offset)
+                self.store.keep_running_hash(info.id, 0, None)
+                raise tus.too_long()
+            if ex.checksum is not None and (got.outcome != "eof" or not ex.checksum.matches()):
+                os.ftruncate(fd, info.offset)  # all-or-nothing: an incomplete chunk cannot be verified
+                if got.outcome == "eof":
+                    raise tus.ChecksumMismatch("the chunk does not match Upload-Checksum; it was discarded")
+            else:
+                await self._io_to_the_end(self.commit, ex, fd, info, got.end)
+                self.store.keep_running_hash(info.id, got.end, ex.whole)
+            if got.outcome != "eof":
+                raise tus.interrupted()
+        finally:
+            os.close(fd)
+
+    # one handler per verb -------------------------------------------------------------------
+
+    def options(self, ex: _Exchange) -> Response:
+        return Response(status_code=204, headers=self.headers({
+            "Tus-Version": tus.TUS_VERSION,
+            "Tus-Extension": tus.EXTENSIONS,
+            "Tus-Max-Size": str(self.max_size),
+            "Tus-Checksum-Algorithm": ",".join(tus.CHECKSUM_ALGORITHMS),
+        }))
+
+    async def create(self, ex: _Exchange) -> Response:
+        h = ex.request.headers
+        tus.check_version(h.get("tus-resumable"))
+        if h.get("upload-defer-length") is not None:
+            raise tus.BadTusRequest("Upload-Defer-Length is not supported", code="upload.bad_request")
+        length = tus.parse_length(h.get("upload-length"), max_size=self.max_size)
+        metadata = tus.parse_metadata(h.get("upload-metadata"))
+        has_body = _has_body(ex.request)
+        if has_body:
+            tus.check_content_type(h.get("content-type"), "a creation body")
+        grant = await self._io(self.hooks.authorize_create, ex.request, length, metadata)
+        tus.check_length(length, grant)
+        info = await self._io(lambda: self.store.create(length=length, owner=grant.owner,
+                                                        context=dict(grant.context), metadata=metadata))
+        extra = {"Location": str(ex.request.url_for("tus_upload", upload_id=info.id))}
+        async with self.store.locked(info.id) as holder:
+            try:
+                if has_body:
+                    await self.receive(ex, info, holder)
+                if info.offset >= info.length:
+                    await self.finish(info)
+            except EgocrowdError as err:
+                return self.problem(err, ex, {**extra, **tus.upload_headers(info)})
+        return Response(status_code=201, headers=self.headers({**extra, **tus.upload_headers(info)}))
+
+    async def head(self, ex: _Exchange, upload_id: str) -> Response:
+        tus.check_version(ex.request.headers.get("tus-resumable"))
+        info = await self.load(ex, upload_id)
+        h = tus.upload_headers(info)
+        h["Upload-Length"] = str(info.length)
+        if info.metadata:
+            h["Upload-Metadata"] = tus.encode_metadata(info.metadata)
+        return Response(status_code=200, headers=self.headers(h))
+
+    async def patch(self, ex: _Exchange, upload_id: str) -> Response:
+        h = ex.request.headers
+        tus.check_version(h.get("tus-resumable"))
+        tus.check_content_type(h.get("content-type"), "PATCH bodies")
+        offset = tus.parse_offset(h.get("upload-offset"))
+        await self.load(ex, upload_id)
+        async with self.store.locked(upload_id) as holder:
+            # Fresh: a previous writer may just have committed.
+            info = tus.check_offset(self.store.get(upload_id), offset)
+            if info.state == "receiving":
+                await self.receive(ex, info, holder)
+            # Also retries a completion that failed transiently (an empty PATCH at the end).
+            if info.state == "completing":
+                try:
+                    await self.finish(info)
+                except EgocrowdError as err:
+                    return self.problem(err, ex, tus.upload_headers(info))
+        return Response(status_code=204, headers=self.headers(tus.upload_headers(info)))
+
+    async def delete(self, ex: _Exchange, upload_id: str) -> Response:
+        tus.check_version(ex.request.headers.get("tus-resumable"))
+        await self.load(ex, upload_id)
+        async with self.store.locked(upload_id):
+            await self._io(self.store.delete, upload_id)
+        return Response(status_code=204, headers=self.headers())
+
+    async def handle(self, request: Request, upload_id: str | None) -> Response:
+        verb = request.method
+        if verb == "POST" and upload_id is not None:  # X-HTTP-Method-Override, for networks that drop PATCH
+            verb = request.headers.get("x-http-method-override", "").upper()
+        ex = _Exchange(request, verb)
+        try:
+            if request.method == "OPTIONS":
+                return self.options(ex)
+            if upload_id is None:
+                return await self.create(ex)
+            if not self.store.valid_id(upload_id):
+                raise tus.no_such_upload()
+            if verb == "HEAD":
+                return await self.head(ex, upload_id)
+            if verb == "PATCH":
+                return await self.patch(ex, upload_id)
+            if verb == "DELETE":
+                return await self.delete(ex, upload_id)
+            raise tus.BadTusRequest("POST to an upload needs X-HTTP-Method-Override", code="upload.bad_request")
+        except EgocrowdError as err:
+            if err.status >= 500:
+                log.error("tus %s failed: %s", request.method, err)
+            return self.problem(err, ex)
+        except Exception:
+            log.exception("tus %s %s failed", request.method, request.url.path)
+            return self.problem(EgocrowdError("internal error while handling the upload", code="upload.internal"), ex)
+
+
+def _has_body(request: Request) -> bool:
+    cl = request.headers.get("content-length")
+    if cl is not None:
+        return cl.strip() not in ("", "0")
+    return "chunked" in request.headers.get("transfer-encoding", "").lower()
+
+
+def make_tus_router(store: UploadStore, hooks: TusHooks, *, max_size: int = 8 << 30) -> APIRouter:
+    """A router serving the tus protocol; mount it with ``include_router(..., prefix=...)``.
+
+    ``max_size`` is the global ceiling advertised as ``Tus-Max-Size``; per-upload limits come from
+    the hooks' :class:`Grant`.
+    """
+    server = _TusServer(store, hooks, max_size)
+    router = APIRouter()
+
+    async def collection(request: Request) -> Response:
+        return await server.handle(request, None)
+
+    async def upload(request: Request, upload_id: str) -> Response:
+        return await server.handle(request, upload_id)
+
+    for path in ("", "/"):
+        router.add_api_route(path, collection, methods=["OPTIONS", "POST"], include_in_schema=False,
+                             name="tus_create" if path == "" else None)
+    router.add_api_route("/{upload_id}", upload, methods=["OPTIONS", "HEAD", "PATCH", "DELETE", "POST"],
+                         name="tus_upload", include_in_schema=False)
+    return router
