@@ -12,6 +12,7 @@ of the public API: never rename one, add a new one instead.
     ├── Conflict                        409  campaign.bad_transition, assignment.no_slots, ...
     ├── Gone                            410  assignment.lease_expired, upload.expired
     ├── TooLarge                        413  upload.too_large
+    ├── TooManyRequests                 429  auth.throttled (extra ``retry_after``: seconds)
     └── MediaError                      422  video.unreadable, video.too_short, ... (clip rejected)
 """
 
@@ -72,6 +73,13 @@ class Gone(EgocrowdError):
 class TooLarge(EgocrowdError):
     status = 413
     default_code = "too_large"
+
+
+class TooManyRequests(EgocrowdError):
+    """Refused for now; ``retry_after`` (seconds) becomes the Retry-After header."""
+
+    status = 429
+    default_code = "http.too_many_requests"
 
 
 class MediaError(EgocrowdError):

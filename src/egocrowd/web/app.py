@@ -16,7 +16,7 @@ from itsdangerous import URLSafeTimedSerializer
 from egocrowd import __version__
 from egocrowd.db import Database, open_database
 from egocrowd.settings import Settings
-from egocrowd.web import problems
+from egocrowd.web import problems, security
 
 HERE = Path(__file__).parent
 log = logging.getLogger("egocrowd.web")
@@ -68,16 +68,18 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.upload_store = upload_store
     app.state.cookie_signer = URLSafeTimedSerializer(settings.resolved_secret_key(), salt="egocrowd-session")
     problems.install(app)
+    app.add_middleware(security.SecurityHeaders)
 
-    from egocrowd.web.routers import api, clips, pages
+    from egocrowd.web.routers import account, api, clips, pages
 
     app.include_router(api.router)
+    app.include_router(account.router)
     pages.install(app)
     clips.install(app, upload_store, hooks)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     vendor = vendor_dir()
     if vendor.is_dir():
-        app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")
+        app.mount("/vendor", security.VendorFiles(directory=vendor), name="vendor")
     else:
         log.warning("front-end libraries missing at %s: run `npm ci` (make does it)", vendor)
     return app

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from egocrowd.campaigns.service import hourly_rate_cents
-from egocrowd.db.models import ApiToken, Assignment, AuditEvent, Campaign, ConsentDocument, ConsentRecord, User
+from egocrowd.db.models import (ApiToken, Assignment, AuditEvent, Campaign, ConsentDocument, ConsentRecord,
+                                LoginSession, User)
 
 
 def user_out(u: User) -> dict:
@@ -47,9 +48,19 @@ def consent_out(r: ConsentRecord) -> dict:
             "active": r.withdrawn_at is None}
 
 
+def _iso(dt) -> str | None:
+    return dt.isoformat() if dt is not None else None
+
+
 def token_out(t: ApiToken) -> dict:
     return {"id": t.id, "name": t.name, "prefix": t.prefix, "created_at": t.created_at.isoformat(),
-            "revoked": t.revoked_at is not None}
+            "revoked": t.revoked_at is not None, "expires_at": _iso(t.expires_at),
+            "last_used_at": _iso(t.last_used_at)}
+
+
+def session_out(s: LoginSession, current_id: int | None = None) -> dict:
+    return {"id": s.id, "created_at": s.created_at.isoformat(), "last_seen_at": s.last_seen_at.isoformat(),
+            "expires_at": s.expires_at.isoformat(), "user_agent": s.user_agent, "current": s.id == current_id}
 
 
 def event_out(e: AuditEvent) -> dict:
@@ -144,6 +155,17 @@ class TokenOut(BaseModel):
     prefix: str
     created_at: str
     revoked: bool
+    expires_at: str | None  # None: never expires
+    last_used_at: str | None  # to the minute
+
+
+class SessionOut(BaseModel):
+    id: int
+    created_at: str
+    last_seen_at: str  # to the minute
+    expires_at: str
+    user_agent: str | None
+    current: bool  # the session making this request
 
 
 class IssuedTokenOut(TokenOut):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from egocrowd import consent
 from egocrowd.accounts import policy
@@ -15,9 +15,9 @@ from egocrowd.accounts import service as accounts
 from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
-from egocrowd.db.models import ApiToken, AssignmentStatus, AuditEvent, CampaignStatus, ConsentDocument, ConsentRecord, Role
+from egocrowd.db.models import AssignmentStatus, AuditEvent, CampaignStatus, ConsentDocument, ConsentRecord, Role
 from egocrowd.web import views
-from egocrowd.web.auth import unit, write_cookie
+from egocrowd.web.auth import unit
 
 router = APIRouter(prefix="/api/v1")
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -36,15 +36,9 @@ class _In(BaseModel):
 
 class SignupIn(_In):
     email: str = Field(max_length=254)
-    password: str = Field(min_length=10, max_length=200)
+    password: Annotated[str, StringConstraints(strip_whitespace=False)] = Field(min_length=10, max_length=200)
     display_name: str = Field("", max_length=100)
     country: str | None = Field(None, pattern=r"^[A-Za-z]{2}$")
-
-
-class LoginIn(_In):
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=200)
-    token_name: str = Field("api", min_length=1, max_length=100)
 
 
 class UserIn(SignupIn):
@@ -79,44 +73,10 @@ def signup(request: Request, body: SignupIn):
         return views.user_out(user)
 
 
-@router.post("/auth/token", status_code=201, tags=["accounts"], response_model=views.IssuedTokenOut)
-def login_for_token(request: Request, body: LoginIn):
-    """Exchange email + password for an API token (shown once; send it as ``Authorization: Bearer``)."""
-    with unit(request) as ctx:
-        user = accounts.authenticate(ctx.session, body.email, body.password)
-        row, token = accounts.issue_token(ctx.session, user, body.token_name)
-        return {"token": token, **views.token_out(row), "user": views.user_out(user)}
-
-
-@router.post("/auth/session", tags=["accounts"], response_model=views.UserOut)
-def login_session(request: Request, response: Response, body: LoginIn):
-    """Log in with a browser session cookie (for scripts running in our pages)."""
-    with unit(request) as ctx:
-        user = accounts.authenticate(ctx.session, body.email, body.password)
-        out = views.user_out(user)
-    write_cookie(request, response, user_id=user.id)
-    return out
-
-
 @router.get("/me", tags=["accounts"], response_model=views.UserOut)
 def me(request: Request):
     with unit(request) as ctx:
         return views.user_out(ctx.require_user())
-
-
-@router.get("/me/tokens", tags=["accounts"], response_model=views.Page[views.TokenOut])
-def my_tokens(request: Request):
-    with unit(request) as ctx:
-        user = ctx.require_user()
-        rows = ctx.session.scalars(sa.select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
-        return {"items": [views.token_out(t) for t in rows]}
-
-
-@router.delete("/me/tokens/{token_id}", status_code=204, tags=["accounts"])
-def revoke_token(request: Request, token_id: Id):
-    with unit(request) as ctx:
-        accounts.revoke_token(ctx.session, ctx.require_user(), token_id)
-    return Response(status_code=204)
 
 
 @router.post("/users", status_code=201, tags=["accounts"], response_model=views.UserOut)

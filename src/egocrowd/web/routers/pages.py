@@ -23,7 +23,7 @@ from egocrowd.db.models import CampaignStatus, ConsentRecord, Role
 from egocrowd.errors import EgocrowdError, InvalidInput
 from egocrowd.web.app import HERE
 from egocrowd.web.routers.api import Id
-from egocrowd.web.auth import csrf_token, persist_anonymous_csrf, unit, write_cookie
+from egocrowd.web.auth import csrf_token, log_in, log_out, password_login, persist_anonymous_csrf, unit, viewer
 
 templates = Jinja2Templates(directory=HERE / "templates")
 FLASH = {"signed": "Consent signed. Thank you.", "claimed": "Slot claimed: your lease is running.",
@@ -127,7 +127,7 @@ def install(app: FastAPI) -> None:
         except EgocrowdError as exc:
             return render(request, "signup.html", None, status=exc.status, error=_error(exc), form=form)
         resp = see_other("/campaigns?m=welcome")
-        write_cookie(request, resp, user_id=uid)
+        log_in(request, resp, uid)
         return resp
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
@@ -138,13 +138,16 @@ def install(app: FastAPI) -> None:
     def login(request: Request, form: TextForm):
         nxt = _safe_next(form.get("next"), "/campaigns")
         try:
-            with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-                uid = accounts.authenticate(ctx.session, form.get("email", ""), form.get("password", "")).id
+            uid = password_login(request, form.get("email", ""), form.get("password", ""),
+                                 form_csrf=form.get("csrf_token", ""))
         except EgocrowdError as exc:
-            return render(request, "login.html", None, status=exc.status, error=_error(exc), next=nxt,
+            resp = render(request, "login.html", None, status=exc.status, error=_error(exc), next=nxt,
                           form={"email": form.get("email", "")})
+            if "retry_after" in exc.extra:  # throttled: the same wait the API announces
+                resp.headers["Retry-After"] = str(exc.extra["retry_after"])
+            return resp
         resp = see_other(nxt)
-        write_cookie(request, resp, user_id=uid)
+        log_in(request, resp, uid)
         return resp
 
     @app.post("/logout", include_in_schema=False)
@@ -152,7 +155,7 @@ def install(app: FastAPI) -> None:
         with unit(request, form_csrf=form.get("csrf_token", "")):
             pass
         resp = see_other("/")
-        write_cookie(request, resp, user_id=None)
+        log_out(request, resp)
         return resp
 
     # --- campaigns -----------------------------------------------------------------------------
@@ -347,11 +350,7 @@ def _form_from(c) -> dict:
 
 def _viewer(request, session):
     """Who is looking, for pages rendered outside a unit of work (error pages, forms shown again)."""
-    from egocrowd.db.models import User
-    from egocrowd.web.auth import read_cookie
-
-    uid = read_cookie(request).get("uid")
-    return session.get(User, uid) if uid else None
+    return viewer(request, session)
 
 
 def _form_again(request, form, campaign_id, exc):
