@@ -19,8 +19,13 @@ from sqlalchemy.orm import Session
 
 from egocrowd import audit
 from egocrowd.accounts import policy
-from egocrowd.accounts.validation import (clean_country, clean_display_name, clean_email, clean_password,
-                                          email_key)
+from egocrowd.accounts.validation import (
+    clean_country,
+    clean_display_name,
+    clean_email,
+    clean_password,
+    email_key,
+)
 from egocrowd.db.models import ApiToken, LoginSession, Organization, Role, User, utcnow
 from egocrowd.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 
