@@ -6,7 +6,7 @@ of the public API: never rename one, add a new one instead.
 
     EgocrowdError                       500  internal
     ├── InvalidInput                    422  e.g. validation.failed, campaign.bad_requirements
-    ├── Unauthenticated                 401  auth.required, auth.bad_credentials, auth.bad_token
+    ├── Unauthenticated                 401  auth.required, auth.bad_credentials, auth.bad_token, auth.token_expired
     ├── Forbidden                       403  auth.forbidden, consent.missing, auth.csrf
     ├── NotFound                        404  <entity>.not_found
     ├── Conflict                        409  campaign.bad_transition, assignment.no_slots, ...

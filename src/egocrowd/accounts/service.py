@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from egocrowd import audit
 from egocrowd.accounts import policy
@@ -155,7 +155,8 @@ def start_session(session: Session, user: User, *, ttl: timedelta, user_agent: s
 
 def session_for_secret(session: Session, secret: str, *, now: datetime | None = None) -> LoginSession | None:
     """The live session this secret opens, or None (unknown, ended, expired, or user suspended)."""
-    row = session.scalar(sa.select(LoginSession).where(LoginSession.secret_hash == _secret_hash(secret)))
+    row = session.scalar(sa.select(LoginSession).options(joinedload(LoginSession.user))
+                         .where(LoginSession.secret_hash == _secret_hash(secret)))
     if (row is None or row.revoked_at is not None or row.expires_at <= (now or utcnow())
             or not row.user.is_active):
         return None
@@ -237,7 +238,8 @@ def issue_token(session: Session, user: User, name: str = "api", *, ttl: timedel
 def check_token(session: Session, token: str, *, now: datetime | None = None) -> ApiToken:
     """The live token row, or 401: ``auth.bad_token`` (unknown, revoked, user suspended) or
     ``auth.token_expired``."""
-    row = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == _secret_hash(token)))
+    row = session.scalar(sa.select(ApiToken).options(joinedload(ApiToken.user))
+                         .where(ApiToken.token_hash == _secret_hash(token)))
     if row is None or row.revoked_at is not None or not row.user.is_active:
         raise Unauthenticated("This API token is not valid.", code="auth.bad_token")
     if row.expires_at is not None and row.expires_at <= (now or utcnow()):
