@@ -52,7 +52,7 @@ def seed(data_dir: Path, accounts_n: int) -> str:
 
 async def _pages(base: str, token: str, stop: asyncio.Event) -> list[float]:
     out = []
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}) as c:
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120) as c:
         while not stop.is_set():
             t = time.perf_counter()
             r = await c.get("/api/v1/campaigns")
@@ -98,7 +98,7 @@ def run(label: str, env_extra: dict, args) -> None:
         try:
             for _ in range(100):
                 try:
-                    httpx.get(base + "/api/v1/health")
+                    httpx.get(base + "/api/v1/health", timeout=1)
                     break
                 except httpx.TransportError:
                     time.sleep(0.1)
