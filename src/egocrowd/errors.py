@@ -8,13 +8,15 @@ of the public API: never rename one, add a new one instead.
     ├── InvalidInput                    422  e.g. validation.failed, campaign.bad_requirements
     │                                        input.nul_character, input.out_of_range,
     │                                        input.non_finite_number (refused where values meet the database)
-    ├── Unauthenticated                 401  auth.required, auth.bad_credentials, auth.bad_token
+    ├── Unauthenticated                 401  auth.required, auth.bad_credentials, auth.bad_token,
+    │                                        auth.token_expired
     ├── Forbidden                       403  auth.forbidden, consent.missing, auth.csrf
     ├── NotFound                        404  <entity>.not_found
     ├── Conflict                        409  campaign.bad_transition, assignment.no_slots, ...,
     │                                        upload.offset_mismatch, upload.locked, upload.interrupted
     ├── Gone                            410  assignment.lease_expired, upload.expired
     ├── TooLarge                        413  upload.too_large
+    ├── TooManyRequests                 429  auth.throttled (extra ``retry_after``: seconds)
     └── MediaError                      422  video.unreadable, video.too_short, ... (clip rejected)
 
 The tus protocol's own statuses are subclasses in ``egocrowd.uploads.protocol``: BadTusRequest 400
@@ -79,6 +81,13 @@ class Gone(EgocrowdError):
 class TooLarge(EgocrowdError):
     status = 413
     default_code = "too_large"
+
+
+class TooManyRequests(EgocrowdError):
+    """Refused for now; ``retry_after`` (seconds) becomes the Retry-After header."""
+
+    status = 429
+    default_code = "http.too_many_requests"
 
 
 class MediaError(EgocrowdError):

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     max_open_assignments: int = Field(3, ge=1, le=100)
     upload_expiry_hours: float = Field(48.0, gt=0)
     secure_cookies: bool | None = Field(None, description="Force the cookie Secure flag; default: on for https")
+    session_days: float = Field(14.0, gt=0, le=365, description="A browser session ends this long after log-in")
+    token_days: float = Field(90.0, ge=0, description="New API tokens expire after this many days; 0: never")
+    login_window_minutes: float = Field(15.0, gt=0, description="Window in which log-in attempts are counted")
+    login_attempts_per_account: int = Field(10, ge=1, description="Failed log-ins per account per window")
+    login_attempts_per_address: int = Field(100, ge=1,
+                                            description="Failed log-ins per client address per window")
     run_pipeline_in_server: bool = True
     pipeline_executor: str = Field("process", description="A registered executor: inline | process | a plugin's")
     pipeline_workers: int | None = Field(None, ge=1, le=256, description="Processes; default: one per core")

@@ -81,8 +81,13 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 
 def record(page, seconds: float) -> None:
     page.get_by_role("button", name="Record").click()
-    page.wait_for_function(f"document.querySelector('[data-role=elapsed]').dataset.seconds >= {seconds}",
-                           timeout=15000)
+    # Polled from here: wait_for_function evals its predicate in the page, which the app's CSP forbids.
+    for _ in range(150):
+        if float(page.evaluate("document.querySelector('[data-role=elapsed]').dataset.seconds || 0")) >= seconds:
+            break
+        page.wait_for_timeout(100)
+    else:
+        raise AssertionError(f"the recording never reached {seconds} s")
     page.get_by_role("button", name="Stop").click()
 
 

@@ -1,23 +1,39 @@
-"""Creating users and organizations, checking passwords, issuing and checking API tokens."""
+"""Creating users and organizations, checking passwords, browser sessions and API tokens.
+
+Ending sessions: logging out ends one; a password change ends every other one and revokes every
+API token; "log out everywhere" and suspension end all of them and revoke every token; a role change
+ends all sessions (tokens stay: the role is read from the user row on every request, so they act
+with the new role at once).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from egocrowd import audit
-from egocrowd.accounts.validation import clean_country, clean_display_name, clean_email, clean_password
+from egocrowd.accounts import policy
+from egocrowd.accounts.validation import (
+    clean_country,
+    clean_display_name,
+    clean_email,
+    clean_password,
+    email_key,
+)
 from egocrowd.clock import utcnow
-from egocrowd.db.models import ApiToken, Organization, Role, User
+from egocrowd.db.models import ApiToken, LoginSession, Organization, Role, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 TOKEN_PREFIX = "egc_"
+#: last_seen_at / last_used_at move at most this often: one small write a minute per active client.
+TOUCH_EVERY = timedelta(seconds=60)
 
 
 def hash_password(password: str) -> str:
@@ -37,7 +53,7 @@ def create_user(session: Session, *, email: str, password: str, display_name: st
                 organization: Organization | None = None, country: str | None = None,
                 actor: User | None = None) -> User:
     email = clean_email(email)
-    clean_password(password)
+    clean_password(password, email=email)
     country = clean_country(country)
     display_name = clean_display_name(display_name)
     role = Role(role)
@@ -54,48 +70,189 @@ def create_user(session: Session, *, email: str, password: str, display_name: st
     return user
 
 
-def authenticate(session: Session, email: str, password: str) -> User:
-    user = session.scalar(sa.select(User).where(User.email == email.strip().lower()))
-    # Hash even for unknown emails so response time does not reveal which accounts exist.
-    stored = user.password_hash if user else _DUMMY_HASH
-    try:
-        _hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        raise Unauthenticated("Wrong email or password.", code="auth.bad_credentials") from None
+def stored_password(session: Session, email: str) -> tuple[int | None, str]:
+    """(user id, password hash) for a log-in; for an unknown or suspended account (None, a dummy
+    hash), so that checking it costs the same and the response time reveals nothing."""
+    user = session.scalar(sa.select(User).where(User.email == email_key(email)))
     if user is None or not user.is_active:
-        raise Unauthenticated("Wrong email or password.", code="auth.bad_credentials")
-    if _hasher.check_needs_rehash(user.password_hash):
+        return None, _DUMMY_HASH
+    return user.id, user.password_hash
+
+
+def verify_password(stored: str, password: str) -> bool:
+    """Argon2 verification (deliberately slow: call it outside any transaction)."""
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def rehash_if_needed(session: Session, user_id: int, password: str) -> None:
+    user = session.get(User, user_id)
+    if user is not None and _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    return user
 
 
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
-def _token_hash(token: str) -> str:
-    # Tokens are 256-bit random: a fast hash is enough (no dictionary to attack), and it lets the
-    # lookup be a single indexed equality.
-    return hashlib.sha256(token.encode()).hexdigest()
+def change_password(session: Session, user: User, current: str, new: str, *, keep_session: int | None = None) -> None:
+    """Needs the current password. Ends every other session (``keep_session``: the caller's) and
+    revokes every API token: whoever knew the old password may have made some."""
+    if not verify_password(user.password_hash, current or ""):
+        raise Unauthenticated("The current password is wrong.", code="auth.bad_credentials")
+    user.password_hash = hash_password(clean_password(new, email=user.email))
+    audit.record(session, user, "user.password_changed", user, {})
+    end_sessions(session, user, actor=user, reason="password_changed", keep=keep_session, tokens=True)
 
 
-def issue_token(session: Session, user: User, name: str = "api") -> tuple[ApiToken, str]:
-    """Returns the token row and the plaintext token (shown once, stored only hashed)."""
-    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user=user, name=name[:100] or "api", prefix=plaintext[:10], token_hash=_token_hash(plaintext))
+def log_out_everywhere(session: Session, user: User) -> None:
+    """Every session (the caller's too) and every API token: for a lost phone or a shared computer."""
+    end_sessions(session, user, actor=user, reason="everywhere", tokens=True)
+
+
+def change_role(session: Session, admin: User, user: User, role: Role | str) -> User:
+    policy.require(admin, "user.manage")
+    role = Role(role)
+    if role is Role.requester and user.organization_id is None:
+        raise InvalidInput("A requester must belong to an organization.", code="user.organization_required")
+    if role is not user.role:
+        audit.record(session, admin, "user.role_changed", user, {"from": user.role.value, "to": role.value})
+        user.role = role
+        end_sessions(session, user, actor=admin, reason="role_changed")
+    return user
+
+
+def set_active(session: Session, admin: User, user: User, active: bool) -> User:
+    """Suspend (ends every session, revokes every token) or reactivate an account."""
+    policy.require(admin, "user.manage")
+    if user.is_active != active:
+        user.is_active = active
+        audit.record(session, admin, "user.reactivated" if active else "user.suspended", user, {})
+        if not active:
+            end_sessions(session, user, actor=admin, reason="suspended", tokens=True)
+    return user
+
+
+# --- browser sessions -----------------------------------------------------------------------------
+def _secret_hash(secret: str) -> str:
+    # Session secrets and tokens are 256-bit random: a fast hash is enough (no dictionary to
+    # attack), and it lets the lookup be a single indexed equality.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def start_session(session: Session, user: User, *, ttl: timedelta, user_agent: str | None = None,
+                  now: datetime | None = None) -> tuple[LoginSession, str]:
+    """A new session row and its secret (for the cookie; stored only hashed)."""
+    now = now or utcnow()
+    secret = secrets.token_urlsafe(32)
+    row = LoginSession(user=user, secret_hash=_secret_hash(secret), user_agent=(user_agent or "")[:200] or None,
+                       created_at=now, last_seen_at=now, expires_at=now + ttl)
     session.add(row)
-    audit.record(session, user, "token.issued", row, {"name": row.name, "prefix": row.prefix})
+    session.flush()
+    audit.record(session, user, "session.started", row, {})
+    return row, secret
+
+
+def session_for_secret(session: Session, secret: str, *, now: datetime | None = None) -> LoginSession | None:
+    """The live session this secret opens, or None (unknown, ended, expired, or user suspended)."""
+    row = session.scalar(sa.select(LoginSession).options(joinedload(LoginSession.user))
+                         .where(LoginSession.secret_hash == _secret_hash(secret)))
+    if (row is None or row.revoked_at is not None or row.expires_at <= (now or utcnow())
+            or not row.user.is_active):
+        return None
+    return row
+
+
+def end_session_by_secret(session: Session, secret: str) -> None:
+    """Log out: the session this cookie secret names ends (nothing happens if it already did)."""
+    row = session.scalar(sa.select(LoginSession).where(LoginSession.secret_hash == _secret_hash(secret)))
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(session, row.user, "session.ended", row, {"reason": "logout"})
+
+
+def list_sessions(session: Session, user: User, *, now: datetime | None = None) -> list[LoginSession]:
+    """The user's live sessions, most recently used first."""
+    return list(session.scalars(
+        sa.select(LoginSession).where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None),
+                                      LoginSession.expires_at > (now or utcnow()))
+        .order_by(LoginSession.last_seen_at.desc(), LoginSession.id.desc())))
+
+
+def revoke_session(session: Session, user: User, session_id: int) -> None:
+    row = session.get(LoginSession, session_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound("No such session.", code="session.not_found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(session, user, "session.ended", row, {"reason": "revoked"})
+
+
+def end_sessions(session: Session, user: User, *, actor: User | None, reason: str, keep: int | None = None,
+                 tokens: bool = False) -> None:
+    """End all of ``user``'s sessions but ``keep``; with ``tokens``, revoke their API tokens too."""
+    now = utcnow()
+    q = (sa.update(LoginSession).where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
+         .values(revoked_at=now))
+    if keep is not None:
+        q = q.where(LoginSession.id != keep)
+    ended = session.execute(q.execution_options(synchronize_session="fetch")).rowcount
+    revoked = 0
+    if tokens:
+        revoked = session.execute(
+            sa.update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now).execution_options(synchronize_session="fetch")).rowcount
+    audit.record(session, actor, "user.sessions_ended", user,
+                 {"reason": reason, "sessions": ended, "tokens": revoked})
+
+
+def touch_session(session: Session, session_id: int, *, now: datetime | None = None) -> None:
+    _touch(session, LoginSession, LoginSession.last_seen_at, session_id, now or utcnow())
+
+
+def needs_touch(last: datetime | None, *, now: datetime | None = None) -> bool:
+    return last is None or last < (now or utcnow()) - TOUCH_EVERY
+
+
+def _touch(session: Session, model, column, row_id: int, now: datetime) -> None:
+    # Conditional: several processes racing to record the same minute write once.
+    session.execute(sa.update(model).where(model.id == row_id, sa.or_(column.is_(None), column < now - TOUCH_EVERY))
+                    .values({column.key: now}).execution_options(synchronize_session=False))
+
+
+# --- API tokens -----------------------------------------------------------------------------------
+def issue_token(session: Session, user: User, name: str = "api", *, ttl: timedelta | None = None,
+                now: datetime | None = None) -> tuple[ApiToken, str]:
+    """Returns the token row and the plaintext token (shown once, stored only hashed).
+    ``ttl`` None: it never expires."""
+    now = now or utcnow()
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(user=user, name=name[:100] or "api", prefix=plaintext[:10], token_hash=_secret_hash(plaintext),
+                   created_at=now, expires_at=now + ttl if ttl is not None else None)
+    session.add(row)
+    audit.record(session, user, "token.issued", row, {"name": row.name, "prefix": row.prefix,
+                                                      "expires_at": row.expires_at.isoformat() if row.expires_at else None})
     return row, plaintext
 
 
-def user_for_token(session: Session, token: str) -> User:
-    row = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+def check_token(session: Session, token: str, *, now: datetime | None = None) -> ApiToken:
+    """The live token row, or 401: ``auth.bad_token`` (unknown, revoked, user suspended) or
+    ``auth.token_expired``."""
+    row = session.scalar(sa.select(ApiToken).options(joinedload(ApiToken.user))
+                         .where(ApiToken.token_hash == _secret_hash(token)))
     if row is None or row.revoked_at is not None or not row.user.is_active:
         raise Unauthenticated("This API token is not valid.", code="auth.bad_token")
-    return row.user
+    if row.expires_at is not None and row.expires_at <= (now or utcnow()):
+        raise Unauthenticated("This API token has expired; log in again for a new one.", code="auth.token_expired")
+    return row
+
+
+def touch_token(session: Session, token_id: int, *, now: datetime | None = None) -> None:
+    _touch(session, ApiToken, ApiToken.last_used_at, token_id, now or utcnow())
 
 
 def list_tokens(session: Session, user: User) -> list[ApiToken]:
-    """``user``'s API tokens (revoked ones too), oldest first."""
     return list(session.scalars(sa.select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)))
 
 

@@ -121,9 +121,37 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # None: never (tokens issued before expiry existed)
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
+
+
+class LoginSession(Base):
+    """A browser session. The cookie carries a random secret; only its sha256 is stored here, so a
+    leaked table cannot be replayed. Logging out, a password change, suspension... set revoked_at."""
+
+    __tablename__ = "login_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_agent: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class LoginThrottle(Base):
+    """Log-in attempts counted per account and per client address (``key`` is a sha256 of either),
+    in a fixed window, so that every app process sees the same counts."""
+
+    __tablename__ = "login_throttles"
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    window_start: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
 
 
 class ConsentDocument(Base):

@@ -15,17 +15,17 @@ from itsdangerous import URLSafeTimedSerializer
 from egocrowd import __version__
 from egocrowd.db import Database, open_database
 from egocrowd.settings import Settings
-from egocrowd.web import problems
+from egocrowd.web import problems, security
 from egocrowd.web.pages import accounts, assignments, campaigns, consent
 from egocrowd.web.pages import clips as clip_pages
-from egocrowd.web.routers import api
+from egocrowd.web.routers import account, api
 from egocrowd.web.routers import clips as clip_api
 from egocrowd.web.limits import BodyLimit
 
 HERE = Path(__file__).parent
 log = logging.getLogger("egocrowd.web")
 #: Every route module's ``router``: the JSON API, then the pages (the tus endpoint is bound per app).
-ROUTERS = [api.router, clip_api.router, accounts.router, campaigns.router, consent.router, assignments.router,
+ROUTERS = [api.router, account.router, clip_api.router, accounts.router, campaigns.router, consent.router, assignments.router,
            clip_pages.router]
 
 
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.cookie_signer = URLSafeTimedSerializer(settings.resolved_secret_key(), salt="egocrowd-session")
     problems.install(app)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_kb * 1024)
+    app.add_middleware(security.SecurityHeaders)
 
     from egocrowd.web.routers import clips
 
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     vendor = vendor_dir(settings)
     if vendor.is_dir():
-        app.mount("/vendor", StaticFiles(directory=vendor), name="vendor")
+        app.mount("/vendor", security.VendorFiles(directory=vendor), name="vendor")
     else:
         log.warning("front-end libraries missing at %s: run `npm ci` (make does it)", vendor)
     return app

@@ -27,6 +27,8 @@ def problem(status: int, code: str, title: str, detail: str | None = None, *,
         body["detail"] = detail
     body.update({k: v for k, v in extra.items() if v is not None})
     headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
+    if extra.get("retry_after") is not None:
+        headers["Retry-After"] = str(extra["retry_after"])
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 

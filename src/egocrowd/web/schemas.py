@@ -157,11 +157,28 @@ class TokenOut(_Out):
     prefix: str
     created_at: Timestamp
     revoked_at: datetime | None = Field(exclude=True)
+    expires_at: Timestamp | None  # None: never expires
+    last_used_at: Timestamp | None  # to the minute
 
     @computed_field
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class SessionOut(_Out):
+    """A live browser session; ``current`` marks the one making the request."""
+
+    id: int
+    created_at: Timestamp
+    last_seen_at: Timestamp  # to the minute
+    expires_at: Timestamp
+    user_agent: str | None
+    current: bool = False
+
+    @classmethod
+    def of(cls, row: Any, current_id: int | None) -> SessionOut:
+        return cls.model_validate(row).model_copy(update={"current": row.id == current_id})
 
 
 class IssuedTokenOut(TokenOut):

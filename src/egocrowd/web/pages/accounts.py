@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse
 from egocrowd.accounts import service as accounts
 from egocrowd.db.models import Role
 from egocrowd.errors import EgocrowdError
-from egocrowd.web.auth import unit, write_cookie
+from egocrowd.web.auth import log_in, log_out, password_login, unit
 from egocrowd.web.pages.render import TextForm, form_error, render, safe_next, see_other
 
 router = APIRouter(include_in_schema=False)
@@ -38,7 +38,7 @@ def signup(request: Request, form: TextForm):
     except EgocrowdError as exc:
         return render(request, "signup.html", None, status=exc.status, error=form_error(exc), form=form)
     resp = see_other("/campaigns?m=welcome")
-    write_cookie(request, resp, user_id=uid)
+    log_in(request, resp, uid)
     return resp
 
 
@@ -51,13 +51,16 @@ def login_form(request: Request, next: str | None = None):
 def login(request: Request, form: TextForm):
     nxt = safe_next(form.get("next"), "/campaigns")
     try:
-        with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-            uid = accounts.authenticate(ctx.session, form.get("email", ""), form.get("password", "")).id
+        uid = password_login(request, form.get("email", ""), form.get("password", ""),
+                             form_csrf=form.get("csrf_token", ""))
     except EgocrowdError as exc:
-        return render(request, "login.html", None, status=exc.status, error=form_error(exc), next=nxt,
+        resp = render(request, "login.html", None, status=exc.status, error=form_error(exc), next=nxt,
                       form={"email": form.get("email", "")})
+        if "retry_after" in exc.extra:  # throttled: the same wait the API announces
+            resp.headers["Retry-After"] = str(exc.extra["retry_after"])
+        return resp
     resp = see_other(nxt)
-    write_cookie(request, resp, user_id=uid)
+    log_in(request, resp, uid)
     return resp
 
 
@@ -66,5 +69,5 @@ def logout(request: Request, form: TextForm):
     with unit(request, form_csrf=form.get("csrf_token", "")):
         pass
     resp = see_other("/")
-    write_cookie(request, resp, user_id=None)
+    log_out(request, resp)
     return resp

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from egocrowd import audit, consent
 from egocrowd.accounts import policy
@@ -31,7 +31,7 @@ from egocrowd.web.schemas import (
     UserOut,
     page_of,
 )
-from egocrowd.web.auth import unit, write_cookie
+from egocrowd.web.auth import unit
 
 router = APIRouter(prefix="/api/v1")
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -48,15 +48,9 @@ class _In(InputModel):
 
 class SignupIn(_In):
     email: str = Field(max_length=254)
-    password: str = Field(min_length=10, max_length=200)
+    password: Annotated[str, StringConstraints(strip_whitespace=False)] = Field(min_length=10, max_length=200)
     display_name: str = Field("", max_length=100)
     country: str | None = Field(None, pattern=r"^[A-Za-z]{2}$")
-
-
-class LoginIn(_In):
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=200)
-    token_name: str = Field("api", min_length=1, max_length=100)
 
 
 class UserIn(SignupIn):
@@ -91,43 +85,10 @@ def signup(request: Request, body: SignupIn):
         return UserOut.model_validate(user)
 
 
-@router.post("/auth/token", status_code=201, tags=["accounts"], response_model=IssuedTokenOut)
-def login_for_token(request: Request, body: LoginIn):
-    """Exchange email + password for an API token (shown once; send it as ``Authorization: Bearer``)."""
-    with unit(request) as ctx:
-        user = accounts.authenticate(ctx.session, body.email, body.password)
-        row, token = accounts.issue_token(ctx.session, user, body.token_name)
-        return IssuedTokenOut(**dict(TokenOut.model_validate(row)), token=token, user=UserOut.model_validate(user))
-
-
-@router.post("/auth/session", tags=["accounts"], response_model=UserOut)
-def login_session(request: Request, response: Response, body: LoginIn):
-    """Log in with a browser session cookie (for scripts running in our pages)."""
-    with unit(request) as ctx:
-        user = accounts.authenticate(ctx.session, body.email, body.password)
-        out = UserOut.model_validate(user)
-    write_cookie(request, response, user_id=user.id)
-    return out
-
-
 @router.get("/me", tags=["accounts"], response_model=UserOut)
 def me(request: Request):
     with unit(request) as ctx:
         return UserOut.model_validate(ctx.require_user())
-
-
-@router.get("/me/tokens", tags=["accounts"], response_model=Page[TokenOut])
-def my_tokens(request: Request):
-    with unit(request) as ctx:
-        user = ctx.require_user()
-        return page_of(TokenOut, accounts.list_tokens(ctx.session, user))
-
-
-@router.delete("/me/tokens/{token_id}", status_code=204, tags=["accounts"])
-def revoke_token(request: Request, token_id: Id):
-    with unit(request) as ctx:
-        accounts.revoke_token(ctx.session, ctx.require_user(), token_id)
-    return Response(status_code=204)
 
 
 @router.post("/users", status_code=201, tags=["accounts"], response_model=UserOut)
