@@ -3,7 +3,7 @@
 Follows 0003 (the audit-log guards).
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-30 02:30:24.349161
 """
 from alembic import op
