@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     media_max_duration_s: float = Field(2 * 3600.0, gt=0, description="Longest video accepted (s)")
     max_body_kb: int = Field(1024, ge=16, le=1024 * 1024,
                              description="Largest request body outside uploads (JSON, forms), in KiB")
+    max_open_uploads_per_assignment: int = Field(3, ge=1, le=100, description="Unfinished uploads a worker may hold on one slot")
+    max_open_uploads_per_worker: int = Field(10, ge=1, le=1000, description="Unfinished uploads a worker may hold in all")
     max_header_kb: int = Field(32, ge=4, le=1024, description="Largest request line + headers, in KiB")
 
     @classmethod

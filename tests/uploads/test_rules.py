@@ -41,6 +41,33 @@ def test_bytes_sent_with_a_method_override_are_refused_once_the_lease_is_over(db
     assert client.head(url, headers={**TUS, **worker.headers}).headers["Upload-Offset"] == "0"
 
 
+def test_a_worker_cannot_hold_more_unfinished_uploads_than_the_caps(db, client, app):
+    """Each open upload may grow to the campaign's limit and lives until it expires: a client opening
+    hundreds (300 in 6 s, seen in the field) could fill the disk. Caps per slot and per worker."""
+    publish_consent(db)
+    lab = make_user(db, "requester", org="Lab C")
+    worker = make_user(db, "worker")
+    campaigns = [open_campaign(client, lab)["id"] for _ in range(2)]
+    sign(client, worker)
+    slots = [claim(client, worker, cid).json()["id"] for cid in campaigns]
+    per_slot = app.state.settings.max_open_uploads_per_assignment
+
+    def create(aid: int):
+        meta = "assignment " + base64.b64encode(str(aid).encode()).decode()
+        return client.post("/api/v1/uploads", headers={**TUS, **worker.headers, "Upload-Length": "20",
+                                                       "Upload-Metadata": meta})
+
+    made = [create(slots[0]) for _ in range(per_slot)]
+    assert [r.status_code for r in made] == [201] * per_slot
+    refused = create(slots[0])
+    assert refused.status_code == 409 and refused.json()["code"] == "upload.too_many_open"
+    assert refused.json()["open_for_assignment"] == per_slot
+    assert create(slots[1]).status_code == 201  # another slot still has room
+    # cancelling one (tus termination) frees its place
+    assert client.delete(made[0].headers["Location"], headers={**TUS, **worker.headers}).status_code == 204
+    assert create(slots[0]).status_code == 201
+
+
 HOUSEKEEPING = """
 import sys
 from egocrowd.blobs import BlobStore

@@ -6,6 +6,8 @@ The caller is already resolved (the web door authenticates it); nothing here kno
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -13,27 +15,43 @@ from sqlalchemy.orm import Session
 from egocrowd.campaigns import assignments
 from egocrowd.clips import finish_upload
 from egocrowd.db import Database
-from egocrowd.db.models import User
-from egocrowd.errors import Forbidden, InvalidInput
+from egocrowd.db.models import MAX_ID, User
+from egocrowd.errors import Conflict, Forbidden, InvalidInput
 from egocrowd.uploads.protocol import Grant
 from egocrowd.uploads.store import UploadInfo
 
 __all__ = ["check_upload_access", "clip_from_upload", "grant_upload"]
 
 MB = 1024 * 1024
-_MAX_ID = 2**63 - 1  # a BIGINT: a larger id is nobody's, and the database driver would fail on it
 
 
-def grant_upload(session: Session, worker: User, metadata: dict[str, str]) -> Grant:
-    """May ``worker`` start an upload for the assignment its metadata names, and how big?"""
+@dataclass(frozen=True)
+class OpenUploadLimits:
+    """How many unfinished uploads one worker may hold open: each may grow to the campaign's limit
+    and lives until it expires, so without a cap one client could fill the disk (300 were opened on
+    one assignment in 6 s)."""
+
+    per_assignment: int = 3
+    per_worker: int = 10
+
+
+def grant_upload(session: Session, worker: User, metadata: dict[str, str], *,
+                 open_uploads: Sequence[UploadInfo] = (), limits: OpenUploadLimits = OpenUploadLimits()) -> Grant:
+    """May ``worker`` start an upload for the assignment its metadata names, and how big?
+    ``open_uploads`` are the worker's unfinished ones (see ``UploadStore.open_uploads``)."""
     try:
         assignment_id = int(metadata.get("assignment", ""))
-        if not 0 <= assignment_id <= _MAX_ID:
+        if not 0 <= assignment_id <= MAX_ID:  # nobody's id; the database driver would fail on it
             raise ValueError(assignment_id)
     except ValueError:
         raise InvalidInput("Upload-Metadata must name the assignment (key 'assignment').",
                            code="upload.bad_metadata") from None
     a = assignments.require_active_lease(session, worker, assignment_id)
+    same = sum(1 for u in open_uploads if u.context.get("assignment_id") == a.id)
+    if same >= limits.per_assignment or len(open_uploads) >= limits.per_worker:
+        raise Conflict(f"You already have {same} unfinished upload(s) for this slot and {len(open_uploads)} in all: "
+                       "finish or cancel one first (they resume where they stopped).",
+                       code="upload.too_many_open", open_for_assignment=same, open_in_all=len(open_uploads))
     limit = int(a.campaign.requirements.get("max_upload_mb", 500)) * MB
     return Grant(owner=str(worker.id), max_length=limit,
                  context={"assignment_id": a.id, "campaign_id": a.campaign_id, "worker_id": worker.id})

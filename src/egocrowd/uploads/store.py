@@ -250,6 +250,12 @@ class UploadStore:
             if info is not None:
                 yield info
 
+    def open_uploads(self, owner: str, now: datetime | None = None) -> list[UploadInfo]:
+        """``owner``'s uploads still receiving bytes (not expired). A scan of the records: fine for
+        the thousands one server holds (uploads across servers keep their state elsewhere)."""
+        now = now or utcnow()
+        return [i for i in self.iter_infos() if i.owner == owner and i.state == "receiving" and not i.is_expired(now)]
+
     def touch(self, info: UploadInfo, now: datetime | None = None) -> None:
         """Mark activity: the expiry slides forward on every write."""
         now = now or utcnow()

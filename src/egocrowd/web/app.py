@@ -43,11 +43,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     from egocrowd.blobs import BlobStore
     from egocrowd.uploads.store import UploadStore
+    from egocrowd.clips.uploads import OpenUploadLimits
     from egocrowd.web.routers.uploads import PlatformHooks
 
     blobs = BlobStore(settings.blobs_path)
     upload_store = UploadStore(settings.uploads_path, ttl=timedelta(hours=settings.upload_expiry_hours))
-    hooks = PlatformHooks(db, blobs)
+    hooks = PlatformHooks(db, blobs, upload_store,
+                          OpenUploadLimits(per_assignment=settings.max_open_uploads_per_assignment,
+                                           per_worker=settings.max_open_uploads_per_worker))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

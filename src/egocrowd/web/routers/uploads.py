@@ -10,7 +10,7 @@ from fastapi import Request
 
 from egocrowd.clips import uploads as rules
 from egocrowd.uploads.protocol import Grant
-from egocrowd.uploads.store import UploadInfo
+from egocrowd.uploads.store import UploadInfo, UploadStore
 from egocrowd.web.auth import unit
 
 __all__ = ["PlatformHooks"]
@@ -19,12 +19,14 @@ __all__ = ["PlatformHooks"]
 class PlatformHooks:
     """The web door to :mod:`egocrowd.clips.uploads`: resolves the caller, then applies the rules."""
 
-    def __init__(self, db, blobs) -> None:
-        self.db, self.blobs = db, blobs
+    def __init__(self, db, blobs, store: UploadStore, limits: rules.OpenUploadLimits) -> None:
+        self.db, self.blobs, self.store, self.limits = db, blobs, store, limits
 
     def authorize_create(self, request: Request, length: int, metadata: dict[str, str]) -> Grant:
         with unit(request) as ctx:
-            return rules.grant_upload(ctx.session, ctx.require_user(), metadata)
+            worker = ctx.require_user()
+            return rules.grant_upload(ctx.session, worker, metadata, limits=self.limits,
+                                      open_uploads=self.store.open_uploads(str(worker.id)))
 
     def authorize_access(self, request: Request, info: UploadInfo, verb: str) -> None:
         with unit(request) as ctx:
