@@ -7,6 +7,9 @@ matters the database's ``now()`` decides (see docs/architecture.md); this is for
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
 
 
 def utcnow() -> datetime:
@@ -14,4 +17,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-__all__ = ["utcnow"]
+def db_now(session: Any) -> datetime:
+    """The database's time, for leases and retries that several hosts compare: PostgreSQL's
+    ``now()`` (the transaction's start, the same for every row it writes). SQLite lives on one
+    host, whose clock is this one."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalar(sa.select(sa.func.now())).astimezone(UTC)
+    return utcnow()
+
+
+__all__ = ["db_now", "utcnow"]

@@ -21,7 +21,13 @@ def make_executor(name: str, workers: int | None = None):
 
 def housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
     """Finish uploads whose completion failed; expire leases and stale uploads; delete blobs nobody
-    owns. Safe to run from many processes."""
+    owns. One process at a time (``Database.exclusive``): the others skip the round, returning
+    ``{"skipped": 1}``."""
+    with db.exclusive("housekeeping") as ours:
+        return _housekeeping(db, blobs, upload_store) if ours else {"skipped": 1}
+
+
+def _housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
     from egocrowd.campaigns.assignments import expire_leases
     from egocrowd.clips import sweep_orphan_blobs
     from egocrowd.uploads import expire_uploads

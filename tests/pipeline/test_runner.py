@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from egocrowd import clips
 from egocrowd.blobs import BlobStore
+from egocrowd.clock import db_now
 from egocrowd.db.models import AuditEvent, Clip, ClipStatus, Job, JobStatus, utcnow
 from egocrowd.pipeline.executors import get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig, enqueue
@@ -81,12 +82,16 @@ def _arm(db, clip_id, stage_name):
 def test_failures_retry_with_backoff_then_end_in_a_visible_error(db, settings, clip_of, media):
     cid = clip_of(media["good"], "t:1")
     _arm(db, cid, "test_explode")
-    runner = _runner(db, settings, max_attempts=3)
+    # A back-off long enough that a loaded machine cannot outrun it between the two run_once calls;
+    # times compared on the database's clock, which decides them (clock.db_now).
+    runner = _runner(db, settings, max_attempts=3, backoff_base_s=2.0)
+    with db.transaction() as s:
+        before = db_now(s)
     assert runner.run_once() == 1
     with db.transaction() as s:
         job = s.scalar(sa.select(Job).where(Job.clip_id == cid))
         assert job.status is JobStatus.pending and job.attempts == 1
-        assert job.run_after > utcnow() and "boom" in job.last_error  # backing off, cause recorded
+        assert job.run_after >= before + timedelta(seconds=2) and "boom" in job.last_error  # backing off
     assert runner.run_once() == 0  # not ready yet
     runner.drain(wait_for_retries=True, timeout_s=30)
     with db.transaction() as s:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from egocrowd import audit, consent
 from egocrowd.accounts import policy
 from egocrowd.campaigns.service import get_campaign
-from egocrowd.clock import utcnow
+from egocrowd.clock import db_now
 from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, User
 from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
 
@@ -36,7 +36,7 @@ A = AssignmentStatus
 
 def claim(session: Session, worker: User, campaign_id: int, *, lease: timedelta = timedelta(hours=24),
           max_open: int = 3, now: datetime | None = None) -> Assignment:
-    now = now or utcnow()
+    now = now or db_now(session)
     campaign = get_campaign(session, worker, campaign_id)
     policy.require(worker, "assignment.claim", campaign)
     if campaign.allowed_countries and worker.country not in campaign.allowed_countries:
@@ -83,7 +83,7 @@ def _free_slot(session: Session, campaign_id: int, n: int = 1) -> None:
 def expire_leases(session: Session, *, now: datetime | None = None, campaign_id: int | None = None) -> int:
     """Expire active assignments whose lease ran out and give their slots back. Returns how many.
     Campaigns are handled one at a time in id order (the global lock order, see the module doc)."""
-    now = now or utcnow()
+    now = now or db_now(session)
     if campaign_id is not None:
         return _expire_in(session, campaign_id, now)
     stale = session.scalars(sa.select(Assignment.campaign_id).distinct()
@@ -132,7 +132,7 @@ def release(session: Session, worker: User, a: Assignment, *, reason: str = "wor
     _lock(session, Campaign, a.campaign_id)  # campaign before assignment: the global lock order
     done = session.execute(
         sa.update(Assignment).where(Assignment.id == a.id, Assignment.status == A.active)
-        .values(status=A.released, closed_at=utcnow()).execution_options(synchronize_session=False))
+        .values(status=A.released, closed_at=db_now(session)).execution_options(synchronize_session=False))
     if done.rowcount != 1:
         session.refresh(a)
         raise Conflict(f"This assignment is {a.status.value}; only active ones can be released.",
@@ -149,7 +149,7 @@ def require_active_lease(session: Session, worker: User, assignment_id: int, *,
     a = session.get(Assignment, assignment_id)
     if a is None or a.worker_id != worker.id:
         raise Forbidden("This is not your assignment.", code="assignment.not_yours")
-    if a.status is A.active and a.lease_expires_at <= (now or utcnow()):
+    if a.status is A.active and a.lease_expires_at <= (now or db_now(session)):
         raise Gone("The lease on this assignment has expired; claim a new slot.", code="assignment.lease_expired")
     if a.status is not A.active:
         raise Conflict(f"This assignment is {a.status.value}.", code="assignment.not_active")

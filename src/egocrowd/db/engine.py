@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -169,6 +171,38 @@ class Database:
 
     def upgrade(self) -> None:
         upgrade(self.url)
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Try to become the one process doing ``name`` (housekeeping): yields whether we are.
+        PostgreSQL: a session advisory lock, so it holds across hosts; SQLite (one host): an
+        advisory file lock beside the database file. Released when the block ends (or we die)."""
+        if self.is_sqlite:
+            path = Path(self.engine.url.database or ":memory:")
+            if str(path) == ":memory:":
+                yield True
+                return
+            with open(path.with_name(f"{path.name}.{name}.lock"), "a+") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    yield False
+                    return
+                try:
+                    yield True
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
+            return
+        key = int.from_bytes(hashlib.sha256(f"egocrowd:{name}".encode()).digest()[:8], "big", signed=True)
+        with self.engine.connect() as conn:
+            got = bool(conn.scalar(sa.select(sa.func.pg_try_advisory_lock(key))))
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                    conn.commit()
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from egocrowd import audit
-from egocrowd.db.models import Clip, ClipStatus, Job, JobStatus, User, utcnow
+from egocrowd.clock import db_now
+from egocrowd.db.models import Clip, ClipStatus, Job, JobStatus, User
 from egocrowd.errors import InvalidInput
 from egocrowd.pipeline.stages import STAGES
 
@@ -90,7 +91,7 @@ def _put_back(session: Session, where: JobFilter, action: str, actor: User | Non
     if session.bind is not None and session.bind.dialect.name != "sqlite":
         q = q.with_for_update()
     jobs = list(session.scalars(q))
-    now = utcnow()
+    now = db_now(session)
     for job in jobs:
         before = job.status.value
         job.status, job.attempts, job.run_after = JobStatus.pending, 0, now

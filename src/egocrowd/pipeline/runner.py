@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from egocrowd import audit
-from egocrowd.clock import utcnow
+from egocrowd.clock import db_now
 from egocrowd.db import Database
 from egocrowd.db.models import Clip, ClipStatus, Job, JobStatus
 from egocrowd.pipeline.stages import FIRST_STAGE, STAGES, StageContext
@@ -56,12 +56,12 @@ def enqueue(session, clip: Clip, stage: str = FIRST_STAGE, *, now: datetime | No
     """Add (or re-arm) the job for ``stage`` of ``clip`` in the caller's transaction."""
     job = session.scalar(sa.select(Job).where(Job.clip_id == clip.id, Job.stage == stage))
     if job is None:
-        job = Job(clip_id=clip.id, stage=stage, status=JobStatus.pending, run_after=now or utcnow(),
-                  created_at=now or utcnow())
+        now = now or db_now(session)
+        job = Job(clip_id=clip.id, stage=stage, status=JobStatus.pending, run_after=now, created_at=now)
         session.add(job)
     else:
         job.status, job.attempts, job.run_after, job.lease_owner, job.lease_expires_at = (
-            JobStatus.pending, 0, now or utcnow(), None, None)
+            JobStatus.pending, 0, now or db_now(session), None, None)
     return job
 
 
@@ -75,8 +75,8 @@ class Runner:
 
     # -- leasing ------------------------------------------------------------------------------------
     def _lease(self, n: int) -> list[tuple[int, int, str]]:
-        now = utcnow()
         with self.db.transaction() as s:
+            now = db_now(s)
             ready = sa.or_(sa.and_(Job.status == JobStatus.pending, Job.run_after <= now),
                            sa.and_(Job.status == JobStatus.running, Job.lease_expires_at <= now))
             q = sa.select(Job).where(ready).order_by(Job.run_after, Job.id).limit(n)
@@ -118,7 +118,7 @@ class Runner:
                 return
             clip = s.get(Clip, clip_id)
             nxt = stage.obj.apply(s, clip, result)
-            job.status, job.finished_at, job.stage_version = JobStatus.done, utcnow(), stage.version
+            job.status, job.finished_at, job.stage_version = JobStatus.done, db_now(s), stage.version
             job.lease_owner = job.lease_expires_at = None
             job.last_error = None
             if nxt is not None:
@@ -135,15 +135,16 @@ class Runner:
                 return
             delay = min(self.config.backoff_base_s * 2 ** (job.attempts - 1), self.config.backoff_max_s)
             job.status, job.lease_owner, job.lease_expires_at = JobStatus.pending, None, None
-            job.run_after = utcnow() + timedelta(seconds=delay)
+            job.run_after = db_now(s) + timedelta(seconds=delay)
             log.warning("job %s (%s of clip %s) failed, retry %d in %.0f s: %s", job.id, job.stage,
                         job.clip_id, job.attempts, delay, error.splitlines()[-1] if error else "")
 
     def _give_up(self, s, job: Job, error: str) -> None:
-        job.status, job.finished_at, job.lease_owner, job.lease_expires_at = JobStatus.error, utcnow(), None, None
+        now = db_now(s)
+        job.status, job.finished_at, job.lease_owner, job.lease_expires_at = JobStatus.error, now, None, None
         job.last_error = error[-4000:]
         clip = s.get(Clip, job.clip_id)
-        clip.status, clip.reason_code, clip.updated_at = ClipStatus.error, f"pipeline.{job.stage}_failed", utcnow()
+        clip.status, clip.reason_code, clip.updated_at = ClipStatus.error, f"pipeline.{job.stage}_failed", now
         audit.record(s, None, "clip.pipeline_error", clip,
                      {"stage": job.stage, "attempts": job.attempts, "error": job.last_error.splitlines()[-1:]})
         log.error("job %s (%s of clip %s) gave up after %d attempts", job.id, job.stage, job.clip_id, job.attempts)
@@ -159,7 +160,7 @@ class Runner:
         with self.db.transaction() as s:
             s.execute(sa.update(Job)
                       .where(Job.id.in_(job_ids), Job.status == JobStatus.running, Job.lease_owner == self.owner)
-                      .values(lease_expires_at=utcnow() + timedelta(seconds=self.config.lease_s))
+                      .values(lease_expires_at=db_now(s) + timedelta(seconds=self.config.lease_s))
                       .execution_options(synchronize_session=False))
 
     def _heartbeat(self, working: set[int], lock: threading.Lock, stop: threading.Event) -> None:
