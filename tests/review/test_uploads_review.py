@@ -23,14 +23,6 @@ UPLOADS = "/api/v1/uploads"
 OCTETS = {"Content-Type": "application/offset+octet-stream"}
 
 
-@pytest.fixture
-def live(app):
-    from tests.pipeline.conftest import LiveServer
-
-    with LiveServer(app) as server:
-        yield server
-
-
 # Over a real HTTP server (the in-process TestClient re-encodes header bytes as UTF-8): Latin-1
 # superscript digits pass str.isdigit() but not int(); 5000 digits exceed Python's int-conversion
 # limit. Both used to escape as ValueError -> 500 upload.internal.
