@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
-XDIST  ?= -n 2 --dist loadfile
+XDIST  ?= -n auto --dist loadfile
 
 .PHONY: demo test test-fast serve venv frontend bench clean lint coverage lock
 

@@ -15,6 +15,19 @@ import sqlalchemy as sa
 PG_URL = os.environ.get("EGOCROWD_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
+# The fast lane (`make test-fast`, `pytest -m fast`): the pure core in these folders, i.e. every test
+# there that needs no database, server, browser or generated video, and runs no episodes or servers.
+_FAST_FOLDERS = ("tests/bench/", "tests/media/", "tests/docs/")
+_NOT_FAST_FILES = ("tests/bench/test_policies.py", "tests/bench/test_runner.py", "tests/bench/test_score_report_cli.py")
+_IO_FIXTURES = {"db_url", "client", "live", "world", "qc_media", "chromium", "settings"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if (item.nodeid.startswith(_FAST_FOLDERS) and not item.nodeid.startswith(_NOT_FAST_FILES)
+                and not _IO_FIXTURES & set(getattr(item, "fixturenames", ()))):
+            item.add_marker(pytest.mark.fast)
+
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory) -> Path:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
-
-import pytest
-
-pytestmark = pytest.mark.fast
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src" / "egocrowd"
 
 
+@functools.cache
 def raised_codes() -> dict[str, str]:
     """``{code: where}`` for every ``default_code = "..."`` of an error class and every literal
     ``code="..."`` argument in src/."""
