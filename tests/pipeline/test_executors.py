@@ -8,8 +8,7 @@ import pytest
 
 from egocrowd.errors import MediaError
 from egocrowd.media import call_bounded
-from egocrowd.pipeline.executors import (InlineExecutor, ProcessExecutor, executor_names,
-                                         get_executor, register_executor)
+from egocrowd.pipeline.executors import InlineExecutor, ProcessExecutor, executor_names, get_executor, register_executor
 
 
 def square(x: int) -> int:

@@ -65,11 +65,10 @@ class ServerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         port_file = self.workdir / "port"
         port_file.unlink(missing_ok=True)
-        log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 (the child keeps it open)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.serve", str(port_file), str(self.port), self.factory, *self.args],
-            env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.workdir / "server.log", "ab") as log:  # the child keeps its own copy open
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.support.serve", str(port_file), str(self.port), self.factory, *self.args],
+                env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while not port_file.exists():
             self._check_alive(deadline)
