@@ -3,6 +3,7 @@ decisions are the same service calls the API makes."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
@@ -61,8 +62,9 @@ def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-async def _raw_form(request: Request) -> FormData:
-    return await request.form()
+async def _raw_form(request: Request) -> AsyncIterator[FormData]:
+    async with request.form() as form:  # closes the temporary files of any file fields sent
+        yield form
 
 
 def _text_form(raw: Annotated[FormData, Depends(_raw_form)]) -> dict[str, str]:
