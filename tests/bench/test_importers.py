@@ -86,3 +86,17 @@ def test_trials_convert_to_a_log_that_scores_the_same(tmp_path):
     a["sessions"].pop("sources"), b["sessions"].pop("sources")
     assert a == b
     assert a["subtask_success"]["progress"]["value"] == pytest.approx((1 + 0 + 1 + 0.25 + 1) / 5)
+
+
+# ------------------------------------------------------------ non-finite numbers in a CSV
+
+
+@pytest.mark.parametrize("col,value", [("duration", "nan"), ("duration", "inf"), ("day", "-inf"), ("day", "nan")])
+def test_non_finite_csv_numbers_are_rejected(tmp_path, col, value):
+    # before: duration "nan" was accepted and the scores document then failed to serialise
+    # ("Out of range float values are not JSON compliant")
+    p = tmp_path / "t.csv"
+    p.write_text(f"policy,task,success,{col}\np,a,1,{value}\n")
+    with pytest.raises(InvalidInput) as exc:
+        read_trials_csv(p)
+    assert exc.value.code == "bench.bad_csv"

@@ -10,6 +10,7 @@ from hypothesis import strategies as hst
 from egocrowd.bench import schema as S
 from egocrowd.bench.digest import build_corpus, digest_log, digest_session
 from egocrowd.bench.metrics import METRICS, ScoreConfig, compute_metrics, metric
+from egocrowd.errors import InvalidInput
 
 CFG = ScoreConfig(rounds=200, seed=1, min_group=2, recovery_budget_s=60)
 
@@ -214,3 +215,15 @@ def test_cli_metric_choices_come_from_the_registry(tmp_path, scratch_registries)
     metric("test_cli_metric", version="1")(lambda c, cfg: None)
     listed = CliRunner().invoke(bench, ["metrics"])
     assert "test_cli_metric" in listed.output
+
+
+# ------------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize(("kw", "code"), [({"rounds": 0}, "bench.bad_config"), ({"time_bins": 0}, "bench.bad_config"),
+                                         ({"confidence": 1.0}, "bench.bad_confidence"),
+                                         ({"min_group": -1}, "bench.bad_config")])
+def test_score_config_validates(kw, code):
+    with pytest.raises(InvalidInput) as exc:
+        ScoreConfig(**kw)
+    assert exc.value.code == code

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -105,24 +104,14 @@ def events_after_header(log: Path) -> list[str]:
 
 
 def test_http_policy_matches_local(tmp_path: Path) -> None:
-    import uvicorn
+    from tests.support.servers import LiveServer
 
-    server = uvicorn.Server(uvicorn.Config(http_app(OraclePolicy()), host="127.0.0.1", port=0, log_level="warning"))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
+    with LiveServer(http_app(OraclePolicy())) as live:
         p = load_protocol("family-evening").with_overrides(steps=250, chores=3)
-        remote = run(p, f"http://127.0.0.1:{port}", episodes=1, seed=3, out=tmp_path / "remote").log
+        remote = run(p, live.base, episodes=1, seed=3, out=tmp_path / "remote").log
         local = run(p, "oracle", episodes=1, seed=3, out=tmp_path / "local").log
         assert events_after_header(remote) == events_after_header(local)
         assert '"policy":"oracle"' in remote.read_text().splitlines()[0]  # name + version come from /info
-    finally:
-        server.should_exit = True
-        th.join(timeout=10)
 
 
 def test_websocket_policy_matches_local(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import warnings
 import pytest
 
 from egocrowd.bench import schema as S
+from egocrowd.bench.score import score_logs
 from egocrowd.errors import InvalidInput
 
 
@@ -148,3 +149,22 @@ def test_writer_refuses_non_events_and_closed_use(tmp_path):
     with w:
         with pytest.raises(InvalidInput):
             w.write({"type": "safety"})  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------- malformed numbers in a log
+
+
+@pytest.mark.parametrize("day", ["abc", float("inf"), True, [1]])
+def test_bad_deployment_day_is_a_log_error(tmp_path, day):
+    # before: "abc" crashed scoring with a bare ValueError in build_corpus; Infinity (valid for
+    # Python's json) silently broke the deployment-day drift
+    p = tmp_path / "x.jsonl"
+    head = {"type": "session", "session_id": "s", "policy": "p", "environment": "e", "deployment_day": day}
+    p.write_text(json.dumps(head) + "\n" + json.dumps({"type": "subtask_end", "t": 1, "subtask": "x", "outcome": "success"}) + "\n")
+    with pytest.raises(InvalidInput) as exc:
+        score_logs([p])
+    assert exc.value.code == "bench.bad_log"
+
+
+def test_integer_deployment_day_still_reads():
+    assert S.Session(session_id="s", policy="p", environment="e", deployment_day=3).deployment_day == 3

@@ -146,3 +146,32 @@ def test_parallel_reading_of_many_files_matches_serial(tmp_path):
     assert sum(seen) == sum(p.stat().st_size for p in paths)
     res = CliRunner().invoke(bench, ["score", *map(str, paths), "-j", "2", "--rounds", "20", "-o", str(tmp_path / "s.json")])
     assert res.exit_code == 0, res.output
+
+
+# ------------------------------------------------- nonsense options are usage errors
+
+
+@pytest.mark.parametrize("args", [["--rounds", "0"], ["--rounds", "-5"], ["--time-bins", "0"]])
+def test_cli_rejects_nonsense_config_without_a_traceback(tmp_path, args):
+    # before: --rounds 0 crashed in np.concatenate, --time-bins 0 in np.bincount (raw tracebacks)
+    from click.testing import CliRunner
+
+    from egocrowd.bench.cli import bench
+
+    p = tmp_path / "x.jsonl"
+    S.write_log(p, S.Session(session_id="s", policy="p", environment="e"),
+                [S.SubtaskEnd(t=1, subtask="x", outcome="success"), S.SubtaskEnd(t=9, subtask="x", outcome="failure")])
+    res = CliRunner().invoke(bench, ["score", str(p), "-o", str(tmp_path / "s.json"), *args])
+    assert res.exit_code == 2, res.output  # click usage error
+    assert not isinstance(res.exception, (ValueError, IndexError))
+
+
+def test_rank_rejects_zero_rounds(tmp_path):
+    from click.testing import CliRunner
+
+    from egocrowd.bench.cli import bench
+
+    p = tmp_path / "b.csv"
+    p.write_text("a,b,winner\nx,y,a\nx,y,tie\n")
+    res = CliRunner().invoke(bench, ["rank", str(p), "--rounds", "0"])
+    assert res.exit_code == 2, res.output

@@ -47,3 +47,52 @@ def test_same_data_same_answer_and_input_checks():
         SequentialTest().update(1.5, 0)
     with pytest.raises(InvalidInput):
         SequentialTest(alpha=0)
+
+
+# ------------------------------------------------ error rate and power under monitoring
+
+
+def _rejections(p_a: float, p_b: float, reps: int, n: int, seed: int) -> tuple[int, int]:
+    rng = np.random.default_rng(seed)
+    a_wins = b_wins = 0
+    for _ in range(reps):
+        t = SequentialTest(alpha=0.05)
+        xs, ys = rng.random(n) < p_a, rng.random(n) < p_b
+        for x, y in zip(xs.tolist(), ys.tolist()):
+            if t.update(float(x), float(y)) != "continue":
+                break
+        a_wins += t.decision == "A"
+        b_wins += t.decision == "B"
+    return a_wins, b_wins
+
+
+def test_sequential_type_one_error_under_continuous_monitoring():
+    # H0 true (same success rate); the test looks after every pair for 200 pairs. Ville's
+    # inequality bounds the rejection rate by alpha = 0.05 whatever the stopping time. With 600
+    # replications the binomial SE at 0.05 is 0.009, so 0.05 + 0.03 is a > 3-SE tolerance.
+    # (test_sequential.py checks p = 0.55 at alpha = 0.1; here a lopsided rate.)
+    a, b = _rejections(0.85, 0.85, reps=600, n=200, seed=12)
+    assert (a + b) / 600 <= 0.05 + 0.03, (a, b)
+
+
+def test_sequential_type_one_error_with_skewed_progress_outcomes():
+    # a harder null: A gives continuous progress ~ Beta(1, 4) (mean 0.2, skewed), B gives 0/1
+    # success with p = 0.2. E[d] = 0 but d is skewed and heteroskedastic; the betting wealth is
+    # still a martingale, so the monitored rejection rate must stay ≤ alpha (+ 3 SE).
+    rng = np.random.default_rng(13)
+    rejected = 0
+    for _ in range(600):
+        t = SequentialTest(alpha=0.05)
+        xs, ys = rng.beta(1, 4, 200), (rng.random(200) < 0.2).astype(float)
+        for x, y in zip(xs.tolist(), ys.tolist()):
+            if t.update(x, y) != "continue":
+                rejected += 1
+                break
+    assert rejected / 600 <= 0.05 + 0.03
+
+
+def test_sequential_test_has_power_and_picks_the_right_side():
+    a, b = _rejections(0.8, 0.3, reps=100, n=200, seed=5)
+    assert a >= 90 and b == 0
+    a, b = _rejections(0.3, 0.8, reps=100, n=200, seed=6)
+    assert b >= 90 and a == 0

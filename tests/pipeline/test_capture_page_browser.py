@@ -3,33 +3,26 @@ camera on the capture page, upload with tus-js-client, and find the checked clip
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import av
 import pytest
 import sqlalchemy as sa
 
 from egocrowd.blobs import BlobStore
 from egocrowd.db.models import Clip
-from tests.platform.helpers import PASSWORD, make_user, open_campaign, publish_consent, sign
-from tests.uploads.test_capture_browser import ARGS, CHROMIUM, make_y4m, record
+from tests.platform.helpers import PASSWORD
+from tests.support.browser import ARTIFACTS, FAKE_CAMERA, PHONE
+from tests.support.servers import LiveServer
+from tests.support.world import World
+from tests.uploads.test_capture_browser import make_y4m, record
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "e2e" / "artifacts"
 
 
-def test_worker_records_and_uploads_on_the_capture_page(tmp_path, db_url, db):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("EGOCROWD_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{CHROMIUM} is required")
-        pytest.skip("chromium not installed")
+def test_worker_records_and_uploads_on_the_capture_page(tmp_path, db_url, db, chromium):
     import httpx
-    from playwright.sync_api import sync_playwright
 
     from egocrowd.settings import Settings
     from egocrowd.web import create_app
-    from tests.pipeline.conftest import LiveServer
 
     settings = Settings(data_dir=tmp_path / "data", database_url=db_url, secret_key="s" * 40,
                         run_pipeline_in_server=True, pipeline_executor="inline")
@@ -37,38 +30,33 @@ def test_worker_records_and_uploads_on_the_capture_page(tmp_path, db_url, db):
     y4m = tmp_path / "camera.y4m"
     make_y4m(y4m, seconds=4)
     with LiveServer(app) as live, httpx.Client(base_url=live.base) as http:
-        publish_consent(db)
-        lab = make_user(db, "requester", org="Lab A")
-        worker = make_user(db, "worker")
-        c = open_campaign(http, lab, requirements={"min_duration_s": 2, "max_duration_s": 30, "min_width": 320,
-                                                   "min_height": 240, "min_fps": 10, "hands_in_view": False})
-        sign(http, worker)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=[*ARGS, f"--use-file-for-fake-video-capture={y4m}"])
-            page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
-            page.goto(live.base + "/login")
-            page.fill("#email", worker.email)
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.goto(f"{live.base}/campaigns/{c['id']}")
-            page.click("#claim")
-            page.get_by_role("link", name="Record & upload").click()
-            record(page, 3.0)
-            page.wait_for_selector("#capture[data-state=ready]", timeout=20000)
-            assert page.evaluate("document.documentElement.scrollWidth") <= 390
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "capture-page.png"), full_page=True)
-            page.get_by_role("button", name="Upload").click()
-            page.wait_for_url("**/clips?m=uploaded", timeout=60000)
-            for _ in range(60):  # the server's pipeline thread checks the clip within seconds
-                page.reload()
-                if page.locator(".clip[data-status=processing]").count() == 0:
-                    break
-                page.wait_for_timeout(500)
-            status = page.locator(".clip").first.get_attribute("data-status")
-            page.screenshot(path=str(ARTIFACTS / "my-clips.png"), full_page=True)
-            browser.close()
+        world = World.build(http, db)
+        worker = world.worker
+        c = world.open_campaign(requirements={"min_duration_s": 2, "max_duration_s": 30, "min_width": 320,
+                                              "min_height": 240, "min_fps": 10, "hands_in_view": False})
+        browser = chromium(*FAKE_CAMERA, f"--use-file-for-fake-video-capture={y4m}")
+        page = browser.new_context(viewport=PHONE).new_page()
+        page.goto(live.base + "/login")
+        page.fill("#email", worker.email)
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(f"{live.base}/campaigns/{c['id']}")
+        page.click("#claim")
+        page.get_by_role("link", name="Record & upload").click()
+        record(page, 3.0)
+        page.wait_for_selector("#capture[data-state=ready]", timeout=20000)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "capture-page.png"), full_page=True)
+        page.get_by_role("button", name="Upload").click()
+        page.wait_for_url("**/clips?m=uploaded", timeout=60000)
+        for _ in range(60):  # the server's pipeline thread checks the clip within seconds
+            page.reload()
+            if page.locator(".clip[data-status=processing]").count() == 0:
+                break
+            page.wait_for_timeout(500)
+        status = page.locator(".clip").first.get_attribute("data-status")
+        page.screenshot(path=str(ARTIFACTS / "my-clips.png"), full_page=True)
         assert status in ("qc_passed", "qc_failed", "rejected")
         with db.transaction() as s:
             clip = s.scalar(sa.select(Clip))

@@ -13,23 +13,17 @@ from egocrowd.blobs import BlobStore
 from egocrowd.db.models import Assignment, AuditEvent, Clip, Job
 from egocrowd.pipeline.executors import get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig
-from tests.platform.helpers import make_user, open_campaign, publish_consent, sign
 
 REQ = {"min_duration_s": 3, "max_duration_s": 60, "min_width": 240, "min_height": 240, "min_fps": 24,
        "max_upload_mb": 5}
 
 
 @pytest.fixture
-def world(client, db):
-    publish_consent(db)
-    lab = make_user(db, "requester", org="Lab A")
-    worker = make_user(db, "worker")
-    other = make_user(db, "worker")
-    c = open_campaign(client, lab, requirements=REQ, target_clips=10)
-    for w in (worker, other):
-        sign(client, w)
-    a = client.post(f"/api/v1/campaigns/{c['id']}/claim", headers=worker.headers).json()
-    return {"lab": lab, "worker": worker, "other": other, "campaign": c, "assignment": a}
+def assigned(world):
+    """The world's worker holds a slot of a campaign sized for the test clips; another worker signed too."""
+    c = world.open_campaign(requirements=REQ, target_clips=10)
+    other = world.signed_worker()
+    return {"lab": world.lab, "worker": world.worker, "other": other, "campaign": c, "assignment": world.claim(c["id"])}
 
 
 def upload(live, actor, assignment_id, path, **kw):
@@ -47,12 +41,12 @@ def drain(app, db):
     return runner.drain(wait_for_retries=True, timeout_s=120)
 
 
-def test_upload_becomes_a_checked_clip(app, db, client, live, world, media):
-    worker, lab, a = world["worker"], world["lab"], world["assignment"]
-    upload(live, worker, a["id"], media["good"])
+def test_upload_becomes_a_checked_clip(app, db, client, live, assigned, qc_media):
+    worker, lab, a = assigned["worker"], assigned["lab"], assigned["assignment"]
+    upload(live, worker, a["id"], qc_media["good"])
     with db.transaction() as s:
         clip = s.scalar(sa.select(Clip))
-        assert clip.sha256 == hashlib.sha256(media["good"].read_bytes()).hexdigest()
+        assert clip.sha256 == hashlib.sha256(qc_media["good"].read_bytes()).hexdigest()
         assert clip.original_name == "my clip.mp4"  # no path, safe characters
         assert clip.client_meta["device"] == "Pixel 8"
         assert s.get(Assignment, a["id"]).status.value == "submitted"
@@ -65,17 +59,17 @@ def test_upload_becomes_a_checked_clip(app, db, client, live, world, media):
     assert body["qc_report"]["format_version"] >= 1
     assert {c["name"] for c in body["qc_report"]["checks"]} >= {"duration", "too_dark", "blur", "hands_visible"}
     # the requester sees the campaign's QC statistics; another worker sees nothing of this clip
-    stats = client.get(f"/api/v1/campaigns/{world['campaign']['id']}/qc", headers=lab.headers).json()
+    stats = client.get(f"/api/v1/campaigns/{assigned['campaign']['id']}/qc", headers=lab.headers).json()
     assert stats["clips"] == 1 and stats["pass_rate"] in (0.0, 1.0)
-    assert client.get(f"/api/v1/clips/{clip.id}", headers=world["other"].headers).status_code == 404
+    assert client.get(f"/api/v1/clips/{clip.id}", headers=assigned["other"].headers).status_code == 404
     with db.transaction() as s:
         actions = [e.action for e in s.scalars(sa.select(AuditEvent).where(AuditEvent.entity_type == "clip"))]
     assert actions[0] == "clip.uploaded" and actions[-1] in ("clip.qc_passed", "clip.qc_failed")
 
 
-def test_dark_clip_fails_with_advice_and_the_worker_may_retry(app, db, client, live, world, media):
-    worker, a = world["worker"], world["assignment"]
-    upload(live, worker, a["id"], media["dark"])
+def test_dark_clip_fails_with_advice_and_the_worker_may_retry(app, db, client, live, assigned, qc_media):
+    worker, a = assigned["worker"], assigned["assignment"]
+    upload(live, worker, a["id"], qc_media["dark"])
     drain(app, db)
     body = client.get("/api/v1/clips", headers=worker.headers).json()["items"][0]
     assert body["status"] == "qc_failed"
@@ -88,20 +82,20 @@ def test_dark_clip_fails_with_advice_and_the_worker_may_retry(app, db, client, l
     assert page.status_code == 200
 
 
-def test_corrupt_file_is_rejected_with_a_reason_code(app, db, client, live, world, media):
-    worker, a = world["worker"], world["assignment"]
-    upload(live, worker, a["id"], media["zip_renamed"])
+def test_corrupt_file_is_rejected_with_a_reason_code(app, db, client, live, assigned, qc_media):
+    worker, a = assigned["worker"], assigned["assignment"]
+    upload(live, worker, a["id"], qc_media["zip_renamed"])
     drain(app, db)
     body = client.get("/api/v1/clips", headers=worker.headers).json()["items"][0]
     assert body["status"] == "rejected"
     assert body["reason_code"].startswith("video.")
 
 
-def test_same_bytes_twice_are_flagged_and_stored_once(app, db, client, live, world, media):
-    worker, a = world["worker"], world["assignment"]
-    upload(live, worker, a["id"], media["good"])
-    a2 = client.post(f"/api/v1/campaigns/{world['campaign']['id']}/claim", headers=worker.headers).json()
-    upload(live, worker, a2["id"], media["good"])
+def test_same_bytes_twice_are_flagged_and_stored_once(app, db, client, live, assigned, qc_media):
+    worker, a = assigned["worker"], assigned["assignment"]
+    upload(live, worker, a["id"], qc_media["good"])
+    a2 = client.post(f"/api/v1/campaigns/{assigned['campaign']['id']}/claim", headers=worker.headers).json()
+    upload(live, worker, a2["id"], qc_media["good"])
     with db.transaction() as s:
         first, second = s.scalars(sa.select(Clip).order_by(Clip.id)).all()
     assert second.duplicate_of == first.id and second.sha256 == first.sha256
@@ -109,40 +103,39 @@ def test_same_bytes_twice_are_flagged_and_stored_once(app, db, client, live, wor
     assert len(blobs) == 1
 
 
-def test_only_the_assignee_may_upload_and_within_the_campaign_limit(app, db, live, world, media, tmp_path):
-    a = world["assignment"]
+def test_only_the_assignee_may_upload_and_within_the_campaign_limit(app, db, live, assigned, qc_media, tmp_path):
+    a = assigned["assignment"]
     with pytest.raises(TusCommunicationError) as err:
-        upload(live, world["other"], a["id"], media["good"])
+        upload(live, assigned["other"], a["id"], qc_media["good"])
     assert err.value.status_code == 403
     big = tmp_path / "big.mp4"
     big.write_bytes(b"\0" * (6 * 1024 * 1024))  # campaign limit: 5 MB
     with pytest.raises(TusCommunicationError) as err:
-        upload(live, world["worker"], a["id"], big)
+        upload(live, assigned["worker"], a["id"], big)
     assert err.value.status_code == 413
     with db.transaction() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Clip)) == 0
 
 
-def test_the_embedded_server_runs_the_pipeline_itself(tmp_path, db_url, db, media):
+def test_the_embedded_server_runs_the_pipeline_itself(tmp_path, db_url, db, qc_media):
     import time
 
     import httpx
 
     from egocrowd.settings import Settings
     from egocrowd.web import create_app
-    from tests.pipeline.conftest import LiveServer
+    from tests.support.servers import LiveServer
+    from tests.support.world import World
 
     settings = Settings(data_dir=tmp_path / "data", database_url=db_url, secret_key="s" * 40,
                         run_pipeline_in_server=True, pipeline_executor="inline")
     app = create_app(settings, db)
     with LiveServer(app) as live, httpx.Client(base_url=live.base) as http:
-        publish_consent(db)
-        lab = make_user(db, "requester", org="Lab A")
-        worker = make_user(db, "worker")
-        c = open_campaign(http, lab, requirements=REQ)
-        sign(http, worker)
-        a = http.post(f"/api/v1/campaigns/{c['id']}/claim", headers=worker.headers).json()
-        upload(live, worker, a["id"], media["blurred"])
+        world = World.build(http, db)
+        lab, worker = world.lab, world.worker
+        c = world.open_campaign(requirements=REQ)
+        a = world.claim(c["id"])
+        upload(live, worker, a["id"], qc_media["blurred"])
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             clip = http.get("/api/v1/clips", headers=worker.headers).json()["items"][0]
@@ -155,14 +148,14 @@ def test_the_embedded_server_runs_the_pipeline_itself(tmp_path, db_url, db, medi
         assert "Pass rate" in page and "blur" in page
 
 
-def test_an_upload_is_refused_early_once_the_lease_is_over(app, db, client, live, world, media):
+def test_an_upload_is_refused_early_once_the_lease_is_over(app, db, client, live, assigned, qc_media):
     from datetime import timedelta
 
     from egocrowd.db.models import utcnow
 
-    worker, a = world["worker"], world["assignment"]
+    worker, a = assigned["worker"], assigned["assignment"]
     c = tus.TusClient(live.base + "/api/v1/uploads/", headers=worker.headers)
-    up = c.uploader(str(media["good"]), chunk_size=16 * 1024, metadata={"assignment": str(a["id"])})
+    up = c.uploader(str(qc_media["good"]), chunk_size=16 * 1024, metadata={"assignment": str(a["id"])})
     up.upload_chunk()  # the first chunk goes through while the lease runs
     with db.transaction() as s:
         s.get(Assignment, a["id"]).lease_expires_at = utcnow() - timedelta(seconds=1)
@@ -172,8 +165,8 @@ def test_an_upload_is_refused_early_once_the_lease_is_over(app, db, client, live
     assert up.offset == 16 * 1024  # nothing more was taken
 
 
-def test_a_campaign_tunes_its_qc_thresholds(client, db, world):
-    lab = world["lab"]
+def test_a_campaign_tunes_its_qc_thresholds(client, db, assigned):
+    lab = assigned["lab"]
     bad = client.post("/api/v1/campaigns", headers=lab.headers,
                       json={**_body(), "requirements": {**REQ, "qc": {"dark_fial_frac": 0.2}}})
     assert bad.status_code == 422 and "dark_fial_frac" in bad.text

@@ -23,16 +23,12 @@ def test_one_process_at_a_time(db, settings):
     assert set(done) == {"uploads_recovered", "leases_expired", "uploads_expired", "orphan_blobs_deleted"}
 
 
-def test_the_orphan_sweep_asks_the_database_once_per_chunk(db, settings, media, client):
+def test_the_orphan_sweep_asks_the_database_once_per_chunk(db, settings, qc_media, world):
     blobs = BlobStore(settings.blobs_path)
     orphans = [blobs.put_bytes(f"orphan {i}".encode()).sha256 for i in range(120)]
-    kept = blobs.put_file(media["good"]).sha256
-    from tests.platform.helpers import make_user, open_campaign, publish_consent
-
-    publish_consent(db)
-    lab, worker = make_user(db, "requester", org="Lab H"), make_user(db, "worker")
-    campaign = open_campaign(client, lab)["id"]
-    clips.finish_upload(db, blobs, source_ref="t:kept", path=media["good"], worker_id=worker.id,
+    kept = blobs.put_file(qc_media["good"]).sha256
+    campaign = world.open_campaign()["id"]
+    clips.finish_upload(db, blobs, source_ref="t:kept", path=qc_media["good"], worker_id=world.worker.id,
                         assignment_id=None, campaign_id=campaign, original_name="good.mp4")
 
     statements = []

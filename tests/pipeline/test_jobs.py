@@ -18,7 +18,7 @@ from tests.platform.helpers import make_user, open_campaign, publish_consent
 
 
 @pytest.fixture
-def processed(client, db, settings, media):
+def processed(client, db, settings, qc_media):
     """Two campaigns' clips, run through probe and QC by the real runner."""
     publish_consent(db)
     lab = make_user(db, "requester", org="Lab A")
@@ -26,7 +26,7 @@ def processed(client, db, settings, media):
     loose = {"min_duration_s": 1, "min_width": 64, "min_height": 64}
     campaigns = [open_campaign(client, lab, requirements=loose)["id"] for _ in range(2)]
     blobs = BlobStore(settings.blobs_path)
-    ids = [clips.finish_upload(db, blobs, source_ref=f"t:{i}", path=media[name], worker_id=worker.id,
+    ids = [clips.finish_upload(db, blobs, source_ref=f"t:{i}", path=qc_media[name], worker_id=worker.id,
                                assignment_id=None, campaign_id=cid, original_name=name).id
            for i, (name, cid) in enumerate([("good", campaigns[0]), ("dark", campaigns[1])])]
     runner = Runner(db, blobs, get_executor("inline"))

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -20,15 +21,12 @@ from egocrowd.db.models import AuditEvent, Clip, ClipStatus, Job, JobStatus, utc
 from egocrowd.pipeline.executors import get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig, enqueue
 from egocrowd.pipeline.stages import stage
-from tests.platform.helpers import make_user, open_campaign, publish_consent
 
 
 @pytest.fixture
-def clip_of(client, db, settings, test_stages):
-    publish_consent(db)
-    lab = make_user(db, "requester", org="Lab A")
-    worker = make_user(db, "worker")
-    c = open_campaign(client, lab, requirements={"min_duration_s": 1, "min_width": 64, "min_height": 64})
+def clip_of(world, db, settings, test_stages):
+    worker = world.worker
+    c = world.open_campaign(requirements={"min_duration_s": 1, "min_width": 64, "min_height": 64})
     blobs = BlobStore(settings.blobs_path)
 
     def make(path: Path, ref: str) -> int:
@@ -79,8 +77,8 @@ def _arm(db, clip_id, stage_name):
         s.execute(sa.delete(Job).where(Job.clip_id == clip_id, Job.stage != stage_name))
 
 
-def test_failures_retry_with_backoff_then_end_in_a_visible_error(db, settings, clip_of, media):
-    cid = clip_of(media["good"], "t:1")
+def test_failures_retry_with_backoff_then_end_in_a_visible_error(db, settings, clip_of, qc_media):
+    cid = clip_of(qc_media["good"], "t:1")
     _arm(db, cid, "test_explode")
     # A back-off long enough that a loaded machine cannot outrun it between the two run_once calls;
     # times compared on the database's clock, which decides them (clock.db_now).
@@ -103,9 +101,9 @@ def test_failures_retry_with_backoff_then_end_in_a_visible_error(db, settings, c
         assert s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "clip.pipeline_error")) is not None
 
 
-def test_a_transient_failure_is_retried_and_completes(db, settings, clip_of, media):
+def test_a_transient_failure_is_retried_and_completes(db, settings, clip_of, qc_media):
     _FLAKY_MARK.unlink(missing_ok=True)
-    cid = clip_of(media["good"], "t:2")
+    cid = clip_of(qc_media["good"], "t:2")
     _arm(db, cid, "test_flaky")
     _runner(db, settings).drain(wait_for_retries=True, timeout_s=30)
     _FLAKY_MARK.unlink(missing_ok=True)
@@ -154,19 +152,17 @@ def test_sigkill_mid_stage_loses_nothing(db, db_url, settings, clip_of, tmp_path
         assert len(finals) == 1  # applied exactly once
 
 
-def test_bulk_ingest_skips_what_it_already_has(db, settings, client, media, tmp_path):
+def test_bulk_ingest_skips_what_it_already_has(db, settings, world, qc_media, tmp_path):
     from click.testing import CliRunner
 
     from egocrowd.cli import main
 
-    publish_consent(db)
-    lab = make_user(db, "requester", org="Lab A")
-    worker = make_user(db, "worker")
-    c = open_campaign(client, lab)
+    worker = world.worker
+    c = world.open_campaign()
     folder = tmp_path / "recordings"
     folder.mkdir()
     for name in ("good", "dark", "blurred"):
-        (folder / f"{name}.mp4").write_bytes(media[name].read_bytes())
+        (folder / f"{name}.mp4").write_bytes(qc_media[name].read_bytes())
     (folder / "notes.txt").write_text("not a video")
     env = {"EGOCROWD_DATABASE_URL": settings.db_url, "EGOCROWD_DATA_DIR": str(settings.data_dir)}
     args = ["ingest", str(folder), "--campaign", str(c["id"]), "--worker", str(worker.id)]
@@ -180,9 +176,75 @@ def test_bulk_ingest_skips_what_it_already_has(db, settings, client, media, tmp_
         assert s.scalar(sa.select(sa.func.count()).select_from(Job)) == 3
 
 
-def test_orphan_blobs_are_swept_after_the_grace_period(db, settings, media):
+def test_orphan_blobs_are_swept_after_the_grace_period(db, settings, qc_media):
     blobs = BlobStore(settings.blobs_path)
-    ref = blobs.put_file(media["good"])  # bytes stored, clip never committed (a crash in between)
+    ref = blobs.put_file(qc_media["good"])  # bytes stored, clip never committed (a crash in between)
     assert clips.sweep_orphan_blobs(db, blobs) == []  # too fresh: it may be finishing right now
     assert clips.sweep_orphan_blobs(db, blobs, grace=timedelta(0), now=time.time() + 1) == [ref.sha256]
     assert not blobs.exists(ref.sha256)
+
+
+# ------------------------------------------------- a stage that legitimately outlasts its lease
+
+LEASE_S = 1.5
+
+
+def _slow_prepare(session, clip, blobs):
+    return {"clip_id": clip.id}
+
+
+def _slow_apply(session, clip, result):
+    clip.client_meta = {**clip.client_meta, "slow_stage": result["ok"]}
+    return None
+
+
+def _slow(inputs):
+    time.sleep(LEASE_S * 3)  # alive and working, just slower than one lease (QC may take 900 s > 600 s)
+    return {"ok": "yes"}
+
+
+@pytest.fixture
+def slow_stage(scratch_registries):
+    stage("test_slow", "1", prepare=_slow_prepare, apply=_slow_apply)(_slow)
+
+
+def test_a_live_worker_keeps_its_lease_while_a_stage_outlasts_it(world, db, settings, tmp_path, slow_stage):
+    """Leases were never renewed: a stage running longer than ``lease_s`` (QC's own bound is 900 s,
+    the default lease 600 s; or jobs queued behind others of the same batch on the inline executor)
+    was taken over by another worker while the first was still computing: the work ran twice, the
+    first result was thrown away, and every takeover counted as an attempt until the clip ended in
+    ``error`` ("the worker running it died repeatedly") although nobody died."""
+    worker = world.worker
+    c = world.open_campaign()
+    blobs = BlobStore(settings.blobs_path)
+    f = tmp_path / "x.mp4"
+    f.write_bytes(os.urandom(1000))
+    cid = clips.finish_upload(db, blobs, source_ref="t:slow", path=f, worker_id=worker.id, assignment_id=None,
+                              campaign_id=c["id"], original_name="x.mp4").id
+    with db.transaction() as s:
+        enqueue(s, s.get(Clip, cid), "test_slow")
+        s.execute(sa.delete(Job).where(Job.clip_id == cid, Job.stage != "test_slow"))
+
+    def runner(name):
+        return Runner(db, blobs, get_executor("inline"), RunnerConfig(lease_s=LEASE_S, backoff_base_s=0.05),
+                      owner=name)
+
+    a = threading.Thread(target=runner("A").run_once)
+    a.start()
+    deadline = time.monotonic() + 30
+    while True:
+        with db.transaction() as s:
+            job = s.scalar(sa.select(Job).where(Job.clip_id == cid))
+            if job.status is JobStatus.running:
+                break
+        assert time.monotonic() < deadline, "runner A never leased the job"
+        time.sleep(0.05)
+    time.sleep(LEASE_S * 1.7)  # A's first lease has run out; A is still computing
+    assert a.is_alive(), "the stage finished too early for this test to mean anything"
+    taken_by_b = runner("B").run_once()
+    a.join(60)
+    assert taken_by_b == 0, "another worker took over a job its live owner was still computing"
+    with db.transaction() as s:
+        job = s.scalar(sa.select(Job).where(Job.clip_id == cid))
+        assert job.status is JobStatus.done and job.attempts == 1, (job.status, job.attempts, job.last_error)
+        assert s.get(Clip, cid).client_meta.get("slow_stage") == "yes"

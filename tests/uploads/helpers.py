@@ -1,42 +1,19 @@
-"""Helpers for the upload tests: a real uvicorn server (thread or subprocess) and a TCP proxy."""
+"""Helpers for the upload tests: the tus test app on a real server (thread or process) and a TCP proxy."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
-import uvicorn
 
+from tests.support.servers import LiveServer, ServerProcess
 from tests.uploads.tus_testapp import PREFIX, make_app
 
-HERE = Path(__file__).parent
 AUTH = {"Authorization": "Bearer tok-alice"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(base: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/_stats", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"server at {base} did not start")
 
 
 def make_file(path: Path, size: int, seed: int = 0) -> str:
@@ -49,16 +26,17 @@ def make_file(path: Path, size: int, seed: int = 0) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class ThreadServer:
+class ThreadServer(LiveServer):
+    """The tus test app in a uvicorn thread."""
+
     def __init__(self, root: Path, **app_kw) -> None:
         self.root = root
         self.asgi, self.app = make_app(root, **app_kw)
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.endpoint = self.base + PREFIX
-        self.server = uvicorn.Server(uvicorn.Config(self.asgi, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        super().__init__(self.asgi, lifespan="on")
+
+    @property
+    def endpoint(self) -> str:
+        return self.base + PREFIX
 
     @property
     def store(self):
@@ -71,48 +49,22 @@ class ThreadServer:
     def body_bytes(self) -> int:
         return sum(self.asgi.counts.values())
 
-    def __enter__(self):
-        self.thread.start()
-        wait_ready(self.base)
-        return self
 
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(10)
+class ProcessServer(ServerProcess):
+    """The tus test app in its own uvicorn process, so it can be killed with SIGKILL; it comes back
+    on the same port."""
 
-
-class ProcessServer:
-    """The test app in its own uvicorn process, so it can be killed with SIGKILL."""
-
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
-        self.port = port or free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.endpoint = self.base + PREFIX
-        self.proc: subprocess.Popen | None = None
+        super().__init__("tests.uploads.tus_testapp:asgi_app", str(root), workdir=root.with_name(root.name + "-process"),
+                         ready_path="/_stats")
 
-    def start(self) -> ProcessServer:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "tus_testapp.py"), str(self.root), str(self.port)],
-                                     env=env, cwd=HERE)
-        wait_ready(self.base)
-        return self
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        self.proc.wait(10)
+    @property
+    def endpoint(self) -> str:
+        return self.base + PREFIX
 
     def body_bytes(self) -> int:
         return sum(httpx.get(self.base + "/_stats").json()["body_bytes"].values())
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 class Proxy:

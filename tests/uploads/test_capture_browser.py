@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import threading
 from pathlib import Path
 
 import av
 import jinja2
 import numpy as np
 import pytest
-import uvicorn
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from tests.uploads.helpers import free_port, wait_ready
+from tests.support.browser import FAKE_CAMERA, PHONE
+from tests.support.servers import LiveServer
 from tests.uploads.tus_testapp import make_app
 
-CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "src" / "egocrowd" / "web"
 VENDOR = REPO / "node_modules"
@@ -27,10 +24,6 @@ pytestmark = pytest.mark.browser
 
 
 def _need_browser() -> None:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("EGOCROWD_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{CHROMIUM} is required (EGOCROWD_REQUIRE_BROWSER=1)")
-        pytest.skip(f"{CHROMIUM} not installed")
     if not (VENDOR / "tus-js-client" / "dist" / "tus.min.js").exists():
         pytest.skip("node_modules/tus-js-client missing (npm ci)")
 
@@ -68,15 +61,8 @@ def serve(root: Path, patch_delay_s: float = 0.0, **capture):
 
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     app.mount("/vendor", StaticFiles(directory=VENDOR), name="vendor")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    wait_ready(f"http://127.0.0.1:{port}")
-    return server, app, f"http://127.0.0.1:{port}"
-
-
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    live = LiveServer(asgi).start()
+    return live.server, app, live.base
 
 
 def record(page, seconds: float) -> None:
@@ -92,9 +78,8 @@ def record(page, seconds: float) -> None:
 
 
 @pytest.mark.slow
-def test_record_check_and_upload_on_a_phone_sized_page(tmp_path):
+def test_record_check_and_upload_on_a_phone_sized_page(tmp_path, chromium):
     _need_browser()
-    from playwright.sync_api import sync_playwright
 
     y4m = tmp_path / "camera.y4m"
     make_y4m(y4m)
@@ -102,28 +87,25 @@ def test_record_check_and_upload_on_a_phone_sized_page(tmp_path):
                               min_width=320, min_height=240, chunk_size=64 * 1024,
                               redirect="/done?clip={clip}&upload={upload}")
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=[*ARGS, f"--use-file-for-fake-video-capture={y4m}"])
-            ctx = browser.new_context(viewport={"width": 390, "height": 844})
-            ctx.add_cookies([{"name": "session", "value": "tok-alice", "url": base}])
-            page = ctx.new_page()
-            console: list[str] = []
-            page.on("console", lambda m: console.append(m.text))
-            page.goto(base + "/capture")
-            record(page, 2.5)
-            page.wait_for_selector("#capture[data-state=ready]", timeout=20000)
-            checks = page.locator("[data-role=checks] li")
-            assert checks.count() >= 3
-            failed = page.locator("[data-role=checks] li[data-level=fail]")
-            assert failed.count() == 0, page.inner_text("[data-role=checks]")
-            # the widget fits a 390 px phone screen without horizontal scrolling
-            assert page.evaluate("document.documentElement.scrollWidth") <= 390
-            page.get_by_role("button", name="Upload").click()
-            page.wait_for_url("**/done?clip=*", timeout=60000)
-            upload_id = page.url.rsplit("=", 1)[1]
-            assert page.url.endswith(f"?clip={upload_id}&upload={upload_id}")  # the header reached the page
-            browser.close()
+        browser = chromium(*FAKE_CAMERA, f"--use-file-for-fake-video-capture={y4m}")
+        ctx = browser.new_context(viewport=PHONE)
+        ctx.add_cookies([{"name": "session", "value": "tok-alice", "url": base}])
+        page = ctx.new_page()
+        console: list[str] = []
+        page.on("console", lambda m: console.append(m.text))
+        page.goto(base + "/capture")
+        record(page, 2.5)
+        page.wait_for_selector("#capture[data-state=ready]", timeout=20000)
+        checks = page.locator("[data-role=checks] li")
+        assert checks.count() >= 3
+        failed = page.locator("[data-role=checks] li[data-level=fail]")
+        assert failed.count() == 0, page.inner_text("[data-role=checks]")
+        # the widget fits a 390 px phone screen without horizontal scrolling
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.get_by_role("button", name="Upload").click()
+        page.wait_for_url("**/done?clip=*", timeout=60000)
+        upload_id = page.url.rsplit("=", 1)[1]
+        assert page.url.endswith(f"?clip={upload_id}&upload={upload_id}")  # the header reached the page
     finally:
         server.should_exit = True
 
@@ -141,35 +123,30 @@ def test_record_check_and_upload_on_a_phone_sized_page(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_dark_or_short_clip_is_stopped_before_any_byte_is_sent(tmp_path):
+def test_a_dark_or_short_clip_is_stopped_before_any_byte_is_sent(tmp_path, chromium):
     _need_browser()
-    from playwright.sync_api import sync_playwright
 
     y4m = tmp_path / "dark.y4m"
     make_y4m(y4m, dark=True)
     server, app, base = serve(tmp_path / "srv", assignment="A1", min_duration=5, max_duration=30,
                               min_width=320, min_height=240)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=[*ARGS, f"--use-file-for-fake-video-capture={y4m}"])
-            page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
-            page.goto(base + "/capture")
-            record(page, 1.5)
-            page.wait_for_selector("#capture[data-state=rejected]", timeout=20000)
-            failed = page.inner_text("[data-role=checks]")
-            assert "Too dark" in failed and "needs 5" in failed
-            assert page.get_by_role("button", name="Upload").is_disabled()
-            browser.close()
+        browser = chromium(*FAKE_CAMERA, f"--use-file-for-fake-video-capture={y4m}")
+        page = browser.new_context(viewport=PHONE).new_page()
+        page.goto(base + "/capture")
+        record(page, 1.5)
+        page.wait_for_selector("#capture[data-state=rejected]", timeout=20000)
+        failed = page.inner_text("[data-role=checks]")
+        assert "Too dark" in failed and "needs 5" in failed
+        assert page.get_by_role("button", name="Upload").is_disabled()
     finally:
         server.should_exit = True
     assert app.state.counter.counts == {"PATCH": 0, "POST": 0}
 
 
 @pytest.mark.slow
-def test_a_reload_mid_upload_resumes_instead_of_restarting(tmp_path):
+def test_a_reload_mid_upload_resumes_instead_of_restarting(tmp_path, chromium):
     _need_browser()
-    from playwright.sync_api import sync_playwright
 
     y4m = tmp_path / "camera.y4m"
     make_y4m(y4m)
@@ -178,25 +155,22 @@ def test_a_reload_mid_upload_resumes_instead_of_restarting(tmp_path):
                               max_duration=30, min_width=320, min_height=240, chunk_size=32 * 1024,
                               redirect="/done?upload={upload}")
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=[*ARGS, f"--use-file-for-fake-video-capture={y4m}"])
-            ctx = browser.new_context(viewport={"width": 390, "height": 844})
-            ctx.add_cookies([{"name": "session", "value": "tok-alice", "url": base}])
-            page = ctx.new_page()
-            page.goto(base + "/capture")
-            record(page, 2.5)
-            page.wait_for_selector("#capture[data-state=ready]", timeout=20000)
-            page.get_by_role("button", name="Upload").click()
-            page.wait_for_function("document.querySelector('[data-role=progress]').value >= 30", timeout=30000)
-            page.reload()
-            # The recording comes back from IndexedDB; tus-js-client finds the unfinished upload.
-            page.wait_for_selector("#capture[data-state=ready]", timeout=20000)
-            assert "not uploaded yet" in page.inner_text("[data-role=status]")
-            page.get_by_role("button", name="Upload").click()
-            page.wait_for_url("**/done?upload=*", timeout=60000)
-            upload_id = page.url.rsplit("=", 1)[1]
-            browser.close()
+        browser = chromium(*FAKE_CAMERA, f"--use-file-for-fake-video-capture={y4m}")
+        ctx = browser.new_context(viewport=PHONE)
+        ctx.add_cookies([{"name": "session", "value": "tok-alice", "url": base}])
+        page = ctx.new_page()
+        page.goto(base + "/capture")
+        record(page, 2.5)
+        page.wait_for_selector("#capture[data-state=ready]", timeout=20000)
+        page.get_by_role("button", name="Upload").click()
+        page.wait_for_function("document.querySelector('[data-role=progress]').value >= 30", timeout=30000)
+        page.reload()
+        # The recording comes back from IndexedDB; tus-js-client finds the unfinished upload.
+        page.wait_for_selector("#capture[data-state=ready]", timeout=20000)
+        assert "not uploaded yet" in page.inner_text("[data-role=status]")
+        page.get_by_role("button", name="Upload").click()
+        page.wait_for_url("**/done?upload=*", timeout=60000)
+        upload_id = page.url.rsplit("=", 1)[1]
     finally:
         server.should_exit = True
     clip = json.loads((tmp_path / "srv" / "clips" / f"{upload_id}.json").read_text())

@@ -24,6 +24,7 @@ from tests.platform.helpers import (
     publish_consent,
     sign,
 )
+from tests.support.world import table_away
 
 TUS = {"Tus-Resumable": "1.0.0"}
 UPLOADS = "/api/v1/uploads"
@@ -39,22 +40,6 @@ def _world(client, db):
     r = claim(client, worker, c["id"])
     assert r.status_code == 201, r.text
     return worker, r.json()["id"]
-
-
-class _TableAway:
-    """Make the database really fail for a moment (a missing table), like an outage would."""
-
-    def __init__(self, db, table: str) -> None:
-        self.db, self.table = db, table
-
-    def __enter__(self):
-        with self.db.engine.begin() as c:
-            c.execute(sa.text(f"ALTER TABLE {self.table} RENAME TO {self.table}_away"))
-        return self
-
-    def __exit__(self, *exc):
-        with self.db.engine.begin() as c:
-            c.execute(sa.text(f"ALTER TABLE {self.table}_away RENAME TO {self.table}"))
 
 
 def test_completion_retried_after_a_restart_mid_upload_and_a_failed_first_try(settings, db, app, client):
@@ -76,7 +61,7 @@ def test_completion_retried_after_a_restart_mid_upload_and_a_failed_first_try(se
 
     # The server restarts (a fresh process: no running hash of the first part).
     with TestClient(create_app(settings, db), base_url="http://testserver") as client2:
-        with _TableAway(db, "jobs"):
+        with table_away(db, "jobs"):
             r = client2.patch(url, content=data[100_000:],
                               headers={**TUS, **OCTETS, **worker.headers, "Upload-Offset": "100000"})
             assert r.status_code == 500, r.text  # transient: the upload stays ``completing``
@@ -113,7 +98,7 @@ def test_sweep_spares_an_old_blob_that_an_upload_finishing_now_deduplicated_into
     kw = {"source_ref": "tus:" + "b" * 32, "path": part, "worker_id": worker.id, "assignment_id": aid,
           "campaign_id": cid, "original_name": "again.mp4", "sha256": sha, "move": True}
     # The table is missing: SQLite says OperationalError, PostgreSQL ProgrammingError (UndefinedTable).
-    with _TableAway(db, "jobs"), pytest.raises((sa.exc.OperationalError, sa.exc.ProgrammingError),
+    with table_away(db, "jobs"), pytest.raises((sa.exc.OperationalError, sa.exc.ProgrammingError),
                                                match='no such table: jobs|relation "jobs" does not exist'):
         clips.finish_upload(db, blobs, **kw)  # bytes stored (dedup), then the transaction failed
     assert not part.exists()  # the upload's own copy is gone: the store holds the only one

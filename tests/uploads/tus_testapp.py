@@ -1,7 +1,7 @@
 """A tiny app that mounts the real tus router with small but real hooks (used by the upload tests).
 
-Runs in-process (``make_app``) or as its own process (``python tus_testapp.py ROOT PORT``) so the
-crash tests can SIGKILL it. The hooks check a bearer token and an ``assignment`` metadata key, and
+Runs in-process (``make_app``) or as its own process (``asgi_app`` through tests.support.servers's
+``ServerProcess``) so the crash tests can SIGKILL it. The hooks check a bearer token and an ``assignment`` metadata key, and
 on completion put the bytes in a real BlobStore and write a clip record (idempotent by upload id).
 """
 
@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -127,8 +126,6 @@ def make_app(root: Path, *, ttl_s: float = 3600, lock_timeout: float = 5.0, patc
     return counter, app
 
 
-if __name__ == "__main__":
-    import uvicorn
-
-    asgi, _ = make_app(Path(sys.argv[1]))
-    uvicorn.run(asgi, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+def asgi_app(root: str):
+    """The app for a server process: ``ServerProcess("tests.uploads.tus_testapp:asgi_app", root)``."""
+    return make_app(Path(root))[0]

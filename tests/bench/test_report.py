@@ -1,4 +1,4 @@
-"""Review tests: report charts must be readable on a 390 px phone screen."""
+"""Report charts are readable on a 390 px phone screen."""
 
 from __future__ import annotations
 

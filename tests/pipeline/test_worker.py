@@ -1,4 +1,4 @@
-"""Review finding: the `egocrowd worker` process must survive a database hiccup."""
+"""The `egocrowd worker` process and its housekeeping survive database hiccups and unreadable records."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from tests.uploads.test_finish import _TableAway
+from tests.support.world import table_away
 
 
 def test_worker_process_survives_a_database_error_and_stops_cleanly(db, db_url, tmp_path):
@@ -17,7 +17,7 @@ def test_worker_process_survives_a_database_error_and_stops_cleanly(db, db_url, 
     (``worker.run_pipeline``, now shared by both) which logs and goes on."""
     env = {**os.environ, "EGOCROWD_DATABASE_URL": db_url, "EGOCROWD_DATA_DIR": str(tmp_path / "data"),
            "EGOCROWD_SECRET_KEY": "k" * 40}
-    with _TableAway(db, "jobs"):  # every lease query now fails
+    with table_away(db, "jobs"):  # every lease query now fails
         proc = subprocess.Popen([sys.executable, "-m", "egocrowd.cli", "worker", "--executor", "inline"],
                                 env=env, stderr=subprocess.PIPE, text=True)
         try:
@@ -65,7 +65,7 @@ def test_an_unreadable_upload_record_does_not_stop_housekeeping(db, settings, tm
     assert record.exists() and store.data_path(info.id).exists()  # unreadable is not garbage
 
 
-def test_housekeeping_finishes_an_upload_whose_completion_failed_after_the_client_left(db, client, settings):
+def test_housekeeping_finishes_an_upload_whose_completion_failed_after_the_client_left(db, client, world, settings):
     """All bytes received, ``on_complete`` failed transiently (a database hiccup), the phone went
     away. Only ``recover_completed`` at server start retried it, and ``expire_uploads`` never
     expires ``completing`` uploads: the clip was never created (the worker never paid, the bytes
@@ -77,13 +77,14 @@ def test_housekeeping_finishes_an_upload_whose_completion_failed_after_the_clien
     from egocrowd.blobs import BlobStore
     from egocrowd.db.models import Clip
     from egocrowd.worker import housekeeping
-    from tests.uploads.test_finish import OCTETS, TUS, UPLOADS, _world
 
-    worker, aid = _world(client, db)
+    worker = world.worker
+    aid = world.claim(world.open_campaign()["id"])["id"]
     data = os.urandom(20_000)
-    with _TableAway(db, "jobs"):
-        r = client.post(UPLOADS, content=data, headers={
-            **TUS, **OCTETS, **worker.headers, "Upload-Length": str(len(data)),
+    with table_away(db, "jobs"):
+        r = client.post("/api/v1/uploads", content=data, headers={
+            "Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream", **worker.headers,
+            "Upload-Length": str(len(data)),
             "Upload-Metadata": f"assignment {base64.b64encode(str(aid).encode()).decode()}"})
         assert r.status_code == 500, r.text  # created, all bytes in, completion failed: ``completing``
     with db.transaction() as s:

@@ -1,0 +1,53 @@
+"""A small platform world built through the real API: the consent published, a requester of
+"Lab A" and a worker who signed it. Tests open campaigns and claim slots on top of it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from tests.platform.helpers import Actor, claim, make_user, open_campaign, publish_consent, sign
+
+
+@dataclass
+class World:
+    client: object
+    db: object
+    lab: Actor
+    worker: Actor
+
+    @classmethod
+    def build(cls, client, db) -> World:
+        publish_consent(db)
+        world = cls(client, db, make_user(db, "requester", org="Lab A"), make_user(db, "worker"))
+        sign(client, world.worker)
+        return world
+
+    def open_campaign(self, **over) -> dict:
+        return open_campaign(self.client, self.lab, **over)
+
+    def signed_worker(self) -> Actor:
+        worker = make_user(self.db, "worker")
+        sign(self.client, worker)
+        return worker
+
+    def claim(self, campaign_id: int, worker: Actor | None = None) -> dict:
+        """The assignment ``worker`` (default: the world's worker) got for a slot of that campaign."""
+        r = claim(self.client, worker or self.worker, campaign_id)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+
+@contextlib.contextmanager
+def table_away(db, table: str) -> Iterator[None]:
+    """Make the database really fail for a moment (a missing table), like an outage would."""
+    with db.engine.begin() as c:
+        c.execute(sa.text(f"ALTER TABLE {table} RENAME TO {table}_away"))
+    try:
+        yield
+    finally:
+        with db.engine.begin() as c:
+            c.execute(sa.text(f"ALTER TABLE {table}_away RENAME TO {table}"))
