@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from contextlib import contextmanager
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from egocrowd.settings import Settings
 from egocrowd.web.app import create_app
 from egocrowd.web.limits import BodyLimit, uvicorn_options
+from tests.support.servers import LiveServer
 
 TEN_MB = 10 * 1024 * 1024
 
@@ -58,8 +56,8 @@ def test_every_route_refuses_a_10_mb_body_before_parsing_it(small_app):
 
 def test_a_chunked_body_is_cut_off_at_the_limit(small_app):
     """No Content-Length: the server counts as it reads and answers 413 long before the end."""
-    with _serving(small_app, Settings(max_header_kb=32)) as port, \
-            socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+    with _serving(small_app, Settings(max_header_kb=32)) as server, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
         s.sendall(b"POST /login HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
                   b"Content-Type: application/x-www-form-urlencoded\r\n\r\n")
         chunk, sent, answer = b"10000\r\n" + b"x" * 65536 + b"\r\n", 0, b""
@@ -117,28 +115,15 @@ async def _ok_app(scope, receive, send):
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-@contextmanager
 def _serving(app, settings):
-    """``app`` on a real uvicorn server with the options ``egocrowd serve`` uses; yields its port."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off", **uvicorn_options(settings)))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    """``app`` on a real uvicorn server with the options ``egocrowd serve`` uses."""
+    return LiveServer(app, lifespan="off", **uvicorn_options(settings))
 
 
 @pytest.fixture
 def head_limited_server():
-    with _serving(_ok_app, Settings(max_header_kb=16)) as port:
-        yield port
+    with _serving(_ok_app, Settings(max_header_kb=16)) as server:
+        yield server.port
 
 
 def _send(port: int, head_extra: bytes, body: bytes = b"") -> bytes:

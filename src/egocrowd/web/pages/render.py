@@ -3,6 +3,8 @@ the error page the problem handler renders for non-API paths."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -63,8 +65,9 @@ def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-async def _raw_form(request: Request) -> FormData:
-    return await request.form()
+async def _raw_form(request: Request) -> AsyncIterator[FormData]:
+    async with request.form() as form:  # closes the temporary files of any file fields sent
+        yield form
 
 
 def text_fields(raw: Annotated[FormData, Depends(_raw_form)]) -> dict[str, str]:
