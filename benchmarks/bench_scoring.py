@@ -89,7 +89,10 @@ def ours(path: str, rounds: int, metrics: list[str] | None) -> dict[str, Any]:
     for pol, m in doc["policies"].items():
         out[pol] = {
             "success": m["subtask_success"]["rate"]["value"],
-            "success_ci": [m["subtask_success"]["rate"]["cluster_ci"]["low"], m["subtask_success"]["rate"]["cluster_ci"]["high"]],
+            "success_ci": [
+                m["subtask_success"]["rate"]["cluster_ci"]["low"],
+                m["subtask_success"]["rate"]["cluster_ci"]["high"],
+            ],
             "avg_len": m["chain_success"]["avg_len"]["value"],
             "sr": [r["value"] for r in m["chain_success"]["sr"]],
             "interventions_per_hour": m["interventions"]["per_hour"]["value"],
@@ -201,25 +204,42 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         events, sessions = make_log(path, args.events)
         size = path.stat().st_size / 1e6
-        print(f"log: {events:,} events, {sessions:,} sessions, {size:.0f} MB (written in {time.perf_counter() - t0:.1f} s)", flush=True)
+        print(
+            f"log: {events:,} events, {sessions:,} sessions, {size:.0f} MB (written in {time.perf_counter() - t0:.1f} s)",
+            flush=True,
+        )
 
         a = _run(ours, str(path), args.rounds, None)
         s = _run(ours, str(path), args.rounds, SUBSET)
         p = _run(pandas_impl, str(path), args.rounds)
-        same = all(_close({k: v for k, v in a["result"][pol].items() if k != "success_ci"},
-                          {k: v for k, v in p["result"][pol].items() if k != "success_ci"}) for pol in p["result"])
+        same = all(
+            _close(
+                {k: v for k, v in a["result"][pol].items() if k != "success_ci"},
+                {k: v for k, v in p["result"][pol].items() if k != "success_ci"},
+            )
+            for pol in p["result"]
+        )
         print("\n1) score the log (1000-round session bootstraps)")
         print(f"{'implementation':44} {'seconds':>9} {'peak MB':>9} {'of which':>9} {'µs/event':>9}")
         print(f"{'':44} {'':>9} {'':>9} {'imports':>9}")
-        for name, r in (("egocrowd.bench, all 11 metrics + compare/rank", a), ("egocrowd.bench, same 5 metrics as pandas", s),
-                        ("pandas (read_json + groupby + sample loop)", p)):
-            print(f"{name:44} {r['seconds']:9.2f} {r['peak_mb']:9.0f} {r['base_mb']:9.0f} {1e6 * r['seconds'] / events:9.2f}")
-        print(f"ratio pandas / egocrowd (same metrics): time {p['seconds'] / s['seconds']:.1f}×, "
-              f"peak memory {p['peak_mb'] / s['peak_mb']:.1f}× "
-              f"({(p['peak_mb'] - p['base_mb']) / max(s['peak_mb'] - s['base_mb'], 1):.1f}× above imports); point estimates equal: {same}")
+        for name, r in (
+            ("egocrowd.bench, all 11 metrics + compare/rank", a),
+            ("egocrowd.bench, same 5 metrics as pandas", s),
+            ("pandas (read_json + groupby + sample loop)", p),
+        ):
+            print(
+                f"{name:44} {r['seconds']:9.2f} {r['peak_mb']:9.0f} {r['base_mb']:9.0f} {1e6 * r['seconds'] / events:9.2f}"
+            )
+        print(
+            f"ratio pandas / egocrowd (same metrics): time {p['seconds'] / s['seconds']:.1f}×, "
+            f"peak memory {p['peak_mb'] / s['peak_mb']:.1f}× "
+            f"({(p['peak_mb'] - p['base_mb']) / max(s['peak_mb'] - s['base_mb'], 1):.1f}× above imports); point estimates equal: {same}"
+        )
         for pol in p["result"]:
-            print(f"  {pol}: success CI ours {np.round(s['result'][pol]['success_ci'], 4).tolist()} "
-                  f"pandas {np.round(p['result'][pol]['success_ci'], 4).tolist()}")
+            print(
+                f"  {pol}: success CI ours {np.round(s['result'][pol]['success_ci'], 4).tolist()} "
+                f"pandas {np.round(p['result'][pol]['success_ci'], 4).tolist()}"
+            )
 
         bo = _run(boot_ours, args.boot_sessions, args.rounds)
         bp = _run(boot_pandas, args.boot_sessions, args.rounds)

@@ -63,24 +63,35 @@ def seed(url: str, n_workers: int, target: int, race_target: int) -> tuple[list[
     pw = accounts.hash_password("benchmark password")
     with db.transaction() as s:
         org = accounts.get_or_create_organization(s, "Bench Lab")
-        lab = User(email="lab@bench.example", display_name="lab", password_hash=pw, role=Role.requester,
-                   organization=org)
+        lab = User(
+            email="lab@bench.example", display_name="lab", password_hash=pw, role=Role.requester, organization=org
+        )
         s.add(lab)
-        consent.create_document(s, version=CONSENT_VERSION, title="Recording consent", body=CONSENT_TEXT,
-                                scopes=SCOPES)
+        consent.create_document(s, version=CONSENT_VERSION, title="Recording consent", body=CONSENT_TEXT, scopes=SCOPES)
         lab_token = accounts.issue_token(s, lab, "bench")[1]
         ids = []
         for title, n in (("Open phase", target), ("Race phase", race_target)):
-            c = campaigns.create_campaign(s, lab, CampaignIn(
-                title=title, instructions="Benchmark campaign, nothing to record.", target_clips=n,
-                taxonomy={"verbs": KITCHEN_VERBS, "nouns": KITCHEN_NOUNS}, pay_cents=100, expected_minutes=3,
-                buyer_name="Bench buyer", consent_version=CONSENT_VERSION))
+            c = campaigns.create_campaign(
+                s,
+                lab,
+                CampaignIn(
+                    title=title,
+                    instructions="Benchmark campaign, nothing to record.",
+                    target_clips=n,
+                    taxonomy={"verbs": KITCHEN_VERBS, "nouns": KITCHEN_NOUNS},
+                    pay_cents=100,
+                    expected_minutes=3,
+                    buyer_name="Bench buyer",
+                    consent_version=CONSENT_VERSION,
+                ),
+            )
             campaigns.transition(s, lab, c.id, "open")
             ids.append(c.id)
         tokens = []
         for i in range(n_workers):
-            u = User(email=f"w{i}@bench.example", display_name=f"w{i}", password_hash=pw, role=Role.worker,
-                     country="KE")
+            u = User(
+                email=f"w{i}@bench.example", display_name=f"w{i}", password_hash=pw, role=Role.worker, country="KE"
+            )
             s.add(u)
             audit.record(s, None, "user.created", u, {"role": "worker"})
             consent.sign(s, u, CONSENT_VERSION, ["record_hands"])
@@ -95,8 +106,9 @@ async def run_phase(base: str, tokens: list[str], campaign_id: int, claims_each:
     outcomes: Counter[str] = Counter()
 
     async def worker(token: str):
-        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"},
-                                     timeout=120) as client:
+        async with httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120
+        ) as client:
             await client.get("/api/v1/me")  # connect before the clock starts
             await start.wait()
             for _ in range(claims_each):
@@ -131,8 +143,9 @@ async def run_churn(base: str, tokens: list[str], campaign_id: int, seconds: flo
         return r.json() if ok else None
 
     async def worker(token: str, rng: random.Random):
-        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"},
-                                     timeout=120) as client:
+        async with httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120
+        ) as client:
             await client.get("/api/v1/me")
             await start.wait()
             end = time.monotonic() + seconds
@@ -155,19 +168,27 @@ async def run_churn(base: str, tokens: list[str], campaign_id: int, seconds: flo
 def report(name: str, latencies: list[float], outcomes: Counter, wall: float) -> None:
     q = statistics.quantiles(latencies * 2 if len(latencies) < 2 else latencies, n=100, method="inclusive")
     print(f"{name:<5} requests={len(latencies):<5} outcomes={dict(outcomes)}")
-    print(f"      latency p50={q[49] * 1000:7.1f} ms  p99={q[98] * 1000:7.1f} ms  "
-          f"max={max(latencies) * 1000:7.1f} ms   throughput={outcomes['ok'] / wall:7.1f} claims/s "
-          f"({len(latencies) / wall:.1f} requests/s over {wall:.2f} s)")
+    print(
+        f"      latency p50={q[49] * 1000:7.1f} ms  p99={q[98] * 1000:7.1f} ms  "
+        f"max={max(latencies) * 1000:7.1f} ms   throughput={outcomes['ok'] / wall:7.1f} claims/s "
+        f"({len(latencies) / wall:.1f} requests/s over {wall:.2f} s)"
+    )
 
 
 def check(url: str, campaign_ids: list[int]) -> None:
     engine = sa.create_engine(url)
     with engine.connect() as c:
         for cid in campaign_ids:
-            taken, target = c.execute(sa.text("SELECT slots_taken, target_clips FROM campaigns WHERE id = :i"),
-                                      {"i": cid}).one()
-            active = c.scalar(sa.text("SELECT count(*) FROM assignments WHERE campaign_id = :i "
-                                      "AND status IN ('active', 'submitted', 'accepted')"), {"i": cid})
+            taken, target = c.execute(
+                sa.text("SELECT slots_taken, target_clips FROM campaigns WHERE id = :i"), {"i": cid}
+            ).one()
+            active = c.scalar(
+                sa.text(
+                    "SELECT count(*) FROM assignments WHERE campaign_id = :i "
+                    "AND status IN ('active', 'submitted', 'accepted')"
+                ),
+                {"i": cid},
+            )
             assert active == taken <= target, (cid, active, taken, target)
     engine.dispose()
 
@@ -191,19 +212,26 @@ def main() -> int:
     url = f"{base_url}{'&' if '?' in base_url else '?'}options=-csearch_path%3D{schema}"
     proc = None
     try:
-        tokens, _, open_id, race_id = seed(url, args.workers, args.workers * args.claims_per_worker,
-                                           args.race_target)
+        tokens, _, open_id, race_id = seed(url, args.workers, args.workers * args.claims_per_worker, args.race_target)
         port = _free_port()
         data = Path(tempfile.mkdtemp(prefix="egocrowd-bench-"))
-        env = {**os.environ, "EGOCROWD_DATABASE_URL": url, "EGOCROWD_DATA_DIR": str(data),
-               "EGOCROWD_RUN_PIPELINE_IN_SERVER": "false", "EGOCROWD_MAX_OPEN_ASSIGNMENTS": "100"}
+        env = {
+            **os.environ,
+            "EGOCROWD_DATABASE_URL": url,
+            "EGOCROWD_DATA_DIR": str(data),
+            "EGOCROWD_RUN_PIPELINE_IN_SERVER": "false",
+            "EGOCROWD_MAX_OPEN_ASSIGNMENTS": "100",
+        }
         if args.mode == "churn":
             env.update(EGOCROWD_LEASE_HOURS=str(args.lease_seconds / 3600), EGOCROWD_MAX_OPEN_ASSIGNMENTS="3")
         env.pop("EGOCROWD_CONFIG", None)
-        log = open(data / "server.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "egocrowd.cli", "serve", "--port", str(port),
-                                 "--workers", str(args.server_workers)], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        log = open(data / "server.log", "w")  # noqa: SIM115 - the server writes to it until we stop it
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "egocrowd.cli", "serve", "--port", str(port), "--workers", str(args.server_workers)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
@@ -217,8 +245,10 @@ def main() -> int:
                 return 1
             time.sleep(0.2)
 
-        print(f"egocrowd claim latency: {args.workers} concurrent workers, HTTP API, uvicorn x{args.server_workers}, "
-              f"PostgreSQL, {os.cpu_count()} CPUs")
+        print(
+            f"egocrowd claim latency: {args.workers} concurrent workers, HTTP API, uvicorn x{args.server_workers}, "
+            f"PostgreSQL, {os.cpu_count()} CPUs"
+        )
         if args.mode == "churn":
             lat, out, wall = asyncio.run(run_churn(base, tokens, race_id, args.churn_seconds))
             report("churn", lat, out, wall)
@@ -231,9 +261,12 @@ def main() -> int:
         ok_open = out["ok"] == args.workers * args.claims_per_worker
         lat, out, wall = asyncio.run(run_phase(base, tokens, race_id, 1))
         report("race", lat, out, wall)
-        ok_race = out == Counter({"ok": min(args.race_target, args.workers),
-                                  **({"assignment.no_slots": args.workers - args.race_target}
-                                     if args.workers > args.race_target else {})})
+        ok_race = out == Counter(
+            {
+                "ok": min(args.race_target, args.workers),
+                **({"assignment.no_slots": args.workers - args.race_target} if args.workers > args.race_target else {}),
+            }
+        )
         check(url, [open_id, race_id])
         print("outcome check:", "ok" if ok_open and ok_race else "FAILED")
         return 0 if ok_open and ok_race else 1

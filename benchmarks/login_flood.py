@@ -40,11 +40,13 @@ def seed(data_dir: Path, accounts_n: int) -> str:
 
     db = open_database(Settings(data_dir=data_dir))
     with db.transaction() as s:
-        reader = accounts.create_user(s, email="reader@bench.example.org", password=PASSWORD,
-                                      display_name="reader", role="worker")
+        reader = accounts.create_user(
+            s, email="reader@bench.example.org", password=PASSWORD, display_name="reader", role="worker"
+        )
         for i in range(accounts_n):
-            accounts.create_user(s, email=f"victim{i}@bench.example.org", password=PASSWORD,
-                                 display_name="victim", role="worker")
+            accounts.create_user(
+                s, email=f"victim{i}@bench.example.org", password=PASSWORD, display_name="victim", role="worker"
+            )
         token = accounts.issue_token(s, reader, "bench")[1]
     db.dispose()
     return token
@@ -68,8 +70,10 @@ async def _flood(base: str, n: int, accounts_n: int, stop: asyncio.Event) -> Cou
     async def one(i: int):
         async with httpx.AsyncClient(base_url=base, timeout=60) as c:
             while not stop.is_set():
-                r = await c.post("/api/v1/auth/token", json={"email": f"victim{i % accounts_n}@bench.example.org",
-                                                             "password": "wrong guess number"})
+                r = await c.post(
+                    "/api/v1/auth/token",
+                    json={"email": f"victim{i % accounts_n}@bench.example.org", "password": "wrong guess number"},
+                )
                 answers[r.status_code] += 1
 
     await asyncio.gather(*(one(i) for i in range(n)))
@@ -90,10 +94,21 @@ def run(label: str, env_extra: dict, args) -> None:
         data = Path(tmp)
         token = seed(data, args.accounts)
         port = _free_port()
-        env = {**os.environ, "EGOCROWD_DATA_DIR": str(data), "EGOCROWD_RUN_PIPELINE_IN_SERVER": "false",
-               **env_extra}
-        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "egocrowd.web:create_app", "--factory",
-                                   "--port", str(port), "--log-level", "warning"], env=env)
+        env = {**os.environ, "EGOCROWD_DATA_DIR": str(data), "EGOCROWD_RUN_PIPELINE_IN_SERVER": "false", **env_extra}
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "egocrowd.web:create_app",
+                "--factory",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(100):
@@ -111,9 +126,11 @@ def run(label: str, env_extra: dict, args) -> None:
     def q(xs, p):
         return statistics.quantiles(xs, n=100)[p - 1] * 1000 if len(xs) > 2 else float("nan")
 
-    print(f"{label:>12}: at rest p50 {q(rest, 50):6.1f} ms  p99 {q(rest, 99):6.1f} ms | during the flood p50 "
-          f"{q(busy, 50):6.1f} ms  p99 {q(busy, 99):6.1f} ms ({q(busy, 50) / q(rest, 50):.1f}x) | "
-          f"attempts {dict(answers)}")
+    print(
+        f"{label:>12}: at rest p50 {q(rest, 50):6.1f} ms  p99 {q(rest, 99):6.1f} ms | during the flood p50 "
+        f"{q(busy, 50):6.1f} ms  p99 {q(busy, 99):6.1f} ms ({q(busy, 50) / q(rest, 50):.1f}x) | "
+        f"attempts {dict(answers)}"
+    )
 
 
 def main() -> None:
@@ -123,8 +140,11 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=1)
     args = ap.parse_args()
     run("throttled", {}, args)
-    run("unthrottled", {"EGOCROWD_LOGIN_ATTEMPTS_PER_ACCOUNT": "1000000",
-                        "EGOCROWD_LOGIN_ATTEMPTS_PER_ADDRESS": "1000000"}, args)
+    run(
+        "unthrottled",
+        {"EGOCROWD_LOGIN_ATTEMPTS_PER_ACCOUNT": "1000000", "EGOCROWD_LOGIN_ATTEMPTS_PER_ADDRESS": "1000000"},
+        args,
+    )
 
 
 if __name__ == "__main__":

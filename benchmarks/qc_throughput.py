@@ -39,8 +39,9 @@ def qc_one(path: str) -> str:
     from egocrowd.media import run_qc
 
     # The small generated clips run under the test overrides so that every check does its work.
-    return run_qc(path, {"min_duration_s": 1, "min_short_side": 100, "warn_short_side": 100,
-                         "min_fps": 5, "warn_fps": 5}).status
+    return run_qc(
+        path, {"min_duration_s": 1, "min_short_side": 100, "warn_short_side": 100, "min_fps": 5, "warn_fps": 5}
+    ).status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         clip = str(make_benchmark_clip(Path(tmp) / "720p30.mp4", args.seconds))
-        print(f"clip: 1280x720 30 fps H.264, {args.seconds:g} s; palm detector: "
-              f"{'installed' if get_palm_detector() else 'MISSING (hands not measured)'}")
+        print(
+            f"clip: 1280x720 30 fps H.264, {args.seconds:g} s; palm detector: "
+            f"{'installed' if get_palm_detector() else 'MISSING (hands not measured)'}"
+        )
         plain_decode(clip)  # warm the page cache and the libraries
         run_qc(clip)
         dec, qc, dec_cpu, qc_cpu = [], [], [], []
@@ -74,14 +77,17 @@ def main(argv: list[str] | None = None) -> int:
             qc_cpu.append(time.process_time() - c)
         d, q = statistics.median(dec), statistics.median(qc)
         dc, qcc = statistics.median(dec_cpu), statistics.median(qc_cpu)
-        print(f"plain decode: {d:.2f} s wall, {dc:.2f} s CPU ({frames / d:.0f} fps)   "
-              f"QC: {q:.2f} s wall, {qcc:.2f} s CPU ({frames / q:.0f} fps, {report.status})")
-        print(f"QC throughput / decode throughput = {d / q:.2f} wall-clock, {dc / qcc:.2f} CPU time"
-              f"  (target >= 0.5)")
+        print(
+            f"plain decode: {d:.2f} s wall, {dc:.2f} s CPU ({frames / d:.0f} fps)   "
+            f"QC: {q:.2f} s wall, {qcc:.2f} s CPU ({frames / q:.0f} fps, {report.status})"
+        )
+        print(f"QC throughput / decode throughput = {d / q:.2f} wall-clock, {dc / qcc:.2f} CPU time  (target >= 0.5)")
         try:
             load = os.getloadavg()[0]
-            print(f"load average during the run: {load:.1f} on {os.cpu_count()} cores "
-                  "(other work on the machine lowers the wall-clock ratio most)")
+            print(
+                f"load average during the run: {load:.1f} on {os.cpu_count()} cores "
+                "(other work on the machine lowers the wall-clock ratio most)"
+            )
         except OSError:
             pass
 
@@ -98,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             errors = sum(isinstance(o, BaseException) for o in out)
             rates[name] = len(paths) / elapsed * 60
             workers = f"{ex.workers} workers" if name == "process" else "1 thread"
-            print(f"batch of {len(paths)} clips (352x288, ~8 s each) via {name} ({workers}): "
-                  f"{elapsed:.1f} s = {rates[name]:.0f} clips/min, {errors} errors")
+            print(
+                f"batch of {len(paths)} clips (352x288, ~8 s each) via {name} ({workers}): "
+                f"{elapsed:.1f} s = {rates[name]:.0f} clips/min, {errors} errors"
+            )
         print(f"process pool / inline = {rates['process'] / rates['inline']:.2f}x")
     return 0
 

@@ -22,10 +22,24 @@ from egocrowd.bench.sim import Action, HouseholdEnv
 TARGET_PER_CORE = 10_000
 
 # a realistic mix: moving, handling, opening, talking, failing
-MIX = [Action("navigate", "counter"), Action("pick", "jam_jar"), Action("open", "jam_jar"), Action("navigate", "kitchen_table"),
-       Action("place", None), Action("navigate", "fridge"), Action("open", "fridge"), Action("close", "fridge"),
-       Action("navigate", "living_room"), Action("toggle", "light"), Action("toggle", "light"), Action("wait"),
-       Action("navigate", "sofa"), Action("pick", "remote"), Action("navigate", "coffee_table"), Action("place", None)]
+MIX = [
+    Action("navigate", "counter"),
+    Action("pick", "jam_jar"),
+    Action("open", "jam_jar"),
+    Action("navigate", "kitchen_table"),
+    Action("place", None),
+    Action("navigate", "fridge"),
+    Action("open", "fridge"),
+    Action("close", "fridge"),
+    Action("navigate", "living_room"),
+    Action("toggle", "light"),
+    Action("toggle", "light"),
+    Action("wait"),
+    Action("navigate", "sofa"),
+    Action("pick", "remote"),
+    Action("navigate", "coffee_table"),
+    Action("place", None),
+]
 
 
 def env_only(protocol: str, steps: int, text: bool = True, seed: int = 0) -> tuple[int, float]:
@@ -93,8 +107,10 @@ def main() -> None:
     wall = time.perf_counter() - t0
     total = sum(r[0] for r in results)
     per_proc = [r[0] / r[1] for r in results]
-    print(f"env only, {cores} processes (all cores):       {total / wall:10,.0f} steps/s aggregate "
-          f"(per process {min(per_proc):,.0f}-{max(per_proc):,.0f}; wall includes process start)")
+    print(
+        f"env only, {cores} processes (all cores):       {total / wall:10,.0f} steps/s aggregate "
+        f"(per process {min(per_proc):,.0f}-{max(per_proc):,.0f}; wall includes process start)"
+    )
     verdict = "met" if single >= TARGET_PER_CORE else "NOT met"
     print(f"target {TARGET_PER_CORE:,} steps/s per core: {verdict} (single process {single:,.0f})")
 

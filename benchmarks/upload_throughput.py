@@ -52,8 +52,7 @@ def serve(root: Path, port: int) -> None:
             return {"Egocrowd-Blob": ref.sha256}
 
     app = FastAPI()
-    app.include_router(make_tus_router(UploadStore(root / "uploads"), Hooks(), max_size=1 << 40),
-                       prefix="/files")
+    app.include_router(make_tus_router(UploadStore(root / "uploads"), Hooks(), max_size=1 << 40), prefix="/files")
 
     @app.get("/ping")
     def ping() -> dict:
@@ -153,9 +152,17 @@ def run_size(tmp: Path, size_mb: int, chunk_mb: int, repeat: int) -> dict:
         shutil.rmtree(root, ignore_errors=True)
         src.unlink(missing_ok=True)
         (tmp / f"copy-{size_mb}.bin").unlink(missing_ok=True)
-    return {"size_mb": size_mb, "upload_s": upload_s, "copy_s": copy_s,
-            "upload_mbps": size_mb / upload_s, "copy_mbps": size_mb / copy_s,
-            "ratio": copy_s / upload_s, "sink_mbps": size_mb / sink_s, "rss_idle_mb": rss_idle, "rss_peak_mb": peak}
+    return {
+        "size_mb": size_mb,
+        "upload_s": upload_s,
+        "copy_s": copy_s,
+        "upload_mbps": size_mb / upload_s,
+        "copy_mbps": size_mb / copy_s,
+        "ratio": copy_s / upload_s,
+        "sink_mbps": size_mb / sink_s,
+        "rss_idle_mb": rss_idle,
+        "rss_peak_mb": peak,
+    }
 
 
 def main() -> None:
@@ -170,16 +177,23 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
         rows = [run_size(Path(d), int(s), args.chunk_mb, args.repeat) for s in args.sizes.split(",")]
-    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; chunk {args.chunk_mb} MiB; "
-          f"best of {args.repeat}")
-    print(f"{'size':>7} {'tus upload':>12} {'disk copy':>12} {'ratio':>6} {'HTTP sink':>12}"
-          f" {'server RSS idle→peak':>22}")
+    print(
+        f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; chunk {args.chunk_mb} MiB; "
+        f"best of {args.repeat}"
+    )
+    print(
+        f"{'size':>7} {'tus upload':>12} {'disk copy':>12} {'ratio':>6} {'HTTP sink':>12} {'server RSS idle→peak':>22}"
+    )
     for r in rows:
-        print(f"{r['size_mb']:>5}MB {r['upload_mbps']:>8.0f}MB/s {r['copy_mbps']:>8.0f}MB/s {r['ratio']:>6.2f}"
-              f" {r['sink_mbps']:>8.0f}MB/s {r['rss_idle_mb']:>12.0f}MB → {r['rss_peak_mb']:.0f}MB")
+        print(
+            f"{r['size_mb']:>5}MB {r['upload_mbps']:>8.0f}MB/s {r['copy_mbps']:>8.0f}MB/s {r['ratio']:>6.2f}"
+            f" {r['sink_mbps']:>8.0f}MB/s {r['rss_idle_mb']:>12.0f}MB → {r['rss_peak_mb']:.0f}MB"
+        )
     growth = rows[-1]["rss_peak_mb"] - rows[0]["rss_peak_mb"]
-    print(f"ratio upload/copy at {rows[-1]['size_mb']} MB: {rows[-1]['ratio']:.2f} (target >= 0.5); "
-          f"server peak RSS change {rows[0]['size_mb']}→{rows[-1]['size_mb']} MB: {growth:+.0f} MB")
+    print(
+        f"ratio upload/copy at {rows[-1]['size_mb']} MB: {rows[-1]['ratio']:.2f} (target >= 0.5); "
+        f"server peak RSS change {rows[0]['size_mb']}→{rows[-1]['size_mb']} MB: {growth:+.0f} MB"
+    )
 
 
 if __name__ == "__main__":

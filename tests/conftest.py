@@ -24,8 +24,11 @@ _IO_FIXTURES = {"db_url", "client", "live", "world", "qc_media", "chromium", "se
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if (item.nodeid.startswith(_FAST_FOLDERS) and not item.nodeid.startswith(_NOT_FAST_FILES)
-                and not _IO_FIXTURES & set(getattr(item, "fixturenames", ()))):
+        if (
+            item.nodeid.startswith(_FAST_FOLDERS)
+            and not item.nodeid.startswith(_NOT_FAST_FILES)
+            and not _IO_FIXTURES & set(getattr(item, "fixturenames", ()))
+        ):
             item.add_marker(pytest.mark.fast)
 
 
@@ -70,8 +73,14 @@ def db_url(request, tmp_path, sqlite_template):
         yield url
         eng = sa.create_engine(url)
         with eng.begin() as c:
-            names = [r[0] for r in c.execute(sa.text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'alembic_version'"))]
+            names = [
+                r[0]
+                for r in c.execute(
+                    sa.text(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'alembic_version'"
+                    )
+                )
+            ]
             if names:
                 # Superuser only: skips the triggers that refuse TRUNCATE on the audit log.
                 c.execute(sa.text("SET LOCAL session_replication_role = replica"))
@@ -92,8 +101,12 @@ def db(db_url):
 def settings(tmp_path, db_url):
     from egocrowd.settings import Settings
 
-    return Settings(data_dir=tmp_path / "data", database_url=db_url, secret_key="test-secret-key-" + "x" * 32,
-                    run_pipeline_in_server=False)
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        secret_key="test-secret-key-" + "x" * 32,
+        run_pipeline_in_server=False,
+    )
 
 
 @pytest.fixture
@@ -157,5 +170,4 @@ def chromium():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        yield lambda *args: p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=[*LAUNCH_ARGS, *args])
+        yield lambda *args: p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[*LAUNCH_ARGS, *args])

@@ -171,9 +171,7 @@ class BlobStore:
     @staticmethod
     def _verify(expected: str | None, actual: str) -> None:
         if expected is not None and expected.lower() != actual:
-            raise InvalidInput(
-                f"content hashes to {actual}, not {expected}", code="blobs.hash_mismatch"
-            )
+            raise InvalidInput(f"content hashes to {actual}, not {expected}", code="blobs.hash_mismatch")
 
     def _commit(self, tmp: Path, digest: str, size: int) -> BlobRef:
         dest = self.path(digest)

@@ -30,8 +30,13 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Server processes (PostgreSQL only; the embedded SQLite default uses one).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes (PostgreSQL only; the embedded SQLite default uses one).",
+)
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the web app and the API (docs at /api/docs)."""
     import uvicorn
@@ -42,8 +47,16 @@ def serve(host: str, port: int, workers: int) -> None:
     click.echo(f"egocrowd {__version__} on http://{host}:{port}/  (database: {_redact(settings.db_url)})")
     from egocrowd.web.limits import uvicorn_options
 
-    uvicorn.run("egocrowd.web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=True, **uvicorn_options(settings))
+    uvicorn.run(
+        "egocrowd.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=True,
+        **uvicorn_options(settings),
+    )
 
 
 @main.command()
@@ -98,8 +111,13 @@ def user() -> None:
 @user.command("create")
 @click.option("--email", required=True)
 @click.option("--role", required=True, type=click.Choice(["worker", "reviewer", "requester", "admin"]))
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="At least 10 characters (prompted when omitted).")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="At least 10 characters (prompted when omitted).",
+)
 @click.option("--name", "display_name", default="", help="Display name.")
 @click.option("--organization", default=None, help="Organization (required for requesters; created if new).")
 @click.option("--country", default=None, help="ISO 3166 alpha-2 country code (workers).")
@@ -115,8 +133,15 @@ def user_create(email, role, password, display_name, organization, country, with
     try:
         with db.transaction() as s:
             org = accounts.get_or_create_organization(s, organization) if organization else None
-            u = accounts.create_user(s, email=email, password=password, display_name=display_name, role=role,
-                                     organization=org, country=country)
+            u = accounts.create_user(
+                s,
+                email=email,
+                password=password,
+                display_name=display_name,
+                role=role,
+                organization=org,
+                country=country,
+            )
             token = accounts.issue_token(s, u, "cli")[1] if with_token else None
             click.echo(f"created {u.role.value} {u.email} (id {u.id})")
             if token:
@@ -127,10 +152,18 @@ def user_create(email, role, password, display_name, organization, country, with
 
 @main.command()
 @click.option("--once", is_flag=True, help="Run what is ready now, then exit (instead of running forever).")
-@click.option("--executor", type=RegistryChoice("egocrowd.pipeline.executors:EXECUTORS"), default=None,
-              help="Where stages run (default: setting pipeline_executor, 'process').")
-@click.option("--workers", type=click.IntRange(1, 256), default=None,
-              help="Processes (default: setting pipeline_workers, one per core).")
+@click.option(
+    "--executor",
+    type=RegistryChoice("egocrowd.pipeline.executors:EXECUTORS"),
+    default=None,
+    help="Where stages run (default: setting pipeline_executor, 'process').",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Processes (default: setting pipeline_workers, one per core).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every job.")
 def worker(once: bool, executor: str | None, workers: int | None, verbose: bool) -> None:
     """Run pending pipeline stages (probe, QC, ...) of uploaded clips.
@@ -142,8 +175,9 @@ def worker(once: bool, executor: str | None, workers: int | None, verbose: bool)
 
     from egocrowd.worker import run_worker
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     n = run_worker(_settings(), once=once, executor_name=executor, workers=workers)
     if once:
         click.echo(f"ran {n} stage(s)")
@@ -172,29 +206,53 @@ def ingest(directory: str, campaign_id: int, worker_id: int) -> None:
     db = open_database(settings)
     files = video_files(directory)
     try:
-        with Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      TextColumn("{task.fields[name]}")) as bar:
+        with Progress(
+            TextColumn("ingesting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[name]}"),
+        ) as bar:
             task = bar.add_task("ingest", total=len(files), name="")
-            counts = ingest_dir(db, BlobStore(settings.blobs_path), Path(directory), campaign_id=campaign_id,
-                                worker_id=worker_id, progress=lambda p: bar.update(task, advance=1, name=p.name))
+            counts = ingest_dir(
+                db,
+                BlobStore(settings.blobs_path),
+                Path(directory),
+                campaign_id=campaign_id,
+                worker_id=worker_id,
+                progress=lambda p: bar.update(task, advance=1, name=p.name),
+            )
     except EgocrowdError as exc:
         raise click.ClickException(f"{exc.message} [{exc.code}]") from None
     finally:
         db.dispose()
-    click.echo(f"{counts.get('ingested', 0)} ingested, {counts.get('skipped', 0)} already there "
-               f"(of {counts.get('found', 0)} video files)")
+    click.echo(
+        f"{counts.get('ingested', 0)} ingested, {counts.get('skipped', 0)} already there "
+        f"(of {counts.get('found', 0)} video files)"
+    )
 
 
 # --- the pipeline queue, for operators -------------------------------------------------------------
 def _job_filter_options(f):
-    for option in reversed([
-        click.option("--stage", default=None, help="Only this stage (probe, qc, ...)."),
-        click.option("--campaign", "campaign_id", type=click.IntRange(1, 2**31 - 1), default=None,
-                     help="Only the clips of this campaign."),
-        click.option("--stage-version", default=None, help="Only jobs finished by this version of the stage."),
-        click.option("--stale", "stale_only", is_flag=True,
-                     help="Only jobs finished by another version than the stage's current one."),
-    ]):
+    for option in reversed(
+        [
+            click.option("--stage", default=None, help="Only this stage (probe, qc, ...)."),
+            click.option(
+                "--campaign",
+                "campaign_id",
+                type=click.IntRange(1, 2**31 - 1),
+                default=None,
+                help="Only the clips of this campaign.",
+            ),
+            click.option("--stage-version", default=None, help="Only jobs finished by this version of the stage."),
+            click.option(
+                "--stale",
+                "stale_only",
+                is_flag=True,
+                help="Only jobs finished by another version than the stage's current one.",
+            ),
+        ]
+    ):
         f = option(f)
     return f
 
@@ -231,15 +289,28 @@ def jobs_list(stage, campaign_id, stage_version, stale_only, status, limit) -> N
     from egocrowd.db.models import JobStatus
     from egocrowd.pipeline import jobs as queue
 
-    where = queue.JobFilter(stage=stage, status=JobStatus(status) if status else None, campaign_id=campaign_id,
-                            stage_version=stage_version, stale_only=stale_only)
+    where = queue.JobFilter(
+        stage=stage,
+        status=JobStatus(status) if status else None,
+        campaign_id=campaign_id,
+        stage_version=stage_version,
+        stale_only=stale_only,
+    )
 
     def work(s):
         table = Table("job", "clip", "stage", "version", "status", "attempts", "run after", "last error")
         for j in queue.list_jobs(s, where, limit=limit):
             error = (j.last_error or "").strip().splitlines()[-1:] or [""]
-            table.add_row(str(j.id), str(j.clip_id), j.stage, j.stage_version or "", j.status.value,
-                          str(j.attempts), j.run_after.strftime("%Y-%m-%d %H:%M:%S"), error[0][:80])
+            table.add_row(
+                str(j.id),
+                str(j.clip_id),
+                j.stage,
+                j.stage_version or "",
+                j.status.value,
+                str(j.attempts),
+                j.run_after.strftime("%Y-%m-%d %H:%M:%S"),
+                error[0][:80],
+            )
         depths = Table("stage", "status", "jobs", title="queue depths")
         for (stage_name, state), n in sorted(queue.queue_depths(s).items()):
             depths.add_row(stage_name, state, str(n))

@@ -43,21 +43,36 @@ KITCHEN_VERBS = ["take", "put", "open", "close", "pour", "fold", "unfold", "twis
 KITCHEN_NOUNS = ["shirt", "towel", "jar", "lid", "cup", "glass", "bottle", "water", "table", "drawer"]
 
 CAMPAIGNS = [
-    dict(title="Fold a T-shirt on a table",
-         instructions="Lay a T-shirt flat on a table, then fold it in thirds and in half. Start with the "
-                      "shirt crumpled; keep both hands in view. One shirt per clip.",
-         requirements={"min_duration_s": 20, "max_duration_s": 90}, target_clips=200, pay_cents=150,
-         expected_minutes=4, buyer_name="Open Robotics Lab — humanoid manipulation team"),
-    dict(title="Open a screw-top jar",
-         instructions="Pick up a closed jar, twist the lid off, put the lid down, and put the jar back. "
-                      "Use a real jar from your kitchen; film from your forehead.",
-         requirements={"min_duration_s": 10, "max_duration_s": 45}, target_clips=300, pay_cents=100,
-         expected_minutes=3, buyer_name="Open Robotics Lab — dexterous hands group"),
-    dict(title="Pour water from a bottle into a glass",
-         instructions="Take a bottle, open it, pour water into a glass until it is about half full, close "
-                      "the bottle and put it down. Do it over a sink or a towel.",
-         requirements={"min_duration_s": 15, "max_duration_s": 60}, target_clips=150, pay_cents=120,
-         expected_minutes=3, buyer_name="Open Robotics Lab — household tasks benchmark"),
+    dict(
+        title="Fold a T-shirt on a table",
+        instructions="Lay a T-shirt flat on a table, then fold it in thirds and in half. Start with the "
+        "shirt crumpled; keep both hands in view. One shirt per clip.",
+        requirements={"min_duration_s": 20, "max_duration_s": 90},
+        target_clips=200,
+        pay_cents=150,
+        expected_minutes=4,
+        buyer_name="Open Robotics Lab — humanoid manipulation team",
+    ),
+    dict(
+        title="Open a screw-top jar",
+        instructions="Pick up a closed jar, twist the lid off, put the lid down, and put the jar back. "
+        "Use a real jar from your kitchen; film from your forehead.",
+        requirements={"min_duration_s": 10, "max_duration_s": 45},
+        target_clips=300,
+        pay_cents=100,
+        expected_minutes=3,
+        buyer_name="Open Robotics Lab — dexterous hands group",
+    ),
+    dict(
+        title="Pour water from a bottle into a glass",
+        instructions="Take a bottle, open it, pour water into a glass until it is about half full, close "
+        "the bottle and put it down. Do it over a sink or a towel.",
+        requirements={"min_duration_s": 15, "max_duration_s": 60},
+        target_clips=150,
+        pay_cents=120,
+        expected_minutes=3,
+        buyer_name="Open Robotics Lab — household tasks benchmark",
+    ),
 ]
 
 
@@ -67,17 +82,28 @@ def seed(session: Session) -> list[tuple[str, str, str]]:
         admin = None
         for email, password, role, org_name in USERS:
             org = accounts.get_or_create_organization(session, org_name, admin) if org_name else None
-            user = accounts.create_user(session, email=email, password=password, display_name=email.split("@")[0],
-                                        role=role, organization=org, country="KE" if role is Role.worker else None,
-                                        actor=admin)
+            user = accounts.create_user(
+                session,
+                email=email,
+                password=password,
+                display_name=email.split("@")[0],
+                role=role,
+                organization=org,
+                country="KE" if role is Role.worker else None,
+                actor=admin,
+            )
             admin = admin or user
-        consent.create_document(session, version=CONSENT_VERSION, title="Recording consent", body=CONSENT_TEXT,
-                                scopes=SCOPES, actor=admin)
+        consent.create_document(
+            session, version=CONSENT_VERSION, title="Recording consent", body=CONSENT_TEXT, scopes=SCOPES, actor=admin
+        )
         lab = session.scalar(sa.select(User).where(User.email == USERS[1][0]))
         for spec in CAMPAIGNS:
-            data = CampaignIn(taxonomy={"verbs": KITCHEN_VERBS, "nouns": KITCHEN_NOUNS},
-                              consent_version=CONSENT_VERSION, data_use={"train": True, "commercial": True},
-                              **spec)
+            data = CampaignIn(
+                taxonomy={"verbs": KITCHEN_VERBS, "nouns": KITCHEN_NOUNS},
+                consent_version=CONSENT_VERSION,
+                data_use={"train": True, "commercial": True},
+                **spec,
+            )
             c = campaigns.create_campaign(session, lab, data)
             campaigns.transition(session, lab, c.id, "open")
     return [(e, p, r.value) for e, p, r, _ in USERS]

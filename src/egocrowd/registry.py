@@ -97,8 +97,9 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T, *, version: Version = "1", description: str = "") -> Entry[T]:
         old = self._entries.get(name)
         if old is not None and not _same(old.obj, obj):
-            raise InvalidInput(f"a {self._label} named {name!r} is already registered",
-                               code=self._code("duplicate"), name=name)
+            raise InvalidInput(
+                f"a {self._label} named {name!r} is already registered", code=self._code("duplicate"), name=name
+            )
         doc = (getattr(obj, "__doc__", None) or "").strip().split("\n")[0]
         entry = Entry(name, version, obj, description or doc)
         self._entries[name] = entry
@@ -114,8 +115,12 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             known = ", ".join(sorted(self._entries)) or "none"
-            raise InvalidInput(f"unknown {self._label} {name!r} (known: {known})", code=self._code("unknown"),
-                               name=name, known=sorted(self._entries)) from None
+            raise InvalidInput(
+                f"unknown {self._label} {name!r} (known: {known})",
+                code=self._code("unknown"),
+                name=name,
+                known=sorted(self._entries),
+            ) from None
 
     def names(self) -> list[str]:
         self._load()
@@ -154,6 +159,7 @@ def _same(a: object, b: object) -> bool:
     """The same thing registered again (a module imported twice, e.g. reloaded) is not a clash."""
     if a is b:
         return True
+
     def key(o: object) -> tuple:
         return getattr(o, "__module__", None), getattr(o, "__qualname__", None)
 

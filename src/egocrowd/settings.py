@@ -47,8 +47,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".egocrowd"), description="Where the embedded default keeps its files")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir")
     migration_database_url: str | None = Field(
-        None, description="PostgreSQL: URL of the role that owns the tables, used only by `egocrowd db upgrade`; "
-                          "the app's role (database_url) then gets SELECT and INSERT only on audit_events")
+        None,
+        description="PostgreSQL: URL of the role that owns the tables, used only by `egocrowd db upgrade`; "
+        "the app's role (database_url) then gets SELECT and INSERT only on audit_events",
+    )
     blob_dir: Path | None = Field(None, description="Content-addressed blob store; default: data_dir/blobs")
     upload_dir: Path | None = Field(None, description="Unfinished uploads; default: data_dir/uploads")
     secret_key: str | None = Field(None, description="Signs session cookies; generated and kept on first start")
@@ -61,8 +63,7 @@ class Settings(BaseSettings):
     token_days: float = Field(90.0, ge=0, description="New API tokens expire after this many days; 0: never")
     login_window_minutes: float = Field(15.0, gt=0, description="Window in which log-in attempts are counted")
     login_attempts_per_account: int = Field(10, ge=1, description="Failed log-ins per account per window")
-    login_attempts_per_address: int = Field(100, ge=1,
-                                            description="Failed log-ins per client address per window")
+    login_attempts_per_address: int = Field(100, ge=1, description="Failed log-ins per client address per window")
     run_pipeline_in_server: bool = True
     pipeline_executor: str = Field("process", description="A registered executor: inline | process | a plugin's")
     pipeline_workers: int | None = Field(None, ge=1, le=256, description="Processes; default: one per core")
@@ -72,8 +73,11 @@ class Settings(BaseSettings):
     vendor_dir: Path | None = Field(None, description="npm-installed front-end libraries; default: node_modules/")
     palm_model: Path | None = Field(None, description="Palm-detection .tflite model; default: the packaged one")
     # Media sandbox (docs/qc.md): uploads are decoded in spawned, recycled, memory-capped processes.
-    media_memory_mb: int = Field(4096, ge=256, description="Address-space cap of a decoding process "
-                                 "(the lower of this and an inherited hard limit is used)")
+    media_memory_mb: int = Field(
+        4096,
+        ge=256,
+        description="Address-space cap of a decoding process (the lower of this and an inherited hard limit is used)",
+    )
     media_workers: int = Field(1, ge=1, le=64, description="Decoding processes per pipeline process")
     media_worker_max_tasks: int = Field(20, ge=1, description="Files a decoding process reads before it is replaced")
     media_max_width: int = Field(4096, ge=16, description="Widest picture accepted (px, either orientation)")
@@ -81,15 +85,21 @@ class Settings(BaseSettings):
     media_max_pixels: int = Field(4096 * 2160, ge=256, description="Largest picture accepted (width x height)")
     media_min_side: int = Field(64, ge=1, description="Shortest side a picture may have (px)")
     media_max_duration_s: float = Field(2 * 3600.0, gt=0, description="Longest video accepted (s)")
-    max_body_kb: int = Field(1024, ge=16, le=1024 * 1024,
-                             description="Largest request body outside uploads (JSON, forms), in KiB")
-    max_open_uploads_per_assignment: int = Field(3, ge=1, le=100, description="Unfinished uploads a worker may hold on one slot")
-    max_open_uploads_per_worker: int = Field(10, ge=1, le=1000, description="Unfinished uploads a worker may hold in all")
+    max_body_kb: int = Field(
+        1024, ge=16, le=1024 * 1024, description="Largest request body outside uploads (JSON, forms), in KiB"
+    )
+    max_open_uploads_per_assignment: int = Field(
+        3, ge=1, le=100, description="Unfinished uploads a worker may hold on one slot"
+    )
+    max_open_uploads_per_worker: int = Field(
+        10, ge=1, le=1000, description="Unfinished uploads a worker may hold in all"
+    )
     max_header_kb: int = Field(32, ge=4, le=1024, description="Largest request line + headers, in KiB")
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         return (init_settings, env_settings, _TomlSource(settings_cls))
 
     # Derived locations -------------------------------------------------------------------------

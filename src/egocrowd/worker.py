@@ -53,10 +53,12 @@ def _housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
     out = {}
     # Each step on its own: one failing (a bad upload record, a database hiccup) must not keep the
     # others from running, round after round. Recovery first: before its lease is expired.
-    for key, step in (("uploads_recovered", recover),
-                      ("leases_expired", leases),
-                      ("uploads_expired", lambda: len(expire_uploads(upload_store))),
-                      ("orphan_blobs_deleted", lambda: len(sweep_orphan_blobs(db, blobs)))):
+    for key, step in (
+        ("uploads_recovered", recover),
+        ("leases_expired", leases),
+        ("uploads_expired", lambda: len(expire_uploads(upload_store))),
+        ("orphan_blobs_deleted", lambda: len(sweep_orphan_blobs(db, blobs))),
+    ):
         try:
             out[key] = step()
         except Exception:  # housekeeping must never take the worker down
@@ -72,8 +74,16 @@ def make_runner(settings, db: Database, blobs, *, executor_name: str | None = No
     return Runner(db, blobs, executor, RunnerConfig.from_settings(settings), settings=settings)
 
 
-def run_pipeline(db: Database, blobs, upload_store, runner, stop: threading.Event, *,
-                 housekeeping_every_s: float = 60.0, idle_s: float = 1.0) -> None:
+def run_pipeline(
+    db: Database,
+    blobs,
+    upload_store,
+    runner,
+    stop: threading.Event,
+    *,
+    housekeeping_every_s: float = 60.0,
+    idle_s: float = 1.0,
+) -> None:
     """Run ready stages, and housekeeping every minute, until ``stop`` is set. The one loop of both
     `egocrowd worker` and the embedded server's pipeline thread."""
     next_housekeeping = 0.0

@@ -12,8 +12,16 @@ from egocrowd.bench import schema as S
 
 def hand_sessions() -> list[tuple[S.Session, list[S.Event]]]:
     people = [S.Person("alice", "parent", 0), S.Person("bob", "child", 1)]
-    s1 = S.Session(session_id="s1", policy="P", environment="kitchen", people=people, protocol="proto", seed=1,
-                   deployment_day=0.0, source="sim")
+    s1 = S.Session(
+        session_id="s1",
+        policy="P",
+        environment="kitchen",
+        people=people,
+        protocol="proto",
+        seed=1,
+        deployment_day=0.0,
+        source="sim",
+    )
     e1: list[S.Event] = [
         S.ChainStart(t=0, chain="c1", length=3),
         S.Instruction(t=0, id="i1", person="alice", text="cup to sink", priority=0),
@@ -23,8 +31,15 @@ def hand_sessions() -> list[tuple[S.Session, list[S.Event]]]:
         S.Recovery(t=40, misinterpretation="m1"),
         S.Instruction(t=40, id="i2", person="bob", text="open drawer"),
         S.Instruction(t=41, id="i3", person="alice", text="leave the drawer"),
-        S.Conflict(t=42, id="k1", instructions=["i2", "i3"], persons=["bob", "alice"], detected=True,
-                   resolution="followed_priority", expected="followed_priority"),
+        S.Conflict(
+            t=42,
+            id="k1",
+            instructions=["i2", "i3"],
+            persons=["bob", "alice"],
+            detected=True,
+            resolution="followed_priority",
+            expected="followed_priority",
+        ),
         S.SubtaskEnd(t=50, subtask="drawer", chain="c1", index=2, person="bob", outcome="success"),
         S.Intervention(t=55, reason="stuck", person="alice", duration=10),
         S.SubtaskEnd(t=60, subtask="wipe", chain="c1", index=3, person="bob", outcome="partial", progress=0.5),
@@ -43,8 +58,16 @@ def hand_sessions() -> list[tuple[S.Session, list[S.Event]]]:
         S.EnvChange(t=180, kind="lighting"),
         S.SessionEnd(t=200, reason="completed"),
     ]
-    s2 = S.Session(session_id="s2", policy="P", environment="lab", people=people, protocol="proto", seed=2,
-                   deployment_day=3.0, source="real")
+    s2 = S.Session(
+        session_id="s2",
+        policy="P",
+        environment="lab",
+        people=people,
+        protocol="proto",
+        seed=2,
+        deployment_day=3.0,
+        source="real",
+    )
     e2: list[S.Event] = [
         S.Misinterpretation(t=5, id="m3", source="observed"),
         S.Instruction(t=5, id="j1", person="alice", text="x"),

@@ -26,10 +26,17 @@ def test_trials_csv_with_aliases_bom_and_sessions(tmp_path):
     assert s1.out_success == [1, 0] and s1.out_t == [30.0, 50.0] and s1.duration == 50.0  # trials laid end to end
     assert s1.out_person == ["ana", "ben"] and s1.environment == "home" and s1.pair_key == "fold"
     assert by["pi0/3"].out_person == ["(unattributed)"] and by["pi0/3"].deployment_day == 2.0
-    m = compute_metrics(build_corpus([d for d in ds if d.policy == "pi0"]), ScoreConfig(rounds=20, min_group=1),
-                        ["subtask_success", "per_person"])
+    m = compute_metrics(
+        build_corpus([d for d in ds if d.policy == "pi0"]),
+        ScoreConfig(rounds=20, min_group=1),
+        ["subtask_success", "per_person"],
+    )
     assert m["subtask_success"]["rate"]["value"] == pytest.approx(2 / 4)
-    assert {g["group"]: g["value"] for g in m["per_person"]["groups"]} == {"ana": 1.0, "ben": 0.0, "(unattributed)": 0.0}
+    assert {g["group"]: g["value"] for g in m["per_person"]["groups"]} == {
+        "ana": 1.0,
+        "ben": 0.0,
+        "(unattributed)": 0.0,
+    }
 
 
 def test_rows_without_session_are_their_own_clusters(tmp_path):
@@ -59,7 +66,9 @@ def test_trials_csv_errors(tmp_path, text, match):
 
 def test_pairwise_csv_formats(tmp_path):
     p = tmp_path / "p.csv"
-    p.write_text("model_a,model_b,winner,judge\nx,y,model_a,j1\nx,y,tie (bothbad),j2\ny,z,z,j1\nz,x,b,j3\nx,z,draw,j1\n")
+    p.write_text(
+        "model_a,model_b,winner,judge\nx,y,model_a,j1\nx,y,tie (bothbad),j2\ny,z,z,j1\nz,x,b,j3\nx,z,draw,j1\n"
+    )
     got = [(b.a, b.b, b.winner) for b in read_pairwise_csv(p)]
     assert got == [("x", "y", "a"), ("x", "y", "tie"), ("y", "z", "b"), ("z", "x", "b"), ("x", "z", "tie")]
     p.write_text("a,b,winner\nx,y,w\n")
@@ -72,8 +81,13 @@ def test_pairwise_csv_formats(tmp_path):
 
 def test_trials_convert_to_a_log_that_scores_the_same(tmp_path):
     p = tmp_path / "t.csv"
-    p.write_text(TRIALS.replace("pi0,pour,failure,40", "pi0,pour,partial,40").replace(",Day", ",Day,Progress")
-                 .replace(",0\n", ",0,\n").replace(",1\n", ",1,\n").replace(",2\n", ",2,0.25\n"))
+    p.write_text(
+        TRIALS.replace("pi0,pour,failure,40", "pi0,pour,partial,40")
+        .replace(",Day", ",Day,Progress")
+        .replace(",0\n", ",0,\n")
+        .replace(",1\n", ",1,\n")
+        .replace(",2\n", ",2,0.25\n")
+    )
     ds = read_trials_csv(p)
     log = tmp_path / "t.jsonl"
     digests_to_log(ds, log)

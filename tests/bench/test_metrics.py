@@ -68,7 +68,9 @@ def test_recovery_kaplan_meier(scored):
 
 
 def test_recovery_budget_changes_rate(hand_log):
-    res = compute_metrics(build_corpus(list(digest_log(hand_log))), ScoreConfig(rounds=50, recovery_budget_s=20), ["recovery"])
+    res = compute_metrics(
+        build_corpus(list(digest_log(hand_log))), ScoreConfig(rounds=50, recovery_budget_s=20), ["recovery"]
+    )
     assert res["recovery"]["rate_within_budget"]["value"] == pytest.approx(1 / 3)
 
 
@@ -140,8 +142,11 @@ def test_drift_deployment_days_bins_by_day(scored):
 
 def test_metrics_skip_what_the_logs_do_not_have(tmp_path):
     p = tmp_path / "bare.jsonl"
-    S.write_log(p, S.Session(session_id="a", policy="P", environment="e"),
-                [S.SubtaskEnd(t=1, subtask="x", outcome="success"), S.SessionEnd(t=2)])
+    S.write_log(
+        p,
+        S.Session(session_id="a", policy="P", environment="e"),
+        [S.SubtaskEnd(t=1, subtask="x", outcome="success"), S.SessionEnd(t=2)],
+    )
     res = compute_metrics(build_corpus(list(digest_log(p))), CFG)
     assert "chain_success" not in res and "recovery" not in res and "conflicts" not in res
     assert res["subtask_success"]["rate"]["value"] == 1.0
@@ -149,8 +154,11 @@ def test_metrics_skip_what_the_logs_do_not_have(tmp_path):
 
 def test_truncated_session_uses_last_event_and_censors(tmp_path):
     p = tmp_path / "crash.jsonl"
-    S.write_log(p, S.Session(session_id="a", policy="P", environment="e"),
-                [S.Misinterpretation(t=5, id="m"), S.Safety(t=50, kind="contact")])
+    S.write_log(
+        p,
+        S.Session(session_id="a", policy="P", environment="e"),
+        [S.Misinterpretation(t=5, id="m"), S.Safety(t=50, kind="contact")],
+    )
     d = next(digest_log(p))
     assert d.end_reason is None and d.duration == 50
     assert list(d.mis_time) == [45.0] and list(d.mis_recovered) == [0]
@@ -158,7 +166,10 @@ def test_truncated_session_uses_last_event_and_censors(tmp_path):
 
 def test_chain_index_missing_uses_order(tmp_path):
     sess = S.Session(session_id="a", policy="P", environment="e")
-    ev = [S.SubtaskEnd(t=i, subtask="x", chain="c", outcome=o) for i, o in enumerate(["success", "success", "failure", "success"])]
+    ev = [
+        S.SubtaskEnd(t=i, subtask="x", chain="c", outcome=o)
+        for i, o in enumerate(["success", "success", "failure", "success"])
+    ]
     d = digest_session(sess, ev)
     assert list(d.chain_k) == [2] and list(d.chain_len) == [4]
 
@@ -174,8 +185,14 @@ def test_registry_rejects_duplicates_and_accepts_new_metrics(scratch_registries)
     def _count(c, cfg):
         return {"outcomes": int(c.out_success.size)}
 
-    corpus = build_corpus([digest_session(S.Session(session_id="a", policy="P", environment="e"),
-                                          [S.SubtaskEnd(t=1, subtask="x", outcome="failure")])])
+    corpus = build_corpus(
+        [
+            digest_session(
+                S.Session(session_id="a", policy="P", environment="e"),
+                [S.SubtaskEnd(t=1, subtask="x", outcome="failure")],
+            )
+        ]
+    )
     assert compute_metrics(corpus, CFG, ["test_only_count"]) == {"test_only_count": {"version": "3", "outcomes": 1}}
     with pytest.raises(InvalidInput) as exc:
         compute_metrics(corpus, CFG, ["nope"])
@@ -183,16 +200,25 @@ def test_registry_rejects_duplicates_and_accepts_new_metrics(scratch_registries)
 
 
 @settings(max_examples=40, deadline=None)
-@given(hst.lists(hst.lists(hst.sampled_from(["success", "failure", "partial"]), min_size=0, max_size=6), min_size=1, max_size=12))
+@given(
+    hst.lists(
+        hst.lists(hst.sampled_from(["success", "failure", "partial"]), min_size=0, max_size=6), min_size=1, max_size=12
+    )
+)
 def test_mean_chain_length_equals_sum_of_sr(chains):
     sess = S.Session(session_id="a", policy="P", environment="e")
     ev: list[S.Event] = []
     for ci, outcomes in enumerate(chains):
         ev.append(S.ChainStart(t=0, chain=f"c{ci}", length=6))
         for j, o in enumerate(outcomes, 1):
-            ev.append(S.SubtaskEnd(t=j, subtask="x", chain=f"c{ci}", index=j, outcome=o,
-                                   progress=0.5 if o == "partial" else None))
-    res = compute_metrics(build_corpus([digest_session(sess, ev)]), ScoreConfig(rounds=10), ["chain_success"])["chain_success"]
+            ev.append(
+                S.SubtaskEnd(
+                    t=j, subtask="x", chain=f"c{ci}", index=j, outcome=o, progress=0.5 if o == "partial" else None
+                )
+            )
+    res = compute_metrics(build_corpus([digest_session(sess, ev)]), ScoreConfig(rounds=10), ["chain_success"])[
+        "chain_success"
+    ]
     assert res["avg_len"]["value"] == pytest.approx(sum(r["value"] for r in res["sr"]))
     expected_k = []
     for outcomes in chains:
@@ -220,9 +246,15 @@ def test_cli_metric_choices_come_from_the_registry(tmp_path, scratch_registries)
 # ------------------------------------------------------------------- configuration
 
 
-@pytest.mark.parametrize(("kw", "code"), [({"rounds": 0}, "bench.bad_config"), ({"time_bins": 0}, "bench.bad_config"),
-                                         ({"confidence": 1.0}, "bench.bad_confidence"),
-                                         ({"min_group": -1}, "bench.bad_config")])
+@pytest.mark.parametrize(
+    ("kw", "code"),
+    [
+        ({"rounds": 0}, "bench.bad_config"),
+        ({"time_bins": 0}, "bench.bad_config"),
+        ({"confidence": 1.0}, "bench.bad_confidence"),
+        ({"min_group": -1}, "bench.bad_config"),
+    ],
+)
 def test_score_config_validates(kw, code):
     with pytest.raises(InvalidInput) as exc:
         ScoreConfig(**kw)

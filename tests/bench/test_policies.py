@@ -51,8 +51,13 @@ def test_canned_loses_on_conflicts_drift_and_recovery(runs: dict[tuple[str, str]
     c = summarize([runs[(p, "canned")] for p in list_protocols()])
     # plain short chores: canned is competent (this is what short benchmarks measure)
     assert c["success"]["plain"]["rate"] > 0.5
+
     # conflicts: it ignores who speaks
-    conf = lambda s: sum(v["k"] for v in s["conflicts_correct"].values()) / sum(v["n"] for v in s["conflicts_correct"].values())  # noqa: E731
+    def conf(s):
+        return sum(v["k"] for v in s["conflicts_correct"].values()) / sum(
+            v["n"] for v in s["conflicts_correct"].values()
+        )  # noqa: E731
+
     assert conf(o) > 0.9 and conf(c) < 0.6
     assert c["conflicts_correct"]["equal"]["k"] == 0  # it never asks
     # drift: it never re-checks its first-day map

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 import yaml
 
-from egocrowd.bench.protocols import PROTOCOL_DIR, PROTOCOL_FORMAT_VERSION, list_protocols, load_protocol, parse_protocol
+from egocrowd.bench.protocols import (
+    PROTOCOL_DIR,
+    PROTOCOL_FORMAT_VERSION,
+    list_protocols,
+    load_protocol,
+    parse_protocol,
+)
 from egocrowd.errors import InvalidInput
 
 
@@ -56,7 +62,10 @@ def test_overrides_revalidate_and_change_the_digest() -> None:
         ({"conflicts": {"kinds": ["fistfight"]}}, "fistfight"),
         ({"people": []}, "people"),
         ({"people": [{"id": "a", "role": "parent", "priority": 0, "style": "shouting"}]}, "style"),
-        ({"people": [{"id": "a", "role": "parent", "priority": 0}, {"id": "a", "role": "child", "priority": 1}]}, "unique"),
+        (
+            {"people": [{"id": "a", "role": "parent", "priority": 0}, {"id": "a", "role": "child", "priority": 1}]},
+            "unique",
+        ),
         ({"clock": {"start": "yesterday"}}, "clock.start"),
         ({"script": [{"at": 3, "person": "zed", "chore": "put"}]}, "person"),
         ({"script": [{"at": 3, "conflict": {"kind": "brawl"}}]}, "conflict.kind"),

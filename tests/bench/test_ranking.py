@@ -74,8 +74,11 @@ def test_same_seed_same_numbers():
 
 
 battle_lists = hst.lists(
-    hst.tuples(hst.integers(0, 3), hst.integers(0, 3), hst.sampled_from(["a", "b", "tie"])).filter(lambda t: t[0] != t[1]),
-    min_size=1, max_size=40,
+    hst.tuples(hst.integers(0, 3), hst.integers(0, 3), hst.sampled_from(["a", "b", "tie"])).filter(
+        lambda t: t[0] != t[1]
+    ),
+    min_size=1,
+    max_size=40,
 )
 
 
@@ -86,7 +89,10 @@ def test_invariant_to_relabelling_and_battle_order(raw, perm, rnd):
     battles = [Battle(names[i], names[j], w) for i, j, w in raw]
     base = {r["policy"]: r["rating"] for r in rank_battles(battles, rounds=0)["ranking"]}
     relabel = dict(zip(names, perm))
-    renamed = {r["policy"]: r["rating"] for r in rank_battles([Battle(relabel[b.a], relabel[b.b], b.winner) for b in battles], rounds=0)["ranking"]}
+    renamed = {
+        r["policy"]: r["rating"]
+        for r in rank_battles([Battle(relabel[b.a], relabel[b.b], b.winner) for b in battles], rounds=0)["ranking"]
+    }
     for old, new in relabel.items():
         if old in base:
             assert renamed[new] == pytest.approx(base[old], abs=1e-3)

@@ -91,17 +91,66 @@ def test_resume_after_sigkill_gives_the_same_logs(tmp_path: Path) -> None:
 
 def test_cli_run_and_protocols(tmp_path: Path) -> None:
     cli = CliRunner()
-    res = cli.invoke(run_command, ["weekday-kitchen", "--policy", "canned", "-n", "2", "-s", "3", "--steps", "200",
-                                   "--chores", "2", "-j", "1", "-o", str(tmp_path / "r"), "--no-progress"])
+    res = cli.invoke(
+        run_command,
+        [
+            "weekday-kitchen",
+            "--policy",
+            "canned",
+            "-n",
+            "2",
+            "-s",
+            "3",
+            "--steps",
+            "200",
+            "--chores",
+            "2",
+            "-j",
+            "1",
+            "-o",
+            str(tmp_path / "r"),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "2 episodes run" in res.output and "plain" in res.output
-    again = cli.invoke(run_command, ["weekday-kitchen", "--policy", "canned", "-n", "2", "-s", "3", "--steps", "200",
-                                     "--chores", "2", "-j", "1", "-o", str(tmp_path / "r"), "--no-progress", "--no-summary"])
+    again = cli.invoke(
+        run_command,
+        [
+            "weekday-kitchen",
+            "--policy",
+            "canned",
+            "-n",
+            "2",
+            "-s",
+            "3",
+            "--steps",
+            "200",
+            "--chores",
+            "2",
+            "-j",
+            "1",
+            "-o",
+            str(tmp_path / "r"),
+            "--no-progress",
+            "--no-summary",
+        ],
+    )
     assert again.exit_code == 0 and "0 episodes run, 2 already done" in again.output
     bad = cli.invoke(run_command, ["weekday-kitchen", "--policy", "nope", "-o", str(tmp_path / "x"), "--no-progress"])
     assert bad.exit_code == 2 and "bench.unknown_policy" in bad.output  # a usage error: checked before running
-    remote = cli.invoke(run_command, ["weekday-kitchen", "--policy", "http://127.0.0.1:9", "-o", str(tmp_path / "y"),
-                                      "--no-progress", "--no-summary"])
+    remote = cli.invoke(
+        run_command,
+        [
+            "weekday-kitchen",
+            "--policy",
+            "http://127.0.0.1:9",
+            "-o",
+            str(tmp_path / "y"),
+            "--no-progress",
+            "--no-summary",
+        ],
+    )
     assert "bench.policy_unreachable" in remote.output  # URLs still pass the name check
     listing = cli.invoke(protocols_command, [])
     assert listing.exit_code == 0 and "one-week" in listing.output and "family-evening" in listing.output

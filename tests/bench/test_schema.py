@@ -39,7 +39,9 @@ def test_writer_flushes_every_event_and_a_truncated_tail_is_ignored(tmp_path):
 
 def test_a_bad_line_in_the_middle_is_an_error(tmp_path):
     p = tmp_path / "bad.jsonl"
-    S.write_log(p, S.Session(session_id="a", policy="P", environment="e"), [S.SubtaskEnd(t=1, subtask="x", outcome="success")])
+    S.write_log(
+        p, S.Session(session_id="a", policy="P", environment="e"), [S.SubtaskEnd(t=1, subtask="x", outcome="success")]
+    )
     text = p.read_text().splitlines()
     p.write_text("\n".join([text[0], "{not json", text[1]]) + "\n")
     with pytest.raises(InvalidInput) as exc:
@@ -49,7 +51,10 @@ def test_a_bad_line_in_the_middle_is_an_error(tmp_path):
 
 def test_newer_format_is_refused(tmp_path):
     p = tmp_path / "new.jsonl"
-    p.write_text(json.dumps({"type": "session", "session_id": "a", "policy": "P", "environment": "e", "format_version": 99}) + "\n")
+    p.write_text(
+        json.dumps({"type": "session", "session_id": "a", "policy": "P", "environment": "e", "format_version": 99})
+        + "\n"
+    )
     with pytest.raises(InvalidInput) as exc:
         list(S.read_log(p))
     assert exc.value.code == "bench.unsupported_version"
@@ -146,9 +151,8 @@ def test_writer_refuses_non_events_and_closed_use(tmp_path):
     w = S.LogWriter(tmp_path / "a.jsonl", S.Session(session_id="a", policy="P", environment="e"))
     with pytest.raises(InvalidInput):
         w.write(S.SessionEnd(t=1))
-    with w:
-        with pytest.raises(InvalidInput):
-            w.write({"type": "safety"})  # type: ignore[arg-type]
+    with w, pytest.raises(InvalidInput):
+        w.write({"type": "safety"})  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------- malformed numbers in a log
@@ -160,7 +164,12 @@ def test_bad_deployment_day_is_a_log_error(tmp_path, day):
     # Python's json) silently broke the deployment-day drift
     p = tmp_path / "x.jsonl"
     head = {"type": "session", "session_id": "s", "policy": "p", "environment": "e", "deployment_day": day}
-    p.write_text(json.dumps(head) + "\n" + json.dumps({"type": "subtask_end", "t": 1, "subtask": "x", "outcome": "success"}) + "\n")
+    p.write_text(
+        json.dumps(head)
+        + "\n"
+        + json.dumps({"type": "subtask_end", "t": 1, "subtask": "x", "outcome": "success"})
+        + "\n"
+    )
     with pytest.raises(InvalidInput) as exc:
         score_logs([p])
     assert exc.value.code == "bench.bad_log"

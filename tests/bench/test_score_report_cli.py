@@ -65,9 +65,15 @@ def test_html_report_is_self_contained_and_phone_friendly(synth_log):
     html = render_html(score_logs([synth_log], FAST), title="Nightly <eval>")
     assert "<script" not in html.lower() and "<link" not in html.lower()
     assert not re.search(r"(src|href)=\"https?:", html)
-    assert 'name=\'viewport\'' in html and "Nightly &lt;eval&gt;" in html
+    assert "name='viewport'" in html and "Nightly &lt;eval&gt;" in html
     assert html.count("<svg") >= 5  # horizon, drift ×2, recovery, per person, ranking
-    for heading in ("Success against horizon", "Recovery after misinterpretations", "Per person", "Ranking", "Paired comparisons"):
+    for heading in (
+        "Success against horizon",
+        "Recovery after misinterpretations",
+        "Per person",
+        "Ranking",
+        "Paired comparisons",
+    ):
         assert heading in html
 
 
@@ -82,7 +88,10 @@ def test_cli_score_report_compare_rank_validate(synth_log, tmp_path):
     html = tmp_path / "r.html"
     res = r.invoke(bench, ["report", str(out), "-o", str(html)])  # re-render a scores document
     assert res.exit_code == 0 and "<svg" in html.read_text()
-    res = r.invoke(bench, ["report", str(synth_log), "--format", "json", "-o", "-", "--rounds", "30", "--metric", "subtask_success"])
+    res = r.invoke(
+        bench,
+        ["report", str(synth_log), "--format", "json", "-o", "-", "--rounds", "30", "--metric", "subtask_success"],
+    )
     assert res.exit_code == 0 and list(json.loads(res.output)["policies"]["strong"]) == ["subtask_success"]
 
     res = r.invoke(bench, ["compare", str(synth_log), "--a", "strong", "--b", "weak", "--rounds", "30"])
@@ -117,7 +126,10 @@ def test_cli_parquet_and_csv_paths_score_like_jsonl(synth_log, tmp_path):
     assert a == b
 
     csv = tmp_path / "trials.csv"
-    csv.write_text("policy,task,success,duration\n" + "".join(f"{p},t{i % 4},{int(i % 3 != 0 or p == 'a')},10\n" for i in range(24) for p in "ab"))
+    csv.write_text(
+        "policy,task,success,duration\n"
+        + "".join(f"{p},t{i % 4},{int(i % 3 != 0 or p == 'a')},10\n" for i in range(24) for p in "ab")
+    )
     res = r.invoke(bench, ["report", str(csv), "-o", str(tmp_path / "c.html"), "--rounds", "20"])
     assert res.exit_code == 0, res.output
     log = tmp_path / "trials.jsonl"
@@ -144,7 +156,9 @@ def test_parallel_reading_of_many_files_matches_serial(tmp_path):
     assert [d.session_id for d in parallel] == [d.session_id for d in serial]
     assert _strip(score_digests(parallel, FAST)) == _strip(score_digests(serial, FAST))
     assert sum(seen) == sum(p.stat().st_size for p in paths)
-    res = CliRunner().invoke(bench, ["score", *map(str, paths), "-j", "2", "--rounds", "20", "-o", str(tmp_path / "s.json")])
+    res = CliRunner().invoke(
+        bench, ["score", *map(str, paths), "-j", "2", "--rounds", "20", "-o", str(tmp_path / "s.json")]
+    )
     assert res.exit_code == 0, res.output
 
 
@@ -159,8 +173,11 @@ def test_cli_rejects_nonsense_config_without_a_traceback(tmp_path, args):
     from egocrowd.bench.cli import bench
 
     p = tmp_path / "x.jsonl"
-    S.write_log(p, S.Session(session_id="s", policy="p", environment="e"),
-                [S.SubtaskEnd(t=1, subtask="x", outcome="success"), S.SubtaskEnd(t=9, subtask="x", outcome="failure")])
+    S.write_log(
+        p,
+        S.Session(session_id="s", policy="p", environment="e"),
+        [S.SubtaskEnd(t=1, subtask="x", outcome="success"), S.SubtaskEnd(t=9, subtask="x", outcome="failure")],
+    )
     res = CliRunner().invoke(bench, ["score", str(p), "-o", str(tmp_path / "s.json"), *args])
     assert res.exit_code == 2, res.output  # click usage error
     assert not isinstance(res.exception, (ValueError, IndexError))

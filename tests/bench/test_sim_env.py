@@ -23,7 +23,9 @@ SPS = 5.0
 def small(**over: Any) -> dict[str, Any]:
     """A tiny protocol: two parents, a child, a guest; nothing generated unless asked."""
     d: dict[str, Any] = {
-        "name": "unit", "version": "1", "steps": 200,
+        "name": "unit",
+        "version": "1",
+        "steps": 200,
         "clock": {"seconds_per_step": SPS},
         "chores": {"count": 1, "budget_steps": 80},
         "people": [
@@ -99,10 +101,20 @@ def test_bad_action_fails_the_step_not_the_session() -> None:
 def test_world_rules() -> None:
     env = HouseholdEnv(parse_protocol(small()))
     obs, _ = env.reset(seed=0)
-    steps = [("navigate fridge", "ok"), ("place", "fail:empty_hands"), ("navigate bag", "ok"), ("pick milk", "ok"),
-             ("pick cereal", "fail:hands_full"), ("navigate fridge", "ok"), ("place fridge", "fail:closed"),
-             ("open fridge", "ok"), ("place fridge", "ok"), ("navigate dishwasher", "ok"), ("open dishwasher", "ok"),
-             ("toggle dishwasher", "fail:open")]
+    steps = [
+        ("navigate fridge", "ok"),
+        ("place", "fail:empty_hands"),
+        ("navigate bag", "ok"),
+        ("pick milk", "ok"),
+        ("pick cereal", "fail:hands_full"),
+        ("navigate fridge", "ok"),
+        ("place fridge", "fail:closed"),
+        ("open fridge", "ok"),
+        ("place fridge", "ok"),
+        ("navigate dishwasher", "ok"),
+        ("open dishwasher", "ok"),
+        ("toggle dishwasher", "fail:open"),
+    ]
     for action, expected in steps:
         obs, *_ = env.step(action)
         assert obs["result"] == expected, action
@@ -113,8 +125,14 @@ def test_world_rules() -> None:
 
 
 def test_same_seed_same_script_and_events() -> None:
-    p = parse_protocol(small(chores={"count": 6, "budget_steps": 30}, conflicts={"rate": 0.3},
-                             misinterpretations={"rate": 0.3}, drift=[{"kind": "object_moved", "every": 40}]))
+    p = parse_protocol(
+        small(
+            chores={"count": 6, "budget_steps": 30},
+            conflicts={"rate": 0.3},
+            misinterpretations={"rate": 0.3},
+            drift=[{"kind": "object_moved", "every": 40}],
+        )
+    )
     a, b, c = generate_script(p, 11), generate_script(p, 11), generate_script(p, 12)
     assert repr(a.tasks) == repr(b.tasks) and repr(a.drift) == repr(b.drift)
     assert repr(a.tasks) != repr(c.tasks)
@@ -126,9 +144,16 @@ def test_same_seed_same_script_and_events() -> None:
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(min_value=0, max_value=2**31 - 1))
 def test_script_invariants(seed: int) -> None:
-    p = parse_protocol(small(steps=1200, chores={"count": 12, "budget_steps": 60}, conflicts={"rate": 0.4},
-                             misinterpretations={"rate": 0.3}, interruptions={"rate": 0.2},
-                             drift=[{"kind": "object_moved", "every": 90}, {"kind": "meal", "every": 400}]))
+    p = parse_protocol(
+        small(
+            steps=1200,
+            chores={"count": 12, "budget_steps": 60},
+            conflicts={"rate": 0.4},
+            misinterpretations={"rate": 0.3},
+            interruptions={"rate": 0.2},
+            drift=[{"kind": "object_moved", "every": 90}, {"kind": "meal", "every": 400}],
+        )
+    )
     sc = generate_script(p, seed)
     assert [t.step for t in sc.tasks] == sorted(t.step for t in sc.tasks)
     assert all(0 <= d.step < p.steps for d in sc.drift) and len({d.id for d in sc.drift}) == len(sc.drift)
@@ -220,7 +245,12 @@ def test_drift_applied_on_schedule() -> None:
         if step == 7:
             assert env.world.objects["keys"].place == "bed"
     changes = of(seen, S.EnvChange)
-    assert [(c.t / SPS, c.kind) for c in changes] == [(5, "person_arrives"), (7, "object_moved"), (9, "lighting"), (12, "other")]
+    assert [(c.t / SPS, c.kind) for c in changes] == [
+        (5, "person_arrives"),
+        (7, "object_moved"),
+        (9, "lighting"),
+        (12, "other"),
+    ]
     assert changes[1].object == "keys" and changes[0].person == "gus"
     assert "gus" not in people_before and "gus" in {p["id"] for p in obs["people"]}
     assert obs["lit"] is False and obs["visible"] == []  # the robot stands in the dark hallway
@@ -234,8 +264,10 @@ def test_drift_applied_on_schedule() -> None:
 
 def test_drift_hurts_a_policy_that_never_rechecks() -> None:
     """The same chore after its object was moved: the oracle looks for it, canned goes to the old spot."""
-    p = small(script=[{"at": 20, "person": "ann", "chore": "put", "args": {"object": "remote", "place": "shelf"}}],
-              drift=[{"kind": "object_moved", "at": [3], "object": "remote", "to": "bed"}])
+    p = small(
+        script=[{"at": 20, "person": "ann", "chore": "put", "args": {"object": "remote", "place": "shelf"}}],
+        drift=[{"kind": "object_moved", "at": [3], "object": "remote", "to": "bed"}],
+    )
     for policy, outcome in (("oracle", "success"), ("canned", "failure")):
         _, events = play(p, policy)
         (end,) = of(events, S.SubtaskEnd)
@@ -246,8 +278,17 @@ def test_drift_hurts_a_policy_that_never_rechecks() -> None:
 
 
 def test_injected_misinterpretation_is_observable_and_recovery_is_timed() -> None:
-    p = small(script=[{"at": 3, "person": "ann", "chore": "put", "args": {"object": "milk", "place": "fridge"},
-                       "misinterpret": "corrupt"}])
+    p = small(
+        script=[
+            {
+                "at": 3,
+                "person": "ann",
+                "chore": "put",
+                "args": {"object": "milk", "place": "fridge"},
+                "misinterpret": "corrupt",
+            }
+        ]
+    )
     env = HouseholdEnv(parse_protocol(p))
     obs, _ = env.reset(seed=0)
     for _ in range(3):
@@ -270,8 +311,18 @@ def test_injected_misinterpretation_is_observable_and_recovery_is_timed() -> Non
 
 
 def test_idle_robot_gets_corrected_after_notice_period() -> None:
-    p = small(script=[{"at": 3, "person": "bob", "chore": "put", "args": {"object": "book", "place": "shelf"},
-                       "misinterpret": "paraphrase"}], misinterpretations={"notice_after": 10})
+    p = small(
+        script=[
+            {
+                "at": 3,
+                "person": "bob",
+                "chore": "put",
+                "args": {"object": "book", "place": "shelf"},
+                "misinterpret": "paraphrase",
+            }
+        ],
+        misinterpretations={"notice_after": 10},
+    )
     env = HouseholdEnv(parse_protocol(p))
     env.reset(seed=0)
     got: list[S.Event] = []
@@ -292,8 +343,18 @@ def test_over_asking_is_counted() -> None:
 
 
 def test_interruption_then_resume() -> None:
-    p = small(script=[{"at": 2, "person": "ann", "chore": "put", "args": {"object": "book", "place": "shelf"}},
-                      {"at": 4, "person": "bob", "chore": "pour", "args": {"target": "blue_glass", "source": "water_jug"}, "urgent": True}])
+    p = small(
+        script=[
+            {"at": 2, "person": "ann", "chore": "put", "args": {"object": "book", "place": "shelf"}},
+            {
+                "at": 4,
+                "person": "bob",
+                "chore": "pour",
+                "args": {"target": "blue_glass", "source": "water_jug"},
+                "urgent": True,
+            },
+        ]
+    )
     _, events = play(p, "oracle")
     ends = of(events, S.SubtaskEnd)
     assert [e.extra["feature"] for e in ends] == ["interruption", "plain"]  # urgent one first, then the rest

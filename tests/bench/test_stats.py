@@ -125,14 +125,18 @@ def test_paired_test_exact_sign_flip():
 def test_sign_flip_matches_scipy_exact_and_monte_carlo_is_close():
     rng = np.random.default_rng(2)
     d = rng.normal(0.1, 0.5, size=12)
-    ref = sps.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=np.inf, vectorized=True, axis=-1).pvalue
+    ref = sps.permutation_test(
+        (d,), np.mean, permutation_type="samples", n_resamples=np.inf, vectorized=True, axis=-1
+    ).pvalue
     assert st.sign_flip_pvalue(d) == pytest.approx(ref)
     mc = st.sign_flip_pvalue(d, exact_max=0, rounds=20000, seed=1)
     assert mc == pytest.approx(ref, abs=0.015)
 
 
 @settings(max_examples=25, deadline=None)
-@given(hst.lists(hst.tuples(hst.integers(0, 20), hst.integers(1, 20)), min_size=1, max_size=30), hst.integers(0, 2**32 - 1))
+@given(
+    hst.lists(hst.tuples(hst.integers(0, 20), hst.integers(1, 20)), min_size=1, max_size=30), hst.integers(0, 2**32 - 1)
+)
 def test_same_seed_same_bootstrap(cells, seed):
     data = np.array([[min(k, n), n] for k, n in cells], dtype=float)
     a = st.bootstrap_sums(data, st.ratio, rounds=50, seed=seed)
@@ -174,8 +178,11 @@ def test_recovery_interval_ignores_rounds_without_misinterpretations():
     # 3 sessions, only s0 has a misinterpretation, recovered after 5 s (< 60 s budget).
     # Every round that draws s0 gives rate 1; the (2/3)^3 ≈ 30 % of rounds without s0 are
     # undefined. So the interval is exactly [1, 1]; before the fix it was [0, 1].
-    sessions = [_session(0, [S.Misinterpretation(t=10, id="m"), S.Recovery(t=15, misinterpretation="m")]),
-                _session(1, [S.Instruction(t=1, id="i", person="a")]), _session(2, [S.Instruction(t=1, id="i", person="a")])]
+    sessions = [
+        _session(0, [S.Misinterpretation(t=10, id="m"), S.Recovery(t=15, misinterpretation="m")]),
+        _session(1, [S.Instruction(t=1, id="i", person="a")]),
+        _session(2, [S.Instruction(t=1, id="i", person="a")]),
+    ]
     res = compute_metrics(_corpus(sessions), ScoreConfig(rounds=400), ["recovery"])["recovery"]["rate_within_budget"]
     assert res["value"] == 1.0
     assert res["low"] == 1.0 and res["high"] == 1.0
@@ -207,8 +214,13 @@ def test_gap_rounds_missing_an_eligible_group_are_dropped():
     # (s2, s3), 5 outcomes per session. Gap = 1 − 0 = 1 whenever both groups are drawn; a round
     # with only a's (or only b's) sessions has no gap (undefined, dropped), not gap 0.
     def sess(i, person, ok):
-        return _session(i, [S.SubtaskEnd(t=j + 1, subtask="x", person=person, outcome="success" if ok else "failure")
-                            for j in range(5)])
+        return _session(
+            i,
+            [
+                S.SubtaskEnd(t=j + 1, subtask="x", person=person, outcome="success" if ok else "failure")
+                for j in range(5)
+            ],
+        )
 
     c = _corpus([sess(0, "a", True), sess(1, "a", True), sess(2, "b", False), sess(3, "b", False)])
     gap = compute_metrics(c, ScoreConfig(rounds=400), ["per_person"])["per_person"]["gap"]

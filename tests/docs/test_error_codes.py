@@ -20,8 +20,9 @@ def raised_codes() -> dict[str, str]:
         where = str(path.relative_to(REPO))
         for node in ast.walk(ast.parse(path.read_text(), filename=where)):
             values = []
-            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "default_code"
-                                                    for t in node.targets):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "default_code" for t in node.targets
+            ):
                 values = [node.value]
             elif isinstance(node, ast.Call):
                 values = [k.value for k in node.keywords if k.arg == "code"]
@@ -34,7 +35,7 @@ def raised_codes() -> dict[str, str]:
 def documented_codes() -> set[str]:
     """The backticked codes in the Code column of docs/api.md's table (``video.*`` covers a family)."""
     text = (REPO / "docs" / "api.md").read_text()
-    table = text[text.index("### Codes"):]
+    table = text[text.index("### Codes") :]
     codes: set[str] = set()
     for line in table.splitlines():
         cells = line.split("|")

@@ -25,10 +25,14 @@ def server(tmp_path_factory):
     env = {**os.environ, "EGOCROWD_DATA_DIR": str(data), "EGOCROWD_RUN_PIPELINE_IN_SERVER": "false"}
     for k in ("EGOCROWD_DATABASE_URL", "EGOCROWD_CONFIG"):
         env.pop(k, None)
-    subprocess.run([sys.executable, "-m", "egocrowd.cli", "demo", "--no-serve"], env=env, check=True,
-                   capture_output=True, timeout=180)
-    srv = ServerProcess("egocrowd.web.app:create_app", workdir=data / "server", env=env,
-                        ready_path="/api/v1/health")
+    subprocess.run(
+        [sys.executable, "-m", "egocrowd.cli", "demo", "--no-serve"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    srv = ServerProcess("egocrowd.web.app:create_app", workdir=data / "server", env=env, ready_path="/api/v1/health")
     try:
         yield srv.start(timeout=90).base
     finally:
@@ -38,8 +42,7 @@ def server(tmp_path_factory):
 @pytest.fixture
 def page(server, chromium):
     ARTIFACTS.mkdir(exist_ok=True)
-    ctx = chromium().new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
-                                 base_url=server)
+    ctx = chromium().new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, base_url=server)
     pg = ctx.new_page()
     pg.set_default_timeout(20_000)
     return pg

@@ -15,8 +15,7 @@ from egocrowd.media.fingerprint import phash64
 
 @pytest.fixture(scope="session")
 def prints(qc_media):
-    names = ["bikes", "reencoded_duplicate", "good", "dark", "carphone_pristine", "bigbuckbunny",
-             "shaky", "low_res"]
+    names = ["bikes", "reencoded_duplicate", "good", "dark", "carphone_pristine", "bigbuckbunny", "shaky", "low_res"]
     return {n: fingerprint(qc_media[n]) for n in names}
 
 
@@ -33,9 +32,16 @@ def test_rescaled_copy_of_the_good_clip_matches(prints):
     assert match_fingerprints(prints["low_res"], prints["good"])[0] >= 0.8
 
 
-@pytest.mark.parametrize("a,b", [("good", "bikes"), ("carphone_pristine", "bikes"),
-                                 ("bigbuckbunny", "bikes"), ("bigbuckbunny", "good"),
-                                 ("reencoded_duplicate", "good")])
+@pytest.mark.parametrize(
+    "a,b",
+    [
+        ("good", "bikes"),
+        ("carphone_pristine", "bikes"),
+        ("bigbuckbunny", "bikes"),
+        ("bigbuckbunny", "good"),
+        ("reencoded_duplicate", "good"),
+    ],
+)
 def test_unrelated_clips_do_not_match(prints, a, b):
     assert match_fingerprints(prints[a], prints[b])[0] < 0.25
     assert match_fingerprints(prints[b], prints[a])[0] < 0.25

@@ -76,13 +76,11 @@ def test_reads_rotation_and_audio_and_creation_time(tmp_path):
         a = out.add_stream("aac", rate=16000)
         a.layout = "mono"
         for i in range(45):
-            frame = av.VideoFrame.from_ndarray(np.full((96, 128, 3), i * 5, np.uint8),
-                                               format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.full((96, 128, 3), i * 5, np.uint8), format="rgb24")
             for p in v.encode(frame):
                 out.mux(p)
-        for i in range(0, 16000 * 1, 1024):
-            af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                            layout="mono")
+        for _ in range(0, 16000 * 1, 1024):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
             af.sample_rate = 16000
             for p in a.encode(af):
                 out.mux(p)

@@ -11,8 +11,7 @@ from egocrowd.errors import InvalidInput, MediaError
 from egocrowd.media import fingerprint, run_qc
 from egocrowd.media.analysis import FrameAnalyzer
 from egocrowd.media.hands import get_palm_detector
-from egocrowd.media.qc import (QCReport, QCThresholds, Verdict, evaluate, get_check, qc_check,
-                               registered_checks)
+from egocrowd.media.qc import QCReport, QCThresholds, Verdict, evaluate, get_check, qc_check, registered_checks
 from egocrowd.media.testmedia import QC_CLIPS, REAL_CLIPS
 
 # Which checks must FAIL on which clip (everything else must not fail). Each defect clip changes
@@ -47,20 +46,22 @@ def known(qc_media):
 
 @pytest.fixture(scope="session")
 def reports(qc_media, qc_thresholds, known):
-    return {name: run_qc(str(qc_media[name]), qc_thresholds, known)
-            for name in QC_CLIPS + REAL_CLIPS}
+    return {name: run_qc(str(qc_media[name]), qc_thresholds, known) for name in QC_CLIPS + REAL_CLIPS}
 
 
 def test_confusion_table_no_misses_no_false_alarms(reports):
     names = [spec.name for spec in registered_checks()]
     if not HANDS:
         names.remove("hands_visible")  # measured by test_hands_detector_is_installed
-    got = {clip: {c.name for c in r.checks if c.status == "fail" and c.name in names}
-           for clip, r in reports.items()}
+    got = {clip: {c.name for c in r.checks if c.status == "fail" and c.name in names} for clip, r in reports.items()}
     want = {clip: exp & set(names) for clip, exp in EXPECTED_FAILS.items()}
-    table = "\n".join(f"{clip:20s} " + " ".join(
-        ("X" if n in got[clip] else ".") + ("!" if (n in got[clip]) != (n in want[clip]) else " ")
-        for n in names) for clip in want)
+    table = "\n".join(
+        f"{clip:20s} "
+        + " ".join(
+            ("X" if n in got[clip] else ".") + ("!" if (n in got[clip]) != (n in want[clip]) else " ") for n in names
+        )
+        for clip in want
+    )
     assert got == want, f"checks: {names}\n{table}"
     # Every check is exercised: some clip must make it fail.
     assert set(names) <= set().union(*want.values())
@@ -69,8 +70,7 @@ def test_confusion_table_no_misses_no_false_alarms(reports):
 def test_good_clip_passes_without_warnings(reports):
     good = reports["good"]
     assert good.status == "qc_passed" and good.passed
-    assert [c.name for c in good.checks if c.status != "pass"] == ([] if HANDS
-                                                                    else ["hands_visible"])
+    assert [c.name for c in good.checks if c.status != "pass"] == ([] if HANDS else ["hands_visible"])
 
 
 def test_overall_status_follows_the_checks(reports):
@@ -79,8 +79,7 @@ def test_overall_status_follows_the_checks(reports):
         assert report.status == ("qc_failed" if fails else "qc_passed"), clip
 
 
-@pytest.mark.skipif(not HANDS, reason="the palm model (mediapipe==0.10.21, installed --no-deps) "
-                                      "is not installed")
+@pytest.mark.skipif(not HANDS, reason="the palm model (mediapipe==0.10.21, installed --no-deps) is not installed")
 def test_hands_detector_is_installed(reports):
     r = reports["good"].check("hands_visible")
     assert r.value >= 0.9 and r.details["detector"].startswith("blazepalm")
@@ -90,8 +89,7 @@ def test_hands_detector_is_installed(reports):
 def test_failed_checks_speak_plain_words(reports):
     dark = reports["dark"]
     line = next(x for x in dark.reasons() if x.startswith("too dark"))
-    assert line == "too dark: 100 % of frames — record with the lights on, or near a window in " \
-                   "daylight"
+    assert line == "too dark: 100 % of frames — record with the lights on, or near a window in daylight"
     for report in reports.values():
         for c in report.failed_checks:
             assert c.message and c.advice, c
@@ -159,21 +157,22 @@ def test_checks_are_pure_functions_of_frame_statistics():
     # No file: feed synthetic frames straight into the analyzer, then evaluate.
     rng = np.random.default_rng(1)
     texture = rng.integers(0, 255, (120, 180), dtype=np.uint8)
+
     def stats_of(frames):
         a = FrameAnalyzer(180, 120)
         for i, f in enumerate(frames):
             a.add(i / 30, f)
         return a.finish()
+
     th = {"min_duration_s": 1, "min_short_side": 100, "warn_short_side": 100}
     moving = [np.roll(texture, 2 * i, axis=1) for i in range(90)]
     ok = evaluate(stats_of(moving), th)
     assert ok.check("too_dark").status == "pass"
-    assert ok.check("camera_shake").status == "pass"   # a steady pan is not shake
+    assert ok.check("camera_shake").status == "pass"  # a steady pan is not shake
     assert ok.check("frozen_frames").status == "pass"
     dark = evaluate(stats_of([(f // 10).astype(np.uint8) for f in moving]), th)
     assert dark.check("too_dark").status == "fail" and dark.check("too_dark").value == 1.0
-    jumpy = [np.roll(np.roll(texture, int(s), axis=1), int(t), axis=0)
-             for s, t in rng.integers(-15, 15, (90, 2))]
+    jumpy = [np.roll(np.roll(texture, int(s), axis=1), int(t), axis=0) for s, t in rng.integers(-15, 15, (90, 2))]
     assert evaluate(stats_of(jumpy), th).check("camera_shake").status == "fail"
     still = evaluate(stats_of([texture] * 150), {**th, "idle_fail_s": 3})
     assert still.check("idle").status == "fail" and still.check("idle").value >= 4.9

@@ -39,9 +39,14 @@ def test_a_playlist_naming_a_neighbouring_blob_is_rejected(qc_media, tmp_path, k
     victim = store.put_file(qc_media["good"]).sha256
     name = store.path(victim).name
     if kind == "ffconcat":
-        make = lambda n: f"ffconcat version 1.0\n# {n}\nfile '{name}'\n".encode()
+
+        def make(n):
+            return f"ffconcat version 1.0\n# {n}\nfile '{name}'\n".encode()
     else:
-        make = lambda n: hls_playlist(name) + f"# {n}\n".encode()
+
+        def make(n):
+            return hls_playlist(name) + f"# {n}\n".encode()
+
     evil = store.put_bytes(_same_shard_playlist(store, victim, make)).sha256
     evil_path = store.path(evil)
     assert evil_path.parent == store.path(victim).parent and evil_path.stat().st_size < 200
@@ -51,8 +56,11 @@ def test_a_playlist_naming_a_neighbouring_blob_is_rejected(qc_media, tmp_path, k
         with av.open(str(evil_path)) as c:
             assert (c.format.name, c.streams.video[0].codec_context.width) == ("concat", 352)
 
-    for run in (lambda: probe(evil_path), lambda: call_bounded(probe, evil_path, timeout_s=60),
-                lambda: analyze_video(str(evil_path))):
+    for run in (
+        lambda: probe(evil_path),
+        lambda: call_bounded(probe, evil_path, timeout_s=60),
+        lambda: analyze_video(str(evil_path)),
+    ):
         with pytest.raises(MediaError) as info:
             run()
         assert info.value.code == "video.unsupported_container"
@@ -125,21 +133,24 @@ def test_an_external_data_reference_is_followed_by_ffmpeg_alone(qc_media, tmp_pa
     assert info.value.code == "video.unsupported_container"
 
 
-@pytest.mark.parametrize(("head", "expected"), [
-    (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00", "mov,mp4,m4a,3gp,3g2,mj2"),
-    (b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00", "mov,mp4,m4a,3gp,3g2,mj2"),
-    (b"\x00\x00\x00\x08wide\x00\x00\x00\x00mdat", "mov,mp4,m4a,3gp,3g2,mj2"),
-    (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01", "matroska,webm"),
-    (b"\x00\x00\x00\x18ftypavif\x00\x00\x00\x00", "video.not_video"),
-    (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "video.not_video"),
-    (b"RIFF\x00\x00\x00\x00AVI LIST", "video.unsupported_container"),
-    (b"\xef\xbb\xbf#EXTM3U\n#EXT-X-VERSION:3\n", "video.unsupported_container"),
-    (b"<?xml version='1.0'?><MPD>", "video.unsupported_container"),
-    (b"FLV\x01\x05\x00\x00\x00\x09", "video.unsupported_container"),
-    (b"YUV4MPEG2 W64 H48 F30:1\n", "video.unsupported_container"),
-    (b"file 'other.mp4'\n", "video.unsupported_container"),
-    (b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09", "video.unreadable"),
-])
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00", "mov,mp4,m4a,3gp,3g2,mj2"),
+        (b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00", "mov,mp4,m4a,3gp,3g2,mj2"),
+        (b"\x00\x00\x00\x08wide\x00\x00\x00\x00mdat", "mov,mp4,m4a,3gp,3g2,mj2"),
+        (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01", "matroska,webm"),
+        (b"\x00\x00\x00\x18ftypavif\x00\x00\x00\x00", "video.not_video"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "video.not_video"),
+        (b"RIFF\x00\x00\x00\x00AVI LIST", "video.unsupported_container"),
+        (b"\xef\xbb\xbf#EXTM3U\n#EXT-X-VERSION:3\n", "video.unsupported_container"),
+        (b"<?xml version='1.0'?><MPD>", "video.unsupported_container"),
+        (b"FLV\x01\x05\x00\x00\x00\x09", "video.unsupported_container"),
+        (b"YUV4MPEG2 W64 H48 F30:1\n", "video.unsupported_container"),
+        (b"file 'other.mp4'\n", "video.unsupported_container"),
+        (b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09", "video.unreadable"),
+    ],
+)
 def test_the_container_comes_from_the_magic_bytes(head, expected):
     if expected.startswith("video."):
         with pytest.raises(MediaError) as info:
@@ -152,8 +163,7 @@ def test_the_container_comes_from_the_magic_bytes(head, expected):
 def test_webm_from_the_capture_page_is_accepted(tmp_path):
     rng = np.random.default_rng(1)
     frames = [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(20)]
-    path = write_video(tmp_path / "capture.webm", frames, fps=20, codec="libvpx",
-                       container_format="webm")
+    path = write_video(tmp_path / "capture.webm", frames, fps=20, codec="libvpx", container_format="webm")
     r = probe(path)
     assert (r.container, r.codec, r.width, r.frame_count) == ("matroska,webm", "vp8", 128, 20)
     assert analyze_video(str(path)).n_frames == 20
@@ -167,8 +177,7 @@ def eight_k(tmp_path_factory) -> Path:
         s = out.add_stream("libx264", rate=30)
         s.width, s.height, s.pix_fmt = 7680, 4320, "yuv420p"
         s.options = {"preset": "ultrafast", "crf": "40"}
-        frame = av.VideoFrame.from_ndarray(np.full((4320 * 3 // 2, 7680), 90, np.uint8),
-                                           format="yuv420p")
+        frame = av.VideoFrame.from_ndarray(np.full((4320 * 3 // 2, 7680), 90, np.uint8), format="yuv420p")
         for p in [*s.encode(frame), *s.encode()]:
             out.mux(p)
     return path
@@ -219,8 +228,14 @@ print(call_bounded(memory_limit_bytes, 8192))
 def test_a_worker_under_a_lower_inherited_limit_still_decodes(qc_media):
     # Asking for more than the inherited hard limit used to fail every clip as unreadable.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run([sys.executable, "-c", _UNDER_A_LOWER_LIMIT, str(qc_media["good"])],
-                          capture_output=True, text=True, timeout=300, env=env, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _UNDER_A_LOWER_LIMIT, str(qc_media["good"])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["240", str(3 * 1024**3)]
 
@@ -272,8 +287,7 @@ def test_analysis_applies_the_size_policy_too(qc_media):
     assert info.value.code == "video.too_large"
 
 
-@pytest.mark.parametrize("name", ["ffconcat", "hls_playlist", "polyglot", "external_data",
-                                  "tiny_picture"])
+@pytest.mark.parametrize("name", ["ffconcat", "hls_playlist", "polyglot", "external_data", "tiny_picture"])
 def test_the_pipeline_stage_turns_refusals_into_rejections(qc_media, name):
     from egocrowd.media.testmedia import REJECTS
     from egocrowd.pipeline.stages import compute_probe

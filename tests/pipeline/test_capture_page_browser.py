@@ -24,16 +24,29 @@ def test_worker_records_and_uploads_on_the_capture_page(tmp_path, db_url, db, ch
     from egocrowd.settings import Settings
     from egocrowd.web import create_app
 
-    settings = Settings(data_dir=tmp_path / "data", database_url=db_url, secret_key="s" * 40,
-                        run_pipeline_in_server=True, pipeline_executor="inline")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        secret_key="s" * 40,
+        run_pipeline_in_server=True,
+        pipeline_executor="inline",
+    )
     app = create_app(settings, db)
     y4m = tmp_path / "camera.y4m"
     make_y4m(y4m, seconds=4)
     with LiveServer(app) as live, httpx.Client(base_url=live.base) as http:
         world = World.build(http, db)
         worker = world.worker
-        c = world.open_campaign(requirements={"min_duration_s": 2, "max_duration_s": 30, "min_width": 320,
-                                              "min_height": 240, "min_fps": 10, "hands_in_view": False})
+        c = world.open_campaign(
+            requirements={
+                "min_duration_s": 2,
+                "max_duration_s": 30,
+                "min_width": 320,
+                "min_height": 240,
+                "min_fps": 10,
+                "hands_in_view": False,
+            }
+        )
         browser = chromium(*FAKE_CAMERA, f"--use-file-for-fake-video-capture={y4m}")
         page = browser.new_context(viewport=PHONE).new_page()
         page.goto(live.base + "/login")

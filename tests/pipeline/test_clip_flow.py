@@ -14,8 +14,14 @@ from egocrowd.db.models import Assignment, AuditEvent, Clip, Job
 from egocrowd.pipeline.executors import get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig
 
-REQ = {"min_duration_s": 3, "max_duration_s": 60, "min_width": 240, "min_height": 240, "min_fps": 24,
-       "max_upload_mb": 5}
+REQ = {
+    "min_duration_s": 3,
+    "max_duration_s": 60,
+    "min_width": 240,
+    "min_height": 240,
+    "min_fps": 24,
+    "max_upload_mb": 5,
+}
 
 
 @pytest.fixture
@@ -28,16 +34,20 @@ def assigned(world):
 
 def upload(live, actor, assignment_id, path, **kw):
     c = tus.TusClient(live.base + "/api/v1/uploads/", headers=actor.headers)
-    up = c.uploader(str(path), chunk_size=kw.pop("chunk_size", 64 * 1024),
-                    metadata={"assignment": str(assignment_id), "filename": "../../etc/my clip.mp4",
-                              "device": "Pixel 8"}, **kw)
+    up = c.uploader(
+        str(path),
+        chunk_size=kw.pop("chunk_size", 64 * 1024),
+        metadata={"assignment": str(assignment_id), "filename": "../../etc/my clip.mp4", "device": "Pixel 8"},
+        **kw,
+    )
     up.upload()
     return up
 
 
 def drain(app, db):
-    runner = Runner(db, BlobStore(app.state.settings.blobs_path), get_executor("inline"),
-                    RunnerConfig(backoff_base_s=0.01))
+    runner = Runner(
+        db, BlobStore(app.state.settings.blobs_path), get_executor("inline"), RunnerConfig(backoff_base_s=0.01)
+    )
     return runner.drain(wait_for_retries=True, timeout_s=120)
 
 
@@ -127,8 +137,13 @@ def test_the_embedded_server_runs_the_pipeline_itself(tmp_path, db_url, db, qc_m
     from tests.support.servers import LiveServer
     from tests.support.world import World
 
-    settings = Settings(data_dir=tmp_path / "data", database_url=db_url, secret_key="s" * 40,
-                        run_pipeline_in_server=True, pipeline_executor="inline")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        secret_key="s" * 40,
+        run_pipeline_in_server=True,
+        pipeline_executor="inline",
+    )
     app = create_app(settings, db)
     with LiveServer(app) as live, httpx.Client(base_url=live.base) as http:
         world = World.build(http, db)
@@ -167,11 +182,17 @@ def test_an_upload_is_refused_early_once_the_lease_is_over(app, db, client, live
 
 def test_a_campaign_tunes_its_qc_thresholds(client, db, assigned):
     lab = assigned["lab"]
-    bad = client.post("/api/v1/campaigns", headers=lab.headers,
-                      json={**_body(), "requirements": {**REQ, "qc": {"dark_fial_frac": 0.2}}})
+    bad = client.post(
+        "/api/v1/campaigns",
+        headers=lab.headers,
+        json={**_body(), "requirements": {**REQ, "qc": {"dark_fial_frac": 0.2}}},
+    )
     assert bad.status_code == 422 and "dark_fial_frac" in bad.text
-    ok = client.post("/api/v1/campaigns", headers=lab.headers,
-                     json={**_body(), "requirements": {**REQ, "qc": {"dark_fail_frac": 0.05}}})
+    ok = client.post(
+        "/api/v1/campaigns",
+        headers=lab.headers,
+        json={**_body(), "requirements": {**REQ, "qc": {"dark_fail_frac": 0.05}}},
+    )
     assert ok.status_code == 201, ok.text
     from egocrowd.pipeline.stages import qc_thresholds_for
 

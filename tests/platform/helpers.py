@@ -34,15 +34,22 @@ def password_hash() -> str:
     return accounts.hash_password(PASSWORD)
 
 
-def make_user(db, role: str, *, email: str | None = None, org: str | None = None, country: str | None = "KE",
-              token: bool = True) -> Actor:
+def make_user(
+    db, role: str, *, email: str | None = None, org: str | None = None, country: str | None = "KE", token: bool = True
+) -> Actor:
     """A real user row (password ``PASSWORD``) and a real API token, written like create_user does
     (same columns, same audit event) but without re-hashing the password for every test user."""
     email = email or f"{role}-{next(_seq)}@example.org"
     with db.transaction() as s:
         o = accounts.get_or_create_organization(s, org) if org else None
-        u = User(email=email, display_name=role, password_hash=password_hash(), role=Role(role), organization=o,
-                 country=country)
+        u = User(
+            email=email,
+            display_name=role,
+            password_hash=password_hash(),
+            role=Role(role),
+            organization=o,
+            country=country,
+        )
         s.add(u)
         audit.record(s, None, "user.created", u, {"role": role})
         plaintext = accounts.issue_token(s, u, "test")[1] if token else ""
@@ -55,9 +62,16 @@ def publish_consent(db, version: str = CONSENT_VERSION, body: str = CONSENT_TEXT
 
 
 def campaign_body(**over) -> dict:
-    body = {"title": "Fold a T-shirt", "instructions": "Fold a T-shirt on a table with both hands in view.",
-            "taxonomy": {"verbs": KITCHEN_VERBS, "nouns": KITCHEN_NOUNS}, "target_clips": 5, "pay_cents": 150,
-            "expected_minutes": 4, "buyer_name": "Test Lab", "consent_version": CONSENT_VERSION}
+    body = {
+        "title": "Fold a T-shirt",
+        "instructions": "Fold a T-shirt on a table with both hands in view.",
+        "taxonomy": {"verbs": KITCHEN_VERBS, "nouns": KITCHEN_NOUNS},
+        "target_clips": 5,
+        "pay_cents": 150,
+        "expected_minutes": 4,
+        "buyer_name": "Test Lab",
+        "consent_version": CONSENT_VERSION,
+    }
     body.update(over)
     return body
 

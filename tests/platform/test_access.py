@@ -36,16 +36,20 @@ class World:
 
 def build_world(client, db) -> World:
     publish_consent(db)
-    a = {"anonymous": None,
-         "worker": make_user(db, "worker", country="KE"),
-         "other_worker": make_user(db, "worker", country="KE"),
-         "reviewer": make_user(db, "reviewer"),
-         "owner": make_user(db, "requester", org="Lab A"),
-         "other_lab": make_user(db, "requester", org="Lab B"),
-         "admin": make_user(db, "admin")}
-    ids = {"open": open_campaign(client, a["owner"], target_clips=5)["id"],
-           "draft": create_campaign(client, a["owner"], title="A's secret draft")["id"],
-           "b_draft": create_campaign(client, a["other_lab"], title="B's secret draft")["id"]}
+    a = {
+        "anonymous": None,
+        "worker": make_user(db, "worker", country="KE"),
+        "other_worker": make_user(db, "worker", country="KE"),
+        "reviewer": make_user(db, "reviewer"),
+        "owner": make_user(db, "requester", org="Lab A"),
+        "other_lab": make_user(db, "requester", org="Lab B"),
+        "admin": make_user(db, "admin"),
+    }
+    ids = {
+        "open": open_campaign(client, a["owner"], target_clips=5)["id"],
+        "draft": create_campaign(client, a["owner"], title="A's secret draft")["id"],
+        "b_draft": create_campaign(client, a["other_lab"], title="B's secret draft")["id"],
+    }
     ids["consent"] = sign(client, a["worker"])["id"]
     ids["other_consent"] = sign(client, a["other_worker"])["id"]
     r = claim(client, a["worker"], ids["open"])
@@ -91,44 +95,80 @@ MATRIX = [
     Row("GET", "/me", logged_in(200)),
     Row("GET", "/me/tokens", logged_in(200)),
     Row("DELETE", "/me/tokens/{worker_token}", logged_in(404, worker=204), note="only your own tokens"),
-    Row("POST", "/auth/signup", every(201),
-        body=lambda role: {"email": f"new-{role}@example.org", "password": PASSWORD, "country": "KE"}),
+    Row(
+        "POST",
+        "/auth/signup",
+        every(201),
+        body=lambda role: {"email": f"new-{role}@example.org", "password": PASSWORD, "country": "KE"},
+    ),
     Row("POST", "/auth/token", every(201), body={"email": "{worker_email}", "password": PASSWORD}),
     Row("POST", "/auth/session", every(200), body={"email": "{worker_email}", "password": PASSWORD}),
     Row("POST", "/auth/logout", every(204)),
     Row("GET", "/me/sessions", logged_in(200)),
     Row("DELETE", "/me/sessions/{missing}", logged_in(404)),
-    Row("POST", "/me/password", logged_in(204),
-        body={"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+    Row(
+        "POST",
+        "/me/password",
+        logged_in(204),
+        body={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+    ),
     Row("POST", "/me/logout-everywhere", logged_in(204)),
-    Row("POST", "/users", ADMIN_ONLY | {"admin": 201},
-        body=lambda role: {"email": f"made-by-{role}@example.org", "password": PASSWORD, "role": "reviewer"}),
+    Row(
+        "POST",
+        "/users",
+        ADMIN_ONLY | {"admin": 201},
+        body=lambda role: {"email": f"made-by-{role}@example.org", "password": PASSWORD, "role": "reviewer"},
+    ),
     Row("GET", "/consent-documents", every(200)),
     Row("GET", f"/consent-documents/{CONSENT_VERSION}", every(200)),
     Row("GET", "/consents", logged_in(200)),
-    Row("POST", "/consents", logged_in(403, worker=409, other_worker=409),
-        body={"version": CONSENT_VERSION, "scopes": ["record_hands"]}, note="workers already signed"),
+    Row(
+        "POST",
+        "/consents",
+        logged_in(403, worker=409, other_worker=409),
+        body={"version": CONSENT_VERSION, "scopes": ["record_hands"]},
+        note="workers already signed",
+    ),
     Row("POST", "/consents/{consent}/withdraw", logged_in(404, worker=200), note="only your own"),
     Row("GET", "/campaigns", logged_in(200)),
-    Row("POST", "/campaigns", logged_in(403, owner=201, other_lab=201, admin=422),
-        body={}, note="admins belong to no organization: campaign.organization_required"),
+    Row(
+        "POST",
+        "/campaigns",
+        logged_in(403, owner=201, other_lab=201, admin=422),
+        body={},
+        note="admins belong to no organization: campaign.organization_required",
+    ),
     Row("GET", "/campaigns/{open}", logged_in(200, other_lab=404)),
     Row("GET", "/campaigns/{draft}", MANAGE_DRAFT),
     Row("GET", "/campaigns/{b_draft}", logged_in(404, other_lab=200, admin=200)),
     Row("PATCH", "/campaigns/{open}", MANAGE_OPEN, body={"title": "Fold a T-shirt, neatly"}),
     Row("PATCH", "/campaigns/{draft}", MANAGE_DRAFT, body={"title": "Still a draft"}),
-    Row("POST", "/campaigns/{open}/status", MANAGE_OPEN | {"admin": 409}, body={"status": "paused"},
-        note="the owner pauses it first; then pausing again is a bad transition"),
-    Row("POST", "/campaigns/{draft}/status", MANAGE_DRAFT | {"owner": 409, "admin": 409},
-        body={"status": "paused"}, note="allowed to try, but a draft cannot be paused"),
+    Row(
+        "POST",
+        "/campaigns/{open}/status",
+        MANAGE_OPEN | {"admin": 409},
+        body={"status": "paused"},
+        note="the owner pauses it first; then pausing again is a bad transition",
+    ),
+    Row(
+        "POST",
+        "/campaigns/{draft}/status",
+        MANAGE_DRAFT | {"owner": 409, "admin": 409},
+        body={"status": "paused"},
+        note="allowed to try, but a draft cannot be paused",
+    ),
     Row("GET", "/campaigns/{open}/progress", MANAGE_OPEN),
     Row("GET", "/campaigns/{draft}/progress", MANAGE_DRAFT),
     Row("POST", "/campaigns/{open}/claim", logged_in(403, worker=201, other_worker=201, other_lab=404)),
     Row("POST", "/campaigns/{draft}/claim", logged_in(404, owner=403, admin=403)),
     Row("GET", "/assignments", logged_in(200)),
     Row("GET", "/assignments/{assignment}", logged_in(404, worker=200, owner=200, admin=200)),
-    Row("POST", "/assignments/{assignment}/release", logged_in(404, worker=200, owner=403, admin=403),
-        note="managers see it but only the worker gives it back"),
+    Row(
+        "POST",
+        "/assignments/{assignment}/release",
+        logged_in(404, worker=200, owner=403, admin=403),
+        note="managers see it but only the worker gives it back",
+    ),
     Row("GET", "/audit", ADMIN_ONLY),
     Row("GET", "/clips", logged_in(200)),
     Row("GET", "/clips/{missing}", logged_in(404)),
@@ -141,10 +181,13 @@ def _body(row: Row, role: str, world: World):
     body = row.body(role) if callable(row.body) else row.body
     if row.path == "/campaigns" and row.method == "POST":
         from tests.platform.helpers import campaign_body
+
         body = campaign_body()
     if isinstance(body, dict):
-        body = {k: (v.format(worker_email=world.actors["worker"].email) if isinstance(v, str) else v)
-                for k, v in body.items()}
+        body = {
+            k: (v.format(worker_email=world.actors["worker"].email) if isinstance(v, str) else v)
+            for k, v in body.items()
+        }
     return body
 
 
@@ -152,9 +195,12 @@ def test_every_api_route_is_in_the_matrix(app):
     def shape(path):
         return re.sub(r"\{[a-z_]+\}", "{x}", path.replace(CONSENT_VERSION, "{version}"))
 
-    routes = {(method.upper(), shape(path.removeprefix(API)))
-              for path, ops in app.openapi()["paths"].items() if path.startswith(API + "/")
-              for method in ops}
+    routes = {
+        (method.upper(), shape(path.removeprefix(API)))
+        for path, ops in app.openapi()["paths"].items()
+        if path.startswith(API + "/")
+        for method in ops
+    }
     assert len(routes) >= 20  # the enumeration itself works
     covered = {(row.method, shape(row.path)) for row in MATRIX}
     assert routes - covered == set(), "add these routes to MATRIX"
@@ -166,8 +212,12 @@ def test_endpoint_role_matrix(row: Row, client, db):
     got = {}
     for role in ROLES:  # in this order: a row's state changes (noted) depend on it
         actor = world.actors[role]
-        r = client.request(row.method, API + row.path.format(**world.ids), json=_body(row, role, world),
-                           headers=actor.headers if actor else {})
+        r = client.request(
+            row.method,
+            API + row.path.format(**world.ids),
+            json=_body(row, role, world),
+            headers=actor.headers if actor else {},
+        )
         got[role] = r.status_code
         if r.status_code >= 400:
             assert r.headers["content-type"].startswith("application/problem+json")
@@ -199,7 +249,7 @@ def test_lists_show_each_role_only_its_own(client, db):
     assert campaign_ids("admin") == {ids["open"], ids["draft"], ids["b_draft"]}
 
     # consents: own only (admins: all)
-    for role, other in (("worker", "other_worker"), ("other_worker", "worker")):
+    for role, _other in (("worker", "other_worker"), ("other_worker", "worker")):
         mine = _items(client, a[role], "/consents")
         assert {c["user_id"] for c in mine} == {a[role].id}
     for role in ("reviewer", "owner", "other_lab"):
@@ -223,8 +273,16 @@ def test_lists_show_each_role_only_its_own(client, db):
 
 def test_anonymous_sees_nothing_private(client, db):
     w = build_world(client, db)
-    for path in ("/me", "/consents", "/campaigns", f"/campaigns/{w.ids['open']}", "/assignments",
-                 f"/assignments/{w.ids['assignment']}", "/audit", f"/campaigns/{w.ids['open']}/progress"):
+    for path in (
+        "/me",
+        "/consents",
+        "/campaigns",
+        f"/campaigns/{w.ids['open']}",
+        "/assignments",
+        f"/assignments/{w.ids['assignment']}",
+        "/audit",
+        f"/campaigns/{w.ids['open']}/progress",
+    ):
         r = client.get(API + path)
         assert r.status_code == 401 and r.json()["code"] == "auth.required", path
         assert r.headers["www-authenticate"] == "Bearer"
@@ -241,8 +299,18 @@ def test_revoked_token_stops_working(client, db):
 
 
 # --- pages: log-in redirects and CSRF -------------------------------------------------------------
-@pytest.mark.parametrize("path", ["/campaigns", "/campaigns/1", "/campaigns/new", "/campaigns/1/edit",
-                                  "/assignments", "/consents", f"/consent/{CONSENT_VERSION}"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/campaigns",
+        "/campaigns/1",
+        "/campaigns/new",
+        "/campaigns/1/edit",
+        "/assignments",
+        "/consents",
+        f"/consent/{CONSENT_VERSION}",
+    ],
+)
 def test_pages_send_anonymous_visitors_to_login(client, path):
     r = client.get(path, follow_redirects=False)
     assert r.status_code == 303
@@ -257,8 +325,9 @@ def _csrf(client, path="/login") -> str:
 
 def page_login(client, actor: Actor) -> str:
     token = _csrf(client)
-    r = client.post("/login", data={"email": actor.email, "password": PASSWORD, "csrf_token": token},
-                    follow_redirects=False)
+    r = client.post(
+        "/login", data={"email": actor.email, "password": PASSWORD, "csrf_token": token}, follow_redirects=False
+    )
     assert r.status_code == 303, r.text
     return _csrf(client, "/campaigns")  # a new token after log-in
 
@@ -283,8 +352,9 @@ def test_csrf_on_page_forms_and_cookie_api_writes(client, db):
     for data in ({}, {"csrf_token": "forged"}):
         r = client.post(f"/consent/{CONSENT_VERSION}", data={"scopes": "record_hands", **data}, follow_redirects=False)
         assert r.status_code == 403 and 'data-code="auth.csrf"' in r.text
-    r = client.post(f"/consent/{CONSENT_VERSION}", data={"scopes": "record_hands", "csrf_token": token},
-                    follow_redirects=False)
+    r = client.post(
+        f"/consent/{CONSENT_VERSION}", data={"scopes": "record_hands", "csrf_token": token}, follow_redirects=False
+    )
     assert r.status_code == 303
 
     # API write with the session cookie: needs X-CSRF-Token
@@ -312,12 +382,16 @@ def test_csrf_on_page_forms_and_cookie_api_writes(client, db):
     assert client.get(f"{API}/me").status_code == 401
 
 
-@pytest.mark.parametrize("nxt", ["//evil.example/", "/\\evil.example", "https://evil.example/", "/ok\nLocation: x",
-                                 "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "nxt", ["//evil.example/", "/\\evil.example", "https://evil.example/", "/ok\nLocation: x", "javascript:alert(1)"]
+)
 def test_login_never_redirects_off_site(client, db, nxt):
     w = make_user(db, "worker")
-    r = client.post("/login", data={"email": w.email, "password": PASSWORD, "csrf_token": _csrf(client),
-                                    "next": nxt}, follow_redirects=False)
+    r = client.post(
+        "/login",
+        data={"email": w.email, "password": PASSWORD, "csrf_token": _csrf(client), "next": nxt},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and r.headers["location"] == "/campaigns"
     r = client.get("/login", params={"next": nxt})
     assert 'name="next" value="/campaigns"' in r.text
@@ -325,16 +399,21 @@ def test_login_never_redirects_off_site(client, db, nxt):
 
 def test_login_follows_a_local_next(client, db):
     w = make_user(db, "worker")
-    r = client.post("/login", data={"email": w.email, "password": PASSWORD, "csrf_token": _csrf(client),
-                                    "next": "/consents?x=1"}, follow_redirects=False)
+    r = client.post(
+        "/login",
+        data={"email": w.email, "password": PASSWORD, "csrf_token": _csrf(client), "next": "/consents?x=1"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and r.headers["location"] == "/consents?x=1"
 
 
 def test_pages_follow_the_same_rules(client, db):
     w = build_world(client, db)
-    expect = {"worker": {"open": 200, "draft": 404, "b_draft": 404},
-              "other_lab": {"open": 404, "draft": 404, "b_draft": 200},
-              "owner": {"open": 200, "draft": 200, "b_draft": 404}}
+    expect = {
+        "worker": {"open": 200, "draft": 404, "b_draft": 404},
+        "other_lab": {"open": 404, "draft": 404, "b_draft": 200},
+        "owner": {"open": 200, "draft": 200, "b_draft": 404},
+    }
     for role, cases in expect.items():
         client.cookies.clear()
         page_login(client, w.actors[role])

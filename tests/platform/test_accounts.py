@@ -31,8 +31,10 @@ def test_active_user_skips_suspended_and_unknown_accounts(db):
 
 
 def test_work_take_rule_names_the_workers(db):
-    actors = {role: make_user(db, role, org="Lab A" if role == "requester" else None, token=False)
-              for role in ("worker", "reviewer", "requester", "admin")}
+    actors = {
+        role: make_user(db, role, org="Lab A" if role == "requester" else None, token=False)
+        for role in ("worker", "reviewer", "requester", "admin")
+    }
     with db.transaction(write=False) as s:
         takes = {role: policy.can(s.get(User, a.id), "work.take") for role, a in actors.items()}
     assert takes == {"worker": True, "reviewer": False, "requester": False, "admin": False}

@@ -35,8 +35,13 @@ def test_no_request_is_a_server_error(app, fuzz_world):
         # (schemathesis' pytest plugin needs per-test fixtures of its own; one loop over operations
         # keeps the world and both backends of the usual fixtures)
         @hypothesis.given(case=operation.as_strategy())
-        @hypothesis.settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                             suppress_health_check=list(hypothesis.HealthCheck))
+        @hypothesis.settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
         def run(case):
             for caller, headers in fuzz_world.items():
                 response = case.call(headers=headers)
@@ -44,8 +49,9 @@ def test_no_request_is_a_server_error(app, fuzz_world):
                 content_type = (response.headers.get("content-type") or [""])[0]
                 problem = content_type.startswith("application/problem+json")
                 if response.status_code >= 500 or (refused and not (problem and response.json().get("code"))):
-                    failures.append((caller, case.method, case.formatted_path, response.status_code,
-                                     response.text[:200]))
+                    failures.append(
+                        (caller, case.method, case.formatted_path, response.status_code, response.text[:200])
+                    )
 
         run()
     assert not failures, "\n".join(map(str, failures[:20]))

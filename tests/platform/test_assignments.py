@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ from egocrowd.db.models import Assignment, Campaign, User
 from egocrowd.errors import Conflict, Gone
 from tests.platform.helpers import API, assert_problem, claim, make_user, open_campaign, publish_consent, sign
 
-T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
@@ -86,7 +86,7 @@ def test_per_worker_cap(client, db, lab, settings):
     # expired leases do not count against the cap
     with db.transaction() as s:
         for aid in ids[1:]:
-            s.get(Assignment, aid).lease_expires_at = datetime(2000, 1, 1, tzinfo=timezone.utc)
+            s.get(Assignment, aid).lease_expires_at = datetime(2000, 1, 1, tzinfo=UTC)
     assert claim(client, w, cid).status_code == 201
 
 
@@ -123,12 +123,10 @@ def test_release(client, db, lab):
     cid = open_campaign(client, lab, target_clips=1)["id"]
     w, other = worker(client, db), worker(client, db)
     aid = claim(client, w, cid).json()["id"]
-    assert_problem(client.post(f"{API}/assignments/{aid}/release", headers=other.headers), 404,
-                   "assignment.not_found")
+    assert_problem(client.post(f"{API}/assignments/{aid}/release", headers=other.headers), 404, "assignment.not_found")
     r = client.post(f"{API}/assignments/{aid}/release", headers=w.headers)
     assert r.status_code == 200 and r.json()["status"] == "released" and r.json()["closed_at"]
-    assert_problem(client.post(f"{API}/assignments/{aid}/release", headers=w.headers), 409,
-                   "assignment.not_active")
+    assert_problem(client.post(f"{API}/assignments/{aid}/release", headers=w.headers), 409, "assignment.not_active")
     assert _slots(db, cid) == 0
     assert claim(client, other, cid).status_code == 201
     prog = client.get(f"{API}/campaigns/{cid}/progress", headers=lab.headers).json()

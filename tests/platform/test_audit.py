@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -69,8 +69,13 @@ def test_campaign_lifecycle_events(client, db, world):
     assert set_status(client, lab, cid, "open").status_code == 409  # refused: no event
     assert client.patch(f"{API}/campaigns/{cid}", json={"title": "x"}, headers=lab.headers).status_code == 422
     assert [a for a, t, i in _events(db, mark) if t == "campaign" and i == str(cid)] == [
-        "campaign.created", "campaign.edited", "campaign.opened", "campaign.paused", "campaign.resumed",
-        "campaign.closed"]
+        "campaign.created",
+        "campaign.edited",
+        "campaign.opened",
+        "campaign.paused",
+        "campaign.resumed",
+        "campaign.closed",
+    ]
     with db.transaction() as s:
         edited = audit.events_for(s, "campaign", cid)[1]
         assert edited.actor_id == lab.id
@@ -84,10 +89,12 @@ def test_consent_events_and_withdrawal_cascade(client, db, world):
     rec = sign(client, w)
     aid = claim(client, w, cid).json()["id"]
     client.post(f"{API}/consents/{rec['id']}/withdraw", headers=w.headers)
-    assert _events(db, mark) == [("consent.signed", "consent_record", str(rec["id"])),
-                                 ("assignment.claimed", "assignment", str(aid)),
-                                 ("consent.withdrawn", "consent_record", str(rec["id"])),
-                                 ("assignment.released", "assignment", str(aid))]
+    assert _events(db, mark) == [
+        ("consent.signed", "consent_record", str(rec["id"])),
+        ("assignment.claimed", "assignment", str(aid)),
+        ("consent.withdrawn", "consent_record", str(rec["id"])),
+        ("assignment.released", "assignment", str(aid)),
+    ]
     with db.transaction() as s:
         released = audit.events_for(s, "assignment", aid)[-1]
         assert released.payload["reason"] == "consent_withdrawn" and released.actor_id == w.id
@@ -97,7 +104,7 @@ def test_lease_expiry_event(client, db, world):
     lab, w = world
     cid = open_campaign(client, lab)["id"]
     sign(client, w)
-    t0 = datetime(2030, 5, 1, tzinfo=timezone.utc)
+    t0 = datetime(2030, 5, 1, tzinfo=UTC)
     with db.transaction() as s:
         aid = assignments.claim(s, s.get(User, w.id), cid, lease=timedelta(minutes=10), now=t0).id
     mark = _last_id(db)
@@ -135,8 +142,9 @@ def test_only_admins_read_the_log(client, db, world):
     r = client.get(f"{API}/audit", params={"entity_type": "campaign", "after_id": first}, headers=admin.headers)
     assert [e["action"] for e in r.json()["items"]] == ["campaign.opened"]
     with db.transaction() as s:  # the streaming reader sees the same log, chunk by chunk
-        assert [e.id for e in audit.iter_events(s, chunk=2)] == [e.id for e in s.scalars(
-            sa.select(AuditEvent).order_by(AuditEvent.id))]
+        assert [e.id for e in audit.iter_events(s, chunk=2)] == [
+            e.id for e in s.scalars(sa.select(AuditEvent).order_by(AuditEvent.id))
+        ]
 
 
 def test_list_events_pages_and_filters(client, db):

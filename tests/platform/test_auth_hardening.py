@@ -22,7 +22,7 @@ def test_security_headers_on_every_response(client, path):
     r = client.get(path, follow_redirects=False)
     csp = r.headers["content-security-policy"]
     directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
-    assert directives["script-src"] == "'self'"          # no inline script, no eval
+    assert directives["script-src"] == "'self'"  # no inline script, no eval
     assert directives["frame-ancestors"] == "'none'"
     assert directives["object-src"] == "'none'"
     assert r.headers["x-content-type-options"] == "nosniff"
@@ -56,19 +56,27 @@ def test_vendor_serves_only_what_pages_load(client):
     assert used, "templates load something from /vendor"
     for name in used:
         assert client.get(f"/vendor/{name}").status_code == 200, name
-    for name in ("tus-js-client/package.json", "tus-js-client/dist/tus.js.map", "htmx.org/package.json",
-                 ".package-lock.json", "tus-js-client/dist/../package.json"):
+    for name in (
+        "tus-js-client/package.json",
+        "tus-js-client/dist/tus.js.map",
+        "htmx.org/package.json",
+        ".package-lock.json",
+        "tus-js-client/dist/../package.json",
+    ):
         assert client.get(f"/vendor/{name}").status_code == 404, name
 
 
 # --- passwords ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("password, code", [
-    ("short", "user.weak_password"),
-    ("password1234", "user.common_password"),
-    ("Qwertyuiop", "user.common_password"),
-    ("alice2024!!", "user.password_like_email"),
-    ("ALICE-12345", "user.password_like_email"),
-])
+@pytest.mark.parametrize(
+    "password, code",
+    [
+        ("short", "user.weak_password"),
+        ("password1234", "user.common_password"),
+        ("Qwertyuiop", "user.common_password"),
+        ("alice2024!!", "user.password_like_email"),
+        ("ALICE-12345", "user.password_like_email"),
+    ],
+)
 def test_weak_passwords_are_refused(password, code):
     with pytest.raises(InvalidInput) as refused:
         clean_password(password, email="alice@example.org")
@@ -91,8 +99,9 @@ def test_surrounding_whitespace_in_passwords_is_kept_by_api_and_form(client):
     password = "  spaces around my passphrase  "
     body = {"email": "carol@example.org", "password": password}
     assert client.post(f"{API}/auth/signup", json=body).status_code == 201
-    assert_problem(client.post(f"{API}/auth/token", json={**body, "password": password.strip()}),
-                   401, "auth.bad_credentials")
+    assert_problem(
+        client.post(f"{API}/auth/token", json={**body, "password": password.strip()}), 401, "auth.bad_credentials"
+    )
     assert client.post(f"{API}/auth/token", json=body).status_code == 201
     token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/login").text).group(1)
     r = client.post("/login", data={**body, "csrf_token": token}, follow_redirects=False)
@@ -100,9 +109,18 @@ def test_surrounding_whitespace_in_passwords_is_kept_by_api_and_form(client):
 
 
 # --- emails and names -----------------------------------------------------------------------------
-@pytest.mark.parametrize("email", ["a\x00b@example.org", "al\u200bice@example.org", "alice@exa\u202emple.org",
-                                   "\u2066alice@example.org", "alice@example", "alice@@example.org",
-                                   "alice@exam\nple.org"])
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a\x00b@example.org",
+        "al\u200bice@example.org",
+        "alice@exa\u202emple.org",
+        "\u2066alice@example.org",
+        "alice@example",
+        "alice@@example.org",
+        "alice@exam\nple.org",
+    ],
+)
 def test_bad_emails_are_refused(email):
     with pytest.raises(InvalidInput) as refused:
         clean_email(email)

@@ -29,8 +29,9 @@ def _csrf(client, path="/login") -> str:
 def browser(app, actor) -> tuple[TestClient, str]:
     """A client logged in through the log-in form, and its CSRF token."""
     c = TestClient(app, base_url="http://testserver")
-    r = c.post("/login", data={"email": actor.email, "password": PASSWORD, "csrf_token": _csrf(c)},
-               follow_redirects=False)
+    r = c.post(
+        "/login", data={"email": actor.email, "password": PASSWORD, "csrf_token": _csrf(c)}, follow_redirects=False
+    )
     assert r.status_code == 303, r.text
     return c, _csrf(c, "/campaigns")
 
@@ -90,8 +91,11 @@ def test_list_and_revoke_my_sessions(app, db):
     assert items[0]["user_agent"] == "testclient"
     # nobody else's sessions, nor ending them
     assert all(not i["current"] for i in w_items(app, w))
-    assert_problem(stranger.delete(f"{API}/me/sessions/{phone_id}", headers={"X-CSRF-Token": stranger_csrf}),
-                   404, "session.not_found")
+    assert_problem(
+        stranger.delete(f"{API}/me/sessions/{phone_id}", headers={"X-CSRF-Token": stranger_csrf}),
+        404,
+        "session.not_found",
+    )
     assert laptop.delete(f"{API}/me/sessions/{phone_id}", headers={"X-CSRF-Token": laptop_csrf}).status_code == 204
     assert_problem(phone.get(f"{API}/me"), 401, "auth.required")
     assert laptop.get(f"{API}/me").status_code == 200
@@ -109,21 +113,24 @@ def test_password_change_ends_other_sessions_and_revokes_tokens(app, db):
     elsewhere, _ = browser(app, w)
 
     body = {"current_password": "not my password", "new_password": NEW_PASSWORD}
-    assert_problem(here.post(f"{API}/me/password", json=body, headers={"X-CSRF-Token": csrf}),
-                   401, "auth.bad_credentials")
+    assert_problem(
+        here.post(f"{API}/me/password", json=body, headers={"X-CSRF-Token": csrf}), 401, "auth.bad_credentials"
+    )
     body = {"current_password": PASSWORD, "new_password": "password1234"}
-    assert_problem(here.post(f"{API}/me/password", json=body, headers={"X-CSRF-Token": csrf}),
-                   422, "user.common_password")
+    assert_problem(
+        here.post(f"{API}/me/password", json=body, headers={"X-CSRF-Token": csrf}), 422, "user.common_password"
+    )
     assert elsewhere.get(f"{API}/me").status_code == 200  # refused changes end nothing
 
     body = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
     assert here.post(f"{API}/me/password", json=body, headers={"X-CSRF-Token": csrf}).status_code == 204
-    assert here.get(f"{API}/me").status_code == 200            # the session that changed it stays
+    assert here.get(f"{API}/me").status_code == 200  # the session that changed it stays
     assert_problem(elsewhere.get(f"{API}/me"), 401, "auth.required")
     with TestClient(app, base_url="http://testserver") as c:
         assert_problem(c.get(f"{API}/me", headers=w.headers), 401, "auth.bad_token")
-        assert_problem(c.post(f"{API}/auth/token", json={"email": w.email, "password": PASSWORD}),
-                       401, "auth.bad_credentials")
+        assert_problem(
+            c.post(f"{API}/auth/token", json={"email": w.email, "password": PASSWORD}), 401, "auth.bad_credentials"
+        )
         assert c.post(f"{API}/auth/token", json={"email": w.email, "password": NEW_PASSWORD}).status_code == 201
 
 
@@ -158,8 +165,13 @@ def test_suspension_and_role_change_end_sessions(app, db):
         assert c.get(f"{API}/me", headers=r_.headers).json()["role"] == "worker"
     with db.transaction() as s:  # reactivating does not bring the old session or token back
         accounts.set_active(s, s.get(User, admin_actor.id), s.get(User, w.id), True)
-        kinds = [e for e in s.scalars(sa.text("SELECT action FROM audit_events WHERE entity_id = :i "
-                                              "AND entity_type = 'user'"), {"i": str(w.id)})]
+        kinds = [
+            e
+            for e in s.scalars(
+                sa.text("SELECT action FROM audit_events WHERE entity_id = :i AND entity_type = 'user'"),
+                {"i": str(w.id)},
+            )
+        ]
     assert {"user.suspended", "user.sessions_ended", "user.reactivated"} <= set(kinds)
     assert_problem(worker_browser.get(f"{API}/me"), 401, "auth.required")
 
@@ -186,8 +198,9 @@ def test_api_tokens_expire(client, db, settings):
     with db.transaction() as s:
         row = s.get(ApiToken, body["id"])
         assert row.expires_at - row.created_at == timedelta(days=settings.token_days)
-        _, old = accounts.issue_token(s, s.get(User, w.id), "old", ttl=timedelta(days=1),
-                                      now=utcnow() - timedelta(days=2))
+        _, old = accounts.issue_token(
+            s, s.get(User, w.id), "old", ttl=timedelta(days=1), now=utcnow() - timedelta(days=2)
+        )
     assert_problem(client.get(f"{API}/me", headers={"Authorization": f"Bearer {old}"}), 401, "auth.token_expired")
     assert client.get(f"{API}/me", headers={"Authorization": f"Bearer {body['token']}"}).status_code == 200
 
@@ -221,14 +234,20 @@ def test_sessions_expire_and_last_seen_moves(app, db):
     w = make_user(db, "worker", token=False)
     c, _ = browser(app, w)
     with db.transaction() as s:
-        s.execute(sa.update(LoginSession).where(LoginSession.user_id == w.id)
-                  .values(last_seen_at=utcnow() - timedelta(minutes=10)))
+        s.execute(
+            sa.update(LoginSession)
+            .where(LoginSession.user_id == w.id)
+            .values(last_seen_at=utcnow() - timedelta(minutes=10))
+        )
     assert c.get(f"{API}/me").status_code == 200
     with db.transaction() as s:
         seen = s.scalar(sa.select(LoginSession.last_seen_at).where(LoginSession.user_id == w.id))
         assert utcnow() - seen < timedelta(seconds=30)
-        s.execute(sa.update(LoginSession).where(LoginSession.user_id == w.id)
-                  .values(expires_at=utcnow() - timedelta(seconds=1)))
+        s.execute(
+            sa.update(LoginSession)
+            .where(LoginSession.user_id == w.id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
     assert_problem(c.get(f"{API}/me"), 401, "auth.required")
 
 
@@ -236,8 +255,11 @@ def test_logging_in_again_replaces_the_browsers_session(app, db):
     w = make_user(db, "worker", token=False)
     c, _ = browser(app, w)
     first = c.cookies.get(COOKIE)
-    r = c.post("/login", data={"email": w.email, "password": PASSWORD, "csrf_token": _csrf(c, "/campaigns")},
-               follow_redirects=False)
+    r = c.post(
+        "/login",
+        data={"email": w.email, "password": PASSWORD, "csrf_token": _csrf(c, "/campaigns")},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     assert c.cookies.get(COOKIE) != first
     assert_problem(with_cookie(app, first).get(f"{API}/me"), 401, "auth.required")

@@ -78,8 +78,13 @@ def test_unknown_accounts_are_throttled_too(client, settings):
 def test_a_client_address_is_throttled_across_accounts(tmp_path, db, db_url, hashes):
     from egocrowd.settings import Settings
 
-    settings = Settings(data_dir=tmp_path / "d", database_url=db_url, secret_key="k" * 40,
-                        run_pipeline_in_server=False, login_attempts_per_address=3)
+    settings = Settings(
+        data_dir=tmp_path / "d",
+        database_url=db_url,
+        secret_key="k" * 40,
+        run_pipeline_in_server=False,
+        login_attempts_per_address=3,
+    )
     users = [make_user(db, "worker", token=False) for _ in range(4)]
     with TestClient(create_app(settings, db)) as c:
         for u in users[:3]:
@@ -149,7 +154,8 @@ def test_the_login_page_shows_the_same_refusal(client, db, settings):
     for _ in range(settings.login_attempts_per_account):
         r = client.post("/login", data={"email": w.email, "password": WRONG, "csrf_token": _csrf(client)})
         assert r.status_code == 401 and 'data-code="auth.bad_credentials"' in r.text
-    r = client.post("/login", data={"email": w.email, "password": PASSWORD, "csrf_token": _csrf(client)},
-                    follow_redirects=False)
+    r = client.post(
+        "/login", data={"email": w.email, "password": PASSWORD, "csrf_token": _csrf(client)}, follow_redirects=False
+    )
     assert r.status_code == 429 and 'data-code="auth.throttled"' in r.text
     assert "Too many log-in attempts" in r.text and int(r.headers["retry-after"]) > 0

@@ -36,8 +36,13 @@ def _example(schema: str, world) -> dict:
     return {
         "SignupIn": {"email": f"new-{n}@example.org", "password": PASSWORD, "display_name": "New", "country": "KE"},
         "LoginIn": {"email": world["worker"].email, "password": PASSWORD, "token_name": "cli"},
-        "UserIn": {"email": f"user-{n}@example.org", "password": PASSWORD, "display_name": "Lab",
-                   "role": "requester", "organization": f"Org {n}"},
+        "UserIn": {
+            "email": f"user-{n}@example.org",
+            "password": PASSWORD,
+            "display_name": "Lab",
+            "role": "requester",
+            "organization": f"Org {n}",
+        },
         "SignIn": {"version": CONSENT_VERSION, "scopes": ["record_hands"]},
         "CampaignIn": campaign_body(),
         "CampaignPatch": {"title": "A new title", "instructions": "Fold it twice, hands in view."},
@@ -72,8 +77,13 @@ def world(client, db):
     publish_consent(db)
     lab = make_user(db, "requester", org="Lab A")
     cid = create_campaign(client, lab)["id"]
-    return {"anonymous": None, "worker": make_user(db, "worker"), "requester": lab,
-            "admin": make_user(db, "admin"), "campaign_id": cid}
+    return {
+        "anonymous": None,
+        "worker": make_user(db, "worker"),
+        "requester": lab,
+        "admin": make_user(db, "admin"),
+        "campaign_id": cid,
+    }
 
 
 def _operations(client):
@@ -96,23 +106,38 @@ def _is_str(param) -> bool:
 def _cases(client, world):
     """(label, method, url, query, body, allowed codes) for every bad value in every operation."""
     for method, path, params, schema in _operations(client):
-        base_path = {p["name"]: (world["campaign_id"] if _is_int(p) else CONSENT_VERSION)
-                     for p in params if p["in"] == "path"}
+        base_path = {
+            p["name"]: (world["campaign_id"] if _is_int(p) else CONSENT_VERSION) for p in params if p["in"] == "path"
+        }
         for p in params:
             if _is_int(p) and p["name"].endswith("_id"):
                 for big in BIG_IDS:
                     values = {**base_path, p["name"]: big} if p["in"] == "path" else base_path
                     query = {p["name"]: big} if p["in"] == "query" else {}
-                    yield (f"{p['name']}={big}", method, path.format(**values), query, schema, None,
-                           {"validation.failed"})
+                    yield (
+                        f"{p['name']}={big}",
+                        method,
+                        path.format(**values),
+                        query,
+                        schema,
+                        None,
+                        {"validation.failed"},
+                    )
             if _is_str(p):
                 values = {**base_path, p["name"]: "v%00"} if p["in"] == "path" else base_path
                 query = {p["name"]: "v\x00"} if p["in"] == "query" else {}
                 yield f"{p['name']} with NUL", method, path.format(**values), query, schema, None, NUL_CODES
         if schema:
             for leaf in _strings(_example(schema, world)):
-                yield (f"{'.'.join(map(str, leaf))} with NUL", method, path.format(**base_path), {}, schema, leaf,
-                       NUL_CODES)
+                yield (
+                    f"{'.'.join(map(str, leaf))} with NUL",
+                    method,
+                    path.format(**base_path),
+                    {},
+                    schema,
+                    leaf,
+                    NUL_CODES,
+                )
 
 
 def test_every_route_refuses_nul_characters_and_ids_beyond_the_columns(client, world):
@@ -121,8 +146,9 @@ def test_every_route_refuses_nul_characters_and_ids_beyond_the_columns(client, w
         if body is not None and leaf is not None:
             body = _with_nul(body, leaf)
         headers = {**(world[caller].headers if world[caller] else {}), "Content-Type": "application/json"}
-        return client.request(method, url, params=query, headers=headers,
-                              content=json.dumps(body) if body is not None else None)
+        return client.request(
+            method, url, params=query, headers=headers, content=json.dumps(body) if body is not None else None
+        )
 
     cases = list(_cases(client, world))
     assert len(cases) > 40
@@ -143,8 +169,11 @@ def test_every_route_refuses_nul_characters_and_ids_beyond_the_columns(client, w
 
 @pytest.mark.parametrize("route", ["signup", "token"])
 def test_anonymous_routes_refuse_nul(client, world, route):
-    body = ({"email": "new@example.org", "password": PASSWORD, "display_name": "New\x00"} if route == "signup"
-            else {"email": "who\x00@example.org", "password": PASSWORD})
+    body = (
+        {"email": "new@example.org", "password": PASSWORD, "display_name": "New\x00"}
+        if route == "signup"
+        else {"email": "who\x00@example.org", "password": PASSWORD}
+    )
     r = client.post(f"{API}/auth/{route}", content=json.dumps(body), headers={"Content-Type": "application/json"})
     problem = assert_problem(r, 422, "validation.failed")
     assert "may not contain a NUL character" in problem["detail"]
@@ -162,34 +191,54 @@ def test_ids_beyond_the_id_columns_are_refused_before_the_database(client, world
 def test_non_finite_numbers_are_refused_in_campaigns(client, world, bad):
     lab = world["requester"]
     body = json.dumps(campaign_body(requirements={"qc": {"dark_fail_frac": 0.2}}))
-    r = client.post(f"{API}/campaigns", content=body.replace("0.2", bad),
-                    headers={**lab.headers, "Content-Type": "application/json"})
+    r = client.post(
+        f"{API}/campaigns",
+        content=body.replace("0.2", bad),
+        headers={**lab.headers, "Content-Type": "application/json"},
+    )
     assert_problem(r, 422, "validation.failed")
-    r = client.post(f"{API}/campaigns", content=body.replace('"expected_minutes": 4', f'"expected_minutes": {bad}'),
-                    headers={**lab.headers, "Content-Type": "application/json"})
+    r = client.post(
+        f"{API}/campaigns",
+        content=body.replace('"expected_minutes": 4', f'"expected_minutes": {bad}'),
+        headers={**lab.headers, "Content-Type": "application/json"},
+    )
     assert_problem(r, 422, "validation.failed")
-    r = client.patch(f"{API}/campaigns/{world['campaign_id']}",
-                     content=f'{{"requirements": {{"qc": {{"blur_sharpness": {bad}}}}}}}',
-                     headers={**lab.headers, "Content-Type": "application/json"})
+    r = client.patch(
+        f"{API}/campaigns/{world['campaign_id']}",
+        content=f'{{"requirements": {{"qc": {{"blur_sharpness": {bad}}}}}}}',
+        headers={**lab.headers, "Content-Type": "application/json"},
+    )
     assert_problem(r, 422, "validation.failed")
 
 
 def test_the_database_edge_refuses_what_no_column_holds(db):
     """Below the routes: any code path that sends such a value gets InvalidInput, not a driver error."""
     with db.transaction() as s:
-        c = Campaign(organization_id=1, created_by=1, title="t", instructions="i", target_clips=1, pay_cents=1,
-                     expected_minutes=1.0, buyer_name="b", consent_version="v", requirements={"x": float("nan")})
+        c = Campaign(
+            organization_id=1,
+            created_by=1,
+            title="t",
+            instructions="i",
+            target_clips=1,
+            pay_cents=1,
+            expected_minutes=1.0,
+            buyer_name="b",
+            consent_version="v",
+            requirements={"x": float("nan")},
+        )
         s.add(c)
         with pytest.raises(InvalidInput) as e:
             s.flush()
         assert e.value.code == "input.non_finite_number"
     for value, code in (("a\x00b", "input.nul_character"), (2**64, "input.out_of_range")):
         with db.transaction() as s, pytest.raises(InvalidInput) as e:
-            s.execute(sa.select(Campaign.id).where(Campaign.title == value if isinstance(value, str)
-                                                   else Campaign.id == value))
+            s.execute(
+                sa.select(Campaign.id).where(
+                    Campaign.title == value if isinstance(value, str) else Campaign.id == value
+                )
+            )
         assert e.value.code == code
     if not db.is_sqlite:  # fits 64 bits, not the 32-bit column: PostgreSQL's 22003
         with db.transaction() as s, pytest.raises(InvalidInput) as e:
-            s.execute(sa.text("INSERT INTO organizations (id, name, created_at) VALUES (:i, 'x', now())"),
-                      {"i": 2**40})
+            s.execute(sa.text("INSERT INTO organizations (id, name, created_at) VALUES (:i, 'x', now())"), {"i": 2**40})
         assert e.value.code == "input.out_of_range"

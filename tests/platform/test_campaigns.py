@@ -21,8 +21,14 @@ from tests.platform.helpers import (
 from tests.platform.test_access import page_login
 
 #: The lifecycle, written out independently of egocrowd.campaigns.service.TRANSITIONS.
-ALLOWED = {("draft", "open"), ("draft", "closed"), ("open", "paused"), ("open", "closed"),
-           ("paused", "open"), ("paused", "closed")}
+ALLOWED = {
+    ("draft", "open"),
+    ("draft", "closed"),
+    ("open", "paused"),
+    ("open", "closed"),
+    ("paused", "open"),
+    ("paused", "closed"),
+}
 STATES = ("draft", "open", "paused", "closed")
 PATH_TO = {"draft": [], "open": ["open"], "paused": ["open", "paused"], "closed": ["open", "closed"]}
 
@@ -66,8 +72,11 @@ FROZEN_WHEN_LIVE = {
     "buyer_name": "Somebody Else",
     "consent_version": "2026-11",
 }
-EDITABLE_WHEN_LIVE = {"title": "A better title", "instructions": "Clearer instructions for everyone.",
-                      "target_clips": 9}
+EDITABLE_WHEN_LIVE = {
+    "title": "A better title",
+    "instructions": "Clearer instructions for everyone.",
+    "target_clips": 9,
+}
 
 
 @pytest.mark.parametrize("state", ["open", "paused"])
@@ -98,8 +107,11 @@ def test_draft_can_change_everything_closed_nothing(client, lab):
     assert c["requirements"]["min_fps"] == 24 and c["requirements"]["orientation"] == "landscape"
     assert c["data_use"] == {"train": True, "commercial": True, "redistribute": True}
     cid = _campaign_in(client, lab, "closed")
-    assert_problem(client.patch(f"{API}/campaigns/{cid}", json={"title": "Too late now"}, headers=lab.headers),
-                   409, "campaign.closed")
+    assert_problem(
+        client.patch(f"{API}/campaigns/{cid}", json={"title": "Too late now"}, headers=lab.headers),
+        409,
+        "campaign.closed",
+    )
 
 
 def test_target_cannot_go_below_taken_slots(client, db, lab):
@@ -172,8 +184,11 @@ def test_campaign_validation(client, lab, subtests):
     for what, over in BAD_FIELDS:
         with subtests.test(what):
             # json.dumps, not httpx's json=: it writes NaN/Infinity, which Python-based clients may send
-            r = client.post(f"{API}/campaigns", content=json.dumps(campaign_body(**over)),
-                            headers={**lab.headers, "content-type": "application/json"})
+            r = client.post(
+                f"{API}/campaigns",
+                content=json.dumps(campaign_body(**over)),
+                headers={**lab.headers, "content-type": "application/json"},
+            )
             body = assert_problem(r, 422, "validation.failed")
             assert body["errors"] and all(e["message"] for e in body["errors"])
             field = next(iter(over))
@@ -183,10 +198,14 @@ def test_campaign_validation(client, lab, subtests):
 
 def test_patch_validation_and_unknown_consent(client, lab):
     cid = _campaign_in(client, lab, "draft")
-    for over in ({"title": None}, {"target_clips": 0}, {"taxonomy": {"verbs": ["a b"], "nouns": ["x"]}},
-                 {"requirements": {"min_duration_s": 50, "max_duration_s": 40}}, {"status": "open"}):
-        assert_problem(client.patch(f"{API}/campaigns/{cid}", json=over, headers=lab.headers), 422,
-                       "validation.failed")
+    for over in (
+        {"title": None},
+        {"target_clips": 0},
+        {"taxonomy": {"verbs": ["a b"], "nouns": ["x"]}},
+        {"requirements": {"min_duration_s": 50, "max_duration_s": 40}},
+        {"status": "open"},
+    ):
+        assert_problem(client.patch(f"{API}/campaigns/{cid}", json=over, headers=lab.headers), 422, "validation.failed")
     r = client.post(f"{API}/campaigns", json=campaign_body(consent_version="1999-01"), headers=lab.headers)
     assert_problem(r, 422, "campaign.unknown_consent_version")
     r = client.patch(f"{API}/campaigns/{cid}", json={"consent_version": "1999-01"}, headers=lab.headers)
@@ -194,8 +213,11 @@ def test_patch_validation_and_unknown_consent(client, lab):
 
 
 def test_normalisation_of_countries_and_terms(client, lab):
-    r = client.post(f"{API}/campaigns", headers=lab.headers, json=campaign_body(
-        allowed_countries="ke, ug;KE", taxonomy={"verbs": "Take, put", "nouns": [" Cup "]}))
+    r = client.post(
+        f"{API}/campaigns",
+        headers=lab.headers,
+        json=campaign_body(allowed_countries="ke, ug;KE", taxonomy={"verbs": "Take, put", "nouns": [" Cup "]}),
+    )
     assert r.status_code == 201, r.text
     c = r.json()
     assert c["allowed_countries"] == ["KE", "UG"]
@@ -203,25 +225,41 @@ def test_normalisation_of_countries_and_terms(client, lab):
 
 
 def _form(**over) -> dict:
-    f = {"title": "Pour water", "instructions": "Pour water into a glass over a sink.", "verbs": "pour, take",
-         "nouns": "water, glass", "target_clips": "10", "pay": "1.20", "currency": "USD", "expected_minutes": "3",
-         "allowed_countries": "KE", "buyer_name": "Test Lab", "consent_version": "2026-11",
-         "min_duration_s": "10", "max_duration_s": "60", "orientation": "landscape",
-         "camera_placement": "head_mounted", "hands_in_view": "on", "use_train": "on"}
+    f = {
+        "title": "Pour water",
+        "instructions": "Pour water into a glass over a sink.",
+        "verbs": "pour, take",
+        "nouns": "water, glass",
+        "target_clips": "10",
+        "pay": "1.20",
+        "currency": "USD",
+        "expected_minutes": "3",
+        "allowed_countries": "KE",
+        "buyer_name": "Test Lab",
+        "consent_version": "2026-11",
+        "min_duration_s": "10",
+        "max_duration_s": "60",
+        "orientation": "landscape",
+        "camera_placement": "head_mounted",
+        "hands_in_view": "on",
+        "use_train": "on",
+    }
     f.update(over)
     return f
 
 
 def test_campaign_form_pages(client, db, lab):
     token = page_login(client, lab)
-    for over, needle in (({"pay": "lots"}, "Pay per clip must be a number"),
-                         ({"pay": "inf"}, "Pay per clip must be a number"),
-                         ({"pay": "nan"}, "Pay per clip must be a number"),
-                         ({"expected_minutes": "nan"}, "expected_minutes"),
-                         ({"min_duration_s": "90", "max_duration_s": "30"}, "max_duration_s"),
-                         ({"verbs": "open the door!"}, "taxonomy"),
-                         ({"title": "x" * 300}, "title"),
-                         ({"consent_version": "nope"}, "consent")):
+    for over, needle in (
+        ({"pay": "lots"}, "Pay per clip must be a number"),
+        ({"pay": "inf"}, "Pay per clip must be a number"),
+        ({"pay": "nan"}, "Pay per clip must be a number"),
+        ({"expected_minutes": "nan"}, "expected_minutes"),
+        ({"min_duration_s": "90", "max_duration_s": "30"}, "max_duration_s"),
+        ({"verbs": "open the door!"}, "taxonomy"),
+        ({"title": "x" * 300}, "title"),
+        ({"consent_version": "nope"}, "consent"),
+    ):
         r = client.post("/campaigns/new", data={**_form(**over), "csrf_token": token}, follow_redirects=False)
         assert r.status_code == 422, (over, r.status_code)
         assert needle in r.text and 'role="alert"' in r.text, over
@@ -231,8 +269,11 @@ def test_campaign_form_pages(client, db, lab):
     c = client.get(f"{API}/campaigns/{cid}", headers=lab.headers).json()
     assert c["pay"]["per_clip_cents"] == 120 and c["requirements"]["max_duration_s"] == 60
     # a draft: every field may change through the form
-    r = client.post(f"/campaigns/{cid}/edit", data={**_form(allowed_countries="ug, ke", pay="1.30", nouns="cup"),
-                                                      "csrf_token": token}, follow_redirects=False)
+    r = client.post(
+        f"/campaigns/{cid}/edit",
+        data={**_form(allowed_countries="ug, ke", pay="1.30", nouns="cup"), "csrf_token": token},
+        follow_redirects=False,
+    )
     assert r.status_code == 303, r.text
     c = client.get(f"{API}/campaigns/{cid}", headers=lab.headers).json()
     assert c["allowed_countries"] == ["KE", "UG"] and c["pay"]["per_clip_cents"] == 130
@@ -240,8 +281,11 @@ def test_campaign_form_pages(client, db, lab):
     r = client.post(f"/campaigns/{cid}/status", data={"status": "open", "csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303
     # live: the form may still send every field, but only the pause-safe ones change
-    r = client.post(f"/campaigns/{cid}/edit", data={**_form(title="Pour water, carefully", pay="9.99"),
-                                                      "csrf_token": token}, follow_redirects=False)
+    r = client.post(
+        f"/campaigns/{cid}/edit",
+        data={**_form(title="Pour water, carefully", pay="9.99"), "csrf_token": token},
+        follow_redirects=False,
+    )
     assert r.status_code == 303, r.text
     c = client.get(f"{API}/campaigns/{cid}", headers=lab.headers).json()
     assert c["title"] == "Pour water, carefully" and c["pay"]["per_clip_cents"] == 130
@@ -267,10 +311,12 @@ def test_get_managed_campaign(client, db, lab):
         assert campaigns.get_managed_campaign(s, s.get(User, lab.id), draft).id == draft
         assert campaigns.get_managed_campaign(s, s.get(User, admin.id), cid).id == cid
         # sees it but does not manage it: forbidden; may not even see it: not found (it stays secret)
-        for user_id, campaign_id, error, code in ((worker.id, cid, Forbidden, "auth.forbidden"),
-                                                  (worker.id, draft, NotFound, "campaign.not_found"),
-                                                  (other_lab.id, cid, NotFound, "campaign.not_found"),
-                                                  (lab.id, 424242, NotFound, "campaign.not_found")):
+        for user_id, campaign_id, error, code in (
+            (worker.id, cid, Forbidden, "auth.forbidden"),
+            (worker.id, draft, NotFound, "campaign.not_found"),
+            (other_lab.id, cid, NotFound, "campaign.not_found"),
+            (lab.id, 424242, NotFound, "campaign.not_found"),
+        ):
             with pytest.raises(error) as caught:
                 campaigns.get_managed_campaign(s, s.get(User, user_id), campaign_id)
             assert caught.value.code == code

@@ -83,30 +83,81 @@ def test_db_upgrade(tmp_path, fresh_url):  # noqa: F811
 def test_user_create(tmp_path):
     runner = CliRunner()
     env = _env(tmp_path)
-    r = runner.invoke(main, ["user", "create", "--email", "Boss@Example.org", "--role", "admin",
-                             "--password", "a long password", "--token"], env=env)
+    r = runner.invoke(
+        main,
+        [
+            "user",
+            "create",
+            "--email",
+            "Boss@Example.org",
+            "--role",
+            "admin",
+            "--password",
+            "a long password",
+            "--token",
+        ],
+        env=env,
+    )
     assert r.exit_code == 0, r.output
     assert "created admin boss@example.org" in r.output
     token = r.output.split("API token (shown once): ")[1].strip()
     assert token.startswith("egc_")
 
-    r = runner.invoke(main, ["user", "create", "--email", "boss@example.org", "--role", "worker",
-                             "--password", "a long password"], env=env)
+    r = runner.invoke(
+        main,
+        ["user", "create", "--email", "boss@example.org", "--role", "worker", "--password", "a long password"],
+        env=env,
+    )
     assert r.exit_code == 1 and "user.email_taken" in r.output
-    r = runner.invoke(main, ["user", "create", "--email", "lab@example.org", "--role", "requester",
-                             "--password", "a long password"], env=env)
+    r = runner.invoke(
+        main,
+        ["user", "create", "--email", "lab@example.org", "--role", "requester", "--password", "a long password"],
+        env=env,
+    )
     assert r.exit_code == 1 and "user.organization_required" in r.output
-    r = runner.invoke(main, ["user", "create", "--email", "lab@example.org", "--role", "requester",
-                             "--organization", "Lab A", "--password", "a long password"], env=env)
+    r = runner.invoke(
+        main,
+        [
+            "user",
+            "create",
+            "--email",
+            "lab@example.org",
+            "--role",
+            "requester",
+            "--organization",
+            "Lab A",
+            "--password",
+            "a long password",
+        ],
+        env=env,
+    )
     assert r.exit_code == 0, r.output
-    r = runner.invoke(main, ["user", "create", "--email", "w@example.org", "--role", "worker", "--country", "Kenya",
-                             "--password", "a long password"], env=env)
+    r = runner.invoke(
+        main,
+        [
+            "user",
+            "create",
+            "--email",
+            "w@example.org",
+            "--role",
+            "worker",
+            "--country",
+            "Kenya",
+            "--password",
+            "a long password",
+        ],
+        env=env,
+    )
     assert r.exit_code == 1 and "user.bad_country" in r.output
-    r = runner.invoke(main, ["user", "create", "--email", "w@example.org", "--role", "worker"],
-                      input="short\nshort\n", env=env)
+    r = runner.invoke(
+        main, ["user", "create", "--email", "w@example.org", "--role", "worker"], input="short\nshort\n", env=env
+    )
     assert r.exit_code == 1 and "user.weak_password" in r.output
-    r = runner.invoke(main, ["user", "create", "--email", "w@example.org", "--role", "pirate",
-                             "--password", "a long password"], env=env)
+    r = runner.invoke(
+        main,
+        ["user", "create", "--email", "w@example.org", "--role", "pirate", "--password", "a long password"],
+        env=env,
+    )
     assert r.exit_code == 2
 
     # the token works against the app built on the same settings

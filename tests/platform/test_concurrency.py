@@ -24,8 +24,16 @@ WORKERS, TARGET = 200, 120
 
 def _consenting_workers(db, n: int) -> list[int]:
     with db.transaction() as s:
-        users = [User(email=f"crowd-{i}@example.org", display_name=f"crowd {i}", password_hash=password_hash(),
-                      role=Role.worker, country="KE") for i in range(n)]
+        users = [
+            User(
+                email=f"crowd-{i}@example.org",
+                display_name=f"crowd {i}",
+                password_hash=password_hash(),
+                role=Role.worker,
+                country="KE",
+            )
+            for i in range(n)
+        ]
         s.add_all(users)
         s.flush()
         for u in users:
@@ -36,8 +44,9 @@ def _consenting_workers(db, n: int) -> list[int]:
 
 def _race(url: str, calls: list[tuple[int, int]], *, max_open: int = 3) -> list[str]:
     """Run every (worker_id, campaign_id) claim at once; returns 'ok' or the error code of each."""
-    db = Database(url, **({} if url.startswith("sqlite") else {"pool_size": 16, "max_overflow": 0,
-                                                                 "pool_timeout": 120}))
+    db = Database(
+        url, **({} if url.startswith("sqlite") else {"pool_size": 16, "max_overflow": 0, "pool_timeout": 120})
+    )
     start = threading.Barrier(len(calls))
 
     def one(call):
@@ -68,10 +77,14 @@ def test_many_workers_race_for_the_last_slots(client, db, db_url):
 
     with db.transaction() as s:
         c = s.get(Campaign, cid)
-        active = list(s.scalars(sa.select(Assignment).where(Assignment.campaign_id == cid,
-                                                            Assignment.status == AssignmentStatus.active)))
-        claimed = s.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
-                           .where(AuditEvent.action == "assignment.claimed"))
+        active = list(
+            s.scalars(
+                sa.select(Assignment).where(Assignment.campaign_id == cid, Assignment.status == AssignmentStatus.active)
+            )
+        )
+        claimed = s.scalar(
+            sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action == "assignment.claimed")
+        )
     assert len(active) == c.slots_taken == c.target_clips == TARGET
     assert len({a.worker_id for a in active}) == TARGET  # no worker got two, no slot given twice
     assert claimed == TARGET  # one event per success, none for the refusals
@@ -86,6 +99,12 @@ def test_one_worker_racing_never_passes_the_cap(client, db, db_url):
     outcomes = Counter(_race(db_url, [(worker, cids[i % 2]) for i in range(24)], max_open=3))
     assert outcomes == {"ok": 3, "assignment.worker_cap": 21}
     with db.transaction() as s:
-        assert s.scalar(sa.select(sa.func.count()).select_from(Assignment)
-                        .where(Assignment.worker_id == worker, Assignment.status == AssignmentStatus.active)) == 3
+        assert (
+            s.scalar(
+                sa.select(sa.func.count())
+                .select_from(Assignment)
+                .where(Assignment.worker_id == worker, Assignment.status == AssignmentStatus.active)
+            )
+            == 3
+        )
         assert sum(s.get(Campaign, c).slots_taken for c in cids) == 3

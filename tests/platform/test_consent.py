@@ -34,8 +34,11 @@ def test_sign_needs_the_required_scopes_and_known_ones(client, setup):
     assert_problem(_sign(client, w, scopes=["face_visible"]), 422, "consent.required_scope")
     body = assert_problem(_sign(client, w, scopes=["record_hands", "sell_my_soul"]), 422, "consent.unknown_scope")
     assert "sell_my_soul" in body["detail"]
-    assert_problem(client.post(f"{API}/consents", json={"version": "1999-01", "scopes": ["record_hands"]},
-                               headers=w.headers), 404, "consent.document_not_found")
+    assert_problem(
+        client.post(f"{API}/consents", json={"version": "1999-01", "scopes": ["record_hands"]}, headers=w.headers),
+        404,
+        "consent.document_not_found",
+    )
     assert client.get(f"{API}/consents", headers=w.headers).json()["items"] == []  # nothing half-signed
 
     r = _sign(client, w, scopes=["record_hands", "audio_kept", "audio_kept"], document_sha256=text_sha256(CONSENT_TEXT))
@@ -87,8 +90,9 @@ def test_claim_needs_consent_and_withdrawal_releases_slots(client, db, setup):
     assert client.get(f"{API}/campaigns/{c2}/progress", headers=lab.headers).json()["slots_taken"] == 1
 
     assert_problem(claim(client, w, c1), 403, "consent.missing")
-    assert_problem(client.post(f"{API}/consents/{rec['id']}/withdraw", headers=w.headers), 409,
-                   "consent.already_withdrawn")
+    assert_problem(
+        client.post(f"{API}/consents/{rec['id']}/withdraw", headers=w.headers), 409, "consent.already_withdrawn"
+    )
     # signing again (a new record) lets the worker take part again
     again = sign(client, w)
     assert again["id"] != rec["id"]
@@ -105,9 +109,16 @@ def test_consent_pages(client, db, setup):
     assert 'id="read-consent"' in page and 'id="claim"' not in page
     page = client.get(f"/consent/{CONSENT_VERSION}?next=/campaigns/{cid}").text
     assert "Withdrawal" in page and text_sha256(CONSENT_TEXT) in page
-    r = client.post(f"/consent/{CONSENT_VERSION}", follow_redirects=False,
-                    data={"csrf_token": token, "sha256": text_sha256(CONSENT_TEXT), "next": f"/campaigns/{cid}",
-                          "scopes": ["record_hands", "face_visible"]})
+    r = client.post(
+        f"/consent/{CONSENT_VERSION}",
+        follow_redirects=False,
+        data={
+            "csrf_token": token,
+            "sha256": text_sha256(CONSENT_TEXT),
+            "next": f"/campaigns/{cid}",
+            "scopes": ["record_hands", "face_visible"],
+        },
+    )
     assert r.status_code == 303 and r.headers["location"] == f"/campaigns/{cid}?m=signed"
     assert 'id="claim"' in client.get(f"/campaigns/{cid}").text
     r = client.post(f"/consent/{CONSENT_VERSION}", data={"csrf_token": token, "scopes": ["record_hands"]})

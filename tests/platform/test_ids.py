@@ -45,9 +45,15 @@ def test_an_offset_past_every_row_is_an_empty_page(client, db):
 
 def test_a_tus_upload_for_an_impossible_assignment_is_a_client_error(client, db):
     worker = make_user(db, "worker")
-    r = client.post("/api/v1/uploads", headers={
-        "Tus-Resumable": "1.0.0", "Upload-Length": "10", **worker.headers,
-        "Upload-Metadata": f"assignment {base64.b64encode(HUGE.encode()).decode()}"})
+    r = client.post(
+        "/api/v1/uploads",
+        headers={
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": "10",
+            **worker.headers,
+            "Upload-Metadata": f"assignment {base64.b64encode(HUGE.encode()).decode()}",
+        },
+    )
     assert_problem(r, 422, "upload.bad_metadata")
 
 

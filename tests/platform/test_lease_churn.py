@@ -39,13 +39,20 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {"assignment.no_slots", "assignment.worker_cap", "assignment.not_active"}
 
 
-def churn(url: str, worker_ids: list[int], campaign_ids: list[int], *, rounds: int, seconds: float,
-          seed: int = 0) -> Counter:
+def churn(
+    url: str, worker_ids: list[int], campaign_ids: list[int], *, rounds: int, seconds: float, seed: int = 0
+) -> Counter:
     """Each worker (a thread) claims a random campaign with a lease of a few milliseconds, then gives
     it back or lets it run out; a sweeper thread expires leases all the while. Returns the outcomes:
     'ok', an expected refusal code, or 'error: <exception>'."""
-    db = Database(url, **({} if url.startswith("sqlite") else {"pool_size": len(worker_ids) + 2,
-                                                                 "max_overflow": 0, "pool_timeout": 60}))
+    db = Database(
+        url,
+        **(
+            {}
+            if url.startswith("sqlite")
+            else {"pool_size": len(worker_ids) + 2, "max_overflow": 0, "pool_timeout": 60}
+        ),
+    )
     outcomes: Counter = Counter()
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
@@ -75,20 +82,29 @@ def churn(url: str, worker_ids: list[int], campaign_ids: list[int], *, rounds: i
                 def give_back(aid=aid):
                     with db.transaction() as s:
                         assignments.release(s, s.get(User, wid), s.get(Assignment, aid))
+
                 attempt(give_back)
             else:
+
                 def take():
                     with db.transaction() as s:
-                        a = assignments.claim(s, s.get(User, wid), rng.choice(campaign_ids),
-                                              lease=timedelta(milliseconds=rng.randrange(1, 40)))
+                        a = assignments.claim(
+                            s,
+                            s.get(User, wid),
+                            rng.choice(campaign_ids),
+                            lease=timedelta(milliseconds=rng.randrange(1, 40)),
+                        )
                         mine.append(a.id)
+
                 attempt(take)
 
     def sweeper() -> None:
         while not stop.is_set():
+
             def sweep():
                 with db.transaction() as s:
                     assignments.expire_leases(s)
+
             attempt(sweep)
             stop.wait(0.005)
 
@@ -111,17 +127,21 @@ def assert_books_balance(db, campaign_ids: list[int]) -> dict[str, int]:
     history is in the audit log exactly once: one claim each, one event per way it ended."""
     with db.transaction(write=False) as s:
         for cid in campaign_ids:
-            holding = s.scalar(sa.select(sa.func.count()).select_from(Assignment).where(
-                Assignment.campaign_id == cid, Assignment.status.in_(SLOT_HOLDING)))
+            holding = s.scalar(
+                sa.select(sa.func.count())
+                .select_from(Assignment)
+                .where(Assignment.campaign_id == cid, Assignment.status.in_(SLOT_HOLDING))
+            )
             c = s.get(Campaign, cid)
             assert c.slots_taken == holding <= c.target_clips, (cid, c.slots_taken, holding)
         by_status = Counter(s.scalars(sa.select(Assignment.status)).all())
-        events = Counter(s.scalars(sa.select(AuditEvent.action).where(
-            AuditEvent.action.like("assignment.%"))).all())
+        events = Counter(s.scalars(sa.select(AuditEvent.action).where(AuditEvent.action.like("assignment.%"))).all())
         per_assignment = s.execute(
             sa.select(AuditEvent.entity_id, AuditEvent.action, sa.func.count())
-            .where(AuditEvent.action.like("assignment.%")).group_by(AuditEvent.entity_id, AuditEvent.action)
-            .having(sa.func.count() > 1)).all()
+            .where(AuditEvent.action.like("assignment.%"))
+            .group_by(AuditEvent.entity_id, AuditEvent.action)
+            .having(sa.func.count() > 1)
+        ).all()
     assert per_assignment == []  # no event twice for one assignment
     assert events["assignment.claimed"] == sum(by_status.values())
     assert events["assignment.expired"] == by_status[AssignmentStatus.expired]
@@ -154,16 +174,19 @@ def test_claims_releases_and_expiry_churn_without_errors(db, db_url, scarce):
 
 def test_a_churning_process_killed_mid_way_leaves_consistent_books(db, db_url, scarce):
     workers, cids = scarce
-    code = ("import sys; from tests.platform.test_lease_churn import churn; "
-            f"churn({db_url!r}, {workers!r}, {cids!r}, rounds=10_000, seconds=120)")
+    code = (
+        "import sys; from tests.platform.test_lease_churn import churn; "
+        f"churn({db_url!r}, {workers!r}, {cids!r}, rounds=10_000, seconds=120)"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 60
         while True:  # kill it once it has done real work, in the middle of it
             with db.transaction(write=False) as s:
-                done = s.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
-                                .where(AuditEvent.action == "assignment.claimed"))
+                done = s.scalar(
+                    sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action == "assignment.claimed")
+                )
             if done >= 40 or time.monotonic() > deadline or proc.poll() is not None:
                 break
             time.sleep(0.05)

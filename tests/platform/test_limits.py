@@ -18,8 +18,13 @@ TEN_MB = 10 * 1024 * 1024
 
 @pytest.fixture
 def small_app(tmp_path, db_url, db):
-    settings = Settings(data_dir=tmp_path / "data", database_url=db_url, secret_key="k" * 48,
-                        run_pipeline_in_server=False, max_body_kb=16)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        secret_key="k" * 48,
+        run_pipeline_in_server=False,
+        max_body_kb=16,
+    )
     return create_app(settings, db)
 
 
@@ -35,8 +40,15 @@ def _routes(app):
 
 
 def test_every_route_refuses_a_10_mb_body_before_parsing_it(small_app):
-    path_ids = {"{campaign_id}": "1", "{assignment_id}": "1", "{record_id}": "1", "{clip_id}": "1",
-                "{token_id}": "1", "{version}": "v1", "{user_id}": "1"}
+    path_ids = {
+        "{campaign_id}": "1",
+        "{assignment_id}": "1",
+        "{record_id}": "1",
+        "{clip_id}": "1",
+        "{token_id}": "1",
+        "{version}": "v1",
+        "{user_id}": "1",
+    }
     checked = 0
     with TestClient(small_app) as client:
         for method, path in _routes(small_app):
@@ -45,8 +57,9 @@ def test_every_route_refuses_a_10_mb_body_before_parsing_it(small_app):
             for name, value in path_ids.items():
                 path = path.replace(name, value)
             assert "{" not in path, f"add a value for the parameter in {path}"
-            r = client.request(method, path, content=b"{" + b" " * TEN_MB + b"}",
-                               headers={"content-type": "application/json"})
+            r = client.request(
+                method, path, content=b"{" + b" " * TEN_MB + b"}", headers={"content-type": "application/json"}
+            )
             assert r.status_code == 413, (method, path, r.status_code, r.text[:200])
             assert r.headers["content-type"] == "application/problem+json"
             assert r.json()["code"] == "http.too_large"
@@ -56,10 +69,14 @@ def test_every_route_refuses_a_10_mb_body_before_parsing_it(small_app):
 
 def test_a_chunked_body_is_cut_off_at_the_limit(small_app):
     """No Content-Length: the server counts as it reads and answers 413 long before the end."""
-    with _serving(small_app, Settings(max_header_kb=32)) as server, \
-            socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-        s.sendall(b"POST /login HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
-                  b"Content-Type: application/x-www-form-urlencoded\r\n\r\n")
+    with (
+        _serving(small_app, Settings(max_header_kb=32)) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as s,
+    ):
+        s.sendall(
+            b"POST /login HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+        )
         chunk, sent, answer = b"10000\r\n" + b"x" * 65536 + b"\r\n", 0, b""
         s.setblocking(False)
         while sent < 64 * 1024 * 1024 and not answer:

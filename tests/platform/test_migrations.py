@@ -77,20 +77,29 @@ def _assert_append_only(url: str) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.begin() as c:
-            c.execute(sa.text("INSERT INTO audit_events (at, action, entity_type, entity_id, payload) "
-                              "VALUES (CURRENT_TIMESTAMP, 'test.event', 'test', '1', '{}')"))
+            c.execute(
+                sa.text(
+                    "INSERT INTO audit_events (at, action, entity_type, entity_id, payload) "
+                    "VALUES (CURRENT_TIMESTAMP, 'test.event', 'test', '1', '{}')"
+                )
+            )
         for stmt in ("UPDATE audit_events SET action = 'forged'", "DELETE FROM audit_events"):
-            with pytest.raises(sa.exc.DatabaseError, match="append-only"):
-                with engine.begin() as c:
-                    c.execute(sa.text(stmt))
+            with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as c:
+                c.execute(sa.text(stmt))
         if engine.dialect.name == "sqlite":  # REPLACE would delete the old row without a DELETE trigger
-            refused = [("INSERT OR REPLACE INTO audit_events (id, at, action, entity_type, entity_id, payload) "
-                        "SELECT id, at, 'forged', entity_type, entity_id, payload FROM audit_events")]
+            refused = [
+                (
+                    "INSERT OR REPLACE INTO audit_events (id, at, action, entity_type, entity_id, payload) "
+                    "SELECT id, at, 'forged', entity_type, entity_id, payload FROM audit_events"
+                )
+            ]
         else:
             refused = ["TRUNCATE audit_events", "TRUNCATE audit_events CASCADE"]
-        refused.append("INSERT INTO audit_events (id, at, action, entity_type, entity_id, payload) "
-                       "SELECT id, at, 'forged', entity_type, entity_id, payload FROM audit_events WHERE true "
-                       "ON CONFLICT (id) DO UPDATE SET action = 'forged'")  # an upsert is an UPDATE
+        refused.append(
+            "INSERT INTO audit_events (id, at, action, entity_type, entity_id, payload) "
+            "SELECT id, at, 'forged', entity_type, entity_id, payload FROM audit_events WHERE true "
+            "ON CONFLICT (id) DO UPDATE SET action = 'forged'"
+        )  # an upsert is an UPDATE
         for stmt in refused:
             with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as c:
                 c.execute(sa.text(stmt))
@@ -127,13 +136,21 @@ def test_app_role_cannot_rewrite_the_audit_log_when_an_owner_role_migrates():
         with app_engine.begin() as c:  # the app works: it writes its tables and appends events
             c.execute(sa.text("INSERT INTO organizations (name, created_at) VALUES ('Lab', now())"))
             c.execute(sa.text("UPDATE organizations SET name = 'Lab A'"))
-            c.execute(sa.text("INSERT INTO audit_events (at, action, entity_type, entity_id, payload) "
-                              "VALUES (now(), 'test.event', 'test', '1', '{}')"))
+            c.execute(
+                sa.text(
+                    "INSERT INTO audit_events (at, action, entity_type, entity_id, payload) "
+                    "VALUES (now(), 'test.event', 'test', '1', '{}')"
+                )
+            )
             assert c.scalar(sa.text("SELECT count(*) FROM audit_events")) == 1
-        for stmt in ("UPDATE audit_events SET action = 'forged'", "DELETE FROM audit_events",
-                     "TRUNCATE audit_events", "DROP TABLE audit_events",
-                     "DROP TRIGGER audit_events_append_only ON audit_events",
-                     "ALTER TABLE audit_events DISABLE TRIGGER ALL"):
+        for stmt in (
+            "UPDATE audit_events SET action = 'forged'",
+            "DELETE FROM audit_events",
+            "TRUNCATE audit_events",
+            "DROP TABLE audit_events",
+            "DROP TRIGGER audit_events_append_only ON audit_events",
+            "ALTER TABLE audit_events DISABLE TRIGGER ALL",
+        ):
             with pytest.raises(sa.exc.ProgrammingError) as e, app_engine.begin() as c:
                 c.execute(sa.text(stmt))
             assert e.value.orig.sqlstate == "42501", stmt  # insufficient_privilege

@@ -46,21 +46,26 @@ def test_suspended_user_is_anonymous_on_error_pages_and_forms_sent_back(client, 
 def labs(client, db):
     publish_consent(db)
     owner = make_user(db, "requester", org="Lab A")
-    ids = {"draft": create_campaign(client, owner, title=SECRET)["id"],
-           "open": open_campaign(client, owner, title=SECRET + ", live")["id"]}
+    ids = {
+        "draft": create_campaign(client, owner, title=SECRET)["id"],
+        "open": open_campaign(client, owner, title=SECRET + ", live")["id"],
+    }
     return owner, ids
 
 
-@pytest.mark.parametrize("who, which, status, code", [
-    ("anonymous", "draft", 401, "auth.required"),
-    ("anonymous", "open", 401, "auth.required"),
-    ("worker", "draft", 404, "campaign.not_found"),
-    ("worker", "open", 403, "auth.forbidden"),  # sees the campaign, may not edit it
-    ("other_lab", "draft", 404, "campaign.not_found"),
-    ("other_lab", "open", 404, "campaign.not_found"),
-    ("bad_csrf", "draft", 403, "auth.csrf"),  # the owner's session, a forged form
-    ("owner", "missing", 404, "campaign.not_found"),
-])
+@pytest.mark.parametrize(
+    "who, which, status, code",
+    [
+        ("anonymous", "draft", 401, "auth.required"),
+        ("anonymous", "open", 401, "auth.required"),
+        ("worker", "draft", 404, "campaign.not_found"),
+        ("worker", "open", 403, "auth.forbidden"),  # sees the campaign, may not edit it
+        ("other_lab", "draft", 404, "campaign.not_found"),
+        ("other_lab", "open", 404, "campaign.not_found"),
+        ("bad_csrf", "draft", 403, "auth.csrf"),  # the owner's session, a forged form
+        ("owner", "missing", 404, "campaign.not_found"),
+    ],
+)
 def test_campaign_edit_errors_never_show_the_campaign(client, db, labs, who, which, status, code):
     owner, ids = labs
     if who == "anonymous":
@@ -69,8 +74,11 @@ def test_campaign_edit_errors_never_show_the_campaign(client, db, labs, who, whi
         page_login(client, owner)
         token = "forged"
     else:
-        actor = {"worker": lambda: make_user(db, "worker"), "other_lab": lambda: make_user(db, "requester", org="Lab B"),
-                 "owner": lambda: owner}[who]()
+        actor = {
+            "worker": lambda: make_user(db, "worker"),
+            "other_lab": lambda: make_user(db, "requester", org="Lab B"),
+            "owner": lambda: owner,
+        }[who]()
         token = page_login(client, actor)
     cid = ids.get(which, 424242)
     # a bad field too: before the fix, any error sent the stored campaign back in the form
@@ -82,8 +90,9 @@ def test_campaign_edit_errors_never_show_the_campaign(client, db, labs, who, whi
 def test_owner_gets_the_form_back_with_their_input(client, db, labs):
     owner, ids = labs
     token = page_login(client, owner)
-    r = client.post(f"/campaigns/{ids['draft']}/edit", data={**_form(pay="lots", title="Typed title"),
-                                                             "csrf_token": token})
+    r = client.post(
+        f"/campaigns/{ids['draft']}/edit", data={**_form(pay="lots", title="Typed title"), "csrf_token": token}
+    )
     assert r.status_code == 422 and 'data-code="validation.failed"' in r.text
     assert 'value="Typed title"' in r.text and 'value="lots"' in r.text
     # a live campaign's form comes back the same way

@@ -15,8 +15,13 @@ def test_unknown_route_wrong_method_and_bad_input(client, db):
     assert_problem(client.get(f"{API}/no-such-thing"), 404, "http.not_found")
     assert_problem(client.delete(f"{API}/health"), 405, "http.method_not_allowed")
     assert_problem(client.put(f"{API}/campaigns", headers=w.headers), 405, "http.method_not_allowed")
-    body = assert_problem(client.post(f"{API}/auth/signup", content=b'{"email": "a@b.org", "pass',
-                                      headers={"content-type": "application/json"}), 422, "validation.failed")
+    body = assert_problem(
+        client.post(
+            f"{API}/auth/signup", content=b'{"email": "a@b.org", "pass', headers={"content-type": "application/json"}
+        ),
+        422,
+        "validation.failed",
+    )
     assert body["errors"]
     assert_problem(client.post(f"{API}/auth/signup", json=["not", "an", "object"]), 422, "validation.failed")
     assert_problem(client.post(f"{API}/auth/signup"), 422, "validation.failed")
@@ -30,18 +35,24 @@ def test_unknown_route_wrong_method_and_bad_input(client, db):
 
 def test_signup_validation(client, db):
     ok = {"email": "new.worker@example.org", "password": "long enough pw", "country": "ke"}
-    for over, code in (({"email": "not-an-email"}, "user.bad_email"),
-                       ({"password": "short"}, "validation.failed"),
-                       ({"country": "Kenya"}, "validation.failed"),
-                       ({"display_name": "x" * 101}, "validation.failed"),
-                       ({"role": "admin"}, "validation.failed")):
+    for over, code in (
+        ({"email": "not-an-email"}, "user.bad_email"),
+        ({"password": "short"}, "validation.failed"),
+        ({"country": "Kenya"}, "validation.failed"),
+        ({"display_name": "x" * 101}, "validation.failed"),
+        ({"role": "admin"}, "validation.failed"),
+    ):
         assert_problem(client.post(f"{API}/auth/signup", json={**ok, **over}), 422, code)
     r = client.post(f"{API}/auth/signup", json=ok)
     assert r.status_code == 201 and r.json()["role"] == "worker" and r.json()["country"] == "KE"
-    assert_problem(client.post(f"{API}/auth/signup", json={**ok, "email": "NEW.worker@example.org"}), 409,
-                   "user.email_taken")
-    assert_problem(client.post(f"{API}/auth/token", json={"email": ok["email"], "password": "wrong password"}),
-                   401, "auth.bad_credentials")
+    assert_problem(
+        client.post(f"{API}/auth/signup", json={**ok, "email": "NEW.worker@example.org"}), 409, "user.email_taken"
+    )
+    assert_problem(
+        client.post(f"{API}/auth/token", json={"email": ok["email"], "password": "wrong password"}),
+        401,
+        "auth.bad_credentials",
+    )
     r = client.post(f"{API}/auth/token", json={"email": ok["email"], "password": ok["password"]})
     assert r.status_code == 201 and r.json()["token"].startswith("egc_")
     assert client.get(f"{API}/me", headers={"Authorization": f"Bearer {r.json()['token']}"}).status_code == 200
@@ -52,9 +63,13 @@ def test_signup_page_validates_like_the_api(client):
 
     token = _csrf(client, "/signup")
     base = {"email": "page.worker@example.org", "password": "long enough pw", "csrf_token": token}
-    for over, code in (({"country": "Kenya"}, "user.bad_country"), ({"country": "K1"}, "user.bad_country"),
-                       ({"display_name": "x" * 101}, "user.bad_display_name"), ({"email": "nope"}, "user.bad_email"),
-                       ({"password": "short"}, "user.weak_password")):
+    for over, code in (
+        ({"country": "Kenya"}, "user.bad_country"),
+        ({"country": "K1"}, "user.bad_country"),
+        ({"display_name": "x" * 101}, "user.bad_display_name"),
+        ({"email": "nope"}, "user.bad_email"),
+        ({"password": "short"}, "user.weak_password"),
+    ):
         r = client.post("/signup", data={**base, **over}, follow_redirects=False)
         assert r.status_code == 422 and f'data-code="{code}"' in r.text, (over, r.status_code)
     r = client.post("/signup", data={**base, "country": "ke"}, follow_redirects=False)
@@ -104,8 +119,9 @@ def test_page_forms_never_crash_on_odd_input(client, db):
     assert r.status_code == 403 and 'data-code="auth.csrf"' in r.text
     r = client.post("/login", files={"csrf_token": ("t.txt", token.encode())}, data={"email": w.email})
     assert r.status_code == 403
-    r = client.post("/signup", files={"email": ("e.txt", b"a@b.org")}, data={"csrf_token": token,
-                                                                             "password": "long enough pw"})
+    r = client.post(
+        "/signup", files={"email": ("e.txt", b"a@b.org")}, data={"csrf_token": token, "password": "long enough pw"}
+    )
     assert r.status_code == 422 and 'data-code="user.bad_email"' in r.text
     r = client.post("/login", data={"email": "nobody@example.org", "password": "", "csrf_token": token})
     assert r.status_code == 401

@@ -28,7 +28,9 @@ def test_register_get_names_and_a_clash_refused():
 
     assert things.names() == ["b", "a"]  # registration order (QC checks run, metrics print in it)
     assert [(e.name, e.version, e.description) for e in things.entries()] == [
-        ("b", 2, "Bee"), ("a", "1", "First line.")]
+        ("b", 2, "Bee"),
+        ("a", "1", "First line."),
+    ]
     assert things.get("a").obj is ay and "a" in things and "c" not in things
     things.register("a")(ay)  # the same thing again (a module imported twice) is no clash
     with pytest.raises(InvalidInput) as info:
@@ -41,10 +43,12 @@ def test_register_get_names_and_a_clash_refused():
 
 
 def test_built_ins_are_imported_at_the_first_lookup_only(monkeypatch, tmp_path):
-    (tmp_path / "egocrowd_test_builtins.py").write_text(textwrap.dedent("""
+    (tmp_path / "egocrowd_test_builtins.py").write_text(
+        textwrap.dedent("""
         from tests.platform.test_registry import LAZY
         LAZY.add("built_in", object())
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     global LAZY
     LAZY = Registry("test.lazy", builtins="egocrowd_test_builtins")
@@ -62,14 +66,17 @@ def test_plugins_load_once_and_a_broken_one_is_logged_not_fatal(monkeypatch, tmp
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: egocrowd-test-plugins\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
-        "[egocrowd.plugins]\ngood = egocrowd_test_plugin_good\nbroken = egocrowd_test_plugin_broken\n")
-    (tmp_path / "egocrowd_test_plugin_good.py").write_text(textwrap.dedent("""
+        "[egocrowd.plugins]\ngood = egocrowd_test_plugin_good\nbroken = egocrowd_test_plugin_broken\n"
+    )
+    (tmp_path / "egocrowd_test_plugin_good.py").write_text(
+        textwrap.dedent("""
         from egocrowd.bench.metrics import metric
 
         @metric("test_plugin_metric", version="7", description="from a plugin")
         def test_plugin_metric(corpus, config):
             return {"sessions": corpus.n_sessions}
-    """))
+    """)
+    )
     (tmp_path / "egocrowd_test_plugin_broken.py").write_text("raise RuntimeError('this plugin is broken')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "_plugins_loaded", False)
@@ -108,8 +115,14 @@ def test_every_plugin_kind_uses_the_one_registry():
     from egocrowd.pipeline.executors import EXECUTORS
     from egocrowd.pipeline.stages import STAGES
 
-    expected = {STAGES: "probe", EXECUTORS: "process", CHECKS: "too_dark", METRICS: "sessions",
-                ENVIRONMENTS: "household", POLICIES: "oracle"}
+    expected = {
+        STAGES: "probe",
+        EXECUTORS: "process",
+        CHECKS: "too_dark",
+        METRICS: "sessions",
+        ENVIRONMENTS: "household",
+        POLICIES: "oracle",
+    }
     for reg, name in expected.items():
         assert isinstance(reg, Registry) and name in reg.names()
         assert reg.get(name).version not in (None, "")
@@ -117,10 +130,12 @@ def test_every_plugin_kind_uses_the_one_registry():
 
 
 def test_built_ins_first_loaded_inside_scratch_survive_it(monkeypatch, tmp_path):
-    (tmp_path / "egocrowd_test_builtins2.py").write_text(textwrap.dedent("""
+    (tmp_path / "egocrowd_test_builtins2.py").write_text(
+        textwrap.dedent("""
         from tests.platform.test_registry import LATE
         LATE.add("built_in", object())
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     global LATE
     LATE = Registry("test.late", builtins="egocrowd_test_builtins2")

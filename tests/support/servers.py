@@ -52,8 +52,9 @@ class ServerProcess:
     """``factory(*args)`` (``"module:function"``, returning an ASGI app) served by uvicorn in a child
     process. The first start binds port 0; later starts (after a kill) bind that same port again."""
 
-    def __init__(self, factory: str, *args: str, workdir: Path, env: dict[str, str] | None = None,
-                 ready_path: str = "/") -> None:
+    def __init__(
+        self, factory: str, *args: str, workdir: Path, env: dict[str, str] | None = None, ready_path: str = "/"
+    ) -> None:
         self.factory, self.args, self.workdir = factory, args, workdir
         self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self.ready_path = ready_path
@@ -68,7 +69,11 @@ class ServerProcess:
         with open(self.workdir / "server.log", "ab") as log:  # the child keeps its own copy open
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.support.serve", str(port_file), str(self.port), self.factory, *self.args],
-                env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+                env=self.env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while not port_file.exists():
             self._check_alive(deadline)

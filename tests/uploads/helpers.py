@@ -56,8 +56,12 @@ class ProcessServer(ServerProcess):
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        super().__init__("tests.uploads.tus_testapp:asgi_app", str(root), workdir=root.with_name(root.name + "-process"),
-                         ready_path="/_stats")
+        super().__init__(
+            "tests.uploads.tus_testapp:asgi_app",
+            str(root),
+            workdir=root.with_name(root.name + "-process"),
+            ready_path="/_stats",
+        )
 
     @property
     def endpoint(self) -> str:
@@ -74,8 +78,9 @@ class Proxy:
     pass-through, like a network that recovered.
     """
 
-    def __init__(self, target_port: int, *, cut_after: int | None = None, flip_at: int | None = None,
-                 rate: float | None = None) -> None:
+    def __init__(
+        self, target_port: int, *, cut_after: int | None = None, flip_at: int | None = None, rate: float | None = None
+    ) -> None:
         self.target_port = target_port
         self.rate = rate  # client→server bytes/s per connection (a slow uplink), or None
         self.cut_after = cut_after

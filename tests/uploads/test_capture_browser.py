@@ -50,10 +50,12 @@ def serve(root: Path, patch_delay_s: float = 0.0, **capture):
     @app.get("/capture", response_class=HTMLResponse)
     def page() -> str:
         widget = env.get_template("_capture_widget.html").render(capture=capture, csrf="csrf-tok-alice")
-        return ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
-                '<meta name="viewport" content="width=device-width, initial-scale=1">'
-                '<link rel="stylesheet" href="/static/app.css"><title>Capture</title></head>'
-                f"<body><main>{widget}</main></body></html>")
+        return (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<link rel="stylesheet" href="/static/app.css"><title>Capture</title></head>'
+            f"<body><main>{widget}</main></body></html>"
+        )
 
     @app.get("/done", response_class=HTMLResponse)
     def done() -> str:
@@ -83,9 +85,16 @@ def test_record_check_and_upload_on_a_phone_sized_page(tmp_path, chromium):
 
     y4m = tmp_path / "camera.y4m"
     make_y4m(y4m)
-    server, app, base = serve(tmp_path / "srv", assignment="A1", min_duration=1, max_duration=30,
-                              min_width=320, min_height=240, chunk_size=64 * 1024,
-                              redirect="/done?clip={clip}&upload={upload}")
+    server, app, base = serve(
+        tmp_path / "srv",
+        assignment="A1",
+        min_duration=1,
+        max_duration=30,
+        min_width=320,
+        min_height=240,
+        chunk_size=64 * 1024,
+        redirect="/done?clip={clip}&upload={upload}",
+    )
     try:
         browser = chromium(*FAKE_CAMERA, f"--use-file-for-fake-video-capture={y4m}")
         ctx = browser.new_context(viewport=PHONE)
@@ -128,8 +137,9 @@ def test_a_dark_or_short_clip_is_stopped_before_any_byte_is_sent(tmp_path, chrom
 
     y4m = tmp_path / "dark.y4m"
     make_y4m(y4m, dark=True)
-    server, app, base = serve(tmp_path / "srv", assignment="A1", min_duration=5, max_duration=30,
-                              min_width=320, min_height=240)
+    server, app, base = serve(
+        tmp_path / "srv", assignment="A1", min_duration=5, max_duration=30, min_width=320, min_height=240
+    )
     try:
         browser = chromium(*FAKE_CAMERA, f"--use-file-for-fake-video-capture={y4m}")
         page = browser.new_context(viewport=PHONE).new_page()
@@ -151,9 +161,17 @@ def test_a_reload_mid_upload_resumes_instead_of_restarting(tmp_path, chromium):
     y4m = tmp_path / "camera.y4m"
     make_y4m(y4m)
     # Small chunks on a slow link, so the reload lands in the middle of the upload.
-    server, app, base = serve(tmp_path / "srv", patch_delay_s=0.25, assignment="A1", min_duration=1,
-                              max_duration=30, min_width=320, min_height=240, chunk_size=32 * 1024,
-                              redirect="/done?upload={upload}")
+    server, app, base = serve(
+        tmp_path / "srv",
+        patch_delay_s=0.25,
+        assignment="A1",
+        min_duration=1,
+        max_duration=30,
+        min_width=320,
+        min_height=240,
+        chunk_size=32 * 1024,
+        redirect="/done?upload={upload}",
+    )
     try:
         browser = chromium(*FAKE_CAMERA, f"--use-file-for-fake-video-capture={y4m}")
         ctx = browser.new_context(viewport=PHONE)

@@ -32,8 +32,12 @@ def test_sigkill_with_ten_uploads_in_flight(process_server, tmp_path):
         deadline = time.monotonic() + 90
         while True:
             try:
-                up = client.uploader(str(tmp_path / f"c{i}.mp4"), chunk_size=1 << 20, url=urls.get(i),
-                                     metadata={"assignment": "A1", "filename": f"c{i}.mp4"})
+                up = client.uploader(
+                    str(tmp_path / f"c{i}.mp4"),
+                    chunk_size=1 << 20,
+                    url=urls.get(i),
+                    metadata={"assignment": "A1", "filename": f"c{i}.mp4"},
+                )
                 if killed.is_set() and i not in resume_offsets:
                     resume_offsets[i] = up.offset if up.url else 0
                 if up.url is None:
@@ -78,8 +82,9 @@ def test_sigkill_with_ten_uploads_in_flight(process_server, tmp_path):
     # Every upload resumed: the new process received only what the old one had not made durable.
     assert srv.body_bytes() == sum(SIZE - resume_offsets.get(i, 0) for i in range(N))
     assert sum(resume_offsets.values()) > 0
-    clips = {json.loads(p.read_text())["upload"]: json.loads(p.read_text())
-             for p in (srv.root / "clips").glob("*.json")}
+    clips = {
+        json.loads(p.read_text())["upload"]: json.loads(p.read_text()) for p in (srv.root / "clips").glob("*.json")
+    }
     assert len(clips) == N
     for i in range(N):
         clip = clips[urls[i].rsplit("/", 1)[1]]

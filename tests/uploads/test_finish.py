@@ -52,8 +52,9 @@ def test_completion_retried_after_a_restart_mid_upload_and_a_failed_first_try(se
     worker, aid = _world(client, db)
     data = os.urandom(300_000)
     meta = f"assignment {base64.b64encode(str(aid).encode()).decode()}"
-    r = client.post(UPLOADS, headers={**TUS, **worker.headers, "Upload-Length": str(len(data)),
-                                      "Upload-Metadata": meta})
+    r = client.post(
+        UPLOADS, headers={**TUS, **worker.headers, "Upload-Length": str(len(data)), "Upload-Metadata": meta}
+    )
     assert r.status_code == 201, r.text
     url = r.headers["Location"]
     r = client.patch(url, content=data[:100_000], headers={**TUS, **OCTETS, **worker.headers, "Upload-Offset": "0"})
@@ -62,11 +63,13 @@ def test_completion_retried_after_a_restart_mid_upload_and_a_failed_first_try(se
     # The server restarts (a fresh process: no running hash of the first part).
     with TestClient(create_app(settings, db), base_url="http://testserver") as client2:
         with table_away(db, "jobs"):
-            r = client2.patch(url, content=data[100_000:],
-                              headers={**TUS, **OCTETS, **worker.headers, "Upload-Offset": "100000"})
+            r = client2.patch(
+                url, content=data[100_000:], headers={**TUS, **OCTETS, **worker.headers, "Upload-Offset": "100000"}
+            )
             assert r.status_code == 500, r.text  # transient: the upload stays ``completing``
-        r = client2.patch(url, content=b"", headers={**TUS, **OCTETS, **worker.headers,
-                                                     "Upload-Offset": str(len(data))})
+        r = client2.patch(
+            url, content=b"", headers={**TUS, **OCTETS, **worker.headers, "Upload-Offset": str(len(data))}
+        )
         assert r.status_code == 204, r.text
         clip_id = int(r.headers["Egocrowd-Clip-Id"])
     with db.transaction() as s:
@@ -90,16 +93,30 @@ def test_sweep_spares_an_old_blob_that_an_upload_finishing_now_deduplicated_into
     old = time.time() - 7 * 3600
     os.utime(blobs.path(ref.sha256), (old, old))
     with db.transaction() as s:
-        cid = s.scalar(sa.select(sa.text("campaign_id")).select_from(sa.text("assignments"))
-                       .where(sa.text(f"id = {aid}")))
+        cid = s.scalar(
+            sa.select(sa.text("campaign_id")).select_from(sa.text("assignments")).where(sa.text(f"id = {aid}"))
+        )
 
     part = tmp_path / "upload.part"
     part.write_bytes(data)
-    kw = {"source_ref": "tus:" + "b" * 32, "path": part, "worker_id": worker.id, "assignment_id": aid,
-          "campaign_id": cid, "original_name": "again.mp4", "sha256": sha, "move": True}
+    kw = {
+        "source_ref": "tus:" + "b" * 32,
+        "path": part,
+        "worker_id": worker.id,
+        "assignment_id": aid,
+        "campaign_id": cid,
+        "original_name": "again.mp4",
+        "sha256": sha,
+        "move": True,
+    }
     # The table is missing: SQLite says OperationalError, PostgreSQL ProgrammingError (UndefinedTable).
-    with table_away(db, "jobs"), pytest.raises((sa.exc.OperationalError, sa.exc.ProgrammingError),
-                                               match='no such table: jobs|relation "jobs" does not exist'):
+    with (
+        table_away(db, "jobs"),
+        pytest.raises(
+            (sa.exc.OperationalError, sa.exc.ProgrammingError),
+            match='no such table: jobs|relation "jobs" does not exist',
+        ),
+    ):
         clips.finish_upload(db, blobs, **kw)  # bytes stored (dedup), then the transaction failed
     assert not part.exists()  # the upload's own copy is gone: the store holds the only one
     assert clips.sweep_orphan_blobs(db, blobs) == []  # the default 6 h grace restarts on reuse
@@ -123,8 +140,18 @@ def test_simultaneous_finishes_of_one_source_make_one_clip(client, db, settings,
     def finish():
         barrier.wait()
         try:
-            ids.append(clips.finish_upload(db, blobs, source_ref="ingest:1:same", path=src, worker_id=worker.id,
-                                           assignment_id=None, campaign_id=c["id"], original_name="clip.mp4").id)
+            ids.append(
+                clips.finish_upload(
+                    db,
+                    blobs,
+                    source_ref="ingest:1:same",
+                    path=src,
+                    worker_id=worker.id,
+                    assignment_id=None,
+                    campaign_id=c["id"],
+                    original_name="clip.mp4",
+                ).id
+            )
         except Exception as exc:  # noqa: BLE001 - collected for the assertion
             errors.append(exc)
 

@@ -29,14 +29,18 @@ def test_bytes_sent_with_a_method_override_are_refused_once_the_lease_is_over(db
     sign(client, worker)
     aid = claim(client, worker, c["id"]).json()["id"]
     meta = "assignment " + base64.b64encode(str(aid).encode()).decode()
-    r = client.post("/api/v1/uploads", headers={**TUS, **worker.headers, "Upload-Length": "20",
-                                                "Upload-Metadata": meta})
+    r = client.post(
+        "/api/v1/uploads", headers={**TUS, **worker.headers, "Upload-Length": "20", "Upload-Metadata": meta}
+    )
     assert r.status_code == 201, r.text
     url = r.headers["Location"]
     with db.transaction() as s:
         s.get(Assignment, aid).lease_expires_at = utcnow() - timedelta(seconds=1)
-    r = client.post(url, content=b"0123456789", headers={**TUS, **OCTETS, **worker.headers, "Upload-Offset": "0",
-                                                          "X-HTTP-Method-Override": "PATCH"})
+    r = client.post(
+        url,
+        content=b"0123456789",
+        headers={**TUS, **OCTETS, **worker.headers, "Upload-Offset": "0", "X-HTTP-Method-Override": "PATCH"},
+    )
     assert r.status_code == 410 and r.json()["code"] == "assignment.lease_expired"
     assert client.head(url, headers={**TUS, **worker.headers}).headers["Upload-Offset"] == "0"
 
@@ -54,8 +58,9 @@ def test_a_worker_cannot_hold_more_unfinished_uploads_than_the_caps(db, client, 
 
     def create(aid: int):
         meta = "assignment " + base64.b64encode(str(aid).encode()).decode()
-        return client.post("/api/v1/uploads", headers={**TUS, **worker.headers, "Upload-Length": "20",
-                                                       "Upload-Metadata": meta})
+        return client.post(
+            "/api/v1/uploads", headers={**TUS, **worker.headers, "Upload-Length": "20", "Upload-Metadata": meta}
+        )
 
     made = [create(slots[0]) for _ in range(per_slot)]
     assert [r.status_code for r in made] == [201] * per_slot
@@ -87,6 +92,11 @@ def test_housekeeping_recovers_uploads_without_the_web_layer(db_url, tmp_path):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-c", HOUSEKEEPING, db_url, str(tmp_path / "blobs"), str(tmp_path / "uploads")],
-                       capture_output=True, text=True, timeout=120, check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", HOUSEKEEPING, db_url, str(tmp_path / "blobs"), str(tmp_path / "uploads")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr

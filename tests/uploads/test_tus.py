@@ -30,8 +30,9 @@ TUS = {"Tus-Resumable": "1.0.0"}
 def uploader(endpoint, path, *, token="tok-alice", assignment="A1", **kw):
     c = tus_client.TusClient(endpoint, headers={"Authorization": f"Bearer {token}"})
     kw.setdefault("chunk_size", 256 << 10)
-    return c.uploader(str(path), metadata={"assignment": assignment, "filename": path.name,
-                                           "filetype": "video/mp4"}, **kw)
+    return c.uploader(
+        str(path), metadata={"assignment": assignment, "filename": path.name, "filetype": "video/mp4"}, **kw
+    )
 
 
 def clip_for(server, url):
@@ -48,7 +49,12 @@ def test_options_advertises_the_protocol(server):
     assert r.status_code == 204
     assert r.headers["Tus-Version"] == "1.0.0"
     assert set(r.headers["Tus-Extension"].split(",")) == {
-        "creation", "creation-with-upload", "expiration", "checksum", "termination"}
+        "creation",
+        "creation-with-upload",
+        "expiration",
+        "checksum",
+        "termination",
+    }
     assert int(r.headers["Tus-Max-Size"]) == 256 << 20
     assert {"sha1", "md5", "sha256"} <= set(r.headers["Tus-Checksum-Algorithm"].split(","))
 
@@ -143,8 +149,15 @@ def test_checksum_mismatch_is_460_and_the_chunk_is_discarded(server, tmp_path):
 @pytest.mark.parametrize("algo", ["sha1", "md5", "sha256"])
 def test_checksum_algorithms(server, algo):
     body = b"x" * 1000
-    r = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "2000",
-                                             "Upload-Metadata": "assignment " + base64.b64encode(b"A1").decode()})
+    r = httpx.post(
+        server.endpoint,
+        headers={
+            **TUS,
+            **AUTH,
+            "Upload-Length": "2000",
+            "Upload-Metadata": "assignment " + base64.b64encode(b"A1").decode(),
+        },
+    )
     url = r.headers["Location"]
     good = base64.b64encode(hashlib.new(algo, body).digest()).decode()
     bad = base64.b64encode(hashlib.new(algo, b"y" * 1000).digest()).decode()
@@ -166,9 +179,17 @@ def test_over_limit_upload_length_refused_before_any_byte(server, tmp_path):
         up_attempt.uploader(str(src), chunk_size=64 << 10, metadata={"assignment": "SMALL"}).upload()
     assert exc.value.status_code == 413
     # creation-with-upload: the body is on the wire but the server never reads it
-    r = httpx.post(server.endpoint, content=src.read_bytes(), headers={
-        **TUS, **AUTH, "Upload-Length": str(600 << 10), "Content-Type": "application/offset+octet-stream",
-        "Upload-Metadata": "assignment " + base64.b64encode(b"SMALL").decode()})
+    r = httpx.post(
+        server.endpoint,
+        content=src.read_bytes(),
+        headers={
+            **TUS,
+            **AUTH,
+            "Upload-Length": str(600 << 10),
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Metadata": "assignment " + base64.b64encode(b"SMALL").decode(),
+        },
+    )
     problem = r.json()
     assert r.status_code == 413 and problem["code"] == "upload.too_large"
     assert problem["max_length"] == 512 << 10 and problem["type"].endswith("/upload.too_large")
@@ -176,8 +197,15 @@ def test_over_limit_upload_length_refused_before_any_byte(server, tmp_path):
     assert server.body_bytes() == 0
     assert list(server.store.dir.iterdir()) == []
     # the global Tus-Max-Size is enforced too
-    r = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": str(1 << 40),
-                                             "Upload-Metadata": "assignment " + base64.b64encode(b"A1").decode()})
+    r = httpx.post(
+        server.endpoint,
+        headers={
+            **TUS,
+            **AUTH,
+            "Upload-Length": str(1 << 40),
+            "Upload-Metadata": "assignment " + base64.b64encode(b"A1").decode(),
+        },
+    )
     assert r.status_code == 413
 
 
@@ -195,8 +223,11 @@ def test_someone_elses_assignment_and_upload_are_refused(server, tmp_path):
     up.upload(stop_at=50_000)
     bob = {**TUS, "Authorization": "Bearer tok-bob"}
     assert httpx.head(up.url, headers=bob).status_code == 403
-    r = httpx.patch(up.url, content=b"z" * 10, headers={
-        **bob, "Upload-Offset": "50000", "Content-Type": "application/offset+octet-stream"})
+    r = httpx.patch(
+        up.url,
+        content=b"z" * 10,
+        headers={**bob, "Upload-Offset": "50000", "Content-Type": "application/offset+octet-stream"},
+    )
     assert r.status_code == 403 and r.json()["code"] == "upload.forbidden"
     assert httpx.delete(up.url, headers=bob).status_code == 403
     assert up.get_offset() == 50_000
@@ -248,8 +279,11 @@ def test_expired_upload_is_gone_before_the_sweep(server, tmp_path):
     info = server.store.get(up.url.rsplit("/", 1)[1])
     info.expires_at = utcnow() - timedelta(seconds=1)
     server.store.save(info)
-    r = httpx.patch(up.url, content=b"z", headers={**TUS, **AUTH, "Upload-Offset": "100000",
-                                                 "Content-Type": "application/offset+octet-stream"})
+    r = httpx.patch(
+        up.url,
+        content=b"z",
+        headers={**TUS, **AUTH, "Upload-Offset": "100000", "Content-Type": "application/offset+octet-stream"},
+    )
     assert r.status_code == 410 and r.json()["code"] == "upload.expired"
     assert httpx.head(up.url, headers={**TUS, **AUTH}).status_code == 410
 
@@ -266,10 +300,18 @@ def test_termination(server, tmp_path):
 
 def test_creation_with_upload_completes_in_one_request(server):
     body = b"\x00\x01" * 5000
-    r = httpx.post(server.endpoint, content=body, headers={
-        **TUS, **AUTH, "Upload-Length": str(len(body)), "Content-Type": "application/offset+octet-stream",
-        "Upload-Checksum": "sha256 " + base64.b64encode(hashlib.sha256(body).digest()).decode(),
-        "Upload-Metadata": "assignment " + base64.b64encode(b"A1").decode() + ",flag"})
+    r = httpx.post(
+        server.endpoint,
+        content=body,
+        headers={
+            **TUS,
+            **AUTH,
+            "Upload-Length": str(len(body)),
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Checksum": "sha256 " + base64.b64encode(hashlib.sha256(body).digest()).decode(),
+            "Upload-Metadata": "assignment " + base64.b64encode(b"A1").decode() + ",flag",
+        },
+    )
     assert r.status_code == 201
     assert r.headers["Upload-Offset"] == str(len(body))
     assert r.headers["Egocrowd-Clip-Sha256"] == hashlib.sha256(body).hexdigest()
@@ -286,11 +328,14 @@ def test_protocol_errors(server):
     assert r.status_code == 400
     r = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10", "Upload-Metadata": "a b c"})
     assert r.status_code == 400 and r.json()["code"] == "upload.bad_metadata"
-    url = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10",
-                                               "Upload-Metadata": meta}).headers["Location"]
+    url = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10", "Upload-Metadata": meta}).headers[
+        "Location"
+    ]
     ok = {**TUS, **AUTH, "Content-Type": "application/offset+octet-stream"}
-    assert httpx.patch(url, content=b"abc", headers={**ok, "Content-Type": "text/plain",
-                                                     "Upload-Offset": "0"}).status_code == 415
+    assert (
+        httpx.patch(url, content=b"abc", headers={**ok, "Content-Type": "text/plain", "Upload-Offset": "0"}).status_code
+        == 415
+    )
     r = httpx.patch(url, content=b"abc", headers={**ok, "Upload-Offset": "5"})
     assert r.status_code == 409 and r.json()["code"] == "upload.offset_mismatch"
     assert httpx.patch(url, content=b"x" * 11, headers={**ok, "Upload-Offset": "0"}).status_code == 413
@@ -317,8 +362,11 @@ def test_hostile_upload_length_is_a_400_not_a_500(server, value):
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_upload_offset_is_a_400_not_a_500(server, value):
-    r = httpx.patch(f"{server.endpoint}/{'a' * 32}", content=b"x",
-                    headers={**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": value})
+    r = httpx.patch(
+        f"{server.endpoint}/{'a' * 32}",
+        content=b"x",
+        headers={**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": value},
+    )
     assert r.status_code == 400, (r.status_code, r.text)
     assert r.json()["code"] == "upload.bad_request"
 
@@ -361,8 +409,9 @@ def test_a_reconnecting_client_takes_over_from_its_stale_request(server):
     new request learns the right offset via the usual 409 → HEAD → PATCH dance.
     """
     meta = "assignment " + base64.b64encode(b"A1").decode()
-    url = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "300000",
-                                               "Upload-Metadata": meta}).headers["Location"]
+    url = httpx.post(
+        server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "300000", "Upload-Metadata": meta}
+    ).headers["Location"]
     patch = {**TUS, **AUTH, "Content-Type": "application/offset+octet-stream"}
     stall = threading.Event()
     stale_result: list = []
@@ -373,8 +422,11 @@ def test_a_reconnecting_client_takes_over_from_its_stale_request(server):
 
     def stale_client():
         try:
-            stale_result.append(httpx.patch(url, content=stalled_body(), timeout=60,
-                                            headers={**patch, "Upload-Offset": "0"}).status_code)
+            stale_result.append(
+                httpx.patch(
+                    url, content=stalled_body(), timeout=60, headers={**patch, "Upload-Offset": "0"}
+                ).status_code
+            )
         except httpx.HTTPError as e:
             stale_result.append(e)
 
@@ -401,8 +453,9 @@ def test_a_writer_in_another_process_gets_409_locked(tmp_path):
     """Across processes the lock is an flock: a second writer waits, then is told to retry."""
     with ThreadServer(tmp_path / "srv", lock_timeout=0.3) as srv:
         meta = "assignment " + base64.b64encode(b"A1").decode()
-        url = httpx.post(srv.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10",
-                                                "Upload-Metadata": meta}).headers["Location"]
+        url = httpx.post(srv.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10", "Upload-Metadata": meta}).headers[
+            "Location"
+        ]
         other_process = UploadStore(srv.store.dir)  # its own lock table, like another worker
         fd = other_process.try_lock_sync(url.rsplit("/", 1)[1])
         assert fd is not None
@@ -423,9 +476,17 @@ def test_oversized_metadata_is_refused(server):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.dictionaries(st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters=","),
-                               min_size=1, max_size=12),
-                       st.text(max_size=40), max_size=6))
+@given(
+    st.dictionaries(
+        st.text(
+            alphabet=st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters=","),
+            min_size=1,
+            max_size=12,
+        ),
+        st.text(max_size=40),
+        max_size=6,
+    )
+)
 def test_metadata_round_trips(metadata):
     assert parse_metadata(encode_metadata(metadata)) == metadata
 
@@ -438,13 +499,14 @@ def test_an_unreadable_record_does_not_stop_upkeep(tmp_path):
     assert expire_uploads(store, utcnow() + timedelta(days=2)) == [good.id]
 
 
-
 def _stalled_patch(server, path: str, part: bytes, length: int) -> socket.socket:
     """A PATCH that sends part of its body and then goes quiet (a phone losing its network)."""
     s = socket.create_connection(("127.0.0.1", server.port))
-    head = (f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n"
-            f"Authorization: {AUTH['Authorization']}\r\nContent-Type: application/offset+octet-stream\r\n"
-            f"Upload-Offset: 0\r\nContent-Length: {length}\r\n\r\n")
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n"
+        f"Authorization: {AUTH['Authorization']}\r\nContent-Type: application/offset+octet-stream\r\n"
+        f"Upload-Offset: 0\r\nContent-Length: {length}\r\n\r\n"
+    )
     s.sendall(head.encode() + part)
     return s
 
@@ -473,8 +535,9 @@ def test_racing_writers_get_a_problem_document_never_a_500(server):
     patch = {**TUS, **AUTH, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
     allowed = {"upload.interrupted", "upload.offset_mismatch", "upload.locked"}
     for _ in range(12):
-        url = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": str(len(body)),
-                                                   "Upload-Metadata": meta}).headers["Location"]
+        url = httpx.post(
+            server.endpoint, headers={**TUS, **AUTH, "Upload-Length": str(len(body)), "Upload-Metadata": meta}
+        ).headers["Location"]
         before = server.asgi.counts["PATCH"]
         stalled = _stalled_patch(server, httpx.URL(url).path, body[: 15 << 16], len(body))
         deadline = time.monotonic() + 10
@@ -487,8 +550,9 @@ def test_racing_writers_get_a_problem_document_never_a_500(server):
         def writer(url=url, barrier=barrier, results=results):
             barrier.wait()
             r = httpx.patch(url, content=body, headers=patch, timeout=30)
-            results.append((r.status_code, r.headers.get("content-type"),
-                            r.json() if r.content[:1] == b"{" else r.text))
+            results.append(
+                (r.status_code, r.headers.get("content-type"), r.json() if r.content[:1] == b"{" else r.text)
+            )
 
         threads = [threading.Thread(target=writer) for _ in range(3)]
         for t in threads:

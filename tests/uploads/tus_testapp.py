@@ -70,10 +70,20 @@ class AssignmentHooks:
             raise RuntimeError("simulated crash during completion")
         ref = self.blobs.put_file(data_path)
         tmp = record.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"upload": info.id, "sha256": ref.sha256, "size": ref.size,
-                                   "duplicate": ref.existed, "owner": info.owner,
-                                   "streamed_sha256": info.sha256, **info.context,
-                                   "metadata": info.metadata}))
+        tmp.write_text(
+            json.dumps(
+                {
+                    "upload": info.id,
+                    "sha256": ref.sha256,
+                    "size": ref.size,
+                    "duplicate": ref.existed,
+                    "owner": info.owner,
+                    "streamed_sha256": info.sha256,
+                    **info.context,
+                    "metadata": info.metadata,
+                }
+            )
+        )
         os.replace(tmp, record)
         return {"Egocrowd-Clip-Id": info.id, "Egocrowd-Clip-Sha256": ref.sha256}
 
@@ -104,8 +114,7 @@ class BodyCounter:
 
 def make_app(root: Path, *, ttl_s: float = 3600, lock_timeout: float = 5.0, patch_delay_s: float = 0.0):
     root = Path(root)
-    store = UploadStore(root / "uploads", lock_timeout=lock_timeout,
-                        ttl=timedelta(seconds=ttl_s))
+    store = UploadStore(root / "uploads", lock_timeout=lock_timeout, ttl=timedelta(seconds=ttl_s))
     hooks = AssignmentHooks(root)
 
     @contextlib.asynccontextmanager

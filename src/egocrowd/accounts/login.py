@@ -31,16 +31,20 @@ from egocrowd.errors import TooManyRequests, Unauthenticated
 class Limits:
     window: timedelta = timedelta(minutes=15)
     per_account: int = 10
-    per_address: int = 100   # generous: mobile carriers put many workers behind one address
+    per_address: int = 100  # generous: mobile carriers put many workers behind one address
 
     @classmethod
     def from_settings(cls, settings) -> Limits:
-        return cls(timedelta(minutes=settings.login_window_minutes), settings.login_attempts_per_account,
-                   settings.login_attempts_per_address)
+        return cls(
+            timedelta(minutes=settings.login_window_minutes),
+            settings.login_attempts_per_account,
+            settings.login_attempts_per_address,
+        )
 
 
-def log_in(db, email: str, password: str, *, address: str | None, limits: Limits = Limits(),
-           now: datetime | None = None) -> int:
+def log_in(
+    db, email: str, password: str, *, address: str | None, limits: Limits = Limits(), now: datetime | None = None
+) -> int:
     """The user id for this email and password, or 401 ``auth.bad_credentials``, or 429
     ``auth.throttled`` (with ``retry_after`` seconds) before any hashing."""
     keys = _keys(email, address, limits)
@@ -84,15 +88,21 @@ def reserve(session: Session, keys, window: timedelta, *, now: datetime | None =
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     rows = []
     for key, limit, _ in keys:
-        session.execute(insert(LoginThrottle).values(key=key, window_start=now, attempts=0)
-                        .on_conflict_do_nothing(index_elements=["key"]))
+        session.execute(
+            insert(LoginThrottle)
+            .values(key=key, window_start=now, attempts=0)
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
         row = session.scalar(sa.select(LoginThrottle).where(LoginThrottle.key == key).with_for_update())
         if row.window_start <= now - window:
             row.window_start, row.attempts = now, 0
         if row.attempts >= limit:
             wait = (row.window_start + window - now).total_seconds()
-            raise TooManyRequests("Too many log-in attempts. Wait a little before trying again.",
-                                  code="auth.throttled", retry_after=max(1, math.ceil(wait)))
+            raise TooManyRequests(
+                "Too many log-in attempts. Wait a little before trying again.",
+                code="auth.throttled",
+                retry_after=max(1, math.ceil(wait)),
+            )
         rows.append(row)
     for row in rows:
         row.attempts += 1
@@ -104,13 +114,19 @@ def settle(session: Session, keys, *, success: bool) -> None:
         return
     for key, _, is_account in keys:
         q = sa.update(LoginThrottle).where(LoginThrottle.key == key)
-        q = q.values(attempts=0) if is_account else q.where(LoginThrottle.attempts > 0).values(
-            attempts=LoginThrottle.attempts - 1)
+        q = (
+            q.values(attempts=0)
+            if is_account
+            else q.where(LoginThrottle.attempts > 0).values(attempts=LoginThrottle.attempts - 1)
+        )
         session.execute(q.execution_options(synchronize_session=False))
 
 
 def sweep(session: Session, window: timedelta, *, now: datetime | None = None) -> int:
     """Forget counters whose window is over (for housekeeping); returns how many."""
     cutoff = (now or utcnow()) - window
-    return session.execute(sa.delete(LoginThrottle).where(LoginThrottle.window_start <= cutoff)
-                           .execution_options(synchronize_session=False)).rowcount
+    return session.execute(
+        sa.delete(LoginThrottle)
+        .where(LoginThrottle.window_start <= cutoff)
+        .execution_options(synchronize_session=False)
+    ).rowcount

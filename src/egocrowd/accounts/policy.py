@@ -40,9 +40,13 @@ def _can_view_campaign(user: User, c: Campaign) -> bool:
 def _works_on(user: User, c: Campaign) -> bool:
     """Workers keep seeing a campaign they hold (or held) an assignment in, even once it pauses."""
     session = object_session(c)
-    return session is not None and session.scalar(
-        sa.select(Assignment.id).where(Assignment.worker_id == user.id, Assignment.campaign_id == c.id).limit(1)
-    ) is not None
+    return (
+        session is not None
+        and session.scalar(
+            sa.select(Assignment.id).where(Assignment.worker_id == user.id, Assignment.campaign_id == c.id).limit(1)
+        )
+        is not None
+    )
 
 
 def _manages(user: User, c: Campaign) -> bool:
@@ -52,7 +56,7 @@ def _manages(user: User, c: Campaign) -> bool:
 _RULES: dict[str, Any] = {
     "campaign.create": lambda u, _: u.role in (Role.requester, Role.admin),
     "campaign.view": _can_view_campaign,
-    "campaign.manage": _manages,          # edit, transitions, progress, statistics
+    "campaign.manage": _manages,  # edit, transitions, progress, statistics
     "work.take": lambda u, _: u.role is Role.worker,  # claims slots and records: sees what is claimable
     "consent.sign": lambda u, _: u.role is Role.worker,
     "consent.view": lambda u, r: u.role is Role.admin or r.user_id == u.id,
@@ -90,8 +94,10 @@ def visible_campaigns(user: User | None) -> sa.ColumnElement[bool]:
         case Role.reviewer:
             return Campaign.status != CampaignStatus.draft
         case Role.worker:
-            return sa.or_(Campaign.status == CampaignStatus.open, Campaign.id.in_(
-                sa.select(Assignment.campaign_id).where(Assignment.worker_id == user.id)))
+            return sa.or_(
+                Campaign.status == CampaignStatus.open,
+                Campaign.id.in_(sa.select(Assignment.campaign_id).where(Assignment.worker_id == user.id)),
+            )
     return sa.false()
 
 
@@ -100,7 +106,8 @@ def visible_assignments(user: User) -> sa.ColumnElement[bool]:
         return sa.true()
     if user.role is Role.requester:
         return Assignment.campaign_id.in_(
-            sa.select(Campaign.id).where(Campaign.organization_id == (user.organization_id or -1)))
+            sa.select(Campaign.id).where(Campaign.organization_id == (user.organization_id or -1))
+        )
     return Assignment.worker_id == user.id
 
 

@@ -49,9 +49,17 @@ def get_or_create_organization(session: Session, name: str, actor: User | None =
     return org
 
 
-def create_user(session: Session, *, email: str, password: str, display_name: str, role: Role | str,
-                organization: Organization | None = None, country: str | None = None,
-                actor: User | None = None) -> User:
+def create_user(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    display_name: str,
+    role: Role | str,
+    organization: Organization | None = None,
+    country: str | None = None,
+    actor: User | None = None,
+) -> User:
     email = clean_email(email)
     clean_password(password, email=email)
     country = clean_country(country)
@@ -61,12 +69,22 @@ def create_user(session: Session, *, email: str, password: str, display_name: st
         raise InvalidInput("A requester must belong to an organization.", code="user.organization_required")
     if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
         raise Conflict("An account with this email already exists.", code="user.email_taken")
-    user = User(email=email, display_name=display_name or email.split("@")[0],
-                password_hash=hash_password(password), role=role, organization=organization,
-                country=country)
+    user = User(
+        email=email,
+        display_name=display_name or email.split("@")[0],
+        password_hash=hash_password(password),
+        role=role,
+        organization=organization,
+        country=country,
+    )
     session.add(user)
-    audit.record(session, actor or None, "user.created", user,
-                 {"role": role.value, "organization_id": organization.id if organization else None})
+    audit.record(
+        session,
+        actor or None,
+        "user.created",
+        user,
+        {"role": role.value, "organization_id": organization.id if organization else None},
+    )
     return user
 
 
@@ -141,13 +159,20 @@ def _secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def start_session(session: Session, user: User, *, ttl: timedelta, user_agent: str | None = None,
-                  now: datetime | None = None) -> tuple[LoginSession, str]:
+def start_session(
+    session: Session, user: User, *, ttl: timedelta, user_agent: str | None = None, now: datetime | None = None
+) -> tuple[LoginSession, str]:
     """A new session row and its secret (for the cookie; stored only hashed)."""
     now = now or utcnow()
     secret = secrets.token_urlsafe(32)
-    row = LoginSession(user=user, secret_hash=_secret_hash(secret), user_agent=(user_agent or "")[:200] or None,
-                       created_at=now, last_seen_at=now, expires_at=now + ttl)
+    row = LoginSession(
+        user=user,
+        secret_hash=_secret_hash(secret),
+        user_agent=(user_agent or "")[:200] or None,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + ttl,
+    )
     session.add(row)
     session.flush()
     audit.record(session, user, "session.started", row, {})
@@ -156,10 +181,12 @@ def start_session(session: Session, user: User, *, ttl: timedelta, user_agent: s
 
 def session_for_secret(session: Session, secret: str, *, now: datetime | None = None) -> LoginSession | None:
     """The live session this secret opens, or None (unknown, ended, expired, or user suspended)."""
-    row = session.scalar(sa.select(LoginSession).options(joinedload(LoginSession.user))
-                         .where(LoginSession.secret_hash == _secret_hash(secret)))
-    if (row is None or row.revoked_at is not None or row.expires_at <= (now or utcnow())
-            or not row.user.is_active):
+    row = session.scalar(
+        sa.select(LoginSession)
+        .options(joinedload(LoginSession.user))
+        .where(LoginSession.secret_hash == _secret_hash(secret))
+    )
+    if row is None or row.revoked_at is not None or row.expires_at <= (now or utcnow()) or not row.user.is_active:
         return None
     return row
 
@@ -174,10 +201,17 @@ def end_session_by_secret(session: Session, secret: str) -> None:
 
 def list_sessions(session: Session, user: User, *, now: datetime | None = None) -> list[LoginSession]:
     """The user's live sessions, most recently used first."""
-    return list(session.scalars(
-        sa.select(LoginSession).where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None),
-                                      LoginSession.expires_at > (now or utcnow()))
-        .order_by(LoginSession.last_seen_at.desc(), LoginSession.id.desc())))
+    return list(
+        session.scalars(
+            sa.select(LoginSession)
+            .where(
+                LoginSession.user_id == user.id,
+                LoginSession.revoked_at.is_(None),
+                LoginSession.expires_at > (now or utcnow()),
+            )
+            .order_by(LoginSession.last_seen_at.desc(), LoginSession.id.desc())
+        )
+    )
 
 
 def revoke_session(session: Session, user: User, session_id: int) -> None:
@@ -189,22 +223,28 @@ def revoke_session(session: Session, user: User, session_id: int) -> None:
         audit.record(session, user, "session.ended", row, {"reason": "revoked"})
 
 
-def end_sessions(session: Session, user: User, *, actor: User | None, reason: str, keep: int | None = None,
-                 tokens: bool = False) -> None:
+def end_sessions(
+    session: Session, user: User, *, actor: User | None, reason: str, keep: int | None = None, tokens: bool = False
+) -> None:
     """End all of ``user``'s sessions but ``keep``; with ``tokens``, revoke their API tokens too."""
     now = utcnow()
-    q = (sa.update(LoginSession).where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
-         .values(revoked_at=now))
+    q = (
+        sa.update(LoginSession)
+        .where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
     if keep is not None:
         q = q.where(LoginSession.id != keep)
     ended = session.execute(q.execution_options(synchronize_session="fetch")).rowcount
     revoked = 0
     if tokens:
         revoked = session.execute(
-            sa.update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-            .values(revoked_at=now).execution_options(synchronize_session="fetch")).rowcount
-    audit.record(session, actor, "user.sessions_ended", user,
-                 {"reason": reason, "sessions": ended, "tokens": revoked})
+            sa.update(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session="fetch")
+        ).rowcount
+    audit.record(session, actor, "user.sessions_ended", user, {"reason": reason, "sessions": ended, "tokens": revoked})
 
 
 def touch_session(session: Session, session_id: int, *, now: datetime | None = None) -> None:
@@ -217,30 +257,47 @@ def needs_touch(last: datetime | None, *, now: datetime | None = None) -> bool:
 
 def _touch(session: Session, model, column, row_id: int, now: datetime) -> None:
     # Conditional: several processes racing to record the same minute write once.
-    session.execute(sa.update(model).where(model.id == row_id, sa.or_(column.is_(None), column < now - TOUCH_EVERY))
-                    .values({column.key: now}).execution_options(synchronize_session=False))
+    session.execute(
+        sa.update(model)
+        .where(model.id == row_id, sa.or_(column.is_(None), column < now - TOUCH_EVERY))
+        .values({column.key: now})
+        .execution_options(synchronize_session=False)
+    )
 
 
 # --- API tokens -----------------------------------------------------------------------------------
-def issue_token(session: Session, user: User, name: str = "api", *, ttl: timedelta | None = None,
-                now: datetime | None = None) -> tuple[ApiToken, str]:
+def issue_token(
+    session: Session, user: User, name: str = "api", *, ttl: timedelta | None = None, now: datetime | None = None
+) -> tuple[ApiToken, str]:
     """Returns the token row and the plaintext token (shown once, stored only hashed).
     ``ttl`` None: it never expires."""
     now = now or utcnow()
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user=user, name=name[:100] or "api", prefix=plaintext[:10], token_hash=_secret_hash(plaintext),
-                   created_at=now, expires_at=now + ttl if ttl is not None else None)
+    row = ApiToken(
+        user=user,
+        name=name[:100] or "api",
+        prefix=plaintext[:10],
+        token_hash=_secret_hash(plaintext),
+        created_at=now,
+        expires_at=now + ttl if ttl is not None else None,
+    )
     session.add(row)
-    audit.record(session, user, "token.issued", row, {"name": row.name, "prefix": row.prefix,
-                                                      "expires_at": row.expires_at.isoformat() if row.expires_at else None})
+    audit.record(
+        session,
+        user,
+        "token.issued",
+        row,
+        {"name": row.name, "prefix": row.prefix, "expires_at": row.expires_at.isoformat() if row.expires_at else None},
+    )
     return row, plaintext
 
 
 def check_token(session: Session, token: str, *, now: datetime | None = None) -> ApiToken:
     """The live token row, or 401: ``auth.bad_token`` (unknown, revoked, user suspended) or
     ``auth.token_expired``."""
-    row = session.scalar(sa.select(ApiToken).options(joinedload(ApiToken.user))
-                         .where(ApiToken.token_hash == _secret_hash(token)))
+    row = session.scalar(
+        sa.select(ApiToken).options(joinedload(ApiToken.user)).where(ApiToken.token_hash == _secret_hash(token))
+    )
     if row is None or row.revoked_at is not None or not row.user.is_active:
         raise Unauthenticated("This API token is not valid.", code="auth.bad_token")
     if row.expires_at is not None and row.expires_at <= (now or utcnow()):

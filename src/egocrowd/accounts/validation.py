@@ -28,8 +28,9 @@ def clean_email(email: str) -> str:
     """A syntactically valid address (no DNS look-up), normalised and lower-cased."""
     email = (email or "").strip()
     if _has_invisible(email):
-        raise InvalidInput("Email addresses cannot contain invisible or control characters.",
-                           code="user.bad_email", field="email")
+        raise InvalidInput(
+            "Email addresses cannot contain invisible or control characters.", code="user.bad_email", field="email"
+        )
     try:
         email = validate_email(email, check_deliverability=False).normalized.lower()
     except EmailNotValidError:
@@ -62,14 +63,20 @@ def clean_password(password: str, *, email: str | None = None) -> str:
         raise InvalidInput("Passwords need 10 to 200 characters.", code="user.weak_password", field="password")
     lowered = password.lower()
     if lowered in _common_passwords() or lowered.strip() in _common_passwords():
-        raise InvalidInput("This password is one of the most common ones; choose another.",
-                           code="user.common_password", field="password")
+        raise InvalidInput(
+            "This password is one of the most common ones; choose another.",
+            code="user.common_password",
+            field="password",
+        )
     # The email's name is the first guess of anyone who knows the address: it does not count
     # towards the length ("alice2024!!" for alice@… is refused, a long passphrase with it is not).
     local = (email or "").partition("@")[0].lower()
     if len(local) >= 3 and local in lowered and len(lowered.replace(local, "")) < 10:
-        raise InvalidInput("Passwords cannot be built on your email address's name; choose another.",
-                           code="user.password_like_email", field="password")
+        raise InvalidInput(
+            "Passwords cannot be built on your email address's name; choose another.",
+            code="user.password_like_email",
+            field="password",
+        )
     return password
 
 
@@ -90,9 +97,11 @@ def clean_display_name(name: str | None) -> str:
     """NFKC-normalised (full-width and compatibility forms fold to plain ones), visible text."""
     name = unicodedata.normalize("NFKC", name or "").strip()
     if _has_invisible(name):
-        raise InvalidInput("Names cannot contain invisible or control characters.", code="user.bad_display_name",
-                           field="display_name")
+        raise InvalidInput(
+            "Names cannot contain invisible or control characters.", code="user.bad_display_name", field="display_name"
+        )
     if len(name) > 100:
-        raise InvalidInput("Names shown to others have at most 100 characters.", code="user.bad_display_name",
-                           field="display_name")
+        raise InvalidInput(
+            "Names shown to others have at most 100 characters.", code="user.bad_display_name", field="display_name"
+        )
     return name

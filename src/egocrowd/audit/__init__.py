@@ -15,8 +15,15 @@ from egocrowd.clock import utcnow
 from egocrowd.db.models import AuditEvent, User
 
 
-def record(session: Session, actor: User | None, action: str, entity: Any, payload: dict | None = None,
-           *, entity_type: str | None = None) -> AuditEvent:
+def record(
+    session: Session,
+    actor: User | None,
+    action: str,
+    entity: Any,
+    payload: dict | None = None,
+    *,
+    entity_type: str | None = None,
+) -> AuditEvent:
     """Write one audit event in ``session``'s transaction. ``entity`` is an ORM object (its table
     name and id are used) or an id together with ``entity_type``."""
     if entity_type is None:
@@ -25,20 +32,35 @@ def record(session: Session, actor: User | None, action: str, entity: Any, paylo
         entity_id = entity.id
     else:
         entity_id = entity
-    event = AuditEvent(actor_id=actor.id if actor else None, action=action, entity_type=entity_type,
-                       entity_id=str(entity_id), payload=_jsonable(payload or {}), at=utcnow())
+    event = AuditEvent(
+        actor_id=actor.id if actor else None,
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        payload=_jsonable(payload or {}),
+        at=utcnow(),
+    )
     session.add(event)
     return event
 
 
 def events_for(session: Session, entity_type: str, entity_id: Any) -> list[AuditEvent]:
-    q = sa.select(AuditEvent).where(AuditEvent.entity_type == entity_type,
-                                    AuditEvent.entity_id == str(entity_id)).order_by(AuditEvent.id)
+    q = (
+        sa.select(AuditEvent)
+        .where(AuditEvent.entity_type == entity_type, AuditEvent.entity_id == str(entity_id))
+        .order_by(AuditEvent.id)
+    )
     return list(session.scalars(q))
 
 
-def list_events(session: Session, *, after_id: int = 0, entity_type: str | None = None,
-                entity_id: str | None = None, limit: int = 100) -> list[AuditEvent]:
+def list_events(
+    session: Session,
+    *,
+    after_id: int = 0,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
     """One page of the log in id order, after ``after_id``, optionally about one entity type or id."""
     q = sa.select(AuditEvent).where(AuditEvent.id > after_id).order_by(AuditEvent.id).limit(limit)
     if entity_type:
@@ -51,8 +73,9 @@ def list_events(session: Session, *, after_id: int = 0, entity_type: str | None 
 def iter_events(session: Session, *, after_id: int = 0, chunk: int = 1000) -> Iterator[AuditEvent]:
     """Stream the whole log in id order, a chunk at a time (never loaded whole)."""
     while True:
-        rows = list(session.scalars(sa.select(AuditEvent).where(AuditEvent.id > after_id)
-                                    .order_by(AuditEvent.id).limit(chunk)))
+        rows = list(
+            session.scalars(sa.select(AuditEvent).where(AuditEvent.id > after_id).order_by(AuditEvent.id).limit(chunk))
+        )
         if not rows:
             return
         yield from rows

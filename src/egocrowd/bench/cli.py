@@ -19,20 +19,61 @@ from egocrowd.errors import EgocrowdError
 
 
 def _config_options(f: Any) -> Any:
-    for opt in reversed([
-        click.option("--rounds", default=1000, show_default=True, type=click.IntRange(min=1), help="Bootstrap rounds for intervals."),
-        click.option("--seed", default=0, show_default=True, help="Seed for every random procedure (same seed, same numbers)."),
-        click.option("--confidence", default=0.95, show_default=True, help="Confidence level of every interval."),
-        click.option("--budget", "recovery_budget_s", default=60.0, show_default=True,
-                     help="Seconds within which a recovery after a misinterpretation counts as prompt."),
-        click.option("--time-bins", default=12, show_default=True, type=click.IntRange(min=1), help="Bins for success against time into a session."),
-        click.option("--min-group", default=5, show_default=True, type=click.IntRange(min=0), help="Outcomes a person/environment needs to count for worst group and gap."),
-        click.option("--metric", "metrics", multiple=True, type=RegistryChoice("egocrowd.bench.metrics:METRICS"),
-                     help="Only these metrics (repeatable). Default: all registered."),
-        click.option("--lenient", is_flag=True, help="Skip lines of unknown event types instead of failing."),
-        click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
-                     help="Worker processes reading log files in parallel (helps with many files)."),
-    ]):
+    for opt in reversed(
+        [
+            click.option(
+                "--rounds",
+                default=1000,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Bootstrap rounds for intervals.",
+            ),
+            click.option(
+                "--seed",
+                default=0,
+                show_default=True,
+                help="Seed for every random procedure (same seed, same numbers).",
+            ),
+            click.option("--confidence", default=0.95, show_default=True, help="Confidence level of every interval."),
+            click.option(
+                "--budget",
+                "recovery_budget_s",
+                default=60.0,
+                show_default=True,
+                help="Seconds within which a recovery after a misinterpretation counts as prompt.",
+            ),
+            click.option(
+                "--time-bins",
+                default=12,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Bins for success against time into a session.",
+            ),
+            click.option(
+                "--min-group",
+                default=5,
+                show_default=True,
+                type=click.IntRange(min=0),
+                help="Outcomes a person/environment needs to count for worst group and gap.",
+            ),
+            click.option(
+                "--metric",
+                "metrics",
+                multiple=True,
+                type=RegistryChoice("egocrowd.bench.metrics:METRICS"),
+                help="Only these metrics (repeatable). Default: all registered.",
+            ),
+            click.option("--lenient", is_flag=True, help="Skip lines of unknown event types instead of failing."),
+            click.option(
+                "--jobs",
+                "-j",
+                default=1,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Worker processes reading log files in parallel (helps with many files).",
+            ),
+        ]
+    ):
         f = opt(f)
     return f
 
@@ -40,8 +81,14 @@ def _config_options(f: Any) -> Any:
 def _make_config(kw: dict[str, Any]) -> Any:
     from egocrowd.bench.metrics import ScoreConfig
 
-    return ScoreConfig(rounds=kw["rounds"], seed=kw["seed"], confidence=kw["confidence"],
-                       recovery_budget_s=kw["recovery_budget_s"], time_bins=kw["time_bins"], min_group=kw["min_group"])
+    return ScoreConfig(
+        rounds=kw["rounds"],
+        seed=kw["seed"],
+        confidence=kw["confidence"],
+        recovery_budget_s=kw["recovery_budget_s"],
+        time_bins=kw["time_bins"],
+        min_group=kw["min_group"],
+    )
 
 
 def _load_digests(paths: Sequence[str], *, lenient: bool = False, quiet: bool = False, jobs: int = 1) -> list[Any]:
@@ -56,10 +103,18 @@ def _load_digests(paths: Sequence[str], *, lenient: bool = False, quiet: bool = 
     if not logs:
         return digests
     total = sum(Path(p).stat().st_size for p in logs if Path(p).exists())
-    with Progress(TextColumn("[bold]scoring[/]"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                  transient=True, disable=quiet or not sys.stderr.isatty()) as progress:
+    with Progress(
+        TextColumn("[bold]scoring[/]"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=quiet or not sys.stderr.isatty(),
+    ) as progress:
         task = progress.add_task("", total=total or None)
-        digests.extend(read_digests(logs, strict=not lenient, jobs=jobs, on_progress=lambda n: progress.advance(task, n)))
+        digests.extend(
+            read_digests(logs, strict=not lenient, jobs=jobs, on_progress=lambda n: progress.advance(task, n))
+        )
     return digests
 
 
@@ -92,7 +147,11 @@ def bench() -> None:
 @bench.command("score")
 @click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", default="-", show_default=True, help="Where to write the scores JSON ('-' = stdout).")
-@click.option("--pairwise", type=click.Path(exists=True, dir_okay=False), help="A/B preference CSV to rank from instead of paired sessions.")
+@click.option(
+    "--pairwise",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A/B preference CSV to rank from instead of paired sessions.",
+)
 @_config_options
 def score_cmd(logs: tuple[str, ...], output: str, pairwise: str | None, **kw: Any) -> None:
     """Score LOGS and write the scores document (JSON, versioned) for every policy found.
@@ -111,8 +170,13 @@ def _score(logs: Sequence[str], pairwise: str | None, kw: dict[str, Any]) -> dic
     try:
         digests = _load_digests(logs, lenient=kw["lenient"], jobs=kw["jobs"])
         battles = read_pairwise_csv(pairwise) if pairwise else None
-        return score_digests(digests, _make_config(kw), metrics=list(kw["metrics"]) or None, battles=battles,
-                             inputs=[*logs, *([pairwise] if pairwise else [])])
+        return score_digests(
+            digests,
+            _make_config(kw),
+            metrics=list(kw["metrics"]) or None,
+            battles=battles,
+            inputs=[*logs, *([pairwise] if pairwise else [])],
+        )
     except EgocrowdError as exc:
         _fail(exc)
         raise  # unreachable
@@ -121,10 +185,20 @@ def _score(logs: Sequence[str], pairwise: str | None, kw: dict[str, Any]) -> dic
 @bench.command("report")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", default="report.html", show_default=True, help="Output file ('-' = stdout).")
-@click.option("--format", "fmt", type=click.Choice(["html", "json"]), default="html", show_default=True,
-              help="html: one self-contained page (inline SVG, no scripts); json: the scores document for machines.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "json"]),
+    default="html",
+    show_default=True,
+    help="html: one self-contained page (inline SVG, no scripts); json: the scores document for machines.",
+)
 @click.option("--title", default="egocrowd.bench report", show_default=True, help="Report title.")
-@click.option("--pairwise", type=click.Path(exists=True, dir_okay=False), help="A/B preference CSV to rank from instead of paired sessions.")
+@click.option(
+    "--pairwise",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A/B preference CSV to rank from instead of paired sessions.",
+)
 @_config_options
 def report_cmd(inputs: tuple[str, ...], output: str, fmt: str, title: str, pairwise: str | None, **kw: Any) -> None:
     """Score INPUTS and write a report with plots and tables.
@@ -165,7 +239,9 @@ def compare_cmd(logs: tuple[str, ...], pol_a: str, pol_b: str, alpha: float, as_
     from egocrowd.bench.score import compare
 
     try:
-        res = compare(_load_digests(logs, lenient=kw["lenient"], jobs=kw["jobs"]), pol_a, pol_b, _make_config(kw), alpha=alpha)
+        res = compare(
+            _load_digests(logs, lenient=kw["lenient"], jobs=kw["jobs"]), pol_a, pol_b, _make_config(kw), alpha=alpha
+        )
     except EgocrowdError as exc:
         _fail(exc)
         return
@@ -219,8 +295,14 @@ def rank_cmd(pairwise: str, rounds: int, seed: int, anchor: str | None, as_json:
         table.add_column(col, justify="right" if col in ("rank", "rating", "battles") else "left")
     for r in res["ranking"]:
         nxt = r.get("tied_with_next")
-        table.add_row(str(r["rank"]), r["policy"], f"{r['rating']:.0f}", f"[{r['low']:.0f}, {r['high']:.0f}]",
-                      f"{r['battles']:.0f}", "" if nxt is None else ("tied" if nxt else "separated"))
+        table.add_row(
+            str(r["rank"]),
+            r["policy"],
+            f"{r['rating']:.0f}",
+            f"[{r['low']:.0f}, {r['high']:.0f}]",
+            f"{r['battles']:.0f}",
+            "" if nxt is None else ("tied" if nxt else "separated"),
+        )
     Console().print(table)
 
 
@@ -235,8 +317,10 @@ def validate_cmd(logs: tuple[str, ...]) -> None:
         try:
             ds = list(digest_log(p))
             truncated = sum(d.end_reason is None for d in ds)
-            click.echo(f"{p}: ok, {len(ds)} sessions, {sum(d.events for d in ds)} events"
-                       + (f", {truncated} without session_end" if truncated else ""))
+            click.echo(
+                f"{p}: ok, {len(ds)} sessions, {sum(d.events for d in ds)} events"
+                + (f", {truncated} without session_end" if truncated else "")
+            )
         except EgocrowdError as exc:
             bad = True
             click.echo(f"{p}: {exc.message} [{exc.code}]", err=True)

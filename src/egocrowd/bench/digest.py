@@ -89,9 +89,14 @@ class SessionDigest:
 def digest_session(session: S.Session, events: Iterable[S.Event]) -> SessionDigest:
     """Reduce one session's events (in log order) to a digest. One pass, memory O(open items)."""
     d = SessionDigest(
-        session_id=session.session_id, policy=session.policy, environment=session.environment,
-        site=session.site, source=session.source, pair_key=session.pair_key,
-        deployment_day=session.deployment_day, people={p.id: p.role for p in session.people},
+        session_id=session.session_id,
+        policy=session.policy,
+        environment=session.environment,
+        site=session.site,
+        source=session.source,
+        pair_key=session.pair_key,
+        deployment_day=session.deployment_day,
+        people={p.id: p.role for p in session.people},
     )
     instr_person: dict[str, str] = {}
     chains: dict[str, dict[int, int]] = {}  # chain -> {index: success} (first outcome per index)
@@ -253,7 +258,15 @@ def build_corpus(digests: Sequence[SessionDigest]) -> Corpus:
         autonomous=np.array([d.autonomous_time for d in ds], dtype=float),
         interventions=np.array([d.interventions for d in ds], dtype=float),
         deployment_day=np.array([np.nan if d.deployment_day is None else d.deployment_day for d in ds], dtype=float),
-        out_sess=out_sess, out_t=out_t, out_success=out_success, out_progress=out_progress,
-        out_person=out_person, chain_sess=chain_sess, chain_k=chain_k, chain_len=chain_len,
-        mis_sess=mis_sess, mis_time=mis_time, mis_recovered=mis_recovered,
+        out_sess=out_sess,
+        out_t=out_t,
+        out_success=out_success,
+        out_progress=out_progress,
+        out_person=out_person,
+        chain_sess=chain_sess,
+        chain_k=chain_k,
+        chain_len=chain_len,
+        mis_sess=mis_sess,
+        mis_time=mis_time,
+        mis_recovered=mis_recovered,
     )

@@ -42,8 +42,13 @@ IMPORTER_FORMAT_VERSION = 1
 _TRUE = {"1", "true", "yes", "y", "success", "succeeded", "pass", "t"}
 _FALSE = {"0", "false", "no", "n", "failure", "failed", "fail", "f", "partial"}
 _ALIASES = {
-    "model": "policy", "outcome": "success", "env": "environment", "model_a": "a", "policy_a": "a",
-    "model_b": "b", "policy_b": "b",
+    "model": "policy",
+    "outcome": "success",
+    "env": "environment",
+    "model_a": "a",
+    "policy_a": "a",
+    "model_b": "b",
+    "policy_b": "b",
 }
 
 
@@ -66,7 +71,9 @@ def _rows(path: str | os.PathLike[str], required: tuple[str, ...]) -> Iterator[t
         cols = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
         missing = [c for c in required if c not in cols]
         if missing:
-            raise InvalidInput(f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(cols)}", code="bench.bad_csv")
+            raise InvalidInput(
+                f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(cols)}", code="bench.bad_csv"
+            )
         for lineno, row in enumerate(reader, 2):
             if not row or all(not x.strip() for x in row):
                 continue
@@ -96,7 +103,9 @@ def read_trials_csv(path: str | os.PathLike[str]) -> list[SessionDigest]:
         elif s in _FALSE:
             ok = 0
         else:
-            raise InvalidInput(f"{where}: success must be 1/0, true/false, yes/no; got {r['success']!r}", code="bench.bad_csv")
+            raise InvalidInput(
+                f"{where}: success must be 1/0, true/false, yes/no; got {r['success']!r}", code="bench.bad_csv"
+            )
         duration = _float(r.get("duration"), 0.0, where, "duration") or 0.0
         progress = _float(r.get("progress"), float(ok), where, "progress")
         if duration < 0 or progress is None or not 0 <= progress <= 1:
@@ -109,8 +118,12 @@ def read_trials_csv(path: str | os.PathLike[str]) -> list[SessionDigest]:
         d = sessions.get(key)
         if d is None:
             d = sessions[key] = SessionDigest(
-                session_id=f"{policy}/{sid}", policy=policy, environment=r.get("environment") or "default",
-                source="real", deployment_day=_float(r.get("day"), None, where, "day"), end_reason="completed",
+                session_id=f"{policy}/{sid}",
+                policy=policy,
+                environment=r.get("environment") or "default",
+                source="real",
+                deployment_day=_float(r.get("day"), None, where, "day"),
+                end_reason="completed",
             )
             d.pair_key = r.get("pair") or r["task"]
         d.duration += duration
@@ -142,7 +155,9 @@ def read_pairwise_csv(path: str | os.PathLike[str]) -> list[Battle]:
         elif w == b:
             winner = "b"
         else:
-            raise InvalidInput(f"{path}:{lineno}: winner {w!r} is neither a, b, tie nor one of the two policies", code="bench.bad_csv")
+            raise InvalidInput(
+                f"{path}:{lineno}: winner {w!r} is neither a, b, tie nor one of the two policies", code="bench.bad_csv"
+            )
         try:
             battles.append(Battle(a, b, winner))
         except InvalidInput as exc:
@@ -162,9 +177,15 @@ def digests_to_log(digests: list[SessionDigest], path: str | os.PathLike[str]) -
 
     total = 0
     for d in digests:
-        session = S.Session(session_id=d.session_id, policy=d.policy, environment=d.environment, source=d.source,
-                            deployment_day=d.deployment_day, pair_key=d.pair_key,
-                            meta={"imported_from": "trials_csv", "importer_version": IMPORTER_FORMAT_VERSION})
+        session = S.Session(
+            session_id=d.session_id,
+            policy=d.policy,
+            environment=d.environment,
+            source=d.source,
+            deployment_day=d.deployment_day,
+            pair_key=d.pair_key,
+            meta={"imported_from": "trials_csv", "importer_version": IMPORTER_FORMAT_VERSION},
+        )
         events: list[S.Event] = []
         start = 0.0
         for t, ok, prog, person, task in zip(d.out_t, d.out_success, d.out_progress, d.out_person, d.out_task):

@@ -87,10 +87,14 @@ def _rate(k: float, n: float, config: ScoreConfig) -> dict[str, Any]:
     return {**_est(k / n if n else None, st.wilson(k, n, config.confidence), "wilson"), "k": float(k), "n": int(n)}
 
 
-def _boot_ratio(num: np.ndarray, den: np.ndarray, config: ScoreConfig, name: str, scale: float = 1.0, *, keep_inf: bool = False) -> dict[str, Any]:
+def _boot_ratio(
+    num: np.ndarray, den: np.ndarray, config: ScoreConfig, name: str, scale: float = 1.0, *, keep_inf: bool = False
+) -> dict[str, Any]:
     total_den = float(den.sum())
     value = float(num.sum()) / total_den * scale if total_den else None
-    boot = st.bootstrap_sums(np.stack([num, den], axis=1), st.ratio, rounds=config.rounds, seed=metric_seed(config, name))
+    boot = st.bootstrap_sums(
+        np.stack([num, den], axis=1), st.ratio, rounds=config.rounds, seed=metric_seed(config, name)
+    )
     lo, hi = st.percentile_ci(boot * scale, config.confidence, keep_inf=keep_inf)
     return _est(value, (lo, hi), "cluster_bootstrap")
 
@@ -122,7 +126,9 @@ def chain_success(c: Corpus, config: ScoreConfig) -> Result:
     horizon = int(max(c.chain_len.max(), k.max(), 1))
     n = k.size
     sr = [{"j": j, **_rate(float((k >= j).sum()), n, config)} for j in range(1, horizon + 1)]
-    avg = _boot_ratio(c.session_sum(c.chain_sess, k.astype(float)), c.session_sum(c.chain_sess), config, "chain_success")
+    avg = _boot_ratio(
+        c.session_sum(c.chain_sess, k.astype(float)), c.session_sum(c.chain_sess), config, "chain_success"
+    )
     avg["value"] = float(k.mean())
     return {"chains": int(n), "horizon": horizon, "sr": sr, "avg_len": avg}
 
@@ -139,7 +145,16 @@ def subtask_success(c: Corpus, config: ScoreConfig) -> Result:
     return {"rate": rate, "progress": progress}
 
 
-def _drift(x: np.ndarray, y: np.ndarray, sess: np.ndarray, n_sessions: int, bins: int | np.ndarray, config: ScoreConfig, name: str, unit: str) -> Result:
+def _drift(
+    x: np.ndarray,
+    y: np.ndarray,
+    sess: np.ndarray,
+    n_sessions: int,
+    bins: int | np.ndarray,
+    config: ScoreConfig,
+    name: str,
+    unit: str,
+) -> Result:
     ok = np.isfinite(x)
     x, y, sess = x[ok], y[ok], sess[ok]
     if x.size < 2 or np.ptp(x) == 0:
@@ -157,14 +172,29 @@ def _drift(x: np.ndarray, y: np.ndarray, sess: np.ndarray, n_sessions: int, bins
     }
 
 
-@metric("drift_session_time", version="1", description="Success against hours into the session: slope, bins, change points")
+@metric(
+    "drift_session_time", version="1", description="Success against hours into the session: slope, bins, change points"
+)
 def drift_session_time(c: Corpus, config: ScoreConfig) -> Result:
     if c.out_t.size == 0:
         return None
-    return _drift(c.out_t / 3600, c.out_success, c.out_sess, c.n_sessions, config.time_bins, config, "drift_session_time", "per hour")
+    return _drift(
+        c.out_t / 3600,
+        c.out_success,
+        c.out_sess,
+        c.n_sessions,
+        config.time_bins,
+        config,
+        "drift_session_time",
+        "per hour",
+    )
 
 
-@metric("drift_deployment_days", version="1", description="Success against days since deployment: slope, daily bins, change points")
+@metric(
+    "drift_deployment_days",
+    version="1",
+    description="Success against days since deployment: slope, daily bins, change points",
+)
 def drift_deployment_days(c: Corpus, config: ScoreConfig) -> Result:
     if c.out_t.size == 0 or np.isnan(c.deployment_day).all():
         return None
@@ -178,7 +208,11 @@ def drift_deployment_days(c: Corpus, config: ScoreConfig) -> Result:
     return _drift(x, c.out_success, c.out_sess, c.n_sessions, edges, config, "drift_deployment_days", "per day")
 
 
-@metric("recovery", version="2", description="Time to recover after a misinterpretation (Kaplan–Meier) and recovery within budget")
+@metric(
+    "recovery",
+    version="2",
+    description="Time to recover after a misinterpretation (Kaplan–Meier) and recovery within budget",
+)
 def recovery(c: Corpus, config: ScoreConfig) -> Result:
     """Survival S(t) = P(not yet recovered t seconds after a misinterpretation); unrecovered runs are
     censored at session end. Recovery rate within budget B = 1 − S(B)."""
@@ -191,8 +225,12 @@ def recovery(c: Corpus, config: ScoreConfig) -> Result:
     boots = [
         1.0 - st.km_survival_at(c.mis_time, observed, counts[:, c.mis_sess], budget)
         # chunks of rounds sized so the (rounds × misinterpretations) weight matrix stays ~16 MB
-        for counts in st.resample_counts(c.n_sessions, config.rounds, metric_seed(config, "recovery"),
-                                         chunk=max(1, min(256, 2_000_000 // max(c.mis_time.size, c.n_sessions))))
+        for counts in st.resample_counts(
+            c.n_sessions,
+            config.rounds,
+            metric_seed(config, "recovery"),
+            chunk=max(1, min(256, 2_000_000 // max(c.mis_time.size, c.n_sessions))),
+        )
     ]
     return {
         "misinterpretations": curve.n,
@@ -200,7 +238,9 @@ def recovery(c: Corpus, config: ScoreConfig) -> Result:
         "censored": curve.censored,
         "median_time_s": curve.median,
         "budget_s": budget,
-        "rate_within_budget": _est(point, st.percentile_ci(np.concatenate(boots), config.confidence), "cluster_bootstrap"),
+        "rate_within_budget": _est(
+            point, st.percentile_ci(np.concatenate(boots), config.confidence), "cluster_bootstrap"
+        ),
         "curve": asdict(curve),
     }
 
@@ -233,8 +273,12 @@ def interventions(c: Corpus, config: ScoreConfig) -> Result:
         return None
     n = float(c.interventions.sum())
     per_hour = _boot_ratio(c.interventions, c.autonomous / 3600, config, "interventions")
-    res: dict[str, Any] = {"interventions": int(n), "autonomous_hours": hours, "per_hour": per_hour,
-                           "reasons": dict(sum((d.intervention_reasons for d in c.digests), Counter()))}
+    res: dict[str, Any] = {
+        "interventions": int(n),
+        "autonomous_hours": hours,
+        "per_hour": per_hour,
+        "reasons": dict(sum((d.intervention_reasons for d in c.digests), Counter())),
+    }
     if n:
         # a round without interventions has MTBI = +inf (not undefined): keep it, so the upper
         # bound is reported as unbounded (null) instead of a finite, too-optimistic number
@@ -243,7 +287,12 @@ def interventions(c: Corpus, config: ScoreConfig) -> Result:
     else:
         # none observed: the exact one-sided Poisson bound says the rate is below −ln(α)/T
         alpha = 1 - config.confidence
-        res["mtbi_min"] = {"value": None, "low": float(hours * 60 / -np.log(alpha)), "high": None, "method": "poisson_zero_events"}
+        res["mtbi_min"] = {
+            "value": None,
+            "low": float(hours * 60 / -np.log(alpha)),
+            "high": None,
+            "method": "poisson_zero_events",
+        }
     return res
 
 
@@ -254,11 +303,18 @@ def safety(c: Corpus, config: ScoreConfig) -> Result:
         return None
     kinds = sorted({k for d in c.digests for k in d.safety})
     total = np.array([sum(d.safety.values()) for d in c.digests], dtype=float)
-    res: dict[str, Any] = {"events": int(total.sum()), "hours": float(hours.sum()),
-                           "per_hour": _boot_ratio(total, hours, config, "safety")}
+    res: dict[str, Any] = {
+        "events": int(total.sum()),
+        "hours": float(hours.sum()),
+        "per_hour": _boot_ratio(total, hours, config, "safety"),
+    }
     res["by_kind"] = {
-        k: {"events": int(sum(d.safety[k] for d in c.digests)),
-            "per_hour": _boot_ratio(np.array([d.safety[k] for d in c.digests], dtype=float), hours, config, f"safety.{k}")}
+        k: {
+            "events": int(sum(d.safety[k] for d in c.digests)),
+            "per_hour": _boot_ratio(
+                np.array([d.safety[k] for d in c.digests], dtype=float), hours, config, f"safety.{k}"
+            ),
+        }
         for k in kinds
     }
     return res
@@ -289,10 +345,14 @@ def _groups(labels: np.ndarray, c: Corpus, config: ScoreConfig, name: str) -> Re
             # nanmax − nanmin over the groups present would shrink the gap toward 0
             return np.max(r, axis=1) - np.min(r, axis=1)
 
-        boot = st.bootstrap_sums(np.concatenate([k, n], axis=1), gap, rounds=config.rounds, seed=metric_seed(config, name))
+        boot = st.bootstrap_sums(
+            np.concatenate([k, n], axis=1), gap, rounds=config.rounds, seed=metric_seed(config, name)
+        )
         res["worst"] = str(names[worst])
         res["best"] = str(names[best])
-        res["gap"] = _est(float(rates[best] - rates[worst]), st.percentile_ci(boot, config.confidence), "cluster_bootstrap")
+        res["gap"] = _est(
+            float(rates[best] - rates[worst]), st.percentile_ci(boot, config.confidence), "cluster_bootstrap"
+        )
     return res
 
 

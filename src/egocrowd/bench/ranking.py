@@ -97,8 +97,9 @@ def _win_matrix(k: int, pairs: np.ndarray, score_i: np.ndarray, n: np.ndarray) -
     return w
 
 
-def fit_bt_batch(wins: np.ndarray, *, alpha: float = 1e-6, x0: np.ndarray | None = None,
-                 max_iter: int = 200, tol: float = 1e-10) -> np.ndarray:
+def fit_bt_batch(
+    wins: np.ndarray, *, alpha: float = 1e-6, x0: np.ndarray | None = None, max_iter: int = 200, tol: float = 1e-10
+) -> np.ndarray:
     """Natural-log strengths θ maximising Σ W_ij log σ(θ_i − θ_j) − α Σθ², for many W at once.
 
     ``wins``: (r, k, k) win matrices (ties already split in halves). Damped Newton, vectorised over
@@ -130,7 +131,9 @@ def fit_bt_batch(wins: np.ndarray, *, alpha: float = 1e-6, x0: np.ndarray | None
         scale = np.ones(th.shape[0])
         for _ in range(40):  # backtracking, per problem
             cand = th - scale[:, None] * step
-            fc = np.sum(w[active] * np.logaddexp(0.0, -(cand[:, :, None] - cand[:, None, :])), axis=(1, 2)) + alpha * np.sum(cand * cand, axis=1)
+            fc = np.sum(
+                w[active] * np.logaddexp(0.0, -(cand[:, :, None] - cand[:, None, :])), axis=(1, 2)
+            ) + alpha * np.sum(cand * cand, axis=1)
             bad = fc > f_act + 1e-12 * np.abs(f_act)
             if not bad.any():
                 break
@@ -206,7 +209,11 @@ def rank_battles(
     wins_mat = _win_matrix(k, pairs, score_i, n)
     rows = []
     for pos, i in enumerate(order):
-        ci = (float(np.quantile(boot_r[:, i], a)), float(np.quantile(boot_r[:, i], 1 - a))) if rounds else (float("nan"),) * 2
+        ci = (
+            (float(np.quantile(boot_r[:, i], a)), float(np.quantile(boot_r[:, i], 1 - a)))
+            if rounds
+            else (float("nan"),) * 2
+        )
         row: dict[str, Any] = {
             "policy": names[i],
             "rating": float(rating[i]),

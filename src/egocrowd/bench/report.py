@@ -64,7 +64,9 @@ def _table(head: list[str], rows: list[list[str]], num_cols: set[int] | None = N
     num_cols = num_cols or set()
     th = "".join(f"<th>{escape(h)}</th>" for h in head)
     body = "".join(
-        "<tr>" + "".join(f'<td class="num">{c}</td>' if i in num_cols else f"<td>{c}</td>" for i, c in enumerate(r)) + "</tr>"
+        "<tr>"
+        + "".join(f'<td class="num">{c}</td>' if i in num_cols else f"<td>{c}</td>" for i, c in enumerate(r))
+        + "</tr>"
         for r in rows
     )
     return f'<div class="scroll"><table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>'
@@ -103,8 +105,10 @@ def render_html(doc: dict[str, Any], *, title: str = "egocrowd.bench report") ->
     out.append(_comparisons(doc.get("comparisons") or []))
     out.append(_ranking(doc.get("ranking")))
     meta = {k: doc.get(k) for k in ("format", "format_version", "inputs", "config", "metrics")}
-    out.append("<h2>Provenance</h2><details><summary>Inputs, configuration and metric versions</summary>"
-               f"<pre class='scroll'>{escape(json.dumps(meta, indent=2))}</pre></details>")
+    out.append(
+        "<h2>Provenance</h2><details><summary>Inputs, configuration and metric versions</summary>"
+        f"<pre class='scroll'>{escape(json.dumps(meta, indent=2))}</pre></details>"
+    )
     out.append("</body></html>")
     return "\n".join(x for x in out if x)
 
@@ -113,18 +117,34 @@ def _headline(pols: dict[str, dict[str, Any]]) -> str:
     rows = []
     for p, m in pols.items():
         s = m.get("sessions", {})
-        rows.append([
-            escape(p), _num(s.get("sessions")), _num(s.get("hours"), 3),
-            _est(m.get("subtask_success", {}).get("rate"), pct=True),
-            _est(m.get("chain_success", {}).get("avg_len")),
-            _est(m.get("recovery", {}).get("rate_within_budget"), pct=True),
-            _est(m.get("conflicts", {}).get("correct_resolution_rate"), pct=True),
-            _est(m.get("interventions", {}).get("mtbi_min")),
-            _est(m.get("safety", {}).get("per_hour")),
-            escape(str(m.get("per_person", {}).get("worst", "–"))) + " " + _est(m.get("per_person", {}).get("gap"), pct=True),
-        ])
-    head = ["Policy", "Sessions", "Hours", "Subtask success", "Avg chain length", "Recovered in budget",
-            "Conflicts resolved right", "MTBI (min)", "Safety events / h", "Worst person, gap"]
+        rows.append(
+            [
+                escape(p),
+                _num(s.get("sessions")),
+                _num(s.get("hours"), 3),
+                _est(m.get("subtask_success", {}).get("rate"), pct=True),
+                _est(m.get("chain_success", {}).get("avg_len")),
+                _est(m.get("recovery", {}).get("rate_within_budget"), pct=True),
+                _est(m.get("conflicts", {}).get("correct_resolution_rate"), pct=True),
+                _est(m.get("interventions", {}).get("mtbi_min")),
+                _est(m.get("safety", {}).get("per_hour")),
+                escape(str(m.get("per_person", {}).get("worst", "–")))
+                + " "
+                + _est(m.get("per_person", {}).get("gap"), pct=True),
+            ]
+        )
+    head = [
+        "Policy",
+        "Sessions",
+        "Hours",
+        "Subtask success",
+        "Avg chain length",
+        "Recovered in budget",
+        "Conflicts resolved right",
+        "MTBI (min)",
+        "Safety events / h",
+        "Worst person, gap",
+    ]
     return "<h2>Headline</h2>" + _table(head, rows, {1, 2})
 
 
@@ -135,38 +155,75 @@ def _chains(pols: dict[str, dict[str, Any]]) -> str:
         if not c:
             continue
         sr = c["sr"]
-        series.append(svg.Series(p, [r["j"] for r in sr], [r["value"] for r in sr], [r["low"] for r in sr], [r["high"] for r in sr], color=_color(i)))
+        series.append(
+            svg.Series(
+                p,
+                [r["j"] for r in sr],
+                [r["value"] for r in sr],
+                [r["low"] for r in sr],
+                [r["high"] for r in sr],
+                color=_color(i),
+            )
+        )
         rows.append([escape(p), _num(c["chains"]), *[_est(r, pct=True) for r in sr], _est(c["avg_len"])])
     if not series:
         return ""
     horizon = max(len(s.x) for s in series)
-    chart = svg.line_chart(series, xlabel="chain length j (subtasks in a row)", ylabel="SR_j", y_range=(0, 1), title="Success against horizon")
+    chart = svg.line_chart(
+        series,
+        xlabel="chain length j (subtasks in a row)",
+        ylabel="SR_j",
+        y_range=(0, 1),
+        title="Success against horizon",
+    )
     head = ["Policy", "Chains", *[f"SR_{j}" for j in range(1, horizon + 1)], "Avg length L"]
-    return ("<h2>Success against horizon</h2>"
-            + _fig(chart, "Share of chains completing at least j subtasks in a row (CALVIN SR_j); band = Wilson interval.")
-            + _table(head, rows, set(range(1, horizon + 3))))
+    return (
+        "<h2>Success against horizon</h2>"
+        + _fig(chart, "Share of chains completing at least j subtasks in a row (CALVIN SR_j); band = Wilson interval.")
+        + _table(head, rows, set(range(1, horizon + 3)))
+    )
 
 
 def _drift(pols: dict[str, dict[str, Any]]) -> str:
     out = []
-    for key, xlabel, heading in (("drift_session_time", "hours into session", "Success over time in a session"),
-                                 ("drift_deployment_days", "days since deployment", "Success across deployment days")):
+    for key, xlabel, heading in (
+        ("drift_session_time", "hours into session", "Success over time in a session"),
+        ("drift_deployment_days", "days since deployment", "Success across deployment days"),
+    ):
         series, rows, vlines = [], [], []
         for i, (p, m) in enumerate(pols.items()):
             d = m.get(key)
             if not d:
                 continue
             b = d["bins"]
-            series.append(svg.Series(p, [(x["start"] + x["end"]) / 2 for x in b], [x["rate"] for x in b],
-                                     [x["low"] for x in b], [x["high"] for x in b], color=_color(i)))
+            series.append(
+                svg.Series(
+                    p,
+                    [(x["start"] + x["end"]) / 2 for x in b],
+                    [x["rate"] for x in b],
+                    [x["low"] for x in b],
+                    [x["high"] for x in b],
+                    color=_color(i),
+                )
+            )
             vlines.extend((cp, f"{p}: change") for cp in d["change_points"])
-            rows.append([escape(p), _est(d["slope"]) + f" {escape(d['unit'])}",
-                         ", ".join(_num(c, 3) for c in d["change_points"]) or "none"])
+            rows.append(
+                [
+                    escape(p),
+                    _est(d["slope"]) + f" {escape(d['unit'])}",
+                    ", ".join(_num(c, 3) for c in d["change_points"]) or "none",
+                ]
+            )
         if not series:
             continue
-        chart = svg.line_chart(series, xlabel=xlabel, ylabel="subtask success", y_range=(0, 1), vlines=vlines[:8], title=heading)
-        out.append(f"<h2>{escape(heading)}</h2>" + _fig(chart, "Success per time bin with Wilson band; dashed lines mark detected change points.")
-                   + _table(["Policy", "Drift slope (success per unit)", "Change points (bin starts)"], rows))
+        chart = svg.line_chart(
+            series, xlabel=xlabel, ylabel="subtask success", y_range=(0, 1), vlines=vlines[:8], title=heading
+        )
+        out.append(
+            f"<h2>{escape(heading)}</h2>"
+            + _fig(chart, "Success per time bin with Wilson band; dashed lines mark detected change points.")
+            + _table(["Policy", "Drift slope (success per unit)", "Change points (bin starts)"], rows)
+        )
     return "".join(out)
 
 
@@ -180,10 +237,27 @@ def _recovery(pols: dict[str, dict[str, Any]], cfg: dict[str, Any]) -> str:
         budget = r["budget_s"]
         c = r["curve"]
         # plot the recovered share 1 − S(t): rising curves read more naturally than survival
-        series.append(svg.Series(p, c["time"], [1 - s for s in c["survival"]], [1 - s for s in c["upper"]],
-                                 [1 - s for s in c["lower"]], step=True, color=_color(i)))
-        rows.append([escape(p), _num(r["misinterpretations"]), _num(r["recovered"]), _num(r["censored"]),
-                     _num(r["median_time_s"]), _est(r["rate_within_budget"], pct=True)])
+        series.append(
+            svg.Series(
+                p,
+                c["time"],
+                [1 - s for s in c["survival"]],
+                [1 - s for s in c["upper"]],
+                [1 - s for s in c["lower"]],
+                step=True,
+                color=_color(i),
+            )
+        )
+        rows.append(
+            [
+                escape(p),
+                _num(r["misinterpretations"]),
+                _num(r["recovered"]),
+                _num(r["censored"]),
+                _num(r["median_time_s"]),
+                _est(r["rate_within_budget"], pct=True),
+            ]
+        )
     if not series:
         return ""
     # cut the axis shortly after the last recovery (or the budget): censored runs followed for
@@ -192,13 +266,36 @@ def _recovery(pols: dict[str, dict[str, Any]], cfg: dict[str, Any]) -> str:
     x_end = 1.15 * max(last_event, budget or 0.0)
     t_max = max((t for s in series for t in s.x), default=0.0)
     x_range = (0.0, x_end) if 0 < x_end < t_max else None
-    chart = svg.line_chart(series, xlabel="seconds after the misinterpretation", ylabel="recovered share", y_range=(0, 1),
-                           vlines=[(budget, "budget")] if budget is not None else [], title="Time to recover", x_range=x_range)
+    chart = svg.line_chart(
+        series,
+        xlabel="seconds after the misinterpretation",
+        ylabel="recovered share",
+        y_range=(0, 1),
+        vlines=[(budget, "budget")] if budget is not None else [],
+        title="Time to recover",
+        x_range=x_range,
+    )
     cut = f" Axis cut at {_num(x_end, 3)} s; curves stay flat after it." if x_range else ""
-    return ("<h2>Recovery after misinterpretations</h2>"
-            + _fig(chart, "Kaplan–Meier estimate of the share recovered by time t (runs that never recover are censored); "
-                          "band = log-log interval." + cut)
-            + _table(["Policy", "Misinterpretations", "Recovered", "Censored", "Median time (s)", f"Recovered within {_num(budget)} s"], rows, {1, 2, 3, 4}))
+    return (
+        "<h2>Recovery after misinterpretations</h2>"
+        + _fig(
+            chart,
+            "Kaplan–Meier estimate of the share recovered by time t (runs that never recover are censored); "
+            "band = log-log interval." + cut,
+        )
+        + _table(
+            [
+                "Policy",
+                "Misinterpretations",
+                "Recovered",
+                "Censored",
+                "Median time (s)",
+                f"Recovered within {_num(budget)} s",
+            ],
+            rows,
+            {1, 2, 3, 4},
+        )
+    )
 
 
 def _last_change(curve: dict[str, Any]) -> float:
@@ -212,21 +309,60 @@ def _conflicts_safety(pols: dict[str, dict[str, Any]]) -> str:
     for p, m in pols.items():
         c = m.get("conflicts")
         if c:
-            crow.append([escape(p), _num(c["conflicts"]), _est(c.get("detection_rate"), pct=True), _est(c.get("correct_resolution_rate"), pct=True),
-                         _est(c.get("clarification_rate"), pct=True), _est(c.get("over_asking_rate"), pct=True),
-                         escape(", ".join(f"{k}: {v}" for k, v in sorted(c.get("resolutions", {}).items())))])
+            crow.append(
+                [
+                    escape(p),
+                    _num(c["conflicts"]),
+                    _est(c.get("detection_rate"), pct=True),
+                    _est(c.get("correct_resolution_rate"), pct=True),
+                    _est(c.get("clarification_rate"), pct=True),
+                    _est(c.get("over_asking_rate"), pct=True),
+                    escape(", ".join(f"{k}: {v}" for k, v in sorted(c.get("resolutions", {}).items()))),
+                ]
+            )
         iv, sf = m.get("interventions"), m.get("safety")
         if iv or sf:
             kinds = ", ".join(f"{k}: {_est(v['per_hour'])}" for k, v in (sf or {}).get("by_kind", {}).items())
-            irow.append([escape(p), _num((iv or {}).get("interventions")), _est((iv or {}).get("per_hour")),
-                         _est((iv or {}).get("mtbi_min")), _num((sf or {}).get("events")), _est((sf or {}).get("per_hour")), kinds or "–"])
+            irow.append(
+                [
+                    escape(p),
+                    _num((iv or {}).get("interventions")),
+                    _est((iv or {}).get("per_hour")),
+                    _est((iv or {}).get("mtbi_min")),
+                    _num((sf or {}).get("events")),
+                    _est((sf or {}).get("per_hour")),
+                    kinds or "–",
+                ]
+            )
     out = ""
     if crow:
         out += "<h2>Conflicting instructions</h2>" + _table(
-            ["Policy", "Conflicts", "Detected", "Resolved correctly", "Asked to clarify", "Over-asking (per calm instruction)", "Resolutions"], crow, {1})
+            [
+                "Policy",
+                "Conflicts",
+                "Detected",
+                "Resolved correctly",
+                "Asked to clarify",
+                "Over-asking (per calm instruction)",
+                "Resolutions",
+            ],
+            crow,
+            {1},
+        )
     if irow:
         out += "<h2>Interventions and safety</h2>" + _table(
-            ["Policy", "Interventions", "per autonomous hour", "MTBI (min)", "Safety events", "per hour", "by kind (per hour)"], irow, {1, 4})
+            [
+                "Policy",
+                "Interventions",
+                "per autonomous hour",
+                "MTBI (min)",
+                "Safety events",
+                "per hour",
+                "by kind (per hour)",
+            ],
+            irow,
+            {1, 4},
+        )
     return out
 
 
@@ -241,12 +377,22 @@ def _groups(pols: dict[str, dict[str, Any]], conf: int) -> str:
             for r in g["groups"]:
                 frows.append((f"{p} · {r['group']}" if len(pols) > 1 else r["group"], r["value"], r["low"], r["high"]))
                 colors.append(_color(i))
-            rows.append([escape(p), escape(str(g.get("worst", "–"))), escape(str(g.get("best", "–"))), _est(g.get("gap"), pct=True)])
+            rows.append(
+                [
+                    escape(p),
+                    escape(str(g.get("worst", "–"))),
+                    escape(str(g.get("best", "–"))),
+                    _est(g.get("gap"), pct=True),
+                ]
+            )
         if not frows:
             continue
         chart = svg.forest(frows[:60], xlabel="subtask success", x_range=(0, 1), colors=colors[:60], title=heading)
-        out.append(f"<h2>{heading}</h2>" + _fig(chart, f"Success per group with {conf}% Wilson intervals.")
-                   + _table(["Policy", "Worst group", "Best group", "Gap (best − worst)"], rows))
+        out.append(
+            f"<h2>{heading}</h2>"
+            + _fig(chart, f"Success per group with {conf}% Wilson intervals.")
+            + _table(["Policy", "Worst group", "Best group", "Gap (best − worst)"], rows)
+        )
     return "".join(out)
 
 
@@ -257,26 +403,54 @@ def _comparisons(comps: list[dict[str, Any]]) -> str:
     for c in comps:
         s = c["sequential"]
         decision = {"A": f"{c['a']} better", "B": f"{c['b']} better"}.get(s["decision"], "keep running")
-        rows.append([escape(c["a"]), escape(c["b"]), _num(c["pairs"]), _num(c["mean_a"], pct=True), _num(c["mean_b"], pct=True),
-                     _est({"value": c["mean_diff"], "low": c["low"], "high": c["high"]}, pct=True), _num(c["p_value"], 3),
-                     escape(decision) + (f" (after {s['stopped_at']} pairs)" if s.get("stopped_at") else "")])
-    return ("<h2>Paired comparisons</h2><p class='muted'>Sessions paired by protocol and seed; p-value from a sign-flip "
-            "permutation test; the sequential verdict stays valid however often it is checked.</p>"
-            + _table(["A", "B", "Pairs", "A success", "B success", "Difference A − B", "p", "Sequential test (α = 0.05)"], rows, {2, 3, 4, 6}))
+        rows.append(
+            [
+                escape(c["a"]),
+                escape(c["b"]),
+                _num(c["pairs"]),
+                _num(c["mean_a"], pct=True),
+                _num(c["mean_b"], pct=True),
+                _est({"value": c["mean_diff"], "low": c["low"], "high": c["high"]}, pct=True),
+                _num(c["p_value"], 3),
+                escape(decision) + (f" (after {s['stopped_at']} pairs)" if s.get("stopped_at") else ""),
+            ]
+        )
+    return (
+        "<h2>Paired comparisons</h2><p class='muted'>Sessions paired by protocol and seed; p-value from a sign-flip "
+        "permutation test; the sequential verdict stays valid however often it is checked.</p>"
+        + _table(
+            ["A", "B", "Pairs", "A success", "B success", "Difference A − B", "p", "Sequential test (α = 0.05)"],
+            rows,
+            {2, 3, 4, 6},
+        )
+    )
 
 
 def _ranking(rk: dict[str, Any] | None) -> str:
     if not rk:
         return ""
     rows_in = rk["ranking"]
-    chart = svg.forest([(r["policy"], r["rating"], r["low"], r["high"]) for r in rows_in], xlabel="Bradley–Terry rating", title="Ranking")
+    chart = svg.forest(
+        [(r["policy"], r["rating"], r["low"], r["high"]) for r in rows_in],
+        xlabel="Bradley–Terry rating",
+        title="Ranking",
+    )
     rows = []
     for r in rows_in:
         tied = r.get("tied_with_next")
-        rows.append([_num(r["rank"]), escape(r["policy"]), _est({"value": r["rating"], "low": r["low"], "high": r["high"]}),
-                     _num(r["battles"]), _num(r["win_share"], pct=True),
-                     '<span class="tie">tied with next</span>' if tied else ("separated" if tied is not None else "")])
-    return (f"<h2>Ranking</h2><p class='muted'>From {escape(str(rk.get('source', 'battles')))}; {rk['battles']} battles, "
-            f"{rk['rounds']} bootstrap rounds. Policies sharing a rank are not statistically separable.</p>"
-            + _fig(chart, "Ratings (400·r + 1000) with bootstrap intervals.")
-            + _table(["Rank", "Policy", "Rating", "Battles", "Win share", "vs next"], rows, {0, 3, 4}))
+        rows.append(
+            [
+                _num(r["rank"]),
+                escape(r["policy"]),
+                _est({"value": r["rating"], "low": r["low"], "high": r["high"]}),
+                _num(r["battles"]),
+                _num(r["win_share"], pct=True),
+                '<span class="tie">tied with next</span>' if tied else ("separated" if tied is not None else ""),
+            ]
+        )
+    return (
+        f"<h2>Ranking</h2><p class='muted'>From {escape(str(rk.get('source', 'battles')))}; {rk['battles']} battles, "
+        f"{rk['rounds']} bootstrap rounds. Policies sharing a rank are not statistically separable.</p>"
+        + _fig(chart, "Ratings (400·r + 1000) with bootstrap intervals.")
+        + _table(["Rank", "Policy", "Rating", "Battles", "Win share", "vs next"], rows, {0, 3, 4})
+    )

@@ -60,8 +60,9 @@ class EpisodeResult:
     seconds: float  # wall clock (reported, never logged)
 
 
-def run_episode(protocol: Protocol, policy_spec: str, seed: int, index: int, out: Path,
-                policy_kwargs: dict[str, Any] | None = None) -> EpisodeResult:
+def run_episode(
+    protocol: Protocol, policy_spec: str, seed: int, index: int, out: Path, policy_kwargs: dict[str, Any] | None = None
+) -> EpisodeResult:
     """Play one session and write its log atomically (``.part`` then rename)."""
     t0 = time.perf_counter()
     ep_seed = episode_seed(seed, index)
@@ -71,9 +72,12 @@ def run_episode(protocol: Protocol, policy_spec: str, seed: int, index: int, out
     try:
         policy.reset(obs, seed=ep_seed)
         name, version = policy.label
-        header = env.session_header(policy=name, policy_version=version,
-                                    session_id=f"{protocol.name}-{name}-s{seed}-e{index:05d}",
-                                    meta={"episode": index, "run_seed": seed, "policy_spec": policy_spec})
+        header = env.session_header(
+            policy=name,
+            policy_version=version,
+            session_id=f"{protocol.name}-{name}-s{seed}-e{index:05d}",
+            meta={"episode": index, "run_seed": seed, "policy_spec": policy_spec},
+        )
         path = episode_path(out, index)
         part = path.with_name(path.name + ".part")
         part.unlink(missing_ok=True)
@@ -97,9 +101,18 @@ def run_episode(protocol: Protocol, policy_spec: str, seed: int, index: int, out
 
 
 def _manifest(protocol: Protocol, policy_spec: str, episodes: int, seed: int) -> dict[str, Any]:
-    return {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "protocol": protocol.name,
-            "protocol_version": protocol.version, "protocol_sha256": protocol.digest(), "policy": policy_spec,
-            "env": "household", "env_version": ENV_VERSION, "episodes": episodes, "seed": seed}
+    return {
+        "format": RUN_FORMAT,
+        "format_version": RUN_FORMAT_VERSION,
+        "protocol": protocol.name,
+        "protocol_version": protocol.version,
+        "protocol_sha256": protocol.digest(),
+        "policy": policy_spec,
+        "env": "household",
+        "env_version": ENV_VERSION,
+        "episodes": episodes,
+        "seed": seed,
+    }
 
 
 def _prepare(out: Path, manifest: dict[str, Any], protocol: Protocol) -> None:
@@ -111,8 +124,11 @@ def _prepare(out: Path, manifest: dict[str, Any], protocol: Protocol) -> None:
             raise InvalidInput(f"{mpath} was written by a newer egocrowd", code="bench.unsupported_version")
         diff = [k for k in manifest if k != "episodes" and old.get(k) != manifest[k]]
         if diff:
-            raise Conflict(f"{out} holds a different run ({', '.join(diff)} differ); use another --out",
-                           code="bench.resume_mismatch", fields=diff)
+            raise Conflict(
+                f"{out} holds a different run ({', '.join(diff)} differ); use another --out",
+                code="bench.resume_mismatch",
+                fields=diff,
+            )
     (out / "episodes").mkdir(parents=True, exist_ok=True)
     for stale in (out / "episodes").glob("*.part"):
         stale.unlink()  # a killed worker's half episode: it runs again from the start
@@ -146,9 +162,17 @@ class RunResult:
     skipped: int = 0
 
 
-def run(protocol: Protocol | str, policy: str, *, episodes: int, seed: int, out: str | os.PathLike[str],
-        workers: int = 1, policy_kwargs: dict[str, Any] | None = None,
-        on_episode: Callable[[EpisodeResult], None] | None = None) -> RunResult:
+def run(
+    protocol: Protocol | str,
+    policy: str,
+    *,
+    episodes: int,
+    seed: int,
+    out: str | os.PathLike[str],
+    workers: int = 1,
+    policy_kwargs: dict[str, Any] | None = None,
+    on_episode: Callable[[EpisodeResult], None] | None = None,
+) -> RunResult:
     """Run (or resume) ``episodes`` episodes; ``workers > 1`` runs them in parallel processes."""
     proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
     if episodes < 1:
@@ -168,9 +192,13 @@ def run(protocol: Protocol | str, policy: str, *, episodes: int, seed: int, out:
                 on_episode(r)
     else:
         # forkserver: workers start clean (no inherited threads or locks from the parent)
-        ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+        ctx = multiprocessing.get_context(
+            "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        )
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            pending: set[Future[EpisodeResult]] = {pool.submit(run_episode, proto, policy, seed, i, outp, policy_kwargs) for i in todo}
+            pending: set[Future[EpisodeResult]] = {
+                pool.submit(run_episode, proto, policy, seed, i, outp, policy_kwargs) for i in todo
+            }
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in finished:
@@ -196,13 +224,15 @@ def summarize(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Any]:
     rec_times: list[float] = []
     sessions = 0
     for path in paths:
-        for session, events in S.iter_sessions(path):
+        for _session, events in S.iter_sessions(path):
             sessions += 1
             mis_t: dict[str, float] = {}
             for e in events:
                 if isinstance(e, S.SubtaskEnd):
                     ok = int(e.outcome == "success")
-                    feats = [e.extra.get("feature", "plain")] + (["drift_affected"] if e.extra.get("drift_affected") else [])
+                    feats = [e.extra.get("feature", "plain")] + (
+                        ["drift_affected"] if e.extra.get("drift_affected") else []
+                    )
                     for f in [*feats, "all"]:
                         by_feature[f][0] += ok
                         by_feature[f][1] += 1
@@ -223,8 +253,12 @@ def summarize(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Any]:
                     counts["questions_needed" if e.needed else "questions_unneeded"] += 1
     return {
         "sessions": sessions,
-        "success": {k: {"k": v[0], "n": v[1], "rate": v[0] / v[1] if v[1] else None} for k, v in sorted(by_feature.items())},
-        "conflicts_correct": {k: {"k": v[0], "n": v[1], "rate": v[0] / v[1] if v[1] else None} for k, v in sorted(conflicts.items())},
+        "success": {
+            k: {"k": v[0], "n": v[1], "rate": v[0] / v[1] if v[1] else None} for k, v in sorted(by_feature.items())
+        },
+        "conflicts_correct": {
+            k: {"k": v[0], "n": v[1], "rate": v[0] / v[1] if v[1] else None} for k, v in sorted(conflicts.items())
+        },
         "recovery_median_s": float(np.median(rec_times)) if rec_times else None,
         **dict(counts),
     }
@@ -247,27 +281,64 @@ def _print_summary(summary: dict[str, Any], policy: str) -> None:
         table.add_row(f"conflicts resolved by the rule: {k}", f"{v['rate']:.0%}", str(v["n"]))
     console = Console()
     console.print(table)
-    extra = {k: summary.get(k) for k in ("misinterpretations", "recoveries", "recovery_median_s", "intervention",
-                                         "safety", "questions_needed", "questions_unneeded") if summary.get(k) is not None}
+    extra = {
+        k: summary.get(k)
+        for k in (
+            "misinterpretations",
+            "recoveries",
+            "recovery_median_s",
+            "intervention",
+            "safety",
+            "questions_needed",
+            "questions_unneeded",
+        )
+        if summary.get(k) is not None
+    }
     console.print(extra)
 
 
 @click.command("run")
 @click.argument("protocol")
-@click.option("--policy", "-p", required=True, type=RegistryChoice("egocrowd.bench.policies:POLICIES", also=is_remote),
-              help="A registered policy (random, canned, oracle, ...) or an http(s):// / ws(s):// URL.")
+@click.option(
+    "--policy",
+    "-p",
+    required=True,
+    type=RegistryChoice("egocrowd.bench.policies:POLICIES", also=is_remote),
+    help="A registered policy (random, canned, oracle, ...) or an http(s):// / ws(s):// URL.",
+)
 @click.option("--episodes", "-n", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", "-s", default=0, show_default=True, type=int)
-@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
-              help="Run directory (default: runs/PROTOCOL-POLICY-sSEED). Re-running into it resumes.")
-@click.option("--workers", "-j", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Parallel processes; 0 = one per CPU core.")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run directory (default: runs/PROTOCOL-POLICY-sSEED). Re-running into it resumes.",
+)
+@click.option(
+    "--workers",
+    "-j",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Parallel processes; 0 = one per CPU core.",
+)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Override the session length (smoke runs).")
 @click.option("--chores", type=click.IntRange(min=1), default=None, help="Override the number of chores.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--summary/--no-summary", default=True, show_default=True, help="Print where the policy wins and loses.")
-def run_command(protocol: str, policy: str, episodes: int, seed: int, out: str | None, workers: int,
-                steps: int | None, chores: int | None, progress: bool, summary: bool) -> None:
+def run_command(
+    protocol: str,
+    policy: str,
+    episodes: int,
+    seed: int,
+    out: str | None,
+    workers: int,
+    steps: int | None,
+    chores: int | None,
+    progress: bool,
+    summary: bool,
+) -> None:
     """Evaluate POLICY on PROTOCOL (a shipped name or a YAML file); logs in the bench schema."""
     try:
         _run_cli(protocol, policy, episodes, seed, out, workers, steps, chores, progress, summary)
@@ -275,8 +346,18 @@ def run_command(protocol: str, policy: str, episodes: int, seed: int, out: str |
         raise click.ClickException(f"{exc.message} [{exc.code}]") from None
 
 
-def _run_cli(protocol: str, policy: str, episodes: int, seed: int, out: str | None, workers: int,
-             steps: int | None, chores: int | None, progress: bool, summary: bool) -> None:
+def _run_cli(
+    protocol: str,
+    policy: str,
+    episodes: int,
+    seed: int,
+    out: str | None,
+    workers: int,
+    steps: int | None,
+    chores: int | None,
+    progress: bool,
+    summary: bool,
+) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     proto = load_protocol(protocol)
@@ -288,14 +369,29 @@ def _run_cli(protocol: str, policy: str, episodes: int, seed: int, out: str | No
     workers = workers or (os.cpu_count() or 1)
     already = sum(1 for i in range(episodes) if episode_path(outp, i).exists())
     t0 = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  disable=not progress, transient=False) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not progress,
+        transient=False,
+    ) as bar:
         task = bar.add_task(f"{proto.name} × {policy}", total=episodes, completed=already)
-        res = run(proto, policy, episodes=episodes, seed=seed, out=outp, workers=workers,
-                  on_episode=lambda r: bar.advance(task))
+        res = run(
+            proto,
+            policy,
+            episodes=episodes,
+            seed=seed,
+            out=outp,
+            workers=workers,
+            on_episode=lambda r: bar.advance(task),
+        )
     dt = time.perf_counter() - t0
     steps_done = sum(r.steps for r in res.ran)
-    click.echo(f"{len(res.ran)} episodes run, {res.skipped} already done; {steps_done} steps in {dt:.1f}s; log: {res.log}")
+    click.echo(
+        f"{len(res.ran)} episodes run, {res.skipped} already done; {steps_done} steps in {dt:.1f}s; log: {res.log}"
+    )
     if summary:
         _print_summary(summarize([res.log]), policy)
 
@@ -307,5 +403,7 @@ def protocols_command() -> None:
         p = load_protocol(name)
         people = ", ".join(f"{x.id} ({x.role})" for x in p.people)
         hours = p.seconds / 3600
-        click.echo(f"{p.name} v{p.version}: {p.title}\n    {p.steps} steps = {hours:.1f} h simulated; "
-                   f"{p.chores} chores; people: {people}")
+        click.echo(
+            f"{p.name} v{p.version}: {p.title}\n    {p.steps} steps = {hours:.1f} h simulated; "
+            f"{p.chores} chores; people: {people}"
+        )

@@ -352,8 +352,18 @@ class SessionEnd(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
-        Instruction, ChainStart, SubtaskStart, SubtaskEnd, Misinterpretation, Recovery,
-        Intervention, Conflict, Clarification, Safety, EnvChange, SessionEnd,
+        Instruction,
+        ChainStart,
+        SubtaskStart,
+        SubtaskEnd,
+        Misinterpretation,
+        Recovery,
+        Intervention,
+        Conflict,
+        Clarification,
+        Safety,
+        EnvChange,
+        SessionEnd,
     )
 }
 _FIELDS: dict[str, frozenset[str]] = {
@@ -413,7 +423,7 @@ class LogWriter:
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", encoding="utf-8", newline="\n")
+        self._fh = open(self.path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115 - open until close()
         self._line(self.session.to_dict())
 
     def write(self, event: Event) -> None:
@@ -456,7 +466,9 @@ def _is_parquet(path: Path) -> bool:
     return path.suffix == ".parquet"
 
 
-def iter_lines(path: str | os.PathLike[str], *, on_progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+def iter_lines(
+    path: str | os.PathLike[str], *, on_progress: Callable[[int], None] | None = None
+) -> Iterator[dict[str, Any]]:
     """Decoded JSON objects of a log, streamed. A truncated last line is skipped with a warning.
 
     ``on_progress(n)`` is called now and then with the number of (compressed) bytes read since
@@ -467,7 +479,7 @@ def iter_lines(path: str | os.PathLike[str], *, on_progress: Callable[[int], Non
         yield from _iter_parquet_dicts(p, on_progress)
         return
     try:
-        raw = open(p, "rb")
+        raw = open(p, "rb")  # noqa: SIM115 - closed by the with block below (the open itself may fail)
     except FileNotFoundError:
         raise InvalidInput(f"log not found: {p}", code="bench.log_not_found") from None
     with raw:
@@ -541,8 +553,20 @@ def iter_sessions(
 # --------------------------------------------------------------------------------------- parquet
 
 # Typed columns an analyst queries most; the exact line is kept in ``payload`` for a lossless round trip.
-_PARQUET_COLUMNS = ("session_id", "policy", "environment", "type", "t", "chain", "person", "index",
-                    "outcome", "progress", "kind", "payload")
+_PARQUET_COLUMNS = (
+    "session_id",
+    "policy",
+    "environment",
+    "type",
+    "t",
+    "chain",
+    "person",
+    "index",
+    "outcome",
+    "progress",
+    "kind",
+    "payload",
+)
 
 
 def _parquet_schema() -> Any:
@@ -550,16 +574,26 @@ def _parquet_schema() -> Any:
 
     return pa.schema(
         [
-            ("session_id", pa.string()), ("policy", pa.string()), ("environment", pa.string()),
-            ("type", pa.string()), ("t", pa.float64()), ("chain", pa.string()), ("person", pa.string()),
-            ("index", pa.int32()), ("outcome", pa.string()), ("progress", pa.float64()),
-            ("kind", pa.string()), ("payload", pa.string()),
+            ("session_id", pa.string()),
+            ("policy", pa.string()),
+            ("environment", pa.string()),
+            ("type", pa.string()),
+            ("t", pa.float64()),
+            ("chain", pa.string()),
+            ("person", pa.string()),
+            ("index", pa.int32()),
+            ("outcome", pa.string()),
+            ("progress", pa.float64()),
+            ("kind", pa.string()),
+            ("payload", pa.string()),
         ],
         metadata={b"format": FORMAT_NAME.encode(), b"format_version": str(SCHEMA_VERSION).encode()},
     )
 
 
-def to_parquet(paths: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str], *, batch_rows: int = 100_000) -> int:
+def to_parquet(
+    paths: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str], *, batch_rows: int = 100_000
+) -> int:
     """Convert JSONL logs to one Parquet file (streamed in batches); returns the rows written.
 
     One row per line; header rows have ``type == "session"`` and ``t`` null. Session columns
@@ -622,4 +656,3 @@ def _iter_parquet_dicts(path: Path, on_progress: Callable[[int], None] | None = 
             yield json.loads(s)
         if on_progress is not None:
             on_progress(int(size * batch.num_rows / rows))
-

@@ -63,7 +63,9 @@ def read_digests(
 
     results: list[list[SessionDigest]] = []
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-        for p, ds in zip(paths, pool.map(_digest_file, paths, itertools.repeat(strict), chunksize=max(1, len(paths) // (8 * jobs)))):
+        for p, ds in zip(
+            paths, pool.map(_digest_file, paths, itertools.repeat(strict), chunksize=max(1, len(paths) // (8 * jobs)))
+        ):
             results.append(ds)
             if on_progress is not None:
                 on_progress(os.path.getsize(p))
@@ -94,7 +96,9 @@ def _pair_means(digests: Sequence[SessionDigest]) -> dict[str, dict[str, float]]
     return out
 
 
-def compare(digests: Sequence[SessionDigest], a: str, b: str, config: ScoreConfig = ScoreConfig(), *, alpha: float = 0.05) -> dict[str, Any]:
+def compare(
+    digests: Sequence[SessionDigest], a: str, b: str, config: ScoreConfig = ScoreConfig(), *, alpha: float = 0.05
+) -> dict[str, Any]:
     """Paired comparison of policies ``a`` and ``b`` over the pair keys both ran.
 
     Unit = pair key (same protocol and seed, or same task for CSV); value = mean subtask success
@@ -115,7 +119,15 @@ def compare(digests: Sequence[SessionDigest], a: str, b: str, config: ScoreConfi
     res = st.paired_test(xa - xb, seed=config.seed, confidence=config.confidence, boot_rounds=config.rounds)
     seq = sequential_test(zip(xa, xb), alpha=alpha, stop=False)
     seq.pop("trajectory")
-    return {"a": a, "b": b, "metric": "subtask_success", **res, "mean_a": float(xa.mean()), "mean_b": float(xb.mean()), "sequential": seq}
+    return {
+        "a": a,
+        "b": b,
+        "metric": "subtask_success",
+        **res,
+        "mean_a": float(xa.mean()),
+        "mean_b": float(xb.mean()),
+        "sequential": seq,
+    }
 
 
 def battles_from_digests(digests: Sequence[SessionDigest]) -> list[Battle]:

@@ -54,7 +54,9 @@ def wilson(successes: float, n: float, confidence: float = DEFAULT_CONFIDENCE) -
 # ------------------------------------------------------------------------------------ bootstrap
 
 
-def _resample_indices(n_clusters: int, rounds: int, seed: int | np.random.Generator, chunk: int) -> Iterator[np.ndarray]:
+def _resample_indices(
+    n_clusters: int, rounds: int, seed: int | np.random.Generator, chunk: int
+) -> Iterator[np.ndarray]:
     """(≤chunk, n_clusters) int32 arrays of the clusters drawn in each bootstrap round."""
     rng = np.random.default_rng(seed)
     done = 0
@@ -68,7 +70,9 @@ def _chunk(n_clusters: int) -> int:
     return int(max(1, min(256, 4_000_000 // max(n_clusters, 1))))  # ≤ ~16 MB of indices per chunk
 
 
-def resample_counts(n_clusters: int, rounds: int, seed: int | np.random.Generator, *, chunk: int | None = None) -> Iterator[np.ndarray]:
+def resample_counts(
+    n_clusters: int, rounds: int, seed: int | np.random.Generator, *, chunk: int | None = None
+) -> Iterator[np.ndarray]:
     """Yield (≤chunk, n_clusters) arrays: how often each cluster is drawn in each bootstrap round.
 
     Same draws as :func:`bootstrap_sums` with the same seed. Chunks bound memory whatever the
@@ -113,7 +117,9 @@ def bootstrap_sums(
     return np.concatenate(out, axis=0)
 
 
-def percentile_ci(samples: np.ndarray, confidence: float = DEFAULT_CONFIDENCE, *, keep_inf: bool = False) -> tuple[float, float]:
+def percentile_ci(
+    samples: np.ndarray, confidence: float = DEFAULT_CONFIDENCE, *, keep_inf: bool = False
+) -> tuple[float, float]:
     """Percentile interval, ignoring rounds where the statistic is undefined (NaN, and ±inf
     unless ``keep_inf``: for e.g. MTBI a round without interventions is a genuine +inf, and
     dropping it would make the upper bound look finite)."""
@@ -172,8 +178,13 @@ def kaplan_meier(durations: np.ndarray, observed: np.ndarray, confidence: float 
     below = np.nonzero(s <= 0.5)[0]
     median = float(t[below[0]]) if below.size else None
     return KMCurve(
-        time=[0.0, *map(float, t)], survival=[1.0, *map(float, s)], lower=[1.0, *map(float, lo)],
-        upper=[1.0, *map(float, hi)], n=n, events=int(observed.sum()), censored=int((~observed).sum()),
+        time=[0.0, *map(float, t)],
+        survival=[1.0, *map(float, s)],
+        lower=[1.0, *map(float, lo)],
+        upper=[1.0, *map(float, hi)],
+        n=n,
+        events=int(observed.sum()),
+        censored=int((~observed).sum()),
         median=median,
     )
 
@@ -227,7 +238,9 @@ def ols_slope(totals: np.ndarray) -> np.ndarray:
         return np.where(np.abs(den) > 1e-12 * np.maximum(n * sxx, 1e-300), (n * sxy - sx * sy) / den, np.nan)
 
 
-def bin_rates(x: np.ndarray, y: np.ndarray, bins: int | np.ndarray, confidence: float = DEFAULT_CONFIDENCE) -> list[dict[str, float]]:
+def bin_rates(
+    x: np.ndarray, y: np.ndarray, bins: int | np.ndarray, confidence: float = DEFAULT_CONFIDENCE
+) -> list[dict[str, float]]:
     """Success per equal-width bin of x with Wilson intervals; empty bins are left out."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -246,8 +259,17 @@ def bin_rates(x: np.ndarray, y: np.ndarray, bins: int | np.ndarray, confidence: 
     out = []
     for i in np.nonzero(n)[0]:
         lo_ci, hi_ci = wilson(k[i], n[i], confidence)
-        out.append({"start": float(edges[i]), "end": float(edges[i + 1]), "n": int(n[i]), "successes": float(k[i]),
-                    "rate": float(k[i] / n[i]), "low": lo_ci, "high": hi_ci})
+        out.append(
+            {
+                "start": float(edges[i]),
+                "end": float(edges[i + 1]),
+                "n": int(n[i]),
+                "successes": float(k[i]),
+                "rate": float(k[i] / n[i]),
+                "low": lo_ci,
+                "high": hi_ci,
+            }
+        )
     return out
 
 
@@ -255,11 +277,15 @@ def _bern_cost(k: np.ndarray, n: np.ndarray) -> np.ndarray:
     """−2 × Bernoulli log-likelihood of a segment with k successes in n at its MLE rate."""
     with np.errstate(divide="ignore", invalid="ignore"):
         p = k / n
-        ll = np.where(k > 0, k * np.log(np.where(p > 0, p, 1)), 0) + np.where(n - k > 0, (n - k) * np.log(np.where(p < 1, 1 - p, 1)), 0)
+        ll = np.where(k > 0, k * np.log(np.where(p > 0, p, 1)), 0) + np.where(
+            n - k > 0, (n - k) * np.log(np.where(p < 1, 1 - p, 1)), 0
+        )
     return -2 * ll
 
 
-def change_points(successes: np.ndarray, trials: np.ndarray, penalty: float | None = None, min_size: int = 1) -> list[int]:
+def change_points(
+    successes: np.ndarray, trials: np.ndarray, penalty: float | None = None, min_size: int = 1
+) -> list[int]:
     """Exact optimal partitioning of a binned Bernoulli sequence.
 
     Minimises Σ_segments −2·loglik(segment) + β·(segments − 1) with β = 2·ln(N) by default (BIC:
@@ -323,8 +349,14 @@ def sign_flip_pvalue(d: np.ndarray, *, rounds: int = 9999, seed: int = 0, exact_
     return (1 + hits) / (1 + rounds)
 
 
-def paired_test(diffs: np.ndarray, *, seed: int = 0, rounds: int = 9999, confidence: float = DEFAULT_CONFIDENCE,
-                boot_rounds: int = DEFAULT_ROUNDS) -> dict[str, float]:
+def paired_test(
+    diffs: np.ndarray,
+    *,
+    seed: int = 0,
+    rounds: int = 9999,
+    confidence: float = DEFAULT_CONFIDENCE,
+    boot_rounds: int = DEFAULT_ROUNDS,
+) -> dict[str, float]:
     """Two-sided sign-flip permutation test of mean(diffs) == 0, with a bootstrap CI of the mean
     (``boot_rounds`` resamples: the configured ``--rounds``, not a fixed 1000)."""
     d = np.asarray(diffs, dtype=float)

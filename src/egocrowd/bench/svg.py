@@ -66,7 +66,9 @@ def _finite(vals: Sequence[float | None]) -> list[float]:
     return [float(v) for v in vals if v is not None and math.isfinite(v)]
 
 
-def _clip(xs: Sequence[float], ys: Sequence[float | None], x1: float, step: bool) -> tuple[list[float], list[float | None]]:
+def _clip(
+    xs: Sequence[float], ys: Sequence[float | None], x1: float, step: bool
+) -> tuple[list[float], list[float | None]]:
     """Points with x ≤ x1; a step curve is carried flat to x1 so its tail still shows."""
     keep = [(x, y) for x, y in zip(xs, ys) if x <= x1]
     if step and keep and len(keep) < len(xs):
@@ -74,8 +76,16 @@ def _clip(xs: Sequence[float], ys: Sequence[float | None], x1: float, step: bool
     return [x for x, _ in keep], [y for _, y in keep]
 
 
-def line_chart(series: Sequence[Series], *, xlabel: str, ylabel: str, y_range: tuple[float, float] | None = None,
-               vlines: Sequence[tuple[float, str]] = (), title: str = "", x_range: tuple[float, float] | None = None) -> str:
+def line_chart(
+    series: Sequence[Series],
+    *,
+    xlabel: str,
+    ylabel: str,
+    y_range: tuple[float, float] | None = None,
+    vlines: Sequence[tuple[float, str]] = (),
+    title: str = "",
+    x_range: tuple[float, float] | None = None,
+) -> str:
     """Lines (or steps) with optional interval bands and labelled vertical markers.
 
     ``x_range`` cuts the x axis (points beyond it are left out; steps run flat to the edge)."""
@@ -111,8 +121,10 @@ def line_chart(series: Sequence[Series], *, xlabel: str, ylabel: str, y_range: t
         # successive labels step down so they do not overprint each other
         right = px(v) > (ML + W - MR) / 2
         tx, anchor = (px(v) - 3, ' text-anchor="end"') if right else (px(v) + 3, "")
-        parts.append(f'<line x1="{px(v):.1f}" y1="{MT}" x2="{px(v):.1f}" y2="{H - MB}" stroke="#888" stroke-dasharray="4 3"/>'
-                     f'<text x="{tx:.1f}" y="{MT + 12 + 15 * (k % 4)}" font-size="13" fill="#555"{anchor}>{escape(label)}</text>')
+        parts.append(
+            f'<line x1="{px(v):.1f}" y1="{MT}" x2="{px(v):.1f}" y2="{H - MB}" stroke="#888" stroke-dasharray="4 3"/>'
+            f'<text x="{tx:.1f}" y="{MT + 12 + 15 * (k % 4)}" font-size="13" fill="#555"{anchor}>{escape(label)}</text>'
+        )
     for i, s in enumerate(series):
         color = s.color or PALETTE[i % len(PALETTE)]
         pts = [(px(x), py(y)) for x, y in zip(s.x, s.y) if y is not None and math.isfinite(y)]
@@ -126,10 +138,14 @@ def line_chart(series: Sequence[Series], *, xlabel: str, ylabel: str, y_range: t
         if s.step:
             pts = _stepify(pts)
         path = " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)
-        parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"><title>{escape(s.name)}</title></polyline>')
+        parts.append(
+            f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"><title>{escape(s.name)}</title></polyline>'
+        )
         if s.points and not s.step:
             parts.extend(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{color}"/>' for a, b in pts)
-    parts.append(_legend([s.name for s in series], [s.color or PALETTE[i % len(PALETTE)] for i, s in enumerate(series)]))
+    parts.append(
+        _legend([s.name for s in series], [s.color or PALETTE[i % len(PALETTE)] for i, s in enumerate(series)])
+    )
     return _svg("".join(parts), title)
 
 
@@ -142,8 +158,15 @@ def _stepify(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return out
 
 
-def forest(rows: Sequence[tuple[str, float, float | None, float | None]], *, xlabel: str, x_range: tuple[float, float] | None = None,
-           colors: Sequence[str] | None = None, title: str = "", ref: float | None = None) -> str:
+def forest(
+    rows: Sequence[tuple[str, float, float | None, float | None]],
+    *,
+    xlabel: str,
+    x_range: tuple[float, float] | None = None,
+    colors: Sequence[str] | None = None,
+    title: str = "",
+    ref: float | None = None,
+) -> str:
     """Horizontal dot-and-whisker plot: one row per (label, value, low, high)."""
     if not rows:
         return ""
@@ -170,39 +193,59 @@ def forest(rows: Sequence[tuple[str, float, float | None, float | None]], *, xla
 
     parts = []
     for t in _ticks(x0, x1):
-        parts.append(f'<line x1="{px(t):.1f}" y1="{MT}" x2="{px(t):.1f}" y2="{h - MB}" stroke="#eee"/>'
-                     f'<text x="{px(t):.1f}" y="{h - MB + 16}" font-size="13" text-anchor="middle" fill="#444">{_fmt(t)}</text>')
+        parts.append(
+            f'<line x1="{px(t):.1f}" y1="{MT}" x2="{px(t):.1f}" y2="{h - MB}" stroke="#eee"/>'
+            f'<text x="{px(t):.1f}" y="{h - MB + 16}" font-size="13" text-anchor="middle" fill="#444">{_fmt(t)}</text>'
+        )
     if ref is not None:
-        parts.append(f'<line x1="{px(ref):.1f}" y1="{MT}" x2="{px(ref):.1f}" y2="{h - MB}" stroke="#888" stroke-dasharray="4 3"/>')
+        parts.append(
+            f'<line x1="{px(ref):.1f}" y1="{MT}" x2="{px(ref):.1f}" y2="{h - MB}" stroke="#888" stroke-dasharray="4 3"/>'
+        )
     for i, (label, v, lo, hi) in enumerate(rows):
         y = MT + row_h * i + row_h / 2
         color = colors[i] if colors else PALETTE[0]
         shown = label if len(label) <= max_chars else label[: max_chars - 1] + "…"
-        parts.append(f'<g><title>{escape(label)}</title><text x="{label_w - 8}" y="{y + 4:.1f}" font-size="14" '
-                     f'text-anchor="end">{escape(shown)}</text></g>')
+        parts.append(
+            f'<g><title>{escape(label)}</title><text x="{label_w - 8}" y="{y + 4:.1f}" font-size="14" '
+            f'text-anchor="end">{escape(shown)}</text></g>'
+        )
         if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
-            parts.append(f'<line x1="{px(lo):.1f}" y1="{y:.1f}" x2="{px(hi):.1f}" y2="{y:.1f}" stroke="{color}" stroke-width="2"/>')
+            parts.append(
+                f'<line x1="{px(lo):.1f}" y1="{y:.1f}" x2="{px(hi):.1f}" y2="{y:.1f}" stroke="{color}" stroke-width="2"/>'
+            )
         if v is not None and math.isfinite(v):
             tip = f"{label}: {_fmt(v)}" + (f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None and hi is not None else "")
-            parts.append(f'<circle cx="{px(v):.1f}" cy="{y:.1f}" r="4.5" fill="{color}"><title>{escape(tip)}</title></circle>')
-    parts.append(f'<text x="{(label_w + W - MR) / 2:.1f}" y="{h - 8}" font-size="14" text-anchor="middle">{escape(xlabel)}</text>')
+            parts.append(
+                f'<circle cx="{px(v):.1f}" cy="{y:.1f}" r="4.5" fill="{color}"><title>{escape(tip)}</title></circle>'
+            )
+    parts.append(
+        f'<text x="{(label_w + W - MR) / 2:.1f}" y="{h - 8}" font-size="14" text-anchor="middle">{escape(xlabel)}</text>'
+    )
     return _svg("".join(parts), title, h)
 
 
-def _frame(x0: float, x1: float, y0: float, y1: float, px: object, py: object, xlabel: str, ylabel: str, title: str) -> str:
+def _frame(
+    x0: float, x1: float, y0: float, y1: float, px: object, py: object, xlabel: str, ylabel: str, title: str
+) -> str:
     parts = []
     for t in _ticks(y0, y1):
         y = py(t)  # type: ignore[operator]
-        parts.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{W - MR}" y2="{y:.1f}" stroke="#eee"/>'
-                     f'<text x="{ML - 6}" y="{y + 4:.1f}" font-size="13" text-anchor="end" fill="#444">{_fmt(t)}</text>')
+        parts.append(
+            f'<line x1="{ML}" y1="{y:.1f}" x2="{W - MR}" y2="{y:.1f}" stroke="#eee"/>'
+            f'<text x="{ML - 6}" y="{y + 4:.1f}" font-size="13" text-anchor="end" fill="#444">{_fmt(t)}</text>'
+        )
     for t in _ticks(x0, x1, 6):
         x = px(t)  # type: ignore[operator]
-        parts.append(f'<text x="{x:.1f}" y="{H - MB + 16}" font-size="13" text-anchor="middle" fill="#444">{_fmt(t)}</text>')
-    parts.append(f'<line x1="{ML}" y1="{H - MB}" x2="{W - MR}" y2="{H - MB}" stroke="#444"/>'
-                 f'<line x1="{ML}" y1="{MT}" x2="{ML}" y2="{H - MB}" stroke="#444"/>'
-                 f'<text x="{(ML + W - MR) / 2:.1f}" y="{H - 8}" font-size="14" text-anchor="middle">{escape(xlabel)}</text>'
-                 f'<text x="14" y="{(MT + H - MB) / 2:.1f}" font-size="14" text-anchor="middle" '
-                 f'transform="rotate(-90 14 {(MT + H - MB) / 2:.1f})">{escape(ylabel)}</text>')
+        parts.append(
+            f'<text x="{x:.1f}" y="{H - MB + 16}" font-size="13" text-anchor="middle" fill="#444">{_fmt(t)}</text>'
+        )
+    parts.append(
+        f'<line x1="{ML}" y1="{H - MB}" x2="{W - MR}" y2="{H - MB}" stroke="#444"/>'
+        f'<line x1="{ML}" y1="{MT}" x2="{ML}" y2="{H - MB}" stroke="#444"/>'
+        f'<text x="{(ML + W - MR) / 2:.1f}" y="{H - 8}" font-size="14" text-anchor="middle">{escape(xlabel)}</text>'
+        f'<text x="14" y="{(MT + H - MB) / 2:.1f}" font-size="14" text-anchor="middle" '
+        f'transform="rotate(-90 14 {(MT + H - MB) / 2:.1f})">{escape(ylabel)}</text>'
+    )
     return "".join(parts)
 
 
@@ -216,13 +259,17 @@ def _legend(names: Sequence[str], colors: Sequence[str]) -> str:
         width = 26 + 8.5 * len(name)  # font-size 13: ~8.4 units per character
         if x + width > W - MR and x > ML + 8:
             x, y = ML + 8, y + 16
-        parts.append(f'<rect x="{x}" y="{y}" width="11" height="11" fill="{color}"/>'
-                     f'<text x="{x + 15}" y="{y + 10}" font-size="13">{escape(name)}</text>')
+        parts.append(
+            f'<rect x="{x}" y="{y}" width="11" height="11" fill="{color}"/>'
+            f'<text x="{x + 15}" y="{y + 10}" font-size="13">{escape(name)}</text>'
+        )
         x += width
     return "".join(parts)
 
 
 def _svg(body: str, title: str, h: int = H) -> str:
     label = escape(title or "chart")
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {h}" width="100%" role="img" aria-label="{label}" '
-            f'font-family="system-ui, sans-serif">{body}</svg>')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {h}" width="100%" role="img" aria-label="{label}" '
+        f'font-family="system-ui, sans-serif">{body}</svg>'
+    )

@@ -34,39 +34,61 @@ from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
 A = AssignmentStatus
 
 
-def claim(session: Session, worker: User, campaign_id: int, *, lease: timedelta = timedelta(hours=24),
-          max_open: int = 3, now: datetime | None = None) -> Assignment:
+def claim(
+    session: Session,
+    worker: User,
+    campaign_id: int,
+    *,
+    lease: timedelta = timedelta(hours=24),
+    max_open: int = 3,
+    now: datetime | None = None,
+) -> Assignment:
     now = now or db_now(session)
     campaign = get_campaign(session, worker, campaign_id)
     policy.require(worker, "assignment.claim", campaign)
     if campaign.allowed_countries and worker.country not in campaign.allowed_countries:
         raise Forbidden("This campaign is not open to workers in your country.", code="campaign.country_not_allowed")
     if consent.active_consent(session, worker, campaign.consent_version) is None:
-        raise Forbidden(f"Sign consent version {campaign.consent_version} before claiming.",
-                        code="consent.missing", consent_version=campaign.consent_version)
+        raise Forbidden(
+            f"Sign consent version {campaign.consent_version} before claiming.",
+            code="consent.missing",
+            consent_version=campaign.consent_version,
+        )
 
     _lock(session, User, worker.id)
     # A lease that ran out is dead even before a sweep marks it expired: it does not count.
-    open_now = session.scalar(sa.select(sa.func.count()).select_from(Assignment).where(
-        Assignment.worker_id == worker.id, Assignment.status == A.active, Assignment.lease_expires_at > now))
+    open_now = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Assignment)
+        .where(Assignment.worker_id == worker.id, Assignment.status == A.active, Assignment.lease_expires_at > now)
+    )
     if open_now >= max_open:
-        raise Conflict(f"You already have {open_now} open assignments; submit or release one first.",
-                       code="assignment.worker_cap", limit=max_open)
+        raise Conflict(
+            f"You already have {open_now} open assignments; submit or release one first.",
+            code="assignment.worker_cap",
+            limit=max_open,
+        )
 
     _expire_in(session, campaign.id, now)  # locks the campaign; its stale leases give their slots back
     taken = session.execute(
         sa.update(Campaign)
-        .where(Campaign.id == campaign.id, Campaign.status == CampaignStatus.open,
-               Campaign.slots_taken < Campaign.target_clips)
+        .where(
+            Campaign.id == campaign.id,
+            Campaign.status == CampaignStatus.open,
+            Campaign.slots_taken < Campaign.target_clips,
+        )
         .values(slots_taken=Campaign.slots_taken + 1)
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     if taken.rowcount != 1:
         raise Conflict("No slots left in this campaign.", code="assignment.no_slots")
-    a = Assignment(campaign_id=campaign.id, worker_id=worker.id, status=A.active, claimed_at=now,
-                   lease_expires_at=now + lease)
+    a = Assignment(
+        campaign_id=campaign.id, worker_id=worker.id, status=A.active, claimed_at=now, lease_expires_at=now + lease
+    )
     session.add(a)
-    audit.record(session, worker, "assignment.claimed", a,
-                 {"campaign_id": campaign.id, "lease_expires_at": a.lease_expires_at})
+    audit.record(
+        session, worker, "assignment.claimed", a, {"campaign_id": campaign.id, "lease_expires_at": a.lease_expires_at}
+    )
     return a
 
 
@@ -75,9 +97,12 @@ def _lock(session: Session, table, row_id: int) -> None:
 
 
 def _free_slot(session: Session, campaign_id: int, n: int = 1) -> None:
-    session.execute(sa.update(Campaign).where(Campaign.id == campaign_id)
-                    .values(slots_taken=Campaign.slots_taken - n)
-                    .execution_options(synchronize_session=False))
+    session.execute(
+        sa.update(Campaign)
+        .where(Campaign.id == campaign_id)
+        .values(slots_taken=Campaign.slots_taken - n)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def expire_leases(session: Session, *, now: datetime | None = None, campaign_id: int | None = None) -> int:
@@ -86,9 +111,12 @@ def expire_leases(session: Session, *, now: datetime | None = None, campaign_id:
     now = now or db_now(session)
     if campaign_id is not None:
         return _expire_in(session, campaign_id, now)
-    stale = session.scalars(sa.select(Assignment.campaign_id).distinct()
-                            .where(Assignment.status == A.active, Assignment.lease_expires_at <= now)
-                            .order_by(Assignment.campaign_id)).all()
+    stale = session.scalars(
+        sa.select(Assignment.campaign_id)
+        .distinct()
+        .where(Assignment.status == A.active, Assignment.lease_expires_at <= now)
+        .order_by(Assignment.campaign_id)
+    ).all()
     return sum(_expire_in(session, cid, now) for cid in stale)
 
 
@@ -96,16 +124,22 @@ def _expire_in(session: Session, campaign_id: int, now: datetime) -> int:
     _lock(session, Campaign, campaign_id)
     rows = session.execute(
         sa.update(Assignment)
-        .where(Assignment.campaign_id == campaign_id, Assignment.status == A.active,
-               Assignment.lease_expires_at <= now)
+        .where(Assignment.campaign_id == campaign_id, Assignment.status == A.active, Assignment.lease_expires_at <= now)
         .values(status=A.expired, closed_at=now)
         .returning(Assignment.id, Assignment.worker_id)
-        .execution_options(synchronize_session=False)).all()
+        .execution_options(synchronize_session=False)
+    ).all()
     if rows:
         _free_slot(session, campaign_id, len(rows))
     for aid, wid in sorted(rows):
-        audit.record(session, None, "assignment.expired", aid, {"campaign_id": campaign_id, "worker_id": wid},
-                     entity_type="assignment")
+        audit.record(
+            session,
+            None,
+            "assignment.expired",
+            aid,
+            {"campaign_id": campaign_id, "worker_id": wid},
+            entity_type="assignment",
+        )
     return len(rows)
 
 
@@ -116,8 +150,15 @@ def get_assignment(session: Session, user: User, assignment_id: int) -> Assignme
     return a
 
 
-def list_assignments(session: Session, user: User, *, campaign_id: int | None = None,
-                     status: AssignmentStatus | None = None, limit: int = 100, offset: int = 0) -> list[Assignment]:
+def list_assignments(
+    session: Session,
+    user: User,
+    *,
+    campaign_id: int | None = None,
+    status: AssignmentStatus | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Assignment]:
     q = sa.select(Assignment).where(policy.visible_assignments(user)).order_by(Assignment.id.desc())
     if campaign_id is not None:
         q = q.where(Assignment.campaign_id == campaign_id)
@@ -131,20 +172,25 @@ def release(session: Session, worker: User, a: Assignment, *, reason: str = "wor
     policy.require(worker, "assignment.release", a)
     _lock(session, Campaign, a.campaign_id)  # campaign before assignment: the global lock order
     done = session.execute(
-        sa.update(Assignment).where(Assignment.id == a.id, Assignment.status == A.active)
-        .values(status=A.released, closed_at=db_now(session)).execution_options(synchronize_session=False))
+        sa.update(Assignment)
+        .where(Assignment.id == a.id, Assignment.status == A.active)
+        .values(status=A.released, closed_at=db_now(session))
+        .execution_options(synchronize_session=False)
+    )
     if done.rowcount != 1:
         session.refresh(a)
-        raise Conflict(f"This assignment is {a.status.value}; only active ones can be released.",
-                       code="assignment.not_active")
+        raise Conflict(
+            f"This assignment is {a.status.value}; only active ones can be released.", code="assignment.not_active"
+        )
     _free_slot(session, a.campaign_id)
     session.refresh(a)
     audit.record(session, worker, "assignment.released", a, {"campaign_id": a.campaign_id, "reason": reason})
     return a
 
 
-def require_active_lease(session: Session, worker: User, assignment_id: int, *,
-                         now: datetime | None = None) -> Assignment:
+def require_active_lease(
+    session: Session, worker: User, assignment_id: int, *, now: datetime | None = None
+) -> Assignment:
     """For uploads: the assignment must be the worker's own and its lease still running."""
     a = session.get(Assignment, assignment_id)
     if a is None or a.worker_id != worker.id:
@@ -157,10 +203,17 @@ def require_active_lease(session: Session, worker: User, assignment_id: int, *,
 
 
 def progress(session: Session, campaign: Campaign) -> dict[str, int]:
-    counts = dict(session.execute(
-        sa.select(Assignment.status, sa.func.count()).where(Assignment.campaign_id == campaign.id)
-        .group_by(Assignment.status)).all())
+    counts = dict(
+        session.execute(
+            sa.select(Assignment.status, sa.func.count())
+            .where(Assignment.campaign_id == campaign.id)
+            .group_by(Assignment.status)
+        ).all()
+    )
     out = {s.value: int(counts.get(s, 0)) for s in A}
-    out.update(target=campaign.target_clips, slots_taken=campaign.slots_taken,
-               slots_left=campaign.target_clips - campaign.slots_taken)
+    out.update(
+        target=campaign.target_clips,
+        slots_taken=campaign.slots_taken,
+        slots_left=campaign.target_clips - campaign.slots_taken,
+    )
     return out

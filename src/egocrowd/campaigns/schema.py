@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
@@ -14,7 +14,7 @@ Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 
 def _normalise_countries(v):
-    """"ke, ug" (a form) or ["ke"] → ["KE", "UG"]; anything else is left for the type check."""
+    """ "ke, ug" (a form) or ["ke"] → ["KE", "UG"]; anything else is left for the type check."""
     if isinstance(v, str):
         v = [t for t in re.split(r"[\s,;]+", v) if t]
     if not isinstance(v, list) or not all(isinstance(c, str) for c in v):
@@ -36,8 +36,11 @@ class CaptureRequirements(_Strict):
     camera_placement: Literal["head_mounted", "chest_mounted", "handheld", "any"] = "head_mounted"
     hands_in_view: bool = True
     max_upload_mb: int = Field(500, ge=1, le=8192)
-    qc: dict[str, Any] = Field(default_factory=dict, max_length=60,
-                               description="QC threshold overrides (see docs/qc.md), e.g. {\"dark_fail_frac\": 0.2}")
+    qc: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=60,
+        description='QC threshold overrides (see docs/qc.md), e.g. {"dark_fail_frac": 0.2}',
+    )
 
     @model_validator(mode="after")
     def _bounds(self):
@@ -98,8 +101,9 @@ class CampaignIn(_Strict):
     pay_cents: int = Field(ge=1, le=1_000_000, description="Pay per accepted clip, in cents")
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
     expected_minutes: float = Field(ge=0.5, le=600, description="Honest time a worker spends per clip")
-    allowed_countries: list[Country] = Field(default_factory=list, max_length=250,
-                                             description="ISO 3166 alpha-2; empty means everywhere")
+    allowed_countries: list[Country] = Field(
+        default_factory=list, max_length=250, description="ISO 3166 alpha-2; empty means everywhere"
+    )
     data_use: DataUse = Field(default_factory=DataUse)
     buyer_name: str = Field(min_length=2, max_length=200, description="Who buys the data (shown to workers)")
     consent_version: str = Field(min_length=1, max_length=40)

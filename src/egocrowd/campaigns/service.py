@@ -47,8 +47,9 @@ def get_managed_campaign(session: Session, user: User | None, campaign_id: int) 
     return c
 
 
-def list_campaigns(session: Session, user: User, *, status: CampaignStatus | None = None,
-                   limit: int = 100, offset: int = 0) -> list[Campaign]:
+def list_campaigns(
+    session: Session, user: User, *, status: CampaignStatus | None = None, limit: int = 100, offset: int = 0
+) -> list[Campaign]:
     q = sa.select(Campaign).where(policy.visible_campaigns(user)).order_by(Campaign.id.desc())
     if status is not None:
         q = q.where(Campaign.status == status)
@@ -76,12 +77,17 @@ def list_campaigns(session: Session, user: User, *, status: CampaignStatus | Non
 def create_campaign(session: Session, actor: User, data: CampaignIn) -> Campaign:
     policy.require(actor, "campaign.create")
     if actor.organization_id is None:
-        raise InvalidInput("Only members of an organization can post campaigns.",
-                           code="campaign.organization_required")
+        raise InvalidInput("Only members of an organization can post campaigns.", code="campaign.organization_required")
     _require_consent_document(session, data.consent_version)
     now = utcnow()
-    c = Campaign(organization_id=actor.organization_id, created_by=actor.id, status=S.draft,
-                 created_at=now, updated_at=now, **_columns(data.model_dump()))
+    c = Campaign(
+        organization_id=actor.organization_id,
+        created_by=actor.id,
+        status=S.draft,
+        created_at=now,
+        updated_at=now,
+        **_columns(data.model_dump()),
+    )
     session.add(c)
     audit.record(session, actor, "campaign.created", c, {"title": c.title, "target_clips": c.target_clips})
     return c
@@ -100,13 +106,17 @@ def update_campaign(session: Session, actor: User, campaign_id: int, patch: Camp
     if c.status is not S.draft:
         frozen = sorted(set(changes) - EDITABLE_WHEN_LIVE)
         if frozen:
-            raise Conflict(f"Pause-safe edits only once a campaign is live; cannot change: {', '.join(frozen)}.",
-                           code="campaign.frozen_field")
+            raise Conflict(
+                f"Pause-safe edits only once a campaign is live; cannot change: {', '.join(frozen)}.",
+                code="campaign.frozen_field",
+            )
     if "consent_version" in changes:
         _require_consent_document(session, changes["consent_version"])
     if changes.get("target_clips") is not None and changes["target_clips"] < c.slots_taken:
-        raise Conflict(f"{c.slots_taken} slots are already taken; the target cannot go below that.",
-                       code="campaign.target_below_taken")
+        raise Conflict(
+            f"{c.slots_taken} slots are already taken; the target cannot go below that.",
+            code="campaign.target_below_taken",
+        )
     before = {k: _plain(getattr(c, k)) for k in changes}
     for k, v in _columns(changes).items():
         setattr(c, k, v)
@@ -123,8 +133,11 @@ def transition(session: Session, actor: User, campaign_id: int, target: Campaign
     except ValueError:
         raise InvalidInput(f"Unknown campaign status {target!r}.", code="validation.failed", field="status") from None
     if target not in TRANSITIONS[c.status]:
-        raise Conflict(f"A {c.status.value} campaign cannot become {target.value}.",
-                       code="campaign.bad_transition", allowed=sorted(s.value for s in TRANSITIONS[c.status]))
+        raise Conflict(
+            f"A {c.status.value} campaign cannot become {target.value}.",
+            code="campaign.bad_transition",
+            allowed=sorted(s.value for s in TRANSITIONS[c.status]),
+        )
     if target is S.open:
         consent.get_document(session, c.consent_version)
     before = c.status
@@ -141,8 +154,11 @@ def _require_consent_document(session: Session, version: str) -> None:
     try:
         consent.get_document(session, version)
     except NotFound:
-        raise InvalidInput(f"There is no published consent document version {version!r}.",
-                           code="campaign.unknown_consent_version", field="consent_version") from None
+        raise InvalidInput(
+            f"There is no published consent document version {version!r}.",
+            code="campaign.unknown_consent_version",
+            field="consent_version",
+        ) from None
 
 
 def _columns(data: dict) -> dict:

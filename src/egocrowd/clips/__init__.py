@@ -48,10 +48,21 @@ def sanitize_name(name: str | None) -> str:
     return base[-200:]
 
 
-def finish_upload(db: Database, blobs, *, source_ref: str, path: str | Path, worker_id: int,
-                  assignment_id: int | None, campaign_id: int, original_name: str | None,
-                  client_meta: dict | None = None, actor_id: int | None = None,
-                  sha256: str | None = None, move: bool = False) -> Clip:
+def finish_upload(
+    db: Database,
+    blobs,
+    *,
+    source_ref: str,
+    path: str | Path,
+    worker_id: int,
+    assignment_id: int | None,
+    campaign_id: int,
+    original_name: str | None,
+    client_meta: dict | None = None,
+    actor_id: int | None = None,
+    sha256: str | None = None,
+    move: bool = False,
+) -> Clip:
     """Store ``path``'s bytes and create the clip (idempotent by ``source_ref``).
 
     ``sha256``: the hash the upload server computed while receiving, so 500 MB are not read again;
@@ -69,9 +80,18 @@ def finish_upload(db: Database, blobs, *, source_ref: str, path: str | Path, wor
     _touch_blob(blobs, ref.sha256)
     try:
         with db.transaction() as s:
-            return _record_clip(s, blobs, ref, source_ref=source_ref, worker_id=worker_id,
-                                assignment_id=assignment_id, campaign_id=campaign_id,
-                                original_name=original_name, client_meta=client_meta, actor_id=actor_id)
+            return _record_clip(
+                s,
+                blobs,
+                ref,
+                source_ref=source_ref,
+                worker_id=worker_id,
+                assignment_id=assignment_id,
+                campaign_id=campaign_id,
+                original_name=original_name,
+                client_meta=client_meta,
+                actor_id=actor_id,
+            )
     except sa.exc.IntegrityError:
         # The same source finished at the same moment elsewhere (two ingest runs over one folder):
         # the unique source_ref let exactly one commit, and that clip is the answer.
@@ -82,40 +102,72 @@ def finish_upload(db: Database, blobs, *, source_ref: str, path: str | Path, wor
         return existing
 
 
-def _record_clip(s: Session, blobs, ref, *, source_ref: str, worker_id: int, assignment_id: int | None,
-                 campaign_id: int, original_name: str | None, client_meta: dict | None,
-                 actor_id: int | None) -> Clip:
+def _record_clip(
+    s: Session,
+    blobs,
+    ref,
+    *,
+    source_ref: str,
+    worker_id: int,
+    assignment_id: int | None,
+    campaign_id: int,
+    original_name: str | None,
+    client_meta: dict | None,
+    actor_id: int | None,
+) -> Clip:
     """The one transaction of finishing: clip, assignment → submitted, audit events, first stage."""
     existing = s.scalar(sa.select(Clip).where(Clip.source_ref == source_ref))
     if existing is not None:
         return existing
     if not blobs.exists(ref.sha256):  # last guard: never commit a Clip whose bytes are gone
-        raise Gone("The uploaded bytes were lost before the clip was saved; upload the file again.",
-                   code="upload.bytes_lost")
+        raise Gone(
+            "The uploaded bytes were lost before the clip was saved; upload the file again.", code="upload.bytes_lost"
+        )
     if assignment_id is not None:
         a = s.scalar(sa.select(Assignment).where(Assignment.id == assignment_id).with_for_update())
         if a is None or a.worker_id != worker_id:
             raise Forbidden("This is not your assignment.", code="assignment.not_yours")
         if a.status is not AssignmentStatus.active:
             if a.status is AssignmentStatus.expired:
-                raise Gone("The lease on this assignment expired before the upload finished.",
-                           code="assignment.lease_expired")
+                raise Gone(
+                    "The lease on this assignment expired before the upload finished.", code="assignment.lease_expired"
+                )
             raise Conflict(f"This assignment is {a.status.value}.", code="assignment.not_active")
         a.status, a.submitted_at = AssignmentStatus.submitted, utcnow()
     first = s.scalar(sa.select(sa.func.min(Clip.id)).where(Clip.sha256 == ref.sha256))
     now = utcnow()
-    clip = Clip(campaign_id=campaign_id, assignment_id=assignment_id, worker_id=worker_id,
-                source_ref=source_ref, sha256=ref.sha256, size=ref.size,
-                original_name=sanitize_name(original_name), client_meta=_clean_meta(client_meta or {}),
-                duplicate_of=first, status=ClipStatus.processing, created_at=now, updated_at=now)
+    clip = Clip(
+        campaign_id=campaign_id,
+        assignment_id=assignment_id,
+        worker_id=worker_id,
+        source_ref=source_ref,
+        sha256=ref.sha256,
+        size=ref.size,
+        original_name=sanitize_name(original_name),
+        client_meta=_clean_meta(client_meta or {}),
+        duplicate_of=first,
+        status=ClipStatus.processing,
+        created_at=now,
+        updated_at=now,
+    )
     s.add(clip)
     actor = s.get(User, actor_id if actor_id is not None else worker_id)
-    audit.record(s, actor, "clip.uploaded", clip,
-                 {"sha256": ref.sha256, "size": ref.size, "assignment_id": assignment_id,
-                  "campaign_id": campaign_id, "duplicate_of": first, "source": source_ref.split(":")[0]})
+    audit.record(
+        s,
+        actor,
+        "clip.uploaded",
+        clip,
+        {
+            "sha256": ref.sha256,
+            "size": ref.size,
+            "assignment_id": assignment_id,
+            "campaign_id": campaign_id,
+            "duplicate_of": first,
+            "source": source_ref.split(":")[0],
+        },
+    )
     if assignment_id is not None:
-        audit.record(s, actor, "assignment.submitted", assignment_id, {"clip_id": clip.id},
-                     entity_type="assignment")
+        audit.record(s, actor, "assignment.submitted", assignment_id, {"clip_id": clip.id}, entity_type="assignment")
     enqueue(s, clip)
     return clip
 
@@ -131,8 +183,16 @@ def video_files(directory: str | Path) -> list[Path]:
     return sorted(p for p in Path(directory).rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
 
 
-def ingest_dir(db: Database, blobs, directory: Path, *, campaign_id: int, worker_id: int,
-               actor_id: int | None = None, progress=None) -> dict[str, int]:
+def ingest_dir(
+    db: Database,
+    blobs,
+    directory: Path,
+    *,
+    campaign_id: int,
+    worker_id: int,
+    actor_id: int | None = None,
+    progress=None,
+) -> dict[str, int]:
     """Bulk ingest of a lab's existing recordings. Rerunning skips files already ingested (by hash)."""
     from egocrowd.blobs import sha256_file
 
@@ -151,9 +211,18 @@ def ingest_dir(db: Database, blobs, directory: Path, *, campaign_id: int, worker
         if seen:
             counts["skipped"] += 1
         else:
-            finish_upload(db, blobs, source_ref=ref, path=path, worker_id=worker_id, assignment_id=None,
-                          campaign_id=campaign_id, original_name=path.name, actor_id=actor_id,
-                          client_meta={"filetype": path.suffix.lstrip(".")})
+            finish_upload(
+                db,
+                blobs,
+                source_ref=ref,
+                path=path,
+                worker_id=worker_id,
+                assignment_id=None,
+                campaign_id=campaign_id,
+                original_name=path.name,
+                actor_id=actor_id,
+                client_meta={"filetype": path.suffix.lstrip(".")},
+            )
             counts["ingested"] += 1
         if progress:
             progress(path)
@@ -167,8 +236,9 @@ def _touch_blob(blobs, sha: str) -> None:
         pass
 
 
-def sweep_orphan_blobs(db: Database, blobs, *, grace: timedelta = timedelta(hours=6),
-                       now: float | None = None, chunk: int = 500) -> list[str]:
+def sweep_orphan_blobs(
+    db: Database, blobs, *, grace: timedelta = timedelta(hours=6), now: float | None = None, chunk: int = 500
+) -> list[str]:
     """Delete blobs no clip references, once they are older than ``grace`` (a crash between storing
     bytes and committing the clip leaves such blobs; the grace covers uploads finishing right now).
     One query per ``chunk`` old blobs (it was one transaction per blob: 3,000 blobs cost 4.4 s)."""
@@ -183,7 +253,7 @@ def sweep_orphan_blobs(db: Database, blobs, *, grace: timedelta = timedelta(hour
 
     old = [ref.sha256 for ref in blobs.iter_blobs() if old_enough(ref.sha256)]
     for start in range(0, len(old), chunk):
-        candidates = old[start:start + chunk]
+        candidates = old[start : start + chunk]
         with db.transaction(write=False) as s:
             referenced = set(s.scalars(sa.select(Clip.sha256).where(Clip.sha256.in_(candidates))))
         for sha in candidates:
@@ -202,12 +272,15 @@ def visible_clips(user: User) -> sa.ColumnElement[bool]:
     if user.role is Role.admin:
         return sa.true()
     if user.role is Role.requester:
-        return Clip.campaign_id.in_(sa.select(Campaign.id).where(Campaign.organization_id == (user.organization_id or -1)))
+        return Clip.campaign_id.in_(
+            sa.select(Campaign.id).where(Campaign.organization_id == (user.organization_id or -1))
+        )
     return Clip.worker_id == user.id
 
 
-def list_clips(session: Session, user: User, *, campaign_id: int | None = None, limit: int = 100,
-               offset: int = 0) -> list[Clip]:
+def list_clips(
+    session: Session, user: User, *, campaign_id: int | None = None, limit: int = 100, offset: int = 0
+) -> list[Clip]:
     q = sa.select(Clip).where(visible_clips(user)).order_by(Clip.id.desc())
     if campaign_id is not None:
         q = q.where(Clip.campaign_id == campaign_id)
@@ -224,17 +297,30 @@ def get_clip(session: Session, user: User, clip_id: int) -> Clip:
 def feedback(clip: Clip) -> list[dict]:
     """What the worker reads: each failed (then warned) check in plain words with how to fix it."""
     if clip.status is ClipStatus.rejected:
-        return [{"status": "fail", "name": clip.reason_code, "message": _REJECTION_ADVICE.get(
-            clip.reason_code, "This file could not be read as a video."), "advice": "Record the clip again and upload the new file."}]
+        return [
+            {
+                "status": "fail",
+                "name": clip.reason_code,
+                "message": _REJECTION_ADVICE.get(clip.reason_code, "This file could not be read as a video."),
+                "advice": "Record the clip again and upload the new file.",
+            }
+        ]
     if clip.status is ClipStatus.error:
-        return [{"status": "fail", "name": clip.reason_code,
-                 "message": "We could not process this clip because of a problem on our side.",
-                 "advice": "Nothing to do: we have been alerted. You will not lose this clip."}]
+        return [
+            {
+                "status": "fail",
+                "name": clip.reason_code,
+                "message": "We could not process this clip because of a problem on our side.",
+                "advice": "Nothing to do: we have been alerted. You will not lose this clip.",
+            }
+        ]
     report = clip.qc_report or {}
     checks = [c for c in report.get("checks", []) if c.get("status") in ("fail", "warn")]
     checks.sort(key=lambda c: c["status"] != "fail")
-    return [{"status": c["status"], "name": c["name"], "message": c.get("message", ""), "advice": c.get("advice", "")}
-            for c in checks]
+    return [
+        {"status": c["status"], "name": c["name"], "message": c.get("message", ""), "advice": c.get("advice", "")}
+        for c in checks
+    ]
 
 
 _REJECTION_ADVICE = {
@@ -250,8 +336,9 @@ _REJECTION_ADVICE = {
 
 def qc_statistics(session: Session, campaign_id: int) -> dict:
     """Pass rate and the most common failures of a campaign's clips (for its requester)."""
-    rows = session.execute(sa.select(Clip.status, Clip.qc_report, Clip.reason_code)
-                           .where(Clip.campaign_id == campaign_id)).all()
+    rows = session.execute(
+        sa.select(Clip.status, Clip.qc_report, Clip.reason_code).where(Clip.campaign_id == campaign_id)
+    ).all()
     by_status = Counter(r.status.value for r in rows)
     failures: Counter[str] = Counter()
     for status, report, reason in rows:
@@ -261,10 +348,22 @@ def qc_statistics(session: Session, campaign_id: int) -> dict:
             if c.get("status") == "fail":
                 failures[c["name"]] += 1
     judged = by_status["qc_passed"] + by_status["qc_failed"] + by_status["rejected"]
-    return {"clips": len(rows), "by_status": dict(by_status),
-            "pass_rate": round(by_status["qc_passed"] / judged, 4) if judged else None,
-            "top_failures": [{"check": k, "clips": v} for k, v in failures.most_common(8)]}
+    return {
+        "clips": len(rows),
+        "by_status": dict(by_status),
+        "pass_rate": round(by_status["qc_passed"] / judged, 4) if judged else None,
+        "top_failures": [{"check": k, "clips": v} for k, v in failures.most_common(8)],
+    }
 
 
-__all__ = ["finish_upload", "ingest_dir", "video_files", "sweep_orphan_blobs", "list_clips", "get_clip", "feedback",
-           "qc_statistics", "sanitize_name"]
+__all__ = [
+    "finish_upload",
+    "ingest_dir",
+    "video_files",
+    "sweep_orphan_blobs",
+    "list_clips",
+    "get_clip",
+    "feedback",
+    "qc_statistics",
+    "sanitize_name",
+]

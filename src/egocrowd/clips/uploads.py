@@ -35,8 +35,14 @@ class OpenUploadLimits:
     per_worker: int = 10
 
 
-def grant_upload(session: Session, worker: User, metadata: dict[str, str], *,
-                 open_uploads: Sequence[UploadInfo] = (), limits: OpenUploadLimits = OpenUploadLimits()) -> Grant:
+def grant_upload(
+    session: Session,
+    worker: User,
+    metadata: dict[str, str],
+    *,
+    open_uploads: Sequence[UploadInfo] = (),
+    limits: OpenUploadLimits = OpenUploadLimits(),
+) -> Grant:
     """May ``worker`` start an upload for the assignment its metadata names, and how big?
     ``open_uploads`` are the worker's unfinished ones (see ``UploadStore.open_uploads``)."""
     try:
@@ -44,17 +50,25 @@ def grant_upload(session: Session, worker: User, metadata: dict[str, str], *,
         if not 0 <= assignment_id <= MAX_ID:  # nobody's id; the database driver would fail on it
             raise ValueError(assignment_id)
     except ValueError:
-        raise InvalidInput("Upload-Metadata must name the assignment (key 'assignment').",
-                           code="upload.bad_metadata") from None
+        raise InvalidInput(
+            "Upload-Metadata must name the assignment (key 'assignment').", code="upload.bad_metadata"
+        ) from None
     a = assignments.require_active_lease(session, worker, assignment_id)
     same = sum(1 for u in open_uploads if u.context.get("assignment_id") == a.id)
     if same >= limits.per_assignment or len(open_uploads) >= limits.per_worker:
-        raise Conflict(f"You already have {same} unfinished upload(s) for this slot and {len(open_uploads)} in all: "
-                       "finish or cancel one first (they resume where they stopped).",
-                       code="upload.too_many_open", open_for_assignment=same, open_in_all=len(open_uploads))
+        raise Conflict(
+            f"You already have {same} unfinished upload(s) for this slot and {len(open_uploads)} in all: "
+            "finish or cancel one first (they resume where they stopped).",
+            code="upload.too_many_open",
+            open_for_assignment=same,
+            open_in_all=len(open_uploads),
+        )
     limit = int(a.campaign.requirements.get("max_upload_mb", 500)) * MB
-    return Grant(owner=str(worker.id), max_length=limit,
-                 context={"assignment_id": a.id, "campaign_id": a.campaign_id, "worker_id": worker.id})
+    return Grant(
+        owner=str(worker.id),
+        max_length=limit,
+        context={"assignment_id": a.id, "campaign_id": a.campaign_id, "worker_id": worker.id},
+    )
 
 
 def check_upload_access(session: Session, worker: User, info: UploadInfo, *, writing: bool) -> None:
@@ -70,8 +84,17 @@ def check_upload_access(session: Session, worker: User, info: UploadInfo, *, wri
 def clip_from_upload(db: Database, blobs, info: UploadInfo, data_path: Path) -> dict[str, str]:
     """Finish a received upload into a clip (idempotent by upload id); headers for the client."""
     c = info.context
-    clip = finish_upload(db, blobs, source_ref=f"tus:{info.id}", path=data_path,
-                         worker_id=int(c["worker_id"]), assignment_id=int(c["assignment_id"]),
-                         campaign_id=int(c["campaign_id"]), original_name=info.metadata.get("filename"),
-                         client_meta=info.metadata, sha256=info.sha256, move=True)
+    clip = finish_upload(
+        db,
+        blobs,
+        source_ref=f"tus:{info.id}",
+        path=data_path,
+        worker_id=int(c["worker_id"]),
+        assignment_id=int(c["assignment_id"]),
+        campaign_id=int(c["campaign_id"]),
+        original_name=info.metadata.get("filename"),
+        client_meta=info.metadata,
+        sha256=info.sha256,
+        move=True,
+    )
     return {"Egocrowd-Clip-Id": str(clip.id)}

@@ -5,7 +5,7 @@ SQLite and PostgreSQL) and checked by the ORM."""
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,20 +24,26 @@ class UTCDateTime(sa.types.TypeDecorator):
         if value is not None:
             if value.tzinfo is None:
                 raise ValueError("naive datetime given to a UTC column")
-            value = value.astimezone(timezone.utc)
+            value = value.astimezone(UTC)
             if dialect.name == "sqlite":
                 value = value.replace(tzinfo=None)
         return value
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
 def _enum(cls: type[enum.Enum]) -> sa.Enum:
-    return sa.Enum(cls, native_enum=False, length=20, validate_strings=True,
-                   values_callable=lambda e: [m.value for m in e], create_constraint=False)
+    return sa.Enum(
+        cls,
+        native_enum=False,
+        length=20,
+        validate_strings=True,
+        values_callable=lambda e: [m.value for m in e],
+        create_constraint=False,
+    )
 
 
 class Role(str, enum.Enum):
@@ -55,27 +61,27 @@ class CampaignStatus(str, enum.Enum):
 
 
 class AssignmentStatus(str, enum.Enum):
-    active = "active"          # leased to a worker, nothing submitted yet
-    submitted = "submitted"    # a clip arrived
+    active = "active"  # leased to a worker, nothing submitted yet
+    submitted = "submitted"  # a clip arrived
     accepted = "accepted"
     rejected = "rejected"
-    expired = "expired"        # the lease ran out; the slot went back to the campaign
-    released = "released"      # given back by the worker (or on consent withdrawal)
+    expired = "expired"  # the lease ran out; the slot went back to the campaign
+    released = "released"  # given back by the worker (or on consent withdrawal)
 
 
 class ClipStatus(str, enum.Enum):
     processing = "processing"  # stored; pipeline stages (probe, qc, ...) still to run
     qc_passed = "qc_passed"
-    qc_failed = "qc_failed"    # the worker sees why, and may record again while the lease runs
-    rejected = "rejected"      # unusable file (unreadable, not a video, absurd): reason code kept
-    error = "error"            # a stage failed repeatedly; the cause is on its job
+    qc_failed = "qc_failed"  # the worker sees why, and may record again while the lease runs
+    rejected = "rejected"  # unusable file (unreadable, not a video, absurd): reason code kept
+    error = "error"  # a stage failed repeatedly; the cause is on its job
 
 
 class JobStatus(str, enum.Enum):
     pending = "pending"
-    running = "running"        # leased by a worker process until lease_expires_at
+    running = "running"  # leased by a worker process until lease_expires_at
     done = "done"
-    error = "error"            # gave up after max attempts; last_error says why
+    error = "error"  # gave up after max attempts; last_error says why
 
 
 #: The largest row id: every id column is a 32-bit INTEGER (SERIAL on PostgreSQL). Inputs naming an id
@@ -199,16 +205,13 @@ class Campaign(Base):
     data_use: Mapped[dict[str, Any]] = mapped_column(default=dict)
     buyer_name: Mapped[str] = mapped_column(sa.String(200))
     consent_version: Mapped[str] = mapped_column(sa.String(40))
-    status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus), default=CampaignStatus.draft,
-                                                  index=True)
+    status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus), default=CampaignStatus.draft, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     organization: Mapped[Organization] = relationship()
 
-    __table_args__ = (
-        sa.CheckConstraint("slots_taken >= 0 AND slots_taken <= target_clips", name="ck_campaign_slots"),
-    )
+    __table_args__ = (sa.CheckConstraint("slots_taken >= 0 AND slots_taken <= target_clips", name="ck_campaign_slots"),)
 
 
 class Assignment(Base):
@@ -289,5 +292,7 @@ class Job(Base):
 
     clip: Mapped[Clip] = relationship()
 
-    __table_args__ = (sa.UniqueConstraint("clip_id", "stage", name="uq_job_clip_stage"),
-                      sa.Index("ix_jobs_ready", "status", "run_after"))
+    __table_args__ = (
+        sa.UniqueConstraint("clip_id", "stage", name="uq_job_clip_stage"),
+        sa.Index("ix_jobs_ready", "status", "run_after"),
+    )

@@ -14,6 +14,21 @@ from egocrowd.media.opener import open_media
 from egocrowd.media.probe import REASON_CODES, ProbeLimits, ProbeResult, probe
 from egocrowd.media.qc import QCReport, QCThresholds, evaluate, qc_check, registered_checks, run_qc
 
-__all__ = ["call_bounded", "Fingerprint", "find_duplicates", "fingerprint", "match_fingerprints",
-           "open_media", "REASON_CODES", "ProbeLimits", "ProbeResult", "probe", "QCReport", "QCThresholds",
-           "evaluate", "qc_check", "registered_checks", "run_qc"]
+__all__ = [
+    "call_bounded",
+    "Fingerprint",
+    "find_duplicates",
+    "fingerprint",
+    "match_fingerprints",
+    "open_media",
+    "REASON_CODES",
+    "ProbeLimits",
+    "ProbeResult",
+    "probe",
+    "QCReport",
+    "QCThresholds",
+    "evaluate",
+    "qc_check",
+    "registered_checks",
+    "run_qc",
+]

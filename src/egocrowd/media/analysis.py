@@ -14,8 +14,9 @@ and only sampled frames get more work (sharpness at ``sharp_fps``, perceptual ha
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import av
 import cv2
@@ -48,18 +49,18 @@ class AnalysisConfig:
 class ClipStats:
     """Everything the checks need, as plain numbers and numpy arrays (times in seconds)."""
 
-    width: int = 0           # display size (after rotation)
+    width: int = 0  # display size (after rotation)
     height: int = 0
-    fps: float = 0.0         # mean rate of the decoded frames
+    fps: float = 0.0  # mean rate of the decoded frames
     duration_s: float = 0.0
     n_frames: int = 0
     decode_errors: int = 0
     packets: int = 0
     t: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    luma: np.ndarray = field(default_factory=lambda: np.zeros(0))        # mean luma per frame
-    dark_frac: np.ndarray = field(default_factory=lambda: np.zeros(0))   # pixels <= DARK_LEVEL
-    bright_frac: np.ndarray = field(default_factory=lambda: np.zeros(0)) # pixels >= BRIGHT_LEVEL
-    diff: np.ndarray = field(default_factory=lambda: np.zeros(0))        # mean |frame - previous|
+    luma: np.ndarray = field(default_factory=lambda: np.zeros(0))  # mean luma per frame
+    dark_frac: np.ndarray = field(default_factory=lambda: np.zeros(0))  # pixels <= DARK_LEVEL
+    bright_frac: np.ndarray = field(default_factory=lambda: np.zeros(0))  # pixels >= BRIGHT_LEVEL
+    diff: np.ndarray = field(default_factory=lambda: np.zeros(0))  # mean |frame - previous|
     shift: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # global motion, x/y as
     shift_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # fraction of width
     sharp_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -88,9 +89,15 @@ def sharpness_of(gray: np.ndarray) -> float:
 class FrameAnalyzer:
     """Accumulates ``ClipStats`` from frames fed in display order."""
 
-    def __init__(self, width: int, height: int, config: AnalysisConfig | None = None,
-                 hand_scorer: Callable[[np.ndarray], float] | None = None,
-                 hands_detector_name: str | None = None, expected_duration_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        config: AnalysisConfig | None = None,
+        hand_scorer: Callable[[np.ndarray], float] | None = None,
+        hands_detector_name: str | None = None,
+        expected_duration_s: float = 0.0,
+    ) -> None:
         self.config = config or AnalysisConfig()
         self.width, self.height = width, height
         sw = min(self.config.small_width, width)
@@ -162,8 +169,11 @@ class FrameAnalyzer:
         exposed = 0.15 < mean / 255.0 < 0.9 and dark < 0.6 and bright < 0.6
         if t >= self._next_sharp:
             self._next_sharp = t + 1.0 / self.config.sharp_fps
-            mid = luma if luma.shape[1] == self.sharp_size[0] else cv2.resize(
-                luma, self.sharp_size, interpolation=cv2.INTER_AREA)
+            mid = (
+                luma
+                if luma.shape[1] == self.sharp_size[0]
+                else cv2.resize(luma, self.sharp_size, interpolation=cv2.INTER_AREA)
+            )
             self._sharp_t.append(t)
             self._sharp.append(sharpness_of(mid))
             self._sharp_exposed.append(exposed)
@@ -188,24 +198,30 @@ class FrameAnalyzer:
         else:
             mean_dt = 0.0
         return ClipStats(
-            width=self.width, height=self.height,
+            width=self.width,
+            height=self.height,
             fps=(1.0 / mean_dt) if mean_dt > 0 else 0.0,
             duration_s=float(t[-1] - t[0] + mean_dt) if n else 0.0,
-            n_frames=n, t=t,
-            luma=np.asarray(self._luma), dark_frac=np.asarray(self._dark),
-            bright_frac=np.asarray(self._bright), diff=np.asarray(self._diff),
+            n_frames=n,
+            t=t,
+            luma=np.asarray(self._luma),
+            dark_frac=np.asarray(self._dark),
+            bright_frac=np.asarray(self._bright),
+            diff=np.asarray(self._diff),
             shift=np.asarray(self._shift, dtype=np.float64).reshape(-1, 2),
             shift_ok=np.asarray(self._shift_ok, dtype=bool),
-            sharp_t=np.asarray(self._sharp_t), sharpness=np.asarray(self._sharp),
+            sharp_t=np.asarray(self._sharp_t),
+            sharpness=np.asarray(self._sharp),
             sharp_exposed=np.asarray(self._sharp_exposed, dtype=bool),
-            hash_t=np.asarray(self._hash_t), hashes=np.asarray(self._hashes, dtype=np.uint64),
-            hand_t=np.asarray(self._hand_t), hand_score=np.asarray(self._hand),
+            hash_t=np.asarray(self._hash_t),
+            hashes=np.asarray(self._hashes, dtype=np.uint64),
+            hand_t=np.asarray(self._hand_t),
+            hand_score=np.asarray(self._hand),
             hands_detector=self.hands_detector_name,
         )
 
 
-_PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12",
-                "nv21", "gray"}
+_PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
 _ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
@@ -223,12 +239,18 @@ def _display_turn(frame: Any) -> int:
     return int(round(-(getattr(frame, "rotation", 0) or 0))) % 360
 
 
-def analyze_video(path: str, config: AnalysisConfig | None = None, *,
-                  hand_scorer: Callable[[np.ndarray], float] | None = None,
-                  hands_detector_name: str | None = None, timeout_s: float = 300.0,
-                  expected_duration_s: float = 0.0, max_decode_error_frac: float = 0.5,
-                  on_progress: Callable[[float], None] | None = None,
-                  limits: ProbeLimits | None = None) -> ClipStats:
+def analyze_video(
+    path: str,
+    config: AnalysisConfig | None = None,
+    *,
+    hand_scorer: Callable[[np.ndarray], float] | None = None,
+    hands_detector_name: str | None = None,
+    timeout_s: float = 300.0,
+    expected_duration_s: float = 0.0,
+    max_decode_error_frac: float = 0.5,
+    on_progress: Callable[[float], None] | None = None,
+    limits: ProbeLimits | None = None,
+) -> ClipStats:
     """Decode ``path`` once and return its ``ClipStats``. Raises ``MediaError`` on unreadable input,
     on a picture over ``limits`` (default: the settings) or when decoding overruns ``timeout_s``."""
     config = config or AnalysisConfig()
@@ -263,11 +285,9 @@ def analyze_video(path: str, config: AnalysisConfig | None = None, *,
                 if analyzer is None:
                     turn = _display_turn(frame)
                     w, h = (frame.height, frame.width) if turn % 180 else (frame.width, frame.height)
-                    analyzer = FrameAnalyzer(w, h, config, hand_scorer, hands_detector_name,
-                                             expected_duration_s)
+                    analyzer = FrameAnalyzer(w, h, config, hand_scorer, hands_detector_name, expected_duration_s)
                     scale = 256 / max(w, h)  # the detector wants 192; a little margin for area
-                    hand_size = (max(2, int(frame.width * scale) // 2 * 2),
-                                 max(2, int(frame.height * scale) // 2 * 2))
+                    hand_size = (max(2, int(frame.width * scale) // 2 * 2), max(2, int(frame.height * scale) // 2 * 2))
                 if frame.pts is not None and tb is not None:
                     t = float(frame.pts * tb)
                 else:
@@ -282,8 +302,7 @@ def analyze_video(path: str, config: AnalysisConfig | None = None, *,
                 rgb = None
                 if analyzer.wants_colour(t):
                     assert hand_size is not None
-                    rgb = frame.reformat(width=hand_size[0], height=hand_size[1],
-                                         format="rgb24").to_ndarray()
+                    rgb = frame.reformat(width=hand_size[0], height=hand_size[1], format="rgb24").to_ndarray()
                     if turn:
                         rgb = cv2.rotate(rgb, _ROTATE[turn])
                 if turn:
@@ -291,8 +310,7 @@ def analyze_video(path: str, config: AnalysisConfig | None = None, *,
                 analyzer.add(t, luma, rgb)
                 if analyzer.n_seen % 64 == 0:
                     if time.monotonic() > deadline:
-                        raise MediaError(f"analysing the video took longer than {timeout_s:g} s",
-                                         code="video.timeout")
+                        raise MediaError(f"analysing the video took longer than {timeout_s:g} s", code="video.timeout")
                     if on_progress and expected_duration_s > 0:
                         on_progress(min(1.0, t / expected_duration_s))
         if analyzer is None:
@@ -300,6 +318,7 @@ def analyze_video(path: str, config: AnalysisConfig | None = None, *,
         stats = analyzer.finish()
         stats.packets, stats.decode_errors = packets, errors
     if stats.packets and stats.decode_errors / max(1, stats.packets) > max_decode_error_frac:
-        raise MediaError(f"{stats.decode_errors} of {stats.packets} frames could not be decoded",
-                         code="video.unreadable")
+        raise MediaError(
+            f"{stats.decode_errors} of {stats.packets} frames could not be decoded", code="video.unreadable"
+        )
     return stats

@@ -47,8 +47,14 @@ def _settings() -> Settings:
     return Settings()
 
 
-def call_bounded(fn: Callable[..., T], /, *args: Any, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 max_memory_mb: int | None = None, **kwargs: Any) -> T:
+def call_bounded(
+    fn: Callable[..., T],
+    /,
+    *args: Any,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_memory_mb: int | None = None,
+    **kwargs: Any,
+) -> T:
     """``fn(*args, **kwargs)`` in a sandbox process (``fn`` and its arguments must pickle).
 
     ``max_memory_mb`` defaults to the ``media_memory_mb`` setting. Raises ``MediaError``
@@ -60,16 +66,13 @@ def call_bounded(fn: Callable[..., T], /, *args: Any, timeout_s: float = DEFAULT
     try:
         kind, value = future.result()
     except TimeoutError:
-        raise MediaError(f"reading the file took longer than {timeout_s:g} s",
-                         code="video.timeout") from None
+        raise MediaError(f"reading the file took longer than {timeout_s:g} s", code="video.timeout") from None
     except ProcessExpired as exc:
         # The process died without a word: the kernel killed it (OOM) or the C code crashed.
         sig = -exc.exitcode if exc.exitcode and exc.exitcode < 0 else None
         if sig == signal.SIGKILL:
-            raise MediaError("reading the file needed too much memory",
-                             code="video.out_of_memory") from None
-        raise MediaError(f"the decoder crashed on this file (exit {exc.exitcode})",
-                         code="video.unreadable") from None
+            raise MediaError("reading the file needed too much memory", code="video.out_of_memory") from None
+        raise MediaError(f"the decoder crashed on this file (exit {exc.exitcode})", code="video.unreadable") from None
     if kind == "ok":
         return value
     raise value
@@ -90,9 +93,13 @@ def _pool(memory_mb: int) -> ProcessPool:
         pool = _pools.get(key)
         if pool is None or not pool.active:
             s = _settings()
-            pool = ProcessPool(max_workers=s.media_workers, max_tasks=s.media_worker_max_tasks,
-                               initializer=_limit_memory, initargs=(memory_mb,),
-                               context=multiprocessing.get_context("spawn"))
+            pool = ProcessPool(
+                max_workers=s.media_workers,
+                max_tasks=s.media_worker_max_tasks,
+                initializer=_limit_memory,
+                initargs=(memory_mb,),
+                context=multiprocessing.get_context("spawn"),
+            )
             _pools[key] = pool
         return pool
 
@@ -112,8 +119,7 @@ def _run(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[str, Any]:
     try:
         return "ok", fn(*args, **kwargs)
     except MemoryError:
-        return "err", MediaError("reading the file needed too much memory",
-                                 code="video.out_of_memory")
+        return "err", MediaError("reading the file needed too much memory", code="video.out_of_memory")
     except Exception as exc:  # noqa: BLE001 - every failure must reach the caller
         try:
             pickle.loads(pickle.dumps(exc))

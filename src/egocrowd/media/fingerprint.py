@@ -16,15 +16,16 @@ Stored form (``Fingerprint.to_dict``) is JSON: ``{"format_version", "algo", "t":
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import cv2
 import numpy as np
 
 FINGERPRINT_FORMAT_VERSION = 1
 ALGO = "phash64-dct32"
-MIN_STD = 8.0          # luma standard deviation under which a frame counts as flat
+MIN_STD = 8.0  # luma standard deviation under which a frame counts as flat
 MAX_BIT_DISTANCE = 12  # of 64 bits: re-encodes land at 0-8, unrelated frames around 32
 OFFSET_TOLERANCE_S = 0.75
 
@@ -42,7 +43,7 @@ def phash64(gray: np.ndarray) -> int | None:
 
 @dataclass
 class Fingerprint:
-    times: np.ndarray   # seconds
+    times: np.ndarray  # seconds
     hashes: np.ndarray  # uint64
     format_version: int = FINGERPRINT_FORMAT_VERSION
     algo: str = ALGO
@@ -51,17 +52,22 @@ class Fingerprint:
         return int(self.hashes.size)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format_version": self.format_version, "algo": self.algo,
-                "t": [round(float(t), 3) for t in self.times],
-                "h": [f"{int(h):016x}" for h in self.hashes]}
+        return {
+            "format_version": self.format_version,
+            "algo": self.algo,
+            "t": [round(float(t), 3) for t in self.times],
+            "h": [f"{int(h):016x}" for h in self.hashes],
+        }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Fingerprint":
+    def from_dict(cls, data: Mapping[str, Any]) -> Fingerprint:
         if data.get("algo", ALGO) != ALGO:
             raise ValueError(f"unknown fingerprint algorithm {data.get('algo')!r}")
-        return cls(times=np.asarray(data["t"], dtype=np.float64),
-                   hashes=np.asarray([int(h, 16) for h in data["h"]], dtype=np.uint64),
-                   format_version=int(data.get("format_version", FINGERPRINT_FORMAT_VERSION)))
+        return cls(
+            times=np.asarray(data["t"], dtype=np.float64),
+            hashes=np.asarray([int(h, 16) for h in data["h"]], dtype=np.uint64),
+            format_version=int(data.get("format_version", FINGERPRINT_FORMAT_VERSION)),
+        )
 
 
 def fingerprint(source: Any) -> Fingerprint:
@@ -72,7 +78,7 @@ def fingerprint(source: Any) -> Fingerprint:
         return source
     if isinstance(source, Mapping) and "h" in source:
         return Fingerprint.from_dict(source)
-    if hasattr(source, "fingerprint") and isinstance(getattr(source, "fingerprint"), Mapping):
+    if hasattr(source, "fingerprint") and isinstance(source.fingerprint, Mapping):
         return Fingerprint.from_dict(source.fingerprint)
     if not isinstance(source, ClipStats):
         source = analyze_video(str(source))
@@ -93,19 +99,24 @@ _BYTE_POP = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 @dataclass(frozen=True)
 class Match:
     clip_id: Any
-    score: float       # share of the new clip's hashed frames found in the other clip, in order
-    offset_s: float    # where the new clip starts inside the other one (negative: before)
+    score: float  # share of the new clip's hashed frames found in the other clip, in order
+    offset_s: float  # where the new clip starts inside the other one (negative: before)
     matched: int
     compared: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"clip_id": self.clip_id, "score": round(self.score, 4),
-                "offset_s": round(self.offset_s, 3), "matched": self.matched,
-                "compared": self.compared}
+        return {
+            "clip_id": self.clip_id,
+            "score": round(self.score, 4),
+            "offset_s": round(self.offset_s, 3),
+            "matched": self.matched,
+            "compared": self.compared,
+        }
 
 
-def match_fingerprints(new: Fingerprint, other: Fingerprint, *,
-                       max_distance: int = MAX_BIT_DISTANCE) -> tuple[float, float, int]:
+def match_fingerprints(
+    new: Fingerprint, other: Fingerprint, *, max_distance: int = MAX_BIT_DISTANCE
+) -> tuple[float, float, int]:
     """(score, offset_s, matched frames) of ``new`` against ``other``.
 
     Each new frame is paired with its nearest hashes in ``other``; the most popular time offset
@@ -123,8 +134,7 @@ def match_fingerprints(new: Fingerprint, other: Fingerprint, *,
     values, counts = np.unique(bins, return_counts=True)
     best = values[np.argmax(counts)]
     offset = float(np.median(offsets[bins == best]))
-    aligned = close & (np.abs(other.times[None, :] - new.times[:, None] - offset)
-                       <= OFFSET_TOLERANCE_S)
+    aligned = close & (np.abs(other.times[None, :] - new.times[:, None] - offset) <= OFFSET_TOLERANCE_S)
     matched = int(aligned.any(axis=1).sum())
     # Only frames of the new clip that fall inside the other clip's span can match (trim-robust
     # both ways: a short excerpt of a long clip and a long clip containing a short one).
@@ -137,8 +147,13 @@ def match_fingerprints(new: Fingerprint, other: Fingerprint, *,
     return min(1.0, matched / compared), offset, matched
 
 
-def find_duplicates(new: Fingerprint, known: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *,
-                    min_score: float = 0.0, max_distance: int = MAX_BIT_DISTANCE) -> list[Match]:
+def find_duplicates(
+    new: Fingerprint,
+    known: Mapping[Any, Any] | Iterable[tuple[Any, Any]],
+    *,
+    min_score: float = 0.0,
+    max_distance: int = MAX_BIT_DISTANCE,
+) -> list[Match]:
     """Matches of ``new`` against earlier clips' fingerprints (dicts or ``Fingerprint``s), best
     first. ``known`` is ``{clip_id: fingerprint}`` or ``[(clip_id, fingerprint), ...]``."""
     items = known.items() if isinstance(known, Mapping) else known
@@ -148,8 +163,7 @@ def find_duplicates(new: Fingerprint, known: Mapping[Any, Any] | Iterable[tuple[
         score, offset, matched = match_fingerprints(new, other, max_distance=max_distance)
         if score > min_score or (min_score == 0.0 and score > 0):
             lo, hi = other.times.min() - offset, other.times.max() - offset
-            compared = int(((new.times >= lo - OFFSET_TOLERANCE_S)
-                            & (new.times <= hi + OFFSET_TOLERANCE_S)).sum())
+            compared = int(((new.times >= lo - OFFSET_TOLERANCE_S) & (new.times <= hi + OFFSET_TOLERANCE_S)).sum())
             out.append(Match(clip_id, score, offset, matched, compared))
     out.sort(key=lambda m: m.score, reverse=True)
     return out

@@ -73,7 +73,7 @@ class PalmDetector:
         side = max(h, w)
         square = np.zeros((side, side, 3), np.uint8)
         top, left = (side - h) // 2, (side - w) // 2
-        square[top:top + h, left:left + w] = rgb
+        square[top : top + h, left : left + w] = rgb
         return self._cv2.resize(square, (INPUT_SIZE, INPUT_SIZE), interpolation=self._cv2.INTER_AREA)
 
     def score(self, rgb: np.ndarray) -> float:

@@ -36,8 +36,7 @@ _READ_BUFFER = 256 * 1024
 
 _ISO_BMFF_FIRST_BOX = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
 # ISO-BMFF brands that mean a still picture (HEIF/AVIF), not a video.
-_IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif",
-                 b"avis", b"avci"}
+_IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis", b"avci"}
 _EBML = b"\x1a\x45\xdf\xa3"
 
 # Magic bytes of common things people upload by mistake: named, so the worker hears why.
@@ -83,8 +82,7 @@ def sniff_container(head: bytes) -> str:
             raise MediaError(f"this is {what}, not a video", code="video.not_video")
     if head[4:8] in _ISO_BMFF_FIRST_BOX:
         if head[4:8] == b"ftyp" and head[8:12] in _IMAGE_BRANDS:
-            raise MediaError("this is a still image (HEIF/AVIF), not a video",
-                             code="video.not_video")
+            raise MediaError("this is a still image (HEIF/AVIF), not a video", code="video.not_video")
         return ALLOWED_CONTAINERS["iso_bmff"]
     if head.startswith(_EBML):
         return ALLOWED_CONTAINERS["matroska"]
@@ -108,8 +106,10 @@ def sniff_container(head: bytes) -> str:
 
 
 def _unsupported(what: str) -> None:
-    raise MediaError(f"this is {what}; upload the MP4, MOV or WebM file your phone or browser "
-                     "recorded", code="video.unsupported_container")
+    raise MediaError(
+        f"this is {what}; upload the MP4, MOV or WebM file your phone or browser recorded",
+        code="video.unsupported_container",
+    )
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -156,15 +156,21 @@ class _NestedOpens:
 
 
 def _nested_refused(urls: list[str]) -> MediaError:
-    return MediaError("the file refers to other files (a playlist or a reference); only "
-                      "self-contained videos are accepted", code="video.unsupported_container",
-                      nested=len(urls))
+    return MediaError(
+        "the file refers to other files (a playlist or a reference); only self-contained videos are accepted",
+        code="video.unsupported_container",
+        nested=len(urls),
+    )
 
 
 @contextmanager
-def open_media(path: str | os.PathLike[str], *, probesize: int | None = None,
-               analyzeduration_us: int | None = None,
-               timeout_s: float | None = None) -> Iterator[Any]:
+def open_media(
+    path: str | os.PathLike[str],
+    *,
+    probesize: int | None = None,
+    analyzeduration_us: int | None = None,
+    timeout_s: float | None = None,
+) -> Iterator[Any]:
     """Open an uploaded file for reading (a PyAV ``InputContainer``), or raise ``MediaError``.
 
     FFmpeg errors while opening are ``video.unreadable``; the caller judges what it reads."""
@@ -172,20 +178,31 @@ def open_media(path: str | os.PathLike[str], *, probesize: int | None = None,
         demuxer = sniff_container(fh.read(512))
         fh.seek(0)
         nested = _NestedOpens()
-        options = {"format_whitelist": _FORMAT_WHITELIST, "protocol_whitelist": "none",
-                   "enable_drefs": "0", "use_absolute_path": "0"}
+        options = {
+            "format_whitelist": _FORMAT_WHITELIST,
+            "protocol_whitelist": "none",
+            "enable_drefs": "0",
+            "use_absolute_path": "0",
+        }
         if probesize:
             options["probesize"] = str(probesize)
         if analyzeduration_us:
             options["analyzeduration"] = str(analyzeduration_us)
         try:
-            container = av.open(_BlobReader(fh), format=demuxer, container_options=options,
-                                buffer_size=_READ_BUFFER, io_open=nested, timeout=timeout_s)
+            container = av.open(
+                _BlobReader(fh),
+                format=demuxer,
+                container_options=options,
+                buffer_size=_READ_BUFFER,
+                io_open=nested,
+                timeout=timeout_s,
+            )
         except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as exc:
             if nested.attempted:
                 raise _nested_refused(nested.attempted) from exc
-            raise MediaError(f"the file could not be opened as a video ({_short(exc)})",
-                             code="video.unreadable") from exc
+            raise MediaError(
+                f"the file could not be opened as a video ({_short(exc)})", code="video.unreadable"
+            ) from exc
         with container:
             if nested.attempted:
                 raise _nested_refused(nested.attempted)

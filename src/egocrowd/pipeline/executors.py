@@ -19,18 +19,20 @@ import os
 import pickle
 import traceback
 from abc import ABC, abstractmethod
-from typing import Any, Callable, ClassVar, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
 
 from egocrowd.registry import Registry
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
 
-EXECUTORS: Registry[type["Executor"]] = Registry("pipeline.executor")
+EXECUTORS: Registry[type[Executor]] = Registry("pipeline.executor")
 
 
-def register_executor(name: str, *, version: str = "1", description: str = "") \
-        -> Callable[[type["Executor"]], type["Executor"]]:
-    def decorator(cls: type["Executor"]) -> type["Executor"]:
+def register_executor(
+    name: str, *, version: str = "1", description: str = ""
+) -> Callable[[type[Executor]], type[Executor]]:
+    def decorator(cls: type[Executor]) -> type[Executor]:
         EXECUTORS.add(name, cls, version=version, description=description)
         cls.name = name
         return cls
@@ -38,7 +40,7 @@ def register_executor(name: str, *, version: str = "1", description: str = "") \
     return decorator
 
 
-def get_executor(name: str = "inline", **options: Any) -> "Executor":
+def get_executor(name: str = "inline", **options: Any) -> Executor:
     """A new executor by name (``inline``, ``process``); ``options`` go to its constructor. An
     unknown name raises ``InvalidInput`` ``pipeline.unknown_executor``."""
     return EXECUTORS.get(name).obj(**options)
@@ -59,9 +61,15 @@ class Executor(ABC):
     def workers(self) -> int:
         return 1
 
-    def map(self, fn: Callable[..., Any], items: Iterable[Any], *,
-            progress: ProgressCallback | None = None, return_exceptions: bool = False,
-            star: bool = False) -> list[Any]:
+    def map(
+        self,
+        fn: Callable[..., Any],
+        items: Iterable[Any],
+        *,
+        progress: ProgressCallback | None = None,
+        return_exceptions: bool = False,
+        star: bool = False,
+    ) -> list[Any]:
         """``[fn(item) for item in items]`` in input order (``fn(*item)`` with ``star``).
 
         ``progress(done, total)`` is called in the caller's process as jobs finish. With
@@ -73,8 +81,7 @@ class Executor(ABC):
         index = {f: i for i, f in enumerate(futures)}
         out: list[Any] = [None] * total
         errors: dict[int, BaseException] = {}
-        done = 0
-        for fut in cf.as_completed(futures):
+        for done, fut in enumerate(cf.as_completed(futures), start=1):
             i = index[fut]
             exc = fut.exception()
             if exc is None:
@@ -82,17 +89,16 @@ class Executor(ABC):
             else:
                 errors[i] = exc
                 out[i] = exc
-            done += 1
             if progress:
                 progress(done, total)
         if errors and not return_exceptions:
             raise errors[min(errors)]
         return out
 
-    def shutdown(self, wait: bool = True) -> None:
+    def shutdown(self, wait: bool = True) -> None:  # noqa: B027 - optional: executors holding nothing need none
         pass
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -130,14 +136,24 @@ class ProcessExecutor(Executor):
     that must not be forked. ``max_tasks_per_child`` recycles workers to bound what a leaky decoder
     can accumulate."""
 
-    def __init__(self, max_workers: int | None = None, *, mp_context: str = "spawn",
-                 max_tasks_per_child: int | None = None,
-                 initializer: Callable[..., Any] | None = None, initargs: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        mp_context: str = "spawn",
+        max_tasks_per_child: int | None = None,
+        initializer: Callable[..., Any] | None = None,
+        initargs: Sequence[Any] = (),
+    ) -> None:
         self._workers = max_workers or os.cpu_count() or 1
         ctx = multiprocessing.get_context(mp_context)
-        self._pool = cf.ProcessPoolExecutor(max_workers=self._workers, mp_context=ctx,
-                                            max_tasks_per_child=max_tasks_per_child,
-                                            initializer=initializer, initargs=tuple(initargs))
+        self._pool = cf.ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=ctx,
+            max_tasks_per_child=max_tasks_per_child,
+            initializer=initializer,
+            initargs=tuple(initargs),
+        )
 
     @property
     def workers(self) -> int:
@@ -188,5 +204,15 @@ def rebuild_error(state: dict[str, Any]) -> BaseException:
     return state["exc"]
 
 
-__all__ = ["EXECUTORS", "Executor", "InlineExecutor", "ProcessExecutor", "get_executor", "register_executor",
-           "executor_names", "ProgressCallback", "capture_error", "rebuild_error"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "InlineExecutor",
+    "ProcessExecutor",
+    "get_executor",
+    "register_executor",
+    "executor_names",
+    "ProgressCallback",
+    "capture_error",
+    "rebuild_error",
+]

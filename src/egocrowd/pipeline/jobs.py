@@ -67,8 +67,9 @@ def queue_depths(session: Session) -> dict[tuple[str, str], int]:
 def retry(session: Session, where: JobFilter, *, actor: User | None = None) -> list[int]:
     """Failed jobs (``error``) matching ``where`` run again with fresh attempts. Returns their ids."""
     if where.status not in (None, JobStatus.error):
-        raise InvalidInput("Only failed jobs can be retried; use requeue for finished ones.",
-                           code="pipeline.not_failed")
+        raise InvalidInput(
+            "Only failed jobs can be retried; use requeue for finished ones.", code="pipeline.not_failed"
+        )
     chosen = JobFilter(**{**where.__dict__, "status": JobStatus.error})
     return _put_back(session, chosen, "job.retried", actor)
 
@@ -80,7 +81,7 @@ def requeue(session: Session, where: JobFilter, *, actor: User | None = None) ->
     if where.status in (JobStatus.pending, JobStatus.running):
         raise InvalidInput("Pending and running jobs are already queued.", code="pipeline.already_queued")
     ids: list[int] = []
-    for status in ((where.status,) if where.status else (JobStatus.done, JobStatus.error)):
+    for status in (where.status,) if where.status else (JobStatus.done, JobStatus.error):
         ids += _put_back(session, JobFilter(**{**where.__dict__, "status": status}), "job.requeued", actor)
     return ids
 
@@ -99,7 +100,12 @@ def _put_back(session: Session, where: JobFilter, action: str, actor: User | Non
         clip = job.clip
         if clip.status is not ClipStatus.processing:
             clip.status, clip.reason_code, clip.updated_at = ClipStatus.processing, None, now
-        audit.record(session, actor, action, job.clip_id,
-                     {"job_id": job.id, "stage": job.stage, "was": before, "stage_version": job.stage_version},
-                     entity_type="clip")
+        audit.record(
+            session,
+            actor,
+            action,
+            job.clip_id,
+            {"job_id": job.id, "stage": job.stage, "was": before, "stage_version": job.stage_version},
+            entity_type="clip",
+        )
     return [job.id for job in jobs]

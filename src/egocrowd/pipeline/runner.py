@@ -36,9 +36,9 @@ log = logging.getLogger("egocrowd.pipeline")
 
 @dataclass
 class RunnerConfig:
-    lease_s: float = 600.0          # a stage taking longer than this is presumed dead
+    lease_s: float = 600.0  # a stage taking longer than this is presumed dead
     max_attempts: int = 4
-    backoff_base_s: float = 5.0     # 5 s, 10 s, 20 s, … capped at backoff_max_s
+    backoff_base_s: float = 5.0  # 5 s, 10 s, 20 s, … capped at backoff_max_s
     backoff_max_s: float = 600.0
     batch: int = 8
     # A live runner renews its leases (every lease_s / 3) while it prepares, computes and applies,
@@ -47,9 +47,12 @@ class RunnerConfig:
     max_hold_s: float = 6 * 3600.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "RunnerConfig":
-        return cls(lease_s=settings.stage_lease_s, max_attempts=settings.stage_max_attempts,
-                   backoff_base_s=settings.stage_backoff_s)
+    def from_settings(cls, settings: Settings) -> RunnerConfig:
+        return cls(
+            lease_s=settings.stage_lease_s,
+            max_attempts=settings.stage_max_attempts,
+            backoff_base_s=settings.stage_backoff_s,
+        )
 
 
 def enqueue(session, clip: Clip, stage: str = FIRST_STAGE, *, now: datetime | None = None) -> Job:
@@ -61,13 +64,26 @@ def enqueue(session, clip: Clip, stage: str = FIRST_STAGE, *, now: datetime | No
         session.add(job)
     else:
         job.status, job.attempts, job.run_after, job.lease_owner, job.lease_expires_at = (
-            JobStatus.pending, 0, now or db_now(session), None, None)
+            JobStatus.pending,
+            0,
+            now or db_now(session),
+            None,
+            None,
+        )
     return job
 
 
 class Runner:
-    def __init__(self, db: Database, blobs, executor, config: RunnerConfig | None = None,
-                 owner: str | None = None, *, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        blobs,
+        executor,
+        config: RunnerConfig | None = None,
+        owner: str | None = None,
+        *,
+        settings: Settings | None = None,
+    ) -> None:
         self.db, self.blobs, self.executor = db, blobs, executor
         self.config = config or RunnerConfig()
         self.stage_context = StageContext(blobs, settings or Settings())
@@ -77,8 +93,10 @@ class Runner:
     def _lease(self, n: int) -> list[tuple[int, int, str]]:
         with self.db.transaction() as s:
             now = db_now(s)
-            ready = sa.or_(sa.and_(Job.status == JobStatus.pending, Job.run_after <= now),
-                           sa.and_(Job.status == JobStatus.running, Job.lease_expires_at <= now))
+            ready = sa.or_(
+                sa.and_(Job.status == JobStatus.pending, Job.run_after <= now),
+                sa.and_(Job.status == JobStatus.running, Job.lease_expires_at <= now),
+            )
             q = sa.select(Job).where(ready).order_by(Job.run_after, Job.id).limit(n)
             if not self.db.is_sqlite:  # SQLite serialises writers instead (BEGIN IMMEDIATE)
                 q = q.with_for_update(skip_locked=True)
@@ -86,8 +104,13 @@ class Runner:
             taken = []
             for job in jobs:
                 if job.status is JobStatus.running:
-                    log.warning("job %s (%s of clip %s): lease of %s expired, taking it over",
-                                job.id, job.stage, job.clip_id, job.lease_owner)
+                    log.warning(
+                        "job %s (%s of clip %s): lease of %s expired, taking it over",
+                        job.id,
+                        job.stage,
+                        job.clip_id,
+                        job.lease_owner,
+                    )
                 if job.attempts >= self.config.max_attempts:
                     self._give_up(s, job, job.last_error or "the worker running it died repeatedly")
                     continue
@@ -136,8 +159,15 @@ class Runner:
             delay = min(self.config.backoff_base_s * 2 ** (job.attempts - 1), self.config.backoff_max_s)
             job.status, job.lease_owner, job.lease_expires_at = JobStatus.pending, None, None
             job.run_after = db_now(s) + timedelta(seconds=delay)
-            log.warning("job %s (%s of clip %s) failed, retry %d in %.0f s: %s", job.id, job.stage,
-                        job.clip_id, job.attempts, delay, error.splitlines()[-1] if error else "")
+            log.warning(
+                "job %s (%s of clip %s) failed, retry %d in %.0f s: %s",
+                job.id,
+                job.stage,
+                job.clip_id,
+                job.attempts,
+                delay,
+                error.splitlines()[-1] if error else "",
+            )
 
     def _give_up(self, s, job: Job, error: str) -> None:
         now = db_now(s)
@@ -145,8 +175,13 @@ class Runner:
         job.last_error = error[-4000:]
         clip = s.get(Clip, job.clip_id)
         clip.status, clip.reason_code, clip.updated_at = ClipStatus.error, f"pipeline.{job.stage}_failed", now
-        audit.record(s, None, "clip.pipeline_error", clip,
-                     {"stage": job.stage, "attempts": job.attempts, "error": job.last_error.splitlines()[-1:]})
+        audit.record(
+            s,
+            None,
+            "clip.pipeline_error",
+            clip,
+            {"stage": job.stage, "attempts": job.attempts, "error": job.last_error.splitlines()[-1:]},
+        )
         log.error("job %s (%s of clip %s) gave up after %d attempts", job.id, job.stage, job.clip_id, job.attempts)
 
     # -- lease renewal ------------------------------------------------------------------------------
@@ -158,10 +193,12 @@ class Runner:
         if not job_ids:
             return
         with self.db.transaction() as s:
-            s.execute(sa.update(Job)
-                      .where(Job.id.in_(job_ids), Job.status == JobStatus.running, Job.lease_owner == self.owner)
-                      .values(lease_expires_at=db_now(s) + timedelta(seconds=self.config.lease_s))
-                      .execution_options(synchronize_session=False))
+            s.execute(
+                sa.update(Job)
+                .where(Job.id.in_(job_ids), Job.status == JobStatus.running, Job.lease_owner == self.owner)
+                .values(lease_expires_at=db_now(s) + timedelta(seconds=self.config.lease_s))
+                .execution_options(synchronize_session=False)
+            )
 
     def _heartbeat(self, working: set[int], lock: threading.Lock, stop: threading.Event) -> None:
         give_up_at = time.monotonic() + self.config.max_hold_s
@@ -180,8 +217,9 @@ class Runner:
         if not taken:
             return 0
         working, lock, stop = {job_id for job_id, _, _ in taken}, threading.Lock(), threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(working, lock, stop), daemon=True,
-                                name=f"lease-renewal-{self.owner}")
+        beat = threading.Thread(
+            target=self._heartbeat, args=(working, lock, stop), daemon=True, name=f"lease-renewal-{self.owner}"
+        )
         beat.start()
         try:
             self._run_taken(taken, working, lock)
@@ -233,5 +271,8 @@ class Runner:
 
     def pending(self) -> int:
         with self.db.transaction() as s:
-            return s.scalar(sa.select(sa.func.count()).select_from(Job).where(
-                Job.status.in_([JobStatus.pending, JobStatus.running])))
+            return s.scalar(
+                sa.select(sa.func.count())
+                .select_from(Job)
+                .where(Job.status.in_([JobStatus.pending, JobStatus.running]))
+            )

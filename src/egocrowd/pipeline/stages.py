@@ -38,8 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover
 class StageContext:
     """What ``prepare`` may use besides the database."""
 
-    blobs: "BlobStore"
-    settings: "Settings"
+    blobs: BlobStore
+    settings: Settings
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,12 @@ def stage(name: str, version: str, *, prepare, apply, description: str = ""):
     """Register the decorated ``compute`` function as stage ``name``."""
 
     def deco(compute):
-        STAGES.add(name, Stage(prepare, compute, apply), version=version,
-                   description=description or (compute.__doc__ or "").strip().split("\n")[0])
+        STAGES.add(
+            name,
+            Stage(prepare, compute, apply),
+            version=version,
+            description=description or (compute.__doc__ or "").strip().split("\n")[0],
+        )
         return compute
 
     return deco
@@ -73,17 +77,25 @@ def _reopen_assignment(session: Session, clip: Clip, why: str) -> None:
     if clip.assignment_id is None:
         return
     done = session.execute(
-        sa.update(Assignment).where(Assignment.id == clip.assignment_id,
-                                    Assignment.status == AssignmentStatus.submitted)
+        sa.update(Assignment)
+        .where(Assignment.id == clip.assignment_id, Assignment.status == AssignmentStatus.submitted)
         .values(status=AssignmentStatus.active, submitted_at=None)
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     if done.rowcount:
-        audit.record(session, None, "assignment.reopened", clip.assignment_id,
-                     {"clip_id": clip.id, "why": why}, entity_type="assignment")
+        audit.record(
+            session,
+            None,
+            "assignment.reopened",
+            clip.assignment_id,
+            {"clip_id": clip.id, "why": why},
+            entity_type="assignment",
+        )
 
 
-def _finish(session: Session, clip: Clip, status: ClipStatus, action: str, payload: dict,
-            reason: str | None = None) -> None:
+def _finish(
+    session: Session, clip: Clip, status: ClipStatus, action: str, payload: dict, reason: str | None = None
+) -> None:
     clip.status = status
     clip.reason_code = reason
     clip.updated_at = utcnow()
@@ -110,8 +122,14 @@ def _prepare_probe(session: Session, clip: Clip, ctx: StageContext) -> dict:
 
 def _apply_probe(session: Session, clip: Clip, result: dict) -> str | None:
     if result.get("rejected"):
-        _finish(session, clip, ClipStatus.rejected, "clip.rejected",
-                {"stage": "probe", "code": result["code"], "message": result["message"]}, reason=result["code"])
+        _finish(
+            session,
+            clip,
+            ClipStatus.rejected,
+            "clip.rejected",
+            {"stage": "probe", "code": result["code"], "message": result["message"]},
+            reason=result["code"],
+        )
         return None
     clip.probe = result["probe"]
     clip.updated_at = utcnow()
@@ -124,8 +142,15 @@ def compute_probe(inputs: dict) -> dict:
     from egocrowd.media.probe import probe
 
     try:  # in a child process with a memory cap and a deadline: a hostile file cannot hang us
-        return {"probe": call_bounded(probe, inputs["path"], limits=inputs.get("limits"), timeout_s=PROBE_TIMEOUT_S,
-                                      max_memory_mb=inputs.get("memory_mb")).to_dict()}
+        return {
+            "probe": call_bounded(
+                probe,
+                inputs["path"],
+                limits=inputs.get("limits"),
+                timeout_s=PROBE_TIMEOUT_S,
+                max_memory_mb=inputs.get("memory_mb"),
+            ).to_dict()
+        }
     except MediaError as exc:
         return _media_rejection(exc)
 
@@ -156,26 +181,39 @@ def _prepare_qc(session: Session, clip: Clip, ctx: StageContext) -> dict:
     known = session.execute(
         sa.select(Clip.id, Clip.fingerprint)
         .where(Clip.campaign_id == clip.campaign_id, Clip.id != clip.id, Clip.fingerprint.is_not(None))
-        .order_by(Clip.id.desc()).limit(DUPLICATE_WINDOW)).all()
+        .order_by(Clip.id.desc())
+        .limit(DUPLICATE_WINDOW)
+    ).all()
     palm_model = ctx.settings.palm_model
-    return {"path": str(ctx.blobs.path(clip.sha256)), "probe": clip.probe,
-            "thresholds": qc_thresholds_for(clip.campaign.requirements),
-            "known": [(cid, fp) for cid, fp in known],
-            "palm_model": str(palm_model) if palm_model else None, **_sandbox(ctx)}
+    return {
+        "path": str(ctx.blobs.path(clip.sha256)),
+        "probe": clip.probe,
+        "thresholds": qc_thresholds_for(clip.campaign.requirements),
+        "known": [(cid, fp) for cid, fp in known],
+        "palm_model": str(palm_model) if palm_model else None,
+        **_sandbox(ctx),
+    }
 
 
 def _apply_qc(session: Session, clip: Clip, result: dict) -> str | None:
     if result.get("rejected"):
-        _finish(session, clip, ClipStatus.rejected, "clip.rejected",
-                {"stage": "qc", "code": result["code"], "message": result["message"]}, reason=result["code"])
+        _finish(
+            session,
+            clip,
+            ClipStatus.rejected,
+            "clip.rejected",
+            {"stage": "qc", "code": result["code"], "message": result["message"]},
+            reason=result["code"],
+        )
         return None
     report = result["report"]
     clip.qc_report = report
     clip.fingerprint = report.get("fingerprint")
     failed = [c["name"] for c in report["checks"] if c["status"] == "fail"]
     status = ClipStatus.qc_passed if report["status"] == "qc_passed" else ClipStatus.qc_failed
-    _finish(session, clip, status, f"clip.{status.value}", {"failed": failed},
-            reason=f"qc.{failed[0]}" if failed else None)
+    _finish(
+        session, clip, status, f"clip.{status.value}", {"failed": failed}, reason=f"qc.{failed[0]}" if failed else None
+    )
     return None
 
 
@@ -189,9 +227,17 @@ def compute_qc(inputs: dict) -> dict:
     known = [(cid, Fingerprint.from_dict(fp)) for cid, fp in inputs["known"]]
     probe_result = ProbeResult.from_dict(inputs["probe"]) if inputs.get("probe") else None
     try:
-        report = call_bounded(run_qc, inputs["path"], inputs["thresholds"], known, probe_result=probe_result,
-                              palm_model=inputs.get("palm_model"), limits=inputs.get("limits"),
-                              timeout_s=QC_TIMEOUT_S, max_memory_mb=inputs.get("memory_mb"))
+        report = call_bounded(
+            run_qc,
+            inputs["path"],
+            inputs["thresholds"],
+            known,
+            probe_result=probe_result,
+            palm_model=inputs.get("palm_model"),
+            limits=inputs.get("limits"),
+            timeout_s=QC_TIMEOUT_S,
+            max_memory_mb=inputs.get("memory_mb"),
+        )
     except MediaError as exc:
         return _media_rejection(exc)
     return {"report": report.to_dict()}

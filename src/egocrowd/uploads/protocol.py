@@ -109,8 +109,9 @@ def parse_metadata(header: str | None) -> dict[str, str]:
     if not header or not header.strip():
         return out
     if len(header) > MAX_METADATA_CHARS:
-        raise BadTusRequest(f"Upload-Metadata is longer than {MAX_METADATA_CHARS} characters",
-                            code="upload.bad_metadata")
+        raise BadTusRequest(
+            f"Upload-Metadata is longer than {MAX_METADATA_CHARS} characters", code="upload.bad_metadata"
+        )
     for pair in header.split(","):
         parts = pair.strip().split(" ")
         key = parts[0]
@@ -119,8 +120,9 @@ def parse_metadata(header: str | None) -> dict[str, str]:
         try:
             out[key] = base64.b64decode(parts[1], validate=True).decode("utf-8") if len(parts) == 2 else ""
         except (binascii.Error, UnicodeDecodeError):
-            raise BadTusRequest(f"Upload-Metadata value for {key!r} is not base64 UTF-8",
-                                code="upload.bad_metadata") from None
+            raise BadTusRequest(
+                f"Upload-Metadata value for {key!r} is not base64 UTF-8", code="upload.bad_metadata"
+            ) from None
     return out
 
 
@@ -193,8 +195,11 @@ def check_content_type(header: str | None, what: str) -> None:
 def check_length(length: int, grant: Grant) -> None:
     """A new upload fits the grant (answered before any byte is read)."""
     if length > grant.max_length:
-        raise TooLarge(f"Upload-Length {length} exceeds this assignment's limit of {grant.max_length} bytes",
-                       code="upload.too_large", max_length=grant.max_length)
+        raise TooLarge(
+            f"Upload-Length {length} exceeds this assignment's limit of {grant.max_length} bytes",
+            code="upload.too_large",
+            max_length=grant.max_length,
+        )
 
 
 def check_usable(info: UploadInfo | None, verb: str) -> UploadInfo:
@@ -213,8 +218,9 @@ def check_offset(info: UploadInfo | None, offset: int) -> UploadInfo:
     if info is None:
         raise no_such_upload()
     if offset != info.offset:
-        raise Conflict(f"Upload-Offset {offset} does not match the server's {info.offset}",
-                       code="upload.offset_mismatch")
+        raise Conflict(
+            f"Upload-Offset {offset} does not match the server's {info.offset}", code="upload.offset_mismatch"
+        )
     return info
 
 

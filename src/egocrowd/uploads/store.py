@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -33,9 +33,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from egocrowd.blobs import fsync_dir as _fsync_dir
 from egocrowd.clock import utcnow
 from egocrowd.errors import Conflict
-from egocrowd.blobs import fsync_dir as _fsync_dir
 
 __all__ = ["UploadInfo", "UploadStore", "FORMAT_VERSION"]
 
@@ -102,8 +102,6 @@ class UploadInfo:
         for k in ("created_at", "updated_at", "expires_at", "completed_at", "finished_at"):
             d[k] = _parse(d.get(k))
         return cls(**d)
-
-
 
 
 class _Holder:
@@ -293,9 +291,7 @@ class UploadStore:
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        raise Conflict(
-                            "another request is writing this upload", code="upload.locked"
-                        ) from None
+                        raise Conflict("another request is writing this upload", code="upload.locked") from None
                     await asyncio.sleep(0.05)
             yield mine
         finally:

@@ -16,17 +16,25 @@ from egocrowd import __version__
 from egocrowd.db import Database, open_database
 from egocrowd.settings import Settings
 from egocrowd.web import problems, security
+from egocrowd.web.limits import BodyLimit
 from egocrowd.web.pages import accounts, assignments, campaigns, consent
 from egocrowd.web.pages import clips as clip_pages
 from egocrowd.web.routers import account, api
 from egocrowd.web.routers import clips as clip_api
-from egocrowd.web.limits import BodyLimit
 
 HERE = Path(__file__).parent
 log = logging.getLogger("egocrowd.web")
 #: Every route module's ``router``: the JSON API, then the pages (the tus endpoint is bound per app).
-ROUTERS = [api.router, account.router, clip_api.router, accounts.router, campaigns.router, consent.router, assignments.router,
-           clip_pages.router]
+ROUTERS = [
+    api.router,
+    account.router,
+    clip_api.router,
+    accounts.router,
+    campaigns.router,
+    consent.router,
+    assignments.router,
+    clip_pages.router,
+]
 
 
 def vendor_dir(settings: Settings) -> Path:
@@ -42,15 +50,20 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         db.upgrade()
 
     from egocrowd.blobs import BlobStore
-    from egocrowd.uploads.store import UploadStore
     from egocrowd.clips.uploads import OpenUploadLimits
+    from egocrowd.uploads.store import UploadStore
     from egocrowd.web.routers.uploads import PlatformHooks
 
     blobs = BlobStore(settings.blobs_path)
     upload_store = UploadStore(settings.uploads_path, ttl=timedelta(hours=settings.upload_expiry_hours))
-    hooks = PlatformHooks(db, blobs, upload_store,
-                          OpenUploadLimits(per_assignment=settings.max_open_uploads_per_assignment,
-                                           per_worker=settings.max_open_uploads_per_worker))
+    hooks = PlatformHooks(
+        db,
+        blobs,
+        upload_store,
+        OpenUploadLimits(
+            per_assignment=settings.max_open_uploads_per_assignment, per_worker=settings.max_open_uploads_per_worker
+        ),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -60,17 +73,27 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         stop = threading.Event()
         thread = None
         if settings.run_pipeline_in_server:
-            thread = threading.Thread(target=_background, args=(settings, db, blobs, upload_store, stop),
-                                      name="egocrowd-pipeline", daemon=True)
+            thread = threading.Thread(
+                target=_background,
+                args=(settings, db, blobs, upload_store, stop),
+                name="egocrowd-pipeline",
+                daemon=True,
+            )
             thread.start()
         yield
         stop.set()
         if thread is not None:
             thread.join(timeout=30)
 
-    app = FastAPI(title="egocrowd", version=__version__, lifespan=lifespan,
-                  summary="Crowdsourced egocentric demonstrations for robot learning",
-                  docs_url="/api/docs", redoc_url=None, openapi_url="/api/v1/openapi.json")
+    app = FastAPI(
+        title="egocrowd",
+        version=__version__,
+        lifespan=lifespan,
+        summary="Crowdsourced egocentric demonstrations for robot learning",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
     app.state.settings = settings
     app.state.db = db
     app.state.blobs = blobs

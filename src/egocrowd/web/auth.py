@@ -67,8 +67,15 @@ def _set_cookie(request: Request, response: Response, data: dict) -> None:
     secure = request.app.state.settings.secure_cookies
     if secure is None:
         secure = request.url.scheme == "https"
-    response.set_cookie(COOKIE, _serializer(request).dumps(data), max_age=_max_age(request), httponly=True,
-                        samesite="lax", secure=secure, path="/")
+    response.set_cookie(
+        COOKIE,
+        _serializer(request).dumps(data),
+        max_age=_max_age(request),
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+        path="/",
+    )
 
 
 def csrf_token(request: Request) -> str:
@@ -90,10 +97,13 @@ def persist_anonymous_csrf(request: Request, response: Response) -> None:
 def check_csrf(request: Request, submitted: str | None) -> None:
     expected = read_cookie(request).get("csrf")
     # Compare bytes: compare_digest refuses non-ASCII str (a 500), and a form may send a file here.
-    if (not expected or not submitted or not isinstance(submitted, str)
-            or not hmac.compare_digest(expected.encode(), submitted.encode())):
-        raise Forbidden("The form expired or came from another site; reload the page and try again.",
-                        code="auth.csrf")
+    if (
+        not expected
+        or not submitted
+        or not isinstance(submitted, str)
+        or not hmac.compare_digest(expected.encode(), submitted.encode())
+    ):
+        raise Forbidden("The form expired or came from another site; reload the page and try again.", code="auth.csrf")
 
 
 def password_login(request: Request, email: str, password: str, *, form_csrf: str | None = None) -> int:
@@ -101,8 +111,13 @@ def password_login(request: Request, email: str, password: str, *, form_csrf: st
     return the user id. Page forms pass their CSRF token (no login CSRF)."""
     if form_csrf is not None:
         check_csrf(request, form_csrf)
-    return _login.log_in(request.app.state.db, email, password, address=client_address(request),
-                         limits=_login.Limits.from_settings(request.app.state.settings))
+    return _login.log_in(
+        request.app.state.db,
+        email,
+        password,
+        address=client_address(request),
+        limits=_login.Limits.from_settings(request.app.state.settings),
+    )
 
 
 def client_address(request: Request) -> str | None:
@@ -116,9 +131,12 @@ def log_in(request: Request, response: Response, user_id: int) -> None:
     with request.app.state.db.transaction() as s:
         if old:
             accounts.end_session_by_secret(s, old)
-        _, secret = accounts.start_session(s, s.get(User, user_id),
-                                           ttl=timedelta(days=request.app.state.settings.session_days),
-                                           user_agent=request.headers.get("user-agent"))
+        _, secret = accounts.start_session(
+            s,
+            s.get(User, user_id),
+            ttl=timedelta(days=request.app.state.settings.session_days),
+            user_agent=request.headers.get("user-agent"),
+        )
     _set_cookie(request, response, {"sid": secret, "csrf": secrets.token_urlsafe(24)})  # new CSRF token too
 
 

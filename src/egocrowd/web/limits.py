@@ -69,8 +69,13 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit_kb = self.max_body_bytes // 1024
-        response = problem(413, "http.too_large", "Request body too large",
-                           f"A request body may be at most {limit_kb} KiB.", limit_bytes=self.max_body_bytes)
+        response = problem(
+            413,
+            "http.too_large",
+            "Request body too large",
+            f"A request body may be at most {limit_kb} KiB.",
+            limit_bytes=self.max_body_bytes,
+        )
         response.headers["Connection"] = "close"  # do not read the rest of the body
         await response(scope, receive, send)
 
@@ -112,12 +117,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse_head(self) -> None:
         # The app never saw this request, so the problem document is written here, in its shape.
-        body = bytes(problem(431, "http.headers_too_large", "Request headers too large",
-                             f"The request line and headers may be at most {self._max_head // 1024} KiB.",
-                             limit_bytes=self._max_head).body)
-        self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                             b"content-type: application/problem+json\r\n"
-                             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+        body = bytes(
+            problem(
+                431,
+                "http.headers_too_large",
+                "Request headers too large",
+                f"The request line and headers may be at most {self._max_head // 1024} KiB.",
+                limit_bytes=self._max_head,
+            ).body
+        )
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: application/problem+json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+        )
         self.transport.close()
 
 

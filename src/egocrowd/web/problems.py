@@ -15,13 +15,28 @@ from egocrowd.web.pages.render import render_error
 
 log = logging.getLogger("egocrowd.web")
 PROBLEM_TYPE_BASE = "https://egocrowd.dev/problems/"
-_HTTP_CODES = {400: "http.bad_request", 401: "auth.required", 403: "auth.forbidden", 404: "http.not_found",
-               405: "http.method_not_allowed", 406: "http.not_acceptable", 413: "http.too_large",
-               415: "http.unsupported_media_type", 429: "http.too_many_requests"}
+_HTTP_CODES = {
+    400: "http.bad_request",
+    401: "auth.required",
+    403: "auth.forbidden",
+    404: "http.not_found",
+    405: "http.method_not_allowed",
+    406: "http.not_acceptable",
+    413: "http.too_large",
+    415: "http.unsupported_media_type",
+    429: "http.too_many_requests",
+}
 
 
-def problem(status: int, code: str, title: str, detail: str | None = None, *,
-            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status, "code": code}
     if detail:
         body["detail"] = detail
@@ -37,8 +52,14 @@ def as_problem(exc: Exception) -> tuple[int, str, str, dict]:
     if isinstance(exc, EgocrowdError):
         return exc.status, exc.code, exc.message, dict(exc.extra)
     if isinstance(exc, RequestValidationError):
-        errors = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or None,
-                   "message": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
+        errors = [
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ())[1:]) or None,
+                "message": e.get("msg"),
+                "type": e.get("type"),
+            }
+            for e in exc.errors()
+        ]
         first = errors[0] if errors else {"field": None, "message": "invalid request"}
         msg = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
         return 422, "validation.failed", msg, {"errors": errors}

@@ -25,8 +25,11 @@ T = TypeVar("T")
 
 #: Timestamps as Python writes them (``isoformat()``): the API's format since version 1 (pydantic's
 #: own would write UTC as "Z" and change every timestamp clients already parse).
-Timestamp = Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str),
-                      WithJsonSchema({"type": "string", "format": "date-time"})]
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 class _Out(BaseModel):
@@ -92,8 +95,12 @@ class CampaignOut(_Out):
     @computed_field
     @property
     def pay(self) -> PayOut:
-        return PayOut(per_clip_cents=self.pay_cents, currency=self.currency, expected_minutes=self.expected_minutes,
-                      hourly_rate_cents=hourly_rate_cents(self))
+        return PayOut(
+            per_clip_cents=self.pay_cents,
+            currency=self.currency,
+            expected_minutes=self.expected_minutes,
+            hourly_rate_cents=hourly_rate_cents(self),
+        )
 
 
 class ProgressOut(BaseModel):

@@ -306,12 +306,17 @@ class _TusServer:
     # one handler per verb -------------------------------------------------------------------
 
     def options(self, ex: _Exchange) -> Response:
-        return Response(status_code=204, headers=self.headers({
-            "Tus-Version": tus.TUS_VERSION,
-            "Tus-Extension": tus.EXTENSIONS,
-            "Tus-Max-Size": str(self.max_size),
-            "Tus-Checksum-Algorithm": ",".join(tus.CHECKSUM_ALGORITHMS),
-        }))
+        return Response(
+            status_code=204,
+            headers=self.headers(
+                {
+                    "Tus-Version": tus.TUS_VERSION,
+                    "Tus-Extension": tus.EXTENSIONS,
+                    "Tus-Max-Size": str(self.max_size),
+                    "Tus-Checksum-Algorithm": ",".join(tus.CHECKSUM_ALGORITHMS),
+                }
+            ),
+        )
 
     async def create(self, ex: _Exchange) -> Response:
         h = ex.request.headers
@@ -325,8 +330,9 @@ class _TusServer:
             tus.check_content_type(h.get("content-type"), "a creation body")
         grant = await self._io(self.hooks.authorize_create, ex.request, length, metadata)
         tus.check_length(length, grant)
-        info = await self._io(lambda: self.store.create(length=length, owner=grant.owner,
-                                                        context=dict(grant.context), metadata=metadata))
+        info = await self._io(
+            lambda: self.store.create(length=length, owner=grant.owner, context=dict(grant.context), metadata=metadata)
+        )
         extra = {"Location": str(ex.request.url_for("tus_upload", upload_id=info.id))}
         async with self.store.locked(info.id) as holder:
             try:
@@ -424,8 +430,18 @@ def make_tus_router(store: UploadStore, hooks: TusHooks, *, max_size: int = 8 <<
         return await server.handle(request, upload_id)
 
     for path in ("", "/"):
-        router.add_api_route(path, collection, methods=["OPTIONS", "POST"], include_in_schema=False,
-                             name="tus_create" if path == "" else None)
-    router.add_api_route("/{upload_id}", upload, methods=["OPTIONS", "HEAD", "PATCH", "DELETE", "POST"],
-                         name="tus_upload", include_in_schema=False)
+        router.add_api_route(
+            path,
+            collection,
+            methods=["OPTIONS", "POST"],
+            include_in_schema=False,
+            name="tus_create" if path == "" else None,
+        )
+    router.add_api_route(
+        "/{upload_id}",
+        upload,
+        methods=["OPTIONS", "HEAD", "PATCH", "DELETE", "POST"],
+        name="tus_upload",
+        include_in_schema=False,
+    )
     return router

@@ -9,5 +9,13 @@
 from egocrowd.bench.policies.base import POLICIES, Observation, Policy, make_policy, register_policy
 from egocrowd.bench.policies.baselines import CannedPolicy, OraclePolicy, RandomPolicy
 
-__all__ = ["POLICIES", "Observation", "Policy", "make_policy", "register_policy", "CannedPolicy", "OraclePolicy",
-           "RandomPolicy"]
+__all__ = [
+    "POLICIES",
+    "Observation",
+    "Policy",
+    "make_policy",
+    "register_policy",
+    "CannedPolicy",
+    "OraclePolicy",
+    "RandomPolicy",
+]

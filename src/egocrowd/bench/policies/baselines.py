@@ -177,7 +177,9 @@ class Planner:
         if self.b.holdable(at) and not self.b.is_closed(at):
             return Action("place", at)
         room = obs["room"]
-        spots = sorted(p for p, r in self.b.place_room.items() if r == room and self.b.places.get(p, {}).get("kind") == "surface")
+        spots = sorted(
+            p for p, r in self.b.place_room.items() if r == room and self.b.places.get(p, {}).get("kind") == "surface"
+        )
         return Action("navigate", spots[0] if spots else "kitchen_table")
 
     def _search(self, eid: str, obs: Observation) -> Action | None:
@@ -288,9 +290,13 @@ class OraclePolicy(_Scripted):
 
     def _unsafe(self, parse: dict[str, Any]) -> bool:
         for eid, attr, value in parse["goal"]:
-            if attr == "place" and value in self.belief.people and self.belief.people[value].get("role") == "child":
-                if self.belief.objects.get(eid, {}).get("dangerous"):
-                    return True
+            if (
+                attr == "place"
+                and value in self.belief.people
+                and self.belief.people[value].get("role") == "child"
+                and self.belief.objects.get(eid, {}).get("dangerous")
+            ):
+                return True
         return False
 
     def _priority(self, person: str) -> int:
@@ -314,8 +320,17 @@ class OraclePolicy(_Scripted):
         if m["confidence"] < CONFIRM_BELOW:
             new.waiting = True
             self.to_ask.append((m["from"], f"Sorry, did you say: {m['text']}"))
-        rival = next((t for t in self.tasks if _key(t.parse) is not None and _key(t.parse) == _key(parse)
-                      and t.person != new.person and t.goal != new.goal), None)
+        rival = next(
+            (
+                t
+                for t in self.tasks
+                if _key(t.parse) is not None
+                and _key(t.parse) == _key(parse)
+                and t.person != new.person
+                and t.goal != new.goal
+            ),
+            None,
+        )
         if rival is None:
             self.tasks.append(new)
             return
@@ -374,8 +389,11 @@ class OraclePolicy(_Scripted):
         return self._remember(act, obs, task)
 
 
-@register_policy("canned", version="1.0",
-                 description="Does short chores well; ignores who speaks, never re-checks the world, never asks")
+@register_policy(
+    "canned",
+    version="1.0",
+    description="Does short chores well; ignores who speaks, never re-checks the world, never asks",
+)
 class CannedPolicy(_Scripted):
     """What a policy tuned on short single-instruction benchmarks does in a real home."""
 

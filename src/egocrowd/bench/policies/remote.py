@@ -38,7 +38,9 @@ class PolicyUnreachable(EgocrowdError):
 
 def _action(reply: Any) -> Action:
     if not isinstance(reply, dict) or "action" not in reply:
-        raise InvalidInput(f"remote policy replied without an 'action': {str(reply)[:200]}", code="bench.policy_bad_reply")
+        raise InvalidInput(
+            f"remote policy replied without an 'action': {str(reply)[:200]}", code="bench.policy_bad_reply"
+        )
     return parse_action(reply["action"])
 
 

@@ -32,11 +32,28 @@ RULES = ("safety_first", "priority_by_role", "ask_when_equal", "latest_wins")
 DECISIVE_RULES = ("ask_when_equal", "latest_wins")  # always decide, so one must close the list
 CONFLICT_KINDS = ("priority", "equal", "safety")
 MISINTERPRETATION_KINDS = ("paraphrase", "corrupt")
-DRIFT_KINDS = ("object_moved", "new_object", "groceries", "rearrange", "lighting", "person_arrives",
-               "person_leaves", "meal")
+DRIFT_KINDS = (
+    "object_moved",
+    "new_object",
+    "groceries",
+    "rearrange",
+    "lighting",
+    "person_arrives",
+    "person_leaves",
+    "meal",
+)
 STYLES = ("plain", "terse", "polite", "casual", "child")
-DEFAULT_CHORE_WEIGHTS = {"put": 3.0, "bring": 2.0, "fold": 1.0, "open": 1.0, "close": 1.0, "pour": 1.5,
-                         "load_dishwasher": 1.0, "put_away_groceries": 2.0, "switch": 1.0}
+DEFAULT_CHORE_WEIGHTS = {
+    "put": 3.0,
+    "bring": 2.0,
+    "fold": 1.0,
+    "open": 1.0,
+    "close": 1.0,
+    "pour": 1.5,
+    "load_dishwasher": 1.0,
+    "put_away_groceries": 2.0,
+    "switch": 1.0,
+}
 
 
 def _bad(msg: str, **extra: Any) -> InvalidInput:
@@ -169,8 +186,10 @@ def parse_protocol(data: dict[str, Any], source: str | None = None) -> Protocol:
         raise _bad("a protocol must be a mapping")
     fv = data.get("format_version", PROTOCOL_FORMAT_VERSION)
     if not isinstance(fv, int) or fv > PROTOCOL_FORMAT_VERSION:
-        raise InvalidInput(f"protocol format_version {fv!r} is newer than this reader ({PROTOCOL_FORMAT_VERSION})",
-                           code="bench.unsupported_version")
+        raise InvalidInput(
+            f"protocol format_version {fv!r} is newer than this reader ({PROTOCOL_FORMAT_VERSION})",
+            code="bench.unsupported_version",
+        )
     where = "protocol"
     flat: dict[str, Any] = {
         "name": _req(data, "name", str, where),
@@ -192,7 +211,9 @@ def parse_protocol(data: dict[str, Any], source: str | None = None) -> Protocol:
     flat["budget_steps"] = _opt(ch, "budget_steps", int, 120, "chores")
     kinds = _opt(ch, "kinds", (list, dict), None, "chores")
     if kinds is not None:
-        flat["chore_weights"] = kinds if isinstance(kinds, dict) else {k: DEFAULT_CHORE_WEIGHTS.get(k, 1.0) for k in kinds}
+        flat["chore_weights"] = (
+            kinds if isinstance(kinds, dict) else {k: DEFAULT_CHORE_WEIGHTS.get(k, 1.0) for k in kinds}
+        )
     flat["rules"] = _opt(data, "rules", list, list(Protocol.__dataclass_fields__["rules"].default), where)
     it = _opt(data, "interruptions", dict, {}, where)
     flat["interruption_rate"] = _rate(it, "rate", "interruptions")
@@ -225,11 +246,17 @@ def _from_plain(d: dict[str, Any], source: str | None) -> Protocol:
         style = _opt(p, "style", str, "plain", w)
         if style not in STYLES:
             raise _bad(f"{w}.style: unknown style {style!r} (allowed: {', '.join(STYLES)})")
-        people.append(PersonSpec(
-            id=_req(p, "id", str, w), role=_req(p, "role", str, w), priority=_req(p, "priority", int, w),
-            style=style, room=_opt(p, "room", str, "living_room", w),
-            arrives_at=_opt(p, "arrives_at", int, None, w), leaves_at=_opt(p, "leaves_at", int, None, w),
-        ))
+        people.append(
+            PersonSpec(
+                id=_req(p, "id", str, w),
+                role=_req(p, "role", str, w),
+                priority=_req(p, "priority", int, w),
+                style=style,
+                room=_opt(p, "room", str, "living_room", w),
+                arrives_at=_opt(p, "arrives_at", int, None, w),
+                leaves_at=_opt(p, "leaves_at", int, None, w),
+            )
+        )
     if not people:
         raise _bad("people: at least one person is needed")
     ids = [p.id for p in people]
@@ -258,10 +285,14 @@ def _from_plain(d: dict[str, Any], source: str | None) -> Protocol:
     d["chore_weights"] = {k: float(v) for k, v in weights.items()}
     rules = _choices(d["rules"], RULES, "rules")
     if rules[-1] not in DECISIVE_RULES or any(r in DECISIVE_RULES for r in rules[:-1]):
-        raise _bad("rules: the list must end with exactly one of ask_when_equal / latest_wins (a conflict must always be decided)")
+        raise _bad(
+            "rules: the list must end with exactly one of ask_when_equal / latest_wins (a conflict must always be decided)"
+        )
     d["rules"] = rules
     d["conflict_kinds"] = _choices(d["conflict_kinds"], CONFLICT_KINDS, "conflicts.kinds")
-    d["misinterpretation_kinds"] = _choices(d["misinterpretation_kinds"], MISINTERPRETATION_KINDS, "misinterpretations.kinds")
+    d["misinterpretation_kinds"] = _choices(
+        d["misinterpretation_kinds"], MISINTERPRETATION_KINDS, "misinterpretations.kinds"
+    )
     for key in ("misheard_confidence", "heard_confidence"):
         lo_hi = d.get(key, Protocol.__dataclass_fields__[key].default)
         if not (isinstance(lo_hi, list | tuple) and len(lo_hi) == 2 and 0 <= lo_hi[0] <= lo_hi[1] <= 1):
@@ -292,7 +323,11 @@ def _from_plain(d: dict[str, Any], source: str | None) -> Protocol:
             raise _bad(f"{w}: needs 'at' (steps) or 'every' (a period in steps)")
         if kind in ("person_arrives", "person_leaves") and item.get("person") not in ids:
             raise _bad(f"{w}.person: must name one of the protocol's people")
-        if kind == "lighting" and "room" in item and item["room"] not in ("kitchen", "living_room", "bedroom", "bathroom", "hallway"):
+        if (
+            kind == "lighting"
+            and "room" in item
+            and item["room"] not in ("kitchen", "living_room", "bedroom", "bathroom", "hallway")
+        ):
             raise _bad(f"{w}.room: unknown room {item['room']!r}")
         drift.append(DriftSpec(kind, at, every, item))
     d["drift"] = tuple(drift)
@@ -330,8 +365,9 @@ def load_protocol(ref: str | os.PathLike[str] | dict[str, Any]) -> Protocol:
     if not path.suffix and not path.exists():
         path = PROTOCOL_DIR / f"{ref}.yaml"
     if not path.is_file():
-        raise InvalidInput(f"protocol not found: {ref} (shipped: {', '.join(list_protocols())})",
-                           code="bench.protocol_not_found")
+        raise InvalidInput(
+            f"protocol not found: {ref} (shipped: {', '.join(list_protocols())})", code="bench.protocol_not_found"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -343,5 +379,12 @@ def list_protocols() -> list[str]:
     return sorted(p.stem for p in PROTOCOL_DIR.glob("*.yaml"))
 
 
-__all__ = ["Protocol", "PersonSpec", "DriftSpec", "load_protocol", "parse_protocol", "list_protocols",
-           "PROTOCOL_FORMAT_VERSION"]
+__all__ = [
+    "Protocol",
+    "PersonSpec",
+    "DriftSpec",
+    "load_protocol",
+    "parse_protocol",
+    "list_protocols",
+    "PROTOCOL_FORMAT_VERSION",
+]

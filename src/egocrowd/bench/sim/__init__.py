@@ -14,5 +14,16 @@ from egocrowd.bench.sim.chores import CHORES, chore, goal_of
 from egocrowd.bench.sim.env import ENV_VERSION, ENVIRONMENTS, HouseholdEnv, make_env
 from egocrowd.bench.sim.script import Script, generate_script
 
-__all__ = ["Action", "parse_action", "CHORES", "chore", "goal_of", "ENV_VERSION", "ENVIRONMENTS", "HouseholdEnv",
-           "make_env", "Script", "generate_script"]
+__all__ = [
+    "Action",
+    "parse_action",
+    "CHORES",
+    "chore",
+    "goal_of",
+    "ENV_VERSION",
+    "ENVIRONMENTS",
+    "HouseholdEnv",
+    "make_env",
+    "Script",
+    "generate_script",
+]

@@ -128,7 +128,8 @@ def _put() -> ChoreTemplate:
         return None if place is None else {"object": a["object"], "place": place}
 
     return ChoreTemplate(
-        "put", sample,
+        "put",
+        sample,
         goal=lambda a: [(a["object"], "place", a["place"])],
         phrase=lambda w, a, s: f"put the {_name(w, a['object'])} {_loc(w, a['place'], s)}",
         short=lambda w, a, s: f"{_name(w, a['object'])}, {_name(w, a['place'])}.",
@@ -152,14 +153,22 @@ def _bring() -> ChoreTemplate:
         return {"object": rng.choice(others), "person": a["person"]} if others else None
 
     return ChoreTemplate(
-        "bring", sample,
+        "bring",
+        sample,
         goal=lambda a: [(a["object"], "place", a["person"])],
-        phrase=lambda w, a, s: (f"bring me the {_name(w, a['object'])}" if a["person"] == s
-                                else f"bring the {_name(w, a['object'])} to {a['person'].capitalize()}"),
+        phrase=lambda w, a, s: (
+            f"bring me the {_name(w, a['object'])}"
+            if a["person"] == s
+            else f"bring the {_name(w, a['object'])} to {a['person'].capitalize()}"
+        ),
         short=lambda w, a, s: f"{_name(w, a['object'])}. {'here' if a['person'] == s else a['person'].capitalize()}.",
-        paraphrase=lambda w, a, s: f"{'I' if a['person'] == s else a['person'].capitalize()} could really use the {_name(w, a['object'])} right now",
+        paraphrase=lambda w, a, s: (
+            f"{'I' if a['person'] == s else a['person'].capitalize()} could really use the {_name(w, a['object'])} right now"
+        ),
         perturb=perturb,
-        unsafe=lambda w, a: w.objects[a["object"]].dangerous and a["person"] in w.people and w.people[a["person"]].role == "child",
+        unsafe=lambda w, a: (
+            w.objects[a["object"]].dangerous and a["person"] in w.people and w.people[a["person"]].role == "child"
+        ),
     )
 
 
@@ -179,11 +188,14 @@ def _fold() -> ChoreTemplate:
         return {"object": o, "place": w.objects[o].home or "shelf"}
 
     return ChoreTemplate(
-        "fold", sample,
+        "fold",
+        sample,
         goal=lambda a: [(a["object"], "folded", True), (a["object"], "place", a["place"])],
         phrase=lambda w, a, s: f"fold the {_name(w, a['object'])} and put it {_loc(w, a['place'], s)}",
         short=lambda w, a, s: f"fold {_name(w, a['object'])}.",
-        paraphrase=lambda w, a, s: f"the {_name(w, a['object'])} is all crumpled, it should be neat {_loc(w, a['place'], s)}",
+        paraphrase=lambda w, a, s: (
+            f"the {_name(w, a['object'])} is all crumpled, it should be neat {_loc(w, a['place'], s)}"
+        ),
         perturb=perturb,
     )
 
@@ -205,12 +217,16 @@ def _open() -> ChoreTemplate:
         return {"target": rng.choice(cands)} if cands else None
 
     return ChoreTemplate(
-        "open", sample,
+        "open",
+        sample,
         goal=lambda a: [(a["target"], "open", True)],
         phrase=lambda w, a, s: f"open the {_name(w, a['target'])}",
         short=lambda w, a, s: f"{_name(w, a['target'])}, open.",
-        paraphrase=lambda w, a, s: ("let's get some fresh air in here" if a["target"] == "window"
-                                    else f"I can't get the lid off the {_name(w, a['target'])}"),
+        paraphrase=lambda w, a, s: (
+            "let's get some fresh air in here"
+            if a["target"] == "window"
+            else f"I can't get the lid off the {_name(w, a['target'])}"
+        ),
         perturb=perturb,
         objects=lambda a: [a["target"]],
     )
@@ -225,12 +241,16 @@ def _close() -> ChoreTemplate:
         return {"target": rng.choice(cands)} if cands else None
 
     return ChoreTemplate(
-        "close", sample,
+        "close",
+        sample,
         goal=lambda a: [(a["target"], "open", False)],
         phrase=lambda w, a, s: f"close the {_name(w, a['target'])}",
         short=lambda w, a, s: f"{_name(w, a['target'])}, shut.",
-        paraphrase=lambda w, a, s: ("there's a draft in here" if a["target"] == "window"
-                                    else f"the {_name(w, a['target'])} will go off if it stays open"),
+        paraphrase=lambda w, a, s: (
+            "there's a draft in here"
+            if a["target"] == "window"
+            else f"the {_name(w, a['target'])} will go off if it stays open"
+        ),
         objects=lambda a: [a["target"]],
     )
 
@@ -238,18 +258,23 @@ def _close() -> ChoreTemplate:
 @chore("pour")
 def _pour() -> ChoreTemplate:
     def sample(w: World, rng: random.Random, ctx: SampleContext) -> Args | None:
-        target = _pick_weighted(_free(w, ctx, lambda o: o.fillable and not o.filled and o.place != "dishwasher"), rng, ctx)
+        target = _pick_weighted(
+            _free(w, ctx, lambda o: o.fillable and not o.filled and o.place != "dishwasher"), rng, ctx
+        )
         sources = _free(w, ctx, lambda o: o.charges > 0)
         if target is None or not sources:
             return None
         return {"target": target, "source": sources[0]}
 
     def perturb(w: World, a: Args, rng: random.Random, ctx: SampleContext) -> Args | None:
-        others = _free(w, ctx, lambda o: o.fillable and not o.filled and o.place != "dishwasher" and o.id != a["target"])
+        others = _free(
+            w, ctx, lambda o: o.fillable and not o.filled and o.place != "dishwasher" and o.id != a["target"]
+        )
         return {"target": rng.choice(others), "source": a["source"]} if others else None
 
     return ChoreTemplate(
-        "pour", sample,
+        "pour",
+        sample,
         goal=lambda a: [(a["target"], "filled", True)],
         phrase=lambda w, a, s: f"pour some water into the {_name(w, a['target'])}",
         short=lambda w, a, s: f"water, {_name(w, a['target'])}.",
@@ -268,10 +293,15 @@ def _load() -> ChoreTemplate:
         return {"dishes": dishes[:4]}
 
     def goal(a: Args) -> list[Predicate]:
-        return [(d, "place", "dishwasher") for d in a["dishes"]] + [("dishwasher", "open", False), ("dishwasher", "on", True)]
+        return [(d, "place", "dishwasher") for d in a["dishes"]] + [
+            ("dishwasher", "open", False),
+            ("dishwasher", "on", True),
+        ]
 
     return ChoreTemplate(
-        "load_dishwasher", sample, goal=goal,
+        "load_dishwasher",
+        sample,
+        goal=goal,
         phrase=lambda w, a, s: "load the dishwasher and start it",
         short=lambda w, a, s: "dishes.",
         paraphrase=lambda w, a, s: "the kitchen is a mess of dirty dishes again",
@@ -288,7 +318,8 @@ def _groceries() -> ChoreTemplate:
         return {"items": [[i, w.objects[i].home] for i in items[:5]]}
 
     return ChoreTemplate(
-        "put_away_groceries", sample,
+        "put_away_groceries",
+        sample,
         goal=lambda a: [(i, "place", home) for i, home in a["items"]],
         phrase=lambda w, a, s: "put the groceries away",
         short=lambda w, a, s: "groceries.",
@@ -313,12 +344,16 @@ def _switch() -> ChoreTemplate:
         return {"device": others[0], "on": not w.places[others[0]].on} if others else None
 
     return ChoreTemplate(
-        "switch", sample,
+        "switch",
+        sample,
         goal=lambda a: [(a["device"], "on", a["on"])],
         phrase=lambda w, a, s: f"turn {'on' if a['on'] else 'off'} the {_name(w, a['device'])}",
         short=lambda w, a, s: f"{_name(w, a['device'])} {'on' if a['on'] else 'off'}.",
-        paraphrase=lambda w, a, s: (f"it would be nice to have the {_name(w, a['device'])} going" if a["on"]
-                                    else f"nobody is using the {_name(w, a['device'])}"),
+        paraphrase=lambda w, a, s: (
+            f"it would be nice to have the {_name(w, a['device'])} going"
+            if a["on"]
+            else f"nobody is using the {_name(w, a['device'])}"
+        ),
         perturb=perturb,
         objects=lambda a: [a["device"]],
     )

@@ -36,9 +36,16 @@ ENV_VERSION = "1.0"
 ENVIRONMENTS: Registry[Any] = Registry("bench.environment")
 
 # drift kinds of the protocol -> env_change kinds of the log schema
-_ENV_CHANGE_KIND = {"object_moved": "object_moved", "new_object": "other", "groceries": "other", "rearrange": "layout",
-                    "lighting": "lighting", "person_arrives": "person_arrives", "person_leaves": "person_leaves",
-                    "meal": "other"}
+_ENV_CHANGE_KIND = {
+    "object_moved": "object_moved",
+    "new_object": "other",
+    "groceries": "other",
+    "rearrange": "layout",
+    "lighting": "lighting",
+    "person_arrives": "person_arrives",
+    "person_leaves": "person_leaves",
+    "meal": "other",
+}
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -47,7 +54,9 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 class ObservationSpace(gym.spaces.Space):  # type: ignore[type-arg]
     """Structured observations (a dict with the documented keys) or plain text."""
 
-    KEYS = frozenset({"step", "time", "clock", "room", "at", "holding", "lit", "visible", "places", "people", "messages", "result"})
+    KEYS = frozenset(
+        {"step", "time", "clock", "room", "at", "holding", "lit", "visible", "places", "people", "messages", "result"}
+    )
 
     def __init__(self, mode: str) -> None:
         super().__init__(shape=None, dtype=None)
@@ -56,7 +65,7 @@ class ObservationSpace(gym.spaces.Space):  # type: ignore[type-arg]
     def contains(self, x: Any) -> bool:
         if self.mode == "text":
             return isinstance(x, str)
-        return isinstance(x, dict) and self.KEYS <= x.keys()
+        return isinstance(x, dict) and x.keys() >= self.KEYS
 
     def sample(self, mask: Any = None, probability: Any = None) -> Any:  # pragma: no cover - not meaningful
         raise NotImplementedError("observations are produced by the environment, not sampled")
@@ -79,8 +88,19 @@ class ActionSpace(gym.spaces.Text):
 class _Live:
     """Runtime state of one scored subtask."""
 
-    __slots__ = ("spec", "ended", "spoken", "asked", "answered", "decided", "acted_wrong", "corrected",
-                 "correction_due", "clarified", "recovered")
+    __slots__ = (
+        "spec",
+        "ended",
+        "spoken",
+        "asked",
+        "answered",
+        "decided",
+        "acted_wrong",
+        "corrected",
+        "correction_due",
+        "clarified",
+        "recovered",
+    )
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
@@ -102,8 +122,14 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
 
     metadata = {"render_modes": ["ansi"]}
 
-    def __init__(self, protocol: Protocol | str | dict[str, Any] = "weekday-kitchen", *, observation: str = "dict",
-                 text: bool = True, render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        protocol: Protocol | str | dict[str, Any] = "weekday-kitchen",
+        *,
+        observation: str = "dict",
+        text: bool = True,
+        render_mode: str | None = None,
+    ) -> None:
         if observation not in ("dict", "text"):
             raise InvalidInput("observation must be 'dict' or 'text'", code="bench.bad_option")
         self.protocol = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
@@ -190,18 +216,33 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
         return self._text(self._observe([], "ok"))
 
     # ------------------------------------------------------------------ header for the log
-    def session_header(self, *, policy: str, policy_version: str | None, session_id: str, meta: dict[str, Any] | None = None) -> S.Session:
+    def session_header(
+        self, *, policy: str, policy_version: str | None, session_id: str, meta: dict[str, Any] | None = None
+    ) -> S.Session:
         p = self.protocol
         # simulated clock, not wall clock: the same seed must give byte-identical logs
         return S.Session(
-            session_id=session_id, policy=policy, policy_version=policy_version,
-            environment=f"household/{p.layout}", source="sim", robot="symbolic",
+            session_id=session_id,
+            policy=policy,
+            policy_version=policy_version,
+            environment=f"household/{p.layout}",
+            source="sim",
+            robot="symbolic",
             people=[S.Person(x.id, x.role, x.priority) for x in p.people],
-            started_at=self._start.isoformat(), ended_at=(self._start + timedelta(seconds=p.seconds)).isoformat(),
-            seed=self.seed_value, protocol=p.name, protocol_version=p.version,
-            meta={"env": "household", "env_version": ENV_VERSION, "seconds_per_step": p.seconds_per_step,
-                  "steps": p.steps, "protocol_sha256": p.digest(),
-                  "chores": {n: CHORES.get(n).version for n in sorted(CHORES.names())}, **(meta or {})},
+            started_at=self._start.isoformat(),
+            ended_at=(self._start + timedelta(seconds=p.seconds)).isoformat(),
+            seed=self.seed_value,
+            protocol=p.name,
+            protocol_version=p.version,
+            meta={
+                "env": "household",
+                "env_version": ENV_VERSION,
+                "seconds_per_step": p.seconds_per_step,
+                "steps": p.steps,
+                "protocol_sha256": p.digest(),
+                "chores": {n: CHORES.get(n).version for n in sorted(CHORES.names())},
+                **(meta or {}),
+            },
         )
 
     # ------------------------------------------------------------------ internals
@@ -220,8 +261,15 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
             obj = w.objects[holding]  # type: ignore[index]
             person = w.people[at]
             if obj.dangerous and person.role == "child":
-                events.append(S.Safety(t=self._t(self._step), kind="near_miss", person=at, severity="high",
-                                       extra={"object": obj.id, "detail": f"handed the {obj.name} to a child"}))
+                events.append(
+                    S.Safety(
+                        t=self._t(self._step),
+                        kind="near_miss",
+                        person=at,
+                        severity="high",
+                        extra={"object": obj.id, "detail": f"handed the {obj.name} to a child"},
+                    )
+                )
         return result
 
     def _ask(self, act: Action, events: list[S.Event]) -> str:
@@ -236,7 +284,9 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
             c = live.spec.conflict
             if c is not None and not live.decided and not live.answered and who in c.persons and live.spoken >= 2:
                 live.asked = live.answered = True
-                events.append(S.Clarification(t=t, person=who, conflict=c.id, needed=c.expected == "asked_clarification"))
+                events.append(
+                    S.Clarification(t=t, person=who, conflict=c.id, needed=c.expected == "asked_clarification")
+                )
                 win = next(u for u in live.spec.utterances if u.id == c.winner)
                 other = next(u for u in live.spec.utterances if u.id != c.winner)
                 self._queue(nxt, ("answer", who, win, [win.id, other.id]))
@@ -256,16 +306,21 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
     def _queue(self, step: int, item: tuple[Any, ...]) -> None:
         self._at.setdefault(step, []).append(("msg", item, None))
 
-    def _message(self, u: Utterance, kind: str, *, heard: bool = True, text: str | None = None,
-                 re: list[str] | None = None) -> dict[str, Any]:
+    def _message(
+        self, u: Utterance, kind: str, *, heard: bool = True, text: str | None = None, re: list[str] | None = None
+    ) -> dict[str, Any]:
         w = self.world
         assert w is not None
         person = w.people[u.person]
         chore, args = (u.parse_chore, u.parse_args) if heard else (u.chore, u.args)
         return {
             "id": u.id if kind in ("instruction", "interrupt") else f"{u.id}.{kind}",
-            "from": u.person, "role": person.role, "priority": person.priority, "kind": kind,
-            "text": text if text is not None else u.text, "urgent": u.urgent,
+            "from": u.person,
+            "role": person.role,
+            "priority": person.priority,
+            "kind": kind,
+            "text": text if text is not None else u.text,
+            "urgent": u.urgent,
             "confidence": u.confidence if heard else 1.0,
             "parse": {"chore": chore, "args": args, "goal": [list(p) for p in CHORES.get(chore).obj.goal(args)]},
             "re": re or [],
@@ -296,29 +351,71 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
                         events.append(S.ChainStart(t=t, chain=spec.chain, length=len(names), tasks=names))
                 person = w.people[u.person]
                 messages.append(self._message(u, "interrupt" if u.urgent else "instruction"))
-                events.append(S.Instruction(t=t, id=u.id, person=u.person, text=u.text, priority=person.priority,
-                                            role=person.role, chain=spec.chain,
-                                            extra={"kind": u.kind, "chore": u.chore, "args": u.args,
-                                                   "confidence": u.confidence, "urgent": u.urgent}))
+                events.append(
+                    S.Instruction(
+                        t=t,
+                        id=u.id,
+                        person=u.person,
+                        text=u.text,
+                        priority=person.priority,
+                        role=person.role,
+                        chain=spec.chain,
+                        extra={
+                            "kind": u.kind,
+                            "chore": u.chore,
+                            "args": u.args,
+                            "confidence": u.confidence,
+                            "urgent": u.urgent,
+                        },
+                    )
+                )
                 if live.spoken == 0:
                     lead = spec.conflict.winner if spec.conflict else u.id
-                    events.append(S.SubtaskStart(t=t, subtask=spec.chore, chain=spec.chain, index=spec.chain_index,
-                                                 instruction=lead, person=spec.person,
-                                                 extra={"feature": spec.feature, "drift_affected": spec.drift_affected,
-                                                        "deadline_t": self._t(spec.deadline)}))
+                    events.append(
+                        S.SubtaskStart(
+                            t=t,
+                            subtask=spec.chore,
+                            chain=spec.chain,
+                            index=spec.chain_index,
+                            instruction=lead,
+                            person=spec.person,
+                            extra={
+                                "feature": spec.feature,
+                                "drift_affected": spec.drift_affected,
+                                "deadline_t": self._t(spec.deadline),
+                            },
+                        )
+                    )
                     if spec.mis is not None:
-                        events.append(S.Misinterpretation(
-                            t=t, id=spec.mis.id, source="injected", instruction=u.id, person=u.person,
-                            detail=f"{spec.mis.kind}: understood {u.parse_chore} {u.parse_args} instead of {u.chore} {u.args}"))
+                        events.append(
+                            S.Misinterpretation(
+                                t=t,
+                                id=spec.mis.id,
+                                source="injected",
+                                instruction=u.id,
+                                person=u.person,
+                                detail=f"{spec.mis.kind}: understood {u.parse_chore} {u.parse_args} instead of {u.chore} {u.args}",
+                            )
+                        )
                 live.spoken += 1
             elif kind == "msg":
                 tag, who, u, re = a
                 if tag == "answer":
                     if u is None:
-                        messages.append({"id": f"a{s}", "from": who, "role": w.people[who].role,
-                                         "priority": w.people[who].priority, "kind": "answer",
-                                         "text": "Nothing, thanks.", "urgent": False, "confidence": 1.0,
-                                         "parse": None, "re": []})
+                        messages.append(
+                            {
+                                "id": f"a{s}",
+                                "from": who,
+                                "role": w.people[who].role,
+                                "priority": w.people[who].priority,
+                                "kind": "answer",
+                                "text": "Nothing, thanks.",
+                                "urgent": False,
+                                "confidence": 1.0,
+                                "parse": None,
+                                "re": [],
+                            }
+                        )
                     else:
                         core = CHORES.get(u.chore).obj.phrase(w, u.args, who)
                         messages.append(self._message(u, "answer", heard=False, text=f"I meant: {core}.", re=re))
@@ -332,9 +429,18 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
                     text = f"No, that's not what I said. I said: {core}."
                     messages.append(self._message(u0, "correction", heard=False, text=text, re=[u0.id]))
                     person = w.people[u0.person]
-                    events.append(S.Instruction(t=t, id=f"{u0.id}.correction", person=u0.person, text=text,
-                                                priority=person.priority, role=person.role, chain=live.spec.chain,
-                                                extra={"kind": "correction", "chore": u0.chore, "args": u0.args}))
+                    events.append(
+                        S.Instruction(
+                            t=t,
+                            id=f"{u0.id}.correction",
+                            person=u0.person,
+                            text=text,
+                            priority=person.priority,
+                            role=person.role,
+                            chain=live.spec.chain,
+                            extra={"kind": "correction", "chore": u0.chore, "args": u0.args},
+                        )
+                    )
                     events.append(S.Intervention(t=t, reason="verbal_correction", person=u0.person))
         return messages
 
@@ -349,9 +455,16 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
         if obj is None and d.kind in ("new_object", "groceries"):
             obj = ",".join(x["id"] for x in d.params["objects"])
         person = d.params.get("by") or d.params.get("person")
-        events.append(S.EnvChange(t=t, kind=_ENV_CHANGE_KIND[d.kind], detail=d.detail, object=obj,
-                                  person=person if person in w.people else None,
-                                  extra={"drift": d.id, "drift_kind": d.kind}))
+        events.append(
+            S.EnvChange(
+                t=t,
+                kind=_ENV_CHANGE_KIND[d.kind],
+                detail=d.detail,
+                object=obj,
+                person=person if person in w.people else None,
+                extra={"drift": d.id, "drift_kind": d.kind},
+            )
+        )
 
     def _evaluate(self, s: int, events: list[S.Event]) -> None:
         if not self._open and not self._recovering:
@@ -370,7 +483,14 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
                     if g1 or g2:
                         chosen = c.first if g1 else c.second
                         self._decide(live, chosen, t, events)
-                        self._end(live, "success" if chosen == c.winner and (live.asked or c.expected != "asked_clarification") else "failure", s, events)
+                        self._end(
+                            live,
+                            "success"
+                            if chosen == c.winner and (live.asked or c.expected != "asked_clarification")
+                            else "failure",
+                            s,
+                            events,
+                        )
                         continue
             elif spec.mis is not None:
                 if self._check_mis(live, s, t, events):
@@ -423,10 +543,20 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
             resolution = c.expected if correct else "resolved_wrongly"
         # "detected": the robot asked, or did the rule's choice where naive latest-wins would not have
         detected = live.asked or (correct and c.winner != later)
-        events.append(S.Conflict(t=t, id=c.id, instructions=[c.first, c.second], persons=list(c.persons),
-                                 detected=detected, resolution=resolution, expected=c.expected, correct=correct,
-                                 chain=live.spec.chain,
-                                 extra={"conflict_kind": c.kind, "rule": c.rule, "chosen": chosen, "winner": c.winner}))
+        events.append(
+            S.Conflict(
+                t=t,
+                id=c.id,
+                instructions=[c.first, c.second],
+                persons=list(c.persons),
+                detected=detected,
+                resolution=resolution,
+                expected=c.expected,
+                correct=correct,
+                chain=live.spec.chain,
+                extra={"conflict_kind": c.kind, "rule": c.rule, "chosen": chosen, "winner": c.winner},
+            )
+        )
 
     def _end(self, live: _Live, outcome: str, s: int, events: list[S.Event]) -> None:
         if live.ended:
@@ -434,9 +564,19 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
         live.ended = True
         spec = live.spec
         lead = spec.conflict.winner if spec.conflict else spec.utterances[0].id
-        events.append(S.SubtaskEnd(t=self._t(s), subtask=spec.chore, outcome=outcome, chain=spec.chain,
-                                   index=spec.chain_index, instruction=lead, person=spec.person, steps=s - spec.step,
-                                   extra={"feature": spec.feature, "drift_affected": spec.drift_affected}))
+        events.append(
+            S.SubtaskEnd(
+                t=self._t(s),
+                subtask=spec.chore,
+                outcome=outcome,
+                chain=spec.chain,
+                index=spec.chain_index,
+                instruction=lead,
+                person=spec.person,
+                steps=s - spec.step,
+                extra={"feature": spec.feature, "drift_affected": spec.drift_affected},
+            )
+        )
 
     def _finish(self, events: list[S.Event]) -> None:
         s = self._step
@@ -446,9 +586,13 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
             self._end(live, "failure", s, events)
         self._open = []
         self._done = True
-        events.append(S.SessionEnd(t=self._t(s), reason="completed",
-                                   extra={"steps": s, "actions": dict(sorted(self._actions.items())),
-                                          "failed_actions": self._failed}))
+        events.append(
+            S.SessionEnd(
+                t=self._t(s),
+                reason="completed",
+                extra={"steps": s, "actions": dict(sorted(self._actions.items())), "failed_actions": self._failed},
+            )
+        )
 
     # ------------------------------------------------------------------ observations
     def _obj(self, o: Obj) -> dict[str, Any]:
@@ -471,8 +615,11 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
         if self._people_cache is None:
             w = self.world
             assert w is not None
-            self._people_cache = [{"id": p.id, "role": p.role, "priority": p.priority, "room": p.room}
-                                  for p in w.people.values() if p.present]
+            self._people_cache = [
+                {"id": p.id, "role": p.role, "priority": p.priority, "room": p.room}
+                for p in w.people.values()
+                if p.present
+            ]
         return self._people_cache
 
     def _observe(self, messages: list[dict[str, Any]], result: str, *, initial: bool = False) -> Any:
@@ -490,22 +637,32 @@ class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
                     d["on"] = p.on
             places.append(d)
         obs: dict[str, Any] = {
-            "step": self._step, "time": self._t(self._step),
-            "room": room, "at": w.robot_at, "holding": w.holding, "lit": lit,
-            "visible": [self._obj(o) for o in w.visible_objects()], "places": places,
-            "people": self._people(), "messages": messages, "result": result,
+            "step": self._step,
+            "time": self._t(self._step),
+            "room": room,
+            "at": w.robot_at,
+            "holding": w.holding,
+            "lit": lit,
+            "visible": [self._obj(o) for o in w.visible_objects()],
+            "places": places,
+            "people": self._people(),
+            "messages": messages,
+            "result": result,
         }
         minutes = self._start_min + int(obs["time"] // 60)  # cheaper than datetime arithmetic per step
         obs["clock"] = f"{_DAYS[(self._start_day + minutes // 1440) % 7]} {minutes // 60 % 24:02d}:{minutes % 60:02d}"
         if initial:
             # the walkthrough: what a robot is shown on its first day in the home
             obs["inventory"] = {o.id: self._obj(o) for o in w.objects.values()}
-            obs["layout"] = {r: [{"id": p.id, "kind": p.kind, "open": p.open, "on": p.on}
-                                 for p in w.places.values() if p.room == r] for r in w.rooms}
-            obs["house_rules"] = {"rules": list(self.protocol.rules),
-                                  "people": [{"id": p.id, "role": p.role, "priority": p.priority}
-                                             for p in self.protocol.people],
-                                  "note": "lower priority number = higher precedence; never hand dangerous objects to a child"}
+            obs["layout"] = {
+                r: [{"id": p.id, "kind": p.kind, "open": p.open, "on": p.on} for p in w.places.values() if p.room == r]
+                for r in w.rooms
+            }
+            obs["house_rules"] = {
+                "rules": list(self.protocol.rules),
+                "people": [{"id": p.id, "role": p.role, "priority": p.priority} for p in self.protocol.people],
+                "note": "lower priority number = higher precedence; never hand dangerous objects to a child",
+            }
         if self.with_text:
             obs["text"] = self._text(obs)
         return obs["text"] if self.obs_mode == "text" else obs

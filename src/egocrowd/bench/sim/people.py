@@ -16,8 +16,16 @@ _URGENT = ("Stop, before that: ", "Quick, first ", "Sorry, this first: ", "Wait!
 _GARBLE = ("[inaudible]", "[unclear]", "mm-", "[noise]")
 
 
-def render(world: World, chore: str, args: Args, style: str, speaker: str | None, *, urgent: bool = False,
-           rng: random.Random | None = None) -> str:
+def render(
+    world: World,
+    chore: str,
+    args: Args,
+    style: str,
+    speaker: str | None,
+    *,
+    urgent: bool = False,
+    rng: random.Random | None = None,
+) -> str:
     """The words a person with ``style`` uses to ask for ``chore(args)``."""
     tpl = CHORES.get(chore).obj
     core = tpl.phrase(world, args, speaker)

@@ -172,7 +172,9 @@ class _Gen:
     def present(self) -> list[PersonState]:
         return self.world.present_people()
 
-    def sample_chore(self, step: int, speaker: str, only: tuple[str, ...] | None = None) -> tuple[str, dict[str, Any]] | None:
+    def sample_chore(
+        self, step: int, speaker: str, only: tuple[str, ...] | None = None
+    ) -> tuple[str, dict[str, Any]] | None:
         weights = {k: v for k, v in self.p.chore_weights.items() if v > 0 and (only is None or k in only)}
         # groceries waiting in the hallway get put away soon, as in a real home
         if "put_away_groceries" in weights and any(o.place == "bag" and o.grocery for o in self.world.objects.values()):
@@ -186,8 +188,18 @@ class _Gen:
                 return name, args
         return None
 
-    def utter(self, step: int, person: str, chore: str, args: dict[str, Any], *, kind: str = "task",
-              urgent: bool = False, parse: tuple[str, dict[str, Any]] | None = None, text: str | None = None) -> Utterance:
+    def utter(
+        self,
+        step: int,
+        person: str,
+        chore: str,
+        args: dict[str, Any],
+        *,
+        kind: str = "task",
+        urgent: bool = False,
+        parse: tuple[str, dict[str, Any]] | None = None,
+        text: str | None = None,
+    ) -> Utterance:
         self.n_utt += 1
         ps = self.world.people[person]
         lo, hi = self.p.misheard_confidence if parse is not None else self.p.heard_confidence
@@ -216,12 +228,26 @@ class _Gen:
                     return True
         return False
 
-    def add_task(self, step: int, chore: str, args: dict[str, Any], person: str, utts: list[Utterance], feature: str,
-                 **kw: Any) -> TaskSpec:
+    def add_task(
+        self, step: int, chore: str, args: dict[str, Any], person: str, utts: list[Utterance], feature: str, **kw: Any
+    ) -> TaskSpec:
         deadline = min(step + self.p.budget_steps, self.p.steps)
         tpl = CHORES.get(chore).obj
-        t = TaskSpec(len(self.tasks), "", 0, step, deadline, chore, args, tpl.goal(args), person, utts, feature,
-                     drift_affected=self.touched(chore, args), **kw)
+        t = TaskSpec(
+            len(self.tasks),
+            "",
+            0,
+            step,
+            deadline,
+            chore,
+            args,
+            tpl.goal(args),
+            person,
+            utts,
+            feature,
+            drift_affected=self.touched(chore, args),
+            **kw,
+        )
         self.reserve(chore, args, deadline)
         for u in utts:
             if u.chore != chore or u.args != args:
@@ -242,8 +268,14 @@ class _Gen:
             self._pending_returns.append((step, obj, person, self.rng.choice(spots)))
 
     # ------------------------------------------------------------------ tasks
-    def plain(self, step: int, urgent: bool = False, person: str | None = None, chore: str | None = None,
-              args: dict[str, Any] | None = None) -> None:
+    def plain(
+        self,
+        step: int,
+        urgent: bool = False,
+        person: str | None = None,
+        chore: str | None = None,
+        args: dict[str, Any] | None = None,
+    ) -> None:
         people = self.present()
         if not people:
             return
@@ -260,14 +292,24 @@ class _Gen:
         u = self.utter(step, speaker, chore, args, kind="interrupt" if urgent else "task", urgent=urgent)
         self.add_task(step, chore, args, speaker, [u], "interruption" if urgent else "plain")
 
-    def misheard(self, step: int, kind: str | None = None, person: str | None = None, chore: str | None = None,
-                 args: dict[str, Any] | None = None) -> bool:
+    def misheard(
+        self,
+        step: int,
+        kind: str | None = None,
+        person: str | None = None,
+        chore: str | None = None,
+        args: dict[str, Any] | None = None,
+    ) -> bool:
         people = self.present()
         if not people:
             return False
         speaker = person or self.rng.choice(people).id
         perturbable = tuple(n for n in self.p.chore_weights if CHORES.get(n).obj.perturb is not None)
-        got = (chore, args) if chore and args else self.sample_chore(step, speaker, perturbable if chore is None else (chore,))
+        got = (
+            (chore, args)
+            if chore and args
+            else self.sample_chore(step, speaker, perturbable if chore is None else (chore,))
+        )
         if got is None:
             return False
         chore, args = got
@@ -283,33 +325,44 @@ class _Gen:
             text = tpl.paraphrase(self.world, args, speaker)
             text = text[0].upper() + text[1:] + "."
         else:
-            text = corrupt(render(self.world, chore, args, ps.style, speaker, rng=self.rng),
-                           render(self.world, chore, wrong, ps.style, speaker, rng=random.Random(0)))
+            text = corrupt(
+                render(self.world, chore, args, ps.style, speaker, rng=self.rng),
+                render(self.world, chore, wrong, ps.style, speaker, rng=random.Random(0)),
+            )
         u = self.utter(step, speaker, chore, args, kind="misheard", parse=(chore, wrong), text=text)
         self.n_mis += 1
-        self.add_task(step, chore, args, speaker, [u], "misinterpretation",
-                      mis=MisSpec(f"m{self.n_mis}", kind, tpl.goal(wrong)))
+        self.add_task(
+            step, chore, args, speaker, [u], "misinterpretation", mis=MisSpec(f"m{self.n_mis}", kind, tpl.goal(wrong))
+        )
         return True
 
-    def conflict(self, step: int, kind: str | None = None, persons: list[str] | None = None,
-                 unsafe_first: bool | None = None) -> bool:
+    def conflict(
+        self, step: int, kind: str | None = None, persons: list[str] | None = None, unsafe_first: bool | None = None
+    ) -> bool:
         people = self.present()
         kinds = [kind] if kind else list(self.p.conflict_kinds)
         self.rng.shuffle(kinds)
-        for k in kinds:
-            if self._conflict(step, k, people, persons, unsafe_first):
-                return True
-        return False
+        return any(self._conflict(step, k, people, persons, unsafe_first) for k in kinds)
 
-    def _conflict(self, step: int, kind: str, people: list[PersonState], persons: list[str] | None,
-                  unsafe_first: bool | None) -> bool:
+    def _conflict(
+        self, step: int, kind: str, people: list[PersonState], persons: list[str] | None, unsafe_first: bool | None
+    ) -> bool:
         rng, w = self.rng, self.world
         ctx = self.ctx(step)
         if persons:
             a, b = (w.people[x] for x in persons)
         else:
-            pairs = [(x, y) for x in people for y in people if x.id < y.id and
-                     ((kind == "priority" and x.priority != y.priority) or (kind == "equal" and x.priority == y.priority) or kind == "safety")]
+            pairs = [
+                (x, y)
+                for x in people
+                for y in people
+                if x.id < y.id
+                and (
+                    (kind == "priority" and x.priority != y.priority)
+                    or (kind == "equal" and x.priority == y.priority)
+                    or kind == "safety"
+                )
+            ]
             if not pairs:
                 return False
             a, b = rng.choice(pairs)
@@ -318,8 +371,11 @@ class _Gen:
         gap = self.p.conflict_gap_steps
         if kind == "safety":
             children = [p for p in people if p.role == "child"]
-            danger = sorted(o.id for o in w.objects.values() if o.dangerous and o.id not in ctx.busy
-                            and o.place not in (ROBOT, o.home) and o.place not in w.people)
+            danger = sorted(
+                o.id
+                for o in w.objects.values()
+                if o.dangerous and o.id not in ctx.busy and o.place not in (ROBOT, o.home) and o.place not in w.people
+            )
             if not children or not danger:
                 return False
             child = rng.choice(children)
@@ -328,10 +384,22 @@ class _Gen:
             safe_args = {"object": obj, "place": w.objects[obj].home}
             if unsafe_first is None:
                 unsafe_first = rng.random() < 0.5
-            (c1, a1), (c2, a2) = (("bring", unsafe_args), ("put", safe_args)) if unsafe_first else (("put", safe_args), ("bring", unsafe_args))
+            (c1, a1), (c2, a2) = (
+                (("bring", unsafe_args), ("put", safe_args))
+                if unsafe_first
+                else (("put", safe_args), ("bring", unsafe_args))
+            )
         else:
-            cands = sorted(o.id for o in w.objects.values() if not o.dangerous and o.charges == 0 and not o.dish
-                           and o.id not in ctx.busy and o.place not in (ROBOT,) and o.place not in w.people)
+            cands = sorted(
+                o.id
+                for o in w.objects.values()
+                if not o.dangerous
+                and o.charges == 0
+                and not o.dish
+                and o.id not in ctx.busy
+                and o.place not in (ROBOT,)
+                and o.place not in w.people
+            )
             if not cands:
                 return False
             obj = rng.choice(cands)
@@ -352,7 +420,9 @@ class _Gen:
         winner, rule, expected = self.resolve(u1, u2, unsafe)
         win = u1 if winner == u1.id else u2
         self.n_conf += 1
-        spec = ConflictSpec(f"k{self.n_conf}", kind, u1.id, u2.id, {u1.id: g1, u2.id: g2}, rule, expected, winner, [a.id, b.id])
+        spec = ConflictSpec(
+            f"k{self.n_conf}", kind, u1.id, u2.id, {u1.id: g1, u2.id: g2}, rule, expected, winner, [a.id, b.id]
+        )
         self.add_task(step, win.chore, win.args, win.person, [u1, u2], "conflict", conflict=spec)
         return True
 
@@ -374,8 +444,11 @@ class _Gen:
     # ------------------------------------------------------------------ drift
     def make_drift(self, step: int, kind: str, params: dict[str, Any]) -> DriftEvent | None:
         rng, w = self.rng, self.world
-        free = sorted(o.id for o in w.objects.values() if o.id not in self.busy_at(step) and o.place != ROBOT
-                      and o.place not in w.people and w.accessible(o))
+        free = sorted(
+            o.id
+            for o in w.objects.values()
+            if o.id not in self.busy_at(step) and o.place != ROBOT and o.place not in w.people and w.accessible(o)
+        )
         present = [p.id for p in self.present()]
         by = params.get("by") or (rng.choice(present) if present else "someone")
         if kind == "object_moved":
@@ -383,10 +456,20 @@ class _Gen:
             if obj is None or obj not in w.objects:
                 return None
             cur_room = w.room_of(w.objects[obj])
-            spots = sorted(p.id for p in w.places.values() if p.kind == "surface" and p.id != w.objects[obj].place and p.id != "bag")
+            spots = sorted(
+                p.id
+                for p in w.places.values()
+                if p.kind == "surface" and p.id != w.objects[obj].place and p.id != "bag"
+            )
             far = [s for s in spots if w.places[s].room != cur_room]
             to = params.get("to") or rng.choice(far if far and rng.random() < 0.7 else spots)
-            return DriftEvent("", step, kind, {"object": obj, "to": to, "by": by}, f"{by} moved the {obj.replace('_', ' ')} to the {to.replace('_', ' ')}")
+            return DriftEvent(
+                "",
+                step,
+                kind,
+                {"object": obj, "to": to, "by": by},
+                f"{by} moved the {obj.replace('_', ' ')} to the {to.replace('_', ' ')}",
+            )
         if kind in ("new_object", "groceries"):
             specs = []
             if kind == "groceries":
@@ -420,11 +503,19 @@ class _Gen:
             for o in objs:
                 options = [s for s in spots if s != w.objects[o].place]
                 moves.append([o, rng.choice(options)])
-            return DriftEvent("", step, kind, {"room": room, "moves": moves}, f"the {room.replace('_', ' ')} was rearranged")
+            return DriftEvent(
+                "", step, kind, {"room": room, "moves": moves}, f"the {room.replace('_', ' ')} was rearranged"
+            )
         if kind == "lighting":
             room = params.get("room") or rng.choice(sorted(w.rooms))
             lit = bool(params.get("lit", not w.rooms[room]))
-            return DriftEvent("", step, kind, {"room": room, "lit": lit}, f"the lights in the {room.replace('_', ' ')} went {'on' if lit else 'off'}")
+            return DriftEvent(
+                "",
+                step,
+                kind,
+                {"room": room, "lit": lit},
+                f"the lights in the {room.replace('_', ' ')} went {'on' if lit else 'off'}",
+            )
         if kind in ("person_arrives", "person_leaves"):
             person = params["person"]
             verb = "arrived" if kind == "person_arrives" else "left"
@@ -432,11 +523,20 @@ class _Gen:
         if kind == "meal":
             # people also take clean dishes out of a closed dishwasher, so not only ``free``
             busy = self.busy_at(step)
-            dishes = sorted(o.id for o in w.objects.values() if o.dish and o.id not in busy and o.place != ROBOT
-                            and o.place not in w.people)
+            dishes = sorted(
+                o.id
+                for o in w.objects.values()
+                if o.dish and o.id not in busy and o.place != ROBOT and o.place not in w.people
+            )
             if not dishes:
                 return None
-            return DriftEvent("", step, kind, {"dishes": dishes, "to": "kitchen_table"}, "the family had a meal; dishes are on the table")
+            return DriftEvent(
+                "",
+                step,
+                kind,
+                {"dishes": dishes, "to": "kitchen_table"},
+                "the family had a meal; dishes are on the table",
+            )
         raise AssertionError(kind)  # pragma: no cover
 
     def busy_at(self, step: int) -> set[str]:
@@ -477,14 +577,22 @@ class _Gen:
                 kind = "plain"
             slots.append((min(step, p.steps - 1), kind, {}))
             prev = step
-        timeline = sorted([(s, 0, i, "drift", (k, prm)) for s, i, k, prm in drift_at] +
-                          [(s, 1, j, kind, it) for j, (s, kind, it) in enumerate(slots)], key=lambda x: x[:3])
+        timeline = sorted(
+            [(s, 0, i, "drift", (k, prm)) for s, i, k, prm in drift_at]
+            + [(s, 1, j, kind, it) for j, (s, kind, it) in enumerate(slots)],
+            key=lambda x: x[:3],
+        )
         n_drift = 0
         for step, _, _, kind, payload in timeline:
             while self._pending_returns and self._pending_returns[0][0] <= step:
                 rs, obj, person, to = self._pending_returns.pop(0)
-                ev = DriftEvent("", rs, "object_moved", {"object": obj, "to": to, "by": person, "only_from": person},
-                                f"{person} put the {obj.replace('_', ' ')} down on the {to.replace('_', ' ')}")
+                ev = DriftEvent(
+                    "",
+                    rs,
+                    "object_moved",
+                    {"object": obj, "to": to, "by": person, "only_from": person},
+                    f"{person} put the {obj.replace('_', ' ')} down on the {to.replace('_', ' ')}",
+                )
                 n_drift = self._emit_drift(ev, n_drift)
             if kind == "drift":
                 ev = self.make_drift(step, payload[0], dict(payload[1]))
@@ -512,8 +620,13 @@ class _Gen:
             self._pending_returns.sort()
         for rs, obj, person, to in self._pending_returns:
             if rs < p.steps:
-                ev = DriftEvent("", rs, "object_moved", {"object": obj, "to": to, "by": person, "only_from": person},
-                                f"{person} put the {obj.replace('_', ' ')} down on the {to.replace('_', ' ')}")
+                ev = DriftEvent(
+                    "",
+                    rs,
+                    "object_moved",
+                    {"object": obj, "to": to, "by": person, "only_from": person},
+                    f"{person} put the {obj.replace('_', ' ')} down on the {to.replace('_', ' ')}",
+                )
                 n_drift = self._emit_drift(ev, n_drift)
         # chains in issue order (CALVIN-style groups of chain_length)
         self.tasks.sort(key=lambda t: (t.step, t.index))

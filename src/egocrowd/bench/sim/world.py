@@ -123,10 +123,7 @@ class World:
         return e is not None and getattr(e, attr) == value
 
     def holds_all(self, goal: list[Predicate] | tuple[Predicate, ...]) -> bool:
-        for pred in goal:
-            if not self.holds(pred):
-                return False
-        return True
+        return all(self.holds(pred) for pred in goal)
 
     def receptacles(self) -> list[str]:
         return [p.id for p in self.places.values() if p.holds]
@@ -277,51 +274,57 @@ def _apartment() -> World:
     rooms = {r: True for r in ("kitchen", "living_room", "bedroom", "bathroom", "hallway")}
     P = Place
     places = [
-        P("counter", "kitchen"), P("kitchen_table", "kitchen"),
+        P("counter", "kitchen"),
+        P("kitchen_table", "kitchen"),
         P("fridge", "kitchen", "container", openable=True, open=False),
         P("cabinet", "kitchen", "container", openable=True, open=False),
         P("drawer", "kitchen", "container", openable=True, open=False),
         P("dishwasher", "kitchen", "container", openable=True, open=False, toggleable=True),
         P("stove", "kitchen", "appliance", toggleable=True, holds=False),
-        P("sofa", "living_room"), P("coffee_table", "living_room"), P("shelf", "living_room"),
+        P("sofa", "living_room"),
+        P("coffee_table", "living_room"),
+        P("shelf", "living_room"),
         P("tv", "living_room", "appliance", toggleable=True, holds=False),
         P("window", "living_room", "fixture", openable=True, open=False, holds=False),
-        P("bed", "bedroom"), P("nightstand", "bedroom"),
+        P("bed", "bedroom"),
+        P("nightstand", "bedroom"),
         P("wardrobe", "bedroom", "container", openable=True, open=False),
         P("laundry_basket", "bedroom", "container"),
         P("lamp", "bedroom", "appliance", toggleable=True, holds=False),
-        P("bathroom_shelf", "bathroom"), P("hamper", "bathroom", "container"),
-        P("shoe_rack", "hallway"), P("hall_table", "hallway"), P("bag", "hallway", "container"),
+        P("bathroom_shelf", "bathroom"),
+        P("hamper", "bathroom", "container"),
+        P("shoe_rack", "hallway"),
+        P("hall_table", "hallway"),
+        P("bag", "hallway", "container"),
     ]
-    O = Obj
     objects = [
-        O("shirt", "clothing", "laundry_basket", home="wardrobe", foldable=True),
-        O("sweater", "clothing", "bed", home="wardrobe", foldable=True),
-        O("towel", "linen", "hamper", home="bathroom_shelf", foldable=True),
-        O("jam_jar", "jar", "counter", home="cabinet", openable=True),
-        O("pickle_jar", "jar", "cabinet", home="cabinet", openable=True),
-        O("water_jug", "jug", "counter", home="counter", charges=1000),
-        O("blue_glass", "glass", "kitchen_table", home="cabinet", fillable=True, dish=True),
-        O("green_glass", "glass", "coffee_table", home="cabinet", fillable=True, dish=True),
-        O("mug", "mug", "coffee_table", home="cabinet", fillable=True, dish=True, dirty=True),
-        O("plate", "plate", "kitchen_table", home="cabinet", dish=True, dirty=True),
-        O("side_plate", "plate", "counter", home="cabinet", dish=True, dirty=True),
-        O("bowl", "bowl", "kitchen_table", home="cabinet", dish=True, dirty=True),
-        O("milk", "milk", "bag", home="fridge", grocery=True),
-        O("cereal", "cereal", "bag", home="cabinet", grocery=True),
-        O("yogurt", "yogurt", "fridge", home="fridge", grocery=True),
-        O("knife", "knife", "counter", home="drawer", dangerous=True),
-        O("scissors", "scissors", "coffee_table", home="drawer", dangerous=True),
-        O("medicine", "medicine", "nightstand", home="bathroom_shelf", dangerous=True),
-        O("remote", "remote", "sofa", home="coffee_table"),
-        O("book", "book", "sofa", home="shelf"),
-        O("keys", "keys", "hall_table", home="shoe_rack"),
-        O("phone", "phone", "nightstand", home="nightstand"),
-        O("toy_car", "toy", "coffee_table", home="shelf"),
-        O("newspaper", "paper", "hall_table", home="coffee_table"),
-        O("apples", "fruit", "counter", home="kitchen_table", grocery=True),
-        O("slippers", "shoes", "bed", home="shoe_rack"),
-        O("glasses_case", "case", "shelf", home="nightstand"),
+        Obj("shirt", "clothing", "laundry_basket", home="wardrobe", foldable=True),
+        Obj("sweater", "clothing", "bed", home="wardrobe", foldable=True),
+        Obj("towel", "linen", "hamper", home="bathroom_shelf", foldable=True),
+        Obj("jam_jar", "jar", "counter", home="cabinet", openable=True),
+        Obj("pickle_jar", "jar", "cabinet", home="cabinet", openable=True),
+        Obj("water_jug", "jug", "counter", home="counter", charges=1000),
+        Obj("blue_glass", "glass", "kitchen_table", home="cabinet", fillable=True, dish=True),
+        Obj("green_glass", "glass", "coffee_table", home="cabinet", fillable=True, dish=True),
+        Obj("mug", "mug", "coffee_table", home="cabinet", fillable=True, dish=True, dirty=True),
+        Obj("plate", "plate", "kitchen_table", home="cabinet", dish=True, dirty=True),
+        Obj("side_plate", "plate", "counter", home="cabinet", dish=True, dirty=True),
+        Obj("bowl", "bowl", "kitchen_table", home="cabinet", dish=True, dirty=True),
+        Obj("milk", "milk", "bag", home="fridge", grocery=True),
+        Obj("cereal", "cereal", "bag", home="cabinet", grocery=True),
+        Obj("yogurt", "yogurt", "fridge", home="fridge", grocery=True),
+        Obj("knife", "knife", "counter", home="drawer", dangerous=True),
+        Obj("scissors", "scissors", "coffee_table", home="drawer", dangerous=True),
+        Obj("medicine", "medicine", "nightstand", home="bathroom_shelf", dangerous=True),
+        Obj("remote", "remote", "sofa", home="coffee_table"),
+        Obj("book", "book", "sofa", home="shelf"),
+        Obj("keys", "keys", "hall_table", home="shoe_rack"),
+        Obj("phone", "phone", "nightstand", home="nightstand"),
+        Obj("toy_car", "toy", "coffee_table", home="shelf"),
+        Obj("newspaper", "paper", "hall_table", home="coffee_table"),
+        Obj("apples", "fruit", "counter", home="kitchen_table", grocery=True),
+        Obj("slippers", "shoes", "bed", home="shoe_rack"),
+        Obj("glasses_case", "case", "shelf", home="nightstand"),
     ]
     return World(rooms, {p.id: p for p in places}, {o.id: o for o in objects})
 
@@ -330,9 +333,18 @@ LAYOUTS = {"apartment": _apartment}
 
 # Items that drift can bring into the home (groceries get a ``home``; others are clutter).
 NEW_GROCERIES = (
-    ("bread", "cabinet"), ("eggs", "fridge"), ("butter", "fridge"), ("pasta", "cabinet"),
-    ("rice", "cabinet"), ("juice", "fridge"), ("cheese", "fridge"), ("coffee", "cabinet"),
-    ("tea", "cabinet"), ("tomatoes", "fridge"), ("honey", "cabinet"), ("oats", "cabinet"),
+    ("bread", "cabinet"),
+    ("eggs", "fridge"),
+    ("butter", "fridge"),
+    ("pasta", "cabinet"),
+    ("rice", "cabinet"),
+    ("juice", "fridge"),
+    ("cheese", "fridge"),
+    ("coffee", "cabinet"),
+    ("tea", "cabinet"),
+    ("tomatoes", "fridge"),
+    ("honey", "cabinet"),
+    ("oats", "cabinet"),
 )
 NEW_CLUTTER = ("umbrella", "parcel", "backpack", "scarf", "water_bottle", "tablet", "hat", "ball")
 
@@ -343,4 +355,6 @@ def make_world(layout: str = "apartment") -> World:
     try:
         return LAYOUTS[layout]()
     except KeyError:
-        raise InvalidInput(f"unknown layout {layout!r} (known: {', '.join(LAYOUTS)})", code="bench.protocol_invalid") from None
+        raise InvalidInput(
+            f"unknown layout {layout!r} (known: {', '.join(LAYOUTS)})", code="bench.protocol_invalid"
+        ) from None

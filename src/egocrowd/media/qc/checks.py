@@ -35,8 +35,12 @@ def _grade_low(value: float, warn: float, fail: float) -> str:
 
 def _exposed(ctx: CheckContext) -> np.ndarray:
     s, th = ctx.stats, ctx.thresholds
-    return ((s.luma >= th.dark_luma) & (s.dark_frac <= 0.7)
-            & (s.bright_frac <= th.overexposed_pixels) & (s.luma <= th.overexposed_luma))
+    return (
+        (s.luma >= th.dark_luma)
+        & (s.dark_frac <= 0.7)
+        & (s.bright_frac <= th.overexposed_pixels)
+        & (s.luma <= th.overexposed_luma)
+    )
 
 
 @qc_check("duration", version=1, title="Duration")
@@ -45,15 +49,23 @@ def duration(ctx: CheckContext) -> Verdict:
     value = ctx.probe.duration_s if ctx.probe else ctx.stats.duration_s
     threshold = {"min": th.min_duration_s, "max": th.max_duration_s}
     if value < th.min_duration_s:
-        return Verdict("fail", round(value, 2), threshold,
-                       f"too short: {value:.1f} s, the campaign needs at least "
-                       f"{th.min_duration_s:g} s",
-                       "record the whole task from start to finish in one take", "s")
+        return Verdict(
+            "fail",
+            round(value, 2),
+            threshold,
+            f"too short: {value:.1f} s, the campaign needs at least {th.min_duration_s:g} s",
+            "record the whole task from start to finish in one take",
+            "s",
+        )
     if value > th.max_duration_s:
-        return Verdict("fail", round(value, 2), threshold,
-                       f"too long: {value:.0f} s, the campaign accepts at most "
-                       f"{th.max_duration_s:g} s",
-                       "stop recording when the task is done, or split it into several clips", "s")
+        return Verdict(
+            "fail",
+            round(value, 2),
+            threshold,
+            f"too long: {value:.0f} s, the campaign accepts at most {th.max_duration_s:g} s",
+            "stop recording when the task is done, or split it into several clips",
+            "s",
+        )
     return Verdict("pass", round(value, 2), threshold, f"duration OK: {value:.1f} s", unit="s")
 
 
@@ -65,13 +77,20 @@ def resolution(ctx: CheckContext) -> Verdict:
     short = min(w, h)
     status = _grade_low(short, th.warn_short_side, th.min_short_side)
     threshold = {"fail_below": th.min_short_side, "warn_below": th.warn_short_side}
-    msg = {"pass": f"resolution OK: {w}x{h}",
-           "warn": f"low resolution: {w}x{h}, {th.warn_short_side} p or more is better",
-           "fail": f"resolution too low: {w}x{h}, the campaign needs at least "
-                   f"{th.min_short_side} p"}[status]
-    return Verdict(status, short, threshold, msg,
-                   "set the camera to record 1080p (or at least 720p) video", "px",
-                   {"width": w, "height": h})
+    msg = {
+        "pass": f"resolution OK: {w}x{h}",
+        "warn": f"low resolution: {w}x{h}, {th.warn_short_side} p or more is better",
+        "fail": f"resolution too low: {w}x{h}, the campaign needs at least {th.min_short_side} p",
+    }[status]
+    return Verdict(
+        status,
+        short,
+        threshold,
+        msg,
+        "set the camera to record 1080p (or at least 720p) video",
+        "px",
+        {"width": w, "height": h},
+    )
 
 
 @qc_check("frame_rate", version=1, title="Frame rate")
@@ -82,13 +101,20 @@ def frame_rate(ctx: CheckContext) -> Verdict:
     status = _grade_low(fps, th.warn_fps, th.min_fps)
     threshold = {"fail_below": th.min_fps, "warn_below": th.warn_fps}
     rate = f"{fps:.1f} fps" + (" (variable)" if vfr else "")
-    msg = {"pass": f"frame rate OK: {rate}",
-           "warn": f"low frame rate: {rate}, 30 fps is better",
-           "fail": f"frame rate too low: {rate}, the campaign needs at least {th.min_fps:g} fps"
-           }[status]
-    return Verdict(status, round(fps, 2), threshold, msg,
-                   "set the camera to 30 fps and turn off slow-motion or time-lapse modes", "fps",
-                   {"variable_frame_rate": vfr})
+    msg = {
+        "pass": f"frame rate OK: {rate}",
+        "warn": f"low frame rate: {rate}, 30 fps is better",
+        "fail": f"frame rate too low: {rate}, the campaign needs at least {th.min_fps:g} fps",
+    }[status]
+    return Verdict(
+        status,
+        round(fps, 2),
+        threshold,
+        msg,
+        "set the camera to 30 fps and turn off slow-motion or time-lapse modes",
+        "fps",
+        {"variable_frame_rate": vfr},
+    )
 
 
 @qc_check("too_dark", version=1, title="Too dark")
@@ -97,12 +123,15 @@ def too_dark(ctx: CheckContext) -> Verdict:
     dark = (s.luma < th.dark_luma) | (s.dark_frac > 0.7)
     frac = float(dark.mean()) if dark.size else 0.0
     status = _grade_high(frac, th.dark_warn_frac, th.dark_fail_frac)
-    msg = (f"too dark: {_pct(frac)} of frames" if status != "pass"
-           else f"brightness OK: {_pct(frac)} of frames dark")
-    return Verdict(status, round(frac, 4), {"warn_above": th.dark_warn_frac,
-                                            "fail_above": th.dark_fail_frac,
-                                            "dark_luma": th.dark_luma},
-                   msg, "record with the lights on, or near a window in daylight", "fraction")
+    msg = f"too dark: {_pct(frac)} of frames" if status != "pass" else f"brightness OK: {_pct(frac)} of frames dark"
+    return Verdict(
+        status,
+        round(frac, 4),
+        {"warn_above": th.dark_warn_frac, "fail_above": th.dark_fail_frac, "dark_luma": th.dark_luma},
+        msg,
+        "record with the lights on, or near a window in daylight",
+        "fraction",
+    )
 
 
 @qc_check("overexposed", version=1, title="Overexposed")
@@ -111,39 +140,56 @@ def overexposed(ctx: CheckContext) -> Verdict:
     blown = (s.bright_frac > th.overexposed_pixels) | (s.luma > th.overexposed_luma)
     frac = float(blown.mean()) if blown.size else 0.0
     status = _grade_high(frac, th.bright_warn_frac, th.bright_fail_frac)
-    msg = (f"overexposed: {_pct(frac)} of frames are washed out" if status != "pass"
-           else f"exposure OK: {_pct(frac)} of frames washed out")
-    return Verdict(status, round(frac, 4), {"warn_above": th.bright_warn_frac,
-                                            "fail_above": th.bright_fail_frac,
-                                            "blown_pixels": th.overexposed_pixels},
-                   msg, "don't film towards a window or a bright lamp; tap the screen on your "
-                        "hands to set the exposure", "fraction")
+    msg = (
+        f"overexposed: {_pct(frac)} of frames are washed out"
+        if status != "pass"
+        else f"exposure OK: {_pct(frac)} of frames washed out"
+    )
+    return Verdict(
+        status,
+        round(frac, 4),
+        {"warn_above": th.bright_warn_frac, "fail_above": th.bright_fail_frac, "blown_pixels": th.overexposed_pixels},
+        msg,
+        "don't film towards a window or a bright lamp; tap the screen on your hands to set the exposure",
+        "fraction",
+    )
 
 
 @qc_check("blur", version=1, title="Blur")
 def blur(ctx: CheckContext) -> Verdict:
     s, th = ctx.stats, ctx.thresholds
-    threshold = {"sharpness": th.blur_sharpness, "warn_above": th.blur_warn_frac,
-                 "fail_above": th.blur_fail_frac}
+    threshold = {"sharpness": th.blur_sharpness, "warn_above": th.blur_warn_frac, "fail_above": th.blur_fail_frac}
     # Only well exposed frames: a black frame has no edges, which says nothing about focus.
     sharp = s.sharpness[s.sharp_exposed] if s.sharpness.size else s.sharpness
     if sharp.size == 0:
-        return Verdict("pass", None, threshold,
-                       "blur not measured: no well exposed frame", unit="fraction")
+        return Verdict("pass", None, threshold, "blur not measured: no well exposed frame", unit="fraction")
     frac = float((sharp < th.blur_sharpness).mean())
     status = _grade_high(frac, th.blur_warn_frac, th.blur_fail_frac)
-    msg = (f"blurred: {_pct(frac)} of frames are out of focus or smeared" if status != "pass"
-           else f"sharpness OK: {_pct(frac)} of frames blurred")
-    return Verdict(status, round(frac, 4), threshold, msg,
-                   "wipe the lens, let the camera focus before you start, and move your head "
-                   "slowly", "fraction", {"median_sharpness": round(float(np.median(sharp)), 4)})
+    msg = (
+        f"blurred: {_pct(frac)} of frames are out of focus or smeared"
+        if status != "pass"
+        else f"sharpness OK: {_pct(frac)} of frames blurred"
+    )
+    return Verdict(
+        status,
+        round(frac, 4),
+        threshold,
+        msg,
+        "wipe the lens, let the camera focus before you start, and move your head slowly",
+        "fraction",
+        {"median_sharpness": round(float(np.median(sharp)), 4)},
+    )
 
 
 @qc_check("frozen_frames", version=1, title="Frozen or duplicated frames")
 def frozen_frames(ctx: CheckContext) -> Verdict:
     s, th = ctx.stats, ctx.thresholds
-    threshold = {"diff_below": th.frozen_diff, "relative_below": th.frozen_relative,
-                 "warn_above": th.frozen_warn_frac, "fail_above": th.frozen_fail_frac}
+    threshold = {
+        "diff_below": th.frozen_diff,
+        "relative_below": th.frozen_relative,
+        "warn_above": th.frozen_warn_frac,
+        "fail_above": th.frozen_fail_frac,
+    }
     # A repeated frame is one that barely differs from the previous one while the footage around
     # it moves: exactly identical, or far below the local motion (encoders touch up a repeated
     # frame, so "identical" alone misses them). Where nothing moves for a while, that is the idle
@@ -154,20 +200,29 @@ def frozen_frames(ctx: CheckContext) -> Verdict:
     local = _moving_median(motion, max(3, int(round(0.5 * (s.fps or 30))) | 1))
     diff = np.nan_to_num(s.diff, nan=np.inf)
     repeated = (diff < th.frozen_diff) | (diff < th.frozen_relative * local)
-    moving = (_moving_average(motion, max(1, int(round(s.fps or 30)))) >= th.idle_motion)
+    moving = _moving_average(motion, max(1, int(round(s.fps or 30)))) >= th.idle_motion
     considered = moving & _exposed(ctx)
     considered[0] = False
     if not considered.any():
-        return Verdict("pass", None, threshold,
-                       "frozen frames not measured: no moving, well exposed footage",
-                       unit="fraction")
+        return Verdict(
+            "pass", None, threshold, "frozen frames not measured: no moving, well exposed footage", unit="fraction"
+        )
     frac = float(repeated[considered].mean())
     status = _grade_high(frac, th.frozen_warn_frac, th.frozen_fail_frac)
-    msg = (f"frozen picture: {_pct(frac)} of frames repeat the previous one" if status != "pass"
-           else f"no frozen frames: {_pct(frac)} repeated")
-    return Verdict(status, round(frac, 4), threshold,
-                   msg, "close other apps, free some storage and keep the phone cool while "
-                        "recording; upload the original file, not a screen recording", "fraction")
+    msg = (
+        f"frozen picture: {_pct(frac)} of frames repeat the previous one"
+        if status != "pass"
+        else f"no frozen frames: {_pct(frac)} repeated"
+    )
+    return Verdict(
+        status,
+        round(frac, 4),
+        threshold,
+        msg,
+        "close other apps, free some storage and keep the phone cool while "
+        "recording; upload the original file, not a screen recording",
+        "fraction",
+    )
 
 
 def _motion(ctx: CheckContext) -> np.ndarray:
@@ -195,8 +250,7 @@ def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
     kernel = np.ones(window) / window
     if x.ndim == 1:
         return np.convolve(padded, kernel, mode="valid")
-    return np.stack([np.convolve(padded[:, i], kernel, mode="valid") for i in range(x.shape[1])],
-                    axis=1)
+    return np.stack([np.convolve(padded[:, i], kernel, mode="valid") for i in range(x.shape[1])], axis=1)
 
 
 @qc_check("camera_shake", version=1, title="Camera shake")
@@ -205,8 +259,9 @@ def camera_shake(ctx: CheckContext) -> Verdict:
     threshold = {"warn_above": th.shake_warn_pct, "fail_above": th.shake_fail_pct}
     ok = s.shift_ok
     if ok.sum() < 10:
-        return Verdict("pass", None, threshold, "camera shake not measured: too few frames with "
-                       "detail", unit="% of width")
+        return Verdict(
+            "pass", None, threshold, "camera shake not measured: too few frames with detail", unit="% of width"
+        )
     # Shake is the jerky part of the camera path: frame-to-frame motion minus its local average
     # over ~0.3 s. A smooth head turn has a large motion but a small jerk; a bouncing phone has
     # both. The median keeps a few bad correlation peaks (a cut, a flash) from deciding.
@@ -217,18 +272,25 @@ def camera_shake(ctx: CheckContext) -> Verdict:
     mag = np.hypot(jerk[ok, 0], jerk[ok, 1]) * 100.0
     value = float(np.median(mag))
     status = _grade_high(value, th.shake_warn_pct, th.shake_fail_pct)
-    msg = (f"heavy camera shake: the picture jumps {value:.1f} % of its width per frame"
-           if status != "pass" else f"camera steady: {value:.2f} % of the width per frame")
-    return Verdict(status, round(value, 3), threshold, msg,
-                   "fasten the head mount firmly and move your head slowly and smoothly",
-                   "% of width")
+    msg = (
+        f"heavy camera shake: the picture jumps {value:.1f} % of its width per frame"
+        if status != "pass"
+        else f"camera steady: {value:.2f} % of the width per frame"
+    )
+    return Verdict(
+        status,
+        round(value, 3),
+        threshold,
+        msg,
+        "fasten the head mount firmly and move your head slowly and smoothly",
+        "% of width",
+    )
 
 
 @qc_check("idle", version=1, title="Idle stretches")
 def idle(ctx: CheckContext) -> Verdict:
     s, th = ctx.stats, ctx.thresholds
-    threshold = {"motion_below": th.idle_motion, "warn_above_s": th.idle_warn_s,
-                 "fail_above_s": th.idle_fail_s}
+    threshold = {"motion_below": th.idle_motion, "warn_above_s": th.idle_warn_s, "fail_above_s": th.idle_fail_s}
     if s.n_frames < 2:
         return Verdict("pass", 0.0, threshold, "no idle stretch", unit="s")
     window = max(1, int(round(s.fps or 30)))
@@ -245,11 +307,19 @@ def idle(ctx: CheckContext) -> Verdict:
             longest = max(longest, float(s.t[i - 1] - s.t[start]) + dt)
             start = None
     status = _grade_high(longest, th.idle_warn_s, th.idle_fail_s)
-    msg = (f"idle: nothing moves for {longest:.0f} s" if status != "pass"
-           else f"no long idle stretch (longest {longest:.1f} s)")
-    return Verdict(status, round(longest, 2), threshold, msg,
-                   "keep working on the task the whole time; pause the recording while you "
-                   "wait instead", "s")
+    msg = (
+        f"idle: nothing moves for {longest:.0f} s"
+        if status != "pass"
+        else f"no long idle stretch (longest {longest:.1f} s)"
+    )
+    return Verdict(
+        status,
+        round(longest, 2),
+        threshold,
+        msg,
+        "keep working on the task the whole time; pause the recording while you wait instead",
+        "s",
+    )
 
 
 @qc_check("near_duplicate", version=1, title="Near-duplicate of an earlier clip")
@@ -257,44 +327,72 @@ def near_duplicate(ctx: CheckContext) -> Verdict:
     th = ctx.thresholds
     threshold = {"warn_above": th.duplicate_warn_score, "fail_above": th.duplicate_fail_score}
     if ctx.fingerprint is None or len(ctx.fingerprint) == 0:
-        return Verdict("pass", None, threshold,
-                       "duplicate not measured: no frame with enough detail", unit="fraction")
+        return Verdict("pass", None, threshold, "duplicate not measured: no frame with enough detail", unit="fraction")
     matches = find_duplicates(ctx.fingerprint, ctx.known_fingerprints or ())
     if not matches:
         return Verdict("pass", 0.0, threshold, "not a copy of any earlier clip", unit="fraction")
     best = matches[0]
-    status = "fail" if best.score >= th.duplicate_fail_score else (
-        "warn" if best.score >= th.duplicate_warn_score else "pass")
-    msg = (f"same footage as an earlier clip: {_pct(best.score)} of frames match clip "
-           f"{best.clip_id}" if status != "pass"
-           else f"not a copy of any earlier clip (best match {_pct(best.score)})")
-    return Verdict(status, round(best.score, 4), threshold, msg,
-                   "record a new take; each upload must be a new recording", "fraction",
-                   {"matches": [m.to_dict() for m in matches[:5]]})
+    status = (
+        "fail"
+        if best.score >= th.duplicate_fail_score
+        else ("warn" if best.score >= th.duplicate_warn_score else "pass")
+    )
+    msg = (
+        f"same footage as an earlier clip: {_pct(best.score)} of frames match clip {best.clip_id}"
+        if status != "pass"
+        else f"not a copy of any earlier clip (best match {_pct(best.score)})"
+    )
+    return Verdict(
+        status,
+        round(best.score, 4),
+        threshold,
+        msg,
+        "record a new take; each upload must be a new recording",
+        "fraction",
+        {"matches": [m.to_dict() for m in matches[:5]]},
+    )
 
 
 @qc_check("hands_visible", version=1, title="Hands in view")
 def hands_visible(ctx: CheckContext) -> Verdict:
     s, th = ctx.stats, ctx.thresholds
-    threshold = {"score": th.hand_score, "warn_below": th.hands_warn_below,
-                 "fail_below": th.hands_fail_below}
+    threshold = {"score": th.hand_score, "warn_below": th.hands_warn_below, "fail_below": th.hands_fail_below}
     if s.hands_detector is None:
         # Said plainly rather than guessed: without the model this check measured nothing.
-        return Verdict("warn", None, threshold,
-                       "hands not checked: the hand detector is not installed on this server",
-                       "nothing to do on your side; staff will review the clip", "fraction",
-                       {"detector": None})
+        return Verdict(
+            "warn",
+            None,
+            threshold,
+            "hands not checked: the hand detector is not installed on this server",
+            "nothing to do on your side; staff will review the clip",
+            "fraction",
+            {"detector": None},
+        )
     if s.hand_score.size == 0:
-        return Verdict("fail", 0.0, threshold, "hands not checked: no frame was sampled",
-                       "record a longer clip with your hands in view", "fraction")
+        return Verdict(
+            "fail",
+            0.0,
+            threshold,
+            "hands not checked: no frame was sampled",
+            "record a longer clip with your hands in view",
+            "fraction",
+        )
     frac = float((s.hand_score >= th.hand_score).mean())
     status = _grade_low(frac, th.hands_warn_below, th.hands_fail_below)
-    msg = (f"hands visible in only {_pct(frac)} of frames" if status != "pass"
-           else f"hands visible in {_pct(frac)} of frames")
-    return Verdict(status, round(frac, 4), threshold, msg,
-                   "wear the phone on your forehead tilted down, so both hands and the object "
-                   "stay in the picture", "fraction",
-                   {"detector": s.hands_detector, "frames_checked": int(s.hand_score.size)})
+    msg = (
+        f"hands visible in only {_pct(frac)} of frames"
+        if status != "pass"
+        else f"hands visible in {_pct(frac)} of frames"
+    )
+    return Verdict(
+        status,
+        round(frac, 4),
+        threshold,
+        msg,
+        "wear the phone on your forehead tilted down, so both hands and the object stay in the picture",
+        "fraction",
+        {"detector": s.hands_detector, "frames_checked": int(s.hand_score.size)},
+    )
 
 
 @qc_check("integrity", version=1, title="File integrity")
@@ -303,8 +401,17 @@ def integrity(ctx: CheckContext) -> Verdict:
     frac = s.decode_errors / s.packets if s.packets else 0.0
     threshold = {"warn_above": th.decode_error_warn_frac, "fail_above": th.decode_error_fail_frac}
     status = _grade_high(frac, th.decode_error_warn_frac, th.decode_error_fail_frac)
-    msg = (f"the file is damaged: {s.decode_errors} of {s.packets} frames could not be decoded"
-           if status != "pass" else "file decodes cleanly")
-    return Verdict(status, round(frac, 4), threshold, msg,
-                   "upload the original file from the phone's gallery again, on a stable "
-                   "connection", "fraction", {"decode_errors": s.decode_errors})
+    msg = (
+        f"the file is damaged: {s.decode_errors} of {s.packets} frames could not be decoded"
+        if status != "pass"
+        else "file decodes cleanly"
+    )
+    return Verdict(
+        status,
+        round(frac, 4),
+        threshold,
+        msg,
+        "upload the original file from the phone's gallery again, on a stable connection",
+        "fraction",
+        {"decode_errors": s.decode_errors},
+    )

@@ -12,8 +12,9 @@ way from a module named in the ``egocrowd.plugins`` entry-point group (see :mod:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from egocrowd.registry import Entry, Registry
 
@@ -59,10 +60,10 @@ class CheckResult:
 
 @dataclass
 class CheckContext:
-    stats: "ClipStats"
-    thresholds: "QCThresholds"
-    probe: "ProbeResult | None" = None
-    fingerprint: "Fingerprint | None" = None
+    stats: ClipStats
+    thresholds: QCThresholds
+    probe: ProbeResult | None = None
+    fingerprint: Fingerprint | None = None
     known_fingerprints: Any = ()
 
 
@@ -81,10 +82,18 @@ def run_check(entry: Entry[CheckFn], ctx: CheckContext) -> CheckResult:
     v = entry.obj(ctx)
     if v.status not in STATUSES:
         raise ValueError(f"check {entry.name} returned status {v.status!r}")
-    return CheckResult(name=entry.name, version=entry.version, title=entry.description,
-                       status=v.status, value=v.value, threshold=v.threshold,
-                       message=v.message, advice=v.advice if v.status != "pass" else "",
-                       unit=v.unit, details=v.details)
+    return CheckResult(
+        name=entry.name,
+        version=entry.version,
+        title=entry.description,
+        status=v.status,
+        value=v.value,
+        threshold=v.threshold,
+        message=v.message,
+        advice=v.advice if v.status != "pass" else "",
+        unit=v.unit,
+        details=v.details,
+    )
 
 
 def registered_checks() -> list[Entry[CheckFn]]:

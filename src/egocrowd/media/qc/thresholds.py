@@ -8,8 +8,9 @@ disable a check. The full thresholds are copied into every report.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from egocrowd.errors import InvalidInput
 
@@ -66,13 +67,14 @@ class QCThresholds:
     disabled: tuple[str, ...] = ()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "QCThresholds":
+    def from_dict(cls, data: Mapping[str, Any] | None) -> QCThresholds:
         data = dict(data or {})
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise InvalidInput(f"unknown QC thresholds: {', '.join(unknown)}",
-                               code="campaign.bad_requirements", unknown=unknown)
+            raise InvalidInput(
+                f"unknown QC thresholds: {', '.join(unknown)}", code="campaign.bad_requirements", unknown=unknown
+            )
         clean: dict[str, Any] = {}
         for key, value in data.items():
             default = getattr(cls, key)
@@ -88,21 +90,26 @@ class QCThresholds:
                     if not math.isfinite(clean[key]):  # NaN passes every range check; inf is not JSON
                         raise ValueError(value)
             except (TypeError, ValueError, OverflowError) as exc:
-                raise InvalidInput(f"QC threshold {key} must be a number, not {value!r}",
-                                   code="campaign.bad_requirements") from exc
+                raise InvalidInput(
+                    f"QC threshold {key} must be a number, not {value!r}", code="campaign.bad_requirements"
+                ) from exc
         out = cls(**clean)
         out.validate()
         return out
 
     def validate(self) -> None:
         if self.min_duration_s > self.max_duration_s:
-            raise InvalidInput("min_duration_s is above max_duration_s",
-                               code="campaign.bad_requirements")
-        for key in ("dark_fail_frac", "bright_fail_frac", "blur_fail_frac", "frozen_fail_frac",
-                    "hands_fail_below", "duplicate_fail_score"):
+            raise InvalidInput("min_duration_s is above max_duration_s", code="campaign.bad_requirements")
+        for key in (
+            "dark_fail_frac",
+            "bright_fail_frac",
+            "blur_fail_frac",
+            "frozen_fail_frac",
+            "hands_fail_below",
+            "duplicate_fail_score",
+        ):
             if not 0.0 <= getattr(self, key) <= 1.0:
-                raise InvalidInput(f"{key} must be between 0 and 1",
-                                   code="campaign.bad_requirements")
+                raise InvalidInput(f"{key} must be between 0 and 1", code="campaign.bad_requirements")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

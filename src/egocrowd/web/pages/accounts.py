@@ -31,9 +31,14 @@ def signup_form(request: Request):
 def signup(request: Request, form: TextForm):
     try:
         with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-            user = accounts.create_user(ctx.session, email=form.get("email", ""), password=form.get("password", ""),
-                                        display_name=form.get("display_name", ""), role=Role.worker,
-                                        country=(form.get("country") or None))
+            user = accounts.create_user(
+                ctx.session,
+                email=form.get("email", ""),
+                password=form.get("password", ""),
+                display_name=form.get("display_name", ""),
+                role=Role.worker,
+                country=(form.get("country") or None),
+            )
             uid = user.id
     except EgocrowdError as exc:
         return render(request, "signup.html", None, status=exc.status, error=form_error(exc), form=form)
@@ -51,11 +56,19 @@ def login_form(request: Request, next: str | None = None):
 def login(request: Request, form: TextForm):
     nxt = safe_next(form.get("next"), "/campaigns")
     try:
-        uid = password_login(request, form.get("email", ""), form.get("password", ""),
-                             form_csrf=form.get("csrf_token", ""))
+        uid = password_login(
+            request, form.get("email", ""), form.get("password", ""), form_csrf=form.get("csrf_token", "")
+        )
     except EgocrowdError as exc:
-        resp = render(request, "login.html", None, status=exc.status, error=form_error(exc), next=nxt,
-                      form={"email": form.get("email", "")})
+        resp = render(
+            request,
+            "login.html",
+            None,
+            status=exc.status,
+            error=form_error(exc),
+            next=nxt,
+            form={"email": form.get("email", "")},
+        )
         if "retry_after" in exc.extra:  # throttled: the same wait the API announces
             resp.headers["Retry-After"] = str(exc.extra["retry_after"])
         return resp

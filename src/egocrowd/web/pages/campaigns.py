@@ -28,16 +28,28 @@ def campaign_list(request: Request):
         user = ctx.require_user()
         only_open = CampaignStatus.open if policy.can(user, "work.take") else None  # a worker's home: what's claimable
         rows = campaigns.list_campaigns(ctx.session, user, status=only_open)
-        return render(request, "campaigns.html", user, campaigns=rows, signed=consent.signed_versions(ctx.session, user),
-                      hourly=campaigns.hourly_rate_cents)
+        return render(
+            request,
+            "campaigns.html",
+            user,
+            campaigns=rows,
+            signed=consent.signed_versions(ctx.session, user),
+            hourly=campaigns.hourly_rate_cents,
+        )
 
 
 @router.get("/campaigns/new", response_class=HTMLResponse)
 def campaign_new(request: Request):
     with unit(request) as ctx:
         user = policy.require(ctx.user, "campaign.create")
-        return render(request, "campaign_form.html", user, form=_default_form(), campaign=None,
-                      documents=consent.list_documents(ctx.session))
+        return render(
+            request,
+            "campaign_form.html",
+            user,
+            form=_default_form(),
+            campaign=None,
+            documents=consent.list_documents(ctx.session),
+        )
 
 
 @router.post("/campaigns/new")
@@ -59,11 +71,22 @@ def campaign_detail(request: Request, campaign_id: Id):
         manages = policy.can(user, "campaign.manage", c)
         prog = assignments.progress(ctx.session, c) if manages else None
         qc = clips.qc_statistics(ctx.session, c.id) if manages else None
-        has_consent = (policy.can(user, "consent.sign")
-                       and consent.active_consent(ctx.session, user, c.consent_version) is not None)
-        return render(request, "campaign.html", user, c=c, manages=manages, progress=prog, qc=qc,
-                      has_consent=has_consent, hourly=campaigns.hourly_rate_cents(c),
-                      transitions=sorted(s.value for s in campaigns.TRANSITIONS[c.status]))
+        has_consent = (
+            policy.can(user, "consent.sign")
+            and consent.active_consent(ctx.session, user, c.consent_version) is not None
+        )
+        return render(
+            request,
+            "campaign.html",
+            user,
+            c=c,
+            manages=manages,
+            progress=prog,
+            qc=qc,
+            has_consent=has_consent,
+            hourly=campaigns.hourly_rate_cents(c),
+            transitions=sorted(s.value for s in campaigns.TRANSITIONS[c.status]),
+        )
 
 
 @router.get("/campaigns/{campaign_id}/edit", response_class=HTMLResponse)
@@ -71,8 +94,14 @@ def campaign_edit_form(request: Request, campaign_id: Id):
     with unit(request) as ctx:
         user = ctx.require_user()
         c = campaigns.get_managed_campaign(ctx.session, user, campaign_id)
-        return render(request, "campaign_form.html", user, form=_form_from(c), campaign=c,
-                      documents=consent.list_documents(ctx.session))
+        return render(
+            request,
+            "campaign_form.html",
+            user,
+            form=_form_from(c),
+            campaign=c,
+            documents=consent.list_documents(ctx.session),
+        )
 
 
 @router.post("/campaigns/{campaign_id}/edit")
@@ -103,8 +132,13 @@ def campaign_status(request: Request, campaign_id: Id, form: TextForm):
 def campaign_claim(request: Request, campaign_id: Id, form: TextForm):
     settings = request.app.state.settings
     with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-        assignments.claim(ctx.session, ctx.require_user(), campaign_id,
-                          lease=timedelta(hours=settings.lease_hours), max_open=settings.max_open_assignments)
+        assignments.claim(
+            ctx.session,
+            ctx.require_user(),
+            campaign_id,
+            lease=timedelta(hours=settings.lease_hours),
+            max_open=settings.max_open_assignments,
+        )
     return see_other("/assignments?m=claimed")
 
 
@@ -125,8 +159,16 @@ def _form_again(request: Request, form: dict, exc: Exception, campaign_id: int |
         except EgocrowdError:
             raise exc from None
         status = exc.status if isinstance(exc, EgocrowdError) else 422
-        return render(request, "campaign_form.html", user, status=status, form=form, campaign=campaign,
-                      documents=consent.list_documents(s), error=form_error(exc))
+        return render(
+            request,
+            "campaign_form.html",
+            user,
+            status=status,
+            form=form,
+            campaign=campaign,
+            documents=consent.list_documents(s),
+            error=form_error(exc),
+        )
 
 
 _REQ_NUMBERS = ("min_duration_s", "max_duration_s", "min_width", "min_height", "min_fps", "max_upload_mb")
@@ -140,33 +182,65 @@ def _campaign_data(form: dict) -> dict:
     except (ValueError, OverflowError):  # "abc", "nan", "inf"
         raise InvalidInput("Pay per clip must be a number like 1.50.", code="validation.failed") from None
     req = {k: form.get(k) for k in _REQ_NUMBERS if form.get(k)}
-    req.update(orientation=form.get("orientation") or "landscape",
-               camera_placement=form.get("camera_placement") or "head_mounted",
-               hands_in_view=form.get("hands_in_view") == "on")
-    return {"title": form.get("title", ""), "instructions": form.get("instructions", ""),
-            "requirements": req, "taxonomy": {"verbs": form.get("verbs", ""), "nouns": form.get("nouns", "")},
-            "target_clips": form.get("target_clips") or None, "pay_cents": pay_cents,
-            "currency": (form.get("currency") or "USD").upper(), "expected_minutes": form.get("expected_minutes") or None,
-            "allowed_countries": form.get("allowed_countries", ""),
-            "data_use": {k: form.get(f"use_{k}") == "on" for k in ("train", "commercial", "redistribute")},
-            "buyer_name": form.get("buyer_name", ""), "consent_version": form.get("consent_version", "")}
+    req.update(
+        orientation=form.get("orientation") or "landscape",
+        camera_placement=form.get("camera_placement") or "head_mounted",
+        hands_in_view=form.get("hands_in_view") == "on",
+    )
+    return {
+        "title": form.get("title", ""),
+        "instructions": form.get("instructions", ""),
+        "requirements": req,
+        "taxonomy": {"verbs": form.get("verbs", ""), "nouns": form.get("nouns", "")},
+        "target_clips": form.get("target_clips") or None,
+        "pay_cents": pay_cents,
+        "currency": (form.get("currency") or "USD").upper(),
+        "expected_minutes": form.get("expected_minutes") or None,
+        "allowed_countries": form.get("allowed_countries", ""),
+        "data_use": {k: form.get(f"use_{k}") == "on" for k in ("train", "commercial", "redistribute")},
+        "buyer_name": form.get("buyer_name", ""),
+        "consent_version": form.get("consent_version", ""),
+    }
 
 
 def _default_form() -> dict:
-    return {"min_duration_s": 20, "max_duration_s": 90, "min_width": 640, "min_height": 360, "min_fps": 24,
-            "max_upload_mb": 500, "orientation": "landscape", "camera_placement": "head_mounted",
-            "hands_in_view": "on", "currency": "USD", "use_train": "on", "target_clips": 100,
-            "expected_minutes": 5, "pay": "1.50"}
+    return {
+        "min_duration_s": 20,
+        "max_duration_s": 90,
+        "min_width": 640,
+        "min_height": 360,
+        "min_fps": 24,
+        "max_upload_mb": 500,
+        "orientation": "landscape",
+        "camera_placement": "head_mounted",
+        "hands_in_view": "on",
+        "currency": "USD",
+        "use_train": "on",
+        "target_clips": 100,
+        "expected_minutes": 5,
+        "pay": "1.50",
+    }
 
 
 def _form_from(c) -> dict:
-    f = {"title": c.title, "instructions": c.instructions, "target_clips": c.target_clips,
-         "pay": f"{c.pay_cents / 100:.2f}", "currency": c.currency, "expected_minutes": c.expected_minutes,
-         "allowed_countries": ", ".join(c.allowed_countries), "buyer_name": c.buyer_name,
-         "consent_version": c.consent_version, "verbs": ", ".join(c.taxonomy.get("verbs", [])),
-         "nouns": ", ".join(c.taxonomy.get("nouns", []))}
+    f = {
+        "title": c.title,
+        "instructions": c.instructions,
+        "target_clips": c.target_clips,
+        "pay": f"{c.pay_cents / 100:.2f}",
+        "currency": c.currency,
+        "expected_minutes": c.expected_minutes,
+        "allowed_countries": ", ".join(c.allowed_countries),
+        "buyer_name": c.buyer_name,
+        "consent_version": c.consent_version,
+        "verbs": ", ".join(c.taxonomy.get("verbs", [])),
+        "nouns": ", ".join(c.taxonomy.get("nouns", [])),
+    }
     f.update({k: c.requirements.get(k) for k in _REQ_NUMBERS})
-    f.update(orientation=c.requirements.get("orientation"), camera_placement=c.requirements.get("camera_placement"),
-             hands_in_view="on" if c.requirements.get("hands_in_view") else "")
+    f.update(
+        orientation=c.requirements.get("orientation"),
+        camera_placement=c.requirements.get("camera_placement"),
+        hands_in_view="on" if c.requirements.get("hands_in_view") else "",
+    )
     f.update({f"use_{k}": "on" if v else "" for k, v in c.data_use.items()})
     return f

@@ -21,10 +21,16 @@ def capture_page(request: Request, assignment_id: Id):
         worker = ctx.require_user()
         a = assignments.require_active_lease(ctx.session, worker, assignment_id)
         req = a.campaign.requirements
-        capture = {"assignment": a.id, "min_duration": req.get("min_duration_s", 0),
-                   "max_duration": req.get("max_duration_s", 600), "min_width": req.get("min_width", 0),
-                   "min_height": req.get("min_height", 0), "max_bytes": int(req.get("max_upload_mb", 500)) * MB,
-                   "redirect": "/clips?m=uploaded", "instructions": a.campaign.instructions}
+        capture = {
+            "assignment": a.id,
+            "min_duration": req.get("min_duration_s", 0),
+            "max_duration": req.get("max_duration_s", 600),
+            "min_width": req.get("min_width", 0),
+            "min_height": req.get("min_height", 0),
+            "max_bytes": int(req.get("max_upload_mb", 500)) * MB,
+            "redirect": "/clips?m=uploaded",
+            "instructions": a.campaign.instructions,
+        }
         return render(request, "capture.html", worker, a=a, capture=capture)
 
 
@@ -34,5 +40,11 @@ def clips_page(request: Request):
         user = ctx.require_user()
         rows = clips.list_clips(ctx.session, user)
         uploaded = request.query_params.get("m") == "uploaded"
-        return render(request, "clips.html", user, clips=rows, feedback=clips.feedback,
-                      flash="Upload complete: your clip is being checked." if uploaded else None)
+        return render(
+            request,
+            "clips.html",
+            user,
+            clips=rows,
+            feedback=clips.feedback,
+            flash="Upload complete: your clip is being checked." if uploaded else None,
+        )

@@ -4,7 +4,6 @@ the error page the problem handler renders for non-API paths."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -21,9 +20,15 @@ from egocrowd.db.models import CampaignStatus
 from egocrowd.web.auth import csrf_token, persist_anonymous_csrf, viewer
 
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
-FLASH = {"signed": "Consent signed. Thank you.", "claimed": "Slot claimed: your lease is running.",
-         "released": "Slot released.", "withdrawn": "Consent withdrawn. Your open slots were released.",
-         "saved": "Saved.", "welcome": "Welcome to egocrowd!", "status": "Campaign status changed."}
+FLASH = {
+    "signed": "Consent signed. Thank you.",
+    "claimed": "Slot claimed: your lease is running.",
+    "released": "Slot released.",
+    "withdrawn": "Consent withdrawn. Your open slots were released.",
+    "saved": "Saved.",
+    "welcome": "Welcome to egocrowd!",
+    "status": "Campaign status changed.",
+}
 
 
 def _money(cents: int, currency: str) -> str:
@@ -47,8 +52,9 @@ templates.env.globals["can"] = policy.can  # templates ask the policy too; they 
 
 def render(request: Request, name: str, ctx_user, status: int = 200, **values) -> HTMLResponse:
     values.setdefault("flash", FLASH.get(request.query_params.get("m", "")))
-    resp = templates.TemplateResponse(request, name, {"user": ctx_user, "csrf": csrf_token(request), **values},
-                                      status_code=status)
+    resp = templates.TemplateResponse(
+        request, name, {"user": ctx_user, "csrf": csrf_token(request), **values}, status_code=status
+    )
     persist_anonymous_csrf(request, resp)
     return resp
 
@@ -85,8 +91,13 @@ TextForm = Annotated[dict[str, str], Depends(text_fields)]
 
 def safe_next(url: str | None, default: str) -> str:
     """Only a path on this site: browsers read "/\\evil.org" (and "//evil.org") as another host."""
-    if (not url or not url.startswith("/") or url.startswith("//") or "\\" in url
-            or any(ch.isspace() or ord(ch) < 32 for ch in url)):
+    if (
+        not url
+        or not url.startswith("/")
+        or url.startswith("//")
+        or "\\" in url
+        or any(ch.isspace() or ord(ch) < 32 for ch in url)
+    ):
         return default
     return url
 

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from egocrowd.accounts import service as accounts
 from egocrowd.db.models import User
-from egocrowd.web.schemas import IssuedTokenOut, Page, SessionOut, TokenOut, UserOut, page_of
 from egocrowd.web.auth import log_in, log_out, password_login, unit
 from egocrowd.web.routers.api import Id
+from egocrowd.web.schemas import IssuedTokenOut, Page, SessionOut, TokenOut, UserOut, page_of
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 #: Passwords are used exactly as typed, here as in the forms (the API strips other strings).
@@ -34,8 +34,12 @@ class PasswordIn(_In):
     new_password: Password
 
 
-@router.post("/auth/token", status_code=201, response_model=IssuedTokenOut,
-             responses={401: {"description": "auth.bad_credentials"}, 429: {"description": "auth.throttled"}})
+@router.post(
+    "/auth/token",
+    status_code=201,
+    response_model=IssuedTokenOut,
+    responses={401: {"description": "auth.bad_credentials"}, 429: {"description": "auth.throttled"}},
+)
 def login_for_token(request: Request, body: LoginIn):
     """Exchange email + password for an API token (shown once; send it as ``Authorization: Bearer``).
     It expires after the ``token_days`` setting. Too many failed attempts: 429 with Retry-After."""
@@ -43,13 +47,17 @@ def login_for_token(request: Request, body: LoginIn):
     days = request.app.state.settings.token_days
     with unit(request) as ctx:
         user = ctx.session.get(User, uid)
-        row, token = accounts.issue_token(ctx.session, user, body.token_name,
-                                          ttl=timedelta(days=days) if days else None)
+        row, token = accounts.issue_token(
+            ctx.session, user, body.token_name, ttl=timedelta(days=days) if days else None
+        )
         return IssuedTokenOut(**dict(TokenOut.model_validate(row)), token=token, user=UserOut.model_validate(user))
 
 
-@router.post("/auth/session", response_model=UserOut,
-             responses={401: {"description": "auth.bad_credentials"}, 429: {"description": "auth.throttled"}})
+@router.post(
+    "/auth/session",
+    response_model=UserOut,
+    responses={401: {"description": "auth.bad_credentials"}, 429: {"description": "auth.throttled"}},
+)
 def login_session(request: Request, response: Response, body: LoginIn):
     """Log in with a browser session cookie (for scripts running in our pages)."""
     uid = password_login(request, body.email, body.password)
@@ -73,8 +81,9 @@ def change_password(request: Request, body: PasswordIn):
     """Needs the current password. Ends every other session and revokes every API token (the one
     making this call too); the browser session making it stays logged in."""
     with unit(request) as ctx:
-        accounts.change_password(ctx.session, ctx.require_user(), body.current_password, body.new_password,
-                                 keep_session=ctx.login_session_id)
+        accounts.change_password(
+            ctx.session, ctx.require_user(), body.current_password, body.new_password, keep_session=ctx.login_session_id
+        )
     return Response(status_code=204)
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field, StringConstraints
 
 from egocrowd import audit, consent
@@ -17,6 +17,7 @@ from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
 from egocrowd.db.models import MAX_ID, AssignmentStatus, CampaignStatus, Role
 from egocrowd.inputs import InputModel
+from egocrowd.web.auth import unit
 from egocrowd.web.schemas import (
     AssignmentOut,
     CampaignOut,
@@ -24,14 +25,11 @@ from egocrowd.web.schemas import (
     DocumentOut,
     DocumentTextOut,
     EventOut,
-    IssuedTokenOut,
     Page,
     ProgressOut,
-    TokenOut,
     UserOut,
     page_of,
 )
-from egocrowd.web.auth import unit
 
 router = APIRouter(prefix="/api/v1")
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -80,8 +78,14 @@ def health(request: Request):
 def signup(request: Request, body: SignupIn):
     """Workers sign themselves up; other roles are created by an admin."""
     with unit(request) as ctx:
-        user = accounts.create_user(ctx.session, email=body.email, password=body.password,
-                                    display_name=body.display_name, role=Role.worker, country=body.country)
+        user = accounts.create_user(
+            ctx.session,
+            email=body.email,
+            password=body.password,
+            display_name=body.display_name,
+            role=Role.worker,
+            country=body.country,
+        )
         return UserOut.model_validate(user)
 
 
@@ -97,9 +101,16 @@ def create_user(request: Request, body: UserIn):
     with unit(request) as ctx:
         admin = policy.require(ctx.user, "user.manage")
         org = accounts.get_or_create_organization(ctx.session, body.organization, admin) if body.organization else None
-        user = accounts.create_user(ctx.session, email=body.email, password=body.password,
-                                    display_name=body.display_name, role=body.role, organization=org,
-                                    country=body.country, actor=admin)
+        user = accounts.create_user(
+            ctx.session,
+            email=body.email,
+            password=body.password,
+            display_name=body.display_name,
+            role=body.role,
+            organization=org,
+            country=body.country,
+            actor=admin,
+        )
         return UserOut.model_validate(user)
 
 
@@ -169,7 +180,9 @@ def edit_campaign(request: Request, campaign_id: Id, body: CampaignPatch):
 def set_status(request: Request, campaign_id: Id, body: StatusIn):
     """Move through the lifecycle: draft → open ⇄ paused → closed (draft → closed cancels)."""
     with unit(request) as ctx:
-        return CampaignOut.model_validate(campaigns.transition(ctx.session, ctx.require_user(), campaign_id, body.status))
+        return CampaignOut.model_validate(
+            campaigns.transition(ctx.session, ctx.require_user(), campaign_id, body.status)
+        )
 
 
 @router.get("/campaigns/{campaign_id}/progress", tags=["campaigns"], response_model=ProgressOut)
@@ -183,18 +196,29 @@ def campaign_progress(request: Request, campaign_id: Id):
 def claim(request: Request, campaign_id: Id):
     settings = request.app.state.settings
     with unit(request) as ctx:
-        a = assignments.claim(ctx.session, ctx.require_user(), campaign_id, lease=timedelta(hours=settings.lease_hours),
-                              max_open=settings.max_open_assignments)
+        a = assignments.claim(
+            ctx.session,
+            ctx.require_user(),
+            campaign_id,
+            lease=timedelta(hours=settings.lease_hours),
+            max_open=settings.max_open_assignments,
+        )
         return AssignmentOut.model_validate(a)
 
 
 # --- assignments ----------------------------------------------------------------------------------
 @router.get("/assignments", tags=["assignments"], response_model=Page[AssignmentOut])
-def list_assignments(request: Request, campaign_id: QueryId = None, status: AssignmentStatus | None = None,
-                     limit: Limit = 100, offset: Offset = 0):
+def list_assignments(
+    request: Request,
+    campaign_id: QueryId = None,
+    status: AssignmentStatus | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+):
     with unit(request) as ctx:
-        rows = assignments.list_assignments(ctx.session, ctx.require_user(), campaign_id=campaign_id, status=status,
-                                            limit=limit, offset=offset)
+        rows = assignments.list_assignments(
+            ctx.session, ctx.require_user(), campaign_id=campaign_id, status=status, limit=limit, offset=offset
+        )
         return page_of(AssignmentOut, rows)
 
 
@@ -214,10 +238,18 @@ def release_assignment(request: Request, assignment_id: Id):
 
 # --- audit ----------------------------------------------------------------------------------------
 @router.get("/audit", tags=["audit"], response_model=Page[EventOut])
-def audit_events(request: Request, entity_type: str | None = Query(None, max_length=40),
-                 entity_id: str | None = Query(None, max_length=64), after_id: int = Query(0, ge=0, le=MAX_ID),
-                 limit: Limit = 100):
+def audit_events(
+    request: Request,
+    entity_type: str | None = Query(None, max_length=40),
+    entity_id: str | None = Query(None, max_length=64),
+    after_id: int = Query(0, ge=0, le=MAX_ID),
+    limit: Limit = 100,
+):
     with unit(request) as ctx:
         policy.require(ctx.user, "audit.view")
-        return page_of(EventOut, audit.list_events(ctx.session, after_id=after_id, entity_type=entity_type,
-                                                   entity_id=entity_id, limit=limit))
+        return page_of(
+            EventOut,
+            audit.list_events(
+                ctx.session, after_id=after_id, entity_type=entity_type, entity_id=entity_id, limit=limit
+            ),
+        )

@@ -3,11 +3,9 @@ platform's rules (who may upload to which assignment, how big, what becomes of t
 
 from __future__ import annotations
 
-
 from fastapi import APIRouter, FastAPI, Request
 
 from egocrowd import clips
-from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
 from egocrowd.web.auth import unit
 from egocrowd.web.routers.api import Id, QueryId
@@ -25,8 +23,13 @@ router = APIRouter(prefix="/api/v1", tags=["clips"])
 def list_clips(request: Request, campaign_id: QueryId = None, limit: int = 100, offset: int = 0):
     # Bounded id and offset (see api.MAX_ID): an unbounded one was a 500 from the database driver.
     with unit(request) as ctx:
-        rows = clips.list_clips(ctx.session, ctx.require_user(), campaign_id=campaign_id, limit=min(max(limit, 1), 500),
-                                offset=min(max(offset, 0), 10_000_000))
+        rows = clips.list_clips(
+            ctx.session,
+            ctx.require_user(),
+            campaign_id=campaign_id,
+            limit=min(max(limit, 1), 500),
+            offset=min(max(offset, 0), 10_000_000),
+        )
         return page_of(ClipOut, rows)
 
 
@@ -46,8 +49,9 @@ def campaign_qc(request: Request, campaign_id: Id):
 
 def install(app: FastAPI, upload_store, hooks: PlatformHooks) -> None:
     """The tus endpoint, bound to this app's upload store and the platform's hooks."""
-    app.include_router(make_tus_router(upload_store, hooks, max_size=8192 * MB), prefix="/api/v1/uploads",
-                       tags=["uploads"])
+    app.include_router(
+        make_tus_router(upload_store, hooks, max_size=8192 * MB), prefix="/api/v1/uploads", tags=["uploads"]
+    )
 
 
 __all__ = ["install", "router"]

@@ -25,8 +25,9 @@ class PlatformHooks:
     def authorize_create(self, request: Request, length: int, metadata: dict[str, str]) -> Grant:
         with unit(request) as ctx:
             worker = ctx.require_user()
-            return rules.grant_upload(ctx.session, worker, metadata, limits=self.limits,
-                                      open_uploads=self.store.open_uploads(str(worker.id)))
+            return rules.grant_upload(
+                ctx.session, worker, metadata, limits=self.limits, open_uploads=self.store.open_uploads(str(worker.id))
+            )
 
     def authorize_access(self, request: Request, info: UploadInfo, verb: str) -> None:
         with unit(request) as ctx:
