@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from egocrowd.accounts.validation import clean_display_name, clean_email, clean_password
 from egocrowd.errors import InvalidInput
+from egocrowd.settings import Settings
 from egocrowd.web.app import HERE, vendor_dir
 from tests.platform.helpers import API, assert_problem
 
@@ -48,7 +49,7 @@ def test_templates_have_no_inline_script():
 
 
 def test_vendor_serves_only_what_pages_load(client):
-    if not vendor_dir().is_dir():
+    if not vendor_dir(Settings()).is_dir():
         pytest.skip("node_modules not installed")
     used = set()
     for path in TEMPLATES.glob("*.html"):

@@ -47,6 +47,7 @@ def _example(schema: str, world) -> dict:
         "CampaignIn": campaign_body(),
         "CampaignPatch": {"title": "A new title", "instructions": "Fold it twice, hands in view."},
         "StatusIn": {"status": "paused"},
+        "PasswordIn": {"current_password": PASSWORD, "new_password": f"a fresh passphrase {n}"},
     }[schema]
 
 

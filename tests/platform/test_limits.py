@@ -46,6 +46,7 @@ def test_every_route_refuses_a_10_mb_body_before_parsing_it(small_app):
         "{record_id}": "1",
         "{clip_id}": "1",
         "{token_id}": "1",
+        "{session_id}": "1",
         "{version}": "v1",
         "{user_id}": "1",
     }

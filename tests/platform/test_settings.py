@@ -50,11 +50,11 @@ def test_vendor_dir_is_a_setting(settings, db, tmp_path):
     from egocrowd.web import create_app
 
     vendor = tmp_path / "vendor"
-    (vendor / "lib").mkdir(parents=True)
-    (vendor / "lib" / "x.js").write_text("// x")
+    (vendor / "tus-js-client" / "dist").mkdir(parents=True)  # a file pages load (see web/security.py)
+    (vendor / "tus-js-client" / "dist" / "tus.min.js").write_text("// x")
     app = create_app(settings.model_copy(update={"vendor_dir": vendor}), db)
     with TestClient(app) as client:
-        assert client.get("/vendor/lib/x.js").text == "// x"
+        assert client.get("/vendor/tus-js-client/dist/tus.min.js").text == "// x"
 
 
 def test_worker_executor_choices_come_from_the_registry(scratch_registries):

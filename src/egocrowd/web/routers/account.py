@@ -6,10 +6,11 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from egocrowd.accounts import service as accounts
 from egocrowd.db.models import User
+from egocrowd.inputs import InputModel
 from egocrowd.web.auth import log_in, log_out, password_login, unit
 from egocrowd.web.routers.api import Id
 from egocrowd.web.schemas import IssuedTokenOut, Page, SessionOut, TokenOut, UserOut, page_of
@@ -19,8 +20,8 @@ router = APIRouter(prefix="/api/v1", tags=["accounts"])
 Password = Annotated[str, StringConstraints(strip_whitespace=False, max_length=200)]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class _In(InputModel):
+    pass
 
 
 class LoginIn(_In):
