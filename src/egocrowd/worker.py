@@ -36,6 +36,14 @@ def _housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
         with db.transaction() as s:
             return expire_leases(s)
 
+    def login_counters() -> int:
+        # Failed log-in counters whose window is over (log-ins with random emails would pile up).
+        # A day is past any sensible window (the setting's default is 15 minutes).
+        from egocrowd.accounts import login
+
+        with db.transaction() as s:
+            return login.sweep(s, timedelta(days=1))
+
     def recover() -> int:
         # Uploads fully received whose completion failed transiently (a database hiccup) were
         # retried only at server start (and never expire): with the phone gone, no clip until a
@@ -58,6 +66,7 @@ def _housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
         ("leases_expired", leases),
         ("uploads_expired", lambda: len(expire_uploads(upload_store))),
         ("orphan_blobs_deleted", lambda: len(sweep_orphan_blobs(db, blobs))),
+        ("login_counters_forgotten", login_counters),
     ):
         try:
             out[key] = step()

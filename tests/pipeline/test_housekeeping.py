@@ -20,7 +20,13 @@ def test_one_process_at_a_time(db, settings):
         assert ours
         assert housekeeping(db, blobs, store) == {"skipped": 1}
     done = housekeeping(db, blobs, store)
-    assert set(done) == {"uploads_recovered", "leases_expired", "uploads_expired", "orphan_blobs_deleted"}
+    assert set(done) == {
+        "uploads_recovered",
+        "leases_expired",
+        "uploads_expired",
+        "orphan_blobs_deleted",
+        "login_counters_forgotten",
+    }
 
 
 def test_the_orphan_sweep_asks_the_database_once_per_chunk(db, settings, qc_media, world):
