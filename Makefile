@@ -30,7 +30,7 @@ $(STAMP): requirements.lock pyproject.toml Makefile
 # The pinned dependencies (runtime + the test extra) for Python 3.11 on every platform, from PyPI.
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra test --universal --python-version 3.11 \
-	    --index-url https://pypi.org/simple -o requirements.lock
+	    -o requirements.lock
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
