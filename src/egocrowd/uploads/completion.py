@@ -8,7 +8,8 @@ from pathlib import Path
 from egocrowd.blobs import sha256_file
 from egocrowd.errors import EgocrowdError
 from egocrowd.uploads.protocol import failure
-from egocrowd.uploads.store import UploadInfo, UploadStore, utcnow
+from egocrowd.clock import utcnow
+from egocrowd.uploads.store import UploadInfo, UploadStore
 
 __all__ = ["OnComplete", "complete_upload"]
 
