@@ -8,9 +8,9 @@ import os
 import time
 from datetime import datetime
 
+from egocrowd.clock import utcnow
 from egocrowd.errors import EgocrowdError
 from egocrowd.uploads.completion import OnComplete, complete_upload
-from egocrowd.clock import utcnow
 from egocrowd.uploads.store import UploadInfo, UploadStore
 
 __all__ = ["expire_uploads", "recover_completed"]
