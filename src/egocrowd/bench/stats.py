@@ -246,7 +246,7 @@ def bin_rates(
     y = np.asarray(y, dtype=float)
     if x.size == 0:
         return []
-    if np.isscalar(bins):
+    if isinstance(bins, (int, np.integer)):
         lo, hi = float(x.min()), float(x.max())
         if hi <= lo:
             hi = lo + 1.0
