@@ -90,12 +90,14 @@ def reserve(session: Session, keys, window: timedelta, *, now: datetime | None =
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     rows = []
     for key, limit, _ in keys:
-        session.execute(
-            insert(LoginThrottle)
-            .values(key=key, window_start=now, attempts=0)
-            .on_conflict_do_nothing(index_elements=["key"])
-        )
-        row = session.scalars(sa.select(LoginThrottle).where(LoginThrottle.key == key).with_for_update()).one()
+        row = None
+        while row is None:  # a sweep may delete an old row between the two statements: add it again
+            session.execute(
+                insert(LoginThrottle)
+                .values(key=key, window_start=now, attempts=0)
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
+            row = session.scalar(sa.select(LoginThrottle).where(LoginThrottle.key == key).with_for_update())
         if row.window_start <= now - window:
             row.window_start, row.attempts = now, 0
         if row.attempts >= limit:
