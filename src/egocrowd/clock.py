@@ -7,9 +7,12 @@ matters the database's ``now()`` decides (see docs/architecture.md); this is for
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sqlalchemy.orm import Session
 
 
 def utcnow() -> datetime:
@@ -17,12 +20,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def db_now(session: Any) -> datetime:
+def db_now(session: Session) -> datetime:
     """The database's time, for leases and retries that several hosts compare: PostgreSQL's
     ``now()`` (the transaction's start, the same for every row it writes). SQLite lives on one
     host, whose clock is this one."""
     if session.get_bind().dialect.name == "postgresql":
-        return session.scalar(sa.select(sa.func.now())).astimezone(UTC)
+        now: datetime = session.execute(sa.select(sa.func.now())).scalar_one()
+        return now.astimezone(UTC)
     return utcnow()
 
 

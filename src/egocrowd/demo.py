@@ -25,7 +25,7 @@ Recording consent for egocrowd contributors (version 2026-11)
 
 5. Pay. Accepted clips are paid at the rate shown on the campaign. Rejected clips come with reasons.
 """
-SCOPES = [
+SCOPES: list[dict[str, object]] = [
     {"id": "record_hands", "label": "Record my hands and surroundings for the campaigns I join", "required": True},
     {"id": "face_visible", "label": "My own face may appear unblurred (e.g. in a mirror)"},
     {"id": "audio_kept", "label": "Keep the audio track"},
@@ -96,7 +96,7 @@ def seed(session: Session) -> list[tuple[str, str, str]]:
         consent.create_document(
             session, version=CONSENT_VERSION, title="Recording consent", body=CONSENT_TEXT, scopes=SCOPES, actor=admin
         )
-        lab = session.scalar(sa.select(User).where(User.email == USERS[1][0]))
+        lab = session.scalars(sa.select(User).where(User.email == USERS[1][0])).one()  # seeded just above
         for spec in CAMPAIGNS:
             data = CampaignIn(
                 taxonomy={"verbs": KITCHEN_VERBS, "nouns": KITCHEN_NOUNS},

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from egocrowd.errors import InvalidInput
 
@@ -45,7 +45,7 @@ Version = str | int
 
 _plugins_loaded = False
 _plugins_lock = threading.RLock()  # re-entrant: a plugin may look something up while it is imported
-_registries: weakref.WeakSet[Registry] = weakref.WeakSet()
+_registries: weakref.WeakSet[Registry[Any]] = weakref.WeakSet()
 
 
 def load_plugins() -> list[str]:
@@ -160,7 +160,7 @@ def _same(a: object, b: object) -> bool:
     if a is b:
         return True
 
-    def key(o: object) -> tuple:
+    def key(o: object) -> tuple[str | None, str | None]:
         return getattr(o, "__module__", None), getattr(o, "__qualname__", None)
 
     return key(a)[1] is not None and key(a) == key(b)

@@ -139,6 +139,23 @@ def test_gzip_and_parquet_round_trip(hand_log, tmp_path):
     assert sum(1 for r in rows if r["type"] == "subtask_end" and r["outcome"] == "success") == 6
 
 
+def test_parquet_row_without_payload_is_a_bad_log(hand_log, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq_path = tmp_path / "hand.parquet"
+    S.to_parquet([hand_log], pq_path)
+    table = pq.read_table(pq_path)
+    payload = table.column("payload").to_pylist()
+    table = table.set_column(
+        table.schema.get_field_index("payload"), "payload", pa.array([None, *payload[1:]], pa.string())
+    )
+    pq.write_table(table, pq_path)  # keeps the schema's metadata: it still claims our format
+    with pytest.raises(InvalidInput) as err:
+        list(S.read_log(pq_path))
+    assert err.value.code == "bench.bad_log"
+
+
 def test_progress_callback_counts_every_byte(hand_log):
     seen = []
     with warnings.catch_warnings():

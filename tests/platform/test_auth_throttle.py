@@ -9,6 +9,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
@@ -143,6 +144,35 @@ def test_the_window_passes(db):
     assert login.log_in(db, w.email, PASSWORD, address=None, limits=limits, now=later) == w.id
     with db.transaction() as s:
         assert login.sweep(s, limits.window, now=later + timedelta(minutes=16)) == 1
+
+
+def test_a_sweep_between_the_insert_and_the_lock_is_survived(db, db_url):
+    # PostgreSQL's INSERT ... ON CONFLICT DO NOTHING does not lock the existing row, so housekeeping
+    # could delete an expired counter just before log-in locked it: log-in then crashed on None.
+    # (SQLite serialises writers: there the sweep cannot come in between.)
+    if db.is_sqlite:
+        pytest.skip("SQLite serialises writers")
+    w = make_user(db, "worker", token=False)
+    limits = login.Limits(window=timedelta(minutes=15), per_account=5)
+    t0 = utcnow()
+    with pytest.raises(Unauthenticated):
+        login.log_in(db, w.email, WRONG, address=None, limits=limits, now=t0)
+    later = t0 + timedelta(minutes=16)
+    housekeeping = Database(db_url)
+    swept = []
+
+    def sweep_first(conn, cursor, statement, parameters, context, executemany):
+        if not swept and "FROM login_throttles" in statement and "FOR UPDATE" in statement:
+            with housekeeping.transaction() as s:
+                swept.append(login.sweep(s, limits.window, now=later))
+
+    sa.event.listen(db.engine, "before_cursor_execute", sweep_first)
+    try:
+        assert login.log_in(db, w.email, PASSWORD, address=None, limits=limits, now=later) == w.id
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", sweep_first)
+        housekeeping.dispose()
+    assert swept == [1]
 
 
 def _csrf(client) -> str:

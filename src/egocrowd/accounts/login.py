@@ -16,6 +16,7 @@ import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -51,12 +52,13 @@ def log_in(
     with db.transaction() as s:
         reserve(s, keys, limits.window, now=now)
         user_id, stored = accounts.stored_password(s, email)
-    ok = accounts.verify_password(stored, password or "") and user_id is not None
+    if not accounts.verify_password(stored, password or ""):  # hashed even for unknown emails: no timing leak
+        user_id = None
     with db.transaction() as s:
-        settle(s, keys, success=ok)
-        if ok:
+        settle(s, keys, success=user_id is not None)
+        if user_id is not None:
             accounts.rehash_if_needed(s, user_id, password)
-    if not ok:
+    if user_id is None:
         raise Unauthenticated("Wrong email or password.", code="auth.bad_credentials")
     return user_id
 
@@ -88,12 +90,14 @@ def reserve(session: Session, keys, window: timedelta, *, now: datetime | None =
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     rows = []
     for key, limit, _ in keys:
-        session.execute(
-            insert(LoginThrottle)
-            .values(key=key, window_start=now, attempts=0)
-            .on_conflict_do_nothing(index_elements=["key"])
-        )
-        row = session.scalar(sa.select(LoginThrottle).where(LoginThrottle.key == key).with_for_update())
+        row = None
+        while row is None:  # a sweep may delete an old row between the two statements: add it again
+            session.execute(
+                insert(LoginThrottle)
+                .values(key=key, window_start=now, attempts=0)
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
+            row = session.scalar(sa.select(LoginThrottle).where(LoginThrottle.key == key).with_for_update())
         if row.window_start <= now - window:
             row.window_start, row.attempts = now, 0
         if row.attempts >= limit:
@@ -125,8 +129,12 @@ def settle(session: Session, keys, *, success: bool) -> None:
 def sweep(session: Session, window: timedelta, *, now: datetime | None = None) -> int:
     """Forget counters whose window is over (for housekeeping); returns how many."""
     cutoff = (now or utcnow()) - window
-    return session.execute(
-        sa.delete(LoginThrottle)
-        .where(LoginThrottle.window_start <= cutoff)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    done = cast(
+        "sa.CursorResult[Any]",  # a DELETE's result has a rowcount
+        session.execute(
+            sa.delete(LoginThrottle)
+            .where(LoginThrottle.window_start <= cutoff)
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    return done.rowcount

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -235,14 +236,18 @@ def end_sessions(
     )
     if keep is not None:
         q = q.where(LoginSession.id != keep)
-    ended = session.execute(q.execution_options(synchronize_session="fetch")).rowcount
+    # an UPDATE's result has a rowcount
+    ended = cast("sa.CursorResult[Any]", session.execute(q.execution_options(synchronize_session="fetch"))).rowcount
     revoked = 0
     if tokens:
-        revoked = session.execute(
-            sa.update(ApiToken)
-            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-            .values(revoked_at=now)
-            .execution_options(synchronize_session="fetch")
+        revoked = cast(
+            "sa.CursorResult[Any]",
+            session.execute(
+                sa.update(ApiToken)
+                .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .execution_options(synchronize_session="fetch")
+            ),
         ).rowcount
     audit.record(session, actor, "user.sessions_ended", user, {"reason": reason, "sessions": ended, "tokens": revoked})
 

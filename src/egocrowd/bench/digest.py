@@ -111,13 +111,13 @@ def digest_session(session: S.Session, events: Iterable[S.Event]) -> SessionDige
         t = e.t
         if t > last_t:
             last_t = t
-        typ = e.type
-        if typ == "subtask_end":
+        # isinstance, not ``e.type``: the same test, and the type checker then knows the fields
+        if isinstance(e, S.SubtaskEnd):
             person = e.person or (instr_person.get(e.instruction) if e.instruction else None) or NO_PERSON
             ok = 1 if e.outcome == "success" else 0
             d.out_t.append(t)
             d.out_success.append(ok)
-            d.out_progress.append(e.progress)  # type: ignore[arg-type]
+            d.out_progress.append(e.progress or 0.0)  # never None after validation
             d.out_person.append(person)
             d.out_task.append(e.subtask)
             if e.chain is not None:
@@ -126,19 +126,20 @@ def digest_session(session: S.Session, events: Iterable[S.Event]) -> SessionDige
                     idx = chain_order.get(e.chain, 1)
                 chain_order[e.chain] = idx + 1
                 chains.setdefault(e.chain, {}).setdefault(idx, ok)
-        elif typ == "instruction":
+        elif isinstance(e, S.Instruction):
             d.instructions += 1
             if e.person:
                 instr_person[e.id] = e.person
-        elif typ == "chain_start":
-            chain_declared[e.chain] = e.length  # type: ignore[index]
-            chains.setdefault(e.chain, {})  # type: ignore[arg-type]
-        elif typ == "subtask_start":
+        elif isinstance(e, S.ChainStart):
+            if e.chain is not None:  # always: validation requires it
+                chain_declared[e.chain] = e.length
+                chains.setdefault(e.chain, {})
+        elif isinstance(e, S.SubtaskStart):
             if e.chain is not None:
                 chains.setdefault(e.chain, {})
-        elif typ == "misinterpretation":
+        elif isinstance(e, S.Misinterpretation):
             open_mis[e.id] = (t, 1 if e.source == "injected" else 0)
-        elif typ == "recovery":
+        elif isinstance(e, S.Recovery):
             key = e.misinterpretation
             if key is None and open_mis:
                 key = next(iter(open_mis))  # oldest open one
@@ -147,27 +148,27 @@ def digest_session(session: S.Session, events: Iterable[S.Event]) -> SessionDige
                 d.mis_time.append(max(t - t0, 0.0))
                 d.mis_recovered.append(1)
                 d.mis_injected.append(inj)
-        elif typ == "intervention":
+        elif isinstance(e, S.Intervention):
             d.interventions += 1
             d.intervention_time += e.duration
             d.intervention_reasons[e.reason] += 1
-        elif typ == "conflict":
+        elif isinstance(e, S.Conflict):
             d.conflicts += 1
             d.conflicts_detected += bool(e.detected)
             d.conflicts_correct += bool(e.correct)
             d.conflicts_clarified += e.resolution == "asked_clarification"
             d.resolutions[e.resolution or "none"] += 1
             in_conflict.update(e.instructions)
-        elif typ == "clarification":
+        elif isinstance(e, S.Clarification):
             if e.needed:
                 d.clarifications_needed += 1
             else:
                 d.clarifications_unneeded += 1
-        elif typ == "safety":
+        elif isinstance(e, S.Safety):
             d.safety[e.kind] += 1
-        elif typ == "env_change":
+        elif isinstance(e, S.EnvChange):
             d.env_changes[e.kind] += 1
-        elif typ == "session_end":
+        elif isinstance(e, S.SessionEnd):
             d.end_reason = e.reason
             d.duration = t
     d.events = n

@@ -174,8 +174,9 @@ def rank_battles(
     for lo in range(0, rounds, 256):  # batches bound memory at 256·k² floats
         chunk = draws[lo : lo + 256].astype(float)
         w = np.zeros((chunk.shape[0], k, k))
-        np.add.at(w, (slice(None), pairs[:, 0], pairs[:, 1]), chunk * score_i)
-        np.add.at(w, (slice(None), pairs[:, 1], pairs[:, 0]), chunk * (1 - score_i))
+        # numpy's stubs leave slices out of ufunc.at's indices
+        np.add.at(w, (slice(None), pairs[:, 0], pairs[:, 1]), chunk * score_i)  # type: ignore[arg-type]
+        np.add.at(w, (slice(None), pairs[:, 1], pairs[:, 0]), chunk * (1 - score_i))  # type: ignore[arg-type]
         boot = np.concatenate([boot, fit_bt_batch(w, alpha=alpha, x0=theta)])
 
     def to_rating(th: np.ndarray) -> np.ndarray:
@@ -195,8 +196,8 @@ def rank_battles(
     sig_better = np.zeros((k, k), dtype=bool)
     if rounds:
         diffs = boot_r[:, :, None] - boot_r[:, None, :]  # (rounds, i, j): r_i − r_j
-        lo = np.quantile(diffs, a, axis=0)
-        sig_better = lo > 0.01  # i significantly better than j; 0.01 points absorbs the ridge and float noise
+        lower = np.quantile(diffs, a, axis=0)
+        sig_better = lower > 0.01  # i significantly better than j; 0.01 points absorbs the ridge and float noise
         # The bootstrap cannot see uncertainty in a clean sweep: 3 wins out of 3 resample to 3 out
         # of 3 every time, so the pair looks "separated" on evidence an exact test calls weak
         # (p = 0.25). Where two policies met directly, separation must also pass an exact two-sided

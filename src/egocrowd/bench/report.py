@@ -190,7 +190,8 @@ def _drift(pols: dict[str, dict[str, Any]]) -> str:
         ("drift_session_time", "hours into session", "Success over time in a session"),
         ("drift_deployment_days", "days since deployment", "Success across deployment days"),
     ):
-        series, rows, vlines = [], [], []
+        series, rows = [], []
+        vlines: list[tuple[float, str]] = []
         for i, (p, m) in enumerate(pols.items()):
             d = m.get(key)
             if not d:

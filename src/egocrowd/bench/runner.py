@@ -92,7 +92,7 @@ def run_episode(
                 for e in info["events"]:
                     if e.type == "subtask_end":
                         subtasks += 1
-                        successes += e.outcome == "success"  # type: ignore[attr-defined]
+                        successes += e.outcome == "success"
                     w.write(e)
         os.replace(part, path)
     finally:

@@ -572,21 +572,22 @@ _PARQUET_COLUMNS = (
 def _parquet_schema() -> Any:
     import pyarrow as pa
 
+    columns: list[tuple[str, pa.DataType]] = [
+        ("session_id", pa.string()),
+        ("policy", pa.string()),
+        ("environment", pa.string()),
+        ("type", pa.string()),
+        ("t", pa.float64()),
+        ("chain", pa.string()),
+        ("person", pa.string()),
+        ("index", pa.int32()),
+        ("outcome", pa.string()),
+        ("progress", pa.float64()),
+        ("kind", pa.string()),
+        ("payload", pa.string()),
+    ]
     return pa.schema(
-        [
-            ("session_id", pa.string()),
-            ("policy", pa.string()),
-            ("environment", pa.string()),
-            ("type", pa.string()),
-            ("t", pa.float64()),
-            ("chain", pa.string()),
-            ("person", pa.string()),
-            ("index", pa.int32()),
-            ("outcome", pa.string()),
-            ("progress", pa.float64()),
-            ("kind", pa.string()),
-            ("payload", pa.string()),
-        ],
+        columns,
         metadata={b"format": FORMAT_NAME.encode(), b"format_version": str(SCHEMA_VERSION).encode()},
     )
 
@@ -653,6 +654,8 @@ def _iter_parquet_dicts(path: Path, on_progress: Callable[[int], None] | None = 
     rows = max(pf.metadata.num_rows, 1)
     for batch in pf.iter_batches(columns=["payload"], batch_size=65_536):
         for s in batch.column(0).to_pylist():
+            if s is None:  # a file with our format's metadata but not written by us
+                raise _bad(f"{path}: a row has no payload")
             yield json.loads(s)
         if on_progress is not None:
             on_progress(int(size * batch.num_rows / rows))

@@ -173,8 +173,9 @@ def kaplan_meier(durations: np.ndarray, observed: np.ndarray, confidence: float 
         ci = res.confidence_interval(confidence_level=confidence, method="log-log")
     t = res.quantiles
     s = res.probabilities
-    lo = np.nan_to_num(ci.low.probabilities, nan=0.0)
-    hi = np.nan_to_num(ci.high.probabilities, nan=1.0)
+    # scipy-stubs type the interval's bounds as floats; they are EmpiricalDistributionFunctions
+    lo = np.nan_to_num(ci.low.probabilities, nan=0.0)  # type: ignore[attr-defined]
+    hi = np.nan_to_num(ci.high.probabilities, nan=1.0)  # type: ignore[attr-defined]
     below = np.nonzero(s <= 0.5)[0]
     median = float(t[below[0]]) if below.size else None
     return KMCurve(
@@ -246,7 +247,7 @@ def bin_rates(
     y = np.asarray(y, dtype=float)
     if x.size == 0:
         return []
-    if np.isscalar(bins):
+    if isinstance(bins, (int, np.integer)):
         lo, hi = float(x.min()), float(x.max())
         if hi <= lo:
             hi = lo + 1.0

@@ -129,11 +129,11 @@ def line_chart(
         color = s.color or PALETTE[i % len(PALETTE)]
         pts = [(px(x), py(y)) for x, y in zip(s.x, s.y) if y is not None and math.isfinite(y)]
         if s.low is not None and s.high is not None:
-            lo = [(px(x), py(v)) for x, v in zip(s.x, s.low) if v is not None and math.isfinite(v)]
-            hi = [(px(x), py(v)) for x, v in zip(s.x, s.high) if v is not None and math.isfinite(v)]
+            lower = [(px(x), py(v)) for x, v in zip(s.x, s.low) if v is not None and math.isfinite(v)]
+            upper = [(px(x), py(v)) for x, v in zip(s.x, s.high) if v is not None and math.isfinite(v)]
             if s.step:
-                lo, hi = _stepify(lo), _stepify(hi)
-            poly = " ".join(f"{a:.1f},{b:.1f}" for a, b in hi + lo[::-1])
+                lower, upper = _stepify(lower), _stepify(upper)
+            poly = " ".join(f"{a:.1f},{b:.1f}" for a, b in upper + lower[::-1])
             parts.append(f'<polygon points="{poly}" fill="{color}" fill-opacity="0.15" stroke="none"/>')
         if s.step:
             pts = _stepify(pts)
@@ -254,7 +254,8 @@ def _legend(names: Sequence[str], colors: Sequence[str]) -> str:
     if len(names) < 2:
         return ""
     parts = []
-    x, y = ML + 8, MT - 14
+    x: float = ML + 8
+    y: float = MT - 14
     for name, color in zip(names, colors):
         width = 26 + 8.5 * len(name)  # font-size 13: ~8.4 units per character
         if x + width > W - MR and x > ML + 8:

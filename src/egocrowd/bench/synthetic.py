@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -120,13 +121,23 @@ def synth_session(
     return sess, ev
 
 
+class SessionOptions(TypedDict, total=False):
+    """The options of :func:`synth_session` that every session of a file shares."""
+
+    chains: int
+    chain_len: int
+    people: tuple[str, ...]
+    environment: str
+    subtask_s: float
+
+
 def write_synthetic(
     path: str | os.PathLike[str],
     policies: list[SynthPolicy],
     sessions_per_policy: int,
     *,
     seed: int = 0,
-    **kwargs: object,
+    **kwargs: Unpack[SessionOptions],
 ) -> int:
     """Write ``sessions_per_policy`` paired sessions for each policy into one JSONL file; returns events."""
     total = 0
@@ -134,7 +145,7 @@ def write_synthetic(
         for pol in policies:
             sess, events = synth_session(
                 pol, seed=seed * 100_003 + s, session_id=f"{pol.name}-{s}", day=s / 10, **kwargs
-            )  # type: ignore[arg-type]
+            )
             total += S.write_log(path, sess, events)
     return total
 

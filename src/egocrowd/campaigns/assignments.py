@@ -20,6 +20,7 @@ serialises the same steps.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -57,11 +58,11 @@ def claim(
 
     _lock(session, User, worker.id)
     # A lease that ran out is dead even before a sweep marks it expired: it does not count.
-    open_now = session.scalar(
+    open_now = session.execute(
         sa.select(sa.func.count())
         .select_from(Assignment)
         .where(Assignment.worker_id == worker.id, Assignment.status == A.active, Assignment.lease_expires_at > now)
-    )
+    ).scalar_one()
     if open_now >= max_open:
         raise Conflict(
             f"You already have {open_now} open assignments; submit or release one first.",
@@ -70,15 +71,18 @@ def claim(
         )
 
     _expire_in(session, campaign.id, now)  # locks the campaign; its stale leases give their slots back
-    taken = session.execute(
-        sa.update(Campaign)
-        .where(
-            Campaign.id == campaign.id,
-            Campaign.status == CampaignStatus.open,
-            Campaign.slots_taken < Campaign.target_clips,
-        )
-        .values(slots_taken=Campaign.slots_taken + 1)
-        .execution_options(synchronize_session=False)
+    taken = cast(
+        "sa.CursorResult[Any]",  # an UPDATE's result has a rowcount
+        session.execute(
+            sa.update(Campaign)
+            .where(
+                Campaign.id == campaign.id,
+                Campaign.status == CampaignStatus.open,
+                Campaign.slots_taken < Campaign.target_clips,
+            )
+            .values(slots_taken=Campaign.slots_taken + 1)
+            .execution_options(synchronize_session=False)
+        ),
     )
     if taken.rowcount != 1:
         raise Conflict("No slots left in this campaign.", code="assignment.no_slots")
@@ -171,11 +175,14 @@ def release(session: Session, worker: User, a: Assignment, *, reason: str = "wor
     """The worker gives the slot back (or their consent was withdrawn)."""
     policy.require(worker, "assignment.release", a)
     _lock(session, Campaign, a.campaign_id)  # campaign before assignment: the global lock order
-    done = session.execute(
-        sa.update(Assignment)
-        .where(Assignment.id == a.id, Assignment.status == A.active)
-        .values(status=A.released, closed_at=db_now(session))
-        .execution_options(synchronize_session=False)
+    done = cast(
+        "sa.CursorResult[Any]",  # an UPDATE's result has a rowcount
+        session.execute(
+            sa.update(Assignment)
+            .where(Assignment.id == a.id, Assignment.status == A.active)
+            .values(status=A.released, closed_at=db_now(session))
+            .execution_options(synchronize_session=False)
+        ),
     )
     if done.rowcount != 1:
         session.refresh(a)

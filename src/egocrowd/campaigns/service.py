@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -24,7 +26,16 @@ TRANSITIONS: dict[CampaignStatus, set[CampaignStatus]] = {
 EDITABLE_WHEN_LIVE = {"title", "instructions", "target_clips"}
 
 
-def hourly_rate_cents(c: Campaign) -> int:
+class PayTerms(Protocol):
+    """What the hourly rate is computed from: a campaign row or its API model."""
+
+    @property
+    def pay_cents(self) -> int: ...
+    @property
+    def expected_minutes(self) -> float: ...
+
+
+def hourly_rate_cents(c: PayTerms) -> int:
     return round(c.pay_cents * 60 / c.expected_minutes)
 
 

@@ -18,6 +18,7 @@ import unicodedata
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -294,14 +295,25 @@ def get_clip(session: Session, user: User, clip_id: int) -> Clip:
     return clip
 
 
-def feedback(clip: Clip) -> list[dict]:
+class ClipOutcome(Protocol):
+    """What feedback is written from: a clip row or its API model."""
+
+    @property
+    def status(self) -> ClipStatus: ...
+    @property
+    def reason_code(self) -> str | None: ...
+    @property
+    def qc_report(self) -> dict[str, Any] | None: ...
+
+
+def feedback(clip: ClipOutcome) -> list[dict[str, Any]]:
     """What the worker reads: each failed (then warned) check in plain words with how to fix it."""
     if clip.status is ClipStatus.rejected:
         return [
             {
                 "status": "fail",
                 "name": clip.reason_code,
-                "message": _REJECTION_ADVICE.get(clip.reason_code, "This file could not be read as a video."),
+                "message": _REJECTION_ADVICE.get(clip.reason_code or "", "This file could not be read as a video."),
                 "advice": "Record the clip again and upload the new file.",
             }
         ]

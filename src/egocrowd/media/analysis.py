@@ -231,7 +231,8 @@ def _luma_plane(frame: Any) -> np.ndarray:
         plane = frame.planes[0]
         buf = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
         return buf[: frame.height, : frame.width]
-    return frame.to_ndarray(format="gray")
+    gray: np.ndarray = frame.to_ndarray(format="gray")
+    return gray
 
 
 def _display_turn(frame: Any) -> int:

@@ -27,7 +27,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pebble import ProcessExpired, ProcessPool
 
@@ -74,7 +74,7 @@ def call_bounded(
             raise MediaError("reading the file needed too much memory", code="video.out_of_memory") from None
         raise MediaError(f"the decoder crashed on this file (exit {exc.exitcode})", code="video.unreadable") from None
     if kind == "ok":
-        return value
+        return cast(T, value)  # fn's result, back through pickle
     raise value
 
 
@@ -114,7 +114,7 @@ def _limit_memory(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _run(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[str, Any]:
+def _run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:
     """Runs in the sandbox: ("ok", result) or ("err", an exception that pickles)."""
     try:
         return "ok", fn(*args, **kwargs)
@@ -132,7 +132,7 @@ def _run(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[str, Any]:
 def _stop_pools() -> None:
     with _pools_lock:
         for pool in _pools.values():
-            pool.stop()
+            pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves stop() unannotated
             pool.join(timeout=5)
         _pools.clear()
 

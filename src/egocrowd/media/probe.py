@@ -316,7 +316,7 @@ def _header_duration(container: Any, stream: Any) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:
-        return container.duration / 1_000_000
+        return float(container.duration / 1_000_000)
     return None
 
 
@@ -340,7 +340,7 @@ def _recorded_at(container: Any, stream: Any) -> str | None:
         for key in ("com.apple.quicktime.creationdate", "creation_time", "date"):
             value = meta.get(key)
             if value and not value.startswith("1970") and not value.startswith("1904"):
-                return value
+                return str(value)
     return None
 
 

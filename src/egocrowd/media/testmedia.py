@@ -113,6 +113,8 @@ def write_video(
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format=container_format, options=options) as out:
         stream = out.add_stream(codec, rate=Fraction(fps).limit_denominator(100000))
+        if not isinstance(stream, av.VideoStream):
+            raise ValueError(f"{codec} is not a video codec")
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
         stream.options = {"crf": str(crf), "preset": preset} if codec == "libx264" else {}
         time_list = list(times) if times is not None else None

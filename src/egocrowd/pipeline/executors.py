@@ -54,7 +54,7 @@ class Executor(ABC):
     name: ClassVar[str] = ""
 
     @abstractmethod
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
         """Run ``fn(*args, **kwargs)``; the future holds its result or its exception."""
 
     @property
@@ -115,8 +115,8 @@ class InlineExecutor(Executor):
     def __init__(self, check_picklable: bool = True) -> None:
         self.check_picklable = check_picklable
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
-        fut: cf.Future = cf.Future()
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        fut: cf.Future[Any] = cf.Future()
         try:
             if self.check_picklable:
                 pickle.dumps((fn, args, kwargs))
@@ -159,11 +159,11 @@ class ProcessExecutor(Executor):
     def workers(self) -> int:
         return self._workers
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
         inner = self._pool.submit(_call_carrying_errors, fn, args, kwargs)
-        outer: cf.Future = cf.Future()
+        outer: cf.Future[Any] = cf.Future()
 
-        def _relay(f: cf.Future) -> None:
+        def _relay(f: cf.Future[tuple[str, Any]]) -> None:
             exc = f.exception()
             if exc is not None:
                 outer.set_exception(exc)
@@ -181,7 +181,7 @@ class ProcessExecutor(Executor):
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
-def _call_carrying_errors(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[str, Any]:
+def _call_carrying_errors(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:
     """Runs in the worker: returns ("ok", result) or ("err", ``capture_error(exc)``)."""
     try:
         return "ok", fn(*args, **kwargs)
@@ -201,7 +201,8 @@ def capture_error(exc: BaseException) -> dict[str, Any]:
 
 
 def rebuild_error(state: dict[str, Any]) -> BaseException:
-    return state["exc"]
+    exc: BaseException = state["exc"]
+    return exc
 
 
 __all__ = [

@@ -47,7 +47,7 @@ class JobFilter:
             clauses.append(Job.clip_id.in_(sa.select(Clip.id).where(Clip.campaign_id == self.campaign_id)))
         if self.stage_version is not None:
             clauses.append(Job.stage_version == self.stage_version)
-        if self.stale_only:
+        if self.stale_only and self.stage is not None:  # without a stage: refused above
             current = STAGES.get(self.stage).version
             clauses.append(sa.or_(Job.stage_version.is_(None), Job.stage_version != current))
         return clauses

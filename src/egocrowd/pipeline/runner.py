@@ -21,6 +21,7 @@ import traceback
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -30,6 +31,12 @@ from egocrowd.db import Database
 from egocrowd.db.models import Clip, ClipStatus, Job, JobStatus
 from egocrowd.pipeline.stages import FIRST_STAGE, STAGES, StageContext
 from egocrowd.settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sqlalchemy.orm import Session
+
+    from egocrowd.blobs import BlobStore
+    from egocrowd.pipeline.executors import Executor
 
 log = logging.getLogger("egocrowd.pipeline")
 
@@ -55,7 +62,7 @@ class RunnerConfig:
         )
 
 
-def enqueue(session, clip: Clip, stage: str = FIRST_STAGE, *, now: datetime | None = None) -> Job:
+def enqueue(session: Session, clip: Clip, stage: str = FIRST_STAGE, *, now: datetime | None = None) -> Job:
     """Add (or re-arm) the job for ``stage`` of ``clip`` in the caller's transaction."""
     job = session.scalar(sa.select(Job).where(Job.clip_id == clip.id, Job.stage == stage))
     if job is None:
@@ -77,8 +84,8 @@ class Runner:
     def __init__(
         self,
         db: Database,
-        blobs,
-        executor,
+        blobs: BlobStore,
+        executor: Executor,
         config: RunnerConfig | None = None,
         owner: str | None = None,
         *,
@@ -120,7 +127,7 @@ class Runner:
                 taken.append((job.id, job.clip_id, job.stage))
             return taken
 
-    def _still_ours(self, s, job_id: int) -> Job | None:
+    def _still_ours(self, s: Session, job_id: int) -> Job | None:
         job = s.scalar(sa.select(Job).where(Job.id == job_id).with_for_update())
         if job is None or job.status is not JobStatus.running or job.lease_owner != self.owner:
             log.warning("job %s is no longer leased to %s; dropping its result", job_id, self.owner)
@@ -128,20 +135,20 @@ class Runner:
         return job
 
     # -- one job ------------------------------------------------------------------------------------
-    def _prepare(self, job_id: int, clip_id: int, stage_name: str) -> dict:
+    def _prepare(self, job_id: int, clip_id: int, stage_name: str) -> dict[str, Any]:
         with self.db.transaction() as s:
-            clip = s.get(Clip, clip_id)
+            clip = s.get_one(Clip, clip_id)
             return STAGES.get(stage_name).obj.prepare(s, clip, self.stage_context)
 
-    def _apply(self, job_id: int, clip_id: int, stage_name: str, result: dict) -> None:
+    def _apply(self, job_id: int, clip_id: int, stage_name: str, result: dict[str, Any]) -> None:
         stage = STAGES.get(stage_name)
         with self.db.transaction() as s:
             job = self._still_ours(s, job_id)
             if job is None:
                 return
-            clip = s.get(Clip, clip_id)
+            clip = s.get_one(Clip, clip_id)
             nxt = stage.obj.apply(s, clip, result)
-            job.status, job.finished_at, job.stage_version = JobStatus.done, db_now(s), stage.version
+            job.status, job.finished_at, job.stage_version = JobStatus.done, db_now(s), str(stage.version)
             job.lease_owner = job.lease_expires_at = None
             job.last_error = None
             if nxt is not None:
@@ -169,11 +176,11 @@ class Runner:
                 error.splitlines()[-1] if error else "",
             )
 
-    def _give_up(self, s, job: Job, error: str) -> None:
+    def _give_up(self, s: Session, job: Job, error: str) -> None:
         now = db_now(s)
         job.status, job.finished_at, job.lease_owner, job.lease_expires_at = JobStatus.error, now, None, None
         job.last_error = error[-4000:]
-        clip = s.get(Clip, job.clip_id)
+        clip = s.get_one(Clip, job.clip_id)
         clip.status, clip.reason_code, clip.updated_at = ClipStatus.error, f"pipeline.{job.stage}_failed", now
         audit.record(
             s,
@@ -271,8 +278,8 @@ class Runner:
 
     def pending(self) -> int:
         with self.db.transaction() as s:
-            return s.scalar(
+            return s.execute(
                 sa.select(sa.func.count())
                 .select_from(Job)
                 .where(Job.status.in_([JobStatus.pending, JobStatus.running]))
-            )
+            ).scalar_one()

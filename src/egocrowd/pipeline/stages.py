@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -30,6 +30,8 @@ from egocrowd.errors import MediaError
 from egocrowd.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sqlalchemy import CursorResult
+
     from egocrowd.blobs import BlobStore
     from egocrowd.settings import Settings
 
@@ -44,19 +46,29 @@ class StageContext:
 
 @dataclass(frozen=True)
 class Stage:
-    prepare: Callable[[Session, Clip, StageContext], dict]
-    compute: Callable[[dict], dict]
-    apply: Callable[[Session, Clip, dict], str | None]
+    prepare: Callable[[Session, Clip, StageContext], dict[str, Any]]
+    compute: Callable[[dict[str, Any]], dict[str, Any]]
+    apply: Callable[[Session, Clip, dict[str, Any]], str | None]
 
 
 STAGES: Registry[Stage] = Registry("pipeline.stage")
 FIRST_STAGE = "probe"
 
 
-def stage(name: str, version: str, *, prepare, apply, description: str = ""):
+ComputeFn = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def stage(
+    name: str,
+    version: str,
+    *,
+    prepare: Callable[[Session, Clip, StageContext], dict[str, Any]],
+    apply: Callable[[Session, Clip, dict[str, Any]], str | None],
+    description: str = "",
+) -> Callable[[ComputeFn], ComputeFn]:
     """Register the decorated ``compute`` function as stage ``name``."""
 
-    def deco(compute):
+    def deco(compute: ComputeFn) -> ComputeFn:
         STAGES.add(
             name,
             Stage(prepare, compute, apply),
@@ -68,7 +80,7 @@ def stage(name: str, version: str, *, prepare, apply, description: str = ""):
     return deco
 
 
-def _media_rejection(exc: MediaError) -> dict:
+def _media_rejection(exc: MediaError) -> dict[str, Any]:
     return {"rejected": True, "code": exc.code, "message": exc.message}
 
 
@@ -76,11 +88,14 @@ def _reopen_assignment(session: Session, clip: Clip, why: str) -> None:
     """A clip that cannot be used gives the worker another try while the lease runs."""
     if clip.assignment_id is None:
         return
-    done = session.execute(
-        sa.update(Assignment)
-        .where(Assignment.id == clip.assignment_id, Assignment.status == AssignmentStatus.submitted)
-        .values(status=AssignmentStatus.active, submitted_at=None)
-        .execution_options(synchronize_session=False)
+    done = cast(
+        "CursorResult[Any]",  # an UPDATE's result has a rowcount
+        session.execute(
+            sa.update(Assignment)
+            .where(Assignment.id == clip.assignment_id, Assignment.status == AssignmentStatus.submitted)
+            .values(status=AssignmentStatus.active, submitted_at=None)
+            .execution_options(synchronize_session=False)
+        ),
     )
     if done.rowcount:
         audit.record(
@@ -94,7 +109,7 @@ def _reopen_assignment(session: Session, clip: Clip, why: str) -> None:
 
 
 def _finish(
-    session: Session, clip: Clip, status: ClipStatus, action: str, payload: dict, reason: str | None = None
+    session: Session, clip: Clip, status: ClipStatus, action: str, payload: dict[str, Any], reason: str | None = None
 ) -> None:
     clip.status = status
     clip.reason_code = reason
@@ -109,18 +124,18 @@ QC_TIMEOUT_S = 900.0
 
 
 # --- probe ----------------------------------------------------------------------------------------
-def _sandbox(ctx: StageContext) -> dict:
+def _sandbox(ctx: StageContext) -> dict[str, Any]:
     """The media limits of this deployment's settings, for the compute side (which has none)."""
     from egocrowd.media.probe import ProbeLimits
 
     return {"limits": ProbeLimits.from_settings(ctx.settings), "memory_mb": ctx.settings.media_memory_mb}
 
 
-def _prepare_probe(session: Session, clip: Clip, ctx: StageContext) -> dict:
+def _prepare_probe(session: Session, clip: Clip, ctx: StageContext) -> dict[str, Any]:
     return {"path": str(ctx.blobs.path(clip.sha256)), **_sandbox(ctx)}
 
 
-def _apply_probe(session: Session, clip: Clip, result: dict) -> str | None:
+def _apply_probe(session: Session, clip: Clip, result: dict[str, Any]) -> str | None:
     if result.get("rejected"):
         _finish(
             session,
@@ -137,7 +152,7 @@ def _apply_probe(session: Session, clip: Clip, result: dict) -> str | None:
 
 
 @stage("probe", "1", prepare=_prepare_probe, apply=_apply_probe)
-def compute_probe(inputs: dict) -> dict:
+def compute_probe(inputs: dict[str, Any]) -> dict[str, Any]:
     from egocrowd.media.bounded import call_bounded
     from egocrowd.media.probe import probe
 
@@ -160,7 +175,7 @@ def compute_probe(inputs: dict) -> dict:
 DUPLICATE_WINDOW = 5000
 
 
-def qc_thresholds_for(requirements: dict) -> dict:
+def qc_thresholds_for(requirements: dict[str, Any]) -> dict[str, Any]:
     """Campaign capture requirements → QC thresholds (explicit ``qc`` overrides win)."""
     th: dict[str, Any] = {}
     for key in ("min_duration_s", "max_duration_s", "min_fps"):
@@ -177,7 +192,7 @@ def qc_thresholds_for(requirements: dict) -> dict:
     return th
 
 
-def _prepare_qc(session: Session, clip: Clip, ctx: StageContext) -> dict:
+def _prepare_qc(session: Session, clip: Clip, ctx: StageContext) -> dict[str, Any]:
     known = session.execute(
         sa.select(Clip.id, Clip.fingerprint)
         .where(Clip.campaign_id == clip.campaign_id, Clip.id != clip.id, Clip.fingerprint.is_not(None))
@@ -195,7 +210,7 @@ def _prepare_qc(session: Session, clip: Clip, ctx: StageContext) -> dict:
     }
 
 
-def _apply_qc(session: Session, clip: Clip, result: dict) -> str | None:
+def _apply_qc(session: Session, clip: Clip, result: dict[str, Any]) -> str | None:
     if result.get("rejected"):
         _finish(
             session,
@@ -218,7 +233,7 @@ def _apply_qc(session: Session, clip: Clip, result: dict) -> str | None:
 
 
 @stage("qc", "1", prepare=_prepare_qc, apply=_apply_qc)
-def compute_qc(inputs: dict) -> dict:
+def compute_qc(inputs: dict[str, Any]) -> dict[str, Any]:
     from egocrowd.media.bounded import call_bounded
     from egocrowd.media.fingerprint import Fingerprint
     from egocrowd.media.probe import ProbeResult

@@ -6,9 +6,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from egocrowd.blobs import sha256_file
+from egocrowd.clock import utcnow
 from egocrowd.errors import EgocrowdError
 from egocrowd.uploads.protocol import failure
-from egocrowd.uploads.store import UploadInfo, UploadStore, utcnow
+from egocrowd.uploads.store import UploadInfo, UploadStore
 
 __all__ = ["OnComplete", "complete_upload"]
 

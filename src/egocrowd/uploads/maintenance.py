@@ -8,9 +8,10 @@ import os
 import time
 from datetime import datetime
 
+from egocrowd.clock import utcnow
 from egocrowd.errors import EgocrowdError
 from egocrowd.uploads.completion import OnComplete, complete_upload
-from egocrowd.uploads.store import UploadStore, utcnow
+from egocrowd.uploads.store import UploadInfo, UploadStore
 
 __all__ = ["expire_uploads", "recover_completed"]
 
@@ -59,7 +60,7 @@ def expire_uploads(store: UploadStore, now: datetime | None = None, *, orphan_gr
     return removed
 
 
-def _stale(info, now: datetime) -> bool:
+def _stale(info: UploadInfo, now: datetime) -> bool:
     return info.is_expired(now) or (info.state in ("finished", "failed") and now >= info.expires_at)
 
 

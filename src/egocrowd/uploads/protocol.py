@@ -162,7 +162,7 @@ class Checksum:
     digest: bytes
 
     def matches(self) -> bool:
-        return self.hasher.digest() == self.digest
+        return bool(self.hasher.digest() == self.digest)
 
 
 def parse_checksum(header: str | None) -> Checksum | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -160,7 +160,7 @@ def viewer(request: Request, session: Session) -> User | None:
 def unit(request: Request, *, form_csrf: str | None = None) -> Iterator[Ctx]:
     """One request's unit of work: a transaction, the caller, and the CSRF check for cookie writes."""
     db = request.app.state.db
-    touch = None
+    touch: tuple[Callable[[Session, int], None], int] | None = None  # what to record once the request is done
     # Reads (GET, HEAD) run in read-only transactions: they never wait behind writers on SQLite.
     with db.transaction(write=request.method not in SAFE_METHODS) as session:
         user, via_cookie, login_session_id = None, False, None

@@ -87,12 +87,12 @@ class CampaignOut(_Out):
     currency: str = Field(exclude=True)
     expected_minutes: float = Field(exclude=True)
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property (pydantic docs)
     @property
     def slots_left(self) -> int:
         return self.target_clips - self.slots_taken
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property (pydantic docs)
     @property
     def pay(self) -> PayOut:
         return PayOut(
@@ -152,7 +152,7 @@ class ConsentOut(_Out):
     signed_at: Timestamp
     withdrawn_at: Timestamp | None
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property (pydantic docs)
     @property
     def active(self) -> bool:
         return self.withdrawn_at is None
@@ -167,7 +167,7 @@ class TokenOut(_Out):
     expires_at: Timestamp | None  # None: never expires
     last_used_at: Timestamp | None  # to the minute
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property (pydantic docs)
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
@@ -229,7 +229,7 @@ class ClipOut(_Out):
     created_at: Timestamp
     updated_at: Timestamp
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property (pydantic docs)
     @property
     def feedback(self) -> list[FeedbackOut]:
         """The worker's feedback, by the same rule the clips page uses (it reads status, reason, report)."""

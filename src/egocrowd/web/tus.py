@@ -46,11 +46,12 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 
+from egocrowd.clock import utcnow
 from egocrowd.errors import EgocrowdError
 from egocrowd.uploads import protocol as tus
 from egocrowd.uploads.completion import complete_upload
 from egocrowd.uploads.protocol import Checksum, Grant
-from egocrowd.uploads.store import UploadInfo, UploadStore, utcnow
+from egocrowd.uploads.store import UploadInfo, UploadStore
 from egocrowd.web.problems import render
 
 __all__ = ["TusHooks", "make_tus_router"]

@@ -27,11 +27,17 @@ class Policy:
 
     name: ClassVar[str] = "policy"
     version: ClassVar[str] = "0"
+    # set by @register_policy on the class (the name and version the registry knows it by), or on
+    # an instance that speaks for another policy (a remote one)
+    registry_name: str | None = None
+    registry_version: str | None = None
 
     @property
     def label(self) -> tuple[str, str]:
         """(name, version) as written into the log."""
-        return getattr(self, "registry_name", self.name), getattr(self, "registry_version", self.version)
+        name = self.registry_name if self.registry_name is not None else self.name
+        version = self.registry_version if self.registry_version is not None else self.version
+        return name, version
 
     def reset(self, observation: Observation, *, seed: int | None = None) -> None:
         """Start of a session; ``observation`` carries the walkthrough (inventory, layout, house rules)."""

@@ -68,11 +68,11 @@ class Belief:
 
     def is_closed(self, place: str | None) -> bool:
         p = self.places.get(place or "")
-        return bool(p) and p.get("open") is False
+        return p is not None and p.get("open") is False
 
     def holdable(self, place: str | None) -> bool:
         p = self.places.get(place or "")
-        return bool(p) and p.get("kind") in ("surface", "container")
+        return p is not None and p.get("kind") in ("surface", "container")
 
 
 class Planner:

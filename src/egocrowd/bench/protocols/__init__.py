@@ -79,6 +79,9 @@ class DriftSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+_DEFAULT_RULES = ("safety_first", "priority_by_role", "ask_when_equal")
+
+
 @dataclass(frozen=True, slots=True)
 class Protocol:
     name: str
@@ -95,7 +98,7 @@ class Protocol:
     chain_length: int = 5
     budget_steps: int = 120
     chore_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CHORE_WEIGHTS))
-    rules: tuple[str, ...] = ("safety_first", "priority_by_role", "ask_when_equal")
+    rules: tuple[str, ...] = _DEFAULT_RULES
     interruption_rate: float = 0.0
     conflict_rate: float = 0.0
     conflict_kinds: tuple[str, ...] = CONFLICT_KINDS
@@ -214,7 +217,7 @@ def parse_protocol(data: dict[str, Any], source: str | None = None) -> Protocol:
         flat["chore_weights"] = (
             kinds if isinstance(kinds, dict) else {k: DEFAULT_CHORE_WEIGHTS.get(k, 1.0) for k in kinds}
         )
-    flat["rules"] = _opt(data, "rules", list, list(Protocol.__dataclass_fields__["rules"].default), where)
+    flat["rules"] = _opt(data, "rules", list, list(_DEFAULT_RULES), where)
     it = _opt(data, "interruptions", dict, {}, where)
     flat["interruption_rate"] = _rate(it, "rate", "interruptions")
     co = _opt(data, "conflicts", dict, {}, where)

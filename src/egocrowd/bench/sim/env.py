@@ -51,7 +51,7 @@ _ENV_CHANGE_KIND = {
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-class ObservationSpace(gym.spaces.Space):  # type: ignore[type-arg]
+class ObservationSpace(gym.spaces.Space):
     """Structured observations (a dict with the documented keys) or plain text."""
 
     KEYS = frozenset(
@@ -117,7 +117,7 @@ class _Live:
 
 
 @ENVIRONMENTS.register("household", version=ENV_VERSION)
-class HouseholdEnv(gym.Env):  # type: ignore[type-arg]
+class HouseholdEnv(gym.Env):
     """Symbolic multi-person household; plays one protocol session per ``reset``."""
 
     metadata = {"render_modes": ["ansi"]}

@@ -471,7 +471,7 @@ class _Gen:
                 f"{by} moved the {obj.replace('_', ' ')} to the {to.replace('_', ' ')}",
             )
         if kind in ("new_object", "groceries"):
-            specs = []
+            specs: list[dict[str, Any]] = []
             if kind == "groceries":
                 pool = [g for g in NEW_GROCERIES if g[0] not in self.used_new]
                 for name, home in rng.sample(pool, min(int(params.get("count", 3)), len(pool))):
@@ -481,11 +481,11 @@ class _Gen:
             else:
                 spec = dict(params.get("object") or {})
                 if not spec:
-                    pool = [c for c in NEW_CLUTTER if c not in self.used_new]
-                    if not pool:
+                    clutter = [c for c in NEW_CLUTTER if c not in self.used_new]
+                    if not clutter:
                         return None
                     spots = sorted(p.id for p in w.places.values() if p.kind == "surface" and p.id != "bag")
-                    spec = {"id": rng.choice(pool), "kind": "thing", "place": rng.choice(spots)}
+                    spec = {"id": rng.choice(clutter), "kind": "thing", "place": rng.choice(spots)}
                 spec.setdefault("kind", "thing")
                 self.used_new.add(spec["id"])
                 specs.append(spec)
@@ -578,12 +578,13 @@ class _Gen:
             slots.append((min(step, p.steps - 1), kind, {}))
             prev = step
         timeline = sorted(
-            [(s, 0, i, "drift", (k, prm)) for s, i, k, prm in drift_at]
-            + [(s, 1, j, kind, it) for j, (s, kind, it) in enumerate(slots)],
+            # (step, drift first, order, kind, drift kind, params)
+            [(s, 0, i, "drift", k, prm) for s, i, k, prm in drift_at]
+            + [(s, 1, j, kind, "", it) for j, (s, kind, it) in enumerate(slots)],
             key=lambda x: x[:3],
         )
         n_drift = 0
-        for step, _, _, kind, payload in timeline:
+        for step, _, _, kind, drift_kind, payload in timeline:
             while self._pending_returns and self._pending_returns[0][0] <= step:
                 rs, obj, person, to = self._pending_returns.pop(0)
                 ev = DriftEvent(
@@ -595,9 +596,9 @@ class _Gen:
                 )
                 n_drift = self._emit_drift(ev, n_drift)
             if kind == "drift":
-                ev = self.make_drift(step, payload[0], dict(payload[1]))
-                if ev is not None:
-                    n_drift = self._emit_drift(ev, n_drift)
+                made = self.make_drift(step, drift_kind, dict(payload))
+                if made is not None:
+                    n_drift = self._emit_drift(made, n_drift)
             elif kind == "plain":
                 self.plain(step)
             elif kind == "interrupt":

@@ -9,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 from egocrowd.media.fingerprint import find_duplicates
-from egocrowd.media.qc.registry import CheckContext, Verdict, qc_check
+from egocrowd.media.qc.registry import CheckContext, Status, Verdict, qc_check
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f} %"
 
 
-def _grade_high(value: float, warn: float, fail: float) -> str:
+def _grade_high(value: float, warn: float, fail: float) -> Status:
     """Status for a value where more is worse (warn when above ``warn``, fail above ``fail``)."""
     if value > fail:
         return "fail"
@@ -25,7 +25,7 @@ def _grade_high(value: float, warn: float, fail: float) -> str:
     return "pass"
 
 
-def _grade_low(value: float, warn: float, fail: float) -> str:
+def _grade_low(value: float, warn: float, fail: float) -> Status:
     if value < fail:
         return "fail"
     if value < warn:
@@ -239,7 +239,7 @@ def _moving_median(x: np.ndarray, window: int) -> np.ndarray:
     pad = window // 2
     padded = np.pad(x, (pad, window - 1 - pad), mode="edge")
     view = np.lib.stride_tricks.sliding_window_view(padded, window)
-    return np.median(view, axis=1)
+    return np.asarray(np.median(view, axis=1))
 
 
 def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
@@ -332,7 +332,7 @@ def near_duplicate(ctx: CheckContext) -> Verdict:
     if not matches:
         return Verdict("pass", 0.0, threshold, "not a copy of any earlier clip", unit="fraction")
     best = matches[0]
-    status = (
+    status: Status = (
         "fail"
         if best.score >= th.duplicate_fail_score
         else ("warn" if best.score >= th.duplicate_warn_score else "pass")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from egocrowd.registry import Entry, Registry
+from egocrowd.registry import Entry, Registry, Version
 
 if TYPE_CHECKING:  # pragma: no cover
     from egocrowd.media.analysis import ClipStats
@@ -44,7 +44,7 @@ class Verdict:
 @dataclass
 class CheckResult:
     name: str
-    version: int
+    version: Version
     title: str
     status: Status
     value: Any

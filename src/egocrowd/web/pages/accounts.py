@@ -72,9 +72,9 @@ def login(request: Request, form: TextForm):
         if "retry_after" in exc.extra:  # throttled: the same wait the API announces
             resp.headers["Retry-After"] = str(exc.extra["retry_after"])
         return resp
-    resp = see_other(nxt)
-    log_in(request, resp, uid)
-    return resp
+    redirect = see_other(nxt)
+    log_in(request, redirect, uid)
+    return redirect
 
 
 @router.post("/logout")

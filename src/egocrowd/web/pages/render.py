@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 from egocrowd import __version__
 from egocrowd.accounts import policy
 from egocrowd.db.models import CampaignStatus
+from egocrowd.errors import EgocrowdError
 from egocrowd.web.auth import csrf_token, persist_anonymous_csrf, viewer
 
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -35,7 +36,7 @@ def _money(cents: int, currency: str) -> str:
     return f"{cents / 100:,.2f} {currency}"
 
 
-def _filesize(n: int) -> str:
+def _filesize(n: float) -> str:
     for suffix in ("bytes", "KB", "MB", "GB"):
         if n < 1024 or suffix == "GB":
             return f"{n:.0f} {suffix}" if suffix == "bytes" else f"{n:.1f} {suffix}"
@@ -102,7 +103,7 @@ def safe_next(url: str | None, default: str) -> str:
     return url
 
 
-def form_error(exc: Exception) -> dict:
+def form_error(exc: EgocrowdError | ValidationError) -> dict[str, str]:
     """An error shown above a form sent back: the problem's code and message."""
     if isinstance(exc, ValidationError):
         e = exc.errors()[0]

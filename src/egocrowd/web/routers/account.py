@@ -47,7 +47,7 @@ def login_for_token(request: Request, body: LoginIn):
     uid = password_login(request, body.email, body.password)
     days = request.app.state.settings.token_days
     with unit(request) as ctx:
-        user = ctx.session.get(User, uid)
+        user = ctx.session.get_one(User, uid)  # the account that just logged in
         row, token = accounts.issue_token(
             ctx.session, user, body.token_name, ttl=timedelta(days=days) if days else None
         )
