@@ -32,7 +32,7 @@ import click
 import numpy as np
 
 from egocrowd.bench import schema as S
-from egocrowd.bench.policies.base import is_remote, make_policy
+from egocrowd.bench.policies import is_remote, make_policy
 from egocrowd.bench.protocols import Protocol, list_protocols, load_protocol
 from egocrowd.bench.sim.env import ENV_VERSION, HouseholdEnv
 from egocrowd.cli_types import RegistryChoice

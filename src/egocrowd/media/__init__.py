@@ -9,7 +9,8 @@ The pure entry points the pipeline calls:
 """
 
 from egocrowd.media.bounded import call_bounded
-from egocrowd.media.fingerprint import Fingerprint, find_duplicates, fingerprint, match_fingerprints
+from egocrowd.media.analysis import fingerprint
+from egocrowd.media.fingerprint import Fingerprint, find_duplicates, match_fingerprints
 from egocrowd.media.opener import open_media
 from egocrowd.media.probe import REASON_CODES, ProbeLimits, ProbeResult, probe
 from egocrowd.media.qc import QCReport, QCThresholds, evaluate, qc_check, registered_checks, run_qc
