@@ -15,7 +15,6 @@ from typing import Any
 import click
 
 from egocrowd.bench.digest import digest_log
-from egocrowd.bench.report import render_html
 from egocrowd.bench.runner import protocols_command, run_command
 from egocrowd.bench.schema import to_parquet
 from egocrowd.cli_types import RegistryChoice
@@ -213,6 +212,7 @@ def report_cmd(inputs: tuple[str, ...], output: str, fmt: str, title: str, pairw
     INPUTS are bench logs (.jsonl, .jsonl.gz, .parquet), trial CSVs, or one scores JSON written by
     `egocrowd bench score` (re-rendered without rescoring).
     """
+    from egocrowd.bench.report import render_html  # ~60 ms
     from egocrowd.bench.score import SCORES_FORMAT  # SciPy, ~1 s
 
     doc: dict[str, Any] | None = None

@@ -24,10 +24,6 @@ import threading
 from contextlib import ExitStack
 from typing import Any
 
-from websockets.exceptions import WebSocketException
-from websockets.sync.client import connect
-from websockets.sync.server import serve
-
 from egocrowd.bench.policies.base import Observation, Policy
 from egocrowd.bench.sim.actions import Action, parse_action
 from egocrowd.errors import EgocrowdError, InvalidInput
@@ -88,6 +84,8 @@ class WebSocketPolicy(Policy):
     """A policy behind one WebSocket connection (lower latency per step than HTTP)."""
 
     def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+        from websockets.sync.client import connect  # websockets, ~70 ms for every `egocrowd` command
+
         self.url = url
         self._timeout = timeout
         self._stack = ExitStack()  # the connection is a context manager in every websockets version
@@ -100,6 +98,8 @@ class WebSocketPolicy(Policy):
         self.registry_version = str(info.get("version", "unknown"))
 
     def _call(self, msg: dict[str, Any]) -> Any:
+        from websockets.exceptions import WebSocketException  # see __init__
+
         try:
             self._ws.send(json.dumps(msg))
             raw = self._ws.recv(timeout=self._timeout)
@@ -159,6 +159,7 @@ def serve_websocket(policy: Policy, host: str = "127.0.0.1", port: int = 0) -> A
 
     ``server.socket.getsockname()[1]`` is the port when ``port=0``.
     """
+    from websockets.sync.server import serve  # see WebSocketPolicy.__init__
 
     def handler(ws: Any) -> None:
         for raw in ws:
