@@ -17,6 +17,7 @@ the whole contract, so an fsspec-backed store (``s3://``) can implement the same
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -164,8 +165,6 @@ class BlobStore:
             tmp.unlink(missing_ok=True)  # no-op after a successful os.replace
 
     def put_bytes(self, data: bytes) -> BlobRef:
-        import io
-
         return self.put_stream(io.BytesIO(data))
 
     @staticmethod

@@ -26,6 +26,7 @@ UnsupportedContentType 415, ChecksumMismatch 460.
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 
@@ -102,8 +103,6 @@ def _rebuild(cls, message, code, extra):
 
 
 def _picklable(value):
-    import pickle
-
     try:
         pickle.dumps(value)
         return value

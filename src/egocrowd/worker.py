@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
 import time
 from datetime import timedelta
+from functools import partial
 
-from egocrowd.db import Database
+from egocrowd.blobs import BlobStore
+from egocrowd.campaigns.assignments import expire_leases
+from egocrowd.clips import sweep_orphan_blobs
+from egocrowd.clips.uploads import clip_from_upload
+from egocrowd.db import Database, open_database
+from egocrowd.pipeline.executors import get_executor
+from egocrowd.pipeline.runner import Runner, RunnerConfig
+from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
 
 log = logging.getLogger("egocrowd.worker")
 
 
 def make_executor(name: str, workers: int | None = None):
-    from egocrowd.pipeline.executors import get_executor
-
     return get_executor(name, max_workers=workers) if name != "inline" else get_executor(name)
 
 
@@ -28,10 +35,6 @@ def housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
 
 
 def _housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
-    from egocrowd.campaigns.assignments import expire_leases
-    from egocrowd.clips import sweep_orphan_blobs
-    from egocrowd.uploads import expire_uploads
-
     def leases() -> int:
         with db.transaction() as s:
             return expire_leases(s)
@@ -49,12 +52,6 @@ def _housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
         # retried only at server start (and never expire): with the phone gone, no clip until a
         # restart. A store object of our own on the same directory: the flock still serialises us
         # with requests in flight, and no asyncio state is shared with a server's event loop.
-        import asyncio
-        from functools import partial
-
-        from egocrowd.clips.uploads import clip_from_upload
-        from egocrowd.uploads import UploadStore, recover_completed
-
         store = UploadStore(upload_store.dir, ttl=upload_store.ttl, lock_timeout=0.5)
         return len(asyncio.run(recover_completed(store, partial(clip_from_upload, db, blobs))))
 
@@ -77,8 +74,6 @@ def _housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
 
 def make_runner(settings, db: Database, blobs, *, executor_name: str | None = None, workers: int | None = None):
     """The pipeline runner the settings ask for (close it with ``runner.executor.shutdown()``)."""
-    from egocrowd.pipeline.runner import Runner, RunnerConfig
-
     executor = make_executor(executor_name or settings.pipeline_executor, workers or settings.pipeline_workers)
     return Runner(db, blobs, executor, RunnerConfig.from_settings(settings), settings=settings)
 
@@ -110,17 +105,12 @@ def run_pipeline(
 
 
 def run_worker(settings, *, once: bool = False, executor_name: str | None = None, workers: int | None = None) -> int:
-    from egocrowd.blobs import BlobStore
-    from egocrowd.db import open_database
-
     db = open_database(settings)
     blobs = BlobStore(settings.blobs_path)
     runner = make_runner(settings, db, blobs, executor_name=executor_name, workers=workers)
     try:
         if once:
             return runner.drain()
-        from egocrowd.uploads.store import UploadStore
-
         upload_store = UploadStore(settings.uploads_path, ttl=timedelta(hours=settings.upload_expiry_hours))
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -94,7 +95,7 @@ def stored_password(session: Session, email: str) -> tuple[int | None, str]:
     hash), so that checking it costs the same and the response time reveals nothing."""
     user = session.scalar(sa.select(User).where(User.email == email_key(email)))
     if user is None or not user.is_active:
-        return None, _DUMMY_HASH
+        return None, _dummy_hash()
     return user.id, user.password_hash
 
 
@@ -112,7 +113,11 @@ def rehash_if_needed(session: Session, user_id: int, password: str) -> None:
         user.password_hash = hash_password(password)
 
 
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+@cache
+def _dummy_hash() -> str:
+    # Made on first use, not at import: an Argon2 hash costs ~50 ms and 64 MiB, which processes
+    # that never log anyone in (the worker, the CLI) should not pay.
+    return _hasher.hash("not-a-real-password")
 
 
 def change_password(session: Session, user: User, current: str, new: str, *, keep_session: int | None = None) -> None:

@@ -14,8 +14,14 @@ from typing import Any
 
 import click
 
+from egocrowd.bench.digest import digest_log
+from egocrowd.bench.runner import protocols_command, run_command
+from egocrowd.bench.schema import to_parquet
 from egocrowd.cli_types import RegistryChoice
 from egocrowd.errors import EgocrowdError
+
+# The scoring modules (metrics, score, ranking, importers) import SciPy: ~1 s measured with
+# python -X importtime, so only the subcommands that score import them, inside the function.
 
 
 def _config_options(f: Any) -> Any:
@@ -79,7 +85,7 @@ def _config_options(f: Any) -> Any:
 
 
 def _make_config(kw: dict[str, Any]) -> Any:
-    from egocrowd.bench.metrics import ScoreConfig
+    from egocrowd.bench.metrics import ScoreConfig  # SciPy, ~1 s
 
     return ScoreConfig(
         rounds=kw["rounds"],
@@ -93,9 +99,9 @@ def _make_config(kw: dict[str, Any]) -> Any:
 
 def _load_digests(paths: Sequence[str], *, lenient: bool = False, quiet: bool = False, jobs: int = 1) -> list[Any]:
     """Read logs with a byte-based progress bar (shown on a terminal) and trial CSVs."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn  # ~40 ms
 
-    from egocrowd.bench.importers import read_trials_csv
+    from egocrowd.bench.importers import read_trials_csv  # SciPy, ~1 s
     from egocrowd.bench.score import read_digests
 
     logs = [p for p in paths if not p.lower().endswith((".csv", ".csv.gz"))]
@@ -164,7 +170,7 @@ def score_cmd(logs: tuple[str, ...], output: str, pairwise: str | None, **kw: An
 
 
 def _score(logs: Sequence[str], pairwise: str | None, kw: dict[str, Any]) -> dict[str, Any]:
-    from egocrowd.bench.importers import read_pairwise_csv
+    from egocrowd.bench.importers import read_pairwise_csv  # SciPy, ~1 s
     from egocrowd.bench.score import score_digests
 
     try:
@@ -206,8 +212,8 @@ def report_cmd(inputs: tuple[str, ...], output: str, fmt: str, title: str, pairw
     INPUTS are bench logs (.jsonl, .jsonl.gz, .parquet), trial CSVs, or one scores JSON written by
     `egocrowd bench score` (re-rendered without rescoring).
     """
-    from egocrowd.bench.report import render_html
-    from egocrowd.bench.score import SCORES_FORMAT
+    from egocrowd.bench.report import render_html  # ~60 ms
+    from egocrowd.bench.score import SCORES_FORMAT  # SciPy, ~1 s
 
     doc: dict[str, Any] | None = None
     if len(inputs) == 1 and inputs[0].endswith(".json"):
@@ -236,7 +242,7 @@ def compare_cmd(logs: tuple[str, ...], pol_a: str, pol_b: str, alpha: float, as_
     permutation p-value, and the anytime-valid sequential verdict: whether enough pairs have been
     run to decide, and after how many.
     """
-    from egocrowd.bench.score import compare
+    from egocrowd.bench.score import compare  # SciPy, ~1 s
 
     try:
         res = compare(
@@ -269,10 +275,10 @@ def rank_cmd(pairwise: str, rounds: int, seed: int, anchor: str | None, as_json:
 
     Ratings come with 95% bootstrap intervals; policies that share a rank are statistically tied.
     """
-    from rich.console import Console
+    from rich.console import Console  # ~30 ms
     from rich.table import Table
 
-    from egocrowd.bench.importers import read_pairwise_csv
+    from egocrowd.bench.importers import read_pairwise_csv  # SciPy, ~1 s
     from egocrowd.bench.ranking import rank_battles
 
     anc = None
@@ -310,8 +316,6 @@ def rank_cmd(pairwise: str, rounds: int, seed: int, anchor: str | None, as_json:
 @click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 def validate_cmd(logs: tuple[str, ...]) -> None:
     """Check that LOGS follow the bench log schema; print sessions and events per file."""
-    from egocrowd.bench.digest import digest_log
-
     bad = False
     for p in logs:
         try:
@@ -337,7 +341,7 @@ def import_csv_cmd(trials: str, output: str) -> None:
     Not needed for scoring (score/report read CSVs directly); useful to merge spreadsheets with
     simulated logs or to convert them to Parquet.
     """
-    from egocrowd.bench.importers import digests_to_log, read_trials_csv
+    from egocrowd.bench.importers import digests_to_log, read_trials_csv  # SciPy, ~1 s
 
     try:
         n = digests_to_log(read_trials_csv(trials), output)
@@ -352,8 +356,6 @@ def import_csv_cmd(trials: str, output: str) -> None:
 @click.option("-o", "--output", required=True, help="Parquet file to write.")
 def to_parquet_cmd(logs: tuple[str, ...], output: str) -> None:
     """Convert JSONL logs to one Parquet file for analysis (streamed; scoring reads it back too)."""
-    from egocrowd.bench.schema import to_parquet
-
     try:
         n = to_parquet(logs, output)
     except EgocrowdError as exc:
@@ -365,17 +367,11 @@ def to_parquet_cmd(logs: tuple[str, ...], output: str) -> None:
 @bench.command("metrics")
 def metrics_cmd() -> None:
     """List the registered metrics with their versions."""
-    from egocrowd.bench.metrics import METRICS
+    from egocrowd.bench.metrics import METRICS  # SciPy, ~1 s
 
     for spec in METRICS.entries():
         click.echo(f"{spec.name:24} v{spec.version}  {spec.description}")
 
 
-def _add_simulator_commands() -> None:
-    from egocrowd.bench.runner import protocols_command, run_command
-
-    bench.add_command(run_command)
-    bench.add_command(protocols_command)
-
-
-_add_simulator_commands()
+bench.add_command(run_command)
+bench.add_command(protocols_command)

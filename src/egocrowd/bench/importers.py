@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from egocrowd.bench import schema as S
 from egocrowd.bench.digest import NO_PERSON, SessionDigest
 from egocrowd.bench.ranking import Battle
 from egocrowd.errors import InvalidInput
@@ -173,8 +174,6 @@ def digests_to_log(digests: list[SessionDigest], path: str | os.PathLike[str]) -
     Each trial becomes subtask_start (when the previous trial ended) and subtask_end; so spreadsheet
     data can be converted to Parquet or merged with simulated logs.
     """
-    from egocrowd.bench import schema as S
-
     total = 0
     for d in digests:
         session = S.Session(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import binomtest
 
 from egocrowd.bench import stats as st
 from egocrowd.errors import InvalidInput
@@ -84,8 +85,6 @@ def _tie_count(pairs: np.ndarray, score_i: np.ndarray, n: np.ndarray, i: int, j:
 
 def _sign_test_p(wins: float, losses: float) -> float:
     """Exact two-sided binomial test of wins vs losses at p = 1/2 (1.0 when there are none)."""
-    from scipy.stats import binomtest
-
     total = int(round(wins + losses))
     return 1.0 if total == 0 else float(binomtest(int(round(wins)), total, 0.5).pvalue)
 

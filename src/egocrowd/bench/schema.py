@@ -570,7 +570,7 @@ _PARQUET_COLUMNS = (
 
 
 def _parquet_schema() -> Any:
-    import pyarrow as pa
+    import pyarrow as pa  # ~110 ms with pyarrow.parquet: every `egocrowd` command loads this module
 
     columns: list[tuple[str, pa.DataType]] = [
         ("session_id", pa.string()),
@@ -600,7 +600,7 @@ def to_parquet(
     One row per line; header rows have ``type == "session"`` and ``t`` null. Session columns
     (session_id, policy, environment) are repeated on every row so a plain ``read_parquet`` groups.
     """
-    import pyarrow as pa
+    import pyarrow as pa  # see _parquet_schema
     import pyarrow.parquet as pq
 
     schema = _parquet_schema()
@@ -642,7 +642,7 @@ def to_parquet(
 
 
 def _iter_parquet_dicts(path: Path, on_progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # see _parquet_schema
 
     pf = pq.ParquetFile(str(path))
     meta = pf.schema_arrow.metadata or {}

@@ -11,6 +11,8 @@ import itertools
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from importlib.metadata import version
 from typing import Any
 
 import numpy as np
@@ -30,8 +32,6 @@ MAX_COMPARED_POLICIES = 12  # all-pairs comparisons grow quadratically; rank bey
 
 def _version() -> str:
     try:
-        from importlib.metadata import version
-
         return version("egocrowd")
     except Exception:  # pragma: no cover - running from a source tree without metadata
         return "unknown"
@@ -59,8 +59,6 @@ def read_digests(
         for p in paths:
             out.extend(digest_log(p, strict=strict, on_progress=on_progress))
         return out
-    from concurrent.futures import ProcessPoolExecutor
-
     results: list[list[SessionDigest]] = []
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
         for p, ds in zip(

@@ -29,7 +29,7 @@ from egocrowd import audit, consent
 from egocrowd.accounts import policy
 from egocrowd.campaigns.service import get_campaign
 from egocrowd.clock import db_now
-from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, User
+from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, ConsentRecord, User
 from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
 
 A = AssignmentStatus
@@ -193,6 +193,25 @@ def release(session: Session, worker: User, a: Assignment, *, reason: str = "wor
     session.refresh(a)
     audit.record(session, worker, "assignment.released", a, {"campaign_id": a.campaign_id, "reason": reason})
     return a
+
+
+def withdraw_consent(session: Session, worker: User, record_id: int) -> ConsentRecord:
+    """Withdraw a consent now (:func:`egocrowd.consent.withdraw`) and release at once the worker's
+    active leases on campaigns that required it. Here, not in ``consent``: campaigns build on
+    consent, not the other way round."""
+    rec = consent.withdraw(session, worker, record_id)
+    active = session.scalars(
+        sa.select(Assignment)
+        .join(Campaign)
+        .where(
+            Assignment.worker_id == worker.id,
+            Assignment.status == A.active,
+            Campaign.consent_version == rec.document.version,
+        )
+    )
+    for a in active:
+        release(session, worker, a, reason="consent_withdrawn")
+    return rec
 
 
 def require_active_lease(

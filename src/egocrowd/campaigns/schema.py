@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from egocrowd.errors import EgocrowdError
 from egocrowd.inputs import InputModel
 
 Term = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
@@ -51,7 +52,8 @@ class CaptureRequirements(_Strict):
     @field_validator("qc")
     @classmethod
     def _known_thresholds(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from egocrowd.errors import EgocrowdError
+        # lazy: importing egocrowd.media loads PyAV and OpenCV (~350 ms measured), which neither the
+        # web server nor the worker's main process needs to start
         from egocrowd.media.qc.thresholds import QCThresholds
 
         try:  # unknown names or out-of-range values are refused now, not when the first clip arrives

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from egocrowd import audit
+from egocrowd.blobs import BlobRef, sha256_file
 from egocrowd.clock import utcnow
 from egocrowd.db import Database
 from egocrowd.db.models import (
@@ -32,6 +33,7 @@ from egocrowd.db.models import (
     Campaign,
     Clip,
     ClipStatus,
+    Role,
     User,
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
@@ -69,8 +71,6 @@ def finish_upload(
     ``sha256``: the hash the upload server computed while receiving, so 500 MB are not read again;
     with ``move`` the file is renamed into the store instead of copied. If a crash came after the
     move, the bytes are already in the store under that hash and finishing simply goes on."""
-    from egocrowd.blobs import BlobRef
-
     if sha256 and not Path(path).exists() and blobs.exists(sha256):
         ref = BlobRef(sha256, blobs.size(sha256), existed=True)
     else:
@@ -195,8 +195,6 @@ def ingest_dir(
     progress=None,
 ) -> dict[str, int]:
     """Bulk ingest of a lab's existing recordings. Rerunning skips files already ingested (by hash)."""
-    from egocrowd.blobs import sha256_file
-
     with db.transaction() as s:
         if s.get(Campaign, campaign_id) is None:
             raise NotFound(f"No campaign {campaign_id}.", code="campaign.not_found")
@@ -268,8 +266,6 @@ def sweep_orphan_blobs(
 
 # --- reading ----------------------------------------------------------------------------------------
 def visible_clips(user: User) -> sa.ColumnElement[bool]:
-    from egocrowd.db.models import Role
-
     if user.role is Role.admin:
         return sa.true()
     if user.role is Role.requester:

@@ -12,14 +12,7 @@ from sqlalchemy.orm import Session
 from egocrowd import audit
 from egocrowd.accounts import policy
 from egocrowd.clock import utcnow
-from egocrowd.db.models import (
-    Assignment,
-    AssignmentStatus,
-    Campaign,
-    ConsentDocument,
-    ConsentRecord,
-    User,
-)
+from egocrowd.db.models import ConsentDocument, ConsentRecord, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound
 
 _SCOPE_ID = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
@@ -137,8 +130,9 @@ def sign(
 
 
 def withdraw(session: Session, worker: User, record_id: int) -> ConsentRecord:
-    """Withdraw a consent now. Leases that depended on it are released at once; what this means for
-    media already captured is handled downstream (releases honour the withdrawal time)."""
+    """Withdraw a consent now. The leases that depended on it are released by the caller
+    (:func:`egocrowd.campaigns.assignments.withdraw_consent`, the one the doors call); what this
+    means for media already captured is handled downstream (releases honour the withdrawal time)."""
     rec = session.get(ConsentRecord, record_id)
     if rec is None or rec.user_id != worker.id:
         raise NotFound("No such consent record.", code="consent.not_found")
@@ -148,17 +142,4 @@ def withdraw(session: Session, worker: User, record_id: int) -> ConsentRecord:
     audit.record(
         session, worker, "consent.withdrawn", rec, {"version": rec.document.version, "sha256": rec.document_sha256}
     )
-    from egocrowd.campaigns.assignments import release
-
-    active = session.scalars(
-        sa.select(Assignment)
-        .join(Campaign)
-        .where(
-            Assignment.worker_id == worker.id,
-            Assignment.status == AssignmentStatus.active,
-            Campaign.consent_version == rec.document.version,
-        )
-    )
-    for a in active:
-        release(session, worker, a, reason="consent_withdrawn")
     return rec

@@ -8,8 +8,9 @@ The pure entry points the pipeline calls:
     open_media(path)                                          # the one way to open an upload
 """
 
+from egocrowd.media.analysis import fingerprint
 from egocrowd.media.bounded import call_bounded
-from egocrowd.media.fingerprint import Fingerprint, find_duplicates, fingerprint, match_fingerprints
+from egocrowd.media.fingerprint import Fingerprint, find_duplicates, match_fingerprints
 from egocrowd.media.opener import open_media
 from egocrowd.media.probe import REASON_CODES, ProbeLimits, ProbeResult, probe
 from egocrowd.media.qc import QCReport, QCThresholds, evaluate, qc_check, registered_checks, run_qc

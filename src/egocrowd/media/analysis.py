@@ -14,7 +14,7 @@ and only sampled frames get more work (sharpness at ``sharp_fps``, perceptual ha
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from egocrowd.errors import MediaError
-from egocrowd.media.fingerprint import phash64
+from egocrowd.media.fingerprint import Fingerprint, phash64
 from egocrowd.media.opener import open_media
 from egocrowd.media.probe import ProbeLimits, check_picture_size
 
@@ -323,3 +323,16 @@ def analyze_video(
             f"{stats.decode_errors} of {stats.packets} frames could not be decoded", code="video.unreadable"
         )
     return stats
+
+
+def fingerprint(source: Any) -> Fingerprint:
+    """Fingerprint of a clip: a path (decodes it), ``ClipStats``, or a finished ``QCReport``."""
+    if isinstance(source, Fingerprint):
+        return source
+    if isinstance(source, Mapping) and "h" in source:
+        return Fingerprint.from_dict(source)
+    if hasattr(source, "fingerprint") and isinstance(source.fingerprint, Mapping):
+        return Fingerprint.from_dict(source.fingerprint)
+    if not isinstance(source, ClipStats):
+        source = analyze_video(str(source))
+    return Fingerprint(times=source.hash_t.copy(), hashes=source.hashes.copy())

@@ -80,7 +80,7 @@ def call_bounded(
 
 def memory_limit_bytes(max_memory_mb: int) -> int:
     """The address-space cap a sandbox process sets: ours, or the inherited hard limit if lower."""
-    import resource
+    import resource  # POSIX only: imported where a cap is set, so the module loads everywhere
 
     ours = int(max_memory_mb) * 1024 * 1024
     _, hard = resource.getrlimit(resource.RLIMIT_AS)

@@ -70,21 +70,6 @@ class Fingerprint:
         )
 
 
-def fingerprint(source: Any) -> Fingerprint:
-    """Fingerprint of a clip: a path (decodes it), ``ClipStats``, or a finished ``QCReport``."""
-    from egocrowd.media.analysis import ClipStats, analyze_video
-
-    if isinstance(source, Fingerprint):
-        return source
-    if isinstance(source, Mapping) and "h" in source:
-        return Fingerprint.from_dict(source)
-    if hasattr(source, "fingerprint") and isinstance(source.fingerprint, Mapping):
-        return Fingerprint.from_dict(source.fingerprint)
-    if not isinstance(source, ClipStats):
-        source = analyze_video(str(source))
-    return Fingerprint(times=source.hash_t.copy(), hashes=source.hashes.copy())
-
-
 def _popcount64(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.uint64)
     count = np.zeros(x.shape, dtype=np.uint8)

@@ -21,6 +21,7 @@ import importlib.util
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 MODEL_RELPATH = ("modules", "palm_detection", "palm_detection_lite.tflite")
@@ -59,9 +60,6 @@ class PalmDetector:
     """``score(rgb)`` -> the best palm confidence in the picture (0..1)."""
 
     def __init__(self, path: Path) -> None:
-        import cv2
-
-        self._cv2 = cv2
         self._net = cv2.dnn.readNetFromTFLite(str(path))
         self._outputs = list(self._net.getUnconnectedOutLayersNames())
         self._lock = threading.Lock()  # a cv2.dnn.Net is not safe to share across threads
@@ -74,12 +72,12 @@ class PalmDetector:
         square = np.zeros((side, side, 3), np.uint8)
         top, left = (side - h) // 2, (side - w) // 2
         square[top : top + h, left : left + w] = rgb
-        return self._cv2.resize(square, (INPUT_SIZE, INPUT_SIZE), interpolation=self._cv2.INTER_AREA)
+        return cv2.resize(square, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
 
     def score(self, rgb: np.ndarray) -> float:
         img = rgb if rgb.shape[:2] == (INPUT_SIZE, INPUT_SIZE) else self.letterbox(rgb)
         # The model wants RGB in [-1, 1].
-        blob = self._cv2.dnn.blobFromImage(img, 1 / 127.5, mean=(127.5, 127.5, 127.5))
+        blob = cv2.dnn.blobFromImage(img, 1 / 127.5, mean=(127.5, 127.5, 127.5))
         with self._lock:
             self._net.setInput(blob)
             outs = dict(zip(self._outputs, self._net.forward(self._outputs)))

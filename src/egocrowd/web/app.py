@@ -13,14 +13,19 @@ from fastapi.staticfiles import StaticFiles
 from itsdangerous import URLSafeTimedSerializer
 
 from egocrowd import __version__
+from egocrowd.blobs import BlobStore
+from egocrowd.clips.uploads import OpenUploadLimits
 from egocrowd.db import Database, open_database
 from egocrowd.settings import Settings
+from egocrowd.uploads import UploadStore, recover_completed
 from egocrowd.web import problems, security
 from egocrowd.web.limits import BodyLimit
 from egocrowd.web.pages import accounts, assignments, campaigns, consent
 from egocrowd.web.pages import clips as clip_pages
 from egocrowd.web.routers import account, api
 from egocrowd.web.routers import clips as clip_api
+from egocrowd.web.routers.uploads import PlatformHooks
+from egocrowd.worker import make_runner, run_pipeline
 
 HERE = Path(__file__).parent
 log = logging.getLogger("egocrowd.web")
@@ -49,11 +54,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     elif settings.is_embedded:
         db.upgrade()
 
-    from egocrowd.blobs import BlobStore
-    from egocrowd.clips.uploads import OpenUploadLimits
-    from egocrowd.uploads.store import UploadStore
-    from egocrowd.web.routers.uploads import PlatformHooks
-
     blobs = BlobStore(settings.blobs_path)
     upload_store = UploadStore(settings.uploads_path, ttl=timedelta(hours=settings.upload_expiry_hours))
     hooks = PlatformHooks(
@@ -67,8 +67,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from egocrowd.uploads import recover_completed
-
         await recover_completed(upload_store, hooks.on_complete)  # finish uploads a crash interrupted
         stop = threading.Event()
         thread = None
@@ -103,11 +101,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_kb * 1024)
     app.add_middleware(security.SecurityHeaders)
 
-    from egocrowd.web.routers import clips
-
     for router in ROUTERS:
         app.include_router(router)
-    clips.install(app, upload_store, hooks)
+    clip_api.install(app, upload_store, hooks)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     vendor = vendor_dir(settings)
     if vendor.is_dir():
@@ -119,8 +115,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
 def _background(settings: Settings, db: Database, blobs, upload_store, stop: threading.Event) -> None:
     """The embedded default runs the pipeline and the housekeeping inside `egocrowd serve`."""
-    from egocrowd.worker import make_runner, run_pipeline
-
     runner = make_runner(settings, db, blobs)
     try:
         run_pipeline(db, blobs, upload_store, runner, stop)

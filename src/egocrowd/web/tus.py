@@ -34,6 +34,7 @@ Hooks are plain functions, run in the server's thread pool (blocking database ca
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import time
@@ -81,8 +82,6 @@ class TusHooks(Protocol):
 def _writeback_starter() -> Any:
     """``sync_file_range(SYNC_FILE_RANGE_WRITE)`` where Linux has it: starts writeback, no wait."""
     try:
-        import ctypes
-
         fn = ctypes.CDLL(None, use_errno=True).sync_file_range
         fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
         return lambda fd, offset, nbytes: fn(fd, offset, nbytes, 2)

@@ -6,13 +6,32 @@
 * :mod:`.remote`: :class:`HttpPolicy`, :class:`WebSocketPolicy` and the matching servers.
 """
 
-from egocrowd.bench.policies.base import POLICIES, Observation, Policy, make_policy, register_policy
+from typing import Any
+
+from egocrowd.bench.policies.base import POLICIES, Observation, Policy, register_policy
 from egocrowd.bench.policies.baselines import CannedPolicy, OraclePolicy, RandomPolicy
+from egocrowd.bench.policies.remote import HttpPolicy, WebSocketPolicy
+
+
+def is_remote(spec: str) -> bool:
+    """A policy served by another process, reached by URL."""
+    return spec.startswith(("http://", "https://", "ws://", "wss://"))
+
+
+def make_policy(spec: str, **kwargs: Any) -> Policy:
+    """A policy by registered name, or a remote one by URL (``http(s)://`` or ``ws(s)://``)."""
+    if spec.startswith(("http://", "https://")):
+        return HttpPolicy(spec, **kwargs)
+    if spec.startswith(("ws://", "wss://")):
+        return WebSocketPolicy(spec, **kwargs)
+    return POLICIES.get(spec).obj(**kwargs)
+
 
 __all__ = [
     "POLICIES",
     "Observation",
     "Policy",
+    "is_remote",
     "make_policy",
     "register_policy",
     "CannedPolicy",

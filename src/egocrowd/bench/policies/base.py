@@ -61,21 +61,3 @@ def register_policy(name: str, *, version: str, description: str = "") -> Any:
         return cls
 
     return deco
-
-
-def is_remote(spec: str) -> bool:
-    """A policy served by another process, reached by URL."""
-    return spec.startswith(("http://", "https://", "ws://", "wss://"))
-
-
-def make_policy(spec: str, **kwargs: Any) -> Policy:
-    """A policy by registered name, or a remote one by URL (``http(s)://`` or ``ws(s)://``)."""
-    if spec.startswith(("http://", "https://")):
-        from egocrowd.bench.policies.remote import HttpPolicy
-
-        return HttpPolicy(spec, **kwargs)
-    if spec.startswith(("ws://", "wss://")):
-        from egocrowd.bench.policies.remote import WebSocketPolicy
-
-        return WebSocketPolicy(spec, **kwargs)
-    return POLICIES.get(spec).obj(**kwargs)

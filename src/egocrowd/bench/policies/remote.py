@@ -48,7 +48,7 @@ class HttpPolicy(Policy):
     """A policy behind ``base_url`` (``/info``, ``/reset``, ``/act``)."""
 
     def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
-        import httpx
+        import httpx  # ~120 ms, for every `egocrowd` command (bench.cli loads this module); only here
 
         self.url = base_url.rstrip("/")
         self._client = httpx.Client(base_url=self.url, timeout=timeout)
@@ -57,7 +57,7 @@ class HttpPolicy(Policy):
         self.registry_version = str(info.get("version", "unknown"))
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        import httpx
+        import httpx  # see __init__
 
         try:
             r = self._client.request(method, path, json=body)
@@ -84,7 +84,7 @@ class WebSocketPolicy(Policy):
     """A policy behind one WebSocket connection (lower latency per step than HTTP)."""
 
     def __init__(self, url: str, *, timeout: float = 30.0) -> None:
-        from websockets.sync.client import connect
+        from websockets.sync.client import connect  # websockets, ~70 ms for every `egocrowd` command
 
         self.url = url
         self._timeout = timeout
@@ -98,7 +98,7 @@ class WebSocketPolicy(Policy):
         self.registry_version = str(info.get("version", "unknown"))
 
     def _call(self, msg: dict[str, Any]) -> Any:
-        from websockets.exceptions import WebSocketException
+        from websockets.exceptions import WebSocketException  # see __init__
 
         try:
             self._ws.send(json.dumps(msg))
@@ -129,6 +129,7 @@ def _reply_action(a: Any) -> Any:
 
 def http_app(policy: Policy) -> Any:
     """A FastAPI app serving ``policy`` over the HTTP wire protocol (run it with uvicorn)."""
+    # FastAPI, ~0.6 s: and `egocrowd` (the worker too) must not load the web stack through bench.cli
     from fastapi import Body, FastAPI
 
     app = FastAPI(title=f"egocrowd policy: {policy.label[0]}")
@@ -158,7 +159,7 @@ def serve_websocket(policy: Policy, host: str = "127.0.0.1", port: int = 0) -> A
 
     ``server.socket.getsockname()[1]`` is the port when ``port=0``.
     """
-    from websockets.sync.server import serve
+    from websockets.sync.server import serve  # see WebSocketPolicy.__init__
 
     def handler(ws: Any) -> None:
         for raw in ws:

@@ -277,6 +277,8 @@ def _from_plain(d: dict[str, Any], source: str | None) -> Protocol:
     for key in ("chores", "chain_length", "budget_steps"):
         if not isinstance(d[key], int) or d[key] < 1:
             raise _bad(f"chores.{key}: must be an int >= 1")
+    # Not at the top: egocrowd.bench.sim's __init__ imports sim.env, which imports this module (a
+    # cycle through the package; the fix is moving this module into bench.sim, a public rename).
     from egocrowd.bench.sim.chores import CHORES
 
     weights = d.get("chore_weights") or dict(DEFAULT_CHORE_WEIGHTS)

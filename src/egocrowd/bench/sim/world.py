@@ -11,6 +11,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from egocrowd.errors import InvalidInput
+
 ROBOT = "robot"
 
 # The verbs of the action space (issue #5): the order is stable and documented.
@@ -350,8 +352,6 @@ NEW_CLUTTER = ("umbrella", "parcel", "backpack", "scarf", "water_bottle", "table
 
 
 def make_world(layout: str = "apartment") -> World:
-    from egocrowd.errors import InvalidInput
-
     try:
         return LAYOUTS[layout]()
     except KeyError:

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from egocrowd.media.analysis import ANALYZER_VERSION, AnalysisConfig, ClipStats, analyze_video
-from egocrowd.media.fingerprint import Fingerprint, fingerprint
+from egocrowd.media.analysis import ANALYZER_VERSION, AnalysisConfig, ClipStats, analyze_video, fingerprint
+from egocrowd.media.fingerprint import Fingerprint
+from egocrowd.media.hands import DETECTOR_NAME, get_palm_detector
 from egocrowd.media.probe import ProbeLimits, ProbeResult, probe
 from egocrowd.media.qc.registry import CheckContext, CheckResult, registered_checks, run_check
 from egocrowd.media.qc.thresholds import QCThresholds
@@ -152,8 +153,6 @@ def run_qc(
 
     Pass ``probe_result`` when the probe stage already ran, to skip probing again; ``palm_model``
     is the setting of that name (default: the packaged model)."""
-    from egocrowd.media.hands import DETECTOR_NAME, get_palm_detector
-
     started = time.monotonic()
     th = thresholds if isinstance(thresholds, QCThresholds) else QCThresholds.from_dict(thresholds)
     pr = probe_result or probe(path, limits)

@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from egocrowd import consent
 from egocrowd.accounts import policy
+from egocrowd.campaigns import assignments
 from egocrowd.web.auth import unit
 from egocrowd.web.pages.render import (
     RawForm,
@@ -52,5 +53,5 @@ def consents_page(request: Request):
 @router.post("/consents/{record_id}/withdraw")
 def consent_withdraw(request: Request, record_id: Id, form: TextForm):
     with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-        consent.withdraw(ctx.session, ctx.require_user(), record_id)
+        assignments.withdraw_consent(ctx.session, ctx.require_user(), record_id)
     return see_other("/consents?m=withdrawn")

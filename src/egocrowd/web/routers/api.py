@@ -147,7 +147,7 @@ def my_consents(request: Request, limit: Limit = 100, offset: Offset = 0):
 def withdraw_consent(request: Request, record_id: Id):
     with unit(request) as ctx:
         user = ctx.require_user()
-        return ConsentOut.model_validate(consent.withdraw(ctx.session, user, record_id))
+        return ConsentOut.model_validate(assignments.withdraw_consent(ctx.session, user, record_id))
 
 
 # --- campaigns ------------------------------------------------------------------------------------
