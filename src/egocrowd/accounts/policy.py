@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import object_session
 
-from egocrowd.db.models import Assignment, Campaign, CampaignStatus, ConsentRecord, Role, User
+from egocrowd.db.models import Assignment, Campaign, CampaignStatus, Clip, ConsentRecord, Role, User
 from egocrowd.errors import Forbidden, Unauthenticated
 
 
@@ -109,6 +109,17 @@ def visible_assignments(user: User) -> sa.ColumnElement[bool]:
             sa.select(Campaign.id).where(Campaign.organization_id == (user.organization_id or -1))
         )
     return Assignment.worker_id == user.id
+
+
+def visible_clips(user: User) -> sa.ColumnElement[bool]:
+    """Clips: admins all; a lab its campaigns'; a worker their own (reviewers: none yet)."""
+    if user.role is Role.admin:
+        return sa.true()
+    if user.role is Role.requester:
+        return Clip.campaign_id.in_(
+            sa.select(Campaign.id).where(Campaign.organization_id == (user.organization_id or -1))
+        )
+    return Clip.worker_id == user.id
 
 
 def visible_consents(user: User) -> sa.ColumnElement[bool]:

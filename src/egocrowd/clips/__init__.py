@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from egocrowd import audit
+from egocrowd.accounts import policy
 from egocrowd.blobs import BlobRef, sha256_file
 from egocrowd.clock import utcnow
 from egocrowd.db import Database
@@ -33,7 +34,6 @@ from egocrowd.db.models import (
     Campaign,
     Clip,
     ClipStatus,
-    Role,
     User,
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
@@ -265,27 +265,17 @@ def sweep_orphan_blobs(
 
 
 # --- reading ----------------------------------------------------------------------------------------
-def visible_clips(user: User) -> sa.ColumnElement[bool]:
-    if user.role is Role.admin:
-        return sa.true()
-    if user.role is Role.requester:
-        return Clip.campaign_id.in_(
-            sa.select(Campaign.id).where(Campaign.organization_id == (user.organization_id or -1))
-        )
-    return Clip.worker_id == user.id
-
-
 def list_clips(
     session: Session, user: User, *, campaign_id: int | None = None, limit: int = 100, offset: int = 0
 ) -> list[Clip]:
-    q = sa.select(Clip).where(visible_clips(user)).order_by(Clip.id.desc())
+    q = sa.select(Clip).where(policy.visible_clips(user)).order_by(Clip.id.desc())
     if campaign_id is not None:
         q = q.where(Clip.campaign_id == campaign_id)
     return list(session.scalars(q.limit(limit).offset(offset)))
 
 
 def get_clip(session: Session, user: User, clip_id: int) -> Clip:
-    clip = session.scalar(sa.select(Clip).where(Clip.id == clip_id, visible_clips(user)))
+    clip = session.scalar(sa.select(Clip).where(Clip.id == clip_id, policy.visible_clips(user)))
     if clip is None:
         raise NotFound(f"No clip {clip_id}.", code="clip.not_found")
     return clip
