@@ -98,8 +98,10 @@ def test_internal_errors_never_leak(crashing_client, caplog):
     assert set(body) == {"type", "title", "status", "code", "detail"}
     assert SECRET not in r.text and "Traceback" not in r.text and "RuntimeError" not in r.text
     assert SECRET in caplog.text  # ...but it is logged for us
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]  # errors carry the headers too
     r = crashing_client.get("/test-boom-page")
     assert r.status_code == 500 and r.headers["content-type"].startswith("text/html")
+    assert r.headers["x-content-type-options"] == "nosniff"
     assert SECRET not in r.text and "Traceback" not in r.text and 'data-code="internal"' in r.text
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from itsdangerous import URLSafeTimedSerializer
+from starlette.types import ASGIApp
 
 from egocrowd import __version__
 from egocrowd.blobs import BlobStore
@@ -40,6 +41,15 @@ ROUTERS = [
     assignments.router,
     clip_pages.router,
 ]
+
+
+class _App(FastAPI):
+    """The app whose outermost layer adds the security headers: a 500 is answered by Starlette's
+    ServerErrorMiddleware, outside every middleware added with ``add_middleware``, and must carry
+    them too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return security.SecurityHeaders(super().build_middleware_stack())
 
 
 def vendor_dir(settings: Settings) -> Path:
@@ -83,7 +93,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         if thread is not None:
             thread.join(timeout=30)
 
-    app = FastAPI(
+    app = _App(
         title="egocrowd",
         version=__version__,
         lifespan=lifespan,
@@ -99,7 +109,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.cookie_signer = URLSafeTimedSerializer(settings.resolved_secret_key(), salt="egocrowd-session")
     problems.install(app)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_kb * 1024)
-    app.add_middleware(security.SecurityHeaders)
 
     for router in ROUTERS:
         app.include_router(router)
