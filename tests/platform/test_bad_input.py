@@ -1,5 +1,5 @@
 """Input no column can hold is refused as a class, not route by route (issue #16.7): a NUL character
-in any string, an id beyond the 32-bit id columns, NaN or infinity in JSON. Every route of the API
+in any string, an over-long string, an id beyond the 32-bit id columns, NaN or infinity in JSON. Every route of the API
 (enumerated from its OpenAPI document, so new routes are covered) answers a 4xx problem document, on
 SQLite and PostgreSQL alike."""
 
@@ -64,13 +64,20 @@ def _strings(value, path=()):
 
 
 def _with_nul(body, path):
+    return _with(body, path, lambda text: text[:1] + "\x00" + text[1:])
+
+
+def _with(body, path, change):
     body = copy.deepcopy(body)
     *head, last = path
     target = body
     for key in head:
         target = target[key]
-    target[last] = target[last][:1] + "\x00" + target[last][1:]
+    target[last] = change(target[last])
     return body
+
+
+LONG = "x" * 100_000  # longer than any text field allows, shorter than the body limit
 
 
 @pytest.fixture
@@ -130,22 +137,27 @@ def _cases(client, world):
                 yield f"{p['name']} with NUL", method, path.format(**values), query, schema, None, NUL_CODES
         if schema:
             for leaf in _strings(_example(schema, world)):
-                yield (
-                    f"{'.'.join(map(str, leaf))} with NUL",
-                    method,
-                    path.format(**base_path),
-                    {},
-                    schema,
-                    leaf,
-                    NUL_CODES,
-                )
+                for kind, change, allowed in (
+                    ("with NUL", None, NUL_CODES),
+                    ("over-long", LONG, {"validation.failed"}),
+                ):
+                    yield (
+                        f"{'.'.join(map(str, leaf))} {kind}",
+                        method,
+                        path.format(**base_path),
+                        {},
+                        schema,
+                        (leaf, change),
+                        allowed,
+                    )
 
 
 def test_every_route_refuses_nul_characters_and_ids_beyond_the_columns(client, world):
     def send(caller, method, url, query, schema, leaf):
         body = _example(schema, world) if schema else None
         if body is not None and leaf is not None:
-            body = _with_nul(body, leaf)
+            where, long_text = leaf
+            body = _with_nul(body, where) if long_text is None else _with(body, where, lambda _: long_text)
         headers = {**(world[caller].headers if world[caller] else {}), "Content-Type": "application/json"}
         return client.request(
             method, url, params=query, headers=headers, content=json.dumps(body) if body is not None else None
