@@ -58,7 +58,7 @@ lint: venv
 	$(BIN)/lint-imports
 
 bench: venv
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) node_modules .egocrowd .coverage .coverage.* .coverage-html

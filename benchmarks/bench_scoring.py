@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _targets import target  # benchmarks/_targets.py: the one format of target lines
 
 SUBSET = ["subtask_success", "chain_success", "interventions", "safety", "per_person"]
 
@@ -247,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'egocrowd.bench bootstrap_sums':44} {bo['seconds']:9.3f} s  CI {np.round(bo['result'], 4).tolist()}")
         print(f"{'pandas DataFrame.sample loop':44} {bp['seconds']:9.3f} s  CI {np.round(bp['result'], 4).tolist()}")
         print(f"ratio pandas / egocrowd: {bp['seconds'] / bo['seconds']:.1f}×")
+        # Goals of issue #17 (pandas x5 on time); memory: never more than pandas; answers identical.
+        target("scoring_time_pandas_over_ours", p["seconds"] / s["seconds"], 5, digits=1)
+        target("scoring_peak_memory_pandas_over_ours", p["peak_mb"] / s["peak_mb"], 1, digits=1)
+        target("bootstrap_time_pandas_over_ours", bp["seconds"] / bo["seconds"], 1, digits=1)
+        target("point_estimates_equal_pandas", float(same), 1, digits=0)
     return 0 if same else 1
 
 

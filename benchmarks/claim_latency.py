@@ -37,6 +37,7 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from _targets import target  # benchmarks/_targets.py: the one format of target lines
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -254,7 +255,8 @@ def main() -> int:
             report("churn", lat, out, wall)
             errors = sum(n for k, n in out.items() if k.startswith("ERROR"))
             check(url, [race_id])
-            print(f"errors: {errors} of {len(lat)} requests; outcome check:", "ok" if not errors else "FAILED")
+            print(f"errors: {errors} of {len(lat)} requests")
+            target("churn_answers_without_error", 1 - errors / max(len(lat), 1), 1, digits=4)
             return 1 if errors else 0
         lat, out, wall = asyncio.run(run_phase(base, tokens, open_id, args.claims_per_worker))
         report("open", lat, out, wall)
@@ -268,7 +270,8 @@ def main() -> int:
             }
         )
         check(url, [open_id, race_id])
-        print("outcome check:", "ok" if ok_open and ok_race else "FAILED")
+        target("open_claims_all_granted", float(ok_open), 1, digits=0)
+        target("race_every_slot_granted_once", float(ok_race), 1, digits=0)
         return 0 if ok_open and ok_race else 1
     finally:
         if proc is not None:

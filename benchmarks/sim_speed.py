@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
+from _targets import target  # benchmarks/_targets.py: the one format of target lines
+
 from egocrowd.bench.policies import make_policy
 from egocrowd.bench.protocols import load_protocol
 from egocrowd.bench.sim import Action, HouseholdEnv
@@ -111,8 +113,7 @@ def main() -> None:
         f"env only, {cores} processes (all cores):       {total / wall:10,.0f} steps/s aggregate "
         f"(per process {min(per_proc):,.0f}-{max(per_proc):,.0f}; wall includes process start)"
     )
-    verdict = "met" if single >= TARGET_PER_CORE else "NOT met"
-    print(f"target {TARGET_PER_CORE:,} steps/s per core: {verdict} (single process {single:,.0f})")
+    target("env_steps_per_s_per_core", single, TARGET_PER_CORE, digits=0)
 
 
 if __name__ == "__main__":
