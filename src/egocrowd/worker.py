@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 from functools import partial
 
+from egocrowd.accounts import login
 from egocrowd.blobs import BlobStore
 from egocrowd.campaigns.assignments import expire_leases
 from egocrowd.clips import sweep_orphan_blobs
@@ -42,8 +43,6 @@ def _housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
     def login_counters() -> int:
         # Failed log-in counters whose window is over (log-ins with random emails would pile up).
         # A day is past any sensible window (the setting's default is 15 minutes).
-        from egocrowd.accounts import login
-
         with db.transaction() as s:
             return login.sweep(s, timedelta(days=1))
 

@@ -17,15 +17,8 @@ TEN_MB = 10 * 1024 * 1024
 
 
 @pytest.fixture
-def small_app(tmp_path, db_url, db):
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        secret_key="k" * 48,
-        run_pipeline_in_server=False,
-        max_body_kb=16,
-    )
-    return create_app(settings, db)
+def small_app(settings, db):
+    return create_app(settings.model_copy(update={"max_body_kb": 16}), db)
 
 
 def _routes(app):

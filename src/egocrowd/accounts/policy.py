@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import object_session
+from sqlalchemy.orm import InstrumentedAttribute, object_session
 
 from egocrowd.db.models import Assignment, Campaign, CampaignStatus, Clip, ConsentRecord, Role, User
 from egocrowd.errors import Forbidden, Unauthenticated
@@ -101,25 +101,24 @@ def visible_campaigns(user: User | None) -> sa.ColumnElement[bool]:
     return sa.false()
 
 
-def visible_assignments(user: User) -> sa.ColumnElement[bool]:
+def _worker_or_lab(
+    user: User, campaign_id: InstrumentedAttribute[int], worker_id: InstrumentedAttribute[int]
+) -> sa.ColumnElement[bool]:
+    """The rule of things a worker made for a lab's campaign (assignments, clips): admins see all,
+    a lab its campaigns', a worker their own."""
     if user.role is Role.admin:
         return sa.true()
     if user.role is Role.requester:
-        return Assignment.campaign_id.in_(
-            sa.select(Campaign.id).where(Campaign.organization_id == (user.organization_id or -1))
-        )
-    return Assignment.worker_id == user.id
+        return campaign_id.in_(sa.select(Campaign.id).where(Campaign.organization_id == (user.organization_id or -1)))
+    return worker_id == user.id
+
+
+def visible_assignments(user: User) -> sa.ColumnElement[bool]:
+    return _worker_or_lab(user, Assignment.campaign_id, Assignment.worker_id)
 
 
 def visible_clips(user: User) -> sa.ColumnElement[bool]:
-    """Clips: admins all; a lab its campaigns'; a worker their own (reviewers: none yet)."""
-    if user.role is Role.admin:
-        return sa.true()
-    if user.role is Role.requester:
-        return Clip.campaign_id.in_(
-            sa.select(Campaign.id).where(Campaign.organization_id == (user.organization_id or -1))
-        )
-    return Clip.worker_id == user.id
+    return _worker_or_lab(user, Clip.campaign_id, Clip.worker_id)
 
 
 def visible_consents(user: User) -> sa.ColumnElement[bool]:

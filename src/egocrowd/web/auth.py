@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from egocrowd.accounts import login as _login
 from egocrowd.accounts import service as accounts
-from egocrowd.db.models import User
+from egocrowd.db.models import LoginSession, User
 from egocrowd.errors import Forbidden, Unauthenticated
 
 COOKIE = "egocrowd_session"
@@ -149,10 +149,18 @@ def log_out(request: Request, response: Response) -> None:
     _set_cookie(request, response, {"csrf": secrets.token_urlsafe(24)})
 
 
+def _cookie_session(request: Request, session: Session) -> tuple[bool, LoginSession | None]:
+    """(does the browser send a session cookie, the live session it names). The one cookie lookup
+    behind :func:`unit` and :func:`viewer` (an ended, expired or suspended one is None)."""
+    sid = read_cookie(request).get("sid")
+    if not isinstance(sid, str):
+        return False, None
+    return True, accounts.session_for_secret(session, sid)
+
+
 def viewer(request: Request, session: Session) -> User | None:
     """Who is logged in by cookie, for pages rendered outside a unit of work (error pages...)."""
-    sid = read_cookie(request).get("sid")
-    row = accounts.session_for_secret(session, sid) if isinstance(sid, str) else None
+    row = _cookie_session(request, session)[1]
     return row.user if row else None
 
 
@@ -171,14 +179,11 @@ def unit(request: Request, *, form_csrf: str | None = None) -> Iterator[Ctx]:
             if accounts.needs_touch(token.last_used_at):
                 touch = (accounts.touch_token, token.id)
         else:
-            sid = read_cookie(request).get("sid")
-            if isinstance(sid, str):
-                via_cookie = True
-                row = accounts.session_for_secret(session, sid)
-                if row is not None:
-                    user, login_session_id = row.user, row.id
-                    if accounts.needs_touch(row.last_seen_at):
-                        touch = (accounts.touch_session, row.id)
+            via_cookie, row = _cookie_session(request, session)
+            if row is not None:
+                user, login_session_id = row.user, row.id
+                if accounts.needs_touch(row.last_seen_at):
+                    touch = (accounts.touch_session, row.id)
         # Page forms always carry a token (even log-in: no login CSRF); API writes by cookie too.
         if form_csrf is not None or (via_cookie and request.method not in SAFE_METHODS):
             check_csrf(request, form_csrf if form_csrf is not None else request.headers.get("x-csrf-token"))

@@ -25,8 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from egocrowd.web.problems import problem
+from egocrowd.web.tus import UPLOADS_PATH
 
-UNLIMITED_PREFIXES = ("/api/v1/uploads",)  # tus: bounded by Upload-Length and the campaign's limit
+UNLIMITED_PREFIXES = (UPLOADS_PATH,)  # tus: bounded by Upload-Length and the campaign's limit
 
 
 class BodyTooLarge(Exception):

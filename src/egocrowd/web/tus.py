@@ -55,7 +55,10 @@ from egocrowd.uploads.protocol import Checksum, Grant
 from egocrowd.uploads.store import UploadInfo, UploadStore
 from egocrowd.web.problems import render
 
-__all__ = ["TusHooks", "make_tus_router"]
+__all__ = ["UPLOADS_PATH", "TusHooks", "make_tus_router"]
+
+#: Where the app mounts the tus endpoint (the body limit leaves it to tus, see web/limits.py).
+UPLOADS_PATH = "/api/v1/uploads"
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from egocrowd.web.auth import unit
 from egocrowd.web.routers.api import Id, QueryId
 from egocrowd.web.routers.uploads import PlatformHooks
 from egocrowd.web.schemas import ClipOut, Page, QCStatsOut, page_of
-from egocrowd.web.tus import make_tus_router
+from egocrowd.web.tus import UPLOADS_PATH, make_tus_router
 
 MB = 1024 * 1024
 
@@ -49,9 +49,7 @@ def campaign_qc(request: Request, campaign_id: Id):
 
 def install(app: FastAPI, upload_store, hooks: PlatformHooks) -> None:
     """The tus endpoint, bound to this app's upload store and the platform's hooks."""
-    app.include_router(
-        make_tus_router(upload_store, hooks, max_size=8192 * MB), prefix="/api/v1/uploads", tags=["uploads"]
-    )
+    app.include_router(make_tus_router(upload_store, hooks, max_size=8192 * MB), prefix=UPLOADS_PATH, tags=["uploads"])
 
 
 __all__ = ["install", "router"]
