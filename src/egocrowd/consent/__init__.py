@@ -45,6 +45,8 @@ def create_document(
         title=title,
         body=body,
         sha256=digest,
+        family=version,  # until authoring (issue #14): each document is its own family
+        published_at=utcnow(),
         scopes=[{"id": s["id"], "label": s["label"], "required": bool(s.get("required"))} for s in scopes],
     )
     session.add(doc)

@@ -77,6 +77,20 @@ class ClipStatus(str, enum.Enum):
     error = "error"  # a stage failed repeatedly; the cause is on its job
 
 
+class OrgRole(str, enum.Enum):
+    """A requester's role inside their lab (organization)."""
+
+    owner = "owner"  # everything, including the team and its API tokens
+    editor = "editor"  # campaigns: create, edit, open, pause, close
+    viewer = "viewer"  # read-only: progress, QC, spend
+
+
+class ConsentStatus(str, enum.Enum):
+    draft = "draft"  # editable, signable by nobody
+    published = "published"  # frozen text; what workers sign
+    retired = "retired"  # superseded or withdrawn from use; existing signatures keep pointing at it
+
+
 class JobStatus(str, enum.Enum):
     pending = "pending"
     running = "running"  # leased by a worker process until lease_expires_at
@@ -100,6 +114,8 @@ class Organization(Base):
     __tablename__ = "organizations"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    #: the admin lets this lab author consent documents for its own campaigns
+    may_author_consent: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -114,8 +130,49 @@ class User(Base):
     country: Mapped[str | None] = mapped_column(sa.String(2))
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: role inside the organization (requesters); None for everyone else
+    org_role: Mapped[OrgRole | None] = mapped_column(_enum(OrgRole))
+    email_verified_at: Mapped[datetime | None]
+    #: the account was deleted at the person's request: the row stays (ids in the ledger and the
+    #: audit log point at it) with every personal field blanked
+    deleted_at: Mapped[datetime | None]
 
     organization: Mapped[Organization | None] = relationship()
+
+
+class AccountToken(Base):
+    """A one-time secret sent by email: verifying an address, resetting a password. Only its
+    sha256 is stored; it works once, before ``expires_at``."""
+
+    __tablename__ = "account_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(sa.String(20))  # "verify_email" | "reset_password"
+    email: Mapped[str] = mapped_column(sa.String(254))  # the address it was sent to
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class Notification(Base):
+    """A message to one person, shown in the app (and emailed when mail is set up)."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(40))  # "qc.result", "campaign.closed", "consent.new_version", ...
+    subject: Mapped[str] = mapped_column(sa.String(200))
+    body: Mapped[str] = mapped_column(sa.Text, default="")
+    link: Mapped[str | None] = mapped_column(sa.String(300))  # a path on this site
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+    #: None while an email is still owed (or mail is off); set once sent, or "skipped"
+    emailed_at: Mapped[datetime | None]
+
+    __table_args__ = (sa.Index("ix_notifications_user_unread", "user_id", "read_at"),)
 
 
 class ApiToken(Base):
@@ -170,6 +227,15 @@ class ConsentDocument(Base):
     #: [{"id": "face_visible", "label": "...", "required": false}, ...]
     scopes: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: one document through its versions and languages: ("egocrowd-worker", 3, "fr")
+    family: Mapped[str] = mapped_column(sa.String(60), index=True)
+    revision: Mapped[int] = mapped_column(default=1)
+    language: Mapped[str] = mapped_column(sa.String(16), default="en")
+    status: Mapped[ConsentStatus] = mapped_column(_enum(ConsentStatus), default=ConsentStatus.published)
+    #: None: the platform's own; otherwise the lab that wrote it (usable only by its campaigns)
+    organization_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organizations.id"))
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    published_at: Mapped[datetime | None]
 
 
 class ConsentRecord(Base):
@@ -205,6 +271,10 @@ class Campaign(Base):
     data_use: Mapped[dict[str, Any]] = mapped_column(default=dict)
     buyer_name: Mapped[str] = mapped_column(sa.String(200))
     consent_version: Mapped[str] = mapped_column(sa.String(40))
+    #: no new claims after this moment (None: open-ended)
+    deadline_at: Mapped[datetime | None]
+    #: how many slots one worker may hold in this campaign over its life (None: no limit)
+    max_clips_per_worker: Mapped[int | None]
     status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus), default=CampaignStatus.draft, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
