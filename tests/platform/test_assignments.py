@@ -144,8 +144,16 @@ def test_my_work_page(client, db, lab):
     page = client.get("/assignments?m=claimed").text
     assert "Open a jar" in page and "Slot claimed" in page and "Give back" in page
     aid = client.get(f"{API}/assignments").json()["items"][0]["id"]
+    # giving back asks first, says what will happen, and changes nothing until confirmed
     r = client.post(f"/assignments/{aid}/release", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 200 and "Give back your slot in “Open a jar”?" in r.text
+    assert 'name="confirmed" value="yes"' in r.text and 'href="/assignments"' in r.text
+    assert client.get(f"{API}/assignments/{aid}").json()["status"] == "active"
+    r = client.post(
+        f"/assignments/{aid}/release", data={"csrf_token": token, "confirmed": "yes"}, follow_redirects=False
+    )
     assert r.status_code == 303
+    assert client.get(f"{API}/assignments/{aid}").json()["status"] == "released"
     assert "released" in client.get("/assignments").text
 
 

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from egocrowd.campaigns import assignments
 from egocrowd.web.auth import unit
-from egocrowd.web.pages.render import TextForm, render, see_other
+from egocrowd.web.pages.render import TextForm, confirm_first, render, see_other
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
@@ -25,5 +25,21 @@ def assignments_page(request: Request):
 def assignment_release(request: Request, assignment_id: Id, form: TextForm):
     with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
         user = ctx.require_user()
-        assignments.release(ctx.session, user, assignments.get_assignment(ctx.session, user, assignment_id))
+        a = assignments.get_assignment(ctx.session, user, assignment_id)
+        ask = confirm_first(
+            request,
+            user,
+            form,
+            question=f"Give back your slot in “{a.campaign.title}”?",
+            consequences=[
+                "The slot goes back to the campaign and someone else may take it.",
+                "An upload you have not finished for this slot is discarded.",
+                "Clips you already sent for it stay yours and are still checked and paid as usual.",
+            ],
+            yes="Give the slot back",
+            back="/assignments",
+        )
+        if ask is not None:
+            return ask
+        assignments.release(ctx.session, user, a)
     return see_other("/assignments?m=released")

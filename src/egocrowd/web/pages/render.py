@@ -103,6 +103,36 @@ def safe_next(url: str | None, default: str) -> str:
     return url
 
 
+def confirm_first(
+    request: Request,
+    user,
+    form: dict[str, str],
+    *,
+    question: str,
+    consequences: list[str],
+    yes: str,
+    back: str,
+) -> HTMLResponse | None:
+    """The one guard for destructive page actions (withdrawing consent, giving a slot back, closing
+    a campaign, deleting an account). A form posted without ``confirmed=yes`` gets a page that says
+    what will happen and posts the same fields again with it; ``None`` means "confirmed, go on".
+    It needs no script, so it works on every phone; the API is not asked (its callers are programs)."""
+    if form.get("confirmed") == "yes":
+        return None
+    fields = {k: v for k, v in form.items() if k not in ("csrf_token", "confirmed")}
+    return render(
+        request,
+        "confirm.html",
+        user,
+        question=question,
+        consequences=consequences,
+        yes=yes,
+        back=safe_next(back, "/"),
+        action=request.url.path,
+        fields=fields,
+    )
+
+
 def form_error(exc: EgocrowdError | ValidationError) -> dict[str, str]:
     """An error shown above a form sent back: the problem's code and message."""
     if isinstance(exc, ValidationError):
