@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from egocrowd import audit, consent
 from egocrowd.accounts import service as accounts
-from egocrowd.db.models import Role, User
+from egocrowd.db.models import OrgRole, Role, User
 from egocrowd.demo import CONSENT_TEXT, CONSENT_VERSION, KITCHEN_NOUNS, KITCHEN_VERBS, SCOPES
 
 PASSWORD = "correct horse battery"
@@ -35,7 +35,14 @@ def password_hash() -> str:
 
 
 def make_user(
-    db, role: str, *, email: str | None = None, org: str | None = None, country: str | None = "KE", token: bool = True
+    db,
+    role: str,
+    *,
+    email: str | None = None,
+    org: str | None = None,
+    country: str | None = "KE",
+    token: bool = True,
+    org_role: str = "owner",
 ) -> Actor:
     """A real user row (password ``PASSWORD``) and a real API token, written like create_user does
     (same columns, same audit event) but without re-hashing the password for every test user."""
@@ -49,6 +56,7 @@ def make_user(
             role=Role(role),
             organization=o,
             country=country,
+            org_role=OrgRole(org_role) if role == "requester" else None,
         )
         s.add(u)
         audit.record(s, None, "user.created", u, {"role": role})

@@ -5,7 +5,9 @@ Rules, in words:
 - anonymous: nothing private (only sign-up, log-in, consent documents' public text).
 - worker: open campaigns (and ones they hold assignments in); only their own consents and assignments.
 - reviewer: every campaign that is not a draft; no workers' personal data.
-- requester: everything about their own organization's campaigns, nothing of other organizations.
+- requester: their own organization's campaigns, nothing of other organizations; inside the lab
+  the org role decides: a viewer reads (progress, QC, spend), an editor also creates and runs
+  campaigns, an owner also manages the team and the lab's settings.
 - admin: everything.
 """
 
@@ -16,7 +18,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, object_session
 
-from egocrowd.db.models import Assignment, Campaign, CampaignStatus, Clip, ConsentRecord, Role, User
+from egocrowd.db.models import (
+    Assignment,
+    Campaign,
+    CampaignStatus,
+    Clip,
+    ConsentRecord,
+    Organization,
+    OrgRole,
+    Role,
+    User,
+)
 from egocrowd.errors import Forbidden, Unauthenticated
 
 
@@ -49,12 +61,24 @@ def _works_on(user: User, c: Campaign) -> bool:
     )
 
 
+def _lab_role(user: User, *roles: OrgRole) -> bool:
+    """A requester whose role inside their lab is one of ``roles``."""
+    return user.role is Role.requester and user.organization_id is not None and user.org_role in roles
+
+
+_EDITS = (OrgRole.owner, OrgRole.editor)
+
+
 def _manages(user: User, c: Campaign) -> bool:
-    return user.role is Role.admin or (user.role is Role.requester and _same_org(user, c))
+    return user.role is Role.admin or (_lab_role(user, *_EDITS) and _same_org(user, c))
+
+
+def _runs_org(user: User, org: Organization) -> bool:
+    return user.role is Role.admin or (_lab_role(user, OrgRole.owner) and user.organization_id == org.id)
 
 
 _RULES: dict[str, Any] = {
-    "campaign.create": lambda u, _: u.role in (Role.requester, Role.admin),
+    "campaign.create": lambda u, _: u.role is Role.admin or _lab_role(u, *_EDITS),
     "campaign.view": _can_view_campaign,
     "campaign.manage": _manages,  # edit, transitions, progress, statistics
     "work.take": lambda u, _: u.role is Role.worker,  # claims slots and records: sees what is claimable
@@ -64,6 +88,8 @@ _RULES: dict[str, Any] = {
     "assignment.view": lambda u, a: a.worker_id == u.id or _manages(u, a.campaign),
     "assignment.release": lambda u, a: a.worker_id == u.id,
     "user.manage": lambda u, _: u.role is Role.admin,
+    "org.view": lambda u, o: u.role is Role.admin or (u.role is Role.requester and u.organization_id == o.id),
+    "org.manage": _runs_org,  # the team, its roles, the lab's API tokens and settings
     "audit.view": lambda u, _: u.role is Role.admin,
 }
 

@@ -29,7 +29,7 @@ from egocrowd.accounts.validation import (
     email_key,
 )
 from egocrowd.clock import utcnow
-from egocrowd.db.models import ApiToken, LoginSession, Organization, Role, User
+from egocrowd.db.models import ApiToken, LoginSession, Organization, OrgRole, Role, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
@@ -61,7 +61,10 @@ def create_user(
     organization: Organization | None = None,
     country: str | None = None,
     actor: User | None = None,
+    org_role: OrgRole | str | None = None,
 ) -> User:
+    """A new account. A requester belongs to ``organization`` with ``org_role`` (default: owner of
+    a lab that has no members yet, editor of one that has)."""
     email = clean_email(email)
     clean_password(password, email=email)
     country = clean_country(country)
@@ -71,6 +74,13 @@ def create_user(
         raise InvalidInput("A requester must belong to an organization.", code="user.organization_required")
     if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
         raise Conflict("An account with this email already exists.", code="user.email_taken")
+    if role is Role.requester and org_role is None:
+        has_members = (
+            organization is not None
+            and organization.id is not None
+            and session.scalar(sa.select(User.id).where(User.organization_id == organization.id).limit(1))
+        )
+        org_role = OrgRole.editor if has_members else OrgRole.owner
     user = User(
         email=email,
         display_name=display_name or email.split("@")[0],
@@ -78,6 +88,7 @@ def create_user(
         role=role,
         organization=organization,
         country=country,
+        org_role=OrgRole(org_role) if role is Role.requester and org_role is not None else None,
     )
     session.add(user)
     audit.record(
@@ -85,7 +96,11 @@ def create_user(
         actor or None,
         "user.created",
         user,
-        {"role": role.value, "organization_id": organization.id if organization else None},
+        {
+            "role": role.value,
+            "organization_id": organization.id if organization else None,
+            "org_role": user.org_role.value if user.org_role else None,
+        },
     )
     return user
 
