@@ -14,7 +14,6 @@ from egocrowd.db.models import Clip
 from tests.pipeline.test_clip_flow import REQ, drain
 from tests.platform.helpers import PASSWORD
 from tests.support.browser import ARTIFACTS, FAKE_CAMERA, PHONE
-from tests.uploads.test_capture_browser import record
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 LANDSCAPE_CHEST = {**REQ, "orientation": "landscape", "camera_placement": "chest_mounted", "hands_in_view": False}

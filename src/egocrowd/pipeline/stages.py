@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 
 from egocrowd import audit
 from egocrowd.clock import utcnow
-from egocrowd.notifications import notify
 from egocrowd.db.models import Assignment, AssignmentStatus, Clip, ClipStatus
 from egocrowd.errors import MediaError
+from egocrowd.notifications import notify
 from egocrowd.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover

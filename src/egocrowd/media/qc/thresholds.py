@@ -14,7 +14,6 @@ from typing import Any
 
 from egocrowd.errors import InvalidInput
 
-
 ORIENTATIONS = ("landscape", "portrait", "any")
 MOUNTS = ("head_mounted", "chest_mounted", "handheld", "any")
 

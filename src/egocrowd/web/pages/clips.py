@@ -67,11 +67,9 @@ def capture_page(request: Request, assignment_id: Id):
             "redirect": "/clips?m=uploaded",
             "instructions": a.campaign.instructions,
         }
-        checklist = [
-            line
-            for line in (MOUNTS.get(mount, ("",))[0], ORIENTATIONS.get(req.get("orientation", "any"), ""))
-            if line
-        ]
+        checklist = [MOUNTS[mount][0]] if mount in MOUNTS else []
+        if capture["orientation"] in ORIENTATIONS:
+            checklist.append(ORIENTATIONS[capture["orientation"]])
         return render(request, "capture.html", worker, a=a, capture=capture, checklist=checklist)
 
 
