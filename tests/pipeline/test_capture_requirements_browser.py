@@ -4,6 +4,8 @@ recording and before upload; and the clips page turns from "being checked" to th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import av
 import numpy as np
 import pytest
@@ -33,14 +35,28 @@ def portrait_y4m(path, seconds=4, fps=15):
             c.mux(p)
 
 
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+
+
 def log_in(browser, base, actor):
-    page = browser.new_context(viewport=PHONE).new_page()
+    # bypass_csp: only so the test can inject axe-core; the app's own scripts run under its CSP.
+    page = browser.new_context(viewport=PHONE, bypass_csp=True).new_page()
     page.goto(base + "/login")
     page.fill("#email", actor.email)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login" not in url)
     return page
+
+
+def axe_violations(page) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        "axe.run().then(r => ({passes: r.passes.length,"
+        " violations: r.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target).join(' '))}))"
+    )
+    assert found["passes"] > 10  # axe really ran
+    return found["violations"]
 
 
 def checks_text(page):
@@ -57,6 +73,7 @@ def test_a_chest_landscape_campaign_on_an_upright_phone(live, world, chromium, q
     checklist = page.locator("ul.checklist").inner_text()
     assert "chest harness at sternum height" in checklist and "forehead" not in checklist
     assert "Phone turned sideways (landscape)" in checklist
+    assert axe_violations(page) == []
     # While recording upright, the preview says to turn the phone.
     page.get_by_role("button", name="Record").click()
     turn = page.locator("[data-role=turn]")
@@ -79,6 +96,7 @@ def test_a_chest_landscape_campaign_on_an_upright_phone(live, world, chromium, q
     page.get_by_label("I recorded with the phone in a chest harness at sternum height.").check()
     page.wait_for_selector("#capture[data-state=ready]", timeout=5000)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert axe_violations(page) == []
     page.screenshot(path=str(_artifacts() / "capture-chest-ready.png"), full_page=True)
 
 
@@ -103,11 +121,13 @@ def test_the_clips_pages_show_the_verdict_without_a_reload(app, db, live, world,
     text = page.locator(f".clip[data-id='{clip_id}']").inner_text()
     assert "needs another take" in text and "too dark" in text and "Record again" in text
     page.screenshot(path=str(_artifacts() / "clips-checked.png"), full_page=True)
+    assert axe_violations(page) == []
     detail.wait_for_selector(".clip[data-status=qc_failed]", timeout=15000)
     report = detail.locator("#clip-report + ul").inner_text()
     assert "Too dark: failed" in report and "Duration: OK" in report
     detail.set_viewport_size(PHONE)
     detail.screenshot(path=str(_artifacts() / "clip-detail.png"), full_page=True)
+    assert axe_violations(detail) == []
 
 
 def _artifacts():
