@@ -28,6 +28,11 @@ class _Strict(InputModel):
 
 
 class CaptureRequirements(_Strict):
+    """What a lab asks of every clip. Each field is checked twice: on the phone before upload where a
+    browser can measure it (static/capture.js), and by QC on the server, which decides
+    (pipeline.stages.qc_thresholds_for; the table in docs/qc.md). A field nothing can check does
+    not belong here."""
+
     min_duration_s: float = Field(20, ge=1, le=3600)
     max_duration_s: float = Field(90, ge=1, le=3600)
     min_width: int = Field(640, ge=64, le=8192)

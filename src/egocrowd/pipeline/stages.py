@@ -125,10 +125,10 @@ def _tell_worker(session: Session, clip: Clip, status: ClipStatus, payload: dict
     """The worker hears the verdict in the same transaction that stores it."""
     title = clip.campaign.title
     if status is ClipStatus.qc_passed:
-        subject, body = f"Clip {clip.id} passed its checks", f"Your clip for \u201c{title}\u201d passed the checks."
+        subject, body = f"Clip {clip.id} passed its checks", f"Your clip for “{title}” passed the checks."
     elif status is ClipStatus.qc_failed:
         subject = f"Clip {clip.id} needs another take"
-        body = "\n".join(payload.get("reasons") or ()) or f"Your clip for \u201c{title}\u201d did not pass the checks."
+        body = "\n".join(payload.get("reasons") or ()) or f"Your clip for “{title}” did not pass the checks."
     else:
         subject = f"Clip {clip.id} could not be used"
         body = payload.get("message") or "The file could not be read as a video."
