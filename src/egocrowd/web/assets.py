@@ -6,9 +6,9 @@ first 12 hex digits of the file's sha256). A request that carries the current ha
 once per release — and any other request (an old hash, none) with a short lifetime, so that a stale
 URL never pins an old file for a year.
 
-Files are read, hashed and gzip-compressed once, on first use, and kept in memory: they are few and
-small (Swagger UI's bundle, 1.5 MB, is the largest), and compressing them on every request would
-cost the server far more than holding them. Everything else (pages, API answers above ~1 KiB) is
+Files are read, hashed and gzip-compressed once, on first use, and kept in memory (restart the
+server to pick up an edited file): they are few and small (Swagger UI's bundle, 1.5 MB, is the
+largest), and compressing them on every request would cost the server far more than holding them. Everything else (pages, API answers above ~1 KiB) is
 compressed on the fly by Starlette's GZipMiddleware (:class:`Compression`), never the tus upload
 traffic, and never bodies that are compressed already (video, images, zip) or partial (206).
 
@@ -79,10 +79,11 @@ class AssetFiles:
         return _File(body, packed, hashlib.sha256(body).hexdigest()[:12], media_type)
 
     def url(self, path: str) -> str:
-        """``path`` with its content hash (a missing file is a bug in a template: it raises)."""
+        """``path`` with its content hash. A name we do not serve is a bug in a template: it raises;
+        a listed file missing on disk (npm not run yet) keeps its bare URL, which answers 404."""
         if path not in self.files:
             raise KeyError(f"no such asset: {path}")
-        return f"{path}?v={self._get(path).version}"
+        return f"{path}?v={self._get(path).version}" if self.files[path].is_file() else path
 
     def response(self, request: Request, path: str) -> Response:
         f = self._get(path)
@@ -108,10 +109,12 @@ class Assets:
         files.update({f"/vendor/{name}": vendor_dir / name for name in vendor_files})
         self.files = AssetFiles(files, **options)
 
-    async def serve(self, request: Request) -> Response:
+    # Plain functions: Starlette runs them in its thread pool, so the one-time read and gzip of a
+    # large file never stalls the event loop.
+    def serve(self, request: Request) -> Response:
         return self.files.response(request, request.url.path)
 
-    async def favicon(self, request: Request) -> Response:
+    def favicon(self, request: Request) -> Response:
         return self.files.response(request, "/static/favicon.svg")
 
 
