@@ -155,6 +155,13 @@ def test_tus_uploads_pass_through_unencoded(live, world, tmp_path):
     assert patch.status_code in (204, 422), patch.text
 
 
+def test_templates_link_files_only_through_asset():
+    """A bare /static/… link would miss the year-long cache (and keep an old file after a release)."""
+    for template in (HERE / "templates").rglob("*.html"):
+        bare = re.findall(r"""(?:src|href)=["']/(?:static|vendor)/[^"']*""", template.read_text())
+        assert not bare, f"{template.name}: write {{{{ asset('/static/…') }}}} instead of {bare}"
+
+
 def test_every_asset_a_template_names_exists():
     names = set()
     for template in (HERE / "templates").rglob("*.html"):
