@@ -12,7 +12,9 @@ import re
 
 import pytest
 from fastapi.routing import iter_route_contexts
+from tusclient import client as tus
 
+from egocrowd.db.models import User
 from tests.platform.helpers import PASSWORD, make_user
 from tests.support import axe
 from tests.support.browser import ARTIFACTS, PHONE
@@ -79,16 +81,34 @@ def test_page_routes_are_found(app):
     assert not any(r.startswith("/api/") for r in routes)
 
 
-def test_every_page_passes_axe_as_every_role(app, live, world, db, chromium):
+def seed(world, db, tmp_path, base: str) -> dict[str, object]:
+    """A value for every path parameter of the pages, made through the real API: two campaigns, a
+    slot the worker holds, a clip uploaded on another slot (any bytes make a clip; QC comes later)."""
     campaign = world.open_campaign()
-    assignment = world.claim(campaign["id"])
+    uploaded = world.claim(world.open_campaign(title="Open a jar")["id"])
+    clip_file = tmp_path / "clip.mp4"
+    clip_file.write_bytes(b"not really a video" * 100)
+    uploader = tus.TusClient(base + "/api/v1/uploads/", headers=world.worker.headers).uploader(
+        str(clip_file), metadata={"assignment": str(uploaded["id"])}
+    )
+    uploader.upload()
+    clip = world.client.get("/api/v1/clips", headers=world.worker.headers).json()["items"][0]
     signature = world.client.get("/api/v1/consents", headers=world.worker.headers).json()["items"][0]
-    values = {
+    with db.transaction(write=False) as s:
+        org_id = s.get(User, world.lab.id).organization_id
+    return {
         "campaign_id": campaign["id"],
-        "assignment_id": assignment["id"],
+        "assignment_id": world.claim(campaign["id"])["id"],
         "version": campaign["consent_version"],
         "record_id": signature["id"],
+        "clip_id": clip["id"],
+        "user_id": world.worker.id,
+        "org_id": org_id,
     }
+
+
+def test_every_page_passes_axe_as_every_role(app, live, world, db, chromium, tmp_path):
+    values = seed(world, db, tmp_path, live.base)
     people = {
         "worker": world.worker.email,
         "requester": world.lab.email,
