@@ -95,6 +95,8 @@ class Settings(BaseSettings):
         10, ge=1, le=1000, description="Unfinished uploads a worker may hold in all"
     )
     max_header_kb: int = Field(32, ge=4, le=1024, description="Largest request line + headers, in KiB")
+    compress_responses: bool = Field(True, description="gzip pages, API answers and static files above 1 KiB")
+    cache_static: bool = Field(True, description="Let browsers keep static files whose URL has their hash for a year")
 
     @classmethod
     def settings_customise_sources(

@@ -53,7 +53,7 @@ def test_vendor_serves_only_what_pages_load(client):
         pytest.skip("node_modules not installed")
     used = set()
     for path in TEMPLATES.glob("*.html"):
-        used |= set(re.findall(r'(?:src|href)="/vendor/([^"]+)"', path.read_text()))
+        used |= set(re.findall(r"asset\('/vendor/([^']+)'\)", path.read_text()))  # {{ asset('/vendor/…') }}
     assert used, "templates load something from /vendor"
     for name in used:
         assert client.get(f"/vendor/{name}").status_code == 200, name

@@ -46,6 +46,7 @@ def make_y4m(path: Path, *, seconds: int = 3, fps: int = 15, dark: bool = False)
 def serve(root: Path, patch_delay_s: float = 0.0, **capture):
     asgi, app = make_app(root, patch_delay_s=patch_delay_s)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True)
+    env.globals["asset"] = lambda path: path  # the app's asset() adds a content hash; plain URLs do here
 
     @app.get("/capture", response_class=HTMLResponse)
     def page() -> str:

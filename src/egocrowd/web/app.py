@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 from itsdangerous import URLSafeTimedSerializer
 from starlette.types import ASGIApp
 
@@ -19,9 +19,9 @@ from egocrowd.clips.uploads import OpenUploadLimits
 from egocrowd.db import Database, open_database
 from egocrowd.settings import Settings
 from egocrowd.uploads import UploadStore, recover_completed
-from egocrowd.web import problems, security
+from egocrowd.web import assets, problems, security
 from egocrowd.web.limits import BodyLimit
-from egocrowd.web.pages import accounts, assignments, campaigns, consent
+from egocrowd.web.pages import accounts, assignments, campaigns, consent, render
 from egocrowd.web.pages import clips as clip_pages
 from egocrowd.web.routers import account, api
 from egocrowd.web.routers import clips as clip_api
@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         version=__version__,
         lifespan=lifespan,
         summary="Crowdsourced egocentric demonstrations for robot learning",
-        docs_url="/api/docs",
+        docs_url=None,  # served below, from npm's swagger-ui-dist instead of a CDN
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
@@ -108,18 +108,23 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.upload_store = upload_store
     app.state.cookie_signer = URLSafeTimedSerializer(settings.resolved_secret_key(), salt="egocrowd-session")
     problems.install(app)
+    render.templates.env.globals["asset"] = assets.asset  # {{ asset('/static/app.css') }}: the hashed URL
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_kb * 1024)
 
     for router in ROUTERS:
         app.include_router(router)
     clip_api.install(app, upload_store, hooks)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_api_route("/api/docs", _api_docs, include_in_schema=False)
     vendor = vendor_dir(settings)
-    if vendor.is_dir():
-        app.mount("/vendor", security.VendorFiles(directory=vendor), name="vendor")
-    else:
+    if not vendor.is_dir():
         log.warning("front-end libraries missing at %s: run `npm ci` (make does it)", vendor)
+    assets.install(app, HERE / "static", vendor, security.VENDOR_FILES, settings)
     return app
+
+
+def _api_docs(request: Request) -> HTMLResponse:
+    """Swagger UI, from npm (works offline), started by a script file of ours (the CSP allows no inline script)."""
+    return render.templates.TemplateResponse(request, "api_docs.html", {"openapi_url": request.app.openapi_url})
 
 
 def _background(settings: Settings, db: Database, blobs, upload_store, stop: threading.Event) -> None:

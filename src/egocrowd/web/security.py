@@ -1,16 +1,18 @@
-"""Security headers on every response, and the few front-end library files our pages load.
+"""Security headers on every response, and the list of front-end library files our pages load.
 
 The Content-Security-Policy allows scripts only from this site's files (no inline script, no
 ``on*=`` handlers, no eval), forbids framing (clickjacking), and lets media play from ``blob:`` URLs
 (the capture page previews the recording it is about to upload). Inline ``style=""`` attributes
-stay allowed (templates size progress bars with them); ``<style>`` elements do not.
+stay allowed (templates size progress bars with them); ``<style>`` elements do not. The API docs
+(/api/docs, Swagger UI from npm) live under the same policy: their start-up script is a file of ours.
+
+HTML pages are answered ``Cache-Control: no-cache, private``: they show a person's own data, so no
+shared cache may keep them, and the browser asks again (cheaply, compressed) before showing one.
 """
 
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
-from starlette.exceptions import HTTPException
-from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = (
@@ -18,13 +20,7 @@ CONTENT_SECURITY_POLICY = (
     "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# FastAPI's Swagger UI (/api/docs) is one inline script plus files from a CDN.
-_DOCS_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "frame-ancestors 'none'"
-)
-_DOCS_PATHS = ("/api/docs", "/api/docs/oauth2-redirect")
+PAGE_CACHE_CONTROL = "no-cache, private"
 
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -36,7 +32,13 @@ HEADERS = {
 HSTS = "max-age=31536000"
 
 #: The only files under node_modules that pages load (grep the templates for "/vendor/").
-VENDOR_FILES = frozenset({"tus-js-client/dist/tus.min.js"})
+VENDOR_FILES = frozenset(
+    {
+        "tus-js-client/dist/tus.min.js",
+        "swagger-ui-dist/swagger-ui.css",
+        "swagger-ui-dist/swagger-ui-bundle.js",
+    }
+)
 
 
 class SecurityHeaders:
@@ -49,26 +51,18 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = _DOCS_POLICY if scope["path"] in _DOCS_PATHS else CONTENT_SECURITY_POLICY
         https = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", policy)
+                headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
                 for name, value in HEADERS.items():
                     headers.setdefault(name, value)
                 if https:  # over plain http the header is ignored anyway, and would pin a dev host
                     headers.setdefault("Strict-Transport-Security", HSTS)
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers.setdefault("Cache-Control", PAGE_CACHE_CONTROL)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-class VendorFiles(StaticFiles):
-    """Serves only :data:`VENDOR_FILES` from node_modules, not its thousands of other files."""
-
-    async def get_response(self, path: str, scope: Scope):
-        if path not in VENDOR_FILES:
-            raise HTTPException(status_code=404)
-        return await super().get_response(path, scope)
