@@ -51,13 +51,20 @@ def _page(request: Request, name: str, user, **values) -> HTMLResponse:
 
 def _act(request: Request, form: dict[str, str], work: Callable[[Ctx], Response], redraw: Callable[..., Response]):
     """Run a form's action in one unit of work; a refusal draws the page again with the problem."""
+    request.state.form_csrf = form.get("csrf_token", "")
     try:
-        with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+        with unit(request, form_csrf=request.state.form_csrf) as ctx:
             return work(ctx)
     except EgocrowdError as exc:
         if exc.status in (401, 403):  # not the admin's mistake on this page: the error page says it
             raise
         return redraw(error=form_error(exc), status=exc.status, form=form)
+
+
+def _view(request: Request):
+    """The unit of work a page is drawn in: a GET's, or the redraw after a refused form (the same
+    request: its CSRF token goes along, as for every cookie write)."""
+    return unit(request, form_csrf=getattr(request.state, "form_csrf", None))
 
 
 def _int(value: str | None) -> int | None:
@@ -112,7 +119,7 @@ def users(request: Request):
 
 
 def _show_new_user(request: Request, *, status: int = 200, form: dict[str, str] | None = None, **values):
-    with unit(request) as ctx:
+    with _view(request) as ctx:
         admin = policy.require(ctx.require_user(), "user.manage")
         form = form if form is not None else {"organization_id": request.query_params.get("org", "")}
         return _page(
@@ -156,7 +163,7 @@ def new_user(request: Request, form: TextForm):
 
 
 def _show_user(request: Request, user_id: int, *, status: int = 200, **values):
-    with unit(request) as ctx:
+    with _view(request) as ctx:
         admin = ctx.require_user()
         person = directory.get_user(ctx.session, admin, user_id)
         values.pop("form", None)
@@ -249,7 +256,7 @@ def user_reactivate(request: Request, user_id: Id, form: TextForm):
 
 # --- organizations --------------------------------------------------------------------------------
 def _show_orgs(request: Request, *, status: int = 200, form: dict[str, str] | None = None, **values):
-    with unit(request) as ctx:
+    with _view(request) as ctx:
         admin = ctx.require_user()
         return _page(
             request,
@@ -282,7 +289,7 @@ def _admin_org(ctx: Ctx, org_id: int):
 
 
 def _show_org(request: Request, org_id: int, *, status: int = 200, form: dict[str, str] | None = None, **values):
-    with unit(request) as ctx:
+    with _view(request) as ctx:
         admin, org = _admin_org(ctx, org_id)
         return _page(
             request,
@@ -410,7 +417,7 @@ def audit_page(request: Request):
 def _show_health(request: Request, *, status: int = 200, **values):
     state = request.app.state
     values.pop("form", None)
-    with unit(request) as ctx:
+    with _view(request) as ctx:
         admin = policy.require(ctx.require_user(), "system.view")
         h = operations.health(ctx.session, admin, state.blobs, state.upload_store)
         return _page(request, "admin_health.html", admin, status=status, h=h, stages=STAGES.names(), **values)
