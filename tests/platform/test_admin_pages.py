@@ -188,7 +188,7 @@ def test_health_page_retries_a_failed_job(client, db, admin, settings, tmp_path)
     r = client.get("/admin/health")
     assert r.status_code == 200
     assert _ids(r.text, "admin-job") == [job_id] and "decoder fell over" in r.text
-    assert "Clip files</dt><dd>1 files" in r.text and "free of" in r.text and 'role="img"' in r.text
+    assert "Stored files</dt><dd>1 (" in r.text and "free of" in r.text and 'role="img"' in r.text
     r = client.post(f"/admin/jobs/{job_id}/retry", data={"csrf_token": token})
     assert "queued again" in r.text and "Nothing is stuck." in r.text
     with db.transaction() as s:
