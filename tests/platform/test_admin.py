@@ -192,6 +192,10 @@ def test_role_changes_are_checked_and_audited(client, db, admin):
         422,
         "validation.failed",
     )
+    for path, body in (("role", {"role": "worker"}), ("active", {"active": False})):
+        assert_problem(
+            client.post(f"{ADMIN}/users/{admin.id}/{path}", json=body, headers=admin.headers), 409, "user.is_self"
+        )
     with db.transaction() as s:
         (e,) = audit.list_events(s, action="user.role_changed")
         assert (e.entity_id, e.actor_id, e.payload) == (str(w.id), admin.id, {"from": "worker", "to": "reviewer"})
