@@ -170,6 +170,7 @@ def test_audit_log_filters_and_links_people(client, db, admin):
     events = re.findall(r"<code>([a-z_.]+)</code>", r.text)
     assert events == ["user.sessions_ended", "user.suspended"]  # newest first
     assert f'<a href="/admin/users/{a.id}">admin</a>' in r.text  # who did it, linked
+    assert f'<a href="/admin/users/{w.id}">worker (#{w.id})</a>' in r.text  # whom it was about
     assert "<dt>reason</dt><dd>suspended</dd>" in r.text  # the payload, readable
     r = client.get("/admin/audit", params={"actor": "root@example.org", "since": "2000-01-01", "until": "2999-12-31"})
     assert (

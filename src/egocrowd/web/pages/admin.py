@@ -408,7 +408,10 @@ def audit_page(request: Request):
             newest_first=True,
             limit=PAGE,
         )
-        actors = directory.users_by_id(ctx.session, admin, {e.actor_id for e in rows if e.actor_id is not None})
+        # who acted, and the people events are about: named, in one query
+        people = {e.actor_id for e in rows if e.actor_id is not None}
+        people |= {n for e in rows if e.entity_type == "user" and (n := _int(e.entity_id)) is not None}
+        actors = directory.users_by_id(ctx.session, admin, people)
         older = str(request.url.include_query_params(before=rows[-1].id)) if len(rows) == PAGE else None
         return _page(request, "admin_audit.html", admin, rows=rows, actors=actors, filters=filters, older=older)
 
