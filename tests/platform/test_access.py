@@ -174,6 +174,27 @@ MATRIX = [
     Row("GET", "/clips/{missing}", logged_in(404)),
     Row("GET", "/campaigns/{open}/qc", MANAGE_OPEN),
     Row("GET", "/campaigns/{draft}/qc", MANAGE_DRAFT),
+    # the admin console: admins only; the others are refused before anything is looked up
+    Row("GET", "/admin/users", ADMIN_ONLY),
+    Row("GET", "/admin/users/{missing}", logged_in(403, admin=404)),
+    Row("POST", "/admin/users/{missing}/role", logged_in(403, admin=404), body={"role": "worker"}),
+    Row("POST", "/admin/users/{missing}/active", logged_in(403, admin=404), body={"active": False}),
+    Row("GET", "/admin/organizations", ADMIN_ONLY),
+    Row("POST", "/admin/organizations", ADMIN_ONLY | {"admin": 201}, body=lambda role: {"name": f"Lab of {role}"}),
+    Row("GET", "/admin/organizations/{missing}", logged_in(403, admin=404)),
+    Row("POST", "/admin/organizations/{missing}/members", logged_in(403, admin=404), body={"email": "{worker_email}"}),
+    Row(
+        "POST",
+        "/admin/organizations/{missing}/members/{missing}/role",
+        logged_in(403, admin=404),
+        body={"org_role": "viewer"},
+    ),
+    Row("DELETE", "/admin/organizations/{missing}/members/{missing}", logged_in(403, admin=404)),
+    Row("POST", "/admin/organizations/{missing}/consent-authoring", logged_in(403, admin=404), body={"allowed": True}),
+    Row("GET", "/admin/overview", ADMIN_ONLY),
+    Row("GET", "/admin/health", ADMIN_ONLY),
+    Row("POST", "/admin/jobs/{missing}/retry", ADMIN_ONLY, note="nothing to retry: an empty list"),
+    Row("POST", "/admin/jobs/requeue", ADMIN_ONLY, body={"stage": "qc"}),
 ]
 
 
@@ -309,6 +330,14 @@ def test_revoked_token_stops_working(client, db):
         "/assignments",
         "/consents",
         f"/consent/{CONSENT_VERSION}",
+        "/admin",
+        "/admin/users",
+        "/admin/users/1",
+        "/admin/users/new",
+        "/admin/organizations",
+        "/admin/organizations/1",
+        "/admin/audit",
+        "/admin/health",
     ],
 )
 def test_pages_send_anonymous_visitors_to_login(client, path):

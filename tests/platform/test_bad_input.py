@@ -48,6 +48,14 @@ def _example(schema: str, world) -> dict:
         "CampaignPatch": {"title": "A new title", "instructions": "Fold it twice, hands in view."},
         "StatusIn": {"status": "paused"},
         "PasswordIn": {"current_password": PASSWORD, "new_password": f"a fresh passphrase {n}"},
+        # the admin console
+        "RoleIn": {"role": "reviewer"},
+        "ActiveIn": {"active": True},
+        "OrganizationIn": {"name": f"Org {n}"},
+        "MemberIn": {"email": world["worker"].email, "org_role": "viewer"},
+        "OrgRoleIn": {"org_role": "viewer"},
+        "AuthoringIn": {"allowed": True},
+        "RequeueIn": {"stage": "qc"},
     }[schema]
 
 

@@ -152,6 +152,7 @@ def log_out_everywhere(session: Session, user: User) -> None:
 
 def change_role(session: Session, admin: User, user: User, role: Role | str) -> User:
     policy.require(admin, "user.manage")
+    _not_yourself(admin, user)
     role = Role(role)
     if role is Role.requester and user.organization_id is None:
         raise InvalidInput("A requester must belong to an organization.", code="user.organization_required")
@@ -165,12 +166,19 @@ def change_role(session: Session, admin: User, user: User, role: Role | str) -> 
 def set_active(session: Session, admin: User, user: User, active: bool) -> User:
     """Suspend (ends every session, revokes every token) or reactivate an account."""
     policy.require(admin, "user.manage")
+    _not_yourself(admin, user)
     if user.is_active != active:
         user.is_active = active
         audit.record(session, admin, "user.reactivated" if active else "user.suspended", user, {})
         if not active:
             end_sessions(session, user, actor=admin, reason="suspended", tokens=True)
     return user
+
+
+def _not_yourself(admin: User, user: User) -> None:
+    # An admin who demotes or suspends themselves may leave the platform with no admin at all.
+    if admin.id == user.id:
+        raise Conflict("Ask another admin to change your own account.", code="user.is_self")
 
 
 # --- browser sessions -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,16 +58,42 @@ def list_events(
     session: Session,
     *,
     after_id: int = 0,
+    before_id: int | None = None,
     entity_type: str | None = None,
     entity_id: str | None = None,
+    action: str | None = None,
+    actor_id: int | None = None,
+    actor_email: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    newest_first: bool = False,
     limit: int = 100,
 ) -> list[AuditEvent]:
-    """One page of the log in id order, after ``after_id``, optionally about one entity type or id."""
-    q = sa.select(AuditEvent).where(AuditEvent.id > after_id).order_by(AuditEvent.id).limit(limit)
+    """One page of the log. Paged by id (keyset: a page never shifts when events are added):
+    oldest first after ``after_id``, or ``newest_first`` before ``before_id``. Every other argument
+    narrows: ``action`` is a prefix ("campaign." finds every campaign event), ``actor_email`` an
+    address (any case), ``since``/``until`` a half-open time range [since, until)."""
+    q = sa.select(AuditEvent).where(AuditEvent.id > after_id)
+    if before_id is not None:
+        q = q.where(AuditEvent.id < before_id)
     if entity_type:
         q = q.where(AuditEvent.entity_type == entity_type)
     if entity_id:
         q = q.where(AuditEvent.entity_id == entity_id)
+    if action:
+        # a prefix, matched literally (LIKE's wildcards in it are escaped)
+        q = q.where(AuditEvent.action.startswith(action, autoescape=True))
+    if actor_id is not None:
+        q = q.where(AuditEvent.actor_id == actor_id)
+    if actor_email:
+        q = q.where(
+            AuditEvent.actor_id.in_(sa.select(User.id).where(sa.func.lower(User.email) == actor_email.strip().lower()))
+        )
+    if since is not None:
+        q = q.where(AuditEvent.at >= since)
+    if until is not None:
+        q = q.where(AuditEvent.at < until)
+    q = q.order_by(AuditEvent.id.desc() if newest_first else AuditEvent.id).limit(limit)
     return list(session.scalars(q))
 
 

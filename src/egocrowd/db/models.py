@@ -307,7 +307,7 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), index=True)  # the admin's "by whom"
     action: Mapped[str] = mapped_column(sa.String(60), index=True)
     entity_type: Mapped[str] = mapped_column(sa.String(40))
     entity_id: Mapped[str] = mapped_column(sa.String(64))

@@ -32,6 +32,7 @@ class JobFilter:
     campaign_id: int | None = None
     stage_version: str | None = None
     stale_only: bool = False  # finished by another version of the stage than the registered one
+    job_id: int | None = None  # one job (the admin's health page puts back one at a time)
 
     def where(self) -> list[sa.ColumnElement[bool]]:
         if self.stage is not None:
@@ -47,6 +48,8 @@ class JobFilter:
             clauses.append(Job.clip_id.in_(sa.select(Clip.id).where(Clip.campaign_id == self.campaign_id)))
         if self.stage_version is not None:
             clauses.append(Job.stage_version == self.stage_version)
+        if self.job_id is not None:
+            clauses.append(Job.id == self.job_id)
         if self.stale_only and self.stage is not None:  # without a stage: refused above
             current = STAGES.get(self.stage).version
             clauses.append(sa.or_(Job.stage_version.is_(None), Job.stage_version != current))

@@ -22,8 +22,10 @@ from egocrowd.uploads import UploadStore, recover_completed
 from egocrowd.web import assets, problems, security
 from egocrowd.web.limits import BodyLimit
 from egocrowd.web.pages import accounts, assignments, campaigns, consent, render
+from egocrowd.web.pages import admin as admin_pages
 from egocrowd.web.pages import clips as clip_pages
 from egocrowd.web.routers import account, api
+from egocrowd.web.routers import admin as admin_api
 from egocrowd.web.routers import clips as clip_api
 from egocrowd.web.routers.uploads import PlatformHooks
 from egocrowd.worker import make_runner, run_pipeline
@@ -35,11 +37,13 @@ ROUTERS = [
     api.router,
     account.router,
     clip_api.router,
+    admin_api.router,
     accounts.router,
     campaigns.router,
     consent.router,
     assignments.router,
     clip_pages.router,
+    admin_pages.router,
 ]
 
 

@@ -19,7 +19,7 @@ from pydantic import (
 
 from egocrowd import clips
 from egocrowd.campaigns.service import hourly_rate_cents
-from egocrowd.db.models import AssignmentStatus, CampaignStatus, ClipStatus, Role
+from egocrowd.db.models import AssignmentStatus, CampaignStatus, ClipStatus, JobStatus, OrgRole, Role
 
 T = TypeVar("T")
 
@@ -242,3 +242,88 @@ class QCStatsOut(BaseModel):
     by_status: dict[str, int]
     pass_rate: float | None
     top_failures: list[dict[str, Any]]
+
+
+# --- the admin console ----------------------------------------------------------------------------
+class AdminUserOut(UserOut):
+    """An account as an admin sees it in lists."""
+
+    organization_id: int | None
+    org_role: OrgRole | None
+    is_active: bool
+
+
+class UserFactsOut(_Out):
+    consents_signed: int
+    consents_active: int
+    assignments: int
+    clips: int
+    sessions_live: int
+    last_login: Timestamp | None
+
+
+class AdminUserDetailOut(AdminUserOut):
+    facts: UserFactsOut
+
+
+class OrganizationOut(_Out):
+    id: int
+    name: str
+    may_author_consent: bool
+    created_at: Timestamp
+
+
+class MemberOut(_Out):
+    id: int
+    email: str
+    display_name: str
+    org_role: OrgRole | None
+    is_active: bool
+
+
+class OrganizationDetailOut(OrganizationOut):
+    members: list[MemberOut]
+
+
+class JobOut(_Out):
+    id: int
+    clip_id: int
+    stage: str
+    status: JobStatus
+    attempts: int
+    stage_version: str | None
+    last_error: str | None
+    lease_expires_at: Timestamp | None
+    created_at: Timestamp
+    finished_at: Timestamp | None
+
+
+class QueueDepthOut(BaseModel):
+    stage: str
+    status: str
+    jobs: int
+
+
+class HealthOut(BaseModel):
+    """The numbers of the admin's health page (bytes are bytes)."""
+
+    queue: list[QueueDepthOut]
+    stuck: list[JobOut]
+    uploads_open: int
+    uploads_bytes: int
+    blobs: int
+    blobs_bytes: int
+    disk_total_bytes: int
+    disk_free_bytes: int
+    database_bytes: int | None
+
+
+class OverviewOut(BaseModel):
+    users: dict[str, dict[str, int]]  # role → {"active": n, "suspended": n}
+    campaigns: dict[str, int]  # status → count
+    clips: dict[str, int]
+    jobs: dict[str, int]
+
+
+class PutBackOut(BaseModel):
+    job_ids: list[int]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 import sqlalchemy as sa
@@ -15,7 +15,7 @@ from egocrowd.accounts import service as accounts
 from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
-from egocrowd.db.models import MAX_ID, AssignmentStatus, CampaignStatus, Role
+from egocrowd.db.models import MAX_ID, AssignmentStatus, CampaignStatus, OrgRole, Role
 from egocrowd.inputs import InputModel
 from egocrowd.web.auth import unit
 from egocrowd.web.schemas import (
@@ -54,6 +54,7 @@ class SignupIn(_In):
 class UserIn(SignupIn):
     role: Role
     organization: str | None = Field(None, min_length=2, max_length=200)
+    org_role: OrgRole | None = None  # a requester's role in the lab (default: owner of a new lab)
 
 
 class SignIn(_In):
@@ -110,6 +111,7 @@ def create_user(request: Request, body: UserIn):
             organization=org,
             country=body.country,
             actor=admin,
+            org_role=body.org_role,
         )
         return UserOut.model_validate(user)
 
@@ -242,7 +244,14 @@ def audit_events(
     request: Request,
     entity_type: str | None = Query(None, max_length=40),
     entity_id: str | None = Query(None, max_length=64),
+    action: str | None = Query(None, max_length=60, description='A prefix: "campaign." finds every campaign event'),
+    actor: str | None = Query(None, max_length=254, description="The email of who acted"),
+    actor_id: QueryId = None,
+    since: datetime | None = Query(None, description="From this time (ISO 8601), inclusive"),
+    until: datetime | None = Query(None, description="Up to this time, exclusive"),
     after_id: int = Query(0, ge=0, le=MAX_ID),
+    before_id: QueryId = None,
+    order: Literal["asc", "desc"] = Query("asc", description="desc: newest first (page with before_id)"),
     limit: Limit = 100,
 ):
     with unit(request) as ctx:
@@ -250,6 +259,22 @@ def audit_events(
         return page_of(
             EventOut,
             audit.list_events(
-                ctx.session, after_id=after_id, entity_type=entity_type, entity_id=entity_id, limit=limit
+                ctx.session,
+                after_id=after_id,
+                before_id=before_id,
+                entity_type=entity_type,
+                entity_id=entity_id,
+                action=action,
+                actor_id=actor_id,
+                actor_email=actor,
+                since=_utc(since),
+                until=_utc(until),
+                newest_first=order == "desc",
+                limit=limit,
             ),
         )
+
+
+def _utc(t: datetime | None) -> datetime | None:
+    """A time without a zone is read as UTC (every time the platform shows is UTC)."""
+    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t

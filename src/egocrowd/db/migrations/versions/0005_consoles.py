@@ -90,10 +90,16 @@ def upgrade() -> None:
     # every lab member so far could do everything: they become their lab's owners
     op.execute("UPDATE users SET org_role = 'owner' WHERE role = 'requester'")
 
+    # --- admin console: the audit log filtered by who acted ------------------------------------------
+    op.create_index(op.f('ix_audit_events_actor_id'), 'audit_events', ['actor_id'], unique=False)
+
 
 
 
 def downgrade() -> None:
+    # --- admin console ---
+    op.drop_index(op.f('ix_audit_events_actor_id'), table_name='audit_events')
+
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_column('deleted_at')
         batch_op.drop_column('email_verified_at')

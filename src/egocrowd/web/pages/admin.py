@@ -1,0 +1,468 @@
+"""The admin console's pages (/admin): home, people, organizations, the audit log, system health.
+
+Each page is drawn by one ``_show_*`` function, used by its GET and by the form handlers that post
+to it: a refused action (an owner who is the last one, an unknown email) draws the same page again
+with the problem above it, and a done one redirects back with ``?done=…``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from egocrowd import audit
+from egocrowd.accounts import directory, organizations, policy
+from egocrowd.accounts import service as accounts
+from egocrowd.clips import operations
+from egocrowd.clock import utcnow
+from egocrowd.db.models import MAX_ID, OrgRole, Role
+from egocrowd.errors import EgocrowdError, InvalidInput
+from egocrowd.pipeline.stages import STAGES
+from egocrowd.web.auth import Ctx, unit
+from egocrowd.web.pages.render import TextForm, confirm_first, form_error, render, see_other
+from egocrowd.web.routers.api import Id
+
+router = APIRouter(include_in_schema=False)
+PAGE = 50
+DONE = {
+    "created": "Created.",
+    "role": "Role changed. Their sessions ended: they log in again with the new role.",
+    "suspended": "Account suspended: every session ended and every API token was revoked.",
+    "reactivated": "Account reactivated. They can log in again.",
+    "member_added": "Member added.",
+    "member_role": "Role in the lab changed.",
+    "member_removed": "Removed from the lab. They keep their account, as a worker.",
+    "authoring": "Consent authoring setting saved.",
+    "retried": "The job is queued again with fresh attempts.",
+    "requeued": "The stage will run again.",
+}
+#: Lower is less power: a change to a lower rank asks first (the person loses access at once).
+_RANK = {Role.worker: 0, Role.reviewer: 1, Role.requester: 1, Role.admin: 2}
+
+
+def _page(request: Request, name: str, user, **values) -> HTMLResponse:
+    values.setdefault("flash", DONE.get(request.query_params.get("done", "")))
+    return render(request, name, user, **values)
+
+
+def _act(request: Request, form: dict[str, str], work: Callable[[Ctx], Response], redraw: Callable[..., Response]):
+    """Run a form's action in one unit of work; a refusal draws the page again with the problem."""
+    request.state.form_csrf = form.get("csrf_token", "")
+    try:
+        with unit(request, form_csrf=request.state.form_csrf) as ctx:
+            return work(ctx)
+    except EgocrowdError as exc:
+        if exc.status in (401, 403):  # not the admin's mistake on this page: the error page says it
+            raise
+        return redraw(error=form_error(exc), status=exc.status, form=form)
+
+
+def _view(request: Request):
+    """The unit of work a page is drawn in: a GET's, or the redraw after a refused form (the same
+    request: its CSRF token goes along, as for every cookie write)."""
+    return unit(request, form_csrf=getattr(request.state, "form_csrf", None))
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        n = int(value or "")
+    except ValueError:
+        return None
+    return n if 0 <= n <= MAX_ID else None
+
+
+# --- home -----------------------------------------------------------------------------------------
+@router.get("/admin", response_class=HTMLResponse)
+def home(request: Request):
+    with unit(request) as ctx:
+        admin = policy.require(ctx.require_user(), "system.view")
+        return _page(
+            request,
+            "admin_home.html",
+            admin,
+            users=directory.users_by_role(ctx.session, admin),
+            overview=operations.overview(ctx.session, admin),
+        )
+
+
+# --- people ---------------------------------------------------------------------------------------
+@router.get("/admin/users", response_class=HTMLResponse)
+def users(request: Request):
+    p = request.query_params
+    status = p.get("status", "")
+    query = directory.UserQuery(
+        text=p.get("q") or None,
+        role=Role(p["role"]) if p.get("role") in Role.__members__ else None,
+        active={"active": True, "suspended": False}.get(status),
+        organization_id=_int(p.get("org")),
+    )
+    with unit(request) as ctx:
+        admin = ctx.require_user()
+        rows = directory.find_users(ctx.session, admin, query, before_id=_int(p.get("before")), limit=PAGE)
+        older = None
+        if len(rows) == PAGE:
+            older = str(request.url.include_query_params(before=rows[-1].id))
+        return _page(
+            request,
+            "admin_users.html",
+            admin,
+            rows=rows,
+            filters={"q": p.get("q", ""), "role": p.get("role", ""), "status": status, "org": p.get("org", "")},
+            roles=list(Role),
+            orgs=organizations.list_organizations(ctx.session, admin),
+            older=older,
+        )
+
+
+def _show_new_user(request: Request, *, status: int = 200, form: dict[str, str] | None = None, **values):
+    with _view(request) as ctx:
+        admin = policy.require(ctx.require_user(), "user.manage")
+        form = form if form is not None else {"organization_id": request.query_params.get("org", "")}
+        return _page(
+            request,
+            "admin_user_new.html",
+            admin,
+            status=status,
+            form=form,
+            roles=list(Role),
+            org_roles=list(OrgRole),
+            orgs=organizations.list_organizations(ctx.session, admin),
+            **values,
+        )
+
+
+@router.get("/admin/users/new", response_class=HTMLResponse)
+def new_user_form(request: Request):
+    return _show_new_user(request)
+
+
+@router.post("/admin/users/new")
+def new_user(request: Request, form: TextForm):
+    def work(ctx: Ctx):
+        admin = policy.require(ctx.require_user(), "user.manage")
+        org_id = _int(form.get("organization_id"))
+        org = organizations.get_organization(ctx.session, admin, org_id) if org_id is not None else None
+        user = accounts.create_user(
+            ctx.session,
+            email=form.get("email", ""),
+            password=form.get("password", ""),
+            display_name=form.get("display_name", ""),
+            role=form.get("role", "") if form.get("role") in Role.__members__ else Role.worker,
+            organization=org,
+            country=form.get("country") or None,
+            actor=admin,
+            org_role=form.get("org_role") if form.get("org_role") in OrgRole.__members__ else None,
+        )
+        return see_other(f"/admin/users/{user.id}?done=created")
+
+    return _act(request, form, work, lambda **v: _show_new_user(request, **v))
+
+
+def _show_user(request: Request, user_id: int, *, status: int = 200, **values):
+    with _view(request) as ctx:
+        admin = ctx.require_user()
+        person = directory.get_user(ctx.session, admin, user_id)
+        values.pop("form", None)
+        return _page(
+            request,
+            "admin_user.html",
+            admin,
+            status=status,
+            person=person,
+            facts=directory.user_facts(ctx.session, admin, person, now=utcnow()),
+            events=audit.list_events(
+                ctx.session, entity_type="user", entity_id=str(person.id), newest_first=True, limit=10
+            ),
+            roles=list(Role),
+            **values,
+        )
+
+
+@router.get("/admin/users/{user_id}", response_class=HTMLResponse)
+def user_page(request: Request, user_id: Id):
+    return _show_user(request, user_id)
+
+
+@router.post("/admin/users/{user_id}/role")
+def user_role(request: Request, user_id: Id, form: TextForm):
+    def work(ctx: Ctx):
+        admin = ctx.require_user()
+        person = directory.get_user(ctx.session, admin, user_id)
+        role = Role(form["role"]) if form.get("role") in Role.__members__ else None
+        if role is None:
+            raise InvalidInput("Choose a role.", code="validation.failed", field="role")
+        if _RANK[role] < _RANK[person.role]:
+            ask = confirm_first(
+                request,
+                admin,
+                form,
+                question=f"Make {person.display_name} a {role.value} instead of a {person.role.value}?",
+                consequences=[
+                    f"They lose what a {person.role.value} may see and do, at once.",
+                    "Every browser session they have ends; their API tokens act with the new role.",
+                    "This is recorded in the audit log.",
+                ],
+                yes=f"Make them a {role.value}",
+                back=f"/admin/users/{user_id}",
+            )
+            if ask is not None:
+                return ask
+        accounts.change_role(ctx.session, admin, person, role)
+        return see_other(f"/admin/users/{user_id}?done=role")
+
+    return _act(request, form, work, lambda **v: _show_user(request, user_id, **v))
+
+
+@router.post("/admin/users/{user_id}/suspend")
+def user_suspend(request: Request, user_id: Id, form: TextForm):
+    def work(ctx: Ctx):
+        admin = ctx.require_user()
+        person = directory.get_user(ctx.session, admin, user_id)
+        ask = confirm_first(
+            request,
+            admin,
+            form,
+            question=f"Suspend {person.display_name} ({person.email})?",
+            consequences=[
+                "They are logged out everywhere and cannot log in.",
+                "Every API token of theirs stops working for good.",
+                "Their data stays; you can reactivate the account later.",
+                "This is recorded in the audit log.",
+            ],
+            yes="Suspend the account",
+            back=f"/admin/users/{user_id}",
+        )
+        if ask is not None:
+            return ask
+        accounts.set_active(ctx.session, admin, person, False)
+        return see_other(f"/admin/users/{user_id}?done=suspended")
+
+    return _act(request, form, work, lambda **v: _show_user(request, user_id, **v))
+
+
+@router.post("/admin/users/{user_id}/reactivate")
+def user_reactivate(request: Request, user_id: Id, form: TextForm):
+    def work(ctx: Ctx):
+        admin = ctx.require_user()
+        accounts.set_active(ctx.session, admin, directory.get_user(ctx.session, admin, user_id), True)
+        return see_other(f"/admin/users/{user_id}?done=reactivated")
+
+    return _act(request, form, work, lambda **v: _show_user(request, user_id, **v))
+
+
+# --- organizations --------------------------------------------------------------------------------
+def _show_orgs(request: Request, *, status: int = 200, form: dict[str, str] | None = None, **values):
+    with _view(request) as ctx:
+        admin = ctx.require_user()
+        return _page(
+            request,
+            "admin_orgs.html",
+            admin,
+            status=status,
+            form=form or {},
+            orgs=organizations.list_organizations(ctx.session, admin),
+            **values,
+        )
+
+
+@router.get("/admin/organizations", response_class=HTMLResponse)
+def orgs_page(request: Request):
+    return _show_orgs(request)
+
+
+@router.post("/admin/organizations")
+def org_create(request: Request, form: TextForm):
+    def work(ctx: Ctx):
+        org = organizations.create_organization(ctx.session, ctx.require_user(), form.get("name", ""))
+        return see_other(f"/admin/organizations/{org.id}?done=created")
+
+    return _act(request, form, work, lambda **v: _show_orgs(request, **v))
+
+
+def _admin_org(ctx: Ctx, org_id: int):
+    admin = policy.require(ctx.require_user(), "user.manage")
+    return admin, organizations.get_organization(ctx.session, admin, org_id)
+
+
+def _show_org(request: Request, org_id: int, *, status: int = 200, form: dict[str, str] | None = None, **values):
+    with _view(request) as ctx:
+        admin, org = _admin_org(ctx, org_id)
+        return _page(
+            request,
+            "admin_org.html",
+            admin,
+            status=status,
+            form=form or {},
+            org=org,
+            members=organizations.members(ctx.session, org),
+            org_roles=list(OrgRole),
+            **values,
+        )
+
+
+@router.get("/admin/organizations/{org_id}", response_class=HTMLResponse)
+def org_page(request: Request, org_id: Id):
+    return _show_org(request, org_id)
+
+
+def _org_action(request: Request, org_id: int, form: dict[str, str], act: Callable[[Ctx, Any, Any], str | Response]):
+    """An action on one organization; ``act`` returns the ``done`` word (or a confirmation page)."""
+
+    def work(ctx: Ctx):
+        admin, org = _admin_org(ctx, org_id)
+        done = act(ctx, admin, org)
+        return done if isinstance(done, Response) else see_other(f"/admin/organizations/{org_id}?done={done}")
+
+    return _act(request, form, work, lambda **v: _show_org(request, org_id, **v))
+
+
+def _org_role(form: dict[str, str]) -> OrgRole:
+    if form.get("org_role") not in OrgRole.__members__:
+        raise InvalidInput("Choose a role in the lab.", code="validation.failed", field="org_role")
+    return OrgRole(form["org_role"])
+
+
+@router.post("/admin/organizations/{org_id}/members")
+def org_add_member(request: Request, org_id: Id, form: TextForm):
+    def act(ctx: Ctx, admin, org):
+        user = directory.find_by_email(ctx.session, admin, form.get("email", ""))
+        organizations.add_member(ctx.session, admin, org, user, _org_role(form))
+        return "member_added"
+
+    return _org_action(request, org_id, form, act)
+
+
+@router.post("/admin/organizations/{org_id}/members/{user_id}/role")
+def org_member_role(request: Request, org_id: Id, user_id: Id, form: TextForm):
+    def act(ctx: Ctx, admin, org):
+        member = directory.get_user(ctx.session, admin, user_id)
+        organizations.set_org_role(ctx.session, admin, org, member, _org_role(form))
+        return "member_role"
+
+    return _org_action(request, org_id, form, act)
+
+
+@router.post("/admin/organizations/{org_id}/members/{user_id}/remove")
+def org_remove_member(request: Request, org_id: Id, user_id: Id, form: TextForm):
+    def act(ctx: Ctx, admin, org):
+        member = directory.get_user(ctx.session, admin, user_id)
+        ask = confirm_first(
+            request,
+            admin,
+            form,
+            question=f"Remove {member.display_name} from {org.name}?",
+            consequences=[
+                f"They no longer see {org.name}'s campaigns, clips or spend, at once.",
+                "They keep their account, as a worker; what they did stays attributed to them.",
+                "Every browser session they have ends.",
+            ],
+            yes="Remove from the lab",
+            back=f"/admin/organizations/{org_id}",
+        )
+        if ask is not None:
+            return ask
+        organizations.remove_member(ctx.session, admin, org, member)
+        return "member_removed"
+
+    return _org_action(request, org_id, form, act)
+
+
+@router.post("/admin/organizations/{org_id}/consent-authoring")
+def org_consent_authoring(request: Request, org_id: Id, form: TextForm):
+    def act(ctx: Ctx, admin, org):
+        organizations.set_consent_authoring(ctx.session, admin, org, form.get("allowed") == "yes")
+        return "authoring"
+
+    return _org_action(request, org_id, form, act)
+
+
+# --- the audit log --------------------------------------------------------------------------------
+def _day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value or "")
+    except ValueError:
+        return None
+
+
+@router.get("/admin/audit", response_class=HTMLResponse)
+def audit_page(request: Request):
+    p = request.query_params
+    since, until = _day(p.get("since")), _day(p.get("until"))
+    filters = {k: p.get(k, "").strip() for k in ("actor", "entity_type", "entity_id", "action", "since", "until")}
+    with unit(request) as ctx:
+        admin = policy.require(ctx.require_user(), "audit.view")
+        rows = audit.list_events(
+            ctx.session,
+            before_id=_int(p.get("before")),
+            entity_type=filters["entity_type"][:40] or None,
+            entity_id=filters["entity_id"][:64] or None,
+            action=filters["action"][:60] or None,
+            actor_id=_int(p.get("actor_id")),
+            actor_email=filters["actor"][:254] or None,
+            since=datetime.combine(since, time(), UTC) if since else None,
+            until=datetime.combine(until + timedelta(days=1), time(), UTC) if until else None,  # the whole day
+            newest_first=True,
+            limit=PAGE,
+        )
+        # who acted, and the people events are about: named, in one query
+        people = {e.actor_id for e in rows if e.actor_id is not None}
+        people |= {n for e in rows if e.entity_type == "user" and (n := _int(e.entity_id)) is not None}
+        actors = directory.users_by_id(ctx.session, admin, people)
+        older = str(request.url.include_query_params(before=rows[-1].id)) if len(rows) == PAGE else None
+        return _page(request, "admin_audit.html", admin, rows=rows, actors=actors, filters=filters, older=older)
+
+
+# --- system health --------------------------------------------------------------------------------
+def _show_health(request: Request, *, status: int = 200, **values):
+    state = request.app.state
+    values.pop("form", None)
+    with _view(request) as ctx:
+        admin = policy.require(ctx.require_user(), "system.view")
+        h = operations.health(ctx.session, admin, state.blobs, state.upload_store)
+        return _page(request, "admin_health.html", admin, status=status, h=h, stages=STAGES.names(), **values)
+
+
+@router.get("/admin/health", response_class=HTMLResponse)
+def health_page(request: Request):
+    return _show_health(request)
+
+
+@router.post("/admin/jobs/{job_id}/retry")
+def job_retry(request: Request, job_id: Id, form: TextForm):
+    def work(ctx: Ctx):
+        operations.retry_job(ctx.session, ctx.require_user(), job_id)
+        return see_other("/admin/health?done=retried")
+
+    return _act(request, form, work, lambda **v: _show_health(request, **v))
+
+
+@router.post("/admin/jobs/requeue")
+def job_requeue(request: Request, form: TextForm):
+    def work(ctx: Ctx):
+        admin = policy.require(ctx.require_user(), "system.manage")
+        stage, stale = form.get("stage", ""), form.get("stale_only") == "on"
+        ask = confirm_first(
+            request,
+            admin,
+            form,
+            question=f"Run the “{stage}” stage again?",
+            consequences=[
+                "Every clip it finished or failed"
+                + (" with an older version of the stage" if stale else "")
+                + " goes back to processing.",
+                "Workers and labs see those clips as processing until the stage has run again.",
+                "Each job put back is recorded in the audit log.",
+            ],
+            yes="Run it again",
+            back="/admin/health",
+        )
+        if ask is not None:
+            return ask
+        operations.requeue_stage(ctx.session, admin, stage, stale_only=stale)
+        return see_other("/admin/health?done=requeued")
+
+    return _act(request, form, work, lambda **v: _show_health(request, **v))
