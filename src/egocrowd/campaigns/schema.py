@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from egocrowd.clock import utcnow
 from egocrowd.errors import EgocrowdError
 from egocrowd.inputs import InputModel
 
@@ -21,6 +23,21 @@ def _normalise_countries(v):
     if not isinstance(v, list) or not all(isinstance(c, str) for c in v):
         return v  # let the type check refuse it (422), never crash (500)
     return sorted({c.strip().upper() for c in v})
+
+
+def _future_deadline(v: datetime | None) -> datetime | None:
+    """A deadline is a moment to come, in UTC (a form's naive "2027-01-31T18:00" is read as UTC)."""
+    if v is None:
+        return v
+    if v.tzinfo is None:
+        v = v.replace(tzinfo=UTC)
+    if v <= utcnow():
+        raise ValueError("the deadline must be in the future")
+    return v.astimezone(UTC)
+
+
+Deadline = Field(None, description="No new claims after this moment (UTC); the campaign then closes itself")
+PerWorker = Field(None, ge=1, le=1_000_000, description="How many slots one worker may hold over the campaign's life")
 
 
 class _Strict(InputModel):
@@ -109,11 +126,15 @@ class CampaignIn(_Strict):
     data_use: DataUse = Field(default_factory=DataUse)
     buyer_name: str = Field(min_length=2, max_length=200, description="Who buys the data (shown to workers)")
     consent_version: str = Field(min_length=1, max_length=40)
+    deadline_at: datetime | None = Deadline
+    max_clips_per_worker: int | None = PerWorker
 
     @field_validator("allowed_countries", mode="before")
     @classmethod
     def _countries(cls, v):
         return _normalise_countries(v)
+
+    _deadline = field_validator("deadline_at")(_future_deadline)
 
 
 class CampaignPatch(_Strict):
@@ -132,18 +153,26 @@ class CampaignPatch(_Strict):
     data_use: DataUse | None = None
     buyer_name: str | None = Field(None, min_length=2, max_length=200)
     consent_version: str | None = Field(None, min_length=1, max_length=40)
+    deadline_at: datetime | None = Deadline  # null: no deadline
+    max_clips_per_worker: int | None = PerWorker  # null: no limit
 
     @field_validator("allowed_countries", mode="before")
     @classmethod
     def _countries(cls, v):
         return v if v is None else _normalise_countries(v)
 
+    _deadline = field_validator("deadline_at")(_future_deadline)
+
     @model_validator(mode="before")
     @classmethod
     def _no_nulls(cls, data):
         # Absent means "leave as is"; an explicit null would empty a required column (a 500).
+        # Only the optional settings take null, meaning "none".
         if isinstance(data, dict):
-            nulls = sorted(k for k, v in data.items() if v is None)
+            nulls = sorted(k for k, v in data.items() if v is None and k not in _NULLABLE)
             if nulls:
                 raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
         return data
+
+
+_NULLABLE = {"deadline_at", "max_clips_per_worker"}
