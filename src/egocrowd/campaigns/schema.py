@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from egocrowd.clock import utcnow
 from egocrowd.errors import EgocrowdError
@@ -45,26 +45,50 @@ class _Strict(InputModel):
 
 
 class CaptureRequirements(_Strict):
-    min_duration_s: float = Field(20, ge=1, le=3600)
-    max_duration_s: float = Field(90, ge=1, le=3600)
-    min_width: int = Field(640, ge=64, le=8192)
-    min_height: int = Field(360, ge=64, le=8192)
-    min_fps: float = Field(24, ge=1, le=240)
-    orientation: Literal["landscape", "portrait", "any"] = "landscape"
-    camera_placement: Literal["head_mounted", "chest_mounted", "handheld", "any"] = "head_mounted"
-    hands_in_view: bool = True
-    max_upload_mb: int = Field(500, ge=1, le=8192)
+    """What every clip must be. Titles and descriptions are the lab's form (labels and hints): a
+    field removed here leaves the form with it."""
+
+    min_duration_s: float = Field(
+        20, ge=1, le=3600, title="Shortest clip (seconds)", description="Shorter clips are sent back to the worker."
+    )
+    max_duration_s: float = Field(
+        90, ge=1, le=3600, title="Longest clip (seconds)", description="Longer clips are sent back to the worker."
+    )
+    min_width: int = Field(
+        640, ge=64, le=8192, title="Smallest width (pixels)", description="Measured on the picture as it is shown."
+    )
+    min_height: int = Field(
+        360, ge=64, le=8192, title="Smallest height (pixels)", description="Measured on the picture as it is shown."
+    )
+    min_fps: float = Field(
+        24, ge=1, le=240, title="Lowest frame rate (frames per second)", description="Most phones record 30."
+    )
+    orientation: Literal["landscape", "portrait", "any"] = Field(
+        "landscape", title="Orientation", description="Landscape: wider than tall, as the picture is shown."
+    )
+    camera_placement: Literal["head_mounted", "chest_mounted", "handheld", "any"] = Field(
+        "head_mounted", title="Where the phone is worn", description="The checklist workers see follows this."
+    )
+    hands_in_view: bool = Field(
+        True, title="Both hands must be in view", description="Workers are asked to keep both hands in the picture."
+    )
+    max_upload_mb: int = Field(
+        500, ge=1, le=8192, title="Largest file (MB)", description="Bigger uploads are refused before they start."
+    )
     qc: dict[str, Any] = Field(
         default_factory=dict,
         max_length=60,
         description='QC threshold overrides (see docs/qc.md), e.g. {"dark_fail_frac": 0.2}',
     )
 
-    @model_validator(mode="after")
-    def _bounds(self):
-        if self.max_duration_s < self.min_duration_s:
+    @field_validator("max_duration_s")
+    @classmethod
+    def _bounds(cls, v: float, info: ValidationInfo) -> float:
+        # on the field (not the model), so a form can show the error next to it
+        low = info.data.get("min_duration_s")
+        if low is not None and v < low:
             raise ValueError("max_duration_s must be at least min_duration_s")
-        return self
+        return v
 
     @field_validator("qc")
     @classmethod
