@@ -442,7 +442,7 @@ def campaign_status(request: Request, campaign_id: Id, form: TextForm):
         user = ctx.require_user()
         c = campaigns.get_managed_campaign(ctx.session, user, campaign_id)
         target = form.get("status", "")
-        if target in ("paused", "closed") and c.status is not CampaignStatus.draft:
+        if target in ("paused", "closed"):
             ask = confirm_first(request, user, form, **_what_happens(ctx.session, c, target))
             if ask is not None:
                 return ask
@@ -452,13 +452,13 @@ def campaign_status(request: Request, campaign_id: Id, form: TextForm):
 
 def _what_happens(session, c: Campaign, target: str) -> dict[str, Any]:
     n = len(campaigns.active_workers(session, c.id))
-    holders = f"{n} worker{'s' if n != 1 else ''} hold{'s' if n == 1 else ''} open slots"
+    holders = "1 worker holds an open slot" if n == 1 else f"{n} workers hold open slots"
     if target == "closed":
         return {
             "question": f"Close “{c.title}” for good?",
             "consequences": [
                 "No one can take a slot any more, and this cannot be undone.",
-                f"{holders}: their slots end now and they are told.",
+                f"{holders}: their slots end now and they are told." if n else "No worker holds an open slot now.",
                 "Clips already sent are still checked and paid.",
             ],
             "yes": "Close the campaign",
@@ -468,7 +468,9 @@ def _what_happens(session, c: Campaign, target: str) -> dict[str, Any]:
         "question": f"Pause “{c.title}”?",
         "consequences": [
             "No one can take a new slot until you open it again.",
-            f"{holders}: they keep them, may still upload until their lease runs out, and are told.",
+            f"{holders}: they keep them, may still upload until their lease runs out, and are told."
+            if n
+            else "No worker holds an open slot now.",
         ],
         "yes": "Pause the campaign",
         "back": f"/campaigns/{c.id}",

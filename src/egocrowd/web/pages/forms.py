@@ -99,7 +99,7 @@ def message(error: Mapping[str, Any], key: str, words: Words = Words()) -> str:
     """One pydantic error (an item of ``ValidationError.errors()``) in plain words."""
     ctx = error.get("ctx") or {}
     unit = words.units.get(key, "")
-    if error["type"] == "string_too_short" and ctx.get("min_length") == 1:
+    if error["type"] == "string_too_short" and (ctx.get("min_length") == 1 or not str(error.get("input", "")).strip()):
         return _override(words, key, "missing", {}) or MESSAGES["missing"]
     values = {
         "min": _amount(_first(ctx, "ge", "gt", "min_length"), unit, error["type"]),
