@@ -23,6 +23,7 @@ from egocrowd.web import problems, security
 from egocrowd.web.limits import BodyLimit
 from egocrowd.web.pages import accounts, assignments, campaigns, consent
 from egocrowd.web.pages import clips as clip_pages
+from egocrowd.web.pages import lab
 from egocrowd.web.routers import account, api
 from egocrowd.web.routers import clips as clip_api
 from egocrowd.web.routers.uploads import PlatformHooks
@@ -40,6 +41,7 @@ ROUTERS = [
     consent.router,
     assignments.router,
     clip_pages.router,
+    lab.router,
 ]
 
 
