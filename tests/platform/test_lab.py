@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from egocrowd.db.models import OrgRole, Role, User
-from tests.platform.helpers import API, PASSWORD, claim, make_user, open_campaign, publish_consent, sign
+from tests.platform.helpers import API, claim, make_user, open_campaign, publish_consent, sign
 from tests.platform.test_access import page_login
 
 
@@ -25,7 +25,8 @@ def test_an_owner_runs_the_team(client, db):
 
     # an existing account, by email
     r = client.post(
-        "/lab/members", data={"email": worker.email.upper(), "org_role": "viewer", "csrf_token": token},
+        "/lab/members",
+        data={"email": worker.email.upper(), "org_role": "viewer", "csrf_token": token},
         follow_redirects=False,
     )
     assert r.status_code == 303 and r.headers["location"] == "/lab?m=added"
@@ -33,22 +34,30 @@ def test_an_owner_runs_the_team(client, db):
     assert role is Role.requester and org_role is OrgRole.viewer and org_id is not None
 
     # an unknown email without a password: said next to the email, what was typed kept
-    r = client.post(
-        "/lab/members", data={"email": "nobody@example.org", "org_role": "editor", "csrf_token": token}
-    )
+    r = client.post("/lab/members", data={"email": "nobody@example.org", "org_role": "editor", "csrf_token": token})
     assert r.status_code == 404 and 'id="email-error">There is no account with this email' in r.text
     assert 'value="nobody@example.org"' in r.text
     # a new account with a first password (a weak one is refused next to it)
     r = client.post(
         "/lab/members",
-        data={"email": "new@example.org", "display_name": "Neo", "password": "short", "org_role": "editor",
-              "csrf_token": token},
+        data={
+            "email": "new@example.org",
+            "display_name": "Neo",
+            "password": "short",
+            "org_role": "editor",
+            "csrf_token": token,
+        },
     )
     assert r.status_code == 422 and 'id="password-error">' in r.text and "short" not in r.text.split("<main>")[1]
     r = client.post(
         "/lab/members",
-        data={"email": "new@example.org", "display_name": "Neo", "password": "a long first password",
-              "org_role": "editor", "csrf_token": token},
+        data={
+            "email": "new@example.org",
+            "display_name": "Neo",
+            "password": "a long first password",
+            "org_role": "editor",
+            "csrf_token": token,
+        },
         follow_redirects=False,
     )
     assert r.status_code == 303

@@ -19,9 +19,7 @@ def org_role_of(value: OrgRole | str) -> OrgRole:
     try:
         return OrgRole(value)
     except ValueError:
-        raise InvalidInput(
-            "Choose owner, editor or viewer.", code="validation.failed", field="org_role"
-        ) from None
+        raise InvalidInput("Choose owner, editor or viewer.", code="validation.failed", field="org_role") from None
 
 
 def own_lab(session: Session, user: User) -> Organization:

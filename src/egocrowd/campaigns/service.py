@@ -275,7 +275,12 @@ def clone_campaign(session: Session, actor: User, campaign_id: int) -> Campaign:
         values["deadline_at"] = None
     now = utcnow()
     c = Campaign(
-        organization_id=src.organization_id, created_by=actor.id, status=S.draft, created_at=now, updated_at=now, **values
+        organization_id=src.organization_id,
+        created_by=actor.id,
+        status=S.draft,
+        created_at=now,
+        updated_at=now,
+        **values,
     )
     session.add(c)
     audit.record(session, actor, "campaign.cloned", c, {"from": src.id, "title": c.title})

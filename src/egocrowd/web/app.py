@@ -21,9 +21,8 @@ from egocrowd.settings import Settings
 from egocrowd.uploads import UploadStore, recover_completed
 from egocrowd.web import problems, security
 from egocrowd.web.limits import BodyLimit
-from egocrowd.web.pages import accounts, assignments, campaigns, consent
+from egocrowd.web.pages import accounts, assignments, campaigns, consent, lab
 from egocrowd.web.pages import clips as clip_pages
-from egocrowd.web.pages import lab
 from egocrowd.web.routers import account, api
 from egocrowd.web.routers import clips as clip_api
 from egocrowd.web.routers.uploads import PlatformHooks

@@ -88,7 +88,9 @@ _USE_WORDS = {
 def _data_use_inputs() -> tuple[Input, ...]:
     """One checkbox per data use, from the model: a use added there appears here by itself."""
     return tuple(
-        Input(f"use_{k}", "data_use", f.description or _USE_WORDS.get(k, k.replace("_", " ").capitalize()), kind="check")
+        Input(
+            f"use_{k}", "data_use", f.description or _USE_WORDS.get(k, k.replace("_", " ").capitalize()), kind="check"
+        )
         for k, f in DataUse.model_fields.items()
     )
 
@@ -106,24 +108,50 @@ def sections() -> tuple[Section, ...]:
         Section(
             "The task",
             (
-                Input("title", "title", "Title", "What workers see in the list, e.g. “Fold a T-shirt”.",
-                      attrs={"maxlength": 200}),
-                Input("instructions", "instructions", "Instructions for workers",
-                      "Step by step, in plain words: what to do, where, and what to avoid.", "textarea",
-                      attrs={"maxlength": 20000}),
+                Input(
+                    "title",
+                    "title",
+                    "Title",
+                    "What workers see in the list, e.g. “Fold a T-shirt”.",
+                    attrs={"maxlength": 200},
+                ),
+                Input(
+                    "instructions",
+                    "instructions",
+                    "Instructions for workers",
+                    "Step by step, in plain words: what to do, where, and what to avoid.",
+                    "textarea",
+                    attrs={"maxlength": 20000},
+                ),
             ),
             "task",
         ),
         Section(
             "Pay and time",
             (
-                Input("pay", "pay_cents", "Pay per accepted clip", "An amount such as 1.50.", "number",
-                      attrs={"step": "0.01", "min": "0.01", "inputmode": "decimal"}),
-                Input("currency", "currency", "Currency", "Three letters, such as USD, EUR or KES.",
-                      attrs={"maxlength": 3, "autocapitalize": "characters"}),
-                Input("expected_minutes", "expected_minutes", "Minutes a worker spends per clip",
-                      "Be honest: with the pay, this gives the hourly rate workers see.", "number",
-                      attrs={"step": "0.5", "min": "0.5"}),
+                Input(
+                    "pay",
+                    "pay_cents",
+                    "Pay per accepted clip",
+                    "An amount such as 1.50.",
+                    "number",
+                    attrs={"step": "0.01", "min": "0.01", "inputmode": "decimal"},
+                ),
+                Input(
+                    "currency",
+                    "currency",
+                    "Currency",
+                    "Three letters, such as USD, EUR or KES.",
+                    attrs={"maxlength": 3, "autocapitalize": "characters"},
+                ),
+                Input(
+                    "expected_minutes",
+                    "expected_minutes",
+                    "Minutes a worker spends per clip",
+                    "Be honest: with the pay, this gives the hourly rate workers see.",
+                    "number",
+                    attrs={"step": "0.5", "min": "0.5"},
+                ),
             ),
             "pay",
         ),
@@ -131,10 +159,16 @@ def sections() -> tuple[Section, ...]:
         Section(
             "Labels",
             (
-                Input("verbs", "taxonomy", "Actions (verbs)",
-                      "Comma separated, lower-case words such as take, put, fold, open_lid.", "textarea"),
-                Input("nouns", "taxonomy", "Objects (nouns)",
-                      "Comma separated, such as shirt, jar, lid, cup.", "textarea"),
+                Input(
+                    "verbs",
+                    "taxonomy",
+                    "Actions (verbs)",
+                    "Comma separated, lower-case words such as take, put, fold, open_lid.",
+                    "textarea",
+                ),
+                Input(
+                    "nouns", "taxonomy", "Objects (nouns)", "Comma separated, such as shirt, jar, lid, cup.", "textarea"
+                ),
             ),
             "labels",
         ),
@@ -142,30 +176,63 @@ def sections() -> tuple[Section, ...]:
             "Data use and consent",
             (
                 *_data_use_inputs(),
-                Input("buyer_name", "buyer_name", "Who gets the data", "Shown to workers before they take part.",
-                      attrs={"maxlength": 200}),
-                Input("consent_version", "consent_version", "Consent workers sign",
-                      "A worker must have signed it to take a slot.", "select"),
+                Input(
+                    "buyer_name",
+                    "buyer_name",
+                    "Who gets the data",
+                    "Shown to workers before they take part.",
+                    attrs={"maxlength": 200},
+                ),
+                Input(
+                    "consent_version",
+                    "consent_version",
+                    "Consent workers sign",
+                    "A worker must have signed it to take a slot.",
+                    "select",
+                ),
             ),
             "data",
         ),
         Section(
             "Who can take part",
-            (Input("allowed_countries", "allowed_countries", "Countries",
-                   "Tick none to let workers from everywhere take part.", "countries"),),
+            (
+                Input(
+                    "allowed_countries",
+                    "allowed_countries",
+                    "Countries",
+                    "Tick none to let workers from everywhere take part.",
+                    "countries",
+                ),
+            ),
             "who",
         ),
         Section(
             "Limits and deadline",
             (
-                Input("target_clips", "target_clips", "Clips wanted", "The number of slots workers can take.",
-                      "number", attrs={"step": "1", "min": "1"}),
-                Input("max_clips_per_worker", "max_clips_per_worker", "Most clips per worker",
-                      "Leave empty for no limit. Once live it can only go up.", "number",
-                      attrs={"step": "1", "min": "1"}),
-                Input("deadline_at", "deadline_at", "Deadline (UTC)",
-                      "Leave empty for none. After it no one can take a slot and the campaign closes; "
-                      "once live it can only move later.", "datetime"),
+                Input(
+                    "target_clips",
+                    "target_clips",
+                    "Clips wanted",
+                    "The number of slots workers can take.",
+                    "number",
+                    attrs={"step": "1", "min": "1"},
+                ),
+                Input(
+                    "max_clips_per_worker",
+                    "max_clips_per_worker",
+                    "Most clips per worker",
+                    "Leave empty for no limit. Once live it can only go up.",
+                    "number",
+                    attrs={"step": "1", "min": "1"},
+                ),
+                Input(
+                    "deadline_at",
+                    "deadline_at",
+                    "Deadline (UTC)",
+                    "Leave empty for none. After it no one can take a slot and the campaign closes; "
+                    "once live it can only move later.",
+                    "datetime",
+                ),
             ),
             "limits",
         ),
@@ -205,7 +272,10 @@ WORDS = Words(
         },
         "currency": {"string_pattern_mismatch": "Use a three-letter currency code such as USD, EUR or KES."},
         "max_duration_s": {"value_error": "The longest clip must be at least as long as the shortest."},
-        "consent_version": {"string_too_short": "Choose the consent workers sign.", "missing": "Choose the consent workers sign."},
+        "consent_version": {
+            "string_too_short": "Choose the consent workers sign.",
+            "missing": "Choose the consent workers sign.",
+        },
     },
 )
 
@@ -527,8 +597,14 @@ def chart(days: list[dict[str, Any]], *, width: int = 600, height: int = 160) ->
         return round(height - v * scale, 1)
 
     bars = [
-        {"x": round(i * step + step * 0.15, 1), "y": y(d["received"]), "w": round(step * 0.7, 1),
-         "h": round(d["received"] * scale, 1), "day": d["day"], "received": d["received"]}
+        {
+            "x": round(i * step + step * 0.15, 1),
+            "y": y(d["received"]),
+            "w": round(step * 0.7, 1),
+            "h": round(d["received"] * scale, 1),
+            "day": d["day"],
+            "received": d["received"],
+        }
         for i, d in enumerate(days)
     ]
     line = " ".join(f"{round(i * step + step / 2, 1)},{y(d['passed'])}" for i, d in enumerate(days))

@@ -175,4 +175,3 @@ def revoke_token(request: Request, token_id: Id, form: TextForm):
             return ask
         accounts.revoke_token(ctx.session, user, token_id)
     return see_other("/lab/tokens?m=revoked")
-
