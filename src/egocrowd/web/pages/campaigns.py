@@ -372,7 +372,7 @@ def _posted(raw) -> dict[str, Any]:
     return form
 
 
-def _show_form(request: Request, user, session, *, form, campaign=None, errors=None, status: int = 200):
+def _show_form(request: Request, user, session, *, form, campaign=None, errors=None, status: int = 200, code: str = ""):
     locked = _locked(campaign)
     if campaign is not None and locked:  # locked fields show the campaign, never what was posted
         saved = _form_from(campaign)
@@ -389,6 +389,7 @@ def _show_form(request: Request, user, session, *, form, campaign=None, errors=N
         locked=locked,
         errors=errors,
         summary=summary(errors) if errors else None,
+        code=code,  # the problem's code, for programs reading the page
         labels={i.name: i.label for s in sections() for i in s.inputs},
         flash="A copy, as a draft: check it and save." if request.query_params.get("m") == "cloned" else None,
         documents=consent.list_documents(session),
@@ -579,8 +580,9 @@ def _form_again(request: Request, form: dict, exc: Exception, campaign_id: int |
         except EgocrowdError:
             raise exc from None
         status = exc.status if isinstance(exc, EgocrowdError) else 422
+        code = exc.code if isinstance(exc, EgocrowdError) else "validation.failed"
         return _show_form(
-            request, user, s, form=form, campaign=campaign, errors=field_errors(exc, WORDS), status=status
+            request, user, s, form=form, campaign=campaign, errors=field_errors(exc, WORDS), status=status, code=code
         )
 
 

@@ -32,7 +32,7 @@ FLASH = {
 }
 
 
-def _team_page(request: Request, ctx, user, *, form=None, errors=None, status: int = 200):
+def _team_page(request: Request, ctx, user, *, form=None, errors=None, status: int = 200, code: str = ""):
     org = team.own_lab(ctx.session, user)
     errors = errors or {}
     return render(
@@ -47,6 +47,7 @@ def _team_page(request: Request, ctx, user, *, form=None, errors=None, status: i
         form=form or {"org_role": OrgRole.editor.value},
         errors=errors,
         summary=summary(errors) if errors else None,
+        code=code,
         flash=FLASH.get(request.query_params.get("m", "")),
     )
 
@@ -80,7 +81,7 @@ def add_member(request: Request, form: TextForm):
             if not policy.can(user, "org.manage", org):
                 raise
             kept = {k: v for k, v in form.items() if k not in ("csrf_token", "password")}
-            return _team_page(request, ctx, user, form=kept, errors=field_errors(exc), status=exc.status)
+            return _team_page(request, ctx, user, form=kept, errors=field_errors(exc), status=exc.status, code=exc.code)
     return see_other("/lab?m=added")
 
 
