@@ -453,7 +453,7 @@ def campaign_detail(request: Request, campaign_id: Id):
             glance=glance,
             has_consent=has_consent,
             hourly=campaigns.hourly_rate_cents(c),
-            transitions=sorted(s.value for s in campaigns.TRANSITIONS[c.status]),
+            transitions=[s.value for s in CampaignStatus if s in campaigns.TRANSITIONS[c.status]],  # lifecycle order
             data_use_words={i.name.removeprefix("use_"): i.label for i in _data_use_inputs()},
         )
 
