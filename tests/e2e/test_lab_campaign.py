@@ -124,6 +124,28 @@ def test_lab_fixes_three_mistakes_saves_clones_and_closes(lab_page, db):
     assert page.locator("h1 .pill").inner_text() == "closed"
 
 
+def test_lab_team_and_tokens_on_a_phone(lab_page, db):
+    _, open_page = lab_page
+    phone = open_page(PHONE)
+    phone.get_by_role("link", name="Lab").click()
+    phone.wait_for_url(re.compile(r"/lab$"))
+    phone.fill("#email", "colleague@example.org")
+    phone.get_by_role("button", name="Add to the team").click()
+    assert "There is no account with this email" in phone.locator("#email-error").inner_text()
+    _look(phone, "5-team-mistake")
+    phone.fill("#display_name", "Colleague")
+    phone.fill("#password", "a long first password")
+    phone.get_by_role("button", name="Add to the team").click()
+    phone.wait_for_url(re.compile(r"/lab\?m=added$"))
+    assert "Colleague" in phone.locator(".lab-members").inner_text()
+    _look(phone, "5-team")
+    phone.get_by_role("link", name="Your API tokens").click()
+    phone.fill("#name", "upload script")
+    phone.get_by_role("button", name="Make a token").click()
+    assert phone.input_value("#new-token").startswith("egc_")
+    _look(phone, "6-tokens")
+
+
 def _some_clips(db, campaign_id: int, worker_id: int) -> None:
     """A few clips over the last days, for the chart and the QC figures."""
     now = utcnow()
