@@ -189,3 +189,39 @@ def test_a_paused_campaign_still_takes_a_running_lease_upload(client, db, live, 
     )
     up.upload_chunk()
     assert up.offset == 16 * 1024
+
+
+def test_daily_counts_per_utc_day(db, world):
+    """Clips received and passed per day, zeros included, the same on every backend."""
+    from egocrowd import clips
+    from egocrowd.db.models import Clip, ClipStatus
+
+    c = world.open_campaign()
+    now = datetime(2026, 11, 30, 0, 15, tzinfo=UTC)  # just after midnight: yesterday's late clips stay yesterday's
+    rows = [
+        (now - timedelta(minutes=20), ClipStatus.qc_passed),  # 2026-11-29 23:55
+        (now - timedelta(minutes=16), ClipStatus.qc_failed),
+        (now, ClipStatus.qc_passed),
+        (now - timedelta(days=2), ClipStatus.processing),
+        (now - timedelta(days=40), ClipStatus.qc_passed),  # outside the window
+    ]
+    with db.transaction() as s:
+        for i, (at, status) in enumerate(rows):
+            s.add(
+                Clip(
+                    campaign_id=c["id"],
+                    worker_id=world.worker.id,
+                    source_ref=f"t:{i}",
+                    sha256=f"{i:064x}",
+                    size=1,
+                    original_name="c.mp4",
+                    status=status,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+    with db.transaction(write=False) as s:
+        days = clips.daily_counts(s, c["id"], 30, now=now)
+    assert len(days) == 30 and days[0]["day"] == "2026-11-01" and days[-1]["day"] == "2026-11-30"
+    by_day = {d["day"]: (d["received"], d["passed"]) for d in days if d["received"] or d["passed"]}
+    assert by_day == {"2026-11-28": (1, 0), "2026-11-29": (2, 1), "2026-11-30": (1, 1)}

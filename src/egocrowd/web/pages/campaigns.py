@@ -53,6 +53,7 @@ class Section:
     anchor: str = ""
 
 
+@functools.cache
 def _requirement_inputs() -> tuple[Input, ...]:
     """One input per capture requirement, read from the model (its title is the label, its
     description the hint): a requirement removed there leaves the form by itself."""
@@ -85,6 +86,7 @@ _USE_WORDS = {
 }
 
 
+@functools.cache
 def _data_use_inputs() -> tuple[Input, ...]:
     """One checkbox per data use, from the model: a use added there appears here by itself."""
     return tuple(

@@ -86,7 +86,7 @@ def field_errors(exc: ValidationError | EgocrowdError, words: Words = Words()) -
     if isinstance(exc, EgocrowdError):
         name = exc.extra.get("field")
         key = words.names.get(name, name) if isinstance(name, str) else GENERAL
-        return {key: _override(words, key, exc.code, {}) or exc.message}
+        return {key: _override(words, key, exc.code) or exc.message}
     out: dict[str, str] = {}
     for e in exc.errors(include_url=False):
         key = _field_of(e["loc"], words)
@@ -100,7 +100,7 @@ def message(error: Mapping[str, Any], key: str, words: Words = Words()) -> str:
     ctx = error.get("ctx") or {}
     unit = words.units.get(key, "")
     if error["type"] == "string_too_short" and (ctx.get("min_length") == 1 or not str(error.get("input", "")).strip()):
-        return _override(words, key, "missing", {}) or MESSAGES["missing"]
+        return _override(words, key, "missing") or MESSAGES["missing"]
     values = {
         "min": _amount(_first(ctx, "ge", "gt", "min_length"), unit, error["type"]),
         "max": _amount(_first(ctx, "le", "lt", "max_length"), unit, error["type"]),
@@ -108,7 +108,7 @@ def message(error: Mapping[str, Any], key: str, words: Words = Words()) -> str:
         "input": _shown(error.get("input")),
         "error": _sentence(str(ctx.get("error", ""))) or FALLBACK,
     }
-    template = _override(words, key, error["type"], values) or MESSAGES.get(error["type"], FALLBACK)
+    template = _override(words, key, error["type"]) or MESSAGES.get(error["type"], FALLBACK)
     return template.format(**values)
 
 
@@ -132,7 +132,7 @@ def _field_of(loc: tuple[int | str, ...], words: Words) -> str:
     return words.names.get(names[-1], names[-1])
 
 
-def _override(words: Words, key: str, kind: str, values: Mapping[str, str]) -> str | None:
+def _override(words: Words, key: str, kind: str) -> str | None:
     o = words.overrides.get(key)
     if isinstance(o, str):
         return o
