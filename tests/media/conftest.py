@@ -18,6 +18,7 @@ TEST_THRESHOLDS = QCThresholds.from_dict(
         "warn_fps": 24,
         "idle_warn_s": 2,
         "idle_fail_s": 3,
+        "orientation": "landscape",
     }
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -29,6 +30,8 @@ EXPECTED_FAILS = {
     "idle": {"idle"},
     "low_res": {"resolution"},
     "low_fps": {"frame_rate"},
+    "portrait_rotated": {"orientation"},
+    "portrait": {"orientation"},
     "reencoded_duplicate": {"near_duplicate", "hands_visible"},
     "corrupt": {"integrity"},
     "bikes": {"near_duplicate", "hands_visible"},
@@ -63,8 +66,9 @@ def test_confusion_table_no_misses_no_false_alarms(reports):
         for clip in want
     )
     assert got == want, f"checks: {names}\n{table}"
-    # Every check is exercised: some clip must make it fail.
-    assert set(names) <= set().union(*want.values())
+    # Every check is exercised: some clip must make it fail (the mount is what the worker declared,
+    # not a property of the file: see test_mount_is_checked_against_the_declared_one).
+    assert set(names) - {"mount"} <= set().union(*want.values())
 
 
 def test_good_clip_passes_without_warnings(reports):
@@ -200,3 +204,66 @@ def test_qc_uses_the_palm_model_it_is_given(qc_media, tmp_path):
     report = run_qc(str(qc_media["good"]), palm_model=tmp_path / "missing.tflite")
     assert report.hands_detector is None  # that file is not there: the check says it could not run
     assert report.check("hands_visible").status == "warn"
+
+
+def test_orientation_is_judged_on_the_displayed_picture(reports, qc_media, qc_thresholds):
+    # Stored 352x288 with a phone's 90° display matrix: players show it 288x352, so it is portrait.
+    rotated = reports["portrait_rotated"].check("orientation")
+    assert (rotated.value, rotated.details["rotation"]) == ("portrait", 90)
+    assert rotated.message == "recorded in portrait (288x352), the campaign needs landscape"
+    assert rotated.advice == "turn your phone sideways (landscape) before you start recording"
+    assert reports["good"].check("orientation").value == "landscape"
+    portrait = QCThresholds.from_dict({**qc_thresholds.to_dict(), "orientation": "portrait"})
+    r = run_qc(str(qc_media["portrait_rotated"]), portrait)
+    assert r.check("orientation").status == "pass" and r.check("resolution").details == {"width": 288, "height": 352}
+    assert run_qc(str(qc_media["good"]), portrait).check("orientation").status == "fail"
+    with pytest.raises(InvalidInput):
+        QCThresholds.from_dict({"orientation": "diagonal"})
+
+
+def test_resolution_checks_both_sides(qc_thresholds):
+    # A campaign's 400x200 means: long side >= 400 and short side >= 200, in either orientation.
+    th = QCThresholds.from_dict({**qc_thresholds.to_dict(), "min_long_side": 400})
+    r = evaluate(_stats(), th, only=["resolution"]).check("resolution")
+    assert (r.status, r.message) == ("fail", "resolution too low: 180x120, the campaign needs at least 400x200")
+    ok = QCThresholds.from_dict({"min_short_side": 100, "warn_short_side": 100, "min_long_side": 180})
+    assert evaluate(_stats(), ok, only=["resolution"]).check("resolution").status == "pass"
+
+
+def _stats():
+    rng = np.random.default_rng(2)
+    texture = rng.integers(0, 255, (120, 180), dtype=np.uint8)
+    a = FrameAnalyzer(180, 120)
+    for i in range(30):
+        a.add(i / 30, np.roll(texture, i, axis=1))
+    return a.finish()
+
+
+@pytest.mark.parametrize(
+    ("wanted", "declared", "status"),
+    [
+        ("chest_mounted", "chest_mounted", "pass"),
+        ("chest_mounted", "head_mounted", "fail"),
+        ("head_mounted", None, "warn"),  # bulk ingest or an old client: said, not failed
+        ("any", None, "pass"),
+        ("handheld", "no such mount", "fail"),
+    ],
+)
+def test_mount_is_checked_against_the_declared_one(wanted, declared, status):
+    th = {"min_duration_s": 0.5, "camera_placement": wanted}
+    meta = {"mount": declared} if declared else {}
+    c = evaluate(_stats(), th, only=["mount"], client_meta=meta).check("mount")
+    assert c.status == status, c
+    if status == "fail":
+        assert c.message.startswith("recorded with") and "the campaign needs" in c.message and c.advice
+
+
+def test_advice_follows_the_campaign_mount():
+    # No hands found in any frame: the advice says how to wear *this campaign's* mount.
+    no_hands = dataclasses.replace(_stats(), hands_detector="test", hand_score=np.zeros(10))
+    advice = {
+        mount: evaluate(no_hands, {"camera_placement": mount}, only=["hands_visible"]).check("hands_visible").advice
+        for mount in ("head_mounted", "chest_mounted", "handheld", "any")
+    }
+    assert "forehead" in advice["head_mounted"] and "sternum" in advice["chest_mounted"]
+    assert "one hand" in advice["handheld"] and "forehead" not in advice["any"]

@@ -57,7 +57,11 @@ def test_worker_records_and_uploads_on_the_capture_page(tmp_path, db_url, db, ch
         page.click("#claim")
         page.get_by_role("link", name="Record & upload").click()
         record(page, 3.0)
-        page.wait_for_selector("#capture[data-state=ready]", timeout=20000)
+        # The campaign's mount (the default: head-mounted) is confirmed before uploading.
+        page.wait_for_selector("#capture[data-state=confirm]", timeout=20000)
+        assert page.get_by_role("button", name="Upload").is_disabled()
+        page.get_by_label("I recorded with the phone on a forehead strap.").check()
+        page.wait_for_selector("#capture[data-state=ready]", timeout=5000)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "capture-page.png"), full_page=True)
@@ -74,6 +78,7 @@ def test_worker_records_and_uploads_on_the_capture_page(tmp_path, db_url, db, ch
         with db.transaction() as s:
             clip = s.scalar(sa.select(Clip))
         assert clip.client_meta["device"] and clip.assignment_id is not None
+        assert clip.client_meta["mount"] == "head_mounted"
         with av.open(str(BlobStore(settings.blobs_path).path(clip.sha256))) as container:
             frames = [f for _, f in zip(range(10), container.decode(video=0))]
         assert len(frames) == 10 and (frames[0].width, frames[0].height) == (640, 480)

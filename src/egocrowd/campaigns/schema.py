@@ -45,8 +45,11 @@ class _Strict(InputModel):
 
 
 class CaptureRequirements(_Strict):
-    """What every clip must be. Titles and descriptions are the lab's form (labels and hints): a
-    field removed here leaves the form with it."""
+    """What a lab asks of every clip. Each field is checked twice: on the phone before upload where a
+    browser can measure it (static/capture.js), and by QC on the server, which decides
+    (pipeline.stages.qc_thresholds_for; the table in docs/qc.md). A field nothing can check does
+    not belong here. Titles and descriptions are the lab's form (labels and hints): a field removed
+    here leaves the form with it."""
 
     min_duration_s: float = Field(
         20, ge=1, le=3600, title="Shortest clip (seconds)", description="Shorter clips are sent back to the worker."
@@ -70,7 +73,7 @@ class CaptureRequirements(_Strict):
         "head_mounted", title="Where the phone is worn", description="The checklist workers see follows this."
     )
     hands_in_view: bool = Field(
-        True, title="Both hands must be in view", description="Workers are asked to keep both hands in the picture."
+        True, title="Both hands must be in view", description="QC checks that hands are seen in most of the clip."
     )
     max_upload_mb: int = Field(
         500, ge=1, le=8192, title="Largest file (MB)", description="Bigger uploads are refused before they start."

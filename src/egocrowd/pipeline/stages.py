@@ -27,6 +27,7 @@ from egocrowd import audit
 from egocrowd.clock import utcnow
 from egocrowd.db.models import Assignment, AssignmentStatus, Clip, ClipStatus
 from egocrowd.errors import MediaError
+from egocrowd.notifications import notify
 from egocrowd.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,6 +118,21 @@ def _finish(
     audit.record(session, None, action, clip, payload)
     if status in (ClipStatus.qc_failed, ClipStatus.rejected):
         _reopen_assignment(session, clip, reason or status.value)
+    _tell_worker(session, clip, status, payload)
+
+
+def _tell_worker(session: Session, clip: Clip, status: ClipStatus, payload: dict[str, Any]) -> None:
+    """The worker hears the verdict in the same transaction that stores it."""
+    title = clip.campaign.title
+    if status is ClipStatus.qc_passed:
+        subject, body = f"Clip {clip.id} passed its checks", f"Your clip for “{title}” passed the checks."
+    elif status is ClipStatus.qc_failed:
+        subject = f"Clip {clip.id} needs another take"
+        body = "\n".join(payload.get("reasons") or ()) or f"Your clip for “{title}” did not pass the checks."
+    else:
+        subject = f"Clip {clip.id} could not be used"
+        body = payload.get("message") or "The file could not be read as a video."
+    notify(session, clip.worker_id, "qc.result", subject, body, link=f"/clips/{clip.id}")
 
 
 PROBE_TIMEOUT_S = 120.0
@@ -180,11 +196,13 @@ DUPLICATE_WINDOW = 5000
 def qc_thresholds_for(requirements: dict[str, Any]) -> dict[str, Any]:
     """Campaign capture requirements → QC thresholds (explicit ``qc`` overrides win)."""
     th: dict[str, Any] = {}
-    for key in ("min_duration_s", "max_duration_s", "min_fps"):
+    for key in ("min_duration_s", "max_duration_s", "min_fps", "orientation", "camera_placement"):
         if key in requirements:
             th[key] = requirements[key]
     if "min_width" in requirements and "min_height" in requirements:
+        # width x height in either orientation (orientation is its own check): short and long side
         th["min_short_side"] = min(requirements["min_width"], requirements["min_height"])
+        th["min_long_side"] = max(requirements["min_width"], requirements["min_height"])
         th["warn_short_side"] = max(th["min_short_side"], 720)
     if "min_fps" in requirements:
         th["warn_fps"] = max(float(requirements["min_fps"]), 29.0)
@@ -208,6 +226,7 @@ def _prepare_qc(session: Session, clip: Clip, ctx: StageContext) -> dict[str, An
         "thresholds": qc_thresholds_for(clip.campaign.requirements),
         "known": [(cid, fp) for cid, fp in known],
         "palm_model": str(palm_model) if palm_model else None,
+        "client_meta": dict(clip.client_meta or {}),
         **_sandbox(ctx),
     }
 
@@ -229,7 +248,12 @@ def _apply_qc(session: Session, clip: Clip, result: dict[str, Any]) -> str | Non
     failed = [c["name"] for c in report["checks"] if c["status"] == "fail"]
     status = ClipStatus.qc_passed if report["status"] == "qc_passed" else ClipStatus.qc_failed
     _finish(
-        session, clip, status, f"clip.{status.value}", {"failed": failed}, reason=f"qc.{failed[0]}" if failed else None
+        session,
+        clip,
+        status,
+        f"clip.{status.value}",
+        {"failed": failed, "reasons": report.get("reasons", [])},
+        reason=f"qc.{failed[0]}" if failed else None,
     )
     return None
 
@@ -251,6 +275,7 @@ def compute_qc(inputs: dict[str, Any]) -> dict[str, Any]:
             known,
             probe_result=probe_result,
             palm_model=inputs.get("palm_model"),
+            client_meta=inputs.get("client_meta"),
             limits=inputs.get("limits"),
             timeout_s=QC_TIMEOUT_S,
             max_memory_mb=inputs.get("memory_mb"),

@@ -69,18 +69,27 @@ def duration(ctx: CheckContext) -> Verdict:
     return Verdict("pass", round(value, 2), threshold, f"duration OK: {value:.1f} s", unit="s")
 
 
-@qc_check("resolution", version=1, title="Resolution")
+def _displayed_size(ctx: CheckContext) -> tuple[int, int]:
+    """The picture as a player shows it: phones store portrait video landscape with a rotation."""
+    if ctx.probe:
+        return ctx.probe.display_width, ctx.probe.display_height
+    return ctx.stats.width, ctx.stats.height
+
+
+@qc_check("resolution", version=2, title="Resolution")
 def resolution(ctx: CheckContext) -> Verdict:
     th = ctx.thresholds
-    w = ctx.probe.display_width if ctx.probe else ctx.stats.width
-    h = ctx.probe.display_height if ctx.probe else ctx.stats.height
-    short = min(w, h)
+    w, h = _displayed_size(ctx)
+    short, long = min(w, h), max(w, h)
     status = _grade_low(short, th.warn_short_side, th.min_short_side)
-    threshold = {"fail_below": th.min_short_side, "warn_below": th.warn_short_side}
+    if long < th.min_long_side:
+        status = "fail"
+    need = f"{th.min_long_side}x{th.min_short_side}" if th.min_long_side else f"{th.min_short_side} p"
+    threshold = {"fail_below": th.min_short_side, "warn_below": th.warn_short_side, "long_side_below": th.min_long_side}
     msg = {
         "pass": f"resolution OK: {w}x{h}",
         "warn": f"low resolution: {w}x{h}, {th.warn_short_side} p or more is better",
-        "fail": f"resolution too low: {w}x{h}, the campaign needs at least {th.min_short_side} p",
+        "fail": f"resolution too low: {w}x{h}, the campaign needs at least {need}",
     }[status]
     return Verdict(
         status,
@@ -91,6 +100,75 @@ def resolution(ctx: CheckContext) -> Verdict:
         "px",
         {"width": w, "height": h},
     )
+
+
+@qc_check("orientation", version=1, title="Orientation")
+def orientation(ctx: CheckContext) -> Verdict:
+    want = ctx.thresholds.orientation
+    w, h = _displayed_size(ctx)
+    shape = "landscape" if w > h else "portrait" if h > w else "square"
+    threshold = {"orientation": want}
+    details = {"width": w, "height": h, "rotation": ctx.probe.rotation if ctx.probe else 0}
+    if want == "any" or shape == want:
+        return Verdict("pass", shape, threshold, f"orientation OK: {shape} ({w}x{h})", details=details)
+    turn = "sideways" if want == "landscape" else "upright"
+    return Verdict(
+        "fail",
+        shape,
+        threshold,
+        f"recorded in {shape} ({w}x{h}), the campaign needs {want}",
+        f"turn your phone {turn} ({want}) before you start recording",
+        details=details,
+    )
+
+
+#: How each mount is named to the worker, and how to keep the hands in the picture with it.
+MOUNT_NAMES = {
+    "head_mounted": "a head mount (phone on your forehead)",
+    "chest_mounted": "a chest harness (phone at sternum height)",
+    "handheld": "the phone held in one hand",
+}
+_HANDS_ADVICE = {
+    "head_mounted": "wear the phone on your forehead tilted down, so both hands and the object stay in the picture",
+    "chest_mounted": "wear the harness at sternum height and tilt the phone down, so both hands and the object "
+    "stay in the picture",
+    "handheld": "hold the phone in one hand, pointed at your other hand and the object",
+    "any": "point the camera down at your hands, so both hands and the object stay in the picture",
+}
+_STEADY_ADVICE = {
+    "head_mounted": "fasten the head mount firmly and move your head slowly and smoothly",
+    "chest_mounted": "tighten the chest harness so the phone cannot bounce, and move smoothly",
+    "handheld": "hold the phone with your elbow against your body and move smoothly",
+    "any": "fasten the phone firmly and move slowly and smoothly",
+}
+
+
+@qc_check("mount", version=1, title="Camera mount")
+def mount(ctx: CheckContext) -> Verdict:
+    """The mount the worker confirmed on the capture page against the campaign's. The picture is not
+    judged: no cheap measure we tried tells a head from a chest mount reliably (see docs/qc.md)."""
+    want = ctx.thresholds.camera_placement
+    declared = str(ctx.client_meta.get("mount") or "")
+    threshold = {"camera_placement": want}
+    if want == "any":
+        return Verdict("pass", declared or None, threshold, "any mount is fine for this campaign")
+    if not declared:
+        return Verdict(
+            "warn",
+            None,
+            threshold,
+            f"mount not confirmed: the campaign asks for {MOUNT_NAMES[want]}",
+            "confirm the mount in the checklist on the recording page",
+        )
+    if declared != want:
+        return Verdict(
+            "fail",
+            declared,
+            threshold,
+            f"recorded with {MOUNT_NAMES.get(declared, 'another mount')}, the campaign needs {MOUNT_NAMES[want]}",
+            f"record again with {MOUNT_NAMES[want]}",
+        )
+    return Verdict("pass", declared, threshold, f"mount as asked: {MOUNT_NAMES[want]} (as you confirmed)")
 
 
 @qc_check("frame_rate", version=1, title="Frame rate")
@@ -282,7 +360,7 @@ def camera_shake(ctx: CheckContext) -> Verdict:
         round(value, 3),
         threshold,
         msg,
-        "fasten the head mount firmly and move your head slowly and smoothly",
+        _STEADY_ADVICE[ctx.thresholds.camera_placement],
         "% of width",
     )
 
@@ -389,7 +467,7 @@ def hands_visible(ctx: CheckContext) -> Verdict:
         round(frac, 4),
         threshold,
         msg,
-        "wear the phone on your forehead tilted down, so both hands and the object stay in the picture",
+        _HANDS_ADVICE[ctx.thresholds.camera_placement],
         "fraction",
         {"detector": s.hands_detector, "frames_checked": int(s.hand_score.size)},
     )

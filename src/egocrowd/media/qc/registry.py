@@ -65,6 +65,8 @@ class CheckContext:
     probe: ProbeResult | None = None
     fingerprint: Fingerprint | None = None
     known_fingerprints: Any = ()
+    # What the uploader declared (the clip's client_meta, e.g. {"mount": "chest_mounted"}): untrusted
+    client_meta: dict[str, Any] = field(default_factory=dict)
 
 
 CheckFn = Callable[[CheckContext], Verdict]

@@ -101,12 +101,19 @@ def evaluate(
     *,
     probe_result: ProbeResult | None = None,
     only: Iterable[str] | None = None,
+    client_meta: Mapping[str, Any] | None = None,
 ) -> QCReport:
-    """Run every registered (and not disabled) check on already computed ``stats``. Pure."""
+    """Run every registered (and not disabled) check on already computed ``stats``. Pure.
+    ``client_meta`` is what the uploader declared (the mount they confirmed)."""
     th = thresholds if isinstance(thresholds, QCThresholds) else QCThresholds.from_dict(thresholds)
     fp = fingerprint(stats)
     ctx = CheckContext(
-        stats=stats, thresholds=th, probe=probe_result, fingerprint=fp, known_fingerprints=known_fingerprints
+        stats=stats,
+        thresholds=th,
+        probe=probe_result,
+        fingerprint=fp,
+        known_fingerprints=known_fingerprints,
+        client_meta=dict(client_meta or {}),
     )
     wanted = set(only) if only is not None else None
     results = [
@@ -147,6 +154,7 @@ def run_qc(
     timeout_s: float = 600.0,
     use_hand_detector: bool = True,
     palm_model: str | Path | None = None,
+    client_meta: Mapping[str, Any] | None = None,
 ) -> QCReport:
     """QC one clip. Raises ``MediaError`` (with a stable code) when the file cannot be QC'd at all;
     otherwise returns a report whose ``status`` is ``qc_passed`` or ``qc_failed``.
@@ -165,7 +173,7 @@ def run_qc(
         timeout_s=timeout_s,
         expected_duration_s=pr.duration_s,
     )
-    report = evaluate(stats, th, known_fingerprints, probe_result=pr)
+    report = evaluate(stats, th, known_fingerprints, probe_result=pr, client_meta=client_meta)
     report.elapsed_s = time.monotonic() - started
     return report
 

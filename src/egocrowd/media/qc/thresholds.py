@@ -14,6 +14,9 @@ from typing import Any
 
 from egocrowd.errors import InvalidInput
 
+ORIENTATIONS = ("landscape", "portrait", "any")
+MOUNTS = ("head_mounted", "chest_mounted", "handheld", "any")
+
 
 @dataclass(frozen=True)
 class QCThresholds:
@@ -23,6 +26,10 @@ class QCThresholds:
     # resolution: the short side of the displayed picture, in pixels
     min_short_side: int = 480
     warn_short_side: int = 720
+    min_long_side: int = 0
+    # the displayed picture's shape and the camera mount the campaign asks for (see ORIENTATIONS, MOUNTS)
+    orientation: str = "any"
+    camera_placement: str = "any"
     # frame rate (frames per second, mean over the clip)
     min_fps: float = 24.0
     warn_fps: float = 29.0
@@ -81,6 +88,8 @@ class QCThresholds:
             try:
                 if key == "disabled":
                     clean[key] = tuple(str(v) for v in value)
+                elif isinstance(default, str):
+                    clean[key] = str(value)
                 elif isinstance(default, bool):
                     clean[key] = bool(value)
                 elif isinstance(default, int):
@@ -100,6 +109,9 @@ class QCThresholds:
     def validate(self) -> None:
         if self.min_duration_s > self.max_duration_s:
             raise InvalidInput("min_duration_s is above max_duration_s", code="campaign.bad_requirements")
+        for key, allowed in (("orientation", ORIENTATIONS), ("camera_placement", MOUNTS)):
+            if getattr(self, key) not in allowed:
+                raise InvalidInput(f"{key} must be one of {', '.join(allowed)}", code="campaign.bad_requirements")
         for key in (
             "dark_fail_frac",
             "bright_fail_frac",

@@ -6,6 +6,12 @@
  *   data-min-duration    seconds (default 0)        data-max-duration   seconds (default 600)
  *   data-min-width       pixels, long side is compared with the larger of width/height
  *   data-min-height      pixels, short side is compared with the smaller
+ *   data-min-fps         frames per second; checked on a recording made here (the camera reports
+ *                        its rate), a picked file's rate is left to the server
+ *   data-orientation     "landscape" | "portrait" | "any": checked on the file's displayed size, and
+ *                        the live preview says "turn your phone" while recording the wrong way
+ * An optional checkbox [data-role=mount] (the campaign's mount) must be ticked before uploading; its
+ * value travels as Upload-Metadata "mount" and QC checks it against the campaign.
  *   data-min-brightness  mean luma 0-255 below which a clip is "too dark" (default 40)
  *   data-max-bytes       refuse locally above this size (optional)
  *   data-chunk-size      bytes per PATCH (default 8 MiB; a drop costs at most one chunk's retry)
@@ -29,11 +35,12 @@
   var ui = {
     preview: $("preview"), record: $("record"), file: $("file"), upload: $("upload"),
     pause: $("pause"), retake: $("retake"), checks: $("checks"), progress: $("progress"),
-    percent: $("percent"), status: $("status"), elapsed: $("elapsed"),
+    percent: $("percent"), status: $("status"), elapsed: $("elapsed"), turn: $("turn"), mount: $("mount"),
   };
 
   var state = { stream: null, recorder: null, chunks: [], file: null, startedAt: 0, timer: null,
-                lumaSamples: [], sampleTimer: null, upload: null, checksOk: false, recordedSeconds: null };
+                lumaSamples: [], sampleTimer: null, upload: null, checksOk: false, recordedSeconds: null,
+                cameraFps: null };
 
   function readConfig(d) {
     var num = function (v, dflt) { var n = parseFloat(v); return isFinite(n) ? n : dflt; };
@@ -44,6 +51,8 @@
       maxDuration: num(d.maxDuration, 600),
       minWidth: num(d.minWidth, 0),
       minHeight: num(d.minHeight, 0),
+      minFps: num(d.minFps, 0),
+      orientation: d.orientation || "any",
       minBrightness: num(d.minBrightness, 40),
       maxBytes: num(d.maxBytes, Infinity),
       chunkSize: num(d.chunkSize, 8 * 1024 * 1024),
@@ -97,6 +106,8 @@
       return;
     }
     resetResult();
+    var track = state.stream.getVideoTracks()[0];
+    state.cameraFps = track && track.getSettings ? (track.getSettings().frameRate || null) : null;
     ui.preview.srcObject = state.stream;
     ui.preview.muted = true;
     ui.preview.controls = false;
@@ -127,6 +138,27 @@
     ui.elapsed.textContent = fmtTime(s) + " / " + fmtTime(cfg.maxDuration);
     ui.elapsed.dataset.seconds = s.toFixed(1);
     if (s >= cfg.maxDuration) stopRecording();
+    liveOrientation();
+  }
+
+  // ---- orientation -------------------------------------------------------------------------
+
+  function shapeOf(w, h) { return w > h ? "landscape" : h > w ? "portrait" : "square"; }
+
+  function turnAdvice() {
+    return cfg.orientation === "landscape"
+      ? "This campaign needs landscape: turn your phone sideways"
+      : "This campaign needs portrait: hold your phone upright";
+  }
+
+  // While the camera runs: the preview's size follows the phone's rotation.
+  function liveOrientation() {
+    var v = ui.preview, wrong = false;
+    if (state.stream && cfg.orientation !== "any" && v.videoWidth) {
+      wrong = shapeOf(v.videoWidth, v.videoHeight) !== cfg.orientation;
+    }
+    if (wrong && ui.turn.hidden) ui.turn.textContent = turnAdvice() + ".";
+    ui.turn.hidden = !wrong;
   }
 
   function stopRecording() {
@@ -151,6 +183,7 @@
                         { type: type, lastModified: now.getTime() });
     file.recordedAt = state.startedIso || now.toISOString();  // when the recording began
     stopCamera();
+    liveOrientation();
     ui.record.textContent = "Record again";
     ui.record.setAttribute("aria-pressed", "false");
     await useFile(file, { recorded: true });
@@ -242,6 +275,16 @@
     var needLong = Math.max(cfg.minWidth, cfg.minHeight), needShort = Math.min(cfg.minWidth, cfg.minHeight);
     add(longSide >= needLong && shortSide >= needShort,
         "Resolution " + info.width + "×" + info.height + (needLong ? " (needs at least " + needLong + "×" + needShort + ")" : ""));
+    if (cfg.orientation !== "any" && info.width) {
+      var shape = shapeOf(info.width, info.height);
+      add(shape === cfg.orientation, shape === cfg.orientation
+        ? "Orientation: " + shape
+        : turnAdvice() + " and record again.");
+    }
+    if (cfg.minFps && opts.recorded && state.cameraFps) {
+      add(state.cameraFps >= cfg.minFps,
+          "Frame rate " + Math.round(state.cameraFps) + " fps (needs at least " + cfg.minFps + ")");
+    }
     var samples = opts.recorded && state.lumaSamples.length ? state.lumaSamples : info.luma;
     if (!samples.length) {
       add(true, "Brightness could not be measured; the server will check it.", "warn");
@@ -286,14 +329,24 @@
     var results = runChecks(file, info, opts || {});
     renderChecks(results);
     state.checksOk = results.every(function (r) { return r.level !== "fail"; });
-    ui.upload.disabled = !state.checksOk;
     ui.retake.hidden = false;
-    root.dataset.state = state.checksOk ? "ready" : "rejected";
-    if (state.checksOk) {
-      var cellular = navigator.connection && (navigator.connection.type === "cellular" || navigator.connection.saveData);
-      setStatus("Ready to upload " + fmtBytes(file.size) + (cellular ? " over mobile data" : "") + ".", "ok");
-    } else {
+    readiness();
+  }
+
+  function mountOk() { return !ui.mount || ui.mount.checked; }
+
+  // Upload only a clip that passed the checks, with the campaign's mount confirmed.
+  function readiness() {
+    if (!state.file || root.dataset.state === "uploading" || root.dataset.state === "done") return;
+    ui.upload.disabled = !(state.checksOk && mountOk());
+    root.dataset.state = !state.checksOk ? "rejected" : mountOk() ? "ready" : "confirm";
+    if (!state.checksOk) {
       setStatus("This clip would be rejected. Fix the items marked ✗ and record again.", "error");
+    } else if (!mountOk()) {
+      setStatus("Tick the box above to confirm how you wore the phone, then upload.", "warn");
+    } else {
+      var cellular = navigator.connection && (navigator.connection.type === "cellular" || navigator.connection.saveData);
+      setStatus("Ready to upload " + fmtBytes(state.file.size) + (cellular ? " over mobile data" : "") + ".", "ok");
     }
   }
 
@@ -351,8 +404,16 @@
   var PERMANENT = [400, 401, 403, 404, 410, 412, 413, 415, 422];
 
   function startUpload() {
-    if (!state.file || !state.checksOk || !window.tus) return;
+    if (!state.file || !state.checksOk || !mountOk() || !window.tus) return;
     var file = state.file;
+    var metadata = {
+      assignment: cfg.assignment,
+      filename: file.name,
+      filetype: file.type || "application/octet-stream",
+      device: navigator.userAgent,
+      recorded_at: file.recordedAt || new Date(file.lastModified || Date.now()).toISOString(),
+    };
+    if (ui.mount) metadata.mount = ui.mount.value;  // ticked: mountOk()
     var upload = new tus.Upload(file, {
       endpoint: cfg.endpoint,
       chunkSize: cfg.chunkSize,
@@ -361,13 +422,7 @@
       storeFingerprintForResuming: true,
       removeFingerprintOnSuccess: true,
       headers: cfg.csrf ? { "X-CSRF-Token": cfg.csrf } : {},
-      metadata: {
-        assignment: cfg.assignment,
-        filename: file.name,
-        filetype: file.type || "application/octet-stream",
-        device: navigator.userAgent,
-        recorded_at: file.recordedAt || new Date(file.lastModified || Date.now()).toISOString(),
-      },
+      metadata: metadata,
       onShouldRetry: function (err) {
         var status = err.originalResponse ? err.originalResponse.getStatus() : 0;
         return PERMANENT.indexOf(status) < 0;
@@ -459,6 +514,8 @@
     startUpload();
   });
   ui.pause.addEventListener("click", togglePause);
+  if (ui.mount) ui.mount.addEventListener("change", readiness);
+  ui.preview.addEventListener("resize", liveOrientation);  // fires when the phone turns mid-recording
   ui.retake.addEventListener("click", function () {
     forgetRecording();
     resetResult();
@@ -482,7 +539,7 @@
       var f = saved.file;
       try { f.recordedAt = saved.recordedAt; } catch (e) { /* read-only in some engines */ }
       useFile(f, { recorded: false }).then(function () {
-        if (state.checksOk) setStatus("Your last recording was not uploaded yet. Tap Upload to resume.", "ok");
+        if (state.checksOk && mountOk()) setStatus("Your last recording was not uploaded yet. Tap Upload to resume.", "ok");
       });
     }
   });
