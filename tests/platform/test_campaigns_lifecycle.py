@@ -98,7 +98,8 @@ def test_claims_stop_at_the_deadline_and_the_campaign_closes_itself(client, db, 
         assert s.get(Assignment, a["id"]).status.value == "released"
         ev = s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "campaign.closed"))
         assert ev.actor_id is None  # the platform, not a person
-    assert [n.kind for n in _notices(db, world.worker.id)] == ["campaign.closed"]
+    notes = _notices(db, world.worker.id)
+    assert [n.kind for n in notes] == ["campaign.closed"] and "reached its deadline" in notes[0].subject
 
 
 def test_live_deadline_and_limit_change_only_in_the_workers_favour(client, world):
@@ -149,7 +150,7 @@ def test_closing_ends_open_slots_and_tells_each_worker(client, db, world):
         assert all(d["reason"] == "campaign_closed" for d in reasons)
     for w in (world.worker, other):
         closed = [n for n in _notices(db, w.id) if n.kind == "campaign.closed"]
-        assert len(closed) == 1 and c["title"] in closed[0].subject
+        assert len(closed) == 1 and closed[0].subject == f"{c['title']} was closed by the lab; your slot ended"
         assert "still checked and paid" in closed[0].body and closed[0].link == f"/campaigns/{c['id']}"
 
 

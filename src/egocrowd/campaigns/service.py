@@ -182,8 +182,8 @@ def _move(session: Session, actor: User | None, c: Campaign, target: CampaignSta
     c.updated_at = utcnow()
     verb = {S.open: "opened" if before is S.draft else "resumed", S.paused: "paused", S.closed: "closed"}[target]
     audit.record(session, actor, f"campaign.{verb}", c, {"from": before.value, "to": target.value})
-    if target is S.closed:
-        _end_open_slots(session, c)
+    if target is S.closed:  # no actor: housekeeping closes it at its deadline
+        _end_open_slots(session, c, "was closed by the lab" if actor else "reached its deadline")
     elif target is S.paused:
         for worker_id in active_workers(session, c.id):
             notifications.notify(
@@ -210,7 +210,7 @@ def active_workers(session: Session, campaign_id: int) -> list[int]:
     )
 
 
-def _end_open_slots(session: Session, c: Campaign) -> None:
+def _end_open_slots(session: Session, c: Campaign, why: str) -> None:
     """Closing: every active assignment ends now (its slot is freed), audited, and its worker told.
     The campaign row is already locked (the lock order of egocrowd.campaigns.assignments)."""
     now = db_now(session)
@@ -244,7 +244,7 @@ def _end_open_slots(session: Session, c: Campaign) -> None:
             session,
             wid,
             "campaign.closed",
-            f"{c.title} was closed by the lab; your slot ended",
+            f"{c.title} {why}; your slot ended",
             "Clips you already sent are still checked and paid.",
             f"/campaigns/{c.id}",
         )
