@@ -13,6 +13,7 @@ from functools import partial
 from egocrowd.accounts import login
 from egocrowd.blobs import BlobStore
 from egocrowd.campaigns.assignments import expire_leases
+from egocrowd.campaigns.service import close_expired_campaigns
 from egocrowd.clips import sweep_orphan_blobs
 from egocrowd.clips.uploads import clip_from_upload
 from egocrowd.db import Database, open_database
@@ -40,6 +41,10 @@ def _housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
         with db.transaction() as s:
             return expire_leases(s)
 
+    def campaigns_past_deadline() -> int:
+        with db.transaction() as s:
+            return close_expired_campaigns(s)
+
     def login_counters() -> int:
         # Failed log-in counters whose window is over (log-ins with random emails would pile up).
         # A day is past any sensible window (the setting's default is 15 minutes).
@@ -60,6 +65,7 @@ def _housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
     for key, step in (
         ("uploads_recovered", recover),
         ("leases_expired", leases),
+        ("campaigns_closed", campaigns_past_deadline),
         ("uploads_expired", lambda: len(expire_uploads(upload_store))),
         ("orphan_blobs_deleted", lambda: len(sweep_orphan_blobs(db, blobs))),
         ("login_counters_forgotten", login_counters),

@@ -106,7 +106,7 @@ def test_lab_pages_fit_a_phone(page):
     page.wait_for_url(re.compile(r"/campaigns$"))
     _fits_the_phone(page, "lab-1-campaigns")
     page.get_by_role("link", name="Open a screw-top jar").click()
-    assert page.get_by_role("heading", name="Progress").is_visible()
+    assert page.get_by_role("heading", name="At a glance").is_visible()
     _fits_the_phone(page, "lab-2-campaign")
     page.goto("/campaigns/new")
     _fits_the_phone(page, "lab-3-new-campaign")
@@ -115,6 +115,6 @@ def test_lab_pages_fit_a_phone(page):
     page.fill("#buyer_name", "Open Robotics Lab")  # no verbs or nouns: only the server can tell
     page.get_by_role("button", name="Save").click()
     alert = page.locator("[role=alert]")
-    assert "taxonomy" in alert.inner_text()  # the form comes back, filled in, with the problem named
+    assert "Actions (verbs): Give at least one action." in alert.inner_text()  # each problem named
     assert page.input_value("#title") == "Wipe a table"
     _fits_the_phone(page, "lab-4-form-error")

@@ -157,6 +157,8 @@ MATRIX = [
         body={"status": "paused"},
         note="allowed to try, but a draft cannot be paused",
     ),
+    Row("POST", "/campaigns/{open}/clone", logged_in(403, owner=201, other_lab=404, admin=201)),
+    Row("POST", "/campaigns/{draft}/clone", logged_in(404, owner=201, admin=201)),
     Row("GET", "/campaigns/{open}/progress", MANAGE_OPEN),
     Row("GET", "/campaigns/{draft}/progress", MANAGE_DRAFT),
     Row("POST", "/campaigns/{open}/claim", logged_in(403, worker=201, other_worker=201, other_lab=404)),
@@ -338,6 +340,8 @@ def test_revoked_token_stops_working(client, db):
         "/admin/organizations/1",
         "/admin/audit",
         "/admin/health",
+        "/lab",
+        "/lab/tokens",
     ],
 )
 def test_pages_send_anonymous_visitors_to_login(client, path):

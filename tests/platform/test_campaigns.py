@@ -250,19 +250,26 @@ def _form(**over) -> dict:
 
 def test_campaign_form_pages(client, db, lab):
     token = page_login(client, lab)
-    for over, needle in (
-        ({"pay": "lots"}, "Pay per clip must be a number"),
-        ({"pay": "inf"}, "Pay per clip must be a number"),
-        ({"pay": "nan"}, "Pay per clip must be a number"),
-        ({"expected_minutes": "nan"}, "expected_minutes"),
-        ({"min_duration_s": "90", "max_duration_s": "30"}, "max_duration_s"),
-        ({"verbs": "open the door!"}, "taxonomy"),
-        ({"title": "x" * 300}, "title"),
-        ({"consent_version": "nope"}, "consent"),
+    for over, field, needle in (
+        ({"pay": "lots"}, "pay", "Must be an amount, such as 1.50."),
+        ({"pay": "inf"}, "pay", "Must be an amount, such as 1.50."),
+        ({"pay": "nan"}, "pay", "Must be an amount, such as 1.50."),
+        ({"pay": ""}, "pay", "Please fill this in."),
+        ({"expected_minutes": "nan"}, "expected_minutes", "Must be"),
+        (
+            {"min_duration_s": "90", "max_duration_s": "30"},
+            "max_duration_s",
+            "The longest clip must be at least as long as the shortest.",
+        ),
+        ({"verbs": "open the door!"}, "verbs", "Use lower-case words such as fold or open_lid; “door!” is not one."),
+        ({"title": "x" * 300}, "title", "Must be at most 200 characters."),
+        ({"consent_version": "nope"}, "consent_version", "There is no published consent document version"),
     ):
         r = client.post("/campaigns/new", data={**_form(**over), "csrf_token": token}, follow_redirects=False)
         assert r.status_code == 422, (over, r.status_code)
-        assert needle in r.text and 'role="alert"' in r.text, over
+        assert 'role="alert"' in r.text and f'href="#{field}"' in r.text, over
+        assert f'id="{field}-error">{needle}' in r.text.replace("&#34;", '"').replace("&#39;", "'"), over
+        assert "Value error" not in r.text and "String should" not in r.text, over
     r = client.post("/campaigns/new", data={**_form(), "csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303, r.text
     cid = int(r.headers["location"].split("/")[2].split("?")[0])

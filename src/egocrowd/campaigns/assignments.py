@@ -55,8 +55,31 @@ def claim(
             code="consent.missing",
             consent_version=campaign.consent_version,
         )
+    if campaign.deadline_at is not None and now >= campaign.deadline_at:
+        raise Conflict("This campaign's deadline has passed.", code="campaign.past_deadline")
 
     _lock(session, User, worker.id)
+    if campaign.max_clips_per_worker is not None:
+        # Slots this worker holds or held to the end (active, submitted, accepted); given back or
+        # expired ones are free again. Counted under the worker's lock, like the cap below.
+        held = session.execute(
+            sa.select(sa.func.count())
+            .select_from(Assignment)
+            .where(
+                Assignment.worker_id == worker.id,
+                Assignment.campaign_id == campaign.id,
+                sa.or_(
+                    Assignment.status.in_([A.submitted, A.accepted]),
+                    sa.and_(Assignment.status == A.active, Assignment.lease_expires_at > now),
+                ),
+            )
+        ).scalar_one()
+        if held >= campaign.max_clips_per_worker:
+            raise Conflict(
+                f"You have taken {held} slots in this campaign, its limit per worker.",
+                code="assignment.per_worker_limit",
+                limit=campaign.max_clips_per_worker,
+            )
     # A lease that ran out is dead even before a sweep marks it expired: it does not count.
     open_now = session.execute(
         sa.select(sa.func.count())
@@ -221,6 +244,8 @@ def require_active_lease(
     a = session.get(Assignment, assignment_id)
     if a is None or a.worker_id != worker.id:
         raise Forbidden("This is not your assignment.", code="assignment.not_yours")
+    if a.campaign.status is CampaignStatus.closed:  # a paused campaign still takes running leases' clips
+        raise Conflict("This campaign is closed; it takes no more uploads.", code="campaign.closed")
     if a.status is A.active and a.lease_expires_at <= (now or db_now(session)):
         raise Gone("The lease on this assignment has expired; claim a new slot.", code="assignment.lease_expired")
     if a.status is not A.active:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
+from egocrowd.clock import utcnow
 from egocrowd.errors import EgocrowdError
 from egocrowd.inputs import InputModel
 
@@ -23,6 +25,21 @@ def _normalise_countries(v):
     return sorted({c.strip().upper() for c in v})
 
 
+def _future_deadline(v: datetime | None) -> datetime | None:
+    """A deadline is a moment to come, in UTC (a form's naive "2027-01-31T18:00" is read as UTC)."""
+    if v is None:
+        return v
+    if v.tzinfo is None:
+        v = v.replace(tzinfo=UTC)
+    if v <= utcnow():
+        raise ValueError("the deadline must be in the future")
+    return v.astimezone(UTC)
+
+
+Deadline = Field(None, description="No new claims after this moment (UTC); the campaign then closes itself")
+PerWorker = Field(None, ge=1, le=1_000_000, description="How many slots one worker may hold over the campaign's life")
+
+
 class _Strict(InputModel):
     pass
 
@@ -31,28 +48,50 @@ class CaptureRequirements(_Strict):
     """What a lab asks of every clip. Each field is checked twice: on the phone before upload where a
     browser can measure it (static/capture.js), and by QC on the server, which decides
     (pipeline.stages.qc_thresholds_for; the table in docs/qc.md). A field nothing can check does
-    not belong here."""
+    not belong here. Titles and descriptions are the lab's form (labels and hints): a field removed
+    here leaves the form with it."""
 
-    min_duration_s: float = Field(20, ge=1, le=3600)
-    max_duration_s: float = Field(90, ge=1, le=3600)
-    min_width: int = Field(640, ge=64, le=8192)
-    min_height: int = Field(360, ge=64, le=8192)
-    min_fps: float = Field(24, ge=1, le=240)
-    orientation: Literal["landscape", "portrait", "any"] = "landscape"
-    camera_placement: Literal["head_mounted", "chest_mounted", "handheld", "any"] = "head_mounted"
-    hands_in_view: bool = True
-    max_upload_mb: int = Field(500, ge=1, le=8192)
+    min_duration_s: float = Field(
+        20, ge=1, le=3600, title="Shortest clip (seconds)", description="Shorter clips are sent back to the worker."
+    )
+    max_duration_s: float = Field(
+        90, ge=1, le=3600, title="Longest clip (seconds)", description="Longer clips are sent back to the worker."
+    )
+    min_width: int = Field(
+        640, ge=64, le=8192, title="Smallest width (pixels)", description="Measured on the picture as it is shown."
+    )
+    min_height: int = Field(
+        360, ge=64, le=8192, title="Smallest height (pixels)", description="Measured on the picture as it is shown."
+    )
+    min_fps: float = Field(
+        24, ge=1, le=240, title="Lowest frame rate (frames per second)", description="Most phones record 30."
+    )
+    orientation: Literal["landscape", "portrait", "any"] = Field(
+        "landscape", title="Orientation", description="Landscape: wider than tall, as the picture is shown."
+    )
+    camera_placement: Literal["head_mounted", "chest_mounted", "handheld", "any"] = Field(
+        "head_mounted", title="Where the phone is worn", description="The checklist workers see follows this."
+    )
+    hands_in_view: bool = Field(
+        True, title="Both hands must be in view", description="QC checks that hands are seen in most of the clip."
+    )
+    max_upload_mb: int = Field(
+        500, ge=1, le=8192, title="Largest file (MB)", description="Bigger uploads are refused before they start."
+    )
     qc: dict[str, Any] = Field(
         default_factory=dict,
         max_length=60,
         description='QC threshold overrides (see docs/qc.md), e.g. {"dark_fail_frac": 0.2}',
     )
 
-    @model_validator(mode="after")
-    def _bounds(self):
-        if self.max_duration_s < self.min_duration_s:
+    @field_validator("max_duration_s")
+    @classmethod
+    def _bounds(cls, v: float, info: ValidationInfo) -> float:
+        # on the field (not the model), so a form can show the error next to it
+        low = info.data.get("min_duration_s")
+        if low is not None and v < low:
             raise ValueError("max_duration_s must be at least min_duration_s")
-        return self
+        return v
 
     @field_validator("qc")
     @classmethod
@@ -114,11 +153,15 @@ class CampaignIn(_Strict):
     data_use: DataUse = Field(default_factory=DataUse)
     buyer_name: str = Field(min_length=2, max_length=200, description="Who buys the data (shown to workers)")
     consent_version: str = Field(min_length=1, max_length=40)
+    deadline_at: datetime | None = Deadline
+    max_clips_per_worker: int | None = PerWorker
 
     @field_validator("allowed_countries", mode="before")
     @classmethod
     def _countries(cls, v):
         return _normalise_countries(v)
+
+    _deadline = field_validator("deadline_at")(_future_deadline)
 
 
 class CampaignPatch(_Strict):
@@ -137,18 +180,26 @@ class CampaignPatch(_Strict):
     data_use: DataUse | None = None
     buyer_name: str | None = Field(None, min_length=2, max_length=200)
     consent_version: str | None = Field(None, min_length=1, max_length=40)
+    deadline_at: datetime | None = Deadline  # null: no deadline
+    max_clips_per_worker: int | None = PerWorker  # null: no limit
 
     @field_validator("allowed_countries", mode="before")
     @classmethod
     def _countries(cls, v):
         return v if v is None else _normalise_countries(v)
 
+    _deadline = field_validator("deadline_at")(_future_deadline)
+
     @model_validator(mode="before")
     @classmethod
     def _no_nulls(cls, data):
         # Absent means "leave as is"; an explicit null would empty a required column (a 500).
+        # Only the optional settings take null, meaning "none".
         if isinstance(data, dict):
-            nulls = sorted(k for k, v in data.items() if v is None)
+            nulls = sorted(k for k, v in data.items() if v is None and k not in _NULLABLE)
             if nulls:
                 raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
         return data
+
+
+_NULLABLE = {"deadline_at", "max_clips_per_worker"}

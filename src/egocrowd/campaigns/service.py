@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd import audit, consent
+from egocrowd import audit, consent, notifications
 from egocrowd.accounts import policy
 from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
-from egocrowd.clock import utcnow
-from egocrowd.db.models import Campaign, CampaignStatus, User
+from egocrowd.clock import db_now, utcnow
+from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound
 
 S = CampaignStatus
@@ -23,7 +24,25 @@ TRANSITIONS: dict[CampaignStatus, set[CampaignStatus]] = {
     S.closed: set(),
 }
 #: Fields a live (open or paused) campaign may still change: wording and size, never the deal.
-EDITABLE_WHEN_LIVE = {"title", "instructions", "target_clips"}
+#: The deadline and the per-worker limit may change only in the workers' favour (see _fair_to_workers).
+EDITABLE_WHEN_LIVE = {"title", "instructions", "target_clips", "deadline_at", "max_clips_per_worker"}
+#: Every setting a lab chooses (what a clone copies); the rest is state (status, slots, dates).
+SETTINGS = (
+    "title",
+    "instructions",
+    "requirements",
+    "taxonomy",
+    "target_clips",
+    "pay_cents",
+    "currency",
+    "expected_minutes",
+    "allowed_countries",
+    "data_use",
+    "buyer_name",
+    "consent_version",
+    "deadline_at",
+    "max_clips_per_worker",
+)
 
 
 class PayTerms(Protocol):
@@ -121,6 +140,7 @@ def update_campaign(session: Session, actor: User, campaign_id: int, patch: Camp
                 f"Pause-safe edits only once a campaign is live; cannot change: {', '.join(frozen)}.",
                 code="campaign.frozen_field",
             )
+        _fair_to_workers(c, changes)
     if "consent_version" in changes:
         _require_consent_document(session, changes["consent_version"])
     if changes.get("target_clips") is not None and changes["target_clips"] < c.slots_taken:
@@ -143,6 +163,12 @@ def transition(session: Session, actor: User, campaign_id: int, target: Campaign
         target = CampaignStatus(target)
     except ValueError:
         raise InvalidInput(f"Unknown campaign status {target!r}.", code="validation.failed", field="status") from None
+    return _move(session, actor, c, target)
+
+
+def _move(session: Session, actor: User | None, c: Campaign, target: CampaignStatus) -> Campaign:
+    """One lifecycle step of a locked campaign. Pausing stops new claims (running leases may still
+    upload); closing also ends every open slot. Workers holding a slot are told either way."""
     if target not in TRANSITIONS[c.status]:
         raise Conflict(
             f"A {c.status.value} campaign cannot become {target.value}.",
@@ -156,7 +182,128 @@ def transition(session: Session, actor: User, campaign_id: int, target: Campaign
     c.updated_at = utcnow()
     verb = {S.open: "opened" if before is S.draft else "resumed", S.paused: "paused", S.closed: "closed"}[target]
     audit.record(session, actor, f"campaign.{verb}", c, {"from": before.value, "to": target.value})
+    if target is S.closed:  # no actor: housekeeping closes it at its deadline
+        _end_open_slots(session, c, "was closed by the lab" if actor else "reached its deadline")
+    elif target is S.paused:
+        for worker_id in active_workers(session, c.id):
+            notifications.notify(
+                session,
+                worker_id,
+                "campaign.paused",
+                f"{c.title} was paused by the lab",
+                "Nobody can take new slots for now. Your slot stays yours: you may still record and "
+                "upload until its lease runs out.",
+                f"/campaigns/{c.id}",
+            )
     return c
+
+
+def active_workers(session: Session, campaign_id: int) -> list[int]:
+    """The workers holding an open slot (an active assignment) in the campaign."""
+    return list(
+        session.scalars(
+            sa.select(Assignment.worker_id)
+            .distinct()
+            .where(Assignment.campaign_id == campaign_id, Assignment.status == AssignmentStatus.active)
+            .order_by(Assignment.worker_id)
+        )
+    )
+
+
+def _end_open_slots(session: Session, c: Campaign, why: str) -> None:
+    """Closing: every active assignment ends now (its slot is freed), audited, and its worker told.
+    The campaign row is already locked (the lock order of egocrowd.campaigns.assignments)."""
+    now = db_now(session)
+    rows = session.execute(
+        sa.update(Assignment)
+        .where(Assignment.campaign_id == c.id, Assignment.status == AssignmentStatus.active)
+        .values(status=AssignmentStatus.released, closed_at=now)
+        .returning(Assignment.id, Assignment.worker_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if rows:
+        session.execute(
+            sa.update(Campaign)
+            .where(Campaign.id == c.id)
+            .values(slots_taken=Campaign.slots_taken - len(rows))
+            .execution_options(synchronize_session=False)
+        )
+        session.flush()
+        session.refresh(c, ["slots_taken"])
+    for aid, wid in sorted(rows):
+        audit.record(
+            session,
+            None,
+            "assignment.released",
+            aid,
+            {"campaign_id": c.id, "worker_id": wid, "reason": "campaign_closed"},
+            entity_type="assignment",
+        )
+    for wid in sorted({wid for _, wid in rows}):
+        notifications.notify(
+            session,
+            wid,
+            "campaign.closed",
+            f"{c.title} {why}; your slot ended",
+            "Clips you already sent are still checked and paid.",
+            f"/campaigns/{c.id}",
+        )
+
+
+def close_expired_campaigns(session: Session, now: datetime | None = None) -> int:
+    """Housekeeping: an open or paused campaign past its deadline closes itself. Returns how many."""
+    now = now or db_now(session)
+    due = session.scalars(
+        sa.select(Campaign)
+        .where(Campaign.status.in_([S.open, S.paused]), Campaign.deadline_at <= now)
+        .order_by(Campaign.id)
+        .with_for_update()
+    ).all()
+    for c in due:
+        _move(session, None, c, S.closed)
+    return len(due)
+
+
+def clone_campaign(session: Session, actor: User, campaign_id: int) -> Campaign:
+    """A new draft with every setting of the campaign copied, titled "Copy of …" (a deadline
+    already past is dropped: a draft cannot carry one)."""
+    src = get_managed_campaign(session, actor, campaign_id)
+    policy.require(actor, "campaign.create")
+    values: dict[str, Any] = {k: getattr(src, k) for k in SETTINGS}
+    values["title"] = f"Copy of {src.title}"[:200]
+    if src.deadline_at is not None and src.deadline_at <= utcnow():
+        values["deadline_at"] = None
+    now = utcnow()
+    c = Campaign(
+        organization_id=src.organization_id,
+        created_by=actor.id,
+        status=S.draft,
+        created_at=now,
+        updated_at=now,
+        **values,
+    )
+    session.add(c)
+    audit.record(session, actor, "campaign.cloned", c, {"from": src.id, "title": c.title})
+    return c
+
+
+def _fair_to_workers(c: Campaign, changes: dict) -> None:
+    """A live campaign's deadline may move later and its per-worker limit up (or either go away),
+    never the other way: workers planned around them."""
+    for field, now_value in (("deadline_at", c.deadline_at), ("max_clips_per_worker", c.max_clips_per_worker)):
+        if field not in changes:
+            continue
+        new = changes[field]
+        if new is not None and (now_value is None or new < now_value):
+            what = "brought forward" if field == "deadline_at" else "lowered"
+            raise Conflict(
+                f"Once a campaign is live its {_LABEL[field]} can be extended or removed, never {what}.",
+                code="campaign.unfair_change",
+                field=field,
+            )
+
+
+_LABEL = {"deadline_at": "deadline", "max_clips_per_worker": "limit per worker"}
 
 
 def _require_consent_document(session: Session, version: str) -> None:

@@ -16,7 +16,7 @@ import re
 import time
 import unicodedata
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -354,7 +354,33 @@ def qc_statistics(session: Session, campaign_id: int) -> dict:
     }
 
 
+def daily_counts(session: Session, campaign_id: int, days: int = 30, *, now: datetime | None = None) -> list[dict]:
+    """Clips received and clips that passed QC per UTC day, for the last ``days`` days (today
+    included, oldest first, days without clips as zeros). A clip counts as passed on the day its
+    status last changed (when QC passed it)."""
+    today = (now or utcnow()).astimezone(UTC).date()
+    first = today - timedelta(days=days - 1)
+    since = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+
+    def per_day(col, *where) -> dict[str, int]:
+        if session.get_bind().dialect.name == "postgresql":
+            day = sa.func.to_char(sa.func.timezone("UTC", col), "YYYY-MM-DD")
+        else:  # SQLite keeps UTC text
+            day = sa.func.strftime("%Y-%m-%d", col)
+        q = sa.select(day, sa.func.count()).where(Clip.campaign_id == campaign_id, col >= since, *where).group_by(day)
+        return {str(d): int(n) for d, n in session.execute(q).all()}
+
+    received = per_day(Clip.created_at)
+    passed = per_day(Clip.updated_at, Clip.status == ClipStatus.qc_passed)
+    out = []
+    for i in range(days):
+        d = (first + timedelta(days=i)).isoformat()
+        out.append({"day": d, "received": received.get(d, 0), "passed": passed.get(d, 0)})
+    return out
+
+
 __all__ = [
+    "daily_counts",
     "finish_upload",
     "ingest_dir",
     "video_files",

@@ -21,7 +21,7 @@ from egocrowd.settings import Settings
 from egocrowd.uploads import UploadStore, recover_completed
 from egocrowd.web import assets, problems, security
 from egocrowd.web.limits import BodyLimit
-from egocrowd.web.pages import accounts, assignments, campaigns, consent, render
+from egocrowd.web.pages import accounts, assignments, campaigns, consent, lab, render
 from egocrowd.web.pages import admin as admin_pages
 from egocrowd.web.pages import clips as clip_pages
 from egocrowd.web.routers import account, api
@@ -44,6 +44,7 @@ ROUTERS = [
     assignments.router,
     clip_pages.router,
     admin_pages.router,
+    lab.router,
 ]
 
 

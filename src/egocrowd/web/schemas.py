@@ -80,6 +80,8 @@ class CampaignOut(_Out):
     data_use: dict[str, bool]
     buyer_name: str
     consent_version: str
+    deadline_at: Timestamp | None
+    max_clips_per_worker: int | None
     created_at: Timestamp
     updated_at: Timestamp
     # read from the row, sent inside ``pay``

@@ -1,9 +1,17 @@
-"""Campaign pages: the list, one campaign, the create/edit form, status changes and claiming a slot."""
+"""Campaign pages: the list, one campaign at a glance, the create/edit form, cloning, status changes
+(pausing and closing ask first) and claiming a slot."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import functools
+import re
+import typing
+from dataclasses import dataclass, field
+from datetime import UTC, timedelta
+from typing import Any
 
+import pycountry
+from annotated_types import Ge, Le
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
@@ -12,16 +20,386 @@ from egocrowd import clips, consent
 from egocrowd.accounts import policy
 from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
-from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
-from egocrowd.db.models import CampaignStatus
+from egocrowd.campaigns.schema import CampaignIn, CampaignPatch, CaptureRequirements, DataUse
+from egocrowd.db.models import Campaign, CampaignStatus
 from egocrowd.errors import Conflict, EgocrowdError, InvalidInput
 from egocrowd.web.auth import unit, viewer
-from egocrowd.web.pages.render import TextForm, form_error, render, see_other
+from egocrowd.web.pages.forms import Words, field_errors, summary
+from egocrowd.web.pages.render import RawForm, TextForm, confirm_first, render, see_other
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
 
 
+# --- the form ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Input:
+    """One field of the campaign form: its form name, the campaign setting it fills (for the rule
+    of what a live campaign may change), its words and its kind of input."""
+
+    name: str
+    setting: str
+    label: str
+    hint: str = ""
+    kind: str = "text"  # text, textarea, number, select, check, datetime, countries
+    options: tuple[tuple[str, str], ...] = ()
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str
+    inputs: tuple[Input, ...]
+    anchor: str = ""
+
+
+@functools.cache
+def _requirement_inputs() -> tuple[Input, ...]:
+    """One input per capture requirement, read from the model (its title is the label, its
+    description the hint): a requirement removed there leaves the form by itself."""
+    out = []
+    for name, f in CaptureRequirements.model_fields.items():
+        if f.title is None:  # not a lab's choice on the form (the QC overrides are API-only)
+            continue
+        ann = f.annotation
+        if typing.get_origin(ann) is typing.Literal:
+            opts = tuple((v, str(v).replace("_", " ").capitalize()) for v in typing.get_args(ann))
+            out.append(Input(name, "requirements", f.title, f.description or "", "select", opts))
+        elif ann is bool:
+            out.append(Input(name, "requirements", f.title, f.description or "", "check"))
+        else:
+            attrs: dict[str, Any] = {"step": "1" if ann is int else "any"}
+            for m in f.metadata:
+                if isinstance(m, Ge):
+                    attrs["min"] = m.ge
+                if isinstance(m, Le):
+                    attrs["max"] = m.le
+            out.append(Input(name, "requirements", f.title, f.description or "", "number", attrs=attrs))
+    return tuple(out)
+
+
+#: Plain words for data uses whose model field has no description yet.
+_USE_WORDS = {
+    "train": "Train robot-learning and AI models on the clips",
+    "commercial": "Use the clips commercially (in products or paid work)",
+    "redistribute": "Pass the clips on to others (publish or sell the data set)",
+}
+
+
+@functools.cache
+def _data_use_inputs() -> tuple[Input, ...]:
+    """One checkbox per data use, from the model: a use added there appears here by itself."""
+    return tuple(
+        Input(
+            f"use_{k}", "data_use", f.description or _USE_WORDS.get(k, k.replace("_", " ").capitalize()), kind="check"
+        )
+        for k, f in DataUse.model_fields.items()
+    )
+
+
+@functools.cache
+def country_options() -> tuple[tuple[str, str], ...]:
+    """ISO 3166 countries as (code, "Name"), by name."""
+    rows = ((c.alpha_2, getattr(c, "common_name", None) or c.name) for c in pycountry.countries)
+    return tuple(sorted(rows, key=lambda r: r[1]))
+
+
+@functools.cache
+def sections() -> tuple[Section, ...]:
+    return (
+        Section(
+            "The task",
+            (
+                Input(
+                    "title",
+                    "title",
+                    "Title",
+                    "What workers see in the list, e.g. “Fold a T-shirt”.",
+                    attrs={"maxlength": 200},
+                ),
+                Input(
+                    "instructions",
+                    "instructions",
+                    "Instructions for workers",
+                    "Step by step, in plain words: what to do, where, and what to avoid.",
+                    "textarea",
+                    attrs={"maxlength": 20000},
+                ),
+            ),
+            "task",
+        ),
+        Section(
+            "Pay and time",
+            (
+                Input(
+                    "pay",
+                    "pay_cents",
+                    "Pay per accepted clip",
+                    "An amount such as 1.50.",
+                    "number",
+                    attrs={"step": "0.01", "min": "0.01", "inputmode": "decimal"},
+                ),
+                Input(
+                    "currency",
+                    "currency",
+                    "Currency",
+                    "Three letters, such as USD, EUR or KES.",
+                    attrs={"maxlength": 3, "autocapitalize": "characters"},
+                ),
+                Input(
+                    "expected_minutes",
+                    "expected_minutes",
+                    "Minutes a worker spends per clip",
+                    "Be honest: with the pay, this gives the hourly rate workers see.",
+                    "number",
+                    attrs={"step": "0.5", "min": "0.5"},
+                ),
+            ),
+            "pay",
+        ),
+        Section("What the clip must look like", _requirement_inputs(), "clip"),
+        Section(
+            "Labels",
+            (
+                Input(
+                    "verbs",
+                    "taxonomy",
+                    "Actions (verbs)",
+                    "Comma separated, lower-case words such as take, put, fold, open_lid.",
+                    "textarea",
+                ),
+                Input(
+                    "nouns", "taxonomy", "Objects (nouns)", "Comma separated, such as shirt, jar, lid, cup.", "textarea"
+                ),
+            ),
+            "labels",
+        ),
+        Section(
+            "Data use and consent",
+            (
+                *_data_use_inputs(),
+                Input(
+                    "buyer_name",
+                    "buyer_name",
+                    "Who gets the data",
+                    "Shown to workers before they take part.",
+                    attrs={"maxlength": 200},
+                ),
+                Input(
+                    "consent_version",
+                    "consent_version",
+                    "Consent workers sign",
+                    "A worker must have signed it to take a slot.",
+                    "select",
+                ),
+            ),
+            "data",
+        ),
+        Section(
+            "Who can take part",
+            (
+                Input(
+                    "allowed_countries",
+                    "allowed_countries",
+                    "Countries",
+                    "Tick none to let workers from everywhere take part.",
+                    "countries",
+                ),
+            ),
+            "who",
+        ),
+        Section(
+            "Limits and deadline",
+            (
+                Input(
+                    "target_clips",
+                    "target_clips",
+                    "Clips wanted",
+                    "The number of slots workers can take.",
+                    "number",
+                    attrs={"step": "1", "min": "1"},
+                ),
+                Input(
+                    "max_clips_per_worker",
+                    "max_clips_per_worker",
+                    "Most clips per worker",
+                    "Leave empty for no limit. Once live it can only go up.",
+                    "number",
+                    attrs={"step": "1", "min": "1"},
+                ),
+                Input(
+                    "deadline_at",
+                    "deadline_at",
+                    "Deadline (UTC)",
+                    "Leave empty for none. After it no one can take a slot and the campaign closes; "
+                    "once live it can only move later.",
+                    "datetime",
+                ),
+            ),
+            "limits",
+        ),
+    )
+
+
+#: How the campaign form speaks (see egocrowd.web.pages.forms).
+WORDS = Words(
+    names={"pay_cents": "pay"},
+    units={
+        "min_duration_s": "second",
+        "max_duration_s": "second",
+        "min_width": "pixel",
+        "min_height": "pixel",
+        "min_fps": ("frame per second", "frames per second"),
+        "max_upload_mb": ("MB", "MB"),
+        "expected_minutes": "minute",
+        "target_clips": "clip",
+        "max_clips_per_worker": "clip",
+    },
+    overrides={
+        "pay": {
+            "int_parsing": "Must be an amount, such as 1.50.",
+            "greater_than_equal": "Must be at least 0.01.",
+            "less_than_equal": "Must be at most 10,000.00.",
+        },
+        "allowed_countries": {
+            "string_pattern_mismatch": "Use two-letter country codes such as KE or BR; “{input}” is not one."
+        },
+        "verbs": {
+            "string_pattern_mismatch": "Use lower-case words such as fold or open_lid; “{input}” is not one.",
+            "too_short": "Give at least one action.",
+        },
+        "nouns": {
+            "string_pattern_mismatch": "Use lower-case words such as shirt or lid; “{input}” is not one.",
+            "too_short": "Give at least one object.",
+        },
+        "currency": {"string_pattern_mismatch": "Use a three-letter currency code such as USD, EUR or KES."},
+        "max_duration_s": {"value_error": "The longest clip must be at least as long as the shortest."},
+        "consent_version": {
+            "string_too_short": "Choose the consent workers sign.",
+            "missing": "Choose the consent workers sign.",
+        },
+    },
+)
+
+
+def _campaign_data(form: dict[str, Any]) -> dict[str, Any]:
+    """Form fields → the nested shape CampaignIn validates. Empty numbers are left out (so the
+    model says "Please fill this in"), and text that is not a number goes through as typed (so it
+    says what a number looks like): every mistake is found in one pass."""
+
+    def number(name: str) -> Any:
+        return form.get(name, "").strip() or None
+
+    pay = number("pay")
+    try:
+        pay_cents: Any = round(float(pay) * 100) if pay is not None else None
+    except (ValueError, OverflowError):  # "abc", "nan", "inf": the model answers in plain words
+        pay_cents = pay
+    req: dict[str, Any] = {}
+    for i in _requirement_inputs():
+        if i.kind == "check":
+            req[i.name] = form.get(i.name) == "on"
+        elif form.get(i.name, "").strip():
+            req[i.name] = form[i.name].strip()
+    data: dict[str, Any] = {
+        "title": form.get("title", ""),
+        "instructions": form.get("instructions", ""),
+        "requirements": req,
+        "taxonomy": {"verbs": form.get("verbs", ""), "nouns": form.get("nouns", "")},
+        "target_clips": number("target_clips"),
+        "pay_cents": pay_cents,
+        "currency": (form.get("currency") or "").strip().upper(),
+        "expected_minutes": number("expected_minutes"),
+        "allowed_countries": form.get("allowed_countries") or [],
+        "data_use": {k: form.get(f"use_{k}") == "on" for k in DataUse.model_fields},
+        "buyer_name": form.get("buyer_name", ""),
+        "consent_version": form.get("consent_version", ""),
+        "deadline_at": number("deadline_at"),
+        "max_clips_per_worker": number("max_clips_per_worker"),
+    }
+    optional = {"deadline_at", "max_clips_per_worker"}
+    return {k: v for k, v in data.items() if v is not None or k in optional}
+
+
+def _default_form() -> dict[str, Any]:
+    d = CaptureRequirements()
+    f: dict[str, Any] = {i.name: _shown(getattr(d, i.name)) for i in _requirement_inputs()}
+    f.update({f"use_{k}": "on" if v else "" for k, v in DataUse().model_dump().items()})
+    f.update(currency="USD", target_clips="100", expected_minutes="5", pay="1.50", allowed_countries=[])
+    return f
+
+
+def _form_from(c: Campaign) -> dict[str, Any]:
+    """A campaign's settings as the form shows them."""
+    f: dict[str, Any] = {
+        "title": c.title,
+        "instructions": c.instructions,
+        "target_clips": str(c.target_clips),
+        "pay": f"{c.pay_cents // 100}.{c.pay_cents % 100:02d}",
+        "currency": c.currency,
+        "expected_minutes": _shown(c.expected_minutes),
+        "allowed_countries": list(c.allowed_countries),
+        "buyer_name": c.buyer_name,
+        "consent_version": c.consent_version,
+        "verbs": ", ".join(c.taxonomy.get("verbs", [])),
+        "nouns": ", ".join(c.taxonomy.get("nouns", [])),
+        "deadline_at": c.deadline_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if c.deadline_at else "",
+        "max_clips_per_worker": str(c.max_clips_per_worker or ""),
+    }
+    f.update({i.name: _shown(c.requirements.get(i.name)) for i in _requirement_inputs()})
+    f.update({f"use_{k}": "on" if c.data_use.get(k) else "" for k in DataUse.model_fields})
+    return f
+
+
+def _shown(v: Any) -> str:
+    if isinstance(v, bool):
+        return "on" if v else ""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return "" if v is None else str(v)
+
+
+def _locked(c: Campaign | None) -> set[str]:
+    """Form fields a live campaign keeps as they are (the deal a worker already accepted)."""
+    if c is None or c.status is CampaignStatus.draft:
+        return set()
+    return {i.name for s in sections() for i in s.inputs if i.setting not in campaigns.EDITABLE_WHEN_LIVE}
+
+
+def _posted(raw) -> dict[str, Any]:
+    """The form's text fields; the countries ticked as a list."""
+    form: dict[str, Any] = {k: v for k, v in raw.items() if isinstance(v, str)}
+    codes = [v for v in raw.getlist("allowed_countries") if isinstance(v, str) and v]
+    form["allowed_countries"] = [t for v in codes for t in re.split(r"[\s,;]+", v) if t]
+    return form
+
+
+def _show_form(request: Request, user, session, *, form, campaign=None, errors=None, status: int = 200, code: str = ""):
+    locked = _locked(campaign)
+    if campaign is not None and locked:  # locked fields show the campaign, never what was posted
+        saved = _form_from(campaign)
+        form = {**form, **{k: saved[k] for k in locked}}
+    errors = errors or {}
+    return render(
+        request,
+        "campaign_form.html",
+        user,
+        status=status,
+        form=form,
+        campaign=campaign,
+        sections=sections(),
+        locked=locked,
+        errors=errors,
+        summary=summary(errors) if errors else None,
+        code=code,  # the problem's code, for programs reading the page
+        labels={i.name: i.label for s in sections() for i in s.inputs},
+        flash="A copy, as a draft: check it and save." if request.query_params.get("m") == "cloned" else None,
+        documents=consent.list_documents(session),
+        countries=country_options(),
+    )
+
+
+# --- routes --------------------------------------------------------------------------------------
 @router.get("/campaigns", response_class=HTMLResponse)
 def campaign_list(request: Request):
     with unit(request) as ctx:
@@ -42,18 +420,12 @@ def campaign_list(request: Request):
 def campaign_new(request: Request):
     with unit(request) as ctx:
         user = policy.require(ctx.user, "campaign.create")
-        return render(
-            request,
-            "campaign_form.html",
-            user,
-            form=_default_form(),
-            campaign=None,
-            documents=consent.list_documents(ctx.session),
-        )
+        return _show_form(request, user, ctx.session, form=_default_form())
 
 
 @router.post("/campaigns/new")
-def campaign_create(request: Request, form: TextForm):
+def campaign_create(request: Request, raw: RawForm):
+    form = _posted(raw)
     try:
         with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
             user = policy.require(ctx.user, "campaign.create")
@@ -68,9 +440,8 @@ def campaign_detail(request: Request, campaign_id: Id):
     with unit(request) as ctx:
         user = ctx.require_user()
         c = campaigns.get_campaign(ctx.session, user, campaign_id)
-        manages = policy.can(user, "campaign.manage", c)
-        prog = assignments.progress(ctx.session, c) if manages else None
-        qc = clips.qc_statistics(ctx.session, c.id) if manages else None
+        # the lab's whole team (viewers too) and admins see how it goes; only editors change it
+        glance = _at_a_glance(ctx.session, c) if policy.can(user, "org.view", c.organization) else None
         has_consent = (
             policy.can(user, "consent.sign")
             and consent.active_consent(ctx.session, user, c.consent_version) is not None
@@ -80,13 +451,28 @@ def campaign_detail(request: Request, campaign_id: Id):
             "campaign.html",
             user,
             c=c,
-            manages=manages,
-            progress=prog,
-            qc=qc,
+            manages=policy.can(user, "campaign.manage", c),
+            glance=glance,
             has_consent=has_consent,
             hourly=campaigns.hourly_rate_cents(c),
-            transitions=sorted(s.value for s in campaigns.TRANSITIONS[c.status]),
+            transitions=[s.value for s in CampaignStatus if s in campaigns.TRANSITIONS[c.status]],  # lifecycle order
+            data_use_words={i.name.removeprefix("use_"): i.label for i in _data_use_inputs()},
         )
+
+
+def _at_a_glance(session, c: Campaign) -> dict[str, Any]:
+    """Progress, QC, spend and the last 30 days, for the lab that runs the campaign."""
+    prog = assignments.progress(session, c)
+    days = clips.daily_counts(session, c.id, 30)
+    return {
+        "progress": prog,
+        "qc": clips.qc_statistics(session, c.id),
+        "spent_cents": prog["accepted"] * c.pay_cents,
+        "committed_cents": c.slots_taken * c.pay_cents,
+        "days": days,
+        "active_days": [d for d in reversed(days) if d["received"] or d["passed"]],  # the table: newest first
+        "chart": chart(days),
+    }
 
 
 @router.get("/campaigns/{campaign_id}/edit", response_class=HTMLResponse)
@@ -94,38 +480,74 @@ def campaign_edit_form(request: Request, campaign_id: Id):
     with unit(request) as ctx:
         user = ctx.require_user()
         c = campaigns.get_managed_campaign(ctx.session, user, campaign_id)
-        return render(
-            request,
-            "campaign_form.html",
-            user,
-            form=_form_from(c),
-            campaign=c,
-            documents=consent.list_documents(ctx.session),
-        )
+        return _show_form(request, user, ctx.session, form=_form_from(c), campaign=c)
 
 
 @router.post("/campaigns/{campaign_id}/edit")
-def campaign_edit(request: Request, campaign_id: Id, form: TextForm):
+def campaign_edit(request: Request, campaign_id: Id, raw: RawForm):
+    form = _posted(raw)
     try:
         with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
             user = ctx.require_user()
             c = campaigns.get_managed_campaign(ctx.session, user, campaign_id)
             data = _campaign_data(form)
-            if c.status is not CampaignStatus.draft:  # live: only the pause-safe fields
-                data = {k: v for k, v in data.items() if k in campaigns.EDITABLE_WHEN_LIVE}
-            else:
-                CampaignIn.model_validate(data)
+            if c.status is CampaignStatus.draft:
+                CampaignIn.model_validate(data)  # every mistake at once, as on the new-campaign form
+            else:  # live: only what the lab changed among the fields it may still change
+                saved = _campaign_data(_form_from(c))
+                data = {k: v for k, v in data.items() if k in campaigns.EDITABLE_WHEN_LIVE and v != saved.get(k)}
             campaigns.update_campaign(ctx.session, user, campaign_id, CampaignPatch.model_validate(data))
     except (EgocrowdError, ValidationError) as exc:
         return _form_again(request, form, exc, campaign_id)
     return see_other(f"/campaigns/{campaign_id}?m=saved")
 
 
+@router.post("/campaigns/{campaign_id}/clone")
+def campaign_clone(request: Request, campaign_id: Id, form: TextForm):
+    with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+        cid = campaigns.clone_campaign(ctx.session, ctx.require_user(), campaign_id).id
+    return see_other(f"/campaigns/{cid}/edit?m=cloned")
+
+
 @router.post("/campaigns/{campaign_id}/status")
 def campaign_status(request: Request, campaign_id: Id, form: TextForm):
     with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-        campaigns.transition(ctx.session, ctx.require_user(), campaign_id, form.get("status", ""))
+        user = ctx.require_user()
+        c = campaigns.get_managed_campaign(ctx.session, user, campaign_id)
+        target = form.get("status", "")
+        if target in ("paused", "closed"):
+            ask = confirm_first(request, user, form, **_what_happens(ctx.session, c, target))
+            if ask is not None:
+                return ask
+        campaigns.transition(ctx.session, user, campaign_id, target)
     return see_other(f"/campaigns/{campaign_id}?m=status")
+
+
+def _what_happens(session, c: Campaign, target: str) -> dict[str, Any]:
+    n = len(campaigns.active_workers(session, c.id))
+    holders = "1 worker holds an open slot" if n == 1 else f"{n} workers hold open slots"
+    if target == "closed":
+        return {
+            "question": f"Close “{c.title}” for good?",
+            "consequences": [
+                "No one can take a slot any more, and this cannot be undone.",
+                f"{holders}: their slots end now and they are told." if n else "No worker holds an open slot now.",
+                "Clips already sent are still checked and paid.",
+            ],
+            "yes": "Close the campaign",
+            "back": f"/campaigns/{c.id}",
+        }
+    return {
+        "question": f"Pause “{c.title}”?",
+        "consequences": [
+            "No one can take a new slot until you open it again.",
+            f"{holders}: they keep them, may still upload until their lease runs out, and are told."
+            if n
+            else "No worker holds an open slot now.",
+        ],
+        "yes": "Pause the campaign",
+        "back": f"/campaigns/{c.id}",
+    }
 
 
 @router.post("/campaigns/{campaign_id}/claim")
@@ -143,9 +565,10 @@ def campaign_claim(request: Request, campaign_id: Id, form: TextForm):
 
 
 def _form_again(request: Request, form: dict, exc: Exception, campaign_id: int | None = None):
-    """The form back with the viewer's input and what was wrong with it, only for a mistake in the
-    input and only to a viewer who may fill in this form. Anyone else gets the plain error: the form
-    shows the campaign (a draft's title, its terms), so it must never answer a stranger (issue #16)."""
+    """The form back with the viewer's input and every mistake next to its field, only for a
+    mistake in the input and only to a viewer who may fill in this form. Anyone else gets the plain
+    error: the form shows the campaign (a draft's title, its terms), so it must never answer a
+    stranger (issue #16)."""
     if not isinstance(exc, (ValidationError, InvalidInput, Conflict)):
         raise exc
     with request.app.state.db.transaction(write=False) as s:
@@ -159,88 +582,34 @@ def _form_again(request: Request, form: dict, exc: Exception, campaign_id: int |
         except EgocrowdError:
             raise exc from None
         status = exc.status if isinstance(exc, EgocrowdError) else 422
-        return render(
-            request,
-            "campaign_form.html",
-            user,
-            status=status,
-            form=form,
-            campaign=campaign,
-            documents=consent.list_documents(s),
-            error=form_error(exc),
+        code = exc.code if isinstance(exc, EgocrowdError) else "validation.failed"
+        return _show_form(
+            request, user, s, form=form, campaign=campaign, errors=field_errors(exc, WORDS), status=status, code=code
         )
 
 
-_REQ_NUMBERS = ("min_duration_s", "max_duration_s", "min_width", "min_height", "min_fps", "max_upload_mb")
+# --- the chart -----------------------------------------------------------------------------------
+def chart(days: list[dict[str, Any]], *, width: int = 600, height: int = 160) -> dict[str, Any]:
+    """Bars for clips received per day and a line for clips that passed QC, as SVG coordinates
+    (the template draws them: no script, no library)."""
+    top = max([1, *(d["received"] for d in days)])
+    n = max(1, len(days))
+    step = width / n
+    scale = (height - 20) / top
 
+    def y(v: int) -> float:
+        return round(height - v * scale, 1)
 
-def _campaign_data(form: dict) -> dict:
-    """Flat form fields → the nested shape CampaignIn validates."""
-    pay = form.get("pay", "").strip()
-    try:
-        pay_cents = round(float(pay) * 100) if pay else None
-    except (ValueError, OverflowError):  # "abc", "nan", "inf"
-        raise InvalidInput("Pay per clip must be a number like 1.50.", code="validation.failed") from None
-    req = {k: form.get(k) for k in _REQ_NUMBERS if form.get(k)}
-    req.update(
-        orientation=form.get("orientation") or "landscape",
-        camera_placement=form.get("camera_placement") or "head_mounted",
-        hands_in_view=form.get("hands_in_view") == "on",
-    )
-    return {
-        "title": form.get("title", ""),
-        "instructions": form.get("instructions", ""),
-        "requirements": req,
-        "taxonomy": {"verbs": form.get("verbs", ""), "nouns": form.get("nouns", "")},
-        "target_clips": form.get("target_clips") or None,
-        "pay_cents": pay_cents,
-        "currency": (form.get("currency") or "USD").upper(),
-        "expected_minutes": form.get("expected_minutes") or None,
-        "allowed_countries": form.get("allowed_countries", ""),
-        "data_use": {k: form.get(f"use_{k}") == "on" for k in ("train", "commercial", "redistribute")},
-        "buyer_name": form.get("buyer_name", ""),
-        "consent_version": form.get("consent_version", ""),
-    }
-
-
-def _default_form() -> dict:
-    return {
-        "min_duration_s": 20,
-        "max_duration_s": 90,
-        "min_width": 640,
-        "min_height": 360,
-        "min_fps": 24,
-        "max_upload_mb": 500,
-        "orientation": "landscape",
-        "camera_placement": "head_mounted",
-        "hands_in_view": "on",
-        "currency": "USD",
-        "use_train": "on",
-        "target_clips": 100,
-        "expected_minutes": 5,
-        "pay": "1.50",
-    }
-
-
-def _form_from(c) -> dict:
-    f = {
-        "title": c.title,
-        "instructions": c.instructions,
-        "target_clips": c.target_clips,
-        "pay": f"{c.pay_cents / 100:.2f}",
-        "currency": c.currency,
-        "expected_minutes": c.expected_minutes,
-        "allowed_countries": ", ".join(c.allowed_countries),
-        "buyer_name": c.buyer_name,
-        "consent_version": c.consent_version,
-        "verbs": ", ".join(c.taxonomy.get("verbs", [])),
-        "nouns": ", ".join(c.taxonomy.get("nouns", [])),
-    }
-    f.update({k: c.requirements.get(k) for k in _REQ_NUMBERS})
-    f.update(
-        orientation=c.requirements.get("orientation"),
-        camera_placement=c.requirements.get("camera_placement"),
-        hands_in_view="on" if c.requirements.get("hands_in_view") else "",
-    )
-    f.update({f"use_{k}": "on" if v else "" for k, v in c.data_use.items()})
-    return f
+    bars = [
+        {
+            "x": round(i * step + step * 0.15, 1),
+            "y": y(d["received"]),
+            "w": round(step * 0.7, 1),
+            "h": round(d["received"] * scale, 1),
+            "day": d["day"],
+            "received": d["received"],
+        }
+        for i, d in enumerate(days)
+    ]
+    line = " ".join(f"{round(i * step + step / 2, 1)},{y(d['passed'])}" for i, d in enumerate(days))
+    return {"width": width, "height": height, "top": top, "bars": bars, "line": line}

@@ -187,6 +187,13 @@ def set_status(request: Request, campaign_id: Id, body: StatusIn):
         )
 
 
+@router.post("/campaigns/{campaign_id}/clone", status_code=201, tags=["campaigns"], response_model=CampaignOut)
+def clone_campaign(request: Request, campaign_id: Id):
+    """A new draft with every setting of this campaign, titled "Copy of …"."""
+    with unit(request) as ctx:
+        return CampaignOut.model_validate(campaigns.clone_campaign(ctx.session, ctx.require_user(), campaign_id))
+
+
 @router.get("/campaigns/{campaign_id}/progress", tags=["campaigns"], response_model=ProgressOut)
 def campaign_progress(request: Request, campaign_id: Id):
     with unit(request) as ctx:
