@@ -39,7 +39,7 @@ def test_the_runner_hands_the_palm_model_setting_to_qc(settings, db, tmp_path):
         requirements: dict = {}
 
     class _Clip:
-        id, campaign_id, sha256, probe, campaign = 1, 1, "0" * 64, None, _Campaign()
+        id, campaign_id, sha256, probe, client_meta, campaign = 1, 1, "0" * 64, None, {}, _Campaign()
 
     with db.transaction() as s:
         inputs = STAGES.get("qc").obj.prepare(s, _Clip(), runner.stage_context)
