@@ -142,7 +142,7 @@ def test_document_and_record_queries(client, db, setup):
     second = sign(client, worker)["id"]
     theirs = sign(client, other)["id"]
     with db.transaction(write=False) as s:
-        assert [d.version for d in consent.list_documents(s)] == [CONSENT_VERSION, "2027-01"]
+        assert [d.version for d in consent.list_documents(s)] == ["2027-01", CONSENT_VERSION]  # by family
         w, a = s.get(User, worker.id), s.get(User, admin.id)
         assert [r.id for r in consent.list_consents(s, w)] == [second, first]  # newest first, own only
         assert [r.id for r in consent.list_consents(s, a)] == [theirs, second, first]  # admins: everyone's

@@ -92,6 +92,10 @@ class DataUse(_Strict):
     train: bool = True
     commercial: bool = False
     redistribute: bool = False
+    keep_face: bool = Field(
+        False, description="Keep the wearer's own face visible (not blurred) when it appears, e.g. in a mirror"
+    )
+    audio: bool = Field(False, description="Keep the sound recorded with the video")
 
 
 class CampaignIn(_Strict):

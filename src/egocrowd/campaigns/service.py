@@ -89,7 +89,7 @@ def create_campaign(session: Session, actor: User, data: CampaignIn) -> Campaign
     policy.require(actor, "campaign.create")
     if actor.organization_id is None:
         raise InvalidInput("Only members of an organization can post campaigns.", code="campaign.organization_required")
-    _require_consent_document(session, data.consent_version)
+    consent.check_campaign_document(session, data.consent_version, actor.organization_id, data.data_use.model_dump())
     now = utcnow()
     c = Campaign(
         organization_id=actor.organization_id,
@@ -121,8 +121,11 @@ def update_campaign(session: Session, actor: User, campaign_id: int, patch: Camp
                 f"Pause-safe edits only once a campaign is live; cannot change: {', '.join(frozen)}.",
                 code="campaign.frozen_field",
             )
-    if "consent_version" in changes:
-        _require_consent_document(session, changes["consent_version"])
+    if "consent_version" in changes or "data_use" in changes:
+        new = _columns(changes)
+        consent.check_campaign_document(
+            session, new.get("consent_version", c.consent_version), c.organization_id, new.get("data_use", c.data_use)
+        )
     if changes.get("target_clips") is not None and changes["target_clips"] < c.slots_taken:
         raise Conflict(
             f"{c.slots_taken} slots are already taken; the target cannot go below that.",
@@ -150,26 +153,13 @@ def transition(session: Session, actor: User, campaign_id: int, target: Campaign
             allowed=sorted(s.value for s in TRANSITIONS[c.status]),
         )
     if target is S.open:
-        consent.get_document(session, c.consent_version)
+        consent.check_campaign_document(session, c.consent_version, c.organization_id, c.data_use)
     before = c.status
     c.status = target
     c.updated_at = utcnow()
     verb = {S.open: "opened" if before is S.draft else "resumed", S.paused: "paused", S.closed: "closed"}[target]
     audit.record(session, actor, f"campaign.{verb}", c, {"from": before.value, "to": target.value})
     return c
-
-
-def _require_consent_document(session: Session, version: str) -> None:
-    """A campaign must name a published consent version: a bad one is invalid input (422), not a
-    missing page (404)."""
-    try:
-        consent.get_document(session, version)
-    except NotFound:
-        raise InvalidInput(
-            f"There is no published consent document version {version!r}.",
-            code="campaign.unknown_consent_version",
-            field="consent_version",
-        ) from None
 
 
 def _columns(data: dict) -> dict:
