@@ -116,6 +116,12 @@ def revision_texts(session: Session, family: str, revision: int) -> list[Consent
     )
 
 
+def language_versions(session: Session, doc: ConsentDocument, viewer: User | None = None) -> list[ConsentDocument]:
+    """The language versions of ``doc``'s revision that ``viewer`` may read, its original first."""
+    texts = revision_texts(session, doc.family, doc.revision)
+    return [t for t in texts if t.status is not S.draft or _may_manage(viewer, t)]
+
+
 def newest_published(session: Session, family: str) -> ConsentDocument | None:
     """The original text of the family's newest published revision (None: nothing published)."""
     return session.scalar(
