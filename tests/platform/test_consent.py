@@ -125,7 +125,13 @@ def test_consent_pages(client, db, setup):
     assert r.status_code == 409 and 'data-code="consent.already_signed"' in r.text
     rec = client.get(f"{API}/consents").json()["items"][0]
     assert rec["scopes"] == ["face_visible", "record_hands"]
+    # withdrawing asks first, saying what will happen; nothing changes until it is confirmed
     r = client.post(f"/consents/{rec['id']}/withdraw", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 200 and "open slots" in r.text and 'name="confirmed" value="yes"' in r.text
+    assert client.get(f"{API}/consents").json()["items"][0]["active"] is True
+    r = client.post(
+        f"/consents/{rec['id']}/withdraw", data={"csrf_token": token, "confirmed": "yes"}, follow_redirects=False
+    )
     assert r.status_code == 303
     assert "withdrawn" in client.get("/consents").text
 
