@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,7 +46,7 @@ def version_name(family: str, revision: int, language: str | None = None) -> str
     return f"{family}-{revision}" + (f"-{language}" if language else "")
 
 
-def clean_scopes(scopes: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def clean_scopes(scopes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Scopes as stored: ``{"id", "label", "required"}``, ids unique and lower_snake."""
     out: list[dict[str, Any]] = []
     for s in scopes:
@@ -204,7 +204,7 @@ def _for_writing(session: Session, actor: User | None, version: str) -> ConsentD
     return doc
 
 
-def _check_text(session: Session, title: str, body: str, *, other_than: int | None = None) -> str:
+def _check_text(session: Session, title: str, body: str, *, other_than: str | None = None) -> str:
     if not title.strip() or len(title) > 200:
         raise InvalidInput("A consent document needs a title (up to 200 characters).", code="consent.bad_document")
     if not body.strip():
@@ -229,7 +229,7 @@ def _insert(
     language: str,
     title: str,
     body: str,
-    scopes: list[Mapping[str, Any]],
+    scopes: Sequence[Mapping[str, Any]],
     organization_id: int | None,
 ) -> ConsentDocument:
     if session.scalar(sa.select(ConsentDocument.id).where(ConsentDocument.version == version)) is not None:
@@ -267,7 +267,7 @@ def create_draft(
     family: str,
     title: str,
     body: str,
-    scopes: list[Mapping[str, Any]],
+    scopes: Sequence[Mapping[str, Any]],
     language: str = "en",
     revision: int | None = None,
 ) -> ConsentDocument:
@@ -362,7 +362,7 @@ def edit_draft(
     *,
     title: str | None = None,
     body: str | None = None,
-    scopes: list[Mapping[str, Any]] | None = None,
+    scopes: Sequence[Mapping[str, Any]] | None = None,
 ) -> ConsentDocument:
     doc = _for_writing(session, actor, version)
     if doc.status is not S.draft:
@@ -459,7 +459,13 @@ def retire(session: Session, actor: User | None, version: str) -> ConsentDocumen
 
 
 def create_document(
-    session: Session, *, version: str, title: str, body: str, scopes: list[dict], actor: User | None = None
+    session: Session,
+    *,
+    version: str,
+    title: str,
+    body: str,
+    scopes: Sequence[Mapping[str, Any]],
+    actor: User | None = None,
 ) -> ConsentDocument:
     """Publish a text at once under an explicit version, as its own family (seeding and tests;
     documents written in the app go through :func:`create_draft` and :func:`publish`)."""

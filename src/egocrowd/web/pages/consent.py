@@ -50,7 +50,8 @@ def consent_page(request: Request, version: str, next: str | None = None, lang: 
         record = consent.active_in_revision(s, user, doc.family, doc.revision)
         older = None  # the earlier revision this worker signed, to point at what changed
         if record is None and newest is not None and newest.revision == doc.revision:
-            older = ([r for r in consent.list_consents(s, user, user_id=user.id) if _older_in(r, doc)] or [None])[0]
+            signed_before = [r for r in consent.list_consents(s, user, user_id=user.id) if _older_in(r, doc)]
+            older = signed_before[0] if signed_before else None
         return render(
             request,
             "consent.html",
@@ -199,25 +200,27 @@ def new_document_page(request: Request, source: str | None = None, translate: bo
 @router.post("/consent-documents/new")
 def new_document(request: Request, form: TextForm):
     revision = int(form["revision"]) if form.get("revision", "").isdigit() else None
-    data = {k: form.get(k, "") for k in ("family", "title", "language", "body")} | {"scopes": _scope_rows(form)}
+    scopes = _scope_rows(form)
     mode = form.get("mode", "new")
     try:
         with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
             doc = consent.create_draft(
                 ctx.session,
                 policy.require(ctx.user, "consent.author"),
-                family=data["family"].strip(),
-                title=data["title"],
-                body=data["body"],
-                scopes=data["scopes"],
-                language=data["language"].strip() or "en",
+                family=form.get("family", "").strip(),
+                title=form.get("title", ""),
+                body=form.get("body", ""),
+                scopes=scopes,
+                language=form.get("language", "").strip() or "en",
                 revision=revision if mode == "translate" else None,
             )
             version = doc.version
     except EgocrowdError as exc:
-        if exc.status in (401, 403) and exc.code != "consent.family_taken":
+        if exc.status in (401, 403):
             raise
-        with unit(request) as ctx:
+        # the form comes back as it was sent, the problem next to its field
+        with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+            data = {**form, "scopes": scopes}
             return _editor(request, ctx.user, data, mode=mode, revision=revision, error=exc, status=exc.status)
     return see_other(f"/consent-documents/{version}/edit?m=saved")
 
@@ -232,23 +235,23 @@ def edit_document_page(request: Request, version: str):
 
 @router.post("/consent-documents/{version}/edit")
 def edit_document(request: Request, version: str, form: TextForm):
-    data = {k: form.get(k, "") for k in ("title", "body")} | {"scopes": _scope_rows(form)}
+    scopes = _scope_rows(form)
     try:
         with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
             consent.edit_draft(
                 ctx.session,
                 policy.require(ctx.user, "consent.author"),
                 version,
-                title=data["title"],
-                body=data["body"],
-                scopes=data["scopes"],
+                title=form.get("title", ""),
+                body=form.get("body", ""),
+                scopes=scopes,
             )
     except EgocrowdError as exc:
         if exc.status in (401, 403, 404):
             raise
-        with unit(request) as ctx:
+        with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
             doc = consent.get_document(ctx.session, version, ctx.user)
-            form_data = _form_of(doc) | data
+            form_data = _form_of(doc) | {"title": form.get("title", ""), "body": form.get("body", ""), "scopes": scopes}
             return _editor(request, ctx.user, form_data, doc=doc, mode="edit", error=exc, status=exc.status)
     return see_other(f"/consent-documents/{version}/edit?m=saved")
 
