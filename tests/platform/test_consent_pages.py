@@ -38,7 +38,7 @@ def test_admin_writes_previews_publishes_and_revises(client, db):
     )
     assert r.status_code == 303 and r.headers["location"] == f"/consent-documents/{CONSENT_FAMILY}-1/edit?m=saved"
     page = client.get(r.headers["location"]).text
-    assert "<h1>Recording consent</h1>" in page and "<strong>You film</strong>" in page  # the preview
+    assert "<h2>Recording consent</h2>" in page and "<strong>You film</strong>" in page  # the preview
     assert "&lt;b&gt;not html&lt;/b&gt;" in page
 
     # publishing asks first, then freezes the text
@@ -106,7 +106,7 @@ def test_worker_reads_in_their_language_and_sees_what_changed(client, db):
         )
         consent.publish(s, a, two.version)
     page = client.get("/consent/w-consent-2").text
-    assert 'id="changed"' in page and "diff?against=w-consent-1-fr" in page
+    assert 'id="changed"' in page and "diff?against=w-consent-1" in page  # compared in the new text's language
     page = client.get("/consents").text
     assert "A new revision replaced this one" in page
     # the old text stays readable, marked as replaced, and cannot be signed any more

@@ -179,12 +179,16 @@ def diff(session: Session, old_version: str, new_version: str, viewer: User | No
     return unified_diff(old.body, new.body, old.version, new.version)
 
 
+def text_in(session: Session, family: str, revision: int, language: str) -> ConsentDocument | None:
+    """Revision ``revision``'s text in ``language`` (else its original), drafts left out: what to
+    compare a text with, so a diff shows what changed rather than a translation."""
+    texts = [t for t in revision_texts(session, family, revision) if t.status is not S.draft]
+    return next((t for t in texts if t.language == language), texts[0] if texts else None)
+
+
 def previous_revision(session: Session, doc: ConsentDocument) -> ConsentDocument | None:
-    """The same-language (else original) text of the revision before ``doc``'s, to show what changed."""
-    if doc.revision <= 1:
-        return None
-    texts = [t for t in revision_texts(session, doc.family, doc.revision - 1) if t.status is not S.draft]
-    return next((t for t in texts if t.language == doc.language), texts[0] if texts else None)
+    """The text of the revision before ``doc``'s, in its language if there is one."""
+    return text_in(session, doc.family, doc.revision - 1, doc.language) if doc.revision > 1 else None
 
 
 # --- writing ----------------------------------------------------------------------------------------

@@ -18,9 +18,14 @@ _MD = MarkdownIt("commonmark", {"html": False, "linkify": False})
 LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$")
 
 
-def render_markdown(body: str) -> str:
-    """The text as HTML, safe to put into a page as it is."""
-    return _MD.render(body)
+def render_markdown(body: str, *, top_level: int = 2) -> str:
+    """The text as HTML, safe to put into a page as it is. Its headings start at ``<h{top_level}>``:
+    the page around it has its own ``<h1>`` (one per page, headings in order)."""
+    tokens = _MD.parse(body)
+    for t in tokens:
+        if t.type in ("heading_open", "heading_close"):
+            t.tag = f"h{min(6, int(t.tag[1]) + top_level - 1)}"
+    return _MD.renderer.render(tokens, _MD.options, {})
 
 
 def unified_diff(old: str, new: str, old_name: str, new_name: str) -> str:

@@ -52,6 +52,8 @@ def consent_page(request: Request, version: str, next: str | None = None, lang: 
         if record is None and newest is not None and newest.revision == doc.revision:
             signed_before = [r for r in consent.list_consents(s, user, user_id=user.id) if _older_in(r, doc)]
             older = signed_before[0] if signed_before else None
+        # what to compare with: the worker's older revision (else the previous one), in this language
+        since = consent.text_in(s, doc.family, older.document.revision, doc.language) if older else None
         return render(
             request,
             "consent.html",
@@ -62,6 +64,7 @@ def consent_page(request: Request, version: str, next: str | None = None, lang: 
             newest=newest,
             record=record,
             older=older,
+            since=since,
             previous=consent.previous_revision(s, doc),
             next=safe_next(next, "/consents"),
         )
@@ -89,9 +92,16 @@ def consents_page(request: Request):
     with unit(request) as ctx:
         user = ctx.require_user()
         rows = consent.list_consents(ctx.session, user, user_id=user.id)  # one's own, admins included
-        families = sorted({d.family for d in consent.list_documents(ctx.session)})
-        current = {f: consent.newest_published(ctx.session, f) for f in families}
-        return render(request, "consents.html", user, records=rows, current=current)
+        s = ctx.session
+        families = sorted({d.family for d in consent.list_documents(s)})
+        current = {f: consent.newest_published(s, f) for f in families}
+        # for each signature of a replaced revision: the text it signed, in the new one's language
+        since = {}
+        for r in rows:
+            now = current.get(r.document.family)
+            if r.withdrawn_at is None and now is not None and now.revision > r.document.revision:
+                since[r.id] = consent.text_in(s, now.family, r.document.revision, now.language)
+        return render(request, "consents.html", user, records=rows, current=current, since=since)
 
 
 @router.post("/consents/{record_id}/withdraw")
