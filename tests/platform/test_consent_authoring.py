@@ -284,3 +284,21 @@ def consent_cli():
     from egocrowd.cli import main
 
     return main
+
+
+def test_what_counts_as_signed_follows_the_newest_revision_in_any_language(client, db):
+    admin, worker = make_user(db, "admin"), make_user(db, "worker")
+    _draft(client, admin)
+    _publish(client, admin, "lab-worker-1")
+    _draft(client, admin, language="fr", revision=1, title="Consentement", body="# Consentement\n")
+    _publish(client, admin, "lab-worker-1-fr")
+    _sign(client, worker, "lab-worker-1-fr")
+    with db.transaction(write=False) as s:
+        w = s.get(User, worker.id)
+        assert consent.signed_versions(s, w) == {"lab-worker-1", "lab-worker-1-fr"}  # campaigns name either
+        assert consent.active_consent(s, w, "lab-worker-1").document.version == "lab-worker-1-fr"
+    _draft(client, admin, body=TEXT + "3. New.\n")
+    _publish(client, admin, "lab-worker-2")
+    with db.transaction(write=False) as s:
+        w = s.get(User, worker.id)
+        assert consent.signed_versions(s, w) == set() and consent.active_consent(s, w, "lab-worker-1") is None

@@ -36,13 +36,24 @@ def _active(session: Session, user: User):
 
 
 def signed_versions(session: Session, user: User) -> set[str]:
-    """The document versions ``user`` has signed and not withdrawn."""
-    return {r.document.version for r in session.scalars(_active(session, user))}
+    """The versions a campaign may name for which ``user`` holds a current signature: every text of
+    a family whose newest published revision they signed (in any language) and did not withdraw."""
+    out: set[str] = set()
+    for rec in session.scalars(_active(session, user)):
+        newest = newest_published(session, rec.document.family)
+        if newest is not None and newest.revision == rec.document.revision:
+            out.update(
+                session.scalars(sa.select(ConsentDocument.version).where(ConsentDocument.family == newest.family))
+            )
+    return out
 
 
 def active_consent(session: Session, user: User, version: str) -> ConsentRecord | None:
-    """The worker's active signature of exactly this text."""
-    return session.scalar(_active(session, user).where(ConsentDocument.version == version).limit(1))
+    """The worker's active signature of what a campaign naming ``version`` requires: the newest
+    published revision of its family, in any language (None: none, or only an older revision)."""
+    named = session.scalar(sa.select(ConsentDocument).where(ConsentDocument.version == version))
+    newest = newest_published(session, named.family) if named is not None else None
+    return active_in_revision(session, user, newest.family, newest.revision) if newest is not None else None
 
 
 def active_in_revision(session: Session, user: User, family: str, revision: int) -> ConsentRecord | None:
