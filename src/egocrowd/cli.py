@@ -405,6 +405,8 @@ def consent_publish(file: Path, family: str, title: str, scopes: tuple[str, ...]
             click.echo(f"published {doc.version} (sha256 {doc.sha256})")
     except EgocrowdError as exc:
         raise click.ClickException(f"{exc.message} [{exc.code}]") from None
+    finally:
+        db.dispose()  # close the pool's connections now, not whenever they are collected
 
 
 main.add_command(bench)
