@@ -149,6 +149,10 @@ def test_labs_write_only_when_allowed_and_only_for_themselves(client, db):
     assert r.status_code == 201, r.text
     r = client.post(f"{API}/campaigns", json=campaign_body(consent_version="lab-a-consent-1"), headers=other.headers)
     assert_problem(r, 422, "campaign.unknown_consent_version")
+    with db.transaction(write=False) as s:  # what each lab's campaign form offers
+        a_id, b_id = (s.get(User, u.id).organization_id for u in (lab, other))
+        assert [d.version for d in consent.usable_documents(s, a_id)] == ["lab-a-consent-1"]
+        assert consent.usable_documents(s, b_id) == []
 
 
 def test_a_campaign_needs_a_document_offering_its_data_use(client, db):

@@ -23,6 +23,7 @@ from egocrowd.consent.documents import (
     revision_texts,
     text_in,
     text_sha256,
+    usable_documents,
     version_name,
     workers_to_ask,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "signed_versions",
     "text_in",
     "text_sha256",
+    "usable_documents",
     "version_name",
     "withdraw",
     "workers_to_ask",

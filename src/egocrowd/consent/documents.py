@@ -132,6 +132,21 @@ def newest_published(session: Session, family: str) -> ConsentDocument | None:
     )
 
 
+def usable_documents(session: Session, organization_id: int | None) -> list[ConsentDocument]:
+    """What a campaign of this lab may name (the campaign form's choices): for each family of the
+    platform's or the lab's own, the original text of its newest published revision."""
+    families = session.scalars(
+        sa.select(ConsentDocument.family)
+        .where(
+            ConsentDocument.status == S.published,
+            sa.or_(ConsentDocument.organization_id.is_(None), ConsentDocument.organization_id == organization_id),
+        )
+        .distinct()
+        .order_by(ConsentDocument.family)
+    )
+    return [d for f in list(families) if (d := newest_published(session, f)) is not None]
+
+
 def required_document(session: Session, campaign: Campaign) -> ConsentDocument:
     """The consent a worker must hold for ``campaign``: the newest published revision of the family
     its ``consent_version`` belongs to (any language version of it counts)."""
