@@ -109,6 +109,10 @@ def test_consent_pages(client, db, setup):
     assert 'id="read-consent"' in page and 'id="claim"' not in page
     page = client.get(f"/consent/{CONSENT_VERSION}?next=/campaigns/{cid}").text
     assert "Withdrawal" in page and text_sha256(CONSENT_TEXT) in page
+    assert "needed for this campaign" not in page  # it is only for training
+    commercial = open_campaign(client, lab, data_use={"commercial": True})["id"]
+    page = client.get(f"/consent/{CONSENT_VERSION}?next=/campaigns/{commercial}").text
+    assert page.count("(needed for this campaign)") == 1 and "Allow commercial use by buyers" in page
     r = client.post(
         f"/consent/{CONSENT_VERSION}",
         follow_redirects=False,

@@ -3,6 +3,8 @@ admins and allowed labs write, publish and retire documents."""
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
@@ -10,8 +12,9 @@ from markupsafe import Markup
 from egocrowd import consent
 from egocrowd.accounts import policy
 from egocrowd.campaigns import assignments
+from egocrowd.campaigns import service as campaigns
 from egocrowd.db.models import ConsentDocument, ConsentStatus
-from egocrowd.errors import EgocrowdError
+from egocrowd.errors import EgocrowdError, NotFound
 from egocrowd.web.auth import unit
 from egocrowd.web.pages.render import (
     RawForm,
@@ -26,6 +29,7 @@ from egocrowd.web.pages.render import (
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
+_FROM_CAMPAIGN = re.compile(r"^/campaigns/(\d{1,9})(?:[?#].*)?$")
 SCOPE_ROWS_SPARE = 3  # empty rows under a draft's choices, to add new ones without a script
 
 
@@ -58,6 +62,7 @@ def consent_page(request: Request, version: str, next: str | None = None, lang: 
             request,
             "consent.html",
             user,
+            needed=_needed_by(s, user, next),
             doc=doc,
             html=_markdown(doc),
             languages=languages,
@@ -68,6 +73,17 @@ def consent_page(request: Request, version: str, next: str | None = None, lang: 
             previous=consent.previous_revision(s, doc),
             next=safe_next(next, "/consents"),
         )
+
+
+def _needed_by(session, user, next_url: str | None) -> set[str]:
+    """The scopes the campaign the reader came from needs, to mark them on the form."""
+    m = _FROM_CAMPAIGN.match(next_url or "")
+    try:
+        return (
+            set(consent.needed_scopes(campaigns.get_campaign(session, user, int(m.group(1))).data_use)) if m else set()
+        )
+    except NotFound:
+        return set()
 
 
 def _older_in(rec, doc: ConsentDocument) -> bool:
