@@ -357,6 +357,58 @@ def _redact(url: str) -> str:
 
 
 # egocrowd.bench has its own group; it lives in this package, so a failing import is a bug to see.
+@main.group("consent")
+def consent_group() -> None:
+    """Consent documents (also written and published in the app, at /consent-documents)."""
+
+
+def _scope_option(value: str) -> dict:
+    """``id:label`` or ``id:label:required``."""
+    sid, _, rest = value.partition(":")
+    label, required = (rest[: -len(":required")], True) if rest.endswith(":required") else (rest, False)
+    if not sid or not label:
+        raise click.BadParameter(f"{value!r}: write id:label or id:label:required")
+    return {"id": sid, "label": label, "required": required}
+
+
+@consent_group.command("publish")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--family", required=True, help="The document's name, e.g. egocrowd-worker (new: revision 1).")
+@click.option("--title", required=True)
+@click.option("--scope", "scopes", multiple=True, required=True, help="id:label[:required]; repeat for each choice.")
+@click.option("--language", default="en", show_default=True, help="BCP 47 tag of the text.")
+@click.option("--revision", type=click.IntRange(1), default=None, help="Add this language to an existing revision.")
+def consent_publish(file: Path, family: str, title: str, scopes: tuple[str, ...], language: str, revision) -> None:
+    """Publish FILE.md (Markdown) as the next revision of a consent document, for scripted installs.
+
+    A new revision becomes the one campaigns of the family require; workers holding slots are asked
+    to sign it again before their next upload.
+    """
+    from egocrowd import consent  # SQLAlchemy and the consent room, ~0.5 s
+    from egocrowd.db import open_database
+
+    choices = [_scope_option(s) for s in scopes]
+    db = open_database(_settings())
+    try:
+        with db.transaction() as s:
+            doc = consent.create_draft(
+                s,
+                None,  # the operator at the command line
+                family=family,
+                title=title,
+                body=file.read_text(encoding="utf-8"),
+                scopes=choices,
+                language=language,
+                revision=revision,
+            )
+            consent.publish(s, None, doc.version)
+            click.echo(f"published {doc.version} (sha256 {doc.sha256})")
+    except EgocrowdError as exc:
+        raise click.ClickException(f"{exc.message} [{exc.code}]") from None
+    finally:
+        db.dispose()  # close the pool's connections now, not whenever they are collected
+
+
 main.add_command(bench)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,25 +11,54 @@ from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn
 from egocrowd.db.models import Role, User
 
-CONSENT_VERSION = "2026-11"
+CONSENT_FAMILY = "egocrowd-worker"
+CONSENT_VERSION = "egocrowd-worker-1"  # revision 1, its original (English) text; "egocrowd-worker-1-fr" in French
 CONSENT_TEXT = """\
-Recording consent for egocrowd contributors (version 2026-11)
+# Recording consent for egocrowd contributors
 
-1. What you record. You film your own hands doing household tasks with a phone worn on your head. Keep other people out of the frame when you can. Faces of bystanders are blurred before anyone else sees a clip.
+1. **What you record.** You film your own hands doing household tasks with a phone worn on your head. Keep other people out of the frame when you can. Faces of bystanders are blurred before anyone else sees a clip.
 
-2. Who receives it. Each campaign names its buyer. Clips you submit to a campaign may be delivered to that buyer under the data-use terms shown on the campaign.
+2. **Who receives it.** Each campaign names its buyer. Clips you submit to a campaign may be delivered to that buyer under the data-use terms shown on the campaign.
 
-3. Your choices. The scopes you tick below are recorded with a fingerprint of this exact text.
+3. **Your choices.** The scopes you tick below are recorded with a fingerprint of this exact text.
 
-4. Withdrawal. You may withdraw at any time. Withdrawal stops new use at once: clips you recorded are left out of every dataset release made after you withdraw, and buyers of earlier releases are told which clips to delete.
+4. **Withdrawal.** You may withdraw at any time. Withdrawal stops new use at once: clips you recorded are left out of every dataset release made after you withdraw, and buyers of earlier releases are told which clips to delete.
 
-5. Pay. Accepted clips are paid at the rate shown on the campaign. Rejected clips come with reasons.
+5. **Pay.** Accepted clips are paid at the rate shown on the campaign. Rejected clips come with reasons.
 """
 SCOPES: list[dict[str, object]] = [
     {"id": "record_hands", "label": "Record my hands and surroundings for the campaigns I join", "required": True},
     {"id": "face_visible", "label": "My own face may appear unblurred (e.g. in a mirror)"},
     {"id": "audio_kept", "label": "Keep the audio track"},
     {"id": "commercial_use", "label": "Allow commercial use by buyers"},
+    {"id": "redistribution", "label": "Allow buyers to share the clips further (e.g. in a public dataset)"},
+]
+CONSENT_TEXT_FR = """\
+# Consentement à l'enregistrement pour les contributeurs d'egocrowd
+
+1. **Ce que vous filmez.** Vous filmez vos propres mains pendant des tâches ménagères, avec un téléphone porté sur la tête. Laissez les autres personnes hors du cadre quand vous le pouvez. Les visages des passants sont floutés avant que quiconque ne voie une vidéo.
+
+2. **Qui la reçoit.** Chaque campagne nomme son acheteur. Les vidéos que vous envoyez à une campagne peuvent être livrées à cet acheteur selon les conditions d'utilisation affichées sur la campagne.
+
+3. **Vos choix.** Les autorisations que vous cochez ci-dessous sont enregistrées avec l'empreinte de ce texte exact.
+
+4. **Retrait.** Vous pouvez retirer votre consentement à tout moment. Le retrait arrête aussitôt toute nouvelle utilisation : vos vidéos sont exclues de toute publication de données faite après votre retrait, et les acheteurs des publications antérieures apprennent quelles vidéos supprimer.
+
+5. **Paiement.** Les vidéos acceptées sont payées au tarif affiché sur la campagne. Les vidéos refusées sont accompagnées de leurs raisons.
+"""
+SCOPES_FR: list[dict[str, object]] = [
+    {
+        "id": "record_hands",
+        "label": "Filmer mes mains et ce qui m'entoure pour les campagnes que je rejoins",
+        "required": True,
+    },
+    {"id": "face_visible", "label": "Mon propre visage peut apparaître sans flou (par exemple dans un miroir)"},
+    {"id": "audio_kept", "label": "Garder la piste audio"},
+    {"id": "commercial_use", "label": "Autoriser l'usage commercial par les acheteurs"},
+    {
+        "id": "redistribution",
+        "label": "Autoriser les acheteurs à partager les vidéos (par exemple dans un jeu de données public)",
+    },
 ]
 
 USERS = [  # (email, password, role, organization)
@@ -93,9 +122,21 @@ def seed(session: Session) -> list[tuple[str, str, str]]:
                 actor=admin,
             )
             admin = admin or user
-        consent.create_document(
-            session, version=CONSENT_VERSION, title="Recording consent", body=CONSENT_TEXT, scopes=SCOPES, actor=admin
-        )
+        for language, title, text, scopes, revision in (
+            ("en", "Recording consent", CONSENT_TEXT, SCOPES, None),
+            ("fr", "Consentement à l'enregistrement", CONSENT_TEXT_FR, SCOPES_FR, 1),
+        ):
+            doc = consent.create_draft(
+                session,
+                admin,
+                family=CONSENT_FAMILY,
+                title=title,
+                body=text,
+                scopes=scopes,
+                language=language,
+                revision=revision,
+            )
+            consent.publish(session, admin, doc.version)
         lab = session.scalars(sa.select(User).where(User.email == USERS[1][0])).one()  # seeded just above
         for spec in CAMPAIGNS:
             data = CampaignIn(

@@ -77,9 +77,10 @@ def test_worker_signs_up_consents_and_claims(page):
     _fits_the_phone(page, "4-campaign")
 
     page.click("#read-consent")
-    page.wait_for_url(re.compile(r"/consent/2026-11\?next=/campaigns/\d+$"))
+    page.wait_for_url(re.compile(r"/consent/egocrowd-worker-1\?next=/campaigns/\d+$"))
     assert "Withdrawal" in page.locator(".consent-text").inner_text()
     page.check("input[name=scopes][value=record_hands]")
+    page.check("input[name=scopes][value=commercial_use]")  # the demo campaigns are commercial
     _fits_the_phone(page, "5-consent")
     page.click("#sign")
     page.wait_for_url(re.compile(r"/campaigns/\d+\?m=signed$"))

@@ -121,6 +121,18 @@ MATRIX = [
     ),
     Row("GET", "/consent-documents", every(200)),
     Row("GET", f"/consent-documents/{CONSENT_VERSION}", every(200)),
+    Row(
+        "POST",
+        "/consent-documents",
+        logged_in(403, admin=201),
+        body=lambda role: {"family": "doc-" + role.replace("_", ""), "title": "T", "body": "Text", "scopes": []},
+        note="labs only once an admin lets them (Lab A and B may not)",
+    ),
+    Row("PATCH", f"/consent-documents/{CONSENT_VERSION}", logged_in(403, admin=409), body={"title": "New"}),
+    Row("POST", f"/consent-documents/{CONSENT_VERSION}/publish", logged_in(403, admin=409), note="already published"),
+    Row("POST", f"/consent-documents/{CONSENT_VERSION}/retire", logged_in(403, admin=200)),
+    Row("GET", f"/consent-documents/{CONSENT_VERSION}/diff", every(422), note="a first revision: nothing before it"),
+    Row("GET", f"/consent-documents/{CONSENT_VERSION}/languages", every(200)),
     Row("GET", "/consents", logged_in(200)),
     Row(
         "POST",

@@ -44,6 +44,13 @@ def _example(schema: str, world) -> dict:
             "organization": f"Org {n}",
         },
         "SignIn": {"version": CONSENT_VERSION, "scopes": ["record_hands"]},
+        "DraftIn": {
+            "family": f"doc-n{n}",
+            "title": "A title",
+            "body": "A text.",
+            "scopes": [{"id": "ab", "label": "L"}],
+        },
+        "DraftPatch": {"title": "A new title"},
         "CampaignIn": campaign_body(),
         "CampaignPatch": {"title": "A new title", "instructions": "Fold it twice, hands in view."},
         "StatusIn": {"status": "paused"},

@@ -70,7 +70,7 @@ FROZEN_WHEN_LIVE = {
     "allowed_countries": ["KE"],
     "data_use": {"train": True, "commercial": True, "redistribute": True},
     "buyer_name": "Somebody Else",
-    "consent_version": "2026-11",
+    "consent_version": "egocrowd-worker-1",
 }
 EDITABLE_WHEN_LIVE = {
     "title": "A better title",
@@ -105,7 +105,13 @@ def test_draft_can_change_everything_closed_nothing(client, lab):
     assert c["requirements"]["max_duration_s"] == 30 and c["buyer_name"] == "Somebody Else"
     # a partial nested object is stored whole, defaults filled in (the pages and QC read every key)
     assert c["requirements"]["min_fps"] == 24 and c["requirements"]["orientation"] == "landscape"
-    assert c["data_use"] == {"train": True, "commercial": True, "redistribute": True}
+    assert c["data_use"] == {
+        "train": True,
+        "commercial": True,
+        "redistribute": True,
+        "keep_face": False,
+        "audio": False,
+    }
     cid = _campaign_in(client, lab, "closed")
     assert_problem(
         client.patch(f"{API}/campaigns/{cid}", json={"title": "Too late now"}, headers=lab.headers),
@@ -236,7 +242,7 @@ def _form(**over) -> dict:
         "expected_minutes": "3",
         "allowed_countries": "KE",
         "buyer_name": "Test Lab",
-        "consent_version": "2026-11",
+        "consent_version": "egocrowd-worker-1",
         "min_duration_s": "10",
         "max_duration_s": "60",
         "orientation": "landscape",

@@ -109,6 +109,10 @@ def test_consent_pages(client, db, setup):
     assert 'id="read-consent"' in page and 'id="claim"' not in page
     page = client.get(f"/consent/{CONSENT_VERSION}?next=/campaigns/{cid}").text
     assert "Withdrawal" in page and text_sha256(CONSENT_TEXT) in page
+    assert "needed for this campaign" not in page  # it is only for training
+    commercial = open_campaign(client, lab, data_use={"commercial": True})["id"]
+    page = client.get(f"/consent/{CONSENT_VERSION}?next=/campaigns/{commercial}").text
+    assert page.count("(needed for this campaign)") == 1 and "Allow commercial use by buyers" in page
     r = client.post(
         f"/consent/{CONSENT_VERSION}",
         follow_redirects=False,
@@ -125,7 +129,13 @@ def test_consent_pages(client, db, setup):
     assert r.status_code == 409 and 'data-code="consent.already_signed"' in r.text
     rec = client.get(f"{API}/consents").json()["items"][0]
     assert rec["scopes"] == ["face_visible", "record_hands"]
+    # withdrawing asks first, saying what will happen; nothing changes until it is confirmed
     r = client.post(f"/consents/{rec['id']}/withdraw", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 200 and "open slots" in r.text and 'name="confirmed" value="yes"' in r.text
+    assert client.get(f"{API}/consents").json()["items"][0]["active"] is True
+    r = client.post(
+        f"/consents/{rec['id']}/withdraw", data={"csrf_token": token, "confirmed": "yes"}, follow_redirects=False
+    )
     assert r.status_code == 303
     assert "withdrawn" in client.get("/consents").text
 
@@ -142,7 +152,7 @@ def test_document_and_record_queries(client, db, setup):
     second = sign(client, worker)["id"]
     theirs = sign(client, other)["id"]
     with db.transaction(write=False) as s:
-        assert [d.version for d in consent.list_documents(s)] == [CONSENT_VERSION, "2027-01"]
+        assert [d.version for d in consent.list_documents(s)] == ["2027-01", CONSENT_VERSION]  # by family
         w, a = s.get(User, worker.id), s.get(User, admin.id)
         assert [r.id for r in consent.list_consents(s, w)] == [second, first]  # newest first, own only
         assert [r.id for r in consent.list_consents(s, a)] == [theirs, second, first]  # admins: everyone's

@@ -77,6 +77,13 @@ def _runs_org(user: User, org: Organization) -> bool:
     return user.role is Role.admin or (_lab_role(user, OrgRole.owner) and user.organization_id == org.id)
 
 
+def _authors_consent(user: User, _: Any = None) -> bool:
+    """Admins; a lab's owners and editors once an admin let the lab write its own consent."""
+    return user.role is Role.admin or (
+        _lab_role(user, *_EDITS) and user.organization is not None and user.organization.may_author_consent
+    )
+
+
 _RULES: dict[str, Any] = {
     "campaign.create": lambda u, _: u.role is Role.admin or _lab_role(u, *_EDITS),
     "campaign.view": _can_view_campaign,
@@ -84,6 +91,11 @@ _RULES: dict[str, Any] = {
     "work.take": lambda u, _: u.role is Role.worker,  # claims slots and records: sees what is claimable
     "consent.sign": lambda u, _: u.role is Role.worker,
     "consent.view": lambda u, r: u.role is Role.admin or r.user_id == u.id,
+    "consent.author": _authors_consent,  # write consent documents (a lab: for its own campaigns)
+    "consent.author_platform": lambda u, _: u.role is Role.admin,  # the platform's own documents
+    "consent.manage": lambda u, d: (
+        u.role is Role.admin or (_authors_consent(u, d) and u.organization_id == d.organization_id)
+    ),
     "assignment.claim": lambda u, c: u.role is Role.worker and c.status is CampaignStatus.open,
     "assignment.view": lambda u, a: a.worker_id == u.id or _manages(u, a.campaign),
     "assignment.release": lambda u, a: a.worker_id == u.id,

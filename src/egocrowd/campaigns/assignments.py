@@ -29,7 +29,15 @@ from egocrowd import audit, consent
 from egocrowd.accounts import policy
 from egocrowd.campaigns.service import get_campaign
 from egocrowd.clock import db_now
-from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, ConsentRecord, User
+from egocrowd.db.models import (
+    Assignment,
+    AssignmentStatus,
+    Campaign,
+    CampaignStatus,
+    ConsentDocument,
+    ConsentRecord,
+    User,
+)
 from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
 
 A = AssignmentStatus
@@ -49,12 +57,7 @@ def claim(
     policy.require(worker, "assignment.claim", campaign)
     if campaign.allowed_countries and worker.country not in campaign.allowed_countries:
         raise Forbidden("This campaign is not open to workers in your country.", code="campaign.country_not_allowed")
-    if consent.active_consent(session, worker, campaign.consent_version) is None:
-        raise Forbidden(
-            f"Sign consent version {campaign.consent_version} before claiming.",
-            code="consent.missing",
-            consent_version=campaign.consent_version,
-        )
+    consent.require_cover(session, worker, campaign)
     if campaign.deadline_at is not None and now >= campaign.deadline_at:
         raise Conflict("This campaign's deadline has passed.", code="campaign.past_deadline")
 
@@ -229,7 +232,10 @@ def withdraw_consent(session: Session, worker: User, record_id: int) -> ConsentR
         .where(
             Assignment.worker_id == worker.id,
             Assignment.status == A.active,
-            Campaign.consent_version == rec.document.version,
+            # every campaign of the family: they all require its newest revision
+            Campaign.consent_version.in_(
+                sa.select(ConsentDocument.version).where(ConsentDocument.family == rec.document.family)
+            ),
         )
     )
     for a in active:

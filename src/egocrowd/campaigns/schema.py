@@ -133,9 +133,16 @@ class Taxonomy(_Strict):
 
 
 class DataUse(_Strict):
-    train: bool = True
-    commercial: bool = False
-    redistribute: bool = False
+    """What buyers may do with the clips (shown to workers; each use beyond training needs the
+    matching consent scope, see egocrowd.consent.scopes)."""
+
+    train: bool = Field(True, description="Train robot-learning and AI models on the clips")
+    commercial: bool = Field(False, description="Use the clips commercially (in products or paid work)")
+    redistribute: bool = Field(False, description="Pass the clips on to others (publish or sell the data set)")
+    keep_face: bool = Field(
+        False, description="Keep the wearer's own face visible (not blurred) when it appears, e.g. in a mirror"
+    )
+    audio: bool = Field(False, description="Keep the sound recorded with the video")
 
 
 class CampaignIn(_Strict):

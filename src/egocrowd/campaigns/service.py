@@ -108,7 +108,7 @@ def create_campaign(session: Session, actor: User, data: CampaignIn) -> Campaign
     policy.require(actor, "campaign.create")
     if actor.organization_id is None:
         raise InvalidInput("Only members of an organization can post campaigns.", code="campaign.organization_required")
-    _require_consent_document(session, data.consent_version)
+    consent.check_campaign_document(session, data.consent_version, actor.organization_id, data.data_use.model_dump())
     now = utcnow()
     c = Campaign(
         organization_id=actor.organization_id,
@@ -141,8 +141,11 @@ def update_campaign(session: Session, actor: User, campaign_id: int, patch: Camp
                 code="campaign.frozen_field",
             )
         _fair_to_workers(c, changes)
-    if "consent_version" in changes:
-        _require_consent_document(session, changes["consent_version"])
+    if "consent_version" in changes or "data_use" in changes:
+        new = _columns(changes)
+        consent.check_campaign_document(
+            session, new.get("consent_version", c.consent_version), c.organization_id, new.get("data_use", c.data_use)
+        )
     if changes.get("target_clips") is not None and changes["target_clips"] < c.slots_taken:
         raise Conflict(
             f"{c.slots_taken} slots are already taken; the target cannot go below that.",
@@ -176,7 +179,7 @@ def _move(session: Session, actor: User | None, c: Campaign, target: CampaignSta
             allowed=sorted(s.value for s in TRANSITIONS[c.status]),
         )
     if target is S.open:
-        consent.get_document(session, c.consent_version)
+        consent.check_campaign_document(session, c.consent_version, c.organization_id, c.data_use)
     before = c.status
     c.status = target
     c.updated_at = utcnow()
@@ -304,19 +307,6 @@ def _fair_to_workers(c: Campaign, changes: dict) -> None:
 
 
 _LABEL = {"deadline_at": "deadline", "max_clips_per_worker": "limit per worker"}
-
-
-def _require_consent_document(session: Session, version: str) -> None:
-    """A campaign must name a published consent version: a bad one is invalid input (422), not a
-    missing page (404)."""
-    try:
-        consent.get_document(session, version)
-    except NotFound:
-        raise InvalidInput(
-            f"There is no published consent document version {version!r}.",
-            code="campaign.unknown_consent_version",
-            field="consent_version",
-        ) from None
 
 
 def _columns(data: dict) -> dict:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from egocrowd import consent
 from egocrowd.campaigns import assignments
 from egocrowd.clips import finish_upload
 from egocrowd.db import Database
@@ -54,6 +55,7 @@ def grant_upload(
             "Upload-Metadata must name the assignment (key 'assignment').", code="upload.bad_metadata"
         ) from None
     a = assignments.require_active_lease(session, worker, assignment_id)
+    consent.require_cover(session, worker, a.campaign)  # a new revision or a withdrawal stops uploads
     same = sum(1 for u in open_uploads if u.context.get("assignment_id") == a.id)
     if same >= limits.per_assignment or len(open_uploads) >= limits.per_worker:
         raise Conflict(

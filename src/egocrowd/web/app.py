@@ -27,6 +27,7 @@ from egocrowd.web.pages import clips as clip_pages
 from egocrowd.web.routers import account, api
 from egocrowd.web.routers import admin as admin_api
 from egocrowd.web.routers import clips as clip_api
+from egocrowd.web.routers import consent as consent_api
 from egocrowd.web.routers.uploads import PlatformHooks
 from egocrowd.worker import make_runner, run_pipeline
 
@@ -35,6 +36,7 @@ log = logging.getLogger("egocrowd.web")
 #: Every route module's ``router``: the JSON API, then the pages (the tus endpoint is bound per app).
 ROUTERS = [
     api.router,
+    consent_api.router,
     account.router,
     clip_api.router,
     admin_api.router,

@@ -19,7 +19,7 @@ from pydantic import (
 
 from egocrowd import clips
 from egocrowd.campaigns.service import hourly_rate_cents
-from egocrowd.db.models import AssignmentStatus, CampaignStatus, ClipStatus, JobStatus, OrgRole, Role
+from egocrowd.db.models import AssignmentStatus, CampaignStatus, ClipStatus, ConsentStatus, JobStatus, OrgRole, Role
 
 T = TypeVar("T")
 
@@ -139,10 +139,24 @@ class DocumentOut(_Out):
     sha256: str
     scopes: list[dict[str, Any]]
     created_at: Timestamp
+    family: str
+    revision: int
+    language: str
+    status: ConsentStatus
+    organization_id: int | None  # None: the platform's own document
+    published_at: Timestamp | None
 
 
 class DocumentTextOut(DocumentOut):
     body: str
+
+
+class DiffOut(BaseModel):
+    """What changed from one text to another, as ``diff -u`` prints it."""
+
+    old: str
+    new: str
+    unified_diff: str
 
 
 class ConsentOut(_Out):

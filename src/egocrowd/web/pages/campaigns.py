@@ -78,21 +78,11 @@ def _requirement_inputs() -> tuple[Input, ...]:
     return tuple(out)
 
 
-#: Plain words for data uses whose model field has no description yet.
-_USE_WORDS = {
-    "train": "Train robot-learning and AI models on the clips",
-    "commercial": "Use the clips commercially (in products or paid work)",
-    "redistribute": "Pass the clips on to others (publish or sell the data set)",
-}
-
-
 @functools.cache
 def _data_use_inputs() -> tuple[Input, ...]:
     """One checkbox per data use, from the model: a use added there appears here by itself."""
     return tuple(
-        Input(
-            f"use_{k}", "data_use", f.description or _USE_WORDS.get(k, k.replace("_", " ").capitalize()), kind="check"
-        )
+        Input(f"use_{k}", "data_use", f.description or k.replace("_", " ").capitalize(), kind="check")
         for k, f in DataUse.model_fields.items()
     )
 
@@ -374,6 +364,16 @@ def _posted(raw) -> dict[str, Any]:
     return form
 
 
+def _consent_choices(session, user, campaign) -> list:
+    """The consent texts this lab's campaign may name (newest revision of each of the platform's
+    families and the lab's own); an edited campaign's current choice stays listed."""
+    org = campaign.organization_id if campaign is not None else user.organization_id
+    docs = consent.usable_documents(session, org)
+    if campaign is not None and campaign.consent_version not in {d.version for d in docs}:
+        docs.insert(0, consent.get_document(session, campaign.consent_version))
+    return docs
+
+
 def _show_form(request: Request, user, session, *, form, campaign=None, errors=None, status: int = 200, code: str = ""):
     locked = _locked(campaign)
     if campaign is not None and locked:  # locked fields show the campaign, never what was posted
@@ -394,7 +394,7 @@ def _show_form(request: Request, user, session, *, form, campaign=None, errors=N
         code=code,  # the problem's code, for programs reading the page
         labels={i.name: i.label for s in sections() for i in s.inputs},
         flash="A copy, as a draft: check it and save." if request.query_params.get("m") == "cloned" else None,
-        documents=consent.list_documents(session),
+        documents=_consent_choices(session, user, campaign),
         countries=country_options(),
     )
 

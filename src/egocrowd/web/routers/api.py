@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field, StringConstraints
 
-from egocrowd import audit, consent
+from egocrowd import audit
 from egocrowd.accounts import policy
 from egocrowd.accounts import service as accounts
 from egocrowd.campaigns import assignments
@@ -21,9 +21,6 @@ from egocrowd.web.auth import unit
 from egocrowd.web.schemas import (
     AssignmentOut,
     CampaignOut,
-    ConsentOut,
-    DocumentOut,
-    DocumentTextOut,
     EventOut,
     Page,
     ProgressOut,
@@ -55,12 +52,6 @@ class UserIn(SignupIn):
     role: Role
     organization: str | None = Field(None, min_length=2, max_length=200)
     org_role: OrgRole | None = None  # a requester's role in the lab (default: owner of a new lab)
-
-
-class SignIn(_In):
-    version: str = Field(min_length=1, max_length=40)
-    scopes: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=50)
-    document_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
 
 class StatusIn(_In):
@@ -114,42 +105,6 @@ def create_user(request: Request, body: UserIn):
             org_role=body.org_role,
         )
         return UserOut.model_validate(user)
-
-
-# --- consent --------------------------------------------------------------------------------------
-@router.get("/consent-documents", tags=["consent"], response_model=Page[DocumentOut])
-def list_documents(request: Request):
-    """Consent texts are public: anyone may read what they would agree to."""
-    with unit(request) as ctx:
-        return page_of(DocumentOut, consent.list_documents(ctx.session))
-
-
-@router.get("/consent-documents/{version}", tags=["consent"], response_model=DocumentTextOut)
-def get_document(request: Request, version: str):
-    with unit(request) as ctx:
-        return DocumentTextOut.model_validate(consent.get_document(ctx.session, version))
-
-
-@router.post("/consents", status_code=201, tags=["consent"], response_model=ConsentOut)
-def sign_consent(request: Request, body: SignIn):
-    with unit(request) as ctx:
-        worker = policy.require(ctx.user, "consent.sign")
-        rec = consent.sign(ctx.session, worker, body.version, body.scopes, document_sha256=body.document_sha256)
-        return ConsentOut.model_validate(rec)
-
-
-@router.get("/consents", tags=["consent"], response_model=Page[ConsentOut])
-def my_consents(request: Request, limit: Limit = 100, offset: Offset = 0):
-    with unit(request) as ctx:
-        user = ctx.require_user()
-        return page_of(ConsentOut, consent.list_consents(ctx.session, user, limit=limit, offset=offset))
-
-
-@router.post("/consents/{record_id}/withdraw", tags=["consent"], response_model=ConsentOut)
-def withdraw_consent(request: Request, record_id: Id):
-    with unit(request) as ctx:
-        user = ctx.require_user()
-        return ConsentOut.model_validate(assignments.withdraw_consent(ctx.session, user, record_id))
 
 
 # --- campaigns ------------------------------------------------------------------------------------
