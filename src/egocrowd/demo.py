@@ -91,6 +91,7 @@ def seed(session: Session) -> list[tuple[str, str, str]]:
                 organization=org,
                 country="KE" if role is Role.worker else None,
                 actor=admin,
+                email_verified=True,
             )
             admin = admin or user
         consent.create_document(
