@@ -44,7 +44,7 @@ class Letter:
 
 
 class Mailer(Protocol):
-    def send(self, letter: Letter) -> None: ...
+    def send(self, letter: Letter) -> object: ...  # the outbox tells where it wrote
 
 
 def compose(sender: str, letter: Letter) -> EmailMessage:
