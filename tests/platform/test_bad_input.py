@@ -48,6 +48,10 @@ def _example(schema: str, world) -> dict:
         "CampaignPatch": {"title": "A new title", "instructions": "Fold it twice, hands in view."},
         "StatusIn": {"status": "paused"},
         "PasswordIn": {"current_password": PASSWORD, "new_password": f"a fresh passphrase {n}"},
+        "EmailIn": {"email": f"someone-{n}@example.org"},
+        "ResetIn": {"token": f"link-{n}", "new_password": f"a fresh passphrase {n}"},
+        "TokenIn": {"token": f"link-{n}"},
+        "ProfileIn": {"display_name": f"Name {n}", "country": "KE"},
     }[schema]
 
 
