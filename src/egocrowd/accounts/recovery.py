@@ -16,7 +16,7 @@ import secrets
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from egocrowd import audit
 from egocrowd.accounts import policy
@@ -52,9 +52,8 @@ def _redeem(session: Session, secret: str, purpose: str, now: datetime) -> Accou
     """The live token for this secret, now used; or 410 ``user.link_invalid``."""
     row = session.scalar(
         sa.select(AccountToken)
-        .options(joinedload(AccountToken.user))
         .where(AccountToken.token_hash == _hash(secret or ""), AccountToken.purpose == purpose)
-        .with_for_update()
+        .with_for_update()  # two tabs following one link at once: the second waits, then sees it used
     )
     if (
         row is None
