@@ -66,9 +66,12 @@ class OutboxMailer:
         self.sender = sender
 
     def send(self, letter: Letter) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
         data = compose(self.sender, letter).as_bytes()
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
+        except OSError as exc:
+            raise MailError(f"Cannot write to the outbox {self.directory}: {exc}") from exc
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)

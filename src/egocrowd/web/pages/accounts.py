@@ -236,7 +236,7 @@ def _account_form(request: Request, form: dict[str, str], action, done: str):
     except EgocrowdError as exc:
         if exc.code in ("auth.required", "auth.csrf"):
             raise
-        with unit(request) as ctx:  # a fresh transaction: the failed one was rolled back
+        with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:  # a fresh one: the failed one rolled back
             return _account_page(request, ctx, status=exc.status, error=form_error(exc), flash=None)
     send_letters(request, letter)
     return see_other(f"/account?m={done}")
