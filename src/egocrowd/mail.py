@@ -54,7 +54,9 @@ def compose(sender: str, letter: Letter) -> EmailMessage:
     msg["Subject"] = letter.subject
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].partition("@")[2] or "localhost")
-    msg.set_content(letter.body)
+    # 8bit: the text as written (UTF-8), so links are never wrapped or "=3D"-escaped and an .eml in
+    # the outbox reads as plain text; every mail server of the last decades accepts it (8BITMIME).
+    msg.set_content(letter.body, cte="8bit")
     return msg
 
 

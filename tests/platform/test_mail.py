@@ -24,6 +24,7 @@ def test_the_outbox_writes_one_readable_eml_per_message(tmp_path):
     assert (msg["From"], msg["To"], msg["Subject"]) == ("egocrowd <noreply@example.org>", LETTER.to, LETTER.subject)
     assert msg["Message-ID"].endswith("@example.org>") and msg["Date"]
     assert msg.get_content() == LETTER.body
+    assert b"https://x/reset-password?token=a\n" in first.read_bytes()  # readable as is: links never wrapped
     other = message_from_bytes(second.read_bytes(), policy=policy.default)
     assert other["Subject"] == "Zwei Wörter" and other.get_content() == "Grüße ✓\n"
 

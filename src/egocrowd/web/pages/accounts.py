@@ -12,7 +12,7 @@ from egocrowd.accounts import recovery
 from egocrowd.accounts import service as accounts
 from egocrowd.accounts.validation import countries
 from egocrowd.errors import EgocrowdError
-from egocrowd.web.auth import check_csrf, log_in, log_out, password_login, unit
+from egocrowd.web.auth import check_csrf, log_in, log_out, password_login, unit, viewer
 from egocrowd.web.letters import base_url, send_letters
 from egocrowd.web.pages.render import TextForm, confirm_first, form_error, render, safe_next, see_other
 from egocrowd.web.routers.account import count_attempt, export_response
@@ -22,7 +22,7 @@ router = APIRouter(include_in_schema=False)
 #: Messages after a redirect (``?m=``) on the pages of this module.
 MESSAGES = {
     "password_reset": "Your password was changed. Log in with the new one.",
-    "verified": "Your email address is confirmed. Thank you.",
+    "verified": "Your email address is confirmed. Thank you.",  # on /login too
     "deleted": "Your account was deleted.",
     "profile": "Saved.",
     "password": "Password changed. Your other sessions were logged out.",
@@ -193,7 +193,8 @@ def verify(request: Request, token: str = ""):
     """The emailed confirmation link (a GET: mail programs that open links first only confirm it sooner)."""
     try:
         with request.app.state.db.transaction() as s:
-            recovery.verify_email(s, token)
+            user = recovery.verify_email(s, token)
+            logged_in = viewer(request, s) is user  # the link may be opened in another browser
     except EgocrowdError as exc:
         return render(
             request,
@@ -203,7 +204,7 @@ def verify(request: Request, token: str = ""):
             heading="This link does not work any more",
             lines=[exc.message, "Log in and ask for a new link on your account page."],
         )
-    return see_other("/account?m=verified")
+    return see_other("/account?m=verified" if logged_in else "/login?m=verified")
 
 
 # --- the account page -----------------------------------------------------------------------------
