@@ -118,6 +118,7 @@ def test_the_page_link_confirms_the_address(client, db, smtp):
         s.get(User, w.id).email_verified_at = None
     page_login(client, w)
     assert "not confirmed" in client.get("/account").text
+    assert "Confirm your email address to take tasks" in client.get("/campaigns").text  # on every page
     token = _csrf(client, "/account")
     r = client.post("/account/verify", data={"csrf_token": token}, follow_redirects=False)
     assert r.headers["location"] == "/account?m=verify_sent"
@@ -125,6 +126,7 @@ def test_the_page_link_confirms_the_address(client, db, smtp):
     assert r.headers["location"] == "/account?m=verified"
     page = client.get("/account?m=verified").text
     assert "Your email address is confirmed" in page and "not confirmed" not in page
+    assert "Confirm your email address to take tasks" not in page
     r = client.get("/verify-email", params={"token": "used-or-not"})
     assert r.status_code == 410 and "does not work any more" in r.text
 
