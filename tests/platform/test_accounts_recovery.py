@@ -140,7 +140,7 @@ def test_changing_the_address_needs_the_new_one_confirmed(client, db, smtp):
     # asking for an address another account has: that owner gets a note, the caller the same answer
     r = client.patch(f"{API}/me", headers=w.headers, json={"email": other.email})
     assert r.status_code == 200 and r.json()["email"] == w.email
-    assert [m["Subject"] for m in smtp.to(other.email)] == ["Someone tried to sign up with your address"]
+    assert [m["Subject"] for m in smtp.to(other.email)] == ["Someone tried to use your address for another account"]
 
     r = client.post(f"{API}/auth/verify-email", json={"token": link})
     assert r.status_code == 200 and r.json()["email"] == "new.address@example.org"

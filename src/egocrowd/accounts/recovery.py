@@ -97,12 +97,14 @@ def sign_up(
     return _someone_tried(existing.email, base_url)
 
 
-def _someone_tried(email: str, base_url: str) -> Letter:
+def _someone_tried(email: str, base_url: str, *, change: bool = False) -> Letter:
+    what = "move another egocrowd account to this address" if change else "create an egocrowd account with this address"
     return Letter(
         email,
-        "Someone tried to sign up with your address",
-        "Someone (perhaps you) tried to create an egocrowd account with this email address, which "
-        "already has one.\n\n"
+        "Someone tried to use your address for another account"
+        if change
+        else "Someone tried to sign up with your address",
+        f"Someone (perhaps you) tried to {what}, which already has an account.\n\n"
         f"If it was you: log in at {base_url}/login, or, if you forgot your password, choose a new one at "
         f"{base_url}/forgot-password.\n\nIf it was not you, you can ignore this email: nothing changed.\n",
     )
@@ -119,7 +121,7 @@ def start_email_verification(
     if email != user.email:
         if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
             audit.record(session, user, "user.email_change_refused", user, {})
-            return _someone_tried(email, base_url)
+            return _someone_tried(email, base_url, change=True)
         audit.record(session, user, "user.email_change_started", user, {})
     secret = _issue(session, user, VERIFY, email, VERIFY_TTL, now)
     link = f"{base_url}/verify-email?token={secret}"
