@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 
+import pytest
 import sqlalchemy as sa
 
+from egocrowd.accounts import service as accounts
 from egocrowd.blobs import BlobStore
 from egocrowd.clock import utcnow
 from egocrowd.db.models import AccountToken, Assignment, AuditEvent, Clip, ConsentRecord, User
+from egocrowd.errors import Conflict
 from egocrowd.notifications import notify
 from tests.platform.helpers import API, PASSWORD, assert_problem, make_user
 from tests.platform.test_access import _csrf, page_login
@@ -99,6 +103,7 @@ def _live_links(user_id: int):
 def test_deleting_an_account(client, world, settings):
     a, clip_id, sha = _with_clip(world, settings)
     w = world.worker
+    admin = make_user(world.db, "admin")
     csrf = page_login(client, w)
     client.post("/forgot-password", data={"csrf_token": csrf, "email": w.email})  # a live reset link
     with world.db.transaction() as s:
@@ -134,6 +139,9 @@ def test_deleting_an_account(client, world, settings):
     assert_problem(
         client.post(f"{API}/auth/token", json={"email": w.email, "password": PASSWORD}), 401, "auth.bad_credentials"
     )
+    with world.db.transaction() as s, pytest.raises(Conflict) as refused:  # an admin cannot bring it back
+        accounts.set_active(s, s.get(User, admin.id), s.get(User, w.id), True)
+    assert refused.value.code == "user.deleted"
     # the address is free again: signing up with it makes a new account
     assert client.post(f"{API}/auth/signup", json={"email": w.email, "password": PASSWORD}).status_code == 202
     with world.db.transaction() as s:
@@ -189,3 +197,19 @@ def test_log_out_everywhere_asks_first(client, db):
     assert_problem(client.get(f"{API}/me", headers=w.headers), 401, "auth.bad_token")
     assert client.get("/account", follow_redirects=False).headers["location"].startswith("/login")
     _csrf(client)
+
+
+def test_logging_out_one_other_session(client, db):
+    from fastapi.testclient import TestClient
+
+    w = make_user(db, "worker")
+    with TestClient(client.app, base_url="http://testserver") as phone:
+        page_login(phone, w)
+        csrf = page_login(client, w)
+        page = client.get("/account").text
+        assert page.count("Log this one out") == 1  # the phone's, not this one's
+        sid = int(re.search(r"/account/sessions/(\d+)/end", page).group(1))
+        r = client.post(f"/account/sessions/{sid}/end", data={"csrf_token": csrf}, follow_redirects=False)
+        assert r.headers["location"] == "/account?m=session_ended"
+        assert phone.get("/account", follow_redirects=False).status_code == 303  # the phone is logged out
+        assert client.get("/account").status_code == 200 and "Log this one out" not in client.get("/account").text

@@ -217,6 +217,10 @@ def change_role(session: Session, admin: User, user: User, role: Role | str) -> 
 def set_active(session: Session, admin: User, user: User, active: bool) -> User:
     """Suspend (ends every session, revokes every token) or reactivate an account."""
     policy.require(admin, "user.manage")
+    if active and user.deleted_at is not None:
+        raise Conflict(
+            "This account was deleted at its owner's request; it cannot be reactivated.", code="user.deleted"
+        )
     if user.is_active != active:
         user.is_active = active
         audit.record(session, admin, "user.reactivated" if active else "user.suspended", user, {})

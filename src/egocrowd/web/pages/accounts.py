@@ -29,6 +29,7 @@ MESSAGES = {
     "email_sent": "We sent a link to the new address. It replaces the old one once you open the link.",
     "verify_sent": "We sent you a new link. Open it to confirm your address.",
     "reset_sent": "A password-reset link was sent to this person's email address.",
+    "session_ended": "That session was logged out.",
 }
 
 
@@ -288,6 +289,16 @@ def account_password(request: Request, form: TextForm):
         )
 
     return _account_form(request, form, change, "password")
+
+
+@router.post("/account/sessions/{session_id}/end")
+def account_end_session(request: Request, session_id: Id, form: TextForm):
+    """Log out one other browser or phone (one that was lost, or lent)."""
+
+    def end(ctx):
+        accounts.revoke_session(ctx.session, ctx.require_user(), session_id)
+
+    return _account_form(request, form, end, "session_ended")
 
 
 @router.post("/account/logout-everywhere")
