@@ -120,6 +120,7 @@ def seed(session: Session) -> list[tuple[str, str, str]]:
                 organization=org,
                 country="KE" if role is Role.worker else None,
                 actor=admin,
+                email_verified=True,
             )
             admin = admin or user
         for language, title, text, scopes, revision in (

@@ -97,6 +97,15 @@ class Settings(BaseSettings):
     max_header_kb: int = Field(32, ge=4, le=1024, description="Largest request line + headers, in KiB")
     compress_responses: bool = Field(True, description="gzip pages, API answers and static files above 1 KiB")
     cache_static: bool = Field(True, description="Let browsers keep static files whose URL has their hash for a year")
+    # Mail (docs/configuration.md): password resets, address checks and notices.
+    mail_url: str = Field(
+        "outbox",
+        description="outbox (write .eml files to outbox_dir; works offline) or smtp://user:pass@host:port "
+        "(smtps://... for TLS, ?starttls=true to upgrade)",
+    )
+    mail_from: str = Field("egocrowd <noreply@localhost>", description="The From address of every email")
+    outbox_dir: Path | None = Field(None, description="Where the outbox mailer writes; default: data_dir/outbox")
+    notice_emails: bool = Field(True, description="Email in-app notices to verified addresses as well")
 
     @classmethod
     def settings_customise_sources(
@@ -118,6 +127,10 @@ class Settings(BaseSettings):
     @cached_property
     def uploads_path(self) -> Path:
         return (self.upload_dir or self.data_dir / "uploads").resolve()
+
+    @cached_property
+    def outbox_path(self) -> Path:
+        return (self.outbox_dir or self.data_dir / "outbox").resolve()
 
     @property
     def is_embedded(self) -> bool:

@@ -17,6 +17,7 @@ from egocrowd.campaigns.service import close_expired_campaigns
 from egocrowd.clips import sweep_orphan_blobs
 from egocrowd.clips.uploads import clip_from_upload
 from egocrowd.db import Database, open_database
+from egocrowd.notifications import deliver_notifications
 from egocrowd.pipeline.executors import get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig
 from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
@@ -28,15 +29,15 @@ def make_executor(name: str, workers: int | None = None):
     return get_executor(name, max_workers=workers) if name != "inline" else get_executor(name)
 
 
-def housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
+def housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str, int]:
     """Finish uploads whose completion failed; expire leases and stale uploads; delete blobs nobody
     owns. One process at a time (``Database.exclusive``): the others skip the round, returning
     ``{"skipped": 1}``."""
     with db.exclusive("housekeeping") as ours:
-        return _housekeeping(db, blobs, upload_store) if ours else {"skipped": 1}
+        return _housekeeping(db, blobs, upload_store, settings) if ours else {"skipped": 1}
 
 
-def _housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
+def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str, int]:
     def leases() -> int:
         with db.transaction() as s:
             return expire_leases(s)
@@ -69,6 +70,7 @@ def _housekeeping(db: Database, blobs, upload_store) -> dict[str, int]:
         ("uploads_expired", lambda: len(expire_uploads(upload_store))),
         ("orphan_blobs_deleted", lambda: len(sweep_orphan_blobs(db, blobs))),
         ("login_counters_forgotten", login_counters),
+        *([("notices_emailed", lambda: deliver_notifications(db, settings))] if settings is not None else []),
     ):
         try:
             out[key] = step()
@@ -98,7 +100,7 @@ def run_pipeline(
     next_housekeeping = 0.0
     while not stop.is_set():
         if time.monotonic() >= next_housekeeping:
-            housekeeping(db, blobs, upload_store)
+            housekeeping(db, blobs, upload_store, runner.stage_context.settings)
             next_housekeeping = time.monotonic() + housekeeping_every_s
         try:
             n = runner.run_once()

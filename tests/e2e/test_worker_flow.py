@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from email import message_from_bytes, policy
 
 import pytest
 
@@ -18,10 +19,15 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("e2e-data")
+
+
+@pytest.fixture(scope="module")
+def server(data_dir):
     """`egocrowd demo --no-serve` into a temp data dir, then the app `egocrowd serve` runs, on port 0."""
     require_browser()
-    data = tmp_path_factory.mktemp("e2e-data")
+    data = data_dir
     env = {**os.environ, "EGOCROWD_DATA_DIR": str(data), "EGOCROWD_RUN_PIPELINE_IN_SERVER": "false"}
     for k in ("EGOCROWD_DATABASE_URL", "EGOCROWD_CONFIG"):
         env.pop(k, None)
@@ -55,19 +61,36 @@ def _fits_the_phone(page, name: str) -> None:
     assert width <= PHONE["width"], f"{name}: the page is {width}px wide on a {PHONE['width']}px phone"
 
 
-def test_worker_signs_up_consents_and_claims(page):
+def _mailed_link(outbox, to: str, path: str) -> str:
+    """The path and query of the newest ``path`` link mailed to ``to`` (the default mailer writes .eml files)."""
+    for eml in sorted(outbox.glob("*.eml"), reverse=True):
+        msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
+        found = re.search(re.escape(path) + r"\?token=[\w-]+", msg.get_content())
+        if msg["To"] == to and found:
+            return found.group(0)
+    raise AssertionError(f"no {path} link mailed to {to} in {outbox}")
+
+
+def test_worker_signs_up_consents_and_claims(page, data_dir):
     page.goto("/")
     _fits_the_phone(page, "1-landing")
     page.get_by_role("link", name="Sign up as a worker").click()
 
     page.fill("#email", "amina@example.org")
     page.fill("#display_name", "Amina")
-    page.fill("#country", "KE")
+    page.select_option("#country", "KE")
     page.fill("#password", "a long enough password")
     _fits_the_phone(page, "2-signup")
     page.get_by_role("button", name="Sign up").click()
-    page.wait_for_url(re.compile(r"/campaigns\?m=welcome$"))
-    assert page.locator(".flash").inner_text() == "Welcome to egocrowd!"
+    page.wait_for_url(re.compile(r"/signup/sent$"))
+    _fits_the_phone(page, "2b-check-email")
+    page.goto(_mailed_link(data_dir / "outbox", "amina@example.org", "/verify-email"))  # the link in the email
+    page.wait_for_url(re.compile(r"/login\?m=verified$"))
+    assert page.locator(".flash").inner_text() == "Your email address is confirmed. Thank you."
+    page.fill("#email", "amina@example.org")
+    page.fill("#password", "a long enough password")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r"/campaigns$"))
     assert page.locator("article.campaign").count() == 3
     _fits_the_phone(page, "3-tasks")
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from egocrowd import audit, consent
 from egocrowd.accounts import service as accounts
+from egocrowd.clock import utcnow
 from egocrowd.db.models import OrgRole, Role, User
 from egocrowd.demo import CONSENT_TEXT, CONSENT_VERSION, KITCHEN_NOUNS, KITCHEN_VERBS, SCOPES
 
@@ -57,6 +58,7 @@ def make_user(
             organization=o,
             country=country,
             org_role=OrgRole(org_role) if role == "requester" else None,
+            email_verified_at=utcnow(),
         )
         s.add(u)
         audit.record(s, None, "user.created", u, {"role": role})

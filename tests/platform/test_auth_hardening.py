@@ -99,7 +99,7 @@ def test_the_api_and_the_form_refuse_the_same_weak_password(client):
 def test_surrounding_whitespace_in_passwords_is_kept_by_api_and_form(client):
     password = "  spaces around my passphrase  "
     body = {"email": "carol@example.org", "password": password}
-    assert client.post(f"{API}/auth/signup", json=body).status_code == 201
+    assert client.post(f"{API}/auth/signup", json=body).status_code == 202
     assert_problem(
         client.post(f"{API}/auth/token", json={**body, "password": password.strip()}), 401, "auth.bad_credentials"
     )

@@ -63,6 +63,10 @@ def _example(schema: str, world) -> dict:
         "OrgRoleIn": {"org_role": "viewer"},
         "AuthoringIn": {"allowed": True},
         "RequeueIn": {"stage": "qc"},
+        "EmailIn": {"email": f"someone-{n}@example.org"},
+        "ResetIn": {"token": f"link-{n}", "new_password": f"a fresh passphrase {n}"},
+        "TokenIn": {"token": f"link-{n}"},
+        "ProfileIn": {"display_name": f"Name {n}", "country": "KE"},
     }[schema]
 
 

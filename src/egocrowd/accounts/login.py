@@ -63,12 +63,21 @@ def log_in(
     return user_id
 
 
-def _keys(email: str, address: str | None, limits: Limits) -> list[tuple[str, int, bool]]:
-    """(hashed key, limit, is the account's) for the account and, when known, the client's network."""
-    keys = [(_hash("account:" + email_key(email)), limits.per_account, True)]
+def _keys(email: str | None, address: str | None, limits: Limits, kind: str = "") -> list[tuple[str, int, bool]]:
+    """(hashed key, limit, is the account's) for the account and, when known, the client's network.
+    ``kind`` keeps other counts (password-reset requests...) apart from log-ins."""
+    keys = [(_hash(kind + "account:" + email_key(email)), limits.per_account, True)] if email is not None else []
     if address:
-        keys.append((_hash("address:" + _network(address)), limits.per_address, False))
+        keys.append((_hash(kind + "address:" + _network(address)), limits.per_address, False))
     return sorted(keys)  # one lock order for every process
+
+
+def count_attempt(
+    session: Session, kind: str, *, email: str | None, address: str | None, limits: Limits = Limits()
+) -> None:
+    """Count one attempt of something else worth throttling like a log-in (asking for reset emails,
+    using reset links), per account and client address, in counters of its own: 429 past the limits."""
+    reserve(session, _keys(email, address, limits, kind + ":"), limits.window)
 
 
 def _network(address: str) -> str:

@@ -114,11 +114,23 @@ def can(user: User | None, action: str, resource: Any = None) -> bool:
     return bool(_RULES[action](user, resource))
 
 
+#: Actions that need a confirmed email address: before following the emailed link a worker may look
+#: around, read and sign consents, but not take slots (docs/account.md).
+NEEDS_CONFIRMED_EMAIL = {"assignment.claim"}
+
+
 def require(user: User | None, action: str, resource: Any = None) -> User:
     if user is None:
         raise Unauthenticated("Log in first.", code="auth.required")
     if not can(user, action, resource):
         raise Forbidden("You are not allowed to do this.", code="auth.forbidden", action=action)
+    if action in NEEDS_CONFIRMED_EMAIL and user.email_verified_at is None:
+        raise Forbidden(
+            "Confirm your email address first: open the link we emailed you, or ask for a new one on "
+            "your account page.",
+            code="user.email_unverified",
+            resend="/api/v1/me/verify-email",
+        )
     return user
 
 

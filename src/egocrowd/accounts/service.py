@@ -29,7 +29,7 @@ from egocrowd.accounts.validation import (
     email_key,
 )
 from egocrowd.clock import utcnow
-from egocrowd.db.models import ApiToken, LoginSession, Organization, OrgRole, Role, User
+from egocrowd.db.models import AccountToken, ApiToken, LoginSession, Organization, OrgRole, Role, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
@@ -62,9 +62,11 @@ def create_user(
     country: str | None = None,
     actor: User | None = None,
     org_role: OrgRole | str | None = None,
+    email_verified: bool = False,
 ) -> User:
     """A new account. A requester belongs to ``organization`` with ``org_role`` (default: owner of
-    a lab that has no members yet, editor of one that has)."""
+    a lab that has no members yet, editor of one that has). ``email_verified``: for accounts an
+    operator makes (CLI, demo); people who sign up confirm their address by email."""
     email = clean_email(email)
     clean_password(password, email=email)
     country = clean_country(country)
@@ -89,6 +91,7 @@ def create_user(
         organization=organization,
         country=country,
         org_role=OrgRole(org_role) if role is Role.requester and org_role is not None else None,
+        email_verified_at=utcnow() if email_verified else None,
     )
     session.add(user)
     audit.record(
@@ -142,7 +145,56 @@ def change_password(session: Session, user: User, current: str, new: str, *, kee
         raise Unauthenticated("The current password is wrong.", code="auth.bad_credentials")
     user.password_hash = hash_password(clean_password(new, email=user.email))
     audit.record(session, user, "user.password_changed", user, {})
+    expire_account_tokens(session, user, "reset_password")
     end_sessions(session, user, actor=user, reason="password_changed", keep=keep_session, tokens=True)
+
+
+def expire_account_tokens(session: Session, user: User, purpose: str | None, *, now: datetime | None = None) -> None:
+    """Kill ``user``'s unused email links (of one ``purpose``, or all): a newer one was sent, the
+    password changed, the account is going."""
+    now = now or utcnow()
+    q = sa.update(AccountToken).where(
+        AccountToken.user_id == user.id, AccountToken.used_at.is_(None), AccountToken.expires_at > now
+    )
+    if purpose is not None:
+        q = q.where(AccountToken.purpose == purpose)
+    session.execute(q.values(expires_at=now).execution_options(synchronize_session="fetch"))
+
+
+def update_profile(
+    session: Session, user: User, *, display_name: str | None = None, country: str | None | object = ...
+) -> User:
+    """Change the name shown to others and the country (``None`` or "" clears it; left out: kept)."""
+    changed: dict[str, Any] = {}
+    if display_name is not None:
+        name = clean_display_name(display_name) or user.display_name
+        if name != user.display_name:
+            user.display_name, changed["display_name"] = name, True
+    if country is not ...:
+        code = clean_country(country if isinstance(country, str) else None)
+        if code != user.country:
+            changed["country"] = {"from": user.country, "to": code}
+            user.country = code
+    if changed:
+        audit.record(session, user, "user.profile_changed", user, changed)
+    return user
+
+
+def blank_account(session: Session, user: User) -> None:
+    """The last step of deleting an account (:func:`egocrowd.privacy.delete_account` withdraws the
+    consents first): every session and token ends, personal fields are blanked, the password can
+    never match. The row stays: the ledger, clips and the audit log point at its id."""
+    now = utcnow()
+    end_sessions(session, user, actor=user, reason="account_deleted", tokens=True)
+    expire_account_tokens(session, user, None, now=now)
+    user.email = f"deleted-{user.id}-{secrets.token_hex(4)}@deleted.invalid"
+    user.display_name = "Deleted user"
+    user.country = None
+    user.password_hash = "!deleted"  # not an Argon2 hash: verify_password is always False
+    user.email_verified_at = None
+    user.is_active = False
+    user.deleted_at = now
+    audit.record(session, user, "user.deleted", user, {})
 
 
 def log_out_everywhere(session: Session, user: User) -> None:
@@ -167,6 +219,10 @@ def set_active(session: Session, admin: User, user: User, active: bool) -> User:
     """Suspend (ends every session, revokes every token) or reactivate an account."""
     policy.require(admin, "user.manage")
     _not_yourself(admin, user)
+    if active and user.deleted_at is not None:
+        raise Conflict(
+            "This account was deleted at its owner's request; it cannot be reactivated.", code="user.deleted"
+        )
     if user.is_active != active:
         user.is_active = active
         audit.record(session, admin, "user.reactivated" if active else "user.suspended", user, {})

@@ -6,7 +6,6 @@ are used exactly as typed (a space is a valid password character, at either end 
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from functools import cache
 
@@ -81,16 +80,22 @@ def clean_password(password: str, *, email: str | None = None) -> str:
     return password
 
 
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
+@cache
+def countries() -> dict[str, str]:
+    """ISO 3166-1 alpha-2 code → common name, sorted by name (pycountry's ISO data, offline)."""
+    import pycountry  # on first use: its JSON costs ~20 ms, which most processes never need
+
+    names = {c.alpha_2: getattr(c, "common_name", None) or c.name for c in pycountry.countries}
+    return dict(sorted(names.items(), key=lambda kv: kv[1]))
 
 
 def clean_country(country: str | None) -> str | None:
-    """ISO 3166 alpha-2 ("ke" → "KE"); empty means not given."""
+    """An ISO 3166 alpha-2 code ("ke" → "KE") of a real country; empty means not given."""
     country = (country or "").strip().upper()
     if not country:
         return None
-    if not _COUNTRY.match(country):
-        raise InvalidInput("Enter your country as two letters, e.g. KE.", code="user.bad_country", field="country")
+    if country not in countries():
+        raise InvalidInput("Choose your country from the list.", code="user.bad_country", field="country")
     return country
 
 

@@ -57,6 +57,23 @@ class UserOut(_Out):
     organization: OrgName | None
     country: str | None
     created_at: Timestamp
+    email_verified_at: Timestamp | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def email_verified(self) -> bool:
+        """False until the address was confirmed through the emailed link (no slots until then)."""
+        return self.email_verified_at is not None
+
+
+class NotificationOut(_Out):
+    id: int
+    kind: str
+    subject: str
+    body: str
+    link: str | None
+    created_at: Timestamp
+    read_at: Timestamp | None
 
 
 class PayOut(BaseModel):

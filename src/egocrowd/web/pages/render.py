@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from egocrowd import __version__
+from egocrowd import __version__, notifications
 from egocrowd.accounts import policy
 from egocrowd.db.models import CampaignStatus
 from egocrowd.errors import EgocrowdError
@@ -53,6 +53,7 @@ templates.env.globals["can"] = policy.can  # templates ask the policy too; they 
 
 def render(request: Request, name: str, ctx_user, status: int = 200, **values) -> HTMLResponse:
     values.setdefault("flash", FLASH.get(request.query_params.get("m", "")))
+    values.setdefault("unread", notifications.unread_for(ctx_user))  # the menu's count: one indexed COUNT
     resp = templates.TemplateResponse(
         request, name, {"user": ctx_user, "csrf": csrf_token(request), **values}, status_code=status
     )

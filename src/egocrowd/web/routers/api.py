@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field, StringConstraints
 
 from egocrowd import audit
-from egocrowd.accounts import policy
+from egocrowd.accounts import policy, recovery
 from egocrowd.accounts import service as accounts
 from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
@@ -18,6 +18,7 @@ from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
 from egocrowd.db.models import MAX_ID, AssignmentStatus, CampaignStatus, OrgRole, Role
 from egocrowd.inputs import InputModel
 from egocrowd.web.auth import unit
+from egocrowd.web.letters import SENT, base_url, send_letters
 from egocrowd.web.schemas import (
     AssignmentOut,
     CampaignOut,
@@ -66,19 +67,22 @@ def health(request: Request):
 
 
 # --- accounts -------------------------------------------------------------------------------------
-@router.post("/auth/signup", status_code=201, tags=["accounts"], response_model=UserOut)
+@router.post("/auth/signup", status_code=202, tags=["accounts"])
 def signup(request: Request, body: SignupIn):
-    """Workers sign themselves up; other roles are created by an admin."""
+    """Workers sign themselves up; other roles are created by an admin. The answer is the same for
+    a new address and one that has an account (each gets an email: a confirmation link, or a note
+    that someone tried); log in once the link is followed (docs/account.md)."""
     with unit(request) as ctx:
-        user = accounts.create_user(
+        letter = recovery.sign_up(
             ctx.session,
             email=body.email,
             password=body.password,
             display_name=body.display_name,
-            role=Role.worker,
             country=body.country,
+            base_url=base_url(request),
         )
-        return UserOut.model_validate(user)
+    send_letters(request, letter)
+    return SENT
 
 
 @router.get("/me", tags=["accounts"], response_model=UserOut)

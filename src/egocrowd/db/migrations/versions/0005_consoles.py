@@ -89,6 +89,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True))
     # every lab member so far could do everything: they become their lab's owners
     op.execute("UPDATE users SET org_role = 'owner' WHERE role = 'requester'")
+    # accounts made before addresses were confirmed keep working: they are not asked after the fact
+    op.execute("UPDATE users SET email_verified_at = created_at")
 
     # --- admin console: the audit log filtered by who acted ------------------------------------------
     op.create_index(op.f('ix_audit_events_actor_id'), 'audit_events', ['actor_id'], unique=False)

@@ -1,0 +1,214 @@
+"""What email proves: signing up, confirming an address (and changing it), resetting a password.
+
+Every link carries a one-time secret (:class:`AccountToken`; only its sha256 is stored). A link works
+once, before it expires; issuing a new one of the same kind kills the older ones, and so does a
+password change. These functions change the database and give back the :class:`Letter` to send:
+the caller sends it *after* the transaction committed.
+
+Sign-up answers alike whether or not the address already has an account (same response, same Argon2
+cost): a new address gets a confirmation link, an existing one a note that someone tried to use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from egocrowd import audit
+from egocrowd.accounts import policy
+from egocrowd.accounts import service as accounts
+from egocrowd.accounts.validation import clean_country, clean_display_name, clean_email, clean_password, email_key
+from egocrowd.clock import utcnow
+from egocrowd.db.models import AccountToken, Role, User
+from egocrowd.errors import Conflict, Gone, NotFound
+from egocrowd.mail import Letter
+
+VERIFY = "verify_email"
+RESET = "reset_password"
+RESET_TTL = timedelta(hours=1)
+VERIFY_TTL = timedelta(days=3)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()  # 256-bit random secrets: a fast hash is enough
+
+
+def _issue(session: Session, user: User, purpose: str, email: str, ttl: timedelta, now: datetime) -> str:
+    accounts.expire_account_tokens(session, user, purpose, now=now)
+    secret = secrets.token_urlsafe(32)
+    session.add(
+        AccountToken(
+            user=user, purpose=purpose, email=email, token_hash=_hash(secret), created_at=now, expires_at=now + ttl
+        )
+    )
+    return secret
+
+
+def _redeem(session: Session, secret: str, purpose: str, now: datetime) -> AccountToken:
+    """The live token for this secret, now used; or 410 ``user.link_invalid``."""
+    row = session.scalar(
+        sa.select(AccountToken)
+        .where(AccountToken.token_hash == _hash(secret or ""), AccountToken.purpose == purpose)
+        .with_for_update()  # two tabs following one link at once: the second waits, then sees it used
+    )
+    if (
+        row is None
+        or row.used_at is not None
+        or row.expires_at <= now
+        or not row.user.is_active
+        or row.user.deleted_at is not None
+    ):
+        raise Gone(
+            "This link was already used or is too old. Ask for a new one.", code="user.link_invalid", purpose=purpose
+        )
+    row.used_at = now
+    return row
+
+
+# --- sign-up and addresses ------------------------------------------------------------------------
+def sign_up(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    display_name: str = "",
+    country: str | None = None,
+    base_url: str,
+    now: datetime | None = None,
+) -> Letter:
+    """A worker account for a new address (unconfirmed, with a confirmation link), or, for an
+    address that has one, a note to its owner. The caller answers the same in both cases."""
+    email = clean_email(email)
+    clean_password(password, email=email)
+    clean_country(country)
+    clean_display_name(display_name)
+    existing = session.scalar(sa.select(User).where(User.email == email))
+    if existing is None:
+        user = accounts.create_user(
+            session, email=email, password=password, display_name=display_name, role=Role.worker, country=country
+        )
+        return start_email_verification(session, user, base_url=base_url, now=now)
+    accounts.hash_password(password)  # the same Argon2 cost as a real sign-up: the time reveals nothing
+    audit.record(session, None, "user.signup_attempted", existing, {})
+    return _someone_tried(existing.email, base_url)
+
+
+def _someone_tried(email: str, base_url: str, *, change: bool = False) -> Letter:
+    what = "move another egocrowd account to this address" if change else "create an egocrowd account with this address"
+    return Letter(
+        email,
+        "Someone tried to use your address for another account"
+        if change
+        else "Someone tried to sign up with your address",
+        f"Someone (perhaps you) tried to {what}, which already has an account.\n\n"
+        f"If it was you: log in at {base_url}/login, or, if you forgot your password, choose a new one at "
+        f"{base_url}/forgot-password.\n\nIf it was not you, you can ignore this email: nothing changed.\n",
+    )
+
+
+def start_email_verification(
+    session: Session, user: User, *, email: str | None = None, base_url: str, now: datetime | None = None
+) -> Letter:
+    """A link that confirms ``email`` (default: the account's address). A different address is a
+    change: it replaces the old one only once its link is followed. An address another account
+    uses gets a note instead (the answer does not tell the caller which)."""
+    now = now or utcnow()
+    email = clean_email(email) if email is not None else user.email
+    if email != user.email:
+        if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+            audit.record(session, user, "user.email_change_refused", user, {})
+            return _someone_tried(email, base_url, change=True)
+        audit.record(session, user, "user.email_change_started", user, {})
+    secret = _issue(session, user, VERIFY, email, VERIFY_TTL, now)
+    link = f"{base_url}/verify-email?token={secret}"
+    return Letter(
+        email,
+        "Confirm your email address",
+        f"Hello {user.display_name},\n\nOpen this link to confirm that this is your address for egocrowd:\n\n"
+        f"{link}\n\nThe link works once, for {VERIFY_TTL.days} days. Until you confirm, you can look around "
+        "but not take tasks.\n\nIf you did not ask for this, ignore this email.\n",
+    )
+
+
+def verify_email(session: Session, secret: str, *, now: datetime | None = None) -> User:
+    """Follow a confirmation link: the address is confirmed (and, for a change, replaces the old one)."""
+    now = now or utcnow()
+    row = _redeem(session, secret, VERIFY, now)
+    user = row.user
+    if row.email != user.email:
+        if session.scalar(sa.select(User.id).where(User.email == row.email, User.id != user.id)) is not None:
+            raise Conflict("Another account uses this address now.", code="user.email_taken")
+        user.email = row.email
+        audit.record(session, user, "user.email_changed", user, {})
+        accounts.expire_account_tokens(session, user, RESET, now=now)  # links sent to the old address
+    user.email_verified_at = now
+    audit.record(session, user, "user.email_verified", user, {})
+    return user
+
+
+# --- password reset -------------------------------------------------------------------------------
+def start_password_reset(
+    session: Session, user: User, *, actor: User | None, base_url: str, now: datetime | None = None
+) -> Letter:
+    """A one-time link (valid an hour) to choose a new password, mailed to the account's address.
+    ``actor``: the admin who started it for someone locked out, or None (the person, by email)."""
+    now = now or utcnow()
+    secret = _issue(session, user, RESET, user.email, RESET_TTL, now)
+    audit.record(session, actor, "user.password_reset_started", user, {"by_admin": actor is not None})
+    who = "An administrator asked" if actor is not None else "Someone (hopefully you) asked"
+    return Letter(
+        user.email,
+        "Choose a new egocrowd password",
+        f"Hello {user.display_name},\n\n{who} to reset the password of your egocrowd account. Open this link "
+        f"within {int(RESET_TTL.total_seconds() // 60)} minutes to choose a new one:\n\n"
+        f"{base_url}/reset-password?token={secret}\n\n"
+        "The link works once. If you did not ask for it, ignore this email: your password stays as it is.\n",
+    )
+
+
+def user_to_help(session: Session, admin: User | None, user_id: int) -> User:
+    """The account an admin starts a reset for (403 for non-admins, 404 ``user.not_found``)."""
+    policy.require(admin, "user.manage")
+    user = session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise NotFound("No such user.", code="user.not_found")
+    return user
+
+
+def request_password_reset(
+    session: Session, email: str, *, base_url: str, now: datetime | None = None
+) -> Letter | None:
+    """The public "forgot your password?": a letter for a live account, None for any other address
+    (the caller answers the same either way)."""
+    user = session.scalar(sa.select(User).where(User.email == email_key(email)))
+    if user is None or not user.is_active or user.deleted_at is not None:
+        return None
+    return start_password_reset(session, user, actor=None, base_url=base_url, now=now)
+
+
+def check_reset_link(session: Session, secret: str, *, now: datetime | None = None) -> None:
+    """410 ``user.link_invalid`` unless the link can still be used (the form is shown only then)."""
+    row = session.scalar(
+        sa.select(AccountToken).where(AccountToken.token_hash == _hash(secret or ""), AccountToken.purpose == RESET)
+    )
+    if row is None or row.used_at is not None or row.expires_at <= (now or utcnow()):
+        raise Gone("This link was already used or is too old. Ask for a new one.", code="user.link_invalid")
+
+
+def reset_password(session: Session, secret: str, new_password: str, *, now: datetime | None = None) -> User:
+    """Set a new password with a reset link: every session ends, every API token and link is
+    revoked. Following the link also proves the address, so it counts as confirmed."""
+    now = now or utcnow()
+    row = _redeem(session, secret, RESET, now)
+    user = row.user
+    user.password_hash = accounts.hash_password(clean_password(new_password, email=user.email))
+    if user.email_verified_at is None and row.email == user.email:
+        user.email_verified_at = now
+    audit.record(session, None, "user.password_reset", user, {})
+    accounts.expire_account_tokens(session, user, None, now=now)
+    accounts.end_sessions(session, user, actor=None, reason="password_reset", tokens=True)
+    return user
