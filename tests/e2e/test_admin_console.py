@@ -73,7 +73,7 @@ def test_admin_suspends_a_worker_reads_the_log_and_retries_a_job(live, chromium,
     assert "cannot log in" in page.locator(".consequences").inner_text()
     _look(page, "confirm-suspend")
     page.get_by_role("button", name="Suspend the account").click()
-    page.wait_for_url(re.compile(r"done=suspended$"))
+    page.wait_for_url(re.compile(r"m=suspended$"))
     assert "Account suspended" in page.locator(".flash").inner_text()
 
     worker.goto("/assignments")  # the worker's session ended with the suspension
@@ -88,7 +88,7 @@ def test_admin_suspends_a_worker_reads_the_log_and_retries_a_job(live, chromium,
     assert page.locator(".admin-job").count() == 1
     _look(page, "health")
     page.get_by_role("button", name=f"Retry job {scene['job']}").click()
-    page.wait_for_url(re.compile(r"done=retried$"))
+    page.wait_for_url(re.compile(r"m=retried$"))
     assert page.get_by_text("Nothing is stuck.").is_visible()
 
     page.get_by_role("navigation", name="Admin").get_by_role("link", name="Organizations").click()

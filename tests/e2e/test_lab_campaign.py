@@ -136,7 +136,7 @@ def test_lab_team_and_tokens_on_a_phone(lab_page, db):
     phone.fill("#display_name", "Colleague")
     phone.fill("#password", "a long first password")
     phone.get_by_role("button", name="Add to the team").click()
-    phone.wait_for_url(re.compile(r"/lab\?m=added$"))
+    phone.wait_for_url(re.compile(r"/lab\?m=team_added$"))
     assert "Colleague" in phone.locator(".lab-members").inner_text()
     _look(phone, "5-team")
     phone.get_by_role("link", name="Your API tokens").click()

@@ -90,13 +90,13 @@ def test_suspend_asks_first_then_ends_the_workers_session(client, db, app, admin
         r = client.post(
             f"/admin/users/{w.id}/suspend", data={"csrf_token": token, "confirmed": "yes"}, follow_redirects=False
         )
-        assert r.status_code == 303 and r.headers["location"] == f"/admin/users/{w.id}?done=suspended"
+        assert r.status_code == 303 and r.headers["location"] == f"/admin/users/{w.id}?m=suspended"
         r = client.get(r.headers["location"])
         assert "Account suspended" in r.text and ">suspended</span>" in r.text and "Reactivate" in r.text
         r = phone.get("/assignments", follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/login")
     r = client.post(f"/admin/users/{w.id}/reactivate", data={"csrf_token": token}, follow_redirects=False)
-    assert r.headers["location"].endswith("done=reactivated")
+    assert r.headers["location"].endswith("m=reactivated")
     with db.transaction() as s:
         assert [e.action for e in audit.list_events(s, entity_type="user", entity_id=str(w.id), action="user.s")] == [
             "user.suspended",
@@ -108,7 +108,7 @@ def test_role_down_asks_first_role_up_does_not(client, db, admin):
     _, token = admin
     w = make_user(db, "worker")
     r = client.post(f"/admin/users/{w.id}/role", data={"csrf_token": token, "role": "reviewer"}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"].endswith("done=role")
+    assert r.status_code == 303 and r.headers["location"].endswith("m=user_role")
     r = client.post(f"/admin/users/{w.id}/role", data={"csrf_token": token, "role": "worker"})
     assert r.status_code == 200 and "instead of a reviewer" in r.text and 'name="role" value="worker"' in r.text
     r = client.post(f"/admin/users/{w.id}/role", data={"csrf_token": token, "role": "requester"})

@@ -29,7 +29,7 @@ def test_an_owner_runs_the_team(client, db):
         data={"email": worker.email.upper(), "org_role": "viewer", "csrf_token": token},
         follow_redirects=False,
     )
-    assert r.status_code == 303 and r.headers["location"] == "/lab?m=added"
+    assert r.status_code == 303 and r.headers["location"] == "/lab?m=team_added"
     role, org_role, org_id = _user(db, worker.id)
     assert role is Role.requester and org_role is OrgRole.viewer and org_id is not None
 

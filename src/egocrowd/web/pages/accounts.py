@@ -14,27 +14,24 @@ from egocrowd.accounts.validation import countries
 from egocrowd.errors import EgocrowdError
 from egocrowd.web.auth import check_csrf, log_in, log_out, password_login, unit, viewer
 from egocrowd.web.letters import base_url, send_letters
-from egocrowd.web.pages.render import TextForm, confirm_first, form_error, render, safe_next, see_other
+from egocrowd.web.pages.render import TextForm, confirm_first, flash_messages, form_error, render, safe_next, see_other
 from egocrowd.web.routers.account import count_attempt, export_response
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
-#: Messages after a redirect (``?m=``) on the pages of this module.
-MESSAGES = {
-    "password_reset": "Your password was changed. Log in with the new one.",
-    "verified": "Your email address is confirmed. Thank you.",  # on /login too
-    "deleted": "Your account was deleted.",
-    "profile": "Saved.",
-    "password": "Password changed. Your other sessions were logged out.",
-    "email_sent": "We sent a link to the new address. It replaces the old one once you open the link.",
-    "verify_sent": "We sent you a new link. Open it to confirm your address.",
-    "reset_sent": "A password-reset link was sent to this person's email address.",
-    "session_ended": "That session was logged out.",
-}
-
-
-def _message(request: Request) -> str | None:
-    return MESSAGES.get(request.query_params.get("m", ""))
+flash_messages(
+    {
+        "password_reset": "Your password was changed. Log in with the new one.",
+        "verified": "Your email address is confirmed. Thank you.",  # on /login too
+        "deleted": "Your account was deleted.",
+        "profile": "Saved.",
+        "password": "Password changed. Your other sessions were logged out.",
+        "email_sent": "We sent a link to the new address. It replaces the old one once you open the link.",
+        "verify_sent": "We sent you a new link. Open it to confirm your address.",
+        "reset_sent": "A password-reset link was sent to this person's email address.",
+        "session_ended": "That session was logged out.",
+    }
+)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -42,7 +39,7 @@ def home(request: Request):
     with unit(request) as ctx:
         if ctx.user is not None:
             return see_other("/campaigns")
-        return render(request, "landing.html", None, flash=_message(request))
+        return render(request, "landing.html", None)
 
 
 @router.get("/signup", response_class=HTMLResponse)
@@ -87,7 +84,7 @@ def signup_sent(request: Request):
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str | None = None):
-    return render(request, "login.html", None, next=safe_next(next, "/campaigns"), form={}, flash=_message(request))
+    return render(request, "login.html", None, next=safe_next(next, "/campaigns"), form={})
 
 
 @router.post("/login")
@@ -219,7 +216,6 @@ def _account_page(request: Request, ctx, status: int = 200, **values) -> HTMLRes
         countries=countries(),
         sessions=accounts.list_sessions(ctx.session, user),
         current_session=ctx.login_session_id,
-        flash=values.pop("flash", _message(request)),
         **values,
     )
 

@@ -23,29 +23,30 @@ from egocrowd.db.models import MAX_ID, OrgRole, Role
 from egocrowd.errors import EgocrowdError, InvalidInput
 from egocrowd.pipeline.stages import STAGES
 from egocrowd.web.auth import Ctx, unit
-from egocrowd.web.pages.render import TextForm, confirm_first, form_error, render, see_other
+from egocrowd.web.pages.render import TextForm, confirm_first, flash_messages, form_error, render, see_other
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
-DONE = {
-    "created": "Created.",
-    "role": "Role changed. Their sessions ended: they log in again with the new role.",
-    "suspended": "Account suspended: every session ended and every API token was revoked.",
-    "reactivated": "Account reactivated. They can log in again.",
-    "member_added": "Member added.",
-    "member_role": "Role in the lab changed.",
-    "member_removed": "Removed from the lab. They keep their account, as a worker.",
-    "authoring": "Consent authoring setting saved.",
-    "retried": "The job is queued again with fresh attempts.",
-    "requeued": "The stage will run again.",
-}
+flash_messages(
+    {
+        "created": "Created.",
+        "user_role": "Role changed. Their sessions ended: they log in again with the new role.",
+        "suspended": "Account suspended: every session ended and every API token was revoked.",
+        "reactivated": "Account reactivated. They can log in again.",
+        "member_added": "Member added.",
+        "member_role": "Role in the lab changed.",
+        "member_removed": "Removed from the lab. They keep their account, as a worker.",
+        "authoring": "Consent authoring setting saved.",
+        "retried": "The job is queued again with fresh attempts.",
+        "requeued": "The stage will run again.",
+    }
+)
 #: Lower is less power: a change to a lower rank asks first (the person loses access at once).
 _RANK = {Role.worker: 0, Role.reviewer: 1, Role.requester: 1, Role.admin: 2}
 
 
 def _page(request: Request, name: str, user, **values) -> HTMLResponse:
-    values.setdefault("flash", DONE.get(request.query_params.get("done", "")))
     return render(request, name, user, **values)
 
 
@@ -157,7 +158,7 @@ def new_user(request: Request, form: TextForm):
             actor=admin,
             org_role=form.get("org_role") if form.get("org_role") in OrgRole.__members__ else None,
         )
-        return see_other(f"/admin/users/{user.id}?done=created")
+        return see_other(f"/admin/users/{user.id}?m=created")
 
     return _act(request, form, work, lambda **v: _show_new_user(request, **v))
 
@@ -212,7 +213,7 @@ def user_role(request: Request, user_id: Id, form: TextForm):
             if ask is not None:
                 return ask
         accounts.change_role(ctx.session, admin, person, role)
-        return see_other(f"/admin/users/{user_id}?done=role")
+        return see_other(f"/admin/users/{user_id}?m=user_role")
 
     return _act(request, form, work, lambda **v: _show_user(request, user_id, **v))
 
@@ -239,7 +240,7 @@ def user_suspend(request: Request, user_id: Id, form: TextForm):
         if ask is not None:
             return ask
         accounts.set_active(ctx.session, admin, person, False)
-        return see_other(f"/admin/users/{user_id}?done=suspended")
+        return see_other(f"/admin/users/{user_id}?m=suspended")
 
     return _act(request, form, work, lambda **v: _show_user(request, user_id, **v))
 
@@ -249,7 +250,7 @@ def user_reactivate(request: Request, user_id: Id, form: TextForm):
     def work(ctx: Ctx):
         admin = ctx.require_user()
         accounts.set_active(ctx.session, admin, directory.get_user(ctx.session, admin, user_id), True)
-        return see_other(f"/admin/users/{user_id}?done=reactivated")
+        return see_other(f"/admin/users/{user_id}?m=reactivated")
 
     return _act(request, form, work, lambda **v: _show_user(request, user_id, **v))
 
@@ -278,7 +279,7 @@ def orgs_page(request: Request):
 def org_create(request: Request, form: TextForm):
     def work(ctx: Ctx):
         org = organizations.create_organization(ctx.session, ctx.require_user(), form.get("name", ""))
-        return see_other(f"/admin/organizations/{org.id}?done=created")
+        return see_other(f"/admin/organizations/{org.id}?m=created")
 
     return _act(request, form, work, lambda **v: _show_orgs(request, **v))
 
@@ -315,7 +316,7 @@ def _org_action(request: Request, org_id: int, form: dict[str, str], act: Callab
     def work(ctx: Ctx):
         admin, org = _admin_org(ctx, org_id)
         done = act(ctx, admin, org)
-        return done if isinstance(done, Response) else see_other(f"/admin/organizations/{org_id}?done={done}")
+        return done if isinstance(done, Response) else see_other(f"/admin/organizations/{org_id}?m={done}")
 
     return _act(request, form, work, lambda **v: _show_org(request, org_id, **v))
 
@@ -435,7 +436,7 @@ def health_page(request: Request):
 def job_retry(request: Request, job_id: Id, form: TextForm):
     def work(ctx: Ctx):
         operations.retry_job(ctx.session, ctx.require_user(), job_id)
-        return see_other("/admin/health?done=retried")
+        return see_other("/admin/health?m=retried")
 
     return _act(request, form, work, lambda **v: _show_health(request, **v))
 
@@ -463,6 +464,6 @@ def job_requeue(request: Request, form: TextForm):
         if ask is not None:
             return ask
         operations.requeue_stage(ctx.session, admin, stage, stale_only=stale)
-        return see_other("/admin/health?done=requeued")
+        return see_other("/admin/health?m=requeued")
 
     return _act(request, form, work, lambda **v: _show_health(request, **v))

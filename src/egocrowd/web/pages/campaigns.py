@@ -393,7 +393,6 @@ def _show_form(request: Request, user, session, *, form, campaign=None, errors=N
         summary=summary(errors) if errors else None,
         code=code,  # the problem's code, for programs reading the page
         labels={i.name: i.label for s in sections() for i in s.inputs},
-        flash="A copy, as a draft: check it and save." if request.query_params.get("m") == "cloned" else None,
         documents=_consent_choices(session, user, campaign),
         countries=country_options(),
     )

@@ -14,7 +14,7 @@ from egocrowd.db.models import OrgRole
 from egocrowd.errors import Conflict, InvalidInput, NotFound
 from egocrowd.web.auth import unit
 from egocrowd.web.pages.forms import field_errors, summary
-from egocrowd.web.pages.render import TextForm, confirm_first, render, see_other
+from egocrowd.web.pages.render import TextForm, confirm_first, flash_messages, render, see_other
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
@@ -24,12 +24,14 @@ ROLE_WORDS = {
     OrgRole.editor.value: "Editor: creates, edits, opens, pauses and closes campaigns",
     OrgRole.viewer.value: "Viewer: sees campaigns, progress, quality and spend",
 }
-FLASH = {
-    "added": "Added to the team.",
-    "role": "Role changed.",
-    "removed": "Removed from the team.",
-    "revoked": "Token revoked: it no longer works.",
-}
+flash_messages(
+    {
+        "team_added": "Added to the team.",
+        "team_role": "Role changed.",
+        "team_removed": "Removed from the team.",
+        "token_revoked": "Token revoked: it no longer works.",
+    }
+)
 
 
 def _team_page(request: Request, ctx, user, *, form=None, errors=None, status: int = 200, code: str = ""):
@@ -48,7 +50,6 @@ def _team_page(request: Request, ctx, user, *, form=None, errors=None, status: i
         errors=errors,
         summary=summary(errors) if errors else None,
         code=code,
-        flash=FLASH.get(request.query_params.get("m", "")),
     )
 
 
@@ -82,7 +83,7 @@ def add_member(request: Request, form: TextForm):
                 raise
             kept = {k: v for k, v in form.items() if k not in ("csrf_token", "password")}
             return _team_page(request, ctx, user, form=kept, errors=field_errors(exc), status=exc.status, code=exc.code)
-    return see_other("/lab?m=added")
+    return see_other("/lab?m=team_added")
 
 
 @router.post("/lab/members/{user_id}/role")
@@ -92,7 +93,7 @@ def change_role(request: Request, user_id: Id, form: TextForm):
         org = team.own_lab(ctx.session, user)
         member = team.get_member(ctx.session, user, org, user_id)
         organizations.set_org_role(ctx.session, user, org, member, team.org_role_of(form.get("org_role", "")))
-    return see_other("/lab?m=role")
+    return see_other("/lab?m=team_role")
 
 
 @router.post("/lab/members/{user_id}/remove")
@@ -118,7 +119,7 @@ def remove_member(request: Request, user_id: Id, form: TextForm):
         if ask is not None:
             return ask
         organizations.remove_member(ctx.session, user, org, member)
-    return see_other("/lab?m=removed")
+    return see_other("/lab?m=team_removed")
 
 
 # --- API tokens: each member's own ------------------------------------------------------------------
@@ -131,7 +132,6 @@ def _tokens_page(request: Request, ctx, user, *, new_token: str | None = None, e
         tokens=list(reversed(accounts.list_tokens(ctx.session, user))),
         new_token=new_token,
         errors=errors or {},
-        flash=FLASH.get(request.query_params.get("m", "")),
     )
     resp.headers["Cache-Control"] = "no-store"  # a new token is shown once: never from a cache
     return resp
@@ -175,4 +175,4 @@ def revoke_token(request: Request, token_id: Id, form: TextForm):
         if ask is not None:
             return ask
         accounts.revoke_token(ctx.session, user, token_id)
-    return see_other("/lab/tokens?m=revoked")
+    return see_other("/lab/tokens?m=token_revoked")

@@ -21,6 +21,8 @@ from egocrowd.errors import EgocrowdError
 from egocrowd.web.auth import csrf_token, persist_anonymous_csrf, viewer
 
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
+#: What a page says after a redirect with ``?m=KEY``: one table for the whole site, so a key means
+#: one thing everywhere. Page modules add theirs with :func:`flash_messages`.
 FLASH = {
     "signed": "Consent signed. Thank you.",
     "claimed": "Slot claimed: your lease is running.",
@@ -29,7 +31,15 @@ FLASH = {
     "saved": "Saved.",
     "welcome": "Welcome to egocrowd!",
     "status": "Campaign status changed.",
+    "cloned": "A copy, as a draft: check it and save.",
 }
+
+
+def flash_messages(texts: dict[str, str]) -> None:
+    """Add a page module's ``?m=`` messages; a key already used for other words is a bug."""
+    for key, text in texts.items():
+        if FLASH.setdefault(key, text) != text:
+            raise ValueError(f"flash message {key!r} is defined twice with different words")
 
 
 def _money(cents: int, currency: str) -> str:
