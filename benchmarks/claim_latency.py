@@ -55,8 +55,9 @@ def seed(url: str, n_workers: int, target: int, race_target: int) -> tuple[list[
     from egocrowd.accounts import service as accounts
     from egocrowd.campaigns import service as campaigns
     from egocrowd.campaigns.schema import CampaignIn
+    from egocrowd.clock import utcnow
     from egocrowd.db import Database, upgrade
-    from egocrowd.db.models import Role, User
+    from egocrowd.db.models import OrgRole, Role, User
     from egocrowd.demo import CONSENT_TEXT, CONSENT_VERSION, KITCHEN_NOUNS, KITCHEN_VERBS, SCOPES
 
     upgrade(url)
@@ -65,7 +66,12 @@ def seed(url: str, n_workers: int, target: int, race_target: int) -> tuple[list[
     with db.transaction() as s:
         org = accounts.get_or_create_organization(s, "Bench Lab")
         lab = User(
-            email="lab@bench.example", display_name="lab", password_hash=pw, role=Role.requester, organization=org
+            email="lab@bench.example",
+            display_name="lab",
+            password_hash=pw,
+            role=Role.requester,
+            organization=org,
+            org_role=OrgRole.owner,
         )
         s.add(lab)
         consent.create_document(s, version=CONSENT_VERSION, title="Recording consent", body=CONSENT_TEXT, scopes=SCOPES)
@@ -91,7 +97,12 @@ def seed(url: str, n_workers: int, target: int, race_target: int) -> tuple[list[
         tokens = []
         for i in range(n_workers):
             u = User(
-                email=f"w{i}@bench.example", display_name=f"w{i}", password_hash=pw, role=Role.worker, country="KE"
+                email=f"w{i}@bench.example",
+                display_name=f"w{i}",
+                password_hash=pw,
+                role=Role.worker,
+                country="KE",
+                email_verified_at=utcnow(),
             )
             s.add(u)
             audit.record(s, None, "user.created", u, {"role": "worker"})

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from egocrowd import audit, consent
 from egocrowd.campaigns import assignments
+from egocrowd.clock import utcnow
 from egocrowd.db import Database
 from egocrowd.db.models import Assignment, AssignmentStatus, AuditEvent, Campaign, Role, User
 from egocrowd.demo import CONSENT_VERSION
@@ -31,6 +32,7 @@ def _consenting_workers(db, n: int) -> list[int]:
                 password_hash=password_hash(),
                 role=Role.worker,
                 country="KE",
+                email_verified_at=utcnow(),
             )
             for i in range(n)
         ]

@@ -43,6 +43,7 @@ def test_every_route_refuses_a_10_mb_body_before_parsing_it(small_app):
         "{version}": "v1",
         "{user_id}": "1",
         "{org_id}": "1",
+        "{notification_id}": "1",
         "{job_id}": "1",
     }
     checked = 0
