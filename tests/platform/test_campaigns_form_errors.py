@@ -14,6 +14,7 @@ from egocrowd.campaigns.schema import CampaignIn
 from egocrowd.errors import Conflict, InvalidInput
 from egocrowd.web.pages.campaigns import WORDS
 from egocrowd.web.pages.forms import FALLBACK, GENERAL, MESSAGES, Words, field_errors, message, summary
+from egocrowd.web.pages.render import form_error
 
 JARGON = ("Value error", "pattern", "String should", "Input should", "valid integer", "Extra inputs", "ctx")
 
@@ -118,6 +119,19 @@ def test_our_own_errors_name_their_field_or_none():
     words = Words(overrides={"email": {"user.bad_email": "Use an address such as ana@example.org."}})
     assert field_errors(InvalidInput("…", code="user.bad_email", field="email"), words) == {
         "email": "Use an address such as ana@example.org."
+    }
+
+
+def test_the_one_line_error_of_other_pages_uses_the_same_plain_words():
+    """render.form_error (the line above the account, admin and consent forms) speaks like field_errors."""
+    with pytest.raises(ValidationError) as caught:
+        Everything.model_validate({"name": "a", "seconds": 0, "required": "x"})
+    line = form_error(caught.value)
+    assert line == {"code": "validation.failed", "message": "Must be at least 3 characters. Must be at least 1."}
+    assert not any(j in line["message"] for j in JARGON)
+    assert form_error(InvalidInput("Enter a valid email address.", code="user.bad_email", field="email")) == {
+        "code": "user.bad_email",
+        "message": "Enter a valid email address.",
     }
 
 

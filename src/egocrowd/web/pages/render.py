@@ -19,6 +19,7 @@ from egocrowd.accounts import policy
 from egocrowd.db.models import CampaignStatus
 from egocrowd.errors import EgocrowdError
 from egocrowd.web.auth import csrf_token, persist_anonymous_csrf, viewer
+from egocrowd.web.pages.forms import field_errors
 
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 #: What a page says after a redirect with ``?m=KEY``: one table for the whole site, so a key means
@@ -145,9 +146,7 @@ def confirm_first(
 
 
 def form_error(exc: EgocrowdError | ValidationError) -> dict[str, str]:
-    """An error shown above a form sent back: the problem's code and message."""
-    if isinstance(exc, ValidationError):
-        e = exc.errors()[0]
-        field = ".".join(str(p) for p in e["loc"])
-        return {"code": "validation.failed", "message": f"{field}: {e['msg']}" if field else e["msg"]}
-    return {"code": exc.code, "message": exc.message}
+    """An error shown above a form sent back: the problem's code and its message in plain words (the
+    same words as ``forms.field_errors``, which pages that show errors next to fields use)."""
+    code = exc.code if isinstance(exc, EgocrowdError) else "validation.failed"
+    return {"code": code, "message": " ".join(field_errors(exc).values())}
