@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any
 
-import pycountry
 from annotated_types import Ge, Le
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 
 from egocrowd import clips, consent
 from egocrowd.accounts import policy
+from egocrowd.accounts.validation import countries
 from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn, CampaignPatch, CaptureRequirements, DataUse
@@ -85,13 +85,6 @@ def _data_use_inputs() -> tuple[Input, ...]:
         Input(f"use_{k}", "data_use", f.description or k.replace("_", " ").capitalize(), kind="check")
         for k, f in DataUse.model_fields.items()
     )
-
-
-@functools.cache
-def country_options() -> tuple[tuple[str, str], ...]:
-    """ISO 3166 countries as (code, "Name"), by name."""
-    rows = ((c.alpha_2, getattr(c, "common_name", None) or c.name) for c in pycountry.countries)
-    return tuple(sorted(rows, key=lambda r: r[1]))
 
 
 @functools.cache
@@ -394,7 +387,7 @@ def _show_form(request: Request, user, session, *, form, campaign=None, errors=N
         code=code,  # the problem's code, for programs reading the page
         labels={i.name: i.label for s in sections() for i in s.inputs},
         documents=_consent_choices(session, user, campaign),
-        countries=country_options(),
+        countries=countries().items(),
     )
 
 
