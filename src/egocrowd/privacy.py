@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from egocrowd import audit
+from egocrowd.accounts import organizations
 from egocrowd.accounts import service as accounts
 from egocrowd.blobs import BlobStore
 from egocrowd.campaigns import assignments
@@ -127,21 +128,15 @@ def delete_account(session: Session, user: User) -> None:
             "Admin accounts cannot be deleted this way. Ask another admin to remove your admin role first.",
             code="user.cannot_delete",
         )
-    if user.role is Role.requester and user.org_role is OrgRole.owner and user.organization_id is not None:
-        other_owners = session.scalar(
-            sa.select(sa.func.count())
-            .select_from(User)
-            .where(
-                User.organization_id == user.organization_id,
-                User.org_role == OrgRole.owner,
-                User.id != user.id,
-                User.deleted_at.is_(None),
-            )
+    if (
+        user.role is Role.requester
+        and user.org_role is OrgRole.owner
+        and user.organization_id is not None
+        and not organizations.has_another_owner(session, user.organization_id, user)
+    ):
+        raise Forbidden(
+            "You are the last owner of your lab. Make another member an owner first.", code="user.cannot_delete"
         )
-        if not other_owners:
-            raise Forbidden(
-                "You are the last owner of your lab. Make another member an owner first.", code="user.cannot_delete"
-            )
     for rec in session.scalars(
         sa.select(ConsentRecord).where(ConsentRecord.user_id == user.id, ConsentRecord.withdrawn_at.is_(None))
     ).all():

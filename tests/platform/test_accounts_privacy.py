@@ -154,6 +154,11 @@ def test_admins_and_last_owners_cannot_delete_themselves(client, db):
     for actor in (admin, owner):
         assert_problem(client.delete(f"{API}/me", headers=actor.headers), 403, "user.cannot_delete")
     second = make_user(db, "requester", org="Lab Z", org_role="owner")
+    with db.transaction() as s:  # a suspended owner cannot run the lab: the same rule as removing a member
+        s.get(User, second.id).is_active = False
+    assert_problem(client.delete(f"{API}/me", headers=owner.headers), 403, "user.cannot_delete")
+    with db.transaction() as s:
+        s.get(User, second.id).is_active = True
     assert client.delete(f"{API}/me", headers=owner.headers).status_code == 204
     assert_problem(client.delete(f"{API}/me", headers=second.headers), 403, "user.cannot_delete")
     csrf = page_login(client, admin)

@@ -121,16 +121,22 @@ def _require_member(org: Organization, user: User) -> None:
 
 
 def _keep_an_owner(session: Session, org: Organization, leaving: User) -> None:
+    if not has_another_owner(session, org.id, leaving):
+        raise Conflict("A lab needs at least one owner: make someone else owner first.", code="org.last_owner")
+
+
+def has_another_owner(session: Session, organization_id: int, leaving: User) -> bool:
+    """Whether the lab keeps an owner who can act (an active member) once ``leaving`` is gone: the
+    one rule behind a role change, a removal and deleting one's own account."""
     others = session.scalar(
         sa.select(sa.func.count())
         .select_from(User)
         .where(
-            User.organization_id == org.id,
+            User.organization_id == organization_id,
             User.role == Role.requester,
             User.org_role == OrgRole.owner,
             User.id != leaving.id,
             User.is_active.is_(True),
         )
     )
-    if not others:
-        raise Conflict("A lab needs at least one owner: make someone else owner first.", code="org.last_owner")
+    return bool(others)
