@@ -109,17 +109,22 @@ def create_campaign(session: Session, actor: User, data: CampaignIn) -> Campaign
     if actor.organization_id is None:
         raise InvalidInput("Only members of an organization can post campaigns.", code="campaign.organization_required")
     consent.check_campaign_document(session, data.consent_version, actor.organization_id, data.data_use.model_dump())
+    c = _new_draft(session, actor, actor.organization_id, _columns(data.model_dump()))
+    audit.record(session, actor, "campaign.created", c, {"title": c.title, "target_clips": c.target_clips})
+    return c
+
+
+def _new_draft(session: Session, actor: User, organization_id: int, values: dict[str, Any]) -> Campaign:
     now = utcnow()
     c = Campaign(
-        organization_id=actor.organization_id,
+        organization_id=organization_id,
         created_by=actor.id,
         status=S.draft,
         created_at=now,
         updated_at=now,
-        **_columns(data.model_dump()),
+        **values,
     )
     session.add(c)
-    audit.record(session, actor, "campaign.created", c, {"title": c.title, "target_clips": c.target_clips})
     return c
 
 
@@ -276,16 +281,7 @@ def clone_campaign(session: Session, actor: User, campaign_id: int) -> Campaign:
     values["title"] = f"Copy of {src.title}"[:200]
     if src.deadline_at is not None and src.deadline_at <= utcnow():
         values["deadline_at"] = None
-    now = utcnow()
-    c = Campaign(
-        organization_id=src.organization_id,
-        created_by=actor.id,
-        status=S.draft,
-        created_at=now,
-        updated_at=now,
-        **values,
-    )
-    session.add(c)
+    c = _new_draft(session, actor, src.organization_id, values)
     audit.record(session, actor, "campaign.cloned", c, {"from": src.id, "title": c.title})
     return c
 
