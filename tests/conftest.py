@@ -171,3 +171,13 @@ def chromium():
 
     with sync_playwright() as p:
         yield lambda *args: p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[*LAUNCH_ARGS, *args])
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server in-process (aiosmtpd) keeping what it receives; a test module mails through
+    it by overriding ``settings`` with ``settings.mail_url = smtp.url``."""
+    from tests.support.smtp import smtp_server
+
+    with smtp_server() as inbox:
+        yield inbox

@@ -11,16 +11,9 @@ import pytest
 from egocrowd.notifications import notify
 from tests.platform.helpers import PASSWORD, make_user
 from tests.support.browser import ARTIFACTS, PHONE
-from tests.support.smtp import smtp_server
 
 pytestmark = pytest.mark.browser
 NEW_PASSWORD = "mango tea at sunrise"
-
-
-@pytest.fixture
-def smtp():
-    with smtp_server() as inbox:
-        yield inbox
 
 
 @pytest.fixture

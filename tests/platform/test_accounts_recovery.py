@@ -15,15 +15,8 @@ from egocrowd.db.models import AuditEvent, User
 from egocrowd.errors import Gone
 from tests.platform.helpers import API, PASSWORD, Actor, assert_problem, make_user, open_campaign, publish_consent, sign
 from tests.platform.test_access import _csrf, page_login
-from tests.support.smtp import smtp_server
 
 NEW_PASSWORD = "a completely new passphrase"
-
-
-@pytest.fixture
-def smtp():
-    with smtp_server() as inbox:
-        yield inbox
 
 
 @pytest.fixture

@@ -15,13 +15,7 @@ from egocrowd.uploads import UploadStore
 from egocrowd.worker import housekeeping
 from tests.platform.helpers import API, assert_problem, make_user
 from tests.platform.test_access import page_login
-from tests.support.smtp import _free_port, smtp_server
-
-
-@pytest.fixture
-def smtp():
-    with smtp_server() as inbox:
-        yield inbox
+from tests.support.smtp import _free_port
 
 
 @pytest.fixture
