@@ -241,6 +241,10 @@ def test_an_admin_sends_a_reset_link_after_confirming(client, db, smtp):
     assert client.post("/admin/users/424242/reset-password", data={"csrf_token": csrf}).status_code == 404
     client.cookies.clear()
     _token(client, w.email)  # the old password works until the link is used
+    assert client.delete(f"{API}/me", headers=w.headers).status_code == 204
+    csrf = page_login(client, admin)
+    r = client.post(f"/admin/users/{w.id}/reset-password", data={"csrf_token": csrf, "confirmed": "yes"})
+    assert r.status_code == 409 and "deleted" in r.text  # its address is a placeholder now
 
 
 def test_only_admins_send_reset_links(client, db, smtp):

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from egocrowd import notifications, privacy
-from egocrowd.accounts import recovery
+from egocrowd.accounts import directory, recovery
 from egocrowd.accounts import service as accounts
 from egocrowd.accounts.validation import countries
 from egocrowd.errors import EgocrowdError
@@ -386,7 +386,7 @@ def notifications_read_all(request: Request, form: TextForm):
 def admin_reset_password(request: Request, user_id: Id, form: TextForm):
     """Mail the person a reset link (their password keeps working until they use it)."""
     with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
-        target = recovery.user_to_help(ctx.session, ctx.user, user_id)
+        target = directory.get_user(ctx.session, ctx.require_user(), user_id)
         back = f"/admin/users/{user_id}"
         ask = confirm_first(
             request,
