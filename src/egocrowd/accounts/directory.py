@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
 from egocrowd.accounts import policy
+from egocrowd.accounts.validation import email_key
 from egocrowd.db.models import Assignment, Clip, ConsentRecord, LoginSession, Role, User
 from egocrowd.errors import NotFound
 
@@ -63,7 +64,7 @@ def get_user(session: Session, admin: User, user_id: int) -> User:
 
 def find_by_email(session: Session, admin: User, email: str) -> User:
     policy.require(admin, "user.manage")
-    user = session.scalar(sa.select(User).where(sa.func.lower(User.email) == (email or "").strip().lower()))
+    user = session.scalar(sa.select(User).where(User.email == email_key(email)))  # as log-in looks it up
     if user is None:
         raise NotFound("Nobody has an account with this email.", code="user.not_found", field="email")
     return user

@@ -55,10 +55,18 @@ def members(session: Session, org: Organization) -> list[User]:
     )
 
 
+def org_role_of(value: OrgRole | str) -> OrgRole:
+    """A role inside a lab, or plain invalid input (never a crash on a made-up value)."""
+    try:
+        return OrgRole(value)
+    except ValueError:
+        raise InvalidInput("Choose owner, editor or viewer.", code="validation.failed", field="org_role") from None
+
+
 def add_member(session: Session, actor: User, org: Organization, user: User, org_role: OrgRole | str) -> User:
     """Make ``user`` (a worker or requester without a lab) a requester of ``org`` with ``org_role``."""
     policy.require(actor, "org.manage", org)
-    org_role = OrgRole(org_role)
+    org_role = org_role_of(org_role)
     if user.role is Role.admin:
         raise Conflict("Admins see every lab already; they cannot join one.", code="org.member_is_admin")
     if user.organization_id not in (None, org.id):
@@ -77,8 +85,8 @@ def add_member(session: Session, actor: User, org: Organization, user: User, org
 
 def set_org_role(session: Session, actor: User, org: Organization, user: User, org_role: OrgRole | str) -> User:
     policy.require(actor, "org.manage", org)
-    org_role = OrgRole(org_role)
-    _require_member(org, user)
+    org_role = org_role_of(org_role)
+    require_member(org, user)
     if user.org_role is OrgRole.owner and org_role is not OrgRole.owner:
         _keep_an_owner(session, org, user)
     if user.org_role is not org_role:
@@ -97,7 +105,7 @@ def remove_member(session: Session, actor: User, org: Organization, user: User) 
     """The person keeps their account (and anything they did stays attributed to them) as a worker
     without a lab; their sessions end."""
     policy.require(actor, "org.manage", org)
-    _require_member(org, user)
+    require_member(org, user)
     if user.org_role is OrgRole.owner:
         _keep_an_owner(session, org, user)
     user.role, user.organization_id, user.org_role = Role.worker, None, None
@@ -115,9 +123,11 @@ def set_consent_authoring(session: Session, admin: User, org: Organization, allo
     return org
 
 
-def _require_member(org: Organization, user: User) -> None:
-    if user.organization_id != org.id or user.role is not Role.requester:
+def require_member(org: Organization, user: User | None) -> User:
+    """``user`` if it is one of the lab's requesters, else 404 ``org.not_member``."""
+    if user is None or user.organization_id != org.id or user.role is not Role.requester:
         raise NotFound("This person is not a member of this organization.", code="org.not_member")
+    return user
 
 
 def _keep_an_owner(session: Session, org: Organization, leaving: User) -> None:

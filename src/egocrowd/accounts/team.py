@@ -11,15 +11,7 @@ from egocrowd.accounts import organizations, policy
 from egocrowd.accounts.service import create_user
 from egocrowd.accounts.validation import email_key
 from egocrowd.db.models import Organization, OrgRole, Role, User
-from egocrowd.errors import InvalidInput, NotFound
-
-
-def org_role_of(value: OrgRole | str) -> OrgRole:
-    """A role inside a lab, or plain invalid input (never a crash on a made-up value)."""
-    try:
-        return OrgRole(value)
-    except ValueError:
-        raise InvalidInput("Choose owner, editor or viewer.", code="validation.failed", field="org_role") from None
+from egocrowd.errors import NotFound
 
 
 def own_lab(session: Session, user: User) -> Organization:
@@ -31,17 +23,13 @@ def own_lab(session: Session, user: User) -> Organization:
 
 def get_member(session: Session, viewer: User, org: Organization, user_id: int) -> User:
     policy.require(viewer, "org.view", org)
-    user = session.get(User, user_id)
-    if user is None or user.organization_id != org.id or user.role is not Role.requester:
-        raise NotFound("This person is not a member of this organization.", code="org.not_member")
-    return user
+    return organizations.require_member(org, session.get(User, user_id))
 
 
 def add_by_email(session: Session, actor: User, org: Organization, email: str, org_role: OrgRole | str) -> User:
     """Bring an existing account into the lab. Only the lab's owners (or an admin) may look up
     accounts this way, and only to add them."""
     policy.require(actor, "org.manage", org)
-    org_role = org_role_of(org_role)
     user = session.scalar(sa.select(User).where(User.email == email_key(email), User.deleted_at.is_(None)))
     if user is None:
         raise NotFound(
@@ -49,7 +37,7 @@ def add_by_email(session: Session, actor: User, org: Organization, email: str, o
             code="org.no_such_account",
             field="email",
         )
-    return organizations.add_member(session, actor, org, user, org_role_of(org_role))
+    return organizations.add_member(session, actor, org, user, org_role)
 
 
 def create_member(
@@ -71,6 +59,6 @@ def create_member(
         display_name=display_name,
         role=Role.requester,
         organization=org,
-        org_role=org_role_of(org_role),
+        org_role=organizations.org_role_of(org_role),
         actor=actor,
     )

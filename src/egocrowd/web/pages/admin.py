@@ -321,17 +321,11 @@ def _org_action(request: Request, org_id: int, form: dict[str, str], act: Callab
     return _act(request, form, work, lambda **v: _show_org(request, org_id, **v))
 
 
-def _org_role(form: dict[str, str]) -> OrgRole:
-    if form.get("org_role") not in OrgRole.__members__:
-        raise InvalidInput("Choose a role in the lab.", code="validation.failed", field="org_role")
-    return OrgRole(form["org_role"])
-
-
 @router.post("/admin/organizations/{org_id}/members")
 def org_add_member(request: Request, org_id: Id, form: TextForm):
     def act(ctx: Ctx, admin, org):
         user = directory.find_by_email(ctx.session, admin, form.get("email", ""))
-        organizations.add_member(ctx.session, admin, org, user, _org_role(form))
+        organizations.add_member(ctx.session, admin, org, user, form.get("org_role", ""))
         return "member_added"
 
     return _org_action(request, org_id, form, act)
@@ -341,7 +335,7 @@ def org_add_member(request: Request, org_id: Id, form: TextForm):
 def org_member_role(request: Request, org_id: Id, user_id: Id, form: TextForm):
     def act(ctx: Ctx, admin, org):
         member = directory.get_user(ctx.session, admin, user_id)
-        organizations.set_org_role(ctx.session, admin, org, member, _org_role(form))
+        organizations.set_org_role(ctx.session, admin, org, member, form.get("org_role", ""))
         return "member_role"
 
     return _org_action(request, org_id, form, act)

@@ -92,7 +92,7 @@ def change_role(request: Request, user_id: Id, form: TextForm):
         user = ctx.require_user()
         org = team.own_lab(ctx.session, user)
         member = team.get_member(ctx.session, user, org, user_id)
-        organizations.set_org_role(ctx.session, user, org, member, team.org_role_of(form.get("org_role", "")))
+        organizations.set_org_role(ctx.session, user, org, member, form.get("org_role", ""))
     return see_other("/lab?m=team_role")
 
 
