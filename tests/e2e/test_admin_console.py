@@ -6,27 +6,15 @@ on a phone and a desktop (screenshots), fits the phone, and passes axe-core with
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.platform.helpers import PASSWORD, make_user, open_campaign, publish_consent
 from tests.platform.test_admin import failed_job
-from tests.support.browser import ARTIFACTS, PHONE
+from tests.support.browser import ARTIFACTS, PHONE, look
 
 pytestmark = pytest.mark.browser
-AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 DESKTOP = {"width": 1280, "height": 800}
-
-
-def _look(page, name: str) -> None:
-    """A screenshot at this size, no sideways scrolling on the phone, and no axe-core violations."""
-    page.screenshot(path=str(ARTIFACTS / f"admin-{name}-{page.viewport_size['width']}.png"), full_page=True)
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= page.viewport_size["width"], f"{name}: {width}px wide"
-    page.add_script_tag(path=str(AXE))  # the contexts bypass the CSP for this test script only
-    violations = page.evaluate("async () => (await axe.run(document)).violations.map(v => v.id + ': ' + v.help)")
-    assert violations == [], f"{name}: {violations}"
 
 
 def _log_in(page, email: str) -> None:
@@ -60,18 +48,18 @@ def test_admin_suspends_a_worker_reads_the_log_and_retries_a_job(live, chromium,
 
     page.get_by_role("link", name="Admin", exact=True).click()
     page.wait_for_url(re.compile(r"/admin$"))
-    _look(page, "home")
+    look(page, "admin-home")
     page.get_by_role("navigation", name="Admin").get_by_role("link", name="People").click()
     page.fill("#q", "amina")
     page.get_by_role("button", name="Find").click()
-    _look(page, "users")
+    look(page, "admin-users")
     page.locator(".admin-user a").first.click()
     page.wait_for_url(re.compile(rf"/admin/users/{scene['worker'].id}$"))
-    _look(page, "user")
+    look(page, "admin-user")
 
     page.get_by_role("button", name="Suspend…").click()
     assert "cannot log in" in page.locator(".consequences").inner_text()
-    _look(page, "confirm-suspend")
+    look(page, "admin-confirm-suspend")
     page.get_by_role("button", name="Suspend the account").click()
     page.wait_for_url(re.compile(r"m=suspended$"))
     assert "Account suspended" in page.locator(".flash").inner_text()
@@ -82,19 +70,19 @@ def test_admin_suspends_a_worker_reads_the_log_and_retries_a_job(live, chromium,
     page.get_by_role("link", name="Everything about this account").click()
     events = page.locator(".admin-event code").all_inner_texts()
     assert events[:2] == ["user.sessions_ended", "user.suspended"]
-    _look(page, "audit")
+    look(page, "admin-audit")
 
     page.get_by_role("navigation", name="Admin").get_by_role("link", name="System health").click()
     assert page.locator(".admin-job").count() == 1
-    _look(page, "health")
+    look(page, "admin-health")
     page.get_by_role("button", name=f"Retry job {scene['job']}").click()
     page.wait_for_url(re.compile(r"m=retried$"))
     assert page.get_by_text("Nothing is stuck.").is_visible()
 
     page.get_by_role("navigation", name="Admin").get_by_role("link", name="Organizations").click()
-    _look(page, "orgs")
+    look(page, "admin-orgs")
     page.get_by_role("link", name="Open Robotics Lab").click()
-    _look(page, "org")
+    look(page, "admin-org")
 
     # the same pages on a desktop
     desk = browser.new_context(viewport=DESKTOP, base_url=live.base, bypass_csp=True).new_page()
@@ -109,4 +97,4 @@ def test_admin_suspends_a_worker_reads_the_log_and_retries_a_job(live, chromium,
         ("orgs", "/admin/organizations"),
     ]:
         desk.goto(path)
-        _look(desk, name)
+        look(desk, f"admin-{name}")

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import pytest
 
 from tests.platform.helpers import API, PASSWORD, assert_problem, campaign_body, claim, make_user, set_status
-from tests.support.browser import ARTIFACTS, PHONE
+from tests.support.browser import ARTIFACTS, PHONE, look
 
 pytestmark = pytest.mark.browser
-AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 TUS = {"Tus-Resumable": "1.0.0"}
 
 BODY_EN = """# Recording consent
@@ -28,20 +26,6 @@ BODY_FR = """# Consentement à l'enregistrement
 1. **Ce que vous filmez.** Vos propres mains pendant des tâches ménagères.
 2. **Retrait.** Vous pouvez retirer votre consentement à tout moment.
 """
-
-
-def _look(page, name: str) -> None:
-    """A screenshot to look at, no horizontal scrolling, and no accessibility violation (axe-core,
-    evaluated through the devtools protocol, which the page's CSP does not cover)."""
-    page.screenshot(path=str(ARTIFACTS / f"consent-{name}.png"), full_page=True)
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], f"{name}: {width}px wide"
-    page.evaluate(AXE.read_text())
-    violations = page.evaluate(
-        "axe.run(document, {resultTypes: ['violations']})"
-        ".then(r => r.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', ')))"
-    )
-    assert violations == [], f"{name}: {violations}"
 
 
 def _log_in(browser, base, actor, **context):
@@ -71,7 +55,7 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     # --- the admin writes, previews and publishes
     a = _log_in(browser, live.base, admin)
     a.get_by_role("link", name="Consent texts").click()
-    _look(a, "1-admin-empty")
+    look(a, "consent-1-admin-empty")
     a.click("#new-document")
     a.fill("#family", "egocrowd-worker")
     a.fill("#title", "Recording consent")
@@ -81,14 +65,14 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     a.check("input[name=scope_required_0]")
     a.fill("#scope_id_1", "commercial_use")
     a.fill("#scope_label_1", "Allow commercial use by buyers")
-    _look(a, "2-admin-new")
+    look(a, "consent-2-admin-new")
     a.click("#save")
     assert a.locator(".consent-text h2").inner_text() == "Recording consent"  # the preview, rendered
     assert a.locator(".consent-text strong").first.inner_text() == "What you record."
-    _look(a, "3-admin-preview")
+    look(a, "consent-3-admin-preview")
     a.click("#publish")
     assert "frozen" in a.locator(".consequences").inner_text()
-    _look(a, "4-admin-confirm")
+    look(a, "consent-4-admin-confirm")
     a.get_by_role("button", name="Publish").click()
     a.wait_for_url("**/consent-documents?m=saved")
     a.get_by_role("link", name="Add a language").click()
@@ -101,7 +85,7 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     a.click("#publish")
     a.get_by_role("button", name="Publish").click()
     a.wait_for_url("**/consent-documents?m=saved")
-    _look(a, "5-admin-list")
+    look(a, "consent-5-admin-list")
 
     # --- a lab can now run campaigns on it (a fresh install had nothing to name)
     plain = client.post(
@@ -121,11 +105,11 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     w.goto("/consent/egocrowd-worker-1")
     assert w.locator("main h1").inner_text() == "Consentement à l'enregistrement"
     assert w.locator(".consent-text").get_attribute("lang") == "fr"
-    _look(w, "6-worker-french")
+    look(w, "consent-6-worker-french")
     w.check("input[name=scopes][value=record_hands]")
     w.click("#sign")
     w.wait_for_url("**/consents?m=signed")
-    _look(w, "7-worker-signed")
+    look(w, "consent-7-worker-signed")
     assignment = claim(client, worker, plain.json()["id"])
     assert assignment.status_code == 201, assignment.text
     assert _upload(client, worker, assignment.json()["id"]).status_code == 201
@@ -142,7 +126,7 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     a.click("#save")
     a.click("#publish")
     assert "1 worker(s)" in a.locator(".consequences").inner_text()
-    _look(a, "8-admin-confirm-revision")
+    look(a, "consent-8-admin-confirm-revision")
     a.get_by_role("button", name="Publish").click()
     a.wait_for_url("**/consent-documents?m=saved")
 
@@ -152,10 +136,10 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     assert body["consent_version"] == "egocrowd-worker-2" and body["signed_version"] == "egocrowd-worker-1-fr"
     w.goto("/consents")
     assert "A new revision replaced this one" in w.content()
-    _look(w, "9-worker-consents")
+    look(w, "consent-9-worker-consents")
     w.get_by_role("link", name="See what changed").click()
     assert "ten years" in w.locator("ins").inner_text()
-    _look(w, "10-worker-diff")
+    look(w, "consent-10-worker-diff")
     w.goto("/consent/egocrowd-worker-2")  # no French version of revision 2 yet: English
     assert w.locator("#changed").is_visible()
     w.check("input[name=scopes][value=record_hands]")
@@ -166,7 +150,7 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     # --- withdrawing asks first and says what happens
     w.get_by_role("button", name="Withdraw").first.click()
     assert "open slots" in w.locator(".consequences").inner_text()
-    _look(w, "11-worker-withdraw-confirm")
+    look(w, "consent-11-worker-withdraw-confirm")
     w.get_by_role("button", name="Withdraw my consent").click()
     w.wait_for_url("**/consents?m=withdrawn")
     r = client.get(f"{API}/assignments/{assignment.json()['id']}", headers=worker.headers)

@@ -7,29 +7,17 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from egocrowd.clock import utcnow
 from egocrowd.db.models import Clip, ClipStatus
 from tests.platform.helpers import PASSWORD, make_user, publish_consent
-from tests.support.browser import ARTIFACTS, PHONE
+from tests.support.browser import ARTIFACTS, PHONE, look
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 LAPTOP = {"width": 1280, "height": 800}
-
-
-def _look(page, name: str) -> None:
-    """A screenshot at the page's size, no sideways scrolling, and no accessibility violations."""
-    page.screenshot(path=str(ARTIFACTS / f"lab-{name}-{page.viewport_size['width']}.png"), full_page=True)
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= page.viewport_size["width"], f"{name}: {width}px wide"
-    page.add_script_tag(path=str(AXE))
-    found = page.evaluate("async () => (await axe.run(document)).violations.map(v => [v.id, v.nodes.length])")
-    assert found == [], f"{name}: {found}"
 
 
 @pytest.fixture
@@ -57,7 +45,7 @@ def test_lab_fixes_three_mistakes_saves_clones_and_closes(lab_page, db):
     lab, open_page = lab_page
     page = open_page(LAPTOP)
     page.goto("/campaigns/new")
-    _look(page, "1-new")
+    look(page, "lab-1-new")
     page.fill("#title", "Fo")  # too short
     page.fill("#instructions", "Fold a T-shirt on a table with both hands in view.")
     page.fill("#min_duration_s", "30")
@@ -82,13 +70,13 @@ def test_lab_fixes_three_mistakes_saves_clones_and_closes(lab_page, db):
     # what was typed is kept
     assert page.input_value("#instructions") == "Fold a T-shirt on a table with both hands in view."
     assert page.input_value("#nouns") == "shirt, table" and page.input_value("#min_duration_s") == "30"
-    _look(page, "2-three-mistakes")
+    look(page, "lab-2-three-mistakes")
     phone = open_page(PHONE)  # the same mistakes, as seen on a phone
     phone.goto("/campaigns/new")
     phone.fill("#title", "Fo")
     phone.get_by_role("button", name="Save").click()
     assert phone.locator(".lab-error").count() >= 3  # also the fields a phone left empty
-    _look(phone, "2-mistakes")
+    look(phone, "lab-2-mistakes")
 
     page.click("#form-errors a[href='#title']")
     page.fill("#title", "Fold a T-shirt")
@@ -100,9 +88,9 @@ def test_lab_fixes_three_mistakes_saves_clones_and_closes(lab_page, db):
     _some_clips(db, cid, lab.id)
     page.reload()
     assert page.locator("svg.chart rect.chart-bar").count() == 30
-    _look(page, "3-saved")
+    look(page, "lab-3-saved")
     phone.goto(f"/campaigns/{cid}")
-    _look(phone, "3-saved")
+    look(phone, "lab-3-saved")
 
     page.click("#clone")
     page.wait_for_url(re.compile(r"/campaigns/\d+/edit\?m=cloned$"))
@@ -118,7 +106,7 @@ def test_lab_fixes_three_mistakes_saves_clones_and_closes(lab_page, db):
     page.click("button[data-status=closed]")
     assert "Close “Fold a T-shirt” for good?" in page.locator("h1").inner_text()
     assert "No worker holds an open slot now." in page.content()
-    _look(page, "4-confirm-close")
+    look(page, "lab-4-confirm-close")
     page.get_by_role("button", name="Close the campaign").click()
     page.wait_for_url(re.compile(rf"/campaigns/{cid}\?m=status$"))
     assert page.locator("h1 .pill").inner_text() == "closed"
@@ -132,18 +120,18 @@ def test_lab_team_and_tokens_on_a_phone(lab_page, db):
     phone.fill("#email", "colleague@example.org")
     phone.get_by_role("button", name="Add to the team").click()
     assert "There is no account with this email" in phone.locator("#email-error").inner_text()
-    _look(phone, "5-team-mistake")
+    look(phone, "lab-5-team-mistake")
     phone.fill("#display_name", "Colleague")
     phone.fill("#password", "a long first password")
     phone.get_by_role("button", name="Add to the team").click()
     phone.wait_for_url(re.compile(r"/lab\?m=team_added$"))
     assert "Colleague" in phone.locator(".lab-members").inner_text()
-    _look(phone, "5-team")
+    look(phone, "lab-5-team")
     phone.get_by_role("link", name="Your API tokens").click()
     phone.fill("#name", "upload script")
     phone.get_by_role("button", name="Make a token").click()
     assert phone.input_value("#new-token").startswith("egc_")
-    _look(phone, "6-tokens")
+    look(phone, "lab-6-tokens")
 
 
 def _some_clips(db, campaign_id: int, worker_id: int) -> None:

@@ -34,3 +34,17 @@ def require_browser() -> None:
         if os.environ.get("EGOCROWD_REQUIRE_BROWSER") == "1":
             pytest.fail(problem + " and EGOCROWD_REQUIRE_BROWSER=1")
         pytest.skip(problem)
+
+
+def look(page, name: str) -> None:
+    """What every browser test checks on a page it walks through: a full-page screenshot to look at
+    (``ARTIFACTS/<name>-<width>.png``), no sideways scrolling at this size, and no axe-core violation
+    (the same WCAG 2.1 AA rules as tests/e2e/test_accessibility.py)."""
+    from tests.support import axe
+
+    width = page.viewport_size["width"]
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"{name}: {scroll}px wide at {width}px"
+    violations = axe.check(page)
+    assert not violations, axe.report(violations, where=f"{name}: ")
