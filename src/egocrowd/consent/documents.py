@@ -312,65 +312,51 @@ def create_draft(
             raise NotFound(f"No consent document {family}.", code="consent.document_not_found")
         platform = actor is None or policy.can(actor, "consent.author_platform")
         org_id = None if platform or actor is None else actor.organization_id
-        return _insert(
-            session,
-            actor,
-            version=version_name(family, 1),
-            family=family,
-            revision=1,
-            language=language,
-            title=title,
-            body=body,
-            scopes=scopes,
-            organization_id=org_id,
-        )
-    if actor is not None and not _may_manage(actor, first):
-        raise Conflict(f"The name {family} is taken by another document.", code="consent.family_taken", field="family")
-    if revision is not None:  # another language version of an existing revision
-        texts = revision_texts(session, family, revision)
-        if not texts:
-            raise NotFound(f"No revision {revision} of {family}.", code="consent.document_not_found")
-        if any(t.language == language for t in texts):
+        n, version = 1, version_name(family, 1)
+    else:
+        if actor is not None and not _may_manage(actor, first):
             raise Conflict(
-                f"Revision {revision} of {family} has a {language} version.", code="consent.duplicate", field="language"
+                f"The name {family} is taken by another document.", code="consent.family_taken", field="family"
             )
-        return _insert(
-            session,
-            actor,
-            version=version_name(family, revision, language),
-            family=family,
-            revision=revision,
-            language=language,
-            title=title,
-            body=body,
-            scopes=scopes,
-            organization_id=first.organization_id,
-        )
-    newest = session.scalar(
-        sa.select(ConsentDocument)
-        .where(ConsentDocument.family == family)
-        .order_by(ConsentDocument.revision.desc(), ConsentDocument.id)
-        .limit(1)
-    )
-    assert newest is not None  # the family exists
-    if newest.status is S.draft:
-        raise Conflict(
-            f"{newest.version} is still a draft: edit or publish it before starting another revision.",
-            code="consent.draft_exists",
-            version=newest.version,
-        )
-    n = newest.revision + 1
+        org_id = first.organization_id
+        if revision is not None:  # another language version of an existing revision
+            texts = revision_texts(session, family, revision)
+            if not texts:
+                raise NotFound(f"No revision {revision} of {family}.", code="consent.document_not_found")
+            if any(t.language == language for t in texts):
+                raise Conflict(
+                    f"Revision {revision} of {family} has a {language} version.",
+                    code="consent.duplicate",
+                    field="language",
+                )
+            n, version = revision, version_name(family, revision, language)
+        else:
+            newest = session.scalar(
+                sa.select(ConsentDocument)
+                .where(ConsentDocument.family == family)
+                .order_by(ConsentDocument.revision.desc(), ConsentDocument.id)
+                .limit(1)
+            )
+            assert newest is not None  # the family exists
+            if newest.status is S.draft:
+                raise Conflict(
+                    f"{newest.version} is still a draft: edit or publish it before starting another revision.",
+                    code="consent.draft_exists",
+                    version=newest.version,
+                )
+            n = newest.revision + 1
+            version = version_name(family, n)
     return _insert(
         session,
         actor,
-        version=version_name(family, n),
+        version=version,
         family=family,
         revision=n,
         language=language,
         title=title,
         body=body,
         scopes=scopes,
-        organization_id=first.organization_id,
+        organization_id=org_id,
     )
 
 
