@@ -28,6 +28,10 @@ BODY_FR = """# Consentement à l'enregistrement
 """
 
 
+def _look(page, name: str) -> None:
+    look(page, f"consent-{name}")
+
+
 def _log_in(browser, base, actor, **context):
     ctx = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, base_url=base, **context)
     page = ctx.new_page()
@@ -55,7 +59,7 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     # --- the admin writes, previews and publishes
     a = _log_in(browser, live.base, admin)
     a.get_by_role("link", name="Consent texts").click()
-    look(a, "consent-1-admin-empty")
+    _look(a, "1-admin-empty")
     a.click("#new-document")
     a.fill("#family", "egocrowd-worker")
     a.fill("#title", "Recording consent")
@@ -65,14 +69,14 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     a.check("input[name=scope_required_0]")
     a.fill("#scope_id_1", "commercial_use")
     a.fill("#scope_label_1", "Allow commercial use by buyers")
-    look(a, "consent-2-admin-new")
+    _look(a, "2-admin-new")
     a.click("#save")
     assert a.locator(".consent-text h2").inner_text() == "Recording consent"  # the preview, rendered
     assert a.locator(".consent-text strong").first.inner_text() == "What you record."
-    look(a, "consent-3-admin-preview")
+    _look(a, "3-admin-preview")
     a.click("#publish")
     assert "frozen" in a.locator(".consequences").inner_text()
-    look(a, "consent-4-admin-confirm")
+    _look(a, "4-admin-confirm")
     a.get_by_role("button", name="Publish").click()
     a.wait_for_url("**/consent-documents?m=saved")
     a.get_by_role("link", name="Add a language").click()
@@ -85,7 +89,7 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     a.click("#publish")
     a.get_by_role("button", name="Publish").click()
     a.wait_for_url("**/consent-documents?m=saved")
-    look(a, "consent-5-admin-list")
+    _look(a, "5-admin-list")
 
     # --- a lab can now run campaigns on it (a fresh install had nothing to name)
     plain = client.post(
@@ -105,11 +109,11 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     w.goto("/consent/egocrowd-worker-1")
     assert w.locator("main h1").inner_text() == "Consentement à l'enregistrement"
     assert w.locator(".consent-text").get_attribute("lang") == "fr"
-    look(w, "consent-6-worker-french")
+    _look(w, "6-worker-french")
     w.check("input[name=scopes][value=record_hands]")
     w.click("#sign")
     w.wait_for_url("**/consents?m=signed")
-    look(w, "consent-7-worker-signed")
+    _look(w, "7-worker-signed")
     assignment = claim(client, worker, plain.json()["id"])
     assert assignment.status_code == 201, assignment.text
     assert _upload(client, worker, assignment.json()["id"]).status_code == 201
@@ -126,7 +130,7 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     a.click("#save")
     a.click("#publish")
     assert "1 worker(s)" in a.locator(".consequences").inner_text()
-    look(a, "consent-8-admin-confirm-revision")
+    _look(a, "8-admin-confirm-revision")
     a.get_by_role("button", name="Publish").click()
     a.wait_for_url("**/consent-documents?m=saved")
 
@@ -136,10 +140,10 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     assert body["consent_version"] == "egocrowd-worker-2" and body["signed_version"] == "egocrowd-worker-1-fr"
     w.goto("/consents")
     assert "A new revision replaced this one" in w.content()
-    look(w, "consent-9-worker-consents")
+    _look(w, "9-worker-consents")
     w.get_by_role("link", name="See what changed").click()
     assert "ten years" in w.locator("ins").inner_text()
-    look(w, "consent-10-worker-diff")
+    _look(w, "10-worker-diff")
     w.goto("/consent/egocrowd-worker-2")  # no French version of revision 2 yet: English
     assert w.locator("#changed").is_visible()
     w.check("input[name=scopes][value=record_hands]")
@@ -150,7 +154,7 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     # --- withdrawing asks first and says what happens
     w.get_by_role("button", name="Withdraw").first.click()
     assert "open slots" in w.locator(".consequences").inner_text()
-    look(w, "consent-11-worker-withdraw-confirm")
+    _look(w, "11-worker-withdraw-confirm")
     w.get_by_role("button", name="Withdraw my consent").click()
     w.wait_for_url("**/consents?m=withdrawn")
     r = client.get(f"{API}/assignments/{assignment.json()['id']}", headers=worker.headers)
