@@ -165,7 +165,7 @@ def test_every_role_on_a_fresh_install(server, browser, data_dir):
     admin.click("#publish")
     _look(admin, "1-admin-consent-confirm")
     admin.get_by_role("button", name="Publish").click()
-    admin.wait_for_url("**/consent-documents?m=saved")
+    admin.wait_for_url("**/consent-documents?m=published")
     _look(admin, "1-admin-consent-published")
 
     # --- 2. the lab owner: a campaign through the form (one mistake first), opened; a viewer added

@@ -44,6 +44,7 @@ def test_admin_writes_previews_publishes_and_revises(client, db):
     # publishing asks first, then freezes the text
     r = client.post(f"/consent-documents/{CONSENT_FAMILY}-1/publish", data={"csrf_token": token})
     assert r.status_code == 200 and "frozen" in r.text and 'value="yes"' in r.text
+    assert f"Publish “Recording consent” ({CONSENT_FAMILY}-1)?" in r.text  # the title the author knows
     assert client.get(f"{API}/consent-documents/{CONSENT_FAMILY}-1").json()["status"] == "draft"  # not yet
     r = client.post(
         f"/consent-documents/{CONSENT_FAMILY}-1/publish",
@@ -51,6 +52,7 @@ def test_admin_writes_previews_publishes_and_revises(client, db):
         follow_redirects=False,
     )
     assert r.status_code == 303
+    assert "Published." in client.get(r.headers["location"]).text  # not "Saved."
     assert client.get(f"{API}/consent-documents/{CONSENT_FAMILY}-1").json()["status"] == "published"
 
     # a new revision starts prefilled; its publication says who will be asked to sign again
