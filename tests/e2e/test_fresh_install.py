@@ -301,4 +301,5 @@ def test_every_role_on_a_fresh_install(server, browser, data_dir):
     assert "Fold a towel" in notices and "closed" in notices, notices
     _look(worker, "5-worker-notices")
     worker.goto("/assignments")
+    assert worker.locator(".assignment .pill").all_inner_texts() == ["ended", "clip sent"]
     _look(worker, "5-worker-my-work")
