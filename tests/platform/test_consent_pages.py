@@ -95,6 +95,7 @@ def test_worker_reads_in_their_language_and_sees_what_changed(client, db):
     assert "Consentement" in page and 'action="/consent/w-consent-1-fr"' in page and 'lang="fr"' in page
     page = client.get("/consent/w-consent-1?lang=en", headers={"Accept-Language": "fr"}).text
     assert 'action="/consent/w-consent-1"' in page  # the reader switched to English
+    assert "published ·" not in page and " · published 20" in page  # said once, with its date
     r = client.post(
         "/consent/w-consent-1-fr",
         data={"csrf_token": token, "scopes": ["record_hands"], "sha256": consent.text_sha256(CONSENT_TEXT_FR)},
