@@ -39,30 +39,45 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(data_dir):
-    """An empty data directory, the first admin from the CLI, then the app with QC running inside it."""
+    """An empty data directory, the first admin from the CLI, then the app. QC runs from the CLI (`egocrowd
+    worker --once`) while the worker's page is open, so the page must pick up the verdict by itself."""
     require_browser()
     env = {
         **os.environ,
         "EGOCROWD_DATA_DIR": str(data_dir),
-        "EGOCROWD_RUN_PIPELINE_IN_SERVER": "true",
+        "EGOCROWD_RUN_PIPELINE_IN_SERVER": "false",
         "EGOCROWD_PIPELINE_EXECUTOR": "inline",
     }
     for k in ("EGOCROWD_DATABASE_URL", "EGOCROWD_CONFIG", "EGOCROWD_MAIL_URL"):
         env.pop(k, None)
-    made = subprocess.run(
-        [sys.executable, "-m", "egocrowd.cli", "user", "create", "--role", "admin", "--email", "root@example.org"]
-        + ["--name", "Root", "--password", PASSWORD],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    _cli(
+        env,
+        "user",
+        "create",
+        "--role",
+        "admin",
+        "--email",
+        "root@example.org",
+        "--name",
+        "Root",
+        "--password",
+        PASSWORD,
     )
-    assert made.returncode == 0, made.stderr
-    srv = ServerProcess("egocrowd.web.app:create_app", workdir=data_dir / "server", env=env, ready_path="/api/v1/health")
+    srv = ServerProcess(
+        "egocrowd.web.app:create_app", workdir=data_dir / "server", env=env, ready_path="/api/v1/health"
+    )
     try:
-        yield srv.start(timeout=90).base
+        yield srv.start(timeout=90).base, env
     finally:
         srv.stop()
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "egocrowd.cli", *args], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +139,7 @@ def _mailed_link(outbox, to: str, path: str) -> str:
 
 
 def test_every_role_on_a_fresh_install(server, browser, data_dir):
+    server, env = server
     # --- 1. the admin: a lab and its owner, then the consent text
     admin = _page(browser, server)
     _log_in(admin, "root@example.org")
@@ -188,7 +204,10 @@ def test_every_role_on_a_fresh_install(server, browser, data_dir):
     lab.fill("#buyer_name", "Open Robotics Lab")
     lab.fill("#target_clips", "10")
     lab.get_by_role("button", name="Save").click()
-    assert lab.locator("#max_duration_s-error").inner_text() == "The longest clip must be at least as long as the shortest."
+    assert (
+        lab.locator("#max_duration_s-error").inner_text()
+        == "The longest clip must be at least as long as the shortest."
+    )
     assert lab.locator(".lab-error").count() == 1
     assert lab.input_value("#title") == "Fold a towel" and lab.is_checked("#use_commercial")  # what was typed is kept
     _look(lab, "2-lab-mistake")
@@ -233,6 +252,7 @@ def test_every_role_on_a_fresh_install(server, browser, data_dir):
     _look(worker, "3-worker-check-email")
     worker.goto(_mailed_link(data_dir / "outbox", "amina@example.org", "/verify-email"))
     worker.wait_for_url(re.compile(r"/login\?m=verified$"))
+    _look(worker, "3-worker-confirmed")
     _log_in(worker, "amina@example.org")
     assert worker.locator("article.campaign").count() == 1
     _look(worker, "3-worker-campaigns")
@@ -259,8 +279,9 @@ def test_every_role_on_a_fresh_install(server, browser, data_dir):
     _look(worker, "3-worker-checked")
     worker.get_by_role("button", name="Upload").click()
     worker.wait_for_url("**/clips?m=uploaded", timeout=60_000)
+    assert worker.locator(".clip").first.get_attribute("data-status") == "processing"
     _look(worker, "3-worker-uploaded")
-    # QC runs in the server; the page refreshes the clip's state by itself (no reload here)
+    _cli(env, "worker", "--once", "--executor", "inline")  # QC, while the page stays open: no reload below
     worker.wait_for_selector(".clip:not([data-status=processing]):not([data-status=uploaded])", timeout=60_000)
     status = worker.locator(".clip").first.get_attribute("data-status")
     assert status in ("qc_passed", "qc_failed", "rejected"), status
