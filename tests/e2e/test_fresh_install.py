@@ -236,6 +236,10 @@ def test_every_role_on_a_fresh_install(server, browser, data_dir):
     _look(team, "2-lab-team")
     team.goto(campaign)
     _look(team, "2-lab-campaign")
+    team.goto("/campaigns")
+    _look(team, "2-lab-campaigns")
+    team.goto("/campaigns/new")
+    _look(team, "2-lab-new")
 
     # --- 3. a worker: signs up, confirms the address, signs, claims, records, uploads, sees QC's verdict
     worker = _page(browser, server)
@@ -286,6 +290,8 @@ def test_every_role_on_a_fresh_install(server, browser, data_dir):
     status = worker.locator(".clip").first.get_attribute("data-status")
     assert status in ("qc_passed", "qc_failed", "rejected"), status
     _look(worker, "3-worker-qc")
+    worker.get_by_role("link", name="Clip 1").click()
+    _look(worker, "3-worker-clip")
     worker.get_by_role("link", name=re.compile(r"^Notices")).click()
     _look(worker, "3-worker-notices")
 
@@ -300,6 +306,7 @@ def test_every_role_on_a_fresh_install(server, browser, data_dir):
     _look(admin, "4-admin-reviewer-made")
     reviewer = _page(browser, server)
     _log_in(reviewer, "rita@example.org")
+    assert reviewer.locator("article.campaign").count() == 1
     _look(reviewer, "4-reviewer-campaigns")
     reviewer.get_by_role("link", name="Fold a towel").click()
     _look(reviewer, "4-reviewer-campaign")
@@ -321,6 +328,18 @@ def test_every_role_on_a_fresh_install(server, browser, data_dir):
     notices = worker.locator("main").inner_text()
     assert "Fold a towel" in notices and "closed" in notices, notices
     _look(worker, "5-worker-notices")
+    worker.goto("/consents")
+    _look(worker, "5-worker-consents")
+    worker.goto("/account")
+    _look(worker, "5-worker-account")
     worker.goto("/assignments")
     assert worker.locator(".assignment .pill").all_inner_texts() == ["ended", "clip sent"]
     _look(worker, "5-worker-my-work")
+
+    # --- the admin reads what happened
+    admin.goto("/admin/audit")
+    log = admin.locator("main").inner_text()  # newest first: the closing, then the slot it ended
+    assert log.index("assignment.released") < log.index("campaign.closed") < log.index("user.created")
+    _look(admin, "6-admin-audit")
+    admin.goto("/admin/health")
+    _look(admin, "6-admin-health")
