@@ -240,6 +240,13 @@ def test_every_role_on_a_fresh_install(server, browser, data_dir):
     _look(team, "2-lab-campaigns")
     team.goto("/campaigns/new")
     _look(team, "2-lab-new")
+    viewer = _page(browser, server)  # the viewer reads progress but cannot change the campaign
+    _log_in(viewer, "viewer@example.org")
+    viewer.goto(campaign)
+    assert viewer.get_by_role("heading", name="At a glance").is_visible()
+    assert viewer.locator("button[data-status], #clone").count() == 0
+    assert viewer.get_by_role("link", name="Edit").count() == 0
+    _look(viewer, "2-lab-viewer-campaign")
 
     # --- 3. a worker: signs up, confirms the address, signs, claims, records, uploads, sees QC's verdict
     worker = _page(browser, server)
