@@ -26,6 +26,8 @@ def test_a_clip_page_shows_its_report_to_its_owner_and_lab_only(app, db, client,
     assert page.status_code == 200 and 'data-status="qc_' in page.text
     assert "Every check" in page.text and "Camera mount: OK" in page.text
     assert "Phone held in one hand" in page.text  # the declared mount, in words
+    assert f'href="{path}"' not in page.text  # the card on its own page does not link to itself
+    assert f'href="{path}"' in client.get("/clips", headers=world.worker.headers).text
     assert client.get(path, headers=world.lab.headers).status_code == 200
     assert client.get(path, headers=make_user(db, "worker").headers).status_code == 404
     anonymous = client.get(path, follow_redirects=False)
