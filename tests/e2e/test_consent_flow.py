@@ -78,7 +78,7 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     assert "frozen" in a.locator(".consequences").inner_text()
     _look(a, "4-admin-confirm")
     a.get_by_role("button", name="Publish").click()
-    a.wait_for_url("**/consent-documents?m=saved")
+    a.wait_for_url("**/consent-documents?m=published")
     a.get_by_role("link", name="Add a language").click()
     a.fill("#language", "fr")
     a.fill("#title", "Consentement à l'enregistrement")
@@ -88,7 +88,7 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     a.click("#save")
     a.click("#publish")
     a.get_by_role("button", name="Publish").click()
-    a.wait_for_url("**/consent-documents?m=saved")
+    a.wait_for_url("**/consent-documents?m=published")
     _look(a, "5-admin-list")
 
     # --- a lab can now run campaigns on it (a fresh install had nothing to name)
@@ -132,7 +132,7 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     assert "1 worker(s)" in a.locator(".consequences").inner_text()
     _look(a, "8-admin-confirm-revision")
     a.get_by_role("button", name="Publish").click()
-    a.wait_for_url("**/consent-documents?m=saved")
+    a.wait_for_url("**/consent-documents?m=published")
 
     # --- the worker's next upload is refused until they sign again
     r = _upload(client, worker, assignment.json()["id"])

@@ -154,7 +154,7 @@ def test_my_work_page(client, db, lab):
     )
     assert r.status_code == 303
     assert client.get(f"{API}/assignments/{aid}").json()["status"] == "released"
-    assert "released" in client.get("/assignments").text
+    assert '<span class="pill released">ended</span>' in client.get("/assignments").text  # plain words
 
 
 def test_worker_pages_through_campaigns_of_their_country(client, db, lab):

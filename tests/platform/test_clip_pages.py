@@ -26,6 +26,8 @@ def test_a_clip_page_shows_its_report_to_its_owner_and_lab_only(app, db, client,
     assert page.status_code == 200 and 'data-status="qc_' in page.text
     assert "Every check" in page.text and "Camera mount: OK" in page.text
     assert "Phone held in one hand" in page.text  # the declared mount, in words
+    assert f'href="{path}"' not in page.text  # the card on its own page does not link to itself
+    assert f'href="{path}"' in client.get("/clips", headers=world.worker.headers).text
     assert client.get(path, headers=world.lab.headers).status_code == 200
     assert client.get(path, headers=make_user(db, "worker").headers).status_code == 404
     anonymous = client.get(path, follow_redirects=False)
@@ -52,3 +54,12 @@ def test_the_checklist_follows_the_campaign(client, world):
         assert ("upright" in checklist) == (orientation == "portrait")
         assert f'value="{mount}"' in page  # the box the worker ticks, sent as the upload's "mount"
     assert 'data-role="mount"' not in _capture_page(client, world, camera_placement="any")
+
+
+def test_clip_lengths_are_shown_as_the_lab_set_them(client, world):
+    """2.5 s read "2 s" on the campaign and in the checklist (|int), and "2.0–30.0 s" above the recorder."""
+    page = _capture_page(client, world, min_duration_s=2.5, max_duration_s=30)
+    assert "Between 2.5 and 30 seconds." in page and "2.5–30 s," in page
+    cid = world.open_campaign(requirements={**REQ, "min_duration_s": 2.5})["id"]
+    campaign = client.get(f"/campaigns/{cid}", headers=world.worker.headers)
+    assert f"2.5–{REQ['max_duration_s']:g} s" in campaign.text

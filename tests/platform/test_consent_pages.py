@@ -44,6 +44,7 @@ def test_admin_writes_previews_publishes_and_revises(client, db):
     # publishing asks first, then freezes the text
     r = client.post(f"/consent-documents/{CONSENT_FAMILY}-1/publish", data={"csrf_token": token})
     assert r.status_code == 200 and "frozen" in r.text and 'value="yes"' in r.text
+    assert f"Publish “Recording consent” ({CONSENT_FAMILY}-1)?" in r.text  # the title the author knows
     assert client.get(f"{API}/consent-documents/{CONSENT_FAMILY}-1").json()["status"] == "draft"  # not yet
     r = client.post(
         f"/consent-documents/{CONSENT_FAMILY}-1/publish",
@@ -51,6 +52,7 @@ def test_admin_writes_previews_publishes_and_revises(client, db):
         follow_redirects=False,
     )
     assert r.status_code == 303
+    assert "Published." in client.get(r.headers["location"]).text  # not "Saved."
     assert client.get(f"{API}/consent-documents/{CONSENT_FAMILY}-1").json()["status"] == "published"
 
     # a new revision starts prefilled; its publication says who will be asked to sign again
@@ -93,6 +95,7 @@ def test_worker_reads_in_their_language_and_sees_what_changed(client, db):
     assert "Consentement" in page and 'action="/consent/w-consent-1-fr"' in page and 'lang="fr"' in page
     page = client.get("/consent/w-consent-1?lang=en", headers={"Accept-Language": "fr"}).text
     assert 'action="/consent/w-consent-1"' in page  # the reader switched to English
+    assert "published ·" not in page and " · published 20" in page  # said once, with its date
     r = client.post(
         "/consent/w-consent-1-fr",
         data={"csrf_token": token, "scopes": ["record_hands"], "sha256": consent.text_sha256(CONSENT_TEXT_FR)},

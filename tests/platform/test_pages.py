@@ -98,3 +98,14 @@ def test_owner_gets_the_form_back_with_their_input(client, db, labs):
     # a live campaign's form comes back the same way
     r = client.post(f"/campaigns/{ids['open']}/edit", data={**_form(title="x" * 300), "csrf_token": token})
     assert r.status_code == 422 and 'name="title"' in r.text
+
+
+@pytest.mark.parametrize("who", ["admin", "lab"])
+def test_an_empty_campaign_list_offers_only_what_the_viewer_can_do(client, db, who):
+    """An admin has no lab, so the campaign form could not be saved: they are sent to make a lab instead."""
+    actor = make_user(db, "admin") if who == "admin" else make_user(db, "requester", org="Lab A")
+    page_login(client, actor)
+    r = client.get("/campaigns")
+    assert "No campaigns to show yet." in r.text
+    assert ('href="/campaigns/new">Create one' in r.text) is (who == "lab")
+    assert ('href="/admin/organizations">add a lab' in r.text) is (who == "admin")

@@ -168,7 +168,7 @@ def mount(ctx: CheckContext) -> Verdict:
             f"recorded with {MOUNT_NAMES.get(declared, 'another mount')}, the campaign needs {MOUNT_NAMES[want]}",
             f"record again with {MOUNT_NAMES[want]}",
         )
-    return Verdict("pass", declared, threshold, f"mount as asked: {MOUNT_NAMES[want]} (as you confirmed)")
+    return Verdict("pass", declared, threshold, f"mount as asked, as you confirmed: {MOUNT_NAMES[want]}")
 
 
 @qc_check("frame_rate", version=1, title="Frame rate")

@@ -584,10 +584,10 @@ def _form_again(request: Request, form: dict, exc: Exception, campaign_id: int |
 def chart(days: list[dict[str, Any]], *, width: int = 600, height: int = 160) -> dict[str, Any]:
     """Bars for clips received per day and a line for clips that passed QC, as SVG coordinates
     (the template draws them: no script, no library)."""
-    top = max([1, *(d["received"] for d in days)])
+    top = max([0, *(d["received"] for d in days)])  # said in the caption: 0 when nothing came yet
     n = max(1, len(days))
     step = width / n
-    scale = (height - 20) / top
+    scale = (height - 20) / max(1, top)
 
     def y(v: int) -> float:
         return round(height - v * scale, 1)

@@ -20,6 +20,7 @@ from egocrowd.web.pages.render import (
     RawForm,
     TextForm,
     confirm_first,
+    flash_messages,
     form_error,
     render,
     safe_next,
@@ -31,6 +32,7 @@ from egocrowd.web.routers.api import Id
 router = APIRouter(include_in_schema=False)
 _FROM_CAMPAIGN = re.compile(r"^/campaigns/(\d{1,9})(?:[?#].*)?$")
 SCOPE_ROWS_SPARE = 3  # empty rows under a draft's choices, to add new ones without a script
+flash_messages({"published": "Published.", "retired": "Retired."})
 
 
 def _markdown(doc: ConsentDocument) -> Markup:
@@ -305,7 +307,7 @@ def publish_document(request: Request, version: str, form: TextForm):
             request,
             user,
             form,
-            question=f"Publish {doc.version}?",
+            question=f"Publish “{doc.title}” ({doc.version})?",
             consequences=consequences,
             yes="Publish",
             back=f"/consent-documents/{version}/edit",
@@ -313,7 +315,7 @@ def publish_document(request: Request, version: str, form: TextForm):
         if ask is not None:
             return ask
         consent.publish(ctx.session, user, version)
-    return see_other("/consent-documents?m=saved")
+    return see_other("/consent-documents?m=published")
 
 
 @router.post("/consent-documents/{version}/retire")
@@ -339,4 +341,4 @@ def retire_document(request: Request, version: str, form: TextForm):
         if ask is not None:
             return ask
         consent.retire(ctx.session, user, version)
-    return see_other("/consent-documents?m=saved")
+    return see_other("/consent-documents?m=retired")
