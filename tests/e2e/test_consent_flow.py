@@ -58,7 +58,7 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
 
     # --- the admin writes, previews and publishes
     a = _log_in(browser, live.base, admin)
-    a.get_by_role("link", name="Consent texts").click()
+    a.get_by_role("link", name="Consent documents").click()
     _look(a, "1-admin-empty")
     a.click("#new-document")
     a.fill("#family", "egocrowd-worker")

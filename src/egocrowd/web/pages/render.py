@@ -4,6 +4,7 @@ the error page the problem handler renders for non-API paths."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -47,6 +48,12 @@ def _money(cents: int, currency: str) -> str:
     return f"{cents / 100:,.2f} {currency}"
 
 
+def _when(moment: datetime) -> str:
+    """A moment as people read it: "2026-11-30 14:05 UTC" (converted first: a driver may hand back
+    another zone). Viewers' own zones come with issue #15."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _filesize(n: float) -> str:
     for suffix in ("bytes", "KB", "MB", "GB"):
         if n < 1024 or suffix == "GB":
@@ -57,6 +64,7 @@ def _filesize(n: float) -> str:
 
 templates.env.filters["money"] = _money
 templates.env.filters["filesize"] = _filesize
+templates.env.filters["when"] = _when
 templates.env.globals["version"] = __version__
 templates.env.globals["CampaignStatus"] = CampaignStatus
 templates.env.globals["can"] = policy.can  # templates ask the policy too; they never test roles
