@@ -163,7 +163,7 @@ def test_every_role_on_a_fresh_install(server, browser, data_dir):
     admin.get_by_role("button", name="Create the account").click()
     _look(admin, "1-admin-lab-owner-made")
 
-    admin.get_by_role("link", name="Consent documents").click()
+    admin.locator("header nav").get_by_role("link", name="Consent documents").click()
     _look(admin, "1-admin-consent-empty")
     admin.click("#new-document")
     admin.fill("#family", "egocrowd-worker")
