@@ -16,8 +16,7 @@ import click
 from egocrowd import __version__
 from egocrowd.bench.cli import bench
 from egocrowd.blobs import BlobStore
-from egocrowd.cli_types import RegistryChoice
-from egocrowd.errors import EgocrowdError
+from egocrowd.cli_types import CommandGroup, RegistryChoice
 
 
 def _settings():
@@ -26,7 +25,7 @@ def _settings():
     return Settings()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="egocrowd")
 def main() -> None:
     """egocrowd: crowdsourced egocentric demonstrations for robot learning, and egocrowd.bench.
@@ -135,29 +134,25 @@ def user() -> None:
 def user_create(email, role, password, display_name, organization, country, with_token) -> None:
     """Create a user of any role."""
     from egocrowd.accounts import service as accounts  # Argon2 + SQLAlchemy, ~0.65 s
-    from egocrowd.db import open_database
 
-    settings = _settings()
-    db = open_database(settings)
-    try:
-        with db.transaction() as s:
-            org = accounts.get_or_create_organization(s, organization) if organization else None
-            u = accounts.create_user(
-                s,
-                email=email,
-                password=password,
-                display_name=display_name,
-                role=role,
-                organization=org,
-                country=country,
-                email_verified=True,  # the operator vouches for the address
-            )
-            token = accounts.issue_token(s, u, "cli")[1] if with_token else None
-            click.echo(f"created {u.role.value} {u.email} (id {u.id})")
-            if token:
-                click.echo(f"API token (shown once): {token}")
-    except EgocrowdError as exc:
-        raise click.ClickException(f"{exc.message} [{exc.code}]") from None
+    def work(s) -> None:
+        org = accounts.get_or_create_organization(s, organization) if organization else None
+        u = accounts.create_user(
+            s,
+            email=email,
+            password=password,
+            display_name=display_name,
+            role=role,
+            organization=org,
+            country=country,
+            email_verified=True,  # the operator vouches for the address
+        )
+        token = accounts.issue_token(s, u, "cli")[1] if with_token else None
+        click.echo(f"created {u.role.value} {u.email} (id {u.id})")
+        if token:
+            click.echo(f"API token (shown once): {token}")
+
+    _in_transaction(work)
 
 
 @main.group()
@@ -249,8 +244,6 @@ def ingest(directory: str, campaign_id: int, worker_id: int) -> None:
                 worker_id=worker_id,
                 progress=lambda p: bar.update(task, advance=1, name=p.name),
             )
-    except EgocrowdError as exc:
-        raise click.ClickException(f"{exc.message} [{exc.code}]") from None
     finally:
         db.dispose()
     click.echo(
@@ -284,16 +277,15 @@ def _job_filter_options(f):
     return f
 
 
-def _with_jobs(work):
-    """Run ``work(session)`` in one transaction; errors become one clear line."""
+def _in_transaction(work):
+    """Run ``work(session)`` in one transaction of the configured database, then close its
+    connections (a pool left open warns, and on PostgreSQL holds a connection until collected)."""
     from egocrowd.db import open_database  # SQLAlchemy, ~0.4 s
 
     database = open_database(_settings())
     try:
         with database.transaction() as s:
             return work(s)
-    except EgocrowdError as exc:
-        raise click.ClickException(f"{exc.message} [{exc.code}]") from None
     finally:
         database.dispose()
 
@@ -344,7 +336,7 @@ def jobs_list(stage, campaign_id, stage_version, stale_only, status, limit) -> N
         console.print(table)
         console.print(depths)
 
-    _with_jobs(work)
+    _in_transaction(work)
 
 
 @jobs.command("retry")
@@ -354,7 +346,7 @@ def jobs_retry(stage, campaign_id, stage_version, stale_only) -> None:
     from egocrowd.pipeline import jobs as queue  # SQLAlchemy, ~0.4 s
 
     where = queue.JobFilter(stage=stage, campaign_id=campaign_id, stage_version=stage_version, stale_only=stale_only)
-    ids = _with_jobs(lambda s: queue.retry(s, where))
+    ids = _in_transaction(lambda s: queue.retry(s, where))
     click.echo(f"{len(ids)} failed job(s) queued again")
 
 
@@ -368,9 +360,9 @@ def jobs_requeue(stage, campaign_id, stage_version, stale_only, yes) -> None:
 
     where = queue.JobFilter(stage=stage, campaign_id=campaign_id, stage_version=stage_version, stale_only=stale_only)
     if not yes:
-        n = _with_jobs(lambda s: len(queue.list_jobs(s, where, limit=10**9)))
+        n = _in_transaction(lambda s: len(queue.list_jobs(s, where, limit=10**9)))
         click.confirm(f"Run stage {stage or '?'} again for up to {n} job(s)?", abort=True)
-    ids = _with_jobs(lambda s: queue.requeue(s, where))
+    ids = _in_transaction(lambda s: queue.requeue(s, where))
     click.echo(f"{len(ids)} job(s) queued again")
 
 
@@ -409,28 +401,24 @@ def consent_publish(file: Path, family: str, title: str, scopes: tuple[str, ...]
     to sign it again before their next upload.
     """
     from egocrowd import consent  # SQLAlchemy and the consent room, ~0.5 s
-    from egocrowd.db import open_database
 
     choices = [_scope_option(s) for s in scopes]
-    db = open_database(_settings())
-    try:
-        with db.transaction() as s:
-            doc = consent.create_draft(
-                s,
-                None,  # the operator at the command line
-                family=family,
-                title=title,
-                body=file.read_text(encoding="utf-8"),
-                scopes=choices,
-                language=language,
-                revision=revision,
-            )
-            consent.publish(s, None, doc.version)
-            click.echo(f"published {doc.version} (sha256 {doc.sha256})")
-    except EgocrowdError as exc:
-        raise click.ClickException(f"{exc.message} [{exc.code}]") from None
-    finally:
-        db.dispose()  # close the pool's connections now, not whenever they are collected
+
+    def work(s) -> None:
+        doc = consent.create_draft(
+            s,
+            None,  # the operator at the command line
+            family=family,
+            title=title,
+            body=file.read_text(encoding="utf-8"),
+            scopes=choices,
+            language=language,
+            revision=revision,
+        )
+        consent.publish(s, None, doc.version)
+        click.echo(f"published {doc.version} (sha256 {doc.sha256})")
+
+    _in_transaction(work)
 
 
 main.add_command(bench)

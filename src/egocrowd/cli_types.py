@@ -1,4 +1,4 @@
-"""Click parameter types shared by `egocrowd` and `egocrowd bench`."""
+"""Click parameter types and the command group shared by `egocrowd` and `egocrowd bench`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,18 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem
 
-from egocrowd.errors import InvalidInput
+from egocrowd.errors import EgocrowdError, InvalidInput
+
+
+class CommandGroup(click.Group):
+    """A group whose commands (and subgroups') end an :class:`EgocrowdError` with one clear line,
+    "message [code]" and exit status 1, never a traceback: commands just let our errors rise."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EgocrowdError as exc:
+            raise click.ClickException(f"{exc.message} [{exc.code}]") from None
 
 
 class RegistryChoice(click.ParamType):

@@ -14,8 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from egocrowd.bench import schema as S
+from egocrowd.bench.cli import bench
 from egocrowd.bench.protocols import load_protocol
-from egocrowd.bench.runner import episode_path, episode_seed, protocols_command, run, run_command
+from egocrowd.bench.runner import episode_path, episode_seed, protocols_command, run
 from egocrowd.errors import Conflict
 
 SHORT = load_protocol("family-evening").with_overrides(steps=300, chores=4)
@@ -90,66 +91,20 @@ def test_resume_after_sigkill_gives_the_same_logs(tmp_path: Path) -> None:
 
 
 def test_cli_run_and_protocols(tmp_path: Path) -> None:
-    cli = CliRunner()
-    res = cli.invoke(
-        run_command,
-        [
-            "weekday-kitchen",
-            "--policy",
-            "canned",
-            "-n",
-            "2",
-            "-s",
-            "3",
-            "--steps",
-            "200",
-            "--chores",
-            "2",
-            "-j",
-            "1",
-            "-o",
-            str(tmp_path / "r"),
-            "--no-progress",
-        ],
-    )
+    cli = CliRunner()  # through the `bench` group, as `egocrowd bench run` runs it (errors become one line there)
+    args = ["run", "weekday-kitchen", "--policy", "canned", "-n", "2", "-s", "3", "--steps", "200", "--chores", "2"]
+    args += ["-j", "1", "-o", str(tmp_path / "r"), "--no-progress"]
+    res = cli.invoke(bench, args)
     assert res.exit_code == 0, res.output
     assert "2 episodes run" in res.output and "plain" in res.output
-    again = cli.invoke(
-        run_command,
-        [
-            "weekday-kitchen",
-            "--policy",
-            "canned",
-            "-n",
-            "2",
-            "-s",
-            "3",
-            "--steps",
-            "200",
-            "--chores",
-            "2",
-            "-j",
-            "1",
-            "-o",
-            str(tmp_path / "r"),
-            "--no-progress",
-            "--no-summary",
-        ],
-    )
+    again = cli.invoke(bench, [*args, "--no-summary"])
     assert again.exit_code == 0 and "0 episodes run, 2 already done" in again.output
-    bad = cli.invoke(run_command, ["weekday-kitchen", "--policy", "nope", "-o", str(tmp_path / "x"), "--no-progress"])
+    bad = cli.invoke(bench, ["run", "weekday-kitchen", "--policy", "nope", "-o", str(tmp_path / "x"), "--no-progress"])
     assert bad.exit_code == 2 and "bench.unknown_policy" in bad.output  # a usage error: checked before running
     remote = cli.invoke(
-        run_command,
-        [
-            "weekday-kitchen",
-            "--policy",
-            "http://127.0.0.1:9",
-            "-o",
-            str(tmp_path / "y"),
-            "--no-progress",
-            "--no-summary",
-        ],
+        bench,
+        ["run", "weekday-kitchen", "--policy", "http://127.0.0.1:9", "-o", str(tmp_path / "y"), "--no-progress"]
+        + ["--no-summary"],
     )
     assert "bench.policy_unreachable" in remote.output  # URLs still pass the name check
     listing = cli.invoke(protocols_command, [])

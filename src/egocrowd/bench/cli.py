@@ -17,7 +17,7 @@ import click
 from egocrowd.bench.digest import digest_log
 from egocrowd.bench.runner import protocols_command, run_command
 from egocrowd.bench.schema import to_parquet
-from egocrowd.cli_types import RegistryChoice
+from egocrowd.cli_types import CommandGroup, RegistryChoice
 from egocrowd.errors import EgocrowdError
 
 # The scoring modules (metrics, score, ranking, importers) import SciPy: ~1 s measured with
@@ -133,11 +133,7 @@ def _write(text: str, output: str) -> None:
         click.echo(f"wrote {output}", err=True)
 
 
-def _fail(exc: EgocrowdError) -> None:
-    raise click.ClickException(f"{exc.message} [{exc.code}]")
-
-
-@click.group("bench")
+@click.group("bench", cls=CommandGroup)
 def bench() -> None:
     """Long-horizon, multi-person evaluation: score logs, compare and rank policies, write reports.
 
@@ -173,19 +169,15 @@ def _score(logs: Sequence[str], pairwise: str | None, kw: dict[str, Any]) -> dic
     from egocrowd.bench.importers import read_pairwise_csv  # SciPy, ~1 s
     from egocrowd.bench.score import score_digests
 
-    try:
-        digests = _load_digests(logs, lenient=kw["lenient"], jobs=kw["jobs"])
-        battles = read_pairwise_csv(pairwise) if pairwise else None
-        return score_digests(
-            digests,
-            _make_config(kw),
-            metrics=list(kw["metrics"]) or None,
-            battles=battles,
-            inputs=[*logs, *([pairwise] if pairwise else [])],
-        )
-    except EgocrowdError as exc:
-        _fail(exc)
-        raise  # unreachable
+    digests = _load_digests(logs, lenient=kw["lenient"], jobs=kw["jobs"])
+    battles = read_pairwise_csv(pairwise) if pairwise else None
+    return score_digests(
+        digests,
+        _make_config(kw),
+        metrics=list(kw["metrics"]) or None,
+        battles=battles,
+        inputs=[*logs, *([pairwise] if pairwise else [])],
+    )
 
 
 @bench.command("report")
@@ -244,13 +236,9 @@ def compare_cmd(logs: tuple[str, ...], pol_a: str, pol_b: str, alpha: float, as_
     """
     from egocrowd.bench.score import compare  # SciPy, ~1 s
 
-    try:
-        res = compare(
-            _load_digests(logs, lenient=kw["lenient"], jobs=kw["jobs"]), pol_a, pol_b, _make_config(kw), alpha=alpha
-        )
-    except EgocrowdError as exc:
-        _fail(exc)
-        return
+    res = compare(
+        _load_digests(logs, lenient=kw["lenient"], jobs=kw["jobs"]), pol_a, pol_b, _make_config(kw), alpha=alpha
+    )
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return
@@ -288,11 +276,7 @@ def rank_cmd(pairwise: str, rounds: int, seed: int, anchor: str | None, as_json:
             anc = (name, float(val))
         except ValueError:
             raise click.BadParameter("use POLICY=RATING", param_hint="--anchor") from None
-    try:
-        res = rank_battles(read_pairwise_csv(pairwise), rounds=rounds, seed=seed, anchor=anc)
-    except EgocrowdError as exc:
-        _fail(exc)
-        return
+    res = rank_battles(read_pairwise_csv(pairwise), rounds=rounds, seed=seed, anchor=anc)
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return
@@ -343,11 +327,7 @@ def import_csv_cmd(trials: str, output: str) -> None:
     """
     from egocrowd.bench.importers import digests_to_log, read_trials_csv  # SciPy, ~1 s
 
-    try:
-        n = digests_to_log(read_trials_csv(trials), output)
-    except EgocrowdError as exc:
-        _fail(exc)
-        return
+    n = digests_to_log(read_trials_csv(trials), output)
     click.echo(f"wrote {n} events to {output}", err=True)
 
 
@@ -356,11 +336,7 @@ def import_csv_cmd(trials: str, output: str) -> None:
 @click.option("-o", "--output", required=True, help="Parquet file to write.")
 def to_parquet_cmd(logs: tuple[str, ...], output: str) -> None:
     """Convert JSONL logs to one Parquet file for analysis (streamed; scoring reads it back too)."""
-    try:
-        n = to_parquet(logs, output)
-    except EgocrowdError as exc:
-        _fail(exc)
-        return
+    n = to_parquet(logs, output)
     click.echo(f"wrote {n} rows to {output}", err=True)
 
 

@@ -36,7 +36,7 @@ from egocrowd.bench.policies import is_remote, make_policy
 from egocrowd.bench.protocols import Protocol, list_protocols, load_protocol
 from egocrowd.bench.sim.env import ENV_VERSION, HouseholdEnv
 from egocrowd.cli_types import RegistryChoice
-from egocrowd.errors import Conflict, EgocrowdError, InvalidInput
+from egocrowd.errors import Conflict, InvalidInput
 
 RUN_FORMAT_VERSION = 1
 RUN_FORMAT = "egocrowd.bench.run"
@@ -340,24 +340,6 @@ def run_command(
     summary: bool,
 ) -> None:
     """Evaluate POLICY on PROTOCOL (a shipped name or a YAML file); logs in the bench schema."""
-    try:
-        _run_cli(protocol, policy, episodes, seed, out, workers, steps, chores, progress, summary)
-    except EgocrowdError as exc:
-        raise click.ClickException(f"{exc.message} [{exc.code}]") from None
-
-
-def _run_cli(
-    protocol: str,
-    policy: str,
-    episodes: int,
-    seed: int,
-    out: str | None,
-    workers: int,
-    steps: int | None,
-    chores: int | None,
-    progress: bool,
-    summary: bool,
-) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # ~40 ms
 
     proto = load_protocol(protocol)
