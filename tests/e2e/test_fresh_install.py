@@ -12,13 +12,13 @@ import os
 import re
 import subprocess
 import sys
-from email import message_from_bytes, policy
 
 import pytest
 
 from tests.support import axe
 from tests.support.browser import ARTIFACTS, FAKE_CAMERA, PHONE, require_browser
 from tests.support.servers import ServerProcess
+from tests.support.smtp import mailed_link
 from tests.uploads.test_capture_browser import make_y4m, record
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -126,16 +126,6 @@ def _log_in(page, email: str, password: str = PASSWORD) -> None:
     page.fill("#password", password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(re.compile(r"/campaigns$"))
-
-
-def _mailed_link(outbox, to: str, path: str) -> str:
-    """The path and query of the newest ``path`` link mailed to ``to`` (the default mailer writes .eml files)."""
-    for eml in sorted(outbox.glob("*.eml"), reverse=True):
-        msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
-        found = re.search(re.escape(path) + r"\?token=[\w-]+", msg.get_content())
-        if msg["To"] == to and found:
-            return found.group(0)
-    raise AssertionError(f"no {path} link mailed to {to} in {outbox}")
 
 
 def test_every_role_on_a_fresh_install(server, browser, data_dir):
@@ -261,7 +251,7 @@ def test_every_role_on_a_fresh_install(server, browser, data_dir):
     worker.get_by_role("button", name="Sign up").click()
     worker.wait_for_url(re.compile(r"/signup/sent$"))
     _look(worker, "3-worker-check-email")
-    worker.goto(_mailed_link(data_dir / "outbox", "amina@example.org", "/verify-email"))
+    worker.goto(mailed_link(data_dir / "outbox", "amina@example.org", "/verify-email"))
     worker.wait_for_url(re.compile(r"/login\?m=verified$"))
     _look(worker, "3-worker-confirmed")
     _log_in(worker, "amina@example.org")

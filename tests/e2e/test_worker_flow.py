@@ -8,12 +8,12 @@ import os
 import re
 import subprocess
 import sys
-from email import message_from_bytes, policy
 
 import pytest
 
 from tests.support.browser import ARTIFACTS, PHONE, require_browser
 from tests.support.servers import ServerProcess
+from tests.support.smtp import mailed_link
 
 pytestmark = pytest.mark.browser
 
@@ -61,16 +61,6 @@ def _fits_the_phone(page, name: str) -> None:
     assert width <= PHONE["width"], f"{name}: the page is {width}px wide on a {PHONE['width']}px phone"
 
 
-def _mailed_link(outbox, to: str, path: str) -> str:
-    """The path and query of the newest ``path`` link mailed to ``to`` (the default mailer writes .eml files)."""
-    for eml in sorted(outbox.glob("*.eml"), reverse=True):
-        msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
-        found = re.search(re.escape(path) + r"\?token=[\w-]+", msg.get_content())
-        if msg["To"] == to and found:
-            return found.group(0)
-    raise AssertionError(f"no {path} link mailed to {to} in {outbox}")
-
-
 def test_worker_signs_up_consents_and_claims(page, data_dir):
     page.goto("/")
     _fits_the_phone(page, "1-landing")
@@ -84,7 +74,7 @@ def test_worker_signs_up_consents_and_claims(page, data_dir):
     page.get_by_role("button", name="Sign up").click()
     page.wait_for_url(re.compile(r"/signup/sent$"))
     _fits_the_phone(page, "2b-check-email")
-    page.goto(_mailed_link(data_dir / "outbox", "amina@example.org", "/verify-email"))  # the link in the email
+    page.goto(mailed_link(data_dir / "outbox", "amina@example.org", "/verify-email"))  # the link in the email
     page.wait_for_url(re.compile(r"/login\?m=verified$"))
     assert page.locator(".flash").inner_text() == "Your email address is confirmed. Thank you."
     page.fill("#email", "amina@example.org")

@@ -20,6 +20,7 @@ from egocrowd.db import Database, open_database
 from egocrowd.settings import Settings
 from egocrowd.uploads import UploadStore, recover_completed
 from egocrowd.web import assets, problems, security
+from egocrowd.web.letters import SendAfterResponse
 from egocrowd.web.limits import BodyLimit
 from egocrowd.web.pages import accounts, assignments, campaigns, consent, lab, render
 from egocrowd.web.pages import admin as admin_pages
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     problems.install(app)
     render.templates.env.globals["asset"] = assets.asset  # {{ asset('/static/app.css') }}: the hashed URL
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_kb * 1024)
+    app.add_middleware(SendAfterResponse, settings=settings)  # mail leaves after the answer
 
     for router in ROUTERS:
         app.include_router(router)
