@@ -36,11 +36,11 @@ def find_users(
     policy.require(admin, "user.manage")
     q = sa.select(User).options(joinedload(User.organization)).order_by(User.id.desc()).limit(limit)
     if query.text and query.text.strip():
-        pattern = "%" + _escape_like(query.text.strip().lower()) + "%"
+        text = query.text.strip().lower()  # "%" and "_" in it are matched as they are (autoescape)
         q = q.where(
             sa.or_(
-                sa.func.lower(User.email).like(pattern, escape="\\"),
-                sa.func.lower(User.display_name).like(pattern, escape="\\"),
+                sa.func.lower(User.email).contains(text, autoescape=True),
+                sa.func.lower(User.display_name).contains(text, autoescape=True),
             )
         )
     if query.role is not None:
@@ -113,10 +113,6 @@ def users_by_role(session: Session, admin: User) -> dict[str, dict[str, int]]:
     for role, active, n in rows:
         out[role.value]["active" if active else "suspended"] += n
     return out
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def users_by_id(session: Session, admin: User, ids: set[int]) -> dict[int, User]:
