@@ -83,7 +83,9 @@ class AssetFiles:
         a listed file missing on disk (npm not run yet) keeps its bare URL, which answers 404."""
         if path not in self.files:
             raise KeyError(f"no such asset: {path}")
-        return f"{path}?v={self._get(path).version}" if self.files[path].is_file() else path
+        if path not in self._loaded and not self.files[path].is_file():  # once loaded, no disk look-up per page
+            return path
+        return f"{path}?v={self._get(path).version}"
 
     def response(self, request: Request, path: str) -> Response:
         f = self._get(path)
