@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import typing
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from annotated_types import Ge, Le
@@ -274,10 +276,11 @@ def _campaign_data(form: dict[str, Any]) -> dict[str, Any]:
         return form.get(name, "").strip() or None
 
     pay = number("pay")
-    try:
-        pay_cents: Any = round(float(pay) * 100) if pay is not None else None
-    except (ValueError, OverflowError):  # "abc", "nan", "inf": the model answers in plain words
-        pay_cents = pay
+    pay_cents: Any = pay  # "abc", "nan", "inf", "1.005": the model answers in plain words
+    with contextlib.suppress(InvalidOperation, ValueError, OverflowError):
+        cents = Decimal(pay) * 100 if pay is not None else None  # exact: money is never a float
+        if cents is None or cents == cents.to_integral_value():
+            pay_cents = None if cents is None else int(cents)
     req: dict[str, Any] = {}
     for i in _requirement_inputs():
         if i.kind == "check":

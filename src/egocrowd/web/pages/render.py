@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -45,7 +46,7 @@ def flash_messages(texts: dict[str, str]) -> None:
 
 
 def _money(cents: int, currency: str) -> str:
-    return f"{cents / 100:,.2f} {currency}"
+    return f"{Decimal(cents).scaleb(-2):,.2f} {currency}"  # exact: money is never a float
 
 
 def _when(moment: datetime) -> str:
