@@ -293,7 +293,7 @@ class Campaign(Base):
     #: how many slots one worker may hold in this campaign over its life (None: no limit)
     max_clips_per_worker: Mapped[int | None]
     #: how its clips are de-identified (campaigns.schema.PrivacySettings; {} means the defaults)
-    privacy: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    privacy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus), default=CampaignStatus.draft, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -62,7 +62,10 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_redaction_edits_clip_id'), ['clip_id'], unique=False)
 
     with op.batch_alter_table('campaigns', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('privacy', sa.JSON(), nullable=False, server_default='{}'))
+        batch_op.add_column(sa.Column('privacy', sa.JSON(), nullable=True))
+    op.execute("UPDATE campaigns SET privacy = '{}'")  # {}: the defaults (campaigns.schema.PrivacySettings)
+    with op.batch_alter_table('campaigns', schema=None) as batch_op:
+        batch_op.alter_column('privacy', existing_type=sa.JSON(), nullable=False)
 
     with op.batch_alter_table('clips', schema=None) as batch_op:
         batch_op.add_column(sa.Column('deid_status', sa.Enum('pending', 'clean', 'review', 'failed', name='deidstatus', native_enum=False, length=20), nullable=True))
