@@ -372,6 +372,11 @@ def _redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+@main.group("deid")
+def deid_group() -> None:
+    """De-identification: blur faces and text, drop or mute sound (docs/deid.md)."""
+
+
 # egocrowd.bench has its own group; it lives in this package, so a failing import is a bug to see.
 @main.group("consent")
 def consent_group() -> None:
