@@ -325,7 +325,9 @@ def deid_timeout_s(duration_s: float) -> float:
 
 def plan_config_for(privacy: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The detectors a campaign's clips go through, from its privacy settings and ours."""
-    face: dict[str, Any] = {}
+    from egocrowd.media.deid.plan import DEFAULT_DETECTORS  # the media stack: see _sandbox
+
+    face: dict[str, Any] = dict(DEFAULT_DETECTORS["centerface"])
     if settings.face_model:
         face["model"] = str(settings.face_model)
     detectors: dict[str, dict[str, Any]] = {"centerface": face}
