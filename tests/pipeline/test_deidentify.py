@@ -39,6 +39,8 @@ from egocrowd.pipeline.stages import PRIVACY_DEFAULTS, STAGES, StageContext
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 REQ = {"min_duration_s": 1, "min_width": 64, "min_height": 64, "min_fps": 10}
+# Faces only in most tests: text detection is the slow part and has its own tests.
+FACES_ONLY = {"blur_text": False}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def face_clip(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def campaign(world):
-    return world.open_campaign(requirements=REQ)
+    return world.open_campaign(requirements=REQ, privacy=FACES_ONLY)
 
 
 @pytest.fixture
@@ -98,7 +100,7 @@ def test_privacy_defaults_match_the_campaign_schema():
 
 def test_a_clip_that_passes_qc_is_deidentified(db, settings, world, face_clip):
     """Upload → probe → QC (passed) → deidentify: derived H.264 stored and linked, QC status kept."""
-    c = world.open_campaign(requirements=REQ)
+    c = world.open_campaign(requirements=REQ, privacy=FACES_ONLY)
     blobs = BlobStore(settings.blobs_path)
     clip = clips.finish_upload(
         db,

@@ -392,6 +392,7 @@ def _prepare_deidentify(session: Session, clip: Clip, ctx: StageContext) -> dict
         "reuse_plan": _reusable_plan(session, clip, plan_config),
         "timeout_s": deid_timeout_s((clip.probe or {}).get("duration_s", 0.0)),
         "review_fraction": ctx.settings.deid_review_fraction,
+        "vad_model": str(ctx.settings.vad_model) if ctx.settings.vad_model else None,
         **_sandbox(ctx),
     }
 
@@ -492,6 +493,7 @@ def compute_deidentify(inputs: dict[str, Any]) -> dict[str, Any]:
                 edits=inputs["edits"],
                 reuse_plan=inputs.get("reuse_plan"),
                 limits=inputs.get("limits"),
+                vad_model=inputs.get("vad_model"),
                 timeout_s=inputs["timeout_s"],
                 max_memory_mb=inputs.get("memory_mb"),
             )

@@ -207,6 +207,7 @@ def deidentify_clip(
     reuse_plan: dict[str, Any] | None = None,
     limits: Any = None,
     encoder: dict[str, Any] | None = None,
+    vad_model: str | None = None,
 ) -> dict[str, Any]:
     """Write the de-identified copy of ``src`` to ``dst`` (an MP4) and return what was done.
 
@@ -240,10 +241,13 @@ def deidentify_clip(
     plan = apply_edits(auto_plan, edits)
 
     # sound and metadata decided before the encode
-    sound = _prepare_audio(src, audio, params, summary) if audio != "drop" else None
+    sound = _prepare_audio(src, audio, vad_model, params, summary) if audio != "drop" else None
+    if audio == "drop":
+        summary["audio"] = "drop"
     with open_media(src) as container:
         source_tags = {str(k): str(v) for k, v in (container.metadata or {}).items()}
-    tags, removed = _metadata(source_tags, recording_time)
+        stream_tags = [{str(k): str(v) for k, v in (st.metadata or {}).items()} for st in container.streams]
+    tags, removed = _metadata(source_tags, stream_tags, recording_time)
     summary["metadata_removed"] = removed
     params["metadata"] = {"written": sorted(tags)}
 
@@ -318,32 +322,30 @@ def _guard(fn: Any) -> Any:
 
 
 def _prepare_audio(
-    src: str, policy: AudioPolicy, params: dict[str, Any], summary: dict[str, Any]
+    src: str, policy: AudioPolicy, vad_model: str | None, params: dict[str, Any], summary: dict[str, Any]
 ) -> tuple[np.ndarray, int, str, float] | None:
+    from egocrowd.media.deid.audio import redact_audio
+
     sound = _read_audio(src)
     if sound is None:
         summary["audio"] = "none in the source"
         return None
     samples, rate, layout, start = sound
-    summary["audio"] = policy
-    if policy == "mute_speech":
-        try:
-            from egocrowd.media.deid import audio as vad
-        except ImportError as exc:  # pragma: no cover - the module ships with egocrowd
-            raise DeidError("the voice-activity detector is not available", code="deid.model_missing") from exc
-        spans = _guard(lambda: vad.speech_spans(samples, rate))
-        samples = vad.mute_spans(samples, rate, spans)
-        params["vad"] = {"name": vad.VAD_NAME, "version": str(vad.VAD_VERSION)}
-        summary["speech_muted"] = [[round(a, 3), round(b, 3)] for a, b in spans]
-    return np.ascontiguousarray(samples, dtype=np.float32), rate, layout, start
+    kept, info = _guard(lambda: redact_audio(samples, rate, policy, model=vad_model))
+    summary.update({k: v for k, v in info.items() if k not in ("vad", "vad_version", "vad_params")})
+    if "vad" in info:
+        params["vad"] = {"name": info["vad"], "version": info["vad_version"], "params": info["vad_params"]}
+    if kept is None:
+        return None
+    return np.ascontiguousarray(kept, dtype=np.float32), rate, layout, start
 
 
-def _metadata(source_tags: dict[str, str], recording_time: str) -> tuple[dict[str, str], list[str]]:
-    try:
-        from egocrowd.media.deid.metadata import derived_metadata, removed_tags
-    except ImportError:  # until the metadata policy exists, write no tag at all (the safe side)
-        return {}, sorted(source_tags)
-    return dict(derived_metadata(source_tags, recording_time)), list(removed_tags(source_tags))  # type: ignore[arg-type]
+def _metadata(
+    source_tags: dict[str, str], stream_tags: list[dict[str, str]], recording_time: str
+) -> tuple[dict[str, str], list[str]]:
+    from egocrowd.media.deid.metadata import derived_metadata, removed_tags
+
+    return dict(derived_metadata(source_tags, recording_time)), removed_tags(source_tags, stream_tags)  # type: ignore[arg-type]
 
 
 def _encode(
