@@ -240,3 +240,22 @@ def test_fraction_time_base_survives(tmp_path):
     empty = {"plan": RedactionPlan(96, 64, 12).to_dict()}
     result = deidentify_clip(str(src), str(tmp_path / "o.mp4"), plan_config=FACES, reuse_plan=empty)
     assert _decode(tmp_path / "o.mp4")[1] == _decode(src)[1] == result["summary"]["frame_times"]
+
+
+def test_the_command_renders_a_file(face_render, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from egocrowd.cli import main
+
+    src, _, _ = face_render
+    out, report = tmp_path / "clip.mp4", tmp_path / "clip.json"
+    r = CliRunner().invoke(main, ["deid", "run", str(src), str(out), "--no-text", "--faces", "fill", "--json", str(report)])
+    assert r.exit_code == 0, r.output
+    assert "60 frames" in r.output and "face" in r.output
+    result = json.loads(report.read_text())
+    assert result["params"]["face_mode"] == "fill" and "ppocr-det" not in result["params"]["detection"]
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video"]  # sound dropped by default
+    assert not list(tmp_path.glob(".*part*"))
