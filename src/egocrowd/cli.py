@@ -383,7 +383,11 @@ def deid_group() -> None:
 @click.option("--faces", "face_mode", type=click.Choice(["blur", "fill"]), default="blur", show_default=True)
 @click.option("--text/--no-text", "blur_text", default=True, show_default=True, help="Blur readable text too")
 @click.option(
-    "--audio", type=click.Choice(["drop", "keep", "mute_speech"]), default="drop", show_default=True, help="Sound policy"
+    "--audio",
+    type=click.Choice(["drop", "keep", "mute_speech"]),
+    default="drop",
+    show_default=True,
+    help="Sound policy",
 )
 @click.option("--recording-time", type=click.Choice(["date", "full"]), default="date", show_default=True)
 @click.option(

@@ -401,9 +401,7 @@ def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> s
     if result.get("failed"):
         clip.deid_status, clip.deid_reason = DeidStatus.failed, result["code"]
         clip.updated_at = utcnow()
-        audit.record(
-            session, None, "clip.deid_failed", clip, {"code": result["code"], "message": result["message"]}
-        )
+        audit.record(session, None, "clip.deid_failed", clip, {"code": result["code"], "message": result["message"]})
         return None
     if not Path(result["blob_path"]).is_file():  # never a row pointing at missing bytes: retry instead
         raise RuntimeError(f"the derived blob {result['sha256']} is not in the store")
