@@ -112,6 +112,24 @@ def test_every_text_block_is_found(detector):
     assert len(found) <= 3 * len(lines)
 
 
+def test_small_print_down_to_eight_pixels(detector):
+    """Lines 8–20 px high (small print across the room at 720p) are all found at the default size."""
+    img = Image.fromarray(_photo("astronaut.png"))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, 0, 700, H), fill=(240, 240, 235))
+    lines, y = [], 10
+    for size in (8, 9, 10, 12, 14, 16, 20):
+        font = _font(size)
+        text = f"Flat {size} Larkspur Gardens, Bristol BS6 7QT"
+        draw.text((20, y), text, font=font, fill=(20, 20, 20))
+        lines.append((size, tuple(int(v) for v in draw.textbbox((20, y), text, font=font))))
+        y += int(size * 2.5) + 6
+    (found,) = detector.detect([np.asarray(img)])
+    boxes = [d.box for d in found]
+    misses = {size: round(covered(box, boxes), 2) for size, box in lines if covered(box, boxes) < 0.9}
+    assert not misses, misses
+
+
 @pytest.mark.parametrize("view", ["rotated", "perspective"])
 def test_text_seen_at_an_angle_blurred_and_compressed(detector, view):
     """As a head-mounted camera sees it: tilted, a little out of focus, JPEG-compressed."""

@@ -17,20 +17,23 @@ be a sign a hand's width from the lens. Text lines in the test scene are 1–2 %
 lines of skimage's scanned page.png at 720p are 4–6 %.
 
 Input size: the frame is resized so that its longer side is at most ``max_side`` (sides rounded to
-multiples of 32). Measured on this 2-vCPU machine (onnxruntime 1.32, default threads; a 1280×720
-frame with a letter, a phone message and a medicine label over skimage's coffee photo; median of
-5 after a warm-up):
+multiples of 32). Measured on this 2-vCPU machine (onnxruntime 1.32, default threads; the test
+scene of tests/media/deid/test_text.py: 1280×720, a letter, a phone message and a medicine label
+over skimage's coffee photo, 15 lines; median of 5–7 runs after a warm-up). The machine was shared
+with other jobs: "quiet" at load ≈ 2–5, "busy" at load ≈ 9–11. Smallest line found: a line of
+DejaVu Sans over skimage's astronaut, 720p, line height in frame pixels.
 
-==========  ================  =========  ==========================================
-max_side    network input     per frame  found
-==========  ================  =========  ==========================================
-640         640×352           0.13 s     every block; the smallest lines split / tighter
-960         960×544           0.31 s     every block (the default)
-1280        1280×704          0.56 s     every block
-==========  ================  =========  ==========================================
+========  =============  ===========  ==========  ==============  ====================
+max_side  network input  quiet/frame  busy/frame  scene's lines   smallest line found
+========  =============  ===========  ==========  ==============  ====================
+640       640×352        0.04 s       0.13 s      15/15           10 px
+960       960×544        0.17 s       0.42 s      15/15           7 px (the default)
+1280      1280×704       0.36 s       0.74 s      15/15           6 px
+========  =============  ===========  ==========  ==============  ====================
 
-rapidocr's own default (short side at least 736) would feed 1312×736 for 720p; for 1080p our
-default cuts the input to 960×544 instead of ~1.9 s per frame.
+A 1080p frame at the default costs what 720p does plus the resize (0.40 s busy); batches of 4
+frames gave 0.30–0.43 s per frame busy, no reliable gain on 2 cores. rapidocr's own default (short
+side at least 736) would feed 1312×736 for 720p and ~1.9 s per 1080p frame.
 """
 
 from __future__ import annotations
