@@ -330,6 +330,8 @@ def plan_config_for(privacy: dict[str, Any], settings: Settings) -> dict[str, An
     face: dict[str, Any] = dict(DEFAULT_DETECTORS["centerface"])
     if settings.face_model:
         face["model"] = str(settings.face_model)
+    if settings.deid_face_input_width:
+        face["input_width"] = settings.deid_face_input_width
     detectors: dict[str, dict[str, Any]] = {"centerface": face}
     every: dict[str, int] = {}
     if privacy["blur_text"]:
