@@ -118,7 +118,7 @@ def redact(rgb: np.ndarray, boxes: Sequence[Box], mode: FaceMode, rng: np.random
         scale = _BLUR_CELLS / max(bw, bh)
         cells = cv2.resize(region, (max(1, round(bw * scale)), max(1, round(bh * scale))), interpolation=cv2.INTER_AREA)
         smooth = cv2.resize(cells, (bw, bh), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        smooth += rng.normal(0.0, _NOISE_SIGMA, smooth.shape).astype(np.float32)
+        smooth += np.asarray(rng.normal(0.0, _NOISE_SIGMA, smooth.shape), dtype=np.float32)
         k = max(3, (min(bw, bh) // 4) | 1)
         region[:] = np.clip(cv2.blur(smooth, (k, k)), 0, 255).astype(np.uint8)
 
