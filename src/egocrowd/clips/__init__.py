@@ -271,6 +271,13 @@ def sweep_orphan_blobs(
             if sha not in referenced and old_enough(sha):
                 blobs.delete(sha)
                 removed.append(sha)
+    # a render killed mid-write (the deidentify stage writes into the store's tmp/ first)
+    for part in (Path(blobs.root) / "tmp").glob("deid-*"):
+        try:
+            if now - part.stat().st_mtime >= grace.total_seconds():
+                part.unlink()
+        except FileNotFoundError:
+            pass
     return removed
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
-from pathlib import Path
 from typing import Any, Literal
 
 import av
@@ -453,12 +452,6 @@ def _mux_audio(out: Any, stream: Any, sound: tuple[np.ndarray, int, str, float],
         out.mux(stream.encode(frame))
         pos += n
     return pos
-
-
-def output_path_for(tmp_dir: str | Path, name: str) -> Path:
-    """Where a render writes before its file goes into the blob store (a name in the store's tmp/,
-    which ``BlobStore.clean_tmp`` empties after a crash)."""
-    return Path(tmp_dir) / f"deid-{name}.mp4"
 
 
 __all__ = ["ENCODER", "RENDER_VERSION", "REVIEWER_TRACK_BASE", "apply_edits", "deidentify_clip", "redact"]
