@@ -34,7 +34,7 @@ from egocrowd.errors import Conflict
 from egocrowd.media.testmedia import base_frames, write_video
 from egocrowd.pipeline.executors import get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig, enqueue
-from egocrowd.pipeline.stages import PRIVACY_DEFAULTS, STAGES, StageContext
+from egocrowd.pipeline.stages import PRIVACY_DEFAULTS, STAGES, StageContext, deid_verdict
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -96,6 +96,14 @@ def _actions(db, clip_id: int) -> list[str]:
 
 def test_privacy_defaults_match_the_campaign_schema():
     assert PrivacySettings().model_dump() == PRIVACY_DEFAULTS
+
+
+def test_unsure_detectors_or_a_request_send_the_clip_to_review():
+    assert deid_verdict(0.0, 0.05, None) == (DeidStatus.clean, None)
+    assert deid_verdict(0.05, 0.05, None) == (DeidStatus.clean, None)
+    assert deid_verdict(0.06, 0.05, None) == (DeidStatus.review, "deid.low_confidence")
+    assert deid_verdict(0.06, 0.05, "deid.review_requested") == (DeidStatus.review, "deid.low_confidence")
+    assert deid_verdict(0.0, 0.05, "deid.review_requested") == (DeidStatus.review, "deid.review_requested")
 
 
 def test_a_clip_that_passes_qc_is_deidentified(db, settings, world, face_clip):

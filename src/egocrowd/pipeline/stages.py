@@ -399,6 +399,17 @@ def _prepare_deidentify(session: Session, clip: Clip, ctx: StageContext) -> dict
     }
 
 
+def deid_verdict(uncertain_fraction: float, review_fraction: float, asked: str | None) -> tuple[DeidStatus, str | None]:
+    """A finished render's status: ``review`` when the detectors were unsure on more than
+    ``review_fraction`` of the frames, or when someone asked for a review (``asked``: the reason
+    ``request_deidentify`` left on the pending clip); ``clean`` otherwise."""
+    if uncertain_fraction > review_fraction:
+        return DeidStatus.review, LOW_CONFIDENCE
+    if asked:
+        return DeidStatus.review, asked
+    return DeidStatus.clean, None
+
+
 def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> str | None:
     if result.get("failed"):
         clip.deid_status, clip.deid_reason = DeidStatus.failed, result["code"]
@@ -430,12 +441,9 @@ def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> s
     session.add(derivative)
     session.flush()
     clip.derived_id = derivative.id
-    if summary["uncertain_fraction"] > result["review_fraction"]:
-        clip.deid_status, clip.deid_reason = DeidStatus.review, LOW_CONFIDENCE
-    elif clip.deid_reason:  # someone asked a person to look (request_deidentify): it stays so
-        clip.deid_status = DeidStatus.review
-    else:
-        clip.deid_status, clip.deid_reason = DeidStatus.clean, None
+    clip.deid_status, clip.deid_reason = deid_verdict(
+        summary["uncertain_fraction"], result["review_fraction"], clip.deid_reason
+    )
     clip.updated_at = utcnow()
     audit.record(
         session,
