@@ -305,6 +305,13 @@ def compute_qc(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- deidentify -----------------------------------------------------------------------------------
+# Every clip that passes QC (and any clip clips.deid.request_deidentify names) gets a derived video:
+# faces and text redacted, sound and metadata per the campaign's privacy settings (media.deid.render).
+# compute renders into the blob store's tmp/ and moves the file into the store; apply links it with a
+# new Derivative row (never overwritten) and sets deid_status: clean, review (unsure detectors, or
+# asked) or failed (a DeidError's code; pipeline.deidentify_failed when the runner gives up).
+# Derivative.regions is the applied RedactionPlan.to_dict() plus "auto_stats" (the detectors' stats)
+# and, when reviewer edits changed it, "auto_plan" (the plan before edits, re-used by the next render).
 DEID_STAGE_VERSION = "1"
 
 #: A campaign's privacy settings when it says nothing: the strictest. The same defaults as
