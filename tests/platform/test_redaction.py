@@ -7,10 +7,10 @@ import pytest
 import sqlalchemy as sa
 
 from egocrowd.clock import utcnow
-from egocrowd.db.models import AuditEvent, Clip, ClipStatus, DeidStatus, Derivative, Job
+from egocrowd.db.models import AuditEvent, Clip, ClipStatus, DeidStatus, Job
 from tests.platform.helpers import API, assert_problem, make_user, sign
 from tests.platform.test_access import page_login
-from tests.support.deid import add_clip, make_video, plan_for
+from tests.support.deid import add_clip, attach_derivative, make_video
 
 
 @pytest.fixture(scope="module")
@@ -50,19 +50,9 @@ def _events(db, cid: int, action: str) -> list[dict]:
         return [e.payload for e in s.scalars(q)]
 
 
-def _new_render(db, blobs, cid: int, videos, *, status=DeidStatus.review) -> int:
+def _new_render(db, blobs, cid: int, videos) -> int:
     """What the deidentify stage leaves after a re-render: a new derivative the clip points at."""
-    ref = blobs.put_file(videos["derived"])
-    with db.transaction() as s:
-        clip = s.get(Clip, cid)
-        d = Derivative(
-            clip_id=cid, kind="deid", sha256=ref.sha256, size=ref.size, source_sha256=clip.sha256,
-            stage_version="test", regions=plan_for(30), summary={"frames": 30, "seconds": 3.0}, created_at=utcnow(),
-        )
-        s.add(d)
-        s.flush()
-        clip.derived_id, clip.deid_status = d.id, status
-        return d.id
+    return attach_derivative(db, blobs, cid, videos["derived"], DeidStatus.review, frames=30, seconds=3.0)
 
 
 def test_the_queue_lists_clips_in_review_oldest_first_to_reviewers_only(client, db, world, review, reviewer):

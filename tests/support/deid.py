@@ -73,21 +73,36 @@ def add_clip(
         )
         s.add(clip)
         s.flush()
-        if derived is not None:
-            ref = blobs.put_file(derived)
-            d = Derivative(
-                clip_id=clip.id,
-                kind="deid",
-                sha256=ref.sha256,
-                size=ref.size,
-                source_sha256=raw_ref.sha256,
-                mime_type="video/mp4",
-                stage_version="test",
-                params={"faces": {"detector": "centerface"}},
-                regions=plan_for(frames),
-                summary={"frames": frames, "seconds": seconds, "frame_times": [round(i / FPS, 3) for i in range(frames)]},
-            )
-            s.add(d)
-            s.flush()
-            clip.derived_id = d.id
-        return clip.id
+        cid = clip.id
+    if derived is not None:
+        attach_derivative(db, blobs, cid, derived, deid, frames=frames, seconds=seconds)
+    return cid
+
+
+def attach_derivative(
+    db, blobs, clip_id: int, derived: Path, deid: DeidStatus | None, *, frames: int | None = None, seconds: float = 2.0
+) -> int:
+    """A render of clip ``clip_id`` (the file ``derived``, a plan over ``frames`` frames) that the
+    clip now points at, with ``deid`` as its status; returns the derivative's id."""
+    frames = frames or int(seconds * FPS)
+    ref = blobs.put_file(derived)
+    with db.transaction() as s:
+        clip = s.get(Clip, clip_id)
+        d = Derivative(
+            clip_id=clip.id,
+            kind="deid",
+            sha256=ref.sha256,
+            size=ref.size,
+            source_sha256=clip.sha256,
+            mime_type="video/mp4",
+            stage_version="test",
+            params={"faces": {"detector": "centerface"}},
+            regions=plan_for(frames),
+            summary={"frames": frames, "seconds": seconds, "frame_times": [round(i / FPS, 3) for i in range(frames)]},
+        )
+        s.add(d)
+        s.flush()
+        clip.derived_id, clip.deid_status = d.id, deid
+        if deid is DeidStatus.review:
+            clip.deid_reason = clip.deid_reason or "deid.low_confidence"
+        return d.id
