@@ -4,12 +4,16 @@ is audited with the admin's reason. Both are served with HTTP Range, as a browse
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+
 import httpx
 import pytest
 import sqlalchemy as sa
 
 from egocrowd.clips import media
-from egocrowd.db.models import AuditEvent, ClipStatus, DeidStatus
+from egocrowd.db.models import AuditEvent, Clip, ClipStatus, DeidStatus, Derivative
 from tests.platform.helpers import API, assert_problem, make_user
 from tests.support.deid import add_clip, make_video
 
@@ -149,3 +153,41 @@ def test_a_raw_link_expires(client, db, clip_of, monkeypatch):
     monkeypatch.setattr(media, "RAW_TOKEN_SECONDS", -1)  # five minutes later
     assert_problem(client.get(link, headers=admin.headers), 403, "clip.raw_link_expired")
     assert _raw_events(db, cid, "clip.raw_accessed") == []
+
+
+def test_the_export_carries_derived_videos_only_and_deletion_removes_them(app, client, db, world, clip_of, videos):
+    clean, in_review, pending = clip_of(), clip_of(DeidStatus.review), clip_of(DeidStatus.pending, derived=False)
+    r = client.post(f"{API}/me/export", headers=world.worker.headers)
+    zf = zipfile.ZipFile(io.BytesIO(r.content))
+    data = json.loads(zf.read("data.json"))
+    by_id = {c["id"]: c for c in data["clips"]}
+    assert by_id[clean]["file"] == f"clips/{clean}-deidentified.mp4"
+    assert zf.read(by_id[clean]["file"]) == videos["derived"].read_bytes()
+    for cid in (in_review, pending):
+        assert by_id[cid]["file"] is None and "may show other people" in by_id[cid]["file_note"]
+    names = [n for n in zf.namelist() if n.startswith("clips/")]
+    assert names == [f"clips/{clean}-deidentified.mp4"]
+    assert all(zf.read(n) != videos["raw"].read_bytes() for n in zf.namelist())
+    assert "original footage is not included" in zf.read("README.txt").decode()
+
+    # Another worker's clip with the very same derived bytes keeps its blob.
+    other = make_user(db, "worker")
+    shared = add_clip(
+        db, app.state.blobs, campaign_id=world.open_campaign()["id"], worker_id=other.id,
+        raw=videos["raw"], derived=videos["derived"],
+    )
+    with db.transaction() as s:
+        sha = s.get(Derivative, s.get(Clip, clean).derived_id).sha256
+    assert client.delete(f"{API}/me", headers=world.worker.headers).status_code == 204
+    assert app.state.blobs.exists(sha)  # still the other worker's clip's video
+    assert client.get(f"{API}/clips/{shared}/video", headers=other.headers).status_code == 200
+    with db.transaction() as s:
+        c = s.get(Clip, clean)
+        assert (c.derived_id, c.deid_status, c.deid_reason) == (None, DeidStatus.failed, "account.deleted")
+    body = assert_problem(client.get(f"{API}/clips/{clean}/video", headers=world.lab.headers), 409, "clip.not_deidentified")
+    assert "account.deleted" in body["detail"]
+    # Alone, the blob goes; the raw footage stays with the clip (admin-only, as before).
+    assert client.delete(f"{API}/me", headers=other.headers).status_code == 204
+    assert not app.state.blobs.exists(sha)
+    with db.transaction() as s:
+        assert app.state.blobs.exists(s.get(Clip, clean).sha256)
