@@ -23,7 +23,6 @@ import json
 import shutil
 import zipfile
 from datetime import datetime
-from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
 import sqlalchemy as sa

@@ -63,10 +63,27 @@ SEEK = """async (t) => {
 def test_worker_video_plays_and_seeks_and_reviewer_corrects_a_region(app, live, db, world, chromium, tmp_path):
     raw, derived = make_video(tmp_path / "raw.mp4", seconds=4), make_video(tmp_path / "d.mp4", seconds=4, shade=90)
     campaign = world.open_campaign()
-    clean = add_clip(db, app.state.blobs, campaign_id=campaign["id"], worker_id=world.worker.id, raw=raw, derived=derived, frames=40, seconds=4.0)
+    clean = add_clip(
+        db,
+        app.state.blobs,
+        campaign_id=campaign["id"],
+        worker_id=world.worker.id,
+        raw=raw,
+        derived=derived,
+        frames=40,
+        seconds=4.0,
+    )
     review = add_clip(
-        db, app.state.blobs, campaign_id=campaign["id"], worker_id=world.worker.id, raw=raw, derived=derived,
-        deid=DeidStatus.review, reason="deid.low_confidence", frames=40, seconds=4.0,
+        db,
+        app.state.blobs,
+        campaign_id=campaign["id"],
+        worker_id=world.worker.id,
+        raw=raw,
+        derived=derived,
+        deid=DeidStatus.review,
+        reason="deid.low_confidence",
+        frames=40,
+        seconds=4.0,
     )
     browser = chromium()
 

@@ -46,7 +46,11 @@ def _with_clip(world, settings) -> tuple[dict, int, str]:
         notify(s, world.worker.id, "qc.result", "Your clip passed", link="/clips/1")
         s.flush()
         d = Derivative(
-            clip_id=clip.id, kind="deid", sha256=derived.sha256, size=derived.size, source_sha256=ref.sha256,
+            clip_id=clip.id,
+            kind="deid",
+            sha256=derived.sha256,
+            size=derived.size,
+            source_sha256=ref.sha256,
             stage_version="test",
         )
         s.add(d)

@@ -30,14 +30,19 @@ def test_privacy_settings_on_the_form_and_the_campaign_page(client, lab):
     assert 'value="blur" selected' in page and 'value="drop" selected' in page and 'value="date" selected' in page
     assert 'id="privacy_blur_text" name="privacy_blur_text" checked' in page
     # Sound kept without the data use "audio": the error is next to the Sound choice, input kept.
-    r = client.post("/campaigns/new", data={**_form(privacy_audio="keep", privacy_face_mode="fill"), "csrf_token": token})
+    r = client.post(
+        "/campaigns/new", data={**_form(privacy_audio="keep", privacy_face_mode="fill"), "csrf_token": token}
+    )
     assert r.status_code == 422
     assert 'href="#privacy_audio"' in r.text and 'id="privacy_audio-error">' in r.text
     assert "data use" in r.text.split('id="privacy_audio-error">')[1].split("<")[0]
     assert 'value="keep" selected' in r.text and 'value="fill" selected' in r.text
     r = client.post(
         "/campaigns/new",
-        data={**_form(privacy_audio="mute_speech", privacy_face_mode="fill", use_audio="on", privacy_blur_text="on"), "csrf_token": token},
+        data={
+            **_form(privacy_audio="mute_speech", privacy_face_mode="fill", use_audio="on", privacy_blur_text="on"),
+            "csrf_token": token,
+        },
         follow_redirects=False,
     )
     cid = _cid(r)
@@ -60,8 +65,17 @@ def test_privacy_settings_on_the_form_and_the_campaign_page(client, lab):
 
 def test_a_live_campaign_keeps_its_privacy_settings(client, lab):
     token = page_login(client, lab)
-    cid = _cid(client.post("/campaigns/new", data={**_form(privacy_blur_text="on"), "csrf_token": token}, follow_redirects=False))
-    assert client.post(f"/campaigns/{cid}/status", data={"status": "open", "csrf_token": token}, follow_redirects=False).status_code == 303
+    cid = _cid(
+        client.post(
+            "/campaigns/new", data={**_form(privacy_blur_text="on"), "csrf_token": token}, follow_redirects=False
+        )
+    )
+    assert (
+        client.post(
+            f"/campaigns/{cid}/status", data={"status": "open", "csrf_token": token}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     edit = client.get(f"/campaigns/{cid}/edit").text
     assert 'id="privacy_face_mode" name="privacy_face_mode" disabled' in edit and "privacy settings stay" in edit
     r = client.post(
@@ -73,5 +87,10 @@ def test_a_live_campaign_keeps_its_privacy_settings(client, lab):
     c = client.get(f"{API}/campaigns/{cid}", headers=lab.headers).json()
     assert c["title"] == "Pour water, slowly" and c["privacy"]["face_mode"] == "blur"
     api = client.patch(f"{API}/campaigns/{cid}", json={"privacy": {"face_mode": "fill"}}, headers=lab.headers)
-    assert api.status_code == 409 and api.json()["code"] == "campaign.frozen_field" and "privacy" in api.json()["detail"]
-    assert "blurred so they cannot be recognised" in client.get(f"/campaigns/{cid}", headers=make_user(client.app.state.db, "worker").headers).text
+    assert (
+        api.status_code == 409 and api.json()["code"] == "campaign.frozen_field" and "privacy" in api.json()["detail"]
+    )
+    assert (
+        "blurred so they cannot be recognised"
+        in client.get(f"/campaigns/{cid}", headers=make_user(client.app.state.db, "worker").headers).text
+    )

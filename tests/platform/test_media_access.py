@@ -71,14 +71,20 @@ def test_the_derived_video_goes_to_the_worker_the_lab_reviewers_and_admins(clien
 def test_no_derived_video_says_where_the_clip_stands(client, db, world, clip_of):
     reviewer = make_user(db, "reviewer")
     in_review = clip_of(DeidStatus.review)
-    body = assert_problem(client.get(f"{API}/clips/{in_review}/video", headers=world.worker.headers), 409, "clip.not_deidentified")
+    body = assert_problem(
+        client.get(f"{API}/clips/{in_review}/video", headers=world.worker.headers), 409, "clip.not_deidentified"
+    )
     assert body["deid_status"] == "review" and "reviewer is checking" in body["detail"]
     assert client.get(f"{API}/clips/{in_review}/video", headers=reviewer.headers).status_code == 200
     pending = clip_of(DeidStatus.pending, derived=False)
-    body = assert_problem(client.get(f"{API}/clips/{pending}/video", headers=reviewer.headers), 409, "clip.not_deidentified")
+    body = assert_problem(
+        client.get(f"{API}/clips/{pending}/video", headers=reviewer.headers), 409, "clip.not_deidentified"
+    )
     assert "being de-identified" in body["detail"]
     failed = clip_of(DeidStatus.failed, derived=False, reason="deid.model_missing")
-    body = assert_problem(client.get(f"{API}/clips/{failed}/video", headers=world.lab.headers), 409, "clip.not_deidentified")
+    body = assert_problem(
+        client.get(f"{API}/clips/{failed}/video", headers=world.lab.headers), 409, "clip.not_deidentified"
+    )
     assert body["deid_reason"] == "deid.model_missing" and "deid.model_missing" in body["detail"]
     never = clip_of(None, derived=False, status=ClipStatus.qc_failed)
     assert_problem(client.get(f"{API}/clips/{never}/video", headers=world.worker.headers), 409, "clip.not_deidentified")
@@ -112,7 +118,9 @@ def test_raw_footage_is_admin_only_with_a_reason_audited_once_per_link(live, cli
     admin, other_admin = make_user(db, "admin"), make_user(db, "admin")
     reason = {"reason": "A bystander asked us to check clip content"}
     for who in (world.worker, world.lab, make_user(db, "reviewer")):
-        assert_problem(client.post(f"{API}/admin/clips/{cid}/raw", json=reason, headers=who.headers), 403, "auth.forbidden")
+        assert_problem(
+            client.post(f"{API}/admin/clips/{cid}/raw", json=reason, headers=who.headers), 403, "auth.forbidden"
+        )
     assert_problem(
         client.post(f"{API}/admin/clips/{cid}/raw", json={"reason": "  look   "}, headers=admin.headers),
         422,
@@ -143,13 +151,19 @@ def test_raw_footage_is_admin_only_with_a_reason_audited_once_per_link(live, cli
     assert len(_raw_events(db, cid, "clip.raw_accessed")) == 2
     # A link for one clip does not open another.
     other = clip_of()
-    assert_problem(client.get(link.replace(f"/clips/{cid}/", f"/clips/{other}/"), headers=admin.headers), 403, "clip.raw_link_invalid")
+    assert_problem(
+        client.get(link.replace(f"/clips/{cid}/", f"/clips/{other}/"), headers=admin.headers),
+        403,
+        "clip.raw_link_invalid",
+    )
 
 
 def test_a_raw_link_expires(client, db, clip_of, monkeypatch):
     cid = clip_of()
     admin = make_user(db, "admin")
-    link = client.post(f"{API}/admin/clips/{cid}/raw", json={"reason": "Checking a reported problem"}, headers=admin.headers).json()["url"]
+    link = client.post(
+        f"{API}/admin/clips/{cid}/raw", json={"reason": "Checking a reported problem"}, headers=admin.headers
+    ).json()["url"]
     monkeypatch.setattr(media, "RAW_TOKEN_SECONDS", -1)  # five minutes later
     assert_problem(client.get(link, headers=admin.headers), 403, "clip.raw_link_expired")
     assert _raw_events(db, cid, "clip.raw_accessed") == []
@@ -173,8 +187,12 @@ def test_the_export_carries_derived_videos_only_and_deletion_removes_them(app, c
     # Another worker's clip with the very same derived bytes keeps its blob.
     other = make_user(db, "worker")
     shared = add_clip(
-        db, app.state.blobs, campaign_id=world.open_campaign()["id"], worker_id=other.id,
-        raw=videos["raw"], derived=videos["derived"],
+        db,
+        app.state.blobs,
+        campaign_id=world.open_campaign()["id"],
+        worker_id=other.id,
+        raw=videos["raw"],
+        derived=videos["derived"],
     )
     with db.transaction() as s:
         sha = s.get(Derivative, s.get(Clip, clean).derived_id).sha256
@@ -184,7 +202,9 @@ def test_the_export_carries_derived_videos_only_and_deletion_removes_them(app, c
     with db.transaction() as s:
         c = s.get(Clip, clean)
         assert (c.derived_id, c.deid_status, c.deid_reason) == (None, DeidStatus.failed, "account.deleted")
-    body = assert_problem(client.get(f"{API}/clips/{clean}/video", headers=world.lab.headers), 409, "clip.not_deidentified")
+    body = assert_problem(
+        client.get(f"{API}/clips/{clean}/video", headers=world.lab.headers), 409, "clip.not_deidentified"
+    )
     assert "account.deleted" in body["detail"]
     # Alone, the blob goes; the raw footage stays with the clip (admin-only, as before).
     assert client.delete(f"{API}/me", headers=other.headers).status_code == 204

@@ -46,7 +46,11 @@ def reviewer(db):
 
 def _events(db, cid: int, action: str) -> list[dict]:
     with db.transaction() as s:
-        q = sa.select(AuditEvent).where(AuditEvent.action == action, AuditEvent.entity_id == str(cid)).order_by(AuditEvent.id)
+        q = (
+            sa.select(AuditEvent)
+            .where(AuditEvent.action == action, AuditEvent.entity_id == str(cid))
+            .order_by(AuditEvent.id)
+        )
         return [e.payload for e in s.scalars(q)]
 
 
@@ -83,13 +87,26 @@ def test_corrections_are_checked_stored_and_audited(client, db, world, review, r
     def post(body):
         return client.post(url, json=body, headers=reviewer.headers)
 
-    added = post({"kind": "add", "box": [0.1, 0.2, 0.4, 0.5], "frame_start": 3, "frame_end": 12, "note": "a face on a photo"})
+    added = post(
+        {"kind": "add", "box": [0.1, 0.2, 0.4, 0.5], "frame_start": 3, "frame_end": 12, "note": "a face on a photo"}
+    )
     assert added.status_code == 201, added.text
     assert added.json()["box"] == [0.1, 0.2, 0.4, 0.5] and added.json()["derivative_id"] == plan["derivative_id"]
-    for box in ([0.1, 0.2, 1.4, 0.5], [0.5, 0.2, 0.5, 0.6], [0.6, 0.2, 0.4, 0.5], [0.1, 0.2, 0.3], None, [-0.1, 0, 0.2, 0.2]):
+    for box in (
+        [0.1, 0.2, 1.4, 0.5],
+        [0.5, 0.2, 0.5, 0.6],
+        [0.6, 0.2, 0.4, 0.5],
+        [0.1, 0.2, 0.3],
+        None,
+        [-0.1, 0, 0.2, 0.2],
+    ):
         assert_problem(post({"kind": "add", "box": box, "frame_start": 0, "frame_end": 1}), 422, "redaction.bad_box")
     for start, end in ((0, 30), (5, 4), (None, 3)):
-        assert_problem(post({"kind": "add", "box": [0, 0, 0.5, 0.5], "frame_start": start, "frame_end": end}), 422, "redaction.bad_frames")
+        assert_problem(
+            post({"kind": "add", "box": [0, 0, 0.5, 0.5], "frame_start": start, "frame_end": end}),
+            422,
+            "redaction.bad_frames",
+        )
     assert_problem(post({"kind": "false", "track_id": 99}), 422, "redaction.unknown_track")
     false = post({"kind": "false", "track_id": 2})
     assert false.status_code == 201 and (false.json()["frame_start"], false.json()["frame_end"]) == (15, 29)
@@ -133,8 +150,13 @@ def test_keeping_the_wearers_face_needs_the_campaign_and_the_consent(client, db,
 def test_rerender_then_mark_reviewed(app, client, db, world, review, reviewer, videos):
     cid = review()
     url = f"{API}/clips/{cid}"
-    assert client.post(f"{url}/redactions", json={"kind": "false", "track_id": 2}, headers=reviewer.headers).status_code == 201
-    assert_problem(client.post(f"{url}/redactions/reviewed", headers=reviewer.headers), 409, "redaction.rerender_needed")
+    assert (
+        client.post(f"{url}/redactions", json={"kind": "false", "track_id": 2}, headers=reviewer.headers).status_code
+        == 201
+    )
+    assert_problem(
+        client.post(f"{url}/redactions/reviewed", headers=reviewer.headers), 409, "redaction.rerender_needed"
+    )
     assert_problem(client.post(f"{url}/rerender", headers=world.worker.headers), 403, "auth.forbidden")
     r = client.post(f"{url}/rerender", headers=reviewer.headers)
     assert r.status_code == 202 and r.json()["deid_status"] == "pending"
@@ -154,10 +176,16 @@ def test_rerender_then_mark_reviewed(app, client, db, world, review, reviewer, v
     assert client.get(f"{url}/video", headers=world.worker.headers).status_code == 200
     # A correction withdrawn after the render also needs a render before "reviewed".
     cid2 = review()
-    e = client.post(f"{API}/clips/{cid2}/redactions", json={"kind": "false", "track_id": 2}, headers=reviewer.headers).json()
+    e = client.post(
+        f"{API}/clips/{cid2}/redactions", json={"kind": "false", "track_id": 2}, headers=reviewer.headers
+    ).json()
     _new_render(db, app.state.blobs, cid2, videos)
     client.delete(f"{API}/clips/{cid2}/redactions/{e['id']}", headers=reviewer.headers)
-    assert_problem(client.post(f"{API}/clips/{cid2}/redactions/reviewed", headers=reviewer.headers), 409, "redaction.rerender_needed")
+    assert_problem(
+        client.post(f"{API}/clips/{cid2}/redactions/reviewed", headers=reviewer.headers),
+        409,
+        "redaction.rerender_needed",
+    )
 
 
 def test_a_reviewer_can_ask_for_a_qc_failed_clip_to_be_deidentified(client, db, world, review, reviewer):
@@ -178,9 +206,18 @@ def test_the_review_page_forms(client, db, world, review, reviewer):
     cid = review()
     page = client.get(f"/review/redaction/{cid}", headers=reviewer.headers)
     assert page.status_code == 200
-    assert 'data-plan-url="/api/v1/clips/%d/redactions"' % cid in page.text and "Show track 2" in page.text
+    assert f'data-plan-url="/api/v1/clips/{cid}/redactions"' in page.text and "Show track 2" in page.text
     token = page_login(client, reviewer)
-    form = {"csrf_token": token, "kind": "add", "x0": "0.1", "y0": "0.1", "x1": "0.3", "y1": "0.3", "frame_start": "2", "frame_end": "8"}
+    form = {
+        "csrf_token": token,
+        "kind": "add",
+        "x0": "0.1",
+        "y0": "0.1",
+        "x1": "0.3",
+        "y1": "0.3",
+        "frame_start": "2",
+        "frame_end": "8",
+    }
     r = client.post(f"/review/redaction/{cid}/edits", data=form, follow_redirects=False)
     assert r.status_code == 303, r.text
     bad = client.post(f"/review/redaction/{cid}/edits", data={**form, "x1": "2"})
@@ -188,7 +225,9 @@ def test_the_review_page_forms(client, db, world, review, reviewer):
     page = client.get(f"/review/redaction/{cid}?m=edit_added").text
     assert "Added region over frames 2–8" in page and "Withdraw correction" in page and "Correction saved" in page
     edit_id = int(page.split('data-edit="')[1].split('"')[0])
-    r = client.post(f"/review/redaction/{cid}/edits/{edit_id}/withdraw", data={"csrf_token": token}, follow_redirects=False)
+    r = client.post(
+        f"/review/redaction/{cid}/edits/{edit_id}/withdraw", data={"csrf_token": token}, follow_redirects=False
+    )
     assert r.status_code == 303 and "withdrawn" in client.get(r.headers["location"]).text
     assert client.post(f"/review/redaction/{cid}/edits", data=form, follow_redirects=False).status_code == 303
     r = client.post(f"/review/redaction/{cid}/reviewed", data={"csrf_token": token})

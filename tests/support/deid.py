@@ -36,8 +36,18 @@ def plan_for(frames: int, size: tuple[int, int] = (320, 240)) -> dict:
         "height": h,
         "frames": frames,
         "tracks": [
-            {"id": 1, "category": "face", "source": "centerface", "boxes": [[i, 20, 20, 80, 90, 0.9] for i in range(half)]},
-            {"id": 2, "category": "text", "source": "ppocr-det", "boxes": [[i, 150, 150, 300, 200, 0.7] for i in range(half, frames)]},
+            {
+                "id": 1,
+                "category": "face",
+                "source": "centerface",
+                "boxes": [[i, 20, 20, 80, 90, 0.9] for i in range(half)],
+            },
+            {
+                "id": 2,
+                "category": "text",
+                "source": "ppocr-det",
+                "boxes": [[i, 150, 150, 300, 200, 0.7] for i in range(half, frames)],
+            },
         ],
     }
 

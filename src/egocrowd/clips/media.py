@@ -153,7 +153,9 @@ def raw_file(session: Session, admin_id: int, clip_id: int, token: str | None, b
     if not blobs.exists(clip.sha256):
         raise Conflict(f"Clip {clip.id}'s original file is missing from storage.", code="clip.raw_missing")
     suffix = Path(clip.original_name).suffix.lower()
-    return MediaFile(blobs.path(clip.sha256), _RAW_TYPES.get(suffix, "application/octet-stream"), f"clip-{clip.id}{suffix}")
+    return MediaFile(
+        blobs.path(clip.sha256), _RAW_TYPES.get(suffix, "application/octet-stream"), f"clip-{clip.id}{suffix}"
+    )
 
 
 _RAW_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm"}

@@ -91,7 +91,9 @@ def edit_dict(e: RedactionEdit) -> dict[str, Any]:
 
 
 def list_edits(session: Session, clip: Clip) -> list[RedactionEdit]:
-    return list(session.scalars(sa.select(RedactionEdit).where(RedactionEdit.clip_id == clip.id).order_by(RedactionEdit.id)))
+    return list(
+        session.scalars(sa.select(RedactionEdit).where(RedactionEdit.clip_id == clip.id).order_by(RedactionEdit.id))
+    )
 
 
 def plan(session: Session, user: User, clip_id: int) -> dict[str, Any]:

@@ -108,7 +108,9 @@ def _privacy_inputs() -> tuple[Input, ...]:
     for name, f in PrivacySettings.model_fields.items():
         label, hint = f.title or name.replace("_", " ").capitalize(), f.description or ""
         if typing.get_origin(f.annotation) is typing.Literal:
-            opts = tuple((v, PRIVACY_CHOICES.get(v, v.replace("_", " ").capitalize())) for v in typing.get_args(f.annotation))
+            opts = tuple(
+                (v, PRIVACY_CHOICES.get(v, v.replace("_", " ").capitalize())) for v in typing.get_args(f.annotation)
+            )
             out.append(Input(f"privacy_{name}", "privacy", label, hint, "select", opts))
         else:
             out.append(Input(f"privacy_{name}", "privacy", label, hint, "check"))

@@ -235,7 +235,9 @@ def _opt_int(form: dict[str, str], name: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise InvalidInput(f"{name.replace('_', ' ')} must be a whole number.", code="validation.failed", field=name) from None
+        raise InvalidInput(
+            f"{name.replace('_', ' ')} must be a whole number.", code="validation.failed", field=name
+        ) from None
 
 
 def _box_of(form: dict[str, str]) -> list[float]:

@@ -251,7 +251,7 @@ def grant_raw(request: Request, clip_id: Id, body: RawIn) -> dict:
     return {"url": raw_link(request, clip_id, body.reason), "expires_in": media.RAW_TOKEN_SECONDS}
 
 
-@router.get("/clips/{clip_id}/raw", response_class=FileResponse)  # type: ignore[arg-type]
+@router.get("/clips/{clip_id}/raw", response_class=FileResponse)
 def raw_file(request: Request, clip_id: Id, token: Annotated[str, Query(max_length=2000)] = ""):
     """The original file (Range requests answered 206); the token's first use is audited."""
     with unit(request) as ctx:  # who asks (a read-only unit: GET)
