@@ -168,7 +168,9 @@ def test_rerender_then_mark_reviewed(app, client, db, world, review, reviewer, v
     r = client.post(f"{url}/redactions", json={"kind": "false", "track_id": 1}, headers=reviewer.headers)
     assert_problem(r, 409, "redaction.not_in_review")
     assert "being re-rendered" in client.get(f"/review/redaction/{cid}", headers=reviewer.headers).text
-    _new_render(db, app.state.blobs, cid, videos)
+    _new_render(db, app.state.blobs, cid, videos)  # the text track (2) is gone from the new render
+    plan = client.get(f"{url}/redactions", headers=reviewer.headers).json()
+    assert [t["id"] for t in plan["plan"]["tracks"]] == [1] and "auto_plan" not in plan["plan"] and plan["up_to_date"]
     assert_problem(client.get(f"{url}/video", headers=world.worker.headers), 409, "clip.not_deidentified")
     r = client.post(f"{url}/redactions/reviewed", headers=reviewer.headers)
     assert r.status_code == 200 and r.json()["deid_status"] == "clean"
@@ -199,7 +201,9 @@ def test_a_reviewer_can_ask_for_a_qc_failed_clip_to_be_deidentified(client, db, 
     with db.transaction() as s:
         assert s.get(Clip, cid).deid_status is DeidStatus.pending
     processing = review(None, status=ClipStatus.processing)
-    assert_problem(client.post(f"{API}/clips/{processing}/rerender", headers=reviewer.headers), 409, "clip.not_checked")
+    assert_problem(
+        client.post(f"{API}/clips/{processing}/rerender", headers=reviewer.headers), 409, "clip.not_deidentifiable"
+    )
 
 
 def test_the_review_page_forms(client, db, world, review, reviewer):
@@ -235,3 +239,23 @@ def test_the_review_page_forms(client, db, world, review, reviewer):
     r = client.post(f"/review/redaction/{cid}/rerender", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303 and "being re-rendered" in client.get(r.headers["location"]).text
     assert client.get(f"/review/redaction/{cid}", headers=world.worker.headers).status_code == 403
+
+
+def test_reviewer_regions_are_read_back_from_the_render(app, client, db, review, reviewer, videos):
+    """An added region is the render's track REVIEWER_TRACK_BASE + edit id (media.deid.render)."""
+    from egocrowd.clips.redaction import REVIEWER_TRACK_BASE
+    from egocrowd.media.deid import render
+
+    assert REVIEWER_TRACK_BASE == render.REVIEWER_TRACK_BASE
+    cid = review()
+    url = f"{API}/clips/{cid}/redactions"
+    body = {"kind": "add", "box": [0.5, 0.5, 0.9, 0.9], "frame_start": 0, "frame_end": 9}
+    e = client.post(url, json=body, headers=reviewer.headers).json()
+    assert not client.get(url, headers=reviewer.headers).json()["up_to_date"]
+    _new_render(db, app.state.blobs, cid, videos)
+    plan = client.get(url, headers=reviewer.headers).json()
+    assert plan["up_to_date"] and REVIEWER_TRACK_BASE + e["id"] in [t["id"] for t in plan["plan"]["tracks"]]
+    r = client.post(url, json={"kind": "false", "track_id": REVIEWER_TRACK_BASE + e["id"]}, headers=reviewer.headers)
+    assert_problem(r, 422, "redaction.reviewer_track")
+    client.delete(f"{url}/{e['id']}", headers=reviewer.headers)  # withdrawn: the render still shows it
+    assert not client.get(url, headers=reviewer.headers).json()["up_to_date"]

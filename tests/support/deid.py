@@ -6,9 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import sqlalchemy as sa
 
 from egocrowd.clock import utcnow
-from egocrowd.db.models import Clip, ClipStatus, DeidStatus, Derivative
+from egocrowd.db.models import Clip, ClipStatus, DeidStatus, Derivative, RedactionEdit
+from egocrowd.media.deid.regions import RedactionPlan
+from egocrowd.media.deid.render import apply_edits
 from egocrowd.media.testmedia import write_video
 
 FPS = 10
@@ -98,6 +101,26 @@ def attach_derivative(
     ref = blobs.put_file(derived)
     with db.transaction() as s:
         clip = s.get(Clip, clip_id)
+        # The reviewer's active corrections, applied as the stage applies them (media.deid.render)
+        edits = [
+            {
+                "id": e.id,
+                "kind": e.kind.value,
+                "frame_start": e.frame_start,
+                "frame_end": e.frame_end,
+                "box": e.box,
+                "track_id": e.track_id,
+            }
+            for e in s.scalars(
+                sa.select(RedactionEdit)
+                .where(RedactionEdit.clip_id == clip_id, RedactionEdit.withdrawn_at.is_(None))
+                .order_by(RedactionEdit.id)
+            )
+        ]
+        auto = RedactionPlan.from_dict(plan_for(frames))
+        regions = apply_edits(auto, edits).to_dict()
+        if regions != auto.to_dict():
+            regions["auto_plan"] = auto.to_dict()
         d = Derivative(
             clip_id=clip.id,
             kind="deid",
@@ -107,7 +130,7 @@ def attach_derivative(
             mime_type="video/mp4",
             stage_version="test",
             params={"faces": {"detector": "centerface"}},
-            regions=plan_for(frames),
+            regions=regions,
             summary={"frames": frames, "seconds": seconds, "frame_times": [round(i / FPS, 3) for i in range(frames)]},
         )
         s.add(d)

@@ -14,7 +14,6 @@ reviewed" turns review into clean once the latest render includes every active c
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,16 +23,15 @@ from egocrowd import audit
 from egocrowd.accounts import policy
 from egocrowd.clock import utcnow
 from egocrowd.consent.signatures import require_cover
-from egocrowd.db.models import Clip, ClipStatus, DeidStatus, Derivative, RedactionEdit, RedactionKind, User
+from egocrowd.db.models import Clip, DeidStatus, Derivative, RedactionEdit, RedactionKind, User
 from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound
-from egocrowd.pipeline.runner import enqueue
+from egocrowd.clips import deid
 
-STAGE = "deidentify"
 NOTE_MAX = 500
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+#: media.deid.render.REVIEWER_TRACK_BASE (a reviewer's added region is track BASE + edit id in the
+#: render's plan); copied, not imported: the web process need not load the renderer (OpenCV, PyAV)
+REVIEWER_TRACK_BASE = 1_000_000
+_PLAN_KEYS = ("format", "width", "height", "frames", "tracks")
 
 
 def review_queue(session: Session, user: User, *, limit: int = 200) -> list[Clip]:
@@ -105,7 +103,8 @@ def plan(session: Session, user: User, clip_id: int) -> dict[str, Any]:
         "deid_status": clip.deid_status.value if clip.deid_status else None,
         "deid_reason": clip.deid_reason,
         "derivative_id": d.id if d else None,
-        "plan": (d.regions or None) if d else None,
+        # the render's plan (what the video shows); its automatic plan and statistics stay server-side
+        "plan": {k: d.regions[k] for k in _PLAN_KEYS if k in d.regions} if d and d.regions else None,
         "frame_times": frame_times(d) if d else [],
         "params": d.params if d else {},
         "summary": {k: v for k, v in (d.summary or {}).items() if k != "frame_times"} if d else {},
@@ -183,6 +182,12 @@ def _box(box: Any) -> list[float]:
 def _track(plan: dict[str, Any], track_id: Any) -> dict[str, Any]:
     for t in plan.get("tracks", []):
         if t.get("id") == track_id:
+            if t.get("source") == "reviewer":
+                raise InvalidInput(
+                    "This region was added by a reviewer: withdraw that correction instead.",
+                    code="redaction.reviewer_track",
+                    field="track_id",
+                )
             return t
     raise InvalidInput(f"The current render has no track {track_id}.", code="redaction.unknown_track", field="track_id")
 
@@ -245,37 +250,36 @@ def withdraw_edit(session: Session, user: User, clip_id: int, edit_id: int) -> R
 
 
 def includes_active_edits(session: Session, clip: Clip, d: Derivative) -> bool:
-    """Whether render ``d`` reflects the corrections as they are now: every active one was made
-    before it, and none was withdrawn after it (a render lists what it applied in ``params.edits``,
-    when it does, that list is compared instead)."""
-    edits = list_edits(session, clip)
-    active = {e.id for e in edits if e.withdrawn_at is None}
+    """Whether render ``d`` shows the corrections as they are now: every active one applied, no
+    withdrawn one left. Read from the render itself: an added region is its reviewer track
+    (``REVIEWER_TRACK_BASE + edit id``); a track marked false or kept is in its automatic plan
+    (``regions.auto_plan``, stored when the edits changed the plan) but not in the plan."""
+    active = [e for e in list_edits(session, clip) if e.withdrawn_at is None]
     applied = (d.params or {}).get("edits")
-    if isinstance(applied, list):
-        return {int(i) for i in applied} == active
-    made = _aware(d.created_at)
-    return all(_aware(e.created_at) <= made for e in edits if e.withdrawn_at is None) and all(
-        _aware(e.withdrawn_at) <= made or _aware(e.created_at) > made for e in edits if e.withdrawn_at is not None
-    )
+    if isinstance(applied, list):  # a render that lists what it applied
+        return {int(i) for i in applied} == {e.id for e in active}
+    regions = d.regions or {}
+    shown = {int(t["id"]) for t in regions.get("tracks", [])}
+    added = {i - REVIEWER_TRACK_BASE for i in shown if i >= REVIEWER_TRACK_BASE}
+    auto = regions.get("auto_plan") or regions
+    dropped = {int(t["id"]) for t in auto.get("tracks", [])} - shown
+    want_added = {e.id for e in active if e.kind is RedactionKind.add}
+    want_dropped = {e.track_id for e in active if e.kind is not RedactionKind.add}
+    return added == want_added and dropped == want_dropped
 
 
 def request_deidentify(session: Session, user: User, clip_id: int, reason: str = "rerender") -> Clip:
     """Queue the ``deidentify`` stage for a clip: a re-render with the corrections, or a QC-failed
-    clip a reviewer wants to see. Audited ``clip.deid_requested``; the clip shows ``pending``."""
+    clip a reviewer wants to see (clips.deid.request_deidentify: audited ``clip.deid_requested``).
+    A person asked, so the new render comes back to the review queue; the clip shows ``pending``."""
     policy.require(user, "clip.review_redaction")
     clip = session.scalar(sa.select(Clip).where(Clip.id == clip_id).with_for_update())
     if clip is None:
         raise NotFound(f"No clip {clip_id}.", code="clip.not_found")
-    if clip.status not in (ClipStatus.qc_passed, ClipStatus.qc_failed):
-        raise Conflict(
-            f"Clip {clip.id} is {clip.status.value}: only a checked clip can be de-identified.",
-            code="clip.not_checked",
-        )
     if clip.deid_status is DeidStatus.pending:
         raise Conflict(f"Clip {clip.id} is already being de-identified.", code="clip.deid_pending")
-    enqueue(session, clip, STAGE)
-    clip.deid_status, clip.updated_at = DeidStatus.pending, utcnow()
-    audit.record(session, user, "clip.deid_requested", clip, {"reason": (reason or "")[:200]})
+    deid.request_deidentify(session, user, clip, (reason or "")[:200], review=True)
+    clip.updated_at = utcnow()
     return clip
 
 
