@@ -4,6 +4,7 @@ is audited with the admin's reason. Both are served with HTTP Range, as a browse
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -211,3 +212,31 @@ def test_the_export_carries_derived_videos_only_and_deletion_removes_them(app, c
     assert not app.state.blobs.exists(sha)
     with db.transaction() as s:
         assert app.state.blobs.exists(s.get(Clip, clean).sha256)
+
+
+def test_an_uploaded_clip_is_served_de_identified_after_the_pipeline(app, db, client, live, world, qc_media):
+    """The whole path with the real stages: upload, probe, QC, deidentify, then the video."""
+    from tusclient import client as tus
+
+    from tests.pipeline.test_clip_flow import REQ, drain
+
+    c = world.open_campaign(requirements=REQ)
+    a = world.claim(c["id"])
+    up = tus.TusClient(live.base + "/api/v1/uploads/", headers=world.worker.headers)
+    up.uploader(str(qc_media["good"]), chunk_size=1024 * 1024, metadata={"assignment": str(a["id"])}).upload()
+    with db.transaction() as s:
+        cid = s.scalar(sa.select(Clip.id))
+    assert_problem(client.get(f"{API}/clips/{cid}/video", headers=world.worker.headers), 409, "clip.not_deidentified")
+    drain(app, db)
+    with db.transaction() as s:
+        clip = s.get(Clip, cid)
+        status, derived = clip.deid_status, s.get(Derivative, clip.derived_id)
+        assert derived is not None and derived.source_sha256 == clip.sha256
+    if status is DeidStatus.review:  # the detectors were unsure: a reviewer looks first
+        reviewer = make_user(db, "reviewer")
+        assert client.get(f"{API}/clips/{cid}/video", headers=reviewer.headers).status_code == 200
+        assert client.post(f"{API}/clips/{cid}/redactions/reviewed", headers=reviewer.headers).status_code == 200
+    r = client.get(f"{API}/clips/{cid}/video", headers=world.lab.headers, params={})
+    assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
+    assert hashlib.sha256(r.content).hexdigest() == derived.sha256 != clip.sha256
+    assert f'src="/clips/{cid}/video"' in client.get(f"/clips/{cid}", headers=world.worker.headers).text
