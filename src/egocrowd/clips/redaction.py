@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from egocrowd import audit
 from egocrowd.accounts import policy
+from egocrowd.clips import deid
 from egocrowd.clock import utcnow
 from egocrowd.consent.signatures import require_cover
 from egocrowd.db.models import Clip, DeidStatus, Derivative, RedactionEdit, RedactionKind, User
 from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound
-from egocrowd.clips import deid
 
 NOTE_MAX = 500
 #: media.deid.render.REVIEWER_TRACK_BASE (a reviewer's added region is track BASE + edit id in the
