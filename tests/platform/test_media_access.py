@@ -12,6 +12,7 @@ import zipfile
 import httpx
 import pytest
 import sqlalchemy as sa
+from itsdangerous import URLSafeTimedSerializer
 
 from egocrowd.clips import media
 from egocrowd.db.models import AuditEvent, Clip, ClipStatus, DeidStatus, Derivative
@@ -132,6 +133,8 @@ def test_raw_footage_is_admin_only_with_a_reason_audited_once_per_link(live, cli
     assert r.status_code == 200 and r.json()["expires_in"] == 300
     link = r.json()["url"]
     assert _raw_events(db, cid, "clip.raw_link_issued")[0]["reason"] == reason["reason"]
+    _, payload = URLSafeTimedSerializer("any key", salt="egocrowd-raw-media").loads_unsafe(link.split("token=")[1])
+    assert set(payload) == {"c", "u", "n"}  # the reason stays out of the link (history, proxy logs)
     # Bound to the admin who asked: another admin (and a worker) cannot use it.
     assert_problem(client.get(link, headers=other_admin.headers), 403, "clip.raw_link_invalid")
     assert_problem(client.get(link, headers=world.worker.headers), 403, "auth.forbidden")

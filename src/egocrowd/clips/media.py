@@ -65,7 +65,7 @@ def derived_ready_for(user: User, clip: Clip) -> bool:
     return clip.deid_status is DeidStatus.review and user.role in (Role.admin, Role.reviewer)
 
 
-def not_deidentified(user: User, clip: Clip) -> Conflict:
+def not_deidentified(clip: Clip) -> Conflict:
     status = clip.deid_status
     words = _STANDING.get(status, "it is not ready")
     if status is DeidStatus.failed and clip.deid_reason:
@@ -80,11 +80,9 @@ def not_deidentified(user: User, clip: Clip) -> Conflict:
 
 def derived_file(session: Session, user: User, clip_id: int, blobs) -> MediaFile:
     """The derived video of ``clip_id`` for ``user`` (or 404/409, see the module doc)."""
-    if user is None:
-        policy.require(user, "clip.view_derived")
     clip = find_clip(session, user, clip_id)
     if not derived_ready_for(user, clip):
-        raise not_deidentified(user, clip)
+        raise not_deidentified(clip)
     d = session.get(Derivative, clip.derived_id)
     if d is None or not blobs.exists(d.sha256):
         raise Conflict(f"Clip {clip.id}'s derived video is missing from storage.", code="clip.derived_missing")
@@ -117,7 +115,9 @@ def grant_raw(session: Session, admin: User, clip_id: int, reason: str | None, *
         raise NotFound(f"No clip {clip_id}.", code="clip.not_found")
     nonce = secrets.token_urlsafe(12)
     audit.record(session, admin, "clip.raw_link_issued", clip, {"reason": text, "token": nonce})
-    return _serializer(secret).dumps({"c": clip.id, "u": admin.id, "n": nonce, "r": text})
+    # The reason stays out of the link (links end up in browser history and proxy logs): the first
+    # use of the link reads it back from the event written here.
+    return _serializer(secret).dumps({"c": clip.id, "u": admin.id, "n": nonce})
 
 
 def _read_token(token: str, secret: str) -> dict:
@@ -130,7 +130,7 @@ def _read_token(token: str, secret: str) -> dict:
         ) from None
     except BadSignature:
         raise Forbidden("This link to the original footage is not valid.", code="clip.raw_link_invalid") from None
-    if not isinstance(data, dict) or not {"c", "u", "n", "r"} <= set(data):
+    if not isinstance(data, dict) or not {"c", "u", "n"} <= set(data):
         raise Forbidden("This link to the original footage is not valid.", code="clip.raw_link_invalid")
     return data
 
@@ -148,8 +148,11 @@ def raw_file(session: Session, admin_id: int, clip_id: int, token: str | None, b
     clip = session.get(Clip, clip_id)
     if clip is None:
         raise NotFound(f"No clip {clip_id}.", code="clip.not_found")
-    if not _token_used(session, clip.id, data["n"]):
-        audit.record(session, admin, "clip.raw_accessed", clip, {"reason": data["r"], "token": data["n"]})
+    issued = _events(session, clip.id, "clip.raw_link_issued", data["n"])
+    if not issued:  # signed by us but never recorded (a rolled-back grant): not a valid link
+        raise Forbidden("This link to the original footage is not valid.", code="clip.raw_link_invalid")
+    if not _events(session, clip.id, "clip.raw_accessed", data["n"]):
+        audit.record(session, admin, "clip.raw_accessed", clip, {"reason": issued[0]["reason"], "token": data["n"]})
     if not blobs.exists(clip.sha256):
         raise Conflict(f"Clip {clip.id}'s original file is missing from storage.", code="clip.raw_missing")
     suffix = Path(clip.original_name).suffix.lower()
@@ -161,16 +164,17 @@ def raw_file(session: Session, admin_id: int, clip_id: int, token: str | None, b
 _RAW_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm"}
 
 
-def _token_used(session: Session, clip_id: int, nonce: str) -> bool:
-    # A clip has few raw accesses: reading them beats a JSON path query that differs per database.
+def _events(session: Session, clip_id: int, action: str, nonce: str) -> list[dict]:
+    """The payloads of ``action`` events on the clip for this link. A clip has few raw accesses:
+    reading them beats a JSON path query that differs per database."""
     payloads = session.scalars(
         sa.select(AuditEvent.payload).where(
-            AuditEvent.action == "clip.raw_accessed",
+            AuditEvent.action == action,
             AuditEvent.entity_type == "clip",
             AuditEvent.entity_id == str(clip_id),
         )
     )
-    return any(p.get("token") == nonce for p in payloads)
+    return [p for p in payloads if p.get("token") == nonce]
 
 
 __all__ = [
