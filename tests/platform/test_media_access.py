@@ -243,3 +243,30 @@ def test_an_uploaded_clip_is_served_de_identified_after_the_pipeline(app, db, cl
     assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
     assert hashlib.sha256(r.content).hexdigest() == derived.sha256 != clip.sha256
     assert f'src="/clips/{cid}/video"' in client.get(f"/clips/{cid}", headers=world.worker.headers).text
+
+
+def test_view_original_on_the_admins_clip_page(client, db, world, clip_of, videos):
+    from tests.platform.test_access import page_login
+
+    cid = clip_of()
+    assert "View original (audited)" not in client.get(f"/clips/{cid}", headers=world.lab.headers).text
+    admin = make_user(db, "admin")
+    token = page_login(client, admin)
+    page = client.get(f"/clips/{cid}").text
+    assert "View original (audited)" in page and f'action="/clips/{cid}/raw"' in page
+    short = client.post(f"/clips/{cid}/raw", data={"csrf_token": token, "reason": "why not"})
+    assert short.status_code == 422 and 'data-code="clip.raw_reason_required"' in short.text
+    assert 'value="why not"' in short.text  # what was typed is kept
+    r = client.post(
+        f"/clips/{cid}/raw", data={"csrf_token": token, "reason": "Worker asked about a blur"}, follow_redirects=False
+    )
+    assert r.status_code == 303 and r.headers["location"].startswith(f"/api/v1/admin/clips/{cid}/raw?token=")
+    raw = client.get(r.headers["location"])
+    assert raw.status_code == 200 and raw.content == videos["raw"].read_bytes()
+    assert _raw_events(db, cid, "clip.raw_accessed")[0]["reason"] == "Worker asked about a blur"
+    assert (
+        client.post(
+            f"/clips/{cid}/raw", data={"csrf_token": "wrong", "reason": "Worker asked about a blur"}
+        ).status_code
+        == 403
+    )
