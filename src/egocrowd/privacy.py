@@ -5,11 +5,15 @@ Here, above ``campaigns``: deleting an account withdraws its consents, which rel
 
 - :func:`collect_personal_data` gathers the rows (secrets such as password and token hashes left
   out) and the clip files to include; :func:`write_export` writes them as one ZIP, copying each
-  clip from the blob store in chunks (never whole in memory).
+  clip from the blob store in chunks (never whole in memory). A clip's file in the export is its
+  de-identified video (issue #9): raw footage may show other people (family, passers-by, screens),
+  whose data is not the worker's to take away; a clip without a finished de-identified video is
+  exported as its record only, and the export says so.
 - :func:`delete_account` withdraws every active consent (the slots they cover are released at once),
   releases any other open slot, ends every session, revokes every token and blanks the personal
   fields. Clips already sent stay, carrying their consent's withdrawal time: releases cut after it
-  leave them out, as for any withdrawal.
+  leave them out, as for any withdrawal. Their de-identified videos (what labs download) are
+  deleted once the deletion commits: nothing new of the person leaves after it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import json
 import shutil
 import zipfile
 from datetime import datetime
-from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
 import sqlalchemy as sa
@@ -38,6 +41,8 @@ from egocrowd.db.models import (
     AuditEvent,
     Clip,
     ConsentRecord,
+    DeidStatus,
+    Derivative,
     LoginSession,
     Notification,
     OrgRole,
@@ -64,16 +69,31 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
+NO_FILE = (
+    "Not included: this clip has no finished de-identified video yet, and the original footage may show "
+    "other people. Ask again once it is de-identified."
+)
+
+
+def _exported_file(session: Session, c: Clip) -> tuple[str, str] | None:
+    """(name in the ZIP, blob sha256) of the clip's de-identified video, or None when it has none."""
+    if c.derived_id is None or c.deid_status is not DeidStatus.clean:
+        return None
+    d = session.get(Derivative, c.derived_id)
+    return (f"clips/{c.id}-deidentified.mp4", d.sha256) if d is not None else None
+
+
 def collect_personal_data(session: Session, user: User) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """(everything about ``user`` as JSON-ready data, [(name in the ZIP, blob sha256)] of their own
-    clips' original files). Audited as ``user.data_exported``."""
+    clips' de-identified videos). Audited as ``user.data_exported``."""
 
     def rows(model, *where, order=None) -> list[Any]:
         return list(session.scalars(sa.select(model).where(*where).order_by(order or model.id)))
 
     consents = rows(ConsentRecord, ConsentRecord.user_id == user.id)
     clips = rows(Clip, Clip.worker_id == user.id)
-    files = [(f"clips/{c.id}{PurePosixPath(c.original_name).suffix[:10]}", c.sha256) for c in clips]
+    per_clip = [_exported_file(session, c) for c in clips]
+    files = [f for f in per_clip if f is not None]
     data = {
         "format_version": FORMAT_VERSION,
         "exported_at": utcnow(),
@@ -82,7 +102,10 @@ def collect_personal_data(session: Session, user: User) -> tuple[dict[str, Any],
         "assignments": [
             _row(a, campaign_title=a.campaign.title) for a in rows(Assignment, Assignment.worker_id == user.id)
         ],
-        "clips": [_row(c, file=name) for c, (name, _) in zip(clips, files, strict=True)],
+        "clips": [
+            _row(c, file=f[0] if f else None, **({} if f else {"file_note": NO_FILE}))
+            for c, f in zip(clips, per_clip, strict=True)
+        ],
         "notifications": [_row(n) for n in rows(Notification, Notification.user_id == user.id)],
         "sessions": [_row(s) for s in rows(LoginSession, LoginSession.user_id == user.id)],
         "api_tokens": [_row(t) for t in rows(ApiToken, ApiToken.user_id == user.id)],
@@ -97,7 +120,13 @@ def collect_personal_data(session: Session, user: User) -> tuple[dict[str, Any],
             )
         ],
     }
-    audit.record(session, user, "user.data_exported", user, {"clips": len(clips), "consents": len(consents)})
+    audit.record(
+        session,
+        user,
+        "user.data_exported",
+        user,
+        {"clips": len(clips), "clip_files": len(files), "consents": len(consents)},
+    )
     return data, files
 
 
@@ -109,7 +138,10 @@ def write_export(out: BinaryIO, data: dict[str, Any], files: list[tuple[str, str
             "README.txt",
             "Everything egocrowd holds about you: data.json (your profile, consents with the sha256 of the text "
             "you signed and the scopes you chose, slots, clips with their checks, notices, sessions, tokens and "
-            "the audit events about you or made by you) and, under clips/, the files you uploaded.\n",
+            "the audit events about you or made by you) and, under clips/, the de-identified video of each clip "
+            "you uploaded: other people's faces, readable text and voices hidden, as labs receive it. The original "
+            "footage is not included because it may show other people; a clip without a finished de-identified "
+            "video is listed in data.json (with a file_note) but has no file here.\n",
         )
         for name, sha256 in files:
             if not blobs.exists(sha256):  # a clip whose file was already removed
@@ -120,9 +152,10 @@ def write_export(out: BinaryIO, data: dict[str, Any], files: list[tuple[str, str
                 shutil.copyfileobj(src, dst, 1024 * 1024)
 
 
-def delete_account(session: Session, user: User) -> None:
+def delete_account(session: Session, user: User, blobs: BlobStore | None = None) -> None:
     """Delete ``user``'s own account (see the module's docstring for what happens). Admins, and the
-    last owner of a lab, are refused (403 ``user.cannot_delete``): someone must keep running it."""
+    last owner of a lab, are refused (403 ``user.cannot_delete``): someone must keep running it.
+    With ``blobs``, the de-identified videos of their clips are deleted after the commit."""
     if user.role is Role.admin:
         raise Forbidden(
             "Admin accounts cannot be deleted this way. Ask another admin to remove your admin role first.",
@@ -145,4 +178,33 @@ def delete_account(session: Session, user: User) -> None:
         sa.select(Assignment).where(Assignment.worker_id == user.id, Assignment.status == AssignmentStatus.active)
     ).all():
         assignments.release(session, user, a, reason="account_deleted")
+    shas = _drop_derived(session, user)
     accounts.blank_account(session, user)
+    if blobs is not None and shas:
+        # Files go only once the rows no longer point at them: a rolled-back deletion keeps both.
+        sa.event.listen(session, "after_commit", lambda _s: _delete_blobs(blobs, shas), once=True)
+
+
+def _drop_derived(session: Session, user: User) -> set[str]:
+    """Unlink the de-identified videos of ``user``'s clips (the clip then says it has none, reason
+    ``account.deleted``); returns the blobs to delete (the Derivative rows stay for the record)."""
+    clips = list(session.scalars(sa.select(Clip).where(Clip.worker_id == user.id, Clip.derived_id.is_not(None))))
+    if not clips:
+        return set()
+    shas = set(session.scalars(sa.select(Derivative.sha256).where(Derivative.clip_id.in_([c.id for c in clips]))))
+    for c in clips:
+        c.derived_id, c.deid_status, c.deid_reason = None, DeidStatus.failed, "account.deleted"
+    session.flush()
+    # Content-addressed: a render of another person's clip with the very same bytes keeps its blob.
+    shas -= set(
+        session.scalars(
+            sa.select(Derivative.sha256).join(Clip, Clip.derived_id == Derivative.id).where(Derivative.sha256.in_(shas))
+        )
+    )
+    audit.record(session, user, "user.derived_media_deleted", user, {"clips": [c.id for c in clips]})
+    return shas
+
+
+def _delete_blobs(blobs: BlobStore, shas: set[str]) -> None:
+    for sha in shas:
+        blobs.delete(sha)

@@ -224,6 +224,24 @@ MATRIX = [
     Row("GET", "/admin/health", ADMIN_ONLY),
     Row("POST", "/admin/jobs/{missing}/retry", ADMIN_ONLY, note="nothing to retry: an empty list"),
     Row("POST", "/admin/jobs/requeue", ADMIN_ONLY, body={"stage": "qc"}),
+    # De-identification (#9): media and the redaction review (tests/platform/test_media_access.py and
+    # test_redaction.py hold the rules on real clips; here: nobody gets past the door wrongly)
+    Row("GET", "/clips/{missing}/video", logged_in(404)),
+    Row("GET", "/review/redaction", logged_in(403, reviewer=200, admin=200)),
+    Row("GET", "/clips/{missing}/redactions", logged_in(403, reviewer=404, admin=404)),
+    Row(
+        "POST",
+        "/clips/{missing}/redactions",
+        logged_in(403, reviewer=404, admin=404),
+        body={"kind": "false", "track_id": 1},
+    ),
+    Row("DELETE", "/clips/{missing}/redactions/{missing}", logged_in(403, reviewer=404, admin=404)),
+    Row("POST", "/clips/{missing}/redactions/reviewed", logged_in(403, reviewer=404, admin=404)),
+    Row("POST", "/clips/{missing}/rerender", logged_in(403, reviewer=404, admin=404)),
+    Row(
+        "POST", "/admin/clips/{missing}/raw", logged_in(403, admin=404), body={"reason": "A complaint about this clip"}
+    ),
+    Row("GET", "/admin/clips/{missing}/raw", logged_in(403), note="no valid link: refused for admins too"),
 ]
 
 

@@ -15,13 +15,14 @@ import sqlalchemy as sa
 from egocrowd.accounts import service as accounts
 from egocrowd.blobs import BlobStore
 from egocrowd.clock import utcnow
-from egocrowd.db.models import AccountToken, Assignment, AuditEvent, Clip, ConsentRecord, User
+from egocrowd.db.models import AccountToken, Assignment, AuditEvent, Clip, ConsentRecord, DeidStatus, Derivative, User
 from egocrowd.errors import Conflict
 from egocrowd.notifications import notify
 from tests.platform.helpers import API, PASSWORD, assert_problem, make_user
 from tests.platform.test_access import _csrf, page_login
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4000  # ~1 MB of "video"
+DERIVED = b"\x00\x00\x00\x18ftypisom" + bytes(range(255, -1, -1)) * 4000  # its de-identified copy
 
 
 def _with_clip(world, settings) -> tuple[dict, int, str]:
@@ -29,6 +30,7 @@ def _with_clip(world, settings) -> tuple[dict, int, str]:
     campaign = world.open_campaign()
     a = world.claim(campaign["id"])
     ref = BlobStore(settings.blobs_path).put_bytes(VIDEO)
+    derived = BlobStore(settings.blobs_path).put_bytes(DERIVED)
     with world.db.transaction() as s:
         clip = Clip(
             campaign_id=campaign["id"],
@@ -43,6 +45,17 @@ def _with_clip(world, settings) -> tuple[dict, int, str]:
         s.add(clip)
         notify(s, world.worker.id, "qc.result", "Your clip passed", link="/clips/1")
         s.flush()
+        d = Derivative(
+            clip_id=clip.id,
+            kind="deid",
+            sha256=derived.sha256,
+            size=derived.size,
+            source_sha256=ref.sha256,
+            stage_version="test",
+        )
+        s.add(d)
+        s.flush()
+        clip.derived_id, clip.deid_status = d.id, DeidStatus.clean
         return a, clip.id, ref.sha256
 
 
@@ -62,7 +75,7 @@ def test_the_export_holds_everything_about_the_person(client, world, settings):
     assert [a["status"] for a in data["assignments"]] == ["active"]
     (clip,) = data["clips"]
     assert clip["id"] == clip_id and clip["qc_report"]["passed"] is True and clip["sha256"] == sha
-    assert zf.read(clip["file"]) == VIDEO  # the original bytes
+    assert zf.read(clip["file"]) == DERIVED  # the de-identified copy, never the original (#9)
     assert zf.getinfo(clip["file"]).compress_type == zipfile.ZIP_STORED
     assert [n["subject"] for n in data["notifications"]] == ["Your clip passed"]
     assert all("token_hash" not in t for t in data["api_tokens"]) and data["api_tokens"]
@@ -90,7 +103,7 @@ def test_the_export_page_button(client, world, settings):
     csrf = page_login(client, world.worker)
     assert "Download my data" in client.get("/account").text
     r = client.post("/account/export", data={"csrf_token": csrf})
-    assert r.status_code == 200 and zipfile.ZipFile(io.BytesIO(r.content)).read("clips/1.mp4") == VIDEO
+    assert r.status_code == 200 and zipfile.ZipFile(io.BytesIO(r.content)).read("clips/1-deidentified.mp4") == DERIVED
     assert client.post("/account/export", data={"csrf_token": "wrong"}).status_code == 403
 
 

@@ -67,6 +67,10 @@ def _example(schema: str, world) -> dict:
         "ResetIn": {"token": f"link-{n}", "new_password": f"a fresh passphrase {n}"},
         "TokenIn": {"token": f"link-{n}"},
         "ProfileIn": {"display_name": f"Name {n}", "country": "KE"},
+        # de-identification (#9)
+        "EditIn": {"kind": "add", "box": [0.1, 0.1, 0.3, 0.3], "frame_start": 0, "frame_end": 3, "note": "missed"},
+        "RerenderIn": {"reason": "after review"},
+        "RawIn": {"reason": "Checking a complaint about this clip"},
     }[schema]
 
 

@@ -105,6 +105,15 @@ _RULES: dict[str, Any] = {
     "audit.view": lambda u, _: u.role is Role.admin,
     "system.view": lambda u, _: u.role is Role.admin,  # queues, stuck jobs, disk use
     "system.manage": lambda u, _: u.role is Role.admin,  # put pipeline jobs back
+    # De-identification (#9): raw footage is admin-only (each access audited with a reason); the
+    # derived video goes to the clip's worker, its campaign's lab, reviewers and admins.
+    "clip.view_raw": lambda u, _: u.role is Role.admin,
+    "clip.view_derived": lambda u, c: (
+        u.role in (Role.admin, Role.reviewer)
+        or c.worker_id == u.id
+        or (u.role is Role.requester and _same_org(u, c.campaign))
+    ),
+    "clip.review_redaction": lambda u, _: u.role in (Role.admin, Role.reviewer),
 }
 
 

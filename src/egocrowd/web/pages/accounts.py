@@ -351,7 +351,7 @@ def account_delete(request: Request, form: TextForm):
         )
         if ask is not None:
             return ask
-        privacy.delete_account(ctx.session, user)
+        privacy.delete_account(ctx.session, user, request.app.state.blobs)
     resp = see_other("/?m=deleted")
     log_out(request, resp)
     return resp

@@ -22,11 +22,11 @@ from egocrowd.accounts import policy
 from egocrowd.accounts.validation import countries
 from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
-from egocrowd.campaigns.schema import CampaignIn, CampaignPatch, CaptureRequirements, DataUse
+from egocrowd.campaigns.schema import CampaignIn, CampaignPatch, CaptureRequirements, DataUse, PrivacySettings
 from egocrowd.db.models import Campaign, CampaignStatus
 from egocrowd.errors import Conflict, EgocrowdError, InvalidInput
 from egocrowd.web.auth import unit, viewer
-from egocrowd.web.pages.forms import Words, field_errors, summary
+from egocrowd.web.pages.forms import GENERAL, Words, field_errors, summary
 from egocrowd.web.pages.render import RawForm, TextForm, confirm_first, render, see_other
 from egocrowd.web.routers.api import Id
 
@@ -87,6 +87,61 @@ def _data_use_inputs() -> tuple[Input, ...]:
         Input(f"use_{k}", "data_use", f.description or k.replace("_", " ").capitalize(), kind="check")
         for k, f in DataUse.model_fields.items()
     )
+
+
+#: The privacy settings' choices in words (the model's values are short codes)
+PRIVACY_CHOICES = {
+    "blur": "Blur (strong, cannot be undone)",
+    "fill": "Fill with a solid block",
+    "drop": "Drop the sound",
+    "keep": "Keep the sound",
+    "mute_speech": "Keep the sound, mute speech",
+    "date": "Only the date",
+    "full": "Date and time of day",
+}
+
+
+@functools.cache
+def _privacy_inputs() -> tuple[Input, ...]:
+    """One input per de-identification setting, from the model (title: label, description: hint)."""
+    out = []
+    for name, f in PrivacySettings.model_fields.items():
+        label, hint = f.title or name.replace("_", " ").capitalize(), f.description or ""
+        if typing.get_origin(f.annotation) is typing.Literal:
+            opts = tuple(
+                (v, PRIVACY_CHOICES.get(v, v.replace("_", " ").capitalize())) for v in typing.get_args(f.annotation)
+            )
+            out.append(Input(f"privacy_{name}", "privacy", label, hint, "select", opts))
+        else:
+            out.append(Input(f"privacy_{name}", "privacy", label, hint, "check"))
+    return tuple(out)
+
+
+def privacy_words(privacy: dict[str, Any] | None, data_use: dict[str, Any] | None) -> list[str]:
+    """What workers and the people around them can expect, in plain words (the campaign page)."""
+    p = PrivacySettings.model_validate(privacy or {})
+    faces = "blurred so they cannot be recognised" if p.face_mode == "blur" else "covered with a solid block"
+    lines = [f"Faces of other people in the clips are {faces} before anyone but an admin sees a clip."]
+    if (data_use or {}).get("keep_face"):
+        lines.append("The wearer's own face (e.g. in a mirror) is kept only if the worker agreed to it.")
+    else:
+        lines.append("The wearer's own face (e.g. in a mirror) is hidden the same way.")
+    if p.blur_text:
+        lines.append("Readable text (screens, letters, labels, addresses) is blurred.")
+    else:
+        lines.append("Readable text is not blurred: keep letters, screens and addresses out of view.")
+    lines.append(
+        {
+            "drop": "The sound is removed.",
+            "keep": "The sound is kept, voices included: say nothing private while recording.",
+            "mute_speech": "The sound is kept with speech muted.",
+        }[p.audio]
+    )
+    lines.append(
+        "Location, device serial numbers and owner names are removed from the file; "
+        + ("only the recording date is kept." if p.recording_time == "date" else "the date and time of day are kept.")
+    )
+    return lines
 
 
 @functools.cache
@@ -180,6 +235,7 @@ def sections() -> tuple[Section, ...]:
             ),
             "data",
         ),
+        Section("Privacy", _privacy_inputs(), "privacy"),
         Section(
             "Who can take part",
             (
@@ -228,7 +284,11 @@ def sections() -> tuple[Section, ...]:
 
 #: How the campaign form speaks (see egocrowd.web.pages.forms).
 WORDS = Words(
-    names={"pay_cents": "pay"},
+    names={
+        "pay_cents": "pay",
+        "privacy": "privacy_audio",  # campaign.sound_not_covered: the one privacy rule a patch can break
+        **{f"privacy.{k}": f"privacy_{k}" for k in PrivacySettings.model_fields},
+    },
     units={
         "min_duration_s": "second",
         "max_duration_s": "second",
@@ -298,6 +358,7 @@ def _campaign_data(form: dict[str, Any]) -> dict[str, Any]:
         "expected_minutes": number("expected_minutes"),
         "allowed_countries": form.get("allowed_countries") or [],
         "data_use": {k: form.get(f"use_{k}") == "on" for k in DataUse.model_fields},
+        "privacy": _privacy_data(form),
         "buyer_name": form.get("buyer_name", ""),
         "consent_version": form.get("consent_version", ""),
         "deadline_at": number("deadline_at"),
@@ -307,10 +368,27 @@ def _campaign_data(form: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None or k in optional}
 
 
+def _privacy_data(form: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for i in _privacy_inputs():
+        key = i.name.removeprefix("privacy_")
+        if i.kind == "check":
+            out[key] = form.get(i.name) == "on"
+        elif form.get(i.name):
+            out[key] = form[i.name]
+    return out
+
+
+def _privacy_form(privacy: dict[str, Any] | None) -> dict[str, str]:
+    p = PrivacySettings.model_validate(privacy or {}).model_dump()
+    return {f"privacy_{k}": _shown(v) for k, v in p.items()}
+
+
 def _default_form() -> dict[str, Any]:
     d = CaptureRequirements()
     f: dict[str, Any] = {i.name: _shown(getattr(d, i.name)) for i in _requirement_inputs()}
     f.update({f"use_{k}": "on" if v else "" for k, v in DataUse().model_dump().items()})
+    f.update(_privacy_form(None))
     f.update(currency="USD", target_clips="100", expected_minutes="5", pay="1.50", allowed_countries=[])
     return f
 
@@ -334,6 +412,7 @@ def _form_from(c: Campaign) -> dict[str, Any]:
     }
     f.update({i.name: _shown(c.requirements.get(i.name)) for i in _requirement_inputs()})
     f.update({f"use_{k}": "on" if c.data_use.get(k) else "" for k in DataUse.model_fields})
+    f.update(_privacy_form(c.privacy))
     return f
 
 
@@ -452,6 +531,7 @@ def campaign_detail(request: Request, campaign_id: Id):
             hourly=campaigns.hourly_rate_cents(c),
             transitions=[s.value for s in CampaignStatus if s in campaigns.TRANSITIONS[c.status]],  # lifecycle order
             data_use_words={i.name.removeprefix("use_"): i.label for i in _data_use_inputs()},
+            privacy_words=privacy_words(c.privacy, c.data_use),
         )
 
 
@@ -579,8 +659,20 @@ def _form_again(request: Request, form: dict, exc: Exception, campaign_id: int |
         status = exc.status if isinstance(exc, EgocrowdError) else 422
         code = exc.code if isinstance(exc, EgocrowdError) else "validation.failed"
         return _show_form(
-            request, user, s, form=form, campaign=campaign, errors=field_errors(exc, WORDS), status=status, code=code
+            request, user, s, form=form, campaign=campaign, errors=_sound_next_to_field(exc), status=status, code=code
         )
+
+
+def _sound_next_to_field(exc: Exception) -> dict[str, str]:
+    """Every error next to its field. CampaignIn's check of sound against data use is a rule of the
+    whole model (no field of its own): it goes next to the Sound choice."""
+    errors = field_errors(exc, WORDS)  # type: ignore[arg-type]
+    if isinstance(exc, ValidationError) and GENERAL in errors:
+        for e in exc.errors(include_url=False):
+            if not e["loc"] and "sound" in str((e.get("ctx") or {}).get("error", "")):
+                errors.setdefault("privacy_audio", errors.pop(GENERAL))
+                break
+    return errors
 
 
 # --- the chart -----------------------------------------------------------------------------------

@@ -5,14 +5,21 @@ page again and swaps in the cards whose status changed (one mechanism for the li
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from egocrowd import clips
+from egocrowd.accounts import policy
 from egocrowd.campaigns import assignments
-from egocrowd.web.auth import unit
-from egocrowd.web.pages.render import render
+from egocrowd.clips import media, redaction
+from egocrowd.errors import EgocrowdError, InvalidInput
+from egocrowd.web.auth import Ctx, unit
+from egocrowd.web.pages.render import TextForm, flash_messages, form_error, render, see_other
+from egocrowd.web.routers.admin import raw_link
 from egocrowd.web.routers.api import Id
+from egocrowd.web.routers.clips import derived_video
 
 router = APIRouter(include_in_schema=False)
 MB = 1024 * 1024
@@ -90,17 +97,202 @@ def clips_page(request: Request):
         )
 
 
-@router.get("/clips/{clip_id}", response_class=HTMLResponse)
-def clip_page(request: Request, clip_id: Id):
-    with unit(request) as ctx:
+flash_messages(
+    {
+        "deid_requested": "De-identification is queued: this page shows the video once it is ready.",
+        "edit_added": "Correction saved. Re-render to see it in the video.",
+        "edit_withdrawn": "Correction withdrawn. Re-render to see the change in the video.",
+        "rerender": "Re-render queued: the video is being made again with the corrections.",
+        "reviewed": "Marked reviewed: the clip's video is now shown to its worker and lab.",
+    }
+)
+
+
+def _view(request: Request):
+    """The unit a page is drawn in: a GET's, or the redraw after a refused form (same CSRF token)."""
+    return unit(request, form_csrf=getattr(request.state, "form_csrf", None))
+
+
+def _act(request: Request, form: dict[str, str], work: Callable[[Ctx], Response], redraw: Callable[..., Response]):
+    """Run a form's action in one unit of work; a refusal draws the page again with the problem."""
+    request.state.form_csrf = form.get("csrf_token", "")
+    try:
+        with unit(request, form_csrf=request.state.form_csrf) as ctx:
+            return work(ctx)
+    except EgocrowdError as exc:
+        if exc.status in (401, 403) and exc.code != "consent.missing":
+            raise
+        return redraw(error=form_error(exc), status=exc.status, form=form)
+
+
+def _show_clip(request: Request, clip_id: int, *, status: int = 200, **values) -> Response:
+    with _view(request) as ctx:
         user = ctx.require_user()
-        clip = clips.get_clip(ctx.session, user, clip_id)
+        clip = media.find_clip(ctx.session, user, clip_id)  # the worker, the lab, reviewers, admins
         return render(
             request,
             "clip.html",
             user,
+            status=status,
             c=clip,
             feedback=clips.feedback,
             status_words=STATUS_WORDS,
             mounts={k: v[0] for k, v in MOUNTS.items()},
+            video_ready=media.derived_ready_for(user, clip),
+            standing=None if media.derived_ready_for(user, clip) else media.not_deidentified(clip).message,
+            may_review=policy.can(user, "clip.review_redaction"),
+            may_view_raw=policy.can(user, "clip.view_raw"),
+            **values,
         )
+
+
+@router.get("/clips/{clip_id}", response_class=HTMLResponse)
+def clip_page(request: Request, clip_id: Id):
+    return _show_clip(request, clip_id)
+
+
+@router.get("/clips/{clip_id}/video")
+def clip_video(request: Request, clip_id: Id):
+    """The de-identified video for the page's <video> tag (session cookie; Range answered)."""
+    return derived_video(request, clip_id)
+
+
+@router.post("/clips/{clip_id}/raw")
+def clip_raw(request: Request, clip_id: Id, form: TextForm):
+    """An admin's "View original (audited)": the reason goes to the audit log, then the browser is
+    sent to the short-lived link."""
+    request.state.form_csrf = form.get("csrf_token", "")
+    try:
+        return see_other(raw_link(request, clip_id, form.get("reason"), request.state.form_csrf))
+    except EgocrowdError as exc:
+        if exc.status in (401, 403):
+            raise
+        return _show_clip(request, clip_id, error=form_error(exc), status=exc.status, form=form)
+
+
+@router.post("/clips/{clip_id}/deidentify")
+def clip_deidentify(request: Request, clip_id: Id, form: TextForm):
+    """A reviewer or admin asks for a clip to be de-identified (e.g. one that failed QC)."""
+
+    def work(ctx: Ctx) -> Response:
+        redaction.request_deidentify(ctx.session, ctx.require_user(), clip_id, "asked on the clip page")
+        return see_other(f"/clips/{clip_id}?m=deid_requested")
+
+    return _act(request, form, work, lambda **v: _show_clip(request, clip_id, **v))
+
+
+# --- redaction review (issue #9) ----------------------------------------------------------------------
+@router.get("/review/redaction", response_class=HTMLResponse)
+def review_queue_page(request: Request):
+    with unit(request) as ctx:
+        user = ctx.require_user()
+        return render(request, "review_queue.html", user, queue=redaction.review_queue(ctx.session, user))
+
+
+def _show_review(request: Request, clip_id: int, *, status: int = 200, **values) -> Response:
+    with _view(request) as ctx:
+        user = ctx.require_user()
+        plan = redaction.plan(ctx.session, user, clip_id)
+        clip = redaction.get_clip(ctx.session, user, clip_id)
+        tracks = []
+        times = plan["frame_times"]
+        for t in (plan["plan"] or {}).get("tracks", []):
+            seen = [int(b[0]) for b in t.get("boxes", [])] or [0]
+            first, last = min(seen), max(seen)
+            tracks.append(
+                {
+                    **{k: t.get(k) for k in ("id", "category", "source")},
+                    "first": first,
+                    "last": last,
+                    "start_s": times[first] if first < len(times) else 0,
+                    "end_s": times[last] if last < len(times) else 0,
+                }
+            )
+        values.setdefault("form", {})
+        return render(
+            request,
+            "review_clip.html",
+            user,
+            status=status,
+            c=clip,
+            plan=plan,
+            tracks=tracks,
+            frames=len(times),
+            edits=plan["edits"],
+            **values,
+        )
+
+
+@router.get("/review/redaction/{clip_id}", response_class=HTMLResponse)
+def review_page(request: Request, clip_id: Id):
+    return _show_review(request, clip_id)
+
+
+def _opt_int(form: dict[str, str], name: str) -> int | None:
+    value = (form.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(
+            f"{name.replace('_', ' ')} must be a whole number.", code="validation.failed", field=name
+        ) from None
+
+
+def _box_of(form: dict[str, str]) -> list[float]:
+    try:
+        return [float(form.get(k) or "") for k in ("x0", "y0", "x1", "y1")]
+    except ValueError:
+        raise InvalidInput(
+            "Draw the box on the video, or type its corners as fractions between 0 and 1.",
+            code="redaction.bad_box",
+            field="box",
+        ) from None
+
+
+@router.post("/review/redaction/{clip_id}/edits")
+def review_add(request: Request, clip_id: Id, form: TextForm):
+    def work(ctx: Ctx) -> Response:
+        kind = form.get("kind", "")
+        redaction.add_edit(
+            ctx.session,
+            ctx.require_user(),
+            clip_id,
+            kind=kind,
+            box=_box_of(form) if kind == "add" else None,
+            frame_start=_opt_int(form, "frame_start"),
+            frame_end=_opt_int(form, "frame_end"),
+            track_id=_opt_int(form, "track_id"),
+            note=form.get("note", ""),
+        )
+        return see_other(f"/review/redaction/{clip_id}?m=edit_added")
+
+    return _act(request, form, work, lambda **v: _show_review(request, clip_id, **v))
+
+
+@router.post("/review/redaction/{clip_id}/edits/{edit_id}/withdraw")
+def review_withdraw(request: Request, clip_id: Id, edit_id: Id, form: TextForm):
+    def work(ctx: Ctx) -> Response:
+        redaction.withdraw_edit(ctx.session, ctx.require_user(), clip_id, edit_id)
+        return see_other(f"/review/redaction/{clip_id}?m=edit_withdrawn")
+
+    return _act(request, form, work, lambda **v: _show_review(request, clip_id, **v))
+
+
+@router.post("/review/redaction/{clip_id}/rerender")
+def review_rerender(request: Request, clip_id: Id, form: TextForm):
+    def work(ctx: Ctx) -> Response:
+        redaction.request_deidentify(ctx.session, ctx.require_user(), clip_id, "rerender after review")
+        return see_other(f"/review/redaction/{clip_id}?m=rerender")
+
+    return _act(request, form, work, lambda **v: _show_review(request, clip_id, **v))
+
+
+@router.post("/review/redaction/{clip_id}/reviewed")
+def review_done(request: Request, clip_id: Id, form: TextForm):
+    def work(ctx: Ctx) -> Response:
+        redaction.mark_reviewed(ctx.session, ctx.require_user(), clip_id)
+        return see_other(f"/review/redaction/{clip_id}?m=reviewed")
+
+    return _act(request, form, work, lambda **v: _show_review(request, clip_id, **v))

@@ -248,7 +248,7 @@ def delete_me(request: Request):
     are revoked, name, email and country are blanked. Clips already sent stay, marked by the
     withdrawal: releases cut after it leave them out. Admins and a lab's last owner: 403."""
     with unit(request) as ctx:
-        privacy.delete_account(ctx.session, ctx.require_user())
+        privacy.delete_account(ctx.session, ctx.require_user(), request.app.state.blobs)
     response = Response(status_code=204)
     log_out(request, response)
     return response

@@ -7,16 +7,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
 from pydantic import Field
 
 from egocrowd.accounts import directory, organizations, policy
 from egocrowd.accounts import service as accounts
-from egocrowd.clips import operations
+from egocrowd.clips import media, operations
 from egocrowd.clock import utcnow
 from egocrowd.db.models import MAX_ID, OrgRole, Role
 from egocrowd.inputs import InputModel
 from egocrowd.web.auth import unit
 from egocrowd.web.routers.api import Id, Limit
+from egocrowd.web.routers.clips import media_response
 from egocrowd.web.schemas import (
     AdminUserDetailOut,
     AdminUserOut,
@@ -228,3 +230,33 @@ def requeue(request: Request, body: RequeueIn):
     with unit(request) as ctx:
         ids = operations.requeue_stage(ctx.session, ctx.require_user(), body.stage, stale_only=body.stale_only)
         return PutBackOut(job_ids=ids)
+
+
+# --- raw media (issue #9): admins only, with a reason, every access audited ---------------------------
+class RawIn(InputModel):
+    reason: str = Field(max_length=500, description="Why the original footage is needed (written to the audit log)")
+
+
+def raw_link(request: Request, clip_id: int, reason: str | None, form_csrf: str | None = None) -> str:
+    """The short-lived link to a clip's original file (see clips.media.grant_raw)."""
+    secret = request.app.state.settings.resolved_secret_key()
+    with unit(request, form_csrf=form_csrf) as ctx:
+        token = media.grant_raw(ctx.session, ctx.require_user(), clip_id, reason, secret=secret)
+    return f"/api/v1/admin/clips/{clip_id}/raw?token={token}"
+
+
+@router.post("/clips/{clip_id}/raw")
+def grant_raw(request: Request, clip_id: Id, body: RawIn) -> dict:
+    """A link to the clip's original footage, valid 5 minutes for this admin and this clip."""
+    return {"url": raw_link(request, clip_id, body.reason), "expires_in": media.RAW_TOKEN_SECONDS}
+
+
+@router.get("/clips/{clip_id}/raw", response_class=FileResponse)
+def raw_file(request: Request, clip_id: Id, token: Annotated[str, Query(max_length=2000)] = ""):
+    """The original file (Range requests answered 206); the token's first use is audited."""
+    with unit(request) as ctx:  # who asks (a read-only unit: GET)
+        admin_id = ctx.require_user().id
+    secret = request.app.state.settings.resolved_secret_key()
+    with request.app.state.db.transaction() as s:  # the audit event, committed before any byte leaves
+        f = media.raw_file(s, admin_id, clip_id, token, request.app.state.blobs, secret=secret)
+    return media_response(f)

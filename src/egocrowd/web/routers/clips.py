@@ -3,10 +3,17 @@ platform's rules (who may upload to which assignment, how big, what becomes of t
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse
+from pydantic import Field
 
 from egocrowd import clips
 from egocrowd.campaigns import service as campaigns
+from egocrowd.clips import media, redaction
+from egocrowd.db.models import MAX_ID
+from egocrowd.inputs import InputModel
 from egocrowd.web.auth import unit
 from egocrowd.web.routers.api import Id, QueryId
 from egocrowd.web.routers.uploads import PlatformHooks
@@ -45,6 +52,100 @@ def campaign_qc(request: Request, campaign_id: Id):
     with unit(request) as ctx:
         c = campaigns.get_managed_campaign(ctx.session, ctx.require_user(), campaign_id)
         return QCStatsOut(campaign_id=c.id, **clips.qc_statistics(ctx.session, c.id))
+
+
+# --- media (issue #9) ----------------------------------------------------------------------------------
+def media_response(f: media.MediaFile) -> FileResponse:
+    """A file with HTTP Range (Starlette's FileResponse answers 206/416 itself), never cached by a
+    shared cache, never sniffed, shown inline."""
+    return FileResponse(
+        f.path,
+        media_type=f.mime_type,
+        filename=f.filename,
+        content_disposition_type="inline",
+        headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def derived_video(request: Request, clip_id: int) -> FileResponse:
+    with unit(request) as ctx:
+        f = media.derived_file(ctx.session, ctx.require_user(), clip_id, request.app.state.blobs)
+    return media_response(f)
+
+
+_VIDEO = {200: {"content": {"video/mp4": {}}, "description": "The de-identified video (Range requests: 206)"}}
+
+
+@router.get("/clips/{clip_id}/video", response_class=FileResponse, responses=_VIDEO)  # type: ignore[arg-type]
+def clip_video(request: Request, clip_id: Id):
+    """The clip's de-identified video (409 ``clip.not_deidentified`` until there is one)."""
+    return derived_video(request, clip_id)
+
+
+class EditIn(InputModel):
+    kind: Literal["add", "false", "keep"]
+    box: list[float] | None = Field(None, description="add: [x0, y0, x1, y1], fractions 0–1 of the picture")
+    frame_start: int | None = Field(None, ge=0, le=MAX_ID)
+    frame_end: int | None = Field(None, ge=0, le=MAX_ID)
+    track_id: int | None = Field(None, ge=0, le=MAX_ID, description="false/keep: a track of the current render")
+    note: str = Field("", max_length=500)
+
+
+class RerenderIn(InputModel):
+    reason: str = Field("rerender", max_length=200)
+
+
+def _queue_item(c) -> dict[str, Any]:
+    return {
+        "clip_id": c.id,
+        "campaign_id": c.campaign_id,
+        "deid_status": c.deid_status.value if c.deid_status else None,
+        "deid_reason": c.deid_reason,
+        "waiting_since": c.updated_at,
+    }
+
+
+@router.get("/review/redaction")
+def redaction_queue(request: Request, limit: int = 200) -> list[dict[str, Any]]:
+    """Clips waiting for a person to check their redaction, the longest waiting first."""
+    with unit(request) as ctx:
+        return [_queue_item(c) for c in redaction.review_queue(ctx.session, ctx.require_user(), limit=limit)]
+
+
+@router.get("/clips/{clip_id}/redactions")
+def list_redactions(request: Request, clip_id: Id) -> dict[str, Any]:
+    """The current render's tracks (``plan``), each frame's time, and every correction."""
+    with unit(request) as ctx:
+        return redaction.plan(ctx.session, ctx.require_user(), clip_id)
+
+
+@router.post("/clips/{clip_id}/redactions", status_code=201)
+def add_redaction(request: Request, clip_id: Id, body: EditIn) -> dict[str, Any]:
+    with unit(request) as ctx:
+        e = redaction.add_edit(ctx.session, ctx.require_user(), clip_id, **body.model_dump())
+        ctx.session.flush()
+        return redaction.edit_dict(e)
+
+
+@router.delete("/clips/{clip_id}/redactions/{edit_id}")
+def withdraw_redaction(request: Request, clip_id: Id, edit_id: Id) -> dict[str, Any]:
+    with unit(request) as ctx:
+        return redaction.edit_dict(redaction.withdraw_edit(ctx.session, ctx.require_user(), clip_id, edit_id))
+
+
+@router.post("/clips/{clip_id}/rerender", status_code=202)
+def rerender(request: Request, clip_id: Id, body: RerenderIn | None = None) -> dict[str, Any]:
+    """Queue de-identification again (with the corrections), or for a QC-failed clip."""
+    with unit(request) as ctx:
+        c = redaction.request_deidentify(ctx.session, ctx.require_user(), clip_id, (body or RerenderIn()).reason)
+        return _queue_item(c)
+
+
+@router.post("/clips/{clip_id}/redactions/reviewed")
+def mark_reviewed(request: Request, clip_id: Id) -> dict[str, Any]:
+    """review → clean, once the latest render includes every active correction."""
+    with unit(request) as ctx:
+        return _queue_item(redaction.mark_reviewed(ctx.session, ctx.require_user(), clip_id))
 
 
 def install(app: FastAPI, upload_store, hooks: PlatformHooks) -> None:
