@@ -7,8 +7,12 @@ One :class:`Tracker` per category (faces, text…), fed frame by frame in increa
   centre distance scaled by the track's box size (a head turning fast moves a face further than its
   own overlap allows); pairs are taken greedily, best affinity first.
 - **Hysteresis**: a detection scoring ≥ ``threshold`` may start a track; one between
-  ``low_threshold`` and ``threshold`` only extends a track (motion blur lowers a face's score). A weak
-  detection that extends nothing marks its frame *uncertain*: a person may want to look at it.
+  ``low_threshold`` and ``threshold`` only extends a track (motion blur lowers a face's score). Weak
+  detections that extend nothing are followed as *tentative* tracks: one that later reaches
+  ``threshold`` becomes a track from its first weak sighting on (a face fading in is covered from
+  the start); one that never does is not redacted, but if it was seen on ``confirm`` samples or more
+  its frames are *uncertain* (something face-like that stayed: a person may want to look). Lone weak
+  blips, which real footage has on most frames (car windows, patterned cloth), are not.
 - **Bridging**: a gap of up to ``max_gap`` missed samples between two sightings is filled by
   interpolating the box; each track is held ``hold`` samples after its last sighting and before its
   first one (the plan is built before rendering, so looking back costs nothing). A box the tracker
@@ -52,6 +56,7 @@ class _Open:
     id: int
     seen: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)  # frame -> (box float[4], score)
     last: int = -1
+    confirmed: bool = False  # False: only weak sightings so far (tentative)
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))  # box change per frame
 
     def predict(self, frame: int) -> np.ndarray:
@@ -85,6 +90,7 @@ class Tracker:
         iou: float = 0.2,
         grow: float = 0.03,
         step: int = 1,
+        confirm: int = 3,
     ) -> None:
         if low_threshold > threshold:
             raise ValueError("low_threshold must not exceed threshold")
@@ -93,9 +99,9 @@ class Tracker:
         self.category, self.source, self.width, self.height = category, source, width, height
         self.threshold, self.low_threshold = threshold, low_threshold
         self.margin, self.max_gap, self.hold, self.iou, self.grow, self.step = margin, max_gap, hold, iou, grow, step
+        self.confirm = confirm
         self._open: list[_Open] = []
         self._closed: list[_Open] = []
-        self._uncertain: list[int] = []
         self._next_id = 1
         self._last_frame = -1
 
@@ -110,6 +116,7 @@ class Tracker:
             "iou": self.iou,
             "grow": self.grow,
             "step": self.step,
+            "confirm": self.confirm,
         }
 
     @property
@@ -145,32 +152,31 @@ class Tracker:
                 if used_track[ti] or matched_det[di]:
                     continue
                 used_track[ti] = matched_det[di] = True
-                self._open[ti].add(frame, boxes[di], float(scores[di]))
-        uncertain = False
+                track = self._open[ti]
+                track.add(frame, boxes[di], float(scores[di]))
+                track.confirmed = track.confirmed or scores[di] >= self.threshold
         for di in np.argsort(-scores, kind="stable"):
-            if matched_det[di]:
-                continue
-            if scores[di] >= self.threshold:
-                t = _Open(self._next_id)
+            if not matched_det[di]:
+                t = _Open(self._next_id, confirmed=bool(scores[di] >= self.threshold))
                 self._next_id += 1
                 t.add(frame, boxes[di], float(scores[di]))
                 self._open.append(t)
-            else:
-                uncertain = True
-        if uncertain:
-            self._uncertain.append(frame)
 
     def finish(self, frames: int) -> tuple[list[Track], list[int]]:
         """Every track (ids from 1, in the order they started) with a box on every frame it covers,
-        and the frames where a weak detection extended no track. ``frames`` is the clip's frame count."""
+        and the frames of tentative tracks seen on ``confirm`` samples or more (uncertain). ``frames`` is the clip's frame count."""
         done = sorted(self._closed + self._open, key=lambda t: t.id)
         self._open, self._closed = [], []
-        tracks = []
+        tracks, uncertain = [], set()
         for t in done:
+            if not t.confirmed:
+                if len(t.seen) >= self.confirm:
+                    uncertain.update(f for f in t.seen if f < frames)
+                continue
             boxes = self._expand(t, frames)
             if boxes:
-                tracks.append(Track(t.id, self.category, self.source, boxes))
-        return tracks, sorted(f for f in self._uncertain if f < frames)
+                tracks.append(Track(len(tracks) + 1, self.category, self.source, boxes))
+        return tracks, sorted(uncertain)
 
     # --- finishing one track ---------------------------------------------------------------------
     def _expand(self, t: _Open, frames: int) -> dict[int, tuple[Box, float]]:
