@@ -61,7 +61,7 @@ class _Open:
 
     def predict(self, frame: int) -> np.ndarray:
         box, _ = self.seen[self.last]
-        return box + self.velocity * (frame - self.last)
+        return np.asarray(box + self.velocity * (frame - self.last), dtype=np.float64)
 
     def add(self, frame: int, box: np.ndarray, score: float) -> None:
         if self.last >= 0:
@@ -129,7 +129,7 @@ class Tracker:
             raise ValueError(f"frames must increase: {frame} after {self._last_frame}")
         self._last_frame = frame
         # tracks unseen for too long are closed: nothing may extend them any more
-        still = []
+        still: list[_Open] = []
         for t in self._open:
             (still if frame - t.last <= self._reach else self._closed).append(t)
         self._open = still
@@ -167,7 +167,8 @@ class Tracker:
         and the frames of tentative tracks seen on ``confirm`` samples or more (uncertain). ``frames`` is the clip's frame count."""
         done = sorted(self._closed + self._open, key=lambda t: t.id)
         self._open, self._closed = [], []
-        tracks, uncertain = [], set()
+        tracks: list[Track] = []
+        uncertain: set[int] = set()
         for t in done:
             if not t.confirmed:
                 if len(t.seen) >= self.confirm:
@@ -228,7 +229,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    return np.asarray(inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9), dtype=np.float64)
 
 
 def _affinity(tracks: np.ndarray, dets: np.ndarray, min_iou: float) -> np.ndarray:
