@@ -106,8 +106,9 @@ def test_a_weak_detection_extends_a_track_but_never_starts_one():
 def test_a_weak_thing_that_stays_makes_its_frames_uncertain():
     t = tracker(confirm=3)
     for f in range(10):
-        dets = [face(900, score=0.3)] if f in (2, 3, 5) else []  # seen weakly three times, never strongly
-        dets += [face(100, score=0.3)] if f in (7, 8) else []  # twice only
+        dets = [face(900, score=0.4)] if f in (2, 3, 5) else []  # seen weakly three times, never strongly
+        dets += [face(100, score=0.4)] if f in (7, 8) else []  # twice only
+        dets += [face(500, score=0.3)] if f in (1, 2, 3, 4) else []  # four times, but faint (< doubt 0.35)
         t.update(f, dets)
     tracks, uncertain = t.finish(10)
     assert tracks == [] and uncertain == [2, 3, 5]
