@@ -166,3 +166,11 @@ def test_frames_must_increase_and_thresholds_must_be_ordered():
         t.update(3, [])
     with pytest.raises(ValueError):
         tracker(threshold=0.2, low_threshold=0.5)
+
+
+def test_a_weak_second_box_inside_a_found_face_is_that_face():
+    t = tracker(confirm=2)
+    for f in range(6):
+        t.update(f, [face(100, size=100), Detection("face", (120, 320, 160, 360), 0.4)])
+    tracks, uncertain = t.finish(6)
+    assert len(tracks) == 1 and uncertain == []

@@ -63,6 +63,7 @@ class _Open:
     seen: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)  # frame -> (box float[4], score)
     last: int = -1
     confirmed: bool = False  # False: only weak sightings so far (tentative)
+    shadowed: set[int] = field(default_factory=set)  # frames a tentative track sat inside a found face
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))  # box change per frame
 
     def predict(self, frame: int) -> np.ndarray:
@@ -165,18 +166,18 @@ class Tracker:
                 track = self._open[ti]
                 track.add(frame, boxes[di], float(scores[di]))
                 track.confirmed = track.confirmed or scores[di] >= self.threshold
-        # a weak box inside a face already seen on this frame is that face (a second, offset peak):
-        # it is covered, and no cause for doubt
-        here = [t.seen[frame][0] for t in self._open if t.confirmed and t.last == frame]
-        for di in np.argsort(-scores, kind="stable"):
-            if not matched_det[di] and scores[di] < self.threshold and _inside_any(boxes[di], here):
-                matched_det[di] = True
         for di in np.argsort(-scores, kind="stable"):
             if not matched_det[di]:
                 t = _Open(self._next_id, confirmed=bool(scores[di] >= self.threshold))
                 self._next_id += 1
                 t.add(frame, boxes[di], float(scores[di]))
                 self._open.append(t)
+        # a weak box inside a face found on this frame is that face (a second, offset peak): it is
+        # covered, and no cause for doubt
+        here = [t.seen[frame][0] for t in self._open if t.confirmed and t.last == frame]
+        for t in self._open:
+            if not t.confirmed and t.last == frame and _inside_any(t.seen[frame][0], here):
+                t.shadowed.add(frame)
 
     def finish(self, frames: int) -> tuple[list[Track], list[int]]:
         """Every track (ids from 1, in the order they started) with a box on every frame it covers,
@@ -187,8 +188,9 @@ class Tracker:
         uncertain: set[int] = set()
         for t in done:
             if not t.confirmed:
-                if len(t.seen) >= self.confirm and max(score for _, score in t.seen.values()) >= self.doubt:
-                    uncertain.update(f for f in t.seen if f < frames)
+                alone = [f for f in t.seen if f not in t.shadowed]
+                if len(alone) >= self.confirm and max(t.seen[f][1] for f in alone) >= self.doubt:
+                    uncertain.update(f for f in alone if f < frames)
                 continue
             boxes = self._expand(t, frames)
             if boxes:
