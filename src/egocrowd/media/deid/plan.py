@@ -8,6 +8,12 @@ Streaming: :class:`PlanBuilder` takes one frame at a time and keeps only a batch
 long clip never sits in memory. A detector may run on every Nth frame only (``every``; text is slow
 and static in the scene); its tracks then reach the frames between samples.
 
+Stats (a JSON-able dict): ``frames``; ``detections`` and ``tracks`` per category; ``sampled_frames``
+and ``seconds`` per detector (its own time, for the stage's speed report); ``uncertain_frames`` (sorted:
+frames where something face-like persisted that no detection confirmed, see ``tracking``) and
+``uncertain_fraction``; ``covered_frames`` (frames with at least one box). ``build_plan`` adds
+``params`` (:attr:`PlanBuilder.params`).
+
 Track ids are unique within a plan and the same for the same input (numbered in order of first
 frame, then category, then where the tracker started them): a reviewer's correction names a track
 id and is re-applied when the same plan is rendered again.
