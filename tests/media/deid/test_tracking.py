@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from egocrowd.media.deid.regions import Detection
 from egocrowd.media.deid.tracking import Tracker
@@ -174,3 +176,49 @@ def test_a_weak_second_box_inside_a_found_face_is_that_face():
         t.update(f, [face(100, size=100), Detection("face", (120, 320, 160, 360), 0.4)])
     tracks, uncertain = t.finish(6)
     assert len(tracks) == 1 and uncertain == []
+
+
+@st.composite
+def sequences(draw):
+    """Up to 25 frames, each with up to 4 boxes anywhere (some touching the frame's edges)."""
+    frames = draw(st.integers(1, 25))
+    seq = []
+    for _ in range(frames):
+        dets = []
+        for _ in range(draw(st.integers(0, 4))):
+            x0 = draw(st.integers(-20, W - 10))
+            y0 = draw(st.integers(-20, H - 10))
+            size = draw(st.integers(8, 200))
+            score = draw(st.sampled_from([0.05, 0.15, 0.3, 0.6, 0.95]))
+            box = (max(0, x0), max(0, y0), min(W, x0 + size), min(H, y0 + size))
+            if box[2] > box[0] and box[3] > box[1]:
+                dets.append(Detection("face", box, score))
+        seq.append(dets)
+    return seq
+
+
+@settings(max_examples=150, deadline=None)
+@given(sequences(), st.integers(0, 5), st.integers(0, 6))
+def test_every_strong_detection_is_covered_on_its_frame(seq, hold, max_gap):
+    """Whatever the tracker does, nothing a plain per-frame detector at ``threshold`` would blur is
+    left out, every box lies inside the frame, and the same input gives the same tracks."""
+
+    def run():
+        t = tracker(hold=hold, max_gap=max_gap, margin=0.3, grow=0.03)
+        for f, dets in enumerate(seq):
+            t.update(f, dets)
+        return t.finish(len(seq))
+
+    tracks, uncertain = run()
+    for f, dets in enumerate(seq):
+        boxes = [tr.boxes[f][0] for tr in tracks if f in tr.boxes]
+        for d in dets:
+            if d.score >= 0.5:
+                assert any(covers(b, d.box) for b in boxes), (f, d)
+    for tr in tracks:
+        for x0, y0, x1, y1 in (b for b, _ in tr.boxes.values()):
+            assert 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H
+    assert [tr.id for tr in tracks] == list(range(1, len(tracks) + 1))
+    assert all(0 <= f < len(seq) for f in uncertain)
+    again, _ = run()
+    assert [tr.to_dict() for tr in again] == [tr.to_dict() for tr in tracks]
