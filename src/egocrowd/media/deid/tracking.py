@@ -181,7 +181,7 @@ class Tracker:
 
     def finish(self, frames: int) -> tuple[list[Track], list[int]]:
         """Every track (ids from 1, in the order they started) with a box on every frame it covers,
-        and the frames of tentative tracks seen on ``confirm`` samples or more (uncertain). ``frames`` is the clip's frame count."""
+        and the uncertain frames (see the module docstring). ``frames`` is the clip's frame count."""
         done = sorted(self._closed + self._open, key=lambda t: t.id)
         self._open, self._closed = [], []
         tracks: list[Track] = []
