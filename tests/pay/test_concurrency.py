@@ -51,7 +51,14 @@ def test_one_key_posted_by_many_at_once_pays_once(books, db):
     assert len(set(ids)) == 1 and all(isinstance(i, int) for i in ids), ids
     with db.transaction() as s:
         key = f"clip:{clip_id}:accepted"
-        assert s.scalar(sa.select(sa.func.count()).select_from(LedgerTransaction).where(LedgerTransaction.idempotency_key == key)) == 1
+        assert (
+            s.scalar(
+                sa.select(sa.func.count())
+                .select_from(LedgerTransaction)
+                .where(LedgerTransaction.idempotency_key == key)
+            )
+            == 1
+        )
         assert ledger.balance(s, ledger.worker_account(s, s.get(User, worker_id), "USD")) == Money(150, "USD")
         assert ledger.verify(s) == []
 

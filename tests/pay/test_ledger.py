@@ -25,7 +25,9 @@ def usd(text: str) -> Money:
 
 def _funded(books, s, amount: str = "10.00", **kw):
     c = books.new_campaign(s, **kw)
-    ledger.deposit(s, c, Money.parse(amount, c.currency), books.admin(s), idempotency_key=f"dep:{c.id}", reason="wire 1")
+    ledger.deposit(
+        s, c, Money.parse(amount, c.currency), books.admin(s), idempotency_key=f"dep:{c.id}", reason="wire 1"
+    )
     return c
 
 
@@ -59,13 +61,22 @@ def test_an_unbalanced_posting_is_refused_and_leaves_nothing(books, db):
         w = ledger.worker_account(s, books.user(s), USD)
         b = ledger.campaign_account(s, c)
         with pytest.raises(EgocrowdError) as e:
-            ledger.post(s, "bonus", [Leg(b, usd("-1.00")), Leg(w, usd("0.99"))], idempotency_key="k", reason="r", actor=None)
+            ledger.post(
+                s, "bonus", [Leg(b, usd("-1.00")), Leg(w, usd("0.99"))], idempotency_key="k", reason="r", actor=None
+            )
         assert _code(e) == "ledger.unbalanced"
         assert e.value.extra["left_over"] == {"USD": "-0.01"}
         with pytest.raises(EgocrowdError) as e:
             ledger.post(s, "bonus", [Leg(b, usd("-1.00"))], idempotency_key="k", reason="r", actor=None)
         assert _code(e) == "ledger.unbalanced"
-        assert s.scalar(sa.select(sa.func.count()).select_from(LedgerTransaction).where(LedgerTransaction.idempotency_key == "k")) == 0
+        assert (
+            s.scalar(
+                sa.select(sa.func.count())
+                .select_from(LedgerTransaction)
+                .where(LedgerTransaction.idempotency_key == "k")
+            )
+            == 0
+        )
 
 
 def test_a_currency_mismatch_is_an_error(books, db):
@@ -74,8 +85,12 @@ def test_a_currency_mismatch_is_an_error(books, db):
         kes = ledger.worker_account(s, books.user(s), "KES")
         with pytest.raises(EgocrowdError) as e:
             ledger.post(
-                s, "bonus", [Leg(ledger.campaign_account(s, c), usd("-1.00")), Leg(kes, usd("1.00"))],
-                idempotency_key="x", reason="r", actor=None,
+                s,
+                "bonus",
+                [Leg(ledger.campaign_account(s, c), usd("-1.00")), Leg(kes, usd("1.00"))],
+                idempotency_key="x",
+                reason="r",
+                actor=None,
             )
         assert _code(e) == "ledger.currency_mismatch"
         with pytest.raises(EgocrowdError) as e:
@@ -90,11 +105,32 @@ def test_a_reused_key_with_other_content_is_a_conflict(books, db):
     with db.transaction() as s:
         c = _funded(books, s)
         b, w = ledger.campaign_account(s, c), ledger.worker_account(s, books.user(s), USD)
-        first = ledger.post(s, "bonus", [Leg(b, usd("-1.00")), Leg(w, usd("1.00"))], idempotency_key="bonus:1", reason="great work", actor=None)
-        again = ledger.post(s, "bonus", [(w, usd("1.00")), (b, usd("-1.00"))], idempotency_key="bonus:1", reason="great work!", actor=None)
+        first = ledger.post(
+            s,
+            "bonus",
+            [Leg(b, usd("-1.00")), Leg(w, usd("1.00"))],
+            idempotency_key="bonus:1",
+            reason="great work",
+            actor=None,
+        )
+        again = ledger.post(
+            s,
+            "bonus",
+            [(w, usd("1.00")), (b, usd("-1.00"))],
+            idempotency_key="bonus:1",
+            reason="great work!",
+            actor=None,
+        )
         assert again.id == first.id  # same money moved: a retry, whatever the wording
         with pytest.raises(EgocrowdError) as e:
-            ledger.post(s, "bonus", [Leg(b, usd("-2.00")), Leg(w, usd("2.00"))], idempotency_key="bonus:1", reason="r", actor=None)
+            ledger.post(
+                s,
+                "bonus",
+                [Leg(b, usd("-2.00")), Leg(w, usd("2.00"))],
+                idempotency_key="bonus:1",
+                reason="r",
+                actor=None,
+            )
         assert _code(e) == "ledger.idempotency_conflict"
         assert e.value.extra["transaction_id"] == first.id
 
@@ -111,16 +147,36 @@ def test_no_overspending_without_an_admin_decision(books, db):
         assert e.value.status == 409
         paid = ledger.account(s, AccountKind.paid_out, USD)
         with pytest.raises(EgocrowdError) as e:
-            ledger.post(s, "payout", [Leg(wa, usd("-1.51")), Leg(paid, usd("1.51"))], idempotency_key="po", reason="r", actor=None)
+            ledger.post(
+                s,
+                "payout",
+                [Leg(wa, usd("-1.51")), Leg(paid, usd("1.51"))],
+                idempotency_key="po",
+                reason="r",
+                actor=None,
+            )
         assert _code(e) == "ledger.insufficient_funds"
         assert e.value.extra == {"account_id": wa.id, "balance": "1.50", "needed": "1.51"}
         for who in (None, books.reviewer(s)):
             with pytest.raises(EgocrowdError) as e:
-                ledger.post(s, "payout", [Leg(wa, usd("-2")), Leg(paid, usd("2"))], idempotency_key="po", reason="r", actor=who, allow_negative=True)
+                ledger.post(
+                    s,
+                    "payout",
+                    [Leg(wa, usd("-2")), Leg(paid, usd("2"))],
+                    idempotency_key="po",
+                    reason="r",
+                    actor=who,
+                    allow_negative=True,
+                )
             assert _code(e) == "ledger.override_forbidden"
         t = ledger.post(
-            s, "payout", [Leg(wa, usd("-2")), Leg(paid, usd("2"))], idempotency_key="po", reason="advance agreed by support #12",
-            actor=books.admin(s), allow_negative=True,
+            s,
+            "payout",
+            [Leg(wa, usd("-2")), Leg(paid, usd("2"))],
+            idempotency_key="po",
+            reason="advance agreed by support #12",
+            actor=books.admin(s),
+            allow_negative=True,
         )
         assert t.allow_negative and t.actor_id == books.admin_id
         assert ledger.balance(s, wa) == usd("-0.50")
@@ -158,7 +214,14 @@ def test_reversing_pay_already_paid_out_needs_an_admin(books, db):
         w = books.user(s)
         wa = ledger.worker_account(s, w, USD)
         t = ledger.pay_for_clip(s, books.clip(s, c, w), None)
-        ledger.post(s, "payout", [Leg(wa, usd("-1.50")), Leg(ledger.account(s, "paid_out", USD, user=w), usd("1.50"))], idempotency_key="po1", reason="payout", actor=None)
+        ledger.post(
+            s,
+            "payout",
+            [Leg(wa, usd("-1.50")), Leg(ledger.account(s, "paid_out", USD, user=w), usd("1.50"))],
+            idempotency_key="po1",
+            reason="payout",
+            actor=None,
+        )
         with pytest.raises(EgocrowdError) as e:
             ledger.reverse(s, t.id, "fraud", books.admin(s))
         assert _code(e) == "ledger.insufficient_funds"
@@ -183,7 +246,14 @@ def test_statement_pages_with_a_running_balance(books, db):
             after = page.next_after
         lines = [line for p in pages for line in p.lines]
         assert [len(p.lines) for p in pages] == [2, 2, 2]
-        assert [str(line.balance) for line in lines] == ["100.00 USD", "98.35 USD", "96.70 USD", "95.05 USD", "93.40 USD", "91.75 USD"]
+        assert [str(line.balance) for line in lines] == [
+            "100.00 USD",
+            "98.35 USD",
+            "96.70 USD",
+            "95.05 USD",
+            "93.40 USD",
+            "91.75 USD",
+        ]
         assert pages[1].opening == usd("98.35")
         assert [line.kind.value for line in lines] == ["deposit"] + ["clip_accepted"] * 5
         assert lines[-1].balance == ledger.balance(s, ledger.campaign_account(s, c))
@@ -209,7 +279,12 @@ def test_account_owners_are_checked(books, db):
     with db.transaction() as s:
         c = books.new_campaign(s)
         w = books.user(s)
-        for kind, owner in (("worker_earnings", {"campaign": c}), ("campaign_budget", {"user": w}), ("platform_fees", {"user": w}), ("lab_funding", {})):
+        for kind, owner in (
+            ("worker_earnings", {"campaign": c}),
+            ("campaign_budget", {"user": w}),
+            ("platform_fees", {"user": w}),
+            ("lab_funding", {}),
+        ):
             with pytest.raises(EgocrowdError) as e:
                 ledger.account(s, kind, USD, **owner)
             assert _code(e) == "ledger.bad_owner"
@@ -237,7 +312,14 @@ def test_a_crash_before_marking_leaves_nothing_and_the_retry_posts_once(books, d
         ledger.pay_for_clip(s, s.get(type(books.clip(s, c, w)), clip_id), None)
         raise Crash  # the process dies before the clip is marked paid: the whole transaction is gone
     with db.transaction() as s:
-        assert s.scalar(sa.select(sa.func.count()).select_from(LedgerTransaction).where(LedgerTransaction.idempotency_key == f"clip:{clip_id}:accepted")) == 0
+        assert (
+            s.scalar(
+                sa.select(sa.func.count())
+                .select_from(LedgerTransaction)
+                .where(LedgerTransaction.idempotency_key == f"clip:{clip_id}:accepted")
+            )
+            == 0
+        )
     ids = set()
     for _ in range(2):  # the retry, and a retry of the retry
         with db.transaction() as s:
@@ -264,7 +346,11 @@ def test_entries_and_transactions_refuse_update_and_delete_in_the_database(books
             conn.execute(sa.text(stmt))
     if db.is_sqlite:
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), db.engine.begin() as conn:
-            conn.execute(sa.text("INSERT OR REPLACE INTO ledger_entries (id, transaction_id, account_id, amount) SELECT id, transaction_id, account_id, 5 FROM ledger_entries LIMIT 1"))
+            conn.execute(
+                sa.text(
+                    "INSERT OR REPLACE INTO ledger_entries (id, transaction_id, account_id, amount) SELECT id, transaction_id, account_id, 5 FROM ledger_entries LIMIT 1"
+                )
+            )
     else:
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), db.engine.begin() as conn:
             conn.execute(sa.text("TRUNCATE ledger_entries"))
@@ -295,6 +381,37 @@ def test_admin_role_is_what_the_override_checks(books, db):
         c = books.new_campaign(s)
         b = ledger.campaign_account(s, c)
         f = ledger.funding_account(s, s.get(type(c.organization), c.organization_id), USD)
-        t = ledger.post(s, "adjustment", [Leg(b, usd("-1")), Leg(f, usd("1"))], idempotency_key="adj", reason="refund an error", actor=u, allow_negative=True)
+        t = ledger.post(
+            s,
+            "adjustment",
+            [Leg(b, usd("-1")), Leg(f, usd("1"))],
+            idempotency_key="adj",
+            reason="refund an error",
+            actor=u,
+            allow_negative=True,
+        )
         assert ledger.balance(s, b) == usd("-1")
         assert s.get(LedgerEntry, t.entries[0].id) is not None
+
+
+def test_the_worked_example_of_docs_pay_md(books, db):
+    with db.transaction() as s:
+        c = books.new_campaign(s)
+        admin, reviewer, amina = books.admin(s), books.reviewer(s), books.user(s)
+        ledger.deposit(s, c, Money.parse("100.00", USD), admin, idempotency_key="dep:7:1", reason="wire 2026-11-30")
+        ledger.pay_for_clip(s, books.clip(s, c, amina), reviewer, fee_bps=1000)
+        clip32 = books.clip(s, c, amina)
+        t = ledger.pay_for_clip(s, clip32, reviewer, fee_bps=1000)
+        assert ledger.pay_for_clip(s, clip32, reviewer, fee_bps=1000).id == t.id
+        ledger.reverse(s, t.id, "the clip is a re-upload", admin)
+        org = s.get(type(c.organization), c.organization_id)
+        got = [
+            ledger.balance(s, a).format()
+            for a in (
+                ledger.funding_account(s, org, USD),
+                ledger.campaign_account(s, c),
+                ledger.worker_account(s, amina, USD),
+                ledger.fees_account(s, USD),
+            )
+        ]
+        assert got == ["-100.00", "98.35", "1.50", "0.15"]

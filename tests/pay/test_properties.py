@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from functools import partial
 
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -59,7 +60,9 @@ def test_invariants_hold_for_any_sequence_of_postings(books, db, ops):
             for leg in legs:
                 net[leg.account.id] += leg.money.minor
             accounts = {leg.account.id: leg.account for leg in legs}
-            short = [a for a, d in net.items() if d < 0 and accounts[a].kind not in MAY_GO_NEGATIVE and model[a] + d < 0]
+            short = [
+                a for a, d in net.items() if d < 0 and accounts[a].kind not in MAY_GO_NEGATIVE and model[a] + d < 0
+            ]
             try:
                 txn = fn()
             except EgocrowdError as e:
@@ -78,16 +81,18 @@ def test_invariants_hold_for_any_sequence_of_postings(books, db, ops):
                 org = c.organization
                 legs = [Leg(ledger.funding_account(s, org, "KES"), -m), Leg(budget, m)]
                 key = f"e{n}:dep:{len(posted)}"
-                txn = attempt(lambda: ledger.deposit(s, c, m, admin, idempotency_key=key, reason="wire"), legs)
+                txn = attempt(partial(ledger.deposit, s, c, m, admin, idempotency_key=key, reason="wire"), legs)
             elif kind == "clip":
                 w, fee_bps = o[1], o[2]
                 clip = books.clip(s, c, workers[w])
                 next(clip_n)
                 pay = Money(250, "KES")
                 fee = Money((250 * fee_bps + 5000) // 10000, "KES")
-                legs = [Leg(budget, -(pay + fee)), Leg(earn[w], pay)] + ([Leg(ledger.fees_account(s, "KES"), fee)] if fee.minor else [])
+                legs = [Leg(budget, -(pay + fee)), Leg(earn[w], pay)] + (
+                    [Leg(ledger.fees_account(s, "KES"), fee)] if fee.minor else []
+                )
                 key = f"clip:{clip.id}:accepted"
-                txn = attempt(lambda: ledger.pay_for_clip(s, clip, None, fee_bps=fee_bps), legs)
+                txn = attempt(partial(ledger.pay_for_clip, s, clip, None, fee_bps=fee_bps), legs)
             elif kind in ("bonus", "payout"):
                 w, amount = o[1], Money(o[2], "KES")
                 src, dst = (budget, earn[w]) if kind == "bonus" else (earn[w], paid)
@@ -95,7 +100,16 @@ def test_invariants_hold_for_any_sequence_of_postings(books, db, ops):
                 key = f"e{n}:{kind}:{len(posted)}"
                 override = kind == "payout" and o[3]
                 txn = attempt(
-                    lambda: ledger.post(s, kind, legs, idempotency_key=key, reason=kind, actor=admin, allow_negative=override),
+                    partial(
+                        ledger.post,
+                        s,
+                        kind,
+                        legs,
+                        idempotency_key=key,
+                        reason=kind,
+                        actor=admin,
+                        allow_negative=override,
+                    ),
                     legs,
                     override=override,
                 )
@@ -107,13 +121,21 @@ def test_invariants_hold_for_any_sequence_of_postings(books, db, ops):
                     assert ledger.balances(s, [budget, *earn, paid]) == before
                     continue
                 opposite = [Leg(leg.account, -leg.money) for leg in legs]
-                if attempt(lambda: ledger.reverse(s, original.id, "found later", admin), opposite) is not None:  # noqa: B023
+                if attempt(partial(ledger.reverse, s, original.id, "found later", admin), opposite) is not None:
                     reversed_ids.add(original.id)
                 continue
             elif kind == "replay" and posted:
                 original, legs, key = posted[o[1] % len(posted)]
                 before = ledger.balances(s, [budget, *earn, paid])
-                again = ledger.post(s, original.kind, list(reversed(legs)), idempotency_key=key, reason="retry", actor=None, refs=original.refs)
+                again = ledger.post(
+                    s,
+                    original.kind,
+                    list(reversed(legs)),
+                    idempotency_key=key,
+                    reason="retry",
+                    actor=None,
+                    refs=original.refs,
+                )
                 assert again.id == original.id
                 assert ledger.balances(s, [budget, *earn, paid]) == before
                 continue

@@ -166,7 +166,7 @@ def post(
     balances go below zero: only an admin may, with a reason. Nothing is left in the session when
     it raises."""
     kind = TransactionKind(kind)
-    legs = [leg if isinstance(leg, Leg) else Leg(*leg) for leg in legs]
+    legs_: list[Leg] = [leg if isinstance(leg, Leg) else Leg(*leg) for leg in legs]
     key = (idempotency_key or "").strip()
     reason = (reason or "").strip()
     if not key or len(key) > 200:
@@ -175,17 +175,17 @@ def post(
         raise InvalidInput("A posting needs a reason (at most 500 characters).", code="ledger.reason_required")
     if allow_negative and (actor is None or actor.role != Role.admin):
         raise Forbidden("Only an admin may let a balance go below zero.", code="ledger.override_forbidden")
-    _check_legs(legs)
+    _check_legs(legs_)
     refs = dict(refs or {})
     session.flush()  # accounts made just now need their ids
-    digest = _content_sha256(kind, legs, refs, reverses)
+    digest = _content_sha256(kind, legs_, refs, reverses)
 
     existing = _by_key(session, key)
     if existing is not None:
         return _replay(existing, digest)
     try:
         with session.begin_nested():
-            return _insert(session, kind, legs, key, digest, reason, actor, allow_negative, refs, reverses)
+            return _insert(session, kind, legs_, key, digest, reason, actor, allow_negative, refs, reverses)
     except IntegrityError:
         # Lost a race for the key (PostgreSQL waited for the other session to commit): theirs stands.
         existing = _by_key(session, key)
@@ -276,7 +276,10 @@ def _insert(
             "kind": kind.value,
             "key": key,
             "reason": reason,
-            "legs": [{"account_id": leg.account.id, "amount": leg.money.format(), "currency": leg.money.currency} for leg in legs],
+            "legs": [
+                {"account_id": leg.account.id, "amount": leg.money.format(), "currency": leg.money.currency}
+                for leg in legs
+            ],
             "refs": refs,
             "reverses": txn.reverses_id,
             "allowed_negative": went_negative,
@@ -340,7 +343,12 @@ def reverse(
     original = session.get(LedgerTransaction, transaction_id)
     if original is None:
         raise NotFound(f"No ledger transaction {transaction_id}.", code="ledger.transaction_not_found")
-    accounts = {a.id: a for a in session.scalars(sa.select(LedgerAccount).where(LedgerAccount.id.in_({e.account_id for e in original.entries})))}
+    accounts = {
+        a.id: a
+        for a in session.scalars(
+            sa.select(LedgerAccount).where(LedgerAccount.id.in_({e.account_id for e in original.entries}))
+        )
+    }
     legs = [Leg(accounts[e.account_id], Money(-e.amount, accounts[e.account_id].currency)) for e in original.entries]
     return post(
         session,
@@ -405,7 +413,10 @@ def pay_for_clip(
     assert worker is not None
     pay = Money(campaign.pay_cents, campaign.currency)
     fee = fee_for(pay, fee_bps)
-    legs = [Leg(campaign_account(session, campaign), -(pay + fee)), Leg(worker_account(session, worker, pay.currency), pay)]
+    legs = [
+        Leg(campaign_account(session, campaign), -(pay + fee)),
+        Leg(worker_account(session, worker, pay.currency), pay),
+    ]
     if fee.minor:
         legs.append(Leg(fees_account(session, pay.currency), fee))
     return post(
@@ -427,7 +438,7 @@ def balance(session: Session, acct: LedgerAccount) -> Money:
     total = session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.account_id == acct.id)
     )
-    return Money(int(total), acct.currency)
+    return Money(int(total or 0), acct.currency)
 
 
 def balances(
@@ -515,7 +526,14 @@ def statement(
         running += amount
         lines.append(
             StatementLine(
-                entry_id, txn_id, at, TransactionKind(kind), reason, refs or {}, Money(amount, acct.currency), Money(running, acct.currency)
+                entry_id,
+                txn_id,
+                at,
+                TransactionKind(kind),
+                reason,
+                refs or {},
+                Money(amount, acct.currency),
+                Money(running, acct.currency),
             )
         )
     return Statement(acct.id, Money(opening, acct.currency), lines, lines[-1].entry_id if more else None)
