@@ -415,3 +415,44 @@ def test_the_worked_example_of_docs_pay_md(books, db):
             )
         ]
         assert got == ["-100.00", "98.35", "1.50", "0.15"]
+
+
+def test_a_time_window_still_counts_entries_between_its_lines(books, db):
+    """A transaction that started earlier but committed later sits between two lines by entry id and
+    outside the window by time: the balance after each line still counts it."""
+    from datetime import timedelta
+
+    from egocrowd.clock import utcnow
+
+    with db.transaction() as s:
+        c = _funded(books, s, "10.00")
+        w = books.user(s)
+        budget, earn = ledger.campaign_account(s, c), ledger.worker_account(s, w, USD)
+        ledger.pay_for_clip(s, books.clip(s, c, w), None)
+        # written as such a late commit's rows would be: its time an hour before everything else
+        late = LedgerTransaction(
+            kind="bonus",
+            idempotency_key="late",
+            content_sha256="-",
+            reason="late",
+            at=utcnow() - timedelta(hours=1),
+            refs={},
+        )
+        s.add(late)
+        s.flush()
+        s.add_all(
+            [
+                LedgerEntry(transaction_id=late.id, account_id=budget.id, amount=-150),
+                LedgerEntry(transaction_id=late.id, account_id=earn.id, amount=150),
+            ]
+        )
+        s.flush()
+        ledger.pay_for_clip(s, books.clip(s, c, w), None)
+    with db.transaction(write=False) as s:
+        budget = s.get(type(budget), budget.id)
+        whole = ledger.statement(s, budget)
+        assert [str(x.balance) for x in whole.lines] == ["10.00 USD", "8.50 USD", "7.00 USD", "5.50 USD"]
+        window = ledger.statement(s, budget, since=whole.lines[0].at)
+        assert [x.transaction_id for x in window.lines] == [whole.lines[i].transaction_id for i in (0, 1, 3)]
+        assert [str(x.balance) for x in window.lines] == ["10.00 USD", "8.50 USD", "5.50 USD"]
+        assert window.lines[-1].balance == ledger.balance(s, budget)

@@ -498,7 +498,8 @@ def statement(
 ) -> Statement:
     """One page of the account's entries, oldest first, each with the balance after it. Paged by
     entry id (keyset: ``after`` is the last entry id of the previous page, so a page never shifts when
-    entries are added); ``since``/``until`` narrow to a half-open time range [since, until)."""
+    entries are added); ``since``/``until`` narrow to a half-open time range [since, until) of the
+    transactions' times, and each line's balance still counts every entry before it."""
     limit = max(1, min(limit, 10_000))
     E, T = LedgerEntry, LedgerTransaction
     q = (
@@ -521,8 +522,20 @@ def statement(
         opening_q = opening_q.where(E.id < first)
     running = int(session.scalar(opening_q) or 0)
     opening = running
+    # With a time window, entries outside it can sit between two lines (a transaction that started
+    # earlier committed later): the balance after each line still counts them.
+    between: list[tuple[int, int]] = []
+    if rows and (since is not None or until is not None):
+        span = sa.select(E.id, E.amount).where(E.account_id == acct.id, E.id >= rows[0][0], E.id <= rows[-1][0])
+        shown = {r[0] for r in rows}
+        between = [(i, a) for i, a in session.execute(span.order_by(E.id)) if i not in shown]
     lines = []
+    hidden = iter(between)
+    pending = next(hidden, None)
     for entry_id, amount, txn_id, at, kind, reason, refs in rows:
+        while pending is not None and pending[0] < entry_id:
+            running += pending[1]
+            pending = next(hidden, None)
         running += amount
         lines.append(
             StatementLine(
