@@ -267,11 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--post", type=int, default=5_000, help="transactions posted through post()")
     ap.add_argument("--batch", type=int, default=200, help="post() calls per database transaction")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--quick", action="store_true", help="40,000 entries, 2,000 workers, 1,000 postings")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="40,000 entries, 2,000 workers, 1,000 postings: a smoke run (fixed costs weigh more)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the schema (prints its name)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.entries, args.workers, args.campaigns, args.post, args.rounds = 40_000, 2_000, 20, 1_000, 3
+        args.entries, args.workers, args.campaigns, args.post, args.rounds = 40_000, 2_000, 20, 1_000, 5
 
     base = os.environ.get("EGOCROWD_TEST_DATABASE_URL", DEFAULT_URL)
     schema = f"bench_ledger_{uuid.uuid4().hex[:8]}"

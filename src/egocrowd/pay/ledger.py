@@ -31,7 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from egocrowd import audit
 from egocrowd.clock import db_now
@@ -502,8 +502,16 @@ def statement(
     transactions' times, and each line's balance still counts every entry before it."""
     limit = max(1, min(limit, 10_000))
     E, T = LedgerEntry, LedgerTransaction
+    windowed = since is not None or until is not None
+    before = aliased(LedgerEntry)
+    # Without a time window the opening balance is everything up to ``after``: one query per page.
+    opening_col = (
+        sa.select(sa.func.coalesce(sa.func.sum(before.amount), 0))
+        .where(before.account_id == acct.id, before.id <= after)
+        .scalar_subquery()
+    )
     q = (
-        sa.select(E.id, E.amount, T.id, T.at, T.kind, T.reason, T.refs)
+        sa.select(E.id, E.amount, T.id, T.at, T.kind, T.reason, T.refs, opening_col if not windowed else sa.null())
         .join(T, T.id == E.transaction_id)
         .where(E.account_id == acct.id, E.id > after)
         .order_by(E.id)
@@ -516,11 +524,13 @@ def statement(
     rows = session.execute(q).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    first = rows[0][0] if rows else None
-    opening_q = sa.select(sa.func.coalesce(sa.func.sum(E.amount), 0)).where(E.account_id == acct.id)
-    if first is not None:
-        opening_q = opening_q.where(E.id < first)
-    running = int(session.scalar(opening_q) or 0)
+    if rows and not windowed:
+        running = int(rows[0][7])
+    else:
+        opening_q = sa.select(sa.func.coalesce(sa.func.sum(E.amount), 0)).where(E.account_id == acct.id)
+        if rows:
+            opening_q = opening_q.where(E.id < rows[0][0])
+        running = int(session.scalar(opening_q) or 0)
     opening = running
     # With a time window, entries outside it can sit between two lines (a transaction that started
     # earlier committed later): the balance after each line still counts them.
@@ -530,9 +540,10 @@ def statement(
         shown = {r[0] for r in rows}
         between = [(i, a) for i, a in session.execute(span.order_by(E.id)) if i not in shown]
     lines = []
+    cur = acct.currency
     hidden = iter(between)
     pending = next(hidden, None)
-    for entry_id, amount, txn_id, at, kind, reason, refs in rows:
+    for entry_id, amount, txn_id, at, kind, reason, refs, _ in rows:
         while pending is not None and pending[0] < entry_id:
             running += pending[1]
             pending = next(hidden, None)
@@ -542,11 +553,11 @@ def statement(
                 entry_id,
                 txn_id,
                 at,
-                TransactionKind(kind),
+                kind,
                 reason,
                 refs or {},
-                Money(amount, acct.currency),
-                Money(running, acct.currency),
+                Money(amount, cur),
+                Money(running, cur),
             )
         )
     return Statement(acct.id, Money(opening, acct.currency), lines, lines[-1].entry_id if more else None)
