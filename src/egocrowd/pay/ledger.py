@@ -450,21 +450,21 @@ def balances(
 ) -> dict[int, Money]:
     """``{account_id: balance}`` for the given accounts, or every account (of ``kind``, ``currency``),
     zero included: one GROUP BY over the entries."""
-    ids = None if accounts is None else [a.id for a in accounts]
-    sums_q = sa.select(LedgerEntry.account_id, sa.func.sum(LedgerEntry.amount).label("total"))
+    # Core columns, not ORM entities: the same SQL, without the ORM's work per row (50,000 accounts).
+    a, e = LedgerAccount.__table__.c, LedgerEntry.__table__.c
+    ids = None if accounts is None else [acct.id for acct in accounts]
+    sums_q = sa.select(e.account_id, sa.func.sum(e.amount).label("total"))
     if ids is not None:  # a few accounts: sum only theirs rather than the whole table
-        sums_q = sums_q.where(LedgerEntry.account_id.in_(ids))
-    sums = sums_q.group_by(LedgerEntry.account_id).subquery()
-    q = sa.select(LedgerAccount.id, LedgerAccount.currency, sums.c.total).outerjoin(
-        sums, sums.c.account_id == LedgerAccount.id
-    )
+        sums_q = sums_q.where(e.account_id.in_(ids))
+    sums = sums_q.group_by(e.account_id).subquery()
+    q = sa.select(a.id, a.currency, sums.c.total).outerjoin(sums, sums.c.account_id == a.id)
     if ids is not None:
-        q = q.where(LedgerAccount.id.in_(ids))
+        q = q.where(a.id.in_(ids))
     if kind is not None:
-        q = q.where(LedgerAccount.kind == AccountKind(kind))
+        q = q.where(a.kind == AccountKind(kind).value)
     if currency is not None:
-        q = q.where(LedgerAccount.currency == currency)
-    return {aid: Money(int(total or 0), cur) for aid, cur, total in session.execute(q)}
+        q = q.where(a.currency == currency)
+    return {aid: Money(int(total or 0), cur) for aid, cur, total in session.connection().execute(q)}
 
 
 @dataclass(frozen=True)
