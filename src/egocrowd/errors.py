@@ -8,12 +8,18 @@ of the public API: never rename one, add a new one instead.
     ├── InvalidInput                    422  e.g. validation.failed, campaign.bad_requirements
     │                                        input.nul_character, input.out_of_range,
     │                                        input.non_finite_number (refused where values meet the database)
+    │                                        money.bad_amount, money.sub_minor, money.unknown_currency,
+    │                                        ledger.currency_mismatch, ledger.unbalanced, ledger.bad_leg,
+    │                                        ledger.bad_key, ledger.reason_required, ledger.bad_owner
     ├── Unauthenticated                 401  auth.required, auth.bad_credentials, auth.bad_token,
     │                                        auth.token_expired
-    ├── Forbidden                       403  auth.forbidden, consent.missing, auth.csrf
-    ├── NotFound                        404  <entity>.not_found
+    ├── Forbidden                       403  auth.forbidden, consent.missing, auth.csrf,
+    │                                        ledger.override_forbidden
+    ├── NotFound                        404  <entity>.not_found (ledger.transaction_not_found)
     ├── Conflict                        409  campaign.bad_transition, assignment.no_slots, ...,
-    │                                        upload.offset_mismatch, upload.locked, upload.interrupted
+    │                                        upload.offset_mismatch, upload.locked, upload.interrupted,
+    │                                        ledger.idempotency_conflict
+    │   └── InsufficientFunds           409  ledger.insufficient_funds (egocrowd.pay.ledger)
     ├── Gone                            410  assignment.lease_expired, upload.expired
     ├── TooLarge                        413  upload.too_large
     ├── TooManyRequests                 429  auth.throttled (extra ``retry_after``: seconds)

@@ -442,3 +442,88 @@ class Job(Base):
         sa.UniqueConstraint("clip_id", "stage", name="uq_job_clip_stage"),
         sa.Index("ix_jobs_ready", "status", "run_after"),
     )
+
+
+class LedgerAccountKind(str, enum.Enum):
+    """Whose money an account holds (egocrowd.pay.ledger; docs/pay.md). Positive balance: held."""
+
+    worker_earnings = "worker_earnings"  # owed to a worker (user), not yet paid out
+    campaign_budget = "campaign_budget"  # a campaign's funds, spent by paying for its work
+    lab_funding = "lab_funding"  # an organization's deposits: the outside world, negative as money comes in
+    platform_fees = "platform_fees"  # the platform's fees
+    payouts_in_transit = "payouts_in_transit"  # in a payout batch, not yet confirmed sent
+    paid_out = "paid_out"  # left the platform to a worker's payout method
+
+
+class LedgerTransactionKind(str, enum.Enum):
+    deposit = "deposit"
+    clip_accepted = "clip_accepted"
+    annotation_accepted = "annotation_accepted"
+    review_work = "review_work"
+    bonus = "bonus"
+    top_up = "top_up"
+    reversal = "reversal"
+    payout = "payout"
+    adjustment = "adjustment"
+
+
+class LedgerAccount(Base):
+    """One currency, one owner. ``balance`` is a cache of SUM(entries.amount), written only by
+    egocrowd.pay.ledger.post in the transaction that writes the entries (pay.ledger.verify checks it);
+    every reading of a balance is computed from the entries."""
+
+    __tablename__ = "ledger_accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[LedgerAccountKind] = mapped_column(_enum(LedgerAccountKind))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    #: "user:7", "campaign:3", "organization:2" or "platform": one account per kind, currency, owner
+    owner_key: Mapped[str] = mapped_column(sa.String(40))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(sa.ForeignKey("campaigns.id"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    balance: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("kind", "currency", "owner_key", name="uq_ledger_account_owner"),)
+
+
+class LedgerTransaction(Base):
+    """Append-only (the migration installs triggers refusing UPDATE and DELETE). Its entries sum to
+    zero per currency. ``idempotency_key`` makes a retried posting return this row instead of paying
+    twice; ``content_sha256`` tells a true retry from a different posting reusing the key."""
+
+    __tablename__ = "ledger_transactions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[LedgerTransactionKind] = mapped_column(_enum(LedgerTransactionKind), index=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    content_sha256: Mapped[str] = mapped_column(sa.String(64))
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))  # None: the platform itself
+    #: the database's clock (egocrowd.clock.db_now)
+    at: Mapped[datetime] = mapped_column(index=True)
+    reverses_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ledger_transactions.id"), unique=True)
+    #: an admin let a balance go below zero with this posting (actor and reason say who and why)
+    allow_negative: Mapped[bool] = mapped_column(default=False)
+    #: what it pays for: {"clip_id": 5, "campaign_id": 2, ...}
+    refs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    entries: Mapped[list[LedgerEntry]] = relationship(back_populates="transaction", order_by="LedgerEntry.id")
+
+
+class LedgerEntry(Base):
+    """One leg: ``amount`` minor units of the account's currency, signed (positive: into the account).
+    Append-only, like its transaction."""
+
+    __tablename__ = "ledger_entries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(sa.ForeignKey("ledger_transactions.id"), index=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("ledger_accounts.id"))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+
+    transaction: Mapped[LedgerTransaction] = relationship(back_populates="entries")
+
+    __table_args__ = (
+        # statements and balances read one account's entries in order: index-only with amount in it
+        sa.Index("ix_ledger_entries_account", "account_id", "id", "amount"),
+        sa.CheckConstraint("amount <> 0", name="ck_ledger_entry_nonzero"),
+    )
