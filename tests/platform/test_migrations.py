@@ -156,6 +156,17 @@ def test_app_role_cannot_rewrite_the_audit_log_when_an_owner_role_migrates():
             assert e.value.orig.sqlstate == "42501", stmt  # insufficient_privilege
         with app_engine.connect() as c:
             assert c.execute(sa.text("SELECT action FROM audit_events")).scalars().all() == ["test.event"]
+        # the ledger is append-only the same way: the app reads and adds entries, never rewrites them
+        with app_engine.begin() as c:
+            assert c.scalar(sa.text("SELECT count(*) FROM ledger_entries")) == 0
+        for stmt in (
+            "UPDATE ledger_entries SET amount = 0",
+            "DELETE FROM ledger_transactions",
+            "TRUNCATE ledger_entries",
+        ):
+            with pytest.raises(sa.exc.ProgrammingError) as e, app_engine.begin() as c:
+                c.execute(sa.text(stmt))
+            assert e.value.orig.sqlstate == "42501", stmt
     finally:
         app_engine.dispose()
         with admin.begin() as c:
