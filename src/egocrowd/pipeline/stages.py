@@ -1,4 +1,4 @@
-"""The clip stage machine: probe → qc → (later: de-identify, annotate, …).
+"""The clip stage machine: probe → qc → deidentify → (later: annotate, …).
 
 A stage is three functions, so that the heavy part can run anywhere:
 - ``prepare(session, clip, ctx) -> dict``: gathers its inputs from the database (thresholds, the
@@ -9,15 +9,19 @@ A stage is three functions, so that the heavy part can run anywhere:
 - ``apply(session, clip, result) -> next stage name | None``: writes the result and the clip's new
   state in one transaction, with its audit events.
 A file we cannot accept (``MediaError``) is a *result* (the clip is rejected with its reason code),
-not a failure: only unexpected exceptions are retried.
+not a failure: only unexpected exceptions are retried. A stage may name ``give_up(session, clip,
+code)``: what the clip shows when the runner stops retrying it (default: the clip's status ``error``).
 
 Stages register in :data:`STAGES` with :func:`stage`; the stage's version is stored on its job.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
@@ -25,8 +29,16 @@ from sqlalchemy.orm import Session
 
 from egocrowd import audit
 from egocrowd.clock import utcnow
-from egocrowd.db.models import Assignment, AssignmentStatus, Clip, ClipStatus
-from egocrowd.errors import MediaError
+from egocrowd.db.models import (
+    Assignment,
+    AssignmentStatus,
+    Clip,
+    ClipStatus,
+    DeidStatus,
+    Derivative,
+    RedactionEdit,
+)
+from egocrowd.errors import DeidError, MediaError
 from egocrowd.notifications import notify
 from egocrowd.registry import Registry
 
@@ -50,6 +62,8 @@ class Stage:
     prepare: Callable[[Session, Clip, StageContext], dict[str, Any]]
     compute: Callable[[dict[str, Any]], dict[str, Any]]
     apply: Callable[[Session, Clip, dict[str, Any]], str | None]
+    #: what the clip shows when the runner gives up on this stage (None: status ``error``)
+    give_up: Callable[[Session, Clip, str], None] | None = None
 
 
 STAGES: Registry[Stage] = Registry("pipeline.stage")
@@ -65,6 +79,7 @@ def stage(
     *,
     prepare: Callable[[Session, Clip, StageContext], dict[str, Any]],
     apply: Callable[[Session, Clip, dict[str, Any]], str | None],
+    give_up: Callable[[Session, Clip, str], None] | None = None,
     description: str = "",
 ) -> Callable[[ComputeFn], ComputeFn]:
     """Register the decorated ``compute`` function as stage ``name``."""
@@ -72,7 +87,7 @@ def stage(
     def deco(compute: ComputeFn) -> ComputeFn:
         STAGES.add(
             name,
-            Stage(prepare, compute, apply),
+            Stage(prepare, compute, apply, give_up),
             version=version,
             description=description or (compute.__doc__ or "").strip().split("\n")[0],
         )
@@ -255,6 +270,10 @@ def _apply_qc(session: Session, clip: Clip, result: dict[str, Any]) -> str | Non
         {"failed": failed, "reasons": report.get("reasons", [])},
         reason=f"qc.{failed[0]}" if failed else None,
     )
+    if status is ClipStatus.qc_passed:
+        # A passed clip is de-identified before anyone but an admin sees it (its QC status stays).
+        clip.deid_status, clip.deid_reason = DeidStatus.pending, None
+        return "deidentify"
     return None
 
 
@@ -283,3 +302,216 @@ def compute_qc(inputs: dict[str, Any]) -> dict[str, Any]:
     except MediaError as exc:
         return _media_rejection(exc)
     return {"report": report.to_dict()}
+
+
+# --- deidentify -----------------------------------------------------------------------------------
+DEID_STAGE_VERSION = "1"
+
+#: A campaign's privacy settings when it says nothing: the strictest. The same defaults as
+#: campaigns.schema.PrivacySettings (the pipeline sits beside campaigns and may not import it; a
+#: test keeps the two equal).
+PRIVACY_DEFAULTS: dict[str, Any] = {"face_mode": "blur", "blur_text": True, "audio": "drop", "recording_time": "date"}
+
+#: Code of a clip someone asked a person to look at (it stays ``review`` after every render).
+REVIEW_REQUESTED = "deid.review_requested"
+LOW_CONFIDENCE = "deid.low_confidence"
+
+
+def deid_timeout_s(duration_s: float) -> float:
+    """Deadline of one render: detection runs at a few frames per second on a busy 2-core box at
+    720p, so allow ~1 s of work per frame of a 30 fps clip, and never less than 10 minutes."""
+    return max(600.0, 30.0 * float(duration_s or 0.0) + 120.0)
+
+
+def plan_config_for(privacy: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The detectors a campaign's clips go through, from its privacy settings and ours."""
+    from egocrowd.media.deid.plan import DEFAULT_DETECTORS  # the media stack: see _sandbox
+
+    face: dict[str, Any] = dict(DEFAULT_DETECTORS["centerface"])
+    if settings.face_model:
+        face["model"] = str(settings.face_model)
+    detectors: dict[str, dict[str, Any]] = {"centerface": face}
+    every: dict[str, int] = {}
+    if privacy["blur_text"]:
+        text: dict[str, Any] = {}
+        if settings.text_model:
+            text["model"] = str(settings.text_model)
+        detectors["ppocr-det"] = text
+        every["ppocr-det"] = settings.deid_text_every
+    return {"detectors": detectors, "every": every}
+
+
+def _edit_dict(e: RedactionEdit) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "kind": e.kind.value,
+        "frame_start": e.frame_start,
+        "frame_end": e.frame_end,
+        "box": e.box,
+        "track_id": e.track_id,
+    }
+
+
+def _reusable_plan(session: Session, clip: Clip, plan_config: dict[str, Any]) -> dict[str, Any] | None:
+    """The automatic plan of the clip's last render, when detection would give the same again: same
+    stage version, same raw bytes, same detectors and settings."""
+    last = session.scalar(
+        sa.select(Derivative)
+        .where(Derivative.clip_id == clip.id, Derivative.kind == "deid")
+        .order_by(Derivative.id.desc())
+        .limit(1)
+    )
+    if (
+        last is None
+        or last.stage_version != DEID_STAGE_VERSION
+        or last.source_sha256 != clip.sha256
+        or (last.params or {}).get("plan_config") != plan_config
+    ):
+        return None
+    regions = last.regions or {}
+    auto = regions.get("auto_plan") or {k: v for k, v in regions.items() if k not in ("auto_plan", "auto_stats")}
+    if not auto.get("tracks") and "frames" not in auto:
+        return None
+    return {"plan": auto, "params": (last.params or {}).get("detection", {}), "stats": regions.get("auto_stats", {})}
+
+
+def _prepare_deidentify(session: Session, clip: Clip, ctx: StageContext) -> dict[str, Any]:
+    privacy = {**PRIVACY_DEFAULTS, **(clip.campaign.privacy or {})}
+    plan_config = plan_config_for(privacy, ctx.settings)
+    edits = session.scalars(
+        sa.select(RedactionEdit)
+        .where(RedactionEdit.clip_id == clip.id, RedactionEdit.withdrawn_at.is_(None))
+        .order_by(RedactionEdit.id)
+    )
+    return {
+        "path": str(ctx.blobs.path(clip.sha256)),
+        "blob_root": str(ctx.blobs.root),
+        "privacy": privacy,
+        "plan_config": plan_config,
+        "edits": [_edit_dict(e) for e in edits],
+        "reuse_plan": _reusable_plan(session, clip, plan_config),
+        "timeout_s": deid_timeout_s((clip.probe or {}).get("duration_s", 0.0)),
+        "review_fraction": ctx.settings.deid_review_fraction,
+        "vad_model": str(ctx.settings.vad_model) if ctx.settings.vad_model else None,
+        **_sandbox(ctx),
+    }
+
+
+def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> str | None:
+    if result.get("failed"):
+        clip.deid_status, clip.deid_reason = DeidStatus.failed, result["code"]
+        clip.updated_at = utcnow()
+        audit.record(
+            session, None, "clip.deid_failed", clip, {"code": result["code"], "message": result["message"]}
+        )
+        return None
+    if not Path(result["blob_path"]).is_file():  # never a row pointing at missing bytes: retry instead
+        raise RuntimeError(f"the derived blob {result['sha256']} is not in the store")
+    summary, params = result["summary"], {**result["params"], "plan_config": result["plan_config"]}
+    regions = dict(result["plan"])
+    # what a re-render re-uses instead of detecting again (the plan above has the reviewer's edits)
+    if result["auto_plan"] != result["plan"]:
+        regions["auto_plan"] = result["auto_plan"]
+    regions["auto_stats"] = result.get("auto_stats", {})
+    derivative = Derivative(
+        clip_id=clip.id,
+        kind="deid",
+        sha256=result["sha256"],
+        size=result["size"],
+        source_sha256=clip.sha256,
+        mime_type="video/mp4",
+        format_version=1,
+        stage_version=DEID_STAGE_VERSION,
+        params=params,
+        regions=regions,
+        summary=summary,
+        created_by=None,
+    )
+    session.add(derivative)
+    session.flush()
+    clip.derived_id = derivative.id
+    if summary["uncertain_fraction"] > result["review_fraction"]:
+        clip.deid_status, clip.deid_reason = DeidStatus.review, LOW_CONFIDENCE
+    elif clip.deid_reason:  # someone asked a person to look (request_deidentify): it stays so
+        clip.deid_status = DeidStatus.review
+    else:
+        clip.deid_status, clip.deid_reason = DeidStatus.clean, None
+    clip.updated_at = utcnow()
+    audit.record(
+        session,
+        None,
+        "clip.deidentified",
+        clip,
+        {
+            "derivative_id": derivative.id,
+            "sha256": derivative.sha256,
+            "status": clip.deid_status.value,
+            "reason": clip.deid_reason,
+            "tracks": summary.get("tracks", {}),
+            "frames_redacted": summary.get("frames_redacted"),
+            "uncertain_fraction": summary["uncertain_fraction"],
+            "edits": summary.get("edits_applied", 0),
+            "plan_reused": summary.get("plan_reused", False),
+        },
+    )
+    return None
+
+
+def _give_up_deidentify(session: Session, clip: Clip, code: str) -> None:
+    # The QC verdict stands (the worker was told); what failed is the de-identified copy.
+    clip.deid_status, clip.deid_reason, clip.updated_at = DeidStatus.failed, code, utcnow()
+
+
+@stage(
+    "deidentify",
+    DEID_STAGE_VERSION,
+    prepare=_prepare_deidentify,
+    apply=_apply_deidentify,
+    give_up=_give_up_deidentify,
+)
+def compute_deidentify(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Render the de-identified copy and store it in the blob store (not yet referenced by anything:
+    ``apply`` links it, under the job's lease; a dropped result leaves an orphan the sweep removes)."""
+    from egocrowd.blobs import BlobStore
+    from egocrowd.media.bounded import call_bounded
+    from egocrowd.media.deid.render import deidentify_clip
+
+    store = BlobStore(inputs["blob_root"])
+    # In the store's tmp/: BlobStore.clean_tmp empties it after a crash, and the move into place is a rename.
+    tmp = Path(inputs["blob_root"], "tmp", f"deid-{uuid.uuid4().hex}.mp4")
+    privacy = inputs["privacy"]
+    try:
+        try:
+            result = call_bounded(
+                deidentify_clip,
+                inputs["path"],
+                str(tmp),
+                plan_config=inputs["plan_config"],
+                face_mode=privacy["face_mode"],
+                audio=privacy["audio"],
+                recording_time=privacy["recording_time"],
+                edits=inputs["edits"],
+                reuse_plan=inputs.get("reuse_plan"),
+                limits=inputs.get("limits"),
+                vad_model=inputs.get("vad_model"),
+                timeout_s=inputs["timeout_s"],
+                max_memory_mb=inputs.get("memory_mb"),
+            )
+        except DeidError as exc:  # a model missing, a detector crash, a clip the encoder cannot write
+            return {"failed": True, "code": exc.code, "message": exc.message}
+        ref = store.put_file(tmp, move=True)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone already when it was moved into the store
+    path = store.path(ref.sha256)
+    try:  # an old orphan with the same bytes: restart its grace period before apply links it
+        os.utime(path)
+    except OSError:
+        pass
+    result["plan_config"] = inputs["plan_config"]
+    return {
+        **result,
+        "sha256": ref.sha256,
+        "size": ref.size,
+        "blob_path": str(path),
+        "review_fraction": inputs["review_fraction"],
+    }
