@@ -492,11 +492,19 @@ class _Doc:
 
 def _write(img: np.ndarray, lines: list[tuple[str, Box]], text: str, org: tuple[int, int], px: int, colour: tuple[int, int, int], font: int = _FONT, bold: int = 1) -> int:
     """Draw one line with its cap height ``px`` at ``org`` (left, baseline); returns the line's
-    bottom. Its box is the ink's extent (ascenders to descenders)."""
+    bottom. Each run of words between wide gaps (two spaces or more) is one truth box, the ink's
+    extent (ascenders to descenders): the gap between "Qty 30" and "Refills 0" need not be hidden."""
     scale = cv2.getFontScaleFromHeight(font, px, bold)
-    (w, h), base = cv2.getTextSize(text, font, scale, bold)
+    (_, _), base = cv2.getTextSize(text, font, scale, bold)
     cv2.putText(img, text, org, font, scale, colour, bold, cv2.LINE_AA)
-    lines.append((text, (org[0], org[1] - h, org[0] + w, org[1] + base)))
+    at = 0
+    for run in text.split("  "):
+        if run.strip():
+            lead = len(run) - len(run.lstrip())
+            x0 = org[0] + cv2.getTextSize(text[: at + lead], font, scale, bold)[0][0] if at + lead else org[0]
+            (w, h), _ = cv2.getTextSize(run.strip(), font, scale, bold)
+            lines.append((run.strip(), (x0, org[1] - h, x0 + w, org[1] + base)))
+        at += len(run) + 2
     return org[1] + base
 
 

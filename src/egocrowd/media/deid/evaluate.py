@@ -116,28 +116,34 @@ class EvalReport:
         }
 
 
-def default_config(categories: Sequence[str]) -> Any:
-    """Production's plan settings, restricted to the detectors of ``categories``: faces are what
-    :meth:`PlanConfig.default` runs; text is every registered text detector with the sampling the
-    text module recommends (``DEFAULT_EVERY`` there, if it has one)."""
-    from egocrowd.media.deid.plan import PlanConfig
+#: production's text sampling (Settings.deid_text_every): every 10th frame of a 30 fps clip
+TEXT_EVERY = 10
+PRODUCTION_FPS = 30.0
 
-    config = PlanConfig.default()
-    detectors = {
-        name: params for name, params in config.detectors.items() if DETECTORS.get(name).obj.category in categories
-    }
-    every = {k: v for k, v in config.every.items() if k in detectors}
+
+def default_config(categories: Sequence[str], *, fps: float = PRODUCTION_FPS, text_every: int = TEXT_EVERY) -> Any:
+    """Production's plan settings (what ``pipeline.stages.plan_config_for`` builds for a campaign
+    with the default privacy settings), restricted to the detectors of ``categories``. Text runs on
+    every ``text_every``-th frame of a 30 fps clip; the set's clips have ``fps`` frames a second, so
+    the step is scaled to sample text as often *in time* as production does."""
+    from egocrowd.media.deid.plan import DEFAULT_DETECTORS, PlanConfig
+
+    detectors: dict[str, dict[str, Any]] = {}
+    every: dict[str, int] = {}
     for entry in DETECTORS.entries():
-        if entry.obj.category in categories and entry.obj.category != "face" and entry.name not in detectors:
+        category = entry.obj.category
+        if category not in categories:
+            continue
+        if category == "face":
+            if entry.name in DEFAULT_DETECTORS:
+                detectors[entry.name] = dict(DEFAULT_DETECTORS[entry.name])
+        else:
             detectors[entry.name] = {}
-            module = __import__(entry.obj.cls.__module__, fromlist=["_"])
-            if hasattr(module, "DEFAULT_EVERY"):
-                every[entry.name] = int(module.DEFAULT_EVERY)
+            every[entry.name] = max(1, round(text_every * fps / PRODUCTION_FPS))
     for category in categories:
         if not any(DETECTORS.get(name).obj.category == category for name in detectors):
             raise DeidError(f"No {category} detector is installed (none is registered).", code="deid.model_missing")
-    config.detectors, config.every = detectors, every
-    return config
+    return PlanConfig(detectors=detectors, every=every)
 
 
 def evaluate(evalset: EvalSet, config: Any = None, *, progress: Any = None) -> EvalReport:
@@ -148,7 +154,7 @@ def evaluate(evalset: EvalSet, config: Any = None, *, progress: Any = None) -> E
 
     categories = sorted({c.category for c in evalset.clips})
     if config is None:
-        config = default_config(categories)
+        config = default_config(categories, fps=evalset.fps)
     rows, tiny = [], []
     detectors: dict[str, Any] = {}
     seconds: dict[str, float] = {}
