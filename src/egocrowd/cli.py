@@ -379,7 +379,12 @@ def deid_group() -> None:
 
 @deid_group.command("eval")
 @click.option("--category", type=click.Choice(["face", "text"]), help="Only faces or only text (default: both).")
-@click.option("--write", "write_dir", type=click.Path(file_okay=False, path_type=Path), help="Also write the clips (mp4) and truth.json here.")
+@click.option(
+    "--write",
+    "write_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the clips (mp4) and truth.json here.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--seed", type=int, default=9, show_default=True)
 def deid_eval(category: str | None, write_dir: Path | None, as_json: bool, seed: int) -> None:
@@ -387,15 +392,23 @@ def deid_eval(category: str | None, write_dir: Path | None, as_json: bool, seed:
     (production detectors, tracker and settings; see docs/deid.md)."""
     import json
 
-    from egocrowd.media.deid.evalset import build_evalset
-    from egocrowd.media.deid.evaluate import COVER, MIN_FACE, Score, evaluate
+    from egocrowd.media.deid.evalset import EVAL_FPS, MIN_FACE, build_evalset
+    from egocrowd.media.deid.evaluate import COVER, Score, check_models, default_config, evaluate
 
     categories = (category,) if category else ("face", "text")
-    evalset = build_evalset(categories, seed=seed)  # a missing model or footage ends in DeidError
+    settings = _settings()
+    config = default_config(
+        categories,
+        fps=EVAL_FPS,
+        text_every=settings.deid_text_every,
+        models={"centerface": settings.face_model, "ppocr-det": settings.text_model},
+    )
+    check_models(config)  # a missing model ends here, in one line, before the set is built
+    evalset = build_evalset(categories, seed=seed, fps=EVAL_FPS)
     if write_dir is not None:
         written = evalset.write(write_dir)
         click.echo(f"wrote {len(written)} files to {write_dir}", err=True)
-    report = evaluate(evalset, progress=lambda clip: click.echo(f"… {clip.name}", err=True))
+    report = evaluate(evalset, config, progress=lambda clip: click.echo(f"… {clip.name}", err=True))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=1))
         return
@@ -424,7 +437,16 @@ def deid_eval(category: str | None, write_dir: Path | None, as_json: bool, seed:
                 row(s)
         row(report.total(cat), "bold")
     for s in report.tiny:
-        table.add_row("face", f"{s.condition} (<{MIN_FACE} px)", str(s.regions), f"{s.recall:.3f}", f"{s.iou_recall:.3f}", "", "", style="dim")
+        table.add_row(
+            "face",
+            f"{s.condition} (<{MIN_FACE} px)",
+            str(s.regions),
+            f"{s.recall:.3f}",
+            f"{s.iou_recall:.3f}",
+            "",
+            "",
+            style="dim",
+        )
     console = Console()
     console.print(table)
     for name, d in report.detectors.items():

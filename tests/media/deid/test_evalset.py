@@ -35,7 +35,7 @@ def test_every_condition_is_a_clip_of_720p_frames_with_truth_on_each(evalset):
 def test_conditions_hold_what_their_names_say(evalset):
     by = {c.condition: c for c in evalset.clips}
     sizes = {name: [r.size for t in c.truth for r in t] for name, c in by.items()}
-    assert 80 <= min(sizes["large"]) and max(sizes["large"]) <= 200
+    assert min(sizes["large"]) >= 80 and max(sizes["large"]) <= 200
     small = [s for s in sizes["small"] if s >= MIN_FACE]
     assert min(small) >= 20 and max(small) <= 40
     assert any(s < MIN_FACE for s in sizes["small"])  # scored apart, so the report has that row

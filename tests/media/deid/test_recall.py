@@ -105,3 +105,15 @@ def test_a_region_counts_only_when_enough_of_it_is_covered():
     # tiny faces have their own count
     _, tiny = score_clip(_clip([TINY]), _plan([(590, 290, 620, 320)]))
     assert TINY.size < MIN_FACE and tiny.recall == 1.0
+
+
+def test_eval_command_ends_in_one_line_when_a_model_is_missing(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from egocrowd.cli import main
+
+    monkeypatch.setenv("EGOCROWD_FACE_MODEL", str(tmp_path / "no-such-model.onnx"))
+    result = CliRunner().invoke(main, ["deid", "eval", "--category", "face"])
+    assert result.exit_code == 1
+    assert "face model is missing" in result.output and "[deid.model_missing]" in result.output
+    assert "Traceback" not in result.output

@@ -40,6 +40,7 @@ from egocrowd.media.deid.regions import Box, packaged_file
 #: format of truth.json
 EVAL_FORMAT = 1
 WIDTH, HEIGHT = 1280, 720
+EVAL_FPS = 15.0
 #: faces below this height (pixels) are scored apart and left out of the headline recall
 MIN_FACE = 20
 
@@ -243,7 +244,9 @@ class _Sources:
 
 
 # --- compositing -------------------------------------------------------------------------------------
-def _affine(src_centre: tuple[float, float], dst_centre: tuple[float, float], scale: float, squeeze: float, angle: float) -> np.ndarray:
+def _affine(
+    src_centre: tuple[float, float], dst_centre: tuple[float, float], scale: float, squeeze: float, angle: float
+) -> np.ndarray:
     """Source → frame: move the face centre to the origin, squeeze x, scale, rotate, move to ``dst``."""
     c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
     a = np.array([[c * scale * squeeze, -s * scale], [s * scale * squeeze, c * scale]])
@@ -309,7 +312,8 @@ def _line_kernel(length: float, angle: float) -> np.ndarray:
     c = n // 2
     dx, dy = math.cos(math.radians(angle)), math.sin(math.radians(angle))
     cv2.line(k, (round(c - dx * c), round(c - dy * c)), (round(c + dx * c), round(c + dy * c)), 1.0, 1, cv2.LINE_AA)
-    return k / k.sum()
+    out: np.ndarray = k / k.sum()
+    return out
 
 
 def _box_of(mask: np.ndarray) -> Box | None:
@@ -374,7 +378,14 @@ class _Mover:
         return face, (cx, cy), self.h0 + (self.h1 - self.h0) * t, self.angle0 + (self.angle1 - self.angle0) * t
 
 
-def _face_clip(condition: str, movers: list[_Mover], background: list[np.ndarray], fps: float, rng: np.random.Generator, dark: bool = False) -> EvalClip:
+def _face_clip(
+    condition: str,
+    movers: list[_Mover],
+    background: list[np.ndarray],
+    fps: float,
+    rng: np.random.Generator,
+    dark: bool = False,
+) -> EvalClip:
     n = len(background)
     frames, truth = [], []
     for i, frame in enumerate(background):
@@ -443,12 +454,16 @@ def _face_clips(src: _Sources, conditions: Iterable[str], n: int, fps: float, se
             movers = [
                 _Mover(src.astronaut, (320, 360), (420, 340), 150, 140, occluder=("bottom", 0.4)),
                 _Mover(src.t1["t1_back_left"], (800, 300), (760, 330), 120, 130, occluder=("left", 0.35)),
-                _Mover(src.carphone, (1080, 450), (1040, 430), 100, 110, occluder=("right", 0.45), object_id="carphone"),
+                _Mover(
+                    src.carphone, (1080, 450), (1040, 430), 100, 110, occluder=("right", 0.45), object_id="carphone"
+                ),
             ]
             bg = "motorcycle_left"
         elif cond == "profile":
             movers = [
-                _Mover(src.t1["t1_centre_right"], (330, 360), (380, 350), 130, 140, squeeze=0.6, angle0=-25, angle1=-10),
+                _Mover(
+                    src.t1["t1_centre_right"], (330, 360), (380, 350), 130, 140, squeeze=0.6, angle0=-25, angle1=-10
+                ),
                 _Mover(src.astronaut, (900, 330), (860, 360), 120, 110, squeeze=0.55, angle0=20, angle1=35),
                 _Mover(src.t1["t1_right"], (640, 560), (600, 540), 80, 90, squeeze=0.7, angle0=10, angle1=-5),
             ]
@@ -490,7 +505,16 @@ class _Doc:
     lines: list[tuple[str, Box]]  # (text, box in the image)
 
 
-def _write(img: np.ndarray, lines: list[tuple[str, Box]], text: str, org: tuple[int, int], px: int, colour: tuple[int, int, int], font: int = _FONT, bold: int = 1) -> int:
+def _write(
+    img: np.ndarray,
+    lines: list[tuple[str, Box]],
+    text: str,
+    org: tuple[int, int],
+    px: int,
+    colour: tuple[int, int, int],
+    font: int = _FONT,
+    bold: int = 1,
+) -> int:
     """Draw one line with its cap height ``px`` at ``org`` (left, baseline); returns the line's
     bottom. Each run of words between wide gaps (two spaces or more) is one truth box, the ink's
     extent (ascenders to descenders): the gap between "Qty 30" and "Refills 0" need not be hidden."""
@@ -599,7 +623,12 @@ def _laptop() -> _Doc:
     return _Doc(img, lines)
 
 
-def _text_clip(condition: str, placements: list[tuple[str, _Doc, tuple[float, float], tuple[float, float], float, float, float]], background: list[np.ndarray], fps: float) -> EvalClip:
+def _text_clip(
+    condition: str,
+    placements: Sequence[tuple[str, _Doc, tuple[float, float], tuple[float, float], float, float, float]],
+    background: list[np.ndarray],
+    fps: float,
+) -> EvalClip:
     """``placements``: (id, document, start centre, end centre, scale, angle0, angle1)."""
     n = len(background)
     frames, truth = [], []
@@ -610,7 +639,9 @@ def _text_clip(condition: str, placements: list[tuple[str, _Doc, tuple[float, fl
             h, w = doc.image.shape[:2]
             centre = (start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t)
             m = _affine((w / 2, h / 2), centre, scale, 1.0, a0 + (a1 - a0) * t)
-            warped = cv2.warpAffine(doc.image, m, (WIDTH, HEIGHT), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            warped = cv2.warpAffine(
+                doc.image, m, (WIDTH, HEIGHT), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            )
             inside = cv2.warpAffine(np.full((h, w), 255, np.uint8), m, (WIDTH, HEIGHT)) > 127
             frame[inside] = warped[inside]
             for k, (_text, (x0, y0, x1, y1)) in enumerate(doc.lines):
@@ -664,7 +695,7 @@ def build_evalset(
     categories: Sequence[str] = ("face", "text"),
     *,
     seed: int = 9,
-    fps: float = 15.0,
+    fps: float = EVAL_FPS,
     seconds: float = 2.0,
     text_seconds: float = 1.0,
     conditions: Sequence[str] | None = None,

@@ -34,7 +34,7 @@ import numpy as np
 
 from egocrowd.errors import DeidError
 from egocrowd.media.deid.evalset import MIN_FACE, EvalClip, EvalSet
-from egocrowd.media.deid.regions import DETECTORS, Box, RedactionPlan
+from egocrowd.media.deid.regions import DETECTORS, Box, RedactionPlan, get_detector
 
 #: share of a true region's area that redaction boxes must cover for it to count as hidden
 COVER = 0.8
@@ -121,11 +121,18 @@ TEXT_EVERY = 10
 PRODUCTION_FPS = 30.0
 
 
-def default_config(categories: Sequence[str], *, fps: float = PRODUCTION_FPS, text_every: int = TEXT_EVERY) -> Any:
+def default_config(
+    categories: Sequence[str],
+    *,
+    fps: float = PRODUCTION_FPS,
+    text_every: int = TEXT_EVERY,
+    models: dict[str, Any] | None = None,
+) -> Any:
     """Production's plan settings (what ``pipeline.stages.plan_config_for`` builds for a campaign
     with the default privacy settings), restricted to the detectors of ``categories``. Text runs on
     every ``text_every``-th frame of a 30 fps clip; the set's clips have ``fps`` frames a second, so
-    the step is scaled to sample text as often *in time* as production does."""
+    the step is scaled to sample text as often *in time* as production does. ``models``: detector
+    name → model file to use instead of the packaged one (the ``EGOCROWD_*_MODEL`` settings)."""
     from egocrowd.media.deid.plan import DEFAULT_DETECTORS, PlanConfig
 
     detectors: dict[str, dict[str, Any]] = {}
@@ -143,7 +150,17 @@ def default_config(categories: Sequence[str], *, fps: float = PRODUCTION_FPS, te
     for category in categories:
         if not any(DETECTORS.get(name).obj.category == category for name in detectors):
             raise DeidError(f"No {category} detector is installed (none is registered).", code="deid.model_missing")
+    for name, path in (models or {}).items():
+        if path and name in detectors:
+            detectors[name]["model"] = str(path)
     return PlanConfig(detectors=detectors, every=every)
+
+
+def check_models(config: Any) -> None:
+    """Build each detector of ``config`` once: a missing model raises ``DeidError``
+    (``deid.model_missing``) before anything slow happens."""
+    for name, params in config.detectors.items():
+        get_detector(name, **params)
 
 
 def evaluate(evalset: EvalSet, config: Any = None, *, progress: Any = None) -> EvalReport:
