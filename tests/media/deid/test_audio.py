@@ -33,7 +33,7 @@ SENTENCES = ("The delivery van is parked outside the house.", "Please call me ba
 def _speak(text: str, folder: Path) -> tuple[np.ndarray, int]:
     if ESPEAK is None:
         pytest.fail("espeak-ng is required under CI (.ci/run installs it)")
-    path = folder / f"{abs(hash(text))}.wav"
+    path = folder / f"{len(list(folder.iterdir()))}.wav"
     subprocess.run([ESPEAK, "-w", str(path), text], check=True, capture_output=True, timeout=60)
     with wave.open(str(path)) as w:
         rate = w.getframerate()
@@ -99,6 +99,17 @@ def test_spans_cover_the_speech_and_not_the_tone(scene):
     stereo = np.stack([x48, 0.5 * x48])
     for (s, e), (s2, e2) in zip(spans, speech_spans(stereo, 48000), strict=True):
         assert abs(s - s2) <= 0.07 and abs(e - e2) <= 0.07
+    # under loud noise (white, 5 dB below the speech) the speech is still found, the tone still not
+    voiced = np.concatenate([x[int(a * rate) : int(b * rate)] for a, b in speech])
+    level = np.sqrt(np.mean(voiced**2) / 10 ** (5 / 10))
+    noisy = x + np.random.default_rng(3).normal(0, level, len(x)).astype(np.float32)
+    noisy_spans = speech_spans(noisy, rate)
+    assert len(noisy_spans) == 2, noisy_spans
+    for (s, e), (v0, v1) in zip(noisy_spans, speech, strict=True):
+        assert abs(s - v0) <= 0.3 and abs(e - v1) <= 0.3, (noisy_spans, speech)
+    assert all(_overlap(sp, tone) == 0 for sp in noisy_spans)
+    # and as 16-bit PCM
+    assert speech_spans(np.round(x * 32767).astype(np.int16), rate) == spans
 
 
 @needs_espeak
@@ -163,6 +174,10 @@ def test_mute_spans_shapes_and_fades():
     assert not out[:, 200:300].any() and not out[:, 900:].any()
     assert np.all(np.diff(out[0, 190:200]) < 0) and np.all(np.diff(out[0, 300:310]) > 0)
     assert np.array_equal(out[:, :189], x[:, :189]) and np.array_equal(out[:, 311:889], x[:, 311:889])
+    # integer PCM stays integer PCM
+    pcm = np.full(1000, 20000, np.int16)
+    muted = mute_spans(pcm, rate, [(0.5, 0.6)])
+    assert muted.dtype == np.int16 and not muted[500:600].any() and muted[0] == 20000 and 0 < muted[495] < 20000
 
 
 def test_drop_and_keep_modes():

@@ -127,6 +127,21 @@ def test_derived_file_carries_only_the_reduced_time(phone_clip, tmp_path, mode):
     assert "location" in removed_tags(source_tags, source_streams)
 
 
+def test_a_copied_sound_track_brings_no_tags(phone_clip, tmp_path):
+    """The ``keep`` sound policy may copy the audio packets as they are: the stream's tags stay behind."""
+    out = tmp_path / "kept_sound.mp4"
+    with av.open(str(phone_clip)) as src, av.open(str(out), "w", format="mp4") as dst:
+        dst.metadata.update(derived_metadata(dict(src.metadata), "date"))
+        copied = dst.add_stream_from_template(src.streams.audio[0])
+        for packet in src.demux(src.streams.audio[0]):
+            if packet.dts is not None:
+                packet.stream = copied
+                dst.mux(packet)
+    tags, streams = _read(out)
+    assert streams[0]["handler_name"] == "SoundHandler"
+    assert foreign_tags(tags, streams, {"creation_time": "2026-11-03T00:00:00Z"}) == []
+
+
 def test_foreign_tags_flags_what_a_careless_writer_leaves(tmp_path):
     out = tmp_path / "careless.mp4"
     # without use_metadata_tags the muxer still writes the well-known atoms: ©xyz, ©ART, ©cmt...

@@ -71,10 +71,14 @@ def _load(model: str | Path | None) -> Any:
 
 
 def to_mono_16k(samples: np.ndarray, rate: int) -> np.ndarray:
-    """float32 mono at 16 kHz: channels averaged, then a polyphase resampler (anti-aliased)."""
+    """float32 mono at 16 kHz: channels averaged, then a polyphase resampler (anti-aliased).
+    Integer PCM (s16, s32) is scaled to [-1, 1] first."""
     from scipy.signal import resample_poly
 
-    x = np.asarray(samples, dtype=np.float32)
+    raw = np.asarray(samples)
+    x = raw.astype(np.float32)
+    if np.issubdtype(raw.dtype, np.integer):
+        x /= float(np.iinfo(raw.dtype).max) + 1.0
     if x.ndim == 2:
         x = x.mean(axis=0)
     elif x.ndim != 1:
@@ -167,7 +171,9 @@ def speech_spans(
     model: str | None = None,
 ) -> list[tuple[float, float]]:
     """Where someone speaks, as ``[(start_s, end_s), ...]`` in seconds from the first sample.
-    ``samples``: float32 in [-1, 1], mono ``(n,)`` or ``(channels, n)``, at any ``rate``."""
+    ``samples``: float32 in [-1, 1] (or integer PCM), mono ``(n,)`` or ``(channels, n)``, at any
+    ``rate``. With PyAV, decode through ``av.AudioResampler(format="fltp")`` and concatenate the
+    frames' ``to_ndarray()`` along the last axis: planar frames give ``(channels, n)``."""
     n = np.asarray(samples).shape[-1]
     probs = speech_probabilities(samples, rate, model=model)
     return spans_from_probabilities(
@@ -184,9 +190,11 @@ def speech_spans(
 def mute_spans(
     samples: np.ndarray, rate: int, spans: Iterable[tuple[float, float]], *, fade_s: float = 0.01
 ) -> np.ndarray:
-    """A copy with every span set to exact zeros; the sound fades out over ``fade_s`` just before a
-    span and back in just after it (no clicks), so the spans themselves are fully silent."""
-    out = np.array(samples, dtype=np.float32, copy=True)
+    """A copy (same shape and dtype) with every span set to exact zeros; the sound fades out over
+    ``fade_s`` just before a span and back in just after it (no clicks), so the spans themselves are
+    fully silent."""
+    original = np.asarray(samples)
+    out = original.astype(np.float32, copy=True)
     n = out.shape[-1]
     fade = max(1, int(round(fade_s * rate)))
     for s, e in spans:
@@ -198,7 +206,9 @@ def mute_spans(
         lead *= np.linspace(1.0, 0.0, lead.shape[-1] + 1, dtype=np.float32)[1:]
         tail = out[..., b : min(n, b + fade)]
         tail *= np.linspace(0.0, 1.0, tail.shape[-1] + 1, dtype=np.float32)[1:]
-    return out
+    if np.issubdtype(original.dtype, np.integer):
+        return np.round(out).astype(original.dtype)
+    return out.astype(original.dtype, copy=False)
 
 
 def vad_params(

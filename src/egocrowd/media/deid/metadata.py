@@ -10,7 +10,9 @@ What PyAV/FFmpeg's mp4 muxer does on its own (checked with PyAV 18 / libavformat
 tests/media/deid/test_metadata.py):
 
 - a container opened for writing starts empty: nothing is copied from the input file (the ``ffmpeg``
-  command line copies tags through ``-map_metadata``; PyAV does not, there is no such default);
+  command line copies tags through ``-map_metadata``; PyAV does not, there is no such default); a
+  stream copied as is (``add_stream_from_template``, e.g. the sound under ``keep``) brings its
+  codec parameters but none of its tags ("Core Media Audio" becomes "SoundHandler");
 - the muxer always adds ``major_brand``/``minor_version``/``compatible_brands`` (the ftyp box) and
   ``encoder`` (``Lavf<version>``), and per stream ``language`` (``und``) and ``handler_name``
   (``VideoHandler``/``SoundHandler``); these say nothing about the person (:data:`MUXER_TAGS`);

@@ -118,11 +118,11 @@ class DetectorInfo:
 DETECTORS: Registry[DetectorInfo] = Registry("deid.detector", builtins="egocrowd.media.deid.builtins")
 
 
-def register_detector(name: str, *, version: str, category: str, description: str = "") -> Callable[[type], type]:
+def register_detector(
+    name: str, *, version: str, category: str, description: str = ""
+) -> Callable[[type], type]:
     def deco(cls: type) -> type:
-        DETECTORS.add(
-            name, DetectorInfo(cls, category), version=version, description=description or (cls.__doc__ or "")
-        )
+        DETECTORS.add(name, DetectorInfo(cls, category), version=version, description=description or (cls.__doc__ or ""))
         return cls
 
     return deco

