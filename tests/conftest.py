@@ -13,6 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 PG_URL = os.environ.get("EGOCROWD_TEST_DATABASE_URL")
+# Every clip that passes QC is de-identified; tests that drain clips for other reasons detect faces on
+# smaller frames (the render's own tests choose their detector settings themselves).
+os.environ.setdefault("EGOCROWD_DEID_FACE_INPUT_WIDTH", "160")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 # The fast lane (`make test-fast`, `pytest -m fast`): the pure core in these folders, i.e. every test

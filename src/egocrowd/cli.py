@@ -453,6 +453,67 @@ def deid_eval(category: str | None, write_dir: Path | None, as_json: bool, seed:
         console.print(f"{name}: {json.dumps(d, sort_keys=True)}")
 
 
+@deid_group.command("run")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--faces", "face_mode", type=click.Choice(["blur", "fill"]), default="blur", show_default=True)
+@click.option("--text/--no-text", "blur_text", default=True, show_default=True, help="Blur readable text too")
+@click.option(
+    "--audio",
+    type=click.Choice(["drop", "keep", "mute_speech"]),
+    default="drop",
+    show_default=True,
+    help="Sound policy",
+)
+@click.option("--recording-time", type=click.Choice(["date", "full"]), default="date", show_default=True)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write what was done (plan, params, summary) to this JSON file",
+)
+def deid_run(
+    source: Path, output: Path, face_mode: str, blur_text: bool, audio: str, recording_time: str, json_out: Path | None
+) -> None:
+    """De-identify a video file as the pipeline does with a campaign's clips (same detectors, same
+    settings), writing an H.264 MP4 to OUTPUT."""
+    import json
+    import os
+
+    from egocrowd.media.bounded import call_bounded
+    from egocrowd.media.deid.render import deidentify_clip
+    from egocrowd.pipeline.stages import deid_timeout_s, plan_config_for
+
+    settings = _settings()
+    privacy = {"face_mode": face_mode, "blur_text": blur_text, "audio": audio, "recording_time": recording_time}
+    tmp = output.with_name(f".{output.name}.part.mp4")  # renamed into place only when complete
+    try:
+        result = call_bounded(
+            deidentify_clip,
+            str(source),
+            str(tmp),
+            plan_config=plan_config_for(privacy, settings),
+            face_mode=face_mode,
+            audio=audio,
+            recording_time=recording_time,
+            vad_model=str(settings.vad_model) if settings.vad_model else None,
+            timeout_s=deid_timeout_s(4 * 3600),
+            max_memory_mb=settings.media_memory_mb,
+        )
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    summary = result["summary"]
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=1))
+    tracks = ", ".join(f"{n} {c}" for c, n in sorted(summary["tracks"].items())) or "nothing"
+    click.echo(
+        f"{output}: {summary['frames']} frames, redacted {tracks} on {summary['frames_redacted']} frames; "
+        f"detection {summary['fps_pass1']} fps, render {summary['fps_pass2']} fps; "
+        f"{summary['uncertain_fraction']:.1%} frames uncertain"
+    )
+
+
 # egocrowd.bench has its own group; it lives in this package, so a failing import is a bug to see.
 @main.group("consent")
 def consent_group() -> None:

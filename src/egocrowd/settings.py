@@ -81,6 +81,11 @@ class Settings(BaseSettings):
         0.05, ge=0, le=1, description="A clip with more uncertain frames than this goes to the redaction review"
     )
     deid_text_every: int = Field(10, ge=1, description="Text detection runs on every n-th frame (held in between)")
+    deid_face_input_width: int | None = Field(
+        None,
+        ge=64,
+        description="Width frames are shrunk to for face detection; default: the detector's (less finds fewer small faces)",
+    )
     # Media sandbox (docs/qc.md): uploads are decoded in spawned, recycled, memory-capped processes.
     media_memory_mb: int = Field(
         4096,

@@ -294,7 +294,11 @@ def test_sweep_keeps_derived_blobs_and_removes_those_of_dropped_results(db, sett
     inputs["privacy"] = {**inputs["privacy"], "face_mode": "fill"}  # other bytes than the linked one
     dropped = STAGES.get("deidentify").obj.compute(inputs)["sha256"]
     assert dropped != derived and blobs.exists(dropped)
+    part = blobs.root / "tmp" / "deid-killed.mp4"  # what a render killed mid-write leaves
+    part.write_bytes(b"half a video")
     assert clips.sweep_orphan_blobs(db, blobs) == []  # within the grace period: kept
+    assert part.exists()
     later = time.time() + timedelta(hours=7).total_seconds()
     assert clips.sweep_orphan_blobs(db, blobs, now=later) == [dropped]
     assert blobs.exists(derived) and blobs.exists(clip.sha256)
+    assert not part.exists()

@@ -256,15 +256,28 @@ def sweep_orphan_blobs(
     for start in range(0, len(old), chunk):
         candidates = old[start : start + chunk]
         with db.transaction(write=False) as s:
-            referenced = set(s.scalars(sa.select(Clip.sha256).where(Clip.sha256.in_(candidates))))
-            # derived media (the de-identified copies) is referenced by its Derivative row
-            referenced |= set(s.scalars(sa.select(Derivative.sha256).where(Derivative.sha256.in_(candidates))))
+            # raw bytes are referenced by their clip, derived media (de-identified copies) by its row
+            referenced = set(
+                s.scalars(
+                    sa.union(
+                        sa.select(Clip.sha256).where(Clip.sha256.in_(candidates)),
+                        sa.select(Derivative.sha256).where(Derivative.sha256.in_(candidates)),
+                    )
+                )
+            )
         for sha in candidates:
             # Re-check the age after the query, right before deleting: finish_upload touches a blob
             # before committing the clip that references it (see there).
             if sha not in referenced and old_enough(sha):
                 blobs.delete(sha)
                 removed.append(sha)
+    # a render killed mid-write (the deidentify stage writes into the store's tmp/ first)
+    for part in (Path(blobs.root) / "tmp").glob("deid-*"):
+        try:
+            if now - part.stat().st_mtime >= grace.total_seconds():
+                part.unlink()
+        except FileNotFoundError:
+            pass
     return removed
 
 

@@ -35,7 +35,11 @@ def request_deidentify(session: Session, actor: User | None, clip: Clip, reason:
     before = clip.deid_status
     in_review = review or before is DeidStatus.review
     # deid_reason on a pending clip is why its next render goes to review (the stage keeps it)
-    clip.deid_reason = (clip.deid_reason if before is DeidStatus.review and clip.deid_reason else REVIEW_REQUESTED) if in_review else None
+    clip.deid_reason = (
+        (clip.deid_reason if before is DeidStatus.review and clip.deid_reason else REVIEW_REQUESTED)
+        if in_review
+        else None
+    )
     clip.deid_status = DeidStatus.pending
     job = enqueue(session, clip, "deidentify")
     audit.record(

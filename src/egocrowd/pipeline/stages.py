@@ -330,6 +330,8 @@ def plan_config_for(privacy: dict[str, Any], settings: Settings) -> dict[str, An
     face: dict[str, Any] = dict(DEFAULT_DETECTORS["centerface"])
     if settings.face_model:
         face["model"] = str(settings.face_model)
+    if settings.deid_face_input_width:
+        face["input_width"] = settings.deid_face_input_width
     detectors: dict[str, dict[str, Any]] = {"centerface": face}
     every: dict[str, int] = {}
     if privacy["blur_text"]:
@@ -401,9 +403,7 @@ def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> s
     if result.get("failed"):
         clip.deid_status, clip.deid_reason = DeidStatus.failed, result["code"]
         clip.updated_at = utcnow()
-        audit.record(
-            session, None, "clip.deid_failed", clip, {"code": result["code"], "message": result["message"]}
-        )
+        audit.record(session, None, "clip.deid_failed", clip, {"code": result["code"], "message": result["message"]})
         return None
     if not Path(result["blob_path"]).is_file():  # never a row pointing at missing bytes: retry instead
         raise RuntimeError(f"the derived blob {result['sha256']} is not in the store")

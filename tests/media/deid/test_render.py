@@ -42,7 +42,9 @@ def _write_with_sound(path: Path, frames: list[np.ndarray], fps: int = 30, rate:
             out.mux(v.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
             while pos < min(tone.shape[1], int((i + 1) / fps * rate)):
                 n = min(1024, tone.shape[1] - pos)
-                f = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, pos : pos + n]), format="fltp", layout="mono")
+                f = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(tone[:, pos : pos + n]), format="fltp", layout="mono"
+                )
                 f.sample_rate, f.pts = rate, pos
                 out.mux(a.encode(f))
                 pos += n
@@ -179,9 +181,7 @@ def test_variable_frame_rate_rotation_and_odd_size(tmp_path):
     empty = {"plan": RedactionPlan(disp_w, disp_h, n).to_dict()}
     edit = {"id": 7, "kind": "add", "frame_start": 10, "frame_end": 19, "box": [0.0, 0.0, 0.5, 0.25]}
     dst = tmp_path / "out.mp4"
-    result = deidentify_clip(
-        str(src), str(dst), plan_config=FACES, face_mode="fill", edits=[edit], reuse_plan=empty
-    )
+    result = deidentify_clip(str(src), str(dst), plan_config=FACES, face_mode="fill", edits=[edit], reuse_plan=empty)
     out, out_times = _decode(dst)
     assert out_times == raw_times == result["summary"]["frame_times"]
     assert len(set(np.diff(out_times).round(3))) > 5  # really variable
@@ -210,7 +210,10 @@ def test_edits_add_boxes_and_drop_tracks():
         100,
         50,
         10,
-        [Track(1, "face", "centerface", {0: ((1, 1, 5, 5), 0.9)}), Track(2, "text", "ppocr-det", {3: ((0, 0, 9, 9), 0.7)})],
+        [
+            Track(1, "face", "centerface", {0: ((1, 1, 5, 5), 0.9)}),
+            Track(2, "text", "ppocr-det", {3: ((0, 0, 9, 9), 0.7)}),
+        ],
     )
     edits = [
         {"id": 1, "kind": "false", "track_id": 2, "frame_start": 3, "frame_end": 3, "box": None},
@@ -240,3 +243,24 @@ def test_fraction_time_base_survives(tmp_path):
     empty = {"plan": RedactionPlan(96, 64, 12).to_dict()}
     result = deidentify_clip(str(src), str(tmp_path / "o.mp4"), plan_config=FACES, reuse_plan=empty)
     assert _decode(tmp_path / "o.mp4")[1] == _decode(src)[1] == result["summary"]["frame_times"]
+
+
+def test_the_command_renders_a_file(face_render, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from egocrowd.cli import main
+
+    src, _, _ = face_render
+    out, report = tmp_path / "clip.mp4", tmp_path / "clip.json"
+    r = CliRunner().invoke(
+        main, ["deid", "run", str(src), str(out), "--no-text", "--faces", "fill", "--json", str(report)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "60 frames" in r.output and "face" in r.output
+    result = json.loads(report.read_text())
+    assert result["params"]["face_mode"] == "fill" and "ppocr-det" not in result["params"]["detection"]
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video"]  # sound dropped by default
+    assert not list(tmp_path.glob(".*part*"))

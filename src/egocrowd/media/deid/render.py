@@ -24,7 +24,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
-from pathlib import Path
 from typing import Any, Literal
 
 import av
@@ -80,7 +79,12 @@ def apply_edits(plan: RedactionPlan, edits: Sequence[dict[str, Any]]) -> Redacti
         if box is None or last < first:
             continue
         tracks.append(
-            Track(REVIEWER_TRACK_BASE + int(e["id"]), "manual", "reviewer", {f: (box, 1.0) for f in range(first, last + 1)})
+            Track(
+                REVIEWER_TRACK_BASE + int(e["id"]),
+                "manual",
+                "reviewer",
+                {f: (box, 1.0) for f in range(first, last + 1)},
+            )
         )
     return RedactionPlan(plan.width, plan.height, plan.frames, tracks)
 
@@ -111,11 +115,9 @@ def redact(rgb: np.ndarray, boxes: Sequence[Box], mode: FaceMode, rng: np.random
             region[:] = 0
             continue
         scale = _BLUR_CELLS / max(bw, bh)
-        cells = cv2.resize(
-            region, (max(1, round(bw * scale)), max(1, round(bh * scale))), interpolation=cv2.INTER_AREA
-        )
+        cells = cv2.resize(region, (max(1, round(bw * scale)), max(1, round(bh * scale))), interpolation=cv2.INTER_AREA)
         smooth = cv2.resize(cells, (bw, bh), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        smooth += rng.normal(0.0, _NOISE_SIGMA, smooth.shape).astype(np.float32)
+        smooth += np.asarray(rng.normal(0.0, _NOISE_SIGMA, smooth.shape), dtype=np.float32)
         k = max(3, (min(bw, bh) // 4) | 1)
         region[:] = np.clip(cv2.blur(smooth, (k, k)), 0, 255).astype(np.uint8)
 
@@ -302,19 +304,19 @@ def _detect(src: str, plan_config: dict[str, Any], limits: Any) -> tuple[Redacti
         video = _Video(container, limits)
         for index, _pts, rgb in video.frames():
             if builder is None:
-                builder = _guard(lambda: PlanBuilder(config, rgb.shape[1], rgb.shape[0]))
-            _guard(lambda: builder.add(index, rgb))
+                builder = _guard(PlanBuilder, config, rgb.shape[1], rgb.shape[0])
+            _guard(builder.add, index, rgb)
             n = index + 1
     if builder is None:
         raise MediaError("no frame of the video could be decoded", code="video.unreadable")
-    plan, stats = _guard(lambda: builder.finish(n))
+    plan, stats = _guard(builder.finish, n)
     return plan, _jsonable(stats), _jsonable(builder.params)
 
 
-def _guard(fn: Any) -> Any:
+def _guard(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """A detector that crashes is a visible failure of the clip's de-identification, not a retry."""
     try:
-        return fn()
+        return fn(*args, **kwargs)
     except (DeidError, MemoryError):
         raise
     except Exception as exc:
@@ -331,7 +333,7 @@ def _prepare_audio(
         summary["audio"] = "none in the source"
         return None
     samples, rate, layout, start = sound
-    kept, info = _guard(lambda: redact_audio(samples, rate, policy, model=vad_model))
+    kept, info = _guard(redact_audio, samples, rate, policy, model=vad_model)
     summary.update({k: v for k, v in info.items() if k not in ("vad", "vad_version", "vad_params")})
     if "vad" in info:
         params["vad"] = {"name": info["vad"], "version": info["vad_version"], "params": info["vad_params"]}
@@ -443,17 +445,13 @@ def _mux_audio(out: Any, stream: Any, sound: tuple[np.ndarray, int, str, float],
     offset = int(round(start * rate))
     while pos < end:
         n = min(chunk, end - pos)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, pos : pos + n]), format="fltp", layout=layout)
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples[:, pos : pos + n]), format="fltp", layout=layout
+        )
         frame.sample_rate, frame.pts, frame.time_base = rate, offset + pos, Fraction(1, rate)
         out.mux(stream.encode(frame))
         pos += n
     return pos
-
-
-def output_path_for(tmp_dir: str | Path, name: str) -> Path:
-    """Where a render writes before its file goes into the blob store (a name in the store's tmp/,
-    which ``BlobStore.clean_tmp`` empties after a crash)."""
-    return Path(tmp_dir) / f"deid-{name}.mp4"
 
 
 __all__ = ["ENCODER", "RENDER_VERSION", "REVIEWER_TRACK_BASE", "apply_edits", "deidentify_clip", "redact"]
