@@ -10,11 +10,12 @@ import pytest
 
 from egocrowd.media.deid.evalset import CONDITIONS, HEIGHT, MIN_FACE, WIDTH, build_evalset
 from egocrowd.media.opener import open_media
+from tests.media.deid.evalsets import full_set
 
 
 @pytest.fixture(scope="module")
 def evalset():
-    return build_evalset()
+    return full_set()
 
 
 def test_every_condition_is_a_clip_of_720p_frames_with_truth_on_each(evalset):

@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from egocrowd.media.deid.evalset import MIN_FACE, EvalClip, Region, build_evalset
+from egocrowd.media.deid.evalset import MIN_FACE, EvalClip, Region
 from egocrowd.media.deid.evaluate import COVER, evaluate, score_clip
 from egocrowd.media.deid.regions import RedactionPlan, Track
+from tests.media.deid.evalsets import only
 
 FACE_BAR = 0.98
 TEXT_BAR = 0.94
@@ -32,14 +33,14 @@ def _table(report) -> str:
 
 @pytest.fixture(scope="module")
 def face_report():
-    report = evaluate(build_evalset(("face",)))
+    report = evaluate(only("face"))
     print("\n" + _table(report))
     return report
 
 
 @pytest.fixture(scope="module")
 def text_report():
-    report = evaluate(build_evalset(("text",)))
+    report = evaluate(only("text"))
     print("\n" + _table(report))
     return report
 
