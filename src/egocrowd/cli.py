@@ -377,6 +377,82 @@ def deid_group() -> None:
     """De-identification: blur faces and text, drop or mute sound (docs/deid.md)."""
 
 
+@deid_group.command("eval")
+@click.option("--category", type=click.Choice(["face", "text"]), help="Only faces or only text (default: both).")
+@click.option(
+    "--write",
+    "write_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the clips (mp4) and truth.json here.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--seed", type=int, default=9, show_default=True)
+def deid_eval(category: str | None, write_dir: Path | None, as_json: bool, seed: int) -> None:
+    """Recall and precision of face and text redaction on the labelled evaluation set, per condition
+    (production detectors, tracker and settings; see docs/deid.md)."""
+    import json
+
+    from egocrowd.media.deid.evalset import EVAL_FPS, MIN_FACE, build_evalset
+    from egocrowd.media.deid.evaluate import COVER, Score, check_models, default_config, evaluate
+
+    categories = (category,) if category else ("face", "text")
+    settings = _settings()
+    config = default_config(
+        categories,
+        fps=EVAL_FPS,
+        text_every=settings.deid_text_every,
+        models={"centerface": settings.face_model, "ppocr-det": settings.text_model},
+    )
+    check_models(config)  # a missing model ends here, in one line, before the set is built
+    evalset = build_evalset(categories, seed=seed, fps=EVAL_FPS)
+    if write_dir is not None:
+        written = evalset.write(write_dir)
+        click.echo(f"wrote {len(written)} files to {write_dir}", err=True)
+    report = evaluate(evalset, config, progress=lambda clip: click.echo(f"… {clip.name}", err=True))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"De-identification recall per frame (covered = ≥{COVER:.0%} of a region's area)")
+    for col in ("category", "condition", "regions", "recall", "IoU≥0.5", "precision", "frames missed"):
+        table.add_column(col, justify="left" if col in ("category", "condition") else "right")
+
+    def row(s: Score, style: str | None = None) -> None:
+        table.add_row(
+            s.category,
+            s.condition,
+            str(s.regions),
+            f"{s.recall:.3f}",
+            f"{s.iou_recall:.3f}",
+            f"{s.precision:.3f}",
+            f"{s.missed_frames}/{s.frames}",
+            style=style,
+        )
+
+    for cat in categories:
+        for s in report.rows:
+            if s.category == cat:
+                row(s)
+        row(report.total(cat), "bold")
+    for s in report.tiny:
+        table.add_row(
+            "face",
+            f"{s.condition} (<{MIN_FACE} px)",
+            str(s.regions),
+            f"{s.recall:.3f}",
+            f"{s.iou_recall:.3f}",
+            "",
+            "",
+            style="dim",
+        )
+    console = Console()
+    console.print(table)
+    for name, d in report.detectors.items():
+        console.print(f"{name}: {json.dumps(d, sort_keys=True)}")
+
+
 @deid_group.command("run")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
