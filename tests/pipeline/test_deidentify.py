@@ -32,6 +32,7 @@ from egocrowd.db.models import (
 )
 from egocrowd.errors import Conflict
 from egocrowd.media.testmedia import base_frames, write_video
+from egocrowd.pipeline import jobs as pipeline_jobs
 from egocrowd.pipeline.executors import get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig, enqueue
 from egocrowd.pipeline.stages import PRIVACY_DEFAULTS, STAGES, StageContext, deid_verdict
@@ -288,6 +289,17 @@ def test_giving_up_on_deidentify_marks_it_failed_not_pending(db, settings, add_c
         job = s.scalar(sa.select(Job).where(Job.clip_id == clip_id))
         assert (job.status, job.attempts) == (JobStatus.error, 2)
     assert _actions(db, clip_id)[-1] == "clip.pipeline_error"
+    # Once the cause is fixed an operator retries it: the QC verdict still stands, the copy is pending
+    blobs.put_file(face_clip)
+    with db.transaction() as s:
+        assert len(pipeline_jobs.retry(s, pipeline_jobs.JobFilter(stage="deidentify"))) == 1
+        clip = s.get_one(Clip, clip_id)
+        assert (clip.status, clip.deid_status, clip.deid_reason) == (ClipStatus.qc_passed, DeidStatus.pending, None)
+    _runner(db, settings).drain(wait_for_retries=True, timeout_s=60)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        assert (clip.status, clip.deid_status) == (ClipStatus.qc_passed, DeidStatus.clean)
+        assert clip.derived_id is not None
 
 
 def test_sweep_keeps_derived_blobs_and_removes_those_of_dropped_results(db, settings, add_clip, face_clip):

@@ -10,7 +10,9 @@ A stage is three functions, so that the heavy part can run anywhere:
   state in one transaction, with its audit events.
 A file we cannot accept (``MediaError``) is a *result* (the clip is rejected with its reason code),
 not a failure: only unexpected exceptions are retried. A stage may name ``give_up(session, clip,
-code)``: what the clip shows when the runner stops retrying it (default: the clip's status ``error``).
+code)``: what the clip shows when the runner stops retrying it (default: the clip's status ``error``),
+and ``put_back(session, clip)``: what it shows when an operator runs the stage again (default:
+``processing``).
 
 Stages register in :data:`STAGES` with :func:`stage`; the stage's version is stored on its job.
 """
@@ -64,6 +66,8 @@ class Stage:
     apply: Callable[[Session, Clip, dict[str, Any]], str | None]
     #: what the clip shows when the runner gives up on this stage (None: status ``error``)
     give_up: Callable[[Session, Clip, str], None] | None = None
+    #: what the clip shows when an operator runs the stage again (pipeline.jobs; None: ``processing``)
+    put_back: Callable[[Session, Clip], None] | None = None
 
 
 STAGES: Registry[Stage] = Registry("pipeline.stage")
@@ -80,6 +84,7 @@ def stage(
     prepare: Callable[[Session, Clip, StageContext], dict[str, Any]],
     apply: Callable[[Session, Clip, dict[str, Any]], str | None],
     give_up: Callable[[Session, Clip, str], None] | None = None,
+    put_back: Callable[[Session, Clip], None] | None = None,
     description: str = "",
 ) -> Callable[[ComputeFn], ComputeFn]:
     """Register the decorated ``compute`` function as stage ``name``."""
@@ -87,7 +92,7 @@ def stage(
     def deco(compute: ComputeFn) -> ComputeFn:
         STAGES.add(
             name,
-            Stage(prepare, compute, apply, give_up),
+            Stage(prepare, compute, apply, give_up, put_back),
             version=version,
             description=description or (compute.__doc__ or "").strip().split("\n")[0],
         )
@@ -477,12 +482,21 @@ def _give_up_deidentify(session: Session, clip: Clip, code: str) -> None:
     clip.deid_status, clip.deid_reason, clip.updated_at = DeidStatus.failed, code, utcnow()
 
 
+def _put_back_deidentify(session: Session, clip: Clip) -> None:
+    # A retry or requeue (pipeline.jobs) renders again: the QC verdict stands, the copy is pending
+    # (a clip in review keeps its reason, so the new render comes back to the review queue).
+    if clip.deid_status is not DeidStatus.review:
+        clip.deid_reason = None
+    clip.deid_status, clip.updated_at = DeidStatus.pending, utcnow()
+
+
 @stage(
     "deidentify",
     DEID_STAGE_VERSION,
     prepare=_prepare_deidentify,
     apply=_apply_deidentify,
     give_up=_give_up_deidentify,
+    put_back=_put_back_deidentify,
 )
 def compute_deidentify(inputs: dict[str, Any]) -> dict[str, Any]:
     """Render the de-identified copy and store it in the blob store (not yet referenced by anything:
