@@ -15,7 +15,7 @@ import av
 import pytest
 import sqlalchemy as sa
 
-from egocrowd import clips
+from egocrowd import clips, privacy
 from egocrowd.blobs import BlobStore
 from egocrowd.campaigns.schema import PrivacySettings
 from egocrowd.clips.deid import request_deidentify
@@ -29,6 +29,7 @@ from egocrowd.db.models import (
     JobStatus,
     RedactionEdit,
     RedactionKind,
+    User,
 )
 from egocrowd.errors import Conflict
 from egocrowd.media.testmedia import base_frames, write_video
@@ -300,6 +301,29 @@ def test_giving_up_on_deidentify_marks_it_failed_not_pending(db, settings, add_c
         clip = s.get_one(Clip, clip_id)
         assert (clip.status, clip.deid_status) == (ClipStatus.qc_passed, DeidStatus.clean)
         assert clip.derived_id is not None
+
+
+def test_a_render_that_ends_after_its_worker_deleted_the_account_is_never_linked(
+    db, settings, world, add_clip, face_clip
+):
+    clip_id = add_clip(face_clip)
+    runner = _runner(db, settings)
+    [(job_id, cid, stage)] = runner._lease(1)
+    result = STAGES.get(stage).obj.compute(runner._prepare(job_id, cid, stage))
+    with db.transaction() as s:  # while it rendered
+        privacy.delete_account(s, s.get_one(User, world.worker.id))
+        assert s.get_one(Clip, clip_id).deid_status is DeidStatus.failed
+    runner._apply(job_id, cid, stage, result)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        assert (clip.derived_id, clip.deid_status, clip.deid_reason) == (None, DeidStatus.failed, "account.deleted")
+        assert s.scalar(sa.select(sa.func.count()).where(Derivative.clip_id == clip_id)) == 0
+        with pytest.raises(Conflict) as refused:  # and nobody makes a new one
+            request_deidentify(s, None, clip, "look again", review=True)
+        assert refused.value.code == "clip.not_deidentifiable"
+    assert _actions(db, clip_id)[-1] == "clip.deid_discarded"
+    blobs = BlobStore(settings.blobs_path)
+    assert result["sha256"] in clips.sweep_orphan_blobs(db, blobs, grace=timedelta(0))
 
 
 def test_sweep_keeps_derived_blobs_and_removes_those_of_dropped_results(db, settings, add_clip, face_clip):

@@ -14,7 +14,7 @@ from egocrowd import audit
 from egocrowd.db.models import Clip, ClipStatus, DeidStatus, Derivative, Job, User
 from egocrowd.errors import Conflict
 from egocrowd.pipeline.runner import enqueue
-from egocrowd.pipeline.stages import REVIEW_REQUESTED
+from egocrowd.pipeline.stages import ACCOUNT_DELETED, REVIEW_REQUESTED
 
 #: clips whose raw bytes decode (probe and QC ran to a verdict)
 _RENDERABLE = (ClipStatus.qc_passed, ClipStatus.qc_failed)
@@ -30,6 +30,11 @@ def request_deidentify(session: Session, actor: User | None, clip: Clip, reason:
     if clip.status not in _RENDERABLE:
         raise Conflict(
             f"Clip {clip.id} is {clip.status.value}: only a clip that passed or failed QC can be de-identified.",
+            code="clip.not_deidentifiable",
+        )
+    if clip.deid_reason == ACCOUNT_DELETED:
+        raise Conflict(
+            f"Clip {clip.id}'s worker deleted their account: no de-identified copy of it is made any more.",
             code="clip.not_deidentifiable",
         )
     before = clip.deid_status

@@ -39,6 +39,7 @@ from egocrowd.db.models import (
     DeidStatus,
     Derivative,
     RedactionEdit,
+    User,
 )
 from egocrowd.errors import DeidError, MediaError
 from egocrowd.notifications import notify
@@ -422,7 +423,26 @@ def deid_verdict(uncertain_fraction: float, review_fraction: float, asked: str |
     return DeidStatus.clean, None
 
 
+#: deid_reason of a clip whose worker deleted their account: no copy of it is made or kept
+ACCOUNT_DELETED = "account.deleted"
+
+
 def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> str | None:
+    # The clip may have changed while it rendered: its worker deleted their account (privacy.
+    # delete_account unlinks and deletes the copies it sees, not this one being made). Such a render
+    # is never linked; its blob is an orphan the sweep removes.
+    worker = session.get(User, clip.worker_id)
+    if worker is None or worker.deleted_at is not None or clip.deid_status is not DeidStatus.pending:
+        if worker is None or worker.deleted_at is not None:
+            clip.derived_id, clip.deid_status, clip.deid_reason = None, DeidStatus.failed, ACCOUNT_DELETED
+        audit.record(
+            session,
+            None,
+            "clip.deid_discarded",
+            clip,
+            {"sha256": result.get("sha256"), "deid_status": clip.deid_status.value if clip.deid_status else None},
+        )
+        return None
     if result.get("failed"):
         clip.deid_status, clip.deid_reason = DeidStatus.failed, result["code"]
         clip.updated_at = utcnow()
