@@ -215,6 +215,41 @@ def test_reviewer_edits_are_applied_on_re_render_without_detecting_again(db, set
     assert "clip.deid_requested" in _actions(db, clip_id)
 
 
+def test_a_false_region_is_not_applied_to_tracks_detected_anew(db, settings, add_clip, face_clip, world):
+    """A "false" correction names a track of the render it was made on. When the next render must
+    detect again (here: another face input width), track ids are new and may name another face:
+    the correction is withdrawn, not applied, and the clip comes back to review."""
+    clip_id = add_clip(face_clip)
+    _runner(db, settings).drain(wait_for_retries=True, timeout_s=120)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        first = s.get_one(Derivative, clip.derived_id)
+        face_track = first.regions["tracks"][0]["id"]
+        edit = RedactionEdit(
+            clip_id=clip_id,
+            derivative_id=first.id,
+            kind=RedactionKind.false,
+            frame_start=0,
+            frame_end=0,
+            track_id=face_track,
+            created_by=world.lab.id,
+        )
+        s.add(edit)
+        s.flush()
+        edit_id = edit.id
+        request_deidentify(s, None, clip, "a false region", review=True)
+    other = settings.model_copy(update={"deid_face_input_width": 320})
+    _runner(db, other).drain(wait_for_retries=True, timeout_s=120)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        second = s.get_one(Derivative, clip.derived_id)
+        assert second.summary["plan_reused"] is False and second.params["edits"] == []
+        assert face_track in {t["id"] for t in second.regions["tracks"]}  # still redacted
+        assert s.get_one(RedactionEdit, edit_id).withdrawn_at is not None
+        assert (clip.deid_status, clip.deid_reason) == (DeidStatus.review, "deid.edits_stale")
+    assert "clip.redaction_edited" in _actions(db, clip_id)
+
+
 def test_request_deidentify_refuses_a_clip_that_never_decoded(db, add_clip, face_clip):
     clip_id = add_clip(face_clip, queue=False)
     with db.transaction() as s:

@@ -39,6 +39,7 @@ from egocrowd.db.models import (
     DeidStatus,
     Derivative,
     RedactionEdit,
+    RedactionKind,
     User,
 )
 from egocrowd.errors import DeidError, MediaError
@@ -317,7 +318,8 @@ def compute_qc(inputs: dict[str, Any]) -> dict[str, Any]:
 # new Derivative row (never overwritten) and sets deid_status: clean, review (unsure detectors, or
 # asked) or failed (a DeidError's code; pipeline.deidentify_failed when the runner gives up).
 # Derivative.regions is the applied RedactionPlan.to_dict() plus "auto_stats" (the detectors' stats)
-# and, when reviewer edits changed it, "auto_plan" (the plan before edits, re-used by the next render).
+# and, when reviewer edits changed it, "auto_plan" (the plan before edits, re-used by the next render);
+# Derivative.params["edits"] lists the ids of the corrections the render applied.
 DEID_STAGE_VERSION = "1"
 
 #: A campaign's privacy settings when it says nothing: the strictest. The same defaults as
@@ -328,6 +330,8 @@ PRIVACY_DEFAULTS: dict[str, Any] = {"face_mode": "blur", "blur_text": True, "aud
 #: Code of a clip someone asked a person to look at (it stays ``review`` after every render).
 REVIEW_REQUESTED = "deid.review_requested"
 LOW_CONFIDENCE = "deid.low_confidence"
+#: Code of a clip whose reviewer corrections named tracks of an earlier detection (withdrawn: look again)
+EDITS_STALE = "deid.edits_stale"
 
 
 def deid_timeout_s(duration_s: float) -> float:
@@ -356,7 +360,8 @@ def plan_config_for(privacy: dict[str, Any], settings: Settings) -> dict[str, An
     return {"detectors": detectors, "every": every}
 
 
-def _edit_dict(e: RedactionEdit) -> dict[str, Any]:
+def render_edit(e: RedactionEdit) -> dict[str, Any]:
+    """A reviewer's correction as the renderer takes it (media.deid.render.apply_edits)."""
     return {
         "id": e.id,
         "kind": e.kind.value,
@@ -367,15 +372,20 @@ def _edit_dict(e: RedactionEdit) -> dict[str, Any]:
     }
 
 
-def _reusable_plan(session: Session, clip: Clip, plan_config: dict[str, Any]) -> dict[str, Any] | None:
-    """The automatic plan of the clip's last render, when detection would give the same again: same
-    stage version, same raw bytes, same detectors and settings."""
-    last = session.scalar(
+def latest_derivative(session: Session, clip: Clip) -> Derivative | None:
+    """The clip's newest de-identified render (what ``clip.derived_id`` points at once applied)."""
+    return session.scalar(
         sa.select(Derivative)
         .where(Derivative.clip_id == clip.id, Derivative.kind == "deid")
         .order_by(Derivative.id.desc())
         .limit(1)
     )
+
+
+def _reusable_plan(session: Session, clip: Clip, plan_config: dict[str, Any]) -> dict[str, Any] | None:
+    """The automatic plan of the clip's last render, when detection would give the same again: same
+    stage version, same raw bytes, same detectors and settings."""
+    last = latest_derivative(session, clip)
     if (
         last is None
         or last.stage_version != DEID_STAGE_VERSION
@@ -390,21 +400,31 @@ def _reusable_plan(session: Session, clip: Clip, plan_config: dict[str, Any]) ->
     return {"plan": auto, "params": (last.params or {}).get("detection", {}), "stats": regions.get("auto_stats", {})}
 
 
+def _active_edits(session: Session, clip: Clip) -> list[RedactionEdit]:
+    return list(
+        session.scalars(
+            sa.select(RedactionEdit)
+            .where(RedactionEdit.clip_id == clip.id, RedactionEdit.withdrawn_at.is_(None))
+            .order_by(RedactionEdit.id)
+        )
+    )
+
+
 def _prepare_deidentify(session: Session, clip: Clip, ctx: StageContext) -> dict[str, Any]:
     privacy = {**PRIVACY_DEFAULTS, **(clip.campaign.privacy or {})}
     plan_config = plan_config_for(privacy, ctx.settings)
-    edits = session.scalars(
-        sa.select(RedactionEdit)
-        .where(RedactionEdit.clip_id == clip.id, RedactionEdit.withdrawn_at.is_(None))
-        .order_by(RedactionEdit.id)
-    )
+    reuse = _reusable_plan(session, clip, plan_config)
+    # A "false" or "keep" correction names a track of the plan it was made on. Detecting again
+    # (other settings, a new stage version) numbers the tracks anew, and the same id may then be
+    # another face: such corrections are left out (apply withdraws them), never applied blindly.
+    edits = [e for e in _active_edits(session, clip) if reuse is not None or e.kind is RedactionKind.add]
     return {
         "path": str(ctx.blobs.path(clip.sha256)),
         "blob_root": str(ctx.blobs.root),
         "privacy": privacy,
         "plan_config": plan_config,
-        "edits": [_edit_dict(e) for e in edits],
-        "reuse_plan": _reusable_plan(session, clip, plan_config),
+        "edits": [render_edit(e) for e in edits],
+        "reuse_plan": reuse,
         "timeout_s": deid_timeout_s((clip.probe or {}).get("duration_s", 0.0)),
         "review_fraction": ctx.settings.deid_review_fraction,
         "vad_model": str(ctx.settings.vad_model) if ctx.settings.vad_model else None,
@@ -450,7 +470,9 @@ def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> s
         return None
     if not Path(result["blob_path"]).is_file():  # never a row pointing at missing bytes: retry instead
         raise RuntimeError(f"the derived blob {result['sha256']} is not in the store")
-    summary, params = result["summary"], {**result["params"], "plan_config": result["plan_config"]}
+    applied = [int(i) for i in result.get("edits", [])]
+    summary = result["summary"]
+    params = {**result["params"], "plan_config": result["plan_config"], "edits": applied}
     regions = dict(result["plan"])
     # what a re-render re-uses instead of detecting again (the plan above has the reviewer's edits)
     if result["auto_plan"] != result["plan"]:
@@ -473,8 +495,14 @@ def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> s
     session.add(derivative)
     session.flush()
     clip.derived_id = derivative.id
+    stale = [e for e in _active_edits(session, clip) if e.id not in applied]
+    for e in stale:  # made on tracks this render's detection no longer has (see _prepare_deidentify)
+        e.withdrawn_at = utcnow()
+        audit.record(
+            session, None, "clip.redaction_edited", clip, {"action": "withdraw", "why": EDITS_STALE, **render_edit(e)}
+        )
     clip.deid_status, clip.deid_reason = deid_verdict(
-        summary["uncertain_fraction"], result["review_fraction"], clip.deid_reason
+        summary["uncertain_fraction"], result["review_fraction"], EDITS_STALE if stale else clip.deid_reason
     )
     clip.updated_at = utcnow()
     audit.record(
@@ -557,6 +585,7 @@ def compute_deidentify(inputs: dict[str, Any]) -> dict[str, Any]:
     except OSError:
         pass
     result["plan_config"] = inputs["plan_config"]
+    result["edits"] = [e["id"] for e in inputs["edits"]]  # what this render applied
     return {
         **result,
         "sha256": ref.sha256,
