@@ -114,6 +114,8 @@ _RULES: dict[str, Any] = {
         or (u.role is Role.requester and _same_org(u, c.campaign))
     ),
     "clip.review_redaction": lambda u, _: u.role in (Role.admin, Role.reviewer),
+    # the raw file's own details (device, recording time, the phone's file name): its worker, admins
+    "clip.view_source_details": lambda u, c: u.role is Role.admin or c.worker_id == u.id,
 }
 
 
