@@ -51,3 +51,23 @@ def test_a_campaign_that_keeps_the_time_of_day_shows_it_to_its_lab(app, client, 
     got = client.get(f"{API}/clips/{cid}", headers=world.lab.headers).json()
     assert got["probe"]["recorded_at"] == "2026-11-02T18:45:10Z"
     assert "device" not in got["client_meta"]
+
+
+def test_who_may_watch_a_clip_is_who_may_list_it_plus_reviewers(app, db, world, raw):
+    """policy: clip.view_derived (one clip, Python) and visible_clips (SQL) are one rule."""
+    import sqlalchemy as sa
+
+    from egocrowd.accounts import policy
+    from egocrowd.db.models import Role, User
+
+    mine, other = _clip(app, db, world, raw), _clip(app, db, world, raw)
+    with db.transaction() as s:
+        s.get_one(Clip, other).worker_id = make_user(db, "worker").id
+    people = [world.worker, world.lab, make_user(db, "requester", org="Lab B"), make_user(db, "admin")]
+    people += [make_user(db, "reviewer"), make_user(db, "worker")]
+    with db.transaction() as s:
+        for p in people:
+            user = s.get_one(User, p.id)
+            listed = set(s.scalars(sa.select(Clip.id).where(policy.visible_clips(user), Clip.id.in_([mine, other]))))
+            may_watch = {c for c in (mine, other) if policy.can(user, "clip.view_derived", s.get_one(Clip, c))}
+            assert may_watch == ({mine, other} if user.role is Role.reviewer else listed), user.role
