@@ -62,15 +62,16 @@ def campaign_qc(request: Request, campaign_id: Id):
 
 
 # --- media (issue #9) ----------------------------------------------------------------------------------
-def media_response(f: media.MediaFile) -> FileResponse:
+def media_response(f: media.MediaFile, *, cache: str = "private, max-age=300") -> FileResponse:
     """A file with HTTP Range (Starlette's FileResponse answers 206/416 itself), never cached by a
-    shared cache, never sniffed, shown inline."""
+    shared cache, never sniffed, shown inline. Raw footage passes ``no-store``: not even the
+    admin's browser keeps a copy on disk."""
     return FileResponse(
         f.path,
         media_type=f.mime_type,
         filename=f.filename,
         content_disposition_type="inline",
-        headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"},
+        headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"},
     )
 
 
