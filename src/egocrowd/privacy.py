@@ -50,6 +50,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Forbidden
+from egocrowd.pipeline.stages import ACCOUNT_DELETED
 
 FORMAT_VERSION = 1
 #: Columns never exported: secrets (hashes of passwords and tokens) are not personal data to hand out.
@@ -188,12 +189,14 @@ def delete_account(session: Session, user: User, blobs: BlobStore | None = None)
 def _drop_derived(session: Session, user: User) -> set[str]:
     """Unlink the de-identified videos of ``user``'s clips (the clip then says it has none, reason
     ``account.deleted``); returns the blobs to delete (the Derivative rows stay for the record)."""
-    clips = list(session.scalars(sa.select(Clip).where(Clip.worker_id == user.id, Clip.derived_id.is_not(None))))
+    # a render under way too: its result is then never linked (pipeline.stages, ACCOUNT_DELETED)
+    has_copy = sa.or_(Clip.derived_id.is_not(None), Clip.deid_status == DeidStatus.pending)
+    clips = list(session.scalars(sa.select(Clip).where(Clip.worker_id == user.id, has_copy)))
     if not clips:
         return set()
     shas = set(session.scalars(sa.select(Derivative.sha256).where(Derivative.clip_id.in_([c.id for c in clips]))))
     for c in clips:
-        c.derived_id, c.deid_status, c.deid_reason = None, DeidStatus.failed, "account.deleted"
+        c.derived_id, c.deid_status, c.deid_reason = None, DeidStatus.failed, ACCOUNT_DELETED
     session.flush()
     # Content-addressed: a render of another person's clip with the very same bytes keeps its blob.
     shas -= set(

@@ -15,7 +15,7 @@ import av
 import pytest
 import sqlalchemy as sa
 
-from egocrowd import clips
+from egocrowd import clips, privacy
 from egocrowd.blobs import BlobStore
 from egocrowd.campaigns.schema import PrivacySettings
 from egocrowd.clips.deid import request_deidentify
@@ -29,9 +29,11 @@ from egocrowd.db.models import (
     JobStatus,
     RedactionEdit,
     RedactionKind,
+    User,
 )
 from egocrowd.errors import Conflict
 from egocrowd.media.testmedia import base_frames, write_video
+from egocrowd.pipeline import jobs as pipeline_jobs
 from egocrowd.pipeline.executors import get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig, enqueue
 from egocrowd.pipeline.stages import PRIVACY_DEFAULTS, STAGES, StageContext, deid_verdict
@@ -213,6 +215,41 @@ def test_reviewer_edits_are_applied_on_re_render_without_detecting_again(db, set
     assert "clip.deid_requested" in _actions(db, clip_id)
 
 
+def test_a_false_region_is_not_applied_to_tracks_detected_anew(db, settings, add_clip, face_clip, world):
+    """A "false" correction names a track of the render it was made on. When the next render must
+    detect again (here: another face input width), track ids are new and may name another face:
+    the correction is withdrawn, not applied, and the clip comes back to review."""
+    clip_id = add_clip(face_clip)
+    _runner(db, settings).drain(wait_for_retries=True, timeout_s=120)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        first = s.get_one(Derivative, clip.derived_id)
+        face_track = first.regions["tracks"][0]["id"]
+        edit = RedactionEdit(
+            clip_id=clip_id,
+            derivative_id=first.id,
+            kind=RedactionKind.false,
+            frame_start=0,
+            frame_end=0,
+            track_id=face_track,
+            created_by=world.lab.id,
+        )
+        s.add(edit)
+        s.flush()
+        edit_id = edit.id
+        request_deidentify(s, None, clip, "a false region", review=True)
+    other = settings.model_copy(update={"deid_face_input_width": 320})
+    _runner(db, other).drain(wait_for_retries=True, timeout_s=120)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        second = s.get_one(Derivative, clip.derived_id)
+        assert second.summary["plan_reused"] is False and second.params["edits"] == []
+        assert face_track in {t["id"] for t in second.regions["tracks"]}  # still redacted
+        assert s.get_one(RedactionEdit, edit_id).withdrawn_at is not None
+        assert (clip.deid_status, clip.deid_reason) == (DeidStatus.review, "deid.edits_stale")
+    assert "clip.redaction_edited" in _actions(db, clip_id)
+
+
 def test_request_deidentify_refuses_a_clip_that_never_decoded(db, add_clip, face_clip):
     clip_id = add_clip(face_clip, queue=False)
     with db.transaction() as s:
@@ -288,6 +325,40 @@ def test_giving_up_on_deidentify_marks_it_failed_not_pending(db, settings, add_c
         job = s.scalar(sa.select(Job).where(Job.clip_id == clip_id))
         assert (job.status, job.attempts) == (JobStatus.error, 2)
     assert _actions(db, clip_id)[-1] == "clip.pipeline_error"
+    # Once the cause is fixed an operator retries it: the QC verdict still stands, the copy is pending
+    blobs.put_file(face_clip)
+    with db.transaction() as s:
+        assert len(pipeline_jobs.retry(s, pipeline_jobs.JobFilter(stage="deidentify"))) == 1
+        clip = s.get_one(Clip, clip_id)
+        assert (clip.status, clip.deid_status, clip.deid_reason) == (ClipStatus.qc_passed, DeidStatus.pending, None)
+    _runner(db, settings).drain(wait_for_retries=True, timeout_s=60)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        assert (clip.status, clip.deid_status) == (ClipStatus.qc_passed, DeidStatus.clean)
+        assert clip.derived_id is not None
+
+
+def test_a_render_that_ends_after_its_worker_deleted_the_account_is_never_linked(
+    db, settings, world, add_clip, face_clip
+):
+    clip_id = add_clip(face_clip)
+    runner = _runner(db, settings)
+    [(job_id, cid, stage)] = runner._lease(1)
+    result = STAGES.get(stage).obj.compute(runner._prepare(job_id, cid, stage))
+    with db.transaction() as s:  # while it rendered
+        privacy.delete_account(s, s.get_one(User, world.worker.id))
+        assert s.get_one(Clip, clip_id).deid_status is DeidStatus.failed
+    runner._apply(job_id, cid, stage, result)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        assert (clip.derived_id, clip.deid_status, clip.deid_reason) == (None, DeidStatus.failed, "account.deleted")
+        assert s.scalar(sa.select(sa.func.count()).where(Derivative.clip_id == clip_id)) == 0
+        with pytest.raises(Conflict) as refused:  # and nobody makes a new one
+            request_deidentify(s, None, clip, "look again", review=True)
+        assert refused.value.code == "clip.not_deidentifiable"
+    assert _actions(db, clip_id)[-1] == "clip.deid_discarded"
+    blobs = BlobStore(settings.blobs_path)
+    assert result["sha256"] in clips.sweep_orphan_blobs(db, blobs, grace=timedelta(0))
 
 
 def test_sweep_keeps_derived_blobs_and_removes_those_of_dropped_results(db, settings, add_clip, face_clip):

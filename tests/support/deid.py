@@ -13,6 +13,7 @@ from egocrowd.db.models import Clip, ClipStatus, DeidStatus, Derivative, Redacti
 from egocrowd.media.deid.regions import RedactionPlan
 from egocrowd.media.deid.render import apply_edits
 from egocrowd.media.testmedia import write_video
+from egocrowd.pipeline.stages import render_edit
 
 FPS = 10
 
@@ -103,14 +104,7 @@ def attach_derivative(
         clip = s.get(Clip, clip_id)
         # The reviewer's active corrections, applied as the stage applies them (media.deid.render)
         edits = [
-            {
-                "id": e.id,
-                "kind": e.kind.value,
-                "frame_start": e.frame_start,
-                "frame_end": e.frame_end,
-                "box": e.box,
-                "track_id": e.track_id,
-            }
+            render_edit(e)
             for e in s.scalars(
                 sa.select(RedactionEdit)
                 .where(RedactionEdit.clip_id == clip_id, RedactionEdit.withdrawn_at.is_(None))
@@ -129,7 +123,7 @@ def attach_derivative(
             source_sha256=clip.sha256,
             mime_type="video/mp4",
             stage_version="test",
-            params={"faces": {"detector": "centerface"}},
+            params={"faces": {"detector": "centerface"}, "edits": [e["id"] for e in edits]},
             regions=regions,
             summary={"frames": frames, "seconds": seconds, "frame_times": [round(i / FPS, 3) for i in range(frames)]},
         )

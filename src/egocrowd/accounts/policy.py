@@ -84,6 +84,15 @@ def _authors_consent(user: User, _: Any = None) -> bool:
     )
 
 
+def _sees_clip(user: User, clip: Clip) -> bool:
+    """:func:`visible_clips` for one clip (the rule of :func:`_worker_or_lab`)."""
+    if user.role is Role.admin:
+        return True
+    if user.role is Role.requester:
+        return _same_org(user, clip.campaign)
+    return clip.worker_id == user.id
+
+
 _RULES: dict[str, Any] = {
     "campaign.create": lambda u, _: u.role is Role.admin or _lab_role(u, *_EDITS),
     "campaign.view": _can_view_campaign,
@@ -108,12 +117,10 @@ _RULES: dict[str, Any] = {
     # De-identification (#9): raw footage is admin-only (each access audited with a reason); the
     # derived video goes to the clip's worker, its campaign's lab, reviewers and admins.
     "clip.view_raw": lambda u, _: u.role is Role.admin,
-    "clip.view_derived": lambda u, c: (
-        u.role in (Role.admin, Role.reviewer)
-        or c.worker_id == u.id
-        or (u.role is Role.requester and _same_org(u, c.campaign))
-    ),
+    "clip.view_derived": lambda u, c: u.role is Role.reviewer or _sees_clip(u, c),
     "clip.review_redaction": lambda u, _: u.role in (Role.admin, Role.reviewer),
+    # the raw file's own details (device, recording time, the phone's file name): its worker, admins
+    "clip.view_source_details": lambda u, c: u.role is Role.admin or c.worker_id == u.id,
 }
 
 
@@ -166,7 +173,7 @@ def _worker_or_lab(
     user: User, campaign_id: InstrumentedAttribute[int], worker_id: InstrumentedAttribute[int]
 ) -> sa.ColumnElement[bool]:
     """The rule of things a worker made for a lab's campaign (assignments, clips): admins see all,
-    a lab its campaigns', a worker their own."""
+    a lab its campaigns', a worker their own (for one clip in Python: :func:`_sees_clip`)."""
     if user.role is Role.admin:
         return sa.true()
     if user.role is Role.requester:

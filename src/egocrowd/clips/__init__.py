@@ -298,6 +298,27 @@ def get_clip(session: Session, user: User, clip_id: int) -> Clip:
     return clip
 
 
+#: client metadata everyone who sees the clip reads (the rest names the phone or the time of day)
+_SHARED_META = ("filetype", "app_version", "mount")
+
+
+def source_details(user: User, clip: Clip) -> dict[str, Any]:
+    """``probe``, ``client_meta`` and ``original_name`` of ``clip`` as ``user`` may read them. The
+    de-identified video drops device and owner tags and keeps only the recording date unless the
+    campaign needs the time (media.deid.metadata); the API tells a lab or a reviewer no more than
+    that. The clip's worker and admins read everything but the server's path of the raw file."""
+    probe = {k: v for k, v in clip.probe.items() if k != "path"} if clip.probe else None
+    if policy.can(user, "clip.view_source_details", clip):
+        return {"probe": probe, "client_meta": dict(clip.client_meta or {}), "original_name": clip.original_name}
+    if probe and probe.get("recorded_at") and (clip.campaign.privacy or {}).get("recording_time") != "full":
+        probe["recorded_at"] = str(probe["recorded_at"])[:10]  # ISO 8601: the date
+    return {
+        "probe": probe,
+        "client_meta": {k: v for k, v in (clip.client_meta or {}).items() if k in _SHARED_META},
+        "original_name": f"clip-{clip.id}{Path(clip.original_name).suffix.lower()}",
+    }
+
+
 class ClipOutcome(Protocol):
     """What feedback is written from: a clip row or its API model."""
 

@@ -7,14 +7,13 @@ corrected, is de-identified (again) on request, with an audit event.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from egocrowd import audit
-from egocrowd.db.models import Clip, ClipStatus, DeidStatus, Derivative, Job, User
+from egocrowd.db.models import Clip, ClipStatus, DeidStatus, Job, User
 from egocrowd.errors import Conflict
 from egocrowd.pipeline.runner import enqueue
-from egocrowd.pipeline.stages import REVIEW_REQUESTED
+from egocrowd.pipeline.stages import ACCOUNT_DELETED, REVIEW_REQUESTED, latest_derivative
 
 #: clips whose raw bytes decode (probe and QC ran to a verdict)
 _RENDERABLE = (ClipStatus.qc_passed, ClipStatus.qc_failed)
@@ -30,6 +29,11 @@ def request_deidentify(session: Session, actor: User | None, clip: Clip, reason:
     if clip.status not in _RENDERABLE:
         raise Conflict(
             f"Clip {clip.id} is {clip.status.value}: only a clip that passed or failed QC can be de-identified.",
+            code="clip.not_deidentifiable",
+        )
+    if clip.deid_reason == ACCOUNT_DELETED:
+        raise Conflict(
+            f"Clip {clip.id}'s worker deleted their account: no de-identified copy of it is made any more.",
             code="clip.not_deidentifiable",
         )
     before = clip.deid_status
@@ -50,16 +54,6 @@ def request_deidentify(session: Session, actor: User | None, clip: Clip, reason:
         {"reason": reason, "review": in_review, "before": before.value if before else None},
     )
     return job
-
-
-def latest_derivative(session: Session, clip: Clip) -> Derivative | None:
-    """The clip's newest de-identified render (what ``clip.derived_id`` points at once it is applied)."""
-    return session.scalar(
-        sa.select(Derivative)
-        .where(Derivative.clip_id == clip.id, Derivative.kind == "deid")
-        .order_by(Derivative.id.desc())
-        .limit(1)
-    )
 
 
 __all__ = ["latest_derivative", "request_deidentify"]

@@ -26,11 +26,9 @@ from egocrowd.clock import utcnow
 from egocrowd.consent.signatures import require_cover
 from egocrowd.db.models import Clip, DeidStatus, Derivative, RedactionEdit, RedactionKind, User
 from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound
+from egocrowd.pipeline.stages import render_edit
 
 NOTE_MAX = 500
-#: media.deid.render.REVIEWER_TRACK_BASE (a reviewer's added region is track BASE + edit id in the
-#: render's plan); copied, not imported: the web process need not load the renderer (OpenCV, PyAV)
-REVIEWER_TRACK_BASE = 1_000_000
 _PLAN_KEYS = ("format", "width", "height", "frames", "tracks")
 
 
@@ -74,12 +72,7 @@ def _frames(d: Derivative) -> int:
 
 def edit_dict(e: RedactionEdit) -> dict[str, Any]:
     return {
-        "id": e.id,
-        "kind": e.kind.value,
-        "frame_start": e.frame_start,
-        "frame_end": e.frame_end,
-        "box": e.box,
-        "track_id": e.track_id,
+        **render_edit(e),
         "derivative_id": e.derivative_id,
         "note": e.note,
         "created_by": e.created_by,
@@ -250,22 +243,10 @@ def withdraw_edit(session: Session, user: User, clip_id: int, edit_id: int) -> R
 
 
 def includes_active_edits(session: Session, clip: Clip, d: Derivative) -> bool:
-    """Whether render ``d`` shows the corrections as they are now: every active one applied, no
-    withdrawn one left. Read from the render itself: an added region is its reviewer track
-    (``REVIEWER_TRACK_BASE + edit id``); a track marked false or kept is in its automatic plan
-    (``regions.auto_plan``, stored when the edits changed the plan) but not in the plan."""
-    active = [e for e in list_edits(session, clip) if e.withdrawn_at is None]
-    applied = (d.params or {}).get("edits")
-    if isinstance(applied, list):  # a render that lists what it applied
-        return {int(i) for i in applied} == {e.id for e in active}
-    regions = d.regions or {}
-    shown = {int(t["id"]) for t in regions.get("tracks", [])}
-    added = {i - REVIEWER_TRACK_BASE for i in shown if i >= REVIEWER_TRACK_BASE}
-    auto = regions.get("auto_plan") or regions
-    dropped = {int(t["id"]) for t in auto.get("tracks", [])} - shown
-    want_added = {e.id for e in active if e.kind is RedactionKind.add}
-    want_dropped = {e.track_id for e in active if e.kind is not RedactionKind.add}
-    return added == want_added and dropped == want_dropped
+    """Whether render ``d`` shows the corrections as they are now: it applied exactly the active
+    ones (``params.edits``, the ids the deidentify stage passed to the renderer)."""
+    active = {e.id for e in list_edits(session, clip) if e.withdrawn_at is None}
+    return {int(i) for i in (d.params or {}).get("edits") or []} == active
 
 
 def request_deidentify(session: Session, user: User, clip_id: int, reason: str = "rerender") -> Clip:

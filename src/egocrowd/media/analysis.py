@@ -25,7 +25,7 @@ import numpy as np
 from egocrowd.errors import MediaError
 from egocrowd.media.fingerprint import Fingerprint, phash64
 from egocrowd.media.opener import open_media
-from egocrowd.media.probe import ProbeLimits, check_picture_size
+from egocrowd.media.probe import ProbeLimits, check_picture_size, display_turn
 
 ANALYZER_VERSION = 1
 
@@ -225,6 +225,11 @@ _PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj44
 _ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
+def upright(image: np.ndarray, turn: int) -> np.ndarray:
+    """``image`` turned ``turn`` degrees clockwise (probe.display_turn), as a player shows it."""
+    return cv2.rotate(image, _ROTATE[turn]) if turn else image
+
+
 def _luma_plane(frame: Any) -> np.ndarray:
     if frame.format.name in _PLANAR_8BIT:
         # Zero-copy view of the Y plane: no colour conversion (the biggest saving of the pass).
@@ -233,11 +238,6 @@ def _luma_plane(frame: Any) -> np.ndarray:
         return buf[: frame.height, : frame.width]
     gray: np.ndarray = frame.to_ndarray(format="gray")
     return gray
-
-
-def _display_turn(frame: Any) -> int:
-    # FFmpeg's display matrix angle is counter-clockwise; players turn the picture back clockwise.
-    return int(round(-(getattr(frame, "rotation", 0) or 0))) % 360
 
 
 def analyze_video(
@@ -284,7 +284,7 @@ def analyze_video(
                 continue
             for frame in frames:
                 if analyzer is None:
-                    turn = _display_turn(frame)
+                    turn = display_turn(frame)
                     w, h = (frame.height, frame.width) if turn % 180 else (frame.width, frame.height)
                     analyzer = FrameAnalyzer(w, h, config, hand_scorer, hands_detector_name, expected_duration_s)
                     scale = 256 / max(w, h)  # the detector wants 192; a little margin for area
@@ -304,10 +304,8 @@ def analyze_video(
                 if analyzer.wants_colour(t):
                     assert hand_size is not None
                     rgb = frame.reformat(width=hand_size[0], height=hand_size[1], format="rgb24").to_ndarray()
-                    if turn:
-                        rgb = cv2.rotate(rgb, _ROTATE[turn])
-                if turn:
-                    luma = cv2.rotate(luma, _ROTATE[turn])
+                    rgb = upright(rgb, turn)
+                luma = upright(luma, turn)
                 analyzer.add(t, luma, rgb)
                 if analyzer.n_seen % 64 == 0:
                     if time.monotonic() > deadline:

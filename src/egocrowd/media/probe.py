@@ -320,15 +320,19 @@ def _header_duration(container: Any, stream: Any) -> float | None:
     return None
 
 
+def display_turn(frame: Any) -> int:
+    """The clockwise turn (0, 90, 180, 270) a player applies to a decoded frame. FFmpeg's
+    display-matrix angle is counter-clockwise; this is the convention of the old ``rotate`` tag
+    phones wrote (iPhone portrait = 90). Every decoding pass asks this one function."""
+    return int(round(-(getattr(frame, "rotation", 0) or 0))) % 360
+
+
 def _first_frame_rotation(container: Any, stream: Any) -> int:
     """Decode one frame: proves the stream decodes, and gives the display rotation."""
     container.seek(0, stream=stream)
     try:
         for frame in container.decode(stream):
-            # FFmpeg's display-matrix angle is counter-clockwise; report the clockwise turn a
-            # player applies, the convention of the old ``rotate`` tag phones wrote (iPhone
-            # portrait = 90).
-            return int(round(-(getattr(frame, "rotation", 0) or 0))) % 360
+            return display_turn(frame)
     except (av.FFmpegError, MemoryError) as exc:
         raise MediaError(f"the video stream could not be decoded ({_short(exc)})", code="video.unreadable") from exc
     raise MediaError("no frame of the video could be decoded", code="video.unreadable")

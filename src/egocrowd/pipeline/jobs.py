@@ -6,7 +6,8 @@
 - :func:`requeue` runs a stage again for clips it already finished: after a stage's new version
   (``stale_only`` picks the jobs a different version produced) or a QC fix.
 Each job put back writes an audit event, and its clip returns to ``processing`` until the stage
-has run again, so nobody reads a verdict that is about to change.
+has run again, so nobody reads a verdict that is about to change (a stage may say otherwise with
+its ``put_back``: the deidentify stage keeps the QC verdict and marks the copy pending).
 """
 
 from __future__ import annotations
@@ -101,7 +102,10 @@ def _put_back(session: Session, where: JobFilter, action: str, actor: User | Non
         job.status, job.attempts, job.run_after = JobStatus.pending, 0, now
         job.lease_owner = job.lease_expires_at = job.finished_at = None
         clip = job.clip
-        if clip.status is not ClipStatus.processing:
+        stage = STAGES.get(job.stage).obj if job.stage in STAGES else None
+        if stage is not None and stage.put_back is not None:
+            stage.put_back(session, clip)  # deidentify: the QC verdict stands, the copy is pending
+        elif clip.status is not ClipStatus.processing:
             clip.status, clip.reason_code, clip.updated_at = ClipStatus.processing, None, now
         audit.record(
             session,

@@ -10,7 +10,9 @@ A stage is three functions, so that the heavy part can run anywhere:
   state in one transaction, with its audit events.
 A file we cannot accept (``MediaError``) is a *result* (the clip is rejected with its reason code),
 not a failure: only unexpected exceptions are retried. A stage may name ``give_up(session, clip,
-code)``: what the clip shows when the runner stops retrying it (default: the clip's status ``error``).
+code)``: what the clip shows when the runner stops retrying it (default: the clip's status ``error``),
+and ``put_back(session, clip)``: what it shows when an operator runs the stage again (default:
+``processing``).
 
 Stages register in :data:`STAGES` with :func:`stage`; the stage's version is stored on its job.
 """
@@ -37,6 +39,8 @@ from egocrowd.db.models import (
     DeidStatus,
     Derivative,
     RedactionEdit,
+    RedactionKind,
+    User,
 )
 from egocrowd.errors import DeidError, MediaError
 from egocrowd.notifications import notify
@@ -64,6 +68,8 @@ class Stage:
     apply: Callable[[Session, Clip, dict[str, Any]], str | None]
     #: what the clip shows when the runner gives up on this stage (None: status ``error``)
     give_up: Callable[[Session, Clip, str], None] | None = None
+    #: what the clip shows when an operator runs the stage again (pipeline.jobs; None: ``processing``)
+    put_back: Callable[[Session, Clip], None] | None = None
 
 
 STAGES: Registry[Stage] = Registry("pipeline.stage")
@@ -80,6 +86,7 @@ def stage(
     prepare: Callable[[Session, Clip, StageContext], dict[str, Any]],
     apply: Callable[[Session, Clip, dict[str, Any]], str | None],
     give_up: Callable[[Session, Clip, str], None] | None = None,
+    put_back: Callable[[Session, Clip], None] | None = None,
     description: str = "",
 ) -> Callable[[ComputeFn], ComputeFn]:
     """Register the decorated ``compute`` function as stage ``name``."""
@@ -87,7 +94,7 @@ def stage(
     def deco(compute: ComputeFn) -> ComputeFn:
         STAGES.add(
             name,
-            Stage(prepare, compute, apply, give_up),
+            Stage(prepare, compute, apply, give_up, put_back),
             version=version,
             description=description or (compute.__doc__ or "").strip().split("\n")[0],
         )
@@ -311,7 +318,8 @@ def compute_qc(inputs: dict[str, Any]) -> dict[str, Any]:
 # new Derivative row (never overwritten) and sets deid_status: clean, review (unsure detectors, or
 # asked) or failed (a DeidError's code; pipeline.deidentify_failed when the runner gives up).
 # Derivative.regions is the applied RedactionPlan.to_dict() plus "auto_stats" (the detectors' stats)
-# and, when reviewer edits changed it, "auto_plan" (the plan before edits, re-used by the next render).
+# and, when reviewer edits changed it, "auto_plan" (the plan before edits, re-used by the next render);
+# Derivative.params["edits"] lists the ids of the corrections the render applied.
 DEID_STAGE_VERSION = "1"
 
 #: A campaign's privacy settings when it says nothing: the strictest. The same defaults as
@@ -322,6 +330,8 @@ PRIVACY_DEFAULTS: dict[str, Any] = {"face_mode": "blur", "blur_text": True, "aud
 #: Code of a clip someone asked a person to look at (it stays ``review`` after every render).
 REVIEW_REQUESTED = "deid.review_requested"
 LOW_CONFIDENCE = "deid.low_confidence"
+#: Code of a clip whose reviewer corrections named tracks of an earlier detection (withdrawn: look again)
+EDITS_STALE = "deid.edits_stale"
 
 
 def deid_timeout_s(duration_s: float) -> float:
@@ -344,7 +354,8 @@ def plan_config_for(privacy: dict[str, Any], settings: Settings) -> dict[str, An
     return {"detectors": config.detectors, "every": config.every}
 
 
-def _edit_dict(e: RedactionEdit) -> dict[str, Any]:
+def render_edit(e: RedactionEdit) -> dict[str, Any]:
+    """A reviewer's correction as the renderer takes it (media.deid.render.apply_edits)."""
     return {
         "id": e.id,
         "kind": e.kind.value,
@@ -355,15 +366,20 @@ def _edit_dict(e: RedactionEdit) -> dict[str, Any]:
     }
 
 
-def _reusable_plan(session: Session, clip: Clip, plan_config: dict[str, Any]) -> dict[str, Any] | None:
-    """The automatic plan of the clip's last render, when detection would give the same again: same
-    stage version, same raw bytes, same detectors and settings."""
-    last = session.scalar(
+def latest_derivative(session: Session, clip: Clip) -> Derivative | None:
+    """The clip's newest de-identified render (what ``clip.derived_id`` points at once applied)."""
+    return session.scalar(
         sa.select(Derivative)
         .where(Derivative.clip_id == clip.id, Derivative.kind == "deid")
         .order_by(Derivative.id.desc())
         .limit(1)
     )
+
+
+def _reusable_plan(session: Session, clip: Clip, plan_config: dict[str, Any]) -> dict[str, Any] | None:
+    """The automatic plan of the clip's last render, when detection would give the same again: same
+    stage version, same raw bytes, same detectors and settings."""
+    last = latest_derivative(session, clip)
     if (
         last is None
         or last.stage_version != DEID_STAGE_VERSION
@@ -378,21 +394,31 @@ def _reusable_plan(session: Session, clip: Clip, plan_config: dict[str, Any]) ->
     return {"plan": auto, "params": (last.params or {}).get("detection", {}), "stats": regions.get("auto_stats", {})}
 
 
+def _active_edits(session: Session, clip: Clip) -> list[RedactionEdit]:
+    return list(
+        session.scalars(
+            sa.select(RedactionEdit)
+            .where(RedactionEdit.clip_id == clip.id, RedactionEdit.withdrawn_at.is_(None))
+            .order_by(RedactionEdit.id)
+        )
+    )
+
+
 def _prepare_deidentify(session: Session, clip: Clip, ctx: StageContext) -> dict[str, Any]:
     privacy = {**PRIVACY_DEFAULTS, **(clip.campaign.privacy or {})}
     plan_config = plan_config_for(privacy, ctx.settings)
-    edits = session.scalars(
-        sa.select(RedactionEdit)
-        .where(RedactionEdit.clip_id == clip.id, RedactionEdit.withdrawn_at.is_(None))
-        .order_by(RedactionEdit.id)
-    )
+    reuse = _reusable_plan(session, clip, plan_config)
+    # A "false" or "keep" correction names a track of the plan it was made on. Detecting again
+    # (other settings, a new stage version) numbers the tracks anew, and the same id may then be
+    # another face: such corrections are left out (apply withdraws them), never applied blindly.
+    edits = [e for e in _active_edits(session, clip) if reuse is not None or e.kind is RedactionKind.add]
     return {
         "path": str(ctx.blobs.path(clip.sha256)),
         "blob_root": str(ctx.blobs.root),
         "privacy": privacy,
         "plan_config": plan_config,
-        "edits": [_edit_dict(e) for e in edits],
-        "reuse_plan": _reusable_plan(session, clip, plan_config),
+        "edits": [render_edit(e) for e in edits],
+        "reuse_plan": reuse,
         "timeout_s": deid_timeout_s((clip.probe or {}).get("duration_s", 0.0)),
         "review_fraction": ctx.settings.deid_review_fraction,
         "vad_model": str(ctx.settings.vad_model) if ctx.settings.vad_model else None,
@@ -411,7 +437,26 @@ def deid_verdict(uncertain_fraction: float, review_fraction: float, asked: str |
     return DeidStatus.clean, None
 
 
+#: deid_reason of a clip whose worker deleted their account: no copy of it is made or kept
+ACCOUNT_DELETED = "account.deleted"
+
+
 def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> str | None:
+    # The clip may have changed while it rendered: its worker deleted their account (privacy.
+    # delete_account unlinks and deletes the copies it sees, not this one being made). Such a render
+    # is never linked; its blob is an orphan the sweep removes.
+    worker = session.get(User, clip.worker_id)
+    if worker is None or worker.deleted_at is not None or clip.deid_status is not DeidStatus.pending:
+        if worker is None or worker.deleted_at is not None:
+            clip.derived_id, clip.deid_status, clip.deid_reason = None, DeidStatus.failed, ACCOUNT_DELETED
+        audit.record(
+            session,
+            None,
+            "clip.deid_discarded",
+            clip,
+            {"sha256": result.get("sha256"), "deid_status": clip.deid_status.value if clip.deid_status else None},
+        )
+        return None
     if result.get("failed"):
         clip.deid_status, clip.deid_reason = DeidStatus.failed, result["code"]
         clip.updated_at = utcnow()
@@ -419,7 +464,9 @@ def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> s
         return None
     if not Path(result["blob_path"]).is_file():  # never a row pointing at missing bytes: retry instead
         raise RuntimeError(f"the derived blob {result['sha256']} is not in the store")
-    summary, params = result["summary"], {**result["params"], "plan_config": result["plan_config"]}
+    applied = [int(i) for i in result.get("edits", [])]
+    summary = result["summary"]
+    params = {**result["params"], "plan_config": result["plan_config"], "edits": applied}
     regions = dict(result["plan"])
     # what a re-render re-uses instead of detecting again (the plan above has the reviewer's edits)
     if result["auto_plan"] != result["plan"]:
@@ -442,8 +489,14 @@ def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> s
     session.add(derivative)
     session.flush()
     clip.derived_id = derivative.id
+    stale = [e for e in _active_edits(session, clip) if e.id not in applied]
+    for e in stale:  # made on tracks this render's detection no longer has (see _prepare_deidentify)
+        e.withdrawn_at = utcnow()
+        audit.record(
+            session, None, "clip.redaction_edited", clip, {"action": "withdraw", "why": EDITS_STALE, **render_edit(e)}
+        )
     clip.deid_status, clip.deid_reason = deid_verdict(
-        summary["uncertain_fraction"], result["review_fraction"], clip.deid_reason
+        summary["uncertain_fraction"], result["review_fraction"], EDITS_STALE if stale else clip.deid_reason
     )
     clip.updated_at = utcnow()
     audit.record(
@@ -471,12 +524,21 @@ def _give_up_deidentify(session: Session, clip: Clip, code: str) -> None:
     clip.deid_status, clip.deid_reason, clip.updated_at = DeidStatus.failed, code, utcnow()
 
 
+def _put_back_deidentify(session: Session, clip: Clip) -> None:
+    # A retry or requeue (pipeline.jobs) renders again: the QC verdict stands, the copy is pending
+    # (a clip in review keeps its reason, so the new render comes back to the review queue).
+    if clip.deid_status is not DeidStatus.review:
+        clip.deid_reason = None
+    clip.deid_status, clip.updated_at = DeidStatus.pending, utcnow()
+
+
 @stage(
     "deidentify",
     DEID_STAGE_VERSION,
     prepare=_prepare_deidentify,
     apply=_apply_deidentify,
     give_up=_give_up_deidentify,
+    put_back=_put_back_deidentify,
 )
 def compute_deidentify(inputs: dict[str, Any]) -> dict[str, Any]:
     """Render the de-identified copy and store it in the blob store (not yet referenced by anything:
@@ -517,6 +579,7 @@ def compute_deidentify(inputs: dict[str, Any]) -> dict[str, Any]:
     except OSError:
         pass
     result["plan_config"] = inputs["plan_config"]
+    result["edits"] = [e["id"] for e in inputs["edits"]]  # what this render applied
     return {
         **result,
         "sha256": ref.sha256,

@@ -31,8 +31,10 @@ import cv2
 import numpy as np
 
 from egocrowd.errors import DeidError, MediaError
+from egocrowd.media.analysis import upright
 from egocrowd.media.deid.regions import Box, RedactionPlan, Track
 from egocrowd.media.opener import open_media
+from egocrowd.media.probe import check_picture_size, display_turn
 
 #: version of what this module writes (bump when the output for the same inputs changes)
 RENDER_VERSION = "1"
@@ -58,7 +60,6 @@ REVIEWER_TRACK_BASE = 1_000_000
 # detail is gone, not hidden), smoothed back up and covered with noise so no gradient is left to invert.
 _BLUR_CELLS = 6
 _NOISE_SIGMA = 12.0
-_ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
 # --- the plan: reviewer edits -----------------------------------------------------------------------
@@ -132,8 +133,6 @@ class _Video:
             raise MediaError("the file has no video stream", code="video.not_video")
         self.stream = container.streams.video[0]
         if limits is not None:
-            from egocrowd.media.probe import check_picture_size
-
             check_picture_size(self.stream.codec_context.width, self.stream.codec_context.height, limits)
         self.stream.thread_type = "AUTO"
         self.container = container
@@ -154,15 +153,12 @@ class _Video:
                 continue
             for frame in decoded:
                 if turn is None:
-                    turn = int(round(-(getattr(frame, "rotation", 0) or 0))) % 360
+                    turn = display_turn(frame)
                 pts = frame.pts if frame.pts is not None else (last + step if last is not None else 0)
                 if last is not None and pts <= last:  # repeated or reordered: keep time moving forward
                     pts = last + 1
                 last = pts
-                rgb = frame.to_ndarray(format="rgb24")
-                if turn:
-                    rgb = cv2.rotate(rgb, _ROTATE[turn])
-                yield index, pts, rgb
+                yield index, pts, upright(frame.to_ndarray(format="rgb24"), turn)
                 index += 1
 
 

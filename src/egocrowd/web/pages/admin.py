@@ -20,10 +20,18 @@ from egocrowd.accounts import service as accounts
 from egocrowd.clips import operations
 from egocrowd.clock import utcnow
 from egocrowd.db.models import MAX_ID, OrgRole, Role
-from egocrowd.errors import EgocrowdError, InvalidInput
+from egocrowd.errors import InvalidInput
 from egocrowd.pipeline.stages import STAGES
 from egocrowd.web.auth import Ctx, unit
-from egocrowd.web.pages.render import TextForm, confirm_first, flash_messages, form_error, render, see_other
+from egocrowd.web.pages.render import (
+    TextForm,
+    confirm_first,
+    flash_messages,
+    form_action,
+    page_unit,
+    render,
+    see_other,
+)
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
@@ -51,21 +59,10 @@ def _page(request: Request, name: str, user, **values) -> HTMLResponse:
 
 
 def _act(request: Request, form: dict[str, str], work: Callable[[Ctx], Response], redraw: Callable[..., Response]):
-    """Run a form's action in one unit of work; a refusal draws the page again with the problem."""
-    request.state.form_csrf = form.get("csrf_token", "")
-    try:
-        with unit(request, form_csrf=request.state.form_csrf) as ctx:
-            return work(ctx)
-    except EgocrowdError as exc:
-        if exc.status in (401, 403):  # not the admin's mistake on this page: the error page says it
-            raise
-        return redraw(error=form_error(exc), status=exc.status, form=form)
+    return form_action(request, form, work, redraw)
 
 
-def _view(request: Request):
-    """The unit of work a page is drawn in: a GET's, or the redraw after a refused form (the same
-    request: its CSRF token goes along, as for every cookie write)."""
-    return unit(request, form_csrf=getattr(request.state, "form_csrf", None))
+_view = page_unit
 
 
 def _int(value: str | None) -> int | None:

@@ -16,7 +16,7 @@ from egocrowd.campaigns import assignments
 from egocrowd.clips import media, redaction
 from egocrowd.errors import EgocrowdError, InvalidInput
 from egocrowd.web.auth import Ctx, unit
-from egocrowd.web.pages.render import TextForm, flash_messages, form_error, render, see_other
+from egocrowd.web.pages.render import TextForm, flash_messages, form_action, form_error, page_unit, render, see_other
 from egocrowd.web.routers.admin import raw_link
 from egocrowd.web.routers.api import Id
 from egocrowd.web.routers.clips import derived_video
@@ -108,21 +108,11 @@ flash_messages(
 )
 
 
-def _view(request: Request):
-    """The unit a page is drawn in: a GET's, or the redraw after a refused form (same CSRF token)."""
-    return unit(request, form_csrf=getattr(request.state, "form_csrf", None))
+_view = page_unit
 
 
 def _act(request: Request, form: dict[str, str], work: Callable[[Ctx], Response], redraw: Callable[..., Response]):
-    """Run a form's action in one unit of work; a refusal draws the page again with the problem."""
-    request.state.form_csrf = form.get("csrf_token", "")
-    try:
-        with unit(request, form_csrf=request.state.form_csrf) as ctx:
-            return work(ctx)
-    except EgocrowdError as exc:
-        if exc.status in (401, 403) and exc.code != "consent.missing":
-            raise
-        return redraw(error=form_error(exc), status=exc.status, form=form)
+    return form_action(request, form, work, redraw, redraw_codes={"consent.missing"})
 
 
 def _show_clip(request: Request, clip_id: int, *, status: int = 200, **values) -> Response:

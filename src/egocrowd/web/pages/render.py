@@ -3,7 +3,7 @@ the error page the problem handler renders for non-API paths."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Collection
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -11,7 +11,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.datastructures import FormData
@@ -20,7 +20,7 @@ from egocrowd import __version__, notifications
 from egocrowd.accounts import policy
 from egocrowd.db.models import CampaignStatus
 from egocrowd.errors import EgocrowdError
-from egocrowd.web.auth import csrf_token, persist_anonymous_csrf, viewer
+from egocrowd.web.auth import Ctx, csrf_token, persist_anonymous_csrf, unit, viewer
 from egocrowd.web.pages.forms import field_errors
 
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -159,3 +159,30 @@ def form_error(exc: EgocrowdError | ValidationError) -> dict[str, str]:
     same words as ``forms.field_errors``, which pages that show errors next to fields use)."""
     code = exc.code if isinstance(exc, EgocrowdError) else "validation.failed"
     return {"code": code, "message": " ".join(field_errors(exc).values())}
+
+
+def page_unit(request: Request):
+    """The unit of work a page is drawn in: a GET's, or the redraw after a refused form (the same
+    request: its CSRF token goes along, as for every cookie write)."""
+    return unit(request, form_csrf=getattr(request.state, "form_csrf", None))
+
+
+def form_action(
+    request: Request,
+    form: dict[str, str],
+    work: Callable[[Ctx], Response],
+    redraw: Callable[..., Response],
+    *,
+    redraw_codes: Collection[str] = (),
+) -> Response:
+    """Run a form's action in one unit of work; a refusal draws the page again with the problem.
+    401 and 403 go to the error page (not a mistake on this page), except the codes in
+    ``redraw_codes`` (e.g. ``consent.missing``, which the page explains next to the form)."""
+    request.state.form_csrf = form.get("csrf_token", "")
+    try:
+        with unit(request, form_csrf=request.state.form_csrf) as ctx:
+            return work(ctx)
+    except EgocrowdError as exc:
+        if exc.status in (401, 403) and exc.code not in redraw_codes:
+            raise
+        return redraw(error=form_error(exc), status=exc.status, form=form)

@@ -17,7 +17,7 @@ from egocrowd.inputs import InputModel
 from egocrowd.web.auth import unit
 from egocrowd.web.routers.api import Id, QueryId
 from egocrowd.web.routers.uploads import PlatformHooks
-from egocrowd.web.schemas import ClipOut, Page, QCStatsOut, page_of
+from egocrowd.web.schemas import ClipOut, Page, QCStatsOut
 from egocrowd.web.tus import UPLOADS_PATH, make_tus_router
 
 MB = 1024 * 1024
@@ -30,20 +30,27 @@ router = APIRouter(prefix="/api/v1", tags=["clips"])
 def list_clips(request: Request, campaign_id: QueryId = None, limit: int = 100, offset: int = 0):
     # Bounded id and offset (see api.MAX_ID): an unbounded one was a 500 from the database driver.
     with unit(request) as ctx:
+        user = ctx.require_user()
         rows = clips.list_clips(
             ctx.session,
-            ctx.require_user(),
+            user,
             campaign_id=campaign_id,
             limit=min(max(limit, 1), 500),
             offset=min(max(offset, 0), 10_000_000),
         )
-        return page_of(ClipOut, rows)
+        return {"items": [clip_out(user, r) for r in rows]}
+
+
+def clip_out(user, clip) -> ClipOut:
+    """A clip as ``user`` reads it: the raw file's own details only as far as they may (clips.source_details)."""
+    return ClipOut.model_validate(clip).model_copy(update=clips.source_details(user, clip))
 
 
 @router.get("/clips/{clip_id}", response_model=ClipOut)
 def get_clip(request: Request, clip_id: Id):
     with unit(request) as ctx:
-        return ClipOut.model_validate(clips.get_clip(ctx.session, ctx.require_user(), clip_id))
+        user = ctx.require_user()
+        return clip_out(user, clips.get_clip(ctx.session, user, clip_id))
 
 
 @router.get("/campaigns/{campaign_id}/qc", response_model=QCStatsOut)
@@ -55,15 +62,16 @@ def campaign_qc(request: Request, campaign_id: Id):
 
 
 # --- media (issue #9) ----------------------------------------------------------------------------------
-def media_response(f: media.MediaFile) -> FileResponse:
+def media_response(f: media.MediaFile, *, cache: str = "private, max-age=300") -> FileResponse:
     """A file with HTTP Range (Starlette's FileResponse answers 206/416 itself), never cached by a
-    shared cache, never sniffed, shown inline."""
+    shared cache, never sniffed, shown inline. Raw footage passes ``no-store``: not even the
+    admin's browser keeps a copy on disk."""
     return FileResponse(
         f.path,
         media_type=f.mime_type,
         filename=f.filename,
         content_disposition_type="inline",
-        headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"},
+        headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"},
     )
 
 
