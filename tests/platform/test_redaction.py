@@ -198,6 +198,9 @@ def test_a_reviewer_can_ask_for_a_qc_failed_clip_to_be_deidentified(client, db, 
     token = page_login(client, reviewer)
     r = client.post(f"/clips/{cid}/deidentify", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/clips/{cid}?m=deid_requested"
+    # The button and the message say where the new video goes: a person's request lands in review.
+    assert "goes to the redaction review" in client.get(r.headers["location"]).text
+    assert "De-identify this clip for review" in page.text and 'href="/review/redaction"' in page.text
     with db.transaction() as s:
         assert s.get(Clip, cid).deid_status is DeidStatus.pending
     processing = review(None, status=ClipStatus.processing)

@@ -99,7 +99,7 @@ def clips_page(request: Request):
 
 flash_messages(
     {
-        "deid_requested": "De-identification is queued: this page shows the video once it is ready.",
+        "deid_requested": "De-identification is queued: the new video goes to the redaction review.",
         "edit_added": "Correction saved. Re-render to see it in the video.",
         "edit_withdrawn": "Correction withdrawn. Re-render to see the change in the video.",
         "rerender": "Re-render queued: the video is being made again with the corrections.",
