@@ -101,7 +101,10 @@ def _put_back(session: Session, where: JobFilter, action: str, actor: User | Non
         job.status, job.attempts, job.run_after = JobStatus.pending, 0, now
         job.lease_owner = job.lease_expires_at = job.finished_at = None
         clip = job.clip
-        if clip.status is not ClipStatus.processing:
+        again = STAGES.get(job.stage).obj.again if job.stage in STAGES else None
+        if again is not None:
+            again(session, clip)  # a stage that does not decide the clip's status (deidentify)
+        elif clip.status is not ClipStatus.processing:
             clip.status, clip.reason_code, clip.updated_at = ClipStatus.processing, None, now
         audit.record(
             session,

@@ -64,6 +64,8 @@ class Stage:
     apply: Callable[[Session, Clip, dict[str, Any]], str | None]
     #: what the clip shows when the runner gives up on this stage (None: status ``error``)
     give_up: Callable[[Session, Clip, str], None] | None = None
+    #: what the clip shows when its job is put back (requeue, retry); None: status ``processing``
+    again: Callable[[Session, Clip], None] | None = None
 
 
 STAGES: Registry[Stage] = Registry("pipeline.stage")
@@ -80,6 +82,7 @@ def stage(
     prepare: Callable[[Session, Clip, StageContext], dict[str, Any]],
     apply: Callable[[Session, Clip, dict[str, Any]], str | None],
     give_up: Callable[[Session, Clip, str], None] | None = None,
+    again: Callable[[Session, Clip], None] | None = None,
     description: str = "",
 ) -> Callable[[ComputeFn], ComputeFn]:
     """Register the decorated ``compute`` function as stage ``name``."""
@@ -87,7 +90,7 @@ def stage(
     def deco(compute: ComputeFn) -> ComputeFn:
         STAGES.add(
             name,
-            Stage(prepare, compute, apply, give_up),
+            Stage(prepare, compute, apply, give_up, again),
             version=version,
             description=description or (compute.__doc__ or "").strip().split("\n")[0],
         )
@@ -477,12 +480,21 @@ def _give_up_deidentify(session: Session, clip: Clip, code: str) -> None:
     clip.deid_status, clip.deid_reason, clip.updated_at = DeidStatus.failed, code, utcnow()
 
 
+def _deidentify_again(session: Session, clip: Clip) -> None:
+    # Only the de-identified copy is made again: the QC verdict stands (the stage never sets the
+    # clip's status back, so "processing" would stick); a clip in review comes back to review.
+    in_review = clip.deid_status is DeidStatus.review
+    clip.deid_reason = (clip.deid_reason or REVIEW_REQUESTED) if in_review else None
+    clip.deid_status, clip.updated_at = DeidStatus.pending, utcnow()
+
+
 @stage(
     "deidentify",
     DEID_STAGE_VERSION,
     prepare=_prepare_deidentify,
     apply=_apply_deidentify,
     give_up=_give_up_deidentify,
+    again=_deidentify_again,
 )
 def compute_deidentify(inputs: dict[str, Any]) -> dict[str, Any]:
     """Render the de-identified copy and store it in the blob store (not yet referenced by anything:
