@@ -200,9 +200,7 @@ def test_health_page_retries_a_failed_job(client, db, admin, settings, tmp_path)
     assert r.status_code == 422 and 'data-code="pipeline.unknown_stage"' in r.text
 
 
-def test_health_page_lists_failed_de_identifications_and_requeue_says_what_happens(
-    client, db, admin, app, tmp_path
-):
+def test_health_page_lists_failed_de_identifications_and_requeue_says_what_happens(client, db, admin, app, tmp_path):
     """A failed de-identification leaves its job "done": the health page lists the clip with its
     reason (it showed nothing before), and the requeue question says the QC verdict stays."""
     from egocrowd.db.models import DeidStatus

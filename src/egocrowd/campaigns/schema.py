@@ -162,7 +162,7 @@ class PrivacySettings(_Strict):
         title="Sound",
         description=(
             "Drop it, keep it, or keep it with speech muted. Keeping sound needs the data use 'audio' "
-            "(\"Keep the sound recorded with the video\")."
+            '("Keep the sound recorded with the video").'
         ),
     )
     recording_time: Literal["date", "full"] = Field(

@@ -84,11 +84,8 @@ def health(session: Session, admin: User, blobs: BlobStore, uploads: UploadStore
         deid={s.value: 0 for s in DeidStatus}
         | {
             status.value: n
-            for status, n in session.execute(
-                sa.select(Clip.deid_status, sa.func.count())
-                .where(Clip.deid_status.is_not(None))
-                .group_by(Clip.deid_status)
-            )
+            for status, n in session.execute(sa.select(Clip.deid_status, sa.func.count()).group_by(Clip.deid_status))
+            if status is not None  # never de-identified (failed QC, still processing)
         },
         deid_failed=list(
             session.scalars(
