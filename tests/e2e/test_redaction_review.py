@@ -115,8 +115,9 @@ def test_worker_video_plays_and_seeks_and_reviewer_corrects_a_region(app, live, 
 
     # Draw a missed box with a finger (touch pointer events), on the paused frame.
     page.get_by_role("button", name="Draw a box").click()
-    page.locator("#rv-canvas").scroll_into_view_if_needed()
+    # The button sits below the video: pressing it brings the whole picture on screen to draw on.
     box = page.locator("#rv-canvas").bounding_box()  # where it is on the screen now
+    assert box["y"] > -1 and box["y"] + box["height"] < PHONE["height"] + 1, box
     x, y, w, h = box["x"], box["y"], box["width"], box["height"]
     cdp = page.context.new_cdp_session(page)
 

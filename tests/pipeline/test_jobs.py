@@ -119,3 +119,25 @@ def test_the_command_line(db_url, tmp_path, processed):
     assert "1 job(s) queued again" in requeued.output
     bad = CliRunner().invoke(main, ["jobs", "requeue", "--stage", "nope", "--yes"], env=env)
     assert bad.exit_code == 1 and "pipeline.unknown_stage" in bad.output
+
+
+def test_requeuing_deidentify_keeps_the_qc_verdict_and_makes_a_new_copy(db, processed):
+    """deidentify never sets the clip's status: putting it back must not leave the clip "processing"
+    for good (it did, from the admin's "Run a stage again"); its de-identification starts over."""
+    from egocrowd.db.models import DeidStatus, Derivative
+
+    good, _ = processed["clips"]
+    with db.transaction(write=False) as s:
+        clip = s.get(Clip, good)
+        before = (clip.status, clip.deid_status, clip.derived_id)
+    assert before[0] is ClipStatus.qc_passed and before[1] in (DeidStatus.clean, DeidStatus.review) and before[2]
+    with db.transaction() as s:
+        assert queue.requeue(s, queue.JobFilter(stage="deidentify")) == [_job(db, good, "deidentify").id]
+    with db.transaction(write=False) as s:
+        clip = s.get(Clip, good)
+        assert (clip.status, clip.deid_status) == (ClipStatus.qc_passed, DeidStatus.pending)
+    processed["runner"].drain(timeout_s=120)
+    with db.transaction(write=False) as s:
+        clip = s.get(Clip, good)
+        assert clip.status is ClipStatus.qc_passed and clip.deid_status is before[1]
+        assert clip.derived_id != before[2] and s.get(Derivative, clip.derived_id).clip_id == good

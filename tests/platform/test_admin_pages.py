@@ -198,3 +198,26 @@ def test_health_page_retries_a_failed_job(client, db, admin, settings, tmp_path)
     assert "Run the “probe” stage again?" in r.text
     r = client.post("/admin/jobs/requeue", data={"csrf_token": token, "stage": "nope", "confirmed": "yes"})
     assert r.status_code == 422 and 'data-code="pipeline.unknown_stage"' in r.text
+
+
+def test_health_page_lists_failed_de_identifications_and_requeue_says_what_happens(client, db, admin, app, tmp_path):
+    """A failed de-identification leaves its job "done": the health page lists the clip with its
+    reason (it showed nothing before), and the requeue question says the QC verdict stays."""
+    from egocrowd.db.models import DeidStatus
+    from tests.support.deid import add_clip, make_video
+
+    _, token = admin
+    publish_consent(db)
+    lab = make_user(db, "requester", org="Lab A")
+    w = make_user(db, "worker")
+    raw = make_video(tmp_path / "raw.mp4", seconds=1)
+    kw = {"campaign_id": open_campaign(client, lab)["id"], "worker_id": w.id, "raw": raw, "derived": None}
+    assert "No de-identification has failed." in client.get("/admin/health").text
+    failed = add_clip(db, app.state.blobs, deid=DeidStatus.failed, reason="deid.model_missing", **kw)
+    add_clip(db, app.state.blobs, deid=DeidStatus.pending, **kw)
+    r = client.get("/admin/health")
+    assert _ids(r.text, "admin-deid-failed") == [failed]
+    assert f'<a href="/clips/{failed}">Clip {failed}</a>' in r.text and "<code>deid.model_missing</code>" in r.text
+    assert "pending: 1 · clean: 0 · review: 0 · failed: 1" in r.text
+    r = client.post("/admin/jobs/requeue", data={"csrf_token": token, "stage": "deidentify"})
+    assert "is de-identified again." in r.text and "goes back to processing" not in r.text

@@ -35,7 +35,9 @@ def test_privacy_settings_on_the_form_and_the_campaign_page(client, lab):
     )
     assert r.status_code == 422
     assert 'href="#privacy_audio"' in r.text and 'id="privacy_audio-error">' in r.text
+    # It names the checkbox to tick by its label on this form, not only by the API's key "audio".
     assert "data use" in r.text.split('id="privacy_audio-error">')[1].split("<")[0]
+    assert "Keep the sound recorded with the video" in r.text.split('id="privacy_audio-error">')[1].split("<")[0]
     assert 'value="keep" selected' in r.text and 'value="fill" selected' in r.text
     r = client.post(
         "/campaigns/new",

@@ -270,3 +270,32 @@ def test_view_original_on_the_admins_clip_page(client, db, world, clip_of, video
         ).status_code
         == 403
     )
+
+
+def test_the_clip_page_says_what_its_copy_hides_from_the_campaigns_privacy_settings(client, db, world, clip_of):
+    """The sentence above the video follows the campaign: text and sound are named only when they are
+    hidden (a campaign that keeps sound used to read "Faces of other people, readable text are hidden")."""
+    import re
+
+    from egocrowd.db.models import Campaign
+
+    cid = clip_of()
+
+    def sentence() -> str:
+        page = client.get(f"/clips/{cid}", headers=world.worker.headers)
+        assert page.status_code == 200
+        return re.sub(r"\s+", " ", re.search(r'id="clip-hidden">(.*?)</p>', page.text, re.S).group(1))
+
+    assert sentence() == (
+        "In this copy faces of other people, readable text and the sound are hidden. "
+        "Only this copy leaves the platform."
+    )
+    with db.transaction() as s:
+        campaign = s.get(Campaign, s.get(Clip, cid).campaign_id)
+        campaign.privacy = {"blur_text": False, "audio": "keep"}
+    assert sentence() == (
+        "In this copy faces of other people are hidden; the sound is kept. Only this copy leaves the platform."
+    )
+    with db.transaction() as s:
+        s.get(Campaign, s.get(Clip, cid).campaign_id).privacy = {"audio": "mute_speech"}
+    assert "faces of other people, readable text and speech are hidden." in sentence()

@@ -198,6 +198,9 @@ def test_a_reviewer_can_ask_for_a_qc_failed_clip_to_be_deidentified(client, db, 
     token = page_login(client, reviewer)
     r = client.post(f"/clips/{cid}/deidentify", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/clips/{cid}?m=deid_requested"
+    # The button and the message say where the new video goes: a person's request lands in review.
+    assert "goes to the redaction review" in client.get(r.headers["location"]).text
+    assert "De-identify this clip for review" in page.text and 'href="/review/redaction"' in page.text
     with db.transaction() as s:
         assert s.get(Clip, cid).deid_status is DeidStatus.pending
     processing = review(None, status=ClipStatus.processing)
@@ -226,6 +229,11 @@ def test_the_review_page_forms(client, db, world, review, reviewer):
     assert r.status_code == 303, r.text
     bad = client.post(f"/review/redaction/{cid}/edits", data={**form, "x1": "2"})
     assert bad.status_code == 422 and 'data-code="redaction.bad_box"' in bad.text and 'value="2"' in bad.text
+    # The refusal also sits in the form, by the box (the page top is far above it on a phone), and
+    # every label shares a grid cell with its input (loose ones fell into other columns when wide).
+    assert 'id="rv-add-error" data-code="redaction.bad_box"' in bad.text
+    assert bad.text.count('<div class="rv-field') == 7
+    assert "rv-add-error" not in page.text
     page = client.get(f"/review/redaction/{cid}?m=edit_added").text
     assert "Added region over frames 2–8" in page and "Withdraw correction" in page and "Correction saved" in page
     edit_id = int(page.split('data-edit="')[1].split('"')[0])
@@ -253,6 +261,12 @@ def test_reviewer_regions_are_read_back_from_the_render(app, client, db, review,
     _new_render(db, app.state.blobs, cid, videos)
     plan = client.get(url, headers=reviewer.headers).json()
     assert plan["up_to_date"] and REVIEWER_TRACK_BASE + e["id"] in [t["id"] for t in plan["plan"]["tracks"]]
+    # The page names that region by its correction and offers no "Not private" button (refused below).
+    page = client.get(f"/review/redaction/{cid}", headers=reviewer.headers).text
+    assert f"Region of correction {e['id']}" in page and f"Show correction {e['id']}" in page
+    assert f"withdraw correction {e['id']} below" in page
+    assert f"track {REVIEWER_TRACK_BASE + e['id']}" not in page.lower()
+    assert "Not private: unblur track 1" in page  # the detector's own track keeps its button
     r = client.post(url, json={"kind": "false", "track_id": REVIEWER_TRACK_BASE + e["id"]}, headers=reviewer.headers)
     assert_problem(r, 422, "redaction.reviewer_track")
     client.delete(f"{url}/{e['id']}", headers=reviewer.headers)  # withdrawn: the render still shows it

@@ -160,7 +160,10 @@ class PrivacySettings(_Strict):
     audio: Literal["drop", "keep", "mute_speech"] = Field(
         "drop",
         title="Sound",
-        description="Drop it, keep it, or keep it with speech muted. Keeping sound needs the data use 'audio'.",
+        description=(
+            "Drop it, keep it, or keep it with speech muted. Keeping sound needs the data use 'audio' "
+            '("Keep the sound recorded with the video").'
+        ),
     )
     recording_time: Literal["date", "full"] = Field(
         "date", title="Recording time kept", description="Only the date, or the full time of day."
@@ -202,7 +205,10 @@ class CampaignIn(_Strict):
 def check_sound(privacy: PrivacySettings, data_use: DataUse) -> None:
     """Sound may leave the raw store only when the workers' consent covers it (data use 'audio')."""
     if privacy.audio != "drop" and not data_use.audio:
-        raise ValueError("keeping sound needs the data use 'audio' (the workers' consent must cover it)")
+        raise ValueError(
+            "keeping sound needs the data use 'audio' (\"Keep the sound recorded with the video\"): "
+            "the workers' consent must cover it"
+        )
 
 
 class CampaignPatch(_Strict):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, joinedload
 from egocrowd.accounts import policy
 from egocrowd.blobs import BlobStore, BlobUsage
 from egocrowd.clock import db_now, utcnow
-from egocrowd.db.models import Campaign, CampaignStatus, Clip, ClipStatus, Job, JobStatus, User
+from egocrowd.db.models import Campaign, CampaignStatus, Clip, ClipStatus, DeidStatus, Job, JobStatus, User
 from egocrowd.pipeline import jobs
 from egocrowd.uploads import UploadStore
 
@@ -35,6 +35,8 @@ class Health:
     uploads_bytes: int  # received so far
     blobs: BlobUsage
     database_bytes: int | None  # None where the backend cannot say cheaply
+    deid: dict[str, int]  # de-identification status → clips, every status present
+    deid_failed: list[Clip]  # failed de-identifications, the latest first (their job is "done")
 
 
 def overview(session: Session, admin: User) -> Overview:
@@ -79,6 +81,20 @@ def health(session: Session, admin: User, blobs: BlobStore, uploads: UploadStore
         uploads_bytes=sum(i.offset for i in receiving),
         blobs=blobs.usage(),
         database_bytes=database_size(session),
+        deid={s.value: 0 for s in DeidStatus}
+        | {
+            status.value: n
+            for status, n in session.execute(sa.select(Clip.deid_status, sa.func.count()).group_by(Clip.deid_status))
+            if status is not None  # never de-identified (failed QC, still processing)
+        },
+        deid_failed=list(
+            session.scalars(
+                sa.select(Clip)
+                .where(Clip.deid_status == DeidStatus.failed)
+                .order_by(Clip.updated_at.desc(), Clip.id.desc())
+                .limit(50)
+            )
+        ),
     )
 
 

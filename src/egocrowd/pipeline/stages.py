@@ -525,10 +525,11 @@ def _give_up_deidentify(session: Session, clip: Clip, code: str) -> None:
 
 
 def _put_back_deidentify(session: Session, clip: Clip) -> None:
-    # A retry or requeue (pipeline.jobs) renders again: the QC verdict stands, the copy is pending
-    # (a clip in review keeps its reason, so the new render comes back to the review queue).
-    if clip.deid_status is not DeidStatus.review:
-        clip.deid_reason = None
+    # A retry or requeue (pipeline.jobs) renders again: the QC verdict stands (the stage never sets
+    # the clip's status back, so "processing" would stick), the copy is pending, and a clip in review
+    # keeps a reason so that the new render comes back to the review queue.
+    in_review = clip.deid_status is DeidStatus.review
+    clip.deid_reason = (clip.deid_reason or REVIEW_REQUESTED) if in_review else None
     clip.deid_status, clip.updated_at = DeidStatus.pending, utcnow()
 
 

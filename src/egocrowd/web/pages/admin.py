@@ -445,8 +445,11 @@ def job_requeue(request: Request, form: TextForm):
             consequences=[
                 "Every clip it finished or failed"
                 + (" with an older version of the stage" if stale else "")
-                + " goes back to processing.",
-                "Workers and labs see those clips as processing until the stage has run again.",
+                + (" is de-identified again." if stage == "deidentify" else " goes back to processing."),
+                # deidentify keeps the QC verdict (Stage.put_back): only the video waits for the new copy
+                "Workers and labs see no video of those clips until the new copy is made."
+                if stage == "deidentify"
+                else "Workers and labs see those clips as processing until the stage has run again.",
                 "Each job put back is recorded in the audit log.",
             ],
             yes="Run it again",

@@ -99,7 +99,7 @@ def clips_page(request: Request):
 
 flash_messages(
     {
-        "deid_requested": "De-identification is queued: this page shows the video once it is ready.",
+        "deid_requested": "De-identification is queued: the new video goes to the redaction review.",
         "edit_added": "Correction saved. Re-render to see it in the video.",
         "edit_withdrawn": "Correction withdrawn. Re-render to see the change in the video.",
         "rerender": "Re-render queued: the video is being made again with the corrections.",
@@ -192,6 +192,10 @@ def _show_review(request: Request, clip_id: int, *, status: int = 200, **values)
             tracks.append(
                 {
                     **{k: t.get(k) for k in ("id", "category", "source")},
+                    # a region a reviewer added is named by its correction, not by its internal track id
+                    "edit": t["id"] - redaction.REVIEWER_TRACK_BASE
+                    if int(t.get("id") or 0) > redaction.REVIEWER_TRACK_BASE
+                    else None,
                     "first": first,
                     "last": last,
                     "start_s": times[first] if first < len(times) else 0,

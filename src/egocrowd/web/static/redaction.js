@@ -129,6 +129,8 @@
       drawBtn.setAttribute("aria-pressed", drawing ? "true" : "false");
       drawBtn.textContent = drawing ? "Stop drawing" : "Draw a box";
       stage.classList.toggle("drawing", drawing);
+      // The button sits below the video: bring the whole picture on screen to draw on it.
+      if (drawing && stage.scrollIntoView) stage.scrollIntoView({ block: "nearest" });
     });
   }
 
