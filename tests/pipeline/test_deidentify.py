@@ -206,7 +206,7 @@ def test_reviewer_edits_are_applied_on_re_render_without_detecting_again(db, set
         assert second.summary["plan_reused"] is True and second.summary["fps_pass1"] is None
         ids = {t["id"]: t for t in second.regions["tracks"]}
         assert face_track not in ids
-        added = [t for t in ids.values() if t["source"] == "reviewer"]
+        added = [t for t in ids.values() if t["source"].startswith("reviewer:")]
         assert len(added) == 1 and [r[0] for r in added[0]["boxes"]] == [5, 6, 7, 8, 9]
         assert added[0]["boxes"][0][1:5] == [0, 0, 88, 72]  # a quarter of 352 x 288
         assert second.regions["auto_plan"]["tracks"] == first.regions["tracks"]  # kept for the next re-render

@@ -201,7 +201,7 @@ def test_variable_frame_rate_rotation_and_odd_size(tmp_path):
             assert _psnr(picture[rest], shown[i][rest]) > 30
         else:
             assert _psnr(picture, shown[i]) > 30  # upright: the same picture the player showed
-    added = [t for t in result["plan"]["tracks"] if t["source"] == "reviewer"]
+    added = [t for t in result["plan"]["tracks"] if t["source"] == "reviewer:7"]
     assert added[0]["id"] == REVIEWER_TRACK_BASE + 7 and added[0]["category"] == "manual"
 
 

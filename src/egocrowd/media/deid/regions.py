@@ -35,7 +35,7 @@ class Detection:
 @dataclass
 class Track:
     """One redacted thing over time. ``boxes`` maps frame index → (box, score); ``source`` is the
-    detector name, or ``"reviewer"`` for a region a person added."""
+    detector name, or ``"reviewer:<edit id>"`` for a region a person added (clips.redaction.reviewer_edit reads it)."""
 
     id: int
     category: str

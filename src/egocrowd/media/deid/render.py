@@ -55,6 +55,8 @@ ENCODER: dict[str, Any] = {
 
 #: reviewer-added tracks get ids from here on (edit id added): never clashing with detector tracks
 REVIEWER_TRACK_BASE = 1_000_000
+#: a reviewer's region is a track whose source is "reviewer:<edit id>" (clips.redaction.reviewer_edit reads it)
+REVIEWER_SOURCE = "reviewer"
 
 # Blur that cannot be undone: the region is shrunk to at most this many cells on its long side (the
 # detail is gone, not hidden), smoothed back up and covered with noise so no gradient is left to invert.
@@ -66,9 +68,9 @@ _NOISE_SIGMA = 12.0
 def apply_edits(plan: RedactionPlan, edits: Sequence[dict[str, Any]]) -> RedactionPlan:
     """The plan with a reviewer's corrections (withdrawn edits are not passed in):
 
-    - ``add``: a new track (source ``"reviewer"``, category ``"manual"``) covering ``box`` (fractions of
-      the frame) from ``frame_start`` to ``frame_end`` inclusive; its id is ``REVIEWER_TRACK_BASE +
-      edit id`` so it stays the same on every re-render;
+    - ``add``: a new track (source ``"reviewer:<edit id>"``, category ``"manual"``) covering ``box``
+      (fractions of the frame) from ``frame_start`` to ``frame_end`` inclusive; its id is
+      ``REVIEWER_TRACK_BASE + edit id`` so it stays the same on every re-render;
     - ``false`` / ``keep``: the track ``track_id`` is not redacted."""
     drop = {int(e["track_id"]) for e in edits if e["kind"] in ("false", "keep") and e.get("track_id") is not None}
     tracks = [t for t in plan.tracks if t.id not in drop]
@@ -83,7 +85,7 @@ def apply_edits(plan: RedactionPlan, edits: Sequence[dict[str, Any]]) -> Redacti
             Track(
                 REVIEWER_TRACK_BASE + int(e["id"]),
                 "manual",
-                "reviewer",
+                f"{REVIEWER_SOURCE}:{int(e['id'])}",
                 {f: (box, 1.0) for f in range(first, last + 1)},
             )
         )

@@ -193,9 +193,7 @@ def _show_review(request: Request, clip_id: int, *, status: int = 200, **values)
                 {
                     **{k: t.get(k) for k in ("id", "category", "source")},
                     # a region a reviewer added is named by its correction, not by its internal track id
-                    "edit": t["id"] - redaction.REVIEWER_TRACK_BASE
-                    if int(t.get("id") or 0) > redaction.REVIEWER_TRACK_BASE
-                    else None,
+                    "edit": redaction.reviewer_edit(t.get("source")),
                     "first": first,
                     "last": last,
                     "start_s": times[first] if first < len(times) else 0,
