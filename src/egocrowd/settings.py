@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     deid_face_input_width: int | None = Field(
         None,
         ge=64,
-        description="Width frames are shrunk to for face detection; default: the detector's (less finds fewer small faces)",
+        description="Width frames are shrunk to for the every-frame face detection; default: 640 (less finds fewer small faces)",
     )
     # Media sandbox (docs/qc.md): uploads are decoded in spawned, recycled, memory-capped processes.
     media_memory_mb: int = Field(
