@@ -381,3 +381,49 @@ def test_sweep_keeps_derived_blobs_and_removes_those_of_dropped_results(db, sett
     assert clips.sweep_orphan_blobs(db, blobs, now=later) == [dropped]
     assert blobs.exists(derived) and blobs.exists(clip.sha256)
     assert not part.exists()
+
+
+def test_a_review_request_survives_a_failed_re_render(db, settings, add_clip, face_clip, tmp_path):
+    """A clip in review is re-rendered and the render fails (deid_reason then holds the failure's
+    code): once the cause is fixed, the next render goes back to review, never straight to clean."""
+    clip_id = add_clip(face_clip, queue=False)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        clip.deid_status, clip.deid_reason = DeidStatus.review, "deid.review_requested"
+        request_deidentify(s, None, clip, "a missed face")
+    model = settings.face_model
+    settings.face_model = tmp_path / "nowhere.onnx"
+    _runner(db, settings).drain(wait_for_retries=True, timeout_s=60)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        assert (clip.deid_status, clip.deid_reason) == (DeidStatus.failed, "deid.model_missing")
+        # the operator fixes the model and asks again, without saying "for review"
+        settings.face_model = model
+        request_deidentify(s, None, clip, "the model is back")
+    _runner(db, settings).drain(wait_for_retries=True, timeout_s=60)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        assert (clip.deid_status, clip.deid_reason) == (DeidStatus.review, "deid.review_requested")
+        assert clip.derived_id is not None
+
+
+def test_a_review_request_survives_giving_up_and_a_retry(db, settings, add_clip, face_clip):
+    """The same through the runner giving up (pipeline.deidentify_failed) and an operator's retry."""
+    clip_id = add_clip(face_clip, queue=False)
+    blobs = BlobStore(settings.blobs_path)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        clip.deid_status, clip.deid_reason = DeidStatus.review, "deid.low_confidence"
+        request_deidentify(s, None, clip, "look again")
+        blobs.delete(clip.sha256)  # every attempt fails
+    _runner(db, settings, max_attempts=1).drain(wait_for_retries=True, timeout_s=60)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        assert (clip.deid_status, clip.deid_reason) == (DeidStatus.failed, "pipeline.deidentify_failed")
+    blobs.put_file(face_clip)
+    with db.transaction() as s:
+        assert len(pipeline_jobs.retry(s, pipeline_jobs.JobFilter(stage="deidentify"))) == 1
+    _runner(db, settings).drain(wait_for_retries=True, timeout_s=60)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        assert (clip.deid_status, clip.deid_reason) == (DeidStatus.review, "deid.low_confidence")

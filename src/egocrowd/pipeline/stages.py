@@ -34,6 +34,7 @@ from egocrowd.clock import utcnow
 from egocrowd.db.models import (
     Assignment,
     AssignmentStatus,
+    AuditEvent,
     Clip,
     ClipStatus,
     DeidStatus,
@@ -441,6 +442,29 @@ def deid_verdict(uncertain_fraction: float, review_fraction: float, asked: str |
 ACCOUNT_DELETED = "account.deleted"
 
 
+def _review_intent(session: Session, clip: Clip) -> str | None:
+    """Why the clip's next render goes to review, if anyone asked (or the detectors were unsure):
+    the reason a pending or reviewed clip carries, else the one its last render kept when it failed.
+    A failed clip's deid_reason holds the failure's code, so its ``clip.deid_failed`` event carries
+    the review reason ("review") until a render succeeds (no column for it: the audit trail is it)."""
+    if clip.deid_reason and clip.deid_status in (DeidStatus.pending, DeidStatus.review):
+        return clip.deid_reason
+    last = session.scalar(
+        sa.select(AuditEvent)
+        .where(
+            AuditEvent.entity_type == "clip",
+            AuditEvent.entity_id == str(clip.id),
+            AuditEvent.action.in_(("clip.deid_failed", "clip.deidentified")),
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    if last is not None and last.action == "clip.deid_failed":
+        review = (last.payload or {}).get("review")
+        return str(review) if review else None
+    return None
+
+
 def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> str | None:
     # The clip may have changed while it rendered: its worker deleted their account (privacy.
     # delete_account unlinks and deletes the copies it sees, not this one being made). Such a render
@@ -458,9 +482,16 @@ def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> s
         )
         return None
     if result.get("failed"):
+        review = _review_intent(session, clip)  # before deid_reason takes the failure's code
         clip.deid_status, clip.deid_reason = DeidStatus.failed, result["code"]
         clip.updated_at = utcnow()
-        audit.record(session, None, "clip.deid_failed", clip, {"code": result["code"], "message": result["message"]})
+        audit.record(
+            session,
+            None,
+            "clip.deid_failed",
+            clip,
+            {"code": result["code"], "message": result["message"], "review": review},
+        )
         return None
     if not Path(result["blob_path"]).is_file():  # never a row pointing at missing bytes: retry instead
         raise RuntimeError(f"the derived blob {result['sha256']} is not in the store")
@@ -496,7 +527,9 @@ def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> s
             session, None, "clip.redaction_edited", clip, {"action": "withdraw", "why": EDITS_STALE, **render_edit(e)}
         )
     clip.deid_status, clip.deid_reason = deid_verdict(
-        summary["uncertain_fraction"], result["review_fraction"], EDITS_STALE if stale else clip.deid_reason
+        summary["uncertain_fraction"],
+        result["review_fraction"],
+        EDITS_STALE if stale else _review_intent(session, clip),
     )
     clip.updated_at = utcnow()
     audit.record(
@@ -520,8 +553,11 @@ def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> s
 
 
 def _give_up_deidentify(session: Session, clip: Clip, code: str) -> None:
-    # The QC verdict stands (the worker was told); what failed is the de-identified copy.
+    # The QC verdict stands (the worker was told); what failed is the de-identified copy. A review
+    # someone asked for is kept in the event for the render after the fix (see _review_intent).
+    review = _review_intent(session, clip)
     clip.deid_status, clip.deid_reason, clip.updated_at = DeidStatus.failed, code, utcnow()
+    audit.record(session, None, "clip.deid_failed", clip, {"code": code, "review": review})
 
 
 def _put_back_deidentify(session: Session, clip: Clip) -> None:
