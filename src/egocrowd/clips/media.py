@@ -37,6 +37,8 @@ _STANDING = {
     DeidStatus.review: "a reviewer is checking its redaction",
     DeidStatus.failed: "de-identification failed",
 }
+#: a failed clip as its worker and lab read it: the reason code is for those who fix it (reviewers, admins)
+_FAILED_PLAIN = "we could not finish hiding the faces in this clip yet; we are on it"
 
 
 @dataclass(frozen=True)
@@ -65,24 +67,27 @@ def derived_ready_for(user: User, clip: Clip) -> bool:
     return clip.deid_status is DeidStatus.review and user.role in (Role.admin, Role.reviewer)
 
 
-def not_deidentified(clip: Clip) -> Conflict:
+def not_deidentified(user: User, clip: Clip) -> Conflict:
+    """Where ``clip`` stands, for ``user``: reviewers and admins read the failure's reason code,
+    the clip's worker and lab plain words."""
     status = clip.deid_status
     words = _STANDING.get(status, "it is not ready")
-    if status is DeidStatus.failed and clip.deid_reason:
-        words += f" ({clip.deid_reason})"
-    return Conflict(
-        f"Clip {clip.id} has no video to show yet: {words}.",
-        code="clip.not_deidentified",
-        deid_status=status.value if status else None,
-        deid_reason=clip.deid_reason,
-    )
+    staff = policy.can(user, "clip.review_redaction")
+    extra: dict[str, str | None] = {"deid_status": status.value if status else None}
+    if staff:
+        extra["deid_reason"] = clip.deid_reason
+        if status is DeidStatus.failed and clip.deid_reason:
+            words += f" ({clip.deid_reason})"
+    elif status is DeidStatus.failed:
+        words = _FAILED_PLAIN
+    return Conflict(f"Clip {clip.id} has no video to show yet: {words}.", code="clip.not_deidentified", **extra)
 
 
 def derived_file(session: Session, user: User, clip_id: int, blobs) -> MediaFile:
     """The derived video of ``clip_id`` for ``user`` (or 404/409, see the module doc)."""
     clip = find_clip(session, user, clip_id)
     if not derived_ready_for(user, clip):
-        raise not_deidentified(clip)
+        raise not_deidentified(user, clip)
     d = session.get(Derivative, clip.derived_id)
     if d is None or not blobs.exists(d.sha256):
         raise Conflict(f"Clip {clip.id}'s derived video is missing from storage.", code="clip.derived_missing")

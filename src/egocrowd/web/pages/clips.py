@@ -129,7 +129,7 @@ def _show_clip(request: Request, clip_id: int, *, status: int = 200, **values) -
             status_words=STATUS_WORDS,
             mounts={k: v[0] for k, v in MOUNTS.items()},
             video_ready=media.derived_ready_for(user, clip),
-            standing=None if media.derived_ready_for(user, clip) else media.not_deidentified(clip).message,
+            standing=None if media.derived_ready_for(user, clip) else media.not_deidentified(user, clip).message,
             may_review=policy.can(user, "clip.review_redaction"),
             may_view_raw=policy.can(user, "clip.view_raw"),
             **values,
