@@ -71,3 +71,19 @@ def test_who_may_watch_a_clip_is_who_may_list_it_plus_reviewers(app, db, world, 
             listed = set(s.scalars(sa.select(Clip.id).where(policy.visible_clips(user), Clip.id.in_([mine, other]))))
             may_watch = {c for c in (mine, other) if policy.can(user, "clip.view_derived", s.get_one(Clip, c))}
             assert may_watch == ({mine, other} if user.role is Role.reviewer else listed), user.role
+
+
+def test_the_pages_name_the_file_by_the_same_rule(app, client, db, world, raw):
+    """The clip card (list and clip page) showed the phone's file name to the lab and reviewers."""
+    cid = _clip(app, db, world, raw)
+    with db.transaction() as s:
+        s.get_one(Clip, cid).probe = None  # the page's facts need a whole probe; the name is the point
+    reviewer = make_user(db, "reviewer")
+    for who, url in ((world.lab, "/clips"), (world.lab, f"/clips/{cid}"), (reviewer, f"/clips/{cid}")):
+        page = client.get(url, headers=who.headers)
+        assert page.status_code == 200 and f"clip-{cid}.mov" in page.text, (who.role, url)
+        assert "Anna_kitchen" not in page.text, (who.role, url)
+    for who in (world.worker, make_user(db, "admin")):
+        page = client.get(f"/clips/{cid}", headers=who.headers)
+        assert page.status_code == 200 and "Anna_kitchen.mov" in page.text
+    assert "Anna_kitchen.mov" in client.get("/clips", headers=world.worker.headers).text

@@ -14,6 +14,7 @@ from egocrowd import clips
 from egocrowd.accounts import policy
 from egocrowd.campaigns import assignments
 from egocrowd.clips import media, redaction
+from egocrowd.db.models import Clip
 from egocrowd.errors import EgocrowdError, InvalidInput
 from egocrowd.web.auth import Ctx, unit
 from egocrowd.web.pages.render import TextForm, flash_messages, form_action, form_error, page_unit, render, see_other
@@ -92,6 +93,7 @@ def clips_page(request: Request):
             user,
             clips=rows,
             feedback=clips.feedback,
+            file_name=_file_name(user),
             status_words=STATUS_WORDS,
             flash="Upload complete: your clip is being checked." if uploaded else None,
         )
@@ -111,6 +113,12 @@ flash_messages(
 _view = page_unit
 
 
+def _file_name(user) -> Callable[[Clip], str]:
+    """The clip card's file name for ``user``: the phone's own name only for the clip's worker and
+    admins, ``clip-<id>.<ext>`` for the lab and reviewers (the API's rule, clips.source_details)."""
+    return lambda c: str(clips.source_details(user, c)["original_name"])
+
+
 def _act(request: Request, form: dict[str, str], work: Callable[[Ctx], Response], redraw: Callable[..., Response]):
     return form_action(request, form, work, redraw, redraw_codes={"consent.missing"})
 
@@ -126,6 +134,7 @@ def _show_clip(request: Request, clip_id: int, *, status: int = 200, **values) -
             status=status,
             c=clip,
             feedback=clips.feedback,
+            file_name=_file_name(user),
             status_words=STATUS_WORDS,
             mounts={k: v[0] for k, v in MOUNTS.items()},
             video_ready=media.derived_ready_for(user, clip),
