@@ -87,3 +87,27 @@ def test_the_pages_name_the_file_by_the_same_rule(app, client, db, world, raw):
         page = client.get(f"/clips/{cid}", headers=who.headers)
         assert page.status_code == 200 and "Anna_kitchen.mov" in page.text
     assert "Anna_kitchen.mov" in client.get("/clips", headers=world.worker.headers).text
+
+
+def test_reviewers_read_a_clip_as_a_lab_does(app, client, db, world, raw):
+    """A reviewer opens any clip's page and video (clip.view_derived): the API answered 404. They
+    read it as the lab does: no device, no time of day, no phone file name, no server path, not
+    even inside the QC report's copy of the probe."""
+    cid = _clip(app, db, world, raw)
+    with db.transaction() as s:
+        clip = s.get_one(Clip, cid)
+        clip.qc_report = {"status": "qc_passed", "checks": [], "probe": dict(clip.probe)}
+    reviewer = make_user(db, "reviewer")
+    r = client.get(f"{API}/clips/{cid}", headers=reviewer.headers)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["original_name"] == f"clip-{cid}.mov" and got["client_meta"] == {"mount": "head"}
+    assert got["probe"] == {"duration_s": 3.0, "recorded_at": "2026-11-02"}
+    assert got["qc_report"]["probe"] == got["probe"]
+    assert "Anna_kitchen" not in r.text and "/srv/egocrowd" not in r.text and "18:45" not in r.text
+    lab = client.get(f"{API}/clips/{cid}", headers=world.lab.headers).json()
+    assert lab["qc_report"]["probe"] == lab["probe"]
+    admin = client.get(f"{API}/clips/{cid}", headers=make_user(db, "admin").headers).json()
+    assert admin["qc_report"]["probe"] == {"duration_s": 3.0, "recorded_at": "2026-11-02T18:45:10Z"}
+    for outsider in (make_user(db, "worker"), make_user(db, "requester", org="Lab B")):
+        assert client.get(f"{API}/clips/{cid}", headers=outsider.headers).status_code == 404

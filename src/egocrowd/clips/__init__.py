@@ -292,8 +292,11 @@ def list_clips(
 
 
 def get_clip(session: Session, user: User, clip_id: int) -> Clip:
-    clip = session.scalar(sa.select(Clip).where(Clip.id == clip_id, policy.visible_clips(user)))
-    if clip is None:
+    """One clip for ``user``: those who list it (visible_clips) and reviewers, who open any clip's
+    page and de-identified video (policy ``clip.view_derived``, the same rule); else 404. What a
+    reviewer reads of it is what a lab reads (:func:`source_details`)."""
+    clip = session.get(Clip, clip_id)
+    if clip is None or not policy.can(user, "clip.view_derived", clip):
         raise NotFound(f"No clip {clip_id}.", code="clip.not_found")
     return clip
 

@@ -42,8 +42,14 @@ def list_clips(request: Request, campaign_id: QueryId = None, limit: int = 100, 
 
 
 def clip_out(user, clip) -> ClipOut:
-    """A clip as ``user`` reads it: the raw file's own details only as far as they may (clips.source_details)."""
-    return ClipOut.model_validate(clip).model_copy(update=clips.source_details(user, clip))
+    """A clip as ``user`` reads it: the raw file's own details only as far as they may
+    (clips.source_details), also in the QC report's copy of the probe."""
+    details = clips.source_details(user, clip)
+    if clip.qc_report and "probe" in clip.qc_report:
+        # QC's copy of the probe is the clip's probe (the qc stage is given clip.probe): the same
+        # rule, or the report told a lab or a reviewer the time of day and the server's path
+        details["qc_report"] = {**clip.qc_report, "probe": details["probe"]}
+    return ClipOut.model_validate(clip).model_copy(update=details)
 
 
 @router.get("/clips/{clip_id}", response_model=ClipOut)
