@@ -221,7 +221,7 @@ def test_the_export_carries_derived_videos_only_and_deletion_removes_them(app, c
     body = assert_problem(
         client.get(f"{API}/clips/{clean}/video", headers=world.lab.headers), 409, "clip.not_deidentified"
     )
-    assert "account.deleted" in body["detail"]
+    assert "deleted their account" in body["detail"] and "account.deleted" not in body["detail"]
     # Alone, the blob goes; the raw footage stays with the clip (admin-only, as before).
     assert client.delete(f"{API}/me", headers=other.headers).status_code == 204
     assert not app.state.blobs.exists(sha)

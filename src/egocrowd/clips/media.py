@@ -24,6 +24,7 @@ from egocrowd import audit
 from egocrowd.accounts import policy
 from egocrowd.db.models import AuditEvent, Clip, DeidStatus, Derivative, Role, User
 from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound
+from egocrowd.pipeline.stages import ACCOUNT_DELETED
 
 RAW_REASON_MIN = 10
 RAW_REASON_MAX = 500
@@ -39,6 +40,7 @@ _STANDING = {
 }
 #: a failed clip as its worker and lab read it: the reason code is for those who fix it (reviewers, admins)
 _FAILED_PLAIN = "we could not finish hiding the faces in this clip yet; we are on it"
+_FAILED_WORDS = {ACCOUNT_DELETED: "the worker who recorded it deleted their account, so no copy of it is shown"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ def not_deidentified(user: User, clip: Clip) -> Conflict:
         if status is DeidStatus.failed and clip.deid_reason:
             words += f" ({clip.deid_reason})"
     elif status is DeidStatus.failed:
-        words = _FAILED_PLAIN
+        words = _FAILED_WORDS.get(clip.deid_reason or "", _FAILED_PLAIN)
     return Conflict(f"Clip {clip.id} has no video to show yet: {words}.", code="clip.not_deidentified", **extra)
 
 
