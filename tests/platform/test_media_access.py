@@ -269,6 +269,12 @@ def test_view_original_on_the_admins_clip_page(client, db, world, clip_of, video
     short = client.post(f"/clips/{cid}/raw", data={"csrf_token": token, "reason": "why not"})
     assert short.status_code == 422 and 'data-code="clip.raw_reason_required"' in short.text
     assert 'value="why not"' in short.text  # what was typed is kept
+    # next to the field (a form sent without JS skips the browser's minlength check)
+    import re
+
+    field = re.search(r'<label for="raw-reason">.*?</form>', short.text, re.S).group(0)
+    assert 'id="raw-reason-error"' in field and "at least 10 characters" in field.split('id="raw-reason-error"')[1]
+    assert re.search(r'<input id="raw-reason"[^>]*aria-invalid="true"[^>]*aria-describedby="raw-reason-error"', field)
     r = client.post(
         f"/clips/{cid}/raw", data={"csrf_token": token, "reason": "Worker asked about a blur"}, follow_redirects=False
     )

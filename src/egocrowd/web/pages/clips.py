@@ -166,7 +166,9 @@ def clip_raw(request: Request, clip_id: Id, form: TextForm):
     except EgocrowdError as exc:
         if exc.status in (401, 403):
             raise
-        return _show_clip(request, clip_id, error=form_error(exc), status=exc.status, form=form)
+        # the reason's own problem is shown next to its field (a form sent without JS skips minlength)
+        where = "raw_error" if exc.extra.get("field") == "reason" else "error"
+        return _show_clip(request, clip_id, status=exc.status, form=form, **{where: form_error(exc)})
 
 
 @router.post("/clips/{clip_id}/deidentify")
