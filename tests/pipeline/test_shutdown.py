@@ -58,9 +58,18 @@ def _alive(pid: int, start: str) -> bool:
     return fields[19] == start and fields[0] != "Z"  # a zombie has ended
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return "?"
+
+
 @pytest.fixture
 def sleeping_job(world, db, settings, tmp_path):
     """A clip whose only job is the never-ending ``test_sleep`` stage."""
+    if not db.is_sqlite:  # ~10 s a test, and nothing here depends on the database
+        pytest.skip("runs on SQLite only")
     campaign = world.open_campaign()
     raw = tmp_path / "raw.bin"
     raw.write_bytes(b"bytes the sleeping stage never reads")
@@ -123,14 +132,20 @@ def _stop_and_check(proc: subprocess.Popen, marker: Path, db, job_clip: int) -> 
         proc.wait()
         for pid in left:
             os.kill(pid, signal.SIGKILL)
-        pytest.fail(f"still running 10 s after SIGTERM, with {len(left)} processes below it")
+        pytest.fail(f"still running 10 s after SIGTERM, with these below it: {[_cmdline(p) for p in left]}")
     took = time.monotonic() - started
-    left = {pid: start for pid, start in tree.items() if _alive(pid, start)}
+    # multiprocessing's resource tracker ends by itself once the last process holding its pipe
+    # has gone: a moment after the others.
+    settle = time.monotonic() + 2
+    while any(_alive(pid, start) for pid, start in tree.items()) and time.monotonic() < settle:
+        time.sleep(0.05)
+    left = {pid: _cmdline(pid) for pid, start in tree.items() if _alive(pid, start)}
     for pid in left:  # never leave them to the next test
         os.kill(pid, signal.SIGKILL)
-    assert not left, f"processes left running after the exit: {sorted(left)}"
+    assert not left, f"processes left running after the exit: {left}"
     assert rc in (0, -signal.SIGTERM)  # uvicorn, done, raises the signal it caught again
-    assert took < 8, took
+    assert took < 5, took
+    print(f"stopped {took:.2f} s after SIGTERM")
     with db.transaction() as s:  # abandoned, not failed: its lease runs out and another run takes it
         job = s.scalar(sa.select(Job).where(Job.clip_id == job_clip))
         assert job.status is JobStatus.running and job.last_error is None

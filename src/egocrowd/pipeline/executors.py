@@ -100,14 +100,20 @@ class Executor(ABC):
 
     def shutdown(self, wait: bool = True) -> None:  # noqa: B027 - optional: executors holding nothing need none
         """Release the executor. ``wait``: after the jobs in flight finish; otherwise at once,
-        abandoning them: their futures never complete (the runner's leases run out and another
-        run takes the jobs), so a stopping process does not record them as failed."""
+        abandoning them: their futures raise ``Abandoned`` (the runner's leases run out and
+        another run takes the jobs)."""
 
     def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.shutdown()
+        self.shutdown(wait=exc[0] is None)  # on an error (Ctrl-C too) the jobs in flight are not waited for
+
+
+class Abandoned(BaseException):
+    """A job cut short by ``shutdown(wait=False)``. A ``BaseException``: code that records any
+    ``Exception`` of a job as its failure (the runner) lets it through, so a stopping process
+    leaves the job to its lease instead of counting a failed attempt."""
 
 
 @register_executor("inline")
@@ -173,7 +179,8 @@ class ProcessExecutor(Executor):
         outer: cf.Future[Any] = cf.Future()
 
         def _relay(f: cf.Future[tuple[str, Any]]) -> None:
-            if self._abandoned:  # the pool was torn down under it: no result, and no failure either
+            if self._abandoned:  # the pool was torn down under it: neither a result nor a failure
+                outer.set_exception(Abandoned("the executor was shut down while this job ran"))
                 return
             exc = f.exception()
             if exc is not None:
@@ -209,6 +216,9 @@ class ProcessExecutor(Executor):
 
 def _worker_started(parent: int, initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]) -> None:
     """Runs first in every worker process of a ``ProcessExecutor``."""
+    # Ctrl-C reaches the whole process group: the parent decides what becomes of its workers' jobs
+    # (a worker dying of it here failed the job it ran, an attempt lost).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _worker_terminated)
     exit_with_parent(parent, stop_pools)
     if initializer is not None:
@@ -248,6 +258,7 @@ def rebuild_error(state: dict[str, Any]) -> BaseException:
 
 
 __all__ = [
+    "Abandoned",
     "EXECUTORS",
     "Executor",
     "InlineExecutor",

@@ -134,4 +134,3 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 def _api_docs(request: Request) -> HTMLResponse:
     """Swagger UI, from npm (works offline), started by a script file of ours (the CSP allows no inline script)."""
     return render.templates.TemplateResponse(request, "api_docs.html", {"openapi_url": request.app.openapi_url})
-
