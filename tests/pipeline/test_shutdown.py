@@ -22,6 +22,8 @@ import sqlalchemy as sa
 from egocrowd import clips
 from egocrowd.blobs import BlobStore
 from egocrowd.db.models import Job, JobStatus
+from egocrowd.media.bounded import call_bounded
+from egocrowd.pipeline.executors import get_executor
 from egocrowd.pipeline.runner import enqueue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,3 +163,30 @@ def test_sigterm_stops_the_worker_and_its_pipeline_processes(sleeping_job, db, d
     marker = tmp_path / "in-flight"
     proc = _start(["worker"], db_url, settings, marker)
     _stop_and_check(proc, marker, db, sleeping_job)
+
+
+def _sandbox_pid() -> int:
+    return os.getpid()
+
+
+def _pids_below() -> tuple[int, int]:
+    """Runs in an executor worker: (its pid, its sandbox's pid)."""
+    return os.getpid(), call_bounded(_sandbox_pid)
+
+
+def test_an_executor_whose_workers_used_the_sandbox_shuts_down():
+    """The root of the hang, without a server: ``shutdown()`` waited forever for a worker process
+    that waited forever for its sandbox."""
+    import threading
+
+    ex = get_executor("process", max_workers=1)
+    worker, sandbox = ex.submit(_pids_below).result(timeout=60)
+    tree = _descendants(os.getpid())
+    assert {worker, sandbox} <= set(tree)
+    stopping = threading.Thread(target=ex.shutdown, daemon=True)
+    stopping.start()
+    stopping.join(10)
+    left = [pid for pid in (worker, sandbox) if _alive(pid, tree[pid])]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not stopping.is_alive() and not left
