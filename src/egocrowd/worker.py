@@ -18,7 +18,7 @@ from egocrowd.clips import sweep_orphan_blobs
 from egocrowd.clips.uploads import clip_from_upload
 from egocrowd.db import Database, open_database
 from egocrowd.notifications import deliver_notifications
-from egocrowd.pipeline.executors import get_executor
+from egocrowd.pipeline.executors import Abandoned, get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig
 from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
 
@@ -104,11 +104,25 @@ def run_pipeline(
             next_housekeeping = time.monotonic() + housekeeping_every_s
         try:
             n = runner.run_once()
+        except Abandoned:  # stop_pipeline shut the executor down under a stage: we are stopping
+            return
         except Exception:  # a database hiccup must not take the worker down
             log.exception("pipeline loop error")
             n = 0
         if n == 0:
             stop.wait(idle_s)
+
+
+def stop_pipeline(runner, thread: threading.Thread, stop: threading.Event, *, grace_s: float = 5.0) -> None:
+    """Stop a ``run_pipeline`` thread within seconds: a stage in flight is abandoned (its executor
+    processes are ended, the loop returns; the lease runs out and another run takes the job). The
+    thread is a daemon: one still inside a stage of the inline executor, which cannot be cut short,
+    ends with the process. Waiting for stages to finish left `serve` and `worker` stuck on SIGTERM."""
+    stop.set()
+    runner.executor.shutdown(wait=False)
+    thread.join(grace_s)
+    if thread.is_alive():
+        log.warning("the pipeline thread is still in a stage: abandoned, its lease will run out")
 
 
 def run_worker(settings, *, once: bool = False, executor_name: str | None = None, workers: int | None = None) -> int:
@@ -117,14 +131,26 @@ def run_worker(settings, *, once: bool = False, executor_name: str | None = None
     runner = make_runner(settings, db, blobs, executor_name=executor_name, workers=workers)
     try:
         if once:
-            return runner.drain()
+            try:
+                return runner.drain()
+            finally:
+                runner.executor.shutdown()
         upload_store = UploadStore(settings.uploads_path, ttl=timedelta(hours=settings.upload_expiry_hours))
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         log.info("worker %s started", runner.owner)
-        run_pipeline(db, blobs, upload_store, runner, stop)
+        # The loop runs in a thread so that this one, which gets the signals, can stop it while a
+        # stage is in flight (see stop_pipeline).
+        thread = threading.Thread(
+            target=run_pipeline, args=(db, blobs, upload_store, runner, stop), name="egocrowd-pipeline", daemon=True
+        )
+        thread.start()
+        while not stop.wait(0.25):
+            if not thread.is_alive():  # the loop died of an error (the thread logged it)
+                stop_pipeline(runner, thread, stop)
+                return 1
+        stop_pipeline(runner, thread, stop)
         return 0
     finally:
-        runner.executor.shutdown()
         db.dispose()

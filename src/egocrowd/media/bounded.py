@@ -14,16 +14,24 @@ Results and ``EgocrowdError``s (with their codes) come back to the caller. We us
 process pool: unlike ``concurrent.futures.ProcessPoolExecutor`` it kills only the worker whose call
 timed out or crashed, and says which call it was, so one hostile file cannot fail its neighbours.
 One pool per (process, memory cap), made on first use; the pool size and recycling are settings.
+
+Shutdown: the sandbox processes are not daemons, so a process that ends with its pool running
+waits for them forever (``multiprocessing`` joins such children at its exit): an executor worker
+never ended and SIGTERM left the server waiting, then orphans behind. ``stop_pools`` ends them; it
+runs at every process's exit (a ``multiprocessing`` finalizer, before that join), and executor
+workers call it when terminated. A sandbox whose parent died without stopping it (SIGKILL, the
+OOM killer) notices within a second and exits.
 """
 
 from __future__ import annotations
 
-import atexit
 import multiprocessing
+import multiprocessing.util
 import os
 import pickle
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from functools import lru_cache
@@ -39,7 +47,9 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 120.0
 
 _pools: dict[tuple[int, int], ProcessPool] = {}
-_pools_lock = threading.Lock()
+# Re-entrant: ``stop_pools`` may run in a signal handler while this thread is inside ``_pool``.
+_pools_lock = threading.RLock()
+_finalizer: dict[int, multiprocessing.util.Finalize] = {}  # pid -> the exit hook of that process
 
 
 @lru_cache(maxsize=1)
@@ -96,22 +106,43 @@ def _pool(memory_mb: int) -> ProcessPool:
             pool = ProcessPool(
                 max_workers=s.media_workers,
                 max_tasks=s.media_worker_max_tasks,
-                initializer=_limit_memory,
-                initargs=(memory_mb,),
+                initializer=_sandbox_started,
+                initargs=(memory_mb, os.getpid()),
                 context=multiprocessing.get_context("spawn"),
             )
             _pools[key] = pool
+            if os.getpid() not in _finalizer:
+                # Runs at this process's exit before multiprocessing joins its children (exitpriority
+                # set), also in a multiprocessing child, where atexit handlers come too late.
+                _finalizer[os.getpid()] = multiprocessing.util.Finalize(None, stop_pools, exitpriority=100)
         return pool
 
 
-def _limit_memory(memory_mb: int) -> None:
+def _sandbox_started(memory_mb: int, parent: int) -> None:
     """Runs first in every sandbox process."""
+    exit_with_parent(parent)
     try:
         import resource
     except ImportError:  # pragma: no cover - not a POSIX system: no cap to set
         return
     limit = memory_limit_bytes(memory_mb)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def exit_with_parent(parent: int, cleanup: Callable[[], object] | None = None, every_s: float = 0.5) -> None:
+    """End this process (after ``cleanup``) once process ``parent`` is gone: a child whose parent was
+    killed outright is adopted by another and would otherwise run on, orphaned, waiting for work."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        try:
+            if cleanup is not None:
+                cleanup()
+        finally:
+            os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:
@@ -128,13 +159,15 @@ def _run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) 
             return "err", RuntimeError("".join(traceback.format_exception(exc)))
 
 
-@atexit.register
-def _stop_pools() -> None:
+def stop_pools() -> None:
+    """Stop this process's sandbox pools and end their processes (a call in flight is abandoned:
+    its caller gets an error). Pools are made again on the next ``call_bounded``."""
     with _pools_lock:
-        for pool in _pools.values():
+        ours = [key for key in _pools if key[0] == os.getpid()]  # a forked child's copies are not ours
+        for key in ours:
+            pool = _pools.pop(key)
             pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves stop() unannotated
-            pool.join(timeout=5)
-        _pools.clear()
+            pool.join()  # ends its processes: SIGTERM, then SIGKILL after pebble's 3 s
 
 
-__all__ = ["DEFAULT_TIMEOUT_S", "call_bounded", "memory_limit_bytes"]
+__all__ = ["DEFAULT_TIMEOUT_S", "call_bounded", "exit_with_parent", "memory_limit_bytes", "stop_pools"]

@@ -17,11 +17,14 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import pickle
+import signal
+import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
+from egocrowd.media.bounded import exit_with_parent, stop_pools
 from egocrowd.registry import Registry
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
@@ -96,13 +99,21 @@ class Executor(ABC):
         return out
 
     def shutdown(self, wait: bool = True) -> None:  # noqa: B027 - optional: executors holding nothing need none
-        pass
+        """Release the executor. ``wait``: after the jobs in flight finish; otherwise at once,
+        abandoning them: their futures raise ``Abandoned`` (the runner's leases run out and
+        another run takes the jobs)."""
 
     def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.shutdown()
+        self.shutdown(wait=exc[0] is None)  # on an error (Ctrl-C too) the jobs in flight are not waited for
+
+
+class Abandoned(BaseException):
+    """A job cut short by ``shutdown(wait=False)``. A ``BaseException``: code that records any
+    ``Exception`` of a job as its failure (the runner) lets it through, so a stopping process
+    leaves the job to its lease instead of counting a failed attempt."""
 
 
 @register_executor("inline")
@@ -134,7 +145,10 @@ class ProcessExecutor(Executor):
 
     ``spawn`` by default: the parent may hold FFmpeg/OpenCV threads and open database connections
     that must not be forked. ``max_tasks_per_child`` recycles workers to bound what a leaky decoder
-    can accumulate."""
+    can accumulate.
+
+    Its worker processes end their media sandboxes when terminated (SIGTERM) and end themselves
+    when this process dies without stopping them."""
 
     def __init__(
         self,
@@ -146,13 +160,14 @@ class ProcessExecutor(Executor):
         initargs: Sequence[Any] = (),
     ) -> None:
         self._workers = max_workers or os.cpu_count() or 1
+        self._abandoned = False
         ctx = multiprocessing.get_context(mp_context)
         self._pool = cf.ProcessPoolExecutor(
             max_workers=self._workers,
             mp_context=ctx,
             max_tasks_per_child=max_tasks_per_child,
-            initializer=initializer,
-            initargs=tuple(initargs),
+            initializer=_worker_started,
+            initargs=(os.getpid(), initializer, tuple(initargs)),
         )
 
     @property
@@ -164,6 +179,9 @@ class ProcessExecutor(Executor):
         outer: cf.Future[Any] = cf.Future()
 
         def _relay(f: cf.Future[tuple[str, Any]]) -> None:
+            if self._abandoned:  # the pool was torn down under it: neither a result nor a failure
+                outer.set_exception(Abandoned("the executor was shut down while this job ran"))
+                return
             exc = f.exception()
             if exc is not None:
                 outer.set_exception(exc)
@@ -177,8 +195,42 @@ class ProcessExecutor(Executor):
         inner.add_done_callback(_relay)
         return outer
 
-    def shutdown(self, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+    def shutdown(self, wait: bool = True, *, grace_s: float = 5.0) -> None:
+        if wait:
+            self._pool.shutdown(wait=True)
+            return
+        self._abandoned = True
+        # The pool's own shutdown(wait=False) lets running jobs run on; ours are cut short: each
+        # worker, terminated, stops its sandboxes and exits (``_worker_terminated``).
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())  # no public API before 3.14
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            p.terminate()
+        deadline = time.monotonic() + grace_s
+        for p in processes:
+            p.join(max(deadline - time.monotonic(), 0))
+            if p.is_alive():
+                p.kill()
+                p.join(1)
+
+
+def _worker_started(parent: int, initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]) -> None:
+    """Runs first in every worker process of a ``ProcessExecutor``."""
+    # Ctrl-C reaches the whole process group: the parent decides what becomes of its workers' jobs
+    # (a worker dying of it here failed the job it ran, an attempt lost).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_terminated)
+    exit_with_parent(parent, stop_pools)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _worker_terminated(signum: int, frame: Any) -> None:
+    # Without this the worker died at once and its sandbox processes ran on, orphaned.
+    try:
+        stop_pools()
+    finally:
+        os._exit(128 + signum)
 
 
 def _call_carrying_errors(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:
@@ -206,6 +258,7 @@ def rebuild_error(state: dict[str, Any]) -> BaseException:
 
 
 __all__ = [
+    "Abandoned",
     "EXECUTORS",
     "Executor",
     "InlineExecutor",

@@ -30,7 +30,7 @@ from egocrowd.web.routers import admin as admin_api
 from egocrowd.web.routers import clips as clip_api
 from egocrowd.web.routers import consent as consent_api
 from egocrowd.web.routers.uploads import PlatformHooks
-from egocrowd.worker import make_runner, run_pipeline
+from egocrowd.worker import make_runner, run_pipeline, stop_pipeline
 
 HERE = Path(__file__).parent
 log = logging.getLogger("egocrowd.web")
@@ -87,19 +87,19 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     async def lifespan(app: FastAPI):
         await recover_completed(upload_store, hooks.on_complete)  # finish uploads a crash interrupted
         stop = threading.Event()
-        thread = None
+        runner = thread = None
         if settings.run_pipeline_in_server:
+            runner = make_runner(settings, db, blobs)
             thread = threading.Thread(
-                target=_background,
-                args=(settings, db, blobs, upload_store, stop),
+                target=run_pipeline,
+                args=(db, blobs, upload_store, runner, stop),
                 name="egocrowd-pipeline",
                 daemon=True,
             )
             thread.start()
         yield
-        stop.set()
-        if thread is not None:
-            thread.join(timeout=30)
+        if runner is not None and thread is not None:
+            stop_pipeline(runner, thread, stop)
 
     app = _App(
         title="egocrowd",
@@ -134,12 +134,3 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 def _api_docs(request: Request) -> HTMLResponse:
     """Swagger UI, from npm (works offline), started by a script file of ours (the CSP allows no inline script)."""
     return render.templates.TemplateResponse(request, "api_docs.html", {"openapi_url": request.app.openapi_url})
-
-
-def _background(settings: Settings, db: Database, blobs, upload_store, stop: threading.Event) -> None:
-    """The embedded default runs the pipeline and the housekeeping inside `egocrowd serve`."""
-    runner = make_runner(settings, db, blobs)
-    try:
-        run_pipeline(db, blobs, upload_store, runner, stop)
-    finally:
-        runner.executor.shutdown()
