@@ -33,6 +33,18 @@ def test_worker_and_pipeline_load_no_web_stack() -> None:
     assert run.stdout.strip() == "[]"
 
 
+def test_the_server_and_the_worker_start_without_the_media_stack() -> None:
+    # PyAV and OpenCV (~350 ms, and OpenCV's threads) load in the processes that run stages, on
+    # their first stage: never in the web server's or the pipeline's parent process at start-up.
+    run = _python(
+        "import sys\n"
+        "import egocrowd.cli, egocrowd.worker, egocrowd.web.app, egocrowd.pipeline.executors\n"
+        "print(sorted(m for m in ('av', 'cv2', 'onnxruntime') if m in sys.modules))"
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
 def test_no_argon2_hash_is_computed_at_import() -> None:
     # An Argon2 hash costs tens of milliseconds and 64 MiB: no process pays it just by importing us.
     run = _python(

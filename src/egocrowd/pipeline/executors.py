@@ -24,7 +24,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
-from egocrowd.media.bounded import exit_with_parent, stop_pools
 from egocrowd.registry import Registry
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
@@ -220,6 +219,10 @@ def _worker_started(parent: int, initializer: Callable[..., Any] | None, initarg
     # (a worker dying of it here failed the job it ran, an attempt lost).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _worker_terminated)
+    # here, not at the top: egocrowd.media loads PyAV and OpenCV, which the server's own process and
+    # the pipeline's parent never need (the worker needs them for its first stage anyway)
+    from egocrowd.media.bounded import exit_with_parent, stop_pools
+
     exit_with_parent(parent, stop_pools)
     if initializer is not None:
         initializer(*initargs)
@@ -227,6 +230,8 @@ def _worker_started(parent: int, initializer: Callable[..., Any] | None, initarg
 
 def _worker_terminated(signum: int, frame: Any) -> None:
     # Without this the worker died at once and its sandbox processes ran on, orphaned.
+    from egocrowd.media.bounded import stop_pools  # loaded by _worker_started already
+
     try:
         stop_pools()
     finally:
