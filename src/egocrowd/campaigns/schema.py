@@ -170,6 +170,68 @@ class PrivacySettings(_Strict):
     )
 
 
+class ReviewSettings(_Strict):
+    """Who accepts the campaign's clips (labels.review; docs/review.md). A clip that passed QC and
+    de-identification is reviewed by a person with probability ``sample_fraction``, otherwise accepted
+    at once; one nobody decides within ``auto_accept_days`` is accepted (as on MTurk)."""
+
+    reviewers: Literal["platform", "requester", "both"] = Field(
+        "platform",
+        title="Who reviews clips",
+        description="Platform reviewers, your own team, or whichever of the two gets there first.",
+    )
+    sample_fraction: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        title="Share of clips reviewed",
+        description="0 to 1: 1 reviews every clip, 0.2 one in five; the rest are accepted when they pass the checks.",
+    )
+    auto_accept_days: int = Field(
+        3,
+        ge=1,
+        le=30,
+        title="Auto-accept after (days)",
+        description="A clip nobody has decided on by then is accepted, so workers are never kept waiting.",
+    )
+
+
+class AnnotationSettings(_Strict):
+    """Action labels on the campaign's accepted clips (labels.tasks, labels.consensus; docs/labels.md):
+    ``per_clip`` annotators mark spans from the taxonomy; gold clips are mixed in at ``gold_rate``;
+    clips whose agreement (Krippendorff's alpha) falls below ``min_agreement`` go to a reviewer."""
+
+    enabled: bool = Field(
+        False,
+        title="Ask for action labels",
+        description="Annotators mark what happens, and when, in each accepted clip.",
+    )
+    per_clip: int = Field(
+        3, ge=1, le=9, title="Annotators per clip", description="Each clip is labelled by this many different people."
+    )
+    gold_rate: float = Field(
+        0.1,
+        ge=0.0,
+        le=0.5,
+        title="Share of gold clips",
+        description="How often an annotator gets a clip with known answers (never marked as such), to measure their reliability.",
+    )
+    min_agreement: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        title="Least agreement",
+        description="Clips whose annotators agree less than this (Krippendorff's alpha, 0 to 1) go to a reviewer.",
+    )
+    pay_cents: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        title="Pay per labelled clip",
+        description="In cents, paid to each annotator for an accepted answer.",
+    )
+
+
 class CampaignIn(_Strict):
     title: str = Field(min_length=3, max_length=200)
     instructions: str = Field(min_length=10, max_length=20000)
@@ -184,6 +246,8 @@ class CampaignIn(_Strict):
     )
     data_use: DataUse = Field(default_factory=DataUse)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    annotation: AnnotationSettings = Field(default_factory=AnnotationSettings)
     buyer_name: str = Field(min_length=2, max_length=200, description="Who buys the data (shown to workers)")
     consent_version: str = Field(min_length=1, max_length=40)
     deadline_at: datetime | None = Deadline
@@ -226,6 +290,8 @@ class CampaignPatch(_Strict):
     allowed_countries: list[Country] | None = None
     data_use: DataUse | None = None
     privacy: PrivacySettings | None = None
+    review: ReviewSettings | None = None
+    annotation: AnnotationSettings | None = None
     buyer_name: str | None = Field(None, min_length=2, max_length=200)
     consent_version: str | None = Field(None, min_length=1, max_length=40)
     deadline_at: datetime | None = Deadline  # null: no deadline

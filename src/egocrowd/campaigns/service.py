@@ -39,6 +39,8 @@ SETTINGS = (
     "allowed_countries",
     "data_use",
     "privacy",
+    "review",
+    "annotation",
     "buyer_name",
     "consent_version",
     "deadline_at",

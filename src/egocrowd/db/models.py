@@ -75,6 +75,8 @@ class ClipStatus(str, enum.Enum):
     qc_failed = "qc_failed"  # the worker sees why, and may record again while the lease runs
     rejected = "rejected"  # unusable file (unreadable, not a video, absurd): reason code kept
     error = "error"  # a stage failed repeatedly; the cause is on its job
+    accepted = "accepted"  # a person (or the auto-accept rule) accepted it: pay and releases rely on this
+    declined = "declined"  # a reviewer rejected it: reason_code "review.<reason>" (labels.review.REJECT_REASONS)
 
 
 class DeidStatus(str, enum.Enum):
@@ -92,6 +94,42 @@ class RedactionKind(str, enum.Enum):
     add = "add"  # a missed region: a box over a frame range, redacted like a detection
     false = "false"  # a detected track that is not private (a poster, a pattern): left unredacted
     keep = "keep"  # the wearer's own face (e.g. in a mirror), kept only when their consent allows it
+
+
+class LabelStatus(str, enum.Enum):
+    """Where an accepted clip stands on action labels (None: its campaign asks for none)."""
+
+    annotating = "annotating"  # annotation tasks are open until k answers are in
+    review = "review"  # the annotators disagreed (or an audit sent spans back): a reviewer fixes them
+    done = "done"  # consensus spans stored
+
+
+class ReviewKind(str, enum.Enum):
+    """What a person in the review queue is asked to decide (labels.review)."""
+
+    acceptance = "acceptance"  # accept or reject a QC-passed, de-identified clip
+    appeal = "appeal"  # a worker disputes a QC failure or a rejection (once per clip)
+    spans = "spans"  # annotators disagreed: a reviewer fixes the consensus spans
+
+
+class ReviewState(str, enum.Enum):
+    open = "open"
+    done = "done"
+    cancelled = "cancelled"  # made moot (the clip's worker deleted their account, the campaign closed...)
+
+
+class AnnotationTaskStatus(str, enum.Enum):
+    active = "active"  # leased to an annotator until lease_expires_at
+    submitted = "submitted"
+    expired = "expired"  # the lease ran out: the slot is free for someone else
+    released = "released"  # given back by the annotator
+
+
+class SpanKind(str, enum.Enum):
+    answer = "answer"  # one annotator's span (task_id says which task)
+    consensus = "consensus"  # the aggregate of the answers (confidence, support)
+    gold = "gold"  # a reviewer's reference span on a gold clip
+    review = "review"  # a reviewer's fix of the consensus on a clip in the spans review
 
 
 class OrgRole(str, enum.Enum):
@@ -294,6 +332,10 @@ class Campaign(Base):
     max_clips_per_worker: Mapped[int | None]
     #: how its clips are de-identified (campaigns.schema.PrivacySettings; {} means the defaults)
     privacy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: who accepts its clips, how many are sampled, auto-accept (campaigns.schema.ReviewSettings)
+    review: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: action labels on accepted clips: k, gold rate, agreement bar (campaigns.schema.AnnotationSettings)
+    annotation: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus), default=CampaignStatus.draft, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -364,6 +406,14 @@ class Clip(Base):
     derived_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("derivatives.id", use_alter=True, name="fk_clips_derived_id")
     )
+    #: acceptance (labels.review): when the clip became ``accepted`` (or ``declined``)
+    decided_at: Mapped[datetime | None]
+    #: action labels (labels.tasks, labels.consensus): None when the campaign asks for none
+    label_status: Mapped[LabelStatus | None] = mapped_column(_enum(LabelStatus), index=True)
+    #: agreement of the latest aggregation: {"alpha": .., "mean_iou": .., "annotators": n, "round": r}
+    agreement: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    #: a gold clip: reviewer-made reference spans (SpanKind.gold) exist; mixed into annotators' work unmarked
+    is_gold: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     campaign: Mapped[Campaign] = relationship()
     assignment: Mapped[Assignment | None] = relationship()
@@ -417,6 +467,160 @@ class RedactionEdit(Base):
     created_by: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     withdrawn_at: Mapped[datetime | None]
+
+
+class ReviewItem(Base):
+    """One decision a person owes: accept a clip, rule on an appeal, fix disagreeing spans.
+
+    Decided once: the decision is a conditional UPDATE (``WHERE state = 'open'``), so two reviewers
+    deciding at the same moment get one success and one ``review.already_decided``. ``audience``
+    says who may decide (``platform`` reviewers, the campaign's ``requester``, or ``both``);
+    ``excluded_user_id`` may not (on an appeal: the person who rejected the clip)."""
+
+    __tablename__ = "review_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[ReviewKind] = mapped_column(_enum(ReviewKind))
+    clip_id: Mapped[int] = mapped_column(sa.ForeignKey("clips.id"), index=True)
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id"), index=True)
+    audience: Mapped[str] = mapped_column(sa.String(20))  # "platform" | "requester" | "both"
+    state: Mapped[ReviewState] = mapped_column(_enum(ReviewState), default=ReviewState.open)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: acceptance: accepted automatically after this moment without a decision (None: never)
+    due_at: Mapped[datetime | None]
+    excluded_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    #: appeals: the worker who asked, their comment, and what they dispute ("qc" or "rejection")
+    requested_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    request_comment: Mapped[str] = mapped_column(sa.Text, default="")
+    disputes: Mapped[str | None] = mapped_column(sa.String(20))
+    #: the decision: "accept" | "reject" | "auto_accept" | "uphold" | "overturn" | "fixed" | "cancel"
+    decision: Mapped[str | None] = mapped_column(sa.String(20))
+    reason: Mapped[str | None] = mapped_column(sa.String(60))
+    comment: Mapped[str] = mapped_column(sa.Text, default="")
+    decided_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))  # None: automatic
+    decided_at: Mapped[datetime | None]
+
+    clip: Mapped[Clip] = relationship()
+    campaign: Mapped[Campaign] = relationship()
+
+    __table_args__ = (
+        sa.Index("ix_review_items_queue", "state", "kind", "created_at"),
+        # at most one open item of a kind per clip, and one appeal per clip ever
+        sa.Index(
+            "uq_review_items_open",
+            "clip_id",
+            "kind",
+            unique=True,
+            sqlite_where=sa.text("state = 'open'"),
+            postgresql_where=sa.text("state = 'open'"),
+        ),
+        sa.Index(
+            "uq_review_items_appeal",
+            "clip_id",
+            unique=True,
+            sqlite_where=sa.text("kind = 'appeal'"),
+            postgresql_where=sa.text("kind = 'appeal'"),
+        ),
+    )
+
+
+class Qualification(Base):
+    """A person may do a kind of work (``skill``: "annotate"), on one campaign or (None) on all."""
+
+    __tablename__ = "qualifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    skill: Mapped[str] = mapped_column(sa.String(40))
+    campaign_id: Mapped[int | None] = mapped_column(sa.ForeignKey("campaigns.id"))
+    granted_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))  # None: earned (a test)
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    note: Mapped[str] = mapped_column(sa.String(500), default="")
+
+
+class AnnotationTask(Base):
+    """One annotator's job on one clip: mark the actions seen, as spans from the campaign's taxonomy.
+
+    Like an assignment it is leased; ``k`` of them (campaign.annotation.per_clip) per clip and round.
+    ``is_gold``: the clip is a gold clip mixed in; the annotator is never told. ``round`` goes up
+    when a label audit sends a clip's spans back for re-annotation."""
+
+    __tablename__ = "annotation_tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(sa.ForeignKey("clips.id"), index=True)
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id"), index=True)
+    annotator_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    round: Mapped[int] = mapped_column(default=1)
+    is_gold: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[AnnotationTaskStatus] = mapped_column(
+        _enum(AnnotationTaskStatus), default=AnnotationTaskStatus.active
+    )
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_expires_at: Mapped[datetime]
+    submitted_at: Mapped[datetime | None]
+    #: warnings about the answer: ["too_fast"] when submitted far faster than the clip plays
+    flags: Mapped[list[Any]] = mapped_column(default=list)
+    #: a gold task's score against the reference: {"score": .., "mistakes": [...]}
+    score: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+
+    clip: Mapped[Clip] = relationship()
+    annotator: Mapped[User] = relationship()
+
+    __table_args__ = (
+        sa.UniqueConstraint("clip_id", "annotator_id", "round", name="uq_annotation_task_once"),
+        sa.Index("ix_annotation_tasks_status_lease", "status", "lease_expires_at"),
+    )
+
+
+class Span(Base):
+    """A labelled stretch of a clip: ``start_ms`` to ``end_ms`` (milliseconds of the clip's time,
+    exact integers), one verb and one noun from the campaign's taxonomy. Never edited: a newer
+    aggregation or fix sets ``superseded_at`` on the old rows and adds new ones."""
+
+    __tablename__ = "spans"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(sa.ForeignKey("clips.id"))
+    kind: Mapped[SpanKind] = mapped_column(_enum(SpanKind))
+    task_id: Mapped[int | None] = mapped_column(sa.ForeignKey("annotation_tasks.id"), index=True)
+    #: answers: the annotator; gold and review: the reviewer; consensus: None
+    author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    round: Mapped[int] = mapped_column(default=1)
+    start_ms: Mapped[int]
+    end_ms: Mapped[int]
+    verb: Mapped[str] = mapped_column(sa.String(60))
+    noun: Mapped[str] = mapped_column(sa.String(60))
+    #: consensus: the probability of its label and boundaries (0..1) and how many annotators marked it
+    confidence: Mapped[float | None]
+    support: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    superseded_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        sa.Index("ix_spans_clip_kind", "clip_id", "kind"),
+        sa.CheckConstraint("start_ms >= 0 AND end_ms > start_ms", name="ck_span_order"),
+    )
+
+
+class LabelFlag(Base):
+    """A systematic confusion found by a label audit (labels.audits): ``given`` was labelled where
+    ``expected`` was meant, in ``rate`` of ``total`` cases — by one annotator, or (annotator None)
+    across the campaign. ``basis``: compared with "gold" or with the "consensus". Labels are
+    written "verb noun"."""
+
+    __tablename__ = "label_flags"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id"), index=True)
+    annotator_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    basis: Mapped[str] = mapped_column(sa.String(20))
+    expected: Mapped[str] = mapped_column(sa.String(121))
+    given: Mapped[str] = mapped_column(sa.String(121))
+    count: Mapped[int]
+    total: Mapped[int]
+    rate: Mapped[float]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: spans sent back for re-annotation because of it
+    spans_reopened: Mapped[int] = mapped_column(default=0)
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 
 
 class Job(Base):

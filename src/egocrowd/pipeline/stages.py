@@ -73,7 +73,7 @@ class Stage:
     put_back: Callable[[Session, Clip], None] | None = None
 
 
-STAGES: Registry[Stage] = Registry("pipeline.stage")
+STAGES: Registry[Stage] = Registry("pipeline.stage", builtins="egocrowd.labels.stages")
 FIRST_STAGE = "probe"
 
 

@@ -24,11 +24,15 @@ from egocrowd.web.letters import SendAfterResponse
 from egocrowd.web.limits import BodyLimit
 from egocrowd.web.pages import accounts, assignments, campaigns, consent, lab, render
 from egocrowd.web.pages import admin as admin_pages
+from egocrowd.web.pages import annotate as annotate_pages
 from egocrowd.web.pages import clips as clip_pages
-from egocrowd.web.routers import account, api
+from egocrowd.web.pages import labels as label_pages
+from egocrowd.web.pages import review as review_pages
+from egocrowd.web.routers import account, annotations, api, reviews
 from egocrowd.web.routers import admin as admin_api
 from egocrowd.web.routers import clips as clip_api
 from egocrowd.web.routers import consent as consent_api
+from egocrowd.web.routers import labels as labels_api
 from egocrowd.web.routers.uploads import PlatformHooks
 from egocrowd.worker import make_runner, run_pipeline, stop_pipeline
 
@@ -41,6 +45,9 @@ ROUTERS = [
     account.router,
     clip_api.router,
     admin_api.router,
+    reviews.router,
+    annotations.router,
+    labels_api.router,
     accounts.router,
     campaigns.router,
     consent.router,
@@ -48,6 +55,9 @@ ROUTERS = [
     clip_pages.router,
     admin_pages.router,
     lab.router,
+    review_pages.router,
+    annotate_pages.router,
+    label_pages.router,
 ]
 
 

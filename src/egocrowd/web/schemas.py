@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from egocrowd import clips
-from egocrowd.campaigns.schema import PrivacySettings
+from egocrowd.campaigns.schema import AnnotationSettings, PrivacySettings, ReviewSettings
 from egocrowd.campaigns.service import hourly_rate_cents
 from egocrowd.db.models import AssignmentStatus, CampaignStatus, ClipStatus, ConsentStatus, JobStatus, OrgRole, Role
 
@@ -98,6 +98,8 @@ class CampaignOut(_Out):
     allowed_countries: list[str]
     data_use: dict[str, bool]
     privacy: dict[str, Any] = Field(description="De-identification settings, defaults filled in")
+    review: dict[str, Any] = Field(description="Who accepts clips, sampling, auto-accept; defaults filled in")
+    annotation: dict[str, Any] = Field(description="Action labels asked for; defaults filled in")
     buyer_name: str
     consent_version: str
     deadline_at: Timestamp | None
@@ -113,6 +115,16 @@ class CampaignOut(_Out):
     @classmethod
     def _privacy_defaults(cls, v: Any) -> dict[str, Any]:
         return PrivacySettings.model_validate(v or {}).model_dump()
+
+    @field_validator("review", mode="before")
+    @classmethod
+    def _review_defaults(cls, v: Any) -> dict[str, Any]:
+        return ReviewSettings.model_validate(v or {}).model_dump()
+
+    @field_validator("annotation", mode="before")
+    @classmethod
+    def _annotation_defaults(cls, v: Any) -> dict[str, Any]:
+        return AnnotationSettings.model_validate(v or {}).model_dump()
 
     @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property (pydantic docs)
     @property

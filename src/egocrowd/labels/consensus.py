@@ -1,0 +1,1 @@
+"""The ``aggregate`` pipeline stage (owned by the annotation work of #10)."""
