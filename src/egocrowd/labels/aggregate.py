@@ -129,19 +129,26 @@ class Reliability:
 # --- checks and canonical order -------------------------------------------------------------------
 
 
+def _refuse(a: SpanAnswer) -> InvalidInput:
+    if a.start_ms < 0 or a.end_ms <= a.start_ms:
+        return InvalidInput(
+            f"A span must start at 0 ms or later and end after it starts (clip {a.clip}: {a.start_ms}–{a.end_ms} ms).",
+            code="input.out_of_range",
+        )
+    return InvalidInput(
+        f"A span's verb and noun are single terms without spaces (clip {a.clip}: {a.verb!r} {a.noun!r}).",
+        code="input.out_of_range",
+    )
+
+
+def _bad_term(term: str) -> bool:
+    return not term or " " in term
+
+
 def _check(answers: Sequence[SpanAnswer]) -> None:
     for a in answers:
-        if a.start_ms < 0 or a.end_ms <= a.start_ms:
-            raise InvalidInput(
-                f"A span must start at 0 ms or later and end after it starts (clip {a.clip}: "
-                f"{a.start_ms}–{a.end_ms} ms).",
-                code="input.out_of_range",
-            )
-        if not a.verb or not a.noun or " " in a.verb or " " in a.noun:
-            raise InvalidInput(
-                f"A span's verb and noun are single terms without spaces (clip {a.clip}: {a.verb!r} {a.noun!r}).",
-                code="input.out_of_range",
-            )
+        if a.start_ms < 0 or a.end_ms <= a.start_ms or _bad_term(a.verb) or _bad_term(a.noun):
+            raise _refuse(a)
 
 
 def _canonical(answers: Sequence[SpanAnswer]) -> list[int]:
@@ -171,71 +178,49 @@ def temporal_iou(a_start: float, a_end: float, b_start: float, b_end: float) -> 
     return float(inter / union) if union > 0 else 0.0
 
 
-def _iou_matrix(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    inter = np.minimum(ends[:, None], ends[None, :]) - np.maximum(starts[:, None], starts[None, :])
-    union = np.maximum(ends[:, None], ends[None, :]) - np.minimum(starts[:, None], starts[None, :])
+def _iou(s1: np.ndarray, e1: np.ndarray, s2: np.ndarray, e2: np.ndarray) -> np.ndarray:
+    inter = np.minimum(e1, e2) - np.maximum(s1, s2)
+    union = np.maximum(e1, e2) - np.minimum(s1, s2)
     return np.where(inter > 0, inter / np.maximum(union, 1), 0.0)
 
 
-def _cluster(starts: np.ndarray, ends: np.ndarray, annotators: np.ndarray, threshold: float) -> list[list[int]]:
-    """Clusters of positions (spans sorted canonically): pairs of different annotators joined best IoU
-    first (ties: earlier spans first), never two spans of one annotator in a cluster."""
-    n = len(starts)
-    if n == 0:
-        return []
-    iou = _iou_matrix(starts.astype(np.float64), ends.astype(np.float64))
-    upper = np.triu(np.ones((n, n), dtype=bool), k=1)
-    ok = upper & (iou >= threshold) & (annotators[:, None] != annotators[None, :])
-    ii, jj = np.nonzero(ok)
-    parent = list(range(n))
-    members: list[set[int]] = [{int(a)} for a in annotators]  # annotators in each root's cluster
-    if len(ii):
-        order = np.lexsort((jj, ii, -iou[ii, jj]))
-        for k in order:
-            a, b = int(ii[k]), int(jj[k])
-            ra, rb = a, b
-            while parent[ra] != ra:
-                ra = parent[ra]
-            while parent[rb] != rb:
-                rb = parent[rb]
-            if ra == rb or members[ra] & members[rb]:
-                continue
-            if rb < ra:
-                ra, rb = rb, ra
-            parent[rb] = ra
-            members[ra] |= members[rb]
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        r = i
-        while parent[r] != r:
-            r = parent[r]
-        groups.setdefault(r, []).append(i)
-    return [groups[r] for r in sorted(groups)]
-
-
-def match_spans(answers: Sequence[SpanAnswer], iou_threshold: float = 0.3) -> list[list[int]]:
-    """Clusters of indices into ``answers`` (one clip's spans): each cluster holds at most one span per
-    annotator, and each of its spans overlaps another member by at least ``iou_threshold``.
-    Clusters come in time order, indices in each cluster in time order."""
-    _check(answers)
-    if len({a.clip for a in answers}) > 1:
-        raise InvalidInput("match_spans takes one clip's spans.", code="input.out_of_range")
-    order = _canonical(answers)
-    starts = np.array([answers[i].start_ms for i in order], dtype=np.int64)
-    ends = np.array([answers[i].end_ms for i in order], dtype=np.int64)
-    annotators = np.array([answers[i].annotator for i in order], dtype=np.int64)
-    return [[order[p] for p in group] for group in _cluster(starts, ends, annotators, iou_threshold)]
+def _group_starts(keys: np.ndarray) -> np.ndarray:
+    """Where each run of equal values begins in a sorted array."""
+    if len(keys) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
 
 
 @dataclass
 class Matching:
-    """Every clip's clusters for a whole campaign (positions into ``order``, the canonical order)."""
+    """Every clip's clusters for a whole campaign. Arrays are in canonical order (clip, start, end,
+    annotator, verb, noun): ``order[p]`` is the index into the answers of canonical position p."""
 
-    order: list[int]  # canonical position -> index into the answers
-    clusters: list[list[int]]  # canonical positions; clusters sorted by clip, then time
-    cluster_clip: list[int]
-    pair_iou: dict[int, list[float]]  # clip -> IoU of every matched pair of spans
-    clip_annotators: dict[int, list[int]]  # clip -> its annotators (sorted)
+    order: np.ndarray
+    clip: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    annotator: np.ndarray
+    label_code: np.ndarray  # index into ``labels``
+    labels: list[str]  # sorted
+    cluster: np.ndarray  # position -> its cluster; clusters are numbered by clip, then time
+    cluster_clip: np.ndarray  # cluster -> its clip
+    members: np.ndarray  # positions grouped by cluster (ascending within a cluster)
+    member_starts: np.ndarray  # where each cluster's run begins in ``members``
+    clip_annotators: dict[int, list[int]]  # clip -> its annotators (with ``submitted``), sorted
+    pair_clip: np.ndarray  # every pair of spans in one cluster: its clip and IoU (mean IoU)
+    pair_iou: np.ndarray
+
+    @property
+    def size(self) -> np.ndarray:
+        return np.diff(np.r_[self.member_starts, len(self.members)])
+
+    @property
+    def clusters(self) -> list[list[int]]:
+        """Canonical positions of each cluster."""
+        flat = self.members.tolist()
+        bounds = [*self.member_starts.tolist(), len(flat)]
+        return [flat[bounds[c] : bounds[c + 1]] for c in range(len(bounds) - 1)]
 
 
 def match_campaign(
@@ -243,63 +228,159 @@ def match_campaign(
     iou_threshold: float = 0.3,
     submitted: Mapping[int, Iterable[int]] | None = None,
 ) -> Matching:
-    """``match_spans`` on every clip of a campaign, in canonical order."""
-    _check(answers)
-    order = _canonical(answers)
-    clips = np.array([answers[i].clip for i in order], dtype=np.int64)
-    starts = np.array([answers[i].start_ms for i in order], dtype=np.int64)
-    ends = np.array([answers[i].end_ms for i in order], dtype=np.int64)
-    annotators = np.array([answers[i].annotator for i in order], dtype=np.int64)
-    clip_annotators: dict[int, set[int]] = defaultdict(set)
-    for c, a in zip(clips.tolist(), annotators.tolist(), strict=True):
-        clip_annotators[c].add(a)
-    for c, who in (submitted or {}).items():
-        clip_annotators[int(c)].update(int(a) for a in who)
-    clusters: list[list[int]] = []
-    cluster_clip: list[int] = []
-    pair_iou: dict[int, list[float]] = {}
-    bounds = np.flatnonzero(np.diff(clips)) + 1 if len(clips) else np.array([], dtype=np.int64)
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(clips)], strict=True):
-        if hi <= lo:
+    """Clusters on every clip of a campaign: pairs of spans of one clip by different annotators with
+    temporal IoU >= ``iou_threshold`` are joined best pair first (ties: earlier spans first), unless
+    the two clusters already share an annotator. Vectorised except the joining itself."""
+    if not 0.0 < iou_threshold <= 1.0:
+        raise InvalidInput("The IoU threshold is between 0 (excluded) and 1.", code="input.out_of_range")
+    n = len(answers)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Matching(
+            order=empty,
+            clip=empty,
+            start=empty,
+            end=empty,
+            annotator=empty,
+            label_code=empty,
+            labels=[],
+            cluster=empty,
+            cluster_clip=empty,
+            members=empty,
+            member_starts=empty,
+            clip_annotators={int(c): sorted({int(w) for w in who}) for c, who in sorted((submitted or {}).items())},
+            pair_clip=empty,
+            pair_iou=np.zeros(0),
+        )
+    clip = np.fromiter((a.clip for a in answers), dtype=np.int64, count=n)
+    start = np.fromiter((a.start_ms for a in answers), dtype=np.int64, count=n)
+    end = np.fromiter((a.end_ms for a in answers), dtype=np.int64, count=n)
+    annotator = np.fromiter((a.annotator for a in answers), dtype=np.int64, count=n)
+    verbs, verb_code = np.unique(np.array([a.verb for a in answers], dtype=object), return_inverse=True)
+    nouns, noun_code = np.unique(np.array([a.noun for a in answers], dtype=object), return_inverse=True)
+    bad = (start < 0) | (end <= start)
+    bad_terms = (
+        {k for k, t in enumerate(verbs.tolist()) if _bad_term(t)},
+        {k for k, t in enumerate(nouns.tolist()) if _bad_term(t)},
+    )
+    if bad.any() or bad_terms[0] or bad_terms[1]:
+        bad |= np.isin(verb_code, list(bad_terms[0])) | np.isin(noun_code, list(bad_terms[1]))
+        raise _refuse(answers[int(np.flatnonzero(bad)[0])])
+    order = np.lexsort((noun_code, verb_code, annotator, end, start, clip))
+    clip, start, end, annotator = clip[order], start[order], end[order], annotator[order]
+    # labels sort as "verb noun" strings do, because verbs hold no spaces
+    pair_code = verb_code[order] * max(1, len(nouns)) + noun_code[order]
+    used, label_code = np.unique(pair_code, return_inverse=True)
+    labels = [f"{verbs[c // max(1, len(nouns))]} {nouns[c % max(1, len(nouns))]}" for c in used.tolist()]
+
+    # Candidate pairs: a span meets only the spans after it (in start order) that start before it
+    # ends, so look ahead one step at a time until no span meets the next one any more.
+    left, right = [], []
+    active = np.arange(max(0, n - 1))
+    step = 1
+    while active.size:
+        ahead = active + step
+        ok = ahead < n
+        active, ahead = active[ok], ahead[ok]
+        ok = (clip[ahead] == clip[active]) & (start[ahead] < end[active])
+        active, ahead = active[ok], ahead[ok]
+        differ = annotator[ahead] != annotator[active]
+        left.append(active[differ])
+        right.append(ahead[differ])
+        step += 1
+    i = np.concatenate(left) if left else np.zeros(0, dtype=np.int64)
+    j = np.concatenate(right) if right else np.zeros(0, dtype=np.int64)
+    iou = _iou(start[i], end[i], start[j], end[j])
+    keep = iou >= iou_threshold
+    i, j, iou = i[keep], j[keep], iou[keep]
+    best_first = np.lexsort((j, i, -iou))
+
+    # Each annotator of a clip gets one bit, so "do these clusters share an annotator" is one AND.
+    by_who = np.lexsort((annotator, clip))
+    who_new = np.r_[True, (clip[by_who][1:] != clip[by_who][:-1]) | (annotator[by_who][1:] != annotator[by_who][:-1])]
+    clip_new = np.r_[True, clip[by_who][1:] != clip[by_who][:-1]]
+    rank = np.cumsum(who_new) - 1
+    first = np.maximum.accumulate(np.where(clip_new, rank, 0))
+    bit = np.empty(n, dtype=np.int64)
+    bit[by_who] = rank - first
+    parent = list(range(n))
+    mask = [1 << b for b in bit.tolist()]
+    for a, b in zip(i[best_first].tolist(), j[best_first].tolist(), strict=True):
+        while parent[a] != a:
+            a = parent[a]
+        while parent[b] != b:
+            b = parent[b]
+        if a == b or mask[a] & mask[b]:
             continue
-        clip = int(clips[lo])
-        local = _cluster(starts[lo:hi], ends[lo:hi], annotators[lo:hi], iou_threshold)
-        ious: list[float] = []
-        for group in local:
-            clusters.append([lo + p for p in group])
-            cluster_clip.append(clip)
-            for x in range(len(group)):
-                for y in range(x + 1, len(group)):
-                    p, q = lo + group[x], lo + group[y]
-                    ious.append(temporal_iou(starts[p], ends[p], starts[q], ends[q]))
-        pair_iou[clip] = ious
-    for clip in clip_annotators:
-        pair_iou.setdefault(clip, [])
+        if b < a:
+            a, b = b, a
+        parent[b] = a  # the root is always the cluster's first position
+        mask[a] |= mask[b]
+    root = np.array(parent, dtype=np.int64)
+    while not np.array_equal(root[root], root):
+        root = root[root]
+    roots, cluster = np.unique(root, return_inverse=True)
+    cluster = cluster.reshape(-1).astype(np.int64)
+    members = np.lexsort((np.arange(n), cluster))
+    member_starts = _group_starts(cluster[members])
+
+    # every pair of spans in one cluster, for the mean IoU
+    pa, pb = [], []
+    sorted_cluster = cluster[members]
+    for d in range(1, int(np.diff(np.r_[member_starts, n]).max(initial=1))):
+        same = sorted_cluster[d:] == sorted_cluster[:-d]
+        pa.append(members[:-d][same])
+        pb.append(members[d:][same])
+    p = np.concatenate(pa) if pa else np.zeros(0, dtype=np.int64)
+    q = np.concatenate(pb) if pb else np.zeros(0, dtype=np.int64)
+
+    clip_annotators: dict[int, set[int]] = defaultdict(set)
+    for c, w in zip(clip[by_who][who_new].tolist(), annotator[by_who][who_new].tolist(), strict=True):
+        clip_annotators[c].add(w)
+    for c, who in (submitted or {}).items():
+        clip_annotators[int(c)].update(int(w) for w in who)
     return Matching(
         order=order,
-        clusters=clusters,
-        cluster_clip=cluster_clip,
-        pair_iou=pair_iou,
-        clip_annotators={c: sorted(a) for c, a in sorted(clip_annotators.items())},
+        clip=clip,
+        start=start,
+        end=end,
+        annotator=annotator,
+        label_code=label_code.reshape(-1).astype(np.int64),
+        labels=labels,
+        cluster=cluster,
+        cluster_clip=clip[roots],
+        members=members,
+        member_starts=member_starts,
+        clip_annotators={c: sorted(w) for c, w in sorted(clip_annotators.items())},
+        pair_clip=clip[p],
+        pair_iou=_iou(start[p], end[p], start[q], end[q]),
     )
+
+
+def match_spans(answers: Sequence[SpanAnswer], iou_threshold: float = 0.3) -> list[list[int]]:
+    """Clusters of indices into ``answers`` (one clip's spans): each cluster holds at most one span per
+    annotator, and each of its spans overlaps another member by at least ``iou_threshold``.
+    Clusters come in time order, indices in each cluster in time order."""
+    if len({a.clip for a in answers}) > 1:
+        raise InvalidInput("match_spans takes one clip's spans.", code="input.out_of_range")
+    m = match_campaign(answers, iou_threshold)
+    order = m.order.tolist()
+    return [[order[p] for p in group] for group in m.clusters]
 
 
 # --- the label model ------------------------------------------------------------------------------
 
 
 def label_table(answers: Sequence[SpanAnswer], matching: Matching) -> pd.DataFrame:
-    """The table Dawid–Skene reads: one row per matched span, task = cluster number (its position in
-    ``matching.clusters``), worker = annotator, label = "verb noun"; in canonical order."""
+    """The table Dawid–Skene reads: one row per span, task = cluster number, worker = annotator,
+    label = "verb noun"; grouped by cluster, in canonical order."""
     import pandas as pd  # heavy; only aggregation needs it (start-up time of the server and worker)
 
-    tasks, workers, labels = [], [], []
-    for t, group in enumerate(matching.clusters):
-        for p in group:
-            a = answers[matching.order[p]]
-            tasks.append(t)
-            workers.append(a.annotator)
-            labels.append(a.label)
-    return pd.DataFrame({"task": tasks, "worker": workers, "label": labels})
+    m = matching.members
+    labels = np.array(matching.labels, dtype=object)
+    return pd.DataFrame(
+        {"task": matching.cluster[m], "worker": matching.annotator[m], "label": labels[matching.label_code[m]]}
+    )
 
 
 def fit_labels(
@@ -322,19 +403,13 @@ def fit_labels(
         model.fit(table, true_labels=gold)
     probas = model.probas_
     assert probas is not None and model.labels_ is not None
-    labels = {int(t): str(v) for t, v in model.labels_.items()}
-    posterior = {int(t): float(p) for t, p in probas.max(axis=1).items()}
-    matrix = probas.to_numpy()
-    columns = {str(c): k for k, c in enumerate(probas.columns)}
+    labels = dict(zip(model.labels_.index.tolist(), map(str, model.labels_.tolist()), strict=True))
+    posterior = dict(zip(probas.index.tolist(), probas.max(axis=1).tolist(), strict=True))
+    matrix = probas.to_numpy(dtype=np.float64)
     rows = probas.index.get_indexer(table["task"])
-    cols = np.array([columns[str(v)] for v in table["label"]])
-    given = matrix[rows, cols]
-    skill_sum: dict[int, float] = defaultdict(float)
-    skill_n: dict[int, int] = defaultdict(int)
-    for w, p in zip(table["worker"].tolist(), given.tolist(), strict=True):
-        skill_sum[int(w)] += p
-        skill_n[int(w)] += 1
-    skills = {w: skill_sum[w] / skill_n[w] for w in sorted(skill_sum)}
+    cols = pd.Index([str(c) for c in probas.columns]).get_indexer(table["label"].astype(str))
+    given = pd.Series(matrix[rows, cols]).groupby(table["worker"].to_numpy()).mean()
+    skills = {int(w): float(s) for w, s in given.items()}
     return labels, posterior, skills
 
 
@@ -353,46 +428,106 @@ def _nominal_alpha(value_counts: np.ndarray) -> float | None:
     mp = pairable.sum(axis=1).astype(np.float64)
     n = float(mp.sum())
     same = float((pairable * (pairable - 1) / (mp - 1)[:, None]).sum())
-    if n - same <= 1e-12:
+    if n - same <= 1e-9:
         return 1.0
     n_c = pairable.sum(axis=0).astype(np.float64)
     expected = n * n - float((n_c * n_c).sum())
     return float(1.0 - (n - 1.0) * (n - same) / expected)
 
 
-def _value_counts(answers: Sequence[SpanAnswer], matching: Matching, clusters: Iterable[int]) -> np.ndarray:
-    """Units (clusters) × values (labels, then "none") counts for Krippendorff's alpha: each of the
-    clip's annotators gives the cluster their label, or "none" when they have no span in it."""
-    rows = list(clusters)
-    labels = sorted({answers[matching.order[p]].label for c in rows for p in matching.clusters[c]})
-    column = {label: k for k, label in enumerate(labels)}
-    counts = np.zeros((len(rows), len(labels) + 1), dtype=np.int64)
-    for r, c in enumerate(rows):
-        group = matching.clusters[c]
-        for p in group:
-            counts[r, column[answers[matching.order[p]].label]] += 1
-        counts[r, -1] = len(matching.clip_annotators[matching.cluster_clip[c]]) - len(group)
-    return counts
+PACKAGE_ALPHA_MAX_CELLS = 4_000_000  # above this the units x values matrix costs more than it tells
 
 
-def _campaign_alpha(counts: np.ndarray) -> float | None:
-    """The campaign's alpha from the krippendorff package (what the issue names), with the same
-    edge cases as ``_nominal_alpha``."""
-    if len(counts) == 0 or not (counts.sum(axis=1) >= 2).any():
-        return None
-    ours = _nominal_alpha(counts)
-    if ours == 1.0:
-        return 1.0
-    import krippendorff  # only aggregation needs it
+@dataclass
+class _Agreement:
+    clip_alpha: dict[int, float | None]
+    clip_iou: dict[int, float | None]
+    alpha: float | None
+    mean_iou: float | None
 
-    return float(krippendorff.alpha(value_counts=counts, level_of_measurement="nominal"))
+
+def agreement(matching: Matching) -> _Agreement:
+    """Krippendorff's alpha (nominal) per clip and for the campaign over the table cluster × the
+    clip's annotators (a missed span is the value "none"), and the mean IoU of every pair of spans
+    in a cluster. Per clip by sums over the coincidences (one pass for all clips, equal to the
+    krippendorff package, tested); the campaign's value from the package itself."""
+    clips = np.array(list(matching.clip_annotators), dtype=np.int64)
+    k_clip = np.array([len(w) for w in matching.clip_annotators.values()], dtype=np.int64)
+    n_clusters = len(matching.member_starts)
+    n_values = len(matching.labels) + 1  # the last value is "none"
+    clip_of_cluster = np.searchsorted(clips, matching.cluster_clip)
+    k = k_clip[clip_of_cluster].astype(np.float64)  # every annotator of the clip rates every cluster
+    size = matching.size
+    key = matching.cluster * n_values + matching.label_code
+    cell, count = np.unique(key, return_counts=True)
+    cell_cluster, cell_value = cell // n_values, cell % n_values
+    # add "none" cells: the clip's annotators with no span in the cluster
+    none = k - size
+    cell_cluster = np.r_[cell_cluster, np.arange(n_clusters)]
+    cell_value = np.r_[cell_value, np.full(n_clusters, n_values - 1)]
+    count = np.r_[count, none].astype(np.float64)
+    pairable_cell = k[cell_cluster] >= 2
+    cell_cluster, cell_value, count = cell_cluster[pairable_cell], cell_value[pairable_cell], count[pairable_cell]
+    cell_clip = clip_of_cluster[cell_cluster]
+    same = count * (count - 1) / (k[cell_cluster] - 1)
+    pairable = k >= 2
+    n_by_clip = np.bincount(clip_of_cluster[pairable], weights=k[pairable], minlength=len(clips))
+    same_by_clip = np.bincount(cell_clip, weights=same, minlength=len(clips))
+    value_key = cell_clip * n_values + cell_value
+    vk, vinv = np.unique(value_key, return_inverse=True)
+    n_c = np.bincount(vinv.reshape(-1), weights=count)
+    sq_by_clip = np.bincount(vk // n_values, weights=n_c * n_c, minlength=len(clips))
+    clip_alpha: dict[int, float | None] = {}
+    for c, n, s, sq in zip(clips.tolist(), n_by_clip.tolist(), same_by_clip.tolist(), sq_by_clip.tolist(), strict=True):
+        if n < 2:
+            clip_alpha[c] = None
+        elif n - s <= 1e-9:
+            clip_alpha[c] = 1.0
+        else:
+            clip_alpha[c] = _round(1.0 - (n - 1.0) * (n - s) / (n * n - sq))
+
+    pair_index = np.searchsorted(clips, matching.pair_clip)
+    iou_sum = np.bincount(pair_index, weights=matching.pair_iou, minlength=len(clips))
+    iou_n = np.bincount(pair_index, minlength=len(clips))
+    clip_iou = {
+        c: (_round(s / m) if m else None)
+        for c, s, m in zip(clips.tolist(), iou_sum.tolist(), iou_n.tolist(), strict=True)
+    }
+
+    alpha: float | None = None
+    n_all = float(n_by_clip.sum())
+    if n_all >= 2:
+        s_all = float(same_by_clip.sum())
+        if n_all - s_all <= 1e-9:
+            alpha = 1.0
+        elif n_clusters * n_values <= PACKAGE_ALPHA_MAX_CELLS:
+            import krippendorff  # only aggregation needs it
+
+            counts = np.zeros((n_clusters, n_values))
+            np.add.at(counts, (cell_cluster, cell_value), count)
+            alpha = _round(float(krippendorff.alpha(value_counts=counts, level_of_measurement="nominal")))
+        else:
+            totals = np.bincount(cell_value, weights=count, minlength=n_values)
+            alpha = _round(1.0 - (n_all - 1.0) * (n_all - s_all) / (n_all * n_all - float((totals * totals).sum())))
+    mean_iou = _round(float(matching.pair_iou.mean())) if len(matching.pair_iou) else None
+    return _Agreement(clip_alpha, clip_iou, alpha, mean_iou)
 
 
 # --- the whole campaign ---------------------------------------------------------------------------
 
 
-def _median_int(values: list[int]) -> int:
-    return int(round(float(np.median(values))))
+def _fused(matching: Matching) -> tuple[np.ndarray, np.ndarray]:
+    """Each cluster's start and end: the medians of its members' (rounded to the millisecond, half to
+    even), the end at least 1 ms after the start."""
+    out = []
+    bounds = np.r_[matching.member_starts, len(matching.members)]
+    lo, hi = bounds[:-1], bounds[1:] - 1
+    for values in (matching.start, matching.end):
+        ranked = np.lexsort((values, matching.cluster))
+        v = values[ranked].astype(np.float64)
+        out.append(np.rint((v[lo + (hi - lo) // 2] + v[hi - (hi - lo) // 2]) / 2).astype(np.int64))
+    start, end = out
+    return start, np.maximum(end, start + 1)
 
 
 def _split(label: str) -> tuple[str, str]:
@@ -401,19 +536,16 @@ def _split(label: str) -> tuple[str, str]:
 
 
 def _gold_labels(
-    gold: Sequence[SpanAnswer], fused: dict[int, tuple[int, int]], matching: Matching, threshold: float
+    gold: Sequence[SpanAnswer], fused: tuple[np.ndarray, np.ndarray], matching: Matching, threshold: float
 ) -> dict[int, str]:
     """Cluster -> the gold label that pins it: each gold span pins the cluster (on its clip) whose fused
     span overlaps it most (IoU >= threshold), one gold span per cluster, best pairs first."""
-    by_clip: dict[int, list[int]] = defaultdict(list)
-    for c, clip in enumerate(matching.cluster_clip):
-        by_clip[clip].append(c)
     gold_sorted = sorted(gold, key=lambda g: (g.clip, g.start_ms, g.end_ms, g.verb, g.noun, g.annotator))
     candidates: list[tuple[float, int, int]] = []
     for gi, g in enumerate(gold_sorted):
-        for c in by_clip.get(g.clip, ()):
-            s, e = fused[c]
-            iou = temporal_iou(g.start_ms, g.end_ms, s, e)
+        lo, hi = np.searchsorted(matching.cluster_clip, [g.clip, g.clip + 1])
+        for c in range(int(lo), int(hi)):
+            iou = temporal_iou(g.start_ms, g.end_ms, int(fused[0][c]), int(fused[1][c]))
             if iou >= threshold:
                 candidates.append((-iou, gi, c))
     pinned: dict[int, str] = {}
@@ -424,6 +556,41 @@ def _gold_labels(
         used.add(gi)
         pinned[c] = gold_sorted[gi].label
     return pinned
+
+
+def _consensus(
+    matching: Matching,
+    fused: tuple[np.ndarray, np.ndarray],
+    labels: Mapping[int, str],
+    confidence: np.ndarray,
+    min_support: int | None,
+) -> list[ConsensusSpan]:
+    clips = np.array(list(matching.clip_annotators), dtype=np.int64)
+    k_clip = np.array([len(w) for w in matching.clip_annotators.values()], dtype=np.int64)
+    k = k_clip[np.searchsorted(clips, matching.cluster_clip)]
+    size = matching.size
+    needed = np.full(len(size), min_support) if min_support is not None else k // 2 + 1
+    originals = matching.order[matching.members].tolist()
+    bounds = [*matching.member_starts.tolist(), len(originals)]
+    starts, ends, cluster_clip = fused[0].tolist(), fused[1].tolist(), matching.cluster_clip.tolist()
+    conf = np.round(confidence, 6).tolist()
+    spans = []
+    for c in np.flatnonzero(size >= needed).tolist():
+        verb, noun = _split(labels[c])
+        spans.append(
+            ConsensusSpan(
+                clip=cluster_clip[c],
+                start_ms=starts[c],
+                end_ms=ends[c],
+                verb=verb,
+                noun=noun,
+                confidence=conf[c],
+                support=bounds[c + 1] - bounds[c],
+                members=tuple(sorted(originals[bounds[c] : bounds[c + 1]])),
+            )
+        )
+    spans.sort(key=lambda s: (s.clip, s.start_ms, s.end_ms, s.label, s.members))
+    return spans
 
 
 def aggregate_spans(
@@ -444,60 +611,24 @@ def aggregate_spans(
     """
     _check(gold)
     matching = match_campaign(answers, iou_threshold, submitted)
-    fused: dict[int, tuple[int, int]] = {}
-    for c, group in enumerate(matching.clusters):
-        members = [answers[matching.order[p]] for p in group]
-        start = _median_int([m.start_ms for m in members])
-        end = max(_median_int([m.end_ms for m in members]), start + 1)
-        fused[c] = (start, end)
+    fused = _fused(matching)
     pinned = _gold_labels(gold, fused, matching, iou_threshold)
     labels, posterior, skills = fit_labels(label_table(answers, matching), pinned)
-
-    spans: list[ConsensusSpan] = []
-    for c, group in enumerate(matching.clusters):
-        clip = matching.cluster_clip[c]
-        k = len(matching.clip_annotators[clip])
-        needed = min_support if min_support is not None else k // 2 + 1
-        if len(group) < needed:
-            continue
-        verb, noun = _split(labels[c])
-        start, end = fused[c]
-        spans.append(
-            ConsensusSpan(
-                clip=clip,
-                start_ms=start,
-                end_ms=end,
-                verb=verb,
-                noun=noun,
-                confidence=round(posterior[c] * min(1.0, len(group) / k), 6),
-                support=len(group),
-                members=tuple(sorted(matching.order[p] for p in group)),
-            )
-        )
-    spans.sort(key=lambda s: (s.clip, s.start_ms, s.end_ms, s.label, s.members))
-
-    by_clip: dict[int, list[int]] = defaultdict(list)
-    for c, clip in enumerate(matching.cluster_clip):
-        by_clip[clip].append(c)
-    clips: dict[int, ClipAgreement] = {}
-    all_ious: list[float] = []
-    for clip, who in matching.clip_annotators.items():
-        ious = matching.pair_iou.get(clip, [])
-        all_ious.extend(ious)
-        counts = _value_counts(answers, matching, by_clip.get(clip, []))
-        clips[clip] = ClipAgreement(
-            clip=clip,
-            alpha=_round(_nominal_alpha(counts)) if len(counts) else None,
-            mean_iou=_round(float(np.mean(ious))) if ious else None,
-            annotators=len(who),
-        )
-    campaign_counts = _value_counts(answers, matching, range(len(matching.clusters)))
+    agreed = agreement(matching)
+    clips = np.array(list(matching.clip_annotators), dtype=np.int64)
+    k_clip = np.array([len(w) for w in matching.clip_annotators.values()], dtype=np.float64)
+    k = k_clip[np.searchsorted(clips, matching.cluster_clip)]
+    post = np.array([posterior[c] for c in range(len(k))], dtype=np.float64)
+    confidence = post * np.minimum(1.0, matching.size / k)
     return Aggregation(
-        spans=spans,
-        clips=clips,
-        alpha=_round(_campaign_alpha(campaign_counts)),
-        mean_iou=_round(float(np.mean(all_ious))) if all_ious else None,
-        skills={w: round(s, 6) for w, s in skills.items()},
+        spans=_consensus(matching, fused, labels, confidence, min_support),
+        clips={
+            c: ClipAgreement(c, agreed.clip_alpha[c], agreed.clip_iou[c], len(who))
+            for c, who in matching.clip_annotators.items()
+        },
+        alpha=agreed.alpha,
+        mean_iou=agreed.mean_iou,
+        skills={w: round(s, 6) for w, s in sorted(skills.items())},
         method=_method(iou_threshold, min_support, gold=len(gold)),
     )
 
@@ -526,34 +657,17 @@ def majority_vote_spans(answers: Sequence[SpanAnswer], iou_threshold: float = 0.
     alphabetical), kept when a majority of the clip's annotators marked it; confidence = the label's
     share of the clip's annotators."""
     matching = match_campaign(answers, iou_threshold)
-    spans: list[ConsensusSpan] = []
-    for c, group in enumerate(matching.clusters):
-        clip = matching.cluster_clip[c]
-        k = len(matching.clip_annotators[clip])
-        if len(group) < k // 2 + 1:
-            continue
-        members = [answers[matching.order[p]] for p in group]
-        votes: dict[str, int] = defaultdict(int)
-        for m in members:
-            votes[m.label] += 1
-        label = min(votes, key=lambda v: (-votes[v], v))
-        verb, noun = _split(label)
-        start = _median_int([m.start_ms for m in members])
-        end = max(_median_int([m.end_ms for m in members]), start + 1)
-        spans.append(
-            ConsensusSpan(
-                clip=clip,
-                start_ms=start,
-                end_ms=end,
-                verb=verb,
-                noun=noun,
-                confidence=round(votes[label] / k, 6),
-                support=len(group),
-                members=tuple(sorted(matching.order[p] for p in group)),
-            )
-        )
-    spans.sort(key=lambda s: (s.clip, s.start_ms, s.end_ms, s.label, s.members))
-    return spans
+    n_values = max(1, len(matching.labels))
+    cell, count = np.unique(matching.cluster * n_values + matching.label_code, return_counts=True)
+    best = np.lexsort((cell % n_values, -count, cell // n_values))
+    first = best[_group_starts((cell // n_values)[best])]
+    labels = {
+        int(c): matching.labels[int(v)] for c, v in zip(cell[first] // n_values, cell[first] % n_values, strict=True)
+    }
+    clips = np.array(list(matching.clip_annotators), dtype=np.int64)
+    k_clip = np.array([len(w) for w in matching.clip_annotators.values()], dtype=np.float64)
+    k = k_clip[np.searchsorted(clips, matching.cluster_clip)]
+    return _consensus(matching, _fused(matching), labels, count[first] / k, None)
 
 
 # --- audits: comparisons, confusions, reliability ---------------------------------------------------
