@@ -6,9 +6,9 @@ the label model gains over majority vote.
                                                    [--terms 4] [--rounds 3] [--seed 0] [--quick]
 
 1. ``egocrowd.labels.simulate``: ``--clips`` clips with about ``--spans`` true action spans each
-   (``--terms`` verbs x ``--terms`` nouns: 16 labels), ``--annotators`` annotators per clip out of a crowd of 10 (3 bad ones right 35-45 %
-   of the time, one who labels "open door" as "press button" 40 % of the time), boundary noise,
-   missed and invented spans.
+   (``--terms`` verbs x ``--terms`` nouns: 16 labels by default), ``--annotators`` annotators per
+   clip out of a crowd of 10 (3 bad ones right 35-45 % of the time, one who labels "open door" as
+   "press button" 40 % of the time), boundary noise, missed and invented spans.
 2. Alternately, ``--rounds`` times: (a) crowd-kit's DawidSkene fit alone on the matched label table
    (task = cluster, worker, label), and (b) everything in ``aggregate_spans`` except that fit:
    canonical order, matching by temporal IoU, median boundaries, Krippendorff's alpha and mean IoU
