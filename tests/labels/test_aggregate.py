@@ -312,6 +312,6 @@ def test_reliability_explains_mistakes():
     assert r[5].gold_accuracy == 0.0 and r[5].gold_spans == 2 and r[5].agreement == 1.0
     assert r[5].score == pytest.approx(1 / 5)  # two gold comparisons weigh 2 each, one consensus 1
     assert r[5].mistakes == [
-        'You labelled "open door" as "press button" 1 of 1 times (the reference).',
+        'You labelled "open door" as "press button" in 1 of 1 cases (the reference).',
         "You missed 1 of 2 actions that the reference marks.",
     ]

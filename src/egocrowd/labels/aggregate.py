@@ -424,14 +424,14 @@ PACKAGE_ALPHA_MAX_CELLS = 2_000_000
 
 
 @dataclass
-class _Agreement:
+class CampaignAgreement:
     clip_alpha: dict[int, float | None]
     clip_iou: dict[int, float | None]
     alpha: float | None
     mean_iou: float | None
 
 
-def agreement(matching: Matching) -> _Agreement:
+def agreement(matching: Matching) -> CampaignAgreement:
     """Krippendorff's alpha (nominal) per clip and for the campaign over the table cluster × the
     clip's annotators (a missed span is the value "none"), and the mean IoU of every pair of spans
     in a cluster. Per clip by sums over the coincidences (one pass for all clips, equal to the
@@ -495,7 +495,7 @@ def agreement(matching: Matching) -> _Agreement:
             totals = np.bincount(cell_value, weights=count, minlength=n_values)
             alpha = _round(1.0 - (n_all - 1.0) * (n_all - s_all) / (n_all * n_all - float((totals * totals).sum())))
     mean_iou = _round(float(matching.pair_iou.mean())) if len(matching.pair_iou) else None
-    return _Agreement(clip_alpha, clip_iou, alpha, mean_iou)
+    return CampaignAgreement(clip_alpha, clip_iou, alpha, mean_iou)
 
 
 # --- the whole campaign ---------------------------------------------------------------------------
@@ -799,7 +799,7 @@ def _explain(rows: list[Comparison], against: str) -> list[str]:
         if c.expected != c.given:
             swaps[(c.expected, c.given)] += 1  # type: ignore[index]
     for (expected, given), n in swaps.items():
-        out.append((n, f'You labelled "{expected}" as "{given}" {n} of {by_expected[expected]} times ({against}).'))
+        out.append((n, f'You labelled "{expected}" as "{given}" in {n} of {by_expected[expected]} cases ({against}).'))
     missed = sum(1 for c in rows if c.given is None)
     if missed:
         total = sum(1 for c in rows if c.expected is not None)
