@@ -5,6 +5,8 @@ comparisons, confusions and reliability."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -94,6 +96,27 @@ def test_empty_or_negative_spans_are_refused(start, end):
     with pytest.raises(InvalidInput) as e:
         aggregate_spans([span(1, 1, start, end)])
     assert e.value.code == "input.out_of_range"
+
+
+def test_bad_parameters_are_refused():
+    for kwargs in ({"iou_threshold": 0.0}, {"iou_threshold": 1.5}, {"min_support": 0}):
+        with pytest.raises(InvalidInput) as e:
+            aggregate_spans([span(1, 1, 0, 10)], **kwargs)
+        assert e.value.code == "input.out_of_range"
+    with pytest.raises(InvalidInput):
+        aggregate_spans([span(1, 1, 0, 10)], gold=[span(1, 0, 10, 10)])
+    with pytest.raises(InvalidInput):
+        aggregate_spans([SpanAnswer(1, 1, 0, 10, "open the", "door")])
+
+
+def test_importing_the_core_loads_no_heavy_library():
+    """The web server and the worker import the labels room at start-up (docs/architecture.md)."""
+    code = (
+        "import sys, egocrowd.labels.aggregate, egocrowd.labels.simulate; "
+        "print(sorted(m for m in ('pandas', 'crowdkit', 'krippendorff', 'sklearn', 'scipy') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_no_answers():

@@ -595,6 +595,8 @@ def aggregate_spans(
     including those who marked nothing (otherwise a clip's annotators are those with a span on it).
     """
     _check(gold)
+    if min_support is not None and min_support < 1:
+        raise InvalidInput("min_support is at least 1 annotator.", code="input.out_of_range")
     matching = match_campaign(answers, iou_threshold, submitted)
     fused = _fused(matching)
     pinned = _gold_labels(gold, fused, matching, iou_threshold)
