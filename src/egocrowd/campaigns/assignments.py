@@ -34,6 +34,8 @@ from egocrowd.db.models import (
     AssignmentStatus,
     Campaign,
     CampaignStatus,
+    Clip,
+    ClipStatus,
     ConsentDocument,
     ConsentRecord,
     User,
@@ -259,7 +261,48 @@ def require_active_lease(
     return a
 
 
+def settle(session: Session, assignment_id: int, *, accepted: bool, clip_id: int, actor: User | None) -> bool:
+    """A person (or the auto-accept rule, labels.review) decided the assignment's clip: the
+    assignment becomes ``accepted`` or ``rejected``. A rejection gives the slot back to the campaign
+    so someone can record again; an acceptance of a clip whose slot went back (a rejection overturned
+    on appeal, a QC failure overturned after the lease ran out) takes a slot again, even past the
+    target: the clip is good and the worker is owed. Returns whether the assignment changed."""
+    a = session.get(Assignment, assignment_id)
+    if a is None:
+        return False
+    _lock(session, Campaign, a.campaign_id)  # campaign before assignment: the global lock order
+    had_slot = (A.active, A.submitted, A.accepted)
+    settled_from = (A.active, A.submitted, A.rejected, A.expired) if accepted else (A.active, A.submitted)
+    now = db_now(session)
+    row = session.execute(
+        sa.update(Assignment)
+        .where(Assignment.id == assignment_id, Assignment.status.in_(settled_from))
+        .values(status=A.accepted if accepted else A.rejected, closed_at=now)
+        .returning(Assignment.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        return False
+    before = a.status
+    if not accepted:
+        _free_slot(session, a.campaign_id)
+    elif before not in had_slot:
+        _free_slot(session, a.campaign_id, -1)
+    session.refresh(a)
+    audit.record(
+        session,
+        actor,
+        "assignment.accepted" if accepted else "assignment.rejected",
+        a,
+        {"campaign_id": a.campaign_id, "clip_id": clip_id, "before": before.value},
+    )
+    return True
+
+
 def progress(session: Session, campaign: Campaign) -> dict[str, int]:
+    """Where a campaign stands: assignments by status, slots, and its clips by state; ``accepted``
+    is the number of accepted clips (what the target counts, since #10), ``accepted_left`` how many
+    the target still wants."""
     counts = dict(
         session.execute(
             sa.select(Assignment.status, sa.func.count())
@@ -268,9 +311,19 @@ def progress(session: Session, campaign: Campaign) -> dict[str, int]:
         ).all()
     )
     out = {s.value: int(counts.get(s, 0)) for s in A}
+    clips = dict(
+        session.execute(
+            sa.select(Clip.status, sa.func.count()).where(Clip.campaign_id == campaign.id).group_by(Clip.status)
+        ).all()
+    )
+    accepted = int(clips.get(ClipStatus.accepted, 0))
     out.update(
         target=campaign.target_clips,
         slots_taken=campaign.slots_taken,
         slots_left=campaign.target_clips - campaign.slots_taken,
+        accepted=accepted,  # clips accepted (an assignment's "accepted" count is the same when one clip each)
+        accepted_left=max(campaign.target_clips - accepted, 0),
+        awaiting_decision=int(clips.get(ClipStatus.qc_passed, 0)),  # passed QC, not decided yet
+        clips_declined=int(clips.get(ClipStatus.declined, 0)),
     )
     return out

@@ -24,8 +24,9 @@ from egocrowd.accounts import policy
 from egocrowd.clips import deid
 from egocrowd.clock import utcnow
 from egocrowd.consent.signatures import require_cover
-from egocrowd.db.models import Clip, DeidStatus, Derivative, RedactionEdit, RedactionKind, User
+from egocrowd.db.models import Clip, ClipStatus, DeidStatus, Derivative, RedactionEdit, RedactionKind, User
 from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound
+from egocrowd.pipeline.runner import enqueue
 from egocrowd.pipeline.stages import render_edit
 
 NOTE_MAX = 500
@@ -282,6 +283,8 @@ def mark_reviewed(session: Session, user: User, clip_id: int) -> Clip:
         )
     clip.deid_status, clip.deid_reason, clip.updated_at = DeidStatus.clean, None, utcnow()
     audit.record(session, user, "clip.redaction_reviewed", clip, {"derivative_id": d.id})
+    if clip.status is ClipStatus.qc_passed:  # clean now: on to acceptance (the ``review`` stage, labels.review)
+        enqueue(session, clip, "review")
     return clip
 
 

@@ -1,4 +1,4 @@
-"""The clip stage machine: probe → qc → deidentify → (later: annotate, …).
+"""The clip stage machine: probe → qc → deidentify → review (egocrowd.labels) → (later: annotate, …).
 
 A stage is three functions, so that the heavy part can run anywhere:
 - ``prepare(session, clip, ctx) -> dict``: gathers its inputs from the database (thresholds, the
@@ -549,7 +549,9 @@ def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> s
             "plan_reused": summary.get("plan_reused", False),
         },
     )
-    return None
+    # A clean copy goes on to acceptance (labels.review's ``review`` stage); one in review goes there
+    # when a reviewer marks its redaction reviewed (clips.redaction.mark_reviewed).
+    return "review" if clip.deid_status is DeidStatus.clean else None
 
 
 def _give_up_deidentify(session: Session, clip: Clip, code: str) -> None:

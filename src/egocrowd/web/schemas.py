@@ -150,10 +150,13 @@ class ProgressOut(BaseModel):
     slots_left: int
     active: int
     submitted: int
-    accepted: int
+    accepted: int = Field(description="Accepted clips, counted against the target")
     rejected: int
     expired: int
     released: int
+    accepted_left: int = Field(description="Accepted clips the target still wants")
+    awaiting_decision: int = Field(description="Clips that passed QC and wait for acceptance")
+    clips_declined: int = Field(description="Clips a reviewer rejected")
 
 
 class AssignmentOut(_Out):
