@@ -51,27 +51,41 @@ def aggregation_round(clip: Clip) -> int:
 
 def _prepare(session: Session, clip: Clip, ctx: StageContext) -> dict[str, Any]:
     rnd = aggregation_round(clip)
-    rows = session.execute(
-        sa.select(Span.clip_id, Span.author_id, Span.start_ms, Span.end_ms, Span.verb, Span.noun, Span.round, Clip.is_gold, Clip.agreement)
-        .join(AnnotationTask, AnnotationTask.id == Span.task_id)
-        .join(Clip, Clip.id == Span.clip_id)
-        .where(
-            Clip.campaign_id == clip.campaign_id,
-            Span.kind == SpanKind.answer,
-            AnnotationTask.status == AnnotationTaskStatus.submitted,
-        )
-        .order_by(Span.id)
-    ).all()
-    answers = []
-    for cid, author, start, end, verb, noun, span_round, is_gold, agreement in rows:
+
+    def counts(cid: int, task_round: int, is_gold: bool, agreement: dict[str, Any] | None) -> bool:
+        """Whether an answer enters this aggregation: this clip's round, every answer on a gold
+        clip, the aggregated round of every other clip (rounds still open are left out)."""
         if cid == clip.id:
-            keep = span_round == rnd
-        elif is_gold:
-            keep = True  # answers on gold clips teach the model how each annotator errs
-        else:
-            keep = agreement is not None and span_round == agreement.get("round")
-        if keep:
-            answers.append((cid, author, start, end, verb, noun))
+            return task_round == rnd
+        if is_gold:
+            return True
+        return agreement is not None and task_round == agreement.get("round")
+
+    submitted: dict[int, set[int]] = {}
+    for cid, annotator, task_round, is_gold, agreement in session.execute(
+        sa.select(AnnotationTask.clip_id, AnnotationTask.annotator_id, AnnotationTask.round, Clip.is_gold, Clip.agreement)
+        .join(Clip, Clip.id == AnnotationTask.clip_id)
+        .where(AnnotationTask.campaign_id == clip.campaign_id, AnnotationTask.status == AnnotationTaskStatus.submitted)
+    ):
+        if counts(cid, task_round, is_gold, agreement):
+            submitted.setdefault(cid, set()).add(annotator)
+    answers = [
+        (cid, author, start, end, verb, noun)
+        for cid, author, start, end, verb, noun, span_round, is_gold, agreement in session.execute(
+            sa.select(
+                Span.clip_id, Span.author_id, Span.start_ms, Span.end_ms, Span.verb, Span.noun, Span.round, Clip.is_gold, Clip.agreement
+            )
+            .join(AnnotationTask, AnnotationTask.id == Span.task_id)
+            .join(Clip, Clip.id == Span.clip_id)
+            .where(
+                Clip.campaign_id == clip.campaign_id,
+                Span.kind == SpanKind.answer,
+                AnnotationTask.status == AnnotationTaskStatus.submitted,
+            )
+            .order_by(Span.id)
+        )
+        if counts(cid, span_round, is_gold, agreement)
+    ]
     gold = session.execute(
         sa.select(Span.clip_id, Span.author_id, Span.start_ms, Span.end_ms, Span.verb, Span.noun)
         .join(Clip, Clip.id == Span.clip_id)
@@ -83,6 +97,8 @@ def _prepare(session: Session, clip: Clip, ctx: StageContext) -> dict[str, Any]:
         "round": rnd,
         "answers": answers,
         "gold": [tuple(g) for g in gold],
+        # annotators who answered "nothing happens" count too: they disagree with every span
+        "submitted": {cid: sorted(people) for cid, people in sorted(submitted.items())},
         "iou_threshold": IOU_THRESHOLD,
     }
 
@@ -148,7 +164,7 @@ def compute_aggregate(inputs: dict[str, Any]) -> dict[str, Any]:
 
     answers = [SpanAnswer(*a) for a in inputs["answers"]]
     gold = [SpanAnswer(*g) for g in inputs["gold"]]
-    agg = aggregate_spans(answers, gold=gold, iou_threshold=inputs["iou_threshold"])
+    agg = aggregate_spans(answers, gold=gold, iou_threshold=inputs["iou_threshold"], submitted=inputs["submitted"])
     cid = inputs["clip_id"]
     spans = [
         {
@@ -171,7 +187,7 @@ def compute_aggregate(inputs: dict[str, Any]) -> dict[str, Any]:
             "mean_iou": None if mine is None or mine.mean_iou is None else float(mine.mean_iou),
             "annotators": 0 if mine is None else int(mine.annotators),
         },
-        "method": str(agg.method),
+        "method": dict(agg.method),
     }
 
 
