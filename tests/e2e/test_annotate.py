@@ -196,3 +196,51 @@ def test_reviewer_makes_reference_spans(live, db, chromium, scene):
         rows = s.scalars(sa.select(Span).where(Span.clip_id == clips[0], Span.kind == SpanKind.gold)).all()
         assert [(r.start_ms, r.end_ms) for r in rows] == [(300, 1200)]
     look(page, "annotate-gold")
+
+
+def test_reviewer_fixes_disagreeing_spans(live, db, chromium, scene):
+    """The span review: the three answers as lanes under the video and as text, the consensus as
+    editable rows; the reviewer corrects one, removes one, saves; the item is decided once."""
+    from datetime import timedelta
+
+    from egocrowd.db.models import Clip, LabelStatus, ReviewItem, ReviewKind, ReviewState, User
+    from egocrowd.labels import review, tasks
+    from tests.labels.annotating import span
+
+    staff, clips = scene
+    answers = [[span(0, 1000, "open", "jar")], [span(200, 1400, "close", "jar")], [span(2000, 2900, "wipe", "table")]]
+    with db.transaction() as s:
+        s.get_one(Clip, clips[0]).campaign.annotation = {"enabled": True, "per_clip": 3}
+    for spans in answers:
+        person = annotator(db, staff)
+        with db.transaction() as s:
+            t = tasks.claim_task(s, s.get_one(User, person.id), campaign_id=None)
+            tasks.submit(s, s.get_one(User, person.id), t.id, spans, now=t.claimed_at + timedelta(seconds=5))
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clips[0])
+        # what the aggregate stage leaves for a reviewer when the answers disagree
+        clip.label_status, clip.agreement = LabelStatus.review, {"alpha": 0.12, "mean_iou": 0.4, "annotators": 3, "round": 1}
+        s.add(Span(clip_id=clip.id, kind=SpanKind.consensus, start_ms=100, end_ms=1200, verb="open", noun="jar", confidence=0.4, support=2))
+        s.add(Span(clip_id=clip.id, kind=SpanKind.consensus, start_ms=2000, end_ms=2900, verb="wipe", noun="table", confidence=0.2, support=1))
+        item_id = review.open_item(s, clip, ReviewKind.spans, audience="platform").id
+    page = _login(chromium(), live.base, staff.email, phone=True)
+    page.goto(f"/annotate/review/{item_id}")
+    page.wait_for_selector("#an-stage[data-ready=yes]")
+    assert page.locator(".an-lane.an-other").count() == 3
+    assert page.locator(".an-row").count() == 2
+    assert "Annotator 2:" in page.content() and "close jar" in page.content()
+    look(page, "annotate-review")
+    page.locator(".an-row").nth(1).get_by_role("button", name="Delete span").tap()
+    page.fill(".an-row .an-end", "1.10")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save the fixed spans").tap()
+    assert "labels are done" in page.content()
+    assert page.get_by_role("button", name="Save the fixed spans").count() == 0
+    with db.transaction() as s:
+        item = s.get_one(ReviewItem, item_id)
+        assert item.state is ReviewState.done and item.decision == "fixed"
+        assert s.get_one(Clip, clips[0]).label_status is LabelStatus.done
+        live_spans = s.scalars(
+            sa.select(Span).where(Span.clip_id == clips[0], Span.superseded_at.is_(None), Span.kind != SpanKind.answer)
+        ).all()
+        assert [(x.kind, x.start_ms, x.end_ms, x.verb) for x in live_spans] == [(SpanKind.review, 100, 1100, "open")]

@@ -228,7 +228,7 @@ def _review(request: Request, item_id: int, error: dict | None = None, status: i
 def review_fix(request: Request, item_id: Id, form: RawForm):
     def work(ctx) -> Response:
         consensus.fix_spans(ctx.session, ctx.require_user(), item_id, _spans_from_form(form))
-        return see_other("/review?m=spans_fixed")
+        return see_other(f"/annotate/review/{item_id}?m=spans_fixed")
 
     fields = {k: str(v) for k, v in form.items()}
     return form_action(
