@@ -3,6 +3,8 @@ qualifications through HTTP."""
 
 from __future__ import annotations
 
+import re
+
 from egocrowd.db.models import AnnotationTask
 from tests.labels.annotating import accepted_clip, annotation_campaign, annotator, span
 from tests.platform.helpers import API, assert_problem, make_user
@@ -82,3 +84,45 @@ def test_a_gold_task_reads_like_any_other(world, app, client, tmp_path, db):
     if other is not None:
         assert set(bodies[gold]) == set(other)  # the same fields, none of them says "gold"
     assert "gold" not in str(bodies[gold])
+
+
+def test_staff_page_grants_and_revokes(world, client, db):
+    from tests.platform.test_access import page_login
+
+    staff = make_user(db, "reviewer")
+    w = make_user(db, "worker")
+    csrf = page_login(client, staff)
+    page = client.get("/annotate/annotators")
+    assert page.status_code == 200 and "Let a worker annotate" in page.text
+    r = client.post("/annotate/annotators", data={"csrf_token": csrf, "email": "nobody@example.org"})
+    assert r.status_code == 404 and "user.not_found" in r.text
+    r = client.post("/annotate/annotators", data={"csrf_token": csrf, "email": w.email.upper(), "campaign_id": "x1"})
+    assert r.status_code == 422 and "qualification.bad_campaign" in r.text
+    r = client.post("/annotate/annotators", data={"csrf_token": csrf, "email": w.email.upper()}, follow_redirects=False)
+    assert r.status_code == 303
+    page = client.get("/annotate/annotators")
+    assert w.email in page.text
+    qid = re.search(r'data-qualification="(\d+)"', page.text).group(1)
+    r = client.post(f"/annotate/annotators/{qid}/revoke", data={"csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    assert w.email not in client.get("/annotate/annotators").text
+
+
+def test_span_fix_over_http_is_decided_once(world, app, client, db, tmp_path):
+    from egocrowd.db.models import Clip, LabelStatus, ReviewKind
+    from egocrowd.labels import review
+
+    staff = make_user(db, "reviewer")
+    cid = annotation_campaign(world)
+    clip = accepted_clip(db, app.state.blobs, tmp_path, cid, world.worker.id)
+    with db.transaction() as s:
+        c = s.get_one(Clip, clip)
+        c.label_status, c.agreement = LabelStatus.review, {"alpha": 0.1, "round": 1}
+        item = review.open_item(s, c, ReviewKind.spans, audience="platform").id
+    url = f"{API}/review-items/{item}/spans"
+    assert_problem(client.put(url, json={"spans": [span(0, 1000)]}, headers=world.worker.headers), 404, "review.not_found")
+    assert_problem(client.put(url, json={"spans": [span(0, 9000)]}, headers=staff.headers), 422, "annotation.span_outside_clip")
+    r = client.put(url, json={"spans": [span(0, 1000)]}, headers=staff.headers)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"clip_id": clip, "kind": "review", "spans": [span(0, 1000)]}
+    assert_problem(client.put(url, json={"spans": [span(0, 1000)]}, headers=staff.headers), 409, "review.already_decided")

@@ -109,6 +109,30 @@ def grant(
     return q
 
 
+def grant_by_email(
+    session: Session, actor: User, email: str, campaign_id: int | None = None, note: str = ""
+) -> Qualification:
+    """:func:`grant` to the account with this email (the staff page's form)."""
+    policy.require(actor, "qualification.grant")
+    target = session.scalar(sa.select(User).where(sa.func.lower(User.email) == email.strip().lower()))
+    if target is None:
+        raise NotFound(f"No account has the email {email.strip()!r}.", code="user.not_found")
+    return grant(session, actor, target.id, SKILL, campaign_id, note)
+
+
+def annotators(session: Session, actor: User) -> list[tuple[Qualification, User]]:
+    """Every live annotation qualification with its person, newest first (staff)."""
+    policy.require(actor, "qualification.grant")
+    rows = session.execute(
+        sa.select(Qualification, User)
+        .join(User, User.id == Qualification.user_id)
+        .where(Qualification.skill == SKILL, Qualification.revoked_at.is_(None))
+        .order_by(Qualification.id.desc())
+        .limit(500)
+    ).all()
+    return [(q, u) for q, u in rows]
+
+
 def revoke(session: Session, actor: User, qualification_id: int) -> Qualification:
     policy.require(actor, "qualification.grant")
     q = session.get(Qualification, qualification_id)

@@ -34,6 +34,8 @@ flash_messages(
         "annotation_released": "Task given back.",
         "spans_fixed": "Spans saved: the clip's labels are done.",
         "gold_saved": "Reference spans saved: this clip is now a gold clip.",
+        "qualified": "Qualification granted: they can annotate now.",
+        "unqualified": "Qualification revoked.",
     }
 )
 
@@ -267,3 +269,39 @@ def gold_save(request: Request, clip_id: Id, form: RawForm):
         work,
         lambda **kw: _gold(request, clip_id, error=kw["error"], status=kw["status"], rows=_form_rows(form)),
     )
+
+
+# --- staff: who may annotate ---------------------------------------------------------------------
+@router.get("/annotate/annotators", response_class=HTMLResponse)
+def annotators_page(request: Request):
+    return _annotators(request)
+
+
+def _annotators(request: Request, error: dict | None = None, status: int = 200, form: dict | None = None) -> Response:
+    with page_unit(request) as ctx:
+        user = ctx.require_user()
+        rows = tasks.annotators(ctx.session, user)
+        form = form or {"email": request.query_params.get("email", "")}
+        return render(request, "annotate_annotators.html", user, rows=rows, error=error, status=status, form=form)
+
+
+@router.post("/annotate/annotators")
+def annotators_grant(request: Request, form: TextForm):
+    def work(ctx) -> Response:
+        raw = form.get("campaign_id", "").strip()
+        if raw and (not raw.isdigit() or len(raw) > 9):
+            raise InvalidInput("A campaign is named by its number, like 12.", code="qualification.bad_campaign")
+        campaign_id = int(raw) if raw else None
+        tasks.grant_by_email(ctx.session, ctx.require_user(), form.get("email", ""), campaign_id, form.get("note", ""))
+        return see_other("/annotate/annotators?m=qualified")
+
+    return form_action(request, form, work, lambda **kw: _annotators(request, error=kw["error"], status=kw["status"], form=form))
+
+
+@router.post("/annotate/annotators/{qualification_id}/revoke")
+def annotators_revoke(request: Request, qualification_id: Id, form: TextForm):
+    def work(ctx) -> Response:
+        tasks.revoke(ctx.session, ctx.require_user(), qualification_id)
+        return see_other("/annotate/annotators?m=unqualified")
+
+    return form_action(request, form, work, lambda **kw: _annotators(request, error=kw["error"], status=kw["status"]))
