@@ -7,8 +7,8 @@ from sqlalchemy.orm import Session
 
 from egocrowd import consent
 from egocrowd.accounts import service as accounts
-from egocrowd.campaigns import service as campaigns
 from egocrowd.blobs import BlobStore
+from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn
 from egocrowd.db.models import Campaign, Clip, ClipStatus, DeidStatus, Derivative, Role, User
 from egocrowd.labels import tasks

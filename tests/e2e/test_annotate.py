@@ -69,7 +69,9 @@ SEEK = """async (t) => {
 def _answer(db, task_id: int) -> list[tuple]:
     with db.transaction() as s:
         assert s.get_one(AnnotationTask, task_id).status is AnnotationTaskStatus.submitted
-        rows = s.scalars(sa.select(Span).where(Span.task_id == task_id, Span.kind == SpanKind.answer).order_by(Span.start_ms))
+        rows = s.scalars(
+            sa.select(Span).where(Span.task_id == task_id, Span.kind == SpanKind.answer).order_by(Span.start_ms)
+        )
         return [(r.start_ms, r.end_ms, r.verb, r.noun) for r in rows]
 
 
@@ -219,9 +221,34 @@ def test_reviewer_fixes_disagreeing_spans(live, db, chromium, scene):
     with db.transaction() as s:
         clip = s.get_one(Clip, clips[0])
         # what the aggregate stage leaves for a reviewer when the answers disagree
-        clip.label_status, clip.agreement = LabelStatus.review, {"alpha": 0.12, "mean_iou": 0.4, "annotators": 3, "round": 1}
-        s.add(Span(clip_id=clip.id, kind=SpanKind.consensus, start_ms=100, end_ms=1200, verb="open", noun="jar", confidence=0.4, support=2))
-        s.add(Span(clip_id=clip.id, kind=SpanKind.consensus, start_ms=2000, end_ms=2900, verb="wipe", noun="table", confidence=0.2, support=1))
+        clip.label_status, clip.agreement = (
+            LabelStatus.review,
+            {"alpha": 0.12, "mean_iou": 0.4, "annotators": 3, "round": 1},
+        )
+        s.add(
+            Span(
+                clip_id=clip.id,
+                kind=SpanKind.consensus,
+                start_ms=100,
+                end_ms=1200,
+                verb="open",
+                noun="jar",
+                confidence=0.4,
+                support=2,
+            )
+        )
+        s.add(
+            Span(
+                clip_id=clip.id,
+                kind=SpanKind.consensus,
+                start_ms=2000,
+                end_ms=2900,
+                verb="wipe",
+                noun="table",
+                confidence=0.2,
+                support=1,
+            )
+        )
         item_id = review.open_item(s, clip, ReviewKind.spans, audience="platform").id
     page = _login(chromium(), live.base, staff.email, phone=True)
     page.goto(f"/annotate/review/{item_id}")

@@ -103,13 +103,17 @@ def test_disagreeing_answers_go_to_a_reviewer_who_fixes_them(world, app, scene):
     with world.db.transaction() as s, pytest.raises(NotFound):
         consensus.fix_spans(s, s.get_one(User, world.worker.id), item_id, [span(0, 1000)])
     with world.db.transaction() as s:
-        fixed = consensus.fix_spans(s, s.get_one(User, staff.id), item_id, [span(0, 1000), span(1500, 2900, "wipe", "table")])
+        fixed = consensus.fix_spans(
+            s, s.get_one(User, staff.id), item_id, [span(0, 1000), span(1500, 2900, "wipe", "table")]
+        )
         assert len(fixed) == 2
     with world.db.transaction() as s:
         c = s.get_one(Clip, clip)
         assert c.label_status is LabelStatus.done
         live = s.scalars(
-            sa.select(Span).where(Span.clip_id == clip, Span.kind.in_((SpanKind.consensus, SpanKind.review)), Span.superseded_at.is_(None))
+            sa.select(Span).where(
+                Span.clip_id == clip, Span.kind.in_((SpanKind.consensus, SpanKind.review)), Span.superseded_at.is_(None)
+            )
         ).all()
         assert sorted((x.kind, x.verb) for x in live) == [(SpanKind.review, "open"), (SpanKind.review, "wipe")]
         item = s.get_one(ReviewItem, item_id)
@@ -142,7 +146,9 @@ def test_a_clip_sent_back_is_annotated_again_in_a_new_round(world, app, scene):
         rounds = s.scalars(sa.select(AnnotationTask.round).where(AnnotationTask.clip_id == clip)).all()
         assert sorted(rounds) == [1, 1, 1, 2, 2, 2]
         # the first round's consensus is superseded, not deleted
-        old = s.scalars(sa.select(Span).where(Span.clip_id == clip, Span.kind == SpanKind.consensus, Span.round == 1)).all()
+        old = s.scalars(
+            sa.select(Span).where(Span.clip_id == clip, Span.kind == SpanKind.consensus, Span.round == 1)
+        ).all()
         assert old and all(x.superseded_at is not None for x in old)
     assert len(first) == 3
 
@@ -158,5 +164,12 @@ def test_gold_answers_teach_the_model_but_get_no_consensus(world, app, scene, tm
     _answer(world.db, staff, clip, AGREE)
     _run(app, world.db)
     with world.db.transaction() as s:
-        assert s.scalar(sa.select(sa.func.count()).select_from(Span).where(Span.clip_id == gold, Span.kind == SpanKind.consensus)) == 0
+        assert (
+            s.scalar(
+                sa.select(sa.func.count())
+                .select_from(Span)
+                .where(Span.clip_id == gold, Span.kind == SpanKind.consensus)
+            )
+            == 0
+        )
         assert s.get_one(Clip, clip).label_status is LabelStatus.done

@@ -49,7 +49,9 @@ def submit(db, actor, task_id, spans, *, late_s: float = 10.0, **kw):
     """Submit as if ``late_s`` seconds after the claim (not too fast for a 3 s clip)."""
     with db.transaction() as s:
         t = s.get_one(AnnotationTask, task_id)
-        return tasks.submit(s, _user(s, actor), task_id, spans, now=t.claimed_at + timedelta(seconds=late_s), **kw).flags
+        return tasks.submit(
+            s, _user(s, actor), task_id, spans, now=t.claimed_at + timedelta(seconds=late_s), **kw
+        ).flags
 
 
 def test_only_qualified_workers_claim_and_grants_are_audited(setup):
@@ -197,7 +199,9 @@ def test_nothing_happens_and_too_fast_are_flagged(setup):
     tb, _, _ = claim(world.db, b)
     assert submit(world.db, b, tb, [span(0, 1000)], late_s=1.0) == ["too_fast"]  # 1 s for a 3 s clip
     with world.db.transaction() as s:
-        ev = s.scalars(sa.select(AuditEvent).where(AuditEvent.action == "annotation.submitted").order_by(AuditEvent.id)).all()
+        ev = s.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "annotation.submitted").order_by(AuditEvent.id)
+        ).all()
         assert [e.payload["flags"] for e in ev] == [["nothing_happens"], ["too_fast"]]
 
 
@@ -226,7 +230,8 @@ def test_k_answers_queue_the_aggregate_stage(setup):
 def test_gold_is_mixed_in_at_its_rate_and_not_counted(world, app, tmp_path):
     staff = make_user(world.db, "reviewer")
     cid = annotation_campaign(world, gold_rate=0.3, per_clip=1)
-    regular = [accepted_clip(world.db, app.state.blobs, tmp_path, cid, world.worker.id) for _ in range(40)]
+    for _ in range(40):
+        accepted_clip(world.db, app.state.blobs, tmp_path, cid, world.worker.id)
     golds = [accepted_clip(world.db, app.state.blobs, tmp_path, cid, world.worker.id) for _ in range(40)]
     with world.db.transaction() as s:
         for g in golds:
@@ -280,4 +285,6 @@ def test_concurrent_claims_of_the_last_slot(world, app, tmp_path):
         t.join()
     assert sorted(map(str, results)) == sorted([str(clip)] * 3 + ["annotation.no_tasks"] * 5)
     with world.db.transaction() as s:
-        assert s.scalar(sa.select(sa.func.count()).select_from(AnnotationTask).where(AnnotationTask.clip_id == clip)) == 3
+        assert (
+            s.scalar(sa.select(sa.func.count()).select_from(AnnotationTask).where(AnnotationTask.clip_id == clip)) == 3
+        )

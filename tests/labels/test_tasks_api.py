@@ -15,29 +15,43 @@ def test_claim_get_submit_release_over_http(world, app, client, tmp_path):
     cid = annotation_campaign(world, per_clip=2)
     clip = accepted_clip(world.db, app.state.blobs, tmp_path, cid, world.worker.id)
     a = annotator(world.db, staff)
-    assert_problem(client.post(f"{API}/annotation-tasks/claim", headers=make_user(world.db, "worker").headers), 403, "annotation.not_qualified")
+    assert_problem(
+        client.post(f"{API}/annotation-tasks/claim", headers=make_user(world.db, "worker").headers),
+        403,
+        "annotation.not_qualified",
+    )
     r = client.post(f"{API}/annotation-tasks/claim", json={"campaign_id": cid}, headers=a.headers)
     assert r.status_code == 201, r.text
     task = r.json()
     assert task["clip_id"] == clip and task["duration_ms"] == 3000 and task["taxonomy"]["verbs"]
     assert "gold" not in r.text and "round" not in task
     assert client.get(f"{API}/annotation-tasks/{task['id']}", headers=a.headers).json()["status"] == "active"
-    assert_problem(client.get(f"{API}/annotation-tasks/{task['id']}", headers=world.worker.headers), 404, "annotation.not_found")
+    assert_problem(
+        client.get(f"{API}/annotation-tasks/{task['id']}", headers=world.worker.headers), 404, "annotation.not_found"
+    )
     # the annotator sees the clip's de-identified video
     assert client.get(f"{API}/clips/{clip}", headers=a.headers).status_code == 200
     url = f"{API}/annotation-tasks/{task['id']}/submit"
-    assert_problem(client.post(url, json={"spans": [span(0, 4000)]}, headers=a.headers), 422, "annotation.span_outside_clip")
-    assert_problem(client.post(url, json={"spans": [span(0, 400, "jump")]}, headers=a.headers), 422, "annotation.unknown_label")
+    assert_problem(
+        client.post(url, json={"spans": [span(0, 4000)]}, headers=a.headers), 422, "annotation.span_outside_clip"
+    )
+    assert_problem(
+        client.post(url, json={"spans": [span(0, 400, "jump")]}, headers=a.headers), 422, "annotation.unknown_label"
+    )
     assert_problem(client.post(url, json={"spans": []}, headers=a.headers), 422, "annotation.empty_answer")
     r = client.post(url, json={"spans": [span(0, 1000)]}, headers=a.headers)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "submitted" and r.json()["spans"] == [span(0, 1000)]
-    assert_problem(client.post(url, json={"spans": [span(0, 1000)]}, headers=a.headers), 409, "annotation.already_submitted")
+    assert_problem(
+        client.post(url, json={"spans": [span(0, 1000)]}, headers=a.headers), 409, "annotation.already_submitted"
+    )
     b = annotator(world.db, staff)
     t2 = client.post(f"{API}/annotation-tasks/claim", headers=b.headers).json()
     r = client.post(f"{API}/annotation-tasks/{t2['id']}/release", headers=b.headers)
     assert r.json()["status"] == "released"
-    assert_problem(client.post(f"{API}/annotation-tasks/{t2['id']}/release", headers=b.headers), 409, "annotation.not_active")
+    assert_problem(
+        client.post(f"{API}/annotation-tasks/{t2['id']}/release", headers=b.headers), 409, "annotation.not_active"
+    )
     assert [t["id"] for t in client.get(f"{API}/annotation-tasks", headers=b.headers).json()] == [t2["id"]]
 
 
@@ -49,8 +63,14 @@ def test_gold_and_qualifications_over_http(world, app, client, tmp_path):
     r = client.post(f"{API}/qualifications", json={"user_id": w.id}, headers=staff.headers)
     assert r.status_code == 201, r.text
     q = r.json()
-    assert_problem(client.post(f"{API}/qualifications", json={"user_id": w.id}, headers=w.headers), 403, "auth.forbidden")
-    assert_problem(client.post(f"{API}/qualifications", json={"user_id": staff.id}, headers=staff.headers), 422, "qualification.not_a_worker")
+    assert_problem(
+        client.post(f"{API}/qualifications", json={"user_id": w.id}, headers=w.headers), 403, "auth.forbidden"
+    )
+    assert_problem(
+        client.post(f"{API}/qualifications", json={"user_id": staff.id}, headers=staff.headers),
+        422,
+        "qualification.not_a_worker",
+    )
     assert [x["id"] for x in client.get(f"{API}/users/{w.id}/qualifications", headers=w.headers).json()] == [q["id"]]
     gold = {"spans": [span(0, 1000), span(1000, 2500, "close", "lid")]}
     assert_problem(client.put(f"{API}/clips/{clip}/gold", json=gold, headers=w.headers), 403, "auth.forbidden")
@@ -120,9 +140,15 @@ def test_span_fix_over_http_is_decided_once(world, app, client, db, tmp_path):
         c.label_status, c.agreement = LabelStatus.review, {"alpha": 0.1, "round": 1}
         item = review.open_item(s, c, ReviewKind.spans, audience="platform").id
     url = f"{API}/review-items/{item}/spans"
-    assert_problem(client.put(url, json={"spans": [span(0, 1000)]}, headers=world.worker.headers), 404, "review.not_found")
-    assert_problem(client.put(url, json={"spans": [span(0, 9000)]}, headers=staff.headers), 422, "annotation.span_outside_clip")
+    assert_problem(
+        client.put(url, json={"spans": [span(0, 1000)]}, headers=world.worker.headers), 404, "review.not_found"
+    )
+    assert_problem(
+        client.put(url, json={"spans": [span(0, 9000)]}, headers=staff.headers), 422, "annotation.span_outside_clip"
+    )
     r = client.put(url, json={"spans": [span(0, 1000)]}, headers=staff.headers)
     assert r.status_code == 200, r.text
     assert r.json() == {"clip_id": clip, "kind": "review", "spans": [span(0, 1000)]}
-    assert_problem(client.put(url, json={"spans": [span(0, 1000)]}, headers=staff.headers), 409, "review.already_decided")
+    assert_problem(
+        client.put(url, json={"spans": [span(0, 1000)]}, headers=staff.headers), 409, "review.already_decided"
+    )

@@ -63,7 +63,9 @@ def _prepare(session: Session, clip: Clip, ctx: StageContext) -> dict[str, Any]:
 
     submitted: dict[int, set[int]] = {}
     for cid, annotator, task_round, is_gold, agreement in session.execute(
-        sa.select(AnnotationTask.clip_id, AnnotationTask.annotator_id, AnnotationTask.round, Clip.is_gold, Clip.agreement)
+        sa.select(
+            AnnotationTask.clip_id, AnnotationTask.annotator_id, AnnotationTask.round, Clip.is_gold, Clip.agreement
+        )
         .join(Clip, Clip.id == AnnotationTask.clip_id)
         .where(AnnotationTask.campaign_id == clip.campaign_id, AnnotationTask.status == AnnotationTaskStatus.submitted)
     ):
@@ -73,7 +75,15 @@ def _prepare(session: Session, clip: Clip, ctx: StageContext) -> dict[str, Any]:
         (cid, author, start, end, verb, noun)
         for cid, author, start, end, verb, noun, span_round, is_gold, agreement in session.execute(
             sa.select(
-                Span.clip_id, Span.author_id, Span.start_ms, Span.end_ms, Span.verb, Span.noun, Span.round, Clip.is_gold, Clip.agreement
+                Span.clip_id,
+                Span.author_id,
+                Span.start_ms,
+                Span.end_ms,
+                Span.verb,
+                Span.noun,
+                Span.round,
+                Clip.is_gold,
+                Clip.agreement,
             )
             .join(AnnotationTask, AnnotationTask.id == Span.task_id)
             .join(Clip, Clip.id == Span.clip_id)
@@ -219,7 +229,11 @@ def spans_for_review(session: Session, clip: Clip) -> dict[str, Any]:
     consensus = list(
         session.scalars(
             sa.select(Span)
-            .where(Span.clip_id == clip.id, Span.kind.in_((SpanKind.consensus, SpanKind.review)), Span.superseded_at.is_(None))
+            .where(
+                Span.clip_id == clip.id,
+                Span.kind.in_((SpanKind.consensus, SpanKind.review)),
+                Span.superseded_at.is_(None),
+            )
             .order_by(Span.start_ms)
         )
     )

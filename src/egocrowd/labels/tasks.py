@@ -105,7 +105,9 @@ def grant(
         return existing  # granting twice changes nothing and writes nothing
     q = Qualification(user_id=user_id, skill=skill, campaign_id=campaign_id, granted_by=actor.id, note=note[:500])
     session.add(q)
-    audit.record(session, actor, "qualification.granted", q, {"user_id": user_id, "skill": skill, "campaign_id": campaign_id})
+    audit.record(
+        session, actor, "qualification.granted", q, {"user_id": user_id, "skill": skill, "campaign_id": campaign_id}
+    )
     return q
 
 
@@ -161,7 +163,7 @@ def is_qualified(session: Session, user: User, campaign: Campaign | None = None)
     return session.scalar(q.limit(1)) is not None
 
 
-def _live_qualifications(user_id: int, skill: str) -> sa.Select[tuple[Qualification]]:
+def _live_qualifications(user_id: int, skill: str) -> sa.Select[Qualification]:
     return sa.select(Qualification).where(
         Qualification.user_id == user_id, Qualification.skill == skill, Qualification.revoked_at.is_(None)
     )
@@ -217,7 +219,9 @@ def _open_tasks(session: Session, user_id: int, now: datetime) -> int:
         sa.select(sa.func.count())
         .select_from(AnnotationTask)
         .where(
-            AnnotationTask.annotator_id == user_id, AnnotationTask.status == T.active, AnnotationTask.lease_expires_at > now
+            AnnotationTask.annotator_id == user_id,
+            AnnotationTask.status == T.active,
+            AnnotationTask.lease_expires_at > now,
         )
     ).scalar_one()
 
@@ -365,7 +369,11 @@ def list_tasks(session: Session, user: User, *, active_only: bool = False, limit
 
 def answer_spans(session: Session, task: AnnotationTask) -> list[Span]:
     return list(
-        session.scalars(sa.select(Span).where(Span.task_id == task.id, Span.kind == SpanKind.answer).order_by(Span.start_ms, Span.id))
+        session.scalars(
+            sa.select(Span)
+            .where(Span.task_id == task.id, Span.kind == SpanKind.answer)
+            .order_by(Span.start_ms, Span.id)
+        )
     )
 
 
@@ -434,7 +442,9 @@ def submit(
         "sa.CursorResult[Any]",
         session.execute(
             sa.update(AnnotationTask)
-            .where(AnnotationTask.id == task.id, AnnotationTask.status == T.active, AnnotationTask.lease_expires_at > now)
+            .where(
+                AnnotationTask.id == task.id, AnnotationTask.status == T.active, AnnotationTask.lease_expires_at > now
+            )
             .values(status=T.submitted, submitted_at=now)
             .execution_options(synchronize_session=False)
         ),
@@ -513,7 +523,9 @@ def release(session: Session, user: User, task_id: int) -> AnnotationTask:
     )
     if done.rowcount != 1:
         session.refresh(task)
-        raise Conflict(f"This task is {task.status.value}; only active ones can be given back.", code="annotation.not_active")
+        raise Conflict(
+            f"This task is {task.status.value}; only active ones can be given back.", code="annotation.not_active"
+        )
     session.refresh(task)
     audit.record(session, user, "annotation.released", task, {"clip_id": task.clip_id})
     return task
@@ -531,7 +543,12 @@ def expire_leases(session: Session, now: datetime | None = None) -> int:
     ).all()
     for tid, uid, cid in sorted(rows):
         audit.record(
-            session, None, "annotation.expired", tid, {"annotator_id": uid, "clip_id": cid}, entity_type="annotation_task"
+            session,
+            None,
+            "annotation.expired",
+            tid,
+            {"annotator_id": uid, "clip_id": cid},
+            entity_type="annotation_task",
         )
     return len(rows)
 

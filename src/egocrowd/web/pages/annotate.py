@@ -253,7 +253,9 @@ def _gold(request: Request, clip_id: int, error: dict | None = None, status: int
         clip = tasks.get_gold_clip(ctx.session, user, clip_id)
         if rows is None:
             rows = [_row(s) for s in tasks.gold_spans(ctx.session, clip.id)]
-        return _page(request, user, clip, mode="gold", action=f"/annotate/gold/{clip.id}", rows=rows, error=error, status=status)
+        return _page(
+            request, user, clip, mode="gold", action=f"/annotate/gold/{clip.id}", rows=rows, error=error, status=status
+        )
 
 
 @router.post("/annotate/gold/{clip_id}")
@@ -295,7 +297,9 @@ def annotators_grant(request: Request, form: TextForm):
         tasks.grant_by_email(ctx.session, ctx.require_user(), form.get("email", ""), campaign_id, form.get("note", ""))
         return see_other("/annotate/annotators?m=qualified")
 
-    return form_action(request, form, work, lambda **kw: _annotators(request, error=kw["error"], status=kw["status"], form=form))
+    return form_action(
+        request, form, work, lambda **kw: _annotators(request, error=kw["error"], status=kw["status"], form=form)
+    )
 
 
 @router.post("/annotate/annotators/{qualification_id}/revoke")

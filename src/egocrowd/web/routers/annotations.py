@@ -20,7 +20,9 @@ router = APIRouter(prefix="/api/v1", tags=["annotations"])
 
 
 class ClaimIn(InputModel):
-    campaign_id: int | None = Field(None, ge=0, description="Only this campaign's clips (default: any you may annotate)")
+    campaign_id: int | None = Field(
+        None, ge=0, description="Only this campaign's clips (default: any you may annotate)"
+    )
 
 
 class AnswerIn(InputModel):
@@ -133,7 +135,10 @@ def fix_spans(request: Request, item_id: Id, body: SpansIn):
 @router.get("/users/{user_id}/qualifications", response_model=list[QualificationOut])
 def list_qualifications(request: Request, user_id: Id):
     with unit(request) as ctx:
-        return [QualificationOut.model_validate(q) for q in tasks.list_qualifications(ctx.session, ctx.require_user(), user_id)]
+        return [
+            QualificationOut.model_validate(q)
+            for q in tasks.list_qualifications(ctx.session, ctx.require_user(), user_id)
+        ]
 
 
 @router.post("/qualifications", status_code=201, response_model=QualificationOut)
