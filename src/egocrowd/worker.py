@@ -18,6 +18,7 @@ from egocrowd.clips import sweep_orphan_blobs
 from egocrowd.clips.uploads import clip_from_upload
 from egocrowd.db import Database, open_database
 from egocrowd.labels import tasks as annotation_tasks
+from egocrowd.labels.review import auto_accept_due
 from egocrowd.notifications import deliver_notifications
 from egocrowd.pipeline.executors import Abandoned, get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig
@@ -31,8 +32,8 @@ def make_executor(name: str, workers: int | None = None):
 
 
 def housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str, int]:
-    """Finish uploads whose completion failed; expire leases and stale uploads; delete blobs nobody
-    owns. One process at a time (``Database.exclusive``): the others skip the round, returning
+    """Finish uploads whose completion failed; expire leases and stale uploads; accept clips nobody
+    reviewed in time; delete blobs nobody owns. One process at a time (``Database.exclusive``): the others skip the round, returning
     ``{"skipped": 1}``."""
     with db.exclusive("housekeeping") as ours:
         return _housekeeping(db, blobs, upload_store, settings) if ours else {"skipped": 1}
@@ -59,6 +60,11 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
         with db.transaction() as s:
             return login.sweep(s, timedelta(days=1))
 
+    def clips_auto_accepted() -> int:
+        # Acceptance items nobody decided within the campaign's auto_accept_days (labels.review)
+        with db.transaction() as s:
+            return auto_accept_due(s)
+
     def recover() -> int:
         # Uploads fully received whose completion failed transiently (a database hiccup) were
         # retried only at server start (and never expire): with the phone gone, no clip until a
@@ -75,6 +81,7 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
         ("leases_expired", leases),
         ("annotation_leases_expired", annotation_leases),
         ("campaigns_closed", campaigns_past_deadline),
+        ("clips_auto_accepted", clips_auto_accepted),
         ("uploads_expired", lambda: len(expire_uploads(upload_store))),
         ("orphan_blobs_deleted", lambda: len(sweep_orphan_blobs(db, blobs))),
         ("login_counters_forgotten", login_counters),

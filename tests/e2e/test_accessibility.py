@@ -14,7 +14,8 @@ import pytest
 from fastapi.routing import iter_route_contexts
 from tusclient import client as tus
 
-from egocrowd.db.models import DeidStatus, User
+from egocrowd.db.models import Clip, DeidStatus, ReviewKind, User
+from egocrowd.labels import review
 from tests.platform.helpers import PASSWORD, make_user
 from tests.support import axe
 from tests.support.browser import ARTIFACTS, PHONE
@@ -106,6 +107,8 @@ def seed(world, db, tmp_path, base: str, blobs=None) -> dict[str, object]:
         org_id = s.get(User, world.lab.id).organization_id
     if blobs is not None:
         attach_derivative(db, blobs, clip["id"], make_video(tmp_path / "derived.mp4", seconds=2), DeidStatus.review)
+    with db.transaction() as s:  # a review item (#10) that reviewers and the lab may decide
+        item = review.open_item(s, s.get_one(Clip, clip["id"]), ReviewKind.acceptance, audience="both").id
     return {
         "campaign_id": campaign["id"],
         "assignment_id": world.claim(campaign["id"])["id"],
@@ -114,9 +117,9 @@ def seed(world, db, tmp_path, base: str, blobs=None) -> dict[str, object]:
         "clip_id": clip["id"],
         "user_id": world.worker.id,
         "org_id": org_id,
-        # annotation pages (#10) with real tasks and review items are checked in tests/e2e/test_annotate.py
+        # annotation pages (#10) with real tasks are checked in tests/e2e/test_annotate.py
         "task_id": 1,
-        "item_id": 1,
+        "item_id": item,
     }
 
 

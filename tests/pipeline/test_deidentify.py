@@ -122,10 +122,10 @@ def test_a_clip_that_passes_qc_is_deidentified(db, settings, world, face_clip):
         campaign_id=c["id"],
         original_name="face.mp4",
     )
-    assert _runner(db, settings).drain(wait_for_retries=True, timeout_s=120) == 3
+    assert _runner(db, settings).drain(wait_for_retries=True, timeout_s=120) == 4  # … → review (labels.review)
     with db.transaction() as s:
         clip = s.get_one(Clip, clip.id)
-        assert clip.status is ClipStatus.qc_passed, clip.qc_report
+        assert clip.status is ClipStatus.qc_passed, clip.qc_report  # waiting for a person: every clip is reviewed
         assert clip.deid_status is DeidStatus.clean and clip.deid_reason is None
         d = s.get_one(Derivative, clip.derived_id)
         assert (d.kind, d.source_sha256, d.stage_version, d.created_by) == ("deid", clip.sha256, "1", None)
@@ -133,7 +133,7 @@ def test_a_clip_that_passes_qc_is_deidentified(db, settings, world, face_clip):
         assert d.params["plan_config"]["detectors"].keys() >= {"centerface"}
         assert d.summary["tracks"].get("face", 0) >= 1  # carphone's driver
         assert len(d.summary["frame_times"]) == d.summary["frames"] == d.regions["frames"]
-        assert [j.stage for j in s.scalars(sa.select(Job).order_by(Job.id))] == ["probe", "qc", "deidentify"]
+        assert [j.stage for j in s.scalars(sa.select(Job).order_by(Job.id))] == ["probe", "qc", "deidentify", "review"]
     assert blobs.size(d.sha256) == d.size
     with av.open(str(blobs.path(d.sha256))) as out:
         assert out.streams.video[0].codec_context.name == "h264"

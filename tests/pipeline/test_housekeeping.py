@@ -25,6 +25,7 @@ def test_one_process_at_a_time(db, settings):
         "leases_expired",
         "annotation_leases_expired",
         "campaigns_closed",
+        "clips_auto_accepted",
         "uploads_expired",
         "orphan_blobs_deleted",
         "login_counters_forgotten",

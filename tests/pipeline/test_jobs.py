@@ -63,7 +63,7 @@ def test_requeue_reruns_one_campaigns_stage_and_records_it(db, processed):
         events = s.scalars(sa.select(AuditEvent).where(AuditEvent.action == "job.requeued")).all()
         assert [(e.entity_id, e.payload["stage"], e.payload["was"]) for e in events] == [(str(good), "qc", "done")]
     assert _job(db, good, "qc").status is JobStatus.pending
-    assert processed["runner"].drain(timeout_s=120) == 2  # qc, then deidentify again (the plan re-used)
+    assert processed["runner"].drain(timeout_s=120) == 3  # qc, deidentify again (the plan re-used), review
     with db.transaction(write=False) as s:
         assert s.get(Clip, good).status is ClipStatus.qc_passed
 

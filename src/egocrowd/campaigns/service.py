@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session
 
 from egocrowd import audit, consent, notifications
 from egocrowd.accounts import policy
-from egocrowd.campaigns.schema import CampaignIn, CampaignPatch, DataUse, PrivacySettings, check_sound
+from egocrowd.campaigns.schema import (
+    AnnotationSettings,
+    CampaignIn,
+    CampaignPatch,
+    DataUse,
+    PrivacySettings,
+    ReviewSettings,
+    check_sound,
+)
 from egocrowd.clock import db_now, utcnow
 from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound
@@ -25,7 +33,19 @@ TRANSITIONS: dict[CampaignStatus, set[CampaignStatus]] = {
 }
 #: Fields a live (open or paused) campaign may still change: wording and size, never the deal.
 #: The deadline and the per-worker limit may change only in the workers' favour (see _fair_to_workers).
-EDITABLE_WHEN_LIVE = {"title", "instructions", "target_clips", "deadline_at", "max_clips_per_worker"}
+#: Review and annotation settings are the lab's own quality control, not terms a worker recorded
+#: under (who reviews, how many are sampled, how many annotators): they may change while live and
+#: apply to clips routed afterwards; the two that touch people's pay and waiting move only in their
+#: favour (auto-accept days down, annotators' pay up).
+EDITABLE_WHEN_LIVE = {
+    "title",
+    "instructions",
+    "target_clips",
+    "deadline_at",
+    "max_clips_per_worker",
+    "review",
+    "annotation",
+}
 #: Every setting a lab chooses (what a clone copies); the rest is state (status, slots, dates).
 SETTINGS = (
     "title",
@@ -311,9 +331,26 @@ def _fair_to_workers(c: Campaign, changes: dict) -> None:
                 code="campaign.unfair_change",
                 field=field,
             )
+    for group, key, up in (("review", "auto_accept_days", False), ("annotation", "pay_cents", True)):
+        if changes.get(group) is None:
+            continue
+        new_value = _columns({group: changes[group]})[group].get(key)
+        model = ReviewSettings if group == "review" else AnnotationSettings
+        old_value = getattr(model.model_validate(getattr(c, group) or {}), key)
+        if new_value is not None and (new_value < old_value if up else new_value > old_value):
+            raise Conflict(
+                f"Once a campaign is live its {_LABEL[f'{group}.{key}']} can only go {'up' if up else 'down'}.",
+                code="campaign.unfair_change",
+                field=f"{group}.{key}",
+            )
 
 
-_LABEL = {"deadline_at": "deadline", "max_clips_per_worker": "limit per worker"}
+_LABEL = {
+    "deadline_at": "deadline",
+    "max_clips_per_worker": "limit per worker",
+    "review.auto_accept_days": "auto-accept delay",
+    "annotation.pay_cents": "annotators' pay",
+}
 
 
 def _columns(data: dict) -> dict:

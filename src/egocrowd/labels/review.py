@@ -532,6 +532,21 @@ def appeal_for(session: Session, clip_id: int) -> ReviewItem | None:
     )
 
 
+def earlier_decision(session: Session, clip_id: int) -> ReviewItem | None:
+    """The clip's latest decided acceptance item (who rejected it and why, for an appeal and the
+    clip page), None when no person decided on it."""
+    return session.scalar(
+        sa.select(ReviewItem)
+        .where(
+            ReviewItem.clip_id == clip_id,
+            ReviewItem.kind == ReviewKind.acceptance,
+            ReviewItem.state == ReviewState.done,
+        )
+        .order_by(ReviewItem.id.desc())
+        .limit(1)
+    )
+
+
 def can_appeal(session: Session, user: User, clip: Clip) -> bool:
     """Whether the clip page offers ``user`` the appeal form."""
     return (
@@ -585,6 +600,7 @@ __all__ = [
     "can_appeal",
     "decide_item",
     "decline_clip",
+    "earlier_decision",
     "get_item",
     "open_item",
     "queue",

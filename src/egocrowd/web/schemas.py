@@ -21,7 +21,17 @@ from pydantic import (
 from egocrowd import clips
 from egocrowd.campaigns.schema import AnnotationSettings, PrivacySettings, ReviewSettings
 from egocrowd.campaigns.service import hourly_rate_cents
-from egocrowd.db.models import AssignmentStatus, CampaignStatus, ClipStatus, ConsentStatus, JobStatus, OrgRole, Role
+from egocrowd.db.models import (
+    AssignmentStatus,
+    CampaignStatus,
+    ClipStatus,
+    ConsentStatus,
+    JobStatus,
+    OrgRole,
+    ReviewKind,
+    ReviewState,
+    Role,
+)
 
 T = TypeVar("T")
 
@@ -290,6 +300,25 @@ class ClipOut(_Out):
     def feedback(self) -> list[FeedbackOut]:
         """The worker's feedback, by the same rule the clips page uses (it reads status, reason, report)."""
         return [FeedbackOut(**f) for f in clips.feedback(self)]
+
+
+class ReviewItemOut(_Out):
+    """One decision owed in the review queue (labels.review; docs/review.md)."""
+
+    id: int
+    kind: ReviewKind
+    clip_id: int
+    campaign_id: int
+    audience: str = Field(description="Who may decide: platform, requester or both")
+    state: ReviewState
+    created_at: Timestamp
+    due_at: Timestamp | None = Field(description="Acceptance: accepted automatically after this moment")
+    disputes: str | None = Field(description="Appeals: what the worker disputes (qc or rejection)")
+    request_comment: str = Field(description="Appeals: the worker's comment")
+    decision: str | None
+    reason: str | None
+    comment: str
+    decided_at: Timestamp | None
 
 
 class QCStatsOut(BaseModel):

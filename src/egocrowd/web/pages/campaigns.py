@@ -15,14 +15,22 @@ from typing import Any
 from annotated_types import Ge, Le
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from egocrowd import clips, consent
 from egocrowd.accounts import policy
 from egocrowd.accounts.validation import countries
 from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
-from egocrowd.campaigns.schema import CampaignIn, CampaignPatch, CaptureRequirements, DataUse, PrivacySettings
+from egocrowd.campaigns.schema import (
+    AnnotationSettings,
+    CampaignIn,
+    CampaignPatch,
+    CaptureRequirements,
+    DataUse,
+    PrivacySettings,
+    ReviewSettings,
+)
 from egocrowd.db.models import Campaign, CampaignStatus
 from egocrowd.errors import Conflict, EgocrowdError, InvalidInput
 from egocrowd.web.auth import unit, viewer
@@ -89,8 +97,8 @@ def _data_use_inputs() -> tuple[Input, ...]:
     )
 
 
-#: The privacy settings' choices in words (the model's values are short codes)
-PRIVACY_CHOICES = {
+#: The settings groups' choices in words (the models' values are short codes)
+CHOICES = {
     "blur": "Blur (strong, cannot be undone)",
     "fill": "Fill with a solid block",
     "drop": "Drop the sound",
@@ -98,23 +106,64 @@ PRIVACY_CHOICES = {
     "mute_speech": "Keep the sound, mute speech",
     "date": "Only the date",
     "full": "Date and time of day",
+    "platform": "Platform reviewers",
+    "requester": "Your own team",
+    "both": "Either, whoever gets there first",
+}
+
+#: A campaign's settings groups, each a model stored whole in the column of the same name, shown as
+#: a form section whose inputs are named ``<group>_<field>``.
+SETTINGS_GROUPS: dict[str, type[BaseModel]] = {
+    "privacy": PrivacySettings,
+    "review": ReviewSettings,
+    "annotation": AnnotationSettings,
 }
 
 
 @functools.cache
-def _privacy_inputs() -> tuple[Input, ...]:
-    """One input per de-identification setting, from the model (title: label, description: hint)."""
+def settings_inputs(group: str) -> tuple[Input, ...]:
+    """One input per field of a settings group's model (title: label, description: hint): a choice
+    is a select, a yes/no a checkbox, a number a number input bounded by the model's limits."""
     out = []
-    for name, f in PrivacySettings.model_fields.items():
+    for name, f in SETTINGS_GROUPS[group].model_fields.items():
         label, hint = f.title or name.replace("_", " ").capitalize(), f.description or ""
-        if typing.get_origin(f.annotation) is typing.Literal:
-            opts = tuple(
-                (v, PRIVACY_CHOICES.get(v, v.replace("_", " ").capitalize())) for v in typing.get_args(f.annotation)
-            )
-            out.append(Input(f"privacy_{name}", "privacy", label, hint, "select", opts))
+        ann, form_name = f.annotation, f"{group}_{name}"
+        if typing.get_origin(ann) is typing.Literal:
+            opts = tuple((v, CHOICES.get(v, v.replace("_", " ").capitalize())) for v in typing.get_args(ann))
+            out.append(Input(form_name, group, label, hint, "select", opts))
+        elif ann is bool:
+            out.append(Input(form_name, group, label, hint, "check"))
         else:
-            out.append(Input(f"privacy_{name}", "privacy", label, hint, "check"))
+            attrs: dict[str, Any] = {
+                "step": "1" if ann is int else "any",
+                "inputmode": "numeric" if ann is int else "decimal",
+            }
+            for m in f.metadata:
+                if isinstance(m, Ge):
+                    attrs["min"] = m.ge
+                if isinstance(m, Le):
+                    attrs["max"] = m.le
+            out.append(Input(form_name, group, label, hint, "number", attrs=attrs))
     return tuple(out)
+
+
+def _settings_data(form: dict[str, Any], group: str) -> dict[str, Any]:
+    """A group's form fields → the dict its model validates (an empty number is left to its default;
+    text that is not a number goes through, so the model says what a number looks like)."""
+    out: dict[str, Any] = {}
+    for i in settings_inputs(group):
+        key = i.name.removeprefix(f"{group}_")
+        if i.kind == "check":
+            out[key] = form.get(i.name) == "on"
+        elif (form.get(i.name) or "").strip():
+            out[key] = form[i.name].strip()
+    return out
+
+
+def _settings_form(group: str, values: dict[str, Any] | None) -> dict[str, str]:
+    """A group's stored values (defaults filled in) as the form shows them."""
+    v = SETTINGS_GROUPS[group].model_validate(values or {}).model_dump()
+    return {f"{group}_{k}": _shown(x) for k, x in v.items()}
 
 
 def privacy_words(privacy: dict[str, Any] | None, data_use: dict[str, Any] | None) -> list[str]:
@@ -142,6 +191,27 @@ def privacy_words(privacy: dict[str, Any] | None, data_use: dict[str, Any] | Non
         + ("only the recording date is kept." if p.recording_time == "date" else "the date and time of day are kept.")
     )
     return lines
+
+
+def review_words(review: dict[str, Any] | None) -> str:
+    """Who accepts the clips, in words (the campaign page)."""
+    r = ReviewSettings.model_validate(review or {})
+    who = {
+        "platform": "platform reviewers",
+        "requester": "the lab's team",
+        "both": "the lab's team or platform reviewers",
+    }
+    share = "every clip" if r.sample_fraction >= 1 else f"{r.sample_fraction:.0%} of the clips"
+    tail = "; the others are accepted once they pass the checks" if r.sample_fraction < 1 else ""
+    days = f"{r.auto_accept_days} day{'s' if r.auto_accept_days != 1 else ''}"
+    return f"A person ({who[r.reviewers]}) looks at {share}{tail}. A clip nobody decided on within {days} is accepted."
+
+
+def annotation_words(annotation: dict[str, Any] | None) -> str:
+    a = AnnotationSettings.model_validate(annotation or {})
+    if not a.enabled:
+        return ""
+    return f"Each accepted clip is labelled by {a.per_clip} annotator{'s' if a.per_clip != 1 else ''}."
 
 
 @functools.cache
@@ -235,7 +305,9 @@ def sections() -> tuple[Section, ...]:
             ),
             "data",
         ),
-        Section("Privacy", _privacy_inputs(), "privacy"),
+        Section("Privacy", settings_inputs("privacy"), "privacy"),
+        Section("Review", settings_inputs("review"), "review"),
+        Section("Annotation", settings_inputs("annotation"), "annotation"),
         Section(
             "Who can take part",
             (
@@ -287,7 +359,7 @@ WORDS = Words(
     names={
         "pay_cents": "pay",
         "privacy": "privacy_audio",  # campaign.sound_not_covered: the one privacy rule a patch can break
-        **{f"privacy.{k}": f"privacy_{k}" for k in PrivacySettings.model_fields},
+        **{f"{g}.{k}": f"{g}_{k}" for g, model in SETTINGS_GROUPS.items() for k in model.model_fields},
     },
     units={
         "min_duration_s": "second",
@@ -358,7 +430,7 @@ def _campaign_data(form: dict[str, Any]) -> dict[str, Any]:
         "expected_minutes": number("expected_minutes"),
         "allowed_countries": form.get("allowed_countries") or [],
         "data_use": {k: form.get(f"use_{k}") == "on" for k in DataUse.model_fields},
-        "privacy": _privacy_data(form),
+        **{g: _settings_data(form, g) for g in SETTINGS_GROUPS},
         "buyer_name": form.get("buyer_name", ""),
         "consent_version": form.get("consent_version", ""),
         "deadline_at": number("deadline_at"),
@@ -368,27 +440,12 @@ def _campaign_data(form: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None or k in optional}
 
 
-def _privacy_data(form: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for i in _privacy_inputs():
-        key = i.name.removeprefix("privacy_")
-        if i.kind == "check":
-            out[key] = form.get(i.name) == "on"
-        elif form.get(i.name):
-            out[key] = form[i.name]
-    return out
-
-
-def _privacy_form(privacy: dict[str, Any] | None) -> dict[str, str]:
-    p = PrivacySettings.model_validate(privacy or {}).model_dump()
-    return {f"privacy_{k}": _shown(v) for k, v in p.items()}
-
-
 def _default_form() -> dict[str, Any]:
     d = CaptureRequirements()
     f: dict[str, Any] = {i.name: _shown(getattr(d, i.name)) for i in _requirement_inputs()}
     f.update({f"use_{k}": "on" if v else "" for k, v in DataUse().model_dump().items()})
-    f.update(_privacy_form(None))
+    for g in SETTINGS_GROUPS:
+        f.update(_settings_form(g, None))
     f.update(currency="USD", target_clips="100", expected_minutes="5", pay="1.50", allowed_countries=[])
     return f
 
@@ -412,7 +469,8 @@ def _form_from(c: Campaign) -> dict[str, Any]:
     }
     f.update({i.name: _shown(c.requirements.get(i.name)) for i in _requirement_inputs()})
     f.update({f"use_{k}": "on" if c.data_use.get(k) else "" for k in DataUse.model_fields})
-    f.update(_privacy_form(c.privacy))
+    for g in SETTINGS_GROUPS:
+        f.update(_settings_form(g, getattr(c, g)))
     return f
 
 
@@ -532,6 +590,8 @@ def campaign_detail(request: Request, campaign_id: Id):
             transitions=[s.value for s in CampaignStatus if s in campaigns.TRANSITIONS[c.status]],  # lifecycle order
             data_use_words={i.name.removeprefix("use_"): i.label for i in _data_use_inputs()},
             privacy_words=privacy_words(c.privacy, c.data_use),
+            review_words=review_words(c.review),
+            annotation_words=annotation_words(c.annotation),
         )
 
 

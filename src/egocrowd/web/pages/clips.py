@@ -16,6 +16,7 @@ from egocrowd.campaigns import assignments
 from egocrowd.clips import media, redaction
 from egocrowd.db.models import Clip
 from egocrowd.errors import EgocrowdError, InvalidInput
+from egocrowd.labels import review
 from egocrowd.web.auth import Ctx, unit
 from egocrowd.web.pages.render import TextForm, flash_messages, form_action, form_error, page_unit, render, see_other
 from egocrowd.web.routers.admin import raw_link
@@ -51,6 +52,8 @@ STATUS_WORDS = {
     "qc_failed": ("needs another take", "rejected"),
     "rejected": ("could not be used", "rejected"),
     "error": ("problem on our side", "closed"),
+    "accepted": ("accepted", "accepted"),
+    "declined": ("not accepted", "rejected"),
 }
 
 
@@ -106,6 +109,7 @@ flash_messages(
         "edit_withdrawn": "Correction withdrawn. Re-render to see the change in the video.",
         "rerender": "Re-render queued: the video is being made again with the corrections.",
         "reviewed": "Marked reviewed: the clip's video is now shown to its worker and lab.",
+        "appealed": "Appeal sent: a reviewer will look at it, and you will be told the outcome.",
     }
 )
 
@@ -141,6 +145,11 @@ def _show_clip(request: Request, clip_id: int, *, status: int = 200, **values) -
             standing=None if media.derived_ready_for(user, clip) else media.not_deidentified(user, clip).message,
             may_review=policy.can(user, "clip.review_redaction"),
             may_view_raw=policy.can(user, "clip.view_raw"),
+            # acceptance and appeal (#10): the reviewer's verdict, the worker's one appeal
+            verdict=review.earlier_decision(ctx.session, clip.id),
+            appeal=review.appeal_for(ctx.session, clip.id),
+            may_appeal=review.can_appeal(ctx.session, user, clip),
+            reject_reasons=review.REJECT_REASONS,
             **values,
         )
 
@@ -180,6 +189,17 @@ def clip_deidentify(request: Request, clip_id: Id, form: TextForm):
         return see_other(f"/clips/{clip_id}?m=deid_requested")
 
     return _act(request, form, work, lambda **v: _show_clip(request, clip_id, **v))
+
+
+@router.post("/clips/{clip_id}/appeal")
+def clip_appeal(request: Request, clip_id: Id, form: TextForm):
+    """The clip's worker disputes a failed check or a rejection, once (labels.review.appeal)."""
+
+    def work(ctx: Ctx) -> Response:
+        review.appeal(ctx.session, ctx.require_user(), clip_id, form.get("comment", ""))
+        return see_other(f"/clips/{clip_id}?m=appealed")
+
+    return _act(request, form, work, lambda **v: _show_clip(request, clip_id, appeal_error=v.pop("error", None), **v))
 
 
 # --- redaction review (issue #9) ----------------------------------------------------------------------

@@ -1,7 +1,121 @@
-"""Pages: review (#10)."""
+"""Pages: the review queue and one review item (#10; labels.review, docs/review.md).
+
+``/review`` lists the open items the viewer may decide (filters by kind and campaign, a plain GET
+form); ``/review/items/{id}`` shows the de-identified video beside the QC report with the decision
+forms. Every form posts without JS; static/review.js adds keyboard shortcuts on desktop. The
+redaction review (``/review/redaction``) is another page (pages/clips.py)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from egocrowd import clips
+from egocrowd.clips import media
+from egocrowd.db.models import ReviewKind
+from egocrowd.errors import InvalidInput
+from egocrowd.labels import review
+from egocrowd.web.auth import Ctx, unit
+from egocrowd.web.pages.clips import STATUS_WORDS, _file_name
+from egocrowd.web.pages.render import TextForm, flash_messages, form_action, page_unit, render, see_other
+from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
+
+KIND_WORDS = {
+    "acceptance": "Accept or reject",
+    "appeal": "Appeal",
+    "spans": "Fix labels",
+}
+DISPUTES_WORDS = {"qc": "a failed check", "rejection": "a rejection"}
+
+flash_messages(
+    {
+        "review_accept": "Clip accepted.",
+        "review_reject": "Clip rejected: its worker is told why.",
+        "review_uphold": "Appeal answered: the verdict stands.",
+        "review_overturn": "Appeal granted.",
+    }
+)
+
+
+def _query_int(request: Request, name: str) -> int | None:
+    value = (request.query_params.get(name) or "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 9:
+        raise InvalidInput(f"{name.replace('_', ' ')} must be a number.", code="validation.failed", field=name)
+    return int(value)
+
+
+@router.get("/review", response_class=HTMLResponse)
+def queue_page(request: Request):
+    with unit(request) as ctx:
+        user = ctx.require_user()
+        kind_value = request.query_params.get("kind") or ""
+        kind = ReviewKind(kind_value) if kind_value in ReviewKind.__members__ else None
+        campaign_id = _query_int(request, "campaign_id")
+        items = review.queue(ctx.session, user, kind=kind, campaign_id=campaign_id, limit=200)
+        return render(
+            request,
+            "review_items.html",
+            user,
+            items=items,
+            campaigns=review.queue_campaigns(ctx.session, user),
+            kind=kind.value if kind else "",
+            campaign_id=campaign_id,
+            kind_words=KIND_WORDS,
+            disputes_words=DISPUTES_WORDS,
+            reasons=review.REJECT_REASONS,
+        )
+
+
+def _show_item(request: Request, item_id: int, *, status: int = 200, **values) -> Response:
+    with page_unit(request) as ctx:
+        user = ctx.require_user()
+        item = review.get_item(ctx.session, user, item_id)
+        clip = item.clip
+        values.setdefault("form", {})
+        return render(
+            request,
+            "review_item.html",
+            user,
+            status=status,
+            item=item,
+            c=clip,
+            kind_words=KIND_WORDS,
+            disputes_words=DISPUTES_WORDS,
+            reasons=review.REJECT_REASONS,
+            decisions=review.DECISIONS[item.kind],
+            earlier=review.earlier_decision(ctx.session, clip.id) if item.kind is ReviewKind.appeal else None,
+            feedback=clips.feedback,
+            file_name=_file_name(user),
+            status_words=STATUS_WORDS,
+            video_ready=media.derived_ready_for(user, clip),
+            standing=None if media.derived_ready_for(user, clip) else media.not_deidentified(user, clip).message,
+            **values,
+        )
+
+
+@router.get("/review/items/{item_id}", response_class=HTMLResponse)
+def item_page(request: Request, item_id: Id):
+    return _show_item(request, item_id)
+
+
+@router.post("/review/items/{item_id}")
+def decide(request: Request, item_id: Id, form: TextForm):
+    """A decision sent from the item page (with or without JS); then back to the queue."""
+
+    def work(ctx: Ctx) -> Response:
+        decision = form.get("decision", "")
+        review.decide_item(
+            ctx.session,
+            ctx.require_user(),
+            item_id,
+            decision,
+            reason=form.get("reason") or None,
+            comment=form.get("comment", ""),
+        )
+        return see_other(f"/review?m=review_{decision}")
+
+    return form_action(request, form, work, lambda **v: _show_item(request, item_id, **v))

@@ -1,0 +1,188 @@
+"""The review queue and item pages in a real Chromium: a reviewer on a desktop seeks and accepts
+with the keyboard, rejects with a reason (typing in the comment fires no shortcut), the pages look
+right on a phone, the forms work without JavaScript, and a worker appeals from the clip page."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from egocrowd.db.models import Clip, ClipStatus, ReviewItem, ReviewKind
+from egocrowd.labels import review
+from tests.platform.helpers import PASSWORD, make_user
+from tests.support.browser import ARTIFACTS, PHONE, look
+from tests.support.deid import add_clip, make_video
+
+pytestmark = pytest.mark.browser
+
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@pytest.fixture
+def db_url(tmp_path, sqlite_template):
+    """SQLite only: the pages are the same on both backends."""
+    import shutil
+
+    path = tmp_path / "egocrowd.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+def _login(browser, base: str, email: str, *, viewport=DESKTOP, js: bool = True, phone: bool = False):
+    ARTIFACTS.mkdir(exist_ok=True)
+    extra = {"device_scale_factor": 2, "is_mobile": True, "has_touch": True} if phone else {}
+    ctx = browser.new_context(viewport=viewport, base_url=base, java_script_enabled=js, **extra)
+    page = ctx.new_page()
+    page.set_default_timeout(20_000)
+    page.goto("/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+    assert "/login" not in page.url
+    return page
+
+
+def _until(page, expression: str, timeout: float = 15.0) -> None:
+    """Poll ``expression`` (page.wait_for_function evaluates a string, which the pages' CSP forbids)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(f"() => {expression}"):
+        assert time.monotonic() < deadline, f"never true: {expression}"
+        page.wait_for_timeout(50)
+
+
+SEEK = """async (t) => {
+  const v = document.querySelector('video');
+  if (v.readyState < 1) await new Promise(r => v.addEventListener('loadedmetadata', r, {once: true}));
+  const seeked = new Promise(r => v.addEventListener('seeked', r, {once: true}));
+  v.currentTime = t;
+  await seeked;
+  return {time: v.currentTime, ready: v.readyState, error: v.error && v.error.code};
+}"""
+
+
+def _status(db, clip_id: int) -> tuple[ClipStatus, str | None]:
+    with db.transaction() as s:
+        c = s.get_one(Clip, clip_id)
+        return c.status, c.reason_code
+
+
+def test_reviewer_accepts_and_rejects_with_the_keyboard_and_a_phone_looks_right(
+    app, live, db, world, chromium, tmp_path
+):
+    video = make_video(tmp_path / "clip.mp4", seconds=12)
+    campaign = world.open_campaign(review={"reviewers": "platform", "sample_fraction": 1.0})
+    ids = []
+    for _ in range(3):
+        cid = add_clip(
+            db, app.state.blobs, campaign_id=campaign["id"], worker_id=world.worker.id, raw=video, derived=video
+        )
+        with db.transaction() as s:
+            review.route_clip(s, s.get_one(Clip, cid))
+        ids.append(cid)
+    with db.transaction() as s:
+        items = {i.clip_id: i.id for i in s.scalars(sa.select(ReviewItem))}
+    reviewer = make_user(db, "reviewer")
+    browser = chromium()
+
+    # Desktop: the queue, then keys on the item page.
+    page = _login(browser, live.base, reviewer.email)
+    page.goto("/review")
+    assert page.locator(".review-items li[data-item]").count() == 3
+    page.get_by_role("link", name=f"Accept or reject: clip {ids[0]}").click()
+    page.wait_for_load_state()
+    assert page.locator("#ri-keys").is_visible()  # the hint, on a desktop
+    state = page.evaluate(SEEK, 2.0)
+    assert state["error"] is None and abs(state["time"] - 2.0) < 0.2  # Range requests: it seeks
+    page.locator("h1").click()  # focus on the page, not on a control
+    page.keyboard.press("k")
+    _until(page, "Math.abs(document.querySelector('video').currentTime - 7) < 0.3")
+    page.keyboard.press("ArrowLeft")
+    _until(page, "Math.abs(document.querySelector('video').currentTime - 2) < 0.3")
+    page.keyboard.press(" ")
+    _until(page, "!document.querySelector('video').paused")
+    page.keyboard.press(" ")
+    _until(page, "document.querySelector('video').paused")
+    look(page, "review-item")
+    with page.expect_navigation():
+        page.keyboard.press("a")
+    assert "/review" in page.url and "Clip accepted." in page.content()
+    assert _status(db, ids[0]) == (ClipStatus.accepted, None)
+
+    # Reject: R goes to the reason; typing "a" in the comment accepts nothing.
+    page.goto(f"/review/items/{items[ids[1]]}")
+    page.locator("h1").click()
+    page.keyboard.press("r")
+    assert page.evaluate("document.activeElement.id") == "ri-reason"
+    page.select_option("#ri-reason", "poor_quality")
+    page.locator("#ri-comment").click()
+    page.keyboard.type("a blurry take, sorry")
+    assert page.url.endswith(f"/review/items/{items[ids[1]]}")
+    assert _status(db, ids[1])[0] is ClipStatus.qc_passed
+    with page.expect_navigation():
+        page.get_by_role("button", name="Reject the clip").click()
+    assert "Clip rejected" in page.content()
+    assert _status(db, ids[1]) == (ClipStatus.declined, "review.poor_quality")
+    page.context.close()
+
+    # A phone: the queue and the item page fit 390 px, pass axe; no keyboard hint.
+    page = _login(browser, live.base, reviewer.email, viewport=PHONE, phone=True)
+    page.goto("/review")
+    look(page, "review-queue")
+    page.goto(f"/review/items/{items[ids[2]]}")
+    assert not page.locator("#ri-keys").is_visible()
+    look(page, "review-item-phone")
+    page.context.close()
+
+
+def test_forms_work_without_javascript_and_the_worker_appeals(app, live, db, world, chromium, tmp_path):
+    video = make_video(tmp_path / "clip.mp4", seconds=3)
+    campaign = world.open_campaign(review={"reviewers": "platform", "sample_fraction": 1.0})
+    cid = add_clip(db, app.state.blobs, campaign_id=campaign["id"], worker_id=world.worker.id, raw=video, derived=video)
+    with db.transaction() as s:
+        item = review.route_clip(s, s.get_one(Clip, cid)).id
+    first, second = make_user(db, "reviewer"), make_user(db, "reviewer")
+    browser = chromium()
+
+    page = _login(browser, live.base, first.email, js=False)
+    page.goto(f"/review/items/{item}")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Reject the clip").click()  # no reason: the page says so
+    assert page.locator("[data-code='review.bad_reason']").is_visible()
+    page.select_option("#ri-reason", "other")
+    page.fill("#ri-comment", "The task is never finished on camera.")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Reject the clip").click()
+    assert _status(db, cid) == (ClipStatus.declined, "review.other")
+    page.context.close()
+
+    # The worker reads why and appeals once (on a phone, no JS).
+    page = _login(browser, live.base, world.worker.email, viewport=PHONE, js=False, phone=True)
+    page.goto(f"/clips/{cid}")
+    assert "The task is never finished on camera." in page.content()
+    page.fill("#appeal-comment", "I finish folding at the very end, after 0:02.")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send the appeal").click()
+    assert "Appeal sent" in page.content()
+    assert page.locator("#appeal-comment").count() == 0  # once per clip
+    page.context.close()
+    with db.transaction() as s:
+        appeal = s.scalar(sa.select(ReviewItem).where(ReviewItem.kind == ReviewKind.appeal))
+        assert appeal.excluded_user_id == first.id
+        appeal_id = appeal.id
+
+    # The other reviewer grants it; the one who rejected does not see it in the queue.
+    page = _login(browser, live.base, first.email)
+    page.goto("/review")
+    assert page.locator(f"[data-item='{appeal_id}']").count() == 0
+    page.context.close()
+    page = _login(browser, live.base, second.email)
+    page.goto(f"/review/items/{appeal_id}")
+    assert "I finish folding at the very end" in page.content()
+    look(page, "review-appeal")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Grant: accept the clip").click()
+    assert _status(db, cid) == (ClipStatus.accepted, None)
+    page.context.close()
