@@ -173,3 +173,40 @@ def test_gold_answers_teach_the_model_but_get_no_consensus(world, app, scene, tm
             == 0
         )
         assert s.get_one(Clip, clip).label_status is LabelStatus.done
+
+
+def test_acceptance_opens_annotation_only_where_asked(world, app, tmp_path):
+    """review.accept_clip is the one door into annotation: a campaign that asks for labels gets an
+    ``annotating`` clip, one that does not gets none."""
+    from egocrowd.db.models import ClipStatus
+    from egocrowd.labels import review
+    from tests.support.deid import add_clip, make_video
+
+    video = make_video(tmp_path / "v.mp4")
+    asks = annotation_campaign(world)
+    plain = world.open_campaign()["id"]
+    ids = [
+        add_clip(world.db, app.state.blobs, campaign_id=c, worker_id=world.worker.id, raw=video, derived=None)
+        for c in (asks, plain)
+    ]
+    with world.db.transaction() as s:
+        for cid in ids:
+            review.accept_clip(s, s.get_one(Clip, cid), None, how="auto")
+    with world.db.transaction() as s:
+        got = [(s.get_one(Clip, c).status, s.get_one(Clip, c).label_status) for c in ids]
+    assert got == [(ClipStatus.accepted, LabelStatus.annotating), (ClipStatus.accepted, None)]
+
+
+def test_the_stage_loads_no_heavy_library_until_it_computes():
+    """Looking the stage up (as the web server and the worker's parent do) imports neither pandas
+    nor crowd-kit: only ``compute`` does."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, egocrowd.web.app, egocrowd.worker;"
+        "from egocrowd.pipeline.stages import STAGES; STAGES.get('aggregate');"
+        "print(sorted(m for m in ('pandas', 'crowdkit', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
