@@ -288,3 +288,12 @@ def test_concurrent_claims_of_the_last_slot(world, app, tmp_path):
         assert (
             s.scalar(sa.select(sa.func.count()).select_from(AnnotationTask).where(AnnotationTask.clip_id == clip)) == 3
         )
+
+
+def test_current_round_follows_aggregation_and_audits():
+    clip = Clip(agreement=None)
+    assert tasks.current_round(clip) == 1
+    clip.agreement = {"round": 1, "alpha": 0.9}
+    assert tasks.current_round(clip) == 2
+    clip.agreement = {"round": 1, "reopened_round": 2}  # what labels.audits writes when it sends spans back
+    assert tasks.current_round(clip) == 2

@@ -9,8 +9,8 @@ annotator. When a clip's round has k submitted answers, the ``aggregate`` stage 
 (labels.consensus).
 
 Rounds: a clip's current round is one more than the round of its latest aggregation
-(``clip.agreement["round"]``), so a clip sent back for re-annotation (:func:`reopen_annotation`)
-starts a fresh round without a column of its own.
+(``clip.agreement["round"]``), or the ``reopened_round`` a label audit wrote there, so a clip sent
+back for re-annotation starts a fresh round without a column of its own.
 
 Concurrency, as in campaigns.assignments: the annotator's user row is locked while their open tasks
 are counted (the cap), then the clip row while its round's tasks are counted, so two claims never
@@ -75,8 +75,13 @@ def settings_of(campaign: Campaign) -> AnnotationSettings:
 
 
 def current_round(clip: Clip) -> int:
-    """The round annotation tasks on ``clip`` belong to now (see the module doc)."""
-    return int((clip.agreement or {}).get("round", 0)) + 1
+    """The round annotation tasks on ``clip`` belong to now (see the module doc). A label audit
+    that sends a clip back names the new round as ``agreement["reopened_round"]`` (labels.audits)."""
+    agreement = clip.agreement or {}
+    reopened = agreement.get("reopened_round")
+    if isinstance(reopened, int):
+        return reopened
+    return int(agreement.get("round", 0)) + 1
 
 
 def duration_ms(clip: Clip) -> int | None:
