@@ -29,8 +29,8 @@ from egocrowd.web.pages import clips as clip_pages
 from egocrowd.web.pages import labels as label_pages
 from egocrowd.web.pages import review as review_pages
 from egocrowd.web.routers import account, api, reviews
-from egocrowd.web.routers import annotations as annotations_api  # not `annotations`: the __future__ import's name
 from egocrowd.web.routers import admin as admin_api
+from egocrowd.web.routers import annotations as annotations_api  # not `annotations`: the __future__ import's name
 from egocrowd.web.routers import clips as clip_api
 from egocrowd.web.routers import consent as consent_api
 from egocrowd.web.routers import labels as labels_api
