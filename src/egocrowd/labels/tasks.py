@@ -433,6 +433,11 @@ def submit(
     task = get_task(session, user, task_id)
     if task.annotator_id != user.id:
         raise NotFound(f"No annotation task {task_id}.", code="annotation.not_found")
+    # Where the task stands first: a late or second answer is told so, whatever it holds
+    if task.status is T.submitted:
+        raise Conflict("This answer was already sent.", code="annotation.already_submitted")
+    if task.status is T.expired or (task.status is T.active and task.lease_expires_at <= now):
+        raise Gone("The time to annotate this clip ran out; claim a new task.", code="annotation.lease_expired")
     parsed = check_spans(task.clip, spans)
     if not parsed and not nothing_happens:
         raise InvalidInput(
@@ -441,8 +446,6 @@ def submit(
         )
     if parsed and nothing_happens:
         raise InvalidInput("You marked actions and also said nothing happens.", code="annotation.contradictory")
-    if task.status is T.active and task.lease_expires_at <= now:
-        raise Gone("The time to annotate this clip ran out; claim a new task.", code="annotation.lease_expired")
     done = cast(
         "sa.CursorResult[Any]",
         session.execute(
