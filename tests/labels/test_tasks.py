@@ -299,3 +299,51 @@ def test_current_round_follows_aggregation_and_audits():
     assert tasks.current_round(clip) == 2
     clip.agreement = {"round": 1, "reopened_round": 2}  # what labels.audits writes when it sends spans back
     assert tasks.current_round(clip) == 2
+
+
+def test_two_submits_at_once_store_one_answer(setup):
+    """The same answer sent twice at the same moment (a double tap, a retried request)."""
+    world, staff, cid, clips = setup
+    a = annotator(world.db, staff)
+    tid, _, _ = claim(world.db, a)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def go():
+        barrier.wait()
+        try:
+            submit(world.db, a, tid, [span(0, 1000)])
+            outcomes.append("ok")
+        except Conflict as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=go) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["annotation.already_submitted", "ok"]
+    with world.db.transaction() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Span).where(Span.task_id == tid)) == 1
+        events = s.scalars(sa.select(AuditEvent.action).where(AuditEvent.action == "annotation.submitted")).all()
+        assert len(events) == 1
+
+
+def test_housekeeping_expires_annotation_leases(setup, settings):
+    from egocrowd.blobs import BlobStore
+    from egocrowd.uploads import UploadStore
+    from egocrowd.worker import housekeeping
+
+    world, staff, cid, clips = setup
+    a = annotator(world.db, staff)
+    tid, _, _ = claim(world.db, a)
+    with world.db.transaction() as s:
+        t = s.get_one(AnnotationTask, tid)
+        t.lease_expires_at = t.claimed_at - timedelta(seconds=1)
+    done = housekeeping(world.db, BlobStore(settings.blobs_path), UploadStore(settings.uploads_path))
+    assert done["annotation_leases_expired"] == 1
+    with world.db.transaction() as s:
+        assert s.get_one(AnnotationTask, tid).status is AnnotationTaskStatus.expired
+        assert s.scalars(sa.select(AuditEvent.action).where(AuditEvent.action == "annotation.expired")).all() == [
+            "annotation.expired"
+        ]
