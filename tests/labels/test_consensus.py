@@ -210,3 +210,18 @@ def test_the_stage_loads_no_heavy_library_until_it_computes():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_label_model_learns_from_a_bounded_window(world, app, tmp_path, monkeypatch):
+    staff = make_user(world.db, "reviewer")
+    cid = annotation_campaign(world, per_clip=1)
+    clips = [accepted_clip(world.db, app.state.blobs, tmp_path, cid, world.worker.id) for _ in range(4)]
+    for clip in clips[:3]:
+        _answer(world.db, staff, clip, [AGREE[0]])
+        _run(app, world.db)
+    _answer(world.db, staff, clips[3], [AGREE[1]])
+    monkeypatch.setattr(consensus, "TRAINING_CLIPS", 1)
+    with world.db.transaction() as s:
+        inputs = consensus._prepare(s, s.get_one(Clip, clips[3]), None)  # type: ignore[arg-type]
+    assert sorted({a[0] for a in inputs["answers"]}) == [clips[2], clips[3]]  # itself and the latest one
+    assert sorted(inputs["submitted"]) == [clips[2], clips[3]]

@@ -40,6 +40,10 @@ from egocrowd.pipeline.stages import StageContext, stage
 
 #: spans of two annotators whose temporal IoU is at least this are taken as the same action
 IOU_THRESHOLD = 0.3
+#: the label model learns from this clip, the campaign's gold clips and this many of its latest
+#: aggregated clips: enough to know each annotator, and each run's cost stays bounded as the
+#: campaign grows (all of a large campaign, once per clip, would grow with its square)
+TRAINING_CLIPS = 2000
 
 
 def aggregation_round(clip: Clip) -> int:
@@ -61,13 +65,25 @@ def _prepare(session: Session, clip: Clip, ctx: StageContext) -> dict[str, Any]:
             return True
         return agreement is not None and task_round == agreement.get("round")
 
+    recent = sa.select(Clip.id).where(
+        Clip.campaign_id == clip.campaign_id,
+        Clip.is_gold.is_(False),
+        Clip.label_status.in_((LabelStatus.done, LabelStatus.review)),
+        Clip.id != clip.id,
+    )
+    learn_from = {clip.id, *session.scalars(recent.order_by(Clip.id.desc()).limit(TRAINING_CLIPS))}
+    learn_from |= set(
+        session.scalars(sa.select(Clip.id).where(Clip.campaign_id == clip.campaign_id, Clip.is_gold.is_(True)))
+    )
+    ids = sorted(learn_from)
+
     submitted: dict[int, set[int]] = {}
     for cid, annotator, task_round, is_gold, agreement in session.execute(
         sa.select(
             AnnotationTask.clip_id, AnnotationTask.annotator_id, AnnotationTask.round, Clip.is_gold, Clip.agreement
         )
         .join(Clip, Clip.id == AnnotationTask.clip_id)
-        .where(AnnotationTask.campaign_id == clip.campaign_id, AnnotationTask.status == AnnotationTaskStatus.submitted)
+        .where(AnnotationTask.clip_id.in_(ids), AnnotationTask.status == AnnotationTaskStatus.submitted)
     ):
         if counts(cid, task_round, is_gold, agreement):
             submitted.setdefault(cid, set()).add(annotator)
@@ -88,7 +104,7 @@ def _prepare(session: Session, clip: Clip, ctx: StageContext) -> dict[str, Any]:
             .join(AnnotationTask, AnnotationTask.id == Span.task_id)
             .join(Clip, Clip.id == Span.clip_id)
             .where(
-                Clip.campaign_id == clip.campaign_id,
+                Span.clip_id.in_(ids),
                 Span.kind == SpanKind.answer,
                 AnnotationTask.status == AnnotationTaskStatus.submitted,
             )
