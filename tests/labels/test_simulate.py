@@ -54,9 +54,9 @@ def test_flagged_confusions_are_exactly_the_planted_ones(crowd, aggregated):
 
 
 def test_a_clean_crowd_flags_nothing():
-    crowd = simulate_crowd(150, annotators=[a for a in default_annotators(bad=0) if a.id != 1], seed=2)
+    crowd = simulate_crowd(100, annotators=[a for a in default_annotators(bad=0) if a.id != 1], seed=2)
     result = aggregate_spans(crowd.answers, submitted=crowd.submitted)
     assert systematic_confusions(compare(crowd.answers, result.spans), min_count=5) == []
     assert result.alpha is not None and result.alpha > 0.6
-    with_bad = simulate_crowd(150, seed=2)
+    with_bad = simulate_crowd(100, seed=2)
     assert aggregate_spans(with_bad.answers, submitted=with_bad.submitted).alpha < result.alpha - 0.1
