@@ -66,7 +66,7 @@ def test_upload_becomes_a_checked_clip(app, db, client, live, assigned, qc_media
     r = client.get(f"/api/v1/clips/{clip.id}", headers=worker.headers)
     body = r.json()
     assert body["status"] in ("qc_passed", "qc_failed"), body
-    assert ran == (3 if body["status"] == "qc_passed" else 2)  # probe, qc, and deidentify for a passed clip
+    assert ran == (4 if body["status"] == "qc_passed" else 2)  # probe, qc, and deidentify and review for a passed clip
     assert body["qc_report"]["format_version"] >= 1
     assert {c["name"] for c in body["qc_report"]["checks"]} >= {"duration", "too_dark", "blur", "hands_visible"}
     # the requester sees the campaign's QC statistics; another worker sees nothing of this clip
