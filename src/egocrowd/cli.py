@@ -81,8 +81,10 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     settings = _settings()
     db = Database(settings.db_url)
     db.upgrade()
+    from egocrowd.blobs import BlobStore
+
     with db.transaction() as s:
-        logins = seed(s)
+        logins = seed(s, BlobStore(settings.blobs_path))  # the demo's clips to annotate need media
     db.dispose()
     click.secho("Demo logins:", bold=True)
     for email, password, role in logins:

@@ -7,9 +7,11 @@ from sqlalchemy.orm import Session
 
 from egocrowd import consent
 from egocrowd.accounts import service as accounts
+from egocrowd.blobs import BlobStore
 from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn
-from egocrowd.db.models import Role, User
+from egocrowd.db.models import Campaign, Clip, ClipStatus, DeidStatus, Derivative, Role, User
+from egocrowd.labels import tasks
 
 CONSENT_FAMILY = "egocrowd-worker"
 CONSENT_VERSION = "egocrowd-worker-1"  # revision 1, its original (English) text; "egocrowd-worker-1-fr" in French
@@ -91,6 +93,8 @@ CAMPAIGNS = [
         pay_cents=100,
         expected_minutes=3,
         buyer_name="Open Robotics Lab — dexterous hands group",
+        # action labels on its accepted clips (#10): three annotators each, gold mixed in
+        annotation={"enabled": True, "per_clip": 3, "gold_rate": 0.1, "min_agreement": 0.6},
     ),
     dict(
         title="Pour water from a bottle into a glass",
@@ -105,8 +109,15 @@ CAMPAIGNS = [
 ]
 
 
-def seed(session: Session) -> list[tuple[str, str, str]]:
-    """Idempotent: returns the demo logins (email, password, role)."""
+#: qualified annotators (#10): with the reviewer they can label the demo's accepted clips at once
+ANNOTATORS = [(f"annotator{i}@demo.egocrowd", f"demo-annotator{i}-password") for i in (1, 2, 3)]
+#: accepted clips of the jar campaign, ready for annotation (a generated video: a moving lid)
+DEMO_CLIPS = 3
+
+
+def seed(session: Session, blobs: BlobStore | None = None) -> list[tuple[str, str, str]]:
+    """Idempotent: returns the demo logins (email, password, role). With ``blobs``, the jar
+    campaign also gets accepted clips waiting for annotation."""
     if session.scalar(sa.select(User.id).where(User.email == USERS[0][0])) is None:
         admin = None
         for email, password, role, org_name in USERS:
@@ -148,4 +159,71 @@ def seed(session: Session) -> list[tuple[str, str, str]]:
             )
             c = campaigns.create_campaign(session, lab, data)
             campaigns.transition(session, lab, c.id, "open")
-    return [(e, p, r.value) for e, p, r, _ in USERS]
+        _seed_annotation(session, admin, blobs)
+    return [(e, p, r.value) for e, p, r, _ in USERS] + [(e, p, "annotator") for e, p in ANNOTATORS]
+
+
+def _seed_annotation(session: Session, admin: User | None, blobs: BlobStore | None) -> None:
+    """Three qualified annotators; with ``blobs``, accepted clips of the jar campaign open for them."""
+    reviewer = session.scalars(sa.select(User).where(User.email == USERS[2][0])).one()
+    for email, password in ANNOTATORS:
+        person = accounts.create_user(
+            session,
+            email=email,
+            password=password,
+            display_name=email.split("@")[0],
+            role=Role.worker,
+            country="KE",
+            actor=admin,
+            email_verified=True,
+        )
+        tasks.grant(session, reviewer, person.id, note="demo")
+    if blobs is None:
+        return
+    import tempfile  # the demo's clip is made once, here; nothing else needs these
+    from pathlib import Path
+
+    import numpy as np
+
+    from egocrowd.media.testmedia import write_video  # PyAV: only when seeding clips
+
+    worker = session.scalars(sa.select(User).where(User.email == USERS[3][0])).one()
+    jar = session.scalars(sa.select(Campaign).where(Campaign.title == CAMPAIGNS[1]["title"])).one()
+    seconds, fps, (w, h) = 8, 10, (320, 240)
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in range(DEMO_CLIPS):
+            frames = []
+            for i in range(seconds * fps):
+                f = np.full((h, w, 3), 60 + 30 * n, np.uint8)
+                x = int((w - 60) * i / (seconds * fps))  # a "lid" crossing the picture
+                f[h // 3 : h // 3 + 60, x : x + 60] = (230, 200, 60)
+                frames.append(f)
+            ref = blobs.put_file(write_video(Path(tmp) / f"demo-{n}.mp4", frames, fps, faststart=True))
+            clip = Clip(
+                campaign_id=jar.id,
+                worker_id=worker.id,
+                source_ref=f"demo:{n}:{ref.sha256[:16]}",
+                sha256=ref.sha256,
+                size=ref.size,
+                original_name=f"jar-{n + 1}.mp4",
+                client_meta={},
+                status=ClipStatus.accepted,
+                probe={"duration_s": float(seconds), "fps": float(fps), "width": w, "height": h},
+                deid_status=DeidStatus.clean,
+            )
+            session.add(clip)
+            session.flush()
+            # nobody in it: the de-identified video is the same bytes
+            derived = Derivative(
+                clip_id=clip.id,
+                kind="deid",
+                sha256=ref.sha256,
+                size=ref.size,
+                source_sha256=ref.sha256,
+                stage_version="demo",
+                summary={"frames": seconds * fps, "seconds": seconds},
+            )
+            session.add(derived)
+            session.flush()
+            clip.derived_id = derived.id
+            tasks.open_annotation(session, clip)

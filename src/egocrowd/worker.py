@@ -17,6 +17,7 @@ from egocrowd.campaigns.service import close_expired_campaigns
 from egocrowd.clips import sweep_orphan_blobs
 from egocrowd.clips.uploads import clip_from_upload
 from egocrowd.db import Database, open_database
+from egocrowd.labels import tasks as annotation_tasks
 from egocrowd.labels.review import auto_accept_due
 from egocrowd.notifications import deliver_notifications
 from egocrowd.pipeline.executors import Abandoned, get_executor
@@ -42,6 +43,12 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
     def leases() -> int:
         with db.transaction() as s:
             return expire_leases(s)
+
+    def annotation_leases() -> int:
+        # An annotation task whose lease ran out frees its clip's slot at once (claims do not count
+        # it); marking it expired keeps the annotator's list and the audit log truthful.
+        with db.transaction() as s:
+            return annotation_tasks.expire_leases(s)
 
     def campaigns_past_deadline() -> int:
         with db.transaction() as s:
@@ -72,6 +79,7 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
     for key, step in (
         ("uploads_recovered", recover),
         ("leases_expired", leases),
+        ("annotation_leases_expired", annotation_leases),
         ("campaigns_closed", campaigns_past_deadline),
         ("clips_auto_accepted", clips_auto_accepted),
         ("uploads_expired", lambda: len(expire_uploads(upload_store))),

@@ -117,6 +117,8 @@ def seed(world, db, tmp_path, base: str, blobs=None) -> dict[str, object]:
         "clip_id": clip["id"],
         "user_id": world.worker.id,
         "org_id": org_id,
+        # annotation pages (#10) with real tasks are checked in tests/e2e/test_annotate.py
+        "task_id": 1,
         "item_id": item,
     }
 

@@ -64,7 +64,8 @@ def test_demo_seeds_idempotently(tmp_path):
     assert "worker@demo.egocrowd" in first.output and "demo-worker-password" in first.output
     url = f"sqlite:///{tmp_path / 'data' / 'egocrowd.db'}"
     counts = [_count(url, m) for m in (User, Campaign, ConsentDocument, AuditEvent)]
-    assert counts[:3] == [4, 3, 2]  # the consent in English and French
+    assert counts[:3] == [7, 3, 2]  # one user per role and three annotators; the consent in English and French
+    assert "annotator1@demo.egocrowd" in first.output
     second = runner.invoke(main, ["demo", "--no-serve"], env=_env(tmp_path))
     assert second.exit_code == 0, second.output
     assert second.output == first.output

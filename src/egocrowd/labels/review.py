@@ -42,6 +42,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, InvalidInput, NotFound
+from egocrowd.labels import tasks
 from egocrowd.notifications import notify
 from egocrowd.pipeline.stages import stage
 
@@ -280,7 +281,7 @@ def accept_clip(session: Session, clip: Clip, actor: User | None, *, how: str) -
         link=f"/clips/{clip.id}",
     )
     # --- later steps hook here (one place for every acceptance) -----------------------------------
-    # annotation (#10, labels.tasks): tasks.open_annotation(session, clip)
+    tasks.open_annotation(session, clip)  # annotation (#10): the campaign may ask for labels
     # pay (#11): the worker's earning for an accepted clip
     # -----------------------------------------------------------------------------------------------
     return clip

@@ -28,8 +28,9 @@ from egocrowd.web.pages import annotate as annotate_pages
 from egocrowd.web.pages import clips as clip_pages
 from egocrowd.web.pages import labels as label_pages
 from egocrowd.web.pages import review as review_pages
-from egocrowd.web.routers import account, annotations, api, reviews
+from egocrowd.web.routers import account, api, reviews
 from egocrowd.web.routers import admin as admin_api
+from egocrowd.web.routers import annotations as annotations_api  # not `annotations`: the __future__ import's name
 from egocrowd.web.routers import clips as clip_api
 from egocrowd.web.routers import consent as consent_api
 from egocrowd.web.routers import labels as labels_api
@@ -46,7 +47,7 @@ ROUTERS = [
     clip_api.router,
     admin_api.router,
     reviews.router,
-    annotations.router,
+    annotations_api.router,
     labels_api.router,
     accounts.router,
     campaigns.router,

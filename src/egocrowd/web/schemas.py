@@ -412,3 +412,48 @@ class OverviewOut(BaseModel):
 
 class PutBackOut(BaseModel):
     job_ids: list[int]
+
+
+# --- annotation (#10: labels.tasks, labels.consensus) ---------------------------------------------
+class SpanOut(_Out):
+    start_ms: int
+    end_ms: int
+    verb: str
+    noun: str
+
+
+class AnnotationTaskOut(BaseModel):
+    """An annotation task as its annotator reads it: what to label, never whether it is a gold clip."""
+
+    id: int
+    clip_id: int
+    campaign_id: int
+    status: str
+    claimed_at: Timestamp
+    lease_expires_at: Timestamp
+    submitted_at: Timestamp | None
+    flags: list[str]
+    duration_ms: int | None
+    fps: float | None
+    video_url: str
+    taxonomy: dict[str, list[str]]
+    spans: list[SpanOut]
+
+
+class QualificationOut(_Out):
+    id: int
+    user_id: int
+    skill: str
+    campaign_id: int | None
+    granted_by: int | None
+    granted_at: Timestamp
+    revoked_at: Timestamp | None
+    note: str
+
+
+class ClipSpansOut(BaseModel):
+    """A clip's reference (gold) or reviewed spans."""
+
+    clip_id: int
+    kind: str
+    spans: list[SpanOut]

@@ -1,0 +1,273 @@
+"""The annotation page in a real Chromium, on a desktop and on a phone: the video plays and seeks,
+spans are marked at the playhead with keys (desktop) or buttons and finger taps on the timeline
+(phone), nudged, deleted and sent; the stored spans are what the page showed. Then a reviewer's
+gold page, and the page without script."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from egocrowd.db.models import AnnotationTask, AnnotationTaskStatus, Span, SpanKind
+from tests.labels.annotating import accepted_clip, annotation_campaign, annotator
+from tests.platform.helpers import PASSWORD, make_user
+from tests.support.browser import ARTIFACTS, PHONE, look
+
+pytestmark = pytest.mark.browser
+
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@pytest.fixture
+def db_url(tmp_path, sqlite_template):
+    """SQLite only: the pages are the same on both backends."""
+    import shutil
+
+    path = tmp_path / "egocrowd.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+def _login(browser, base: str, email: str, *, phone: bool, js: bool = True):
+    ARTIFACTS.mkdir(exist_ok=True)
+    if phone:
+        ctx = browser.new_context(
+            viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, base_url=base, java_script_enabled=js
+        )
+    else:
+        ctx = browser.new_context(viewport=DESKTOP, base_url=base, java_script_enabled=js)
+    page = ctx.new_page()
+    page.set_default_timeout(20_000)
+    page.goto("/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+    assert "/login" not in page.url
+    return page
+
+
+def _until(page, expression: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(f"() => {expression}"):
+        assert time.monotonic() < deadline, f"never true: {expression}"
+        page.wait_for_timeout(50)
+
+
+SEEK = """async (t) => {
+  const v = document.querySelector('video');
+  if (v.readyState < 1) await new Promise(r => v.addEventListener('loadedmetadata', r, {once: true}));
+  const seeked = new Promise(r => v.addEventListener('seeked', r, {once: true}));
+  v.currentTime = t;
+  await seeked;
+  return {time: v.currentTime, error: v.error && v.error.code};
+}"""
+
+
+def _answer(db, task_id: int) -> list[tuple]:
+    with db.transaction() as s:
+        assert s.get_one(AnnotationTask, task_id).status is AnnotationTaskStatus.submitted
+        rows = s.scalars(
+            sa.select(Span).where(Span.task_id == task_id, Span.kind == SpanKind.answer).order_by(Span.start_ms)
+        )
+        return [(r.start_ms, r.end_ms, r.verb, r.noun) for r in rows]
+
+
+@pytest.fixture
+def scene(app, db, world, tmp_path):
+    staff = make_user(db, "reviewer")
+    cid = annotation_campaign(world, per_clip=2)
+    clips = [accepted_clip(db, app.state.blobs, tmp_path, cid, world.worker.id, derived=True) for _ in range(2)]
+    return staff, clips
+
+
+def _claim(page) -> int:
+    page.goto("/annotate")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Get the next clip").click()
+    page.wait_for_selector("#an-stage[data-ready=yes]")
+    return int(page.url.rstrip("/").split("/")[-1])
+
+
+def test_desktop_marks_spans_with_the_keyboard(live, db, chromium, scene):
+    staff, clips = scene
+    a = annotator(db, staff)
+    page = _login(chromium(), live.base, a.email, phone=False)
+    task = _claim(page)
+    assert page.evaluate(SEEK, 0.5)["error"] is None
+    page.locator("body").click(position={"x": 5, "y": 5})  # focus on the page, not a field
+    page.keyboard.press("[")
+    page.evaluate(SEEK, 1.5)
+    page.keyboard.press("]")
+    page.select_option("#an-new-verb", "open")
+    page.select_option("#an-new-noun", "jar")
+    page.locator("h1").click()  # leave the select: keys act only outside fields
+    page.keyboard.press("Enter")
+    assert page.locator(".an-row").count() == 1
+    assert page.input_value(".an-row .an-start") == "0.50" and page.input_value(".an-row .an-end") == "1.50"
+    # a second span, then delete it with the Delete key (it is the selected one)
+    page.evaluate(SEEK, 2.0)
+    page.keyboard.press("[")
+    page.keyboard.press("ArrowRight")  # seek 1 s: 3.0, the end (clamped to the clip)
+    _until(page, "document.querySelector('video').currentTime > 2.5")
+    page.keyboard.press("]")
+    page.keyboard.press("Enter")
+    assert page.locator(".an-row").count() == 2
+    assert page.locator("#an-lane-mine .an-bar").count() == 2
+    look(page, "annotate-task")
+    page.keyboard.press("Delete")
+    assert page.locator(".an-row").count() == 1
+    # a key typed in a field is text, not a command
+    page.locator(".an-row .an-end").fill("")
+    page.locator(".an-row .an-end").type("1.6")
+    assert page.locator(".an-row").count() == 1
+    page.get_by_role("button", name="End +0.1 s").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send my labels").click()
+    assert "your labels were sent" in page.content()
+    assert _answer(db, task) == [(500, 1700, "open", "jar")]
+    look(page, "annotate-home")
+
+
+def test_phone_marks_spans_with_taps(live, db, chromium, scene):
+    staff, clips = scene
+    a = annotator(db, staff)
+    page = _login(chromium(), live.base, a.email, phone=True)
+    task = _claim(page)
+    # tap the timeline at 1/3: the video seeks to ~1 s
+    box = page.locator("#an-timeline").bounding_box()
+    assert box["width"] <= PHONE["width"]
+    page.locator("#an-timeline").tap(position={"x": box["width"] / 3, "y": box["height"] / 2})
+    _until(page, "Math.abs(document.querySelector('video').currentTime - 1.0) < 0.15")
+    page.get_by_role("button", name="Mark start").tap()
+    page.get_by_role("button", name="+1 s").tap()
+    page.get_by_role("button", name="Mark end").tap()
+    page.select_option("#an-new-verb", "close")
+    page.select_option("#an-new-noun", "lid")
+    page.get_by_role("button", name="Add span").tap()
+    assert page.locator(".an-row").count() == 1
+    start = float(page.input_value(".an-row .an-start"))
+    end = float(page.input_value(".an-row .an-end"))
+    assert abs(start - 1.0) < 0.15 and abs(end - 2.0) < 0.15
+    page.get_by_role("button", name="Start −0.1 s").tap()
+    look(page, "annotate-task")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send my labels").tap()
+    got = _answer(db, task)
+    assert got == [(round((start - 0.1) * 1000), round(end * 1000), "close", "lid")]
+
+
+def test_refused_answer_comes_back_with_what_was_typed_and_without_script(live, db, chromium, scene):
+    staff, clips = scene
+    a = annotator(db, staff)
+    page = _login(chromium(), live.base, a.email, phone=True, js=False)
+    page.goto("/annotate")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Get the next clip").click()
+    task = int(page.url.rstrip("/").split("/")[-1])
+    page.fill("#an-s1", "0.2")
+    page.fill("#an-e1", "9")  # past the 3 s clip
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send my labels").click()
+    assert page.locator("[data-code='annotation.span_outside_clip']").count() == 1
+    assert page.input_value("#an-e1") == "9"
+    page.fill("#an-e1", "2.5")
+    page.select_option("#an-v1", "pour")
+    page.select_option("#an-n1", "water")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send my labels").click()
+    assert _answer(db, task) == [(200, 2500, "pour", "water")]
+
+
+def test_reviewer_makes_reference_spans(live, db, chromium, scene):
+    staff, clips = scene
+    page = _login(chromium(), live.base, staff.email, phone=False)
+    page.goto(f"/annotate/gold/{clips[0]}")
+    page.wait_for_selector("#an-stage[data-ready=yes]")
+    page.evaluate(SEEK, 0.3)
+    page.get_by_role("button", name="Mark start").click()
+    page.evaluate(SEEK, 1.2)
+    page.get_by_role("button", name="Mark end").click()
+    page.get_by_role("button", name="Add span").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save reference spans").click()
+    assert "now a gold clip" in page.content()
+    with db.transaction() as s:
+        rows = s.scalars(sa.select(Span).where(Span.clip_id == clips[0], Span.kind == SpanKind.gold)).all()
+        assert [(r.start_ms, r.end_ms) for r in rows] == [(300, 1200)]
+    look(page, "annotate-gold")
+
+
+def test_reviewer_fixes_disagreeing_spans(live, db, chromium, scene):
+    """The span review: the three answers as lanes under the video and as text, the consensus as
+    editable rows; the reviewer corrects one, removes one, saves; the item is decided once."""
+    from datetime import timedelta
+
+    from egocrowd.db.models import Clip, LabelStatus, ReviewItem, ReviewKind, ReviewState, User
+    from egocrowd.labels import review, tasks
+    from tests.labels.annotating import span
+
+    staff, clips = scene
+    answers = [[span(0, 1000, "open", "jar")], [span(200, 1400, "close", "jar")], [span(2000, 2900, "wipe", "table")]]
+    with db.transaction() as s:
+        s.get_one(Clip, clips[0]).campaign.annotation = {"enabled": True, "per_clip": 3}
+    for spans in answers:
+        person = annotator(db, staff)
+        with db.transaction() as s:
+            t = tasks.claim_task(s, s.get_one(User, person.id), campaign_id=None)
+            tasks.submit(s, s.get_one(User, person.id), t.id, spans, now=t.claimed_at + timedelta(seconds=5))
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clips[0])
+        # what the aggregate stage leaves for a reviewer when the answers disagree
+        clip.label_status, clip.agreement = (
+            LabelStatus.review,
+            {"alpha": 0.12, "mean_iou": 0.4, "annotators": 3, "round": 1},
+        )
+        s.add(
+            Span(
+                clip_id=clip.id,
+                kind=SpanKind.consensus,
+                start_ms=100,
+                end_ms=1200,
+                verb="open",
+                noun="jar",
+                confidence=0.4,
+                support=2,
+            )
+        )
+        s.add(
+            Span(
+                clip_id=clip.id,
+                kind=SpanKind.consensus,
+                start_ms=2000,
+                end_ms=2900,
+                verb="wipe",
+                noun="table",
+                confidence=0.2,
+                support=1,
+            )
+        )
+        item_id = review.open_item(s, clip, ReviewKind.spans, audience="platform").id
+    page = _login(chromium(), live.base, staff.email, phone=True)
+    page.goto(f"/annotate/review/{item_id}")
+    page.wait_for_selector("#an-stage[data-ready=yes]")
+    assert page.locator(".an-lane.an-other").count() == 3
+    assert page.locator(".an-row").count() == 2
+    assert "Annotator 2:" in page.content() and "close jar" in page.content()
+    look(page, "annotate-review")
+    page.locator(".an-row").nth(1).get_by_role("button", name="Delete span").tap()
+    page.fill(".an-row .an-end", "1.10")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save the fixed spans").tap()
+    assert "labels are done" in page.content()
+    assert page.get_by_role("button", name="Save the fixed spans").count() == 0
+    with db.transaction() as s:
+        item = s.get_one(ReviewItem, item_id)
+        assert item.state is ReviewState.done and item.decision == "fixed"
+        assert s.get_one(Clip, clips[0]).label_status is LabelStatus.done
+        live_spans = s.scalars(
+            sa.select(Span).where(Span.clip_id == clips[0], Span.superseded_at.is_(None), Span.kind != SpanKind.answer)
+        ).all()
+        assert [(x.kind, x.start_ms, x.end_ms, x.verb) for x in live_spans] == [(SpanKind.review, 100, 1100, "open")]
