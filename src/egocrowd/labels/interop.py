@@ -67,7 +67,7 @@ def current_spans(
     )
     if kinds is not None:
         q = q.where(Span.kind.in_(list(kinds)))
-    return [(s, c) for s, c in session.execute(q).tuples()]
+    return [(s, c) for s, c in session.execute(q)]
 
 
 def span_row(span: Span, clip: Clip) -> dict[str, Any]:
