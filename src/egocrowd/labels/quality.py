@@ -8,6 +8,7 @@ Gold clips are never pointed out, not even afterwards: a mistake reads "the agre
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ class AnnotatorReport:
     answers: int
     clips: int
     tasks_submitted: int
-    summary: list[str]  # the patterns: "You labelled "open jar" as "twist lid" 3 of 5 times ..."
+    summary: list[str]  # the habits behind the mistakes (see patterns)
     mistakes: list[str]  # one line per mistaken span, newest clips first
     mistakes_total: int
     flags: list[LabelFlag]
@@ -148,7 +149,7 @@ def annotator_report(session: Session, annotator_id: int, campaign_id: int | Non
         clips=len({a.clip for a in answers}),
         tasks_submitted=tasks,
         # one wording for both references, so that gold clips stay unmarked
-        summary=[_unmarked(m) for m in (rel.mistakes if rel else [])],
+        summary=patterns(comps),
         mistakes=[t for _, t in shown[:MAX_EXAMPLES]],
         mistakes_total=len(shown),
         flags=audits.flags_of(session, annotator_id, campaign_id),
@@ -157,6 +158,33 @@ def annotator_report(session: Session, annotator_id: int, campaign_id: int | Non
     )
 
 
-def _unmarked(text: str) -> str:
-    """One wording for gold and the consensus, so that gold clips stay unmarked."""
-    return text.replace("the reference", "the agreed labels").replace("the consensus", "the agreed labels")
+def patterns(comparisons: list[Comparison], limit: int = 8) -> list[str]:
+    """The habits behind the mistakes, worst first, in one wording for gold and the consensus."""
+    matched = [c for c in comparisons if c.expected is not None and c.given is not None]
+    seen: dict[str, int] = defaultdict(int)
+    swaps: dict[tuple[str, str], int] = defaultdict(int)
+    for c in matched:
+        seen[c.expected] += 1  # type: ignore[index]
+        if c.expected != c.given:
+            swaps[(c.expected, c.given)] += 1  # type: ignore[index]
+    out: list[tuple[int, str]] = [
+        (n, f'Where the action was "{expected}" you chose "{given}" {n} of {seen[expected]} times.')
+        for (expected, given), n in swaps.items()
+        if n >= 2
+    ]
+    missed = sum(1 for c in comparisons if c.given is None)
+    if missed:
+        out.append((missed, f"You missed {missed} action{'s' if missed != 1 else ''} that others marked."))
+    extra = sum(1 for c in comparisons if c.expected is None)
+    if extra:
+        out.append((extra, f"You marked {extra} action{'s' if extra != 1 else ''} that nobody else saw."))
+    loose = sum(1 for c in matched if c.iou < 0.5)
+    if matched and loose * 4 >= len(matched):
+        out.append(
+            (
+                loose,
+                f"Your start and end times are loose: {loose} of {len(matched)} spans overlap the agreed ones by less than half.",
+            )
+        )
+    out.sort(key=lambda t: (-t[0], t[1]))
+    return [text for _, text in out[:limit]]
