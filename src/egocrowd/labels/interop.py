@@ -33,7 +33,7 @@ from egocrowd.accounts import policy
 from egocrowd.campaigns import service as campaigns
 from egocrowd.clock import utcnow
 from egocrowd.db.models import Campaign, Clip, Span, SpanKind, User
-from egocrowd.errors import InvalidInput
+from egocrowd.errors import InvalidInput, NotFound
 
 FORMAT_VERSION = 1
 FIELDS = ("clip_sha256", "clip_id", "start_s", "end_s", "verb", "noun", "annotator", "kind", "confidence")
@@ -47,9 +47,24 @@ MAX_IMPORT_ROWS = 100_000
 MAX_REPORTED = 20
 
 
-def labels_campaign(session: Session, user: User | None, campaign_id: int, action: str = "labels.view") -> Campaign:
-    """The campaign if ``user`` may do ``action`` on its labels: not-found when they may not see it."""
-    c = campaigns.get_campaign(session, user, campaign_id)
+def labels_campaign(
+    session: Session,
+    user: User | None,
+    campaign_id: int,
+    action: str = "labels.view",
+    *,
+    operator: bool = False,
+    for_update: bool = False,
+) -> Campaign:
+    """The campaign if ``user`` may do ``action`` on its labels: not-found when they may not see it.
+    ``operator``: the command line, run by whoever runs the platform (no user, every campaign)."""
+    if operator:
+        q = sa.select(Campaign).where(Campaign.id == campaign_id)
+        c = session.scalar(q.with_for_update() if for_update else q)
+        if c is None:
+            raise NotFound(f"No campaign {campaign_id}.", code="campaign.not_found")
+        return c
+    c = campaigns.get_campaign(session, user, campaign_id, for_update=for_update)
     policy.require(user, action, c)
     return c
 
@@ -86,9 +101,14 @@ def span_row(span: Span, clip: Clip) -> dict[str, Any]:
 
 
 def export_rows(
-    session: Session, user: User | None, campaign_id: int, kinds: Iterable[SpanKind] | None = None
+    session: Session,
+    user: User | None,
+    campaign_id: int,
+    kinds: Iterable[SpanKind] | None = None,
+    *,
+    operator: bool = False,
 ) -> list[dict[str, Any]]:
-    labels_campaign(session, user, campaign_id)
+    labels_campaign(session, user, campaign_id, operator=operator)
     return [span_row(s, c) for s, c in current_spans(session, campaign_id, kinds)]
 
 
@@ -154,10 +174,12 @@ def _ls_result(span: Span, fps: float, n: int, *, score: bool = False) -> dict[s
     return item
 
 
-def label_studio_tasks(session: Session, user: User | None, campaign_id: int, video_base: str = "") -> list[dict]:
+def label_studio_tasks(
+    session: Session, user: User | None, campaign_id: int, video_base: str = "", *, operator: bool = False
+) -> list[dict]:
     """The campaign's clips as Label Studio tasks. Clips without a known frame rate are left out
     (their frames cannot be numbered); ``data.video`` is ``video_base`` + the clip's video route."""
-    labels_campaign(session, user, campaign_id)
+    labels_campaign(session, user, campaign_id, operator=operator)
     by_clip: dict[int, tuple[Clip, list[Span]]] = {}
     for span, clip in current_spans(session, campaign_id):
         by_clip.setdefault(clip.id, (clip, []))[1].append(span)
@@ -433,16 +455,19 @@ def _find_clip(session: Session, campaign_id: int, p: _Parsed, cache: dict) -> C
 
 def import_labels(
     session: Session,
-    actor: User,
+    actor: User | None,
     campaign_id: int,
     text: str,
     fmt: Format,
     *,
     kind: ImportKind = "review",
+    operator: bool = False,
 ) -> ImportResult:
-    """Read ``text`` in ``fmt`` and store its spans as ``kind``, all of them or none."""
-    c = labels_campaign(session, actor, campaign_id, "labels.import")
-    if kind == "gold":
+    """Read ``text`` in ``fmt`` and store its spans as ``kind``, all of them or none. ``operator``:
+    the command line (``actor`` None; the spans have no author)."""
+    # the campaign's row is locked: two imports (or an import and an audit) never interleave
+    c = labels_campaign(session, actor, campaign_id, "labels.import", operator=operator, for_update=True)
+    if kind == "gold" and not operator:
         policy.require(actor, "labels.gold")
     if fmt not in _PARSERS:
         raise InvalidInput(f"Unknown format {fmt!r}: jsonl, csv or label-studio.", code="labels.import_format")
@@ -527,7 +552,7 @@ def import_labels(
             Span(
                 clip_id=clip.id,
                 kind=span_kind,
-                author_id=actor.id,
+                author_id=actor.id if actor is not None else None,
                 round=_round_of(clip),
                 start_ms=p.start_ms,
                 end_ms=p.end_ms,
