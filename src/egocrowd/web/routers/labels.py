@@ -50,7 +50,7 @@ def export_jsonl(request: Request, campaign_id: Id, kinds: str | None = KindQuer
     """One span a line: clip_sha256, clip_id, start_s, end_s, verb, noun, annotator (a user id or
     "consensus"), kind, confidence."""
     with unit(request) as ctx:
-        rows = interop.export_rows(ctx.session, ctx.user, campaign_id, _kinds(kinds))
+        rows = interop.export_rows(ctx.session, ctx.require_user(), campaign_id, _kinds(kinds))
     return _download(interop.to_jsonl(rows), "application/x-ndjson", f"campaign-{campaign_id}-spans.jsonl")
 
 
@@ -58,7 +58,7 @@ def export_jsonl(request: Request, campaign_id: Id, kinds: str | None = KindQuer
 def export_csv(request: Request, campaign_id: Id, kinds: str | None = KindQuery):
     """The same lines as labels.jsonl, as CSV with a header."""
     with unit(request) as ctx:
-        rows = interop.export_rows(ctx.session, ctx.user, campaign_id, _kinds(kinds))
+        rows = interop.export_rows(ctx.session, ctx.require_user(), campaign_id, _kinds(kinds))
     return _download(interop.to_csv(rows), "text/csv; charset=utf-8", f"campaign-{campaign_id}-spans.csv")
 
 
@@ -68,7 +68,7 @@ def export_label_studio(request: Request, campaign_id: Id) -> JSONResponse:
     consensus as a prediction with its score; ranges in 1-based frames of ``data.fps``."""
     base = str(request.base_url).rstrip("/")
     with unit(request) as ctx:
-        tasks = interop.label_studio_tasks(ctx.session, ctx.user, campaign_id, video_base=base)
+        tasks = interop.label_studio_tasks(ctx.session, ctx.require_user(), campaign_id, video_base=base)
     return JSONResponse(
         tasks,
         headers={
@@ -82,7 +82,7 @@ def export_label_studio(request: Request, campaign_id: Id) -> JSONResponse:
 def label_studio_config(request: Request, campaign_id: Id):
     """The labeling config (XML) for the campaign's taxonomy, to paste into a Label Studio project."""
     with unit(request) as ctx:
-        c = interop.labels_campaign(ctx.session, ctx.user, campaign_id)
+        c = interop.labels_campaign(ctx.session, ctx.require_user(), campaign_id)
         xml = interop.label_studio_config(c.taxonomy)
     return _download(xml, "application/xml", f"campaign-{campaign_id}-label-studio.xml")
 
@@ -132,7 +132,8 @@ def run_audit(request: Request, campaign_id: Id, body: AuditIn | None = None) ->
 def list_flags(request: Request, campaign_id: Id, open_only: bool = False) -> list[dict[str, Any]]:
     with unit(request) as ctx:
         return [
-            quality.flag_dict(f) for f in audits.list_flags(ctx.session, ctx.user, campaign_id, open_only=open_only)
+            quality.flag_dict(f)
+            for f in audits.list_flags(ctx.session, ctx.require_user(), campaign_id, open_only=open_only)
         ]
 
 
@@ -153,7 +154,7 @@ def campaign_report(request: Request, campaign_id: Id) -> dict[str, Any]:
     """Agreement (mean Krippendorff's alpha and temporal IoU over the clips), the clips agreeing
     least, label states, the latest audit's summary and the flags."""
     with unit(request) as ctx:
-        r = audits.campaign_report(ctx.session, ctx.user, campaign_id)
+        r = audits.campaign_report(ctx.session, ctx.require_user(), campaign_id)
         return {
             "campaign_id": campaign_id,
             "alpha": r["alpha"],
