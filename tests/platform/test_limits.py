@@ -46,6 +46,7 @@ def test_every_route_refuses_a_10_mb_body_before_parsing_it(small_app):
         "{notification_id}": "1",
         "{job_id}": "1",
         "{edit_id}": "1",
+        "{flag_id}": "1",
     }
     checked = 0
     with TestClient(small_app) as client:
