@@ -26,7 +26,6 @@ confusion matrices, counts): the campaign's labels page reads the latest one.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,8 +65,6 @@ from egocrowd.labels.aggregate import (
 MIN_RATE = 0.2
 MIN_COUNT = 3
 IOU_THRESHOLD = 0.3
-#: How unlikely by chance (after the correction for the pairs looked at) a confusion must be.
-SIGNIFICANCE = 0.01
 BASES = ("gold", "consensus")
 #: The campaign's matrices kept in the audit event: its most frequent labels (a page cannot show more).
 MATRIX_LABELS = 30
@@ -209,10 +206,12 @@ def audit_campaign(
     for basis in BASES:
         comps = ev.comparisons[basis]
         for per_annotator in (True, False):
-            candidates = systematic_confusions(
-                comps, min_rate=min_rate, min_count=min_count, per_annotator=per_annotator
-            )
-            found += [(basis, f) for f in not_by_chance(comps, candidates)]
+            found += [
+                (basis, f)
+                for f in systematic_confusions(
+                    comps, min_rate=min_rate, min_count=min_count, per_annotator=per_annotator
+                )
+            ]
     existing: dict[tuple, list[LabelFlag]] = defaultdict(list)
     for f in session.scalars(sa.select(LabelFlag).where(LabelFlag.campaign_id == c.id).order_by(LabelFlag.id)):
         existing[(f.annotator_id, f.basis, f.expected, f.given)].append(f)
@@ -266,48 +265,6 @@ def audit_campaign(
     }
     audit.record(session, actor, "labels.audited", c, summary)
     return raised + updated
-
-
-def binomial_tail(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p), summed in log space (no SciPy in the web process)."""
-    if k <= 0:
-        return 1.0
-    if p <= 0.0:
-        return 0.0
-    if p >= 1.0:
-        return 1.0
-    log_p, log_q = math.log(p), math.log1p(-p)
-    total = 0.0
-    for i in range(k, n + 1):
-        log_term = math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
-        total += math.exp(log_term)
-    return min(1.0, total)
-
-
-def not_by_chance(comparisons: list[Comparison], candidates: list[Confusion]) -> list[Confusion]:
-    """The candidates a careless annotator would not produce by chance. Someone wrong a share ``e``
-    of the time, spreading mistakes over the other ``L - 1`` labels, gives one particular wrong label
-    for an expected one at a rate of about ``e / (L - 1)``; a confusion is systematic when its count
-    is unlikely under that rate (binomial tail below ``SIGNIFICANCE`` after a Bonferroni correction
-    for the ``L (L - 1)`` pairs looked at). So a merely bad annotator gets a low reliability score,
-    not a flag for every pair their noise happened to hit three times."""
-    matched = [c for c in comparisons if c.expected is not None and c.given is not None]
-    labels = {v for c in matched for v in (c.expected, c.given)}
-    pairs = max(1, len(labels) * (len(labels) - 1))
-    wrong: dict[int | None, list[int]] = defaultdict(lambda: [0, 0])
-    for c in matched:
-        for who in (c.annotator, None):
-            wrong[who][0] += c.expected != c.given
-            wrong[who][1] += 1
-    out = []
-    for f in candidates:
-        errors, total = wrong[f.annotator]
-        # this confusion's own cases are left out of the error rate it is judged against
-        rest_errors, rest_total = errors - f.count, total - f.count
-        base = (rest_errors / rest_total if rest_total else 0.0) / max(1, len(labels) - 1)
-        if binomial_tail(f.count, f.total, max(base, 1e-9)) * pairs <= SIGNIFICANCE:
-            out.append(f)
-    return out
 
 
 def _facts(flag: LabelFlag) -> dict[str, Any]:
