@@ -442,9 +442,11 @@ def campaign_report(session: Session, user: User | None, campaign_id: int, *, wo
     clips = list(
         session.scalars(sa.select(Clip).where(Clip.campaign_id == c.id, Clip.agreement.is_not(None)).order_by(Clip.id))
     )
-    measured = [x for x in clips if isinstance((x.agreement or {}).get("alpha"), int | float)]
-    measured.sort(key=lambda x: (x.agreement["alpha"], x.id))
-    alphas = [x.agreement["alpha"] for x in measured]
+    scored = sorted(
+        (float(a), x.id, x) for x in clips if isinstance(a := (x.agreement or {}).get("alpha"), int | float)
+    )
+    measured = [x for _, _, x in scored]
+    alphas = [a for a, _, _ in scored]
     ious = [v for x in clips if isinstance(v := (x.agreement or {}).get("mean_iou"), int | float)]
     counts = {
         status: n
@@ -462,7 +464,7 @@ def campaign_report(session: Session, user: User | None, campaign_id: int, *, wo
         "clips_measured": len(alphas),
         "min_agreement": (c.annotation or {}).get("min_agreement", 0.6),
         "worst": measured[:worst],
-        "label_status": {k.value: v for k, v in counts.items()},
+        "label_status": {k.value: v for k, v in counts.items() if k is not None},
         "audit": event.payload if event else None,
         "audited_at": event.at if event else None,
         "flags": list_flags(session, user, c.id),

@@ -22,7 +22,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from xml.sax.saxutils import quoteattr
 
 import sqlalchemy as sa
@@ -536,11 +536,12 @@ def import_labels(
     span_kind = SpanKind(kind)
     clip_ids = sorted({clip.id for _, clip in good})
     now = utcnow()
-    superseded = session.execute(
+    result = session.execute(
         sa.update(Span)
         .where(Span.clip_id.in_(clip_ids), Span.kind == span_kind, Span.superseded_at.is_(None))
         .values(superseded_at=now)
-    ).rowcount
+    )
+    superseded = cast("sa.CursorResult[Any]", result).rowcount  # an UPDATE's result has a rowcount
     seen: set[tuple[int, int, int, str, str]] = set()
     written = 0
     for p, clip in good:
