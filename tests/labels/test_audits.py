@@ -167,3 +167,33 @@ def test_cli_audit(world, db, tmp_path):
         assert all(e.actor_id is None for e in _events(s, "labels.flag_raised"))
     r = CliRunner().invoke(main, ["labels", "audit", "--campaign", "999999"], env=env)
     assert r.exit_code == 1 and "campaign.not_found" in r.output
+
+
+def test_two_audits_at_once_raise_each_flag_once(world, db):
+    """The campaign row is locked for an audit: the second waits, then finds the first one's flags."""
+    import threading
+
+    st = labelled_campaign(world, clips=90, gold=10, seed=5)
+    barrier, errors, counts = threading.Barrier(2), [], []
+
+    def run():
+        try:
+            barrier.wait(timeout=30)
+            with db.transaction() as s:
+                counts.append(len(audits.audit_campaign(s, st.campaign_id)))
+        except Exception as exc:  # reported below, with the thread's cause
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    with db.transaction() as s:
+        flags = s.scalars(sa.select(LabelFlag)).all()
+        keys = [(f.annotator_id, f.basis, f.expected, f.given) for f in flags]
+        assert len(keys) == len(set(keys)) == counts[0] == counts[1] > 0
+        assert len(_events(s, "labels.flag_raised")) == len(flags)
+        reopened = [int(e.entity_id) for e in _events(s, "clip.labels_reopened")]
+        assert len(reopened) == len(set(reopened))  # no clip sent back twice
