@@ -114,6 +114,7 @@ def seed(world, db, tmp_path, base: str, blobs=None) -> dict[str, object]:
         "clip_id": clip["id"],
         "user_id": world.worker.id,
         "org_id": org_id,
+        "annotator_id": world.worker.id,  # labels: no answers yet, so the page says not found
     }
 
 

@@ -81,6 +81,15 @@ def test_lab_runs_an_audit_and_resolves_a_flag_on_a_phone(live, world, db, chrom
     assert "re-annotating" in first.inner_text()
     look(page, "labels-campaign-audited")
 
+    # the flag's annotator: their own confusion matrices, by id
+    with page.expect_navigation():
+        first.get_by_role("link", name=f"annotator #{st.user_of[planted]}").click()
+    assert page.locator("h1").inner_text() == f"Annotator #{st.user_of[planted]}"
+    assert page.locator(f'g[data-expected="{expected}"][data-given="{given}"]').count() >= 1
+    look(page, "labels-annotator")
+    page.go_back()
+    first = page.locator(".labels-flags li[data-state=open]").first
+
     first.get_by_label("What was done (optional)").fill("instructions clarified")
     with page.expect_navigation():
         first.get_by_role("button", name="Mark resolved").click()

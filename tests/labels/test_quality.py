@@ -78,3 +78,26 @@ def test_patterns_in_plain_words():
         "You missed 1 action that others marked.",
         "Your start and end times are loose: 1 of 3 spans overlap the agreed ones by less than half.",
     ]
+
+
+def test_the_lab_sees_one_annotators_matrices(world, db, client):
+    st = labelled_campaign(world, clips=90, gold=10, seed=5)
+    planted, expected, given = st.crowd.planted[0]
+    uid = st.user_of[planted]
+    url = f"{API}/campaigns/{st.campaign_id}/labels/annotators/{uid}"
+    r = client.get(url, headers=world.lab.headers)
+    assert r.status_code == 200, r.text
+    view = r.json()
+    assert view["annotator_id"] == uid and view["answers"] > 0 and 0 <= view["score"] <= 1
+    for basis, least in (("gold", 1), ("consensus", 3)):
+        m = view["matrices"][basis]
+        assert m["counts"][m["labels"].index(expected)][m["labels"].index(given)] >= least
+    assert "mistakes" not in view and "email" not in r.text
+    assert client.get(url, headers=st.reviewer.headers).status_code == 200
+    assert_problem(client.get(url, headers=st.annotators[planted].headers), 403, "auth.forbidden")
+    assert_problem(client.get(url, headers=make_user(db, "requester", org="Lab B").headers), 404, "campaign.not_found")
+    assert_problem(
+        client.get(f"{API}/campaigns/{st.campaign_id}/labels/annotators/{world.worker.id}", headers=world.lab.headers),
+        404,
+        "labels.annotator_not_found",
+    )

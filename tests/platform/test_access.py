@@ -258,6 +258,12 @@ MATRIX = [
     Row("POST", "/campaigns/{open}/labels/import", every(422), note="format (a query parameter) is required"),
     Row("POST", "/campaigns/{open}/labels/audit", LABELS_VIEW, note="nothing to audit yet: no flags"),
     Row("POST", "/labels/flags/{missing}/resolve", logged_in(404)),
+    Row(
+        "GET",
+        "/campaigns/{open}/labels/annotators/{missing}",
+        logged_in(403, reviewer=404, owner=404, other_lab=404, admin=404),
+        note="nobody answered yet",
+    ),
     Row("GET", "/labels/me", logged_in(200)),
 ]
 

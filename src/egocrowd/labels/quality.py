@@ -15,7 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd.db.models import AnnotationTask, AnnotationTaskStatus, Campaign, LabelFlag
+from egocrowd.accounts import policy
+from egocrowd.campaigns import service as campaigns
+from egocrowd.db.models import AnnotationTask, AnnotationTaskStatus, Campaign, LabelFlag, User
+from egocrowd.errors import NotFound
 from egocrowd.labels import audits
 from egocrowd.labels.aggregate import Comparison, Reliability, reliability
 
@@ -188,3 +191,28 @@ def patterns(comparisons: list[Comparison], limit: int = 8) -> list[str]:
         )
     out.sort(key=lambda t: (-t[0], t[1]))
     return [text for _, text in out[:limit]]
+
+
+def annotator_in_campaign(session: Session, viewer: User | None, campaign_id: int, annotator_id: int) -> dict[str, Any]:
+    """One annotator's labels in a campaign as its lab and reviewers see them (``labels.view``): the
+    reliability numbers and a confusion matrix per basis (gold, consensus), no mistakes text (that
+    is written to the annotator). Not-found for someone who never answered in the campaign."""
+    c = campaigns.get_campaign(session, viewer, campaign_id)
+    policy.require(viewer, "labels.view", c)
+    ev = audits.gather(session, c.id, annotator_id)
+    if not ev.answers:
+        raise NotFound(f"Annotator {annotator_id} has no answers in this campaign.", code="labels.annotator_not_found")
+    rel = reliability(ev.answers, gold=ev.references["gold"], consensus=ev.references["consensus"]).get(annotator_id)
+    return {
+        "campaign_id": c.id,
+        "annotator_id": annotator_id,
+        "score": rel.score if rel else None,
+        "gold_accuracy": rel.gold_accuracy if rel else None,
+        "agreement": rel.agreement if rel else None,
+        "answers": len(ev.answers),
+        "clips": len({a.clip for a in ev.answers}),
+        "matrices": {
+            basis: audits.matrix_dict(ev.comparisons[basis]) for basis in audits.BASES if ev.comparisons[basis]
+        },
+        "flags": [flag_dict(f) for f in audits.flags_of(session, annotator_id, c.id)],
+    }

@@ -99,6 +99,15 @@ def resolve_flag(request: Request, campaign_id: Id, flag_id: Id, form: TextForm)
     return form_action(request, form, work, redraw)
 
 
+@router.get("/campaigns/{campaign_id}/labels/annotators/{annotator_id}", response_class=HTMLResponse)
+def annotator_labels(request: Request, campaign_id: Id, annotator_id: Id):
+    with page_unit(request) as ctx:
+        user = ctx.require_user()
+        view = quality.annotator_in_campaign(ctx.session, user, campaign_id, annotator_id)
+        maps = {basis: heat_map(m) for basis, m in view["matrices"].items()}
+        return render(request, "labels_annotator.html", user, v=view, maps=maps)
+
+
 @router.get("/labels/me", response_class=HTMLResponse)
 def my_labels(request: Request, campaign_id: QueryId = None):
     with page_unit(request) as ctx:

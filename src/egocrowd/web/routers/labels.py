@@ -172,6 +172,13 @@ def campaign_report(request: Request, campaign_id: Id) -> dict[str, Any]:
         }
 
 
+@router.get("/campaigns/{campaign_id}/labels/annotators/{annotator_id}")
+def annotator_in_campaign(request: Request, campaign_id: Id, annotator_id: Id) -> dict[str, Any]:
+    """One annotator's reliability and confusion matrices (per basis) in the campaign."""
+    with unit(request) as ctx:
+        return quality.annotator_in_campaign(ctx.session, ctx.require_user(), campaign_id, annotator_id)
+
+
 @router.get("/labels/me")
 def my_quality(request: Request, campaign_id: QueryId = None) -> dict[str, Any]:
     """The caller's label quality: reliability score, gold accuracy, agreement with the consensus,
