@@ -28,8 +28,8 @@ def st(world):
 def _spans(db, campaign_id: int, kind: SpanKind) -> list[tuple]:
     with db.transaction() as s:
         return sorted(
-            (c.sha256, sp.start_ms, sp.end_ms, sp.verb, sp.noun)
-            for sp, c in interop.current_spans(s, campaign_id, [kind])
+            (sp.clip_sha256, sp.start_ms, sp.end_ms, sp.verb, sp.noun)
+            for sp in interop.current_spans(s, campaign_id, [kind])
         )
 
 

@@ -70,26 +70,53 @@ def labels_campaign(
 
 
 # --- out -------------------------------------------------------------------------------------------
-def current_spans(
-    session: Session, campaign_id: int, kinds: Iterable[SpanKind] | None = None
-) -> list[tuple[Span, Clip]]:
+@dataclass(frozen=True)
+class SpanLine:
+    """A span with its clip's id and hash: only the columns an export needs (a campaign has many)."""
+
+    id: int
+    kind: SpanKind
+    clip_id: int
+    clip_sha256: str
+    task_id: int | None
+    author_id: int | None
+    start_ms: int
+    end_ms: int
+    verb: str
+    noun: str
+    confidence: float | None
+
+
+def current_spans(session: Session, campaign_id: int, kinds: Iterable[SpanKind] | None = None) -> list[SpanLine]:
     """The campaign's spans that nothing superseded, in a stable order (clip, kind, time, id)."""
     q = (
-        sa.select(Span, Clip)
+        sa.select(
+            Span.id,
+            Span.kind,
+            Clip.id,
+            Clip.sha256,
+            Span.task_id,
+            Span.author_id,
+            Span.start_ms,
+            Span.end_ms,
+            Span.verb,
+            Span.noun,
+            Span.confidence,
+        )
         .join(Clip, Clip.id == Span.clip_id)
         .where(Clip.campaign_id == campaign_id, Span.superseded_at.is_(None))
         .order_by(Clip.id, Span.kind, Span.start_ms, Span.end_ms, Span.id)
     )
     if kinds is not None:
         q = q.where(Span.kind.in_(list(kinds)))
-    return [(s, c) for s, c in session.execute(q)]
+    return [SpanLine(*row) for row in session.execute(q)]
 
 
-def span_row(span: Span, clip: Clip) -> dict[str, Any]:
+def span_row(span: SpanLine) -> dict[str, Any]:
     """One span as a line of the plain formats (seconds with 3 decimals: milliseconds exactly)."""
     return {
-        "clip_sha256": clip.sha256,
-        "clip_id": clip.id,
+        "clip_sha256": span.clip_sha256,
+        "clip_id": span.clip_id,
         "start_s": round(span.start_ms / 1000, 3),
         "end_s": round(span.end_ms / 1000, 3),
         "verb": span.verb,
@@ -109,7 +136,7 @@ def export_rows(
     operator: bool = False,
 ) -> list[dict[str, Any]]:
     labels_campaign(session, user, campaign_id, operator=operator)
-    return [span_row(s, c) for s, c in current_spans(session, campaign_id, kinds)]
+    return [span_row(s) for s in current_spans(session, campaign_id, kinds)]
 
 
 def to_jsonl(rows: Iterable[dict[str, Any]]) -> str:
@@ -135,7 +162,11 @@ def to_csv(rows: Iterable[dict[str, Any]]) -> str:
 
 def clip_fps(clip: Clip) -> float | None:
     """The frame rate Label Studio must be told (it misplaces spans otherwise): the probe's."""
-    fps = (clip.probe or {}).get("fps")
+    return probe_fps(clip.probe)
+
+
+def probe_fps(probe: dict[str, Any] | None) -> float | None:
+    fps = (probe or {}).get("fps")
     return float(fps) if isinstance(fps, int | float) and fps > 0 else None
 
 
@@ -159,7 +190,7 @@ def from_frames(start: int, end: int, fps: float) -> tuple[int, int]:
     return round((start - 1) * 1000 / fps), round(end * 1000 / fps)
 
 
-def _ls_result(span: Span, fps: float, n: int, *, score: bool = False) -> dict[str, Any]:
+def _ls_result(span: SpanLine, fps: float, *, score: bool = False) -> dict[str, Any]:
     start, end = to_frames(span.start_ms, span.end_ms, fps)
     item: dict[str, Any] = {
         "id": f"s{span.id}",
@@ -180,15 +211,22 @@ def label_studio_tasks(
     """The campaign's clips as Label Studio tasks. Clips without a known frame rate are left out
     (their frames cannot be numbered); ``data.video`` is ``video_base`` + the clip's video route."""
     labels_campaign(session, user, campaign_id, operator=operator)
-    by_clip: dict[int, tuple[Clip, list[Span]]] = {}
-    for span, clip in current_spans(session, campaign_id):
-        by_clip.setdefault(clip.id, (clip, []))[1].append(span)
+    by_clip: dict[int, list[SpanLine]] = {}
+    for span in current_spans(session, campaign_id):
+        by_clip.setdefault(span.clip_id, []).append(span)
+    probes: dict[int, Any] = {}
+    ids = sorted(by_clip)
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk : chunk + 500]
+        probes.update(
+            {cid: probe for cid, probe in session.execute(sa.select(Clip.id, Clip.probe).where(Clip.id.in_(part)))}
+        )
     tasks = []
-    for clip, spans in by_clip.values():
-        fps = clip_fps(clip)
+    for clip_id, spans in by_clip.items():
+        fps = probe_fps(probes.get(clip_id))
         if fps is None:
             continue
-        people: dict[tuple[str, int | None, int | None], list[Span]] = {}
+        people: dict[tuple[str, int | None, int | None], list[SpanLine]] = {}
         consensus = [s for s in spans if s.kind is SpanKind.consensus]
         for s in spans:
             if s.kind is not SpanKind.consensus:
@@ -199,17 +237,17 @@ def label_studio_tasks(
                 "ground_truth": kind == SpanKind.gold.value,
                 "was_cancelled": False,
                 "meta": {"egocrowd_kind": kind, "task_id": task},
-                "result": [_ls_result(s, fps, i) for i, s in enumerate(group)],
+                "result": [_ls_result(s, fps) for s in group],
             }
             for (kind, author, task), group in people.items()
         ]
         task: dict[str, Any] = {
-            "id": clip.id,
+            "id": clip_id,
             "data": {
-                LS_VIDEO: f"{video_base}/api/v1/clips/{clip.id}/video",
+                LS_VIDEO: f"{video_base}/api/v1/clips/{clip_id}/video",
                 "fps": fps,
-                "clip_id": clip.id,
-                "clip_sha256": clip.sha256,
+                "clip_id": clip_id,
+                "clip_sha256": spans[0].clip_sha256,
             },
             "annotations": annotations,
             "predictions": [],
@@ -220,7 +258,7 @@ def label_studio_tasks(
                 {
                     "model_version": "egocrowd-consensus",
                     "score": round(sum(scores) / len(scores), 4) if scores else None,
-                    "result": [_ls_result(s, fps, i, score=True) for i, s in enumerate(consensus)],
+                    "result": [_ls_result(s, fps, score=True) for s in consensus],
                 }
             )
         tasks.append(task)
@@ -430,27 +468,42 @@ def _parse_label_studio(text: str, refusals: _Refusals) -> list[_Parsed]:
 _PARSERS = {"jsonl": _parse_jsonl, "csv": _parse_csv, "label-studio": _parse_label_studio}
 
 
-def _find_clip(session: Session, campaign_id: int, p: _Parsed, cache: dict) -> Clip | None:
-    key = (p.clip_sha256, str(p.clip_id))
-    if key in cache:
-        return cache[key]
-    q = sa.select(Clip).where(Clip.campaign_id == campaign_id)
-    clip = None
-    if p.clip_id not in (None, ""):
-        try:
-            cid = int(p.clip_id)
-        except (TypeError, ValueError):
-            cid = -1
-        clip = session.scalar(q.where(Clip.id == cid))
-        if clip is not None and p.clip_sha256 and clip.sha256 != p.clip_sha256.lower():
-            clip = None  # the id names another file than the hash: trust neither
-    elif p.clip_sha256:
-        # one file uploaded twice is two clips: the first that is not a duplicate
-        clip = session.scalar(
-            q.where(Clip.sha256 == p.clip_sha256.lower()).order_by(Clip.duplicate_of.is_not(None), Clip.id).limit(1)
-        )
-    cache[key] = clip
-    return clip
+class _Clips:
+    """The campaign's clips a file names, fetched at once (by id and by hash), then looked up."""
+
+    def __init__(self, session: Session, campaign_id: int, parsed: list[_Parsed]) -> None:
+        ids = sorted({cid for p in parsed if (cid := _as_id(p.clip_id)) is not None})
+        hashes = sorted({p.clip_sha256.lower() for p in parsed if p.clip_sha256})
+        self.by_id: dict[int, Clip] = {}
+        self.by_hash: dict[str, Clip] = {}
+        found: list[Clip] = []
+        for column, values in ((Clip.id, ids), (Clip.sha256, hashes)):
+            for chunk in range(0, len(values), 500):
+                found += session.scalars(
+                    sa.select(Clip).where(Clip.campaign_id == campaign_id, column.in_(values[chunk : chunk + 500]))
+                )
+        # one file uploaded twice is two clips: a hash names the first that is not a duplicate
+        for clip in sorted(found, key=lambda c: (c.duplicate_of is not None, c.id), reverse=True):
+            self.by_id[clip.id] = clip
+            self.by_hash[clip.sha256] = clip
+
+    def find(self, p: _Parsed) -> Clip | None:
+        if p.clip_id not in (None, ""):
+            clip = self.by_id.get(_as_id(p.clip_id) or -1)
+            if clip is not None and p.clip_sha256 and clip.sha256 != p.clip_sha256.lower():
+                return None  # the id names another file than the hash: trust neither
+            return clip
+        return self.by_hash.get(p.clip_sha256.lower()) if p.clip_sha256 else None
+
+
+def _as_id(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return None
+    return n if 0 <= n < 2**31 else None
 
 
 def import_labels(
@@ -482,10 +535,10 @@ def import_labels(
             f"At most {MAX_IMPORT_ROWS:,} spans in one import; split the file.", code="labels.import_too_many"
         )
     verbs, nouns = set(c.taxonomy.get("verbs", [])), set(c.taxonomy.get("nouns", []))
-    cache: dict = {}
+    clips = _Clips(session, c.id, parsed)
     good: list[tuple[_Parsed, Clip]] = []
     for p in parsed:
-        clip = _find_clip(session, c.id, p, cache)
+        clip = clips.find(p)
         if clip is None:
             refusals.add(
                 "labels.import_unknown_clip",
@@ -543,28 +596,30 @@ def import_labels(
     )
     superseded = cast("sa.CursorResult[Any]", result).rowcount  # an UPDATE's result has a rowcount
     seen: set[tuple[int, int, int, str, str]] = set()
-    written = 0
+    rows: list[dict[str, Any]] = []
     for p, clip in good:
         key = (clip.id, p.start_ms, p.end_ms, p.verb, p.noun)
         if key in seen:  # the same span twice in one file counts once
             continue
         seen.add(key)
-        session.add(
-            Span(
-                clip_id=clip.id,
-                kind=span_kind,
-                author_id=actor.id if actor is not None else None,
-                round=_round_of(clip),
-                start_ms=p.start_ms,
-                end_ms=p.end_ms,
-                verb=p.verb,
-                noun=p.noun,
-                created_at=now,
-            )
+        rows.append(
+            {
+                "clip_id": clip.id,
+                "kind": span_kind,
+                "author_id": actor.id if actor is not None else None,
+                "round": _round_of(clip),
+                "start_ms": p.start_ms,
+                "end_ms": p.end_ms,
+                "verb": p.verb,
+                "noun": p.noun,
+                "created_at": now,
+            }
         )
-        written += 1
         if span_kind is SpanKind.gold and not clip.is_gold:
             clip.is_gold = True
+    if rows:
+        session.execute(sa.insert(Span), rows)  # one executemany: a campaign's file is thousands of spans
+    written = len(rows)
     audit.record(
         session,
         actor,
