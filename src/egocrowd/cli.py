@@ -565,6 +565,128 @@ def consent_publish(file: Path, family: str, title: str, scopes: tuple[str, ...]
     _in_transaction(work)
 
 
+@main.group("labels")
+def labels_group() -> None:
+    """A campaign's action labels: export, import, audit (also in the app, at /campaigns/ID/labels)."""
+
+
+@labels_group.command("export")
+@click.option("--campaign", "campaign_id", required=True, type=click.IntRange(1), help="The campaign's id.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "label-studio", "label-studio-config"]),
+    default="jsonl",
+    show_default=True,
+    help="Plain spans (JSONL, CSV), Label Studio tasks, or the Label Studio labeling config (XML).",
+)
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["answer", "consensus", "gold", "review"]),
+    help="Only these kinds of spans (repeat; jsonl and csv only). Default: all.",
+)
+@click.option("--video-base", default="", help="Label Studio: the site's address, put before each video's path.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write to FILE instead of standard output.",
+)
+def labels_export(campaign_id: int, fmt: str, kinds: tuple[str, ...], video_base: str, output: Path | None) -> None:
+    """Export a campaign's current spans (superseded ones left out), one span a line: clip_sha256,
+    clip_id, start_s, end_s, verb, noun, annotator (user id or "consensus"), kind, confidence."""
+    import json
+
+    from egocrowd.db.models import SpanKind
+    from egocrowd.labels import interop  # SQLAlchemy and the labels room, ~0.5 s
+
+    def work(s) -> str:
+        if fmt == "label-studio-config":
+            c = interop.labels_campaign(s, None, campaign_id, operator=True)
+            return interop.label_studio_config(c.taxonomy)
+        if fmt == "label-studio":
+            tasks = interop.label_studio_tasks(s, None, campaign_id, video_base.rstrip("/"), operator=True)
+            return json.dumps(tasks, indent=1, default=str) + "\n"
+        rows = interop.export_rows(s, None, campaign_id, [SpanKind(k) for k in kinds] or None, operator=True)
+        return interop.to_jsonl(rows) if fmt == "jsonl" else interop.to_csv(rows)
+
+    text = _in_transaction(work)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+@labels_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--campaign", "campaign_id", required=True, type=click.IntRange(1), help="The campaign's id.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "label-studio"]), required=True)
+@click.option(
+    "--as",
+    "kind",
+    type=click.Choice(["review", "gold"]),
+    default="review",
+    show_default=True,
+    help="review: a fix of the consensus made elsewhere; gold: reference spans (the clips become gold clips).",
+)
+def labels_import(file: Path, campaign_id: int, fmt: str, kind: str) -> None:
+    """Import spans from FILE into a campaign: all of them or, if any line is wrong (unknown clip
+    hash, unknown label, a span outside its clip, bad JSON, a frame rate that is not the clip's),
+    none, with every bad line listed. A clip's earlier spans of that kind are superseded."""
+    from egocrowd.errors import InvalidInput
+    from egocrowd.labels import interop  # SQLAlchemy and the labels room, ~0.5 s
+
+    text = file.read_text(encoding="utf-8-sig")
+
+    def work(s):
+        return interop.import_labels(s, None, campaign_id, text, fmt, kind=kind, operator=True)  # type: ignore[arg-type]
+
+    try:
+        result = _in_transaction(work)
+    except InvalidInput as exc:
+        for problem in exc.extra.get("errors", []):
+            click.echo(f"line {problem['line']}: {problem['message']} [{problem['code']}]", err=True)
+        raise
+    click.echo(f"imported {result.spans} {kind} spans on {len(result.clips)} clips ({result.superseded} superseded)")
+
+
+@labels_group.command("audit")
+@click.option("--campaign", "campaign_id", required=True, type=click.IntRange(1), help="The campaign's id.")
+@click.option(
+    "--min-rate",
+    type=click.FloatRange(0.05, 1.0),
+    default=0.2,
+    show_default=True,
+    help="Least share of an expected label's spans given the other label.",
+)
+@click.option("--min-count", type=click.IntRange(1), default=3, show_default=True, help="Least number of such cases.")
+def labels_audit(campaign_id: int, min_rate: float, min_count: int) -> None:
+    """Compare every answer with gold and with the consensus; raise flags for systematic
+    confusions, tell the annotators and the lab, and send the spans concerned back for
+    re-annotation. Running it again raises nothing twice."""
+    from egocrowd.labels import audits  # SQLAlchemy, the labels room, ~0.5 s
+
+    def work(s) -> list[str]:
+        flags = audits.audit_campaign(s, campaign_id, None, min_rate=min_rate, min_count=min_count)
+        return [
+            f'flag {f.id}: {f.basis}: "{f.expected}" labelled "{f.given}" {f.count}/{f.total} ({f.rate:.0%}) '
+            f"by {'annotator ' + str(f.annotator_id) if f.annotator_id is not None else 'the campaign'}; "
+            f"{f.spans_reopened} spans sent back"
+            for f in flags
+        ]
+
+    lines = _in_transaction(work)
+    for line in lines:
+        click.echo(line)
+    click.echo(
+        f"{len(lines)} systematic confusion{'s' if len(lines) != 1 else ''} in campaign {campaign_id} (new flags first)"
+    )
+
+
 main.add_command(bench)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -120,6 +120,7 @@ def seed(world, db, tmp_path, base: str, blobs=None) -> dict[str, object]:
         # annotation pages (#10) with real tasks are checked in tests/e2e/test_annotate.py
         "task_id": 1,
         "item_id": item,
+        "annotator_id": world.worker.id,  # labels: no answers yet, so the page says not found
     }
 
 

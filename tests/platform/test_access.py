@@ -89,6 +89,7 @@ ADMIN_ONLY = logged_in(403, admin=200)
 #: (a 403 would reveal that it exists).
 MANAGE_OPEN = logged_in(403, owner=200, other_lab=404, admin=200)
 MANAGE_DRAFT = logged_in(404, owner=200, admin=200)
+LABELS_VIEW = logged_in(403, reviewer=200, owner=200, other_lab=404, admin=200)
 
 MATRIX = [
     Row("GET", "/health", every(200)),
@@ -242,6 +243,28 @@ MATRIX = [
         "POST", "/admin/clips/{missing}/raw", logged_in(403, admin=404), body={"reason": "A complaint about this clip"}
     ),
     Row("GET", "/admin/clips/{missing}/raw", logged_in(403), note="no valid link: refused for admins too"),
+    # labels (#10): labels.view is the campaign's lab, reviewers and admins; audits add owners/editors
+    *(
+        Row("GET", f"/campaigns/{{open}}{tail}", LABELS_VIEW)
+        for tail in (
+            "/labels.jsonl",
+            "/labels.csv",
+            "/labels/label-studio",
+            "/labels/label-studio/config",
+            "/labels/flags",
+            "/labels/report",
+        )
+    ),
+    Row("POST", "/campaigns/{open}/labels/import", every(422), note="format (a query parameter) is required"),
+    Row("POST", "/campaigns/{open}/labels/audit", LABELS_VIEW, note="nothing to audit yet: no flags"),
+    Row("POST", "/labels/flags/{missing}/resolve", logged_in(404)),
+    Row(
+        "GET",
+        "/campaigns/{open}/labels/annotators/{missing}",
+        logged_in(403, reviewer=404, owner=404, other_lab=404, admin=404),
+        note="nobody answered yet",
+    ),
+    Row("GET", "/labels/me", logged_in(200)),
 ]
 
 

@@ -49,6 +49,7 @@ def test_every_route_refuses_a_10_mb_body_before_parsing_it(small_app):
         "{task_id}": "1",
         "{item_id}": "1",
         "{qualification_id}": "1",
+        "{flag_id}": "1",
     }
     checked = 0
     with TestClient(small_app) as client:

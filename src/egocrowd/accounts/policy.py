@@ -175,6 +175,8 @@ _RULES: dict[str, Any] = {
     # a campaign's spans, agreement, audits, exports: its lab (every org role), reviewers, admins
     "labels.view": lambda u, c: _staff(u) or (u.role is Role.requester and _same_org(u, c)),
     "labels.import": lambda u, c: _staff(u) or _manages(u, c),
+    # run a label audit (it sends spans back for re-annotation), resolve its flags
+    "labels.audit": lambda u, c: _staff(u) or _manages(u, c),
 }
 
 
