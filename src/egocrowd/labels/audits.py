@@ -60,6 +60,7 @@ from egocrowd.labels.aggregate import (
     confusion_matrix,
     systematic_confusions,
 )
+from egocrowd.labels.tasks import reopen_annotation
 
 #: A confusion is systematic from this share of an expected label's matched spans, and this many cases.
 MIN_RATE = 0.2
@@ -314,19 +315,17 @@ def _send_back(session: Session, actor: User | None, ev: Evidence, flag: LabelFl
     for clip_id, spans in sorted(per_clip.items()):
         clip = ev.clips[clip_id]
         new_round = ev.rounds[clip_id] + 1
-        before = clip.label_status.value if clip.label_status else None
-        clip.label_status = LabelStatus.annotating
-        clip.agreement = {**(clip.agreement or {}), "reopened_round": new_round, "reopened_by_flag": flag.id}
-        clip.updated_at = utcnow()
-        ev.rounds[clip_id] = new_round  # a later flag of this audit finds it reopened already
-        flag.spans_reopened += len(spans)
-        audit.record(
+        reopen_annotation(
             session,
             actor,
-            "clip.labels_reopened",
             clip,
-            {"flag_id": flag.id, "round": new_round, "spans": [s.id for s in spans], "label_status_before": before},
+            "label audit",
+            new_round=new_round,
+            details={"flag_id": flag.id, "spans": [s.id for s in spans]},
         )
+        clip.agreement = {**(clip.agreement or {}), "reopened_by_flag": flag.id}
+        ev.rounds[clip_id] = new_round  # a later flag of this audit finds it reopened already
+        flag.spans_reopened += len(spans)
     return set(per_clip)
 
 

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from egocrowd import audit
 from egocrowd.accounts import policy
 from egocrowd.campaigns.schema import AnnotationSettings
-from egocrowd.clock import db_now
+from egocrowd.clock import db_now, utcnow
 from egocrowd.db.models import (
     AnnotationTask,
     AnnotationTaskStatus,
@@ -202,14 +202,32 @@ def open_annotation(session: Session, clip: Clip) -> bool:
     return True
 
 
-def reopen_annotation(session: Session, actor: User | None, clip: Clip, reason: str) -> int:
+def reopen_annotation(
+    session: Session,
+    actor: User | None,
+    clip: Clip,
+    reason: str,
+    *,
+    new_round: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> int:
     """Send ``clip``'s spans back for a fresh round of annotation (a label audit found them
-    doubtful). Returns the new round."""
+    doubtful): the one way a clip is reopened. ``new_round`` defaults to :func:`current_round`; it is
+    recorded as ``agreement["reopened_round"]`` so every reader agrees. Returns the new round."""
     if clip.is_gold:
         raise Conflict("A gold clip is not annotated in rounds.", code="annotation.gold_clip")
+    rnd = current_round(clip) if new_round is None else new_round
+    before = clip.label_status.value if clip.label_status else None
     clip.label_status = LabelStatus.annotating
-    rnd = current_round(clip)
-    audit.record(session, actor, "clip.annotation_reopened", clip, {"round": rnd, "reason": reason})
+    clip.agreement = {**(clip.agreement or {}), "reopened_round": rnd}
+    clip.updated_at = utcnow()
+    audit.record(
+        session,
+        actor,
+        "clip.labels_reopened",
+        clip,
+        {"round": rnd, "reason": reason, "label_status_before": before, **(details or {})},
+    )
     return rnd
 
 
