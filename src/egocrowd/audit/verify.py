@@ -1,0 +1,372 @@
+"""Checking an audit log: every link of the chain and every signed checkpoint, in constant memory.
+
+One walk serves both sources: the database (rows in id order, a chunk at a time) and an export
+file (line by line). It stops at the first broken link and says what is wrong there:
+
+- ``inserted``: a row that is not part of the chain, or a second event claiming a place;
+- ``edited``: an event whose content no longer matches its hash, or whose hash was recomputed
+  (the next event names another hash as its predecessor; that predecessor is the edited one);
+- ``deleted``: events missing from the sequence (or after the end, where a checkpoint proves the
+  log was longer);
+- ``reordered``: an event stored out of its place (found further on);
+- ``rewritten``: a chain rebuilt with fresh hashes, which a signed checkpoint no longer matches;
+- ``bad_signature`` / ``unknown_key``: a checkpoint whose signature fails, or signed by a key
+  that is not among the trusted ones.
+
+Events after the last checkpoint are checked link by link, but nothing signed vouches for them
+yet: the report says how many.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from egocrowd.audit.encoding import BODY_KEYS, FORMAT, GENESIS, body_hash, checkpoint_message, event_body
+from egocrowd.db.models import AuditCheckpoint, AuditEvent
+from egocrowd.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    where: str  # "id 42" (database row) or "line 17" (export file)
+    seq: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    hash: str
+    at: str
+    reason: str
+    key_id: str
+    signature: str
+    where: str
+
+    def message(self) -> bytes:
+        return checkpoint_message(seq=self.seq, hash=self.hash, at=self.at, reason=self.reason, key_id=self.key_id)
+
+
+@dataclass
+class Report:
+    events: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    checkpoints: int = 0
+    #: the highest seq a verified signature vouches for
+    signed_seq: int = 0
+    problem: Problem | None = None
+    key_ids: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    @property
+    def unsigned_events(self) -> int:
+        return max(0, self.head_seq - self.signed_seq)
+
+
+#: one record of the walk: where it is, its body (None: not part of the chain) and its stated hash
+Record = tuple[str, dict[str, Any] | None, str | None]
+
+
+def verify_records(
+    records: Iterable[Record],
+    checkpoints: Iterable[Checkpoint],
+    public_keys: dict[str, bytes],
+    find: Callable[[int], str | None],
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Walk ``records`` in stored order. ``public_keys`` (key id -> 32 raw bytes) are the trusted
+    keys; ``find(seq)`` locates an event elsewhere in the source (to tell reordered from deleted)."""
+    from egocrowd.audit.checkpoints import verify_signature  # cryptography: only when verifying
+
+    report = Report(key_ids=sorted(public_keys))
+    cps = sorted(checkpoints, key=lambda c: c.seq)
+    report.checkpoints = len(cps)
+    for cp in cps:  # signatures first: a forged checkpoint must not vouch for anything
+        key = public_keys.get(cp.key_id)
+        if key is None:
+            report.problem = Problem(
+                "unknown_key", cp.where, cp.seq, f"checkpoint of event {cp.seq} is signed by key {cp.key_id[:16]}…, not a trusted key"
+            )
+            return report
+        if not verify_signature(key, cp.signature, cp.message()):
+            report.problem = Problem("bad_signature", cp.where, cp.seq, f"checkpoint of event {cp.seq}: the signature does not verify")
+            return report
+    pending = iter(cps)
+    cp = next(pending, None)
+    while cp is not None and cp.seq <= 0:
+        cp = next(pending, None)
+
+    expected, prev, prev_where = 1, GENESIS, "the start"
+    n = 0
+    for where, body, stated in records:
+        n += 1
+        if progress is not None and n % 10_000 == 0:
+            progress(n)
+        problem = _check(where, body, stated, expected, prev, prev_where, find)
+        if problem is not None:
+            report.problem = problem
+            report.events = n
+            return report
+        assert body is not None and stated is not None
+        seq = expected
+        while cp is not None and cp.seq == seq:
+            if cp.hash != stated:
+                report.problem = Problem(
+                    "rewritten",
+                    where,
+                    seq,
+                    f"event {seq} has hash {stated[:16]}…, but the checkpoint signed at {cp.at} ({cp.where}) says "
+                    f"{cp.hash[:16]}…: the chain up to here was rebuilt (an event after event "
+                    f"{report.signed_seq} was changed, removed or added)",
+                )
+                report.events = n
+                return report
+            report.signed_seq = seq
+            cp = next(pending, None)
+        expected, prev, prev_where = seq + 1, stated, where
+        report.head_seq, report.head_hash = seq, stated
+    report.events = n
+    if progress is not None:
+        progress(n)
+    if cp is not None:
+        report.problem = Problem(
+            "deleted",
+            cp.where,
+            cp.seq,
+            f"the log ends at event {report.head_seq}, but a checkpoint signed at {cp.at} covers event {cp.seq}: "
+            f"events {report.head_seq + 1}..{cp.seq} were deleted",
+        )
+    return report
+
+
+def _check(
+    where: str,
+    body: dict[str, Any] | None,
+    stated: str | None,
+    expected: int,
+    prev: str,
+    prev_where: str,
+    find: Callable[[int], str | None],
+) -> Problem | None:
+    if body is None or stated is None or not isinstance(body.get("seq"), int):
+        return Problem("inserted", where, None, "a record that is not part of the chain (no place or hash)")
+    seq = body["seq"]
+    if body_hash(body) != stated:
+        return Problem("edited", where, seq, f"event {seq} does not match its hash: its content was changed")
+    if seq > expected:
+        elsewhere = find(expected)
+        if elsewhere is not None and elsewhere != where:
+            return Problem(
+                "reordered", where, seq, f"event {seq} stands where event {expected} belongs (event {expected} is at {elsewhere})"
+            )
+        missing = f"event {expected}" if seq == expected + 1 else f"events {expected}..{seq - 1}"
+        return Problem("deleted", where, expected, f"{missing} missing before event {seq} (after {prev_where})")
+    if seq < expected:
+        first = find(seq)
+        return Problem(
+            "inserted", where, seq, f"a second event {seq} (the chain's event {seq} is at {first}), after event {expected - 1}"
+        )
+    if body["prev_hash"] != prev:
+        if seq == 1:
+            return Problem("edited", where, seq, "the first event does not start from the genesis hash")
+        return Problem(
+            "edited",
+            prev_where,
+            seq - 1,
+            f"event {seq - 1} was changed and its hash recomputed: event {seq} ({where}) names "
+            f"{body['prev_hash'][:16]}… as its predecessor, not {prev[:16]}…",
+        )
+    return None
+
+
+# ---------------------------------------------------------------- the database
+
+
+def _db_records(session: Session, chunk: int) -> Iterator[Record]:
+    cols = (
+        AuditEvent.id,
+        AuditEvent.seq,
+        AuditEvent.prev_hash,
+        AuditEvent.hash,
+        AuditEvent.at,
+        AuditEvent.actor_id,
+        AuditEvent.action,
+        AuditEvent.entity_type,
+        AuditEvent.entity_id,
+        AuditEvent.payload,
+    )
+    after = 0
+    while True:
+        rows = session.execute(sa.select(*cols).where(AuditEvent.id > after).order_by(AuditEvent.id).limit(chunk)).all()
+        if not rows:
+            return
+        for id_, seq, prev, h, at, actor, action, etype, eid, payload in rows:
+            if seq is None or prev is None or h is None:
+                yield f"id {id_}", None, None
+                continue
+            body = event_body(
+                seq=seq,
+                prev_hash=prev,
+                at=at,
+                actor_id=actor,
+                action=action,
+                entity_type=etype,
+                entity_id=eid,
+                payload=payload,
+            )
+            yield f"id {id_}", body, h
+        after = rows[-1][0]
+
+
+def db_checkpoints(session: Session) -> list[Checkpoint]:
+    from egocrowd.audit.encoding import format_time
+
+    return [
+        Checkpoint(c.seq, c.hash, format_time(c.at), c.reason, c.key_id, c.signature, f"checkpoint id {c.id}")
+        for c in session.scalars(sa.select(AuditCheckpoint).order_by(AuditCheckpoint.seq, AuditCheckpoint.id))
+    ]
+
+
+def verify_database(
+    session: Session,
+    public_keys: dict[str, bytes],
+    *,
+    chunk: int = 5000,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Verify the log in the database: every row in id order, ``chunk`` rows at a time."""
+
+    def find(seq: int) -> str | None:
+        found = session.scalar(sa.select(AuditEvent.id).where(AuditEvent.seq == seq).order_by(AuditEvent.id).limit(1))
+        return f"id {found}" if found is not None else None
+
+    return verify_records(_db_records(session, chunk), db_checkpoints(session), public_keys, find, progress)
+
+
+# ---------------------------------------------------------------- an export file
+
+
+def read_header(f: BinaryIO) -> tuple[dict[str, Any], list[Checkpoint], int]:
+    """The export's header and checkpoints (the lines before the first event); returns them with the
+    byte offset where the events start."""
+    first = f.readline()
+    try:
+        header = json.loads(first)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("kind") != "header" or header.get("format") != FORMAT:
+        raise InvalidInput(f"Not an egocrowd audit export ({FORMAT}): the first line is not its header.", code="audit.bad_export")
+    cps: list[Checkpoint] = []
+    line_no = 1  # lines read so far
+    while True:
+        offset = f.tell()
+        line = f.readline()
+        if not line:
+            break
+        rec = _parse(line, line_no + 1)
+        if rec.get("kind") != "checkpoint":
+            break
+        line_no += 1
+        try:
+            cps.append(
+                Checkpoint(rec["seq"], rec["hash"], rec["at"], rec["reason"], rec["key_id"], rec["signature"], f"line {line_no}")
+            )
+        except KeyError as e:
+            raise InvalidInput(f"line {line_no}: a checkpoint without {e}.", code="audit.bad_export") from None
+    f.seek(offset)
+    return header, cps, line_no
+
+
+def _parse(line: bytes, line_no: int) -> dict[str, Any]:
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        rec = None
+    if not isinstance(rec, dict):
+        raise InvalidInput(f"line {line_no} is not a JSON object.", code="audit.bad_export")
+    return rec
+
+
+def _file_records(f: BinaryIO, first_line: int) -> Iterator[Record]:
+    line_no = first_line
+    for line in f:
+        line_no += 1
+        if not line.strip():
+            continue
+        rec = _parse(line, line_no)
+        if rec.pop("kind", None) != "event":
+            yield f"line {line_no}", None, None
+            continue
+        stated = rec.pop("hash", None)
+        if set(rec) != set(BODY_KEYS):
+            yield f"line {line_no}", None, None
+            continue
+        yield f"line {line_no}", rec, stated
+
+
+def _find_in_file(path: Path, seq: int) -> str | None:
+    # A second pass over the file, only when a gap is found: constant memory.
+    with open(path, "rb") as f:
+        for line_no, line in enumerate(f, 1):
+            if b'"seq":' not in line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and rec.get("kind") == "event" and rec.get("seq") == seq:
+                return f"line {line_no}"
+    return None
+
+
+def export_public_keys(header: dict[str, Any]) -> dict[str, bytes]:
+    """The public keys an export carries (trust them only once their ids match the published key)."""
+    keys: dict[str, bytes] = {}
+    for k in header.get("public_keys") or []:
+        try:
+            keys[str(k["key_id"])] = bytes.fromhex(k["public_key"])
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInput("The export's header lists a malformed public key.", code="audit.bad_export") from None
+    return keys
+
+
+def verify_file(
+    path: Path,
+    public_keys: dict[str, bytes] | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Verify an export file on its own. ``public_keys`` are the trusted keys; None trusts the keys
+    the file names (compare their ids with the published one: the report lists them)."""
+    with open(path, "rb") as f:
+        header, cps, events_from = read_header(f)
+        keys = export_public_keys(header) if public_keys is None else public_keys
+        return verify_records(_file_records(f, events_from), cps, keys, lambda seq: _find_in_file(path, seq), progress)
+
+
+__all__ = [
+    "Checkpoint",
+    "Problem",
+    "Report",
+    "db_checkpoints",
+    "export_public_keys",
+    "read_header",
+    "verify_database",
+    "verify_file",
+    "verify_records",
+]
