@@ -119,6 +119,13 @@ def signing_key(settings: Settings) -> SigningKey:
     return load_key(path)
 
 
+def require_signing_key(settings: Settings) -> None:
+    """At a process's start: raise ``audit.signing_key_missing`` now when checkpoints will need a key
+    that is not there (the embedded setup makes its own when the first one is due)."""
+    if not settings.is_embedded:
+        load_key(key_path(settings))
+
+
 def public_key(settings: Settings) -> dict[str, str]:
     """What the app publishes: the algorithm, the key's id and its raw bytes (hex) and PEM."""
     from cryptography.hazmat.primitives import serialization  # see the module docstring
@@ -221,6 +228,7 @@ __all__ = [
     "list_checkpoints",
     "load_key",
     "public_key",
+    "require_signing_key",
     "signing_key",
     "verify_signature",
     "write_checkpoint",

@@ -91,11 +91,11 @@ def verify_records(
 ) -> Report:
     """Walk ``records`` in stored order. ``public_keys`` (key id -> 32 raw bytes) are the trusted
     keys; ``find(seq)`` locates an event elsewhere in the source (to tell reordered from deleted)."""
-    from egocrowd.audit.checkpoints import verify_signature  # cryptography: only when verifying
-
     report = Report(key_ids=sorted(public_keys))
     cps = sorted(checkpoints, key=lambda c: c.seq)
     report.checkpoints = len(cps)
+    if cps:
+        from egocrowd.audit.checkpoints import verify_signature  # cryptography, only to check signatures
     for cp in cps:  # signatures first: a forged checkpoint must not vouch for anything
         key = public_keys.get(cp.key_id)
         if key is None:
@@ -195,6 +195,18 @@ def _check(
 
 
 # ---------------------------------------------------------------- the database
+
+
+def consistent_snapshot(session: Session) -> None:
+    """Make this (read-only, just begun) transaction read one snapshot throughout on PostgreSQL,
+    so a long verify or export sees the checkpoints and the events as of one moment. (SQLite's
+    read transactions already do.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+
+
+def count_events(session: Session) -> int:
+    return int(session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) or 0)
 
 
 def _db_records(session: Session, chunk: int) -> Iterator[Record]:
@@ -361,6 +373,8 @@ def verify_file(
 
 __all__ = [
     "Checkpoint",
+    "consistent_snapshot",
+    "count_events",
     "Problem",
     "Report",
     "db_checkpoints",

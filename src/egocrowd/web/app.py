@@ -30,6 +30,7 @@ from egocrowd.web.pages import labels as label_pages
 from egocrowd.web.pages import review as review_pages
 from egocrowd.web.routers import account, annotations, api, reviews
 from egocrowd.web.routers import admin as admin_api
+from egocrowd.web.routers import audit as audit_api
 from egocrowd.web.routers import clips as clip_api
 from egocrowd.web.routers import consent as consent_api
 from egocrowd.web.routers import labels as labels_api
@@ -45,6 +46,7 @@ ROUTERS = [
     account.router,
     clip_api.router,
     admin_api.router,
+    audit_api.router,
     reviews.router,
     annotations.router,
     labels_api.router,
