@@ -128,10 +128,14 @@ def require_signing_key(settings: Settings) -> None:
 
 def public_key(settings: Settings) -> dict[str, str]:
     """What the app publishes: the algorithm, the key's id and its raw bytes (hex) and PEM."""
+    return public_key_of(signing_key(settings))
+
+
+def public_key_of(key: SigningKey) -> dict[str, str]:
     from cryptography.hazmat.primitives import serialization  # see the module docstring
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    raw = signing_key(settings).public_raw
+    raw = key.public_raw
     pem = Ed25519PublicKey.from_public_bytes(raw).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -228,6 +232,7 @@ __all__ = [
     "list_checkpoints",
     "load_key",
     "public_key",
+    "public_key_of",
     "require_signing_key",
     "signing_key",
     "verify_signature",
