@@ -194,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             with chained_db.transaction(write=False) as s:
                 while True:
-                    rows = s.execute(sa.select(*cols).where(AuditEvent.id > after).order_by(AuditEvent.id).limit(5000)).all()
+                    rows = s.execute(
+                        sa.select(*cols).where(AuditEvent.id > after).order_by(AuditEvent.id).limit(5000)
+                    ).all()
                     if not rows:
                         return n
                     for _row in rows:

@@ -563,7 +563,6 @@ def consent_publish(file: Path, family: str, title: str, scopes: tuple[str, ...]
     _in_transaction(work)
 
 
-
 # --- the audit log's chain, checkpoints and export (docs/provenance.md) -----------------------------
 @main.group("audit")
 def audit_group() -> None:
@@ -656,7 +655,9 @@ def audit_verify(path: Path | None, public_key: str | None) -> None:
                     report = verify.verify_database(s, keys or {}, progress=lambda n: bar.update(task, completed=n))
             finally:
                 db.dispose()
-    click.echo(f"{report.events} events, {report.checkpoints} checkpoints; trusted keys: {', '.join(report.key_ids) or 'none'}")
+    click.echo(
+        f"{report.events} events, {report.checkpoints} checkpoints; trusted keys: {', '.join(report.key_ids) or 'none'}"
+    )
     if report.problem is not None:
         click.echo(f"BROKEN: {report.problem}", err=True)
         sys.exit(1)
@@ -684,6 +685,7 @@ def audit_export(out: Path) -> None:
     finally:
         db.dispose()
     click.echo(f"wrote {n} events to {out}; public key id {key['key_id']}")
+
 
 main.add_command(bench)
 

@@ -16,6 +16,7 @@ from egocrowd.audit import chain
 from egocrowd.audit.encoding import GENESIS, body_hash, event_body
 from egocrowd.audit.verify import verify_database
 from egocrowd.db.models import AuditCheckpoint, AuditEvent
+from tests.platform.test_migrations import fresh_url  # noqa: F401  (a fixture)
 
 EVENTS = AuditEvent.__table__
 
@@ -372,7 +373,7 @@ def test_a_missing_key_is_a_clear_error_at_worker_start(tmp_path):
     checkpoints.require_signing_key(Settings(data_dir=tmp_path))  # embedded: made when first needed
 
 
-def test_the_migration_chains_the_events_already_there(fresh_url):
+def test_the_migration_chains_the_events_already_there(fresh_url):  # noqa: F811
     from egocrowd.db import Database, upgrade
 
     upgrade(fresh_url, "0008")
@@ -395,9 +396,6 @@ def test_the_migration_chains_the_events_already_there(fresh_url):
         assert check(db).ok
     finally:
         db.dispose()
-
-
-from tests.platform.test_migrations import fresh_url  # noqa: E402, F401  (a fixture)
 
 
 def test_verify_streams_in_chunks(db):

@@ -37,7 +37,9 @@ def export_jsonl(
         "kind": "header",
         "format": FORMAT,
         "exported_at": format_time(db_now(session)),
-        "public_keys": [{"algorithm": "Ed25519", "key_id": k["key_id"], "public_key": k["public_key"]} for k in public_keys],
+        "public_keys": [
+            {"algorithm": "Ed25519", "key_id": k["key_id"], "public_key": k["public_key"]} for k in public_keys
+        ],
     }
     out.write(canonical(header) + b"\n")
     for cp in db_checkpoints(session):
@@ -65,9 +67,7 @@ def export_jsonl(
     )
     after, n = 0, 0
     while True:
-        rows = session.execute(
-            sa.select(*cols).where(AuditEvent.id > after).order_by(AuditEvent.id).limit(chunk)
-        ).all()
+        rows = session.execute(sa.select(*cols).where(AuditEvent.id > after).order_by(AuditEvent.id).limit(chunk)).all()
         if not rows:
             break
         lines = []

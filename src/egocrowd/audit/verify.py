@@ -102,11 +102,16 @@ def verify_records(
         key = public_keys.get(cp.key_id)
         if key is None:
             report.problem = Problem(
-                "unknown_key", cp.where, cp.seq, f"checkpoint of event {cp.seq} is signed by key {cp.key_id[:16]}…, not a trusted key"
+                "unknown_key",
+                cp.where,
+                cp.seq,
+                f"checkpoint of event {cp.seq} is signed by key {cp.key_id[:16]}…, not a trusted key",
             )
             return report
         if not verify_signature(key, cp.signature, cp.message()):
-            report.problem = Problem("bad_signature", cp.where, cp.seq, f"checkpoint of event {cp.seq}: the signature does not verify")
+            report.problem = Problem(
+                "bad_signature", cp.where, cp.seq, f"checkpoint of event {cp.seq}: the signature does not verify"
+            )
             return report
     pending = iter(cps)
     cp = next(pending, None)
@@ -175,14 +180,20 @@ def _check(
         elsewhere = find(expected)
         if elsewhere is not None and elsewhere != where:
             return Problem(
-                "reordered", where, seq, f"event {seq} stands where event {expected} belongs (event {expected} is at {elsewhere})"
+                "reordered",
+                where,
+                seq,
+                f"event {seq} stands where event {expected} belongs (event {expected} is at {elsewhere})",
             )
         missing = f"event {expected}" if seq == expected + 1 else f"events {expected}..{seq - 1}"
         return Problem("deleted", where, expected, f"{missing} missing before event {seq} (after {prev_where})")
     if seq < expected:
         first = find(seq)
         return Problem(
-            "inserted", where, seq, f"a second event {seq} (the chain's event {seq} is at {first}), after event {expected - 1}"
+            "inserted",
+            where,
+            seq,
+            f"a second event {seq} (the chain's event {seq} is at {first}), after event {expected - 1}",
         )
     if prev_hash != prev:
         if seq == 1:
@@ -285,7 +296,9 @@ def read_header(f: BinaryIO) -> tuple[dict[str, Any], list[Checkpoint], int]:
     except ValueError:
         header = None
     if not isinstance(header, dict) or header.get("kind") != "header" or header.get("format") != FORMAT:
-        raise InvalidInput(f"Not an egocrowd audit export ({FORMAT}): the first line is not its header.", code="audit.bad_export")
+        raise InvalidInput(
+            f"Not an egocrowd audit export ({FORMAT}): the first line is not its header.", code="audit.bad_export"
+        )
     cps: list[Checkpoint] = []
     line_no = 1  # lines read so far
     while True:
@@ -299,7 +312,15 @@ def read_header(f: BinaryIO) -> tuple[dict[str, Any], list[Checkpoint], int]:
         line_no += 1
         try:
             cps.append(
-                Checkpoint(rec["seq"], rec["hash"], rec["at"], rec["reason"], rec["key_id"], rec["signature"], f"line {line_no}")
+                Checkpoint(
+                    rec["seq"],
+                    rec["hash"],
+                    rec["at"],
+                    rec["reason"],
+                    rec["key_id"],
+                    rec["signature"],
+                    f"line {line_no}",
+                )
             )
         except KeyError as e:
             raise InvalidInput(f"line {line_no}: a checkpoint without {e}.", code="audit.bad_export") from None
@@ -329,20 +350,29 @@ _PREV_AT = b',"prev_hash":"'
 
 
 def _fast(line: bytes) -> tuple[int, str, str, str] | None:
-    line = line.rstrip(b"\r\n")
-    i = line.find(_HASH_AT)
-    j = line.rfind(_PREV_AT)
-    if i < 0 or j < i or line[i + 73 : i + 73 + len(_KIND)] != _KIND or not line.startswith(b'{"action":'):
+    end = len(line)
+    while end and line[end - 1] in b"\r\n":
+        end -= 1
+    i = line.find(_HASH_AT, 0, end)
+    j = line.rfind(_PREV_AT, 0, end)
+    k = i + 73 + len(_KIND)
+    if i < 0 or j < k or line[i + 73 : k] != _KIND or not line.startswith(b'{"action":'):
         return None
-    tail = line[j + 14 :]
-    if len(tail) < 74 or tail[64:72] != b'","seq":' or not tail.endswith(b"}"):
+    t = j + 14  # the previous hash, then '","seq":', the digits and '}'
+    digits = line[t + 72 : end - 1]
+    if end - t < 74 or line[t + 64 : t + 72] != b'","seq":' or line[end - 1] != 0x7D or not digits.isdigit():
         return None
-    digits = tail[72:-1]
-    if not digits.isdigit() or (len(digits) > 1 and digits[:1] == b"0"):
+    if len(digits) > 1 and digits[0] == 0x30:  # a leading zero: not canonical
         return None
-    body = line[: i + 1] + line[i + 73 + len(_KIND) :]
-    stated = line[i + 9 : i + 73].decode("ascii", "replace")
-    return int(digits), tail[:64].decode("ascii", "replace"), hashlib.sha256(body).hexdigest(), stated
+    view = memoryview(line)
+    digest = hashlib.sha256(view[: i + 1])
+    digest.update(view[k:end])
+    return (
+        int(digits),
+        line[t : t + 64].decode("ascii", "replace"),
+        digest.hexdigest(),
+        line[i + 9 : i + 73].decode("ascii", "replace"),
+    )
 
 
 def _file_records(f: BinaryIO, first_line: int) -> Iterator[Record]:
