@@ -98,23 +98,26 @@ def verify_records(
     report.checkpoints = len(cps)
     if cps:
         from egocrowd.audit.checkpoints import verify_signature  # cryptography, only to check signatures
-    for cp in cps:  # signatures first: a forged checkpoint must not vouch for anything
-        key = public_keys.get(cp.key_id)
+    for signed in cps:  # signatures first: a forged checkpoint must not vouch for anything
+        key = public_keys.get(signed.key_id)
         if key is None:
             report.problem = Problem(
                 "unknown_key",
-                cp.where,
-                cp.seq,
-                f"checkpoint of event {cp.seq} is signed by key {cp.key_id[:16]}…, not a trusted key",
+                signed.where,
+                signed.seq,
+                f"checkpoint of event {signed.seq} is signed by key {signed.key_id[:16]}…, not a trusted key",
             )
             return report
-        if not verify_signature(key, cp.signature, cp.message()):
+        if not verify_signature(key, signed.signature, signed.message()):
             report.problem = Problem(
-                "bad_signature", cp.where, cp.seq, f"checkpoint of event {cp.seq}: the signature does not verify"
+                "bad_signature",
+                signed.where,
+                signed.seq,
+                f"checkpoint of event {signed.seq}: the signature does not verify",
             )
             return report
     pending = iter(cps)
-    cp = next(pending, None)
+    cp: Checkpoint | None = next(pending, None)
     while cp is not None and cp.seq <= 0:
         cp = next(pending, None)
 
