@@ -13,6 +13,8 @@ SQLite files in a temporary folder instead).
    numbered and hashed at commit under the chain lock) and off (the same rows added as before the
    chain: ``session.add`` with the host's time). Events per second each way; target: on / off >= 0.7.
    A checkpoint is signed every ``--checkpoint-every`` events (when ``cryptography`` is installed).
+   Then ``--writers`` threads append ``--concurrent`` events, one per transaction (the chain's lock
+   serialises their commits): events per second on / off, for information.
 2. Verifying: ``verify`` over the database (id order, 5,000 rows a chunk, every hash, link and
    checkpoint signature) and over an export file of the same log, against reading the same bytes
    and computing their sha256 only: the file line by line (sha256 of each line), and the database
@@ -82,6 +84,27 @@ def append_round(db, first: int, n: int, batch: int, chained: bool) -> float:
     return time.perf_counter() - t0
 
 
+def concurrent_round(db, first: int, n: int, writers: int, chained: bool) -> float:
+    """Seconds for ``writers`` threads to append n events, one per transaction."""
+    import threading
+
+    share = n // writers
+    start = threading.Barrier(writers + 1)
+
+    def work(w: int) -> None:
+        start.wait()
+        append_round(db, first + w * share, share, 1, chained)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def timed(fn) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()
@@ -97,11 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=10, help="events per transaction")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--checkpoint-every", type=int, default=100_000)
+    ap.add_argument("--writers", type=int, default=8, help="threads of the concurrent phase")
+    ap.add_argument("--concurrent", type=int, default=20_000, help="events each way in the concurrent phase")
     ap.add_argument("--quick", action="store_true", help="40,000 events, 4 rounds: a smoke run")
     ap.add_argument("--sqlite", action="store_true", help="SQLite files instead of PostgreSQL")
     args = ap.parse_args(argv)
     if args.quick:
-        args.events, args.rounds, args.checkpoint_every = 40_000, 4, 10_000
+        args.events, args.rounds, args.checkpoint_every, args.concurrent = 40_000, 4, 10_000, 4_000
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_audit_"))
     admin = None
@@ -145,14 +170,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"  round {r + 1}/{args.rounds}: chain on {per_round / on_s[-1]:,.0f} events/s, "
                 f"off {per_round / off_s[-1]:,.0f} events/s"
             )
-        if key is not None:
-            with chained_db.transaction() as s:
-                checkpoints.write_checkpoint(s, key, "manual")
         on_rate = per_round / statistics.median(on_s)
         off_rate = per_round / statistics.median(off_s)
         print(
             f"appending ({done:,} events each way, {args.batch} per transaction): chain on {on_rate:,.0f} events/s, "
             f"off {off_rate:,.0f} events/s (medians of {args.rounds} rounds)"
+        )
+        n_conc = args.concurrent // args.writers * args.writers
+        conc_on = concurrent_round(chained_db, done, n_conc, args.writers, True)
+        conc_off = concurrent_round(plain_db, done, n_conc, args.writers, False)
+        done += n_conc
+        if key is not None:
+            with chained_db.transaction() as s:
+                checkpoints.write_checkpoint(s, key, "manual")
+        print(
+            f"concurrent ({args.writers} writers, one event per transaction, {n_conc:,} events each way): chain on "
+            f"{n_conc / conc_on:,.0f} events/s, off {n_conc / conc_off:,.0f} events/s, ratio {conc_off / conc_on:.3f} (information)"
         )
         if not args.sqlite:
             with chained_db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
