@@ -75,6 +75,7 @@ def test_events_are_chained_when_their_transaction_commits(db):
     with db.transaction() as s:
         e = audit.record(s, None, "test.event", 1, {"when": "now"}, entity_type="test")
         assert e.seq is None and chain.pending(s) == [e]  # not written until the commit
+        assert audit.events_for(s, "test", 1) == [e]  # but the transaction's own reads list it
     assert (e.seq, e.prev_hash) == (1, GENESIS) and e.id is not None
     write_events(db, 9)
     with db.transaction() as s:

@@ -56,12 +56,15 @@ def record(
 
 
 def events_for(session: Session, entity_type: str, entity_id: Any) -> list[AuditEvent]:
+    """The entity's events in order, this transaction's own (not yet chained: no id) last. A query
+    of the table in the same transaction does not see those: they are written at commit."""
     q = (
         sa.select(AuditEvent)
         .where(AuditEvent.entity_type == entity_type, AuditEvent.entity_id == str(entity_id))
         .order_by(AuditEvent.id)
     )
-    return list(session.scalars(q))
+    mine = [e for e in chain.pending(session) if e.entity_type == entity_type and e.entity_id == str(entity_id)]
+    return list(session.scalars(q)) + mine
 
 
 def list_events(
