@@ -43,10 +43,8 @@ _AFTER_APPEND = "egocrowd.audit.after_append"
 
 # One advisory lock per schema (tests and benchmarks share a database with a schema each).
 _PG_LOCK = sa.text("SELECT pg_advisory_xact_lock(1164863795, hashtext(current_schema()))")
-_PG_HEAD = sa.text(
-    "SELECT clock_timestamp() AS now, h.seq, h.hash FROM (SELECT 1) AS one LEFT JOIN "
-    "(SELECT seq, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1) AS h ON true"
-)
+# The same lock, then the time and the head read after it, in one round trip (migration 0009).
+_PG_LOCK_AND_HEAD = sa.text("SELECT head_at, head_seq, head_hash FROM audit_chain_head()")
 _HEAD = sa.text("SELECT seq, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1")
 
 
@@ -73,8 +71,7 @@ def append(session: Session, events: Sequence[AuditEvent]) -> tuple[int, str]:
     """Chain and insert ``events`` in this order, after the current head; returns the new head
     (seq, hash). Call only at the end of a transaction (it takes the chain lock until COMMIT)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_PG_LOCK)
-        now, seq, prev = session.execute(_PG_HEAD).one()
+        now, seq, prev = session.execute(_PG_LOCK_AND_HEAD).one()
         now = now.astimezone(UTC)
     else:
         head = session.execute(_HEAD).first()

@@ -45,6 +45,19 @@ def upgrade() -> None:
 
     _chain_existing_events()
     _install_checkpoint_triggers()
+    if op.get_bind().dialect.name == "postgresql":
+        # The chain's lock and head in one round trip (egocrowd.audit.chain): the query after the
+        # lock runs with a fresh snapshot (a VOLATILE function in READ COMMITTED), so it sees the
+        # events of the transaction that held the lock before.
+        op.execute("""
+            CREATE FUNCTION audit_chain_head(OUT head_at timestamptz, OUT head_seq bigint, OUT head_hash varchar)
+            AS $$
+            BEGIN
+                PERFORM pg_advisory_xact_lock(1164863795, hashtext(current_schema()));
+                head_at := clock_timestamp();
+                SELECT e.seq, e.hash INTO head_seq, head_hash FROM audit_events e
+                WHERE e.seq IS NOT NULL ORDER BY e.seq DESC LIMIT 1;
+            END $$ LANGUAGE plpgsql VOLATILE;""")
 
 
 def _chain_existing_events() -> None:
@@ -116,6 +129,8 @@ def _install_checkpoint_triggers() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS audit_chain_head()")
     op.drop_table('audit_checkpoints')  # its triggers go with it
     op.drop_index(op.f('ix_audit_events_seq'), table_name='audit_events')
     # Plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35 too): a batch copy of the table would lose
