@@ -79,20 +79,22 @@ class Report:
         return max(0, self.head_seq - self.signed_seq)
 
 
-#: one record of the walk: where it is, its seq and prev_hash (None: not part of the chain), the hash
-#: of its content as computed here, and the hash it states
-Record = tuple[str, int | None, str | None, str | None, str | None]
+#: one record of the walk: where it is (a row id or a line number), its seq and prev_hash (None: not
+#: part of the chain), the hash of its content as computed here, and the hash it states
+Record = tuple[int, int | None, str | None, str | None, str | None]
 
 
 def verify_records(
     records: Iterable[Record],
     checkpoints: Iterable[Checkpoint],
     public_keys: dict[str, bytes],
-    find: Callable[[int], str | None],
+    find: Callable[[int], int | None],
     progress: Callable[[int], None] | None = None,
+    unit: str = "id",
 ) -> Report:
     """Walk ``records`` in stored order. ``public_keys`` (key id -> 32 raw bytes) are the trusted
-    keys; ``find(seq)`` locates an event elsewhere in the source (to tell reordered from deleted)."""
+    keys; ``find(seq)`` locates an event elsewhere in the source (to tell reordered from deleted);
+    ``unit`` names locations ("id" for rows, "line" for a file)."""
     report = Report(key_ids=sorted(public_keys))
     cps = sorted(checkpoints, key=lambda c: c.seq)
     report.checkpoints = len(cps)
@@ -121,19 +123,24 @@ def verify_records(
     while cp is not None and cp.seq <= 0:
         cp = next(pending, None)
 
-    expected, prev, prev_where = 1, GENESIS, "the start"
+    expected, prev, prev_loc = 1, GENESIS, 0
+    signed_at = cp.seq if cp is not None else -1
     n = 0
-    for where, seq_, prev_hash, computed, stated in records:
+    for loc, seq_, prev_hash, computed, stated in records:
         n += 1
         if progress is not None and n % 10_000 == 0:
             progress(n)
-        problem = _check(where, seq_, prev_hash, computed, stated, expected, prev, prev_where, find)
+        # the common case first, in line: the next event, its hash right, linked to the last one
+        if seq_ == expected and computed == stated and prev_hash == prev and stated is not None and seq_ != signed_at:
+            expected, prev, prev_loc = expected + 1, stated, loc
+            continue
+        problem = _check(loc, seq_, prev_hash, computed, stated, expected, prev, prev_loc, find, unit)
         if problem is not None:
             report.problem = problem
             report.events = n
             return report
         assert stated is not None
-        seq = expected
+        seq, where = expected, f"{unit} {loc}"
         while cp is not None and cp.seq == seq:
             if cp.hash != stated:
                 report.problem = Problem(
@@ -148,8 +155,9 @@ def verify_records(
                 return report
             report.signed_seq = seq
             cp = next(pending, None)
-        expected, prev, prev_where = seq + 1, stated, where
-        report.head_seq, report.head_hash = seq, stated
+        signed_at = cp.seq if cp is not None else -1
+        expected, prev, prev_loc = seq + 1, stated, loc
+    report.head_seq, report.head_hash = expected - 1, prev
     report.events = n
     if progress is not None:
         progress(n)
@@ -165,22 +173,26 @@ def verify_records(
 
 
 def _check(
-    where: str,
+    loc: int,
     seq: int | None,
     prev_hash: str | None,
     computed: str | None,
     stated: str | None,
     expected: int,
     prev: str,
-    prev_where: str,
-    find: Callable[[int], str | None],
+    prev_loc: int,
+    find: Callable[[int], int | None],
+    unit: str,
 ) -> Problem | None:
+    where = f"{unit} {loc}"
+    prev_where = f"{unit} {prev_loc}" if prev_loc else "the start"
     if seq is None or prev_hash is None or stated is None or isinstance(seq, bool) or not isinstance(seq, int):
         return Problem("inserted", where, None, "a record that is not part of the chain (no place or hash)")
     if computed != stated:
         return Problem("edited", where, seq, f"event {seq} does not match its hash: its content was changed")
     if seq > expected:
-        elsewhere = find(expected)
+        found = find(expected)
+        elsewhere = f"{unit} {found}" if found is not None else None
         if elsewhere is not None and elsewhere != where:
             return Problem(
                 "reordered",
@@ -191,7 +203,8 @@ def _check(
         missing = f"event {expected}" if seq == expected + 1 else f"events {expected}..{seq - 1}"
         return Problem("deleted", where, expected, f"{missing} missing before event {seq} (after {prev_where})")
     if seq < expected:
-        first = find(seq)
+        found = find(seq)
+        first = f"{unit} {found}" if found is not None else "nowhere else"
         return Problem(
             "inserted",
             where,
@@ -246,7 +259,7 @@ def _db_records(session: Session, chunk: int) -> Iterator[Record]:
             return
         for id_, seq, prev, h, at, actor, action, etype, eid, payload in rows:
             if seq is None or prev is None or h is None:
-                yield f"id {id_}", None, None, None, None
+                yield id_, None, None, None, None
                 continue
             body = event_body(
                 seq=seq,
@@ -258,7 +271,7 @@ def _db_records(session: Session, chunk: int) -> Iterator[Record]:
                 entity_id=eid,
                 payload=payload,
             )
-            yield f"id {id_}", seq, prev, body_hash(body), h
+            yield id_, seq, prev, body_hash(body), h
         after = rows[-1][0]
 
 
@@ -280,9 +293,8 @@ def verify_database(
 ) -> Report:
     """Verify the log in the database: every row in id order, ``chunk`` rows at a time."""
 
-    def find(seq: int) -> str | None:
-        found = session.scalar(sa.select(AuditEvent.id).where(AuditEvent.seq == seq).order_by(AuditEvent.id).limit(1))
-        return f"id {found}" if found is not None else None
+    def find(seq: int) -> int | None:
+        return session.scalar(sa.select(AuditEvent.id).where(AuditEvent.seq == seq).order_by(AuditEvent.id).limit(1))
 
     return verify_records(_db_records(session, chunk), db_checkpoints(session), public_keys, find, progress)
 
@@ -384,26 +396,26 @@ def _file_records(f: BinaryIO, first_line: int) -> Iterator[Record]:
         line_no += 1
         fast = _fast(line)
         if fast is not None:
-            yield (f"line {line_no}", *fast)
+            yield (line_no, *fast)
             continue
         if not line.strip():
             continue
         rec = _parse(line, line_no)
         if rec.pop("kind", None) != "event":
-            yield f"line {line_no}", None, None, None, None
+            yield line_no, None, None, None, None
             continue
         stated = rec.pop("hash", None)
         if set(rec) != set(BODY_KEYS):
-            yield f"line {line_no}", None, None, None, None
+            yield line_no, None, None, None, None
             continue
         try:
             computed = body_hash(rec)
         except ValueError:  # NaN or infinity: not JSON the chain could hold
             computed = None
-        yield f"line {line_no}", rec["seq"], rec["prev_hash"], computed, stated
+        yield line_no, rec["seq"], rec["prev_hash"], computed, stated
 
 
-def _find_in_file(path: Path, seq: int) -> str | None:
+def _find_in_file(path: Path, seq: int) -> int | None:
     # A second pass over the file, only when a gap is found: constant memory.
     with open(path, "rb") as f:
         for line_no, line in enumerate(f, 1):
@@ -414,7 +426,7 @@ def _find_in_file(path: Path, seq: int) -> str | None:
             except ValueError:
                 continue
             if isinstance(rec, dict) and rec.get("kind") == "event" and rec.get("seq") == seq:
-                return f"line {line_no}"
+                return line_no
     return None
 
 
@@ -440,7 +452,9 @@ def verify_file(
     with open(path, "rb") as f:
         header, cps, events_from = read_header(f)
         keys = export_public_keys(header) if public_keys is None else public_keys
-        return verify_records(_file_records(f, events_from), cps, keys, lambda seq: _find_in_file(path, seq), progress)
+        return verify_records(
+            _file_records(f, events_from), cps, keys, lambda seq: _find_in_file(path, seq), progress, unit="line"
+        )
 
 
 __all__ = [
