@@ -365,28 +365,29 @@ _PREV_AT = b',"prev_hash":"'
 
 
 def _fast(line: bytes) -> tuple[int, str, str, str] | None:
-    end = len(line)
-    while end and line[end - 1] in b"\r\n":
-        end -= 1
+    end = len(line) - 1 if line.endswith(b"\n") else len(line)
     i = line.find(_HASH_AT, 0, end)
-    j = line.rfind(_PREV_AT, 0, end)
     k = i + 73 + len(_KIND)
-    if i < 0 or j < k or line[i + 73 : k] != _KIND or not line.startswith(b'{"action":'):
+    t = line.rfind(_PREV_AT, k, end) + 14  # the previous hash, then '","seq":', the digits and '}'
+    if (
+        i < 0
+        or t < k + 14
+        or not line.startswith(_KIND, i + 73)
+        or not line.startswith(b'","seq":', t + 64)
+        or line[end - 1] != 0x7D
+        or not line.startswith(b'{"action":')
+    ):
         return None
-    t = j + 14  # the previous hash, then '","seq":', the digits and '}'
     digits = line[t + 72 : end - 1]
-    if end - t < 74 or line[t + 64 : t + 72] != b'","seq":' or line[end - 1] != 0x7D or not digits.isdigit():
+    if not digits.isdigit() or (digits[0] == 0x30 and len(digits) > 1):  # a leading zero: not canonical
         return None
-    if len(digits) > 1 and digits[0] == 0x30:  # a leading zero: not canonical
-        return None
-    view = memoryview(line)
-    digest = hashlib.sha256(view[: i + 1])
-    digest.update(view[k:end])
+    digest = hashlib.sha256(line[: i + 1])
+    digest.update(line[k:end])
     return (
         int(digits),
-        line[t : t + 64].decode("ascii", "replace"),
+        line[t : t + 64].decode(errors="replace"),
         digest.hexdigest(),
-        line[i + 9 : i + 73].decode("ascii", "replace"),
+        line[i + 9 : i + 73].decode(errors="replace"),
     )
 
 
