@@ -610,7 +610,11 @@ def _trusted_keys(public_key: str | None, settings) -> dict[str, bytes] | None:
         return {key_id(raw): raw}
     if settings is None:
         return None
-    raw = checkpoints.signing_key(settings).public_raw
+    try:
+        raw = checkpoints.signing_key(settings).public_raw
+    except checkpoints.SigningKeyMissing as e:  # the links can still be checked; no checkpoint can
+        click.echo(f"warning: {e.message}", err=True)
+        return {}
     return {key_id(raw): raw}
 
 
