@@ -687,6 +687,134 @@ def labels_audit(campaign_id: int, min_rate: float, min_count: int) -> None:
     )
 
 
+# --- the audit log's chain, checkpoints and export (docs/provenance.md) -----------------------------
+@main.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit log: signing key, checkpoints, verification, auditors' export."""
+
+
+@audit_group.command("keygen")
+def audit_keygen() -> None:
+    """Make the Ed25519 key that signs audit checkpoints (EGOCROWD_AUDIT_SIGNING_KEY). Once: an
+    existing key is never replaced, the checkpoints it signed depend on it."""
+    from egocrowd.audit import checkpoints  # cryptography, ~40 ms
+
+    settings = _settings()
+    key = checkpoints.generate_key(checkpoints.key_path(settings))
+    click.echo(f"wrote {checkpoints.key_path(settings)} (mode 0600); keep a copy somewhere safe")
+    click.echo(f"public key {key.public_raw.hex()}")
+    click.echo(f"key id     {key.key_id}")
+
+
+@audit_group.command("checkpoint")
+@click.option("--reason", default="manual", show_default=True, help="Why (stored and signed with it).")
+def audit_checkpoint(reason: str) -> None:
+    """Sign a checkpoint of the log's head now."""
+    from egocrowd.audit import checkpoints  # SQLAlchemy and cryptography, ~0.5 s
+
+    settings = _settings()
+    key = checkpoints.signing_key(settings)
+
+    def work(s) -> None:
+        cp = checkpoints.write_checkpoint(s, key, reason)
+        click.echo("the log is empty: nothing to sign" if cp is None else f"signed event {cp.seq} ({cp.hash})")
+
+    _in_transaction(work)
+
+
+def _trusted_keys(public_key: str | None, settings) -> dict[str, bytes] | None:
+    from egocrowd.audit import checkpoints
+    from egocrowd.audit.encoding import key_id
+
+    if public_key:
+        try:
+            raw = bytes.fromhex(public_key)
+        except ValueError:
+            raise click.BadParameter("64 hex digits (the raw Ed25519 public key)", param_hint="--public-key") from None
+        return {key_id(raw): raw}
+    if settings is None:
+        return None
+    try:
+        raw = checkpoints.signing_key(settings).public_raw
+    except checkpoints.SigningKeyMissing as e:  # the links can still be checked; no checkpoint can
+        click.echo(f"warning: {e.message}", err=True)
+        return {}
+    return {key_id(raw): raw}
+
+
+@audit_group.command("verify")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Verify an export file instead of the database (needs nothing else).",
+)
+@click.option(
+    "--public-key",
+    default=None,
+    help="Trust only this Ed25519 public key (hex, as GET /api/v1/audit/public-key gives). Default: the "
+    "database's own key, or for --file the keys the file names (their ids are printed: compare them).",
+)
+def audit_verify(path: Path | None, public_key: str | None) -> None:
+    """Check every link of the audit chain and every signed checkpoint, streaming the log; report
+    the first broken link (edited, deleted, inserted, reordered, rewritten). Exit status 1 if any."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # ~40 ms
+
+    from egocrowd.audit import verify  # SQLAlchemy and cryptography, ~0.5 s
+
+    with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+        if path is not None:
+            task = bar.add_task("verify", total=None)
+            report = verify.verify_file(
+                path, _trusted_keys(public_key, None), progress=lambda n: bar.update(task, completed=n)
+            )
+        else:
+            from egocrowd.db import open_database  # SQLAlchemy, ~0.4 s
+
+            settings = _settings()
+            keys = _trusted_keys(public_key, settings)
+            db = open_database(settings)
+            try:
+                with db.transaction(write=False) as s:
+                    verify.consistent_snapshot(s)
+                    total = verify.count_events(s)
+                    task = bar.add_task("verify", total=total)
+                    report = verify.verify_database(s, keys or {}, progress=lambda n: bar.update(task, completed=n))
+            finally:
+                db.dispose()
+    click.echo(
+        f"{report.events} events, {report.checkpoints} checkpoints; trusted keys: {', '.join(report.key_ids) or 'none'}"
+    )
+    if report.problem is not None:
+        click.echo(f"BROKEN: {report.problem}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"ok: chain intact up to event {report.head_seq} ({report.head_hash}); signed up to event "
+        f"{report.signed_seq}, {report.unsigned_events} newer events not yet covered by a checkpoint"
+    )
+
+
+@audit_group.command("export")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def audit_export(out: Path) -> None:
+    """Write the whole log, its checkpoints and the public key to OUT as JSON lines, for auditors
+    (`egocrowd audit verify --file OUT` checks it with nothing else)."""
+    from egocrowd.audit import checkpoints, export, verify  # SQLAlchemy and cryptography, ~0.5 s
+    from egocrowd.db import open_database
+
+    settings = _settings()
+    key = checkpoints.public_key(settings)
+    db = open_database(settings)
+    try:
+        with db.transaction(write=False) as s, open(out, "wb") as f:
+            verify.consistent_snapshot(s)
+            n = export.export_jsonl(s, f, [key])
+    finally:
+        db.dispose()
+    click.echo(f"wrote {n} events to {out}; public key id {key['key_id']}")
+
+
 main.add_command(bench)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -125,6 +125,16 @@ class Settings(BaseSettings):
     mail_from: str = Field("egocrowd <noreply@localhost>", description="The From address of every email")
     outbox_dir: Path | None = Field(None, description="Where the outbox mailer writes; default: data_dir/outbox")
     notice_emails: bool = Field(True, description="Email in-app notices to verified addresses as well")
+    # The audit chain's signed checkpoints (docs/provenance.md)
+    audit_signing_key: Path | None = Field(
+        None,
+        description="Ed25519 private key (PEM) that signs audit checkpoints; default: data_dir/audit_signing_key.pem. "
+        "Made by `egocrowd audit keygen` (the embedded setup makes its own on first use)",
+    )
+    audit_checkpoint_events: int = Field(10_000, ge=1, description="Sign a checkpoint after this many new audit events")
+    audit_checkpoint_minutes: float = Field(
+        60.0, gt=0, description="...or when this many minutes passed since the last one and the log grew"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -11,6 +11,7 @@ from datetime import timedelta
 from functools import partial
 
 from egocrowd.accounts import login
+from egocrowd.audit.checkpoints import checkpoint_if_due, require_signing_key
 from egocrowd.blobs import BlobStore
 from egocrowd.campaigns.assignments import expire_leases
 from egocrowd.campaigns.service import close_expired_campaigns
@@ -86,6 +87,7 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
         ("orphan_blobs_deleted", lambda: len(sweep_orphan_blobs(db, blobs))),
         ("login_counters_forgotten", login_counters),
         *([("notices_emailed", lambda: deliver_notifications(db, settings))] if settings is not None else []),
+        *([("audit_checkpoints", lambda: checkpoint_if_due(db, settings))] if settings is not None else []),
     ):
         try:
             out[key] = step()
@@ -141,6 +143,7 @@ def stop_pipeline(runner, thread: threading.Thread, stop: threading.Event, *, gr
 
 
 def run_worker(settings, *, once: bool = False, executor_name: str | None = None, workers: int | None = None) -> int:
+    require_signing_key(settings)  # no audit signing key: a clear error now, not a failed checkpoint each round
     db = open_database(settings)
     blobs = BlobStore(settings.blobs_path)
     runner = make_runner(settings, db, blobs, executor_name=executor_name, workers=workers)

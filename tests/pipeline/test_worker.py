@@ -20,7 +20,11 @@ def test_worker_process_survives_a_database_error_and_stops_cleanly(db, db_url, 
         "EGOCROWD_DATABASE_URL": db_url,
         "EGOCROWD_DATA_DIR": str(tmp_path / "data"),
         "EGOCROWD_SECRET_KEY": "k" * 40,
+        "EGOCROWD_AUDIT_SIGNING_KEY": str(tmp_path / "audit.pem"),
     }
+    from egocrowd.audit import checkpoints
+
+    checkpoints.generate_key(tmp_path / "audit.pem")  # a server's worker starts only with its key
     with table_away(db, "jobs"):  # every lease query now fails
         proc = subprocess.Popen(
             [sys.executable, "-m", "egocrowd.cli", "worker", "--executor", "inline"],

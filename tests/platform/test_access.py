@@ -36,6 +36,7 @@ class World:
 
 def build_world(client, db) -> World:
     publish_consent(db)
+    _audit_key(client.app.state.settings)
     a = {
         "anonymous": None,
         "worker": make_user(db, "worker", country="KE"),
@@ -59,6 +60,15 @@ def build_world(client, db) -> World:
     ids["worker_token"] = r.json()["items"][0]["id"]
     ids["missing"] = 424242
     return World(a, ids)
+
+
+def _audit_key(settings) -> None:
+    """The platform's audit signing key, as `egocrowd audit keygen` leaves it (the embedded setup
+    makes its own; a server setup answers 503 audit.signing_key_missing without one)."""
+    from egocrowd.audit import checkpoints  # cryptography
+
+    if not checkpoints.key_path(settings).exists():
+        checkpoints.generate_key(checkpoints.key_path(settings))
 
 
 @dataclass
@@ -265,6 +275,7 @@ MATRIX = [
         note="nobody answered yet",
     ),
     Row("GET", "/labels/me", logged_in(200)),
+    Row("GET", "/audit/public-key", every(200), note="public: anyone compares an export's key with it"),
 ]
 
 

@@ -165,6 +165,7 @@ def test_suspension_and_role_change_end_sessions(app, db):
         assert c.get(f"{API}/me", headers=r_.headers).json()["role"] == "worker"
     with db.transaction() as s:  # reactivating does not bring the old session or token back
         accounts.set_active(s, s.get(User, admin_actor.id), s.get(User, w.id), True)
+    with db.transaction() as s:  # events are written into the chain when their transaction commits
         kinds = [
             e
             for e in s.scalars(

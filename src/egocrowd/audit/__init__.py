@@ -1,6 +1,14 @@
-"""Append-only audit trail. Every state change calls :func:`record` inside the same transaction.
+"""Append-only, hash-chained audit trail. Every state change calls :func:`record` inside the same
+transaction; the event is chained and written when that transaction commits (``chain``), so a
+change and its event are committed together or not at all.
 
-(Hash chaining, signatures and verification come later; the table and the habit start now.)
+- ``encoding``: the canonical bytes of an event and of a checkpoint (format ``egocrowd.audit/1``);
+- ``chain``: numbering and hashing events at commit, one order for every writer;
+- ``checkpoints``: Ed25519-signed checkpoints of the chain's head and the signing key;
+- ``verify``: checking a log (the database or an export file) in constant memory;
+- ``export``: the auditors' JSONL file.
+
+See docs/provenance.md.
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd.clock import utcnow
+from egocrowd.audit import chain
+from egocrowd.audit.encoding import normalize_payload
 from egocrowd.db.models import AuditEvent, User
 
 
@@ -26,7 +35,9 @@ def record(
     entity_type: str | None = None,
 ) -> AuditEvent:
     """Write one audit event in ``session``'s transaction. ``entity`` is an ORM object (its table
-    name and id are used) or an id together with ``entity_type``."""
+    name and id are used) or an id together with ``entity_type``. The event is inserted when the
+    transaction commits, numbered and hashed into the chain then (its ``id``, ``seq`` and ``at``
+    are set at that moment); a rolled-back transaction or savepoint drops it."""
     if entity_type is None:
         entity_type = entity.__tablename__.removesuffix("s")
         session.flush()  # the entity needs its id
@@ -38,20 +49,22 @@ def record(
         action=action,
         entity_type=entity_type,
         entity_id=str(entity_id),
-        payload=_jsonable(payload or {}),
-        at=utcnow(),
+        payload=normalize_payload(_jsonable(payload or {})),
     )
-    session.add(event)
+    chain.defer(session, event)
     return event
 
 
 def events_for(session: Session, entity_type: str, entity_id: Any) -> list[AuditEvent]:
+    """The entity's events in order, this transaction's own (not yet chained: no id) last. A query
+    of the table in the same transaction does not see those: they are written at commit."""
     q = (
         sa.select(AuditEvent)
         .where(AuditEvent.entity_type == entity_type, AuditEvent.entity_id == str(entity_id))
         .order_by(AuditEvent.id)
     )
-    return list(session.scalars(q))
+    mine = [e for e in chain.pending(session) if e.entity_type == entity_type and e.entity_id == str(entity_id)]
+    return list(session.scalars(q)) + mine
 
 
 def list_events(

@@ -149,8 +149,8 @@ def _grant_app_role(url: str, role: str) -> None:
                 f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
                 f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
                 # append-only tables: the app may add rows and read them, never change or remove them
-                f"REVOKE ALL ON audit_events, ledger_transactions, ledger_entries, alembic_version FROM {role}",
-                f"GRANT SELECT, INSERT ON audit_events, ledger_transactions, ledger_entries TO {role}",
+                f"REVOKE ALL ON audit_events, audit_checkpoints, ledger_transactions, ledger_entries, alembic_version FROM {role}",
+                f"GRANT SELECT, INSERT ON audit_events, audit_checkpoints, ledger_transactions, ledger_entries TO {role}",
                 f"GRANT SELECT ON alembic_version TO {role}",
             ):
                 c.execute(sa.text(stmt))

@@ -373,6 +373,12 @@ class AuditEvent(Base):
     entity_type: Mapped[str] = mapped_column(sa.String(40))
     entity_id: Mapped[str] = mapped_column(sa.String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: the hash chain (docs/provenance.md), set once when the event's transaction commits: its place
+    #: in the one order of the log (1, 2, 3... no gaps; unique, so two writers cannot fork it), the
+    #: previous event's hash and this one's. None only on a row written around the app (verify reports it)
+    seq: Mapped[int | None] = mapped_column(sa.BigInteger, unique=True, index=True)
+    prev_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    hash: Mapped[str | None] = mapped_column(sa.String(64))
 
     __table_args__ = (sa.Index("ix_audit_entity", "entity_type", "entity_id"),)
 
@@ -731,3 +737,20 @@ class LedgerEntry(Base):
         sa.Index("ix_ledger_entries_account", "account_id", "id", "amount"),
         sa.CheckConstraint("amount <> 0", name="ck_ledger_entry_nonzero"),
     )
+
+
+class AuditCheckpoint(Base):
+    """A signed statement that the audit log's event ``seq`` has hash ``hash`` (so the whole chain up
+    to it): Ed25519 over the canonical encoding (docs/provenance.md). Append-only, like the log."""
+
+    __tablename__ = "audit_checkpoints"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    hash: Mapped[str] = mapped_column(sa.String(64))
+    #: the database's clock when it was signed
+    at: Mapped[datetime] = mapped_column()
+    #: why: "periodic", "release:<id>", "manual"...
+    reason: Mapped[str] = mapped_column(sa.String(100))
+    #: sha256 of the raw public key, hex: which published key verifies it
+    key_id: Mapped[str] = mapped_column(sa.String(64))
+    signature: Mapped[str] = mapped_column(sa.String(128))  # hex, 64 bytes

@@ -31,6 +31,7 @@ from egocrowd.web.pages import review as review_pages
 from egocrowd.web.routers import account, api, reviews
 from egocrowd.web.routers import admin as admin_api
 from egocrowd.web.routers import annotations as annotations_api  # not `annotations`: the __future__ import's name
+from egocrowd.web.routers import audit as audit_api
 from egocrowd.web.routers import clips as clip_api
 from egocrowd.web.routers import consent as consent_api
 from egocrowd.web.routers import labels as labels_api
@@ -46,6 +47,7 @@ ROUTERS = [
     account.router,
     clip_api.router,
     admin_api.router,
+    audit_api.router,
     reviews.router,
     annotations_api.router,
     labels_api.router,
