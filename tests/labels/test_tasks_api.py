@@ -139,7 +139,7 @@ def test_span_fix_over_http_is_decided_once(world, app, client, db, tmp_path):
         c = s.get_one(Clip, clip)
         c.label_status, c.agreement = LabelStatus.review, {"alpha": 0.1, "round": 1}
         item = review.open_item(s, c, ReviewKind.spans, audience="platform").id
-    url = f"{API}/review-items/{item}/spans"
+    url = f"{API}/review/items/{item}/spans"
     assert_problem(
         client.put(url, json={"spans": [span(0, 1000)]}, headers=world.worker.headers), 404, "review.not_found"
     )

@@ -276,6 +276,24 @@ MATRIX = [
     ),
     Row("GET", "/labels/me", logged_in(200)),
     Row("GET", "/audit/public-key", every(200), note="public: anyone compares an export's key with it"),
+    # review and appeals (#10): nothing waits for a decision in this world
+    Row("GET", "/review/items", logged_in(403, reviewer=200, owner=200, other_lab=200, admin=200)),
+    Row("GET", "/review/reasons", every(200), note="the reasons a clip may be rejected for are public"),
+    Row("GET", "/review/items/{missing}", logged_in(404)),
+    Row("POST", "/review/items/{missing}/decision", logged_in(404), body={"decision": "accept"}),
+    Row("POST", "/clips/{missing}/appeal", logged_in(404), body={"comment": "The hands were in view all along."}),
+    Row("PUT", "/review/items/{missing}/spans", logged_in(404), body={"spans": []}),
+    # annotation (#10): nobody here is qualified, and no clip is accepted
+    Row("POST", "/annotation-tasks/claim", logged_in(403), body={}),
+    Row("GET", "/annotation-tasks", logged_in(200)),
+    Row("GET", "/annotation-tasks/{missing}", logged_in(404)),
+    Row("POST", "/annotation-tasks/{missing}/submit", logged_in(404), body={"spans": []}),
+    Row("POST", "/annotation-tasks/{missing}/release", logged_in(404)),
+    Row("GET", "/clips/{missing}/gold", logged_in(403, reviewer=404, admin=404)),
+    Row("PUT", "/clips/{missing}/gold", logged_in(403, reviewer=404, admin=404), body={"spans": []}),
+    Row("GET", "/users/{missing}/qualifications", logged_in(403, reviewer=200, admin=200)),
+    Row("POST", "/qualifications", logged_in(403, reviewer=404, admin=404), body={"user_id": 424242}),
+    Row("POST", "/qualifications/{missing}/revoke", logged_in(403, reviewer=404, admin=404)),
 ]
 
 

@@ -279,7 +279,15 @@ def test_overview_counts_people_campaigns_clips_and_jobs(client, db, admin, sett
     assert o["users"]["worker"] == {"active": 0, "suspended": 1}
     assert o["users"]["admin"] == {"active": 1, "suspended": 0}
     assert o["campaigns"]["open"] == 1 and o["campaigns"]["draft"] == 0
-    assert o["clips"] == {"processing": 0, "qc_passed": 0, "qc_failed": 0, "rejected": 0, "error": 1}
+    assert o["clips"] == {
+        "processing": 0,
+        "qc_passed": 0,
+        "qc_failed": 0,
+        "rejected": 0,
+        "error": 1,
+        "accepted": 0,
+        "declined": 0,
+    }
     assert o["jobs"] == {"pending": 0, "running": 0, "done": 0, "error": 1}
 
 

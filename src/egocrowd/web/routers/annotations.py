@@ -123,7 +123,7 @@ def put_gold(request: Request, clip_id: Id, body: SpansIn):
         return _spans_out(clip_id, "gold", spans)
 
 
-@router.put("/review-items/{item_id}/spans", response_model=ClipSpansOut)
+@router.put("/review/items/{item_id}/spans", response_model=ClipSpansOut)
 def fix_spans(request: Request, item_id: Id, body: SpansIn):
     """A reviewer's spans for a clip whose annotators disagreed; decides the review item."""
     with unit(request) as ctx:
