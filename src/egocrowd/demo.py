@@ -10,6 +10,7 @@ from egocrowd.accounts import service as accounts
 from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn
 from egocrowd.db.models import Role, User
+from egocrowd.pay import budgets
 
 CONSENT_FAMILY = "egocrowd-worker"
 CONSENT_VERSION = "egocrowd-worker-1"  # revision 1, its original (English) text; "egocrowd-worker-1-fr" in French
@@ -139,6 +140,7 @@ def seed(session: Session) -> list[tuple[str, str, str]]:
             )
             consent.publish(session, admin, doc.version)
         lab = session.scalars(sa.select(User).where(User.email == USERS[1][0])).one()  # seeded just above
+        assert admin is not None  # the first of USERS
         for spec in CAMPAIGNS:
             data = CampaignIn(
                 taxonomy={"verbs": KITCHEN_VERBS, "nouns": KITCHEN_NOUNS},
@@ -147,5 +149,14 @@ def seed(session: Session) -> list[tuple[str, str, str]]:
                 **spec,
             )
             c = campaigns.create_campaign(session, lab, data)
+            # a campaign opens only with its target funded: the admin records the lab's deposit
+            budgets.record_deposit(
+                session,
+                c,
+                budgets.budget(session, c).short,
+                admin,
+                reason="Demo deposit",
+                idempotency_key=f"demo:deposit:{c.id}",
+            )
             campaigns.transition(session, lab, c.id, "open")
     return [(e, p, r.value) for e, p, r, _ in USERS]

@@ -14,19 +14,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from egocrowd import audit
+from egocrowd.accounts import policy
 from egocrowd.db.models import (
     Campaign,
     Clip,
     ClipStatus,
+    LedgerAccount,
+    LedgerAccountKind,
     LedgerEntry,
     LedgerTransaction,
     LedgerTransactionKind,
     User,
 )
-from egocrowd.errors import Conflict
+from egocrowd.errors import Conflict, NotFound
 from egocrowd.pay import ledger
 from egocrowd.pay.money import Money, fee_for
 
@@ -119,7 +122,7 @@ class Budget:
     spent: Money
     left: Money
     accepted_clips: int
-    paid_clips: int
+    paid_clips: int  # clips whose pay stands (posted, not reversed)
     owed: Money
     owed_clips: int
     to_come: Money  # target clips not yet accepted × cost per clip
@@ -132,27 +135,43 @@ class Budget:
 
 
 def budget(session: Session, campaign: Campaign, *, target_clips: int | None = None) -> Budget:
-    """The campaign's budget from the ledger (``target_clips``: as if the target were this)."""
-    acct = ledger.campaign_account(session, campaign)
+    """The campaign's budget from the ledger (``target_clips``: as if the target were this). Reads
+    only (a page's read-only transaction may call it): a campaign never funded has no account yet."""
     cur = campaign.currency
     E, T = LedgerEntry, LedgerTransaction
+    acct_id = session.scalar(
+        sa.select(LedgerAccount.id).where(
+            LedgerAccount.kind == LedgerAccountKind.campaign_budget,
+            LedgerAccount.currency == cur,
+            LedgerAccount.owner_key == f"campaign:{campaign.id}",
+        )
+    )
     deposited_minor = session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(E.amount), 0))
         .join(T, T.id == E.transaction_id)
-        .where(E.account_id == acct.id, T.kind == LedgerTransactionKind.deposit)
+        .where(E.account_id == acct_id, T.kind == LedgerTransactionKind.deposit)
     )
-    left = ledger.balance(session, acct)
+    left_minor = session.scalar(sa.select(sa.func.coalesce(sa.func.sum(E.amount), 0)).where(E.account_id == acct_id))
+    left = Money(int(left_minor or 0), cur)
     deposited = Money(int(deposited_minor or 0), cur)
     spent = deposited - left
     accepted = int(
         session.scalar(
-            sa.select(sa.func.count(Clip.id)).where(
-                Clip.campaign_id == campaign.id, Clip.status == ClipStatus.accepted
-            )
+            sa.select(sa.func.count(Clip.id)).where(Clip.campaign_id == campaign.id, Clip.status == ClipStatus.accepted)
         )
         or 0
     )
     owing = owed_clips(session, campaign.id)
+    payment, reversal = aliased(LedgerTransaction), aliased(LedgerTransaction)
+    paid_clips = int(
+        session.scalar(
+            sa.select(sa.func.count(Clip.id))
+            .join(payment, payment.idempotency_key == _paid_key())
+            .outerjoin(reversal, reversal.reverses_id == payment.id)
+            .where(Clip.campaign_id == campaign.id, reversal.id.is_(None))
+        )
+        or 0
+    )
     unit = cost_per_clip(campaign)
     owed = Money(unit.minor * len(owing), cur)
     target = campaign.target_clips if target_clips is None else target_clips
@@ -166,13 +185,35 @@ def budget(session: Session, campaign: Campaign, *, target_clips: int | None = N
         spent=spent,
         left=left,
         accepted_clips=accepted,
-        paid_clips=accepted - len(owing),
+        paid_clips=paid_clips,
         owed=owed,
         owed_clips=len(owing),
         to_come=to_come,
         committed=committed,
         short=short,
     )
+
+
+def visible_budget(session: Session, user: User | None, campaign_id: int) -> tuple[Campaign, Budget]:
+    """The campaign and its budget, for its lab's team and admins (``campaign.not_found`` for anyone
+    else: a worker never learns what a lab holds)."""
+    c = session.get(Campaign, campaign_id)
+    if c is None or not policy.can(user, "org.view", c.organization):
+        raise NotFound(f"No campaign {campaign_id}.", code="campaign.not_found")
+    return c, budget(session, c)
+
+
+def deposit_to(
+    session: Session, actor: User, campaign_id: int, money: Money, *, reason: str, idempotency_key: str
+) -> tuple[LedgerTransaction, Budget]:
+    """The doors' deposit: an admin funds campaign ``campaign_id`` (:func:`record_deposit`)."""
+    c = session.get(Campaign, campaign_id)
+    if c is None:
+        raise NotFound(f"No campaign {campaign_id}.", code="campaign.not_found")
+    # the caller's key names one deposit to this campaign: the same key elsewhere is another deposit
+    key = f"deposit:{c.id}:{idempotency_key}"
+    txn = record_deposit(session, c, money, actor, reason=reason, idempotency_key=key)
+    return txn, budget(session, c)
 
 
 def require_covered(session: Session, campaign: Campaign, *, target_clips: int | None = None, doing: str) -> Budget:
@@ -196,6 +237,8 @@ def require_covered(session: Session, campaign: Campaign, *, target_clips: int |
 __all__ = [
     "Budget",
     "budget",
+    "deposit_to",
+    "visible_budget",
     "cost_per_clip",
     "fee_bps",
     "owed_clips",

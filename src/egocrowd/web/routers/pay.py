@@ -1,0 +1,87 @@
+"""JSON API: campaign budgets and deposits (#11; egocrowd.pay.budgets, docs/pay.md). Amounts are
+strings with the currency's digits ("150.00"), never JSON numbers: money is exact."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from egocrowd.inputs import InputModel
+from egocrowd.pay import budgets
+from egocrowd.pay.money import Money
+from egocrowd.web.auth import unit
+from egocrowd.web.routers.api import Id
+
+router = APIRouter(prefix="/api/v1", tags=["pay"])
+
+
+class BudgetOut(BaseModel):
+    campaign_id: int
+    currency: str
+    cost_per_clip: str = Field(description="the worker's pay plus the platform's fee, per accepted clip")
+    deposited: str
+    spent: str
+    left: str = Field(description="deposited − spent: what the budget holds now")
+    to_come: str = Field(description="target clips not yet accepted × cost per clip")
+    owed: str = Field(description="pay for accepted clips the budget could not cover yet")
+    committed: str = Field(description="spent + owed + to come")
+    short: str = Field(description="what must still be deposited to cover the target (0 when covered)")
+    accepted_clips: int
+    paid_clips: int
+    owed_clips: int
+
+
+def budget_out(campaign_id: int, b: budgets.Budget) -> BudgetOut:
+    return BudgetOut(
+        campaign_id=campaign_id,
+        currency=b.currency,
+        cost_per_clip=b.cost_per_clip.format(),
+        deposited=b.deposited.format(),
+        spent=b.spent.format(),
+        left=b.left.format(),
+        to_come=b.to_come.format(),
+        owed=b.owed.format(),
+        committed=b.committed.format(),
+        short=b.short.format(),
+        accepted_clips=b.accepted_clips,
+        paid_clips=b.paid_clips,
+        owed_clips=b.owed_clips,
+    )
+
+
+class DepositIn(InputModel):
+    amount: str = Field(max_length=30, description='exact text, e.g. "150.00"')
+    currency: str = Field(min_length=3, max_length=3, description="the campaign's currency (ISO 4217)")
+    reason: str = Field(min_length=1, max_length=500, description="e.g. the lab's wire reference")
+    idempotency_key: str = Field(
+        min_length=1, max_length=100, description="one key per deposit: sending it again posts nothing more"
+    )
+
+
+class DepositOut(BaseModel):
+    transaction_id: int
+    budget: BudgetOut
+
+
+@router.get("/campaigns/{campaign_id}/budget", response_model=BudgetOut)
+def get_budget(request: Request, campaign_id: Id):
+    """The campaign's money: deposited, spent, owed, committed to its target, short (its lab and admins)."""
+    with unit(request) as ctx:
+        c, b = budgets.visible_budget(ctx.session, ctx.require_user(), campaign_id)
+        return budget_out(c.id, b)
+
+
+@router.post("/campaigns/{campaign_id}/deposits", status_code=201, response_model=DepositOut)
+def post_deposit(request: Request, campaign_id: Id, body: DepositIn):
+    """An admin records money the lab sent (audited ``ledger.posted``); owed pay is settled from it."""
+    with unit(request) as ctx:
+        txn, b = budgets.deposit_to(
+            ctx.session,
+            ctx.require_user(),
+            campaign_id,
+            Money.parse(body.amount, body.currency),
+            reason=body.reason,
+            idempotency_key=body.idempotency_key,
+        )
+        return DepositOut(transaction_id=txn.id, budget=budget_out(campaign_id, b))
+
