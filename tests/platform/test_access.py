@@ -247,6 +247,7 @@ MATRIX = [
         logged_in(403, admin=201),
         body={"amount": "1.00", "currency": "USD", "reason": "wire", "idempotency_key": "k1"},
     ),
+    Row("GET", "/me/earnings", logged_in(200)),
     Row(
         "POST", "/admin/clips/{missing}/raw", logged_in(403, admin=404), body={"reason": "A complaint about this clip"}
     ),

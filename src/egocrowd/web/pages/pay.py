@@ -6,11 +6,13 @@ from __future__ import annotations
 import secrets
 
 from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
 
-from egocrowd.pay import budgets
+from egocrowd.campaigns.schema import DataUse
+from egocrowd.pay import budgets, earnings
 from egocrowd.pay.money import Money
 from egocrowd.web.auth import unit
-from egocrowd.web.pages.render import TextForm, flash_messages, see_other
+from egocrowd.web.pages.render import TextForm, flash_messages, render, see_other
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
@@ -35,3 +37,23 @@ def campaign_deposit(request: Request, campaign_id: Id, form: TextForm):
         )
     return see_other(f"/campaigns/{campaign_id}?m=deposited")
 
+
+#: a line's state in the worker's words, and the pill colour it borrows
+STATE_WORDS = {"pending": "waiting", "approved": "paid", "owed": "accepted, pay owed", "reversed": "taken back"}
+PILL = {"pending": "submitted", "approved": "accepted", "owed": "submitted", "reversed": "rejected"}
+
+
+@router.get("/earnings", response_class=HTMLResponse)
+def earnings_page(request: Request):
+    """The worker's money: balance, weeks, and every clip that is or may be paid."""
+    with unit(request) as ctx:
+        user = ctx.require_user()
+        return render(
+            request,
+            "earnings.html",
+            user,
+            e=earnings.earnings(ctx.session, user),
+            state_words=STATE_WORDS,
+            pill=PILL,
+            use_words={k: f.description or k for k, f in DataUse.model_fields.items()},
+        )

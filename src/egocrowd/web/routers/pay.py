@@ -1,13 +1,15 @@
-"""JSON API: campaign budgets and deposits (#11; egocrowd.pay.budgets, docs/pay.md). Amounts are
+"""JSON API: campaign budgets, deposits and a worker's earnings (#11; egocrowd.pay.budgets, docs/pay.md). Amounts are
 strings with the currency's digits ("150.00"), never JSON numbers: money is exact."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from datetime import date, datetime
+
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from egocrowd.inputs import InputModel
-from egocrowd.pay import budgets
+from egocrowd.pay import budgets, earnings
 from egocrowd.pay.money import Money
 from egocrowd.web.auth import unit
 from egocrowd.web.routers.api import Id
@@ -84,4 +86,74 @@ def post_deposit(request: Request, campaign_id: Id, body: DepositIn):
             idempotency_key=body.idempotency_key,
         )
         return DepositOut(transaction_id=txn.id, budget=budget_out(campaign_id, b))
+
+
+class EarningLineOut(BaseModel):
+    clip_id: int
+    campaign_id: int
+    campaign_title: str
+    buyer_name: str
+    data_use: dict[str, bool] = Field(description="what the buyer may do with the clip (the campaign's data use)")
+    state: str = Field(description="pending | approved | owed | reversed")
+    amount: str
+    currency: str
+    hourly_rate: str = Field(description="the campaign's pay per hour at its expected minutes per clip")
+    expected_minutes: float
+    sent_at: datetime
+    paid_at: datetime | None
+    reversed_at: datetime | None
+    reversal_reason: str | None
+
+
+class AmountOut(BaseModel):
+    amount: str
+    currency: str
+
+
+class WeekOut(BaseModel):
+    start: date = Field(description="the Monday (UTC) the week begins")
+    earned: list[AmountOut] = Field(description="net postings to your balance that week, per currency")
+    pending: list[AmountOut] = Field(description="clips sent that week still waiting for a decision")
+
+
+class EarningsOut(BaseModel):
+    balances: list[AmountOut]
+    totals: dict[str, list[AmountOut]] = Field(description="state → amount per currency, over the lines")
+    weeks: list[WeekOut]
+    lines: list[EarningLineOut]
+
+
+def _amounts(ms: list[Money]) -> list[AmountOut]:
+    return [AmountOut(amount=m.format(), currency=m.currency) for m in ms]
+
+
+@router.get("/me/earnings", response_model=EarningsOut)
+def my_earnings(request: Request, limit: int = Query(earnings.MAX_LINES, ge=1, le=earnings.MAX_LINES)):
+    """The caller's earnings: balance per currency, weeks (newest first), clips (newest first)."""
+    with unit(request) as ctx:
+        e = earnings.earnings(ctx.session, ctx.require_user(), limit=limit)
+        return EarningsOut(
+            balances=_amounts(e.balances),
+            totals={state: _amounts(ms) for state, ms in e.totals.items()},
+            weeks=[WeekOut(start=w.start, earned=_amounts(w.earned), pending=_amounts(w.pending)) for w in e.weeks],
+            lines=[
+                EarningLineOut(
+                    clip_id=x.clip_id,
+                    campaign_id=x.campaign_id,
+                    campaign_title=x.campaign_title,
+                    buyer_name=x.buyer_name,
+                    data_use={k: bool(v) for k, v in x.data_use.items()},
+                    state=x.state,
+                    amount=x.amount.format(),
+                    currency=x.amount.currency,
+                    hourly_rate=x.hourly.format(),
+                    expected_minutes=x.expected_minutes,
+                    sent_at=x.sent_at,
+                    paid_at=x.paid_at,
+                    reversed_at=x.reversed_at,
+                    reversal_reason=x.reversal_reason,
+                )
+                for x in e.lines
+            ],
+        )
 
