@@ -248,6 +248,7 @@ MATRIX = [
         body={"amount": "1.00", "currency": "USD", "reason": "wire", "idempotency_key": "k1"},
     ),
     Row("GET", "/me/earnings", logged_in(200)),
+    Row("POST", "/clips/{missing}/pay-reversal", logged_in(403, admin=404), body={"reason": "Found after approval."}),
     Row(
         "POST", "/admin/clips/{missing}/raw", logged_in(403, admin=404), body={"reason": "A complaint about this clip"}
     ),

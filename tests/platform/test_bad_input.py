@@ -73,6 +73,7 @@ def _example(schema: str, world) -> dict:
         "RawIn": {"reason": "Checking a complaint about this clip"},
         # pay (#11)
         "DepositIn": {"amount": "1.00", "currency": "USD", "reason": "wire", "idempotency_key": f"k{n}"},
+        "ReversalIn": {"reason": "Found after approval."},
     }[schema]
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from egocrowd.inputs import InputModel
-from egocrowd.pay import budgets, earnings
+from egocrowd.pay import budgets, earnings, reversals
 from egocrowd.pay.money import Money
 from egocrowd.web.auth import unit
 from egocrowd.web.routers.api import Id
@@ -157,3 +157,24 @@ def my_earnings(request: Request, limit: int = Query(earnings.MAX_LINES, ge=1, l
             ],
         )
 
+
+class ReversalIn(InputModel):
+    reason: str = Field(max_length=500, description="why, in words the worker reads (10 characters or more)")
+    allow_negative: bool = Field(False, description="let the worker's balance go below zero (paid out already)")
+
+
+class ReversalOut(BaseModel):
+    transaction_id: int
+    reverses_transaction_id: int
+    reason: str
+
+
+@router.post("/clips/{clip_id}/pay-reversal", status_code=201, response_model=ReversalOut)
+def reverse_clip_pay(request: Request, clip_id: Id, body: ReversalIn):
+    """An admin takes back a clip's pay (fraud found after approval); asking again returns the first."""
+    with unit(request) as ctx:
+        t = reversals.reverse_clip_pay(
+            ctx.session, ctx.require_user(), clip_id, body.reason, allow_negative=body.allow_negative
+        )
+        assert t.reverses_id is not None  # a reversal always names what it reverses
+        return ReversalOut(transaction_id=t.id, reverses_transaction_id=t.reverses_id, reason=t.reason)
