@@ -12,6 +12,7 @@ from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn
 from egocrowd.db.models import Campaign, Clip, ClipStatus, DeidStatus, Derivative, Role, User
 from egocrowd.labels import tasks
+from egocrowd.pay import budgets
 
 CONSENT_FAMILY = "egocrowd-worker"
 CONSENT_VERSION = "egocrowd-worker-1"  # revision 1, its original (English) text; "egocrowd-worker-1-fr" in French
@@ -150,6 +151,7 @@ def seed(session: Session, blobs: BlobStore | None = None) -> list[tuple[str, st
             )
             consent.publish(session, admin, doc.version)
         lab = session.scalars(sa.select(User).where(User.email == USERS[1][0])).one()  # seeded just above
+        assert admin is not None  # the first of USERS
         for spec in CAMPAIGNS:
             data = CampaignIn(
                 taxonomy={"verbs": KITCHEN_VERBS, "nouns": KITCHEN_NOUNS},
@@ -158,6 +160,15 @@ def seed(session: Session, blobs: BlobStore | None = None) -> list[tuple[str, st
                 **spec,
             )
             c = campaigns.create_campaign(session, lab, data)
+            # a campaign opens only with its target funded: the admin records the lab's deposit
+            budgets.record_deposit(
+                session,
+                c,
+                budgets.budget(session, c).short,
+                admin,
+                reason="Demo deposit",
+                idempotency_key=f"demo:deposit:{c.id}",
+            )
             campaigns.transition(session, lab, c.id, "open")
         _seed_annotation(session, admin, blobs)
     return [(e, p, r.value) for e, p, r, _ in USERS] + [(e, p, "annotator") for e, p in ANNOTATORS]

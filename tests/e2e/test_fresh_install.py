@@ -206,6 +206,16 @@ def test_every_role_on_a_fresh_install(server, browser, data_dir):
     lab.wait_for_url(re.compile(r"/campaigns/\d+\?m=saved$"))
     campaign = re.search(r"/campaigns/\d+", lab.url).group(0)
     _look(lab, "2-lab-draft")
+    lab.click("button[data-status=open]")  # nothing deposited yet: refused, saying how much is missing
+    assert "Deposit 15.00 USD more to open it" in lab.locator("main").inner_text()
+    admin.goto(campaign)  # the lab sent the money: the admin records it on the campaign page
+    assert admin.input_value("#deposit-amount") == "15.00"
+    admin.fill("#deposit-reason", "Wire OR-2026-001")
+    _look(admin, "2-admin-deposit")
+    admin.click("#deposit")
+    admin.wait_for_url(re.compile(rf"{campaign}\?m=deposited$"))
+    assert "nothing: the target is covered" in admin.locator("#budget-facts").inner_text()
+    lab.goto(campaign)
     lab.click("button[data-status=open]")
     lab.wait_for_url(re.compile(rf"{campaign}\?m=status$"))
     assert lab.locator("h1 .pill").inner_text() == "open"

@@ -12,7 +12,7 @@ import pytest
 
 from egocrowd.clock import utcnow
 from egocrowd.db.models import Clip, ClipStatus
-from tests.platform.helpers import PASSWORD, make_user, publish_consent
+from tests.platform.helpers import PASSWORD, fund, make_user, publish_consent
 from tests.support.browser import ARTIFACTS, PHONE, look
 
 pytestmark = pytest.mark.browser
@@ -100,6 +100,7 @@ def test_lab_fixes_three_mistakes_saves_clones_and_closes(lab_page, db):
     page.wait_for_url(re.compile(r"/campaigns/\d+\?m=saved$"))
     assert int(re.search(r"/campaigns/(\d+)", page.url).group(1)) != cid
 
+    fund(db, cid)  # an admin records the lab's deposit (tests/e2e/test_earnings.py does it on the page)
     page.goto(f"/campaigns/{cid}")
     page.click("button[data-status=open]")
     page.wait_for_url(re.compile(rf"/campaigns/{cid}\?m=status$"))

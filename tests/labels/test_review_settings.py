@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.platform.helpers import API, campaign_body, make_user, publish_consent
+from tests.platform.helpers import API, campaign_body, db_of, fund, make_user, publish_consent
 from tests.platform.test_access import page_login
 from tests.platform.test_campaigns import _form
 
@@ -68,6 +68,7 @@ def test_a_live_campaign_may_change_review_settings_only_fairly(client, lab):
         headers=lab.headers,
     ).json()
     cid = c["id"]
+    fund(db_of(client), cid)
     assert client.post(f"{API}/campaigns/{cid}/status", json={"status": "open"}, headers=lab.headers).status_code == 200
 
     def patch(body):
@@ -94,6 +95,7 @@ def test_a_live_campaign_may_change_review_settings_only_fairly(client, lab):
         data={
             **_form(
                 title=form["title"],
+                target_clips="5",  # as it is: a bigger target would need a bigger budget
                 review_reviewers="both",
                 review_sample_fraction="0.5",
                 review_auto_accept_days="2",

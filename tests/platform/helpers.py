@@ -6,11 +6,15 @@ import functools
 import itertools
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from egocrowd import audit, consent
 from egocrowd.accounts import service as accounts
 from egocrowd.clock import utcnow
-from egocrowd.db.models import OrgRole, Role, User
+from egocrowd.db.models import Campaign, OrgRole, Role, User
 from egocrowd.demo import CONSENT_TEXT, CONSENT_VERSION, KITCHEN_NOUNS, KITCHEN_VERBS, SCOPES
+from egocrowd.pay import budgets
+from egocrowd.pay.money import Money
 
 PASSWORD = "correct horse battery"
 API = "/api/v1"
@@ -92,13 +96,45 @@ def create_campaign(client, requester: Actor, **over) -> dict:
     return r.json()
 
 
-def set_status(client, actor: Actor, cid: int, status: str):
+def set_status(client, actor: Actor, cid: int, status: str, *, funded: bool = True):
+    """Move a campaign; opening it first funds its target (``funded=False``: as it is)."""
+    if status == "open" and funded:
+        fund(db_of(client), cid)
     return client.post(f"{API}/campaigns/{cid}/status", json={"status": status}, headers=actor.headers)
 
 
-def open_campaign(client, requester: Actor, **over) -> dict:
+FUNDER_EMAIL = "funder@example.org"
+
+
+def fund(db, campaign_id: int, amount: str | None = None) -> None:
+    """An admin deposits ``amount`` (default: what the campaign's target still lacks) into its budget,
+    as the admin's deposit form does: a campaign opens, and raises its target, only when funded."""
+    with db.transaction() as s:
+        c = s.get_one(Campaign, campaign_id)
+        # any admin the test made already (so that counts of people stay the test's own), else one
+        admin = s.scalar(sa.select(User).where(User.role == Role.admin).order_by(User.id).limit(1))
+        if admin is None:
+            admin = User(email=FUNDER_EMAIL, display_name="funder", password_hash=password_hash(), role=Role.admin)
+            s.add(admin)
+            s.flush()
+        money = Money.parse(amount, c.currency) if amount is not None else budgets.budget(s, c).short
+        if money.minor:
+            budgets.record_deposit(
+                s, c, money, admin, reason="test funding", idempotency_key=f"test-fund:{c.id}:{next(_seq)}"
+            )
+
+
+def db_of(client):
+    """The database behind a test client of the app (its ``app.state``)."""
+    return client.app.state.db
+
+
+def open_campaign(client, requester: Actor, *, db=None, **over) -> dict:
+    """A campaign made and opened through the API, its target funded first (``db``: the database
+    behind ``client`` when it is not a test client of the app, e.g. httpx to a live server)."""
     cid = create_campaign(client, requester, **over)["id"]
-    r = set_status(client, requester, cid, "open")
+    fund(db or db_of(client), cid)
+    r = set_status(client, requester, cid, "open", funded=False)
     assert r.status_code == 200, r.text
     return r.json()
 

@@ -249,6 +249,17 @@ MATRIX = [
     Row("DELETE", "/clips/{missing}/redactions/{missing}", logged_in(403, reviewer=404, admin=404)),
     Row("POST", "/clips/{missing}/redactions/reviewed", logged_in(403, reviewer=404, admin=404)),
     Row("POST", "/clips/{missing}/rerender", logged_in(403, reviewer=404, admin=404)),
+    # pay (#11): a lab's money is its own and the admins'; deposits and reversals are the admins'
+    Row("GET", "/campaigns/{open}/budget", logged_in(404, owner=200, admin=200)),
+    Row("GET", "/campaigns/{b_draft}/budget", logged_in(404, other_lab=200, admin=200)),
+    Row(
+        "POST",
+        "/campaigns/{open}/deposits",
+        logged_in(403, admin=201),
+        body={"amount": "1.00", "currency": "USD", "reason": "wire", "idempotency_key": "k1"},
+    ),
+    Row("GET", "/me/earnings", logged_in(200)),
+    Row("POST", "/clips/{missing}/pay-reversal", logged_in(403, admin=404), body={"reason": "Found after approval."}),
     Row(
         "POST", "/admin/clips/{missing}/raw", logged_in(403, admin=404), body={"reason": "A complaint about this clip"}
     ),

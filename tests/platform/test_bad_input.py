@@ -71,6 +71,9 @@ def _example(schema: str, world) -> dict:
         "EditIn": {"kind": "add", "box": [0.1, 0.1, 0.3, 0.3], "frame_start": 0, "frame_end": 3, "note": "missed"},
         "RerenderIn": {"reason": "after review"},
         "RawIn": {"reason": "Checking a complaint about this clip"},
+        # pay (#11)
+        "DepositIn": {"amount": "1.00", "currency": "USD", "reason": "wire", "idempotency_key": f"k{n}"},
+        "ReversalIn": {"reason": "Found after approval."},
     }[schema]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.platform.helpers import API, make_user, publish_consent
+from tests.platform.helpers import API, db_of, fund, make_user, publish_consent
 from tests.platform.test_access import page_login
 from tests.platform.test_campaigns import _form
 
@@ -72,6 +72,7 @@ def test_a_live_campaign_keeps_its_privacy_settings(client, lab):
             "/campaigns/new", data={**_form(privacy_blur_text="on"), "csrf_token": token}, follow_redirects=False
         )
     )
+    fund(db_of(client), cid)
     assert (
         client.post(
             f"/campaigns/{cid}/status", data={"status": "open", "csrf_token": token}, follow_redirects=False

@@ -12,6 +12,8 @@ from tests.platform.helpers import (
     campaign_body,
     claim,
     create_campaign,
+    db_of,
+    fund,
     make_user,
     open_campaign,
     publish_consent,
@@ -90,6 +92,10 @@ def test_live_campaign_keeps_its_deal(client, lab, state):
     assert_problem(r, 409, "campaign.frozen_field")
     after = client.get(f"{API}/campaigns/{cid}", headers=lab.headers).json()
     assert after["title"] == "Fold a T-shirt" and after["pay"]["per_clip_cents"] == 150  # all or nothing
+    # a live target grows only as far as the budget reaches: 4 more clips at 1.50
+    r = client.patch(f"{API}/campaigns/{cid}", json={"target_clips": 9}, headers=lab.headers)
+    assert assert_problem(r, 409, "campaign.budget_short")["missing"] == "6.00"
+    fund(db_of(client), cid, "6.00")
     for name, value in EDITABLE_WHEN_LIVE.items():
         r = client.patch(f"{API}/campaigns/{cid}", json={name: value}, headers=lab.headers)
         assert r.status_code == 200 and r.json()[name] == value, r.text
@@ -291,6 +297,9 @@ def test_campaign_form_pages(client, db, lab):
     c = client.get(f"{API}/campaigns/{cid}", headers=lab.headers).json()
     assert c["allowed_countries"] == ["KE", "UG"] and c["pay"]["per_clip_cents"] == 130
     assert c["taxonomy"]["nouns"] == ["cup"]
+    r = client.post(f"/campaigns/{cid}/status", data={"status": "open", "csrf_token": token})
+    assert r.status_code == 409 and 'data-code="campaign.budget_short"' in r.text  # nothing deposited yet
+    fund(db, cid)
     r = client.post(f"/campaigns/{cid}/status", data={"status": "open", "csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303
     # live: the form may still send every field, but only the pause-safe ones change

@@ -138,14 +138,15 @@ def test_a_viewer_sees_the_campaign_at_a_glance_but_no_controls(client, db):
     c = open_campaign(client, owner)
     page_login(client, make_user(db, "requester", org="Lab A", org_role="viewer"))
     page = client.get(f"/campaigns/{c['id']}").text
-    assert "At a glance" in page and "Spent so far" in page and "<svg" in page
-    for control in ('data-status="paused"', 'data-status="closed"', 'id="clone"', "/edit"):
+    assert "At a glance" in page and "Budget" in page and "<svg" in page
+    for control in ('data-status="paused"', 'data-status="closed"', 'id="clone"', "/edit", 'id="deposit-form"'):
         assert control not in page, control
     client.cookies.clear()
     page_login(client, owner)
     page = client.get(f"/campaigns/{c['id']}").text
     for control in ('data-status="paused"', 'data-status="closed"', 'id="clone"', "/edit"):
         assert control in page, control
+    assert 'id="deposit-form"' not in page  # the lab sees its budget; admins record deposits
 
 
 def test_closing_on_the_page_says_who_is_affected_first(client, db):

@@ -27,7 +27,7 @@ class World:
         return world
 
     def open_campaign(self, **over) -> dict:
-        return open_campaign(self.client, self.lab, **over)
+        return open_campaign(self.client, self.lab, db=self.db, **over)
 
     def signed_worker(self) -> Actor:
         worker = make_user(self.db, "worker")

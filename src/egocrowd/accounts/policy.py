@@ -156,6 +156,8 @@ _RULES: dict[str, Any] = {
     "org.view": lambda u, o: u.role is Role.admin or (u.role is Role.requester and u.organization_id == o.id),
     "org.manage": _runs_org,  # the team, its roles, the lab's API tokens and settings
     "audit.view": lambda u, _: u.role is Role.admin,
+    "pay.deposit": lambda u, _: u.role is Role.admin,  # record money a lab sent (egocrowd.pay.budgets)
+    "pay.reverse": lambda u, _: u.role is Role.admin,  # take back a clip's pay, with a reason (pay.reversals)
     "system.view": lambda u, _: u.role is Role.admin,  # queues, stuck jobs, disk use
     "system.manage": lambda u, _: u.role is Role.admin,  # put pipeline jobs back
     # De-identification (#9): raw footage is admin-only (each access audited with a reason); the

@@ -22,6 +22,7 @@ from egocrowd.campaigns.schema import (
 from egocrowd.clock import db_now, utcnow
 from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound
+from egocrowd.pay import budgets
 
 S = CampaignStatus
 #: The lifecycle. Anything not listed is refused with ``campaign.bad_transition``.
@@ -187,6 +188,9 @@ def update_campaign(session: Session, actor: User, campaign_id: int, patch: Camp
             f"{c.slots_taken} slots are already taken; the target cannot go below that.",
             code="campaign.target_below_taken",
         )
+    if c.status is not S.draft and changes.get("target_clips") is not None and changes["target_clips"] > c.target_clips:
+        # a live campaign promises its target to workers: raise it only as far as the budget reaches
+        budgets.require_covered(session, c, target_clips=changes["target_clips"], doing="raise the target")
     before = {k: _plain(getattr(c, k)) for k in changes}
     for k, v in _columns(changes).items():
         setattr(c, k, v)
@@ -216,6 +220,8 @@ def _move(session: Session, actor: User | None, c: Campaign, target: CampaignSta
         )
     if target is S.open:
         consent.check_campaign_document(session, c.consent_version, c.organization_id, c.data_use)
+        # every clip a campaign takes is paid for: it opens (or resumes) only with its target funded
+        budgets.require_covered(session, c, doing="open it" if c.status is S.draft else "resume it")
     before = c.status
     c.status = target
     c.updated_at = utcnow()

@@ -44,6 +44,7 @@ from egocrowd.db.models import (
 from egocrowd.errors import Conflict, InvalidInput, NotFound
 from egocrowd.labels import tasks
 from egocrowd.notifications import notify
+from egocrowd.pay import budgets
 from egocrowd.pipeline.stages import stage
 
 #: Why a reviewer rejects a clip: code → the words the worker reads. The clip's reason_code is
@@ -282,7 +283,9 @@ def accept_clip(session: Session, clip: Clip, actor: User | None, *, how: str) -
     )
     # --- later steps hook here (one place for every acceptance) -----------------------------------
     tasks.open_annotation(session, clip)  # annotation (#10): the campaign may ask for labels
-    # pay (#11): the worker's earning for an accepted clip
+    # pay (#11): the worker's earning for an accepted clip, once (keyed by the clip); a budget that
+    # cannot cover it leaves the pay owed, never the acceptance undone (egocrowd.pay.budgets)
+    budgets.pay_accepted_clip(session, clip, actor)
     # -----------------------------------------------------------------------------------------------
     return clip
 

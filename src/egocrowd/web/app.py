@@ -27,6 +27,7 @@ from egocrowd.web.pages import admin as admin_pages
 from egocrowd.web.pages import annotate as annotate_pages
 from egocrowd.web.pages import clips as clip_pages
 from egocrowd.web.pages import labels as label_pages
+from egocrowd.web.pages import pay as pay_pages
 from egocrowd.web.pages import review as review_pages
 from egocrowd.web.routers import account, api, reviews
 from egocrowd.web.routers import admin as admin_api
@@ -35,6 +36,7 @@ from egocrowd.web.routers import audit as audit_api
 from egocrowd.web.routers import clips as clip_api
 from egocrowd.web.routers import consent as consent_api
 from egocrowd.web.routers import labels as labels_api
+from egocrowd.web.routers import pay as pay_api
 from egocrowd.web.routers.uploads import PlatformHooks
 from egocrowd.worker import make_runner, run_pipeline, stop_pipeline
 
@@ -51,6 +53,7 @@ ROUTERS = [
     reviews.router,
     annotations_api.router,
     labels_api.router,
+    pay_api.router,
     accounts.router,
     campaigns.router,
     consent.router,
@@ -61,6 +64,7 @@ ROUTERS = [
     review_pages.router,
     annotate_pages.router,
     label_pages.router,
+    pay_pages.router,
 ]
 
 

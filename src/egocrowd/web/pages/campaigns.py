@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import secrets
 import typing
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
@@ -33,6 +34,7 @@ from egocrowd.campaigns.schema import (
 )
 from egocrowd.db.models import Campaign, CampaignStatus
 from egocrowd.errors import Conflict, EgocrowdError, InvalidInput
+from egocrowd.pay import budgets
 from egocrowd.web.auth import unit, viewer
 from egocrowd.web.pages.forms import GENERAL, Words, field_errors, summary
 from egocrowd.web.pages.render import RawForm, TextForm, confirm_first, render, see_other
@@ -592,6 +594,8 @@ def campaign_detail(request: Request, campaign_id: Id):
             privacy_words=privacy_words(c.privacy, c.data_use),
             review_words=review_words(c.review),
             annotation_words=annotation_words(c.annotation),
+            budget=budgets.budget(ctx.session, c) if glance else None,
+            deposit_key=secrets.token_hex(16),  # one deposit per form drawn: a double submit posts once
         )
 
 

@@ -1,0 +1,184 @@
+"""What a worker sees about their money (issue #11, docs/pay.md): every clip that is or may be paid,
+who buys it and for what, the hourly rate its pay means, totals per week and the balance per currency.
+
+Everything paid comes from the ledger: a line is *approved* when the clip's payment
+(``clip:<id>:accepted``) was posted and not reversed, *reversed* when it was (with the reason the
+worker reads), *owed* when the clip was accepted but its campaign's budget could not pay yet, and
+*pending* while the clip is sent and not decided. Weekly totals and balances are sums of the
+worker's ledger entries, so they agree with the books to the cent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased
+
+from egocrowd.db.models import (
+    Campaign,
+    Clip,
+    ClipStatus,
+    LedgerAccount,
+    LedgerAccountKind,
+    LedgerEntry,
+    LedgerTransaction,
+    User,
+)
+from egocrowd.pay.money import Money
+
+#: the clip states whose pay is still to be decided (sent, checks running or passed, nobody decided)
+UNDECIDED = (ClipStatus.processing, ClipStatus.qc_passed)
+#: at most this many clips on one page of earnings (newest first); totals and balances count all
+MAX_LINES = 500
+
+
+def hourly_rate(pay: Money, expected_minutes: float) -> Money:
+    """What ``pay`` for ``expected_minutes`` of work comes to per hour, rounded half up to the minor
+    unit (Decimal arithmetic: the minutes are a decimal the lab typed, never binary-rounded pay)."""
+    per_hour = Decimal(pay.minor) * 60 / Decimal(str(expected_minutes))
+    return Money(int(per_hour.quantize(Decimal(1), rounding=ROUND_HALF_UP)), pay.currency)
+
+
+@dataclass(frozen=True)
+class EarningLine:
+    clip_id: int
+    campaign_id: int
+    campaign_title: str
+    buyer_name: str
+    data_use: dict[str, Any]  # the campaign's DataUse: what the buyer may do with the clip
+    state: str  # pending | approved | owed | reversed
+    amount: Money  # paid (approved), to be paid (pending, owed), or taken back (reversed)
+    hourly: Money  # the campaign's pay per expected working time, per hour
+    expected_minutes: float
+    sent_at: datetime
+    paid_at: datetime | None
+    reversed_at: datetime | None
+    reversal_reason: str | None
+
+
+@dataclass(frozen=True)
+class Week:
+    start: date  # the Monday (UTC) the week begins
+    earned: list[Money]  # net ledger postings to the worker that week, one per currency
+    pending: list[Money] = field(default_factory=list)  # clips sent that week still undecided
+
+
+@dataclass(frozen=True)
+class Earnings:
+    lines: list[EarningLine]
+    weeks: list[Week]  # newest first
+    balances: list[Money]  # the worker's ledger balance per currency (owed to them, not paid out yet)
+    totals: dict[str, list[Money]]  # state → amount per currency, over the lines shown
+
+
+def _monday(moment: datetime) -> date:
+    day = moment.astimezone(UTC).date()
+    return day - timedelta(days=day.weekday())
+
+
+def _paid_key() -> sa.ColumnElement[str]:
+    return sa.literal("clip:") + sa.cast(Clip.id, sa.String) + sa.literal(":accepted")
+
+
+def _sorted(amounts: dict[str, int]) -> list[Money]:
+    return [Money(v, cur) for cur, v in sorted(amounts.items())]
+
+
+def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earnings:
+    """The worker's earnings page: their clips newest first (at most ``limit``), weeks and balances."""
+    limit = max(1, min(limit, MAX_LINES))
+    paid = aliased(LedgerTransaction)
+    undo = aliased(LedgerTransaction)
+    rows = session.execute(
+        sa.select(Clip, Campaign, paid, undo)
+        .join(Campaign, Campaign.id == Clip.campaign_id)
+        .outerjoin(paid, paid.idempotency_key == _paid_key())
+        .outerjoin(undo, undo.reverses_id == paid.id)
+        .where(
+            Clip.worker_id == worker.id,
+            sa.or_(Clip.status.in_(UNDECIDED), Clip.status == ClipStatus.accepted, paid.id.is_not(None)),
+        )
+        .order_by(Clip.id.desc())
+        .limit(limit)
+    ).all()
+    accounts = list(
+        session.scalars(
+            sa.select(LedgerAccount).where(
+                LedgerAccount.kind == LedgerAccountKind.worker_earnings, LedgerAccount.user_id == worker.id
+            )
+        )
+    )
+    account_ids = [a.id for a in accounts]
+    # what each payment put into the worker's own account (the fee went elsewhere)
+    paid_amounts = dict(
+        session.execute(
+            sa.select(LedgerEntry.transaction_id, LedgerEntry.amount).where(
+                LedgerEntry.account_id.in_(account_ids),
+                LedgerEntry.transaction_id.in_([p.id for _, _, p, _ in rows if p is not None]),
+            )
+        ).all()
+    )
+    lines = []
+    totals: dict[str, dict[str, int]] = {}
+    pending_weeks: dict[date, dict[str, int]] = {}
+    for clip, campaign, payment, reversal in rows:
+        price = Money(campaign.pay_cents, campaign.currency)
+        if payment is not None:
+            amount = Money(int(paid_amounts.get(payment.id, 0)), campaign.currency)
+            state = "reversed" if reversal is not None else "approved"
+        else:
+            amount = price
+            state = "owed" if clip.status is ClipStatus.accepted else "pending"
+        if state == "pending":
+            week = pending_weeks.setdefault(_monday(clip.created_at), {})
+            week[amount.currency] = week.get(amount.currency, 0) + amount.minor
+        by_cur = totals.setdefault(state, {})
+        by_cur[amount.currency] = by_cur.get(amount.currency, 0) + amount.minor
+        lines.append(
+            EarningLine(
+                clip_id=clip.id,
+                campaign_id=campaign.id,
+                campaign_title=campaign.title,
+                buyer_name=campaign.buyer_name,
+                data_use=dict(campaign.data_use or {}),
+                state=state,
+                amount=amount,
+                hourly=hourly_rate(price, campaign.expected_minutes),
+                expected_minutes=campaign.expected_minutes,
+                sent_at=clip.created_at,
+                paid_at=payment.at if payment is not None else None,
+                reversed_at=reversal.at if reversal is not None else None,
+                reversal_reason=reversal.reason if reversal is not None else None,
+            )
+        )
+    # weeks from the ledger itself: every entry into the worker's accounts, by the week it was posted
+    earned_weeks: dict[date, dict[str, int]] = {}
+    currency_of = {a.id: a.currency for a in accounts}
+    for account_id, amount_minor, at in session.execute(
+        sa.select(LedgerEntry.account_id, LedgerEntry.amount, LedgerTransaction.at)
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .where(LedgerEntry.account_id.in_(account_ids))
+    ):
+        week = earned_weeks.setdefault(_monday(at), {})
+        cur = currency_of[account_id]
+        week[cur] = week.get(cur, 0) + int(amount_minor)
+    weeks = [
+        Week(start, _sorted(earned_weeks.get(start, {})), _sorted(pending_weeks.get(start, {})))
+        for start in sorted(set(earned_weeks) | set(pending_weeks), reverse=True)
+    ]
+    sums = dict(
+        session.execute(
+            sa.select(LedgerEntry.account_id, sa.func.sum(LedgerEntry.amount))
+            .where(LedgerEntry.account_id.in_(account_ids))
+            .group_by(LedgerEntry.account_id)
+        ).all()
+    )
+    balances = sorted((Money(int(sums.get(a.id) or 0), a.currency) for a in accounts), key=lambda m: m.currency)
+    return Earnings(lines, weeks, balances, {state: _sorted(v) for state, v in totals.items()})
+
+
+__all__ = ["MAX_LINES", "UNDECIDED", "EarningLine", "Earnings", "Week", "earnings", "hourly_rate"]

@@ -1,0 +1,59 @@
+"""Money pages (#11; egocrowd.pay): an admin's deposit form on the campaign page, and the worker's
+earnings page."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from egocrowd.campaigns.schema import DataUse
+from egocrowd.pay import budgets, earnings
+from egocrowd.pay.money import Money
+from egocrowd.web.auth import unit
+from egocrowd.web.pages.render import TextForm, flash_messages, render, see_other
+from egocrowd.web.routers.api import Id
+
+router = APIRouter(include_in_schema=False)
+
+flash_messages({"deposited": "Deposit recorded."})
+
+
+@router.post("/campaigns/{campaign_id}/deposits")
+def campaign_deposit(request: Request, campaign_id: Id, form: TextForm):
+    """The campaign page's deposit form (admins). A refusal (a bad amount, not an admin) is the error
+    page with the problem's words; the form's hidden key makes a double submit post once."""
+    with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
+        user = ctx.require_user()
+        c, _ = budgets.visible_budget(ctx.session, user, campaign_id)
+        budgets.deposit_to(
+            ctx.session,
+            user,
+            campaign_id,
+            Money.parse(form.get("amount", ""), c.currency),
+            reason=form.get("reason", ""),
+            idempotency_key=form.get("idempotency_key", "")[:100] or secrets.token_hex(16),
+        )
+    return see_other(f"/campaigns/{campaign_id}?m=deposited")
+
+
+#: a line's state in the worker's words, and the pill colour it borrows
+STATE_WORDS = {"pending": "waiting", "approved": "paid", "owed": "accepted, pay owed", "reversed": "taken back"}
+PILL = {"pending": "submitted", "approved": "accepted", "owed": "submitted", "reversed": "rejected"}
+
+
+@router.get("/earnings", response_class=HTMLResponse)
+def earnings_page(request: Request):
+    """The worker's money: balance, weeks, and every clip that is or may be paid."""
+    with unit(request) as ctx:
+        user = ctx.require_user()
+        return render(
+            request,
+            "earnings.html",
+            user,
+            e=earnings.earnings(ctx.session, user),
+            state_words=STATE_WORDS,
+            pill=PILL,
+            use_words={k: f.description or k for k, f in DataUse.model_fields.items()},
+        )

@@ -1,0 +1,100 @@
+"""Money in a real Chromium on a 360 px phone: the admin records a lab's deposit on the campaign page,
+the campaign opens, clips are paid on acceptance (one taken back with a reason, one still waiting),
+and the worker's earnings page shows each clip's state, buyer, use and hourly rate, the week's total
+and the balance, exactly."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from egocrowd.db.models import Clip, User
+from egocrowd.labels import review
+from egocrowd.pay import budgets, ledger
+from tests.platform.helpers import API, PASSWORD, create_campaign, make_user, set_status
+from tests.support.browser import ARTIFACTS, look
+from tests.support.deid import add_clip, make_video
+
+pytestmark = pytest.mark.browser
+NARROW = {"width": 360, "height": 740}
+
+
+@pytest.fixture
+def db_url(tmp_path, sqlite_template):
+    """SQLite only: the pages are the same on both backends (tests/pay runs the rules on both)."""
+    import shutil
+
+    path = tmp_path / "egocrowd.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+def _login(browser, base: str, email: str):
+    ARTIFACTS.mkdir(exist_ok=True)
+    ctx = browser.new_context(viewport=NARROW, device_scale_factor=2, is_mobile=True, has_touch=True, base_url=base)
+    page = ctx.new_page()
+    page.set_default_timeout(20_000)
+    page.goto("/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+    assert "/login" not in page.url
+    return page
+
+
+def test_a_deposit_then_a_workers_earnings_on_a_phone(app, live, db, world, chromium, client, tmp_path):
+    video = make_video(tmp_path / "clip.mp4", seconds=2)
+    cid = create_campaign(
+        client, world.lab, target_clips=4, pay_cents=150, expected_minutes=4, buyer_name="Open Robotics Lab"
+    )["id"]
+    admin = make_user(db, "admin")
+    browser = chromium()
+
+    page = _login(browser, live.base, admin.email)
+    page.goto(f"/campaigns/{cid}")
+    assert page.locator("[data-budget=short]").inner_text() == "6.00 USD before the campaign can open"
+    assert page.input_value("#deposit-amount") == "6.00"
+    page.fill("#deposit-reason", "Wire OR-2026-114")
+    look(page, "pay-1-deposit")
+    page.click("#deposit")
+    page.wait_for_url(re.compile(rf"/campaigns/{cid}\?m=deposited$"))
+    assert page.locator("[data-budget=deposited]").inner_text() == "6.00 USD"
+    assert set_status(client, world.lab, cid, "open", funded=False).status_code == 200
+
+    ids = [
+        add_clip(db, app.state.blobs, campaign_id=cid, worker_id=world.worker.id, raw=video, derived=video)
+        for _ in range(3)
+    ]
+    with db.transaction() as s:
+        reviewer = s.get_one(User, admin.id)
+        for clip_id in ids[:2]:
+            review.accept_clip(s, s.get_one(Clip, clip_id), reviewer, how="review")
+        payment = budgets.pay_accepted_clip(s, s.get_one(Clip, ids[1]), reviewer)
+        ledger.reverse(s, payment.id, "Found after approval: the clip repeats another one.", reviewer)
+
+    page.goto(f"/campaigns/{cid}")
+    assert page.locator("[data-budget=spent]").inner_text().startswith("1.50 USD (1 clips paid")
+    look(page, "pay-2-campaign-budget")
+
+    worker = _login(browser, live.base, world.worker.email)
+    worker.get_by_role("link", name="Earnings").click()
+    worker.wait_for_url(re.compile(r"/earnings$"))
+    assert worker.locator("[data-balance=USD]").inner_text().startswith("1.50 USD")
+    assert worker.locator("[data-total=pending-USD]").inner_text().startswith("1.50 USD")
+    paid = worker.locator(f"[data-clip='{ids[0]}']")
+    assert paid.get_attribute("data-state") == "approved"
+    assert paid.locator("[data-amount]").inner_text() == "1.50 USD"
+    assert paid.locator("[data-hourly]").inner_text().startswith("22.50 USD an hour")
+    text = paid.inner_text()
+    assert "Open Robotics Lab" in text and "Train robot-learning and AI models on the clips" in text
+    taken = worker.locator(f"[data-clip='{ids[1]}']")
+    assert taken.get_attribute("data-state") == "reversed"
+    assert "Found after approval: the clip repeats another one." in taken.inner_text()
+    assert worker.locator(f"[data-clip='{ids[2]}']").get_attribute("data-state") == "pending"
+    week = worker.locator("#week-table tbody tr")
+    assert week.count() == 1 and week.locator("td").nth(1).inner_text() == "1.50 USD"
+    look(worker, "pay-3-earnings")
+    api = client.get(f"{API}/me/earnings", headers=world.worker.headers).json()
+    assert api["balances"] == [{"amount": "1.50", "currency": "USD"}]
