@@ -71,6 +71,15 @@ def _example(schema: str, world) -> dict:
         "EditIn": {"kind": "add", "box": [0.1, 0.1, 0.3, 0.3], "frame_start": 0, "frame_end": 3, "note": "missed"},
         "RerenderIn": {"reason": "after review"},
         "RawIn": {"reason": "Checking a complaint about this clip"},
+        # review, appeals, annotation, labels (#10)
+        "DecisionIn": {"decision": "reject", "reason": "off_task", "comment": "Not the task"},
+        "AppealIn": {"comment": "The hands were in view the whole time."},
+        "ClaimIn": {"campaign_id": world["campaign_id"]},
+        "AnswerIn": {"spans": [{"start_ms": 500, "end_ms": 1500, "verb": "open", "noun": "jar"}]},
+        "SpansIn": {"spans": [{"start_ms": 500, "end_ms": 1500, "verb": "open", "noun": "jar"}]},
+        "QualificationIn": {"user_id": world["worker"].id, "skill": "annotate", "note": "trained"},
+        "AuditIn": {"min_rate": 0.3, "min_count": 3},
+        "ResolveIn": {"note": "talked to the annotator"},
         # pay (#11)
         "DepositIn": {"amount": "1.00", "currency": "USD", "reason": "wire", "idempotency_key": f"k{n}"},
         "ReversalIn": {"reason": "Found after approval."},
