@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from egocrowd import audit
 from egocrowd.cli import main
 from egocrowd.db.models import AuditEvent, Clip, LabelFlag, LabelStatus, Notification
 from egocrowd.errors import Conflict
@@ -17,7 +18,7 @@ from tests.platform.helpers import API, assert_problem, make_user
 
 
 def _events(s, action: str) -> list[AuditEvent]:
-    return list(s.scalars(sa.select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
+    return audit.find(s, action=action)  # this transaction's own events too (written at commit)
 
 
 def test_flags_are_the_planted_confusion_and_its_spans_go_back(world, db):

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from egocrowd import audit
 from egocrowd.db.models import (
     AnnotationTask,
     AnnotationTaskStatus,
@@ -66,7 +67,7 @@ def test_only_qualified_workers_claim_and_grants_are_audited(setup):
     with world.db.transaction() as s:
         q = tasks.list_qualifications(s, _user(s, staff), other.id)[0]
         tasks.revoke(s, _user(s, staff), q.id)
-        actions = s.scalars(sa.select(AuditEvent.action).where(AuditEvent.entity_type == "qualification")).all()
+        actions = [e.action for e in audit.find(s, entity_type="qualification")]
     assert actions == ["qualification.granted", "qualification.revoked"]
     with pytest.raises(Forbidden):
         claim(world.db, other)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from egocrowd.db.models import AuditEvent, ClipStatus, LedgerTransaction
+from egocrowd import audit
+from egocrowd.db.models import ClipStatus, LedgerTransaction
 from egocrowd.errors import Conflict
 from egocrowd.labels import review
 from egocrowd.pay import budgets, ledger
@@ -63,9 +64,7 @@ def test_a_short_budget_keeps_the_acceptance_and_owes_the_pay_until_a_deposit(bo
             review.accept_clip(s, clip, books.reviewer(s), how="review")
             assert clip.status is ClipStatus.accepted  # the acceptance is never lost
         assert [x.id for x in budgets.owed_clips(s, c.id)] == [second.id, third.id]
-        owed_events = s.scalars(
-            sa.select(AuditEvent).where(AuditEvent.action == "clip.pay_owed").order_by(AuditEvent.id)
-        ).all()
+        owed_events = audit.find(s, action="clip.pay_owed")
         assert [int(e.entity_id) for e in owed_events] == [second.id, third.id]
         assert owed_events[0].payload["needed"] == "1.50" and owed_events[0].payload["balance"] == "0.50"
         b = budgets.budget(s, c)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from egocrowd.db.models import AuditEvent, ClipStatus, LedgerAccount, Notification
+from egocrowd import audit
+from egocrowd.db.models import ClipStatus, LedgerAccount, Notification
 from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound
 from egocrowd.labels import review
 from egocrowd.pay import budgets, earnings, ledger, reversals
@@ -57,7 +58,7 @@ def test_an_admin_takes_back_a_clips_pay_once_with_a_reason(books, db):
             sa.select(Notification).where(Notification.user_id == w.id, Notification.kind == "pay.reversed")
         )
         assert [n.link for n in notes] == ["/earnings"]
-        events = s.scalars(sa.select(AuditEvent).where(AuditEvent.action == "clip.pay_reversed")).all()
+        events = audit.find(s, action="clip.pay_reversed")
         assert len(events) == 1 and events[0].payload["reason"] == WHY
         line = next(x for x in earnings.earnings(s, w).lines if x.clip_id == clip.id)
         assert (line.state, line.reversal_reason) == ("reversed", WHY)

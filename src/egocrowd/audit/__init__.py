@@ -56,14 +56,31 @@ def record(
 
 
 def events_for(session: Session, entity_type: str, entity_id: Any) -> list[AuditEvent]:
-    """The entity's events in order, this transaction's own (not yet chained: no id) last. A query
-    of the table in the same transaction does not see those: they are written at commit."""
-    q = (
-        sa.select(AuditEvent)
-        .where(AuditEvent.entity_type == entity_type, AuditEvent.entity_id == str(entity_id))
-        .order_by(AuditEvent.id)
-    )
-    mine = [e for e in chain.pending(session) if e.entity_type == entity_type and e.entity_id == str(entity_id)]
+    """The entity's events in order, this transaction's own (not yet chained: no id) last."""
+    return find(session, entity_type=entity_type, entity_id=entity_id)
+
+
+def find(
+    session: Session, *, action: str | None = None, entity_type: str | None = None, entity_id: Any = None
+) -> list[AuditEvent]:
+    """Events matching every filter given, in order, this transaction's own (not yet chained: no
+    id) last. A query of the table in the same transaction does not see those: they are written
+    at commit (audit.chain), so code and tests that look for an event they may have just recorded
+    ask here."""
+    q = sa.select(AuditEvent).order_by(AuditEvent.id)
+    if action is not None:
+        q = q.where(AuditEvent.action == action)
+    if entity_type is not None:
+        q = q.where(AuditEvent.entity_type == entity_type)
+    if entity_id is not None:
+        q = q.where(AuditEvent.entity_id == str(entity_id))
+    mine = [
+        e
+        for e in chain.pending(session)
+        if (action is None or e.action == action)
+        and (entity_type is None or e.entity_type == entity_type)
+        and (entity_id is None or e.entity_id == str(entity_id))
+    ]
     return list(session.scalars(q)) + mine
 
 

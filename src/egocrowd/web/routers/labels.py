@@ -23,6 +23,7 @@ KindQuery = Query(
     None,
     description="Only these kinds of spans (answer, consensus, gold, review), comma-separated; all by default",
     max_length=60,
+    pattern=r"^[a-z, ]*$",  # words and commas: anything else (a NUL...) is refused as input, not looked up
 )
 
 
