@@ -32,6 +32,8 @@ from egocrowd.clips import get_clip
 from egocrowd.clips.deid import request_deidentify
 from egocrowd.clock import db_now, utcnow
 from egocrowd.db.models import (
+    AUDIENCE_PLATFORM,
+    REVIEW_AUDIENCES,
     Campaign,
     Clip,
     ClipStatus,
@@ -72,8 +74,6 @@ HOWS = ("review", "auto", "auto_accept", "appeal")
 COMMENT_MAX = 2000
 APPEAL_MIN = 10  # an appeal says why, in a few words at least
 
-AUDIENCES = ("platform", "requester", "both")
-
 
 def review_settings(campaign: Campaign) -> ReviewSettings:
     """The campaign's review settings with defaults filled in."""
@@ -110,8 +110,8 @@ def open_item(
 ) -> ReviewItem:
     """Open a review item of ``kind`` on ``clip``, or return the one already open (at most one open
     item per clip and kind: the partial unique index ``uq_review_items_open``)."""
-    if audience not in AUDIENCES:
-        raise ValueError(f"audience must be one of {AUDIENCES}, not {audience!r}")
+    if audience not in REVIEW_AUDIENCES:
+        raise ValueError(f"audience must be one of {REVIEW_AUDIENCES}, not {audience!r}")
     existing = _open_item(session, clip.id, kind)
     if existing is not None:
         return existing
@@ -498,7 +498,7 @@ def appeal(session: Session, worker: User, clip_id: int, comment: str) -> Review
             session,
             clip,
             ReviewKind.appeal,
-            audience="platform",
+            audience=AUDIENCE_PLATFORM,
             excluded_user_id=_rejected_by(session, clip.id) if disputes == "rejection" else None,
             requested_by=worker.id,
             request_comment=text,
