@@ -271,16 +271,15 @@ def event_row_chunks(session: Session, chunk: int) -> Iterator[Sequence[sa.Row[A
 def stored_body(row: sa.Row[Any]) -> dict[str, Any]:
     """The body of an event row of :func:`event_row_chunks` as it was hashed (a seq or prev_hash of
     None: a row written around the app, which verify flags)."""
-    _id, seq, prev, _hash, at, actor, action, etype, eid, payload = row
     return event_body(
-        seq=seq,
-        prev_hash=prev,
-        at=at,
-        actor_id=actor,
-        action=action,
-        entity_type=etype,
-        entity_id=eid,
-        payload=payload,
+        seq=row.seq,
+        prev_hash=row.prev_hash,
+        at=row.at,
+        actor_id=row.actor_id,
+        action=row.action,
+        entity_type=row.entity_type,
+        entity_id=row.entity_id,
+        payload=row.payload,
     )
 
 
