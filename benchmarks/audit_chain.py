@@ -209,33 +209,14 @@ def main(argv: list[str] | None = None) -> int:
             return n
 
         def db_sha256() -> int:
-            # the same query and chunks as verify, hashing each row's bytes (the export's line)
-            from egocrowd.db.models import AuditEvent
-
-            n, after = 0, 0
-            cols = (
-                AuditEvent.id,
-                AuditEvent.seq,
-                AuditEvent.prev_hash,
-                AuditEvent.hash,
-                AuditEvent.at,
-                AuditEvent.actor_id,
-                AuditEvent.action,
-                AuditEvent.entity_type,
-                AuditEvent.entity_id,
-                AuditEvent.payload,
-            )
+            # the same read as verify (event_row_chunks), hashing each row's bytes (the export's line)
+            n = 0
             with chained_db.transaction(write=False) as s:
-                while True:
-                    rows = s.execute(
-                        sa.select(*cols).where(AuditEvent.id > after).order_by(AuditEvent.id).limit(5000)
-                    ).all()
-                    if not rows:
-                        return n
+                for rows in verify.event_row_chunks(s, 5000):
                     for _row in rows:
                         hashlib.sha256(lines[n]).hexdigest()
                         n += 1
-                    after = rows[-1][0]
+            return n
 
         def db_verify():
             with chained_db.transaction(write=False) as s:

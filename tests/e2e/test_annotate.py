@@ -5,65 +5,16 @@ gold page, and the page without script."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import sqlalchemy as sa
 
 from egocrowd.db.models import AnnotationTask, AnnotationTaskStatus, Span, SpanKind
 from tests.labels.annotating import accepted_clip, annotation_campaign, annotator
-from tests.platform.helpers import PASSWORD, make_user
-from tests.support.browser import ARTIFACTS, PHONE, look
+from tests.platform.helpers import make_user
+from tests.support.browser import DESKTOP, PHONE, log_in, look, seek, sqlite_db_url, until
 
 pytestmark = pytest.mark.browser
-
-DESKTOP = {"width": 1280, "height": 900}
-
-
-@pytest.fixture
-def db_url(tmp_path, sqlite_template):
-    """SQLite only: the pages are the same on both backends."""
-    import shutil
-
-    path = tmp_path / "egocrowd.db"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
-
-
-def _login(browser, base: str, email: str, *, phone: bool, js: bool = True):
-    ARTIFACTS.mkdir(exist_ok=True)
-    if phone:
-        ctx = browser.new_context(
-            viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, base_url=base, java_script_enabled=js
-        )
-    else:
-        ctx = browser.new_context(viewport=DESKTOP, base_url=base, java_script_enabled=js)
-    page = ctx.new_page()
-    page.set_default_timeout(20_000)
-    page.goto("/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state()
-    assert "/login" not in page.url
-    return page
-
-
-def _until(page, expression: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(f"() => {expression}"):
-        assert time.monotonic() < deadline, f"never true: {expression}"
-        page.wait_for_timeout(50)
-
-
-SEEK = """async (t) => {
-  const v = document.querySelector('video');
-  if (v.readyState < 1) await new Promise(r => v.addEventListener('loadedmetadata', r, {once: true}));
-  const seeked = new Promise(r => v.addEventListener('seeked', r, {once: true}));
-  v.currentTime = t;
-  await seeked;
-  return {time: v.currentTime, error: v.error && v.error.code};
-}"""
+db_url = sqlite_db_url  # SQLite only: the pages are the same on both backends
 
 
 def _answer(db, task_id: int) -> list[tuple]:
@@ -94,12 +45,12 @@ def _claim(page) -> int:
 def test_desktop_marks_spans_with_the_keyboard(live, db, chromium, scene):
     staff, clips = scene
     a = annotator(db, staff)
-    page = _login(chromium(), live.base, a.email, phone=False)
+    page = log_in(chromium(), live.base, a.email, DESKTOP)
     task = _claim(page)
-    assert page.evaluate(SEEK, 0.5)["error"] is None
+    assert seek(page, 0.5)["error"] is None
     page.locator("body").click(position={"x": 5, "y": 5})  # focus on the page, not a field
     page.keyboard.press("[")
-    page.evaluate(SEEK, 1.5)
+    seek(page, 1.5)
     page.keyboard.press("]")
     page.select_option("#an-new-verb", "open")
     page.select_option("#an-new-noun", "jar")
@@ -108,10 +59,10 @@ def test_desktop_marks_spans_with_the_keyboard(live, db, chromium, scene):
     assert page.locator(".an-row").count() == 1
     assert page.input_value(".an-row .an-start") == "0.50" and page.input_value(".an-row .an-end") == "1.50"
     # a second span, then delete it with the Delete key (it is the selected one)
-    page.evaluate(SEEK, 2.0)
+    seek(page, 2.0)
     page.keyboard.press("[")
     page.keyboard.press("ArrowRight")  # seek 1 s: 3.0, the end (clamped to the clip)
-    _until(page, "document.querySelector('video').currentTime > 2.5")
+    until(page, "document.querySelector('video').currentTime > 2.5")
     page.keyboard.press("]")
     page.keyboard.press("Enter")
     assert page.locator(".an-row").count() == 2
@@ -134,13 +85,13 @@ def test_desktop_marks_spans_with_the_keyboard(live, db, chromium, scene):
 def test_phone_marks_spans_with_taps(live, db, chromium, scene):
     staff, clips = scene
     a = annotator(db, staff)
-    page = _login(chromium(), live.base, a.email, phone=True)
+    page = log_in(chromium(), live.base, a.email, PHONE)
     task = _claim(page)
     # tap the timeline at 1/3: the video seeks to ~1 s
     box = page.locator("#an-timeline").bounding_box()
     assert box["width"] <= PHONE["width"]
     page.locator("#an-timeline").tap(position={"x": box["width"] / 3, "y": box["height"] / 2})
-    _until(page, "Math.abs(document.querySelector('video').currentTime - 1.0) < 0.15")
+    until(page, "Math.abs(document.querySelector('video').currentTime - 1.0) < 0.15")
     page.get_by_role("button", name="Mark start").tap()
     page.get_by_role("button", name="+1 s").tap()
     page.get_by_role("button", name="Mark end").tap()
@@ -162,7 +113,7 @@ def test_phone_marks_spans_with_taps(live, db, chromium, scene):
 def test_refused_answer_comes_back_with_what_was_typed_and_without_script(live, db, chromium, scene):
     staff, clips = scene
     a = annotator(db, staff)
-    page = _login(chromium(), live.base, a.email, phone=True, js=False)
+    page = log_in(chromium(), live.base, a.email, PHONE, js=False)
     page.goto("/annotate")
     with page.expect_navigation():
         page.get_by_role("button", name="Get the next clip").click()
@@ -183,12 +134,12 @@ def test_refused_answer_comes_back_with_what_was_typed_and_without_script(live, 
 
 def test_reviewer_makes_reference_spans(live, db, chromium, scene):
     staff, clips = scene
-    page = _login(chromium(), live.base, staff.email, phone=False)
+    page = log_in(chromium(), live.base, staff.email, DESKTOP)
     page.goto(f"/annotate/gold/{clips[0]}")
     page.wait_for_selector("#an-stage[data-ready=yes]")
-    page.evaluate(SEEK, 0.3)
+    seek(page, 0.3)
     page.get_by_role("button", name="Mark start").click()
-    page.evaluate(SEEK, 1.2)
+    seek(page, 1.2)
     page.get_by_role("button", name="Mark end").click()
     page.get_by_role("button", name="Add span").click()
     with page.expect_navigation():
@@ -250,7 +201,7 @@ def test_reviewer_fixes_disagreeing_spans(live, db, chromium, scene):
             )
         )
         item_id = review.open_item(s, clip, ReviewKind.spans, audience="platform").id
-    page = _login(chromium(), live.base, staff.email, phone=True)
+    page = log_in(chromium(), live.base, staff.email, PHONE)
     page.goto(f"/annotate/review/{item_id}")
     page.wait_for_selector("#an-stage[data-ready=yes]")
     assert page.locator(".an-lane.an-other").count() == 3

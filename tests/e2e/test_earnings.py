@@ -12,36 +12,12 @@ import pytest
 from egocrowd.db.models import Clip, User
 from egocrowd.labels import review
 from egocrowd.pay import budgets, ledger
-from tests.platform.helpers import API, PASSWORD, create_campaign, make_user, set_status
-from tests.support.browser import ARTIFACTS, look
+from tests.platform.helpers import API, create_campaign, make_user, set_status
+from tests.support.browser import SMALL_PHONE, log_in, look, sqlite_db_url
 from tests.support.deid import add_clip, make_video
 
 pytestmark = pytest.mark.browser
-NARROW = {"width": 360, "height": 740}
-
-
-@pytest.fixture
-def db_url(tmp_path, sqlite_template):
-    """SQLite only: the pages are the same on both backends (tests/pay runs the rules on both)."""
-    import shutil
-
-    path = tmp_path / "egocrowd.db"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
-
-
-def _login(browser, base: str, email: str):
-    ARTIFACTS.mkdir(exist_ok=True)
-    ctx = browser.new_context(viewport=NARROW, device_scale_factor=2, is_mobile=True, has_touch=True, base_url=base)
-    page = ctx.new_page()
-    page.set_default_timeout(20_000)
-    page.goto("/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state()
-    assert "/login" not in page.url
-    return page
+db_url = sqlite_db_url  # SQLite only: the pages are the same on both backends
 
 
 def test_a_deposit_then_a_workers_earnings_on_a_phone(app, live, db, world, chromium, client, tmp_path):
@@ -52,7 +28,7 @@ def test_a_deposit_then_a_workers_earnings_on_a_phone(app, live, db, world, chro
     admin = make_user(db, "admin")
     browser = chromium()
 
-    page = _login(browser, live.base, admin.email)
+    page = log_in(browser, live.base, admin.email, SMALL_PHONE)
     page.goto(f"/campaigns/{cid}")
     assert page.locator("[data-budget=short]").inner_text() == "6.00 USD before the campaign can open"
     assert page.input_value("#deposit-amount") == "6.00"
@@ -78,7 +54,7 @@ def test_a_deposit_then_a_workers_earnings_on_a_phone(app, live, db, world, chro
     assert page.locator("[data-budget=spent]").inner_text().startswith("1.50 USD (1 clips paid")
     look(page, "pay-2-campaign-budget")
 
-    worker = _login(browser, live.base, world.worker.email)
+    worker = log_in(browser, live.base, world.worker.email, SMALL_PHONE)
     worker.get_by_role("link", name="Earnings").click()
     worker.wait_for_url(re.compile(r"/earnings$"))
     assert worker.locator("[data-balance=USD]").inner_text().startswith("1.50 USD")

@@ -12,50 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.labels.audit_world import labelled_campaign
-from tests.platform.helpers import PASSWORD
-from tests.support.browser import ARTIFACTS, look
+from tests.support.browser import DESKTOP, SMALL_PHONE, log_in, look, sqlite_db_url
 
 pytestmark = pytest.mark.browser
-
-SMALL_PHONE = {"width": 360, "height": 740}
-DESKTOP = {"width": 1280, "height": 900}
-
-
-@pytest.fixture
-def db_url(tmp_path, sqlite_template):
-    """SQLite only: the pages are the same on both backends."""
-    import shutil
-
-    path = tmp_path / "egocrowd.db"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
-
-
-def _login(browser, base: str, email: str, viewport: dict):
-    ARTIFACTS.mkdir(exist_ok=True)
-    phone = viewport["width"] < 500
-    ctx = browser.new_context(
-        viewport=viewport,
-        base_url=base,
-        accept_downloads=True,
-        **({"device_scale_factor": 2, "is_mobile": True, "has_touch": True} if phone else {}),
-    )
-    page = ctx.new_page()
-    page.set_default_timeout(20_000)
-    page.goto("/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state()
-    assert "/login" not in page.url
-    return page
+db_url = sqlite_db_url  # SQLite only: the pages are the same on both backends
 
 
 def test_lab_runs_an_audit_and_resolves_a_flag_on_a_phone(live, world, db, chromium):
     st = labelled_campaign(world, clips=90, gold=10, seed=5)
     planted, expected, given = st.crowd.planted[0]
     browser = chromium()
-    page = _login(browser, live.base, world.lab.email, SMALL_PHONE)
+    page = log_in(browser, live.base, world.lab.email, SMALL_PHONE, accept_downloads=True)
     page.goto(f"/campaigns/{st.campaign_id}/labels")
     assert page.locator("h1").inner_text().startswith("Label quality")
     alpha = float(page.locator("#labels-alpha").inner_text().split()[0])
@@ -106,7 +73,7 @@ def test_lab_runs_an_audit_and_resolves_a_flag_on_a_phone(live, world, db, chrom
     assert json.loads(Path(d.value.path()).read_text(encoding="utf-8"))[0]["data"]["fps"] > 0
 
     # on a desktop the same page, with room to spare
-    wide = _login(browser, live.base, world.lab.email, DESKTOP)
+    wide = log_in(browser, live.base, world.lab.email, DESKTOP, accept_downloads=True)
     wide.goto(f"/campaigns/{st.campaign_id}/labels")
     look(wide, "labels-campaign")
 
@@ -120,7 +87,7 @@ def test_annotator_sees_their_quality_and_flag(live, world, db, chromium):
         audits.audit_campaign(s, st.campaign_id)
     browser = chromium()
     for viewport in (SMALL_PHONE, DESKTOP):
-        page = _login(browser, live.base, st.annotators[planted].email, viewport)
+        page = log_in(browser, live.base, st.annotators[planted].email, viewport, accept_downloads=True)
         page.goto("/labels/me")
         assert page.locator("h1").inner_text() == "Your label quality"
         score = page.locator("#me-score-value").inner_text()

@@ -4,60 +4,16 @@ outlines the regions in step with the video, seeks to a track, and takes a box d
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import sqlalchemy as sa
 
 from egocrowd.db.models import DeidStatus, RedactionEdit
-from tests.platform.helpers import PASSWORD, make_user
-from tests.support.browser import ARTIFACTS, PHONE, look
+from tests.platform.helpers import make_user
+from tests.support.browser import PHONE, log_in, look, seek, sqlite_db_url, until
 from tests.support.deid import add_clip, make_video
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def db_url(tmp_path, sqlite_template):
-    """SQLite only: the pages are the same on both backends."""
-    import shutil
-
-    path = tmp_path / "egocrowd.db"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
-
-
-def _login(browser, base: str, email: str):
-    ARTIFACTS.mkdir(exist_ok=True)
-    ctx = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, base_url=base)
-    page = ctx.new_page()
-    page.set_default_timeout(20_000)
-    page.goto("/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state()
-    assert "/login" not in page.url
-    return page
-
-
-def _until(page, expression: str, timeout: float = 15.0) -> None:
-    """Poll ``expression`` (page.wait_for_function evaluates a string, which the pages' CSP forbids)."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(f"() => {expression}"):
-        assert time.monotonic() < deadline, f"never true: {expression}"
-        page.wait_for_timeout(50)
-
-
-SEEK = """async (t) => {
-  const v = document.querySelector('video');
-  if (v.readyState < 1) await new Promise(r => v.addEventListener('loadedmetadata', r, {once: true}));
-  const seeked = new Promise(r => v.addEventListener('seeked', r, {once: true}));
-  v.currentTime = t;
-  await seeked;
-  if (v.readyState < 2) await new Promise(r => v.addEventListener('loadeddata', r, {once: true}));
-  return {time: v.currentTime, ready: v.readyState, width: v.videoWidth, error: v.error && v.error.code};
-}"""
+db_url = sqlite_db_url  # SQLite only: the pages are the same on both backends
 
 
 def test_worker_video_plays_and_seeks_and_reviewer_corrects_a_region(app, live, db, world, chromium, tmp_path):
@@ -88,26 +44,26 @@ def test_worker_video_plays_and_seeks_and_reviewer_corrects_a_region(app, live, 
     browser = chromium()
 
     # The worker: the clip page's video plays and seeks on a phone.
-    page = _login(browser, live.base, world.worker.email)
+    page = log_in(browser, live.base, world.worker.email, PHONE)
     page.goto(f"/clips/{clean}")
-    state = page.evaluate(SEEK, 2.5)
+    state = seek(page, 2.5, until_a_frame=True)
     assert state["error"] is None and state["ready"] >= 2 and state["width"] == 320
     assert abs(state["time"] - 2.5) < 0.2
     assert page.evaluate("document.querySelector('video').play().then(() => true)")
-    _until(page, "document.querySelector('video').currentTime > 2.6")
+    until(page, "document.querySelector('video').currentTime > 2.6")
     look(page, "clip-video")
 
     # The reviewer: the queue, then the clip's regions drawn over the video.
     reviewer = make_user(db, "reviewer")
-    page = _login(browser, live.base, reviewer.email)
+    page = log_in(browser, live.base, reviewer.email, PHONE)
     page.goto("/review/redaction")
     page.get_by_role("link", name=f"Clip {review}").click()
     page.wait_for_selector("#rv-stage[data-ready=yes]")
-    page.evaluate(SEEK, 0.5)
-    _until(page, "document.querySelector('#rv-stage').dataset.frame === '5'")
+    seek(page, 0.5)
+    until(page, "document.querySelector('#rv-stage').dataset.frame === '5'")
     assert page.get_attribute("#rv-stage", "data-outlines") == "1"  # the face track
     page.get_by_role("button", name="Show track 2").click()  # the text track starts at frame 20
-    _until(page, "document.querySelector('#rv-stage').dataset.frame === '20'")
+    until(page, "document.querySelector('#rv-stage').dataset.frame === '20'")
     box = page.locator("#rv-video").bounding_box()
     canvas = page.locator("#rv-canvas").bounding_box()
     assert abs(canvas["width"] - box["width"]) < 1 and abs(canvas["height"] - box["height"]) < 1  # scaled with it

@@ -4,63 +4,17 @@ right on a phone, the forms work without JavaScript, and a worker appeals from t
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import sqlalchemy as sa
 
 from egocrowd.db.models import Clip, ClipStatus, ReviewItem, ReviewKind
 from egocrowd.labels import review
-from tests.platform.helpers import PASSWORD, make_user
-from tests.support.browser import ARTIFACTS, PHONE, look
+from tests.platform.helpers import make_user
+from tests.support.browser import DESKTOP, PHONE, log_in, look, seek, sqlite_db_url, until
 from tests.support.deid import add_clip, make_video
 
 pytestmark = pytest.mark.browser
-
-DESKTOP = {"width": 1280, "height": 900}
-
-
-@pytest.fixture
-def db_url(tmp_path, sqlite_template):
-    """SQLite only: the pages are the same on both backends."""
-    import shutil
-
-    path = tmp_path / "egocrowd.db"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
-
-
-def _login(browser, base: str, email: str, *, viewport=DESKTOP, js: bool = True, phone: bool = False):
-    ARTIFACTS.mkdir(exist_ok=True)
-    extra = {"device_scale_factor": 2, "is_mobile": True, "has_touch": True} if phone else {}
-    ctx = browser.new_context(viewport=viewport, base_url=base, java_script_enabled=js, **extra)
-    page = ctx.new_page()
-    page.set_default_timeout(20_000)
-    page.goto("/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state()
-    assert "/login" not in page.url
-    return page
-
-
-def _until(page, expression: str, timeout: float = 15.0) -> None:
-    """Poll ``expression`` (page.wait_for_function evaluates a string, which the pages' CSP forbids)."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(f"() => {expression}"):
-        assert time.monotonic() < deadline, f"never true: {expression}"
-        page.wait_for_timeout(50)
-
-
-SEEK = """async (t) => {
-  const v = document.querySelector('video');
-  if (v.readyState < 1) await new Promise(r => v.addEventListener('loadedmetadata', r, {once: true}));
-  const seeked = new Promise(r => v.addEventListener('seeked', r, {once: true}));
-  v.currentTime = t;
-  await seeked;
-  return {time: v.currentTime, ready: v.readyState, error: v.error && v.error.code};
-}"""
+db_url = sqlite_db_url  # SQLite only: the pages are the same on both backends
 
 
 def _status(db, clip_id: int) -> tuple[ClipStatus, str | None]:
@@ -88,23 +42,23 @@ def test_reviewer_accepts_and_rejects_with_the_keyboard_and_a_phone_looks_right(
     browser = chromium()
 
     # Desktop: the queue, then keys on the item page.
-    page = _login(browser, live.base, reviewer.email)
+    page = log_in(browser, live.base, reviewer.email, DESKTOP)
     page.goto("/review")
     assert page.locator(".review-items li[data-item]").count() == 3
     page.get_by_role("link", name=f"Accept or reject: clip {ids[0]}").click()
     page.wait_for_load_state()
     assert page.locator("#ri-keys").is_visible()  # the hint, on a desktop
-    state = page.evaluate(SEEK, 2.0)
+    state = seek(page, 2.0)
     assert state["error"] is None and abs(state["time"] - 2.0) < 0.2  # Range requests: it seeks
     page.locator("h1").click()  # focus on the page, not on a control
     page.keyboard.press("k")
-    _until(page, "Math.abs(document.querySelector('video').currentTime - 7) < 0.3")
+    until(page, "Math.abs(document.querySelector('video').currentTime - 7) < 0.3")
     page.keyboard.press("ArrowLeft")
-    _until(page, "Math.abs(document.querySelector('video').currentTime - 2) < 0.3")
+    until(page, "Math.abs(document.querySelector('video').currentTime - 2) < 0.3")
     page.keyboard.press(" ")
-    _until(page, "!document.querySelector('video').paused")
+    until(page, "!document.querySelector('video').paused")
     page.keyboard.press(" ")
-    _until(page, "document.querySelector('video').paused")
+    until(page, "document.querySelector('video').paused")
     look(page, "review-item")
     with page.expect_navigation():
         page.keyboard.press("a")
@@ -128,7 +82,7 @@ def test_reviewer_accepts_and_rejects_with_the_keyboard_and_a_phone_looks_right(
     page.context.close()
 
     # A phone: the queue and the item page fit 390 px, pass axe; no keyboard hint.
-    page = _login(browser, live.base, reviewer.email, viewport=PHONE, phone=True)
+    page = log_in(browser, live.base, reviewer.email, PHONE)
     page.goto("/review")
     look(page, "review-queue")
     page.goto(f"/review/items/{items[ids[2]]}")
@@ -146,7 +100,7 @@ def test_forms_work_without_javascript_and_the_worker_appeals(app, live, db, wor
     first, second = make_user(db, "reviewer"), make_user(db, "reviewer")
     browser = chromium()
 
-    page = _login(browser, live.base, first.email, js=False)
+    page = log_in(browser, live.base, first.email, DESKTOP, js=False)
     page.goto(f"/review/items/{item}")
     with page.expect_navigation():
         page.get_by_role("button", name="Reject the clip").click()  # no reason: the page says so
@@ -159,7 +113,7 @@ def test_forms_work_without_javascript_and_the_worker_appeals(app, live, db, wor
     page.context.close()
 
     # The worker reads why and appeals once (on a phone, no JS).
-    page = _login(browser, live.base, world.worker.email, viewport=PHONE, js=False, phone=True)
+    page = log_in(browser, live.base, world.worker.email, PHONE, js=False)
     page.goto(f"/clips/{cid}")
     assert "The task is never finished on camera." in page.content()
     page.fill("#appeal-comment", "I finish folding at the very end, after 0:02.")
@@ -174,11 +128,11 @@ def test_forms_work_without_javascript_and_the_worker_appeals(app, live, db, wor
         appeal_id = appeal.id
 
     # The other reviewer grants it; the one who rejected does not see it in the queue.
-    page = _login(browser, live.base, first.email)
+    page = log_in(browser, live.base, first.email, DESKTOP)
     page.goto("/review")
     assert page.locator(f"[data-item='{appeal_id}']").count() == 0
     page.context.close()
-    page = _login(browser, live.base, second.email)
+    page = log_in(browser, live.base, second.email, DESKTOP)
     page.goto(f"/review/items/{appeal_id}")
     assert "I finish folding at the very end" in page.content()
     look(page, "review-appeal")

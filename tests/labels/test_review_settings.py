@@ -109,3 +109,13 @@ def test_a_live_campaign_may_change_review_settings_only_fairly(client, lab):
     )
     assert r.status_code == 303, r.text
     assert client.get(f"{API}/campaigns/{cid}", headers=lab.headers).json()["review"]["reviewers"] == "both"
+
+
+def test_the_campaign_setting_names_the_review_audiences():
+    from typing import get_args
+
+    from egocrowd.campaigns.schema import ReviewSettings
+    from egocrowd.db.models import REVIEW_AUDIENCES
+
+    # the schema spells them out (a Literal), the review queue and the policy use the constants
+    assert get_args(ReviewSettings.model_fields["reviewers"].annotation) == REVIEW_AUDIENCES

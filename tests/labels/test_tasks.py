@@ -293,13 +293,13 @@ def test_concurrent_claims_of_the_last_slot(world, app, tmp_path):
         )
 
 
-def test_current_round_follows_aggregation_and_audits():
+def test_open_round_follows_aggregation_and_audits():
     clip = Clip(agreement=None)
-    assert tasks.current_round(clip) == 1
+    assert tasks.open_round(clip) == 1
     clip.agreement = {"round": 1, "alpha": 0.9}
-    assert tasks.current_round(clip) == 2
+    assert tasks.open_round(clip) == 2
     clip.agreement = {"round": 1, "reopened_round": 2}  # what labels.audits writes when it sends spans back
-    assert tasks.current_round(clip) == 2
+    assert tasks.open_round(clip) == 2
 
 
 def test_two_submits_at_once_store_one_answer(setup):

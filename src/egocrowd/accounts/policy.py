@@ -25,6 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, object_session
 
 from egocrowd.db.models import (
+    PLATFORM_DECIDES,
+    REQUESTER_DECIDES,
     AnnotationTask,
     Assignment,
     Campaign,
@@ -124,10 +126,10 @@ def _decides(user: User, item: ReviewItem) -> bool:
     if user.role is Role.admin:
         return True
     if user.role is Role.reviewer:
-        return item.audience in ("platform", "both")
+        return item.audience in PLATFORM_DECIDES
     return (
         item.kind is ReviewKind.acceptance
-        and item.audience in ("requester", "both")
+        and item.audience in REQUESTER_DECIDES
         and _lab_role(user, *_EDITS)
         and _same_org(user, item.campaign)
     )
@@ -253,12 +255,12 @@ def visible_review_items(user: User) -> sa.ColumnElement[bool]:
     if user.role is Role.admin:
         return not_excluded
     if user.role is Role.reviewer:
-        return sa.and_(not_excluded, ReviewItem.audience.in_(("platform", "both")))
+        return sa.and_(not_excluded, ReviewItem.audience.in_(PLATFORM_DECIDES))
     if _lab_role(user, *_EDITS):
         return sa.and_(
             not_excluded,
             ReviewItem.kind == ReviewKind.acceptance,
-            ReviewItem.audience.in_(("requester", "both")),
+            ReviewItem.audience.in_(REQUESTER_DECIDES),
             ReviewItem.campaign_id.in_(sa.select(Campaign.id).where(Campaign.organization_id == user.organization_id)),
         )
     return sa.false()

@@ -12,13 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import BinaryIO
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd.audit.encoding import FORMAT, canonical, event_body, format_time
-from egocrowd.audit.verify import db_checkpoints
+from egocrowd.audit.encoding import FORMAT, canonical, format_time
+from egocrowd.audit.verify import db_checkpoints, event_row_chunks, stored_body
 from egocrowd.clock import db_now
-from egocrowd.db.models import AuditEvent
 
 
 def export_jsonl(
@@ -53,41 +51,16 @@ def export_jsonl(
             "signature": cp.signature,
         }
         out.write(canonical(line) + b"\n")
-    cols = (
-        AuditEvent.id,
-        AuditEvent.seq,
-        AuditEvent.prev_hash,
-        AuditEvent.hash,
-        AuditEvent.at,
-        AuditEvent.actor_id,
-        AuditEvent.action,
-        AuditEvent.entity_type,
-        AuditEvent.entity_id,
-        AuditEvent.payload,
-    )
-    after, n = 0, 0
-    while True:
-        rows = session.execute(sa.select(*cols).where(AuditEvent.id > after).order_by(AuditEvent.id).limit(chunk)).all()
-        if not rows:
-            break
+    n = 0
+    for rows in event_row_chunks(session, chunk):
         lines = []
-        for _id, seq, prev, h, at, actor, action, etype, eid, payload in rows:
-            body = event_body(
-                seq=seq,  # None on a row written around the app: the file shows it, verify flags it
-                prev_hash=prev,
-                at=at,
-                actor_id=actor,
-                action=action,
-                entity_type=etype,
-                entity_id=eid,
-                payload=payload,
-            )
+        for row in rows:
+            body = stored_body(row)  # a row written around the app (no seq): the file shows it, verify flags it
             body["kind"] = "event"
-            body["hash"] = h
+            body["hash"] = row.hash
             lines.append(canonical(body))
         out.write(b"\n".join(lines) + b"\n")
         n += len(rows)
-        after = rows[-1][0]
         if progress is not None:
             progress(n)
     return n

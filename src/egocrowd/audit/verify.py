@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -239,40 +239,57 @@ def count_events(session: Session) -> int:
     return int(session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) or 0)
 
 
-def _db_records(session: Session, chunk: int) -> Iterator[Record]:
-    cols = (
-        AuditEvent.id,
-        AuditEvent.seq,
-        AuditEvent.prev_hash,
-        AuditEvent.hash,
-        AuditEvent.at,
-        AuditEvent.actor_id,
-        AuditEvent.action,
-        AuditEvent.entity_type,
-        AuditEvent.entity_id,
-        AuditEvent.payload,
-    )
+#: the columns of an event row as :func:`event_row_chunks` reads them
+EVENT_COLUMNS = (
+    AuditEvent.id,
+    AuditEvent.seq,
+    AuditEvent.prev_hash,
+    AuditEvent.hash,
+    AuditEvent.at,
+    AuditEvent.actor_id,
+    AuditEvent.action,
+    AuditEvent.entity_type,
+    AuditEvent.entity_id,
+    AuditEvent.payload,
+)
+
+
+def event_row_chunks(session: Session, chunk: int) -> Iterator[Sequence[sa.Row[Any]]]:
+    """The log's rows (:data:`EVENT_COLUMNS`) in stored (id) order, ``chunk`` rows at a time, so a
+    long log never sits in memory: the one read that verify, the export and the benchmark share."""
     after = 0
     while True:
-        rows = session.execute(sa.select(*cols).where(AuditEvent.id > after).order_by(AuditEvent.id).limit(chunk)).all()
+        rows = session.execute(
+            sa.select(*EVENT_COLUMNS).where(AuditEvent.id > after).order_by(AuditEvent.id).limit(chunk)
+        ).all()
         if not rows:
             return
-        for id_, seq, prev, h, at, actor, action, etype, eid, payload in rows:
-            if seq is None or prev is None or h is None:
-                yield id_, None, None, None, None
-                continue
-            body = event_body(
-                seq=seq,
-                prev_hash=prev,
-                at=at,
-                actor_id=actor,
-                action=action,
-                entity_type=etype,
-                entity_id=eid,
-                payload=payload,
-            )
-            yield id_, seq, prev, body_hash(body), h
+        yield rows
         after = rows[-1][0]
+
+
+def stored_body(row: sa.Row[Any]) -> dict[str, Any]:
+    """The body of an event row of :func:`event_row_chunks` as it was hashed (a seq or prev_hash of
+    None: a row written around the app, which verify flags)."""
+    return event_body(
+        seq=row.seq,
+        prev_hash=row.prev_hash,
+        at=row.at,
+        actor_id=row.actor_id,
+        action=row.action,
+        entity_type=row.entity_type,
+        entity_id=row.entity_id,
+        payload=row.payload,
+    )
+
+
+def _db_records(session: Session, chunk: int) -> Iterator[Record]:
+    for rows in event_row_chunks(session, chunk):
+        for row in rows:
+            if row.seq is None or row.prev_hash is None or row.hash is None:
+                yield row.id, None, None, None, None
+            else:
+                yield row.id, row.seq, row.prev_hash, body_hash(stored_body(row)), row.hash
 
 
 def db_checkpoints(session: Session) -> list[Checkpoint]:

@@ -475,6 +475,15 @@ class RedactionEdit(Base):
     withdrawn_at: Mapped[datetime | None]
 
 
+#: Who may decide a review item (``ReviewItem.audience``, and a campaign's ``review.reviewers``):
+#: platform reviewers, the campaign's own lab, or whichever of the two gets there first.
+AUDIENCE_PLATFORM, AUDIENCE_REQUESTER, AUDIENCE_BOTH = "platform", "requester", "both"
+REVIEW_AUDIENCES = (AUDIENCE_PLATFORM, AUDIENCE_REQUESTER, AUDIENCE_BOTH)
+#: the audiences whose items platform reviewers decide, and those a campaign's lab decides
+PLATFORM_DECIDES = (AUDIENCE_PLATFORM, AUDIENCE_BOTH)
+REQUESTER_DECIDES = (AUDIENCE_REQUESTER, AUDIENCE_BOTH)
+
+
 class ReviewItem(Base):
     """One decision a person owes: accept a clip, rule on an appeal, fix disagreeing spans.
 
@@ -488,7 +497,7 @@ class ReviewItem(Base):
     kind: Mapped[ReviewKind] = mapped_column(_enum(ReviewKind))
     clip_id: Mapped[int] = mapped_column(sa.ForeignKey("clips.id"), index=True)
     campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id"), index=True)
-    audience: Mapped[str] = mapped_column(sa.String(20))  # "platform" | "requester" | "both"
+    audience: Mapped[str] = mapped_column(sa.String(20))  # one of REVIEW_AUDIENCES
     state: Mapped[ReviewState] = mapped_column(_enum(ReviewState), default=ReviewState.open)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: acceptance: accepted automatically after this moment without a decision (None: never)

@@ -16,9 +16,9 @@ and editors). Its spans are sent back for re-annotation:
   sees the flag and may clarify its instructions).
 
 Sending back reopens the clip: ``label_status`` becomes ``annotating`` and the clip's next round is
-recorded as ``clip.agreement["reopened_round"]`` (the clip's round is max(AnnotationTask.round) for
-the clip; a reopened clip's is that plus one), audit ``clip.labels_reopened``. Only spans of the
-clip's current round are sent back, so a second audit never reopens a clip twice for the same answers.
+recorded as ``clip.agreement["reopened_round"]`` (its latest round, ``tasks.latest_rounds``, plus
+one), audit ``clip.labels_reopened``. Only spans of the clip's latest round are sent back, so a
+second audit never reopens a clip twice for the same answers.
 
 Each audit writes ``labels.audited`` on the campaign with its summary (agreement, the campaign's
 confusion matrices, counts): the campaign's labels page reads the latest one.
@@ -27,7 +27,6 @@ confusion matrices, counts): the campaign's labels page reads the latest one.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +35,8 @@ from sqlalchemy.orm import Session
 
 from egocrowd import audit, notifications
 from egocrowd.accounts import policy
-from egocrowd.campaigns import service as campaigns
 from egocrowd.clock import utcnow
 from egocrowd.db.models import (
-    AnnotationTask,
     AuditEvent,
     Campaign,
     Clip,
@@ -60,7 +57,8 @@ from egocrowd.labels.aggregate import (
     confusion_matrix,
     systematic_confusions,
 )
-from egocrowd.labels.tasks import reopen_annotation
+from egocrowd.labels.interop import labels_campaign
+from egocrowd.labels.tasks import latest_rounds, reopen_annotation
 
 #: A confusion is systematic from this share of an expected label's matched spans, and this many cases.
 MIN_RATE = 0.2
@@ -79,28 +77,8 @@ class Evidence:
     spans: list[Span]
     comparisons: dict[str, list[Comparison]]  # basis -> comparisons
     clips: dict[int, Clip]
-    rounds: dict[int, int]  # clip -> its current round
+    latest_round: dict[int, int]  # clip -> the latest round it has had (tasks.latest_rounds)
     references: dict[str, list[SpanAnswer]]  # basis -> the reference spans
-
-
-def clip_rounds(session: Session, clips: Sequence[Clip]) -> dict[int, int]:
-    """Each clip's current round: ``reopened_round`` when an audit reopened it, else the highest
-    round of its annotation tasks (1 with none)."""
-    ids = [c.id for c in clips]
-    highest: dict[int, int] = {}
-    for chunk in range(0, len(ids), 500):
-        part = ids[chunk : chunk + 500]
-        rows = session.execute(
-            sa.select(AnnotationTask.clip_id, sa.func.max(AnnotationTask.round))
-            .where(AnnotationTask.clip_id.in_(part))
-            .group_by(AnnotationTask.clip_id)
-        )
-        highest.update({clip_id: top for clip_id, top in rows})
-    out = {}
-    for c in clips:
-        reopened = (c.agreement or {}).get("reopened_round")
-        out[c.id] = int(reopened) if isinstance(reopened, int) else int(highest.get(c.id) or 1)
-    return out
 
 
 def gather(session: Session, campaign_id: int, annotator_id: int | None = None) -> Evidence:
@@ -148,7 +126,7 @@ def gather(session: Session, campaign_id: int, annotator_id: int | None = None) 
         "gold": _compare_subset(answers, on_gold, references["gold"]),
         "consensus": _compare_subset(answers, off_gold, references["consensus"]),
     }
-    return Evidence(answers, spans, comparisons, clips, clip_rounds(session, list(clips.values())), references)
+    return Evidence(answers, spans, comparisons, clips, latest_rounds(session, list(clips.values())), references)
 
 
 def _answer(s: Span, who: int) -> SpanAnswer:
@@ -180,17 +158,6 @@ def matrix_dict(comparisons: list[Comparison], annotator: int | None = None, lim
     return {"labels": labels, "counts": m.tolist()}
 
 
-def _require_campaign(session: Session, actor: User | None, campaign_id: int, action: str) -> Campaign:
-    if actor is None:  # the CLI and housekeeping: the platform itself
-        c = session.scalar(sa.select(Campaign).where(Campaign.id == campaign_id).with_for_update())
-        if c is None:
-            raise NotFound(f"No campaign {campaign_id}.", code="campaign.not_found")
-        return c
-    c = campaigns.get_campaign(session, actor, campaign_id, for_update=True)
-    policy.require(actor, action, c)
-    return c
-
-
 def audit_campaign(
     session: Session,
     campaign_id: int,
@@ -201,7 +168,7 @@ def audit_campaign(
 ) -> list[LabelFlag]:
     """Audit the campaign's labels; returns its flags raised or updated by this audit (new first).
     The campaign row is locked, so two audits of one campaign never raise the same flag twice."""
-    c = _require_campaign(session, actor, campaign_id, "labels.audit")
+    c = labels_campaign(session, actor, campaign_id, "labels.audit", operator=actor is None, for_update=True)
     ev = gather(session, c.id)
     found: list[tuple[str, Confusion]] = []
     for basis in BASES:
@@ -308,13 +275,13 @@ def _send_back(session: Session, actor: User | None, ev: Evidence, flag: LabelFl
     for i in affected(ev, flag):
         span = ev.spans[i]
         clip = ev.clips[span.clip_id]
-        if clip.is_gold or span.round < ev.rounds[clip.id] or clip.label_status is LabelStatus.annotating:
+        if clip.is_gold or span.round < ev.latest_round[clip.id] or clip.label_status is LabelStatus.annotating:
             continue
         per_clip[clip.id].append(span)
     session.flush()  # a new flag needs its id for the events below
     for clip_id, spans in sorted(per_clip.items()):
         clip = ev.clips[clip_id]
-        new_round = ev.rounds[clip_id] + 1
+        new_round = ev.latest_round[clip_id] + 1
         reopen_annotation(
             session,
             actor,
@@ -324,7 +291,7 @@ def _send_back(session: Session, actor: User | None, ev: Evidence, flag: LabelFl
             details={"flag_id": flag.id, "spans": [s.id for s in spans]},
         )
         clip.agreement = {**(clip.agreement or {}), "reopened_by_flag": flag.id}
-        ev.rounds[clip_id] = new_round  # a later flag of this audit finds it reopened already
+        ev.latest_round[clip_id] = new_round  # a later flag of this audit finds it reopened already
         flag.spans_reopened += len(spans)
     return set(per_clip)
 
@@ -392,7 +359,7 @@ def resolve_flag(session: Session, actor: User, flag_id: int, note: str = "") ->
     if flag is None:
         raise NotFound(f"No label flag {flag_id}.", code="labels.flag_not_found")
     try:
-        _require_campaign(session, actor, flag.campaign_id, "labels.audit")
+        labels_campaign(session, actor, flag.campaign_id, "labels.audit", operator=actor is None, for_update=True)
     except NotFound:
         raise NotFound(f"No label flag {flag_id}.", code="labels.flag_not_found") from None
     if flag.resolved_at is not None:
@@ -403,8 +370,7 @@ def resolve_flag(session: Session, actor: User, flag_id: int, note: str = "") ->
 
 
 def list_flags(session: Session, user: User | None, campaign_id: int, *, open_only: bool = False) -> list[LabelFlag]:
-    c = campaigns.get_campaign(session, user, campaign_id)
-    policy.require(user, "labels.view", c)
+    c = labels_campaign(session, user, campaign_id)
     q = sa.select(LabelFlag).where(LabelFlag.campaign_id == c.id)
     if open_only:
         q = q.where(LabelFlag.resolved_at.is_(None))
@@ -436,8 +402,7 @@ def last_audit(session: Session, campaign_id: int) -> AuditEvent | None:
 def campaign_report(session: Session, user: User | None, campaign_id: int, *, worst: int = 20) -> dict[str, Any]:
     """What the campaign's labels page shows: agreement, the clips agreeing least, the latest audit's
     matrices, the flags."""
-    c = campaigns.get_campaign(session, user, campaign_id)
-    policy.require(user, "labels.view", c)
+    c = labels_campaign(session, user, campaign_id)
     clips = list(
         session.scalars(sa.select(Clip).where(Clip.campaign_id == c.id, Clip.agreement.is_not(None)).order_by(Clip.id))
     )

@@ -23,6 +23,7 @@ from egocrowd import audit
 from egocrowd.accounts import policy
 from egocrowd.clock import db_now
 from egocrowd.db.models import (
+    AUDIENCE_PLATFORM,
     AnnotationTask,
     AnnotationTaskStatus,
     Clip,
@@ -49,7 +50,7 @@ TRAINING_CLIPS = 2000
 def aggregation_round(clip: Clip) -> int:
     """The round the stage aggregates: the open one, or (an operator running it again) the last."""
     if clip.label_status is LabelStatus.annotating:
-        return tasks.current_round(clip)
+        return tasks.open_round(clip)
     return int((clip.agreement or {}).get("round", 1))
 
 
@@ -158,7 +159,7 @@ def _apply(session: Session, clip: Clip, result: dict[str, Any]) -> str | None:
     bar = tasks.settings_of(clip.campaign).min_agreement
     if alpha is None or alpha < bar:
         clip.label_status = LabelStatus.review
-        review.open_item(session, clip, ReviewKind.spans, audience="platform")
+        review.open_item(session, clip, ReviewKind.spans, audience=AUDIENCE_PLATFORM)
     else:
         clip.label_status = LabelStatus.done
     audit.record(
@@ -174,7 +175,7 @@ def _apply(session: Session, clip: Clip, result: dict[str, Any]) -> str | None:
 def _give_up(session: Session, clip: Clip, code: str) -> None:
     """An accepted clip stays accepted: a person fixes its labels instead."""
     clip.label_status = LabelStatus.review
-    review.open_item(session, clip, ReviewKind.spans, audience="platform")
+    review.open_item(session, clip, ReviewKind.spans, audience=AUDIENCE_PLATFORM)
 
 
 def _put_back(session: Session, clip: Clip) -> None:
@@ -276,21 +277,9 @@ def fix_spans(
     ):
         old.superseded_at = now
     rnd = aggregation_round(clip)
-    new = [
-        Span(
-            clip_id=clip.id,
-            kind=SpanKind.review,
-            author_id=reviewer.id,
-            round=rnd,
-            start_ms=s.start_ms,
-            end_ms=s.end_ms,
-            verb=s.verb,
-            noun=s.noun,
-            confidence=1.0,
-            created_at=now,
-        )
-        for s in parsed
-    ]
+    new = tasks.span_rows(
+        parsed, clip_id=clip.id, kind=SpanKind.review, author_id=reviewer.id, round=rnd, confidence=1.0, created_at=now
+    )
     session.add_all(new)
     clip.label_status = LabelStatus.done
     audit.record(session, reviewer, "clip.spans_fixed", clip, {"item_id": item.id, "spans": len(new), "round": rnd})

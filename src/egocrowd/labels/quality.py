@@ -15,12 +15,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd.accounts import policy
-from egocrowd.campaigns import service as campaigns
 from egocrowd.db.models import AnnotationTask, AnnotationTaskStatus, Campaign, LabelFlag, User
 from egocrowd.errors import NotFound
 from egocrowd.labels import audits
 from egocrowd.labels.aggregate import Comparison, Reliability, reliability
+from egocrowd.labels.interop import labels_campaign
 
 #: Mistakes shown one by one (the newest clips first); the rest are summed up.
 MAX_EXAMPLES = 30
@@ -197,8 +196,7 @@ def annotator_in_campaign(session: Session, viewer: User | None, campaign_id: in
     """One annotator's labels in a campaign as its lab and reviewers see them (``labels.view``): the
     reliability numbers and a confusion matrix per basis (gold, consensus), no mistakes text (that
     is written to the annotator). Not-found for someone who never answered in the campaign."""
-    c = campaigns.get_campaign(session, viewer, campaign_id)
-    policy.require(viewer, "labels.view", c)
+    c = labels_campaign(session, viewer, campaign_id)
     ev = audits.gather(session, c.id, annotator_id)
     if not ev.answers:
         raise NotFound(f"Annotator {annotator_id} has no answers in this campaign.", code="labels.annotator_not_found")

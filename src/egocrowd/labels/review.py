@@ -32,6 +32,8 @@ from egocrowd.clips import get_clip
 from egocrowd.clips.deid import request_deidentify
 from egocrowd.clock import db_now, utcnow
 from egocrowd.db.models import (
+    AUDIENCE_PLATFORM,
+    REVIEW_AUDIENCES,
     Campaign,
     Clip,
     ClipStatus,
@@ -72,8 +74,6 @@ HOWS = ("review", "auto", "auto_accept", "appeal")
 COMMENT_MAX = 2000
 APPEAL_MIN = 10  # an appeal says why, in a few words at least
 
-AUDIENCES = ("platform", "requester", "both")
-
 
 def review_settings(campaign: Campaign) -> ReviewSettings:
     """The campaign's review settings with defaults filled in."""
@@ -110,8 +110,8 @@ def open_item(
 ) -> ReviewItem:
     """Open a review item of ``kind`` on ``clip``, or return the one already open (at most one open
     item per clip and kind: the partial unique index ``uq_review_items_open``)."""
-    if audience not in AUDIENCES:
-        raise ValueError(f"audience must be one of {AUDIENCES}, not {audience!r}")
+    if audience not in REVIEW_AUDIENCES:
+        raise ValueError(f"audience must be one of {REVIEW_AUDIENCES}, not {audience!r}")
     existing = _open_item(session, clip.id, kind)
     if existing is not None:
         return existing
@@ -240,6 +240,37 @@ def _latest_clip_of_assignment(session: Session, assignment_id: int) -> int | No
     return session.scalar(sa.select(sa.func.max(Clip.id)).where(Clip.assignment_id == assignment_id))
 
 
+def _decide_clip(
+    session: Session,
+    clip: Clip,
+    actor: User | None,
+    *,
+    accepted: bool,
+    was: tuple[ClipStatus, ...],
+    values: dict[str, Any],
+) -> None:
+    """The one conditional UPDATE that decides ``clip`` (``accepted`` or ``declined``, from one of
+    the states in ``was``; Conflict ``clip.not_acceptable`` from any other), then its assignment's
+    outcome when this clip is the assignment's latest. The caller audits and tells the worker."""
+    status = ClipStatus.accepted if accepted else ClipStatus.declined
+    done = session.execute(
+        sa.update(Clip)
+        .where(Clip.id == clip.id, Clip.status.in_(was))
+        .values(status=status, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(done) != 1:
+        session.refresh(clip)
+        verb = "accepted" if accepted else "rejected"
+        raise Conflict(
+            f"Clip {clip.id} is {clip.status.value}: only a clip that passed its checks can be {verb}.",
+            code="clip.not_acceptable",
+        )
+    session.refresh(clip)
+    if clip.assignment_id is not None and _latest_clip_of_assignment(session, clip.assignment_id) == clip.id:
+        assignments.settle(session, clip.assignment_id, accepted=accepted, clip_id=clip.id, actor=actor)
+
+
 def accept_clip(session: Session, clip: Clip, actor: User | None, *, how: str) -> Clip:
     """Accept ``clip``: the ONE way a clip becomes ``accepted`` (a reviewer or the lab: ``review``;
     not sampled: ``auto``; nobody decided in time: ``auto_accept``; an appeal overturned: ``appeal``).
@@ -251,21 +282,14 @@ def accept_clip(session: Session, clip: Clip, actor: User | None, *, how: str) -
         raise ValueError(f"how must be one of {HOWS}, not {how!r}")
     before = clip.status
     now = db_now(session)
-    done = session.execute(
-        sa.update(Clip)
-        .where(Clip.id == clip.id, Clip.status.in_((ClipStatus.qc_passed, ClipStatus.declined)))
-        .values(status=ClipStatus.accepted, reason_code=None, decided_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
+    _decide_clip(
+        session,
+        clip,
+        actor,
+        accepted=True,
+        was=(ClipStatus.qc_passed, ClipStatus.declined),
+        values={"reason_code": None, "decided_at": now, "updated_at": now},
     )
-    if _rowcount(done) != 1:
-        session.refresh(clip)
-        raise Conflict(
-            f"Clip {clip.id} is {clip.status.value}: only a clip that passed its checks can be accepted.",
-            code="clip.not_acceptable",
-        )
-    session.refresh(clip)
-    if clip.assignment_id is not None and _latest_clip_of_assignment(session, clip.assignment_id) == clip.id:
-        assignments.settle(session, clip.assignment_id, accepted=True, clip_id=clip.id, actor=actor)
     audit.record(
         session,
         actor,
@@ -293,23 +317,14 @@ def accept_clip(session: Session, clip: Clip, actor: User | None, *, how: str) -
 def decline_clip(session: Session, clip: Clip, actor: User, *, reason: str, comment: str) -> Clip:
     """A reviewer rejects ``clip`` (a ``qc_passed`` clip): ``declined`` with ``review.<reason>``,
     its assignment ``rejected`` (the slot goes back to the campaign), the worker told why."""
-    done = session.execute(
-        sa.update(Clip)
-        .where(Clip.id == clip.id, Clip.status == ClipStatus.qc_passed)
-        .values(
-            status=ClipStatus.declined, reason_code=f"review.{reason}", decided_at=db_now(session), updated_at=utcnow()
-        )
-        .execution_options(synchronize_session=False)
+    _decide_clip(
+        session,
+        clip,
+        actor,
+        accepted=False,
+        was=(ClipStatus.qc_passed,),
+        values={"reason_code": f"review.{reason}", "decided_at": db_now(session), "updated_at": utcnow()},
     )
-    if _rowcount(done) != 1:
-        session.refresh(clip)
-        raise Conflict(
-            f"Clip {clip.id} is {clip.status.value}: only a clip that passed its checks can be rejected.",
-            code="clip.not_acceptable",
-        )
-    session.refresh(clip)
-    if clip.assignment_id is not None and _latest_clip_of_assignment(session, clip.assignment_id) == clip.id:
-        assignments.settle(session, clip.assignment_id, accepted=False, clip_id=clip.id, actor=actor)
     audit.record(session, actor, "clip.declined", clip, {"reason": reason, "comment": comment})
     body = REJECT_REASONS[reason]
     if comment:
@@ -483,7 +498,7 @@ def appeal(session: Session, worker: User, clip_id: int, comment: str) -> Review
             session,
             clip,
             ReviewKind.appeal,
-            audience="platform",
+            audience=AUDIENCE_PLATFORM,
             excluded_user_id=_rejected_by(session, clip.id) if disputes == "rejection" else None,
             requested_by=worker.id,
             request_comment=text,

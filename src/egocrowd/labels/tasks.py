@@ -69,19 +69,59 @@ class SpanIn(InputModel):
     noun: str = Field(min_length=1, max_length=60)
 
 
+def span_rows(parsed: Sequence[SpanIn], *, clip_id: int, kind: SpanKind, author_id: int, **columns: Any) -> list[Span]:
+    """Rows for the spans one person sent (an answer, a gold clip's reference, a reviewer's fix),
+    as :func:`check_spans` gave them; ``columns``: the rest of each row (round, task, time...)."""
+    return [
+        Span(
+            clip_id=clip_id,
+            kind=kind,
+            author_id=author_id,
+            start_ms=s.start_ms,
+            end_ms=s.end_ms,
+            verb=s.verb,
+            noun=s.noun,
+            **columns,
+        )
+        for s in parsed
+    ]
+
+
 def settings_of(campaign: Campaign) -> AnnotationSettings:
     """The campaign's annotation settings ({} in the column means the defaults)."""
     return AnnotationSettings.model_validate(campaign.annotation or {})
 
 
-def current_round(clip: Clip) -> int:
-    """The round annotation tasks on ``clip`` belong to now (see the module doc). A label audit
-    that sends a clip back names the new round as ``agreement["reopened_round"]`` (labels.audits)."""
+def open_round(clip: Clip) -> int:
+    """The round a task claimed on ``clip`` now belongs to (see the module doc): the next one after
+    its latest aggregation, or the one a label audit reopened (``agreement["reopened_round"]``).
+    Not :func:`latest_rounds`, the round a clip's answers are in so far."""
     agreement = clip.agreement or {}
     reopened = agreement.get("reopened_round")
     if isinstance(reopened, int):
         return reopened
     return int(agreement.get("round", 0)) + 1
+
+
+def latest_rounds(session: Session, clips: Sequence[Clip]) -> dict[int, int]:
+    """Each clip's latest round, the one its latest answers are in (what a label audit judges): the
+    highest round of its tasks (1 with none), or the round an audit reopened it for. For a clip
+    whose answers were aggregated this is one less than :func:`open_round`, the round to come."""
+    ids = [c.id for c in clips]
+    highest: dict[int, int] = {}
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk : chunk + 500]
+        rows = session.execute(
+            sa.select(AnnotationTask.clip_id, sa.func.max(AnnotationTask.round))
+            .where(AnnotationTask.clip_id.in_(part))
+            .group_by(AnnotationTask.clip_id)
+        )
+        highest.update({clip_id: top for clip_id, top in rows})
+    out = {}
+    for c in clips:
+        reopened = (c.agreement or {}).get("reopened_round")
+        out[c.id] = int(reopened) if isinstance(reopened, int) else int(highest.get(c.id) or 1)
+    return out
 
 
 def duration_ms(clip: Clip) -> int | None:
@@ -198,7 +238,7 @@ def open_annotation(session: Session, clip: Clip) -> bool:
     if not settings_of(clip.campaign).enabled or clip.label_status is not None:
         return False
     clip.label_status = LabelStatus.annotating
-    audit.record(session, None, "clip.annotation_opened", clip, {"round": current_round(clip)})
+    audit.record(session, None, "clip.annotation_opened", clip, {"round": open_round(clip)})
     return True
 
 
@@ -212,11 +252,11 @@ def reopen_annotation(
     details: dict[str, Any] | None = None,
 ) -> int:
     """Send ``clip``'s spans back for a fresh round of annotation (a label audit found them
-    doubtful): the one way a clip is reopened. ``new_round`` defaults to :func:`current_round`; it is
+    doubtful): the one way a clip is reopened. ``new_round`` defaults to :func:`open_round`; it is
     recorded as ``agreement["reopened_round"]`` so every reader agrees. Returns the new round."""
     if clip.is_gold:
         raise Conflict("A gold clip is not annotated in rounds.", code="annotation.gold_clip")
-    rnd = current_round(clip) if new_round is None else new_round
+    rnd = open_round(clip) if new_round is None else new_round
     before = clip.label_status.value if clip.label_status else None
     clip.label_status = LabelStatus.annotating
     clip.agreement = {**(clip.agreement or {}), "reopened_round": rnd}
@@ -341,7 +381,7 @@ def claim_task(
 def _take(session: Session, user: User, clip: Clip, now: datetime, lease: timedelta) -> AnnotationTask | None:
     _lock(session, Clip, clip.id)
     session.refresh(clip)
-    rnd = 1 if clip.is_gold else current_round(clip)
+    rnd = 1 if clip.is_gold else open_round(clip)
     if not clip.is_gold:
         if clip.label_status is not LabelStatus.annotating:
             return None
@@ -483,20 +523,11 @@ def submit(
             raise Gone("The time to annotate this clip ran out; claim a new task.", code="annotation.lease_expired")
         raise Conflict(f"This task was {task.status.value}.", code="annotation.not_active")
     session.refresh(task)
-    for s in parsed:
-        session.add(
-            Span(
-                clip_id=task.clip_id,
-                kind=SpanKind.answer,
-                task_id=task.id,
-                author_id=user.id,
-                round=task.round,
-                start_ms=s.start_ms,
-                end_ms=s.end_ms,
-                verb=s.verb,
-                noun=s.noun,
-            )
+    session.add_all(
+        span_rows(
+            parsed, clip_id=task.clip_id, kind=SpanKind.answer, author_id=user.id, task_id=task.id, round=task.round
         )
+    )
     flags: list[str] = []
     length = duration_ms(task.clip) or 0
     if (now - task.claimed_at).total_seconds() * 1000 < TOO_FAST_SHARE * length:
@@ -616,19 +647,7 @@ def set_gold(session: Session, reviewer: User, clip_id: int, spans: Sequence[Spa
     old = gold_spans(session, clip.id)
     for s in old:
         s.superseded_at = now
-    new = [
-        Span(
-            clip_id=clip.id,
-            kind=SpanKind.gold,
-            author_id=reviewer.id,
-            start_ms=s.start_ms,
-            end_ms=s.end_ms,
-            verb=s.verb,
-            noun=s.noun,
-            created_at=now,
-        )
-        for s in parsed
-    ]
+    new = span_rows(parsed, clip_id=clip.id, kind=SpanKind.gold, author_id=reviewer.id, created_at=now)
     session.add_all(new)
     clip.is_gold = True
     audit.record(session, reviewer, "clip.gold_set", clip, {"spans": len(new), "replaced": len(old)})

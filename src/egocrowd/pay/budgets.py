@@ -45,14 +45,9 @@ def cost_per_clip(campaign: Campaign) -> Money:
     return pay + fee_for(pay, fee_bps())
 
 
-def _paid_key() -> sa.ColumnElement[str]:
-    # The key pay_for_clip posts under, built in SQL so that one query finds the unpaid clips.
-    return sa.literal("clip:") + sa.cast(Clip.id, sa.String) + sa.literal(":accepted")
-
-
 def owed_clips(session: Session, campaign_id: int) -> list[Clip]:
     """The campaign's accepted clips nobody has paid for yet (the budget was short), oldest first."""
-    paid = sa.select(LedgerTransaction.id).where(LedgerTransaction.idempotency_key == _paid_key())
+    paid = sa.select(LedgerTransaction.id).where(LedgerTransaction.idempotency_key == ledger.clip_payment_key_sql())
     return list(
         session.scalars(
             sa.select(Clip)
@@ -166,7 +161,7 @@ def budget(session: Session, campaign: Campaign, *, target_clips: int | None = N
     paid_clips = int(
         session.scalar(
             sa.select(sa.func.count(Clip.id))
-            .join(payment, payment.idempotency_key == _paid_key())
+            .join(payment, payment.idempotency_key == ledger.clip_payment_key_sql())
             .outerjoin(reversal, reversal.reverses_id == payment.id)
             .where(Clip.campaign_id == campaign.id, reversal.id.is_(None))
         )

@@ -28,6 +28,7 @@ from egocrowd.db.models import (
     LedgerTransaction,
     User,
 )
+from egocrowd.pay import ledger
 from egocrowd.pay.money import Money
 
 #: the clip states whose pay is still to be decided (sent, checks running or passed, nobody decided)
@@ -80,10 +81,6 @@ def _monday(moment: datetime) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def _paid_key() -> sa.ColumnElement[str]:
-    return sa.literal("clip:") + sa.cast(Clip.id, sa.String) + sa.literal(":accepted")
-
-
 def _sorted(amounts: dict[str, int]) -> list[Money]:
     return [Money(v, cur) for cur, v in sorted(amounts.items())]
 
@@ -96,7 +93,7 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
     rows = session.execute(
         sa.select(Clip, Campaign, paid, undo)
         .join(Campaign, Campaign.id == Clip.campaign_id)
-        .outerjoin(paid, paid.idempotency_key == _paid_key())
+        .outerjoin(paid, paid.idempotency_key == ledger.clip_payment_key_sql())
         .outerjoin(undo, undo.reverses_id == paid.id)
         .where(
             Clip.worker_id == worker.id,

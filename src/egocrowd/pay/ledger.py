@@ -394,6 +394,16 @@ def deposit(
     )
 
 
+def clip_payment_key(clip_id: int) -> str:
+    """The idempotency key an accepted clip's payment is posted under: one payment per clip, ever."""
+    return f"clip:{clip_id}:accepted"
+
+
+def clip_payment_key_sql() -> sa.ColumnElement[str]:
+    """:func:`clip_payment_key` of ``Clip.id`` built in SQL, to join clips to their payment in one query."""
+    return sa.literal("clip:") + sa.cast(Clip.id, sa.String) + sa.literal(":accepted")
+
+
 def pay_for_clip(
     session: Session,
     clip: Clip,
@@ -423,7 +433,7 @@ def pay_for_clip(
         session,
         TransactionKind.clip_accepted,
         legs,
-        idempotency_key=f"clip:{clip.id}:accepted",
+        idempotency_key=clip_payment_key(clip.id),
         reason=f"Accepted clip {clip.id} of campaign {campaign.id}: {pay}",
         actor=actor,
         refs={"clip_id": clip.id, "campaign_id": campaign.id, "fee_bps": fee_bps},

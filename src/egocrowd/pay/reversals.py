@@ -40,7 +40,7 @@ def reverse_clip_pay(
     if clip is None:
         raise NotFound(f"No clip {clip_id}.", code="clip.not_found")
     payment = session.scalar(
-        sa.select(LedgerTransaction).where(LedgerTransaction.idempotency_key == f"clip:{clip.id}:accepted")
+        sa.select(LedgerTransaction).where(LedgerTransaction.idempotency_key == ledger.clip_payment_key(clip.id))
     )
     if payment is None:
         raise Conflict(f"Clip {clip.id} was not paid: there is nothing to take back.", code="pay.not_paid")

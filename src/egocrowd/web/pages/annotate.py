@@ -6,6 +6,7 @@ marking at the playhead and the keyboard."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -78,6 +79,25 @@ def _form_rows(form) -> list[dict[str, str]]:
         for a, b, v, n in zip(*cols, strict=False)
         if str(a).strip() or str(b).strip()
     ]
+
+
+def _spans_form_action(
+    request: Request, form, save: Callable[[Any, list[dict[str, Any]]], str], redraw: Callable[..., Response]
+) -> Response:
+    """The post of a spans form (an annotator's answer, a reviewer's fix, a gold clip's reference):
+    its rows read as spans and handed to ``save``, which answers where to go next; a refusal draws
+    the page again (``redraw(error=, status=, rows=)``) with the rows as they were typed."""
+
+    def work(ctx) -> Response:
+        return see_other(save(ctx, _spans_from_form(form)))
+
+    fields = {k: str(v) for k, v in form.items()}
+    return form_action(
+        request,
+        fields,
+        work,
+        lambda **kw: redraw(error=kw["error"], status=kw["status"], rows=_form_rows(form)),
+    )
 
 
 def _page(request: Request, user, clip: Clip, *, mode: str, action: str, rows, status: int = 200, **values):
@@ -170,23 +190,13 @@ def _task(request: Request, task_id: int, error: dict | None = None, status: int
 
 @router.post("/annotate/tasks/{task_id}")
 def task_submit(request: Request, task_id: Id, form: RawForm):
-    def work(ctx) -> Response:
+    def save(ctx, spans: list[dict[str, Any]]) -> str:
         tasks.submit(
-            ctx.session,
-            ctx.require_user(),
-            task_id,
-            _spans_from_form(form),
-            nothing_happens=form.get("nothing_happens") == "yes",
+            ctx.session, ctx.require_user(), task_id, spans, nothing_happens=form.get("nothing_happens") == "yes"
         )
-        return see_other("/annotate?m=annotation_sent")
+        return "/annotate?m=annotation_sent"
 
-    fields = {k: str(v) for k, v in form.items()}
-    return form_action(
-        request,
-        fields,
-        work,
-        lambda **kw: _task(request, task_id, error=kw["error"], status=kw["status"], rows=_form_rows(form)),
-    )
+    return _spans_form_action(request, form, save, lambda **kw: _task(request, task_id, **kw))
 
 
 @router.post("/annotate/tasks/{task_id}/release")
@@ -228,17 +238,11 @@ def _review(request: Request, item_id: int, error: dict | None = None, status: i
 
 @router.post("/annotate/review/{item_id}")
 def review_fix(request: Request, item_id: Id, form: RawForm):
-    def work(ctx) -> Response:
-        consensus.fix_spans(ctx.session, ctx.require_user(), item_id, _spans_from_form(form))
-        return see_other(f"/annotate/review/{item_id}?m=spans_fixed")
+    def save(ctx, spans: list[dict[str, Any]]) -> str:
+        consensus.fix_spans(ctx.session, ctx.require_user(), item_id, spans)
+        return f"/annotate/review/{item_id}?m=spans_fixed"
 
-    fields = {k: str(v) for k, v in form.items()}
-    return form_action(
-        request,
-        fields,
-        work,
-        lambda **kw: _review(request, item_id, error=kw["error"], status=kw["status"], rows=_form_rows(form)),
-    )
+    return _spans_form_action(request, form, save, lambda **kw: _review(request, item_id, **kw))
 
 
 # --- a reviewer makes a gold clip ----------------------------------------------------------------
@@ -260,17 +264,11 @@ def _gold(request: Request, clip_id: int, error: dict | None = None, status: int
 
 @router.post("/annotate/gold/{clip_id}")
 def gold_save(request: Request, clip_id: Id, form: RawForm):
-    def work(ctx) -> Response:
-        tasks.set_gold(ctx.session, ctx.require_user(), clip_id, _spans_from_form(form))
-        return see_other(f"/annotate/gold/{clip_id}?m=gold_saved")
+    def save(ctx, spans: list[dict[str, Any]]) -> str:
+        tasks.set_gold(ctx.session, ctx.require_user(), clip_id, spans)
+        return f"/annotate/gold/{clip_id}?m=gold_saved"
 
-    fields = {k: str(v) for k, v in form.items()}
-    return form_action(
-        request,
-        fields,
-        work,
-        lambda **kw: _gold(request, clip_id, error=kw["error"], status=kw["status"], rows=_form_rows(form)),
-    )
+    return _spans_form_action(request, form, save, lambda **kw: _gold(request, clip_id, **kw))
 
 
 # --- staff: who may annotate ---------------------------------------------------------------------
