@@ -131,7 +131,11 @@ def test_sigkill_mid_stage_loses_nothing(db, db_url, settings, clip_of, tmp_path
         "EGOCROWD_DATA_DIR": str(settings.data_dir),
         "EGOCROWD_SECRET_KEY": "k" * 40,
         "EGOCROWD_STAGE_LEASE_S": "3",
+        "EGOCROWD_AUDIT_SIGNING_KEY": str(tmp_path / "audit.pem"),
     }
+    from egocrowd.audit import checkpoints
+
+    checkpoints.generate_key(tmp_path / "audit.pem")  # a server's worker starts only with its key
     proc = subprocess.Popen([sys.executable, "-m", "egocrowd.cli", "worker", "--executor", "inline"], env=env)
     try:
         deadline = time.monotonic() + 60
