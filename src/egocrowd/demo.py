@@ -239,4 +239,5 @@ def _seed_annotation(session: Session, admin: User | None, blobs: BlobStore | No
             session.add(derived)
             session.flush()
             clip.derived_id = derived.id
+            budgets.pay_accepted_clip(session, clip, admin)  # accepted clips are paid (the budget covers them)
             tasks.open_annotation(session, clip)
