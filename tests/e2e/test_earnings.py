@@ -75,7 +75,7 @@ def test_a_deposit_then_a_workers_earnings_on_a_phone(app, live, db, world, chro
         ledger.reverse(s, payment.id, "Found after approval: the clip repeats another one.", reviewer)
 
     page.goto(f"/campaigns/{cid}")
-    assert page.locator("[data-budget=spent]").inner_text().startswith("1.50 USD (1 clips paid")
+    assert page.locator("[data-budget=spent]").inner_text() == "1.50 USD (1 clip paid, 1.50 USD each with the fee)"
     look(page, "pay-2-campaign-budget")
 
     worker = _login(browser, live.base, world.worker.email)
