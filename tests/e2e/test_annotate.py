@@ -96,6 +96,7 @@ def test_desktop_marks_spans_with_the_keyboard(live, db, chromium, scene):
     a = annotator(db, staff)
     page = _login(chromium(), live.base, a.email, phone=False)
     task = _claim(page)
+    assert page.evaluate("getComputedStyle(document.querySelector('header.top')).position") == "sticky"
     assert page.evaluate(SEEK, 0.5)["error"] is None
     page.locator("body").click(position={"x": 5, "y": 5})  # focus on the page, not a field
     page.keyboard.press("[")
@@ -136,6 +137,8 @@ def test_phone_marks_spans_with_taps(live, db, chromium, scene):
     a = annotator(db, staff)
     page = _login(chromium(), live.base, a.email, phone=True)
     task = _claim(page)
+    # the wrapped nav scrolls away instead of covering the spans being edited (on a desktop it stays)
+    assert page.evaluate("getComputedStyle(document.querySelector('header.top')).position") == "static"
     # tap the timeline at 1/3: the video seeks to ~1 s
     box = page.locator("#an-timeline").bounding_box()
     assert box["width"] <= PHONE["width"]
