@@ -139,6 +139,7 @@ def test_phone_marks_spans_with_taps(live, db, chromium, scene):
     task = _claim(page)
     # the wrapped nav scrolls away instead of covering the spans being edited (on a desktop it stays)
     assert page.evaluate("getComputedStyle(document.querySelector('header.top')).position") == "static"
+    assert page.locator("#an-rows-help").inner_text().startswith("No spans yet")  # no empty rows to "leave empty"
     # tap the timeline at 1/3: the video seeks to ~1 s
     box = page.locator("#an-timeline").bounding_box()
     assert box["width"] <= PHONE["width"]
@@ -151,6 +152,7 @@ def test_phone_marks_spans_with_taps(live, db, chromium, scene):
     page.select_option("#an-new-noun", "lid")
     page.get_by_role("button", name="Add span").tap()
     assert page.locator(".an-row").count() == 1
+    assert page.locator("#an-rows-help").inner_text().startswith("Times in seconds")
     start = float(page.input_value(".an-row .an-start"))
     end = float(page.input_value(".an-row .an-end"))
     assert abs(start - 1.0) < 0.15 and abs(end - 2.0) < 0.15
