@@ -189,7 +189,10 @@ def test_refused_answer_comes_back_with_what_was_typed_and_without_script(live, 
 def test_reviewer_makes_reference_spans(live, db, chromium, scene):
     staff, clips = scene
     page = _login(chromium(), live.base, staff.email, phone=False)
-    page.goto(f"/annotate/gold/{clips[0]}")
+    page.goto(f"/clips/{clips[0]}")  # the way there: a link on the accepted clip's page
+    with page.expect_navigation():
+        page.get_by_role("link", name="Make it a gold clip: mark reference labels").click()
+    assert page.url.endswith(f"/annotate/gold/{clips[0]}")
     page.wait_for_selector("#an-stage[data-ready=yes]")
     page.evaluate(SEEK, 0.3)
     page.get_by_role("button", name="Mark start").click()
@@ -199,6 +202,8 @@ def test_reviewer_makes_reference_spans(live, db, chromium, scene):
     with page.expect_navigation():
         page.get_by_role("button", name="Save reference spans").click()
     assert "now a gold clip" in page.content()
+    page.goto(f"/clips/{clips[0]}")
+    assert page.locator("#clip-gold").inner_text() == "Edit the reference labels (gold clip)"
     with db.transaction() as s:
         rows = s.scalars(sa.select(Span).where(Span.clip_id == clips[0], Span.kind == SpanKind.gold)).all()
         assert [(r.start_ms, r.end_ms) for r in rows] == [(300, 1200)]
