@@ -273,6 +273,9 @@ def test_reviewer_fixes_disagreeing_spans(live, db, chromium, scene):
         page.get_by_role("button", name="Save the fixed spans").tap()
     assert "labels are done" in page.content()
     assert page.get_by_role("button", name="Save the fixed spans").count() == 0
+    with page.expect_navigation():  # a way back to the queue
+        page.get_by_role("link", name="Back to the queue").tap()
+    assert page.url.endswith("/review")
     with db.transaction() as s:
         item = s.get_one(ReviewItem, item_id)
         assert item.state is ReviewState.done and item.decision == "fixed"
