@@ -56,6 +56,8 @@ def test_a_deposit_then_a_workers_earnings_on_a_phone(app, live, db, world, chro
     page.goto(f"/campaigns/{cid}")
     assert page.locator("[data-budget=short]").inner_text() == "6.00 USD before the campaign can open"
     assert page.input_value("#deposit-amount") == "6.00"
+    form, amount = page.locator("#deposit-form").bounding_box(), page.locator("#deposit-amount").bounding_box()
+    assert amount["width"] > 0.9 * form["width"]  # a full-width field like the other forms', not a tiny box
     page.fill("#deposit-reason", "Wire OR-2026-114")
     look(page, "pay-1-deposit")
     page.click("#deposit")
