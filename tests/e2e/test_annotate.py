@@ -190,6 +190,8 @@ def test_reviewer_makes_reference_spans(live, db, chromium, scene):
     staff, clips = scene
     page = _login(chromium(), live.base, staff.email, phone=False)
     page.goto(f"/clips/{clips[0]}")  # the way there: a link on the accepted clip's page
+    assert page.get_by_role("link", name="All my clips").count() == 0  # not the reviewer's clip
+    assert page.get_by_role("link", name="Back to the campaign").count() == 1
     with page.expect_navigation():
         page.get_by_role("link", name="Make it a gold clip: mark reference labels").click()
     assert page.url.endswith(f"/annotate/gold/{clips[0]}")
