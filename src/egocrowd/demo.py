@@ -196,7 +196,8 @@ def _seed_annotation(session: Session, admin: User | None, blobs: BlobStore | No
 
     import numpy as np
 
-    from egocrowd.media.testmedia import write_video  # PyAV: only when seeding clips
+    from egocrowd.media.probe import probe  # PyAV: only when seeding clips
+    from egocrowd.media.testmedia import write_video
 
     worker = session.scalars(sa.select(User).where(User.email == USERS[3][0])).one()
     jar = session.scalars(sa.select(Campaign).where(Campaign.title == CAMPAIGNS[1]["title"])).one()
@@ -219,7 +220,8 @@ def _seed_annotation(session: Session, admin: User | None, blobs: BlobStore | No
                 original_name=f"jar-{n + 1}.mp4",
                 client_meta={},
                 status=ClipStatus.accepted,
-                probe={"duration_s": float(seconds), "fps": float(fps), "width": w, "height": h},
+                # what the probe stage would store: the clip page shows its picture size and turn
+                probe=probe(blobs.path(ref.sha256)).to_dict(),
                 deid_status=DeidStatus.clean,
             )
             session.add(clip)
@@ -237,4 +239,5 @@ def _seed_annotation(session: Session, admin: User | None, blobs: BlobStore | No
             session.add(derived)
             session.flush()
             clip.derived_id = derived.id
+            budgets.pay_accepted_clip(session, clip, admin)  # accepted clips are paid (the budget covers them)
             tasks.open_annotation(session, clip)

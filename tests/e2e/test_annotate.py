@@ -47,6 +47,7 @@ def test_desktop_marks_spans_with_the_keyboard(live, db, chromium, scene):
     a = annotator(db, staff)
     page = log_in(chromium(), live.base, a.email, DESKTOP)
     task = _claim(page)
+    assert page.evaluate("getComputedStyle(document.querySelector('header.top')).position") == "sticky"
     assert seek(page, 0.5)["error"] is None
     page.locator("body").click(position={"x": 5, "y": 5})  # focus on the page, not a field
     page.keyboard.press("[")
@@ -87,6 +88,9 @@ def test_phone_marks_spans_with_taps(live, db, chromium, scene):
     a = annotator(db, staff)
     page = log_in(chromium(), live.base, a.email, PHONE)
     task = _claim(page)
+    # the wrapped nav scrolls away instead of covering the spans being edited (on a desktop it stays)
+    assert page.evaluate("getComputedStyle(document.querySelector('header.top')).position") == "static"
+    assert page.locator("#an-rows-help").inner_text().startswith("No spans yet")  # no empty rows to "leave empty"
     # tap the timeline at 1/3: the video seeks to ~1 s
     box = page.locator("#an-timeline").bounding_box()
     assert box["width"] <= PHONE["width"]
@@ -99,6 +103,7 @@ def test_phone_marks_spans_with_taps(live, db, chromium, scene):
     page.select_option("#an-new-noun", "lid")
     page.get_by_role("button", name="Add span").tap()
     assert page.locator(".an-row").count() == 1
+    assert page.locator("#an-rows-help").inner_text().startswith("Times in seconds")
     start = float(page.input_value(".an-row .an-start"))
     end = float(page.input_value(".an-row .an-end"))
     assert abs(start - 1.0) < 0.15 and abs(end - 2.0) < 0.15
@@ -135,7 +140,12 @@ def test_refused_answer_comes_back_with_what_was_typed_and_without_script(live, 
 def test_reviewer_makes_reference_spans(live, db, chromium, scene):
     staff, clips = scene
     page = log_in(chromium(), live.base, staff.email, DESKTOP)
-    page.goto(f"/annotate/gold/{clips[0]}")
+    page.goto(f"/clips/{clips[0]}")  # the way there: a link on the accepted clip's page
+    assert page.get_by_role("link", name="All my clips").count() == 0  # not the reviewer's clip
+    assert page.get_by_role("link", name="Back to the campaign").count() == 1
+    with page.expect_navigation():
+        page.get_by_role("link", name="Make it a gold clip: mark reference labels").click()
+    assert page.url.endswith(f"/annotate/gold/{clips[0]}")
     page.wait_for_selector("#an-stage[data-ready=yes]")
     seek(page, 0.3)
     page.get_by_role("button", name="Mark start").click()
@@ -145,6 +155,8 @@ def test_reviewer_makes_reference_spans(live, db, chromium, scene):
     with page.expect_navigation():
         page.get_by_role("button", name="Save reference spans").click()
     assert "now a gold clip" in page.content()
+    page.goto(f"/clips/{clips[0]}")
+    assert page.locator("#clip-gold").inner_text() == "Edit the reference labels (gold clip)"
     with db.transaction() as s:
         rows = s.scalars(sa.select(Span).where(Span.clip_id == clips[0], Span.kind == SpanKind.gold)).all()
         assert [(r.start_ms, r.end_ms) for r in rows] == [(300, 1200)]
@@ -214,6 +226,9 @@ def test_reviewer_fixes_disagreeing_spans(live, db, chromium, scene):
         page.get_by_role("button", name="Save the fixed spans").tap()
     assert "labels are done" in page.content()
     assert page.get_by_role("button", name="Save the fixed spans").count() == 0
+    with page.expect_navigation():  # a way back to the queue
+        page.get_by_role("link", name="Back to the queue").tap()
+    assert page.url.endswith("/review")
     with db.transaction() as s:
         item = s.get_one(ReviewItem, item_id)
         assert item.state is ReviewState.done and item.decision == "fixed"

@@ -28,6 +28,11 @@ def test_lab_runs_an_audit_and_resolves_a_flag_on_a_phone(live, world, db, chrom
     alpha = float(page.locator("#labels-alpha").inner_text().split()[0])
     assert -1 <= alpha <= 1
     assert page.locator("table.labels-table tbody tr").count() > 0  # the clips agreeing least
+    states = page.locator("table.labels-table tbody tr td:last-child").all_inner_texts()
+    assert set(states) <= {"being labelled", "with a reviewer", "labelled", "–"}, states  # words, not codes
+    # the table fits a small phone without a sideways scroll of its own
+    worst = page.locator("section[aria-labelledby=labels-worst] .labels-scroll")
+    assert worst.evaluate("e => e.scrollWidth <= e.clientWidth"), worst.evaluate("e => [e.scrollWidth, e.clientWidth]")
     assert page.get_by_text("No label audit has run yet.").is_visible()
     look(page, "labels-campaign-before")
 

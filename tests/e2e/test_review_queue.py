@@ -135,6 +135,8 @@ def test_forms_work_without_javascript_and_the_worker_appeals(app, live, db, wor
     page = log_in(browser, live.base, second.email, DESKTOP)
     page.goto(f"/review/items/{appeal_id}")
     assert "I finish folding at the very end" in page.content()
+    keys = page.locator("#ri-keys")  # A and R do nothing on an appeal: the hint names only the video's keys
+    assert keys.is_visible() and "accept" not in keys.inner_text() and "Space" in keys.inner_text()
     look(page, "review-appeal")
     with page.expect_navigation():
         page.get_by_role("button", name="Grant: accept the clip").click()

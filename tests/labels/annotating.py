@@ -7,6 +7,7 @@ from pathlib import Path
 
 from egocrowd.db.models import Clip, ClipStatus
 from egocrowd.labels import tasks
+from egocrowd.media.probe import probe
 from tests.platform.helpers import Actor, make_user
 from tests.support.deid import add_clip, make_video
 
@@ -35,7 +36,7 @@ def accepted_clip(db, blobs, tmp_path: Path, campaign_id: int, worker_id: int, *
     )
     with db.transaction() as s:
         clip = s.get_one(Clip, cid)
-        clip.probe = {"duration_s": SECONDS, "fps": 10.0, "width": 320, "height": 240}
+        clip.probe = probe(video).to_dict()  # the clip page shows its picture size as the stage stores it
         tasks.open_annotation(s, clip)
     return cid
 

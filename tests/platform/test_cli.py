@@ -10,9 +10,11 @@ import click
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from sqlalchemy.orm import Session
 
 from egocrowd.cli import main
-from egocrowd.db.models import AuditEvent, Campaign, ConsentDocument, User
+from egocrowd.db.models import AuditEvent, Campaign, Clip, ConsentDocument, User
+from egocrowd.pay import budgets
 from tests.platform.test_migrations import _diff, fresh_url  # noqa: F401  (a fixture)
 
 
@@ -66,6 +68,13 @@ def test_demo_seeds_idempotently(tmp_path):
     counts = [_count(url, m) for m in (User, Campaign, ConsentDocument, AuditEvent)]
     assert counts[:3] == [7, 3, 2]  # one user per role and three annotators; the consent in English and French
     assert "annotator1@demo.egocrowd" in first.output
+    engine = sa.create_engine(url)
+    with Session(engine) as s:  # the clip page shows the picture as the probe stage stores it
+        probes = s.scalars(sa.select(Clip.probe)).all()
+        owed = [c.id for campaign_id in s.scalars(sa.select(Campaign.id)) for c in budgets.owed_clips(s, campaign_id)]
+    engine.dispose()
+    assert probes and all(p["display_width"] == 320 and p["display_height"] == 240 for p in probes)
+    assert owed == []  # the accepted clips are paid: the worker's earnings say earned, not "pays soon"
     second = runner.invoke(main, ["demo", "--no-serve"], env=_env(tmp_path))
     assert second.exit_code == 0, second.output
     assert second.output == first.output

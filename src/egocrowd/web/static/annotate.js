@@ -76,11 +76,19 @@
     row.addEventListener("change", redraw);
   }
 
+  var rowsHelp = document.getElementById("an-rows-help");
   function renumber() {
-    rows().forEach(function (row, i) {
+    var all = rows();
+    all.forEach(function (row, i) {
       var legend = row.querySelector("legend");
       if (legend) legend.textContent = "Span " + (i + 1);
     });
+    // the page's words are for the empty rows a page without script shows; here rows come from the marks
+    if (rowsHelp) {
+      rowsHelp.textContent = all.length
+        ? "Times in seconds, like 1.5: type them or nudge them."
+        : "No spans yet: mark a start and an end on the video, then Add span.";
+    }
   }
 
   function addRow(start, end, verb, noun) {
