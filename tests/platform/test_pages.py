@@ -109,3 +109,12 @@ def test_an_empty_campaign_list_offers_only_what_the_viewer_can_do(client, db, w
     assert "No campaigns to show yet." in r.text
     assert ('href="/campaigns/new">Create one' in r.text) is (who == "lab")
     assert ('href="/admin/organizations">add a lab' in r.text) is (who == "admin")
+
+
+def test_money_on_pages_has_each_currencys_own_digits():
+    from egocrowd.web.pages.render import templates
+
+    money = templates.env.filters["money"]
+    assert money(150000, "USD") == "1,500.00 USD"
+    assert money(150, "JPY") == "150 JPY"  # yen have no minor unit: 150 is what the ledger pays
+    assert money(1500, "KWD") == "1.500 KWD"

@@ -20,6 +20,7 @@ from egocrowd import __version__, notifications
 from egocrowd.accounts import policy
 from egocrowd.db.models import CampaignStatus
 from egocrowd.errors import EgocrowdError
+from egocrowd.pay.money import MINOR_DIGITS
 from egocrowd.web.auth import Ctx, csrf_token, persist_anonymous_csrf, unit, viewer
 from egocrowd.web.pages.forms import field_errors
 
@@ -45,8 +46,12 @@ def flash_messages(texts: dict[str, str]) -> None:
             raise ValueError(f"flash message {key!r} is defined twice with different words")
 
 
-def _money(cents: int, currency: str) -> str:
-    return f"{Decimal(cents).scaleb(-2):,.2f} {currency}"  # exact: money is never a float
+def _money(minor: int, currency: str) -> str:
+    """An amount in the currency's minor units as people read it: "1,500.00 USD", "150 JPY",
+    "1.500 KWD" (exact: money is never a float; the digits come from pay.money's ISO 4217 table,
+    cents for a code it does not know, as campaigns created before the table were)."""
+    digits = MINOR_DIGITS.get(currency, 2)
+    return f"{Decimal(minor).scaleb(-digits):,.{digits}f} {currency}"
 
 
 def _when(moment: datetime) -> str:
