@@ -135,6 +135,16 @@ class Settings(BaseSettings):
     audit_checkpoint_minutes: float = Field(
         60.0, gt=0, description="...or when this many minutes passed since the last one and the log grew"
     )
+    # Releases (docs/releases.md)
+    release_fps: int = Field(30, ge=1, le=240, description="Constant frame rate videos are resampled to for LeRobot")
+    release_link_minutes: float = Field(60.0, gt=0, le=7 * 24 * 60, description="How long a signed download link works")
+    withdrawal_grace_days: float = Field(
+        30.0, ge=0, description="Days after a withdrawal before the clip's raw and derived media are deleted"
+    )
+    # Pay (docs/pay.md)
+    payout_minimum_minor: int = Field(
+        500, ge=0, description="Least a worker's balance must hold to go into a payout batch, in minor units"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -181,6 +181,31 @@ _RULES: dict[str, Any] = {
     "labels.import": lambda u, c: _staff(u) or _manages(u, c),
     # run a label audit (it sends spans back for re-annotation), resolve its flags
     "labels.audit": lambda u, c: _staff(u) or _manages(u, c),
+    # Pay (#11): floors and exchange rates (admins), a campaign's top-ups (its lab's owners and editors
+    # decide), payout methods (each worker their own), payout batches (admins)
+    "pay.floors": lambda u, _: u.role is Role.admin,
+    "pay.rates": lambda u, _: u.role is Role.admin,
+    "pay.top_up": _manages,  # resource: the campaign
+    "pay.methods": lambda u, _: u.role is Role.worker,
+    "pay.payouts": lambda u, _: u.role is Role.admin,
+    # Releases (#12): a lab cuts releases of its own campaigns' accepted clips; every requester (any
+    # lab, small ones too) browses the catalog of published releases and asks for access for their
+    # lab; the release's owning lab (owners) decides; downloads need granted access (or owning it)
+    "release.create": lambda u, org: u.role is Role.admin or (_lab_role(u, *_EDITS) and u.organization_id == org.id),
+    "release.view": lambda u, r: (
+        u.role is Role.admin or (u.role is Role.requester and u.organization_id == r.organization_id)
+    ),
+    "release.manage": lambda u, r: (
+        u.role is Role.admin or (_lab_role(u, OrgRole.owner) and u.organization_id == r.organization_id)
+    ),
+    "catalog.browse": lambda u, _: u.role in (Role.admin, Role.requester),
+    "release.request_access": lambda u, _: _lab_role(u, *_EDITS),
+    # withdrawal notices: a buyer lab's members read them, its owners and editors acknowledge them
+    "withdrawal.view": lambda u, org: (
+        u.role is Role.admin or (u.role is Role.requester and u.organization_id == org.id)
+    ),
+    "withdrawal.acknowledge": lambda u, org: _lab_role(u, *_EDITS) and u.organization_id == org.id,
+    "withdrawal.admin": lambda u, _: u.role is Role.admin,  # remove a clip for cause; the withdrawals page
 }
 
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd import audit
+from egocrowd import audit, consent
 from egocrowd.accounts import policy
 from egocrowd.blobs import BlobRef, sha256_file
 from egocrowd.clock import utcnow
@@ -137,8 +137,11 @@ def _record_clip(
             raise Conflict(f"This assignment is {a.status.value}.", code="assignment.not_active")
         a.status, a.submitted_at = AssignmentStatus.submitted, utcnow()
     first = s.scalar(sa.select(sa.func.min(Clip.id)).where(Clip.sha256 == ref.sha256))
+    campaign = s.get(Campaign, campaign_id)
+    covering = consent.covering_record(s, worker_id, campaign) if campaign is not None else None
     now = utcnow()
     clip = Clip(
+        consent_record_id=covering.id if covering is not None else None,
         campaign_id=campaign_id,
         assignment_id=assignment_id,
         worker_id=worker_id,

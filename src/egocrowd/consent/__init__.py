@@ -31,6 +31,7 @@ from egocrowd.consent.scopes import DATA_USE_SCOPES, SCOPE_WORDS, needed_scopes
 from egocrowd.consent.signatures import (
     active_consent,
     active_in_revision,
+    covering_record,
     list_consents,
     require_cover,
     sign,
@@ -47,6 +48,7 @@ __all__ = [
     "authored_documents",
     "check_campaign_document",
     "clean_scopes",
+    "covering_record",
     "create_document",
     "create_draft",
     "diff",

@@ -63,6 +63,19 @@ def active_in_revision(session: Session, user: User, family: str, revision: int)
     )
 
 
+def covering_record(session: Session, worker_id: int, campaign: Campaign) -> ConsentRecord | None:
+    """The signature a clip for ``campaign`` was taken under: the worker's newest signature of the
+    campaign's consent family (withdrawn or not: a later withdrawal is what releases look at)."""
+    family = sa.select(ConsentDocument.family).where(ConsentDocument.version == campaign.consent_version)
+    return session.scalar(
+        sa.select(ConsentRecord)
+        .join(ConsentDocument, ConsentDocument.id == ConsentRecord.document_id)
+        .where(ConsentRecord.user_id == worker_id, ConsentDocument.family == family.scalar_subquery())
+        .order_by(ConsentRecord.signed_at.desc(), ConsentRecord.id.desc())
+        .limit(1)
+    )
+
+
 def sign(
     session: Session, worker: User, version: str, scopes: list[str], *, document_sha256: str | None = None
 ) -> ConsentRecord:

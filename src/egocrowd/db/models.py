@@ -77,6 +77,7 @@ class ClipStatus(str, enum.Enum):
     error = "error"  # a stage failed repeatedly; the cause is on its job
     accepted = "accepted"  # a person (or the auto-accept rule) accepted it: pay and releases rely on this
     declined = "declined"  # a reviewer rejected it: reason_code "review.<reason>" (labels.review.REJECT_REASONS)
+    withdrawn = "withdrawn"  # its worker withdrew consent, or an admin removed it for cause (releases.withdrawals)
 
 
 class DeidStatus(str, enum.Enum):
@@ -151,6 +152,37 @@ class JobStatus(str, enum.Enum):
     running = "running"  # leased by a worker process until lease_expires_at
     done = "done"
     error = "error"  # gave up after max attempts; last_error says why
+
+
+class ReleaseStatus(str, enum.Enum):
+    """A release is built once (releases.builder), then never changes."""
+
+    building = "building"  # being exported; nothing of it is served yet
+    published = "published"  # complete: manifest, root hash, files; immutable from here on
+    failed = "failed"  # the build stopped (error says why); nothing of it is served
+
+
+class AccessState(str, enum.Enum):
+    """A buyer organization's access to a release (releases.buyers)."""
+
+    requested = "requested"
+    granted = "granted"
+    refused = "refused"
+    revoked = "revoked"
+
+
+class PayoutBatchStatus(str, enum.Enum):
+    open = "open"  # being put together; payouts may still be added or removed
+    exported = "exported"  # the provider's file was written; money is in transit
+    sent = "sent"  # the provider confirmed (its reference recorded); money left the platform
+    cancelled = "cancelled"  # given up before sending; every payout's money went back to its worker
+
+
+class TopUpState(str, enum.Enum):
+    proposed = "proposed"  # the measured median rate is under the floor; the lab is asked
+    accepted = "accepted"  # the lab (or the campaign's auto_top_up setting) agreed; paying
+    declined = "declined"  # the lab refused (recorded, shown to workers)
+    paid = "paid"  # every worker already paid on the campaign got their top-up
 
 
 #: The largest row id: every id column is a 32-bit INTEGER (SERIAL on PostgreSQL). Inputs naming an id
@@ -336,6 +368,8 @@ class Campaign(Base):
     review: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: action labels on accepted clips: k, gold rate, agreement bar (campaigns.schema.AnnotationSettings)
     annotation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: pay rules beyond the piece rate: {"auto_top_up": bool, ...} (campaigns.schema / pay.rates)
+    pay_policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus), default=CampaignStatus.draft, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -355,6 +389,9 @@ class Assignment(Base):
     lease_expires_at: Mapped[datetime]
     submitted_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    #: idle time the capture page saw between claim and submit (tab hidden, no input), in seconds;
+    #: working time = submitted_at - claimed_at - idle_seconds (pay.rates)
+    idle_seconds: Mapped[int | None]
 
     campaign: Mapped[Campaign] = relationship()
     worker: Mapped[User] = relationship()
@@ -420,6 +457,9 @@ class Clip(Base):
     agreement: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     #: a gold clip: reviewer-made reference spans (SpanKind.gold) exist; mixed into annotators' work unmarked
     is_gold: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: the signature that covered the upload (consent.require_cover): releases check its scopes and
+    #: withdrawal; None only on clips ingested without one
+    consent_record_id: Mapped[int | None] = mapped_column(sa.ForeignKey("consent_records.id"), index=True)
 
     campaign: Mapped[Campaign] = relationship()
     assignment: Mapped[Assignment | None] = relationship()
@@ -576,6 +616,8 @@ class AnnotationTask(Base):
     flags: Mapped[list[Any]] = mapped_column(default=list)
     #: a gold task's score against the reference: {"score": .., "mistakes": [...]}
     score: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    #: idle time the annotation page saw between claim and submit, in seconds (pay.rates)
+    idle_seconds: Mapped[int | None]
 
     clip: Mapped[Clip] = relationship()
     annotator: Mapped[User] = relationship()
@@ -763,3 +805,264 @@ class AuditCheckpoint(Base):
     #: sha256 of the raw public key, hex: which published key verifies it
     key_id: Mapped[str] = mapped_column(sa.String(64))
     signature: Mapped[str] = mapped_column(sa.String(128))  # hex, 64 bytes
+
+
+# --- pay: floors, measured rates, top-ups, exchange rates, payouts (egocrowd.pay; docs/pay.md) ---------
+
+
+class PayFloor(Base):
+    """The least an hour of work may pay in a country (``country`` "*": everywhere without its own
+    row), with where the figure comes from. Admin-edited; every change is an audit event."""
+
+    __tablename__ = "pay_floors"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    country: Mapped[str] = mapped_column(sa.String(2), unique=True)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    hourly_minor: Mapped[int] = mapped_column(sa.BigInteger)
+    source: Mapped[str] = mapped_column(sa.String(500))
+    updated_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TopUp(Base):
+    """A proposal (then a payment) raising a campaign's pay to its floor once the measured median
+    working time shows underpay: ``per_task_minor`` to each of ``tasks`` already paid."""
+
+    __tablename__ = "top_ups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id"), index=True)
+    state: Mapped[TopUpState] = mapped_column(_enum(TopUpState), default=TopUpState.proposed)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    median_seconds: Mapped[int]
+    hourly_minor: Mapped[int] = mapped_column(sa.BigInteger)  # the measured effective rate
+    floor_minor: Mapped[int] = mapped_column(sa.BigInteger)  # the highest floor among allowed countries
+    per_task_minor: Mapped[int] = mapped_column(sa.BigInteger)
+    tasks: Mapped[int]
+    total_minor: Mapped[int] = mapped_column(sa.BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))  # None: automatic
+    decided_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+
+
+class ExchangeRate(Base):
+    """An admin-set rate: 1 ``base`` = ``rate`` ``quote`` (a decimal string, exact). Rows are never
+    edited; the newest per pair is the one in use. Shown to workers beside their pay, for reference."""
+
+    __tablename__ = "exchange_rates"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    base: Mapped[str] = mapped_column(sa.String(3))
+    quote: Mapped[str] = mapped_column(sa.String(3))
+    rate: Mapped[str] = mapped_column(sa.String(40))
+    source: Mapped[str] = mapped_column(sa.String(300), default="")
+    set_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.Index("ix_exchange_rates_pair", "base", "quote", "set_at"),)
+
+
+class PayoutMethod(Base):
+    """Where a worker wants their money: a provider ("paypal", "wise", "mpesa"...) and an account
+    reference there. Removing one keeps the row (payouts point at it)."""
+
+    __tablename__ = "payout_methods"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    provider: Mapped[str] = mapped_column(sa.String(40))
+    account_ref: Mapped[str] = mapped_column(sa.String(200))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    is_default: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    removed_at: Mapped[datetime | None]
+
+
+class PayoutBatch(Base):
+    """Payouts an admin sends together through one provider in one currency. Its status changes
+    only by conditional UPDATEs, so two admins acting on one batch get one success and one conflict."""
+
+    __tablename__ = "payout_batches"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(sa.String(40))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[PayoutBatchStatus] = mapped_column(_enum(PayoutBatchStatus), default=PayoutBatchStatus.open)
+    minimum_minor: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    exported_at: Mapped[datetime | None]
+    #: the provider file written (a blob), so the same bytes can be downloaded again
+    export_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    sent_at: Mapped[datetime | None]
+    sent_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    provider_reference: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+class Payout(Base):
+    """One worker's money in a batch; ``transaction_id`` moved it from their earnings to payouts in
+    transit, ``sent_transaction_id`` out of the platform (or back, if the batch was cancelled)."""
+
+    __tablename__ = "payouts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(sa.ForeignKey("payout_batches.id"), index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    method_id: Mapped[int] = mapped_column(sa.ForeignKey("payout_methods.id"))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    transaction_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ledger_transactions.id"))
+    sent_transaction_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ledger_transactions.id"))
+    provider_reference: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("batch_id", "user_id", name="uq_payout_batch_user"),)
+
+
+# --- releases: datasets, buyers, withdrawals (egocrowd.releases; docs/releases.md) ----------------------
+
+
+class Release(Base):
+    """One immutable version of a dataset: accepted clips chosen by ``selection``, exported in
+    ``formats``, under ``licence``. Versions of one ``name`` in one organization form a series;
+    ``previous_id`` is the one before, and ``changes`` what was added and withdrawn since it.
+    Once ``published``, nothing in the row or its files changes (``root_hash`` is sha256 over the
+    manifest, which lists every file's path, size and sha256)."""
+
+    __tablename__ = "releases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))  # a slug: "jar-opening"
+    version: Mapped[int]
+    title: Mapped[str] = mapped_column(sa.String(200))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    previous_id: Mapped[int | None] = mapped_column(sa.ForeignKey("releases.id"))
+    #: the filters as given: campaign ids, labels, countries, dates, QC values, agreement
+    selection: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: {"name": .., "terms": .., "uses": ["training", "commercial", "redistribution"], "expires_at": iso | None}
+    licence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: exporter (or describer) name -> {"version": its format version, **options}, e.g.
+    #: {"lerobot": {"version": "v3.0", "fps": 30}, "webdataset": {"version": 1}} (releases.exporting)
+    formats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[ReleaseStatus] = mapped_column(_enum(ReleaseStatus), default=ReleaseStatus.building, index=True)
+    #: the manifest blob and the root hash over it (set when published)
+    manifest_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    root_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    #: {"added": [clip sha256...], "withdrawn": [clip sha256...]} since ``previous_id``
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: composition for the catalog and the data card: hours, clips, countries, labels, QC, agreement, pay
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: the build: done/total steps while building, the problem when failed
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    #: a builder process holds the build until then (a killed builder's release is picked up again)
+    lease_expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    format_version: Mapped[int] = mapped_column(default=1)
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+
+    organization: Mapped[Organization] = relationship()
+
+    __table_args__ = (sa.UniqueConstraint("organization_id", "name", "version", name="uq_release_version"),)
+
+
+class ReleaseClip(Base):
+    """A clip in a release, with the hashes it was released under and the release files that carry
+    its bytes (``files``: paths in the manifest), which a withdrawal notice lists."""
+
+    __tablename__ = "release_clips"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(sa.ForeignKey("releases.id"), index=True)
+    clip_id: Mapped[int] = mapped_column(sa.ForeignKey("clips.id"), index=True)
+    clip_sha256: Mapped[str] = mapped_column(sa.String(64))  # the raw upload
+    media_sha256: Mapped[str] = mapped_column(sa.String(64))  # the de-identified video released
+    consent_record_id: Mapped[int | None] = mapped_column(sa.ForeignKey("consent_records.id"))
+    files: Mapped[list[Any]] = mapped_column(default=list)
+
+    __table_args__ = (sa.UniqueConstraint("release_id", "clip_id", name="uq_release_clip"),)
+
+
+class ReleaseFile(Base):
+    """One file of a published release, stored as a blob under its sha256."""
+
+    __tablename__ = "release_files"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(sa.ForeignKey("releases.id"), index=True)
+    path: Mapped[str] = mapped_column(sa.String(500))  # "lerobot/meta/info.json"
+    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    format: Mapped[str] = mapped_column(sa.String(40))  # the exporter that wrote it ("manifest" for the manifest)
+
+    __table_args__ = (sa.UniqueConstraint("release_id", "path", name="uq_release_file_path"),)
+
+
+class ReleaseAccess(Base):
+    """A buyer organization's access to a release: requested by one of its members, decided by the
+    release's owner. Downloads need ``granted`` and an unexpired licence."""
+
+    __tablename__ = "release_access"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(sa.ForeignKey("releases.id"), index=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    state: Mapped[AccessState] = mapped_column(_enum(AccessState), default=AccessState.requested)
+    requested_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    message: Mapped[str] = mapped_column(sa.Text, default="")  # what the buyer means to do with it
+    decided_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    #: the licence ends for this buyer then (None: the release licence's own expiry, or never)
+    expires_at: Mapped[datetime | None]
+
+    __table_args__ = (sa.UniqueConstraint("release_id", "organization_id", name="uq_release_access"),)
+
+
+class ReleaseDownload(Base):
+    """Every download of a release file, by whom, for which buyer (None: the owner's own staff or an admin)."""
+
+    __tablename__ = "release_downloads"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(sa.ForeignKey("releases.id"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    path: Mapped[str] = mapped_column(sa.String(500))
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Withdrawal(Base):
+    """A clip taken out of every later release: its worker withdrew consent, or an admin removed it
+    for cause. After ``purge_after`` its raw and derived media are deleted; this row stays as the
+    tombstone (the hashes of what was deleted)."""
+
+    __tablename__ = "withdrawals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(sa.ForeignKey("clips.id"), unique=True)
+    reason: Mapped[str] = mapped_column(sa.String(40))  # "consent_withdrawn" | "removed"
+    comment: Mapped[str] = mapped_column(sa.Text, default="")
+    clip_sha256: Mapped[str] = mapped_column(sa.String(64))
+    #: every blob of the clip (raw, derivatives) to delete, and deleted: [sha256...]
+    media: Mapped[list[Any]] = mapped_column(default=list)
+    #: when consent was withdrawn (or the removal decided): the clock the notices are measured from
+    withdrawn_at: Mapped[datetime]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))  # None: the worker's own withdrawal
+    purge_after: Mapped[datetime]
+    purged_at: Mapped[datetime | None]
+
+
+class WithdrawalNotice(Base):
+    """Told to a buyer who downloaded a release that contains a withdrawn clip: the files affected (by
+    path and sha256). The buyer must acknowledge it."""
+
+    __tablename__ = "withdrawal_notices"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    withdrawal_id: Mapped[int] = mapped_column(sa.ForeignKey("withdrawals.id"), index=True)
+    release_id: Mapped[int] = mapped_column(sa.ForeignKey("releases.id"), index=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    files: Mapped[list[Any]] = mapped_column(default=list)  # [{"path": .., "sha256": ..}]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+
+    __table_args__ = (
+        sa.UniqueConstraint("withdrawal_id", "release_id", "organization_id", name="uq_withdrawal_notice"),
+    )

@@ -25,18 +25,28 @@ from egocrowd.web.limits import BodyLimit
 from egocrowd.web.pages import accounts, assignments, campaigns, consent, lab, render
 from egocrowd.web.pages import admin as admin_pages
 from egocrowd.web.pages import annotate as annotate_pages
+from egocrowd.web.pages import catalog as catalog_pages
 from egocrowd.web.pages import clips as clip_pages
 from egocrowd.web.pages import labels as label_pages
 from egocrowd.web.pages import pay as pay_pages
+from egocrowd.web.pages import payouts as payout_pages
+from egocrowd.web.pages import rates as rate_pages
+from egocrowd.web.pages import releases as release_pages
 from egocrowd.web.pages import review as review_pages
+from egocrowd.web.pages import withdrawals as withdrawal_pages
 from egocrowd.web.routers import account, api, reviews
 from egocrowd.web.routers import admin as admin_api
 from egocrowd.web.routers import annotations as annotations_api  # not `annotations`: the __future__ import's name
 from egocrowd.web.routers import audit as audit_api
+from egocrowd.web.routers import catalog as catalog_api
 from egocrowd.web.routers import clips as clip_api
 from egocrowd.web.routers import consent as consent_api
 from egocrowd.web.routers import labels as labels_api
 from egocrowd.web.routers import pay as pay_api
+from egocrowd.web.routers import payouts as payouts_api
+from egocrowd.web.routers import rates as rates_api
+from egocrowd.web.routers import releases as releases_api
+from egocrowd.web.routers import withdrawals as withdrawals_api
 from egocrowd.web.routers.uploads import PlatformHooks
 from egocrowd.worker import make_runner, run_pipeline, stop_pipeline
 
@@ -54,6 +64,11 @@ ROUTERS = [
     annotations_api.router,
     labels_api.router,
     pay_api.router,
+    rates_api.router,
+    payouts_api.router,
+    releases_api.router,
+    catalog_api.router,
+    withdrawals_api.router,
     accounts.router,
     campaigns.router,
     consent.router,
@@ -65,6 +80,11 @@ ROUTERS = [
     annotate_pages.router,
     label_pages.router,
     pay_pages.router,
+    rate_pages.router,
+    payout_pages.router,
+    release_pages.router,
+    catalog_pages.router,
+    withdrawal_pages.router,
 ]
 
 

@@ -1,0 +1,2 @@
+"""The built-in describers (Croissant metadata, the data card): each module registers itself with
+``DESCRIBERS`` on import."""
