@@ -4,14 +4,16 @@ The build hands every exporter the same :class:`ReleaseSpec`: the release's iden
 per clip, a :class:`ReleaseItem` whose only media is the de-identified video (``media_path``; raw
 bytes never reach an exporter). An exporter writes files under the folder it is given (the build
 puts each exporter in its own folder, named after it, inside a scratch directory) and calls
-``progress(1)`` once per clip done. The build then hashes every file into the manifest; exporters
-never write the manifest or touch the database.
+``progress(1)`` once per clip done. It returns which of its files carry which clips (path relative
+to the release root, e.g. "webdataset/shard-000000.tar" → [clip ids]): the media, the per-clip
+rows, anything a withdrawal notice must name when one of those clips is withdrawn. The build then
+hashes every file into the manifest; exporters never write the manifest or touch the database.
 
 Two registries, one signature::
 
     @EXPORTERS.register("webdataset", version=1, description="WebDataset tar shards (mp4 + json per clip)")
     def webdataset(spec: ReleaseSpec, out: Path, *, options: Mapping[str, Any],
-                   files: Sequence[FileEntry], progress: Progress) -> None: ...
+                   files: Sequence[FileEntry], progress: Progress) -> Mapping[str, Sequence[int]]: ...
 
 ``EXPORTERS`` (data formats) run first, with ``files`` empty; ``DESCRIBERS`` (Croissant, the data
 card) run after them and get ``files``: everything the exporters wrote, with sizes and sha256, so that
@@ -118,7 +120,7 @@ class Exporter(Protocol):
         options: Mapping[str, Any],
         files: Sequence[FileEntry],
         progress: Progress,
-    ) -> None: ...
+    ) -> Mapping[str, Sequence[int]]: ...
 
 
 EXPORTERS: Registry[Exporter] = Registry("release.exporter", builtins="egocrowd.releases.exporters")
