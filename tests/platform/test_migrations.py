@@ -175,3 +175,65 @@ def test_app_role_cannot_rewrite_the_audit_log_when_an_owner_role_migrates():
                 c.execute(sa.text(f'DROP OWNED BY "{role}"'))
                 c.execute(sa.text(f'DROP ROLE "{role}"'))
         admin.dispose()
+
+
+def test_0010_links_each_stored_clip_to_the_signature_that_covered_it(fresh_url):
+    """Clips stored before revision 0010 get the worker's newest signature of their campaign's consent
+    family made before the clip arrived (not a later one, not another family's), and the default pay
+    floor exists."""
+    cfg = alembic_config(fresh_url)
+    command.upgrade(cfg, "0009")
+    engine = sa.create_engine(fresh_url)
+    t = "2026-01-0{}T00:00:00+00:00"
+    try:
+        with engine.begin() as c:
+            run = lambda sql, **kw: c.execute(sa.text(sql), kw)  # noqa: E731
+            run(
+                "INSERT INTO organizations (id, name, may_author_consent, created_at) VALUES (1, 'Lab', false, :t)",
+                t=t.format(1),
+            )
+            for uid, role in ((1, "requester"), (2, "worker")):
+                run(
+                    "INSERT INTO users (id, email, display_name, password_hash, role, is_active, created_at) "
+                    "VALUES (:id, :e, 'x', 'x', :r, true, :t)",
+                    id=uid, e=f"u{uid}@x.org", r=role, t=t.format(1),
+                )  # fmt: skip
+            for did, version, family, rev in (
+                (1, "v1", "worker", 1),
+                (2, "v2", "worker", 2),
+                (3, "other-1", "other", 1),
+            ):
+                run(
+                    "INSERT INTO consent_documents (id, version, title, body, sha256, scopes, created_at, family, "
+                    "revision, language, status) VALUES (:id, :v, 't', 'b', :h, '[]', :t, :f, :r, 'en', 'published')",
+                    id=did, v=version, h=f"{did:064d}", t=t.format(1), f=family, r=rev,
+                )  # fmt: skip
+            # signed v1 on the 2nd, another family on the 3rd, v2 on the 5th; the clip arrived on the 4th
+            for rid, doc, day in ((1, 1, 2), (2, 3, 3), (3, 2, 5)):
+                run(
+                    "INSERT INTO consent_records (id, user_id, document_id, document_sha256, scopes, signed_at) "
+                    "VALUES (:id, 2, :d, :h, '[]', :t)",
+                    id=rid, d=doc, h=f"{doc:064d}", t=t.format(day),
+                )  # fmt: skip
+            run(
+                "INSERT INTO campaigns (id, organization_id, created_by, title, instructions, requirements, taxonomy, "
+                "target_clips, slots_taken, pay_cents, currency, expected_minutes, allowed_countries, data_use, "
+                "buyer_name, consent_version, privacy, review, annotation, status, created_at, updated_at) VALUES "
+                "(1, 1, 1, 'c', 'i', '{}', '{}', 5, 0, 100, 'USD', 5, '[]', '{}', 'b', 'v2', '{}', '{}', '{}', "
+                "'open', :t, :t)",
+                t=t.format(1),
+            )
+            run(
+                "INSERT INTO clips (id, campaign_id, worker_id, source_ref, sha256, size, original_name, client_meta, "
+                "status, created_at, updated_at, is_gold) VALUES "
+                "(1, 1, 2, 'ingest:a', :h, 1, 'a.mp4', '{}', 'accepted', :t, :t, false)",
+                h="a" * 64, t=t.format(4),
+            )  # fmt: skip
+        command.upgrade(cfg, "head")
+        with engine.connect() as c:
+            assert c.scalar(sa.text("SELECT consent_record_id FROM clips WHERE id = 1")) == 1
+            assert c.execute(sa.text("SELECT country, currency, hourly_minor FROM pay_floors")).all() == [
+                ("*", "USD", 800)
+            ]
+    finally:
+        engine.dispose()

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from egocrowd import clips
 from egocrowd.blobs import BlobStore
-from egocrowd.db.models import Clip
+from egocrowd.db.models import Clip, ConsentRecord
 from tests.platform.helpers import (
     claim,
     make_user,
@@ -75,6 +75,9 @@ def test_completion_retried_after_a_restart_mid_upload_and_a_failed_first_try(se
     with db.transaction() as s:
         clip = s.get(Clip, clip_id)
         assert clip.sha256 == hashlib.sha256(data).hexdigest() and clip.size == len(data)
+        # the signature that covered the upload, which releases and withdrawals follow
+        record = s.get(ConsentRecord, clip.consent_record_id)
+        assert record is not None and record.user_id == worker.id and record.withdrawn_at is None
     blobs = BlobStore(settings.blobs_path)
     assert blobs.exists(clip.sha256)
     assert clips.sweep_orphan_blobs(db, blobs, grace=timedelta(0)) == []
