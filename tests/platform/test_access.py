@@ -238,6 +238,7 @@ MATRIX = [
     # De-identification (#9): media and the redaction review (tests/platform/test_media_access.py and
     # test_redaction.py hold the rules on real clips; here: nobody gets past the door wrongly)
     Row("GET", "/clips/{missing}/video", logged_in(404)),
+    Row("GET", "/clips/{missing}/lineage", logged_in(404)),
     Row("GET", "/review/redaction", logged_in(403, reviewer=200, admin=200)),
     Row("GET", "/clips/{missing}/redactions", logged_in(403, reviewer=404, admin=404)),
     Row(

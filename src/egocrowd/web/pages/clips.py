@@ -17,6 +17,7 @@ from egocrowd.clips import media, redaction
 from egocrowd.db.models import Clip
 from egocrowd.errors import EgocrowdError, InvalidInput
 from egocrowd.labels import review
+from egocrowd.releases import lineage
 from egocrowd.web.auth import Ctx, unit
 from egocrowd.web.pages.render import TextForm, flash_messages, form_action, form_error, page_unit, render, see_other
 from egocrowd.web.routers.admin import raw_link
@@ -150,6 +151,9 @@ def _show_clip(request: Request, clip_id: int, *, status: int = 200, **values) -
             appeal=review.appeal_for(ctx.session, clip.id),
             may_appeal=review.can_appeal(ctx.session, user, clip),
             reject_reasons=review.REJECT_REASONS,
+            lineage=lineage.clip_lineage(
+                ctx.session, clip, secret=request.app.state.settings.resolved_secret_key()
+            ).steps,
             **values,
         )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import Field
 
 from egocrowd import clips
@@ -14,6 +14,7 @@ from egocrowd.campaigns import service as campaigns
 from egocrowd.clips import media, redaction
 from egocrowd.db.models import MAX_ID
 from egocrowd.inputs import InputModel
+from egocrowd.releases import lineage
 from egocrowd.web.auth import unit
 from egocrowd.web.routers.api import Id, QueryId
 from egocrowd.web.routers.uploads import PlatformHooks
@@ -57,6 +58,23 @@ def get_clip(request: Request, clip_id: Id):
     with unit(request) as ctx:
         user = ctx.require_user()
         return clip_out(user, clips.get_clip(ctx.session, user, clip_id))
+
+
+@router.get(
+    "/clips/{clip_id}/lineage",
+    responses={200: {"description": "PROV-JSON (W3C PROV): the clip's lineage", "content": {"application/json": {}}}},
+)
+def get_lineage(request: Request, clip_id: Id) -> JSONResponse:
+    """Where the clip came from and everything done to it, as a W3C PROV-JSON document: the consent
+    signed, the upload, each pipeline stage with its version, de-identification with its detectors,
+    acceptance, annotation (annotators as pseudonyms), aggregation, and every release containing it
+    (docs/provenance.md)."""
+    with unit(request) as ctx:
+        user = ctx.require_user()
+        clip, found = lineage.visible_lineage(
+            ctx.session, user, clip_id, secret=request.app.state.settings.resolved_secret_key()
+        )
+        return JSONResponse(lineage.prov_document(found, clip_sha256=clip.sha256))
 
 
 @router.get("/campaigns/{campaign_id}/qc", response_model=QCStatsOut)
