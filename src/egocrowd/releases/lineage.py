@@ -391,7 +391,7 @@ def visible_lineage(session: Session, user: User, clip_id: int, *, secret: str) 
 
 def prov_document(lineage: Lineage, *, clip_sha256: str) -> dict[str, Any]:
     """The lineage as a PROV-JSON document (W3C PROV through the ``prov`` package)."""
-    from prov.model import PROV_TYPE, ProvDocument  # imported here: pages that never ask pay nothing
+    from prov.model import PROV, ProvDocument  # imported here: pages that never ask pay nothing
 
     doc = ProvDocument()
     doc.add_namespace(PREFIX, NAMESPACE)
@@ -400,30 +400,30 @@ def prov_document(lineage: Lineage, *, clip_sha256: str) -> dict[str, Any]:
     def q(local: str) -> str:
         return f"clip:{local}"
 
-    def attrs(values: Mapping[str, Any]) -> dict[str, Any]:
+    def attrs(values: Mapping[str, Any], **fixed: Any) -> Any:
         # PROV attribute values are literals: nested structures become their JSON text
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {k.replace("__", ":"): v for k, v in fixed.items()}
         for k, v in values.items():
             if v is None:
                 continue
-            out[f"{PREFIX}:{k}"] = v if isinstance(v, str | int | float | bool) else json.dumps(v, sort_keys=True, default=str)
+            out[f"{PREFIX}:{k}"] = (
+                v if isinstance(v, str | int | float | bool) else json.dumps(v, sort_keys=True, default=str)
+            )
         return out
 
-    kinds = {"person": "prov:Person", "software": "prov:SoftwareAgent", "organization": "prov:Organization"}
+    kinds = {"person": PROV["Person"], "software": PROV["SoftwareAgent"], "organization": PROV["Organization"]}
     for name, kind in lineage.agents.items():
-        extra = (
-            {f"{PREFIX}:version": __version__, f"{PREFIX}:lineage_format": FORMAT_VERSION} if kind == "software" else {}
-        )
-        doc.agent(q(name), {PROV_TYPE: kinds[kind], **extra})
+        extra = {"version": __version__, "lineage_format": FORMAT_VERSION} if kind == "software" else {}
+        doc.agent(q(name), attrs(extra, prov__type=kinds[kind]))
     for e in lineage.entities:
-        doc.entity(q(e.id), {"prov:label": e.label, f"{PREFIX}:kind": e.kind, **attrs(e.attributes)})
+        doc.entity(q(e.id), attrs(e.attributes, prov__label=e.label, ego__kind=e.kind))
     for e in lineage.entities:
         for source in e.derived_from:
             if any(x.id == source for x in lineage.entities):
                 doc.wasDerivedFrom(q(e.id), q(source))
     for s in lineage.steps:
         act = doc.activity(
-            q(s.id), s.started_at, s.ended_at, {"prov:label": s.title, f"{PREFIX}:kind": s.kind, **attrs(s.attributes)}
+            q(s.id), s.started_at, s.ended_at, attrs(s.attributes, prov__label=s.title, ego__kind=s.kind)
         )
         doc.wasAssociatedWith(act, q(s.agent))
         for used in s.used:
@@ -432,7 +432,7 @@ def prov_document(lineage: Lineage, *, clip_sha256: str) -> dict[str, Any]:
             doc.wasGeneratedBy(q(made), act, s.ended_at)
             if s.agent != SOFTWARE and s.kind in ("upload", "annotation"):
                 doc.wasAttributedTo(q(made), q(s.agent))
-    return json.loads(doc.serialize(format="json"))
+    return json.loads(doc.serialize(format="json") or "{}")
 
 
 def timeline(lineage: Lineage) -> Sequence[Step]:
