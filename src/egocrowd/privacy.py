@@ -4,7 +4,9 @@ them, and deleting their account.
 Here, above ``campaigns``: deleting an account withdraws its consents, which releases slots.
 
 - :func:`collect_personal_data` gathers the rows (secrets such as password and token hashes left
-  out) and the clip files to include; :func:`write_export` writes them as one ZIP, copying each
+  out) and the clip files to include: consents with the sha256 of the text signed, clips with their
+  hash and state, the releases that contain each clip and the labs licensed to use them, every
+  payment to or from the person's accounts in the ledger (issue #13, "workers' view"); :func:`write_export` writes them as one ZIP, copying each
   clip from the blob store in chunks (never whole in memory). A clip's file in the export is its
   de-identified video (issue #9): raw footage may show other people (family, passers-by, screens),
   whose data is not the worker's to take away; a clip without a finished de-identified video is
@@ -35,6 +37,7 @@ from egocrowd.blobs import BlobStore
 from egocrowd.campaigns import assignments
 from egocrowd.clock import utcnow
 from egocrowd.db.models import (
+    AccessState,
     ApiToken,
     Assignment,
     AssignmentStatus,
@@ -43,16 +46,25 @@ from egocrowd.db.models import (
     ConsentRecord,
     DeidStatus,
     Derivative,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
     LoginSession,
     Notification,
+    Organization,
     OrgRole,
+    Release,
+    ReleaseAccess,
+    ReleaseClip,
+    ReleaseStatus,
     Role,
     User,
 )
 from egocrowd.errors import Forbidden
+from egocrowd.pay.money import Money
 from egocrowd.pipeline.stages import ACCOUNT_DELETED
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: payments, and the releases and licensed labs of each clip
 #: Columns never exported: secrets (hashes of passwords and tokens) are not personal data to hand out.
 _SECRET = {"password_hash", "token_hash", "secret_hash"}
 
@@ -84,6 +96,70 @@ def _exported_file(session: Session, c: Clip) -> tuple[str, str] | None:
     return (f"clips/{c.id}-deidentified.mp4", d.sha256) if d is not None else None
 
 
+def _payments(session: Session, user: User) -> list[dict[str, Any]]:
+    """Every ledger entry on the person's own accounts (earnings, in every currency), oldest first."""
+    q = (
+        sa.select(LedgerEntry, LedgerTransaction, LedgerAccount)
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .where(LedgerAccount.user_id == user.id)
+        .order_by(LedgerEntry.id)
+    )
+    return [
+        {
+            "entry_id": e.id,
+            "transaction_id": t.id,
+            "at": t.at,
+            "kind": t.kind.value,
+            "account": a.kind.value,
+            "amount": Money(e.amount, a.currency).format(),
+            "currency": a.currency,
+            "reason": t.reason,
+            "refs": t.refs,
+        }
+        for e, t, a in session.execute(q)
+    ]
+
+
+def _releases_by_clip(session: Session, clip_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """For each clip, the published releases that contain it and the labs licensed to use each."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    if not clip_ids:
+        return out
+    rows = session.execute(
+        sa.select(ReleaseClip.clip_id, Release, Organization.name)
+        .join(Release, Release.id == ReleaseClip.release_id)
+        .join(Organization, Organization.id == Release.organization_id)
+        .where(ReleaseClip.clip_id.in_(clip_ids), Release.status == ReleaseStatus.published)
+        .order_by(Release.published_at, Release.id)
+    ).all()
+    buyers: dict[int, list[str]] = {}
+    release_ids = {r.id for _, r, _ in rows}
+    if release_ids:
+        for rid, name in session.execute(
+            sa.select(ReleaseAccess.release_id, Organization.name)
+            .join(Organization, Organization.id == ReleaseAccess.organization_id)
+            .where(ReleaseAccess.release_id.in_(release_ids), ReleaseAccess.state == AccessState.granted)
+            .order_by(Organization.name)
+        ):
+            buyers.setdefault(rid, []).append(name)
+    for clip_id, r, lab in rows:
+        out.setdefault(clip_id, []).append(
+            {
+                "release_id": r.id,
+                "name": r.name,
+                "version": r.version,
+                "published_at": r.published_at,
+                "root_hash": r.root_hash,
+                "published_by": lab,
+                "licence": (r.licence or {}).get("name"),
+                "allowed_uses": (r.licence or {}).get("uses", []),
+                "licensed_to": buyers.get(r.id, []),
+            }
+        )
+    return out
+
+
 def collect_personal_data(session: Session, user: User) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """(everything about ``user`` as JSON-ready data, [(name in the ZIP, blob sha256)] of their own
     clips' de-identified videos). Audited as ``user.data_exported``."""
@@ -95,6 +171,7 @@ def collect_personal_data(session: Session, user: User) -> tuple[dict[str, Any],
     clips = rows(Clip, Clip.worker_id == user.id)
     per_clip = [_exported_file(session, c) for c in clips]
     files = [f for f in per_clip if f is not None]
+    releases = _releases_by_clip(session, [c.id for c in clips])
     data = {
         "format_version": FORMAT_VERSION,
         "exported_at": utcnow(),
@@ -104,9 +181,16 @@ def collect_personal_data(session: Session, user: User) -> tuple[dict[str, Any],
             _row(a, campaign_title=a.campaign.title) for a in rows(Assignment, Assignment.worker_id == user.id)
         ],
         "clips": [
-            _row(c, file=f[0] if f else None, **({} if f else {"file_note": NO_FILE}))
+            _row(
+                c,
+                file=f[0] if f else None,
+                buyer=c.campaign.buyer_name,
+                releases=releases.get(c.id, []),
+                **({} if f else {"file_note": NO_FILE}),
+            )
             for c, f in zip(clips, per_clip, strict=True)
         ],
+        "payments": _payments(session, user),
         "notifications": [_row(n) for n in rows(Notification, Notification.user_id == user.id)],
         "sessions": [_row(s) for s in rows(LoginSession, LoginSession.user_id == user.id)],
         "api_tokens": [_row(t) for t in rows(ApiToken, ApiToken.user_id == user.id)],
@@ -138,8 +222,9 @@ def write_export(out: BinaryIO, data: dict[str, Any], files: list[tuple[str, str
         zf.writestr(
             "README.txt",
             "Everything egocrowd holds about you: data.json (your profile, consents with the sha256 of the text "
-            "you signed and the scopes you chose, slots, clips with their checks, notices, sessions, tokens and "
-            "the audit events about you or made by you) and, under clips/, the de-identified video of each clip "
+            "you signed and the scopes you chose, slots, clips with their sha256, state and checks, the campaign's "
+            "buyer, the dataset releases that contain each clip and the labs licensed to use them, every payment "
+            "to or from your earnings, notices, sessions, tokens and the audit events about you or made by you) and, under clips/, the de-identified video of each clip "
             "you uploaded: other people's faces, readable text and voices hidden, as labs receive it. The original "
             "footage is not included because it may show other people; a clip without a finished de-identified "
             "video is listed in data.json (with a file_note) but has no file here.\n",

@@ -68,7 +68,7 @@ def test_the_export_holds_everything_about_the_person(client, world, settings):
     zf = zipfile.ZipFile(io.BytesIO(r.content))
     assert zf.testzip() is None
     data = json.loads(zf.read("data.json"))
-    assert data["format_version"] == 1
+    assert data["format_version"] == 2
     assert data["profile"]["email"] == world.worker.email and "password_hash" not in data["profile"]
     (consent,) = data["consents"]
     assert len(consent["document_sha256"]) == 64 and consent["scopes"] == ["record_hands"]
@@ -231,3 +231,54 @@ def test_logging_out_one_other_session(client, db):
         assert r.headers["location"] == "/account?m=session_ended"
         assert phone.get("/account", follow_redirects=False).status_code == 303  # the phone is logged out
         assert client.get("/account").status_code == 200 and "Log this one out" not in client.get("/account").text
+
+
+def test_the_export_tells_a_worker_who_paid_them_and_which_releases_and_labs_have_their_clip(
+    client, world, settings, db
+):
+    """#13, workers' view: every payment on their earnings, and for each clip the published releases
+    that contain it and the labs licensed to use them (a release still being built is not listed)."""
+    from egocrowd.db.models import (
+        AccessState,
+        Campaign,
+        Organization,
+        Release,
+        ReleaseAccess,
+        ReleaseClip,
+        ReleaseStatus,
+    )
+    from egocrowd.pay import ledger
+    from egocrowd.pay.money import Money
+
+    _, clip_id, sha = _with_clip(world, settings)
+    admin = make_user(db, "admin")
+    with db.transaction() as s:
+        clip = s.get_one(Clip, clip_id)
+        campaign = s.get_one(Campaign, clip.campaign_id)
+        ledger.deposit(
+            s, campaign, Money(10_000, "USD"), s.get_one(User, admin.id), idempotency_key="d1", reason="funds"
+        )
+        ledger.pay_for_clip(s, clip, None)
+        buyer = Organization(name="Small Robot Lab")
+        s.add(buyer)
+        s.flush()
+        for version, status in ((1, ReleaseStatus.published), (2, ReleaseStatus.building)):
+            r = Release(
+                organization_id=campaign.organization_id, name="jars", version=version, title="Jars",
+                licence={"name": "research", "uses": ["training"]}, status=status, root_hash="f" * 64,
+                published_at=utcnow() if status is ReleaseStatus.published else None,
+            )  # fmt: skip
+            s.add(r)
+            s.flush()
+            s.add(ReleaseClip(release_id=r.id, clip_id=clip_id, clip_sha256=sha, media_sha256=sha, files=["a.tar"]))
+            s.add(ReleaseAccess(release_id=r.id, organization_id=buyer.id, state=AccessState.granted))
+    r = client.post(f"{API}/me/export", headers=world.worker.headers)
+    data = json.loads(zipfile.ZipFile(io.BytesIO(r.content)).read("data.json"))
+    (payment,) = data["payments"]
+    assert (payment["kind"], payment["amount"], payment["currency"]) == ("clip_accepted", "1.50", "USD")
+    assert payment["refs"]["clip_id"] == clip_id
+    (clip,) = data["clips"]
+    (release,) = clip["releases"]  # the one still building is not there
+    assert (release["name"], release["version"], release["root_hash"]) == ("jars", 1, "f" * 64)
+    assert release["published_by"] == "Lab A" and release["licensed_to"] == ["Small Robot Lab"]
+    assert clip["buyer"]

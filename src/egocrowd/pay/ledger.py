@@ -414,9 +414,9 @@ def pay_for_clip(
     """Pay the worker the campaign's price for one accepted clip, from the campaign's budget, plus the
     platform's fee on top. Key ``clip:<id>:accepted``: a double approval pays once.
 
-    Not wired yet: the "accepted" state that should call this comes with issue #10 (review); until
-    then nothing in the platform calls it. A budget that cannot cover it raises
-    ``ledger.insufficient_funds`` (the campaign must not have promised more than it holds)."""
+    Called on acceptance through :func:`egocrowd.pay.budgets.pay_accepted_clip`, which records the pay
+    as owed instead when the budget cannot cover it; here a short budget raises
+    ``ledger.insufficient_funds``."""
     campaign = session.get(Campaign, clip.campaign_id)
     assert campaign is not None
     worker = session.get(User, clip.worker_id)
