@@ -815,6 +815,57 @@ def audit_export(out: Path) -> None:
     click.echo(f"wrote {n} events to {out}; public key id {key['key_id']}")
 
 
+@main.group("c2pa")
+def c2pa_group() -> None:
+    """Content Credentials (C2PA) on released video: the signing authority, and checking a file."""
+
+
+@c2pa_group.command("init")
+@click.option("--organization", default="egocrowd", show_default=True, help="Name in the certificates.")
+def c2pa_init(organization: str) -> None:
+    """Make the local signing authority (a root certificate and the signing certificate it issues) in
+    EGOCROWD_CONTENT_CREDENTIALS_DIR. Once: files it signed need it. Publish the root (served at
+    /api/v1/content-credentials/ca.pem) so buyers can trust it."""
+    from egocrowd.releases import credentials
+
+    settings = _settings()
+    directory = credentials.authority_dir(settings)
+    authority = credentials.init_authority(directory, organization=organization)
+    click.echo(f"wrote {directory} (the key is mode 0600); keep a copy somewhere safe")
+    click.echo(f"root certificate sha256 {authority.fingerprint}")
+
+
+@c2pa_group.command("verify")
+@click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--trust",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A root certificate (PEM) to trust; default: this platform's own, when it has one.",
+)
+def c2pa_verify(video: Path, trust: Path | None) -> None:
+    """Read a video's Content Credentials and validate them: exit status 1 unless the file is intact
+    (Trusted, or Valid with a root you do not trust), 2 when it carries none."""
+    from egocrowd.releases import credentials
+
+    if trust is not None:
+        trust_pem: bytes | None = trust.read_bytes()
+    else:
+        try:
+            trust_pem = credentials.load_authority(credentials.authority_dir(_settings())).ca_pem
+        except credentials.NoAuthority:
+            trust_pem = None
+    verdict = credentials.read_credentials(video, trust_pem=trust_pem)
+    if verdict.state is None:
+        click.echo(f"{video}: no Content Credentials")
+        sys.exit(2)
+    click.echo(f"{video}: {verdict.state}")
+    for action in (verdict.assertion("c2pa.actions") or {}).get("actions", []):
+        click.echo(f"  {action.get('action')}: {action.get('description', '')}")
+    for failure in verdict.failures:
+        click.echo(f"  failed: {failure.get('code')}: {failure.get('explanation', '')}", err=True)
+    sys.exit(0 if verdict.state in ("Trusted", "Valid") else 1)
+
+
 main.add_command(bench)
 
 if __name__ == "__main__":  # pragma: no cover

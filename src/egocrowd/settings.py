@@ -136,6 +136,11 @@ class Settings(BaseSettings):
         60.0, gt=0, description="...or when this many minutes passed since the last one and the log grew"
     )
     # Releases (docs/releases.md)
+    content_credentials_dir: Path | None = Field(
+        None,
+        description="The C2PA signing authority (root certificate, signing chain and key) that signs released video; "
+        "default: data_dir/content_credentials. Made by `egocrowd c2pa init` (the embedded setup makes its own)",
+    )
     release_fps: int = Field(30, ge=1, le=240, description="Constant frame rate videos are resampled to for LeRobot")
     release_link_minutes: float = Field(60.0, gt=0, le=7 * 24 * 60, description="How long a signed download link works")
     withdrawal_grace_days: float = Field(

@@ -288,6 +288,7 @@ MATRIX = [
     ),
     Row("GET", "/labels/me", logged_in(200)),
     Row("GET", "/audit/public-key", every(200), note="public: anyone compares an export's key with it"),
+    Row("GET", "/content-credentials/ca.pem", every(404), note="public; none until `egocrowd c2pa init` or a release"),
     # review and appeals (#10): nothing waits for a decision in this world
     Row("GET", "/review/items", logged_in(403, reviewer=200, owner=200, other_lab=200, admin=200)),
     Row("GET", "/review/reasons", every(200), note="the reasons a clip may be rejected for are public"),

@@ -60,6 +60,7 @@ ROUTERS = [
     clip_api.router,
     admin_api.router,
     audit_api.router,
+    audit_api.credentials_router,
     reviews.router,
     annotations_api.router,
     labels_api.router,

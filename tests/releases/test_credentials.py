@@ -1,0 +1,145 @@
+"""Content Credentials (C2PA) on released video, read back with the real c2pa reader: a local
+signing authority made with one call, a signed file that validates as Trusted against its root and
+says how it was captured, de-identified and released and what its consent allows; any modified byte
+makes it Invalid; without an authority nothing is signed."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from egocrowd.errors import Conflict
+from egocrowd.media.testmedia import write_video
+from egocrowd.releases import credentials as cc
+from egocrowd.settings import Settings
+
+pytest.importorskip("c2pa", reason="c2pa-python is needed")
+
+
+@pytest.fixture(scope="module")
+def authority_and_video(tmp_path_factory) -> tuple[cc.Authority, Path, Path]:
+    root = tmp_path_factory.mktemp("c2pa")
+    authority = cc.init_authority(root / "authority", organization="Test platform")
+    video = write_video(root / "clip.mp4", [np.full((64, 96, 3), 20 + 5 * i, np.uint8) for i in range(20)], 10)
+    return authority, root / "authority", video
+
+
+def _manifest(scopes=("record_hands",), uses=("training",)) -> dict:
+    return cc.manifest_for_clip(
+        title="clip.mp4",
+        recorded_at=datetime(2026, 11, 2, 9, 30, tzinfo=UTC),
+        clip_sha256="a" * 64,
+        media_sha256="b" * 64,
+        deid={"stage_version": "deid-3", "detectors": {"faces": {"model": "centerface", "threshold": 0.4}}},
+        consent={"version": "worker-3", "sha256": "c" * 64, "scopes": list(scopes)},
+        licence={"name": "research-only", "uses": list(uses)},
+        release={"id": 7, "name": "jars", "version": 2, "organization": "Lab A", "created_at": datetime.now(UTC)},
+    )
+
+
+def test_a_signed_clip_is_trusted_against_the_published_root_and_says_what_happened(authority_and_video, tmp_path):
+    authority, directory, video = authority_and_video
+    signed = tmp_path / "signed.mp4"
+    cc.sign_video(video, signed, _manifest(), authority)
+    verdict = cc.read_credentials(signed, trust_pem=authority.ca_pem)
+    assert verdict.state == "Trusted", verdict.failures
+    assert cc.read_credentials(signed).state == "Valid"  # intact; this reader just does not trust the root
+    actions = [a["action"] for a in verdict.assertion("c2pa.actions")["actions"]]
+    assert actions == ["c2pa.created", "c2pa.edited", "c2pa.published"]
+    created = verdict.assertion("c2pa.actions")["actions"][0]
+    assert created["digitalSourceType"].endswith("/digitalCapture")
+    release = verdict.assertion("org.egocrowd.release")
+    assert (release["release_id"], release["clip_sha256"], release["consent_document_sha256"]) == (
+        7,
+        "a" * 64,
+        "c" * 64,
+    )
+    mining = verdict.assertion("cawg.training-mining")["entries"]
+    # no commercial_use scope: training allowed only non-commercially; no generative training in the licence
+    assert mining["cawg.ai_training"] == {
+        "use": "constrained",
+        "constraint_info": "non-commercial use only (the worker's consent)",
+    }
+    assert mining["cawg.ai_generative_training"] == {"use": "notAllowed"}
+    # the video still plays: same frames
+    with av.open(str(signed)) as a, av.open(str(video)) as b:
+        assert sum(1 for _ in a.decode(video=0)) == sum(1 for _ in b.decode(video=0)) == 20
+    # the key is the signer's alone
+    assert stat.S_IMODE(os.stat(directory / cc.KEY_FILE).st_mode) == 0o600
+    assert len(authority.fingerprint) == 64
+
+
+def test_any_modified_byte_makes_the_file_invalid(authority_and_video, tmp_path):
+    authority, _, video = authority_and_video
+    signed = tmp_path / "signed.mp4"
+    cc.sign_video(video, signed, _manifest(), authority)
+    data = bytearray(signed.read_bytes())
+    for where in (len(data) - 50, len(data) // 2):
+        tampered = tmp_path / f"tampered-{where}.mp4"
+        changed = bytearray(data)
+        changed[where] ^= 0xFF
+        tampered.write_bytes(changed)
+        verdict = cc.read_credentials(tampered, trust_pem=authority.ca_pem)
+        assert verdict.state == "Invalid", (where, verdict)
+    assert cc.read_credentials(video).state is None  # never signed: no manifest at all
+
+
+def test_consent_scopes_and_licence_decide_the_training_and_mining_assertion():
+    full = cc.training_mining(["record_hands", "commercial_use"], ["training", "commercial", "generative_training"])
+    assert {k: v["use"] for k, v in full["entries"].items()} == dict.fromkeys(full["entries"], "allowed")
+    none = cc.training_mining(["commercial_use"], ["redistribution"])
+    assert {v["use"] for v in none["entries"].values()} == {"notAllowed"}
+
+
+def test_one_authority_only_and_none_means_nothing_is_signed(authority_and_video, tmp_path):
+    _, directory, _ = authority_and_video
+    with pytest.raises(Conflict) as e:
+        cc.init_authority(directory)
+    assert e.value.code == "c2pa.authority_exists"
+    server = Settings(data_dir=tmp_path, database_url="postgresql+psycopg://x@127.0.0.1/none")
+    with pytest.raises(cc.NoAuthority) as e:
+        cc.authority(server)
+    assert e.value.code == "c2pa.no_authority" and e.value.status == 503
+    embedded = Settings(data_dir=tmp_path / "embedded")
+    made = cc.authority(embedded)  # the embedded setup makes its own on first use, once
+    assert cc.authority(embedded) == made
+
+
+def test_the_command_line_makes_the_authority_and_checks_files_and_the_root_is_published(client, settings, tmp_path):
+    from click.testing import CliRunner
+
+    from egocrowd.cli import main
+
+    assert client.get("/api/v1/content-credentials/ca.pem").json()["code"] == "c2pa.no_authority"
+    runner = CliRunner()
+    env = {
+        "EGOCROWD_CONTENT_CREDENTIALS_DIR": str(settings.data_dir / "cc"),
+        "EGOCROWD_DATA_DIR": str(settings.data_dir),
+    }
+    made = runner.invoke(main, ["c2pa", "init", "--organization", "Test platform"], env=env)
+    assert made.exit_code == 0, made.output
+    again = runner.invoke(main, ["c2pa", "init"], env=env)
+    assert again.exit_code != 0 and "c2pa.authority_exists" in again.output
+    settings.content_credentials_dir = settings.data_dir / "cc"
+    r = client.get("/api/v1/content-credentials/ca.pem")
+    assert r.status_code == 200 and r.content.startswith(b"-----BEGIN CERTIFICATE-----")
+    authority = cc.load_authority(settings.data_dir / "cc")
+    assert r.headers["egocrowd-fingerprint"] == authority.fingerprint and authority.fingerprint in made.output
+
+    video = write_video(tmp_path / "v.mp4", [np.full((64, 64, 3), 9 * i, np.uint8) for i in range(10)], 10)
+    signed = tmp_path / "signed.mp4"
+    cc.sign_video(video, signed, _manifest(), authority)
+    ok = runner.invoke(main, ["c2pa", "verify", str(signed)], env=env)
+    assert ok.exit_code == 0 and "Trusted" in ok.output and "c2pa.edited" in ok.output
+    assert runner.invoke(main, ["c2pa", "verify", str(video)], env=env).exit_code == 2
+    changed = bytearray(signed.read_bytes())
+    changed[-40] ^= 0x01
+    (tmp_path / "bad.mp4").write_bytes(changed)
+    bad = runner.invoke(main, ["c2pa", "verify", str(tmp_path / "bad.mp4")], env=env)
+    assert bad.exit_code == 1 and "Invalid" in bad.output
