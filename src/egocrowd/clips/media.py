@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from egocrowd import audit
 from egocrowd.accounts import policy
-from egocrowd.db.models import AuditEvent, Clip, DeidStatus, Derivative, Role, User
+from egocrowd.db.models import AuditEvent, Clip, ClipStatus, DeidStatus, Derivative, Role, User
 from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound
 from egocrowd.pipeline.stages import ACCOUNT_DELETED
 
@@ -82,6 +82,10 @@ def not_deidentified(user: User, clip: Clip) -> Conflict:
             words += f" ({clip.deid_reason})"
     elif status is DeidStatus.failed:
         words = _FAILED_WORDS.get(clip.deid_reason or "", _FAILED_PLAIN)
+    if status is None and clip.status in (ClipStatus.qc_failed, ClipStatus.rejected, ClipStatus.error):
+        # never "yet": a clip that failed the checks is never de-identified, so never shown
+        words = "it did not pass the checks, and only clips that pass are de-identified (the copy others may watch)"
+        return Conflict(f"Clip {clip.id} has no video to show: {words}.", code="clip.not_deidentified", **extra)
     return Conflict(f"Clip {clip.id} has no video to show yet: {words}.", code="clip.not_deidentified", **extra)
 
 

@@ -49,12 +49,13 @@ ORIENTATIONS = {
 #: A clip's status in the worker's words, and the pill colour it is shown in.
 STATUS_WORDS = {
     "processing": ("being checked", "submitted"),
-    "qc_passed": ("passed the checks", "accepted"),
+    "qc_passed": ("passed the checks: waiting for acceptance", "submitted"),
     "qc_failed": ("needs another take", "rejected"),
     "rejected": ("could not be used", "rejected"),
     "error": ("problem on our side", "closed"),
     "accepted": ("accepted", "accepted"),
     "declined": ("not accepted", "rejected"),
+    "withdrawn": ("withdrawn: left out of every new release", "closed"),
 }
 
 
