@@ -70,9 +70,8 @@ CAMPAIGNS = (
         "taxonomy": {"verbs": ["fold"], "nouns": ["shirt", "towel"]},
         "data_use": {"train": True},
         "annotation": {"enabled": True, "per_clip": 3},
-        "pay_cents": 200,
-        "currency": "USD",
-        "expected_minutes": 8,
+        # the release build's shape: amounts as text, the hourly rate measured from working time
+        "pay": {"campaign_id": 2, "currency": "USD", "per_clip": "2.00", "median_hourly": "14.40"},
     },
 )
 

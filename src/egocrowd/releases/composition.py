@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from egocrowd.errors import EgocrowdError
+from egocrowd.pay.money import Money
 from egocrowd.releases.exporting import ReleaseItem, ReleaseSpec
 
 #: bump when a key changes meaning or shape (the card and the catalog read these)
@@ -247,36 +249,58 @@ def _tool_names(deid: Mapping[str, Any]) -> Iterable[str]:
 
 
 def _pay(items: Sequence[ReleaseItem], campaigns: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per currency: the piece rate per clip (median over clips) and the hourly rate it means, both
-    at the campaigns' expected working time and at the clips' own length (median over clips), in
-    integer minor units. A campaign's mapping gives ``pay_cents``, ``currency``, ``expected_minutes``."""
+    """Per currency, in integer minor units: the piece rate per clip (median over clips) and the
+    hourly rate it came to (median over clips of their campaign's rate: measured working time when the
+    campaign's ``pay`` gives ``median_hourly``, else the campaign's ``expected_minutes``), and per hour
+    of video (the clip's own length). A campaign mapping gives either ``pay_cents``, ``currency`` and
+    ``expected_minutes`` (the Campaign's columns) or ``pay``: {"currency", "per_clip": "1.50",
+    "median_hourly": "12.00" | None} (the release build's pay figures)."""
     per_clip: defaultdict[str, list[int]] = defaultdict(list)
-    hourly_expected: defaultdict[str, list[int]] = defaultdict(list)
-    hourly_recorded: defaultdict[str, list[int]] = defaultdict(list)
+    hourly: defaultdict[str, list[int]] = defaultdict(list)
+    hourly_video: defaultdict[str, list[int]] = defaultdict(list)
     for i in items:
         c = campaigns.get(i.campaign_id) or {}
-        amount, currency = c.get("pay_cents"), c.get("currency")
-        if not isinstance(amount, int) or not currency:
+        rate = _campaign_pay(c)
+        if rate is None:
             continue
+        amount, currency, per_hour = rate
         per_clip[currency].append(amount)
-        minutes = c.get("expected_minutes")
-        if isinstance(minutes, int | float) and minutes > 0:
-            hourly_expected[currency].append(_per_hour(amount, Decimal(str(minutes)) * 60))
+        if per_hour is not None:
+            hourly[currency].append(per_hour)
         if i.duration_s:
-            hourly_recorded[currency].append(_per_hour(amount, Decimal(str(i.duration_s))))
+            hourly_video[currency].append(_per_hour(amount, Decimal(str(i.duration_s))))
     return [
         {
             "currency": cur,
             "clips": len(amounts),
             "total_minor": sum(amounts),
             "per_clip_median_minor": statistics.median_low(amounts),
-            "hourly_median_minor": statistics.median_low(hourly_expected[cur]) if hourly_expected[cur] else None,
-            "hourly_recorded_median_minor": (
-                statistics.median_low(hourly_recorded[cur]) if hourly_recorded[cur] else None
-            ),
+            "hourly_median_minor": statistics.median_low(hourly[cur]) if hourly[cur] else None,
+            "hourly_video_median_minor": statistics.median_low(hourly_video[cur]) if hourly_video[cur] else None,
         }
         for cur, amounts in sorted(per_clip.items())
     ]
+
+
+def _campaign_pay(c: Mapping[str, Any]) -> tuple[int, str, int | None] | None:
+    """(pay per clip, currency, pay per hour worked) of a campaign mapping, minor units; None if unknown."""
+    pay = c.get("pay")
+    try:
+        if isinstance(pay, Mapping) and pay.get("per_clip") is not None and pay.get("currency"):
+            currency = str(pay["currency"])
+            amount = Money.parse(str(pay["per_clip"]), currency).minor
+            hourly = pay.get("median_hourly")
+            return amount, currency, Money.parse(str(hourly), currency).minor if hourly is not None else None
+        if isinstance(c.get("pay_cents"), int) and c.get("currency"):
+            amount, currency = int(c["pay_cents"]), str(c["currency"])
+            Money(amount, currency)  # a known currency
+            minutes = c.get("expected_minutes")
+            if isinstance(minutes, int | float) and minutes > 0:
+                return amount, currency, _per_hour(amount, Decimal(str(minutes)) * 60)
+            return amount, currency, None
+    except EgocrowdError:  # an amount or currency the ledger would refuse: no pay figure, not a crash
+        return None
+    return None
 
 
 # --- helpers -----------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import csv
 import hashlib
 import json
 import posixpath
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -621,7 +622,9 @@ def validate(path: str | Path) -> list[str]:
     except ImportError:
         return [*problems, "mlcroissant is not installed: Croissant validation skipped (pip install mlcroissant)"]
     try:
-        dataset = mlc.Dataset(jsonld=str(path))
+        with warnings.catch_warnings():  # mlcroissant's rdflib use is deprecated there, not our problem
+            warnings.simplefilter("ignore", DeprecationWarning)
+            dataset = mlc.Dataset(jsonld=str(path))
     except mlc.ValidationError as exc:
         return [*problems, *(line for line in str(exc).splitlines() if line.strip())]
     issues = dataset.metadata.ctx.issues
