@@ -35,6 +35,7 @@ def composition(spec: ReleaseSpec) -> dict[str, Any]:
     return {
         "format_version": COMPOSITION_FORMAT_VERSION,
         "clips": len(items),
+        "seconds": _round(sum(durations), 3),
         "hours": _round(sum(durations) / 3600, 3),
         "duration_s": _spread(durations),
         "workers": len({i.worker for i in items}),
@@ -70,7 +71,13 @@ def _countries(items: Sequence[ReleaseItem]) -> list[dict[str, Any]]:
         seconds[country] += float(i.duration_s or 0.0)
         workers[country].add(i.worker)
     return [
-        {"country": c, "clips": n, "hours": _round(seconds[c] / 3600, 3), "workers": len(workers[c])}
+        {
+            "country": c,
+            "clips": n,
+            "seconds": _round(seconds[c], 3),
+            "hours": _round(seconds[c] / 3600, 3),
+            "workers": len(workers[c]),
+        }
         for c, n in sorted(clips.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
 

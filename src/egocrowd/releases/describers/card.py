@@ -68,7 +68,9 @@ def card_context(spec: ReleaseSpec, files: Sequence[FileEntry]) -> dict[str, Any
             comp[key] = value
     licence = spec.licence or {}
     uses = [str(u) for u in licence.get("uses") or ()]
-    hours_by_country = [(c["country"], c["hours"]) for c in comp["countries"]][:CHART_ROWS]
+    # a short release's countries in minutes: "0.00 h" everywhere says nothing
+    in_minutes = comp["hours"] < 1
+    by_country = [(c["country"], c["seconds"] / (60 if in_minutes else 3600)) for c in comp["countries"]][:CHART_ROWS]
     labels = list(comp["labels"]["labels"].items())
     return {
         "spec": spec,
@@ -84,10 +86,14 @@ def card_context(spec: ReleaseSpec, files: Sequence[FileEntry]) -> dict[str, Any
         "withdrawn": list(spec.changes.get("withdrawn") or ()),
         "added": list(spec.changes.get("added") or ()),
         "charts": {
-            "countries": bar_chart("Hours of video per country", hours_by_country, unit="h", decimals=2),
+            "countries": bar_chart(
+                f"{'Minutes' if in_minutes else 'Hours'} of video per country",
+                by_country,
+                unit=" min" if in_minutes else " h",
+                decimals=1 if max((v for _, v in by_country), default=0) >= 1 else 2,
+            ),
             "labels": bar_chart("Action spans per label", labels[:CHART_ROWS], unit="", decimals=0),
         },
-        "chart_rows": {"countries": hours_by_country, "labels": labels[:CHART_ROWS]},
         "num": _num,
     }
 
@@ -211,20 +217,21 @@ def bar_chart(title: str, rows: Sequence[tuple[str, float]], *, unit: str, decim
     must carry no script and fetch nothing (it is opened from a downloaded folder)."""
     if not rows:
         return Markup("")
-    row_h, label_w, bar_w, value_w, pad = 26, 150, 330, 90, 8
+    # drawn at about the width of a phone, so that 13 px text stays 13 px there
+    row_h, label_w, bar_w, value_w, pad = 26, 120, 180, 60, 8
     width = label_w + bar_w + value_w
     height = pad * 2 + row_h * len(rows)
     top = max((float(v) for _, v in rows), default=0.0) or 1.0
+    slug = _slug(title)
+    summary = ", ".join(f"{name} {float(v):.{decimals}f}{unit}" for name, v in rows)
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="{_slug(title)}" '
-        f'xmlns="http://www.w3.org/2000/svg"><title id="{_slug(title)}">{escape(title)}: '
-        + escape(", ".join(f"{name} {float(v):.{decimals}f}{unit}" for name, v in rows))
-        + "</title>"
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-labelledby="{slug}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title id="{slug}">{escape(title)}: {escape(summary)}</title>'
     ]
     for k, (name, value) in enumerate(rows):
         y = pad + k * row_h
         w = max(2.0, bar_w * float(value) / top)
-        label = name if len(name) <= 20 else name[:19] + "…"
+        label = name if len(name) <= 16 else name[:15] + "…"
         parts.append(
             f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end">{escape(label)}</text>'
             f'<rect x="{label_w}" y="{y + 4}" width="{w:.1f}" height="{row_h - 8}" rx="3"></rect>'
