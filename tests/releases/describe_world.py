@@ -165,7 +165,9 @@ def _exporter_files(spec: ReleaseSpec, root: Path) -> list[FileEntry]:
         }
     )
     pq.write_table(table, put("lerobot/data/chunk-000/file-000.parquet", "lerobot"))
-    shutil.copyfile(spec.items[0].media_path, put("lerobot/videos/observation.images.ego/chunk-000/file-000.mp4", "lerobot"))
+    shutil.copyfile(
+        spec.items[0].media_path, put("lerobot/videos/observation.images.ego/chunk-000/file-000.mp4", "lerobot")
+    )
     shard = put("webdataset/shard-000000.tar", "webdataset")
     with tarfile.open(shard, "w") as tar:
         for item in spec.items:

@@ -107,7 +107,9 @@ def test_stats_from_the_build_fill_only_what_the_clips_cannot_tell(world):
     context = card_context(spec, world.files)
     assert context["c"]["clips"] == len(world.spec.items)  # counted from the clips, not taken on trust
     assert context["c"]["extra"] == 1
-    assert context["pay"] == [{"currency": "EUR", "clips": "n/a", "per_clip": "1.20 EUR", "hourly": "13.00 EUR", "total": "n/a"}]
+    assert context["pay"] == [
+        {"currency": "EUR", "clips": "n/a", "per_clip": "1.20 EUR", "hourly": "13.00 EUR", "total": "n/a"}
+    ]
 
 
 def test_bar_chart_bars_are_proportional_and_names_escaped():
@@ -131,7 +133,9 @@ def test_the_html_card_reads_on_a_phone_and_a_desktop(world, chromium, viewport)
     page.goto((world.root / "card" / "index.html").as_uri())
     assert page.title() == "Kitchen chores, egocentric · version 2 · data card"
     assert page.get_by_role("heading", name="How to load it").is_visible()
-    assert page.get_by_role("img", name=re.compile("Minutes of video per country: KE 0.04 min, IN 0.03 min, unknown 0.04 min")).is_visible()
+    assert page.get_by_role(
+        "img", name=re.compile("Minutes of video per country: KE 0.04 min, IN 0.03 min, unknown 0.04 min")
+    ).is_visible()
     look(page, "release-data-card")
     assert [u for u in requests if not u.startswith("file://")] == []
     context.close()

@@ -83,9 +83,12 @@ def test_the_clips_record_set_loads_one_record_per_clip(world, offline):
 def test_the_spans_record_set_loads_every_span_and_refers_to_clips(world, offline):
     dataset = mlc.Dataset(jsonld=str(world.root / "croissant" / "metadata.json"))
     spans = list(dataset.records("spans"))
-    expected = sorted((i.clip_sha256, s.start_ms / 1000, s.end_ms / 1000, s.label) for i in world.spec.items for s in i.spans)
+    expected = sorted(
+        (i.clip_sha256, s.start_ms / 1000, s.end_ms / 1000, s.label) for i in world.spec.items for s in i.spans
+    )
     got = sorted(
-        (r["spans/clip_sha256"].decode(), r["spans/start_s"], r["spans/end_s"], r["spans/label"].decode()) for r in spans
+        (r["spans/clip_sha256"].decode(), r["spans/start_s"], r["spans/end_s"], r["spans/label"].decode())
+        for r in spans
     )
     assert got == expected
     field = next(f for f in _doc(world)["recordSet"][1]["field"] if f["@id"] == "spans/clip_sha256")

@@ -137,7 +137,9 @@ def _formats(files: Sequence[FileEntry], dataset: str) -> list[dict[str, Any]]:
     found = []
     for name, paths in sorted(by_format.items()):
         paths.sort()
-        found.append({"name": name, "files": len(paths), "folder": _common_folder(paths), "load": _loader(name, paths, dataset)})
+        found.append(
+            {"name": name, "files": len(paths), "folder": _common_folder(paths), "load": _loader(name, paths, dataset)}
+        )
     return found
 
 
@@ -195,11 +197,15 @@ def _brace(shards: Sequence[str]) -> str:
 
 
 def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    return f"{n} B"  # pragma: no cover
+    """Bytes in the decimal units people read on download pages: "25.0 KB", "1.2 GB"."""
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1000
+        if value < 1000 or unit == "GB":
+            break
+    return f"{value:.1f} {unit}"
 
 
 def _num(value: Any, digits: int = 2) -> str:
