@@ -122,7 +122,20 @@ def build_world(folder: Path, *, previous: bool = True, n: int = 4) -> World:
                     "scopes": ["training", "commercial_use", "redistribution"] + (["audio_kept"] if k == 0 else []),
                     "language": "en",
                 },
-                deid={"detectors": {"centerface": {"version": 2}, "rapidocr": {"version": 1}}},
+                deid={  # the Derivative's record as the release build passes it
+                    "stage_version": 3,
+                    "format_version": 1,
+                    "params": {
+                        "face_mode": "blur" if k != 1 else "fill",
+                        "audio": "drop" if k != 0 else "keep",
+                        "detection": {
+                            "centerface": {"version": "2", "params": {"threshold": 0.4}, "every": 1},
+                            "rapidocr": {"version": "1", "params": {}, "every": 5},
+                            "tracking": {"face": {"iou": 0.3}},
+                        },
+                    },
+                    "summary": {"audio": "drop" if k != 0 else "kept", "tracks": {"face": k, "text": 1 if k == 2 else 0}},
+                },
             )
         )
     spec = ReleaseSpec(

@@ -54,7 +54,13 @@ def test_labels_qc_agreement_consent_and_tools(world):
     assert c["agreement"]["annotators"] == 5  # a-0 … a-4 over the three labelled clips
     assert c["consent"]["scopes"] == {"commercial_use": 4, "redistribution": 4, "training": 4, "audio_kept": 1}
     assert c["consent"]["versions"] == {"1.2": 4}
-    assert c["deid"]["tools"] == {"centerface v2": 4, "rapidocr v1": 4}
+    assert c["deid"] == {
+        "tools": {"centerface v2": 4, "rapidocr v1": 4},
+        "face_modes": {"blur": 3, "fill": 1},
+        "audio": {"drop": 3, "kept": 1},
+        "tracks": {"face": 0 + 1 + 2 + 3, "text": 1},
+        "clips_redacted": 3,
+    }
 
 
 def test_pay_is_exact_minor_units_from_either_campaign_shape(world):

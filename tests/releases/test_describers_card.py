@@ -52,6 +52,8 @@ def test_both_cards_show_the_composition(world):
         assert "1.50 USD" in text  # the median piece rate
         assert "18.00 USD" in text  # the median hourly rate
         assert "centerface v2 (4 clips)" in text
+        assert "hid 6 face tracks and 1 text regions in 3 of 4 clips" in text
+        assert "Faces: blur (3 clips), fill (1 clips). Sound: drop (3 clips), kept (1 clips)." in text
         assert "egocrowd data licence 1.0" in text and "Train models; no re-identification." in text
         assert "commercial use (in products or paid work)" in text.split("Not allowed")[0]
         assert "passing the data on to others" in text.split("Not allowed")[1]

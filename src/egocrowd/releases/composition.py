@@ -232,18 +232,49 @@ def _consent(items: Sequence[ReleaseItem]) -> dict[str, Any]:
 
 
 def _deid(items: Sequence[ReleaseItem]) -> dict[str, Any]:
-    """Which de-identification tools touched the clips (name → clips), from each derivative's record."""
+    """What de-identification did, from each derivative's record (``ReleaseItem.deid``: the
+    Derivative's ``params`` and ``summary``): the detectors that ran (name and version → clips), how
+    faces were hidden (mode → clips), what became of the sound (outcome → clips), and the redacted
+    tracks per category (faces, text) over the release."""
     tools: Counter[str] = Counter()
+    face_modes: Counter[str] = Counter()
+    audio: Counter[str] = Counter()
+    tracks: Counter[str] = Counter()
+    redacted = 0
     for i in items:
-        for name in _tool_names(i.deid or {}):
+        deid = i.deid or {}
+        params = deid.get("params") if isinstance(deid.get("params"), Mapping) else {}
+        summary = deid.get("summary") if isinstance(deid.get("summary"), Mapping) else {}
+        for name in _tool_names(deid, params):
             tools[name] += 1
-    return {"tools": _sorted_counts(tools)}
+        if params.get("face_mode"):
+            face_modes[str(params["face_mode"])] += 1
+        if summary.get("audio") or params.get("audio"):
+            audio[str(summary.get("audio") or params.get("audio"))] += 1
+        counts = summary.get("tracks") if isinstance(summary.get("tracks"), Mapping) else {}
+        for category, n in counts.items():
+            if isinstance(n, int):
+                tracks[str(category)] += n
+        if any(isinstance(n, int) and n > 0 for n in counts.values()):
+            redacted += 1
+    return {
+        "tools": _sorted_counts(tools),
+        "face_modes": _sorted_counts(face_modes),
+        "audio": _sorted_counts(audio),
+        "tracks": _sorted_counts(tracks),
+        "clips_redacted": redacted,
+    }
 
 
-def _tool_names(deid: Mapping[str, Any]) -> Iterable[str]:
-    detectors = deid.get("detectors")
+def _tool_names(deid: Mapping[str, Any], params: Mapping[str, Any]) -> Iterable[str]:
+    """"name vVERSION" of each detector: from ``params.detection`` (name → {"version", ...}, the
+    render's record) or a plain ``detectors`` mapping or list."""
+    detection = params.get("detection")
+    detectors = detection if isinstance(detection, Mapping) else deid.get("detectors")
     if isinstance(detectors, Mapping):
         for name, info in detectors.items():
+            if name == "tracking":
+                continue
             version = info.get("version") if isinstance(info, Mapping) else info
             yield f"{name} v{version}" if version not in (None, "") else str(name)
     elif isinstance(detectors, list | tuple):

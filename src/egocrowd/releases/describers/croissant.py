@@ -276,7 +276,8 @@ def _rai(spec: ReleaseSpec, comp: Mapping[str, Any]) -> dict[str, Any]:
     audio = scopes.get("audio_kept", 0)
     face = scopes.get("face_visible", 0)
     uses = _uses(spec.licence or {})
-    tools = ", ".join(comp["deid"]["tools"]) or "the platform's face and text detectors"
+    deid = comp["deid"]
+    tools = ", ".join(deid["tools"]) or "the platform's face and text detectors"
     withdrawn = list(spec.changes.get("withdrawn") or ())
     added = list(spec.changes.get("added") or ())
     gold_words = f" (gold rate {', '.join(f'{g:.0%}' for g in gold)})" if gold else ""
@@ -358,6 +359,9 @@ def _rai(spec: ReleaseSpec, comp: Mapping[str, Any]) -> dict[str, Any]:
         "rai:personalSensitiveInformation": [
             "Faces of bystanders are removed by de-identification (blur or fill) before release; detection "
             "runs frame by frame and can miss a small, turned or briefly hidden face.",
+            f"De-identification hid {deid['tracks'].get('face', 0)} face tracks and "
+            f"{deid['tracks'].get('text', 0)} text regions in {deid['clips_redacted']} of {comp['clips']} clips "
+            f"(faces: {_counts(deid['face_modes'])}; sound: {_counts(deid['audio'])}).",
             f"The wearer's own face is kept only where the worker granted the face_visible scope ({face} clips).",
             f"Audio is kept only where the worker granted the audio_kept scope ({audio} clips); otherwise it "
             "is removed.",
@@ -422,6 +426,10 @@ def _rai(spec: ReleaseSpec, comp: Mapping[str, Any]) -> dict[str, Any]:
         ),
     }
     return rai
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items()) or "not recorded"
 
 
 def _share_statement(what: str, name: str, n: int, total: int) -> str:
