@@ -134,7 +134,10 @@ def build_world(folder: Path, *, previous: bool = True, n: int = 4) -> World:
                             "tracking": {"face": {"iou": 0.3}},
                         },
                     },
-                    "summary": {"audio": "drop" if k != 0 else "kept", "tracks": {"face": k, "text": 1 if k == 2 else 0}},
+                    "summary": {
+                        "audio": "drop" if k != 0 else "kept",
+                        "tracks": {"face": k, "text": 1 if k == 2 else 0},
+                    },
                 },
             )
         )

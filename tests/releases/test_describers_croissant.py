@@ -137,7 +137,10 @@ def test_the_rai_statements_carry_the_releases_own_figures(world):
     assert "median over 3 clips): 0.7" in meta.data_annotation_analysis[0]
     personal = " ".join(meta.personal_sensitive_information)
     assert "Faces of bystanders are removed" in personal
-    assert "hid 6 face tracks and 1 text regions in 3 of 4 clips (faces: blur 3, fill 1; sound: drop 3, kept 1)" in personal
+    assert (
+        "hid 6 face tracks and 1 text regions in 3 of 4 clips (faces: blur 3, fill 1; sound: drop 3, kept 1)"
+        in personal
+    )
     assert "audio_kept scope (1 clips)" in personal
     assert "centerface v2" in " ".join(meta.machine_annotation_tools)
     assert "The most common country is KE: 2 of 4 (50%)." in meta.data_biases

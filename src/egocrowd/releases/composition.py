@@ -243,15 +243,15 @@ def _deid(items: Sequence[ReleaseItem]) -> dict[str, Any]:
     redacted = 0
     for i in items:
         deid = i.deid or {}
-        params = deid.get("params") if isinstance(deid.get("params"), Mapping) else {}
-        summary = deid.get("summary") if isinstance(deid.get("summary"), Mapping) else {}
+        params = _mapping(deid.get("params"))
+        summary = _mapping(deid.get("summary"))
         for name in _tool_names(deid, params):
             tools[name] += 1
         if params.get("face_mode"):
             face_modes[str(params["face_mode"])] += 1
         if summary.get("audio") or params.get("audio"):
             audio[str(summary.get("audio") or params.get("audio"))] += 1
-        counts = summary.get("tracks") if isinstance(summary.get("tracks"), Mapping) else {}
+        counts = _mapping(summary.get("tracks"))
         for category, n in counts.items():
             if isinstance(n, int):
                 tracks[str(category)] += n
@@ -267,7 +267,7 @@ def _deid(items: Sequence[ReleaseItem]) -> dict[str, Any]:
 
 
 def _tool_names(deid: Mapping[str, Any], params: Mapping[str, Any]) -> Iterable[str]:
-    """"name vVERSION" of each detector: from ``params.detection`` (name → {"version", ...}, the
+    """ "name vVERSION" of each detector: from ``params.detection`` (name → {"version", ...}, the
     render's record) or a plain ``detectors`` mapping or list."""
     detection = params.get("detection")
     detectors = detection if isinstance(detection, Mapping) else deid.get("detectors")
@@ -360,6 +360,10 @@ def _spread(values: Sequence[float]) -> dict[str, Any]:
         "max": _round(max(values)),
         "mean": _round(statistics.fmean(values)),
     }
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _sorted_counts(counts: Counter[str]) -> dict[str, int]:
