@@ -408,10 +408,10 @@ def fit_labels(
     labels = dict(zip(model.labels_.index.tolist(), map(str, model.labels_.tolist()), strict=True))
     posterior = dict(zip(probas.index.tolist(), probas.max(axis=1).tolist(), strict=True))
     matrix = probas.to_numpy(dtype=np.float64)
-    rows = probas.index.get_indexer(table["task"])
-    cols = pd.Index([str(c) for c in probas.columns]).get_indexer(table["label"].astype(str))
+    rows = probas.index.get_indexer(pd.Index(table["task"]))
+    cols = pd.Index([str(c) for c in probas.columns]).get_indexer(pd.Index(table["label"].astype(str)))
     given = pd.Series(matrix[rows, cols]).groupby(table["worker"].to_numpy()).mean()
-    skills = {int(w): float(s) for w, s in given.items()}
+    skills = {int(w): float(s) for w, s in zip(given.index.tolist(), given.tolist(), strict=True)}
     return labels, posterior, skills
 
 
