@@ -631,13 +631,18 @@ def revoke(session: Session, user: User | None, access_id: int, *, note: str = "
     return access
 
 
-def list_access(session: Session, user: User | None, release_id: int) -> list[ReleaseAccess]:
-    """Every buyer's request for one release, pending first: the owning lab's members and admins."""
+def list_access(session: Session, user: User | None, release_id: int) -> list[tuple[ReleaseAccess, str]]:
+    """Every buyer's request for one release with the buyer lab's name, pending first: the owning
+    lab's members and admins."""
     release = session.get(Release, release_id)
     if release is None or not policy.can(user, "release.view", release):
         raise NotFound(f"No release {release_id}.", code="release.not_found")
-    rows = session.scalars(sa.select(ReleaseAccess).where(ReleaseAccess.release_id == release.id))
-    return sorted(rows, key=lambda a: (a.state is not AccessState.requested, -a.id))
+    rows = session.execute(
+        sa.select(ReleaseAccess, Organization.name)
+        .join(Organization, Organization.id == ReleaseAccess.organization_id)
+        .where(ReleaseAccess.release_id == release.id)
+    )
+    return sorted(((a, name) for a, name in rows), key=lambda p: (p[0].state is not AccessState.requested, -p[0].id))
 
 
 def pending_requests(session: Session, user: User | None) -> list[tuple[ReleaseAccess, Release, str]]:

@@ -130,7 +130,8 @@ def request_access(request: Request, release_id: Id, body: AccessIn) -> dict[str
 def list_access(request: Request, release_id: Id) -> dict[str, Any]:
     """Every lab's request for the release, pending first (the owning lab and admins)."""
     with unit(request) as ctx:
-        return {"items": [_access(a) for a in buyers.list_access(ctx.session, ctx.user, release_id)]}
+        rows = buyers.list_access(ctx.session, ctx.user, release_id)
+        return {"items": [{**_access(a), "organization": name} for a, name in rows]}
 
 
 @router.post("/catalog/access/{access_id}/decision")
