@@ -56,7 +56,7 @@ from egocrowd.db.models import (
     SpanKind,
     User,
 )
-from egocrowd.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
+from egocrowd.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, Unauthenticated
 
 #: sample frames per release (one per clip, clips spread over the release)
 SAMPLE_COUNT = 3
@@ -546,7 +546,13 @@ def request_access(
     return access
 
 
+def _logged_in(user: User | None) -> None:
+    if user is None:
+        raise Unauthenticated("Log in first.", code="auth.required")
+
+
 def _managed_access(session: Session, user: User | None, access_id: int) -> tuple[ReleaseAccess, Release]:
+    _logged_in(user)
     access = session.get(ReleaseAccess, access_id)
     release = session.get(Release, access.release_id) if access else None
     if access is None or release is None or not policy.can(user, "release.view", release):
@@ -634,6 +640,7 @@ def revoke(session: Session, user: User | None, access_id: int, *, note: str = "
 def list_access(session: Session, user: User | None, release_id: int) -> list[tuple[ReleaseAccess, str]]:
     """Every buyer's request for one release with the buyer lab's name, pending first: the owning
     lab's members and admins."""
+    _logged_in(user)
     release = session.get(Release, release_id)
     if release is None or not policy.can(user, "release.view", release):
         raise NotFound(f"No release {release_id}.", code="release.not_found")
@@ -878,6 +885,7 @@ def open_download(
 
 def downloads(session: Session, user: User | None, release_id: int, *, limit: int = 200) -> list[ReleaseDownload]:
     """The release's downloads, newest first: the owning lab's members and admins."""
+    _logged_in(user)
     release = session.get(Release, release_id)
     if release is None or not policy.can(user, "release.view", release):
         raise NotFound(f"No release {release_id}.", code="release.not_found")

@@ -17,25 +17,27 @@ from egocrowd.web.routers.api import Id, Limit, Offset
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
+#: the filters are matched in Python, never reaching the database's own NUL check (inputs.py)
+NO_NUL = r"^[^\x00]*$"
 SampleNo = Annotated[int, PathParam(ge=0, le=buyers.SAMPLE_COUNT - 1)]
 
 
-class AccessIn(InputModel):
+class AccessRequestIn(InputModel):
     message: str = Field(max_length=buyers.MESSAGE_MAX, description="What your lab means to do with the data")
     accept_terms: bool = Field(description="You read and accept the release's licence terms")
 
 
-class DecisionIn(InputModel):
+class AccessDecisionIn(InputModel):
     decision: Literal["grant", "refuse"]
     note: str = Field("", max_length=buyers.NOTE_MAX, description="Shown to the asking lab")
     expires_at: datetime | None = Field(None, description="grant: the buyer's licence ends then (ISO 8601)")
 
 
-class RevokeIn(InputModel):
+class AccessRevokeIn(InputModel):
     note: str = Field("", max_length=buyers.NOTE_MAX)
 
 
-class LinksIn(InputModel):
+class DownloadLinksIn(InputModel):
     paths: list[Annotated[str, Field(max_length=500)]] | None = Field(
         None, max_length=10_000, description="Files of the release (their paths); none: every file"
     )
@@ -49,10 +51,10 @@ def _access(a) -> dict[str, Any]:
 @router.get("/catalog")
 def catalog(
     request: Request,
-    label: Annotated[str | None, Query(max_length=121)] = None,
-    country: Annotated[str | None, Query(max_length=2)] = None,
+    label: Annotated[str | None, Query(max_length=121, pattern=NO_NUL)] = None,
+    country: Annotated[str | None, Query(max_length=2, pattern=NO_NUL)] = None,
     min_hours: Annotated[float | None, Query(ge=0, le=1_000_000)] = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -117,7 +119,7 @@ def sample(request: Request, release_id: Id, n: SampleNo):
 
 
 @router.post("/catalog/{release_id}/access", status_code=201)
-def request_access(request: Request, release_id: Id, body: AccessIn) -> dict[str, Any]:
+def request_access(request: Request, release_id: Id, body: AccessRequestIn) -> dict[str, Any]:
     """Ask for access for your lab, accepting the licence terms (owners and editors)."""
     with unit(request) as ctx:
         a = buyers.request_access(
@@ -135,7 +137,7 @@ def list_access(request: Request, release_id: Id) -> dict[str, Any]:
 
 
 @router.post("/catalog/access/{access_id}/decision")
-def decide(request: Request, access_id: Id, body: DecisionIn) -> dict[str, Any]:
+def decide(request: Request, access_id: Id, body: AccessDecisionIn) -> dict[str, Any]:
     """Grant or refuse a request (the owning lab's owners, admins)."""
     with unit(request) as ctx:
         a = buyers.decide(
@@ -150,10 +152,10 @@ def decide(request: Request, access_id: Id, body: DecisionIn) -> dict[str, Any]:
 
 
 @router.post("/catalog/access/{access_id}/revoke")
-def revoke(request: Request, access_id: Id, body: RevokeIn | None = None) -> dict[str, Any]:
+def revoke(request: Request, access_id: Id, body: AccessRevokeIn | None = None) -> dict[str, Any]:
     """End a grant; links already issued stop working."""
     with unit(request) as ctx:
-        return _access(buyers.revoke(ctx.session, ctx.user, access_id, note=(body or RevokeIn()).note))
+        return _access(buyers.revoke(ctx.session, ctx.user, access_id, note=(body or AccessRevokeIn()).note))
 
 
 @router.get("/catalog/{release_id}/files")
@@ -164,7 +166,9 @@ def files(request: Request, release_id: Id) -> dict[str, Any]:
         return {"items": [{"path": f.path, "size": f.size, "sha256": f.sha256, "format": f.format} for f in rows]}
 
 
-def issue_links(request: Request, release_id: int, body: LinksIn, form_csrf: str | None = None) -> list[buyers.Link]:
+def issue_links(
+    request: Request, release_id: int, body: DownloadLinksIn, form_csrf: str | None = None
+) -> list[buyers.Link]:
     settings = request.app.state.settings
     with unit(request, form_csrf=form_csrf) as ctx:
         return buyers.issue_links(
@@ -179,7 +183,7 @@ def issue_links(request: Request, release_id: int, body: LinksIn, form_csrf: str
 
 
 @router.post("/catalog/{release_id}/links")
-def links(request: Request, release_id: Id, body: LinksIn) -> dict[str, Any]:
+def links(request: Request, release_id: Id, body: DownloadLinksIn) -> dict[str, Any]:
     """Signed links (valid ``release_link_minutes``) to some files, the manifest, or every file."""
     rows = issue_links(request, release_id, body)
     base = str(request.base_url).rstrip("/")
