@@ -177,18 +177,5 @@ def run_worker(settings, *, once: bool = False, executor_name: str | None = None
 
 
 def make_catalog_samples(db: Database, blobs, *, limit: int = 5) -> int:
-    """Sample frames for published releases that have none yet (releases.buyers): decoded outside
-    every transaction, recorded in a short one. Returns how many releases got theirs."""
-    with db.transaction(write=False) as s:
-        todo = buyers.releases_without_samples(s, limit=limit)
-    done = 0
-    for release_id in todo:
-        with db.transaction(write=False) as s:
-            sources = buyers.sample_sources(s, release_id, blobs)
-        if sources is None:
-            continue
-        made = buyers.render_samples(sources, blobs)
-        with db.transaction() as s:
-            buyers.record_samples(s, release_id, made)
-        done += 1
-    return done
+    """Sample frames for published releases that have none yet (releases.buyers)."""
+    return buyers.make_missing_samples(db, blobs, limit=limit)

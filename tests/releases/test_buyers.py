@@ -392,3 +392,28 @@ def test_bad_grant_expiry(bw):
         headers=bw.owner.headers,
     )
     assert_problem(r, 422, "release.bad_expiry")
+
+
+# --- the command line ------------------------------------------------------------------------------------
+def test_cli_lists_the_catalog_the_requests_and_makes_samples(bw, db, settings):
+    from click.testing import CliRunner
+
+    from egocrowd.cli import main
+
+    env = {"EGOCROWD_DATA_DIR": str(settings.data_dir), "EGOCROWD_CONFIG": None, "EGOCROWD_DATABASE_URL": db.url}
+    env["COLUMNS"] = "200"  # rich wraps the table to the terminal's width
+    r = CliRunner().invoke(main, ["catalog", "list", "--country", "KE"], env=env)
+    assert r.exit_code == 0, r.output
+    assert "Shirt folding v1" in r.output and "Owner Lab" in r.output and "1 release" in r.output
+    r = CliRunner().invoke(main, ["catalog", "list", "--label", "open jar"], env=env)
+    assert r.exit_code == 0 and "0 releases" in r.output
+    ask(bw)
+    r = CliRunner().invoke(main, ["catalog", "requests"], env=env)
+    assert r.exit_code == 0, r.output
+    assert "Small Lab asks for release" in r.output and USE in r.output and "1 waiting" in r.output
+    r = CliRunner().invoke(main, ["catalog", "samples"], env=env)
+    assert r.exit_code == 0, r.output
+    assert "sample frames made for 1 release" in r.output
+    assert [bw.blobs.exists(x) for x in samples_made(bw)[0]["frames"]] == [True, True]
+    r = CliRunner().invoke(main, ["catalog", "samples"], env=env)
+    assert "sample frames made for 0 releases" in r.output

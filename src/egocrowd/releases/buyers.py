@@ -214,10 +214,12 @@ class Entry:
         }
 
 
-def _entry(session: Session, user: User, release: Release) -> Entry:
+def _entry(session: Session, user: User | None, release: Release) -> Entry:
+    """``user`` None: the operator's view (the command line), with no lab of its own."""
+    org_id = user.organization_id if user is not None else None
     access = None
-    if user.organization_id is not None and user.organization_id != release.organization_id:
-        access = _access_of(session, release.id, user.organization_id)
+    if org_id is not None and org_id != release.organization_id:
+        access = _access_of(session, release.id, org_id)
     org = session.get(Organization, release.organization_id)
     return Entry(
         release=release,
@@ -227,7 +229,7 @@ def _entry(session: Session, user: User, release: Release) -> Entry:
         licence=licence_summary(release),
         samples=len(_sample_sources(session, release)),
         access=access,
-        owned=user.organization_id == release.organization_id,
+        owned=org_id is not None and org_id == release.organization_id,
     )
 
 
@@ -246,7 +248,25 @@ def list_catalog(
     counts, a country among their countries, at least ``min_hours`` of video, ``q`` in the title,
     name, description or lab's name (case-insensitive)."""
     policy.require(user, "catalog.browse")
-    assert user is not None
+    return _catalog(session, user, label=label, country=country, min_hours=min_hours, q=q, limit=limit, offset=offset)
+
+
+def operator_catalog(session: Session, **filters: Any) -> list[Entry]:
+    """:func:`list_catalog` for the operator at the command line (no user: no lab, every release)."""
+    return _catalog(session, None, **filters)
+
+
+def _catalog(
+    session: Session,
+    user: User | None,
+    *,
+    label: str | None = None,
+    country: str | None = None,
+    min_hours: float | None = None,
+    q: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Entry]:
     query = (
         sa.select(Release)
         .join(Organization, Organization.id == Release.organization_id)
@@ -424,6 +444,26 @@ def make_samples(session: Session, release_id: int, blobs, *, decode=None) -> li
     if sources is None:
         return _recorded_samples(session, release_id) or []
     return record_samples(session, release_id, render_samples(sources, blobs, decode=decode))
+
+
+def make_missing_samples(db, blobs, *, limit: int = 5, progress=None) -> int:
+    """Sample frames for published releases that have none yet: for each, the sources are read in
+    a read-only transaction, decoded outside any, and recorded in a short write. ``progress(done,
+    total)`` is called after each release. Returns how many releases got theirs."""
+    with db.transaction(write=False) as s:
+        todo = releases_without_samples(s, limit=limit)
+    done = 0
+    for i, release_id in enumerate(todo, 1):
+        with db.transaction(write=False) as s:
+            sources = sample_sources(s, release_id, blobs)
+        if sources is not None:
+            made = render_samples(sources, blobs)
+            with db.transaction() as s:
+                record_samples(s, release_id, made)
+            done += 1
+        if progress is not None:
+            progress(i, len(todo))
+    return done
 
 
 def releases_without_samples(session: Session, limit: int = 5) -> list[int]:
@@ -652,11 +692,18 @@ def list_access(session: Session, user: User | None, release_id: int) -> list[tu
     return sorted(((a, name) for a, name in rows), key=lambda p: (p[0].state is not AccessState.requested, -p[0].id))
 
 
-def pending_requests(session: Session, user: User | None) -> list[tuple[ReleaseAccess, Release, str]]:
-    """The requests waiting for the caller's lab (an admin: every lab), oldest first, with the
-    release and the asking lab's name."""
+def pending_requests(
+    session: Session, user: User | None, *, operator: bool = False
+) -> list[tuple[ReleaseAccess, Release, str]]:
+    """The requests waiting for the caller's lab (an admin, or the ``operator`` at the command line:
+    every lab), oldest first, with the release and the asking lab's name."""
+    if operator:
+        return _pending(session, None)
     policy.require(user, "catalog.browse")
-    assert user is not None
+    return _pending(session, user)
+
+
+def _pending(session: Session, user: User | None) -> list[tuple[ReleaseAccess, Release, str]]:
     q = (
         sa.select(ReleaseAccess, Release, Organization.name)
         .join(Release, Release.id == ReleaseAccess.release_id)
@@ -664,6 +711,8 @@ def pending_requests(session: Session, user: User | None) -> list[tuple[ReleaseA
         .where(ReleaseAccess.state == AccessState.requested)
         .order_by(ReleaseAccess.requested_at, ReleaseAccess.id)
     )
+    if user is None:  # the operator
+        return [(a, r, name) for a, r, name in session.execute(q)]
     if user.role is not Role.admin:
         q = q.where(Release.organization_id == user.organization_id)
     return [(a, r, name) for a, r, name in session.execute(q) if policy.can(user, "release.view", r)]
@@ -916,11 +965,13 @@ __all__ = [
     "list_access",
     "list_catalog",
     "list_files",
+    "make_missing_samples",
     "make_samples",
     "record_samples",
     "render_samples",
     "sample_sources",
     "my_access",
+    "operator_catalog",
     "open_download",
     "pending_requests",
     "pick_sample",
