@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -438,14 +439,6 @@ def record_samples(session: Session, release_id: int, made: Sequence[tuple[int, 
     return frames
 
 
-def make_samples(session: Session, release_id: int, blobs, *, decode=None) -> list[str]:
-    """The three steps above in one transaction (the worker's housekeeping and the CLI)."""
-    sources = sample_sources(session, release_id, blobs)
-    if sources is None:
-        return _recorded_samples(session, release_id) or []
-    return record_samples(session, release_id, render_samples(sources, blobs, decode=decode))
-
-
 def make_missing_samples(db, blobs, *, limit: int = 5, progress=None) -> int:
     """Sample frames for published releases that have none yet: for each, the sources are read in
     a read-only transaction, decoded outside any, and recorded in a short write. ``progress(done,
@@ -793,8 +786,6 @@ def _signer(secret: str) -> URLSafeSerializer:
 
 
 def link_url(release_id: int, path: str, token: str) -> str:
-    from urllib.parse import quote
-
     return f"/api/v1/catalog/{release_id}/download/{quote(path)}?token={token}"
 
 
@@ -966,7 +957,6 @@ __all__ = [
     "list_catalog",
     "list_files",
     "make_missing_samples",
-    "make_samples",
     "record_samples",
     "render_samples",
     "sample_sources",
