@@ -866,6 +866,90 @@ def c2pa_verify(video: Path, trust: Path | None) -> None:
     sys.exit(0 if verdict.state in ("Trusted", "Valid") else 1)
 
 
+# --- buyers (#12): the catalog of published releases, its requests, its sample frames (docs/buyers.md) -
+@main.group("catalog")
+def catalog_group() -> None:
+    """The catalog buyers browse: published releases, access requests waiting, sample frames."""
+
+
+@catalog_group.command("list")
+@click.option("--label", default=None, help="Only releases with this label ('verb noun').")
+@click.option("--country", default=None, help="Only releases with clips from this country (ISO code).")
+@click.option("--min-hours", type=click.FloatRange(0), default=None, help="Only releases with this much video.")
+@click.option("--search", "q", default=None, help="Words in the title, name, description or lab.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+def catalog_list(label, country, min_hours, q, limit) -> None:
+    """Published releases of every lab, newest first, with their slices."""
+    from rich.console import Console  # rich, ~30 ms
+    from rich.table import Table
+
+    from egocrowd.releases import buyers  # SQLAlchemy and the releases room, ~0.5 s
+
+    def work(s):
+        table = Table("id", "release", "lab", "clips", "hours", "countries", "licence", "published")
+        rows = buyers.operator_catalog(s, label=label, country=country, min_hours=min_hours, q=q, limit=limit)
+        for e in rows:
+            r = e.release
+            table.add_row(
+                str(r.id),
+                f"{r.title} v{r.version}",
+                e.organization,
+                str(e.slices["clips"]),
+                f"{e.slices['hours']:.1f}",
+                ", ".join(e.slices["countries"]) or "-",
+                e.licence["name"] or "none",
+                r.published_at.strftime("%Y-%m-%d") if r.published_at else "",
+            )
+        Console().print(table)
+        return len(rows)
+
+    n = _in_transaction(work)
+    click.echo(f"{n} release{'s' if n != 1 else ''}")
+
+
+@catalog_group.command("requests")
+def catalog_requests() -> None:
+    """Access requests waiting for a decision, oldest first (every lab's)."""
+    from egocrowd.releases import buyers  # SQLAlchemy and the releases room, ~0.5 s
+
+    def work(s) -> list[str]:
+        return [
+            f"request {a.id}: {org} asks for release {r.id} ({r.title} v{r.version}) since "
+            f"{a.requested_at:%Y-%m-%d %H:%M}: {a.message}"
+            for a, r, org in buyers.pending_requests(s, None, operator=True)
+        ]
+
+    lines = _in_transaction(work)
+    for line in lines:
+        click.echo(line)
+    click.echo(f"{len(lines)} waiting")
+
+
+@catalog_group.command("samples")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+def catalog_samples(limit: int) -> None:
+    """Make the sample frames of published releases that have none yet (the worker does it too)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # ~40 ms
+
+    from egocrowd.db import open_database  # SQLAlchemy, ~0.4 s
+    from egocrowd.releases import buyers
+
+    settings = _settings()
+    db = open_database(settings)
+    try:
+        with Progress(TextColumn("sample frames"), BarColumn(), MofNCompleteColumn()) as bar:
+            task = bar.add_task("samples", total=None)
+            n = buyers.make_missing_samples(
+                db,
+                BlobStore(settings.blobs_path),
+                limit=limit,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    finally:
+        db.dispose()
+    click.echo(f"sample frames made for {n} release{'s' if n != 1 else ''}")
+
+
 main.add_command(bench)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,7 @@ from egocrowd.labels.review import auto_accept_due
 from egocrowd.notifications import deliver_notifications
 from egocrowd.pipeline.executors import Abandoned, get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig
+from egocrowd.releases import buyers
 from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
 
 log = logging.getLogger("egocrowd.worker")
@@ -86,6 +87,7 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
         ("uploads_expired", lambda: len(expire_uploads(upload_store))),
         ("orphan_blobs_deleted", lambda: len(sweep_orphan_blobs(db, blobs))),
         ("login_counters_forgotten", login_counters),
+        ("catalog_samples_made", lambda: make_catalog_samples(db, blobs)),
         *([("notices_emailed", lambda: deliver_notifications(db, settings))] if settings is not None else []),
         *([("audit_checkpoints", lambda: checkpoint_if_due(db, settings))] if settings is not None else []),
     ):
@@ -172,3 +174,8 @@ def run_worker(settings, *, once: bool = False, executor_name: str | None = None
         return 0
     finally:
         db.dispose()
+
+
+def make_catalog_samples(db: Database, blobs, *, limit: int = 5) -> int:
+    """Sample frames for published releases that have none yet (releases.buyers)."""
+    return buyers.make_missing_samples(db, blobs, limit=limit)

@@ -121,6 +121,7 @@ def seed(world, db, tmp_path, base: str, blobs=None) -> dict[str, object]:
         "task_id": 1,
         "item_id": item,
         "annotator_id": world.worker.id,  # labels: no answers yet, so the page says not found
+        "release_id": 1,  # releases (#12): none published here, so the catalog's page says not found
     }
 
 

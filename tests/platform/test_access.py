@@ -307,6 +307,27 @@ MATRIX = [
     Row("GET", "/users/{missing}/qualifications", logged_in(403, reviewer=200, admin=200)),
     Row("POST", "/qualifications", logged_in(403, reviewer=404, admin=404), body={"user_id": 424242}),
     Row("POST", "/qualifications/{missing}/revoke", logged_in(403, reviewer=404, admin=404)),
+    # buyers (#12): requesters (any lab) and admins browse the catalog; no release exists in this world
+    # (tests/releases/test_buyers.py holds the rules on a published one)
+    Row("GET", "/catalog", logged_in(403, owner=200, other_lab=200, admin=200)),
+    Row("GET", "/catalog/requests", logged_in(403, owner=200, other_lab=200, admin=200)),
+    Row("GET", "/catalog/access", logged_in(403, owner=200, other_lab=200, admin=200)),
+    Row("GET", "/catalog/{missing}", logged_in(403, owner=404, other_lab=404, admin=404)),
+    Row("GET", "/catalog/{missing}/samples/{missing}", every(422), note="sample frames are numbered 0 to 2"),
+    Row(
+        "POST",
+        "/catalog/{missing}/access",
+        logged_in(403, owner=404, other_lab=404),
+        body={"message": "Training a folding policy.", "accept_terms": True},
+        note="owners and editors of a lab ask; admins belong to none",
+    ),
+    Row("GET", "/catalog/{missing}/access", logged_in(404)),
+    Row("POST", "/catalog/access/{missing}/decision", logged_in(404), body={"decision": "grant"}),
+    Row("POST", "/catalog/access/{missing}/revoke", logged_in(404)),
+    Row("GET", "/catalog/{missing}/files", logged_in(403, owner=404, other_lab=404, admin=404)),
+    Row("POST", "/catalog/{missing}/links", logged_in(403, owner=404, other_lab=404, admin=404), body={}),
+    Row("GET", "/catalog/{missing}/download/{missing}", every(403), note="no valid link: refused for everyone"),
+    Row("GET", "/catalog/{missing}/downloads", logged_in(404)),
 ]
 
 

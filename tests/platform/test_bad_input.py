@@ -83,6 +83,11 @@ def _example(schema: str, world) -> dict:
         # pay (#11)
         "DepositIn": {"amount": "1.00", "currency": "USD", "reason": "wire", "idempotency_key": f"k{n}"},
         "ReversalIn": {"reason": "Found after approval."},
+        # buyers (#12): the catalog, access, download links
+        "AccessRequestIn": {"message": "Training a folding policy.", "accept_terms": True},
+        "AccessDecisionIn": {"decision": "grant", "note": "Welcome."},
+        "AccessRevokeIn": {"note": "Licence breach."},
+        "DownloadLinksIn": {"paths": ["manifest.json"]},
     }[schema]
 
 
