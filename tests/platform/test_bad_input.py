@@ -83,6 +83,8 @@ def _example(schema: str, world) -> dict:
         # pay (#11)
         "DepositIn": {"amount": "1.00", "currency": "USD", "reason": "wire", "idempotency_key": f"k{n}"},
         "ReversalIn": {"reason": "Found after approval."},
+        # withdrawals (#12)
+        "RemovalIn": {"comment": "Filmed a stranger's home without asking."},
     }[schema]
 
 

@@ -293,7 +293,7 @@ def send_notices(
     Idempotent (one notice per withdrawal, release and buyer, ever)."""
     wn = WithdrawalNotice
     q = (
-        sa.select(Withdrawal.id, ReleaseClip.release_id, ReleaseDownload.organization_id, ReleaseClip.files)
+        sa.select(Withdrawal.id, ReleaseClip.release_id, ReleaseDownload.organization_id, ReleaseClip.id)
         .join(ReleaseClip, ReleaseClip.clip_id == Withdrawal.clip_id)
         .join(Release, sa.and_(Release.id == ReleaseClip.release_id, Release.status == ReleaseStatus.published))
         .join(
@@ -317,7 +317,8 @@ def send_notices(
             return []
         q = q.where(Withdrawal.id.in_(ids))
     made: list[WithdrawalNotice] = []
-    for withdrawal_id, release_id, org_id, paths in session.execute(q).all():
+    for withdrawal_id, release_id, org_id, release_clip_id in session.execute(q).all():
+        paths = session.get_one(ReleaseClip, release_clip_id).files  # not in the DISTINCT: JSON has no "="
         notice = wn(
             withdrawal_id=withdrawal_id,
             release_id=release_id,
