@@ -130,7 +130,10 @@ def test_consent_withdrawal_reaches_the_downloading_buyer_only(ww, db):
     again = ww.client.post(ack, headers=ww.buyer.owner.headers).json()
     assert again["acknowledged_at"] == first  # the first acknowledgement stands
     with db.transaction(write=False) as s:
-        assert len(audit.find(s, action="withdrawal.acknowledged", entity_type="withdrawal_notice", entity_id=notice.id)) == 1
+        assert (
+            len(audit.find(s, action="withdrawal.acknowledged", entity_type="withdrawal_notice", entity_id=notice.id))
+            == 1
+        )
 
 
 def test_withdrawing_on_the_page_and_deleting_the_account_withdraw_clips_too(ww, db, client):
@@ -173,8 +176,12 @@ def test_removal_for_cause(ww, db):
     why = {"comment": "The worker filmed a stranger's home without asking."}
 
     assert_problem(ww.client.post(url, json=why, headers=ww.world.lab.headers), 403, "auth.forbidden")
-    assert_problem(ww.client.post(url, json={"comment": "bad"}, headers=ww.admin.headers), 422, "withdrawal.comment_required")
-    assert_problem(ww.client.post(f"{API}/clips/424242/withdrawal", json=why, headers=ww.admin.headers), 404, "clip.not_found")
+    assert_problem(
+        ww.client.post(url, json={"comment": "bad"}, headers=ww.admin.headers), 422, "withdrawal.comment_required"
+    )
+    assert_problem(
+        ww.client.post(f"{API}/clips/424242/withdrawal", json=why, headers=ww.admin.headers), 404, "clip.not_found"
+    )
     r = ww.client.post(url, json=why, headers=ww.admin.headers)
     assert r.status_code == 201, r.text
     out = r.json()
@@ -183,7 +190,11 @@ def test_removal_for_cause(ww, db):
 
     with db.transaction(write=False) as s:
         assert s.get_one(Clip, cid).status is ClipStatus.withdrawn
-        note = s.scalar(sa.select(Notification).where(Notification.user_id == ww.world.worker.id, Notification.kind == "clip.removed"))
+        note = s.scalar(
+            sa.select(Notification).where(
+                Notification.user_id == ww.world.worker.id, Notification.kind == "clip.removed"
+            )
+        )
         assert why["comment"] in note.body  # the worker is told why
     [notice] = _notices(db)
     assert notice.organization_id == ww.buyer.org_id
@@ -252,9 +263,7 @@ def test_purge_after_grace_keeps_shared_blobs(ww, db, app):
         raw, derived, twin_derived = g.sha256, g.derived.sha256, t.derived.sha256
         w = s.scalar(sa.select(Withdrawal).where(Withdrawal.clip_id == gone))
         purge_after, wid = w.purge_after, w.id
-        manifest_shas = [
-            sha for (sha,) in s.execute(sa.text("SELECT manifest_sha256 FROM releases")).all()
-        ]
+        manifest_shas = [sha for (sha,) in s.execute(sa.text("SELECT manifest_sha256 FROM releases")).all()]
         assert raw == t.sha256
     shard = ww.file_sha(rid, "webdataset/shard-000000.tar")
     # the clip's rows have the same bytes as its twin's, which live releases still carry
@@ -311,7 +320,9 @@ def test_media_of_a_withdrawn_clip_is_refused_then_gone(ww, db, app):
         assert body["purged"] is False
     assert ww.client.get(url, headers=ww.admin.headers).status_code == 200  # admins, until the purge
     # the raw footage: an admin's link works until the purge
-    r = ww.client.post(f"{API}/admin/clips/{cid}/raw", json={"reason": "Checking the withdrawal"}, headers=ww.admin.headers)
+    r = ww.client.post(
+        f"{API}/admin/clips/{cid}/raw", json={"reason": "Checking the withdrawal"}, headers=ww.admin.headers
+    )
     raw_url = r.json()["url"]
     assert ww.client.get(raw_url, headers=ww.admin.headers).status_code == 200
 
@@ -374,13 +385,19 @@ def test_withdrawing_stops_the_work_waiting_on_the_clip(ww, db):
         enqueue(s, clip, "qc")
         s.add(
             AnnotationTask(
-                clip_id=cid, campaign_id=campaign, annotator_id=annotator.id, lease_expires_at=utcnow() + timedelta(hours=1)
+                clip_id=cid,
+                campaign_id=campaign,
+                annotator_id=annotator.id,
+                lease_expires_at=utcnow() + timedelta(hours=1),
             )
         )
     _withdraw(ww)
     with db.transaction(write=False) as s:
         assert s.get_one(ReviewItem, item).state is ReviewState.cancelled
-        assert s.scalar(sa.select(AnnotationTask.status).where(AnnotationTask.clip_id == cid)) is AnnotationTaskStatus.released
+        assert (
+            s.scalar(sa.select(AnnotationTask.status).where(AnnotationTask.clip_id == cid))
+            is AnnotationTaskStatus.released
+        )
         job = s.scalar(sa.select(Job).where(Job.clip_id == cid))
         assert job.status is JobStatus.done and job.last_error == "clip.withdrawn"
 
@@ -427,4 +444,8 @@ def test_the_admin_overview_measures_the_time_to_notice(ww, db, client):
 
     page_login(client, ww.admin)
     html = client.get("/admin/withdrawals").text
-    assert f'data-clip="{cid}"' in html and 'data-figure="max">1 h 0 min<' in html and 'data-figure="median">32 min<' in html
+    assert (
+        f'data-clip="{cid}"' in html
+        and 'data-figure="max">1 h 0 min<' in html
+        and 'data-figure="median">32 min<' in html
+    )

@@ -68,8 +68,15 @@ class WithdrawWorld:
         path = self.tmp / f"v{shade}.mp4"
         return path if path.exists() else make_video(path, seconds=1, size=(64, 48), shade=shade)
 
-    def clip(self, campaign_id: int, *, shade: int | None = None, raw: Path | None = None, worker: Actor | None = None,
-             consent_id: int | None = None) -> int:
+    def clip(
+        self,
+        campaign_id: int,
+        *,
+        shade: int | None = None,
+        raw: Path | None = None,
+        worker: Actor | None = None,
+        consent_id: int | None = None,
+    ) -> int:
         """An accepted, de-identified clip covered by the worker's signature (distinct bytes unless
         ``raw`` is shared on purpose)."""
         k = shade if shade is not None else 10 * next(_n)
@@ -94,7 +101,9 @@ class WithdrawWorld:
         with self.db.transaction() as s:
             org = self.lab_org
             version = (
-                s.scalar(sa.select(sa.func.max(Release.version)).where(Release.organization_id == org, Release.name == name))
+                s.scalar(
+                    sa.select(sa.func.max(Release.version)).where(Release.organization_id == org, Release.name == name)
+                )
                 or 0
             ) + 1
             clips = [s.get_one(Clip, c) for c in clip_ids]
@@ -124,7 +133,9 @@ class WithdrawWorld:
             s.flush()
             for path, data in files.items():
                 ref = self.blobs.put_bytes(data)
-                s.add(ReleaseFile(release_id=r.id, path=path, sha256=ref.sha256, size=ref.size, format=path.split("/")[0]))
+                s.add(
+                    ReleaseFile(release_id=r.id, path=path, sha256=ref.sha256, size=ref.size, format=path.split("/")[0])
+                )
             s.add(ReleaseFile(release_id=r.id, path="manifest.txt", sha256=m.sha256, size=m.size, format="manifest"))
             for c in clips:
                 d = s.get_one(Derivative, c.derived_id)
@@ -159,7 +170,9 @@ class WithdrawWorld:
 
     def file_sha(self, release_id: int, path: str) -> str:
         with self.db.transaction(write=False) as s:
-            return s.scalar(sa.select(ReleaseFile.sha256).where(ReleaseFile.release_id == release_id, ReleaseFile.path == path))
+            return s.scalar(
+                sa.select(ReleaseFile.sha256).where(ReleaseFile.release_id == release_id, ReleaseFile.path == path)
+            )
 
 
 def buyer(db, name: str) -> Buyer:
@@ -173,7 +186,9 @@ def buyer(db, name: str) -> Buyer:
 def build(world, db, blobs, tmp: Path) -> WithdrawWorld:
     with db.transaction(write=False) as s:
         consent_id = s.scalar(
-            sa.select(ConsentRecord.id).where(ConsentRecord.user_id == world.worker.id).order_by(ConsentRecord.id.desc())
+            sa.select(ConsentRecord.id)
+            .where(ConsentRecord.user_id == world.worker.id)
+            .order_by(ConsentRecord.id.desc())
         )
     return WithdrawWorld(
         world=world,

@@ -178,7 +178,9 @@ def _stop_work(session: Session, clip: Clip) -> None:
     session.execute(
         sa.update(Job)
         .where(Job.clip_id == clip.id, Job.status.in_([JobStatus.pending, JobStatus.running]))
-        .values(status=JobStatus.done, finished_at=now, lease_owner=None, lease_expires_at=None, last_error="clip.withdrawn")
+        .values(
+            status=JobStatus.done, finished_at=now, lease_owner=None, lease_expires_at=None, last_error="clip.withdrawn"
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -211,6 +213,7 @@ def record_consent_withdrawals(
         q = q.limit(limit)
     made = []
     for clip, withdrawn_at in session.execute(q).all():
+        assert withdrawn_at is not None  # the WHERE clause
         w, new = record_withdrawal(
             session, clip, reason=CONSENT_WITHDRAWN, withdrawn_at=withdrawn_at, grace_days=grace_days
         )
@@ -240,9 +243,7 @@ def clean_comment(comment: str | None) -> str:
     return text[:COMMENT_MAX]
 
 
-def remove_clip(
-    session: Session, admin: User, clip_id: int, comment: str | None, *, grace_days: float
-) -> Withdrawal:
+def remove_clip(session: Session, admin: User, clip_id: int, comment: str | None, *, grace_days: float) -> Withdrawal:
     """An admin takes a clip out of every later release for cause (``reason`` ``removed``): the
     same path as a consent withdrawal from here on. The worker is told why."""
     policy.require(admin, "withdrawal.admin")
@@ -255,7 +256,9 @@ def remove_clip(
     )
     if not new:
         raise Conflict(
-            f"Clip {clip_id} is already withdrawn ({w.reason}).", code="withdrawal.already_withdrawn", withdrawal_id=w.id
+            f"Clip {clip_id} is already withdrawn ({w.reason}).",
+            code="withdrawal.already_withdrawn",
+            withdrawal_id=w.id,
         )
     notifications.notify(
         session,
@@ -337,7 +340,12 @@ def send_notices(
             None,
             "withdrawal.notice_sent",
             notice,
-            {"withdrawal_id": withdrawal_id, "release_id": release_id, "organization_id": org_id, "files": notice.files},
+            {
+                "withdrawal_id": withdrawal_id,
+                "release_id": release_id,
+                "organization_id": org_id,
+                "files": notice.files,
+            },
         )
         made.append(notice)
     _tell_members(session, made)
@@ -372,9 +380,9 @@ def notices_after_download(session: Session, release_id: int, organization_id: i
     """A hook for the download door: a buyer who just downloaded a release holding withdrawn clips is
     told at once (the housekeeping sweep tells them within a round otherwise)."""
     ids = session.scalars(
-        sa.select(Withdrawal.id).join(ReleaseClip, ReleaseClip.clip_id == Withdrawal.clip_id).where(
-            ReleaseClip.release_id == release_id
-        )
+        sa.select(Withdrawal.id)
+        .join(ReleaseClip, ReleaseClip.clip_id == Withdrawal.clip_id)
+        .where(ReleaseClip.release_id == release_id)
     ).all()
     made = send_notices(session, withdrawal_ids=ids) if ids else []
     return [n for n in made if n.organization_id == organization_id]
@@ -415,7 +423,7 @@ def _views(session: Session, rows: Sequence[tuple[WithdrawalNotice, Withdrawal, 
     return [NoticeView(n, w, r, w.clip_sha256, media.get((n.release_id, w.clip_id))) for n, w, r in rows]
 
 
-def _joined() -> sa.Select[tuple[WithdrawalNotice, Withdrawal, Release]]:
+def _joined() -> sa.Select[WithdrawalNotice, Withdrawal, Release]:
     return (
         sa.select(WithdrawalNotice, Withdrawal, Release)
         .join(Withdrawal, Withdrawal.id == WithdrawalNotice.withdrawal_id)
@@ -505,9 +513,9 @@ def still_needed(session: Session, shas: Iterable[str]) -> set[str]:
         session.scalars(
             sa.union(
                 sa.select(Clip.sha256).where(Clip.sha256.in_(shas), live),
-                sa.select(Derivative.sha256).join(Clip, Clip.id == Derivative.clip_id).where(
-                    Derivative.sha256.in_(shas), live
-                ),
+                sa.select(Derivative.sha256)
+                .join(Clip, Clip.id == Derivative.clip_id)
+                .where(Derivative.sha256.in_(shas), live),
                 sa.select(Release.manifest_sha256).where(Release.manifest_sha256.in_(shas)),
             )
         )
@@ -631,11 +639,6 @@ def withdrawn_since(session: Session, previous: Release | int | None) -> list[st
     )
 
 
-def withdrawn_clip_ids(session: Session) -> sa.Select[tuple[int]]:
-    """A subquery of every withdrawn clip's id, for selections that must leave them out."""
-    return sa.select(Withdrawal.clip_id)
-
-
 # --- admins: every withdrawal, and how long buyers waited ---------------------------------------------
 @dataclass
 class NoticeTiming:
@@ -674,7 +677,10 @@ def overview(session: Session, admin: User, *, limit: int = 100) -> Overview:
     :data:`STATS_DAYS` days."""
     policy.require(admin, "withdrawal.admin")
     ws = session.execute(
-        sa.select(Withdrawal, Clip).join(Clip, Clip.id == Withdrawal.clip_id).order_by(Withdrawal.id.desc()).limit(limit)
+        sa.select(Withdrawal, Clip)
+        .join(Clip, Clip.id == Withdrawal.clip_id)
+        .order_by(Withdrawal.id.desc())
+        .limit(limit)
     ).all()
     total = session.scalar(sa.select(sa.func.count()).select_from(Withdrawal)) or 0
     waiting = (
@@ -686,9 +692,7 @@ def overview(session: Session, admin: User, *, limit: int = 100) -> Overview:
         ).all()
     )
     timings = _timings(session, [w.id for w, _ in ws])
-    rows = [
-        WithdrawalRow(w, c, by_names.get(w.by) if w.by is not None else None, timings.get(w.id, [])) for w, c in ws
-    ]
+    rows = [WithdrawalRow(w, c, by_names.get(w.by) if w.by is not None else None, timings.get(w.id, [])) for w, c in ws]
     since = db_now(session) - timedelta(days=STATS_DAYS)
     recent = [t.delay for t in _timings(session, None, since=since).get(-1, [])]
     return Overview(
@@ -743,7 +747,9 @@ def _timings(
         owed = max(withdrawn_at, first) if first is not None else withdrawn_at
         key = notice.withdrawal_id if withdrawal_ids is not None else -1
         out[key].append(
-            NoticeTiming(notice, org_name, f"{release.name} v{release.version}", max(notice.created_at - owed, timedelta()))
+            NoticeTiming(
+                notice, org_name, f"{release.name} v{release.version}", max(notice.created_at - owed, timedelta())
+            )
         )
     return out
 
@@ -778,6 +784,5 @@ __all__ = [
     "send_notices",
     "still_needed",
     "sweep",
-    "withdrawn_clip_ids",
     "withdrawn_since",
 ]

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from egocrowd.inputs import InputModel
 from egocrowd.releases import withdrawals
 from egocrowd.web.auth import unit
 from egocrowd.web.routers.api import Id, Limit, QueryId
-from egocrowd.inputs import InputModel
 
 router = APIRouter(prefix="/api/v1", tags=["withdrawals"])
 
