@@ -24,7 +24,6 @@ from egocrowd.notifications import deliver_notifications
 from egocrowd.pipeline.executors import Abandoned, get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig
 from egocrowd.releases import withdrawals
-from egocrowd.settings import Settings
 from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
 
 log = logging.getLogger("egocrowd.worker")
@@ -88,7 +87,11 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
         ("uploads_expired", lambda: len(expire_uploads(upload_store))),
         ("orphan_blobs_deleted", lambda: len(sweep_orphan_blobs(db, blobs))),
         ("login_counters_forgotten", login_counters),
-        ("withdrawals", lambda: sum(withdrawals_step(db, blobs, settings).values())),
+        *(
+            [("withdrawals", lambda: sum(withdrawals_step(db, blobs, settings).values()))]
+            if settings is not None
+            else []
+        ),
         *([("notices_emailed", lambda: deliver_notifications(db, settings))] if settings is not None else []),
         *([("audit_checkpoints", lambda: checkpoint_if_due(db, settings))] if settings is not None else []),
     ):
@@ -99,11 +102,10 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
     return out
 
 
-def withdrawals_step(db: Database, blobs, settings=None) -> dict[str, int]:
+def withdrawals_step(db: Database, blobs, settings) -> dict[str, int]:
     """Withdrawals no door recorded, notices owed (buyers who downloaded an affected release since
     the last round too), media past its grace period purged (releases.withdrawals)."""
-    grace = (settings or Settings.model_construct()).withdrawal_grace_days
-    return withdrawals.sweep(db, blobs, grace_days=grace)
+    return withdrawals.sweep(db, blobs, grace_days=settings.withdrawal_grace_days)
 
 
 def make_runner(settings, db: Database, blobs, *, executor_name: str | None = None, workers: int | None = None):
