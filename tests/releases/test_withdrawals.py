@@ -449,3 +449,33 @@ def test_the_admin_overview_measures_the_time_to_notice(ww, db, client):
         and 'data-figure="max">1 h 0 min<' in html
         and 'data-figure="median">32 min<' in html
     )
+
+
+def test_the_command_line(ww, db, app, tmp_path):
+    from click.testing import CliRunner
+
+    from egocrowd.cli import main
+
+    campaign = ww.world.open_campaign()["id"]
+    cid = ww.clip(campaign)
+    rid = ww.release([cid])
+    ww.download(rid, ww.buyer)
+    env = {
+        "EGOCROWD_DATA_DIR": str(app.state.settings.data_dir),
+        "EGOCROWD_CONFIG": None,
+        "EGOCROWD_DATABASE_URL": db.url,
+    }
+    run = CliRunner().invoke
+    assert "Remove clip CLIP_ID for cause" in run(main, ["withdrawals", "remove", "--help"], env=env).output
+    r = run(main, ["withdrawals", "remove", str(cid), "--reason", "short"], env=env)
+    assert r.exit_code == 1 and "withdrawal.comment_required" in r.output
+    r = run(main, ["withdrawals", "remove", str(cid), "--reason", "Filmed a stranger's home without asking."], env=env)
+    assert r.exit_code == 0, r.output
+    with db.transaction(write=False) as s:
+        w = s.scalar(sa.select(Withdrawal).where(Withdrawal.clip_id == cid))
+        assert w.reason == "removed" and w.by is None
+    assert len(_notices(db)) == 1
+    r = run(main, ["withdrawals", "list"], env=env)
+    assert r.exit_code == 0 and "1 withdrawals; last 30 days: 1 notices" in r.output and "removed" in r.output
+    r = run(main, ["withdrawals", "sweep"], env=env)
+    assert r.exit_code == 0 and r.output.strip() == "0 withdrawals recorded, 0 notices sent, 0 purged"

@@ -247,12 +247,17 @@ def remove_clip(session: Session, admin: User, clip_id: int, comment: str | None
     """An admin takes a clip out of every later release for cause (``reason`` ``removed``): the
     same path as a consent withdrawal from here on. The worker is told why."""
     policy.require(admin, "withdrawal.admin")
+    return remove(session, clip_id, comment, grace_days=grace_days, by=admin)
+
+
+def remove(session: Session, clip_id: int, comment: str | None, *, grace_days: float, by: User | None) -> Withdrawal:
+    """:func:`remove_clip` without the policy check: ``by`` None is the operator (`egocrowd withdrawals remove`)."""
     text = clean_comment(comment)
     clip = session.get(Clip, clip_id)
     if clip is None:
         raise NotFound(f"No clip {clip_id}.", code="clip.not_found")
     w, new = record_withdrawal(
-        session, clip, reason=REMOVED, withdrawn_at=db_now(session), grace_days=grace_days, by=admin, comment=text
+        session, clip, reason=REMOVED, withdrawn_at=db_now(session), grace_days=grace_days, by=by, comment=text
     )
     if not new:
         raise Conflict(
@@ -676,6 +681,11 @@ def overview(session: Session, admin: User, *, limit: int = 100) -> Overview:
     """Every withdrawal (newest first), its notices and the time each took; the figures of the last
     :data:`STATS_DAYS` days."""
     policy.require(admin, "withdrawal.admin")
+    return operator_overview(session, limit=limit)
+
+
+def operator_overview(session: Session, *, limit: int = 100) -> Overview:
+    """:func:`overview` for the command line (no caller to check)."""
     ws = session.execute(
         sa.select(Withdrawal, Clip)
         .join(Clip, Clip.id == Withdrawal.clip_id)
