@@ -19,7 +19,7 @@ db_url = sqlite_db_url  # SQLite only: the pages are the same on both backends
 def test_a_buyer_acknowledges_and_the_admin_removes_a_clip_on_a_phone(app, live, db, world, chromium, tmp_path):
     ww = build(world, db, app.state.blobs, tmp_path)
     campaign = world.open_campaign()["id"]
-    gone, kept = ww.clip(campaign), ww.clip(campaign)
+    gone, unreleased = ww.clip(campaign), ww.clip(campaign)
     rid = ww.release([gone])
     ww.download(rid, ww.buyer)
     r = world.client.post(f"{API}/consents/{ww.consent_id}/withdraw", headers=world.worker.headers)
@@ -72,10 +72,14 @@ def test_a_buyer_acknowledges_and_the_admin_removes_a_clip_on_a_phone(app, live,
     assert admin.input_value("#clip_id") == str(third)
     admin.fill("#comment", "Filmed inside a stranger's home without asking them.")
     admin.get_by_role("button", name="Remove the clip").click()
+    admin.wait_for_load_state()
+    assert admin.get_by_role("heading", name=f"Remove clip {third} for cause?").is_visible()  # it asks first
+    look(admin, "withdrawals-admin-confirm")
+    admin.get_by_role("button", name="Remove the clip").click()
     admin.wait_for_url(re.compile(r"/admin/withdrawals\?m=removed"))
     assert "removed" in admin.locator(f'.admin-withdrawal[data-clip="{third}"]').inner_text()
     look(admin, "withdrawals-admin-removed")
-    assert kept != gone
+    assert "0 notices sent" in admin.locator(f'.admin-withdrawal[data-clip="{unreleased}"]').inner_text()
 
 
 def _fresh_signature(world) -> int:

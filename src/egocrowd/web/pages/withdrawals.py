@@ -16,7 +16,15 @@ from fastapi.responses import HTMLResponse
 from egocrowd.accounts import policy
 from egocrowd.releases import withdrawals
 from egocrowd.web.auth import Ctx
-from egocrowd.web.pages.render import TextForm, flash_messages, form_action, page_unit, render, see_other
+from egocrowd.web.pages.render import (
+    TextForm,
+    confirm_first,
+    flash_messages,
+    form_action,
+    page_unit,
+    render,
+    see_other,
+)
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
@@ -100,6 +108,25 @@ def admin_remove(request: Request, form: TextForm):
     def work(ctx: Ctx):
         raw = (form.get("clip_id") or "").strip()
         clip_id = int(raw) if raw.isdigit() and len(raw) < 10 else -1
+        admin = policy.require(ctx.require_user(), "withdrawal.admin")
+        withdrawals.clean_comment(form.get("comment"))  # a missing reason is said before asking
+        ask = confirm_first(
+            request,
+            admin,
+            form,
+            question=f"Remove clip {raw} for cause?",
+            consequences=[
+                "It is left out of every release made from now on.",
+                "Every lab that downloaded a release holding it is told which files to delete.",
+                f"Its video is deleted after {request.app.state.settings.withdrawal_grace_days:g} days; only its "
+                "hashes are kept.",
+                "The worker is told your reason. This cannot be undone.",
+            ],
+            yes="Remove the clip",
+            back="/admin/withdrawals",
+        )
+        if ask is not None:
+            return ask
         withdrawals.remove_clip(
             ctx.session,
             ctx.require_user(),
