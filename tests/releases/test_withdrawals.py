@@ -479,3 +479,17 @@ def test_the_command_line(ww, db, app, tmp_path):
     assert r.exit_code == 0 and "1 withdrawals; last 30 days: 1 notices" in r.output and "removed" in r.output
     r = run(main, ["withdrawals", "sweep"], env=env)
     assert r.exit_code == 0 and r.output.strip() == "0 withdrawals recorded, 0 notices sent, 0 purged"
+
+
+def test_the_clip_page_says_the_clip_was_withdrawn(ww, db, client):
+    from tests.platform.test_access import page_login
+
+    campaign = ww.world.open_campaign()["id"]
+    cid = ww.clip(campaign)
+    page_login(client, ww.world.worker)
+    assert f'src="/clips/{cid}/video"' in client.get(f"/clips/{cid}").text
+    client.cookies.clear()
+    _withdraw(ww)
+    page_login(client, ww.world.worker)
+    html = client.get(f"/clips/{cid}").text
+    assert f'src="/clips/{cid}/video"' not in html and "it was withdrawn" in html

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from egocrowd import audit
 from egocrowd.accounts import policy
@@ -62,9 +62,18 @@ def find_clip(session: Session, user: User, clip_id: int) -> Clip:
     return clip
 
 
+def _purged(session: Session | None, clip: Clip) -> bool:
+    return session is not None and (
+        session.scalar(sa.select(Withdrawal.id).where(Withdrawal.clip_id == clip.id, Withdrawal.purged_at.is_not(None)))
+        is not None
+    )
+
+
 def derived_ready_for(user: User, clip: Clip) -> bool:
     """Whether ``user`` may watch ``clip``'s derived video now (the status rule of the module doc)."""
     if clip.derived_id is None:
+        return False
+    if clip.status is ClipStatus.withdrawn and (user.role is not Role.admin or _purged(object_session(clip), clip)):
         return False
     if clip.deid_status is DeidStatus.clean:
         return True
@@ -76,6 +85,8 @@ def not_deidentified(user: User, clip: Clip) -> Conflict:
     the clip's worker and lab plain words."""
     status = clip.deid_status
     words = _STANDING.get(status, "it is not ready")
+    if clip.status is ClipStatus.withdrawn:
+        words = "it was withdrawn (its worker withdrew consent, or an admin removed it), so it is no longer shown"
     staff = policy.can(user, "clip.review_redaction")
     extra: dict[str, str | None] = {"deid_status": status.value if status else None}
     if staff:
