@@ -493,3 +493,56 @@ def test_the_clip_page_says_the_clip_was_withdrawn(ww, db, client):
     page_login(client, ww.world.worker)
     html = client.get(f"/clips/{cid}").text
     assert f'src="/clips/{cid}/video"' not in html and "it was withdrawn" in html
+
+
+def test_the_notice_is_emailed_to_the_buyers_members(ww, db, app):
+    from email import message_from_bytes, policy
+
+    campaign = ww.world.open_campaign()["id"]
+    rid = ww.release([ww.clip(campaign)])
+    ww.download(rid, ww.buyer)
+    _withdraw(ww)
+    done = housekeeping(db, app.state.blobs, app.state.upload_store, app.state.settings)
+    assert done["notices_emailed"] >= 2
+    letters = [
+        message_from_bytes(p.read_bytes(), policy=policy.default) for p in app.state.settings.outbox_path.glob("*.eml")
+    ]
+    told = {m["To"] for m in letters if "withdrawn from a release you downloaded" in m["Subject"]}
+    assert told == {ww.buyer.owner.email, ww.buyer.viewer.email}
+    body = next(m for m in letters if m["To"] == ww.buyer.owner.email).get_content()
+    assert "/withdrawals" in body and "acknowledge" in body
+
+
+def test_the_door_and_the_sweep_meeting_send_one_notice(ww, db):
+    """Two transactions owe the same notice at once (a door and the housekeeping sweep): one is sent.
+    On PostgreSQL the second waits on the unique index, then skips; SQLite queues the second writer."""
+    import threading
+
+    campaign = ww.world.open_campaign()["id"]
+    cid = ww.clip(campaign)
+    rid = ww.release([cid])
+    ww.download(rid, ww.buyer)
+    with db.transaction() as s:
+        withdrawals.record_withdrawal(
+            s, s.get_one(Clip, cid), reason="removed", withdrawn_at=utcnow(), grace_days=GRACE
+        )
+    first_inserted, results = threading.Event(), {}
+
+    def door():
+        with db.transaction() as s:
+            results["door"] = len(withdrawals.send_notices(s))
+            first_inserted.set()
+            threading.Event().wait(0.5)  # hold the transaction open while the sweep tries
+
+    def sweep():
+        first_inserted.wait(10)
+        with db.transaction() as s:
+            results["sweep"] = len(withdrawals.send_notices(s))
+
+    threads = [threading.Thread(target=door), threading.Thread(target=sweep)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == {"door": 1, "sweep": 0}
+    assert len(_notices(db)) == 1
