@@ -950,6 +950,82 @@ def catalog_samples(limit: int) -> None:
     click.echo(f"sample frames made for {n} release{'s' if n != 1 else ''}")
 
 
+# --- withdrawals (#12; docs/withdrawals.md) -------------------------------------------------------------
+@main.group("withdrawals")
+def withdrawals_group() -> None:
+    """Withdrawn clips: list them with the time their buyers waited, remove one for cause, run the
+    sweep (record, notify, purge) now instead of at the next housekeeping round."""
+
+
+@withdrawals_group.command("list")
+@click.option(
+    "--limit", type=click.IntRange(1, 10_000), default=50, show_default=True, help="Newest first, at most this many."
+)
+def withdrawals_list(limit: int) -> None:
+    """Every withdrawal, its notices (sent, acknowledged), its purge, and the median and longest time
+    from withdrawal to notice over the last 30 days."""
+    from rich.console import Console  # rich, ~30 ms
+    from rich.table import Table
+
+    from egocrowd.releases import withdrawals  # SQLAlchemy and the releases room, ~0.5 s
+
+    def work(s):
+        o = withdrawals.operator_overview(s, limit=limit)
+        table = Table("clip", "reason", "withdrawn at", "notices", "acknowledged", "media")
+        for r in o.rows:
+            w = r.withdrawal
+            media = (
+                f"deleted {w.purged_at:%Y-%m-%d %H:%M}" if w.purged_at else f"kept until {w.purge_after:%Y-%m-%d %H:%M}"
+            )
+            table.add_row(
+                str(w.clip_id),
+                w.reason,
+                f"{w.withdrawn_at:%Y-%m-%d %H:%M}",
+                str(len(r.notices)),
+                str(r.acknowledged),
+                media,
+            )
+        return o, table
+
+    o, table = _in_transaction(work)
+    Console().print(table)
+    med = f"{o.median_delay.total_seconds():.0f} s" if o.median_delay is not None else "-"
+    top = f"{o.max_delay.total_seconds():.0f} s" if o.max_delay is not None else "-"
+    click.echo(
+        f"{o.total} withdrawals; last 30 days: {o.recent_notices} notices, median {med}, longest {top} to notice"
+    )
+
+
+@withdrawals_group.command("remove")
+@click.argument("clip_id", type=click.IntRange(1))
+@click.option(
+    "--reason", required=True, help="Why (at least 10 characters): the worker reads it; kept in the audit log."
+)
+def withdrawals_remove(clip_id: int, reason: str) -> None:
+    """Remove clip CLIP_ID for cause: out of every later release, its buyers told, its media deleted
+    after the grace period (EGOCROWD_WITHDRAWAL_GRACE_DAYS)."""
+    from egocrowd.releases import withdrawals  # SQLAlchemy and the releases room, ~0.5 s
+
+    grace = _settings().withdrawal_grace_days
+    wid = _in_transaction(lambda s: withdrawals.remove(s, clip_id, reason, grace_days=grace, by=None).id)
+    click.echo(f"clip {clip_id} withdrawn (withdrawal {wid}); its media is deleted after the grace period")
+
+
+@withdrawals_group.command("sweep")
+def withdrawals_sweep() -> None:
+    """Record withdrawals no door recorded, send the notices owed, purge media past its grace period."""
+    from egocrowd.db import open_database  # SQLAlchemy, ~0.4 s
+    from egocrowd.releases import withdrawals
+
+    settings = _settings()
+    db = open_database(settings)
+    try:
+        done = withdrawals.sweep(db, BlobStore(settings.blobs_path), grace_days=settings.withdrawal_grace_days)
+    finally:
+        db.dispose()
+    click.echo(f"{done['recorded']} withdrawals recorded, {done['notices']} notices sent, {done['purged']} purged")
+
+
 main.add_command(bench)
 
 if __name__ == "__main__":  # pragma: no cover

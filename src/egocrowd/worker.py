@@ -23,7 +23,7 @@ from egocrowd.labels.review import auto_accept_due
 from egocrowd.notifications import deliver_notifications
 from egocrowd.pipeline.executors import Abandoned, get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig
-from egocrowd.releases import buyers
+from egocrowd.releases import buyers, withdrawals
 from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
 
 log = logging.getLogger("egocrowd.worker")
@@ -88,6 +88,11 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
         ("orphan_blobs_deleted", lambda: len(sweep_orphan_blobs(db, blobs))),
         ("login_counters_forgotten", login_counters),
         ("catalog_samples_made", lambda: make_catalog_samples(db, blobs)),
+        *(
+            [("withdrawals", lambda: sum(withdrawals_step(db, blobs, settings).values()))]
+            if settings is not None
+            else []
+        ),
         *([("notices_emailed", lambda: deliver_notifications(db, settings))] if settings is not None else []),
         *([("audit_checkpoints", lambda: checkpoint_if_due(db, settings))] if settings is not None else []),
     ):
@@ -96,6 +101,12 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
         except Exception:  # housekeeping must never take the worker down
             log.exception("housekeeping step %s failed", key)
     return out
+
+
+def withdrawals_step(db: Database, blobs, settings) -> dict[str, int]:
+    """Withdrawals no door recorded, notices owed (buyers who downloaded an affected release since
+    the last round too), media past its grace period purged (releases.withdrawals)."""
+    return withdrawals.sweep(db, blobs, grace_days=settings.withdrawal_grace_days)
 
 
 def make_runner(settings, db: Database, blobs, *, executor_name: str | None = None, workers: int | None = None):

@@ -328,6 +328,21 @@ MATRIX = [
     Row("POST", "/catalog/{missing}/links", logged_in(403, owner=404, other_lab=404, admin=404), body={}),
     Row("GET", "/catalog/{missing}/download/{missing}", every(403), note="no valid link: refused for everyone"),
     Row("GET", "/catalog/{missing}/downloads", logged_in(404)),
+    # withdrawals (#12): buyer labs read their notices (owners and editors acknowledge); admins remove clips
+    Row("GET", "/withdrawals/feed", logged_in(403, owner=200, other_lab=200, admin=200)),
+    Row(
+        "POST",
+        "/withdrawals/notices/{missing}/acknowledge",
+        logged_in(403, owner=404, other_lab=404, admin=404),
+        note="no notice: labs and admins find none; workers and reviewers read no notices at all",
+    ),
+    Row("GET", "/withdrawals", ADMIN_ONLY),
+    Row(
+        "POST",
+        "/clips/{missing}/withdrawal",
+        logged_in(403, admin=404),
+        body={"comment": "Filmed a stranger's home without asking."},
+    ),
 ]
 
 

@@ -88,6 +88,8 @@ def _example(schema: str, world) -> dict:
         "AccessDecisionIn": {"decision": "grant", "note": "Welcome."},
         "AccessRevokeIn": {"note": "Licence breach."},
         "DownloadLinksIn": {"paths": ["manifest.json"]},
+        # withdrawals (#12)
+        "RemovalIn": {"comment": "Filmed a stranger's home without asking."},
     }[schema]
 
 

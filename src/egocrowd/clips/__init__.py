@@ -36,6 +36,7 @@ from egocrowd.db.models import (
     ClipStatus,
     Derivative,
     User,
+    Withdrawal,
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
 from egocrowd.pipeline.runner import enqueue
@@ -259,12 +260,17 @@ def sweep_orphan_blobs(
     for start in range(0, len(old), chunk):
         candidates = old[start : start + chunk]
         with db.transaction(write=False) as s:
-            # raw bytes are referenced by their clip, derived media (de-identified copies) by its row
+            # raw bytes are referenced by their clip, derived media (de-identified copies) by its row;
+            # not by a withdrawn clip whose media was purged (releases.withdrawals): bytes that came
+            # back (a purge whose deletion failed half-way) are not kept alive by its tombstone
+            live = ~sa.exists().where(Withdrawal.clip_id == Clip.id, Withdrawal.purged_at.is_not(None))
             referenced = set(
                 s.scalars(
                     sa.union(
-                        sa.select(Clip.sha256).where(Clip.sha256.in_(candidates)),
-                        sa.select(Derivative.sha256).where(Derivative.sha256.in_(candidates)),
+                        sa.select(Clip.sha256).where(Clip.sha256.in_(candidates), live),
+                        sa.select(Derivative.sha256)
+                        .join(Clip, Clip.id == Derivative.clip_id)
+                        .where(Derivative.sha256.in_(candidates), live),
                     )
                 )
             )

@@ -8,6 +8,8 @@
   (:func:`grant_raw`) writes ``clip.raw_link_issued`` and returns a short-lived signed token bound to
   the admin and the clip; the first GET with that token writes ``clip.raw_accessed`` (with the
   reason) before any byte is served, once per token, not once per range request of the player.
+- A **withdrawn** clip's media: admins only until its blobs are purged, then nobody (410
+  ``clip.withdrawn``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from egocrowd import audit
 from egocrowd.accounts import policy
-from egocrowd.db.models import AuditEvent, Clip, ClipStatus, DeidStatus, Derivative, Role, User
-from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound
+from egocrowd.db.models import AuditEvent, Clip, ClipStatus, DeidStatus, Derivative, Role, User, Withdrawal
+from egocrowd.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from egocrowd.pipeline.stages import ACCOUNT_DELETED
 
 RAW_REASON_MIN = 10
@@ -60,9 +62,18 @@ def find_clip(session: Session, user: User, clip_id: int) -> Clip:
     return clip
 
 
+def _purged(session: Session | None, clip: Clip) -> bool:
+    return session is not None and (
+        session.scalar(sa.select(Withdrawal.id).where(Withdrawal.clip_id == clip.id, Withdrawal.purged_at.is_not(None)))
+        is not None
+    )
+
+
 def derived_ready_for(user: User, clip: Clip) -> bool:
     """Whether ``user`` may watch ``clip``'s derived video now (the status rule of the module doc)."""
     if clip.derived_id is None:
+        return False
+    if clip.status is ClipStatus.withdrawn and (user.role is not Role.admin or _purged(object_session(clip), clip)):
         return False
     if clip.deid_status is DeidStatus.clean:
         return True
@@ -74,6 +85,8 @@ def not_deidentified(user: User, clip: Clip) -> Conflict:
     the clip's worker and lab plain words."""
     status = clip.deid_status
     words = _STANDING.get(status, "it is not ready")
+    if clip.status is ClipStatus.withdrawn:
+        words = "it was withdrawn (its worker withdrew consent, or an admin removed it), so it is no longer shown"
     staff = policy.can(user, "clip.review_redaction")
     extra: dict[str, str | None] = {"deid_status": status.value if status else None}
     if staff:
@@ -89,9 +102,26 @@ def not_deidentified(user: User, clip: Clip) -> Conflict:
     return Conflict(f"Clip {clip.id} has no video to show yet: {words}.", code="clip.not_deidentified", **extra)
 
 
+def refuse_withdrawn(session: Session, user: User, clip: Clip) -> None:
+    """A withdrawn clip's media (releases.withdrawals) goes to admins only, and to nobody once its
+    blobs were purged: 410 ``clip.withdrawn`` for everyone else."""
+    if clip.status is not ClipStatus.withdrawn:
+        return
+    w = session.scalar(sa.select(Withdrawal).where(Withdrawal.clip_id == clip.id))
+    purged = w is not None and w.purged_at is not None
+    if purged or user.role is not Role.admin:
+        raise Gone(
+            f"Clip {clip.id} was withdrawn"
+            + (" and its media deleted." if purged else ": its media is no longer shown."),
+            code="clip.withdrawn",
+            purged=purged,
+        )
+
+
 def derived_file(session: Session, user: User, clip_id: int, blobs) -> MediaFile:
-    """The derived video of ``clip_id`` for ``user`` (or 404/409, see the module doc)."""
+    """The derived video of ``clip_id`` for ``user`` (or 404/409/410, see the module doc)."""
     clip = find_clip(session, user, clip_id)
+    refuse_withdrawn(session, user, clip)
     if not derived_ready_for(user, clip):
         raise not_deidentified(user, clip)
     d = session.get(Derivative, clip.derived_id)
@@ -159,6 +189,7 @@ def raw_file(session: Session, admin_id: int, clip_id: int, token: str | None, b
     clip = session.get(Clip, clip_id)
     if clip is None:
         raise NotFound(f"No clip {clip_id}.", code="clip.not_found")
+    refuse_withdrawn(session, admin, clip)
     issued = _events(session, clip.id, "clip.raw_link_issued", data["n"])
     if not issued:  # signed by us but never recorded (a rolled-back grant): not a valid link
         raise Forbidden("This link to the original footage is not valid.", code="clip.raw_link_invalid")
@@ -197,4 +228,5 @@ __all__ = [
     "grant_raw",
     "not_deidentified",
     "raw_file",
+    "refuse_withdrawn",
 ]

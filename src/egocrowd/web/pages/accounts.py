@@ -17,6 +17,7 @@ from egocrowd.web.letters import base_url, send_letters
 from egocrowd.web.pages.render import TextForm, confirm_first, flash_messages, form_error, render, safe_next, see_other
 from egocrowd.web.routers.account import count_attempt, export_response
 from egocrowd.web.routers.api import Id
+from egocrowd.web.routers.withdrawals import honour_withdrawals
 
 router = APIRouter(include_in_schema=False)
 flash_messages(
@@ -342,7 +343,8 @@ def account_delete(request: Request, form: TextForm):
                 "Your name, email address and country are erased, and you are logged out everywhere. "
                 "You cannot log in again; to work again, sign up anew.",
                 "Clips you already sent stay with the labs they were made for, marked with the time you "
-                "withdrew: dataset releases made from now on leave them out. Earlier releases keep them.",
+                "withdrew: dataset releases made from now on leave them out, and buyers of earlier releases "
+                "are told which files to delete.",
                 "Money already earned stays in the ledger under a number, not your name.",
                 "Tip: download your data first. This cannot be undone.",
             ],
@@ -352,6 +354,7 @@ def account_delete(request: Request, form: TextForm):
         if ask is not None:
             return ask
         privacy.delete_account(ctx.session, user, request.app.state.blobs)
+        honour_withdrawals(request, ctx.session, user_id=user.id)
     resp = see_other("/?m=deleted")
     log_out(request, resp)
     return resp

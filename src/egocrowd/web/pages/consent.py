@@ -28,6 +28,7 @@ from egocrowd.web.pages.render import (
     text_fields,
 )
 from egocrowd.web.routers.api import Id
+from egocrowd.web.routers.withdrawals import honour_withdrawals
 
 router = APIRouter(include_in_schema=False)
 _FROM_CAMPAIGN = re.compile(r"^/campaigns/(\d{1,9})(?:[?#].*)?$")
@@ -144,7 +145,8 @@ def consent_withdraw(request: Request, record_id: Id, form: TextForm):
         )
         if ask is not None:
             return ask
-        assignments.withdraw_consent(ctx.session, user, record_id)
+        rec = assignments.withdraw_consent(ctx.session, user, record_id)
+        honour_withdrawals(request, ctx.session, record_id=rec.id)
     return see_other("/consents?m=withdrawn")
 
 

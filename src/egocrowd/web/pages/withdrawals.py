@@ -1,7 +1,139 @@
-"""Pages: Withdrawals (#12): the withdrawal feed buyers read and acknowledge, removals for cause (egocrowd.releases.withdrawals)."""
+"""Pages: Withdrawals (#12): the withdrawal feed buyers read and acknowledge, removals for cause (egocrowd.releases.withdrawals).
+
+- ``/withdrawals``: a buyer lab's notices, unacknowledged first, each listing the affected files by
+  path and sha256; owners and editors acknowledge them.
+- ``/admin/withdrawals``: every withdrawal, its notices, the time from withdrawal to notice (each,
+  and the median and maximum of the last 30 days), purge status, and the removal-for-cause form.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from egocrowd.accounts import policy
+from egocrowd.releases import withdrawals
+from egocrowd.web.auth import Ctx
+from egocrowd.web.pages.render import (
+    TextForm,
+    confirm_first,
+    flash_messages,
+    form_action,
+    page_unit,
+    render,
+    see_other,
+)
+from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
+flash_messages(
+    {
+        "acknowledged": "Acknowledged. Thank you for deleting the files.",
+        "removed": "The clip is withdrawn: it leaves every later release, and its buyers are told.",
+    }
+)
+
+
+def duration(d: timedelta | None) -> str:
+    """A delay as people read it: "4 s", "12 min", "3 h 5 min", "2 d 4 h"."""
+    if d is None:
+        return "–"
+    s = int(d.total_seconds())
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def _show_notices(request: Request, *, status: int = 200, **values) -> HTMLResponse:
+    with page_unit(request) as ctx:
+        user = ctx.require_user()
+        views = withdrawals.notices_for(ctx.session, user)
+        org = user.organization
+        return render(
+            request,
+            "withdrawals.html",
+            user,
+            status=status,
+            views=views,
+            waiting=sum(1 for v in views if v.notice.acknowledged_at is None),
+            may_ack=org is not None and policy.can(user, "withdrawal.acknowledge", org),
+            **values,
+        )
+
+
+@router.get("/withdrawals", response_class=HTMLResponse)
+def notices_page(request: Request):
+    return _show_notices(request)
+
+
+@router.post("/withdrawals/{notice_id}/acknowledge")
+def acknowledge(request: Request, notice_id: Id, form: TextForm):
+    def work(ctx: Ctx):
+        withdrawals.acknowledge(ctx.session, ctx.require_user(), notice_id)
+        return see_other(f"/withdrawals?m=acknowledged#notice-{notice_id}")
+
+    return form_action(request, form, work, lambda **v: _show_notices(request, **v))
+
+
+def _show_admin(request: Request, *, status: int = 200, form: dict[str, str] | None = None, **values) -> HTMLResponse:
+    with page_unit(request) as ctx:
+        admin = ctx.require_user()
+        o = withdrawals.overview(ctx.session, admin)
+        return render(
+            request,
+            "admin_withdrawals.html",
+            admin,
+            status=status,
+            o=o,
+            days=withdrawals.STATS_DAYS,
+            duration=duration,
+            form=form or {},
+            **values,
+        )
+
+
+@router.get("/admin/withdrawals", response_class=HTMLResponse)
+def admin_page(request: Request):
+    return _show_admin(request)
+
+
+@router.post("/admin/withdrawals")
+def admin_remove(request: Request, form: TextForm):
+    def work(ctx: Ctx):
+        raw = (form.get("clip_id") or "").strip()
+        clip_id = int(raw) if raw.isdigit() and len(raw) < 10 else -1
+        admin = policy.require(ctx.require_user(), "withdrawal.admin")
+        withdrawals.clean_comment(form.get("comment"))  # a missing reason is said before asking
+        ask = confirm_first(
+            request,
+            admin,
+            form,
+            question=f"Remove clip {raw} for cause?",
+            consequences=[
+                "It is left out of every release made from now on.",
+                "Every lab that downloaded a release holding it is told which files to delete.",
+                f"Its video is deleted after {request.app.state.settings.withdrawal_grace_days:g} days; only its "
+                "hashes are kept.",
+                "The worker is told your reason. This cannot be undone.",
+            ],
+            yes="Remove the clip",
+            back="/admin/withdrawals",
+        )
+        if ask is not None:
+            return ask
+        withdrawals.remove_clip(
+            ctx.session,
+            ctx.require_user(),
+            clip_id,
+            form.get("comment"),
+            grace_days=request.app.state.settings.withdrawal_grace_days,
+        )
+        return see_other("/admin/withdrawals?m=removed")
+
+    return form_action(request, form, work, lambda **v: _show_admin(request, **v))

@@ -22,6 +22,7 @@ from egocrowd.inputs import InputModel
 from egocrowd.web.auth import client_address, log_in, log_out, password_login, unit
 from egocrowd.web.letters import SENT, base_url, send_letters
 from egocrowd.web.routers.api import Id
+from egocrowd.web.routers.withdrawals import honour_withdrawals
 from egocrowd.web.schemas import (
     IssuedTokenOut,
     NotificationOut,
@@ -248,7 +249,9 @@ def delete_me(request: Request):
     are revoked, name, email and country are blanked. Clips already sent stay, marked by the
     withdrawal: releases cut after it leave them out. Admins and a lab's last owner: 403."""
     with unit(request) as ctx:
-        privacy.delete_account(ctx.session, ctx.require_user(), request.app.state.blobs)
+        user = ctx.require_user()
+        privacy.delete_account(ctx.session, user, request.app.state.blobs)
+        honour_withdrawals(request, ctx.session, user_id=user.id)
     response = Response(status_code=204)
     log_out(request, response)
     return response

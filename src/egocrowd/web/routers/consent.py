@@ -16,6 +16,7 @@ from egocrowd.errors import InvalidInput
 from egocrowd.inputs import InputModel
 from egocrowd.web.auth import unit
 from egocrowd.web.routers.api import Id, Limit, Offset
+from egocrowd.web.routers.withdrawals import honour_withdrawals
 from egocrowd.web.schemas import ConsentOut, DiffOut, DocumentOut, DocumentTextOut, Page, page_of
 
 router = APIRouter(prefix="/api/v1", tags=["consent"])
@@ -162,4 +163,6 @@ def my_consents(request: Request, limit: Limit = 100, offset: Offset = 0):
 def withdraw_consent(request: Request, record_id: Id):
     with unit(request) as ctx:
         user = ctx.require_user()
-        return ConsentOut.model_validate(assignments.withdraw_consent(ctx.session, user, record_id))
+        rec = assignments.withdraw_consent(ctx.session, user, record_id)
+        honour_withdrawals(request, ctx.session, record_id=rec.id)  # its clips leave releases; buyers are told
+        return ConsentOut.model_validate(rec)
