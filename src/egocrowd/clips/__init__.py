@@ -35,6 +35,8 @@ from egocrowd.db.models import (
     Clip,
     ClipStatus,
     Derivative,
+    Release,
+    ReleaseFile,
     User,
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
@@ -242,7 +244,7 @@ def _touch_blob(blobs, sha: str) -> None:
 def sweep_orphan_blobs(
     db: Database, blobs, *, grace: timedelta = timedelta(hours=6), now: float | None = None, chunk: int = 500
 ) -> list[str]:
-    """Delete blobs no clip or derivative references, once they are older than ``grace`` (a crash
+    """Delete blobs no clip, derivative or release file references, once they are older than ``grace`` (a crash
     between storing bytes and committing the clip leaves such blobs, and so does a de-identified copy
     whose render result was dropped; the grace covers uploads and renders finishing right now).
     One query per ``chunk`` old blobs (it was one transaction per blob: 3,000 blobs cost 4.4 s)."""
@@ -259,12 +261,15 @@ def sweep_orphan_blobs(
     for start in range(0, len(old), chunk):
         candidates = old[start : start + chunk]
         with db.transaction(write=False) as s:
-            # raw bytes are referenced by their clip, derived media (de-identified copies) by its row
+            # raw bytes are referenced by their clip, derived media (de-identified copies) by its row,
+            # a release's files (and its manifest, one of them) by their ReleaseFile rows (#12)
             referenced = set(
                 s.scalars(
                     sa.union(
                         sa.select(Clip.sha256).where(Clip.sha256.in_(candidates)),
                         sa.select(Derivative.sha256).where(Derivative.sha256.in_(candidates)),
+                        sa.select(ReleaseFile.sha256).where(ReleaseFile.sha256.in_(candidates)),
+                        sa.select(Release.manifest_sha256).where(Release.manifest_sha256.in_(candidates)),
                     )
                 )
             )
