@@ -222,6 +222,11 @@ def release_lab(db, settings, release_videos) -> ReleaseLab:
         campaign_id=0,
     )
     lab.campaign_id = lab.campaign("Open a screw-top jar")
+    # a release signs an audit checkpoint: PostgreSQL setups need a key made beforehand (`egocrowd audit keygen`)
+    from egocrowd.audit.checkpoints import generate_key, key_path
+
+    if not key_path(settings).exists():
+        generate_key(key_path(settings))
     return lab
 
 

@@ -584,7 +584,10 @@ def _build(db: Any, blobs: BlobStore, settings: Any, c: Claim, progress: BuildPr
             "previous": spec.previous,
             "changes": release.changes,
             "withdrawals": service.withdrawals_since(s, release, previous),
-            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256, "format": f.format} for f in files],
+            "files": [
+                {"path": f.path, "size": f.size, "sha256": f.sha256, "format": f.format}
+                for f in sorted(files, key=lambda f: f.path)
+            ],
         }
     data = canonical_json(manifest)
     for i, f in enumerate(files):
@@ -603,12 +606,13 @@ def _build(db: Any, blobs: BlobStore, settings: Any, c: Claim, progress: BuildPr
         for rc in s.scalars(sa.select(ReleaseClip).where(ReleaseClip.release_id == release.id)):
             rc.files = by_clip.get(rc.clip_id, [])
         s.flush()
+        now = db_now(s)  # first: on PostgreSQL it queries, and a query flushes what is pending
         release.manifest_sha256 = ref.sha256
         release.root_hash = root_hash(data)
         release.stats = dict(spec.stats)
         release.progress = {"stage": "published", "done": len(files) + 1, "total": len(files) + 1}
         release.status = ReleaseStatus.published
-        release.published_at = db_now(s)
+        release.published_at = now
         release.lease_expires_at = None
         release.error = None
         audit.record(

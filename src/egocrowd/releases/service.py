@@ -10,8 +10,10 @@ its clips or its files (``release.immutable``).
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,7 +33,7 @@ from egocrowd.db.models import (
     User,
     Withdrawal,
 )
-from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound
+from egocrowd.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from egocrowd.releases.exporting import DESCRIBERS, EXPORTERS
 from egocrowd.releases.schema import PreviewIn, ReleaseIn, selection_dict
 from egocrowd.releases.selection import Selection, require_all_eligible, select
@@ -286,6 +288,55 @@ def withdrawals_since(session: Session, release: Release, previous: Release | No
     ]
 
 
+def export_release(
+    session: Session,
+    blobs: BlobStore,
+    release: Release,
+    dest: Path,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Write a published release's files (and its manifest.json) under ``dest`` from the blob store,
+    checking every file's sha256 as it is copied and the manifest's against the root hash.
+    ``release.export_mismatch`` names a file whose stored bytes differ; ``release.blob_missing`` one
+    that is gone. ``progress(bytes_done, bytes_total)``."""
+    require_published(release)
+    files = release_files(session, release)
+    total = sum(f.size for f in files)
+    done = 0
+    dest = Path(dest)
+    for f in files:
+        target = (dest / f.path).resolve()
+        if not target.is_relative_to(dest.resolve()):  # paths come from our own build; never trust blindly
+            raise InvalidInput(f"Refusing to write outside {dest}: {f.path}", code="release.bad_path")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        h = hashlib.sha256()
+        try:
+            src = blobs.open(f.sha256)
+        except NotFound:
+            raise Gone(
+                f"The file {f.path} of release {release.id} is missing from the blob store.",
+                code="release.blob_missing",
+                path=f.path,
+            ) from None
+        with src, open(target, "wb") as out:
+            while chunk := src.read(1024 * 1024):
+                h.update(chunk)
+                out.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+        if h.hexdigest() != f.sha256:
+            raise Conflict(
+                f"The stored bytes of {f.path} hash to {h.hexdigest()}, not {f.sha256}.",
+                code="release.export_mismatch",
+                path=f.path,
+            )
+    if release.root_hash != release.manifest_sha256:
+        raise Conflict("The manifest does not hash to the release's root hash.", code="release.export_mismatch")
+    return {"files": len(files), "bytes": total, "root_hash": release.root_hash}
+
+
 # ---------------------------------------------------------------- published rows never change
 
 _GUARDED = (Release, ReleaseClip, ReleaseFile)
@@ -322,6 +373,7 @@ __all__ = [
     "FORMAT_VERSION",
     "changes_since",
     "create_release",
+    "export_release",
     "get_release",
     "latest_published",
     "list_releases",
