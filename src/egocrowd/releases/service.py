@@ -49,6 +49,8 @@ def _organization(session: Session, user: User, organization_id: int | None) -> 
     """The lab a release is cut for: the caller's own, or (admins) the one named."""
     org_id = organization_id if organization_id is not None else user.organization_id
     if org_id is None:
+        if not policy.can(user, "release.create", Organization(id=-1)):  # only admins cut for any lab
+            raise Forbidden("Only a lab's owners and editors (and admins) cut releases.", code="auth.forbidden")
         raise InvalidInput("Name the lab (organization_id) the release is for.", code="release.organization_required")
     org = session.get(Organization, org_id)
     if org is None:
