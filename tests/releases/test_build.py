@@ -57,7 +57,7 @@ def test_a_release_is_built_published_and_verifiable(release_lab, tmp_path):
     seen = []
     r = build(lab, rid, progress=lambda stage, done, total: seen.append((stage, done, total)))
     assert r.status is ReleaseStatus.published and r.published_at is not None and r.attempts == 1
-    assert ("export:copy", 1, 4) in seen and seen[-1][0] == "store"
+    assert ("export:copy", 1, 4) in seen and seen[-2][0] == "store" and seen[-1] == ("published", 4, 4)
     data = service.manifest_bytes(lab.blobs, r)
     assert hashlib.sha256(data).hexdigest() == r.root_hash == r.manifest_sha256
     m = json.loads(data)
@@ -72,7 +72,9 @@ def test_a_release_is_built_published_and_verifiable(release_lab, tmp_path):
             assert rows[f["path"]].sha256 == f["sha256"]
             with lab.blobs.open(f["sha256"]) as fh:
                 assert hashlib.sha256(fh.read()).hexdigest() == f["sha256"]
-        carried = {rc.clip_id: rc.files for rc in s.scalars(sa.select(ReleaseClip).where(ReleaseClip.release_id == rid))}
+        carried = {
+            rc.clip_id: rc.files for rc in s.scalars(sa.select(ReleaseClip).where(ReleaseClip.release_id == rid))
+        }
         assert all("copy/index.jsonl" in files for files in carried.values())
         assert any(p.startswith("copy/clips/") for p in carried[a])
         # the describer saw the exporter's files with their hashes
@@ -83,7 +85,7 @@ def test_a_release_is_built_published_and_verifiable(release_lab, tmp_path):
         assert s.scalar(sa.select(AuditCheckpoint).where(AuditCheckpoint.reason == f"release:{rid}")) is not None
         assert [e.action for e in audit.events_for(s, "release", rid)] == ["release.created", "release.published"]
     # the released video is the de-identified one, and a real reader opens it
-    mp4 = next(f for f in m["files"] if f["path"].startswith(f"copy/clips/") and f["path"].endswith(f"-{b}.mp4"))
+    mp4 = next(f for f in m["files"] if f["path"].startswith("copy/clips/") and f["path"].endswith(f"-{b}.mp4"))
     with av.open(str(lab.blobs.path(mp4["sha256"]))) as container:
         assert sum(1 for _ in container.decode(video=0)) == 10
     # pseudonyms, not ids; the probe without the raw file's path
@@ -129,7 +131,8 @@ def test_withdrawals_since_the_previous_version_are_published(release_lab):
     from egocrowd.db.models import Withdrawal
 
     lab = release_lab
-    a, b = lab.clip(video=0), lab.clip(video=1)
+    lab.clip(video=0)
+    b = lab.clip(video=1)
     build(lab, cut(lab))
     with lab.db.transaction() as s:
         clip = s.get_one(Clip, b)
@@ -161,7 +164,9 @@ def test_published_releases_never_change(release_lab):
     attempts = [
         lambda s: setattr(s.get_one(Release, rid), "title", "Renamed"),
         lambda s: setattr(s.get_one(Release, rid), "status", ReleaseStatus.failed),
-        lambda s: setattr(s.scalars(sa.select(ReleaseFile).where(ReleaseFile.release_id == rid)).first(), "sha256", "0" * 64),
+        lambda s: setattr(
+            s.scalars(sa.select(ReleaseFile).where(ReleaseFile.release_id == rid)).first(), "sha256", "0" * 64
+        ),
         lambda s: s.delete(s.scalars(sa.select(ReleaseClip).where(ReleaseClip.release_id == rid)).first()),
         lambda s: s.add(ReleaseFile(release_id=rid, path="extra.txt", sha256="1" * 64, size=1, format="x")),
     ]

@@ -19,9 +19,7 @@ def test_preview_cut_build_show_manifest(client, release_lab):
     lab = release_lab
     a = lab.clip(video=0)
     lab.clip(video=1, scopes=("record_hands",))  # no commercial use
-    r = client.post(
-        f"{API}/releases/preview", json={"licence_uses": ["commercial"]}, headers=lab.editor.headers
-    )
+    r = client.post(f"{API}/releases/preview", json={"licence_uses": ["commercial"]}, headers=lab.editor.headers)
     assert r.status_code == 200, r.text
     p = r.json()
     assert p["count"] == 1 and p["clip_ids"] == [a] and p["excluded_reasons"] == {"scope:commercial_use": 1}
@@ -34,7 +32,9 @@ def test_preview_cut_build_show_manifest(client, release_lab):
     assert r.headers["location"] == f"/api/v1/releases/{rel['id']}"
     assert rel["status"] == "building" and rel["version"] == 1 and rel["clips"] == 1 and rel["files"] == 0
     assert rel["licence"]["uses"] == ["commercial", "training"]
-    assert_problem(client.get(f"{API}/releases/{rel['id']}/manifest", headers=lab.owner.headers), 409, "release.not_published")
+    assert_problem(
+        client.get(f"{API}/releases/{rel['id']}/manifest", headers=lab.owner.headers), 409, "release.not_published"
+    )
 
     # the settings of these tests build in a worker, not in the server: build as the worker would
     assert builder.build_next(lab.db, lab.blobs, lab.settings).status.value == "published"
@@ -60,9 +60,7 @@ def test_who_may_do_what(client, release_lab):
     body = release_body()
     # a viewer of the lab reads, never cuts; another lab sees nothing of it
     assert_problem(client.post(f"{API}/releases", json=body, headers=lab.viewer.headers), 403, "auth.forbidden")
-    assert_problem(
-        client.post(f"{API}/releases/preview", json={}, headers=lab.viewer.headers), 403, "auth.forbidden"
-    )
+    assert_problem(client.post(f"{API}/releases/preview", json={}, headers=lab.viewer.headers), 403, "auth.forbidden")
     r = client.post(f"{API}/releases", json=body, headers=lab.owner.headers)
     rid = r.json()["id"]
     assert client.get(f"{API}/releases/{rid}", headers=lab.viewer.headers).status_code == 200
@@ -76,8 +74,12 @@ def test_who_may_do_what(client, release_lab):
         "auth.forbidden",
     )
     # an admin names the lab
-    assert_problem(client.post(f"{API}/releases", json=body, headers=lab.admin.headers), 422, "release.organization_required")
-    r = client.post(f"{API}/releases", json={**body, "organization_id": lab.org_id, "name": "by-admin"}, headers=lab.admin.headers)
+    assert_problem(
+        client.post(f"{API}/releases", json=body, headers=lab.admin.headers), 422, "release.organization_required"
+    )
+    r = client.post(
+        f"{API}/releases", json={**body, "organization_id": lab.org_id, "name": "by-admin"}, headers=lab.admin.headers
+    )
     assert r.status_code == 202 and r.json()["organization_id"] == lab.org_id
     assert {x["id"] for x in client.get(f"{API}/releases", headers=lab.admin.headers).json()["items"]} == {
         rid,
@@ -98,7 +100,9 @@ def test_bad_input_gets_clear_errors(client, release_lab):
     assert_problem(client.post(f"{API}/releases", json=release_body(), headers=h), 422, "release.empty")
     lab.clip()
     assert_problem(
-        client.post(f"{API}/releases", json=release_body(formats={"nope": {}}), headers=h), 422, "release.unknown_format"
+        client.post(f"{API}/releases", json=release_body(formats={"nope": {}}), headers=h),
+        422,
+        "release.unknown_format",
     )
     for bad in (
         release_body(name="Not A Slug"),

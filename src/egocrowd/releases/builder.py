@@ -242,6 +242,11 @@ def claim(session: Session, release_id: int | None = None, *, lease: timedelta =
     return None
 
 
+def next_buildable(session: Session) -> int | None:
+    """The oldest release waiting for a builder (building, no live lease), if any."""
+    return session.scalar(sa.select(Release.id).where(_pending(db_now(session))).order_by(Release.id).limit(1))
+
+
 def _still_ours(session: Session, c: Claim, *, lock: bool = False) -> Release:
     q = sa.select(Release).where(
         Release.id == c.release_id, Release.attempts == c.attempt, Release.status == ReleaseStatus.building
@@ -305,7 +310,11 @@ def spans_of(session: Session, clip_ids: Sequence[int]) -> dict[int, list[Span]]
 def build_spec(session: Session, blobs: BlobStore, release: Release, secret: str) -> ReleaseSpec:
     """Everything exporters see of ``release``. A clip whose de-identified video is missing from the
     blob store: ``release.blob_missing`` (Gone) naming every such clip."""
-    rows = list(session.scalars(sa.select(ReleaseClip).where(ReleaseClip.release_id == release.id).order_by(ReleaseClip.clip_id)))
+    rows = list(
+        session.scalars(
+            sa.select(ReleaseClip).where(ReleaseClip.release_id == release.id).order_by(ReleaseClip.clip_id)
+        )
+    )
     ids = [r.clip_id for r in rows]
     clips = {c.id: c for c in session.scalars(sa.select(Clip).where(Clip.id.in_(ids)))} if ids else {}
     missing = [r.clip_id for r in rows if not r.media_sha256 or not blobs.exists(r.media_sha256)]
@@ -324,14 +333,21 @@ def build_spec(session: Session, blobs: BlobStore, release: Release, secret: str
         .order_by(AnnotationTask.id)
     ):
         annotators.setdefault(cid, []).append(uid)
-    campaigns = {c.id: c for c in session.scalars(sa.select(Campaign).where(Campaign.id.in_({c.campaign_id for c in clips.values()})))}
+    campaigns = {
+        c.id: c
+        for c in session.scalars(sa.select(Campaign).where(Campaign.id.in_({c.campaign_id for c in clips.values()})))
+    }
     countries = dict(
-        session.execute(sa.select(User.id, User.country).where(User.id.in_({c.worker_id for c in clips.values()}))).all()
+        session.execute(
+            sa.select(User.id, User.country).where(User.id.in_({c.worker_id for c in clips.values()}))
+        ).all()
     )
     records = {
         r.id: r
         for r in session.scalars(
-            sa.select(ConsentRecord).where(ConsentRecord.id.in_({r.consent_record_id for r in rows if r.consent_record_id}))
+            sa.select(ConsentRecord).where(
+                ConsentRecord.id.in_({r.consent_record_id for r in rows if r.consent_record_id})
+            )
         )
     }
     items = []
@@ -361,9 +377,7 @@ def build_spec(session: Session, blobs: BlobStore, release: Release, secret: str
                 fps=_num(probe.get("fps")) or qc_value(c.qc_report, "fps"),
                 probe=_probe_facts(probe),
                 qc=dict(c.qc_report or {}),
-                spans=tuple(
-                    SpanLabel(s.start_ms, s.end_ms, s.verb, s.noun, s.confidence) for s in spans.get(c.id, ())
-                ),
+                spans=tuple(SpanLabel(s.start_ms, s.end_ms, s.verb, s.noun, s.confidence) for s in spans.get(c.id, ())),
                 agreement=dict(c.agreement) if c.agreement else None,
                 annotators=tuple(dict.fromkeys(pseudonym(secret, u) for u in annotators.get(c.id, ()))),
                 consent={
@@ -394,7 +408,9 @@ def build_spec(session: Session, blobs: BlobStore, release: Release, secret: str
         licence=dict(release.licence),
         created_at=release.created_at,
         items=tuple(items),
-        previous={"id": previous.id, "version": previous.version, "root_hash": previous.root_hash} if previous else None,
+        previous={"id": previous.id, "version": previous.version, "root_hash": previous.root_hash}
+        if previous
+        else None,
         changes=dict(release.changes),
         campaigns=tuple(
             {
@@ -517,7 +533,9 @@ def build_next(
         with db.transaction() as s:
             s.execute(
                 sa.update(Release)
-                .where(Release.id == c.release_id, Release.attempts == c.attempt, Release.status == ReleaseStatus.building)
+                .where(
+                    Release.id == c.release_id, Release.attempts == c.attempt, Release.status == ReleaseStatus.building
+                )
                 .values(lease_expires_at=None)
                 .execution_options(synchronize_session=False)
             )
@@ -529,7 +547,9 @@ def build_next(
         return r
 
 
-def _build(db: Any, blobs: BlobStore, settings: Any, c: Claim, progress: BuildProgress | None, lease: timedelta) -> None:
+def _build(
+    db: Any, blobs: BlobStore, settings: Any, c: Claim, progress: BuildProgress | None, lease: timedelta
+) -> None:
     rep = _Reporter(db, c, lease, progress)
     key = signing_key(settings)  # before any work: no key, no release (audit.signing_key_missing)
     with db.transaction(write=False) as s:
@@ -598,7 +618,9 @@ def _build(db: Any, blobs: BlobStore, settings: Any, c: Claim, progress: BuildPr
         release = _still_ours(s, c, lock=True)
         for f in files:
             s.add(ReleaseFile(release_id=release.id, path=f.path, sha256=f.sha256, size=f.size, format=f.format))
-        s.add(ReleaseFile(release_id=release.id, path=MANIFEST_PATH, sha256=ref.sha256, size=ref.size, format="manifest"))
+        s.add(
+            ReleaseFile(release_id=release.id, path=MANIFEST_PATH, sha256=ref.sha256, size=ref.size, format="manifest")
+        )
         by_clip: dict[int, list[str]] = {}
         for path, ids in sorted(carries.items()):
             for cid in ids:
@@ -629,6 +651,8 @@ def _build(db: Any, blobs: BlobStore, settings: Any, c: Claim, progress: BuildPr
             },
         )
         checkpoint_at_commit(s, key, f"release:{release.id}")
+    if progress is not None:
+        progress("published", len(files) + 1, len(files) + 1)
 
 
 # ---------------------------------------------------------------- running builds in the background
@@ -642,7 +666,7 @@ def start_pending(db: Any, blobs: BlobStore, settings: Any) -> int:
     Returns 1 when a build started. A thread, so that a long export never holds back the other
     housekeeping steps; a build killed with its process is claimed again once its lease runs out."""
     with db.transaction(write=False) as s:
-        due = s.scalar(sa.select(Release.id).where(_pending(db_now(s))).limit(1))
+        due = next_buildable(s)
     if due is None or not _running.acquire(blocking=False):
         return 0
 
@@ -672,6 +696,7 @@ __all__ = [
     "claim",
     "composition",
     "median_hourly",
+    "next_buildable",
     "pay_figures",
     "pseudonym",
     "root_hash",

@@ -55,16 +55,18 @@ class SelectionIn(InputModel):
         description="bounds on QC figures: a value of the QC report's clip (fps, width, height, duration_s...) "
         "or a check's measured value (too_dark, hands_visible...)",
     )
-    min_alpha: float | None = Field(None, ge=-1, le=1, description="minimum annotation agreement (Krippendorff's alpha)")
+    min_alpha: float | None = Field(
+        None, ge=-1, le=1, description="minimum annotation agreement (Krippendorff's alpha)"
+    )
     clip_ids: list[ClipId] = Field(default_factory=list, max_length=20_000)
 
     @model_validator(mode="after")
     def _ordered(self) -> SelectionIn:
         if self.recorded_from and self.recorded_to and self.recorded_from > self.recorded_to:
             raise ValueError("recorded_from must not be after recorded_to")
-        if self.min_duration_s is not None and self.max_duration_s is not None:
-            if self.min_duration_s > self.max_duration_s:
-                raise ValueError("min_duration_s must not be above max_duration_s")
+        lo, hi = self.min_duration_s, self.max_duration_s
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError("min_duration_s must not be above max_duration_s")
         return self
 
 
@@ -93,12 +95,10 @@ class ReleaseIn(InputModel):
     description: str = Field("", max_length=20_000)
     selection: SelectionIn = Field(default_factory=SelectionIn)
     licence: LicenceIn
-    formats: dict[
-        Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")], dict[str, Any]
-    ] | None = Field(
+    formats: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")], dict[str, Any]] | None = Field(
         None,
         max_length=20,
-        description="exporter or describer name → its options (e.g. {\"lerobot\": {\"fps\": 30}}); "
+        description='exporter or describer name → its options (e.g. {"lerobot": {"fps": 30}}); '
         "default: every registered one with its defaults",
     )
 

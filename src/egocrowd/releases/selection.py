@@ -75,9 +75,7 @@ def reason_words(code: str) -> str:
     return code
 
 
-def exclusion_reasons(
-    clip: Clip, record: ConsentRecord | None, *, withdrawn: bool, needed: Sequence[str]
-) -> list[str]:
+def exclusion_reasons(clip: Clip, record: ConsentRecord | None, *, withdrawn: bool, needed: Sequence[str]) -> list[str]:
     """Why ``clip`` may not go into a release needing the consent scopes ``needed`` (empty: eligible).
     Pure: ``record`` is the clip's consent record, ``withdrawn`` whether a Withdrawal names it."""
     reasons: list[str] = []

@@ -45,17 +45,21 @@ FORMAT_VERSION = 1
 # ---------------------------------------------------------------- whose lab
 
 
-def _organization(session: Session, user: User, organization_id: int | None) -> Organization:
-    """The lab a release is cut for: the caller's own, or (admins) the one named."""
-    org_id = organization_id if organization_id is not None else user.organization_id
+def _organization(session: Session, user: User | None, organization_id: int | None) -> Organization:
+    """The lab a release is cut for: the caller's own, or (admins; the CLI's operator, ``user`` None)
+    the one named."""
+    org_id = organization_id if organization_id is not None else (user.organization_id if user else None)
     if org_id is None:
+        if user is None:
+            raise InvalidInput("Name the lab the release is for.", code="release.organization_required")
         if not policy.can(user, "release.create", Organization(id=-1)):  # only admins cut for any lab
             raise Forbidden("Only a lab's owners and editors (and admins) cut releases.", code="auth.forbidden")
         raise InvalidInput("Name the lab (organization_id) the release is for.", code="release.organization_required")
     org = session.get(Organization, org_id)
     if org is None:
         raise NotFound(f"No organization {org_id}.", code="organization.not_found")
-    policy.require(user, "release.create", org)
+    if user is not None:
+        policy.require(user, "release.create", org)
     return org
 
 
@@ -130,10 +134,11 @@ def changes_since(session: Session, previous: Release | None, clips: list[Clip])
     }
 
 
-def create_release(session: Session, user: User, body: ReleaseIn) -> Release:
+def create_release(session: Session, user: User | None, body: ReleaseIn) -> Release:
     """Cut the next version of ``body.name`` for the caller's lab: status ``building`` (the builder
     exports it). Explicitly picked clips that are not eligible: ``release.clip_ineligible``; nothing
-    eligible at all: ``release.empty``. Audited ``release.created``."""
+    eligible at all: ``release.empty``. Audited ``release.created``. ``user`` None: the operator at
+    the command line (``egocrowd release create``), for the lab ``body.organization_id``."""
     org = _organization(session, user, body.organization_id)
     # one cut of a series at a time (PostgreSQL; SQLite serialises writers anyway): versions never clash
     session.execute(sa.select(Organization.id).where(Organization.id == org.id).with_for_update())
@@ -167,7 +172,7 @@ def create_release(session: Session, user: User, body: ReleaseIn) -> Release:
         changes=changes,
         progress={"stage": "queued", "done": 0, "total": 0},
         format_version=FORMAT_VERSION,
-        created_by=user.id,
+        created_by=user.id if user else None,
     )
     session.add(release)
     session.flush()
@@ -216,27 +221,32 @@ def visible_releases(user: User) -> sa.ColumnElement[bool]:
 
 
 def list_releases(
-    session: Session, user: User, *, organization_id: int | None = None, limit: int = 100, offset: int = 0
+    session: Session, user: User | None, *, organization_id: int | None = None, limit: int = 100, offset: int = 0
 ) -> list[Release]:
-    """The releases the caller may read, newest first."""
-    if not policy.can(user, "release.view", Release(organization_id=user.organization_id or -1)):
-        raise Forbidden("Only a lab's members and admins see its releases.", code="auth.forbidden")
-    q = sa.select(Release).where(visible_releases(user))
+    """The releases the caller may read (``user`` None: the operator, every one), newest first."""
+    q = sa.select(Release)
+    if user is not None:
+        if not policy.can(user, "release.view", Release(organization_id=user.organization_id or -1)):
+            raise Forbidden("Only a lab's members and admins see its releases.", code="auth.forbidden")
+        q = q.where(visible_releases(user))
     if organization_id is not None:
         q = q.where(Release.organization_id == organization_id)
     return list(session.scalars(q.order_by(Release.id.desc()).limit(limit).offset(offset)))
 
 
-def get_release(session: Session, user: User, release_id: int) -> Release:
-    """One release for a member of its lab (or an admin); anyone else: 404, never telling it exists."""
+def get_release(session: Session, user: User | None, release_id: int) -> Release:
+    """One release for a member of its lab (or an admin; ``user`` None: the operator); anyone else:
+    404, never telling it exists."""
     r = session.get(Release, release_id)
-    if r is None or not policy.can(user, "release.view", r):
+    if r is None or (user is not None and not policy.can(user, "release.view", r)):
         raise NotFound(f"No release {release_id}.", code="release.not_found")
     return r
 
 
 def release_files(session: Session, release: Release) -> list[ReleaseFile]:
-    return list(session.scalars(sa.select(ReleaseFile).where(ReleaseFile.release_id == release.id).order_by(ReleaseFile.path)))
+    return list(
+        session.scalars(sa.select(ReleaseFile).where(ReleaseFile.release_id == release.id).order_by(ReleaseFile.path))
+    )
 
 
 def release_clip_count(session: Session, release: Release) -> int:
@@ -362,10 +372,12 @@ def _published(session: Session, obj: Any) -> bool:
 def _refuse_changes(session: Session, _ctx: Any, _instances: Any) -> None:
     """A published release, its clips and its files never change or go away (``release.immutable``)."""
     for obj in list(session.dirty) + list(session.deleted):
-        if isinstance(obj, _GUARDED) and (obj in session.deleted or session.is_modified(obj)) and _published(session, obj):
-            raise Conflict(
-                "A published release never changes: cut a new version instead.", code="release.immutable"
-            )
+        if (
+            isinstance(obj, _GUARDED)
+            and (obj in session.deleted or session.is_modified(obj))
+            and _published(session, obj)
+        ):
+            raise Conflict("A published release never changes: cut a new version instead.", code="release.immutable")
     for obj in session.new:  # no new clips or files slipped into a published release
         if isinstance(obj, ReleaseClip | ReleaseFile) and _published(session, obj):
             raise Conflict("A published release never changes: cut a new version instead.", code="release.immutable")

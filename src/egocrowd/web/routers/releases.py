@@ -18,7 +18,9 @@ router = APIRouter(prefix="/api/v1", tags=["releases"])
 
 class ExcludedOut(BaseModel):
     clip_id: int
-    reasons: list[str] = Field(description="why it is left out: withdrawn, not_accepted, consent_withdrawn, scope:<scope>...")
+    reasons: list[str] = Field(
+        description="why it is left out: withdrawn, not_accepted, consent_withdrawn, scope:<scope>..."
+    )
 
 
 class PreviewOut(BaseModel):
