@@ -57,7 +57,7 @@ def test_a_release_is_built_published_and_verifiable(release_lab, tmp_path):
     seen = []
     r = build(lab, rid, progress=lambda stage, done, total: seen.append((stage, done, total)))
     assert r.status is ReleaseStatus.published and r.published_at is not None and r.attempts == 1
-    assert ("export:copy", 1, 4) in seen and seen[-2][0] == "store" and seen[-1] == ("published", 4, 4)
+    assert ("export:copy", 1, 4) in seen and seen[-2][0] == "store" and seen[-1] == ("published", 5, 5)  # 4 files + the manifest
     data = service.manifest_bytes(lab.blobs, r)
     assert hashlib.sha256(data).hexdigest() == r.root_hash == r.manifest_sha256
     m = json.loads(data)
