@@ -23,6 +23,7 @@ from egocrowd.labels.review import auto_accept_due
 from egocrowd.notifications import deliver_notifications
 from egocrowd.pipeline.executors import Abandoned, get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig
+from egocrowd.releases.builder import start_pending as start_release_builds
 from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
 
 log = logging.getLogger("egocrowd.worker")
@@ -88,6 +89,7 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
         ("login_counters_forgotten", login_counters),
         *([("notices_emailed", lambda: deliver_notifications(db, settings))] if settings is not None else []),
         *([("audit_checkpoints", lambda: checkpoint_if_due(db, settings))] if settings is not None else []),
+        *([("release_builds_started", lambda: start_release_builds(db, blobs, settings))] if settings else []),
     ):
         try:
             out[key] = step()

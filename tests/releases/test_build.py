@@ -248,3 +248,29 @@ def test_median_hourly_rate_is_exact():
     assert builder.median_hourly(Money(120, "USD"), [300, 200, 400]) == Money(1440, "USD")
     assert builder.median_hourly(Money(100, "JPY"), [3600 * 3]) == Money(33, "JPY")
     assert builder.median_hourly(Money(100, "USD"), [0, -5]) is None
+
+
+def test_housekeeping_builds_waiting_releases_in_the_background(release_lab):
+    from egocrowd.uploads import UploadStore
+    from egocrowd.worker import housekeeping
+
+    lab = release_lab
+    lab.clip()
+    rid = cut(lab)
+    done = housekeeping(lab.db, lab.blobs, UploadStore(lab.settings.uploads_path), lab.settings)
+    assert done["release_builds_started"] == 1
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with lab.db.transaction(write=False) as s:
+            status = s.get_one(Release, rid).status
+        if status is not ReleaseStatus.building:
+            break
+        time.sleep(0.1)
+    assert status is ReleaseStatus.published
+    # nothing waits any more: the next round starts nothing
+    deadline = time.monotonic() + 10
+    while builder._running.locked() and time.monotonic() < deadline:  # the thread finishes its loop
+        time.sleep(0.05)
+    assert housekeeping(lab.db, lab.blobs, UploadStore(lab.settings.uploads_path), lab.settings)[
+        "release_builds_started"
+    ] == 0
