@@ -57,7 +57,9 @@ def test_a_release_is_built_published_and_verifiable(release_lab, tmp_path):
     seen = []
     r = build(lab, rid, progress=lambda stage, done, total: seen.append((stage, done, total)))
     assert r.status is ReleaseStatus.published and r.published_at is not None and r.attempts == 1
-    assert ("export:copy", 1, 4) in seen and seen[-2][0] == "store" and seen[-1] == ("published", 5, 5)  # 4 files + the manifest
+    assert (
+        ("export:copy", 1, 4) in seen and seen[-2][0] == "store" and seen[-1] == ("published", 5, 5)
+    )  # 4 files + the manifest
     data = service.manifest_bytes(lab.blobs, r)
     assert hashlib.sha256(data).hexdigest() == r.root_hash == r.manifest_sha256
     m = json.loads(data)
@@ -271,6 +273,7 @@ def test_housekeeping_builds_waiting_releases_in_the_background(release_lab):
     deadline = time.monotonic() + 10
     while builder._running.locked() and time.monotonic() < deadline:  # the thread finishes its loop
         time.sleep(0.05)
-    assert housekeeping(lab.db, lab.blobs, UploadStore(lab.settings.uploads_path), lab.settings)[
-        "release_builds_started"
-    ] == 0
+    assert (
+        housekeeping(lab.db, lab.blobs, UploadStore(lab.settings.uploads_path), lab.settings)["release_builds_started"]
+        == 0
+    )
