@@ -83,6 +83,15 @@ def _example(schema: str, world) -> dict:
         # pay (#11)
         "DepositIn": {"amount": "1.00", "currency": "USD", "reason": "wire", "idempotency_key": f"k{n}"},
         "ReversalIn": {"reason": "Found after approval."},
+        # releases (#12)
+        "PreviewIn": {"selection": {"labels": ["open jar"], "countries": ["KE"]}, "licence_uses": ["training"]},
+        "ReleaseIn": {
+            "name": f"release-{n}",
+            "title": "Jars",
+            "description": "Hands opening jars.",
+            "selection": {"labels": ["open jar"]},
+            "licence": {"name": "Research", "terms": "Research only.", "uses": ["training"]},
+        },
     }[schema]
 
 

@@ -65,7 +65,7 @@ from egocrowd.db.models import (
     SpanKind,
     User,
 )
-from egocrowd.errors import EgocrowdError, Gone
+from egocrowd.errors import Conflict, EgocrowdError, Gone
 from egocrowd.pay.money import Money
 from egocrowd.releases import service
 from egocrowd.releases.exporting import DESCRIBERS, EXPORTERS, FileEntry, ReleaseItem, ReleaseSpec, SpanLabel
@@ -188,7 +188,7 @@ def verify_folder(folder: Path, expected_root: str | None = None) -> dict[str, A
         if sha != f["sha256"] or size != f["size"]:
             problems.append(f"{f['path']}: sha256 {sha} ({size} bytes), the manifest says {f['sha256']} ({f['size']})")
     if problems:
-        raise EgocrowdError(
+        raise Conflict(
             "The release does not match its manifest: " + "; ".join(problems[:10]),
             code="release.verify_failed",
             problems=problems,
