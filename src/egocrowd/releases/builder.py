@@ -126,11 +126,11 @@ def composition(items: Sequence[ReleaseItem], pay: Sequence[Mapping[str, Any]] =
     """A release's composition (``Release.stats``, the catalog, the data card). Pure."""
     seconds = sum(i.duration_s or 0.0 for i in items)
     labels: Counter[str] = Counter()
-    label_seconds: Counter[str] = Counter()
+    label_seconds: dict[str, float] = {}
     for i in items:
         for s in i.spans:
             labels[s.label] += 1
-            label_seconds[s.label] += (s.end_ms - s.start_ms) / 1000
+            label_seconds[s.label] = label_seconds.get(s.label, 0.0) + (s.end_ms - s.start_ms) / 1000
     alphas = [float(a) for i in items if i.agreement and isinstance(a := i.agreement.get("alpha"), int | float)]
     ious = [float(a) for i in items if i.agreement and isinstance(a := i.agreement.get("mean_iou"), int | float)]
     scopes: Counter[str] = Counter(s for i in items for s in i.consent.get("scopes", ()))
@@ -236,8 +236,8 @@ def claim(session: Session, release_id: int | None = None, *, lease: timedelta =
             .where(Release.id == rid, Release.attempts == attempts, _pending(now))
             .values(attempts=attempts + 1, lease_expires_at=now + lease)
             .execution_options(synchronize_session=False)
-        ).rowcount
-        if won == 1:
+        )
+        if _rowcount(won) == 1:
             return Claim(rid, attempts + 1)
     return None
 
@@ -265,9 +265,14 @@ def _fail(session: Session, release_id: int, attempt: int, err: EgocrowdError) -
         .where(Release.id == release_id, Release.attempts == attempt, Release.status == ReleaseStatus.building)
         .values(status=ReleaseStatus.failed, error=error, lease_expires_at=None)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    if done:
+    )
+    if _rowcount(done):
         audit.record(session, None, "release.failed", release_id, {"error": error}, entity_type="release")
+
+
+def _rowcount(result: Any) -> int:
+    """Rows a conditional UPDATE changed (a CursorResult's; typed as a plain Result)."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _jsonable(v: Any) -> bool:
@@ -498,8 +503,8 @@ class _Reporter:
                     )
                     .values(progress={"stage": stage, "done": done, "total": total}, lease_expires_at=now + self.lease)
                     .execution_options(synchronize_session=False)
-                ).rowcount
-            if n != 1:
+                )
+            if _rowcount(n) != 1:
                 raise BuildLost(self.c.release_id)
 
     def step(self, n: int = 1) -> None:

@@ -82,10 +82,14 @@ class LicenceIn(InputModel):
         return self
 
 
+def _training() -> list[Use]:
+    return ["training"]
+
+
 class PreviewIn(InputModel):
     organization_id: ClipId | None = Field(None, description="admins: the lab; others: their own lab")
     selection: SelectionIn = Field(default_factory=SelectionIn)
-    licence_uses: list[Use] = Field(default_factory=lambda: ["training"], max_length=4)
+    licence_uses: list[Use] = Field(default_factory=_training, max_length=4)
 
 
 class ReleaseIn(InputModel):

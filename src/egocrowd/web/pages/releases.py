@@ -78,7 +78,9 @@ def _form(raw: Any) -> dict[str, Any]:
     return out
 
 
-def _new_page(request, ctx, form: dict[str, Any], *, status: int = 200, error: Exception | None = None):
+def _new_page(
+    request, ctx, form: dict[str, Any], *, status: int = 200, error: ValidationError | EgocrowdError | None = None
+):
     user = ctx.require_user()
     preview = None
     try:
