@@ -277,3 +277,12 @@ def test_housekeeping_builds_waiting_releases_in_the_background(release_lab):
         housekeeping(lab.db, lab.blobs, UploadStore(lab.settings.uploads_path), lab.settings)["release_builds_started"]
         == 0
     )
+
+
+def test_lerobot_gets_the_frame_rate_of_the_settings_unless_the_release_says():
+    settings = type("S", (), {"release_fps": 24})()
+    assert builder.with_settings({"lerobot": {"version": "v3.0"}, "copy": {"version": 1}}, settings) == {
+        "lerobot": {"version": "v3.0", "fps": 24},
+        "copy": {"version": 1},
+    }
+    assert builder.with_settings({"lerobot": {"version": "v3.0", "fps": 15}}, settings)["lerobot"]["fps"] == 15

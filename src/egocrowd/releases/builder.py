@@ -474,6 +474,21 @@ def _files_under(root: Path, fmt: str) -> list[FileEntry]:
     return sorted(out, key=lambda f: f.path)
 
 
+#: exporter name → {option: the setting that gives its default}: filled in at the build, when the
+#: release's formats do not say (e.g. LeRobot's constant frame rate, ``release_fps``)
+SETTING_DEFAULTS: dict[str, dict[str, str]] = {"lerobot": {"fps": "release_fps"}}
+
+
+def with_settings(formats: Mapping[str, Any], settings: Any) -> dict[str, Any]:
+    """``formats`` with the options the platform's settings decide when a release does not."""
+    out = {name: dict(options) for name, options in formats.items()}
+    for name, defaults in SETTING_DEFAULTS.items():
+        if name in out:
+            for option, setting in defaults.items():
+                out[name].setdefault(option, getattr(settings, setting))
+    return out
+
+
 def scratch_root(settings: Any) -> Path:
     return Path(settings.data_dir).resolve() / "release-builds"
 
@@ -557,10 +572,12 @@ def _build(
 ) -> None:
     rep = _Reporter(db, c, lease, progress)
     key = signing_key(settings)  # before any work: no key, no release (audit.signing_key_missing)
-    with db.transaction(write=False) as s:
+    with db.transaction() as s:
         release = _still_ours(s, c)
+        formats = with_settings(release.formats, settings)
+        if formats != release.formats:  # recorded on the row (and so in the manifest) before it is used
+            release.formats = formats
         spec = build_spec(s, blobs, release, settings.resolved_secret_key())
-        formats = dict(release.formats)
     exporters = [(n, EXPORTERS.get(n)) for n in formats if n in EXPORTERS]
     describers = [(n, DESCRIBERS.get(n)) for n in formats if n not in EXPORTERS]
     for name in formats:  # a format uninstalled since the cut: a clear error, before any work
