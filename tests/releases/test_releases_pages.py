@@ -72,3 +72,18 @@ def test_a_failed_build_says_why(client, release_lab):
     builder.build_next(lab.db, lab.blobs, lab.settings)
     r = client.get(r.headers["location"].split("?")[0])
     assert 'data-code="release.blob_missing"' in r.text and f"clip {lost}" in r.text
+
+
+def test_an_admin_names_the_lab(client, release_lab):
+    lab = release_lab
+    lab.clip()
+    token = page_login(client, lab.admin)
+    r = client.get("/releases/new")
+    assert r.status_code == 200 and 'id="organization_id"' in r.text and "Name the lab" in r.text
+    assert 'id="form-errors"' not in r.text
+    form = {**_form(), "organization_id": str(lab.org_id), "csrf_token": token}
+    r = client.post("/releases/new", data={**form, "action": "preview"})
+    assert 'data-count="1"' in r.text
+    r = client.post("/releases/new", data={**form, "action": "create"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert "Release Lab" in client.get(r.headers["location"]).text

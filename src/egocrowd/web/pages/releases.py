@@ -53,9 +53,15 @@ def _selection(form: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in sel.items() if v not in ([], None)}
 
 
+def _lab_id(form: dict[str, Any]) -> Any:
+    text = (form.get("organization_id") or "").strip()
+    return text or None
+
+
 def _release_in(form: dict[str, Any]) -> ReleaseIn:
     formats = form.get("formats", [])
     return ReleaseIn(
+        organization_id=_lab_id(form),
         name=form.get("name", ""),
         title=form.get("title", ""),
         description=form.get("description", ""),
@@ -83,10 +89,18 @@ def _new_page(
 ):
     user = ctx.require_user()
     preview = None
+    pick_lab = user.organization_id is None  # admins name the lab (people of a lab cut for their own)
     try:
-        preview = service.preview(
-            ctx.session, user, PreviewIn(selection=_selection(form), licence_uses=form.get("uses") or ["training"])
-        )
+        if not (pick_lab and not form.get("organization_id")):
+            preview = service.preview(
+                ctx.session,
+                user,
+                PreviewIn(
+                    organization_id=_lab_id(form),
+                    selection=_selection(form),
+                    licence_uses=form.get("uses") or ["training"],
+                ),
+            )
     except (ValidationError, EgocrowdError) as exc:
         if getattr(exc, "status", 422) in (401, 403):
             raise
@@ -104,6 +118,7 @@ def _new_page(
         uses=USES,
         preview=preview.as_dict() if preview else None,
         reason_words=selection.reason_words,
+        pick_lab=pick_lab,
         errors=errors,
         summary=summary(errors) if errors else None,
         code=getattr(error, "code", "validation.failed") if error is not None else None,

@@ -30,7 +30,9 @@
     ["recorded_from", "recorded_to"].forEach(function (k) { if (val(k)) sel[k] = val(k); });
     ["min_duration_s", "max_duration_s", "min_alpha"].forEach(function (k) { if (val(k)) sel[k] = Number(val(k)); });
     var uses = checked("uses");
-    return { selection: sel, licence_uses: uses.length ? uses : ["training"] };
+    var out = { selection: sel, licence_uses: uses.length ? uses : ["training"] };
+    if (val("organization_id")) out.organization_id = Number(val("organization_id"));
+    return out;
   }
 
   function show(data) {
