@@ -35,7 +35,7 @@ from egocrowd.db.models import (
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from egocrowd.releases.exporting import DESCRIBERS, EXPORTERS
-from egocrowd.releases.schema import PreviewIn, ReleaseIn, selection_dict
+from egocrowd.releases.schema import PreviewIn, ReleaseIn, SelectionIn, selection_dict
 from egocrowd.releases.selection import Selection, require_all_eligible, select
 
 #: the format version of the Release row's own fields (selection, changes, stats, the manifest)
@@ -122,8 +122,6 @@ def changes_since(session: Session, previous: Release | None, clips: list[Clip])
     still_ok: set[str] = set()
     if gone_ids:
         org = session.get_one(Organization, previous.organization_id)
-        from egocrowd.releases.schema import SelectionIn  # noqa: PLC0415 - a tiny model, kept local for clarity
-
         again = select(session, org, SelectionIn(clip_ids=gone_ids), previous.licence.get("uses", ()))
         still_ok = {c.sha256 for c in again.clips}
     gone = sorted(before - set(now))
