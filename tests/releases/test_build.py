@@ -286,3 +286,22 @@ def test_lerobot_gets_the_frame_rate_of_the_settings_unless_the_release_says():
         "copy": {"version": 1},
     }
     assert builder.with_settings({"lerobot": {"version": "v3.0", "fps": 15}}, settings)["lerobot"]["fps"] == 15
+
+
+def test_a_clip_withdrawn_between_the_cut_and_the_build_is_left_out(release_lab):
+    lab = release_lab
+    keep, gone = lab.clip(video=0), lab.clip(video=1, country="UG")  # two workers
+    rid = cut(lab)
+    with lab.db.transaction() as s:  # the worker withdraws before the builder gets to it
+        rec = s.get_one(Clip, gone).consent_record_id
+        from egocrowd.db.models import ConsentRecord
+
+        s.get_one(ConsentRecord, rec).withdrawn_at = utcnow()
+    r = build(lab, rid)
+    assert r.status is ReleaseStatus.published
+    assert r.changes["added"] == _sha(lab, keep) and r.stats["clips"] == 1
+    with lab.db.transaction(write=False) as s:
+        assert [rc.clip_id for rc in s.scalars(sa.select(ReleaseClip).where(ReleaseClip.release_id == rid))] == [keep]
+        dropped = [e for e in audit.events_for(s, "release", rid) if e.action == "release.clips_dropped"]
+        assert dropped[0].payload["clips"] == [{"clip_id": gone, "reasons": ["consent_withdrawn"]}]
+    assert service.manifest(lab.blobs, r)["release"]["clips"] == 1

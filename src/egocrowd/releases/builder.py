@@ -56,6 +56,7 @@ from egocrowd.db.models import (
     Assignment,
     Campaign,
     Clip,
+    ClipStatus,
     ConsentRecord,
     Release,
     ReleaseClip,
@@ -64,6 +65,7 @@ from egocrowd.db.models import (
     Span,
     SpanKind,
     User,
+    Withdrawal,
 )
 from egocrowd.errors import Conflict, EgocrowdError, Gone
 from egocrowd.pay.money import Money
@@ -88,6 +90,17 @@ BuildProgress = Callable[[str, int, int], None]
 
 class BuildLost(Exception):
     """Another builder holds the release now (our lease ran out): stop without writing anything."""
+
+
+class _Again(Exception):
+    """A clip of the release was withdrawn while it was being exported: give the lease back, so that
+    the next attempt leaves it out (``service.drop_ineligible``)."""
+
+
+def _withdrawn_meanwhile(session: Session, release_id: int) -> bool:
+    ids = sa.select(ReleaseClip.clip_id).where(ReleaseClip.release_id == release_id)
+    withdrawn = sa.or_(Clip.status == ClipStatus.withdrawn, Clip.id.in_(sa.select(Withdrawal.clip_id)))
+    return session.scalar(sa.select(Clip.id).where(Clip.id.in_(ids), withdrawn).limit(1)) is not None
 
 
 # ---------------------------------------------------------------- pure parts
@@ -545,26 +558,31 @@ def build_next(
         _build(db, blobs, settings, c, progress, lease)
     except BuildLost:
         log.warning("release %s: another builder took it over", c.release_id)
+    except _Again:
+        log.info("release %s: a clip was withdrawn during the build; building again without it", c.release_id)
+        _give_back(db, c)
     except EgocrowdError as e:
         with db.transaction() as s:
             _fail(s, c.release_id, c.attempt, e)
     except Exception:  # a crash of ours or a hiccup: give the lease back, another attempt follows
         log.exception("release %s: build attempt %s failed", c.release_id, c.attempt)
-        with db.transaction() as s:
-            s.execute(
-                sa.update(Release)
-                .where(
-                    Release.id == c.release_id, Release.attempts == c.attempt, Release.status == ReleaseStatus.building
-                )
-                .values(lease_expires_at=None)
-                .execution_options(synchronize_session=False)
-            )
+        _give_back(db, c)
     finally:
         shutil.rmtree(scratch_root(settings) / str(c.release_id), ignore_errors=True)
     with db.transaction(write=False) as s:
         r = s.get_one(Release, c.release_id)
         s.expunge(r)
         return r
+
+
+def _give_back(db: Any, c: Claim) -> None:
+    with db.transaction() as s:
+        s.execute(
+            sa.update(Release)
+            .where(Release.id == c.release_id, Release.attempts == c.attempt, Release.status == ReleaseStatus.building)
+            .values(lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _build(
@@ -574,6 +592,7 @@ def _build(
     key = signing_key(settings)  # before any work: no key, no release (audit.signing_key_missing)
     with db.transaction() as s:
         release = _still_ours(s, c)
+        service.drop_ineligible(s, release)  # withdrawn since the cut: never in the release
         formats = with_settings(release.formats, settings)
         if formats != release.formats:  # recorded on the row (and so in the manifest) before it is used
             release.formats = formats
@@ -640,6 +659,8 @@ def _build(
     ref = blobs.put_bytes(data)
     with db.transaction() as s:
         release = _still_ours(s, c, lock=True)
+        if _withdrawn_meanwhile(s, release.id):  # during the export: start again, without them
+            raise _Again(release.id)
         for f in files:
             s.add(ReleaseFile(release_id=release.id, path=f.path, sha256=f.sha256, size=f.size, format=f.format))
         s.add(

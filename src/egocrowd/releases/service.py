@@ -122,7 +122,7 @@ def changes_since(session: Session, previous: Release | None, clips: list[Clip])
     still_ok: set[str] = set()
     if gone_ids:
         org = session.get_one(Organization, previous.organization_id)
-        again = select(session, org, SelectionIn(clip_ids=gone_ids), previous.licence.get("uses", ()))
+        again = select(session, org, SelectionIn.model_construct(clip_ids=gone_ids), previous.licence.get("uses", ()))
         still_ok = {c.sha256 for c in again.clips}
     gone = sorted(before - set(now))
     return {
@@ -204,6 +204,36 @@ def create_release(session: Session, user: User | None, body: ReleaseIn) -> Rele
     )
     session.flush()
     return release
+
+
+def drop_ineligible(session: Session, release: Release) -> list[dict[str, Any]]:
+    """Before a release is built: take out the clips that stopped being eligible since the cut (a
+    worker withdrew, an admin removed a clip), and say what changed again. Returns the clips dropped
+    with their reasons (audited ``release.clips_dropped``); none left: ``release.empty``."""
+    rows = list(session.scalars(sa.select(ReleaseClip).where(ReleaseClip.release_id == release.id)))
+    org = session.get_one(Organization, release.organization_id)
+    # model_construct: the ids come from our own rows (a release may hold more than a request may name)
+    chosen = select(
+        session, org, SelectionIn.model_construct(clip_ids=[r.clip_id for r in rows]), release.licence.get("uses", ())
+    )
+    bad = {e.clip_id: e.reasons for e in chosen.excluded}
+    if not bad:
+        return []
+    if not chosen.clips:
+        raise InvalidInput(
+            "Every clip of this release stopped being eligible before it was built: nothing to release.",
+            code="release.empty",
+            excluded_reasons=chosen.reason_counts(),
+        )
+    for r in rows:
+        if r.clip_id in bad:
+            session.delete(r)
+    previous = session.get(Release, release.previous_id) if release.previous_id else None
+    release.changes = changes_since(session, previous, chosen.clips)
+    dropped = [{"clip_id": cid, "reasons": reasons} for cid, reasons in sorted(bad.items())]
+    audit.record(session, None, "release.clips_dropped", release, {"clips": dropped})
+    session.flush()
+    return dropped
 
 
 # ---------------------------------------------------------------- reading
@@ -385,6 +415,7 @@ __all__ = [
     "FORMAT_VERSION",
     "changes_since",
     "create_release",
+    "drop_ineligible",
     "export_release",
     "get_release",
     "latest_published",
