@@ -255,7 +255,7 @@ def copy_exporter(spec, out: Path, *, options, files, progress) -> dict[str, lis
         )
         progress(1)
     (out / "index.jsonl").write_text("\n".join(lines) + "\n")
-    carries[f"{out.name}/index.jsonl"] = [i.clip_id for i in spec.items]
+    carries["index.jsonl"] = [i.clip_id for i in spec.items]  # relative to its own folder: taken too
     if options.get("boom"):
         raise KeyboardInterrupt  # stands for the process being killed half-way
     return carries

@@ -305,3 +305,18 @@ def test_a_clip_withdrawn_between_the_cut_and_the_build_is_left_out(release_lab)
         dropped = [e for e in audit.events_for(s, "release", rid) if e.action == "release.clips_dropped"]
         assert dropped[0].payload["clips"] == [{"clip_id": gone, "reasons": ["consent_withdrawn"]}]
     assert service.manifest(lab.blobs, r)["release"]["clips"] == 1
+
+
+def test_an_exporter_naming_files_it_did_not_write_fails_the_build(release_lab):
+    from egocrowd.releases.exporting import EXPORTERS
+
+    def liar(spec, out, *, options, files, progress):
+        (out / "real.txt").write_text("x")
+        return {"liar/not-written.tar": [spec.items[0].clip_id]}
+
+    EXPORTERS.add("liar", liar, version=1)  # removed again by the tiny_formats fixture's scratch()
+    lab = release_lab
+    lab.clip()
+    r = build(lab, cut(lab, formats={"liar": {}}))
+    assert r.status is ReleaseStatus.failed and r.error["code"] == "release.bad_export"
+    assert "liar/not-written.tar" in r.error["message"]

@@ -617,9 +617,14 @@ def _build(
             rep.set(f"export:{name}", rep.done, total)
             options = {k: v for k, v in formats[name].items() if k != "version"}
             returned = entry.obj(spec, out, options=options, files=tuple(files), progress=rep.step) or {}
+            written = _files_under(root, name)
+            paths = {f.path for f in written}
             for path, clip_ids in returned.items():
+                # the contract says "relative to the release root"; a path relative to the exporter's
+                # own folder names the same file, so it is taken too
+                path = path if path in paths or f"{name}/{path}" not in paths else f"{name}/{path}"
                 carries.setdefault(path, set()).update(int(i) for i in clip_ids)
-            files.extend(_files_under(root, name))
+            files.extend(written)
     unknown = sorted(p for p in carries if p not in {f.path for f in files})
     if unknown:
         raise EgocrowdError(
