@@ -1026,6 +1026,274 @@ def withdrawals_sweep() -> None:
     click.echo(f"{done['recorded']} withdrawals recorded, {done['notices']} notices sent, {done['purged']} purged")
 
 
+# --- releases (#12): cut, list, show, export (docs/releases.md) -------------------------------------
+@main.group("release")
+def release_group() -> None:
+    """Dataset releases: cut one (and build it), list, show, export a published one to a folder."""
+
+
+def _build_with_bar(db, blobs, settings, release_id: int):
+    """Build ``release_id`` now with a progress bar (the same build the worker runs)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # ~40 ms
+
+    from egocrowd.releases import builder
+
+    with Progress(TextColumn("{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+        task = bar.add_task("build", total=None, stage="starting")
+        r = builder.build_next(
+            db,
+            blobs,
+            settings,
+            release_id=release_id,
+            progress=lambda stage, done, total: bar.update(task, completed=done, total=total or None, stage=stage),
+        )
+    return r
+
+
+def _report_build(r) -> None:
+    if r is None:
+        raise click.ClickException("nothing to build: the release is not building, or another builder holds it")
+    if r.status.value == "published":
+        click.echo(f"release {r.id} ({r.name} v{r.version}) published; root hash {r.root_hash}")
+    elif r.status.value == "failed":
+        raise click.ClickException(
+            f"release {r.id} failed: {(r.error or {}).get('message')} [{(r.error or {}).get('code')}]"
+        )
+    else:
+        raise click.ClickException(f"release {r.id} is still building (attempt {r.attempts}); the worker tries again")
+
+
+@release_group.command("create")
+@click.option(
+    "--lab", "organization_id", required=True, type=click.IntRange(1, 2**31 - 1), help="The lab's (organization's) id."
+)
+@click.option("--name", required=True, help='The series, a slug ("jar-opening"); each cut is its next version.')
+@click.option("--title", required=True)
+@click.option("--description", default="")
+@click.option("--licence", "licence_name", required=True, help="The licence's name.")
+@click.option(
+    "--terms",
+    "terms_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file with the licence text.",
+)
+@click.option(
+    "--use",
+    "uses",
+    multiple=True,
+    type=click.Choice(["training", "research", "commercial", "redistribution"]),
+    default=("training",),
+    show_default=True,
+    help="What buyers may do (repeat); commercial and redistribution need the workers' matching consent.",
+)
+@click.option("--expires", type=click.DateTime(), default=None, help="When the licence ends (UTC).")
+@click.option(
+    "--campaign",
+    "campaign_ids",
+    multiple=True,
+    type=click.IntRange(1, 2**31 - 1),
+    help="Only these campaigns (repeat).",
+)
+@click.option(
+    "--label", "labels", multiple=True, help='Only clips with this consensus label, "verb noun" (repeat: any).'
+)
+@click.option("--country", "countries", multiple=True, help="Only workers from this country, ISO alpha-2 (repeat).")
+@click.option(
+    "--from",
+    "recorded_from",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Clips that arrived on or after this day.",
+)
+@click.option(
+    "--to",
+    "recorded_to",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Clips that arrived on or before this day.",
+)
+@click.option("--min-duration", type=click.FloatRange(0), default=None, help="Seconds.")
+@click.option("--max-duration", type=click.FloatRange(0), default=None, help="Seconds.")
+@click.option("--min-alpha", type=click.FloatRange(-1, 1), default=None, help="Minimum annotation agreement.")
+@click.option(
+    "--clip", "clip_ids", multiple=True, type=click.IntRange(1, 2**31 - 1), help="Exactly these clips (repeat)."
+)
+@click.option(
+    "--format", "formats", multiple=True, help="Only these exporters/describers (repeat). Default: all registered."
+)
+@click.option("--no-build", is_flag=True, help="Only cut it; the worker builds it.")
+def release_create(
+    organization_id, name, title, description, licence_name, terms_file, uses, expires, campaign_ids, labels,
+    countries, recorded_from, recorded_to, min_duration, max_duration, min_alpha, clip_ids, formats, no_build,
+) -> None:  # fmt: skip
+    """Cut the next version of a lab's release from its eligible accepted clips, then build it here
+    with a progress bar (exporters, manifest, root hash). Prints the root hash."""
+    from datetime import UTC
+
+    from pydantic import ValidationError
+
+    from egocrowd.db import open_database  # SQLAlchemy and the releases room, ~0.6 s
+    from egocrowd.releases import service
+    from egocrowd.releases.schema import ReleaseIn
+
+    sel = {
+        "campaign_ids": list(campaign_ids),
+        "labels": list(labels),
+        "countries": list(countries),
+        "recorded_from": recorded_from.date() if recorded_from else None,
+        "recorded_to": recorded_to.date() if recorded_to else None,
+        "min_duration_s": min_duration,
+        "max_duration_s": max_duration,
+        "min_alpha": min_alpha,
+        "clip_ids": list(clip_ids),
+    }
+    try:
+        body = ReleaseIn(
+            organization_id=organization_id,
+            name=name,
+            title=title,
+            description=description,
+            selection={k: v for k, v in sel.items() if v not in (None, [])},
+            licence={
+                "name": licence_name,
+                "terms": terms_file.read_text(encoding="utf-8") if terms_file else "",
+                "uses": list(uses),
+                "expires_at": expires.replace(tzinfo=UTC) if expires else None,
+            },
+            formats={f: {} for f in formats} if formats else None,
+        )
+    except ValidationError as exc:
+        raise click.ClickException(
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        ) from None
+    settings = _settings()
+    db = open_database(settings)
+    try:
+        with db.transaction() as s:
+            r = service.create_release(s, None, body)
+            rid, version, n = r.id, r.version, service.release_clip_count(s, r)
+        click.echo(f"release {rid}: {name} v{version}, {n} clips")
+        if not no_build:
+            _report_build(_build_with_bar(db, BlobStore(settings.blobs_path), settings, rid))
+    finally:
+        db.dispose()
+
+
+@release_group.command("build")
+@click.argument("release_id", type=click.IntRange(1, 2**31 - 1), required=False)
+def release_build(release_id: int | None) -> None:
+    """Build a release that is waiting (RELEASE_ID, or the oldest) now, with a progress bar."""
+    from egocrowd.db import open_database  # SQLAlchemy, ~0.4 s
+
+    settings = _settings()
+    db = open_database(settings)
+    try:
+        if release_id is None:
+            from egocrowd.releases import builder
+
+            with db.transaction() as s:
+                release_id = builder.next_buildable(s)
+            if release_id is None:
+                click.echo("no release is waiting to be built")
+                return
+        _report_build(_build_with_bar(db, BlobStore(settings.blobs_path), settings, release_id))
+    finally:
+        db.dispose()
+
+
+@release_group.command("list")
+@click.option("--lab", "organization_id", type=click.IntRange(1, 2**31 - 1), default=None, help="Only this lab's.")
+def release_list(organization_id: int | None) -> None:
+    """Every release, newest first: id, lab, name, version, status, clips, root hash."""
+    from egocrowd.releases import service  # SQLAlchemy and the releases room, ~0.6 s
+
+    def work(s) -> list[str]:
+        return [
+            f"{r.id}\t{r.organization.name}\t{r.name}\tv{r.version}\t{r.status.value}\t"
+            f"{service.release_clip_count(s, r)} clips\t{r.root_hash or '-'}"
+            for r in service.list_releases(s, None, organization_id=organization_id, limit=10_000)
+        ]
+
+    lines = _in_transaction(work)
+    for line in lines:
+        click.echo(line)
+    if not lines:
+        click.echo("no releases yet", err=True)
+
+
+@release_group.command("show")
+@click.argument("release_id", type=click.IntRange(1, 2**31 - 1))
+@click.option("--json", "as_json", is_flag=True, help="The whole release as JSON.")
+def release_show(release_id: int, as_json: bool) -> None:
+    """One release: status, progress, licence, composition, what changed, its files."""
+    import json
+
+    from egocrowd.releases import service  # SQLAlchemy and the releases room, ~0.6 s
+
+    def work(s) -> dict:
+        r = service.get_release(s, None, release_id)
+        return {
+            "id": r.id,
+            "lab": r.organization.name,
+            "name": r.name,
+            "version": r.version,
+            "title": r.title,
+            "status": r.status.value,
+            "progress": r.progress,
+            "error": r.error,
+            "previous_id": r.previous_id,
+            "licence": r.licence,
+            "formats": r.formats,
+            "changes": {k: len(v) for k, v in r.changes.items()},
+            "stats": r.stats,
+            "root_hash": r.root_hash,
+            "clips": service.release_clip_count(s, r),
+            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in service.release_files(s, r)],
+        }
+
+    d = _in_transaction(work)
+    if as_json:
+        click.echo(json.dumps(d, indent=1, default=str))
+        return
+    click.echo(f"release {d['id']}: {d['lab']} / {d['name']} v{d['version']} — {d['title']}")
+    click.echo(f"status: {d['status']} {d['progress']}" + (f" error: {d['error']}" if d["error"] else ""))
+    click.echo(f"licence: {d['licence'].get('name')} (uses: {', '.join(d['licence'].get('uses', []))})")
+    click.echo(f"clips: {d['clips']}, hours: {d['stats'].get('hours', 0)}; changes: {d['changes']}")
+    click.echo(f"root hash: {d['root_hash'] or '-'}")
+    for f in d["files"]:
+        click.echo(f"  {f['sha256']}  {f['size']:>12}  {f['path']}")
+
+
+@release_group.command("export")
+@click.argument("release_id", type=click.IntRange(1, 2**31 - 1))
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def release_export(release_id: int, folder: Path) -> None:
+    """Write a published release's files and manifest.json into FOLDER from the blob store,
+    checking every file's sha256 and the manifest's against the root hash."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn  # ~40 ms
+
+    from egocrowd.db import open_database  # SQLAlchemy and the releases room, ~0.6 s
+    from egocrowd.releases import builder, service
+
+    settings = _settings()
+    db = open_database(settings)
+    blobs = BlobStore(settings.blobs_path)
+    try:
+        with (
+            db.transaction(write=False) as s,
+            Progress(TextColumn("exporting"), BarColumn(), DownloadColumn(), TimeRemainingColumn()) as bar,
+        ):
+            r = service.get_release(s, None, release_id)
+            task = bar.add_task("export", total=None)
+            out = service.export_release(
+                s, blobs, r, folder, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+        builder.verify_folder(folder, out["root_hash"])  # read back from the folder: what the buyer gets
+    finally:
+        db.dispose()
+    click.echo(f"wrote {out['files']} files ({out['bytes']} bytes) to {folder}; root hash {out['root_hash']} verified")
+
+
 main.add_command(bench)
 
 if __name__ == "__main__":  # pragma: no cover

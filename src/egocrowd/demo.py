@@ -171,6 +171,7 @@ def seed(session: Session, blobs: BlobStore | None = None) -> list[tuple[str, st
             )
             campaigns.transition(session, lab, c.id, "open")
         _seed_annotation(session, admin, blobs)
+        _seed_release(session, blobs)
     return [(e, p, r.value) for e, p, r, _ in USERS] + [(e, p, "annotator") for e, p in ANNOTATORS]
 
 
@@ -241,3 +242,34 @@ def _seed_annotation(session: Session, admin: User | None, blobs: BlobStore | No
             clip.derived_id = derived.id
             budgets.pay_accepted_clip(session, clip, admin)  # accepted clips are paid (the budget covers them)
             tasks.open_annotation(session, clip)
+
+
+def _seed_release(session: Session, blobs: BlobStore | None) -> None:
+    """Releases (#12): the demo worker signed the consent the jar clips were recorded under (with
+    commercial use, which the demo campaigns ask for), so those accepted clips are eligible; the lab
+    cuts one small release of them. It is built by the server's worker in its first round (or by
+    `egocrowd release build`): seeding stays fast."""
+    if blobs is None:
+        return
+    from egocrowd.releases import service as releases  # only when seeding clips
+    from egocrowd.releases.schema import ReleaseIn
+
+    worker = session.scalars(sa.select(User).where(User.email == USERS[3][0])).one()
+    record = consent.sign(session, worker, CONSENT_VERSION, ["record_hands", "commercial_use"])
+    for clip in session.scalars(sa.select(Clip).where(Clip.worker_id == worker.id, Clip.consent_record_id.is_(None))):
+        clip.consent_record_id = record.id
+    lab = session.scalars(sa.select(User).where(User.email == USERS[1][0])).one()
+    releases.create_release(
+        session,
+        lab,
+        ReleaseIn(
+            name="jar-opening",
+            title="Opening screw-top jars (demo)",
+            description="Accepted, de-identified clips of the demo's jar campaign.",
+            licence={
+                "name": "Demo research and commercial licence",
+                "terms": "For trying egocrowd out: train and evaluate models, commercially too; do not redistribute.",
+                "uses": ["training", "commercial"],
+            },
+        ),
+    )

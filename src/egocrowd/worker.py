@@ -24,6 +24,7 @@ from egocrowd.notifications import deliver_notifications
 from egocrowd.pipeline.executors import Abandoned, get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig
 from egocrowd.releases import buyers, withdrawals
+from egocrowd.releases.builder import start_pending as start_release_builds
 from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
 
 log = logging.getLogger("egocrowd.worker")
@@ -95,6 +96,7 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
         ),
         *([("notices_emailed", lambda: deliver_notifications(db, settings))] if settings is not None else []),
         *([("audit_checkpoints", lambda: checkpoint_if_due(db, settings))] if settings is not None else []),
+        *([("release_builds_started", lambda: start_release_builds(db, blobs, settings))] if settings else []),
     ):
         try:
             out[key] = step()

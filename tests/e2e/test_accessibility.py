@@ -109,7 +109,27 @@ def seed(world, db, tmp_path, base: str, blobs=None) -> dict[str, object]:
         attach_derivative(db, blobs, clip["id"], make_video(tmp_path / "derived.mp4", seconds=2), DeidStatus.review)
     with db.transaction() as s:  # a review item (#10) that reviewers and the lab may decide
         item = review.open_item(s, s.get_one(Clip, clip["id"]), ReviewKind.acceptance, audience="both").id
+    # releases (#12): a published release of the lab (its page: composition, changes, no files)
+    from egocrowd.db.models import Release, ReleaseStatus
+
+    with db.transaction() as s:
+        release = Release(
+            organization_id=org_id,
+            name="seed-release",
+            version=1,
+            title="Seed release",
+            licence={"name": "Research", "uses": ["training"]},
+            status=ReleaseStatus.published,
+            root_hash="0" * 64,
+            manifest_sha256="0" * 64,
+            stats={"clips": 0, "hours": 0.0, "countries": {}, "labels": {}, "pay": []},
+            changes={"added": [], "withdrawn": [], "removed": []},
+        )
+        s.add(release)
+        s.flush()
+        release_id = release.id
     return {
+        "release_id": release_id,
         "campaign_id": campaign["id"],
         "assignment_id": world.claim(campaign["id"])["id"],
         "version": campaign["consent_version"],
@@ -121,7 +141,6 @@ def seed(world, db, tmp_path, base: str, blobs=None) -> dict[str, object]:
         "task_id": 1,
         "item_id": item,
         "annotator_id": world.worker.id,  # labels: no answers yet, so the page says not found
-        "release_id": 1,  # releases (#12): none published here, so the catalog's page says not found
     }
 
 

@@ -343,6 +343,18 @@ MATRIX = [
         logged_in(403, admin=404),
         body={"comment": "Filmed a stranger's home without asking."},
     ),
+    # releases (#12): a lab's owners and editors cut them (admins name the lab); its members read them.
+    # Nothing is accepted in this world: a cut is release.empty; admins without organization_id: 422
+    Row("POST", "/releases/preview", logged_in(403, owner=200, other_lab=200, admin=422), body={}),
+    Row(
+        "POST",
+        "/releases",
+        logged_in(403, owner=422, other_lab=422, admin=422),
+        body={"name": "jars", "title": "Jars", "licence": {"name": "L", "uses": ["training"]}},
+    ),
+    Row("GET", "/releases", logged_in(403, owner=200, other_lab=200, admin=200)),
+    Row("GET", "/releases/{missing}", logged_in(404)),
+    Row("GET", "/releases/{missing}/manifest", logged_in(404)),
 ]
 
 

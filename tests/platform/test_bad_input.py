@@ -90,6 +90,15 @@ def _example(schema: str, world) -> dict:
         "DownloadLinksIn": {"paths": ["manifest.json"]},
         # withdrawals (#12)
         "RemovalIn": {"comment": "Filmed a stranger's home without asking."},
+        # releases (#12)
+        "PreviewIn": {"selection": {"labels": ["open jar"], "countries": ["KE"]}, "licence_uses": ["training"]},
+        "ReleaseIn": {
+            "name": f"release-{n}",
+            "title": "Jars",
+            "description": "Hands opening jars.",
+            "selection": {"labels": ["open jar"]},
+            "licence": {"name": "Research", "terms": "Research only.", "uses": ["training"]},
+        },
     }[schema]
 
 

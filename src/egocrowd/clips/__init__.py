@@ -35,6 +35,8 @@ from egocrowd.db.models import (
     Clip,
     ClipStatus,
     Derivative,
+    Release,
+    ReleaseFile,
     User,
     Withdrawal,
 )
@@ -243,7 +245,7 @@ def _touch_blob(blobs, sha: str) -> None:
 def sweep_orphan_blobs(
     db: Database, blobs, *, grace: timedelta = timedelta(hours=6), now: float | None = None, chunk: int = 500
 ) -> list[str]:
-    """Delete blobs no clip or derivative references, once they are older than ``grace`` (a crash
+    """Delete blobs no clip, derivative or release file references, once they are older than ``grace`` (a crash
     between storing bytes and committing the clip leaves such blobs, and so does a de-identified copy
     whose render result was dropped; the grace covers uploads and renders finishing right now).
     One query per ``chunk`` old blobs (it was one transaction per blob: 3,000 blobs cost 4.4 s)."""
@@ -260,9 +262,10 @@ def sweep_orphan_blobs(
     for start in range(0, len(old), chunk):
         candidates = old[start : start + chunk]
         with db.transaction(write=False) as s:
-            # raw bytes are referenced by their clip, derived media (de-identified copies) by its row;
-            # not by a withdrawn clip whose media was purged (releases.withdrawals): bytes that came
-            # back (a purge whose deletion failed half-way) are not kept alive by its tombstone
+            # raw bytes are referenced by their clip, derived media (de-identified copies) by its row, a
+            # release's files (and its manifest, one of them) by their ReleaseFile rows (#12); not by a
+            # withdrawn clip whose media was purged (releases.withdrawals): bytes that came back (a purge
+            # whose deletion failed half-way) are not kept alive by its tombstone
             live = ~sa.exists().where(Withdrawal.clip_id == Clip.id, Withdrawal.purged_at.is_not(None))
             referenced = set(
                 s.scalars(
@@ -271,6 +274,8 @@ def sweep_orphan_blobs(
                         sa.select(Derivative.sha256)
                         .join(Clip, Clip.id == Derivative.clip_id)
                         .where(Derivative.sha256.in_(candidates), live),
+                        sa.select(ReleaseFile.sha256).where(ReleaseFile.sha256.in_(candidates)),
+                        sa.select(Release.manifest_sha256).where(Release.manifest_sha256.in_(candidates)),
                     )
                 )
             )
