@@ -35,6 +35,7 @@ from egocrowd.db.models import (
     Clip,
     ClipStatus,
     Derivative,
+    PayoutBatch,
     User,
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
@@ -265,6 +266,7 @@ def sweep_orphan_blobs(
                     sa.union(
                         sa.select(Clip.sha256).where(Clip.sha256.in_(candidates)),
                         sa.select(Derivative.sha256).where(Derivative.sha256.in_(candidates)),
+                        sa.select(PayoutBatch.export_sha256).where(PayoutBatch.export_sha256.in_(candidates)),
                     )
                 )
             )
