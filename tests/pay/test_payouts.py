@@ -145,7 +145,14 @@ def test_a_batch_lifecycle_moves_money_through_three_accounts(books, db, blobs):
         assert first.data == again.data and first.filename.endswith(".csv")
         rows = list(csv.reader(io.StringIO(first.data.decode())))
         assert rows == [
-            ["rich@example.com", "6.00", "USD", f"egc-{lines[0].payout.id}", f"egocrowd payout, batch {batch.id}", "PAYPAL"]
+            [
+                "rich@example.com",
+                "6.00",
+                "USD",
+                f"egc-{lines[0].payout.id}",
+                f"egocrowd payout, batch {batch.id}",
+                "PAYPAL",
+            ]
         ]
         with pytest.raises(Conflict) as twice:
             payouts.export_batch(s, admin, batch.id, blobs)
@@ -155,11 +162,19 @@ def test_a_batch_lifecycle_moves_money_through_three_accounts(books, db, blobs):
             payouts.mark_sent(s, admin, batch.id, "   ")
         assert noref.value.code == "payout.reference_required"
         payouts.mark_sent(s, admin, batch.id, "PP-BATCH-77")
-        assert (batch.status, batch.provider_reference, batch.sent_by) == (PayoutBatchStatus.sent, "PP-BATCH-77", admin.id)
+        assert (batch.status, batch.provider_reference, batch.sent_by) == (
+            PayoutBatchStatus.sent,
+            "PP-BATCH-77",
+            admin.id,
+        )
         assert balances(s, rich) == (0, 0, 600)
         with pytest.raises(Conflict):
             payouts.cancel_batch(s, admin, batch.id)  # sent money does not come back by cancelling
-        notes = list(s.scalars(sa.select(Notification).where(Notification.user_id == rich.id, Notification.kind == "payout.sent")))
+        notes = list(
+            s.scalars(
+                sa.select(Notification).where(Notification.user_id == rich.id, Notification.kind == "payout.sent")
+            )
+        )
         assert len(notes) == 1 and "6.00 USD" in notes[0].subject
         mine = payouts.my_payouts(s, rich)
         assert [(p.state, p.amount, p.reference) for p in mine] == [("sent", Money(600, "USD"), "PP-BATCH-77")]

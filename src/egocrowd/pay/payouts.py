@@ -410,7 +410,7 @@ def _move(
         raise Conflict(
             f"Batch {batch_id} is {now}: it cannot become {to.value} (someone else may have just done it).",
             code="payout.batch_conflict",
-            status=now,
+            batch_status=now,
         )
     batch = session.get(PayoutBatch, batch_id)
     if batch is not None:
@@ -444,7 +444,7 @@ def export_batch(session: Session, actor: User | None, batch_id: int, blobs: Blo
         raise Conflict(
             f"Batch {batch.id} is {batch.status.value}: only an open batch is exported.",
             code="payout.batch_conflict",
-            status=batch.status.value,
+            batch_status=batch.status.value,
         )
     impl = get_provider(batch.provider)
     file = impl.export(_info(batch), lines_for(session, batch))
@@ -733,6 +733,11 @@ def payout_totals(session: Session, user: User) -> dict[str, dict[str, Money]]:
     return out
 
 
+def can_send_batch(batch: PayoutBatch) -> bool:
+    """Whether the batch's provider pays through an API (the page then offers "send")."""
+    return can_send(get_provider(batch.provider))
+
+
 def providers() -> list[tuple[str, str, list[str] | None]]:
     """(name, title, currencies or None for any) of every registered provider, for forms."""
     out = []
@@ -750,6 +755,7 @@ __all__ = [
     "MyPayout",
     "add_method",
     "batch_payouts",
+    "can_send_batch",
     "cancel_batch",
     "cancelled_key",
     "candidates",
