@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v1", tags=["payouts"])
 # ---------------------------------------------------------------- methods
 
 
-class MethodIn(InputModel):
+class PayoutMethodIn(InputModel):
     provider: str = Field(min_length=1, max_length=40, description='a registered provider: "paypal", "wise", "mpesa"')
     account_ref: str = Field(
         min_length=1,
@@ -32,7 +32,7 @@ class MethodIn(InputModel):
     default: bool = Field(False, description="make it the default for its currency (the first one always is)")
 
 
-class MethodOut(BaseModel):
+class PayoutMethodOut(BaseModel):
     id: int
     provider: str
     account_ref: str
@@ -41,8 +41,8 @@ class MethodOut(BaseModel):
     created_at: datetime
 
 
-def method_out(m: PayoutMethod) -> MethodOut:
-    return MethodOut(
+def method_out(m: PayoutMethod) -> PayoutMethodOut:
+    return PayoutMethodOut(
         id=m.id,
         provider=m.provider,
         account_ref=m.account_ref,
@@ -52,15 +52,15 @@ def method_out(m: PayoutMethod) -> MethodOut:
     )
 
 
-@router.get("/me/payout-methods", response_model=list[MethodOut])
+@router.get("/me/payout-methods", response_model=list[PayoutMethodOut])
 def my_methods(request: Request):
     """The caller's payout methods (workers)."""
     with unit(request) as ctx:
         return [method_out(m) for m in payouts.list_methods(ctx.session, ctx.require_user())]
 
 
-@router.post("/me/payout-methods", status_code=201, response_model=MethodOut)
-def add_method(request: Request, body: MethodIn):
+@router.post("/me/payout-methods", status_code=201, response_model=PayoutMethodOut)
+def add_method(request: Request, body: PayoutMethodIn):
     """Add a payout method; the provider checks the account reference (``payout.bad_account``)."""
     with unit(request) as ctx:
         m = payouts.add_method(
@@ -74,7 +74,7 @@ def add_method(request: Request, body: MethodIn):
         return method_out(m)
 
 
-@router.post("/me/payout-methods/{method_id}/default", response_model=MethodOut)
+@router.post("/me/payout-methods/{method_id}/default", response_model=PayoutMethodOut)
 def make_default(request: Request, method_id: Id):
     """Make this method the default for its currency."""
     with unit(request) as ctx:
@@ -126,7 +126,7 @@ def my_payouts(request: Request, limit: int = Query(200, ge=1, le=1000)):
 # ---------------------------------------------------------------- batches (admins)
 
 
-class BatchIn(InputModel):
+class PayoutBatchIn(InputModel):
     provider: str = Field(min_length=1, max_length=40)
     currency: str = Field(min_length=3, max_length=3)
     minimum: str | None = Field(
@@ -146,7 +146,7 @@ class PayoutLineOut(BaseModel):
     reference: str | None
 
 
-class BatchOut(BaseModel):
+class PayoutBatchOut(BaseModel):
     id: int
     provider: str
     currency: str
@@ -162,8 +162,8 @@ class BatchOut(BaseModel):
     lines: list[PayoutLineOut] | None = Field(None, description="each payout (one batch only)")
 
 
-def batch_out(b: PayoutBatch, n: int, total: Money, lines: list[payouts.BatchLine] | None = None) -> BatchOut:
-    return BatchOut(
+def batch_out(b: PayoutBatch, n: int, total: Money, lines: list[payouts.BatchLine] | None = None) -> PayoutBatchOut:
+    return PayoutBatchOut(
         id=b.id,
         provider=b.provider,
         currency=b.currency,
@@ -195,12 +195,12 @@ def batch_out(b: PayoutBatch, n: int, total: Money, lines: list[payouts.BatchLin
     )
 
 
-def _one(ctx, batch_id: int) -> BatchOut:
+def _one(ctx, batch_id: int) -> PayoutBatchOut:
     b, lines = payouts.get_batch(ctx.session, ctx.require_user(), batch_id)
     return batch_out(b, len(lines), Money(sum(x.payout.amount for x in lines), b.currency), lines)
 
 
-@router.get("/payout-batches", response_model=list[BatchOut])
+@router.get("/payout-batches", response_model=list[PayoutBatchOut])
 def list_batches(
     request: Request,
     status: PayoutBatchStatus | None = None,
@@ -214,8 +214,8 @@ def list_batches(
         ]
 
 
-@router.post("/payout-batches", status_code=201, response_model=BatchOut)
-def create_batch(request: Request, body: BatchIn):
+@router.post("/payout-batches", status_code=201, response_model=PayoutBatchOut)
+def create_batch(request: Request, body: PayoutBatchIn):
     """Make a batch: every worker due a payout through this provider in this currency (admins)."""
     with unit(request) as ctx:
         cur = body.currency.strip().upper()
@@ -230,14 +230,14 @@ def create_batch(request: Request, body: BatchIn):
         return _one(ctx, b.id)
 
 
-@router.get("/payout-batches/{batch_id}", response_model=BatchOut)
+@router.get("/payout-batches/{batch_id}", response_model=PayoutBatchOut)
 def get_batch(request: Request, batch_id: Id):
     """One batch with its payouts (admins)."""
     with unit(request) as ctx:
         return _one(ctx, batch_id)
 
 
-@router.post("/payout-batches/{batch_id}/export", response_model=BatchOut)
+@router.post("/payout-batches/{batch_id}/export", response_model=PayoutBatchOut)
 def export_batch(request: Request, batch_id: Id):
     """Write the provider's file for an open batch and keep it; then GET …/file downloads it."""
     with unit(request) as ctx:
@@ -257,19 +257,19 @@ def batch_file(request: Request, batch_id: Id):
     )
 
 
-class SentIn(InputModel):
+class BatchSentIn(InputModel):
     reference: str = Field(min_length=1, max_length=200, description="the provider's reference for the batch")
 
 
-@router.post("/payout-batches/{batch_id}/sent", response_model=BatchOut)
-def mark_sent(request: Request, batch_id: Id, body: SentIn):
+@router.post("/payout-batches/{batch_id}/sent", response_model=PayoutBatchOut)
+def mark_sent(request: Request, batch_id: Id, body: BatchSentIn):
     """Record that the provider took the exported batch: every payout is paid out."""
     with unit(request) as ctx:
         payouts.mark_sent(ctx.session, ctx.require_user(), batch_id, body.reference)
         return _one(ctx, batch_id)
 
 
-@router.post("/payout-batches/{batch_id}/send", response_model=BatchOut)
+@router.post("/payout-batches/{batch_id}/send", response_model=PayoutBatchOut)
 def send_batch(request: Request, batch_id: Id):
     """Pay the batch through its provider's API (providers that have one)."""
     with unit(request) as ctx:
@@ -277,12 +277,12 @@ def send_batch(request: Request, batch_id: Id):
         return _one(ctx, batch_id)
 
 
-class CancelIn(InputModel):
+class BatchCancelIn(InputModel):
     reason: str = Field("", max_length=500)
 
 
-@router.post("/payout-batches/{batch_id}/cancel", response_model=BatchOut)
-def cancel_batch(request: Request, batch_id: Id, body: CancelIn):
+@router.post("/payout-batches/{batch_id}/cancel", response_model=PayoutBatchOut)
+def cancel_batch(request: Request, batch_id: Id, body: BatchCancelIn):
     """Give up a batch before it is sent: the money goes back to each worker's balance."""
     with unit(request) as ctx:
         payouts.cancel_batch(ctx.session, ctx.require_user(), batch_id, body.reason)
@@ -292,11 +292,11 @@ def cancel_batch(request: Request, batch_id: Id, body: CancelIn):
 # ---------------------------------------------------------------- appeals of reversed pay
 
 
-class AppealIn(InputModel):
+class PayAppealIn(InputModel):
     comment: str = Field(max_length=2000, description="why the pay should stand (10 characters or more)")
 
 
-class AppealOut(BaseModel):
+class PayAppealOut(BaseModel):
     id: int
     clip_id: int
     reversal_id: int
@@ -308,8 +308,8 @@ class AppealOut(BaseModel):
     repay_transaction_id: int | None = Field(description="the posting that paid again (overturned)")
 
 
-def appeal_out(a: PayAppeal) -> AppealOut:
-    return AppealOut(
+def appeal_out(a: PayAppeal) -> PayAppealOut:
+    return PayAppealOut(
         id=a.id,
         clip_id=a.clip_id,
         reversal_id=a.reversal_id,
@@ -322,27 +322,27 @@ def appeal_out(a: PayAppeal) -> AppealOut:
     )
 
 
-@router.post("/clips/{clip_id}/pay-appeal", status_code=201, response_model=AppealOut)
-def appeal(request: Request, clip_id: Id, body: AppealIn):
+@router.post("/clips/{clip_id}/pay-appeal", status_code=201, response_model=PayAppealOut)
+def appeal(request: Request, clip_id: Id, body: PayAppealIn):
     """The clip's worker appeals the reversal of its pay, once."""
     with unit(request) as ctx:
         return appeal_out(appeals.appeal(ctx.session, ctx.require_user(), clip_id, body.comment))
 
 
-@router.get("/pay-appeals/{appeal_id}", response_model=AppealOut)
+@router.get("/pay-appeals/{appeal_id}", response_model=PayAppealOut)
 def get_appeal(request: Request, appeal_id: Id):
     """An appeal (its worker, admins)."""
     with unit(request) as ctx:
         return appeal_out(appeals.get_appeal(ctx.session, ctx.require_user(), appeal_id))
 
 
-class DecisionIn(InputModel):
+class PayAppealDecisionIn(InputModel):
     decision: str = Field(max_length=20, description="uphold | overturn")
     comment: str = Field("", max_length=2000, description="the worker reads it (required to uphold)")
 
 
-@router.post("/pay-appeals/{appeal_id}/decision", response_model=AppealOut)
-def decide(request: Request, appeal_id: Id, body: DecisionIn):
+@router.post("/pay-appeals/{appeal_id}/decision", response_model=PayAppealOut)
+def decide(request: Request, appeal_id: Id, body: PayAppealDecisionIn):
     """An admin upholds (nothing moves) or overturns (the pay comes back) an appeal, once."""
     with unit(request) as ctx:
         return appeal_out(appeals.decide(ctx.session, ctx.require_user(), appeal_id, body.decision, body.comment))
@@ -358,7 +358,7 @@ class ReversalRowOut(BaseModel):
     reason: str
     reversed_at: datetime
     allow_negative: bool
-    appeal: AppealOut | None
+    appeal: PayAppealOut | None
 
 
 @router.get("/pay-reversals", response_model=list[ReversalRowOut])
