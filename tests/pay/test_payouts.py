@@ -353,3 +353,37 @@ def test_a_replayed_posting_changes_nothing(books, db, blobs):
         assert s.scalar(sa.select(sa.func.count()).select_from(LedgerTransaction)) == n
         assert payouts.batch_payouts(s, batch.id)[0].sent_transaction_id == p.sent_transaction_id
         assert balances(s, w) == (0, 0, 600)
+
+
+def test_the_command_line_runs_a_batch(books, db, db_url, tmp_path):
+    from click.testing import CliRunner
+
+    from egocrowd.cli import main
+
+    with db.transaction() as s:
+        w = books.user(s)
+        earn(books, s, w, 4)
+        payouts.add_method(s, w, provider="paypal", account_ref="w@example.com", currency="USD")
+    env = {"EGOCROWD_DATABASE_URL": db_url, "EGOCROWD_DATA_DIR": str(tmp_path / "cli")}
+    run = CliRunner()
+    for args in (["pay", "--help"], ["pay", "batch", "--help"], ["pay", "batch", "create", "--help"]):
+        assert run.invoke(main, args, env=env).exit_code == 0
+    bad = run.invoke(main, ["pay", "batch", "create", "--provider", "mpesa", "--currency", "USD"], env=env)
+    assert bad.exit_code == 1 and "[payout.currency_unsupported]" in bad.output
+    made = run.invoke(main, ["pay", "batch", "create", "--provider", "paypal", "--currency", "usd"], env=env)
+    assert made.exit_code == 0, made.output
+    bid = int(made.output.split()[1].rstrip(":"))
+    assert "1 payout(s), 6.00 USD" in made.output
+    out = tmp_path / "paypal.csv"
+    assert run.invoke(main, ["pay", "batch", "export", str(bid), "--out", str(out)], env=env).exit_code == 0
+    first = out.read_bytes()
+    assert run.invoke(main, ["pay", "batch", "export", str(bid), "--out", str(out)], env=env).exit_code == 0
+    assert out.read_bytes() == first and first.startswith(b"w@example.com,6.00,USD,")
+    sent = run.invoke(main, ["pay", "batch", "sent", str(bid), "--reference", "PP-CLI"], env=env)
+    assert sent.exit_code == 0 and "sent" in sent.output and "PP-CLI" in sent.output
+    late = run.invoke(main, ["pay", "batch", "cancel", str(bid)], env=env)
+    assert late.exit_code == 1 and "[payout.batch_conflict]" in late.output
+    listed = run.invoke(main, ["pay", "batch", "list", "--status", "sent"], env=env)
+    assert listed.exit_code == 0 and "PP-CLI" in listed.output
+    with db.transaction() as s:
+        assert balances(s, s.get(type(w), w.id)) == (0, 0, 600)
