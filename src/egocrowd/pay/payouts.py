@@ -341,15 +341,19 @@ def create_batch(
             .with_for_update(key_share=True)
         )
         found = candidates(session, name, cur, floor)
+    due = [(c, c.balance.minor - c.balance.minor % step) for c in found]
+    due = [(c, amount) for c, amount in due if amount > 0 and amount >= floor.minor]
+    if not due:
+        raise Conflict(
+            f"Nobody is due a payout through {impl.title} in {cur} (default method, balance of at least "
+            f"{floor}, in no unfinished batch).",
+            code="payout.nothing_to_pay",
+        )
     batch = PayoutBatch(provider=name, currency=cur, minimum_minor=floor.minor, created_by=actor.id if actor else None)
     session.add(batch)
     session.flush()
     total = 0
-    paid = 0
-    for cand in found:
-        amount = cand.balance.minor - cand.balance.minor % step
-        if amount <= 0 or amount < floor.minor:
-            continue
+    for cand, amount in due:
         worker = session.get(User, cand.user_id)
         assert worker is not None
         payout = Payout(batch_id=batch.id, user_id=worker.id, method_id=cand.method_id, amount=amount, currency=cur)
@@ -370,13 +374,7 @@ def create_batch(
         )
         payout.transaction_id = txn.id
         total += amount
-        paid += 1
-    if paid == 0:
-        raise Conflict(
-            f"Nobody is due a payout through {impl.title} in {cur} (default method, balance of at least "
-            f"{floor}, in no unfinished batch).",
-            code="payout.nothing_to_pay",
-        )
+    paid = len(due)
     audit.record(
         session,
         actor,
