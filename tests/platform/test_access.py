@@ -333,7 +333,10 @@ MATRIX = [
     Row("POST", "/clips/{missing}/pay-appeal", logged_in(404), body={"comment": "It was my own work, all of it."}),
     Row("GET", "/pay-appeals/{missing}", logged_in(404)),
     Row(
-        "POST", "/pay-appeals/{missing}/decision", logged_in(403, admin=404), body={"decision": "uphold", "comment": "x"}
+        "POST",
+        "/pay-appeals/{missing}/decision",
+        logged_in(403, admin=404),
+        body={"decision": "uphold", "comment": "x"},
     ),
     Row("GET", "/pay-reversals", ADMIN_ONLY),
 ]

@@ -37,6 +37,11 @@ flash_messages(
 )
 
 
+def _titles() -> dict[str, str]:
+    """Provider name → the name people know it by ("mpesa" → "M-Pesa")."""
+    return {name: title for name, title, _ in payouts.providers()}
+
+
 # ---------------------------------------------------------------- the worker's page
 
 
@@ -53,6 +58,7 @@ def _show_mine(request: Request, ctx: Ctx, *, status: int = 200, error=None, for
         methods=payouts.list_methods(ctx.session, user) if is_worker else [],
         is_worker=is_worker,
         providers=payouts.providers(),
+        titles=_titles(),
         history=payouts.my_payouts(ctx.session, user),
         totals=payouts.payout_totals(ctx.session, user),
         taken=appeals.my_reversals(ctx.session, user),
@@ -151,6 +157,7 @@ def _show_batches(request: Request, ctx: Ctx, *, status: int = 200, error=None, 
         form=form or {},
         batches=payouts.list_batches(ctx.session, user),
         providers=payouts.providers(),
+        titles=_titles(),
         default_minimum=request.app.state.settings.payout_minimum_minor,
     )
 
@@ -169,6 +176,7 @@ def _show_batch(request: Request, ctx: Ctx, batch_id: int, *, status: int = 200,
         lines=lines,
         total=Money(sum(x.payout.amount for x in lines), batch.currency),
         api=payouts.can_send_batch(batch),
+        titles=_titles(),
     )
 
 
