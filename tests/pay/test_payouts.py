@@ -387,3 +387,18 @@ def test_the_command_line_runs_a_batch(books, db, db_url, tmp_path):
     assert listed.exit_code == 0 and "PP-CLI" in listed.output
     with db.transaction() as s:
         assert balances(s, s.get(type(w), w.id)) == (0, 0, 600)
+
+
+def test_a_payout_is_not_earning_less_on_the_earnings_page(books, db, blobs):
+    from egocrowd.pay import earnings
+
+    with db.transaction() as s:
+        w = books.user(s)
+        earn(books, s, w, 4)
+        payouts.add_method(s, w, provider="paypal", account_ref="w@example.com", currency="USD")
+        batch = payouts.create_batch(s, books.admin(s), provider="paypal", currency="USD", default_minimum_minor=0)
+        payouts.export_batch(s, books.admin(s), batch.id, blobs)
+        payouts.mark_sent(s, books.admin(s), batch.id, "PP-1")
+        e = earnings.earnings(s, w)
+        assert [wk.earned for wk in e.weeks] == [[Money(600, "USD")]]  # the week's pay, not 0.00
+        assert e.balances == [Money(0, "USD")]  # and nothing left to pay out

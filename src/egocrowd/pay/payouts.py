@@ -45,6 +45,8 @@ from egocrowd.db.models import (
     LedgerAccount,
     LedgerAccountKind,
     LedgerEntry,
+    LedgerTransaction,
+    LedgerTransactionKind,
     Payout,
     PayoutBatch,
     PayoutBatchStatus,
@@ -731,6 +733,12 @@ def payout_totals(session: Session, user: User) -> dict[str, dict[str, Money]]:
     return out
 
 
+def not_a_payout() -> sa.ColumnElement[bool]:
+    """A WHERE clause on ``LedgerTransaction`` leaving out payout postings: moving money out of a
+    worker's earnings into a payout is not earning less (the earnings page's weekly totals use it)."""
+    return LedgerTransaction.kind != LedgerTransactionKind.payout
+
+
 def can_send_batch(batch: PayoutBatch) -> bool:
     """Whether the batch's provider pays through an API (the page then offers "send")."""
     return can_send(get_provider(batch.provider))
@@ -766,6 +774,7 @@ __all__ = [
     "make_default",
     "mark_sent",
     "mask",
+    "not_a_payout",
     "my_payouts",
     "paid_out_account",
     "payout_totals",
