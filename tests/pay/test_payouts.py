@@ -402,3 +402,26 @@ def test_a_payout_is_not_earning_less_on_the_earnings_page(books, db, blobs):
         e = earnings.earnings(s, w)
         assert [wk.earned for wk in e.weeks] == [[Money(600, "USD")]]  # the week's pay, not 0.00
         assert e.balances == [Money(0, "USD")]  # and nothing left to pay out
+
+
+def test_a_batch_holds_no_more_rows_than_the_provider_takes(books, db):
+    from egocrowd.pay.providers import PAYOUT_PROVIDERS
+    from egocrowd.registry import scratch
+
+    with scratch():
+
+        @PAYOUT_PROVIDERS.register("tinypay", version=1)
+        class TinyPay(PayPal):
+            title = "TinyPay"
+            max_rows = 2
+
+        with db.transaction() as s:
+            admin = books.admin(s)
+            ws = [books.user(s) for _ in range(3)]
+            for w in ws:
+                earn(books, s, w, 1)
+                payouts.add_method(s, w, provider="tinypay", account_ref=f"{w.id}@example.com", currency="USD")
+            first = payouts.create_batch(s, admin, provider="tinypay", currency="USD", default_minimum_minor=0)
+            second = payouts.create_batch(s, admin, provider="tinypay", currency="USD", default_minimum_minor=0)
+            assert [p.user_id for p in payouts.batch_payouts(s, first.id)] == [ws[0].id, ws[1].id]
+            assert [p.user_id for p in payouts.batch_payouts(s, second.id)] == [ws[2].id]

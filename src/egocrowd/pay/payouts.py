@@ -351,6 +351,10 @@ def create_batch(
             f"{floor}, in no unfinished batch).",
             code="payout.nothing_to_pay",
         )
+    # a provider takes so many rows a file (PayPal 5,000, Wise 1,000): the rest wait for the next batch
+    limit = getattr(impl, "max_rows", None)
+    if limit is not None:
+        due = due[:limit]
     batch = PayoutBatch(provider=name, currency=cur, minimum_minor=floor.minor, created_by=actor.id if actor else None)
     session.add(batch)
     session.flush()
