@@ -425,3 +425,19 @@ def test_a_batch_holds_no_more_rows_than_the_provider_takes(books, db):
             second = payouts.create_batch(s, admin, provider="tinypay", currency="USD", default_minimum_minor=0)
             assert [p.user_id for p in payouts.batch_payouts(s, first.id)] == [ws[0].id, ws[1].id]
             assert [p.user_id for p in payouts.batch_payouts(s, second.id)] == [ws[2].id]
+
+
+def test_the_orphan_sweep_keeps_payout_files(books, db, blobs):
+    from datetime import timedelta
+
+    from egocrowd.clips import sweep_orphan_blobs
+
+    with db.transaction() as s:
+        w = books.user(s)
+        earn(books, s, w, 4)
+        payouts.add_method(s, w, provider="paypal", account_ref="w@example.com", currency="USD")
+        batch = payouts.create_batch(s, books.admin(s), provider="paypal", currency="USD", default_minimum_minor=0)
+        sha = payouts.export_batch(s, books.admin(s), batch.id, blobs).export_sha256
+    stray = blobs.put_bytes(b"nobody's file").sha256
+    removed = sweep_orphan_blobs(db, blobs, grace=timedelta(0))
+    assert stray in removed and sha not in removed and blobs.exists(sha)
