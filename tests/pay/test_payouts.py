@@ -150,7 +150,7 @@ def test_a_batch_lifecycle_moves_money_through_three_accounts(books, db, blobs):
                 "6.00",
                 "USD",
                 f"egc-{lines[0].payout.id}",
-                f"egocrowd payout, batch {batch.id}",
+                f"egocrowd payout batch {batch.id}",
                 "PAYPAL",
             ]
         ]
@@ -248,7 +248,7 @@ def test_mpesa_pays_whole_shillings_and_leaves_the_cents(books, db, blobs):
         pid = payouts.batch_payouts(s, batch.id)[0].id
         assert rows == [
             ["PartyB", "Amount", "OriginatorConversationID", "Remarks"],
-            ["254712345678", "370", f"egc-{batch.id}-{pid}", f"egocrowd payout, batch {batch.id}"],
+            ["254712345678", "370", f"egc-{batch.id}-{pid}", f"egocrowd payout batch {batch.id}"],
         ]
         assert balances(s, w, "KES") == (35, 37_000, 0)
 

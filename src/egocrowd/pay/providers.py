@@ -140,7 +140,7 @@ def _text_cell(value: str) -> str:
 
 
 def _note(batch: BatchInfo) -> str:
-    return f"egocrowd payout, batch {batch.id}"
+    return f"egocrowd payout batch {batch.id}"  # no comma: the cell needs no quoting
 
 
 # ---------------------------------------------------------------- built-in providers
