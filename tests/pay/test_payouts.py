@@ -441,3 +441,18 @@ def test_the_orphan_sweep_keeps_payout_files(books, db, blobs):
     stray = blobs.put_bytes(b"nobody's file").sha256
     removed = sweep_orphan_blobs(db, blobs, grace=timedelta(0))
     assert stray in removed and sha not in removed and blobs.exists(sha)
+
+
+def test_a_deleted_account_s_references_are_forgotten_unless_a_payout_still_needs_them(books, db):
+    with db.transaction() as s:
+        w = books.user(s)
+        earn(books, s, w, 4)
+        paying = payouts.add_method(s, w, provider="paypal", account_ref="w@example.com", currency="USD")
+        other = payouts.add_method(s, w, provider="mpesa", account_ref="+254712345678", currency="KES")
+        batch = payouts.create_batch(s, books.admin(s), provider="paypal", currency="USD", default_minimum_minor=0)
+        assert payouts.forget_methods(s, w) == 1
+        assert (other.account_ref, other.removed_at is not None) == ("+254******678", True)
+        assert paying.account_ref == "w@example.com"  # the open batch still pays it
+        payouts.cancel_batch(s, books.admin(s), batch.id)
+        assert payouts.forget_methods(s, w) == 1 and paying.account_ref == "w***@example.com"
+        assert payouts.forget_methods(s, w) == 0

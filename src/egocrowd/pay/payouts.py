@@ -241,6 +241,34 @@ def remove_method(session: Session, user: User, method_id: int) -> PayoutMethod:
     return method
 
 
+def forget_methods(session: Session, user: User) -> int:
+    """For a deleted account (``privacy.delete_account`` is meant to call it): every method of
+    ``user`` is removed and its reference replaced by its masked form, except the methods a payout in
+    an unfinished batch still goes to (kept until that batch is sent or cancelled). Returns how many
+    were forgotten. Audited ``payout_method.forgotten``."""
+    pending = (
+        sa.select(Payout.method_id)
+        .join(PayoutBatch, PayoutBatch.id == Payout.batch_id)
+        .where(Payout.user_id == user.id, PayoutBatch.status.in_(UNFINISHED))
+    )
+    methods = list(
+        session.scalars(
+            sa.select(PayoutMethod).where(
+                PayoutMethod.user_id == user.id,
+                PayoutMethod.id.not_in(pending),
+                ~PayoutMethod.account_ref.contains("*"),
+            )
+        )
+    )
+    now = db_now(session)
+    for m in methods:
+        m.account_ref, m.is_default = mask(m.account_ref), False
+        m.removed_at = m.removed_at or now
+    if methods:
+        audit.record(session, user, "payout_method.forgotten", user, {"methods": [m.id for m in methods]})
+    return len(methods)
+
+
 # ---------------------------------------------------------------- batches
 
 
@@ -772,6 +800,7 @@ __all__ = [
     "create_batch",
     "export_batch",
     "export_file",
+    "forget_methods",
     "get_batch",
     "list_batches",
     "list_methods",
