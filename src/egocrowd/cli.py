@@ -1294,6 +1294,142 @@ def release_export(release_id: int, folder: Path) -> None:
     click.echo(f"wrote {out['files']} files ({out['bytes']} bytes) to {folder}; root hash {out['root_hash']} verified")
 
 
+# --- pay: payout batches (#11; egocrowd.pay.payouts, docs/pay.md "Payout batches") ---------------------
+
+
+@main.group("pay")
+def pay_group() -> None:
+    """Money out: payout batches (make, export the provider's file, mark sent, cancel, list)."""
+
+
+@pay_group.group("batch")
+def pay_batch() -> None:
+    """Payout batches. The command line acts as the platform's operator (recorded with no actor)."""
+
+
+def _batch_line(b, n: int, total) -> str:
+    return f"batch {b.id}: {b.provider} {b.currency}, {b.status.value}, {n} payout(s), {total}" + (
+        f", reference {b.provider_reference}" if b.provider_reference else ""
+    )
+
+
+@pay_batch.command("create")
+@click.option(
+    "--provider",
+    required=True,
+    type=RegistryChoice("egocrowd.pay.providers:PAYOUT_PROVIDERS"),
+    help="A payout provider: paypal, wise, mpesa, or a plugin's.",
+)
+@click.option("--currency", required=True, help="ISO 4217 code, e.g. USD or KES.")
+@click.option("--minimum", default=None, help="Least balance paid, exact text (5.00); default: payout_minimum_minor.")
+def pay_batch_create(provider: str, currency: str, minimum: str | None) -> None:
+    """Make a batch: every worker due a payout with PROVIDER in CURRENCY (their whole balance moves
+    to "in transit")."""
+    from egocrowd.pay import payouts  # SQLAlchemy, ~0.4 s
+    from egocrowd.pay.money import Money
+
+    settings = _settings()
+    cur = currency.strip().upper()
+
+    def work(s):
+        b = payouts.create_batch(
+            s,
+            None,
+            provider=provider,
+            currency=cur,
+            minimum=Money.parse(minimum, cur) if minimum else None,
+            default_minimum_minor=settings.payout_minimum_minor,
+        )
+        batch, lines = payouts.get_batch(s, None, b.id)
+        return _batch_line(batch, len(lines), Money(sum(x.payout.amount for x in lines), cur))
+
+    click.echo(_in_transaction(work))
+
+
+@pay_batch.command("export")
+@click.argument("batch_id", type=click.IntRange(1))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the file here (default: the provider's file name in the current folder).",
+)
+def pay_batch_export(batch_id: int, out: Path | None) -> None:
+    """Write the provider's bulk-payout file for an open batch (kept, so exporting is once: an
+    exported batch's file is written again, the same bytes)."""
+    from egocrowd.db.models import PayoutBatchStatus
+    from egocrowd.pay import payouts  # SQLAlchemy, ~0.4 s
+
+    blobs = BlobStore(_settings().blobs_path)
+
+    def work(s):
+        batch, _ = payouts.get_batch(s, None, batch_id)
+        if batch.status is PayoutBatchStatus.open:
+            payouts.export_batch(s, None, batch_id, blobs)
+        return payouts.export_file(s, None, batch_id, blobs)
+
+    f = _in_transaction(work)
+    path = out or Path(f.filename)
+    path.write_bytes(f.data)
+    click.echo(f"wrote {path} ({len(f.data)} bytes)")
+
+
+@pay_batch.command("sent")
+@click.argument("batch_id", type=click.IntRange(1))
+@click.option("--reference", required=True, help="The provider's reference for the batch.")
+def pay_batch_sent(batch_id: int, reference: str) -> None:
+    """Record that the provider took an exported batch: every payout is paid out, each worker told."""
+    from egocrowd.pay import payouts  # SQLAlchemy, ~0.4 s
+    from egocrowd.pay.money import Money
+
+    def work(s):
+        b = payouts.mark_sent(s, None, batch_id, reference)
+        _, lines = payouts.get_batch(s, None, b.id)
+        return _batch_line(b, len(lines), Money(sum(x.payout.amount for x in lines), b.currency))
+
+    click.echo(_in_transaction(work))
+
+
+@pay_batch.command("cancel")
+@click.argument("batch_id", type=click.IntRange(1))
+@click.option("--reason", default="", help="Why (recorded).")
+def pay_batch_cancel(batch_id: int, reason: str) -> None:
+    """Give up a batch before it is sent: the money goes back to each worker's balance."""
+    from egocrowd.pay import payouts  # SQLAlchemy, ~0.4 s
+
+    b = _in_transaction(lambda s: payouts.cancel_batch(s, None, batch_id, reason).id)
+    click.echo(f"batch {b} cancelled: every payout is back in its worker's balance")
+
+
+@pay_batch.command("list")
+@click.option("--status", type=click.Choice(["open", "exported", "sent", "cancelled"]), default=None)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+def pay_batch_list(status: str | None, limit: int) -> None:
+    """Batches, newest first."""
+    from rich.console import Console  # rich, ~30 ms
+    from rich.table import Table
+
+    from egocrowd.db.models import PayoutBatchStatus
+    from egocrowd.pay import payouts  # SQLAlchemy, ~0.4 s
+
+    def work(s):
+        table = Table("batch", "provider", "currency", "status", "payouts", "total", "reference")
+        for x in payouts.list_batches(s, None, status=PayoutBatchStatus(status) if status else None, limit=limit):
+            b = x.batch
+            table.add_row(
+                str(b.id),
+                b.provider,
+                b.currency,
+                b.status.value,
+                str(x.payouts),
+                x.total.format(),
+                b.provider_reference or "",
+            )
+        Console().print(table)
+
+    _in_transaction(work)
+
+
 main.add_command(bench)
 
 if __name__ == "__main__":  # pragma: no cover

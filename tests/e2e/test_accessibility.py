@@ -26,7 +26,7 @@ pytestmark = pytest.mark.browser
 ROLES = ("anonymous", "worker", "requester", "reviewer", "admin")
 NOT_PAGES = ("/api/", "/static/", "/vendor/", "/favicon.ico")
 #: GET routes that answer a file, not a page (the <video> tag's source)
-NOT_PAGE_ROUTES = {"/clips/{clip_id}/video"}
+NOT_PAGE_ROUTES = {"/clips/{clip_id}/video", "/admin/payouts/{batch_id}/file"}
 
 # TEMPORARY, for the lead to empty at merge: (route, axe rule) pairs found in templates that the
 # accessibility work (part 6 of #14) may not edit. Each entry names its fix in the report of that
@@ -128,8 +128,12 @@ def seed(world, db, tmp_path, base: str, blobs=None) -> dict[str, object]:
         s.add(release)
         s.flush()
         release_id = release.id
+    # payouts (#11): the worker has a PayPal method and a batch pays them (its page: /admin/payouts/{id})
+    with db.transaction() as s:
+        batch_id = _payout_batch(s, world.worker.id, campaign["id"])
     return {
         "release_id": release_id,
+        "batch_id": batch_id,
         "campaign_id": campaign["id"],
         "assignment_id": world.claim(campaign["id"])["id"],
         "version": campaign["consent_version"],
@@ -142,6 +146,28 @@ def seed(world, db, tmp_path, base: str, blobs=None) -> dict[str, object]:
         "item_id": item,
         "annotator_id": world.worker.id,  # labels: no answers yet, so the page says not found
     }
+
+
+def _payout_batch(s, worker_id: int, campaign_id: int) -> int:
+    from egocrowd.db.models import Campaign
+    from egocrowd.pay import ledger, payouts
+    from egocrowd.pay.money import Money
+
+    worker, campaign = s.get_one(User, worker_id), s.get_one(Campaign, campaign_id)
+    money = Money(600, campaign.currency)
+    ledger.post(
+        s,
+        ledger.TransactionKind.bonus,
+        [
+            ledger.Leg(ledger.campaign_account(s, campaign), -money),
+            ledger.Leg(ledger.worker_account(s, worker, money.currency), money),
+        ],
+        idempotency_key="a11y:bonus",
+        reason="a bonus to pay out",
+        actor=None,
+    )
+    payouts.add_method(s, worker, provider="paypal", account_ref="worker@example.org", currency=money.currency)
+    return payouts.create_batch(s, None, provider="paypal", currency=money.currency).id
 
 
 def test_every_page_passes_axe_as_every_role(app, live, world, db, chromium, tmp_path):

@@ -355,6 +355,40 @@ MATRIX = [
     Row("GET", "/releases", logged_in(403, owner=200, other_lab=200, admin=200)),
     Row("GET", "/releases/{missing}", logged_in(404)),
     Row("GET", "/releases/{missing}/manifest", logged_in(404)),
+    # payouts (#11): each worker their own methods; batches and the reversals' appeals are the admins'
+    Row("GET", "/me/payout-methods", logged_in(403, worker=200, other_worker=200)),
+    Row(
+        "POST",
+        "/me/payout-methods",
+        logged_in(403, worker=201, other_worker=201),
+        body={"provider": "paypal", "account_ref": "me@example.org", "currency": "USD"},
+    ),
+    Row("POST", "/me/payout-methods/{missing}/default", logged_in(403, worker=404, other_worker=404)),
+    Row("DELETE", "/me/payout-methods/{missing}", logged_in(403, worker=404, other_worker=404)),
+    Row("GET", "/me/payouts", logged_in(200), note="everyone reads their own (none here)"),
+    Row("GET", "/payout-batches", ADMIN_ONLY),
+    Row(
+        "POST",
+        "/payout-batches",
+        logged_in(403, admin=409),
+        body={"provider": "paypal", "currency": "USD"},
+        note="nobody has a balance: payout.nothing_to_pay",
+    ),
+    Row("GET", "/payout-batches/{missing}", logged_in(403, admin=404)),
+    Row("POST", "/payout-batches/{missing}/export", logged_in(403, admin=404)),
+    Row("GET", "/payout-batches/{missing}/file", logged_in(403, admin=404)),
+    Row("POST", "/payout-batches/{missing}/sent", logged_in(403, admin=404), body={"reference": "PP-1"}),
+    Row("POST", "/payout-batches/{missing}/send", logged_in(403, admin=404)),
+    Row("POST", "/payout-batches/{missing}/cancel", logged_in(403, admin=404), body={}),
+    Row("POST", "/clips/{missing}/pay-appeal", logged_in(404), body={"comment": "It was my own work, all of it."}),
+    Row("GET", "/pay-appeals/{missing}", logged_in(404)),
+    Row(
+        "POST",
+        "/pay-appeals/{missing}/decision",
+        logged_in(403, admin=404),
+        body={"decision": "uphold", "comment": "x"},
+    ),
+    Row("GET", "/pay-reversals", ADMIN_ONLY),
 ]
 
 

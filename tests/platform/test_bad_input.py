@@ -99,6 +99,13 @@ def _example(schema: str, world) -> dict:
             "selection": {"labels": ["open jar"]},
             "licence": {"name": "Research", "terms": "Research only.", "uses": ["training"]},
         },
+        # payouts and appeals of reversed pay (#11)
+        "PayoutMethodIn": {"provider": "paypal", "account_ref": f"w{n}@example.org", "currency": "USD"},
+        "PayoutBatchIn": {"provider": "paypal", "currency": "USD", "minimum": "5.00"},
+        "BatchSentIn": {"reference": "PP-1"},
+        "BatchCancelIn": {"reason": "the wire bounced"},
+        "PayAppealIn": {"comment": "It was my own work, all of it."},
+        "PayAppealDecisionIn": {"decision": "uphold", "comment": "The clip is a copy."},
     }[schema]
 
 

@@ -35,6 +35,7 @@ from egocrowd.db.models import (
     Clip,
     ClipStatus,
     Derivative,
+    PayoutBatch,
     Release,
     ReleaseFile,
     User,
@@ -276,6 +277,7 @@ def sweep_orphan_blobs(
                         .where(Derivative.sha256.in_(candidates), live),
                         sa.select(ReleaseFile.sha256).where(ReleaseFile.sha256.in_(candidates)),
                         sa.select(Release.manifest_sha256).where(Release.manifest_sha256.in_(candidates)),
+                        sa.select(PayoutBatch.export_sha256).where(PayoutBatch.export_sha256.in_(candidates)),
                     )
                 )
             )

@@ -915,6 +915,26 @@ class Payout(Base):
     __table_args__ = (sa.UniqueConstraint("batch_id", "user_id", name="uq_payout_batch_user"),)
 
 
+class PayAppeal(Base):
+    """A worker disputes the reversal of a clip's pay, once per reversal, with a comment; an admin
+    upholds it (nothing moves) or overturns it (``repay_transaction_id`` reverses the reversal: the
+    pay comes back). Decided once, by a conditional UPDATE on ``state`` (egocrowd.pay.appeals)."""
+
+    __tablename__ = "pay_appeals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reversal_id: Mapped[int] = mapped_column(sa.ForeignKey("ledger_transactions.id"), unique=True)
+    clip_id: Mapped[int] = mapped_column(sa.ForeignKey("clips.id"), index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    comment: Mapped[str] = mapped_column(sa.Text)
+    #: "open" | "upheld" | "overturned"
+    state: Mapped[str] = mapped_column(sa.String(20), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    decision_comment: Mapped[str] = mapped_column(sa.Text, default="")
+    repay_transaction_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ledger_transactions.id"))
+
+
 # --- releases: datasets, buyers, withdrawals (egocrowd.releases; docs/releases.md) ----------------------
 
 

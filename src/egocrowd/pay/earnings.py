@@ -28,7 +28,7 @@ from egocrowd.db.models import (
     LedgerTransaction,
     User,
 )
-from egocrowd.pay import ledger
+from egocrowd.pay import ledger, payouts
 from egocrowd.pay.money import Money
 
 #: the clip states whose pay is still to be decided (sent, checks running or passed, nobody decided)
@@ -158,7 +158,7 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
     for account_id, amount_minor, at in session.execute(
         sa.select(LedgerEntry.account_id, LedgerEntry.amount, LedgerTransaction.at)
         .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
-        .where(LedgerEntry.account_id.in_(account_ids))
+        .where(LedgerEntry.account_id.in_(account_ids), payouts.not_a_payout())  # money sent out is not earned less
     ):
         week = earned_weeks.setdefault(_monday(at), {})
         cur = currency_of[account_id]
