@@ -29,6 +29,7 @@ def test_one_process_at_a_time(db, settings):
         "uploads_expired",
         "orphan_blobs_deleted",
         "login_counters_forgotten",
+        "catalog_samples_made",
     }
 
 

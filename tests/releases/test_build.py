@@ -28,6 +28,7 @@ from egocrowd.db.models import (
 from egocrowd.errors import Conflict
 from egocrowd.pay.money import Money
 from egocrowd.releases import builder, service
+from egocrowd.releases.lineage import pseudonym
 from egocrowd.releases.schema import ReleaseIn
 from tests.releases.conftest import release_body
 
@@ -92,7 +93,7 @@ def test_a_release_is_built_published_and_verifiable(release_lab, tmp_path):
         assert sum(1 for _ in container.decode(video=0)) == 10
     # pseudonyms, not ids; the probe without the raw file's path
     index = [json.loads(x) for x in lab.blobs.path(index_sha).read_text().splitlines()]
-    assert {x["worker"] for x in index} == {builder.pseudonym(lab.settings.resolved_secret_key(), lab.worker())}
+    assert {x["worker"] for x in index} == {pseudonym(lab.settings.resolved_secret_key(), "worker", lab.worker())}
     assert all("path" not in x["probe"] for x in index)
     assert all(x["consent"]["scopes"] == ["commercial_use", "record_hands", "redistribution"] for x in index)
     # composition

@@ -27,7 +27,6 @@ anything else (a crash, the database gone a moment) gives the lease back for ano
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import os
@@ -71,6 +70,7 @@ from egocrowd.errors import Conflict, EgocrowdError, Gone
 from egocrowd.pay.money import Money
 from egocrowd.releases import service
 from egocrowd.releases.exporting import DESCRIBERS, EXPORTERS, FileEntry, ReleaseItem, ReleaseSpec, SpanLabel
+from egocrowd.releases.lineage import pseudonym
 from egocrowd.releases.selection import duration_s, qc_value
 
 log = logging.getLogger("egocrowd.releases")
@@ -82,7 +82,6 @@ LEASE = timedelta(minutes=10)
 #: the manifest's own format (the fields below); bump it when they change
 MANIFEST_FORMAT_VERSION = 1
 MANIFEST_PATH = "manifest.json"
-PSEUDONYM_CHARS = 16
 
 #: what the build reports as it goes: (stage, done, total)
 BuildProgress = Callable[[str, int, int], None]
@@ -104,12 +103,6 @@ def _withdrawn_meanwhile(session: Session, release_id: int) -> bool:
 
 
 # ---------------------------------------------------------------- pure parts
-
-
-def pseudonym(secret: str, user_id: int) -> str:
-    """A person's name in releases: HMAC-SHA256(secret key, "worker:<id>"), truncated. Stable across
-    a series (buyers can group a worker's clips), meaningless without the platform's secret."""
-    return hmac.new(secret.encode(), f"worker:{user_id}".encode(), hashlib.sha256).hexdigest()[:PSEUDONYM_CHARS]
 
 
 def median_hourly(pay: Money, seconds: Sequence[float]) -> Money | None:
@@ -386,7 +379,7 @@ def build_spec(session: Session, blobs: BlobStore, release: Release, secret: str
                 campaign_id=camp.id,
                 campaign_title=camp.title,
                 task=camp.title,
-                worker=pseudonym(secret, c.worker_id),
+                worker=pseudonym(secret, "worker", c.worker_id),
                 country=countries.get(c.worker_id),
                 recorded_at=c.created_at,
                 duration_s=duration_s(c),
@@ -397,7 +390,7 @@ def build_spec(session: Session, blobs: BlobStore, release: Release, secret: str
                 qc=dict(c.qc_report or {}),
                 spans=tuple(SpanLabel(s.start_ms, s.end_ms, s.verb, s.noun, s.confidence) for s in spans.get(c.id, ())),
                 agreement=dict(c.agreement) if c.agreement else None,
-                annotators=tuple(dict.fromkeys(pseudonym(secret, u) for u in annotators.get(c.id, ()))),
+                annotators=tuple(dict.fromkeys(pseudonym(secret, "annotator", u) for u in annotators.get(c.id, ()))),
                 consent={
                     "version": rec.document.version,
                     "sha256": rec.document.sha256,
@@ -748,7 +741,6 @@ __all__ = [
     "median_hourly",
     "next_buildable",
     "pay_figures",
-    "pseudonym",
     "root_hash",
     "spans_of",
     "start_pending",
