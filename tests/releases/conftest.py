@@ -227,6 +227,11 @@ def release_lab(db, settings, release_videos) -> ReleaseLab:
 
     if not key_path(settings).exists():
         generate_key(key_path(settings))
+    # ...and a signing authority for the Content Credentials of released video (`egocrowd c2pa init`)
+    from egocrowd.releases import credentials
+
+    if not (credentials.authority_dir(settings) / credentials.KEY_FILE).exists():
+        credentials.init_authority(credentials.authority_dir(settings))
     return lab
 
 

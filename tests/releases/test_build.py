@@ -27,7 +27,7 @@ from egocrowd.db.models import (
 )
 from egocrowd.errors import Conflict
 from egocrowd.pay.money import Money
-from egocrowd.releases import builder, service
+from egocrowd.releases import builder, credentials, service
 from egocrowd.releases.lineage import pseudonym
 from egocrowd.releases.schema import ReleaseIn
 from tests.releases.conftest import release_body
@@ -58,9 +58,8 @@ def test_a_release_is_built_published_and_verifiable(release_lab, tmp_path):
     seen = []
     r = build(lab, rid, progress=lambda stage, done, total: seen.append((stage, done, total)))
     assert r.status is ReleaseStatus.published and r.published_at is not None and r.attempts == 1
-    assert (
-        ("export:copy", 1, 4) in seen and seen[-2][0] == "store" and seen[-1] == ("published", 5, 5)
-    )  # 4 files + the manifest
+    assert ("sign", 2, 6) in seen and ("export:copy", 3, 6) in seen  # each clip signed, then exported
+    assert seen[-2][0] == "store" and seen[-1] == ("published", 5, 5)  # 4 files + the manifest
     data = service.manifest_bytes(lab.blobs, r)
     assert hashlib.sha256(data).hexdigest() == r.root_hash == r.manifest_sha256
     m = json.loads(data)
@@ -91,6 +90,15 @@ def test_a_release_is_built_published_and_verifiable(release_lab, tmp_path):
     mp4 = next(f for f in m["files"] if f["path"].startswith("copy/clips/") and f["path"].endswith(f"-{b}.mp4"))
     with av.open(str(lab.blobs.path(mp4["sha256"]))) as container:
         assert sum(1 for _ in container.decode(video=0)) == 10
+    # ...signed: its Content Credentials validate against the platform's root and name this release
+    authority = credentials.load_authority(credentials.authority_dir(lab.settings))
+    verdict = credentials.read_credentials(lab.blobs.path(mp4["sha256"]), trust_pem=authority.ca_pem)
+    assert verdict.state == "Trusted", verdict.failures
+    named = verdict.assertion("org.egocrowd.release")
+    with lab.db.transaction(write=False) as s:
+        clip_b = s.get_one(Clip, b)
+        assert (named["release_id"], named["clip_sha256"]) == (rid, clip_b.sha256)
+        assert named["deidentified_sha256"] == clip_b.derived.sha256
     # pseudonyms, not ids; the probe without the raw file's path
     index = [json.loads(x) for x in lab.blobs.path(index_sha).read_text().splitlines()]
     assert {x["worker"] for x in index} == {pseudonym(lab.settings.resolved_secret_key(), "worker", lab.worker())}
@@ -321,3 +329,20 @@ def test_an_exporter_naming_files_it_did_not_write_fails_the_build(release_lab):
     r = build(lab, cut(lab, formats={"liar": {}}))
     assert r.status is ReleaseStatus.failed and r.error["code"] == "release.bad_export"
     assert "liar/not-written.tar" in r.error["message"]
+
+
+def test_no_signing_authority_means_no_release_on_a_server_and_one_made_on_the_embedded_setup(release_lab, tmp_path):
+    """Nothing is published unsigned: a server setup without `egocrowd c2pa init` fails the build
+    with a clear code; the embedded setup makes its own authority, as it does its other keys."""
+    lab = release_lab
+    lab.clip(video=0)
+    rid = cut(lab)
+    lab.settings.content_credentials_dir = tmp_path / "no-authority-here"
+    r = build(lab, rid)
+    if lab.settings.is_embedded:
+        assert r.status is ReleaseStatus.published
+        assert (tmp_path / "no-authority-here" / credentials.KEY_FILE).exists()
+    else:
+        assert r.status is ReleaseStatus.failed and r.error["code"] == "c2pa.no_authority", r.error
+        with lab.db.transaction(write=False) as s:
+            assert service.release_files(s, s.get_one(Release, rid)) == []

@@ -17,6 +17,7 @@ import pytest
 from egocrowd.errors import Conflict
 from egocrowd.media.testmedia import write_video
 from egocrowd.releases import credentials as cc
+from egocrowd.releases.exporting import ReleaseItem
 from egocrowd.settings import Settings
 
 pytest.importorskip("c2pa", reason="c2pa-python is needed")
@@ -30,16 +31,22 @@ def authority_and_video(tmp_path_factory) -> tuple[cc.Authority, Path, Path]:
     return authority, root / "authority", video
 
 
-def _manifest(scopes=("record_hands",), uses=("training",)) -> dict:
-    return cc.manifest_for_clip(
-        title="clip.mp4",
-        recorded_at=datetime(2026, 11, 2, 9, 30, tzinfo=UTC),
-        clip_sha256="a" * 64,
-        media_sha256="b" * 64,
-        deid={"stage_version": "deid-3", "detectors": {"faces": {"model": "centerface", "threshold": 0.4}}},
+def _item(scopes=("record_hands",), sha="a") -> ReleaseItem:
+    return ReleaseItem(
+        clip_id=1, clip_sha256=sha * 64, media_path=Path("clip.mp4"), media_sha256="b" * 64, media_size=1,
+        campaign_id=1, campaign_title="Jars", task="Open a jar", worker="worker-0", country="KE",
+        recorded_at=datetime(2026, 11, 2, 9, 30, tzinfo=UTC), duration_s=2.0, width=96, height=64, fps=10.0,
         consent={"version": "worker-3", "sha256": "c" * 64, "scopes": list(scopes)},
-        licence={"name": "research-only", "uses": list(uses)},
-        release={"id": 7, "name": "jars", "version": 2, "organization": "Lab A", "created_at": datetime.now(UTC)},
+        deid={"stage_version": "deid-3", "params": {"detection": {"faces": {"model": "centerface"}}}},
+    )  # fmt: skip
+
+
+RELEASE = {"id": 7, "name": "jars", "version": 2, "organization": "Lab A", "created_at": datetime.now(UTC)}
+
+
+def _manifest(scopes=("record_hands",), uses=("training",)) -> dict:
+    return cc.manifest_for(
+        [_item(scopes)], title="clip.mp4", release=RELEASE, licence={"name": "r", "uses": list(uses)}
     )
 
 
@@ -88,6 +95,24 @@ def test_any_modified_byte_makes_the_file_invalid(authority_and_video, tmp_path)
         verdict = cc.read_credentials(tampered, trust_pem=authority.ca_pem)
         assert verdict.state == "Invalid", (where, verdict)
     assert cc.read_credentials(video).state is None  # never signed: no manifest at all
+
+
+def test_a_file_joined_from_several_clips_says_so_and_the_strictest_consent_decides(authority_and_video, tmp_path):
+    authority, _, video = authority_and_video
+    joined = cc.manifest_for(
+        [_item(("record_hands", "commercial_use"), "a"), _item(("record_hands",), "d")],
+        title="file-000.mp4",
+        release=RELEASE,
+        licence={"name": "r", "uses": ["training", "commercial"]},
+    )
+    signed = tmp_path / "chunk.mp4"
+    cc.sign_video(video, signed, joined, authority)
+    verdict = cc.read_credentials(signed, trust_pem=authority.ca_pem)
+    assert verdict.state == "Trusted"
+    created = verdict.assertion("c2pa.actions")["actions"][0]
+    assert created["digitalSourceType"].endswith("/compositeCapture")
+    assert [c["clip_sha256"] for c in verdict.assertion("org.egocrowd.release")["clips"]] == ["a" * 64, "d" * 64]
+    assert verdict.assertion("cawg.training-mining")["entries"]["cawg.ai_training"]["use"] == "constrained"
 
 
 def test_consent_scopes_and_licence_decide_the_training_and_mining_assertion():

@@ -36,7 +36,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -68,7 +68,7 @@ from egocrowd.db.models import (
 )
 from egocrowd.errors import Conflict, EgocrowdError, Gone
 from egocrowd.pay.money import Money
-from egocrowd.releases import service
+from egocrowd.releases import credentials, service
 from egocrowd.releases.exporting import DESCRIBERS, EXPORTERS, FileEntry, ReleaseItem, ReleaseSpec, SpanLabel
 from egocrowd.releases.lineage import pseudonym
 from egocrowd.releases.selection import duration_s, qc_value
@@ -532,6 +532,61 @@ class _Reporter:
         self.set(self.stage, self.done + n, self.total)
 
 
+def signed_spec(
+    spec: ReleaseSpec, folder: Path, authority: credentials.Authority, *, progress: Callable[[int], None]
+) -> ReleaseSpec:
+    """``spec`` with each clip's de-identified video replaced by a signed copy (its Content
+    Credentials: captured, de-identified, this release; releases.credentials) made in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    release = _release_facts(spec)
+    items = []
+    for item in spec.items:
+        dst = folder / f"{item.clip_sha256}.mp4"
+        manifest = credentials.manifest_for(
+            [item], title=f"{item.clip_sha256}.mp4", release=release, licence=spec.licence
+        )
+        credentials.sign_video(item.media_path, dst, manifest, authority)
+        sha, size = sha256_file(dst)
+        items.append(replace(item, media_path=dst, media_sha256=sha, media_size=size))
+        progress(1)
+    return replace(spec, items=tuple(items))
+
+
+def sign_new_videos(
+    root: Path,
+    written: Sequence[FileEntry],
+    carries: Mapping[str, set[int]],
+    spec: ReleaseSpec,
+    authority: credentials.Authority,
+) -> bool:
+    """Sign the videos an exporter wrote that carry no Content Credentials yet (it joined or
+    re-encoded the signed copies), with a manifest naming the clips each carries. True if any."""
+    by_id = {i.clip_id: i for i in spec.items}
+    release = _release_facts(spec)
+    signed = False
+    for f in written:
+        path = root / f.path
+        if path.suffix.lower() != ".mp4" or credentials.read_credentials(path).state is not None:
+            continue
+        items = [by_id[i] for i in sorted(carries.get(f.path, ())) if i in by_id] or list(spec.items)
+        manifest = credentials.manifest_for(items, title=path.name, release=release, licence=spec.licence)
+        tmp = path.with_name(path.name + ".signing")
+        credentials.sign_video(path, tmp, manifest, authority)
+        tmp.replace(path)
+        signed = True
+    return signed
+
+
+def _release_facts(spec: ReleaseSpec) -> dict[str, Any]:
+    return {
+        "id": spec.release_id,
+        "name": spec.name,
+        "version": spec.version,
+        "organization": spec.organization,
+        "created_at": spec.created_at,
+    }
+
+
 def build_next(
     db: Any,
     blobs: BlobStore,
@@ -562,6 +617,7 @@ def build_next(
         _give_back(db, c)
     finally:
         shutil.rmtree(scratch_root(settings) / str(c.release_id), ignore_errors=True)
+        shutil.rmtree(scratch_root(settings) / f"{c.release_id}-signed", ignore_errors=True)
     with db.transaction(write=False) as s:
         r = s.get_one(Release, c.release_id)
         s.expunge(r)
@@ -583,6 +639,7 @@ def _build(
 ) -> None:
     rep = _Reporter(db, c, lease, progress)
     key = signing_key(settings)  # before any work: no key, no release (audit.signing_key_missing)
+    authority = credentials.authority(settings)  # no signing authority, no unsigned video (c2pa.no_authority)
     with db.transaction() as s:
         release = _still_ours(s, c)
         service.drop_ineligible(s, release)  # withdrawn since the cut: never in the release
@@ -596,13 +653,16 @@ def _build(
         if name not in EXPORTERS:
             DESCRIBERS.get(name)
     n = len(spec.items)
-    total = n * (len(exporters) + len(describers))
+    total = n * (1 + len(exporters) + len(describers))
     root = scratch_root(settings) / str(c.release_id)
     shutil.rmtree(root, ignore_errors=True)  # what an interrupted attempt left
     root.mkdir(parents=True)
     carries: dict[str, set[int]] = {}
     files: list[FileEntry] = []
-    rep.set("export", 0, total, force=True)
+    rep.set("sign", 0, total, force=True)
+    # Every clip's video is signed (C2PA) before any exporter sees it: exporters that copy bytes
+    # (WebDataset, Hugging Face) deliver the signed copy as it is.
+    spec = signed_spec(spec, root.with_name(f"{c.release_id}-signed"), authority, progress=rep.step)
     for group in (exporters, describers):
         for name, entry in group:
             out = root / name
@@ -612,11 +672,17 @@ def _build(
             returned = entry.obj(spec, out, options=options, files=tuple(files), progress=rep.step) or {}
             written = _files_under(root, name)
             paths = {f.path for f in written}
+            returned_here: dict[str, set[int]] = {}
             for path, clip_ids in returned.items():
                 # the contract says "relative to the release root"; a path relative to the exporter's
                 # own folder names the same file, so it is taken too
                 path = path if path in paths or f"{name}/{path}" not in paths else f"{name}/{path}"
-                carries.setdefault(path, set()).update(int(i) for i in clip_ids)
+                returned_here.setdefault(path, set()).update(int(i) for i in clip_ids)
+            for path, ids in returned_here.items():
+                carries.setdefault(path, set()).update(ids)
+            # videos an exporter made itself (LeRobot's joined chunks) are signed as it left them
+            if sign_new_videos(root, written, returned_here, spec, authority):
+                written = _files_under(root, name)
             files.extend(written)
     unknown = sorted(p for p in carries if p not in {f.path for f in files})
     if unknown:

@@ -8,7 +8,7 @@ consent allows for AI training and data mining, and which release published it.
   is a root plus a leaf with the extensions the C2PA trust model asks for (digitalSignature, an
   email-protection EKU, subject and authority key identifiers). The root certificate is published at
   ``GET /api/v1/content-credentials/ca.pem``; whoever trusts it sees "Trusted", anyone else "Valid".
-- :func:`manifest_for_clip` builds the manifest: the actions (``c2pa.created`` from a digital capture,
+- :func:`manifest_for` builds the manifest of a file carrying one clip (or several, joined): the actions (``c2pa.created`` from a digital capture,
   ``c2pa.edited`` for the de-identification with its detectors and versions, ``c2pa.published`` for the
   release), a ``cawg.training-mining`` assertion from the consent's scopes and the licence, and an
   ``org.egocrowd.release`` assertion naming the release and the clip's hashes.
@@ -33,11 +33,14 @@ from typing import Any
 
 from egocrowd import __version__
 from egocrowd.errors import Conflict, EgocrowdError
+from egocrowd.releases.exporting import ReleaseItem
 from egocrowd.settings import Settings
 
 CA_FILE, CHAIN_FILE, KEY_FILE = "ca.pem", "signer-chain.pem", "signer-key.pem"
 #: the recording itself: a person filmed it with a camera (IPTC digital source types)
 DIGITAL_CAPTURE = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
+#: a file joined from several captures (LeRobot's chunks)
+COMPOSITE_CAPTURE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeCapture"
 MIME = "video/mp4"
 
 
@@ -213,56 +216,58 @@ def training_mining(consent_scopes: Sequence[str], licence_uses: Sequence[str]) 
     }
 
 
-def manifest_for_clip(
-    *,
-    title: str,
-    recorded_at: datetime,
-    clip_sha256: str,
-    media_sha256: str,
-    deid: Mapping[str, Any],
-    consent: Mapping[str, Any],
-    licence: Mapping[str, Any],
-    release: Mapping[str, Any],
+def manifest_for(
+    items: Sequence[ReleaseItem], *, title: str, release: Mapping[str, Any], licence: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The C2PA manifest of one released clip (see the module doc)."""
-    detectors = deid.get("detectors") or deid.get("params") or {}
+    """The C2PA manifest of a released video carrying ``items``: one clip's own copy (a digital
+    capture, de-identified), or a file an exporter made from several (LeRobot's concatenated chunks:
+    a composite of captures, resampled and joined). See the module doc."""
+    if not items:
+        raise ValueError("a released video carries at least one clip")
+    one = len(items) == 1
+    first = items[0]
+    versions = sorted({str(i.deid.get("stage_version", "")) for i in items})
+    detectors = first.deid.get("detectors") or (first.deid.get("params") or {}).get("detection") or {}
+    actions: list[dict[str, Any]] = [
+        {
+            "action": "c2pa.created",
+            "digitalSourceType": DIGITAL_CAPTURE if one else COMPOSITE_CAPTURE,
+            "when": min(i.recorded_at for i in items).astimezone(UTC).isoformat(),
+            "description": "Recorded by a consenting worker with a head-mounted phone"
+            if one
+            else f"Joined from {len(items)} clips, each recorded by a consenting worker",
+        },
+        {
+            "action": "c2pa.edited",
+            "description": "De-identified: other people's faces (and, by campaign setting, readable text and "
+            "speech) hidden" + ("" if one else "; resampled to a constant frame rate and joined"),
+            "softwareAgent": {"name": "egocrowd de-identification", "version": ", ".join(versions)},
+            "parameters": {"detectors": json.dumps(detectors, sort_keys=True, default=str)},
+        },
+        {
+            "action": "c2pa.published",
+            "when": _iso(release.get("created_at")),
+            "description": f"Released in {release.get('name')} v{release.get('version')}",
+        },
+    ]
+    # the most restrictive consent decides for a file that carries several clips
+    scopes = set.intersection(*(set(i.consent.get("scopes", ())) for i in items))
+    clips = [
+        {
+            "clip_sha256": i.clip_sha256,
+            "deidentified_sha256": i.media_sha256,
+            "consent_version": i.consent.get("version"),
+            "consent_document_sha256": i.consent.get("sha256"),
+        }
+        for i in items
+    ]
     return {
         "claim_generator_info": [{"name": "egocrowd", "version": __version__}],
         "title": title,
         "format": MIME,
         "assertions": [
-            {
-                "label": "c2pa.actions",
-                "data": {
-                    "actions": [
-                        {
-                            "action": "c2pa.created",
-                            "digitalSourceType": DIGITAL_CAPTURE,
-                            "when": recorded_at.astimezone(UTC).isoformat(),
-                            "description": "Recorded by a consenting worker with a head-mounted phone",
-                        },
-                        {
-                            "action": "c2pa.edited",
-                            "description": "De-identified: other people's faces (and, by campaign setting, readable "
-                            "text and speech) hidden",
-                            "softwareAgent": {
-                                "name": "egocrowd de-identification",
-                                "version": str(deid.get("stage_version", "")),
-                            },
-                            "parameters": {"detectors": json.dumps(detectors, sort_keys=True, default=str)},
-                        },
-                        {
-                            "action": "c2pa.published",
-                            "when": _iso(release.get("created_at")),
-                            "description": f"Released in {release.get('name')} v{release.get('version')}",
-                        },
-                    ]
-                },
-            },
-            {
-                "label": "cawg.training-mining",
-                "data": training_mining(consent.get("scopes", []), licence.get("uses", [])),
-            },
+            {"label": "c2pa.actions", "data": {"actions": actions}},
+            {"label": "cawg.training-mining", "data": training_mining(sorted(scopes), licence.get("uses", []))},
             {
                 "label": "org.egocrowd.release",
                 "data": {
@@ -271,10 +276,7 @@ def manifest_for_clip(
                     "version": release.get("version"),
                     "organization": release.get("organization"),
                     "licence": licence.get("name"),
-                    "clip_sha256": clip_sha256,
-                    "deidentified_sha256": media_sha256,
-                    "consent_version": consent.get("version"),
-                    "consent_document_sha256": consent.get("sha256"),
+                    **(clips[0] if one else {"clips": clips}),
                 },
             },
         ],
@@ -352,7 +354,7 @@ __all__ = [
     "authority_dir",
     "init_authority",
     "load_authority",
-    "manifest_for_clip",
+    "manifest_for",
     "read_credentials",
     "sign_video",
     "training_mining",
