@@ -122,3 +122,40 @@ def test_the_api_serves_lineage_to_those_who_may_see_the_clip_and_the_page_shows
     page = client.get(f"/clips/{clip_id}", headers=world.worker.headers)
     assert page.status_code == 200
     assert "How this clip was made" in page.text and "Annotated" in page.text and "Accepted" in page.text
+
+
+def test_a_release_carries_each_clips_lineage_and_the_next_lineage_names_the_release(db, settings, world, walked):
+    """The ``provenance`` describer writes the clip's PROV document into the release (listed in the
+    manifest, named by the clip's withdrawal notices), and once published the clip's lineage says
+    which release holds it."""
+    from prov.model import ProvDocument
+
+    from egocrowd.audit.checkpoints import generate_key, key_path
+    from egocrowd.db.models import Release, ReleaseClip, ReleaseStatus
+    from egocrowd.releases import builder, credentials, service
+    from egocrowd.releases.schema import ReleaseIn
+
+    clip_id, _ = walked
+    if not key_path(settings).exists():  # a server setup: its keys are made by an admin beforehand
+        generate_key(key_path(settings))
+        credentials.init_authority(credentials.authority_dir(settings))
+    body = {"name": "walk", "title": "Walk", "licence": {"name": "Research", "uses": ["training"]}}
+    with db.transaction() as s:
+        rid = service.create_release(s, s.get_one(User, world.lab.id), ReleaseIn(**body, formats={"provenance": {}})).id
+    r = builder.build_next(db, BlobStore(settings.blobs_path), settings, release_id=rid)
+    assert r is not None and r.status is ReleaseStatus.published, r.error
+    blobs = BlobStore(settings.blobs_path)
+    with db.transaction(write=False) as s:
+        clip = s.get_one(Clip, clip_id)
+        files = {f.path: f for f in service.release_files(s, s.get_one(Release, rid))}
+        name = f"provenance/{clip.sha256}.prov.json"
+        assert name in files and "provenance/index.json" in files
+        rc = s.scalars(sa.select(ReleaseClip).where(ReleaseClip.release_id == rid)).one()
+        assert name in rc.files  # a withdrawal notice names it
+        text = blobs.path(files[name].sha256).read_text()
+        doc = ProvDocument.deserialize(content=text, format="json")
+        assert any("Annotated" in str(rec) for rec in doc.get_records())
+        after = clip_lineage(s, clip, secret=settings.resolved_secret_key())
+    published = [st for st in after.steps if st.kind == "release"]
+    assert [st.attributes["release_id"] for st in published] == [rid]
+    assert published[0].title == "Published in release walk v1"

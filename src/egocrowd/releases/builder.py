@@ -70,7 +70,7 @@ from egocrowd.errors import Conflict, EgocrowdError, Gone
 from egocrowd.pay.money import Money
 from egocrowd.releases import credentials, service
 from egocrowd.releases.exporting import DESCRIBERS, EXPORTERS, FileEntry, ReleaseItem, ReleaseSpec, SpanLabel
-from egocrowd.releases.lineage import pseudonym
+from egocrowd.releases.lineage import clip_lineage, prov_document, pseudonym
 from egocrowd.releases.selection import duration_s, qc_value
 
 log = logging.getLogger("egocrowd.releases")
@@ -318,9 +318,12 @@ def spans_of(session: Session, clip_ids: Sequence[int]) -> dict[int, list[Span]]
     return out
 
 
-def build_spec(session: Session, blobs: BlobStore, release: Release, secret: str) -> ReleaseSpec:
-    """Everything exporters see of ``release``. A clip whose de-identified video is missing from the
-    blob store: ``release.blob_missing`` (Gone) naming every such clip."""
+def build_spec(
+    session: Session, blobs: BlobStore, release: Release, secret: str, *, with_lineage: bool = True
+) -> ReleaseSpec:
+    """Everything exporters see of ``release``, each clip with its lineage (PROV) unless
+    ``with_lineage`` is off. A clip whose de-identified video is missing from the blob store:
+    ``release.blob_missing`` (Gone) naming every such clip."""
     rows = list(
         session.scalars(
             sa.select(ReleaseClip).where(ReleaseClip.release_id == release.id).order_by(ReleaseClip.clip_id)
@@ -405,6 +408,9 @@ def build_spec(session: Session, blobs: BlobStore, release: Release, secret: str
                     "params": d.params,
                     "summary": d.summary,
                 },
+                lineage=prov_document(clip_lineage(session, c, secret=secret), clip_sha256=c.sha256)
+                if with_lineage
+                else None,
             )
         )
     pay = pay_figures(session, list(clips.values()), campaigns)
@@ -646,7 +652,7 @@ def _build(
         formats = with_settings(release.formats, settings)
         if formats != release.formats:  # recorded on the row (and so in the manifest) before it is used
             release.formats = formats
-        spec = build_spec(s, blobs, release, settings.resolved_secret_key())
+        spec = build_spec(s, blobs, release, settings.resolved_secret_key(), with_lineage="provenance" in formats)
     exporters = [(n, EXPORTERS.get(n)) for n in formats if n in EXPORTERS]
     describers = [(n, DESCRIBERS.get(n)) for n in formats if n not in EXPORTERS]
     for name in formats:  # a format uninstalled since the cut: a clear error, before any work

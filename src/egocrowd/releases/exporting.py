@@ -78,6 +78,8 @@ class ReleaseItem:
     annotators: tuple[str, ...] = ()  # pseudonyms of whoever labelled it
     consent: Mapping[str, Any] = field(default_factory=dict)  # {"version", "sha256", "scopes", "language"}
     deid: Mapping[str, Any] = field(default_factory=dict)  # the derivative's detectors, versions, params
+    #: the clip's lineage as a W3C PROV-JSON document (releases.lineage), None when not asked for
+    lineage: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
-"""The built-in describers (Croissant metadata, the data card): each module registers itself with
-``DESCRIBERS`` on import."""
+"""The built-in describers (Croissant metadata, the data card, each clip's lineage): each module
+registers itself with ``DESCRIBERS`` on import."""
 
-from egocrowd.releases.describers import card, croissant
+from egocrowd.releases.describers import card, croissant, provenance
 
-__all__ = ["card", "croissant"]
+__all__ = ["card", "croissant", "provenance"]
