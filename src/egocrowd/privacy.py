@@ -12,8 +12,8 @@ Here, above ``campaigns``: deleting an account withdraws its consents, which rel
   whose data is not the worker's to take away; a clip without a finished de-identified video is
   exported as its record only, and the export says so.
 - :func:`delete_account` withdraws every active consent (the slots they cover are released at once),
-  releases any other open slot, ends every session, revokes every token and blanks the personal
-  fields. Clips already sent stay, carrying their consent's withdrawal time: releases cut after it
+  releases any other open slot, ends every session, revokes every token, masks the payout methods'
+  account references and blanks the personal fields. Clips already sent stay, carrying their consent's withdrawal time: releases cut after it
   leave them out, as for any withdrawal. Their de-identified videos (what labs download) are
   deleted once the deletion commits: nothing new of the person leaves after it.
 """
@@ -53,6 +53,7 @@ from egocrowd.db.models import (
     Notification,
     Organization,
     OrgRole,
+    PayoutMethod,
     Release,
     ReleaseAccess,
     ReleaseClip,
@@ -61,6 +62,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Forbidden
+from egocrowd.pay import payouts
 from egocrowd.pay.money import Money
 from egocrowd.pipeline.stages import ACCOUNT_DELETED
 
@@ -191,6 +193,7 @@ def collect_personal_data(session: Session, user: User) -> tuple[dict[str, Any],
             for c, f in zip(clips, per_clip, strict=True)
         ],
         "payments": _payments(session, user),
+        "payout_methods": [_row(m) for m in rows(PayoutMethod, PayoutMethod.user_id == user.id)],
         "notifications": [_row(n) for n in rows(Notification, Notification.user_id == user.id)],
         "sessions": [_row(s) for s in rows(LoginSession, LoginSession.user_id == user.id)],
         "api_tokens": [_row(t) for t in rows(ApiToken, ApiToken.user_id == user.id)],
@@ -224,7 +227,7 @@ def write_export(out: BinaryIO, data: dict[str, Any], files: list[tuple[str, str
             "Everything egocrowd holds about you: data.json (your profile, consents with the sha256 of the text "
             "you signed and the scopes you chose, slots, clips with their sha256, state and checks, the campaign's "
             "buyer, the dataset releases that contain each clip and the labs licensed to use them, every payment "
-            "to or from your earnings, notices, sessions, tokens and the audit events about you or made by you) and, under clips/, the de-identified video of each clip "
+            "to or from your earnings, where your payouts go, notices, sessions, tokens and the audit events about you or made by you) and, under clips/, the de-identified video of each clip "
             "you uploaded: other people's faces, readable text and voices hidden, as labs receive it. The original "
             "footage is not included because it may show other people; a clip without a finished de-identified "
             "video is listed in data.json (with a file_note) but has no file here.\n",
@@ -265,6 +268,7 @@ def delete_account(session: Session, user: User, blobs: BlobStore | None = None)
     ).all():
         assignments.release(session, user, a, reason="account_deleted")
     shas = _drop_derived(session, user)
+    payouts.forget_methods(session, user)  # masked; a batch on its way still pays them
     accounts.blank_account(session, user)
     if blobs is not None and shas:
         # Files go only once the rows no longer point at them: a rolled-back deletion keeps both.

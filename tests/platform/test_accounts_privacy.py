@@ -265,13 +265,15 @@ def test_the_export_tells_a_worker_who_paid_them_and_which_releases_and_labs_hav
         for version, status in ((1, ReleaseStatus.published), (2, ReleaseStatus.building)):
             r = Release(
                 organization_id=campaign.organization_id, name="jars", version=version, title="Jars",
-                licence={"name": "research", "uses": ["training"]}, status=status, root_hash="f" * 64,
-                published_at=utcnow() if status is ReleaseStatus.published else None,
+                licence={"name": "research", "uses": ["training"]}, status=ReleaseStatus.building,
             )  # fmt: skip
             s.add(r)
             s.flush()
             s.add(ReleaseClip(release_id=r.id, clip_id=clip_id, clip_sha256=sha, media_sha256=sha, files=["a.tar"]))
             s.add(ReleaseAccess(release_id=r.id, organization_id=buyer.id, state=AccessState.granted))
+            s.flush()
+            if status is ReleaseStatus.published:  # as the builder publishes it, once complete
+                r.status, r.root_hash, r.published_at = status, "f" * 64, utcnow()
     r = client.post(f"{API}/me/export", headers=world.worker.headers)
     data = json.loads(zipfile.ZipFile(io.BytesIO(r.content)).read("data.json"))
     (payment,) = data["payments"]
@@ -282,3 +284,21 @@ def test_the_export_tells_a_worker_who_paid_them_and_which_releases_and_labs_hav
     assert (release["name"], release["version"], release["root_hash"]) == ("jars", 1, "f" * 64)
     assert release["published_by"] == "Lab A" and release["licensed_to"] == ["Small Robot Lab"]
     assert clip["buyer"]
+
+
+def test_deleting_an_account_masks_its_payout_methods_and_the_export_lists_them(client, world, db):
+    from egocrowd.db.models import PayoutMethod
+    from egocrowd.pay import payouts
+
+    with db.transaction() as s:
+        payouts.add_method(
+            s, s.get_one(User, world.worker.id), provider="paypal", account_ref="pay.me@example.org", currency="USD"
+        )
+    r = client.post(f"{API}/me/export", headers=world.worker.headers)
+    (method,) = json.loads(zipfile.ZipFile(io.BytesIO(r.content)).read("data.json"))["payout_methods"]
+    assert (method["provider"], method["account_ref"]) == ("paypal", "pay.me@example.org")
+    r = client.delete(f"{API}/me", headers=world.worker.headers)
+    assert r.status_code in (200, 204), r.text
+    with db.transaction(write=False) as s:
+        (m,) = s.scalars(sa.select(PayoutMethod).where(PayoutMethod.user_id == world.worker.id)).all()
+        assert "pay.me@example.org" not in m.account_ref and "*" in m.account_ref and m.removed_at is not None
