@@ -170,6 +170,7 @@ class VideoFile:
         self.fps = fps
         self.size = size
         self.frames = 0
+        self.bytes = 0  # of video packets written so far
         self.signature: tuple[Any, ...] = copy_of.signature() if copy_of else ("encode", size)
         self._container = av.open(str(path), "w", format="mp4")
         self._last_dts: int | None = None
@@ -216,6 +217,7 @@ class VideoFile:
                 packet.duration = ticks
                 packet.stream = self._stream
                 self._last_dts = packet.dts
+                self.bytes += packet.size
                 self._container.mux(packet)
         self.frames += timing.frames
         return Placed(timing.frames, timing.times(), copied=True)
@@ -271,6 +273,7 @@ class VideoFile:
         frame.pts = self.frames
         frame.time_base = Fraction(1, self.fps)
         for packet in stream.encode(frame):
+            self.bytes += packet.size
             self._container.mux(packet)
         if n % max(1, self.fps) == 0 and len(times) // max(1, self.fps) < STATS_FRAMES:
             stats.add(frame)  # one frame a second, at most STATS_FRAMES a clip

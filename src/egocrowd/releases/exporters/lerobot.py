@@ -157,7 +157,7 @@ def export_lerobot(
             reason = timing.copy_reason(fps, size)
             copy = reason is None
             # a new video file: none yet, another kind of episode, or the size limit reached
-            full = video is not None and video.path.stat().st_size + item.media_size > limit_bytes and video.frames > 0
+            full = video is not None and video.frames > 0 and video.bytes + item.media_size > limit_bytes
             if video is None or full or not (video.fits_copy(timing, fps) if copy else video.signature[0] == "encode"):
                 if video is not None:
                     video.close()
