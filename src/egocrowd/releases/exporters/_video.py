@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -55,8 +56,8 @@ class ClipTiming:
         """Each frame's time in seconds from the clip's first frame, in presentation order."""
         if not self.pts:
             return []
-        p0 = self.pts[0]
-        return [float((p - p0) * self.time_base) for p in self.pts]
+        p0, num, den = self.pts[0], self.time_base.numerator, self.time_base.denominator
+        return [(p - p0) * num / den for p in self.pts]
 
     def ticks_per_frame(self, fps: int) -> int | None:
         """The packet spacing in time-base units when the clip is exactly ``fps`` frames a second."""
@@ -88,21 +89,43 @@ class ClipTiming:
         return ("copy", self.width, self.height, self.pix_fmt, self.time_base, self.extradata)
 
 
-def inspect_clip(path: Path) -> ClipTiming:
-    """Demux (never decode) the clip's first video stream; ``MediaError`` when it will not open."""
+#: clips up to this size keep their packets in memory between inspecting and copying them (one
+#: read of the file); bigger ones are read twice
+KEEP_PACKETS_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class ClipRead:
+    timing: ClipTiming
+    stream: Any  # the clip's video stream (usable while the clip is open)
+    packets: list[Any] | None  # the demuxed packets, in file order, when kept
+    keyframe: Any | None  # the first keyframe, decoded, when asked for
+
+
+@contextmanager
+def inspect_clip(path: Path, *, keep_packets: bool = False, sample: bool = False) -> Iterator[ClipRead]:
+    """Open the clip and demux its first video stream (decoding at most its first keyframe, for
+    ``sample``); ``MediaError`` when it will not open. Kept packets are valid inside the block."""
     with open_media(path) as container:
+        keep = keep_packets and Path(path).stat().st_size <= KEEP_PACKETS_BYTES
         stream = container.streams.video[0]
         cc = stream.codec_context
         pts: list[int] = []
+        packets: list[Any] = []
         first_dts = None
+        keyframe = None
         for packet in container.demux(stream):
             if packet.pts is None:  # the demuxer's end-of-stream packet
                 continue
             if first_dts is None:
                 first_dts = packet.dts
             pts.append(int(packet.pts))
+            if keep:
+                packets.append(packet)
+            if sample and keyframe is None and packet.is_keyframe:
+                keyframe = _decode_one(cc, packet)
         pts.sort()
-        return ClipTiming(
+        timing = ClipTiming(
             codec=stream.codec.name,
             width=cc.width,
             height=cc.height,
@@ -113,6 +136,16 @@ def inspect_clip(path: Path) -> ClipTiming:
             first_dts=first_dts,
             has_audio=bool(container.streams.audio),
         )
+        yield ClipRead(timing, stream, packets if keep else None, keyframe)
+
+
+def _decode_one(cc: Any, packet: Any) -> Any | None:
+    """One keyframe decoded on its own (the decoder is drained: nothing else is decoded after it)."""
+    try:
+        frames = list(cc.decode(packet)) or list(cc.decode(None))
+    except av.FFmpegError:
+        return None
+    return frames[0] if frames else None
 
 
 @dataclass(slots=True)
@@ -189,38 +222,33 @@ class VideoFile:
         first = timing.first_dts - timing.pts[0] + self.frames * ticks
         return first > self._last_dts
 
-    def copy(self, path: Path, timing: ClipTiming, stats: ImageStats) -> Placed:
+    def copy(self, path: Path, read: ClipRead) -> Placed:
+        """Append the clip's packets, shifted to follow what the file holds; no decoding."""
+        timing = read.timing
         ticks = timing.ticks_per_frame(self.fps)
         assert ticks is not None
         offset = self.frames * ticks - timing.pts[0]
-        with open_media(path) as container:
-            source = container.streams.video[0]
-            if self._stream is None:
-                self._stream = self._container.add_stream_from_template(source)
-                self._stream.time_base = source.time_base
-            # Statistics from the clip's first keyframe only: decoding is what copying avoids.
-            source.codec_context.skip_frame = "NONKEY"
-            sampled = False
-            for packet in container.demux(source):
-                if packet.pts is None:
-                    continue
-                if not sampled and packet.is_keyframe:
-                    for frame in source.codec_context.decode(packet):
-                        stats.add(frame)
-                        sampled = True
-                    if not sampled:
-                        for frame in source.codec_context.decode(None):
-                            stats.add(frame)
-                            sampled = True
-                packet.pts += offset
-                packet.dts = (packet.dts if packet.dts is not None else packet.pts - offset) + offset
-                packet.duration = ticks
-                packet.stream = self._stream
-                self._last_dts = packet.dts
-                self.bytes += packet.size
-                self._container.mux(packet)
+        if read.packets is not None:
+            self._copy_packets(read.packets, offset, ticks, template=read.stream)
+        else:
+            with open_media(path) as container:
+                source = container.streams.video[0]
+                self._copy_packets((p for p in container.demux(source) if p.pts is not None), offset, ticks, template=source)
         self.frames += timing.frames
         return Placed(timing.frames, timing.times(), copied=True)
+
+    def _copy_packets(self, packets: Any, offset: int, ticks: int, template: Any) -> None:
+        for packet in packets:
+            if self._stream is None:
+                self._stream = self._container.add_stream_from_template(template)
+                self._stream.time_base = template.time_base
+            packet.dts = (packet.dts if packet.dts is not None else packet.pts) + offset
+            packet.pts += offset
+            packet.duration = ticks
+            packet.stream = self._stream
+            self._last_dts = packet.dts
+            self.bytes += packet.size
+            self._container.mux(packet)
 
     # -- encoding ---------------------------------------------------------------------------------
     def _encoding_stream(self) -> Any:
@@ -252,7 +280,9 @@ class VideoFile:
                 if held is not None:
                     intervals.append(t - held[1])
                     out_frames = self._emit_until(stream, held, t, out_frames, source_times, stats, sample_at)
-                held = (frame.reformat(width=w, height=h, format="yuv420p"), t)
+                picture = frame.reformat(width=w, height=h, format="yuv420p")
+                picture.pict_type = av.video.frame.PictureType.NONE  # the encoder places keyframes
+                held = (picture, t)
             if held is None:
                 return Placed(0, [], copied=False, reason=reason)
             step = float(np.median(intervals)) if intervals else 1.0 / self.fps
@@ -317,4 +347,4 @@ def label_at(starts: list[int], spans: list[tuple[int, int, int]], t_ms: float) 
     return -1
 
 
-__all__ = ["ClipTiming", "ImageStats", "Placed", "VideoFile", "inspect_clip", "label_at"]
+__all__ = ["ClipRead", "ClipTiming", "ImageStats", "Placed", "VideoFile", "inspect_clip", "label_at"]

@@ -52,7 +52,8 @@ EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.par
 #: file far under DATA_FILES_SIZE_IN_MB without measuring it while it is written
 DATA_FILE_FRAMES = 1_000_000
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
-TOLERANCE_S = 1e-4  # LeRobot's default tolerance between a timestamp and frame_index / fps
+TOLERANCE_S = 1e-4
+STATS_CLIPS = 32  # LeRobot's default tolerance between a timestamp and frame_index / fps
 
 #: the frame columns every LeRobot dataset has, then ours
 DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
@@ -133,6 +134,9 @@ def export_lerobot(
             task_index(span.label)
 
     size = _size(spec.items)
+    # Image statistics come from frames already decoded (re-encoded clips) or, for copied clips,
+    # from their first keyframe: decoding is what copying avoids, so at most STATS_CLIPS of them.
+    stats_every = max(1, len(spec.items) // STATS_CLIPS)
     stats = ImageStats()
     columns: dict[str, list[Any]] = {name: [] for name in FRAME_SCHEMA.names}
     episodes: list[dict[str, Any]] = []
@@ -151,24 +155,27 @@ def export_lerobot(
 
     try:
         for episode, item in enumerate(spec.items):
-            timing = inspect_clip(item.media_path)
-            if size == (0, 0):
-                size = (timing.width - timing.width % 2, timing.height - timing.height % 2)
-            reason = timing.copy_reason(fps, size)
-            copy = reason is None
-            # a new video file: none yet, another kind of episode, or the size limit reached
-            full = video is not None and video.frames > 0 and video.bytes + item.media_size > limit_bytes
-            if video is None or full or not (video.fits_copy(timing, fps) if copy else video.signature[0] == "encode"):
-                if video is not None:
-                    video.close()
-                video_chunk, video_file = next_index(video_chunk, video_file)
-                path = out / VIDEO_PATH.format(video_key=CAMERA, chunk_index=video_chunk, file_index=video_file)
-                video = VideoFile(path, fps, copy_of=timing if copy else None, size=size, encoder=opts["encoder"])
-            start_frame = video.frames
-            placed: Placed
-            if copy:
-                placed = video.copy(item.media_path, timing, stats)
-            else:
+            with inspect_clip(item.media_path, keep_packets=True, sample=episode % stats_every == 0) as read:
+                timing = read.timing
+                if size == (0, 0):
+                    size = (timing.width - timing.width % 2, timing.height - timing.height % 2)
+                reason = timing.copy_reason(fps, size)
+                copy = reason is None
+                # a new video file: none yet, another kind of episode, or the size limit reached
+                full = video is not None and video.frames > 0 and video.bytes + item.media_size > limit_bytes
+                fits = video is not None and (video.fits_copy(timing, fps) if copy else video.signature[0] == "encode")
+                if video is None or full or not fits:
+                    if video is not None:
+                        video.close()
+                    video_chunk, video_file = next_index(video_chunk, video_file)
+                    path = out / VIDEO_PATH.format(video_key=CAMERA, chunk_index=video_chunk, file_index=video_file)
+                    video = VideoFile(path, fps, copy_of=timing if copy else None, size=size, encoder=opts["encoder"])
+                start_frame = video.frames
+                if copy:
+                    placed = video.copy(item.media_path, read)
+                    if read.keyframe is not None:
+                        stats.add(read.keyframe)
+            if not copy:
                 placed = video.resample(item.media_path, stats, reason)
                 reencoded.append(f"clip {item.clip_id}: {reason}")
             video_rel = video.path.relative_to(out).as_posix()
