@@ -2,7 +2,7 @@
 """Release export throughput: LeRobot v3.0 and WebDataset against a plain byte copy of the same
 media, and LeRobot again on variable-rate clips against a plain PyAV decode + encode.
 
-    .venv/bin/python benchmarks/export.py [--clips 200] [--seconds 10] [--resample-clips 5] [--repeat 2]
+    .venv/bin/python benchmarks/export.py [--clips 200] [--seconds 10] [--resample-clips 5] [--repeat 3]
 
 1. The clips (made once, cached under /tmp/egocrowd-bench-export/): 1280x720 H.264 at a constant
    30 fps, about 2.5 Mbit/s, so 200 clips of 10 s are about 1 GB. Encoding 2,000 s of 720p on two
@@ -207,7 +207,9 @@ def run_export(kind: str, s: ReleaseSpec, work: Path, options: dict) -> Timed:
     if kind == "lerobot":
         import pyarrow.parquet as pq
 
-        eps = pq.read_table(out / "meta/episodes/chunk-000/file-000.parquet", columns=["reencoded"]).column(0).to_pylist()
+        eps = (
+            pq.read_table(out / "meta/episodes/chunk-000/file-000.parquet", columns=["reencoded"]).column(0).to_pylist()
+        )
         t.reencoded = sum(eps)  # type: ignore[attr-defined]
     shutil.rmtree(out)
     return t
@@ -241,7 +243,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=200, help="clips already at a constant rate (default 200)")
     ap.add_argument("--seconds", type=int, default=10, help="seconds per clip (default 10: about 5 MB each)")
     ap.add_argument("--resample-clips", type=int, default=5, help="variable-rate clips to resample (default 5)")
-    ap.add_argument("--repeat", type=int, default=2, help="runs of each copy-speed measurement; the best counts")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each copy-speed measurement; the best counts")
     args = ap.parse_args()
 
     log(f"making clips in {CACHE} (cached)...")
@@ -262,7 +264,9 @@ def main() -> None:
         copy = min(copies, key=lambda t: t.wall)
         lr = min(lerobots, key=lambda t: t.wall)
         wd = min(wdss, key=lambda t: t.wall)
-        print(f"byte copy:            {copy.wall:6.2f} s wall, {copy.cpu:6.2f} s CPU ({total / 1e6 / copy.wall:.0f} MB/s)")
+        print(
+            f"byte copy:            {copy.wall:6.2f} s wall, {copy.cpu:6.2f} s CPU ({total / 1e6 / copy.wall:.0f} MB/s)"
+        )
         print(f"LeRobot v3.0 export:  {lr.wall:6.2f} s wall, {lr.cpu:6.2f} s CPU; re-encoded clips: {lr.reencoded}")  # type: ignore[attr-defined]
         print(f"WebDataset export:    {wd.wall:6.2f} s wall, {wd.cpu:6.2f} s CPU")
         resample_ratio = None

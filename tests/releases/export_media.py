@@ -32,7 +32,7 @@ def coded_frames(n: int, size: tuple[int, int] = (160, 128), seed: int = 0) -> l
     for i in range(n):
         frame = np.roll(texture, 2 * i, axis=1).copy()
         for bit in range(BITS):
-            frame[: block, bit * block : (bit + 1) * block] = 255 if (i >> bit) & 1 else 0
+            frame[:block, bit * block : (bit + 1) * block] = 255 if (i >> bit) & 1 else 0
         out.append(frame)
     return out
 

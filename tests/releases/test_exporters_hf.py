@@ -61,7 +61,14 @@ def test_load_dataset_reads_the_folder_offline(tmp_path, offline):
         assert row["recorded_at"].replace(tzinfo=UTC) == datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     assert rows[0]["spans"] == [
         {"start_ms": 100, "end_ms": 600, "verb": "wipe", "noun": "table", "label": "wipe table", "confidence": 0.75},
-        {"start_ms": 700, "end_ms": 900, "verb": "rinse", "noun": "sponge", "label": "rinse sponge", "confidence": None},
+        {
+            "start_ms": 700,
+            "end_ms": 900,
+            "verb": "rinse",
+            "noun": "sponge",
+            "label": "rinse sponge",
+            "confidence": None,
+        },
     ]
     assert rows[1]["spans"] == []
     # spans are a list of structs, filterable in datasets itself
@@ -78,5 +85,7 @@ def test_the_card_names_the_data_files(tmp_path):
     import yaml
 
     meta = yaml.safe_load(header)
-    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}]
+    assert meta["configs"] == [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}
+    ]
     assert meta["license_name"] == "egocrowd research licence" and meta["pretty_name"] == "Kitchen chores"

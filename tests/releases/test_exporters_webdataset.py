@@ -61,7 +61,14 @@ def test_every_clip_reads_back_with_webdataset_byte_for_byte(release, tmp_path):
         assert meta["clip_sha256"] == it.clip_sha256 and meta["campaign"] == {"id": 11, "title": "Folding laundry"}
         assert meta["release"] == {"id": release.release_id, "name": "kitchen-chores", "version": 1}
         assert meta["spans"] == [
-            {"start_ms": s.start_ms, "end_ms": s.end_ms, "verb": s.verb, "noun": s.noun, "label": s.label, "confidence": s.confidence}
+            {
+                "start_ms": s.start_ms,
+                "end_ms": s.end_ms,
+                "verb": s.verb,
+                "noun": s.noun,
+                "label": s.label,
+                "confidence": s.confidence,
+            }
             for s in it.spans
         ]
         assert meta["consent"]["scopes"] == ["commercial", "redistribution"]

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from egocrowd.errors import InvalidInput
-from egocrowd.releases.exporters._video import ImageStats, Placed, VideoFile, inspect_clip, label_at
+from egocrowd.releases.exporters._video import ImageStats, VideoFile, inspect_clip, labels_at
 from egocrowd.releases.exporting import EXPORTERS, FileEntry, Progress, ReleaseItem, ReleaseSpec
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.par
 DATA_FILE_FRAMES = 1_000_000
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 TOLERANCE_S = 1e-4
-STATS_CLIPS = 32  # LeRobot's default tolerance between a timestamp and frame_index / fps
+STATS_CLIPS = 10  # LeRobot's default tolerance between a timestamp and frame_index / fps
 
 #: the frame columns every LeRobot dataset has, then ours
 DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
@@ -70,7 +70,12 @@ EXTRA_FEATURES: dict[str, dict[str, Any]] = {
     "campaign_id": {"dtype": "int64", "shape": [1], "names": None},
     "release_id": {"dtype": "int64", "shape": [1], "names": None},
 }
-_ARROW = {"float32": pa.float32(), "float64": pa.float64(), "int64": pa.int64(), "string": pa.string()}
+_ARROW: dict[str, pa.DataType] = {
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "int64": pa.int64(),
+    "string": pa.string(),
+}
 FRAME_SCHEMA = pa.schema([(k, _ARROW[v["dtype"]]) for k, v in {**DEFAULT_FEATURES, **EXTRA_FEATURES}.items()])
 
 
@@ -90,11 +95,28 @@ def _options(options: Mapping[str, Any]) -> dict[str, Any]:
         "video_files_size_in_mb": size_mb,
         "encoder": {
             "codec": "libx264",
-            "crf": int(options.get("crf", 23)),
-            "preset": str(options.get("preset", "veryfast")),
-            "g": int(options.get("gop", fps)),  # a keyframe a second: random access stays cheap
+            "crf": _whole(options, "crf", 23, 0, 51),
+            "preset": _choice(options, "preset", "veryfast", X264_PRESETS),
+            "g": _whole(options, "gop", fps, 1, 10_000),  # a keyframe a second: random access stays cheap
         },
     }
+
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+def _whole(options: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = options.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidInput(f"LeRobot's {name} must be a whole number from {low} to {high}", field=name)
+    return value
+
+
+def _choice(options: Mapping[str, Any], name: str, default: str, choices: Sequence[str]) -> str:
+    value = options.get(name, default)
+    if value not in choices:
+        raise InvalidInput(f"LeRobot's {name} must be one of {', '.join(choices)}", field=name)
+    return str(value)
 
 
 def _size(items: Sequence[ReleaseItem]) -> tuple[int, int]:
@@ -303,20 +325,20 @@ def _frame_table(
 ) -> pa.Table:
     frame_index = np.arange(n, dtype=np.int64)
     spans = sorted((s.start_ms, s.end_ms, tasks[s.label]) for s in item.spans)
-    starts = [s[0] for s in spans]
-    subtasks = [label_at(starts, spans, t * 1000.0) for t in source_times]
+    source = np.asarray(source_times, dtype=np.float64)
+    subtasks = labels_at(spans, source * 1000.0)
     return pa.table(
         {
             "timestamp": pa.array((frame_index / fps).astype(np.float32)),
-            "frame_index": frame_index,
-            "episode_index": np.full(n, episode, dtype=np.int64),
-            "index": np.arange(start, start + n, dtype=np.int64),
-            "task_index": np.full(n, tasks[item.task], dtype=np.int64),
-            "subtask_index": pa.array(subtasks, pa.int64()),
-            "source_timestamp": pa.array(source_times, pa.float64()),
+            "frame_index": pa.array(frame_index),
+            "episode_index": pa.array(np.full(n, episode, dtype=np.int64)),
+            "index": pa.array(np.arange(start, start + n, dtype=np.int64)),
+            "task_index": pa.array(np.full(n, tasks[item.task], dtype=np.int64)),
+            "subtask_index": pa.array(subtasks),
+            "source_timestamp": pa.array(source),
             "clip_sha256": pa.array([item.clip_sha256] * n, pa.string()),
-            "campaign_id": np.full(n, item.campaign_id, dtype=np.int64),
-            "release_id": np.full(n, spec.release_id, dtype=np.int64),
+            "campaign_id": pa.array(np.full(n, item.campaign_id, dtype=np.int64)),
+            "release_id": pa.array(np.full(n, spec.release_id, dtype=np.int64)),
         },
         schema=FRAME_SCHEMA,
     )

@@ -44,7 +44,13 @@ def export_webdataset(
     carried: dict[str, list[int]] = {}
     mtime = spec.created_at.timestamp()
     with wds.ShardWriter(
-        str(out / SHARD_PATTERN), maxcount=maxcount, maxsize=maxsize, verbose=0, mtime=mtime, user="egocrowd", group="egocrowd"
+        str(out / SHARD_PATTERN),
+        maxcount=maxcount,
+        maxsize=maxsize,
+        verbose=0,
+        mtime=mtime,
+        user="egocrowd",
+        group="egocrowd",
     ) as sink:
         for item in spec.items:
             sink.write({"__key__": sample_key(item), "mp4": read_media(item), "json": clip_metadata(spec, item)})
