@@ -135,3 +135,26 @@ class Counter:
 
     def __call__(self, n: int) -> None:
         self.done += n
+
+
+def clip_with_sound(path: Path, n: int, fps: int = 30, size: tuple[int, int] = (160, 128), seed: int = 3) -> Clip:
+    """A constant-rate clip with an AAC sound track, as the de-identification may keep one."""
+    frames = coded_frames(n, size, seed)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
+        audio = out.add_stream("aac", rate=48000)
+        audio.layout = "mono"
+        tone = (0.2 * np.sin(np.arange(48000 * n // fps) * 2 * np.pi * 440 / 48000)).astype(np.float32)
+        for start in range(0, len(tone) - 1024, 1024):
+            chunk = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 48000, start
+            for packet in audio.encode(chunk):
+                out.mux(packet)
+        for rgb in frames:
+            for packet in video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode():
+                out.mux(packet)
+    return Clip(path, [i / fps for i in range(n)], size)

@@ -17,7 +17,16 @@ import pytest
 from egocrowd.errors import InvalidInput, MediaError
 from egocrowd.releases.exporters.lerobot import CAMERA, check_layout, decoded_times, export_lerobot
 from egocrowd.releases.exporting import EXPORTERS, SpanLabel
-from tests.releases.export_media import Counter, constant_clip, item, ntsc_clip, read_code, spec, variable_clip
+from tests.releases.export_media import (
+    Counter,
+    clip_with_sound,
+    constant_clip,
+    item,
+    ntsc_clip,
+    read_code,
+    spec,
+    variable_clip,
+)
 
 FPS = 30
 EPISODES = "meta/episodes/chunk-000/file-000.parquet"
@@ -282,3 +291,28 @@ def test_the_default_rate_is_the_release_fps_setting(media, tmp_path, monkeypatc
     info = json.loads((out / "meta" / "info.json").read_text())
     assert info["fps"] == 10 and check_layout(out) == []
     assert decoded_times(_video(out, _episodes(out)[0]))[:3] == pytest.approx([0, 0.1, 0.2], abs=1e-4)
+
+
+def test_sound_is_left_out_and_the_video_still_copied(tmp_path):
+    clip = clip_with_sound(tmp_path / "sound.mp4", 30)
+    with av.open(str(clip.path)) as c:
+        assert c.streams.audio  # the source has sound
+    out = tmp_path / "lerobot"
+    export_lerobot(spec([item(1, clip)]), out, options={"fps": FPS}, files=(), progress=Counter())
+    assert check_layout(out) == []
+    eps = _episodes(out)
+    assert eps[0]["reencoded"] is False and eps[0]["length"] == 30
+    with av.open(str(_video(out, eps[0]))) as c:
+        assert not c.streams.audio and len(c.streams.video) == 1
+
+
+def test_the_documented_way_to_read_an_episode_without_lerobot_works(exported):
+    """docs/release-formats.md's example, run against a real export."""
+    out, _, _ = exported
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "release-formats.md").read_text()
+    start = doc.index("```python\nimport pyarrow.parquet as pq, av")
+    code = doc[start + len("```python\n") : doc.index("```", start + 10)]
+    scope: dict = {}
+    code = code.replace('"lerobot/', f'"{out}/')
+    exec(compile(code, "release-formats.md", "exec"), scope)  # noqa: S102 - our own documentation
+    assert len(scope["shown"]) == _episodes(out)[0]["length"]
