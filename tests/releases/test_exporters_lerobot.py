@@ -316,3 +316,39 @@ def test_the_documented_way_to_read_an_episode_without_lerobot_works(exported):
     code = code.replace('"lerobot/', f'"{out}/')
     exec(compile(code, "release-formats.md", "exec"), scope)  # noqa: S102 - our own documentation
     assert len(scope["shown"]) == _episodes(out)[0]["length"]
+
+
+def test_big_clips_are_read_twice_rather_than_held_in_memory(media, tmp_path, monkeypatch):
+    from egocrowd.releases.exporters import _video as video_module
+
+    monkeypatch.setattr(video_module, "KEEP_PACKETS_BYTES", 0)
+    out = tmp_path / "lerobot"
+    export_lerobot(
+        spec([item(1, media["a"]), item(2, media["b"])]), out, options={"fps": FPS}, files=(), progress=Counter()
+    )
+    assert check_layout(out) == []
+    eps = _episodes(out)
+    assert [e["reencoded"] for e in eps] == [False, False] and _video(out, eps[0]) == _video(out, eps[1])
+    with av.open(str(_video(out, eps[0]))) as c:
+        copied = [bytes(p) for p in c.demux(video=0) if p.size]
+    with av.open(str(media["a"].path)) as c:
+        assert copied[:60] == [bytes(p) for p in c.demux(video=0) if p.size]
+
+
+def test_a_file_without_video_is_refused(tmp_path):
+    clip = clip_with_sound(tmp_path / "sound.mp4", 10)
+    sound_only = tmp_path / "sound-only.mp4"
+    with av.open(str(clip.path)) as src, av.open(str(sound_only), "w") as dst:
+        s = dst.add_stream_from_template(src.streams.audio[0])
+        for packet in src.demux(src.streams.audio[0]):
+            if packet.dts is not None:
+                packet.stream = s
+                dst.mux(packet)
+    broken = item(1, clip)
+    from dataclasses import replace
+
+    with pytest.raises(MediaError) as err:
+        export_lerobot(
+            spec([replace(broken, media_path=sound_only)]), tmp_path / "out", options={}, files=(), progress=Counter()
+        )
+    assert err.value.code == "video.not_video"

@@ -25,6 +25,7 @@ from typing import Any
 import av
 import numpy as np
 
+from egocrowd.errors import MediaError
 from egocrowd.media.opener import open_media
 
 #: how many frames of a re-encoded clip feed the image statistics (at most), evenly spread
@@ -109,6 +110,8 @@ def inspect_clip(path: Path, *, keep_packets: bool = False, sample: bool = False
     ``sample``); ``MediaError`` when it will not open. Kept packets are valid inside the block."""
     with open_media(path) as container:
         keep = keep_packets and Path(path).stat().st_size <= KEEP_PACKETS_BYTES
+        if not container.streams.video:
+            raise MediaError(f"{Path(path).name} has no video stream", code="video.not_video")
         stream = container.streams.video[0]
         cc = stream.codec_context
         keyframe = None
@@ -219,7 +222,6 @@ class VideoFile:
         self._container = av.open(self._file, "w", format="mp4", buffer_size=WRITE_BUFFER)
         self._last_dts: int | None = None
         self._stream: Any = None
-        self._template = copy_of
         self._encoder = encoder
 
     # -- copying ----------------------------------------------------------------------------------
