@@ -15,11 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from egocrowd.errors import InvalidInput, MediaError
+from egocrowd.media.testmedia import write_video
 from egocrowd.releases.exporters.lerobot import CAMERA, check_layout, decoded_times, export_lerobot
 from egocrowd.releases.exporting import EXPORTERS, SpanLabel
 from tests.releases.export_media import (
     Counter,
     clip_with_sound,
+    coded_frames,
     constant_clip,
     item,
     ntsc_clip,
@@ -352,3 +354,20 @@ def test_a_file_without_video_is_refused(tmp_path):
             spec([replace(broken, media_path=sound_only)]), tmp_path / "out", options={}, files=(), progress=Counter()
         )
     assert err.value.code == "video.not_video"
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p", "yuv444p", "yuv420p10le"])
+def test_the_pixel_format_is_read_from_the_parameter_sets(tmp_path, pix_fmt):
+    """Probing skips inter frames, so the pixel format comes from the SPS: it must agree with FFmpeg."""
+    from egocrowd.releases.exporters._video import h264_pix_fmt, inspect_clip
+
+    path = tmp_path / f"{pix_fmt}.mp4"
+    write_video(path, coded_frames(3, (64, 64)), fps=FPS, pix_fmt=pix_fmt)
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        assert cc.pix_fmt == pix_fmt == h264_pix_fmt(bytes(cc.extradata))
+    with inspect_clip(path) as read:
+        assert read.timing.pix_fmt == pix_fmt
+        reason = read.timing.copy_reason(FPS, (64, 64))
+    assert (reason is None) == (pix_fmt == "yuv420p")
+    assert h264_pix_fmt(b"") is None and h264_pix_fmt(b"\x00\x00\x00\x01gB") is None

@@ -108,7 +108,9 @@ class ClipRead:
 def inspect_clip(path: Path, *, keep_packets: bool = False, sample: bool = False) -> Iterator[ClipRead]:
     """Open the clip and demux its first video stream (decoding at most its first keyframe, for
     ``sample``); ``MediaError`` when it will not open. Kept packets are valid inside the block."""
-    with open_media(path) as container:
+    # Probing decodes a few frames to learn what the demuxer already knows, except the pixel
+    # format, which the H.264 parameter sets say (h264_pix_fmt): so probing skips inter frames.
+    with open_media(path, decoder_options={"skip_frame": "nonkey"}) as container:
         keep = keep_packets and Path(path).stat().st_size <= KEEP_PACKETS_BYTES
         if not container.streams.video:
             raise MediaError(f"{Path(path).name} has no video stream", code="video.not_video")
@@ -138,7 +140,7 @@ def inspect_clip(path: Path, *, keep_packets: bool = False, sample: bool = False
             codec=stream.codec.name,
             width=cc.width,
             height=cc.height,
-            pix_fmt=cc.pix_fmt,
+            pix_fmt=cc.pix_fmt or (h264_pix_fmt(bytes(cc.extradata or b"")) if stream.codec.name == "h264" else None),
             time_base=Fraction(stream.time_base),
             extradata=bytes(cc.extradata or b""),
             pts=pts,
@@ -155,6 +157,54 @@ def _decode_one(cc: Any, packet: Any) -> Any | None:
     except av.FFmpegError:
         return None
     return frames[0] if frames else None
+
+
+_HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
+
+
+def h264_pix_fmt(avcc: bytes) -> str | None:
+    """The pixel format an H.264 stream's first sequence parameter set declares ("yuv420p" for
+    8-bit 4:2:0), read from MP4's avcC box; None when it cannot be read. Written here because
+    FFmpeg only says it after decoding frames (ISO/IEC 14496-10 7.3.2.1.1, 14496-15 5.3.3.1)."""
+    if len(avcc) < 8 or avcc[0] != 1 or avcc[5] & 0x1F == 0:
+        return None
+    size = int.from_bytes(avcc[6:8], "big")
+    nal = avcc[8 : 8 + size]
+    if len(nal) < 4 or nal[0] & 0x1F != 7:
+        return None
+    rbsp = nal[1:].replace(b"\x00\x00\x03", b"\x00\x00")  # emulation prevention bytes
+    profile = rbsp[0]
+    bits = "".join(f"{b:08b}" for b in rbsp[3:40])
+    pos = 0
+
+    def ue() -> int:
+        nonlocal pos
+        zeros = 0
+        while pos < len(bits) and bits[pos] == "0":
+            zeros += 1
+            pos += 1
+        value = int(bits[pos : pos + zeros + 1] or "1", 2) - 1
+        pos += zeros + 1
+        return value
+
+    try:
+        ue()  # seq_parameter_set_id
+        chroma, depth_luma, depth_chroma = 1, 0, 0
+        if profile in _HIGH_PROFILES:
+            chroma = ue()
+            if chroma == 3:
+                pos += 1  # separate_colour_plane_flag
+            depth_luma, depth_chroma = ue(), ue()
+    except ValueError:
+        return None
+    if pos > len(bits):
+        return None
+    names = {0: "gray", 1: "yuv420p", 2: "yuv422p", 3: "yuv444p"}
+    name = names.get(chroma)
+    if name is None:
+        return None
+    depth = 8 + max(depth_luma, depth_chroma)
+    return name if depth == 8 else f"{name}{depth}le"
 
 
 @dataclass(slots=True)
@@ -366,4 +416,4 @@ def labels_at(spans: list[tuple[int, int, int]], times_ms: np.ndarray) -> np.nda
     return out
 
 
-__all__ = ["ClipRead", "ClipTiming", "ImageStats", "Placed", "VideoFile", "inspect_clip", "labels_at"]
+__all__ = ["ClipRead", "ClipTiming", "h264_pix_fmt", "ImageStats", "Placed", "VideoFile", "inspect_clip", "labels_at"]
