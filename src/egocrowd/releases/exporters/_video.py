@@ -82,8 +82,8 @@ class ClipTiming:
         ticks = self.ticks_per_frame(fps)
         if ticks is None or not self.pts:
             return f"time base {self.time_base} cannot hold {fps} frames a second exactly"
-        p0 = self.pts[0]
-        if any(p != p0 + i * ticks for i, p in enumerate(self.pts)):
+        steps = np.diff(np.asarray(self.pts, dtype=np.int64))
+        if steps.size and not (steps == ticks).all():
             return f"not a constant {fps} frames a second"
         return None
 
