@@ -112,6 +112,8 @@ def test_the_layout_follows_lerobots_rules(exported, release):
     assert info["features"][CAMERA]["shape"] == [128, 160, 3]
     assert {"source_timestamp", "subtask_index", "clip_sha256", "campaign_id", "release_id"} <= set(info["features"])
     assert info["chunks_size"] == 1000 and info["data_path"].startswith("data/chunk-{chunk_index:03d}")
+    ours = json.loads((out / "meta" / "egocrowd.json").read_text())
+    assert ours["release_id"] == release.release_id and ours["reencoded_episodes"] == 2
     # one progress tick per clip; every file that carries clips is named, relative to the release root
     assert progress.done == len(release.items)
     for rel, clip_ids in carried.items():
@@ -250,11 +252,15 @@ def test_the_checker_finds_broken_datasets(exported, tmp_path):
     (broken / "videos" / CAMERA / "chunk-000" / "file-002.mp4").unlink()
     info = json.loads((broken / "meta" / "info.json").read_text())
     info["total_frames"] += 1
+    info["egocrowd"] = {}
+    info["video_files_size_in_mb"] = 0
     (broken / "meta" / "info.json").write_text(json.dumps(info))
     problems = check_layout(broken)
     assert any("timestamp differs" in p for p in problems)
     assert any("file-002.mp4 is missing" in p for p in problems)
     assert any("total_frames" in p for p in problems)
+    assert any("does not know" in p for p in problems)
+    assert any("video_files_size_in_mb" in p for p in problems)
 
 
 def test_the_checker_finds_a_video_span_that_lies(exported, tmp_path):

@@ -51,6 +51,11 @@ EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.par
 #: frames per data parquet file: our rows are small (about 40 bytes compressed), so this keeps a
 #: file far under DATA_FILES_SIZE_IN_MB without measuring it while it is written
 DATA_FILE_FRAMES = 1_000_000
+#: what LeRobot's DatasetInfo knows; it warns about any other key of meta/info.json
+INFO_KEYS = {
+    "codebase_version", "fps", "features", "total_episodes", "total_frames", "total_tasks", "chunks_size",
+    "data_files_size_in_mb", "video_files_size_in_mb", "data_path", "video_path", "robot_type", "splits", "tools",
+}  # fmt: skip
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 TOLERANCE_S = 1e-4
 STATS_CLIPS = 10  # LeRobot's default tolerance between a timestamp and frame_index / fps
@@ -271,7 +276,7 @@ def export_lerobot(
                 "video.width": size[0],
                 "video.codec": "h264",
                 "video.pix_fmt": "yuv420p",
-                "video.is_depth_map": False,
+                "is_depth_map": False,
                 "video.fps": fps,
                 "video.channels": 3,
                 "has_audio": False,
@@ -288,22 +293,29 @@ def export_lerobot(
         "total_tasks": len(tasks),
         "chunks_size": CHUNKS_SIZE,
         "data_files_size_in_mb": DATA_FILES_SIZE_IN_MB,
-        "video_files_size_in_mb": int(opts["video_files_size_in_mb"]),
+        "video_files_size_in_mb": max(1, round(opts["video_files_size_in_mb"])),  # LeRobot: a positive int
         "fps": fps,
         "splits": {"train": f"0:{len(episodes)}"},
         "data_path": DATA_PATH,
         "video_path": VIDEO_PATH,
         "features": features,
-        "egocrowd": {
-            "release_id": spec.release_id,
-            "release": spec.name,
-            "version": spec.version,
-            "format_version": 1,
-            "reencoded_episodes": sum(1 for e in episodes if e["reencoded"]),
+    }
+    # Ours beside LeRobot's files, not inside info.json: LeRobot warns about every key it does not know.
+    ours = {
+        "release_id": spec.release_id,
+        "release": spec.name,
+        "version": spec.version,
+        "format_version": 1,
+        "fps": fps,
+        "reencoded_episodes": sum(1 for e in episodes if e["reencoded"]),
+        "columns": {
             "subtask_index": "index into meta/tasks.parquet of the span label at the frame's source time, -1 when none",
+            "source_timestamp": "seconds from the source clip's first frame to the frame shown",
+            "clip_sha256": "sha256 of the raw upload (provenance; its bytes are not in the release)",
         },
     }
     (out / "meta").mkdir(parents=True, exist_ok=True)
+    (out / "meta" / "egocrowd.json").write_text(json.dumps(ours, indent=2) + "\n")
     (out / "meta" / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     frame_stats = {name: _numeric_stats(np.concatenate(values)) for name, values in columns.items() if values}
     image = stats.as_lerobot()
@@ -417,6 +429,12 @@ def check_layout(root: Path, *, decode_videos: bool = True) -> list[str]:
             problems.append(f"meta/info.json has no {key}")
     if problems:
         return problems
+    unknown = sorted(set(info) - INFO_KEYS)
+    if unknown:
+        problems.append(f"meta/info.json has keys LeRobot does not know (it warns): {unknown}")
+    for key in ("chunks_size", "data_files_size_in_mb", "video_files_size_in_mb"):
+        if not isinstance(info.get(key), int) or info[key] <= 0:
+            problems.append(f"{key} must be a positive whole number")
     if info["codebase_version"] != CODEBASE_VERSION:
         problems.append(f"codebase_version is {info['codebase_version']!r}, not {CODEBASE_VERSION!r}")
     fps = info["fps"]
