@@ -11,8 +11,9 @@ media, and LeRobot again on variable-rate clips against a plain PyAV decode + en
    clip is a different sequence of those segments, remuxed (a valid, distinct mp4 per clip).
    The variable-rate clips (``--resample-clips`` of them) are the same packets with irregular
    timestamps (25 to 45 ms apart), as phones record.
-2. No re-encode needed: the wall time of ``shutil.copyfile`` for every clip (the files are read
-   once beforehand, so every measurement starts from the page cache) against the LeRobot exporter
+2. No re-encode needed: the wall time of ``shutil.copyfile`` for every clip (before every
+   measurement the clips are read into the page cache and ``os.sync`` writes back whatever the
+   previous one left, so each starts from the same state) against the LeRobot exporter
    (packets copied into concatenated files, frame parquet, metadata) and the WebDataset exporter
    (tar shards). Ratio = copy time / export time (1.0: as fast as copying the bytes). Best of
    ``--repeat`` runs each.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import resource
 import shutil
 import sys
@@ -186,7 +188,11 @@ def spec(its: list[ReleaseItem]) -> ReleaseSpec:
 
 
 def warm(paths: list[Path]) -> int:
-    return sum(len(p.read_bytes()) for p in paths)
+    """Every clip in the page cache, and nothing left to write back from what ran before (the
+    kernel slows down writers while it flushes): each measurement starts from the same state."""
+    size = sum(len(p.read_bytes()) for p in paths)
+    os.sync()
+    return size
 
 
 def byte_copy(paths: list[Path], work: Path) -> Timed:
@@ -246,7 +252,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each copy-speed measurement; the best counts")
     args = ap.parse_args()
 
-    log(f"making clips in {CACHE} (cached)...")
+    log(f"clips: made once, kept in {CACHE}")
     cfr = make_clips(args.clips, args.seconds, variable=False)
     vfr = make_clips(args.resample_clips, args.seconds, variable=True) if args.resample_clips else []
     total = warm(cfr)
@@ -259,7 +265,9 @@ def main() -> None:
         for _ in range(args.repeat):
             warm(cfr)
             copies.append(byte_copy(cfr, work))
+            warm(cfr)
             lerobots.append(run_export("lerobot", s, work, {"fps": FPS}))
+            warm(cfr)
             wdss.append(run_export("webdataset", s, work, {}))
         copy = min(copies, key=lambda t: t.wall)
         lr = min(lerobots, key=lambda t: t.wall)
@@ -274,6 +282,7 @@ def main() -> None:
             warm(vfr)
             rs = spec(items(vfr))
             plain = plain_transcode(vfr, work)
+            warm(vfr)
             res = run_export("lerobot", rs, work, {"fps": FPS})
             resample_ratio = plain.cpu / res.cpu
             print(f"{len(vfr)} variable-rate clips: plain decode + encode {plain.wall:.2f} s wall ({plain.cpu:.2f} s CPU), "

@@ -30,8 +30,6 @@ from egocrowd.media.opener import open_media
 
 #: how many frames of a re-encoded clip feed the image statistics (at most), evenly spread
 STATS_FRAMES = 8
-#: FFmpeg's output buffer for the concatenated files
-WRITE_BUFFER = 4 * 1024 * 1024
 #: the side the statistics' frames are shrunk to (about, keeping the aspect), as LeRobot does
 STATS_SIDE = 150
 
@@ -266,10 +264,7 @@ class VideoFile:
         self.frames = 0
         self.bytes = 0  # of video packets written so far
         self.signature: tuple[Any, ...] = copy_of.signature() if copy_of else ("encode", size)
-        # FFmpeg writes through our file object in 4 MB pieces: its own file protocol writes 32 KB
-        # at a time, which halves the throughput of copying clips on a busy disk.
-        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
-        self._container = av.open(self._file, "w", format="mp4", buffer_size=WRITE_BUFFER)
+        self._container = av.open(str(path), "w", format="mp4")
         self._last_dts: int | None = None
         self._stream: Any = None
         self._encoder = encoder
@@ -383,10 +378,7 @@ class VideoFile:
         if self._stream is not None and self.signature[0] == "encode":
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
-        try:
-            self._container.close()
-        finally:
-            self._file.close()
+        self._container.close()
 
 
 def _decoded(container: Any, source: Any, tb: Fraction) -> Iterator[tuple[Any, float]]:
