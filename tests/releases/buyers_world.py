@@ -159,6 +159,7 @@ def _release(w: BuyersWorld, **over: Any) -> int:
         o = s.get(Clip, w.clip_ids[0]).campaign.organization_id
         n = over.pop("version", None) or 1 + (s.query(Release).filter_by(organization_id=o).count())
         published = over.pop("published_at", None) or datetime.now(UTC) - timedelta(minutes=10) + timedelta(seconds=n)
+        status = over.pop("status", ReleaseStatus.published)
         r = Release(
             organization_id=o,
             name=over.pop("name", "shirt-folding"),
@@ -167,7 +168,7 @@ def _release(w: BuyersWorld, **over: Any) -> int:
             description=over.pop("description", "People folding shirts at home, hands in view."),
             licence=over.pop("licence", dict(LICENCE)),
             formats={"webdataset": {"version": 1}, "card": {"version": 1}},
-            status=over.pop("status", ReleaseStatus.published),
+            status=ReleaseStatus.building,  # its files and clips first: a published release never changes
             manifest_sha256=w.files["manifest.json"]["sha256"],
             root_hash=hashlib.sha256(w.files["manifest.json"]["bytes"]).hexdigest(),
             stats=over.pop(
@@ -190,4 +191,6 @@ def _release(w: BuyersWorld, **over: Any) -> int:
                     files=["webdataset/shard-000000.tar"],
                 )
             )
+        s.flush()
+        r.status = status  # as the builder publishes it, once complete
         return r.id

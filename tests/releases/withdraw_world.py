@@ -124,7 +124,7 @@ class WithdrawWorld:
                 name=name,
                 version=version,
                 title=f"Kitchen chores v{version}",
-                status=ReleaseStatus.published,
+                status=ReleaseStatus.building,  # files and clips first: a published release never changes
                 manifest_sha256=m.sha256,
                 root_hash=hashlib.sha256(manifest).hexdigest(),
                 published_at=utcnow(),
@@ -149,6 +149,8 @@ class WithdrawWorld:
                         files=carried[c.id],
                     )
                 )
+            s.flush()
+            r.status = ReleaseStatus.published  # as the builder publishes it, once complete
             return r.id
 
     def download(
