@@ -84,7 +84,9 @@ def top_up_count(s, campaign_id) -> int:
     return len(
         [
             t
-            for t in s.scalars(sa.select(LedgerTransaction).where(LedgerTransaction.kind == LedgerTransactionKind.top_up))
+            for t in s.scalars(
+                sa.select(LedgerTransaction).where(LedgerTransaction.kind == LedgerTransactionKind.top_up)
+            )
             if t.refs.get("campaign_id") == campaign_id
         ]
     )
@@ -233,12 +235,16 @@ def test_any_sequence_pays_each_clip_its_top_up_exactly_once(books, db, ops):
                 fund(books, s, c, "1.50")
                 clips.append(accepted_clip(books, s, c, books.user(s), minutes=o[1]))
         got = rates.topped_up(s, c.id)
-        largest = max((t.per_task_minor for t in rates.list_top_ups(s, c.id) if t.state is not TopUpState.declined), default=0)
+        largest = max(
+            (t.per_task_minor for t in rates.list_top_ups(s, c.id) if t.state is not TopUpState.declined), default=0
+        )
         for clip in clips:
             assert got.get(clip.id, 0) <= largest
         keys = [
             t.idempotency_key
-            for t in s.scalars(sa.select(LedgerTransaction).where(LedgerTransaction.kind == LedgerTransactionKind.top_up))
+            for t in s.scalars(
+                sa.select(LedgerTransaction).where(LedgerTransaction.kind == LedgerTransactionKind.top_up)
+            )
         ]
         assert len(keys) == len(set(keys))
         for t in rates.list_top_ups(s, c.id):
