@@ -83,6 +83,9 @@ def _example(schema: str, world) -> dict:
         # pay (#11)
         "DepositIn": {"amount": "1.00", "currency": "USD", "reason": "wire", "idempotency_key": f"k{n}"},
         "ReversalIn": {"reason": "Found after approval."},
+        # pay floors and exchange rates (#11)
+        "FloorIn": {"currency": "KES", "hourly": "300.00", "source": "Kenya's minimum wage order"},
+        "RateIn": {"base": "USD", "quote": "KES", "rate": "129.50", "source": "central bank, 2026-11-30"},
     }[schema]
 
 

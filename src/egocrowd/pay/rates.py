@@ -659,14 +659,51 @@ def worker_top_ups(session: Session, worker: User) -> list[tuple[LedgerTransacti
     return [(txn, Money(int(amount), cur), campaign) for txn, amount, cur, campaign in rows]
 
 
-def visible_rates(
-    session: Session, user: User | None, campaign_id: int
-) -> tuple[Campaign, list[Measured], list[TopUp]]:
-    """A campaign's measured rates and its top-ups, for its lab's team and admins."""
+def floors_as(session: Session, user: User | None) -> list[PayFloor]:
+    """The floor table, for admins (``pay.floors``)."""
+    policy.require(user, "pay.floors")
+    return list_floors(session)
+
+
+def rates_as(session: Session, user: User | None) -> list[Rate]:
+    """The exchange rates in use, for admins (``pay.rates``)."""
+    policy.require(user, "pay.rates")
+    return current_rates(session)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the campaign page and ``GET /campaigns/{id}/pay-rates`` show: the promised rate, the
+    floors of its countries, the measured rates and the top-ups."""
+
+    campaign: Campaign
+    expected: Money
+    floors: dict[str, Money]  # country → floor in the campaign's currency ({} when not convertible)
+    missing_rate: str | None  # "GBP→USD" when a floor's currency has no exchange rate
+    measured: list[Measured]
+    top_ups: list[TopUp]
+
+    @property
+    def floor(self) -> Money | None:
+        return max(self.floors.values(), key=lambda m: m.minor) if self.floors else None
+
+
+def report(session: Session, campaign: Campaign) -> Report:
+    expected = expected_hourly(Money(campaign.pay_cents, campaign.currency), campaign.expected_minutes)
+    try:
+        floors, missing = floors_for(session, campaign), None
+    except Conflict as e:
+        floors, missing = {}, f"{e.extra.get('base')}→{e.extra.get('quote')}"
+    return Report(campaign, expected, floors, missing, measure(session, campaign), list_top_ups(session, campaign.id))
+
+
+def visible_report(session: Session, user: User | None, campaign_id: int) -> Report:
+    """A campaign's rates and top-ups, for its lab's team and admins (``campaign.not_found`` for
+    anyone else)."""
     c = session.get(Campaign, campaign_id)
     if c is None or not policy.can(user, "org.view", c.organization):
         raise NotFound(f"No campaign {campaign_id}.", code="campaign.not_found")
-    return c, measure(session, c), list_top_ups(session, c.id)
+    return report(session, c)
 
 
 __all__ = [
@@ -700,7 +737,11 @@ __all__ = [
     "set_rate",
     "settle_top_ups",
     "top_up_per_task",
-    "visible_rates",
+    "visible_report",
+    "report",
+    "Report",
+    "floors_as",
+    "rates_as",
     "worker_top_ups",
     "working_seconds",
 ]

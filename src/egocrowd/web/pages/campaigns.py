@@ -34,7 +34,7 @@ from egocrowd.campaigns.schema import (
 )
 from egocrowd.db.models import Campaign, CampaignStatus
 from egocrowd.errors import Conflict, EgocrowdError, InvalidInput
-from egocrowd.pay import budgets
+from egocrowd.pay import budgets, rates
 from egocrowd.web.auth import unit, viewer
 from egocrowd.web.pages.forms import GENERAL, Words, field_errors, summary
 from egocrowd.web.pages.render import RawForm, TextForm, confirm_first, render, see_other
@@ -595,6 +595,7 @@ def campaign_detail(request: Request, campaign_id: Id):
             review_words=review_words(c.review),
             annotation_words=annotation_words(c.annotation),
             budget=budgets.budget(ctx.session, c) if glance else None,
+            pay_report=rates.report(ctx.session, c) if glance else None,  # hourly rates, floors, top-ups
             deposit_key=secrets.token_hex(16),  # one deposit per form drawn: a double submit posts once
         )
 
