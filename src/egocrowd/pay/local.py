@@ -72,7 +72,7 @@ class Local:
         if money.currency == self.currency:
             return None
         converted = self.convert(money)
-        return None if converted is None else "≈ " + show(converted, self.locale)
+        return None if converted is None else "≈\u00a0" + show(converted, self.locale)  # kept on one line
 
     def rate_words(self, currency: str) -> str | None:
         """ "1 USD = 129.5 KES (central bank, set 2026-11-30)", for the page's footnote."""

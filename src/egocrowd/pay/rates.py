@@ -687,6 +687,15 @@ class Report:
     def floor(self) -> Money | None:
         return max(self.floors.values(), key=lambda m: m.minor) if self.floors else None
 
+    @property
+    def topped_up_rate(self) -> Money | None:
+        """The measured capture rate with the largest paid top-up added to the pay (None without one)."""
+        paid = [t.per_task_minor for t in self.top_ups if t.state is TopUpState.paid]
+        capture = self.measured[0]
+        if not paid or capture.median_seconds is None:
+            return None
+        return hourly(Money(capture.pay.minor + max(paid), capture.pay.currency), capture.median_seconds)
+
 
 def report(session: Session, campaign: Campaign) -> Report:
     expected = expected_hourly(Money(campaign.pay_cents, campaign.currency), campaign.expected_minutes)
