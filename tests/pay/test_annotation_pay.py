@@ -1,4 +1,4 @@
-"""Paying annotators (egocrowd.pay.annotations) on SQLite and PostgreSQL: a submitted answer of a
+"""Paying annotators (egocrowd.pay.answers) on SQLite and PostgreSQL: a submitted answer of a
 campaign that pays for annotation is paid once from its budget, a too-fast one is not, the idle time
 the page saw is kept within the task's span, and the budget counts annotation in its cost."""
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from egocrowd.db.models import AnnotationTask, Campaign, LedgerTransaction, User
 from egocrowd.labels import tasks
-from egocrowd.pay import annotations, budgets, ledger, rates
+from egocrowd.pay import answers, budgets, ledger, rates
 from egocrowd.pay.money import Money
 from tests.labels.annotating import accepted_clip, annotation_campaign, annotator, span
 from tests.platform.helpers import make_user
@@ -53,7 +53,7 @@ def test_an_answer_is_paid_once_and_a_too_fast_one_not_at_all(paid_setup):
     with world.db.transaction() as s:
         task = s.get_one(AnnotationTask, first)
         assert task.idle_seconds == 10
-        again = annotations.pay_for_answer(s, task, None)  # a retry: the same posting
+        again = answers.pay_for_answer(s, task, None)  # a retry: the same posting
         assert again is not None and again.idempotency_key == f"annotation:{first}:accepted"
         n = s.scalar(sa.select(sa.func.count()).where(LedgerTransaction.idempotency_key == again.idempotency_key))
         assert n == 1 and again.kind.value == "annotation_accepted"
@@ -63,8 +63,8 @@ def test_an_answer_is_paid_once_and_a_too_fast_one_not_at_all(paid_setup):
     with world.db.transaction() as s:
         task = s.get_one(AnnotationTask, fast)
         assert "too_fast" in task.flags and task.idle_seconds == 0  # idle kept within the 0.5 s span
-        assert annotations.pay_for_answer(s, task, None) is None
-        assert [t.id for t in annotations.payable_tasks(s, cid)] == [first]
+        assert answers.pay_for_answer(s, task, None) is None
+        assert [t.id for t in answers.payable_tasks(s, cid)] == [first]
         assert ledger.verify(s) == []
 
 
@@ -93,9 +93,9 @@ def test_the_budget_counts_annotation_and_a_short_budget_owes_it_until_a_deposit
     owed = _answer(world.db, a, after_s=30)
     assert _earned(world.db, a) == Money(0, "USD")
     with world.db.transaction() as s:
-        assert [t.id for t in annotations.owed_answers(s, cid)] == [owed]
+        assert [t.id for t in answers.owed_answers(s, cid)] == [owed]
         c = s.get_one(Campaign, cid)
         admin = s.scalar(sa.select(User).where(User.role == "admin").limit(1))
         budgets.record_deposit(s, c, Money(100, "USD"), admin, reason="top", idempotency_key=f"more:{cid}")
-        assert annotations.owed_answers(s, cid) == []
+        assert answers.owed_answers(s, cid) == []
     assert _earned(world.db, a) == Money(20, "USD")

@@ -353,7 +353,8 @@ def _fair_to_workers(c: Campaign, changes: dict) -> None:
         if changes.get(group) is None:
             continue
         new_value = _columns({group: changes[group]})[group].get(key)
-        model = {"review": ReviewSettings, "annotation": AnnotationSettings, "pay_policy": PaySettings}[group]
+        models: dict[str, Any] = {"review": ReviewSettings, "annotation": AnnotationSettings, "pay_policy": PaySettings}
+        model = models[group]
         old_value = getattr(model.model_validate(getattr(c, group) or {}), key)
         if new_value is not None and (new_value < old_value if up else new_value > old_value):
             raise Conflict(

@@ -48,7 +48,7 @@ from egocrowd.db.models import (
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from egocrowd.inputs import InputModel
-from egocrowd.pay import annotations as pay_annotations
+from egocrowd.pay import answers as pay_answers
 from egocrowd.pay import budgets, rates
 from egocrowd.pipeline import runner
 
@@ -491,7 +491,7 @@ def submit(
     """Store the annotator's answer once (see the module doc). An empty answer must say so with
     ``nothing_happens``; a non-empty one may not. ``idle_seconds``: the idle time the page saw
     (kept within claim → submit; pay.rates). A campaign that pays for annotation pays the answer
-    (pay.annotations)."""
+    (pay.answers)."""
     now = now or db_now(session)
     task = get_task(session, user, task_id)
     if task.annotator_id != user.id:
@@ -550,7 +550,7 @@ def submit(
         {"clip_id": task.clip_id, "round": task.round, "spans": len(parsed), "flags": flags},
     )
     session.flush()
-    pay_annotations.pay_for_answer(session, task, None, fee_bps=budgets.fee_bps())
+    pay_answers.pay_for_answer(session, task, None, fee_bps=budgets.fee_bps())
     if not task.is_gold:
         _maybe_aggregate(session, task.clip, task.round)
     return task

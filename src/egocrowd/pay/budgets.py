@@ -30,7 +30,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, NotFound
-from egocrowd.pay import annotations, ledger, rates
+from egocrowd.pay import answers, ledger, rates
 from egocrowd.pay.money import Money, fee_for
 
 
@@ -41,10 +41,10 @@ def fee_bps() -> int:
 
 def cost_per_clip(campaign: Campaign) -> Money:
     """What one accepted clip takes from the budget: the worker's pay plus the platform's fee, and,
-    when the campaign pays for annotation, its ``per_clip`` answers' pay and fees (pay.annotations)."""
+    when the campaign pays for annotation, its ``per_clip`` answers' pay and fees (pay.answers)."""
     pay = Money(campaign.pay_cents, campaign.currency)
     cost = pay + fee_for(pay, fee_bps())
-    per_answer = annotations.pay_cents(campaign)
+    per_answer = answers.pay_cents(campaign)
     if per_answer > 0:
         answer = Money(per_answer, campaign.currency)
         k = int((campaign.annotation or {}).get("per_clip") or 1)
@@ -109,7 +109,7 @@ def record_deposit(
     ``ledger.posted``), then pays any clips, annotation answers and top-ups whose pay was owed. A retried form (same key) posts once."""
     txn = ledger.deposit(session, campaign, money, actor, idempotency_key=idempotency_key, reason=reason)
     settle_owed(session, campaign, actor)
-    annotations.settle_owed(session, campaign, actor)
+    answers.settle_owed(session, campaign, actor)
     rates.settle_top_ups(session, campaign, actor)
     return txn
 

@@ -31,7 +31,7 @@ from egocrowd.db.models import (
     LedgerTransaction,
     User,
 )
-from egocrowd.pay import annotations, ledger, rates
+from egocrowd.pay import answers, ledger, rates
 from egocrowd.pay.money import Money
 
 #: the clip states whose pay is still to be decided (sent, checks running or passed, nobody decided)
@@ -79,7 +79,7 @@ class TopUpLine:
 
 @dataclass(frozen=True)
 class AnswerLine:
-    """An annotation answer of the worker's and its pay (pay.annotations)."""
+    """An annotation answer of the worker's and its pay (pay.answers)."""
 
     task_id: int
     clip_id: int
@@ -251,7 +251,7 @@ def _answers(session: Session, worker: User, limit: int) -> list[AnswerLine]:
     rows = session.execute(
         sa.select(AnnotationTask, Campaign, paid, undo)
         .join(Campaign, Campaign.id == AnnotationTask.campaign_id)
-        .outerjoin(paid, paid.idempotency_key == annotations.payment_key_sql())
+        .outerjoin(paid, paid.idempotency_key == answers.payment_key_sql())
         .outerjoin(undo, undo.reverses_id == paid.id)
         .where(AnnotationTask.annotator_id == worker.id, AnnotationTask.status == AnnotationTaskStatus.submitted)
         .order_by(AnnotationTask.id.desc())
@@ -259,14 +259,14 @@ def _answers(session: Session, worker: User, limit: int) -> list[AnswerLine]:
     ).all()
     out = []
     for task, campaign, payment, reversal in rows:
-        cents = annotations.pay_cents(campaign)
+        cents = answers.pay_cents(campaign)
         if cents <= 0 and payment is None:
             continue
         amount = Money(cents, campaign.currency)
         if payment is not None:
             state = "reversed" if reversal is not None else "approved"
         else:
-            state = "owed" if annotations.payable(task) else "withheld"
+            state = "owed" if answers.payable(task) else "withheld"
         worked = (
             rates.working_seconds(task.claimed_at, task.submitted_at, task.idle_seconds)
             if task.submitted_at is not None

@@ -37,7 +37,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, InvalidInput, NotFound
-from egocrowd.pay import ledger
+from egocrowd.pay import answers, ledger
 from egocrowd.pay.money import Money, fee_for, minor_digits
 
 #: the least number of accepted tasks whose median is trusted enough to propose a top-up
@@ -357,17 +357,16 @@ def clip_working_times(session: Session, campaign_id: int) -> list[int]:
             Clip.campaign_id == campaign_id, Clip.status == ClipStatus.accepted, Assignment.submitted_at.is_not(None)
         )
     ).all()
-    return [working_seconds(c, s, i) for c, s, i in rows]
+    return [working_seconds(c, s, i) for c, s, i in rows if s is not None]
 
 
 def annotation_working_times(session: Session, campaign_id: int) -> list[int]:
-    """Working seconds of the campaign's paid annotation answers (see pay.annotations)."""
-    from egocrowd.pay import annotations
+    """Working seconds of the campaign's paid annotation answers (see pay.answers)."""
 
     return [
-        working_seconds(t.claimed_at, t.submitted_at, t.idle_seconds)
-        for t in annotations.payable_tasks(session, campaign_id)
-        if t.submitted_at is not None
+        working_seconds(t.claimed_at, sent, t.idle_seconds)
+        for t in answers.payable_tasks(session, campaign_id)
+        if (sent := t.submitted_at) is not None
     ]
 
 

@@ -198,7 +198,7 @@ def task_submit(request: Request, task_id: Id, form: RawForm):
             task_id,
             spans,
             nothing_happens=form.get("nothing_happens") == "yes",
-            idle_seconds=rates.parse_idle(form.get("idle_seconds")),  # set by idle.js; absent without it
+            idle_seconds=rates.parse_idle(str(form.get("idle_seconds") or "")),  # set by idle.js; absent without it
         )
         return "/annotate?m=annotation_sent"
 
