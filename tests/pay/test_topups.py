@@ -19,6 +19,7 @@ from egocrowd.clock import utcnow
 from egocrowd.db.models import (
     Assignment,
     AssignmentStatus,
+    Campaign,
     ClipStatus,
     LedgerTransaction,
     LedgerTransactionKind,
@@ -213,33 +214,36 @@ op = st.one_of(
 )
 @given(ops=st.lists(op, max_size=12))
 def test_any_sequence_pays_each_clip_its_top_up_exactly_once(books, db, ops):
-    """Whatever the order of proposals, decisions, retried payments, deposits and new clips, each
-    clip's top-ups add up to what the top-ups paid say, and never to more than the largest one."""
+    """Whatever the order of proposals, decisions, retried payments, deposits and new clips (each in
+    its own database transaction, as requests and housekeeping rounds are), every top-up key is
+    posted once, no clip gets more than the largest top-up, and a paid top-up reached every clip it
+    counted."""
     with db.transaction() as s:
-        c, workers, clips = underpaid(books, s, deposit="7.50")  # the budget holds nothing more
-        admin = books.admin(s)
-        for o in ops:
+        c, _, clips = underpaid(books, s, deposit="7.50")  # the budget holds nothing more
+        cid, clip_ids = c.id, [x.id for x in clips]
+    for o in ops:
+        with db.transaction() as s:
+            c, admin = s.get_one(Campaign, cid), books.admin(s)
             if o[0] == "propose":
                 rates.propose(s, c)
             elif o[0] == "decide":
-                open_ = [t for t in rates.list_top_ups(s, c.id) if t.state is TopUpState.proposed]
+                open_ = [t for t in rates.list_top_ups(s, cid) if t.state is TopUpState.proposed]
                 if open_:
                     rates.decide(s, admin, open_[0], accept=o[1])
             elif o[0] == "pay":
-                for t in rates.list_top_ups(s, c.id):
+                for t in rates.list_top_ups(s, cid):
                     if t.state in (TopUpState.accepted, TopUpState.paid):
                         rates.pay_top_up(s, t, admin)
             elif o[0] == "deposit":
                 fund(books, s, c, Money(o[1], "USD").format())
             else:
                 fund(books, s, c, "1.50")
-                clips.append(accepted_clip(books, s, c, books.user(s), minutes=o[1]))
-        got = rates.topped_up(s, c.id)
-        largest = max(
-            (t.per_task_minor for t in rates.list_top_ups(s, c.id) if t.state is not TopUpState.declined), default=0
-        )
-        for clip in clips:
-            assert got.get(clip.id, 0) <= largest
+                clip_ids.append(accepted_clip(books, s, c, books.user(s), minutes=o[1]).id)
+    with db.transaction() as s:
+        got = rates.topped_up(s, cid)
+        top_ups = rates.list_top_ups(s, cid)
+        largest = max((t.per_task_minor for t in top_ups if t.state is not TopUpState.declined), default=0)
+        assert all(got.get(x, 0) <= largest for x in clip_ids)
         keys = [
             t.idempotency_key
             for t in s.scalars(
@@ -247,8 +251,8 @@ def test_any_sequence_pays_each_clip_its_top_up_exactly_once(books, db, ops):
             )
         ]
         assert len(keys) == len(set(keys))
-        for t in rates.list_top_ups(s, c.id):
+        for t in top_ups:
             if t.state is TopUpState.paid:  # every clip it counted got up to its per-task amount
-                counted = rates._paid_clips(s, c.id, paid_by=t.created_at)
+                counted = rates._paid_clips(s, cid, paid_by=t.created_at)
                 assert all(got.get(x.id, 0) >= t.per_task_minor for x in counted)
         assert ledger.verify(s) == []
