@@ -26,7 +26,9 @@ from egocrowd.db.models import (
     Notification,
     OrgRole,
     Role,
+    TopUp,
     TopUpState,
+    User,
 )
 from egocrowd.errors import Conflict, Forbidden, NotFound
 from egocrowd.labels import review
@@ -255,4 +257,31 @@ def test_any_sequence_pays_each_clip_its_top_up_exactly_once(books, db, ops):
             if t.state is TopUpState.paid:  # every clip it counted got up to its per-task amount
                 counted = rates._paid_clips(s, cid, paid_by=t.created_at)
                 assert all(got.get(x.id, 0) >= t.per_task_minor for x in counted)
+        assert ledger.verify(s) == []
+
+
+def test_many_accepting_and_paying_one_top_up_at_once_pay_it_once(books, db):
+    """Two lab members clicking, a retried request and housekeeping's settle, all at the same moment
+    on their own connections: each clip's top-up is posted once (the row lock orders the deciders,
+    the ledger key the payments)."""
+    from tests.pay.test_concurrency import _race
+
+    with db.transaction() as s:
+        c, workers, _ = underpaid(books, s)
+        t = rates.propose(s, c)
+        cid, tid, worker_ids = c.id, t.id, [w.id for w in workers]
+
+    def click(i):
+        with db.transaction() as s:
+            admin = books.admin(s)
+            if i % 3 == 2:
+                return rates.settle_top_ups(s, s.get_one(Campaign, cid), admin)
+            return rates.decide(s, admin, s.get_one(TopUp, tid), accept=True).state.value
+
+    results = _race(click, 6)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    with db.transaction() as s:
+        assert s.get_one(TopUp, tid).state is TopUpState.paid
+        assert top_up_count(s, cid) == 5
+        assert all(earned(s, s.get_one(User, w)) == usd("2.00") for w in worker_ids)
         assert ledger.verify(s) == []
