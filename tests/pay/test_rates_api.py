@@ -201,3 +201,18 @@ def test_the_admin_pay_page_sets_a_floor_and_a_rate(client, people):
     html = client.get("/admin/pay").text
     assert 'data-floor="NG"' in html and "1000.00 NGN" in html and "1550.25 NGN" in html
     assert client.get("/admin/pay", headers=people["lab"].headers).status_code in (403, 303, 401)
+
+
+def test_automatic_top_ups_are_a_campaign_setting_that_only_goes_on_once_live(client, people):
+    lab = people["lab"]
+    page_login(client, lab)
+    form = client.get("/campaigns/new").text
+    assert 'name="pay_policy_auto_top_up"' in form and "Top up pay automatically" in form
+    cid = open_campaign(client, lab)["id"]
+    got = client.get(f"{API}/campaigns/{cid}", headers=lab.headers).json()
+    assert got["pay_policy"] == {"auto_top_up": False}
+    on = client.patch(f"{API}/campaigns/{cid}", json={"pay_policy": {"auto_top_up": True}}, headers=lab.headers)
+    assert on.status_code == 200 and on.json()["pay_policy"] == {"auto_top_up": True}
+    off = client.patch(f"{API}/campaigns/{cid}", json={"pay_policy": {"auto_top_up": False}}, headers=lab.headers)
+    body = assert_problem(off, 409, "campaign.unfair_change")
+    assert body["field"] == "pay_policy.auto_top_up"

@@ -29,6 +29,7 @@ from egocrowd.campaigns.schema import (
     CampaignPatch,
     CaptureRequirements,
     DataUse,
+    PaySettings,
     PrivacySettings,
     ReviewSettings,
 )
@@ -119,6 +120,7 @@ SETTINGS_GROUPS: dict[str, type[BaseModel]] = {
     "privacy": PrivacySettings,
     "review": ReviewSettings,
     "annotation": AnnotationSettings,
+    "pay_policy": PaySettings,  # fair pay (#11, pay.rates): automatic top-ups
 }
 
 
@@ -310,6 +312,7 @@ def sections() -> tuple[Section, ...]:
         Section("Privacy", settings_inputs("privacy"), "privacy"),
         Section("Review", settings_inputs("review"), "review"),
         Section("Annotation", settings_inputs("annotation"), "annotation"),
+        Section("Fair pay", settings_inputs("pay_policy"), "fair-pay"),
         Section(
             "Who can take part",
             (
