@@ -65,6 +65,13 @@ def pg_schema_url():
     admin.dispose()
 
 
+#: migration 0010's one seeded row, as it inserts it: Prolific's minimum, everywhere (pay.rates)
+SEEDED_PAY_FLOOR = (
+    "INSERT INTO pay_floors (country, currency, hourly_minor, source, updated_at) VALUES "
+    "('*', 'USD', 800, 'Prolific minimum hourly rate for participants (USD 8.00 per hour)', CURRENT_TIMESTAMP)"
+)
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request, tmp_path, sqlite_template):
     if request.param == "sqlite":
@@ -88,6 +95,8 @@ def db_url(request, tmp_path, sqlite_template):
                 # Superuser only: skips the triggers that refuse TRUNCATE on the audit log.
                 c.execute(sa.text("SET LOCAL session_replication_role = replica"))
                 c.execute(sa.text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"))
+                # put back the rows the migrations seed (0010: the default pay floor, which no code removes)
+                c.execute(sa.text(SEEDED_PAY_FLOOR))
         eng.dispose()
 
 

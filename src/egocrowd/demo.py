@@ -12,7 +12,7 @@ from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn
 from egocrowd.db.models import Campaign, Clip, ClipStatus, DeidStatus, Derivative, Role, User
 from egocrowd.labels import tasks
-from egocrowd.pay import budgets, payouts
+from egocrowd.pay import budgets, payouts, rates
 
 CONSENT_FAMILY = "egocrowd-worker"
 CONSENT_VERSION = "egocrowd-worker-1"  # revision 1, its original (English) text; "egocrowd-worker-1-fr" in French
@@ -175,6 +175,8 @@ def seed(session: Session, blobs: BlobStore | None = None) -> list[tuple[str, st
         # payouts (#11): the demo worker is paid through PayPal; /admin/payouts makes a batch of their balance
         worker = session.scalars(sa.select(User).where(User.email == USERS[3][0])).one()
         payouts.add_method(session, worker, provider="paypal", account_ref=worker.email, currency="USD")
+        # fair pay (#11): the demo workers live in Kenya; an exchange rate shows their pay in shillings
+        rates.set_rate(session, admin, "USD", "KES", "129.50", "Demo figure: set a real one on /admin/pay")
     return [(e, p, r.value) for e, p, r, _ in USERS] + [(e, p, "annotator") for e, p in ANNOTATORS]
 
 

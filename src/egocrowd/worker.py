@@ -21,6 +21,7 @@ from egocrowd.db import Database, open_database
 from egocrowd.labels import tasks as annotation_tasks
 from egocrowd.labels.review import auto_accept_due
 from egocrowd.notifications import deliver_notifications
+from egocrowd.pay import rates
 from egocrowd.pipeline.executors import Abandoned, get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig
 from egocrowd.releases import buyers, withdrawals
@@ -68,6 +69,11 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
         with db.transaction() as s:
             return auto_accept_due(s)
 
+    def top_ups_proposed() -> int:
+        # Campaigns whose median working time shows pay under the floor get a top-up (pay.rates)
+        with db.transaction() as s:
+            return rates.propose_all(s)
+
     def recover() -> int:
         # Uploads fully received whose completion failed transiently (a database hiccup) were
         # retried only at server start (and never expire): with the phone gone, no clip until a
@@ -85,6 +91,7 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
         ("annotation_leases_expired", annotation_leases),
         ("campaigns_closed", campaigns_past_deadline),
         ("clips_auto_accepted", clips_auto_accepted),
+        ("top_ups_proposed", top_ups_proposed),
         ("uploads_expired", lambda: len(expire_uploads(upload_store))),
         ("orphan_blobs_deleted", lambda: len(sweep_orphan_blobs(db, blobs))),
         ("login_counters_forgotten", login_counters),

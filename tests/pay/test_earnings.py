@@ -104,6 +104,13 @@ def test_each_clip_has_its_state_buyer_use_and_rate(books, db):
 def test_the_api_answers_in_exact_strings(client, db):
     worker = make_user(db, "worker")
     r = client.get(f"{API}/me/earnings", headers=worker.headers)
-    assert r.status_code == 200 and r.json() == {"balances": [], "totals": {}, "weeks": [], "lines": []}
+    assert r.status_code == 200 and r.json() == {
+        "balances": [],
+        "totals": {},
+        "weeks": [],
+        "lines": [],
+        "top_ups": [],
+        "answers": [],
+    }
     assert client.get(f"{API}/me/earnings").status_code == 401
     assert client.get(f"{API}/me/earnings?limit=0", headers=worker.headers).status_code == 422

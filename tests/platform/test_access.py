@@ -59,6 +59,7 @@ def build_world(client, db) -> World:
     r = client.get(f"{API}/me/tokens", headers=a["worker"].headers)
     ids["worker_token"] = r.json()["items"][0]["id"]
     ids["missing"] = 424242
+    ids["country"] = "KE"  # a pay floor's key (#11)
     return World(a, ids)
 
 
@@ -261,6 +262,25 @@ MATRIX = [
     ),
     Row("GET", "/me/earnings", logged_in(200)),
     Row("POST", "/clips/{missing}/pay-reversal", logged_in(403, admin=404), body={"reason": "Found after approval."}),
+    # pay floors, rates and top-ups (#11): the tables are the admins'; a campaign's rates its lab's
+    Row("GET", "/pay/floors", ADMIN_ONLY),
+    Row(
+        "PUT",
+        "/pay/floors/{country}",
+        ADMIN_ONLY,
+        body={"currency": "KES", "hourly": "300.00", "source": "Kenya's minimum wage order"},
+    ),
+    Row("GET", "/pay/exchange-rates", ADMIN_ONLY),
+    Row(
+        "POST",
+        "/pay/exchange-rates",
+        logged_in(403, admin=201),
+        body={"base": "USD", "quote": "KES", "rate": "129.50", "source": "central bank, 2026-11-30"},
+    ),
+    Row("GET", "/campaigns/{open}/pay-rates", logged_in(404, owner=200, admin=200)),
+    Row("GET", "/campaigns/{b_draft}/pay-rates", logged_in(404, other_lab=200, admin=200)),
+    Row("POST", "/campaigns/{open}/top-ups/{missing}/accept", logged_in(404), note="no top-up was proposed"),
+    Row("POST", "/campaigns/{open}/top-ups/{missing}/decline", logged_in(404)),
     Row(
         "POST", "/admin/clips/{missing}/raw", logged_in(403, admin=404), body={"reason": "A complaint about this clip"}
     ),

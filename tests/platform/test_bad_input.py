@@ -106,6 +106,9 @@ def _example(schema: str, world) -> dict:
         "BatchCancelIn": {"reason": "the wire bounced"},
         "PayAppealIn": {"comment": "It was my own work, all of it."},
         "PayAppealDecisionIn": {"decision": "uphold", "comment": "The clip is a copy."},
+        # pay floors and exchange rates (#11)
+        "FloorIn": {"currency": "KES", "hourly": "300.00", "source": "Kenya's minimum wage order"},
+        "RateIn": {"base": "USD", "quote": "KES", "rate": "129.50", "source": "central bank, 2026-11-30"},
     }[schema]
 
 

@@ -232,6 +232,17 @@ class AnnotationSettings(_Strict):
     )
 
 
+class PaySettings(_Strict):
+    """Pay rules beyond the piece rate (pay.rates; docs/pay.md "Fair pay")."""
+
+    auto_top_up: bool = Field(
+        False,
+        title="Top up pay automatically",
+        description="When the measured median working time shows the pay is under the floor, pay "
+        "the difference to everyone already paid without asking the lab first.",
+    )
+
+
 class CampaignIn(_Strict):
     title: str = Field(min_length=3, max_length=200)
     instructions: str = Field(min_length=10, max_length=20000)
@@ -248,6 +259,7 @@ class CampaignIn(_Strict):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     annotation: AnnotationSettings = Field(default_factory=AnnotationSettings)
+    pay_policy: PaySettings = Field(default_factory=PaySettings)
     buyer_name: str = Field(min_length=2, max_length=200, description="Who buys the data (shown to workers)")
     consent_version: str = Field(min_length=1, max_length=40)
     deadline_at: datetime | None = Deadline
@@ -292,6 +304,7 @@ class CampaignPatch(_Strict):
     privacy: PrivacySettings | None = None
     review: ReviewSettings | None = None
     annotation: AnnotationSettings | None = None
+    pay_policy: PaySettings | None = None
     buyer_name: str | None = Field(None, min_length=2, max_length=200)
     consent_version: str | None = Field(None, min_length=1, max_length=40)
     deadline_at: datetime | None = Deadline  # null: no deadline

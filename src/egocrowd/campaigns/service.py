@@ -15,6 +15,7 @@ from egocrowd.campaigns.schema import (
     CampaignIn,
     CampaignPatch,
     DataUse,
+    PaySettings,
     PrivacySettings,
     ReviewSettings,
     check_sound,
@@ -22,7 +23,7 @@ from egocrowd.campaigns.schema import (
 from egocrowd.clock import db_now, utcnow
 from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound
-from egocrowd.pay import budgets
+from egocrowd.pay import budgets, rates
 
 S = CampaignStatus
 #: The lifecycle. Anything not listed is refused with ``campaign.bad_transition``.
@@ -37,7 +38,8 @@ TRANSITIONS: dict[CampaignStatus, set[CampaignStatus]] = {
 #: Review and annotation settings are the lab's own quality control, not terms a worker recorded
 #: under (who reviews, how many are sampled, how many annotators): they may change while live and
 #: apply to clips routed afterwards; the two that touch people's pay and waiting move only in their
-#: favour (auto-accept days down, annotators' pay up).
+#: favour (auto-accept days down, annotators' pay up). Automatic top-ups (pay_policy) may be switched
+#: on while live, never off.
 EDITABLE_WHEN_LIVE = {
     "title",
     "instructions",
@@ -46,6 +48,7 @@ EDITABLE_WHEN_LIVE = {
     "max_clips_per_worker",
     "review",
     "annotation",
+    "pay_policy",
 }
 #: Every setting a lab chooses (what a clone copies); the rest is state (status, slots, dates).
 SETTINGS = (
@@ -62,6 +65,7 @@ SETTINGS = (
     "privacy",
     "review",
     "annotation",
+    "pay_policy",
     "buyer_name",
     "consent_version",
     "deadline_at",
@@ -189,7 +193,9 @@ def update_campaign(session: Session, actor: User, campaign_id: int, patch: Camp
             code="campaign.target_below_taken",
         )
     if c.status is not S.draft and changes.get("target_clips") is not None and changes["target_clips"] > c.target_clips:
-        # a live campaign promises its target to workers: raise it only as far as the budget reaches
+        # a live campaign promises its target to workers: raise it only at a fair rate (the floors
+        # may have risen since it opened) and as far as the budget reaches
+        rates.require_above_floor(session, c, doing="raise the target")
         budgets.require_covered(session, c, target_clips=changes["target_clips"], doing="raise the target")
     before = {k: _plain(getattr(c, k)) for k in changes}
     for k, v in _columns(changes).items():
@@ -220,6 +226,8 @@ def _move(session: Session, actor: User | None, c: Campaign, target: CampaignSta
         )
     if target is S.open:
         consent.check_campaign_document(session, c.consent_version, c.organization_id, c.data_use)
+        # its promised hourly rate reaches the pay floor of every country it allows (pay.rates)
+        rates.require_above_floor(session, c, doing="open it" if c.status is S.draft else "resume it")
         # every clip a campaign takes is paid for: it opens (or resumes) only with its target funded
         budgets.require_covered(session, c, doing="open it" if c.status is S.draft else "resume it")
     before = c.status
@@ -337,11 +345,16 @@ def _fair_to_workers(c: Campaign, changes: dict) -> None:
                 code="campaign.unfair_change",
                 field=field,
             )
-    for group, key, up in (("review", "auto_accept_days", False), ("annotation", "pay_cents", True)):
+    for group, key, up in (
+        ("review", "auto_accept_days", False),
+        ("annotation", "pay_cents", True),
+        ("pay_policy", "auto_top_up", True),
+    ):
         if changes.get(group) is None:
             continue
         new_value = _columns({group: changes[group]})[group].get(key)
-        model = ReviewSettings if group == "review" else AnnotationSettings
+        models: dict[str, Any] = {"review": ReviewSettings, "annotation": AnnotationSettings, "pay_policy": PaySettings}
+        model = models[group]
         old_value = getattr(model.model_validate(getattr(c, group) or {}), key)
         if new_value is not None and (new_value < old_value if up else new_value > old_value):
             raise Conflict(
@@ -356,6 +369,7 @@ _LABEL = {
     "max_clips_per_worker": "limit per worker",
     "review.auto_accept_days": "auto-accept delay",
     "annotation.pay_cents": "annotators' pay",
+    "pay_policy.auto_top_up": "automatic top-ups",
 }
 
 

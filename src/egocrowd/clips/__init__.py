@@ -41,7 +41,8 @@ from egocrowd.db.models import (
     User,
     Withdrawal,
 )
-from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
+from egocrowd.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
+from egocrowd.pay import rates
 from egocrowd.pipeline.runner import enqueue
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -140,6 +141,13 @@ def _record_clip(
                 )
             raise Conflict(f"This assignment is {a.status.value}.", code="assignment.not_active")
         a.status, a.submitted_at = AssignmentStatus.submitted, utcnow()
+        # the idle time the capture page saw (upload metadata; checked when the upload began)
+        idle = (client_meta or {}).get("idle_seconds")
+        if idle is not None:
+            try:
+                a.idle_seconds = rates.clamp_idle(rates.parse_idle(idle), a.claimed_at, a.submitted_at)
+            except InvalidInput:  # uploads from before the check: the time is simply not measured
+                a.idle_seconds = None
     first = s.scalar(sa.select(sa.func.min(Clip.id)).where(Clip.sha256 == ref.sha256))
     campaign = s.get(Campaign, campaign_id)
     covering = consent.covering_record(s, worker_id, campaign) if campaign is not None else None

@@ -18,6 +18,7 @@ from egocrowd.clips import finish_upload
 from egocrowd.db import Database
 from egocrowd.db.models import MAX_ID, User
 from egocrowd.errors import Conflict, Forbidden, InvalidInput
+from egocrowd.pay import rates
 from egocrowd.uploads.protocol import Grant
 from egocrowd.uploads.store import UploadInfo
 
@@ -54,6 +55,7 @@ def grant_upload(
         raise InvalidInput(
             "Upload-Metadata must name the assignment (key 'assignment').", code="upload.bad_metadata"
         ) from None
+    rates.parse_idle(metadata.get("idle_seconds"))  # pay.bad_idle now, not after the last byte
     a = assignments.require_active_lease(session, worker, assignment_id)
     consent.require_cover(session, worker, a.campaign)  # a new revision or a withdrawal stops uploads
     same = sum(1 for u in open_uploads if u.context.get("assignment_id") == a.id)

@@ -48,6 +48,8 @@ from egocrowd.db.models import (
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from egocrowd.inputs import InputModel
+from egocrowd.pay import answers as pay_answers
+from egocrowd.pay import budgets, rates
 from egocrowd.pipeline import runner
 
 T = AnnotationTaskStatus
@@ -483,10 +485,13 @@ def submit(
     spans: Sequence[SpanIn | dict[str, Any]],
     *,
     nothing_happens: bool = False,
+    idle_seconds: int | None = None,
     now: datetime | None = None,
 ) -> AnnotationTask:
     """Store the annotator's answer once (see the module doc). An empty answer must say so with
-    ``nothing_happens``; a non-empty one may not."""
+    ``nothing_happens``; a non-empty one may not. ``idle_seconds``: the idle time the page saw
+    (kept within claim → submit; pay.rates). A campaign that pays for annotation pays the answer
+    (pay.answers)."""
     now = now or db_now(session)
     task = get_task(session, user, task_id)
     if task.annotator_id != user.id:
@@ -535,6 +540,8 @@ def submit(
     if nothing_happens:
         flags.append("nothing_happens")
     task.flags = flags
+    if idle_seconds is not None:
+        task.idle_seconds = rates.clamp_idle(idle_seconds, task.claimed_at, now)
     audit.record(
         session,
         user,
@@ -542,6 +549,8 @@ def submit(
         task,
         {"clip_id": task.clip_id, "round": task.round, "spans": len(parsed), "flags": flags},
     )
+    session.flush()
+    pay_answers.pay_for_answer(session, task, None, fee_bps=budgets.fee_bps())
     if not task.is_gold:
         _maybe_aggregate(session, task.clip, task.round)
     return task

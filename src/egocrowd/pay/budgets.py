@@ -30,7 +30,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, NotFound
-from egocrowd.pay import ledger
+from egocrowd.pay import answers, ledger, rates
 from egocrowd.pay.money import Money, fee_for
 
 
@@ -40,9 +40,16 @@ def fee_bps() -> int:
 
 
 def cost_per_clip(campaign: Campaign) -> Money:
-    """What one accepted clip takes from the budget: the worker's pay plus the platform's fee."""
+    """What one accepted clip takes from the budget: the worker's pay plus the platform's fee, and,
+    when the campaign pays for annotation, its ``per_clip`` answers' pay and fees (pay.answers)."""
     pay = Money(campaign.pay_cents, campaign.currency)
-    return pay + fee_for(pay, fee_bps())
+    cost = pay + fee_for(pay, fee_bps())
+    per_answer = answers.pay_cents(campaign)
+    if per_answer > 0:
+        answer = Money(per_answer, campaign.currency)
+        k = int((campaign.annotation or {}).get("per_clip") or 1)
+        cost = cost + Money((answer + fee_for(answer, fee_bps())).minor * k, campaign.currency)
+    return cost
 
 
 def owed_clips(session: Session, campaign_id: int) -> list[Clip]:
@@ -99,9 +106,11 @@ def record_deposit(
     idempotency_key: str,
 ) -> LedgerTransaction:
     """An admin records money the lab sent for ``campaign`` (``ledger.deposit``: admins only, audited
-    ``ledger.posted``), then pays any clips whose pay was owed. A retried form (same key) posts once."""
+    ``ledger.posted``), then pays any clips, annotation answers and top-ups whose pay was owed. A retried form (same key) posts once."""
     txn = ledger.deposit(session, campaign, money, actor, idempotency_key=idempotency_key, reason=reason)
     settle_owed(session, campaign, actor)
+    answers.settle_owed(session, campaign, actor)
+    rates.settle_top_ups(session, campaign, actor)
     return txn
 
 

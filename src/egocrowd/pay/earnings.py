@@ -19,6 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from egocrowd.db.models import (
+    AnnotationTask,
+    AnnotationTaskStatus,
+    Assignment,
     Campaign,
     Clip,
     ClipStatus,
@@ -28,7 +31,7 @@ from egocrowd.db.models import (
     LedgerTransaction,
     User,
 )
-from egocrowd.pay import ledger, payouts
+from egocrowd.pay import answers, ledger, payouts, rates
 from egocrowd.pay.money import Money
 
 #: the clip states whose pay is still to be decided (sent, checks running or passed, nobody decided)
@@ -55,10 +58,38 @@ class EarningLine:
     amount: Money  # paid (approved), to be paid (pending, owed), or taken back (reversed)
     hourly: Money  # the campaign's pay per expected working time, per hour
     expected_minutes: float
+    worked_seconds: int | None  # this clip's own working time (claim → submit, less idle); None: unknown
+    effective: Money | None  # the pay (and any top-ups) per hour of this clip's own working time
     sent_at: datetime
     paid_at: datetime | None
     reversed_at: datetime | None
     reversal_reason: str | None
+
+
+@dataclass(frozen=True)
+class TopUpLine:
+    """A top-up paid on one of the worker's clips (pay.rates)."""
+
+    clip_id: int
+    campaign_id: int
+    campaign_title: str
+    amount: Money
+    paid_at: datetime
+
+
+@dataclass(frozen=True)
+class AnswerLine:
+    """An annotation answer of the worker's and its pay (pay.answers)."""
+
+    task_id: int
+    clip_id: int
+    campaign_id: int
+    campaign_title: str
+    state: str  # approved | owed | withheld (flagged too fast) | reversed
+    amount: Money
+    worked_seconds: int | None
+    effective: Money | None
+    submitted_at: datetime
 
 
 @dataclass(frozen=True)
@@ -74,6 +105,8 @@ class Earnings:
     weeks: list[Week]  # newest first
     balances: list[Money]  # the worker's ledger balance per currency (owed to them, not paid out yet)
     totals: dict[str, list[Money]]  # state → amount per currency, over the lines shown
+    top_ups: list[TopUpLine] = field(default_factory=list)  # newest first
+    answers: list[AnswerLine] = field(default_factory=list)  # paid-for annotation answers, newest first
 
 
 def _monday(moment: datetime) -> date:
@@ -91,8 +124,9 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
     paid = aliased(LedgerTransaction)
     undo = aliased(LedgerTransaction)
     rows = session.execute(
-        sa.select(Clip, Campaign, paid, undo)
+        sa.select(Clip, Campaign, paid, undo, Assignment)
         .join(Campaign, Campaign.id == Clip.campaign_id)
+        .outerjoin(Assignment, Assignment.id == Clip.assignment_id)
         .outerjoin(paid, paid.idempotency_key == ledger.clip_payment_key_sql())
         .outerjoin(undo, undo.reverses_id == paid.id)
         .where(
@@ -115,14 +149,20 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
         session.execute(
             sa.select(LedgerEntry.transaction_id, LedgerEntry.amount).where(
                 LedgerEntry.account_id.in_(account_ids),
-                LedgerEntry.transaction_id.in_([p.id for _, _, p, _ in rows if p is not None]),
+                LedgerEntry.transaction_id.in_([p.id for _, _, p, _, _ in rows if p is not None]),
             )
         ).all()
     )
     lines = []
     totals: dict[str, dict[str, int]] = {}
     pending_weeks: dict[date, dict[str, int]] = {}
-    for clip, campaign, payment, reversal in rows:
+    topped: dict[int, int] = {}
+    top_up_lines = []
+    for txn, got, campaign in rates.worker_top_ups(session, worker):
+        clip_id = int(txn.refs["clip_id"])
+        topped[clip_id] = topped.get(clip_id, 0) + got.minor
+        top_up_lines.append(TopUpLine(clip_id, campaign.id, campaign.title, got, txn.at))
+    for clip, campaign, payment, reversal, assignment in rows:
         price = Money(campaign.pay_cents, campaign.currency)
         if payment is not None:
             amount = Money(int(paid_amounts.get(payment.id, 0)), campaign.currency)
@@ -130,6 +170,11 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
         else:
             amount = price
             state = "owed" if clip.status is ClipStatus.accepted else "pending"
+        worked = (
+            rates.working_seconds(assignment.claimed_at, assignment.submitted_at, assignment.idle_seconds)
+            if assignment is not None and assignment.submitted_at is not None
+            else None
+        )
         if state == "pending":
             week = pending_weeks.setdefault(_monday(clip.created_at), {})
             week[amount.currency] = week.get(amount.currency, 0) + amount.minor
@@ -146,6 +191,12 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
                 amount=amount,
                 hourly=hourly_rate(price, campaign.expected_minutes),
                 expected_minutes=campaign.expected_minutes,
+                worked_seconds=worked,
+                effective=(
+                    rates.hourly(Money(price.minor + topped.get(clip.id, 0), price.currency), worked)
+                    if worked
+                    else None
+                ),
                 sent_at=clip.created_at,
                 paid_at=payment.at if payment is not None else None,
                 reversed_at=reversal.at if reversal is not None else None,
@@ -175,7 +226,77 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
         ).all()
     )
     balances = sorted((Money(int(sums.get(a.id) or 0), a.currency) for a in accounts), key=lambda m: m.currency)
-    return Earnings(lines, weeks, balances, {state: _sorted(v) for state, v in totals.items()})
+    return Earnings(
+        lines,
+        weeks,
+        balances,
+        {state: _sorted(v) for state, v in totals.items()},
+        top_ups=top_up_lines,
+        answers=_answers(session, worker, limit),
+    )
 
 
-__all__ = ["MAX_LINES", "UNDECIDED", "EarningLine", "Earnings", "Week", "earnings", "hourly_rate"]
+def currencies(e: Earnings) -> set[str]:
+    """Every currency the earnings mention."""
+    found = {m.currency for m in e.balances}
+    found |= {x.amount.currency for x in e.lines} | {x.amount.currency for x in e.answers}
+    found |= {m.currency for w in e.weeks for m in (*w.earned, *w.pending)}
+    return found
+
+
+def _answers(session: Session, worker: User, limit: int) -> list[AnswerLine]:
+    """The worker's submitted answers on campaigns that pay for annotation, newest first."""
+    paid = aliased(LedgerTransaction)
+    undo = aliased(LedgerTransaction)
+    rows = session.execute(
+        sa.select(AnnotationTask, Campaign, paid, undo)
+        .join(Campaign, Campaign.id == AnnotationTask.campaign_id)
+        .outerjoin(paid, paid.idempotency_key == answers.payment_key_sql())
+        .outerjoin(undo, undo.reverses_id == paid.id)
+        .where(AnnotationTask.annotator_id == worker.id, AnnotationTask.status == AnnotationTaskStatus.submitted)
+        .order_by(AnnotationTask.id.desc())
+        .limit(limit)
+    ).all()
+    out = []
+    for task, campaign, payment, reversal in rows:
+        cents = answers.pay_cents(campaign)
+        if cents <= 0 and payment is None:
+            continue
+        amount = Money(cents, campaign.currency)
+        if payment is not None:
+            state = "reversed" if reversal is not None else "approved"
+        else:
+            state = "owed" if answers.payable(task) else "withheld"
+        worked = (
+            rates.working_seconds(task.claimed_at, task.submitted_at, task.idle_seconds)
+            if task.submitted_at is not None
+            else None
+        )
+        out.append(
+            AnswerLine(
+                task_id=task.id,
+                clip_id=task.clip_id,
+                campaign_id=campaign.id,
+                campaign_title=campaign.title,
+                state=state,
+                amount=amount,
+                worked_seconds=worked,
+                effective=rates.hourly(amount, worked) if worked and amount.minor else None,
+                submitted_at=task.submitted_at or task.claimed_at,
+            )
+        )
+    return out
+
+
+__all__ = [
+    "MAX_LINES",
+    "UNDECIDED",
+    "AnswerLine",
+    "EarningLine",
+    "Earnings",
+    "TopUpLine",
+    "Week",
+    "currencies",
+    "earnings",
+    "hourly_rate",
+]

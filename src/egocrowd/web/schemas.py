@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from egocrowd import clips
-from egocrowd.campaigns.schema import AnnotationSettings, PrivacySettings, ReviewSettings
+from egocrowd.campaigns.schema import AnnotationSettings, PaySettings, PrivacySettings, ReviewSettings
 from egocrowd.campaigns.service import hourly_rate_cents
 from egocrowd.db.models import (
     AssignmentStatus,
@@ -110,6 +110,7 @@ class CampaignOut(_Out):
     privacy: dict[str, Any] = Field(description="De-identification settings, defaults filled in")
     review: dict[str, Any] = Field(description="Who accepts clips, sampling, auto-accept; defaults filled in")
     annotation: dict[str, Any] = Field(description="Action labels asked for; defaults filled in")
+    pay_policy: dict[str, Any] = Field(description="Pay rules beyond the piece rate (auto_top_up); defaults filled in")
     buyer_name: str
     consent_version: str
     deadline_at: Timestamp | None
@@ -135,6 +136,11 @@ class CampaignOut(_Out):
     @classmethod
     def _annotation_defaults(cls, v: Any) -> dict[str, Any]:
         return AnnotationSettings.model_validate(v or {}).model_dump()
+
+    @field_validator("pay_policy", mode="before")
+    @classmethod
+    def _pay_policy_defaults(cls, v: Any) -> dict[str, Any]:
+        return PaySettings.model_validate(v or {}).model_dump()
 
     @computed_field  # type: ignore[prop-decorator]  # mypy cannot type a decorated property (pydantic docs)
     @property

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from egocrowd.db.models import AnnotationTaskStatus, Clip, Span
 from egocrowd.errors import InvalidInput
 from egocrowd.labels import consensus, tasks
+from egocrowd.pay import rates
 from egocrowd.web.pages.render import (
     RawForm,
     TextForm,
@@ -192,7 +193,12 @@ def _task(request: Request, task_id: int, error: dict | None = None, status: int
 def task_submit(request: Request, task_id: Id, form: RawForm):
     def save(ctx, spans: list[dict[str, Any]]) -> str:
         tasks.submit(
-            ctx.session, ctx.require_user(), task_id, spans, nothing_happens=form.get("nothing_happens") == "yes"
+            ctx.session,
+            ctx.require_user(),
+            task_id,
+            spans,
+            nothing_happens=form.get("nothing_happens") == "yes",
+            idle_seconds=rates.parse_idle(str(form.get("idle_seconds") or "")),  # set by idle.js; absent without it
         )
         return "/annotate?m=annotation_sent"
 

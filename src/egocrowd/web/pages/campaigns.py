@@ -29,12 +29,13 @@ from egocrowd.campaigns.schema import (
     CampaignPatch,
     CaptureRequirements,
     DataUse,
+    PaySettings,
     PrivacySettings,
     ReviewSettings,
 )
 from egocrowd.db.models import Campaign, CampaignStatus
 from egocrowd.errors import Conflict, EgocrowdError, InvalidInput
-from egocrowd.pay import budgets
+from egocrowd.pay import budgets, rates
 from egocrowd.web.auth import unit, viewer
 from egocrowd.web.pages.forms import GENERAL, Words, field_errors, summary
 from egocrowd.web.pages.render import RawForm, TextForm, confirm_first, render, see_other
@@ -119,6 +120,7 @@ SETTINGS_GROUPS: dict[str, type[BaseModel]] = {
     "privacy": PrivacySettings,
     "review": ReviewSettings,
     "annotation": AnnotationSettings,
+    "pay_policy": PaySettings,  # fair pay (#11, pay.rates): automatic top-ups
 }
 
 
@@ -310,6 +312,7 @@ def sections() -> tuple[Section, ...]:
         Section("Privacy", settings_inputs("privacy"), "privacy"),
         Section("Review", settings_inputs("review"), "review"),
         Section("Annotation", settings_inputs("annotation"), "annotation"),
+        Section("Fair pay", settings_inputs("pay_policy"), "fair-pay"),
         Section(
             "Who can take part",
             (
@@ -595,6 +598,7 @@ def campaign_detail(request: Request, campaign_id: Id):
             review_words=review_words(c.review),
             annotation_words=annotation_words(c.annotation),
             budget=budgets.budget(ctx.session, c) if glance else None,
+            pay_report=rates.report(ctx.session, c) if glance else None,  # hourly rates, floors, top-ups
             deposit_key=secrets.token_hex(16),  # one deposit per form drawn: a double submit posts once
         )
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from egocrowd.campaigns.schema import DataUse
-from egocrowd.pay import budgets, earnings
+from egocrowd.pay import budgets, earnings, local
 from egocrowd.pay.money import Money
 from egocrowd.web.auth import unit
 from egocrowd.web.pages.render import TextForm, flash_messages, render, see_other
@@ -48,11 +48,13 @@ def earnings_page(request: Request):
     """The worker's money: balance, weeks, and every clip that is or may be paid."""
     with unit(request) as ctx:
         user = ctx.require_user()
+        e = earnings.earnings(ctx.session, user)
         return render(
             request,
             "earnings.html",
             user,
-            e=earnings.earnings(ctx.session, user),
+            e=e,
+            local=local.for_worker(ctx.session, user, earnings.currencies(e)),
             state_words=STATE_WORDS,
             pill=PILL,
             use_words={k: f.description or k for k, f in DataUse.model_fields.items()},

@@ -28,6 +28,9 @@ class ClaimIn(InputModel):
 class AnswerIn(InputModel):
     spans: list[SpanIn] = Field(max_length=MAX_SPANS + 1)  # one over, so the service says why
     nothing_happens: bool = Field(False, description="Required (and only allowed) with an empty list of spans")
+    idle_seconds: int | None = Field(
+        None, ge=0, le=7 * 24 * 3600, description="Seconds the page saw you away (tab hidden, no input); for pay rates"
+    )
 
 
 class SpansIn(InputModel):
@@ -97,7 +100,14 @@ def get_task(request: Request, task_id: Id):
 def submit_task(request: Request, task_id: Id, body: AnswerIn):
     """Send your spans, once, while the lease runs (410 ``annotation.lease_expired`` after it)."""
     with unit(request) as ctx:
-        task = tasks.submit(ctx.session, ctx.require_user(), task_id, body.spans, nothing_happens=body.nothing_happens)
+        task = tasks.submit(
+            ctx.session,
+            ctx.require_user(),
+            task_id,
+            body.spans,
+            nothing_happens=body.nothing_happens,
+            idle_seconds=body.idle_seconds,
+        )
         return task_out(ctx.session, task)
 
 

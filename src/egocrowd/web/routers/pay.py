@@ -99,6 +99,8 @@ class EarningLineOut(BaseModel):
     currency: str
     hourly_rate: str = Field(description="the campaign's pay per hour at its expected minutes per clip")
     expected_minutes: float
+    worked_seconds: int | None = Field(description="this clip's working time: claim to submit, less idle")
+    effective_hourly_rate: str | None = Field(description="its pay and top-ups per hour of its own working time")
     sent_at: datetime
     paid_at: datetime | None
     reversed_at: datetime | None
@@ -116,11 +118,32 @@ class WeekOut(BaseModel):
     pending: list[AmountOut] = Field(description="clips sent that week still waiting for a decision")
 
 
+class TopUpLineOut(BaseModel):
+    clip_id: int
+    campaign_id: int
+    amount: str
+    currency: str
+    paid_at: datetime
+
+
+class AnswerLineOut(BaseModel):
+    task_id: int
+    clip_id: int
+    campaign_id: int
+    state: str = Field(description="approved | owed | withheld (sent faster than the clip plays) | reversed")
+    amount: str
+    currency: str
+    worked_seconds: int | None
+    effective_hourly_rate: str | None
+
+
 class EarningsOut(BaseModel):
     balances: list[AmountOut]
     totals: dict[str, list[AmountOut]] = Field(description="state → amount per currency, over the lines")
     weeks: list[WeekOut]
     lines: list[EarningLineOut]
+    top_ups: list[TopUpLineOut] = Field(description="top-ups paid on your clips, newest first")
+    answers: list[AnswerLineOut] = Field(description="your annotation answers on campaigns that pay for them")
 
 
 def _amounts(ms: list[Money]) -> list[AmountOut]:
@@ -148,12 +171,37 @@ def my_earnings(request: Request, limit: int = Query(earnings.MAX_LINES, ge=1, l
                     currency=x.amount.currency,
                     hourly_rate=x.hourly.format(),
                     expected_minutes=x.expected_minutes,
+                    worked_seconds=x.worked_seconds,
+                    effective_hourly_rate=x.effective.format() if x.effective else None,
                     sent_at=x.sent_at,
                     paid_at=x.paid_at,
                     reversed_at=x.reversed_at,
                     reversal_reason=x.reversal_reason,
                 )
                 for x in e.lines
+            ],
+            top_ups=[
+                TopUpLineOut(
+                    clip_id=t.clip_id,
+                    campaign_id=t.campaign_id,
+                    amount=t.amount.format(),
+                    currency=t.amount.currency,
+                    paid_at=t.paid_at,
+                )
+                for t in e.top_ups
+            ],
+            answers=[
+                AnswerLineOut(
+                    task_id=a.task_id,
+                    clip_id=a.clip_id,
+                    campaign_id=a.campaign_id,
+                    state=a.state,
+                    amount=a.amount.format(),
+                    currency=a.amount.currency,
+                    worked_seconds=a.worked_seconds,
+                    effective_hourly_rate=a.effective.format() if a.effective else None,
+                )
+                for a in e.answers
             ],
         )
 

@@ -263,6 +263,19 @@
     if (handled) ev.preventDefault();
   });
 
+  // --- idle time (pay.rates): hidden tab, or no touch for two minutes while the video is paused ---
+  var idleField = document.getElementById("an-idle");
+  if (idleField && window.egocrowdIdle) {
+    var idle = window.egocrowdIdle.track("annotation:" + idleField.dataset.task, {
+      quiet: 120,
+      busy: function () { return !video.paused; },
+    });
+    document.getElementById("an-form").addEventListener("submit", function () {
+      idleField.value = String(idle.seconds());
+      idle.forget();  // a refused answer starts again from zero: less idle, never more
+    });
+  }
+
   // --- start: rows with script are added from the marks, so empty rows go ------------------------
   rows().forEach(function (row) { if (isBlank(row)) row.remove(); else decorate(row); });
   renumber();

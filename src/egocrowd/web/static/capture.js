@@ -19,6 +19,8 @@
  *   data-redirect        where to go after success; "{upload}" is replaced by the upload id and
  *                        "{clip}" by the server's Egocrowd-Clip-Id response header
  *   data-audio           "true" to record sound (default off: bystanders' voices are personal data)
+ * With /static/idle.js loaded, the idle time this page saw since it opened the slot (tab hidden, no
+ * touch for two minutes while not recording or uploading) travels as Upload-Metadata "idle_seconds".
  *
  * Checks run before any byte is sent so a worker on metered data does not pay for a clip the
  * server would reject. Uploads resume after a network drop (tus retries with backoff) and after a
@@ -37,6 +39,15 @@
     pause: $("pause"), retake: $("retake"), checks: $("checks"), progress: $("progress"),
     percent: $("percent"), status: $("status"), elapsed: $("elapsed"), turn: $("turn"), mount: $("mount"),
   };
+
+  var idle = window.egocrowdIdle && cfg.assignment
+    ? window.egocrowdIdle.track("assignment:" + cfg.assignment, {
+        quiet: 120,
+        busy: function () {
+          return (state.recorder && state.recorder.state === "recording") || root.dataset.state === "uploading";
+        },
+      })
+    : null;
 
   var state = { stream: null, recorder: null, chunks: [], file: null, startedAt: 0, timer: null,
                 lumaSamples: [], sampleTimer: null, upload: null, checksOk: false, recordedSeconds: null,
@@ -414,6 +425,7 @@
       recorded_at: file.recordedAt || new Date(file.lastModified || Date.now()).toISOString(),
     };
     if (ui.mount) metadata.mount = ui.mount.value;  // ticked: mountOk()
+    if (idle) metadata.idle_seconds = String(idle.seconds());
     var upload = new tus.Upload(file, {
       endpoint: cfg.endpoint,
       chunkSize: cfg.chunkSize,
@@ -452,6 +464,7 @@
         ui.percent.textContent = "100 %";
         setStatus("Uploaded. Thank you!", "ok");
         forgetRecording();
+        if (idle) idle.forget();
         if (cfg.redirect) {
           setTimeout(function () { window.location.assign(cfg.redirect.replace("{upload}", encodeURIComponent(id))
                                                              .replace("{clip}", encodeURIComponent(clip))); }, 800);
