@@ -30,6 +30,7 @@ def test_one_process_at_a_time(db, settings):
         "orphan_blobs_deleted",
         "login_counters_forgotten",
         "catalog_samples_made",
+        "top_ups_proposed",
     }
 
 
