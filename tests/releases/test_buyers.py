@@ -385,6 +385,22 @@ def test_a_withdrawn_file_is_gone(bw):
     assert download_rows(bw.db) == []
 
 
+def test_a_buyer_downloading_a_release_with_a_withdrawn_clip_is_told_at_once(bw):
+    """The download door sends the notice owed with the download itself, not a housekeeping round later."""
+    from egocrowd.db.models import WithdrawalNotice
+    from egocrowd.releases import withdrawals
+
+    granted(bw)
+    with bw.db.transaction() as s:
+        withdrawals.remove(s, bw.clip_ids[0], "Filmed in a place where filming is not allowed.", grace_days=30, by=None)
+    url = links(bw, paths=[SHARD])["items"][0]["url"]
+    assert get(bw, url).status_code == 200
+    with bw.db.transaction(write=False) as s:
+        (notice,) = s.scalars(sa.select(WithdrawalNotice)).all()
+        assert notice.release_id == bw.release_id and notice.acknowledged_at is None
+        assert [f["path"] for f in notice.files] == [SHARD]
+
+
 def test_bad_grant_expiry(bw):
     aid = ask(bw).json()["id"]
     r = bw.client.post(

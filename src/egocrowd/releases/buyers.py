@@ -58,6 +58,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, Unauthenticated
+from egocrowd.releases import withdrawals
 
 #: sample frames per release (one per clip, clips spread over the release)
 SAMPLE_COUNT = 3
@@ -913,6 +914,8 @@ def open_download(
             release_id=release.id, organization_id=buyer, user_id=user_id, path=path, sha256=f.sha256, at=now
         )
     )
+    if buyer is not None:  # a release holding clips withdrawn before this download: told now, not next round
+        withdrawals.notices_after_download(session, release.id, buyer)
     audit.record(
         session,
         user,
