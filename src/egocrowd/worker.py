@@ -93,7 +93,7 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
         ("clips_auto_accepted", clips_auto_accepted),
         ("top_ups_proposed", top_ups_proposed),
         ("uploads_expired", lambda: len(expire_uploads(upload_store))),
-        ("orphan_blobs_deleted", lambda: len(sweep_orphan_blobs(db, blobs))),
+        ("orphan_blobs_deleted", lambda: len(sweep_orphan_blobs(db, blobs, keep=buyers.sample_blobs))),
         ("login_counters_forgotten", login_counters),
         ("catalog_samples_made", lambda: make_catalog_samples(db, blobs)),
         *(

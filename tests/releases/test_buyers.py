@@ -189,6 +189,16 @@ def test_housekeeping_makes_samples(bw):
     assert make_catalog_samples(bw.db, bw.blobs) == 1
     assert make_catalog_samples(bw.db, bw.blobs) == 0
     assert [bw.blobs.exists(x) for x in samples_made(bw)[0]["frames"]] == [True, True]
+    # ...and the orphan sweep (as housekeeping runs it) keeps them, however old
+    from datetime import timedelta
+
+    from egocrowd.clips import sweep_orphan_blobs
+
+    frames = samples_made(bw)[0]["frames"]
+    removed = sweep_orphan_blobs(bw.db, bw.blobs, grace=timedelta(0), keep=buyers.sample_blobs)
+    assert not set(frames) & set(removed)
+    assert all(bw.blobs.exists(f) for f in frames)
+    assert set(sweep_orphan_blobs(bw.db, bw.blobs, grace=timedelta(0))) >= set(frames)  # without it: gone
 
 
 # --- access ----------------------------------------------------------------------------------------------

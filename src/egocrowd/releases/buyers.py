@@ -388,6 +388,15 @@ def _recorded_samples(session: Session, release_id: int) -> list[str] | None:
     return None
 
 
+def sample_blobs(session: Session) -> set[str]:
+    """Every stored sample frame still named by its release (the orphan sweep keeps them)."""
+    return {
+        sha
+        for e in audit.find(session, action="release.samples_made", entity_type="release")
+        for sha in (e.payload or {}).get("frames") or ()
+    }
+
+
 def cached_sample(session: Session, user: User | None, release_id: int, n: int, blobs) -> Path | None:
     """The n-th sample frame's blob if it was made and is still stored (None: make them first)."""
     release = get_release(session, user, release_id)
