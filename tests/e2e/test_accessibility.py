@@ -122,7 +122,7 @@ def seed(world, db, tmp_path, base: str, blobs=None) -> dict[str, object]:
             status=ReleaseStatus.published,
             root_hash="0" * 64,
             manifest_sha256="0" * 64,
-            stats={"clips": 0, "hours": 0.0, "countries": {}, "labels": {}, "pay": []},
+            stats={"clips": 0, "hours": 0.0, "countries": [], "labels": {"labels": {}}, "pay": []},
             changes={"added": [], "withdrawn": [], "removed": []},
         )
         s.add(release)

@@ -34,7 +34,6 @@ import shutil
 import statistics
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -69,6 +68,7 @@ from egocrowd.db.models import (
 from egocrowd.errors import Conflict, EgocrowdError, Gone
 from egocrowd.pay.money import Money
 from egocrowd.releases import credentials, service
+from egocrowd.releases.composition import composition
 from egocrowd.releases.exporting import DESCRIBERS, EXPORTERS, FileEntry, ReleaseItem, ReleaseSpec, SpanLabel
 from egocrowd.releases.lineage import clip_lineage, prov_document, pseudonym
 from egocrowd.releases.selection import duration_s, qc_value
@@ -115,56 +115,6 @@ def median_hourly(pay: Money, seconds: Sequence[float]) -> Money | None:
     median = Decimal(str(statistics.median(worked)))
     per_hour = Decimal(pay.minor) * 3600 / median
     return Money(int(per_hour.quantize(Decimal(1), rounding=ROUND_HALF_UP)), pay.currency)
-
-
-def _summary(values: Sequence[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {
-        "min": round(min(values), 4),
-        "median": round(statistics.median(values), 4),
-        "mean": round(statistics.fmean(values), 4),
-        "max": round(max(values), 4),
-    }
-
-
-def composition(items: Sequence[ReleaseItem], pay: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """A release's composition (``Release.stats``, the catalog, the data card). Pure."""
-    seconds = sum(i.duration_s or 0.0 for i in items)
-    labels: Counter[str] = Counter()
-    label_seconds: dict[str, float] = {}
-    for i in items:
-        for s in i.spans:
-            labels[s.label] += 1
-            label_seconds[s.label] = label_seconds.get(s.label, 0.0) + (s.end_ms - s.start_ms) / 1000
-    alphas = [float(a) for i in items if i.agreement and isinstance(a := i.agreement.get("alpha"), int | float)]
-    ious = [float(a) for i in items if i.agreement and isinstance(a := i.agreement.get("mean_iou"), int | float)]
-    scopes: Counter[str] = Counter(s for i in items for s in i.consent.get("scopes", ()))
-    failed_warnings: Counter[str] = Counter(w for i in items for w in i.qc.get("warnings", ()) or ())
-    resolutions: Counter[str] = Counter(f"{i.width}x{i.height}" for i in items if i.width and i.height)
-    return {
-        "clips": len(items),
-        "seconds": round(seconds, 3),
-        "hours": round(seconds / 3600, 4),
-        "workers": len({i.worker for i in items}),
-        "countries": dict(sorted(Counter(i.country or "unknown" for i in items).items())),
-        "settings": dict(sorted(Counter(i.campaign_title for i in items).items())),
-        "labels": {k: {"spans": labels[k], "seconds": round(label_seconds[k], 3)} for k in sorted(labels)},
-        "labelled_clips": sum(1 for i in items if i.spans),
-        "qc": {
-            "duration_s": _summary([i.duration_s for i in items if i.duration_s]),
-            "fps": _summary([i.fps for i in items if i.fps]),
-            "resolutions": dict(sorted(resolutions.items())),
-            "warnings": dict(sorted(failed_warnings.items())),
-        },
-        "agreement": {
-            "clips": len(alphas),
-            "alpha": _summary(alphas),
-            "mean_iou": _summary(ious),
-        },
-        "consent_scopes": dict(sorted(scopes.items())),
-        "pay": list(pay),
-    }
 
 
 def canonical_json(value: Any) -> bytes:
@@ -415,7 +365,7 @@ def build_spec(
         )
     pay = pay_figures(session, list(clips.values()), campaigns)
     previous = session.get(Release, release.previous_id) if release.previous_id else None
-    return ReleaseSpec(
+    spec = ReleaseSpec(
         release_id=release.id,
         name=release.name,
         version=release.version,
@@ -437,12 +387,14 @@ def build_spec(
                 "taxonomy": c.taxonomy,
                 "data_use": c.data_use,
                 "buyer": c.buyer_name,
+                "annotation": c.annotation,
                 "pay": next((p for p in pay if p["campaign_id"] == c.id), None),
             }
             for c in sorted(campaigns.values(), key=lambda c: c.id)
         ),
-        stats=composition(items, pay),
     )
+    # the one composition (Release.stats, the catalog's slices, the data card, the Croissant RAI text)
+    return replace(spec, stats=composition(spec))
 
 
 def pay_figures(session: Session, clips: Sequence[Clip], campaigns: Mapping[int, Campaign]) -> list[dict[str, Any]]:
@@ -809,7 +761,6 @@ __all__ = [
     "build_spec",
     "canonical_json",
     "claim",
-    "composition",
     "median_hourly",
     "next_buildable",
     "pay_figures",

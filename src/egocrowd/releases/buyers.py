@@ -142,15 +142,21 @@ def slices(session: Session, release: Release) -> dict[str, Any]:
     counted = _count(session, release.id, need) if need else {}
     out["clips"] = int(stats["clips"]) if "clips" in stats else counted["clips"]
     out["hours"] = round(float(stats["hours"]), 3) if "hours" in stats else counted["hours"]
-    out["countries"] = _counts(stats["countries"]) if "countries" in stats else counted["countries"]
-    out["labels"] = _counts(stats["labels"]) if "labels" in stats else counted["labels"]
+    out["countries"] = _counts(stats["countries"], "country") if "countries" in stats else counted["countries"]
+    labels = stats.get("labels")
+    if isinstance(labels, dict) and isinstance(labels.get("labels"), dict):  # releases.composition's shape
+        labels = labels["labels"]
+    out["labels"] = _counts(labels) if "labels" in stats else counted["labels"]
     return out
 
 
-def _counts(value: Any) -> dict[str, int]:
-    """A {name: count} dict, most first (a list of names counts one each)."""
+def _counts(value: Any, key: str = "name") -> dict[str, int]:
+    """A {name: count} dict, most first, from {name: count}, a list of names (one each), or
+    releases.composition's rows ([{"country": "KE", "clips": 3}, ...], named by ``key``)."""
     if isinstance(value, dict):
         pairs = {str(k): int(v) if isinstance(v, int | float) else 0 for k, v in value.items()}
+    elif isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        pairs = {str(v.get(key)): int(v.get("clips") or 0) for v in value}
     elif isinstance(value, list):
         pairs = dict(Counter(str(v) for v in value))
     else:
