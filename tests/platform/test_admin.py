@@ -287,6 +287,7 @@ def test_overview_counts_people_campaigns_clips_and_jobs(client, db, admin, sett
         "error": 1,
         "accepted": 0,
         "declined": 0,
+        "withdrawn": 0,
     }
     assert o["jobs"] == {"pending": 0, "running": 0, "done": 0, "error": 1}
 

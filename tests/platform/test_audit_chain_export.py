@@ -169,7 +169,9 @@ def test_a_forged_checkpoint_in_the_file_is_found(exported, tmp_path):
 
 
 def _docs_script(tmp_path: Path) -> Path:
-    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
+    # the script of its own section (the page has other Python snippets: lineage, C2PA)
+    section = DOCS.read_text().split("### Verifying an export, step by step", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     script = tmp_path / "verify_export.py"
     script.write_text(blocks[-1])
     return script

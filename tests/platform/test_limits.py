@@ -50,6 +50,16 @@ def test_every_route_refuses_a_10_mb_body_before_parsing_it(small_app):
         "{item_id}": "1",
         "{qualification_id}": "1",
         "{flag_id}": "1",
+        # pay and releases (#11, #12)
+        "{country}": "KE",
+        "{top_up_id}": "1",
+        "{method_id}": "1",
+        "{batch_id}": "1",
+        "{appeal_id}": "1",
+        "{release_id}": "1",
+        "{access_id}": "1",
+        "{notice_id}": "1",
+        "{decision}": "accept",
     }
     checked = 0
     with TestClient(small_app) as client:

@@ -223,7 +223,7 @@ def _show_reversals(request: Request, ctx: Ctx, *, status: int = 200, error=None
         error=error,
         form=form or {},
         rows=appeals.list_reversals(ctx.session, user, state=only if only in ("open", "appealed") else None),
-        only=only,
+        showing=only,
     )
 
 
