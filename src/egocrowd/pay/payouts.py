@@ -29,7 +29,7 @@ one of three of their accounts: earnings, in transit, paid out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -527,20 +527,14 @@ def _settle(session: Session, actor: User | None, batch: PayoutBatch, references
     """Post every payout of a batch just marked sent: in transit → paid out, and tell each worker."""
     impl = get_provider(batch.provider)
     for payout in batch_payouts(session, batch.id):
-        worker = session.get(User, payout.user_id)
-        assert worker is not None
-        money = Money(payout.amount, payout.currency)
-        txn = ledger.post(
+        worker, money, txn = _out_of_transit(
             session,
-            ledger.TransactionKind.payout,
-            [
-                ledger.Leg(transit_account(session, worker, payout.currency), -money),
-                ledger.Leg(paid_out_account(session, worker, payout.currency), money),
-            ],
-            idempotency_key=sent_key(payout.id),
+            actor,
+            payout,
+            paid_out_account,
+            step="sent",
+            key=sent_key(payout.id),
             reason=f"Payout {payout.id} sent by {impl.title} (batch {batch.id}, reference {batch.provider_reference})",
-            actor=actor,
-            refs={"payout_id": payout.id, "batch_id": batch.id, "step": "sent"},
         )
         payout.sent_transaction_id = txn.id
         if payout.id in references:
@@ -553,6 +547,35 @@ def _settle(session: Session, actor: User | None, batch: PayoutBatch, references
             f"We sent {money} to your {impl.title} account ({mask(_method_ref(session, payout))}).",
             link="/earnings/payouts",
         )
+
+
+def _out_of_transit(
+    session: Session,
+    actor: User | None,
+    payout: Payout,
+    to_account: Callable[[Session, User, str], LedgerAccount],
+    *,
+    step: str,
+    key: str,
+    reason: str,
+) -> tuple[User, Money, LedgerTransaction]:
+    """Move one payout's money out of transit: to paid out (sent) or back to earnings (cancelled)."""
+    worker = session.get(User, payout.user_id)
+    assert worker is not None
+    money = Money(payout.amount, payout.currency)
+    txn = ledger.post(
+        session,
+        ledger.TransactionKind.payout,
+        [
+            ledger.Leg(transit_account(session, worker, payout.currency), -money),
+            ledger.Leg(to_account(session, worker, payout.currency), money),
+        ],
+        idempotency_key=key,
+        reason=reason,
+        actor=actor,
+        refs={"payout_id": payout.id, "batch_id": payout.batch_id, "step": step},
+    )
+    return worker, money, txn
 
 
 def _method_ref(session: Session, payout: Payout) -> str:
@@ -623,20 +646,14 @@ def cancel_batch(session: Session, actor: User | None, batch_id: int, reason: st
     batch = _batch(session, batch_id)
     _move(session, batch.id, UNFINISHED, PayoutBatchStatus.cancelled)
     for payout in batch_payouts(session, batch.id):
-        worker = session.get(User, payout.user_id)
-        assert worker is not None
-        money = Money(payout.amount, payout.currency)
-        txn = ledger.post(
+        worker, money, txn = _out_of_transit(
             session,
-            ledger.TransactionKind.payout,
-            [
-                ledger.Leg(transit_account(session, worker, payout.currency), -money),
-                ledger.Leg(ledger.worker_account(session, worker, payout.currency), money),
-            ],
-            idempotency_key=cancelled_key(payout.id),
+            actor,
+            payout,
+            ledger.worker_account,
+            step="cancelled",
+            key=cancelled_key(payout.id),
             reason=f"Payout {payout.id} cancelled with batch {batch.id}: {why}"[:500],
-            actor=actor,
-            refs={"payout_id": payout.id, "batch_id": batch.id, "step": "cancelled"},
         )
         payout.sent_transaction_id = txn.id
         notify(

@@ -31,13 +31,11 @@ import json
 import logging
 import os
 import shutil
-import statistics
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +64,7 @@ from egocrowd.db.models import (
     Withdrawal,
 )
 from egocrowd.errors import Conflict, EgocrowdError, Gone
+from egocrowd.pay import rates
 from egocrowd.pay.money import Money
 from egocrowd.releases import credentials, service
 from egocrowd.releases.composition import composition
@@ -106,15 +105,11 @@ def _withdrawn_meanwhile(session: Session, release_id: int) -> bool:
 
 
 def median_hourly(pay: Money, seconds: Sequence[float]) -> Money | None:
-    """What ``pay`` per task comes to per hour at the median of the tasks' working ``seconds``
-    (claimed → submitted, minus idle time), rounded half up to the minor unit; None without a time.
-    The pay helper's ``pay.rates`` (#11) measures campaigns the same way; this one is for releases."""
-    worked = [s for s in seconds if s > 0]
-    if not worked:
-        return None
-    median = Decimal(str(statistics.median(worked)))
-    per_hour = Decimal(pay.minor) * 3600 / median
-    return Money(int(per_hour.quantize(Decimal(1), rounding=ROUND_HALF_UP)), pay.currency)
+    """What ``pay`` per task comes to per hour at the median of the tasks' working ``seconds``; None
+    without a time. The campaigns' own rule (``pay.rates``: exact median, rounded down), applied to
+    the released clips' tasks only."""
+    worked = [int(s) for s in seconds if s > 0]
+    return rates.hourly(pay, rates.median(worked)) if worked else None
 
 
 def canonical_json(value: Any) -> bytes:
@@ -404,7 +399,7 @@ def pay_figures(session: Session, clips: Sequence[Clip], campaigns: Mapping[int,
     a_ids = [c.assignment_id for c in clips if c.assignment_id]
     for a in session.scalars(sa.select(Assignment).where(Assignment.id.in_(a_ids))) if a_ids else ():
         if a.submitted_at is not None:
-            worked = (a.submitted_at - a.claimed_at).total_seconds() - (a.idle_seconds or 0)
+            worked = rates.working_seconds(a.claimed_at, a.submitted_at, a.idle_seconds)
             by_campaign.setdefault(a.campaign_id, []).append(worked)
     out = []
     for cid, camp in sorted(campaigns.items()):

@@ -26,6 +26,7 @@ from egocrowd.web.pages.render import (
     flash_messages,
     form_action,
     page_unit,
+    redraw_with,
     render,
     see_other,
 )
@@ -153,11 +154,13 @@ def request_form(request: Request, release_id: Id, form: TextForm):
         )
         return see_other(f"/catalog/{release_id}?m=access_requested")
 
-    def redraw(**kw):
-        with page_unit(request) as ctx:
-            return _detail(request, ctx, release_id, **kw)
-
-    return form_action(request, form, work, redraw, redraw_codes=("release.no_licence", "release.licence_expired"))
+    return form_action(
+        request,
+        form,
+        work,
+        redraw_with(request, _detail, release_id),
+        redraw_codes=("release.no_licence", "release.licence_expired"),
+    )
 
 
 def _end_of_day(text: str) -> datetime | None:
@@ -188,11 +191,7 @@ def decide_form(request: Request, access_id: Id, form: TextForm):
         )
         return see_other(f"/catalog/{a.release_id}?m=access_{a.state.value}")
 
-    def redraw(**kw):
-        with page_unit(request) as ctx:
-            return _detail(request, ctx, release_id, **kw)
-
-    return form_action(request, form, work, redraw)
+    return form_action(request, form, work, redraw_with(request, _detail, release_id))
 
 
 @router.post("/catalog/access/{access_id}/revoke")

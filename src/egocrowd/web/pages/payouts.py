@@ -16,7 +16,16 @@ from egocrowd.errors import InvalidInput
 from egocrowd.pay import appeals, payouts, reversals
 from egocrowd.pay.money import Money
 from egocrowd.web.auth import Ctx
-from egocrowd.web.pages.render import TextForm, confirm_first, flash_messages, form_action, page_unit, render, see_other
+from egocrowd.web.pages.render import (
+    TextForm,
+    confirm_first,
+    flash_messages,
+    form_action,
+    page_unit,
+    redraw_with,
+    render,
+    see_other,
+)
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
@@ -74,11 +83,7 @@ def my_payouts_page(request: Request):
 
 
 def _mine_act(request: Request, form: dict[str, str], work) -> Response:
-    def redraw(**kw):
-        with page_unit(request) as ctx:
-            return _show_mine(request, ctx, **kw)
-
-    return form_action(request, form, work, redraw)
+    return form_action(request, form, work, redraw_with(request, _show_mine))
 
 
 @router.post("/earnings/payouts/methods")
@@ -202,11 +207,7 @@ def create_batch(request: Request, form: TextForm):
         )
         return see_other(f"/admin/payouts/{b.id}?m=batch_created")
 
-    def redraw(**kw):
-        with page_unit(request) as ctx:
-            return _show_batches(request, ctx, **kw)
-
-    return form_action(request, form, work, redraw)
+    return form_action(request, form, work, redraw_with(request, _show_batches))
 
 
 # ---------------------------------------------------------------- reversals and appeals (admins)
@@ -235,11 +236,7 @@ def reversals_page(request: Request):
 
 
 def _rev_act(request: Request, form: dict[str, str], work) -> Response:
-    def redraw(**kw):
-        with page_unit(request) as ctx:
-            return _show_reversals(request, ctx, **kw)
-
-    return form_action(request, form, work, redraw)
+    return form_action(request, form, work, redraw_with(request, _show_reversals))
 
 
 @router.post("/admin/payouts/reversals")
@@ -281,11 +278,7 @@ def batch_page(request: Request, batch_id: Id):
 
 
 def _batch_act(request: Request, batch_id: int, form: dict[str, str], work) -> Response:
-    def redraw(**kw):
-        with page_unit(request) as ctx:
-            return _show_batch(request, ctx, batch_id, **kw)
-
-    return form_action(request, form, work, redraw)
+    return form_action(request, form, work, redraw_with(request, _show_batch, batch_id))
 
 
 @router.post("/admin/payouts/{batch_id}/export")

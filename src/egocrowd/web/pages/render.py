@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Collection
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
@@ -170,6 +170,17 @@ def page_unit(request: Request):
     """The unit of work a page is drawn in: a GET's, or the redraw after a refused form (the same
     request: its CSRF token goes along, as for every cookie write)."""
     return unit(request, form_csrf=getattr(request.state, "form_csrf", None))
+
+
+def redraw_with(request: Request, show: Callable[..., Response], *args: Any) -> Callable[..., Response]:
+    """The usual ``redraw`` of :func:`form_action`: ``show(request, ctx, *args, error=, status=,
+    form=)`` in a read-only unit of its own (the failed action's unit was rolled back)."""
+
+    def redraw(**values: Any) -> Response:
+        with page_unit(request) as ctx:
+            return show(request, ctx, *args, **values)
+
+    return redraw
 
 
 def form_action(
