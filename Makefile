@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 XDIST  ?= -n auto --dist loadfile
 
-.PHONY: demo test test-fast serve venv frontend bench clean lint coverage lock
+.PHONY: demo test test-fast serve venv frontend bench clean lint coverage lock i18n-extract i18n-update i18n-check
 
 venv: $(STAMP)
 frontend: $(NODE_STAMP)
@@ -62,6 +62,21 @@ lint: venv
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# Translations (docs/translating.md): collect the marked strings into the template catalog, carry
+# new ones into every language's catalog, and check that every shipped language is complete.
+LOCALES := src/egocrowd/locales
+BABEL_KEYWORDS := -k _ -k N_ -k tr -k gettext -k ngettext:1,2 -k pgettext:1c,2
+
+i18n-extract: venv
+	$(BIN)/pybabel -q extract -F babel.cfg $(BABEL_KEYWORDS) --add-location=file --sort-by-file \
+	    --project=egocrowd --msgid-bugs-address=i18n@egocrowd.dev --no-wrap -o $(LOCALES)/messages.pot .
+
+i18n-update: i18n-extract
+	$(BIN)/pybabel -q update -i $(LOCALES)/messages.pot -d $(LOCALES) --no-wrap --ignore-obsolete --no-fuzzy-matching
+
+i18n-check: i18n-extract
+	$(BIN)/egocrowd i18n check
 
 bench: venv
 	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

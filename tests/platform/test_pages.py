@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from egocrowd import i18n
 from egocrowd.db.models import User
 from tests.platform.helpers import (
     create_campaign,
@@ -115,6 +116,11 @@ def test_money_on_pages_has_each_currencys_own_digits():
     from egocrowd.web.pages.render import templates
 
     money = templates.env.filters["money"]
-    assert money(150000, "USD") == "1,500.00 USD"
-    assert money(150, "JPY") == "150 JPY"  # yen have no minor unit: 150 is what the ledger pays
-    assert money(1500, "KWD") == "1.500 KWD"
+    assert money(150000, "USD") == "USD\xa01,500.00"
+    assert money(150, "JPY") == "JPY\xa0150"  # yen have no minor unit: 150 is what the ledger pays
+    assert money(1500, "KWD") == "KWD\xa01.500"
+    with i18n.using("fr"):  # each language writes money its own way, always with the ISO code
+        assert money(150000, "USD") == "1\u202f500,00\xa0USD"
+        assert money(1500, "KWD") == "1,500\xa0KWD"
+    with i18n.using("ar"):
+        assert money(150, "JPY") == "\u200f150\xa0JPY"

@@ -25,7 +25,9 @@ from egocrowd.accounts.validation import (
     clean_country,
     clean_display_name,
     clean_email,
+    clean_language,
     clean_password,
+    clean_time_zone,
     email_key,
 )
 from egocrowd.clock import utcnow
@@ -162,10 +164,24 @@ def expire_account_tokens(session: Session, user: User, purpose: str | None, *, 
 
 
 def update_profile(
-    session: Session, user: User, *, display_name: str | None = None, country: str | None | object = ...
+    session: Session,
+    user: User,
+    *,
+    display_name: str | None = None,
+    country: str | None | object = ...,
+    language: str | None | object = ...,
+    time_zone: str | None | object = ...,
 ) -> User:
-    """Change the name shown to others and the country (``None`` or "" clears it; left out: kept)."""
+    """Change the name shown to others, the country, the language pages and mail speak and the
+    time zone they show times in (``None`` or "" clears a setting: the browser's is used; left
+    out: kept)."""
     changed: dict[str, Any] = {}
+    for field, value, clean in (("language", language, clean_language), ("time_zone", time_zone, clean_time_zone)):
+        if value is not ...:
+            new = clean(value if isinstance(value, str) else None)
+            if new != getattr(user, field):
+                changed[field] = {"from": getattr(user, field), "to": new}
+                setattr(user, field, new)
     if display_name is not None:
         name = clean_display_name(display_name) or user.display_name
         if name != user.display_name:

@@ -11,6 +11,7 @@ from functools import cache
 
 from email_validator import EmailNotValidError, validate_email
 
+from egocrowd import i18n
 from egocrowd.errors import InvalidInput
 
 # Control (Cc), format (Cf: zero-width spaces and joiners, bidi overrides, BOM), private use,
@@ -97,6 +98,26 @@ def clean_country(country: str | None) -> str | None:
     if country not in countries():
         raise InvalidInput("Choose your country from the list.", code="user.bad_country", field="country")
     return country
+
+
+def clean_language(language: str | None) -> str | None:
+    """One of the shipped languages ("pt-BR" → "pt"); empty means the browser's."""
+    if not (language or "").strip():
+        return None
+    found = i18n.supported(language)
+    if found is None:
+        raise InvalidInput("Choose a language from the list.", code="user.bad_language", field="language")
+    return found
+
+
+def clean_time_zone(zone: str | None) -> str | None:
+    """An IANA time zone ("Africa/Lagos"); empty means the browser's."""
+    zone = (zone or "").strip()
+    if not zone:
+        return None
+    if zone not in i18n.zones():
+        raise InvalidInput("Choose a time zone from the list.", code="user.bad_time_zone", field="time_zone")
+    return zone
 
 
 def clean_display_name(name: str | None) -> str:

@@ -223,6 +223,10 @@ class User(Base):
     #: the account was deleted at the person's request: the row stays (ids in the ledger and the
     #: audit log point at it) with every personal field blanked
     deleted_at: Mapped[datetime | None]
+    #: the language pages and mail speak to this person (egocrowd.i18n); None: the browser's
+    language: Mapped[str | None] = mapped_column(sa.String(16))
+    #: IANA time zone times are shown in ("Africa/Lagos"); None: the browser's
+    time_zone: Mapped[str | None] = mapped_column(sa.String(64))
 
     organization: Mapped[Organization | None] = relationship()
 
@@ -334,6 +338,9 @@ class ConsentRecord(Base):
     scopes: Mapped[list[Any]] = mapped_column(default=list)
     signed_at: Mapped[datetime] = mapped_column(default=utcnow)
     withdrawn_at: Mapped[datetime | None]
+    #: the language of the text the person read and signed (its document's; kept on the signature
+    #: so the record stands on its own)
+    language: Mapped[str] = mapped_column(sa.String(16), default="en")
 
     document: Mapped[ConsentDocument] = relationship()
 
@@ -345,6 +352,9 @@ class Campaign(Base):
     created_by: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     title: Mapped[str] = mapped_column(sa.String(200))
     instructions: Mapped[str] = mapped_column(sa.Text)
+    #: the lab's own versions of the title and instructions in other languages:
+    #: {"fr": {"title": "...", "instructions": "..."}}; workers read theirs, else the main text
+    translations: Mapped[dict[str, Any]] = mapped_column(default=dict)
     requirements: Mapped[dict[str, Any]] = mapped_column(default=dict)
     taxonomy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     target_clips: Mapped[int]

@@ -22,6 +22,8 @@ from egocrowd.uploads import UploadStore, recover_completed
 from egocrowd.web import assets, problems, security
 from egocrowd.web.letters import SendAfterResponse
 from egocrowd.web.limits import BodyLimit
+from egocrowd.web.locale import LocaleMiddleware
+from egocrowd.web.locale import router as locale_router
 from egocrowd.web.pages import accounts, assignments, campaigns, consent, lab, render
 from egocrowd.web.pages import admin as admin_pages
 from egocrowd.web.pages import annotate as annotate_pages
@@ -33,6 +35,7 @@ from egocrowd.web.pages import payouts as payout_pages
 from egocrowd.web.pages import rates as rate_pages
 from egocrowd.web.pages import releases as release_pages
 from egocrowd.web.pages import review as review_pages
+from egocrowd.web.pages import training as training_pages
 from egocrowd.web.pages import withdrawals as withdrawal_pages
 from egocrowd.web.routers import account, api, reviews
 from egocrowd.web.routers import admin as admin_api
@@ -46,6 +49,7 @@ from egocrowd.web.routers import pay as pay_api
 from egocrowd.web.routers import payouts as payouts_api
 from egocrowd.web.routers import rates as rates_api
 from egocrowd.web.routers import releases as releases_api
+from egocrowd.web.routers import training as training_api
 from egocrowd.web.routers import withdrawals as withdrawals_api
 from egocrowd.web.routers.uploads import PlatformHooks
 from egocrowd.worker import make_runner, run_pipeline, stop_pipeline
@@ -70,6 +74,7 @@ ROUTERS = [
     releases_api.router,
     catalog_api.router,
     withdrawals_api.router,
+    training_api.router,
     accounts.router,
     campaigns.router,
     consent.router,
@@ -86,6 +91,8 @@ ROUTERS = [
     release_pages.router,
     catalog_pages.router,
     withdrawal_pages.router,
+    training_pages.router,
+    locale_router,
 ]
 
 
@@ -157,6 +164,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     render.templates.env.globals["asset"] = assets.asset  # {{ asset('/static/app.css') }}: the hashed URL
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_kb * 1024)
     app.add_middleware(SendAfterResponse, settings=settings)  # mail leaves after the answer
+    app.add_middleware(LocaleMiddleware)  # outermost: error pages speak the visitor's language too
 
     for router in ROUTERS:
         app.include_router(router)

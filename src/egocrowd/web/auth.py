@@ -21,6 +21,7 @@ from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
+from egocrowd import i18n
 from egocrowd.accounts import login as _login
 from egocrowd.accounts import service as accounts
 from egocrowd.db.models import LoginSession, User
@@ -161,7 +162,15 @@ def _cookie_session(request: Request, session: Session) -> tuple[bool, LoginSess
 def viewer(request: Request, session: Session) -> User | None:
     """Who is logged in by cookie, for pages rendered outside a unit of work (error pages...)."""
     row = _cookie_session(request, session)[1]
+    if row is not None:
+        speak_to(row.user)
     return row.user if row else None
+
+
+def speak_to(user: User) -> None:
+    """The rest of the request speaks the caller's own language and zone, where they chose them
+    (else what the browser said, set by :class:`egocrowd.web.locale.LocaleMiddleware`)."""
+    i18n.activate(user.language, user.time_zone)
 
 
 @contextmanager
@@ -184,6 +193,8 @@ def unit(request: Request, *, form_csrf: str | None = None) -> Iterator[Ctx]:
                 user, login_session_id = row.user, row.id
                 if accounts.needs_touch(row.last_seen_at):
                     touch = (accounts.touch_session, row.id)
+        if user is not None:
+            speak_to(user)
         # Page forms always carry a token (even log-in: no login CSRF); API writes by cookie too.
         if form_csrf is not None or (via_cookie and request.method not in SAFE_METHODS):
             check_csrf(request, form_csrf if form_csrf is not None else request.headers.get("x-csrf-token"))

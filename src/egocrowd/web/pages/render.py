@@ -3,9 +3,10 @@ the error page the problem handler renders for non-API paths."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Collection
-from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -16,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from egocrowd import __version__, notifications
+from egocrowd import __version__, i18n, notifications
 from egocrowd.accounts import policy
 from egocrowd.db.models import CampaignStatus
 from egocrowd.errors import EgocrowdError
@@ -25,6 +26,7 @@ from egocrowd.web.auth import Ctx, csrf_token, persist_anonymous_csrf, unit, vie
 from egocrowd.web.pages.forms import field_errors
 
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
+STATIC_DIR = Path(__file__).parent.parent / "static"
 #: What a page says after a redirect with ``?m=KEY``: one table for the whole site, so a key means
 #: one thing everywhere. Page modules add theirs with :func:`flash_messages`.
 FLASH = {
@@ -47,37 +49,67 @@ def flash_messages(texts: dict[str, str]) -> None:
 
 
 def _money(minor: int, currency: str) -> str:
-    """An amount in the currency's minor units as people read it: "1,500.00 USD", "150 JPY",
-    "1.500 KWD" (exact: money is never a float; the digits come from pay.money's ISO 4217 table,
-    cents for a code it does not know, as campaigns created before the table were)."""
+    """An amount in the currency's minor units as the viewer's language writes money: "$1,500.00",
+    "1 500,00 $US", "JP¥150" (exact: money is never a float; the digits come from pay.money's
+    ISO 4217 table, cents for a code it does not know, as campaigns created before the table were)."""
     digits = MINOR_DIGITS.get(currency, 2)
-    return f"{Decimal(minor).scaleb(-digits):,.{digits}f} {currency}"
-
-
-def _when(moment: datetime) -> str:
-    """A moment as people read it: "2026-11-30 14:05 UTC" (converted first: a driver may hand back
-    another zone). Viewers' own zones come with issue #15."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return i18n.money(Decimal(minor).scaleb(-digits), currency, digits)
 
 
 def _filesize(n: float) -> str:
     for suffix in ("bytes", "KB", "MB", "GB"):
         if n < 1024 or suffix == "GB":
-            return f"{n:.0f} {suffix}" if suffix == "bytes" else f"{n:.1f} {suffix}"
+            return i18n.number(n, digits=0 if suffix == "bytes" else 1) + " " + suffix
         n /= 1024
     return str(n)
 
 
+# Every template speaks through egocrowd.i18n: {% trans %}...{% endtrans %}, _("..."), and the
+# filters below format times, numbers, money and countries for the viewer's language and zone.
+templates.env.add_extension("jinja2.ext.i18n")
+templates.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext)  # type: ignore[attr-defined]
+templates.env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks: whitespace folded, as extracted
 templates.env.filters["money"] = _money
 templates.env.filters["filesize"] = _filesize
-templates.env.filters["when"] = _when
+templates.env.filters["when"] = i18n.when
+templates.env.filters["day"] = i18n.day
+templates.env.filters["number"] = i18n.number
+templates.env.filters["percent"] = i18n.percent
+templates.env.filters["country"] = i18n.country_name
+templates.env.globals["ui_language"] = i18n.current
+templates.env.globals["ui_languages"] = i18n.languages
+templates.env.globals["country_list"] = i18n.countries
+templates.env.globals["zone_list"] = i18n.zones
+templates.env.globals["js_strings"] = lambda: js_strings()
 templates.env.globals["version"] = __version__
 templates.env.globals["CampaignStatus"] = CampaignStatus
 templates.env.globals["can"] = policy.can  # templates ask the policy too; they never test roles
 
 
+@cache
+def _js_msgids() -> tuple[str, ...]:
+    """The strings our page scripts show, marked ``tr("...")`` there: found with Babel's own
+    JavaScript extractor, the same one ``make i18n-extract`` uses."""
+    from babel.messages.extract import extract_javascript
+
+    found: set[str] = set()
+    for path in sorted(STATIC_DIR.glob("*.js")):
+        with path.open("rb") as f:
+            for _line, _func, message, _comments in extract_javascript(f, {"tr": None}, [], {}):
+                found.add(message if isinstance(message, str) else message[0])
+    return tuple(sorted(found))
+
+
+def js_strings() -> str:
+    """The page scripts' strings in the viewer's language, as JSON for ``static/i18n.js``
+    (``</`` escaped: it sits inside a <script type="application/json"> element)."""
+    table = {m: i18n.gettext(m) for m in _js_msgids()}
+    return json.dumps(table, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+
+
 def render(request: Request, name: str, ctx_user, status: int = 200, **values) -> HTMLResponse:
-    values.setdefault("flash", FLASH.get(request.query_params.get("m", "")))
+    flash_key = request.query_params.get("m", "")
+    values.setdefault("flash", i18n.gettext(FLASH[flash_key]) if flash_key in FLASH else None)
     values.setdefault("unread", notifications.unread_for(ctx_user))  # the menu's count: one indexed COUNT
     resp = templates.TemplateResponse(
         request, name, {"user": ctx_user, "csrf": csrf_token(request), **values}, status_code=status
