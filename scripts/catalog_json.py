@@ -1,0 +1,86 @@
+"""Hand a language's catalog to a translator as JSON, and take the translations back.
+
+    python scripts/catalog_json.py dump fr todo.json [--all]   # untranslated entries (or all)
+    python scripts/catalog_json.py merge fr todo.json           # write them into the .po
+
+JSON is easier than .po to edit in bulk and to review in a diff of one language. Each entry:
+{"id": msgid, "plural": msgid_plural or null, "context": msgctxt or null, "where": [files],
+"forms": ["one", "other", ...] (plural entries: the language's CLDR plural categories, one
+translation per form), "translation": "..." or ["...", ...]}. Placeholders ({name}, %(name)s)
+and markup must be kept as they are; `egocrowd i18n check` verifies it after the merge.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from babel import Locale
+from babel.messages.pofile import read_po, write_po
+
+LOCALES = Path(__file__).resolve().parents[1] / "src" / "egocrowd" / "locales"
+
+
+def _path(lang: str) -> Path:
+    return LOCALES / lang / "LC_MESSAGES" / "messages.po"
+
+
+def _read(lang: str):
+    with _path(lang).open("rb") as f:
+        return read_po(f, locale=lang)
+
+
+def _done(msg) -> bool:
+    strings = msg.string if isinstance(msg.string, (list, tuple)) else (msg.string,)
+    return bool(strings) and all(strings) and not msg.fuzzy
+
+
+def dump(lang: str, out: Path, everything: bool = False) -> int:
+    catalog = _read(lang)
+    forms = list(Locale.parse(lang).plural_form.tags) + ["other"]
+    forms = forms[: catalog.num_plurals] if len(forms) >= catalog.num_plurals else forms
+    entries = []
+    for msg in catalog:
+        if not msg.id or (_done(msg) and not everything):
+            continue
+        plural = isinstance(msg.id, (list, tuple))
+        entries.append(
+            {
+                "id": msg.id[0] if plural else msg.id,
+                "plural": msg.id[1] if plural else None,
+                "context": msg.context,
+                "where": sorted({loc for loc, _line in msg.locations}),
+                **({"forms": forms} if plural else {}),
+                "translation": list(msg.string) if plural else msg.string,
+            }
+        )
+    out.write_text(json.dumps(entries, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return len(entries)
+
+
+def merge(lang: str, source: Path) -> int:
+    catalog = _read(lang)
+    changed = 0
+    for entry in json.loads(source.read_text(encoding="utf-8")):
+        key = (entry["id"], entry["plural"]) if entry.get("plural") else entry["id"]
+        msg = catalog.get(key if isinstance(key, str) else key[0], entry.get("context"))
+        if msg is None or not entry.get("translation"):
+            continue
+        msg.string = tuple(entry["translation"]) if entry.get("plural") else entry["translation"]
+        if msg.fuzzy:
+            msg.flags.discard("fuzzy")
+        changed += 1
+    with _path(lang).open("wb") as f:
+        write_po(f, catalog, width=0, sort_by_file=True, include_previous=False)
+    return changed
+
+
+if __name__ == "__main__":
+    command, lang, file = sys.argv[1:4]
+    if command == "dump":
+        print(f"{dump(lang, Path(file), '--all' in sys.argv)} entries written to {file}")
+    elif command == "merge":
+        print(f"{merge(lang, Path(file))} translations merged into {_path(lang)}")
+    else:
+        raise SystemExit(__doc__)
