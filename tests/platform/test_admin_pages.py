@@ -223,3 +223,57 @@ def test_health_page_lists_failed_de_identifications_and_requeue_says_what_happe
     assert "waiting: 1 · blurred: 0 · in review: 0 · failed: 1" in r.text
     r = client.post("/admin/jobs/requeue", data={"csrf_token": token, "stage": "deidentify"})
     assert "is de-identified again." in r.text and "goes back to processing" not in r.text
+
+
+def _main(html: str) -> str:
+    """The page's own part (the shell around it is checked with the shell)."""
+    return html[html.index("<main>") : html.index("</main>")]
+
+
+def test_admin_pages_and_their_refusals_speak_the_readers_language(client, db, admin, monkeypatch):
+    """In the pseudo-language every word of the console, its confirmations and its refusals went
+    through gettext; what people wrote (names, emails) and technical English (codes) is marked."""
+    from tests.support.i18n import untranslated
+
+    monkeypatch.setenv("EGOCROWD_PSEUDO_LOCALE", "1")
+    a, token = admin
+    owner = make_user(db, "requester", org="Lab A", email="owner@lab-a.org")
+    w = make_user(db, "worker", email="amina@example.org")
+    client.post(f"/admin/users/{w.id}/suspend", data={"csrf_token": token, "confirmed": "yes"})
+    client.cookies.set("lang", "en-XA")
+    written = frozenset({"Lab A", "owner@lab-a.org", "amina@example.org", "admin", "worker", "requester"})
+    org_url = re.search(r'href="(/admin/organizations/\d+)"', client.get("/admin/organizations").text).group(1)
+    pages = {
+        path: client.get(path)
+        for path in (
+            "/admin",
+            "/admin/users",
+            "/admin/users/new",
+            f"/admin/users/{w.id}",
+            f"/admin/users/{owner.id}",
+            "/admin/organizations",
+            org_url,
+            "/admin/audit",
+            "/admin/health",
+        )
+    }
+    # refusals and confirmations: a form error, a pydantic-style field error, a question
+    pages["refused role"] = client.post(
+        f"{org_url}/members/{owner.id}/role", data={"csrf_token": token, "org_role": "viewer"}
+    )
+    pages["short password"] = client.post(
+        "/admin/users/new", data={"csrf_token": token, "email": "x@example.org", "password": "short", "role": "worker"}
+    )
+    confirm = client.post(f"/admin/users/{owner.id}/role", data={"csrf_token": token, "role": "worker"})
+    pages["missing"] = client.get("/admin/organizations/999999")
+    for name, r in pages.items():
+        assert r.status_code in (200, 404, 409, 422), (name, r.status_code)
+        assert "⟦" in r.text, name
+        assert untranslated(_main(r.text), written) == [], name
+    assert 'data-code="org.last_owner"' in pages["refused role"].text
+    assert 'lang="en" dir="ltr" translate="no"' in pages["refused role"].text  # the English detail, marked
+    assert '<h1 data-code="org.not_found">⟦' in pages["missing"].text  # the title, translated
+    # the confirmation page is the shell's; the question and what happens are this page's words
+    question = re.search(r"<h1>(.*?)</h1>", confirm.text).group(1)
+    assert question.startswith("⟦") and "owner@lab-a.org" not in question
+    assert confirm.text.count("<li>⟦") == 3

@@ -140,7 +140,7 @@ def test_the_one_line_error_of_other_pages_uses_the_same_plain_words():
     line = form_error(InvalidInput("Enter a valid email address <now>.", code="user.bad_email", field="email"))
     assert line["title"] == "This email address is not valid" and line["detail"] == "Enter a valid email address <now>."
     assert line["message"] == (
-        'This email address is not valid<br><span class="error-detail" lang="en" dir="ltr">'
+        'This email address is not valid<br><span class="error-detail" lang="en" dir="ltr" translate="no">'
         "Enter a valid email address &lt;now&gt;.</span>"
     )
 

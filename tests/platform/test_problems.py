@@ -9,7 +9,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from egocrowd.i18n import pseudo
-
 from tests.platform.helpers import API, assert_problem, make_user
 
 SECRET = "s3cr3t-detail-that-must-not-leak"
@@ -141,7 +140,9 @@ def test_title_is_the_type_in_the_readers_language_detail_the_occurrence_in_engl
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     h1 = re.search(r'<h1 data-code="http.not_found">([^<]*)</h1>', r.text)
     assert h1 and h1.group(1) == html.escape(pseudo("This page does not exist"), quote=False)
-    assert re.search(r'<p class="error" lang="en" dir="ltr" data-code="http.not_found">Not Found</p>', r.text)
+    assert re.search(
+        r'<p class="error" lang="en" dir="ltr" translate="no" data-code="http.not_found">Not Found</p>', r.text
+    )
 
 
 def test_every_status_has_a_fallback_title_and_unknown_codes_use_it():

@@ -509,7 +509,9 @@ def _requeue_what(stage: str, stale: bool) -> str:
     """What a requeue does to the clips, as one whole sentence per case (never glued fragments)."""
     if stage == "deidentify":
         if stale:
-            return gettext("Every clip it finished or failed with an older version of the stage is de-identified again.")
+            return gettext(
+                "Every clip it finished or failed with an older version of the stage is de-identified again."
+            )
         return gettext("Every clip it finished or failed is de-identified again.")
     if stale:
         return gettext("Every clip it finished or failed with an older version of the stage goes back to processing.")

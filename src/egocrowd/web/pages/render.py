@@ -22,8 +22,8 @@ from egocrowd import __version__, i18n, notifications
 from egocrowd.accounts import policy
 from egocrowd.db.models import CampaignStatus
 from egocrowd.errors import EgocrowdError
-from egocrowd.problem_titles import title as problem_title
 from egocrowd.pay.money import MINOR_DIGITS
+from egocrowd.problem_titles import title as problem_title
 from egocrowd.web.auth import Ctx, csrf_token, persist_anonymous_csrf, unit, viewer
 from egocrowd.web.pages.forms import field_errors
 
@@ -216,7 +216,7 @@ def form_error(exc: EgocrowdError | ValidationError) -> dict[str, Any]:
     english = isinstance(exc, EgocrowdError) and detail == exc.message
     message = escape(title)
     if detail and detail != title:
-        lang = Markup(' lang="en" dir="ltr"') if english else Markup("")
+        lang = Markup(' lang="en" dir="ltr" translate="no"') if english else Markup("")
         message += Markup('<br><span class="error-detail"%s>%s</span>') % (lang, detail)
     return {"code": code, "title": title, "detail": detail, "message": message}
 
