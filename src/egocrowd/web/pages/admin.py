@@ -231,7 +231,7 @@ def user_role(request: Request, user_id: Id, form: TextForm):
         person = directory.get_user(ctx.session, admin, user_id)
         role = Role(form["role"]) if form.get("role") in Role.__members__ else None
         if role is None:
-            raise InvalidInput(gettext("Choose a role."), code="validation.failed", field="role")
+            raise InvalidInput("Choose a role.", code="validation.failed", field="role")
         if _RANK[role] < _RANK[person.role]:
             ask = confirm_first(
                 request,
