@@ -1,8 +1,13 @@
 """One error tree for the whole platform.
 
-Every error carries a stable machine ``code`` (dotted, ``area.reason``), a human ``message`` and an
-HTTP ``status`` that only ``egocrowd.web`` turns into an RFC 9457 problem document. Codes are part
-of the public API: never rename one, add a new one instead.
+Every error carries a stable machine ``code`` (dotted, ``area.reason``), a ``message`` and an HTTP
+``status`` that only ``egocrowd.web`` turns into an RFC 9457 problem document. Codes are part of the
+public API: never rename one, add a new one instead.
+
+The ``message`` is this occurrence's words, in English, as precise and technical as helps (it becomes
+the problem's ``detail``). What a person reads first is the code's ``title``: one short sentence per
+code in ``egocrowd.problem_titles``, translated into the reader's language. A new code needs a row
+there (and in docs/api.md's tables); tests/docs/test_error_codes.py checks both.
 
     EgocrowdError                       500  internal
     ├── InvalidInput                    422  e.g. validation.failed, campaign.bad_requirements

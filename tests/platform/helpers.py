@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from egocrowd import audit, consent
+from egocrowd import audit, consent, problem_titles
 from egocrowd.accounts import service as accounts
 from egocrowd.clock import utcnow
 from egocrowd.db.models import Campaign, OrgRole, Role, User
@@ -156,7 +156,7 @@ def assert_problem(r, status: int, code: str) -> dict:
     body = r.json()
     assert body["code"] == code, body
     assert body["status"] == status and body["type"].endswith(code), body
-    assert isinstance(body.get("title"), str) and body["title"], body
+    assert body["title"] == problem_titles.title(code, status), body  # the type's title, not the occurrence's words
     assert isinstance(body.get("detail"), str) and len(body["detail"]) >= 5, body
     assert "Traceback" not in r.text
     return body

@@ -112,7 +112,7 @@ def test_role_down_asks_first_role_up_does_not(client, db, admin):
     r = client.post(f"/admin/users/{w.id}/role", data={"csrf_token": token, "role": "reviewer"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith("m=user_role")
     r = client.post(f"/admin/users/{w.id}/role", data={"csrf_token": token, "role": "worker"})
-    assert r.status_code == 200 and "instead of a reviewer" in r.text and 'name="role" value="worker"' in r.text
+    assert r.status_code == 200 and "from reviewer to worker?" in r.text and 'name="role" value="worker"' in r.text
     r = client.post(f"/admin/users/{w.id}/role", data={"csrf_token": token, "role": "requester"})
     assert r.status_code == 422 and 'data-code="user.organization_required"' in r.text and "Latest changes" in r.text
 
@@ -122,7 +122,7 @@ def test_create_a_requester_in_a_lab(client, db, admin):
     r = client.post("/admin/organizations", data={"csrf_token": token, "name": "Open Robotics"}, follow_redirects=False)
     org_url = r.headers["location"].split("?")[0]
     org_id = int(org_url.rsplit("/", 1)[1])
-    assert f'<option value="{org_id}" selected>' in client.get(f"/admin/users/new?org={org_id}").text
+    assert f'<option value="{org_id}" selected translate="no">' in client.get(f"/admin/users/new?org={org_id}").text
     form = {
         "csrf_token": token,
         "email": "lab@example.org",
@@ -145,7 +145,7 @@ def test_organization_page_team_and_its_refusals(client, db, admin):
     _, token = admin
     owner = make_user(db, "requester", org="Lab A", email="owner@lab-a.org")
     r = client.get("/admin/organizations")
-    org_url = re.search(r'href="(/admin/organizations/\d+)"><strong>Lab A', r.text).group(1)
+    org_url = re.search(r'href="(/admin/organizations/\d+)"><strong translate="no">Lab A', r.text).group(1)
     w = make_user(db, "worker", email="new@example.org")
     r = client.post(
         f"{org_url}/members", data={"csrf_token": token, "email": "ghost@example.org", "org_role": "editor"}
@@ -169,10 +169,10 @@ def test_audit_log_filters_and_links_people(client, db, admin):
     client.post(f"/admin/users/{w.id}/suspend", data={"csrf_token": token, "confirmed": "yes"})
     r = client.get("/admin/audit", params={"entity_type": "user", "entity_id": str(w.id), "action": "user.s"})
     assert r.status_code == 200
-    events = re.findall(r"<code>([a-z_.]+)</code>", r.text)
+    events = re.findall(r'class="card admin-event"[^>]*>\s*<div><code>([a-z_.]+)</code>', r.text)
     assert events == ["user.sessions_ended", "user.suspended"]  # newest first
-    assert f'<a href="/admin/users/{a.id}">admin</a>' in r.text  # who did it, linked
-    assert f'<a href="/admin/users/{w.id}">worker (#{w.id})</a>' in r.text  # whom it was about
+    assert f'<a href="/admin/users/{a.id}" translate="no">admin</a>' in r.text  # who did it, linked
+    assert f'<a href="/admin/users/{w.id}" translate="no">worker (#{w.id})</a>' in r.text  # whom it was about
     assert "<dt>reason</dt><dd>suspended</dd>" in r.text  # the payload, readable
     r = client.get("/admin/audit", params={"actor": "root@example.org", "since": "2000-01-01", "until": "2999-12-31"})
     assert (
@@ -220,6 +220,60 @@ def test_health_page_lists_failed_de_identifications_and_requeue_says_what_happe
     r = client.get("/admin/health")
     assert _ids(r.text, "admin-deid-failed") == [failed]
     assert f'<a href="/clips/{failed}">Clip {failed}</a>' in r.text and "<code>deid.model_missing</code>" in r.text
-    assert "pending: 1 · clean: 0 · review: 0 · failed: 1" in r.text
+    assert "waiting: 1 · blurred: 0 · in review: 0 · failed: 1" in r.text
     r = client.post("/admin/jobs/requeue", data={"csrf_token": token, "stage": "deidentify"})
     assert "is de-identified again." in r.text and "goes back to processing" not in r.text
+
+
+def _main(html: str) -> str:
+    """The page's own part (the shell around it is checked with the shell)."""
+    return html[html.index("<main>") : html.index("</main>")]
+
+
+def test_admin_pages_and_their_refusals_speak_the_readers_language(client, db, admin, monkeypatch):
+    """In the pseudo-language every word of the console, its confirmations and its refusals went
+    through gettext; what people wrote (names, emails) and technical English (codes) is marked."""
+    from tests.support.i18n import untranslated
+
+    monkeypatch.setenv("EGOCROWD_PSEUDO_LOCALE", "1")
+    a, token = admin
+    owner = make_user(db, "requester", org="Lab A", email="owner@lab-a.org")
+    w = make_user(db, "worker", email="amina@example.org")
+    client.post(f"/admin/users/{w.id}/suspend", data={"csrf_token": token, "confirmed": "yes"})
+    client.cookies.set("lang", "en-XA")
+    written = frozenset({"Lab A", "owner@lab-a.org", "amina@example.org", "admin", "worker", "requester"})
+    org_url = re.search(r'href="(/admin/organizations/\d+)"', client.get("/admin/organizations").text).group(1)
+    pages = {
+        path: client.get(path)
+        for path in (
+            "/admin",
+            "/admin/users",
+            "/admin/users/new",
+            f"/admin/users/{w.id}",
+            f"/admin/users/{owner.id}",
+            "/admin/organizations",
+            org_url,
+            "/admin/audit",
+            "/admin/health",
+        )
+    }
+    # refusals and confirmations: a form error, a pydantic-style field error, a question
+    pages["refused role"] = client.post(
+        f"{org_url}/members/{owner.id}/role", data={"csrf_token": token, "org_role": "viewer"}
+    )
+    pages["short password"] = client.post(
+        "/admin/users/new", data={"csrf_token": token, "email": "x@example.org", "password": "short", "role": "worker"}
+    )
+    confirm = client.post(f"/admin/users/{owner.id}/role", data={"csrf_token": token, "role": "worker"})
+    pages["missing"] = client.get("/admin/organizations/999999")
+    for name, r in pages.items():
+        assert r.status_code in (200, 404, 409, 422), (name, r.status_code)
+        assert "⟦" in r.text, name
+        assert untranslated(_main(r.text), written) == [], name
+    assert 'data-code="org.last_owner"' in pages["refused role"].text
+    assert 'lang="en" dir="ltr" translate="no"' in pages["refused role"].text  # the English detail, marked
+    assert '<h1 data-code="org.not_found">⟦' in pages["missing"].text  # the title, translated
+    # the confirmation page is the shell's; the question and what happens are this page's words
+    question = re.search(r"<h1>(.*?)</h1>", confirm.text).group(1)
+    assert question.startswith("⟦") and "owner@lab-a.org" not in question
+    assert confirm.text.count("<li>⟦") == 3

@@ -127,12 +127,22 @@ def test_the_one_line_error_of_other_pages_uses_the_same_plain_words():
     with pytest.raises(ValidationError) as caught:
         Everything.model_validate({"name": "a", "seconds": 0, "required": "x"})
     line = form_error(caught.value)
-    assert line == {"code": "validation.failed", "message": "Must be at least 3 characters. Must be at least 1."}
-    assert not any(j in line["message"] for j in JARGON)
-    assert form_error(InvalidInput("Enter a valid email address.", code="user.bad_email", field="email")) == {
-        "code": "user.bad_email",
-        "message": "Enter a valid email address.",
+    # the problem's title first (the reader's language), what exactly is wrong on the second line
+    assert line == {
+        "code": "validation.failed",
+        "title": "Some of what was sent needs fixing",
+        "detail": "Must be at least 3 characters. Must be at least 1.",
+        "message": 'Some of what was sent needs fixing<br><span class="error-detail">'
+        "Must be at least 3 characters. Must be at least 1.</span>",
     }
+    assert not any(j in line["message"] for j in JARGON)
+    # our own refusal: its detail is the occurrence's English message, marked as English
+    line = form_error(InvalidInput("Enter a valid email address <now>.", code="user.bad_email", field="email"))
+    assert line["title"] == "This email address is not valid" and line["detail"] == "Enter a valid email address <now>."
+    assert line["message"] == (
+        'This email address is not valid<br><span class="error-detail" lang="en" dir="ltr" translate="no">'
+        "Enter a valid email address &lt;now&gt;.</span>"
+    )
 
 
 def test_the_campaign_form_words():

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 
+from egocrowd.i18n import pseudo
 from tests.platform.helpers import API, assert_problem, make_user
 
 SECRET = "s3cr3t-detail-that-must-not-leak"
@@ -95,7 +99,7 @@ def test_internal_errors_never_leak(crashing_client, caplog):
     r = crashing_client.get(f"{API}/test-boom")
     assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
     body = r.json()
-    assert body["code"] == "internal" and body["title"] == "Internal error" and body["status"] == 500
+    assert body["code"] == "internal" and body["title"] == "Something went wrong on our side" and body["status"] == 500
     assert set(body) == {"type", "title", "status", "code", "detail"}
     assert SECRET not in r.text and "Traceback" not in r.text and "RuntimeError" not in r.text
     assert SECRET in caplog.text  # ...but it is logged for us
@@ -110,6 +114,44 @@ def test_html_errors_for_pages(client):
     r = client.get("/no-such-page")
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert 'data-code="http.not_found"' in r.text
+
+
+def test_title_is_the_type_in_the_readers_language_detail_the_occurrence_in_english(client, db, monkeypatch):
+    """RFC 9457: ``title`` names the problem type (the same for every occurrence) and is translated;
+    ``detail`` is this occurrence's technical English. Pages show both, the detail marked English."""
+    monkeypatch.setenv("EGOCROWD_PSEUDO_LOCALE", "1")
+    w = make_user(db, "worker")
+    english = assert_problem(client.get(f"{API}/campaigns/999999", headers=w.headers), 404, "campaign.not_found")
+    assert english["title"] == "This campaign was not found" and "999999" not in english["title"]
+    r = client.get(f"{API}/campaigns/999999", headers={**w.headers, "Accept-Language": "en-XA, en;q=0.5"})
+    body = r.json()
+    assert r.headers["content-language"] == "en-XA"
+    assert body["title"] == pseudo("This campaign was not found") and body["detail"] == english["detail"]
+    assert body["code"] == "campaign.not_found" and body["type"].endswith("/campaign.not_found")
+    r = client.get(f"{API}/campaigns/999998", headers=w.headers)
+    assert r.json()["title"] == english["title"] and r.json()["detail"] != english["detail"]  # one title per type
+    assert r.headers["content-language"] == "en"
+    # a problem answered by the body limit, before any route: titled the same way
+    r = client.post(f"{API}/auth/signup", content=b"x" * (2 << 20), headers={"Accept-Language": "en-XA"})
+    assert r.status_code == 413 and r.json()["title"] == pseudo("What was sent is too large")
+
+    # the HTML face: the translated title big, the English detail under it, marked as English
+    r = client.get("/no-such-page", headers={"Accept-Language": "en-XA"})
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    h1 = re.search(r'<h1 data-code="http.not_found">([^<]*)</h1>', r.text)
+    assert h1 and h1.group(1) == html.escape(pseudo("This page does not exist"), quote=False)
+    assert re.search(
+        r'<p class="error" lang="en" dir="ltr" translate="no" data-code="http.not_found">Not Found</p>', r.text
+    )
+
+
+def test_every_status_has_a_fallback_title_and_unknown_codes_use_it():
+    from egocrowd.problem_titles import GENERIC, STATUS_TITLES, title
+    from egocrowd.web.problems import _HTTP_CODES
+
+    assert set(_HTTP_CODES) <= set(STATUS_TITLES)
+    assert title("http.418", 418) == GENERIC and title("nobody.knows", 409) == STATUS_TITLES[409]
+    assert title("assignment.lease_expired", 500) == "This slot's time ran out"  # the code's own row wins
 
 
 def test_page_forms_never_crash_on_odd_input(client, db):

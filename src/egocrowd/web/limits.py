@@ -73,7 +73,6 @@ class BodyLimit:
         response = problem(
             413,
             "http.too_large",
-            "Request body too large",
             f"A request body may be at most {limit_kb} KiB.",
             limit_bytes=self.max_body_bytes,
         )
@@ -122,7 +121,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             problem(
                 431,
                 "http.headers_too_large",
-                "Request headers too large",
                 f"The request line and headers may be at most {self._max_head // 1024} KiB.",
                 limit_bytes=self._max_head,
             ).body

@@ -1,4 +1,8 @@
-"""EgocrowdError (and every other failure) → RFC 9457 problem documents. Never a stack trace."""
+"""EgocrowdError (and every other failure) → RFC 9457 problem documents. Never a stack trace.
+
+``title`` is the problem type's one title (egocrowd.problem_titles), in the request's language
+(account, ``lang`` cookie or Accept-Language; the response says which in ``Content-Language``);
+``detail`` is this occurrence's message, in English, as technical as it needs to be."""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from egocrowd import i18n
 from egocrowd.errors import EgocrowdError
+from egocrowd.problem_titles import title as title_of
 from egocrowd.web.pages.render import render_error
 
 log = logging.getLogger("egocrowd.web")
@@ -31,17 +37,21 @@ _HTTP_CODES = {
 def problem(
     status: int,
     code: str,
-    title: str,
     detail: str | None = None,
     *,
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    body = {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status, "code": code}
+    """The problem document of ``code``: its title in the language of the moment, ``detail`` as given."""
+    body = {"type": PROBLEM_TYPE_BASE + code, "title": title_of(code, status), "status": status, "code": code}
     if detail:
         body["detail"] = detail
     body.update({k: v for k, v in extra.items() if v is not None})
-    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
+    headers = {
+        **(headers or {}),
+        **({"WWW-Authenticate": "Bearer"} if status == 401 else {}),
+        "Content-Language": i18n.current(),
+    }
     if extra.get("retry_after") is not None:
         headers["Retry-After"] = str(extra["retry_after"])
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
@@ -72,7 +82,7 @@ def as_problem(exc: Exception) -> tuple[int, str, str, dict]:
 def render(exc: Exception, *, headers: dict[str, str] | None = None) -> JSONResponse:
     """The problem document for ``exc`` (``headers`` added, e.g. the tus server's)."""
     status, code, message, extra = as_problem(exc)
-    return problem(status, code, message if status < 500 else "Internal error", message, headers=headers, **extra)
+    return problem(status, code, message, headers=headers, **extra)
 
 
 async def handle(request: Request, exc: Exception):

@@ -21,6 +21,7 @@ from egocrowd.clips import operations
 from egocrowd.clock import utcnow
 from egocrowd.db.models import MAX_ID, OrgRole, Role
 from egocrowd.errors import InvalidInput
+from egocrowd.i18n import N_, gettext, tr
 from egocrowd.pipeline.stages import STAGES
 from egocrowd.web.auth import Ctx, unit
 from egocrowd.web.pages.render import (
@@ -38,24 +39,62 @@ router = APIRouter(include_in_schema=False)
 PAGE = 50
 flash_messages(
     {
-        "created": "Created.",
-        "user_role": "Role changed. Their sessions ended: they log in again with the new role.",
-        "suspended": "Account suspended: every session ended and every API token was revoked.",
-        "reactivated": "Account reactivated. They can log in again.",
-        "member_added": "Member added.",
-        "member_role": "Role in the lab changed.",
-        "member_removed": "Removed from the lab. They keep their account, as a worker.",
-        "authoring": "Consent authoring setting saved.",
-        "retried": "The job is queued again with fresh attempts.",
-        "requeued": "The stage will run again.",
+        "created": N_("Created."),
+        "user_role": N_("Role changed. Their sessions ended: they log in again with the new role."),
+        "suspended": N_("Account suspended: every session ended and every API token was revoked."),
+        "reactivated": N_("Account reactivated. They can log in again."),
+        "member_added": N_("Member added."),
+        "member_role": N_("Role in the lab changed."),
+        "member_removed": N_("Removed from the lab. They keep their account, as a worker."),
+        "authoring": N_("Consent authoring setting saved."),
+        "retried": N_("The job is queued again with fresh attempts."),
+        "requeued": N_("The stage will run again."),
     }
 )
 #: Lower is less power: a change to a lower rank asks first (the person loses access at once).
 _RANK = {Role.worker: 0, Role.reviewer: 1, Role.requester: 1, Role.admin: 2}
 
 
+#: The words the admin pages show for status and role values (never the raw enum value).
+LABELS: dict[str, dict[str, str]] = {
+    "role": {
+        "worker": N_("worker"),
+        "reviewer": N_("reviewer"),
+        "requester": N_("requester"),
+        "admin": N_("admin"),
+    },
+    "roles": {
+        "worker": N_("Workers"),
+        "reviewer": N_("Reviewers"),
+        "requester": N_("Requesters"),
+        "admin": N_("Admins"),
+    },
+    "org_role": {"owner": N_("owner"), "editor": N_("editor"), "viewer": N_("viewer")},
+    "campaign": {"draft": N_("draft"), "open": N_("open"), "paused": N_("paused"), "closed": N_("closed")},
+    "clip": {
+        "processing": N_("processing"),
+        "qc_passed": N_("passed the checks"),
+        "qc_failed": N_("failed the checks"),
+        "rejected": N_("rejected"),
+        "error": N_("error"),
+        "accepted": N_("accepted"),
+        "declined": N_("declined"),
+        "withdrawn": N_("withdrawn"),
+    },
+    "job": {"pending": N_("waiting"), "running": N_("running"), "done": N_("done"), "error": N_("failed")},
+    "deid": {"pending": N_("waiting"), "clean": N_("blurred"), "review": N_("in review"), "failed": N_("failed")},
+}
+
+
+def label(kind: str, value: Any) -> str:
+    """The shown word for a status or role ``value`` (an enum or its value) of ``kind``."""
+    raw = str(getattr(value, "value", value))
+    text = LABELS.get(kind, {}).get(raw)
+    return gettext(text) if text else raw
+
+
 def _page(request: Request, name: str, user, **values) -> HTMLResponse:
-    return render(request, name, user, **values)
+    return render(request, name, user, label=label, **values)
 
 
 def _act(request: Request, form: dict[str, str], work: Callable[[Ctx], Response], redraw: Callable[..., Response]):
@@ -198,13 +237,18 @@ def user_role(request: Request, user_id: Id, form: TextForm):
                 request,
                 admin,
                 form,
-                question=f"Make {person.display_name} a {role.value} instead of a {person.role.value}?",
+                question=tr(
+                    "Change the role of {name} from {old} to {new}?",
+                    name=person.display_name,
+                    old=label("role", person.role),
+                    new=label("role", role),
+                ),
                 consequences=[
-                    f"They lose what a {person.role.value} may see and do, at once.",
-                    "Every browser session they have ends; their API tokens act with the new role.",
-                    "This is recorded in the audit log.",
+                    tr("They lose, at once, what the role {old} may see and do.", old=label("role", person.role)),
+                    gettext("Every browser session they have ends; their API tokens act with the new role."),
+                    gettext("This is recorded in the audit log."),
                 ],
-                yes=f"Make them a {role.value}",
+                yes=tr("Change the role to {new}", new=label("role", role)),
                 back=f"/admin/users/{user_id}",
             )
             if ask is not None:
@@ -224,14 +268,14 @@ def user_suspend(request: Request, user_id: Id, form: TextForm):
             request,
             admin,
             form,
-            question=f"Suspend {person.display_name} ({person.email})?",
+            question=tr("Suspend {name} ({email})?", name=person.display_name, email=person.email),
             consequences=[
-                "They are logged out everywhere and cannot log in.",
-                "Every API token of theirs stops working for good.",
-                "Their data stays; you can reactivate the account later.",
-                "This is recorded in the audit log.",
+                gettext("They are logged out everywhere and cannot log in."),
+                gettext("Every API token of theirs stops working for good."),
+                gettext("Their data stays; you can reactivate the account later."),
+                gettext("This is recorded in the audit log."),
             ],
-            yes="Suspend the account",
+            yes=gettext("Suspend the account"),
             back=f"/admin/users/{user_id}",
         )
         if ask is not None:
@@ -346,13 +390,13 @@ def org_remove_member(request: Request, org_id: Id, user_id: Id, form: TextForm)
             request,
             admin,
             form,
-            question=f"Remove {member.display_name} from {org.name}?",
+            question=tr("Remove {name} from {lab}?", name=member.display_name, lab=org.name),
             consequences=[
-                f"They no longer see {org.name}'s campaigns, clips or spend, at once.",
-                "They keep their account, as a worker; what they did stays attributed to them.",
-                "Every browser session they have ends.",
+                tr("They no longer see the campaigns, clips or spend of {lab}, at once.", lab=org.name),
+                gettext("They keep their account, as a worker; what they did stays attributed to them."),
+                gettext("Every browser session they have ends."),
             ],
-            yes="Remove from the lab",
+            yes=gettext("Remove from the lab"),
             back=f"/admin/organizations/{org_id}",
         )
         if ask is not None:
@@ -441,18 +485,16 @@ def job_requeue(request: Request, form: TextForm):
             request,
             admin,
             form,
-            question=f"Run the “{stage}” stage again?",
+            question=tr("Run the “{stage}” stage again?", stage=stage),
             consequences=[
-                "Every clip it finished or failed"
-                + (" with an older version of the stage" if stale else "")
-                + (" is de-identified again." if stage == "deidentify" else " goes back to processing."),
+                _requeue_what(stage, stale),
                 # deidentify keeps the QC verdict (Stage.put_back): only the video waits for the new copy
-                "Workers and labs see no video of those clips until the new copy is made."
+                gettext("Workers and labs see no video of those clips until the new copy is made.")
                 if stage == "deidentify"
-                else "Workers and labs see those clips as processing until the stage has run again.",
-                "Each job put back is recorded in the audit log.",
+                else gettext("Workers and labs see those clips as processing until the stage has run again."),
+                gettext("Each job put back is recorded in the audit log."),
             ],
-            yes="Run it again",
+            yes=gettext("Run it again"),
             back="/admin/health",
         )
         if ask is not None:
@@ -461,3 +503,16 @@ def job_requeue(request: Request, form: TextForm):
         return see_other("/admin/health?m=requeued")
 
     return _act(request, form, work, lambda **v: _show_health(request, **v))
+
+
+def _requeue_what(stage: str, stale: bool) -> str:
+    """What a requeue does to the clips, as one whole sentence per case (never glued fragments)."""
+    if stage == "deidentify":
+        if stale:
+            return gettext(
+                "Every clip it finished or failed with an older version of the stage is de-identified again."
+            )
+        return gettext("Every clip it finished or failed is de-identified again.")
+    if stale:
+        return gettext("Every clip it finished or failed with an older version of the stage goes back to processing.")
+    return gettext("Every clip it finished or failed goes back to processing.")

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
@@ -22,6 +23,7 @@ from egocrowd.accounts import policy
 from egocrowd.db.models import CampaignStatus
 from egocrowd.errors import EgocrowdError
 from egocrowd.pay.money import MINOR_DIGITS
+from egocrowd.problem_titles import title as problem_title
 from egocrowd.web.auth import Ctx, csrf_token, persist_anonymous_csrf, unit, viewer
 from egocrowd.web.pages.forms import field_errors
 
@@ -119,11 +121,20 @@ def render(request: Request, name: str, ctx_user, status: int = 200, **values) -
 
 
 def render_error(request: Request, status: int, code: str, message: str) -> HTMLResponse | RedirectResponse:
-    """The HTML face of a problem document; a page that needs a log-in sends the visitor there."""
+    """The HTML face of a problem document: its title in the reader's language, the occurrence's
+    English ``message`` under it; a page that needs a log-in sends the visitor there."""
     if status == 401 and request.method == "GET":
         return see_other("/login?next=" + quote(request.url.path))
     with request.app.state.db.transaction(write=False) as s:
-        return render(request, "error.html", viewer(request, s), status=status, code=code, message=message)
+        return render(
+            request,
+            "error.html",
+            viewer(request, s),
+            status=status,
+            code=code,
+            title=problem_title(code, status),
+            message=message,
+        )
 
 
 def see_other(url: str) -> RedirectResponse:
@@ -191,11 +202,23 @@ def confirm_first(
     )
 
 
-def form_error(exc: EgocrowdError | ValidationError) -> dict[str, str]:
-    """An error shown above a form sent back: the problem's code and its message in plain words (the
-    same words as ``forms.field_errors``, which pages that show errors next to fields use)."""
+def form_error(exc: EgocrowdError | ValidationError) -> dict[str, Any]:
+    """An error shown above a form sent back: the problem's ``code``, its ``title`` in the reader's
+    language and, as ``detail``, what exactly was wrong (the same words as ``forms.field_errors``,
+    which pages that show errors next to fields use: translated for a form's fields, the
+    occurrence's English message for a refusal of ours, marked ``lang="en"``).
+
+    ``message``, which the templates show, is both: the title, and the detail on a second line."""
     code = exc.code if isinstance(exc, EgocrowdError) else "validation.failed"
-    return {"code": code, "message": " ".join(field_errors(exc).values())}
+    status = exc.status if isinstance(exc, EgocrowdError) else 422
+    title = problem_title(code, status)
+    detail = " ".join(field_errors(exc).values())
+    english = isinstance(exc, EgocrowdError) and detail == exc.message
+    message = escape(title)
+    if detail and detail != title:
+        lang = Markup(' lang="en" dir="ltr" translate="no"') if english else Markup("")
+        message += Markup('<br><span class="error-detail"%s>%s</span>') % (lang, detail)
+    return {"code": code, "title": title, "detail": detail, "message": message}
 
 
 def page_unit(request: Request):
