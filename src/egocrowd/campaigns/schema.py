@@ -293,7 +293,7 @@ def _shipped_languages(v):
     return v
 
 
-Translations = Field(
+Translations: Any = Field(
     default_factory=dict,
     max_length=len(i18n.LANGUAGES),
     description='The title and instructions in other languages, by language code: {"fr": {"title": …, '

@@ -375,6 +375,8 @@ def feedback(clip: ClipOutcome, *, localized: bool = False) -> list[dict[str, An
     """What the worker reads: each failed (then warned) check in plain words with how to fix it.
     ``message``/``advice`` are English (the API's words, what old reports stored); with
     ``localized`` they are in the language of the moment (a page), from the msgids the report keeps."""
+    said: dict[str, Any]
+    out: list[dict[str, Any]]
     if clip.status is ClipStatus.rejected:
         said = {
             "message_id": _REJECTION_ADVICE.get(clip.reason_code or "", _UNREADABLE),
