@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from decimal import Decimal
 from functools import cache
@@ -377,6 +377,77 @@ def _countries(locale: str) -> list[tuple[str, str]]:
     names = Locale.parse(locale).territories
     out = [(c.alpha_2, names.get(c.alpha_2) or getattr(c, "common_name", None) or c.name) for c in pycountry.countries]
     return sorted(out, key=lambda item: unicodedata.normalize("NFKD", item[1]).casefold())
+
+
+# --- words stored to be shown later in the reader's language -----------------------------------
+
+
+@dataclass(frozen=True)
+class Text:
+    """Words for a person kept translatable (a QC verdict, a notice): an English msgid (marked
+    with ``N_`` where it is written) and the values of its ``{name}`` placeholders. Stored in the report as
+    ``message_id``/``params`` so a page shows it in the reader's language; the English text is
+    stored beside it for old readers and the API.
+
+    Placeholder values: a float is a measured number (shown in the reader's number format), a
+    value whose name ends in ``share`` a fraction (shown as a percent), an int as written (sizes),
+    ``clip`` an identifier as written, any other string an ``N_``-marked label (translated), a
+    ``Text`` a nested phrase."""
+
+    id: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"message_id": self.id, "params": _stored(self.params)}
+
+    def english(self) -> str:
+        with using(DEFAULT):
+            return render_text(self.id, _stored(self.params))
+
+
+def say(message_id: str, **params: Any) -> Text:
+    return Text(message_id, params)
+
+
+def _stored(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.to_dict() if isinstance(v, Text) else v for k, v in params.items()}
+
+
+def render_text(message_id: str, params: dict[str, Any] | None = None) -> str:
+    """A stored ``message_id`` and ``params`` as words in the language of the moment."""
+    values = {}
+    for key, v in (params or {}).items():
+        if isinstance(v, dict) and "message_id" in v:
+            values[key] = render_text(v["message_id"], v.get("params"))
+        elif key == "clip":
+            values[key] = str(v)
+        elif isinstance(v, str):
+            values[key] = gettext(v)
+        elif isinstance(v, bool) or v is None:
+            values[key] = str(v)
+        elif key.endswith("share") and isinstance(v, (int, float)):
+            values[key] = percent(v)
+        elif isinstance(v, float):
+            values[key] = number(v)
+        else:
+            values[key] = str(v)
+    try:
+        return tr(message_id, **values)
+    except (KeyError, IndexError, ValueError):  # a translation that names another placeholder
+        return message_id.format(**values)
+
+
+def check_words(result: dict[str, Any], part: str = "message") -> str:
+    """A QC check's (or feedback item's) ``message``, ``advice`` or ``title`` from a stored
+    report, in the reader's language where the report keeps the msgid (``message_id`` +
+    ``params``, ``advice_id`` + ``advice_params``); reports written before issue #15 keep only
+    the English words, shown as stored."""
+    if part == "title":
+        return gettext(result["title"]) if result.get("title") else ""
+    text = result.get(f"{part}_id")
+    if text:
+        return render_text(text, result.get("params" if part == "message" else f"{part}_params"))
+    return str(result.get(part) or "")
 
 
 # --- catalog checks (make i18n-check, tests/i18n) ---------------------------------------------

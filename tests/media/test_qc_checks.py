@@ -8,11 +8,13 @@ import json
 import numpy as np
 import pytest
 
+from egocrowd import i18n
 from egocrowd.errors import InvalidInput, MediaError
 from egocrowd.media import fingerprint, run_qc
 from egocrowd.media.analysis import FrameAnalyzer
 from egocrowd.media.hands import get_palm_detector
 from egocrowd.media.qc import QCReport, QCThresholds, Verdict, evaluate, get_check, qc_check, registered_checks
+from egocrowd.media.qc.registry import check_words
 from egocrowd.media.testmedia import QC_CLIPS, REAL_CLIPS
 
 # Which checks must FAIL on which clip (everything else must not fail). Each defect clip changes
@@ -93,13 +95,42 @@ def test_hands_detector_is_installed(reports):
 def test_failed_checks_speak_plain_words(reports):
     dark = reports["dark"]
     line = next(x for x in dark.reasons() if x.startswith("too dark"))
-    assert line == "too dark: 100 % of frames — record with the lights on, or near a window in daylight"
+    assert line == "too dark: 100% of frames — record with the lights on, or near a window in daylight"
     for report in reports.values():
         for c in report.failed_checks:
             assert c.message and c.advice, c
         for c in report.checks:
             if c.status == "pass":
                 assert c.advice == ""
+
+
+def test_verdicts_keep_their_msgid_and_numbers_for_the_workers_language(reports, monkeypatch):
+    # The stored English is the msgid filled in; a page renders the msgid in the reader's language.
+    dark = reports["dark"].to_dict()
+    c = next(x for x in dark["checks"] if x["name"] == "too_dark")
+    assert c["message_id"] == "too dark: {share} of frames" and c["params"] == {"share": 1.0}
+    assert c["advice_id"] == "record with the lights on, or near a window in daylight" and c["advice_params"] == {}
+    assert check_words(c) == c["message"] == "too dark: 100% of frames"
+    monkeypatch.setenv("EGOCROWD_PSEUDO_LOCALE", "1")
+    with i18n.using("en-XA"):
+        assert check_words(c) == "⟦ţöö đàŕķ: 100% öƒ ƒŕàɱéš⟧"
+        assert check_words(c, "advice").startswith("⟦ŕéçöŕđ ŵîţĥ") and check_words(c, "title") == "⟦Ţöö đàŕķ⟧"
+    # Numbers follow the reader's language even before a catalog has the sentence.
+    duration = {
+        "message_id": "too short: {seconds} s, the campaign needs at least {min} s",
+        "params": {"seconds": 1.5, "min": 20.0},
+    }
+    with i18n.using("fr"):
+        assert check_words(duration) == "too short: 1,5 s, the campaign needs at least 20 s"
+    # A nested phrase and a translated label inside a sentence.
+    rate = {
+        "message_id": "frame rate OK: {rate}",
+        "params": {"rate": {"message_id": "{fps} fps (variable)", "params": {"fps": 29.9}}},
+    }
+    with i18n.using("en-XA"):
+        assert check_words(rate) == "⟦ƒŕàɱé ŕàţé ÖĶ: ⟦{fps} ƒƥš (ṽàŕîàƀĺé)⟧⟧".replace("{fps}", "29.9")
+    # Reports written before msgids were kept show their stored words.
+    assert check_words({"message": "too dark: 62 % of frames", "advice": "x"}) == "too dark: 62 % of frames"
 
 
 def test_report_is_json_with_versions(reports):

@@ -59,5 +59,5 @@ def test_every_qc_verdict_notifies_the_worker(app, db, client, live, world, qc_m
         assert {n.kind for n in notes.values()} == {"qc.result"} and len(notes) == 3
         assert good.subject == f"Clip {clips[0].id} passed its checks"
         assert dark.subject == f"Clip {clips[1].id} needs another take"
-        assert dark.body.startswith("too dark: 100 % of frames — record with the lights on")
+        assert dark.body.startswith("too dark: 100% of frames — record with the lights on")
         assert junk.subject == f"Clip {clips[2].id} could not be used" and junk.body

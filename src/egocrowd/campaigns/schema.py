@@ -8,8 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
+from egocrowd import i18n
 from egocrowd.clock import utcnow
 from egocrowd.errors import EgocrowdError
+from egocrowd.i18n import N_
 from egocrowd.inputs import InputModel
 
 Term = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
@@ -52,31 +54,53 @@ class CaptureRequirements(_Strict):
     here leaves the form with it."""
 
     min_duration_s: float = Field(
-        20, ge=1, le=3600, title="Shortest clip (seconds)", description="Shorter clips are sent back to the worker."
+        20,
+        ge=1,
+        le=3600,
+        title=N_("Shortest clip (seconds)"),
+        description=N_("Shorter clips are sent back to the worker."),
     )
     max_duration_s: float = Field(
-        90, ge=1, le=3600, title="Longest clip (seconds)", description="Longer clips are sent back to the worker."
+        90,
+        ge=1,
+        le=3600,
+        title=N_("Longest clip (seconds)"),
+        description=N_("Longer clips are sent back to the worker."),
     )
     min_width: int = Field(
-        640, ge=64, le=8192, title="Smallest width (pixels)", description="Measured on the picture as it is shown."
+        640,
+        ge=64,
+        le=8192,
+        title=N_("Smallest width (pixels)"),
+        description=N_("Measured on the picture as it is shown."),
     )
     min_height: int = Field(
-        360, ge=64, le=8192, title="Smallest height (pixels)", description="Measured on the picture as it is shown."
+        360,
+        ge=64,
+        le=8192,
+        title=N_("Smallest height (pixels)"),
+        description=N_("Measured on the picture as it is shown."),
     )
     min_fps: float = Field(
-        24, ge=1, le=240, title="Lowest frame rate (frames per second)", description="Most phones record 30."
+        24, ge=1, le=240, title=N_("Lowest frame rate (frames per second)"), description=N_("Most phones record 30.")
     )
     orientation: Literal["landscape", "portrait", "any"] = Field(
-        "landscape", title="Orientation", description="Landscape: wider than tall, as the picture is shown."
+        "landscape", title=N_("Orientation"), description=N_("Landscape: wider than tall, as the picture is shown.")
     )
     camera_placement: Literal["head_mounted", "chest_mounted", "handheld", "any"] = Field(
-        "head_mounted", title="Where the phone is worn", description="The checklist workers see follows this."
+        "head_mounted", title=N_("Where the phone is worn"), description=N_("The checklist workers see follows this.")
     )
     hands_in_view: bool = Field(
-        True, title="Both hands must be in view", description="QC checks that hands are seen in most of the clip."
+        True,
+        title=N_("Both hands must be in view"),
+        description=N_("QC checks that hands are seen in most of the clip."),
     )
     max_upload_mb: int = Field(
-        500, ge=1, le=8192, title="Largest file (MB)", description="Bigger uploads are refused before they start."
+        500,
+        ge=1,
+        le=8192,
+        title=N_("Largest file (MB)"),
+        description=N_("Bigger uploads are refused before they start."),
     )
     qc: dict[str, Any] = Field(
         default_factory=dict,
@@ -136,13 +160,13 @@ class DataUse(_Strict):
     """What buyers may do with the clips (shown to workers; each use beyond training needs the
     matching consent scope, see egocrowd.consent.scopes)."""
 
-    train: bool = Field(True, description="Train robot-learning and AI models on the clips")
-    commercial: bool = Field(False, description="Use the clips commercially (in products or paid work)")
-    redistribute: bool = Field(False, description="Pass the clips on to others (publish or sell the data set)")
+    train: bool = Field(True, description=N_("Train robot-learning and AI models on the clips"))
+    commercial: bool = Field(False, description=N_("Use the clips commercially (in products or paid work)"))
+    redistribute: bool = Field(False, description=N_("Pass the clips on to others (publish or sell the data set)"))
     keep_face: bool = Field(
-        False, description="Keep the wearer's own face visible (not blurred) when it appears, e.g. in a mirror"
+        False, description=N_("Keep the wearer's own face visible (not blurred) when it appears, e.g. in a mirror")
     )
-    audio: bool = Field(False, description="Keep the sound recorded with the video")
+    audio: bool = Field(False, description=N_("Keep the sound recorded with the video"))
 
 
 class PrivacySettings(_Strict):
@@ -151,22 +175,22 @@ class PrivacySettings(_Strict):
 
     face_mode: Literal["blur", "fill"] = Field(
         "blur",
-        title="Faces",
-        description="Blur: a strong blur that cannot be undone. Fill: a solid block of colour.",
+        title=N_("Faces"),
+        description=N_("Blur: a strong blur that cannot be undone. Fill: a solid block of colour."),
     )
     blur_text: bool = Field(
-        True, title="Blur readable text", description="Screens, letters, labels and addresses seen in the clip."
+        True, title=N_("Blur readable text"), description=N_("Screens, letters, labels and addresses seen in the clip.")
     )
     audio: Literal["drop", "keep", "mute_speech"] = Field(
         "drop",
-        title="Sound",
-        description=(
+        title=N_("Sound"),
+        description=N_(
             "Drop it, keep it, or keep it with speech muted. Keeping sound needs the data use 'audio' "
             '("Keep the sound recorded with the video").'
         ),
     )
     recording_time: Literal["date", "full"] = Field(
-        "date", title="Recording time kept", description="Only the date, or the full time of day."
+        "date", title=N_("Recording time kept"), description=N_("Only the date, or the full time of day.")
     )
 
 
@@ -177,22 +201,24 @@ class ReviewSettings(_Strict):
 
     reviewers: Literal["platform", "requester", "both"] = Field(
         "platform",
-        title="Who reviews clips",
-        description="Platform reviewers, your own team, or whichever of the two gets there first.",
+        title=N_("Who reviews clips"),
+        description=N_("Platform reviewers, your own team, or whichever of the two gets there first."),
     )
     sample_fraction: float = Field(
         1.0,
         ge=0.0,
         le=1.0,
-        title="Share of clips reviewed",
-        description="0 to 1: 1 reviews every clip, 0.2 one in five; the rest are accepted when they pass the checks.",
+        title=N_("Share of clips reviewed"),
+        description=N_(
+            "0 to 1: 1 reviews every clip, 0.2 one in five; the rest are accepted when they pass the checks."
+        ),
     )
     auto_accept_days: int = Field(
         3,
         ge=1,
         le=30,
-        title="Auto-accept after (days)",
-        description="A clip nobody has decided on by then is accepted, so workers are never kept waiting.",
+        title=N_("Auto-accept after (days)"),
+        description=N_("A clip nobody has decided on by then is accepted, so workers are never kept waiting."),
     )
 
 
@@ -203,32 +229,38 @@ class AnnotationSettings(_Strict):
 
     enabled: bool = Field(
         False,
-        title="Ask for action labels",
-        description="Annotators mark what happens, and when, in each accepted clip.",
+        title=N_("Ask for action labels"),
+        description=N_("Annotators mark what happens, and when, in each accepted clip."),
     )
     per_clip: int = Field(
-        3, ge=1, le=9, title="Annotators per clip", description="Each clip is labelled by this many different people."
+        3,
+        ge=1,
+        le=9,
+        title=N_("Annotators per clip"),
+        description=N_("Each clip is labelled by this many different people."),
     )
     gold_rate: float = Field(
         0.1,
         ge=0.0,
         le=0.5,
-        title="Share of gold clips",
-        description="How often an annotator gets a clip with known answers (never marked as such), to measure their reliability.",
+        title=N_("Share of gold clips"),
+        description=N_(
+            "How often an annotator gets a clip with known answers (never marked as such), to measure their reliability."
+        ),
     )
     min_agreement: float = Field(
         0.6,
         ge=0.0,
         le=1.0,
-        title="Least agreement",
-        description="Clips whose annotators agree less than this (Krippendorff's alpha, 0 to 1) go to a reviewer.",
+        title=N_("Least agreement"),
+        description=N_("Clips whose annotators agree less than this (Krippendorff's alpha, 0 to 1) go to a reviewer."),
     )
     pay_cents: int = Field(
         0,
         ge=0,
         le=1_000_000,
-        title="Pay per labelled clip",
-        description="In cents, paid to each annotator for an accepted answer.",
+        title=N_("Pay per labelled clip"),
+        description=N_("In cents, paid to each annotator for an accepted answer."),
     )
 
 
@@ -237,15 +269,42 @@ class PaySettings(_Strict):
 
     auto_top_up: bool = Field(
         False,
-        title="Top up pay automatically",
-        description="When the measured median working time shows the pay is under the floor, pay "
-        "the difference to everyone already paid without asking the lab first.",
+        title=N_("Top up pay automatically"),
+        description=N_(
+            "When the measured median working time shows the pay is under the floor, pay "
+            "the difference to everyone already paid without asking the lab first."
+        ),
     )
+
+
+class CampaignText(_Strict):
+    """The title and instructions in one more language, written by the lab (never machine-made)."""
+
+    title: str = Field(min_length=3, max_length=200)
+    instructions: str = Field(min_length=10, max_length=20000)
+
+
+def _shipped_languages(v):
+    """Translations are keyed by a language egocrowd ships ("fr", "sw"), nothing else."""
+    if isinstance(v, dict):
+        unknown = sorted(str(k) for k in v if k not in i18n.LANGUAGES)
+        if unknown:
+            raise ValueError(f"no such language: {', '.join(unknown)}; use one of {', '.join(sorted(i18n.LANGUAGES))}")
+    return v
+
+
+Translations: Any = Field(
+    default_factory=dict,
+    max_length=len(i18n.LANGUAGES),
+    description='The title and instructions in other languages, by language code: {"fr": {"title": …, '
+    '"instructions": …}}; workers read the one in their language, else the main text',
+)
 
 
 class CampaignIn(_Strict):
     title: str = Field(min_length=3, max_length=200)
     instructions: str = Field(min_length=10, max_length=20000)
+    translations: dict[str, CampaignText] = Translations
     requirements: CaptureRequirements = Field(default_factory=CaptureRequirements)
     taxonomy: Taxonomy
     target_clips: int = Field(ge=1, le=1_000_000)
@@ -271,6 +330,7 @@ class CampaignIn(_Strict):
         return _normalise_countries(v)
 
     _deadline = field_validator("deadline_at")(_future_deadline)
+    _languages = field_validator("translations", mode="before")(_shipped_languages)
 
     @model_validator(mode="after")
     def _sound_needs_consent(self):
@@ -293,6 +353,9 @@ class CampaignPatch(_Strict):
 
     title: str | None = Field(None, min_length=3, max_length=200)
     instructions: str | None = Field(None, min_length=10, max_length=20000)
+    translations: dict[str, CampaignText] | None = Field(
+        None, max_length=len(i18n.LANGUAGES), description="Replaces every translation ({} removes them all)"
+    )
     requirements: CaptureRequirements | None = None
     taxonomy: Taxonomy | None = None
     target_clips: int | None = Field(None, ge=1, le=1_000_000)
@@ -316,6 +379,7 @@ class CampaignPatch(_Strict):
         return v if v is None else _normalise_countries(v)
 
     _deadline = field_validator("deadline_at")(_future_deadline)
+    _languages = field_validator("translations", mode="before")(_shipped_languages)
 
     @model_validator(mode="before")
     @classmethod

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd import audit, consent, notifications
+from egocrowd import audit, consent, i18n, notifications
 from egocrowd.accounts import policy
 from egocrowd.campaigns.schema import (
     AnnotationSettings,
@@ -43,6 +43,7 @@ TRANSITIONS: dict[CampaignStatus, set[CampaignStatus]] = {
 EDITABLE_WHEN_LIVE = {
     "title",
     "instructions",
+    "translations",
     "target_clips",
     "deadline_at",
     "max_clips_per_worker",
@@ -54,6 +55,7 @@ EDITABLE_WHEN_LIVE = {
 SETTINGS = (
     "title",
     "instructions",
+    "translations",
     "requirements",
     "taxonomy",
     "target_clips",
@@ -375,7 +377,27 @@ _LABEL = {
 
 def _columns(data: dict) -> dict:
     """Pydantic dumps → column values (nested models are stored as JSON dicts)."""
-    return {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in data.items()}
+    return {k: _json(v) for k, v in data.items()}
+
+
+def _json(v):
+    if hasattr(v, "model_dump"):
+        return v.model_dump()
+    if isinstance(v, dict):  # translations: language → CampaignText
+        return {k: _json(x) for k, x in v.items()}
+    return v
+
+
+def localized(c: Campaign, language: str | None = None) -> tuple[str, str, str | None]:
+    """The title and instructions a reader of ``language`` (default: the language of the moment)
+    sees, and the language of the translation shown (None: the main text, as the lab wrote it)."""
+    language = language or i18n.current()
+    base = language.split("-")[0]
+    for code in (language, base):
+        t = (c.translations or {}).get(code)
+        if t:
+            return t["title"], t["instructions"], code
+    return c.title, c.instructions, None
 
 
 def _plain(v):

@@ -43,6 +43,7 @@ from egocrowd.db.models import (
     Withdrawal,
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
+from egocrowd.i18n import N_, check_words
 from egocrowd.pay import rates
 from egocrowd.pipeline.runner import enqueue
 
@@ -370,43 +371,58 @@ class ClipOutcome(Protocol):
     def qc_report(self) -> dict[str, Any] | None: ...
 
 
-def feedback(clip: ClipOutcome) -> list[dict[str, Any]]:
-    """What the worker reads: each failed (then warned) check in plain words with how to fix it."""
+def feedback(clip: ClipOutcome, *, localized: bool = False) -> list[dict[str, Any]]:
+    """What the worker reads: each failed (then warned) check in plain words with how to fix it.
+    ``message``/``advice`` are English (the API's words, what old reports stored); with
+    ``localized`` they are in the language of the moment (a page), from the msgids the report keeps."""
+    said: dict[str, Any]
+    out: list[dict[str, Any]]
     if clip.status is ClipStatus.rejected:
-        return [
+        said = {
+            "message_id": _REJECTION_ADVICE.get(clip.reason_code or "", _UNREADABLE),
+            "advice_id": N_("Record the clip again and upload the new file."),
+        }
+        out = [{"status": "fail", "name": clip.reason_code, **said}]
+    elif clip.status is ClipStatus.error:
+        said = {
+            "message_id": N_("We could not process this clip because of a problem on our side."),
+            "advice_id": N_("Nothing to do: we have been alerted. You will not lose this clip."),
+        }
+        out = [{"status": "fail", "name": clip.reason_code, **said}]
+    else:
+        report = clip.qc_report or {}
+        checks = [c for c in report.get("checks", []) if c.get("status") in ("fail", "warn")]
+        checks.sort(key=lambda c: c["status"] != "fail")
+        out = [
             {
-                "status": "fail",
-                "name": clip.reason_code,
-                "message": _REJECTION_ADVICE.get(clip.reason_code or "", "This file could not be read as a video."),
-                "advice": "Record the clip again and upload the new file.",
+                "status": c["status"],
+                "name": c["name"],
+                "message": c.get("message", ""),
+                "advice": c.get("advice", ""),
+                "message_id": c.get("message_id", ""),
+                "params": c.get("params") or {},
+                "advice_id": c.get("advice_id", ""),
+                "advice_params": c.get("advice_params") or {},
             }
+            for c in checks
         ]
-    if clip.status is ClipStatus.error:
-        return [
-            {
-                "status": "fail",
-                "name": clip.reason_code,
-                "message": "We could not process this clip because of a problem on our side.",
-                "advice": "Nothing to do: we have been alerted. You will not lose this clip.",
-            }
-        ]
-    report = clip.qc_report or {}
-    checks = [c for c in report.get("checks", []) if c.get("status") in ("fail", "warn")]
-    checks.sort(key=lambda c: c["status"] != "fail")
-    return [
-        {"status": c["status"], "name": c["name"], "message": c.get("message", ""), "advice": c.get("advice", "")}
-        for c in checks
-    ]
+    for f in out:
+        f.setdefault("message", f["message_id"])
+        f.setdefault("advice", f["advice_id"])
+        if localized:
+            f["message"], f["advice"] = check_words(f), check_words(f, "advice")
+    return out
 
 
+_UNREADABLE = N_("The file could not be read as a video.")
 _REJECTION_ADVICE = {
-    "video.unreadable": "The file could not be read as a video.",
-    "video.empty": "The file is empty.",
-    "video.not_video": "This file is not a video.",
-    "video.truncated": "The file is cut off: the upload or the recording did not finish.",
-    "video.too_short": "The video is too short.",
-    "video.too_long": "The video is far too long.",
-    "video.too_large": "The picture size is not plausible for a phone video.",
+    "video.unreadable": _UNREADABLE,
+    "video.empty": N_("The file is empty."),
+    "video.not_video": N_("This file is not a video."),
+    "video.truncated": N_("The file is cut off: the upload or the recording did not finish."),
+    "video.too_short": N_("The video is too short."),
+    "video.too_long": N_("The video is far too long."),
+    "video.too_large": N_("The picture size is not plausible for a phone video."),
 }
 
 
@@ -417,18 +433,21 @@ def qc_statistics(session: Session, campaign_id: int) -> dict:
     ).all()
     by_status = Counter(r.status.value for r in rows)
     failures: Counter[str] = Counter()
+    titles: dict[str, str] = {}  # what each failure is called (an N_ msgid: shown translated)
     for status, report, reason in rows:
         if status is ClipStatus.rejected and reason:
             failures[reason] += 1
+            titles.setdefault(reason, _REJECTION_ADVICE.get(reason, _UNREADABLE))
         for c in (report or {}).get("checks", []):
             if c.get("status") == "fail":
                 failures[c["name"]] += 1
+                titles.setdefault(c["name"], c.get("title") or c["name"])
     judged = by_status["qc_passed"] + by_status["qc_failed"] + by_status["rejected"]
     return {
         "clips": len(rows),
         "by_status": dict(by_status),
         "pass_rate": round(by_status["qc_passed"] / judged, 4) if judged else None,
-        "top_failures": [{"check": k, "clips": v} for k, v in failures.most_common(8)],
+        "top_failures": [{"check": k, "title": titles[k], "clips": v} for k, v in failures.most_common(8)],
     }
 
 

@@ -100,6 +100,9 @@ class CampaignOut(_Out):
     title: str
     status: CampaignStatus
     instructions: str
+    translations: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="The title and instructions in other languages, by language code"
+    )
     organization: OrgName
     requirements: dict[str, Any]
     taxonomy: dict[str, Any]

@@ -1,19 +1,22 @@
 """The built-in QC checks. Each reads ``ClipStats`` numbers and thresholds, nothing else.
 
 Messages are for the worker who filmed the clip: plain words, the measured number, and (in
-``advice``) what to do differently next time.
+``advice``) what to do differently next time. Each is a ``say(N_("msgid"), name=value)`` so the
+report keeps its msgid and numbers and pages show it in the worker's language (registry.Text).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from egocrowd.i18n import N_
 from egocrowd.media.fingerprint import find_duplicates
-from egocrowd.media.qc.registry import CheckContext, Status, Verdict, qc_check
+from egocrowd.media.qc.registry import CheckContext, Status, Verdict, qc_check, say
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f} %"
+def _share(x: float) -> float:
+    """A fraction as the reports show it: whole percents."""
+    return round(x, 2)
 
 
 def _grade_high(value: float, warn: float, fail: float) -> Status:
@@ -43,7 +46,7 @@ def _exposed(ctx: CheckContext) -> np.ndarray:
     )
 
 
-@qc_check("duration", version=1, title="Duration")
+@qc_check("duration", version=1, title=N_("Duration"))
 def duration(ctx: CheckContext) -> Verdict:
     th = ctx.thresholds
     value = ctx.probe.duration_s if ctx.probe else ctx.stats.duration_s
@@ -53,8 +56,12 @@ def duration(ctx: CheckContext) -> Verdict:
             "fail",
             round(value, 2),
             threshold,
-            f"too short: {value:.1f} s, the campaign needs at least {th.min_duration_s:g} s",
-            "record the whole task from start to finish in one take",
+            say(
+                N_("too short: {seconds} s, the campaign needs at least {min} s"),
+                seconds=round(value, 1),
+                min=float(th.min_duration_s),
+            ),
+            say(N_("record the whole task from start to finish in one take")),
             "s",
         )
     if value > th.max_duration_s:
@@ -62,11 +69,17 @@ def duration(ctx: CheckContext) -> Verdict:
             "fail",
             round(value, 2),
             threshold,
-            f"too long: {value:.0f} s, the campaign accepts at most {th.max_duration_s:g} s",
-            "stop recording when the task is done, or split it into several clips",
+            say(
+                N_("too long: {seconds} s, the campaign accepts at most {max} s"),
+                seconds=float(round(value)),
+                max=float(th.max_duration_s),
+            ),
+            say(N_("stop recording when the task is done, or split it into several clips")),
             "s",
         )
-    return Verdict("pass", round(value, 2), threshold, f"duration OK: {value:.1f} s", unit="s")
+    return Verdict(
+        "pass", round(value, 2), threshold, say(N_("duration OK: {seconds} s"), seconds=round(value, 1)), unit="s"
+    )
 
 
 def _displayed_size(ctx: CheckContext) -> tuple[int, int]:
@@ -76,7 +89,7 @@ def _displayed_size(ctx: CheckContext) -> tuple[int, int]:
     return ctx.stats.width, ctx.stats.height
 
 
-@qc_check("resolution", version=2, title="Resolution")
+@qc_check("resolution", version=2, title=N_("Resolution"))
 def resolution(ctx: CheckContext) -> Verdict:
     th = ctx.thresholds
     w, h = _displayed_size(ctx)
@@ -84,66 +97,97 @@ def resolution(ctx: CheckContext) -> Verdict:
     status = _grade_low(short, th.warn_short_side, th.min_short_side)
     if long < th.min_long_side:
         status = "fail"
-    need = f"{th.min_long_side}x{th.min_short_side}" if th.min_long_side else f"{th.min_short_side} p"
     threshold = {"fail_below": th.min_short_side, "warn_below": th.warn_short_side, "long_side_below": th.min_long_side}
-    msg = {
-        "pass": f"resolution OK: {w}x{h}",
-        "warn": f"low resolution: {w}x{h}, {th.warn_short_side} p or more is better",
-        "fail": f"resolution too low: {w}x{h}, the campaign needs at least {need}",
-    }[status]
+    size = {"width": int(w), "height": int(h)}
+    if status == "pass":
+        msg = say(N_("resolution OK: {width}x{height}"), **size)
+    elif status == "warn":
+        msg = say(
+            N_("low resolution: {width}x{height}, {lines}p or more is better"), lines=int(th.warn_short_side), **size
+        )
+    elif th.min_long_side:
+        msg = say(
+            N_("resolution too low: {width}x{height}, the campaign needs at least {min_width}x{min_height}"),
+            min_width=int(th.min_long_side),
+            min_height=int(th.min_short_side),
+            **size,
+        )
+    else:
+        msg = say(
+            N_("resolution too low: {width}x{height}, the campaign needs at least {lines}p"),
+            lines=int(th.min_short_side),
+            **size,
+        )
     return Verdict(
         status,
         short,
         threshold,
         msg,
-        "set the camera to record 1080p (or at least 720p) video",
+        say(N_("set the camera to record 1080p (or at least 720p) video")),
         "px",
         {"width": w, "height": h},
     )
 
 
-@qc_check("orientation", version=1, title="Orientation")
+@qc_check("orientation", version=1, title=N_("Orientation"))
 def orientation(ctx: CheckContext) -> Verdict:
     want = ctx.thresholds.orientation
     w, h = _displayed_size(ctx)
     shape = "landscape" if w > h else "portrait" if h > w else "square"
     threshold = {"orientation": want}
     details = {"width": w, "height": h, "rotation": ctx.probe.rotation if ctx.probe else 0}
+    size = {"width": int(w), "height": int(h)}
     if want == "any" or shape == want:
-        return Verdict("pass", shape, threshold, f"orientation OK: {shape} ({w}x{h})", details=details)
-    turn = "sideways" if want == "landscape" else "upright"
+        msg = say(N_("orientation OK: {shape} ({width}x{height})"), shape=_SHAPES[shape], **size)
+        return Verdict("pass", shape, threshold, msg, details=details)
+    turn = (
+        N_("turn your phone sideways (landscape) before you start recording")
+        if want == "landscape"
+        else N_("turn your phone upright (portrait) before you start recording")
+    )
     return Verdict(
         "fail",
         shape,
         threshold,
-        f"recorded in {shape} ({w}x{h}), the campaign needs {want}",
-        f"turn your phone {turn} ({want}) before you start recording",
+        say(
+            N_("recorded in {shape} ({width}x{height}), the campaign needs {wanted}"),
+            shape=_SHAPES[shape],
+            wanted=_SHAPES.get(want, want),
+            **size,
+        ),
+        say(turn),
         details=details,
     )
 
 
+#: The picture's shapes as the worker reads them inside a sentence.
+_SHAPES = {"landscape": N_("landscape"), "portrait": N_("portrait"), "square": N_("square")}
+
+
 #: How each mount is named to the worker, and how to keep the hands in the picture with it.
+#: (Noun phrases placed inside the mount check's sentences; translated where shown.)
 MOUNT_NAMES = {
-    "head_mounted": "a head mount (phone on your forehead)",
-    "chest_mounted": "a chest harness (phone at sternum height)",
-    "handheld": "the phone held in one hand",
+    "head_mounted": N_("a head mount (phone on your forehead)"),
+    "chest_mounted": N_("a chest harness (phone at sternum height)"),
+    "handheld": N_("the phone held in one hand"),
 }
 _HANDS_ADVICE = {
-    "head_mounted": "wear the phone on your forehead tilted down, so both hands and the object stay in the picture",
-    "chest_mounted": "wear the harness at sternum height and tilt the phone down, so both hands and the object "
-    "stay in the picture",
-    "handheld": "hold the phone in one hand, pointed at your other hand and the object",
-    "any": "point the camera down at your hands, so both hands and the object stay in the picture",
+    "head_mounted": N_("wear the phone on your forehead tilted down, so both hands and the object stay in the picture"),
+    "chest_mounted": N_(
+        "wear the harness at sternum height and tilt the phone down, so both hands and the object stay in the picture"
+    ),
+    "handheld": N_("hold the phone in one hand, pointed at your other hand and the object"),
+    "any": N_("point the camera down at your hands, so both hands and the object stay in the picture"),
 }
 _STEADY_ADVICE = {
-    "head_mounted": "fasten the head mount firmly and move your head slowly and smoothly",
-    "chest_mounted": "tighten the chest harness so the phone cannot bounce, and move smoothly",
-    "handheld": "hold the phone with your elbow against your body and move smoothly",
-    "any": "fasten the phone firmly and move slowly and smoothly",
+    "head_mounted": N_("fasten the head mount firmly and move your head slowly and smoothly"),
+    "chest_mounted": N_("tighten the chest harness so the phone cannot bounce, and move smoothly"),
+    "handheld": N_("hold the phone with your elbow against your body and move smoothly"),
+    "any": N_("fasten the phone firmly and move slowly and smoothly"),
 }
 
 
-@qc_check("mount", version=1, title="Camera mount")
+@qc_check("mount", version=1, title=N_("Camera mount"))
 def mount(ctx: CheckContext) -> Verdict:
     """The mount the worker confirmed on the capture page against the campaign's. The picture is not
     judged: no cheap measure we tried tells a head from a chest mount reliably (see docs/qc.md)."""
@@ -151,115 +195,127 @@ def mount(ctx: CheckContext) -> Verdict:
     declared = str(ctx.client_meta.get("mount") or "")
     threshold = {"camera_placement": want}
     if want == "any":
-        return Verdict("pass", declared or None, threshold, "any mount is fine for this campaign")
+        return Verdict("pass", declared or None, threshold, say(N_("any mount is fine for this campaign")))
     if not declared:
         return Verdict(
             "warn",
             None,
             threshold,
-            f"mount not confirmed: the campaign asks for {MOUNT_NAMES[want]}",
-            "confirm the mount in the checklist on the recording page",
+            say(N_("mount not confirmed: the campaign asks for {wanted}"), wanted=MOUNT_NAMES[want]),
+            say(N_("confirm the mount in the checklist on the recording page")),
         )
     if declared != want:
         return Verdict(
             "fail",
             declared,
             threshold,
-            f"recorded with {MOUNT_NAMES.get(declared, 'another mount')}, the campaign needs {MOUNT_NAMES[want]}",
-            f"record again with {MOUNT_NAMES[want]}",
+            say(
+                N_("recorded with {declared}, the campaign needs {wanted}"),
+                declared=MOUNT_NAMES.get(declared, N_("another mount")),
+                wanted=MOUNT_NAMES[want],
+            ),
+            say(N_("record again with {wanted}"), wanted=MOUNT_NAMES[want]),
         )
-    return Verdict("pass", declared, threshold, f"mount as asked, as you confirmed: {MOUNT_NAMES[want]}")
+    return Verdict(
+        "pass", declared, threshold, say(N_("mount as asked, as you confirmed: {wanted}"), wanted=MOUNT_NAMES[want])
+    )
 
 
-@qc_check("frame_rate", version=1, title="Frame rate")
+@qc_check("frame_rate", version=1, title=N_("Frame rate"))
 def frame_rate(ctx: CheckContext) -> Verdict:
     th = ctx.thresholds
     fps = ctx.probe.fps if ctx.probe and ctx.probe.fps else ctx.stats.fps
     vfr = bool(ctx.probe.vfr) if ctx.probe else False
     status = _grade_low(fps, th.warn_fps, th.min_fps)
     threshold = {"fail_below": th.min_fps, "warn_below": th.warn_fps}
-    rate = f"{fps:.1f} fps" + (" (variable)" if vfr else "")
+    rate = say(N_("{fps} fps (variable)") if vfr else N_("{fps} fps"), fps=round(float(fps), 1))
     msg = {
-        "pass": f"frame rate OK: {rate}",
-        "warn": f"low frame rate: {rate}, 30 fps is better",
-        "fail": f"frame rate too low: {rate}, the campaign needs at least {th.min_fps:g} fps",
+        "pass": say(N_("frame rate OK: {rate}"), rate=rate),
+        "warn": say(N_("low frame rate: {rate}, 30 fps is better"), rate=rate),
+        "fail": say(
+            N_("frame rate too low: {rate}, the campaign needs at least {min} fps"), rate=rate, min=float(th.min_fps)
+        ),
     }[status]
     return Verdict(
         status,
         round(fps, 2),
         threshold,
         msg,
-        "set the camera to 30 fps and turn off slow-motion or time-lapse modes",
+        say(N_("set the camera to 30 fps and turn off slow-motion or time-lapse modes")),
         "fps",
         {"variable_frame_rate": vfr},
     )
 
 
-@qc_check("too_dark", version=1, title="Too dark")
+@qc_check("too_dark", version=1, title=N_("Too dark"))
 def too_dark(ctx: CheckContext) -> Verdict:
     s, th = ctx.stats, ctx.thresholds
     dark = (s.luma < th.dark_luma) | (s.dark_frac > 0.7)
     frac = float(dark.mean()) if dark.size else 0.0
     status = _grade_high(frac, th.dark_warn_frac, th.dark_fail_frac)
-    msg = f"too dark: {_pct(frac)} of frames" if status != "pass" else f"brightness OK: {_pct(frac)} of frames dark"
+    msg = (
+        say(N_("too dark: {share} of frames"), share=_share(frac))
+        if status != "pass"
+        else say(N_("brightness OK: {share} of frames dark"), share=_share(frac))
+    )
     return Verdict(
         status,
         round(frac, 4),
         {"warn_above": th.dark_warn_frac, "fail_above": th.dark_fail_frac, "dark_luma": th.dark_luma},
         msg,
-        "record with the lights on, or near a window in daylight",
+        say(N_("record with the lights on, or near a window in daylight")),
         "fraction",
     )
 
 
-@qc_check("overexposed", version=1, title="Overexposed")
+@qc_check("overexposed", version=1, title=N_("Overexposed"))
 def overexposed(ctx: CheckContext) -> Verdict:
     s, th = ctx.stats, ctx.thresholds
     blown = (s.bright_frac > th.overexposed_pixels) | (s.luma > th.overexposed_luma)
     frac = float(blown.mean()) if blown.size else 0.0
     status = _grade_high(frac, th.bright_warn_frac, th.bright_fail_frac)
     msg = (
-        f"overexposed: {_pct(frac)} of frames are washed out"
+        say(N_("overexposed: {share} of frames are washed out"), share=_share(frac))
         if status != "pass"
-        else f"exposure OK: {_pct(frac)} of frames washed out"
+        else say(N_("exposure OK: {share} of frames washed out"), share=_share(frac))
     )
     return Verdict(
         status,
         round(frac, 4),
         {"warn_above": th.bright_warn_frac, "fail_above": th.bright_fail_frac, "blown_pixels": th.overexposed_pixels},
         msg,
-        "don't film towards a window or a bright lamp; tap the screen on your hands to set the exposure",
+        say(N_("don't film towards a window or a bright lamp; tap the screen on your hands to set the exposure")),
         "fraction",
     )
 
 
-@qc_check("blur", version=1, title="Blur")
+@qc_check("blur", version=1, title=N_("Blur"))
 def blur(ctx: CheckContext) -> Verdict:
     s, th = ctx.stats, ctx.thresholds
     threshold = {"sharpness": th.blur_sharpness, "warn_above": th.blur_warn_frac, "fail_above": th.blur_fail_frac}
     # Only well exposed frames: a black frame has no edges, which says nothing about focus.
     sharp = s.sharpness[s.sharp_exposed] if s.sharpness.size else s.sharpness
     if sharp.size == 0:
-        return Verdict("pass", None, threshold, "blur not measured: no well exposed frame", unit="fraction")
+        return Verdict("pass", None, threshold, say(N_("blur not measured: no well exposed frame")), unit="fraction")
     frac = float((sharp < th.blur_sharpness).mean())
     status = _grade_high(frac, th.blur_warn_frac, th.blur_fail_frac)
     msg = (
-        f"blurred: {_pct(frac)} of frames are out of focus or smeared"
+        say(N_("blurred: {share} of frames are out of focus or smeared"), share=_share(frac))
         if status != "pass"
-        else f"sharpness OK: {_pct(frac)} of frames blurred"
+        else say(N_("sharpness OK: {share} of frames blurred"), share=_share(frac))
     )
     return Verdict(
         status,
         round(frac, 4),
         threshold,
         msg,
-        "wipe the lens, let the camera focus before you start, and move your head slowly",
+        say(N_("wipe the lens, let the camera focus before you start, and move your head slowly")),
         "fraction",
         {"median_sharpness": round(float(np.median(sharp)), 4)},
     )
 
 
-@qc_check("frozen_frames", version=1, title="Frozen or duplicated frames")
+@qc_check("frozen_frames", version=1, title=N_("Frozen or duplicated frames"))
 def frozen_frames(ctx: CheckContext) -> Verdict:
     s, th = ctx.stats, ctx.thresholds
     threshold = {
@@ -273,7 +329,7 @@ def frozen_frames(ctx: CheckContext) -> Verdict:
     # frame, so "identical" alone misses them). Where nothing moves for a while, that is the idle
     # check's business; badly exposed frames hide motion and are left to the exposure checks.
     if s.n_frames < 3:
-        return Verdict("pass", 0.0, threshold, "no frozen frames", unit="fraction")
+        return Verdict("pass", 0.0, threshold, say(N_("no frozen frames")), unit="fraction")
     motion = _motion(ctx)
     local = _moving_median(motion, max(3, int(round(0.5 * (s.fps or 30))) | 1))
     diff = np.nan_to_num(s.diff, nan=np.inf)
@@ -283,22 +339,30 @@ def frozen_frames(ctx: CheckContext) -> Verdict:
     considered[0] = False
     if not considered.any():
         return Verdict(
-            "pass", None, threshold, "frozen frames not measured: no moving, well exposed footage", unit="fraction"
+            "pass",
+            None,
+            threshold,
+            say(N_("frozen frames not measured: no moving, well exposed footage")),
+            unit="fraction",
         )
     frac = float(repeated[considered].mean())
     status = _grade_high(frac, th.frozen_warn_frac, th.frozen_fail_frac)
     msg = (
-        f"frozen picture: {_pct(frac)} of frames repeat the previous one"
+        say(N_("frozen picture: {share} of frames repeat the previous one"), share=_share(frac))
         if status != "pass"
-        else f"no frozen frames: {_pct(frac)} repeated"
+        else say(N_("no frozen frames: {share} repeated"), share=_share(frac))
     )
     return Verdict(
         status,
         round(frac, 4),
         threshold,
         msg,
-        "close other apps, free some storage and keep the phone cool while "
-        "recording; upload the original file, not a screen recording",
+        say(
+            N_(
+                "close other apps, free some storage and keep the phone cool while recording; "
+                "upload the original file, not a screen recording"
+            )
+        ),
         "fraction",
     )
 
@@ -331,14 +395,18 @@ def _moving_average(x: np.ndarray, window: int) -> np.ndarray:
     return np.stack([np.convolve(padded[:, i], kernel, mode="valid") for i in range(x.shape[1])], axis=1)
 
 
-@qc_check("camera_shake", version=1, title="Camera shake")
+@qc_check("camera_shake", version=1, title=N_("Camera shake"))
 def camera_shake(ctx: CheckContext) -> Verdict:
     s, th = ctx.stats, ctx.thresholds
     threshold = {"warn_above": th.shake_warn_pct, "fail_above": th.shake_fail_pct}
     ok = s.shift_ok
     if ok.sum() < 10:
         return Verdict(
-            "pass", None, threshold, "camera shake not measured: too few frames with detail", unit="% of width"
+            "pass",
+            None,
+            threshold,
+            say(N_("camera shake not measured: too few frames with detail")),
+            unit="% of width",
         )
     # Shake is the jerky part of the camera path: frame-to-frame motion minus its local average
     # over ~0.3 s. A smooth head turn has a large motion but a small jerk; a bouncing phone has
@@ -351,26 +419,26 @@ def camera_shake(ctx: CheckContext) -> Verdict:
     value = float(np.median(mag))
     status = _grade_high(value, th.shake_warn_pct, th.shake_fail_pct)
     msg = (
-        f"heavy camera shake: the picture jumps {value:.1f} % of its width per frame"
+        say(N_("heavy camera shake: the picture jumps {percent} % of its width per frame"), percent=round(value, 1))
         if status != "pass"
-        else f"camera steady: {value:.2f} % of the width per frame"
+        else say(N_("camera steady: {percent} % of the width per frame"), percent=round(value, 2))
     )
     return Verdict(
         status,
         round(value, 3),
         threshold,
         msg,
-        _STEADY_ADVICE[ctx.thresholds.camera_placement],
+        say(_STEADY_ADVICE[ctx.thresholds.camera_placement]),
         "% of width",
     )
 
 
-@qc_check("idle", version=1, title="Idle stretches")
+@qc_check("idle", version=1, title=N_("Idle stretches"))
 def idle(ctx: CheckContext) -> Verdict:
     s, th = ctx.stats, ctx.thresholds
     threshold = {"motion_below": th.idle_motion, "warn_above_s": th.idle_warn_s, "fail_above_s": th.idle_fail_s}
     if s.n_frames < 2:
-        return Verdict("pass", 0.0, threshold, "no idle stretch", unit="s")
+        return Verdict("pass", 0.0, threshold, say(N_("no idle stretch")), unit="s")
     window = max(1, int(round(s.fps or 30)))
     motion = _moving_average(_motion(ctx), window)
     # Badly exposed frames hide motion; they are the exposure checks' business, not idleness.
@@ -386,29 +454,31 @@ def idle(ctx: CheckContext) -> Verdict:
             start = None
     status = _grade_high(longest, th.idle_warn_s, th.idle_fail_s)
     msg = (
-        f"idle: nothing moves for {longest:.0f} s"
+        say(N_("idle: nothing moves for {seconds} s"), seconds=float(round(longest)))
         if status != "pass"
-        else f"no long idle stretch (longest {longest:.1f} s)"
+        else say(N_("no long idle stretch (longest {seconds} s)"), seconds=round(longest, 1))
     )
     return Verdict(
         status,
         round(longest, 2),
         threshold,
         msg,
-        "keep working on the task the whole time; pause the recording while you wait instead",
+        say(N_("keep working on the task the whole time; pause the recording while you wait instead")),
         "s",
     )
 
 
-@qc_check("near_duplicate", version=1, title="Near-duplicate of an earlier clip")
+@qc_check("near_duplicate", version=1, title=N_("Near-duplicate of an earlier clip"))
 def near_duplicate(ctx: CheckContext) -> Verdict:
     th = ctx.thresholds
     threshold = {"warn_above": th.duplicate_warn_score, "fail_above": th.duplicate_fail_score}
     if ctx.fingerprint is None or len(ctx.fingerprint) == 0:
-        return Verdict("pass", None, threshold, "duplicate not measured: no frame with enough detail", unit="fraction")
+        return Verdict(
+            "pass", None, threshold, say(N_("duplicate not measured: no frame with enough detail")), unit="fraction"
+        )
     matches = find_duplicates(ctx.fingerprint, ctx.known_fingerprints or ())
     if not matches:
-        return Verdict("pass", 0.0, threshold, "not a copy of any earlier clip", unit="fraction")
+        return Verdict("pass", 0.0, threshold, say(N_("not a copy of any earlier clip")), unit="fraction")
     best = matches[0]
     status: Status = (
         "fail"
@@ -416,22 +486,26 @@ def near_duplicate(ctx: CheckContext) -> Verdict:
         else ("warn" if best.score >= th.duplicate_warn_score else "pass")
     )
     msg = (
-        f"same footage as an earlier clip: {_pct(best.score)} of frames match clip {best.clip_id}"
+        say(
+            N_("same footage as an earlier clip: {share} of frames match clip {clip}"),
+            share=_share(best.score),
+            clip=best.clip_id,
+        )
         if status != "pass"
-        else f"not a copy of any earlier clip (best match {_pct(best.score)})"
+        else say(N_("not a copy of any earlier clip (best match {share})"), share=_share(best.score))
     )
     return Verdict(
         status,
         round(best.score, 4),
         threshold,
         msg,
-        "record a new take; each upload must be a new recording",
+        say(N_("record a new take; each upload must be a new recording")),
         "fraction",
         {"matches": [m.to_dict() for m in matches[:5]]},
     )
 
 
-@qc_check("hands_visible", version=1, title="Hands in view")
+@qc_check("hands_visible", version=1, title=N_("Hands in view"))
 def hands_visible(ctx: CheckContext) -> Verdict:
     s, th = ctx.stats, ctx.thresholds
     threshold = {"score": th.hand_score, "warn_below": th.hands_warn_below, "fail_below": th.hands_fail_below}
@@ -441,8 +515,8 @@ def hands_visible(ctx: CheckContext) -> Verdict:
             "warn",
             None,
             threshold,
-            "hands not checked: the hand detector is not installed on this server",
-            "nothing to do on your side; staff will review the clip",
+            say(N_("hands not checked: the hand detector is not installed on this server")),
+            say(N_("nothing to do on your side; staff will review the clip")),
             "fraction",
             {"detector": None},
         )
@@ -451,45 +525,49 @@ def hands_visible(ctx: CheckContext) -> Verdict:
             "fail",
             0.0,
             threshold,
-            "hands not checked: no frame was sampled",
-            "record a longer clip with your hands in view",
+            say(N_("hands not checked: no frame was sampled")),
+            say(N_("record a longer clip with your hands in view")),
             "fraction",
         )
     frac = float((s.hand_score >= th.hand_score).mean())
     status = _grade_low(frac, th.hands_warn_below, th.hands_fail_below)
     msg = (
-        f"hands visible in only {_pct(frac)} of frames"
+        say(N_("hands visible in only {share} of frames"), share=_share(frac))
         if status != "pass"
-        else f"hands visible in {_pct(frac)} of frames"
+        else say(N_("hands visible in {share} of frames"), share=_share(frac))
     )
     return Verdict(
         status,
         round(frac, 4),
         threshold,
         msg,
-        _HANDS_ADVICE[ctx.thresholds.camera_placement],
+        say(_HANDS_ADVICE[ctx.thresholds.camera_placement]),
         "fraction",
         {"detector": s.hands_detector, "frames_checked": int(s.hand_score.size)},
     )
 
 
-@qc_check("integrity", version=1, title="File integrity")
+@qc_check("integrity", version=1, title=N_("File integrity"))
 def integrity(ctx: CheckContext) -> Verdict:
     s, th = ctx.stats, ctx.thresholds
     frac = s.decode_errors / s.packets if s.packets else 0.0
     threshold = {"warn_above": th.decode_error_warn_frac, "fail_above": th.decode_error_fail_frac}
     status = _grade_high(frac, th.decode_error_warn_frac, th.decode_error_fail_frac)
     msg = (
-        f"the file is damaged: {s.decode_errors} of {s.packets} frames could not be decoded"
+        say(
+            N_("the file is damaged: {errors} of {frames} frames could not be decoded"),
+            errors=int(s.decode_errors),
+            frames=int(s.packets),
+        )
         if status != "pass"
-        else "file decodes cleanly"
+        else say(N_("file decodes cleanly"))
     )
     return Verdict(
         status,
         round(frac, 4),
         threshold,
         msg,
-        "upload the original file from the phone's gallery again, on a stable connection",
+        say(N_("upload the original file from the phone's gallery again, on a stable connection")),
         "fraction",
         {"decode_errors": s.decode_errors},
     )

@@ -16,7 +16,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from egocrowd.i18n import Text, check_words, render_text, say
 from egocrowd.registry import Entry, Registry, Version
+
+__all__ = ["Text", "check_words", "render_text", "say"]  # the words of a verdict (egocrowd.i18n)
 
 if TYPE_CHECKING:  # pragma: no cover
     from egocrowd.media.analysis import ClipStats
@@ -30,13 +33,15 @@ STATUSES = ("pass", "warn", "fail")
 
 @dataclass
 class Verdict:
-    """What a check says; ``message`` in plain words, ``advice`` how to fix it (empty on pass)."""
+    """What a check says; ``message`` in plain words, ``advice`` how to fix it (empty on pass).
+    Built-in checks give both as :class:`Text` so they can be shown in the worker's language;
+    a plugin's plain string is shown as written."""
 
     status: Status
     value: Any
     threshold: dict[str, Any]
-    message: str
-    advice: str = ""
+    message: str | Text
+    advice: str | Text = ""
     unit: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -53,6 +58,12 @@ class CheckResult:
     advice: str
     unit: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    # The msgids (marked with N_) and placeholder values behind message and advice; empty in
+    # reports written before they were kept, and for plugins that give plain strings.
+    message_id: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    advice_id: str = ""
+    advice_params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +95,7 @@ def run_check(entry: Entry[CheckFn], ctx: CheckContext) -> CheckResult:
     v = entry.obj(ctx)
     if v.status not in STATUSES:
         raise ValueError(f"check {entry.name} returned status {v.status!r}")
+    advice = v.advice if v.status != "pass" else ""
     return CheckResult(
         name=entry.name,
         version=entry.version,
@@ -91,10 +103,14 @@ def run_check(entry: Entry[CheckFn], ctx: CheckContext) -> CheckResult:
         status=v.status,
         value=v.value,
         threshold=v.threshold,
-        message=v.message,
-        advice=v.advice if v.status != "pass" else "",
+        message=v.message.english() if isinstance(v.message, Text) else v.message,
+        advice=advice.english() if isinstance(advice, Text) else advice,
         unit=v.unit,
         details=v.details,
+        message_id=v.message.id if isinstance(v.message, Text) else "",
+        params=v.message.to_dict()["params"] if isinstance(v.message, Text) else {},
+        advice_id=advice.id if isinstance(advice, Text) else "",
+        advice_params=advice.to_dict()["params"] if isinstance(advice, Text) else {},
     )
 
 

@@ -6,11 +6,23 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from egocrowd.campaigns import assignments
+from egocrowd.campaigns import service as campaigns
+from egocrowd.i18n import N_, _, tr
 from egocrowd.web.auth import unit
 from egocrowd.web.pages.render import TextForm, confirm_first, render, see_other
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
+
+#: A slot's state in a worker's words: "released" also covers a slot ended by a closed campaign.
+SLOT_WORDS = {
+    "active": N_("active"),
+    "submitted": N_("clip sent"),
+    "accepted": N_("accepted"),
+    "rejected": N_("not accepted"),
+    "expired": N_("time ran out"),
+    "released": N_("ended"),
+}
 
 
 @router.get("/assignments", response_class=HTMLResponse)
@@ -18,7 +30,9 @@ def assignments_page(request: Request):
     with unit(request) as ctx:
         user = ctx.require_user()
         rows = assignments.list_assignments(ctx.session, user)
-        return render(request, "assignments.html", user, assignments=rows)
+        return render(
+            request, "assignments.html", user, assignments=rows, words=SLOT_WORDS, localized=campaigns.localized
+        )
 
 
 @router.post("/assignments/{assignment_id}/release")
@@ -30,13 +44,13 @@ def assignment_release(request: Request, assignment_id: Id, form: TextForm):
             request,
             user,
             form,
-            question=f"Give back your slot in “{a.campaign.title}”?",
+            question=tr("Give back your slot in “{campaign}”?", campaign=campaigns.localized(a.campaign)[0]),
             consequences=[
-                "The slot goes back to the campaign and someone else may take it.",
-                "An upload you have not finished for this slot is discarded.",
-                "Clips you already sent for it stay yours and are still checked and paid as usual.",
+                _("The slot goes back to the campaign and someone else may take it."),
+                _("An upload you have not finished for this slot is discarded."),
+                _("Clips you already sent for it stay yours and are still checked and paid as usual."),
             ],
-            yes="Give the slot back",
+            yes=_("Give the slot back"),
             back="/assignments",
         )
         if ask is not None:

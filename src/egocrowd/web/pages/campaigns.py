@@ -9,7 +9,7 @@ import re
 import secrets
 import typing
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -18,9 +18,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ValidationError
 
-from egocrowd import clips, consent
+from egocrowd import clips, consent, i18n
 from egocrowd.accounts import policy
-from egocrowd.accounts.validation import countries
 from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import (
@@ -35,13 +34,40 @@ from egocrowd.campaigns.schema import (
 )
 from egocrowd.db.models import Campaign, CampaignStatus
 from egocrowd.errors import Conflict, EgocrowdError, InvalidInput
+from egocrowd.i18n import N_, _, ngettext, tr
 from egocrowd.pay import budgets, rates
 from egocrowd.web.auth import unit, viewer
+from egocrowd.web.pages.clips import STATUS_WORDS as CLIP_WORDS
 from egocrowd.web.pages.forms import GENERAL, Words, field_errors, summary
 from egocrowd.web.pages.render import RawForm, TextForm, confirm_first, render, see_other
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
+
+#: A campaign's status, and the buttons that move it, in words.
+STATUS_WORDS = {"draft": N_("draft"), "open": N_("open"), "paused": N_("paused"), "closed": N_("closed")}
+TRANSITION_WORDS = {"open": N_("Open"), "paused": N_("Pause"), "closed": N_("Close")}
+#: The capture requirements' choices in words (the model's values are short codes).
+OPTION_WORDS = {
+    "landscape": N_("Landscape"),
+    "portrait": N_("Portrait"),
+    "any": N_("Any"),
+    "head_mounted": N_("Head mounted"),
+    "chest_mounted": N_("Chest mounted"),
+    "handheld": N_("Handheld"),
+}
+#: Where the phone is worn, as the campaign page says it.
+MOUNT_WORDS = {
+    "head_mounted": N_("head mounted"),
+    "chest_mounted": N_("chest mounted"),
+    "handheld": N_("handheld"),
+    "any": N_("any mount"),
+}
+
+
+#: The languages a lab may add a title and instructions in (the main text is the campaign's own).
+def translation_languages() -> list[str]:
+    return [code for code in i18n.LANGUAGES if code != i18n.DEFAULT]
 
 
 # --- the form ------------------------------------------------------------------------------------
@@ -76,7 +102,7 @@ def _requirement_inputs() -> tuple[Input, ...]:
             continue
         ann = f.annotation
         if typing.get_origin(ann) is typing.Literal:
-            opts = tuple((v, str(v).replace("_", " ").capitalize()) for v in typing.get_args(ann))
+            opts = tuple((v, OPTION_WORDS.get(v, str(v).replace("_", " ").capitalize())) for v in typing.get_args(ann))
             out.append(Input(name, "requirements", f.title, f.description or "", "select", opts))
         elif ann is bool:
             out.append(Input(name, "requirements", f.title, f.description or "", "check"))
@@ -102,16 +128,16 @@ def _data_use_inputs() -> tuple[Input, ...]:
 
 #: The settings groups' choices in words (the models' values are short codes)
 CHOICES = {
-    "blur": "Blur (strong, cannot be undone)",
-    "fill": "Fill with a solid block",
-    "drop": "Drop the sound",
-    "keep": "Keep the sound",
-    "mute_speech": "Keep the sound, mute speech",
-    "date": "Only the date",
-    "full": "Date and time of day",
-    "platform": "Platform reviewers",
-    "requester": "Your own team",
-    "both": "Either, whoever gets there first",
+    "blur": N_("Blur (strong, cannot be undone)"),
+    "fill": N_("Fill with a solid block"),
+    "drop": N_("Drop the sound"),
+    "keep": N_("Keep the sound"),
+    "mute_speech": N_("Keep the sound, mute speech"),
+    "date": N_("Only the date"),
+    "full": N_("Date and time of day"),
+    "platform": N_("Platform reviewers"),
+    "requester": N_("Your own team"),
+    "both": N_("Either, whoever gets there first"),
 }
 
 #: A campaign's settings groups, each a model stored whole in the column of the same name, shown as
@@ -173,27 +199,45 @@ def _settings_form(group: str, values: dict[str, Any] | None) -> dict[str, str]:
 def privacy_words(privacy: dict[str, Any] | None, data_use: dict[str, Any] | None) -> list[str]:
     """What workers and the people around them can expect, in plain words (the campaign page)."""
     p = PrivacySettings.model_validate(privacy or {})
-    faces = "blurred so they cannot be recognised" if p.face_mode == "blur" else "covered with a solid block"
-    lines = [f"Faces of other people in the clips are {faces} before anyone but an admin sees a clip."]
+    if p.face_mode == "blur":
+        lines = [
+            _(
+                "Faces of other people in the clips are blurred so they cannot be recognised before anyone but an admin sees a clip."
+            )
+        ]
+    else:
+        lines = [
+            _(
+                "Faces of other people in the clips are covered with a solid block before anyone but an admin sees a clip."
+            )
+        ]
     if (data_use or {}).get("keep_face"):
-        lines.append("The wearer's own face (e.g. in a mirror) is kept only if the worker agreed to it.")
+        lines.append(_("The wearer's own face (e.g. in a mirror) is kept only if the worker agreed to it."))
     else:
-        lines.append("The wearer's own face (e.g. in a mirror) is hidden the same way.")
+        lines.append(_("The wearer's own face (e.g. in a mirror) is hidden the same way."))
     if p.blur_text:
-        lines.append("Readable text (screens, letters, labels, addresses) is blurred.")
+        lines.append(_("Readable text (screens, letters, labels, addresses) is blurred."))
     else:
-        lines.append("Readable text is not blurred: keep letters, screens and addresses out of view.")
+        lines.append(_("Readable text is not blurred: keep letters, screens and addresses out of view."))
     lines.append(
         {
-            "drop": "The sound is removed.",
-            "keep": "The sound is kept, voices included: say nothing private while recording.",
-            "mute_speech": "The sound is kept with speech muted.",
+            "drop": _("The sound is removed."),
+            "keep": _("The sound is kept, voices included: say nothing private while recording."),
+            "mute_speech": _("The sound is kept with speech muted."),
         }[p.audio]
     )
-    lines.append(
-        "Location, device serial numbers and owner names are removed from the file; "
-        + ("only the recording date is kept." if p.recording_time == "date" else "the date and time of day are kept.")
-    )
+    if p.recording_time == "date":
+        lines.append(
+            _(
+                "Location, device serial numbers and owner names are removed from the file; only the recording date is kept."
+            )
+        )
+    else:
+        lines.append(
+            _(
+                "Location, device serial numbers and owner names are removed from the file; the date and time of day are kept."
+            )
+        )
     return lines
 
 
@@ -201,41 +245,56 @@ def review_words(review: dict[str, Any] | None) -> str:
     """Who accepts the clips, in words (the campaign page)."""
     r = ReviewSettings.model_validate(review or {})
     who = {
-        "platform": "platform reviewers",
-        "requester": "the lab's team",
-        "both": "the lab's team or platform reviewers",
-    }
-    share = "every clip" if r.sample_fraction >= 1 else f"{r.sample_fraction:.0%} of the clips"
-    tail = "; the others are accepted once they pass the checks" if r.sample_fraction < 1 else ""
-    days = f"{r.auto_accept_days} day{'s' if r.auto_accept_days != 1 else ''}"
-    return f"A person ({who[r.reviewers]}) looks at {share}{tail}. A clip nobody decided on within {days} is accepted."
+        "platform": _("platform reviewers"),
+        "requester": _("the lab's team"),
+        "both": _("the lab's team or platform reviewers"),
+    }[r.reviewers]
+    days = r.auto_accept_days
+    if r.sample_fraction >= 1:
+        first = tr("A person ({who}) looks at every clip.", who=who)
+    else:
+        first = tr(
+            "A person ({who}) looks at {share} of the clips; the others are accepted once they pass the checks.",
+            who=who,
+            share=i18n.percent(r.sample_fraction),
+        )
+    then = ngettext(
+        "A clip nobody decided on within {count} day is accepted.",
+        "A clip nobody decided on within {count} days is accepted.",
+        days,
+    ).format(count=days)
+    return f"{first} {then}"
 
 
 def annotation_words(annotation: dict[str, Any] | None) -> str:
     a = AnnotationSettings.model_validate(annotation or {})
     if not a.enabled:
         return ""
-    return f"Each accepted clip is labelled by {a.per_clip} annotator{'s' if a.per_clip != 1 else ''}."
+    return ngettext(
+        "Each accepted clip is labelled by {count} annotator.",
+        "Each accepted clip is labelled by {count} annotators.",
+        a.per_clip,
+    ).format(count=a.per_clip)
 
 
 @functools.cache
 def sections() -> tuple[Section, ...]:
     return (
         Section(
-            "The task",
+            N_("The task"),
             (
                 Input(
                     "title",
                     "title",
-                    "Title",
-                    "What workers see in the list, e.g. “Fold a T-shirt”.",
+                    N_("Title"),
+                    N_("What workers see in the list, e.g. “Fold a T-shirt”."),
                     attrs={"maxlength": 200},
                 ),
                 Input(
                     "instructions",
                     "instructions",
-                    "Instructions for workers",
-                    "Step by step, in plain words: what to do, where, and what to avoid.",
+                    N_("Instructions for workers"),
+                    N_("Step by step, in plain words: what to do, where, and what to avoid."),
                     "textarea",
                     attrs={"maxlength": 20000},
                 ),
@@ -243,114 +302,120 @@ def sections() -> tuple[Section, ...]:
             "task",
         ),
         Section(
-            "Pay and time",
+            N_("Pay and time"),
             (
                 Input(
                     "pay",
                     "pay_cents",
-                    "Pay per accepted clip",
-                    "An amount such as 1.50.",
+                    N_("Pay per accepted clip"),
+                    N_("An amount such as 1.50."),
                     "number",
                     attrs={"step": "0.01", "min": "0.01", "inputmode": "decimal"},
                 ),
                 Input(
                     "currency",
                     "currency",
-                    "Currency",
-                    "Three letters, such as USD, EUR or KES.",
+                    N_("Currency"),
+                    N_("Three letters, such as USD, EUR or KES."),
                     attrs={"maxlength": 3, "autocapitalize": "characters"},
                 ),
                 Input(
                     "expected_minutes",
                     "expected_minutes",
-                    "Minutes a worker spends per clip",
-                    "Be honest: with the pay, this gives the hourly rate workers see.",
+                    N_("Minutes a worker spends per clip"),
+                    N_("Be honest: with the pay, this gives the hourly rate workers see."),
                     "number",
                     attrs={"step": "0.5", "min": "0.5"},
                 ),
             ),
             "pay",
         ),
-        Section("What the clip must look like", _requirement_inputs(), "clip"),
+        Section(N_("What the clip must look like"), _requirement_inputs(), "clip"),
         Section(
-            "Labels",
+            N_("Labels"),
             (
                 Input(
                     "verbs",
                     "taxonomy",
-                    "Actions (verbs)",
-                    "Comma separated, lower-case words such as take, put, fold, open_lid.",
+                    N_("Actions (verbs)"),
+                    N_("Comma separated, lower-case words such as take, put, fold, open_lid."),
                     "textarea",
                 ),
                 Input(
-                    "nouns", "taxonomy", "Objects (nouns)", "Comma separated, such as shirt, jar, lid, cup.", "textarea"
+                    "nouns",
+                    "taxonomy",
+                    N_("Objects (nouns)"),
+                    N_("Comma separated, such as shirt, jar, lid, cup."),
+                    "textarea",
                 ),
             ),
             "labels",
         ),
         Section(
-            "Data use and consent",
+            N_("Data use and consent"),
             (
                 *_data_use_inputs(),
                 Input(
                     "buyer_name",
                     "buyer_name",
-                    "Who gets the data",
-                    "Shown to workers before they take part.",
+                    N_("Who gets the data"),
+                    N_("Shown to workers before they take part."),
                     attrs={"maxlength": 200},
                 ),
                 Input(
                     "consent_version",
                     "consent_version",
-                    "Consent workers sign",
-                    "A worker must have signed it to take a slot.",
+                    N_("Consent workers sign"),
+                    N_("A worker must have signed it to take a slot."),
                     "select",
                 ),
             ),
             "data",
         ),
-        Section("Privacy", settings_inputs("privacy"), "privacy"),
-        Section("Review", settings_inputs("review"), "review"),
-        Section("Annotation", settings_inputs("annotation"), "annotation"),
-        Section("Fair pay", settings_inputs("pay_policy"), "fair-pay"),
+        Section(N_("Privacy"), settings_inputs("privacy"), "privacy"),
+        Section(N_("Review"), settings_inputs("review"), "review"),
+        Section(N_("Annotation"), settings_inputs("annotation"), "annotation"),
+        Section(N_("Fair pay"), settings_inputs("pay_policy"), "fair-pay"),
         Section(
-            "Who can take part",
+            N_("Who can take part"),
             (
                 Input(
                     "allowed_countries",
                     "allowed_countries",
-                    "Countries",
-                    "Tick none to let workers from everywhere take part.",
+                    N_("Countries"),
+                    N_("Tick none to let workers from everywhere take part."),
                     "countries",
                 ),
             ),
             "who",
         ),
         Section(
-            "Limits and deadline",
+            N_("Limits and deadline"),
             (
                 Input(
                     "target_clips",
                     "target_clips",
-                    "Clips wanted",
-                    "The number of slots workers can take.",
+                    N_("Clips wanted"),
+                    N_("The number of slots workers can take."),
                     "number",
                     attrs={"step": "1", "min": "1"},
                 ),
                 Input(
                     "max_clips_per_worker",
                     "max_clips_per_worker",
-                    "Most clips per worker",
-                    "Leave empty for no limit. Once live it can only go up.",
+                    N_("Most clips per worker"),
+                    N_("Leave empty for no limit. Once live it can only go up."),
                     "number",
                     attrs={"step": "1", "min": "1"},
                 ),
                 Input(
                     "deadline_at",
                     "deadline_at",
-                    "Deadline (UTC)",
-                    "Leave empty for none. After it no one can take a slot and the campaign closes; "
-                    "once live it can only move later.",
+                    N_("Deadline"),
+                    N_(
+                        "Leave empty for none. After it no one can take a slot and the campaign closes; "
+                        "once live it can only move later."
+                    ),
                     "datetime",
                 ),
             ),
@@ -365,6 +430,7 @@ WORDS = Words(
         "pay_cents": "pay",
         "privacy": "privacy_audio",  # campaign.sound_not_covered: the one privacy rule a patch can break
         **{f"{g}.{k}": f"{g}_{k}" for g, model in SETTINGS_GROUPS.items() for k in model.model_fields},
+        **{f"translations.{code}.{k}": f"tr_{code}_{k}" for code in i18n.LANGUAGES for k in ("title", "instructions")},
     },
     units={
         "min_duration_s": "second",
@@ -379,26 +445,26 @@ WORDS = Words(
     },
     overrides={
         "pay": {
-            "int_parsing": "Must be an amount, such as 1.50.",
-            "greater_than_equal": "Must be at least 0.01.",
-            "less_than_equal": "Must be at most 10,000.00.",
+            "int_parsing": N_("Must be an amount, such as 1.50."),
+            "greater_than_equal": N_("Must be at least 0.01."),
+            "less_than_equal": N_("Must be at most 10,000.00."),
         },
         "allowed_countries": {
-            "string_pattern_mismatch": "Use two-letter country codes such as KE or BR; “{input}” is not one."
+            "string_pattern_mismatch": N_("Use two-letter country codes such as KE or BR; “{input}” is not one.")
         },
         "verbs": {
-            "string_pattern_mismatch": "Use lower-case words such as fold or open_lid; “{input}” is not one.",
-            "too_short": "Give at least one action.",
+            "string_pattern_mismatch": N_("Use lower-case words such as fold or open_lid; “{input}” is not one."),
+            "too_short": N_("Give at least one action."),
         },
         "nouns": {
-            "string_pattern_mismatch": "Use lower-case words such as shirt or lid; “{input}” is not one.",
-            "too_short": "Give at least one object.",
+            "string_pattern_mismatch": N_("Use lower-case words such as shirt or lid; “{input}” is not one."),
+            "too_short": N_("Give at least one object."),
         },
-        "currency": {"string_pattern_mismatch": "Use a three-letter currency code such as USD, EUR or KES."},
-        "max_duration_s": {"value_error": "The longest clip must be at least as long as the shortest."},
+        "currency": {"string_pattern_mismatch": N_("Use a three-letter currency code such as USD, EUR or KES.")},
+        "max_duration_s": {"value_error": N_("The longest clip must be at least as long as the shortest.")},
         "consent_version": {
-            "string_too_short": "Choose the consent workers sign.",
-            "missing": "Choose the consent workers sign.",
+            "string_too_short": N_("Choose the consent workers sign."),
+            "missing": N_("Choose the consent workers sign."),
         },
     },
 )
@@ -427,6 +493,7 @@ def _campaign_data(form: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = {
         "title": form.get("title", ""),
         "instructions": form.get("instructions", ""),
+        "translations": _translations_data(form),
         "requirements": req,
         "taxonomy": {"verbs": form.get("verbs", ""), "nouns": form.get("nouns", "")},
         "target_clips": number("target_clips"),
@@ -438,11 +505,36 @@ def _campaign_data(form: dict[str, Any]) -> dict[str, Any]:
         **{g: _settings_data(form, g) for g in SETTINGS_GROUPS},
         "buyer_name": form.get("buyer_name", ""),
         "consent_version": form.get("consent_version", ""),
-        "deadline_at": number("deadline_at"),
+        "deadline_at": _in_viewers_zone(number("deadline_at")),
         "max_clips_per_worker": number("max_clips_per_worker"),
     }
     optional = {"deadline_at", "max_clips_per_worker"}
     return {k: v for k, v in data.items() if v is not None or k in optional}
+
+
+def _translations_data(form: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The languages the lab filled in (a title or instructions); an empty pair is no translation."""
+    out = {}
+    for code in translation_languages():
+        title, text = ((form.get(f"tr_{code}_{k}") or "").strip() for k in ("title", "instructions"))
+        if title or text:
+            out[code] = {"title": title, "instructions": text}
+    return out
+
+
+def _in_viewers_zone(value: str | None) -> str | None:
+    """The form's "2027-01-31T18:00" is the viewer's wall clock (the field says which zone): the
+    moment it names, with its offset, for the model to store in UTC. Anything else goes to the
+    model as typed, which says what a date looks like."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=i18n.tz())
+    return moment.isoformat()
 
 
 def _default_form() -> dict[str, Any]:
@@ -469,9 +561,11 @@ def _form_from(c: Campaign) -> dict[str, Any]:
         "consent_version": c.consent_version,
         "verbs": ", ".join(c.taxonomy.get("verbs", [])),
         "nouns": ", ".join(c.taxonomy.get("nouns", [])),
-        "deadline_at": c.deadline_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if c.deadline_at else "",
+        "deadline_at": c.deadline_at.astimezone(i18n.tz()).strftime("%Y-%m-%dT%H:%M") if c.deadline_at else "",
         "max_clips_per_worker": str(c.max_clips_per_worker or ""),
     }
+    for code, t in (c.translations or {}).items():
+        f.update({f"tr_{code}_title": t.get("title", ""), f"tr_{code}_instructions": t.get("instructions", "")})
     f.update({i.name: _shown(c.requirements.get(i.name)) for i in _requirement_inputs()})
     f.update({f"use_{k}": "on" if c.data_use.get(k) else "" for k in DataUse.model_fields})
     for g in SETTINGS_GROUPS:
@@ -530,10 +624,21 @@ def _show_form(request: Request, user, session, *, form, campaign=None, errors=N
         errors=errors,
         summary=summary(errors) if errors else None,
         code=code,  # the problem's code, for programs reading the page
-        labels={i.name: i.label for s in sections() for i in s.inputs},
+        labels={**{i.name: _(i.label) for s in sections() for i in s.inputs}, **_translation_labels()},
         documents=_consent_choices(session, user, campaign),
-        countries=countries().items(),
+        languages=[i18n.LANGUAGES[code] for code in translation_languages()],
+        zone=i18n.zone(),
     )
+
+
+def _translation_labels() -> dict[str, str]:
+    """The error summary's link text for each translation field (already in the viewer's words)."""
+    out = {}
+    for code in translation_languages():
+        name = i18n.LANGUAGES[code].name
+        out[f"tr_{code}_title"] = tr("Title in {language}", language=name)
+        out[f"tr_{code}_instructions"] = tr("Instructions in {language}", language=name)
+    return out
 
 
 # --- routes --------------------------------------------------------------------------------------
@@ -550,6 +655,8 @@ def campaign_list(request: Request):
             campaigns=rows,
             signed=consent.signed_versions(ctx.session, user),
             hourly=campaigns.hourly_rate_cents,
+            status_words=STATUS_WORDS,
+            localized=campaigns.localized,
         )
 
 
@@ -588,6 +695,11 @@ def campaign_detail(request: Request, campaign_id: Id):
             "campaign.html",
             user,
             c=c,
+            shown=_shown_text(c),
+            status_words=STATUS_WORDS,
+            transition_words=TRANSITION_WORDS,
+            clip_words=CLIP_WORDS,
+            mount_words=MOUNT_WORDS,
             manages=policy.can(user, "campaign.manage", c),
             glance=glance,
             has_consent=has_consent,
@@ -601,6 +713,20 @@ def campaign_detail(request: Request, campaign_id: Id):
             pay_report=rates.report(ctx.session, c) if glance else None,  # hourly rates, floors, top-ups
             deposit_key=secrets.token_hex(16),  # one deposit per form drawn: a double submit posts once
         )
+
+
+def _shown_text(c: Campaign) -> dict[str, Any]:
+    """The title and instructions in the viewer's language where the lab wrote them, and which
+    language that is (``missing``: the viewer reads another language than English and the lab
+    wrote nothing in it, so the page says the text is shown as written)."""
+    title, instructions, language = campaigns.localized(c)
+    viewer_language = i18n.current().split("-")[0]
+    return {
+        "title": title,
+        "instructions": instructions,
+        "language": language,
+        "missing": language is None and viewer_language != i18n.DEFAULT,
+    }
 
 
 def _at_a_glance(session, c: Campaign) -> dict[str, Any]:
@@ -668,27 +794,35 @@ def campaign_status(request: Request, campaign_id: Id, form: TextForm):
 
 def _what_happens(session, c: Campaign, target: str) -> dict[str, Any]:
     n = len(campaigns.active_workers(session, c.id))
-    holders = "1 worker holds an open slot" if n == 1 else f"{n} workers hold open slots"
+    title = campaigns.localized(c)[0]
     if target == "closed":
+        holders = ngettext(
+            "{count} worker holds an open slot: their slots end now and they are told.",
+            "{count} workers hold open slots: their slots end now and they are told.",
+            n,
+        ).format(count=n)
         return {
-            "question": f"Close “{c.title}” for good?",
+            "question": tr("Close “{campaign}” for good?", campaign=title),
             "consequences": [
-                "No one can take a slot any more, and this cannot be undone.",
-                f"{holders}: their slots end now and they are told." if n else "No worker holds an open slot now.",
-                "Clips already sent are still checked and paid.",
+                _("No one can take a slot any more, and this cannot be undone."),
+                holders if n else _("No worker holds an open slot now."),
+                _("Clips already sent are still checked and paid."),
             ],
-            "yes": "Close the campaign",
+            "yes": _("Close the campaign"),
             "back": f"/campaigns/{c.id}",
         }
+    holders = ngettext(
+        "{count} worker holds an open slot: they keep it, may still upload until their lease runs out, and are told.",
+        "{count} workers hold open slots: they keep them, may still upload until their lease runs out, and are told.",
+        n,
+    ).format(count=n)
     return {
-        "question": f"Pause “{c.title}”?",
+        "question": tr("Pause “{campaign}”?", campaign=title),
         "consequences": [
-            "No one can take a new slot until you open it again.",
-            f"{holders}: they keep them, may still upload until their lease runs out, and are told."
-            if n
-            else "No worker holds an open slot now.",
+            _("No one can take a new slot until you open it again."),
+            holders if n else _("No worker holds an open slot now."),
         ],
-        "yes": "Pause the campaign",
+        "yes": _("Pause the campaign"),
         "back": f"/campaigns/{c.id}",
     }
 

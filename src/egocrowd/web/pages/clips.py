@@ -13,9 +13,11 @@ from fastapi.responses import HTMLResponse, Response
 from egocrowd import clips
 from egocrowd.accounts import policy
 from egocrowd.campaigns import assignments
+from egocrowd.campaigns import service as campaigns
 from egocrowd.clips import media, redaction
 from egocrowd.db.models import Clip
 from egocrowd.errors import EgocrowdError, InvalidInput
+from egocrowd.i18n import N_, _
 from egocrowd.labels import review
 from egocrowd.releases import lineage
 from egocrowd.web.auth import Ctx, unit
@@ -48,15 +50,25 @@ ORIENTATIONS = {
 }
 #: A clip's status in the worker's words, and the pill colour it is shown in.
 STATUS_WORDS = {
-    "processing": ("being checked", "submitted"),
-    "qc_passed": ("passed the checks: waiting for acceptance", "submitted"),
-    "qc_failed": ("needs another take", "rejected"),
-    "rejected": ("could not be used", "rejected"),
-    "error": ("problem on our side", "closed"),
-    "accepted": ("accepted", "accepted"),
-    "declined": ("not accepted", "rejected"),
-    "withdrawn": ("withdrawn: left out of every new release", "closed"),
+    "processing": (N_("being checked"), "submitted"),
+    "qc_passed": (N_("passed the checks: waiting for acceptance"), "submitted"),
+    "qc_failed": (N_("needs another take"), "rejected"),
+    "rejected": (N_("could not be used"), "rejected"),
+    "error": (N_("problem on our side"), "closed"),
+    "accepted": (N_("accepted"), "accepted"),
+    "declined": (N_("not accepted"), "rejected"),
+    "withdrawn": (N_("withdrawn: left out of every new release"), "closed"),
 }
+
+
+def _feedback(c: Clip) -> list[dict]:
+    """The checks' words in the viewer's language (the report keeps each verdict's msgid)."""
+    return clips.feedback(c, localized=True)
+
+
+def _campaign_title(c) -> str:
+    """A campaign's title in the viewer's language where the lab wrote one."""
+    return campaigns.localized(c)[0]
 
 
 @router.get("/assignments/{assignment_id}/capture", response_class=HTMLResponse)
@@ -97,21 +109,22 @@ def clips_page(request: Request):
             "clips.html",
             user,
             clips=rows,
-            feedback=clips.feedback,
+            feedback=_feedback,
+            campaign_title=_campaign_title,
             file_name=_file_name(user),
             status_words=STATUS_WORDS,
-            flash="Upload complete: your clip is being checked." if uploaded else None,
+            flash=_("Upload complete: your clip is being checked.") if uploaded else None,
         )
 
 
 flash_messages(
     {
-        "deid_requested": "De-identification is queued: the new video goes to the redaction review.",
-        "edit_added": "Correction saved. Re-render to see it in the video.",
-        "edit_withdrawn": "Correction withdrawn. Re-render to see the change in the video.",
-        "rerender": "Re-render queued: the video is being made again with the corrections.",
-        "reviewed": "Marked reviewed: the clip's video is now shown to its worker and lab.",
-        "appealed": "Appeal sent: a reviewer will look at it, and you will be told the outcome.",
+        "deid_requested": N_("De-identification is queued: the new video goes to the redaction review."),
+        "edit_added": N_("Correction saved. Re-render to see it in the video."),
+        "edit_withdrawn": N_("Correction withdrawn. Re-render to see the change in the video."),
+        "rerender": N_("Re-render queued: the video is being made again with the corrections."),
+        "reviewed": N_("Marked reviewed: the clip's video is now shown to its worker and lab."),
+        "appealed": N_("Appeal sent: a reviewer will look at it, and you will be told the outcome."),
     }
 )
 
@@ -139,7 +152,8 @@ def _show_clip(request: Request, clip_id: int, *, status: int = 200, **values) -
             user,
             status=status,
             c=clip,
-            feedback=clips.feedback,
+            feedback=_feedback,
+            campaign_title=_campaign_title,
             file_name=_file_name(user),
             status_words=STATUS_WORDS,
             mounts={k: v[0] for k, v in MOUNTS.items()},

@@ -82,6 +82,7 @@ templates.env.globals["ui_language"] = i18n.current
 templates.env.globals["ui_languages"] = i18n.languages
 templates.env.globals["country_list"] = i18n.countries
 templates.env.globals["zone_list"] = i18n.zones
+templates.env.globals["check_words"] = i18n.check_words  # a stored QC verdict in the viewer's language
 templates.env.globals["js_strings"] = lambda: js_strings()
 templates.env.globals["version"] = __version__
 templates.env.globals["CampaignStatus"] = CampaignStatus
