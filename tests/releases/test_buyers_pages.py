@@ -31,7 +31,7 @@ def test_catalog_and_release_pages_for_a_buyer(bw):
     page_login(client, bw.buyer)
     html = client.get("/catalog").text
     assert f'data-release="{bw.release_id}"' in html and "Shirt folding" in html and "Owner Lab" in html
-    assert "fold shirt · 3" in html and "KE (2)" in html
+    assert '<span translate="no">fold shirt</span> · 3' in html and '<abbr title="Kenya">KE</abbr> (2)' in html
     assert client.get("/catalog", params={"label": "open jar"}).text.count("data-release=") == 0
     page = client.get(f"/catalog/{bw.release_id}").text
     assert "You may not try to identify anyone" in page  # the terms, rendered
