@@ -77,7 +77,9 @@ def test_the_earnings_page_in_arabic_reads_right_to_left_with_arabic_money(app, 
     assert balance == "\u200f3.00\xa0USD", repr(balance)  # not "USD 3.00", not "3.00 USD"
     line = page.locator("[data-state=approved]").first
     assert line.locator("[data-amount]").inner_text().startswith("\u200f1.50\xa0USD")
-    assert "≈\xa0Ksh\xa0194.25" in line.locator("[data-amount]").inner_text()  # Kenya's way, whatever the page's language
+    assert (
+        "≈\xa0Ksh\xa0194.25" in line.locator("[data-amount]").inner_text()
+    )  # Kenya's way, whatever the page's language
     # the page's own box runs right to left: the balance tile sits at the right edge of its row
     box = page.locator("#balances > div").first.bounding_box()
     assert box is not None and box["x"] + box["width"] > PHONE["width"] / 2

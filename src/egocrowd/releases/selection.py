@@ -24,7 +24,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd.i18n import N_
 from egocrowd.db.models import (
     Campaign,
     Clip,
@@ -37,6 +36,7 @@ from egocrowd.db.models import (
     Withdrawal,
 )
 from egocrowd.errors import InvalidInput
+from egocrowd.i18n import N_
 from egocrowd.releases.schema import SelectionIn
 
 #: licence use → the consent scope a worker must have granted (None: what every recording consent covers)

@@ -138,7 +138,9 @@ SPAN_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
-@DESCRIBERS.register("croissant", version=FORMAT_VERSION, description=N_("Croissant 1.1 metadata with the RAI vocabulary"))
+@DESCRIBERS.register(
+    "croissant", version=FORMAT_VERSION, description=N_("Croissant 1.1 metadata with the RAI vocabulary")
+)
 def describe(
     spec: ReleaseSpec,
     out: Path,

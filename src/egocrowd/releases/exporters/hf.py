@@ -23,8 +23,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from egocrowd.i18n import N_
 from egocrowd.errors import MediaError
+from egocrowd.i18n import N_
 from egocrowd.releases.exporters._meta import METADATA_VERSION, clip_metadata, sample_key
 from egocrowd.releases.exporting import EXPORTERS, FileEntry, Progress, ReleaseSpec
 

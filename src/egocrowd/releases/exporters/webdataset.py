@@ -15,8 +15,8 @@ from typing import Any
 
 import webdataset as wds
 
-from egocrowd.i18n import N_
 from egocrowd.errors import InvalidInput
+from egocrowd.i18n import N_
 from egocrowd.releases.exporters._meta import clip_metadata, read_media, sample_key
 from egocrowd.releases.exporting import EXPORTERS, FileEntry, Progress, ReleaseSpec
 

@@ -22,6 +22,7 @@ from egocrowd.errors import EgocrowdError, InvalidInput
 from egocrowd.i18n import N_, _
 from egocrowd.releases import buyers
 from egocrowd.web.auth import Ctx, unit
+from egocrowd.web.pages.releases import USE_WORDS
 from egocrowd.web.pages.render import (
     TextForm,
     confirm_first,
@@ -32,7 +33,6 @@ from egocrowd.web.pages.render import (
     render,
     see_other,
 )
-from egocrowd.web.pages.releases import USE_WORDS
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
+from egocrowd import i18n
 from egocrowd.campaigns import service as campaigns
 from egocrowd.errors import EgocrowdError
-from egocrowd import i18n
 from egocrowd.i18n import N_, _, tr
 from egocrowd.releases import builder, selection, service
 from egocrowd.releases.exporting import DESCRIBERS, EXPORTERS
