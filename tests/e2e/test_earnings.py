@@ -59,12 +59,12 @@ def test_a_deposit_then_a_workers_earnings_on_a_phone(app, live, db, world, chro
     worker = log_in(browser, live.base, world.worker.email, SMALL_PHONE)
     worker.get_by_role("link", name="Earnings").click()
     worker.wait_for_url(re.compile(r"/earnings$"))
-    assert worker.locator("[data-balance=USD]").inner_text().startswith("1.50 USD")
-    assert worker.locator("[data-total=pending-USD]").inner_text().startswith("1.50 USD")
+    assert worker.locator("[data-balance=USD]").inner_text().startswith("USD\xa01.50")
+    assert worker.locator("[data-total=pending-USD]").inner_text().startswith("USD\xa01.50")
     paid = worker.locator(f"[data-clip='{ids[0]}']")
     assert paid.get_attribute("data-state") == "approved"
-    assert paid.locator("[data-amount]").inner_text() == "1.50 USD"
-    assert paid.locator("[data-hourly]").inner_text().startswith("22.50 USD an hour")
+    assert paid.locator("[data-amount]").inner_text() == "USD\xa01.50"
+    assert paid.locator("[data-hourly]").inner_text().startswith("USD\xa022.50 an hour")
     text = paid.inner_text()
     assert "Open Robotics Lab" in text and "Train robot-learning and AI models on the clips" in text
     taken = worker.locator(f"[data-clip='{ids[1]}']")
@@ -72,7 +72,7 @@ def test_a_deposit_then_a_workers_earnings_on_a_phone(app, live, db, world, chro
     assert "Found after approval: the clip repeats another one." in taken.inner_text()
     assert worker.locator(f"[data-clip='{ids[2]}']").get_attribute("data-state") == "pending"
     week = worker.locator("#week-table tbody tr")
-    assert week.count() == 1 and week.locator("td").nth(1).inner_text() == "1.50 USD"
+    assert week.count() == 1 and week.locator("td").nth(1).inner_text() == "USD\xa01.50"
     look(worker, "pay-3-earnings")
     api = client.get(f"{API}/me/earnings", headers=world.worker.headers).json()
     assert api["balances"] == [{"amount": "1.50", "currency": "USD"}]

@@ -266,7 +266,7 @@ def test_the_pages_a_worker_and_an_admin_use(client, db, people):
     r = _form(client, "/admin/payouts", {"provider": "paypal", "currency": "USD", "minimum": ""}, token)
     assert r.status_code == 303, r.text
     bid = int(re.search(r"/admin/payouts/(\d+)", r.headers["location"]).group(1))
-    assert "6.00 USD" in client.get(f"/admin/payouts/{bid}").text
+    assert "USD\xa06.00" in client.get(f"/admin/payouts/{bid}").text
     assert _form(client, f"/admin/payouts/{bid}/export", {}, token).status_code == 303
     f = client.get(f"/admin/payouts/{bid}/file")
     assert f.status_code == 200 and f.content.startswith(b"w@example.com,6.00,USD")

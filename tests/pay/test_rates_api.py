@@ -199,7 +199,7 @@ def test_the_admin_pay_page_sets_a_floor_and_a_rate(client, people):
     )
     assert r.status_code == 303
     html = client.get("/admin/pay").text
-    assert 'data-floor="NG"' in html and "1000.00 NGN" in html and "1550.25 NGN" in html
+    assert 'data-floor="NG"' in html and "NGN\xa01,000.00" in html and "= 1,550.25 NGN" in html
     assert client.get("/admin/pay", headers=people["lab"].headers).status_code in (403, 303, 401)
 
 

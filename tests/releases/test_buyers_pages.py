@@ -31,7 +31,7 @@ def test_catalog_and_release_pages_for_a_buyer(bw):
     page_login(client, bw.buyer)
     html = client.get("/catalog").text
     assert f'data-release="{bw.release_id}"' in html and "Shirt folding" in html and "Owner Lab" in html
-    assert "fold shirt · 3" in html and "KE (2)" in html
+    assert '<span translate="no">fold shirt</span> · 3' in html and '<abbr title="Kenya">KE</abbr> (2)' in html
     assert client.get("/catalog", params={"label": "open jar"}).text.count("data-release=") == 0
     page = client.get(f"/catalog/{bw.release_id}").text
     assert "You may not try to identify anyone" in page  # the terms, rendered
@@ -114,3 +114,30 @@ def test_pages_follow_the_rules(bw):
     page = client.get(f"/catalog/{bw.release_id}").text
     assert "Requests from other labs" in page and 'id="files"' in page and "/decide" not in page
     assert LICENCE["name"] in page
+
+
+def test_a_grant_lasts_to_the_end_of_the_day_on_the_granting_persons_clock(bw):
+    """Issue #15: the date field is read in the viewer's zone (here Tokyo, UTC+9, from the cookie
+    locale.js sets): "until 2031-01-31" ends at 23:59:59 there, 14:59:59 UTC, and the page shows it
+    back in that zone."""
+    client = bw.client
+    page_login(client, bw.buyer)
+    token = _csrf(client.get(f"/catalog/{bw.release_id}").text)
+    data = {"csrf_token": token, "message": USE, "accept_terms": "yes"}
+    assert client.post(f"/catalog/{bw.release_id}/request", data=data, follow_redirects=False).status_code == 303
+    client.cookies.clear()
+    page_login(client, bw.owner)
+    client.cookies.set("tz", "Asia/Tokyo")
+    page = client.get(f"/catalog/{bw.release_id}").text
+    assert "Asia/Tokyo" in page  # the field says whose clock it reads
+    aid = re.search(r'data-access="(\d+)"', page).group(1)
+    form = {
+        "csrf_token": _csrf(page),
+        "release_id": str(bw.release_id),
+        "decision": "grant",
+        "expires_at": "2031-01-31",
+    }
+    assert client.post(f"/catalog/access/{aid}/decide", data=form, follow_redirects=False).status_code == 303
+    state = client.get(f"{API}/catalog/{bw.release_id}/access", headers=bw.owner.headers).json()["items"][0]
+    assert state["expires_at"].startswith("2031-01-31T14:59:59")
+    assert "Jan 31, 2031, 11:59\u202fPM GMT+09:00" in client.get(f"/catalog/{bw.release_id}").text

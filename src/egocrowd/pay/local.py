@@ -15,7 +15,9 @@ from babel.languages import get_official_languages
 from babel.numbers import format_currency, get_territory_currencies
 from sqlalchemy.orm import Session
 
+from egocrowd import i18n
 from egocrowd.db.models import User
+from egocrowd.i18n import tr
 from egocrowd.pay import rates
 from egocrowd.pay.money import MINOR_DIGITS, Money
 
@@ -50,6 +52,14 @@ def show(money: Money, locale: str) -> str:
     return format_currency(money.amount, money.currency, locale=locale)
 
 
+def exact_number(value: Decimal | str) -> str:
+    """A decimal (an exchange rate) in the viewer's language with every digit it has, none added
+    or rounded away: "129.5", "129,5", "0.0077"."""
+    exact = Decimal(value).normalize()
+    places = max(0, -int(exact.as_tuple().exponent))
+    return i18n.number(exact, digits=places)
+
+
 @dataclass(frozen=True)
 class Local:
     """A worker's local currency and the rates into it from the currencies they were paid in."""
@@ -75,14 +85,17 @@ class Local:
         return None if converted is None else "≈\u00a0" + show(converted, self.locale)  # kept on one line
 
     def rate_words(self, currency: str) -> str | None:
-        """ "1 USD = 129.5 KES (central bank, set 2026-11-30)", for the page's footnote."""
+        """ "1 USD = 129.5 KES (central bank, set Nov 30, 2026)", for the page's footnote, in the
+        viewer's language (the rate's digits exact, as many as it has)."""
         found = self.rates.get(currency)
         if found is None or currency == self.currency:
             return None
         value, at, source = found
-        exact = (Decimal(value.numerator) / Decimal(value.denominator)).normalize()
-        where = f"{source}, " if source else ""
-        return f"1 {currency} = {exact:f} {self.currency} ({where}set {at.date().isoformat()})"
+        exact = Decimal(value.numerator) / Decimal(value.denominator)
+        values = {"currency": currency, "rate": exact_number(exact), "local": self.currency, "day": i18n.day(at)}
+        if source:  # the source is what the admin wrote: shown as written
+            return tr("1 {currency} = {rate} {local} ({source}, set {day})", source=source, **values)
+        return tr("1 {currency} = {rate} {local} (set {day})", **values)
 
 
 def for_worker(session: Session, user: User, currencies: set[str]) -> Local | None:
@@ -99,4 +112,4 @@ def for_worker(session: Session, user: User, currencies: set[str]) -> Local | No
     return Local(currency, territory_locale(user.country), found)
 
 
-__all__ = ["Local", "for_worker", "show", "territory_currency", "territory_locale"]
+__all__ = ["Local", "exact_number", "for_worker", "show", "territory_currency", "territory_locale"]

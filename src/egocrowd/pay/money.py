@@ -245,6 +245,14 @@ class Money:
         """The amount as plain text with the currency's digits: ``"1.50"``, ``"-0.050"``, ``"1500"``."""
         return f"{self.amount:.{minor_digits(self.currency)}f}"
 
+    def shown(self) -> str:
+        """The amount as the viewer's language writes money, for pages and notices: "USD\xa01.50",
+        "1,50\xa0USD" (egocrowd.i18n, exact). ``str()`` stays "1.50 USD": the API's and the ledger's
+        own texts, which are not translated."""
+        from egocrowd import i18n  # pay is below the web layer; i18n imports nothing of ours
+
+        return i18n.money(self.amount, self.currency, minor_digits(self.currency))
+
     def __str__(self) -> str:
         return f"{self.format()} {self.currency}"
 

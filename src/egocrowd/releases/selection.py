@@ -36,6 +36,7 @@ from egocrowd.db.models import (
     Withdrawal,
 )
 from egocrowd.errors import InvalidInput
+from egocrowd.i18n import N_
 from egocrowd.releases.schema import SelectionIn
 
 #: licence use → the consent scope a worker must have granted (None: what every recording consent covers)
@@ -46,16 +47,17 @@ USE_SCOPES: dict[str, str | None] = {
     "redistribution": "redistribution",
 }
 
-#: reason code → plain words (pages, CLI, the error's message)
+#: reason code → plain words (pages, CLI, the error's message): English here, as API problem
+#: details are; pages translate them (web.pages.releases, static/releases.js)
 REASON_WORDS: dict[str, str] = {
-    "not_found": "no such clip in this lab's campaigns",
-    "not_accepted": "not accepted",
-    "withdrawn": "withdrawn (its worker withdrew consent, or it was removed)",
-    "not_deidentified": "no de-identified video",
-    "no_consent": "no consent record behind it",
-    "consent_withdrawn": "its worker withdrew the consent it was recorded under",
-    "scope:commercial_use": "its worker did not allow commercial use",
-    "scope:redistribution": "its worker did not allow redistribution",
+    "not_found": N_("no such clip in this lab's campaigns"),
+    "not_accepted": N_("not accepted"),
+    "withdrawn": N_("withdrawn (its worker withdrew consent, or it was removed)"),
+    "not_deidentified": N_("no de-identified video"),
+    "no_consent": N_("no consent record behind it"),
+    "consent_withdrawn": N_("its worker withdrew the consent it was recorded under"),
+    "scope:commercial_use": N_("its worker did not allow commercial use"),
+    "scope:redistribution": N_("its worker did not allow redistribution"),
 }
 
 #: at most this many excluded clips are listed one by one (the counts cover all)

@@ -20,6 +20,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
+from egocrowd.i18n import N_
 from egocrowd.pay.money import Money
 from egocrowd.releases.composition import composition
 from egocrowd.releases.describers.croissant import USE_WORDS
@@ -41,7 +42,7 @@ _env = Environment(
 )
 
 
-@DESCRIBERS.register("card", version=FORMAT_VERSION, description="Data card (HTML and Markdown)")
+@DESCRIBERS.register("card", version=FORMAT_VERSION, description=N_("Data card (HTML and Markdown)"))
 def describe(
     spec: ReleaseSpec,
     out: Path,

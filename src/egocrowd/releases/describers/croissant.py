@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from egocrowd.i18n import N_
 from egocrowd.releases.composition import composition
 from egocrowd.releases.exporting import DESCRIBERS, FileEntry, Progress, ReleaseItem, ReleaseSpec
 
@@ -137,7 +138,9 @@ SPAN_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
-@DESCRIBERS.register("croissant", version=FORMAT_VERSION, description="Croissant 1.1 metadata with the RAI vocabulary")
+@DESCRIBERS.register(
+    "croissant", version=FORMAT_VERSION, description=N_("Croissant 1.1 metadata with the RAI vocabulary")
+)
 def describe(
     spec: ReleaseSpec,
     out: Path,

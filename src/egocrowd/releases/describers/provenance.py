@@ -11,12 +11,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from egocrowd.i18n import N_
 from egocrowd.releases.exporting import DESCRIBERS, FileEntry, Progress, ReleaseSpec
 
 FORMAT_VERSION = 1
 
 
-@DESCRIBERS.register("provenance", version=FORMAT_VERSION, description="Each clip's lineage (W3C PROV-JSON)")
+@DESCRIBERS.register("provenance", version=FORMAT_VERSION, description=N_("Each clip's lineage (W3C PROV-JSON)"))
 def describe(
     spec: ReleaseSpec, out: Path, *, options: Mapping[str, Any], files: Sequence[FileEntry], progress: Progress
 ) -> dict[str, list[int]]:

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from egocrowd.errors import MediaError
+from egocrowd.i18n import N_
 from egocrowd.releases.exporters._meta import METADATA_VERSION, clip_metadata, sample_key
 from egocrowd.releases.exporting import EXPORTERS, FileEntry, Progress, ReleaseSpec
 
@@ -72,7 +73,7 @@ _COLUMNS: list[tuple[str, pa.DataType]] = [
 SCHEMA = pa.schema(_COLUMNS)
 
 
-@EXPORTERS.register("hf", version=1, description="Hugging Face datasets (parquet + README configs, offline)")
+@EXPORTERS.register("hf", version=1, description=N_("Hugging Face datasets (parquet + README configs, offline)"))
 def export_hf(
     spec: ReleaseSpec,
     out: Path,

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from egocrowd.errors import InvalidInput
+from egocrowd.i18n import N_
 from egocrowd.releases.exporters._video import ImageStats, VideoFile, inspect_clip, labels_at
 from egocrowd.releases.exporting import EXPORTERS, FileEntry, Progress, ReleaseItem, ReleaseSpec
 
@@ -133,7 +134,7 @@ def _size(items: Sequence[ReleaseItem]) -> tuple[int, int]:
     return (w - w % 2, h - h % 2)
 
 
-@EXPORTERS.register("lerobot", version=1, description="LeRobot v3.0 (constant-rate video chunks, frame parquet)")
+@EXPORTERS.register("lerobot", version=1, description=N_("LeRobot v3.0 (constant-rate video chunks, frame parquet)"))
 def export_lerobot(
     spec: ReleaseSpec,
     out: Path,

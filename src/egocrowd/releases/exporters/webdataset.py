@@ -16,6 +16,7 @@ from typing import Any
 import webdataset as wds
 
 from egocrowd.errors import InvalidInput
+from egocrowd.i18n import N_
 from egocrowd.releases.exporters._meta import clip_metadata, read_media, sample_key
 from egocrowd.releases.exporting import EXPORTERS, FileEntry, Progress, ReleaseSpec
 
@@ -24,7 +25,7 @@ MAXCOUNT = 1000
 MAXSIZE = 1_000_000_000
 
 
-@EXPORTERS.register("webdataset", version=1, description="WebDataset tar shards (mp4 + json per clip)")
+@EXPORTERS.register("webdataset", version=1, description=N_("WebDataset tar shards (mp4 + json per clip)"))
 def export_webdataset(
     spec: ReleaseSpec,
     out: Path,

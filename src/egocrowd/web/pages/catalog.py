@@ -15,11 +15,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from egocrowd import i18n
 from egocrowd.accounts import policy
 from egocrowd.consent.text import render_markdown
 from egocrowd.errors import EgocrowdError, InvalidInput
+from egocrowd.i18n import N_, _
 from egocrowd.releases import buyers
 from egocrowd.web.auth import Ctx, unit
+from egocrowd.web.pages.releases import USE_WORDS
 from egocrowd.web.pages.render import (
     TextForm,
     confirm_first,
@@ -36,15 +39,20 @@ router = APIRouter(include_in_schema=False)
 
 flash_messages(
     {
-        "access_requested": "Request sent: the lab that published this release decides, and you will be told.",
-        "access_granted": "Access granted: the lab was told.",
-        "access_refused": "Request refused: the lab was told.",
-        "access_revoked": "Access revoked: their links stopped working.",
+        "access_requested": N_("Request sent: the lab that published this release decides, and you will be told."),
+        "access_granted": N_("Access granted: the lab was told."),
+        "access_refused": N_("Request refused: the lab was told."),
+        "access_revoked": N_("Access revoked: their links stopped working."),
     }
 )
 
 #: a request's state in plain words, and the pill colour it borrows
-STATE_WORDS = {"requested": "waiting for a decision", "granted": "granted", "refused": "refused", "revoked": "revoked"}
+STATE_WORDS = {
+    "requested": N_("waiting for a decision"),
+    "granted": N_("granted"),
+    "refused": N_("refused"),
+    "revoked": N_("revoked"),
+}
 PILL = {"requested": "submitted", "granted": "accepted", "refused": "rejected", "revoked": "rejected"}
 
 
@@ -78,6 +86,7 @@ def catalog_page(
             filters=filters,
             pending=pending,
             state_words=STATE_WORDS,
+            use_words=USE_WORDS,
             pill=PILL,
         )
 
@@ -122,8 +131,11 @@ def _detail(request: Request, ctx: Ctx, release_id: int, **extra: Any) -> HTMLRe
         requests=buyers.list_access(ctx.session, user, r.id) if may_view else [],
         downloads=buyers.downloads(ctx.session, user, r.id, limit=20) if may_view else [],
         state_words=STATE_WORDS,
+        use_words=USE_WORDS,
         pill=PILL,
         link_minutes=request.app.state.settings.release_link_minutes,
+        uses_text=", ".join(_(USE_WORDS[u]) if u in USE_WORDS else u for u in entry.licence.get("uses") or []),
+        zone_name=i18n.zone(),
         **extra,
     )
 
@@ -164,16 +176,17 @@ def request_form(request: Request, release_id: Id, form: TextForm):
 
 
 def _end_of_day(text: str) -> datetime | None:
-    """A date from the form's date field: the grant lasts to the end of that day (UTC)."""
+    """A date from the form's date field: the grant lasts to the end of that day on the clock of the
+    person granting it (their zone: the account's, else the browser's)."""
     if not text:
         return None
     try:
         day = datetime.strptime(text, "%Y-%m-%d").date()
     except ValueError:
         raise InvalidInput(
-            "Give the end date as a date (YYYY-MM-DD).", code="release.bad_expiry", field="expires_at"
+            _("Give the end date as a date (YYYY-MM-DD)."), code="release.bad_expiry", field="expires_at"
         ) from None
-    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
+    return datetime.combine(day, time(23, 59, 59), tzinfo=i18n.tz()).astimezone(UTC)
 
 
 @router.post("/catalog/access/{access_id}/decide")
@@ -203,12 +216,12 @@ def revoke_form(request: Request, access_id: Id, form: TextForm):
             request,
             user,
             form,
-            question="Revoke this lab's access?",
+            question=_("Revoke this lab's access?"),
             consequences=[
-                "Every download link they hold stops working at once.",
-                "They are told, with your note. They may ask again later.",
+                _("Every download link they hold stops working at once."),
+                _("They are told, with your note. They may ask again later."),
             ],
-            yes="Revoke access",
+            yes=_("Revoke access"),
             back=back,
         )
         if asked is not None:

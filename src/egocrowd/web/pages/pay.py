@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from egocrowd.campaigns.schema import DataUse
+from egocrowd.i18n import N_, _
 from egocrowd.pay import budgets, earnings, local
 from egocrowd.pay.money import Money
 from egocrowd.web.auth import unit
@@ -17,7 +18,7 @@ from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
 
-flash_messages({"deposited": "Deposit recorded."})
+flash_messages({"deposited": N_("Deposit recorded.")})
 
 
 @router.post("/campaigns/{campaign_id}/deposits")
@@ -38,8 +39,20 @@ def campaign_deposit(request: Request, campaign_id: Id, form: TextForm):
     return see_other(f"/campaigns/{campaign_id}?m=deposited")
 
 
-#: a line's state in the worker's words, and the pill colour it borrows
-STATE_WORDS = {"pending": "waiting", "approved": "paid", "owed": "accepted, pay owed", "reversed": "taken back"}
+#: a line's state in the worker's words (translated where shown), and the pill colour it borrows
+STATE_WORDS = {
+    "pending": N_("waiting"),
+    "approved": N_("paid"),
+    "owed": N_("accepted, pay owed"),
+    "reversed": N_("taken back"),
+}
+#: an annotation answer's pay state in the worker's words
+ANSWER_WORDS = {
+    "approved": N_("paid"),
+    "owed": N_("pay owed"),
+    "withheld": N_("not paid: sent faster than the clip plays"),
+    "reversed": N_("taken back"),
+}
 PILL = {"pending": "submitted", "approved": "accepted", "owed": "submitted", "reversed": "rejected"}
 
 
@@ -56,6 +69,8 @@ def earnings_page(request: Request):
             e=e,
             local=local.for_worker(ctx.session, user, earnings.currencies(e)),
             state_words=STATE_WORDS,
+            answer_words=ANSWER_WORDS,
             pill=PILL,
-            use_words={k: f.description or k for k, f in DataUse.model_fields.items()},
+            # the data uses' descriptions are their labels in campaigns.schema (marked there)
+            use_words={k: _(f.description) if f.description else k for k, f in DataUse.model_fields.items()},
         )

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from egocrowd.accounts import policy
 from egocrowd.errors import InvalidInput
+from egocrowd.i18n import N_, _, tr
 from egocrowd.pay import appeals, payouts, reversals
 from egocrowd.pay.money import Money
 from egocrowd.web.auth import Ctx
@@ -32,23 +33,28 @@ router = APIRouter(include_in_schema=False)
 
 flash_messages(
     {
-        "method_added": "Payout method added.",
-        "method_default": "Default payout method changed.",
-        "method_removed": "Payout method removed.",
-        "pay_appealed": "Appeal sent: an admin will look at it.",
-        "batch_created": "Batch made: the money is in transit.",
-        "batch_exported": "File written: download it and upload it to the provider.",
-        "batch_sent": "Batch marked sent: every payout is paid out.",
-        "batch_cancelled": "Batch cancelled: the money is back in each worker's balance.",
-        "pay_reversed": "Pay taken back; the worker is told why.",
-        "appeal_decided": "Appeal decided; the worker is told.",
+        "method_added": N_("Payout method added."),
+        "method_default": N_("Default payout method changed."),
+        "method_removed": N_("Payout method removed."),
+        "pay_appealed": N_("Appeal sent: an admin will look at it."),
+        "batch_created": N_("Batch made: the money is in transit."),
+        "batch_exported": N_("File written: download it and upload it to the provider."),
+        "batch_sent": N_("Batch marked sent: every payout is paid out."),
+        "batch_cancelled": N_("Batch cancelled: the money is back in each worker's balance."),
+        "pay_reversed": N_("Pay taken back; the worker is told why."),
+        "appeal_decided": N_("Appeal decided; the worker is told."),
     }
 )
+
+#: states as people read them (translated where shown)
+PAYOUT_WORDS = {"in transit": N_("in transit"), "sent": N_("sent"), "cancelled": N_("cancelled")}
+BATCH_WORDS = {"open": N_("open"), "exported": N_("exported"), "sent": N_("sent"), "cancelled": N_("cancelled")}
+APPEAL_WORDS = {"open": N_("waiting for an admin"), "overturned": N_("overturned"), "upheld": N_("upheld")}
 
 
 def _titles() -> dict[str, str]:
     """Provider name → the name people know it by ("mpesa" → "M-Pesa")."""
-    return {name: title for name, title, _ in payouts.providers()}
+    return {name: title for name, title, _currencies in payouts.providers()}
 
 
 # ---------------------------------------------------------------- the worker's page
@@ -72,6 +78,7 @@ def _show_mine(request: Request, ctx: Ctx, *, status: int = 200, error=None, for
         totals=payouts.payout_totals(ctx.session, user),
         taken=appeals.my_reversals(ctx.session, user),
         mask=payouts.mask,
+        payout_words=PAYOUT_WORDS,
     )
 
 
@@ -119,12 +126,12 @@ def remove_method(request: Request, method_id: Id, form: TextForm):
             request,
             user,
             form,
-            question="Remove this payout method?",
+            question=_("Remove this payout method?"),
             consequences=[
-                "Payouts already in a batch still go to it.",
-                "Another method of the same currency, if you have one, becomes your default.",
+                _("Payouts already in a batch still go to it."),
+                _("Another method of the same currency, if you have one, becomes your default."),
             ],
-            yes="Remove it",
+            yes=_("Remove it"),
             back="/earnings/payouts",
         )
         if asked is not None:
@@ -141,7 +148,7 @@ def appeal(request: Request, form: TextForm):
         try:
             clip_id = int(form.get("clip_id", ""))
         except ValueError:
-            raise InvalidInput("Which clip?", code="validation.failed") from None
+            raise InvalidInput(_("Which clip?"), code="validation.failed") from None
         appeals.appeal(ctx.session, ctx.require_user(), clip_id, form.get("comment", ""))
         return see_other("/earnings/payouts?m=pay_appealed#taken-back")
 
@@ -163,6 +170,7 @@ def _show_batches(request: Request, ctx: Ctx, *, status: int = 200, error=None, 
         batches=payouts.list_batches(ctx.session, user),
         providers=payouts.providers(),
         titles=_titles(),
+        batch_words=BATCH_WORDS,
         default_minimum=request.app.state.settings.payout_minimum_minor,
     )
 
@@ -182,6 +190,7 @@ def _show_batch(request: Request, ctx: Ctx, batch_id: int, *, status: int = 200,
         total=Money(sum(x.payout.amount for x in lines), batch.currency),
         api=payouts.can_send_batch(batch),
         titles=_titles(),
+        batch_words=BATCH_WORDS,
     )
 
 
@@ -223,6 +232,7 @@ def _show_reversals(request: Request, ctx: Ctx, *, status: int = 200, error=None
         status=status,
         error=error,
         form=form or {},
+        appeal_words=APPEAL_WORDS,
         rows=appeals.list_reversals(ctx.session, user, state=only if only in ("open", "appealed") else None),
         showing=only,
     )
@@ -245,7 +255,7 @@ def reverse(request: Request, form: TextForm):
         try:
             clip_id = int(form.get("clip_id", ""))
         except ValueError:
-            raise InvalidInput("Give the clip's number.", code="validation.failed") from None
+            raise InvalidInput(_("Give the clip's number."), code="validation.failed") from None
         reversals.reverse_clip_pay(
             ctx.session,
             ctx.require_user(),
@@ -328,12 +338,12 @@ def cancel_batch(request: Request, batch_id: Id, form: TextForm):
             request,
             user,
             form,
-            question=f"Cancel payout batch {batch_id}?",
+            question=tr("Cancel payout batch {id}?", id=batch_id),
             consequences=[
-                "Every payout's money goes back to its worker's balance, for a later batch.",
-                "If you uploaded the file to the provider, cancel it there too.",
+                _("Every payout's money goes back to its worker's balance, for a later batch."),
+                _("If you uploaded the file to the provider, cancel it there too."),
             ],
-            yes="Cancel the batch",
+            yes=_("Cancel the batch"),
             back=f"/admin/payouts/{batch_id}",
         )
         if asked is not None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from egocrowd.pay import rates
+from egocrowd.i18n import N_
+from egocrowd.pay import local, rates
 from egocrowd.pay.money import Money
 from egocrowd.web.auth import Ctx, unit
 from egocrowd.web.pages.render import TextForm, flash_messages, form_action, page_unit, render, see_other
@@ -19,10 +20,10 @@ router = APIRouter(include_in_schema=False)
 
 flash_messages(
     {
-        "floor_set": "Pay floor saved.",
-        "rate_set": "Exchange rate saved.",
-        "top_up_accepted": "Top-up accepted: it is paid to everyone already paid on this campaign.",
-        "top_up_declined": "Top-up declined.",
+        "floor_set": N_("Pay floor saved."),
+        "rate_set": N_("Exchange rate saved."),
+        "top_up_accepted": N_("Top-up accepted: it is paid to everyone already paid on this campaign."),
+        "top_up_declined": N_("Top-up declined."),
     }
 )
 
@@ -38,6 +39,7 @@ def _show(request: Request, *, status: int = 200, form: dict[str, str] | None = 
             form=form or {},
             floors=[(f, Money(f.hourly_minor, f.currency)) for f in rates.floors_as(ctx.session, admin)],
             rates=rates.rates_as(ctx.session, admin),
+            exact=local.exact_number,
             **values,
         )
 

@@ -7,14 +7,17 @@ progress (the page reloads itself while building), the composition, what changed
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
+from egocrowd import i18n
 from egocrowd.campaigns import service as campaigns
 from egocrowd.errors import EgocrowdError
+from egocrowd.i18n import N_, _, tr
 from egocrowd.releases import builder, selection, service
 from egocrowd.releases.exporting import DESCRIBERS, EXPORTERS
 from egocrowd.releases.schema import PreviewIn, ReleaseIn
@@ -25,14 +28,66 @@ from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
 
-flash_messages({"release_cut": "Release cut: it is being built. This page follows the build."})
+flash_messages({"release_cut": N_("Release cut: it is being built. This page follows the build.")})
 
 USES = [
-    ("training", "Training models"),
-    ("research", "Research"),
-    ("commercial", "Commercial use (needs the workers' commercial-use consent)"),
-    ("redistribution", "Redistribution (needs the workers' redistribution consent)"),
+    ("training", N_("Training models")),
+    ("research", N_("Research")),
+    ("commercial", N_("Commercial use (needs the workers' commercial-use consent)")),
+    ("redistribution", N_("Redistribution (needs the workers' redistribution consent)")),
 ]
+#: a licence's uses, short, as lists of them read ("training, research")
+USE_WORDS = {
+    "training": N_("training"),
+    "research": N_("research"),
+    "commercial": N_("commercial use"),
+    "redistribution": N_("redistribution"),
+}
+#: a release's status as people read it
+STATUS_WORDS = {"building": N_("building"), "published": N_("published"), "failed": N_("failed")}
+#: a build's stages (releases.builder's progress) as people read them
+STAGE_WORDS = {
+    "queued": N_("waiting to start"),
+    "sign": N_("signing the videos"),
+    "store": N_("storing the files"),
+    "published": N_("published"),
+}
+
+
+def _stage(stage: str) -> str:
+    if stage.startswith("export:"):
+        return tr("exporting {format}", format=stage.split(":", 1)[1])
+    return _(STAGE_WORDS[stage]) if stage in STAGE_WORDS else stage
+
+
+def _in_viewer_zone(text: str) -> str:
+    """A datetime-local field ("2027-01-31T18:00", no zone) read on the viewer's clock, as ISO text
+    with its offset; anything else is passed on for the schema to refuse with its own words."""
+    try:
+        moment = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return text
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=i18n.tz()).isoformat()
+    return text
+
+
+def _moment(text: str | None) -> datetime | None:
+    """A moment kept as ISO text in a JSON column (the licence's end), for ``|when``; None if unreadable."""
+    try:
+        moment = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
+
+
+def _reason(code: str) -> str:
+    """Why a clip was left out, in the viewer's language (selection.reason_words is the API's English)."""
+    if code in selection.REASON_WORDS:
+        return _(selection.REASON_WORDS[code])
+    if code.startswith("scope:"):
+        return tr("its worker did not grant the scope {scope}", scope=code[6:])
+    return code
 
 
 def _split(text: str) -> list[str]:
@@ -70,7 +125,7 @@ def _release_in(form: dict[str, Any]) -> ReleaseIn:
             "name": form.get("licence_name", ""),
             "terms": form.get("terms", ""),
             "uses": form.get("uses", []),
-            "expires_at": (form.get("expires_at") or "").strip() or None,
+            "expires_at": _in_viewer_zone((form.get("expires_at") or "").strip()) or None,
         },
         formats={f: {} for f in formats} if formats else None,
     )
@@ -117,7 +172,8 @@ def _new_page(
         + [(e.name, e.description, "describer") for e in DESCRIBERS.entries()],
         uses=USES,
         preview=preview.as_dict() if preview else None,
-        reason_words=selection.reason_words,
+        reason_words=_reason,
+        zone_name=i18n.zone(),
         pick_lab=pick_lab,
         errors=errors,
         summary=summary(errors) if errors else None,
@@ -135,6 +191,8 @@ def releases_page(request: Request):
             "releases.html",
             user,
             releases=[(r, service.release_clip_count(ctx.session, r)) for r in rows],
+            status_words=STATUS_WORDS,
+            use_words=USE_WORDS,
         )
 
 
@@ -182,4 +240,8 @@ def release_page(request: Request, release_id: Id):
             total_bytes=sum(f.size for f in files),
             clips=service.release_clip_count(ctx.session, r),
             previous=service.get_release(ctx.session, user, r.previous_id) if r.previous_id else None,
+            status_words=STATUS_WORDS,
+            stage_words=_stage,
+            licence_ends=_moment(r.licence.get("expires_at")),
+            use_words=USE_WORDS,
         )

@@ -22,7 +22,7 @@ from egocrowd import __version__, i18n, notifications
 from egocrowd.accounts import policy
 from egocrowd.db.models import CampaignStatus
 from egocrowd.errors import EgocrowdError
-from egocrowd.pay.money import MINOR_DIGITS
+from egocrowd.pay.money import MINOR_DIGITS, Money
 from egocrowd.problem_titles import title as problem_title
 from egocrowd.web.auth import Ctx, csrf_token, persist_anonymous_csrf, unit, viewer
 from egocrowd.web.pages.forms import field_errors
@@ -50,12 +50,17 @@ def flash_messages(texts: dict[str, str]) -> None:
             raise ValueError(f"flash message {key!r} is defined twice with different words")
 
 
-def _money(minor: int, currency: str) -> str:
-    """An amount in the currency's minor units as the viewer's language writes money: "$1,500.00",
-    "1 500,00 $US", "JP¥150" (exact: money is never a float; the digits come from pay.money's
-    ISO 4217 table, cents for a code it does not know, as campaigns created before the table were)."""
+def _money(value: int | Money, currency: str | None = None) -> str:
+    """An amount as the viewer's language writes money: ``{{ cents|money(c.currency) }}`` for minor
+    units, ``{{ m|money }}`` for a pay.money.Money. "USD 1,500.00", "1 500,00 USD" (exact: money is
+    never a float; the digits come from pay.money's ISO 4217 table, cents for a code it does not
+    know, as campaigns created before the table were)."""
+    if isinstance(value, Money):
+        return value.shown()
+    if currency is None:
+        raise TypeError("|money needs the currency of an amount given in minor units")
     digits = MINOR_DIGITS.get(currency, 2)
-    return i18n.money(Decimal(minor).scaleb(-digits), currency, digits)
+    return i18n.money(Decimal(value).scaleb(-digits), currency, digits)
 
 
 def _filesize(n: float) -> str:

@@ -13,7 +13,9 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from egocrowd import i18n
 from egocrowd.accounts import policy
+from egocrowd.i18n import N_, _, tr
 from egocrowd.releases import withdrawals
 from egocrowd.web.auth import Ctx
 from egocrowd.web.pages.render import (
@@ -30,24 +32,25 @@ from egocrowd.web.routers.api import Id
 router = APIRouter(include_in_schema=False)
 flash_messages(
     {
-        "acknowledged": "Acknowledged. Thank you for deleting the files.",
-        "removed": "The clip is withdrawn: it leaves every later release, and its buyers are told.",
+        "acknowledged": N_("Acknowledged. Thank you for deleting the files."),
+        "removed": N_("The clip is withdrawn: it leaves every later release, and its buyers are told."),
     }
 )
 
 
 def duration(d: timedelta | None) -> str:
-    """A delay as people read it: "4 s", "12 min", "3 h 5 min", "2 d 4 h"."""
+    """A delay as people read it, in their language: "4 s", "12 min", "3 h 5 min", "2 d 4 h"."""
     if d is None:
         return "–"
     s = int(d.total_seconds())
+    n = i18n.number
     if s < 60:
-        return f"{s} s"
+        return tr("{seconds} s", seconds=n(s))
     if s < 3600:
-        return f"{s // 60} min"
+        return tr("{minutes} min", minutes=n(s // 60))
     if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
+        return tr("{hours} h {minutes} min", hours=n(s // 3600), minutes=n(s % 3600 // 60))
+    return tr("{days} d {hours} h", days=n(s // 86400), hours=n(s % 86400 // 3600))
 
 
 def _show_notices(request: Request, *, status: int = 200, **values) -> HTMLResponse:
@@ -114,15 +117,17 @@ def admin_remove(request: Request, form: TextForm):
             request,
             admin,
             form,
-            question=f"Remove clip {raw} for cause?",
+            question=tr("Remove clip {id} for cause?", id=raw),
             consequences=[
-                "It is left out of every release made from now on.",
-                "Every lab that downloaded a release holding it is told which files to delete.",
-                f"Its video is deleted after {request.app.state.settings.withdrawal_grace_days:g} days; only its "
-                "hashes are kept.",
-                "The worker is told your reason. This cannot be undone.",
+                _("It is left out of every release made from now on."),
+                _("Every lab that downloaded a release holding it is told which files to delete."),
+                tr(
+                    "Its video is deleted after {days} days; only its hashes are kept.",
+                    days=i18n.number(request.app.state.settings.withdrawal_grace_days),
+                ),
+                _("The worker is told your reason. This cannot be undone."),
             ],
-            yes="Remove the clip",
+            yes=_("Remove the clip"),
             back="/admin/withdrawals",
         )
         if ask is not None:

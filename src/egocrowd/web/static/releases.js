@@ -35,27 +35,56 @@
     return out;
   }
 
+  // the reasons a clip is left out, in the reader's words (the same msgids as releases.selection's)
+  var REASONS = {
+    not_found: tr("no such clip in this lab's campaigns"),
+    not_accepted: tr("not accepted"),
+    withdrawn: tr("withdrawn (its worker withdrew consent, or it was removed)"),
+    not_deidentified: tr("no de-identified video"),
+    no_consent: tr("no consent record behind it"),
+    consent_withdrawn: tr("its worker withdrew the consent it was recorded under"),
+    "scope:commercial_use": tr("its worker did not allow commercial use"),
+    "scope:redistribution": tr("its worker did not allow redistribution"),
+  };
+  var lang = document.documentElement.lang || undefined;
+  function num(n, digits) {
+    try {
+      return Number(n).toLocaleString(lang, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+    } catch (e) {
+      return Number(n).toFixed(digits);
+    }
+  }
+  function reason(code) {
+    if (Object.prototype.hasOwnProperty.call(REASONS, code)) return REASONS[code];
+    if (code.indexOf("scope:") === 0) return tr("its worker did not grant the scope {scope}", { scope: code.slice(6) });
+    return code;
+  }
+
   function show(data) {
     var lines = [];
     var p = document.createElement("p");
     p.id = "preview-count";
     p.setAttribute("data-count", String(data.count));
+    // the sentence in the reader's words, its count in bold wherever the language puts it
+    var hours = { hours: num(data.hours, 2) };
+    var words = (data.count === 1 ? tr("{count} clip, {hours} hours", hours) : tr("{count} clips, {hours} hours", hours)).split("{count}");
     var strong = document.createElement("strong");
-    strong.textContent = String(data.count);
+    strong.textContent = num(data.count, 0);
+    p.appendChild(document.createTextNode(words[0]));
     p.appendChild(strong);
-    p.appendChild(document.createTextNode(" clip" + (data.count === 1 ? "" : "s") + ", " + data.hours.toFixed(2) + " hours"));
+    p.appendChild(document.createTextNode(words.slice(1).join("")));
     lines.push(p);
     if (data.excluded_count) {
       var q = document.createElement("p");
       q.id = "preview-excluded";
-      q.textContent = data.excluded_count + " left out:";
+      q.textContent = tr("{count} left out:", { count: num(data.excluded_count, 0) });
       lines.push(q);
       var ul = document.createElement("ul");
       ul.className = "small";
       Object.keys(data.excluded_reasons).forEach(function (code) {
         var li = document.createElement("li");
         li.setAttribute("data-reason", code);
-        li.textContent = data.excluded_reasons[code] + " × " + code.replace("scope:", "missing consent scope ").replace(/_/g, " ");
+        li.textContent = num(data.excluded_reasons[code], 0) + " × " + reason(code);
         ul.appendChild(li);
       });
       lines.push(ul);
