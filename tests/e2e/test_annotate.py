@@ -5,10 +5,13 @@ gold page, and the page without script."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
 from egocrowd.db.models import AnnotationTask, AnnotationTaskStatus, Span, SpanKind
+from egocrowd.i18n import pseudo
 from tests.labels.annotating import accepted_clip, annotation_campaign, annotator
 from tests.platform.helpers import make_user
 from tests.support.browser import DESKTOP, PHONE, log_in, look, seek, sqlite_db_url, until
@@ -237,3 +240,80 @@ def test_reviewer_fixes_disagreeing_spans(live, db, chromium, scene):
             sa.select(Span).where(Span.clip_id == clips[0], Span.superseded_at.is_(None), Span.kind != SpanKind.answer)
         ).all()
         assert [(x.kind, x.start_ms, x.end_ms, x.verb) for x in live_spans] == [(SpanKind.review, 100, 1100, "open")]
+
+
+def _pseudo_pattern(msgid: str, **groups: str) -> str:
+    """A regular expression for ``msgid`` as the pseudo-language shows it, its placeholders filled
+    by anything matching ``groups``."""
+    pattern = re.escape(pseudo(msgid))
+    for name, inner in groups.items():
+        pattern = pattern.replace(re.escape("{" + name + "}"), inner)
+    return pattern
+
+
+def test_annotation_task_in_arabic_keeps_time_left_to_right_and_the_script_speaks_the_language(
+    live, db, chromium, scene, monkeypatch
+):
+    """Issue #15: in Arabic the page is right-to-left, but the timeline is not mirrored (time zero on
+    the left, a tap on its left third seeks to a third of the clip) while the controls around it
+    follow the page. The script's own words (set after the page loaded) come from the translation
+    table: in the pseudo-language every one of them is accented."""
+    monkeypatch.setenv("EGOCROWD_PSEUDO_LOCALE", "1")  # the live server runs in this process
+    staff, clips = scene
+    a = annotator(db, staff)
+    page = log_in(chromium(), live.base, a.email, PHONE)
+    _claim(page)
+    direction = "el => getComputedStyle(el).direction"
+
+    page.context.add_cookies([{"name": "lang", "value": "ar", "url": live.base}])
+    page.reload()
+    page.wait_for_selector("#an-stage[data-ready=yes]")
+    assert page.evaluate("[document.documentElement.lang, document.documentElement.dir]") == ["ar", "rtl"]
+    timeline = page.locator("#an-timeline")
+    assert timeline.get_attribute("dir") == "ltr" and timeline.evaluate(direction) == "ltr"
+    assert page.locator("#an-lane-mine").evaluate(direction) == "ltr"
+    assert page.locator("#an-video").evaluate(direction) == "ltr"
+    for around in (".an-buttons", "#an-rows-help", "#an-form", "h1"):
+        assert page.locator(around).evaluate(direction) == "rtl", around
+    box = timeline.bounding_box()
+    timeline.tap(position={"x": box["width"] / 3, "y": box["height"] / 2})
+    until(page, "Math.abs(document.querySelector('video').currentTime - 1.0) < 0.15")
+    head = page.locator("#an-playhead").bounding_box()
+    assert abs(head["x"] - (box["x"] + box["width"] / 3)) < 6  # drawn where time 1 s is: a third from the left
+    page.get_by_role("button", name="Mark start").tap()
+    page.get_by_role("button", name="+1 s").tap()
+    page.get_by_role("button", name="Mark end").tap()
+    page.get_by_role("button", name="Add span").tap()
+    bar = page.locator("#an-lane-mine .an-bar").bounding_box()
+    assert abs(bar["x"] - (box["x"] + box["width"] / 3)) < 6 and bar["width"] > box["width"] / 4
+    look(page, "annotate-task-ar")
+
+    page.context.add_cookies([{"name": "lang", "value": "en-XA", "url": live.base}])
+    page.reload()
+    page.wait_for_selector("#an-stage[data-ready=yes]")
+    assert page.evaluate("document.documentElement.dir") == "ltr"
+    assert page.locator("#an-rows-help").inner_text() == pseudo(
+        "No spans yet: mark a start and an end on the video, then Add span."
+    )
+    assert page.locator("#an-marked").inner_text() == pseudo("Marked: none")
+    seek(page, 0.5)
+    page.get_by_role("button", name=pseudo("Mark start")).click()
+    seconds = _pseudo_pattern("{seconds} s", seconds=r"\d\.\d\d")
+    assert re.fullmatch(
+        _pseudo_pattern("Marked: {start} to {end}", start=seconds, end="–"), page.locator("#an-marked").inner_text()
+    )
+    seek(page, 1.5)
+    page.get_by_role("button", name=pseudo("Mark end")).click()
+    page.get_by_role("button", name=pseudo("Add span")).click()
+    assert page.locator(".an-row legend").inner_text() == pseudo("Span {n}").format(n=1)
+    assert page.locator("#an-rows-help").inner_text() == pseudo("Times in seconds, like 1.5: type them or nudge them.")
+    for words in ("Start −0.1 s", "End +0.1 s", "Play span", "Delete span"):
+        assert page.get_by_role("button", name=words, exact=True).count() == 0, words
+        assert page.get_by_role("button", name=pseudo(words), exact=True).count() == 1, words
+    title = page.locator("#an-lane-mine .an-bar").get_attribute("title")
+    assert re.fullmatch(_pseudo_pattern("{label} {start}–{end} s", label=".+", start=r"0\.50", end=r"1\.50"), title), (
+        title
+    )
+    page.get_by_role("button", name=pseudo("Play"), exact=True).click()
+    until(page, "!document.querySelector('video').paused")
+    assert page.locator("#an-play").inner_text() == pseudo("Pause")

@@ -7,6 +7,7 @@ plain HTML form or link: the pages load no script of their own."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -96,7 +97,7 @@ def test_annotator_sees_their_quality_and_flag(live, world, db, chromium):
         page.goto("/labels/me")
         assert page.locator("h1").inner_text() == "Your label quality"
         score = page.locator("#me-score-value").inner_text()
-        assert score.endswith("%") and 0 <= int(score.split()[0]) <= 100
+        assert re.fullmatch(r"\d{1,3}%", score) and 0 <= int(score[:-1]) <= 100, score  # |percent: "79%"
         flag = page.locator(".labels-flags li").first
         assert f'"{expected}"' in flag.inner_text() and f'"{given}"' in flag.inner_text()
         mistakes = page.locator(".labels-mistakes li")

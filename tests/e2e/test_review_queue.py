@@ -142,3 +142,28 @@ def test_forms_work_without_javascript_and_the_worker_appeals(app, live, db, wor
         page.get_by_role("button", name="Grant: accept the clip").click()
     assert _status(db, cid) == (ClipStatus.accepted, None)
     page.context.close()
+
+
+def test_review_item_in_arabic_keeps_the_player_left_to_right(app, live, db, world, chromium, tmp_path):
+    """Issue #15: the item page in Arabic is right-to-left (the decision form, the reasons), but the
+    player's time axis is not mirrored; a phone shows it without sideways scrolling."""
+    video = make_video(tmp_path / "clip.mp4", seconds=4)
+    campaign = world.open_campaign(review={"reviewers": "platform", "sample_fraction": 1.0})
+    cid = add_clip(db, app.state.blobs, campaign_id=campaign["id"], worker_id=world.worker.id, raw=video, derived=video)
+    with db.transaction() as s:
+        review.route_clip(s, s.get_one(Clip, cid))
+        item = s.scalars(sa.select(ReviewItem)).one().id
+    page = log_in(chromium(), live.base, make_user(db, "reviewer").email, PHONE)
+    page.context.add_cookies([{"name": "lang", "value": "ar", "url": live.base}])
+    page.goto(f"/review/items/{item}")
+    direction = "el => getComputedStyle(el).direction"
+    assert page.evaluate("[document.documentElement.lang, document.documentElement.dir]") == ["ar", "rtl"]
+    assert (
+        page.locator("#ri-video").get_attribute("dir") == "ltr"
+        and page.locator("#ri-video").evaluate(direction) == "ltr"
+    )
+    assert page.locator("#ri-decide").evaluate(direction) == "rtl"
+    # the reasons' stored codes are unchanged whatever language shows their words
+    codes = page.locator("#ri-reason option").evaluate_all("os => os.map(o => o.value)")
+    assert codes == ["", *review.REJECT_REASONS]
+    look(page, "review-item-ar")

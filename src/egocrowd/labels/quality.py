@@ -15,8 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from egocrowd import i18n
 from egocrowd.db.models import AnnotationTask, AnnotationTaskStatus, Campaign, LabelFlag, User
 from egocrowd.errors import NotFound
+from egocrowd.i18n import tr
 from egocrowd.labels import audits
 from egocrowd.labels.aggregate import Comparison, Reliability, reliability
 from egocrowd.labels.interop import labels_campaign
@@ -82,19 +84,45 @@ def flag_dict(f: LabelFlag) -> dict[str, Any]:
 
 
 def _seconds(ms: int) -> str:
-    return f"{ms / 1000:.1f} s"
+    return i18n.number(ms / 1000, digits=1)
 
 
 def explain(c: Comparison, answer: Any | None) -> str | None:
-    """One mistaken span in plain words (None when the answer was right)."""
+    """One mistaken span in plain words (None when the answer was right), in the reader's language."""
     if c.expected is not None and c.expected == c.given:
         return None
     if c.given is None:
-        return f'In clip {c.clip} you did not mark an action that others saw: "{c.expected}".'
-    when = f"from {_seconds(answer.start_ms)} to {_seconds(answer.end_ms)}" if answer is not None else ""
+        return tr(
+            'In clip {clip} you did not mark an action that others saw: "{expected}".', clip=c.clip, expected=c.expected
+        )
+    if answer is None:  # no span row to say when (an answer of an older round): the same words without the times
+        if c.expected is None:
+            return tr(
+                'In clip {clip} you labelled "{given}"; nobody else marked an action there.', clip=c.clip, given=c.given
+            )
+        return tr(
+            'In clip {clip} you labelled "{given}"; the agreed label there is "{expected}".',
+            clip=c.clip,
+            given=c.given,
+            expected=c.expected,
+        )
+    start, end = _seconds(answer.start_ms), _seconds(answer.end_ms)
     if c.expected is None:
-        return f'In clip {c.clip} you labelled "{c.given}" {when}; nobody else marked an action there.'
-    return f'In clip {c.clip} you labelled "{c.given}" {when}; the agreed label there is "{c.expected}".'
+        return tr(
+            'In clip {clip} you labelled "{given}" from {start} s to {end} s; nobody else marked an action there.',
+            clip=c.clip,
+            given=c.given,
+            start=start,
+            end=end,
+        )
+    return tr(
+        'In clip {clip} you labelled "{given}" from {start} s to {end} s; the agreed label there is "{expected}".',
+        clip=c.clip,
+        given=c.given,
+        start=start,
+        end=end,
+        expected=c.expected,
+    )
 
 
 def annotator_report(session: Session, annotator_id: int, campaign_id: int | None = None) -> AnnotatorReport:
@@ -169,25 +197,41 @@ def patterns(comparisons: list[Comparison], limit: int = 8) -> list[str]:
         seen[c.expected] += 1  # type: ignore[index]
         if c.expected != c.given:
             swaps[(c.expected, c.given)] += 1  # type: ignore[index]
+    # in the reader's language (the page's); counts through ngettext, so each language picks its plural
     out: list[tuple[int, str]] = [
-        (n, f'Where the action was "{expected}" you chose "{given}" {n} of {seen[expected]} times.')
+        (
+            n,
+            tr(
+                'Where the action was "{expected}" you chose "{given}" {count} of {total} times.',
+                expected=expected,
+                given=given,
+                count=i18n.number(n),
+                total=i18n.number(seen[expected]),
+            ),
+        )
         for (expected, given), n in swaps.items()
         if n >= 2
     ]
     missed = sum(1 for c in comparisons if c.given is None)
     if missed:
-        out.append((missed, f"You missed {missed} action{'s' if missed != 1 else ''} that others marked."))
+        text = i18n.ngettext(
+            "You missed {count} action that others marked.", "You missed {count} actions that others marked.", missed
+        )
+        out.append((missed, text.format(count=i18n.number(missed))))
     extra = sum(1 for c in comparisons if c.expected is None)
     if extra:
-        out.append((extra, f"You marked {extra} action{'s' if extra != 1 else ''} that nobody else saw."))
+        text = i18n.ngettext(
+            "You marked {count} action that nobody else saw.", "You marked {count} actions that nobody else saw.", extra
+        )
+        out.append((extra, text.format(count=i18n.number(extra))))
     loose = sum(1 for c in matched if c.iou < 0.5)
     if matched and loose * 4 >= len(matched):
-        out.append(
-            (
-                loose,
-                f"Your start and end times are loose: {loose} of {len(matched)} spans overlap the agreed ones by less than half.",
-            )
+        text = i18n.ngettext(
+            "Your start and end times are loose: {count} of {total} span overlaps the agreed ones by less than half.",
+            "Your start and end times are loose: {count} of {total} spans overlap the agreed ones by less than half.",
+            len(matched),
         )
+        out.append((loose, text.format(count=i18n.number(loose), total=i18n.number(len(matched)))))
     out.sort(key=lambda t: (-t[0], t[1]))
     return [text for _, text in out[:limit]]
 

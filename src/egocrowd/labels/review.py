@@ -44,21 +44,23 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, InvalidInput, NotFound
+from egocrowd.i18n import N_
 from egocrowd.labels import tasks
 from egocrowd.notifications import notify
 from egocrowd.pay import budgets
 from egocrowd.pipeline.stages import stage
 
-#: Why a reviewer rejects a clip: code → the words the worker reads. The clip's reason_code is
-#: ``review.<code>``. Codes are stable (stored, shown in the API): add, never rename.
+#: Why a reviewer rejects a clip: code → the words the worker reads (English msgids, translated
+#: where they are shown). The clip's reason_code is ``review.<code>``. Codes are stable (stored,
+#: shown in the API): add, never rename.
 REJECT_REASONS: dict[str, str] = {
-    "off_task": "It does not show the task the campaign asked for.",
-    "hands_not_visible": "Your hands are not visible enough while you work.",
-    "poor_quality": "The video is too dark, blurred or shaky to use.",
-    "privacy_problem": "It shows something private that should not be recorded.",
-    "duplicate": "It repeats a clip already sent.",
-    "unsafe": "It shows something unsafe.",
-    "other": "Another reason: see the reviewer's comment.",
+    "off_task": N_("It does not show the task the campaign asked for."),
+    "hands_not_visible": N_("Your hands are not visible enough while you work."),
+    "poor_quality": N_("The video is too dark, blurred or shaky to use."),
+    "privacy_problem": N_("It shows something private that should not be recorded."),
+    "duplicate": N_("It repeats a clip already sent."),
+    "unsafe": N_("It shows something unsafe."),
+    "other": N_("Another reason: see the reviewer's comment."),
 }
 
 #: the decisions each kind of item takes

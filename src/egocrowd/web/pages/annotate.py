@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from egocrowd.db.models import AnnotationTaskStatus, Clip, Span
 from egocrowd.errors import InvalidInput
+from egocrowd.i18n import N_
 from egocrowd.labels import consensus, tasks
 from egocrowd.pay import rates
 from egocrowd.web.pages.render import (
@@ -32,14 +33,22 @@ router = APIRouter(include_in_schema=False)
 
 flash_messages(
     {
-        "annotation_sent": "Thank you: your labels were sent.",
-        "annotation_released": "Task given back.",
-        "spans_fixed": "Spans saved: the clip's labels are done.",
-        "gold_saved": "Reference spans saved: this clip is now a gold clip.",
-        "qualified": "Qualification granted: they can annotate now.",
-        "unqualified": "Qualification revoked.",
+        "annotation_sent": N_("Thank you: your labels were sent."),
+        "annotation_released": N_("Task given back."),
+        "spans_fixed": N_("Spans saved: the clip's labels are done."),
+        "gold_saved": N_("Reference spans saved: this clip is now a gold clip."),
+        "qualified": N_("Qualification granted: they can annotate now."),
+        "unqualified": N_("Qualification revoked."),
     }
 )
+
+#: an annotation task's status (AnnotationTaskStatus) in the words its annotator reads
+TASK_STATUS_WORDS = {
+    "active": N_("in progress"),
+    "submitted": N_("sent"),
+    "expired": N_("time ran out"),
+    "released": N_("given back"),
+}
 
 #: empty rows offered to a browser without script (it cannot add rows itself)
 _BLANK_ROWS = 3
@@ -116,6 +125,7 @@ def _page(request: Request, user, clip: Clip, *, mode: str, action: str, rows, s
         verbs=list(taxonomy.get("verbs", [])),
         nouns=list(taxonomy.get("nouns", [])),
         rows=list(rows) + [{"start": "", "end": "", "verb": "", "noun": ""}] * blank,
+        task_status_words=TASK_STATUS_WORDS,
         **values,
     )
 

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from egocrowd.i18n import N_
 from egocrowd.labels import audits, quality
 from egocrowd.web.pages.render import TextForm, flash_messages, form_action, page_unit, render, see_other
 from egocrowd.web.routers.api import Id, QueryId
@@ -17,8 +18,8 @@ router = APIRouter(include_in_schema=False)
 
 flash_messages(
     {
-        "audited": "Label audit done.",
-        "flag_resolved": "Flag marked resolved.",
+        "audited": N_("Label audit done."),
+        "flag_resolved": N_("Flag marked resolved."),
     }
 )
 

@@ -14,6 +14,7 @@ from egocrowd import clips
 from egocrowd.clips import media
 from egocrowd.db.models import ReviewKind
 from egocrowd.errors import InvalidInput
+from egocrowd.i18n import N_
 from egocrowd.labels import review
 from egocrowd.web.auth import Ctx, unit
 from egocrowd.web.pages.clips import STATUS_WORDS, _file_name
@@ -22,19 +23,37 @@ from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
 
+# Words people read for stored codes: marked here, translated where the template shows them.
 KIND_WORDS = {
-    "acceptance": "Accept or reject",
-    "appeal": "Appeal",
-    "spans": "Fix labels",
+    "acceptance": N_("Accept or reject"),
+    "appeal": N_("Appeal"),
+    "spans": N_("Fix labels"),
 }
-DISPUTES_WORDS = {"qc": "a failed check", "rejection": "a rejection"}
+#: what an appeal disputes, as the sentence "The worker disputes {what}." needs it: whole sentences,
+#: so a language may inflect them (see the templates)
+DISPUTES_SENTENCES = {
+    "qc": N_("The worker disputes a failed check."),
+    "rejection": N_("The worker disputes a rejection."),
+}
+#: a decided item's decision (labels.review.DECISIONS, and the system's own "auto_accept", "cancel")
+DECISION_WORDS = {
+    "accept": N_("accepted"),
+    "reject": N_("rejected"),
+    "uphold": N_("the verdict stands"),
+    "overturn": N_("appeal granted"),
+    "fixed": N_("fixed"),
+    "auto_accept": N_("accepted automatically"),
+    "cancel": N_("cancelled"),
+}
+#: a review item's state (ReviewState)
+STATE_WORDS = {"open": N_("open"), "done": N_("decided"), "cancelled": N_("cancelled")}
 
 flash_messages(
     {
-        "review_accept": "Clip accepted.",
-        "review_reject": "Clip rejected: its worker is told why.",
-        "review_uphold": "Appeal answered: the verdict stands.",
-        "review_overturn": "Appeal granted.",
+        "review_accept": N_("Clip accepted."),
+        "review_reject": N_("Clip rejected: its worker is told why."),
+        "review_uphold": N_("Appeal answered: the verdict stands."),
+        "review_overturn": N_("Appeal granted."),
     }
 )
 
@@ -65,8 +84,7 @@ def queue_page(request: Request):
             kind=kind.value if kind else "",
             campaign_id=campaign_id,
             kind_words=KIND_WORDS,
-            disputes_words=DISPUTES_WORDS,
-            reasons=review.REJECT_REASONS,
+            disputes_sentences=DISPUTES_SENTENCES,
         )
 
 
@@ -84,7 +102,8 @@ def _show_item(request: Request, item_id: int, *, status: int = 200, **values) -
             item=item,
             c=clip,
             kind_words=KIND_WORDS,
-            disputes_words=DISPUTES_WORDS,
+            disputes_sentences=DISPUTES_SENTENCES,
+            decision_words=DECISION_WORDS,
             reasons=review.REJECT_REASONS,
             decisions=review.DECISIONS[item.kind],
             earlier=review.earlier_decision(ctx.session, clip.id) if item.kind is ReviewKind.appeal else None,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from egocrowd.db.models import ReviewKind
+from egocrowd.i18n import _
 from egocrowd.inputs import InputModel
 from egocrowd.labels import review
 from egocrowd.web.auth import unit
@@ -48,7 +49,7 @@ def review_queue(
 @router.get("/review/reasons")
 def reject_reasons() -> dict[str, str]:
     """The reasons a clip may be rejected for: code → the words its worker reads."""
-    return dict(review.REJECT_REASONS)
+    return {code: _(words) for code, words in review.REJECT_REASONS.items()}  # in the request's language
 
 
 @router.get("/review/items/{item_id}", response_model=ReviewItemOut)

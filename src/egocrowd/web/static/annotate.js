@@ -3,7 +3,8 @@
  * the marks and the chosen verb and noun, each span nudged by 0.1 s or typed, and removed; desktop
  * keys (listed on the page; never while typing in a field). The spans live in the page's form as
  * ordinary fields, so what is sent is what the form shows; without this script that form still
- * works with typed seconds. */
+ * works with typed seconds. Its words come through tr() (static/locale.js); the timeline is
+ * dir="ltr" in every language, so its left is time zero and pointer maths need no mirroring. */
 (function () {
   "use strict";
   var stage = document.getElementById("an-stage");
@@ -31,6 +32,7 @@
   function round2(x) { return Math.round(x * 100) / 100; }
   function clamp(t) { return Math.min(Math.max(t, 0), duration()); }
   function pct(t) { var d = duration(); return d > 0 ? (100 * t) / d : 0; }
+  function seconds(t) { return tr("{seconds} s", { seconds: t.toFixed(2) }); }
   function num(input) { var v = parseFloat(String(input.value).replace(",", ".")); return isNaN(v) ? null : v; }
 
   // --- rows ---------------------------------------------------------------------------------------
@@ -60,14 +62,14 @@
     var start = row.querySelector(".an-start"), end = row.querySelector(".an-end");
     var bar = document.createElement("div");
     bar.className = "an-row-tools row";
-    bar.appendChild(button("Start −0.1 s", function () { nudge(start, -STEP); }));
-    bar.appendChild(button("Start +0.1 s", function () { nudge(start, STEP); }));
-    bar.appendChild(button("End −0.1 s", function () { nudge(end, -STEP); }));
-    bar.appendChild(button("End +0.1 s", function () { nudge(end, STEP); }));
-    bar.appendChild(button("Play span", function () {
+    bar.appendChild(button(tr("Start −0.1 s"), function () { nudge(start, -STEP); }));
+    bar.appendChild(button(tr("Start +0.1 s"), function () { nudge(start, STEP); }));
+    bar.appendChild(button(tr("End −0.1 s"), function () { nudge(end, -STEP); }));
+    bar.appendChild(button(tr("End +0.1 s"), function () { nudge(end, STEP); }));
+    bar.appendChild(button(tr("Play span"), function () {
       var t = num(start); if (t !== null) { video.currentTime = t; video.play(); }
     }));
-    var del = button("Delete span", function () { remove(row); });
+    var del = button(tr("Delete span"), function () { remove(row); });
     del.className = "danger an-small an-delete";
     bar.appendChild(del);
     row.querySelector("fieldset").appendChild(bar);
@@ -81,13 +83,13 @@
     var all = rows();
     all.forEach(function (row, i) {
       var legend = row.querySelector("legend");
-      if (legend) legend.textContent = "Span " + (i + 1);
+      if (legend) legend.textContent = tr("Span {n}", { n: i + 1 });
     });
     // the page's words are for the empty rows a page without script shows; here rows come from the marks
     if (rowsHelp) {
       rowsHelp.textContent = all.length
-        ? "Times in seconds, like 1.5: type them or nudge them."
-        : "No spans yet: mark a start and an end on the video, then Add span.";
+        ? tr("Times in seconds, like 1.5: type them or nudge them.")
+        : tr("No spans yet: mark a start and an end on the video, then Add span.");
     }
   }
 
@@ -145,7 +147,7 @@
       b.className = "an-bar" + (s.selected ? " an-bar-selected" : "");
       b.style.left = pct(clamp(s.start)) + "%";
       b.style.width = Math.max(pct(clamp(s.end)) - pct(clamp(s.start)), 0.5) + "%";
-      b.title = s.label + " " + s.start.toFixed(2) + "–" + s.end.toFixed(2) + " s";
+      b.title = tr("{label} {start}–{end} s", { label: s.label, start: s.start.toFixed(2), end: s.end.toFixed(2) });
       if (onPick) b.addEventListener("pointerdown", function (ev) { ev.stopPropagation(); onPick(s); });
       lane.appendChild(b);
     });
@@ -177,8 +179,15 @@
     } else {
       markBox.hidden = true;
     }
-    marked.textContent = "Marked: " + (markStart !== null ? markStart.toFixed(2) + " s" : "–") + " to " +
-      (markEnd !== null ? markEnd.toFixed(2) + " s" : "–");
+    if (markStart === null && markEnd === null) {
+      marked.textContent = tr("Marked: none");
+    } else {
+      // one sentence with named places, so a language may order it its own way (the times first:
+      // the extractor does not see a tr() nested in another's arguments)
+      var from = markStart !== null ? seconds(markStart) : "–";
+      var to = markEnd !== null ? seconds(markEnd) : "–";
+      marked.textContent = tr("Marked: {start} to {end}", { start: from, end: to });
+    }
   }
 
   document.querySelectorAll(".an-lane.an-other").forEach(function (lane) {
@@ -219,7 +228,7 @@
   }
   function addFromMarks() {
     if (markStart === null || markEnd === null || markStart === markEnd) {
-      marked.textContent = "Mark a start and an end first (they must differ).";
+      marked.textContent = tr("Mark a start and an end first (they must differ).");
       return;
     }
     addRow(Math.min(markStart, markEnd), Math.max(markStart, markEnd), newVerb.value, newNoun.value);
@@ -233,8 +242,8 @@
   document.getElementById("an-start").addEventListener("click", function () { mark("start"); });
   document.getElementById("an-end").addEventListener("click", function () { mark("end"); });
   document.getElementById("an-add").addEventListener("click", addFromMarks);
-  video.addEventListener("play", function () { playBtn.textContent = "Pause"; });
-  video.addEventListener("pause", function () { playBtn.textContent = "Play"; });
+  video.addEventListener("play", function () { playBtn.textContent = tr("Pause"); });
+  video.addEventListener("pause", function () { playBtn.textContent = tr("Play"); });
   video.addEventListener("timeupdate", redraw);
   video.addEventListener("seeked", redraw);
   video.addEventListener("loadedmetadata", function () { redraw(); drawOthers(); });

@@ -127,7 +127,7 @@
       drawing = !drawing;
       video.pause();
       drawBtn.setAttribute("aria-pressed", drawing ? "true" : "false");
-      drawBtn.textContent = drawing ? "Stop drawing" : "Draw a box";
+      drawBtn.textContent = drawing ? tr("Stop drawing") : tr("Draw a box");
       stage.classList.toggle("drawing", drawing);
       // The button sits below the video: bring the whole picture on screen to draw on it.
       if (drawing && stage.scrollIntoView) stage.scrollIntoView({ block: "nearest" });
