@@ -261,6 +261,13 @@ class _Pseudo(NullTranslations):
 # --- time, numbers, money, countries -----------------------------------------------------------
 
 
+def _formatted(text: str) -> str:
+    """What the formatters below return. In the pseudo-language, times, numbers and money are
+    marked like translated words: a date or an amount left plain on a pseudo page was formatted
+    by hand, not for the reader."""
+    return pseudo(text) if _language.get() == PSEUDO else text
+
+
 def babel_locale(language: str | None = None) -> str:
     language = language or _language.get()
     return "en" if language == PSEUDO else language.replace("-", "_")
@@ -299,7 +306,7 @@ def when(moment: datetime | None, *, fmt: str = "minutes") -> str:
     locale = babel_locale()
     pattern = _minutes_pattern(locale) if fmt == "minutes" else fmt  # "minutes": no seconds, what most pages want
     text = format_datetime(moment, format=pattern, tzinfo=zone_info, locale=locale)
-    return f"{text} {get_timezone_gmt(moment.astimezone(zone_info), width='long', locale=locale)}"
+    return _formatted(f"{text} {get_timezone_gmt(moment.astimezone(zone_info), width='long', locale=locale)}")
 
 
 @cache
@@ -317,7 +324,7 @@ def day(moment: datetime | None) -> str:
     if moment is None:
         return ""
     local = moment.astimezone(tz()) if isinstance(moment, datetime) else moment
-    return format_date(local, format="medium", locale=babel_locale())
+    return _formatted(format_date(local, format="medium", locale=babel_locale()))
 
 
 def number(value: int | float | Decimal, *, digits: int | None = None) -> str:
@@ -325,15 +332,15 @@ def number(value: int | float | Decimal, *, digits: int | None = None) -> str:
 
     if digits is not None:
         pattern = "#,##0" + ("." + "0" * digits if digits else "")
-        return format_decimal(value, format=pattern, locale=babel_locale(), decimal_quantization=True)
-    return format_decimal(value, locale=babel_locale())
+        return _formatted(format_decimal(value, format=pattern, locale=babel_locale(), decimal_quantization=True))
+    return _formatted(format_decimal(value, locale=babel_locale()))
 
 
 def percent(fraction: float | Decimal, digits: int = 0) -> str:
     from babel.numbers import format_percent
 
     pattern = "#,##0" + ("." + "0" * digits if digits else "") + "%"
-    return format_percent(fraction, format=pattern, locale=babel_locale())
+    return _formatted(format_percent(fraction, format=pattern, locale=babel_locale()))
 
 
 def money(amount: Decimal, currency: str, digits: int) -> str:
@@ -349,7 +356,7 @@ def money(amount: Decimal, currency: str, digits: int) -> str:
     pattern = re.sub(r"¤+", "¤¤", pattern)
     # a code is a word: keep it apart from the digits (a symbol like "$" may touch them; "USD" may not)
     pattern = re.sub(r"¤¤(?=[#0])", "¤¤\xa0", re.sub(r"(?<=[#0])¤¤", "\xa0¤¤", pattern))
-    return format_currency(amount, currency, format=pattern, locale=locale, currency_digits=False)
+    return _formatted(format_currency(amount, currency, format=pattern, locale=locale, currency_digits=False))
 
 
 def country_name(code: str | None, language: str | None = None) -> str:
@@ -357,7 +364,7 @@ def country_name(code: str | None, language: str | None = None) -> str:
     if not code:
         return ""
     try:
-        return Locale.parse(babel_locale(language)).territories.get(code.upper(), code.upper())
+        return _formatted(Locale.parse(babel_locale(language)).territories.get(code.upper(), code.upper()))
     except (UnknownLocaleError, ValueError):
         return code.upper()
 
@@ -365,7 +372,8 @@ def country_name(code: str | None, language: str | None = None) -> str:
 def countries(language: str | None = None) -> list[tuple[str, str]]:
     """Every country of ISO 3166-1 (pycountry's list, offline) as (alpha-2 code, name in the
     viewer's language from CLDR), in that language's alphabetical order."""
-    return _countries(babel_locale(language))
+    found = _countries(babel_locale(language))
+    return [(code, pseudo(name)) for code, name in found] if (language or _language.get()) == PSEUDO else found
 
 
 @cache

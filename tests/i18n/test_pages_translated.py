@@ -13,7 +13,7 @@ from tests.support.i18n import untranslated
 
 ROLES = ["anonymous", "worker", "requester", "reviewer", "admin", "annotator"]
 START = {
-    "anonymous": ["/", "/login", "/signup", "/password/forgot"],
+    "anonymous": ["/", "/login", "/signup", "/forgot-password", "/no-such-page"],
     "worker": [
         "/",
         "/campaigns",
