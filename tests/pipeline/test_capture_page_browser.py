@@ -52,7 +52,7 @@ def test_worker_records_and_uploads_on_the_capture_page(tmp_path, db_url, db, ch
         page.goto(live.base + "/login")
         page.fill("#email", worker.email)
         page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
+        page.get_by_role("button", name="Log in").click()
         page.goto(f"{live.base}/campaigns/{c['id']}")
         page.click("#claim")
         page.get_by_role("link", name="Record & upload").click()

@@ -44,7 +44,7 @@ def log_in(browser, base, actor):
     page.goto(base + "/login")
     page.fill("#email", actor.email)
     page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    page.get_by_role("button", name="Log in").click()
     page.wait_for_url(lambda url: "/login" not in url)
     return page
 

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import av
-import jinja2
 import numpy as np
 import pytest
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from egocrowd.web.pages.render import templates
 from tests.support.browser import FAKE_CAMERA, PHONE
 from tests.support.servers import LiveServer
 from tests.uploads.tus_testapp import make_app
@@ -45,12 +45,14 @@ def make_y4m(path: Path, *, seconds: int = 3, fps: int = 15, dark: bool = False)
 
 def serve(root: Path, patch_delay_s: float = 0.0, **capture):
     asgi, app = make_app(root, patch_delay_s=patch_delay_s)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True)
-    env.globals["asset"] = lambda path: path  # the app's asset() adds a content hash; plain URLs do here
 
     @app.get("/capture", response_class=HTMLResponse)
     def page() -> str:
-        widget = env.get_template("_capture_widget.html").render(capture=capture, csrf="csrf-tok-alice")
+        # The app's own template environment (gettext, filters); asset() adds a content hash there,
+        # plain URLs do here.
+        widget = templates.get_template("_capture_widget.html").render(
+            capture=capture, csrf="csrf-tok-alice", asset=lambda path: path
+        )
         return (
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -22,6 +22,18 @@
  * With /static/idle.js loaded, the idle time this page saw since it opened the slot (tab hidden, no
  * touch for two minutes while not recording or uploading) travels as Upload-Metadata "idle_seconds".
  *
+ * Old phones: the script keeps to what a Chrome 70-era Android WebView runs (ES2017, no optional
+ * chaining, no ??; tests/uploads/test_capture_es2017.py parses it so). Where MediaRecorder or the
+ * camera API is missing, Record gives way to the phone's camera app ([data-role=camera], an
+ * <input type=file capture=environment>), whose file is checked and uploaded like a recording.
+ *
+ * Upload only on Wi-Fi ([data-role=wifi-only], remembered in localStorage): while the Network
+ * Information API says the phone is on mobile data, the upload waits (or pauses) and starts again by
+ * itself when the connection changes. Browsers without that API (or without its `type`) cannot tell
+ * Wi-Fi from mobile data: the box says so and uploads go ahead.
+ *
+ * Words go through tr() (static/locale.js) and numbers through Intl in the page's language.
+ *
  * Checks run before any byte is sent so a worker on metered data does not pay for a clip the
  * server would reject. Uploads resume after a network drop (tus retries with backoff) and after a
  * page reload: the recording is kept in IndexedDB until the upload finishes, and tus-js-client's
@@ -32,19 +44,28 @@
 
   var root = document.getElementById("capture");
   if (!root) return;
+  // base.html loads locale.js first; a page without it (the widget served alone) shows English.
+  var tr = window.tr || function (message, values) {
+    return message.replace(/\{(\w+)\}/g, function (whole, name) {
+      return values && Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole;
+    });
+  };
   var cfg = readConfig(root.dataset);
   var $ = function (role) { return root.querySelector('[data-role="' + role + '"]'); };
   var ui = {
     preview: $("preview"), record: $("record"), file: $("file"), upload: $("upload"),
     pause: $("pause"), retake: $("retake"), checks: $("checks"), progress: $("progress"),
     percent: $("percent"), status: $("status"), elapsed: $("elapsed"), turn: $("turn"), mount: $("mount"),
+    camera: $("camera"), cameraLabel: $("camera-label"), fallbackNote: $("fallback-note"),
+    wifiOnly: $("wifi-only"), wifiNote: $("wifi-note"),
   };
 
   var idle = window.egocrowdIdle && cfg.assignment
     ? window.egocrowdIdle.track("assignment:" + cfg.assignment, {
         quiet: 120,
         busy: function () {
-          return (state.recorder && state.recorder.state === "recording") || root.dataset.state === "uploading";
+          return (state.recorder && state.recorder.state === "recording") || root.dataset.state === "uploading" ||
+            root.dataset.state === "waiting-wifi";
         },
       })
     : null;
@@ -78,15 +99,31 @@
     ui.status.dataset.kind = kind || "info";
   }
 
+  // Numbers in the page's language with Latin digits, as the server's Babel formats them.
+  var lang = document.documentElement.lang || "en";
+  var formats = {};
+  function fmtNumber(n, digits) {
+    digits = digits || 0;
+    try {
+      if (!formats[digits]) {
+        formats[digits] = new Intl.NumberFormat(lang + "-u-nu-latn",
+          { minimumFractionDigits: digits, maximumFractionDigits: digits });
+      }
+      return formats[digits].format(n);
+    } catch (e) {
+      return n.toFixed(digits);  // no Intl, or a language it does not know
+    }
+  }
+
   function fmtTime(s) {
     s = Math.max(0, Math.floor(s));
     return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
   }
 
   function fmtBytes(n) {
-    if (n >= 1e9) return (n / 1e9).toFixed(2) + " GB";
-    if (n >= 1e6) return (n / 1e6).toFixed(1) + " MB";
-    return Math.max(1, Math.round(n / 1e3)) + " kB";
+    if (n >= 1e9) return tr("{size} GB", { size: fmtNumber(n / 1e9, 2) });
+    if (n >= 1e6) return tr("{size} MB", { size: fmtNumber(n / 1e6, 1) });
+    return tr("{size} kB", { size: fmtNumber(Math.max(1, Math.round(n / 1e3))) });
   }
 
   // ---- recording ---------------------------------------------------------------------------
@@ -101,9 +138,14 @@
     return "";
   }
 
+  function canRecordHere() {
+    return !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia && window.MediaRecorder);
+  }
+
   async function startRecording() {
-    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !window.MediaRecorder) {
-      setStatus("This browser cannot record video. Pick a video file instead.", "error");
+    if (!canRecordHere()) {
+      useCameraApp();
+      setStatus(tr("This browser cannot record in the page. Use the camera app or pick a video."), "error");
       return;
     }
     try {
@@ -113,7 +155,7 @@
         audio: cfg.audio,
       });
     } catch (err) {
-      setStatus("Camera not available (" + err.name + "). Allow camera access or pick a file.", "error");
+      setStatus(tr("Camera not available ({reason}). Allow camera access or pick a file.", { reason: err.name }), "error");
       return;
     }
     resetResult();
@@ -133,9 +175,9 @@
     state.startedAt = performance.now();
     state.startedIso = new Date().toISOString();
     root.dataset.state = "recording";
-    ui.record.textContent = "Stop";
+    ui.record.textContent = tr("Stop");
     ui.record.setAttribute("aria-pressed", "true");
-    setStatus("Recording…");
+    setStatus(tr("Recording…"));
     state.timer = setInterval(tick, 250);
     // Brightness is sampled from the live picture: cheap, and works for formats we cannot seek.
     state.sampleTimer = setInterval(function () {
@@ -158,8 +200,14 @@
 
   function turnAdvice() {
     return cfg.orientation === "landscape"
-      ? "This campaign needs landscape: turn your phone sideways"
-      : "This campaign needs portrait: hold your phone upright";
+      ? tr("This campaign needs landscape: turn your phone sideways.")
+      : tr("This campaign needs portrait: hold your phone upright.");
+  }
+
+  function turnAgain() {
+    return cfg.orientation === "landscape"
+      ? tr("This campaign needs landscape: turn your phone sideways and record again.")
+      : tr("This campaign needs portrait: hold your phone upright and record again.");
   }
 
   // While the camera runs: the preview's size follows the phone's rotation.
@@ -168,7 +216,7 @@
     if (state.stream && cfg.orientation !== "any" && v.videoWidth) {
       wrong = shapeOf(v.videoWidth, v.videoHeight) !== cfg.orientation;
     }
-    if (wrong && ui.turn.hidden) ui.turn.textContent = turnAdvice() + ".";
+    if (wrong && ui.turn.hidden) ui.turn.textContent = turnAdvice();
     ui.turn.hidden = !wrong;
   }
 
@@ -195,7 +243,7 @@
     file.recordedAt = state.startedIso || now.toISOString();  // when the recording began
     stopCamera();
     liveOrientation();
-    ui.record.textContent = "Record again";
+    ui.record.textContent = tr("Record again");
     ui.record.setAttribute("aria-pressed", "false");
     await useFile(file, { recorded: true });
     saveRecording(file);  // so a reload mid-upload can resume instead of re-recording
@@ -259,7 +307,7 @@
         }
       }
     } catch (e) {
-      info.error = "This file could not be read as a video.";
+      info.error = tr("This file could not be read as a video.");
     } finally {
       URL.revokeObjectURL(url);
       v.removeAttribute("src");
@@ -277,33 +325,37 @@
     }
     var duration = info.duration !== null ? info.duration : (opts.recorded ? state.recordedSeconds : null);
     if (duration === null) {
-      add(true, "Length could not be measured; the server will check it.", "warn");
+      add(true, tr("Length could not be measured; the server will check it."), "warn");
     } else {
       add(duration >= cfg.minDuration && duration <= cfg.maxDuration,
-          "Length " + duration.toFixed(1) + " s (needs " + cfg.minDuration + "–" + cfg.maxDuration + " s)");
+          tr("Length {length} s (needs {min}–{max} s)",
+             { length: fmtNumber(duration, 1), min: fmtNumber(cfg.minDuration), max: fmtNumber(cfg.maxDuration) }));
     }
     var longSide = Math.max(info.width, info.height), shortSide = Math.min(info.width, info.height);
     var needLong = Math.max(cfg.minWidth, cfg.minHeight), needShort = Math.min(cfg.minWidth, cfg.minHeight);
-    add(longSide >= needLong && shortSide >= needShort,
-        "Resolution " + info.width + "×" + info.height + (needLong ? " (needs at least " + needLong + "×" + needShort + ")" : ""));
+    var size = { width: info.width, height: info.height, minWidth: needLong, minHeight: needShort };
+    add(longSide >= needLong && shortSide >= needShort, needLong
+      ? tr("Resolution {width}×{height} (needs at least {minWidth}×{minHeight})", size)
+      : tr("Resolution {width}×{height}", size));
     if (cfg.orientation !== "any" && info.width) {
       var shape = shapeOf(info.width, info.height);
-      add(shape === cfg.orientation, shape === cfg.orientation
-        ? "Orientation: " + shape
-        : turnAdvice() + " and record again.");
+      add(shape === cfg.orientation, shape !== cfg.orientation ? turnAgain()
+        : shape === "landscape" ? tr("Orientation: landscape") : tr("Orientation: portrait"));
     }
     if (cfg.minFps && opts.recorded && state.cameraFps) {
       add(state.cameraFps >= cfg.minFps,
-          "Frame rate " + Math.round(state.cameraFps) + " fps (needs at least " + cfg.minFps + ")");
+          tr("Frame rate {fps} fps (needs at least {min})", { fps: fmtNumber(Math.round(state.cameraFps)), min: fmtNumber(cfg.minFps) }));
     }
     var samples = opts.recorded && state.lumaSamples.length ? state.lumaSamples : info.luma;
     if (!samples.length) {
-      add(true, "Brightness could not be measured; the server will check it.", "warn");
+      add(true, tr("Brightness could not be measured; the server will check it."), "warn");
     } else {
       var mean = samples.reduce(function (a, b) { return a + b; }, 0) / samples.length;
-      add(mean >= cfg.minBrightness, mean >= cfg.minBrightness ? "Light is good" : "Too dark: turn on a light and record again");
+      add(mean >= cfg.minBrightness, mean >= cfg.minBrightness ? tr("Light is good") : tr("Too dark: turn on a light and record again"));
     }
-    add(file.size <= cfg.maxBytes, "Size " + fmtBytes(file.size) + (isFinite(cfg.maxBytes) ? " (limit " + fmtBytes(cfg.maxBytes) + ")" : ""));
+    add(file.size <= cfg.maxBytes, isFinite(cfg.maxBytes)
+      ? tr("Size {size} (limit {limit})", { size: fmtBytes(file.size), limit: fmtBytes(cfg.maxBytes) })
+      : tr("Size {size}", { size: fmtBytes(file.size) }));
     return results;
   }
 
@@ -320,8 +372,8 @@
       label.textContent = r.text;
       var sr = document.createElement("span");
       sr.className = "capture-sr";
-      sr.textContent = r.level === "pass" ? "Passed: " : r.level === "warn" ? "Warning: " : "Failed: ";
-      li.append(mark, sr, label);
+      sr.textContent = r.level === "pass" ? tr("Passed:") : r.level === "warn" ? tr("Warning:") : tr("Failed:");
+      li.append(mark, sr, " ", label);
       ui.checks.appendChild(li);
     });
   }
@@ -331,7 +383,7 @@
     state.checksOk = false;
     ui.upload.disabled = true;
     root.dataset.state = "checking";
-    setStatus("Checking the clip…");
+    setStatus(tr("Checking the clip…"));
     ui.preview.srcObject = null;
     ui.preview.src = URL.createObjectURL(file);
     ui.preview.controls = true;
@@ -348,16 +400,20 @@
 
   // Upload only a clip that passed the checks, with the campaign's mount confirmed.
   function readiness() {
-    if (!state.file || root.dataset.state === "uploading" || root.dataset.state === "done") return;
+    // Only between checking and sending: an upload under way, paused, waiting or done keeps its state.
+    if (!state.file || ["checking", "ready", "confirm", "rejected"].indexOf(root.dataset.state) < 0) return;
     ui.upload.disabled = !(state.checksOk && mountOk());
     root.dataset.state = !state.checksOk ? "rejected" : mountOk() ? "ready" : "confirm";
     if (!state.checksOk) {
-      setStatus("This clip would be rejected. Fix the items marked ✗ and record again.", "error");
+      setStatus(tr("This clip would be rejected. Fix the items marked ✗ and record again."), "error");
     } else if (!mountOk()) {
-      setStatus("Tick the box above to confirm how you wore the phone, then upload.", "warn");
+      setStatus(tr("Tick the box above to confirm how you wore the phone, then upload."), "warn");
+    } else if (onCellular() && wifiOnly()) {
+      setStatus(tr("Ready: {size} will upload when you are on Wi-Fi.", { size: fmtBytes(state.file.size) }), "ok");
+    } else if (onCellular() || (navigator.connection && navigator.connection.saveData)) {
+      setStatus(tr("Ready to upload {size} over mobile data.", { size: fmtBytes(state.file.size) }), "ok");
     } else {
-      var cellular = navigator.connection && (navigator.connection.type === "cellular" || navigator.connection.saveData);
-      setStatus("Ready to upload " + fmtBytes(state.file.size) + (cellular ? " over mobile data" : "") + ".", "ok");
+      setStatus(tr("Ready to upload {size}.", { size: fmtBytes(state.file.size) }), "ok");
     }
   }
 
@@ -414,8 +470,58 @@
 
   var PERMANENT = [400, 401, 403, 404, 410, 412, 413, 415, 422];
 
+  // ---- Wi-Fi only ------------------------------------------------------------------------
+  // The Network Information API's `type` exists on Android Chrome and WebView (not on desktop
+  // browsers or iOS); without it nobody can tell mobile data from Wi-Fi, so uploads go ahead.
+
+  var WIFI_KEY = "egocrowd-capture:wifi-only";
+  var connection = navigator.connection || navigator.mozConnection || navigator.webkitConnection || null;
+  var knowsType = !!connection && typeof connection.type === "string";
+
+  function wifiOnly() { return !!(ui.wifiOnly && ui.wifiOnly.checked); }
+  function onCellular() { return knowsType && connection.type === "cellular"; }
+
+  function showWifiNote() {
+    if (!ui.wifiNote) return;
+    ui.wifiNote.hidden = !(wifiOnly() && !knowsType);
+    if (!ui.wifiNote.hidden) {
+      ui.wifiNote.textContent = tr("This browser cannot tell Wi-Fi from mobile data, so uploads start right away.");
+    }
+  }
+
+  function waitForWifi() {
+    root.dataset.state = "waiting-wifi";
+    ui.upload.disabled = true;
+    ui.pause.hidden = true;
+    setStatus(tr("Waiting for Wi-Fi. The upload starts by itself when you connect."), "warn");
+  }
+
+  // The connection changed: start or resume a waiting upload, pause a running one on mobile data.
+  function connectionChanged() {
+    if (wifiOnly() && onCellular()) {
+      if (root.dataset.state === "uploading" && state.upload) {
+        state.upload.abort();
+        waitForWifi();
+      }
+    } else if (root.dataset.state === "waiting-wifi") {
+      if (state.upload) {
+        root.dataset.state = "uploading";
+        ui.pause.hidden = false;
+        setStatus(tr("Resuming the upload…"));
+        state.upload.start();
+      } else {
+        startUpload();
+      }
+    }
+    readiness();
+  }
+
   function startUpload() {
     if (!state.file || !state.checksOk || !mountOk() || !window.tus) return;
+    if (wifiOnly() && onCellular()) {
+      waitForWifi();
+      return;
+    }
     var file = state.file;
     var metadata = {
       assignment: cfg.assignment,
@@ -442,14 +548,14 @@
       onProgress: function (sent, total) {
         var pct = total ? (sent / total) * 100 : 0;
         ui.progress.value = pct;
-        ui.percent.textContent = pct.toFixed(0) + " %";
-        setStatus("Uploading… " + fmtBytes(sent) + " of " + fmtBytes(total));
+        ui.percent.textContent = tr("{percent} %", { percent: fmtNumber(pct) });
+        setStatus(tr("Uploading… {sent} of {total}", { sent: fmtBytes(sent), total: fmtBytes(total) }));
       },
       onError: function (err) {
         root.dataset.state = "error";
         ui.pause.hidden = true;
         ui.upload.disabled = false;
-        ui.upload.textContent = "Try again";
+        ui.upload.textContent = tr("Try again");
         setStatus(explain(err), "error");
       },
       onSuccess: function (payload) {
@@ -461,8 +567,8 @@
         root.dataset.uploadId = id;
         ui.pause.hidden = true;
         ui.progress.value = 100;
-        ui.percent.textContent = "100 %";
-        setStatus("Uploaded. Thank you!", "ok");
+        ui.percent.textContent = tr("{percent} %", { percent: fmtNumber(100) });
+        setStatus(tr("Uploaded. Thank you!"), "ok");
         forgetRecording();
         if (idle) idle.forget();
         if (cfg.redirect) {
@@ -475,14 +581,14 @@
     root.dataset.state = "uploading";
     ui.upload.disabled = true;
     ui.pause.hidden = false;
-    ui.pause.textContent = "Pause";
-    setStatus("Starting upload…");
+    ui.pause.textContent = tr("Pause");
+    setStatus(tr("Starting upload…"));
     upload.findPreviousUploads().then(function (previous) {
       if (previous.length) {
         upload.resumeFromPreviousUpload(previous[0]);  // most recent first
-        setStatus("Resuming your earlier upload…");
+        setStatus(tr("Resuming your earlier upload…"));
       }
-      upload.start();
+      if (root.dataset.state === "uploading") upload.start();  // not if the phone moved to mobile data meanwhile
     });
   }
 
@@ -491,11 +597,14 @@
     var status = res ? res.getStatus() : 0;
     var detail = "";
     try { detail = JSON.parse(res.getBody()).detail || ""; } catch (e) { /* not JSON */ }
-    if (status === 413) return "The clip is larger than this task allows. " + detail;
-    if (status === 401 || status === 403) return "You are not allowed to upload for this task (signed out?). " + detail;
-    if (status === 410 || status === 404) return "This upload expired. Tap Try again to start over.";
-    if (!navigator.onLine) return "No network. The upload will continue when you tap Try again.";
-    return "Upload failed" + (status ? " (" + status + ")" : "") + ". " + (detail || "Tap Try again.");
+    // detail: the server's problem document, already in the reader's language.
+    var more = detail ? " " + detail : "";
+    if (status === 413) return tr("The clip is larger than this task allows.") + more;
+    if (status === 401 || status === 403) return tr("You are not allowed to upload for this task (signed out?).") + more;
+    if (status === 410 || status === 404) return tr("This upload expired. Tap Try again to start over.");
+    if (!navigator.onLine) return tr("No network. The upload will continue when you tap Try again.");
+    var failed = status ? tr("Upload failed ({status}).", { status: status }) : tr("Upload failed.");
+    return failed + " " + (detail || tr("Tap Try again."));
   }
 
   function togglePause() {
@@ -503,11 +612,11 @@
     if (root.dataset.state === "uploading") {
       state.upload.abort();
       root.dataset.state = "paused";
-      ui.pause.textContent = "Resume";
-      setStatus("Paused. Nothing is sent until you resume.");
+      ui.pause.textContent = tr("Resume");
+      setStatus(tr("Paused. Nothing is sent until you resume."));
     } else {
       root.dataset.state = "uploading";
-      ui.pause.textContent = "Pause";
+      ui.pause.textContent = tr("Pause");
       state.upload.start();
     }
   }
@@ -522,10 +631,29 @@
     var f = ui.file.files && ui.file.files[0];
     if (f) useFile(f, { recorded: false });
   });
+  // The camera app's clip is this page's recording: kept in IndexedDB like one, for a reload.
+  if (ui.camera) {
+    ui.camera.addEventListener("change", function () {
+      var f = ui.camera.files && ui.camera.files[0];
+      if (!f) return;
+      try { f.recordedAt = new Date(f.lastModified || Date.now()).toISOString(); } catch (e) { /* read-only */ }
+      useFile(f, { recorded: false }).then(function () { saveRecording(f); });
+    });
+  }
   ui.upload.addEventListener("click", function () {
-    ui.upload.textContent = "Upload";
+    ui.upload.textContent = tr("Upload");
     startUpload();
   });
+  if (ui.wifiOnly) {
+    try { ui.wifiOnly.checked = window.localStorage.getItem(WIFI_KEY) === "1"; } catch (e) { /* private mode */ }
+    ui.wifiOnly.addEventListener("change", function () {
+      try { window.localStorage.setItem(WIFI_KEY, wifiOnly() ? "1" : "0"); } catch (e) { /* private mode */ }
+      showWifiNote();
+      connectionChanged();
+    });
+    showWifiNote();
+  }
+  if (connection && connection.addEventListener) connection.addEventListener("change", connectionChanged);
   ui.pause.addEventListener("click", togglePause);
   if (ui.mount) ui.mount.addEventListener("change", readiness);
   ui.preview.addEventListener("resize", liveOrientation);  // fires when the phone turns mid-recording
@@ -535,28 +663,42 @@
     ui.retake.hidden = true;
     ui.preview.removeAttribute("src");
     root.dataset.state = "idle";
-    setStatus("Tap Record or pick a video.");
+    setStatus(idleHint());
   });
   window.addEventListener("offline", function () {
-    if (root.dataset.state === "uploading") setStatus("Network lost: waiting to resume…", "warn");
+    if (root.dataset.state === "uploading") setStatus(tr("Network lost: waiting to resume…"), "warn");
   });
   window.addEventListener("online", function () {
     // tus-js-client may have given up while offline; pick up from the server's offset.
     if (root.dataset.state === "error" && state.upload) { root.dataset.state = "uploading"; state.upload.start(); }
   });
 
+  function idleHint() {
+    return canRecordHere() ? tr("Tap Record or pick a video.") : tr("Record with the camera app, or pick a video.");
+  }
+
+  // No recording in the page (MediaRecorder missing: older Android WebViews): the camera app films.
+  function useCameraApp() {
+    if (!ui.cameraLabel) return;
+    ui.record.hidden = true;
+    ui.cameraLabel.hidden = false;
+    if (ui.fallbackNote) ui.fallbackNote.hidden = false;
+  }
+
+  if (!canRecordHere()) useCameraApp();
   root.dataset.state = "idle";
-  setStatus("Tap Record or pick a video.");
+  setStatus(idleHint());
   loadRecording().then(function (saved) {
     if (saved && saved.file && root.dataset.state === "idle") {
       var f = saved.file;
       try { f.recordedAt = saved.recordedAt; } catch (e) { /* read-only in some engines */ }
       useFile(f, { recorded: false }).then(function () {
-        if (state.checksOk && mountOk()) setStatus("Your last recording was not uploaded yet. Tap Upload to resume.", "ok");
+        if (state.checksOk && mountOk()) setStatus(tr("Your last recording was not uploaded yet. Tap Upload to resume."), "ok");
       });
     }
   });
 
   // Exposed for debugging and tests (read-only view of the state).
-  window.egocrowdCapture = { config: cfg, state: state, startUpload: startUpload, stopRecording: stopRecording };
+  window.egocrowdCapture = { config: cfg, state: state, startUpload: startUpload, stopRecording: stopRecording,
+                             canRecordHere: canRecordHere };
 })();
