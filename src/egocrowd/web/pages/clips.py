@@ -32,21 +32,21 @@ MB = 1024 * 1024
 #: The checklist line of each mount, and what the worker confirms after recording ("any": no mount item).
 MOUNTS = {
     "head_mounted": (
-        "Phone on a forehead strap, camera tilted down at what your hands do.",
-        "I recorded with the phone on a forehead strap.",
+        N_("Phone on a forehead strap, camera tilted down at what your hands do."),
+        N_("I recorded with the phone on a forehead strap."),
     ),
     "chest_mounted": (
-        "Phone in a chest harness at sternum height, camera tilted down at your hands.",
-        "I recorded with the phone in a chest harness at sternum height.",
+        N_("Phone in a chest harness at sternum height, camera tilted down at your hands."),
+        N_("I recorded with the phone in a chest harness at sternum height."),
     ),
     "handheld": (
-        "Phone held in one hand, pointed at the work; your other hand does the task.",
-        "I recorded holding the phone in one hand while the other hand did the task.",
+        N_("Phone held in one hand, pointed at the work; your other hand does the task."),
+        N_("I recorded holding the phone in one hand while the other hand did the task."),
     ),
 }
 ORIENTATIONS = {
-    "landscape": "Phone turned sideways (landscape) the whole time.",
-    "portrait": "Phone upright (portrait) the whole time.",
+    "landscape": N_("Phone turned sideways (landscape) the whole time."),
+    "portrait": N_("Phone upright (portrait) the whole time."),
 }
 #: A clip's status in the worker's words, and the pill colour it is shown in.
 STATUS_WORDS = {
@@ -90,7 +90,7 @@ def capture_page(request: Request, assignment_id: Id):
             "mount_confirm": MOUNTS[mount][1] if mount in MOUNTS else "",
             "max_bytes": int(req.get("max_upload_mb", 500)) * MB,
             "redirect": "/clips?m=uploaded",
-            "instructions": a.campaign.instructions,
+            "instructions": campaigns.localized(a.campaign)[1],  # in the worker's language when the lab wrote it
         }
         checklist = [MOUNTS[mount][0]] if mount in MOUNTS else []
         if capture["orientation"] in ORIENTATIONS:
