@@ -17,6 +17,7 @@ and markup must be kept as they are; `egocrowd i18n check` verifies it after the
 
 from __future__ import annotations
 
+import gettext
 import json
 import re
 import sys
@@ -42,10 +43,21 @@ def _done(msg) -> bool:
     return bool(strings) and all(strings) and not msg.fuzzy
 
 
+def _forms(lang: str, catalog) -> list[str]:
+    """The catalog's plural slots in gettext's order, each named by its CLDR category and an example
+    count ("few (e.g. 3)"): the order of the Plural-Forms expression, which a translator cannot guess."""
+    choose = gettext.c2py(catalog.plural_expr)
+    category = Locale.parse(lang).plural_form
+    names = []
+    for index in range(catalog.num_plurals):
+        n = next((n for n in [*range(1001), 10**6, 10**9] if choose(n) == index), None)
+        names.append(f"{category(n)} (e.g. {n})" if n is not None else f"form {index}")
+    return names
+
+
 def dump(lang: str, out: Path, everything: bool = False) -> int:
     catalog = _read(lang)
-    forms = list(Locale.parse(lang).plural_form.tags) + ["other"]
-    forms = forms[: catalog.num_plurals] if len(forms) >= catalog.num_plurals else forms
+    forms = _forms(lang, catalog)
     entries = []
     for msg in catalog:
         if not msg.id or (_done(msg) and not everything):
