@@ -165,7 +165,7 @@ def test_minimum_level_refuses_then_opens(world, client):
 def test_pages_practice_and_test_without_script(world, app, client, tmp_path):
     from tests.platform.test_access import page_login
 
-    q = _qualification(world, app, client, tmp_path, slug="page-labels")
+    _qualification(world, app, client, tmp_path, slug="page-labels")
     csrf = page_login(client, world.worker)
     home = client.get("/training")
     assert home.status_code == 200 and "/training/q/page-labels" in home.text and "Level 1 of 5" in home.text

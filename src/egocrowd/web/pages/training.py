@@ -22,7 +22,6 @@ from egocrowd.training import levels, service
 from egocrowd.web.pages.annotate import _form_rows, _spans_from_form
 from egocrowd.web.pages.forms import field_errors
 from egocrowd.web.pages.render import (
-    RawForm,
     TextForm,
     flash_messages,
     form_action,
