@@ -209,3 +209,23 @@ def test_pages_practice_and_test_without_script(world, app, client, tmp_path):
     assert client.get("/training/q/page-labels").text.count('id="tr-held"') == 1
     # the lab's authoring form
     assert client.get("/training/new").status_code == 403
+
+
+def test_campaign_requirements_through_the_api_and_the_page(world, app, client, tmp_path):
+    from tests.platform.test_access import page_login
+
+    _qualification(world, app, client, tmp_path, slug="kitchen-rec")
+    from tests.platform.helpers import campaign_body
+
+    bad = client.post(f"{API}/campaigns", json=campaign_body(required_qualification="no-such"), headers=world.lab.headers)
+    assert_problem(bad, 422, "campaign.unknown_qualification")
+    assert_problem(
+        client.post(f"{API}/campaigns", json=campaign_body(min_level=6), headers=world.lab.headers), 422,
+        "validation.failed",
+    )
+    c = world.open_campaign(required_qualification="kitchen-rec", min_level=2)
+    assert c["required_qualification"] == "kitchen-rec" and c["min_level"] == 2
+    page_login(client, world.worker)
+    page = client.get(f"/campaigns/{c['id']}")
+    assert 'id="training-needs" data-ok="0"' in page.text
+    assert 'href="/training/q/kitchen-rec"' in page.text and "(yours: 1)" in page.text

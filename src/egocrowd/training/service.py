@@ -49,14 +49,14 @@ SLUG = r"^[a-z0-9][a-z0-9-]{1,39}$"
 IOU = 0.3
 
 
-class ItemIn(InputModel):
+class TrainingItemIn(InputModel):
     kind: Literal["annotate", "record"]
     use: Literal["practice", "test"]
     clip_id: int | None = Field(None, ge=1, le=2**53, description="annotate: a gold clip of your lab")
     prompt: str = Field("", max_length=2000)
 
 
-class QualificationIn(InputModel):
+class TrainingQualificationIn(InputModel):
     slug: str = Field(pattern=SLUG, description='Lower-case words and dashes: "record-kitchen"')
     title: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=5000)
@@ -66,7 +66,7 @@ class QualificationIn(InputModel):
     max_attempts: int = Field(3, ge=1, le=20, description="Tests a worker may start in any window of cooldown_hours")
     cooldown_hours: int = Field(24, ge=0, le=24 * 30)
     sample_clip_id: int | None = Field(None, ge=1, le=2**53, description="An accepted clip that shows a good recording")
-    items: list[ItemIn] = Field(default_factory=list, max_length=200)
+    items: list[TrainingItemIn] = Field(default_factory=list, max_length=200)
 
 
 # --- authoring -----------------------------------------------------------------------------------
@@ -87,7 +87,7 @@ def _own_clip(session: Session, user: User, clip_id: int, *, gold: bool) -> Clip
     return clip
 
 
-def create_qualification(session: Session, actor: User, data: QualificationIn) -> TrainingQualification:
+def create_qualification(session: Session, actor: User, data: TrainingQualificationIn) -> TrainingQualification:
     policy.require(actor, "campaign.create")
     if session.scalar(sa.select(TrainingQualification.id).where(TrainingQualification.slug == data.slug)):
         raise Conflict(f"The name {data.slug} is taken.", code="training.slug_taken", field="slug")
@@ -503,3 +503,37 @@ def video_file(session: Session, user: User, clip: Clip, blobs) -> Any:
     if d is None or not blobs.exists(d.sha256):
         raise Conflict(f"Clip {clip.id}'s derived video is missing from storage.", code="clip.derived_missing")
     return media.MediaFile(blobs.path(d.sha256), d.mime_type or "video/mp4", f"training-{clip.id}.mp4")
+
+
+def requirements(session: Session, user: User, campaign: Any) -> dict[str, Any] | None:
+    """What ``campaign`` asks of workers and where ``user`` stands (the campaign page's block);
+    None when it asks nothing. The same checks as the claim (campaigns.assignments)."""
+    from egocrowd.campaigns import levels as rule
+
+    slug, need = campaign.required_qualification, campaign.min_level
+    if not slug and not need:
+        return None
+    q = session.scalar(sa.select(TrainingQualification).where(TrainingQualification.slug == slug)) if slug else None
+    held = (
+        bool(slug)
+        and session.scalar(
+            sa.select(Qualification.id)
+            .where(
+                Qualification.user_id == user.id,
+                Qualification.skill == slug,
+                Qualification.revoked_at.is_(None),
+                sa.or_(Qualification.campaign_id.is_(None), Qualification.campaign_id == campaign.id),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+    level = rule.recording_level(session, user.id) if need else None
+    return {
+        "qualification": q,
+        "slug": slug,
+        "held": held,
+        "min_level": need,
+        "level": level,
+        "ok": (not slug or held) and (not need or (level or 0) >= need),
+    }

@@ -326,7 +326,7 @@ def create(request: Request, form: TextForm):
                 raise InvalidInput("Recording items: a whole number from 0 to 50.", code="training.bad_clip_list")
             items += [{"kind": "record", "use": use, "prompt": form.get("prompt", "")}] * int(n)
         try:
-            data = service.QualificationIn.model_validate(_fields(form, items))
+            data = service.TrainingQualificationIn.model_validate(_fields(form, items))
         except ValidationError as exc:
             raise InvalidInput(" ".join(field_errors(exc).values()), code="validation.failed") from None
         q = service.create_qualification(ctx.session, ctx.require_user(), data)

@@ -19,17 +19,17 @@ router = APIRouter(prefix="/api/v1", tags=["training"])
 Slug = Annotated[str, Path(pattern=service.SLUG, max_length=40)]
 
 
-class PracticeIn(InputModel):
+class TrainingPracticeIn(InputModel):
     spans: list[SpanIn] = Field(default_factory=list, max_length=200)
 
 
-class TestAnswerIn(InputModel):
+class TrainingAnswerIn(InputModel):
     item_id: int = Field(ge=1, le=2**53)
     spans: list[SpanIn] = Field(default_factory=list, max_length=200)
 
 
-class TestIn(InputModel):
-    answers: list[TestAnswerIn] = Field(default_factory=list, max_length=50)
+class TrainingTestIn(InputModel):
+    answers: list[TrainingAnswerIn] = Field(default_factory=list, max_length=50)
 
 
 def qualification_dict(q: TrainingQualification) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def list_qualifications(request: Request) -> list[dict[str, Any]]:
 
 
 @router.post("/training/qualifications", status_code=201)
-def create_qualification(request: Request, body: service.QualificationIn) -> dict[str, Any]:
+def create_qualification(request: Request, body: service.TrainingQualificationIn) -> dict[str, Any]:
     """A lab (owners, editors) or an admin makes a qualification with its items (docs/training.md)."""
     with unit(request) as ctx:
         q = service.create_qualification(ctx.session, ctx.require_user(), body)
@@ -117,7 +117,7 @@ def get_qualification(request: Request, slug: Slug) -> dict[str, Any]:
 
 
 @router.post("/training/items/{item_id}/practice", status_code=201)
-def practise(request: Request, item_id: Id, body: PracticeIn) -> dict[str, Any]:
+def practise(request: Request, item_id: Id, body: TrainingPracticeIn) -> dict[str, Any]:
     """Practise an annotation item: your spans scored against the right ones, both returned.
     (Recording items are practised on the page, which takes the video file.)"""
     with unit(request) as ctx:
@@ -140,7 +140,7 @@ def start_test(request: Request, slug: Slug) -> dict[str, Any]:
 
 
 @router.post("/training/tests/{attempt_id}")
-def submit_test(request: Request, attempt_id: Id, body: TestIn) -> dict[str, Any]:
+def submit_test(request: Request, attempt_id: Id, body: TrainingTestIn) -> dict[str, Any]:
     """Hand in a test's annotation answers; the score, each item's right answer, and ``passed``
     (the qualification is granted at the pass mark)."""
     with unit(request) as ctx:

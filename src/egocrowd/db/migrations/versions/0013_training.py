@@ -63,7 +63,7 @@ def upgrade() -> None:
     sa.Column('result', sa.JSON(), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('score', sa.Float(), nullable=True),
+    sa.Column('score', sa.Double(), nullable=True),
     sa.Column('passed', sa.Boolean(), nullable=True),
     sa.ForeignKeyConstraint(['qualification_id'], ['training_qualifications.id'], name='fk_training_attempts_qualification_id'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name='fk_training_attempts_user_id'),
