@@ -3,7 +3,9 @@ the attempts window, and the pages (docs/training.md)."""
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 
 from egocrowd.campaigns import levels as rule
 from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, Qualification, TrainingAttempt
@@ -217,10 +219,13 @@ def test_campaign_requirements_through_the_api_and_the_page(world, app, client, 
     _qualification(world, app, client, tmp_path, slug="kitchen-rec")
     from tests.platform.helpers import campaign_body
 
-    bad = client.post(f"{API}/campaigns", json=campaign_body(required_qualification="no-such"), headers=world.lab.headers)
+    bad = client.post(
+        f"{API}/campaigns", json=campaign_body(required_qualification="no-such"), headers=world.lab.headers
+    )
     assert_problem(bad, 422, "campaign.unknown_qualification")
     assert_problem(
-        client.post(f"{API}/campaigns", json=campaign_body(min_level=6), headers=world.lab.headers), 422,
+        client.post(f"{API}/campaigns", json=campaign_body(min_level=6), headers=world.lab.headers),
+        422,
         "validation.failed",
     )
     c = world.open_campaign(required_qualification="kitchen-rec", min_level=2)
@@ -229,3 +234,50 @@ def test_campaign_requirements_through_the_api_and_the_page(world, app, client, 
     page = client.get(f"/campaigns/{c['id']}")
     assert 'id="training-needs" data-ok="0"' in page.text
     assert 'href="/training/q/kitchen-rec"' in page.text and "(yours: 1)" in page.text
+
+
+def test_recording_practice_explains_each_check_on_the_workers_own_file(world, client, qc_media, tmp_path):
+    from tests.platform.test_access import page_login
+
+    body = {
+        "slug": "record-kitchen",
+        "title": "Record a kitchen",
+        "kind": "record",
+        "items": [{"kind": "record", "use": "practice", "prompt": "Open a jar."}, {"kind": "record", "use": "test"}],
+    }
+    assert client.post(f"{API}/training/qualifications", json=body, headers=world.lab.headers).status_code == 201
+    csrf = page_login(client, world.worker)
+    page = client.get("/training/q/record-kitchen").text
+    item = int(re.search(r'href="/training/practice/(\d+)"', page).group(1))
+    form = client.get(f"/training/practice/{item}").text
+    assert 'type="file"' in form and 'enctype="multipart/form-data"' in form and "Open a jar." in form
+    tmp_before = set(os.listdir(tempfile.gettempdir()))
+    with open(qc_media["dark"], "rb") as f:
+        r = client.post(
+            f"/training/practice/{item}",
+            data={"csrf_token": csrf},
+            files={"recording": ("dark.mp4", f, "video/mp4")},
+            follow_redirects=False,
+        )
+    assert r.status_code == 303, r.text
+    result = client.get(r.headers["location"]).text
+    assert "Your recording did not pass the checks." in result
+    assert re.search(r'data-level="fail"><strong>[^<]*: failed</strong>', result)
+    assert 'data-level="pass"' in result  # the checks it passed are explained too
+    with world.db.transaction() as s:
+        a = s.query(TrainingAttempt).one()
+        assert a.score == 0.0 and a.result["items"][0]["status"] == "qc_failed"
+        assert "too_dark" in [c["name"] for c in a.result["items"][0]["checks"] if c["status"] == "fail"]
+    leftovers = {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("egocrowd-practice-")}
+    assert not (leftovers - tmp_before)  # the practice file is deleted once judged
+    # a file that is not a video fails like a check, in plain words
+    r = client.post(
+        f"/training/practice/{item}",
+        data={"csrf_token": csrf},
+        files={"recording": ("notes.mp4", b"not a video at all", "video/mp4")},
+        follow_redirects=False,
+    )
+    assert "We could not read this file as a video." in client.get(r.headers["location"]).text
+    # no file: the form again, with the problem
+    r = client.post(f"/training/practice/{item}", data={"csrf_token": csrf})
+    assert r.status_code == 422 and 'data-code="training.recording_missing"' in r.text

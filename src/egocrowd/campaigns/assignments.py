@@ -43,6 +43,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
+from egocrowd.i18n import _
 
 A = AssignmentStatus
 
@@ -145,7 +146,7 @@ def _require_training(session: Session, worker: User, campaign: Campaign) -> Non
         )
         if held is None:
             raise Forbidden(
-                "This campaign needs a qualification you do not have yet: practise and pass its test first.",
+                _("This campaign needs a qualification you do not have yet: practise and pass its test first."),
                 code="training.qualification_required",
                 qualification=slug,
                 practise=f"/training/q/{slug}",
@@ -154,7 +155,7 @@ def _require_training(session: Session, worker: User, campaign: Campaign) -> Non
         have = levels.recording_level(session, worker.id)
         if have < campaign.min_level:
             raise Forbidden(
-                "This campaign needs a higher recording level than yours.",
+                _("This campaign needs a higher recording level than yours."),
                 code="training.level_required",
                 level=have,
                 required=campaign.min_level,

@@ -23,6 +23,7 @@ from egocrowd.campaigns.schema import (
 from egocrowd.clock import db_now, utcnow
 from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, TrainingQualification, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound
+from egocrowd.i18n import tr
 from egocrowd.pay import budgets, rates
 
 S = CampaignStatus
@@ -382,7 +383,7 @@ def _check_training(session: Session, slug: str | None) -> None:
     """A required qualification must exist (training's table; campaigns may not import training)."""
     if slug and session.scalar(sa.select(TrainingQualification.id).where(TrainingQualification.slug == slug)) is None:
         raise InvalidInput(
-            f"There is no qualification {slug}: make it under Training first.",
+            tr("There is no qualification {slug}: make it under Training first.", slug=slug),
             code="campaign.unknown_qualification",
             field="required_qualification",
         )

@@ -38,6 +38,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
+from egocrowd.i18n import N_, _, tr
 from egocrowd.inputs import InputModel
 from egocrowd.labels import tasks
 from egocrowd.labels.aggregate import SpanAnswer, compare
@@ -45,6 +46,12 @@ from egocrowd.labels.aggregate import SpanAnswer, compare
 #: the slug of the qualification that opens annotation work (labels.tasks checks this skill)
 ANNOTATE = tasks.SKILL
 SLUG = r"^[a-z0-9][a-z0-9-]{1,39}$"
+#: a practice file QC cannot read at all, told like a failed check (msgids: the page translates them)
+READABLE = (
+    N_("Readable video"),
+    N_("We could not read this file as a video."),
+    N_("record with the phone's own camera app and send the video file it saved"),
+)
 #: how close (temporal IoU) a span must be to the right one to count, as in the label audits
 IOU = 0.3
 
@@ -77,12 +84,12 @@ def _may_author(user: User, org_id: int | None) -> bool:
 def _own_clip(session: Session, user: User, clip_id: int, *, gold: bool) -> Clip:
     clip = session.get(Clip, clip_id)
     if clip is None or not (user.role is Role.admin or clip.campaign.organization_id == user.organization_id):
-        raise NotFound(f"No clip {clip_id} in your lab's campaigns.", code="clip.not_found")
+        raise NotFound(tr("No clip {clip_id} in your lab's campaigns.", clip_id=clip_id), code="clip.not_found")
     if clip.status is not ClipStatus.accepted:
-        raise Conflict("Only an accepted clip can be used in training.", code="training.clip_not_accepted")
+        raise Conflict(_("Only an accepted clip can be used in training."), code="training.clip_not_accepted")
     if gold and not tasks.gold_spans(session, clip.id):
         raise Conflict(
-            "An annotation item needs a gold clip (one with reference spans).", code="training.clip_not_gold"
+            _("An annotation item needs a gold clip (one with reference spans)."), code="training.clip_not_gold"
         )
     return clip
 
@@ -90,11 +97,11 @@ def _own_clip(session: Session, user: User, clip_id: int, *, gold: bool) -> Clip
 def create_qualification(session: Session, actor: User, data: TrainingQualificationIn) -> TrainingQualification:
     policy.require(actor, "campaign.create")
     if session.scalar(sa.select(TrainingQualification.id).where(TrainingQualification.slug == data.slug)):
-        raise Conflict(f"The name {data.slug} is taken.", code="training.slug_taken", field="slug")
+        raise Conflict(tr("The name {slug} is taken.", slug=data.slug), code="training.slug_taken", field="slug")
     if data.sample_clip_id is not None:
         _own_clip(session, actor, data.sample_clip_id, gold=False)
     if not any(i.use == "test" for i in data.items):
-        raise InvalidInput("A qualification needs at least one test item.", code="training.no_test_items")
+        raise InvalidInput(_("A qualification needs at least one test item."), code="training.no_test_items")
     q = TrainingQualification(
         slug=data.slug,
         title=data.title,
@@ -113,7 +120,7 @@ def create_qualification(session: Session, actor: User, data: TrainingQualificat
     session.flush()
     for n, i in enumerate(data.items):
         if i.kind == "annotate" and i.clip_id is None:
-            raise InvalidInput("An annotation item needs a gold clip.", code="training.clip_not_gold")
+            raise InvalidInput(_("An annotation item needs a gold clip."), code="training.clip_not_gold")
         if i.clip_id is not None:
             _own_clip(session, actor, i.clip_id, gold=i.kind == "annotate")
         session.add(
@@ -153,7 +160,7 @@ def get_qualification(session: Session, slug: str) -> TrainingQualification:
         )
     )
     if q is None:
-        raise NotFound(f"No qualification {slug}.", code="training.not_found")
+        raise NotFound(tr("No qualification {slug}.", slug=slug), code="training.not_found")
     return q
 
 
@@ -170,7 +177,7 @@ def items_of(session: Session, q: TrainingQualification, use: str | None = None)
 def get_item(session: Session, item_id: int) -> TrainingItem:
     item = session.get(TrainingItem, item_id)
     if item is None:
-        raise NotFound(f"No training item {item_id}.", code="training.item_not_found")
+        raise NotFound(tr("No training item {item_id}.", item_id=item_id), code="training.item_not_found")
     return item
 
 
@@ -179,16 +186,16 @@ def training_clip(session: Session, user: User, item_id: int) -> Clip:
     clips are shown only inside the viewer's own open test (never before: no studying the answers)."""
     item = get_item(session, item_id)
     if item.clip is None:
-        raise NotFound(f"Training item {item_id} has no clip.", code="training.item_not_found")
+        raise NotFound(tr("Training item {item_id} has no clip.", item_id=item_id), code="training.item_not_found")
     if item.use == "test" and not _in_open_test(session, user, item):
-        raise Forbidden("This clip is part of a test you have not started.", code="training.item_not_open")
+        raise Forbidden(_("This clip is part of a test you have not started."), code="training.item_not_open")
     return item.clip
 
 
 def sample_clip(session: Session, slug: str) -> Clip:
     q = get_qualification(session, slug)
     if q.sample_clip_id is None:
-        raise NotFound(f"{slug} has no sample clip.", code="training.item_not_found")
+        raise NotFound(tr("The qualification {slug} has no sample clip.", slug=slug), code="training.item_not_found")
     clip = session.get(Clip, q.sample_clip_id)
     assert clip is not None
     return clip
@@ -280,7 +287,7 @@ def recent_attempts(session: Session, user: User, q: TrainingQualification | Non
 def get_attempt(session: Session, user: User, attempt_id: int) -> TrainingAttempt:
     a = session.get(TrainingAttempt, attempt_id)
     if a is None or a.user_id != user.id:
-        raise NotFound(f"No attempt {attempt_id}.", code="training.attempt_not_found")
+        raise NotFound(tr("No attempt {attempt_id}.", attempt_id=attempt_id), code="training.attempt_not_found")
     return a
 
 
@@ -306,7 +313,7 @@ def _span_dicts(spans) -> list[dict[str, Any]]:
 
 def _annotation_result(session: Session, item: TrainingItem, spans: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     assert item.clip is not None
-    parsed = tasks.check_spans(item.clip, list(spans))
+    parsed = tasks.check_spans(item.clip, [dict(s) for s in spans])
     yours = [s.model_dump() for s in parsed]
     right = _span_dicts(tasks.gold_spans(session, item.clip.id))
     return {
@@ -346,10 +353,11 @@ def check_recording(path: str, *, palm_model: Any = None) -> dict[str, Any]:
             "checks": [
                 {
                     "name": "readable",
-                    "title": "Readable video",
+                    "title": READABLE[0],
                     "status": "fail",
-                    "message": exc.message,
-                    "advice": "record with the phone's own camera app and send the video file it saved",
+                    "message": READABLE[1],
+                    "advice": READABLE[2],
+                    "detail": str(exc),
                 }
             ],
         }
@@ -358,7 +366,7 @@ def check_recording(path: str, *, palm_model: Any = None) -> dict[str, Any]:
 # --- practice ------------------------------------------------------------------------------------
 def _worker(user: User) -> User:
     if user.role is not Role.worker:
-        raise Forbidden("Training is for workers.", code="auth.forbidden", action="training.take")
+        raise Forbidden(_("Training is for workers."), code="auth.forbidden", action="training.take")
     return user
 
 
@@ -375,7 +383,7 @@ def practise(
     _worker(user)
     item = get_item(session, item_id)
     if item.use != "practice":
-        raise Forbidden("This item belongs to a test.", code="training.item_not_open")
+        raise Forbidden(_("This item belongs to a test."), code="training.item_not_open")
     result = _result(session, item, spans, report)
     now = db_now(session)
     a = TrainingAttempt(
@@ -397,7 +405,7 @@ def _result(session: Session, item: TrainingItem, spans, report) -> dict[str, An
     if item.kind == "annotate":
         return _annotation_result(session, item, spans or [])
     if report is None:
-        raise InvalidInput("Send a recording for this item.", code="training.recording_missing", item=item.id)
+        raise InvalidInput(_("Send a recording for this item."), code="training.recording_missing", item=item.id)
     return _recording_result(item, report)
 
 
@@ -408,7 +416,7 @@ def start_test(session: Session, user: User, slug: str, *, rng: random.Random | 
     _worker(user)
     q = get_qualification(session, slug)
     if holds(session, user, q.slug):
-        raise Conflict("You hold this qualification already.", code="training.already_qualified")
+        raise Conflict(_("You hold this qualification already."), code="training.already_qualified")
     open_ = session.scalar(
         sa.select(TrainingAttempt).where(
             TrainingAttempt.user_id == user.id,
@@ -423,7 +431,7 @@ def start_test(session: Session, user: User, slug: str, *, rng: random.Random | 
     window = attempts_window(session, user, q, now)
     if window["left"] == 0:
         raise TooManyRequests(
-            f"You have used your {q.max_attempts} tests for now; practise, then try again later.",
+            tr("You have used your {count} tests for now; practise, then try again later.", count=q.max_attempts),
             code="training.attempts_exhausted",
             retry_at=window["next_at"].isoformat(),
         )
@@ -455,9 +463,9 @@ def submit_test(
     item left unanswered scores 0. At the pass mark, the qualification is granted (earned)."""
     a = get_attempt(session, user, attempt_id)
     if a.mode != "test":
-        raise Conflict("This attempt is not a test.", code="training.attempt_not_test")
+        raise Conflict(_("This attempt is not a test."), code="training.attempt_not_test")
     if a.finished_at is not None:
-        raise Conflict("This test is finished.", code="training.attempt_finished")
+        raise Conflict(_("This test is finished."), code="training.attempt_finished")
     spans, reports = spans or {}, reports or {}
     results = []
     for item_id in a.items:
@@ -501,7 +509,9 @@ def video_file(session: Session, user: User, clip: Clip, blobs) -> Any:
         raise media.not_deidentified(user, clip)
     d = session.get(Derivative, clip.derived_id)
     if d is None or not blobs.exists(d.sha256):
-        raise Conflict(f"Clip {clip.id}'s derived video is missing from storage.", code="clip.derived_missing")
+        raise Conflict(
+            tr("Clip {id}'s derived video is missing from storage.", id=clip.id), code="clip.derived_missing"
+        )
     return media.MediaFile(blobs.path(d.sha256), d.mime_type or "video/mp4", f"training-{clip.id}.mp4")
 
 

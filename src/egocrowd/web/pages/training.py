@@ -4,6 +4,7 @@ annotation page), recordings are a file field (the phone's camera opens from it)
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from typing import Any
@@ -16,10 +17,9 @@ from starlette.datastructures import UploadFile
 from egocrowd.accounts import policy
 from egocrowd.campaigns import levels as level_rule
 from egocrowd.errors import InvalidInput, TooLarge
-from egocrowd.i18n import N_
+from egocrowd.i18n import N_, _, tr
 from egocrowd.labels import tasks
 from egocrowd.training import levels, service
-from egocrowd.web.pages.annotate import _form_rows, _spans_from_form
 from egocrowd.web.pages.forms import field_errors
 from egocrowd.web.pages.render import (
     TextForm,
@@ -43,6 +43,40 @@ MAX_RECORDING_BYTES = 200 * 1024 * 1024
 _BLANK_ROWS = 3
 #: QC statuses as people read them
 CHECK_STATUS = {"pass": N_("OK"), "warn": N_("warning"), "fail": N_("failed")}
+
+
+def _spans_from_form(form) -> list[dict[str, Any]]:
+    """The rows typed (seconds, as on the annotation page) as spans in ms; blank rows are skipped.
+    ``form`` answers ``getlist`` (a test's item reads its own suffixed fields)."""
+    cols = [form.getlist(k) for k in ("start_s", "end_s", "verb", "noun")]
+    if len({len(c) for c in cols}) != 1:
+        raise InvalidInput(tr("The form's rows are incomplete; reload the page."), code="annotation.bad_span")
+    spans = []
+    for i, (a, b, verb, noun) in enumerate(zip(*cols, strict=True), 1):
+        if not (str(a).strip() or str(b).strip()):
+            continue
+        try:
+            start, end = float(str(a).replace(",", ".")), float(str(b).replace(",", "."))
+        except ValueError:
+            raise InvalidInput(
+                tr("Span {n}: start and end are seconds, like 1.5.", n=i), code="annotation.bad_span"
+            ) from None
+        if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end > 24 * 3600:
+            raise InvalidInput(
+                tr("Span {n}: start and end are seconds within the clip.", n=i), code="annotation.bad_span"
+            )
+        spans.append({"start_ms": round(start * 1000), "end_ms": round(end * 1000), "verb": verb, "noun": noun})
+    return spans
+
+
+def _form_rows(form) -> list[dict[str, str]]:
+    """The rows as typed, to draw the page again after a refusal without losing them."""
+    cols = [form.getlist(k) for k in ("start_s", "end_s", "verb", "noun")]
+    return [
+        {"start": a, "end": b, "verb": v, "noun": n}
+        for a, b, v, n in zip(*cols, strict=False)
+        if str(a).strip() or str(b).strip()
+    ]
 
 
 def _rows(rows: list[dict[str, str]] | None = None) -> list[dict[str, str]]:
@@ -79,7 +113,7 @@ def qualification_page(request: Request, slug: Slug):
         return _qualification(request, ctx, slug)
 
 
-def _qualification(request: Request, ctx, slug: str, error: dict | None = None, status: int = 200, **_: Any):
+def _qualification(request: Request, ctx, slug: str, error: dict | None = None, status: int = 200, **__: Any):
     user = ctx.require_user()
     q = service.get_qualification(ctx.session, slug)
     return render(
@@ -129,11 +163,11 @@ def practice_page(request: Request, item_id: Id):
         return _practice(request, ctx, item_id)
 
 
-def _practice(request: Request, ctx, item_id: int, error: dict | None = None, status: int = 200, rows=None, **_: Any):
+def _practice(request: Request, ctx, item_id: int, error: dict | None = None, status: int = 200, rows=None, **__: Any):
     user = ctx.require_user()
     item = service.get_item(ctx.session, item_id)
     if item.use != "practice":
-        raise InvalidInput("This item belongs to a test.", code="training.item_not_open")
+        raise InvalidInput(_("This item belongs to a test."), code="training.item_not_open")
     return render(
         request,
         "training_practice.html",
@@ -176,7 +210,7 @@ async def _save_upload(upload: Any) -> str | None:
             if size > MAX_RECORDING_BYTES:
                 out.close()
                 os.unlink(path)
-                raise TooLarge("A practice recording may be at most 200 MB.", code="training.recording_too_large")
+                raise TooLarge(_("A practice recording may be at most 200 MB."), code="training.recording_too_large")
             out.write(chunk)
     return path
 
@@ -231,7 +265,7 @@ def attempt_page(request: Request, attempt_id: Id):
         return _attempt(request, ctx, attempt_id)
 
 
-def _attempt(request: Request, ctx, attempt_id: int, error: dict | None = None, status: int = 200, **_: Any):
+def _attempt(request: Request, ctx, attempt_id: int, error: dict | None = None, status: int = 200, **__: Any):
     user = ctx.require_user()
     a = service.get_attempt(ctx.session, user, attempt_id)
     items = [service.get_item(ctx.session, n) for n in a.items]
@@ -285,6 +319,13 @@ def _submit(request: Request, attempt_id: int, fields, form, reports, spans) -> 
 
 
 # --- authoring (labs, admins) --------------------------------------------------------------------
+#: what each clip list's field is called in its refusal
+_LIST_ERRORS = {
+    "practice": N_("Practice clips: clip numbers separated by commas, like 12, 15."),
+    "test": N_("Test clips: clip numbers separated by commas, like 12, 15."),
+}
+
+
 def _ids(text: str, what: str) -> list[int]:
     out = []
     for part in text.replace(";", ",").split(","):
@@ -292,7 +333,7 @@ def _ids(text: str, what: str) -> list[int]:
         if not part:
             continue
         if not part.isdigit() or len(part) > 15:
-            raise InvalidInput(f"{what}: clip numbers separated by commas, like 12, 15.", code="training.bad_clip_list")
+            raise InvalidInput(_(_LIST_ERRORS[what]), code="training.bad_clip_list", field=f"{what}_clips")
         out.append(int(part))
     return out
 
@@ -303,7 +344,7 @@ def new_form(request: Request):
         return _new(request, ctx)
 
 
-def _new(request: Request, ctx, error: dict | None = None, status: int = 200, form: dict | None = None, **_: Any):
+def _new(request: Request, ctx, error: dict | None = None, status: int = 200, form: dict | None = None, **__: Any):
     user = policy.require(ctx.require_user(), "campaign.create")
     return render(
         request,
@@ -323,7 +364,11 @@ def create(request: Request, form: TextForm):
             items += [{"kind": "annotate", "use": use, "clip_id": c} for c in _ids(form.get(f"{use}_clips", ""), use)]
             n = form.get(f"{use}_recordings", "").strip() or "0"
             if not n.isdigit() or int(n) > 50:
-                raise InvalidInput("Recording items: a whole number from 0 to 50.", code="training.bad_clip_list")
+                raise InvalidInput(
+                    _("Recording items: a whole number from 0 to 50."),
+                    code="training.bad_clip_list",
+                    field=f"{use}_recordings",
+                )
             items += [{"kind": "record", "use": use, "prompt": form.get("prompt", "")}] * int(n)
         try:
             data = service.TrainingQualificationIn.model_validate(_fields(form, items))
