@@ -97,6 +97,7 @@ def training_home(request: Request):
             levels=levels.worker_levels(ctx.session, user),
             kind_labels=levels.KIND_LABELS,
             max_level=level_rule.MAX_LEVEL,
+            thresholds=level_rule.THRESHOLDS,
             held=held,
             to_practise=[q for q in quals if q.slug not in held],
             earned=[q for q in quals if q.slug in held],
