@@ -409,6 +409,25 @@ MATRIX = [
         body={"decision": "uphold", "comment": "x"},
     ),
     Row("GET", "/pay-reversals", ADMIN_ONLY),
+    # Training (#15): anyone logged in reads; labs and admins author; workers practise and take tests
+    Row("GET", "/training/me", logged_in(200)),
+    Row("GET", "/training/qualifications", logged_in(200)),
+    Row(
+        "POST",
+        "/training/qualifications",
+        logged_in(403, owner=201, other_lab=201, admin=201),
+        body=lambda role: {
+            "slug": f"q-{role.replace('_', '-')}",
+            "title": "Record a kitchen",
+            "kind": "record",
+            "items": [{"kind": "record", "use": "test"}],
+        },
+    ),
+    Row("GET", "/training/qualifications/{missing}", logged_in(404)),
+    Row("POST", "/training/items/{missing}/practice", logged_in(403, worker=404, other_worker=404), body={}),
+    Row("POST", "/training/qualifications/{missing}/tests", logged_in(403, worker=404, other_worker=404)),
+    Row("POST", "/training/tests/{missing}", logged_in(404), body={}),
+    Row("GET", "/training/tests/{missing}", logged_in(404)),
 ]
 
 

@@ -109,6 +109,18 @@ def _example(schema: str, world) -> dict:
         # pay floors and exchange rates (#11)
         "FloorIn": {"currency": "KES", "hourly": "300.00", "source": "Kenya's minimum wage order"},
         "RateIn": {"base": "USD", "quote": "KES", "rate": "129.50", "source": "central bank, 2026-11-30"},
+        # training (#15)
+        "TrainingQualificationIn": {
+            "slug": f"rec-{n}",
+            "title": "Record a kitchen",
+            "description": "Hands in view.",
+            "kind": "record",
+            "items": [{"kind": "record", "use": "test", "prompt": "Open a jar."}],
+        },
+        "TrainingPracticeIn": {"spans": [{"start_ms": 500, "end_ms": 1500, "verb": "open", "noun": "jar"}]},
+        "TrainingTestIn": {
+            "answers": [{"item_id": 1, "spans": [{"start_ms": 0, "end_ms": 1, "verb": "open", "noun": "jar"}]}]
+        },
     }[schema]
 
 

@@ -60,6 +60,9 @@ def test_every_route_refuses_a_10_mb_body_before_parsing_it(small_app):
         "{access_id}": "1",
         "{notice_id}": "1",
         "{decision}": "accept",
+        # training (#15)
+        "{slug}": "record-kitchen",
+        "{attempt_id}": "1",
     }
     checked = 0
     with TestClient(small_app) as client:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from egocrowd import audit, consent
 from egocrowd.accounts import policy
+from egocrowd.campaigns import levels
 from egocrowd.campaigns.service import get_campaign
 from egocrowd.clock import db_now
 from egocrowd.db.models import (
@@ -38,9 +39,11 @@ from egocrowd.db.models import (
     ClipStatus,
     ConsentDocument,
     ConsentRecord,
+    Qualification,
     User,
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
+from egocrowd.i18n import _
 
 A = AssignmentStatus
 
@@ -60,6 +63,7 @@ def claim(
     if campaign.allowed_countries and worker.country not in campaign.allowed_countries:
         raise Forbidden("This campaign is not open to workers in your country.", code="campaign.country_not_allowed")
     consent.require_cover(session, worker, campaign)
+    _require_training(session, worker, campaign)
     if campaign.deadline_at is not None and now >= campaign.deadline_at:
         raise Conflict("This campaign's deadline has passed.", code="campaign.past_deadline")
 
@@ -122,6 +126,41 @@ def claim(
         session, worker, "assignment.claimed", a, {"campaign_id": campaign.id, "lease_expires_at": a.lease_expires_at}
     )
     return a
+
+
+def _require_training(session: Session, worker: User, campaign: Campaign) -> None:
+    """A campaign's training requirements (#15, docs/training.md): its qualification, held and not
+    revoked (earned by a test or granted by staff, for all campaigns or this one), and its minimum
+    recording level. The problem names what to practise; pages link to /training from it."""
+    slug = campaign.required_qualification
+    if slug:
+        held = session.scalar(
+            sa.select(Qualification.id)
+            .where(
+                Qualification.user_id == worker.id,
+                Qualification.skill == slug,
+                Qualification.revoked_at.is_(None),
+                sa.or_(Qualification.campaign_id.is_(None), Qualification.campaign_id == campaign.id),
+            )
+            .limit(1)
+        )
+        if held is None:
+            raise Forbidden(
+                _("This campaign needs a qualification you do not have yet: practise and pass its test first."),
+                code="training.qualification_required",
+                qualification=slug,
+                practise=f"/training/q/{slug}",
+            )
+    if campaign.min_level > 0:
+        have = levels.recording_level(session, worker.id)
+        if have < campaign.min_level:
+            raise Forbidden(
+                _("This campaign needs a higher recording level than yours."),
+                code="training.level_required",
+                level=have,
+                required=campaign.min_level,
+                practise="/training",
+            )
 
 
 def _lock(session: Session, table, row_id: int) -> None:

@@ -40,6 +40,11 @@ def _future_deadline(v: datetime | None) -> datetime | None:
 
 Deadline = Field(None, description="No new claims after this moment (UTC); the campaign then closes itself")
 PerWorker = Field(None, ge=1, le=1_000_000, description="How many slots one worker may hold over the campaign's life")
+#: training (#15, docs/training.md): what a worker needs to claim
+NeedsQualification = Field(
+    None, pattern=r"^[a-z0-9][a-z0-9-]{1,39}$", description="A training qualification's slug workers must hold"
+)
+_MIN_LEVEL = "The lowest recording level (1-5) workers need (campaigns.levels); 0: none"
 
 
 class _Strict(InputModel):
@@ -323,6 +328,8 @@ class CampaignIn(_Strict):
     consent_version: str = Field(min_length=1, max_length=40)
     deadline_at: datetime | None = Deadline
     max_clips_per_worker: int | None = PerWorker
+    required_qualification: str | None = NeedsQualification
+    min_level: int = Field(0, ge=0, le=5, description=_MIN_LEVEL)
 
     @field_validator("allowed_countries", mode="before")
     @classmethod
@@ -372,6 +379,8 @@ class CampaignPatch(_Strict):
     consent_version: str | None = Field(None, min_length=1, max_length=40)
     deadline_at: datetime | None = Deadline  # null: no deadline
     max_clips_per_worker: int | None = PerWorker  # null: no limit
+    required_qualification: str | None = NeedsQualification  # null: none
+    min_level: int | None = Field(None, ge=0, le=5, description=_MIN_LEVEL)
 
     @field_validator("allowed_countries", mode="before")
     @classmethod
@@ -393,4 +402,4 @@ class CampaignPatch(_Strict):
         return data
 
 
-_NULLABLE = {"deadline_at", "max_clips_per_worker"}
+_NULLABLE = {"deadline_at", "max_clips_per_worker", "required_qualification"}

@@ -21,8 +21,9 @@ from egocrowd.campaigns.schema import (
     check_sound,
 )
 from egocrowd.clock import db_now, utcnow
-from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, User
+from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, TrainingQualification, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound
+from egocrowd.i18n import tr
 from egocrowd.pay import budgets, rates
 
 S = CampaignStatus
@@ -72,6 +73,8 @@ SETTINGS = (
     "consent_version",
     "deadline_at",
     "max_clips_per_worker",
+    "required_qualification",
+    "min_level",
 )
 
 
@@ -139,6 +142,7 @@ def create_campaign(session: Session, actor: User, data: CampaignIn) -> Campaign
     if actor.organization_id is None:
         raise InvalidInput("Only members of an organization can post campaigns.", code="campaign.organization_required")
     consent.check_campaign_document(session, data.consent_version, actor.organization_id, data.data_use.model_dump())
+    _check_training(session, data.required_qualification)
     c = _new_draft(session, actor, actor.organization_id, _columns(data.model_dump()))
     audit.record(session, actor, "campaign.created", c, {"title": c.title, "target_clips": c.target_clips})
     return c
@@ -176,6 +180,8 @@ def update_campaign(session: Session, actor: User, campaign_id: int, patch: Camp
                 code="campaign.frozen_field",
             )
         _fair_to_workers(c, changes)
+    if changes.get("required_qualification"):
+        _check_training(session, changes["required_qualification"])
     if "consent_version" in changes or "data_use" in changes:
         new = _columns(changes)
         consent.check_campaign_document(
@@ -373,6 +379,16 @@ _LABEL = {
     "annotation.pay_cents": "annotators' pay",
     "pay_policy.auto_top_up": "automatic top-ups",
 }
+
+
+def _check_training(session: Session, slug: str | None) -> None:
+    """A required qualification must exist (training's table; campaigns may not import training)."""
+    if slug and session.scalar(sa.select(TrainingQualification.id).where(TrainingQualification.slug == slug)) is None:
+        raise InvalidInput(
+            tr("There is no qualification {slug}: make it under Training first.", slug=slug),
+            code="campaign.unknown_qualification",
+            field="required_qualification",
+        )
 
 
 def _columns(data: dict) -> dict:

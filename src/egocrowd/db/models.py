@@ -372,6 +372,10 @@ class Campaign(Base):
     deadline_at: Mapped[datetime | None]
     #: how many slots one worker may hold in this campaign over its life (None: no limit)
     max_clips_per_worker: Mapped[int | None]
+    #: training (#15): the qualification (its slug) a worker must hold to claim, and the lowest
+    #: recording level (campaigns.levels; 0: none) — claims check both (campaigns.assignments)
+    required_qualification: Mapped[str | None] = mapped_column(sa.String(40))
+    min_level: Mapped[int] = mapped_column(default=0, server_default="0")
     #: how its clips are de-identified (campaigns.schema.PrivacySettings; {} means the defaults)
     privacy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: who accepts its clips, how many are sampled, auto-accept (campaigns.schema.ReviewSettings)
@@ -1096,3 +1100,62 @@ class WithdrawalNotice(Base):
     __table_args__ = (
         sa.UniqueConstraint("withdrawal_id", "release_id", "organization_id", name="uq_withdrawal_notice"),
     )
+
+
+# --- training (#15): qualifications with practice and a test ---------------------------------------
+class TrainingQualification(Base):
+    """What a worker can earn by passing a test (``slug`` is the ``Qualification.skill`` it grants),
+    with practice items beforehand. ``kind``: the work it teaches, "record" or "annotate"; earning the
+    "annotate" qualification opens annotation work. Made by a lab (``organization_id``) or an admin
+    (None: the platform's)."""
+
+    __tablename__ = "training_qualifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    organization_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organizations.id"), index=True)
+    pass_mark: Mapped[int]  # percent of the test's points, 1..100
+    test_items: Mapped[int]  # how many items one test draws
+    max_attempts: Mapped[int]  # tests one worker may start in any window of ``cooldown_hours``
+    cooldown_hours: Mapped[int]
+    sample_clip_id: Mapped[int | None] = mapped_column(sa.ForeignKey("clips.id"))  # a good recording
+    created_by: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    archived_at: Mapped[datetime | None]
+
+
+class TrainingItem(Base):
+    """One practice or test item: an annotation item on a gold clip (``clip_id``), or a recording
+    item (no clip: the worker records one; QC judges it)."""
+
+    __tablename__ = "training_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    qualification_id: Mapped[int] = mapped_column(sa.ForeignKey("training_qualifications.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))  # "annotate" | "record"
+    use: Mapped[str] = mapped_column(sa.String(10))  # "practice" | "test"
+    clip_id: Mapped[int | None] = mapped_column(sa.ForeignKey("clips.id"))
+    prompt: Mapped[str] = mapped_column(sa.Text, default="")  # the lab's words for this item
+    position: Mapped[int] = mapped_column(default=0)
+
+    clip: Mapped[Clip | None] = relationship()
+
+
+class TrainingAttempt(Base):
+    """A worker's practice on one item, or one test. ``items``: the item ids drawn (a test);
+    ``result``: per item their answer, the right one and the score (practice: the same for one item)."""
+
+    __tablename__ = "training_attempts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    qualification_id: Mapped[int] = mapped_column(sa.ForeignKey("training_qualifications.id"), index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    mode: Mapped[str] = mapped_column(sa.String(10))  # "practice" | "test"
+    items: Mapped[list[Any]] = mapped_column(default=list)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    score: Mapped[float | None]  # 0..100
+    passed: Mapped[bool | None]
+
+    qualification: Mapped[TrainingQualification] = relationship()

@@ -118,6 +118,8 @@ class CampaignOut(_Out):
     consent_version: str
     deadline_at: Timestamp | None
     max_clips_per_worker: int | None
+    required_qualification: str | None = Field(description="A training qualification workers must hold to claim")
+    min_level: int = Field(description="The lowest recording level workers need to claim (0: none)")
     created_at: Timestamp
     updated_at: Timestamp
     # read from the row, sent inside ``pay``

@@ -36,6 +36,7 @@ from egocrowd.db.models import Campaign, CampaignStatus
 from egocrowd.errors import Conflict, EgocrowdError, InvalidInput
 from egocrowd.i18n import N_, _, ngettext, tr
 from egocrowd.pay import budgets, rates
+from egocrowd.training import service as training
 from egocrowd.web.auth import unit, viewer
 from egocrowd.web.pages.clips import STATUS_WORDS as CLIP_WORDS
 from egocrowd.web.pages.forms import GENERAL, Words, field_errors, summary
@@ -409,6 +410,22 @@ def sections() -> tuple[Section, ...]:
                     attrs={"step": "1", "min": "1"},
                 ),
                 Input(
+                    "required_qualification",
+                    "required_qualification",
+                    "Qualification needed",
+                    "A training qualification's short name (see Training); workers must pass its test to claim. "
+                    "Leave empty for none.",
+                    "text",
+                ),
+                Input(
+                    "min_level",
+                    "min_level",
+                    "Lowest recording level",
+                    "1 to 5; 0 for none. Levels rise with accepted clips (see Training).",
+                    "number",
+                    attrs={"step": "1", "min": "0", "max": "5"},
+                ),
+                Input(
                     "deadline_at",
                     "deadline_at",
                     N_("Deadline"),
@@ -507,8 +524,10 @@ def _campaign_data(form: dict[str, Any]) -> dict[str, Any]:
         "consent_version": form.get("consent_version", ""),
         "deadline_at": _in_viewers_zone(number("deadline_at")),
         "max_clips_per_worker": number("max_clips_per_worker"),
+        "required_qualification": form.get("required_qualification", "").strip() or None,  # training (#15)
+        "min_level": number("min_level"),
     }
-    optional = {"deadline_at", "max_clips_per_worker"}
+    optional = {"deadline_at", "max_clips_per_worker", "required_qualification"}
     return {k: v for k, v in data.items() if v is not None or k in optional}
 
 
@@ -563,6 +582,8 @@ def _form_from(c: Campaign) -> dict[str, Any]:
         "nouns": ", ".join(c.taxonomy.get("nouns", [])),
         "deadline_at": c.deadline_at.astimezone(i18n.tz()).strftime("%Y-%m-%dT%H:%M") if c.deadline_at else "",
         "max_clips_per_worker": str(c.max_clips_per_worker or ""),
+        "required_qualification": c.required_qualification or "",
+        "min_level": str(c.min_level or ""),
     }
     for code, t in (c.translations or {}).items():
         f.update({f"tr_{code}_title": t.get("title", ""), f"tr_{code}_instructions": t.get("instructions", "")})
@@ -712,6 +733,7 @@ def campaign_detail(request: Request, campaign_id: Id):
             budget=budgets.budget(ctx.session, c) if glance else None,
             pay_report=rates.report(ctx.session, c) if glance else None,  # hourly rates, floors, top-ups
             deposit_key=secrets.token_hex(16),  # one deposit per form drawn: a double submit posts once
+            training=training.requirements(ctx.session, user, c),  # what to practise first (#15)
         )
 
 
