@@ -72,6 +72,7 @@ def test_the_export_holds_everything_about_the_person(client, world, settings):
     assert data["profile"]["email"] == world.worker.email and "password_hash" not in data["profile"]
     (consent,) = data["consents"]
     assert len(consent["document_sha256"]) == 64 and consent["scopes"] == ["record_hands"]
+    assert consent["language"] == "en"  # the language of the text signed
     assert [a["status"] for a in data["assignments"]] == ["active"]
     (clip,) = data["clips"]
     assert clip["id"] == clip_id and clip["qc_report"]["passed"] is True and clip["sha256"] == sha
