@@ -49,7 +49,7 @@ def test_a_worker_switches_to_arabic(live, db, chromium, viewport):
     menu = page.locator(".lang-switch form").bounding_box()
     assert summary is not None and menu is not None
     assert abs(menu["x"] - summary["x"]) <= 2  # left edges line up: the list grows towards the page
-    assert 0 <= menu["x"] and menu["x"] + menu["width"] <= width
+    assert menu["x"] >= 0 and menu["x"] + menu["width"] <= width
     look(page, f"rtl-shell-{viewport['width']}")
     page.locator(".lang-switch summary").click()  # closed again
     # the choice is the account's now: a new visit in another browser speaks Arabic too
