@@ -150,9 +150,10 @@ def mark_all_read(session: Session, user: User) -> int:
 def letter_for(note: Notification, user: User, base_url: str) -> Letter:
     """The email of a notice (already in its recipient's language) with its greeting and footer in it too."""
     link = f"\n\n{base_url}{note.link}" if note.link else ""
+    notices = f"{base_url}/notifications"
     with i18n.using(user.language, user.time_zone):
         hello = i18n.tr("Hello {name},", name=user.display_name)
-        all_notices = i18n.tr("All your notices: {link}", link=f"{base_url}/notifications")
+        all_notices = i18n.tr("All your notices: {link}", link=notices)
     return Letter(user.email, note.subject, f"{hello}\n\n{note.body or note.subject}{link}\n\n{all_notices}\n")
 
 

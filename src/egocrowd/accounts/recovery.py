@@ -115,10 +115,11 @@ def _someone_tried(owner: User, email: str, base_url: str, *, change: bool = Fal
                 "Someone (perhaps you) tried to create an egocrowd account with this address, "
                 "which already has an account."
             )
+        login, forgot = f"{base_url}/login", f"{base_url}/forgot-password"
         rest = tr(
             "If it was you: log in at {login}, or, if you forgot your password, choose a new one at {forgot}.",
-            login=f"{base_url}/login",
-            forgot=f"{base_url}/forgot-password",
+            login=login,
+            forgot=forgot,
         )
         last = tr("If it was not you, you can ignore this email: nothing changed.")
     return Letter(email, subject, f"{first}\n\n{rest}\n\n{last}\n")
