@@ -3,16 +3,25 @@
 Capabilities call :func:`notify` inside the transaction that made the news (a QC result, a review
 decision, a closed campaign, a new consent version), so a notice exists exactly when its cause does.
 Email goes out later, from the outbox (``emailed_at`` still empty), never inside that transaction.
+
+Notices speak their recipient's language (issue #15): callers pass English msgids (``N_``-marked
+literals with ``{name}`` placeholders) and ``params``; :func:`notify` translates them in the
+recipient's language and time zone, fills the placeholders, and stores the finished text (so the
+notice reads the same on the page and in the email, whatever the language of whoever caused it).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, object_session
 
+from egocrowd import i18n
 from egocrowd.clock import utcnow
 from egocrowd.db import Database
 from egocrowd.db.models import Notification, User
@@ -21,15 +30,73 @@ from egocrowd.mail import Letter, Mailer, MailError, make_mailer
 from egocrowd.settings import Settings
 
 log = logging.getLogger("egocrowd.notifications")
+_ONLY_PLACEHOLDER = re.compile(r"\{\w+\}")
+
+
+#: a notice's body: a msgid, ``(msgid, params)``, or a list of them
+Body = str | tuple[str, dict[str, Any]] | list[str] | list[str | tuple[str, dict[str, Any]]]
 
 
 def notify(
-    session: Session, user_id: int, kind: str, subject: str, body: str = "", link: str | None = None
+    session: Session,
+    user_id: int,
+    kind: str,
+    subject: str,
+    body: Body = "",
+    link: str | None = None,
+    *,
+    params: dict[str, Any] | None = None,
+    separator: str = "\n\n",
 ) -> Notification:
-    """Queue one notice for ``user_id``. ``link`` is a path on this site (``/clips/12``)."""
-    note = Notification(user_id=user_id, kind=kind, subject=subject[:200], body=body, link=link, created_at=utcnow())
+    """Queue one notice for ``user_id``. ``subject`` and ``body``: English msgids (marked ``N_``),
+    translated here into the recipient's language, their ``{name}`` placeholders filled from
+    ``params`` afterwards (times, numbers and money among them written the recipient's way; a
+    callable is called, in the recipient's language, for anything else). A body of several
+    sentences is a list of msgids joined by ``separator`` (empty ones left out); an item may be
+    ``(msgid, its own params)``. ``link`` is a path on this site (``/clips/12``)."""
+    user = session.get(User, user_id)
+    with i18n.using(user.language if user else None, user.time_zone if user else None):
+        values = {k: _shown(v) for k, v in (params or {}).items()}
+        subject_text = _text(subject, values, separator)
+        body_text = _text(body, values, separator)
+    note = Notification(
+        user_id=user_id, kind=kind, subject=subject_text[:200], body=body_text, link=link, created_at=utcnow()
+    )
     session.add(note)
     return note
+
+
+def _text(msg: Any, values: dict[str, str], separator: str) -> str:
+    if isinstance(msg, list):
+        return separator.join(t for t in (_text(m, values, separator) for m in msg) if t)
+    if isinstance(msg, tuple):
+        text, own = msg
+        return _text(text, {**values, **{k: _shown(v) for k, v in own.items()}}, separator)
+    if not msg:
+        return ""
+    if _ONLY_PLACEHOLDER.fullmatch(msg):  # text that is all a param (a reason someone typed): no gettext
+        return str(msg.format(**values))
+    return i18n.gettext(msg).format(**values) if values else i18n.gettext(msg)
+
+
+def _shown(value: Any) -> str:
+    """A placeholder's value as the recipient's language writes it."""
+    from egocrowd.pay.money import MINOR_DIGITS  # here: pay itself notifies
+
+    if callable(value):
+        return str(value())
+    if isinstance(value, datetime):
+        return i18n.when(value)
+    if isinstance(value, date):
+        return i18n.day(value)  # type: ignore[arg-type]
+    if isinstance(value, int):  # ids and counts: "clip 1234", never "clip 1,234"
+        return str(value)
+    if isinstance(value, float | Decimal):
+        return i18n.number(value)
+    if hasattr(value, "minor") and hasattr(value, "currency"):  # pay.money.Money
+        digits = MINOR_DIGITS.get(value.currency, 2)
+        return i18n.money(Decimal(value.minor).scaleb(-digits), value.currency, digits)
+    return str(value)
 
 
 def list_for(session: Session, user: User, *, unread_only: bool = False, limit: int = 50) -> list[Notification]:
@@ -81,13 +148,13 @@ def mark_all_read(session: Session, user: User) -> int:
 
 
 def letter_for(note: Notification, user: User, base_url: str) -> Letter:
+    """The email of a notice (already in its recipient's language) with its greeting and footer in it too."""
     link = f"\n\n{base_url}{note.link}" if note.link else ""
-    return Letter(
-        user.email,
-        note.subject,
-        f"Hello {user.display_name},\n\n{note.body or note.subject}{link}\n\n"
-        f"All your notices: {base_url}/notifications\n",
-    )
+    notices = f"{base_url}/notifications"
+    with i18n.using(user.language, user.time_zone):
+        hello = i18n.tr("Hello {name},", name=user.display_name)
+        all_notices = i18n.tr("All your notices: {link}", link=notices)
+    return Letter(user.email, note.subject, f"{hello}\n\n{note.body or note.subject}{link}\n\n{all_notices}\n")
 
 
 def deliver_notifications(db: Database, settings: Settings, *, limit: int = 100, mailer: Mailer | None = None) -> int:

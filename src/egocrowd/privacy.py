@@ -178,7 +178,11 @@ def collect_personal_data(session: Session, user: User) -> tuple[dict[str, Any],
         "format_version": FORMAT_VERSION,
         "exported_at": utcnow(),
         "profile": _row(user, organization=user.organization.name if user.organization else None),
-        "consents": [_row(r, document_version=r.document.version, document_title=r.document.title) for r in consents],
+        "consents": [
+            # the language of the text signed (a column, named here so it stays in the export by design)
+            _row(r, document_version=r.document.version, document_title=r.document.title, language=r.language)
+            for r in consents
+        ],
         "assignments": [
             _row(a, campaign_title=a.campaign.title) for a in rows(Assignment, Assignment.worker_id == user.id)
         ],
@@ -224,8 +228,8 @@ def write_export(out: BinaryIO, data: dict[str, Any], files: list[tuple[str, str
         zf.writestr("data.json", json.dumps(data, default=_json_default, indent=2, ensure_ascii=False))
         zf.writestr(
             "README.txt",
-            "Everything egocrowd holds about you: data.json (your profile, consents with the sha256 of the text "
-            "you signed and the scopes you chose, slots, clips with their sha256, state and checks, the campaign's "
+            "Everything egocrowd holds about you: data.json (your profile, consents with the sha256 and language "
+            "of the text you signed and the scopes you chose, slots, clips with their sha256, state and checks, the campaign's "
             "buyer, the dataset releases that contain each clip and the labs licensed to use them, every payment "
             "to or from your earnings, where your payouts go, notices, sessions, tokens and the audit events about you or made by you) and, under clips/, the de-identified video of each clip "
             "you uploaded: other people's faces, readable text and voices hidden, as labs receive it. The original "

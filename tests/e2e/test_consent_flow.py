@@ -129,7 +129,7 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     a.fill("#body", BODY_EN + "3. **Keeping.** Clips are kept for ten years.\n")
     a.click("#save")
     a.click("#publish")
-    assert "1 worker(s)" in a.locator(".consequences").inner_text()
+    assert "1 worker holding slots" in a.locator(".consequences").inner_text()
     _look(a, "8-admin-confirm-revision")
     a.get_by_role("button", name="Publish").click()
     a.wait_for_url("**/consent-documents?m=published")

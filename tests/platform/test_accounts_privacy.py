@@ -72,6 +72,7 @@ def test_the_export_holds_everything_about_the_person(client, world, settings):
     assert data["profile"]["email"] == world.worker.email and "password_hash" not in data["profile"]
     (consent,) = data["consents"]
     assert len(consent["document_sha256"]) == 64 and consent["scopes"] == ["record_hands"]
+    assert consent["language"] == "en"  # the language of the text signed
     assert [a["status"] for a in data["assignments"]] == ["active"]
     (clip,) = data["clips"]
     assert clip["id"] == clip_id and clip["qc_report"]["passed"] is True and clip["sha256"] == sha
@@ -183,7 +184,7 @@ def test_the_profile_page(client, db):
     w = make_user(db, "worker", country="KE")
     csrf = page_login(client, w)
     page = client.get("/account").text
-    assert '<option value="KE" selected>Kenya</option>' in page and ">Uganda</option>" in page
+    assert '<option translate="no" value="KE" selected>Kenya</option>' in page and ">Uganda</option>" in page
     r = client.post(
         "/account/profile",
         data={"csrf_token": csrf, "display_name": "Amina W.", "country": "UG"},

@@ -18,12 +18,13 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd import audit
+from egocrowd import audit, i18n
 from egocrowd.accounts import service as accounts
 from egocrowd.accounts.validation import clean_country, clean_display_name, clean_email, clean_password, email_key
 from egocrowd.clock import utcnow
 from egocrowd.db.models import AccountToken, Role, User
 from egocrowd.errors import Conflict, Gone
+from egocrowd.i18n import tr
 from egocrowd.mail import Letter
 
 VERIFY = "verify_email"
@@ -76,11 +77,13 @@ def sign_up(
     password: str,
     display_name: str = "",
     country: str | None = None,
+    language: str | None = None,
     base_url: str,
     now: datetime | None = None,
 ) -> Letter:
     """A worker account for a new address (unconfirmed, with a confirmation link), or, for an
-    address that has one, a note to its owner. The caller answers the same in both cases."""
+    address that has one, a note to its owner. The caller answers the same in both cases.
+    ``language``: the one the person was browsing in, kept as the account's (their mail speaks it)."""
     email = clean_email(email)
     clean_password(password, email=email)
     clean_country(country)
@@ -90,23 +93,36 @@ def sign_up(
         user = accounts.create_user(
             session, email=email, password=password, display_name=display_name, role=Role.worker, country=country
         )
+        user.language = i18n.supported(language)
         return start_email_verification(session, user, base_url=base_url, now=now)
     accounts.hash_password(password)  # the same Argon2 cost as a real sign-up: the time reveals nothing
     audit.record(session, None, "user.signup_attempted", existing, {})
-    return _someone_tried(existing.email, base_url)
+    return _someone_tried(existing, existing.email, base_url)
 
 
-def _someone_tried(email: str, base_url: str, *, change: bool = False) -> Letter:
-    what = "move another egocrowd account to this address" if change else "create an egocrowd account with this address"
-    return Letter(
-        email,
-        "Someone tried to use your address for another account"
-        if change
-        else "Someone tried to sign up with your address",
-        f"Someone (perhaps you) tried to {what}, which already has an account.\n\n"
-        f"If it was you: log in at {base_url}/login, or, if you forgot your password, choose a new one at "
-        f"{base_url}/forgot-password.\n\nIf it was not you, you can ignore this email: nothing changed.\n",
-    )
+def _someone_tried(owner: User, email: str, base_url: str, *, change: bool = False) -> Letter:
+    """The note to the owner of an address someone tried to use, in the owner's language."""
+    with i18n.using(owner.language, owner.time_zone):
+        if change:
+            subject = tr("Someone tried to use your address for another account")
+            first = tr(
+                "Someone (perhaps you) tried to move another egocrowd account to this address, "
+                "which already has an account."
+            )
+        else:
+            subject = tr("Someone tried to sign up with your address")
+            first = tr(
+                "Someone (perhaps you) tried to create an egocrowd account with this address, "
+                "which already has an account."
+            )
+        login, forgot = f"{base_url}/login", f"{base_url}/forgot-password"
+        rest = tr(
+            "If it was you: log in at {login}, or, if you forgot your password, choose a new one at {forgot}.",
+            login=login,
+            forgot=forgot,
+        )
+        last = tr("If it was not you, you can ignore this email: nothing changed.")
+    return Letter(email, subject, f"{first}\n\n{rest}\n\n{last}\n")
 
 
 def start_email_verification(
@@ -118,19 +134,24 @@ def start_email_verification(
     now = now or utcnow()
     email = clean_email(email) if email is not None else user.email
     if email != user.email:
-        if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+        owner = session.scalar(sa.select(User).where(User.email == email))
+        if owner is not None:
             audit.record(session, user, "user.email_change_refused", user, {})
-            return _someone_tried(email, base_url, change=True)
+            return _someone_tried(owner, email, base_url, change=True)
         audit.record(session, user, "user.email_change_started", user, {})
     secret = _issue(session, user, VERIFY, email, VERIFY_TTL, now)
     link = f"{base_url}/verify-email?token={secret}"
-    return Letter(
-        email,
-        "Confirm your email address",
-        f"Hello {user.display_name},\n\nOpen this link to confirm that this is your address for egocrowd:\n\n"
-        f"{link}\n\nThe link works once, for {VERIFY_TTL.days} days. Until you confirm, you can look around "
-        "but not take tasks.\n\nIf you did not ask for this, ignore this email.\n",
-    )
+    with i18n.using(user.language, user.time_zone):
+        subject = tr("Confirm your email address")
+        hello = tr("Hello {name},", name=user.display_name)
+        open_it = tr("Open this link to confirm that this is your address for egocrowd:")
+        works = i18n.ngettext(
+            "The link works once, for {days} day. Until you confirm, you can look around but not take tasks.",
+            "The link works once, for {days} days. Until you confirm, you can look around but not take tasks.",
+            VERIFY_TTL.days,
+        ).format(days=VERIFY_TTL.days)
+        ignore = tr("If you did not ask for this, ignore this email.")
+    return Letter(email, subject, f"{hello}\n\n{open_it}\n\n{link}\n\n{works}\n\n{ignore}\n")
 
 
 def verify_email(session: Session, secret: str, *, now: datetime | None = None) -> User:
@@ -160,15 +181,25 @@ def start_password_reset(
     now = now or utcnow()
     secret = _issue(session, user, RESET, user.email, RESET_TTL, now)
     audit.record(session, actor, "user.password_reset_started", user, {"by_admin": actor is not None})
-    who = "An administrator asked" if actor is not None else "Someone (hopefully you) asked"
-    return Letter(
-        user.email,
-        "Choose a new egocrowd password",
-        f"Hello {user.display_name},\n\n{who} to reset the password of your egocrowd account. Open this link "
-        f"within {int(RESET_TTL.total_seconds() // 60)} minutes to choose a new one:\n\n"
-        f"{base_url}/reset-password?token={secret}\n\n"
-        "The link works once. If you did not ask for it, ignore this email: your password stays as it is.\n",
-    )
+    minutes = int(RESET_TTL.total_seconds() // 60)
+    with i18n.using(user.language, user.time_zone):
+        subject = tr("Choose a new egocrowd password")
+        hello = tr("Hello {name},", name=user.display_name)
+        if actor is not None:
+            asked = tr(
+                "An administrator asked to reset the password of your egocrowd account. "
+                "Open this link within {minutes} minutes to choose a new one:",
+                minutes=minutes,
+            )
+        else:
+            asked = tr(
+                "Someone (hopefully you) asked to reset the password of your egocrowd account. "
+                "Open this link within {minutes} minutes to choose a new one:",
+                minutes=minutes,
+            )
+        last = tr("The link works once. If you did not ask for it, ignore this email: your password stays as it is.")
+    link = f"{base_url}/reset-password?token={secret}"
+    return Letter(user.email, subject, f"{hello}\n\n{asked}\n\n{link}\n\n{last}\n")
 
 
 def request_password_reset(

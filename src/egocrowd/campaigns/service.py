@@ -23,7 +23,7 @@ from egocrowd.campaigns.schema import (
 from egocrowd.clock import db_now, utcnow
 from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, CampaignStatus, TrainingQualification, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound
-from egocrowd.i18n import tr
+from egocrowd.i18n import N_, tr
 from egocrowd.pay import budgets, rates
 
 S = CampaignStatus
@@ -244,17 +244,26 @@ def _move(session: Session, actor: User | None, c: Campaign, target: CampaignSta
     verb = {S.open: "opened" if before is S.draft else "resumed", S.paused: "paused", S.closed: "closed"}[target]
     audit.record(session, actor, f"campaign.{verb}", c, {"from": before.value, "to": target.value})
     if target is S.closed:  # no actor: housekeeping closes it at its deadline
-        _end_open_slots(session, c, "was closed by the lab" if actor else "reached its deadline")
+        _end_open_slots(
+            session,
+            c,
+            N_("{title} was closed by the lab; your slot ended")
+            if actor
+            else N_("{title} reached its deadline; your slot ended"),
+        )
     elif target is S.paused:
         for worker_id in active_workers(session, c.id):
             notifications.notify(
                 session,
                 worker_id,
                 "campaign.paused",
-                f"{c.title} was paused by the lab",
-                "Nobody can take new slots for now. Your slot stays yours: you may still record and "
-                "upload until its lease runs out.",
+                N_("{title} was paused by the lab"),
+                N_(
+                    "Nobody can take new slots for now. Your slot stays yours: you may still record and "
+                    "upload until its lease runs out."
+                ),
                 f"/campaigns/{c.id}",
+                params={"title": c.title},
             )
     return c
 
@@ -272,7 +281,8 @@ def active_workers(session: Session, campaign_id: int) -> list[int]:
 
 
 def _end_open_slots(session: Session, c: Campaign, why: str) -> None:
-    """Closing: every active assignment ends now (its slot is freed), audited, and its worker told.
+    """Closing: every active assignment ends now (its slot is freed), audited, and its worker told
+    (``why``: the notice's subject, a msgid with the campaign's ``{title}``).
     The campaign row is already locked (the lock order of egocrowd.campaigns.assignments)."""
     now = db_now(session)
     rows = session.execute(
@@ -305,9 +315,10 @@ def _end_open_slots(session: Session, c: Campaign, why: str) -> None:
             session,
             wid,
             "campaign.closed",
-            f"{c.title} {why}; your slot ended",
-            "Clips you already sent are still checked and paid.",
+            why,
+            N_("Clips you already sent are still checked and paid."),
             f"/campaigns/{c.id}",
+            params={"title": c.title},
         )
 
 

@@ -38,7 +38,14 @@ from egocrowd.consent.signatures import (
     signed_versions,
     withdraw,
 )
-from egocrowd.consent.text import diff_lines, parse_accept_language, pick_language, render_markdown
+from egocrowd.consent.text import (
+    diff_lines,
+    language_name,
+    parse_accept_language,
+    pick_language,
+    render_markdown,
+    same_language,
+)
 
 __all__ = [
     "DATA_USE_SCOPES",
@@ -55,6 +62,7 @@ __all__ = [
     "diff_lines",
     "edit_draft",
     "get_document",
+    "language_name",
     "language_versions",
     "list_consents",
     "list_documents",
@@ -68,6 +76,7 @@ __all__ = [
     "require_cover",
     "required_document",
     "retire",
+    "same_language",
     "revision_texts",
     "sign",
     "signed_versions",

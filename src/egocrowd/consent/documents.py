@@ -29,6 +29,7 @@ from egocrowd.consent.scopes import needed_scopes
 from egocrowd.consent.text import LANGUAGE_TAG, unified_diff
 from egocrowd.db.models import Assignment, AssignmentStatus, Campaign, ConsentDocument, ConsentStatus, User
 from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound
+from egocrowd.i18n import N_
 
 # Segments start with a letter, so the first all-digit segment of a version is its revision.
 FAMILY = re.compile(r"^[a-z][a-z0-9]*(-[a-z][a-z0-9]*)*$")
@@ -443,10 +444,13 @@ def _ask_to_sign_again(session: Session, doc: ConsentDocument) -> int:
             session,
             worker_id,
             "consent.new_version",
-            f"Please read and sign the new consent: {doc.title} (revision {doc.revision})",
-            "The consent for your open slots changed. Read what changed and sign the new revision before your "
-            "next upload; until then uploads are paused. You may also give your slots back.",
+            N_("Please read and sign the new consent: {title} (revision {revision})"),
+            N_(
+                "The consent for your open slots changed. Read what changed and sign the new revision before your "
+                "next upload; until then uploads are paused. You may also give your slots back."
+            ),
             f"/consent/{doc.version}",
+            params={"title": doc.title, "revision": doc.revision},
         )
     return len(workers)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from egocrowd.i18n import N_
+
 #: DataUse field → the scope a worker must have granted for a campaign that sets it
 DATA_USE_SCOPES: dict[str, str] = {
     "commercial": "commercial_use",
@@ -16,12 +18,13 @@ DATA_USE_SCOPES: dict[str, str] = {
     "audio": "audio_kept",
 }
 
-#: plain words for each scope the platform knows (shown where a scope is missing)
+#: plain words for each scope the platform knows (shown where a scope is missing; msgids: translate
+#: them with ``_()`` where shown)
 SCOPE_WORDS: dict[str, str] = {
-    "commercial_use": "commercial use by the buyer",
-    "redistribution": "sharing the clips further (redistribution)",
-    "face_visible": "keeping the wearer's face visible",
-    "audio_kept": "keeping the audio",
+    "commercial_use": N_("commercial use by the buyer"),
+    "redistribution": N_("sharing the clips further (redistribution)"),
+    "face_visible": N_("keeping the wearer's face visible"),
+    "audio_kept": N_("keeping the audio"),
 }
 
 

@@ -106,7 +106,12 @@ def sign(
             "You already signed this consent. Withdraw it first to change your choices.", code="consent.already_signed"
         )
     rec = ConsentRecord(
-        user_id=worker.id, document=doc, document_sha256=doc.sha256, scopes=sorted(set(scopes)), signed_at=utcnow()
+        user_id=worker.id,
+        document=doc,
+        document_sha256=doc.sha256,
+        scopes=sorted(set(scopes)),
+        signed_at=utcnow(),
+        language=doc.language,  # the language of the text read and signed, kept with the signature
     )
     session.add(rec)
     audit.record(

@@ -86,3 +86,24 @@ def pick_language(available: Sequence[str], wanted: Sequence[str], default: str)
             if a.lower().split("-")[0] == primary:
                 return a
     return default
+
+
+def language_name(tag: str | None) -> str:
+    """A language tag ("pt-BR") as the viewer's language names it ("Brazilian Portuguese",
+    "portugais brésilien"), from CLDR; the tag itself when CLDR does not know it."""
+    from babel import Locale, UnknownLocaleError
+
+    from egocrowd import i18n
+
+    if not tag:
+        return ""
+    try:
+        name = Locale.parse(tag.replace("-", "_")).get_display_name(i18n.babel_locale())
+    except (UnknownLocaleError, ValueError, TypeError):
+        return tag
+    return name or tag
+
+
+def same_language(a: str | None, b: str | None) -> bool:
+    """Whether two tags name one language ("pt-BR" and "pt" do; "en-XA", the pseudo-language, is English)."""
+    return bool(a and b) and a.split("-")[0].lower() == b.split("-")[0].lower()  # type: ignore[union-attr]

@@ -33,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd import audit, notifications
+from egocrowd import audit, i18n, notifications
 from egocrowd.accounts import policy
 from egocrowd.clock import utcnow
 from egocrowd.db.models import (
@@ -49,6 +49,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, NotFound
+from egocrowd.i18n import N_
 from egocrowd.labels.aggregate import (
     Comparison,
     Confusion,
@@ -317,28 +318,40 @@ def _tell(session: Session, c: Campaign, raised: list[LabelFlag]) -> None:
                 session,
                 flag.annotator_id,
                 "labels.flag",
-                f'Check how you label "{flag.expected}"',
-                f'In {flag.count} of {flag.total} actions that were "{flag.expected}" you chose '
-                f'"{flag.given}". Look at the two again before your next clip: your answers with '
-                f'"{flag.given}" go to other annotators for another look.',
+                N_("Check how you label “{expected}”"),
+                N_(
+                    "In {count} of {total} actions that were “{expected}” you chose “{given}”. Look at the two "
+                    "again before your next clip: your answers with “{given}” go to other annotators for "
+                    "another look."
+                ),
                 "/labels/me",
+                params={"expected": flag.expected, "given": flag.given, "count": flag.count, "total": flag.total},
             )
     if not raised:
         return
-    lines = [
-        f'- {"one annotator" if f.annotator_id is not None else "across the campaign"}: "{f.expected}" labelled '
-        f'"{f.given}" in {f.count} of {f.total} cases ({f.rate:.0%})'
-        for f in raised
+    # each line with its own values, written in each editor's language by notify
+    lines: list[str | tuple[str, dict]] = [
+        N_("A label audit found systematic confusions; the spans concerned go back for re-annotation.")
     ]
+    for f in raised:
+        line = (
+            N_("- one annotator: “{expected}” labelled “{given}” in {count} of {total} cases ({rate})")
+            if f.annotator_id is not None
+            else N_("- across the campaign: “{expected}” labelled “{given}” in {count} of {total} cases ({rate})")
+        )
+        rate = f.rate
+        values = {"expected": f.expected, "given": f.given, "count": f.count, "total": f.total}
+        lines.append((line, {**values, "rate": lambda rate=rate: i18n.percent(rate)}))
     for user_id in _lab_editors(session, c):
         notifications.notify(
             session,
             user_id,
             "labels.flags",
-            f"{c.title}: {len(raised)} label confusion{'s' if len(raised) != 1 else ''} found",
-            "A label audit found systematic confusions; the spans concerned go back for re-annotation.\n"
-            + "\n".join(lines),
+            N_("{title}: one label confusion found") if len(raised) == 1 else N_("{title}: {n} label confusions found"),
+            lines,
             f"/campaigns/{c.id}/labels",
+            params={"title": c.title, "n": len(raised)},
+            separator="\n",
         )
 
 

@@ -303,9 +303,10 @@ def accept_clip(session: Session, clip: Clip, actor: User | None, *, how: str) -
         session,
         clip.worker_id,
         "review.accepted",
-        f"Clip {clip.id} was accepted",
-        f"Your clip for “{clip.campaign.title}” was accepted.",
+        N_("Clip {clip} was accepted"),
+        N_("Your clip for “{title}” was accepted."),
         link=f"/clips/{clip.id}",
+        params={"clip": clip.id, "title": clip.campaign.title},
     )
     # --- later steps hook here (one place for every acceptance) -----------------------------------
     tasks.open_annotation(session, clip)  # annotation (#10): the campaign may ask for labels
@@ -328,12 +329,19 @@ def decline_clip(session: Session, clip: Clip, actor: User, *, reason: str, comm
         values={"reason_code": f"review.{reason}", "decided_at": db_now(session), "updated_at": utcnow()},
     )
     audit.record(session, actor, "clip.declined", clip, {"reason": reason, "comment": comment})
-    body = REJECT_REASONS[reason]
-    if comment:
-        body += f"\n\nThe reviewer wrote: {comment}"
-    body += "\n\nIf you think this is wrong, you may appeal once from the clip's page."
+    body = [
+        REJECT_REASONS[reason],
+        N_("The reviewer wrote: {comment}") if comment else "",
+        N_("If you think this is wrong, you may appeal once from the clip's page."),
+    ]
     notify(
-        session, clip.worker_id, "review.rejected", f"Clip {clip.id} was not accepted", body, link=f"/clips/{clip.id}"
+        session,
+        clip.worker_id,
+        "review.rejected",
+        N_("Clip {clip} was not accepted"),
+        body,
+        link=f"/clips/{clip.id}",
+        params={"clip": clip.id, "comment": comment},
     )
     return clip
 
@@ -515,19 +523,25 @@ def appeal(session: Session, worker: User, clip_id: int, comment: str) -> Review
 
 
 def _settle_appeal(session: Session, item: ReviewItem, clip: Clip, reviewer: User) -> None:
-    what = "the failed check" if item.disputes == "qc" else "the rejection"
+    params = {"clip": clip.id, "comment": item.comment or ""}
+    note = N_("The reviewer wrote: {comment}") if item.comment else ""
     if item.decision == "uphold":
-        body = f"A reviewer looked at your appeal and {what} stands.\n\nThe reviewer wrote: {item.comment}"
+        stands = (
+            N_("A reviewer looked at your appeal and the failed check stands.")
+            if item.disputes == "qc"
+            else N_("A reviewer looked at your appeal and the rejection stands.")
+        )
         notify(
             session,
             clip.worker_id,
             "appeal.upheld",
-            f"Appeal on clip {clip.id}: not granted",
-            body,
+            N_("Appeal on clip {clip}: not granted"),
+            [stands, note],
             link=f"/clips/{clip.id}",
+            params=params,
         )
         return
-    note = f"\n\nThe reviewer wrote: {item.comment}" if item.comment else ""
+    body: list[str]
     if item.disputes == "qc":
         if clip.status is not ClipStatus.qc_failed:
             raise Conflict(f"Clip {clip.id} is {clip.status.value} now: nothing to overturn.", code="appeal.moot")
@@ -536,12 +550,24 @@ def _settle_appeal(session: Session, item: ReviewItem, clip: Clip, reviewer: Use
         clip.status, clip.reason_code, clip.updated_at = ClipStatus.qc_passed, None, utcnow()
         audit.record(session, reviewer, "clip.qc_overturned", clip, {"item_id": item.id})
         request_deidentify(session, reviewer, clip, f"appeal {item.id} overturned the QC verdict")
-        body = f"A reviewer agreed with your appeal: the clip passes. It is accepted once its copy without faces is ready.{note}"
+        body = [
+            N_(
+                "A reviewer agreed with your appeal: the clip passes. It is accepted once its copy without faces "
+                "is ready."
+            ),
+            note,
+        ]
     else:
         accept_clip(session, clip, reviewer, how="appeal")
-        body = f"A reviewer agreed with your appeal: the rejection is withdrawn and the clip is accepted.{note}"
+        body = [N_("A reviewer agreed with your appeal: the rejection is withdrawn and the clip is accepted."), note]
     notify(
-        session, clip.worker_id, "appeal.granted", f"Appeal on clip {clip.id}: granted", body, link=f"/clips/{clip.id}"
+        session,
+        clip.worker_id,
+        "appeal.granted",
+        N_("Appeal on clip {clip}: granted"),
+        body,
+        link=f"/clips/{clip.id}",
+        params=params,
     )
 
 

@@ -40,6 +40,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, InvalidInput, NotFound
+from egocrowd.i18n import N_
 from egocrowd.notifications import notify
 from egocrowd.pay import ledger
 from egocrowd.pay.money import Money
@@ -131,16 +132,22 @@ def decide(session: Session, admin: User, appeal_id: int, decision: str, comment
         row,
         {"decision": decision, "comment": words, "clip_id": row.clip_id, "repay": repay.id if repay else None},
     )
-    note = f"\n\nThe admin wrote: {words}" if words else ""
+    note = N_("The admin wrote: {words}") if words else ""
     if decision == "uphold":
-        subject, body = (
-            f"Appeal on the pay for clip {row.clip_id}: not granted",
-            f"An admin looked at your appeal and the reversal stands.{note}",
-        )
+        subject = N_("Appeal on the pay for clip {clip}: not granted")
+        body = [N_("An admin looked at your appeal and the reversal stands."), note]
     else:
-        subject = f"Appeal on the pay for clip {row.clip_id}: granted"
-        body = f"An admin agreed with your appeal: the pay for the clip is back in your balance.{note}"
-    notify(session, row.user_id, f"pay_appeal.{new_state}", subject, body, link="/earnings/payouts")
+        subject = N_("Appeal on the pay for clip {clip}: granted")
+        body = [N_("An admin agreed with your appeal: the pay for the clip is back in your balance."), note]
+    notify(
+        session,
+        row.user_id,
+        f"pay_appeal.{new_state}",
+        subject,
+        body,
+        link="/earnings/payouts",
+        params={"clip": row.clip_id, "words": words or ""},
+    )
     return row
 
 

@@ -54,6 +54,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, InvalidInput, NotFound
+from egocrowd.i18n import N_
 from egocrowd.notifications import notify
 from egocrowd.pay import ledger
 from egocrowd.pay.money import Money, minor_digits
@@ -543,9 +544,10 @@ def _settle(session: Session, actor: User | None, batch: PayoutBatch, references
             session,
             worker.id,
             "payout.sent",
-            f"{money} is on its way to you",
-            f"We sent {money} to your {impl.title} account ({mask(_method_ref(session, payout))}).",
+            N_("{money} is on its way to you"),
+            N_("We sent {money} to your {provider} account ({account})."),
             link="/earnings/payouts",
+            params={"money": money, "provider": impl.title, "account": mask(_method_ref(session, payout))},
         )
 
 
@@ -660,9 +662,10 @@ def cancel_batch(session: Session, actor: User | None, batch_id: int, reason: st
             session,
             worker.id,
             "payout.cancelled",
-            f"Your payout of {money} was called off",
-            f"The payout batch was cancelled; {money} is back in your balance for the next one.",
+            N_("Your payout of {money} was called off"),
+            N_("The payout batch was cancelled; {money} is back in your balance for the next one."),
             link="/earnings/payouts",
+            params={"money": money},
         )
     audit.record(session, actor, "payout_batch.cancelled", batch.id, {"reason": why}, entity_type="payout_batch")
     return batch

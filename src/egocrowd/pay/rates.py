@@ -37,6 +37,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, InvalidInput, NotFound
+from egocrowd.i18n import N_
 from egocrowd.pay import answers, ledger
 from egocrowd.pay.money import Money, fee_for, minor_digits
 
@@ -619,9 +620,16 @@ def pay_top_up(session: Session, t: TopUp, actor: User | None) -> int:
             session,
             worker_id,
             "pay.top_up",
-            f"A top-up for your work on {campaign.title}",
-            f"Work on this campaign took longer than expected, so it paid less than {Money(t.floor_minor, t.currency)} "
-            f"an hour. Each of your clips there gets {Money(t.per_task_minor, t.currency)} more (see your earnings).",
+            N_("A top-up for your work on {title}"),
+            N_(
+                "Work on this campaign took longer than expected, so it paid less than {floor} an hour. "
+                "Each of your clips there gets {extra} more (see your earnings)."
+            ),
+            params={
+                "title": campaign.title,
+                "floor": Money(t.floor_minor, t.currency),
+                "extra": Money(t.per_task_minor, t.currency),
+            },
         )
     if t.state is TopUpState.accepted:
         t.state, t.paid_at = TopUpState.paid, db_now(session)

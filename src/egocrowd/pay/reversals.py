@@ -17,6 +17,7 @@ from egocrowd import audit
 from egocrowd.accounts import policy
 from egocrowd.db.models import Clip, LedgerTransaction, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound
+from egocrowd.i18n import N_
 from egocrowd.notifications import notify
 from egocrowd.pay import ledger
 
@@ -59,9 +60,10 @@ def reverse_clip_pay(
         session,
         clip.worker_id,
         "pay.reversed",
-        f"The pay for clip {clip.id} was taken back",
-        f"An admin took back the pay for your clip for “{clip.campaign.title}”.\n\nThe reason: {reason}",
+        N_("The pay for clip {clip} was taken back"),
+        [N_("An admin took back the pay for your clip for “{title}”."), N_("The reason: {reason}")],
         link="/earnings",
+        params={"clip": clip.id, "title": clip.campaign.title, "reason": reason},
     )
     return reversal
 

@@ -44,6 +44,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import DeidError, MediaError
+from egocrowd.i18n import N_
 from egocrowd.notifications import notify
 from egocrowd.registry import Registry
 
@@ -146,16 +147,19 @@ def _finish(
 
 def _tell_worker(session: Session, clip: Clip, status: ClipStatus, payload: dict[str, Any]) -> None:
     """The worker hears the verdict in the same transaction that stores it."""
-    title = clip.campaign.title
+    params = {"clip": clip.id, "title": clip.campaign.title, "reasons": "\n".join(payload.get("reasons") or ())}
+    body: str | list[str]
     if status is ClipStatus.qc_passed:
-        subject, body = f"Clip {clip.id} passed its checks", f"Your clip for “{title}” passed the checks."
+        subject, body = N_("Clip {clip} passed its checks"), N_("Your clip for “{title}” passed the checks.")
     elif status is ClipStatus.qc_failed:
-        subject = f"Clip {clip.id} needs another take"
-        body = "\n".join(payload.get("reasons") or ()) or f"Your clip for “{title}” did not pass the checks."
+        subject = N_("Clip {clip} needs another take")
+        # the checks' reasons are built by the QC stage (in English until QC speaks languages itself)
+        body = "{reasons}" if params["reasons"] else N_("Your clip for “{title}” did not pass the checks.")
     else:
-        subject = f"Clip {clip.id} could not be used"
-        body = payload.get("message") or "The file could not be read as a video."
-    notify(session, clip.worker_id, "qc.result", subject, body, link=f"/clips/{clip.id}")
+        subject = N_("Clip {clip} could not be used")
+        params["message"] = payload.get("message") or ""
+        body = "{message}" if params["message"] else N_("The file could not be read as a video.")
+    notify(session, clip.worker_id, "qc.result", subject, body, link=f"/clips/{clip.id}", params=params)
 
 
 PROBE_TIMEOUT_S = 120.0

@@ -58,6 +58,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, Unauthenticated
+from egocrowd.i18n import N_
 from egocrowd.releases import withdrawals
 
 #: sample frames per release (one per clip, clips spread over the release)
@@ -588,9 +589,17 @@ def request_access(
             session,
             uid,
             "release.access_requested",
-            f"{buyer.name if buyer else 'A lab'} asks for access to {release.title} v{release.version}",
-            f"Intended use: {text}",
+            N_("{lab} asks for access to {release} v{version}")
+            if buyer
+            else N_("A lab asks for access to {release} v{version}"),
+            N_("Intended use: {text}"),
             link=f"/catalog/{release.id}",
+            params={
+                "lab": buyer.name if buyer else "",
+                "release": release.title,
+                "version": release.version,
+                "text": text,
+            },
         )
     return access
 
@@ -610,12 +619,17 @@ def _managed_access(session: Session, user: User | None, access_id: int) -> tupl
     return access, release
 
 
-def _tell_buyer(session: Session, access: ReleaseAccess, release: Release, subject: str, body: str) -> None:
+def _tell_buyer(session: Session, access: ReleaseAccess, release: Release, subject: str, body: list[str]) -> None:
+    """``subject`` and ``body``: msgids (notify translates them for each person), filled with the
+    release's title and version and the owning lab's note."""
     people = set(_lab_people(session, access.organization_id, (OrgRole.owner, OrgRole.editor)))
     if access.requested_by:
         people.add(access.requested_by)
+    params = {"release": release.title, "version": release.version, "note": access.note or ""}
     for uid in sorted(people):
-        notifications.notify(session, uid, "release.access_decided", subject, body, link=f"/catalog/{release.id}")
+        notifications.notify(
+            session, uid, "release.access_decided", subject, body, link=f"/catalog/{release.id}", params=params
+        )
 
 
 def decide(
@@ -652,13 +666,12 @@ def decide(
         access,
         {"release_id": release.id, "organization_id": access.organization_id, "note": access.note, "expires_at": ends},
     )
-    verdict = "granted" if grant else "refused"
     _tell_buyer(
         session,
         access,
         release,
-        f"Access to {release.title} v{release.version} {verdict}",
-        access.note or ("You can now download it." if grant else ""),
+        N_("Access to {release} v{version} granted") if grant else N_("Access to {release} v{version} refused"),
+        [N_("The lab's note: {note}") if access.note else "", N_("You can now download it.") if grant else ""],
     )
     return access
 
@@ -682,7 +695,13 @@ def revoke(session: Session, user: User | None, access_id: int, *, note: str = "
         access,
         {"release_id": release.id, "organization_id": access.organization_id, "note": access.note},
     )
-    _tell_buyer(session, access, release, f"Access to {release.title} v{release.version} revoked", access.note)
+    _tell_buyer(
+        session,
+        access,
+        release,
+        N_("Access to {release} v{version} revoked"),
+        [N_("The lab's note: {note}") if access.note else ""],
+    )
     return access
 
 

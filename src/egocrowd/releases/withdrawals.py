@@ -65,6 +65,7 @@ from egocrowd.db.models import (
     WithdrawalNotice,
 )
 from egocrowd.errors import Conflict, InvalidInput, NotFound
+from egocrowd.i18n import N_
 
 CONSENT_WITHDRAWN = "consent_withdrawn"
 REMOVED = "removed"
@@ -269,10 +270,13 @@ def remove(session: Session, clip_id: int, comment: str | None, *, grace_days: f
         session,
         clip.worker_id,
         "clip.removed",
-        f"Your clip {clip.id} was removed from the datasets",
-        f"An admin removed it for this reason: {text}\nIt is left out of every release made from now on, and "
-        "its video is deleted after a grace period.",
+        N_("Your clip {clip} was removed from the datasets"),
+        N_(
+            "An admin removed it for this reason: {reason}\nIt is left out of every release made from now on, "
+            "and its video is deleted after a grace period."
+        ),
         link=f"/clips/{clip.id}",
+        params={"clip": clip.id, "reason": text},
     )
     send_notices(session, withdrawal_ids=[w.id])
     return w
@@ -369,16 +373,24 @@ def _tell_members(session: Session, made: Sequence[WithdrawalNotice]) -> None:
             )
         ).all()
         subject = (
-            "A clip was withdrawn from a release you downloaded"
+            N_("A clip was withdrawn from a release you downloaded")
             if len(notices) == 1
-            else f"{len(notices)} withdrawals affect releases you downloaded"
+            else N_("{count} withdrawals affect releases you downloaded")
         )
         body = (
-            f"Delete the {files} affected file{'s' if files != 1 else ''} (listed by path and sha256) from your "
-            "copies, stop using them for new work, and acknowledge the notice."
+            N_(
+                "Delete the affected file (listed by path and sha256) from your copies, stop using it for new "
+                "work, and acknowledge the notice."
+            )
+            if files == 1
+            else N_(
+                "Delete the {files} affected files (listed by path and sha256) from your copies, stop using them "
+                "for new work, and acknowledge the notice."
+            )
         )
+        params = {"count": len(notices), "files": files}
         for uid in members:
-            notifications.notify(session, uid, "withdrawal.notice", subject, body, link="/withdrawals")
+            notifications.notify(session, uid, "withdrawal.notice", subject, body, link="/withdrawals", params=params)
 
 
 def notices_after_download(session: Session, release_id: int, organization_id: int) -> list[WithdrawalNotice]:

@@ -226,6 +226,7 @@ class ConsentOut(_Out):
     version: str = Field(validation_alias=AliasPath("document", "version"))
     document_sha256: str
     scopes: list[str]
+    language: str  # the language of the text signed (BCP 47)
     signed_at: Timestamp
     withdrawn_at: Timestamp | None
 

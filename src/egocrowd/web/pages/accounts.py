@@ -7,11 +7,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from egocrowd import notifications, privacy
+from egocrowd import i18n, notifications, privacy
 from egocrowd.accounts import directory, recovery
 from egocrowd.accounts import service as accounts
-from egocrowd.accounts.validation import countries
 from egocrowd.errors import EgocrowdError
+from egocrowd.i18n import N_, _, tr
 from egocrowd.web.auth import check_csrf, log_in, log_out, password_login, unit, viewer
 from egocrowd.web.letters import base_url, send_letters
 from egocrowd.web.pages.render import TextForm, confirm_first, flash_messages, form_error, render, safe_next, see_other
@@ -22,15 +22,15 @@ from egocrowd.web.routers.withdrawals import honour_withdrawals
 router = APIRouter(include_in_schema=False)
 flash_messages(
     {
-        "password_reset": "Your password was changed. Log in with the new one.",
-        "verified": "Your email address is confirmed. Thank you.",  # on /login too
-        "deleted": "Your account was deleted.",
-        "profile": "Saved.",
-        "password": "Password changed. Your other sessions were logged out.",
-        "email_sent": "We sent a link to the new address. It replaces the old one once you open the link.",
-        "verify_sent": "We sent you a new link. Open it to confirm your address.",
-        "reset_sent": "A password-reset link was sent to this person's email address.",
-        "session_ended": "That session was logged out.",
+        "password_reset": N_("Your password was changed. Log in with the new one."),
+        "verified": N_("Your email address is confirmed. Thank you."),  # on /login too
+        "deleted": N_("Your account was deleted."),
+        "profile": N_("Saved."),
+        "password": N_("Password changed. Your other sessions were logged out."),
+        "email_sent": N_("We sent a link to the new address. It replaces the old one once you open the link."),
+        "verify_sent": N_("We sent you a new link. Open it to confirm your address."),
+        "reset_sent": N_("A password-reset link was sent to this person's email address."),
+        "session_ended": N_("That session was logged out."),
     }
 )
 
@@ -45,7 +45,7 @@ def home(request: Request):
 
 @router.get("/signup", response_class=HTMLResponse)
 def signup_form(request: Request):
-    return render(request, "signup.html", None, form={}, countries=countries())
+    return render(request, "signup.html", None, form={})
 
 
 @router.post("/signup")
@@ -59,12 +59,11 @@ def signup(request: Request, form: TextForm):
                 password=form.get("password", ""),
                 display_name=form.get("display_name", ""),
                 country=form.get("country") or None,
+                language=i18n.current(),  # the language they were browsing in
                 base_url=base_url(request),
             )
     except EgocrowdError as exc:
-        return render(
-            request, "signup.html", None, status=exc.status, error=form_error(exc), form=form, countries=countries()
-        )
+        return render(request, "signup.html", None, status=exc.status, error=form_error(exc), form=form)
     send_letters(request, letter)
     return see_other("/signup/sent")
 
@@ -75,10 +74,10 @@ def signup_sent(request: Request):
         request,
         "account_sent.html",
         None,
-        heading="Check your email",
+        heading=_("Check your email"),
         lines=[
-            "We sent an email to the address you gave. Open the link inside to confirm it, then log in.",
-            "Nothing there after a few minutes? Look in your spam folder.",
+            _("We sent an email to the address you gave. Open the link inside to confirm it, then log in."),
+            _("Nothing there after a few minutes? Look in your spam folder."),
         ],
     )
 
@@ -151,10 +150,10 @@ def forgot_sent(request: Request):
         request,
         "account_sent.html",
         None,
-        heading="Check your email",
+        heading=_("Check your email"),
         lines=[
-            "If an account uses this address, we sent it a link to choose a new password.",
-            "The link works once, for one hour. Nothing there after a few minutes? Look in your spam folder.",
+            _("If an account uses this address, we sent it a link to choose a new password."),
+            _("The link works once, for one hour. Nothing there after a few minutes? Look in your spam folder."),
         ],
     )
 
@@ -200,8 +199,8 @@ def verify(request: Request, token: str = ""):
             "account_sent.html",
             None,
             status=exc.status,
-            heading="This link does not work any more",
-            lines=[exc.message, "Log in and ask for a new link on your account page."],
+            heading=_("This link does not work any more"),
+            lines=[form_error(exc)["message"], _("Log in and ask for a new link on your account page.")],
         )
     return see_other("/account?m=verified" if logged_in else "/login?m=verified")
 
@@ -214,7 +213,6 @@ def _account_page(request: Request, ctx, status: int = 200, **values) -> HTMLRes
         "account.html",
         user,
         status=status,
-        countries=countries(),
         sessions=accounts.list_sessions(ctx.session, user),
         current_session=ctx.login_session_id,
         **values,
@@ -245,7 +243,12 @@ def _account_form(request: Request, form: dict[str, str], action, done: str):
 def account_profile(request: Request, form: TextForm):
     def save(ctx):
         accounts.update_profile(
-            ctx.session, ctx.require_user(), display_name=form.get("display_name", ""), country=form.get("country", "")
+            ctx.session,
+            ctx.require_user(),
+            display_name=form.get("display_name", ""),
+            country=form.get("country", ""),
+            language=form.get("language", ""),
+            time_zone=form.get("time_zone", ""),
         )
 
     return _account_form(request, form, save, "profile")
@@ -306,13 +309,13 @@ def account_logout_everywhere(request: Request, form: TextForm):
             request,
             user,
             form,
-            question="Log out everywhere?",
+            question=_("Log out everywhere?"),
             consequences=[
-                "Every browser and phone logged in to your account is logged out, this one too.",
-                "Every API token of your account stops working.",
-                "Uploads in progress on other devices stop; they can go on after logging in again.",
+                _("Every browser and phone logged in to your account is logged out, this one too."),
+                _("Every API token of your account stops working."),
+                _("Uploads in progress on other devices stop; they can go on after logging in again."),
             ],
-            yes="Log out everywhere",
+            yes=_("Log out everywhere"),
             back="/account",
         )
         if ask is not None:
@@ -337,18 +340,22 @@ def account_delete(request: Request, form: TextForm):
             request,
             user,
             form,
-            question="Delete your account?",
+            question=_("Delete your account?"),
             consequences=[
-                "Every consent you signed is withdrawn now, and your open slots are given back.",
-                "Your name, email address and country are erased, and you are logged out everywhere. "
-                "You cannot log in again; to work again, sign up anew.",
-                "Clips you already sent stay with the labs they were made for, marked with the time you "
-                "withdrew: dataset releases made from now on leave them out, and buyers of earlier releases "
-                "are told which files to delete.",
-                "Money already earned stays in the ledger under a number, not your name.",
-                "Tip: download your data first. This cannot be undone.",
+                _("Every consent you signed is withdrawn now, and your open slots are given back."),
+                _(
+                    "Your name, email address and country are erased, and you are logged out everywhere. "
+                    "You cannot log in again; to work again, sign up anew."
+                ),
+                _(
+                    "Clips you already sent stay with the labs they were made for, marked with the time you "
+                    "withdrew: dataset releases made from now on leave them out, and buyers of earlier releases "
+                    "are told which files to delete."
+                ),
+                _("Money already earned stays in the ledger under a number, not your name."),
+                _("Tip: download your data first. This cannot be undone."),
             ],
-            yes="Delete my account",
+            yes=_("Delete my account"),
             back="/account",
         )
         if ask is not None:
@@ -395,13 +402,13 @@ def admin_reset_password(request: Request, user_id: Id, form: TextForm):
             request,
             ctx.user,
             form,
-            question=f"Send {target.display_name} a password-reset link?",
+            question=tr("Send {name} a password-reset link?", name=target.display_name),
             consequences=[
-                f"An email with a one-time link goes to {target.email}; it works for one hour.",
-                "Their current password keeps working until they choose a new one.",
-                "When they do, all their sessions end and their API tokens stop working.",
+                tr("An email with a one-time link goes to {email}; it works for one hour.", email=target.email),
+                _("Their current password keeps working until they choose a new one."),
+                _("When they do, all their sessions end and their API tokens stop working."),
             ],
-            yes="Send the link",
+            yes=_("Send the link"),
             back=back,
         )
         if ask is not None:

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from egocrowd import consent
+from egocrowd import consent, i18n
 from egocrowd.accounts import policy
 from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
 from egocrowd.db.models import ConsentDocument, ConsentStatus
 from egocrowd.errors import EgocrowdError, NotFound
+from egocrowd.i18n import N_, _, ngettext, tr
 from egocrowd.web.auth import unit
 from egocrowd.web.pages.render import (
     RawForm,
@@ -25,6 +26,7 @@ from egocrowd.web.pages.render import (
     render,
     safe_next,
     see_other,
+    templates,
     text_fields,
 )
 from egocrowd.web.routers.api import Id
@@ -33,7 +35,14 @@ from egocrowd.web.routers.withdrawals import honour_withdrawals
 router = APIRouter(include_in_schema=False)
 _FROM_CAMPAIGN = re.compile(r"^/campaigns/(\d{1,9})(?:[?#].*)?$")
 SCOPE_ROWS_SPARE = 3  # empty rows under a draft's choices, to add new ones without a script
-flash_messages({"published": "Published.", "retired": "Retired."})
+flash_messages({"published": N_("Published."), "retired": N_("Retired.")})
+#: A document's status as people read it (the enum's values are words of the API, not of pages).
+STATUS_WORDS = {
+    ConsentStatus.draft: N_("draft"),
+    ConsentStatus.published: N_("published"),
+    ConsentStatus.retired: N_("retired"),
+}
+templates.env.globals["consent_status"] = lambda status: _(STATUS_WORDS[ConsentStatus(status)])
 
 
 def _markdown(doc: ConsentDocument) -> Markup:
@@ -48,11 +57,15 @@ def consent_page(request: Request, version: str, next: str | None = None, lang: 
         s = ctx.session
         doc = consent.get_document(s, version, user)
         languages = consent.language_versions(s, doc, user)
+        reader = i18n.current()  # the account's language, else the switcher's, else the browser's
+        untranslated = None  # the reader's language, when this revision has no text in it
         if lang is None and doc.status is ConsentStatus.published:  # the reader's language, when we have it
             published = [t for t in languages if t.status is ConsentStatus.published]
-            wanted = consent.parse_accept_language(request.headers.get("accept-language"))
+            wanted = [reader, *consent.parse_accept_language(request.headers.get("accept-language"))]
             pick = consent.pick_language([t.language for t in published], wanted, doc.language)
             doc = [t for t in published if t.language == pick][0] if published else doc
+            if not consent.same_language(doc.language, reader):
+                untranslated = reader
         newest = consent.newest_published(s, doc.family)
         record = consent.active_in_revision(s, user, doc.family, doc.revision)
         older = None  # the earlier revision this worker signed, to point at what changed
@@ -69,6 +82,7 @@ def consent_page(request: Request, version: str, next: str | None = None, lang: 
             doc=doc,
             html=_markdown(doc),
             languages=languages,
+            untranslated=untranslated,
             newest=newest,
             record=record,
             older=older,
@@ -132,15 +146,21 @@ def consent_withdraw(request: Request, record_id: Id, form: TextForm):
             request,
             user,
             form,
-            question=f"Withdraw your consent to “{rec.document.title if rec else 'this document'}”?",
+            question=tr("Withdraw your consent to “{title}”?", title=rec.document.title)
+            if rec
+            else _("Withdraw your consent to this document?"),
             consequences=[
-                "Your open slots in every campaign that needs this consent are given back at once, and "
-                "unfinished uploads for them stop.",
-                "Clips you already sent are left out of every dataset release made from now on; buyers of "
-                "earlier releases are told which clips to delete.",
-                "You can sign again later to take part again.",
+                _(
+                    "Your open slots in every campaign that needs this consent are given back at once, and "
+                    "unfinished uploads for them stop."
+                ),
+                _(
+                    "Clips you already sent are left out of every dataset release made from now on; buyers of "
+                    "earlier releases are told which clips to delete."
+                ),
+                _("You can sign again later to take part again."),
             ],
-            yes="Withdraw my consent",
+            yes=_("Withdraw my consent"),
             back="/consents",
         )
         if ask is not None:
@@ -293,25 +313,39 @@ def publish_document(request: Request, version: str, form: TextForm):
         doc = consent.get_document(ctx.session, version, user)
         is_new_revision = consent.revision_texts(ctx.session, doc.family, doc.revision)[0].id == doc.id
         asked = len(consent.workers_to_ask(ctx.session, doc.family)) if is_new_revision and doc.revision > 1 else 0
-        consequences = ["The text is frozen: it can no longer be edited, only replaced by a new revision."]
+        consequences = [_("The text is frozen: it can no longer be edited, only replaced by a new revision.")]
         if not is_new_revision:
-            consequences.append(f"Workers whose browser prefers {doc.language} read and sign this version.")
+            consequences.append(
+                tr(
+                    "Workers who read {language} get this version, and sign it.",
+                    language=consent.language_name(doc.language),
+                )
+            )
         elif doc.revision == 1:
-            consequences.append("Campaigns may name it, and workers may sign it.")
+            consequences.append(_("Campaigns may name it, and workers may sign it."))
         else:
             consequences += [
-                f"It replaces revision {doc.revision - 1} for every campaign that uses {doc.family}.",
-                f"{asked} worker(s) holding slots in those campaigns will be notified and asked to sign it again; "
-                "until they do, their uploads are refused.",
-                "New claims need the new revision too.",
+                tr(
+                    "It replaces revision {revision} for every campaign that uses {family}.",
+                    revision=doc.revision - 1,
+                    family=doc.family,
+                ),
+                ngettext(
+                    "{count} worker holding slots in those campaigns will be notified and asked to sign it "
+                    "again; until they do, their uploads are refused.",
+                    "{count} workers holding slots in those campaigns will be notified and asked to sign it "
+                    "again; until they do, their uploads are refused.",
+                    asked,
+                ).format(count=asked),
+                _("New claims need the new revision too."),
             ]
         ask = confirm_first(
             request,
             user,
             form,
-            question=f"Publish “{doc.title}” ({doc.version})?",
+            question=tr("Publish “{title}” ({version})?", title=doc.title, version=doc.version),
             consequences=consequences,
-            yes="Publish",
+            yes=_("Publish"),
             back=f"/consent-documents/{version}/edit",
         )
         if ask is not None:
@@ -329,15 +363,17 @@ def retire_document(request: Request, version: str, form: TextForm):
             request,
             user,
             form,
-            question=f"Retire {doc.version}?",
+            question=tr("Retire {version}?", version=doc.version),
             consequences=[
-                "Nobody can sign it any more; signatures already given keep pointing at it.",
-                "If it is the newest published revision, campaigns require the revision before it again "
-                "(or, if there is none, accept no new claims or uploads until you publish one).",
+                _("Nobody can sign it any more; signatures already given keep pointing at it."),
+                _(
+                    "If it is the newest published revision, campaigns require the revision before it again "
+                    "(or, if there is none, accept no new claims or uploads until you publish one)."
+                ),
             ]
             if doc.status is ConsentStatus.published
-            else ["The draft is put aside; it cannot be edited or published any more."],
-            yes="Retire",
+            else [_("The draft is put aside; it cannot be edited or published any more.")],
+            yes=_("Retire"),
             back="/consent-documents",
         )
         if ask is not None:

@@ -12,6 +12,7 @@ from egocrowd.accounts import organizations, policy, team
 from egocrowd.accounts import service as accounts
 from egocrowd.db.models import OrgRole
 from egocrowd.errors import Conflict, InvalidInput, NotFound
+from egocrowd.i18n import N_, _, tr
 from egocrowd.web.auth import unit
 from egocrowd.web.pages.forms import field_errors, summary
 from egocrowd.web.pages.render import TextForm, confirm_first, flash_messages, render, see_other
@@ -19,17 +20,18 @@ from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
 
+#: each role: its name and what it may do (msgids, translated where shown)
 ROLE_WORDS = {
-    OrgRole.owner.value: "Owner: everything, including the team and its roles",
-    OrgRole.editor.value: "Editor: creates, edits, opens, pauses and closes campaigns",
-    OrgRole.viewer.value: "Viewer: sees campaigns, progress, quality and spend",
+    OrgRole.owner.value: (N_("Owner"), N_("everything, including the team and its roles")),
+    OrgRole.editor.value: (N_("Editor"), N_("creates, edits, opens, pauses and closes campaigns")),
+    OrgRole.viewer.value: (N_("Viewer"), N_("sees campaigns, progress, quality and spend")),
 }
 flash_messages(
     {
-        "team_added": "Added to the team.",
-        "team_role": "Role changed.",
-        "team_removed": "Removed from the team.",
-        "token_revoked": "Token revoked: it no longer works.",
+        "team_added": N_("Added to the team."),
+        "team_role": N_("Role changed."),
+        "team_removed": N_("Removed from the team."),
+        "token_revoked": N_("Token revoked: it no longer works."),
     }
 )
 
@@ -107,13 +109,13 @@ def remove_member(request: Request, user_id: Id, form: TextForm):
             request,
             user,
             form,
-            question=f"Remove {member.display_name} from {org.name}?",
+            question=tr("Remove {name} from {lab}?", name=member.display_name, lab=org.name),
             consequences=[
-                f"{member.display_name} no longer sees the lab’s campaigns, from their next click.",
-                "They are logged out everywhere; their account stays, as a worker’s account without a lab.",
-                "What they did in the lab stays in the record under their name.",
+                tr("{name} no longer sees the lab’s campaigns, from their next click.", name=member.display_name),
+                _("They are logged out everywhere; their account stays, as a worker’s account without a lab."),
+                _("What they did in the lab stays in the record under their name."),
             ],
-            yes="Remove from the team",
+            yes=_("Remove from the team"),
             back="/lab",
         )
         if ask is not None:
@@ -150,9 +152,11 @@ def new_token(request: Request, form: TextForm):
         user = ctx.require_user()
         name = " ".join(form.get("name", "").split())
         if not 1 <= len(name) <= 100:
-            err = InvalidInput("Give the token a name of 1 to 100 characters.", code="validation.failed", field="name")
+            err = InvalidInput(
+                _("Give the token a name of 1 to 100 characters."), code="validation.failed", field="name"
+            )
             return _tokens_page(request, ctx, user, errors=field_errors(err), status=422)
-        _, secret = accounts.issue_token(ctx.session, user, name, ttl=timedelta(days=days) if days else None)
+        _token, secret = accounts.issue_token(ctx.session, user, name, ttl=timedelta(days=days) if days else None)
         return _tokens_page(request, ctx, user, new_token=secret)
 
 
@@ -164,12 +168,12 @@ def revoke_token(request: Request, token_id: Id, form: TextForm):
             request,
             user,
             form,
-            question="Revoke this API token?",
+            question=_("Revoke this API token?"),
             consequences=[
-                "Scripts and apps that use it stop working at once.",
-                "This cannot be undone; you can make a new token at any time.",
+                _("Scripts and apps that use it stop working at once."),
+                _("This cannot be undone; you can make a new token at any time."),
             ],
-            yes="Revoke the token",
+            yes=_("Revoke the token"),
             back="/lab/tokens",
         )
         if ask is not None:

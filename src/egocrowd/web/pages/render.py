@@ -20,8 +20,10 @@ from starlette.datastructures import FormData
 
 from egocrowd import __version__, i18n, notifications
 from egocrowd.accounts import policy
+from egocrowd.consent.text import language_name
 from egocrowd.db.models import CampaignStatus
 from egocrowd.errors import EgocrowdError
+from egocrowd.i18n import N_
 from egocrowd.pay.money import MINOR_DIGITS, Money
 from egocrowd.problem_titles import title as problem_title
 from egocrowd.web.auth import Ctx, csrf_token, persist_anonymous_csrf, unit, viewer
@@ -30,16 +32,17 @@ from egocrowd.web.pages.forms import field_errors
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 STATIC_DIR = Path(__file__).parent.parent / "static"
 #: What a page says after a redirect with ``?m=KEY``: one table for the whole site, so a key means
-#: one thing everywhere. Page modules add theirs with :func:`flash_messages`.
+#: one thing everywhere. Page modules add theirs with :func:`flash_messages`. The texts are msgids
+#: (marked N_), translated when shown. These first ones are the shell's (accounts, consent, campaigns).
 FLASH = {
-    "signed": "Consent signed. Thank you.",
-    "claimed": "Slot claimed: your lease is running.",
-    "released": "Slot released.",
-    "withdrawn": "Consent withdrawn. Your open slots were released.",
-    "saved": "Saved.",
-    "welcome": "Welcome to egocrowd!",
-    "status": "Campaign status changed.",
-    "cloned": "A copy, as a draft: check it and save.",
+    "signed": N_("Consent signed. Thank you."),
+    "claimed": N_("Slot claimed: your lease is running."),
+    "released": N_("Slot released."),
+    "withdrawn": N_("Consent withdrawn. Your open slots were released."),
+    "saved": N_("Saved."),
+    "welcome": N_("Welcome to egocrowd!"),
+    "status": N_("Campaign status changed."),
+    "cloned": N_("A copy, as a draft: check it and save."),
 }
 
 
@@ -83,6 +86,7 @@ templates.env.filters["day"] = i18n.day
 templates.env.filters["number"] = i18n.number
 templates.env.filters["percent"] = i18n.percent
 templates.env.filters["country"] = i18n.country_name
+templates.env.filters["language_name"] = language_name  # a BCP 47 tag ("pt-BR") named in the viewer's language
 templates.env.globals["ui_language"] = i18n.current
 templates.env.globals["ui_languages"] = i18n.languages
 templates.env.globals["country_list"] = i18n.countries
