@@ -261,7 +261,7 @@ class _Pseudo(NullTranslations):
 # --- time, numbers, money, countries -----------------------------------------------------------
 
 
-def _formatted(text: str) -> str:
+def formatted(text: str) -> str:
     """What the formatters below return. In the pseudo-language, times, numbers and money are
     marked like translated words: a date or an amount left plain on a pseudo page was formatted
     by hand, not for the reader."""
@@ -306,7 +306,7 @@ def when(moment: datetime | None, *, fmt: str = "minutes") -> str:
     locale = babel_locale()
     pattern = _minutes_pattern(locale) if fmt == "minutes" else fmt  # "minutes": no seconds, what most pages want
     text = format_datetime(moment, format=pattern, tzinfo=zone_info, locale=locale)
-    return _formatted(f"{text} {get_timezone_gmt(moment.astimezone(zone_info), width='long', locale=locale)}")
+    return formatted(f"{text} {get_timezone_gmt(moment.astimezone(zone_info), width='long', locale=locale)}")
 
 
 @cache
@@ -324,7 +324,7 @@ def day(moment: datetime | None) -> str:
     if moment is None:
         return ""
     local = moment.astimezone(tz()) if isinstance(moment, datetime) else moment
-    return _formatted(format_date(local, format="medium", locale=babel_locale()))
+    return formatted(format_date(local, format="medium", locale=babel_locale()))
 
 
 def number(value: int | float | Decimal, *, digits: int | None = None) -> str:
@@ -332,15 +332,15 @@ def number(value: int | float | Decimal, *, digits: int | None = None) -> str:
 
     if digits is not None:
         pattern = "#,##0" + ("." + "0" * digits if digits else "")
-        return _formatted(format_decimal(value, format=pattern, locale=babel_locale(), decimal_quantization=True))
-    return _formatted(format_decimal(value, locale=babel_locale()))
+        return formatted(format_decimal(value, format=pattern, locale=babel_locale(), decimal_quantization=True))
+    return formatted(format_decimal(value, locale=babel_locale()))
 
 
 def percent(fraction: float | Decimal, digits: int = 0) -> str:
     from babel.numbers import format_percent
 
     pattern = "#,##0" + ("." + "0" * digits if digits else "") + "%"
-    return _formatted(format_percent(fraction, format=pattern, locale=babel_locale()))
+    return formatted(format_percent(fraction, format=pattern, locale=babel_locale()))
 
 
 def money(amount: Decimal, currency: str, digits: int) -> str:
@@ -356,7 +356,7 @@ def money(amount: Decimal, currency: str, digits: int) -> str:
     pattern = re.sub(r"¤+", "¤¤", pattern)
     # a code is a word: keep it apart from the digits (a symbol like "$" may touch them; "USD" may not)
     pattern = re.sub(r"¤¤(?=[#0])", "¤¤\xa0", re.sub(r"(?<=[#0])¤¤", "\xa0¤¤", pattern))
-    return _formatted(format_currency(amount, currency, format=pattern, locale=locale, currency_digits=False))
+    return formatted(format_currency(amount, currency, format=pattern, locale=locale, currency_digits=False))
 
 
 def country_name(code: str | None, language: str | None = None) -> str:
@@ -364,7 +364,7 @@ def country_name(code: str | None, language: str | None = None) -> str:
     if not code:
         return ""
     try:
-        return _formatted(Locale.parse(babel_locale(language)).territories.get(code.upper(), code.upper()))
+        return formatted(Locale.parse(babel_locale(language)).territories.get(code.upper(), code.upper()))
     except (UnknownLocaleError, ValueError):
         return code.upper()
 
@@ -410,7 +410,18 @@ class Text:
 
     def english(self) -> str:
         with using(DEFAULT):
-            return render_text(self.id, _stored(self.params))
+            return self.shown()
+
+    def shown(self) -> str:
+        """The words in the language of the moment."""
+        return render_text(self.id, _stored(self.params))
+
+    __str__ = shown
+
+
+class Verbatim(str):
+    """A placeholder value shown as written in every language (a version, a name, an id), where a
+    plain string would be taken for an ``N_`` label and translated."""
 
 
 def say(message_id: str, **params: Any) -> Text:
@@ -427,7 +438,7 @@ def render_text(message_id: str, params: dict[str, Any] | None = None) -> str:
     for key, v in (params or {}).items():
         if isinstance(v, dict) and "message_id" in v:
             values[key] = render_text(v["message_id"], v.get("params"))
-        elif key == "clip":
+        elif key == "clip" or isinstance(v, Verbatim):
             values[key] = str(v)
         elif isinstance(v, str):
             values[key] = gettext(v)

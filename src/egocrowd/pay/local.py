@@ -48,8 +48,9 @@ def territory_locale(country: str | None) -> str:
 
 
 def show(money: Money, locale: str) -> str:
-    """``money`` written the way ``locale`` writes it (Babel): "Ksh 1,234.50", "R$ 12,00"."""
-    return format_currency(money.amount, money.currency, locale=locale)
+    """``money`` written the way ``locale`` (the worker's country) writes it (Babel): "Ksh 1,234.50",
+    "R$ 12,00" — their own money as they see it every day, symbol included."""
+    return i18n.formatted(format_currency(money.amount, money.currency, locale=locale))
 
 
 def exact_number(value: Decimal | str) -> str:

@@ -47,12 +47,25 @@ from egocrowd.db.models import (
     User,
     Withdrawal,
 )
+from egocrowd.i18n import N_, Text, Verbatim, say
 
 #: The namespace of egocrowd's own PROV terms (identifiers and attributes).
 NAMESPACE = "https://egocrowd.org/ns/prov#"
 PREFIX = "ego"
 #: Bumped when the shape of the lineage changes (stored with every PROV document).
 FORMAT_VERSION = 1
+
+#: a review's kind and decision in people's words (the same words as the review pages)
+REVIEW_KINDS = {"acceptance": N_("Acceptance"), "appeal": N_("Appeal"), "spans": N_("Fix labels")}
+DECISIONS = {
+    "accept": N_("accepted"),
+    "reject": N_("rejected"),
+    "uphold": N_("the verdict stands"),
+    "overturn": N_("appeal granted"),
+    "fixed": N_("fixed"),
+    "auto_accept": N_("accepted automatically"),
+    "cancel": N_("cancelled"),
+}
 
 
 def pseudonym(secret: str, kind: str, ident: int) -> str:
@@ -80,7 +93,7 @@ class Step:
 
     id: str
     kind: str  # "consent" | "upload" | "stage" | "deid" | "annotation" | "aggregation" | "review" | "acceptance" | "release" | "withdrawal"
-    title: str
+    title: Text  # shown in the reader's language; English in the PROV document
     started_at: datetime | None
     ended_at: datetime | None
     agent: str  # a pseudonym, or "egocrowd" (the platform's software)
@@ -153,7 +166,7 @@ def clip_lineage(session: Session, clip: Clip, *, secret: str) -> Lineage:
             Step(
                 "sign-consent",
                 "consent",
-                f"Signed consent {doc.version}",
+                say(N_("Signed consent {version}"), version=Verbatim(doc.version)),
                 record.signed_at,
                 record.signed_at,
                 worker,
@@ -166,7 +179,7 @@ def clip_lineage(session: Session, clip: Clip, *, secret: str) -> Lineage:
         Step(
             "upload",
             "upload",
-            "Recorded and uploaded",
+            say(N_("Recorded and uploaded")),
             assignment.claimed_at if assignment else clip.created_at,
             clip.created_at,
             worker,
@@ -194,7 +207,7 @@ def clip_lineage(session: Session, clip: Clip, *, secret: str) -> Lineage:
             Step(
                 f"stage-{job.stage}",
                 "stage",
-                f"Pipeline stage: {job.stage}",
+                say(N_("Pipeline stage: {stage}"), stage=Verbatim(job.stage)),
                 job.created_at,
                 job.finished_at,
                 SOFTWARE,
@@ -223,7 +236,11 @@ def clip_lineage(session: Session, clip: Clip, *, secret: str) -> Lineage:
             Step(
                 f"deid-{d.id}",
                 "deid",
-                "De-identified" + (" (re-rendered after a reviewer's corrections)" if d.created_by else ""),
+                say(
+                    N_("De-identified (re-rendered after a reviewer's corrections)")
+                    if d.created_by
+                    else N_("De-identified")
+                ),
                 d.created_at,
                 d.created_at,
                 person("reviewer", d.created_by) if d.created_by else SOFTWARE,
@@ -250,7 +267,11 @@ def clip_lineage(session: Session, clip: Clip, *, secret: str) -> Lineage:
             Step(
                 f"review-{item.id}",
                 "review",
-                f"{item.kind.value.capitalize()} review: {item.decision}",
+                say(
+                    N_("{kind} review: {decision}"),
+                    kind=REVIEW_KINDS.get(item.kind.value, Verbatim(item.kind.value)),
+                    decision=DECISIONS.get(item.decision or "", Verbatim(item.decision or "")),
+                ),
                 item.created_at,
                 item.decided_at,
                 person("reviewer", item.decided_by),
@@ -264,7 +285,7 @@ def clip_lineage(session: Session, clip: Clip, *, secret: str) -> Lineage:
             Step(
                 "acceptance",
                 "acceptance",
-                "Accepted",
+                say(N_("Accepted")),
                 accepted.at,
                 accepted.at,
                 person("reviewer", accepted.actor_id),
@@ -297,7 +318,7 @@ def clip_lineage(session: Session, clip: Clip, *, secret: str) -> Lineage:
             Step(
                 f"annotation-{task.id}",
                 "annotation",
-                "Annotated",
+                say(N_("Annotated")),
                 task.claimed_at,
                 task.submitted_at,
                 annotator,
@@ -331,7 +352,7 @@ def clip_lineage(session: Session, clip: Clip, *, secret: str) -> Lineage:
                 Step(
                     f"labels-{e.id or 'pending'}",
                     "aggregation",
-                    "Labels fixed by a reviewer" if fixed else "Labels aggregated",
+                    say(N_("Labels fixed by a reviewer") if fixed else N_("Labels aggregated")),
                     e.at,
                     e.at,
                     person("reviewer", e.actor_id) if fixed else SOFTWARE,
@@ -362,7 +383,11 @@ def clip_lineage(session: Session, clip: Clip, *, secret: str) -> Lineage:
             Step(
                 f"publish-{release.id}",
                 "release",
-                f"Published in release {release.name} v{release.version}",
+                say(
+                    N_("Published in release {name} v{version}"),
+                    name=Verbatim(release.name),
+                    version=Verbatim(str(release.version)),
+                ),
                 release.created_at,
                 release.published_at,
                 org,
@@ -377,7 +402,11 @@ def clip_lineage(session: Session, clip: Clip, *, secret: str) -> Lineage:
             Step(
                 "withdrawal",
                 "withdrawal",
-                "Withdrawn: consent withdrawn" if withdrawal.reason == "consent_withdrawn" else "Removed for cause",
+                say(
+                    N_("Withdrawn: consent withdrawn")
+                    if withdrawal.reason == "consent_withdrawn"
+                    else N_("Removed for cause")
+                ),
                 withdrawal.withdrawn_at,
                 withdrawal.withdrawn_at,
                 worker if withdrawal.by is None else person("admin", withdrawal.by),
@@ -431,7 +460,7 @@ def prov_document(lineage: Lineage, *, clip_sha256: str) -> dict[str, Any]:
                 doc.wasDerivedFrom(q(e.id), q(source))
     for s in lineage.steps:
         act = doc.activity(
-            q(s.id), s.started_at, s.ended_at, attrs(s.attributes, prov__label=s.title, ego__kind=s.kind)
+            q(s.id), s.started_at, s.ended_at, attrs(s.attributes, prov__label=s.title.english(), ego__kind=s.kind)
         )
         doc.wasAssociatedWith(act, q(s.agent))
         for used in s.used:
