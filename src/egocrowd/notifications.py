@@ -81,8 +81,6 @@ def _text(msg: Any, values: dict[str, str], separator: str) -> str:
 
 def _shown(value: Any) -> str:
     """A placeholder's value as the recipient's language writes it."""
-    from egocrowd.pay.money import MINOR_DIGITS  # here: pay itself notifies
-
     if callable(value):
         return str(value())
     if isinstance(value, datetime):
@@ -93,9 +91,8 @@ def _shown(value: Any) -> str:
         return str(value)
     if isinstance(value, float | Decimal):
         return i18n.number(value)
-    if hasattr(value, "minor") and hasattr(value, "currency"):  # pay.money.Money
-        digits = MINOR_DIGITS.get(value.currency, 2)
-        return i18n.money(Decimal(value.minor).scaleb(-digits), value.currency, digits)
+    if hasattr(value, "shown"):  # pay.money.Money (a room above: known by its manners, not imported)
+        return str(value.shown())
     return str(value)
 
 
