@@ -70,6 +70,18 @@ DECISIONS: dict[ReviewKind, tuple[str, ...]] = {
     ReviewKind.spans: ("fixed",),
 }
 
+#: a decision in people's words (DECISIONS, and the system's own "auto_accept" and "cancel"):
+#: marked here, translated where shown (the review pages, a clip's lineage)
+DECISION_WORDS = {
+    "accept": N_("accepted"),
+    "reject": N_("rejected"),
+    "uphold": N_("the verdict stands"),
+    "overturn": N_("appeal granted"),
+    "fixed": N_("fixed"),
+    "auto_accept": N_("accepted automatically"),
+    "cancel": N_("cancelled"),
+}
+
 #: how a clip was accepted (the ``how`` of ``clip.accepted``)
 HOWS = ("review", "auto", "auto_accept", "appeal")
 

@@ -48,6 +48,7 @@ from egocrowd.db.models import (
     Withdrawal,
 )
 from egocrowd.i18n import N_, Text, Verbatim, say
+from egocrowd.labels import review
 
 #: The namespace of egocrowd's own PROV terms (identifiers and attributes).
 NAMESPACE = "https://egocrowd.org/ns/prov#"
@@ -57,15 +58,7 @@ FORMAT_VERSION = 1
 
 #: a review's kind and decision in people's words (the same words as the review pages)
 REVIEW_KINDS = {"acceptance": N_("Acceptance"), "appeal": N_("Appeal"), "spans": N_("Fix labels")}
-DECISIONS = {
-    "accept": N_("accepted"),
-    "reject": N_("rejected"),
-    "uphold": N_("the verdict stands"),
-    "overturn": N_("appeal granted"),
-    "fixed": N_("fixed"),
-    "auto_accept": N_("accepted automatically"),
-    "cancel": N_("cancelled"),
-}
+DECISIONS = review.DECISION_WORDS
 
 
 def pseudonym(secret: str, kind: str, ident: int) -> str:

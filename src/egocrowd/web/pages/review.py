@@ -35,16 +35,7 @@ DISPUTES_SENTENCES = {
     "qc": N_("The worker disputes a failed check."),
     "rejection": N_("The worker disputes a rejection."),
 }
-#: a decided item's decision (labels.review.DECISIONS, and the system's own "auto_accept", "cancel")
-DECISION_WORDS = {
-    "accept": N_("accepted"),
-    "reject": N_("rejected"),
-    "uphold": N_("the verdict stands"),
-    "overturn": N_("appeal granted"),
-    "fixed": N_("fixed"),
-    "auto_accept": N_("accepted automatically"),
-    "cancel": N_("cancelled"),
-}
+DECISION_WORDS = review.DECISION_WORDS
 #: a review item's state (ReviewState)
 STATE_WORDS = {"open": N_("open"), "done": N_("decided"), "cancelled": N_("cancelled")}
 
