@@ -80,6 +80,9 @@ templates.env.add_extension("jinja2.ext.i18n")
 templates.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext)  # type: ignore[attr-defined]
 templates.env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks: whitespace folded, as extracted
 templates.env.filters["money"] = _money
+# Data (a version, a name) inside a translated sentence: isolated, so a right-to-left sentence does
+# not reorder it or its brackets (Unicode bidi), and never offered to a browser's translator.
+templates.env.filters["bdi"] = lambda value: Markup('<bdi translate="no">{}</bdi>').format(value)
 templates.env.filters["filesize"] = _filesize
 templates.env.filters["when"] = i18n.when
 templates.env.filters["day"] = i18n.day
