@@ -145,6 +145,10 @@ def seed(world, db, tmp_path, base: str, blobs=None) -> dict[str, object]:
         "task_id": 1,
         "item_id": item,
         "annotator_id": world.worker.id,  # labels: no answers yet, so the page says not found
+        # training (#15): pages with real qualifications and attempts are checked in
+        # tests/e2e/test_training.py; here their not-found answers are
+        "attempt_id": 1,
+        "slug": "no-such-qualification",
     }
 
 

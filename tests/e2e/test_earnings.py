@@ -30,7 +30,7 @@ def test_a_deposit_then_a_workers_earnings_on_a_phone(app, live, db, world, chro
 
     page = log_in(browser, live.base, admin.email, SMALL_PHONE)
     page.goto(f"/campaigns/{cid}")
-    assert page.locator("[data-budget=short]").inner_text() == "6.00 USD before the campaign can open"
+    assert page.locator("[data-budget=short]").inner_text() == "USD\xa06.00 before the campaign can open"
     assert page.input_value("#deposit-amount") == "6.00"
     form, amount = page.locator("#deposit-form").bounding_box(), page.locator("#deposit-amount").bounding_box()
     assert amount["width"] > 0.9 * form["width"]  # a full-width field like the other forms', not a tiny box
@@ -38,7 +38,7 @@ def test_a_deposit_then_a_workers_earnings_on_a_phone(app, live, db, world, chro
     look(page, "pay-1-deposit")
     page.click("#deposit")
     page.wait_for_url(re.compile(rf"/campaigns/{cid}\?m=deposited$"))
-    assert page.locator("[data-budget=deposited]").inner_text() == "6.00 USD"
+    assert page.locator("[data-budget=deposited]").inner_text() == "USD\xa06.00"
     assert set_status(client, world.lab, cid, "open", funded=False).status_code == 200
 
     ids = [
@@ -53,7 +53,7 @@ def test_a_deposit_then_a_workers_earnings_on_a_phone(app, live, db, world, chro
         ledger.reverse(s, payment.id, "Found after approval: the clip repeats another one.", reviewer)
 
     page.goto(f"/campaigns/{cid}")
-    assert page.locator("[data-budget=spent]").inner_text() == "1.50 USD (1 clip paid, 1.50 USD each with the fee)"
+    assert page.locator("[data-budget=spent]").inner_text() == "USD\xa01.50 (1 clip paid, USD\xa01.50 each with the fee)"
     look(page, "pay-2-campaign-budget")
 
     worker = log_in(browser, live.base, world.worker.email, SMALL_PHONE)

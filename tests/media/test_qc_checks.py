@@ -113,7 +113,7 @@ def test_verdicts_keep_their_msgid_and_numbers_for_the_workers_language(reports,
     assert check_words(c) == c["message"] == "too dark: 100% of frames"
     monkeypatch.setenv("EGOCROWD_PSEUDO_LOCALE", "1")
     with i18n.using("en-XA"):
-        assert check_words(c) == "⟦ţöö đàŕķ: 100% öƒ ƒŕàɱéš⟧"
+        assert check_words(c) == "⟦ţöö đàŕķ: ⟦100%⟧ öƒ ƒŕàɱéš⟧"  # the share formatted for the reader too
         assert check_words(c, "advice").startswith("⟦ŕéçöŕđ ŵîţĥ") and check_words(c, "title") == "⟦Ţöö đàŕķ⟧"
     # Numbers follow the reader's language even before a catalog has the sentence.
     duration = {
@@ -121,7 +121,7 @@ def test_verdicts_keep_their_msgid_and_numbers_for_the_workers_language(reports,
         "params": {"seconds": 1.5, "min": 20.0},
     }
     with i18n.using("fr"):
-        assert check_words(duration) == "too short: 1,5 s, the campaign needs at least 20 s"
+        assert check_words(duration) == "trop court : 1,5 s, la campagne demande au moins 20 s"  # French words, French decimals
     # A nested phrase and a translated label inside a sentence.
     rate = {
         "message_id": "frame rate OK: {rate}",

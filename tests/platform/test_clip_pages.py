@@ -59,7 +59,7 @@ def test_the_checklist_follows_the_campaign(client, world):
 def test_clip_lengths_are_shown_as_the_lab_set_them(client, world):
     """2.5 s read "2 s" on the campaign and in the checklist (|int), and "2.0–30.0 s" above the recorder."""
     page = _capture_page(client, world, min_duration_s=2.5, max_duration_s=30)
-    assert "Between 2.5 and 30 seconds." in page and "2.5–30 s," in page
+    assert "Between 2.5 and 30 seconds." in page and "Clips last 2.5 to 30 seconds." in page
     cid = world.open_campaign(requirements={**REQ, "min_duration_s": 2.5})["id"]
     campaign = client.get(f"/campaigns/{cid}", headers=world.worker.headers)
     assert f"2.5–{REQ['max_duration_s']:g} s" in campaign.text
