@@ -53,7 +53,9 @@ def test_a_deposit_then_a_workers_earnings_on_a_phone(app, live, db, world, chro
         ledger.reverse(s, payment.id, "Found after approval: the clip repeats another one.", reviewer)
 
     page.goto(f"/campaigns/{cid}")
-    assert page.locator("[data-budget=spent]").inner_text() == "USD\xa01.50 (1 clip paid, USD\xa01.50 each with the fee)"
+    assert (
+        page.locator("[data-budget=spent]").inner_text() == "USD\xa01.50 (1 clip paid, USD\xa01.50 each with the fee)"
+    )
     look(page, "pay-2-campaign-budget")
 
     worker = log_in(browser, live.base, world.worker.email, SMALL_PHONE)

@@ -115,20 +115,22 @@ def test_verdicts_keep_their_msgid_and_numbers_for_the_workers_language(reports,
     with i18n.using("en-XA"):
         assert check_words(c) == "⟦ţöö đàŕķ: ⟦100%⟧ öƒ ƒŕàɱéš⟧"  # the share formatted for the reader too
         assert check_words(c, "advice").startswith("⟦ŕéçöŕđ ŵîţĥ") and check_words(c, "title") == "⟦Ţöö đàŕķ⟧"
-    # Numbers follow the reader's language even before a catalog has the sentence.
+    # Words and numbers in the reader's language.
     duration = {
         "message_id": "too short: {seconds} s, the campaign needs at least {min} s",
         "params": {"seconds": 1.5, "min": 20.0},
     }
     with i18n.using("fr"):
-        assert check_words(duration) == "trop court : 1,5 s, la campagne demande au moins 20 s"  # French words, French decimals
+        assert (
+            check_words(duration) == "trop court : 1,5 s, la campagne demande au moins 20 s"
+        )  # French words, French decimals
     # A nested phrase and a translated label inside a sentence.
     rate = {
         "message_id": "frame rate OK: {rate}",
         "params": {"rate": {"message_id": "{fps} fps (variable)", "params": {"fps": 29.9}}},
     }
     with i18n.using("en-XA"):
-        assert check_words(rate) == "⟦ƒŕàɱé ŕàţé ÖĶ: ⟦{fps} ƒƥš (ṽàŕîàƀĺé)⟧⟧".replace("{fps}", "29.9")
+        assert check_words(rate) == "⟦ƒŕàɱé ŕàţé ÖĶ: ⟦{fps} ƒƥš (ṽàŕîàƀĺé)⟧⟧".replace("{fps}", "⟦29.9⟧")
     # Reports written before msgids were kept show their stored words.
     assert check_words({"message": "too dark: 62 % of frames", "advice": "x"}) == "too dark: 62 % of frames"
 
