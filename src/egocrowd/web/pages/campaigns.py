@@ -412,16 +412,18 @@ def sections() -> tuple[Section, ...]:
                 Input(
                     "required_qualification",
                     "required_qualification",
-                    "Qualification needed",
-                    "A training qualification's short name (see Training); workers must pass its test to claim. "
-                    "Leave empty for none.",
+                    N_("Qualification needed"),
+                    N_(
+                        "A training qualification's short name (see Training); workers must pass its test to "
+                        "claim. Leave empty for none."
+                    ),
                     "text",
                 ),
                 Input(
                     "min_level",
                     "min_level",
-                    "Lowest recording level",
-                    "1 to 5; 0 for none. Levels rise with accepted clips (see Training).",
+                    N_("Lowest recording level"),
+                    N_("1 to 5; 0 for none. Levels rise with accepted clips (see Training)."),
                     "number",
                     attrs={"step": "1", "min": "0", "max": "5"},
                 ),
