@@ -21,7 +21,7 @@ def _log_in(page, email: str) -> None:
     page.goto("/login")
     page.fill("#email", email)
     page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    page.locator("main form button[type=submit]").click()  # in whatever language the page speaks
     page.wait_for_url(re.compile(r"/campaigns$"))
 
 

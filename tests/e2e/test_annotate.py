@@ -10,6 +10,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from egocrowd import i18n
 from egocrowd.db.models import AnnotationTask, AnnotationTaskStatus, Span, SpanKind
 from egocrowd.i18n import pseudo
 from tests.labels.annotating import accepted_clip, annotation_campaign, annotator
@@ -280,10 +281,11 @@ def test_annotation_task_in_arabic_keeps_time_left_to_right_and_the_script_speak
     until(page, "Math.abs(document.querySelector('video').currentTime - 1.0) < 0.15")
     head = page.locator("#an-playhead").bounding_box()
     assert abs(head["x"] - (box["x"] + box["width"] / 3)) < 6  # drawn where time 1 s is: a third from the left
-    page.get_by_role("button", name="Mark start").tap()
-    page.get_by_role("button", name="+1 s").tap()
-    page.get_by_role("button", name="Mark end").tap()
-    page.get_by_role("button", name="Add span").tap()
+    with i18n.using("ar"):  # the buttons by their Arabic names: the catalog's words reached the page
+        arabic = {name: i18n.gettext(name) for name in ("Mark start", "+1 s", "Mark end", "Add span")}
+    assert arabic["Mark start"] != "Mark start"
+    for name in ("Mark start", "+1 s", "Mark end", "Add span"):
+        page.get_by_role("button", name=arabic[name], exact=True).tap()
     bar = page.locator("#an-lane-mine .an-bar").bounding_box()
     assert abs(bar["x"] - (box["x"] + box["width"] / 3)) < 6 and bar["width"] > box["width"] / 4
     look(page, "annotate-task-ar")

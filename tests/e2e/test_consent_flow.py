@@ -39,7 +39,7 @@ def _log_in(browser, base, actor, **context):
     page.goto("/login")
     page.fill("#email", actor.email)
     page.fill("#password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    page.locator("main form button[type=submit]").click()  # in whatever language the page speaks
     page.wait_for_url("**/campaigns")
     return page
 
@@ -139,9 +139,9 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     body = assert_problem(r, 403, "consent.resign_required")
     assert body["consent_version"] == "egocrowd-worker-2" and body["signed_version"] == "egocrowd-worker-1-fr"
     w.goto("/consents")
-    assert "A new revision replaced this one" in w.content()
+    assert "Une nouvelle révision a remplacé celle-ci" in w.content()  # the worker reads French
     _look(w, "9-worker-consents")
-    w.get_by_role("link", name="See what changed").click()
+    w.get_by_role("link", name="Voyez ce qui a changé").click()
     assert "ten years" in w.locator("ins").inner_text()
     _look(w, "10-worker-diff")
     w.goto("/consent/egocrowd-worker-2")  # no French version of revision 2 yet: English
@@ -152,10 +152,10 @@ def test_consent_authored_published_signed_and_signed_again(live, client, db, ch
     assert _upload(client, worker, assignment.json()["id"]).status_code == 201
 
     # --- withdrawing asks first and says what happens
-    w.get_by_role("button", name="Withdraw").first.click()
-    assert "open slots" in w.locator(".consequences").inner_text()
+    w.get_by_role("button", name="Retirer").first.click()
+    assert "places ouvertes" in w.locator(".consequences").inner_text()
     _look(w, "11-worker-withdraw-confirm")
-    w.get_by_role("button", name="Withdraw my consent").click()
+    w.get_by_role("button", name="Retirer mon consentement").click()
     w.wait_for_url("**/consents?m=withdrawn")
     r = client.get(f"{API}/assignments/{assignment.json()['id']}", headers=worker.headers)
     assert r.json()["status"] == "released", json.dumps(r.json())

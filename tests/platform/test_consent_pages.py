@@ -97,8 +97,8 @@ def test_worker_reads_in_their_language_and_sees_what_changed(client, db):
     assert "Consentement" in page and 'action="/consent/w-consent-1-fr"' in page and 'lang="fr"' in page
     page = client.get("/consent/w-consent-1?lang=en", headers={"Accept-Language": "fr"}).text
     assert 'action="/consent/w-consent-1"' in page  # the reader switched to English
-    # said once, with its date (in French: the browser's language, whichever text is read)
-    assert "published ·" not in page and re.search(r" · published \d{1,2} \w+\.? \d{4}, \d\d:\d\d UTC", page)
+    # said once, with its date (in French, the page's language, whichever text is read)
+    assert "publié ·" not in page and re.search(r" · publié \d{1,2} \w+\.? \d{4}, \d\d:\d\d UTC", page)
     r = client.post(
         "/consent/w-consent-1-fr",
         data={"csrf_token": token, "scopes": ["record_hands"], "sha256": consent.text_sha256(CONSENT_TEXT_FR)},

@@ -113,9 +113,8 @@ def test_an_empty_campaign_list_offers_only_what_the_viewer_can_do(client, db, w
 
 
 def test_money_on_pages_has_each_currencys_own_digits():
-    from egocrowd.web.pages.render import templates
+    from egocrowd.web.pages.render import _money as money
 
-    money = templates.env.filters["money"]
     assert money(150000, "USD") == "USD\xa01,500.00"
     assert money(150, "JPY") == "JPY\xa0150"  # yen have no minor unit: 150 is what the ledger pays
     assert money(1500, "KWD") == "KWD\xa01.500"
@@ -124,3 +123,16 @@ def test_money_on_pages_has_each_currencys_own_digits():
         assert money(1500, "KWD") == "1,500\xa0KWD"
     with i18n.using("ar"):
         assert money(150, "JPY") == "\u200f150\xa0JPY"
+
+
+def test_reader_filters_run_at_every_render_not_once_at_compile_time():
+    """Jinja folds filters of constant arguments when it compiles a template; a number, a date or an
+    amount must follow each reader's language instead of the first reader's."""
+    from egocrowd.web.pages.render import templates
+
+    template = templates.env.from_string("{{ 1234.5|number }} · {{ 150|money('USD') }}")
+    with i18n.using("fr"):
+        french = template.render()
+    with i18n.using("en"):
+        english = template.render()
+    assert french == "1\u202f234,5 · 1,50\xa0USD" and english == "1,234.5 · USD\xa01.50"

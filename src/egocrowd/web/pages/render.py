@@ -14,6 +14,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from markupsafe import Markup, escape
 from pydantic import ValidationError
 from starlette.datastructures import FormData
@@ -79,17 +80,34 @@ def _filesize(n: float) -> str:
 templates.env.add_extension("jinja2.ext.i18n")
 templates.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext)  # type: ignore[attr-defined]
 templates.env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks: whitespace folded, as extracted
-templates.env.filters["money"] = _money
+
+
+def _each_time(format_value: Callable[..., str]) -> Callable[..., str]:
+    """A filter whose output depends on the reader (language, zone), so Jinja must run it at every
+    render: its optimizer folds filters of constant arguments (``{{ 1|number }}``) once, at compile
+    time, in whichever language the first reader spoke."""
+
+    @pass_context  # the one mark that stops the folding (an eval-context filter is still folded)
+    def run(_context, value, *args, **kwargs):
+        return format_value(value, *args, **kwargs)
+
+    return run
+
+
+_READER_FILTERS: dict[str, Callable[..., str]] = {
+    "money": _money,
+    "filesize": _filesize,
+    "when": i18n.when,
+    "day": i18n.day,
+    "number": i18n.number,
+    "percent": i18n.percent,
+    "country": i18n.country_name,
+    "language_name": language_name,  # a BCP 47 tag ("pt-BR") named in the viewer's language
+}
+templates.env.filters.update({name: _each_time(f) for name, f in _READER_FILTERS.items()})
 # Data (a version, a name) inside a translated sentence: isolated, so a right-to-left sentence does
 # not reorder it or its brackets (Unicode bidi), and never offered to a browser's translator.
 templates.env.filters["bdi"] = lambda value: Markup('<bdi translate="no">{}</bdi>').format(value)
-templates.env.filters["filesize"] = _filesize
-templates.env.filters["when"] = i18n.when
-templates.env.filters["day"] = i18n.day
-templates.env.filters["number"] = i18n.number
-templates.env.filters["percent"] = i18n.percent
-templates.env.filters["country"] = i18n.country_name
-templates.env.filters["language_name"] = language_name  # a BCP 47 tag ("pt-BR") named in the viewer's language
 templates.env.globals["ui_language"] = i18n.current
 templates.env.globals["ui_languages"] = i18n.languages
 templates.env.globals["country_list"] = i18n.countries
