@@ -180,12 +180,9 @@ def _note_miss(language: str, translated: str, msgid: str) -> None:
 
 @cache
 def _catalog_ids(language: str) -> frozenset[str]:
-    path = LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
-    if not path.exists():
-        return frozenset()
-    with path.open("rb") as f:
-        catalog = read_po(f, locale=language)
-    return frozenset(str(m.id if isinstance(m.id, str) else m.id[0]) for m in catalog if m.id and m.string)
+    """The msgids ``language``'s compiled catalog translates (plural entries by their singular)."""
+    compiled: dict = getattr(translations(language), "_catalog", {})
+    return frozenset(key[0] if isinstance(key, tuple) else key for key, text in compiled.items() if text)
 
 
 def gettext(message: str) -> str:
@@ -350,13 +347,22 @@ def money(amount: Decimal, currency: str, digits: int) -> str:
     (pay.money), which Babel's own table can differ from; the amount shows exactly those."""
     from babel.numbers import format_currency
 
-    locale = Locale.parse(babel_locale())
-    pattern = locale.currency_formats["standard"].pattern.split(";")[0]
+    locale = babel_locale()
+    text = format_currency(
+        amount, currency, format=_money_pattern(locale, digits), locale=locale, currency_digits=False
+    )
+    return formatted(text)
+
+
+@cache
+def _money_pattern(locale: str, digits: int) -> str:
+    """The language's money pattern with ``digits`` decimals and the ISO code for the symbol (made
+    once per language and digit count: pages show many amounts)."""
+    pattern = Locale.parse(locale).currency_formats["standard"].pattern.split(";")[0]
     pattern = re.sub(r"0(\.0+)?", "0" + ("." + "0" * digits if digits else ""), pattern, count=1)
     pattern = re.sub(r"¤+", "¤¤", pattern)
     # a code is a word: keep it apart from the digits (a symbol like "$" may touch them; "USD" may not)
-    pattern = re.sub(r"¤¤(?=[#0])", "¤¤\xa0", re.sub(r"(?<=[#0])¤¤", "\xa0¤¤", pattern))
-    return formatted(format_currency(amount, currency, format=pattern, locale=locale, currency_digits=False))
+    return re.sub(r"¤¤(?=[#0])", "¤¤\xa0", re.sub(r"(?<=[#0])¤¤", "\xa0¤¤", pattern))
 
 
 def country_name(code: str | None, language: str | None = None) -> str:
@@ -374,6 +380,16 @@ def countries(language: str | None = None) -> list[tuple[str, str]]:
     viewer's language from CLDR), in that language's alphabetical order."""
     found = _countries(babel_locale(language))
     return [(code, pseudo(name)) for code, name in found] if (language or _language.get()) == PSEUDO else found
+
+
+def is_country(code: str) -> bool:
+    """Whether ``code`` is an ISO 3166-1 alpha-2 code of a country ("KE"; upper case)."""
+    return code in _country_codes()
+
+
+@cache
+def _country_codes() -> frozenset[str]:
+    return frozenset(code for code, _name in _countries(DEFAULT))
 
 
 @cache

@@ -81,21 +81,12 @@ def clean_password(password: str, *, email: str | None = None) -> str:
     return password
 
 
-@cache
-def countries() -> dict[str, str]:
-    """ISO 3166-1 alpha-2 code → common name, sorted by name (pycountry's ISO data, offline)."""
-    import pycountry  # on first use: its JSON costs ~20 ms, which most processes never need
-
-    names = {c.alpha_2: getattr(c, "common_name", None) or c.name for c in pycountry.countries}
-    return dict(sorted(names.items(), key=lambda kv: kv[1]))
-
-
 def clean_country(country: str | None) -> str | None:
     """An ISO 3166 alpha-2 code ("ke" → "KE") of a real country; empty means not given."""
     country = (country or "").strip().upper()
     if not country:
         return None
-    if country not in countries():
+    if not i18n.is_country(country):
         raise InvalidInput("Choose your country from the list.", code="user.bad_country", field="country")
     return country
 

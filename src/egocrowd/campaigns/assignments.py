@@ -39,7 +39,6 @@ from egocrowd.db.models import (
     ClipStatus,
     ConsentDocument,
     ConsentRecord,
-    Qualification,
     User,
 )
 from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
@@ -133,24 +132,13 @@ def _require_training(session: Session, worker: User, campaign: Campaign) -> Non
     revoked (earned by a test or granted by staff, for all campaigns or this one), and its minimum
     recording level. The problem names what to practise; pages link to /training from it."""
     slug = campaign.required_qualification
-    if slug:
-        held = session.scalar(
-            sa.select(Qualification.id)
-            .where(
-                Qualification.user_id == worker.id,
-                Qualification.skill == slug,
-                Qualification.revoked_at.is_(None),
-                sa.or_(Qualification.campaign_id.is_(None), Qualification.campaign_id == campaign.id),
-            )
-            .limit(1)
+    if slug and not levels.holds_qualification(session, worker.id, slug, campaign.id):
+        raise Forbidden(
+            _("This campaign needs a qualification you do not have yet: practise and pass its test first."),
+            code="training.qualification_required",
+            qualification=slug,
+            practise=f"/training/q/{slug}",
         )
-        if held is None:
-            raise Forbidden(
-                _("This campaign needs a qualification you do not have yet: practise and pass its test first."),
-                code="training.qualification_required",
-                qualification=slug,
-                practise=f"/training/q/{slug}",
-            )
     if campaign.min_level > 0:
         have = levels.recording_level(session, worker.id)
         if have < campaign.min_level:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd.db.models import Assignment, AssignmentStatus
+from egocrowd.db.models import Assignment, AssignmentStatus, Qualification
 
 MAX_LEVEL = 5
 
@@ -69,3 +69,23 @@ def recording_record(session: Session, worker_id: int) -> tuple[int, int]:
 def recording_level(session: Session, worker_id: int) -> int:
     accepted, decided = recording_record(session, worker_id)
     return level_for(accepted, accepted / decided if decided else None)
+
+
+def holds_qualification(session: Session, user_id: int, slug: str, campaign_id: int | None = None) -> bool:
+    """Whether the person holds the qualification ``slug``, not revoked (earned by a test or granted
+    by staff): for every campaign, or also for ``campaign_id`` alone when one is given. The claim,
+    the campaign page and the training pages all ask this one question."""
+    scope: sa.ColumnElement[bool] = Qualification.campaign_id.is_(None)
+    if campaign_id is not None:
+        scope = sa.or_(scope, Qualification.campaign_id == campaign_id)
+    found = session.scalar(
+        sa.select(Qualification.id)
+        .where(
+            Qualification.user_id == user_id,
+            Qualification.skill == slug,
+            Qualification.revoked_at.is_(None),
+            scope,
+        )
+        .limit(1)
+    )
+    return found is not None

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from egocrowd import audit
 from egocrowd.accounts import policy
+from egocrowd.campaigns import levels as rule
 from egocrowd.clock import db_now
 from egocrowd.db.models import (
     Clip,
@@ -215,19 +216,8 @@ def _in_open_test(session: Session, user: User, item: TrainingItem) -> bool:
 
 # --- the worker's standing -----------------------------------------------------------------------
 def holds(session: Session, user: User, slug: str) -> bool:
-    return (
-        session.scalar(
-            sa.select(Qualification.id)
-            .where(
-                Qualification.user_id == user.id,
-                Qualification.skill == slug,
-                Qualification.revoked_at.is_(None),
-                Qualification.campaign_id.is_(None),
-            )
-            .limit(1)
-        )
-        is not None
-    )
+    """Whether ``user`` holds ``slug`` for every campaign (what a test earns)."""
+    return rule.holds_qualification(session, user.id, slug)
 
 
 def held_qualifications(session: Session, user: User) -> list[Qualification]:
@@ -518,26 +508,11 @@ def video_file(session: Session, user: User, clip: Clip, blobs) -> Any:
 def requirements(session: Session, user: User, campaign: Any) -> dict[str, Any] | None:
     """What ``campaign`` asks of workers and where ``user`` stands (the campaign page's block);
     None when it asks nothing. The same checks as the claim (campaigns.assignments)."""
-    from egocrowd.campaigns import levels as rule
-
     slug, need = campaign.required_qualification, campaign.min_level
     if not slug and not need:
         return None
     q = session.scalar(sa.select(TrainingQualification).where(TrainingQualification.slug == slug)) if slug else None
-    held = (
-        bool(slug)
-        and session.scalar(
-            sa.select(Qualification.id)
-            .where(
-                Qualification.user_id == user.id,
-                Qualification.skill == slug,
-                Qualification.revoked_at.is_(None),
-                sa.or_(Qualification.campaign_id.is_(None), Qualification.campaign_id == campaign.id),
-            )
-            .limit(1)
-        )
-        is not None
-    )
+    held = bool(slug) and rule.holds_qualification(session, user.id, slug, campaign.id)
     level = rule.recording_level(session, user.id) if need else None
     return {
         "qualification": q,

@@ -12,6 +12,7 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from egocrowd import i18n
@@ -23,25 +24,6 @@ LANG_COOKIE, ZONE_COOKIE = "lang", "tz"
 YEAR = 365 * 24 * 3600
 
 
-def _cookies(scope: Scope) -> dict[str, str]:
-    from http.cookies import SimpleCookie
-
-    out: dict[str, str] = {}
-    for name, value in scope.get("headers", ()):
-        if name == b"cookie":
-            jar: SimpleCookie = SimpleCookie()
-            try:
-                jar.load(value.decode("latin-1"))
-            except Exception:  # a malformed cookie header: ignore it, as browsers do
-                continue
-            out.update({k: m.value for k, m in jar.items()})
-    return out
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    return next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == name), None)
-
-
 class LocaleMiddleware:
     """Sets the request's language and zone before any handler runs (pure ASGI: the context
     variables it sets are inherited by the handler, in the loop or in the thread pool)."""
@@ -51,8 +33,11 @@ class LocaleMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            cookies = _cookies(scope)
-            language = i18n.supported(cookies.get(LANG_COOKIE)) or i18n.negotiate(_header(scope, b"accept-language"))
+            request = HTTPConnection(scope)  # Starlette's own (lenient) cookie and header parsing
+            cookies = request.cookies
+            language = i18n.supported(cookies.get(LANG_COOKIE)) or i18n.negotiate(
+                request.headers.get("accept-language")
+            )
             i18n.activate(language or i18n.DEFAULT, unquote(cookies.get(ZONE_COOKIE) or "UTC"))
         await self.app(scope, receive, send)
 

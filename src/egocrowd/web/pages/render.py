@@ -134,11 +134,18 @@ def _js_msgids() -> tuple[str, ...]:
 
 
 def js_strings() -> str:
-    """The page scripts' strings in the viewer's language, as JSON for ``static/i18n.js``
+    """The page scripts' strings in the viewer's language, as JSON for ``static/locale.js``
     (``</`` escaped: it sits inside a <script type="application/json"> element)."""
+    return _js_table(i18n.current())
+
+
+@cache
+def _js_table(language: str) -> str:
+    """Made once per language and process: every page of that language carries the same table."""
     # Only the strings that differ from their msgid: tr() shows the msgid itself for the rest, so an
     # English page (and an untranslated string) costs nothing on a slow link.
-    table = {m: t for m in _js_msgids() if (t := i18n.gettext(m)) != m}
+    with i18n.using(language):
+        table = {m: t for m in _js_msgids() if (t := i18n.gettext(m)) != m}
     return json.dumps(table, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
 
 

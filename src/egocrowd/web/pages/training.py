@@ -36,7 +36,7 @@ from egocrowd.web.routers.training import Slug
 
 router = APIRouter(include_in_schema=False)
 
-flash_messages({"training_created": "Qualification saved: workers can practise it now."})
+flash_messages({"training_created": N_("Qualification saved: workers can practise it now.")})
 
 #: a practice recording is short: a bigger file is refused before QC reads it
 MAX_RECORDING_BYTES = 200 * 1024 * 1024
