@@ -19,7 +19,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_worker_records_and_uploads_on_the_capture_page(tmp_path, db_url, db, chromium):
-    import httpx
 
     from egocrowd.settings import Settings
     from egocrowd.web import create_app
@@ -34,7 +33,7 @@ def test_worker_records_and_uploads_on_the_capture_page(tmp_path, db_url, db, ch
     app = create_app(settings, db)
     y4m = tmp_path / "camera.y4m"
     make_y4m(y4m, seconds=4)
-    with LiveServer(app) as live, httpx.Client(base_url=live.base) as http:
+    with LiveServer(app) as live, live.client() as http:
         world = World.build(http, db)
         worker = world.worker
         c = world.open_campaign(

@@ -132,8 +132,6 @@ def test_only_the_assignee_may_upload_and_within_the_campaign_limit(app, db, liv
 def test_the_embedded_server_runs_the_pipeline_itself(tmp_path, db_url, db, qc_media):
     import time
 
-    import httpx
-
     from egocrowd.settings import Settings
     from egocrowd.web import create_app
     from tests.support.servers import LiveServer
@@ -147,7 +145,7 @@ def test_the_embedded_server_runs_the_pipeline_itself(tmp_path, db_url, db, qc_m
         pipeline_executor="inline",
     )
     app = create_app(settings, db)
-    with LiveServer(app) as live, httpx.Client(base_url=live.base) as http:
+    with LiveServer(app) as live, live.client() as http:
         world = World.build(http, db)
         lab, worker = world.lab, world.worker
         c = world.open_campaign(requirements=REQ)

@@ -9,7 +9,6 @@ import io
 import json
 import zipfile
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from itsdangerous import URLSafeTimedSerializer
@@ -107,7 +106,7 @@ def test_no_derived_video_says_where_the_clip_stands(client, db, world, clip_of)
 def test_range_requests_from_a_real_client(live, world, clip_of, videos):
     cid = clip_of()
     data = videos["derived"].read_bytes()
-    with httpx.Client(base_url=live.base, headers=world.worker.headers) as http:
+    with live.client(headers=world.worker.headers) as http:
         url = f"{API}/clips/{cid}/video"
         r = http.get(url, headers={"Range": "bytes=0-99"})
         assert r.status_code == 206 and r.content == data[:100]
@@ -153,7 +152,7 @@ def test_raw_footage_is_admin_only_with_a_reason_audited_once_per_link(live, cli
     assert_problem(client.get(link.replace("token=", "token=x"), headers=admin.headers), 403, "clip.raw_link_invalid")
     assert _raw_events(db, cid, "clip.raw_accessed") == []
     data = videos["raw"].read_bytes()
-    with httpx.Client(base_url=live.base, headers=admin.headers) as http:
+    with live.client(headers=admin.headers) as http:
         first = http.get(link, headers={"Range": "bytes=0-1023"})
         assert first.status_code == 206 and first.content == data[:1024]
         rest = http.get(link, headers={"Range": "bytes=1024-"})

@@ -15,6 +15,7 @@ import httpx
 import uvicorn
 
 REPO = Path(__file__).resolve().parents[2]
+CLIENT_TIMEOUT = httpx.Timeout(60.0)  # see LiveServer.client
 
 
 class LiveServer:
@@ -46,6 +47,11 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+    def client(self, **kw) -> httpx.Client:
+        """A real HTTP client of this server. Its read timeout is generous: on a loaded 2-core CI
+        machine a request can wait seconds for the CPU, which httpx's 5 s default mistook for a hang."""
+        return httpx.Client(base_url=self.base, timeout=CLIENT_TIMEOUT, **kw)
 
 
 class ServerProcess:
