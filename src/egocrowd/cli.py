@@ -54,6 +54,7 @@ def serve(host: str, port: int, workers: int) -> None:
     if settings.is_embedded:
         workers = 1  # one SQLite file, one process (the app migrates it on start)
     click.echo(f"egocrowd {__version__} on http://{host}:{port}/  (database: {_redact(settings.db_url)})")
+    from egocrowd.telemetry import logging_config
     from egocrowd.web.limits import uvicorn_options  # FastAPI, ~1.2 s
 
     uvicorn.run(
@@ -62,7 +63,8 @@ def serve(host: str, port: int, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
+        log_config=logging_config(settings.log_format, "INFO"),  # each worker process applies it
+        access_log=False,  # egocrowd.access logs each request once, with its id (web.observability)
         proxy_headers=True,
         **uvicorn_options(settings),
     )
@@ -195,18 +197,36 @@ def mail_test(address: str) -> None:
     help="Processes (default: setting pipeline_workers, one per core).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every job.")
-def worker(once: bool, executor: str | None, workers: int | None, verbose: bool) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve this worker's Prometheus metrics (stage durations) on this port.",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics port listens on.")
+def worker(
+    once: bool,
+    executor: str | None,
+    workers: int | None,
+    verbose: bool,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Run pending pipeline stages (probe, QC, ...) of uploaded clips.
 
     Stages are taken under a lease: a worker killed mid-stage loses nothing, the stage runs again
     once the lease expires. Failures retry with backoff and end in a visible error state.
     """
+    from egocrowd.telemetry import configure_logging
     from egocrowd.worker import run_worker  # the pipeline and SQLAlchemy, ~1 s
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    n = run_worker(_settings(), once=once, executor_name=executor, workers=workers)
+    settings = _settings()
+    configure_logging(settings.log_format, logging.INFO if verbose else logging.WARNING)
+    if metrics_port:
+        from prometheus_client import start_http_server  # stage durations, in this process's registry
+
+        start_http_server(metrics_port, addr=metrics_host)
+    n = run_worker(settings, once=once, executor_name=executor, workers=workers)
     if once:
         click.echo(f"ran {n} stage(s)")
 

@@ -12,7 +12,7 @@ import secrets
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -145,6 +145,16 @@ class Settings(BaseSettings):
     release_link_minutes: float = Field(60.0, gt=0, le=7 * 24 * 60, description="How long a signed download link works")
     withdrawal_grace_days: float = Field(
         30.0, ge=0, description="Days after a withdrawal before the clip's raw and derived media are deleted"
+    )
+    # Operations (docs/operations.md)
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text (for people) or json (one object a line, with the request id) for `serve` and `worker`",
+    )
+    metrics_token: str | None = Field(
+        None,
+        min_length=16,
+        description="Bearer token that Prometheus sends to scrape /metrics; unset: /metrics answers 404",
     )
     # Pay (docs/pay.md)
     payout_minimum_minor: int = Field(

@@ -100,7 +100,10 @@ def test_internal_errors_never_leak(crashing_client, caplog):
     assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
     body = r.json()
     assert body["code"] == "internal" and body["title"] == "Something went wrong on our side" and body["status"] == 500
-    assert set(body) == {"type", "title", "status", "code", "detail"}
+    assert set(body) == {"type", "title", "status", "code", "detail", "request_id"}
+    # the id of the log line to look for
+    assert len(body["request_id"]) == 32 and [r.request_id for r in caplog.records] == [body["request_id"]]
+    assert r.headers["x-request-id"] == body["request_id"]
     assert SECRET not in r.text and "Traceback" not in r.text and "RuntimeError" not in r.text
     assert SECRET in caplog.text  # ...but it is logged for us
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]  # errors carry the headers too

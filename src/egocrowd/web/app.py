@@ -19,11 +19,12 @@ from egocrowd.clips.uploads import OpenUploadLimits
 from egocrowd.db import Database, open_database
 from egocrowd.settings import Settings
 from egocrowd.uploads import UploadStore, recover_completed
-from egocrowd.web import assets, problems, security
+from egocrowd.web import assets, observability, problems, security
 from egocrowd.web.letters import SendAfterResponse
 from egocrowd.web.limits import BodyLimit
 from egocrowd.web.locale import LocaleMiddleware
 from egocrowd.web.locale import router as locale_router
+from egocrowd.web.observability import RequestContext
 from egocrowd.web.pages import accounts, assignments, campaigns, consent, lab, render
 from egocrowd.web.pages import admin as admin_pages
 from egocrowd.web.pages import annotate as annotate_pages
@@ -164,10 +165,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     render.templates.env.globals["asset"] = assets.asset  # {{ asset('/static/app.css') }}: the hashed URL
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_kb * 1024)
     app.add_middleware(SendAfterResponse, settings=settings)  # mail leaves after the answer
-    app.add_middleware(LocaleMiddleware)  # outermost: error pages speak the visitor's language too
+    app.add_middleware(LocaleMiddleware)  # error pages speak the visitor's language too
+    app.add_middleware(RequestContext)  # outermost: an id, a time and a log line for everything
 
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(observability.router)
     clip_api.install(app, upload_store, hooks)
     app.add_api_route("/api/docs", _api_docs, include_in_schema=False)
     vendor = vendor_dir(settings)

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from egocrowd import i18n
 from egocrowd.errors import EgocrowdError
 from egocrowd.problem_titles import title as title_of
+from egocrowd.telemetry import request_id
 from egocrowd.web.pages.render import render_error
 
 log = logging.getLogger("egocrowd.web")
@@ -76,7 +77,8 @@ def as_problem(exc: Exception) -> tuple[int, str, str, dict]:
     if isinstance(exc, StarletteHTTPException):
         code = _HTTP_CODES.get(exc.status_code, f"http.{exc.status_code}")
         return exc.status_code, code, str(exc.detail), {}
-    return 500, "internal", "Something went wrong on our side; it has been logged.", {}
+    # the request id lets whoever reports it point an operator at the log line (egocrowd.telemetry)
+    return 500, "internal", "Something went wrong on our side; it has been logged.", {"request_id": request_id.get()}
 
 
 def render(exc: Exception, *, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -91,8 +93,12 @@ async def handle(request: Request, exc: Exception):
     if status >= 500:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     if not request.url.path.startswith("/api/"):
-        return render_error(request, status, code, message)
-    return render(exc)
+        response = render_error(request, status, code, message)
+    else:
+        response = render(exc)
+    if status >= 500 and (rid := request_id.get()):  # answered outside RequestContext, which adds it otherwise
+        response.headers["X-Request-ID"] = rid
+    return response
 
 
 def install(app) -> None:
