@@ -18,6 +18,7 @@ import re
 import uuid
 
 from prometheus_client import Counter, Histogram
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 # --- instruments --------------------------------------------------------------------------------
 HTTP_SECONDS = Histogram(
@@ -89,6 +90,7 @@ def logging_config(fmt: str = "text", level: int | str = logging.INFO) -> dict:
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "reserved_attrs": [*RESERVED_ATTRS, "color_message"],  # uvicorn's ANSI copy of the message
         },
     }
     return {
