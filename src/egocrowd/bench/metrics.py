@@ -255,7 +255,10 @@ def recovery(c: Corpus, config: ScoreConfig) -> Result:
         "median_time_s": curve.median,
         "median": _est(
             curve.median,
-            (nan if curve.median_low is None else curve.median_low, nan if curve.median_high is None else curve.median_high),
+            (
+                nan if curve.median_low is None else curve.median_low,
+                nan if curve.median_high is None else curve.median_high,
+            ),
             "brookmeyer_crowley_loglog",
         ),
         "budget_s": budget,
