@@ -169,6 +169,10 @@ def test_a_pair_column_wins_and_two_pairs_in_one_session_are_an_error(tmp_path):
     p = tmp_path / "t.csv"
     p.write_text("policy,task,pair,session,success\nA,x,k1,1,1\nA,y,k1,1,0\nB,x,k1,1,1\n")
     assert [d.pair_key for d in read_trials([p]).digests] == ["k1", "k1"]
+    p.write_text("policy,task,pair,success\nA,x,k1,1\nB,x,,1\n")
+    imported = read_trials([p])
+    assert [d.pair_key for d in imported.digests] == ["k1", None]
+    assert imported.warnings == ["1 session(s) have a blank pair: they are not paired"]
     p.write_text("policy,task,pair,session,success\nA,x,k1,1,1\nA,y,k2,1,0\n")
     with pytest.raises(InvalidInput, match=r"t.csv:3: .*pairing is ambiguous") as exc:
         read_trials([p])
@@ -226,3 +230,11 @@ def test_ranking_from_a_trials_csv_follows_the_ratings(tmp_path):
     assert [r["policy"] for r in ranking] == ["A", "B", "C", "D"]
     assert [r["rank"] for r in ranking] == [1, 2, 2, 4]  # before: 1, 2, 1, 2
     assert [r["tied_with_next"] for r in ranking[:3]] == [False, True, False]
+
+
+def test_short_rows_and_trailing_commas_do_not_upset_pairing(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("policy,task,success,session,person,\nA,x,1,1\nA,x,0,1,ana\nB,x,1,1,,\n")
+    imported = read_trials([p])
+    assert imported.pair_columns == ["task"]  # person is blank, then "ana", within A's session
+    assert not any("not recognised" in w for w in imported.warnings)

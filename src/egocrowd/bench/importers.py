@@ -159,10 +159,10 @@ def read_trials(paths: Sequence[str | os.PathLike[str]]) -> TrialsImport:
         sessions: dict[tuple[str, str], tuple[SessionDigest, _Design]] = {}
         for lineno, r in _rows(path, ("policy", "task", "success"), cols):
             where = f"{path}:{lineno}"
-            _add_trial(sessions, r, where, lineno)
+            _add_trial(sessions, r, where, lineno, [c for c in (*DESIGN_COLUMNS, "pair") if c in cols])
         if not sessions:
             raise InvalidInput(f"{path}: no trials", code="bench.bad_csv")
-        unknown = [c for c in cols if c not in TRIAL_COLUMNS]
+        unknown = [c for c in cols if c and c not in TRIAL_COLUMNS]  # a blank name: a trailing comma
         if unknown:
             out.warnings.append(
                 f"{path}: column(s) {', '.join(repr(c) for c in unknown)} not recognised and not used "
@@ -177,7 +177,11 @@ def read_trials(paths: Sequence[str | os.PathLike[str]]) -> TrialsImport:
 
 
 def _add_trial(
-    sessions: dict[tuple[str, str], tuple[SessionDigest, _Design]], r: dict[str, str], where: str, lineno: int
+    sessions: dict[tuple[str, str], tuple[SessionDigest, _Design]],
+    r: dict[str, str],
+    where: str,
+    lineno: int,
+    design: list[str],
 ) -> None:
     s = r["success"].lower()
     if s in _TRUE:
@@ -196,7 +200,7 @@ def _add_trial(
     if not policy:
         raise InvalidInput(f"{where}: empty policy", code="bench.bad_csv")
     sid = r.get("session") or f"row{lineno}"
-    values = {c: r[c] for c in (*DESIGN_COLUMNS, "pair") if c in r}
+    values = {c: r.get(c, "") for c in design}  # a short row has no value: blank, as in a spreadsheet
     entry = sessions.get((policy, sid))
     if entry is None:
         d = SessionDigest(
@@ -250,13 +254,17 @@ def _pair(out: TrialsImport, designs: list[_Design], headers: list[set[str]]) ->
                 "'pair' column to compare policies"
             )
     out.pair_columns = columns
+    unpaired = 0
     for d, des in zip(out.digests, designs):
-        if not columns:
+        if not columns or (columns == ["pair"] and not des.values["pair"]):
             d.pair_key = None
+            unpaired += bool(columns)
         elif len(columns) == 1:
             d.pair_key = des.values[columns[0]]
         else:  # JSON: unambiguous whatever the values contain
             d.pair_key = json.dumps([des.values[c] for c in columns], ensure_ascii=False)
+    if unpaired:
+        out.warnings.append(f"{unpaired} session(s) have a blank pair: they are not paired")
 
 
 def read_pairwise_csv(path: str | os.PathLike[str]) -> list[Battle]:
