@@ -276,7 +276,8 @@ def compare_cmd(logs: tuple[str, ...], pol_a: str, pol_b: str, alpha: float, as_
 def rank_cmd(pairwise: str, rounds: int, seed: int, anchor: str | None, as_json: bool) -> None:
     """Rank policies from an A/B preference CSV (columns a, b, winner) with Bradley–Terry.
 
-    Ratings come with 95% bootstrap intervals; policies that share a rank are statistically tied.
+    Ratings come with 95% bootstrap intervals; a policy shares the rank of the one above it when
+    the two are statistically tied (competition ranks: 1, 1, 3).
     """
     from rich.console import Console  # ~30 ms
     from rich.table import Table
