@@ -61,6 +61,10 @@ def test_recovery_kaplan_meier(scored):
     # times 10 (recovered), 30 (recovered), 100 (censored at session end)
     assert (r["misinterpretations"], r["recovered"], r["censored"]) == (3, 2, 1)
     assert r["median_time_s"] == 30
+    # log-log band (Greenwood): at t = 10 S = 2/3 with band [0.054, 0.945], at t = 30 S = 1/3 with
+    # band [0.009, 0.774] (hand-worked): the lower band first holds 0.5 at 10, the upper one never
+    # drops to 0.5 (censored at 100) → Brookmeyer–Crowley interval [10, unbounded)
+    assert r["median"] == {"value": 30.0, "low": 10.0, "high": None, "method": "brookmeyer_crowley_loglog"}
     assert r["rate_within_budget"]["value"] == pytest.approx(2 / 3)
     curve = r["curve"]
     surv = dict(zip(curve["time"], curve["survival"]))
@@ -92,6 +96,12 @@ def test_interventions(scored):
     assert iv["per_hour"]["value"] == pytest.approx(3 / (280 / 3600))
     assert iv["mtbi_min"]["value"] == pytest.approx(280 / 3 / 60)
     assert iv["reasons"] == {"stuck": 2, "unsafe": 1}
+    # Garwood: 3 events in T hours; the χ² quantiles worked out by hand from the Poisson tails
+    # (P(X ≥ 3 | 0.6186) = P(X ≤ 3 | 8.7673) = 0.025)
+    t = 280 / 3600
+    exact = iv["per_hour_exact"]
+    assert exact["method"] == "poisson_exact" and exact["value"] == pytest.approx(3 / t)
+    assert (exact["low"] * t, exact["high"] * t) == (pytest.approx(0.6186, abs=1e-4), pytest.approx(8.7673, abs=1e-4))
 
 
 def test_zero_interventions_gives_a_poisson_lower_bound(tmp_path):
@@ -132,6 +142,28 @@ def test_drift_session_time_slope_matches_least_squares(hand_log):
     y = np.array([s for d in ds for s in d.out_success], dtype=float)
     assert res["slope"]["value"] == pytest.approx(np.polyfit(x, y, 1)[0])
     assert sum(b["n"] for b in res["bins"]) == 9
+
+
+def test_drift_needs_sessions_with_a_time_axis(hand_events, tmp_path):
+    # one-outcome sessions (a per-trial CSV's rows) have no time into the session: before, the
+    # slope was fitted on each trial's own length, so failures that last longer made a strong,
+    # "significant" drift out of nothing
+    p = tmp_path / "trials.jsonl"
+    for i in range(40):
+        ok = i % 2 == 0
+        S.write_log(
+            p,
+            S.Session(session_id=f"r{i}", policy="P", environment="e"),
+            [S.SubtaskEnd(t=30.0 if ok else 90.0, subtask="x", outcome="success" if ok else "failure")],
+        )
+    assert "drift_session_time" not in compute_metrics(build_corpus(list(digest_log(p))), CFG)
+    # mixed with a real session, only the real session's outcomes make the drift
+    for sess, events in hand_events[:1]:
+        S.write_log(p, sess, events)
+    ds = list(digest_log(p))
+    res = compute_metrics(build_corpus(ds), CFG, ["drift_session_time"])["drift_session_time"]
+    assert sum(b["n"] for b in res["bins"]) == len(ds[-1].out_t) == 7
+    assert res["slope"]["value"] == pytest.approx(np.polyfit(np.array(ds[-1].out_t) / 3600, ds[-1].out_success, 1)[0])
 
 
 def test_drift_deployment_days_bins_by_day(scored):

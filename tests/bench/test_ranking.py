@@ -102,3 +102,44 @@ def test_invariant_to_relabelling_and_battle_order(raw, perm, rnd):
     flipped = [Battle(b.b, b.a, {"a": "b", "b": "a", "tie": "tie"}[b.winner]) for b in shuffled]
     full = rank_battles(battles, rounds=30, seed=2)
     assert rank_battles(flipped, rounds=30, seed=2) == full  # bit-identical, intervals included
+
+
+# ------------------------------------------------------------- one rank rule (issue #19)
+
+# A ≫ B on 35 battles, B edges C 2–1, C ≫ D on 35: C is rated third but, on three battles with
+# B, separable from nobody above it. Ranking by "1 + policies significantly better" gave 1, 2, 1, 2.
+CHAIN = (
+    [Battle("A", "B", "a")] * 30
+    + [Battle("A", "B", "b")] * 5
+    + [Battle("B", "C", "a")] * 2
+    + [Battle("B", "C", "b")]
+    + [Battle("C", "D", "a")] * 30
+    + [Battle("C", "D", "b")] * 5
+)
+
+
+def assert_one_rank_rule(rows):
+    """Competition ranks in rating order; tied (adjacent) policies share a rank, separated ones do not."""
+    ratings = [r["rating"] for r in rows]
+    assert ratings == sorted(ratings, reverse=True)
+    assert rows[0]["rank"] == 1
+    for pos in range(1, len(rows)):
+        above, row = rows[pos - 1], rows[pos]
+        assert row["rank"] == (above["rank"] if above["tied_with_next"] else pos + 1)
+    assert "tied_with_next" not in rows[-1]
+
+
+def test_ranks_never_contradict_ratings_and_ties_share_a_rank():
+    rows = rank_battles(CHAIN, rounds=300, seed=0)["ranking"]
+    assert [r["policy"] for r in rows] == ["A", "B", "C", "D"]
+    assert [r["tied_with_next"] for r in rows[:3]] == [False, True, False]
+    assert [r["rank"] for r in rows] == [1, 2, 2, 4]
+    assert_one_rank_rule(rows)
+
+
+@settings(max_examples=40, deadline=None)
+@given(battle_lists)
+def test_the_rank_rule_holds_on_any_battles(raw):
+    names = ["w", "x", "y", "z"]
+    rows = rank_battles([Battle(names[i], names[j], w) for i, j, w in raw], rounds=40, seed=3)["ranking"]
+    assert_one_rank_rule(rows)

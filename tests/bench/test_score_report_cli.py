@@ -192,3 +192,24 @@ def test_rank_rejects_zero_rounds(tmp_path):
     p.write_text("a,b,winner\nx,y,a\nx,y,tie\n")
     res = CliRunner().invoke(bench, ["rank", str(p), "--rounds", "0"])
     assert res.exit_code == 2, res.output
+
+
+def test_cli_reports_csv_warnings_and_the_exact_mcnemar_test(tmp_path):
+    # issue #19: an unknown column is reported (stderr and the scores document), and a compare of
+    # 0/1 trials prints the exact McNemar test beside the sign-flip p-value
+    p = tmp_path / "t.csv"
+    p.write_text(
+        "policy,task,success,robot\n" + "".join(f"A,t{i},1,so100\nB,t{i},{int(i >= 8)},so100\n" for i in range(12))
+    )
+    r = CliRunner()
+    res = r.invoke(bench, ["score", str(p), "--rounds", "20", "-o", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    assert "warning: " in res.stderr and "'robot' not recognised" in res.stderr
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert len(doc["warnings"]) == 1 and "'robot'" in doc["warnings"][0]
+    (comp,) = doc["comparisons"]
+    assert comp["mcnemar"] == {"a_only": 8, "b_only": 0, "p_value": pytest.approx(2 / 2**8)}
+    res = r.invoke(bench, ["compare", str(p), "--a", "A", "--b", "B", "--rounds", "20"])
+    assert res.exit_code == 0 and "exact McNemar (0/1 outcomes): A only 8, B only 0, p = 0.007812" in res.stdout
+    html = render_html(doc)
+    assert "McNemar" in html and "0.00781" in html

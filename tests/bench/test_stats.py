@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hst
 from scipy import stats as sps
+from scipy.optimize import brentq
 
 from egocrowd.bench import schema as S
 from egocrowd.bench import stats as st
@@ -238,3 +239,66 @@ def test_paired_interval_uses_the_configured_rounds():
     assert many["low"] < many["high"]
     # exact: |Σ ± d_i| ≥ 0.9 in 20 of the 2^6 sign patterns (10 of 32, doubled by the 0 entry)
     assert many["p_value"] == one["p_value"] == 20 / 64
+
+
+# ------------------------------------------------- exact tests and intervals (issue #19)
+
+
+def test_mcnemar_exact_by_hand_beside_the_sign_flip_test():
+    # 5 pairs where only A succeeded, 1 where only B did, 2 concordant: the exact McNemar p is
+    # the two-sided binomial tail 2·P(X ≤ 1 | 6, ½) = 2·(1 + 6)/64
+    d = np.array([1, 0, 1, 1, -1, 1, 0, 1.0])
+    res = st.paired_test(d)
+    assert res["mcnemar"] == {"a_only": 5, "b_only": 1, "p_value": pytest.approx(14 / 64)}
+    # a larger, lopsided table: 30 vs 12 discordant pairs among 100
+    d = np.array([1.0] * 30 + [-1.0] * 12 + [0.0] * 58)
+    tail = sum(math.comb(42, i) for i in range(13)) / 2**42
+    assert st.paired_test(d)["mcnemar"]["p_value"] == pytest.approx(2 * tail, rel=1e-9)
+    assert st.mcnemar_exact(0, 0) == 1.0
+    # not 0/1 outcomes (means over several trials): no McNemar
+    assert st.paired_test(np.array([0.5, 1.0, -0.25]))["mcnemar"] is None
+
+
+def test_poisson_exact_is_garwood():
+    # k = 0: the upper end is −ln(α/2)/T in closed form (χ² with 2 df)
+    assert st.poisson_exact(0, 10) == (0.0, pytest.approx(-math.log(0.025) / 10))
+    # k = 5 in T = 2: the ends are the rates whose Poisson tails hold α/2 (found by root search)
+    lo, hi = st.poisson_exact(5, 2.0)
+    ref_lo = brentq(lambda m: sps.poisson.sf(4, m) - 0.025, 1e-9, 50) / 2
+    ref_hi = brentq(lambda m: sps.poisson.cdf(5, m) - 0.025, 1e-9, 50) / 2
+    assert (lo, hi) == (pytest.approx(ref_lo, rel=1e-7), pytest.approx(ref_hi, rel=1e-7))
+    assert (round(2 * lo, 4), round(2 * hi, 4)) == (1.6235, 11.6683)  # the usual table for k = 5
+    assert all(math.isnan(x) for x in st.poisson_exact(3, 0))
+
+
+def _greenwood_loglog(t, observed, z=1.959963984540054):
+    """Reference KM with Greenwood variance and log-log band, by hand (no scipy)."""
+    out, s, v = [], 1.0, 0.0
+    for u in sorted(set(t)):
+        n = sum(1 for x in t if x >= u)
+        d = sum(1 for x, o in zip(t, observed) if x == u and o)
+        if d:
+            s *= 1 - d / n
+            v += d / (n * (n - d)) if n > d else math.inf
+        se = math.sqrt(v) / abs(math.log(s)) if 0 < s < 1 else math.nan
+        lo = s ** math.exp(z * se) if se == se else math.nan
+        hi = s ** math.exp(-z * se) if se == se else math.nan
+        out.append((u, s, lo, hi))
+    return out
+
+
+def test_kaplan_meier_median_interval_is_brookmeyer_crowley():
+    t = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12.0]
+    observed = [1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 0]
+    ref = _greenwood_loglog(t, observed)
+
+    def first(col):
+        return next((u for u, *vals in ref if vals[col] <= 0.5), None)  # NaN compares False
+
+    curve = st.kaplan_meier(np.array(t), np.array(observed, dtype=bool))
+    assert curve.median == first(0) == 8.0
+    assert (curve.median_low, curve.median_high) == (first(1), first(2))
+    assert curve.median_low < curve.median <= curve.median_high
+    # everyone recovers quickly but there are few: the upper end is unbounded, as in R's survfit
+    few = st.kaplan_meier(np.array([1.0, 2.0, 3.0]), np.array([True, True, True]))
+    assert few.median == 2.0 and few.median_low == 1.0 and few.median_high is None

@@ -97,17 +97,25 @@ def _make_config(kw: dict[str, Any]) -> Any:
     )
 
 
-def _load_digests(paths: Sequence[str], *, lenient: bool = False, quiet: bool = False, jobs: int = 1) -> list[Any]:
-    """Read logs with a byte-based progress bar (shown on a terminal) and trial CSVs."""
+def _load_digests(
+    paths: Sequence[str], *, lenient: bool = False, quiet: bool = False, jobs: int = 1
+) -> tuple[list[Any], list[str]]:
+    """Read logs with a byte-based progress bar (shown on a terminal) and trial CSVs; returns the
+    digests and the importer's warnings, which are also printed on stderr."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn  # ~40 ms
 
-    from egocrowd.bench.importers import read_trials_csv  # SciPy, ~1 s
+    from egocrowd.bench.importers import read_trials  # SciPy, ~1 s
     from egocrowd.bench.score import read_digests
 
     logs = [p for p in paths if not p.lower().endswith((".csv", ".csv.gz"))]
-    digests: list[Any] = [d for p in paths if p.lower().endswith((".csv", ".csv.gz")) for d in read_trials_csv(p)]
+    csvs = [p for p in paths if p.lower().endswith((".csv", ".csv.gz"))]
+    trials = read_trials(csvs) if csvs else None
+    digests: list[Any] = trials.digests if trials else []
+    warnings = trials.warnings if trials else []
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
     if not logs:
-        return digests
+        return digests, warnings
     total = sum(Path(p).stat().st_size for p in logs if Path(p).exists())
     with Progress(
         TextColumn("[bold]scoring[/]"),
@@ -121,7 +129,7 @@ def _load_digests(paths: Sequence[str], *, lenient: bool = False, quiet: bool = 
         digests.extend(
             read_digests(logs, strict=not lenient, jobs=jobs, on_progress=lambda n: progress.advance(task, n))
         )
-    return digests
+    return digests, warnings
 
 
 def _write(text: str, output: str) -> None:
@@ -169,15 +177,17 @@ def _score(logs: Sequence[str], pairwise: str | None, kw: dict[str, Any]) -> dic
     from egocrowd.bench.importers import read_pairwise_csv  # SciPy, ~1 s
     from egocrowd.bench.score import score_digests
 
-    digests = _load_digests(logs, lenient=kw["lenient"], jobs=kw["jobs"])
+    digests, warnings = _load_digests(logs, lenient=kw["lenient"], jobs=kw["jobs"])
     battles = read_pairwise_csv(pairwise) if pairwise else None
-    return score_digests(
+    doc = score_digests(
         digests,
         _make_config(kw),
         metrics=list(kw["metrics"]) or None,
         battles=battles,
         inputs=[*logs, *([pairwise] if pairwise else [])],
     )
+    doc["warnings"] = warnings
+    return doc
 
 
 @bench.command("report")
@@ -231,20 +241,25 @@ def compare_cmd(logs: tuple[str, ...], pol_a: str, pol_b: str, alpha: float, as_
     """Paired comparison of two policies run on the same protocol seeds (or CSV 'pair'/task).
 
     Prints the mean difference in subtask success with a bootstrap interval, a sign-flip
-    permutation p-value, and the anytime-valid sequential verdict: whether enough pairs have been
-    run to decide, and after how many.
+    permutation p-value (and the exact McNemar test when every pair is one success/failure each),
+    and the anytime-valid sequential verdict: whether enough pairs have been run to decide, and
+    after how many. Trial CSVs are paired by their 'pair' column, else by every design column.
     """
     from egocrowd.bench.score import compare  # SciPy, ~1 s
 
-    res = compare(
-        _load_digests(logs, lenient=kw["lenient"], jobs=kw["jobs"]), pol_a, pol_b, _make_config(kw), alpha=alpha
-    )
+    digests, warnings = _load_digests(logs, lenient=kw["lenient"], jobs=kw["jobs"])
+    res = compare(digests, pol_a, pol_b, _make_config(kw), alpha=alpha)
     if as_json:
-        click.echo(json.dumps(res, indent=2))
+        click.echo(json.dumps({**res, "warnings": warnings}, indent=2))
         return
     s = res["sequential"]
     click.echo(f"{pol_a} vs {pol_b} over {res['pairs']} pairs: success {res['mean_a']:.3f} vs {res['mean_b']:.3f}")
     click.echo(f"difference {res['mean_diff']:+.3f}  [{res['low']:+.3f}, {res['high']:+.3f}]  p = {res['p_value']:.4g}")
+    if res.get("mcnemar"):
+        m = res["mcnemar"]
+        click.echo(
+            f"exact McNemar (0/1 outcomes): {pol_a} only {m['a_only']}, {pol_b} only {m['b_only']}, p = {m['p_value']:.4g}"
+        )
     if s["decision"] == "continue":
         click.echo(f"sequential test (alpha={alpha}): not decided yet after {s['pairs']} pairs; keep running")
     else:
@@ -261,7 +276,8 @@ def compare_cmd(logs: tuple[str, ...], pol_a: str, pol_b: str, alpha: float, as_
 def rank_cmd(pairwise: str, rounds: int, seed: int, anchor: str | None, as_json: bool) -> None:
     """Rank policies from an A/B preference CSV (columns a, b, winner) with Bradley–Terry.
 
-    Ratings come with 95% bootstrap intervals; policies that share a rank are statistically tied.
+    Ratings come with 95% bootstrap intervals; a policy shares the rank of the one above it when
+    the two are statistically tied (competition ranks: 1, 1, 3).
     """
     from rich.console import Console  # ~30 ms
     from rich.table import Table
@@ -325,9 +341,12 @@ def import_csv_cmd(trials: str, output: str) -> None:
     Not needed for scoring (score/report read CSVs directly); useful to merge spreadsheets with
     simulated logs or to convert them to Parquet.
     """
-    from egocrowd.bench.importers import digests_to_log, read_trials_csv  # SciPy, ~1 s
+    from egocrowd.bench.importers import digests_to_log, read_trials  # SciPy, ~1 s
 
-    n = digests_to_log(read_trials_csv(trials), output)
+    imported = read_trials([trials])
+    for w in imported.warnings:
+        click.echo(f"warning: {w}", err=True)
+    n = digests_to_log(imported.digests, output)
     click.echo(f"wrote {n} events to {output}", err=True)
 
 

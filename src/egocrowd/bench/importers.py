@@ -6,17 +6,26 @@ case-insensitive; aliases in brackets):
     policy [model]          required  policy name
     task                    required  task name
     success [outcome]       required  1/0, true/false, yes/no, success/failure/partial
-    duration                optional  seconds the trial took (default 0)
+    duration [duration_s]   optional  seconds the trial took (default 0)
     progress                optional  0–1 (default: 1 for success, 0 for failure)
     person                  optional  who gave the instruction
     environment [env]       optional  default "default"
+    seed                    optional  protocol seed of the trial
     session                 optional  trials with the same (policy, session) form one cluster for the
                                       bootstrap and one session; without it every row is its own session
     day                     optional  days since deployment (drift across days)
-    pair                    optional  pairing key for paired comparisons (default: task)
+    pair                    optional  pairing key for paired comparisons
 
 Within a session trials are laid end to end in file order: a trial starts when the previous one
-ended, so "success against time into the session" works from durations alone.
+ended, so "success against time into the session" works from durations alone. A row without a
+session is a session of one trial: it has no time axis, so it gives no drift within a session.
+
+**Pairing** (which sessions of two policies are compared with each other): by the ``pair`` column
+when every file has one (a session whose rows name two pairs is an error); otherwise by every
+design column (task, environment, person, seed) that all files share and that is constant within
+each session. A design column that varies inside a session cannot say which session pairs with
+which, so it is left out, with a warning; when none is left the trials are not paired (warning).
+Columns the importer does not know are reported, not silently ignored (:class:`TrialsImport`).
 
 **Pairwise CSV** (:func:`read_pairwise_csv`): one row per A/B battle with columns ``a`` [model_a,
 policy_a], ``b`` [model_b, policy_b] and ``winner``: "a", "b", "tie", "model_a", "model_b",
@@ -27,9 +36,11 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +57,19 @@ _ALIASES = {
     "model": "policy",
     "outcome": "success",
     "env": "environment",
+    "duration_s": "duration",
     "model_a": "a",
     "policy_a": "a",
     "model_b": "b",
     "policy_b": "b",
 }
+
+
+#: Columns of a trials CSV that describe how a trial was set up, in the order a pair key lists them.
+DESIGN_COLUMNS = ("task", "environment", "person", "seed")
+TRIAL_COLUMNS = frozenset(
+    {"policy", "task", "success", "duration", "progress", "person", "environment", "seed", "session", "day", "pair"}
+)
 
 
 def _open(path: str | os.PathLike[str]) -> Any:
@@ -63,13 +82,26 @@ def _open(path: str | os.PathLike[str]) -> Any:
         raise InvalidInput(f"file not found: {p}", code="bench.csv_not_found") from None
 
 
-def _rows(path: str | os.PathLike[str], required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+def _rows(
+    path: str | os.PathLike[str], required: tuple[str, ...], header_out: list[str] | None = None
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows as {column: value}; ``header_out`` receives the columns (aliases resolved)."""
     with _open(path) as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:
             raise InvalidInput(f"{path}: empty CSV", code="bench.bad_csv")
         cols = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
+        seen: dict[str, str] = {}
+        for raw, c in zip(header, cols):
+            if c in seen and c:
+                # before, the later column silently won (e.g. both duration and duration_s)
+                raise InvalidInput(
+                    f"{path}: column {c!r} given twice (as {seen[c]!r} and {raw.strip()!r})", code="bench.bad_csv"
+                )
+            seen[c] = raw.strip()
+        if header_out is not None:
+            header_out.extend(cols)
         missing = [c for c in required if c not in cols]
         if missing:
             raise InvalidInput(
@@ -93,50 +125,146 @@ def _float(v: str | None, default: float | None, where: str, name: str) -> float
     return x
 
 
+@dataclass
+class TrialsImport:
+    """Trials read from one or more CSVs: digests ready for scoring, the columns that pair
+    sessions across policies (empty: not paired) and warnings for the person who made the files."""
+
+    digests: list[SessionDigest]
+    pair_columns: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Design:
+    values: dict[str, str]  # design column -> value of the session's first row
+    where: str  # file:line of that row
+    varies: dict[str, str] = field(default_factory=dict)  # column -> file:line where it first differs
+
+
 def read_trials_csv(path: str | os.PathLike[str]) -> list[SessionDigest]:
-    """Trials CSV → session digests, ready for :func:`egocrowd.bench.score.score_digests`."""
-    sessions: dict[tuple[str, str], SessionDigest] = {}
-    for lineno, r in _rows(path, ("policy", "task", "success")):
-        where = f"{path}:{lineno}"
-        s = r["success"].lower()
-        if s in _TRUE:
-            ok = 1
-        elif s in _FALSE:
-            ok = 0
-        else:
-            raise InvalidInput(
-                f"{where}: success must be 1/0, true/false, yes/no; got {r['success']!r}", code="bench.bad_csv"
+    """Trials CSV → session digests, ready for :func:`egocrowd.bench.score.score_digests`.
+
+    Warnings (unknown columns, pairing) are dropped here; :func:`read_trials` returns them."""
+    return read_trials([path]).digests
+
+
+def read_trials(paths: Sequence[str | os.PathLike[str]]) -> TrialsImport:
+    """Trials CSVs read together, so that sessions are paired by the design columns all of them share."""
+    out = TrialsImport(digests=[])
+    designs: list[_Design] = []
+    headers: list[set[str]] = []
+    for path in paths:
+        cols: list[str] = []
+        sessions: dict[tuple[str, str], tuple[SessionDigest, _Design]] = {}
+        for lineno, r in _rows(path, ("policy", "task", "success"), cols):
+            where = f"{path}:{lineno}"
+            _add_trial(sessions, r, where, lineno, [c for c in (*DESIGN_COLUMNS, "pair") if c in cols])
+        if not sessions:
+            raise InvalidInput(f"{path}: no trials", code="bench.bad_csv")
+        unknown = [c for c in cols if c and c not in TRIAL_COLUMNS]  # a blank name: a trailing comma
+        if unknown:
+            out.warnings.append(
+                f"{path}: column(s) {', '.join(repr(c) for c in unknown)} not recognised and not used "
+                f"(known: {', '.join(sorted(TRIAL_COLUMNS))})"
             )
-        duration = _float(r.get("duration"), 0.0, where, "duration") or 0.0
-        progress = _float(r.get("progress"), float(ok), where, "progress")
-        if duration < 0 or progress is None or not 0 <= progress <= 1:
-            raise InvalidInput(f"{where}: duration must be >= 0 and progress in [0, 1]", code="bench.bad_csv")
-        policy = r["policy"]
-        if not policy:
-            raise InvalidInput(f"{where}: empty policy", code="bench.bad_csv")
-        sid = r.get("session") or f"row{lineno}"
-        key = (policy, sid)
-        d = sessions.get(key)
-        if d is None:
-            d = sessions[key] = SessionDigest(
-                session_id=f"{policy}/{sid}",
-                policy=policy,
-                environment=r.get("environment") or "default",
-                source="real",
-                deployment_day=_float(r.get("day"), None, where, "day"),
-                end_reason="completed",
+        headers.append(set(cols))
+        for d, des in sessions.values():
+            out.digests.append(d)
+            designs.append(des)
+    _pair(out, designs, headers)
+    return out
+
+
+def _add_trial(
+    sessions: dict[tuple[str, str], tuple[SessionDigest, _Design]],
+    r: dict[str, str],
+    where: str,
+    lineno: int,
+    design: list[str],
+) -> None:
+    s = r["success"].lower()
+    if s in _TRUE:
+        ok = 1
+    elif s in _FALSE:
+        ok = 0
+    else:
+        raise InvalidInput(
+            f"{where}: success must be 1/0, true/false, yes/no; got {r['success']!r}", code="bench.bad_csv"
+        )
+    duration = _float(r.get("duration"), 0.0, where, "duration") or 0.0
+    progress = _float(r.get("progress"), float(ok), where, "progress")
+    if duration < 0 or progress is None or not 0 <= progress <= 1:
+        raise InvalidInput(f"{where}: duration must be >= 0 and progress in [0, 1]", code="bench.bad_csv")
+    policy = r["policy"]
+    if not policy:
+        raise InvalidInput(f"{where}: empty policy", code="bench.bad_csv")
+    sid = r.get("session") or f"row{lineno}"
+    values = {c: r.get(c, "") for c in design}  # a short row has no value: blank, as in a spreadsheet
+    entry = sessions.get((policy, sid))
+    if entry is None:
+        d = SessionDigest(
+            session_id=f"{policy}/{sid}",
+            policy=policy,
+            environment=r.get("environment") or "default",
+            source="real",
+            deployment_day=_float(r.get("day"), None, where, "day"),
+            end_reason="completed",
+        )
+        entry = sessions[(policy, sid)] = (d, _Design(values, where))
+    d, des = entry
+    for c, v in values.items():
+        if v != des.values[c] and c not in des.varies:
+            if c == "pair":  # the file says how to pair, and says two things for one session
+                raise InvalidInput(
+                    f"{where}: session {sid!r} of {policy!r} has pair {v!r} here and {des.values[c]!r} at "
+                    f"{des.where}; pairing is ambiguous: give all rows of a session the same pair",
+                    code="bench.bad_csv",
+                )
+            des.varies[c] = where
+    d.duration += duration
+    d.out_t.append(d.duration)  # the trial ends when its duration has elapsed
+    d.out_success.append(ok)
+    d.out_progress.append(progress)
+    d.out_person.append(r.get("person") or NO_PERSON)
+    d.out_task.append(r["task"])
+    d.events += 1
+
+
+def _pair(out: TrialsImport, designs: list[_Design], headers: list[set[str]]) -> None:
+    """Set every digest's pair key from the columns all files share (see the module docstring)."""
+    shared = set.intersection(*headers) if headers else set()
+    if "pair" in shared:
+        columns = ["pair"]
+    else:
+        if any("pair" in h for h in headers):
+            out.warnings.append("only some files have a 'pair' column: pairing by the design columns instead")
+        columns = [c for c in DESIGN_COLUMNS if c in shared]
+        for c in list(columns):
+            varied = next((des for des in designs if c in des.varies), None)
+            if varied is not None:
+                columns.remove(c)
+                out.warnings.append(
+                    f"{varied.varies[c]}: {c} changes within a session (first row {varied.where}), so sessions "
+                    f"are not paired by {c}"
+                )
+        if not columns:
+            out.warnings.append(
+                "trials are not paired: every design column changes within some session; give each session a "
+                "'pair' column to compare policies"
             )
-            d.pair_key = r.get("pair") or r["task"]
-        d.duration += duration
-        d.out_t.append(d.duration)  # the trial ends when its duration has elapsed
-        d.out_success.append(ok)
-        d.out_progress.append(progress)
-        d.out_person.append(r.get("person") or NO_PERSON)
-        d.out_task.append(r["task"])
-        d.events += 1
-    if not sessions:
-        raise InvalidInput(f"{path}: no trials", code="bench.bad_csv")
-    return list(sessions.values())
+    out.pair_columns = columns
+    unpaired = 0
+    for d, des in zip(out.digests, designs):
+        if not columns or (columns == ["pair"] and not des.values["pair"]):
+            d.pair_key = None
+            unpaired += bool(columns)
+        elif len(columns) == 1:
+            d.pair_key = des.values[columns[0]]
+        else:  # JSON: unambiguous whatever the values contain
+            d.pair_key = json.dumps([des.values[c] for c in columns], ensure_ascii=False)
+    if unpaired:
+        out.warnings.append(f"{unpaired} session(s) have a blank pair: they are not paired")
 
 
 def read_pairwise_csv(path: str | os.PathLike[str]) -> list[Battle]:

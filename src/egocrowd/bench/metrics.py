@@ -172,14 +172,29 @@ def _drift(
     }
 
 
+def _has_time_axis(c: Corpus) -> np.ndarray:
+    """Per outcome: does its session have a time axis (outcomes at two or more different times)?
+
+    A trials-CSV row without a session is a session of one outcome whose "time into the session"
+    is its own duration; pooled, failed trials that last longer then read as a strong, significant
+    drift. Only sessions whose outcomes spread over time say anything about time into a session.
+    """
+    t_max = np.full(c.n_sessions, -np.inf)
+    t_min = np.full(c.n_sessions, np.inf)
+    np.maximum.at(t_max, c.out_sess, c.out_t)
+    np.minimum.at(t_min, c.out_sess, c.out_t)
+    return (t_max > t_min)[c.out_sess]
+
+
 @metric(
-    "drift_session_time", version="1", description="Success against hours into the session: slope, bins, change points"
+    "drift_session_time", version="2", description="Success against hours into the session: slope, bins, change points"
 )
 def drift_session_time(c: Corpus, config: ScoreConfig) -> Result:
     if c.out_t.size == 0:
         return None
+    axis = _has_time_axis(c)
     return _drift(
-        c.out_t / 3600,
+        np.where(axis, c.out_t / 3600, np.nan),  # NaN: left out by _drift
         c.out_success,
         c.out_sess,
         c.n_sessions,
@@ -210,7 +225,7 @@ def drift_deployment_days(c: Corpus, config: ScoreConfig) -> Result:
 
 @metric(
     "recovery",
-    version="2",
+    version="3",
     description="Time to recover after a misinterpretation (Kaplan–Meier) and recovery within budget",
 )
 def recovery(c: Corpus, config: ScoreConfig) -> Result:
@@ -232,11 +247,20 @@ def recovery(c: Corpus, config: ScoreConfig) -> Result:
             chunk=max(1, min(256, 2_000_000 // max(c.mis_time.size, c.n_sessions))),
         )
     ]
+    nan = float("nan")
     return {
         "misinterpretations": curve.n,
         "recovered": curve.events,
         "censored": curve.censored,
         "median_time_s": curve.median,
+        "median": _est(
+            curve.median,
+            (
+                nan if curve.median_low is None else curve.median_low,
+                nan if curve.median_high is None else curve.median_high,
+            ),
+            "brookmeyer_crowley_loglog",
+        ),
         "budget_s": budget,
         "rate_within_budget": _est(
             point, st.percentile_ci(np.concatenate(boots), config.confidence), "cluster_bootstrap"
@@ -265,7 +289,7 @@ def conflicts(c: Corpus, config: ScoreConfig) -> Result:
     return res
 
 
-@metric("interventions", version="2", description="Mean time between interventions and interventions per hour")
+@metric("interventions", version="3", description="Mean time between interventions and interventions per hour")
 def interventions(c: Corpus, config: ScoreConfig) -> Result:
     """MTBI = autonomous time / interventions (autonomous = session time − human-control time)."""
     hours = float(c.autonomous.sum() / 3600)
@@ -277,6 +301,9 @@ def interventions(c: Corpus, config: ScoreConfig) -> Result:
         "interventions": int(n),
         "autonomous_hours": hours,
         "per_hour": per_hour,
+        # exact if interventions are a Poisson process; the bootstrap above also sees sessions that
+        # differ, but says nothing with one session (every resample is that session)
+        "per_hour_exact": _est(n / hours, st.poisson_exact(n, hours, config.confidence), "poisson_exact"),
         "reasons": dict(sum((d.intervention_reasons for d in c.digests), Counter())),
     }
     if n:

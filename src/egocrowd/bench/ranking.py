@@ -6,11 +6,12 @@ shifted so ``anchor`` gets a chosen rating). A tiny ridge (``alpha``·Σθ², θ
 keeps the estimate finite when a policy never loses.
 
 Uncertainty: ``rounds`` (1000) bootstrap resamples of the battles, refit, 2.5/97.5 percentiles.
-Adjacent ranks are reported as *statistically tied* when the bootstrap interval of their rating
-difference contains 0 or, for policies that met directly, when an exact two-sided sign test on their
-decisive head-to-head battles is not significant at the same level (the bootstrap alone calls a
-3-0 sweep "separated"); ``rank`` is 1 + the number of policies significantly better (so tied
-policies share a rank).
+Adjacent policies (in rating order) are reported as *statistically tied* when the bootstrap interval
+of their rating difference contains 0 or, for policies that met directly, when an exact two-sided
+sign test on their decisive head-to-head battles is not significant at the same level (the
+bootstrap alone calls a 3-0 sweep "separated"). Ranks are competition ranks over that chain: a
+policy shares the rank of the one above it when they are tied, else its rank is its position
+(1, 1, 3), so tied policies share a rank and ranks never contradict ratings.
 
 Why hand-written instead of ``choix.opt_pairwise``: choix takes (winner, loser) pairs and cannot
 take half wins, and it fits one problem at a time in Python; here the 1000 bootstrap refits are one
@@ -153,6 +154,21 @@ def fit_bt(wins: np.ndarray, *, alpha: float = 1e-6) -> np.ndarray:
     return fit_bt_batch(np.asarray(wins, dtype=float)[None], alpha=alpha)[0]
 
 
+def competition_ranks(separated: Sequence[bool]) -> list[int]:
+    """Ranks of policies in rating order, given whether each adjacent pair is separated.
+
+    A policy shares the rank of the one just above it unless that one is significantly better;
+    a new rank is the policy's position (competition ranking: 1, 1, 3). So tied policies share a
+    rank and ranks never run against the ratings. Counting the policies significantly better
+    than each one (the rule before) gave ranks 1, 2, 1, 2 when an uncertain policy rated third
+    was separable from nobody.
+    """
+    ranks = [1]
+    for pos, sep in enumerate(separated, start=2):
+        ranks.append(pos if sep else ranks[-1])
+    return ranks
+
+
 def rank_battles(
     battles: Sequence[Battle] | Iterable[Battle],
     *,
@@ -191,7 +207,7 @@ def rank_battles(
     boot_r = to_rating(boot) if rounds else np.zeros((0, k))
     a = (1 - confidence) / 2
     order = sorted(range(k), key=lambda i: (-rating[i], names[i]))
-    # rank: 1 + number of policies whose rating is significantly higher (paired bootstrap diff > 0)
+    # sig_better[i, j]: i significantly better than j (paired bootstrap diff > 0, and the exact test below)
     sig_better = np.zeros((k, k), dtype=bool)
     if rounds:
         diffs = boot_r[:, :, None] - boot_r[:, None, :]  # (rounds, i, j): r_i − r_j
@@ -207,6 +223,7 @@ def rank_battles(
                 if sig_better[i, j] and decisive[i, j] + decisive[j, i] + _tie_count(pairs, score_i, n, i, j) > 0:
                     sig_better[i, j] = _sign_test_p(decisive[i, j], decisive[j, i]) < 1 - confidence
     wins_mat = _win_matrix(k, pairs, score_i, n)
+    ranks = competition_ranks([bool(sig_better[order[p - 1], order[p]]) for p in range(1, k)])
     rows = []
     for pos, i in enumerate(order):
         ci = (
@@ -219,13 +236,13 @@ def rank_battles(
             "rating": float(rating[i]),
             "low": ci[0],
             "high": ci[1],
-            "rank": int(1 + sig_better[:, i].sum()),
+            "rank": ranks[pos],
             "battles": float(wins_mat[i].sum() + wins_mat[:, i].sum()),
             "win_share": float(wins_mat[i].sum() / max(wins_mat[i].sum() + wins_mat[:, i].sum(), 1e-12)),
         }
         if pos + 1 < k:
             j = order[pos + 1]
-            row["tied_with_next"] = bool(not sig_better[i, j]) if rounds else True
+            row["tied_with_next"] = ranks[pos + 1] == ranks[pos]
             row["p_above_next"] = float(np.mean(boot_r[:, i] > boot_r[:, j])) if rounds else float("nan")
         rows.append(row)
     return {

@@ -11,6 +11,7 @@ from html import escape
 from typing import Any
 
 from egocrowd.bench import svg
+from egocrowd.i18n import _
 
 REPORT_FORMAT_VERSION = 1
 
@@ -255,7 +256,7 @@ def _recovery(pols: dict[str, dict[str, Any]], cfg: dict[str, Any]) -> str:
                 _num(r["misinterpretations"]),
                 _num(r["recovered"]),
                 _num(r["censored"]),
-                _num(r["median_time_s"]),
+                _est(r["median"]) if r.get("median") else _num(r["median_time_s"]),
                 _est(r["rate_within_budget"], pct=True),
             ]
         )
@@ -324,11 +325,13 @@ def _conflicts_safety(pols: dict[str, dict[str, Any]]) -> str:
         iv, sf = m.get("interventions"), m.get("safety")
         if iv or sf:
             kinds = ", ".join(f"{k}: {_est(v['per_hour'])}" for k, v in (sf or {}).get("by_kind", {}).items())
+            exact = (iv or {}).get("per_hour_exact")
             irow.append(
                 [
                     escape(p),
                     _num((iv or {}).get("interventions")),
                     _est((iv or {}).get("per_hour")),
+                    f"[{_num(exact['low'])}, {_num(exact['high'])}]" if exact else "–",
                     _est((iv or {}).get("mtbi_min")),
                     _num((sf or {}).get("events")),
                     _est((sf or {}).get("per_hour")),
@@ -356,13 +359,14 @@ def _conflicts_safety(pols: dict[str, dict[str, Any]]) -> str:
                 "Policy",
                 "Interventions",
                 "per autonomous hour",
+                _("Poisson-exact interval"),
                 "MTBI (min)",
                 "Safety events",
                 "per hour",
                 "by kind (per hour)",
             ],
             irow,
-            {1, 4},
+            {1, 5},
         )
     return out
 
@@ -413,6 +417,7 @@ def _comparisons(comps: list[dict[str, Any]]) -> str:
                 _num(c["mean_b"], pct=True),
                 _est({"value": c["mean_diff"], "low": c["low"], "high": c["high"]}, pct=True),
                 _num(c["p_value"], 3),
+                _num(c["mcnemar"]["p_value"], 3) if c.get("mcnemar") else "–",
                 escape(decision) + (f" (after {s['stopped_at']} pairs)" if s.get("stopped_at") else ""),
             ]
         )
@@ -420,9 +425,19 @@ def _comparisons(comps: list[dict[str, Any]]) -> str:
         "<h2>Paired comparisons</h2><p class='muted'>Sessions paired by protocol and seed; p-value from a sign-flip "
         "permutation test; the sequential verdict stays valid however often it is checked.</p>"
         + _table(
-            ["A", "B", "Pairs", "A success", "B success", "Difference A − B", "p", "Sequential test (α = 0.05)"],
+            [
+                "A",
+                "B",
+                "Pairs",
+                "A success",
+                "B success",
+                "Difference A − B",
+                "p",
+                _("McNemar p"),
+                "Sequential test (α = 0.05)",
+            ],
             rows,
-            {2, 3, 4, 6},
+            {2, 3, 4, 6, 7},
         )
     )
 
@@ -451,7 +466,9 @@ def _ranking(rk: dict[str, Any] | None) -> str:
         )
     return (
         f"<h2>Ranking</h2><p class='muted'>From {escape(str(rk.get('source', 'battles')))}; {rk['battles']} battles, "
-        f"{rk['rounds']} bootstrap rounds. Policies sharing a rank are not statistically separable.</p>"
+        f"{rk['rounds']} bootstrap rounds. "
+        + escape(_("A policy shares the rank of the one above it unless that one is significantly better."))
+        + "</p>"
         + _fig(chart, "Ratings (400·r + 1000) with bootstrap intervals.")
         + _table(["Rank", "Policy", "Rating", "Battles", "Win share", "vs next"], rows, {0, 3, 4})
     )

@@ -2,15 +2,18 @@
 
 Pure functions over numpy arrays; every random procedure takes an explicit ``seed``.
 
-* Rates: Wilson score interval (:func:`wilson`).
+* Rates: Wilson score interval (:func:`wilson`); event counts per exposure (interventions per
+  hour): Poisson-exact (Garwood) interval (:func:`poisson_exact`).
 * Everything else: percentile bootstrap that resamples whole **sessions** (episodes inside a session
   are not independent). Most statistics are functions of per-session sums, so a bootstrap round is
   one matrix product ``counts @ per_session`` (:func:`bootstrap_sums`) instead of a Python loop.
-* Time to recover: Kaplan–Meier via ``scipy.stats.ecdf`` (right-censored); the bootstrap uses a
+* Time to recover: Kaplan–Meier via ``scipy.stats.ecdf`` (right-censored), with a Brookmeyer–Crowley
+  interval for the median (the times whose log-log band holds 0.5); the bootstrap uses a
   vectorised weighted KM (:func:`km_survival_at`), checked against scipy in the tests.
 * Drift: OLS slope from sufficient statistics; change points by exact optimal partitioning of
   binned Bernoulli outcomes with a BIC penalty (:func:`change_points`).
-* Paired comparison: sign-flip permutation test on per-pair differences (exact for n ≤ 16).
+* Paired comparison: sign-flip permutation test on per-pair differences (exact for n ≤ 16), and
+  for paired 0/1 outcomes the exact McNemar test on the discordant pairs (:func:`mcnemar_exact`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -49,6 +53,20 @@ def wilson(successes: float, n: float, confidence: float = DEFAULT_CONFIDENCE) -
     lo = 0.0 if successes <= 0 else max((centre - half) / denom, 0.0)  # exact at the edges, not 1 − 1e-16
     hi = 1.0 if successes >= n else min((centre + half) / denom, 1.0)
     return (float(lo), float(hi))
+
+
+def poisson_exact(events: float, exposure: float, confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float]:
+    """Garwood's exact interval for a Poisson rate: events / exposure; (nan, nan) without exposure.
+
+    lower = χ²(α/2; 2k) / 2T (0 when k = 0), upper = χ²(1 − α/2; 2k + 2) / 2T.
+    """
+    if exposure <= 0:
+        return (float("nan"), float("nan"))
+    _z(confidence)  # same check of the level as every other interval
+    a = 1 - confidence
+    lo = 0.0 if events <= 0 else float(sps.chi2.ppf(a / 2, 2 * events)) / 2
+    hi = float(sps.chi2.ppf(1 - a / 2, 2 * events + 2)) / 2
+    return (lo / exposure, hi / exposure)
 
 
 # ------------------------------------------------------------------------------------ bootstrap
@@ -155,6 +173,9 @@ class KMCurve:
     events: int
     censored: int
     median: float | None  # None when the curve never drops to 0.5
+    # Brookmeyer–Crowley interval of the median: None = unbounded (the band never reaches 0.5)
+    median_low: float | None = None
+    median_high: float | None = None
 
 
 def kaplan_meier(durations: np.ndarray, observed: np.ndarray, confidence: float = DEFAULT_CONFIDENCE) -> KMCurve:
@@ -187,7 +208,19 @@ def kaplan_meier(durations: np.ndarray, observed: np.ndarray, confidence: float 
         events=int(observed.sum()),
         censored=int((~observed).sum()),
         median=median,
+        median_low=_first_at_or_below(t, ci.low.probabilities, 0.5),  # type: ignore[attr-defined]
+        median_high=_first_at_or_below(t, ci.high.probabilities, 0.5),  # type: ignore[attr-defined]
     )
+
+
+def _first_at_or_below(t: np.ndarray, band: np.ndarray, level: float) -> float | None:
+    """First time the band is <= level. Brookmeyer–Crowley: the median's interval is the set of t
+    whose pointwise band holds 0.5, so its ends are where the lower and the upper band first
+    reach 0.5. Undefined band values (S = 0 or 1) never count, as in R's survfit; a band that
+    never reaches 0.5 leaves that end unbounded (None). A few lines over scipy's band: no
+    installed library computes this interval (lifelines is not a dependency)."""
+    hit = np.nonzero(np.asarray(band, dtype=float) <= level)[0]  # NaN compares False
+    return float(t[hit[0]]) if hit.size else None
 
 
 def km_survival_at(durations: np.ndarray, observed: np.ndarray, weights: np.ndarray, budget: float) -> np.ndarray:
@@ -350,6 +383,13 @@ def sign_flip_pvalue(d: np.ndarray, *, rounds: int = 9999, seed: int = 0, exact_
     return (1 + hits) / (1 + rounds)
 
 
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Exact McNemar test for paired 0/1 outcomes: two-sided binomial test of the discordant pairs
+    (A succeeded and B failed: ``a_only``; the reverse: ``b_only``) at 1/2; 1.0 without any."""
+    n = a_only + b_only
+    return 1.0 if n == 0 else float(sps.binomtest(a_only, n, 0.5).pvalue)
+
+
 def paired_test(
     diffs: np.ndarray,
     *,
@@ -357,13 +397,21 @@ def paired_test(
     rounds: int = 9999,
     confidence: float = DEFAULT_CONFIDENCE,
     boot_rounds: int = DEFAULT_ROUNDS,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Two-sided sign-flip permutation test of mean(diffs) == 0, with a bootstrap CI of the mean
-    (``boot_rounds`` resamples: the configured ``--rounds``, not a fixed 1000)."""
+    (``boot_rounds`` resamples: the configured ``--rounds``, not a fixed 1000).
+
+    When every difference is −1, 0 or 1 the pairs are 0/1 outcomes (a difference of ±1 needs both
+    to be 0 or 1; a 0 is a concordant pair either way) and ``mcnemar`` holds the exact McNemar
+    test, the standard for paired success/failure; otherwise it is None."""
     d = np.asarray(diffs, dtype=float)
     if d.size < 2:
         raise InvalidInput("a paired comparison needs at least 2 pairs", code="bench.too_few_pairs")
     p = 1.0 if np.allclose(d, 0) else sign_flip_pvalue(d, rounds=rounds, seed=seed)
     boot = bootstrap_sums(np.stack([d, np.ones_like(d)], axis=1), ratio, rounds=boot_rounds, seed=seed)
     lo, hi = percentile_ci(boot, confidence)
-    return {"pairs": int(d.size), "mean_diff": float(d.mean()), "low": lo, "high": hi, "p_value": p}
+    mcnemar = None
+    if np.isin(d, (-1.0, 0.0, 1.0)).all():
+        a_only, b_only = int(np.count_nonzero(d > 0)), int(np.count_nonzero(d < 0))
+        mcnemar = {"a_only": a_only, "b_only": b_only, "p_value": mcnemar_exact(a_only, b_only)}
+    return {"pairs": int(d.size), "mean_diff": float(d.mean()), "low": lo, "high": hi, "p_value": p, "mcnemar": mcnemar}
