@@ -116,6 +116,43 @@ def test_cli_score_report_compare_rank_validate(synth_log, tmp_path):
     assert res.exit_code != 0 and "bench.bad_log" in res.output
 
 
+def test_score_shows_tables_to_people_and_json_to_machines(synth_log, tmp_path):
+    r = CliRunner()
+    out = tmp_path / "scores.json"
+    res = r.invoke(bench, ["score", str(synth_log), "--rounds", "30", "-o", str(out)])
+    doc = json.loads(out.read_text())
+    res = r.invoke(bench, ["score", str(synth_log), "--rounds", "30"])  # on the terminal: tables
+    assert res.exit_code == 0, res.output
+    assert "{" not in res.output and "'" not in res.output  # no raw JSON or Python dict
+    rate = doc["policies"]["strong"]["subtask_success"]["rate"]
+    row = next(line for line in res.output.splitlines() if "subtask success" in line)
+    # the headline row holds each policy's estimate and interval, in the document's order of columns
+    assert f"{rate['value']:.0%} [{rate['low']:.0%}, {rate['high']:.0%}]" in row
+    header = next(line for line in res.output.splitlines() if "strong" in line and "weak" in line)
+    assert header.index("strong") < header.index("weak2")
+    assert "Paired comparisons" in res.output and "Ranking (tied policies share a rank)" in res.output
+    machine = r.invoke(bench, ["score", str(synth_log), "--rounds", "30", "--format", "json"])
+    assert machine.exit_code == 0
+    again = json.loads(machine.output)
+    assert again["policies"] == doc["policies"] and again["ranking"] == doc["ranking"]
+    res = r.invoke(
+        bench, ["compare", str(synth_log), "--a", "strong", "--b", "weak", "--rounds", "20", "--format", "json"]
+    )
+    assert res.exit_code == 0 and json.loads(res.output)["pairs"] > 0
+
+
+def test_run_summary_is_two_tables(tmp_path):
+    from egocrowd.bench.runner import run_command
+
+    res = CliRunner().invoke(
+        run_command,
+        ["weekday-kitchen", "-p", "random", "-n", "1", "--steps", "200", "-o", str(tmp_path / "r"), "-j", "1"],
+    )
+    assert res.exit_code == 0, res.output
+    assert "where it wins and loses" in res.output and "What happened" in res.output
+    assert "{" not in res.output  # never a raw dict
+
+
 def test_cli_parquet_and_csv_paths_score_like_jsonl(synth_log, tmp_path):
     r = CliRunner()
     pq = tmp_path / "runs.parquet"

@@ -141,6 +141,22 @@ def _write(text: str, output: str) -> None:
         click.echo(f"wrote {output}", err=True)
 
 
+def _format_option(default_doc: str) -> Any:
+    """``--format table|json`` (``--json`` kept as the old spelling of ``--format json``)."""
+
+    def wrap(f: Any) -> Any:
+        f = click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["table", "json"]),
+            default=None,
+            help=f"table: for people (rich, on the terminal); json: for machines. Default: {default_doc}.",
+        )(f)
+        return click.option("--json", "as_json", is_flag=True, hidden=True, help="Same as --format json.")(f)
+
+    return wrap
+
+
 @click.group("bench", cls=CommandGroup)
 def bench() -> None:
     """Long-horizon, multi-person evaluation: score logs, compare and rank policies, write reports.
@@ -162,15 +178,27 @@ def bench() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="A/B preference CSV to rank from instead of paired sessions.",
 )
+@_format_option("json into a file given with -o, a table on the terminal")
 @_config_options
-def score_cmd(logs: tuple[str, ...], output: str, pairwise: str | None, **kw: Any) -> None:
-    """Score LOGS and write the scores document (JSON, versioned) for every policy found.
+def score_cmd(
+    logs: tuple[str, ...], output: str, pairwise: str | None, fmt: str | None, as_json: bool, **kw: Any
+) -> None:
+    """Score LOGS: every policy found gets every registered metric with intervals; policies run on
+    the same protocol seeds (or trial-CSV pairs) are compared pairwise and ranked.
 
     LOGS are bench logs (.jsonl, .jsonl.gz, .parquet) or trial spreadsheets (.csv, see
-    docs/bench.md). Each policy gets every registered metric with intervals; policies run on the
-    same protocol seeds are compared pairwise and ranked.
+    docs/bench.md). On the terminal the headline numbers are shown as tables; `-o scores.json` (or
+    `--format json`) writes the whole scores document (JSON, versioned) for machines and `report`.
     """
-    _write(json.dumps(_score(logs, pairwise, kw), indent=2, allow_nan=False), output)
+    doc = _score(logs, pairwise, kw)
+    fmt = fmt or ("json" if as_json or output != "-" else "table")
+    if fmt == "table":
+        from egocrowd.bench.terminal import print_scores  # rich, ~30 ms
+
+        print_scores(doc)
+        if output == "-":
+            return
+    _write(json.dumps(doc, indent=2, allow_nan=False), output)
 
 
 def _score(logs: Sequence[str], pairwise: str | None, kw: dict[str, Any]) -> dict[str, Any]:
@@ -235,9 +263,11 @@ def report_cmd(inputs: tuple[str, ...], output: str, fmt: str, title: str, pairw
 @click.option("--a", "pol_a", required=True, help="First policy.")
 @click.option("--b", "pol_b", required=True, help="Second policy.")
 @click.option("--alpha", default=0.05, show_default=True, help="Error level of the sequential test.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@_format_option("table")
 @_config_options
-def compare_cmd(logs: tuple[str, ...], pol_a: str, pol_b: str, alpha: float, as_json: bool, **kw: Any) -> None:
+def compare_cmd(
+    logs: tuple[str, ...], pol_a: str, pol_b: str, alpha: float, fmt: str | None, as_json: bool, **kw: Any
+) -> None:
     """Paired comparison of two policies run on the same protocol seeds (or CSV 'pair'/task).
 
     Prints the mean difference in subtask success with a bootstrap interval, a sign-flip
@@ -249,7 +279,7 @@ def compare_cmd(logs: tuple[str, ...], pol_a: str, pol_b: str, alpha: float, as_
 
     digests, warnings = _load_digests(logs, lenient=kw["lenient"], jobs=kw["jobs"])
     res = compare(digests, pol_a, pol_b, _make_config(kw), alpha=alpha)
-    if as_json:
+    if as_json or fmt == "json":
         click.echo(json.dumps({**res, "warnings": warnings}, indent=2))
         return
     s = res["sequential"]
@@ -272,8 +302,8 @@ def compare_cmd(logs: tuple[str, ...], pol_a: str, pol_b: str, alpha: float, as_
 @click.option("--rounds", default=1000, show_default=True, type=click.IntRange(min=1), help="Bootstrap rounds.")
 @click.option("--seed", default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--anchor", help="POLICY=RATING: shift ratings so POLICY gets RATING.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def rank_cmd(pairwise: str, rounds: int, seed: int, anchor: str | None, as_json: bool) -> None:
+@_format_option("table")
+def rank_cmd(pairwise: str, rounds: int, seed: int, anchor: str | None, fmt: str | None, as_json: bool) -> None:
     """Rank policies from an A/B preference CSV (columns a, b, winner) with Bradley–Terry.
 
     Ratings come with 95% bootstrap intervals; a policy shares the rank of the one above it when
@@ -293,7 +323,7 @@ def rank_cmd(pairwise: str, rounds: int, seed: int, anchor: str | None, as_json:
         except ValueError:
             raise click.BadParameter("use POLICY=RATING", param_hint="--anchor") from None
     res = rank_battles(read_pairwise_csv(pairwise), rounds=rounds, seed=seed, anchor=anc)
-    if as_json:
+    if as_json or fmt == "json":
         click.echo(json.dumps(res, indent=2))
         return
     table = Table(title=f"Bradley–Terry ranking ({res['battles']} battles, {rounds} bootstrap rounds)")

@@ -23,15 +23,21 @@ h1{font-size:1.5rem;margin:.4em 0}h2{font-size:1.2rem;margin-top:1.8em;border-bo
 h3{font-size:1rem;margin-bottom:.3em}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;font-size:.9rem;min-width:100%}
-th,td{border-bottom:1px solid #eee;padding:4px 8px;text-align:left;vertical-align:top;white-space:nowrap}
-th{background:#f6f6f6;position:sticky;top:0}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-.ci{color:#666;font-size:.85em}
+th,td{border-bottom:1px solid #eee;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f6f6f6;position:sticky;top:0;white-space:normal;min-width:4em}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.ci{color:#666;font-size:.85em;white-space:nowrap}td .ci{display:block}/* the interval under its value: narrow columns */
 .muted{color:#666;font-size:.9rem}
 .tie{color:#b35900;font-weight:600}
 figure{margin:.5em 0 1.2em;overflow-x:auto}figure svg{display:block;max-width:640px}/* no min-width: charts fit a phone */figcaption{font-size:.85rem;color:#555}
-details{margin:.5em 0}
-@media (max-width:600px){body{padding:6px}th,td{padding:3px 5px;font-size:.8rem}}
+details{margin:.5em 0}pre{white-space:pre-wrap;overflow-wrap:anywhere}
+/* a phone: each row becomes a card of "label  value" lines (the label from the cell's data-label) */
+@media (max-width:600px){body{padding:6px}
+table,tbody,tr,td{display:block;min-width:0}thead{position:absolute;left:-9999px}
+tr{border-bottom:2px solid #ddd;padding:4px 0}
+td{display:flex;justify-content:space-between;gap:1em;border:0;padding:2px 4px;font-size:.85rem;white-space:normal}
+td::before{content:attr(data-label);font-weight:600;text-align:left;flex:0 1 45%}
+td>span{text-align:end}td .ci{display:inline}}
 """
 
 
@@ -64,9 +70,13 @@ def _table(head: list[str], rows: list[list[str]], num_cols: set[int] | None = N
         return '<p class="muted">No data.</p>'
     num_cols = num_cols or set()
     th = "".join(f"<th>{escape(h)}</th>" for h in head)
+    labels = [escape(h, quote=True) for h in head]  # shown beside each value on a phone (see _CSS)
     body = "".join(
         "<tr>"
-        + "".join(f'<td class="num">{c}</td>' if i in num_cols else f"<td>{c}</td>" for i, c in enumerate(r))
+        + "".join(
+            f'<td{" class=num" if i in num_cols else ""} data-label="{labels[i]}"><span>{c}</span></td>'
+            for i, c in enumerate(r)
+        )
         + "</tr>"
         for r in rows
     )
@@ -121,8 +131,7 @@ def _headline(pols: dict[str, dict[str, Any]]) -> str:
         rows.append(
             [
                 escape(p),
-                _num(s.get("sessions")),
-                _num(s.get("hours"), 3),
+                f'{_num(s.get("sessions"))} <span class="ci">{_num(s.get("hours"), 3)} h</span>',
                 _est(m.get("subtask_success", {}).get("rate"), pct=True),
                 _est(m.get("chain_success", {}).get("avg_len")),
                 _est(m.get("recovery", {}).get("rate_within_budget"), pct=True),
@@ -137,7 +146,6 @@ def _headline(pols: dict[str, dict[str, Any]]) -> str:
     head = [
         "Policy",
         "Sessions",
-        "Hours",
         "Subtask success",
         "Avg chain length",
         "Recovered in budget",
@@ -146,7 +154,7 @@ def _headline(pols: dict[str, dict[str, Any]]) -> str:
         "Safety events / h",
         "Worst person, gap",
     ]
-    return "<h2>Headline</h2>" + _table(head, rows, {1, 2})
+    return "<h2>Headline</h2>" + _table(head, rows, {1})
 
 
 def _chains(pols: dict[str, dict[str, Any]]) -> str:

@@ -281,20 +281,22 @@ def _print_summary(summary: dict[str, Any], policy: str) -> None:
         table.add_row(f"conflicts resolved by the rule: {k}", f"{v['rate']:.0%}", str(v["n"]))
     console = Console()
     console.print(table)
-    extra = {
-        k: summary.get(k)
-        for k in (
-            "misinterpretations",
-            "recoveries",
-            "recovery_median_s",
-            "intervention",
-            "safety",
-            "questions_needed",
-            "questions_unneeded",
-        )
-        if summary.get(k) is not None
-    }
-    console.print(extra)
+    rec = summary.get("recovery_median_s")
+    happened = Table(title="What happened", title_justify="left")
+    happened.add_column("event")
+    happened.add_column("count", justify="right")
+    for label, value in (
+        ("misinterpretations", summary.get("misinterpretations")),
+        ("recoveries", summary.get("recoveries")),
+        ("median time to recover (s)", None if rec is None else f"{rec:.0f}"),
+        ("interventions", summary.get("intervention")),
+        ("safety events", summary.get("safety")),
+        ("questions that were needed", summary.get("questions_needed")),
+        ("questions that were not", summary.get("questions_unneeded")),
+    ):
+        if value is not None:
+            happened.add_row(label, str(value))
+    console.print(happened)
 
 
 @click.command("run")
