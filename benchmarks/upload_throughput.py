@@ -271,14 +271,24 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
-def _rounds(contestants: dict[str, Callable[[], float]], repeat: int) -> dict[str, float]:
-    """Each contestant once per round, the order rotated each round; the median time of each."""
+def _rounds(contestants: dict[str, Callable[[], float]], repeat: int) -> dict[str, list[float]]:
+    """Each contestant once per round, the order rotated each round; every time, round by round."""
     names = list(contestants)
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(repeat):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             times[name].append(contestants[name]())
-    return {n: statistics.median(ts) for n, ts in times.items()}
+    return times
+
+
+def _median(times: list[float]) -> float:
+    return statistics.median(times)
+
+
+def _ratio(times: dict[str, list[float]], slower: str, faster: str = "egocrowd") -> float:
+    """The median over rounds of ``slower``'s time / ``faster``'s time in the same round: a load
+    change from others between rounds cancels out within each round."""
+    return statistics.median(a / b for a, b in zip(times[slower], times[faster], strict=True))
 
 
 def run_size(tmp: Path, size_mb: int, chunk: int, repeat: int, node_script: Path | None) -> dict:
@@ -354,7 +364,9 @@ def main() -> None:
     ap.add_argument("--chunk-mb", type=int, default=32, help="tuspy chunk size in MiB (one PATCH per chunk)")
     ap.add_argument("--concurrent", type=int, default=50, help="uploads at once in the concurrent test")
     ap.add_argument("--concurrent-mb", type=int, default=10, help="size of each concurrent upload in MB")
-    ap.add_argument("--concurrent-chunk-mb", type=int, default=2, help="tuspy chunk size there, in MiB")
+    ap.add_argument(
+        "--concurrent-chunk-mb", type=int, default=8, help="tuspy chunk size there, in MiB (the capture page's)"
+    )
     ap.add_argument("--repeat", type=int, default=5, help="rounds; the median of each contestant counts")
     ap.add_argument("--dir", default=None, help="scratch directory (default: system temp)")
     ap.add_argument("--node-dir", default=str(NODE_DIR), help="where @tus/server is installed and run from")
@@ -378,27 +390,32 @@ def main() -> None:
     names = ["egocrowd", "tus-node", "disk copy", "HTTP sink"]
     print(f"{'size':>7} " + " ".join(f"{n:>11}" for n in names) + "   server RSS idle→peak")
     for r in rows:
-        cells = [f"{r['size_mb'] / r['took'][n]:>6.0f} MB/s" if n in r["took"] else f"{'-':>11}" for n in names]
+        cells = [
+            f"{r['size_mb'] / _median(r['took'][n]):>6.0f} MB/s" if n in r["took"] else f"{'-':>11}" for n in names
+        ]
         rss = ", ".join(f"{n} {r['rss_idle'][n]:.0f}→{r['rss_peak'][n]:.0f} MB" for n in r["rss_peak"])
         print(f"{r['size_mb']:>5}MB " + " ".join(cells) + f"   {rss}")
     total = many["n"] * many["size_mb"]
     print(
         f"{many['n']} concurrent uploads of {many['size_mb']} MB, chunk {args.concurrent_chunk_mb} MiB: "
         + ", ".join(
-            f"{n} {total / t:.0f} MB/s (peak RSS {many['rss_peak'][n]:.0f} MB)" for n, t in many["took"].items()
+            f"{n} {total / _median(t):.0f} MB/s (peak RSS {many['rss_peak'][n]:.0f} MB)"
+            for n, t in many["took"].items()
         )
     )
     small, large = rows[0], rows[-1]
     growth = large["rss_peak"]["egocrowd"] - small["rss_peak"]["egocrowd"]
     print(f"our server's peak RSS change {small['size_mb']}→{large['size_mb']} MB: {growth:+.0f} MB")
 
-    ours = large["took"]["egocrowd"]
+    for r in rows:
+        vs = ", ".join(f"{n} {_ratio(r['took'], n):.2f}" for n in r["took"] if n != "egocrowd")
+        print(f"{r['size_mb']} MB, egocrowd's speed over (median of per-round ratios): {vs}")
     if node_script is not None:
-        target("upload_vs_tus_node", large["took"]["tus-node"] / ours, 1.0)
-        target("upload_concurrent_vs_tus_node", many["took"]["tus-node"] / many["took"]["egocrowd"], 1.0)
+        target("upload_vs_tus_node", _ratio(large["took"], "tus-node"), 1.0)
+        target("upload_concurrent_vs_tus_node", _ratio(many["took"], "tus-node"), 1.0)
     else:
         print("targets upload_vs_tus_node and upload_concurrent_vs_tus_node: skipped (no Node.js peer)")
-    target("upload_vs_disk_copy", large["took"]["disk copy"] / ours, 0.5)
+    target("upload_vs_disk_copy", _ratio(large["took"], "disk copy"), 0.5)
     # memory flat: the peak at the largest size is within 10 % of the peak at the smallest
     target("server_rss_small_over_large", small["rss_peak"]["egocrowd"] / large["rss_peak"]["egocrowd"], 0.9)
 
