@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from egocrowd.settings import Settings
 from egocrowd.web.app import create_app
-from egocrowd.web.limits import BodyLimit, uvicorn_options
+from egocrowd.web.limits import UPLOAD_BODY_BUFFER, BodyLimit, uvicorn_options
 from tests.support.servers import LiveServer
 
 TEN_MB = 10 * 1024 * 1024
@@ -186,3 +188,33 @@ def test_normal_heads_and_large_bodies_in_one_read_pass(head_limited_server):
     assert _send(head_limited_server, b"X-Fine: " + b"a" * 8000 + b"\r\n").startswith(b"HTTP/1.1 200")
     # a small head with a 200 KB body, sent at once: only the head counts
     assert _send(head_limited_server, b"", body=b"y" * 200_000).startswith(b"HTTP/1.1 200")
+
+
+def test_upload_bodies_are_read_ahead_further_than_other_bodies():
+    """While the app is busy, an upload body keeps being read from the socket up to
+    ``UPLOAD_BODY_BUFFER`` (bigger pieces: fewer wake-ups and copies per byte); any other body stops
+    at uvicorn's 64 KiB. Both stay bounded."""
+    pieces: dict[str, list[int]] = {}
+
+    async def busy_reader(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        sizes = pieces.setdefault(scope["path"], [])
+        while True:
+            await asyncio.sleep(0.1)  # busy elsewhere: the client's bytes pile up meanwhile
+            m = await receive()
+            sizes.append(len(m.get("body", b"")))
+            if not m.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    body = b"x" * (3 << 20)
+    with _serving(busy_reader, Settings()) as server:
+        for path in ("/api/v1/uploads/0123", "/api/v1/elsewhere"):
+            assert httpx.patch(server.base + path, content=body, timeout=60).status_code == 204
+    upload, other = pieces["/api/v1/uploads/0123"], pieces["/api/v1/elsewhere"]
+    assert sum(upload) == sum(other) == len(body)
+    one_read = 256 << 10  # the most one socket read hands the protocol (uvloop and asyncio alike)
+    assert max(other) <= (64 << 10) + one_read
+    assert (64 << 10) + one_read < max(upload) <= UPLOAD_BODY_BUFFER + one_read

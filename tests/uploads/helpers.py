@@ -29,10 +29,11 @@ def make_file(path: Path, size: int, seed: int = 0) -> str:
 class ThreadServer(LiveServer):
     """The tus test app in a uvicorn thread."""
 
-    def __init__(self, root: Path, **app_kw) -> None:
+    def __init__(self, root: Path, *, http_options: dict | None = None, **app_kw) -> None:
         self.root = root
         self.asgi, self.app = make_app(root, **app_kw)
-        super().__init__(self.asgi, lifespan="on")
+        # http_options: e.g. egocrowd.web.limits.uvicorn_options(settings), as `egocrowd serve` runs
+        super().__init__(self.asgi, lifespan="on", **(http_options or {}))
 
     @property
     def endpoint(self) -> str:

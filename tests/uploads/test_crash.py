@@ -89,6 +89,9 @@ def test_sigkill_with_ten_uploads_in_flight(process_server, tmp_path):
     for i in range(N):
         clip = clips[urls[i].rsplit("/", 1)[1]]
         assert clip["sha256"] == digests[i]
+        # The hash the platform trusts instead of re-reading the file: after a kill mid-chunk the
+        # new process cannot continue the old one's running hash, so it hashed the file itself.
+        assert clip["streamed_sha256"] == digests[i]
         assert (srv.root / "blobs" / clip["sha256"][:2] / clip["sha256"][2:4] / clip["sha256"]).stat().st_size == SIZE
     # No orphaned partials: no .part left, no half-written blob, no unfinished record.
     assert list(store_dir.glob("*.part")) == []

@@ -19,9 +19,11 @@ from hypothesis import strategies as st
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 
+from egocrowd.settings import Settings
 from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
 from egocrowd.uploads.protocol import encode_metadata, parse_metadata
 from egocrowd.uploads.store import utcnow
+from egocrowd.web.limits import uvicorn_options
 from tests.uploads.helpers import AUTH, Proxy, ThreadServer, make_file
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -105,6 +107,40 @@ def test_dropped_connection_resumes_with_only_the_missing_bytes(server, tmp_path
     assert clip["streamed_sha256"] == digest  # the running hash survived the partial commit
     assert leftovers(server) == []
     proxy.close()
+
+
+def test_large_chunks_stream_and_hash_right_with_the_serving_options(tmp_path):
+    """Through the HTTP options ``egocrowd serve`` uses (~1 MiB pieces), big PATCHes go to disk and
+    to the hash in several batches at once. The streamed sha256 (the platform trusts it instead of
+    reading 500 MB again) must be the file's, also when a connection drops mid-chunk with batches
+    in flight: the running hash has to cover exactly the committed bytes."""
+    size = (20 << 20) + 7
+    with ThreadServer(tmp_path / "srv", http_options=uvicorn_options(Settings())) as srv:
+        whole = tmp_path / "whole.mp4"
+        digest = make_file(whole, size, seed=5)
+        up = uploader(srv.endpoint, whole, chunk_size=12 << 20)  # a 12 MiB PATCH, then the rest
+        up.upload()
+        assert clip_for(srv, up.url)["streamed_sha256"] == clip_for(srv, up.url)["sha256"] == digest
+
+        cut = tmp_path / "cut.mp4"
+        digest = make_file(cut, size, seed=6)
+        proxy = Proxy(srv.port, cut_after=(9 << 20) + 12345)
+        endpoint = f"http://127.0.0.1:{proxy.port}/api/v1/uploads"
+        up = uploader(endpoint, cut, chunk_size=16 << 20)
+        with pytest.raises(TusCommunicationError):
+            up.upload()
+        deadline = time.monotonic() + 30
+        while (offset := int(httpx.head(up.url, headers={**TUS, **AUTH}).headers["Upload-Offset"])) < 8 << 20:
+            assert time.monotonic() < deadline, "the partial chunk was never committed"
+            time.sleep(0.02)
+        resumed = uploader(endpoint, cut, chunk_size=16 << 20, url=up.url)
+        assert resumed.offset == offset < size
+        resumed.upload()
+        clip = clip_for(srv, up.url)
+        assert clip["sha256"] == digest
+        assert clip["streamed_sha256"] == digest  # continued, not re-read: same process
+        assert leftovers(srv) == []
+        proxy.close()
 
 
 def test_server_restart_resumes(process_server, tmp_path):

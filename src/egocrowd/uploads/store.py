@@ -192,6 +192,12 @@ class UploadStore:
 
     def save(self, info: UploadInfo) -> None:
         """Atomically replace the record (fsynced: it is the durable truth about the offset)."""
+        self.publish(info.id, self.stage(info))
+
+    def stage(self, info: UploadInfo) -> str:
+        """Write and fsync the record to a temp file, not yet visible; ``publish`` makes it the
+        record. Split so the tus server can stage it while the data's fsync runs, and publish it
+        only after that fsync returned (one wait for both, the order kept)."""
         data = json.dumps(info.to_json(), separators=(",", ":")).encode()
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{info.id}.", suffix=".tmp")
         try:
@@ -199,11 +205,22 @@ class UploadStore:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self.info_path(info.id))
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            self.discard(tmp)
             raise
+        return tmp
+
+    def publish(self, upload_id: str, staged: str) -> None:
+        try:
+            os.replace(staged, self.info_path(upload_id))
+        except BaseException:
+            self.discard(staged)
+            raise
+
+    @staticmethod
+    def discard(staged: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
 
     def delete(self, upload_id: str) -> None:
         """Forget an upload and its bytes (record first, so it stops existing at once)."""

@@ -34,18 +34,20 @@ Hooks are plain functions, run in the server's thread pool (blocking database ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Awaitable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from fastapi import APIRouter, Request, Response
-from starlette.requests import ClientDisconnect
 
 from egocrowd.clock import utcnow
 from egocrowd.errors import EgocrowdError
@@ -64,11 +66,15 @@ log = logging.getLogger(__name__)
 
 # Offsets are made durable at least this often during a long PATCH, so a crash loses little.
 CHECKPOINT_SECONDS = 2.0
-# Start disk writeback every this many bytes so the fsync ending a PATCH has little left to do.
+# Start disk writeback every this many bytes so the fsync ending a PATCH has little left to do
+# (per batch was tried: sync_file_range then blocks the writer more often, and it was slower).
 WRITEBACK_BYTES = 8 << 20
-# Received chunks (64-256 KiB each) are written in batches of about this size.
+# Received pieces (~1 MiB each, see web/limits.py) are written in batches of at least this size.
 BATCH_BYTES = 1 << 20
-# Threads for blocking work (disk writes, fsync, record saves, hooks) of all requests together.
+# Batches of one request being written and hashed at once: receiving, writing and hashing overlap,
+# and memory per upload stays bounded (about this many batches plus the one being received).
+BATCHES_IN_FLIGHT = 2
+# Threads for blocking work (disk writes, hashing, fsync, record saves, hooks) of all requests.
 IO_THREADS = 32
 
 
@@ -123,15 +129,21 @@ class _TusServer:
     async def _io(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    async def _io_to_the_end(self, fn: Any, *args: Any) -> Any:
+    @staticmethod
+    async def _to_the_end(aw: Awaitable[Any]) -> Any:
         """Durability work (fsync, record writes) runs to completion even if we are cancelled: a
         later writer must not overtake a half-done commit. The cancellation goes through after."""
-        fut = asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        fut = asyncio.ensure_future(aw)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
-            await asyncio.wait([fut])
+            while not fut.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([fut])
             raise
+
+    async def _io_to_the_end(self, fn: Any, *args: Any) -> Any:
+        return await self._to_the_end(asyncio.get_running_loop().run_in_executor(self._pool, fn, *args))
 
     # responses ------------------------------------------------------------------------------
 
@@ -164,8 +176,9 @@ class _TusServer:
 
     # body streaming -------------------------------------------------------------------------
 
-    def _write(self, ex: _Exchange, fd: int, chunks: list[bytes], at: int) -> None:
-        """Write a batch at ``at`` and feed the hashes (in a pool thread, one batch at a time)."""
+    @staticmethod
+    def _write(fd: int, chunks: list[bytes], at: int) -> None:
+        """Write a batch at ``at`` (in a pool thread); start writeback when a window fills."""
         written = os.pwritev(fd, chunks, at)
         total = sum(len(c) for c in chunks)
         if written < total:  # short write: finish the rest the slow way
@@ -174,21 +187,32 @@ class _TusServer:
                 n = os.pwrite(fd, rest, at + written)
                 written += n
                 rest = rest[n:]
+        if (at + total) // WRITEBACK_BYTES != at // WRITEBACK_BYTES:
+            # the window before the one just finished: its pages are complete and not being written
+            start = max(0, (at + total) // WRITEBACK_BYTES * WRITEBACK_BYTES - WRITEBACK_BYTES)
+            _start_writeback(fd, start, WRITEBACK_BYTES)
+
+    @staticmethod
+    def _hash(ex: _Exchange, chunks: list[bytes], before: Future[None] | None) -> None:
+        """Feed a batch to the request's hashes (in a pool thread), after the batch before it:
+        writes may finish in any order, hash updates must not. ``before`` was submitted earlier to
+        the same FIFO pool, so it is running or done by now: the wait cannot deadlock."""
+        if before is not None:
+            before.result()
         for c in chunks:
             if ex.checksum is not None:
                 ex.checksum.hasher.update(c)
             if ex.whole is not None:
                 ex.whole.update(c)
-        if (at + total) // WRITEBACK_BYTES != at // WRITEBACK_BYTES:
-            start = max(0, (at + total) // WRITEBACK_BYTES * WRITEBACK_BYTES - WRITEBACK_BYTES)
-            _start_writeback(fd, start, WRITEBACK_BYTES)
 
     async def pump(self, ex: _Exchange, fd: int, info: UploadInfo) -> _Pumped:
         """Stream the request body into the data file at ``info.offset``, committing as it goes.
 
-        Chunks are batched (~1 MiB) and written and hashed in a pool thread while the event loop
-        receives the next batch, so network, disk and hashing overlap; at most one batch is in
-        flight, so memory per upload stays around 2 MiB whatever the file size.
+        The ASGI messages (about 1 MiB each, see ``web/limits.py``) are read straight from
+        ``receive`` and handed, a batch at a time, to pool threads that write them (``pwritev`` at
+        their offset) and, in parallel, hash them, while the event loop receives the next batch:
+        network, disk and hashing overlap. At most ``BATCHES_IN_FLIGHT`` batches are in flight,
+        so memory per upload stays a few MiB whatever the file size.
 
         Without a checksum, received bytes are committed every CHECKPOINT_SECONDS and when the
         connection drops, so a resumed upload continues from the last byte we have. With a
@@ -198,60 +222,75 @@ class _TusServer:
         await, as often as it likes: every cancellation ends as the outcome ``stolen``, never as
         an exception, and what was received is still written before we return.
         """
-        loop = asyncio.get_running_loop()
-        received = written = info.offset  # bytes taken from the socket / handed to the writer
+        receive = ex.request.receive
+        pool = self._pool
+        received = written = info.offset  # bytes taken from the socket / handed to the writers
         batch: list[bytes] = []
         batch_len = 0
-        inflight: asyncio.Future[None] | None = None
+        inflight: deque[Future[None]] = deque()  # write and hash futures, oldest first
+        last_hash: Future[None] | None = None
+        hashing = ex.checksum is not None or ex.whole is not None
         next_checkpoint = time.monotonic() + CHECKPOINT_SECONDS
 
-        async def drain() -> None:
-            # Waits for the in-flight write even when we are being cancelled: nothing may be
-            # committed (or the fd closed) while a thread still writes.
-            nonlocal inflight
-            if inflight is not None:
-                fut, inflight = inflight, None
+        async def drain(keep: int = 0) -> None:
+            # Until at most ``keep`` are in flight. Cancelled or failed, it still waits for every
+            # thread before raising: nothing may be committed (or the fd closed) while one writes.
+            while len(inflight) > keep:
                 try:
-                    await asyncio.shield(fut)
-                except asyncio.CancelledError:
-                    await asyncio.wait([fut])
-                    fut.result()
-                    raise
+                    await asyncio.shield(asyncio.wrap_future(inflight[0]))
+                except BaseException as err:
+                    while not all(f.done() for f in inflight):
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await asyncio.wait([asyncio.wrap_future(f) for f in inflight])
+                    done = list(inflight)
+                    inflight.clear()
+                    for f in done:
+                        f.result()  # a failed write or hash is the error to report
+                    raise err
+                inflight.popleft()
 
         async def flush() -> None:
-            nonlocal batch, batch_len, written, inflight
+            nonlocal batch, batch_len, written, last_hash
             if not batch:
                 return
-            await drain()
-            inflight = loop.run_in_executor(self._pool, self._write, ex, fd, batch, written)
+            per_batch = 2 if hashing else 1
+            await drain(keep=(BATCHES_IN_FLIGHT - 1) * per_batch)
+            inflight.append(pool.submit(self._write, fd, batch, written))
+            if hashing:
+                last_hash = pool.submit(self._hash, ex, batch, last_hash)
+                inflight.append(last_hash)
             written += batch_len
             batch, batch_len = [], 0
 
         outcome = "eof"
         try:
-            async for chunk in ex.request.stream():
-                if not chunk:
-                    continue
-                if received + len(chunk) > info.length:
-                    outcome = "too_long"
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":  # http.disconnect
+                    outcome = "disconnect"
                     break
-                batch.append(chunk)
-                batch_len += len(chunk)
-                received += len(chunk)
-                if batch_len >= BATCH_BYTES:
-                    await flush()
-                if ex.checksum is None and time.monotonic() >= next_checkpoint:
-                    await flush()
-                    await drain()
-                    await self._io_to_the_end(self.commit, ex, fd, info, written)
-                    next_checkpoint = time.monotonic() + CHECKPOINT_SECONDS
-        except ClientDisconnect:
-            outcome = "disconnect"
+                chunk = message.get("body", b"")
+                if chunk:
+                    if received + len(chunk) > info.length:
+                        outcome = "too_long"
+                        break
+                    batch.append(chunk)
+                    batch_len += len(chunk)
+                    received += len(chunk)
+                    if batch_len >= BATCH_BYTES:
+                        await flush()
+                    if ex.checksum is None and time.monotonic() >= next_checkpoint:
+                        await flush()
+                        await drain()
+                        await self._to_the_end(self.commit(ex, fd, info, written))
+                        next_checkpoint = time.monotonic() + CHECKPOINT_SECONDS
+                if not message.get("more_body", False):
+                    break
         except asyncio.CancelledError:
             outcome = "stolen"
         # Everything received is written before anyone looks at the file again, however many
         # times we are cancelled meanwhile (each cancel only interrupts a wait, not a write).
-        while batch or inflight is not None:
+        while batch or inflight:
             try:
                 await flush()
                 await drain()
@@ -261,16 +300,30 @@ class _TusServer:
                 outcome = "stolen"
         return _Pumped(written, outcome)
 
-    def commit(self, ex: _Exchange, fd: int, info: UploadInfo, end: int) -> None:
-        """Make ``[0, end)`` durable, then record ``end`` as the offset (in that order)."""
-        os.fsync(fd)
-        info.offset = end
-        self.store.touch(info)
-        if info.offset >= info.length and info.completed_at is None:
-            info.completed_at = utcnow()
-            if ex.whole is not None:
-                info.sha256 = ex.whole.hexdigest()
-        self.store.save(info)
+    async def commit(self, ex: _Exchange, fd: int, info: UploadInfo, end: int) -> None:
+        """Make ``[0, end)`` durable, then record ``end`` as the offset (in that order).
+
+        The new record is written and fsynced while the data is, and renamed into place only
+        after both: the client waits for one fsync instead of two in a row. Call through
+        ``_to_the_end``: a later writer must not overtake a half-done commit."""
+        new = dataclasses.replace(info, offset=end)
+        self.store.touch(new)
+        if new.offset >= new.length and new.completed_at is None:
+            new.completed_at = utcnow()
+            if ex.whole is not None:  # every write and hash finished before a commit
+                new.sha256 = ex.whole.hexdigest()
+        loop = asyncio.get_running_loop()
+        synced = loop.run_in_executor(self._pool, os.fsync, fd)
+        staged = loop.run_in_executor(self._pool, self.store.stage, new)
+        done = await asyncio.gather(synced, staged, return_exceptions=True)
+        if isinstance(done[0], BaseException):
+            if not isinstance(done[1], BaseException):
+                self.store.discard(done[1])
+            raise done[0]
+        if isinstance(done[1], BaseException):
+            raise done[1]
+        await self._io(self.store.publish, new.id, done[1])
+        vars(info).update(vars(new))
 
     async def receive(self, ex: _Exchange, info: UploadInfo, holder: Any) -> None:
         """Append the body of a PATCH (or creation-with-upload POST) at ``info.offset``; raises
@@ -280,7 +333,8 @@ class _TusServer:
         ex.whole = self.store.running_hash(info.id, info.offset)
         fd = os.open(self.store.data_path(info.id), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            os.ftruncate(fd, info.offset)  # drop a tail that was written but never committed
+            if os.fstat(fd).st_size != info.offset:  # (a no-op truncate still dirties the inode)
+                os.ftruncate(fd, info.offset)  # drop a tail that was written but never committed
             holder.pump = asyncio.ensure_future(self.pump(ex, fd, info))
             try:
                 got = await holder.pump
@@ -299,7 +353,7 @@ class _TusServer:
                 if got.outcome == "eof":
                     raise tus.ChecksumMismatch("the chunk does not match Upload-Checksum; it was discarded")
             else:
-                await self._io_to_the_end(self.commit, ex, fd, info, got.end)
+                await self._to_the_end(self.commit(ex, fd, info, got.end))
                 self.store.keep_running_hash(info.id, got.end, ex.whole)
             if got.outcome != "eof":
                 raise tus.interrupted()
