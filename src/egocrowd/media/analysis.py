@@ -80,11 +80,11 @@ def sharpness_of(gray: np.ndarray) -> float:
     Dividing by the picture's own contrast keeps a dim but sharp frame from reading as blurred.
     Sharp footage scores ~0.05-1, defocused or smeared footage below ~0.01."""
     g = gray.astype(np.float32)
-    contrast = float(g.var())
+    contrast = float(cv2.meanStdDev(g)[1][0, 0]) ** 2  # OpenCV's variance: 6x numpy's speed
     if contrast < 4.0:
         return 0.0  # flat frame: nothing to be sharp about
     lap = cv2.Laplacian(g, cv2.CV_32F, ksize=3)
-    return float(lap.var()) / contrast
+    return float(cv2.meanStdDev(lap)[1][0, 0]) ** 2 / contrast
 
 
 # Frames whose per-frame statistics are computed together, in one numpy pass (a 160x90 chunk
@@ -213,20 +213,20 @@ class FrameAnalyzer:
         if not n:
             return
         frames = self._chunk[:n]
+        size = frames[0].size
         stats = np.empty((n, 5))
-        stats[:, 0] = frames.mean(axis=(1, 2))
-        stats[:, 1] = np.count_nonzero(frames <= DARK_LEVEL, axis=(1, 2)) / frames[0].size
-        stats[:, 2] = np.count_nonzero(frames >= BRIGHT_LEVEL, axis=(1, 2)) / frames[0].size
-        # Mean absolute difference to the previous frame, in integers (exact, like absdiff).
-        wide = frames.astype(np.int16)
-        diff = np.empty(n)
-        diff[1:] = np.abs(np.diff(wide, axis=0)).mean(axis=(1, 2))
-        first = self._last_small
-        diff[0] = np.abs(wide[0] - first).mean() if first is not None else np.nan
-        stats[:, 3] = diff
-        stats[:, 4] = frames.std(axis=(1, 2))
+        stats[:, 1] = np.count_nonzero(frames <= DARK_LEVEL, axis=(1, 2)) / size
+        stats[:, 2] = np.count_nonzero(frames >= BRIGHT_LEVEL, axis=(1, 2)) / size
+        # Mean, spread and the mean absolute difference to the previous frame: OpenCV's SIMD
+        # reductions over one frame beat numpy's over the whole chunk (which widens to float64).
+        prev = self._last_small
+        for k, frame in enumerate(frames):
+            mean, std = cv2.meanStdDev(frame)
+            stats[k, 0], stats[k, 4] = mean[0, 0], std[0, 0]
+            stats[k, 3] = cv2.norm(frame, prev, cv2.NORM_L1) / size if prev is not None else np.nan
+            prev = frame
         self._frame_stats.append(stats)
-        self._last_small = wide[-1].copy()
+        self._last_small = frames[-1].copy()
         self._in_chunk = 0
 
     def finish(self) -> ClipStats:
