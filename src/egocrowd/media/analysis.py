@@ -13,15 +13,17 @@ and only sampled frames get more work (sharpness at ``sharp_fps``, perceptual ha
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import av
 import cv2
-from av.video.reformatter import VideoReformatter
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from egocrowd.errors import MediaError
 from egocrowd.media.fingerprint import Fingerprint, phash64
@@ -290,6 +292,63 @@ def _luma_plane(frame: Any) -> np.ndarray:
     return gray
 
 
+# Decoded frames handed over a few at a time (one hand-over per frame costs more in thread wake-ups
+# than it saves), at most _DECODE_AHEAD batches waiting: enough to keep FFmpeg's frame threads busy
+# while a sampled frame gets its extra work, and only a few frames of memory (4K: ~12 MB each).
+_BATCH = 4
+_DECODE_AHEAD = 3
+_END = object()
+
+
+def _decode_ahead(container: Any, stream: Any, counts: list[int]) -> Generator[Any, None, None]:
+    """The stream's frames, decoded in a thread of their own while the caller analyses earlier ones
+    (PyAV releases the GIL in demuxing and decoding, so decoding and analysis overlap instead of
+    taking turns). ``counts`` receives [packets, packets that failed to decode]. Closing the
+    generator stops the thread and waits for it: the container must not close under it."""
+    ready: queue.Queue[Any] = queue.Queue(maxsize=_DECODE_AHEAD)
+    stop = threading.Event()
+
+    def decode() -> None:
+        batch: list[Any] = []
+        try:
+            for packet in container.demux(stream):
+                if stop.is_set():
+                    return
+                if packet.size:
+                    counts[0] += 1
+                try:
+                    batch.extend(packet.decode())
+                except av.FFmpegError:
+                    # A damaged packet: FFmpeg conceals what it can; we count it for the report.
+                    counts[1] += 1
+                    continue
+                if len(batch) >= _BATCH:
+                    ready.put(batch)
+                    batch = []
+            if batch:
+                ready.put(batch)
+        except BaseException as exc:  # MemoryError under the sandbox's cap: re-raised by the reader
+            ready.put(exc)
+        finally:
+            ready.put(_END)
+
+    worker = threading.Thread(target=decode, name="egocrowd-decode", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a put() on a full queue, then let the thread see stop
+            try:
+                ready.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        worker.join()
+
+
 def _sharp_plane(
     frame: Any, plane: np.ndarray, size: tuple[int, int], turn: int, scaler: VideoReformatter
 ) -> np.ndarray:
@@ -338,16 +397,9 @@ def analyze_video(
         last_t = -1.0
         hand_size: tuple[int, int] | None = None
         scaler = VideoReformatter()  # keeps one swscale context for every sampled frame
-        packets = errors = 0
-        for packet in container.demux(stream):
-            if packet.size:
-                packets += 1
-            try:
-                frames = packet.decode()
-            except av.FFmpegError:
-                # A damaged packet: FFmpeg conceals what it can; we count it for the report.
-                errors += 1
-                continue
+        counts = [0, 0]  # packets, packets that failed to decode
+        frames = _decode_ahead(container, stream, counts)
+        try:
             for frame in frames:
                 if analyzer is None:
                     turn = display_turn(frame)
@@ -383,10 +435,12 @@ def analyze_video(
                         raise MediaError(f"analysing the video took longer than {timeout_s:g} s", code="video.timeout")
                     if on_progress and expected_duration_s > 0:
                         on_progress(min(1.0, t / expected_duration_s))
+        finally:
+            frames.close()  # stops and joins the decoding thread
         if analyzer is None:
             raise MediaError("no frame of the video could be decoded", code="video.unreadable")
         stats = analyzer.finish()
-        stats.packets, stats.decode_errors = packets, errors
+        stats.packets, stats.decode_errors = counts
     if stats.packets and stats.decode_errors / max(1, stats.packets) > max_decode_error_frac:
         raise MediaError(
             f"{stats.decode_errors} of {stats.packets} frames could not be decoded", code="video.unreadable"

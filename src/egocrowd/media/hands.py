@@ -26,7 +26,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-
 MODEL_RELPATH = ("modules", "palm_detection", "palm_detection_lite.tflite")
 INPUT_SIZE = 192
 DETECTOR_NAME = "blazepalm-lite-0.10.21"

@@ -102,7 +102,11 @@ def to_onnx(data: bytes) -> onnx.ModelProto:
         if fused == 1:
             nodes.append(helper.make_node("Relu", [pre], [out]))
         elif fused == 3:
-            nodes.append(helper.make_node("Clip", [pre, const(out + "_lo", np.float32(0)), const(out + "_hi", np.float32(6))], [out]))
+            nodes.append(
+                helper.make_node(
+                    "Clip", [pre, const(out + "_lo", np.float32(0)), const(out + "_hi", np.float32(6))], [out]
+                )
+            )
         else:
             raise NotImplementedError(f"fused activation {fused}")
         return pre
@@ -161,7 +165,9 @@ def to_onnx(data: bytes) -> onnx.ModelProto:
                 pt = pb = pl = pr = 0
             target = activation(name(out), _scalar(opts, 5, nt.Int8Flags))
             nodes.append(
-                helper.make_node("MaxPool", [x], [target], kernel_shape=[fh, fw], strides=[sh, sw], pads=[pt, pl, pb, pr])
+                helper.make_node(
+                    "MaxPool", [x], [target], kernel_shape=[fh, fw], strides=[sh, sw], pads=[pt, pl, pb, pr]
+                )
             )
         elif code == _ADD:
             if ins[1] in consts:
@@ -188,7 +194,9 @@ def to_onnx(data: bytes) -> onnx.ModelProto:
                 mode = "asymmetric"
             sizes = const(f"s{out}", np.array([n, c, h, w], np.int64))
             nodes.append(
-                helper.make_node("Resize", [x, "", "", sizes], [name(out)], mode="linear", coordinate_transformation_mode=mode)
+                helper.make_node(
+                    "Resize", [x, "", "", sizes], [name(out)], mode="linear", coordinate_transformation_mode=mode
+                )
             )
         elif code == _RESHAPE:
             src = x
