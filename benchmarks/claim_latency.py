@@ -190,19 +190,20 @@ async def run_phase(base: str, tokens: list[str], campaign_id: int, claims_each:
 async def run_arrivals(base: str, tokens: list[str], campaign_id: int, due: list[float]):
     """Open loop: claim i is sent at ``due[i]`` seconds from the start whatever the earlier ones are
     doing (worker ``tokens[i % len]``); its latency counts from that due time, so a server that falls
-    behind shows it. One shared client whose pool opens connections as the concurrency needs them
-    (each worker its own client would cost the load generator more CPU than the server)."""
+    behind shows it. Each request on a connection of its own (``Connection: close``), as from as many
+    phones, through one shared client (a client per worker would cost the load generator more CPU
+    than the server); no keep-alive connection is reused just as the server times it out."""
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     loop = asyncio.get_running_loop()
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
         await asyncio.gather(*(client.get("/api/v1/health") for _ in range(min(len(due), 20))))  # a few warm
         t0 = loop.time() + 0.5
 
         async def one(i: int, at: float):
             await asyncio.sleep(max(0.0, t0 + at - loop.time()))
-            headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"}
+            headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}", "Connection": "close"}
             try:
                 r = await client.post(f"/api/v1/campaigns/{campaign_id}/claim", headers=headers)
                 outcomes[_code(r)] += 1

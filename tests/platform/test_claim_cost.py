@@ -79,3 +79,18 @@ def test_a_full_campaign_still_takes_back_a_stale_lease(client, db, lab):
     with db.transaction() as s:
         assert s.get(Assignment, first).status.value == "expired"
     assert any(s.startswith("UPDATE assignments SET status") for s in seen)
+
+
+def test_a_late_comer_to_a_full_campaign_is_refused_cheaply(client, db, lab):
+    """A launch stampede: most claims find the campaign full. They are refused after the token, the
+    campaign, the consent and one read for a stale lease: no lock, no counts, no UPDATE."""
+    cid = open_campaign(client, lab, target_clips=1)["id"]
+    w1, w2 = make_user(db, "worker"), make_user(db, "worker")
+    sign(client, w1)
+    sign(client, w2)
+    assert claim(client, w1, cid).status_code == 201
+    claim(client, w2, cid)  # stamps w2's token
+    with counted(db) as seen:
+        r = claim(client, w2, cid)
+    assert r.status_code == 409 and r.json()["code"] == "assignment.no_slots"
+    assert len(_work(seen)) == 4, "\n".join(seen)

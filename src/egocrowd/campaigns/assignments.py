@@ -63,13 +63,20 @@ def claim(
     nine statements including the caller's token lookup and the audit event (eight on SQLite, which
     needs no row lock), pinned by tests/platform/test_claim_cost.py. Stale leases are swept by
     housekeeping (egocrowd.worker); a claim sweeps its own campaign only when it finds no slot left,
-    so a full campaign still gives back the slots of leases that ran out without waiting for it."""
+    so a full campaign still gives back the slots of leases that ran out without waiting for it.
+    A campaign read as full (and holding no stale lease) refuses at once, before the worker's lock:
+    four statements, so a launch's refusals do not slow its grants; there, ``assignment.no_slots``
+    comes before the deadline and cap refusals."""
     campaign = get_campaign(session, worker, campaign_id)
     policy.require(worker, "assignment.claim", campaign)
     if campaign.allowed_countries and worker.country not in campaign.allowed_countries:
         raise Forbidden("This campaign is not open to workers in your country.", code="campaign.country_not_allowed")
     consent.require_cover(session, worker, campaign)
     _require_training(session, worker, campaign)
+    if _full(session, campaign, now):
+        # A launch's late comers (#17: thousands for a few hundred slots) are refused here, without
+        # the worker's lock, the counts or the slot's UPDATE.
+        raise Conflict("No slots left in this campaign.", code="assignment.no_slots")
 
     # The worker's row first (the global lock order), the database's time read in the same statement.
     now = _lock_worker(session, worker.id, now)
@@ -116,6 +123,29 @@ def claim(
     return a
 
 
+def _full(session: Session, campaign: Campaign, now: datetime | None) -> bool:
+    """Whether the campaign as read is open with every slot taken by a lease still running (one plain
+    read, only when it looks full). A slot given back after the read is missed as by a claim made a
+    moment earlier; the conditional UPDATE still decides every slot that is handed out."""
+    if campaign.status is not CampaignStatus.open or campaign.slots_taken < campaign.target_clips:
+        return False
+    if now is None:  # the database's time on PostgreSQL (several hosts compare leases), else this host's
+        cutoff: Any = sa.func.now() if session.get_bind().dialect.name == "postgresql" else utcnow()
+    else:
+        cutoff = now
+    return _stale_lease(session, campaign.id, cutoff) is None
+
+
+def _stale_lease(session: Session, campaign_id: int, cutoff: Any) -> int | None:
+    return session.scalar(
+        sa.select(Assignment.id)
+        .where(
+            Assignment.campaign_id == campaign_id, Assignment.status == A.active, Assignment.lease_expires_at <= cutoff
+        )
+        .limit(1)
+    )
+
+
 def _lock_worker(session: Session, worker_id: int, now: datetime | None) -> datetime:
     """Lock the worker's row (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises every write
     transaction) and return ``now``, else the database's time, read in the same round trip."""
@@ -148,12 +178,7 @@ def _expire_stale(session: Session, campaign_id: int, now: datetime) -> bool:
     """A full campaign's last resort: expire its leases that ran out (their slots come back).
     A plain read first, so that the refusals of a launch stampede do not queue on the campaign's
     row lock when there is nothing to expire. Returns whether a slot came back."""
-    stale = session.scalar(
-        sa.select(Assignment.id)
-        .where(Assignment.campaign_id == campaign_id, Assignment.status == A.active, Assignment.lease_expires_at <= now)
-        .limit(1)
-    )
-    return stale is not None and _expire_in(session, campaign_id, now) > 0
+    return _stale_lease(session, campaign_id, now) is not None and _expire_in(session, campaign_id, now) > 0
 
 
 def _require_training(session: Session, worker: User, campaign: Campaign) -> None:
