@@ -195,7 +195,7 @@ async def run_arrivals(base: str, tokens: list[str], campaign_id: int, due: list
     than the server); no keep-alive connection is reused just as the server times it out."""
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)  # never reused: one connection per arrival
     loop = asyncio.get_running_loop()
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
         await asyncio.gather(*(client.get("/api/v1/health") for _ in range(min(len(due), 20))))  # a few warm
