@@ -163,28 +163,32 @@ def _code(r: httpx.Response) -> str:
 
 async def run_phase(base: str, tokens: list[str], campaign_id: int, claims_each: int):
     """Closed loop: every client claims ``claims_each`` times, one after another, all at once."""
-    start = asyncio.Event()
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
 
+    async def warm(token: str):
+        async with httpx.AsyncClient(base_url=base, headers=_auth(token), timeout=120) as client:
+            await client.get("/api/v1/me")  # the token's "last used" stamp, before the clock starts
+
     async def worker(token: str):
-        async with httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120
-        ) as client:
-            await client.get("/api/v1/me")  # connect before the clock starts
-            await start.wait()
+        # A connection of its own opened at the first claim: one opened during the warm-up could
+        # sit idle past uvicorn's keep-alive timeout (5 s) while 200 clients warm up, and be closed
+        # just as the first claim goes out on it.
+        async with httpx.AsyncClient(base_url=base, headers=_auth(token), timeout=120) as client:
             for _ in range(claims_each):
                 t = time.perf_counter()
                 r = await client.post(f"/api/v1/campaigns/{campaign_id}/claim")
                 latencies.append(time.perf_counter() - t)
                 outcomes[_code(r)] += 1
 
-    tasks = [asyncio.create_task(worker(t)) for t in tokens]
-    await asyncio.sleep(1.0)  # let every client connect
+    await asyncio.gather(*(warm(t) for t in tokens))
     t0 = time.perf_counter()
-    start.set()
-    await asyncio.gather(*tasks)
+    await asyncio.gather(*(worker(t) for t in tokens))
     return latencies, outcomes, time.perf_counter() - t0
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def run_arrivals(base: str, tokens: list[str], campaign_id: int, due: list[float]):

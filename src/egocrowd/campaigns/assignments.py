@@ -96,7 +96,7 @@ def claim(
             sa.func.count().filter(held_here) if campaign.max_clips_per_worker is not None else sa.null(),
         ).where(Assignment.worker_id == worker.id)
     ).one()
-    if campaign.max_clips_per_worker is not None and held >= campaign.max_clips_per_worker:
+    if campaign.max_clips_per_worker is not None and (held or 0) >= campaign.max_clips_per_worker:
         raise Conflict(
             f"You have taken {held} slots in this campaign, its limit per worker.",
             code="assignment.per_worker_limit",
