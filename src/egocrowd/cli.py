@@ -66,6 +66,10 @@ def serve(host: str, port: int, workers: int) -> None:
         log_config=logging_config(settings.log_format, "INFO"),  # each worker process applies it
         access_log=False,  # egocrowd.access logs each request once, with its id (web.observability)
         proxy_headers=True,
+        # uvicorn's supervisor kills a process that does not answer its ping within 5 s; a busy one
+        # under a launch's load (#17) missed it, was killed with its requests in flight and restarted
+        # cold, over and over. A minute still catches a process that truly hangs.
+        timeout_worker_healthcheck=60,
         **uvicorn_options(settings),
     )
 

@@ -7,7 +7,8 @@ Correct under concurrency by construction, on SQLite and PostgreSQL alike:
 - the worker's row is locked (``SELECT … FOR UPDATE``) while their open assignments are counted, so
   two simultaneous claims by one worker cannot both slip under the cap;
 - expiring a lease is a conditional UPDATE on the assignment (``WHERE status = 'active'``), so two
-  sweepers racing on the same lease free its slot once.
+  sweepers racing on the same lease free its slot once. Housekeeping sweeps every campaign; a claim
+  sweeps its campaign only when it found no slot, then tries once more.
 Rows are locked in one global order, so two transactions never wait on each other in a cycle
 (PostgreSQL would abort one of them as a deadlock): the worker's user row, then campaign rows in
 ascending id, then that campaign's assignment rows. Locks are ``FOR NO KEY UPDATE`` (what an UPDATE
@@ -19,7 +20,7 @@ serialises the same steps.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -29,7 +30,7 @@ from egocrowd import audit, consent
 from egocrowd.accounts import policy
 from egocrowd.campaigns import levels
 from egocrowd.campaigns.service import get_campaign
-from egocrowd.clock import db_now
+from egocrowd.clock import db_now, utcnow
 from egocrowd.db.models import (
     Assignment,
     AssignmentStatus,
@@ -56,44 +57,51 @@ def claim(
     max_open: int = 3,
     now: datetime | None = None,
 ) -> Assignment:
-    now = now or db_now(session)
+    """Give ``worker`` one slot of the campaign under a lease, or refuse with a problem.
+
+    Lean on purpose (#17: a launch brings thousands of claims a minute): on PostgreSQL one claim is
+    nine statements including the caller's token lookup and the audit event (eight on SQLite, which
+    needs no row lock), pinned by tests/platform/test_claim_cost.py. Stale leases are swept by
+    housekeeping (egocrowd.worker); a claim sweeps its own campaign only when it finds no slot left,
+    so a full campaign still gives back the slots of leases that ran out without waiting for it.
+    A campaign read as full (and holding no stale lease) refuses at once, before the worker's lock:
+    four statements, so a launch's refusals do not slow its grants; there, ``assignment.no_slots``
+    comes before the deadline and cap refusals."""
     campaign = get_campaign(session, worker, campaign_id)
     policy.require(worker, "assignment.claim", campaign)
     if campaign.allowed_countries and worker.country not in campaign.allowed_countries:
         raise Forbidden("This campaign is not open to workers in your country.", code="campaign.country_not_allowed")
     consent.require_cover(session, worker, campaign)
     _require_training(session, worker, campaign)
+    if _full(session, campaign, now):
+        # A launch's late comers (#17: thousands for a few hundred slots) are refused here, without
+        # the worker's lock, the counts or the slot's UPDATE.
+        raise Conflict("No slots left in this campaign.", code="assignment.no_slots")
+
+    # The worker's row first (the global lock order), the database's time read in the same statement.
+    now = _lock_worker(session, worker.id, now)
     if campaign.deadline_at is not None and now >= campaign.deadline_at:
         raise Conflict("This campaign's deadline has passed.", code="campaign.past_deadline")
-
-    _lock(session, User, worker.id)
-    if campaign.max_clips_per_worker is not None:
-        # Slots this worker holds or held to the end (active, submitted, accepted); given back or
-        # expired ones are free again. Counted under the worker's lock, like the cap below.
-        held = session.execute(
-            sa.select(sa.func.count())
-            .select_from(Assignment)
-            .where(
-                Assignment.worker_id == worker.id,
-                Assignment.campaign_id == campaign.id,
-                sa.or_(
-                    Assignment.status.in_([A.submitted, A.accepted]),
-                    sa.and_(Assignment.status == A.active, Assignment.lease_expires_at > now),
-                ),
-            )
-        ).scalar_one()
-        if held >= campaign.max_clips_per_worker:
-            raise Conflict(
-                f"You have taken {held} slots in this campaign, its limit per worker.",
-                code="assignment.per_worker_limit",
-                limit=campaign.max_clips_per_worker,
-            )
-    # A lease that ran out is dead even before a sweep marks it expired: it does not count.
-    open_now = session.execute(
-        sa.select(sa.func.count())
-        .select_from(Assignment)
-        .where(Assignment.worker_id == worker.id, Assignment.status == A.active, Assignment.lease_expires_at > now)
-    ).scalar_one()
+    # Counted under the worker's lock, both in one statement. A lease that ran out is dead even
+    # before a sweep marks it expired: it counts for neither.
+    live = sa.and_(Assignment.status == A.active, Assignment.lease_expires_at > now)
+    # Slots this worker holds or held to the end in this campaign (active, submitted, accepted);
+    # given back or expired ones are free again.
+    held_here = sa.and_(
+        Assignment.campaign_id == campaign.id, sa.or_(Assignment.status.in_([A.submitted, A.accepted]), live)
+    )
+    open_now, held = session.execute(
+        sa.select(
+            sa.func.count().filter(live),
+            sa.func.count().filter(held_here) if campaign.max_clips_per_worker is not None else sa.null(),
+        ).where(Assignment.worker_id == worker.id)
+    ).one()
+    if campaign.max_clips_per_worker is not None and (held or 0) >= campaign.max_clips_per_worker:
+        raise Conflict(
+            f"You have taken {held} slots in this campaign, its limit per worker.",
+            code="assignment.per_worker_limit",
+            limit=campaign.max_clips_per_worker,
+        )
     if open_now >= max_open:
         raise Conflict(
             f"You already have {open_now} open assignments; submit or release one first.",
@@ -101,13 +109,61 @@ def claim(
             limit=max_open,
         )
 
-    _expire_in(session, campaign.id, now)  # locks the campaign; its stale leases give their slots back
+    if not _take_slot(session, campaign.id) and not (
+        _expire_stale(session, campaign.id, now) and _take_slot(session, campaign.id)
+    ):
+        raise Conflict("No slots left in this campaign.", code="assignment.no_slots")
+    a = Assignment(
+        campaign=campaign, worker_id=worker.id, status=A.active, claimed_at=now, lease_expires_at=now + lease
+    )
+    session.add(a)
+    audit.record(
+        session, worker, "assignment.claimed", a, {"campaign_id": campaign.id, "lease_expires_at": a.lease_expires_at}
+    )
+    return a
+
+
+def _full(session: Session, campaign: Campaign, now: datetime | None) -> bool:
+    """Whether the campaign as read is open with every slot taken by a lease still running (one plain
+    read, only when it looks full). A slot given back after the read is missed as by a claim made a
+    moment earlier; the conditional UPDATE still decides every slot that is handed out."""
+    if campaign.status is not CampaignStatus.open or campaign.slots_taken < campaign.target_clips:
+        return False
+    if now is None:  # the database's time on PostgreSQL (several hosts compare leases), else this host's
+        cutoff: Any = sa.func.now() if session.get_bind().dialect.name == "postgresql" else utcnow()
+    else:
+        cutoff = now
+    return _stale_lease(session, campaign.id, cutoff) is None
+
+
+def _stale_lease(session: Session, campaign_id: int, cutoff: Any) -> int | None:
+    return session.scalar(
+        sa.select(Assignment.id)
+        .where(
+            Assignment.campaign_id == campaign_id, Assignment.status == A.active, Assignment.lease_expires_at <= cutoff
+        )
+        .limit(1)
+    )
+
+
+def _lock_worker(session: Session, worker_id: int, now: datetime | None) -> datetime:
+    """Lock the worker's row (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises every write
+    transaction) and return ``now``, else the database's time, read in the same round trip."""
+    if session.get_bind().dialect.name != "postgresql":
+        return now or utcnow()
+    q = sa.select(User.id, sa.func.now()).where(User.id == worker_id).with_for_update(key_share=True)
+    db_time = session.execute(q).one()[1]
+    return now or db_time.astimezone(UTC)
+
+
+def _take_slot(session: Session, campaign_id: int) -> bool:
+    """The one conditional UPDATE that hands out a slot (atomic: never twice, never past the target)."""
     taken = cast(
         "sa.CursorResult[Any]",  # an UPDATE's result has a rowcount
         session.execute(
             sa.update(Campaign)
             .where(
-                Campaign.id == campaign.id,
+                Campaign.id == campaign_id,
                 Campaign.status == CampaignStatus.open,
                 Campaign.slots_taken < Campaign.target_clips,
             )
@@ -115,16 +171,14 @@ def claim(
             .execution_options(synchronize_session=False)
         ),
     )
-    if taken.rowcount != 1:
-        raise Conflict("No slots left in this campaign.", code="assignment.no_slots")
-    a = Assignment(
-        campaign_id=campaign.id, worker_id=worker.id, status=A.active, claimed_at=now, lease_expires_at=now + lease
-    )
-    session.add(a)
-    audit.record(
-        session, worker, "assignment.claimed", a, {"campaign_id": campaign.id, "lease_expires_at": a.lease_expires_at}
-    )
-    return a
+    return taken.rowcount == 1
+
+
+def _expire_stale(session: Session, campaign_id: int, now: datetime) -> bool:
+    """A full campaign's last resort: expire its leases that ran out (their slots come back).
+    A plain read first, so that the refusals of a launch stampede do not queue on the campaign's
+    row lock when there is nothing to expire. Returns whether a slot came back."""
+    return _stale_lease(session, campaign_id, now) is not None and _expire_in(session, campaign_id, now) > 0
 
 
 def _require_training(session: Session, worker: User, campaign: Campaign) -> None:

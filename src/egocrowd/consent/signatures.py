@@ -63,6 +63,32 @@ def active_in_revision(session: Session, user: User, family: str, revision: int)
     )
 
 
+def _covering_signature(worker_id: int, version: str) -> sa.Select[ConsentRecord]:
+    """The query behind :func:`require_cover`'s one-statement answer: what ``required_document``
+    and ``active_in_revision`` find in two steps (any language version of the newest published
+    revision of the family that ``version`` belongs to), as subqueries."""
+    family = sa.select(ConsentDocument.family).where(ConsentDocument.version == version).scalar_subquery()
+    newest = (
+        sa.select(ConsentDocument.revision)
+        .where(ConsentDocument.family == family, ConsentDocument.status == ConsentStatus.published)
+        .order_by(ConsentDocument.revision.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        sa.select(ConsentRecord)
+        .join(ConsentDocument)
+        .where(
+            ConsentRecord.user_id == worker_id,
+            ConsentRecord.withdrawn_at.is_(None),
+            ConsentDocument.family == family,
+            ConsentDocument.revision == newest,
+        )
+        .order_by(ConsentRecord.id.desc())
+        .limit(1)
+    )
+
+
 def covering_record(session: Session, worker_id: int, campaign: Campaign) -> ConsentRecord | None:
     """The signature a clip for ``campaign`` was taken under: the worker's newest signature of the
     campaign's consent family (withdrawn or not: a later withdrawal is what releases look at)."""
@@ -144,6 +170,12 @@ def require_cover(session: Session, worker: User, campaign: Campaign) -> Consent
     """The one consent check before any use of a worker's data for ``campaign`` (claiming a slot,
     every upload): an active signature of the required revision whose scopes cover the campaign's
     data use. Refusals (403) name the version to read and sign."""
+    # The common case in one statement (every claim and upload asks): the worker's active signature
+    # of the newest published revision of the campaign's family, covering its data use. Anything
+    # else takes the steps below, which find the document to name in the refusal.
+    rec = session.scalar(_covering_signature(worker.id, campaign.consent_version))
+    if rec is not None and all(s in rec.scopes for s in needed_scopes(campaign.data_use)):
+        return rec
     doc = required_document(session, campaign)
     rec = active_in_revision(session, worker, doc.family, doc.revision)
     if rec is None:

@@ -104,8 +104,11 @@ def _make_engine(url: str, **kwargs) -> Engine:
 
         return engine
     if "poolclass" not in kwargs:
-        kwargs.setdefault("pool_size", 20)
-        kwargs.setdefault("max_overflow", 30)
+        # As many kept connections as a server process runs request threads (anyio's default limiter:
+        # 40): with fewer, every request past the 20th opened a connection and closed it again after
+        # (the overflow), a new PostgreSQL backend per claim under load (#17). Same ceiling, 50.
+        kwargs.setdefault("pool_size", 40)
+        kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 
