@@ -27,6 +27,7 @@ import numpy as np
 
 from egocrowd.errors import MediaError
 from egocrowd.media.opener import open_media
+from egocrowd.releases.exporters._mp4 import JoinedMp4, Track
 
 #: how many frames of a re-encoded clip feed the image statistics (at most), evenly spread
 STATS_FRAMES = 8
@@ -146,6 +147,32 @@ def inspect_clip(path: Path, *, keep_packets: bool = False, sample: bool = False
             has_audio=bool(container.streams.audio),
         )
         yield ClipRead(timing, stream, packets if keep else None, keyframe)
+
+
+def track_timing(track: Track) -> ClipTiming:
+    """What :func:`inspect_clip` would say of the clip, from its sample table alone."""
+    pts = track.pts().tolist()
+    return ClipTiming(
+        codec="h264",  # read_track takes avc1 only
+        width=track.width,
+        height=track.height,
+        pix_fmt=h264_pix_fmt(track.extradata),
+        time_base=track.time_base,
+        extradata=track.extradata,
+        pts=pts,
+        first_dts=-track.shift,
+        has_audio=track.has_audio,
+    )
+
+
+def first_keyframe(path: Path) -> Any | None:
+    """The clip's first keyframe, decoded (for the image statistics of a joined clip)."""
+    with open_media(path, decoder_options={"skip_frame": "nonkey"}) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.is_keyframe:
+                return _decode_one(stream.codec_context, packet)
+    return None
 
 
 def _decode_one(cc: Any, packet: Any) -> Any | None:
@@ -381,6 +408,47 @@ class VideoFile:
         self._container.close()
 
 
+class JoinedFile:
+    """One concatenated mp4 of whole clips' sample data, copied in the kernel (``_mp4``): the
+    plain case of copying, where no packet passes through the process."""
+
+    def __init__(self, path: Path, fps: int, track: Track, timing: ClipTiming):
+        self.path = path
+        self.fps = fps
+        self.frames = 0
+        self.signature: tuple[Any, ...] = ("join", *timing.signature()[1:], track.shift)
+        self._mp4 = JoinedMp4(path, track)
+
+    @property
+    def bytes(self) -> int:
+        return self._mp4.data_bytes
+
+    def fits(self, track: Track, timing: ClipTiming) -> bool:
+        return self.signature == ("join", *timing.signature()[1:], track.shift)
+
+    def append(self, path: Path, track: Track, timing: ClipTiming) -> Placed:
+        ticks = timing.ticks_per_frame(self.fps)
+        assert ticks is not None
+        try:
+            self._mp4.append(track, path, ticks)
+        except OSError as exc:
+            raise MediaError(
+                f"{Path(path).name} could not be copied: {exc.strerror or exc}", code="video.unreadable"
+            ) from exc
+        self.frames += timing.frames
+        return Placed(timing.frames, timing.times(), copied=True)
+
+    def close(self) -> None:
+        self._mp4.close()
+
+
+def joinable(track: Track, timing: ClipTiming, fps: int) -> bool:
+    """Every sample lasts one tick of ``fps`` (the last one may differ: it is rewritten), so the
+    joined file's uniform durations keep each frame's time."""
+    ticks = timing.ticks_per_frame(fps)
+    return ticks is not None and bool((track.durations[:-1] == ticks).all())
+
+
 def _decoded(container: Any, source: Any, tb: Fraction) -> Iterator[tuple[Any, float]]:
     """Decoded frames with their time in seconds from the first frame; frames whose time does
     not move forward (broken or repeated timestamps) are dropped."""
@@ -408,4 +476,17 @@ def labels_at(spans: list[tuple[int, int, int]], times_ms: np.ndarray) -> np.nda
     return out
 
 
-__all__ = ["ClipRead", "ClipTiming", "h264_pix_fmt", "ImageStats", "Placed", "VideoFile", "inspect_clip", "labels_at"]
+__all__ = [
+    "ClipRead",
+    "ClipTiming",
+    "ImageStats",
+    "JoinedFile",
+    "Placed",
+    "VideoFile",
+    "first_keyframe",
+    "h264_pix_fmt",
+    "inspect_clip",
+    "joinable",
+    "labels_at",
+    "track_timing",
+]
