@@ -82,7 +82,7 @@ class _Shard:
     def _header(self, name: str, size: int) -> None:
         info = tarfile.TarInfo(name)
         info.size = size
-        info.mtime = self.mtime  # type: ignore[assignment]  # a float, as TarWriter sets it: a pax record keeps it
+        info.mtime = self.mtime  # a float, as TarWriter sets it: a pax record keeps it
         info.mode = 0o444
         info.uname = info.gname = "egocrowd"
         # tarfile's default format (pax), which TarWriter's stream gets: its format argument is unused
