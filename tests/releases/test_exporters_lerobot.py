@@ -404,3 +404,23 @@ def test_the_sample_table_reader_sees_what_ffmpeg_demuxes(media, tmp_path):
     (tmp_path / "junk.mp4").write_bytes(b"\0\0\0\x10moov" + b"\xff" * 8)
     assert read_track(tmp_path / "junk.mp4") is None
     assert read_track(tmp_path / "missing.mp4") is None
+
+
+def test_a_joined_file_takes_its_content_credentials_and_still_reads(exported, release, tmp_path):
+    """The build signs LeRobot's joined files (C2PA): the library must understand the MP4 we write
+    ourselves, and the signed file must still hold every frame where LeRobot looks."""
+    from egocrowd.releases import credentials
+
+    out, _, _ = exported
+    authority = credentials.init_authority(tmp_path / "authority")
+    signed = tmp_path / "signed"
+    shutil.copytree(out, signed)
+    joined = _video(signed, _episodes(signed)[0])
+    manifest = credentials.manifest_for(
+        list(release.items[:2]), title=joined.name, release={"id": 1, "name": "r", "version": 1}, licence={}
+    )
+    sha, size = credentials.sign_video(joined, tmp_path / "joined.mp4", manifest, authority)
+    (tmp_path / "joined.mp4").replace(joined)
+    assert size == joined.stat().st_size and len(sha) == 64
+    assert credentials.read_credentials(joined, trust_pem=authority.ca_pem).state == "Trusted"
+    assert check_layout(signed) == []
