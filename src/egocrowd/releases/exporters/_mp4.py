@@ -50,6 +50,7 @@ class Track:
     sync: np.ndarray | None  # 1-based keyframe sample numbers, None when every sample is one
     shift: int  # the edit's media time: the raw time presentation starts at
     has_audio: bool
+    sorted_pts: np.ndarray  # presentation times as FFmpeg's demuxer gives them (the edit applied)
 
     @property
     def time_base(self) -> Fraction:
@@ -57,9 +58,7 @@ class Track:
 
     def pts(self) -> np.ndarray:
         """Presentation times as FFmpeg's demuxer gives them (the edit applied), sorted."""
-        dts = np.concatenate(([0], np.cumsum(self.durations[:-1], dtype=np.int64)))
-        raw = dts + self.offsets if self.offsets is not None else dts
-        return np.sort(raw - self.shift)
+        return self.sorted_pts
 
 
 def read_track(path: Path) -> Track | None:
@@ -142,7 +141,7 @@ def _handler(data: bytes, trak: tuple[int, int]) -> str:
 
 def _video_track(moov: bytes) -> Track | None:
     traks = [(s, e) for k, s, e in _boxes(moov) if k == "trak"]
-    handlers = [_handler(moov, t) for t in traks]
+    handlers = [_handler(moov, t) for t in traks]  # one walk per track
     videos = [t for t, h in zip(traks, handlers, strict=True) if h == "vide"]
     if len(videos) != 1:
         return None
@@ -183,10 +182,14 @@ def _video_track(moov: bytes) -> Track | None:
     sync = _table(moov, *boxes["stss"], ">u4").astype(np.int64) if "stss" in boxes else None
     if sync is not None and (sync.size == 0 or sync.min() < 1 or sync.max() > n):
         return None
-    shift = _edit_shift(moov, trak, durations, offsets, timescale, _movie_timescale(moov))
+    dts = np.zeros(n, dtype=np.int64)
+    np.cumsum(durations[:-1], out=dts[1:])
+    raw = dts + offsets if offsets is not None else dts
+    shift = _edit_shift(moov, trak, raw, timescale, _movie_timescale(moov))
     if shift is None:
         return None
-    has_audio = "soun" in set(_handler(moov, t) for t in traks)
+    raw.sort()
+    has_audio = "soun" in handlers
     return Track(
         timescale=timescale,
         width=width,
@@ -201,6 +204,7 @@ def _video_track(moov: bytes) -> Track | None:
         sync=sync,
         shift=shift,
         has_audio=has_audio,
+        sorted_pts=raw - shift,
     )
 
 
@@ -263,18 +267,12 @@ def _movie_timescale(moov: bytes) -> int:
 
 
 def _edit_shift(
-    moov: bytes,
-    trak: tuple[int, int],
-    durations: np.ndarray,
-    offsets: np.ndarray | None,
-    timescale: int,
-    movie_timescale: int,
+    moov: bytes, trak: tuple[int, int], raw: np.ndarray, timescale: int, movie_timescale: int
 ) -> int | None:
     """The edit's media time when presentation simply starts at the first frame and runs to the
     last: no edit (0), or one edit at normal rate whose media time is the earliest presentation
-    time and whose duration reaches the last frame. Anything else: None."""
-    dts = np.concatenate(([0], np.cumsum(durations[:-1], dtype=np.int64)))
-    raw = dts + offsets if offsets is not None else dts
+    time (``raw``: composition times before the edit) and whose duration reaches the last frame.
+    Anything else: None."""
     earliest, latest = int(raw.min()), int(raw.max())
     edts = [(s, e) for k, s, e in _boxes(moov, *trak) if k == "edts"]
     if not edts:

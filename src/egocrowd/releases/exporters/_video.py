@@ -45,7 +45,7 @@ class ClipTiming:
     pix_fmt: str | None
     time_base: Fraction
     extradata: bytes
-    pts: list[int]  # presentation times of every packet, sorted, in time_base units
+    pts: list[int] | np.ndarray  # presentation times of every packet, sorted, in time_base units
     first_dts: int | None
     has_audio: bool = False
 
@@ -55,10 +55,11 @@ class ClipTiming:
 
     def times(self) -> list[float]:
         """Each frame's time in seconds from the clip's first frame, in presentation order."""
-        if not self.pts:
+        if not len(self.pts):
             return []
-        p0, num, den = self.pts[0], self.time_base.numerator, self.time_base.denominator
-        return [(p - p0) * num / den for p in self.pts]
+        pts = np.asarray(self.pts, dtype=np.int64)
+        num, den = self.time_base.numerator, self.time_base.denominator
+        return list(((pts - pts[0]) * num / den).tolist())  # each an exact int over den, rounded once
 
     def ticks_per_frame(self, fps: int) -> int | None:
         """The packet spacing in time-base units when the clip is exactly ``fps`` frames a second."""
@@ -79,7 +80,7 @@ class ClipTiming:
         if not self.extradata:
             return "no H.264 parameter sets in the container"
         ticks = self.ticks_per_frame(fps)
-        if ticks is None or not self.pts:
+        if ticks is None or not len(self.pts):
             return f"time base {self.time_base} cannot hold {fps} frames a second exactly"
         steps = np.diff(np.asarray(self.pts, dtype=np.int64))
         if steps.size and not (steps == ticks).all():
@@ -151,7 +152,7 @@ def inspect_clip(path: Path, *, keep_packets: bool = False, sample: bool = False
 
 def track_timing(track: Track) -> ClipTiming:
     """What :func:`inspect_clip` would say of the clip, from its sample table alone."""
-    pts = track.pts().tolist()
+    pts = track.pts()
     return ClipTiming(
         codec="h264",  # read_track takes avc1 only
         width=track.width,
