@@ -424,3 +424,24 @@ def test_a_joined_file_takes_its_content_credentials_and_still_reads(exported, r
     assert size == joined.stat().st_size and len(sha) == 64
     assert credentials.read_credentials(joined, trust_pem=authority.ca_pem).state == "Trusted"
     assert check_layout(signed) == []
+
+
+def test_a_clip_gone_before_its_bytes_are_copied_fails_the_export_naming_it(media, tmp_path, monkeypatch):
+    """The kernel copies run beside the export: a failed one still stops it, with the clip's file."""
+    from egocrowd.releases.exporters import _mp4
+    from egocrowd.releases.exporters import lerobot as lerobot_module
+
+    doomed = tmp_path / "doomed.mp4"
+    shutil.copyfile(media["b"].path, doomed)
+
+    def read_then_lose(path):
+        track = _mp4.read_track(path)
+        if Path(path) == doomed:
+            doomed.unlink()  # its table was read, its bytes are gone
+        return track
+
+    monkeypatch.setattr(lerobot_module, "read_track", read_then_lose)
+    clips = [item(1, media["a"]), item(2, type(media["b"])(doomed, media["b"].times, media["b"].size))]
+    with pytest.raises(MediaError) as err:
+        export_lerobot(spec(clips), tmp_path / "out", options={"fps": FPS}, files=(), progress=Counter())
+    assert err.value.code == "video.unreadable" and "doomed.mp4" in err.value.message

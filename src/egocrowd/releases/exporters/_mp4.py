@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import struct
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -328,7 +329,12 @@ def copy_range(src: int, dst: int, offset: int, count: int) -> None:
 
 
 class JoinedMp4:
-    """One MP4 being written from whole clips' sample data (one clip after another)."""
+    """One MP4 being written from whole clips' sample data (one clip after another).
+
+    The copies run in one worker thread, in order (``copy_file_range`` leaves the GIL), while the
+    caller goes on with the next clip's tables and rows: the export then takes about the longer of
+    the two rather than their sum. :meth:`close` waits for them; a copy that failed raises there
+    or at the next :meth:`append` (an ``OSError`` naming the clip's file)."""
 
     def __init__(self, path: Path, first: Track):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -348,6 +354,8 @@ class JoinedMp4:
         self.samples = 0
         self._all_sync = True
         self._has_offsets = False
+        self._copier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mp4-join")
+        self._copies: list[Future[None]] = []
 
     def append(self, track: Track, source: Path, ticks: int) -> None:
         """The clip's samples after those already in the file, each ``ticks`` long."""
@@ -357,10 +365,9 @@ class JoinedMp4:
         starts = np.concatenate(([0], breaks))
         ends = np.append(breaks, sizes.size)
         lengths = np.add.reduceat(sizes, starts)
-        with open(source, "rb") as src:
-            out = self._file.fileno()
-            for first, length in zip(positions[starts].tolist(), lengths.tolist(), strict=True):
-                copy_range(src.fileno(), out, first, length)
+        self._check_copies()
+        ranges = list(zip(positions[starts].tolist(), lengths.tolist(), strict=True))
+        self._copies.append(self._copier.submit(self._copy, source, ranges))
         self._chunks.append(self._end + np.concatenate(([0], np.cumsum(lengths)[:-1])))
         self._per_chunk.append(ends - starts)
         self._end += int(lengths.sum())
@@ -376,6 +383,20 @@ class JoinedMp4:
         self.samples += int(sizes.size)
         self._ticks = ticks
 
+    def _copy(self, source: Path, ranges: list[tuple[int, int]]) -> None:
+        try:
+            with open(source, "rb") as src:
+                for first, length in ranges:
+                    copy_range(src.fileno(), self._file.fileno(), first, length)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(source)) from exc
+
+    def _check_copies(self) -> None:
+        """Raise the first failed copy; forget the finished ones."""
+        for done in [f for f in self._copies if f.done()]:
+            self._copies.remove(done)
+            done.result()
+
     @property
     def data_bytes(self) -> int:
         """Sample data written so far."""
@@ -383,6 +404,9 @@ class JoinedMp4:
 
     def close(self) -> None:
         try:
+            self._copier.shutdown(wait=True)
+            for f in self._copies:
+                f.result()
             if self.samples:
                 self._file.write(self._moov())
                 self._file.seek(self._mdat)

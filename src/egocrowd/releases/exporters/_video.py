@@ -433,14 +433,19 @@ class JoinedFile:
         try:
             self._mp4.append(track, path, ticks)
         except OSError as exc:
-            raise MediaError(
-                f"{Path(path).name} could not be copied: {exc.strerror or exc}", code="video.unreadable"
-            ) from exc
+            raise _uncopied(exc) from exc
         self.frames += timing.frames
         return Placed(timing.frames, timing.times(), copied=True)
 
     def close(self) -> None:
-        self._mp4.close()
+        try:
+            self._mp4.close()
+        except OSError as exc:
+            raise _uncopied(exc) from exc
+
+
+def _uncopied(exc: OSError) -> MediaError:
+    return MediaError(f"{Path(exc.filename or '').name} could not be copied: {exc.strerror}", code="video.unreadable")
 
 
 def joinable(track: Track, timing: ClipTiming, fps: int) -> bool:
