@@ -1,8 +1,10 @@
 #!/usr/bin/env python
-"""Release export throughput: LeRobot v3.0 and WebDataset against a plain byte copy of the same
-media, and LeRobot again on variable-rate clips against a plain PyAV decode + encode.
+"""Release export throughput: LeRobot v3.0 and WebDataset against an in-kernel copy of the same
+media, a full release build (with C2PA signing) against it too, and LeRobot again on
+variable-rate clips against a plain PyAV decode + encode.
 
     .venv/bin/python benchmarks/export.py [--clips 200] [--seconds 10] [--resample-clips 5] [--repeat 3]
+    .venv/bin/python benchmarks/export.py --quick      # 24 clips, 2 resampled, the build once: a smoke run
 
 1. The clips (made once, cached under /tmp/egocrowd-bench-export/): 1280x720 H.264 at a constant
    30 fps, about 2.5 Mbit/s, so 200 clips of 10 s are about 1 GB. Encoding 2,000 s of 720p on two
@@ -11,17 +13,21 @@ media, and LeRobot again on variable-rate clips against a plain PyAV decode + en
    clip is a different sequence of those segments, remuxed (a valid, distinct mp4 per clip).
    The variable-rate clips (``--resample-clips`` of them) are the same packets with irregular
    timestamps (25 to 45 ms apart), as phones record.
-2. No re-encode needed: the wall time of a plain byte copy of every clip (``shutil.copyfileobj``
-   with a 1 MiB buffer: the bytes read into this process and written to a new file, the least an
-   exporter that handles the bytes does; before every
-   measurement the clips are read into the page cache and ``os.sync`` writes back whatever the
-   previous one left, so each starts from the same state) against the LeRobot exporter
-   (packets copied into concatenated files, frame parquet, metadata) and the WebDataset exporter
-   (tar shards). Ratio = copy time / export time (1.0: as fast as copying the bytes). Best of
-   ``--repeat`` runs each. An in-kernel copy (``shutil.copyfile``: sendfile, the bytes never
-   reach the process) is printed too, for scale: on an idle machine it runs at 3 GB/s from the
-   page cache, two to four times a user-space copy, and no format writer can use it.
-3. Resampling: the LeRobot exporter on the variable-rate clips (decode, resample to 30 fps, one
+2. No re-encode needed: the wall time of an in-kernel copy of every clip (``shutil.copyfile``:
+   sendfile, the bytes never reach the process; what a user compares an export with) against the
+   LeRobot exporter (coded frames joined into concatenated files, frame parquet, metadata) and
+   the WebDataset exporter (tar shards). Ratio = copy time / export time (1.0: as fast as copying
+   the bytes). Before every measurement the clips are read into the page cache and ``os.sync``
+   writes back whatever the previous one left, so each starts from the same state; the
+   measurements alternate and the best of ``--repeat`` runs counts, so load from others cancels
+   out. A copy through the process (``shutil.copyfileobj``, 1 MiB buffer) is printed for reference.
+3. The build: a real lab on SQLite (the release tests' fixtures: users, consent, campaign, one
+   accepted, de-identified clip per video in the blob store), a release cut with the formats of
+   ``--build-formats`` (default: WebDataset plus the Croissant and card describers, so each clip is
+   delivered once) and built by ``releases.builder.build_next``: every clip signed (C2PA, a copy
+   each), exported, described, hashed into the manifest, stored, published. Ratio = in-kernel copy
+   of the clips / build wall time; each stage's time is printed.
+4. Resampling: the LeRobot exporter on the variable-rate clips (decode, resample to 30 fps, one
    encode) against a plain PyAV decode + encode of each clip with the exporter's encoder settings.
    Ratio = plain CPU time / export CPU time: both are CPU-bound, and on a shared two-core machine
    wall time mostly measures the neighbours (both are printed). Five clips by default: a full run
@@ -50,6 +56,7 @@ from egocrowd.releases.exporters.lerobot import export_lerobot
 from egocrowd.releases.exporters.webdataset import export_webdataset
 from egocrowd.releases.exporting import ReleaseItem, ReleaseSpec, SpanLabel
 
+REPO = Path(__file__).resolve().parents[1]
 CACHE = Path("/tmp/egocrowd-bench-export")  # one folder per set of clips, made once
 SIZE = (1280, 720)
 FPS = 30
@@ -201,9 +208,8 @@ def warm(paths: list[Path]) -> int:
 
 
 def byte_copy(paths: list[Path], work: Path, *, in_kernel: bool = False) -> Timed:
-    """Every clip's bytes read into this process and written to a new file through one 1 MiB
-    buffer (the least any exporter that handles the bytes does); ``in_kernel``: ``shutil.copyfile`` (sendfile), where the
-    bytes never reach the process, a copy no format writer can make."""
+    """Every clip copied to a new file: ``in_kernel``, ``shutil.copyfile`` (sendfile: the bytes never
+    reach the process), else read into this process and written through one 1 MiB buffer."""
     dest = work / "copy"
     dest.mkdir()
     with Timed() as t:
@@ -256,13 +262,88 @@ def plain_transcode(paths: list[Path], work: Path) -> Timed:
     return t
 
 
+# -- the build ---------------------------------------------------------------------------------------
+
+
+class BuildWorld:
+    """A lab with one accepted, de-identified, consented clip per video, on SQLite in ``folder``
+    (the release tests' fixtures, so the rows are the ones the build meets in the tests)."""
+
+    def __init__(self, paths: list[Path], folder: Path):
+        sys.path.insert(0, str(REPO))
+        import sqlalchemy as sa
+
+        from egocrowd.audit.checkpoints import generate_key, key_path
+        from egocrowd.blobs import BlobStore
+        from egocrowd.db import Database, upgrade
+        from egocrowd.db.models import Clip, Organization
+        from egocrowd.releases import credentials
+        from egocrowd.settings import Settings
+        from tests.platform.helpers import make_user, publish_consent
+        from tests.releases.conftest import ReleaseLab
+
+        url = f"sqlite:///{folder / 'egocrowd.db'}"
+        upgrade(url)
+        self.settings = Settings(
+            data_dir=folder / "data", database_url=url, secret_key="bench-" + "x" * 40, run_pipeline_in_server=False
+        )
+        self.db = Database(url)
+        publish_consent(self.db)
+        owner = make_user(self.db, "requester", org="Bench Lab")
+        with self.db.transaction() as s:
+            org_id = s.scalar(sa.select(Organization.id).where(Organization.name == "Bench Lab"))
+        self.lab = ReleaseLab(
+            db=self.db, settings=self.settings, blobs=BlobStore(self.settings.blobs_path), videos=paths,
+            org_id=org_id, owner=owner, editor=owner, viewer=owner, outsider=owner, admin=owner, campaign_id=0,
+        )  # fmt: skip
+        self.lab.campaign_id = self.lab.campaign("Tidy the kitchen")
+        generate_key(key_path(self.settings))
+        credentials.init_authority(credentials.authority_dir(self.settings))
+        ids = [self.lab.clip(video=i, duration_s=float(10)) for i in range(len(paths))]
+        facts = {"width": SIZE[0], "height": SIZE[1], "fps": float(FPS)}
+        with self.db.transaction() as s:  # the fixture's probe says 64x48: the clips' own facts instead
+            for c in s.scalars(sa.select(Clip).where(Clip.id.in_(ids))):
+                c.probe = {**c.probe, **facts}
+                c.qc_report = {**c.qc_report, "clip": {**c.qc_report["clip"], **facts}}
+        self.owner_id = owner.id
+
+    def build(self, formats: dict[str, dict]) -> tuple[Timed, dict[str, float]]:
+        """Cut a release of every clip and build it; the wall time and each stage's share."""
+        from egocrowd.db.models import User
+        from egocrowd.releases import builder, service
+        from egocrowd.releases.schema import ReleaseIn
+        from tests.releases.conftest import release_body
+
+        with self.db.transaction() as s:
+            rid = service.create_release(
+                s, s.get_one(User, self.owner_id), ReleaseIn(**release_body(formats=formats))
+            ).id
+        stages: dict[str, float] = {}
+        last = [time.perf_counter(), "claim"]
+
+        def progress(stage: str, done: int, total: int) -> None:
+            now = time.perf_counter()
+            stages[str(last[1])] = stages.get(str(last[1]), 0.0) + now - float(last[0])
+            last[:] = [now, stage]
+
+        with Timed() as t:
+            r = builder.build_next(self.db, self.lab.blobs, self.settings, release_id=rid, progress=progress)
+        assert r is not None and r.status.value == "published", (r and r.error) or "no release"
+        return t, stages
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clips", type=int, default=200, help="clips already at a constant rate (default 200)")
     ap.add_argument("--seconds", type=int, default=10, help="seconds per clip (default 10: about 5 MB each)")
     ap.add_argument("--resample-clips", type=int, default=5, help="variable-rate clips to resample (default 5)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each copy-speed measurement; the best counts")
+    ap.add_argument("--build-formats", default="webdataset,croissant,card",
+                    help="formats of the measured release build (default: webdataset,croissant,card)")  # fmt: skip
+    ap.add_argument("--quick", action="store_true", help="24 clips, 2 resampled, the build once: a smoke run")
     args = ap.parse_args()
+    if args.quick:
+        args.clips, args.resample_clips, args.repeat = min(args.clips, 24), min(args.resample_clips, 2), 2
 
     log(f"clips: made once, kept in {CACHE}")
     cfr = make_clips(args.clips, args.seconds, variable=False)
@@ -276,26 +357,40 @@ def main() -> None:
         copies, kernel_copies, lerobots, wdss = [], [], [], []
         for _ in range(args.repeat):
             warm(cfr)
-            copies.append(byte_copy(cfr, work))
-            warm(cfr)
             kernel_copies.append(byte_copy(cfr, work, in_kernel=True))
             warm(cfr)
             lerobots.append(run_export("lerobot", s, work, {"fps": FPS}))
             warm(cfr)
             wdss.append(run_export("webdataset", s, work, {}))
+            warm(cfr)
+            copies.append(byte_copy(cfr, work))
         copy = min(copies, key=lambda t: t.wall)
         kernel = min(kernel_copies, key=lambda t: t.wall)
         lr = min(lerobots, key=lambda t: t.wall)
         wd = min(wdss, key=lambda t: t.wall)
-        print(
-            f"byte copy:            {copy.wall:6.2f} s wall, {copy.cpu:6.2f} s CPU ({total / 1e6 / copy.wall:.0f} MB/s)"
-        )
+        print(f"in-kernel copy (shutil.copyfile): {kernel.wall:6.2f} s wall, {kernel.cpu:6.2f} s CPU ({total / 1e6 / kernel.wall:.0f} MB/s)")  # fmt: skip
         print(f"LeRobot v3.0 export:  {lr.wall:6.2f} s wall, {lr.cpu:6.2f} s CPU; re-encoded clips: {lr.reencoded}")  # type: ignore[attr-defined]
         print(f"WebDataset export:    {wd.wall:6.2f} s wall, {wd.cpu:6.2f} s CPU")
         print(
-            f"in-kernel copy (shutil.copyfile): {kernel.wall:.2f} s wall, {kernel.cpu:.2f} s CPU; "
-            f"exports against it: LeRobot {kernel.wall / lr.wall:.2f}, WebDataset {kernel.wall / wd.wall:.2f}"
+            f"copy through the process (copyfileobj, 1 MiB): {copy.wall:.2f} s wall, {copy.cpu:.2f} s CPU; "
+            f"exports against it: LeRobot {copy.wall / lr.wall:.2f}, WebDataset {copy.wall / wd.wall:.2f}"
         )
+
+        formats = {name: {"fps": FPS} if name == "lerobot" else {} for name in args.build_formats.split(",") if name}
+        log(f"build: a lab of {len(cfr)} clips on SQLite, formats {', '.join(formats)}")
+        world = BuildWorld(cfr, work / "build")
+        builds, build_copies = [], []
+        for _ in range(1 if args.quick else max(1, args.repeat - 1)):
+            warm(cfr)
+            build_copies.append(byte_copy(cfr, work, in_kernel=True))
+            warm(cfr)
+            builds.append(world.build(formats))
+        build, stages = min(builds, key=lambda b: b[0].wall)
+        build_copy = min(build_copies, key=lambda t: t.wall)
+        shares = ", ".join(f"{k} {v:.2f} s" for k, v in stages.items() if v >= 0.005)
+        print(f"release build ({', '.join(formats)}; signed): {build.wall:.2f} s wall, {build.cpu:.2f} s CPU ({shares}); "
+              f"in-kernel copy beside it {build_copy.wall:.2f} s")  # fmt: skip
+
         resample_ratio = None
         if vfr:
             warm(vfr)
@@ -308,10 +403,12 @@ def main() -> None:
                   f"LeRobot export with resampling {res.wall:.2f} s wall ({res.cpu:.2f} s CPU); re-encoded clips: {res.reencoded}")  # type: ignore[attr-defined]  # fmt: skip
 
     print(
-        f"CPU-time ratios (less sensitive to a busy machine): LeRobot {copy.cpu / lr.cpu:.2f}, WebDataset {copy.cpu / wd.cpu:.2f}"
+        f"CPU-time ratios (less sensitive to a busy machine): LeRobot {kernel.cpu / lr.cpu:.2f}, "
+        f"WebDataset {kernel.cpu / wd.cpu:.2f}"
     )
-    target("lerobot_vs_byte_copy", copy.wall / lr.wall, 0.5)
-    target("webdataset_vs_byte_copy", copy.wall / wd.wall, 0.5)
+    target("lerobot_vs_byte_copy", kernel.wall / lr.wall, 0.5)
+    target("webdataset_vs_byte_copy", kernel.wall / wd.wall, 0.5)
+    target("build_with_signing_vs_byte_copy", build_copy.wall / build.wall, 0.3)
     if resample_ratio is not None:
         target("lerobot_resample_vs_plain_transcode", resample_ratio, 0.5)
 

@@ -328,8 +328,10 @@ def test_the_documented_way_to_read_an_episode_without_lerobot_works(exported):
 
 def test_big_clips_are_read_twice_rather_than_held_in_memory(media, tmp_path, monkeypatch):
     from egocrowd.releases.exporters import _video as video_module
+    from egocrowd.releases.exporters import lerobot as lerobot_module
 
     monkeypatch.setattr(video_module, "KEEP_PACKETS_BYTES", 0)
+    monkeypatch.setattr(lerobot_module, "read_track", lambda path: None)  # PyAV's copy, not the kernel's
     out = tmp_path / "lerobot"
     export_lerobot(
         spec([item(1, media["a"]), item(2, media["b"])]), out, options={"fps": FPS}, files=(), progress=Counter()
@@ -377,3 +379,69 @@ def test_the_pixel_format_is_read_from_the_parameter_sets(tmp_path, pix_fmt):
         reason = read.timing.copy_reason(FPS, (64, 64))
     assert (reason is None) == (pix_fmt == "yuv420p")
     assert h264_pix_fmt(b"") is None and h264_pix_fmt(b"\x00\x00\x00\x01gB") is None
+
+
+def test_the_sample_table_reader_sees_what_ffmpeg_demuxes(media, tmp_path):
+    """The kernel-copy path's view of a clip (times, bytes of every coded frame, keyframes) is
+    FFmpeg's, on clips with B-frames and an edit, 29.97 and variable rates, and sound."""
+    from egocrowd.releases.exporters._mp4 import read_track
+
+    clips = [media["a"], media["vfr"], media["ntsc"], clip_with_sound(tmp_path / "sound.mp4", 30)]
+    for clip in clips:
+        track = read_track(clip.path)
+        assert track is not None
+        with av.open(str(clip.path)) as c:
+            stream = c.streams.video[0]
+            packets = [p for p in c.demux(stream) if p.pts is not None]
+            assert track.time_base == stream.time_base
+            assert track.pts().tolist() == sorted(p.pts for p in packets)
+            keys = [i + 1 for i, p in enumerate(packets) if p.is_keyframe]
+            data = [bytes(p) for p in packets]
+        raw = clip.path.read_bytes()
+        assert [raw[a : a + n] for a, n in zip(track.positions.tolist(), track.sizes.tolist(), strict=True)] == data
+        assert (track.sync.tolist() if track.sync is not None else list(range(1, len(data) + 1))) == keys
+    # not the plain case: read_track declines, PyAV handles it
+    (tmp_path / "junk.mp4").write_bytes(b"\0\0\0\x10moov" + b"\xff" * 8)
+    assert read_track(tmp_path / "junk.mp4") is None
+    assert read_track(tmp_path / "missing.mp4") is None
+
+
+def test_a_joined_file_takes_its_content_credentials_and_still_reads(exported, release, tmp_path):
+    """The build signs LeRobot's joined files (C2PA): the library must understand the MP4 we write
+    ourselves, and the signed file must still hold every frame where LeRobot looks."""
+    from egocrowd.releases import credentials
+
+    out, _, _ = exported
+    authority = credentials.init_authority(tmp_path / "authority")
+    signed = tmp_path / "signed"
+    shutil.copytree(out, signed)
+    joined = _video(signed, _episodes(signed)[0])
+    manifest = credentials.manifest_for(
+        list(release.items[:2]), title=joined.name, release={"id": 1, "name": "r", "version": 1}, licence={}
+    )
+    sha, size = credentials.sign_video(joined, tmp_path / "joined.mp4", manifest, authority)
+    (tmp_path / "joined.mp4").replace(joined)
+    assert size == joined.stat().st_size and len(sha) == 64
+    assert credentials.read_credentials(joined, trust_pem=authority.ca_pem).state == "Trusted"
+    assert check_layout(signed) == []
+
+
+def test_a_clip_gone_before_its_bytes_are_copied_fails_the_export_naming_it(media, tmp_path, monkeypatch):
+    """The kernel copies run beside the export: a failed one still stops it, with the clip's file."""
+    from egocrowd.releases.exporters import _mp4
+    from egocrowd.releases.exporters import lerobot as lerobot_module
+
+    doomed = tmp_path / "doomed.mp4"
+    shutil.copyfile(media["b"].path, doomed)
+
+    def read_then_lose(path):
+        track = _mp4.read_track(path)
+        if Path(path) == doomed:
+            doomed.unlink()  # its table was read, its bytes are gone
+        return track
+
+    monkeypatch.setattr(lerobot_module, "read_track", read_then_lose)
+    clips = [item(1, media["a"]), item(2, type(media["b"])(doomed, media["b"].times, media["b"].size))]
+    with pytest.raises(MediaError) as err:
+        export_lerobot(spec(clips), tmp_path / "out", options={"fps": FPS}, files=(), progress=Counter())
+    assert err.value.code == "video.unreadable" and "doomed.mp4" in err.value.message

@@ -11,6 +11,7 @@ import pytest
 import webdataset as wds
 
 from egocrowd.errors import InvalidInput, MediaError
+from egocrowd.releases.exporters._meta import clip_metadata
 from egocrowd.releases.exporters.webdataset import export_webdataset
 from egocrowd.releases.exporting import EXPORTERS, SpanLabel
 from tests.releases.export_media import Counter, constant_clip, item, spec, variable_clip
@@ -93,6 +94,30 @@ def test_shards_close_at_the_size_limit_and_the_same_release_gives_the_same_byte
     for name in first:
         shard = name.split("/")[-1]
         assert (tmp_path / "one" / shard).read_bytes() == (tmp_path / "two" / shard).read_bytes()
+
+
+@pytest.mark.parametrize("options", [{"maxcount": 2}, {"maxsize": 1}, {}])
+def test_the_shards_are_byte_for_byte_what_webdatasets_own_writer_makes(release, tmp_path, options):
+    """The videos are copied in the kernel after a header of our own; the tars stay exactly
+    ShardWriter's (pax headers, the release's time, padding, the end of the archive)."""
+    ours = export_webdataset(release, tmp_path / "ours", options=options, files=(), progress=Counter())
+    (tmp_path / "theirs").mkdir()
+    with wds.ShardWriter(
+        str(tmp_path / "theirs" / "shard-%06d.tar"),
+        maxcount=options.get("maxcount", 1000),
+        maxsize=options.get("maxsize", 1e9),
+        verbose=0,
+        mtime=release.created_at.timestamp(),
+        user="egocrowd",
+        group="egocrowd",
+    ) as sink:
+        for it in release.items:
+            sink.write({"__key__": f"clip-{it.clip_id:08d}", "mp4": it.media_path.read_bytes(),
+                        "json": clip_metadata(release, it)})  # fmt: skip
+    theirs = sorted(p.name for p in (tmp_path / "theirs").iterdir())
+    assert sorted(name.split("/")[-1] for name in ours) == theirs
+    for name in theirs:
+        assert (tmp_path / "ours" / name).read_bytes() == (tmp_path / "theirs" / name).read_bytes()
 
 
 def test_bad_options_and_a_missing_video_are_clear_errors(release, tmp_path):

@@ -493,15 +493,15 @@ def signed_spec(
     folder.mkdir(parents=True, exist_ok=True)
     release = _release_facts(spec)
     items = []
-    for item in spec.items:
-        dst = folder / f"{item.clip_sha256}.mp4"
-        manifest = credentials.manifest_for(
-            [item], title=f"{item.clip_sha256}.mp4", release=release, licence=spec.licence
-        )
-        credentials.sign_video(item.media_path, dst, manifest, authority)
-        sha, size = sha256_file(dst)
-        items.append(replace(item, media_path=dst, media_sha256=sha, media_size=size))
-        progress(1)
+    with credentials.signer_of(authority) as signer:
+        for item in spec.items:
+            dst = folder / f"{item.clip_sha256}.mp4"
+            manifest = credentials.manifest_for(
+                [item], title=f"{item.clip_sha256}.mp4", release=release, licence=spec.licence
+            )
+            sha, size = credentials.sign_video(item.media_path, dst, manifest, authority, signer=signer)
+            items.append(replace(item, media_path=dst, media_sha256=sha, media_size=size))
+            progress(1)
     return replace(spec, items=tuple(items))
 
 
@@ -511,23 +511,30 @@ def sign_new_videos(
     carries: Mapping[str, set[int]],
     spec: ReleaseSpec,
     authority: credentials.Authority,
-) -> bool:
+) -> list[FileEntry]:
     """Sign the videos an exporter wrote that carry no Content Credentials yet (it joined or
-    re-encoded the signed copies), with a manifest naming the clips each carries. True if any."""
+    re-encoded the signed copies), with a manifest naming the clips each carries. Returns
+    ``written`` with the signed files' new sizes and hashes."""
     by_id = {i.clip_id: i for i in spec.items}
+    # a signed copy delivered as it is (its hash is ours, taken when we signed it): no need to
+    # read and validate it again to know it carries its credentials
+    signed_copies = {i.media_sha256 for i in spec.items}
     release = _release_facts(spec)
-    signed = False
-    for f in written:
-        path = root / f.path
-        if path.suffix.lower() != ".mp4" or credentials.read_credentials(path).state is not None:
-            continue
-        items = [by_id[i] for i in sorted(carries.get(f.path, ())) if i in by_id] or list(spec.items)
-        manifest = credentials.manifest_for(items, title=path.name, release=release, licence=spec.licence)
-        tmp = path.with_name(path.name + ".signing")
-        credentials.sign_video(path, tmp, manifest, authority)
-        tmp.replace(path)
-        signed = True
-    return signed
+    out = list(written)
+    with credentials.signer_of(authority) as signer:
+        for k, f in enumerate(written):
+            path = root / f.path
+            if path.suffix.lower() != ".mp4" or f.sha256 in signed_copies:
+                continue
+            if credentials.read_credentials(path).state is not None:
+                continue
+            items = [by_id[i] for i in sorted(carries.get(f.path, ())) if i in by_id] or list(spec.items)
+            manifest = credentials.manifest_for(items, title=path.name, release=release, licence=spec.licence)
+            tmp = path.with_name(path.name + ".signing")
+            sha, size = credentials.sign_video(path, tmp, manifest, authority, signer=signer)
+            tmp.replace(path)
+            out[k] = replace(f, sha256=sha, size=size)
+    return out
 
 
 def _release_facts(spec: ReleaseSpec) -> dict[str, Any]:
@@ -634,9 +641,7 @@ def _build(
             for path, ids in returned_here.items():
                 carries.setdefault(path, set()).update(ids)
             # videos an exporter made itself (LeRobot's joined chunks) are signed as it left them
-            if sign_new_videos(root, written, returned_here, spec, authority):
-                written = _files_under(root, name)
-            files.extend(written)
+            files.extend(sign_new_videos(root, written, returned_here, spec, authority))
     unknown = sorted(p for p in carries if p not in {f.path for f in files})
     if unknown:
         raise EgocrowdError(

@@ -23,15 +23,19 @@ them, so the web server and the worker start without loading them.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from egocrowd import __version__
+from egocrowd.blobs import sha256_file
 from egocrowd.errors import Conflict, EgocrowdError
 from egocrowd.releases.exporting import ReleaseItem
 from egocrowd.settings import Settings
@@ -290,21 +294,51 @@ def _iso(value: Any) -> str | None:
 # ---------------------------------------------------------------- signing and reading
 
 
-def sign_video(src: Path, dst: Path, manifest: Mapping[str, Any], authority: Authority) -> None:
-    """Write ``src`` with ``manifest`` embedded and signed to ``dst`` (offline: no timestamp server)."""
+#: videos up to this size are signed in memory: one read, one write, hashed from memory (the
+#: library reads and writes through Python callbacks in small pieces, slow on a file)
+SIGN_IN_MEMORY_BYTES = 256 * 1024 * 1024
+
+
+@contextmanager
+def signer_of(authority: Authority) -> Iterator[Any]:
+    """One signer for many files (making one parses the key and chain each time)."""
     import c2pa
 
     signer = c2pa.Signer.from_info(
         c2pa.C2paSignerInfo(alg=b"es256", sign_cert=authority.chain_pem, private_key=authority.key_pem, ta_url=None)
     )
     try:
+        yield signer
+    finally:
+        signer.close()
+
+
+def sign_video(
+    src: Path, dst: Path, manifest: Mapping[str, Any], authority: Authority, *, signer: Any = None
+) -> tuple[str, int]:
+    """Write ``src`` with ``manifest`` embedded and signed to ``dst`` (offline: no timestamp server);
+    returns the signed file's sha256 and size. ``signer``: one from :func:`signer_of`, reused."""
+    import c2pa
+
+    if signer is None:
+        with signer_of(authority) as own:
+            return sign_video(src, dst, manifest, authority, signer=own)
+    try:
+        if os.stat(src).st_size <= SIGN_IN_MEMORY_BYTES:
+            with open(src, "rb") as s:
+                source = io.BytesIO(s.read())
+            signed = io.BytesIO()
+            c2pa.Builder(dict(manifest)).sign(signer, MIME, source, signed)
+            data = signed.getbuffer()
+            with open(dst, "wb") as d:
+                d.write(data)
+            return hashlib.sha256(data).hexdigest(), len(data)
         with open(src, "rb") as s, open(dst, "w+b") as d:
             c2pa.Builder(dict(manifest)).sign(signer, MIME, s, d)
     except c2pa.C2paError as exc:
         dst.unlink(missing_ok=True)
         raise SigningFailed(f"Could not sign {src.name}: {exc}", file=src.name) from exc
-    finally:
-        signer.close()
+    return sha256_file(dst)
 
 
 @dataclass(frozen=True)
@@ -357,5 +391,6 @@ __all__ = [
     "manifest_for",
     "read_credentials",
     "sign_video",
+    "signer_of",
     "training_mining",
 ]

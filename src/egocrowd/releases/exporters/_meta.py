@@ -4,10 +4,8 @@ one function, so the formats agree."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from egocrowd.errors import MediaError
 from egocrowd.releases.exporting import ReleaseItem, ReleaseSpec
 
 #: the version of the per-clip metadata below (stored in every record as ``format_version``)
@@ -59,18 +57,6 @@ def clip_metadata(spec: ReleaseSpec, item: ReleaseItem) -> dict[str, Any]:
         "consent": _plain(item.consent),
         "deid": _plain(item.deid),
     }
-
-
-def read_media(item: ReleaseItem) -> bytes:
-    """The de-identified video's bytes; a clear error when the file is gone."""
-    try:
-        return Path(item.media_path).read_bytes()
-    except OSError as exc:
-        raise MediaError(
-            f"the de-identified video of clip {item.clip_id} cannot be read: {exc.strerror}",
-            code="video.unreadable",
-            clip_id=item.clip_id,
-        ) from exc
 
 
 def _plain(value: Any) -> Any:

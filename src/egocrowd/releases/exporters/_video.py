@@ -27,6 +27,7 @@ import numpy as np
 
 from egocrowd.errors import MediaError
 from egocrowd.media.opener import open_media
+from egocrowd.releases.exporters._mp4 import JoinedMp4, Track
 
 #: how many frames of a re-encoded clip feed the image statistics (at most), evenly spread
 STATS_FRAMES = 8
@@ -44,7 +45,7 @@ class ClipTiming:
     pix_fmt: str | None
     time_base: Fraction
     extradata: bytes
-    pts: list[int]  # presentation times of every packet, sorted, in time_base units
+    pts: list[int] | np.ndarray  # presentation times of every packet, sorted, in time_base units
     first_dts: int | None
     has_audio: bool = False
 
@@ -54,10 +55,11 @@ class ClipTiming:
 
     def times(self) -> list[float]:
         """Each frame's time in seconds from the clip's first frame, in presentation order."""
-        if not self.pts:
+        if not len(self.pts):
             return []
-        p0, num, den = self.pts[0], self.time_base.numerator, self.time_base.denominator
-        return [(p - p0) * num / den for p in self.pts]
+        pts = np.asarray(self.pts, dtype=np.int64)
+        num, den = self.time_base.numerator, self.time_base.denominator
+        return list(((pts - pts[0]) * num / den).tolist())  # each an exact int over den, rounded once
 
     def ticks_per_frame(self, fps: int) -> int | None:
         """The packet spacing in time-base units when the clip is exactly ``fps`` frames a second."""
@@ -78,7 +80,7 @@ class ClipTiming:
         if not self.extradata:
             return "no H.264 parameter sets in the container"
         ticks = self.ticks_per_frame(fps)
-        if ticks is None or not self.pts:
+        if ticks is None or not len(self.pts):
             return f"time base {self.time_base} cannot hold {fps} frames a second exactly"
         steps = np.diff(np.asarray(self.pts, dtype=np.int64))
         if steps.size and not (steps == ticks).all():
@@ -146,6 +148,32 @@ def inspect_clip(path: Path, *, keep_packets: bool = False, sample: bool = False
             has_audio=bool(container.streams.audio),
         )
         yield ClipRead(timing, stream, packets if keep else None, keyframe)
+
+
+def track_timing(track: Track) -> ClipTiming:
+    """What :func:`inspect_clip` would say of the clip, from its sample table alone."""
+    pts = track.pts()
+    return ClipTiming(
+        codec="h264",  # read_track takes avc1 only
+        width=track.width,
+        height=track.height,
+        pix_fmt=h264_pix_fmt(track.extradata),
+        time_base=track.time_base,
+        extradata=track.extradata,
+        pts=pts,
+        first_dts=-track.shift,
+        has_audio=track.has_audio,
+    )
+
+
+def first_keyframe(path: Path) -> Any | None:
+    """The clip's first keyframe, decoded (for the image statistics of a joined clip)."""
+    with open_media(path, decoder_options={"skip_frame": "nonkey"}) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.is_keyframe:
+                return _decode_one(stream.codec_context, packet)
+    return None
 
 
 def _decode_one(cc: Any, packet: Any) -> Any | None:
@@ -381,6 +409,52 @@ class VideoFile:
         self._container.close()
 
 
+class JoinedFile:
+    """One concatenated mp4 of whole clips' sample data, copied in the kernel (``_mp4``): the
+    plain case of copying, where no packet passes through the process."""
+
+    def __init__(self, path: Path, fps: int, track: Track, timing: ClipTiming):
+        self.path = path
+        self.fps = fps
+        self.frames = 0
+        self.signature: tuple[Any, ...] = ("join", *timing.signature()[1:], track.shift)
+        self._mp4 = JoinedMp4(path, track)
+
+    @property
+    def bytes(self) -> int:
+        return self._mp4.data_bytes
+
+    def fits(self, track: Track, timing: ClipTiming) -> bool:
+        return self.signature == ("join", *timing.signature()[1:], track.shift)
+
+    def append(self, path: Path, track: Track, timing: ClipTiming) -> Placed:
+        ticks = timing.ticks_per_frame(self.fps)
+        assert ticks is not None
+        try:
+            self._mp4.append(track, path, ticks)
+        except OSError as exc:
+            raise _uncopied(exc) from exc
+        self.frames += timing.frames
+        return Placed(timing.frames, timing.times(), copied=True)
+
+    def close(self) -> None:
+        try:
+            self._mp4.close()
+        except OSError as exc:
+            raise _uncopied(exc) from exc
+
+
+def _uncopied(exc: OSError) -> MediaError:
+    return MediaError(f"{Path(exc.filename or '').name} could not be copied: {exc.strerror}", code="video.unreadable")
+
+
+def joinable(track: Track, timing: ClipTiming, fps: int) -> bool:
+    """Every sample lasts one tick of ``fps`` (the last one may differ: it is rewritten), so the
+    joined file's uniform durations keep each frame's time."""
+    ticks = timing.ticks_per_frame(fps)
+    return ticks is not None and bool((track.durations[:-1] == ticks).all())
+
+
 def _decoded(container: Any, source: Any, tb: Fraction) -> Iterator[tuple[Any, float]]:
     """Decoded frames with their time in seconds from the first frame; frames whose time does
     not move forward (broken or repeated timestamps) are dropped."""
@@ -408,4 +482,17 @@ def labels_at(spans: list[tuple[int, int, int]], times_ms: np.ndarray) -> np.nda
     return out
 
 
-__all__ = ["ClipRead", "ClipTiming", "h264_pix_fmt", "ImageStats", "Placed", "VideoFile", "inspect_clip", "labels_at"]
+__all__ = [
+    "ClipRead",
+    "ClipTiming",
+    "ImageStats",
+    "JoinedFile",
+    "Placed",
+    "VideoFile",
+    "first_keyframe",
+    "h264_pix_fmt",
+    "inspect_clip",
+    "joinable",
+    "labels_at",
+    "track_timing",
+]

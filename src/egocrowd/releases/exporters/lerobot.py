@@ -36,7 +36,17 @@ import pyarrow.parquet as pq
 
 from egocrowd.errors import InvalidInput
 from egocrowd.i18n import N_
-from egocrowd.releases.exporters._video import ImageStats, VideoFile, inspect_clip, labels_at
+from egocrowd.releases.exporters._mp4 import read_track
+from egocrowd.releases.exporters._video import (
+    ImageStats,
+    JoinedFile,
+    VideoFile,
+    first_keyframe,
+    inspect_clip,
+    joinable,
+    labels_at,
+    track_timing,
+)
 from egocrowd.releases.exporting import EXPORTERS, FileEntry, Progress, ReleaseItem, ReleaseSpec
 
 log = logging.getLogger(__name__)
@@ -168,7 +178,7 @@ def export_lerobot(
     stats = ImageStats()
     columns: dict[str, list[Any]] = {name: [] for name in FRAME_SCHEMA.names}
     episodes: list[dict[str, Any]] = []
-    video: VideoFile | None = None
+    video: VideoFile | JoinedFile | None = None
     video_chunk, video_file = 0, -1
     data_writer: pq.ParquetWriter | None = None
     data_chunk, data_file, data_frames = 0, -1, 0
@@ -181,31 +191,62 @@ def export_lerobot(
             return chunk + 1, 0
         return chunk, file
 
+    def next_video_path() -> Path:
+        nonlocal video_chunk, video_file
+        if video is not None:
+            video.close()
+        video_chunk, video_file = next_index(video_chunk, video_file)
+        return out / VIDEO_PATH.format(video_key=CAMERA, chunk_index=video_chunk, file_index=video_file)
+
     try:
         for episode, item in enumerate(spec.items):
-            with inspect_clip(item.media_path, keep_packets=True, sample=episode % stats_every == 0) as read:
-                timing = read.timing
-                if size == (0, 0):
-                    size = (timing.width - timing.width % 2, timing.height - timing.height % 2)
-                reason = timing.copy_reason(fps, size)
-                copy = reason is None
-                # a new video file: none yet, another kind of episode, or the size limit reached
+            sample = episode % stats_every == 0
+            # the plain case (one H.264 track, constant rate): joined from its sample table, its
+            # bytes copied in the kernel; anything else goes through PyAV below
+            track = read_track(item.media_path)
+            joined = track_timing(track) if track is not None else None
+            if joined is not None and size == (0, 0):
+                size = (joined.width - joined.width % 2, joined.height - joined.height % 2)
+            if (
+                track is not None
+                and joined is not None
+                and joined.copy_reason(fps, size) is None
+                and joinable(track, joined, fps)
+            ):
                 full = video is not None and video.frames > 0 and video.bytes + item.media_size > limit_bytes
-                fits = video is not None and (video.fits_copy(timing, fps) if copy else video.signature[0] == "encode")
-                if video is None or full or not fits:
-                    if video is not None:
-                        video.close()
-                    video_chunk, video_file = next_index(video_chunk, video_file)
-                    path = out / VIDEO_PATH.format(video_key=CAMERA, chunk_index=video_chunk, file_index=video_file)
-                    video = VideoFile(path, fps, copy_of=timing if copy else None, size=size, encoder=opts["encoder"])
+                if full or not (isinstance(video, JoinedFile) and video.fits(track, joined)):
+                    video = JoinedFile(next_video_path(), fps, track, joined)
                 start_frame = video.frames
-                if copy:
-                    placed = video.copy(item.media_path, read)
-                    if read.keyframe is not None:
-                        stats.add(read.keyframe)
-            if not copy:
-                placed = video.resample(item.media_path, stats, reason)
-                reencoded.append(f"clip {item.clip_id}: {reason}")
+                placed = video.append(item.media_path, track, joined)
+                keyframe = first_keyframe(item.media_path) if sample else None
+                if keyframe is not None:
+                    stats.add(keyframe)
+            else:
+                with inspect_clip(item.media_path, keep_packets=True, sample=sample) as read:
+                    timing = read.timing
+                    if size == (0, 0):
+                        size = (timing.width - timing.width % 2, timing.height - timing.height % 2)
+                    reason = timing.copy_reason(fps, size)
+                    copy = reason is None
+                    # a new video file: none yet, another kind of episode, or the size limit reached
+                    full = video is not None and video.frames > 0 and video.bytes + item.media_size > limit_bytes
+                    fits = isinstance(video, VideoFile) and (
+                        video.fits_copy(timing, fps) if copy else video.signature[0] == "encode"
+                    )
+                    if video is None or full or not fits:
+                        path = next_video_path()
+                        video = VideoFile(
+                            path, fps, copy_of=timing if copy else None, size=size, encoder=opts["encoder"]
+                        )
+                    assert isinstance(video, VideoFile)
+                    start_frame = video.frames
+                    if copy:
+                        placed = video.copy(item.media_path, read)
+                        if read.keyframe is not None:
+                            stats.add(read.keyframe)
+                if not copy:
+                    placed = video.resample(item.media_path, stats, reason)
+                    reencoded.append(f"clip {item.clip_id}: {reason}")
             video_rel = video.path.relative_to(out).as_posix()
 
             if data_writer is None or data_frames + placed.frames > DATA_FILE_FRAMES and data_frames:
