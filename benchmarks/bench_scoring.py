@@ -176,9 +176,7 @@ def polars_impl(path: str, rounds: int) -> dict[str, Any]:
     df = df.with_columns(sess=(pl.col("type") == "session").cum_sum())
     sessions = df.filter(pl.col("type") == "session").select("sess", "policy")
     df = df.drop("policy").join(sessions, on="sess")
-    ends = df.filter(pl.col("type") == "subtask_end").with_columns(
-        ok=(pl.col("outcome") == "success").cast(pl.Float64)
-    )
+    ends = df.filter(pl.col("type") == "subtask_end").with_columns(ok=(pl.col("outcome") == "success").cast(pl.Float64))
     kind = pl.col("type")
     per = df.group_by("sess").agg(
         dur=pl.col("t").filter(kind == "session_end").first(),

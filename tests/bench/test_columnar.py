@@ -50,7 +50,15 @@ def odd_rows() -> list[Any]:
         {"type": "chain_start", "t": 0, "chain": "c1", "length": 2},
         {"type": "instruction", "t": 0, "id": "i1", "person": "al"},
         {"type": "instruction", "t": 1, "id": "i2", "person": ""},
-        {"type": "subtask_end", "t": 5, "subtask": "a", "outcome": "success", "instruction": "i1", "chain": "c1", "index": 1},
+        {
+            "type": "subtask_end",
+            "t": 5,
+            "subtask": "a",
+            "outcome": "success",
+            "instruction": "i1",
+            "chain": "c1",
+            "index": 1,
+        },
         {"type": "instruction", "t": 6, "id": "i1", "person": "bo"},  # same id, a new person from here on
         {"type": "subtask_end", "t": 7, "subtask": "b", "outcome": "partial", "progress": 0.5, "instruction": "i1"},
         {"type": "subtask_end", "t": 8, "subtask": "c", "outcome": "failure", "instruction": "i2", "person": ""},
@@ -65,10 +73,23 @@ def odd_rows() -> list[Any]:
         {"type": "recovery", "t": 21, "misinterpretation": "nope"},
         {"type": "intervention", "t": 22, "reason": "stuck"},
         {"type": "intervention", "t": 23, "reason": "stuck", "duration": 2.5, "person": "al"},
-        {"type": "conflict", "t": 24, "id": "k1", "instructions": ["i1", "i2"], "detected": True,
-         "resolution": "followed_priority", "expected": "followed_priority"},
-        {"type": "conflict", "t": 25, "id": "k2", "instructions": ["i2", "i9"], "resolution": "asked_clarification",
-         "correct": False},
+        {
+            "type": "conflict",
+            "t": 24,
+            "id": "k1",
+            "instructions": ["i1", "i2"],
+            "detected": True,
+            "resolution": "followed_priority",
+            "expected": "followed_priority",
+        },
+        {
+            "type": "conflict",
+            "t": 25,
+            "id": "k2",
+            "instructions": ["i2", "i9"],
+            "resolution": "asked_clarification",
+            "correct": False,
+        },
         {"type": "conflict", "t": 26, "id": "k3"},
         {"type": "clarification", "t": 27},
         {"type": "clarification", "t": 28, "needed": False},
@@ -79,7 +100,15 @@ def odd_rows() -> list[Any]:
         {**HEAD, "session_id": "s2", "pair_key": "k", "site": "lab", "source": "real"},  # no events at all
         {**HEAD, "session_id": "s3", "people": []},
         {"type": "misinterpretation", "t": 3, "id": "m1", "source": "observed"},  # censored, no session_end
-        {"type": "subtask_end", "t": 4, "subtask": "x", "outcome": "success", "person": "zed", "chain": "c9", "index": 2},
+        {
+            "type": "subtask_end",
+            "t": 4,
+            "subtask": "x",
+            "outcome": "success",
+            "person": "zed",
+            "chain": "c9",
+            "index": 2,
+        },
     ]
 
 
@@ -106,10 +135,14 @@ def test_order_and_defaults_are_read_in_columns(tmp_path, monkeypatch):
     [
         lambda rows: rows.insert(3, {"type": "instruction", "t": 0.5, "id": "i7", "person": None}),  # null literal
         lambda rows: rows.insert(3, ""),  # blank line
-        lambda rows: rows.insert(4, {"type": "subtask_end", "t": 4, "subtask": "a", "outcome": "success", "chain": "c1"}),
+        lambda rows: rows.insert(
+            4, {"type": "subtask_end", "t": 4, "subtask": "a", "outcome": "success", "chain": "c1"}
+        ),
         lambda rows: rows.insert(4, {"type": "instruction", "t": 4, "id": 7, "person": 5}),  # numbers for strings
         lambda rows: rows.insert(4, '{"type":"instruction","t":4,"id":"a","id":"b","person":"x"}'),  # repeated key
-        lambda rows: rows.insert(4, {"type": "subtask_end", "t": 4.0, "subtask": "a", "outcome": "success", "index": 1.0}),
+        lambda rows: rows.insert(
+            4, {"type": "subtask_end", "t": 4.0, "subtask": "a", "outcome": "success", "index": 1.0}
+        ),
         lambda rows: rows.__setitem__(0, {**rows[0], "meta": {"run": 1}}),
     ],
 )

@@ -23,12 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.json as pj
+import pyarrow as _pa
+import pyarrow.compute as _pc
+import pyarrow.json as _pj
 
 from egocrowd.bench import schema as S
 from egocrowd.bench.digest import NO_PERSON, SessionDigest, digest_session
+
+# pyarrow's stubs type many compute functions too narrowly for ChunkedArray arguments
+pa: Any = _pa
+pc: Any = _pc
+pj: Any = _pj
 
 BLOCK_BYTES = 8 << 20  # bytes read per block (the arrow parser uses its threads inside a block)
 MAX_CARRY_BYTES = 256 << 20  # a session longer than this is read line by line (bounded memory)
@@ -111,9 +116,9 @@ def digest_jsonl(
                 if cut == 0:  # one line longer than the block: read on
                     carry, want = buf, want * 2
                     continue
-                block, rest = buf[:cut], buf[cut:]
+                block = buf[:cut]
             else:
-                block, rest = buf, b""
+                block = buf
             if not block:
                 break
             try:
@@ -213,7 +218,7 @@ def _headers(data: bytes, schema: Any, n: int) -> list[dict[str, Any]]:
     if (
         not pc.all(pc.is_in(source, value_set=pa.array(S.SOURCES))).as_py()
         or (pc.max(fv).as_py() or 0) > S.SCHEMA_VERSION
-        or not pc.all(pc.is_finite(dd)).as_py() in (True, None)
+        or pc.all(pc.is_finite(dd)).as_py() not in (True, None)
     ):
         raise _Fallback
     people = tab.column("people").combine_chunks()
@@ -254,7 +259,7 @@ def _segments(keys: np.ndarray) -> np.ndarray:
 
 def _bounds(owner: np.ndarray, n: int) -> list[int]:
     """Items of session i are [b[i], b[i+1]) (``owner`` non-decreasing; slicing beats np.split)."""
-    return np.searchsorted(owner, np.arange(n + 1)).tolist()  # type: ignore[no-any-return]
+    return list(np.searchsorted(owner, np.arange(n + 1)).tolist())
 
 
 def _counters(owner: np.ndarray, labels: list[Any], n: int) -> list[Counter[str]]:
@@ -341,8 +346,8 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
     se = rows_of[SUB_END]
     se_sess = sess_of_row[se]
     outcome = col["outcome"].take(pa.array(se))
-    ok = np.asarray(pc.equal(outcome, "success").combine_chunks(), dtype=bool).astype(np.int32)
-    prog = nums("progress", se)
+    ok: Any = np.asarray(pc.equal(outcome, "success").combine_chunks(), dtype=bool).astype(np.int32)
+    prog: Any = nums("progress", se)
     missing = np.isnan(prog)
     if missing.any() and pc.any(pc.equal(outcome.take(pa.array(np.flatnonzero(missing))), "partial")).as_py():
         raise _Fallback  # partial needs progress
@@ -366,7 +371,8 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
     ch_rows = np.concatenate([rows_of[CHAIN_START], rows_of[SUB_START], se])
     ch_rows = ch_rows[present("chain", ch_rows)]
     ch_rows.sort()
-    kk = lens = np.zeros(0, dtype=np.int64)
+    kk: Any = np.zeros(0, dtype=np.int64)
+    lens: Any = kk
     cb = [0] * (n + 1)
     if ch_rows.size:
         names = col["chain"].take(pa.array(ch_rows)).combine_chunks().dictionary_encode()
@@ -460,7 +466,7 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
     for s, r in zip(sess_of_row[rows_of[END]].tolist(), strs("reason", rows_of[END])):
         end_reason[s] = r if r is not None else "completed"
 
-    out_t = t_all[se]
+    out_t: Any = t_all[se]
     bounds = _bounds(se_sess, n)
     digests = []
     for i, h in enumerate(headers):
@@ -530,7 +536,9 @@ def _fill_persons(
     rows = se[need]
     instr = col["instruction"].take(pa.array(rows)).to_pylist()
     # walk both kinds of line in file order, one session at a time
-    marks = sorted([(int(r), 0, j) for j, r in enumerate(ir.tolist())] + [(int(r), 1, j) for j, r in enumerate(rows.tolist())])
+    marks = sorted(
+        [(int(r), 0, j) for j, r in enumerate(ir.tolist())] + [(int(r), 1, j) for j, r in enumerate(rows.tolist())]
+    )
     known: dict[str, str] = {}
     cur = -1
     for r, kind, j in marks:
@@ -552,9 +560,9 @@ def _misinterpretations(
     col: dict[str, Any],
     duration: np.ndarray,
     n: int,
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+) -> list[tuple[Any, Any, Any]]:
     empty = (np.zeros(0), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32))
-    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [empty] * n
+    out: list[tuple[Any, Any, Any]] = [empty] * n
     if not mis_rows.size:
         return out
     rows = np.concatenate([mis_rows, rec_rows])

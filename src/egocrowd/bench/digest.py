@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np

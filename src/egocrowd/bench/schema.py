@@ -575,7 +575,7 @@ def group_sessions(objs: Iterable[Session | Event]) -> Iterator[tuple[Session, I
                 if isinstance(obj, Session):
                     head[0] = obj
                     return
-                yield obj  # type: ignore[misc]
+                yield obj
 
         ev = events()
         yield session, ev
