@@ -29,6 +29,7 @@ import pyarrow.json as _pj
 
 from egocrowd.bench import schema as S
 from egocrowd.bench.digest import NO_PERSON, SessionDigest, digest_session
+from egocrowd.errors import InvalidInput
 
 # pyarrow's stubs type many compute functions too narrowly for ChunkedArray arguments
 pa: Any = _pa
@@ -46,7 +47,7 @@ class _Fallback(Exception):
     """This block needs the line-by-line reader."""
 
 
-def _schemas() -> tuple[Any, Any]:
+def _schemas() -> Any:
     s, f, i, b = pa.string(), pa.float64(), pa.int64(), pa.bool_()
     events = pa.schema(
         [
@@ -74,23 +75,7 @@ def _schemas() -> tuple[Any, Any]:
             ("kind", s),
         ]
     )
-    person = pa.struct([("id", s), ("role", s), ("priority", i)])
-    headers = pa.schema(
-        [
-            ("session_id", s),
-            ("policy", s),
-            ("environment", s),
-            ("site", s),
-            ("source", s),
-            ("people", pa.list_(person)),
-            ("deployment_day", f),
-            ("protocol", s),
-            ("seed", i),
-            ("pair_key", s),
-            ("format_version", i),
-        ]
-    )
-    return events, headers
+    return events
 
 
 _TYPES = ["session", *S.EVENT_TYPES]
@@ -163,7 +148,7 @@ def _digest_block(block: bytes, *, last: bool) -> tuple[list[SessionDigest], int
     start of a session that goes on in the next block, unless ``last``)."""
     if b"null" in block and _NULL.search(block):
         raise _Fallback
-    ev_schema, head_schema = _schemas()
+    ev_schema = _schemas()
     try:
         tab = pj.read_json(
             pa.py_buffer(block),
@@ -194,57 +179,31 @@ def _digest_block(block: bytes, *, last: bool) -> tuple[list[SessionDigest], int
         heads = heads[:-1]
         tab, code = tab.slice(0, n_rows), code[:n_rows]
     ends = np.append(starts[1:], len(block))
-    header_bytes = b"\n".join(block[starts[h] : ends[h]].rstrip(b"\r\n") for h in heads)
-    sessions = _headers(header_bytes, head_schema, len(heads))
+    sessions = _headers([block[starts[h] : ends[h]] for h in heads])
     return _reduce(tab, code, heads, sessions), used
 
 
-def _headers(data: bytes, schema: Any, n: int) -> list[dict[str, Any]]:
-    """Session header fields, validated as :class:`~egocrowd.bench.schema.Session` does."""
-    try:
-        # unknown fields are inferred, so a person with a key Person lacks shows up (and falls back)
-        tab = pj.read_json(
-            pa.py_buffer(data), parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise _Fallback from None
-    if tab.num_rows != n or tab.schema.field("people").type != schema.field("people").type:
-        raise _Fallback
-    for name in ("session_id", "policy", "environment"):
-        if not pc.all(pc.greater(pc.utf8_length(tab.column(name)), 0)).as_py() or tab.column(name).null_count:
-            raise _Fallback  # a non-empty string is required
-    source = pc.fill_null(tab.column("source"), "sim")
-    fv, dd = tab.column("format_version"), tab.column("deployment_day")
-    if (
-        not pc.all(pc.is_in(source, value_set=pa.array(S.SOURCES))).as_py()
-        or (pc.max(fv).as_py() or 0) > S.SCHEMA_VERSION
-        or pc.all(pc.is_finite(dd)).as_py() not in (True, None)
-    ):
-        raise _Fallback
-    people = tab.column("people").combine_chunks()
-    persons = people.flatten()
-    pid, role = persons.field("id"), persons.field("role")
-    if pid.null_count:
-        raise _Fallback  # a Person needs an id
-    offsets = (np.asarray(people.offsets) - people.offsets[0].as_py()).tolist() if len(people) else [0]
-    pids, roles = pid.to_pylist(), role.to_pylist()
-    protocol, seed, pair_key = (tab.column(k).to_pylist() for k in ("protocol", "seed", "pair_key"))
-    cols = [tab.column(k).to_pylist() for k in ("session_id", "policy", "environment", "site")]
+def _headers(lines: list[bytes]) -> list[dict[str, Any]]:
+    """Session header fields, through the schema's own Session class (one header per session: the
+    Python decode costs little here and keeps every rule of the header exact)."""
     out = []
-    for i, (sid, pol, env, site, src, day) in enumerate(zip(*cols, source.to_pylist(), dd.to_pylist())):
-        key = pair_key[i]
-        if key is None and protocol[i] is not None and seed[i] is not None:
-            key = f"{protocol[i]}:{seed[i]}"
+    for line in lines:
+        try:
+            sess = S.from_dict(S._decode(line.decode("utf-8")))
+        except (ValueError, InvalidInput):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise _Fallback from None
+        if not isinstance(sess, S.Session):
+            raise _Fallback
         out.append(
             {
-                "session_id": sid,
-                "policy": pol,
-                "environment": env,
-                "site": site,
-                "source": src,
-                "pair_key": key,
-                "deployment_day": day,
-                "people": dict(zip(pids[offsets[i] : offsets[i + 1]], roles[offsets[i] : offsets[i + 1]])),
+                "session_id": sess.session_id,
+                "policy": sess.policy,
+                "environment": sess.environment,
+                "site": sess.site,
+                "source": sess.source,
+                "pair_key": sess.pair_key,
+                "deployment_day": sess.deployment_day,
+                "people": {p.id: p.role for p in sess.people},
             }
         )
     return out
