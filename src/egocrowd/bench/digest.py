@@ -13,6 +13,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -193,9 +194,19 @@ def digest_session(session: S.Session, events: Iterable[S.Event]) -> SessionDige
 def digest_log(
     path: str | os.PathLike[str], *, strict: bool = True, on_progress: Callable[[int], None] | None = None
 ) -> Iterator[SessionDigest]:
-    """Stream a log file to one digest per session."""
-    for session, events in S.iter_sessions(path, strict=strict, on_progress=on_progress):
-        yield digest_session(session, events)
+    """Stream a log file to one digest per session.
+
+    JSONL logs are read in columnar blocks (:mod:`egocrowd.bench.columnar`, same digests, several
+    times faster); Parquet logs line by line.
+    """
+    p = Path(path)
+    if p.suffix == ".parquet":
+        for session, events in S.iter_sessions(p, strict=strict, on_progress=on_progress):
+            yield digest_session(session, events)
+        return
+    from egocrowd.bench.columnar import digest_jsonl  # imports this module
+
+    yield from digest_jsonl(p, strict=strict, on_progress=on_progress)
 
 
 # ---------------------------------------------------------------------------------------- corpus

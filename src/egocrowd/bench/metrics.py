@@ -13,7 +13,6 @@ module that uses the decorator (see :mod:`egocrowd.registry`). Exact definitions
 
 from __future__ import annotations
 
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -61,8 +60,10 @@ def metric(name: str, *, version: str, description: str = "") -> Callable[[Metri
 
 
 def metric_seed(config: ScoreConfig, name: str) -> int:
-    """Each metric gets its own stream so adding a metric never changes another's intervals."""
-    return (config.seed * 1_000_003 + zlib.crc32(name.encode())) % 2**32
+    """The bootstrap seed of a metric: the same for every metric (``name`` is kept for callers), so
+    all metrics of a corpus resample the same sessions, drawn once (stats.bootstrap_sums shares
+    them); adding a metric still never changes another's intervals."""
+    return config.seed % 2**32
 
 
 def compute_metrics(corpus: Corpus, config: ScoreConfig, names: list[str] | None = None) -> dict[str, dict[str, Any]]:

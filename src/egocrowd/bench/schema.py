@@ -65,6 +65,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import math
@@ -478,32 +479,52 @@ def iter_lines(
     if _is_parquet(p):
         yield from _iter_parquet_dicts(p, on_progress)
         return
+    with open_log(p) as (raw, fh):
+        yield from decode_lines(fh, p, tell=raw.tell, on_progress=on_progress)
+
+
+@contextlib.contextmanager
+def open_log(path: Path) -> Iterator[tuple[Any, Any]]:
+    """``(raw file, byte stream)`` of a JSONL log: the stream decompresses ``.gz``; raw.tell() is
+    in compressed bytes (progress)."""
     try:
-        raw = open(p, "rb")  # noqa: SIM115 - closed by the with block below (the open itself may fail)
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the with block below (the open itself may fail)
     except FileNotFoundError:
-        raise InvalidInput(f"log not found: {p}", code="bench.log_not_found") from None
+        raise InvalidInput(f"log not found: {path}", code="bench.log_not_found") from None
     with raw:
-        fh: Any = gzip.GzipFile(fileobj=raw, mode="rb") if p.suffix == ".gz" else raw
-        pending: int | None = None
-        reported = 0
-        for lineno, line in enumerate(fh, 1):
-            if pending is not None:
-                # the previous line was bad but is not the last one: real corruption
-                raise _bad(f"{p}:{pending}: not valid JSON", line=pending)
-            if on_progress is not None and lineno % 4096 == 0:
-                pos = raw.tell()
-                on_progress(pos - reported)
-                reported = pos
-            if not line.strip():
-                continue
-            try:
-                yield _decode(line.decode("utf-8"))  # decoding first skips json.loads' encoding sniffing
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                pending = lineno
-        if on_progress is not None:
-            on_progress(raw.tell() - reported)
+        yield raw, (gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else raw)
+
+
+def decode_lines(
+    lines: Iterable[bytes],
+    path: Path,
+    *,
+    first_line: int = 1,
+    tell: Callable[[], int] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Decode byte lines (numbered from ``first_line``); a bad line is an error unless it is the
+    last one (a crash while writing), which is skipped with a warning."""
+    pending: int | None = None
+    reported = tell() if tell is not None else 0
+    for lineno, line in enumerate(lines, first_line):
         if pending is not None:
-            warnings.warn(f"{p}:{pending}: ignoring truncated last line", stacklevel=2)
+            # the previous line was bad but is not the last one: real corruption
+            raise _bad(f"{path}:{pending}: not valid JSON", line=pending)
+        if on_progress is not None and tell is not None and lineno % 4096 == 0:
+            pos = tell()
+            on_progress(pos - reported)
+            reported = pos
+        if not line.strip():
+            continue
+        try:
+            yield _decode(line.decode("utf-8"))  # decoding first skips json.loads' encoding sniffing
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pending = lineno
+    if on_progress is not None and tell is not None:
+        on_progress(tell() - reported)
+    if pending is not None:
+        warnings.warn(f"{path}:{pending}: ignoring truncated last line", stacklevel=3)
 
 
 def read_log(
@@ -513,8 +534,15 @@ def read_log(
 
     ``strict=False`` skips lines of unknown event type instead of raising.
     """
+    return typed_lines(iter_lines(path, on_progress=on_progress), path, strict=strict)
+
+
+def typed_lines(
+    dicts: Iterable[dict[str, Any]], path: str | os.PathLike[str], *, strict: bool = True
+) -> Iterator[Session | Event]:
+    """Typed objects of decoded lines (see :func:`read_log`)."""
     seen_header = False
-    for d in iter_lines(path, on_progress=on_progress):
+    for d in dicts:
         if not seen_header and d.get("type") != "session":
             raise _bad(f"{path}: a log must start with a session header line")
         try:
@@ -531,7 +559,12 @@ def iter_sessions(
     path: str | os.PathLike[str], *, strict: bool = True, on_progress: Callable[[int], None] | None = None
 ) -> Iterator[tuple[Session, Iterator[Event]]]:
     """Group a log into ``(session, events)``; each events iterator must be consumed in turn."""
-    it = read_log(path, strict=strict, on_progress=on_progress)
+    return group_sessions(read_log(path, strict=strict, on_progress=on_progress))
+
+
+def group_sessions(objs: Iterable[Session | Event]) -> Iterator[tuple[Session, Iterator[Event]]]:
+    """Group typed lines (a header, its events, the next header...) into ``(session, events)``."""
+    it = iter(objs)
     head: list[Any] = [next(it, None)]
     while head[0] is not None:
         session = head[0]

@@ -102,6 +102,31 @@ def resample_counts(
         yield np.bincount(flat, minlength=c * n_clusters).reshape(c, n_clusters).astype(float)
 
 
+# The metrics of one corpus resample the same sessions (metrics.metric_seed), so the last draws are
+# kept and reused: each further metric then costs one matrix product instead of fresh draws.
+# Above this size they are drawn again for every call (memory stays bounded).
+SHARED_DRAWS_MAX_BYTES = 128 << 20
+_shared: dict[tuple[int, int, int], list[np.ndarray]] = {}
+
+
+def _counts(n_clusters: int, rounds: int, seed: int | np.random.Generator) -> Iterator[np.ndarray]:
+    """:func:`resample_counts`, remembered for the last integer seed whose counts fit."""
+    key = (n_clusters, rounds, int(seed)) if isinstance(seed, (int, np.integer)) else None
+    if key is not None and key in _shared:
+        yield from _shared[key]
+        return
+    keep = key is not None and rounds * n_clusters * 8 <= SHARED_DRAWS_MAX_BYTES
+    kept: list[np.ndarray] = []
+    for c in resample_counts(n_clusters, rounds, seed):
+        if keep:
+            c.flags.writeable = False  # shared with later calls
+            kept.append(c)
+        yield c
+    if keep:
+        _shared.clear()
+        _shared[key] = kept  # type: ignore[index]
+
+
 def bootstrap_sums(
     per_cluster: np.ndarray,
     statistic: Callable[[np.ndarray], np.ndarray],
@@ -113,25 +138,19 @@ def bootstrap_sums(
     """Cluster bootstrap of a statistic of column totals.
 
     ``per_cluster``: (clusters, m) sums per cluster. ``statistic``: maps (r, m) totals to (r,) or
-    (r, k) values. Returns the (rounds, ...) bootstrap distribution. Totals of a round are gathered
-    column by column (fast for few columns) or, for many columns, computed as counts @ sums; both
-    use the same draws.
+    (r, k) values. Returns the (rounds, ...) bootstrap distribution. The totals of a round are
+    ``counts @ per_cluster`` (counts: how often each cluster was drawn, see :func:`resample_counts`);
+    the draws of the last seed are kept and shared (``gather_max_cols`` is accepted and ignored: the
+    column-by-column gather it chose is no longer needed).
     """
     per_cluster = np.asarray(per_cluster, dtype=float)
     if per_cluster.ndim == 1:
         per_cluster = per_cluster[:, None]
-    n, m = per_cluster.shape
-    cols = [np.ascontiguousarray(per_cluster[:, j]) for j in range(m)]
+    n = per_cluster.shape[0]
     out = []
-    for idx in _resample_indices(n, rounds, seed, _chunk(n)):
-        if m <= gather_max_cols:
-            totals = np.stack([col[idx].sum(axis=1) for col in cols], axis=1)
-        else:
-            c = idx.shape[0]
-            flat = (idx + (np.arange(c, dtype=np.int64) * n)[:, None]).ravel()
-            totals = np.bincount(flat, minlength=c * n).reshape(c, n).astype(float) @ per_cluster
+    for counts in _counts(n, rounds, seed):
         with np.errstate(divide="ignore", invalid="ignore"):
-            out.append(statistic(totals))
+            out.append(statistic(counts @ per_cluster))
     return np.concatenate(out, axis=0)
 
 

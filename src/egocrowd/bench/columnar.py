@@ -1,0 +1,561 @@
+"""Columnar reading of JSONL logs: the fast twin of :func:`~egocrowd.bench.digest.digest_session`.
+
+The log is read in blocks of whole lines (memory: one block plus the session that straddles it),
+each block parsed by pyarrow's C++ JSON reader into typed columns, checked with vectorised versions
+of the schema's rules and reduced to the same :class:`SessionDigest` objects, mostly with numpy.
+Per-line Python work is left only for the rare events whose meaning depends on order
+(misinterpretations and their recoveries, subtask ends that name no person).
+
+Anything this reader does not handle exactly as the line-by-line reader does (a ``null`` literal,
+a blank line, a chain step without an index, a value of an unexpected JSON type, an unknown event
+type, a line that is not JSON...) hands the rest of the file, from the first session not yet
+returned, to the line-by-line reader, which then raises, warns or reads it exactly as before.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as _pa
+import pyarrow.compute as _pc
+import pyarrow.json as _pj
+
+from egocrowd.bench import schema as S
+from egocrowd.bench.digest import NO_PERSON, SessionDigest, digest_session
+from egocrowd.errors import InvalidInput
+
+# pyarrow's stubs type many compute functions too narrowly for ChunkedArray arguments
+pa: Any = _pa
+pc: Any = _pc
+pj: Any = _pj
+
+BLOCK_BYTES = 8 << 20  # bytes read per block (the arrow parser uses its threads inside a block)
+MAX_CARRY_BYTES = 256 << 20  # a session longer than this is read line by line (bounded memory)
+
+# our writer never writes null (it drops None); arrow cannot tell null from absent, Python can
+_NULL = re.compile(rb"[:\[,]\s*null\b")
+
+
+class _Fallback(Exception):
+    """This block needs the line-by-line reader."""
+
+
+def _schemas() -> Any:
+    s, f, i, b = pa.string(), pa.float64(), pa.int64(), pa.bool_()
+    events = pa.schema(
+        [
+            ("type", s),
+            ("t", f),
+            ("chain", s),
+            ("person", s),
+            ("id", s),
+            ("length", i),
+            ("subtask", s),
+            ("outcome", s),
+            ("progress", f),
+            ("index", i),
+            ("instruction", s),
+            ("source", s),
+            ("misinterpretation", s),
+            ("reason", s),
+            ("duration", f),
+            ("instructions", pa.list_(s)),
+            ("detected", b),
+            ("resolution", s),
+            ("expected", s),
+            ("correct", b),
+            ("needed", b),
+            ("kind", s),
+        ]
+    )
+    return events
+
+
+_TYPES = ["session", *S.EVENT_TYPES]
+(SESSION, INSTR, CHAIN_START, SUB_START, SUB_END, MIS, REC, INTERV, CONFLICT, CLAR, SAFETY, ENV, END) = range(13)
+assert _TYPES[SUB_END] == "subtask_end" and _TYPES[END] == "session_end" and len(_TYPES) == 13
+
+
+def digest_jsonl(
+    path: Path, *, strict: bool = True, on_progress: Callable[[int], None] | None = None
+) -> Iterator[SessionDigest]:
+    """Digests of a JSONL(.gz) log, one per session, in file order (as :func:`digest_log`)."""
+    with S.open_log(path) as (raw, fh):
+        reported = raw.tell()
+        carry = b""  # lines from the first session header not yet digested
+        line_no = 1  # line number of carry's first line
+        want = BLOCK_BYTES
+        while True:
+            chunk = fh.read(want)
+            eof = not chunk
+            buf = carry + chunk if carry else chunk
+            if not eof:
+                cut = buf.rfind(b"\n") + 1
+                if cut == 0:  # one line longer than the block: read on
+                    carry, want = buf, want * 2
+                    continue
+                block = buf[:cut]
+            else:
+                block = buf
+            if not block:
+                break
+            try:
+                digests, used = _digest_block(block, last=eof)
+            except _Fallback:
+                used = -1
+            if used < 0 or (used == 0 and len(buf) > MAX_CARRY_BYTES):
+                # the rest of the file line by line, from the first session not yet returned
+                if on_progress is not None:
+                    on_progress(raw.tell() - reported)
+                lines = _lines(buf, fh)
+                dicts = S.decode_lines(lines, path, first_line=line_no, tell=raw.tell, on_progress=on_progress)
+                for session, events in S.group_sessions(S.typed_lines(dicts, path, strict=strict)):
+                    yield digest_session(session, events)
+                return
+            yield from digests
+            if used:
+                line_no += block.count(b"\n", 0, used)
+                want = BLOCK_BYTES
+            else:  # one session fills the block: read more before parsing again
+                want *= 2
+            carry = buf[used:]
+            if on_progress is not None:
+                pos = raw.tell()
+                on_progress(pos - reported)
+                reported = pos
+            if eof:
+                break
+
+
+def _lines(buf: bytes, fh: Any) -> Iterator[bytes]:
+    """The lines of ``buf`` and then of ``fh`` (which goes on where ``buf`` stops, maybe mid-line)."""
+    lines = io.BytesIO(buf).readlines()  # split at b"\n" only, as iterating a file does
+    if lines and not lines[-1].endswith(b"\n"):
+        lines[-1] += fh.readline()
+    yield from lines
+    yield from fh
+
+
+def _digest_block(block: bytes, *, last: bool) -> tuple[list[SessionDigest], int]:
+    """Digests of the complete sessions in ``block`` and how many bytes they span (the rest is the
+    start of a session that goes on in the next block, unless ``last``)."""
+    if b"null" in block and _NULL.search(block):
+        raise _Fallback
+    ev_schema = _schemas()
+    try:
+        tab = pj.read_json(
+            pa.py_buffer(block),
+            parse_options=pj.ParseOptions(explicit_schema=ev_schema, unexpected_field_behavior="ignore"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise _Fallback from None
+    raw = np.frombuffer(block, dtype=np.uint8)
+    nl = np.flatnonzero(raw == 10)
+    starts = np.concatenate([[0], nl + 1])
+    if starts[-1] == len(block):
+        starts = starts[:-1]
+    if tab.num_rows != starts.size or (raw[starts] != ord("{")).any():
+        raise _Fallback  # blank or indented lines: rows and lines no longer match
+    code = pc.index_in(tab.column("type"), value_set=pa.array(_TYPES)).to_numpy(zero_copy_only=False)
+    if np.isnan(code).any() if code.dtype.kind == "f" else False:
+        raise _Fallback  # unknown or missing type: raised (or skipped) line by line
+    code = code.astype(np.int8)
+    heads = np.flatnonzero(code == SESSION)
+    if heads.size == 0 or heads[0] != 0:
+        raise _Fallback  # only possible at the start of a file: "must start with a session header"
+    if last:
+        n_rows, used = tab.num_rows, len(block)
+    else:
+        if heads.size == 1:
+            return [], 0
+        n_rows, used = int(heads[-1]), int(starts[heads[-1]])
+        heads = heads[:-1]
+        tab, code = tab.slice(0, n_rows), code[:n_rows]
+    ends = np.append(starts[1:], len(block))
+    sessions = _headers([block[starts[h] : ends[h]] for h in heads])
+    return _reduce(tab, code, heads, sessions), used
+
+
+def _headers(lines: list[bytes]) -> list[dict[str, Any]]:
+    """Session header fields, through the schema's own Session class (one header per session: the
+    Python decode costs little here and keeps every rule of the header exact)."""
+    out = []
+    for line in lines:
+        try:
+            sess = S.from_dict(S._decode(line.decode("utf-8")))
+        except (ValueError, InvalidInput):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise _Fallback from None
+        if not isinstance(sess, S.Session):
+            raise _Fallback
+        out.append(
+            {
+                "session_id": sess.session_id,
+                "policy": sess.policy,
+                "environment": sess.environment,
+                "site": sess.site,
+                "source": sess.source,
+                "pair_key": sess.pair_key,
+                "deployment_day": sess.deployment_day,
+                "people": {p.id: p.role for p in sess.people},
+            }
+        )
+    return out
+
+
+def _segments(keys: np.ndarray) -> np.ndarray:
+    """Start positions of runs of equal values in a sorted array."""
+    if keys.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+
+
+def _bounds(owner: np.ndarray, n: int) -> list[int]:
+    """Items of session i are [b[i], b[i+1]) (``owner`` non-decreasing; slicing beats np.split)."""
+    return list(np.searchsorted(owner, np.arange(n + 1)).tolist())
+
+
+def _counters(owner: np.ndarray, labels: list[Any], n: int) -> list[Counter[str]]:
+    # dict.__new__ makes an empty Counter without Counter.__init__ (a Python call that costs ~3 µs,
+    # i.e. a noticeable share of the read for a few counters per session)
+    out: list[Counter[str]] = [dict.__new__(Counter) for _ in range(n)]
+    for o, lab in zip(owner.tolist(), labels):
+        out[o][lab] += 1
+    return out
+
+
+def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[str, Any]]) -> list[SessionDigest]:
+    n = heads.size
+    sess_of_row = np.cumsum(code == SESSION) - 1
+    is_ev = code != SESSION
+    col = {name: tab.column(name) for name in tab.schema.names}
+
+    def nums(name: str, rows: np.ndarray) -> np.ndarray:
+        return col[name].take(pa.array(rows)).to_numpy(zero_copy_only=False).astype(float) if rows.size else np.zeros(0)
+
+    def strs(name: str, rows: np.ndarray) -> list[Any]:
+        return col[name].take(pa.array(rows)).to_pylist() if rows.size else []
+
+    def present(name: str, rows: np.ndarray) -> np.ndarray:
+        if not rows.size:
+            return np.zeros(0, dtype=bool)
+        return np.asarray(col[name].take(pa.array(rows)).is_valid())
+
+    def check_choice(name: str, rows: np.ndarray, choices: tuple[str, ...], *, optional: bool) -> None:
+        if not rows.size:
+            return
+        c = col[name].take(pa.array(rows))
+        ok = pc.is_in(c, value_set=pa.array(list(choices)))  # null is not in the set
+        if optional:
+            ok = pc.or_(ok, pc.is_null(c))
+        if not pc.all(ok).as_py():
+            raise _Fallback
+
+    def interned(name: str, rows: np.ndarray) -> np.ndarray:
+        """Object array of the column's strings (one interned str per distinct value; null → "")."""
+        if not rows.size:
+            return np.zeros(0, dtype=object)
+        a = col[name].take(pa.array(rows)).combine_chunks().fill_null("").dictionary_encode()
+        vals = np.array([sys.intern(x) for x in a.dictionary.to_pylist()] + [""], dtype=object)
+        return vals[np.asarray(a.indices)]
+
+    rows_of = {k: np.flatnonzero(code == k) for k in range(1, 13)}
+    t_all = col["t"].to_numpy(zero_copy_only=False).astype(float)
+    t_ev = t_all[is_ev]
+    if not (np.isfinite(t_ev).all() and (t_ev >= 0).all()):
+        raise _Fallback  # missing, negative or non-finite t: raised line by line
+    ev_sess = sess_of_row[is_ev]
+    events = np.bincount(ev_sess, minlength=n)
+    last_t = np.zeros(n)
+    np.maximum.at(last_t, ev_sess, t_ev)
+
+    # required fields (absent = null here, as no null literal got this far) and allowed values
+    for k, fields in (
+        (INSTR, ("id",)),
+        (CHAIN_START, ("chain", "length")),
+        (SUB_START, ("subtask",)),
+        (SUB_END, ("subtask", "outcome")),
+        (MIS, ("id",)),
+        (INTERV, ("reason",)),
+        (CONFLICT, ("id",)),
+        (SAFETY, ("kind",)),
+        (ENV, ("kind",)),
+    ):
+        rows = rows_of[k]
+        if rows.size and any(col[f].take(pa.array(rows)).null_count for f in fields):
+            raise _Fallback
+    check_choice("outcome", rows_of[SUB_END], S.OUTCOMES, optional=False)
+    check_choice("source", rows_of[MIS], S.MISINTERPRETATION_SOURCES, optional=True)
+    check_choice("resolution", rows_of[CONFLICT], S.RESOLUTIONS, optional=True)
+    check_choice("expected", rows_of[CONFLICT], S.RESOLUTIONS, optional=True)
+    check_choice("kind", rows_of[SAFETY], S.SAFETY_KINDS, optional=False)
+    check_choice("kind", rows_of[ENV], S.ENV_CHANGE_KINDS, optional=False)
+    check_choice("reason", rows_of[END], S.END_REASONS, optional=True)
+    lengths = nums("length", rows_of[CHAIN_START])
+    if (lengths < 1).any():
+        raise _Fallback
+
+    # subtask outcomes
+    se = rows_of[SUB_END]
+    se_sess = sess_of_row[se]
+    outcome = col["outcome"].take(pa.array(se))
+    ok: Any = np.asarray(pc.equal(outcome, "success").combine_chunks(), dtype=bool).astype(np.int32)
+    prog: Any = nums("progress", se)
+    missing = np.isnan(prog)
+    if missing.any() and pc.any(pc.equal(outcome.take(pa.array(np.flatnonzero(missing))), "partial")).as_py():
+        raise _Fallback  # partial needs progress
+    prog = np.where(missing, ok.astype(float), prog)
+    if not ((prog >= 0) & (prog <= 1)).all():
+        raise _Fallback
+    index = nums("index", se)
+    has_index = ~np.isnan(index)
+    if (index[has_index] < 1).any():
+        raise _Fallback
+    se_chain = present("chain", se)
+    if (se_chain & ~has_index).any():
+        raise _Fallback  # the implicit next index depends on order: line by line
+    person = interned("person", se)
+    task = interned("subtask", se)
+    need = np.flatnonzero(person == "").tolist()
+    if need:
+        _fill_persons(person, need, se, se_sess, col, rows_of[INSTR], sess_of_row)
+
+    # chains: k = successes before the first failure, in order of first mention
+    ch_rows = np.concatenate([rows_of[CHAIN_START], rows_of[SUB_START], se])
+    ch_rows = ch_rows[present("chain", ch_rows)]
+    ch_rows.sort()
+    kk: Any = np.zeros(0, dtype=np.int64)
+    lens: Any = kk
+    cb = [0] * (n + 1)
+    if ch_rows.size:
+        names = col["chain"].take(pa.array(ch_rows)).combine_chunks().dictionary_encode()
+        cid = np.asarray(names.indices).astype(np.int64)
+        m = len(names.dictionary)
+        key = sess_of_row[ch_rows] * m + cid
+        uk, first = np.unique(key, return_index=True)
+        order = np.argsort(first, kind="stable")
+        uk = uk[order]  # chains in order of first mention (sessions are contiguous, so grouped)
+        declared = np.zeros(uk.size, dtype=np.int64)
+        is_cs = code[ch_rows] == CHAIN_START
+        if is_cs.any():
+            # the last declaration of a chain wins, as in the dict of digest_session
+            cs_key, last = np.unique(key[is_cs][::-1], return_index=True)
+            cs_len = nums("length", ch_rows[is_cs][::-1][last]).astype(np.int64)
+            declared[_lookup(uk, cs_key)] = cs_len
+        kk = np.zeros(uk.size, dtype=np.int64)
+        maxi = np.zeros(uk.size, dtype=np.int64)
+        is_se = code[ch_rows] == SUB_END
+        if is_se.any():
+            se_pos = np.searchsorted(se, ch_rows[is_se])
+            e_key, e_idx, e_ok = key[is_se], index[se_pos].astype(np.int64), ok[se_pos]
+            o = np.lexsort((np.arange(e_key.size), e_idx, e_key))  # first outcome per (chain, index)
+            e_key, e_idx, e_ok = e_key[o], e_idx[o], e_ok[o]
+            keep = np.concatenate([[True], (e_key[1:] != e_key[:-1]) | (e_idx[1:] != e_idx[:-1])])
+            e_key, e_idx, e_ok = e_key[keep], e_idx[keep], e_ok[keep]
+            g = _segments(e_key)
+            size = np.diff(np.append(g, e_key.size))
+            pos = np.arange(e_key.size) - np.repeat(g, size)
+            fail = np.where((e_idx == pos + 1) & (e_ok == 1), np.iinfo(np.int64).max, pos)
+            slot = _lookup(uk, e_key[g])
+            kk[slot] = np.minimum(np.minimum.reduceat(fail, g), size)
+            maxi[slot] = e_idx[g + size - 1]
+        lens = np.maximum(declared, maxi)
+        owner = uk // m
+        cb = _bounds(owner, n)
+
+    # misinterpretations and recoveries: matched in order, line by line (few lines)
+    mis = _misinterpretations(rows_of[MIS], rows_of[REC], sess_of_row, t_all, col, last_t, n)
+
+    # conflicts
+    cf = rows_of[CONFLICT]
+    cf_sess = sess_of_row[cf]
+    detected = strs("detected", cf)
+    resolution = strs("resolution", cf)
+    expected = strs("expected", cf)
+    correct = strs("correct", cf)
+    corr = [
+        c if c is not None else (r == e and r != "resolved_wrongly") if e is not None else None
+        for c, r, e in zip(correct, resolution, expected)
+    ]
+    conflicts = np.bincount(cf_sess, minlength=n)
+    c_det = np.bincount(cf_sess, weights=[bool(x) for x in detected], minlength=n) if cf.size else np.zeros(n)
+    c_cor = np.bincount(cf_sess, weights=[bool(x) for x in corr], minlength=n) if cf.size else np.zeros(n)
+    c_cla = (
+        np.bincount(cf_sess, weights=[r == "asked_clarification" for r in resolution], minlength=n)
+        if cf.size
+        else np.zeros(n)
+    )
+    resolutions = _counters(cf_sess, [r or "none" for r in resolution], n)
+    in_conflict = np.zeros(n, dtype=np.int64)
+    if cf.size:
+        lists = col["instructions"].take(pa.array(cf)).combine_chunks()
+        flat = lists.flatten()
+        if len(flat):
+            parent = np.asarray(pc.list_parent_indices(lists))
+            ids = flat.dictionary_encode()
+            m = len(ids.dictionary)
+            pairs = np.unique(cf_sess[parent] * m + np.asarray(ids.indices))
+            in_conflict = np.bincount(pairs // m, minlength=n)
+
+    cl = rows_of[CLAR]
+    needed = np.array([x is not False for x in strs("needed", cl)], dtype=bool)
+    cl_sess = sess_of_row[cl]
+    n_needed = np.bincount(cl_sess[needed], minlength=n)
+    n_unneeded = np.bincount(cl_sess[~needed], minlength=n)
+
+    iv = rows_of[INTERV]
+    iv_sess = sess_of_row[iv]
+    dur = nums("duration", iv)
+    dur = np.where(np.isnan(dur), 0.0, dur)
+    if not ((dur >= 0) & np.isfinite(dur)).all():
+        raise _Fallback
+    n_iv = np.bincount(iv_sess, minlength=n)
+    iv_time = _segment_sums(iv_sess, dur, n)
+    reasons = _counters(iv_sess, strs("reason", iv), n)
+    safety = _counters(sess_of_row[rows_of[SAFETY]], strs("kind", rows_of[SAFETY]), n)
+    env = _counters(sess_of_row[rows_of[ENV]], strs("kind", rows_of[ENV]), n)
+    instructions = np.bincount(sess_of_row[rows_of[INSTR]], minlength=n)
+    end_reason: list[str | None] = [None] * n
+    for s, r in zip(sess_of_row[rows_of[END]].tolist(), strs("reason", rows_of[END])):
+        end_reason[s] = r if r is not None else "completed"
+
+    out_t: Any = t_all[se]
+    bounds = _bounds(se_sess, n)
+    digests = []
+    for i, h in enumerate(headers):
+        lo, hi = bounds[i], bounds[i + 1]
+        d = SessionDigest(
+            **h,
+            duration=float(last_t[i]),
+            end_reason=end_reason[i],
+            out_t=out_t[lo:hi],
+            out_success=ok[lo:hi],
+            out_progress=prog[lo:hi],
+            out_person=person[lo:hi].tolist(),
+            out_task=task[lo:hi].tolist(),
+            chain_k=kk[cb[i] : cb[i + 1]],
+            chain_len=lens[cb[i] : cb[i + 1]],
+            mis_time=mis[i][0],
+            mis_recovered=mis[i][1],
+            mis_injected=mis[i][2],
+            conflicts=int(conflicts[i]),
+            conflicts_detected=int(c_det[i]),
+            conflicts_correct=int(c_cor[i]),
+            conflicts_clarified=int(c_cla[i]),
+            resolutions=resolutions[i],
+            clarifications_needed=int(n_needed[i]),
+            clarifications_unneeded=int(n_unneeded[i]),
+            instructions=int(instructions[i]),
+            instructions_in_conflict=int(in_conflict[i]),
+            interventions=int(n_iv[i]),
+            intervention_time=iv_time[i],
+            intervention_reasons=reasons[i],
+            safety=safety[i],
+            env_changes=env[i],
+            events=int(events[i]),
+        )
+        digests.append(d)
+    return digests
+
+
+def _lookup(unique: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Positions of ``keys`` in an array of unique keys (in any order)."""
+    srt = np.argsort(unique, kind="stable")
+    return srt[np.searchsorted(unique[srt], keys)]
+
+
+def _segment_sums(owner: np.ndarray, values: np.ndarray, n: int) -> list[float]:
+    """Per-session sums added left to right, as the line-by-line reader adds them (same float)."""
+    out = [0.0] * n
+    for o, v in zip(owner.tolist(), values.tolist()):
+        out[o] += v
+    return out
+
+
+def _fill_persons(
+    person: np.ndarray,
+    need: list[int],
+    se: np.ndarray,
+    se_sess: np.ndarray,
+    col: dict[str, Any],
+    instr_rows: np.ndarray,
+    sess_of_row: np.ndarray,
+) -> None:
+    """Subtask ends without a person: the person of the instruction they name, as known at that line."""
+    sessions = set(se_sess[need].tolist())
+    ir = instr_rows[np.isin(sess_of_row[instr_rows], list(sessions))]
+    ids = col["id"].take(pa.array(ir)).to_pylist() if ir.size else []
+    who = col["person"].take(pa.array(ir)).to_pylist() if ir.size else []
+    rows = se[need]
+    instr = col["instruction"].take(pa.array(rows)).to_pylist()
+    # walk both kinds of line in file order, one session at a time
+    marks = sorted(
+        [(int(r), 0, j) for j, r in enumerate(ir.tolist())] + [(int(r), 1, j) for j, r in enumerate(rows.tolist())]
+    )
+    known: dict[str, str] = {}
+    cur = -1
+    for r, kind, j in marks:
+        s = int(sess_of_row[r])
+        if s != cur:
+            cur, known = s, {}
+        if kind == 0:
+            if who[j]:
+                known[ids[j]] = who[j]
+        else:
+            person[need[j]] = sys.intern((known.get(instr[j]) if instr[j] else None) or NO_PERSON)
+
+
+def _misinterpretations(
+    mis_rows: np.ndarray,
+    rec_rows: np.ndarray,
+    sess_of_row: np.ndarray,
+    t_all: np.ndarray,
+    col: dict[str, Any],
+    duration: np.ndarray,
+    n: int,
+) -> list[tuple[Any, Any, Any]]:
+    empty = (np.zeros(0), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32))
+    out: list[tuple[Any, Any, Any]] = [empty] * n
+    if not mis_rows.size:
+        return out
+    rows = np.concatenate([mis_rows, rec_rows])
+    rows.sort()
+    ids = col["id"].take(pa.array(rows)).to_pylist()
+    refs = col["misinterpretation"].take(pa.array(rows)).to_pylist()
+    src = col["source"].take(pa.array(rows)).to_pylist()
+    is_mis = np.isin(rows, mis_rows).tolist()
+    sess = sess_of_row[rows].tolist()
+    ts = t_all[rows].tolist()
+    i = 0
+    while i < len(rows):
+        s = sess[i]
+        open_mis: dict[str, tuple[float, int]] = {}
+        tm: list[float] = []
+        rc: list[int] = []
+        inj: list[int] = []
+        while i < len(rows) and sess[i] == s:
+            if is_mis[i]:
+                open_mis[ids[i]] = (ts[i], 1 if src[i] == "injected" else 0)
+            else:
+                key = refs[i]
+                if key is None and open_mis:
+                    key = next(iter(open_mis))
+                if key is not None and key in open_mis:
+                    t0, j = open_mis.pop(key)
+                    tm.append(max(ts[i] - t0, 0.0))
+                    rc.append(1)
+                    inj.append(j)
+            i += 1
+        end = float(duration[s])
+        for t0, j in open_mis.values():
+            tm.append(max(end - t0, 0.0))
+            rc.append(0)
+            inj.append(j)
+        out[s] = (np.asarray(tm, dtype=np.float64), np.asarray(rc, dtype=np.int32), np.asarray(inj, dtype=np.int32))
+    return out

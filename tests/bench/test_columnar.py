@@ -1,0 +1,227 @@
+"""The columnar JSONL reader gives exactly the digests of the line-by-line reader, on clean logs
+(read in columns) and on odd ones (handed over to the line-by-line reader), block size aside."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from egocrowd.bench import columnar
+from egocrowd.bench import schema as S
+from egocrowd.bench.digest import SessionDigest, digest_log, digest_session
+from egocrowd.bench.synthetic import SynthPolicy, write_synthetic
+from egocrowd.errors import InvalidInput
+
+
+def line_by_line(path: Path, strict: bool = True) -> list[SessionDigest]:
+    return [digest_session(s, e) for s, e in S.iter_sessions(path, strict=strict)]
+
+
+def assert_same(a: list[SessionDigest], b: list[SessionDigest]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        for f in x.__dataclass_fields__:
+            u, v = getattr(x, f), getattr(y, f)
+            if isinstance(u, np.ndarray):
+                assert isinstance(v, np.ndarray) and u.dtype == v.dtype and np.array_equal(u, v), (x.session_id, f)
+            else:
+                # a whole number of days may come back as a float: every use takes it as a float
+                assert u == v and (type(u) is type(v) or f == "deployment_day"), (x.session_id, f, u, v)
+
+
+def write_lines(path: Path, rows: list[Any]) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+HEAD = {"type": "session", "session_id": "s1", "policy": "P", "environment": "kitchen"}
+
+
+def odd_rows() -> list[Any]:
+    """Everything whose meaning depends on order or defaults, still read in columns."""
+    return [
+        {**HEAD, "protocol": "proto", "seed": 3, "deployment_day": 2, "people": [{"id": "al", "role": "parent"}]},
+        {"type": "chain_start", "t": 0, "chain": "c1", "length": 2},
+        {"type": "instruction", "t": 0, "id": "i1", "person": "al"},
+        {"type": "instruction", "t": 1, "id": "i2", "person": ""},
+        {
+            "type": "subtask_end",
+            "t": 5,
+            "subtask": "a",
+            "outcome": "success",
+            "instruction": "i1",
+            "chain": "c1",
+            "index": 1,
+        },
+        {"type": "instruction", "t": 6, "id": "i1", "person": "bo"},  # same id, a new person from here on
+        {"type": "subtask_end", "t": 7, "subtask": "b", "outcome": "partial", "progress": 0.5, "instruction": "i1"},
+        {"type": "subtask_end", "t": 8, "subtask": "c", "outcome": "failure", "instruction": "i2", "person": ""},
+        {"type": "subtask_end", "t": 9, "subtask": "d", "outcome": "success", "chain": "c1", "index": 3},
+        {"type": "subtask_end", "t": 9.5, "subtask": "d", "outcome": "failure", "chain": "c1", "index": 1},
+        {"type": "chain_start", "t": 10, "chain": "c1", "length": 5},  # the last declaration wins
+        {"type": "subtask_start", "t": 10, "subtask": "e", "chain": "c2"},
+        {"type": "misinterpretation", "t": 11, "id": "m1", "source": "injected"},
+        {"type": "misinterpretation", "t": 12, "id": "m2"},
+        {"type": "misinterpretation", "t": 12.5, "id": "m1"},  # re-opened: keeps its place in line
+        {"type": "recovery", "t": 20},  # the oldest open one
+        {"type": "recovery", "t": 21, "misinterpretation": "nope"},
+        {"type": "intervention", "t": 22, "reason": "stuck"},
+        {"type": "intervention", "t": 23, "reason": "stuck", "duration": 2.5, "person": "al"},
+        {
+            "type": "conflict",
+            "t": 24,
+            "id": "k1",
+            "instructions": ["i1", "i2"],
+            "detected": True,
+            "resolution": "followed_priority",
+            "expected": "followed_priority",
+        },
+        {
+            "type": "conflict",
+            "t": 25,
+            "id": "k2",
+            "instructions": ["i2", "i9"],
+            "resolution": "asked_clarification",
+            "correct": False,
+        },
+        {"type": "conflict", "t": 26, "id": "k3"},
+        {"type": "clarification", "t": 27},
+        {"type": "clarification", "t": 28, "needed": False},
+        {"type": "safety", "t": 29, "kind": "near_miss"},
+        {"type": "env_change", "t": 30, "kind": "lighting", "whatever": {"x": [1, 2]}},
+        {"type": "session_end", "t": 31, "reason": "aborted"},
+        {"type": "safety", "t": 40, "kind": "contact"},  # after the end: still counted, t still the duration
+        {**HEAD, "session_id": "s2", "pair_key": "k", "site": "lab", "source": "real"},  # no events at all
+        {**HEAD, "session_id": "s3", "people": []},
+        {"type": "misinterpretation", "t": 3, "id": "m1", "source": "observed"},  # censored, no session_end
+        {
+            "type": "subtask_end",
+            "t": 4,
+            "subtask": "x",
+            "outcome": "success",
+            "person": "zed",
+            "chain": "c9",
+            "index": 2,
+        },
+    ]
+
+
+def test_synthetic_logs_in_small_and_large_blocks(tmp_path, monkeypatch):
+    p = tmp_path / "s.jsonl"
+    write_synthetic(p, [SynthPolicy("a", 0.8), SynthPolicy("b", 0.6)], 30, seed=4)
+    want = line_by_line(p)
+    for block in (1 << 20, 5000, 300):  # 300 bytes: every session straddles several blocks
+        monkeypatch.setattr(columnar, "BLOCK_BYTES", block)
+        assert_same(list(digest_log(p)), want)
+
+
+def test_order_and_defaults_are_read_in_columns(tmp_path, monkeypatch):
+    p = write_lines(tmp_path / "odd.jsonl", odd_rows())
+    monkeypatch.setattr(columnar, "digest_session", None)  # prove the columns did it all
+    got = list(digest_log(p))
+    monkeypatch.undo()
+    assert_same(got, line_by_line(p))
+    assert got[0].out_person[:3] == ["al", "bo", "(unattributed)"] and got[0].pair_key == "proto:3"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda rows: rows.insert(3, {"type": "instruction", "t": 0.5, "id": "i7", "person": None}),  # null literal
+        lambda rows: rows.insert(3, ""),  # blank line
+        lambda rows: rows.insert(
+            4, {"type": "subtask_end", "t": 4, "subtask": "a", "outcome": "success", "chain": "c1"}
+        ),
+        lambda rows: rows.insert(4, {"type": "instruction", "t": 4, "id": 7, "person": 5}),  # numbers for strings
+        lambda rows: rows.insert(4, '{"type":"instruction","t":4,"id":"a","id":"b","person":"x"}'),  # repeated key
+        lambda rows: rows.insert(
+            4, {"type": "subtask_end", "t": 4.0, "subtask": "a", "outcome": "success", "index": 1.0}
+        ),
+        lambda rows: rows.__setitem__(0, {**rows[0], "meta": {"run": 1}}),
+    ],
+)
+def test_odd_lines_are_handed_to_the_line_reader_with_the_same_result(tmp_path, change, monkeypatch):
+    rows = odd_rows()
+    change(rows)
+    p = write_lines(tmp_path / "odd.jsonl", rows)
+    monkeypatch.setattr(columnar, "BLOCK_BYTES", 700)
+    assert_same(list(digest_log(p)), line_by_line(p))
+
+
+def errors_of(p: Path, **kw: Any) -> tuple[str | None, str]:
+    try:
+        list(digest_log(p, **kw))
+    except InvalidInput as exc:
+        return exc.code, str(exc)
+    raise AssertionError("no error")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '{"type":"subtask_end","t":1,"subtask":"a"',  # corrupt line inside the file
+        {"type": "subtask_end", "t": -1, "subtask": "a", "outcome": "success"},
+        {"type": "subtask_end", "t": 1, "subtask": "a", "outcome": "won"},
+        {"type": "subtask_end", "t": 1, "subtask": "a", "outcome": "partial"},
+        {"type": "subtask_end", "t": 1, "subtask": "a", "outcome": "success", "index": 0},
+        {"type": "chain_start", "t": 1, "chain": "c", "length": 0},
+        {"type": "intervention", "t": 1, "reason": "x", "duration": -2},
+        {"type": "safety", "t": 1},
+        {"type": "teleport", "t": 1},
+        {**HEAD, "session_id": "s9", "people": [{"id": "a", "age": 3}]},
+        {**HEAD, "session_id": "s9", "format_version": 99},
+        {**HEAD, "session_id": ""},
+    ],
+)
+def test_invalid_lines_raise_as_before(tmp_path, bad, monkeypatch):
+    rows = odd_rows()
+    rows.insert(20, bad)
+    p = write_lines(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(InvalidInput) as want:
+        line_by_line(p)
+    monkeypatch.setattr(columnar, "BLOCK_BYTES", 900)
+    assert errors_of(p) == (want.value.code, str(want.value))
+
+
+def test_first_line_must_be_a_header_and_unknown_types_skip_when_not_strict(tmp_path):
+    p = write_lines(tmp_path / "a.jsonl", odd_rows()[1:])
+    with pytest.raises(InvalidInput, match="must start with a session header"):
+        list(digest_log(p))
+    rows = odd_rows()
+    rows.insert(5, {"type": "teleport", "t": 1})
+    p = write_lines(tmp_path / "b.jsonl", rows)
+    assert_same(list(digest_log(p, strict=False)), line_by_line(p, strict=False))
+
+
+def test_truncated_last_line_and_gzip(tmp_path, monkeypatch):
+    p = tmp_path / "t.jsonl"
+    p.write_text(write_lines(tmp_path / "x.jsonl", odd_rows()).read_text() + '{"type":"safety","t":1,"ki')
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        got = list(digest_log(p))
+    assert any("ignoring truncated last line" in str(x.message) for x in w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert_same(got, line_by_line(p))
+    g = tmp_path / "t.jsonl.gz"
+    g.write_bytes(gzip.compress((tmp_path / "x.jsonl").read_bytes()))
+    monkeypatch.setattr(columnar, "BLOCK_BYTES", 500)
+    assert_same(list(digest_log(g)), line_by_line(g))
+
+
+def test_progress_counts_every_byte_once(tmp_path, monkeypatch):
+    p = tmp_path / "s.jsonl"
+    write_synthetic(p, [SynthPolicy("a")], 10)
+    lines = p.read_text().splitlines(keepends=True)
+    lines.insert(len(lines) // 2, "\n")  # the second half goes line by line
+    p.write_text("".join(lines))
+    monkeypatch.setattr(columnar, "BLOCK_BYTES", 2000)
+    seen: list[int] = []
+    list(digest_log(p, on_progress=seen.append))
+    assert sum(seen) == p.stat().st_size
