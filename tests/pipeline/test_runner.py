@@ -276,3 +276,136 @@ def test_a_live_worker_keeps_its_lease_while_a_stage_outlasts_it(world, db, sett
         job = s.scalar(sa.select(Job).where(Job.clip_id == cid))
         assert job.status is JobStatus.done and job.attempts == 1, (job.status, job.attempts, job.last_error)
         assert s.get(Clip, cid).client_meta.get("slow_stage") == "yes"
+
+
+# ------------------------------------------------- a batch: its statements, its jobs each on their own
+
+
+def _picky_prepare(session, clip, ctx):
+    if clip.original_name == "prepare-fails.mp4":
+        raise RuntimeError("prepare fell over")
+    return {"name": clip.original_name}
+
+
+def _picky(inputs):
+    return {"name": inputs["name"]}
+
+
+def _picky_apply(session, clip, result):
+    if result["name"] == "apply-fails.mp4":
+        raise RuntimeError("apply fell over")
+    if result["name"].startswith("quiet-"):
+        return None  # writes nothing: the runner's own statements are counted
+    clip.client_meta = {**clip.client_meta, "picky": result["name"]}
+    return None
+
+
+@pytest.fixture
+def picky_clips(world, db, settings, tmp_path, scratch_registries):
+    """Clips whose only job is the ``test_picky`` stage; a clip's name says which step fails."""
+    stage("test_picky", "7", prepare=_picky_prepare, apply=_picky_apply)(_picky)
+    c = world.open_campaign()
+    blobs = BlobStore(settings.blobs_path)
+
+    def make(*names: str) -> list[int]:
+        ids = []
+        for name in names:
+            f = tmp_path / name
+            f.write_bytes(os.urandom(100))
+            cid = clips.finish_upload(
+                db,
+                blobs,
+                source_ref=f"t:{name}",
+                path=f,
+                worker_id=world.worker.id,
+                assignment_id=None,
+                campaign_id=c["id"],
+                original_name=name,
+            ).id
+            _arm(db, cid, "test_picky")
+            ids.append(cid)
+        return ids
+
+    return make
+
+
+def _count_statements(db):
+    """(statements, commits) the runner's engine sends; BEGIN and SQLite's pragmas left out."""
+    seen = {"statements": 0, "commits": 0}
+
+    def statement(conn, cursor, sql, *args):
+        if not sql.lstrip().upper().startswith(("BEGIN", "PRAGMA")):
+            seen["statements"] += 1
+
+    def commit(conn):
+        seen["commits"] += 1
+
+    sa.event.listen(db.engine, "before_cursor_execute", statement)
+    sa.event.listen(db.engine, "commit", commit)
+    return seen, lambda: (
+        sa.event.remove(db.engine, "before_cursor_execute", statement),
+        sa.event.remove(db.engine, "commit", commit),
+    )
+
+
+@pytest.mark.parametrize("n", [1, 6])
+def test_a_batch_costs_the_same_few_statements_whatever_its_size(db, settings, picky_clips, n):
+    """Leasing, preparing and applying a batch: 5 statements in 3 transactions, for 1 job as for 6
+    (one pre-ping too, on PostgreSQL: one connection for the batch). It used to take ~11 statements
+    and 2 transactions per job, each on a connection taken from the pool and pinged."""
+    ids = picky_clips(*(f"quiet-{i}.mp4" for i in range(n)))
+    runner = _runner(db, settings, batch=8)
+    seen, stop = _count_statements(db)
+    try:
+        assert runner.run_once() == n
+    finally:
+        stop()
+    assert seen == {"statements": 5, "commits": 3}  # lease 2, prepare 1, apply 2
+    with db.transaction() as s:
+        jobs = s.scalars(sa.select(Job).where(Job.clip_id.in_(ids))).all()
+        assert {(j.status, j.attempts, j.stage_version, j.lease_owner) for j in jobs} == {
+            (JobStatus.done, 1, "7", None)
+        }
+
+
+def test_in_a_batch_each_job_succeeds_or_fails_on_its_own(db, settings, picky_clips):
+    """A batch is prepared in one transaction and its results applied together: a prepare or an
+    apply that fails must neither take the others' work with it nor blame them."""
+    ids = picky_clips("ok-1.mp4", "prepare-fails.mp4", "ok-2.mp4", "apply-fails.mp4", "ok-3.mp4")
+    runner = _runner(db, settings, batch=8, backoff_base_s=60)
+    assert runner.run_once() == 5
+    with db.transaction() as s:
+        by_name = {
+            s.get(Clip, j.clip_id).original_name: j for j in s.scalars(sa.select(Job).where(Job.clip_id.in_(ids)))
+        }
+        for name in ("ok-1.mp4", "ok-2.mp4", "ok-3.mp4"):
+            job = by_name[name]
+            assert (job.status, job.attempts) == (JobStatus.done, 1), name
+            assert s.get(Clip, job.clip_id).client_meta["picky"] == name
+        for name, why in (("prepare-fails.mp4", "prepare fell over"), ("apply-fails.mp4", "apply fell over")):
+            job = by_name[name]
+            assert (job.status, job.attempts, job.lease_owner) == (JobStatus.pending, 1, None), name
+            assert why in job.last_error
+            assert "picky" not in s.get(Clip, job.clip_id).client_meta
+
+
+def test_a_result_is_dropped_when_the_lease_is_no_longer_ours(db, settings, picky_clips):
+    """Applying together still checks each job's lease: a job an operator put back (or another
+    runner took over) meanwhile is left alone, its batch-mates are recorded."""
+    ids = picky_clips("ok-1.mp4", "ok-2.mp4")
+    runner = _runner(db, settings, batch=8)
+    real_prepare = runner._prepare
+
+    def prepare_then_lose_one(link, taken):
+        out = real_prepare(link, taken)
+        with db.transaction() as s:  # as if another runner had taken ok-2's job over
+            s.execute(sa.update(Job).where(Job.clip_id == ids[1]).values(lease_owner="someone else"))
+        return out
+
+    runner._prepare = prepare_then_lose_one
+    assert runner.run_once() == 2
+    with db.transaction() as s:
+        kept, lost = (s.scalar(sa.select(Job).where(Job.clip_id == cid)) for cid in ids)
+        assert kept.status is JobStatus.done and s.get(Clip, ids[0]).client_meta["picky"] == "ok-1.mp4"
+        assert (lost.status, lost.lease_owner) == (JobStatus.running, "someone else")
+        assert "picky" not in s.get(Clip, ids[1]).client_meta

@@ -12,6 +12,8 @@ Guarantees:
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import functools
 import logging
 import os
 import socket
@@ -19,22 +21,23 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from egocrowd import audit
-from egocrowd.clock import db_now
+from egocrowd.clock import db_now, utcnow
 from egocrowd.db import Database
-from egocrowd.db.models import Clip, ClipStatus, Job, JobStatus
+from egocrowd.db.models import Clip, ClipStatus, Job, JobStatus, UTCDateTime
 from egocrowd.pipeline.stages import FIRST_STAGE, STAGES, StageContext
 from egocrowd.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sqlalchemy.orm import Session
-
     from egocrowd.blobs import BlobStore
     from egocrowd.pipeline.executors import Executor
 
@@ -95,36 +98,43 @@ class Runner:
         self.config = config or RunnerConfig()
         self.stage_context = StageContext(blobs, settings or Settings())
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        # kept from one batch to the next while there is work, given back when the queue is empty
+        self._link: _Link | None = None
+        self._link_lock = threading.Lock()
 
     # -- leasing ------------------------------------------------------------------------------------
-    def _lease(self, n: int) -> list[tuple[int, int, str]]:
-        with self.db.transaction() as s:
-            now = db_now(s)
-            ready = sa.or_(
-                sa.and_(Job.status == JobStatus.pending, Job.run_after <= now),
-                sa.and_(Job.status == JobStatus.running, Job.lease_expires_at <= now),
-            )
-            q = sa.select(Job).where(ready).order_by(Job.run_after, Job.id).limit(n)
-            if not self.db.is_sqlite:  # SQLite serialises writers instead (BEGIN IMMEDIATE)
-                q = q.with_for_update(skip_locked=True)
-            jobs = list(s.scalars(q))
+    # The hot path costs round trips and Python, not work in the database: a no-op stage pays for
+    # each statement, BEGIN and COMMIT, and for building statements. So batches share one
+    # connection while there is work (_Link); a batch is leased with one SELECT … SKIP LOCKED and
+    # one UPDATE, prepared in one transaction reading every clip at once, and the results at hand
+    # are applied together (one UPDATE marks them done, one SELECT reads their clips); the statements
+    # are built once (_Sql). benchmarks/pipeline_overhead.py measures it against a bare loop.
+    def _lease(self, link: _Link, n: int) -> list[tuple[int, int, str]]:
+        sql = _sql(self.db.is_sqlite)
+        now = utcnow()  # SQLite only: PostgreSQL's statements use its now() (see _sql)
+        with link.transaction() as s:
             taken = []
-            for job in jobs:
-                if job.status is JobStatus.running:
+            for job_id, clip_id, stage, status, owner, attempts in s.execute(sql.ready, {"n": n, "now": now}):
+                if status is JobStatus.running:
                     log.warning(
-                        "job %s (%s of clip %s): lease of %s expired, taking it over",
-                        job.id,
-                        job.stage,
-                        job.clip_id,
-                        job.lease_owner,
+                        "job %s (%s of clip %s): lease of %s expired, taking it over", job_id, stage, clip_id, owner
                     )
-                if job.attempts >= self.config.max_attempts:
+                if attempts >= self.config.max_attempts:
+                    job = s.get_one(Job, job_id)
                     self._give_up(s, job, job.last_error or "the worker running it died repeatedly")
                     continue
-                job.status, job.lease_owner = JobStatus.running, self.owner
-                job.lease_expires_at = now + timedelta(seconds=self.config.lease_s)
-                job.attempts += 1
-                taken.append((job.id, job.clip_id, job.stage))
+                taken.append((job_id, clip_id, stage))
+            if taken:
+                lease = timedelta(seconds=self.config.lease_s)
+                s.execute(
+                    sql.take,
+                    {
+                        "ids": [job_id for job_id, _, _ in taken],
+                        "owner": self.owner,
+                        "lease": lease,
+                        "until": now + lease,
+                    },
+                )
             return taken
 
     def _still_ours(self, s: Session, job_id: int) -> Job | None:
@@ -135,27 +145,91 @@ class Runner:
         return job
 
     # -- one job ------------------------------------------------------------------------------------
-    def _prepare(self, job_id: int, clip_id: int, stage_name: str) -> dict[str, Any]:
-        with self.db.transaction() as s:
-            clip = s.get_one(Clip, clip_id)
-            return STAGES.get(stage_name).obj.prepare(s, clip, self.stage_context)
+    def _prepare(self, link: _Link, taken: list[tuple[int, int, str]]) -> tuple[dict[int, Any], list[tuple[int, str]]]:
+        """Every job's inputs, in one transaction for the batch. Returns (inputs by job, failures).
 
-    def _apply(self, job_id: int, clip_id: int, stage_name: str, result: dict[str, Any]) -> None:
-        stage = STAGES.get(stage_name)
-        with self.db.transaction() as s:
-            job = self._still_ours(s, job_id)
-            if job is None:
-                return
-            clip = s.get_one(Clip, clip_id)
-            nxt = stage.obj.apply(s, clip, result)
-            job.status, job.finished_at, job.stage_version = JobStatus.done, db_now(s), str(stage.version)
-            job.lease_owner = job.lease_expires_at = None
-            job.last_error = None
-            if nxt is not None:
-                enqueue(s, clip, nxt)
+        A prepare that raises may have broken the transaction (PostgreSQL aborts it on an error), and
+        what the others read in it is rolled back with it: the failing job is set aside and the
+        rest prepared again in a fresh one. An error no prepare raised (reading the clips, the
+        commit) is retried job by job, so each job fails or not on its own, as before batching."""
+        left = list(taken)
+        failures: list[tuple[int, str]] = []
+        while left:
+            culprit: tuple[int, int, str] | None = None
+            try:
+                with link.transaction() as s:
+                    clips = {
+                        c.id: c for c in s.scalars(_sql(self.db.is_sqlite).clips, {"ids": [c for _, c, _ in left]})
+                    }
+                    inputs = {}
+                    for job in left:
+                        culprit = job
+                        job_id, clip_id, stage_name = job
+                        if clip_id not in clips:
+                            raise LookupError(f"clip {clip_id} of job {job_id} does not exist")
+                        inputs[job_id] = STAGES.get(stage_name).obj.prepare(s, clips[clip_id], self.stage_context)
+                    culprit = None
+                return inputs, failures
+            except Exception:
+                if culprit is None:
+                    break
+                failures.append((culprit[0], traceback.format_exc()))
+                left.remove(culprit)
+        inputs = {}
+        for job_id, clip_id, stage_name in left:
+            try:
+                with link.transaction() as s:
+                    clip = s.get_one(Clip, clip_id)
+                    inputs[job_id] = STAGES.get(stage_name).obj.prepare(s, clip, self.stage_context)
+            except Exception:
+                failures.append((job_id, traceback.format_exc()))
+        return inputs, failures
 
-    def _failed(self, job_id: int, error: str) -> None:
-        with self.db.transaction() as s:
+    def _apply(self, link: _Link, ready: list[tuple[int, int, str, dict[str, Any]]]) -> list[tuple[int, str]]:
+        """Record the results at hand, in one transaction; returns the jobs whose apply failed.
+
+        Should one of them fail, the transaction takes every result of it back, and they are applied
+        again one transaction each, so a job succeeds or fails on its own as if it had been alone."""
+        if len(ready) > 1:
+            try:
+                self._apply_together(link, ready)
+                return []
+            except Exception:
+                log.info("applying jobs %s together failed; applying them one by one", [r[0] for r in ready])
+        failures = []
+        for job in ready:
+            try:
+                self._apply_together(link, [job])
+            except Exception:
+                failures.append((job[0], traceback.format_exc()))
+        return failures
+
+    def _apply_together(self, link: _Link, ready: list[tuple[int, int, str, dict[str, Any]]]) -> None:
+        sql = _sql(self.db.is_sqlite)
+        by_stage: dict[str, list[int]] = {}
+        for job_id, _, stage_name, _ in ready:
+            by_stage.setdefault(stage_name, []).append(job_id)
+        with link.transaction() as s:
+            # Marking the jobs done first takes their row locks and checks their leases in one
+            # statement (one per stage among them); should an apply fail, the rollback takes the
+            # marks back with it.
+            marked: set[int] = set()
+            for stage_name, ids in by_stage.items():
+                params = {"ids": ids, "owner": self.owner, "version": str(STAGES.get(stage_name).version)}
+                marked.update(s.scalars(sql.finish, {**params, "now": utcnow()}))
+            wanted = [clip_id for job_id, clip_id, _, _ in ready if job_id in marked]
+            clips = {c.id: c for c in s.scalars(sql.clips, {"ids": wanted})} if wanted else {}
+            for job_id, clip_id, stage_name, result in ready:
+                if job_id not in marked:
+                    log.warning("job %s is no longer leased to %s; dropping its result", job_id, self.owner)
+                    continue
+                clip = clips[clip_id]
+                nxt = STAGES.get(stage_name).obj.apply(s, clip, result)
+                if nxt is not None:
+                    enqueue(s, clip, nxt)
+
+    def _failed(self, link: _Link, job_id: int, error: str) -> None:
+        with link.transaction() as s:
             job = self._still_ours(s, job_id)
             if job is None:
                 return
@@ -225,49 +299,65 @@ class Runner:
     # -- loop ---------------------------------------------------------------------------------------
     def run_once(self) -> int:
         """Lease a batch, run it, record results. Returns how many jobs were leased."""
-        taken = self._lease(self.config.batch)
-        if not taken:
-            return 0
-        working, lock, stop = {job_id for job_id, _, _ in taken}, threading.Lock(), threading.Event()
-        beat = threading.Thread(
-            target=self._heartbeat, args=(working, lock, stop), daemon=True, name=f"lease-renewal-{self.owner}"
-        )
-        beat.start()
+        with self._link_lock:
+            link, self._link = self._link or _Link(self.db.engine), None
+        busy = False
         try:
-            self._run_taken(taken, working, lock)
+            taken = self._lease(link, self.config.batch)
+            if not taken:
+                return 0
+            working, lock, stop = {job_id for job_id, _, _ in taken}, threading.Lock(), threading.Event()
+            beat = threading.Thread(
+                target=self._heartbeat, args=(working, lock, stop), daemon=True, name=f"lease-renewal-{self.owner}"
+            )
+            beat.start()
+            try:
+                self._run_taken(link, taken, working, lock)
+            finally:
+                stop.set()
+                beat.join()
+            busy = True
+            return len(taken)
         finally:
-            stop.set()
-            beat.join()
-        return len(taken)
+            with self._link_lock:
+                if busy and self._link is None:
+                    self._link = link
+                else:
+                    link.close()
 
-    def _run_taken(self, taken: list[tuple[int, int, str]], working: set[int], lock: threading.Lock) -> None:
+    def _run_taken(
+        self, link: _Link, taken: list[tuple[int, int, str]], working: set[int], lock: threading.Lock
+    ) -> None:
         def done(job_id: int) -> None:
             with lock:
                 working.discard(job_id)
 
-        futures = []
+        inputs, failures = self._prepare(link, taken)
+        for job_id, error in failures:
+            done(job_id)
+            self._failed(link, job_id, error)
+        futures: dict[cf.Future[Any], tuple[int, int, str]] = {}
         for job_id, clip_id, stage_name in taken:
+            if job_id in inputs:
+                compute = STAGES.get(stage_name).obj.compute
+                futures[self.executor.submit(compute, inputs.pop(job_id))] = (job_id, clip_id, stage_name)
+        # Results are applied as they come, those at hand together (see _apply)
+        while futures:
+            finished, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+            ready = []
+            for fut in [f for f in futures if f in finished]:  # in the order the jobs were leased
+                job_id, clip_id, stage_name = futures.pop(fut)
+                try:
+                    ready.append((job_id, clip_id, stage_name, fut.result()))
+                except Exception:
+                    done(job_id)
+                    self._failed(link, job_id, traceback.format_exc())
             try:
-                inputs = self._prepare(job_id, clip_id, stage_name)
-            except Exception:
-                done(job_id)
-                self._failed(job_id, traceback.format_exc())
-                continue
-            compute = STAGES.get(stage_name).obj.compute
-            futures.append((job_id, clip_id, stage_name, self.executor.submit(compute, inputs)))
-        for job_id, clip_id, stage_name, fut in futures:
-            try:
-                result = fut.result()
-            except Exception:
-                done(job_id)
-                self._failed(job_id, traceback.format_exc())
-                continue
-            try:
-                self._apply(job_id, clip_id, stage_name, result)
-            except Exception:
-                self._failed(job_id, traceback.format_exc())
+                for job_id, error in self._apply(link, ready):
+                    self._failed(link, job_id, error)
             finally:
-                done(job_id)
+                for job_id, _, _, _ in ready:
+                    done(job_id)
 
     def drain(self, *, timeout_s: float | None = None, wait_for_retries: bool = False) -> int:
         """Run until nothing is ready (or, with ``wait_for_retries``, until nothing is pending)."""
@@ -288,3 +378,95 @@ class Runner:
                 .select_from(Job)
                 .where(Job.status.in_([JobStatus.pending, JobStatus.running]))
             ).scalar_one()
+
+
+class _Link:
+    """One connection for the short transactions of a batch (its lease, its prepare, each apply and
+    failure), and of the next batches while the queue has work (``Runner.run_once``): no pool
+    checkout and no pre-ping per transaction, as there used to be. A
+    connection left idle longer than ``fresh_s`` (a slow stage computing) is handed back and a fresh
+    one taken, pinged by the pool, so an apply never meets one that the server dropped meanwhile.
+    (SQLAlchemy's pool pings at every checkout or never; nothing in it keeps a connection for a while.)"""
+
+    def __init__(self, engine: sa.Engine, fresh_s: float = 10.0) -> None:
+        self.engine, self.fresh_s = engine, fresh_s
+        self._conn: sa.Connection | None = None
+        self._used = 0.0
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        if self._conn is not None and (self._conn.invalidated or time.monotonic() - self._used > self.fresh_s):
+            self.close()
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        try:
+            with Session(self._conn, expire_on_commit=False) as s, s.begin():
+                yield s
+        finally:
+            self._used = time.monotonic()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+@dataclass(frozen=True)
+class _Sql:
+    """The hot path's statements, built once: building one costs more Python than running it."""
+
+    ready: sa.Select[Any]  # a batch of ready jobs (n), locked on PostgreSQL
+    take: sa.Update  # lease them (ids, owner, lease; SQLite: until)
+    finish: sa.UpdateBase  # mark them done if still ours (ids, owner, version; SQLite: now) → their ids
+    clips: sa.Select[Any]  # their clips (ids), as ORM objects
+
+
+@functools.cache
+def _sql(sqlite: bool) -> _Sql:
+    jobs = cast("sa.Table", Job.__table__)
+    # The database decides time (clock.db_now): PostgreSQL's now(), inside the statements; SQLite
+    # lives on one host, whose clock is ours.
+    now: Any = sa.bindparam("now", type_=UTCDateTime()) if sqlite else sa.func.now()
+    until: Any = (
+        sa.bindparam("until", type_=UTCDateTime())
+        if sqlite
+        else sa.func.now() + sa.bindparam("lease", type_=sa.Interval())
+    )
+    ready = (
+        sa.select(jobs.c.id, jobs.c.clip_id, jobs.c.stage, jobs.c.status, jobs.c.lease_owner, jobs.c.attempts)
+        .where(
+            sa.or_(
+                sa.and_(jobs.c.status == JobStatus.pending, jobs.c.run_after <= now),
+                sa.and_(jobs.c.status == JobStatus.running, jobs.c.lease_expires_at <= now),
+            )
+        )
+        .order_by(jobs.c.run_after, jobs.c.id)
+        .limit(sa.bindparam("n"))
+    )
+    if not sqlite:  # SQLite serialises writers instead (BEGIN IMMEDIATE)
+        ready = ready.with_for_update(skip_locked=True)
+    ids: Any = sa.bindparam("ids", expanding=True)
+    take = (
+        sa.update(jobs)
+        .where(jobs.c.id.in_(ids))
+        .values(
+            status=JobStatus.running,
+            lease_owner=sa.bindparam("owner"),
+            lease_expires_at=until,
+            attempts=jobs.c.attempts + 1,
+        )
+    )
+    finish = (
+        sa.update(jobs)
+        .where(jobs.c.id.in_(ids), jobs.c.status == JobStatus.running, jobs.c.lease_owner == sa.bindparam("owner"))
+        .values(
+            status=JobStatus.done,
+            finished_at=now,
+            stage_version=sa.bindparam("version"),
+            lease_owner=None,
+            lease_expires_at=None,
+            last_error=None,
+        )
+        .returning(jobs.c.id)
+    )
+    return _Sql(ready, take, finish, sa.select(Clip).where(Clip.id.in_(ids)))
