@@ -205,7 +205,7 @@ def mail_test(address: str) -> None:
     "--metrics-port",
     type=click.IntRange(1, 65535),
     default=None,
-    help="Serve this worker's Prometheus metrics (stage durations) on this port.",
+    help="Serve this worker's Prometheus metrics on this port.",
 )
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics port listens on.")
 def worker(
@@ -227,7 +227,7 @@ def worker(
     settings = _settings()
     configure_logging(settings.log_format, logging.INFO if verbose else logging.WARNING)
     if metrics_port:
-        from prometheus_client import start_http_server  # stage durations, in this process's registry
+        from prometheus_client import start_http_server  # this process's registry
 
         start_http_server(metrics_port, addr=metrics_host)
     n = run_worker(settings, once=once, executor_name=executor, workers=workers)
