@@ -104,7 +104,9 @@ def to_onnx(data: bytes) -> onnx.ModelProto:
         elif fused == 3:
             nodes.append(
                 helper.make_node(
-                    "Clip", [pre, const(out + "_lo", np.float32(0)), const(out + "_hi", np.float32(6))], [out]
+                    "Clip",
+                    [pre, const(out + "_lo", np.array(0, np.float32)), const(out + "_hi", np.array(6, np.float32))],
+                    [out],
                 )
             )
         else:

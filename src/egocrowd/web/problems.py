@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from egocrowd import i18n
@@ -92,10 +92,9 @@ async def handle(request: Request, exc: Exception):
     status, code, message, _ = as_problem(exc)
     if status >= 500:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    if not request.url.path.startswith("/api/"):
-        response = render_error(request, status, code, message)
-    else:
-        response = render(exc)
+    response: Response = (
+        render(exc) if request.url.path.startswith("/api/") else render_error(request, status, code, message)
+    )
     if status >= 500 and (rid := request_id.get()):  # answered outside RequestContext, which adds it otherwise
         response.headers["X-Request-ID"] = rid
     return response
