@@ -48,16 +48,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from _schema import private_schema  # benchmarks/_schema.py: a schema of its own, dropped after
 from _targets import target  # benchmarks/_targets.py: the one format of target lines
 
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 OPEN_LOOP_BUDGET_S = 0.100  # the issue's p99 budget at 50 % of the maximum
 EXPECTED = {"assignment.no_slots", "assignment.worker_cap", "assignment.not_active"}
 
@@ -466,115 +465,115 @@ def main() -> int:
         args.open_seconds, args.stampede_workers, args.stampede_seconds, args.stampede_slots = 4, 400, 2, 100
         args.churn_seconds = min(args.churn_seconds, 5)
 
-    base_url = os.environ.get("EGOCROWD_TEST_DATABASE_URL", DEFAULT_URL)
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base_url)
-    with admin.begin() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{base_url}{'&' if '?' in base_url else '?'}options=-csearch_path%3D{schema}"
-    proc = None
-    try:
-        closed_n = args.workers * args.claims_per_worker
-        targets = {"race": args.race_target, "stampede": args.stampede_slots, "open": 100_000}
-        targets.update({f"closed{r}": closed_n for r in range(args.rounds)})
-        targets.update({f"bare{r}": closed_n for r in range(args.rounds)})
-        n_workers = max(args.workers, args.stampede_workers if args.mode == "race" else 0)
-        t = time.perf_counter()
-        world = seed(url, n_workers, targets)
-        print(f"seeded {n_workers} workers and {len(targets)} campaigns in {time.perf_counter() - t:.1f} s")
-        data = Path(tempfile.mkdtemp(prefix="egocrowd-bench-"))
-        extra = {}
-        if args.mode == "churn":
-            extra = {"EGOCROWD_LEASE_HOURS": str(args.lease_seconds / 3600), "EGOCROWD_MAX_OPEN_ASSIGNMENTS": "3"}
-        proc, base = start_server(url, args, data, extra)
-        tokens, ids = world.tokens[: args.workers], world.worker_ids[: args.workers]
-        cids = world.campaigns
-        print(
-            f"egocrowd claim latency: {args.workers} concurrent workers, HTTP API, uvicorn x{args.server_workers}, "
-            f"PostgreSQL, {os.cpu_count()} CPUs (shared: absolute numbers move with the machine's load)"
-        )
-        if args.mode == "churn":
-            lat, out, wall = asyncio.run(run_churn(base, tokens, cids["race"], args.churn_seconds))
-            report("churn", lat, out, wall)
-            errors = sum(n for k, n in out.items() if k.startswith("ERROR"))
-            check(url, [cids["race"]])
-            print(f"errors: {errors} of {len(lat)} requests")
-            target("churn_answers_without_error", 1 - errors / max(len(lat), 1), 1, digits=4)
-            return 1 if errors else 0
-
-        # closed loop and the bare limit, alternated so that the machine's other load hits both alike
-        ours, bare, ok_closed = [], [], True
-        for r in range(args.rounds):
-            lat, out, wall = asyncio.run(run_phase(base, tokens, cids[f"closed{r}"], args.claims_per_worker))
-            ours.append(report("closed", lat, out, wall))
-            ok_closed &= out["ok"] == closed_n
-            lat, out, wall = asyncio.run(
-                run_bare(url, ids, cids[f"bare{r}"], args.claims_per_worker, min(args.bare_connections, args.workers))
+    with private_schema("bench") as url:
+        proc = None
+        try:
+            closed_n = args.workers * args.claims_per_worker
+            targets = {"race": args.race_target, "stampede": args.stampede_slots, "open": 100_000}
+            targets.update({f"closed{r}": closed_n for r in range(args.rounds)})
+            targets.update({f"bare{r}": closed_n for r in range(args.rounds)})
+            n_workers = max(args.workers, args.stampede_workers if args.mode == "race" else 0)
+            t = time.perf_counter()
+            world = seed(url, n_workers, targets)
+            print(f"seeded {n_workers} workers and {len(targets)} campaigns in {time.perf_counter() - t:.1f} s")
+            data = Path(tempfile.mkdtemp(prefix="egocrowd-bench-"))
+            extra = {}
+            if args.mode == "churn":
+                extra = {"EGOCROWD_LEASE_HOURS": str(args.lease_seconds / 3600), "EGOCROWD_MAX_OPEN_ASSIGNMENTS": "3"}
+            proc, base = start_server(url, args, data, extra)
+            tokens, ids = world.tokens[: args.workers], world.worker_ids[: args.workers]
+            cids = world.campaigns
+            print(
+                f"egocrowd claim latency: {args.workers} concurrent workers, HTTP API, uvicorn x{args.server_workers}, "
+                f"PostgreSQL, {os.cpu_count()} CPUs (shared: absolute numbers move with the machine's load)"
             )
-            bare.append(report("bare", lat, out, wall))
-        best, limit = max(ours), max(bare)
-        print(f"closed loop best {best:.1f} claims/s; bare psycopg limit best {limit:.1f} claims/s")
+            if args.mode == "churn":
+                lat, out, wall = asyncio.run(run_churn(base, tokens, cids["race"], args.churn_seconds))
+                report("churn", lat, out, wall)
+                errors = sum(n for k, n in out.items() if k.startswith("ERROR"))
+                check(url, [cids["race"]])
+                print(f"errors: {errors} of {len(lat)} requests")
+                target("churn_answers_without_error", 1 - errors / max(len(lat), 1), 1, digits=4)
+                return 1 if errors else 0
 
-        lat, out, wall = asyncio.run(run_phase(base, tokens, cids["race"], 1))
-        report("race", lat, out, wall)
-        ok_race = out == Counter(
-            {
-                "ok": min(args.race_target, args.workers),
-                **({"assignment.no_slots": args.workers - args.race_target} if args.workers > args.race_target else {}),
-            }
-        )
+            # closed loop and the bare limit, alternated so that the machine's other load hits both alike
+            ours, bare, ok_closed = [], [], True
+            for r in range(args.rounds):
+                lat, out, wall = asyncio.run(run_phase(base, tokens, cids[f"closed{r}"], args.claims_per_worker))
+                ours.append(report("closed", lat, out, wall))
+                ok_closed &= out["ok"] == closed_n
+                lat, out, wall = asyncio.run(
+                    run_bare(
+                        url, ids, cids[f"bare{r}"], args.claims_per_worker, min(args.bare_connections, args.workers)
+                    )
+                )
+                bare.append(report("bare", lat, out, wall))
+            best, limit = max(ours), max(bare)
+            print(f"closed loop best {best:.1f} claims/s; bare psycopg limit best {limit:.1f} claims/s")
 
-        p99_at = {}
-        for share in (0.5, 0.8):
-            rate = share * best
-            n = max(int(rate * args.open_seconds), 2)
-            lat, out, wall = asyncio.run(run_arrivals(base, world.tokens, cids["open"], [i / rate for i in range(n)]))
-            report(f"open{int(share * 100)}%", lat, out, wall)
-            p99_at[share] = quantiles(lat)[1] if out["ok"] == n else float("inf")
-            print(f"          offered {rate:.1f} claims/s (fixed rate, {share:.0%} of the closed-loop best)")
+            lat, out, wall = asyncio.run(run_phase(base, tokens, cids["race"], 1))
+            report("race", lat, out, wall)
+            ok_race = out == Counter(
+                {
+                    "ok": min(args.race_target, args.workers),
+                    **(
+                        {"assignment.no_slots": args.workers - args.race_target}
+                        if args.workers > args.race_target
+                        else {}
+                    ),
+                }
+            )
 
-        rng = random.Random(17)
-        arrivals = sorted(rng.uniform(0, args.stampede_seconds) for _ in range(args.stampede_workers))
-        stampede_tokens = world.tokens[: args.stampede_workers]
-        rng.shuffle(stampede_tokens)
-        lat, out, wall = asyncio.run(run_arrivals(base, stampede_tokens, cids["stampede"], arrivals))
-        report("stampede", lat, out, wall)
-        taken, rows, people = granted(url, cids["stampede"])
-        errors = sum(n for k, n in out.items() if k.startswith("ERROR"))
-        refusals = sum(n for k, n in out.items() if k in EXPECTED)
-        print(
-            f"          {args.stampede_workers} workers in {args.stampede_seconds:g} s for {args.stampede_slots} slots: "
-            f"granted {out['ok']}, refused {refusals}, errors {errors}; "
-            f"campaign slots_taken={taken}, assignments={rows}, distinct workers={people}"
-        )
-        once = (
-            errors == 0
-            and out["ok"] == taken == rows == people == args.stampede_slots
-            and out["ok"] + refusals == args.stampede_workers
-        )
+            p99_at = {}
+            for share in (0.5, 0.8):
+                rate = share * best
+                n = max(int(rate * args.open_seconds), 2)
+                lat, out, wall = asyncio.run(
+                    run_arrivals(base, world.tokens, cids["open"], [i / rate for i in range(n)])
+                )
+                report(f"open{int(share * 100)}%", lat, out, wall)
+                p99_at[share] = quantiles(lat)[1] if out["ok"] == n else float("inf")
+                print(f"          offered {rate:.1f} claims/s (fixed rate, {share:.0%} of the closed-loop best)")
 
-        check(url, list(cids.values()))
-        chain_ok = verify_chain(url)
+            rng = random.Random(17)
+            arrivals = sorted(rng.uniform(0, args.stampede_seconds) for _ in range(args.stampede_workers))
+            stampede_tokens = world.tokens[: args.stampede_workers]
+            rng.shuffle(stampede_tokens)
+            lat, out, wall = asyncio.run(run_arrivals(base, stampede_tokens, cids["stampede"], arrivals))
+            report("stampede", lat, out, wall)
+            taken, rows, people = granted(url, cids["stampede"])
+            errors = sum(n for k, n in out.items() if k.startswith("ERROR"))
+            refusals = sum(n for k, n in out.items() if k in EXPECTED)
+            print(
+                f"          {args.stampede_workers} workers in {args.stampede_seconds:g} s for {args.stampede_slots} slots: "
+                f"granted {out['ok']}, refused {refusals}, errors {errors}; "
+                f"campaign slots_taken={taken}, assignments={rows}, distinct workers={people}"
+            )
+            once = (
+                errors == 0
+                and out["ok"] == taken == rows == people == args.stampede_slots
+                and out["ok"] + refusals == args.stampede_workers
+            )
 
-        target("open_claims_all_granted", float(ok_closed), 1, digits=0)
-        target("race_every_slot_granted_once", float(ok_race), 1, digits=0)
-        target("claims_vs_bare_sql", best / limit, 0.3)
-        target("open_loop_p99_budget", OPEN_LOOP_BUDGET_S / p99_at[0.5], 1)
-        print(
-            f"(open loop p99 at 80 %: {p99_at[0.8] * 1000:.1f} ms, budget ratio {OPEN_LOOP_BUDGET_S / p99_at[0.8]:.2f})"
-        )
-        target("stampede_slots_granted_once", float(once and chain_ok), 1, digits=1)
-        return 0 if ok_closed and ok_race and once and chain_ok else 1
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        with admin.begin() as c:
-            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+            check(url, list(cids.values()))
+            chain_ok = verify_chain(url)
+
+            target("open_claims_all_granted", float(ok_closed), 1, digits=0)
+            target("race_every_slot_granted_once", float(ok_race), 1, digits=0)
+            target("claims_vs_bare_sql", best / limit, 0.3)
+            target("open_loop_p99_budget", OPEN_LOOP_BUDGET_S / p99_at[0.5], 1)
+            print(
+                f"(open loop p99 at 80 %: {p99_at[0.8] * 1000:.1f} ms, budget ratio {OPEN_LOOP_BUDGET_S / p99_at[0.8]:.2f})"
+            )
+            target("stampede_slots_granted_once", float(once and chain_ok), 1, digits=1)
+            return 0 if ok_closed and ok_race and once and chain_ok else 1
+        finally:
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
 
 
 if __name__ == "__main__":

@@ -34,11 +34,11 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from _schema import private_schema  # benchmarks/_schema.py: a schema of its own, dropped after
 from _targets import target  # benchmarks/_targets.py: the one format of target lines
 
 from egocrowd.pipeline.stages import stage
 
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 STAGE = "bench_noop"
 
 
@@ -259,55 +259,47 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.jobs, args.rounds = 800, 3
 
-    base = os.environ.get("EGOCROWD_TEST_DATABASE_URL", DEFAULT_URL)
-    admin = sa.create_engine(base)
-    schema = f"bench_pipe_{uuid.uuid4().hex[:8]}"
-    with admin.begin() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-    engine = None
-    try:
-        seed(url, args.jobs)
-        engine = sa.create_engine(url)
-        ctx = mp.get_context("spawn")
-        rates: dict[tuple[str, int], list[float]] = {(k, p): [] for k in ("ours", "bare") for p in args.procs}
-        ratios: dict[int, list[float]] = {p: [] for p in args.procs}
-        print(
-            f"egocrowd pipeline overhead: no-op stage, {args.jobs} jobs per run, batch {args.batch}, "
-            f"PostgreSQL, {os.cpu_count()} CPUs, {args.rounds} rounds"
-        )
-        for r in range(args.rounds):
-            for procs in args.procs:
-                order = ("ours", "bare") if (r + procs) % 2 == 0 else ("bare", "ours")
-                got = {}
-                for kind in order:
-                    n = queue_jobs(engine)
-                    dt, done = run(ctx, kind, url, procs, args.batch)
-                    assert done == n, (kind, done, n)
-                    check_all_done_once(engine, n)
-                    got[kind] = n / dt
-                    rates[kind, procs].append(n / dt)
-                ratios[procs].append(got["ours"] / got["bare"])
-                _progress(
-                    f"  round {r + 1}/{args.rounds}, {procs} proc: runner {got['ours']:,.0f} jobs/s, "
-                    f"bare loop {got['bare']:,.0f} jobs/s, ratio {ratios[procs][-1]:.2f}"
-                )
-        ok = True
-        for procs in args.procs:
-            ours, bare = statistics.median(rates["ours", procs]), statistics.median(rates["bare", procs])
+    with private_schema("bench_pipe") as url:
+        engine = None
+        try:
+            seed(url, args.jobs)
+            engine = sa.create_engine(url)
+            ctx = mp.get_context("spawn")
+            rates: dict[tuple[str, int], list[float]] = {(k, p): [] for k in ("ours", "bare") for p in args.procs}
+            ratios: dict[int, list[float]] = {p: [] for p in args.procs}
             print(
-                f"{procs} process{'es' if procs > 1 else ''}: runner {ours:,.0f} jobs/s, bare SKIP LOCKED loop "
-                f"{bare:,.0f} jobs/s (medians); per-round ratios " + " ".join(f"{x:.2f}" for x in ratios[procs])
+                f"egocrowd pipeline overhead: no-op stage, {args.jobs} jobs per run, batch {args.batch}, "
+                f"PostgreSQL, {os.cpu_count()} CPUs, {args.rounds} rounds"
             )
-        for procs in args.procs:
-            ok &= target(f"pipeline_vs_skip_locked_{procs}proc", statistics.median(ratios[procs]), 0.5)
-        return 0 if ok else 1
-    finally:
-        if engine is not None:
-            engine.dispose()
-        with admin.begin() as c:
-            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+            for r in range(args.rounds):
+                for procs in args.procs:
+                    order = ("ours", "bare") if (r + procs) % 2 == 0 else ("bare", "ours")
+                    got = {}
+                    for kind in order:
+                        n = queue_jobs(engine)
+                        dt, done = run(ctx, kind, url, procs, args.batch)
+                        assert done == n, (kind, done, n)
+                        check_all_done_once(engine, n)
+                        got[kind] = n / dt
+                        rates[kind, procs].append(n / dt)
+                    ratios[procs].append(got["ours"] / got["bare"])
+                    _progress(
+                        f"  round {r + 1}/{args.rounds}, {procs} proc: runner {got['ours']:,.0f} jobs/s, "
+                        f"bare loop {got['bare']:,.0f} jobs/s, ratio {ratios[procs][-1]:.2f}"
+                    )
+            ok = True
+            for procs in args.procs:
+                ours, bare = statistics.median(rates["ours", procs]), statistics.median(rates["bare", procs])
+                print(
+                    f"{procs} process{'es' if procs > 1 else ''}: runner {ours:,.0f} jobs/s, bare SKIP LOCKED loop "
+                    f"{bare:,.0f} jobs/s (medians); per-round ratios " + " ".join(f"{x:.2f}" for x in ratios[procs])
+                )
+            for procs in args.procs:
+                ok &= target(f"pipeline_vs_skip_locked_{procs}proc", statistics.median(ratios[procs]), 0.5)
+            return 0 if ok else 1
+        finally:
+            if engine is not None:
+                engine.dispose()
 
 
 if __name__ == "__main__":

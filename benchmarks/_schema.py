@@ -1,0 +1,30 @@
+"""A private PostgreSQL schema for one benchmark run, so runs never see each other's rows (or the
+tests'), created and dropped here."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@contextmanager
+def private_schema(prefix: str) -> Iterator[str]:
+    """A fresh schema ``PREFIX_<random>`` in EGOCROWD_TEST_DATABASE_URL's database (default: the
+    local test database); yields a URL whose connections use it, drops it with everything in it."""
+    base = os.environ.get("EGOCROWD_TEST_DATABASE_URL", DEFAULT_URL)
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as c:
+        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as c:
+            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
