@@ -35,7 +35,7 @@ from egocrowd.errors import Conflict
 from egocrowd.media.testmedia import base_frames, write_video
 from egocrowd.pipeline import jobs as pipeline_jobs
 from egocrowd.pipeline.executors import get_executor
-from egocrowd.pipeline.runner import Runner, RunnerConfig, enqueue
+from egocrowd.pipeline.runner import Runner, RunnerConfig, _Link, enqueue
 from egocrowd.pipeline.stages import PRIVACY_DEFAULTS, STAGES, StageContext, deid_verdict
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -343,12 +343,16 @@ def test_a_render_that_ends_after_its_worker_deleted_the_account_is_never_linked
 ):
     clip_id = add_clip(face_clip)
     runner = _runner(db, settings)
-    [(job_id, cid, stage)] = runner._lease(1)
-    result = STAGES.get(stage).obj.compute(runner._prepare(job_id, cid, stage))
+    link = _Link(db.engine)
+    [(job_id, cid, stage)] = taken = runner._lease(link, 1)
+    inputs, failures = runner._prepare(link, taken)
+    assert failures == []
+    result = STAGES.get(stage).obj.compute(inputs[job_id])
     with db.transaction() as s:  # while it rendered
         privacy.delete_account(s, s.get_one(User, world.worker.id))
         assert s.get_one(Clip, clip_id).deid_status is DeidStatus.failed
-    runner._apply(job_id, cid, stage, result)
+    assert runner._apply(link, [(job_id, cid, stage, result)]) == []
+    link.close()
     with db.transaction() as s:
         clip = s.get_one(Clip, clip_id)
         assert (clip.derived_id, clip.deid_status, clip.deid_reason) == (None, DeidStatus.failed, "account.deleted")

@@ -98,14 +98,11 @@ class Runner:
         self.config = config or RunnerConfig()
         self.stage_context = StageContext(blobs, settings or Settings())
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        # kept from one batch to the next while there is work, given back when the queue is empty
-        self._link: _Link | None = None
-        self._link_lock = threading.Lock()
 
     # -- leasing ------------------------------------------------------------------------------------
     # The hot path costs round trips and Python, not work in the database: a no-op stage pays for
-    # each statement, BEGIN and COMMIT, and for building statements. So batches share one
-    # connection while there is work (_Link); a batch is leased with one SELECT … SKIP LOCKED and
+    # each statement, BEGIN and COMMIT, and for building statements. So a batch's transactions share one
+    # connection (_Link); a batch is leased with one SELECT … SKIP LOCKED and
     # one UPDATE, prepared in one transaction reading every clip at once, and the results at hand
     # are applied together (one UPDATE marks them done, one SELECT reads their clips); the statements
     # are built once (_Sql). benchmarks/pipeline_overhead.py measures it against a bare loop.
@@ -299,9 +296,9 @@ class Runner:
     # -- loop ---------------------------------------------------------------------------------------
     def run_once(self) -> int:
         """Lease a batch, run it, record results. Returns how many jobs were leased."""
-        with self._link_lock:
-            link, self._link = self._link or _Link(self.db.engine), None
-        busy = False
+        # One connection for the batch's transactions, handed back with it: a connection kept from
+        # batch to batch outlived runners that nobody closed (and the engine's dispose()).
+        link = _Link(self.db.engine)
         try:
             taken = self._lease(link, self.config.batch)
             if not taken:
@@ -316,14 +313,9 @@ class Runner:
             finally:
                 stop.set()
                 beat.join()
-            busy = True
             return len(taken)
         finally:
-            with self._link_lock:
-                if busy and self._link is None:
-                    self._link = link
-                else:
-                    link.close()
+            link.close()
 
     def _run_taken(
         self, link: _Link, taken: list[tuple[int, int, str]], working: set[int], lock: threading.Lock
@@ -382,8 +374,8 @@ class Runner:
 
 class _Link:
     """One connection for the short transactions of a batch (its lease, its prepare, each apply and
-    failure), and of the next batches while the queue has work (``Runner.run_once``): no pool
-    checkout and no pre-ping per transaction, as there used to be. A
+    failure; ``Runner.run_once`` closes it): no pool checkout and no pre-ping per transaction, as
+    there used to be. A
     connection left idle longer than ``fresh_s`` (a slow stage computing) is handed back and a fresh
     one taken, pinged by the pool, so an apply never meets one that the server dropped meanwhile.
     (SQLAlchemy's pool pings at every checkout or never; nothing in it keeps a connection for a while.)"""
