@@ -106,7 +106,23 @@ def db(db_url):
 
     database = Database(db_url)
     yield database
+    _wait_for_pipeline_threads()
     database.dispose()
+
+
+def _wait_for_pipeline_threads(timeout_s: float = 120.0) -> None:
+    """An embedded server's pipeline thread abandoned in an inline stage at shutdown (stop_pipeline's
+    grace is seconds) still finishes that stage on this test's database: disposing the engine under it
+    left its connection in a discarded pool, closed by nobody (psycopg's ResourceWarning, later, in
+    whichever test the garbage collector ran)."""
+    import threading
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    for thread in threading.enumerate():
+        if thread.name == "egocrowd-pipeline":
+            thread.join(max(0.0, deadline - time.monotonic()))
+            assert not thread.is_alive(), "an embedded pipeline thread did not end"
 
 
 @pytest.fixture

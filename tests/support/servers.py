@@ -46,7 +46,10 @@ class LiveServer:
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self.thread.join(10)
+        # The lifespan's shutdown (stopping an embedded pipeline) can take seconds on a loaded machine;
+        # a server thread still running when the test's database is disposed would use it after.
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "uvicorn did not stop within 60 s"
 
     def client(self, **kw) -> httpx.Client:
         """A real HTTP client of this server. Its read timeout is generous: on a loaded 2-core CI

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -11,6 +12,7 @@ import socket
 import threading
 import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -24,9 +26,19 @@ from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
 from egocrowd.uploads.protocol import encode_metadata, parse_metadata
 from egocrowd.uploads.store import utcnow
 from egocrowd.web.limits import uvicorn_options
+from tests.support.servers import CLIENT_TIMEOUT
 from tests.uploads.helpers import AUTH, Proxy, ThreadServer, make_file
 
 TUS = {"Tus-Resumable": "1.0.0"}
+
+# httpx's one-shot calls with the generous timeout of LiveServer.client: its 5 s default mistook a
+# loaded 2-core CI machine for a hung server. A call that passes its own timeout keeps it.
+http = SimpleNamespace(
+    **{
+        verb: functools.partial(getattr(httpx, verb), timeout=CLIENT_TIMEOUT)
+        for verb in ("head", "patch", "post", "delete", "options")
+    }
+)
 
 
 def uploader(endpoint, path, *, token="tok-alice", assignment="A1", **kw):
@@ -47,7 +59,7 @@ def leftovers(server):
 
 
 def test_options_advertises_the_protocol(server):
-    r = httpx.options(server.endpoint)
+    r = http.options(server.endpoint)
     assert r.status_code == 204
     assert r.headers["Tus-Version"] == "1.0.0"
     assert set(r.headers["Tus-Extension"].split(",")) == {
@@ -74,7 +86,7 @@ def test_full_upload(server, tmp_path):
     assert server.hooks.blobs.path(digest).read_bytes() == src.read_bytes()
     assert server.body_bytes() == 1_000_003  # every byte exactly once
     assert leftovers(server) == []
-    head = httpx.head(up.url, headers={**TUS, **AUTH})
+    head = http.head(up.url, headers={**TUS, **AUTH})
     assert head.headers["Upload-Offset"] == "1000003"
     assert head.headers["Egocrowd-Clip-Sha256"] == digest  # the completion result is remembered
 
@@ -92,7 +104,7 @@ def test_dropped_connection_resumes_with_only_the_missing_bytes(server, tmp_path
     # The server keeps what arrived before the drop, not just whole chunks. The client notices
     # the drop before the server has finished committing it, so wait for the commit.
     deadline = time.monotonic() + 10
-    while (offset := int(httpx.head(up.url, headers={**TUS, **AUTH}).headers["Upload-Offset"])) <= 1 << 20:
+    while (offset := int(http.head(up.url, headers={**TUS, **AUTH}).headers["Upload-Offset"])) <= 1 << 20:
         assert time.monotonic() < deadline, "the partial chunk was never committed"
         time.sleep(0.02)
     assert offset < size
@@ -130,7 +142,7 @@ def test_large_chunks_stream_and_hash_right_with_the_serving_options(tmp_path):
         with pytest.raises(TusCommunicationError):
             up.upload()
         deadline = time.monotonic() + 30
-        while (offset := int(httpx.head(up.url, headers={**TUS, **AUTH}).headers["Upload-Offset"])) < 8 << 20:
+        while (offset := int(http.head(up.url, headers={**TUS, **AUTH}).headers["Upload-Offset"])) < 8 << 20:
             assert time.monotonic() < deadline, "the partial chunk was never committed"
             time.sleep(0.02)
         resumed = uploader(endpoint, cut, chunk_size=16 << 20, url=up.url)
@@ -185,7 +197,7 @@ def test_checksum_mismatch_is_460_and_the_chunk_is_discarded(server, tmp_path):
 @pytest.mark.parametrize("algo", ["sha1", "md5", "sha256"])
 def test_checksum_algorithms(server, algo):
     body = b"x" * 1000
-    r = httpx.post(
+    r = http.post(
         server.endpoint,
         headers={
             **TUS,
@@ -198,12 +210,12 @@ def test_checksum_algorithms(server, algo):
     good = base64.b64encode(hashlib.new(algo, body).digest()).decode()
     bad = base64.b64encode(hashlib.new(algo, b"y" * 1000).digest()).decode()
     patch = {**TUS, **AUTH, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
-    r = httpx.patch(url, content=body, headers={**patch, "Upload-Checksum": f"{algo} {bad}"})
+    r = http.patch(url, content=body, headers={**patch, "Upload-Checksum": f"{algo} {bad}"})
     assert r.status_code == 460
     assert r.headers["content-type"] == "application/problem+json"
-    r = httpx.patch(url, content=body, headers={**patch, "Upload-Checksum": f"{algo} {good}"})
+    r = http.patch(url, content=body, headers={**patch, "Upload-Checksum": f"{algo} {good}"})
     assert r.status_code == 204 and r.headers["Upload-Offset"] == "1000"
-    r = httpx.patch(url, content=body, headers={**patch, "Upload-Offset": "1000", "Upload-Checksum": "crc99 AAAA"})
+    r = http.patch(url, content=body, headers={**patch, "Upload-Offset": "1000", "Upload-Checksum": "crc99 AAAA"})
     assert r.status_code == 400
 
 
@@ -215,7 +227,7 @@ def test_over_limit_upload_length_refused_before_any_byte(server, tmp_path):
         up_attempt.uploader(str(src), chunk_size=64 << 10, metadata={"assignment": "SMALL"}).upload()
     assert exc.value.status_code == 413
     # creation-with-upload: the body is on the wire but the server never reads it
-    r = httpx.post(
+    r = http.post(
         server.endpoint,
         content=src.read_bytes(),
         headers={
@@ -233,7 +245,7 @@ def test_over_limit_upload_length_refused_before_any_byte(server, tmp_path):
     assert server.body_bytes() == 0
     assert list(server.store.dir.iterdir()) == []
     # the global Tus-Max-Size is enforced too
-    r = httpx.post(
+    r = http.post(
         server.endpoint,
         headers={
             **TUS,
@@ -258,14 +270,14 @@ def test_someone_elses_assignment_and_upload_are_refused(server, tmp_path):
     up = uploader(server.endpoint, src, chunk_size=50_000)
     up.upload(stop_at=50_000)
     bob = {**TUS, "Authorization": "Bearer tok-bob"}
-    assert httpx.head(up.url, headers=bob).status_code == 403
-    r = httpx.patch(
+    assert http.head(up.url, headers=bob).status_code == 403
+    r = http.patch(
         up.url,
         content=b"z" * 10,
         headers={**bob, "Upload-Offset": "50000", "Content-Type": "application/offset+octet-stream"},
     )
     assert r.status_code == 403 and r.json()["code"] == "upload.forbidden"
-    assert httpx.delete(up.url, headers=bob).status_code == 403
+    assert http.delete(up.url, headers=bob).status_code == 403
     assert up.get_offset() == 50_000
     assert server.asgi.counts["PATCH"] == 50_000  # bob's bytes were never read
 
@@ -276,12 +288,12 @@ def test_expired_uploads_lose_their_bytes(server, tmp_path):
     up = uploader(server.endpoint, src, chunk_size=100_000)
     up.upload(stop_at=100_000)
     upload_id = up.url.rsplit("/", 1)[1]
-    head = httpx.head(up.url, headers={**TUS, **AUTH})
+    head = http.head(up.url, headers={**TUS, **AUTH})
     assert "Upload-Expires" in head.headers
     assert expire_uploads(server.store, utcnow() + timedelta(minutes=1)) == []  # not yet
     assert expire_uploads(server.store, utcnow() + timedelta(hours=2)) == [upload_id]
     assert not server.store.data_path(upload_id).exists()
-    assert httpx.head(up.url, headers={**TUS, **AUTH}).status_code == 404
+    assert http.head(up.url, headers={**TUS, **AUTH}).status_code == 404
     assert list(server.store.dir.iterdir()) == []
 
 
@@ -315,13 +327,13 @@ def test_expired_upload_is_gone_before_the_sweep(server, tmp_path):
     info = server.store.get(up.url.rsplit("/", 1)[1])
     info.expires_at = utcnow() - timedelta(seconds=1)
     server.store.save(info)
-    r = httpx.patch(
+    r = http.patch(
         up.url,
         content=b"z",
         headers={**TUS, **AUTH, "Upload-Offset": "100000", "Content-Type": "application/offset+octet-stream"},
     )
     assert r.status_code == 410 and r.json()["code"] == "upload.expired"
-    assert httpx.head(up.url, headers={**TUS, **AUTH}).status_code == 410
+    assert http.head(up.url, headers={**TUS, **AUTH}).status_code == 410
 
 
 def test_termination(server, tmp_path):
@@ -329,14 +341,14 @@ def test_termination(server, tmp_path):
     make_file(src, 200_000)
     up = uploader(server.endpoint, src, chunk_size=100_000)
     up.upload(stop_at=100_000)
-    assert httpx.delete(up.url, headers={**TUS, **AUTH}).status_code == 204
-    assert httpx.head(up.url, headers={**TUS, **AUTH}).status_code == 404
+    assert http.delete(up.url, headers={**TUS, **AUTH}).status_code == 204
+    assert http.head(up.url, headers={**TUS, **AUTH}).status_code == 404
     assert list(server.store.dir.iterdir()) == []
 
 
 def test_creation_with_upload_completes_in_one_request(server):
     body = b"\x00\x01" * 5000
-    r = httpx.post(
+    r = http.post(
         server.endpoint,
         content=body,
         headers={
@@ -351,36 +363,36 @@ def test_creation_with_upload_completes_in_one_request(server):
     assert r.status_code == 201
     assert r.headers["Upload-Offset"] == str(len(body))
     assert r.headers["Egocrowd-Clip-Sha256"] == hashlib.sha256(body).hexdigest()
-    head = httpx.head(r.headers["Location"], headers={**TUS, **AUTH})
+    head = http.head(r.headers["Location"], headers={**TUS, **AUTH})
     assert head.headers["Upload-Length"] == str(len(body))
     assert "flag" in head.headers["Upload-Metadata"].split(",")
 
 
 def test_protocol_errors(server):
     meta = "assignment " + base64.b64encode(b"A1").decode()
-    r = httpx.post(server.endpoint, headers={**AUTH, "Upload-Length": "10", "Upload-Metadata": meta})
+    r = http.post(server.endpoint, headers={**AUTH, "Upload-Length": "10", "Upload-Metadata": meta})
     assert r.status_code == 412 and r.headers["Tus-Version"] == "1.0.0"
-    r = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Metadata": meta})
+    r = http.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Metadata": meta})
     assert r.status_code == 400
-    r = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10", "Upload-Metadata": "a b c"})
+    r = http.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10", "Upload-Metadata": "a b c"})
     assert r.status_code == 400 and r.json()["code"] == "upload.bad_metadata"
-    url = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10", "Upload-Metadata": meta}).headers[
+    url = http.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10", "Upload-Metadata": meta}).headers[
         "Location"
     ]
     ok = {**TUS, **AUTH, "Content-Type": "application/offset+octet-stream"}
     assert (
-        httpx.patch(url, content=b"abc", headers={**ok, "Content-Type": "text/plain", "Upload-Offset": "0"}).status_code
+        http.patch(url, content=b"abc", headers={**ok, "Content-Type": "text/plain", "Upload-Offset": "0"}).status_code
         == 415
     )
-    r = httpx.patch(url, content=b"abc", headers={**ok, "Upload-Offset": "5"})
+    r = http.patch(url, content=b"abc", headers={**ok, "Upload-Offset": "5"})
     assert r.status_code == 409 and r.json()["code"] == "upload.offset_mismatch"
-    assert httpx.patch(url, content=b"x" * 11, headers={**ok, "Upload-Offset": "0"}).status_code == 413
-    assert httpx.head(url, headers={**TUS, **AUTH}).headers["Upload-Offset"] == "0"
+    assert http.patch(url, content=b"x" * 11, headers={**ok, "Upload-Offset": "0"}).status_code == 413
+    assert http.head(url, headers={**TUS, **AUTH}).headers["Upload-Offset"] == "0"
     # X-HTTP-Method-Override for networks that only pass GET/POST
-    r = httpx.post(url, content=b"abc", headers={**ok, "Upload-Offset": "0", "X-HTTP-Method-Override": "PATCH"})
+    r = http.post(url, content=b"abc", headers={**ok, "Upload-Offset": "0", "X-HTTP-Method-Override": "PATCH"})
     assert r.status_code == 204 and r.headers["Upload-Offset"] == "3"
-    assert httpx.head(server.endpoint + "/" + "0" * 32, headers={**TUS, **AUTH}).status_code == 404
-    assert httpx.head(server.endpoint + "/..%2Fetc", headers={**TUS, **AUTH}).status_code == 404
+    assert http.head(server.endpoint + "/" + "0" * 32, headers={**TUS, **AUTH}).status_code == 404
+    assert http.head(server.endpoint + "/..%2Fetc", headers={**TUS, **AUTH}).status_code == 404
 
 
 # Over a real HTTP server (the in-process TestClient re-encodes header bytes as UTF-8): Latin-1
@@ -391,14 +403,14 @@ HOSTILE = [b"\xb2", b"\xb9\xb3", b"1" * 5000]
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_upload_length_is_a_400_not_a_500(server, value):
-    r = httpx.post(server.endpoint, headers={**TUS, "Upload-Length": value})
+    r = http.post(server.endpoint, headers={**TUS, "Upload-Length": value})
     assert r.status_code == 400, (r.status_code, r.text)
     assert r.json()["code"] == "upload.bad_request"
 
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_upload_offset_is_a_400_not_a_500(server, value):
-    r = httpx.patch(
+    r = http.patch(
         f"{server.endpoint}/{'a' * 32}",
         content=b"x",
         headers={**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": value},
@@ -445,7 +457,7 @@ def test_a_reconnecting_client_takes_over_from_its_stale_request(server):
     new request learns the right offset via the usual 409 → HEAD → PATCH dance.
     """
     meta = "assignment " + base64.b64encode(b"A1").decode()
-    url = httpx.post(
+    url = http.post(
         server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "300000", "Upload-Metadata": meta}
     ).headers["Location"]
     patch = {**TUS, **AUTH, "Content-Type": "application/offset+octet-stream"}
@@ -459,9 +471,7 @@ def test_a_reconnecting_client_takes_over_from_its_stale_request(server):
     def stale_client():
         try:
             stale_result.append(
-                httpx.patch(
-                    url, content=stalled_body(), timeout=60, headers={**patch, "Upload-Offset": "0"}
-                ).status_code
+                http.patch(url, content=stalled_body(), timeout=60, headers={**patch, "Upload-Offset": "0"}).status_code
             )
         except httpx.HTTPError as e:
             stale_result.append(e)
@@ -472,11 +482,11 @@ def test_a_reconnecting_client_takes_over_from_its_stale_request(server):
     while server.asgi.counts["PATCH"] < 100_000:
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    r = httpx.patch(url, content=b"b" * 200_000, headers={**patch, "Upload-Offset": "0"})
+    r = http.patch(url, content=b"b" * 200_000, headers={**patch, "Upload-Offset": "0"})
     assert r.status_code == 409 and r.json()["code"] == "upload.offset_mismatch"
-    offset = int(httpx.head(url, headers={**TUS, **AUTH}).headers["Upload-Offset"])
+    offset = int(http.head(url, headers={**TUS, **AUTH}).headers["Upload-Offset"])
     assert offset == 100_000  # what the stale request had received was kept
-    r = httpx.patch(url, content=b"b" * 200_000, headers={**patch, "Upload-Offset": "100000"})
+    r = http.patch(url, content=b"b" * 200_000, headers={**patch, "Upload-Offset": "100000"})
     assert r.status_code == 204 and r.headers["Upload-Offset"] == "300000"
     stall.set()
     t.join(30)
@@ -489,7 +499,7 @@ def test_a_writer_in_another_process_gets_409_locked(tmp_path):
     """Across processes the lock is an flock: a second writer waits, then is told to retry."""
     with ThreadServer(tmp_path / "srv", lock_timeout=0.3) as srv:
         meta = "assignment " + base64.b64encode(b"A1").decode()
-        url = httpx.post(srv.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10", "Upload-Metadata": meta}).headers[
+        url = http.post(srv.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10", "Upload-Metadata": meta}).headers[
             "Location"
         ]
         other_process = UploadStore(srv.store.dir)  # its own lock table, like another worker
@@ -497,17 +507,17 @@ def test_a_writer_in_another_process_gets_409_locked(tmp_path):
         assert fd is not None
         patch = {**TUS, **AUTH, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
         try:
-            r = httpx.patch(url, content=b"0123456789", headers=patch)
+            r = http.patch(url, content=b"0123456789", headers=patch)
             assert r.status_code == 409 and r.json()["code"] == "upload.locked"
         finally:
             os.close(fd)
-        r = httpx.patch(url, content=b"0123456789", headers=patch)
+        r = http.patch(url, content=b"0123456789", headers=patch)
         assert r.status_code == 204 and r.headers["Upload-Offset"] == "10"
 
 
 def test_oversized_metadata_is_refused(server):
     meta = "assignment " + base64.b64encode(b"A1").decode() + ",device " + base64.b64encode(b"x" * 20000).decode()
-    r = httpx.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10", "Upload-Metadata": meta})
+    r = http.post(server.endpoint, headers={**TUS, **AUTH, "Upload-Length": "10", "Upload-Metadata": meta})
     assert r.status_code == 400 and r.json()["code"] == "upload.bad_metadata"
 
 
@@ -571,7 +581,7 @@ def test_racing_writers_get_a_problem_document_never_a_500(server):
     patch = {**TUS, **AUTH, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
     allowed = {"upload.interrupted", "upload.offset_mismatch", "upload.locked"}
     for _ in range(12):
-        url = httpx.post(
+        url = http.post(
             server.endpoint, headers={**TUS, **AUTH, "Upload-Length": str(len(body)), "Upload-Metadata": meta}
         ).headers["Location"]
         before = server.asgi.counts["PATCH"]
@@ -585,7 +595,7 @@ def test_racing_writers_get_a_problem_document_never_a_500(server):
 
         def writer(url=url, barrier=barrier, results=results):
             barrier.wait()
-            r = httpx.patch(url, content=body, headers=patch, timeout=30)
+            r = http.patch(url, content=body, headers=patch, timeout=30)
             results.append(
                 (r.status_code, r.headers.get("content-type"), r.json() if r.content[:1] == b"{" else r.text)
             )
@@ -603,5 +613,5 @@ def test_racing_writers_get_a_problem_document_never_a_500(server):
             if status != 204:
                 assert (status, ctype) == (409, "application/problem+json"), (status, ctype, doc)
                 assert doc["code"] in allowed, doc
-        head = httpx.head(url, headers={**TUS, **AUTH})
+        head = http.head(url, headers={**TUS, **AUTH})
         assert head.status_code == 200 and int(head.headers["Upload-Offset"]) <= len(body)
