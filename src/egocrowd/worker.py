@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 from functools import partial
 
+from egocrowd import evaluations
 from egocrowd.accounts import login
 from egocrowd.audit.checkpoints import checkpoint_if_due, require_signing_key
 from egocrowd.blobs import BlobStore
@@ -54,6 +55,10 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
         with db.transaction() as s:
             return annotation_tasks.expire_leases(s)
 
+    def battle_leases() -> int:
+        with db.transaction() as s:
+            return evaluations.expire_leases(s)
+
     def campaigns_past_deadline() -> int:
         with db.transaction() as s:
             return close_expired_campaigns(s)
@@ -89,6 +94,7 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
         ("uploads_recovered", recover),
         ("leases_expired", leases),
         ("annotation_leases_expired", annotation_leases),
+        ("battle_leases_expired", battle_leases),
         ("campaigns_closed", campaigns_past_deadline),
         ("clips_auto_accepted", clips_auto_accepted),
         ("top_ups_proposed", top_ups_proposed),

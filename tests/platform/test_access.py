@@ -428,6 +428,38 @@ MATRIX = [
     Row("POST", "/training/qualifications/{missing}/tests", logged_in(403, worker=404, other_worker=404)),
     Row("POST", "/training/tests/{missing}", logged_in(404), body={}),
     Row("GET", "/training/tests/{missing}", logged_in(404)),
+    # Robot evaluations (#19): managers set up and read results; workers judge battles
+    Row(
+        "POST",
+        "/campaigns/{open}/evaluation",
+        logged_in(403, owner=201, other_lab=404, admin=409),
+        body={},
+        note="the owner made it: the admin's is one too many",
+    ),
+    Row("GET", "/campaigns/{open}/evaluation", logged_in(403, owner=404, other_lab=404, admin=404)),
+    Row(
+        "POST",
+        "/campaigns/{open}/evaluation/policies",
+        logged_in(403, owner=404, other_lab=404, admin=404),
+        body={"name": "robot", "kind": "physical"},
+    ),
+    Row(
+        "PUT",
+        "/campaigns/{open}/evaluation/gold",
+        logged_in(403, owner=404, other_lab=404, admin=404),
+        body={"pairs": []},
+    ),
+    Row("GET", "/campaigns/{open}/evaluation/results", logged_in(403, owner=404, other_lab=404, admin=404)),
+    Row("POST", "/campaigns/{open}/battles", logged_in(403, worker=404, other_worker=404)),
+    Row("GET", "/battles", logged_in(403, worker=200, other_worker=200)),
+    Row("GET", "/battles/{missing}", logged_in(404)),
+    Row(
+        "POST",
+        "/battles/{missing}/verdict",
+        logged_in(404),
+        body={"verdict": "a", "reason": "it did", "instruction": "clear the table"},
+    ),
+    Row("POST", "/battles/{missing}/release", logged_in(404)),
 ]
 
 

@@ -121,6 +121,11 @@ def _example(schema: str, world) -> dict:
         "TrainingTestIn": {
             "answers": [{"item_id": 1, "spans": [{"start_ms": 0, "end_ms": 1, "verb": "open", "noun": "jar"}]}]
         },
+        # robot evaluations (#19)
+        "EvaluationIn": {"tasks": [{"task": "clear the table", "prompt": "Ask it"}], "environments": ["kitchen"]},
+        "PolicyIn": {"name": f"robot-{n}", "kind": "http", "endpoint": "http://robots.test/a"},
+        "GoldIn": {"pairs": [{"better": 1, "worse": 2}]},
+        "VerdictIn": {"verdict": "a", "reason": "it did it", "instruction": "clear the table", "person": "me"},
     }[schema]
 
 

@@ -65,6 +65,8 @@ def test_every_route_refuses_a_10_mb_body_before_parsing_it(small_app):
         # training (#15)
         "{slug}": "record-kitchen",
         "{attempt_id}": "1",
+        # robot evaluations (#19)
+        "{battle_id}": "1",
     }
     checked = 0
     with TestClient(small_app) as client:

@@ -173,6 +173,7 @@ _RULES: dict[str, Any] = {
     "review.view_queue": lambda u, _: _staff(u) or _lab_role(u, *_EDITS),
     "review.decide": _decides,
     "clip.appeal": lambda u, c: c.worker_id == u.id,  # once per clip (labels.review)
+    "evaluation.take": lambda u, _: u.role is Role.worker,  # judge blind A/B battles (egocrowd.evaluations)
     "annotation.take": lambda u, _: u.role is Role.worker,  # and the "annotate" qualification (labels.tasks)
     "qualification.grant": _staff,
     "labels.gold": _staff,  # make reference spans, mark gold clips

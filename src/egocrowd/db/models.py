@@ -126,6 +126,13 @@ class AnnotationTaskStatus(str, enum.Enum):
     released = "released"  # given back by the annotator
 
 
+class BattleStatus(str, enum.Enum):
+    active = "active"  # leased to an evaluator until lease_expires_at
+    judged = "judged"  # the evaluator said which policy did better, or that they tied
+    expired = "expired"  # the lease ran out
+    released = "released"  # given back by the evaluator
+
+
 class SpanKind(str, enum.Enum):
     answer = "answer"  # one annotator's span (task_id says which task)
     consensus = "consensus"  # the aggregate of the answers (confidence, support)
@@ -735,6 +742,7 @@ class LedgerTransactionKind(str, enum.Enum):
     clip_accepted = "clip_accepted"
     annotation_accepted = "annotation_accepted"
     review_work = "review_work"
+    evaluation_work = "evaluation_work"  # a verdict in a blind A/B battle (egocrowd.evaluations)
     bonus = "bonus"
     top_up = "top_up"
     reversal = "reversal"
@@ -1159,3 +1167,73 @@ class TrainingAttempt(Base):
     passed: Mapped[bool | None]
 
     qualification: Mapped[TrainingQualification] = relationship()
+
+
+class Evaluation(Base):
+    """A campaign's robot evaluation (issue #19, egocrowd.evaluations): the lab's policies judged in
+    blind A/B battles by the campaign's workers. The campaign gives the budget, status, consent and
+    qualification rules; this row the battle rules."""
+
+    __tablename__ = "evaluations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id"), unique=True)
+    #: what evaluators are asked to try (the protocol): [{"task": "...", "prompt": "..."}]
+    tasks: Mapped[list[Any]] = mapped_column(default=list)
+    environments: Mapped[list[Any]] = mapped_column(default=list)
+    pay_cents: Mapped[int] = mapped_column(default=0)  # per verdict, in the campaign's currency
+    gold_rate: Mapped[float] = mapped_column(default=0.1)
+    #: pairs whose better policy the lab knows: [{"better": policy id, "worse": policy id}]
+    gold: Mapped[list[Any]] = mapped_column(default=list)
+    lease_minutes: Mapped[int] = mapped_column(default=30)
+    max_open: Mapped[int] = mapped_column(default=1)
+    #: stop scheduling once every adjacent pair of the ranking is settled (the sequential test)
+    alpha: Mapped[float] = mapped_column(default=0.05)
+    created_by: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    campaign: Mapped[Campaign] = relationship()
+
+
+class EvalPolicy(Base):
+    """A policy under evaluation: a remote endpoint (``http`` or ``websocket``, egocrowd.bench's
+    adapters) or a physical robot known by name. Evaluators never see ``name``."""
+
+    __tablename__ = "eval_policies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(sa.ForeignKey("evaluations.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    kind: Mapped[str] = mapped_column(sa.String(20))  # "http" | "websocket" | "physical"
+    endpoint: Mapped[str | None] = mapped_column(sa.String(500))
+    retired_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("evaluation_id", "name", name="uq_eval_policies_evaluation_id_name"),)
+
+
+class Battle(Base):
+    """One blind A/B comparison: an evaluator gives one instruction to two anonymised policies and
+    says which did better (``a``, ``b``) or that they tied, with a reason. Leased like other work;
+    ``is_gold``: a pair whose better policy the lab knows, mixed in unmarked to check evaluators."""
+
+    __tablename__ = "battles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(sa.ForeignKey("evaluations.id"), index=True)
+    policy_a_id: Mapped[int] = mapped_column(sa.ForeignKey("eval_policies.id"))
+    policy_b_id: Mapped[int] = mapped_column(sa.ForeignKey("eval_policies.id"))
+    evaluator_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    status: Mapped[BattleStatus] = mapped_column(_enum(BattleStatus), default=BattleStatus.active)
+    is_gold: Mapped[bool] = mapped_column(default=False)
+    task: Mapped[str | None] = mapped_column(sa.String(200))  # from the evaluation's tasks, suggested
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_expires_at: Mapped[datetime]
+    judged_at: Mapped[datetime | None]
+    instruction: Mapped[str | None] = mapped_column(sa.Text)  # what the evaluator asked
+    person: Mapped[str | None] = mapped_column(sa.String(100))  # who gave it, in a household
+    environment: Mapped[str | None] = mapped_column(sa.String(100))
+    verdict: Mapped[str | None] = mapped_column(sa.String(4))  # "a" | "b" | "tie"
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (
+        sa.CheckConstraint("policy_a_id <> policy_b_id", name="ck_battles_two_policies"),
+        sa.CheckConstraint("verdict IS NULL OR verdict IN ('a', 'b', 'tie')", name="ck_battles_verdict"),
+    )

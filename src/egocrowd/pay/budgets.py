@@ -30,7 +30,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, NotFound
-from egocrowd.pay import answers, ledger, rates
+from egocrowd.pay import answers, evaluations, ledger, rates
 from egocrowd.pay.money import Money, fee_for
 
 
@@ -106,10 +106,12 @@ def record_deposit(
     idempotency_key: str,
 ) -> LedgerTransaction:
     """An admin records money the lab sent for ``campaign`` (``ledger.deposit``: admins only, audited
-    ``ledger.posted``), then pays any clips, annotation answers and top-ups whose pay was owed. A retried form (same key) posts once."""
+    ``ledger.posted``), then pays any clips, annotation answers, evaluation verdicts and top-ups whose
+    pay was owed. A retried form (same key) posts once."""
     txn = ledger.deposit(session, campaign, money, actor, idempotency_key=idempotency_key, reason=reason)
     settle_owed(session, campaign, actor)
     answers.settle_owed(session, campaign, actor)
+    evaluations.settle_owed(session, campaign, actor)
     rates.settle_top_ups(session, campaign, actor)
     return txn
 

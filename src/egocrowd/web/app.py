@@ -45,6 +45,7 @@ from egocrowd.web.routers import audit as audit_api
 from egocrowd.web.routers import catalog as catalog_api
 from egocrowd.web.routers import clips as clip_api
 from egocrowd.web.routers import consent as consent_api
+from egocrowd.web.routers import evaluations as evaluations_api
 from egocrowd.web.routers import labels as labels_api
 from egocrowd.web.routers import pay as pay_api
 from egocrowd.web.routers import payouts as payouts_api
@@ -68,6 +69,7 @@ ROUTERS = [
     audit_api.credentials_router,
     reviews.router,
     annotations_api.router,
+    evaluations_api.router,
     labels_api.router,
     pay_api.router,
     rates_api.router,
