@@ -200,6 +200,12 @@ def mail_test(address: str) -> None:
     default=None,
     help="Processes (default: setting pipeline_workers, one per core).",
 )
+@click.option(
+    "--cluster-url",
+    default=None,
+    help="With --executor dask: tcp://host:8786 (a Dask scheduler) or dask+local://N "
+    "(default: setting pipeline_cluster_url; none: a local cluster of --workers processes).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every job.")
 @click.option(
     "--metrics-port",
@@ -212,6 +218,7 @@ def worker(
     once: bool,
     executor: str | None,
     workers: int | None,
+    cluster_url: str | None,
     verbose: bool,
     metrics_port: int | None,
     metrics_host: str,
@@ -225,12 +232,14 @@ def worker(
     from egocrowd.worker import run_worker  # the pipeline and SQLAlchemy, ~1 s
 
     settings = _settings()
+    if cluster_url and (executor or settings.pipeline_executor) != "dask":
+        raise click.UsageError("--cluster-url needs --executor dask (or the setting pipeline_executor=dask)")
     configure_logging(settings.log_format, logging.INFO if verbose else logging.WARNING)
     if metrics_port:
         from prometheus_client import start_http_server  # this process's registry
 
         start_http_server(metrics_port, addr=metrics_host)
-    n = run_worker(settings, once=once, executor_name=executor, workers=workers)
+    n = run_worker(settings, once=once, executor_name=executor, workers=workers, cluster_url=cluster_url)
     if once:
         click.echo(f"ran {n} stage(s)")
 

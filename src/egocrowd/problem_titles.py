@@ -289,6 +289,8 @@ TITLES: dict[str, str] = {
     "pipeline.not_failed": N_("Only a failed job can be retried"),
     "pipeline.stage_required": N_("Name the step to retry"),
     "pipeline.unknown_stage": N_("This step does not exist"),
+    "pipeline.bad_cluster_url": N_("This is not a cluster address"),
+    "pipeline.cluster_unavailable": N_("The processing cluster cannot be used"),
     # audit log
     "audit.bad_export": N_("This is not an audit log export"),
     "audit.bad_reason": N_("The reason is empty or too long"),

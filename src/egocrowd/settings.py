@@ -65,8 +65,11 @@ class Settings(BaseSettings):
     login_attempts_per_account: int = Field(10, ge=1, description="Failed log-ins per account per window")
     login_attempts_per_address: int = Field(100, ge=1, description="Failed log-ins per client address per window")
     run_pipeline_in_server: bool = True
-    pipeline_executor: str = Field("process", description="A registered executor: inline | process | a plugin's")
+    pipeline_executor: str = Field("process", description="A registered executor: inline | process | dask | a plugin's")
     pipeline_workers: int | None = Field(None, ge=1, le=256, description="Processes; default: one per core")
+    pipeline_cluster_url: str | None = Field(
+        None, description="The dask executor's cluster: tcp://host:8786 (a scheduler) or dask+local://N"
+    )
     stage_lease_s: float = Field(600.0, gt=0, description="Seconds after which a running stage is presumed dead")
     stage_max_attempts: int = Field(4, ge=1, le=100, description="Attempts per stage before the clip is given up on")
     stage_backoff_s: float = Field(5.0, ge=0, description="Base of the exponential retry back-off")

@@ -32,8 +32,12 @@ from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
 log = logging.getLogger("egocrowd.worker")
 
 
-def make_executor(name: str, workers: int | None = None):
-    return get_executor(name, max_workers=workers) if name != "inline" else get_executor(name)
+def make_executor(name: str, workers: int | None = None, cluster_url: str | None = None):
+    if name == "inline":
+        return get_executor(name)
+    if name == "dask":
+        return get_executor(name, max_workers=workers, cluster_url=cluster_url)
+    return get_executor(name, max_workers=workers)
 
 
 def housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str, int]:
@@ -124,9 +128,21 @@ def withdrawals_step(db: Database, blobs, settings) -> dict[str, int]:
     return withdrawals.sweep(db, blobs, grace_days=settings.withdrawal_grace_days)
 
 
-def make_runner(settings, db: Database, blobs, *, executor_name: str | None = None, workers: int | None = None):
+def make_runner(
+    settings,
+    db: Database,
+    blobs,
+    *,
+    executor_name: str | None = None,
+    workers: int | None = None,
+    cluster_url: str | None = None,
+):
     """The pipeline runner the settings ask for (close it with ``runner.executor.shutdown()``)."""
-    executor = make_executor(executor_name or settings.pipeline_executor, workers or settings.pipeline_workers)
+    executor = make_executor(
+        executor_name or settings.pipeline_executor,
+        workers or settings.pipeline_workers,
+        cluster_url or settings.pipeline_cluster_url,
+    )
     return Runner(db, blobs, executor, RunnerConfig.from_settings(settings), settings=settings)
 
 
@@ -170,11 +186,22 @@ def stop_pipeline(runner, thread: threading.Thread, stop: threading.Event, *, gr
         log.warning("the pipeline thread is still in a stage: abandoned, its lease will run out")
 
 
-def run_worker(settings, *, once: bool = False, executor_name: str | None = None, workers: int | None = None) -> int:
+def run_worker(
+    settings,
+    *,
+    once: bool = False,
+    executor_name: str | None = None,
+    workers: int | None = None,
+    cluster_url: str | None = None,
+) -> int:
     require_signing_key(settings)  # no audit signing key: a clear error now, not a failed checkpoint each round
     db = open_database(settings)
     blobs = BlobStore(settings.blobs_path)
-    runner = make_runner(settings, db, blobs, executor_name=executor_name, workers=workers)
+    try:
+        runner = make_runner(settings, db, blobs, executor_name=executor_name, workers=workers, cluster_url=cluster_url)
+    except BaseException:
+        db.dispose()
+        raise
     try:
         if once:
             try:

@@ -46,6 +46,12 @@ def test_parallel_equals_serial(tmp_path: Path) -> None:
     assert serial.read_bytes() == parallel.read_bytes()
 
 
+def test_episodes_on_a_dask_cluster_equal_serial(tmp_path: Path) -> None:
+    serial = run(SHORT, "oracle", episodes=3, seed=5, out=tmp_path / "s", workers=1).log
+    on_cluster = run(SHORT, "oracle", episodes=3, seed=5, out=tmp_path / "d", cluster_url="dask+local://2")
+    assert len(on_cluster.ran) == 3 and serial.read_bytes() == on_cluster.log.read_bytes()
+
+
 def test_resume_refuses_a_different_run(tmp_path: Path) -> None:
     run(SHORT, "random", episodes=1, seed=1, out=tmp_path)
     with pytest.raises(Conflict) as exc:

@@ -172,8 +172,12 @@ def run(
     workers: int = 1,
     policy_kwargs: dict[str, Any] | None = None,
     on_episode: Callable[[EpisodeResult], None] | None = None,
+    cluster_url: str | None = None,
 ) -> RunResult:
-    """Run (or resume) ``episodes`` episodes; ``workers > 1`` runs them in parallel processes."""
+    """Run (or resume) ``episodes`` episodes; ``workers > 1`` runs them in parallel processes.
+
+    ``cluster_url`` runs them on a Dask cluster instead (``egocrowd.cluster``: ``tcp://host:8786``,
+    whose workers must see ``out`` at the same path, or ``dask+local://N``)."""
     proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
     if episodes < 1:
         raise InvalidInput("episodes must be >= 1", code="bench.bad_option")
@@ -184,7 +188,11 @@ def run(
     todo = [i for i in range(episodes) if not episode_path(outp, i).exists()]
     result = RunResult(outp, outp / "log.jsonl", skipped=episodes - len(todo))
     workers = max(1, min(workers, len(todo) or 1))
-    if workers == 1:
+    if cluster_url is not None:
+        _run_on_cluster(
+            cluster_url, workers, [(proto, policy, seed, i, outp, policy_kwargs) for i in todo], result, on_episode
+        )
+    elif workers == 1:
         for i in todo:
             r = run_episode(proto, policy, seed, i, outp, policy_kwargs)
             result.ran.append(r)
@@ -208,6 +216,30 @@ def run(
                         on_episode(r)
     result.log = _merge(outp, episodes)
     return result
+
+
+def _run_on_cluster(
+    url: str,
+    workers: int,
+    jobs: list[tuple[Any, ...]],
+    result: RunResult,
+    on_episode: Callable[[EpisodeResult], None] | None,
+) -> None:
+    from distributed import as_completed  # Dask: only when a cluster is asked for
+
+    from egocrowd.cluster import connect
+
+    cluster = connect(url, workers=workers)
+    try:
+        # pure=False: each episode is its own task, never a result Dask cached
+        futures = [cluster.client.submit(run_episode, *job, pure=False) for job in jobs]
+        for f in as_completed(futures, loop=cluster.client.loop):
+            r = f.result()
+            result.ran.append(r)
+            if on_episode:
+                on_episode(r)
+    finally:
+        cluster.close()
 
 
 # ---------------------------------------------------------------------------------------- summary
@@ -325,6 +357,11 @@ def _print_summary(summary: dict[str, Any], policy: str) -> None:
     type=click.IntRange(min=0),
     help="Parallel processes; 0 = one per CPU core.",
 )
+@click.option(
+    "--cluster-url",
+    default=None,
+    help="Run the episodes on a Dask cluster: tcp://host:8786 (its workers must see --out) or dask+local://N.",
+)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Override the session length (smoke runs).")
 @click.option("--chores", type=click.IntRange(min=1), default=None, help="Override the number of chores.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -336,6 +373,7 @@ def run_command(
     seed: int,
     out: str | None,
     workers: int,
+    cluster_url: str | None,
     steps: int | None,
     chores: int | None,
     progress: bool,
@@ -370,6 +408,7 @@ def run_command(
             out=outp,
             workers=workers,
             on_episode=lambda r: bar.advance(task),
+            cluster_url=cluster_url,
         )
     dt = time.perf_counter() - t0
     steps_done = sum(r.steps for r in res.ran)

@@ -1,10 +1,11 @@
-"""Executors: where stage jobs run. One door, chosen by name (``get_executor("inline"|"process")``)
+"""Executors: where stage jobs run. One door, chosen by name (``get_executor("inline"|"process"|"dask")``)
 from the registry :data:`EXECUTORS`.
 
 The contract is the smallest one a cluster can also honour: submit a picklable top-level callable
 with picklable arguments, get a ``concurrent.futures.Future`` back whose result or exception is the
 callable's. ``map`` runs many and reports progress. Stages never see which executor ran them, so a
-Ray or Dask executor is one more ``@register_executor("ray")`` class, nothing else changes.
+cluster is one more ``@register_executor`` class, nothing else changes: ``dask`` runs them on a Dask
+distributed cluster (``egocrowd.cluster`` says why Dask rather than Ray).
 
 Exceptions come back with their type; ``EgocrowdError``s keep their stable ``code`` (they pickle
 with it, see ``EgocrowdError.__reduce__``); one that cannot be pickled comes back as a RuntimeError
@@ -14,10 +15,12 @@ carrying its traceback.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
 import pickle
 import signal
+import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -213,6 +216,89 @@ class ProcessExecutor(Executor):
                 p.join(1)
 
 
+@register_executor("dask")
+class DaskExecutor(Executor):
+    """Jobs on a Dask distributed cluster: ``cluster_url`` names its scheduler (``tcp://host:8786``)
+    or ``dask+local://N`` starts one here with N worker processes (``max_workers`` without N, or
+    without a URL). Results and errors come back as from the process pool.
+
+    A worker that dies mid-job (SIGKILL, the OOM killer, a lost host) costs nothing but time: the
+    scheduler runs the job again on another worker, and the runner's lease, renewed meanwhile, keeps
+    it ours. ``shutdown(wait=False)`` abandons the jobs in flight; a cluster we started ends with
+    them, one started elsewhere lets a job that already runs finish and drops its result."""
+
+    def __init__(self, max_workers: int | None = None, *, cluster_url: str | None = None) -> None:
+        from egocrowd.cluster import connect  # Dask takes ~1 s to import: only when it is used
+
+        self.cluster = connect(cluster_url, workers=max_workers)
+        self._client: Any = self.cluster.client  # Dask's API is untyped
+        self._lock = threading.Lock()
+        self._in_flight: dict[Any, tuple[Any, cf.Future[Any]]] = {}  # Dask's key -> (its future, ours)
+        self._abandoned = False
+
+    @property
+    def workers(self) -> int:
+        return max(int(sum(self._client.nthreads().values())), 1)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        outer: cf.Future[Any] = cf.Future()
+        # pure=False: two jobs with equal inputs (a stage run again) are two tasks, not one cached result
+        inner = self._client.submit(_call_carrying_errors, fn, args, kwargs, pure=False)
+        with self._lock:
+            if self._abandoned:
+                inner.cancel()
+                outer.set_exception(Abandoned("the executor was shut down"))
+                return outer
+            self._in_flight[inner.key] = (inner, outer)
+
+        def _relay(f: Any) -> None:
+            with self._lock:
+                self._in_flight.pop(f.key, None)
+                abandoned = self._abandoned
+            try:
+                if abandoned:
+                    outer.set_exception(Abandoned("the executor was shut down while this job ran"))
+                    return
+                try:
+                    kind, value = f.result()
+                except BaseException as exc:  # noqa: BLE001 - the cluster's own: KilledWorker after repeated deaths
+                    outer.set_exception(exc)
+                    return
+                if kind == "ok":
+                    outer.set_result(value)
+                else:
+                    outer.set_exception(rebuild_error(value))
+            except cf.InvalidStateError:  # shutdown(wait=False) answered it already
+                pass
+
+        inner.add_done_callback(_relay)
+        return outer
+
+    def shutdown(self, wait: bool = True) -> None:
+        if wait:
+            with self._lock:
+                outers = [outer for _, outer in self._in_flight.values()]
+            cf.wait(outers)
+        else:
+            with self._lock:
+                self._abandoned = True
+                in_flight, self._in_flight = list(self._in_flight.values()), {}
+            for _, outer in in_flight:
+                try:
+                    outer.set_exception(Abandoned("the executor was shut down while this job ran"))
+                except cf.InvalidStateError:
+                    pass
+            if self.cluster.local is not None:
+                # Ours: ended now. Asked to close, a worker waits for the job it runs (seconds at least).
+                for nanny in list(self.cluster.local.workers.values()):
+                    nanny.auto_restart = False
+                    with contextlib.suppress(ProcessLookupError, TypeError):  # TypeError: no pid, not started
+                        os.kill(nanny.pid, signal.SIGTERM)
+            elif in_flight:
+                self._client.cancel([inner for inner, _ in in_flight], force=True)
+        self.cluster.close()
+
+
 def _worker_started(parent: int, initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]) -> None:
     """Runs first in every worker process of a ``ProcessExecutor``."""
     # Ctrl-C reaches the whole process group: the parent decides what becomes of its workers' jobs
@@ -268,6 +354,7 @@ __all__ = [
     "Executor",
     "InlineExecutor",
     "ProcessExecutor",
+    "DaskExecutor",
     "get_executor",
     "register_executor",
     "executor_names",
