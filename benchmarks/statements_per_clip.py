@@ -2,7 +2,7 @@
 through the tus upload, to the end of the automatic pipeline (probe, QC, de-identification, …).
 Counts, not times, so the shared machine's load does not matter; docs/capacity.md multiplies them.
 
-    .venv/bin/python benchmarks/statements_per_clip.py [--clips 3]
+    .venv/bin/python benchmarks/statements_per_clip.py [--clips 1]
 
 Database: EGOCROWD_TEST_DATABASE_URL, else postgresql+psycopg://postgres@127.0.0.1:5432/test, in a
 private schema created and dropped here. The app is the real one (FastAPI's test client, no
@@ -37,7 +37,9 @@ REQ = {"min_duration_s": 3, "max_duration_s": 60, "min_width": 240, "min_height"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--clips", type=int, default=3, help="clips walked through, one after another")
+    ap.add_argument(
+        "--clips", type=int, default=1, help="clips walked through (the same footage: the 2nd on fail QC as duplicates)"
+    )
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))  # the tests' world builders
     from fastapi.testclient import TestClient
