@@ -12,12 +12,15 @@ the number of time series stays small whatever the traffic."""
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import logging.config
 import re
 import uuid
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 from pythonjsonlogger.core import RESERVED_ATTRS
 
 # --- instruments --------------------------------------------------------------------------------
@@ -27,8 +30,53 @@ HTTP_SECONDS = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-# Stage durations, upload bytes and claims counters come next (issue #20): their call sites were
-# being rewritten for speed (#17) when this landed.
+STAGE_SECONDS = Histogram(
+    "egocrowd_pipeline_stage_duration_seconds",
+    "Time a stage's compute took where it ran, by stage and outcome (ok, failed, abandoned)",
+    ["stage", "outcome"],
+    # from a probe's fraction of a second to QC's 900 s bound
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900, 1800),
+)
+UPLOAD_BYTES = Counter("egocrowd_upload_bytes", "Upload bytes received and written (tus PATCH and creation bodies)")
+UPLOADS_FINISHED = Counter(
+    "egocrowd_uploads_finished",
+    "Fully received uploads handed to the platform, by outcome: completed, or the code refusing them",
+    ["outcome"],
+)
+CLAIMS = Counter(
+    "egocrowd_claims",
+    "Claims of work, by kind (assignment, annotation) and outcome: ok, or the code refusing them",
+    ["kind", "outcome"],
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def count_outcomes(
+    counter: Counter, refusal: type[Exception], **labels: str
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Counts each call of the decorated function in ``counter`` by ``outcome``: ``ok``, the stable
+    code of a ``refusal`` it raised (codes are a bounded set, unlike messages), else ``error``.
+    (The caller names the refusal type: this base module imports no sibling.)"""
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def counted(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                out = fn(*args, **kwargs)
+            except refusal as exc:
+                counter.labels(**labels, outcome=str(getattr(exc, "code", "error"))).inc()
+                raise
+            except Exception:
+                counter.labels(**labels, outcome="error").inc()
+                raise
+            counter.labels(**labels, outcome="ok").inc()
+            return out
+
+        return counted
+
+    return decorate
 
 
 # --- logs ---------------------------------------------------------------------------------------

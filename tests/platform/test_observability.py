@@ -6,19 +6,30 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from egocrowd.blobs import BlobStore
+from egocrowd.clock import utcnow
 from egocrowd.db.models import Clip, ClipStatus
-from egocrowd.pipeline.runner import enqueue
+from egocrowd.pipeline.executors import Abandoned, get_executor
+from egocrowd.pipeline.runner import Runner, RunnerConfig, enqueue
+from egocrowd.pipeline.stages import stage
 from egocrowd.telemetry import configure_logging
 from egocrowd.web import create_app
-from tests.platform.helpers import API, assert_problem
+from tests.platform.helpers import API, assert_problem, claim
 
 TOKEN = "prometheus-scrape-token-0123456789"
 
@@ -154,3 +165,193 @@ def test_text_logs_name_the_request_too(logs, client):
     access, outside = stream.getvalue().splitlines()[-2:]
     assert "INFO egocrowd.access [lb-0123456789abcdef]: GET /healthz 200 " in access
     assert outside.endswith("WARNING egocrowd.test: outside any request")
+
+
+# --- what the platform's work moves ---------------------------------------------------------------
+def _values(client) -> dict[tuple[str, frozenset], float]:
+    """Every sample of a scrape by (sample name, labels): counters and histograms to compare."""
+    return {(x.name, frozenset(x.labels.items())): x.value for samples in _scrape(client).values() for x in samples}
+
+
+def _moved(before: dict, after: dict) -> dict[tuple[str, frozenset], float]:
+    """What changed between two scrapes of this process's counters (other tests ran before)."""
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
+
+
+def _key(name: str, **labels: str) -> tuple[str, frozenset]:
+    return name, frozenset(labels.items())
+
+
+REQ = {"min_duration_s": 3, "max_duration_s": 60, "min_width": 240, "min_height": 240, "min_fps": 24}
+
+
+def test_an_upload_a_claim_and_a_pipeline_run_move_their_metrics(metered, app, live, world, db, qc_media):
+    from tusclient import client as tus
+
+    from tests.pipeline.test_clip_flow import drain
+
+    before = _values(metered)
+    campaign = world.open_campaign(requirements=REQ, target_clips=1)
+    assignment = world.claim(campaign["id"])
+    assert claim(metered, world.signed_worker(), campaign["id"]).status_code == 409  # the one slot is taken
+    # an annotation claim refused: the worker is not qualified to annotate
+    assert metered.post(f"{API}/annotation-tasks/claim", headers=world.worker.headers).status_code == 403
+    uploader = tus.TusClient(live.base + "/api/v1/uploads/", headers=world.worker.headers).uploader(
+        str(qc_media["good"]), chunk_size=64 * 1024, metadata={"assignment": str(assignment["id"])}
+    )
+    uploader.upload()
+    ran = drain(app, db)
+    moved = _moved(before, _values(metered))
+
+    assert moved[_key("egocrowd_claims_total", kind="assignment", outcome="ok")] == 1
+    assert moved[_key("egocrowd_claims_total", kind="assignment", outcome="assignment.no_slots")] == 1
+    assert moved[_key("egocrowd_claims_total", kind="annotation", outcome="annotation.not_qualified")] == 1
+    assert moved[_key("egocrowd_upload_bytes_total")] == qc_media["good"].stat().st_size
+    assert moved[_key("egocrowd_uploads_finished_total", outcome="completed")] == 1
+    stages = {
+        dict(labels)["stage"]: n
+        for (name, labels), n in moved.items()
+        if name == "egocrowd_pipeline_stage_duration_seconds_count"
+    }
+    assert sum(stages.values()) == ran and stages["probe"] == stages["qc"] == 1  # every stage once, each ok
+    assert {dict(labels)["outcome"] for (name, labels) in moved if "stage_duration" in name} == {"ok"}
+    assert moved[_key("egocrowd_pipeline_stage_duration_seconds_sum", stage="qc", outcome="ok")] > 0
+    # the queue: every registered stage and status is a series, zeros included
+    samples = _scrape(metered)
+    depth = {(x.labels["stage"], x.labels["status"]): x.value for x in samples["egocrowd_pipeline_jobs"]}
+    assert depth[("probe", "done")] >= 1 and depth[("probe", "running")] == 0
+    assert {stage for stage, _ in depth} >= {"probe", "qc", "deidentify"}
+    assert len(depth) == 4 * len({stage for stage, _ in depth})
+    assert {x.labels["stage"]: x.value for x in samples["egocrowd_pipeline_oldest_ready_seconds"]}["probe"] == 0
+
+
+def test_a_refused_upload_counts_by_its_code(metered, tmp_path):
+    from egocrowd.errors import Gone
+    from egocrowd.uploads import UploadStore, complete_upload
+
+    def refuse(info, path):
+        raise Gone("The lease ran out before the upload finished.", code="assignment.lease_expired")
+
+    store = UploadStore(tmp_path / "uploads")
+    info = store.create(length=3, owner="1")
+    store.data_path(info.id).write_bytes(b"abc")
+    before = _values(metered)
+    with pytest.raises(Gone):
+        complete_upload(store, info, refuse)
+    moved = _moved(before, _values(metered))
+    refused = _key("egocrowd_uploads_finished_total", outcome="assignment.lease_expired")
+    assert {k for k in moved if k[0] == refused[0]} == {refused} and moved[refused] == 1
+
+
+# Stages registered for one test only (scratch_registries), their compute importable by a pool's process
+_STARTED = "egocrowd-test-nap-started"
+
+
+def _noop_prepare(session, clip, context):
+    return {"mark": str(Path(context.settings.data_dir) / _STARTED)}
+
+
+def _noop_apply(session, clip, result):
+    return None
+
+
+def _explode(inputs):
+    raise RuntimeError("boom: the decoder fell over")
+
+
+def _nap(inputs):
+    Path(inputs["mark"]).touch()
+    time.sleep(60)
+
+
+def _clips(db, world, n: int) -> list[int]:
+    campaign = world.open_campaign()
+    with db.transaction() as s:
+        made = [
+            Clip(
+                campaign_id=campaign["id"],
+                worker_id=world.worker.id,
+                source_ref=f"test:{i}",
+                sha256=f"{i:064x}",
+                size=1,
+                original_name="a.mp4",
+                client_meta={},
+                status=ClipStatus.processing,
+            )
+            for i in range(n)
+        ]
+        s.add_all(made)
+        s.flush()
+        return [c.id for c in made]
+
+
+def _arm(db, clip_id: int, stage_name: str, *, ready_for_s: float = 0.0) -> None:
+    with db.transaction() as s:
+        enqueue(s, s.get_one(Clip, clip_id), stage_name, now=utcnow() - timedelta(seconds=ready_for_s))
+
+
+def test_stage_durations_count_failures_and_abandoned_stages(metered, world, db, settings, scratch_registries):
+    stage("test_explode", "1", prepare=_noop_prepare, apply=_noop_apply)(_explode)
+    stage("test_nap", "1", prepare=_noop_prepare, apply=_noop_apply)(_nap)
+    exploding, napping = _clips(db, world, 2)
+    _arm(db, exploding, "test_explode", ready_for_s=120)
+    waiting = {x.labels["stage"]: x.value for x in _scrape(metered)["egocrowd_pipeline_oldest_ready_seconds"]}
+    assert 120 <= waiting["test_explode"] < 600 and waiting["test_nap"] == 0
+    blobs = BlobStore(settings.blobs_path)
+    before = _values(metered)
+    Runner(db, blobs, get_executor("inline"), RunnerConfig(max_attempts=1), settings=settings).run_once()
+
+    # a stage cut short: the worker stops (executor shut down) while it runs in a pool's process
+    _arm(db, napping, "test_nap")
+    runner = Runner(db, blobs, get_executor("process", max_workers=1), settings=settings)
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner.run_once()
+        except BaseException as exc:  # noqa: BLE001 - Abandoned is what we wait for
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    mark = Path(settings.data_dir) / _STARTED
+    deadline = time.monotonic() + 60
+    while not mark.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    runner.executor.shutdown(wait=False)
+    thread.join(30)
+    assert [type(x) for x in outcome] == [Abandoned]
+
+    moved = _moved(before, _values(metered))
+    count = "egocrowd_pipeline_stage_duration_seconds_count"
+    assert moved[_key(count, stage="test_explode", outcome="failed")] == 1
+    assert moved[_key(count, stage="test_nap", outcome="abandoned")] == 1
+    assert {k for k in moved if k[0] == count} == {
+        _key(count, stage="test_explode", outcome="failed"),
+        _key(count, stage="test_nap", outcome="abandoned"),
+    }
+
+
+def test_several_server_processes_report_together(metered, tmp_path, monkeypatch):
+    """``serve --workers 2``: each process writes its samples to PROMETHEUS_MULTIPROC_DIR, and the one
+    answering the scrape reports their sums."""
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    work = (
+        "from egocrowd import telemetry as t\n"
+        "t.CLAIMS.labels(kind='assignment', outcome='ok').inc()\n"
+        "t.UPLOAD_BYTES.inc(1000)\n"
+        "t.UPLOADS_FINISHED.labels('completed').inc()\n"
+        "t.STAGE_SECONDS.labels('qc', 'ok').observe(3.0)\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared), "PYTHONPATH": os.pathsep.join(sys.path)}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", work], env=env, check=True, timeout=60)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
+    got = _values(metered)  # this process's own samples are not in the directory: only the two others'
+    assert got[_key("egocrowd_claims_total", kind="assignment", outcome="ok")] == 2
+    assert got[_key("egocrowd_upload_bytes_total")] == 2000
+    assert got[_key("egocrowd_uploads_finished_total", outcome="completed")] == 2
+    assert got[_key("egocrowd_pipeline_stage_duration_seconds_count", stage="qc", outcome="ok")] == 2
+    assert got[_key("egocrowd_pipeline_stage_duration_seconds_sum", stage="qc", outcome="ok")] == 6.0
+    assert got[_key("egocrowd_pipeline_stage_duration_seconds_bucket", stage="qc", outcome="ok", le="5.0")] == 2

@@ -26,7 +26,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd import audit, consent
+from egocrowd import audit, consent, telemetry
 from egocrowd.accounts import policy
 from egocrowd.campaigns import levels
 from egocrowd.campaigns.service import get_campaign
@@ -42,12 +42,13 @@ from egocrowd.db.models import (
     ConsentRecord,
     User,
 )
-from egocrowd.errors import Conflict, Forbidden, Gone, NotFound
+from egocrowd.errors import Conflict, EgocrowdError, Forbidden, Gone, NotFound
 from egocrowd.i18n import _
 
 A = AssignmentStatus
 
 
+@telemetry.count_outcomes(telemetry.CLAIMS, EgocrowdError, kind="assignment")
 def claim(
     session: Session,
     worker: User,

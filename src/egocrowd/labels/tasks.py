@@ -30,7 +30,7 @@ from pydantic import Field, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from egocrowd import audit
+from egocrowd import audit, telemetry
 from egocrowd.accounts import policy
 from egocrowd.campaigns.schema import AnnotationSettings
 from egocrowd.clock import db_now, utcnow
@@ -46,7 +46,7 @@ from egocrowd.db.models import (
     SpanKind,
     User,
 )
-from egocrowd.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
+from egocrowd.errors import Conflict, EgocrowdError, Forbidden, Gone, InvalidInput, NotFound
 from egocrowd.inputs import InputModel
 from egocrowd.pay import answers as pay_answers
 from egocrowd.pay import budgets, rates
@@ -331,6 +331,7 @@ def _candidates(session: Session, user: User, campaign_id: int | None, *, gold: 
     return [c for c in clips if settings_of(c.campaign).enabled]
 
 
+@telemetry.count_outcomes(telemetry.CLAIMS, EgocrowdError, kind="annotation")
 def claim_task(
     session: Session,
     user: User,

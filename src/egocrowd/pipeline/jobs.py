@@ -13,6 +13,7 @@ its ``put_back``: the deidentify stage keeps the QC verdict and marks the copy p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -64,8 +65,16 @@ def list_jobs(session: Session, where: JobFilter, *, limit: int = 100) -> list[J
 
 def queue_depths(session: Session) -> dict[tuple[str, str], int]:
     """(stage, status) → number of jobs."""
-    rows = session.execute(sa.select(Job.stage, Job.status, sa.func.count()).group_by(Job.stage, Job.status))
-    return {(stage, status.value): n for stage, status, n in rows}
+    return {key: n for key, (n, _) in queue_summary(session).items()}
+
+
+def queue_summary(session: Session) -> dict[tuple[str, str], tuple[int, datetime]]:
+    """(stage, status) → (number of jobs, the earliest ``run_after`` among them), in one query:
+    the oldest ready job of a stage says how long its queue makes clips wait."""
+    rows = session.execute(
+        sa.select(Job.stage, Job.status, sa.func.count(), sa.func.min(Job.run_after)).group_by(Job.stage, Job.status)
+    )
+    return {(stage, status.value): (n, first) for stage, status, n, first in rows}
 
 
 def retry(session: Session, where: JobFilter, *, actor: User | None = None) -> list[int]:

@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd import audit
+from egocrowd import audit, telemetry
 from egocrowd.clock import db_now, utcnow
 from egocrowd.db import Database
 from egocrowd.db.models import Clip, ClipStatus, Job, JobStatus, UTCDateTime
+from egocrowd.pipeline.executors import Abandoned, capture_error, rebuild_error
 from egocrowd.pipeline.stages import FIRST_STAGE, STAGES, StageContext
 from egocrowd.settings import Settings
 
@@ -332,7 +333,8 @@ class Runner:
         for job_id, clip_id, stage_name in taken:
             if job_id in inputs:
                 compute = STAGES.get(stage_name).obj.compute
-                futures[self.executor.submit(compute, inputs.pop(job_id))] = (job_id, clip_id, stage_name)
+                futures[self.executor.submit(_timed, compute, inputs.pop(job_id))] = (job_id, clip_id, stage_name)
+        submitted = time.perf_counter()
         # Results are applied as they come, those at hand together (see _apply)
         while futures:
             finished, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
@@ -340,7 +342,7 @@ class Runner:
             for fut in [f for f in futures if f in finished]:  # in the order the jobs were leased
                 job_id, clip_id, stage_name = futures.pop(fut)
                 try:
-                    ready.append((job_id, clip_id, stage_name, fut.result()))
+                    ready.append((job_id, clip_id, stage_name, _outcome(fut, stage_name, submitted)))
                 except Exception:
                     done(job_id)
                     self._failed(link, job_id, traceback.format_exc())
@@ -370,6 +372,31 @@ class Runner:
                 .select_from(Job)
                 .where(Job.status.in_([JobStatus.pending, JobStatus.running]))
             ).scalar_one()
+
+
+def _timed(compute: Any, inputs: Any) -> tuple[str, Any, float]:
+    """A stage's compute, timed where the executor runs it (the runner's clock would also count the
+    wait for a free process). A failure comes back as a value, so that it is timed too."""
+    started = time.perf_counter()
+    try:
+        return "ok", compute(inputs), time.perf_counter() - started
+    except Exception as exc:  # noqa: BLE001 - raised again in the runner (_outcome)
+        return "failed", capture_error(exc), time.perf_counter() - started
+
+
+def _outcome(fut: cf.Future[Any], stage: str, submitted: float) -> Any:
+    """The result of a ``_timed`` job, its time observed by stage and outcome; a failure raised again.
+    When the executor lost the job (shut down under it, a dead process) only our clock is left."""
+    try:
+        outcome, value, seconds = fut.result()
+    except (Abandoned, Exception) as exc:
+        outcome = "abandoned" if isinstance(exc, Abandoned) else "failed"
+        telemetry.STAGE_SECONDS.labels(stage, outcome).observe(time.perf_counter() - submitted)
+        raise
+    telemetry.STAGE_SECONDS.labels(stage, outcome).observe(seconds)
+    if outcome != "ok":
+        raise rebuild_error(value)
+    return value
 
 
 class _Link:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from egocrowd import telemetry
 from egocrowd.blobs import sha256_file
 from egocrowd.clock import utcnow
 from egocrowd.errors import EgocrowdError
@@ -40,9 +41,11 @@ def complete_upload(store: UploadStore, info: UploadInfo, on_complete: OnComplet
     except EgocrowdError as err:
         info.error = failure(err)
         _settle(store, info)
+        telemetry.UPLOADS_FINISHED.labels(err.code).inc()
         raise
     info.result = {str(k): str(v) for k, v in (result or {}).items()}
     _settle(store, info)
+    telemetry.UPLOADS_FINISHED.labels("completed").inc()
 
 
 def _settle(store: UploadStore, info: UploadInfo) -> None:

@@ -27,8 +27,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from egocrowd import telemetry
+from egocrowd.clock import utcnow
 from egocrowd.db.engine import alembic_config
+from egocrowd.db.models import JobStatus
 from egocrowd.pipeline import jobs
+from egocrowd.pipeline.stages import STAGES
 from egocrowd.web.problems import problem
 
 access_log = logging.getLogger("egocrowd.access")
@@ -149,10 +152,25 @@ class _QueueDepths:
         self.db = db
 
     def collect(self):
-        family = GaugeMetricFamily(
+        depth = GaugeMetricFamily(
             "egocrowd_pipeline_jobs", "Pipeline jobs by stage and status", labels=["stage", "status"]
         )
+        waiting = GaugeMetricFamily(
+            "egocrowd_pipeline_oldest_ready_seconds",
+            "How long the oldest pending job of each stage has been ready to run (0: none waits)",
+            labels=["stage"],
+        )
         with self.db.transaction() as s:
-            for (stage, status), n in sorted(jobs.queue_depths(s).items()):
-                family.add_metric([stage, status], n)
-        yield family
+            summary = jobs.queue_summary(s)
+        # Every stage and status, zeros included: a series that vanishes when its queue empties
+        # breaks rate() and alerts. This server's clock against run_after: an age, seconds of skew
+        # do not matter, and it saves a query.
+        now = utcnow()
+        stages = sorted({*STAGES.names(), *(stage for stage, _ in summary)})
+        for stage in stages:
+            for status in JobStatus:
+                depth.add_metric([stage, status.value], summary.get((stage, status.value), (0, now))[0])
+            n, first = summary.get((stage, JobStatus.pending.value), (0, now))
+            waiting.add_metric([stage], max((now - first).total_seconds(), 0.0) if n else 0.0)
+        yield depth
+        yield waiting

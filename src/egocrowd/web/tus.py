@@ -49,6 +49,7 @@ from typing import Any, Protocol
 
 from fastapi import APIRouter, Request, Response
 
+from egocrowd import telemetry
 from egocrowd.clock import utcnow
 from egocrowd.errors import EgocrowdError
 from egocrowd.uploads import protocol as tus
@@ -260,6 +261,7 @@ class _TusServer:
                 last_hash = pool.submit(self._hash, ex, batch, last_hash)
                 inflight.append(last_hash)
             written += batch_len
+            telemetry.UPLOAD_BYTES.inc(batch_len)
             batch, batch_len = [], 0
 
         outcome = "eof"
