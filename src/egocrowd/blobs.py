@@ -31,13 +31,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from egocrowd.errors import InvalidInput, NotFound
-
-if TYPE_CHECKING:
-    from egocrowd.settings import Settings
 
 __all__ = [
     "BlobRef",
@@ -465,7 +462,7 @@ class S3BlobStore(Blobs):
             raise InvalidInput(f"not an s3://bucket/prefix URL: {url!r}", code="blobs.unsupported_url")
         self.url = url
         self.endpoint_url, self.region, self.cache_bytes = endpoint_url, region, cache_bytes
-        config: dict[str, Any] = {}
+        config: Any = {}  # obstore's S3Config (a TypedDict)
         if endpoint_url:
             config["endpoint"] = endpoint_url
         if region:
@@ -569,7 +566,7 @@ class S3BlobStore(Blobs):
             reader = obstore.open_reader(self._store, self._key(sha256), buffer_size=_BUF)
         except FileNotFoundError:
             raise _not_found(sha256) from None
-        return io.BufferedReader(_ObjectReader(reader), _BUF)  # type: ignore[return-value]
+        return io.BufferedReader(_ObjectReader(reader), _BUF)
 
     def iter_range(self, sha256: str, start: int, end: int, *, chunk: int = _BUF) -> Iterator[bytes]:
         import obstore
@@ -709,7 +706,7 @@ def open_blob_store(
     )
 
 
-def from_settings(settings: Settings) -> Blobs:
+def from_settings(settings: Any) -> Blobs:
     """The deployment's blob store (``EGOCROWD_BLOBS_URL``; the data dir's ``blobs/`` by default)."""
     return open_blob_store(
         settings.blob_store_url,

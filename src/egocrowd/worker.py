@@ -12,7 +12,7 @@ from functools import partial
 
 from egocrowd.accounts import login
 from egocrowd.audit.checkpoints import checkpoint_if_due, require_signing_key
-from egocrowd.blobs import BlobStore
+from egocrowd.blobs import from_settings as blobs_from_settings
 from egocrowd.campaigns.assignments import expire_leases
 from egocrowd.campaigns.service import close_expired_campaigns
 from egocrowd.clips import sweep_orphan_blobs
@@ -167,7 +167,7 @@ def stop_pipeline(runner, thread: threading.Thread, stop: threading.Event, *, gr
 def run_worker(settings, *, once: bool = False, executor_name: str | None = None, workers: int | None = None) -> int:
     require_signing_key(settings)  # no audit signing key: a clear error now, not a failed checkpoint each round
     db = open_database(settings)
-    blobs = BlobStore(settings.blobs_path)
+    blobs = blobs_from_settings(settings)
     runner = make_runner(settings, db, blobs, executor_name=executor_name, workers=workers)
     try:
         if once:

@@ -11,7 +11,6 @@ returns the same clip. There is never a Clip without its bytes.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import unicodedata
