@@ -228,3 +228,19 @@ def test_signed_urls(store):
 
 def test_readiness(store):
     assert store.writable() == "ok"
+
+
+def test_range_headers_as_the_object_store_response_reads_them():
+    from egocrowd.web.blob_response import parse_range
+
+    size = 1000
+    assert parse_range(None, size) is None
+    assert parse_range("bytes=0-99", size) == (0, 100)
+    assert parse_range("bytes=900-", size) == (900, 1000)
+    assert parse_range("bytes=990-5000", size) == (990, 1000)  # clipped to the end
+    assert parse_range("bytes=-10", size) == (990, 1000)
+    assert parse_range("bytes=-5000", size) == (0, 1000)
+    assert parse_range("bytes=0-1,5-9", size) is None  # several ranges: the whole file, 200
+    assert parse_range("items=0-1", size) is None
+    for unsatisfiable in ("bytes=1000-", "bytes=2000-3000", "bytes=-0", "bytes=5-4"):
+        assert parse_range(unsatisfiable, size) is False, unsatisfiable
