@@ -22,7 +22,7 @@ BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 # there that needs no database, server, browser or generated video, and runs no episodes or servers.
 _FAST_FOLDERS = ("tests/bench/", "tests/media/", "tests/docs/")
 _NOT_FAST_FILES = ("tests/bench/test_policies.py", "tests/bench/test_runner.py", "tests/bench/test_score_report_cli.py")
-_IO_FIXTURES = {"db_url", "client", "live", "world", "qc_media", "chromium", "settings"}
+_IO_FIXTURES = {"db_url", "client", "live", "world", "qc_media", "chromium", "settings", "s3"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -199,6 +199,25 @@ def chromium():
 
     with sync_playwright() as p:
         yield lambda *args: p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[*LAUNCH_ARGS, *args])
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A real S3-compatible server (moto's, in a thread) for the session; ``s3.new_bucket()``."""
+    from tests.support.s3 import s3_server
+
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_settings(settings, s3):
+    """``settings`` with blobs in a fresh bucket of the test S3 server instead of the data dir."""
+    settings.blobs_url = f"s3://{s3.new_bucket()}/blobs"
+    settings.s3_endpoint_url = s3.endpoint
+    settings.s3_region = s3.region
+    settings.__dict__.pop("blob_store_url", None)  # a cached_property read before the change
+    return settings
 
 
 @pytest.fixture

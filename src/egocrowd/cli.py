@@ -15,7 +15,7 @@ import click
 
 from egocrowd import __version__
 from egocrowd.bench.cli import bench
-from egocrowd.blobs import BlobStore
+from egocrowd.blobs import from_settings as blobs_from_settings
 from egocrowd.cli_types import CommandGroup, RegistryChoice
 
 
@@ -87,10 +87,10 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     settings = _settings()
     db = Database(settings.db_url)
     db.upgrade()
-    from egocrowd.blobs import BlobStore
+    from egocrowd.blobs import from_settings as blobs_from_settings
 
     with db.transaction() as s:
-        logins = seed(s, BlobStore(settings.blobs_path))  # the demo's clips to annotate need media
+        logins = seed(s, blobs_from_settings(settings))  # the demo's clips to annotate need media
     db.dispose()
     click.secho("Demo logins:", bold=True)
     for email, password, role in logins:
@@ -273,7 +273,7 @@ def ingest(directory: str, campaign_id: int, worker_id: int) -> None:
             task = bar.add_task("ingest", total=len(files), name="")
             counts = ingest_dir(
                 db,
-                BlobStore(settings.blobs_path),
+                blobs_from_settings(settings),
                 Path(directory),
                 campaign_id=campaign_id,
                 worker_id=worker_id,
@@ -974,7 +974,7 @@ def catalog_samples(limit: int) -> None:
             task = bar.add_task("samples", total=None)
             n = buyers.make_missing_samples(
                 db,
-                BlobStore(settings.blobs_path),
+                blobs_from_settings(settings),
                 limit=limit,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
@@ -1053,7 +1053,7 @@ def withdrawals_sweep() -> None:
     settings = _settings()
     db = open_database(settings)
     try:
-        done = withdrawals.sweep(db, BlobStore(settings.blobs_path), grace_days=settings.withdrawal_grace_days)
+        done = withdrawals.sweep(db, blobs_from_settings(settings), grace_days=settings.withdrawal_grace_days)
     finally:
         db.dispose()
     click.echo(f"{done['recorded']} withdrawals recorded, {done['notices']} notices sent, {done['purged']} purged")
@@ -1207,7 +1207,7 @@ def release_create(
             rid, version, n = r.id, r.version, service.release_clip_count(s, r)
         click.echo(f"release {rid}: {name} v{version}, {n} clips")
         if not no_build:
-            _report_build(_build_with_bar(db, BlobStore(settings.blobs_path), settings, rid))
+            _report_build(_build_with_bar(db, blobs_from_settings(settings), settings, rid))
     finally:
         db.dispose()
 
@@ -1229,7 +1229,7 @@ def release_build(release_id: int | None) -> None:
             if release_id is None:
                 click.echo("no release is waiting to be built")
                 return
-        _report_build(_build_with_bar(db, BlobStore(settings.blobs_path), settings, release_id))
+        _report_build(_build_with_bar(db, blobs_from_settings(settings), settings, release_id))
     finally:
         db.dispose()
 
@@ -1310,7 +1310,7 @@ def release_export(release_id: int, folder: Path) -> None:
 
     settings = _settings()
     db = open_database(settings)
-    blobs = BlobStore(settings.blobs_path)
+    blobs = blobs_from_settings(settings)
     try:
         with (
             db.transaction(write=False) as s,
@@ -1393,7 +1393,7 @@ def pay_batch_export(batch_id: int, out: Path | None) -> None:
     from egocrowd.db.models import PayoutBatchStatus
     from egocrowd.pay import payouts  # SQLAlchemy, ~0.4 s
 
-    blobs = BlobStore(_settings().blobs_path)
+    blobs = blobs_from_settings(_settings())
 
     def work(s):
         batch, _ = payouts.get_batch(s, None, batch_id)

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from egocrowd import consent
 from egocrowd.accounts import service as accounts
-from egocrowd.blobs import BlobStore
+from egocrowd.blobs import Blobs
 from egocrowd.campaigns import service as campaigns
 from egocrowd.campaigns.schema import CampaignIn
 from egocrowd.db.models import Campaign, Clip, ClipStatus, DeidStatus, Derivative, Role, User
@@ -116,7 +116,7 @@ ANNOTATORS = [(f"annotator{i}@demo.egocrowd", f"demo-annotator{i}-password") for
 DEMO_CLIPS = 3
 
 
-def seed(session: Session, blobs: BlobStore | None = None) -> list[tuple[str, str, str]]:
+def seed(session: Session, blobs: Blobs | None = None) -> list[tuple[str, str, str]]:
     """Idempotent: returns the demo logins (email, password, role). With ``blobs``, the jar
     campaign also gets accepted clips waiting for annotation."""
     if session.scalar(sa.select(User.id).where(User.email == USERS[0][0])) is None:
@@ -180,7 +180,7 @@ def seed(session: Session, blobs: BlobStore | None = None) -> list[tuple[str, st
     return [(e, p, r.value) for e, p, r, _ in USERS] + [(e, p, "annotator") for e, p in ANNOTATORS]
 
 
-def _seed_annotation(session: Session, admin: User | None, blobs: BlobStore | None) -> None:
+def _seed_annotation(session: Session, admin: User | None, blobs: Blobs | None) -> None:
     """Three qualified annotators; with ``blobs``, accepted clips of the jar campaign open for them."""
     reviewer = session.scalars(sa.select(User).where(User.email == USERS[2][0])).one()
     for email, password in ANNOTATORS:
@@ -227,7 +227,7 @@ def _seed_annotation(session: Session, admin: User | None, blobs: BlobStore | No
                 client_meta={},
                 status=ClipStatus.accepted,
                 # what the probe stage would store: the clip page shows its picture size and turn
-                probe=probe(blobs.path(ref.sha256)).to_dict(),
+                probe=probe(blobs.local_path(ref.sha256)).to_dict(),
                 deid_status=DeidStatus.clean,
             )
             session.add(clip)
@@ -249,7 +249,7 @@ def _seed_annotation(session: Session, admin: User | None, blobs: BlobStore | No
             tasks.open_annotation(session, clip)
 
 
-def _seed_release(session: Session, blobs: BlobStore | None) -> None:
+def _seed_release(session: Session, blobs: Blobs | None) -> None:
     """Releases (#12): the demo worker signed the consent the jar clips were recorded under (with
     commercial use, which the demo campaigns ask for), so those accepted clips are eligible; the lab
     cuts one small release of them. It is built by the server's worker in its first round (or by

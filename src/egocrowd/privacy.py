@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from egocrowd import audit
 from egocrowd.accounts import organizations
 from egocrowd.accounts import service as accounts
-from egocrowd.blobs import BlobStore
+from egocrowd.blobs import Blobs
 from egocrowd.campaigns import assignments
 from egocrowd.clock import utcnow
 from egocrowd.db.models import (
@@ -222,7 +222,7 @@ def collect_personal_data(session: Session, user: User) -> tuple[dict[str, Any],
     return data, files
 
 
-def write_export(out: BinaryIO, data: dict[str, Any], files: list[tuple[str, str]], blobs: BlobStore) -> None:
+def write_export(out: BinaryIO, data: dict[str, Any], files: list[tuple[str, str]], blobs: Blobs) -> None:
     """The ZIP: ``data.json``, a short README, and each clip file (stored: video is compressed already)."""
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("data.json", json.dumps(data, default=_json_default, indent=2, ensure_ascii=False))
@@ -245,7 +245,7 @@ def write_export(out: BinaryIO, data: dict[str, Any], files: list[tuple[str, str
                 shutil.copyfileobj(src, dst, 1024 * 1024)
 
 
-def delete_account(session: Session, user: User, blobs: BlobStore | None = None) -> None:
+def delete_account(session: Session, user: User, blobs: Blobs | None = None) -> None:
     """Delete ``user``'s own account (see the module's docstring for what happens). Admins, and the
     last owner of a lab, are refused (403 ``user.cannot_delete``): someone must keep running it.
     With ``blobs``, the de-identified videos of their clips are deleted after the commit."""
@@ -301,6 +301,6 @@ def _drop_derived(session: Session, user: User) -> set[str]:
     return shas
 
 
-def _delete_blobs(blobs: BlobStore, shas: set[str]) -> None:
+def _delete_blobs(blobs: Blobs, shas: set[str]) -> None:
     for sha in shas:
         blobs.delete(sha)

@@ -52,6 +52,20 @@ class Settings(BaseSettings):
         "the app's role (database_url) then gets SELECT and INSERT only on audit_events",
     )
     blob_dir: Path | None = Field(None, description="Content-addressed blob store; default: data_dir/blobs")
+    blobs_url: str | None = Field(
+        None, description="Blob store by URL: file:///abs/dir or s3://bucket/prefix; default: file:// of blob_dir"
+    )
+    s3_endpoint_url: str | None = Field(None, description="An S3-compatible store's address; default: AWS")
+    s3_region: str | None = Field(None, description="The S3 region; default: AWS_REGION / AWS_DEFAULT_REGION")
+    blob_cache_dir: Path | None = Field(
+        None, description="Local copies of s3:// blobs for FFmpeg and friends; default: data_dir/blob-cache"
+    )
+    blob_cache_bytes: int = Field(
+        10 * 1024**3, ge=0, description="Bytes the blob cache may hold (least recently used go)"
+    )
+    blob_link_seconds: int = Field(
+        300, ge=10, le=7 * 24 * 3600, description="Lifetime of the presigned object-store URLs buyers are sent to"
+    )
     upload_dir: Path | None = Field(None, description="Unfinished uploads; default: data_dir/uploads")
     secret_key: str | None = Field(None, description="Signs session cookies; generated and kept on first start")
     base_url: str = "http://127.0.0.1:8000"
@@ -180,6 +194,14 @@ class Settings(BaseSettings):
     @cached_property
     def blobs_path(self) -> Path:
         return (self.blob_dir or self.data_dir / "blobs").resolve()
+
+    @cached_property
+    def blob_store_url(self) -> str:
+        return self.blobs_url or self.blobs_path.as_uri()
+
+    @cached_property
+    def blob_cache_path(self) -> Path:
+        return (self.blob_cache_dir or self.data_dir / "blob-cache").resolve()
 
     @cached_property
     def uploads_path(self) -> Path:

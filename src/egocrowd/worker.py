@@ -13,7 +13,7 @@ from functools import partial
 from egocrowd import evaluations
 from egocrowd.accounts import login
 from egocrowd.audit.checkpoints import checkpoint_if_due, require_signing_key
-from egocrowd.blobs import BlobStore
+from egocrowd.blobs import from_settings as blobs_from_settings
 from egocrowd.campaigns.assignments import expire_leases
 from egocrowd.campaigns.service import close_expired_campaigns
 from egocrowd.clips import sweep_orphan_blobs
@@ -196,7 +196,7 @@ def run_worker(
 ) -> int:
     require_signing_key(settings)  # no audit signing key: a clear error now, not a failed checkpoint each round
     db = open_database(settings)
-    blobs = BlobStore(settings.blobs_path)
+    blobs = blobs_from_settings(settings)
     try:
         runner = make_runner(settings, db, blobs, executor_name=executor_name, workers=workers, cluster_url=cluster_url)
     except BaseException:

@@ -45,9 +45,7 @@ def upload(live, actor, assignment_id, path, **kw):
 
 
 def drain(app, db):
-    runner = Runner(
-        db, BlobStore(app.state.settings.blobs_path), get_executor("inline"), RunnerConfig(backoff_base_s=0.01)
-    )
+    runner = Runner(db, app.state.blobs, get_executor("inline"), RunnerConfig(backoff_base_s=0.01))
     return runner.drain(wait_for_retries=True, timeout_s=120)
 
 

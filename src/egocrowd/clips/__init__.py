@@ -11,7 +11,6 @@ returns the same clip. There is never a Clip without its bytes.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import unicodedata
@@ -247,10 +246,7 @@ def ingest_dir(
 
 
 def _touch_blob(blobs, sha: str) -> None:
-    try:
-        os.utime(blobs.path(sha))
-    except OSError:  # gone (checked again in the transaction), or owned by another OS user
-        pass
+    blobs.touch(sha)  # gone: checked again in the transaction
 
 
 def sweep_orphan_blobs(
@@ -275,13 +271,13 @@ def sweep_orphan_blobs(
         with db.transaction(write=False) as s:
             kept = set(keep(s))
 
-    def old_enough(sha: str) -> bool:
+    def old_enough(sha: str, modified: float | None = None) -> bool:
         try:
-            return now - blobs.path(sha).stat().st_mtime >= grace.total_seconds()
-        except FileNotFoundError:  # another sweeper (another process) got there first
+            return now - (modified if modified is not None else blobs.mtime(sha)) >= grace.total_seconds()
+        except NotFound:  # another sweeper (another process) got there first
             return False
 
-    old = [ref.sha256 for ref in blobs.iter_blobs() if ref.sha256 not in kept and old_enough(ref.sha256)]
+    old = [r.sha256 for r in blobs.iter_blobs() if r.sha256 not in kept and old_enough(r.sha256, r.modified)]
     for start in range(0, len(old), chunk):
         candidates = old[start : start + chunk]
         with db.transaction(write=False) as s:
@@ -310,7 +306,7 @@ def sweep_orphan_blobs(
                 blobs.delete(sha)
                 removed.append(sha)
     # a render killed mid-write (the deidentify stage writes into the store's tmp/ first)
-    for part in (Path(blobs.root) / "tmp").glob("deid-*"):
+    for part in blobs.scratch_dir.glob("deid-*"):
         try:
             if now - part.stat().st_mtime >= grace.total_seconds():
                 part.unlink()

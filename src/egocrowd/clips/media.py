@@ -47,9 +47,9 @@ _FAILED_WORDS = {ACCOUNT_DELETED: "the worker who recorded it deleted their acco
 
 @dataclass(frozen=True)
 class MediaFile:
-    """A file to serve: where it is on disk, its type and a download name."""
+    """A blob to serve: its hash in the blob store, its type and a download name."""
 
-    path: Path
+    sha256: str
     mime_type: str
     filename: str
 
@@ -127,7 +127,7 @@ def derived_file(session: Session, user: User, clip_id: int, blobs) -> MediaFile
     d = session.get(Derivative, clip.derived_id)
     if d is None or not blobs.exists(d.sha256):
         raise Conflict(f"Clip {clip.id}'s derived video is missing from storage.", code="clip.derived_missing")
-    return MediaFile(blobs.path(d.sha256), d.mime_type or "video/mp4", f"clip-{clip.id}.mp4")
+    return MediaFile(d.sha256, d.mime_type or "video/mp4", f"clip-{clip.id}.mp4")
 
 
 # --- raw media --------------------------------------------------------------------------------------
@@ -198,9 +198,7 @@ def raw_file(session: Session, admin_id: int, clip_id: int, token: str | None, b
     if not blobs.exists(clip.sha256):
         raise Conflict(f"Clip {clip.id}'s original file is missing from storage.", code="clip.raw_missing")
     suffix = Path(clip.original_name).suffix.lower()
-    return MediaFile(
-        blobs.path(clip.sha256), _RAW_TYPES.get(suffix, "application/octet-stream"), f"clip-{clip.id}{suffix}"
-    )
+    return MediaFile(clip.sha256, _RAW_TYPES.get(suffix, "application/octet-stream"), f"clip-{clip.id}{suffix}")
 
 
 _RAW_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm"}

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
 from egocrowd.accounts import policy
-from egocrowd.blobs import BlobStore, BlobUsage
+from egocrowd.blobs import Blobs, BlobUsage
 from egocrowd.clock import db_now, utcnow
 from egocrowd.db.models import Campaign, CampaignStatus, Clip, ClipStatus, DeidStatus, Job, JobStatus, User
 from egocrowd.pipeline import jobs
@@ -70,7 +70,7 @@ def stuck_jobs(session: Session, admin: User, *, limit: int = 50) -> list[Job]:
     return list(session.scalars(q))
 
 
-def health(session: Session, admin: User, blobs: BlobStore, uploads: UploadStore) -> Health:
+def health(session: Session, admin: User, blobs: Blobs, uploads: UploadStore) -> Health:
     policy.require(admin, "system.view")
     now = utcnow()
     receiving = [i for i in uploads.iter_infos() if i.state == "receiving" and not i.is_expired(now)]

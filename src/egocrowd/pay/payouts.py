@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from egocrowd import audit
 from egocrowd.accounts import policy
-from egocrowd.blobs import BlobStore
+from egocrowd.blobs import Blobs
 from egocrowd.clock import db_now
 from egocrowd.db.models import (
     LedgerAccount,
@@ -468,7 +468,7 @@ def _info(batch: PayoutBatch) -> BatchInfo:
     return BatchInfo(batch.id, batch.provider, batch.currency)
 
 
-def export_batch(session: Session, actor: User | None, batch_id: int, blobs: BlobStore) -> PayoutBatch:
+def export_batch(session: Session, actor: User | None, batch_id: int, blobs: Blobs) -> PayoutBatch:
     """Write the provider's file for an open batch, store it (a blob: ``export_sha256``) and mark the
     batch exported. Audited ``payout_batch.exported``."""
     _require_admin(actor)
@@ -501,7 +501,7 @@ def export_batch(session: Session, actor: User | None, batch_id: int, blobs: Blo
     return batch
 
 
-def export_file(session: Session, actor: User | None, batch_id: int, blobs: BlobStore) -> ExportFile:
+def export_file(session: Session, actor: User | None, batch_id: int, blobs: Blobs) -> ExportFile:
     """The batch's exported file again: the very bytes stored when it was exported."""
     _require_admin(actor)
     batch = _batch(session, batch_id)

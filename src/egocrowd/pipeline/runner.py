@@ -39,7 +39,7 @@ from egocrowd.pipeline.stages import FIRST_STAGE, STAGES, StageContext
 from egocrowd.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from egocrowd.blobs import BlobStore
+    from egocrowd.blobs import Blobs
     from egocrowd.pipeline.executors import Executor
 
 log = logging.getLogger("egocrowd.pipeline")
@@ -88,7 +88,7 @@ class Runner:
     def __init__(
         self,
         db: Database,
-        blobs: BlobStore,
+        blobs: Blobs,
         executor: Executor,
         config: RunnerConfig | None = None,
         owner: str | None = None,

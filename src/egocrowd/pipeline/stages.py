@@ -2,7 +2,7 @@
 
 A stage is three functions, so that the heavy part can run anywhere:
 - ``prepare(session, clip, ctx) -> dict``: gathers its inputs from the database (thresholds, the
-  fingerprints of earlier clips, the blob path) and from ``ctx`` (:class:`StageContext`: the blob
+  fingerprints of earlier clips, the blob store and hash) and from ``ctx`` (:class:`StageContext`: the blob
   store and the settings; ``compute`` gets what it needs of them as plain values);
 - ``compute(inputs) -> dict``: pure and picklable (a module-level function), run by an executor
   (inline, a process pool, later a cluster). It must not touch the database;
@@ -19,11 +19,9 @@ Stages register in :data:`STAGES` with :func:`stage`; the stage's version is sto
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
@@ -51,7 +49,7 @@ from egocrowd.registry import Registry
 if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy import CursorResult
 
-    from egocrowd.blobs import BlobStore
+    from egocrowd.blobs import Blobs
     from egocrowd.settings import Settings
 
 
@@ -59,7 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class StageContext:
     """What ``prepare`` may use besides the database."""
 
-    blobs: BlobStore
+    blobs: Blobs
     settings: Settings
 
 
@@ -176,8 +174,22 @@ def _sandbox(ctx: StageContext) -> dict[str, Any]:
     return {"limits": ProbeLimits.from_settings(ctx.settings), "memory_mb": ctx.settings.media_memory_mb}
 
 
+def _media(ctx: StageContext, clip: Clip) -> dict[str, Any]:
+    """Where compute finds the clip's bytes: the store (by its spec, so a process of its own can open
+    it) and the hash. Fetching a local copy (an s3:// store) is compute's work, outside the
+    transaction that prepares inputs."""
+    return {"blobs": ctx.blobs.spec(), "sha256": clip.sha256}
+
+
+def _media_path(inputs: dict[str, Any]) -> str:
+    """The clip as a local file: the blob itself (file://) or a verified cached copy (s3://)."""
+    from egocrowd.blobs import open_blob_store
+
+    return str(open_blob_store(**inputs["blobs"]).local_path(inputs["sha256"]))
+
+
 def _prepare_probe(session: Session, clip: Clip, ctx: StageContext) -> dict[str, Any]:
-    return {"path": str(ctx.blobs.path(clip.sha256)), **_sandbox(ctx)}
+    return {**_media(ctx, clip), **_sandbox(ctx)}
 
 
 def _apply_probe(session: Session, clip: Clip, result: dict[str, Any]) -> str | None:
@@ -205,7 +217,7 @@ def compute_probe(inputs: dict[str, Any]) -> dict[str, Any]:
         return {
             "probe": call_bounded(
                 probe,
-                inputs["path"],
+                _media_path(inputs),
                 limits=inputs.get("limits"),
                 timeout_s=PROBE_TIMEOUT_S,
                 max_memory_mb=inputs.get("memory_mb"),
@@ -248,7 +260,7 @@ def _prepare_qc(session: Session, clip: Clip, ctx: StageContext) -> dict[str, An
     ).all()
     palm_model = ctx.settings.palm_model
     return {
-        "path": str(ctx.blobs.path(clip.sha256)),
+        **_media(ctx, clip),
         "probe": clip.probe,
         "thresholds": qc_thresholds_for(clip.campaign.requirements),
         "known": [(cid, fp) for cid, fp in known],
@@ -301,7 +313,7 @@ def compute_qc(inputs: dict[str, Any]) -> dict[str, Any]:
     try:
         report = call_bounded(
             run_qc,
-            inputs["path"],
+            _media_path(inputs),
             inputs["thresholds"],
             known,
             probe_result=probe_result,
@@ -418,8 +430,7 @@ def _prepare_deidentify(session: Session, clip: Clip, ctx: StageContext) -> dict
     # another face: such corrections are left out (apply withdraws them), never applied blindly.
     edits = [e for e in _active_edits(session, clip) if reuse is not None or e.kind is RedactionKind.add]
     return {
-        "path": str(ctx.blobs.path(clip.sha256)),
-        "blob_root": str(ctx.blobs.root),
+        **_media(ctx, clip),
         "privacy": privacy,
         "plan_config": plan_config,
         "edits": [render_edit(e) for e in edits],
@@ -497,7 +508,11 @@ def _apply_deidentify(session: Session, clip: Clip, result: dict[str, Any]) -> s
             {"code": result["code"], "message": result["message"], "review": review},
         )
         return None
-    if not Path(result["blob_path"]).is_file():  # never a row pointing at missing bytes: retry instead
+    from egocrowd.blobs import open_blob_store
+
+    if not open_blob_store(**result["blobs"]).exists(
+        result["sha256"]
+    ):  # never a row pointing at missing bytes: retry instead
         raise RuntimeError(f"the derived blob {result['sha256']} is not in the store")
     applied = [int(i) for i in result.get("edits", [])]
     summary = result["summary"]
@@ -586,19 +601,21 @@ def _put_back_deidentify(session: Session, clip: Clip) -> None:
 def compute_deidentify(inputs: dict[str, Any]) -> dict[str, Any]:
     """Render the de-identified copy and store it in the blob store (not yet referenced by anything:
     ``apply`` links it, under the job's lease; a dropped result leaves an orphan the sweep removes)."""
-    from egocrowd.blobs import BlobStore
+    from egocrowd.blobs import open_blob_store
     from egocrowd.media.bounded import call_bounded
     from egocrowd.media.deid.render import deidentify_clip
 
-    store = BlobStore(inputs["blob_root"])
-    # In the store's tmp/: BlobStore.clean_tmp empties it after a crash, and the move into place is a rename.
-    tmp = Path(inputs["blob_root"], "tmp", f"deid-{uuid.uuid4().hex}.mp4")
+    store = open_blob_store(**inputs["blobs"])
+    source = str(store.local_path(inputs["sha256"]))
+    # In the store's scratch dir: clean_tmp empties it after a crash (and the orphan sweep drops old
+    # renders); on file:// the move into place is a rename.
+    tmp = store.scratch_dir / f"deid-{uuid.uuid4().hex}.mp4"
     privacy = inputs["privacy"]
     try:
         try:
             result = call_bounded(
                 deidentify_clip,
-                inputs["path"],
+                source,
                 str(tmp),
                 plan_config=inputs["plan_config"],
                 face_mode=privacy["face_mode"],
@@ -616,17 +633,13 @@ def compute_deidentify(inputs: dict[str, Any]) -> dict[str, Any]:
         ref = store.put_file(tmp, move=True)
     finally:
         tmp.unlink(missing_ok=True)  # gone already when it was moved into the store
-    path = store.path(ref.sha256)
-    try:  # an old orphan with the same bytes: restart its grace period before apply links it
-        os.utime(path)
-    except OSError:
-        pass
+    store.touch(ref.sha256)  # an old orphan with the same bytes: restart its grace period before apply links it
     result["plan_config"] = inputs["plan_config"]
     result["edits"] = [e["id"] for e in inputs["edits"]]  # what this render applied
     return {
         **result,
         "sha256": ref.sha256,
         "size": ref.size,
-        "blob_path": str(path),
+        "blobs": inputs["blobs"],
         "review_fraction": inputs["review_fraction"],
     }

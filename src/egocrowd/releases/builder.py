@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from egocrowd import audit
 from egocrowd.audit.checkpoints import checkpoint_at_commit, signing_key
-from egocrowd.blobs import BlobStore, sha256_file
+from egocrowd.blobs import Blobs, sha256_file
 from egocrowd.clock import db_now
 from egocrowd.db.models import (
     AnnotationTask,
@@ -264,7 +264,7 @@ def spans_of(session: Session, clip_ids: Sequence[int]) -> dict[int, list[Span]]
 
 
 def build_spec(
-    session: Session, blobs: BlobStore, release: Release, secret: str, *, with_lineage: bool = True
+    session: Session, blobs: Blobs, release: Release, secret: str, *, with_lineage: bool = True
 ) -> ReleaseSpec:
     """Everything exporters see of ``release``, each clip with its lineage (PROV) unless
     ``with_lineage`` is off. A clip whose de-identified video is missing from the blob store:
@@ -321,7 +321,7 @@ def build_spec(
             ReleaseItem(
                 clip_id=c.id,
                 clip_sha256=c.sha256,
-                media_path=blobs.path(r.media_sha256),
+                media_path=blobs.local_path(r.media_sha256),  # exporters read files: a cached copy on s3://
                 media_sha256=r.media_sha256,
                 media_size=blobs.size(r.media_sha256),
                 campaign_id=camp.id,
@@ -549,7 +549,7 @@ def _release_facts(spec: ReleaseSpec) -> dict[str, Any]:
 
 def build_next(
     db: Any,
-    blobs: BlobStore,
+    blobs: Blobs,
     settings: Any,
     *,
     release_id: int | None = None,
@@ -594,9 +594,7 @@ def _give_back(db: Any, c: Claim) -> None:
         )
 
 
-def _build(
-    db: Any, blobs: BlobStore, settings: Any, c: Claim, progress: BuildProgress | None, lease: timedelta
-) -> None:
+def _build(db: Any, blobs: Blobs, settings: Any, c: Claim, progress: BuildProgress | None, lease: timedelta) -> None:
     rep = _Reporter(db, c, lease, progress)
     key = signing_key(settings)  # before any work: no key, no release (audit.signing_key_missing)
     authority = credentials.authority(settings)  # no signing authority, no unsigned video (c2pa.no_authority)
@@ -727,7 +725,7 @@ def _build(
 _running = threading.Lock()
 
 
-def start_pending(db: Any, blobs: BlobStore, settings: Any) -> int:
+def start_pending(db: Any, blobs: Blobs, settings: Any) -> int:
     """Housekeeping's step (and the API's nudge after a cut): start building the next buildable
     release in a daemon thread of this process, unless this process is already building one.
     Returns 1 when a build started. A thread, so that a long export never holds back the other

@@ -330,7 +330,7 @@ def data_card(session: Session, release: Release, blobs) -> str | None:
     cards = [f for f in rows if Path(f.path).name.lower() in ("card.md", "data_card.md", "datacard.md", "readme.md")]
     for f in sorted(cards, key=lambda f: (f.path.count("/"), f.path)):
         if f.size <= 512 * 1024 and blobs.exists(f.sha256):
-            return blobs.path(f.sha256).read_text(encoding="utf-8", errors="replace")
+            return blobs.read_range(f.sha256, 0, f.size).decode("utf-8", errors="replace")
     return None
 
 
@@ -404,8 +404,8 @@ def sample_blobs(session: Session) -> set[str]:
     }
 
 
-def cached_sample(session: Session, user: User | None, release_id: int, n: int, blobs) -> Path | None:
-    """The n-th sample frame's blob if it was made and is still stored (None: make them first)."""
+def cached_sample(session: Session, user: User | None, release_id: int, n: int, blobs) -> str | None:
+    """The n-th sample frame's blob (its sha256) if it was made and is still stored (None: make them first)."""
     release = get_release(session, user, release_id)
     frames = _recorded_samples(session, release.id)
     if frames is None or not all(blobs.exists(s) for s in frames):
@@ -413,10 +413,10 @@ def cached_sample(session: Session, user: User | None, release_id: int, n: int, 
     return pick_sample(frames, release_id, n, blobs)
 
 
-def pick_sample(frames: Sequence[str], release_id: int, n: int, blobs) -> Path:
+def pick_sample(frames: Sequence[str], release_id: int, n: int, blobs) -> str:
     if not 0 <= n < len(frames):
         raise NotFound(f"Release {release_id} has no sample frame {n}.", code="release.sample_not_found")
-    return blobs.path(frames[n])
+    return frames[n]
 
 
 def sample_sources(session: Session, release_id: int, blobs) -> list[tuple[int, str]] | None:
@@ -439,7 +439,7 @@ def render_samples(sources: Sequence[tuple[int, str]], blobs, *, decode=None) ->
         def decode(path: str) -> bytes:
             return call_bounded(decode_sample, path, timeout_s=30)
 
-    return [(cid, blobs.put_bytes(decode(str(blobs.path(sha)))).sha256) for cid, sha in sources]
+    return [(cid, blobs.put_bytes(decode(str(blobs.local_path(sha)))).sha256) for cid, sha in sources]
 
 
 def record_samples(session: Session, release_id: int, made: Sequence[tuple[int, str]]) -> list[str]:
@@ -905,10 +905,11 @@ def read_link(secret: str, token: str, release_id: int, path: str, *, now: datet
 
 @dataclass(frozen=True)
 class Download:
-    path: Path  # the blob on disk
     filename: str
     size: int
     sha256: str
+    #: an object store's presigned GET for this blob (None on file://: the app serves the bytes)
+    redirect: str | None = None
 
 
 def open_download(
@@ -921,6 +922,7 @@ def open_download(
     *,
     secret: str,
     byte_range: str | None = None,
+    link_lifetime: timedelta = timedelta(minutes=5),
 ) -> Download:
     """Check a signed link and record the download (a ``ReleaseDownload`` row and an event) in
     ``session``'s write transaction, before any byte is served. ``caller_id`` is whoever the request
@@ -957,7 +959,10 @@ def open_download(
         release,
         {"path": path, "sha256": f.sha256, "organization_id": buyer, "range": (byte_range or "")[:100] or None},
     )
-    return Download(blobs.path(f.sha256), Path(path).name or "file", f.size, f.sha256)
+    # recorded above before any byte leaves, whether the app or the object store then sends them
+    return Download(
+        Path(path).name or "file", f.size, f.sha256, redirect=blobs.signed_url(f.sha256, expires=link_lifetime)
+    )
 
 
 def downloads(session: Session, user: User | None, release_id: int, *, limit: int = 200) -> list[ReleaseDownload]:

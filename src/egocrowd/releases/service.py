@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, attributes
 
 from egocrowd import audit
 from egocrowd.accounts import policy
-from egocrowd.blobs import BlobStore
+from egocrowd.blobs import Blobs
 from egocrowd.db.models import (
     Clip,
     Organization,
@@ -290,7 +290,7 @@ def require_published(release: Release) -> None:
         )
 
 
-def manifest_bytes(blobs: BlobStore, release: Release) -> bytes:
+def manifest_bytes(blobs: Blobs, release: Release) -> bytes:
     """The published manifest, as stored (its sha256 is the release's root hash)."""
     require_published(release)
     assert release.manifest_sha256 is not None  # set together with the published status
@@ -298,7 +298,7 @@ def manifest_bytes(blobs: BlobStore, release: Release) -> bytes:
         return f.read()
 
 
-def manifest(blobs: BlobStore, release: Release) -> dict[str, Any]:
+def manifest(blobs: Blobs, release: Release) -> dict[str, Any]:
     return json.loads(manifest_bytes(blobs, release))
 
 
@@ -330,7 +330,7 @@ def withdrawals_since(session: Session, release: Release, previous: Release | No
 
 def export_release(
     session: Session,
-    blobs: BlobStore,
+    blobs: Blobs,
     release: Release,
     dest: Path,
     *,

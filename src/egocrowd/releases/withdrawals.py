@@ -557,8 +557,8 @@ def still_needed(session: Session, shas: Iterable[str]) -> set[str]:
 
 def _recent(blobs, sha: str, now_s: float) -> bool:
     try:
-        return now_s - blobs.path(sha).stat().st_mtime < RECENT_S
-    except FileNotFoundError:
+        return now_s - blobs.mtime(sha) < RECENT_S
+    except NotFound:
         return False
 
 

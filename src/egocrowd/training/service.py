@@ -502,7 +502,7 @@ def video_file(session: Session, user: User, clip: Clip, blobs) -> Any:
         raise Conflict(
             tr("Clip {id}'s derived video is missing from storage.", id=clip.id), code="clip.derived_missing"
         )
-    return media.MediaFile(blobs.path(d.sha256), d.mime_type or "video/mp4", f"training-{clip.id}.mp4")
+    return media.MediaFile(d.sha256, d.mime_type or "video/mp4", f"training-{clip.id}.mp4")
 
 
 def requirements(session: Session, user: User, campaign: Any) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from itsdangerous import URLSafeTimedSerializer
 from starlette.types import ASGIApp
 
 from egocrowd import __version__
-from egocrowd.blobs import BlobStore
+from egocrowd.blobs import from_settings as blobs_from_settings
 from egocrowd.clips.uploads import OpenUploadLimits
 from egocrowd.db import Database, open_database
 from egocrowd.settings import Settings
@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     elif settings.is_embedded:
         db.upgrade()
 
-    blobs = BlobStore(settings.blobs_path)
+    blobs = blobs_from_settings(settings)
     upload_store = UploadStore(settings.uploads_path, ttl=timedelta(hours=settings.upload_expiry_hours))
     hooks = PlatformHooks(
         db,

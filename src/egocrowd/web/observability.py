@@ -114,8 +114,9 @@ def readyz(request: Request) -> JSONResponse:
         checks["database"] = "ok" if at == expected else f"schema at {at}, this code expects {expected}"
     except sa.exc.SQLAlchemyError as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    for name, path in (("blobs", state.blobs.root), ("uploads", state.upload_store.dir)):
-        checks[name] = "ok" if os.access(path, os.W_OK) else f"{path} is not writable"
+    checks["blobs"] = state.blobs.writable()
+    path = state.upload_store.dir
+    checks["uploads"] = "ok" if os.access(path, os.W_OK) else f"{path} is not writable"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503

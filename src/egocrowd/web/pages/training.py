@@ -136,7 +136,7 @@ def sample_video(request: Request, slug: Slug):
     with page_unit(request) as ctx:
         user = ctx.require_user()
         f = service.video_file(ctx.session, user, service.sample_clip(ctx.session, slug), request.app.state.blobs)
-    return media_response(f)
+    return media_response(request, f)
 
 
 @router.get("/training/items/{item_id}/video")
@@ -145,7 +145,7 @@ def item_video(request: Request, item_id: Id):
         user = ctx.require_user()
         clip = service.training_clip(ctx.session, user, item_id)
         f = service.video_file(ctx.session, user, clip, request.app.state.blobs)
-    return media_response(f)
+    return media_response(request, f)
 
 
 @router.post("/training/q/{slug}/test")

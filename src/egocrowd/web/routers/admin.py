@@ -259,4 +259,4 @@ def raw_file(request: Request, clip_id: Id, token: Annotated[str, Query(max_leng
     secret = request.app.state.settings.resolved_secret_key()
     with request.app.state.db.transaction() as s:  # the audit event, committed before any byte leaves
         f = media.raw_file(s, admin_id, clip_id, token, request.app.state.blobs, secret=secret)
-    return media_response(f, cache="no-store")
+    return media_response(request, f, cache="no-store")

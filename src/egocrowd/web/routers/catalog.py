@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import Field
 
 from egocrowd.inputs import InputModel
 from egocrowd.releases import buyers
 from egocrowd.web.auth import unit
+from egocrowd.web.blob_response import blob_response
 from egocrowd.web.routers.api import Id, Limit, Offset
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
@@ -104,16 +105,19 @@ def sample(request: Request, release_id: Id, n: SampleNo):
     """Sample frame ``n`` (made once per release, from de-identified media only)."""
     blobs = request.app.state.blobs
     with unit(request) as ctx:
-        path = buyers.cached_sample(ctx.session, ctx.user, release_id, n, blobs)
-        sources = buyers.sample_sources(ctx.session, release_id, blobs) if path is None else None
-    if path is None:
+        sha = buyers.cached_sample(ctx.session, ctx.user, release_id, n, blobs)
+        sources = buyers.sample_sources(ctx.session, release_id, blobs) if sha is None else None
+    if sha is None:
         made = buyers.render_samples(sources or [], blobs)  # decoding: outside every transaction
         with request.app.state.db.transaction() as s:
             frames = buyers.record_samples(s, release_id, made)
-        path = buyers.pick_sample(frames, release_id, n, blobs)
-    return FileResponse(
-        path,
+        sha = buyers.pick_sample(frames, release_id, n, blobs)
+    return blob_response(
+        request,
+        blobs,
+        sha,
         media_type="image/jpeg",
+        inline=True,
         headers={"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"},
     )
 
@@ -212,12 +216,18 @@ def download(request: Request, release_id: Id, path: str, token: Annotated[str, 
             request.app.state.blobs,
             secret=settings.resolved_secret_key(),
             byte_range=request.headers.get("range"),
+            link_lifetime=timedelta(seconds=settings.blob_link_seconds),
         )
-    return FileResponse(
-        d.path,
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "X-Checksum-Sha256": d.sha256}
+    if d.redirect:  # an object store sends the bytes itself (a presigned GET, Range included)
+        return RedirectResponse(d.redirect, status_code=307, headers=headers)
+    return blob_response(
+        request,
+        request.app.state.blobs,
+        d.sha256,
         media_type="application/octet-stream",
         filename=d.filename,
-        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "X-Checksum-Sha256": d.sha256},
+        headers=headers,
     )
 
 

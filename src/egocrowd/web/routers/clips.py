@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import Field
 
 from egocrowd import clips
@@ -16,6 +16,7 @@ from egocrowd.db.models import MAX_ID
 from egocrowd.inputs import InputModel
 from egocrowd.releases import lineage
 from egocrowd.web.auth import unit
+from egocrowd.web.blob_response import blob_response
 from egocrowd.web.routers.api import Id, QueryId
 from egocrowd.web.routers.uploads import PlatformHooks
 from egocrowd.web.schemas import ClipOut, Page, QCStatsOut
@@ -86,23 +87,25 @@ def campaign_qc(request: Request, campaign_id: Id):
 
 
 # --- media (issue #9) ----------------------------------------------------------------------------------
-def media_response(f: media.MediaFile, *, cache: str = "private, max-age=300") -> FileResponse:
-    """A file with HTTP Range (Starlette's FileResponse answers 206/416 itself), never cached by a
-    shared cache, never sniffed, shown inline. Raw footage passes ``no-store``: not even the
+def media_response(request: Request, f: media.MediaFile, *, cache: str = "private, max-age=300") -> Response:
+    """A blob with HTTP Range (206/416, from any blob store: see web.blob_response), never cached by
+    a shared cache, never sniffed, shown inline. Raw footage passes ``no-store``: not even the
     admin's browser keeps a copy on disk."""
-    return FileResponse(
-        f.path,
+    return blob_response(
+        request,
+        request.app.state.blobs,
+        f.sha256,
         media_type=f.mime_type,
         filename=f.filename,
-        content_disposition_type="inline",
+        inline=True,
         headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"},
     )
 
 
-def derived_video(request: Request, clip_id: int) -> FileResponse:
+def derived_video(request: Request, clip_id: int) -> Response:
     with unit(request) as ctx:
         f = media.derived_file(ctx.session, ctx.require_user(), clip_id, request.app.state.blobs)
-    return media_response(f)
+    return media_response(request, f)
 
 
 _VIDEO = {200: {"content": {"video/mp4": {}}, "description": "The de-identified video (Range requests: 206)"}}
