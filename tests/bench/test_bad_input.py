@@ -53,10 +53,22 @@ def with_event(**fields: Any) -> bytes:
 @dataclass
 class Case:
     name: str
-    file: str
     data: bytes
+    line: int | None  # the line the error must name (None: the file as a whole)
+    file: str
     code: str
-    line: int | None
+
+
+def Log(name: str, data: bytes, line: int | None, file: str = "a.jsonl", code: str = "bench.bad_log") -> Case:
+    return Case(name, data, line, file, code)
+
+
+def Csv(name: str, data: bytes, line: int | None, file: str = "t.csv") -> Case:
+    return Case(name, data, line, file, "bench.bad_csv")
+
+
+def Pair(name: str, data: bytes, line: int | None) -> Case:
+    return Case(name, data, line, "p.csv", "bench.bad_csv")
 
 
 TRIALS = "policy,task,success,duration,progress,session,day\n"
@@ -65,91 +77,95 @@ DEEP = '{"type":"instruction","t":1,"id":"i","text":' + "[" * 100_000 + "]" * 10
 
 LOGS = [
     # text and JSON
-    Case("non-utf8 event", "a.jsonl", log(b'{"type":"instruction","t":1,"id":"\xff\xfe"}'), "bench.bad_log", 3),
-    Case("non-utf8 header", "a.jsonl", jsonl(b'{"type":"session","session_id":"\xe9","policy":"P"}', END), "bench.bad_log", 1),
-    Case("garbage line", "a.jsonl", log("hello world"), "bench.bad_log", 3),
-    Case("garbage last line", "a.jsonl", jsonl(HEAD, END, "hello world"), "bench.bad_log", 3),
-    Case("binary garbage", "a.jsonl", log(bytes(range(256)).replace(b"\n", b"")), "bench.bad_log", 3),
-    Case("array line", "a.jsonl", log("[1, 2]"), "bench.bad_log", 3),
-    Case("number line", "a.jsonl", log("42"), "bench.bad_log", 3),
-    Case("no header", "a.jsonl", jsonl(END, HEAD), "bench.bad_log", 1),
-    Case("unknown type", "a.jsonl", log({"type": "teleport", "t": 1}), "bench.bad_log", 3),
-    Case("nested too deep", "a.jsonl", log(DEEP), "bench.bad_log", 3),
-    Case("newer format", "a.jsonl", jsonl({**HEAD, "format_version": 99}), "bench.unsupported_version", 1),
+    Log("non-utf8 event", log(b'{"type":"instruction","t":1,"id":"\xff\xfe"}'), 3),
+    Log("non-utf8 header", jsonl(b'{"type":"session","session_id":"\xe9","policy":"P"}', END), 1),
+    Log("garbage line", log("hello world"), 3),
+    Log("garbage last line", jsonl(HEAD, END, "hello world"), 3),
+    Log("binary garbage", log(bytes(range(256)).replace(b"\n", b"")), 3),
+    Log("array line", log("[1, 2]"), 3),
+    Log("number line", log("42"), 3),
+    Log("no header", jsonl(END, HEAD), 1),
+    Log("unknown type", log({"type": "teleport", "t": 1}), 3),
+    Log("nested too deep", log(DEEP), 3),
+    Log("newer format", jsonl({**HEAD, "format_version": 99}), 1, code="bench.unsupported_version"),
     # wrong types
-    Case("t a string", "a.jsonl", with_event(t="abc"), "bench.bad_log", 3),
-    Case("t null", "a.jsonl", with_event(t=None), "bench.bad_log", 3),
-    Case("t NaN", "a.jsonl", log('{"type":"safety","t":NaN,"kind":"contact"}'), "bench.bad_log", 3),
-    Case("t Infinity", "a.jsonl", log('{"type":"safety","t":Infinity,"kind":"contact"}'), "bench.bad_log", 3),
-    Case("t overflows", "a.jsonl", log('{"type":"safety","t":1e400,"kind":"contact"}'), "bench.bad_log", 3),
-    Case("index 2.5", "a.jsonl", log(CHAIN, {**STEP, "index": 2.5}), "bench.bad_log", 4),
-    Case("index a string", "a.jsonl", log(CHAIN, {**STEP, "index": "2"}), "bench.bad_log", 4),
-    Case("length a string", "a.jsonl", log({**CHAIN, "length": "5"}), "bench.bad_log", 3),
-    Case("subtask a number", "a.jsonl", with_event(subtask=5), "bench.bad_log", 3),
-    Case("detected a string", "a.jsonl", log({"type": "conflict", "t": 1, "id": "k", "detected": "yes"}), "bench.bad_log", 3),
-    Case("instructions a string", "a.jsonl", log({"type": "conflict", "t": 1, "id": "k", "instructions": "i1"}), "bench.bad_log", 3),
-    Case("steps a float", "a.jsonl", with_event(steps=2.5), "bench.bad_log", 3),
-    Case("header seed 1.5", "a.jsonl", jsonl({**HEAD, "seed": 1.5}, END), "bench.bad_log", 1),
-    Case("header people", "a.jsonl", jsonl({**HEAD, "people": ["al"]}, END), "bench.bad_log", 1),
-    Case("header no policy", "a.jsonl", jsonl({k: v for k, v in HEAD.items() if k != "policy"}, END), "bench.bad_log", 1),
+    Log("t a string", with_event(t="abc"), 3),
+    Log("t null", with_event(t=None), 3),
+    Log("t NaN", log('{"type":"safety","t":NaN,"kind":"contact"}'), 3),
+    Log("t Infinity", log('{"type":"safety","t":Infinity,"kind":"contact"}'), 3),
+    Log("t overflows", log('{"type":"safety","t":1e400,"kind":"contact"}'), 3),
+    Log("index 2.5", log(CHAIN, {**STEP, "index": 2.5}), 4),
+    Log("index a string", log(CHAIN, {**STEP, "index": "2"}), 4),
+    Log("length a string", log({**CHAIN, "length": "5"}), 3),
+    Log("subtask a number", with_event(subtask=5), 3),
+    Log("detected a string", log({"type": "conflict", "t": 1, "id": "k", "detected": "yes"}), 3),
+    Log("instructions a string", log({"type": "conflict", "t": 1, "id": "k", "instructions": "i1"}), 3),
+    Log("steps a float", with_event(steps=2.5), 3),
+    Log("header seed 1.5", jsonl({**HEAD, "seed": 1.5}, END), 1),
+    Log("header people", jsonl({**HEAD, "people": ["al"]}, END), 1),
+    Log("header no policy", jsonl({k: v for k, v in HEAD.items() if k != "policy"}, END), 1),
     # impossible values
-    Case("t negative", "a.jsonl", with_event(t=-1), "bench.bad_log", 3),
-    Case("progress 1.5", "a.jsonl", with_event(outcome="partial", progress=1.5), "bench.bad_log", 3),
-    Case("progress NaN", "a.jsonl", log('{"type":"subtask_end","t":1,"subtask":"a","outcome":"partial","progress":NaN}'), "bench.bad_log", 3),
-    Case("partial without progress", "a.jsonl", with_event(outcome="partial"), "bench.bad_log", 3),
-    Case("unknown outcome", "a.jsonl", with_event(outcome="won"), "bench.bad_log", 3),
-    Case("negative intervention", "a.jsonl", log({"type": "intervention", "t": 1, "reason": "x", "duration": -3}), "bench.bad_log", 3),
-    Case("NaN intervention", "a.jsonl", log('{"type":"intervention","t":1,"reason":"x","duration":NaN}'), "bench.bad_log", 3),
-    Case("index 0", "a.jsonl", log(CHAIN, {**STEP, "index": 0}), "bench.bad_log", 4),
-    Case("index beyond declared length", "a.jsonl", log(CHAIN, STEP, {**STEP, "index": 6}), "bench.bad_log", 5),
-    Case("start index beyond declared length", "a.jsonl", log(CHAIN, {"type": "subtask_start", "t": 1, "subtask": "a", "chain": "c", "index": 7}), "bench.bad_log", 4),
+    Log("t negative", with_event(t=-1), 3),
+    Log("progress 1.5", with_event(outcome="partial", progress=1.5), 3),
+    Log("progress NaN", log('{"type":"subtask_end","t":1,"subtask":"a","outcome":"partial","progress":NaN}'), 3),
+    Log("partial without progress", with_event(outcome="partial"), 3),
+    Log("unknown outcome", with_event(outcome="won"), 3),
+    Log("negative intervention", log({"type": "intervention", "t": 1, "reason": "x", "duration": -3}), 3),
+    Log("NaN intervention", log('{"type":"intervention","t":1,"reason":"x","duration":NaN}'), 3),
+    Log("index 0", log(CHAIN, {**STEP, "index": 0}), 4),
+    Log("index beyond declared length", log(CHAIN, STEP, {**STEP, "index": 6}), 5),
+    Log(
+        "start index beyond declared length",
+        log(CHAIN, {"type": "subtask_start", "t": 1, "subtask": "a", "chain": "c", "index": 7}),
+        4,
+    ),
     # absurd sizes (each once hung, or grew memory without bound)
-    Case("index 10^9", "a.jsonl", log({**STEP, "index": 10**9}), "bench.bad_log", 3),
-    Case("length 10^9", "a.jsonl", log({**CHAIN, "length": 10**9}), "bench.bad_log", 3),
-    Case("t 10^12", "a.jsonl", with_event(t=1e12), "bench.bad_log", 3),
-    Case("long line", "a.jsonl", log({"type": "instruction", "t": 1, "id": "i", "text": "x" * MAX_LINE_BYTES}), "bench.bad_log", 3),
-    Case("no newline at all", "a.jsonl", b"{" * (3 * MAX_LINE_BYTES), "bench.bad_log", 1),
+    Log("index 10^9", log({**STEP, "index": 10**9}), 3),
+    Log("length 10^9", log({**CHAIN, "length": 10**9}), 3),
+    Log("t 10^12", with_event(t=1e12), 3),
+    Log("long line", log({"type": "instruction", "t": 1, "id": "i", "text": "x" * MAX_LINE_BYTES}), 3),
+    Log("no newline at all", b"{" * (3 * MAX_LINE_BYTES), 1),
     # compressed and columnar files
-    Case("gzip cut short", "a.jsonl.gz", gzip.compress(log() * 200)[:-40], "bench.bad_log", None),
-    Case("not gzip", "a.jsonl.gz", log(), "bench.bad_log", None),
-    Case("not parquet", "a.parquet", log(), "bench.bad_log", None),
+    Log("gzip cut short", gzip.compress(log() * 200)[:-40], None, file="a.jsonl.gz"),
+    Log("not gzip", log(), None, file="a.jsonl.gz"),
+    Log("not parquet", log(), None, file="a.parquet"),
 ]
 
 CSVS = [
-    Case("csv non-utf8", "t.csv", (TRIALS + "p,x,1\n").encode() + b"p,\xff\xfe,1\n", "bench.bad_csv", 3),
-    Case("csv ragged row", "t.csv", (TRIALS + "p,x,1,1,1,s,0,extra,more\n").encode(), "bench.bad_csv", 2),
-    Case("csv garbage under header", "t.csv", TRIALS.encode() + b"\x00\x01\x02garbage\x00\n", "bench.bad_csv", 2),
-    Case("csv binary", "t.csv", TRIALS.encode() + bytes(range(256)), "bench.bad_csv", 2),
-    Case("csv quote never closed", "t.csv", (TRIALS + 'p,x,1\n"p,x,1\n' + "p,x,1\n" * 3).encode(), "bench.bad_csv", 6),
-    Case("csv success maybe", "t.csv", (TRIALS + "p,x,maybe\n").encode(), "bench.bad_csv", 2),
-    Case("csv duration abc", "t.csv", (TRIALS + "p,x,1\np,x,1,abc\n").encode(), "bench.bad_csv", 3),
-    Case("csv duration negative", "t.csv", (TRIALS + "p,x,1,-1\n").encode(), "bench.bad_csv", 2),
-    Case("csv duration nan", "t.csv", (TRIALS + "p,x,1,nan\n").encode(), "bench.bad_csv", 2),
-    Case("csv duration inf", "t.csv", (TRIALS + "p,x,1,inf\n").encode(), "bench.bad_csv", 2),
-    Case("csv duration 10^12", "t.csv", (TRIALS + "p,x,1,1e12\n").encode(), "bench.bad_csv", 2),
-    Case("csv progress 1.5", "t.csv", (TRIALS + "p,x,0,1,1.5\n").encode(), "bench.bad_csv", 2),
-    Case("csv day abc", "t.csv", (TRIALS + "p,x,0,1,0,s,abc\n").encode(), "bench.bad_csv", 2),
-    Case("csv empty policy", "t.csv", (TRIALS + ",x,1\n").encode(), "bench.bad_csv", 2),
-    Case("csv empty task", "t.csv", (TRIALS + "p,,1\n").encode(), "bench.bad_csv", 2),
-    Case("csv missing column", "t.csv", b"policy,task\np,x\n", "bench.bad_csv", 1),
-    Case("csv column twice", "t.csv", b"policy,task,success,duration,duration_s\np,x,1,1,1\n", "bench.bad_csv", 1),
-    Case("csv empty", "t.csv", b"", "bench.bad_csv", None),
-    Case("csv header only", "t.csv", TRIALS.encode(), "bench.bad_csv", None),
-    Case("csv line numbers after a quoted newline", "t.csv", (TRIALS + 'p,"x\ny",1\np,x,2\n').encode(), "bench.bad_csv", 4),
-    Case("csv two pairs in a session", "t.csv", b"policy,task,success,session,pair\np,x,1,s,k1\np,x,1,s,k2\n", "bench.bad_csv", 3),
-    Case("csv long row", "t.csv", (TRIALS + "p," + "x" * (MAX_LINE_BYTES + 10) + ",1\n").encode(), "bench.bad_csv", 2),
-    Case("csv gzip cut short", "t.csv.gz", gzip.compress((TRIALS + "p,x,1\n" * 2000).encode())[:-40], "bench.bad_csv", None),
+    Csv("csv non-utf8", (TRIALS + "p,x,1\n").encode() + b"p,\xff\xfe,1\n", 3),
+    Csv("csv ragged row", (TRIALS + "p,x,1,1,1,s,0,extra,more\n").encode(), 2),
+    Csv("csv garbage under header", TRIALS.encode() + b"\x00\x01\x02garbage\x00\n", 2),
+    Csv("csv binary", TRIALS.encode() + bytes(range(256)), 2),
+    Csv("csv quote never closed", (TRIALS + 'p,x,1\n"p,x,1\n' + "p,x,1\n" * 3).encode(), 6),
+    Csv("csv success maybe", (TRIALS + "p,x,maybe\n").encode(), 2),
+    Csv("csv duration abc", (TRIALS + "p,x,1\np,x,1,abc\n").encode(), 3),
+    Csv("csv duration negative", (TRIALS + "p,x,1,-1\n").encode(), 2),
+    Csv("csv duration nan", (TRIALS + "p,x,1,nan\n").encode(), 2),
+    Csv("csv duration inf", (TRIALS + "p,x,1,inf\n").encode(), 2),
+    Csv("csv duration 10^12", (TRIALS + "p,x,1,1e12\n").encode(), 2),
+    Csv("csv progress 1.5", (TRIALS + "p,x,0,1,1.5\n").encode(), 2),
+    Csv("csv day abc", (TRIALS + "p,x,0,1,0,s,abc\n").encode(), 2),
+    Csv("csv empty policy", (TRIALS + ",x,1\n").encode(), 2),
+    Csv("csv empty task", (TRIALS + "p,,1\n").encode(), 2),
+    Csv("csv missing column", b"policy,task\np,x\n", 1),
+    Csv("csv column twice", b"policy,task,success,duration,duration_s\np,x,1,1,1\n", 1),
+    Csv("csv empty", b"", None),
+    Csv("csv header only", TRIALS.encode(), None),
+    Csv("csv line numbers after a quoted newline", (TRIALS + 'p,"x\ny",1\np,x,2\n').encode(), 4),
+    Csv("csv two pairs in a session", b"policy,task,success,session,pair\np,x,1,s,k1\np,x,1,s,k2\n", 3),
+    Csv("csv long row", (TRIALS + "p," + "x" * (MAX_LINE_BYTES + 10) + ",1\n").encode(), 2),
+    Csv("csv gzip cut short", gzip.compress((TRIALS + "p,x,1\n" * 2000).encode())[:-40], None, file="t.csv.gz"),
 ]
 
 PAIRWISE = [
-    Case("winner tiebreak_a", "p.csv", (PAIRS + "x,y,tiebreak_a\n").encode(), "bench.bad_csv", 3),
-    Case("winner missing", "p.csv", (PAIRS + "x,y\n").encode(), "bench.bad_csv", 3),
-    Case("winner unknown name", "p.csv", (PAIRS + "x,y,z\n").encode(), "bench.bad_csv", 3),
-    Case("same policy twice", "p.csv", (PAIRS + "x,x,a\n").encode(), "bench.bad_csv", 3),
-    Case("empty policy", "p.csv", (PAIRS + ",y,a\n").encode(), "bench.bad_csv", 3),
-    Case("pairwise ragged", "p.csv", (PAIRS + "x,y,a,1\n").encode(), "bench.bad_csv", 3),
-    Case("pairwise non-utf8", "p.csv", PAIRS.encode() + b"x,\xc3(,a\n", "bench.bad_csv", 3),
-    Case("pairwise no battles", "p.csv", b"a,b,winner\n", "bench.bad_csv", None),
+    Pair("winner tiebreak_a", (PAIRS + "x,y,tiebreak_a\n").encode(), 3),
+    Pair("winner missing", (PAIRS + "x,y\n").encode(), 3),
+    Pair("winner unknown name", (PAIRS + "x,y,z\n").encode(), 3),
+    Pair("same policy twice", (PAIRS + "x,x,a\n").encode(), 3),
+    Pair("empty policy", (PAIRS + ",y,a\n").encode(), 3),
+    Pair("pairwise ragged", (PAIRS + "x,y,a,1\n").encode(), 3),
+    Pair("pairwise non-utf8", PAIRS.encode() + b"x,\xc3(,a\n", 3),
+    Pair("pairwise no battles", b"a,b,winner\n", None),
 ]
 
 # odd but valid: accepted by every reader and by both commands
@@ -261,6 +277,7 @@ def verdicts(tmp_path: Path, name: str, data: bytes, *, pairwise: bool) -> tuple
     for r in (v, s):
         assert r.exception is None or isinstance(r.exception, SystemExit), r.exc_info
         assert "Traceback" not in r.output
+
     def verdict(r: Any) -> Any:
         if r.exit_code == 0:
             return "ok"

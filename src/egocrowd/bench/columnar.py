@@ -170,23 +170,26 @@ def _digest_block(block: bytes, *, last: bool) -> tuple[list[SessionDigest], int
             block.decode("utf-8")  # arrow checks only the fields it keeps; the line reader, every byte
         except UnicodeDecodeError:
             raise _Fallback from None
-    ev_schema = _schemas()
-    try:
-        tab = pj.read_json(
-            pa.py_buffer(block),
-            parse_options=pj.ParseOptions(explicit_schema=ev_schema, unexpected_field_behavior="ignore"),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise _Fallback from None
     raw = np.frombuffer(block, dtype=np.uint8)
     nl = np.flatnonzero(raw == 10)
     starts = np.concatenate([[0], nl + 1])
     if starts[-1] == len(block):
         starts = starts[:-1]
-    if tab.num_rows != starts.size or (raw[starts] != ord("{")).any():
-        raise _Fallback  # blank or indented lines: rows and lines no longer match
+    # checked before arrow sees the bytes: pyarrow 26 crashes the process on a block that starts
+    # with a bare null (found by tests/bench/test_fuzz_readers.py)
+    if (raw[starts] != ord("{")).any():
+        raise _Fallback  # blank, indented or non-object lines
     if np.diff(starts, append=len(block)).max() > MAX_LINE_BYTES:
         raise _Fallback
+    try:
+        tab = pj.read_json(
+            pa.py_buffer(block),
+            parse_options=pj.ParseOptions(explicit_schema=_schemas(), unexpected_field_behavior="ignore"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise _Fallback from None
+    if tab.num_rows != starts.size:
+        raise _Fallback  # two objects on a line: rows and lines no longer match
     code = pc.index_in(tab.column("type"), value_set=pa.array(_TYPES)).to_numpy(zero_copy_only=False)
     if np.isnan(code).any() if code.dtype.kind == "f" else False:
         raise _Fallback  # unknown or missing type: raised (or skipped) line by line

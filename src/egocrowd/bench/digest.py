@@ -227,7 +227,9 @@ def check_inputs(digests: Iterable[SessionDigest], battles: Iterable[Any] = ()) 
     counts = {"policies": (len(policies), MAX_POLICIES), **{k: (len(v), MAX_GROUPS) for k, v in groups.items()}}
     for what, (n, cap) in counts.items():
         if n > cap:
-            raise InvalidInput(f"{n} distinct {what} in the inputs; at most {cap} are scored together", code="bench.too_large")
+            raise InvalidInput(
+                f"{n} distinct {what} in the inputs; at most {cap} are scored together", code="bench.too_large"
+            )
 
 
 # ---------------------------------------------------------------------------------------- corpus

@@ -351,7 +351,7 @@ TIES = frozenset({"tie", "tie (bothbad)", "draw", "="})
 
 def read_pairwise_csv(path: str | os.PathLike[str]) -> list[Battle]:
     """Pairwise A/B preference table → battles for :func:`egocrowd.bench.ranking.rank_battles`."""
-    battles = []
+    battles: list[Battle] = []
     policies = _Distinct("policies", MAX_POLICIES)
     for lineno, r in _rows(path, ("a", "b", "winner")):
         a, b, w = r.get("a", ""), r.get("b", ""), r.get("winner", "")
@@ -370,7 +370,9 @@ def read_pairwise_csv(path: str | os.PathLike[str]) -> list[Battle]:
             winner = "b"
         else:
             raise _bad(
-                path, lineno, f"winner {w!r} is neither a, b, a tie ({', '.join(sorted(TIES))}) nor one of the two policies"
+                path,
+                lineno,
+                f"winner {w!r} is neither a, b, a tie ({', '.join(sorted(TIES))}) nor one of the two policies",
             )
         if len(battles) >= MAX_BATTLES:
             raise _bad(path, lineno, f"more than {MAX_BATTLES} battles")

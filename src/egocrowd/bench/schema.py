@@ -445,7 +445,7 @@ def from_dict(d: dict[str, Any]) -> Session | Event:
     if not isinstance(d, dict):
         raise _bad(f"a log line must be a JSON object; got {type(d).__name__}")
     typ = d.get("type")
-    cls: Any = Session if typ == "session" else EVENT_TYPES.get(typ)  # type: ignore[arg-type]
+    cls: Any = Session if typ == "session" else EVENT_TYPES.get(typ) if isinstance(typ, str) else None
     if cls is None:
         raise _bad(f"unknown event type {typ!r}", event_type=typ)
     known = _FIELDS[typ]  # type: ignore[index]
@@ -664,7 +664,7 @@ def typed_lines(
             try:
                 obj = from_dict(d)
             except InvalidInput as exc:
-                if not strict and exc.code == "bench.bad_log" and d.get("type") not in _FIELDS:
+                if not strict and exc.code == "bench.bad_log" and not _FIELDS.get(str(d.get("type"))):
                     continue
                 raise
             if isinstance(obj, Session):
@@ -701,9 +701,8 @@ class _SessionRules:
             return
         if isinstance(e, ChainStart):
             self.declared[e.chain] = e.length
-        elif isinstance(e, (SubtaskStart, SubtaskEnd)) and e.index is not None:
-            if e.index > self.highest.get(e.chain, (0, 0))[0]:
-                self.highest[e.chain] = (e.index, lineno)
+        elif isinstance(e, (SubtaskStart, SubtaskEnd)) and (e.index or 0) > self.highest.get(e.chain, (0, 0))[0]:
+            self.highest[e.chain] = (e.index or 0, lineno)
 
     def finish(self, path: Any) -> None:
         """At the end of the session: no chain goes beyond its declared length."""
@@ -805,17 +804,17 @@ def to_parquet(
                 for v in cols.values():
                     v.clear()
 
+        current: list[Any] = [None]
+
+        def remember(path: Any) -> Iterator[tuple[int, Any]]:
+            for pair in numbered_lines(path):
+                current[0] = pair[1]
+                yield pair
+
         for path in paths:
             sess: dict[str, Any] = {}
-            current: list[Any] = [None]
-
-            def remember(path: Any = path) -> Iterator[tuple[int, Any]]:
-                for pair in numbered_lines(path):
-                    current[0] = pair[1]
-                    yield pair
-
             # every line passes the reader's checks (one typed object per line) before it is written
-            for obj in typed_lines(remember(), path):
+            for obj in typed_lines(remember(path), path):
                 d = current[0]
                 if isinstance(obj, Session):
                     sess = d
