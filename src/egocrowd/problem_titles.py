@@ -407,6 +407,7 @@ TITLES: dict[str, str] = {
     "bench.protocol_not_found": N_("The protocol was not found"),
     "bench.resume_mismatch": N_("The folder holds a different run"),
     "bench.too_few_pairs": N_("There are too few pairs to compare"),
+    "bench.too_large": N_("This is too large"),
     "bench.unknown_metric": N_("This name is not known"),
     "bench.unsupported_version": N_("This log is from a newer version"),
     "bench.writer_closed": N_("The log is already closed"),

@@ -138,7 +138,6 @@ def test_order_and_defaults_are_read_in_columns(tmp_path, monkeypatch):
         lambda rows: rows.insert(
             4, {"type": "subtask_end", "t": 4, "subtask": "a", "outcome": "success", "chain": "c1"}
         ),
-        lambda rows: rows.insert(4, {"type": "instruction", "t": 4, "id": 7, "person": 5}),  # numbers for strings
         lambda rows: rows.insert(4, '{"type":"instruction","t":4,"id":"a","id":"b","person":"x"}'),  # repeated key
         lambda rows: rows.insert(
             4, {"type": "subtask_end", "t": 4.0, "subtask": "a", "outcome": "success", "index": 1.0}
@@ -177,6 +176,9 @@ def errors_of(p: Path, **kw: Any) -> tuple[str | None, str]:
         {**HEAD, "session_id": "s9", "people": [{"id": "a", "age": 3}]},
         {**HEAD, "session_id": "s9", "format_version": 99},
         {**HEAD, "session_id": ""},
+        {"type": "instruction", "t": 4, "id": 7, "person": 5},  # numbers for strings
+        {"type": "subtask_end", "t": 1, "subtask": "a", "outcome": "success", "chain": "c1", "index": 2.5},
+        {"type": "subtask_end", "t": 1, "subtask": "a", "outcome": "success", "chain": "c1", "index": 6},  # > 5
     ],
 )
 def test_invalid_lines_raise_as_before(tmp_path, bad, monkeypatch):

@@ -107,8 +107,8 @@ def _load_digests(
     from egocrowd.bench.importers import read_trials  # SciPy, ~1 s
     from egocrowd.bench.score import read_digests
 
-    logs = [p for p in paths if not p.lower().endswith((".csv", ".csv.gz"))]
-    csvs = [p for p in paths if p.lower().endswith((".csv", ".csv.gz"))]
+    logs = [p for p in paths if not _is_csv(p)]
+    csvs = [p for p in paths if _is_csv(p)]
     trials = read_trials(csvs) if csvs else None
     digests: list[Any] = trials.digests if trials else []
     warnings = trials.warnings if trials else []
@@ -247,8 +247,11 @@ def report_cmd(inputs: tuple[str, ...], output: str, fmt: str, title: str, pairw
 
     doc: dict[str, Any] | None = None
     if len(inputs) == 1 and inputs[0].endswith(".json"):
-        doc = json.loads(Path(inputs[0]).read_text(encoding="utf-8"))
-        if doc.get("format") != SCORES_FORMAT:
+        try:
+            doc = json.loads(Path(inputs[0]).read_text(encoding="utf-8"))
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise click.ClickException(f"{inputs[0]}: not a JSON file: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("format") != SCORES_FORMAT:
             raise click.ClickException(f"{inputs[0]} is not an egocrowd.bench scores document")
     if doc is None:
         doc = _score(inputs, pairwise, kw)
@@ -342,14 +345,42 @@ def rank_cmd(pairwise: str, rounds: int, seed: int, anchor: str | None, fmt: str
     Console().print(table)
 
 
+def _is_csv(path: str) -> bool:
+    return path.lower().endswith((".csv", ".csv.gz"))
+
+
 @bench.command("validate")
-@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-def validate_cmd(logs: tuple[str, ...]) -> None:
-    """Check that LOGS follow the bench log schema; print sessions and events per file."""
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--pairwise",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Also check an A/B preference CSV, as `score --pairwise` reads it.",
+)
+@click.option("--lenient", is_flag=True, help="Skip lines of unknown event types instead of failing (as score's).")
+def validate_cmd(inputs: tuple[str, ...], pairwise: str | None, lenient: bool) -> None:
+    """Check INPUTS (bench logs, trial CSVs) exactly as `score` reads them: print sessions and
+    events per file, or what is wrong and where (file:line). Exit status 1 if anything is wrong.
+
+    It runs the readers and checks that `score` runs, so what passes here scores, and what fails
+    here fails there with the same error.
+    """
+    from egocrowd.bench.digest import check_inputs
+
     bad = False
-    for p in logs:
+    digests: list[Any] = []
+    battles: list[Any] = []
+    for p in inputs:
         try:
-            ds = list(digest_log(p))
+            if _is_csv(p):
+                from egocrowd.bench.importers import read_trials  # SciPy, ~1 s
+
+                imported = read_trials([p])
+                for w in imported.warnings:
+                    click.echo(f"warning: {w}", err=True)
+                ds = imported.digests
+            else:
+                ds = list(digest_log(p, strict=not lenient))
+            digests.extend(ds)
             truncated = sum(d.end_reason is None for d in ds)
             click.echo(
                 f"{p}: ok, {len(ds)} sessions, {sum(d.events for d in ds)} events"
@@ -358,6 +389,21 @@ def validate_cmd(logs: tuple[str, ...]) -> None:
         except EgocrowdError as exc:
             bad = True
             click.echo(f"{p}: {exc.message} [{exc.code}]", err=True)
+    if pairwise:
+        from egocrowd.bench.importers import read_pairwise_csv  # SciPy, ~1 s
+
+        try:
+            battles = read_pairwise_csv(pairwise)
+            click.echo(f"{pairwise}: ok, {len(battles)} battles")
+        except EgocrowdError as exc:
+            bad = True
+            click.echo(f"{pairwise}: {exc.message} [{exc.code}]", err=True)
+    if not bad:
+        try:
+            check_inputs(digests, battles)
+        except EgocrowdError as exc:
+            bad = True
+            click.echo(f"all inputs: {exc.message} [{exc.code}]", err=True)
     if bad:
         sys.exit(1)
 

@@ -29,6 +29,7 @@ import pyarrow.json as _pj
 
 from egocrowd.bench import schema as S
 from egocrowd.bench.digest import NO_PERSON, SessionDigest, digest_session
+from egocrowd.bench.limits import MAX_CHAIN_LENGTH, MAX_EVENTS_PER_SESSION, MAX_LINE_BYTES, MAX_SECONDS
 from egocrowd.errors import InvalidInput
 
 # pyarrow's stubs type many compute functions too narrowly for ChunkedArray arguments
@@ -73,6 +74,18 @@ def _schemas() -> Any:
             ("correct", b),
             ("needed", b),
             ("kind", s),
+            # read only to check their JSON types as the line reader does (absent: a null column)
+            ("text", s),
+            ("priority", i),
+            ("role", s),
+            ("tasks", pa.list_(s)),
+            ("steps", i),
+            ("detail", s),
+            ("persons", pa.list_(s)),
+            ("conflict", s),
+            ("severity", s),
+            ("separation_m", f),
+            ("object", s),
         ]
     )
     return events
@@ -93,20 +106,23 @@ def digest_jsonl(
         line_no = 1  # line number of carry's first line
         want = BLOCK_BYTES
         while True:
-            chunk = fh.read(want)
+            with S.reading(path):
+                chunk = fh.read(want)
             eof = not chunk
             buf = carry + chunk if carry else chunk
-            if not eof:
-                cut = buf.rfind(b"\n") + 1
-                if cut == 0:  # one line longer than the block: read on
-                    carry, want = buf, want * 2
-                    continue
+            cut = buf.rfind(b"\n") + 1
+            if not eof and cut == 0 and len(buf) <= MAX_LINE_BYTES:  # one line longer than the block: read on
+                carry, want = buf, want * 2
+                continue
+            if not eof and cut:
                 block = buf[:cut]
             else:
                 block = buf
             if not block:
                 break
             try:
+                if cut == 0 and len(buf) > MAX_LINE_BYTES:
+                    raise _Fallback  # the line reader says which line is too long
                 digests, used = _digest_block(block, last=eof)
             except _Fallback:
                 used = -1
@@ -114,7 +130,7 @@ def digest_jsonl(
                 # the rest of the file line by line, from the first session not yet returned
                 if on_progress is not None:
                     on_progress(raw.tell() - reported)
-                lines = _lines(buf, fh)
+                lines = _lines(buf, fh, path, line_no)
                 dicts = S.decode_lines(lines, path, first_line=line_no, tell=raw.tell, on_progress=on_progress)
                 for session, events in S.group_sessions(S.typed_lines(dicts, path, strict=strict)):
                     yield digest_session(session, events)
@@ -134,13 +150,14 @@ def digest_jsonl(
                 break
 
 
-def _lines(buf: bytes, fh: Any) -> Iterator[bytes]:
+def _lines(buf: bytes, fh: Any, path: Path, first_line: int) -> Iterator[bytes]:
     """The lines of ``buf`` and then of ``fh`` (which goes on where ``buf`` stops, maybe mid-line)."""
     lines = io.BytesIO(buf).readlines()  # split at b"\n" only, as iterating a file does
-    if lines and not lines[-1].endswith(b"\n"):
-        lines[-1] += fh.readline()
-    yield from lines
-    yield from fh
+    if lines and not lines[-1].endswith(b"\n") and len(lines[-1]) <= MAX_LINE_BYTES:
+        with S.reading(path):
+            lines[-1] += fh.readline(MAX_LINE_BYTES + 1 - len(lines[-1]))
+    yield from lines  # a line over the limit is refused by decode_lines
+    yield from S.bounded_lines(fh, path, first_line=first_line + len(lines))
 
 
 def _digest_block(block: bytes, *, last: bool) -> tuple[list[SessionDigest], int]:
@@ -148,21 +165,31 @@ def _digest_block(block: bytes, *, last: bool) -> tuple[list[SessionDigest], int
     start of a session that goes on in the next block, unless ``last``)."""
     if b"null" in block and _NULL.search(block):
         raise _Fallback
-    ev_schema = _schemas()
-    try:
-        tab = pj.read_json(
-            pa.py_buffer(block),
-            parse_options=pj.ParseOptions(explicit_schema=ev_schema, unexpected_field_behavior="ignore"),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise _Fallback from None
+    if not block.isascii():
+        try:
+            block.decode("utf-8")  # arrow checks only the fields it keeps; the line reader, every byte
+        except UnicodeDecodeError:
+            raise _Fallback from None
     raw = np.frombuffer(block, dtype=np.uint8)
     nl = np.flatnonzero(raw == 10)
     starts = np.concatenate([[0], nl + 1])
     if starts[-1] == len(block):
         starts = starts[:-1]
-    if tab.num_rows != starts.size or (raw[starts] != ord("{")).any():
-        raise _Fallback  # blank or indented lines: rows and lines no longer match
+    # checked before arrow sees the bytes: pyarrow 26 crashes the process on a block that starts
+    # with a bare null (found by tests/bench/test_fuzz_readers.py)
+    if (raw[starts] != ord("{")).any():
+        raise _Fallback  # blank, indented or non-object lines
+    if np.diff(starts, append=len(block)).max() > MAX_LINE_BYTES:
+        raise _Fallback
+    try:
+        tab = pj.read_json(
+            pa.py_buffer(block),
+            parse_options=pj.ParseOptions(explicit_schema=_schemas(), unexpected_field_behavior="ignore"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise _Fallback from None
+    if tab.num_rows != starts.size:
+        raise _Fallback  # two objects on a line: rows and lines no longer match
     code = pc.index_in(tab.column("type"), value_set=pa.array(_TYPES)).to_numpy(zero_copy_only=False)
     if np.isnan(code).any() if code.dtype.kind == "f" else False:
         raise _Fallback  # unknown or missing type: raised (or skipped) line by line
@@ -268,10 +295,16 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
     rows_of = {k: np.flatnonzero(code == k) for k in range(1, 13)}
     t_all = col["t"].to_numpy(zero_copy_only=False).astype(float)
     t_ev = t_all[is_ev]
-    if not (np.isfinite(t_ev).all() and (t_ev >= 0).all()):
-        raise _Fallback  # missing, negative or non-finite t: raised line by line
+    if not ((t_ev >= 0) & (t_ev <= MAX_SECONDS)).all():
+        raise _Fallback  # missing, negative, huge or non-finite t (NaN compares false): raised line by line
     ev_sess = sess_of_row[is_ev]
     events = np.bincount(ev_sess, minlength=n)
+    if events.max(initial=0) > MAX_EVENTS_PER_SESSION:
+        raise _Fallback
+    for name in ("progress", "duration", "separation_m"):  # a NaN or Infinity literal, not a null
+        v = col[name].to_numpy(zero_copy_only=False).astype(float)
+        if not np.isfinite(v[np.asarray(col[name].is_valid())]).all():
+            raise _Fallback
     last_t = np.zeros(n)
     np.maximum.at(last_t, ev_sess, t_ev)
 
@@ -298,7 +331,10 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
     check_choice("kind", rows_of[ENV], S.ENV_CHANGE_KINDS, optional=False)
     check_choice("reason", rows_of[END], S.END_REASONS, optional=True)
     lengths = nums("length", rows_of[CHAIN_START])
-    if (lengths < 1).any():
+    if ((lengths < 1) | (lengths > MAX_CHAIN_LENGTH)).any():
+        raise _Fallback
+    start_index = nums("index", rows_of[SUB_START])
+    if ((start_index < 1) | (start_index > MAX_CHAIN_LENGTH)).any():  # NaN (no index) passes
         raise _Fallback
 
     # subtask outcomes
@@ -315,7 +351,7 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
         raise _Fallback
     index = nums("index", se)
     has_index = ~np.isnan(index)
-    if (index[has_index] < 1).any():
+    if ((index[has_index] < 1) | (index[has_index] > MAX_CHAIN_LENGTH)).any():
         raise _Fallback
     se_chain = present("chain", se)
     if (se_chain & ~has_index).any():
@@ -348,6 +384,14 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
             cs_key, last = np.unique(key[is_cs][::-1], return_index=True)
             cs_len = nums("length", ch_rows[is_cs][::-1][last]).astype(np.int64)
             declared[_lookup(uk, cs_key)] = cs_len
+            # no index beyond its chain's declared length (as _SessionRules, line by line)
+            idx = nums("index", ch_rows[~is_cs])
+            has = ~np.isnan(idx)
+            if has.any():
+                highest = np.zeros(uk.size, dtype=np.int64)
+                np.maximum.at(highest, _lookup(uk, key[~is_cs][has]), idx[has].astype(np.int64))
+                if ((declared > 0) & (highest > declared)).any():
+                    raise _Fallback
         kk = np.zeros(uk.size, dtype=np.int64)
         maxi = np.zeros(uk.size, dtype=np.int64)
         is_se = code[ch_rows] == SUB_END

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from egocrowd.bench import schema as S
+from egocrowd.bench.limits import MAX_GROUPS, MAX_POLICIES
+from egocrowd.errors import InvalidInput
 
 NO_PERSON = "(unattributed)"
 
@@ -207,6 +209,27 @@ def digest_log(
     from egocrowd.bench.columnar import digest_jsonl  # imports this module
 
     yield from digest_jsonl(p, strict=strict, on_progress=on_progress)
+
+
+def check_inputs(digests: Iterable[SessionDigest], battles: Iterable[Any] = ()) -> None:
+    """The caps that span all inputs scored together (each file's own rules are checked as it is
+    read): distinct policies, and distinct tasks, people and environments. ``validate`` and
+    ``score`` both run this, so one accepts exactly what the other does."""
+    policies: set[str] = set()
+    groups: dict[str, set[str]] = {"tasks": set(), "people": set(), "environments": set()}
+    for d in digests:
+        policies.add(d.policy)
+        groups["tasks"].update(d.out_task)
+        groups["people"].update(d.out_person)
+        groups["environments"].add(d.environment)
+    for b in battles:
+        policies.update((b.a, b.b))
+    counts = {"policies": (len(policies), MAX_POLICIES), **{k: (len(v), MAX_GROUPS) for k, v in groups.items()}}
+    for what, (n, cap) in counts.items():
+        if n > cap:
+            raise InvalidInput(
+                f"{n} distinct {what} in the inputs; at most {cap} are scored together", code="bench.too_large"
+            )
 
 
 # ---------------------------------------------------------------------------------------- corpus

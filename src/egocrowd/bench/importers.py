@@ -29,7 +29,8 @@ Columns the importer does not know are reported, not silently ignored (:class:`T
 
 **Pairwise CSV** (:func:`read_pairwise_csv`): one row per A/B battle with columns ``a`` [model_a,
 policy_a], ``b`` [model_b, policy_b] and ``winner``: "a", "b", "tie", "model_a", "model_b",
-"tie (bothbad)" (Chatbot Arena's spelling) or the winning policy's name.
+"tie (bothbad)" (Chatbot Arena's spelling), "draw" or the winning policy's name; any other
+spelling is an error.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ from typing import Any
 
 from egocrowd.bench import schema as S
 from egocrowd.bench.digest import NO_PERSON, SessionDigest
+from egocrowd.bench.limits import (
+    MAX_BATTLES,
+    MAX_EVENTS_PER_SESSION,
+    MAX_GROUPS,
+    MAX_LINE_BYTES,
+    MAX_POLICIES,
+    MAX_SECONDS,
+)
 from egocrowd.bench.ranking import Battle
 from egocrowd.errors import InvalidInput
 
@@ -72,48 +81,89 @@ TRIAL_COLUMNS = frozenset(
 )
 
 
-def _open(path: str | os.PathLike[str]) -> Any:
-    p = Path(path)
-    try:
-        if p.suffix == ".gz":
-            return gzip.open(p, "rt", encoding="utf-8-sig", newline="")
-        return open(p, encoding="utf-8-sig", newline="")  # utf-8-sig: spreadsheets add a BOM
-    except FileNotFoundError:
-        raise InvalidInput(f"file not found: {p}", code="bench.csv_not_found") from None
+def _bad(path: Any, line: int | None, msg: str) -> InvalidInput:
+    return S.bad_line(path, line, msg, code="bench.bad_csv")
+
+
+class _Lines:
+    """The decoded text lines of a CSV for :func:`csv.reader`, each checked (UTF-8, length) as it
+    is read, so an error names its line. ``row_bytes`` counts the bytes of the row being read: a
+    quote never closed would otherwise make one row of the rest of the file."""
+
+    def __init__(self, raw: Any, path: Any) -> None:
+        self._lines = S.bounded_lines(raw, path, code="bench.bad_csv")
+        self.path = path
+        self.lineno = 0
+        self.row_bytes = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.lineno += 1
+        self.row_bytes += len(line)
+        if self.row_bytes > MAX_LINE_BYTES:
+            raise _bad(self.path, self.lineno, f"row longer than {MAX_LINE_BYTES} bytes (a quote not closed?)")
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _bad(self.path, self.lineno, f"not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        if "\0" in text:
+            raise _bad(self.path, self.lineno, "a NUL character: binary data, not text")
+        return text.removeprefix("\ufeff") if self.lineno == 1 else text  # spreadsheets add a BOM
 
 
 def _rows(
     path: str | os.PathLike[str], required: tuple[str, ...], header_out: list[str] | None = None
 ) -> Iterator[tuple[int, dict[str, str]]]:
-    """Rows as {column: value}; ``header_out`` receives the columns (aliases resolved)."""
-    with _open(path) as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
+    """Rows as ``(line number, {column: value})``; ``header_out`` receives the columns (aliases
+    resolved). A short row reads as blank cells, as in a spreadsheet; a long one is an error unless
+    the extra cells are blank (trailing commas)."""
+    p = Path(path)
+    try:
+        raw = gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise InvalidInput(f"file not found: {p}", code="bench.csv_not_found") from None
+    with raw:
+        lines = _Lines(raw, path)
+        reader = csv.reader(lines, strict=True)  # strict: a quote never closed is an error, not a swallowed file
+
+        def row() -> tuple[int, list[str] | None]:
+            lines.row_bytes = 0
+            start = lines.lineno + 1
+            try:
+                return start, next(reader, None)
+            except csv.Error as exc:
+                raise _bad(path, lines.lineno, f"not a valid CSV row: {exc}") from None
+
+        _, header = row()
         if header is None:
-            raise InvalidInput(f"{path}: empty CSV", code="bench.bad_csv")
+            raise _bad(path, None, "empty CSV")
         cols = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
         seen: dict[str, str] = {}
-        for raw, c in zip(header, cols):
+        for raw_name, c in zip(header, cols):
             if c in seen and c:
                 # before, the later column silently won (e.g. both duration and duration_s)
-                raise InvalidInput(
-                    f"{path}: column {c!r} given twice (as {seen[c]!r} and {raw.strip()!r})", code="bench.bad_csv"
-                )
-            seen[c] = raw.strip()
+                raise _bad(path, 1, f"column {c!r} given twice (as {seen[c]!r} and {raw_name.strip()!r})")
+            seen[c] = raw_name.strip()
         if header_out is not None:
             header_out.extend(cols)
         missing = [c for c in required if c not in cols]
         if missing:
-            raise InvalidInput(
-                f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(cols)}", code="bench.bad_csv"
-            )
-        for lineno, row in enumerate(reader, 2):
-            if not row or all(not x.strip() for x in row):
+            raise _bad(path, 1, f"missing column(s) {', '.join(missing)}; have {', '.join(cols)}")
+        while True:
+            lineno, values = row()
+            if values is None:
+                return
+            if all(not x.strip() for x in values):
                 continue
-            yield lineno, {c: v.strip() for c, v in zip(cols, row)}
+            if len(values) > len(cols) and any(x.strip() for x in values[len(cols) :]):
+                raise _bad(path, lineno, f"{len(values)} cells in a row under a header of {len(cols)} columns")
+            yield lineno, {c: v.strip() for c, v in zip(cols, values)}
 
 
-def _float(v: str | None, default: float | None, where: str, name: str) -> float | None:
+def _float(v: str | None, default: float | None, path: Any, line: int, name: str) -> float | None:
     if v is None or v == "":
         return default
     try:
@@ -121,8 +171,22 @@ def _float(v: str | None, default: float | None, where: str, name: str) -> float
     except ValueError:
         x = math.nan
     if not math.isfinite(x):  # "nan"/"inf" parse as floats but poison every sum (and the JSON output)
-        raise InvalidInput(f"{where}: {name} must be a number (finite); got {v!r}", code="bench.bad_csv")
+        raise _bad(path, line, f"{name} must be a number (finite); got {v!r}")
     return x
+
+
+class _Distinct:
+    """Counts distinct names of one kind (policies, tasks…) against a cap, so that an absurd file
+    fails at the row that crosses it rather than after filling memory."""
+
+    def __init__(self, what: str, cap: int) -> None:
+        self.what, self.cap, self.seen = what, cap, set[str]()
+
+    def add(self, name: str, path: Any, line: int) -> None:
+        if name not in self.seen:
+            if len(self.seen) >= self.cap:
+                raise _bad(path, line, f"more than {self.cap} distinct {self.what}")
+            self.seen.add(name)
 
 
 @dataclass
@@ -154,14 +218,21 @@ def read_trials(paths: Sequence[str | os.PathLike[str]]) -> TrialsImport:
     out = TrialsImport(digests=[])
     designs: list[_Design] = []
     headers: list[set[str]] = []
+    caps = {
+        "policy": _Distinct("policies", MAX_POLICIES),
+        "task": _Distinct("tasks", MAX_GROUPS),
+        "person": _Distinct("people", MAX_GROUPS),
+        "environment": _Distinct("environments", MAX_GROUPS),
+    }
     for path in paths:
         cols: list[str] = []
         sessions: dict[tuple[str, str], tuple[SessionDigest, _Design]] = {}
         for lineno, r in _rows(path, ("policy", "task", "success"), cols):
-            where = f"{path}:{lineno}"
-            _add_trial(sessions, r, where, lineno, [c for c in (*DESIGN_COLUMNS, "pair") if c in cols])
+            for c, cap in caps.items():
+                cap.add(r.get(c, ""), path, lineno)
+            _add_trial(sessions, r, path, lineno, [c for c in (*DESIGN_COLUMNS, "pair") if c in cols])
         if not sessions:
-            raise InvalidInput(f"{path}: no trials", code="bench.bad_csv")
+            raise _bad(path, None, "no trials")
         unknown = [c for c in cols if c and c not in TRIAL_COLUMNS]  # a blank name: a trailing comma
         if unknown:
             out.warnings.append(
@@ -179,26 +250,29 @@ def read_trials(paths: Sequence[str | os.PathLike[str]]) -> TrialsImport:
 def _add_trial(
     sessions: dict[tuple[str, str], tuple[SessionDigest, _Design]],
     r: dict[str, str],
-    where: str,
+    path: Any,
     lineno: int,
     design: list[str],
 ) -> None:
-    s = r["success"].lower()
+    where = f"{path}:{lineno}"
+    s = r.get("success", "").lower()
     if s in _TRUE:
         ok = 1
     elif s in _FALSE:
         ok = 0
     else:
-        raise InvalidInput(
-            f"{where}: success must be 1/0, true/false, yes/no; got {r['success']!r}", code="bench.bad_csv"
-        )
-    duration = _float(r.get("duration"), 0.0, where, "duration") or 0.0
-    progress = _float(r.get("progress"), float(ok), where, "progress")
-    if duration < 0 or progress is None or not 0 <= progress <= 1:
-        raise InvalidInput(f"{where}: duration must be >= 0 and progress in [0, 1]", code="bench.bad_csv")
-    policy = r["policy"]
+        raise _bad(path, lineno, f"success must be 1/0, true/false, yes/no; got {r.get('success', '')!r}")
+    duration = _float(r.get("duration"), 0.0, path, lineno, "duration") or 0.0
+    if not 0 <= duration <= MAX_SECONDS:
+        raise _bad(path, lineno, f"duration must be from 0 to {MAX_SECONDS:.0e} seconds; got {r.get('duration')!r}")
+    progress = _float(r.get("progress"), float(ok), path, lineno, "progress")
+    if progress is None or not 0 <= progress <= 1:
+        raise _bad(path, lineno, f"progress must be in [0, 1]; got {r.get('progress')!r}")
+    policy = r.get("policy", "")
     if not policy:
-        raise InvalidInput(f"{where}: empty policy", code="bench.bad_csv")
+        raise _bad(path, lineno, "empty policy")
+    if not r.get("task"):
+        raise _bad(path, lineno, "empty task")
     sid = r.get("session") or f"row{lineno}"
     values = {c: r.get(c, "") for c in design}  # a short row has no value: blank, as in a spreadsheet
     entry = sessions.get((policy, sid))
@@ -208,7 +282,7 @@ def _add_trial(
             policy=policy,
             environment=r.get("environment") or "default",
             source="real",
-            deployment_day=_float(r.get("day"), None, where, "day"),
+            deployment_day=_float(r.get("day"), None, path, lineno, "day"),
             end_reason="completed",
         )
         entry = sessions[(policy, sid)] = (d, _Design(values, where))
@@ -216,12 +290,15 @@ def _add_trial(
     for c, v in values.items():
         if v != des.values[c] and c not in des.varies:
             if c == "pair":  # the file says how to pair, and says two things for one session
-                raise InvalidInput(
-                    f"{where}: session {sid!r} of {policy!r} has pair {v!r} here and {des.values[c]!r} at "
+                raise _bad(
+                    path,
+                    lineno,
+                    f"session {sid!r} of {policy!r} has pair {v!r} here and {des.values[c]!r} at "
                     f"{des.where}; pairing is ambiguous: give all rows of a session the same pair",
-                    code="bench.bad_csv",
                 )
             des.varies[c] = where
+    if d.events >= MAX_EVENTS_PER_SESSION:
+        raise _bad(path, lineno, f"more than {MAX_EVENTS_PER_SESSION} trials in session {sid!r} of {policy!r}")
     d.duration += duration
     d.out_t.append(d.duration)  # the trial ends when its duration has elapsed
     d.out_success.append(ok)
@@ -267,32 +344,46 @@ def _pair(out: TrialsImport, designs: list[_Design], headers: list[set[str]]) ->
         out.warnings.append(f"{unpaired} session(s) have a blank pair: they are not paired")
 
 
+#: Spellings of a tie (Chatbot Arena writes "tie (bothbad)"); anything else that is not a, b or a
+#: policy's name is an error: "tiebreak_a" once counted as a tie.
+TIES = frozenset({"tie", "tie (bothbad)", "draw", "="})
+
+
 def read_pairwise_csv(path: str | os.PathLike[str]) -> list[Battle]:
     """Pairwise A/B preference table → battles for :func:`egocrowd.bench.ranking.rank_battles`."""
-    battles = []
+    battles: list[Battle] = []
+    policies = _Distinct("policies", MAX_POLICIES)
     for lineno, r in _rows(path, ("a", "b", "winner")):
-        a, b, w = r["a"], r["b"], r["winner"]
+        a, b, w = r.get("a", ""), r.get("b", ""), r.get("winner", "")
+        if not a or not b:
+            raise _bad(path, lineno, "a battle needs both policies, a and b")
         wl = w.lower()
         if wl in ("a", "model_a"):
             winner = "a"
         elif wl in ("b", "model_b"):
             winner = "b"
-        elif wl.startswith("tie") or wl in ("draw", "="):
+        elif wl in TIES:
             winner = "tie"
         elif w == a:
             winner = "a"
         elif w == b:
             winner = "b"
         else:
-            raise InvalidInput(
-                f"{path}:{lineno}: winner {w!r} is neither a, b, tie nor one of the two policies", code="bench.bad_csv"
+            raise _bad(
+                path,
+                lineno,
+                f"winner {w!r} is neither a, b, a tie ({', '.join(sorted(TIES))}) nor one of the two policies",
             )
+        if len(battles) >= MAX_BATTLES:
+            raise _bad(path, lineno, f"more than {MAX_BATTLES} battles")
+        policies.add(a, path, lineno)
+        policies.add(b, path, lineno)
         try:
             battles.append(Battle(a, b, winner))
         except InvalidInput as exc:
-            raise InvalidInput(f"{path}:{lineno}: {exc.message}", code="bench.bad_csv") from None
+            raise _bad(path, lineno, exc.message) from None
     if not battles:
-        raise InvalidInput(f"{path}: no battles", code="bench.bad_csv")
+        raise _bad(path, None, "no battles")
     return battles
 
 

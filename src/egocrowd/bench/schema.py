@@ -71,11 +71,13 @@ import json
 import math
 import os
 import warnings
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
+from egocrowd.bench.limits import MAX_CHAIN_LENGTH, MAX_EVENTS_PER_SESSION, MAX_LINE_BYTES, MAX_SECONDS
 from egocrowd.errors import InvalidInput
 
 SCHEMA_VERSION = 1
@@ -94,6 +96,13 @@ def _bad(msg: str, **extra: Any) -> InvalidInput:
     return InvalidInput(msg, code="bench.bad_log", **extra)
 
 
+def bad_line(path: Any, line: int | None, msg: str, *, code: str = "bench.bad_log") -> InvalidInput:
+    """The one error of a bad input file: "file:line: what is wrong", with ``path`` and ``line``
+    in its extras (``line`` None when the file as a whole is wrong)."""
+    where = f"{path}:{line}" if line is not None else str(path)
+    return InvalidInput(f"{where}: {msg}", code=code, path=str(path), line=line)
+
+
 def _check_choice(name: str, value: Any, choices: tuple[str, ...], *, optional: bool = False) -> None:
     if value is None and optional:
         return
@@ -101,12 +110,17 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...], *, optional: 
         raise _bad(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
-def _check_time(t: Any) -> float:
-    if type(t) is float and 0.0 <= t < math.inf:  # fast path: almost every event
+def _check_time(t: Any, name: str = "t") -> float:
+    if type(t) is float and 0.0 <= t <= MAX_SECONDS:  # fast path: almost every event
         return t
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-        raise _bad(f"t must be a finite number of seconds >= 0; got {t!r}")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= MAX_SECONDS:  # NaN fails too
+        raise _bad(f"{name} must be a number of seconds from 0 to {MAX_SECONDS:.0e}; got {t!r}")
     return float(t)
+
+
+def _check_index(index: Any) -> None:
+    if index is not None and not 1 <= index <= MAX_CHAIN_LENGTH:
+        raise _bad(f"subtask index must be from 1 to {MAX_CHAIN_LENGTH} (1-based); got {index!r}")
 
 
 def _compact(obj: Any) -> dict[str, Any]:
@@ -222,8 +236,9 @@ class ChainStart(Event):
         Event.__post_init__(self)
         if self.chain is None:
             raise _bad("chain_start needs a chain id")
-        if not isinstance(self.length, int) or self.length < 1:
-            raise _bad(f"chain_start.length must be an int >= 1; got {self.length!r}")
+        n = self.length
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CHAIN_LENGTH:
+            raise _bad(f"chain_start.length must be an integer from 1 to {MAX_CHAIN_LENGTH}; got {n!r}")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -232,6 +247,10 @@ class SubtaskStart(Event):
     subtask: str
     index: int | None = None
     instruction: str | None = None
+
+    def __post_init__(self) -> None:
+        Event.__post_init__(self)
+        _check_index(self.index)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -253,8 +272,7 @@ class SubtaskEnd(Event):
             self.progress = 1.0 if self.outcome == "success" else 0.0
         elif not (0.0 <= self.progress <= 1.0):
             raise _bad(f"subtask_end.progress must be in [0, 1]; got {self.progress!r}")
-        if self.index is not None and self.index < 1:
-            raise _bad(f"subtask index is 1-based; got {self.index!r}")
+        _check_index(self.index)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -285,8 +303,7 @@ class Intervention(Event):
 
     def __post_init__(self) -> None:
         Event.__post_init__(self)
-        if not (self.duration >= 0 and math.isfinite(self.duration)):
-            raise _bad(f"intervention.duration must be >= 0; got {self.duration!r}")
+        self.duration = _check_time(self.duration, "intervention.duration")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -372,12 +389,63 @@ _FIELDS: dict[str, frozenset[str]] = {
 }
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:  # JSON allows no NaN or Infinity; Python's decoder does
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_person(v: Any) -> bool:
+    return (
+        isinstance(v, dict)
+        and isinstance(v.get("id"), str)
+        and v.keys() <= {"id", "role", "priority"}
+        and (v.get("role") is None or isinstance(v["role"], str))
+        and (v.get("priority") is None or _is_int(v["priority"]))
+    )
+
+
+# What a JSON value must be for each annotation the line classes use (a new annotation needs a row:
+# the check below fails at import otherwise). ``None`` passes only where the annotation allows it.
+_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "int": ("an integer", _is_int),
+    "float": ("a finite number", _is_number),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "list[str]": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    "dict[str, Any]": ("an object", lambda v: isinstance(v, dict)),
+    "list[Person]": ('a list of {"id", "role", "priority"}', lambda v: isinstance(v, list) and all(map(_is_person, v))),
+}
+_TYPES: dict[str, dict[str, tuple[str, Callable[[Any], bool], bool]]] = {
+    name: {
+        f.name: (*_KINDS[str(f.type).removesuffix(" | None")], str(f.type).endswith(" | None"))
+        for f in fields(cls)
+        if f.name != "extra"
+    }
+    for name, cls in {**EVENT_TYPES, "session": Session}.items()
+}
+
+
+def _check_types(typ: str, kwargs: dict[str, Any]) -> None:
+    rules = _TYPES[typ]
+    for k, v in kwargs.items():
+        rule = rules.get(k)
+        if rule is None or rule[1](v) or (v is None and rule[2]):
+            continue
+        if rule[1] is _is_int and isinstance(v, float) and v.is_integer():
+            kwargs[k] = int(v)  # 3.0 from a writer that keeps every number a float; 2.5 is refused
+            continue
+        raise _bad(f"{typ}.{k} must be {rule[0]}{' or null' if rule[2] else ''}; got {v!r}")
+
+
 def from_dict(d: dict[str, Any]) -> Session | Event:
     """Build the typed object for one decoded log line (header or event)."""
     if not isinstance(d, dict):
         raise _bad(f"a log line must be a JSON object; got {type(d).__name__}")
     typ = d.get("type")
-    cls: Any = Session if typ == "session" else EVENT_TYPES.get(typ)  # type: ignore[arg-type]
+    cls: Any = Session if typ == "session" else EVENT_TYPES.get(typ) if isinstance(typ, str) else None
     if cls is None:
         raise _bad(f"unknown event type {typ!r}", event_type=typ)
     known = _FIELDS[typ]  # type: ignore[index]
@@ -385,6 +453,7 @@ def from_dict(d: dict[str, Any]) -> Session | Event:
     if not kwargs.keys() <= known or "extra" in kwargs:  # rare: keep unknown fields in ``extra``
         extra = {k: kwargs.pop(k) for k in list(kwargs) if k not in known or k == "extra"}
         kwargs["extra"] = extra
+    _check_types(typ, kwargs)  # type: ignore[arg-type]
     if cls is Session:
         fv = kwargs.get("format_version", SCHEMA_VERSION)
         if not isinstance(fv, int) or fv > SCHEMA_VERSION:
@@ -475,12 +544,22 @@ def iter_lines(
     ``on_progress(n)`` is called now and then with the number of (compressed) bytes read since
     the last call, for progress bars.
     """
+    for _, d in numbered_lines(path, on_progress=on_progress):
+        if not isinstance(d, dict):
+            raise _bad(f"{path}: a log line must be a JSON object; got {type(d).__name__}")
+        yield d
+
+
+def numbered_lines(
+    path: str | os.PathLike[str], *, on_progress: Callable[[int], None] | None = None
+) -> Iterator[tuple[int, Any]]:
+    """``(line number, decoded JSON value)`` of a log (rows count as lines in Parquet)."""
     p = Path(path)
     if _is_parquet(p):
         yield from _iter_parquet_dicts(p, on_progress)
         return
     with open_log(p) as (raw, fh):
-        yield from decode_lines(fh, p, tell=raw.tell, on_progress=on_progress)
+        yield from decode_lines(bounded_lines(fh, p), p, tell=raw.tell, on_progress=on_progress)
 
 
 @contextlib.contextmanager
@@ -495,6 +574,31 @@ def open_log(path: Path) -> Iterator[tuple[Any, Any]]:
         yield raw, (gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else raw)
 
 
+@contextlib.contextmanager
+def reading(path: Any, code: str = "bench.bad_log") -> Iterator[None]:
+    """Turn what a broken compressed stream raises into our error (about the file, not a line:
+    the readers reach the break at different lines)."""
+    try:
+        yield
+    except (EOFError, OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise bad_line(path, None, f"cannot read the file: {exc}", code=code) from None
+
+
+def bounded_lines(fh: Any, path: Any, *, first_line: int = 1, code: str = "bench.bad_log") -> Iterator[bytes]:
+    """The byte lines of ``fh`` with memory bounded by :data:`MAX_LINE_BYTES` (iterating a file
+    would read a line of any length, e.g. a whole file without newlines, into memory)."""
+    lineno = first_line
+    while True:
+        with reading(path, code):
+            line = fh.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_BYTES:
+            raise bad_line(path, lineno, f"line longer than {MAX_LINE_BYTES} bytes", code=code)
+        yield line
+        lineno += 1
+
+
 def decode_lines(
     lines: Iterable[bytes],
     path: Path,
@@ -502,15 +606,18 @@ def decode_lines(
     first_line: int = 1,
     tell: Callable[[], int] | None = None,
     on_progress: Callable[[int], None] | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Decode byte lines (numbered from ``first_line``); a bad line is an error unless it is the
-    last one (a crash while writing), which is skipped with a warning."""
+) -> Iterator[tuple[int, Any]]:
+    """Decode byte lines (numbered from ``first_line``) to ``(line number, value)``. A bad line is
+    an error unless it is the last one and has no newline (a crash while writing): that one is
+    skipped with a warning. A bad line that ends in a newline was written whole: an error."""
     pending: int | None = None
     reported = tell() if tell is not None else 0
     for lineno, line in enumerate(lines, first_line):
         if pending is not None:
             # the previous line was bad but is not the last one: real corruption
-            raise _bad(f"{path}:{pending}: not valid JSON", line=pending)
+            raise bad_line(path, pending, "not valid JSON (UTF-8)")
+        if len(line) > MAX_LINE_BYTES:
+            raise bad_line(path, lineno, f"line longer than {MAX_LINE_BYTES} bytes")
         if on_progress is not None and tell is not None and lineno % 4096 == 0:
             pos = tell()
             on_progress(pos - reported)
@@ -518,9 +625,13 @@ def decode_lines(
         if not line.strip():
             continue
         try:
-            yield _decode(line.decode("utf-8"))  # decoding first skips json.loads' encoding sniffing
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            yield lineno, _decode(line.decode("utf-8"))  # decoding first skips json.loads' encoding sniffing
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            if line.endswith(b"\n"):
+                raise bad_line(path, lineno, f"not valid JSON (UTF-8): {exc}") from None
             pending = lineno
+        except RecursionError:  # nesting thousands deep
+            raise bad_line(path, lineno, "JSON nested too deeply") from None
     if on_progress is not None and tell is not None:
         on_progress(tell() - reported)
     if pending is not None:
@@ -534,25 +645,71 @@ def read_log(
 
     ``strict=False`` skips lines of unknown event type instead of raising.
     """
-    return typed_lines(iter_lines(path, on_progress=on_progress), path, strict=strict)
+    return typed_lines(numbered_lines(path, on_progress=on_progress), path, strict=strict)
 
 
 def typed_lines(
-    dicts: Iterable[dict[str, Any]], path: str | os.PathLike[str], *, strict: bool = True
+    lines: Iterable[tuple[int, Any]], path: str | os.PathLike[str], *, strict: bool = True
 ) -> Iterator[Session | Event]:
-    """Typed objects of decoded lines (see :func:`read_log`)."""
-    seen_header = False
-    for d in dicts:
-        if not seen_header and d.get("type") != "session":
-            raise _bad(f"{path}: a log must start with a session header line")
+    """Typed objects of numbered decoded lines (see :func:`read_log`): every rule of the schema,
+    those of one line (:func:`from_dict`) and those across lines of a session, checked here. A
+    broken rule raises ``bench.bad_log`` naming the file and line."""
+    rules: _SessionRules | None = None
+    for lineno, d in lines:
         try:
-            obj = from_dict(d)
+            if not isinstance(d, dict):
+                raise _bad(f"a log line must be a JSON object; got {type(d).__name__}")
+            if rules is None and d.get("type") != "session":
+                raise _bad("a log must start with a session header line")
+            try:
+                obj = from_dict(d)
+            except InvalidInput as exc:
+                if not strict and exc.code == "bench.bad_log" and not _FIELDS.get(str(d.get("type"))):
+                    continue
+                raise
+            if isinstance(obj, Session):
+                if rules is not None:
+                    rules.finish(path)
+                rules = _SessionRules()
+            else:
+                assert rules is not None
+                rules.check(obj, lineno)
         except InvalidInput as exc:
-            if not strict and exc.code == "bench.bad_log" and d.get("type") not in _FIELDS:
-                continue
-            raise
-        seen_header = True
+            if "line" in exc.extra:
+                raise
+            raise bad_line(path, lineno, exc.message, code=exc.code) from None
         yield obj
+    if rules is not None:
+        rules.finish(path)
+
+
+class _SessionRules:
+    """The rules that span the lines of one session (the columnar reader checks the same in bulk)."""
+
+    __slots__ = ("declared", "events", "highest")
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.declared: dict[str, int] = {}  # chain -> declared length (the last declaration wins)
+        self.highest: dict[str, tuple[int, int]] = {}  # chain -> (highest index, its first line)
+
+    def check(self, e: Event, lineno: int) -> None:
+        self.events += 1
+        if self.events > MAX_EVENTS_PER_SESSION:
+            raise _bad(f"more than {MAX_EVENTS_PER_SESSION} events in one session")
+        if e.chain is None:
+            return
+        if isinstance(e, ChainStart):
+            self.declared[e.chain] = e.length
+        elif isinstance(e, (SubtaskStart, SubtaskEnd)) and (e.index or 0) > self.highest.get(e.chain, (0, 0))[0]:
+            self.highest[e.chain] = (e.index or 0, lineno)
+
+    def finish(self, path: Any) -> None:
+        """At the end of the session: no chain goes beyond its declared length."""
+        for chain, (index, lineno) in self.highest.items():
+            n = self.declared.get(chain)
+            if n is not None and index > n:
+                raise bad_line(path, lineno, f"subtask index {index} is beyond chain {chain!r}'s declared length {n}")
 
 
 def iter_sessions(
@@ -647,14 +804,20 @@ def to_parquet(
                 for v in cols.values():
                     v.clear()
 
+        current: list[Any] = [None]
+
+        def remember(path: Any) -> Iterator[tuple[int, Any]]:
+            for pair in numbered_lines(path):
+                current[0] = pair[1]
+                yield pair
+
         for path in paths:
             sess: dict[str, Any] = {}
-            for d in iter_lines(path):
-                if d.get("type") == "session":
-                    from_dict(d)  # validate header (and version) before persisting it
+            # every line passes the reader's checks (one typed object per line) before it is written
+            for obj in typed_lines(remember(path), path):
+                d = current[0]
+                if isinstance(obj, Session):
                     sess = d
-                elif not sess:
-                    raise _bad(f"{path}: a log must start with a session header line")
                 cols["session_id"].append(sess.get("session_id"))
                 cols["policy"].append(sess.get("policy"))
                 cols["environment"].append(sess.get("environment"))
@@ -674,21 +837,33 @@ def to_parquet(
     return total
 
 
-def _iter_parquet_dicts(path: Path, on_progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
-    import pyarrow.parquet as pq  # see _parquet_schema
+def _iter_parquet_dicts(path: Path, on_progress: Callable[[int], None] | None = None) -> Iterator[tuple[int, Any]]:
+    import pyarrow as pa  # see _parquet_schema
+    import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(str(path))
-    meta = pf.schema_arrow.metadata or {}
-    if meta.get(b"format") != FORMAT_NAME.encode():
-        raise _bad(f"{path} is not an egocrowd.bench Parquet log")
-    if int(meta.get(b"format_version", b"0")) > SCHEMA_VERSION:
+    try:
+        pf = pq.ParquetFile(str(path))
+        meta = pf.schema_arrow.metadata or {}
+        version = meta.get(b"format_version", b"0")
+        pf.schema_arrow.field("payload")
+    except (pa.ArrowException, KeyError, OSError) as exc:
+        raise bad_line(path, None, f"not an egocrowd.bench Parquet log ({exc})") from None
+    if meta.get(b"format") != FORMAT_NAME.encode() or not version.isdigit():
+        raise bad_line(path, None, "not an egocrowd.bench Parquet log")
+    if int(version) > SCHEMA_VERSION:
         raise InvalidInput(f"{path} is newer than this reader", code="bench.unsupported_version")
     size = path.stat().st_size
     rows = max(pf.metadata.num_rows, 1)
-    for batch in pf.iter_batches(columns=["payload"], batch_size=65_536):
-        for s in batch.column(0).to_pylist():
-            if s is None:  # a file with our format's metadata but not written by us
-                raise _bad(f"{path}: a row has no payload")
-            yield json.loads(s)
-        if on_progress is not None:
-            on_progress(int(size * batch.num_rows / rows))
+    row = 0
+    with reading(path):
+        for batch in pf.iter_batches(columns=["payload"], batch_size=65_536):
+            for s in batch.column(0).to_pylist():
+                row += 1
+                if not isinstance(s, str):  # a file with our format's metadata but not written by us
+                    raise bad_line(path, row, "a row has no payload")
+                try:
+                    yield row, json.loads(s)
+                except (ValueError, RecursionError) as exc:
+                    raise bad_line(path, row, f"payload is not valid JSON: {exc}") from None
+            if on_progress is not None:
+                on_progress(int(size * batch.num_rows / rows))

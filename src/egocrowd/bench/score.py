@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from egocrowd.bench import stats as st
-from egocrowd.bench.digest import SessionDigest, build_corpus, digest_log
+from egocrowd.bench.digest import SessionDigest, build_corpus, check_inputs, digest_log
 from egocrowd.bench.metrics import METRICS, ScoreConfig, compute_metrics
 from egocrowd.bench.ranking import Battle, rank_battles
 from egocrowd.bench.sequential import sequential_test
@@ -155,6 +155,7 @@ def score_digests(
     """Score every policy found, compare them pairwise and rank them (see module docstring)."""
     if not digests and not battles:
         raise InvalidInput("nothing to score: no sessions and no battles", code="bench.empty")
+    check_inputs(digests, battles or ())
     groups = by_policy(digests)
     names = metrics or METRICS.names()
     doc: dict[str, Any] = {
