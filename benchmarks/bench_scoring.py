@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_scoring.py            # 1,000,000 events; 1000 rounds × 10,000 sessions
     .venv/bin/python benchmarks/bench_scoring.py --quick    # a 20× smaller smoke run
+    .venv/bin/python benchmarks/bench_scoring.py --only arena   # section 3 alone
 
 1. Scoring: a synthetic log of N events (two policies, paired sessions) is scored by
    egocrowd.bench (columnar blocks → digests → metrics with 1000-round session bootstraps), by a
@@ -12,6 +13,14 @@
    lowest peak of each count (the machine is shared: turns spread other people's load evenly).
 2. Bootstrap: 1000 rounds over 10,000 sessions for a clustered rate: ``bootstrap_sums`` (one
    matrix product per chunk of rounds) against a pandas loop of DataFrame.sample.
+3. Arena: 100,000 synthetic A/B battles among 16 policies (15 % ties) ranked by ``rank_battles``
+   (Bradley–Terry with a 1000-round bootstrap, exact adjacent tie tests, ranks) against choix inside
+   a plain numpy bootstrap: each round resamples the battles with ``rng.integers`` and refits with
+   ``choix.ilsr_pairwise_dense`` on the (k, k) win matrix, a tie counting half a win to each side
+   (the dense matrix takes fractional counts; ``rank_battles`` counts ties the same way). The dense
+   fit is choix's fast path for many battles among few items: its per-battle functions loop over
+   battles in Python (one fit of 100,000 battles took ilsr_pairwise 5 s, opt_pairwise 61 s).
+   Point ratings are checked equal after putting choix's natural-log strengths on our scale.
 
 Each measurement runs in a fresh process so peak memory (ru_maxrss) is its own. Only ratios
 measured in the same run are meaningful; absolute times depend on the machine and its load.
@@ -245,6 +254,124 @@ def boot_pandas(n_sessions: int, rounds: int) -> list[float]:
     return [float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))]
 
 
+# ------------------------------------------------------------------------------------ arena
+
+
+def arena_data(n_battles: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Battles (a, b, outcome 0 = a wins, 1 = b wins, 2 = tie) among k policies, strengths 0…0.6 in log10."""
+    rng = np.random.default_rng(seed)
+    strength = np.linspace(0.0, 0.6, k)
+    a = rng.integers(0, k, n_battles)
+    b = (a + rng.integers(1, k, n_battles)) % k
+    p_a = 1 / (1 + 10 ** (strength[b] - strength[a]))
+    tie = rng.random(n_battles) < 0.15
+    outcome = np.where(tie, 2, np.where(rng.random(n_battles) < p_a, 0, 1))
+    return a, b, outcome
+
+
+def _on_our_scale(theta: np.ndarray) -> np.ndarray:
+    from egocrowd.bench.ranking import BASE, LN10, SCALE
+
+    return SCALE * (theta - theta.mean(axis=-1, keepdims=True)) / LN10 + BASE
+
+
+def _measured(core: Any, trace: bool) -> dict[str, Any]:
+    """Time core(); with trace, report tracemalloc's peak instead (tracing slows Python code)."""
+    import tracemalloc
+
+    if trace:
+        tracemalloc.start()
+    t0 = time.perf_counter()
+    out = core()
+    seconds = time.perf_counter() - t0
+    if trace:
+        out["traced_peak_mb"] = tracemalloc.get_traced_memory()[1] / 1e6
+        tracemalloc.stop()
+    return {**out, "seconds": seconds}
+
+
+def arena_ours(n_battles: int, k: int, rounds: int, trace: bool = False) -> dict[str, Any]:
+    from egocrowd.bench.ranking import Battle, rank_battles
+
+    a, b, outcome = arena_data(n_battles, k)
+    names = [f"p{i:02d}" for i in range(k)]
+    side = ("a", "b", "tie")
+    battles = [Battle(names[x], names[y], side[o]) for x, y, o in zip(a.tolist(), b.tolist(), outcome.tolist())]
+
+    def core() -> dict[str, Any]:
+        res = rank_battles(battles, rounds=rounds, seed=0)
+        row = {r["policy"]: r for r in res["ranking"]}
+        return {key: [row[m][key] for m in names] for key in ("rating", "low", "high")}
+
+    return _measured(core, trace)
+
+
+def arena_choix(n_battles: int, k: int, rounds: int, trace: bool = False) -> dict[str, Any]:
+    """What one would write with choix: resample battles with numpy, refit each round."""
+    import choix
+
+    a, b, outcome = arena_data(n_battles, k)
+
+    def core() -> dict[str, Any]:
+        winner = np.where(outcome == 1, b, a)
+        loser = np.where(outcome == 1, a, b)
+        half = np.where(outcome == 2, 0.5, 1.0)  # a tie: half a win to each side
+        back = np.where(outcome == 2, 0.5, 0.0)
+
+        def fit(idx: np.ndarray) -> np.ndarray:
+            wins = np.bincount(winner[idx] * k + loser[idx], weights=half[idx], minlength=k * k)
+            wins += np.bincount(loser[idx] * k + winner[idx], weights=back[idx], minlength=k * k)
+            return choix.ilsr_pairwise_dense(wins.reshape(k, k))
+
+        rng = np.random.default_rng(0)
+        point = fit(np.arange(n_battles))
+        boot = _on_our_scale(np.array([fit(rng.integers(0, n_battles, n_battles)) for _ in range(rounds)]))
+        return {
+            "rating": _on_our_scale(point).tolist(),
+            "low": np.quantile(boot, 0.025, axis=0).tolist(),
+            "high": np.quantile(boot, 0.975, axis=0).tolist(),
+        }
+
+    return _measured(core, trace)
+
+
+def arena(n_battles: int, k: int, rounds: int, repeat: int) -> tuple[list[tuple[str, float, float, int]], bool]:
+    """Section 3; the goal of issue #19: choix's time over ours >= 1, with the same point ratings."""
+    runs: dict[str, list[dict[str, Any]]] = {"ours": [], "choix": []}
+    for _ in range(repeat):  # in turns, as above
+        runs["ours"].append(_run(arena_ours, n_battles, k, rounds)["result"])
+        runs["choix"].append(_run(arena_choix, n_battles, k, rounds)["result"])
+    o, c = (min(rs, key=lambda r: r["seconds"]) for rs in runs.values())
+    mem_o = _run(arena_ours, n_battles, k, rounds, True)
+    mem_c = _run(arena_choix, n_battles, k, rounds, True)
+    ro, rc = np.array(o["rating"]), np.array(c["rating"])
+    same_order = bool(np.array_equal(np.argsort(-ro, kind="stable"), np.argsort(-rc, kind="stable")))
+    diff = float(np.max(np.abs(ro - rc)))
+    ci_diff = float(max(np.max(np.abs(np.subtract(o[s], c[s]))) for s in ("low", "high")))
+    width = float(np.mean(np.subtract(o["high"], o["low"])))
+    print(f"\n3) {n_battles:,} A/B battles among {k} policies (15 % ties), {rounds}-round bootstrap; best of {repeat}")
+    print(f"{'implementation':44} {'seconds':>9} {'traced MB':>9} {'peak MB':>9}")
+    for name, r, m in (
+        ("egocrowd.bench rank_battles", o, mem_o),
+        ("choix ilsr_pairwise_dense + numpy bootstrap", c, mem_c),
+    ):
+        print(f"{name:44} {r['seconds']:9.2f} {m['result']['traced_peak_mb']:9.1f} {m['peak_mb']:9.0f}")
+    print("every turn (seconds):", {key: [round(r["seconds"], 2) for r in rs] for key, rs in runs.items()})
+    print(
+        f"ratio choix / egocrowd: time {c['seconds'] / o['seconds']:.1f}×, "
+        f"traced peak memory {mem_c['result']['traced_peak_mb'] / mem_o['result']['traced_peak_mb']:.1f}×"
+    )
+    print(f"point ratings: same order {same_order}, max difference {diff:.2e} rating points")
+    print(
+        f"95 % intervals: max endpoint difference {ci_diff:.2f} points (independent resamples; mean width {width:.1f})"
+    )
+    ok = same_order and diff < 0.01
+    return [
+        ("bt_bootstrap_vs_choix", c["seconds"] / o["seconds"], 1, 1),
+        ("bt_point_ratings_equal_choix", float(ok), 1, 0),
+    ], ok
+
+
 # ------------------------------------------------------------------------------------ main
 
 
@@ -262,12 +389,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--boot-sessions", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3, help="turns of the three implementations (best counts)")
+    ap.add_argument("--battles", type=int, default=100_000, help="A/B battles for the arena section")
+    ap.add_argument("--policies", type=int, default=16, help="policies in the arena section")
     ap.add_argument("--quick", action="store_true", help="20× smaller, for a smoke run")
+    ap.add_argument("--only", choices=["scoring", "arena"], help="sections 1–2 (scoring) or 3 (arena) alone")
     args = ap.parse_args(argv)
     if args.quick:
         args.events //= 20
         args.boot_sessions //= 20
+        args.battles //= 20
     print(f"egocrowd.bench scoring benchmark — {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
+    goals: list[tuple[str, float, float, int]] = []  # (name, value, goal, digits): printed together at the end
+    ok = True
+    if args.only in (None, "scoring"):
+        g, good = scoring(args)
+        goals += g
+        ok &= good
+    if args.only in (None, "arena"):
+        g, good = arena(args.battles, args.policies, args.rounds, args.repeat)
+        goals += g
+        ok &= good
+    for goal in goals:
+        target(*goal)
+    return 0 if ok else 1
+
+
+def scoring(args: argparse.Namespace) -> tuple[list[tuple[str, float, float, int]], bool]:
+    """Sections 1 and 2."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.jsonl"
         t0 = time.perf_counter()
@@ -328,14 +476,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'pandas DataFrame.sample loop':44} {bp['seconds']:9.3f} s  CI {np.round(bp['result'], 4).tolist()}")
         print(f"ratio pandas / egocrowd: {bp['seconds'] / bo['seconds']:.1f}×")
         # Goals of issue #17: pandas ×5 and polars ×1 on time; memory never above either; answers equal.
-        target("scoring_vs_pandas", p["seconds"] / s["seconds"], 5, digits=2)
-        target("scoring_vs_polars", q["seconds"] / s["seconds"], 1, digits=2)
-        target("scoring_memory_vs_pandas", p["peak_mb"] / s["peak_mb"], 1, digits=2)
-        target("scoring_memory_vs_polars", q["peak_mb"] / s["peak_mb"], 1, digits=2)
-        target("bootstrap_time_pandas_over_ours", bp["seconds"] / bo["seconds"], 1, digits=1)
-        target("point_estimates_equal_pandas", float(same_pandas), 1, digits=0)
-        target("point_estimates_equal_polars", float(same_polars), 1, digits=0)
-    return 0 if same_pandas and same_polars else 1
+        goals = [
+            ("scoring_vs_pandas", p["seconds"] / s["seconds"], 5, 2),
+            ("scoring_vs_polars", q["seconds"] / s["seconds"], 1, 2),
+            ("scoring_memory_vs_pandas", p["peak_mb"] / s["peak_mb"], 1, 2),
+            ("scoring_memory_vs_polars", q["peak_mb"] / s["peak_mb"], 1, 2),
+            ("bootstrap_time_pandas_over_ours", bp["seconds"] / bo["seconds"], 1, 1),
+            ("point_estimates_equal_pandas", float(same_pandas), 1, 0),
+            ("point_estimates_equal_polars", float(same_polars), 1, 0),
+        ]
+    return goals, same_pandas and same_polars
 
 
 if __name__ == "__main__":
