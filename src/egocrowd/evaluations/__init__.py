@@ -380,7 +380,7 @@ class Results:
 
 def _win_shares(battles: list[Battle], names: dict[int, str]) -> dict[str, float]:
     """Each policy's share of wins (a tie is half) in these battles."""
-    won: Counter[str] = Counter()
+    won: defaultdict[str, float] = defaultdict(float)
     met: Counter[str] = Counter()
     for b in battles:
         share = {"a": 1.0, "b": 0.0, "tie": 0.5}[b.verdict or "tie"]
@@ -402,10 +402,12 @@ def results(session: Session, user: User, campaign_id: int, *, rounds: int = 100
     judged = _judged(session, ev)
     gold = _judged(session, ev, gold=True)
     battles = [RankedBattle(names[b.policy_a_id], names[b.policy_b_id], b.verdict or "tie") for b in judged]
-    ranking = rank_battles(battles, rounds=rounds, seed=seed) if battles else {"ranking": [], "battles": 0}
+    ranking: dict[str, Any] = (
+        rank_battles(battles, rounds=rounds, seed=seed) if battles else {"ranking": [], "battles": 0}
+    )
     # each adjacent pair's head-to-head battles, in the order they were judged, through the sequential test
     adjacent = []
-    rows = ranking["ranking"]
+    rows: list[dict[str, Any]] = ranking["ranking"]
     for upper, lower in zip(rows, rows[1:], strict=False):
         test = SequentialTest(alpha=ev.alpha)
         for b in judged:
