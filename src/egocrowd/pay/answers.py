@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from egocrowd import audit
 from egocrowd.db.models import AnnotationTask, AnnotationTaskStatus, Campaign, LedgerTransaction, User
 from egocrowd.pay import ledger
-from egocrowd.pay.money import Money, fee_for
+from egocrowd.pay.money import Money
 
 #: the flag that withholds an answer's pay (labels.tasks sets it)
 UNPAID_FLAG = "too_fast"
@@ -62,18 +62,14 @@ def pay_for_answer(
     worker = session.get(User, task.annotator_id)
     assert worker is not None
     pay = Money(pay_cents(campaign), campaign.currency)
-    fee = fee_for(pay, fee_bps)
-    legs = [
-        ledger.Leg(ledger.campaign_account(session, campaign), -(pay + fee)),
-        ledger.Leg(ledger.worker_account(session, worker, pay.currency), pay),
-    ]
-    if fee.minor:
-        legs.append(ledger.Leg(ledger.fees_account(session, pay.currency), fee))
     try:
-        return ledger.post(
+        return ledger.pay_from_budget(
             session,
             ledger.TransactionKind.annotation_accepted,
-            legs,
+            campaign,
+            worker,
+            pay,
+            fee_bps=fee_bps,
             idempotency_key=payment_key(task.id),
             reason=f"Annotation answer {task.id} on clip {task.clip_id} of campaign {campaign.id}: {pay}",
             actor=actor,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from egocrowd import audit
 from egocrowd.db.models import Battle, BattleStatus, Campaign, Evaluation, LedgerTransaction, User
 from egocrowd.pay import ledger
-from egocrowd.pay.money import Money, fee_for
+from egocrowd.pay.money import Money
 
 
 def payment_key(battle_id: int) -> str:
@@ -40,18 +40,14 @@ def pay_for_verdict(
     campaign = session.get_one(Campaign, evaluation.campaign_id)
     worker = session.get_one(User, battle.evaluator_id)
     pay = Money(evaluation.pay_cents, campaign.currency)
-    fee = fee_for(pay, fee_bps)
-    legs = [
-        ledger.Leg(ledger.campaign_account(session, campaign), -(pay + fee)),
-        ledger.Leg(ledger.worker_account(session, worker, pay.currency), pay),
-    ]
-    if fee.minor:
-        legs.append(ledger.Leg(ledger.fees_account(session, pay.currency), fee))
     try:
-        return ledger.post(
+        return ledger.pay_from_budget(
             session,
             ledger.TransactionKind.evaluation_work,
-            legs,
+            campaign,
+            worker,
+            pay,
+            fee_bps=fee_bps,
             idempotency_key=payment_key(battle.id),
             reason=f"Verdict in battle {battle.id} of campaign {campaign.id}: {pay}",
             actor=actor,

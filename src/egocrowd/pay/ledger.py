@@ -422,6 +422,36 @@ def pay_for_clip(
     worker = session.get(User, clip.worker_id)
     assert worker is not None
     pay = Money(campaign.pay_cents, campaign.currency)
+    return pay_from_budget(
+        session,
+        TransactionKind.clip_accepted,
+        campaign,
+        worker,
+        pay,
+        fee_bps=fee_bps,
+        idempotency_key=clip_payment_key(clip.id),
+        reason=f"Accepted clip {clip.id} of campaign {campaign.id}: {pay}",
+        actor=actor,
+        refs={"clip_id": clip.id, "campaign_id": campaign.id, "fee_bps": fee_bps},
+    )
+
+
+def pay_from_budget(
+    session: Session,
+    kind: TransactionKind,
+    campaign: Campaign,
+    worker: User,
+    pay: Money,
+    *,
+    fee_bps: int,
+    idempotency_key: str,
+    reason: str,
+    actor: User | None,
+    refs: dict,
+) -> LedgerTransaction:
+    """Pay ``worker`` from the campaign's budget, with the platform's fee on top: the one shape of
+    every payment for work (clips, annotation answers, evaluation verdicts, top-ups). A short budget
+    raises ``ledger.insufficient_funds``; the caller decides whether the pay is then owed."""
     fee = fee_for(pay, fee_bps)
     legs = [
         Leg(campaign_account(session, campaign), -(pay + fee)),
@@ -429,15 +459,7 @@ def pay_for_clip(
     ]
     if fee.minor:
         legs.append(Leg(fees_account(session, pay.currency), fee))
-    return post(
-        session,
-        TransactionKind.clip_accepted,
-        legs,
-        idempotency_key=clip_payment_key(clip.id),
-        reason=f"Accepted clip {clip.id} of campaign {campaign.id}: {pay}",
-        actor=actor,
-        refs={"clip_id": clip.id, "campaign_id": campaign.id, "fee_bps": fee_bps},
-    )
+    return post(session, kind, legs, idempotency_key=idempotency_key, reason=reason, actor=actor, refs=refs)
 
 
 # ---------------------------------------------------------------- reading

@@ -39,7 +39,7 @@ from egocrowd.db.models import (
 from egocrowd.errors import Conflict, InvalidInput, NotFound
 from egocrowd.i18n import N_
 from egocrowd.pay import answers, ledger
-from egocrowd.pay.money import Money, fee_for, minor_digits
+from egocrowd.pay.money import Money, minor_digits
 
 #: the least number of accepted tasks whose median is trusted enough to propose a top-up
 MIN_SAMPLE = 5
@@ -576,20 +576,16 @@ def pay_top_up(session: Session, t: TopUp, actor: User | None) -> int:
         amount = Money(t.per_task_minor - already.get(clip.id, 0), t.currency)
         if amount.minor <= 0:
             continue
-        fee = fee_for(amount, ledger.DEFAULT_FEE_BPS)
         worker = session.get(User, clip.worker_id)
         assert worker is not None
-        legs = [
-            ledger.Leg(ledger.campaign_account(session, campaign), -(amount + fee)),
-            ledger.Leg(ledger.worker_account(session, worker, amount.currency), amount),
-        ]
-        if fee.minor:
-            legs.append(ledger.Leg(ledger.fees_account(session, amount.currency), fee))
         try:
-            ledger.post(
+            ledger.pay_from_budget(
                 session,
                 ledger.TransactionKind.top_up,
-                legs,
+                campaign,
+                worker,
+                amount,
+                fee_bps=ledger.DEFAULT_FEE_BPS,
                 idempotency_key=key,
                 reason=f"Top-up {t.id} for clip {clip.id} of campaign {campaign.id}: the median hour paid under the floor",
                 actor=actor,
