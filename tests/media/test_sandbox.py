@@ -288,9 +288,12 @@ def test_analysis_applies_the_size_policy_too(qc_media):
 
 
 @pytest.mark.parametrize("name", ["ffconcat", "hls_playlist", "polyglot", "external_data", "tiny_picture"])
-def test_the_pipeline_stage_turns_refusals_into_rejections(qc_media, name):
+def test_the_pipeline_stage_turns_refusals_into_rejections(qc_media, name, tmp_path):
+    from egocrowd.blobs import BlobStore
     from egocrowd.media.testmedia import REJECTS
     from egocrowd.pipeline.stages import compute_probe
 
-    result = compute_probe({"path": str(qc_media[name])})
+    blobs = BlobStore(tmp_path / "blobs")  # the stage reads the clip from the store, as the runner hands it
+    ref = blobs.put_file(qc_media[name])
+    result = compute_probe({"blobs": blobs.spec(), "sha256": ref.sha256})
     assert (result.get("rejected"), result.get("code")) == (True, REJECTS[name])

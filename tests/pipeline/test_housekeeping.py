@@ -24,6 +24,7 @@ def test_one_process_at_a_time(db, settings):
         "uploads_recovered",
         "leases_expired",
         "annotation_leases_expired",
+        "battle_leases_expired",
         "campaigns_closed",
         "clips_auto_accepted",
         "uploads_expired",
