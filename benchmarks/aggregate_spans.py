@@ -34,7 +34,7 @@ import time
 import warnings
 
 import numpy as np
-from _targets import target  # benchmarks/_targets.py: the one format of target lines
+from _common import target  # benchmarks/_common.py: the one format of target lines
 
 from egocrowd.labels import aggregate as agg
 from egocrowd.labels.aggregate import aggregate_spans, compare, majority_vote_spans, systematic_confusions

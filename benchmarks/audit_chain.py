@@ -37,7 +37,7 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
-from _targets import target  # benchmarks/_targets.py: the one format of target lines
+from _common import target  # benchmarks/_common.py: the one format of target lines
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support.s3: the tests' server
-from _targets import target  # benchmarks/_targets.py: the one format of target lines
+from _common import target  # benchmarks/_common.py: the one format of target lines
 
 from egocrowd.blobs import Blobs, open_blob_store
 from tests.support.s3 import s3_server

@@ -54,8 +54,10 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
-from _schema import private_schema  # benchmarks/_schema.py: a schema of its own, dropped after
-from _targets import target  # benchmarks/_targets.py: the one format of target lines
+from _common import (
+    private_schema,  # benchmarks/_common.py: a schema of its own, dropped after
+    target,  # benchmarks/_common.py: the one format of target lines
+)
 
 OPEN_LOOP_BUDGET_S = 0.100  # the p99 budget at 50 % of the maximum
 EXPECTED = {"assignment.no_slots", "assignment.worker_cap", "assignment.not_active"}

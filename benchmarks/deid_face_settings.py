@@ -22,7 +22,7 @@ import time
 
 import cv2
 import numpy as np
-from _targets import target  # benchmarks/_targets.py: the one format of target lines
+from _common import target  # benchmarks/_common.py: the one format of target lines
 
 from egocrowd.media.deid import faces
 from egocrowd.media.deid.faces import CenterFace

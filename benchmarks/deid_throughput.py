@@ -45,7 +45,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from _targets import target  # benchmarks/_targets.py: the one format of target lines
+from _common import target  # benchmarks/_common.py: the one format of target lines
 
 DEFACE_THRESHOLD = 0.2
 DEFACE_MASK_SCALE = 1.3

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from _targets import target  # benchmarks/_targets.py: the one format of target lines
+from _common import target  # benchmarks/_common.py: the one format of target lines
 
 from egocrowd.releases.exporters.lerobot import export_lerobot
 from egocrowd.releases.exporters.webdataset import export_webdataset

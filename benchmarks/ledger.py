@@ -34,7 +34,7 @@ import time
 import uuid
 
 import sqlalchemy as sa
-from _targets import target  # benchmarks/_targets.py: the one format of target lines
+from _common import target  # benchmarks/_common.py: the one format of target lines
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PAY, FEE = 150, 15  # cents: $1.50 a clip, a 10 % fee on top

@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from _targets import target  # benchmarks/_targets.py: the one format of target lines
+from _common import target  # benchmarks/_common.py: the one format of target lines
 
 PASSWORD = "benchmark passphrase"
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from _targets import target  # benchmarks/_targets.py: the one format of target lines
+from _common import target  # benchmarks/_common.py: the one format of target lines
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))

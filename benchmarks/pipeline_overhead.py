@@ -34,8 +34,10 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from _schema import private_schema  # benchmarks/_schema.py: a schema of its own, dropped after
-from _targets import target  # benchmarks/_targets.py: the one format of target lines
+from _common import (
+    private_schema,  # benchmarks/_common.py: a schema of its own, dropped after
+    target,  # benchmarks/_common.py: the one format of target lines
+)
 
 from egocrowd.pipeline.stages import stage
 

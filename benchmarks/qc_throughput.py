@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import av
-from _targets import target  # benchmarks/_targets.py: the one format of target lines
+from _common import target  # benchmarks/_common.py: the one format of target lines
 
 
 def plain_decode(path: str) -> int:

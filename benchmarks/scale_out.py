@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _targets import target  # benchmarks/_targets.py: the one format of target lines
+from _common import target  # benchmarks/_common.py: the one format of target lines
 
 
 def qc_one(path: str) -> str:

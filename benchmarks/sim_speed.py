@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
-from _targets import target  # benchmarks/_targets.py: the one format of target lines
+from _common import target  # benchmarks/_common.py: the one format of target lines
 
 from egocrowd.bench.policies import make_policy
 from egocrowd.bench.protocols import load_protocol

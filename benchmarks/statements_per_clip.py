@@ -13,8 +13,10 @@ COMMIT) is not counted, as psycopg sends BEGIN itself. Row bytes are ``pg_column
 row the clip added, per table (data only: tuple headers and indexes come on top, see capacity.md).
 
 Prints per-step statements (the median over ``--clips`` clips) and the rows and bytes the clips
-added, per clip. No target: these are inputs to docs/capacity.md (tests/platform/test_claim_cost.py
-pins the claim's count).
+added, per clip: inputs to docs/capacity.md (tests/platform/test_claim_cost.py pins the claim's
+count). Its one target is that budget: docs/capacity.md sizes the database for at most
+``STATEMENT_BUDGET`` statements from claim to the end of the pipeline, so the line reads budget /
+counted (goal >= 1; below 1, a change made a clip dearer than the plan).
 """
 
 from __future__ import annotations
@@ -28,11 +30,15 @@ from collections import Counter
 from pathlib import Path
 
 import sqlalchemy as sa
-from _schema import private_schema  # benchmarks/_schema.py: a schema of its own, dropped after
+from _common import private_schema, target  # benchmarks/_common.py: a schema of its own, target lines
 from sqlalchemy import event
 
 REPO = Path(__file__).resolve().parents[1]
 REQ = {"min_duration_s": 3, "max_duration_s": 60, "min_width": 240, "min_height": 240, "min_fps": 24}
+
+
+#: statements from claim to the end of the pipeline that docs/capacity.md's database plan allows a clip
+STATEMENT_BUDGET = 100
 
 
 def main() -> None:
@@ -138,6 +144,7 @@ def main() -> None:
             grown["bytes"] += size
             print(f"  {table:<28} {rows:>6.1f} rows {size:>9.0f} B")
     print(f"  {'all tables':<28} {grown['rows']:>6.1f} rows {grown['bytes']:>9.0f} B")
+    target("statement_budget_vs_counted", STATEMENT_BUDGET / total, 1)
 
 
 def _rows(db) -> dict[str, tuple[int, int]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -51,18 +50,11 @@ def pg_schema_url():
     if not PG_URL:
         pytest.skip("EGOCROWD_TEST_DATABASE_URL not set")
     from egocrowd.db import upgrade
+    from tests.support.pg import private_schema
 
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    upgrade(url)
-    yield url
-    with admin.begin() as c:
-        c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with private_schema(PG_URL, "t") as url:
+        upgrade(url)
+        yield url
 
 
 #: migration 0010's one seeded row, as it inserts it: Prolific's minimum, everywhere (pay.rates)

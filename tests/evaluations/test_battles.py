@@ -214,7 +214,7 @@ def test_gold_battles_are_mixed_in_and_measure_each_evaluator(client, db, lab, c
 def test_the_next_pair_is_the_informative_one():
     """One policy beats both others every time; the two others are even. New battles go mostly to
     the even pair, and almost never to a pair whose order is plain and well measured."""
-    judged = [(1, 2, "a")] * 40 + [(1, 3, "a")] * 40 + [(2, 3, "a"), (2, 3, "b")] * 5
+    judged = [(1, 2, "a", 40), (1, 3, "a", 40), (2, 3, "a", 5), (2, 3, "b", 5)]
     rng = random.Random(7)
     drawn = Counter(evaluations.informative_pair([1, 2, 3], judged, rng) for _ in range(2000))
     assert drawn[(2, 3)] > 0.9 * 2000

@@ -15,6 +15,7 @@ from egocrowd.db import upgrade
 from egocrowd.db.engine import alembic_config
 from egocrowd.db.models import Base
 from tests.conftest import BACKENDS, PG_URL
+from tests.support.pg import private_schema
 
 
 @pytest.fixture(params=BACKENDS)
@@ -23,17 +24,8 @@ def fresh_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
         return
-    schema = f"m_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as c:
-            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with private_schema(PG_URL, "m") as url:
+        yield url
 
 
 def _diff(url: str) -> list:

@@ -12,18 +12,17 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from egocrowd.db import Database, upgrade
 from egocrowd.uploads.protocol import encode_metadata
 from tests.conftest import PG_URL
 from tests.platform.helpers import PASSWORD, make_user
+from tests.support.pg import private_schema
 from tests.support.servers import CLIENT_TIMEOUT, REPO, ServerProcess
 from tests.support.world import World
 
@@ -45,19 +44,9 @@ def pg_url() -> Iterator[str]:
     """A migrated schema of its own: the servers are separate processes and see only committed rows."""
     if not PG_URL:
         pytest.skip("several servers share one PostgreSQL: EGOCROWD_TEST_DATABASE_URL not set")
-    schema = f"s_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    try:
+    with private_schema(PG_URL, "s") as url:
         upgrade(url)
         yield url
-    finally:
-        with admin.begin() as c:
-            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 class Cluster:

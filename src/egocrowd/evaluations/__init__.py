@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -43,6 +44,9 @@ from egocrowd.db.models import (
 from egocrowd.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from egocrowd.inputs import InputModel
 from egocrowd.pay import evaluations as pay
+
+#: what a verdict gives policy A (B gets the rest): a tie is half a win each
+A_SHARE = {"a": 1.0, "b": 0.0, "tie": 0.5}
 
 #: a ceiling on policies per evaluation: the ranking's bootstrap is k², and nobody judges 50 robots
 MAX_POLICIES = 50
@@ -174,23 +178,25 @@ def set_gold(session: Session, actor: User, campaign_id: int, pairs: list[GoldPa
 
 
 # --- scheduling ---------------------------------------------------------------------------------
-def informative_pair(ids: list[int], judged: list[tuple[int, int, str]], rng: random.Random) -> tuple[int, int]:
-    """Two of ``ids`` to compare next, drawn with probability ∝ p(1 − p)/(1 + n) (module doc)."""
+def informative_pair(
+    ids: list[int], judged: Iterable[tuple[int, int, str, int]], rng: random.Random
+) -> tuple[int, int]:
+    """Two of ``ids`` to compare next, drawn with probability ∝ p(1 − p)/(1 + n) (module doc), from
+    the verdicts so far counted by (policy A, policy B, verdict, how many)."""
     from egocrowd.bench.ranking import fit_bt  # SciPy, ~0.8 s: not at the worker's start (housekeeping imports us)
 
     k = len(ids)
     at = {pid: i for i, pid in enumerate(ids)}
     wins = np.zeros((k, k))
     n = np.zeros((k, k))
-    for a, b, verdict in judged:
+    for a, b, verdict, count in judged:
         if a not in at or b not in at:
             continue  # a retired policy
         i, j = at[a], at[b]
-        n[i, j] += 1
-        n[j, i] += 1
-        share = {"a": 1.0, "b": 0.0, "tie": 0.5}[verdict]
-        wins[i, j] += share
-        wins[j, i] += 1 - share
+        n[i, j] += count
+        n[j, i] += count
+        wins[i, j] += count * A_SHARE[verdict]
+        wins[j, i] += count * (1 - A_SHARE[verdict])
     theta = fit_bt(wins) if n.any() else np.zeros(k)
     p = 1 / (1 + np.exp(theta[None, :] - theta[:, None]))  # P(i beats j)
     weight = p * (1 - p) / (1 + n)
@@ -198,6 +204,17 @@ def informative_pair(ids: list[int], judged: list[tuple[int, int, str]], rng: ra
     w = weight[iu]
     pick = rng.choices(range(w.size), weights=w.tolist())[0]
     return ids[int(iu[0][pick])], ids[int(iu[1][pick])]
+
+
+def _verdict_counts(session: Session, ev: Evaluation) -> list[tuple[int, int, str, int]]:
+    """The judged non-gold battles counted by (policy A, policy B, verdict): one grouped query per
+    claim, not every battle loaded."""
+    rows = session.execute(
+        sa.select(Battle.policy_a_id, Battle.policy_b_id, Battle.verdict, sa.func.count())
+        .where(Battle.evaluation_id == ev.id, Battle.status == BattleStatus.judged, Battle.is_gold.is_(False))
+        .group_by(Battle.policy_a_id, Battle.policy_b_id, Battle.verdict)
+    )
+    return [(a, b, verdict or "tie", int(n)) for a, b, verdict, n in rows]
 
 
 def _judged(session: Session, ev: Evaluation, *, gold: bool | None = False) -> list[Battle]:
@@ -257,9 +274,7 @@ def claim(
         g = rng.choice(gold_pairs)
         pair = (g["better"], g["worse"])
     else:
-        pair = informative_pair(
-            live, [(b.policy_a_id, b.policy_b_id, b.verdict or "tie") for b in _judged(session, ev)], rng
-        )
+        pair = informative_pair(live, _verdict_counts(session, ev), rng)
     a, b = pair if rng.random() < 0.5 else pair[::-1]  # which side is A: a coin, so sides carry no hint
     task = rng.choice(ev.tasks)["task"] if ev.tasks else None
     battle = Battle(
@@ -383,7 +398,7 @@ def _win_shares(battles: list[Battle], names: dict[int, str]) -> dict[str, float
     won: defaultdict[str, float] = defaultdict(float)
     met: Counter[str] = Counter()
     for b in battles:
-        share = {"a": 1.0, "b": 0.0, "tie": 0.5}[b.verdict or "tie"]
+        share = A_SHARE[b.verdict or "tie"]
         won[names[b.policy_a_id]] += share
         won[names[b.policy_b_id]] += 1 - share
         met[names[b.policy_a_id]] += 1
@@ -414,7 +429,7 @@ def results(session: Session, user: User, campaign_id: int, *, rounds: int = 100
             pair = (names[b.policy_a_id], names[b.policy_b_id])
             if set(pair) != {upper["policy"], lower["policy"]}:
                 continue
-            share = {"a": 1.0, "b": 0.0, "tie": 0.5}[b.verdict or "tie"]
+            share = A_SHARE[b.verdict or "tie"]
             upper_share = share if pair[0] == upper["policy"] else 1 - share
             test.update(upper_share, 1 - upper_share)
         adjacent.append(

@@ -1,5 +1,11 @@
-"""A private PostgreSQL schema for one benchmark run, so runs never see each other's rows (or the
-tests'), created and dropped here."""
+"""What the benchmarks share (the scripts beside this module; ``make bench`` runs those whose name
+does not start with ``_``):
+
+- :func:`target`, the one way a benchmark states its targets, so people and scripts read them alike:
+  ``target NAME: VALUE (goal >= GOAL) met`` (or ``missed``), one line per target, at the end;
+- :func:`private_schema`, a PostgreSQL schema of one run's own, so runs never see each other's rows
+  (or the tests'), created and dropped here.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,13 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def target(name: str, value: float, goal: float, digits: int = 2) -> bool:
+    """Print the target line; True when it is met."""
+    met = value >= goal
+    print(f"target {name}: {value:.{digits}f} (goal >= {goal:g}) {'met' if met else 'missed'}")
+    return met
 
 
 @contextmanager
