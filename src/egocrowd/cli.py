@@ -54,8 +54,10 @@ def serve(host: str, port: int, workers: int) -> None:
     if settings.is_embedded:
         workers = 1  # one SQLite file, one process (the app migrates it on start)
     click.echo(f"egocrowd {__version__} on http://{host}:{port}/  (database: {_redact(settings.db_url)})")
-    from egocrowd.telemetry import logging_config
+    from egocrowd.telemetry import logging_config, reset_multiprocess_dir
     from egocrowd.web.limits import uvicorn_options  # FastAPI, ~1.2 s
+
+    reset_multiprocess_dir()  # before any server process writes its samples there
 
     uvicorn.run(
         "egocrowd.web.app:create_app",

@@ -15,9 +15,11 @@ import contextvars
 import functools
 import logging
 import logging.config
+import os
 import re
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from prometheus_client import Counter, Histogram
@@ -118,6 +120,19 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         rid = getattr(record, "request_id", None)
         return self._style._fmt % {**record.__dict__, "tag": f" [{rid}]" if rid else ""}
+
+
+def reset_multiprocess_dir() -> None:
+    """Empty ``PROMETHEUS_MULTIPROC_DIR`` before the server's processes start: the client library
+    sums every file there, so a previous run's counters would otherwise be counted again (and the
+    files of processes long gone would pile up). A no-op when the variable is unset."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for leftover in path.glob("*.db"):
+        leftover.unlink(missing_ok=True)
 
 
 def logging_config(fmt: str = "text", level: int | str = logging.INFO) -> dict:

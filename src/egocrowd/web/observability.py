@@ -154,7 +154,7 @@ class _QueueDepths:
 
     def collect(self):
         depth = GaugeMetricFamily(
-            "egocrowd_pipeline_jobs", "Pipeline jobs by stage and status", labels=["stage", "status"]
+            "egocrowd_pipeline_jobs", "Unfinished pipeline jobs by stage and status", labels=["stage", "status"]
         )
         waiting = GaugeMetricFamily(
             "egocrowd_pipeline_oldest_ready_seconds",
@@ -162,14 +162,14 @@ class _QueueDepths:
             labels=["stage"],
         )
         with self.db.transaction() as s:
-            summary = jobs.queue_summary(s)
+            summary = jobs.queue_summary(s, statuses=jobs.UNFINISHED)
         # Every stage and status, zeros included: a series that vanishes when its queue empties
         # breaks rate() and alerts. This server's clock against run_after: an age, seconds of skew
         # do not matter, and it saves a query.
         now = utcnow()
         stages = sorted({*STAGES.names(), *(stage for stage, _ in summary)})
         for stage in stages:
-            for status in JobStatus:
+            for status in jobs.UNFINISHED:
                 depth.add_metric([stage, status.value], summary.get((stage, status.value), (0, now))[0])
             n, first = summary.get((stage, JobStatus.pending.value), (0, now))
             waiting.add_metric([stage], max((now - first).total_seconds(), 0.0) if n else 0.0)
