@@ -27,9 +27,10 @@ def target(name: str, value: float, goal: float, digits: int = 2) -> bool:
 
 
 @contextmanager
-def private_schema(prefix: str) -> Iterator[str]:
+def private_schema(prefix: str, *, keep: bool = False) -> Iterator[str]:
     """A fresh schema ``PREFIX_<random>`` in EGOCROWD_TEST_DATABASE_URL's database (default: the
-    local test database); yields a URL whose connections use it, drops it with everything in it."""
+    local test database); yields a URL whose connections use it, drops it with everything in it
+    (``keep``: leaves it, and prints its name, for a look at the rows afterwards)."""
     base = os.environ.get("EGOCROWD_TEST_DATABASE_URL", DEFAULT_URL)
     schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(base)
@@ -38,6 +39,9 @@ def private_schema(prefix: str) -> Iterator[str]:
     try:
         yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
     finally:
-        with admin.begin() as c:
-            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        if keep:
+            print(f"schema kept: {schema}")
+        else:
+            with admin.begin() as c:
+                c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()

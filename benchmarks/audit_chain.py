@@ -27,19 +27,19 @@ Numbers are measured side by side in one run on this machine; compare ratios, no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
-import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
-from _common import target  # benchmarks/_common.py: the one format of target lines
-
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from _common import (
+    private_schema,  # benchmarks/_common.py: a schema of its own, dropped after
+    target,  # benchmarks/_common.py: the one format of target lines
+)
 
 
 def _progress(msg: str) -> None:
@@ -129,19 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         args.events, args.rounds, args.checkpoint_every, args.concurrent = 40_000, 4, 10_000, 4_000
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_audit_"))
-    admin = None
-    schemas: list[str] = []
+    schemas = contextlib.ExitStack()  # the PostgreSQL schemas, dropped when it closes
     if args.sqlite:
         urls = [f"sqlite:///{tmp / 'chain.db'}", f"sqlite:///{tmp / 'plain.db'}"]
     else:
-        base = os.environ.get("EGOCROWD_TEST_DATABASE_URL", DEFAULT_URL)
-        admin = sa.create_engine(base)
-        schemas = [f"bench_chain_{uuid.uuid4().hex[:8]}", f"bench_plain_{uuid.uuid4().hex[:8]}"]
-        with admin.begin() as c:
-            for schema in schemas:
-                c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        sep = "&" if "?" in base else "?"
-        urls = [f"{base}{sep}options=-csearch_path%3D{schema}" for schema in schemas]
+        urls = [schemas.enter_context(private_schema(prefix)) for prefix in ("bench_chain", "bench_plain")]
     dbs = []
     try:
         for url in urls:
@@ -251,11 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for db in dbs:
             db.dispose()
-        if admin is not None:
-            with admin.begin() as c:
-                for schema in schemas:
-                    c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        schemas.close()
         for p in sorted(tmp.iterdir()) if tmp.exists() else []:
             p.unlink()
         tmp.rmdir()

@@ -27,16 +27,18 @@ Numbers are measured side by side in one run on this machine; compare ratios, no
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import statistics
 import sys
 import time
 import uuid
 
 import sqlalchemy as sa
-from _common import target  # benchmarks/_common.py: the one format of target lines
+from _common import (
+    private_schema,  # benchmarks/_common.py: a schema of its own, dropped after
+    target,  # benchmarks/_common.py: the one format of target lines
+)
 
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PAY, FEE = 150, 15  # cents: $1.50 a clip, a 10 % fee on top
 CHUNK = 20_000
 
@@ -277,13 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.entries, args.workers, args.campaigns, args.post, args.rounds = 40_000, 2_000, 20, 1_000, 5
 
-    base = os.environ.get("EGOCROWD_TEST_DATABASE_URL", DEFAULT_URL)
-    schema = f"bench_ledger_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(base)
-    with admin.begin() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    url = f"{base}{sep}options=-csearch_path%3D{schema}"
+    schema = contextlib.ExitStack()  # the PostgreSQL schema, dropped when it closes (unless --keep)
+    url = schema.enter_context(private_schema("bench_ledger", keep=args.keep))
     db = None
     try:
         upgrade(url)
@@ -353,12 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if db is not None:
             db.dispose()
-        if args.keep:
-            print(f"schema kept: {schema}")
-        else:
-            with admin.begin() as c:
-                c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        schema.close()
 
 
 if __name__ == "__main__":
