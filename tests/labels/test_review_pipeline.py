@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from egocrowd import clips
 from egocrowd.blobs import BlobStore
 from egocrowd.clips import redaction
 from egocrowd.db.models import AuditEvent, Clip, ClipStatus, DeidStatus, Job, ReviewItem, ReviewKind, User
@@ -39,16 +38,7 @@ def _runner(db, settings) -> Runner:
 
 
 def _upload(db, settings, world, campaign_id: int, path: Path, ref: str) -> int:
-    clip = clips.finish_upload(
-        db,
-        BlobStore(settings.blobs_path),
-        source_ref=ref,
-        path=path,
-        worker_id=world.worker.id,
-        assignment_id=None,
-        campaign_id=campaign_id,
-        original_name=path.name,
-    )
+    clip = world.upload_clip(BlobStore(settings.blobs_path), campaign_id, path, ref)
     return clip.id
 
 

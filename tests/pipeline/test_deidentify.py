@@ -63,16 +63,7 @@ def add_clip(world, db, settings, campaign):
     blobs = BlobStore(settings.blobs_path)
 
     def make(path: Path, ref: str = "test:1", *, queue: bool = True) -> int:
-        clip = clips.finish_upload(
-            db,
-            blobs,
-            source_ref=ref,
-            path=path,
-            worker_id=world.worker.id,
-            assignment_id=None,
-            campaign_id=campaign["id"],
-            original_name=path.name,
-        )
+        clip = world.upload_clip(blobs, campaign["id"], path, ref)
         with db.transaction() as s:
             c = s.get_one(Clip, clip.id)
             c.status, c.probe = ClipStatus.qc_passed, {"duration_s": 2.0}

@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from distributed import LocalCluster
 
-from egocrowd import clips
 from egocrowd.blobs import BlobStore
 from egocrowd.cluster import NO_DASHBOARD, ClusterUnavailable, connect
 from egocrowd.db.models import Clip, ClipStatus, DeidStatus, Job, JobStatus
@@ -130,16 +129,7 @@ def add_clip(world, db, settings):
     blobs = BlobStore(settings.blobs_path)
 
     def make(path: Path, ref: str) -> int:
-        return clips.finish_upload(
-            db,
-            blobs,
-            source_ref=ref,
-            path=path,
-            worker_id=world.worker.id,
-            assignment_id=None,
-            campaign_id=campaign["id"],
-            original_name=path.name,
-        ).id
+        return world.upload_clip(blobs, campaign["id"], path, ref).id
 
     return make
 

@@ -40,16 +40,7 @@ def test_the_orphan_sweep_asks_the_database_once_per_chunk(db, settings, qc_medi
     orphans = [blobs.put_bytes(f"orphan {i}".encode()).sha256 for i in range(120)]
     kept = blobs.put_file(qc_media["good"]).sha256
     campaign = world.open_campaign()["id"]
-    clips.finish_upload(
-        db,
-        blobs,
-        source_ref="t:kept",
-        path=qc_media["good"],
-        worker_id=world.worker.id,
-        assignment_id=None,
-        campaign_id=campaign,
-        original_name="good.mp4",
-    )
+    world.upload_clip(blobs, campaign, qc_media["good"], "t:kept")
 
     statements = []
     listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)

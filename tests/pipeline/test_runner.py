@@ -25,21 +25,11 @@ from egocrowd.pipeline.stages import stage
 
 @pytest.fixture
 def clip_of(world, db, settings, test_stages):
-    worker = world.worker
     c = world.open_campaign(requirements={"min_duration_s": 1, "min_width": 64, "min_height": 64})
     blobs = BlobStore(settings.blobs_path)
 
     def make(path: Path, ref: str) -> int:
-        return clips.finish_upload(
-            db,
-            blobs,
-            source_ref=ref,
-            path=path,
-            worker_id=worker.id,
-            assignment_id=None,
-            campaign_id=c["id"],
-            original_name=path.name,
-        ).id
+        return world.upload_clip(blobs, c["id"], path, ref).id
 
     return make
 
@@ -235,21 +225,11 @@ def test_a_live_worker_keeps_its_lease_while_a_stage_outlasts_it(world, db, sett
     was taken over by another worker while the first was still computing: the work ran twice, the
     first result was thrown away, and every takeover counted as an attempt until the clip ended in
     ``error`` ("the worker running it died repeatedly") although nobody died."""
-    worker = world.worker
     c = world.open_campaign()
     blobs = BlobStore(settings.blobs_path)
     f = tmp_path / "x.mp4"
     f.write_bytes(os.urandom(1000))
-    cid = clips.finish_upload(
-        db,
-        blobs,
-        source_ref="t:slow",
-        path=f,
-        worker_id=worker.id,
-        assignment_id=None,
-        campaign_id=c["id"],
-        original_name="x.mp4",
-    ).id
+    cid = world.upload_clip(blobs, c["id"], f, "t:slow").id
     with db.transaction() as s:
         enqueue(s, s.get(Clip, cid), "test_slow")
         s.execute(sa.delete(Job).where(Job.clip_id == cid, Job.stage != "test_slow"))
@@ -312,16 +292,7 @@ def picky_clips(world, db, settings, tmp_path, scratch_registries):
         for name in names:
             f = tmp_path / name
             f.write_bytes(os.urandom(100))
-            cid = clips.finish_upload(
-                db,
-                blobs,
-                source_ref=f"t:{name}",
-                path=f,
-                worker_id=world.worker.id,
-                assignment_id=None,
-                campaign_id=c["id"],
-                original_name=name,
-            ).id
+            cid = world.upload_clip(blobs, c["id"], f, f"t:{name}").id
             _arm(db, cid, "test_picky")
             ids.append(cid)
         return ids

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from egocrowd import clips
 from egocrowd.blobs import BlobStore
 from egocrowd.db.models import Job, JobStatus
 from egocrowd.media.bounded import call_bounded
@@ -75,16 +74,7 @@ def sleeping_job(world, db, settings, tmp_path):
     campaign = world.open_campaign()
     raw = tmp_path / "raw.bin"
     raw.write_bytes(b"bytes the sleeping stage never reads")
-    clip = clips.finish_upload(
-        db,
-        BlobStore(settings.blobs_path),
-        source_ref="test:shutdown",
-        path=raw,
-        worker_id=world.worker.id,
-        assignment_id=None,
-        campaign_id=campaign["id"],
-        original_name="raw.bin",
-    )
+    clip = world.upload_clip(BlobStore(settings.blobs_path), campaign["id"], raw, "test:shutdown")
     with db.transaction() as s:
         s.execute(sa.delete(Job).where(Job.clip_id == clip.id))
         enqueue(s, s.get_one(type(clip), clip.id), STAGE)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 
+from egocrowd import clips
 from tests.platform.helpers import Actor, claim, make_user, open_campaign, publish_consent, sign
 
 
@@ -33,6 +35,20 @@ class World:
         worker = make_user(self.db, "worker")
         sign(self.client, worker)
         return worker
+
+    def upload_clip(self, blobs, campaign_id: int, path: Path, ref: str | None = None, *, worker: Actor | None = None):
+        """A clip as a finished upload leaves it (stored, its pipeline queued), without the tus
+        round trip: the Clip row (``.id``) for a file already on disk."""
+        return clips.finish_upload(
+            self.db,
+            blobs,
+            source_ref=ref or f"test:{path.name}",
+            path=path,
+            worker_id=(worker or self.worker).id,
+            assignment_id=None,
+            campaign_id=campaign_id,
+            original_name=path.name,
+        )
 
     def claim(self, campaign_id: int, worker: Actor | None = None) -> dict:
         """The assignment ``worker`` (default: the world's worker) got for a slot of that campaign."""
