@@ -430,8 +430,13 @@ def _comparisons(comps: list[dict[str, Any]]) -> str:
             ]
         )
     return (
-        "<h2>Paired comparisons</h2><p class='muted'>Sessions paired by protocol and seed; p-value from a sign-flip "
-        "permutation test; the sequential verdict stays valid however often it is checked.</p>"
+        "<h2>Paired comparisons</h2><p class='muted'>"
+        + _(
+            "Sessions are paired by their pair key: protocol and seed for logs (unless a log names its own), "
+            "the 'pair' column or else every shared design column for trial CSVs. p-value from a sign-flip "
+            "permutation test; the sequential verdict stays valid however often it is checked."
+        )
+        + "</p>"
         + _table(
             [
                 "A",
