@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from egocrowd import audit
 from egocrowd.clock import utcnow
-from egocrowd.db.models import Notification, ReleaseDownload
+from egocrowd.db.models import AuditEvent, Notification, ReleaseDownload
 from egocrowd.releases import buyers
 from tests.platform.helpers import API, assert_problem
 from tests.releases.buyers_world import LICENCE, build
@@ -298,6 +298,15 @@ def test_range_download(bw):
     assert r.headers["content-range"] == f"bytes 100-199/{len(data)}"
     r = get(bw, url, Range=f"bytes={len(data) - 10}-")
     assert r.status_code == 206 and r.content == data[-10:]
+    # one download, counted once; every request that served bytes is in the audit log
+    assert len(download_rows(bw.db)) == 1
+    with bw.db.transaction(write=False) as s:
+        q = sa.select(AuditEvent).where(AuditEvent.action == "release.downloaded").order_by(AuditEvent.id)
+        assert [(e.payload["range"], e.payload["continued"]) for e in s.scalars(q)] == [
+            ("bytes=100-199", False),
+            (f"bytes={len(data) - 10}-", True),
+        ]
+    assert get(bw, url).content == data  # fetched whole again: a new download
     assert len(download_rows(bw.db)) == 2
 
 

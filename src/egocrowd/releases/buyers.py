@@ -14,7 +14,8 @@ signed expiring download links, and the record of every download (docs/buyers.md
   is an HMAC signature (itsdangerous, the platform's secret key) over the release, the file's path,
   the user and the expiry; it works without a log-in (``curl -O``), but only for that user's rights
   at the moment of the download: the grant must still hold and the licence be unexpired. Every
-  request that serves bytes writes a ``ReleaseDownload`` row and a ``release.downloaded`` event.
+  request that serves bytes writes a ``release.downloaded`` event; each download is counted once as
+  a ``ReleaseDownload`` row (Range requests continuing one within ``RESUME_WINDOW`` add no row).
 
 Release.stats is read for the slices with these keys (the builder writes them): ``hours`` (float),
 ``clips`` (int), ``countries`` ({ISO code: clips}), ``labels`` ({"verb noun": spans}). When a key
@@ -903,6 +904,27 @@ def read_link(secret: str, token: str, release_id: int, path: str, *, now: datet
     return int(data["u"])
 
 
+#: a Range request for a file the same user downloaded this recently continues that download (a
+#: resumed transfer, or a client fetching parts in parallel): audited, but not counted again
+RESUME_WINDOW = timedelta(hours=24)
+
+
+def _downloaded_lately(session: Session, release_id: int, user_id: int, sha256: str, now: datetime) -> bool:
+    return (
+        session.scalar(
+            sa.select(ReleaseDownload.id)
+            .where(
+                ReleaseDownload.release_id == release_id,
+                ReleaseDownload.user_id == user_id,
+                ReleaseDownload.sha256 == sha256,
+                ReleaseDownload.at >= now - RESUME_WINDOW,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 @dataclass(frozen=True)
 class Download:
     filename: str
@@ -945,19 +967,27 @@ def open_download(
             code="release.file_withdrawn",
             sha256=f.sha256,
         )
-    session.add(
-        ReleaseDownload(
-            release_id=release.id, organization_id=buyer, user_id=user_id, path=path, sha256=f.sha256, at=now
+    continued = bool(byte_range) and _downloaded_lately(session, release.id, user_id, f.sha256, now)
+    if not continued:
+        session.add(
+            ReleaseDownload(
+                release_id=release.id, organization_id=buyer, user_id=user_id, path=path, sha256=f.sha256, at=now
+            )
         )
-    )
-    if buyer is not None:  # a release holding clips withdrawn before this download: told now, not next round
-        withdrawals.notices_after_download(session, release.id, buyer)
-    audit.record(
+        if buyer is not None:  # a release holding clips withdrawn before this download: told now, not next round
+            withdrawals.notices_after_download(session, release.id, buyer)
+    audit.record(  # every request that serves bytes, continuations included: the access log is whole
         session,
         user,
         "release.downloaded",
         release,
-        {"path": path, "sha256": f.sha256, "organization_id": buyer, "range": (byte_range or "")[:100] or None},
+        {
+            "path": path,
+            "sha256": f.sha256,
+            "organization_id": buyer,
+            "range": (byte_range or "")[:100] or None,
+            "continued": continued,
+        },
     )
     # recorded above before any byte leaves, whether the app or the object store then sends them
     return Download(
