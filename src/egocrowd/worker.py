@@ -25,7 +25,7 @@ from egocrowd.notifications import deliver_notifications
 from egocrowd.pay import rates
 from egocrowd.pipeline.executors import Abandoned, get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig
-from egocrowd.releases import buyers, withdrawals
+from egocrowd.releases import buyers, credentials, withdrawals
 from egocrowd.releases.builder import start_pending as start_release_builds
 from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
 
@@ -195,6 +195,7 @@ def run_worker(
     cluster_url: str | None = None,
 ) -> int:
     require_signing_key(settings)  # no audit signing key: a clear error now, not a failed checkpoint each round
+    credentials.require_authority(settings)  # likewise for the releases it builds (c2pa.no_authority)
     db = open_database(settings)
     blobs = blobs_from_settings(settings)
     try:

@@ -27,6 +27,7 @@ from egocrowd.media.testmedia import base_frames, write_video
 from egocrowd.pipeline.executors import Abandoned, get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig, enqueue
 from egocrowd.pipeline.stages import stage
+from tests.support.servers import server_env
 
 ROOT = Path(__file__).resolve().parents[2]
 REQ = {"min_duration_s": 1, "min_width": 64, "min_height": 64, "min_fps": 10}
@@ -208,18 +209,9 @@ def test_egocrowd_worker_runs_stages_on_a_cluster_by_url(db, db_url, settings, a
     if not db.is_sqlite:
         pytest.skip("the door, not the database: SQLite only")
     clip_id = add_clip(qc_media["zip_renamed"], "dask:cli")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "src"),
-        "EGOCROWD_DATABASE_URL": db_url,
-        "EGOCROWD_DATA_DIR": str(settings.data_dir),
-        "EGOCROWD_SECRET_KEY": "k" * 40,
-        "EGOCROWD_PIPELINE_EXECUTOR": "dask",
-        "EGOCROWD_AUDIT_SIGNING_KEY": str(tmp_path / "audit.pem"),
-    }
-    from egocrowd.audit import checkpoints
-
-    checkpoints.generate_key(tmp_path / "audit.pem")
+    env = server_env(
+        db_url, settings.data_dir, tmp_path, PYTHONPATH=str(ROOT / "src"), EGOCROWD_PIPELINE_EXECUTOR="dask"
+    )
     worker = [sys.executable, "-m", "egocrowd.cli", "worker", "--once"]
     done = subprocess.run(
         [*worker, "--cluster-url", cluster.cluster.address], env=env, capture_output=True, text=True, timeout=120

