@@ -187,6 +187,17 @@ def test_published_releases_never_change(release_lab):
             change(s)
             s.flush()
         assert e.value.code == "release.immutable"
+    # behind the ORM's back (a bulk statement, a script, a psql session): the database refuses too
+    behind = [
+        sa.update(Release).where(Release.id == rid).values(title="Renamed"),
+        sa.delete(Release).where(Release.id == rid),
+        sa.update(ReleaseFile).where(ReleaseFile.release_id == rid).values(sha256="0" * 64),
+        sa.delete(ReleaseClip).where(ReleaseClip.release_id == rid),
+        sa.insert(ReleaseFile).values(release_id=rid, path="extra.txt", sha256="1" * 64, size=1, format="x"),
+    ]
+    for statement in behind:
+        with pytest.raises(sa.exc.DBAPIError, match="release.immutable"), lab.db.engine.begin() as c:
+            c.execute(statement)
     with lab.db.transaction(write=False) as s:
         r = s.get_one(Release, rid)
         assert r.title == "Jar opening" and r.status is ReleaseStatus.published

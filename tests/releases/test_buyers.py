@@ -4,6 +4,7 @@ downloads and the record of every download."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -383,12 +384,15 @@ def test_licence_expiry_ends_downloads(bw):
     with bw.db.transaction() as s:  # the buyer's own term ends (as time passing would)
         s.get(buyers.ReleaseAccess, aid).expires_at = utcnow() - timedelta(seconds=1)
     assert_problem(get(bw, url), 403, "release.licence_expired")
-    with bw.db.transaction() as s:  # and the release's licence itself (written behind the ORM's guard: a
-        # published release never changes, so its licence is made to have ended as if time had passed)
-        s.get(buyers.ReleaseAccess, aid).expires_at = None
-        ended = LICENCE | {"expires_at": (utcnow() - timedelta(seconds=1)).isoformat()}
-        s.execute(sa.update(buyers.Release).where(buyers.Release.id == bw.release_id).values(licence=ended))
+    # and the release's own licence ends: a published release never changes, so time has to pass
+    first_release, soon = bw.release_id, utcnow() + timedelta(seconds=2)
+    bw.release_id = bw.add_release(name="short-term", licence=LICENCE | {"expires_at": soon.isoformat()})
+    granted(bw)
+    url = links(bw, paths=[SHARD])["items"][0]["url"]
+    assert get(bw, url).status_code == 200
+    time.sleep(max(0.0, (soon - utcnow()).total_seconds()) + 0.2)
     assert_problem(get(bw, url), 403, "release.licence_expired")
+    bw.release_id = first_release
     assert_problem(
         bw.client.post(f"{API}/catalog/access/{aid}/decision", json={"decision": "grant"}, headers=bw.owner.headers),
         409,
