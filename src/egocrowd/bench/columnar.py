@@ -145,7 +145,7 @@ def digest_jsonl(
                 nxt = None
                 if not eof:
                     if used:
-                        line_no_next = line_no + block.count(b"\n", 0, used)
+                        line_no_next = line_no + parsed.tab.num_rows  # one row per line
                         want = BLOCK_BYTES
                     else:  # one session fills the block: read more before parsing again
                         line_no_next = line_no
@@ -196,7 +196,7 @@ class _Parsed:
     code: np.ndarray
     heads: np.ndarray
     header_lines: list[bytes]
-    used: int
+    used: int  # bytes (lines: rows of tab)
 
 
 def _finish(parsed: _Parsed) -> list[SessionDigest]:
@@ -312,10 +312,13 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
     def strs(name: str, rows: np.ndarray) -> list[Any]:
         return col[name].take(pa.array(rows)).to_pylist() if rows.size else []
 
+    valid: dict[str, np.ndarray] = {}
+
     def present(name: str, rows: np.ndarray) -> np.ndarray:
-        if not rows.size:
-            return np.zeros(0, dtype=bool)
-        return np.asarray(col[name].take(pa.array(rows)).is_valid())
+        """Whether the field is there in these rows (from the validity bitmap: no values copied)."""
+        if name not in valid:
+            valid[name] = col[name].is_valid().to_numpy(zero_copy_only=False)
+        return valid[name][rows]
 
     def check_choice(name: str, rows: np.ndarray, choices: tuple[str, ...], *, optional: bool) -> None:
         if not rows.size:
@@ -364,7 +367,7 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
         (ENV, ("kind",)),
     ):
         rows = rows_of[k]
-        if rows.size and any(col[f].take(pa.array(rows)).null_count for f in fields):
+        if rows.size and not all(present(f, rows).all() for f in fields):
             raise _Fallback
     check_choice("outcome", rows_of[SUB_END], S.OUTCOMES, optional=False)
     check_choice("source", rows_of[MIS], S.MISINTERPRETATION_SOURCES, optional=True)
