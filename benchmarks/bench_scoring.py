@@ -99,7 +99,10 @@ def ours(path: str, rounds: int, metrics: list[str] | None) -> dict[str, Any]:
     from egocrowd.bench.metrics import ScoreConfig
     from egocrowd.bench.score import read_digests, score_digests
 
-    doc = score_digests(read_digests([path]), ScoreConfig(rounds=rounds), metrics=metrics, comparisons=metrics is None)
+    everything = metrics is None  # else the metrics alone, as pandas and polars compute (no comparisons, no ranking)
+    doc = score_digests(
+        read_digests([path]), ScoreConfig(rounds=rounds), metrics=metrics, comparisons=everything, ranking=everything
+    )
     out = {}
     for pol, m in doc["policies"].items():
         out[pol] = {

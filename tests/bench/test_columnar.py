@@ -227,3 +227,25 @@ def test_progress_counts_every_byte_once(tmp_path, monkeypatch):
     seen: list[int] = []
     list(digest_log(p, on_progress=seen.append))
     assert sum(seen) == p.stat().st_size
+
+
+@pytest.mark.parametrize("bad_error", [False, True])
+def test_hand_over_while_the_next_block_is_parsed_ahead(tmp_path, monkeypatch, bad_error):
+    """A block that only its reduction sends to the line reader (a chain step without an index),
+    in the middle of a log: the block read ahead meanwhile is read again, line by line."""
+    p = tmp_path / "s.jsonl"
+    write_synthetic(p, [SynthPolicy("a", 0.8), SynthPolicy("b", 0.6)], 20, seed=2)
+    lines = p.read_text().splitlines(keepends=True)
+    at = len(lines) // 2
+    step = {"type": "subtask_end", "t": 0.0, "subtask": "x", "outcome": "success", "chain": "zz"}
+    lines.insert(at, json.dumps(step) + "\n")
+    if bad_error:  # and an error further on, found by the line reader with its line number
+        lines.insert(at + 40, '{"type":"safety","t":1,"kind":"nope"}\n')
+    p.write_text("".join(lines))
+    monkeypatch.setattr(columnar, "BLOCK_BYTES", 3000)
+    if bad_error:
+        with pytest.raises(InvalidInput) as want:
+            line_by_line(p)
+        assert errors_of(p) == (want.value.code, str(want.value)) and f":{at + 41}:" in str(want.value)
+    else:
+        assert_same(list(digest_log(p)), line_by_line(p))

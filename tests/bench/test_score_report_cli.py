@@ -54,6 +54,13 @@ def test_comparison_and_ranking_find_the_strong_policy(synth_log):
     assert len(doc["comparisons"]) == 3
 
 
+def test_scoring_alone_leaves_out_comparisons_and_ranking(synth_log):
+    ds = read_digests([synth_log])
+    full, alone = score_digests(ds, FAST), score_digests(ds, FAST, comparisons=False, ranking=False)
+    assert full["ranking"] and full["comparisons"]
+    assert alone["ranking"] is None and alone["comparisons"] == [] and alone["policies"] == full["policies"]
+
+
 def test_compare_needs_pairs(synth_log):
     ds = read_digests([synth_log])
     with pytest.raises(InvalidInput) as exc:

@@ -19,6 +19,8 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,55 +101,80 @@ assert _TYPES[SUB_END] == "subtask_end" and _TYPES[END] == "session_end" and len
 def digest_jsonl(
     path: Path, *, strict: bool = True, on_progress: Callable[[int], None] | None = None
 ) -> Iterator[SessionDigest]:
-    """Digests of a JSONL(.gz) log, one per session, in file order (as :func:`digest_log`)."""
-    with S.open_log(path) as (raw, fh):
+    """Digests of a JSONL(.gz) log, one per session, in file order (as :func:`digest_log`).
+
+    Two blocks are in flight: while this thread reduces one block to digests (mostly Python and
+    numpy), a worker thread parses the next (arrow's C++ parser, which releases the GIL).
+    """
+    with S.open_log(path) as (raw, fh), ThreadPoolExecutor(max_workers=1) as pool:
         reported = raw.tell()
         carry = b""  # lines from the first session header not yet digested
         line_no = 1  # line number of carry's first line
         want = BLOCK_BYTES
-        while True:
-            with S.reading(path):
-                chunk = fh.read(want)
-            eof = not chunk
-            buf = carry + chunk if carry else chunk
-            cut = buf.rfind(b"\n") + 1
-            if not eof and cut == 0 and len(buf) <= MAX_LINE_BYTES:  # one line longer than the block: read on
-                carry, want = buf, want * 2
-                continue
-            if not eof and cut:
-                block = buf[:cut]
-            else:
-                block = buf
-            if not block:
-                break
-            try:
+
+        def read() -> tuple[bytes, bytes, bool, Future[_Parsed] | None]:
+            """The next buffer (carry + what was read), its block of whole lines, eof, and the
+            block's parse started in the worker (None: the line reader must take over)."""
+            nonlocal carry, want
+            while True:
+                with S.reading(path):
+                    chunk = fh.read(want)
+                eof = not chunk
+                buf = carry + chunk if carry else chunk
+                cut = buf.rfind(b"\n") + 1
+                if not eof and cut == 0 and len(buf) <= MAX_LINE_BYTES:  # one line longer than the block
+                    carry, want = buf, want * 2
+                    continue
+                block = buf[:cut] if not eof and cut else buf
                 if cut == 0 and len(buf) > MAX_LINE_BYTES:
-                    raise _Fallback  # the line reader says which line is too long
-                digests, used = _digest_block(block, last=eof)
-            except _Fallback:
-                used = -1
-            if used < 0 or (used == 0 and len(buf) > MAX_CARRY_BYTES):
+                    return buf, block, eof, None  # the line reader says which line is too long
+                return buf, block, eof, pool.submit(_parse_block, block, last=eof) if block else None
+
+        buf, block, eof, job = read()
+        while block:
+            parsed: _Parsed | None = None
+            if job is not None:
+                try:
+                    parsed = job.result()
+                except _Fallback:
+                    pass
+            ahead = b""  # bytes read after buf (the next block is parsed while this one is reduced)
+            digests: list[SessionDigest] = []
+            if parsed is not None and not (parsed.used == 0 and len(buf) > MAX_CARRY_BYTES):
+                used = parsed.used
+                nxt = None
+                if not eof:
+                    if used:
+                        line_no_next = line_no + parsed.tab.num_rows  # one row per line
+                        want = BLOCK_BYTES
+                    else:  # one session fills the block: read more before parsing again
+                        line_no_next = line_no
+                        want *= 2
+                    carry = buf[used:]
+                    nxt = read()
+                    ahead = nxt[0][len(carry) :]
+                try:
+                    digests = _finish(parsed)
+                except _Fallback:
+                    parsed = None
+            if parsed is None or (parsed.used == 0 and len(buf) > MAX_CARRY_BYTES):
                 # the rest of the file line by line, from the first session not yet returned
                 if on_progress is not None:
                     on_progress(raw.tell() - reported)
-                lines = _lines(buf, fh, path, line_no)
+                lines = _lines(buf + ahead, fh, path, line_no)
                 dicts = S.decode_lines(lines, path, first_line=line_no, tell=raw.tell, on_progress=on_progress)
                 for session, events in S.group_sessions(S.typed_lines(dicts, path, strict=strict)):
                     yield digest_session(session, events)
                 return
             yield from digests
-            if used:
-                line_no += block.count(b"\n", 0, used)
-                want = BLOCK_BYTES
-            else:  # one session fills the block: read more before parsing again
-                want *= 2
-            carry = buf[used:]
             if on_progress is not None:
                 pos = raw.tell()
                 on_progress(pos - reported)
                 reported = pos
-            if eof:
+            if nxt is None:
                 break
+            line_no = line_no_next
+            buf, block, eof, job = nxt
 
 
 def _lines(buf: bytes, fh: Any, path: Path, first_line: int) -> Iterator[bytes]:
@@ -160,9 +187,26 @@ def _lines(buf: bytes, fh: Any, path: Path, first_line: int) -> Iterator[bytes]:
     yield from S.bounded_lines(fh, path, first_line=first_line + len(lines))
 
 
-def _digest_block(block: bytes, *, last: bool) -> tuple[list[SessionDigest], int]:
-    """Digests of the complete sessions in ``block`` and how many bytes they span (the rest is the
-    start of a session that goes on in the next block, unless ``last``)."""
+@dataclass
+class _Parsed:
+    """A parsed block: the rows of its complete sessions and how many bytes they span (the rest is
+    the start of a session that goes on in the next block, unless it was the last block)."""
+
+    tab: Any
+    code: np.ndarray
+    heads: np.ndarray
+    header_lines: list[bytes]
+    used: int  # bytes (lines: rows of tab)
+
+
+def _finish(parsed: _Parsed) -> list[SessionDigest]:
+    if not parsed.heads.size:
+        return []
+    return _reduce(parsed.tab, parsed.code, parsed.heads, _headers(parsed.header_lines))
+
+
+def _parse_block(block: bytes, *, last: bool) -> _Parsed:
+    """Parse and check ``block`` (runs in a worker thread: no Python objects per line here)."""
     if b"null" in block and _NULL.search(block):
         raise _Fallback
     if not block.isascii():
@@ -201,13 +245,12 @@ def _digest_block(block: bytes, *, last: bool) -> tuple[list[SessionDigest], int
         n_rows, used = tab.num_rows, len(block)
     else:
         if heads.size == 1:
-            return [], 0
+            return _Parsed(tab.slice(0, 0), code[:0], heads[:0], [], 0)
         n_rows, used = int(heads[-1]), int(starts[heads[-1]])
         heads = heads[:-1]
         tab, code = tab.slice(0, n_rows), code[:n_rows]
     ends = np.append(starts[1:], len(block))
-    sessions = _headers([block[starts[h] : ends[h]] for h in heads])
-    return _reduce(tab, code, heads, sessions), used
+    return _Parsed(tab, code, heads, [block[starts[h] : ends[h]] for h in heads], used)
 
 
 def _headers(lines: list[bytes]) -> list[dict[str, Any]]:
@@ -269,10 +312,13 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
     def strs(name: str, rows: np.ndarray) -> list[Any]:
         return col[name].take(pa.array(rows)).to_pylist() if rows.size else []
 
+    valid: dict[str, np.ndarray] = {}
+
     def present(name: str, rows: np.ndarray) -> np.ndarray:
-        if not rows.size:
-            return np.zeros(0, dtype=bool)
-        return np.asarray(col[name].take(pa.array(rows)).is_valid())
+        """Whether the field is there in these rows (from the validity bitmap: no values copied)."""
+        if name not in valid:
+            valid[name] = col[name].is_valid().to_numpy(zero_copy_only=False)
+        return valid[name][rows]
 
     def check_choice(name: str, rows: np.ndarray, choices: tuple[str, ...], *, optional: bool) -> None:
         if not rows.size:
@@ -321,7 +367,7 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
         (ENV, ("kind",)),
     ):
         rows = rows_of[k]
-        if rows.size and any(col[f].take(pa.array(rows)).null_count for f in fields):
+        if rows.size and not all(present(f, rows).all() for f in fields):
             raise _Fallback
     check_choice("outcome", rows_of[SUB_END], S.OUTCOMES, optional=False)
     check_choice("source", rows_of[MIS], S.MISINTERPRETATION_SOURCES, optional=True)

@@ -151,8 +151,12 @@ def score_digests(
     battles: Sequence[Battle] | None = None,
     inputs: Sequence[str] = (),
     comparisons: bool = True,
+    ranking: bool = True,
 ) -> dict[str, Any]:
-    """Score every policy found, compare them pairwise and rank them (see module docstring)."""
+    """Score every policy found, compare them pairwise and rank them (see module docstring).
+
+    ``comparisons=False`` leaves out the paired comparisons, ``ranking=False`` the ranking (its
+    1000-round Bradley–Terry bootstrap): scoring alone, e.g. to measure it against other tools."""
     if not digests and not battles:
         raise InvalidInput("nothing to score: no sessions and no battles", code="bench.empty")
     check_inputs(digests, battles or ())
@@ -177,7 +181,10 @@ def score_digests(
             except InvalidInput as exc:
                 if exc.code != "bench.too_few_pairs":
                     raise
-    ranked = list(battles) if battles else battles_from_digests(digests) if len(groups) >= 2 else []
+    if not ranking:
+        ranked: list[Battle] = []
+    else:
+        ranked = list(battles) if battles else battles_from_digests(digests) if len(groups) >= 2 else []
     if ranked:
         doc["ranking"] = rank_battles(ranked, rounds=config.rounds, seed=config.seed, confidence=config.confidence)
         doc["ranking"]["source"] = "pairwise table" if battles else "paired sessions (higher success wins)"
