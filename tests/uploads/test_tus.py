@@ -503,14 +503,11 @@ def test_a_writer_in_another_process_gets_409_locked(tmp_path):
             "Location"
         ]
         other_process = UploadStore(srv.store.dir)  # its own lock table, like another worker
-        fd = other_process.try_lock_sync(url.rsplit("/", 1)[1])
-        assert fd is not None
         patch = {**TUS, **AUTH, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
-        try:
+        with other_process.try_lock(url.rsplit("/", 1)[1]) as mine:
+            assert mine
             r = http.patch(url, content=b"0123456789", headers=patch)
             assert r.status_code == 409 and r.json()["code"] == "upload.locked"
-        finally:
-            os.close(fd)
         r = http.patch(url, content=b"0123456789", headers=patch)
         assert r.status_code == 204 and r.headers["Upload-Offset"] == "10"
 

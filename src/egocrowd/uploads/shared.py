@@ -105,9 +105,15 @@ class SharedUploadStore(_InProcess):
         self.spool.mkdir(parents=True, exist_ok=True)
         # Locks hold a connection for a whole request: a pool of their own, so long uploads never
         # starve the app's pool (each upload being written holds one connection here).
+        self._own_lock_engine = lock_engine is None
         self._lock_engine = lock_engine or make_engine(
             engine.url.render_as_string(hide_password=False), pool_size=4, max_overflow=252, pool_pre_ping=True
         )
+
+    def close(self) -> None:
+        """Close the lock connections this store opened (the records' engine is the caller's)."""
+        if self._own_lock_engine:
+            self._lock_engine.dispose()
 
     def __repr__(self) -> str:
         return f"SharedUploadStore({self.engine.url.render_as_string()!r})"
@@ -290,7 +296,7 @@ class SharedUploadStore(_InProcess):
                 n += 1
         for p in self.spool.iterdir():
             with contextlib.suppress(FileNotFoundError):
-                if p.name.split(".")[0] not in known and p.stat().st_mtime < cutoff:
+                if p.is_file() and p.name.split(".")[0] not in known and p.stat().st_mtime < cutoff:
                     p.unlink()
                     n += 1
         return n
