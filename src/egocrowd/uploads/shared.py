@@ -276,6 +276,8 @@ class SharedUploadStore(_InProcess):
         self._running.pop(upload_id, None)
         with contextlib.suppress(FileNotFoundError):
             (self.spool / f"{upload_id}.data").unlink()
+        with self.engine.begin() as c:  # the row stops listing them first
+            c.execute(_T.update().where(_T.c.id == upload_id).values(parts=[]))
         keys = [m["path"] for page in obstore.list(self.objects, f"{upload_id}/") for m in page]
         if keys:
             obstore.delete(self.objects, keys)
