@@ -19,7 +19,7 @@ import obstore
 import pytest
 import sqlalchemy as sa
 
-from egocrowd.blobs import S3BlobStore
+from egocrowd.blobs import BlobStore, S3BlobStore
 from egocrowd.errors import Conflict
 from egocrowd.uploads.shared import SharedUploadStore
 
@@ -244,3 +244,22 @@ def test_upkeep_sweeps_parts_of_uploads_without_a_record(store):
     expire_uploads(store, orphan_grace_s=0)
     ids = {p.rstrip("/") for p in obstore.list_with_delimiter(store.objects)["common_prefixes"]}
     assert ids == {kept.id}
+
+
+def test_parts_can_live_on_a_shared_volume(pg_schema_url, tmp_path):
+    """file:// blobs (a volume every server mounts): parts are files under the blob root, outside
+    the blob fan-out folders, and compose like objects do."""
+    blobs = BlobStore(tmp_path / "volume")
+    engine = sa.create_engine(pg_schema_url)
+    store = SharedUploadStore(engine, blobs.objects("uploads"), tmp_path / "spool")
+    try:
+        data = os.urandom(5000)
+        info = store.create(length=len(data), owner="dave")
+        _append(store, info.id, data[:3000])
+        _append(store, info.id, data[3000:])
+        assert len(list((tmp_path / "volume" / "uploads" / info.id).iterdir())) == 2
+        assert list(blobs.iter_blobs()) == []  # parts are never taken for blobs
+        assert store.data_file(store.get(info.id)).read_bytes() == data
+    finally:
+        store.close()
+        engine.dispose()

@@ -47,6 +47,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
+from obstore.store import LocalStore
+
+from egocrowd.blobs import fsync_dir
 from egocrowd.clock import utcnow
 from egocrowd.db.engine import make_engine
 from egocrowd.db.models import SharedUpload
@@ -237,6 +240,14 @@ class SharedUploadStore(_InProcess):
 
         key = f"{info.id}/{start:015d}-{end:015d}-{secrets.token_hex(4)}"
         obstore.put(self.objects, key, chunks())
+        if isinstance(self.objects, LocalStore):  # a shared volume: obstore writes without fsync
+            part = Path(self.objects.prefix or "/") / key
+            fd_part = os.open(part, os.O_RDONLY)
+            try:
+                os.fsync(fd_part)
+            finally:
+                os.close(fd_part)
+            fsync_dir(part.parent)
         return key
 
     def data_file(self, info: UploadInfo) -> Path:
