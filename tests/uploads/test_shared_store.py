@@ -12,7 +12,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import obstore
@@ -263,3 +266,30 @@ def test_parts_can_live_on_a_shared_volume(pg_schema_url, tmp_path):
     finally:
         store.close()
         engine.dispose()
+
+
+def test_two_servers_racing_to_recover_an_upload_finish_it_once(stores):
+    from egocrowd.uploads import recover_completed
+
+    one, two = stores("one"), stores("two")
+    one.lock_timeout = two.lock_timeout = 10.0
+    data = os.urandom(4000)
+    info = one.create(length=len(data), owner="erin")
+    _append(one, info.id, data)  # all bytes here, completion never ran (the server died)
+    calls: list[tuple[str, bytes]] = []
+    gate = threading.Barrier(2)
+
+    def on_complete(info, path):
+        calls.append((info.id, Path(path).read_bytes()))
+        time.sleep(0.5)  # both servers are in recovery at once
+        return {"Egocrowd-Clip-Id": "1"}
+
+    def recover(store: SharedUploadStore) -> list[str]:
+        gate.wait()
+        return asyncio.run(recover_completed(store, on_complete))
+
+    with ThreadPoolExecutor(2) as pool:
+        done = [f.result() for f in [pool.submit(recover, s) for s in (one, two)]]
+    assert sorted(done) == [[], [info.id]]
+    assert calls == [(info.id, data)]  # the hook ran once, with every byte
+    assert one.get(info.id).state == two.get(info.id).state == "finished"
