@@ -23,8 +23,8 @@ import sqlalchemy as sa
 
 from egocrowd.db import Database, upgrade
 from egocrowd.db.models import SharedUpload
-from egocrowd.web.tus import CHECKPOINT_SECONDS
 from egocrowd.uploads.protocol import encode_metadata
+from egocrowd.web.tus import CHECKPOINT_SECONDS
 from tests.conftest import PG_URL
 from tests.platform.helpers import PASSWORD, make_user
 from tests.support.pg import private_schema
@@ -268,9 +268,9 @@ def test_an_upload_resumes_on_another_server_and_survives_one_being_killed_mid_p
             victim.kill()
             yield data[sent : sent + piece]  # never reaches anyone
 
-        with httpx.Client(base_url=f"http://127.0.0.1:{victim.port}", timeout=CLIENT_TIMEOUT) as direct:
-            with pytest.raises(httpx.TransportError):
-                direct.patch(path, content=body(), headers={**patch_headers, "Upload-Offset": str(2 * third)})
+        direct = httpx.Client(base_url=f"http://127.0.0.1:{victim.port}", timeout=CLIENT_TIMEOUT)
+        with direct, pytest.raises(httpx.TransportError):
+            direct.patch(path, content=body(), headers={**patch_headers, "Upload-Offset": str(2 * third)})
 
         offset = _offset(http, path, auth)  # asked of the server left
         assert 2 * third < offset <= sent  # the checkpoint survived; nothing past the durable bytes

@@ -140,7 +140,9 @@ def make_app(
     else:
         engine = sa.create_engine(shared.db_url)
         parts = S3BlobStore(shared.parts_url, cache_dir=root / "cache", endpoint_url=shared.endpoint)
-        store = SharedUploadStore(engine, parts.objects("uploads"), root / "uploads", lock_timeout=lock_timeout, ttl=ttl)
+        store = SharedUploadStore(
+            engine, parts.objects("uploads"), root / "uploads", lock_timeout=lock_timeout, ttl=ttl
+        )
     hooks = AssignmentHooks(root)
 
     @contextlib.asynccontextmanager

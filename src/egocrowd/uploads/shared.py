@@ -45,9 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, Engine
-
 from obstore.store import LocalStore
+from sqlalchemy import Connection, Engine
 
 from egocrowd.blobs import fsync_dir
 from egocrowd.clock import utcnow
@@ -123,7 +122,12 @@ class SharedUploadStore(_InProcess):
 
     def sibling(self, *, lock_timeout: float) -> SharedUploadStore:
         return SharedUploadStore(
-            self.engine, self.objects, self.spool, ttl=self.ttl, lock_timeout=lock_timeout, lock_engine=self._lock_engine
+            self.engine,
+            self.objects,
+            self.spool,
+            ttl=self.ttl,
+            lock_timeout=lock_timeout,
+            lock_engine=self._lock_engine,
         )
 
     def writable(self) -> str:
