@@ -293,3 +293,19 @@ def test_two_servers_racing_to_recover_an_upload_finish_it_once(stores):
     assert sorted(done) == [[], [info.id]]
     assert calls == [(info.id, data)]  # the hook ran once, with every byte
     assert one.get(info.id).state == two.get(info.id).state == "finished"
+
+
+def test_expiry_deletes_the_row_and_its_parts(store):
+    from datetime import timedelta
+
+    from egocrowd.clock import utcnow
+    from egocrowd.uploads import expire_uploads
+
+    info = store.create(length=100, owner="frank")
+    _append(store, info.id, b"x" * 40)
+    stale = store.get(info.id)
+    stale.expires_at = utcnow() - timedelta(seconds=1)
+    store.save(stale)
+    assert info.id in expire_uploads(store)
+    assert store.get(info.id) is None
+    assert list(obstore.list(store.objects, f"{info.id}/").collect()) == []
