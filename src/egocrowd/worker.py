@@ -27,7 +27,7 @@ from egocrowd.pipeline.executors import Abandoned, get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig
 from egocrowd.releases import buyers, withdrawals
 from egocrowd.releases.builder import start_pending as start_release_builds
-from egocrowd.uploads import expire_uploads, open_upload_store, recover_completed
+from egocrowd.uploads import Uploads, expire_uploads, open_upload_store, recover_completed
 
 log = logging.getLogger("egocrowd.worker")
 
@@ -202,6 +202,7 @@ def run_worker(
     except BaseException:
         db.dispose()
         raise
+    upload_store: Uploads | None = None
     try:
         if once:
             try:
@@ -226,6 +227,8 @@ def run_worker(
         stop_pipeline(runner, thread, stop)
         return 0
     finally:
+        if upload_store is not None:
+            upload_store.close()
         db.dispose()
 
 

@@ -156,6 +156,7 @@ class Uploads(Protocol):
     def sweep_leftovers(self, known: set[str], grace_s: float) -> int: ...
     def writable(self) -> str: ...
     def sibling(self, *, lock_timeout: float) -> Uploads: ...
+    def close(self) -> None: ...
 
 
 class _InProcess:
@@ -175,6 +176,9 @@ class _InProcess:
     @staticmethod
     def valid_id(upload_id: str) -> bool:
         return bool(_ID_RE.match(upload_id))
+
+    def close(self) -> None:
+        """Let go of what the store holds open (nothing, unless a subclass says otherwise)."""
 
     _RUNNING_MAX = 4096
 

@@ -147,6 +147,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         yield
         if runner is not None and thread is not None:
             stop_pipeline(runner, thread, stop)
+        upload_store.close()
 
     app = _App(
         title="egocrowd",
