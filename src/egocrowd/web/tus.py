@@ -166,7 +166,7 @@ class _TusServer:
     # shared steps ---------------------------------------------------------------------------
 
     async def load(self, ex: _Exchange, upload_id: str) -> UploadInfo:
-        info = self.store.get(upload_id)
+        info = await self._io(self.store.get, upload_id)  # a database read with shared uploads
         if info is None:
             raise tus.no_such_upload()
         await self._io(self.hooks.authorize_access, ex.request, info, ex.verb)
@@ -419,7 +419,7 @@ class _TusServer:
         await self.load(ex, upload_id)
         async with self.store.locked(upload_id) as holder:
             # Fresh: a previous writer may just have committed.
-            info = tus.check_offset(self.store.get(upload_id), offset)
+            info = tus.check_offset(await self._io(self.store.get, upload_id), offset)
             if info.state == "receiving":
                 await self.receive(ex, info, holder)
             # Also retries a completion that failed transiently (an empty PATCH at the end).
