@@ -1,4 +1,7 @@
-"""Where unfinished uploads live on disk, so they survive a restart or a SIGKILL.
+"""Where unfinished uploads live, so they survive a restart or a SIGKILL: :class:`Uploads`, the
+interface the tus server, completion and upkeep use, and :class:`UploadStore`, its local-directory
+form (the embedded default; one host). The form several servers share is
+:class:`egocrowd.uploads.shared.SharedUploadStore`.
 
 Layout (flat; the upload id is 32 hex characters)::
 
