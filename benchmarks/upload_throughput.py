@@ -5,6 +5,10 @@
     .venv/bin/python benchmarks/upload_throughput.py --quick    # a smoke run (small sizes, one round)
     .venv/bin/python benchmarks/upload_throughput.py --sizes 100 --chunk-mb 8 --concurrent 20
 
+The shared upload store (several servers, ``egocrowd.uploads.shared``) is measured against the
+local one on the first size (``target shared_vs_local_store``), with PostgreSQL from
+EGOCROWD_TEST_DATABASE_URL (a private schema) and its parts in a file:// object store.
+
 The Node server is installed by this script's own set-up: ``npm install --no-save --prefix
 ~/.cache/egocrowd-bench/tus-node @tus/server@2 @tus/file-store@2`` (once; ``--node-dir`` moves it) and
 run from a small script written there. Without npm or node (no network) the Node columns and
@@ -59,14 +63,15 @@ server.listen({ host: '127.0.0.1', port: Number(port) });
 """
 
 
-def serve(root: Path, port: int) -> None:
-    """Our server side (run in its own process): the real router with minimal hooks."""
+def serve(root: Path, port: int, db_url: str | None = None) -> None:
+    """Our server side (run in its own process): the real router with minimal hooks; with
+    ``db_url`` the shared upload store (rows in that PostgreSQL, parts as objects next to the blobs)."""
     import uvicorn
     from fastapi import FastAPI
 
     from egocrowd.blobs import BlobStore
     from egocrowd.settings import Settings
-    from egocrowd.uploads import Grant, UploadStore
+    from egocrowd.uploads import Grant, Uploads, UploadStore
     from egocrowd.web.limits import uvicorn_options
     from egocrowd.web.tus import UPLOADS_PATH, make_tus_router
 
@@ -84,7 +89,14 @@ def serve(root: Path, port: int) -> None:
             return {"Egocrowd-Blob": ref.sha256}
 
     app = FastAPI()
-    app.include_router(make_tus_router(UploadStore(root / "uploads"), Hooks(), max_size=1 << 40), prefix=UPLOADS_PATH)
+    store: Uploads = UploadStore(root / "uploads")
+    if db_url is not None:
+        import sqlalchemy as sa
+
+        from egocrowd.uploads.shared import SharedUploadStore
+
+        store = SharedUploadStore(sa.create_engine(db_url), blobs.objects("uploads"), root / "uploads")
+    app.include_router(make_tus_router(store, Hooks(), max_size=1 << 40), prefix=UPLOADS_PATH)
 
     async def asgi(scope, receive, send):
         # The sink drains the body and stores nothing: the HTTP-over-loopback ceiling on this machine.
@@ -193,9 +205,9 @@ def _warm_up_file(root: Path) -> Path:
     return path
 
 
-def start_ours(root: Path) -> Server:
+def start_ours(root: Path, db_url: str | None = None) -> Server:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(root), str(port)])
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(root), str(port), *([db_url] if db_url else [])])
     server = Server("egocrowd", proc, f"http://127.0.0.1:{port}{OURS_PATH}", root / "blobs")
     _wait_ready(server.url, proc, _warm_up_file(root))
     server.clean()
@@ -355,9 +367,46 @@ def run_concurrent(tmp: Path, n: int, size_mb: int, chunk: int, repeat: int, nod
     return {"n": n, "size_mb": size_mb, "took": took, "rss_peak": rss_peak}
 
 
+def run_shared(tmp: Path, size_mb: int, chunk: int, repeat: int) -> dict[str, list[float]] | None:
+    """The same file to the local upload store and to the shared one (records in PostgreSQL, a
+    private schema; parts as objects in a file:// object store, so the store's own cost is measured,
+    not a network's). None, with a line, without a PostgreSQL to use."""
+    from _common import private_schema
+
+    from egocrowd.db import upgrade
+
+    src = tmp / f"shared-{size_mb}.bin"
+    _make_source(src, size_mb * 1_000_000)
+    servers: dict[str, Server] = {}
+    try:
+        with private_schema("bench_uploads") as url:
+            upgrade(url)
+            servers["local"] = start_ours(tmp / "local-store")
+            servers["shared"] = start_ours(tmp / "shared-store", url)
+
+            def upload_to(s: Server) -> Callable[[], float]:
+                def go() -> float:
+                    took = _timed(lambda: _upload(s.url, src, chunk))
+                    s.clean()
+                    return took
+
+                return go
+
+            return _rounds({n: upload_to(s) for n, s in servers.items()}, repeat)
+    except Exception as err:  # noqa: BLE001 - no database here: say so and go on
+        print(f"shared store: skipped ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
+        return None
+    finally:
+        for s in servers.values():
+            s.stop()
+        src.unlink(missing_ok=True)
+        shutil.rmtree(tmp / "local-store", ignore_errors=True)
+        shutil.rmtree(tmp / "shared-store", ignore_errors=True)
+
+
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
-        serve(Path(sys.argv[2]), int(sys.argv[3]))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "--serve":
+        serve(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4] if len(sys.argv) == 5 else None)
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="50,500", help="file sizes in MB, comma-separated (single uploads)")
@@ -382,6 +431,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
         rows = [run_size(Path(d), int(s), chunk, args.repeat, node_script) for s in args.sizes.split(",")]
         many = run_concurrent(Path(d), args.concurrent, args.concurrent_mb, many_chunk, args.repeat, node_script)
+        shared_mb = int(args.sizes.split(",")[0])
+        shared = run_shared(Path(d), shared_mb, chunk, args.repeat)
 
     print(
         f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; chunk {args.chunk_mb} MiB; "
@@ -407,6 +458,11 @@ def main() -> None:
     growth = large["rss_peak"]["egocrowd"] - small["rss_peak"]["egocrowd"]
     print(f"our server's peak RSS change {small['size_mb']}→{large['size_mb']} MB: {growth:+.0f} MB")
 
+    if shared is not None:
+        print(
+            f"{shared_mb} MB to the local / shared upload store: "
+            + ", ".join(f"{n} {shared_mb / _median(t):.0f} MB/s" for n, t in shared.items())
+        )
     for r in rows:
         vs = ", ".join(f"{n} {_ratio(r['took'], n):.2f}" for n in r["took"] if n != "egocrowd")
         print(f"{r['size_mb']} MB, egocrowd's speed over (median of per-round ratios): {vs}")
@@ -417,6 +473,11 @@ def main() -> None:
         print("targets upload_vs_tus_node and upload_concurrent_vs_tus_node: skipped (no Node.js peer)")
     target("upload_vs_disk_copy", _ratio(large["took"], "disk copy"), 0.5)
     # memory flat: the peak at the largest size is within 10 % of the peak at the smallest
+    if shared is not None:
+        # the shared store's speed over the local store's, same file, same rounds
+        target("shared_vs_local_store", _ratio(shared, "local", "shared"), 0.5)
+    else:
+        print("target shared_vs_local_store: skipped (no PostgreSQL)")
     target("server_rss_small_over_large", small["rss_peak"]["egocrowd"] / large["rss_peak"]["egocrowd"], 0.9)
 
 

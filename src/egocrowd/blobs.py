@@ -197,6 +197,11 @@ class Blobs(ABC):
     def writable(self) -> str:
         """``"ok"``, or why this process cannot write to the store (the readiness probe)."""
 
+    @abstractmethod
+    def objects(self, prefix: str) -> Any:
+        """An obstore store for plain (not content-addressed) objects under ``prefix``, next to
+        the blobs and never listed as blobs: shared uploads keep their parts there."""
+
     def clean_tmp(self) -> int:
         """Remove leftovers of writes interrupted by a crash (call at startup); returns a count."""
         n = 0
@@ -327,6 +332,11 @@ class BlobStore(Blobs):
         if not p.is_file():
             raise _not_found(sha256)
         return p
+
+    def objects(self, prefix: str) -> Any:
+        from obstore.store import LocalStore
+
+        return LocalStore(self.root / prefix, mkdir=True)  # not a two-hex-digit folder: never a blob
 
     def writable(self) -> str:
         return "ok" if os.access(self.root, os.W_OK) else f"{self.root} is not writable"
@@ -469,11 +479,11 @@ class S3BlobStore(Blobs):
             config["region"] = region
         # Credentials, and anything not given here, come from the standard AWS_* variables (obstore
         # reads them itself).
-        self._store = S3Store.from_url(
-            url,
-            config=config or None,
-            client_options={"allow_http": bool(endpoint_url and endpoint_url.startswith("http:"))},
-        )
+        self._options: dict[str, Any] = {
+            "config": config or None,
+            "client_options": {"allow_http": bool(endpoint_url and endpoint_url.startswith("http:"))},
+        }
+        self._store = S3Store.from_url(url, **self._options)
         self.cache_dir = Path(cache_dir)
         self.scratch_dir = self.cache_dir / "tmp"
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
@@ -672,6 +682,12 @@ class S3BlobStore(Blobs):
             count += 1
             size += ref.size
         return BlobUsage(count=count, bytes=size, disk_total=0, disk_free=0)
+
+    def objects(self, prefix: str) -> Any:
+        from obstore.store import S3Store
+
+        # keys there never end in a sha256, so iter_blobs skips them
+        return S3Store.from_url(f"{self.url.rstrip('/')}/{prefix}", **self._options)
 
     def writable(self) -> str:
         import obstore

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         300, ge=10, le=7 * 24 * 3600, description="Lifetime of the presigned object-store URLs buyers are sent to"
     )
     upload_dir: Path | None = Field(None, description="Unfinished uploads; default: data_dir/uploads")
+    uploads: Literal["auto", "local", "shared"] = Field(
+        "auto",
+        description="Where unfinished uploads live: local (upload_dir, one host), shared (database rows and "
+        "object-store parts, any server resumes any upload; needs PostgreSQL), auto: shared when the database "
+        "is PostgreSQL and blobs are s3://",
+    )
     secret_key: str | None = Field(None, description="Signs session cookies; generated and kept on first start")
     base_url: str = "http://127.0.0.1:8000"
     lease_hours: float = Field(24.0, gt=0, le=24 * 30)
@@ -210,6 +216,13 @@ class Settings(BaseSettings):
     @cached_property
     def outbox_path(self) -> Path:
         return (self.outbox_dir or self.data_dir / "outbox").resolve()
+
+    @property
+    def shared_uploads(self) -> bool:
+        """Whether unfinished uploads live in the database and the object store (see ``uploads``)."""
+        if self.uploads == "auto":
+            return self.db_url.startswith("postgresql") and self.blob_store_url.startswith("s3://")
+        return self.uploads == "shared"
 
     @property
     def is_embedded(self) -> bool:

@@ -27,7 +27,7 @@ from egocrowd.pipeline.executors import Abandoned, get_executor
 from egocrowd.pipeline.runner import Runner, RunnerConfig
 from egocrowd.releases import buyers, credentials, withdrawals
 from egocrowd.releases.builder import start_pending as start_release_builds
-from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
+from egocrowd.uploads import Uploads, expire_uploads, open_upload_store, recover_completed
 
 log = logging.getLogger("egocrowd.worker")
 
@@ -86,9 +86,9 @@ def _housekeeping(db: Database, blobs, upload_store, settings=None) -> dict[str,
     def recover() -> int:
         # Uploads fully received whose completion failed transiently (a database hiccup) were
         # retried only at server start (and never expire): with the phone gone, no clip until a
-        # restart. A store object of our own on the same directory: the flock still serialises us
+        # restart. A store object of our own on the same uploads: the lock still serialises us
         # with requests in flight, and no asyncio state is shared with a server's event loop.
-        store = UploadStore(upload_store.dir, ttl=upload_store.ttl, lock_timeout=0.5)
+        store = upload_store.sibling(lock_timeout=0.5)
         return len(asyncio.run(recover_completed(store, partial(clip_from_upload, db, blobs))))
 
     out = {}
@@ -203,13 +203,14 @@ def run_worker(
     except BaseException:
         db.dispose()
         raise
+    upload_store: Uploads | None = None
     try:
         if once:
             try:
                 return runner.drain()
             finally:
                 runner.executor.shutdown()
-        upload_store = UploadStore(settings.uploads_path, ttl=timedelta(hours=settings.upload_expiry_hours))
+        upload_store = open_upload_store(settings, db.engine, blobs)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -227,6 +228,8 @@ def run_worker(
         stop_pipeline(runner, thread, stop)
         return 0
     finally:
+        if upload_store is not None:
+            upload_store.close()
         db.dispose()
 
 

@@ -1,7 +1,9 @@
 """Two `egocrowd serve` processes behind a real nginx (round robin, deploy/nginx.conf as shipped)
-against one PostgreSQL: a session begun on one server works on the other, a form's CSRF token from
-one is accepted by the other, the log-in throttle counts failures on both, and an upload started on
-one resumes on the other, also after the server that held it is killed mid-upload (issue #20)."""
+against one PostgreSQL and one S3 server (moto's), with nothing on disk in common: a session begun
+on one server works on the other, a form's CSRF token from one is accepted by the other, the log-in
+throttle counts failures on both, and an upload started on one resumes on the other, also after a
+server is SIGKILLed in the middle of a PATCH (issue #20: shared uploads, each server its own upload
+directory)."""
 
 from __future__ import annotations
 
@@ -17,12 +19,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from egocrowd.db import Database, upgrade
+from egocrowd.db.models import SharedUpload
 from egocrowd.uploads.protocol import encode_metadata
+from egocrowd.web.tus import CHECKPOINT_SECONDS
 from tests.conftest import PG_URL
 from tests.platform.helpers import PASSWORD, make_user
 from tests.support.pg import private_schema
+from tests.support.s3 import S3Server
 from tests.support.servers import CLIENT_TIMEOUT, REPO, ServerProcess
 from tests.support.world import World
 
@@ -53,14 +59,18 @@ class Cluster:
     """The servers, the proxy in front of them, and a client of the proxy (on a Unix socket: no
     port to race other test processes for)."""
 
-    def __init__(self, root: Path, url: str) -> None:
+    def __init__(self, root: Path, url: str, s3: S3Server) -> None:
         self.root = root
+        self.bucket = s3.new_bucket()
         shared = {
             "EGOCROWD_DATABASE_URL": url,
             "EGOCROWD_SECRET_KEY": "several-servers-" + "k" * 32,  # the same key on every server
-            # storage every server reaches (one host here; a shared volume or object store in production)
-            "EGOCROWD_BLOB_DIR": str(root / "shared" / "blobs"),
-            "EGOCROWD_UPLOAD_DIR": str(root / "shared" / "uploads"),
+            # blobs and unfinished uploads in the object store and the database; each server's
+            # upload directory (data_dir/uploads) is scratch space of its own
+            "EGOCROWD_BLOBS_URL": f"s3://{self.bucket}/blobs",
+            "EGOCROWD_S3_ENDPOINT_URL": s3.endpoint,
+            "EGOCROWD_S3_REGION": s3.region,
+            "EGOCROWD_UPLOADS": "shared",
             "EGOCROWD_AUDIT_SIGNING_KEY": str(root / "shared" / "audit_signing_key.pem"),
             "EGOCROWD_RUN_PIPELINE_IN_SERVER": "false",
             "EGOCROWD_LOGIN_ATTEMPTS_PER_ACCOUNT": "4",
@@ -139,10 +149,10 @@ http {{
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, pg_url) -> Iterator[Cluster]:
+def cluster(tmp_path_factory, pg_url, s3) -> Iterator[Cluster]:
     nginx = _nginx()
     assert nginx
-    c = Cluster(tmp_path_factory.mktemp("several"), pg_url)
+    c = Cluster(tmp_path_factory.mktemp("several"), pg_url, s3)
     try:
         yield c.start()
     finally:
@@ -211,7 +221,7 @@ def _offset(http: httpx.Client, url: str, headers: dict) -> int:
     return int(r.headers["Upload-Offset"])
 
 
-def test_an_upload_resumes_on_another_server_and_survives_one_being_killed(cluster, db, qc_media):
+def test_an_upload_resumes_on_another_server_and_survives_one_being_killed_mid_patch(cluster, db, qc_media):
     data = qc_media["good"].read_bytes()
     with cluster.client() as http:
         world = World.build(http, db)
@@ -228,15 +238,12 @@ def test_an_upload_resumes_on_another_server_and_survives_one_being_killed(clust
             },
         )
         assert r.status_code == 201, r.text
-        url = "/api/v1/uploads/" + r.headers["Location"].rstrip("/").rsplit("/", 1)[1]
+        path = "/api/v1/uploads/" + r.headers["Location"].rstrip("/").rsplit("/", 1)[1]
         third = len(data) // 3
+        patch_headers = {**TUS, **auth, "Content-Type": "application/offset+octet-stream"}
 
         def patch(start: int, end: int) -> httpx.Response:
-            return http.patch(
-                url,
-                content=data[start:end],
-                headers={**TUS, **auth, "Upload-Offset": str(start), "Content-Type": "application/offset+octet-stream"},
-            )
+            return http.patch(path, content=data[start:end], headers={**patch_headers, "Upload-Offset": str(start)})
 
         first = patch(0, third)
         assert first.status_code == 204, first.text
@@ -244,15 +251,38 @@ def test_an_upload_resumes_on_another_server_and_survives_one_being_killed(clust
         assert second.status_code == 204, second.text
         assert cluster.port_of(first) != cluster.port_of(second)  # the upload moved to the other server
 
-        # the server that took the last chunk dies; the upload goes on through the one left
-        victim = next(s for s in cluster.servers if s.port == cluster.port_of(second))
-        victim.kill()
-        offset = _offset(http, url, auth)
-        assert offset == 2 * third
+        # One server is SIGKILLed in the middle of a PATCH sent straight to it, after a checkpoint
+        # made part of that body durable and before the rest arrived.
+        victim = cluster.servers[0]
+        piece = third // 3
+        sent = 2 * third
+
+        def body() -> Iterator[bytes]:
+            nonlocal sent
+            yield data[sent : sent + piece]
+            sent += piece
+            time.sleep(CHECKPOINT_SECONDS + 0.5)
+            yield data[sent : sent + piece]  # arrives after the checkpoint time: committed
+            sent += piece
+            time.sleep(2.0)  # the commit (part object, then row) finishes
+            victim.kill()
+            yield data[sent : sent + piece]  # never reaches anyone
+
+        direct = httpx.Client(base_url=f"http://127.0.0.1:{victim.port}", timeout=CLIENT_TIMEOUT)
+        with direct, pytest.raises(httpx.TransportError):
+            direct.patch(path, content=body(), headers={**patch_headers, "Upload-Offset": str(2 * third)})
+
+        offset = _offset(http, path, auth)  # asked of the server left
+        assert 2 * third < offset <= sent  # the checkpoint survived; nothing past the durable bytes
+        assert offset == 2 * third + 2 * piece
         last = patch(offset, len(data))
         assert last.status_code == 204, last.text
+        assert cluster.port_of(last) != victim.port
         assert int(last.headers["Upload-Offset"]) == len(data)
 
         clips = http.get("/api/v1/clips", headers=auth).json()["items"]
-        assert [c["sha256"] for c in clips] == [hashlib.sha256(data).hexdigest()]
+        assert [c["sha256"] for c in clips] == [hashlib.sha256(data).hexdigest()]  # exactly one clip
+        with db.transaction(write=False) as s:
+            rows = s.execute(sa.select(SharedUpload.state, SharedUpload.parts)).all()
+        assert [(state, parts) for state, parts in rows] == [("finished", [])]  # parts gone from the row too
         victim.start(timeout=90)  # back for the tests after this one

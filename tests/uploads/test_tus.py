@@ -15,6 +15,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import httpx
+import obstore
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,6 +25,7 @@ from tusclient.exceptions import TusCommunicationError
 from egocrowd.settings import Settings
 from egocrowd.uploads import UploadStore, expire_uploads, recover_completed
 from egocrowd.uploads.protocol import encode_metadata, parse_metadata
+from egocrowd.uploads.shared import SharedUploadStore
 from egocrowd.uploads.store import utcnow
 from egocrowd.web.limits import uvicorn_options
 from tests.support.servers import CLIENT_TIMEOUT
@@ -55,7 +57,13 @@ def clip_for(server, url):
 
 
 def leftovers(server):
-    return sorted(p.name for p in server.store.dir.glob("*.part"))
+    """Bytes of unfinished uploads still kept: local ``.part`` files, or shared part objects and
+    spool files."""
+    store = server.store
+    if isinstance(store, SharedUploadStore):
+        parts = [m["path"] for page in obstore.list(store.objects) for m in page if "/" in m["path"]]
+        return sorted(parts + [p.name for p in store.spool.iterdir() if p.is_file()])
+    return sorted(p.name for p in store.dir.glob("*.part"))
 
 
 def test_options_advertises_the_protocol(server):
@@ -175,10 +183,10 @@ def test_server_restart_resumes(process_server, tmp_path):
     assert record["streamed_sha256"] == digest
 
 
-def test_checksum_mismatch_is_460_and_the_chunk_is_discarded(server, tmp_path):
+def test_checksum_mismatch_is_460_and_the_chunk_is_discarded(local_server, tmp_path):
     src = tmp_path / "clip.mp4"
     digest = make_file(src, 1 << 20, seed=3)
-    proxy = Proxy(server.port, flip_at=100_000)  # corrupt one byte of the first PATCH body
+    proxy = Proxy(local_server.port, flip_at=100_000)  # corrupt one byte of the first PATCH body
     endpoint = f"http://127.0.0.1:{proxy.port}/api/v1/uploads"
     up = uploader(endpoint, src, chunk_size=512 << 10, upload_checksum=True)
     with pytest.raises(TusCommunicationError) as exc:
@@ -186,11 +194,11 @@ def test_checksum_mismatch_is_460_and_the_chunk_is_discarded(server, tmp_path):
     assert exc.value.status_code == 460
     assert json.loads(exc.value.response_content)["code"] == "upload.checksum_mismatch"
     assert up.get_offset() == 0
-    assert server.store.data_path(up.url.rsplit("/", 1)[1]).stat().st_size == 0
+    assert local_server.store.data_path(up.url.rsplit("/", 1)[1]).stat().st_size == 0
 
     resumed = uploader(endpoint, src, chunk_size=512 << 10, upload_checksum=True, url=up.url)
     resumed.upload()
-    assert clip_for(server, up.url)["sha256"] == digest
+    assert clip_for(local_server, up.url)["sha256"] == digest
     proxy.close()
 
 
@@ -219,16 +227,16 @@ def test_checksum_algorithms(server, algo):
     assert r.status_code == 400
 
 
-def test_over_limit_upload_length_refused_before_any_byte(server, tmp_path):
+def test_over_limit_upload_length_refused_before_any_byte(local_server, tmp_path):
     src = tmp_path / "big.mp4"
     make_file(src, 600 << 10)  # the SMALL assignment allows 512 KiB
-    up_attempt = tus_client.TusClient(server.endpoint, headers=AUTH)
+    up_attempt = tus_client.TusClient(local_server.endpoint, headers=AUTH)
     with pytest.raises(TusCommunicationError) as exc:
         up_attempt.uploader(str(src), chunk_size=64 << 10, metadata={"assignment": "SMALL"}).upload()
     assert exc.value.status_code == 413
-    # creation-with-upload: the body is on the wire but the server never reads it
+    # creation-with-upload: the body is on the wire but the local_server never reads it
     r = http.post(
-        server.endpoint,
+        local_server.endpoint,
         content=src.read_bytes(),
         headers={
             **TUS,
@@ -242,11 +250,11 @@ def test_over_limit_upload_length_refused_before_any_byte(server, tmp_path):
     assert r.status_code == 413 and problem["code"] == "upload.too_large"
     assert problem["max_length"] == 512 << 10 and problem["type"].endswith("/upload.too_large")
     assert r.headers["content-type"] == "application/problem+json"
-    assert server.body_bytes() == 0
-    assert list(server.store.dir.iterdir()) == []
+    assert local_server.body_bytes() == 0
+    assert list(local_server.store.dir.iterdir()) == []
     # the global Tus-Max-Size is enforced too
     r = http.post(
-        server.endpoint,
+        local_server.endpoint,
         headers={
             **TUS,
             **AUTH,
@@ -282,40 +290,40 @@ def test_someone_elses_assignment_and_upload_are_refused(server, tmp_path):
     assert server.asgi.counts["PATCH"] == 50_000  # bob's bytes were never read
 
 
-def test_expired_uploads_lose_their_bytes(server, tmp_path):
+def test_expired_uploads_lose_their_bytes(local_server, tmp_path):
     src = tmp_path / "clip.mp4"
     make_file(src, 300_000)
-    up = uploader(server.endpoint, src, chunk_size=100_000)
+    up = uploader(local_server.endpoint, src, chunk_size=100_000)
     up.upload(stop_at=100_000)
     upload_id = up.url.rsplit("/", 1)[1]
     head = http.head(up.url, headers={**TUS, **AUTH})
     assert "Upload-Expires" in head.headers
-    assert expire_uploads(server.store, utcnow() + timedelta(minutes=1)) == []  # not yet
-    assert expire_uploads(server.store, utcnow() + timedelta(hours=2)) == [upload_id]
-    assert not server.store.data_path(upload_id).exists()
+    assert expire_uploads(local_server.store, utcnow() + timedelta(minutes=1)) == []  # not yet
+    assert expire_uploads(local_server.store, utcnow() + timedelta(hours=2)) == [upload_id]
+    assert not local_server.store.data_path(upload_id).exists()
     assert http.head(up.url, headers={**TUS, **AUTH}).status_code == 404
-    assert list(server.store.dir.iterdir()) == []
+    assert list(local_server.store.dir.iterdir()) == []
 
 
-def test_expiry_sweeps_crash_leftovers_but_keeps_completed_bytes(server, tmp_path):
-    orphan = server.store.dir / ("ab" * 16 + ".part")  # a create that died before its record
+def test_expiry_sweeps_crash_leftovers_but_keeps_completed_bytes(local_server, tmp_path):
+    orphan = local_server.store.dir / ("ab" * 16 + ".part")  # a create that died before its record
     orphan.write_bytes(b"x" * 10)
-    tmp_record = server.store.dir / (".cd" + "cd" * 15 + ".abc.tmp")
+    tmp_record = local_server.store.dir / (".cd" + "cd" * 15 + ".abc.tmp")
     tmp_record.write_bytes(b"{")
-    fresh_orphan = server.store.dir / ("ef" * 16 + ".part")
+    fresh_orphan = local_server.store.dir / ("ef" * 16 + ".part")
     fresh_orphan.write_bytes(b"y")
     for p in (orphan, tmp_record):
         os.utime(p, (0, 0))
     # an upload whose bytes all arrived but whose completion never ran is not expired
-    server.hooks.fail_next_completion = True
+    local_server.hooks.fail_next_completion = True
     src = tmp_path / "clip.mp4"
     make_file(src, 1000)
     with pytest.raises(TusCommunicationError):
-        uploader(server.endpoint, src).upload()
-    assert expire_uploads(server.store, utcnow() + timedelta(days=30)) == []
+        uploader(local_server.endpoint, src).upload()
+    assert expire_uploads(local_server.store, utcnow() + timedelta(days=30)) == []
     assert not orphan.exists() and not tmp_record.exists()
     assert fresh_orphan.exists()  # might be a create in progress: left for the next sweep
-    assert len(list(server.store.dir.glob("*.part"))) == 2
+    assert len(list(local_server.store.dir.glob("*.part"))) == 2
 
 
 def test_expired_upload_is_gone_before_the_sweep(server, tmp_path):
@@ -336,14 +344,14 @@ def test_expired_upload_is_gone_before_the_sweep(server, tmp_path):
     assert http.head(up.url, headers={**TUS, **AUTH}).status_code == 410
 
 
-def test_termination(server, tmp_path):
+def test_termination(local_server, tmp_path):
     src = tmp_path / "clip.mp4"
     make_file(src, 200_000)
-    up = uploader(server.endpoint, src, chunk_size=100_000)
+    up = uploader(local_server.endpoint, src, chunk_size=100_000)
     up.upload(stop_at=100_000)
     assert http.delete(up.url, headers={**TUS, **AUTH}).status_code == 204
     assert http.head(up.url, headers={**TUS, **AUTH}).status_code == 404
-    assert list(server.store.dir.iterdir()) == []
+    assert list(local_server.store.dir.iterdir()) == []
 
 
 def test_creation_with_upload_completes_in_one_request(server):
@@ -402,16 +410,16 @@ HOSTILE = [b"\xb2", b"\xb9\xb3", b"1" * 5000]
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-def test_hostile_upload_length_is_a_400_not_a_500(server, value):
-    r = http.post(server.endpoint, headers={**TUS, "Upload-Length": value})
+def test_hostile_upload_length_is_a_400_not_a_500(local_server, value):
+    r = http.post(local_server.endpoint, headers={**TUS, "Upload-Length": value})
     assert r.status_code == 400, (r.status_code, r.text)
     assert r.json()["code"] == "upload.bad_request"
 
 
 @pytest.mark.parametrize("value", HOSTILE)
-def test_hostile_upload_offset_is_a_400_not_a_500(server, value):
+def test_hostile_upload_offset_is_a_400_not_a_500(local_server, value):
     r = http.patch(
-        f"{server.endpoint}/{'a' * 32}",
+        f"{local_server.endpoint}/{'a' * 32}",
         content=b"x",
         headers={**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": value},
     )
@@ -429,7 +437,7 @@ def test_completion_is_recovered_after_a_failure(server, tmp_path):
     assert exc.value.status_code == 500
     upload_id = up.url.rsplit("/", 1)[1]
     assert server.store.get(upload_id).state == "completing"
-    assert server.store.data_path(upload_id).exists()  # the bytes are kept for the retry
+    assert leftovers(server)  # the bytes are kept for the retry
     assert asyncio.run(recover_completed(server.store, server.hooks.on_complete)) == [upload_id]
     assert clip_for(server, up.url)["sha256"] == digest
     assert server.store.get(upload_id).state == "finished"
@@ -503,14 +511,11 @@ def test_a_writer_in_another_process_gets_409_locked(tmp_path):
             "Location"
         ]
         other_process = UploadStore(srv.store.dir)  # its own lock table, like another worker
-        fd = other_process.try_lock_sync(url.rsplit("/", 1)[1])
-        assert fd is not None
         patch = {**TUS, **AUTH, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
-        try:
+        with other_process.try_lock(url.rsplit("/", 1)[1]) as mine:
+            assert mine
             r = http.patch(url, content=b"0123456789", headers=patch)
             assert r.status_code == 409 and r.json()["code"] == "upload.locked"
-        finally:
-            os.close(fd)
         r = http.patch(url, content=b"0123456789", headers=patch)
         assert r.status_code == 204 and r.headers["Upload-Offset"] == "10"
 

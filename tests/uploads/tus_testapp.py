@@ -11,14 +11,17 @@ import asyncio
 import contextlib
 import json
 import os
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 
-from egocrowd.blobs import BlobStore
+from egocrowd.blobs import BlobStore, S3BlobStore
 from egocrowd.errors import Forbidden, NotFound, Unauthenticated
-from egocrowd.uploads import Grant, UploadInfo, UploadStore, recover_completed
+from egocrowd.uploads import Grant, UploadInfo, Uploads, UploadStore, recover_completed
+from egocrowd.uploads.shared import SharedUploadStore
 from egocrowd.web.tus import make_tus_router
 
 TOKENS = {"tok-alice": "alice", "tok-bob": "bob"}
@@ -112,9 +115,34 @@ class BodyCounter:
         return await self.app(scope, counting_receive, send)
 
 
-def make_app(root: Path, *, ttl_s: float = 3600, lock_timeout: float = 5.0, patch_delay_s: float = 0.0):
+@dataclass(frozen=True)
+class Shared:
+    """Where a shared upload store keeps its records and parts (tests.uploads.conftest)."""
+
+    db_url: str
+    parts_url: str  # s3://bucket/prefix
+    endpoint: str
+
+
+def make_app(
+    root: Path,
+    *,
+    ttl_s: float = 3600,
+    lock_timeout: float = 5.0,
+    patch_delay_s: float = 0.0,
+    shared: Shared | None = None,
+):
     root = Path(root)
-    store = UploadStore(root / "uploads", lock_timeout=lock_timeout, ttl=timedelta(seconds=ttl_s))
+    ttl = timedelta(seconds=ttl_s)
+    store: Uploads
+    if shared is None:
+        store = UploadStore(root / "uploads", lock_timeout=lock_timeout, ttl=ttl)
+    else:
+        engine = sa.create_engine(shared.db_url)
+        parts = S3BlobStore(shared.parts_url, cache_dir=root / "cache", endpoint_url=shared.endpoint)
+        store = SharedUploadStore(
+            engine, parts.objects("uploads"), root / "uploads", lock_timeout=lock_timeout, ttl=ttl
+        )
     hooks = AssignmentHooks(root)
 
     @contextlib.asynccontextmanager
@@ -122,6 +150,9 @@ def make_app(root: Path, *, ttl_s: float = 3600, lock_timeout: float = 5.0, patc
         hooks.blobs.clean_tmp()
         await recover_completed(store, hooks.on_complete)
         yield
+        if isinstance(store, SharedUploadStore):
+            store.close()
+            store.engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(make_tus_router(store, hooks, max_size=256 << 20), prefix=PREFIX)

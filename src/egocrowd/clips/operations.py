@@ -17,7 +17,7 @@ from egocrowd.blobs import Blobs, BlobUsage
 from egocrowd.clock import db_now, utcnow
 from egocrowd.db.models import Campaign, CampaignStatus, Clip, ClipStatus, DeidStatus, Job, JobStatus, User
 from egocrowd.pipeline import jobs
-from egocrowd.uploads import UploadStore
+from egocrowd.uploads import Uploads
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def stuck_jobs(session: Session, admin: User, *, limit: int = 50) -> list[Job]:
     return list(session.scalars(q))
 
 
-def health(session: Session, admin: User, blobs: Blobs, uploads: UploadStore) -> Health:
+def health(session: Session, admin: User, blobs: Blobs, uploads: Uploads) -> Health:
     policy.require(admin, "system.view")
     now = utcnow()
     receiving = [i for i in uploads.iter_infos() if i.state == "receiving" and not i.is_expired(now)]

@@ -1237,3 +1237,17 @@ class Battle(Base):
         sa.CheckConstraint("policy_a_id <> policy_b_id", name="ck_battles_two_policies"),
         sa.CheckConstraint("verdict IS NULL OR verdict IN ('a', 'b', 'tie')", name="ck_battles_verdict"),
     )
+
+
+class SharedUpload(Base):
+    """An unfinished (or recently finished) tus upload when several servers share uploads
+    (``egocrowd.uploads.shared``): the record here, the bytes as parts in the object store."""
+
+    __tablename__ = "shared_uploads"
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String(100), index=True)
+    state: Mapped[str] = mapped_column(sa.String(16), index=True)
+    offset: Mapped[int] = mapped_column(sa.BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    record: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  # UploadInfo.to_json()
+    parts: Mapped[list[str]] = mapped_column(sa.JSON, default=list)  # object keys, in offset order

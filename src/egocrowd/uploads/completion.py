@@ -10,7 +10,7 @@ from egocrowd.blobs import sha256_file
 from egocrowd.clock import utcnow
 from egocrowd.errors import EgocrowdError
 from egocrowd.uploads.protocol import failure
-from egocrowd.uploads.store import UploadInfo, UploadStore
+from egocrowd.uploads.store import UploadInfo, Uploads
 
 __all__ = ["OnComplete", "complete_upload"]
 
@@ -18,7 +18,7 @@ __all__ = ["OnComplete", "complete_upload"]
 OnComplete = Callable[[UploadInfo, Path], Mapping[str, str] | None]
 
 
-def complete_upload(store: UploadStore, info: UploadInfo, on_complete: OnComplete) -> None:
+def complete_upload(store: Uploads, info: UploadInfo, on_complete: OnComplete) -> None:
     """Run ``on_complete`` for an upload in state ``completing``; the caller holds its lock. Blocking.
 
     ``on_complete`` turns the data file into a clip and returns headers for the client (stored and
@@ -34,10 +34,10 @@ def complete_upload(store: UploadStore, info: UploadInfo, on_complete: OnComplet
         # runs. The hook may move the file into the blob store and then fail (a database
         # hiccup); its retry then finds the bytes by this hash. Without it the retry found
         # neither file nor hash: FileNotFoundError forever, the bytes swept later as an orphan.
-        info.sha256 = sha256_file(store.data_path(info.id))[0]
+        info.sha256 = sha256_file(store.data_file(info))[0]
         store.save(info)
     try:
-        result = on_complete(info, store.data_path(info.id))
+        result = on_complete(info, store.data_file(info))
     except EgocrowdError as err:
         info.error = failure(err)
         _settle(store, info)
@@ -48,7 +48,7 @@ def complete_upload(store: UploadStore, info: UploadInfo, on_complete: OnComplet
     telemetry.UPLOADS_FINISHED.labels("completed").inc()
 
 
-def _settle(store: UploadStore, info: UploadInfo) -> None:
+def _settle(store: Uploads, info: UploadInfo) -> None:
     info.finished_at = utcnow()
     store.touch(info)  # keep the finished record around for one ttl, for late HEADs
     store.save(info)

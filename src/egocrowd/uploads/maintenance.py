@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import time
 from datetime import datetime
 
 from egocrowd.clock import utcnow
 from egocrowd.errors import EgocrowdError
 from egocrowd.uploads.completion import OnComplete, complete_upload
-from egocrowd.uploads.store import UploadInfo, UploadStore
+from egocrowd.uploads.store import UploadInfo, Uploads
 
 __all__ = ["expire_uploads", "recover_completed"]
 
 log = logging.getLogger(__name__)
 
 
-def expire_uploads(store: UploadStore, now: datetime | None = None, *, orphan_grace_s: float = 3600) -> list[str]:
+def expire_uploads(store: Uploads, now: datetime | None = None, *, orphan_grace_s: float = 3600) -> list[str]:
     """Delete expired unfinished uploads (and their bytes); returns their ids.
 
     Also forgets finished/failed records one ttl after they finished, and sweeps leftovers of
@@ -33,30 +31,14 @@ def expire_uploads(store: UploadStore, now: datetime | None = None, *, orphan_gr
         known.add(info.id)
         if not _stale(info, now):
             continue
-        fd = store.try_lock_sync(info.id)
-        if fd is None:
-            continue
-        try:
+        with store.try_lock(info.id) as mine:
+            if not mine:
+                continue
             fresh = store.get(info.id)
             if fresh is not None and _stale(fresh, now):
                 store.delete(info.id)
                 removed.append(info.id)
-        finally:
-            os.close(fd)
-    cutoff = time.time() - orphan_grace_s
-    for p in store.dir.iterdir():
-        stem = p.name.split(".")[1] if p.name.startswith(".") else p.stem
-        if stem in known or p.suffix == ".json":
-            continue
-        try:
-            if p.stat().st_mtime < cutoff and store.get(stem) is None:
-                p.unlink()
-        except FileNotFoundError:
-            pass
-        except (ValueError, TypeError):
-            # A record we cannot read (e.g. written by a newer version) exists: its files are not
-            # leftovers. Raising here used to stop this sweep and the housekeeping after it.
-            continue
+    store.sweep_leftovers(known, orphan_grace_s)
     return removed
 
 
@@ -64,7 +46,7 @@ def _stale(info: UploadInfo, now: datetime) -> bool:
     return info.is_expired(now) or (info.state in ("finished", "failed") and now >= info.expires_at)
 
 
-async def recover_completed(store: UploadStore, on_complete: OnComplete) -> list[str]:
+async def recover_completed(store: Uploads, on_complete: OnComplete) -> list[str]:
     """Run ``on_complete`` for uploads fully received but never finished (crash, hook error).
 
     Call at startup and periodically. Returns the ids finished now; failures are logged and left

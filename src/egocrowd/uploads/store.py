@@ -1,4 +1,7 @@
-"""Where unfinished uploads live on disk, so they survive a restart or a SIGKILL.
+"""Where unfinished uploads live, so they survive a restart or a SIGKILL: :class:`Uploads`, the
+interface the tus server, completion and upkeep use, and :class:`UploadStore`, its local-directory
+form (the embedded default; one host). The form several servers share is
+:class:`egocrowd.uploads.shared.SharedUploadStore`.
 
 Layout (flat; the upload id is 32 hex characters)::
 
@@ -31,13 +34,13 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from egocrowd.blobs import fsync_dir as _fsync_dir
 from egocrowd.clock import utcnow
 from egocrowd.errors import Conflict
 
-__all__ = ["UploadInfo", "UploadStore", "FORMAT_VERSION"]
+__all__ = ["FORMAT_VERSION", "UploadInfo", "UploadStore", "Uploads"]
 
 FORMAT_VERSION = 1
 log = logging.getLogger(__name__)
@@ -112,7 +115,123 @@ class _Holder:
         self.pump: asyncio.Task[Any] | None = None  # body reader a newer request may interrupt
 
 
-class UploadStore:
+def _locked_out() -> Conflict:
+    return Conflict("another request is writing this upload", code="upload.locked")
+
+
+class Uploads(Protocol):
+    """What the tus server, completion, upkeep and health need from an upload store; both
+    :class:`UploadStore` (one local directory, flock) and
+    :class:`egocrowd.uploads.shared.SharedUploadStore` (database rows, object-store parts,
+    PostgreSQL advisory locks) implement it.
+
+    Writing a request body: ``open_data`` gives a local file descriptor to write bytes at their
+    absolute offsets from ``info.offset`` on; ``write_back(info, fd, end)`` makes ``[info.offset,
+    end)`` durable; ``stage``/``publish`` record the new offset only after that (the offset a client
+    is told never points past durable bytes). ``data_file`` gives the whole upload as a local file
+    for completion, ``drop_data`` forgets the bytes.
+    """
+
+    ttl: timedelta
+    lock_timeout: float
+
+    def valid_id(self, upload_id: str) -> bool: ...
+    def create(
+        self, *, length: int, owner: str, context: dict[str, Any] | None = None, metadata: dict[str, str] | None = None
+    ) -> UploadInfo: ...
+    def get(self, upload_id: str) -> UploadInfo | None: ...
+    def save(self, info: UploadInfo) -> None: ...
+    def delete(self, upload_id: str) -> None: ...
+    def iter_infos(self) -> Iterator[UploadInfo]: ...
+    def open_uploads(self, owner: str, now: datetime | None = None) -> list[UploadInfo]: ...
+    def touch(self, info: UploadInfo, now: datetime | None = None) -> None: ...
+    def running_hash(self, upload_id: str, offset: int) -> Any | None: ...
+    def keep_running_hash(self, upload_id: str, offset: int, state: Any | None) -> None: ...
+    def open_data(self, info: UploadInfo) -> int: ...
+    def write_back(self, info: UploadInfo, fd: int, end: int) -> Any: ...
+    def stage(self, info: UploadInfo) -> Any: ...
+    def publish(self, upload_id: str, staged: Any, durable: Any = None) -> None: ...
+    def discard(self, staged: Any) -> None: ...
+    def data_file(self, info: UploadInfo) -> Path: ...
+    def drop_data(self, upload_id: str) -> None: ...
+    def locked(self, upload_id: str, *, steal: bool = True) -> contextlib.AbstractAsyncContextManager[_Holder]: ...
+    def try_lock(self, upload_id: str) -> contextlib.AbstractContextManager[bool]: ...
+    def sweep_leftovers(self, known: set[str], grace_s: float) -> int: ...
+    def writable(self) -> str: ...
+    def sibling(self, *, lock_timeout: float) -> Uploads: ...
+    def close(self) -> None: ...
+
+
+class _InProcess:
+    """What both stores share: the per-process lock holders (with "steal" for reconnecting
+    phones), the per-process running sha256 states, the sliding expiry."""
+
+    ttl: timedelta
+    lock_timeout: float
+
+    def __init__(self, *, ttl: timedelta, lock_timeout: float) -> None:
+        self.ttl = ttl
+        self.lock_timeout = lock_timeout
+        self._holders: dict[str, _Holder] = {}
+        # upload id -> (offset, sha256 state over bytes [0, offset)); bounded, in-process only
+        self._running: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+
+    @staticmethod
+    def valid_id(upload_id: str) -> bool:
+        return bool(_ID_RE.match(upload_id))
+
+    def close(self) -> None:
+        """Let go of what the store holds open (nothing, unless a subclass says otherwise)."""
+
+    _RUNNING_MAX = 4096
+
+    def running_hash(self, upload_id: str, offset: int) -> Any | None:
+        """A sha256 state covering exactly ``[0, offset)``, or None if this process lacks one."""
+        if offset == 0:
+            return hashlib.sha256()
+        entry = self._running.get(upload_id)
+        if entry is None or entry[0] != offset:
+            return None
+        return entry[1].copy()
+
+    def keep_running_hash(self, upload_id: str, offset: int, state: Any | None) -> None:
+        if state is None:
+            self._running.pop(upload_id, None)
+            return
+        self._running[upload_id] = (offset, state)
+        self._running.move_to_end(upload_id)
+        while len(self._running) > self._RUNNING_MAX:
+            self._running.popitem(last=False)
+
+    def touch(self, info: UploadInfo, now: datetime | None = None) -> None:
+        """Mark activity: the expiry slides forward on every write."""
+        now = now or utcnow()
+        info.updated_at = now
+        info.expires_at = now + self.ttl
+
+    @contextlib.asynccontextmanager
+    async def _in_process(self, upload_id: str, steal: bool, deadline: float) -> AsyncIterator[_Holder]:
+        """One request per upload in this process. A phone that lost its connection often
+        reconnects before the server notices the old TCP connection is dead; that old request would
+        otherwise hold the lock until it times out. With ``steal`` the newer request interrupts the
+        older one's body reader, which commits what it received and lets go."""
+        while (holder := self._holders.get(upload_id)) is not None:
+            if steal and holder.pump is not None and not holder.pump.done():
+                holder.pump.cancel()
+            try:
+                await asyncio.wait_for(holder.released.wait(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise _locked_out() from None
+        mine = _Holder()
+        self._holders[upload_id] = mine
+        try:
+            yield mine
+        finally:
+            del self._holders[upload_id]
+            mine.released.set()
+
+
+class UploadStore(_InProcess):
     """Upload records and partial bytes in one local directory.
 
     ``ttl`` is the sliding expiry: an unfinished upload not written to for that long expires.
@@ -126,22 +245,22 @@ class UploadStore:
         ttl: timedelta = timedelta(hours=24),
         lock_timeout: float = 5.0,
     ) -> None:
+        super().__init__(ttl=ttl, lock_timeout=lock_timeout)
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.ttl = ttl
-        self.lock_timeout = lock_timeout
-        self._holders: dict[str, _Holder] = {}
-        # upload id -> (offset, sha256 state over bytes [0, offset)); bounded, in-process only
-        self._running: OrderedDict[str, tuple[int, Any]] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"UploadStore({str(self.dir)!r})"
 
-    # -- paths ----------------------------------------------------------------------------------
+    def sibling(self, *, lock_timeout: float) -> UploadStore:
+        """A store on the same directory for another event loop (the worker's upkeep): no
+        asyncio state is shared, the flock still serialises it with requests in flight."""
+        return UploadStore(self.dir, ttl=self.ttl, lock_timeout=lock_timeout)
 
-    @staticmethod
-    def valid_id(upload_id: str) -> bool:
-        return bool(_ID_RE.match(upload_id))
+    def writable(self) -> str:
+        return "ok" if os.access(self.dir, os.W_OK) else f"{self.dir} is not writable"
+
+    # -- paths ----------------------------------------------------------------------------------
 
     def info_path(self, upload_id: str) -> Path:
         return self.dir / f"{upload_id}.json"
@@ -210,7 +329,7 @@ class UploadStore:
             raise
         return tmp
 
-    def publish(self, upload_id: str, staged: str) -> None:
+    def publish(self, upload_id: str, staged: str, durable: Any = None) -> None:
         try:
             os.replace(staged, self.info_path(upload_id))
         except BaseException:
@@ -228,26 +347,6 @@ class UploadStore:
         for p in (self.info_path(upload_id), self.data_path(upload_id), self._lock_path(upload_id)):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
-
-    _RUNNING_MAX = 4096
-
-    def running_hash(self, upload_id: str, offset: int) -> Any | None:
-        """A sha256 state covering exactly ``[0, offset)``, or None if this process lacks one."""
-        if offset == 0:
-            return hashlib.sha256()
-        entry = self._running.get(upload_id)
-        if entry is None or entry[0] != offset:
-            return None
-        return entry[1].copy()
-
-    def keep_running_hash(self, upload_id: str, offset: int, state: Any | None) -> None:
-        if state is None:
-            self._running.pop(upload_id, None)
-            return
-        self._running[upload_id] = (offset, state)
-        self._running.move_to_end(upload_id)
-        while len(self._running) > self._RUNNING_MAX:
-            self._running.popitem(last=False)
 
     def drop_data(self, upload_id: str) -> None:
         self._running.pop(upload_id, None)
@@ -271,56 +370,40 @@ class UploadStore:
         now = now or utcnow()
         return [i for i in self.iter_infos() if i.owner == owner and i.state == "receiving" and not i.is_expired(now)]
 
-    def touch(self, info: UploadInfo, now: datetime | None = None) -> None:
-        """Mark activity: the expiry slides forward on every write."""
-        now = now or utcnow()
-        info.updated_at = now
-        info.expires_at = now + self.ttl
-
-    # -- locking --------------------------------------------------------------------------------
+    # -- locking ------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def locked(self, upload_id: str, *, steal: bool = True) -> AsyncIterator[_Holder]:
-        """Hold the upload exclusively: one writer per upload, across tasks and processes.
-
-        A phone that lost its connection often reconnects before the server notices the old TCP
-        connection is dead; that old request would otherwise hold the lock until it times out.
-        With ``steal`` (same process only) the newer request interrupts the older one's body
-        reader, which commits what it received and lets go. Across processes we wait up to
-        ``lock_timeout`` and then answer 409 (``upload.locked``); tus clients retry on 409.
-        """
+        """Hold the upload exclusively: one writer per upload, across tasks and processes (see
+        ``_in_process`` for ``steal``). Across processes we wait up to ``lock_timeout`` and then
+        answer 409 (``upload.locked``); tus clients retry on 409."""
         deadline = time.monotonic() + self.lock_timeout
-        while (holder := self._holders.get(upload_id)) is not None:
-            if steal and holder.pump is not None and not holder.pump.done():
-                holder.pump.cancel()
-            try:
-                await asyncio.wait_for(holder.released.wait(), max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                raise Conflict("another request is writing this upload", code="upload.locked") from None
-        mine = _Holder()
-        self._holders[upload_id] = mine
-        fd = -1
-        try:
+        async with self._in_process(upload_id, steal, deadline) as mine:
             fd = os.open(self._lock_path(upload_id), os.O_RDWR | os.O_CREAT, 0o600)
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise Conflict("another request is writing this upload", code="upload.locked") from None
-                    await asyncio.sleep(0.05)
-            yield mine
-        finally:
-            if fd >= 0:
+            try:
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise _locked_out() from None
+                        await asyncio.sleep(0.05)
+                yield mine
+            finally:
                 os.close(fd)  # releases the flock
-            del self._holders[upload_id]
-            mine.released.set()
 
-    def try_lock_sync(self, upload_id: str) -> int | None:
-        """Non-blocking flock for maintenance jobs; returns an fd to close, or None if busy."""
-        if upload_id in self._holders:
-            return None
+    @contextlib.contextmanager
+    def try_lock(self, upload_id: str) -> Iterator[bool]:
+        """Non-blocking flock for upkeep: True while held, False if someone else holds it."""
+        fd = None if upload_id in self._holders else self._try_flock(upload_id)
+        try:
+            yield fd is not None
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def _try_flock(self, upload_id: str) -> int | None:
         try:
             fd = os.open(self._lock_path(upload_id), os.O_RDWR | os.O_CREAT, 0o600)
         except FileNotFoundError:
@@ -331,3 +414,38 @@ class UploadStore:
             os.close(fd)
             return None
         return fd
+
+    # -- bytes ----------------------------------------------------------------------------------
+
+    def open_data(self, info: UploadInfo) -> int:
+        fd = os.open(self.data_path(info.id), os.O_RDWR | os.O_CREAT, 0o600)
+        if os.fstat(fd).st_size != info.offset:  # (a no-op truncate still dirties the inode)
+            os.ftruncate(fd, info.offset)  # drop a tail that was written but never committed
+        return fd
+
+    @staticmethod
+    def write_back(info: UploadInfo, fd: int, end: int) -> None:
+        os.fsync(fd)
+
+    def data_file(self, info: UploadInfo) -> Path:
+        return self.data_path(info.id)
+
+    def sweep_leftovers(self, known: set[str], grace_s: float) -> int:
+        """Delete ``.part``/``.lock``/temp files of crashes that have no record, older than ``grace_s``."""
+        cutoff = time.time() - grace_s
+        n = 0
+        for p in self.dir.iterdir():
+            stem = p.name.split(".")[1] if p.name.startswith(".") else p.stem
+            if stem in known or p.suffix == ".json":
+                continue
+            try:
+                if p.stat().st_mtime < cutoff and self.get(stem) is None:
+                    p.unlink()
+                    n += 1
+            except FileNotFoundError:
+                pass
+            except (ValueError, TypeError):
+                # A record we cannot read (e.g. written by a newer version) exists: its files are not
+                # leftovers. Raising here used to stop this sweep and the housekeeping after it.
+                continue
+        return n

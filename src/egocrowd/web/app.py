@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -18,7 +17,7 @@ from egocrowd.blobs import from_settings as blobs_from_settings
 from egocrowd.clips.uploads import OpenUploadLimits
 from egocrowd.db import Database, open_database
 from egocrowd.settings import Settings
-from egocrowd.uploads import UploadStore, recover_completed
+from egocrowd.uploads import open_upload_store, recover_completed
 from egocrowd.web import assets, observability, problems, security
 from egocrowd.web.letters import SendAfterResponse
 from egocrowd.web.limits import BodyLimit
@@ -121,7 +120,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         db.upgrade()
 
     blobs = blobs_from_settings(settings)
-    upload_store = UploadStore(settings.uploads_path, ttl=timedelta(hours=settings.upload_expiry_hours))
+    upload_store = open_upload_store(settings, db.engine, blobs)
     hooks = PlatformHooks(
         db,
         blobs,
@@ -148,6 +147,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         yield
         if runner is not None and thread is not None:
             stop_pipeline(runner, thread, stop)
+        upload_store.close()
 
     app = _App(
         title="egocrowd",

@@ -115,8 +115,7 @@ def readyz(request: Request) -> JSONResponse:
     except sa.exc.SQLAlchemyError as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
     checks["blobs"] = state.blobs.writable()
-    path = state.upload_store.dir
-    checks["uploads"] = "ok" if os.access(path, os.W_OK) else f"{path} is not writable"
+    checks["uploads"] = state.upload_store.writable()
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503

@@ -1,7 +1,8 @@
 """The tus 1.0 HTTP server: one handler per verb, one thread pool for blocking I/O.
 
 The protocol itself is :mod:`egocrowd.uploads.protocol` (pure), the bytes and records live in
-:class:`egocrowd.uploads.store.UploadStore`, finishing is :mod:`egocrowd.uploads.completion`; the
+an :class:`egocrowd.uploads.store.Uploads` store (a local
+directory, or database rows and object-store parts shared by several servers), finishing is :mod:`egocrowd.uploads.completion`; the
 platform's hooks are :class:`egocrowd.web.routers.uploads.PlatformHooks`. The server knows nothing
 of the platform, so a small app (the upload tests) can mount it with hooks of its own. ``X-HTTP-Method-Override`` on POST is honoured for clients behind
 proxies that drop PATCH/DELETE.
@@ -55,7 +56,7 @@ from egocrowd.errors import EgocrowdError
 from egocrowd.uploads import protocol as tus
 from egocrowd.uploads.completion import complete_upload
 from egocrowd.uploads.protocol import Checksum, Grant
-from egocrowd.uploads.store import UploadInfo, UploadStore
+from egocrowd.uploads.store import UploadInfo, Uploads
 from egocrowd.web.problems import render
 
 __all__ = ["UPLOADS_PATH", "TusHooks", "make_tus_router"]
@@ -119,7 +120,7 @@ class _Pumped:
 
 
 class _TusServer:
-    def __init__(self, store: UploadStore, hooks: TusHooks, max_size: int) -> None:
+    def __init__(self, store: Uploads, hooks: TusHooks, max_size: int) -> None:
         self.store = store
         self.hooks = hooks
         self.max_size = max_size
@@ -165,7 +166,7 @@ class _TusServer:
     # shared steps ---------------------------------------------------------------------------
 
     async def load(self, ex: _Exchange, upload_id: str) -> UploadInfo:
-        info = self.store.get(upload_id)
+        info = await self._io(self.store.get, upload_id)  # a database read with shared uploads
         if info is None:
             raise tus.no_such_upload()
         await self._io(self.hooks.authorize_access, ex.request, info, ex.verb)
@@ -305,7 +306,7 @@ class _TusServer:
     async def commit(self, ex: _Exchange, fd: int, info: UploadInfo, end: int) -> None:
         """Make ``[0, end)`` durable, then record ``end`` as the offset (in that order).
 
-        The new record is written and fsynced while the data is, and renamed into place only
+        The new record is staged (locally: written and fsynced) while the data is made durable, and renamed into place only
         after both: the client waits for one fsync instead of two in a row. Call through
         ``_to_the_end``: a later writer must not overtake a half-done commit."""
         new = dataclasses.replace(info, offset=end)
@@ -315,7 +316,7 @@ class _TusServer:
             if ex.whole is not None:  # every write and hash finished before a commit
                 new.sha256 = ex.whole.hexdigest()
         loop = asyncio.get_running_loop()
-        synced = loop.run_in_executor(self._pool, os.fsync, fd)
+        synced = loop.run_in_executor(self._pool, self.store.write_back, info, fd, end)
         staged = loop.run_in_executor(self._pool, self.store.stage, new)
         done = await asyncio.gather(synced, staged, return_exceptions=True)
         if isinstance(done[0], BaseException):
@@ -324,7 +325,7 @@ class _TusServer:
             raise done[0]
         if isinstance(done[1], BaseException):
             raise done[1]
-        await self._io(self.store.publish, new.id, done[1])
+        await self._io(self.store.publish, new.id, done[1], done[0])
         vars(info).update(vars(new))
 
     async def receive(self, ex: _Exchange, info: UploadInfo, holder: Any) -> None:
@@ -333,10 +334,8 @@ class _TusServer:
         ex.checksum = tus.parse_checksum(ex.request.headers.get("upload-checksum"))
         tus.check_body_fits(info, ex.request.headers.get("content-length"))
         ex.whole = self.store.running_hash(info.id, info.offset)
-        fd = os.open(self.store.data_path(info.id), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self.store.open_data(info)  # the tail beyond info.offset (never committed) is dropped
         try:
-            if os.fstat(fd).st_size != info.offset:  # (a no-op truncate still dirties the inode)
-                os.ftruncate(fd, info.offset)  # drop a tail that was written but never committed
             holder.pump = asyncio.ensure_future(self.pump(ex, fd, info))
             try:
                 got = await holder.pump
@@ -420,7 +419,7 @@ class _TusServer:
         await self.load(ex, upload_id)
         async with self.store.locked(upload_id) as holder:
             # Fresh: a previous writer may just have committed.
-            info = tus.check_offset(self.store.get(upload_id), offset)
+            info = tus.check_offset(await self._io(self.store.get, upload_id), offset)
             if info.state == "receiving":
                 await self.receive(ex, info, holder)
             # Also retries a completion that failed transiently (an empty PATCH at the end).
@@ -473,7 +472,7 @@ def _has_body(request: Request) -> bool:
     return "chunked" in request.headers.get("transfer-encoding", "").lower()
 
 
-def make_tus_router(store: UploadStore, hooks: TusHooks, *, max_size: int = 8 << 30) -> APIRouter:
+def make_tus_router(store: Uploads, hooks: TusHooks, *, max_size: int = 8 << 30) -> APIRouter:
     """A router serving the tus protocol; mount it with ``include_router(..., prefix=...)``.
 
     ``max_size`` is the global ceiling advertised as ``Tus-Max-Size``; per-upload limits come from

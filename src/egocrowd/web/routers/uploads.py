@@ -10,7 +10,7 @@ from fastapi import Request
 
 from egocrowd.clips import uploads as rules
 from egocrowd.uploads.protocol import Grant
-from egocrowd.uploads.store import UploadInfo, UploadStore
+from egocrowd.uploads.store import UploadInfo, Uploads
 from egocrowd.web.auth import unit
 
 __all__ = ["PlatformHooks"]
@@ -19,7 +19,7 @@ __all__ = ["PlatformHooks"]
 class PlatformHooks:
     """The web door to :mod:`egocrowd.clips.uploads`: resolves the caller, then applies the rules."""
 
-    def __init__(self, db, blobs, store: UploadStore, limits: rules.OpenUploadLimits) -> None:
+    def __init__(self, db, blobs, store: Uploads, limits: rules.OpenUploadLimits) -> None:
         self.db, self.blobs, self.store, self.limits = db, blobs, store, limits
 
     def authorize_create(self, request: Request, length: int, metadata: dict[str, str]) -> Grant:
