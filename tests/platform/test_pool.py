@@ -57,3 +57,23 @@ def test_a_connection_that_died_while_idle_is_replaced_before_use(pg, monkeypatc
     with db.engine.connect() as c:
         assert c.scalar(sa.select(1)) == 1
         assert c.connection.dbapi_connection is not dead
+
+
+def test_a_server_process_runs_as_many_request_threads_as_its_pool_keeps_connections(settings):
+    import anyio.to_thread
+    from fastapi.testclient import TestClient
+
+    from egocrowd.db import open_database
+    from egocrowd.web.app import create_app
+
+    settings = settings.model_copy(update={"request_threads": 5, "run_pipeline_in_server": False})
+    db = open_database(settings)
+    try:
+        if not db.is_sqlite:  # SQLite: one writer at a time whatever the pool
+            assert db.engine.pool.size() == 5
+        with TestClient(create_app(settings, db)) as client:
+            threads = client.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens)
+            assert threads == 5
+            assert client.get("/api/v1/health").status_code == 200
+    finally:
+        db.dispose()

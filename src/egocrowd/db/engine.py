@@ -105,11 +105,12 @@ def _make_engine(url: str, **kwargs) -> Engine:
 
         return engine
     if "poolclass" not in kwargs:
-        # As many kept connections as a server process runs request threads (anyio's default limiter:
-        # 40): with fewer, every request past the 20th opened a connection and closed it again after
-        # (the overflow), a new PostgreSQL backend per claim under load (#17). Same ceiling, 50.
-        kwargs.setdefault("pool_size", 40)
-        kwargs.setdefault("max_overflow", 10)
+        # As many kept connections as a server process runs request threads (Settings.request_threads,
+        # which open_database passes): with fewer, every request past the pool's size opened a
+        # connection and closed it again after (the overflow), a new PostgreSQL backend per claim
+        # under load (#17). The overflow is for the odd request that needs a second connection.
+        kwargs.setdefault("pool_size", 16)
+        kwargs.setdefault("max_overflow", 4)
     if "pool_pre_ping" in kwargs:
         return create_engine(url, **kwargs)
     engine = create_engine(url, **kwargs)
@@ -264,7 +265,7 @@ class Database:
 
 def open_database(settings) -> Database:
     """The database the settings name; the embedded default (SQLite) migrates itself on opening."""
-    db = Database(settings.db_url)
+    db = Database(settings.db_url, **({} if settings.is_embedded else {"pool_size": settings.request_threads}))
     if settings.is_embedded:
         db.upgrade()
     return db
