@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     lease_hours: float = Field(24.0, gt=0, le=24 * 30)
     max_open_assignments: int = Field(3, ge=1, le=100)
+    request_threads: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Threads a server process runs request handlers on; its PostgreSQL pool keeps as many connections",
+    )
     upload_expiry_hours: float = Field(48.0, gt=0)
     secure_cookies: bool | None = Field(None, description="Force the cookie Secure flag; default: on for https")
     session_days: float = Field(14.0, gt=0, le=365, description="A browser session ends this long after log-in")

@@ -171,7 +171,9 @@ def claim(request: Request, campaign_id: Id):
             lease=timedelta(hours=settings.lease_hours),
             max_open=settings.max_open_assignments,
         )
-        return AssignmentOut.model_validate(a)
+    # The answer is built after COMMIT: from the slot's UPDATE to the commit every claim of this
+    # campaign waits on its row, so nothing that can wait runs in between (#17).
+    return AssignmentOut.model_validate(a)
 
 
 # --- assignments ----------------------------------------------------------------------------------
