@@ -15,6 +15,7 @@ when every adjacent pair is.
 from __future__ import annotations
 
 import random
+import secrets
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -237,6 +238,15 @@ def _open_battles(session: Session, user_id: int, ev: Evaluation, now: datetime)
     ).scalar_one()
 
 
+def new_operator_code() -> str:
+    """What the lab's robot operator types to learn which policy a slot is (evaluations.serving):
+    six characters without 0/O or 1/I, easy to read aloud across a room."""
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(6))
+
+
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
 def claim(
     session: Session, user: User, campaign_id: int, *, now: datetime | None = None, rng: random.Random | None = None
 ) -> Battle:
@@ -287,6 +297,7 @@ def claim(
         task=task,
         claimed_at=now,
         lease_expires_at=now + timedelta(minutes=ev.lease_minutes),
+        operator_code=new_operator_code(),
     )
     session.add(battle)
     session.flush()
