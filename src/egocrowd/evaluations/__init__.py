@@ -139,6 +139,28 @@ def of_campaign(session: Session, user: User | None, campaign_id: int, *, manage
     return ev
 
 
+def for_campaign(session: Session, campaign: Campaign) -> Evaluation | None:
+    """The evaluation of a campaign the caller may already see, if it has one (the campaign page)."""
+    return session.scalar(sa.select(Evaluation).where(Evaluation.campaign_id == campaign.id))
+
+
+def active_battles(session: Session, user: User, ev: Evaluation) -> list[Battle]:
+    """The battles ``user`` holds in ``ev`` now (lease running), oldest first."""
+    now = db_now(session)
+    return list(
+        session.scalars(
+            sa.select(Battle)
+            .where(
+                Battle.evaluation_id == ev.id,
+                Battle.evaluator_id == user.id,
+                Battle.status == BattleStatus.active,
+                Battle.lease_expires_at > now,
+            )
+            .order_by(Battle.id)
+        )
+    )
+
+
 def policies(session: Session, ev: Evaluation, *, live_only: bool = False) -> list[EvalPolicy]:
     q = sa.select(EvalPolicy).where(EvalPolicy.evaluation_id == ev.id).order_by(EvalPolicy.id)
     if live_only:

@@ -37,6 +37,7 @@ from egocrowd.web.pages import rates as rate_pages
 from egocrowd.web.pages import releases as release_pages
 from egocrowd.web.pages import review as review_pages
 from egocrowd.web.pages import training as training_pages
+from egocrowd.web.pages import battles as battle_pages
 from egocrowd.web.pages import withdrawals as withdrawal_pages
 from egocrowd.web.routers import account, api, reviews
 from egocrowd.web.routers import admin as admin_api
@@ -95,6 +96,7 @@ ROUTERS = [
     catalog_pages.router,
     withdrawal_pages.router,
     training_pages.router,
+    battle_pages.router,
     locale_router,
 ]
 

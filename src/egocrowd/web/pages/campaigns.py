@@ -38,6 +38,7 @@ from egocrowd.i18n import N_, _, ngettext, tr
 from egocrowd.pay import budgets, rates
 from egocrowd.training import service as training
 from egocrowd.web.auth import unit, viewer
+from egocrowd.web.pages.battles import campaign_section
 from egocrowd.web.pages.clips import STATUS_WORDS as CLIP_WORDS
 from egocrowd.web.pages.forms import GENERAL, Words, field_errors, summary
 from egocrowd.web.pages.render import RawForm, TextForm, confirm_first, render, see_other
@@ -705,38 +706,47 @@ def campaign_create(request: Request, raw: RawForm):
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
 def campaign_detail(request: Request, campaign_id: Id):
     with unit(request) as ctx:
-        user = ctx.require_user()
-        c = campaigns.get_campaign(ctx.session, user, campaign_id)
-        # the lab's whole team (viewers too) and admins see how it goes; only editors change it
-        glance = _at_a_glance(ctx.session, c) if policy.can(user, "org.view", c.organization) else None
-        has_consent = (
-            policy.can(user, "consent.sign")
-            and consent.active_consent(ctx.session, user, c.consent_version) is not None
-        )
-        return render(
-            request,
-            "campaign.html",
-            user,
-            c=c,
-            shown=_shown_text(c),
-            status_words=STATUS_WORDS,
-            transition_words=TRANSITION_WORDS,
-            clip_words=CLIP_WORDS,
-            mount_words=MOUNT_WORDS,
-            manages=policy.can(user, "campaign.manage", c),
-            glance=glance,
-            has_consent=has_consent,
-            hourly=campaigns.hourly_rate_cents(c),
-            transitions=[s.value for s in CampaignStatus if s in campaigns.TRANSITIONS[c.status]],  # lifecycle order
-            data_use_words={i.name.removeprefix("use_"): i.label for i in _data_use_inputs()},
-            privacy_words=privacy_words(c.privacy, c.data_use),
-            review_words=review_words(c.review),
-            annotation_words=annotation_words(c.annotation),
-            budget=budgets.budget(ctx.session, c) if glance else None,
-            pay_report=rates.report(ctx.session, c) if glance else None,  # hourly rates, floors, top-ups
-            deposit_key=secrets.token_hex(16),  # one deposit per form drawn: a double submit posts once
-            training=training.requirements(ctx.session, user, c),  # what to practise first (#15)
-        )
+        return campaign_detail_page(request, ctx, campaign_id)
+
+
+def campaign_detail_page(request: Request, ctx, campaign_id: int, *, status: int = 200, **values: Any):
+    """The campaign page (``values``: e.g. the ``error`` of a form on it that was refused)."""
+    user = ctx.require_user()
+    c = campaigns.get_campaign(ctx.session, user, campaign_id)
+    # the lab's whole team (viewers too) and admins see how it goes; only editors change it
+    glance = _at_a_glance(ctx.session, c) if policy.can(user, "org.view", c.organization) else None
+    has_consent = (
+        policy.can(user, "consent.sign")
+        and consent.active_consent(ctx.session, user, c.consent_version) is not None
+    )
+    values.pop("form", None)
+    return render(
+        request,
+        "campaign.html",
+        user,
+        status=status,
+        evaluation=campaign_section(ctx.session, user, c),  # robot battles (#19)
+        **values,
+        c=c,
+        shown=_shown_text(c),
+        status_words=STATUS_WORDS,
+        transition_words=TRANSITION_WORDS,
+        clip_words=CLIP_WORDS,
+        mount_words=MOUNT_WORDS,
+        manages=policy.can(user, "campaign.manage", c),
+        glance=glance,
+        has_consent=has_consent,
+        hourly=campaigns.hourly_rate_cents(c),
+        transitions=[s.value for s in CampaignStatus if s in campaigns.TRANSITIONS[c.status]],  # lifecycle order
+        data_use_words={i.name.removeprefix("use_"): i.label for i in _data_use_inputs()},
+        privacy_words=privacy_words(c.privacy, c.data_use),
+        review_words=review_words(c.review),
+        annotation_words=annotation_words(c.annotation),
+        budget=budgets.budget(ctx.session, c) if glance else None,
+        pay_report=rates.report(ctx.session, c) if glance else None,  # hourly rates, floors, top-ups
+        deposit_key=secrets.token_hex(16),  # one deposit per form drawn: a double submit posts once
+        training=training.requirements(ctx.session, user, c),  # what to practise first (#15)
+    )
 
 
 def _shown_text(c: Campaign) -> dict[str, Any]:
