@@ -14,7 +14,7 @@ from egocrowd.db.models import Battle, EvalPolicy, User
 from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound
 from egocrowd.evaluations import serving
 from tests.evaluations.robots import Fetcher, Idler, Slow, served
-from tests.platform.helpers import API, make_user, open_campaign, publish_consent
+from tests.platform.helpers import API, assert_problem, claim, make_user, open_campaign, publish_consent, sign
 
 ASK = "Please bring me the milk"
 
@@ -147,3 +147,24 @@ def test_a_physical_robot_is_loaded_by_the_lab_operator_through_the_battles_code
             assert exc.value.code == ("battle.simulated_slot" if arm == "a" else "battle.slot_done")
         with db.transaction() as s:
             assert s.get_one(Battle, bid).rollouts[arm] == {"kind": "physical"}
+
+
+def test_an_evaluation_only_campaign_has_no_recording_slots(client, db, lab):
+    """``target_clips`` 0: the campaign only evaluates robots; a recording claim says so."""
+    cid = open_campaign(client, lab, db=db, target_clips=0)["id"]
+    body = {"tasks": [{"task": "fetch"}]}
+    assert client.post(f"{API}/campaigns/{cid}/evaluation", json=body, headers=lab.headers).status_code == 201
+    for name in ("one", "two"):
+        client.post(
+            f"{API}/campaigns/{cid}/evaluation/policies",
+            json={"name": name, "kind": "physical"},
+            headers=lab.headers,
+        )
+    worker = make_user(db, "worker")
+    sign(client, worker)
+    assert_problem(claim(client, worker, cid), 409, "campaign.evaluation_only")
+    r = client.post(f"{API}/campaigns/{cid}/battles", headers=worker.headers)
+    assert r.status_code == 201, r.text
+    # and the campaign page offers battles, not slots
+    page = client.get(f"/campaigns/{cid}", headers=worker.headers).text
+    assert 'id="battle-open-' in page and 'id="claim"' not in page and "left</dd>" not in page

@@ -130,6 +130,17 @@ def create(session: Session, actor: User, campaign_id: int, data: EvaluationIn) 
     return ev
 
 
+def update(session: Session, actor: User, campaign_id: int, data: EvaluationIn) -> Evaluation:
+    """Change the evaluation's settings (the campaign form); battles already judged keep their pay."""
+    ev = of_campaign(session, actor, campaign_id, manage=True)
+    ev.tasks = [t.model_dump() for t in data.tasks]
+    ev.environments = list(data.environments)
+    for name in ("pay_cents", "gold_rate", "lease_minutes", "max_open", "alpha"):
+        setattr(ev, name, getattr(data, name))
+    audit.record(session, actor, "evaluation.updated", ev, data.model_dump())
+    return ev
+
+
 def of_campaign(session: Session, user: User | None, campaign_id: int, *, manage: bool = False) -> Evaluation:
     """The campaign's evaluation (``manage``: only for those who manage the campaign)."""
     campaign = (get_managed_campaign if manage else get_campaign)(session, user, campaign_id)

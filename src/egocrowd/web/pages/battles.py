@@ -6,6 +6,7 @@ manages policies and gold pairs there, and resolves operator codes."""
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from egocrowd import evaluations
 from egocrowd.accounts import policy
+from egocrowd.campaigns import service as campaigns_service
 from egocrowd.db.models import Battle, Campaign, Evaluation, User
 from egocrowd.errors import EgocrowdError, InvalidInput
 from egocrowd.evaluations import serving
@@ -166,6 +168,78 @@ def gold_set(request: Request, campaign_id: Id, raw: RawForm):
         return _to_campaign(campaign_id, "gold_pairs_saved")
 
     return form_action(request, form, work, redraw_with(request, _campaign_again, campaign_id))
+
+
+# --- the evaluation's settings in the campaign form ----------------------------------------------
+#: the campaign form's fields (campaigns.py's "Robot evaluation" section) and EvaluationIn's
+EVAL_FIELDS = {
+    "tasks": "eval_tasks",
+    "environments": "eval_environments",
+    "pay_cents": "eval_pay",
+    "gold_rate": "eval_gold_rate",
+    "lease_minutes": "eval_lease_minutes",
+    "max_open": "eval_max_open",
+    "alpha": "eval_alpha",
+}
+
+
+def evaluation_form(session, c: Campaign | None) -> dict[str, str]:
+    """The form's evaluation fields: the campaign's evaluation, else EvaluationIn's defaults."""
+    ev = evaluations.for_campaign(session, c) if c is not None else None
+    src: Any = ev if ev is not None else evaluations.EvaluationIn()
+    tasks = [t.model_dump() if hasattr(t, "model_dump") else t for t in src.tasks]
+    return {
+        "eval_on": "on" if ev is not None else "",
+        "eval_tasks": "\n".join(f"{t['task']} | {t['prompt']}" if t.get("prompt") else t["task"] for t in tasks),
+        "eval_environments": ", ".join(src.environments),
+        "eval_pay": f"{src.pay_cents // 100}.{src.pay_cents % 100:02d}",
+        "eval_gold_rate": f"{src.gold_rate:g}",
+        "eval_lease_minutes": str(src.lease_minutes),
+        "eval_max_open": str(src.max_open),
+        "eval_alpha": f"{src.alpha:g}",
+    }
+
+
+def _evaluation_in(form: dict[str, Any]) -> evaluations.EvaluationIn:
+    """The form's evaluation fields as EvaluationIn; a mistake names its field."""
+    tasks = []
+    for line in str(form.get("eval_tasks", "")).splitlines():
+        task, _, prompt = line.partition("|")
+        if task.strip():
+            tasks.append({"task": task.strip(), "prompt": prompt.strip()})
+    pay = str(form.get("eval_pay", "")).strip() or "0"
+    try:
+        cents = Decimal(pay) * 100  # exact: money is never a float
+        pay_cents: Any = int(cents) if cents == cents.to_integral_value() else pay
+    except (InvalidOperation, ValueError, OverflowError):
+        pay_cents = pay
+    data = {
+        "tasks": tasks,
+        "environments": [e.strip() for e in str(form.get("eval_environments", "")).split(",") if e.strip()],
+        "pay_cents": pay_cents,
+        **{k: str(form.get(EVAL_FIELDS[k], "")).strip() or None for k in ("gold_rate", "lease_minutes", "max_open", "alpha")},
+    }
+    data = {k: v for k, v in data.items() if v is not None}
+    try:
+        return evaluations.EvaluationIn.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = EVAL_FIELDS.get(str(first["loc"][0]) if first["loc"] else "", "eval_tasks")
+        raise InvalidInput(
+            first["msg"].removeprefix("Value error, "), code="validation.failed", field=field
+        ) from None
+
+
+def save_evaluation(session, user: User, campaign_id: int, form: dict[str, Any]) -> None:
+    """The campaign form's evaluation section: made when ticked, changed when it exists (unticking
+    keeps an evaluation that has battles: its verdicts are part of the ranking)."""
+    if form.get("eval_on") != "on":
+        return
+    data = _evaluation_in(form)
+    if evaluations.for_campaign(session, campaigns_service.get_campaign(session, user, campaign_id)) is None:
+        evaluations.create(session, user, campaign_id, data)
+    else:
+        evaluations.update(session, user, campaign_id, data)
 
 
 # --- the evaluator's side ----------------------------------------------------------------------

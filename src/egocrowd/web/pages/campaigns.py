@@ -38,7 +38,7 @@ from egocrowd.i18n import N_, _, ngettext, tr
 from egocrowd.pay import budgets, rates
 from egocrowd.training import service as training
 from egocrowd.web.auth import unit, viewer
-from egocrowd.web.pages.battles import campaign_section
+from egocrowd.web.pages.battles import campaign_section, evaluation_form, save_evaluation
 from egocrowd.web.pages.clips import STATUS_WORDS as CLIP_WORDS
 from egocrowd.web.pages.forms import GENERAL, Words, field_errors, summary
 from egocrowd.web.pages.render import RawForm, TextForm, confirm_first, render, see_other
@@ -379,6 +379,47 @@ def sections() -> tuple[Section, ...]:
         Section(N_("Annotation"), settings_inputs("annotation"), "annotation"),
         Section(N_("Fair pay"), settings_inputs("pay_policy"), "fair-pay"),
         Section(
+            N_("Robot evaluation"),
+            (
+                Input(
+                    "eval_on",
+                    "evaluation",
+                    N_("Workers judge robot battles"),
+                    N_("Blind A/B comparisons of your policies; add the policies on the campaign page."),
+                    "check",
+                ),
+                Input(
+                    "eval_tasks",
+                    "evaluation",
+                    N_("Tasks"),
+                    N_("One a line; after a | what evaluators could say, e.g. clear the table | Ask it to clear the table."),
+                    "textarea",
+                ),
+                Input("eval_environments", "evaluation", N_("Environments"), N_("Comma separated, e.g. kitchen, garage.")),
+                Input(
+                    "eval_pay", "evaluation", N_("Pay per verdict"), N_("In the campaign's currency."), "number",
+                    attrs={"step": "0.01", "min": "0"},
+                ),
+                Input(
+                    "eval_gold_rate", "evaluation", N_("Share of gold battles"), N_("0 to 0.5."), "number",
+                    attrs={"step": "0.01", "min": "0", "max": "0.5"},
+                ),
+                Input(
+                    "eval_lease_minutes", "evaluation", N_("Minutes to judge a battle"), "", "number",
+                    attrs={"step": "1", "min": "5"},
+                ),
+                Input(
+                    "eval_max_open", "evaluation", N_("Battles one evaluator may hold"), "", "number",
+                    attrs={"step": "1", "min": "1", "max": "5"},
+                ),
+                Input(
+                    "eval_alpha", "evaluation", N_("Error level of the ranking's test"), N_("0.001 to 0.2."), "number",
+                    attrs={"step": "0.001", "min": "0.001", "max": "0.2"},
+                ),
+            ),
+            "evaluation",
+        ),
+        Section(
             N_("Who can take part"),
             (
                 Input(
@@ -398,9 +439,9 @@ def sections() -> tuple[Section, ...]:
                     "target_clips",
                     "target_clips",
                     N_("Clips wanted"),
-                    N_("The number of slots workers can take."),
+                    N_("The number of slots workers can take; 0 when the campaign only evaluates robots."),
                     "number",
-                    attrs={"step": "1", "min": "1"},
+                    attrs={"step": "1", "min": "0"},
                 ),
                 Input(
                     "max_clips_per_worker",
@@ -566,6 +607,7 @@ def _default_form() -> dict[str, Any]:
     for g in SETTINGS_GROUPS:
         f.update(_settings_form(g, None))
     f.update(currency="USD", target_clips="100", expected_minutes="5", pay="1.50", allowed_countries=[])
+    f.update(evaluation_form(None, None))
     return f
 
 
@@ -609,7 +651,12 @@ def _locked(c: Campaign | None) -> set[str]:
     """Form fields a live campaign keeps as they are (the deal a worker already accepted)."""
     if c is None or c.status is CampaignStatus.draft:
         return set()
-    return {i.name for s in sections() for i in s.inputs if i.setting not in campaigns.EDITABLE_WHEN_LIVE}
+    return {
+        i.name
+        for s in sections()
+        for i in s.inputs
+        if i.setting not in campaigns.EDITABLE_WHEN_LIVE and i.setting != "evaluation"  # battles' own settings
+    }
 
 
 def _posted(raw) -> dict[str, Any]:
@@ -698,6 +745,7 @@ def campaign_create(request: Request, raw: RawForm):
         with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
             user = policy.require(ctx.user, "campaign.create")
             cid = campaigns.create_campaign(ctx.session, user, CampaignIn.model_validate(_campaign_data(form))).id
+            save_evaluation(ctx.session, user, cid, form)
     except (EgocrowdError, ValidationError) as exc:
         return _form_again(request, form, exc)
     return see_other(f"/campaigns/{cid}?m=saved")
@@ -783,7 +831,8 @@ def campaign_edit_form(request: Request, campaign_id: Id):
     with unit(request) as ctx:
         user = ctx.require_user()
         c = campaigns.get_managed_campaign(ctx.session, user, campaign_id)
-        return _show_form(request, user, ctx.session, form=_form_from(c), campaign=c)
+        form = {**_form_from(c), **evaluation_form(ctx.session, c)}
+        return _show_form(request, user, ctx.session, form=form, campaign=c)
 
 
 @router.post("/campaigns/{campaign_id}/edit")
@@ -800,6 +849,7 @@ def campaign_edit(request: Request, campaign_id: Id, raw: RawForm):
                 saved = _campaign_data(_form_from(c))
                 data = {k: v for k, v in data.items() if k in campaigns.EDITABLE_WHEN_LIVE and v != saved.get(k)}
             campaigns.update_campaign(ctx.session, user, campaign_id, CampaignPatch.model_validate(data))
+            save_evaluation(ctx.session, user, campaign_id, form)
     except (EgocrowdError, ValidationError) as exc:
         return _form_again(request, form, exc, campaign_id)
     return see_other(f"/campaigns/{campaign_id}?m=saved")
