@@ -45,13 +45,18 @@ def test_the_campaign_form_makes_and_changes_the_evaluation(client, db, lab):
     cid = int(r.headers["location"].split("/")[2].split("?")[0])
     with db.transaction() as s:
         ev = evaluations.of_campaign(s, s.get_one(User, lab.id), cid, manage=True)
-        assert ev.tasks == [{"task": "clear the table", "prompt": "Ask it to clear the table"}, {"task": "fetch", "prompt": ""}]
+        assert ev.tasks == [
+            {"task": "clear the table", "prompt": "Ask it to clear the table"},
+            {"task": "fetch", "prompt": ""},
+        ]
         assert (ev.environments, ev.pay_cents, ev.gold_rate, ev.lease_minutes, ev.max_open, ev.alpha) == (
             ["kitchen", "garage"], 35, 0.2, 20, 2, 0.01,
         )  # fmt: skip
     # live, the evaluation's settings still change from the same form
     fund(db, cid)
-    assert client.post(f"/api/v1/campaigns/{cid}/status", json={"status": "open"}, headers=lab.headers).status_code == 200
+    assert (
+        client.post(f"/api/v1/campaigns/{cid}/status", json={"status": "open"}, headers=lab.headers).status_code == 200
+    )
     form = client.get(f"/campaigns/{cid}/edit").text
     assert 'name="eval_on" checked' in form or 'id="eval_on" name="eval_on" checked' in form
     r = client.post(

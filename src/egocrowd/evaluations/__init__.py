@@ -437,6 +437,18 @@ class Results:
     gold_judged: int = 0
 
 
+def ranking_svg(r: Results) -> str:
+    """The ranking's interval plot, drawn by egocrowd.bench exactly as its reports draw theirs."""
+    from egocrowd.bench import svg
+
+    rows = r.ranking.get("ranking", [])
+    return svg.forest(
+        [(row["policy"], row["rating"], row["low"], row["high"]) for row in rows],
+        xlabel="Bradley–Terry rating",
+        title="Ranking",
+    )
+
+
 def _win_shares(battles: list[Battle], names: dict[int, str]) -> dict[str, float]:
     """Each policy's share of wins (a tie is half) in these battles."""
     won: defaultdict[str, float] = defaultdict(float)

@@ -71,7 +71,9 @@ def plan_run(session: Session, user: User, battle_id: int, slot: str, instructio
         raise Conflict("Run robot A first, then robot B.", code="battle.slot_order", slot=slot)
     said = done.get("instruction") or instruction.strip()
     if not said or len(said) > 2000:
-        raise InvalidInput("Type the instruction you give the robots (1 to 2000 characters).", code="battle.no_instruction")
+        raise InvalidInput(
+            "Type the instruction you give the robots (1 to 2000 characters).", code="battle.no_instruction"
+        )
     return Plan(battle.id, slot, p.kind, p.endpoint, said, seed=battle.id)
 
 
@@ -93,6 +95,7 @@ def play(plan: Plan, *, steps: int, seconds: float) -> dict[str, Any]:
     outcome; raises :class:`RobotUnreachable` (no endpoint, URL or policy name in its words)."""
     from egocrowd.bench.policies import make_policy  # the simulator and its SciPy: only when a run is asked for
     from egocrowd.bench.protocols import load_protocol
+    from egocrowd.bench.sim.actions import parse_action
     from egocrowd.bench.sim.env import HouseholdEnv
 
     if plan.kind == "physical" or not plan.endpoint:
@@ -115,7 +118,7 @@ def play(plan: Plan, *, steps: int, seconds: float) -> dict[str, Any]:
             if time.monotonic() - started > seconds:
                 stopped = "time_limit"
                 break
-            action = policy.act(obs)
+            action = parse_action(policy.act(obs))
             obs, _, done, _, info = env.step(action)
             result = info["result"]
             failed += result != "ok"

@@ -28,6 +28,7 @@ from egocrowd.web.observability import RequestContext
 from egocrowd.web.pages import accounts, assignments, campaigns, consent, lab, render
 from egocrowd.web.pages import admin as admin_pages
 from egocrowd.web.pages import annotate as annotate_pages
+from egocrowd.web.pages import battles as battle_pages
 from egocrowd.web.pages import catalog as catalog_pages
 from egocrowd.web.pages import clips as clip_pages
 from egocrowd.web.pages import labels as label_pages
@@ -37,7 +38,6 @@ from egocrowd.web.pages import rates as rate_pages
 from egocrowd.web.pages import releases as release_pages
 from egocrowd.web.pages import review as review_pages
 from egocrowd.web.pages import training as training_pages
-from egocrowd.web.pages import battles as battle_pages
 from egocrowd.web.pages import withdrawals as withdrawal_pages
 from egocrowd.web.routers import account, api, reviews
 from egocrowd.web.routers import admin as admin_api

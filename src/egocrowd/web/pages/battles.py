@@ -88,15 +88,8 @@ def campaign_section(session, user: User, c: Campaign) -> dict[str, Any] | None:
 
 
 def _lab_values(session, user: User, campaign_id: int, ev: Evaluation) -> dict[str, Any]:
-    from egocrowd.bench import svg  # the ranking's plot is bench's own (report.py draws it the same way)
-
     r = evaluations.results(session, user, campaign_id, rounds=PAGE_ROUNDS)
-    rows = r.ranking.get("ranking", [])
-    chart = svg.forest(
-        [(row["policy"], row["rating"], row["low"], row["high"]) for row in rows],
-        xlabel="Bradley–Terry rating",
-        title="Ranking",
-    )
+    chart = evaluations.ranking_svg(r)
     pols = evaluations.policies(session, ev)
     names = {p.id: p.name for p in pols}
     return {
@@ -217,7 +210,10 @@ def _evaluation_in(form: dict[str, Any]) -> evaluations.EvaluationIn:
         "tasks": tasks,
         "environments": [e.strip() for e in str(form.get("eval_environments", "")).split(",") if e.strip()],
         "pay_cents": pay_cents,
-        **{k: str(form.get(EVAL_FIELDS[k], "")).strip() or None for k in ("gold_rate", "lease_minutes", "max_open", "alpha")},
+        **{
+            k: str(form.get(EVAL_FIELDS[k], "")).strip() or None
+            for k in ("gold_rate", "lease_minutes", "max_open", "alpha")
+        },
     }
     data = {k: v for k, v in data.items() if v is not None}
     try:
@@ -225,9 +221,7 @@ def _evaluation_in(form: dict[str, Any]) -> evaluations.EvaluationIn:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = EVAL_FIELDS.get(str(first["loc"][0]) if first["loc"] else "", "eval_tasks")
-        raise InvalidInput(
-            first["msg"].removeprefix("Value error, "), code="validation.failed", field=field
-        ) from None
+        raise InvalidInput(first["msg"].removeprefix("Value error, "), code="validation.failed", field=field) from None
 
 
 def save_evaluation(session, user: User, campaign_id: int, form: dict[str, Any]) -> None:

@@ -392,28 +392,52 @@ def sections() -> tuple[Section, ...]:
                     "eval_tasks",
                     "evaluation",
                     N_("Tasks"),
-                    N_("One a line; after a | what evaluators could say, e.g. clear the table | Ask it to clear the table."),
+                    N_(
+                        "One a line; after a | what evaluators could say, e.g. clear the table | Ask it to clear the table."
+                    ),
                     "textarea",
                 ),
-                Input("eval_environments", "evaluation", N_("Environments"), N_("Comma separated, e.g. kitchen, garage.")),
                 Input(
-                    "eval_pay", "evaluation", N_("Pay per verdict"), N_("In the campaign's currency."), "number",
+                    "eval_environments", "evaluation", N_("Environments"), N_("Comma separated, e.g. kitchen, garage.")
+                ),
+                Input(
+                    "eval_pay",
+                    "evaluation",
+                    N_("Pay per verdict"),
+                    N_("In the campaign's currency."),
+                    "number",
                     attrs={"step": "0.01", "min": "0"},
                 ),
                 Input(
-                    "eval_gold_rate", "evaluation", N_("Share of gold battles"), N_("0 to 0.5."), "number",
+                    "eval_gold_rate",
+                    "evaluation",
+                    N_("Share of gold battles"),
+                    N_("0 to 0.5."),
+                    "number",
                     attrs={"step": "0.01", "min": "0", "max": "0.5"},
                 ),
                 Input(
-                    "eval_lease_minutes", "evaluation", N_("Minutes to judge a battle"), "", "number",
+                    "eval_lease_minutes",
+                    "evaluation",
+                    N_("Minutes to judge a battle"),
+                    "",
+                    "number",
                     attrs={"step": "1", "min": "5"},
                 ),
                 Input(
-                    "eval_max_open", "evaluation", N_("Battles one evaluator may hold"), "", "number",
+                    "eval_max_open",
+                    "evaluation",
+                    N_("Battles one evaluator may hold"),
+                    "",
+                    "number",
                     attrs={"step": "1", "min": "1", "max": "5"},
                 ),
                 Input(
-                    "eval_alpha", "evaluation", N_("Error level of the ranking's test"), N_("0.001 to 0.2."), "number",
+                    "eval_alpha",
+                    "evaluation",
+                    N_("Error level of the ranking's test"),
+                    N_("0.001 to 0.2."),
+                    "number",
                     attrs={"step": "0.001", "min": "0.001", "max": "0.2"},
                 ),
             ),
@@ -764,8 +788,7 @@ def campaign_detail_page(request: Request, ctx, campaign_id: int, *, status: int
     # the lab's whole team (viewers too) and admins see how it goes; only editors change it
     glance = _at_a_glance(ctx.session, c) if policy.can(user, "org.view", c.organization) else None
     has_consent = (
-        policy.can(user, "consent.sign")
-        and consent.active_consent(ctx.session, user, c.consent_version) is not None
+        policy.can(user, "consent.sign") and consent.active_consent(ctx.session, user, c.consent_version) is not None
     )
     values.pop("form", None)
     return render(
