@@ -168,3 +168,6 @@ def test_an_evaluation_only_campaign_has_no_recording_slots(client, db, lab):
     # and the campaign page offers battles, not slots
     page = client.get(f"/campaigns/{cid}", headers=worker.headers).text
     assert 'id="battle-open-' in page and 'id="claim"' not in page and "left</dd>" not in page
+    # and the worker's work page lists the battle held
+    work = client.get("/assignments", headers=worker.headers).text
+    assert f'href="/battles/{r.json()["id"]}"' in work and "Nothing here yet" not in work

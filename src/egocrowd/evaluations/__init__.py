@@ -155,21 +155,16 @@ def for_campaign(session: Session, campaign: Campaign) -> Evaluation | None:
     return session.scalar(sa.select(Evaluation).where(Evaluation.campaign_id == campaign.id))
 
 
-def active_battles(session: Session, user: User, ev: Evaluation) -> list[Battle]:
-    """The battles ``user`` holds in ``ev`` now (lease running), oldest first."""
-    now = db_now(session)
-    return list(
-        session.scalars(
-            sa.select(Battle)
-            .where(
-                Battle.evaluation_id == ev.id,
-                Battle.evaluator_id == user.id,
-                Battle.status == BattleStatus.active,
-                Battle.lease_expires_at > now,
-            )
-            .order_by(Battle.id)
-        )
+def active_battles(session: Session, user: User, ev: Evaluation | None = None) -> list[Battle]:
+    """The battles ``user`` holds now (lease running), oldest first: in ``ev``, or in any evaluation."""
+    q = sa.select(Battle).where(
+        Battle.evaluator_id == user.id,
+        Battle.status == BattleStatus.active,
+        Battle.lease_expires_at > db_now(session),
     )
+    if ev is not None:
+        q = q.where(Battle.evaluation_id == ev.id)
+    return list(session.scalars(q.order_by(Battle.id)))
 
 
 def policies(session: Session, ev: Evaluation, *, live_only: bool = False) -> list[EvalPolicy]:
