@@ -120,6 +120,13 @@ class Settings(BaseSettings):
         60, ge=5, le=24 * 60, description="How long an annotator holds a claimed annotation task"
     )
     annotation_max_open: int = Field(3, ge=1, le=50, description="Annotation tasks one annotator may hold at once")
+    # Robot evaluations served in simulation (docs/evaluations.md): bounds of one slot's run
+    evaluation_rollout_steps: int = Field(
+        40, ge=1, le=1000, description="Most simulator steps of one policy's run in a battle"
+    )
+    evaluation_rollout_seconds: float = Field(
+        60.0, gt=0, le=600, description="Wall-clock limit of one policy's run in a battle (a slow endpoint stops it)"
+    )
     # Media sandbox (docs/qc.md): uploads are decoded in spawned, recycled, memory-capped processes.
     media_memory_mb: int = Field(
         4096,

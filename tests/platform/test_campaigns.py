@@ -145,7 +145,6 @@ BAD_FIELDS = [  # (what, body override) → 422 validation.failed naming the fie
     ("title null", {"title": None}),
     ("instructions short", {"instructions": "too short"}),
     ("instructions long", {"instructions": "x" * 20001}),
-    ("target zero", {"target_clips": 0}),
     ("target negative", {"target_clips": -5}),
     ("target huge", {"target_clips": 1_000_001}),
     ("target text", {"target_clips": "many"}),
@@ -212,7 +211,7 @@ def test_patch_validation_and_unknown_consent(client, lab):
     cid = _campaign_in(client, lab, "draft")
     for over in (
         {"title": None},
-        {"target_clips": 0},
+        {"target_clips": -1},  # 0: evaluation only (#19)
         {"taxonomy": {"verbs": ["a b"], "nouns": ["x"]}},
         {"requirements": {"min_duration_s": 50, "max_duration_s": 40}},
         {"status": "open"},

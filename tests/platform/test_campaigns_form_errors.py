@@ -151,7 +151,7 @@ def test_the_campaign_form_words():
         "instructions": "Fold a shirt, hands in view.",
         "requirements": {"min_duration_s": 30, "max_duration_s": 10, "min_fps": 0, "max_upload_mb": 0},
         "taxonomy": {"verbs": "take, Fold it!", "nouns": ""},
-        "target_clips": 0,
+        "target_clips": -1,  # 0 is an evaluation-only campaign (#19)
         "pay_cents": "1.5x",
         "currency": "dollars",
         "expected_minutes": 5,
@@ -171,7 +171,7 @@ def test_the_campaign_form_words():
         "max_upload_mb": "Must be at least 1 MB.",
         "verbs": "Use lower-case words such as fold or open_lid; “it!” is not one.",
         "nouns": "Give at least one object.",
-        "target_clips": "Must be at least 1 clip.",
+        "target_clips": "Must be at least 0 clips.",
         "pay": "Must be an amount, such as 1.50.",
         "currency": "Use a three-letter currency code such as USD, EUR or KES.",
         "allowed_countries": "Use two-letter country codes such as KE or BR; “KENYA” is not one.",

@@ -67,6 +67,7 @@ def test_every_route_refuses_a_10_mb_body_before_parsing_it(small_app):
         "{attempt_id}": "1",
         # robot evaluations (#19)
         "{battle_id}": "1",
+        "{slot}": "a",
     }
     checked = 0
     with TestClient(small_app) as client:

@@ -72,6 +72,11 @@ def claim(
     comes before the deadline and cap refusals."""
     campaign = get_campaign(session, worker, campaign_id)
     policy.require(worker, "assignment.claim", campaign)
+    if campaign.target_clips == 0:  # an evaluation only (#19): its work is battles, not recordings
+        raise Conflict(
+            "This campaign records nothing: it only evaluates robots; judge its battles instead.",
+            code="campaign.evaluation_only",
+        )
     if campaign.allowed_countries and worker.country not in campaign.allowed_countries:
         raise Forbidden("This campaign is not open to workers in your country.", code="campaign.country_not_allowed")
     consent.require_cover(session, worker, campaign)

@@ -312,7 +312,9 @@ class CampaignIn(_Strict):
     translations: dict[str, CampaignText] = Translations
     requirements: CaptureRequirements = Field(default_factory=CaptureRequirements)
     taxonomy: Taxonomy
-    target_clips: int = Field(ge=1, le=1_000_000)
+    target_clips: int = Field(
+        ge=0, le=1_000_000, description="Recording slots; 0: the campaign only evaluates robots (#19)"
+    )
     pay_cents: int = Field(ge=1, le=1_000_000, description="Pay per accepted clip, in cents")
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "USD"
     expected_minutes: float = Field(ge=0.5, le=600, description="Honest time a worker spends per clip")
@@ -365,7 +367,7 @@ class CampaignPatch(_Strict):
     )
     requirements: CaptureRequirements | None = None
     taxonomy: Taxonomy | None = None
-    target_clips: int | None = Field(None, ge=1, le=1_000_000)
+    target_clips: int | None = Field(None, ge=0, le=1_000_000)
     pay_cents: int | None = Field(None, ge=1, le=1_000_000)
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     expected_minutes: float | None = Field(None, ge=0.5, le=600)

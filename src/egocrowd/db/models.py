@@ -1232,6 +1232,12 @@ class Battle(Base):
     environment: Mapped[str | None] = mapped_column(sa.String(100))
     verdict: Mapped[str | None] = mapped_column(sa.String(4))  # "a" | "b" | "tie"
     reason: Mapped[str | None] = mapped_column(sa.Text)
+    # per slot ("a", "b"): the simulated run the evaluator watched, or the mark that a physical robot
+    # ran; never a policy's name (egocrowd.evaluations.serving)
+    rollouts: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    # what the lab's robot operator types to learn which policy to load for a slot, without the
+    # evaluator learning it (``<code>-A``, ``<code>-B``)
+    operator_code: Mapped[str | None] = mapped_column(sa.String(16), index=True)
 
     __table_args__ = (
         sa.CheckConstraint("policy_a_id <> policy_b_id", name="ck_battles_two_policies"),

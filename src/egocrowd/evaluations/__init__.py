@@ -15,6 +15,7 @@ when every adjacent pair is.
 from __future__ import annotations
 
 import random
+import secrets
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -129,6 +130,17 @@ def create(session: Session, actor: User, campaign_id: int, data: EvaluationIn) 
     return ev
 
 
+def update(session: Session, actor: User, campaign_id: int, data: EvaluationIn) -> Evaluation:
+    """Change the evaluation's settings (the campaign form); battles already judged keep their pay."""
+    ev = of_campaign(session, actor, campaign_id, manage=True)
+    ev.tasks = [t.model_dump() for t in data.tasks]
+    ev.environments = list(data.environments)
+    for name in ("pay_cents", "gold_rate", "lease_minutes", "max_open", "alpha"):
+        setattr(ev, name, getattr(data, name))
+    audit.record(session, actor, "evaluation.updated", ev, data.model_dump())
+    return ev
+
+
 def of_campaign(session: Session, user: User | None, campaign_id: int, *, manage: bool = False) -> Evaluation:
     """The campaign's evaluation (``manage``: only for those who manage the campaign)."""
     campaign = (get_managed_campaign if manage else get_campaign)(session, user, campaign_id)
@@ -136,6 +148,23 @@ def of_campaign(session: Session, user: User | None, campaign_id: int, *, manage
     if ev is None:
         raise NotFound(f"Campaign {campaign_id} has no evaluation.", code="evaluation.not_found")
     return ev
+
+
+def for_campaign(session: Session, campaign: Campaign) -> Evaluation | None:
+    """The evaluation of a campaign the caller may already see, if it has one (the campaign page)."""
+    return session.scalar(sa.select(Evaluation).where(Evaluation.campaign_id == campaign.id))
+
+
+def active_battles(session: Session, user: User, ev: Evaluation | None = None) -> list[Battle]:
+    """The battles ``user`` holds now (lease running), oldest first: in ``ev``, or in any evaluation."""
+    q = sa.select(Battle).where(
+        Battle.evaluator_id == user.id,
+        Battle.status == BattleStatus.active,
+        Battle.lease_expires_at > db_now(session),
+    )
+    if ev is not None:
+        q = q.where(Battle.evaluation_id == ev.id)
+    return list(session.scalars(q.order_by(Battle.id)))
 
 
 def policies(session: Session, ev: Evaluation, *, live_only: bool = False) -> list[EvalPolicy]:
@@ -237,6 +266,15 @@ def _open_battles(session: Session, user_id: int, ev: Evaluation, now: datetime)
     ).scalar_one()
 
 
+def new_operator_code() -> str:
+    """What the lab's robot operator types to learn which policy a slot is (evaluations.serving):
+    six characters without 0/O or 1/I, easy to read aloud across a room."""
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(6))
+
+
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
 def claim(
     session: Session, user: User, campaign_id: int, *, now: datetime | None = None, rng: random.Random | None = None
 ) -> Battle:
@@ -287,6 +325,7 @@ def claim(
         task=task,
         claimed_at=now,
         lease_expires_at=now + timedelta(minutes=ev.lease_minutes),
+        operator_code=new_operator_code(),
     )
     session.add(battle)
     session.flush()
@@ -391,6 +430,18 @@ class Results:
     agreement: float | None = None
     judged: int = 0
     gold_judged: int = 0
+
+
+def ranking_svg(r: Results) -> str:
+    """The ranking's interval plot, drawn by egocrowd.bench exactly as its reports draw theirs."""
+    from egocrowd.bench import svg
+
+    rows = r.ranking.get("ranking", [])
+    return svg.forest(
+        [(row["policy"], row["rating"], row["low"], row["high"]) for row in rows],
+        xlabel="Bradley–Terry rating",
+        title="Ranking",
+    )
 
 
 def _win_shares(battles: list[Battle], names: dict[int, str]) -> dict[str, float]:

@@ -28,6 +28,7 @@ from egocrowd.web.observability import RequestContext
 from egocrowd.web.pages import accounts, assignments, campaigns, consent, lab, render
 from egocrowd.web.pages import admin as admin_pages
 from egocrowd.web.pages import annotate as annotate_pages
+from egocrowd.web.pages import battles as battle_pages
 from egocrowd.web.pages import catalog as catalog_pages
 from egocrowd.web.pages import clips as clip_pages
 from egocrowd.web.pages import labels as label_pages
@@ -95,6 +96,7 @@ ROUTERS = [
     catalog_pages.router,
     withdrawal_pages.router,
     training_pages.router,
+    battle_pages.router,
     locale_router,
 ]
 

@@ -174,6 +174,12 @@ class HouseholdEnv(gym.Env):
         self._people_cache: list[dict[str, Any]] | None = None
         events: list[S.Event] = []
         messages = self._advance(0, events)
+        said = (options or {}).get("instruction")
+        if said:  # a person outside the script speaks first (a crowd evaluator, egocrowd.evaluations)
+            messages.append(
+                {"id": "e1", "from": "evaluator", "role": "guest", "priority": 0, "kind": "instruction",
+                 "text": str(said), "urgent": False, "confidence": 1.0, "re": []}
+            )  # fmt: skip
         self._evaluate(0, events)
         obs = self._observe(messages, "ok", initial=True)
         return obs, {"events": events, "seed": seed, "steps": self.protocol.steps}

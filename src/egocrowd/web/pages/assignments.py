@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from egocrowd import evaluations
+from egocrowd.accounts import policy
 from egocrowd.campaigns import assignments
 from egocrowd.campaigns import service as campaigns
 from egocrowd.i18n import N_, _, tr
@@ -30,8 +32,16 @@ def assignments_page(request: Request):
     with unit(request) as ctx:
         user = ctx.require_user()
         rows = assignments.list_assignments(ctx.session, user)
+        # robot battles held now (#19): judged from their own page, listed here with the slots
+        battles = evaluations.active_battles(ctx.session, user) if policy.can(user, "evaluation.take") else []
         return render(
-            request, "assignments.html", user, assignments=rows, words=SLOT_WORDS, localized=campaigns.localized
+            request,
+            "assignments.html",
+            user,
+            assignments=rows,
+            battles=battles,
+            words=SLOT_WORDS,
+            localized=campaigns.localized,
         )
 
 

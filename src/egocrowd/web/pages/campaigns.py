@@ -38,6 +38,7 @@ from egocrowd.i18n import N_, _, ngettext, tr
 from egocrowd.pay import budgets, rates
 from egocrowd.training import service as training
 from egocrowd.web.auth import unit, viewer
+from egocrowd.web.pages.battles import campaign_section, evaluation_form, save_evaluation
 from egocrowd.web.pages.clips import STATUS_WORDS as CLIP_WORDS
 from egocrowd.web.pages.forms import GENERAL, Words, field_errors, summary
 from egocrowd.web.pages.render import RawForm, TextForm, confirm_first, render, see_other
@@ -378,6 +379,71 @@ def sections() -> tuple[Section, ...]:
         Section(N_("Annotation"), settings_inputs("annotation"), "annotation"),
         Section(N_("Fair pay"), settings_inputs("pay_policy"), "fair-pay"),
         Section(
+            N_("Robot evaluation"),
+            (
+                Input(
+                    "eval_on",
+                    "evaluation",
+                    N_("Workers judge robot battles"),
+                    N_("Blind A/B comparisons of your policies; add the policies on the campaign page."),
+                    "check",
+                ),
+                Input(
+                    "eval_tasks",
+                    "evaluation",
+                    N_("Tasks"),
+                    N_(
+                        "One a line; after a | what evaluators could say, e.g. clear the table | Ask it to clear the table."
+                    ),
+                    "textarea",
+                ),
+                Input(
+                    "eval_environments", "evaluation", N_("Environments"), N_("Comma separated, e.g. kitchen, garage.")
+                ),
+                Input(
+                    "eval_pay",
+                    "evaluation",
+                    N_("Pay per verdict"),
+                    N_("In the campaign's currency."),
+                    "number",
+                    attrs={"step": "0.01", "min": "0"},
+                ),
+                Input(
+                    "eval_gold_rate",
+                    "evaluation",
+                    N_("Share of gold battles"),
+                    N_("0 to 0.5."),
+                    "number",
+                    attrs={"step": "0.01", "min": "0", "max": "0.5"},
+                ),
+                Input(
+                    "eval_lease_minutes",
+                    "evaluation",
+                    N_("Minutes to judge a battle"),
+                    "",
+                    "number",
+                    attrs={"step": "1", "min": "5"},
+                ),
+                Input(
+                    "eval_max_open",
+                    "evaluation",
+                    N_("Battles one evaluator may hold"),
+                    "",
+                    "number",
+                    attrs={"step": "1", "min": "1", "max": "5"},
+                ),
+                Input(
+                    "eval_alpha",
+                    "evaluation",
+                    N_("Error level of the ranking's test"),
+                    N_("0.001 to 0.2."),
+                    "number",
+                    attrs={"step": "0.001", "min": "0.001", "max": "0.2"},
+                ),
+            ),
+            "evaluation",
+        ),
+        Section(
             N_("Who can take part"),
             (
                 Input(
@@ -397,9 +463,9 @@ def sections() -> tuple[Section, ...]:
                     "target_clips",
                     "target_clips",
                     N_("Clips wanted"),
-                    N_("The number of slots workers can take."),
+                    N_("The number of slots workers can take; 0 when the campaign only evaluates robots."),
                     "number",
-                    attrs={"step": "1", "min": "1"},
+                    attrs={"step": "1", "min": "0"},
                 ),
                 Input(
                     "max_clips_per_worker",
@@ -565,6 +631,7 @@ def _default_form() -> dict[str, Any]:
     for g in SETTINGS_GROUPS:
         f.update(_settings_form(g, None))
     f.update(currency="USD", target_clips="100", expected_minutes="5", pay="1.50", allowed_countries=[])
+    f.update(evaluation_form(None, None))
     return f
 
 
@@ -608,7 +675,12 @@ def _locked(c: Campaign | None) -> set[str]:
     """Form fields a live campaign keeps as they are (the deal a worker already accepted)."""
     if c is None or c.status is CampaignStatus.draft:
         return set()
-    return {i.name for s in sections() for i in s.inputs if i.setting not in campaigns.EDITABLE_WHEN_LIVE}
+    return {
+        i.name
+        for s in sections()
+        for i in s.inputs
+        if i.setting not in campaigns.EDITABLE_WHEN_LIVE and i.setting != "evaluation"  # battles' own settings
+    }
 
 
 def _posted(raw) -> dict[str, Any]:
@@ -697,6 +769,7 @@ def campaign_create(request: Request, raw: RawForm):
         with unit(request, form_csrf=form.get("csrf_token", "")) as ctx:
             user = policy.require(ctx.user, "campaign.create")
             cid = campaigns.create_campaign(ctx.session, user, CampaignIn.model_validate(_campaign_data(form))).id
+            save_evaluation(ctx.session, user, cid, form)
     except (EgocrowdError, ValidationError) as exc:
         return _form_again(request, form, exc)
     return see_other(f"/campaigns/{cid}?m=saved")
@@ -705,38 +778,46 @@ def campaign_create(request: Request, raw: RawForm):
 @router.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
 def campaign_detail(request: Request, campaign_id: Id):
     with unit(request) as ctx:
-        user = ctx.require_user()
-        c = campaigns.get_campaign(ctx.session, user, campaign_id)
-        # the lab's whole team (viewers too) and admins see how it goes; only editors change it
-        glance = _at_a_glance(ctx.session, c) if policy.can(user, "org.view", c.organization) else None
-        has_consent = (
-            policy.can(user, "consent.sign")
-            and consent.active_consent(ctx.session, user, c.consent_version) is not None
-        )
-        return render(
-            request,
-            "campaign.html",
-            user,
-            c=c,
-            shown=_shown_text(c),
-            status_words=STATUS_WORDS,
-            transition_words=TRANSITION_WORDS,
-            clip_words=CLIP_WORDS,
-            mount_words=MOUNT_WORDS,
-            manages=policy.can(user, "campaign.manage", c),
-            glance=glance,
-            has_consent=has_consent,
-            hourly=campaigns.hourly_rate_cents(c),
-            transitions=[s.value for s in CampaignStatus if s in campaigns.TRANSITIONS[c.status]],  # lifecycle order
-            data_use_words={i.name.removeprefix("use_"): i.label for i in _data_use_inputs()},
-            privacy_words=privacy_words(c.privacy, c.data_use),
-            review_words=review_words(c.review),
-            annotation_words=annotation_words(c.annotation),
-            budget=budgets.budget(ctx.session, c) if glance else None,
-            pay_report=rates.report(ctx.session, c) if glance else None,  # hourly rates, floors, top-ups
-            deposit_key=secrets.token_hex(16),  # one deposit per form drawn: a double submit posts once
-            training=training.requirements(ctx.session, user, c),  # what to practise first (#15)
-        )
+        return campaign_detail_page(request, ctx, campaign_id)
+
+
+def campaign_detail_page(request: Request, ctx, campaign_id: int, *, status: int = 200, **values: Any):
+    """The campaign page (``values``: e.g. the ``error`` of a form on it that was refused)."""
+    user = ctx.require_user()
+    c = campaigns.get_campaign(ctx.session, user, campaign_id)
+    # the lab's whole team (viewers too) and admins see how it goes; only editors change it
+    glance = _at_a_glance(ctx.session, c) if policy.can(user, "org.view", c.organization) else None
+    has_consent = (
+        policy.can(user, "consent.sign") and consent.active_consent(ctx.session, user, c.consent_version) is not None
+    )
+    values.pop("form", None)
+    return render(
+        request,
+        "campaign.html",
+        user,
+        status=status,
+        evaluation=campaign_section(ctx.session, user, c),  # robot battles (#19)
+        **values,
+        c=c,
+        shown=_shown_text(c),
+        status_words=STATUS_WORDS,
+        transition_words=TRANSITION_WORDS,
+        clip_words=CLIP_WORDS,
+        mount_words=MOUNT_WORDS,
+        manages=policy.can(user, "campaign.manage", c),
+        glance=glance,
+        has_consent=has_consent,
+        hourly=campaigns.hourly_rate_cents(c),
+        transitions=[s.value for s in CampaignStatus if s in campaigns.TRANSITIONS[c.status]],  # lifecycle order
+        data_use_words={i.name.removeprefix("use_"): i.label for i in _data_use_inputs()},
+        privacy_words=privacy_words(c.privacy, c.data_use),
+        review_words=review_words(c.review),
+        annotation_words=annotation_words(c.annotation),
+        budget=budgets.budget(ctx.session, c) if glance else None,
+        pay_report=rates.report(ctx.session, c) if glance else None,  # hourly rates, floors, top-ups
+        deposit_key=secrets.token_hex(16),  # one deposit per form drawn: a double submit posts once
+        training=training.requirements(ctx.session, user, c),  # what to practise first (#15)
+    )
 
 
 def _shown_text(c: Campaign) -> dict[str, Any]:
@@ -773,7 +854,8 @@ def campaign_edit_form(request: Request, campaign_id: Id):
     with unit(request) as ctx:
         user = ctx.require_user()
         c = campaigns.get_managed_campaign(ctx.session, user, campaign_id)
-        return _show_form(request, user, ctx.session, form=_form_from(c), campaign=c)
+        form = {**_form_from(c), **evaluation_form(ctx.session, c)}
+        return _show_form(request, user, ctx.session, form=form, campaign=c)
 
 
 @router.post("/campaigns/{campaign_id}/edit")
@@ -790,6 +872,7 @@ def campaign_edit(request: Request, campaign_id: Id, raw: RawForm):
                 saved = _campaign_data(_form_from(c))
                 data = {k: v for k, v in data.items() if k in campaigns.EDITABLE_WHEN_LIVE and v != saved.get(k)}
             campaigns.update_campaign(ctx.session, user, campaign_id, CampaignPatch.model_validate(data))
+            save_evaluation(ctx.session, user, campaign_id, form)
     except (EgocrowdError, ValidationError) as exc:
         return _form_again(request, form, exc, campaign_id)
     return see_other(f"/campaigns/{campaign_id}?m=saved")
