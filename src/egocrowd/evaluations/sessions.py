@@ -31,7 +31,7 @@ from egocrowd.accounts import policy
 from egocrowd.campaigns.service import get_campaign
 from egocrowd.consent import require_cover
 from egocrowd.db import Database
-from egocrowd.db.models import CampaignStatus, EvalPolicy, Evaluation, FieldSession, User
+from egocrowd.db.models import Campaign, CampaignStatus, EvalPolicy, Evaluation, FieldSession, User
 from egocrowd.errors import Conflict, EgocrowdError, Forbidden, InvalidInput, NotFound
 from egocrowd.evaluations import of_campaign, policies
 from egocrowd.uploads.protocol import Grant
@@ -43,6 +43,7 @@ __all__ = [
     "field_session_from_upload",
     "grant_field_upload",
     "list_sessions",
+    "overview",
     "scores",
 ]
 
@@ -246,3 +247,20 @@ def scores(session: Session, user: User, campaign_id: int, blobs, *, rounds: int
         except EgocrowdError as exc:  # e.g. more policies or people than the bench's caps
             raise Conflict(exc.message, code=exc.code) from None
     return doc
+
+
+def overview(session: Session, user: User, campaign: Campaign, blobs) -> dict[str, Any] | None:
+    """The campaign page's part: for those who manage it, the sessions and their scores (``problem``
+    when they cannot be scored together); for a worker, whether they may log sessions. None: the
+    campaign is no evaluation."""
+    if session.scalar(sa.select(Evaluation.id).where(Evaluation.campaign_id == campaign.id)) is None:
+        return None
+    if not policy.can(user, "campaign.manage", campaign):
+        return {"worker": policy.can(user, "evaluation.take")}
+    rows = list_sessions(session, user, campaign.id)
+    problem = None
+    try:
+        doc = scores(session, user, campaign.id, blobs, rounds=500)
+    except EgocrowdError as exc:
+        doc, problem = None, exc.message
+    return {"worker": False, "rows": rows, "scores": doc, "problem": problem}

@@ -36,6 +36,7 @@ from egocrowd.web.pages import payouts as payout_pages
 from egocrowd.web.pages import rates as rate_pages
 from egocrowd.web.pages import releases as release_pages
 from egocrowd.web.pages import review as review_pages
+from egocrowd.web.pages import field_sessions as field_session_pages
 from egocrowd.web.pages import training as training_pages
 from egocrowd.web.pages import withdrawals as withdrawal_pages
 from egocrowd.web.routers import account, api, reviews
@@ -83,6 +84,7 @@ ROUTERS = [
     consent.router,
     assignments.router,
     clip_pages.router,
+    field_session_pages.router,
     admin_pages.router,
     lab.router,
     review_pages.router,
