@@ -32,7 +32,7 @@ from egocrowd.campaigns.service import get_campaign
 from egocrowd.consent import require_cover
 from egocrowd.db import Database
 from egocrowd.db.models import Campaign, CampaignStatus, EvalPolicy, Evaluation, FieldSession, User
-from egocrowd.errors import Conflict, EgocrowdError, Forbidden, InvalidInput, NotFound
+from egocrowd.errors import Conflict, EgocrowdError, InvalidInput, NotFound
 from egocrowd.evaluations import of_campaign, policies
 from egocrowd.uploads.protocol import Grant
 from egocrowd.uploads.store import UploadInfo
@@ -208,13 +208,14 @@ def list_sessions(session: Session, user: User, campaign_id: int) -> Sequence[Fi
     """The campaign's session logs, newest first: every one for those who manage the campaign, a
     worker's own for a worker."""
     campaign = get_campaign(session, user, campaign_id)
+    manages = policy.can(user, "campaign.manage", campaign)
+    if not manages:
+        policy.require(user, "evaluation.take")
     ev = session.scalar(sa.select(Evaluation).where(Evaluation.campaign_id == campaign.id))
     if ev is None:
         raise NotFound(f"Campaign {campaign_id} has no evaluation.", code="evaluation.not_found")
     q = sa.select(FieldSession).where(FieldSession.evaluation_id == ev.id)
-    if not policy.can(user, "campaign.manage", campaign):
-        if not policy.can(user, "evaluation.take"):
-            raise Forbidden("Only the lab and its evaluators see these sessions.", code="auth.forbidden")
+    if not manages:
         q = q.where(FieldSession.worker_id == user.id)
     return list(session.scalars(q.order_by(FieldSession.id.desc())))
 
