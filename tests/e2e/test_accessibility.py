@@ -26,7 +26,14 @@ pytestmark = pytest.mark.browser
 ROLES = ("anonymous", "worker", "requester", "reviewer", "admin")
 NOT_PAGES = ("/api/", "/static/", "/vendor/", "/favicon.ico")
 #: GET routes that answer a file (the <video> tag's source) or a machine (probes, Prometheus), not a page
-NOT_PAGE_ROUTES = {"/clips/{clip_id}/video", "/campaigns/{campaign_id}/session/sw.js", "/admin/payouts/{batch_id}/file", "/healthz", "/readyz", "/metrics"}
+NOT_PAGE_ROUTES = {
+    "/clips/{clip_id}/video",
+    "/campaigns/{campaign_id}/session/sw.js",
+    "/admin/payouts/{batch_id}/file",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+}
 
 # TEMPORARY, for the lead to empty at merge: (route, axe rule) pairs found in templates that the
 # accessibility work (part 6 of #14) may not edit. Each entry names its fix in the report of that

@@ -8,10 +8,13 @@ import base64
 import json
 import subprocess
 import sys
+import time
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from egocrowd.clips import sweep_orphan_blobs
 from egocrowd.db.models import AuditEvent, FieldSession
 from tests.platform.helpers import API, assert_problem, make_user, open_campaign, publish_consent, sign
 
@@ -54,16 +57,37 @@ def session_log(session_id: str, policy: str, *, fail_at: int | None = None, peo
         person = people[i % len(people)]
         t += 10
         lines.append({"type": "instruction", "t": t, "id": f"i{i}", "person": person, "text": f"task {i}"})
-        lines.append({"type": "subtask_start", "t": t + 1, "subtask": f"task{i}", "chain": "c1", "index": i,
-                      "instruction": f"i{i}", "person": person})
+        lines.append(
+            {
+                "type": "subtask_start",
+                "t": t + 1,
+                "subtask": f"task{i}",
+                "chain": "c1",
+                "index": i,
+                "instruction": f"i{i}",
+                "person": person,
+            }
+        )
         if i == 3:
-            lines.append({"type": "misinterpretation", "t": t + 2, "id": "m1", "instruction": f"i{i}", "person": person})
+            lines.append(
+                {"type": "misinterpretation", "t": t + 2, "id": "m1", "instruction": f"i{i}", "person": person}
+            )
             lines.append({"type": "recovery", "t": t + 5, "misinterpretation": "m1"})
         if i == 4:
             lines.append({"type": "intervention", "t": t + 3, "reason": "stuck", "person": person, "duration": 4.0})
         outcome = "failure" if fail_at == i else "success"
-        lines.append({"type": "subtask_end", "t": t + 8, "subtask": f"task{i}", "chain": "c1", "index": i,
-                      "instruction": f"i{i}", "person": person, "outcome": outcome})
+        lines.append(
+            {
+                "type": "subtask_end",
+                "t": t + 8,
+                "subtask": f"task{i}",
+                "chain": "c1",
+                "index": i,
+                "instruction": f"i{i}",
+                "person": person,
+                "outcome": outcome,
+            }
+        )
     lines.append({"type": "session_end", "t": t + 20, "reason": "completed"})
     return "".join(json.dumps(x) + "\n" for x in lines).encode()
 
@@ -111,8 +135,20 @@ def test_a_session_log_lands_validated_and_scored_as_the_command_line_scores_it(
     out = tmp_path / "cli.json"
     files = [str(tmp_path / f"{i}.jsonl") for i in range(len(logs))]
     subprocess.run(
-        [sys.executable, "-m", "egocrowd.cli", "bench", "score", *files, "--rounds", "200", "--format", "json",
-         "-o", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "egocrowd.cli",
+            "bench",
+            "score",
+            *files,
+            "--rounds",
+            "200",
+            "--format",
+            "json",
+            "-o",
+            str(out),
+        ],
         check=True,
         capture_output=True,
     )
@@ -122,7 +158,9 @@ def test_a_session_log_lands_validated_and_scored_as_the_command_line_scores_it(
     alpha = got["policies"]["alpha"]
     assert alpha  # horizon, interventions, recovery and per-person metrics are there
     with db.transaction() as s:
-        n = s.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action == "field_session.accepted"))
+        n = s.scalar(
+            sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action == "field_session.accepted")
+        )
         assert n == 4
 
 
@@ -140,6 +178,10 @@ def test_a_bad_log_is_refused_with_its_line_and_kept(client, db, world):
         with client.app.state.blobs.open(kept.blob_sha256) as fh:
             assert fh.read() == "".join(lines).encode()
     assert client.get(f"{API}/campaigns/{cid}/sessions/scores", headers=lab.headers).json() is None
+    # the orphan sweep leaves a kept log alone, however old
+    blobs = client.app.state.blobs
+    assert sweep_orphan_blobs(db, blobs, grace=timedelta(0), now=time.time() + 86_400) == []
+    assert blobs.exists(kept.blob_sha256)
     # a policy the evaluation does not have is refused too, naming the header's line
     r = upload(client, worker, cid, session_log("s-x", "gamma"))
     assert "session.jsonl:1:" in assert_problem(r, 422, "field_session.bad_log")["detail"]
@@ -151,4 +193,7 @@ def test_only_workers_with_consent_upload_logs(client, db, world):
     unsigned = make_user(db, "worker")
     r = upload(client, unsigned, cid, session_log("s", "alpha"))
     assert r.status_code in (403, 409), r.text
-    assert client.get(f"{API}/campaigns/{cid}/sessions/scores", headers=world["worker"].headers).status_code in (403, 404)
+    assert client.get(f"{API}/campaigns/{cid}/sessions/scores", headers=world["worker"].headers).status_code in (
+        403,
+        404,
+    )

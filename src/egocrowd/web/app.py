@@ -30,13 +30,13 @@ from egocrowd.web.pages import admin as admin_pages
 from egocrowd.web.pages import annotate as annotate_pages
 from egocrowd.web.pages import catalog as catalog_pages
 from egocrowd.web.pages import clips as clip_pages
+from egocrowd.web.pages import field_sessions as field_session_pages
 from egocrowd.web.pages import labels as label_pages
 from egocrowd.web.pages import pay as pay_pages
 from egocrowd.web.pages import payouts as payout_pages
 from egocrowd.web.pages import rates as rate_pages
 from egocrowd.web.pages import releases as release_pages
 from egocrowd.web.pages import review as review_pages
-from egocrowd.web.pages import field_sessions as field_session_pages
 from egocrowd.web.pages import training as training_pages
 from egocrowd.web.pages import withdrawals as withdrawal_pages
 from egocrowd.web.routers import account, api, reviews

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from egocrowd import evaluations
-from egocrowd.evaluations import sessions as field_sessions
 from egocrowd.db.models import Battle, EvalPolicy, Evaluation, FieldSession
+from egocrowd.evaluations import sessions as field_sessions
 from egocrowd.inputs import InputModel
 from egocrowd.web.auth import unit
 from egocrowd.web.routers.api import Id
