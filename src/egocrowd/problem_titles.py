@@ -249,6 +249,7 @@ TITLES: dict[str, str] = {
     "battle.lease_expired": N_("The time for this comparison ran out"),
     "battle.unknown_environment": N_("This place is not on the list"),
     "field_session.bad_log": N_("This session log cannot be read"),
+    "field_session.not_found": N_("This session log was not found"),
     "annotation.already_claimed": N_("You already hold a task on this clip"),
     "annotation.already_submitted": N_("This answer was already sent"),
     "annotation.bad_span": N_("This labelled part is not valid"),

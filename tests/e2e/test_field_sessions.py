@@ -93,3 +93,26 @@ def test_a_refused_log_is_kept_on_the_phone_with_its_line(live, client, world, c
     until(page, "document.querySelector('#fs-refused li') !== null", timeout=30)
     assert "session.jsonl:1:" in page.inner_text("#fs-refused")
     look(page, "field-session-refused")
+
+
+def test_turning_the_phone_clock_back_mid_session_keeps_the_order(live, client, world, chromium):
+    import json
+
+    cid = _evaluation(client, world)
+    page = log_in(chromium(), live.base, world.worker.email, SMALL_PHONE)
+    page.clock.install()
+    page.goto(f"/campaigns/{cid}/session/")
+    page.context.set_offline(True)  # keep the log on the phone to read it
+    page.click("#fs-start")
+    page.select_option("#fs-task", "clear the table")
+    page.clock.run_for(5_000)
+    _tap(page, "instruction")
+    page.clock.set_system_time(page.evaluate("Date.now()") - 3_600_000)  # the clock goes back an hour
+    page.clock.run_for(2_000)
+    _tap(page, "success")
+    page.click("#fs-end")
+    stored = page.evaluate(f"() => JSON.parse(localStorage.getItem('egocrowd.field-session.v1.{cid}'))")
+    lines = [json.loads(x) for x in stored["queue"][0]["log"].splitlines()]
+    ts = [x["t"] for x in lines[1:]]
+    assert ts == sorted(ts) and 6.5 <= ts[-1] <= 9, ts  # seconds of the monotonic clock, not the wall's
+    assert lines[2]["wall"] > lines[-1]["wall"]  # the wall clock itself did go back

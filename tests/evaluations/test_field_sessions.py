@@ -178,6 +178,14 @@ def test_a_bad_log_is_refused_with_its_line_and_kept(client, db, world):
         with client.app.state.blobs.open(kept.blob_sha256) as fh:
             assert fh.read() == "".join(lines).encode()
     assert client.get(f"{API}/campaigns/{cid}/sessions/scores", headers=lab.headers).json() is None
+    # the worker who sent it and admins read the bytes as received; the lab reads the scores
+    assert client.get(f"{API}/campaigns/{cid}/sessions/{row['id']}/log", headers=worker.headers).content == (
+        "".join(lines).encode()
+    )
+    admin = make_user(db, "admin")
+    assert client.get(f"{API}/campaigns/{cid}/sessions/{row['id']}/log", headers=admin.headers).status_code == 200
+    r = client.get(f"{API}/campaigns/{cid}/sessions/{row['id']}/log", headers=lab.headers)
+    assert_problem(r, 404, "field_session.not_found")
     # the orphan sweep leaves a kept log alone, however old
     blobs = client.app.state.blobs
     assert sweep_orphan_blobs(db, blobs, grace=timedelta(0), now=time.time() + 86_400) == []

@@ -467,6 +467,7 @@ MATRIX = [
         logged_in(403, worker=404, other_worker=404, owner=404, other_lab=404, admin=404),
     ),
     Row("GET", "/campaigns/{open}/sessions/scores", logged_in(403, owner=404, other_lab=404, admin=404)),
+    Row("GET", "/campaigns/{open}/sessions/{missing}/log", logged_in(404)),
 ]
 
 

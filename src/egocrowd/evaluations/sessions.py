@@ -31,7 +31,7 @@ from egocrowd.accounts import policy
 from egocrowd.campaigns.service import get_campaign
 from egocrowd.consent import require_cover
 from egocrowd.db import Database
-from egocrowd.db.models import Campaign, CampaignStatus, EvalPolicy, Evaluation, FieldSession, User
+from egocrowd.db.models import Campaign, CampaignStatus, EvalPolicy, Evaluation, FieldSession, Role, User
 from egocrowd.errors import Conflict, EgocrowdError, InvalidInput, NotFound
 from egocrowd.evaluations import of_campaign, policies
 from egocrowd.uploads.protocol import Grant
@@ -45,6 +45,7 @@ __all__ = [
     "list_sessions",
     "overview",
     "scores",
+    "sent_log",
 ]
 
 #: Upload-Metadata ``kind`` of a session log (a clip upload names an ``assignment`` instead)
@@ -218,6 +219,21 @@ def list_sessions(session: Session, user: User, campaign_id: int) -> Sequence[Fi
     if not manages:
         q = q.where(FieldSession.worker_id == user.id)
     return list(session.scalars(q.order_by(FieldSession.id.desc())))
+
+
+def sent_log(session: Session, user: User, campaign_id: int, field_session_id: int) -> FieldSession:
+    """A session log as it was received, accepted or refused: for the worker who sent it and for
+    admins (it may hold words said at home; the lab reads the scores)."""
+    row = session.get(FieldSession, field_session_id)
+    ev = row and session.get(Evaluation, row.evaluation_id)
+    if (
+        row is None
+        or ev is None
+        or ev.campaign_id != campaign_id
+        or (row.worker_id != user.id and user.role is not Role.admin)
+    ):
+        raise NotFound(f"No session log {field_session_id} of yours here.", code="field_session.not_found")
+    return row
 
 
 def scores(session: Session, user: User, campaign_id: int, blobs, *, rounds: int = 1000) -> dict[str, Any] | None:

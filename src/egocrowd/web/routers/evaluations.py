@@ -15,6 +15,7 @@ from egocrowd.db.models import Battle, EvalPolicy, Evaluation, FieldSession
 from egocrowd.evaluations import sessions as field_sessions
 from egocrowd.inputs import InputModel
 from egocrowd.web.auth import unit
+from egocrowd.web.blob_response import blob_response
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(prefix="/api/v1", tags=["evaluations"])
@@ -221,3 +222,12 @@ def field_session_scores(request: Request, campaign_id: Id, rounds: int = Query(
         return field_sessions.scores(
             ctx.session, ctx.require_user(), campaign_id, request.app.state.blobs, rounds=rounds
         )
+
+
+@router.get("/campaigns/{campaign_id}/sessions/{field_session_id}/log")
+def field_session_log(request: Request, campaign_id: Id, field_session_id: Id):
+    """The log as received, accepted or refused (JSON Lines): for the worker who sent it and admins."""
+    with unit(request) as ctx:
+        row = field_sessions.sent_log(ctx.session, ctx.require_user(), campaign_id, field_session_id)
+        sha, name = row.blob_sha256, f"session-{row.id}.jsonl"
+    return blob_response(request, request.app.state.blobs, sha, media_type="application/x-ndjson", filename=name)
