@@ -225,7 +225,7 @@ def sent_log(session: Session, user: User, campaign_id: int, field_session_id: i
     """A session log as it was received, accepted or refused: for the worker who sent it and for
     admins (it may hold words said at home; the lab reads the scores)."""
     row = session.get(FieldSession, field_session_id)
-    ev = row and session.get(Evaluation, row.evaluation_id)
+    ev = session.get(Evaluation, row.evaluation_id) if row is not None else None
     if (
         row is None
         or ev is None
