@@ -201,6 +201,19 @@ def test_only_workers_with_consent_upload_logs(client, db, world):
     unsigned = make_user(db, "worker")
     r = upload(client, unsigned, cid, session_log("s", "alpha"))
     assert r.status_code in (403, 409), r.text
+    for bad in ("x", str(2**70)):  # not a number, nobody's id
+        r = client.post(
+            f"{API}/uploads",
+            content=b"{}",
+            headers={
+                "Tus-Resumable": "1.0.0",
+                "Content-Type": "application/offset+octet-stream",
+                **world["worker"].headers,
+                "Upload-Length": "2",
+                "Upload-Metadata": _meta(kind="field_session", campaign=bad),
+            },
+        )
+        assert_problem(r, 422, "upload.bad_metadata")
     assert client.get(f"{API}/campaigns/{cid}/sessions/scores", headers=world["worker"].headers).status_code in (
         403,
         404,

@@ -31,7 +31,7 @@ from egocrowd.accounts import policy
 from egocrowd.campaigns.service import get_campaign
 from egocrowd.consent import require_cover
 from egocrowd.db import Database
-from egocrowd.db.models import Campaign, CampaignStatus, EvalPolicy, Evaluation, FieldSession, Role, User
+from egocrowd.db.models import MAX_ID, Campaign, CampaignStatus, EvalPolicy, Evaluation, FieldSession, Role, User
 from egocrowd.errors import Conflict, EgocrowdError, InvalidInput, NotFound
 from egocrowd.evaluations import of_campaign, policies
 from egocrowd.uploads.protocol import Grant
@@ -60,6 +60,8 @@ def grant_field_upload(session: Session, worker: User, metadata: dict[str, str])
     """May ``worker`` upload a session log for the evaluation campaign its metadata names?"""
     try:
         campaign_id = int(metadata.get("campaign", ""))
+        if not 0 <= campaign_id <= MAX_ID:  # nobody's id; the database driver would fail on it
+            raise ValueError(campaign_id)
     except ValueError:
         raise InvalidInput(
             "Upload-Metadata of a session log must name the campaign (key 'campaign').", code="upload.bad_metadata"
