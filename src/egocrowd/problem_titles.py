@@ -256,6 +256,8 @@ TITLES: dict[str, str] = {
     "battle.robot_unreachable": N_("The robot did not answer"),
     "battle.unknown_code": N_("No robot has this code"),
     "campaign.evaluation_only": N_("This campaign only evaluates robots"),
+    "field_session.bad_log": N_("This session log cannot be read"),
+    "field_session.not_found": N_("This session log was not found"),
     "annotation.already_claimed": N_("You already hold a task on this clip"),
     "annotation.already_submitted": N_("This answer was already sent"),
     "annotation.bad_span": N_("This labelled part is not valid"),

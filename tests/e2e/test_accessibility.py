@@ -28,6 +28,7 @@ NOT_PAGES = ("/api/", "/static/", "/vendor/", "/favicon.ico")
 #: GET routes that answer a file (the <video> tag's source) or a machine (probes, Prometheus), not a page
 NOT_PAGE_ROUTES = {
     "/clips/{clip_id}/video",
+    "/campaigns/{campaign_id}/session/sw.js",
     "/admin/payouts/{batch_id}/file",
     "/healthz",
     "/readyz",

@@ -460,6 +460,14 @@ MATRIX = [
         body={"verdict": "a", "reason": "it did", "instruction": "clear the table"},
     ),
     Row("POST", "/battles/{missing}/release", logged_in(404)),
+    # long sessions (#19): the campaign has no evaluation; who may not look is told so first
+    Row(
+        "GET",
+        "/campaigns/{open}/sessions",
+        logged_in(403, worker=404, other_worker=404, owner=404, other_lab=404, admin=404),
+    ),
+    Row("GET", "/campaigns/{open}/sessions/scores", logged_in(403, owner=404, other_lab=404, admin=404)),
+    Row("GET", "/campaigns/{open}/sessions/{missing}/log", logged_in(404)),
 ]
 
 

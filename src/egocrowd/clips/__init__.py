@@ -35,6 +35,7 @@ from egocrowd.db.models import (
     Clip,
     ClipStatus,
     Derivative,
+    FieldSession,
     PayoutBatch,
     Release,
     ReleaseFile,
@@ -296,6 +297,8 @@ def sweep_orphan_blobs(
                         sa.select(ReleaseFile.sha256).where(ReleaseFile.sha256.in_(candidates)),
                         sa.select(Release.manifest_sha256).where(Release.manifest_sha256.in_(candidates)),
                         sa.select(PayoutBatch.export_sha256).where(PayoutBatch.export_sha256.in_(candidates)),
+                        # a long session's log, accepted or refused (kept for the worker and admins, #19)
+                        sa.select(FieldSession.blob_sha256).where(FieldSession.blob_sha256.in_(candidates)),
                     )
                 )
             )

@@ -22,7 +22,7 @@ from egocrowd.pay import rates
 from egocrowd.uploads.protocol import Grant
 from egocrowd.uploads.store import UploadInfo
 
-__all__ = ["check_upload_access", "clip_from_upload", "grant_upload"]
+__all__ = ["check_owner", "check_upload_access", "clip_from_upload", "grant_upload"]
 
 MB = 1024 * 1024
 
@@ -77,12 +77,16 @@ def grant_upload(
 
 def check_upload_access(session: Session, worker: User, info: UploadInfo, *, writing: bool) -> None:
     """Only the uploader may see, continue or delete an upload; bytes only while the lease runs."""
-    if str(worker.id) != info.owner:
-        raise Forbidden("This upload belongs to someone else.", code="upload.forbidden")
+    check_owner(worker, info)
     if writing and info.offset < info.length:
         # Refuse more bytes once the lease is over, rather than take a phone's whole (metered)
         # upload and refuse it at the last byte.
         assignments.require_active_lease(session, worker, int(info.context["assignment_id"]))
+
+
+def check_owner(worker: User, info: UploadInfo) -> None:
+    if str(worker.id) != info.owner:
+        raise Forbidden("This upload belongs to someone else.", code="upload.forbidden")
 
 
 def clip_from_upload(db: Database, blobs, info: UploadInfo, data_path: Path) -> dict[str, str]:

@@ -1257,3 +1257,31 @@ class SharedUpload(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     record: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  # UploadInfo.to_json()
     parts: Mapped[list[str]] = mapped_column(sa.JSON, default=list)  # object keys, in offset order
+
+
+class FieldSession(Base):
+    """A long session a worker logged on the phone (issue #19, egocrowd.evaluations.sessions): one
+    egocrowd.bench log (one session) uploaded with tus. ``accepted`` logs passed the bench readers and
+    are scored; a ``rejected`` one keeps its raw bytes (``blob_sha256``) and the reader's words (with
+    the line) so the worker can fix and send it again and an admin can look at it."""
+
+    __tablename__ = "field_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(sa.ForeignKey("evaluations.id"), index=True)
+    worker_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    upload_id: Mapped[str] = mapped_column(sa.String(64), unique=True)  # the tus upload: finishing is idempotent
+    session_id: Mapped[str | None] = mapped_column(sa.String(200))  # the log header's, when it could be read
+    status: Mapped[str] = mapped_column(sa.String(10))  # "accepted" | "rejected"
+    policy_id: Mapped[int | None] = mapped_column(sa.ForeignKey("eval_policies.id"))
+    environment: Mapped[str | None] = mapped_column(sa.String(100))
+    people: Mapped[list[Any]] = mapped_column(default=list)  # pseudonymous labels ("P1"), never names
+    events: Mapped[int] = mapped_column(default=0)
+    duration_s: Mapped[float | None]
+    blob_sha256: Mapped[str] = mapped_column(sa.String(64))
+    size_bytes: Mapped[int]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    error_line: Mapped[int | None]
+    started_at: Mapped[datetime | None]  # the phone's clock, from the header
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.CheckConstraint("status IN ('accepted', 'rejected')", name="ck_field_sessions_status"),)

@@ -31,6 +31,7 @@ from egocrowd.web.pages import annotate as annotate_pages
 from egocrowd.web.pages import battles as battle_pages
 from egocrowd.web.pages import catalog as catalog_pages
 from egocrowd.web.pages import clips as clip_pages
+from egocrowd.web.pages import field_sessions as field_session_pages
 from egocrowd.web.pages import labels as label_pages
 from egocrowd.web.pages import pay as pay_pages
 from egocrowd.web.pages import payouts as payout_pages
@@ -84,6 +85,7 @@ ROUTERS = [
     consent.router,
     assignments.router,
     clip_pages.router,
+    field_session_pages.router,
     admin_pages.router,
     lab.router,
     review_pages.router,

@@ -34,6 +34,7 @@ from egocrowd.campaigns.schema import (
 )
 from egocrowd.db.models import Campaign, CampaignStatus
 from egocrowd.errors import Conflict, EgocrowdError, InvalidInput
+from egocrowd.evaluations import sessions as field_sessions
 from egocrowd.i18n import N_, _, ngettext, tr
 from egocrowd.pay import budgets, rates
 from egocrowd.training import service as training
@@ -817,6 +818,7 @@ def campaign_detail_page(request: Request, ctx, campaign_id: int, *, status: int
         pay_report=rates.report(ctx.session, c) if glance else None,  # hourly rates, floors, top-ups
         deposit_key=secrets.token_hex(16),  # one deposit per form drawn: a double submit posts once
         training=training.requirements(ctx.session, user, c),  # what to practise first (#15)
+        field_sessions=field_sessions.overview(ctx.session, user, c, request.app.state.blobs),  # #19
     )
 
 

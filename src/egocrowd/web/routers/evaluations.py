@@ -11,9 +11,11 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from egocrowd import evaluations
-from egocrowd.db.models import Battle, EvalPolicy, Evaluation
+from egocrowd.db.models import Battle, EvalPolicy, Evaluation, FieldSession
+from egocrowd.evaluations import sessions as field_sessions
 from egocrowd.inputs import InputModel
 from egocrowd.web.auth import unit
+from egocrowd.web.blob_response import blob_response
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(prefix="/api/v1", tags=["evaluations"])
@@ -179,3 +181,53 @@ def judge(request: Request, battle_id: Id, body: evaluations.VerdictIn):
 def release(request: Request, battle_id: Id):
     with unit(request) as ctx:
         return _battle_out(ctx.session, evaluations.release(ctx.session, ctx.require_user(), battle_id))
+
+
+class FieldSessionOut(BaseModel):
+    """A long session's log as received: ``accepted`` (scored) or ``rejected`` with the bench
+    reader's words and line."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    session_id: str | None
+    worker_id: int
+    status: str = Field(description="accepted | rejected")
+    policy_id: int | None
+    environment: str | None
+    people: list[str]
+    events: int
+    duration_s: float | None
+    size_bytes: int
+    error: str | None
+    error_line: int | None
+    started_at: datetime | None
+    created_at: datetime
+
+
+@router.get("/campaigns/{campaign_id}/sessions", response_model=list[FieldSessionOut])
+def list_field_sessions(request: Request, campaign_id: Id):
+    """The long sessions logged on phones for the campaign's evaluation, newest first: all of them
+    for the lab, your own for a worker. Upload a log with tus (``/api/v1/uploads``, metadata
+    ``kind: field_session`` and ``campaign``)."""
+    with unit(request) as ctx:
+        rows: list[FieldSession] = list(field_sessions.list_sessions(ctx.session, ctx.require_user(), campaign_id))
+        return [FieldSessionOut.model_validate(r) for r in rows]
+
+
+@router.get("/campaigns/{campaign_id}/sessions/scores", response_model=dict[str, Any] | None)
+def field_session_scores(request: Request, campaign_id: Id, rounds: int = Query(1000, ge=1, le=5000)):
+    """The accepted sessions scored by egocrowd.bench: the same document as ``egocrowd bench score
+    --format json`` on the same logs (null before the first accepted session)."""
+    with unit(request) as ctx:
+        return field_sessions.scores(
+            ctx.session, ctx.require_user(), campaign_id, request.app.state.blobs, rounds=rounds
+        )
+
+
+@router.get("/campaigns/{campaign_id}/sessions/{field_session_id}/log")
+def field_session_log(request: Request, campaign_id: Id, field_session_id: Id):
+    """The log as received, accepted or refused (JSON Lines): for the worker who sent it and admins."""
+    with unit(request) as ctx:
+        row = field_sessions.sent_log(ctx.session, ctx.require_user(), campaign_id, field_session_id)
+        sha, name = row.blob_sha256, f"session-{row.id}.jsonl"
+    return blob_response(request, request.app.state.blobs, sha, media_type="application/x-ndjson", filename=name)

@@ -4,13 +4,13 @@ else (a bulk UPDATE, a script, a psql session). Buyers hold a release's root has
 it must not move.
 
 Revision ID: 0018
-Revises: 0014
+Revises: 0017
 """
 
 from alembic import op
 
 revision = "0018"
-down_revision = "0014"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
