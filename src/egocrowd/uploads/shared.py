@@ -158,17 +158,7 @@ class SharedUploadStore(_InProcess):
         context: dict[str, Any] | None = None,
         metadata: dict[str, str] | None = None,
     ) -> UploadInfo:
-        now = utcnow()
-        info = UploadInfo(
-            id=secrets.token_hex(16),
-            length=length,
-            owner=owner,
-            context=dict(context or {}),
-            metadata=dict(metadata or {}),
-            created_at=now,
-            updated_at=now,
-            expires_at=now + self.ttl,
-        )
+        info = UploadInfo.new(length=length, owner=owner, ttl=self.ttl, context=context, metadata=metadata)
         with self.engine.begin() as c:
             c.execute(_T.insert().values(id=info.id, parts=[], **_columns(info)))
         return info

@@ -77,6 +77,29 @@ class UploadInfo:
     sha256: str | None = None
     format_version: int = FORMAT_VERSION
 
+    @classmethod
+    def new(
+        cls,
+        *,
+        length: int,
+        owner: str,
+        ttl: timedelta,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> UploadInfo:
+        """A fresh upload with a random id, expiring ``ttl`` from now (every store creates them so)."""
+        now = utcnow()
+        return cls(
+            id=secrets.token_hex(16),
+            length=length,
+            owner=owner,
+            context=dict(context or {}),
+            metadata=dict(metadata or {}),
+            created_at=now,
+            updated_at=now,
+            expires_at=now + ttl,
+        )
+
     @property
     def state(self) -> str:
         """``receiving`` → ``completing`` → ``finished`` | ``failed``."""
@@ -281,18 +304,8 @@ class UploadStore(_InProcess):
         context: dict[str, Any] | None = None,
         metadata: dict[str, str] | None = None,
     ) -> UploadInfo:
-        upload_id = secrets.token_hex(16)
-        now = utcnow()
-        info = UploadInfo(
-            id=upload_id,
-            length=length,
-            owner=owner,
-            context=dict(context or {}),
-            metadata=dict(metadata or {}),
-            created_at=now,
-            updated_at=now,
-            expires_at=now + self.ttl,
-        )
+        info = UploadInfo.new(length=length, owner=owner, ttl=self.ttl, context=context, metadata=metadata)
+        upload_id = info.id
         self._lock_path(upload_id).touch()
         fd = os.open(self.data_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
