@@ -202,14 +202,22 @@ class Blobs(ABC):
         """An obstore store for plain (not content-addressed) objects under ``prefix``, next to
         the blobs and never listed as blobs: shared uploads keep their parts there."""
 
-    def clean_tmp(self) -> int:
-        """Remove leftovers of writes interrupted by a crash (call at startup); returns a count."""
+    def clean_tmp(self, *, older_than_s: float = 0.0, now: float | None = None) -> int:
+        """Remove leftovers of writes interrupted by a crash; returns a count. Other processes may be
+        writing here right now (a server's puts, a worker's renders): the orphan sweep passes
+        ``older_than_s``, its grace period, so only entries untouched that long go."""
+        now = time.time() if now is None else now
         n = 0
         for f in self.scratch_dir.iterdir():
-            if f.is_dir():
-                shutil.rmtree(f, ignore_errors=True)
-            else:
-                f.unlink(missing_ok=True)
+            try:
+                if older_than_s and now - f.stat().st_mtime < older_than_s:
+                    continue
+                if f.is_dir():
+                    shutil.rmtree(f, ignore_errors=True)
+                else:
+                    f.unlink()
+            except FileNotFoundError:  # its writer finished (renamed it) or another sweep got there
+                continue
             n += 1
         return n
 

@@ -370,12 +370,14 @@ def test_sweep_keeps_derived_blobs_and_removes_those_of_dropped_results(db, sett
     assert dropped != derived and blobs.exists(dropped)
     part = blobs.root / "tmp" / "deid-killed.mp4"  # what a render killed mid-write leaves
     part.write_bytes(b"half a video")
+    spooled = blobs.root / "tmp" / "put-killed"  # and a put killed while spooling
+    spooled.write_bytes(b"half a blob")
     assert clips.sweep_orphan_blobs(db, blobs) == []  # within the grace period: kept
-    assert part.exists()
+    assert part.exists() and spooled.exists()
     later = time.time() + timedelta(hours=7).total_seconds()
     assert clips.sweep_orphan_blobs(db, blobs, now=later) == [dropped]
     assert blobs.exists(derived) and blobs.exists(clip.sha256)
-    assert not part.exists()
+    assert not part.exists() and not spooled.exists()
 
 
 def test_a_review_request_survives_a_failed_re_render(db, settings, add_clip, face_clip, tmp_path):

@@ -308,13 +308,9 @@ def sweep_orphan_blobs(
             if sha not in referenced and old_enough(sha):
                 blobs.delete(sha)
                 removed.append(sha)
-    # a render killed mid-write (the deidentify stage writes into the store's tmp/ first)
-    for part in blobs.scratch_dir.glob("deid-*"):
-        try:
-            if now - part.stat().st_mtime >= grace.total_seconds():
-                part.unlink()
-        except FileNotFoundError:
-            pass
+    # writes killed mid-way: renders (the deidentify stage writes into the store's scratch dir
+    # first), spooled puts, downloads to the cache
+    blobs.clean_tmp(older_than_s=grace.total_seconds(), now=now)
     return removed
 
 
