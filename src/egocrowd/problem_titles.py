@@ -250,6 +250,7 @@ TITLES: dict[str, str] = {
     "battle.unknown_environment": N_("This place is not on the list"),
     "battle.slot_order": N_("Run robot A first"),
     "battle.slot_done": N_("This robot has run already"),
+    "battle.slot_missing": N_("Run both robots first"),
     "battle.no_instruction": N_("Type the instruction first"),
     "battle.physical_slot": N_("This robot is run by the lab's operator"),
     "battle.simulated_slot": N_("This robot runs in simulation"),

@@ -85,6 +85,25 @@ def test_both_slots_play_the_real_endpoints_blind_with_one_instruction(client, d
         assert leak not in text
 
 
+def test_a_battle_played_here_is_judged_after_both_runs_on_their_instruction(client, db, lab):
+    """The verdict API checks what the page shows: with runs recorded, both robots must have run,
+    and the verdict keeps the instruction they heard (not another one typed with it)."""
+    with served(Fetcher(), Idler()) as (fetcher, idler):
+        cid = _evaluation(client, db, lab, [("fetcher-v2", "http", fetcher), ("idler-v1", "http", idler)])
+        worker = make_user(db, "worker")
+        bid = _claim(db, cid, worker)
+        _run(db, worker, bid, "a", steps=4)
+        verdict = {"verdict": "a", "reason": "A fetched the milk", "instruction": "Sing a song"}
+        r = client.post(f"{API}/battles/{bid}/verdict", json=verdict, headers=worker.headers)
+        assert assert_problem(r, 409, "battle.slot_missing")["slot"] == "b"
+        _run(db, worker, bid, "b", steps=4)
+        r = client.post(f"{API}/battles/{bid}/verdict", json=verdict, headers=worker.headers)
+        assert r.status_code == 200, r.text
+    with db.transaction() as s:
+        battle = s.get_one(Battle, bid)
+        assert (battle.verdict, battle.instruction) == ("a", ASK)
+
+
 def test_a_slow_endpoint_is_stopped_and_a_dead_one_is_said_plainly(client, db, lab):
     with served(Slow(), Idler()) as (slow, idler):
         cid = _evaluation(client, db, lab, [("slow", "http", slow), ("dead", "http", "http://127.0.0.1:9")])

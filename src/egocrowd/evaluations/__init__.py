@@ -372,6 +372,16 @@ def judge(session: Session, user: User, battle_id: int, data: VerdictIn, *, now:
     now = now or db_now(session)
     battle = _active(session, user, battle_id, now)
     ev = session.get_one(Evaluation, battle.evaluation_id)
+    ran = battle.rollouts or {}
+    # A battle played here (its robots run from the page) is judged once both have run, on the
+    # instruction they heard; one judged outside (no runs recorded) says what it instructed.
+    missing = [slot for slot in ("a", "b") if slot not in ran]
+    if ran and missing:
+        raise Conflict(
+            f"Run robot {missing[0].upper()} before judging.", code="battle.slot_missing", slot=missing[0]
+        )
+    if ran.get("instruction"):
+        data = data.model_copy(update={"instruction": ran["instruction"]})
     if data.environment and ev.environments and data.environment not in ev.environments:
         raise InvalidInput(
             f"{data.environment!r} is not one of this evaluation's environments.",
