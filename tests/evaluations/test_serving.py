@@ -190,3 +190,21 @@ def test_an_evaluation_only_campaign_has_no_recording_slots(client, db, lab):
     # and the worker's work page lists the battle held
     work = client.get("/assignments", headers=worker.headers).text
     assert f'href="/battles/{r.json()["id"]}"' in work and "Nothing here yet" not in work
+
+
+def test_recent_results_are_reused_per_input_and_each_caller_gets_a_copy():
+    """The lab's page polls the ranking: the same battles are not bootstrapped again, a new verdict
+    (another key) is, and a caller changing its copy changes nobody else's."""
+    calls = []
+
+    def compute(n):
+        calls.append(n)
+        return {"ranking": [n]}
+
+    recent = evaluations.Recent(size=2)
+    first = recent.get("k1", lambda: compute(1))
+    first["ranking"].append("mine")
+    assert recent.get("k1", lambda: compute(99)) == {"ranking": [1]} and calls == [1]
+    recent.get("k2", lambda: compute(2))
+    recent.get("k3", lambda: compute(3))  # k1 is the oldest of three: dropped
+    assert recent.get("k1", lambda: compute(4)) == {"ranking": [4]} and calls == [1, 2, 3, 4]

@@ -14,10 +14,13 @@ when every adjacent pair is.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import random
 import secrets
-from collections import Counter, defaultdict
-from collections.abc import Iterable
+import threading
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -102,6 +105,37 @@ class VerdictIn(InputModel):
     instruction: str = Field(min_length=1, max_length=2000, description="What you asked both robots")
     person: str | None = Field(None, max_length=100, description="Who gave the instruction, in a household")
     environment: str | None = Field(None, max_length=100)
+
+
+class Recent:
+    """The last few results of a costly, pure computation, keyed by everything it depends on: the
+    lab's page polls its ranking every 15 s (a bootstrap of hundreds of rounds) and re-scores the
+    long sessions on every view, while nothing changed in between. Callers get their own copy."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._values: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return copy.deepcopy(self._values[key])
+        value = compute()  # outside the lock: two first askers may both compute, the same value
+        with self._lock:
+            self._values[key] = value
+            while len(self._values) > self._size:
+                self._values.popitem(last=False)
+        return copy.deepcopy(value)
+
+
+_RANKINGS = Recent()
+
+
+def _digest(*parts: Any) -> str:
+    """A short key for a long input (100,000 battles would make a large one)."""
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 
 
 # --- the lab's side -----------------------------------------------------------------------------
@@ -377,9 +411,7 @@ def judge(session: Session, user: User, battle_id: int, data: VerdictIn, *, now:
     # instruction they heard; one judged outside (no runs recorded) says what it instructed.
     missing = [slot for slot in ("a", "b") if slot not in ran]
     if ran and missing:
-        raise Conflict(
-            f"Run robot {missing[0].upper()} before judging.", code="battle.slot_missing", slot=missing[0]
-        )
+        raise Conflict(f"Run robot {missing[0].upper()} before judging.", code="battle.slot_missing", slot=missing[0])
     if ran.get("instruction"):
         data = data.model_copy(update={"instruction": ran["instruction"]})
     if data.environment and ev.environments and data.environment not in ev.environments:
@@ -479,7 +511,9 @@ def results(session: Session, user: User, campaign_id: int, *, rounds: int = 100
     gold = _judged(session, ev, gold=True)
     battles = [RankedBattle(names[b.policy_a_id], names[b.policy_b_id], b.verdict or "tie") for b in judged]
     ranking: dict[str, Any] = (
-        rank_battles(battles, rounds=rounds, seed=seed) if battles else {"ranking": [], "battles": 0}
+        _RANKINGS.get(_digest(battles, rounds, seed), lambda: rank_battles(battles, rounds=rounds, seed=seed))
+        if battles
+        else {"ranking": [], "battles": 0}
     )
     # each adjacent pair's head-to-head battles, in the order they were judged, through the sequential test
     adjacent = []

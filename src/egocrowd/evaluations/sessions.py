@@ -33,7 +33,7 @@ from egocrowd.consent import require_cover
 from egocrowd.db import Database
 from egocrowd.db.models import MAX_ID, Campaign, CampaignStatus, EvalPolicy, Evaluation, FieldSession, Role, User
 from egocrowd.errors import Conflict, EgocrowdError, InvalidInput, NotFound
-from egocrowd.evaluations import of_campaign, policies
+from egocrowd.evaluations import Recent, of_campaign, policies
 from egocrowd.uploads.protocol import Grant
 from egocrowd.uploads.store import UploadInfo
 
@@ -241,9 +241,6 @@ def sent_log(session: Session, user: User, campaign_id: int, field_session_id: i
 def scores(session: Session, user: User, campaign_id: int, blobs, *, rounds: int = 1000) -> dict[str, Any] | None:
     """The accepted sessions scored by egocrowd.bench exactly as ``egocrowd bench score`` scores
     the same logs (None before the first accepted session)."""
-    from egocrowd.bench.metrics import ScoreConfig
-    from egocrowd.bench.score import read_digests, score_digests
-
     ev = of_campaign(session, user, campaign_id, manage=True)
     rows = list(
         session.scalars(
@@ -254,6 +251,18 @@ def scores(session: Session, user: User, campaign_id: int, blobs, *, rounds: int
     )
     if not rows:
         return None
+    # a log's bytes never change (its blob is named by their hash)
+    key = (tuple((row.id, row.blob_sha256) for row in rows), rounds)
+    return _SCORES.get(key, lambda: _score_logs(rows, blobs, rounds))
+
+
+_SCORES = Recent()
+
+
+def _score_logs(rows: Sequence[FieldSession], blobs, rounds: int) -> dict[str, Any]:
+    from egocrowd.bench.metrics import ScoreConfig
+    from egocrowd.bench.score import read_digests, score_digests
+
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for row in rows:
