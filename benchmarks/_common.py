@@ -4,12 +4,14 @@ does not start with ``_``):
 - :func:`target`, the one way a benchmark states its targets, so people and scripts read them alike:
   ``target NAME: VALUE (goal >= GOAL) met`` (or ``missed``), one line per target, at the end;
 - :func:`private_schema`, a PostgreSQL schema of one run's own, so runs never see each other's rows
-  (or the tests'), created and dropped here.
+  (or the tests'), created and dropped here;
+- :func:`listening_socket`, a loopback port for a server subprocess that nobody can take first.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,3 +47,13 @@ def private_schema(prefix: str, *, keep: bool = False) -> Iterator[str]:
             with admin.begin() as c:
                 c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def listening_socket() -> socket.socket:
+    """A listening socket on a loopback port the kernel picked, for a server subprocess started
+    with ``uvicorn --fd N`` and ``pass_fds=(N,)``: asking for a "free" port and binding it again in
+    the child leaves a moment in which another process (a parallel test, another benchmark) takes it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    return sock
