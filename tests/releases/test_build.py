@@ -254,6 +254,25 @@ def test_a_blob_missing_fails_the_build_naming_the_clip(release_lab):
         assert [e.action for e in audit.events_for(s, "release", rid)] == ["release.created", "release.failed"]
 
 
+def test_a_clip_that_cannot_be_signed_fails_the_build_with_nothing_published(release_lab):
+    """Clips are signed several at once: one the signing library refuses (here, bytes that are no
+    video) fails the whole build plainly, the others' signed copies serve nobody."""
+    lab = release_lab
+    for video in range(3):
+        lab.clip(video=video)
+    broken = lab.clip(own_video=True)
+    rid = cut(lab)
+    with lab.db.transaction(write=False) as s:
+        path = lab.blobs.local_path(s.get_one(Clip, broken).derived.sha256)
+    path.chmod(0o644)
+    path.write_bytes(b"not a video at all" * 100)
+    r = build(lab, rid)
+    assert r.status is ReleaseStatus.failed and r.root_hash is None
+    assert r.error["code"] == "c2pa.signing_failed", r.error
+    with lab.db.transaction(write=False) as s:
+        assert service.release_files(s, s.get_one(Release, rid)) == []
+
+
 def test_the_orphan_sweep_keeps_release_files(release_lab):
     lab = release_lab
     lab.clip()

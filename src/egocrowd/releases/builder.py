@@ -34,6 +34,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -78,6 +79,9 @@ log = logging.getLogger("egocrowd.releases")
 MAX_ATTEMPTS = 3
 #: how long a claim holds; the build renews it with every progress write
 LEASE = timedelta(minutes=10)
+#: clips signed at once: signing is most of a build's time and uses a core each; each thread holds
+#: a clip and its signed copy in memory (credentials.SIGN_IN_MEMORY_BYTES each at most)
+SIGNING_THREADS = min(4, os.cpu_count() or 1)
 #: the manifest's own format (the fields below); bump it when they change
 MANIFEST_FORMAT_VERSION = 1
 MANIFEST_PATH = "manifest.json"
@@ -493,14 +497,18 @@ def signed_spec(
     folder.mkdir(parents=True, exist_ok=True)
     release = _release_facts(spec)
     items = []
-    with credentials.signer_of(authority) as signer:
-        for item in spec.items:
+    with credentials.signers_of(authority) as signer, ThreadPoolExecutor(SIGNING_THREADS) as pool:
+
+        def sign(item: ReleaseItem) -> ReleaseItem:
             dst = folder / f"{item.clip_sha256}.mp4"
             manifest = credentials.manifest_for(
                 [item], title=f"{item.clip_sha256}.mp4", release=release, licence=spec.licence
             )
-            sha, size = credentials.sign_video(item.media_path, dst, manifest, authority, signer=signer)
-            items.append(replace(item, media_path=dst, media_sha256=sha, media_size=size))
+            sha, size = credentials.sign_video(item.media_path, dst, manifest, authority, signer=signer())
+            return replace(item, media_path=dst, media_sha256=sha, media_size=size)
+
+        for signed in pool.map(sign, spec.items):  # in order; progress from this thread only
+            items.append(signed)
             progress(1)
     return replace(spec, items=tuple(items))
 

@@ -27,8 +27,9 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -319,6 +320,23 @@ def signer_of(authority: Authority) -> Iterator[Any]:
         yield signer
     finally:
         signer.close()
+
+
+@contextmanager
+def signers_of(authority: Authority) -> Iterator[Callable[[], Any]]:
+    """A signer for each thread that asks (one is not shared between threads; the library signs
+    without holding the GIL, so threads sign several files at once), all closed at the end."""
+    local = threading.local()
+    lock = threading.Lock()  # ExitStack is not thread-safe
+    with ExitStack() as stack:
+
+        def signer() -> Any:
+            if getattr(local, "signer", None) is None:
+                with lock:
+                    local.signer = stack.enter_context(signer_of(authority))
+            return local.signer
+
+        yield signer
 
 
 def sign_video(
