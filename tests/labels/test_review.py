@@ -29,7 +29,9 @@ from egocrowd.db.models import (
 )
 from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound
 from egocrowd.labels import review
-from tests.platform.helpers import make_user
+from egocrowd.pay import budgets, earnings, ledger, reviews
+from egocrowd.pay.money import Money
+from tests.platform.helpers import API, make_user
 from tests.support.deid import add_clip, make_video
 
 
@@ -412,3 +414,75 @@ def test_progress_counts_accepted_clips_against_the_target(db, world, clip_maker
     )
     r = world.client.get(f"/api/v1/campaigns/{camp}/progress", headers=world.lab.headers)
     assert r.status_code == 200 and r.json()["accepted"] == 1 and r.json()["accepted_left"] == 4
+
+
+# --- pay ------------------------------------------------------------------------------------------
+def _earned(db, actor) -> Money:
+    with db.transaction() as s:
+        return ledger.balance(s, ledger.worker_account(s, s.get_one(User, actor.id), "USD"))
+
+
+def test_platform_reviewers_are_paid_once_per_decision_the_labs_team_is_not(db, world, clip_maker):
+    """A campaign paying for review pays a platform reviewer each decision once (kind review_work),
+    owes it when the budget is short until the next deposit, and pays nobody for the lab's own
+    decisions; the budget counts a review per reviewed clip."""
+    reviewer = make_user(db, "reviewer")
+    campaign_id = _campaign(world, reviewers="both", pay_cents=30, sample_fraction=0.5)
+    with db.transaction() as s:
+        c = s.get_one(Campaign, campaign_id)
+        plain = Campaign(pay_cents=c.pay_cents, currency=c.currency, review={}, annotation=c.annotation)
+        # half the clips reviewed, each decision 0.30 and its fee, rounded up to the cent
+        one = Money(31, "USD")  # an odd amount: half of it is no whole cent
+        c.review = {**c.review, "pay_cents": 31}
+        per_review = (one + ledger.fee_for(one, budgets.fee_bps())).minor
+        assert budgets.cost_per_clip(c) - budgets.cost_per_clip(plain) == Money(-(-per_review // 2), "USD")
+        c.review = {**c.review, "pay_cents": 30}
+        c.review = {**c.review, "sample_fraction": 1.0}  # every clip to a person from here on
+    first = _route(db, clip_maker(campaign_id))
+    _decide(db, reviewer, first, "accept")
+    assert _earned(db, reviewer) == Money(30, "USD")
+    with db.transaction() as s:
+        again = reviews.pay_for_decision(s, s.get_one(ReviewItem, first), None)  # a retry: the same posting
+        assert again is not None and again.idempotency_key == f"review:{first}:decided"
+        assert again.kind.value == "review_work" and again.refs["review_item_id"] == first
+    lab_item = _route(db, clip_maker(campaign_id))
+    _decide(db, world.lab, lab_item, "accept")  # the lab's own team: part of its job
+    with db.transaction() as s:
+        assert reviews.pay_for_decision(s, s.get_one(ReviewItem, lab_item), None) is None
+        c = s.get_one(Campaign, campaign_id)
+        admin = s.scalar(sa.select(User).where(User.role == "admin").limit(1))
+        drain = budgets.budget(s, c).left
+        ledger.post(
+            s,
+            "adjustment",
+            [
+                ledger.Leg(ledger.campaign_account(s, c), -drain),
+                ledger.Leg(ledger.funding_account(s, c.organization, "USD"), drain),
+            ],
+            idempotency_key=f"drain:{campaign_id}",
+            reason="test: the lab took its money back",
+            actor=admin,
+        )
+    owed = _route(db, clip_maker(campaign_id))
+    _decide(db, reviewer, owed, "reject", reason="unsafe")  # a rejection is work too
+    assert _earned(db, reviewer) == Money(30, "USD")
+    assert "review.pay_owed" in _actions(db, "review_item", owed)
+    with db.transaction() as s:
+        assert [i.id for i in reviews.owed_decisions(s, campaign_id)] == [owed]
+        lines = earnings.earnings(s, s.get_one(User, reviewer.id)).reviews  # the reviewer's earnings page
+        assert [(x.item_id, x.kind, x.state, x.amount.minor) for x in lines] == [
+            (owed, "acceptance", "owed", 30),
+            (first, "acceptance", "approved", 30),
+        ]
+        assert earnings.earnings(s, s.get_one(User, world.lab.id)).reviews == []
+        c = s.get_one(Campaign, campaign_id)
+        admin = s.scalar(sa.select(User).where(User.role == "admin").limit(1))
+        budgets.record_deposit(s, c, Money(1000, "USD"), admin, reason="more", idempotency_key=f"more:{campaign_id}")
+        assert reviews.owed_decisions(s, campaign_id) == []
+        assert ledger.verify(s) == []
+    assert _earned(db, reviewer) == Money(60, "USD")
+    r = world.client.get(f"{API}/me/earnings", headers=reviewer.headers)
+    assert [(x["review_item_id"], x["state"], x["amount"]) for x in r.json()["reviews"]] == [
+        (owed, "approved", "0.30"),
+        (first, "approved", "0.30"),
+    ]

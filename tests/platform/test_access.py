@@ -375,16 +375,17 @@ MATRIX = [
     Row("GET", "/releases", logged_in(403, owner=200, other_lab=200, admin=200)),
     Row("GET", "/releases/{missing}", logged_in(404)),
     Row("GET", "/releases/{missing}/manifest", logged_in(404)),
-    # payouts (#11): each worker their own methods; batches and the reversals' appeals are the admins'
-    Row("GET", "/me/payout-methods", logged_in(403, worker=200, other_worker=200)),
+    # payouts (#11): each worker (and platform reviewer: they earn too) their own methods; batches
+    # and the reversals' appeals are the admins'
+    Row("GET", "/me/payout-methods", logged_in(403, worker=200, other_worker=200, reviewer=200)),
     Row(
         "POST",
         "/me/payout-methods",
-        logged_in(403, worker=201, other_worker=201),
+        logged_in(403, worker=201, other_worker=201, reviewer=201),
         body={"provider": "paypal", "account_ref": "me@example.org", "currency": "USD"},
     ),
-    Row("POST", "/me/payout-methods/{missing}/default", logged_in(403, worker=404, other_worker=404)),
-    Row("DELETE", "/me/payout-methods/{missing}", logged_in(403, worker=404, other_worker=404)),
+    Row("POST", "/me/payout-methods/{missing}/default", logged_in(403, worker=404, other_worker=404, reviewer=404)),
+    Row("DELETE", "/me/payout-methods/{missing}", logged_in(403, worker=404, other_worker=404, reviewer=404)),
     Row("GET", "/me/payouts", logged_in(200), note="everyone reads their own (none here)"),
     Row("GET", "/payout-batches", ADMIN_ONLY),
     Row(

@@ -187,7 +187,7 @@ _RULES: dict[str, Any] = {
     "pay.floors": lambda u, _: u.role is Role.admin,
     "pay.rates": lambda u, _: u.role is Role.admin,
     "pay.top_up": _manages,  # resource: the campaign
-    "pay.methods": lambda u, _: u.role is Role.worker,
+    "pay.methods": lambda u, _: u.role in (Role.worker, Role.reviewer),  # both earn (pay.reviews)
     "pay.payouts": lambda u, _: u.role is Role.admin,
     # Releases (#12): a lab cuts releases of its own campaigns' accepted clips; every requester (any
     # lab, small ones too) browses the catalog of published releases and asks for access for their

@@ -225,6 +225,15 @@ class ReviewSettings(_Strict):
         title=N_("Auto-accept after (days)"),
         description=N_("A clip nobody has decided on by then is accepted, so workers are never kept waiting."),
     )
+    pay_cents: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        title=N_("Pay per review decision"),
+        description=N_(
+            "In cents, paid to a platform reviewer for each clip, appeal or label fix they decide (your own team is not paid)."
+        ),
+    )
 
 
 class AnnotationSettings(_Strict):

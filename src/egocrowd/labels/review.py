@@ -48,6 +48,7 @@ from egocrowd.i18n import N_
 from egocrowd.labels import tasks
 from egocrowd.notifications import notify
 from egocrowd.pay import budgets
+from egocrowd.pay import reviews as review_pay
 from egocrowd.pipeline.stages import stage
 
 #: Why a reviewer rejects a clip: code → the words the worker reads (English msgids, translated
@@ -476,6 +477,7 @@ def decide_item(
         item,
         {"decision": decision, "reason": reason, "comment": comment, "clip_id": clip.id, "kind": item.kind.value},
     )
+    review_pay.pay_for_decision(session, item, user)
     return item
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd import audit
 from egocrowd.db.models import AnnotationTask, AnnotationTaskStatus, Campaign, LedgerTransaction, User
 from egocrowd.pay import ledger
 from egocrowd.pay.money import Money
@@ -62,28 +61,19 @@ def pay_for_answer(
     worker = session.get(User, task.annotator_id)
     assert worker is not None
     pay = Money(pay_cents(campaign), campaign.currency)
-    try:
-        return ledger.pay_from_budget(
-            session,
-            ledger.TransactionKind.annotation_accepted,
-            campaign,
-            worker,
-            pay,
-            fee_bps=fee_bps,
-            idempotency_key=payment_key(task.id),
-            reason=f"Annotation answer {task.id} on clip {task.clip_id} of campaign {campaign.id}: {pay}",
-            actor=actor,
-            refs={"task_id": task.id, "clip_id": task.clip_id, "campaign_id": campaign.id, "fee_bps": fee_bps},
-        )
-    except ledger.InsufficientFunds as short:
-        audit.record(
-            session,
-            actor,
-            "annotation.pay_owed",
-            task,
-            {"campaign_id": campaign.id, "needed": short.extra.get("needed"), "balance": short.extra.get("balance")},
-        )
-        return None
+    return ledger.pay_or_owe(
+        session,
+        ledger.TransactionKind.annotation_accepted,
+        campaign,
+        worker,
+        pay,
+        fee_bps=fee_bps,
+        idempotency_key=payment_key(task.id),
+        reason=f"Annotation answer {task.id} on clip {task.clip_id} of campaign {campaign.id}: {pay}",
+        actor=actor,
+        refs={"task_id": task.id, "clip_id": task.clip_id, "campaign_id": campaign.id, "fee_bps": fee_bps},
+        owed=("annotation.pay_owed", task),
+    )
 
 
 def owed_answers(session: Session, campaign_id: int) -> list[AnnotationTask]:

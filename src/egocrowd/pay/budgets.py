@@ -12,6 +12,7 @@ deposit pays owed clips first, oldest first (:func:`record_deposit`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
@@ -30,7 +31,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, NotFound
-from egocrowd.pay import answers, evaluations, ledger, rates
+from egocrowd.pay import answers, evaluations, ledger, rates, reviews
 from egocrowd.pay.money import Money, fee_for
 
 
@@ -41,7 +42,8 @@ def fee_bps() -> int:
 
 def cost_per_clip(campaign: Campaign) -> Money:
     """What one accepted clip takes from the budget: the worker's pay plus the platform's fee, and,
-    when the campaign pays for annotation, its ``per_clip`` answers' pay and fees (pay.answers)."""
+    when the campaign pays for annotation, its ``per_clip`` answers' pay and fees (pay.answers), and
+    when it pays platform reviewers, a review decision's pay and fee for the share of clips reviewed."""
     pay = Money(campaign.pay_cents, campaign.currency)
     cost = pay + fee_for(pay, fee_bps())
     per_answer = answers.pay_cents(campaign)
@@ -49,6 +51,13 @@ def cost_per_clip(campaign: Campaign) -> Money:
         answer = Money(per_answer, campaign.currency)
         k = int((campaign.annotation or {}).get("per_clip") or 1)
         cost = cost + Money((answer + fee_for(answer, fee_bps())).minor * k, campaign.currency)
+    per_review = reviews.pay_cents(campaign)
+    review = campaign.review or {}
+    if per_review > 0 and review.get("reviewers", "platform") != "requester":
+        # the share of clips a person reviews, each decision with its fee, rounded up to the minor unit
+        one = Money(per_review, campaign.currency)
+        share = Decimal(str(review.get("sample_fraction", 1.0))) * (one + fee_for(one, fee_bps())).minor
+        cost = cost + Money(int(share.to_integral_value(rounding=ROUND_CEILING)), campaign.currency)
     return cost
 
 
@@ -106,12 +115,13 @@ def record_deposit(
     idempotency_key: str,
 ) -> LedgerTransaction:
     """An admin records money the lab sent for ``campaign`` (``ledger.deposit``: admins only, audited
-    ``ledger.posted``), then pays any clips, annotation answers, evaluation verdicts and top-ups whose
-    pay was owed. A retried form (same key) posts once."""
+    ``ledger.posted``), then pays any clips, annotation answers, evaluation verdicts, review decisions
+    and top-ups whose pay was owed. A retried form (same key) posts once."""
     txn = ledger.deposit(session, campaign, money, actor, idempotency_key=idempotency_key, reason=reason)
     settle_owed(session, campaign, actor)
     answers.settle_owed(session, campaign, actor)
     evaluations.settle_owed(session, campaign, actor)
+    reviews.settle_owed(session, campaign, actor)
     rates.settle_top_ups(session, campaign, actor)
     return txn
 

@@ -29,9 +29,12 @@ from egocrowd.db.models import (
     LedgerAccountKind,
     LedgerEntry,
     LedgerTransaction,
+    ReviewItem,
+    ReviewState,
+    Role,
     User,
 )
-from egocrowd.pay import answers, ledger, payouts, rates
+from egocrowd.pay import answers, ledger, payouts, rates, reviews
 from egocrowd.pay.money import Money
 
 #: the clip states whose pay is still to be decided (sent, checks running or passed, nobody decided)
@@ -93,6 +96,20 @@ class AnswerLine:
 
 
 @dataclass(frozen=True)
+class ReviewLine:
+    """A review decision of the reviewer's and its pay (pay.reviews)."""
+
+    item_id: int
+    clip_id: int
+    campaign_id: int
+    campaign_title: str
+    kind: str  # acceptance | appeal | spans
+    state: str  # approved | owed | reversed
+    amount: Money
+    decided_at: datetime
+
+
+@dataclass(frozen=True)
 class Week:
     start: date  # the Monday (UTC) the week begins
     earned: list[Money]  # net ledger postings to the worker that week, one per currency
@@ -107,6 +124,7 @@ class Earnings:
     totals: dict[str, list[Money]]  # state → amount per currency, over the lines shown
     top_ups: list[TopUpLine] = field(default_factory=list)  # newest first
     answers: list[AnswerLine] = field(default_factory=list)  # paid-for annotation answers, newest first
+    reviews: list[ReviewLine] = field(default_factory=list)  # paid-for review decisions, newest first
 
 
 def _monday(moment: datetime) -> date:
@@ -233,6 +251,7 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
         {state: _sorted(v) for state, v in totals.items()},
         top_ups=top_up_lines,
         answers=_answers(session, worker, limit),
+        reviews=_reviews(session, worker, limit),
     )
 
 
@@ -240,6 +259,7 @@ def currencies(e: Earnings) -> set[str]:
     """Every currency the earnings mention."""
     found = {m.currency for m in e.balances}
     found |= {x.amount.currency for x in e.lines} | {x.amount.currency for x in e.answers}
+    found |= {x.amount.currency for x in e.reviews}
     found |= {m.currency for w in e.weeks for m in (*w.earned, *w.pending)}
     return found
 
@@ -288,12 +308,54 @@ def _answers(session: Session, worker: User, limit: int) -> list[AnswerLine]:
     return out
 
 
+def _reviews(session: Session, reviewer: User, limit: int) -> list[ReviewLine]:
+    """The reviewer's decisions on campaigns that pay for review, newest first."""
+    if reviewer.role is not Role.reviewer:
+        return []  # only platform reviewers are paid for deciding (pay.reviews)
+    paid = aliased(LedgerTransaction)
+    undo = aliased(LedgerTransaction)
+    rows = session.execute(
+        sa.select(ReviewItem, Campaign, paid, undo)
+        .join(Campaign, Campaign.id == ReviewItem.campaign_id)
+        .outerjoin(paid, paid.idempotency_key == reviews.payment_key_sql())
+        .outerjoin(undo, undo.reverses_id == paid.id)
+        .where(ReviewItem.decided_by == reviewer.id, ReviewItem.state == ReviewState.done)
+        .order_by(ReviewItem.id.desc())
+        .limit(limit)
+    ).all()
+    out = []
+    for item, campaign, payment, reversal in rows:
+        cents = reviews.pay_cents(campaign)
+        if cents <= 0 and payment is None:
+            continue
+        if payment is not None:
+            # what was posted, whatever the campaign pays now
+            amount = Money(int(payment.refs.get("pay_minor", cents)), campaign.currency)
+            state = "reversed" if reversal is not None else "approved"
+        else:
+            amount, state = Money(cents, campaign.currency), "owed"
+        out.append(
+            ReviewLine(
+                item_id=item.id,
+                clip_id=item.clip_id,
+                campaign_id=campaign.id,
+                campaign_title=campaign.title,
+                kind=item.kind.value,
+                state=state,
+                amount=amount,
+                decided_at=item.decided_at or item.created_at,
+            )
+        )
+    return out
+
+
 __all__ = [
     "MAX_LINES",
     "UNDECIDED",
     "AnswerLine",
     "EarningLine",
     "Earnings",
+    "ReviewLine",
     "TopUpLine",
     "Week",
     "currencies",

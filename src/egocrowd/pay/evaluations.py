@@ -11,7 +11,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from egocrowd import audit
 from egocrowd.db.models import Battle, BattleStatus, Campaign, Evaluation, LedgerTransaction, User
 from egocrowd.pay import ledger
 from egocrowd.pay.money import Money
@@ -40,28 +39,19 @@ def pay_for_verdict(
     campaign = session.get_one(Campaign, evaluation.campaign_id)
     worker = session.get_one(User, battle.evaluator_id)
     pay = Money(evaluation.pay_cents, campaign.currency)
-    try:
-        return ledger.pay_from_budget(
-            session,
-            ledger.TransactionKind.evaluation_work,
-            campaign,
-            worker,
-            pay,
-            fee_bps=fee_bps,
-            idempotency_key=payment_key(battle.id),
-            reason=f"Verdict in battle {battle.id} of campaign {campaign.id}: {pay}",
-            actor=actor,
-            refs={"battle_id": battle.id, "campaign_id": campaign.id, "fee_bps": fee_bps},
-        )
-    except ledger.InsufficientFunds as short:
-        audit.record(
-            session,
-            actor,
-            "battle.pay_owed",
-            battle,
-            {"campaign_id": campaign.id, "needed": short.extra.get("needed"), "balance": short.extra.get("balance")},
-        )
-        return None
+    return ledger.pay_or_owe(
+        session,
+        ledger.TransactionKind.evaluation_work,
+        campaign,
+        worker,
+        pay,
+        fee_bps=fee_bps,
+        idempotency_key=payment_key(battle.id),
+        reason=f"Verdict in battle {battle.id} of campaign {campaign.id}: {pay}",
+        actor=actor,
+        refs={"battle_id": battle.id, "campaign_id": campaign.id, "fee_bps": fee_bps},
+        owed=("battle.pay_owed", battle),
+    )
 
 
 def owed_verdicts(session: Session, campaign_id: int) -> list[Battle]:

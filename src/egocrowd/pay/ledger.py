@@ -462,6 +462,32 @@ def pay_from_budget(
     return post(session, kind, legs, idempotency_key=idempotency_key, reason=reason, actor=actor, refs=refs)
 
 
+def pay_or_owe(
+    session: Session,
+    kind: TransactionKind,
+    campaign: Campaign,
+    worker: User,
+    pay: Money,
+    *,
+    owed: tuple[str, Any],
+    **payment: Any,
+) -> LedgerTransaction | None:
+    """:func:`pay_from_budget`, or, when the budget is short, None and the audit event ``owed``
+    (action, subject) saying what was needed: the pay is owed, and the next deposit settles it."""
+    try:
+        return pay_from_budget(session, kind, campaign, worker, pay, **payment)
+    except InsufficientFunds as short:
+        action, subject = owed
+        audit.record(
+            session,
+            payment.get("actor"),
+            action,
+            subject,
+            {"campaign_id": campaign.id, "needed": short.extra.get("needed"), "balance": short.extra.get("balance")},
+        )
+        return None
+
+
 # ---------------------------------------------------------------- reading
 
 

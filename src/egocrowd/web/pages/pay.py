@@ -14,6 +14,7 @@ from egocrowd.pay import budgets, earnings, local
 from egocrowd.pay.money import Money
 from egocrowd.web.auth import unit
 from egocrowd.web.pages.render import TextForm, flash_messages, render, see_other
+from egocrowd.web.pages.review import KIND_WORDS
 from egocrowd.web.routers.api import Id
 
 router = APIRouter(include_in_schema=False)
@@ -70,6 +71,7 @@ def earnings_page(request: Request):
             local=local.for_worker(ctx.session, user, earnings.currencies(e)),
             state_words=STATE_WORDS,
             answer_words=ANSWER_WORDS,
+            review_kind_words=KIND_WORDS,
             pill=PILL,
             # the data uses' descriptions are their labels in campaigns.schema (marked there)
             use_words={k: _(f.description) if f.description else k for k, f in DataUse.model_fields.items()},

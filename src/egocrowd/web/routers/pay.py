@@ -137,6 +137,17 @@ class AnswerLineOut(BaseModel):
     effective_hourly_rate: str | None
 
 
+class ReviewLineOut(BaseModel):
+    review_item_id: int
+    clip_id: int
+    campaign_id: int
+    kind: str = Field(description="acceptance | appeal | spans")
+    state: str = Field(description="approved | owed | reversed")
+    amount: str
+    currency: str
+    decided_at: datetime
+
+
 class EarningsOut(BaseModel):
     balances: list[AmountOut]
     totals: dict[str, list[AmountOut]] = Field(description="state → amount per currency, over the lines")
@@ -144,6 +155,9 @@ class EarningsOut(BaseModel):
     lines: list[EarningLineOut]
     top_ups: list[TopUpLineOut] = Field(description="top-ups paid on your clips, newest first")
     answers: list[AnswerLineOut] = Field(description="your annotation answers on campaigns that pay for them")
+    reviews: list[ReviewLineOut] = Field(
+        default_factory=list, description="a platform reviewer's decisions on campaigns that pay for review"
+    )
 
 
 def _amounts(ms: list[Money]) -> list[AmountOut]:
@@ -202,6 +216,19 @@ def my_earnings(request: Request, limit: int = Query(earnings.MAX_LINES, ge=1, l
                     effective_hourly_rate=a.effective.format() if a.effective else None,
                 )
                 for a in e.answers
+            ],
+            reviews=[
+                ReviewLineOut(
+                    review_item_id=r.item_id,
+                    clip_id=r.clip_id,
+                    campaign_id=r.campaign_id,
+                    kind=r.kind,
+                    state=r.state,
+                    amount=r.amount.format(),
+                    currency=r.amount.currency,
+                    decided_at=r.decided_at,
+                )
+                for r in e.reviews
             ],
         )
 
