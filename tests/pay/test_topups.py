@@ -285,3 +285,31 @@ def test_many_accepting_and_paying_one_top_up_at_once_pay_it_once(books, db):
         assert top_up_count(s, cid) == 5
         assert all(earned(s, s.get_one(User, w)) == usd("2.00") for w in worker_ids)
         assert ledger.verify(s) == []
+
+
+def test_reversing_a_clips_pay_takes_its_top_ups_back_and_a_granted_appeal_returns_them(books, db):
+    """A top-up is paid because the clip's pay stood: reversing that pay reverses the top-ups too,
+    and an appeal granted against the reversal brings both back, to the cent."""
+    from egocrowd.pay import appeals, reversals
+
+    with db.transaction() as s:
+        c, workers, clips = underpaid(books, s, auto=True)
+        first = rates.propose(s, c)
+        for _ in range(6):  # a second, larger top-up reaches the same clips
+            accepted_clip(books, s, c, books.user(s), minutes=30)
+        assert rates.propose(s, c).state is TopUpState.paid and first.state is TopUpState.paid
+        worker, clip = workers[0], clips[0]
+        assert earned(s, worker) == usd("4.00") and len(rates.top_up_payments(s, clip.id)) == 2
+        budget = ledger.balance(s, ledger.campaign_account(s, c))
+        reversals.reverse_clip_pay(s, books.admin(s), clip.id, "The clip repeats one sent last week.")
+        assert earned(s, worker) == usd("0.00")
+        back = ledger.balance(s, ledger.campaign_account(s, c)) - budget
+        assert back == usd("4.00")  # the 1.50 pay and both top-ups (0.50, 2.00); no fee by default
+        event = audit.find(s, action="clip.pay_reversed", entity_type="clip", entity_id=clip.id)[0]
+        assert len(event.payload["top_up_reversals"]) == 2
+        assert earned(s, workers[1]) == usd("4.00")  # nobody else's
+        row = appeals.appeal(s, worker, clip.id, "It is another shirt: look at the sleeves.")
+        appeals.decide(s, books.admin(s), row.id, "overturn", "Agreed.")
+        assert earned(s, worker) == usd("4.00")
+        assert ledger.balance(s, ledger.campaign_account(s, c)) == budget
+        assert ledger.verify(s) == []

@@ -42,7 +42,7 @@ from egocrowd.db.models import (
 from egocrowd.errors import Conflict, InvalidInput, NotFound
 from egocrowd.i18n import N_
 from egocrowd.notifications import notify
-from egocrowd.pay import ledger
+from egocrowd.pay import ledger, rates
 from egocrowd.pay.money import Money
 
 COMMENT_MIN = 10
@@ -125,6 +125,13 @@ def decide(session: Session, admin: User, appeal_id: int, decision: str, comment
             session, row.reversal_id, f"Appeal {row.id} on clip {row.clip_id} granted: the pay stands", admin
         )
         row.repay_transaction_id = repay.id
+        # the top-ups taken back with the pay come back with it
+        for t in rates.top_up_payments(session, row.clip_id):
+            taken = session.scalar(sa.select(LedgerTransaction).where(LedgerTransaction.reverses_id == t.id))
+            if taken is not None:
+                ledger.reverse(
+                    session, taken.id, f"Appeal {row.id} on clip {row.clip_id} granted: the top-up stands", admin
+                )
     audit.record(
         session,
         admin,

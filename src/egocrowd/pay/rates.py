@@ -403,6 +403,21 @@ def top_up_key(top_up_id: int, clip_id: int) -> str:
     return f"topup:{top_up_id}:clip:{clip_id}"
 
 
+def top_up_payments(session: Session, clip_id: int) -> list[LedgerTransaction]:
+    """Every top-up posted for the clip (one per top-up that reached it), oldest first: reversing
+    the clip's pay takes them back too, and an appeal granted against that brings them back."""
+    return list(
+        session.scalars(
+            sa.select(LedgerTransaction)
+            .where(
+                LedgerTransaction.kind == ledger.TransactionKind.top_up,
+                LedgerTransaction.idempotency_key.like(f"topup:%:clip:{int(clip_id)}"),
+            )
+            .order_by(LedgerTransaction.id)
+        )
+    )
+
+
 def _paid_clips(session: Session, campaign_id: int, *, paid_by: datetime | None = None) -> list[Clip]:
     """The campaign's clips whose pay stands (posted, not reversed), oldest first; ``paid_by``: only
     those paid at or before that moment."""
@@ -720,6 +735,7 @@ def visible_report(session: Session, user: User | None, campaign_id: int) -> Rep
 
 __all__ = [
     "ANYWHERE",
+    "top_up_payments",
     "MIN_SAMPLE",
     "FloorCheck",
     "Measured",

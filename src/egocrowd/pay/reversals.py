@@ -5,7 +5,8 @@ notice). The reversal is the ledger's (:func:`egocrowd.pay.ledger.reverse`: the 
 linked, at most once), so reversing twice changes nothing; the money goes back to the campaign's
 budget. A reversal that would take the worker's balance below zero (they were paid out already)
 needs the admin to say so (``allow_negative``), recorded on the transaction and in the audit log.
-The clip itself stays ``accepted``: what happens to its data is the review room's decision.
+The clip's top-ups (pay.rates) are reversed with it. The clip itself stays ``accepted``: what
+happens to its data is the review room's decision.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from egocrowd.db.models import Clip, LedgerTransaction, User
 from egocrowd.errors import Conflict, InvalidInput, NotFound
 from egocrowd.i18n import N_
 from egocrowd.notifications import notify
-from egocrowd.pay import ledger
+from egocrowd.pay import ledger, rates
 
 REASON_MIN = 10
 
@@ -49,12 +50,23 @@ def reverse_clip_pay(
     if already is not None:
         return already
     reversal = ledger.reverse(session, payment.id, reason, actor, allow_negative=allow_negative)
+    # the clip's top-ups were paid because its pay stood: they go with it
+    top_ups = [
+        ledger.reverse(session, t.id, reason, actor, allow_negative=allow_negative).id
+        for t in rates.top_up_payments(session, clip.id)
+    ]
     audit.record(
         session,
         actor,
         "clip.pay_reversed",
         clip,
-        {"payment": payment.id, "reversal": reversal.id, "reason": reason, "allow_negative": allow_negative},
+        {
+            "payment": payment.id,
+            "reversal": reversal.id,
+            "top_up_reversals": top_ups,
+            "reason": reason,
+            "allow_negative": allow_negative,
+        },
     )
     notify(
         session,
