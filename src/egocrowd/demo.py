@@ -84,6 +84,8 @@ CAMPAIGNS = [
         pay_cents=150,
         expected_minutes=4,
         buyer_name="Open Robotics Lab — humanoid manipulation team",
+        # platform reviewers earn 0.10 a decision (pay.reviews)
+        review={"reviewers": "platform", "sample_fraction": 1.0, "auto_accept_days": 3, "pay_cents": 10},
     ),
     dict(
         title="Open a screw-top jar",
@@ -175,6 +177,8 @@ def seed(session: Session, blobs: Blobs | None = None) -> list[tuple[str, str, s
         # payouts (#11): the demo worker is paid through PayPal; /admin/payouts makes a batch of their balance
         worker = session.scalars(sa.select(User).where(User.email == USERS[3][0])).one()
         payouts.add_method(session, worker, provider="paypal", account_ref=worker.email, currency="USD")
+        reviewer = session.scalars(sa.select(User).where(User.email == USERS[2][0])).one()  # paid per decision
+        payouts.add_method(session, reviewer, provider="paypal", account_ref=reviewer.email, currency="USD")
         # fair pay (#11): the demo workers live in Kenya; an exchange rate shows their pay in shillings
         rates.set_rate(session, admin, "USD", "KES", "129.50", "Demo figure: set a real one on /admin/pay")
     return [(e, p, r.value) for e, p, r, _ in USERS] + [(e, p, "annotator") for e, p in ANNOTATORS]
