@@ -27,7 +27,7 @@ def test_reviewer_accepts_and_rejects_with_the_keyboard_and_a_phone_looks_right(
     app, live, db, world, chromium, tmp_path
 ):
     video = make_video(tmp_path / "clip.mp4", seconds=12)
-    campaign = world.open_campaign(review={"reviewers": "platform", "sample_fraction": 1.0})
+    campaign = world.open_campaign(review={"reviewers": "platform", "sample_fraction": 1.0, "pay_cents": 25})
     ids = []
     for _ in range(3):
         cid = add_clip(
@@ -45,6 +45,7 @@ def test_reviewer_accepts_and_rejects_with_the_keyboard_and_a_phone_looks_right(
     page = log_in(browser, live.base, reviewer.email, DESKTOP)
     page.goto("/review")
     assert page.locator(".review-items li[data-item]").count() == 3
+    assert page.locator("[data-pay]").first.inner_text() == "you earn USD\xa00.25"  # what each decision pays
     page.get_by_role("link", name=f"Accept or reject: clip {ids[0]}").click()
     page.wait_for_load_state()
     assert page.locator("#ri-keys").is_visible()  # the hint, on a desktop
@@ -88,6 +89,12 @@ def test_reviewer_accepts_and_rejects_with_the_keyboard_and_a_phone_looks_right(
     page.goto(f"/review/items/{items[ids[2]]}")
     assert not page.locator("#ri-keys").is_visible()
     look(page, "review-item-phone")
+    # Each decision was paid: the reviewer's earnings list them.
+    page.goto("/earnings")
+    rows = page.locator("#review-table tr[data-review]")
+    assert rows.count() == 2 and rows.first.get_attribute("data-state") == "approved"
+    assert "USD\xa00.25" in rows.first.inner_text()
+    look(page, "review-earnings")
     page.context.close()
 
 

@@ -12,10 +12,12 @@ from fastapi.responses import HTMLResponse, Response
 
 from egocrowd import clips
 from egocrowd.clips import media
-from egocrowd.db.models import ReviewKind
+from egocrowd.db.models import Campaign, ReviewKind, Role, User
 from egocrowd.errors import InvalidInput
 from egocrowd.i18n import N_
 from egocrowd.labels import review
+from egocrowd.pay import reviews as review_pay
+from egocrowd.pay.money import Money
 from egocrowd.web.auth import Ctx, unit
 from egocrowd.web.pages.clips import STATUS_WORDS, _file_name
 from egocrowd.web.pages.render import TextForm, flash_messages, form_action, page_unit, render, see_other
@@ -58,6 +60,16 @@ def _query_int(request: Request, name: str) -> int | None:
     return int(value)
 
 
+def _pay_for(user: User):
+    """What a decision earns a platform reviewer on a campaign (None: nothing), for the queue."""
+
+    def pay(campaign: Campaign) -> Money | None:
+        cents = review_pay.pay_cents(campaign)
+        return Money(cents, campaign.currency) if cents and user.role is Role.reviewer else None
+
+    return pay
+
+
 @router.get("/review", response_class=HTMLResponse)
 def queue_page(request: Request):
     with unit(request) as ctx:
@@ -76,6 +88,7 @@ def queue_page(request: Request):
             campaign_id=campaign_id,
             kind_words=KIND_WORDS,
             disputes_sentences=DISPUTES_SENTENCES,
+            pay_for=_pay_for(user),
         )
 
 
