@@ -33,6 +33,7 @@ from egocrowd.pay import budgets, earnings, ledger, reviews
 from egocrowd.pay.money import Money
 from tests.platform.helpers import API, make_user
 from tests.support.deid import add_clip, make_video
+from tests.support.world import take_budget_back
 
 
 @pytest.fixture(scope="module")
@@ -449,20 +450,7 @@ def test_platform_reviewers_are_paid_once_per_decision_the_labs_team_is_not(db, 
     _decide(db, world.lab, lab_item, "accept")  # the lab's own team: part of its job
     with db.transaction() as s:
         assert reviews.pay_for_decision(s, s.get_one(ReviewItem, lab_item), None) is None
-        c = s.get_one(Campaign, campaign_id)
-        admin = s.scalar(sa.select(User).where(User.role == "admin").limit(1))
-        drain = budgets.budget(s, c).left
-        ledger.post(
-            s,
-            "adjustment",
-            [
-                ledger.Leg(ledger.campaign_account(s, c), -drain),
-                ledger.Leg(ledger.funding_account(s, c.organization, "USD"), drain),
-            ],
-            idempotency_key=f"drain:{campaign_id}",
-            reason="test: the lab took its money back",
-            actor=admin,
-        )
+        take_budget_back(s, s.get_one(Campaign, campaign_id), leave=Money(0, "USD"))
     owed = _route(db, clip_maker(campaign_id))
     _decide(db, reviewer, owed, "reject", reason="unsafe")  # a rejection is work too
     assert _earned(db, reviewer) == Money(30, "USD")

@@ -15,6 +15,7 @@ from egocrowd.pay import answers, budgets, ledger, rates
 from egocrowd.pay.money import Money
 from tests.labels.annotating import accepted_clip, annotation_campaign, annotator, span
 from tests.platform.helpers import make_user
+from tests.support.world import take_budget_back
 
 
 @pytest.fixture
@@ -74,21 +75,8 @@ def test_the_budget_counts_annotation_and_a_short_budget_owes_it_until_a_deposit
         c = s.get_one(Campaign, cid)
         # a clip costs its 1.50 and two answers at 0.20
         assert budgets.cost_per_clip(c) == Money(190, "USD")
-        left = budgets.budget(s, c).left
         # spend the budget down to 0.10: the next answer cannot be paid
-        admin = s.scalar(sa.select(User).where(User.role == "admin").limit(1))
-        drain = left - Money(10, "USD")
-        ledger.post(
-            s,
-            "adjustment",
-            [
-                ledger.Leg(ledger.campaign_account(s, c), -drain),
-                ledger.Leg(ledger.funding_account(s, c.organization, "USD"), drain),
-            ],
-            idempotency_key=f"drain:{cid}",
-            reason="test: the lab took money back",
-            actor=admin,
-        )
+        take_budget_back(s, c, leave=Money(10, "USD"))
     a = annotator(world.db, staff)
     owed = _answer(world.db, a, after_s=30)
     assert _earned(world.db, a) == Money(0, "USD")

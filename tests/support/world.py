@@ -67,3 +67,24 @@ def table_away(db, table: str) -> Iterator[None]:
     finally:
         with db.engine.begin() as c:
             c.execute(sa.text(f"ALTER TABLE {table}_away RENAME TO {table}"))
+
+
+def take_budget_back(session, campaign, *, leave):
+    """The lab takes its campaign's money back down to ``leave`` (a Money): the next payment finds
+    the budget short and is owed (an admin's adjustment through the real ledger)."""
+    from egocrowd.db.models import Role, User
+    from egocrowd.pay import budgets, ledger
+
+    admin = session.scalar(sa.select(User).where(User.role == Role.admin).limit(1))
+    taken = budgets.budget(session, campaign).left - leave
+    ledger.post(
+        session,
+        "adjustment",
+        [
+            ledger.Leg(ledger.campaign_account(session, campaign), -taken),
+            ledger.Leg(ledger.funding_account(session, campaign.organization, taken.currency), taken),
+        ],
+        idempotency_key=f"take-back:{campaign.id}",
+        reason="test: the lab took its money back",
+        actor=admin,
+    )
