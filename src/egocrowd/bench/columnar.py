@@ -1,8 +1,10 @@
 """Columnar reading of JSONL logs: the fast twin of :func:`~egocrowd.bench.digest.digest_session`.
 
 The log is read in blocks of whole lines (memory: one block plus the session that straddles it),
-each block parsed by pyarrow's C++ JSON reader into typed columns, checked with vectorised versions
-of the schema's rules and reduced to the same :class:`SessionDigest` objects, mostly with numpy.
+each block parsed by pyarrow's C++ JSON reader into typed columns (one table per event type, each
+with that type's fields, when every line names its type first as the writer writes it; else one
+table with every field), checked with vectorised versions of the schema's rules and reduced to the
+same :class:`SessionDigest` objects, mostly with numpy.
 Per-line Python work is left only for the rare events whose meaning depends on order
 (misinterpretations and their recoveries, subtask ends that name no person).
 
@@ -206,7 +208,8 @@ def _finish(parsed: _Parsed) -> list[SessionDigest]:
 
 
 def _parse_block(block: bytes, *, last: bool) -> _Parsed:
-    """Parse and check ``block`` (runs in a worker thread: no Python objects per line here)."""
+    """Parse and check ``block`` (runs in a worker thread: nothing per line in Python here but the
+    slices that cut a block by line type)."""
     if b"null" in block and _NULL.search(block):
         raise _Fallback
     if not block.isascii():
@@ -534,7 +537,7 @@ def _reduce(cols: _Columns, code: np.ndarray, heads: np.ndarray, headers: list[d
         raise _Fallback
     for name in ("progress", "duration", "separation_m"):  # a NaN or Infinity literal, not a null
         v = cols.floats(name)
-        if not np.isfinite(v[present(name, np.arange(v.size))]).all():
+        if not np.isfinite(v[cols.valid(name)]).all():
             raise _Fallback
     last_t = np.zeros(n)
     np.maximum.at(last_t, ev_sess, t_ev)
