@@ -23,7 +23,9 @@
    Point ratings are checked equal after putting choix's natural-log strengths on our scale.
 
 Each measurement runs in a fresh process so peak memory (ru_maxrss) is its own. Only ratios
-measured in the same run are meaningful; absolute times depend on the machine and its load.
+measured in the same run are meaningful; absolute times depend on the machine and its load. Section
+1 also prints CPU seconds (all threads of the process): on a loaded machine they vary less than
+wall time, which the targets keep using.
 """
 
 from __future__ import annotations
@@ -49,6 +51,12 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process, every thread (on a loaded machine a steadier measure than wall time)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _run(fn: Any, *args: Any) -> dict[str, Any]:
     """Run fn in a fresh interpreter; return its result plus wall time and peak RSS."""
     ctx = mp.get_context("spawn")
@@ -65,9 +73,11 @@ def _timed(fn: Any, *args: Any) -> dict[str, Any]:
     import egocrowd.bench.score  # noqa: F401
 
     base = _rss_mb()
+    c0 = _cpu_s()
     t0 = time.perf_counter()
     out = fn(*args)
-    return {"seconds": time.perf_counter() - t0, "peak_mb": _rss_mb(), "base_mb": base, "result": out}
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "cpu": _cpu_s() - c0, "peak_mb": _rss_mb(), "base_mb": base, "result": out}
 
 
 # ------------------------------------------------------------------------------------- data
@@ -436,7 +446,11 @@ def scoring(args: argparse.Namespace) -> tuple[list[tuple[str, float, float, int
             runs["pandas"].append(_run(pandas_impl, str(path), args.rounds))
             runs["polars"].append(_run(polars_impl, str(path), args.rounds))
         s, p, q = (
-            {**min(rs, key=lambda r: r["seconds"]), "peak_mb": min(r["peak_mb"] for r in rs)}
+            {
+                **min(rs, key=lambda r: r["seconds"]),
+                "peak_mb": min(r["peak_mb"] for r in rs),
+                "cpu": min(r["cpu"] for r in rs),
+            }
             for rs in (runs["ours"], runs["pandas"], runs["polars"])
         )
 
@@ -446,8 +460,8 @@ def scoring(args: argparse.Namespace) -> tuple[list[tuple[str, float, float, int
         same_pandas = _close(point(a["result"]), point(p["result"]))
         same_polars = _close(point(a["result"]), point(q["result"]))
         print(f"\n1) score the log (1000-round session bootstraps; best of {args.repeat}, in turns)")
-        print(f"{'implementation':44} {'seconds':>9} {'peak MB':>9} {'of which':>9} {'µs/event':>9}")
-        print(f"{'':44} {'':>9} {'':>9} {'imports':>9}")
+        print(f"{'implementation':44} {'seconds':>9} {'CPU s':>9} {'peak MB':>9} {'of which':>9} {'µs/event':>9}")
+        print(f"{'':44} {'':>9} {'':>9} {'':>9} {'imports':>9}")
         for name, r in (
             ("egocrowd.bench, all 11 metrics + compare/rank", a),
             ("egocrowd.bench, same 5 metrics as pandas", s),
@@ -455,12 +469,15 @@ def scoring(args: argparse.Namespace) -> tuple[list[tuple[str, float, float, int
             ("polars (read_ndjson + group_by + sample loop)", q),
         ):
             print(
-                f"{name:44} {r['seconds']:9.2f} {r['peak_mb']:9.0f} {r['base_mb']:9.0f} {1e6 * r['seconds'] / events:9.2f}"
+                f"{name:44} {r['seconds']:9.2f} {r['cpu']:9.2f} {r['peak_mb']:9.0f} {r['base_mb']:9.0f} "
+                f"{1e6 * r['seconds'] / events:9.2f}"
             )
         print("every turn (seconds):", {k: [round(r["seconds"], 2) for r in rs] for k, rs in runs.items()})
+        print("every turn (CPU seconds):", {k: [round(r["cpu"], 2) for r in rs] for k, rs in runs.items()})
         for name, r in (("pandas", p), ("polars", q)):
             print(
                 f"ratio {name} / egocrowd (same metrics): time {r['seconds'] / s['seconds']:.2f}×, "
+                f"CPU time {r['cpu'] / s['cpu']:.2f}×, "
                 f"peak memory {r['peak_mb'] / s['peak_mb']:.1f}× "
                 f"({(r['peak_mb'] - r['base_mb']) / max(s['peak_mb'] - s['base_mb'], 1):.1f}× above imports)"
             )

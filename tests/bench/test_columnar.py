@@ -130,6 +130,81 @@ def test_order_and_defaults_are_read_in_columns(tmp_path, monkeypatch):
     assert got[0].out_person[:3] == ["al", "bo", "(unattributed)"] and got[0].pair_key == "proto:3"
 
 
+def _spy(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the blocks read one buffer per line type and those read whole."""
+    seen = {"by_type": 0, "whole": 0}
+    by_type, whole = columnar._parse_by_type, columnar._Whole
+
+    def spy_by_type(*a: Any, **kw: Any) -> Any:
+        seen["by_type"] += 1
+        return by_type(*a, **kw)
+
+    def spy_whole(tab: Any) -> Any:
+        seen["whole"] += 1
+        return whole(tab)
+
+    monkeypatch.setattr(columnar, "_parse_by_type", spy_by_type)
+    monkeypatch.setattr(columnar, "_Whole", spy_whole)
+    return seen
+
+
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")])
+def test_lines_naming_their_type_first_are_read_by_type(tmp_path, monkeypatch, separators):
+    rows = odd_rows()
+    p = tmp_path / "odd.jsonl"
+    p.write_text("".join(json.dumps(r, separators=separators) + "\n" for r in rows))
+    seen = _spy(monkeypatch)
+    monkeypatch.setattr(columnar, "digest_session", None)  # in columns, not handed over
+    got = list(digest_log(p))
+    monkeypatch.undo()
+    assert seen["by_type"] >= 1 and seen["whole"] == 0
+    assert_same(got, line_by_line(p))
+
+
+def test_lines_naming_their_type_later_are_read_whole(tmp_path, monkeypatch):
+    rows = odd_rows()
+    rows[5] = {k: rows[5][k] for k in [*list(rows[5])[1:], "type"]}  # "type" last on one line
+    p = write_lines(tmp_path / "late.jsonl", rows)
+    seen = _spy(monkeypatch)
+    monkeypatch.setattr(columnar, "digest_session", None)
+    got = list(digest_log(p))
+    monkeypatch.undo()
+    assert seen["whole"] >= 1  # (a first block holding less than a session may be tried by type)
+    assert_same(got, line_by_line(p))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # the last "type" counts for the line reader; arrow refuses a key given twice
+        '{"type":"subtask_end","t":4,"subtask":"a","outcome":"success","type":"recovery"}',
+        # a field of another type is kept unchecked in ``extra`` by the line reader
+        '{"type":"subtask_end","t":4,"subtask":"a","outcome":"success","text":5,"kind":[1]}',
+        '{"type":"subtask_endx","t":4}',  # no such type (skipped when not strict)
+        '{"type":"safety","t":4,"kind":"contact","separation_m":"far"}',  # a wrong type of its own field
+    ],
+)
+def test_by_type_reads_as_the_line_reader(tmp_path, line):
+    rows: list[Any] = odd_rows()
+    rows.insert(6, line)
+    p = write_lines(tmp_path / "x.jsonl", rows)
+    for strict in (True, False):
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            assert _outcome(lambda s=strict: list(digest_log(p, strict=s))) == _outcome(
+                lambda s=strict: line_by_line(p, strict=s)
+            )
+
+
+def _outcome(read: Any) -> Any:
+    """The error a reader raises, or its digests as comparable tuples."""
+    try:
+        ds = read()
+    except InvalidInput as exc:
+        return exc.code, str(exc)
+    return [tuple(repr(getattr(d, f)) for f in d.__dataclass_fields__) for d in ds]
+
+
 @pytest.mark.parametrize(
     "change",
     [

@@ -1,8 +1,10 @@
 """Columnar reading of JSONL logs: the fast twin of :func:`~egocrowd.bench.digest.digest_session`.
 
 The log is read in blocks of whole lines (memory: one block plus the session that straddles it),
-each block parsed by pyarrow's C++ JSON reader into typed columns, checked with vectorised versions
-of the schema's rules and reduced to the same :class:`SessionDigest` objects, mostly with numpy.
+each block parsed by pyarrow's C++ JSON reader into typed columns (one table per event type, each
+with that type's fields, when every line names its type first as the writer writes it; else one
+table with every field), checked with vectorised versions of the schema's rules and reduced to the
+same :class:`SessionDigest` objects, mostly with numpy.
 Per-line Python work is left only for the rare events whose meaning depends on order
 (misinterpretations and their recoveries, subtask ends that name no person).
 
@@ -145,7 +147,7 @@ def digest_jsonl(
                 nxt = None
                 if not eof:
                     if used:
-                        line_no_next = line_no + parsed.tab.num_rows  # one row per line
+                        line_no_next = line_no + parsed.cols.n_rows  # one row per line
                         want = BLOCK_BYTES
                     else:  # one session fills the block: read more before parsing again
                         line_no_next = line_no
@@ -192,21 +194,22 @@ class _Parsed:
     """A parsed block: the rows of its complete sessions and how many bytes they span (the rest is
     the start of a session that goes on in the next block, unless it was the last block)."""
 
-    tab: Any
+    cols: _Columns
     code: np.ndarray
     heads: np.ndarray
     header_lines: list[bytes]
-    used: int  # bytes (lines: rows of tab)
+    used: int  # bytes (lines: cols.n_rows)
 
 
 def _finish(parsed: _Parsed) -> list[SessionDigest]:
     if not parsed.heads.size:
         return []
-    return _reduce(parsed.tab, parsed.code, parsed.heads, _headers(parsed.header_lines))
+    return _reduce(parsed.cols, parsed.code, parsed.heads, _headers(parsed.header_lines))
 
 
 def _parse_block(block: bytes, *, last: bool) -> _Parsed:
-    """Parse and check ``block`` (runs in a worker thread: no Python objects per line here)."""
+    """Parse and check ``block`` (runs in a worker thread: nothing per line in Python here but the
+    slices that cut a block by line type)."""
     if b"null" in block and _NULL.search(block):
         raise _Fallback
     if not block.isascii():
@@ -225,6 +228,10 @@ def _parse_block(block: bytes, *, last: bool) -> _Parsed:
         raise _Fallback  # blank, indented or non-object lines
     if np.diff(starts, append=len(block)).max() > MAX_LINE_BYTES:
         raise _Fallback
+    ends = np.append(starts[1:], len(block))
+    code = _line_types(block, raw, starts)
+    if code is not None:
+        return _parse_by_type(block, code, starts, ends, last=last)
     try:
         tab = pj.read_json(
             pa.py_buffer(block),
@@ -238,19 +245,200 @@ def _parse_block(block: bytes, *, last: bool) -> _Parsed:
     if np.isnan(code).any() if code.dtype.kind == "f" else False:
         raise _Fallback  # unknown or missing type: raised (or skipped) line by line
     code = code.astype(np.int8)
+    n_rows, heads, used = _complete_sessions(code, starts, len(block), last=last)
+    tab, code = tab.slice(0, n_rows), code[:n_rows]
+    return _Parsed(_Whole(tab), code, heads, [block[starts[h] : ends[h]] for h in heads], used)
+
+
+def _complete_sessions(code: np.ndarray, starts: np.ndarray, size: int, *, last: bool) -> tuple[int, np.ndarray, int]:
+    """Lines and bytes of the block's complete sessions, and their header lines (the last session
+    may go on in the next block, unless this is the last one)."""
     heads = np.flatnonzero(code == SESSION)
     if heads.size == 0 or heads[0] != 0:
         raise _Fallback  # only possible at the start of a file: "must start with a session header"
     if last:
-        n_rows, used = tab.num_rows, len(block)
+        return code.size, heads, size
+    return int(heads[-1]), heads[:-1], int(starts[heads[-1]])  # used == 0: one session fills the block
+
+
+# ------------------------------------------------------------------------------- by line type
+#
+# pyarrow's JSON reader spends most of its time filling columns, one value or null per row and
+# column: with the 33 fields of every event type in one schema, a block costs about four times what
+# its tokenising does. Lines of one type have at most 11 of those fields, so when every line starts
+# by naming its type (as the writer writes it) the block is cut into one buffer per type, each read
+# with its type's own fields. That also checks exactly what the line reader checks: the fields of
+# the line's type (any other field goes to ``extra`` unchecked there, and is ignored here).
+
+_TYPE_PREFIX = np.frombuffer(b'{"type":', dtype=np.uint8)
+_NAME_WINDOW = max(len(t) for t in _TYPES) + 1  # the name and its closing quote
+
+
+def _type_schemas() -> dict[int, Any]:
+    from dataclasses import fields
+
+    every = _schemas()
+    out = {}
+    for k, name in enumerate(_TYPES):
+        if k == SESSION:
+            continue  # headers are read by the schema's Session class
+        own = {f.name for f in fields(S.EVENT_TYPES[name])}
+        out[k] = pa.schema([every.field("type"), *(f for f in every if f.name in own)])
+    return out
+
+
+_BY_TYPE = _type_schemas()
+_FIELD_TYPES = {f.name: f.type for f in _schemas()}
+
+
+def _line_types(block: bytes, raw: np.ndarray, starts: np.ndarray) -> np.ndarray | None:
+    """Type code of every line from its first bytes (``{"type":"NAME"`` or ``{"type": "NAME"``),
+    or None when some line does not start that way (the block is then read whole)."""
+    if starts.size == 0:
+        return None
+    pad = len(_TYPE_PREFIX) + 2 + _NAME_WINDOW
+    # a window of the first bytes of every line (b"\n" past the block's end matches no name)
+    head = np.lib.stride_tricks.sliding_window_view(np.frombuffer(block + b"\n" * pad, dtype=np.uint8), pad)[starts]
+    if not (head[:, : len(_TYPE_PREFIX)] == _TYPE_PREFIX).all():
+        return None
+    space = head[:, 8] == ord(" ")
+    if space.any():
+        if not (head[space, 9] == ord('"')).all():
+            return None
+        head = np.where(space[:, None], head[:, 10 : 10 + _NAME_WINDOW], head[:, 9 : 9 + _NAME_WINDOW])
     else:
-        if heads.size == 1:
-            return _Parsed(tab.slice(0, 0), code[:0], heads[:0], [], 0)
-        n_rows, used = int(heads[-1]), int(starts[heads[-1]])
-        heads = heads[:-1]
-        tab, code = tab.slice(0, n_rows), code[:n_rows]
-    ends = np.append(starts[1:], len(block))
-    return _Parsed(tab, code, heads, [block[starts[h] : ends[h]] for h in heads], used)
+        if not (head[:, 8] == ord('"')).all():
+            return None
+        head = head[:, 9 : 9 + _NAME_WINDOW]
+    # a candidate type from the name's length (names hold no quote) and second byte, then the whole
+    # name checked against it
+    length = np.argmax(head == ord('"'), axis=1)
+    code = _TYPE_KEYS[length * 256 + head[:, 1]]
+    for k, want in enumerate(_TYPE_NAMES):
+        rows = np.flatnonzero(code == k)
+        if rows.size and not (head[rows, : want.size] == want).all():
+            return None  # a name no type has (or a type's name followed by more)
+    return None if (code < 0).any() else code
+
+
+_TYPE_NAMES = [np.frombuffer(name.encode() + b'"', dtype=np.uint8) for name in _TYPES]
+_TYPE_KEYS = np.full(_NAME_WINDOW * 256, -1, dtype=np.int8)
+for _k, _want in enumerate(_TYPE_NAMES):
+    _key = (_want.size - 1) * 256 + int(_want[1])
+    assert _TYPE_KEYS[_key] == -1, "two types share a key: pick another byte"
+    _TYPE_KEYS[_key] = _k
+
+
+def _parse_by_type(block: bytes, code: np.ndarray, starts: np.ndarray, ends: np.ndarray, *, last: bool) -> _Parsed:
+    n_rows, heads, used = _complete_sessions(code, starts, len(block), last=last)
+    code = code[:n_rows]
+    tables: dict[int, Any] = {}
+    for k, schema in _BY_TYPE.items():
+        rows = np.flatnonzero(code == k)
+        if not rows.size:
+            continue
+        buf = b"".join(map(block.__getitem__, map(slice, starts[rows].tolist(), ends[rows].tolist())))
+        try:
+            tab = pj.read_json(
+                pa.py_buffer(buf),
+                parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise _Fallback from None
+        if tab.num_rows != rows.size or not pc.all(pc.equal(tab.column("type"), _TYPES[k])).as_py():
+            raise _Fallback  # two objects on a line, or a "type" given twice (the line reader keeps the last)
+        tables[k] = tab
+    return _Parsed(_ByType(tables, code), code, heads, [block[starts[h] : ends[h]] for h in heads.tolist()], used)
+
+
+class _Columns:
+    """The fields of a block's rows (one row per line, headers included), whatever the layout."""
+
+    n_rows: int
+
+    def take(self, name: str, rows: np.ndarray) -> Any:
+        """A ChunkedArray of the field at these rows (null where absent)."""
+        raise NotImplementedError
+
+    def valid(self, name: str) -> np.ndarray:
+        """Whether each row has the field."""
+        raise NotImplementedError
+
+    def floats(self, name: str) -> np.ndarray:
+        """The field of every row as floats (NaN where absent)."""
+        raise NotImplementedError
+
+
+class _Whole(_Columns):
+    """One table of every line, read with the fields of every type."""
+
+    def __init__(self, tab: Any) -> None:
+        self.tab = tab
+        self.n_rows = tab.num_rows
+
+    def take(self, name: str, rows: np.ndarray) -> Any:
+        return self.tab.column(name).take(pa.array(rows))
+
+    def valid(self, name: str) -> np.ndarray:
+        return np.asarray(self.tab.column(name).is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+    def floats(self, name: str) -> np.ndarray:
+        return np.asarray(self.tab.column(name).to_numpy(zero_copy_only=False), dtype=float)
+
+
+class _ByType(_Columns):
+    """One table per line type, each with that type's fields; rows keep their block numbers."""
+
+    def __init__(self, tables: dict[int, Any], code: np.ndarray) -> None:
+        self.tables = tables
+        self.n_rows = code.size
+        self.code = code
+        self.rows_of = {k: np.flatnonzero(code == k) for k in tables}
+        self.local = np.zeros(code.size, dtype=np.int64)  # a row's position in its type's table
+        for rows in self.rows_of.values():
+            self.local[rows] = np.arange(rows.size)
+
+    def _column(self, k: int, name: str) -> Any:
+        tab = self.tables.get(k)
+        return tab.column(name) if tab is not None and name in tab.schema.names else None
+
+    def _part(self, k: int, name: str, rows: np.ndarray) -> Any:
+        col = self._column(k, name)
+        if col is None:
+            return pa.chunked_array([pa.nulls(rows.size, _FIELD_TYPES[name])])
+        if rows.size == col.length() and np.array_equal(rows, self.rows_of[k]):
+            return col  # all of the type's rows, in order: nothing to gather
+        return col.take(pa.array(self.local[rows]))
+
+    def take(self, name: str, rows: np.ndarray) -> Any:
+        if rows.size == 0:
+            return pa.chunked_array([], type=_FIELD_TYPES[name])
+        kinds = self.code[rows]
+        if (kinds == kinds[0]).all():
+            return self._part(int(kinds[0]), name, rows)
+        parts, where = [], []
+        for k in np.unique(kinds).tolist():
+            sel = np.flatnonzero(kinds == k)
+            parts.extend(self._part(k, name, rows[sel]).chunks)
+            where.append(sel)
+        joined = pa.chunked_array(parts, type=_FIELD_TYPES[name])
+        return joined.take(pa.array(np.argsort(np.concatenate(where), kind="stable")))
+
+    def valid(self, name: str) -> np.ndarray:
+        out = np.zeros(self.n_rows, dtype=bool)
+        for k, rows in self.rows_of.items():
+            col = self._column(k, name)
+            if col is not None:
+                out[rows] = np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        return out
+
+    def floats(self, name: str) -> np.ndarray:
+        out = np.full(self.n_rows, np.nan)
+        for k, rows in self.rows_of.items():
+            col = self._column(k, name)
+            if col is not None:
+                out[rows] = np.asarray(col.to_numpy(zero_copy_only=False), dtype=float)
+        return out
 
 
 def _headers(lines: list[bytes]) -> list[dict[str, Any]]:
@@ -300,30 +488,30 @@ def _counters(owner: np.ndarray, labels: list[Any], n: int) -> list[Counter[str]
     return out
 
 
-def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[str, Any]]) -> list[SessionDigest]:
+def _reduce(cols: _Columns, code: np.ndarray, heads: np.ndarray, headers: list[dict[str, Any]]) -> list[SessionDigest]:
     n = heads.size
     sess_of_row = np.cumsum(code == SESSION) - 1
     is_ev = code != SESSION
-    col = {name: tab.column(name) for name in tab.schema.names}
+    take = cols.take
 
     def nums(name: str, rows: np.ndarray) -> np.ndarray:
-        return col[name].take(pa.array(rows)).to_numpy(zero_copy_only=False).astype(float) if rows.size else np.zeros(0)
+        return np.asarray(take(name, rows).to_numpy(zero_copy_only=False), dtype=float) if rows.size else np.zeros(0)
 
     def strs(name: str, rows: np.ndarray) -> list[Any]:
-        return col[name].take(pa.array(rows)).to_pylist() if rows.size else []
+        return take(name, rows).to_pylist() if rows.size else []
 
     valid: dict[str, np.ndarray] = {}
 
     def present(name: str, rows: np.ndarray) -> np.ndarray:
         """Whether the field is there in these rows (from the validity bitmap: no values copied)."""
         if name not in valid:
-            valid[name] = col[name].is_valid().to_numpy(zero_copy_only=False)
+            valid[name] = cols.valid(name)
         return valid[name][rows]
 
     def check_choice(name: str, rows: np.ndarray, choices: tuple[str, ...], *, optional: bool) -> None:
         if not rows.size:
             return
-        c = col[name].take(pa.array(rows))
+        c = take(name, rows)
         ok = pc.is_in(c, value_set=pa.array(list(choices)))  # null is not in the set
         if optional:
             ok = pc.or_(ok, pc.is_null(c))
@@ -334,12 +522,12 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
         """Object array of the column's strings (one interned str per distinct value; null → "")."""
         if not rows.size:
             return np.zeros(0, dtype=object)
-        a = col[name].take(pa.array(rows)).combine_chunks().fill_null("").dictionary_encode()
+        a = take(name, rows).combine_chunks().fill_null("").dictionary_encode()
         vals = np.array([sys.intern(x) for x in a.dictionary.to_pylist()] + [""], dtype=object)
         return vals[np.asarray(a.indices)]
 
     rows_of = {k: np.flatnonzero(code == k) for k in range(1, 13)}
-    t_all = col["t"].to_numpy(zero_copy_only=False).astype(float)
+    t_all = cols.floats("t")
     t_ev = t_all[is_ev]
     if not ((t_ev >= 0) & (t_ev <= MAX_SECONDS)).all():
         raise _Fallback  # missing, negative, huge or non-finite t (NaN compares false): raised line by line
@@ -348,8 +536,8 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
     if events.max(initial=0) > MAX_EVENTS_PER_SESSION:
         raise _Fallback
     for name in ("progress", "duration", "separation_m"):  # a NaN or Infinity literal, not a null
-        v = col[name].to_numpy(zero_copy_only=False).astype(float)
-        if not np.isfinite(v[np.asarray(col[name].is_valid())]).all():
+        v = cols.floats(name)
+        if not np.isfinite(v[cols.valid(name)]).all():
             raise _Fallback
     last_t = np.zeros(n)
     np.maximum.at(last_t, ev_sess, t_ev)
@@ -386,7 +574,7 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
     # subtask outcomes
     se = rows_of[SUB_END]
     se_sess = sess_of_row[se]
-    outcome = col["outcome"].take(pa.array(se))
+    outcome = take("outcome", se)
     ok: Any = np.asarray(pc.equal(outcome, "success").combine_chunks(), dtype=bool).astype(np.int32)
     prog: Any = nums("progress", se)
     missing = np.isnan(prog)
@@ -406,7 +594,7 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
     task = interned("subtask", se)
     need = np.flatnonzero(person == "").tolist()
     if need:
-        _fill_persons(person, need, se, se_sess, col, rows_of[INSTR], sess_of_row)
+        _fill_persons(person, need, se, se_sess, cols, rows_of[INSTR], sess_of_row)
 
     # chains: k = successes before the first failure, in order of first mention
     ch_rows = np.concatenate([rows_of[CHAIN_START], rows_of[SUB_START], se])
@@ -416,7 +604,7 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
     lens: Any = kk
     cb = [0] * (n + 1)
     if ch_rows.size:
-        names = col["chain"].take(pa.array(ch_rows)).combine_chunks().dictionary_encode()
+        names = take("chain", ch_rows).combine_chunks().dictionary_encode()
         cid = np.asarray(names.indices).astype(np.int64)
         m = len(names.dictionary)
         key = sess_of_row[ch_rows] * m + cid
@@ -460,7 +648,7 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
         cb = _bounds(owner, n)
 
     # misinterpretations and recoveries: matched in order, line by line (few lines)
-    mis = _misinterpretations(rows_of[MIS], rows_of[REC], sess_of_row, t_all, col, last_t, n)
+    mis = _misinterpretations(rows_of[MIS], rows_of[REC], sess_of_row, t_all, cols, last_t, n)
 
     # conflicts
     cf = rows_of[CONFLICT]
@@ -484,7 +672,7 @@ def _reduce(tab: Any, code: np.ndarray, heads: np.ndarray, headers: list[dict[st
     resolutions = _counters(cf_sess, [r or "none" for r in resolution], n)
     in_conflict = np.zeros(n, dtype=np.int64)
     if cf.size:
-        lists = col["instructions"].take(pa.array(cf)).combine_chunks()
+        lists = take("instructions", cf).combine_chunks()
         flat = lists.flatten()
         if len(flat):
             parent = np.asarray(pc.list_parent_indices(lists))
@@ -573,17 +761,17 @@ def _fill_persons(
     need: list[int],
     se: np.ndarray,
     se_sess: np.ndarray,
-    col: dict[str, Any],
+    cols: _Columns,
     instr_rows: np.ndarray,
     sess_of_row: np.ndarray,
 ) -> None:
     """Subtask ends without a person: the person of the instruction they name, as known at that line."""
     sessions = set(se_sess[need].tolist())
     ir = instr_rows[np.isin(sess_of_row[instr_rows], list(sessions))]
-    ids = col["id"].take(pa.array(ir)).to_pylist() if ir.size else []
-    who = col["person"].take(pa.array(ir)).to_pylist() if ir.size else []
+    ids = cols.take("id", ir).to_pylist() if ir.size else []
+    who = cols.take("person", ir).to_pylist() if ir.size else []
     rows = se[need]
-    instr = col["instruction"].take(pa.array(rows)).to_pylist()
+    instr = cols.take("instruction", rows).to_pylist()
     # walk both kinds of line in file order, one session at a time
     marks = sorted(
         [(int(r), 0, j) for j, r in enumerate(ir.tolist())] + [(int(r), 1, j) for j, r in enumerate(rows.tolist())]
@@ -606,7 +794,7 @@ def _misinterpretations(
     rec_rows: np.ndarray,
     sess_of_row: np.ndarray,
     t_all: np.ndarray,
-    col: dict[str, Any],
+    cols: _Columns,
     duration: np.ndarray,
     n: int,
 ) -> list[tuple[Any, Any, Any]]:
@@ -616,9 +804,9 @@ def _misinterpretations(
         return out
     rows = np.concatenate([mis_rows, rec_rows])
     rows.sort()
-    ids = col["id"].take(pa.array(rows)).to_pylist()
-    refs = col["misinterpretation"].take(pa.array(rows)).to_pylist()
-    src = col["source"].take(pa.array(rows)).to_pylist()
+    ids = cols.take("id", rows).to_pylist()
+    refs = cols.take("misinterpretation", rows).to_pylist()
+    src = cols.take("source", rows).to_pylist()
     is_mis = np.isin(rows, mis_rows).tolist()
     sess = sess_of_row[rows].tolist()
     ts = t_all[rows].tolist()

@@ -14,7 +14,7 @@ module that uses the decorator (see :mod:`egocrowd.registry`). Exact definitions
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -77,6 +77,29 @@ def compute_metrics(corpus: Corpus, config: ScoreConfig, names: list[str] | None
     return out
 
 
+def _tally(counters: Iterable[Counter[str]]) -> dict[str, int]:
+    """The sum of many small Counters as a dict, in first-seen order, as ``sum(counters, Counter())``
+    gives it for the positive counts that digests hold, without building a new Counter per session."""
+    total: dict[str, int] = {}
+    get = total.get
+    for c in counters:
+        for k, v in c.items():
+            total[k] = get(k, 0) + v
+    return {k: v for k, v in total.items() if v > 0}
+
+
+def _factorize(labels: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Sorted distinct labels and each label's position among them (``np.unique(..., return_inverse=True)``
+    for a few distinct strings among many: a dict instead of sorting every item)."""
+    seen: dict[str, int] = {}
+    keys = (x if type(x) is str else str(x) for x in labels.tolist())  # as astype(str) would read them
+    first = np.fromiter((seen.setdefault(x, len(seen)) for x in keys), dtype=np.int64, count=labels.size)
+    names = sorted(seen)
+    rank = np.empty(len(seen), dtype=np.int64)
+    rank[[seen[x] for x in names]] = np.arange(len(names))
+    return names, rank[first]
+
+
 def _est(value: float | None, ci: tuple[float, float], method: str) -> dict[str, Any]:
     def clean(x: float | None) -> float | None:
         return None if x is None or not np.isfinite(x) else float(x)
@@ -114,7 +137,7 @@ def sessions(c: Corpus, config: ScoreConfig) -> Result:
         "sources": dict(Counter(d.source for d in ds)),
         "environments": sorted({d.environment for d in ds}),
         "truncated": sum(1 for d in ds if d.end_reason is None),
-        "env_changes": dict(sum((d.env_changes for d in ds), Counter())),
+        "env_changes": _tally(d.env_changes for d in ds),
     }
 
 
@@ -278,7 +301,7 @@ def conflicts(c: Corpus, config: ScoreConfig) -> Result:
     calm = np.array([max(d.instructions - d.instructions_in_conflict, 0) for d in ds], dtype=float)
     if n == 0 and unneeded.sum() == 0:
         return None
-    res: dict[str, Any] = {"conflicts": n, "resolutions": dict(sum((d.resolutions for d in ds), Counter()))}
+    res: dict[str, Any] = {"conflicts": n, "resolutions": _tally(d.resolutions for d in ds)}
     if n:
         res["detection_rate"] = _rate(sum(d.conflicts_detected for d in ds), n, config)
         res["correct_resolution_rate"] = _rate(sum(d.conflicts_correct for d in ds), n, config)
@@ -305,7 +328,7 @@ def interventions(c: Corpus, config: ScoreConfig) -> Result:
         # exact if interventions are a Poisson process; the bootstrap above also sees sessions that
         # differ, but says nothing with one session (every resample is that session)
         "per_hour_exact": _est(n / hours, st.poisson_exact(n, hours, config.confidence), "poisson_exact"),
-        "reasons": dict(sum((d.intervention_reasons for d in c.digests), Counter())),
+        "reasons": _tally(d.intervention_reasons for d in c.digests),
     }
     if n:
         # a round without interventions has MTBI = +inf (not undefined): keep it, so the upper
@@ -329,30 +352,28 @@ def safety(c: Corpus, config: ScoreConfig) -> Result:
     hours = c.duration / 3600
     if hours.sum() <= 0:
         return None
-    kinds = sorted({k for d in c.digests for k in d.safety})
-    total = np.array([sum(d.safety.values()) for d in c.digests], dtype=float)
+    by_session = [d.safety for d in c.digests]
+    kinds = sorted({k for s in by_session for k in s})
+    total = np.array([sum(s.values()) for s in by_session], dtype=float)
     res: dict[str, Any] = {
         "events": int(total.sum()),
         "hours": float(hours.sum()),
         "per_hour": _boot_ratio(total, hours, config, "safety"),
     }
-    res["by_kind"] = {
-        k: {
-            "events": int(sum(d.safety[k] for d in c.digests)),
-            "per_hour": _boot_ratio(
-                np.array([d.safety[k] for d in c.digests], dtype=float), hours, config, f"safety.{k}"
-            ),
-        }
-        for k in kinds
-    }
+    by_kind = {}
+    for k in kinds:
+        # .get, not [k]: a Counter's missing key goes through Python-level __missing__
+        counts = np.fromiter((s.get(k, 0) for s in by_session), dtype=float, count=len(by_session))
+        by_kind[k] = {"events": int(counts.sum()), "per_hour": _boot_ratio(counts, hours, config, f"safety.{k}")}
+    res["by_kind"] = by_kind
     return res
 
 
 def _groups(labels: np.ndarray, c: Corpus, config: ScoreConfig, name: str) -> Result:
     if c.out_success.size == 0:
         return None
-    names, inv = np.unique(labels.astype(str), return_inverse=True)
-    g = names.size
+    names, inv = _factorize(labels)
+    g = len(names)
     cell = c.out_sess * g + inv
     k = np.bincount(cell, weights=c.out_success, minlength=c.n_sessions * g).reshape(c.n_sessions, g)
     n = np.bincount(cell, minlength=c.n_sessions * g).reshape(c.n_sessions, g).astype(float)
