@@ -565,10 +565,10 @@ class _Lines:
         if stated != (_KIND_TEXT.join(hashes) + _KIND_TEXT).encode():
             return None
         # every line ends with its predecessor's hash and the next seq (canonical digits, a newline),
-        # and that ending comes after the hash, not overlapping it
-        tails = list(map(str.encode, map(_TAIL.format, [prev, *hashes[:-1]], range(seq, seq + len(lines)))))
+        # and that ending comes after the hash, not overlapping it (its ',"prev_hash":"' is the last)
+        tails = map(str.encode, map(_TAIL.format, [prev, *hashes[:-1]], range(seq, seq + len(lines))))
         if not all(map(bytes.endswith, lines, tails)) or not all(
-            map(le, map(add, resume, map(len, tails)), map(len, lines))
+            map(le, resume, map(bytes.rfind, lines, repeat(_PREV_AT)))
         ):
             return None
         return hashes, self.first_line + len(lines)
