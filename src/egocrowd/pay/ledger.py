@@ -534,6 +534,23 @@ def statement(
     entry id (keyset: ``after`` is the last entry id of the previous page, so a page never shifts when
     entries are added); ``since``/``until`` narrow to a half-open time range [since, until) of the
     transactions' times, and each line's balance still counts every entry before it."""
+    page = _statement(session, acct.id, acct.currency, since=since, until=until, after=after, limit=limit)
+    assert page is not None  # the account is known
+    return page
+
+
+def _statement(
+    session: Session,
+    account: int | sa.ScalarSelect[int],
+    currency: str,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    after: int,
+    limit: int,
+) -> Statement | None:
+    """:func:`statement` of ``account``: its id, or a scalar subquery that finds it (one round trip a
+    page instead of two); None when that finds no line, so the caller cannot know the account's id."""
     limit = max(1, min(limit, 10_000))
     E, T = LedgerEntry, LedgerTransaction
     windowed = since is not None or until is not None
@@ -541,13 +558,23 @@ def statement(
     # Without a time window the opening balance is everything up to ``after``: one query per page.
     opening_col = (
         sa.select(sa.func.coalesce(sa.func.sum(before.amount), 0))
-        .where(before.account_id == acct.id, before.id <= after)
+        .where(before.account_id == account, before.id <= after)
         .scalar_subquery()
     )
     q = (
-        sa.select(E.id, E.amount, T.id, T.at, T.kind, T.reason, T.refs, opening_col if not windowed else sa.null())
+        sa.select(
+            E.id,
+            E.amount,
+            T.id,
+            T.at,
+            T.kind,
+            T.reason,
+            T.refs,
+            opening_col if not windowed else sa.null(),
+            E.account_id,
+        )
         .join(T, T.id == E.transaction_id)
-        .where(E.account_id == acct.id, E.id > after)
+        .where(E.account_id == account, E.id > after)
         .order_by(E.id)
         .limit(limit + 1)
     )
@@ -559,12 +586,16 @@ def statement(
     # flush is what the ORM's execute would do first: postings of this session not yet sent)
     session.flush()
     rows = session.connection().execute(q).all()
+    if not isinstance(account, int):
+        if not rows:
+            return None
+        account = int(rows[0][8])
     more = len(rows) > limit
     rows = rows[:limit]
     if rows and not windowed:
         running = int(rows[0][7])
     else:
-        opening_q = sa.select(sa.func.coalesce(sa.func.sum(E.amount), 0)).where(E.account_id == acct.id)
+        opening_q = sa.select(sa.func.coalesce(sa.func.sum(E.amount), 0)).where(E.account_id == account)
         if rows:
             opening_q = opening_q.where(E.id < rows[0][0])
         running = int(session.scalar(opening_q) or 0)
@@ -573,15 +604,15 @@ def statement(
     # earlier committed later): the balance after each line still counts them.
     between: list[tuple[int, int]] = []
     if rows and (since is not None or until is not None):
-        span = sa.select(E.id, E.amount).where(E.account_id == acct.id, E.id >= rows[0][0], E.id <= rows[-1][0])
+        span = sa.select(E.id, E.amount).where(E.account_id == account, E.id >= rows[0][0], E.id <= rows[-1][0])
         shown = {r[0] for r in rows}
         between = [(i, a) for i, a in session.execute(span.order_by(E.id)) if i not in shown]
     lines = []
-    cur = acct.currency
+    cur = currency
     hidden = iter(between)
     pending = next(hidden, None)
     amounts: dict[int, Money] = {}  # a page's amounts repeat (the same pay per clip): Money is immutable, made once
-    for entry_id, amount, txn_id, at, kind, reason, refs, _ in rows:
+    for entry_id, amount, txn_id, at, kind, reason, refs, _, _ in rows:
         while pending is not None and pending[0] < entry_id:
             running += pending[1]
             pending = next(hidden, None)
@@ -590,12 +621,36 @@ def statement(
         if money is None:
             money = amounts[amount] = Money(amount, cur)
         lines.append(StatementLine(entry_id, txn_id, at, kind, reason, refs or {}, money, Money(running, cur)))
-    return Statement(acct.id, Money(opening, acct.currency), lines, lines[-1].entry_id if more else None)
+    return Statement(account, Money(opening, currency), lines, lines[-1].entry_id if more else None)
 
 
-def campaign_statement(session: Session, campaign: Campaign, **kwargs: Any) -> Statement:
+def campaign_statement(
+    session: Session,
+    campaign: Campaign,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: int = 0,
+    limit: int = 100,
+) -> Statement:
     """The campaign budget's statement: its deposits, what each accepted piece of work cost, reversals."""
-    return statement(session, campaign_account(session, campaign), **kwargs)
+    # The budget is found by the page's own query (a subquery on the accounts' unique key); a page
+    # with no line falls back to finding the account first (and making it, like every account, on
+    # first use), so the statement's account id is always known.
+    budget = (
+        sa.select(LedgerAccount.id)
+        .where(
+            LedgerAccount.kind == AccountKind.campaign_budget,
+            LedgerAccount.currency == campaign.currency,
+            LedgerAccount.owner_key == f"campaign:{campaign.id}",
+        )
+        .scalar_subquery()
+    )
+    page = _statement(session, budget, campaign.currency, since=since, until=until, after=after, limit=limit)
+    if page is None:
+        acct = campaign_account(session, campaign)
+        page = statement(session, acct, since=since, until=until, after=after, limit=limit)
+    return page
 
 
 @dataclass(frozen=True)
