@@ -534,23 +534,22 @@ def statement(
     entry id (keyset: ``after`` is the last entry id of the previous page, so a page never shifts when
     entries are added); ``since``/``until`` narrow to a half-open time range [since, until) of the
     transactions' times, and each line's balance still counts every entry before it."""
-    page = _statement(session, acct.id, acct.currency, since=since, until=until, after=after, limit=limit)
-    assert page is not None  # the account is known
-    return page
+    return _statement(session, acct.id, acct.currency, since=since, until=until, after=after, limit=limit)
 
 
 def _statement(
     session: Session,
-    account: int | sa.ScalarSelect[int],
+    account: int,
     currency: str,
     *,
     since: datetime | None,
     until: datetime | None,
     after: int,
     limit: int,
-) -> Statement | None:
-    """:func:`statement` of ``account``: its id, or a scalar subquery that finds it (one round trip a
-    page instead of two); None when that finds no line, so the caller cannot know the account's id."""
+) -> Statement:
+    """:func:`statement` of the account with id ``account``. (Its id as a value, not a subquery that
+    finds it: PostgreSQL plans with the account's own statistics, and a busy account's first page is
+    an index walk in order, not all its entries fetched and sorted.)"""
     limit = max(1, min(limit, 10_000))
     E, T = LedgerEntry, LedgerTransaction
     windowed = since is not None or until is not None
@@ -571,7 +570,6 @@ def _statement(
             T.reason,
             T.refs,
             opening_col if not windowed else sa.null(),
-            E.account_id,
         )
         .join(T, T.id == E.transaction_id)
         .where(E.account_id == account, E.id > after)
@@ -586,10 +584,6 @@ def _statement(
     # flush is what the ORM's execute would do first: postings of this session not yet sent)
     session.flush()
     rows = session.connection().execute(q).all()
-    if not isinstance(account, int):
-        if not rows:
-            return None
-        account = int(rows[0][8])
     more = len(rows) > limit
     rows = rows[:limit]
     if rows and not windowed:
@@ -612,7 +606,7 @@ def _statement(
     hidden = iter(between)
     pending = next(hidden, None)
     amounts: dict[int, Money] = {}  # a page's amounts repeat (the same pay per clip): Money is immutable, made once
-    for entry_id, amount, txn_id, at, kind, reason, refs, _, _ in rows:
+    for entry_id, amount, txn_id, at, kind, reason, refs, _ in rows:
         while pending is not None and pending[0] < entry_id:
             running += pending[1]
             pending = next(hidden, None)
@@ -634,23 +628,18 @@ def campaign_statement(
     limit: int = 100,
 ) -> Statement:
     """The campaign budget's statement: its deposits, what each accepted piece of work cost, reversals."""
-    # The budget is found by the page's own query (a subquery on the accounts' unique key); a page
-    # with no line falls back to finding the account first (and making it, like every account, on
-    # first use), so the statement's account id is always known.
-    budget = (
-        sa.select(LedgerAccount.id)
-        .where(
+    # The budget's id by a Core query on the accounts' unique key (a page is often its own request);
+    # the ORM's account() only when there is none yet, to make it on first use.
+    budget = session.connection().scalar(
+        sa.select(LedgerAccount.id).where(
             LedgerAccount.kind == AccountKind.campaign_budget,
             LedgerAccount.currency == campaign.currency,
             LedgerAccount.owner_key == f"campaign:{campaign.id}",
         )
-        .scalar_subquery()
     )
-    page = _statement(session, budget, campaign.currency, since=since, until=until, after=after, limit=limit)
-    if page is None:
-        acct = campaign_account(session, campaign)
-        page = statement(session, acct, since=since, until=until, after=after, limit=limit)
-    return page
+    if budget is None:
+        budget = campaign_account(session, campaign).id
+    return _statement(session, budget, campaign.currency, since=since, until=until, after=after, limit=limit)
 
 
 @dataclass(frozen=True)
