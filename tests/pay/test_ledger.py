@@ -261,6 +261,21 @@ def test_statement_pages_with_a_running_balance(books, db):
         first_at = lines[0].at
         assert ledger.campaign_statement(s, c, until=first_at).lines == []
         assert len(ledger.campaign_statement(s, c, since=first_at).lines) == 6
+        # the campaign's statement finds its budget in the page's query: the same as the account's
+        budget = ledger.campaign_account(s, c)
+        for after in (0, lines[2].entry_id, lines[-1].entry_id):
+            assert ledger.campaign_statement(s, c, after=after, limit=2) == ledger.statement(
+                s, budget, after=after, limit=2
+            )
+        assert ledger.campaign_statement(s, c, after=lines[-1].entry_id).account_id == budget.id  # no line
+
+
+def test_a_campaign_with_no_budget_yet_has_an_empty_statement(books, db):
+    with db.transaction() as s:
+        c = books.new_campaign(s)
+        page = ledger.campaign_statement(s, c)
+        assert page.lines == [] and page.opening == usd("0.00") and page.next_after is None
+        assert page.account_id == ledger.campaign_account(s, c).id
 
 
 def test_balances_by_kind_include_empty_accounts(books, db):

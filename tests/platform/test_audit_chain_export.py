@@ -59,8 +59,14 @@ def event_line(path: Path, seq: int) -> int:
 
 
 def problem_of(path: Path, key) -> tuple[str, str, int | None] | None:
-    report = verify_file(path, {key.key_id: key.public_raw})
-    return None if report.problem is None else (report.problem.kind, report.problem.where, report.problem.seq)
+    """The problem verify finds, the same whether the file is read a line, a few lines or all of it
+    at a time (blocks that follow the chain are checked whole, the others line by line)."""
+    found = set()
+    for block_bytes in (1, 700, 1500, 1 << 20):
+        report = verify_file(path, {key.key_id: key.public_raw}, block_bytes=block_bytes)
+        found.add(None if report.problem is None else (report.problem.kind, report.problem.where, report.problem.seq))
+    assert len(found) == 1, found
+    return found.pop()
 
 
 def test_an_export_verifies_on_its_own(exported):
@@ -69,8 +75,10 @@ def test_an_export_verifies_on_its_own(exported):
     assert rows[0]["kind"] == "header" and rows[0]["public_keys"][0]["key_id"] == key.key_id
     assert [r["kind"] for r in rows[1:3]] == ["checkpoint", "checkpoint"]
     assert all(line == canonical(json.loads(line)) + b"\n" for line in lines(path))  # canonical lines
-    report = verify_file(path, {key.key_id: key.public_raw})
-    assert report.ok and report.events == 10 and report.signed_seq == 10
+    for block_bytes in (1, 1500, 1 << 20):
+        report = verify_file(path, {key.key_id: key.public_raw}, block_bytes=block_bytes)
+        assert report.ok and report.events == 10 and report.signed_seq == 10 and report.head_seq == 10
+    assert problem_of(path, key) is None
     assert verify_file(path).ok  # trusting the keys the file names (the CLI prints their ids)
 
 
@@ -259,3 +267,30 @@ def test_the_fast_reading_of_a_line_agrees_with_decoding_it(exported):
         assert computed == body_hash(rec) == stated
     spaced = json.dumps(json.loads(lines(path)[-1])).encode()  # not canonical: decoded the slow way
     assert _fast(spaced) is None
+
+
+def test_a_block_of_lines_is_taken_whole_only_when_every_line_would_pass_alone(exported):
+    """verify --file checks a block of canonical lines at once; it must say yes only where the walk
+    line by line (the _fast reading and the chain's common case) says yes for every line."""
+    from egocrowd.audit.encoding import GENESIS
+    from egocrowd.audit.verify import _fast, _Lines
+
+    path, _key = exported
+    events = [line for line in lines(path) if b'"kind":"event"' in line]
+    stated = [_fast(line)[3] for line in events]
+    assert _Lines(events, 3).follows(1, GENESIS) == (stated, 3 + len(events))
+    assert _Lines(events[4:], 7).follows(5, stated[3]) == (stated[4:], 7 + len(events) - 4)
+    assert _Lines(events, 3).follows(2, GENESIS) is None  # not the seq that comes next
+    assert _Lines(events[1:], 3).follows(2, GENESIS) is None  # not linked to the one before
+    edited = [*events[:3], events[3].replace(b'"n":3', b'"n":333'), *events[4:]]
+    assert _Lines(edited, 3).follows(1, GENESIS) is None
+    assert _Lines([*events[:-1], events[-1].rstrip(b"\n")], 3).follows(1, GENESIS) is None  # walked instead
+    assert _Lines([*events[:3], b"\n", *events[3:]], 3).follows(1, GENESIS) is None
+    # a line whose body has lost its payload, so that its ending touches the hash: _fast refuses it
+    rec = json.loads(events[0])
+    rec.pop("kind"), rec.pop("hash"), rec.pop("payload")
+    body = canonical(rec)
+    h = body_hash(rec)
+    cut = body.index(b',"prev_hash"')
+    forged = body[:cut] + b',"hash":"' + h.encode() + b'","kind":"event"' + body[cut:] + b"\n"
+    assert _fast(forged) is None and _Lines([forged], 3).follows(1, GENESIS) is None
