@@ -108,10 +108,11 @@ class Runner:
     # -- leasing ------------------------------------------------------------------------------------
     # The hot path costs round trips and Python, not work in the database: a no-op stage pays for
     # each statement, BEGIN and COMMIT, and for building statements. So a batch's transactions share one
-    # connection (_Link); a batch is leased with one SELECT … SKIP LOCKED and
-    # one UPDATE, prepared in one transaction reading every clip at once, and the results at hand
-    # are applied together (one UPDATE marks them done, one SELECT reads their clips); the statements
-    # are built once (_Sql). benchmarks/pipeline_overhead.py measures it against a bare loop.
+    # connection (_Link); on PostgreSQL a batch is leased with one autocommitted UPDATE (its rows
+    # picked by a SELECT … SKIP LOCKED inside it), prepared by autocommitted reads (every clip at
+    # once), and the results at hand are applied together in one transaction (one UPDATE marks them
+    # done, one SELECT reads their clips): 4 statements and one COMMIT a batch. The statements are
+    # built once (_Sql). benchmarks/pipeline_overhead.py measures it against a bare loop.
     def _lease(self, link: _Link, n: int) -> list[tuple[int, int, str]]:
         sql = _sql(self.db.is_sqlite)
         now = utcnow()  # SQLite only: PostgreSQL's statements use its now() (see _sql)
@@ -128,7 +129,8 @@ class Runner:
                 rows = s.execute(sql.ready, params).all()
                 if rows:
                     s.execute(sql.take, {**params, "ids": [r[0] for r in rows]})
-        taken, spent = [], []
+        taken: list[tuple[int, int, str]] = []
+        spent: list[tuple[int, int, str]] = []
         for job_id, clip_id, stage, status, owner, attempts in rows:  # as they were before the lease
             if status is JobStatus.running:
                 log.warning(
@@ -496,7 +498,7 @@ def _sql(sqlite: bool) -> _Sql:
         .limit(sa.bindparam("n"))
     )
     ids: Any = sa.bindparam("ids", expanding=True)
-    spent = sa.bindparam("max_attempts")  # a job out of attempts is taken without counting one more
+    spent: Any = sa.bindparam("max_attempts")  # a job out of attempts is taken without counting one more
 
     def taking(was: Any) -> dict[str, Any]:
         return {
