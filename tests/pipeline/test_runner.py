@@ -337,6 +337,33 @@ def test_a_batch_costs_the_same_few_statements_whatever_its_size(db, settings, p
         }
 
 
+def test_a_job_whose_workers_died_too_often_is_given_up_on_not_run(db, settings, picky_clips):
+    """A running job whose lease ran out after its last attempt (its workers died each time) is
+    leased with its count unchanged and given up on, beside a ready job that runs as usual."""
+    dead, alive = picky_clips("dead.mp4", "alive.mp4")
+    with db.transaction() as s:
+        s.execute(
+            sa.update(Job)
+            .where(Job.clip_id == dead)
+            .values(status=JobStatus.running, attempts=2, lease_owner="gone", lease_expires_at=db_now(s))
+        )
+    assert _runner(db, settings, max_attempts=2).run_once() == 1  # the dead one is not run
+    with db.transaction() as s:
+        jobs = {j.clip_id: j for j in s.scalars(sa.select(Job).where(Job.clip_id.in_([dead, alive])))}
+        assert (jobs[dead].status, jobs[dead].attempts, jobs[dead].lease_owner) == (JobStatus.error, 2, None)
+        assert "died repeatedly" in jobs[dead].last_error
+        assert (jobs[alive].status, jobs[alive].attempts) == (JobStatus.done, 1)
+        assert s.get_one(Clip, dead).status is ClipStatus.error
+        assert (
+            s.scalar(
+                sa.select(sa.func.count()).where(
+                    AuditEvent.action == "clip.pipeline_error", AuditEvent.entity_id == str(dead)
+                )
+            )
+            == 1
+        )
+
+
 def test_in_a_batch_each_job_succeeds_or_fails_on_its_own(db, settings, picky_clips):
     """A batch is prepared in one transaction and its results applied together: a prepare or an
     apply that fails must neither take the others' work with it nor blame them."""
