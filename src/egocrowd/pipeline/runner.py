@@ -21,7 +21,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -99,41 +99,52 @@ class Runner:
         self.config = config or RunnerConfig()
         self.stage_context = StageContext(blobs, settings or Settings())
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        # the leases the heartbeat renews (see _hold)
+        self._beat_lock = threading.Lock()
+        self._beat: threading.Thread | None = None
+        self._working: set[int] = set()
+        self._held_since = 0.0
 
     # -- leasing ------------------------------------------------------------------------------------
     # The hot path costs round trips and Python, not work in the database: a no-op stage pays for
     # each statement, BEGIN and COMMIT, and for building statements. So a batch's transactions share one
-    # connection (_Link); a batch is leased with one SELECT … SKIP LOCKED and
-    # one UPDATE, prepared in one transaction reading every clip at once, and the results at hand
-    # are applied together (one UPDATE marks them done, one SELECT reads their clips); the statements
-    # are built once (_Sql). benchmarks/pipeline_overhead.py measures it against a bare loop.
+    # connection (_Link); on PostgreSQL a batch is leased with one autocommitted UPDATE (its rows
+    # picked by a SELECT … SKIP LOCKED inside it), prepared by autocommitted reads (every clip at
+    # once), and the results at hand are applied together in one transaction (one UPDATE marks them
+    # done, one SELECT reads their clips): 4 statements and one COMMIT a batch. The statements are
+    # built once (_Sql). benchmarks/pipeline_overhead.py measures it against a bare loop.
     def _lease(self, link: _Link, n: int) -> list[tuple[int, int, str]]:
         sql = _sql(self.db.is_sqlite)
         now = utcnow()  # SQLite only: PostgreSQL's statements use its now() (see _sql)
-        with link.transaction() as s:
-            taken = []
-            for job_id, clip_id, stage, status, owner, attempts in s.execute(sql.ready, {"n": n, "now": now}):
-                if status is JobStatus.running:
-                    log.warning(
-                        "job %s (%s of clip %s): lease of %s expired, taking it over", job_id, stage, clip_id, owner
-                    )
-                if attempts >= self.config.max_attempts:
-                    job = s.get_one(Job, job_id)
-                    self._give_up(s, job, job.last_error or "the worker running it died repeatedly")
-                    continue
-                taken.append((job_id, clip_id, stage))
-            if taken:
-                lease = timedelta(seconds=self.config.lease_s)
-                s.execute(
-                    sql.take,
-                    {
-                        "ids": [job_id for job_id, _, _ in taken],
-                        "owner": self.owner,
-                        "lease": lease,
-                        "until": now + lease,
-                    },
+        lease = timedelta(seconds=self.config.lease_s)
+        params = {"n": n, "owner": self.owner, "lease": lease, "until": now + lease, "now": now}
+        params["max_attempts"] = self.config.max_attempts
+        # PostgreSQL: picked and taken in one autocommitted statement (one round trip); SQLite: the
+        # same two steps in one BEGIN IMMEDIATE transaction (it has no FOR UPDATE, and its RETURNING
+        # cannot name the rows as they were).
+        with link.transaction(autocommit=True) as s:
+            if sql.lease is not None:
+                rows = s.execute(sql.lease, params).all()
+            else:
+                rows = s.execute(sql.ready, params).all()
+                if rows:
+                    s.execute(sql.take, {**params, "ids": [r[0] for r in rows]})
+        taken: list[tuple[int, int, str]] = []
+        spent: list[tuple[int, int, str]] = []
+        for job_id, clip_id, stage, status, owner, attempts in rows:  # as they were before the lease
+            if status is JobStatus.running:
+                log.warning(
+                    "job %s (%s of clip %s): lease of %s expired, taking it over", job_id, stage, clip_id, owner
                 )
-            return taken
+            # A job out of attempts is leased too (its count unchanged), so that nobody else gives up on it
+            (spent if attempts >= self.config.max_attempts else taken).append((job_id, clip_id, stage))
+        if spent:  # rare: its worker died max_attempts times; a crash here leaves it to its lease
+            with link.transaction() as s:
+                for job_id, _, _ in spent:
+                    job = self._still_ours(s, job_id)
+                    if job is not None:
+                        self._give_up(s, job, job.last_error or "the worker running it died repeatedly")
+        return taken
 
     def _still_ours(self, s: Session, job_id: int) -> Job | None:
         job = s.scalar(sa.select(Job).where(Job.id == job_id).with_for_update())
@@ -155,7 +166,7 @@ class Runner:
         while left:
             culprit: tuple[int, int, str] | None = None
             try:
-                with link.transaction() as s:
+                with link.transaction(autocommit=True) as s:  # prepares read: no transaction needed
                     clips = {
                         c.id: c for c in s.scalars(_sql(self.db.is_sqlite).clips, {"ids": [c for _, c, _ in left]})
                     }
@@ -284,11 +295,31 @@ class Runner:
                 .execution_options(synchronize_session=False)
             )
 
-    def _heartbeat(self, working: set[int], lock: threading.Lock, stop: threading.Event) -> None:
-        give_up_at = time.monotonic() + self.config.max_hold_s
-        while not stop.wait(max(self.config.lease_s / 3, 0.05)) and time.monotonic() < give_up_at:
-            with lock:
-                ids = sorted(working)
+    # One heartbeat thread per runner, not one per batch: starting and joining a thread for each
+    # batch cost more than leasing it (two waits for the scheduler on a busy machine). It starts
+    # with a batch when none is beating and ends at a beat that finds nothing held.
+    def _hold(self, job_ids: set[int]) -> None:
+        """Hand a batch's leases to the heartbeat, starting it if it is not beating."""
+        with self._beat_lock:
+            self._working, self._held_since = set(job_ids), time.monotonic()
+            if self._beat is None:
+                self._beat = threading.Thread(target=self._heartbeat, daemon=True, name=f"lease-renewal-{self.owner}")
+                self._beat.start()
+
+    def _let_go(self, job_ids: Iterable[int]) -> None:
+        with self._beat_lock:
+            self._working.difference_update(job_ids)
+
+    def _heartbeat(self) -> None:
+        while True:
+            time.sleep(max(self.config.lease_s / 3, 0.05))
+            with self._beat_lock:
+                if not self._working:
+                    self._beat = None
+                    return
+                ids = sorted(self._working)
+                if time.monotonic() - self._held_since > self.config.max_hold_s:
+                    continue  # held for too long: a runner that hangs for good loses its jobs
             try:
                 self._renew(ids)
             except Exception:  # a database hiccup: try again at the next beat
@@ -304,26 +335,18 @@ class Runner:
             taken = self._lease(link, self.config.batch)
             if not taken:
                 return 0
-            working, lock, stop = {job_id for job_id, _, _ in taken}, threading.Lock(), threading.Event()
-            beat = threading.Thread(
-                target=self._heartbeat, args=(working, lock, stop), daemon=True, name=f"lease-renewal-{self.owner}"
-            )
-            beat.start()
+            self._hold({job_id for job_id, _, _ in taken})
             try:
-                self._run_taken(link, taken, working, lock)
+                self._run_taken(link, taken)
             finally:
-                stop.set()
-                beat.join()
+                self._let_go(job_id for job_id, _, _ in taken)
             return len(taken)
         finally:
             link.close()
 
-    def _run_taken(
-        self, link: _Link, taken: list[tuple[int, int, str]], working: set[int], lock: threading.Lock
-    ) -> None:
+    def _run_taken(self, link: _Link, taken: list[tuple[int, int, str]]) -> None:
         def done(job_id: int) -> None:
-            with lock:
-                working.discard(job_id)
+            self._let_go((job_id,))
 
         inputs, failures = self._prepare(link, taken)
         for job_id, error in failures:
@@ -413,16 +436,27 @@ class _Link:
         self._used = 0.0
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self, *, autocommit: bool = False) -> Iterator[Session]:
+        """A session on the link's connection, committed at the end unless it raises.
+
+        ``autocommit`` (PostgreSQL; SQLite, local, ignores it): each statement commits on its own,
+        without the BEGIN and COMMIT round trips. For one statement, or for reads only, it is the
+        same thing: under READ COMMITTED each statement of a transaction takes a fresh snapshot anyway."""
         if self._conn is not None and (self._conn.invalidated or time.monotonic() - self._used > self.fresh_s):
             self.close()
         if self._conn is None:
             self._conn = self.engine.connect()
+        conn = self._conn
+        alone = autocommit and conn.dialect.name != "sqlite"
+        if alone:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
         try:
-            with Session(self._conn, expire_on_commit=False) as s, s.begin():
+            with Session(conn, expire_on_commit=False) as s, s.begin():
                 yield s
         finally:
             self._used = time.monotonic()
+            if alone and not conn.invalidated and not conn.closed:
+                conn.execution_options(isolation_level=conn.default_isolation_level)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -435,7 +469,8 @@ class _Sql:
     """The hot path's statements, built once: building one costs more Python than running it."""
 
     ready: sa.Select[Any]  # a batch of ready jobs (n), locked on PostgreSQL
-    take: sa.Update  # lease them (ids, owner, lease; SQLite: until)
+    take: sa.Update  # lease them (ids, owner, max_attempts, lease; SQLite: until)
+    lease: sa.Update | None  # PostgreSQL: both at once, returning the rows as they were (None: SQLite)
     finish: sa.UpdateBase  # mark them done if still ours (ids, owner, version; SQLite: now) → their ids
     clips: sa.Select[Any]  # their clips (ids), as ORM objects
 
@@ -462,19 +497,30 @@ def _sql(sqlite: bool) -> _Sql:
         .order_by(jobs.c.run_after, jobs.c.id)
         .limit(sa.bindparam("n"))
     )
+    ids: Any = sa.bindparam("ids", expanding=True)
+    spent: Any = sa.bindparam("max_attempts")  # a job out of attempts is taken without counting one more
+
+    def taking(was: Any) -> dict[str, Any]:
+        return {
+            "status": JobStatus.running,
+            "lease_owner": sa.bindparam("owner"),
+            "lease_expires_at": until,
+            "attempts": sa.case((was.attempts >= spent, was.attempts), else_=was.attempts + 1),
+        }
+
+    take = sa.update(jobs).where(jobs.c.id.in_(ids)).values(**taking(jobs.c))
+    lease = None
     if not sqlite:  # SQLite serialises writers instead (BEGIN IMMEDIATE)
         ready = ready.with_for_update(skip_locked=True)
-    ids: Any = sa.bindparam("ids", expanding=True)
-    take = (
-        sa.update(jobs)
-        .where(jobs.c.id.in_(ids))
-        .values(
-            status=JobStatus.running,
-            lease_owner=sa.bindparam("owner"),
-            lease_expires_at=until,
-            attempts=jobs.c.attempts + 1,
+        picked = ready.cte("picked")  # the rows as they were: RETURNING names them
+        lease = (
+            sa.update(jobs)
+            .where(jobs.c.id == picked.c.id)
+            .values(**taking(picked.c))
+            .returning(
+                jobs.c.id, jobs.c.clip_id, jobs.c.stage, picked.c.status, picked.c.lease_owner, picked.c.attempts
+            )
         )
-    )
     finish = (
         sa.update(jobs)
         .where(jobs.c.id.in_(ids), jobs.c.status == JobStatus.running, jobs.c.lease_owner == sa.bindparam("owner"))
@@ -488,4 +534,4 @@ def _sql(sqlite: bool) -> _Sql:
         )
         .returning(jobs.c.id)
     )
-    return _Sql(ready, take, finish, sa.select(Clip).where(Clip.id.in_(ids)))
+    return _Sql(ready, take, lease, finish, sa.select(Clip).where(Clip.id.in_(ids)))
