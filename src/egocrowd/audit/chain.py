@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
@@ -46,10 +46,10 @@ _PG_LOCK = sa.text("SELECT pg_advisory_xact_lock(1164863795, hashtext(current_sc
 # The same lock, then the time and the head read after it, in one round trip (migration 0009).
 _PG_LOCK_AND_HEAD = sa.text("SELECT head_at, head_seq, head_hash FROM audit_chain_head()")
 _HEAD = sa.text("SELECT seq, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1")
-
-
+# The events' INSERT (see append), built once; ids come back in the order the rows were given.
 _COLUMNS = ("at", "actor_id", "action", "entity_type", "entity_id", "payload", "seq", "prev_hash", "hash")
-_INSERT = sa.insert(AuditEvent.__table__).returning(AuditEvent.__table__.c.id, sort_by_parameter_order=True)
+_TABLE = cast(sa.Table, AuditEvent.__table__)
+_INSERT = sa.insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
 
 
 def defer(session: Session, event: AuditEvent) -> None:

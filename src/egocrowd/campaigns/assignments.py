@@ -70,7 +70,7 @@ def claim(
     A campaign read as full (and holding no stale lease) refuses at once, before the worker's lock:
     four statements, so a launch's refusals do not slow its grants; there, ``assignment.no_slots``
     comes before the deadline and cap refusals."""
-    campaign = get_campaign(session, worker, campaign_id)
+    campaign = get_campaign(session, worker, campaign_id, state_only=True)
     policy.require(worker, "assignment.claim", campaign)
     if campaign.target_clips == 0:  # an evaluation only (#19): its work is battles, not recordings
         raise Conflict(
@@ -122,7 +122,7 @@ def claim(
 # The claim's statements, built once with bound parameters: every claim runs them, and building a
 # statement (operators, coercions, its cache key) cost this server more CPU than the database took
 # to answer it (#17). SQLAlchemy compiles each once per process all the same.
-def _build_counts(per_campaign: bool) -> sa.Select[Any]:
+def _build_counts(per_campaign: bool) -> sa.Select[int, int | None]:
     """(the worker's live leases, their slots in this campaign, or NULL when the campaign sets no
     limit per worker). A lease that ran out is dead even before a sweep marks it expired: it counts
     for neither. Slots held "to the end" (submitted, accepted) count too; given back or expired ones

@@ -63,7 +63,7 @@ def active_in_revision(session: Session, user: User, family: str, revision: int)
     )
 
 
-def _build_covering_signature() -> sa.Select[tuple[ConsentRecord]]:
+def _build_covering_signature() -> sa.Select[ConsentRecord]:
     """The query behind :func:`require_cover`'s one-statement answer: what ``required_document``
     and ``active_in_revision`` find in two steps (any language version of the newest published
     revision of the family that ``version`` belongs to), as subqueries. Built once, with bound
