@@ -70,7 +70,7 @@ def claim(
     A campaign read as full (and holding no stale lease) refuses at once, before the worker's lock:
     four statements, so a launch's refusals do not slow its grants; there, ``assignment.no_slots``
     comes before the deadline and cap refusals."""
-    campaign = get_campaign(session, worker, campaign_id)
+    campaign = get_campaign(session, worker, campaign_id, state_only=True)
     policy.require(worker, "assignment.claim", campaign)
     if campaign.target_clips == 0:  # an evaluation only (#19): its work is battles, not recordings
         raise Conflict(
@@ -90,19 +90,10 @@ def claim(
     now = _lock_worker(session, worker.id, now)
     if campaign.deadline_at is not None and now >= campaign.deadline_at:
         raise Conflict("This campaign's deadline has passed.", code="campaign.past_deadline")
-    # Counted under the worker's lock, both in one statement. A lease that ran out is dead even
-    # before a sweep marks it expired: it counts for neither.
-    live = sa.and_(Assignment.status == A.active, Assignment.lease_expires_at > now)
-    # Slots this worker holds or held to the end in this campaign (active, submitted, accepted);
-    # given back or expired ones are free again.
-    held_here = sa.and_(
-        Assignment.campaign_id == campaign.id, sa.or_(Assignment.status.in_([A.submitted, A.accepted]), live)
-    )
+    # Counted under the worker's lock, both in one statement (built once, see _COUNTS).
+    per_campaign = campaign.max_clips_per_worker is not None
     open_now, held = session.execute(
-        sa.select(
-            sa.func.count().filter(live),
-            sa.func.count().filter(held_here) if campaign.max_clips_per_worker is not None else sa.null(),
-        ).where(Assignment.worker_id == worker.id)
+        _COUNTS[per_campaign], {"worker_id": worker.id, "campaign_id": campaign.id, "now": now}
     ).one()
     if campaign.max_clips_per_worker is not None and (held or 0) >= campaign.max_clips_per_worker:
         raise Conflict(
@@ -126,6 +117,30 @@ def claim(
         session, worker, "assignment.claimed", a, {"campaign_id": campaign.id, "lease_expires_at": a.lease_expires_at}
     )
     return a
+
+
+# The claim's statements, built once with bound parameters: every claim runs them, and building a
+# statement (operators, coercions, its cache key) cost this server more CPU than the database took
+# to answer it (#17). SQLAlchemy compiles each once per process all the same.
+def _build_counts(per_campaign: bool) -> sa.Select[int, int | None]:
+    """(the worker's live leases, their slots in this campaign, or NULL when the campaign sets no
+    limit per worker). A lease that ran out is dead even before a sweep marks it expired: it counts
+    for neither. Slots held "to the end" (submitted, accepted) count too; given back or expired ones
+    are free again."""
+    live = sa.and_(Assignment.status == A.active, Assignment.lease_expires_at > sa.bindparam("now"))
+    held_here = sa.and_(
+        Assignment.campaign_id == sa.bindparam("campaign_id"),
+        sa.or_(Assignment.status.in_([A.submitted, A.accepted]), live),
+    )
+    return sa.select(
+        sa.func.count().filter(live), sa.func.count().filter(held_here) if per_campaign else sa.null()
+    ).where(Assignment.worker_id == sa.bindparam("worker_id"))
+
+
+_COUNTS = {per_campaign: _build_counts(per_campaign) for per_campaign in (False, True)}
+_LOCK_WORKER = (
+    sa.select(User.id, sa.func.now()).where(User.id == sa.bindparam("worker_id")).with_for_update(key_share=True)
+)
 
 
 def _full(session: Session, campaign: Campaign, now: datetime | None) -> bool:
@@ -156,12 +171,11 @@ def _lock_worker(session: Session, worker_id: int, now: datetime | None) -> date
     transaction) and return ``now``, else the database's time, read in the same round trip."""
     if session.get_bind().dialect.name != "postgresql":
         return now or utcnow()
-    q = sa.select(User.id, sa.func.now()).where(User.id == worker_id).with_for_update(key_share=True)
-    db_time = session.execute(q).one()[1]
+    db_time = session.execute(_LOCK_WORKER, {"worker_id": worker_id}).one()[1]
     return now or db_time.astimezone(UTC)
 
 
-def _slot_update(campaign_id: int) -> sa.Update:
+def _slot_update(campaign_id: Any) -> sa.Update:
     """The one conditional UPDATE that hands out a slot (atomic: never twice, never past the target)."""
     return (
         sa.update(Campaign)
@@ -172,6 +186,29 @@ def _slot_update(campaign_id: int) -> sa.Update:
         )
         .values(slots_taken=Campaign.slots_taken + 1)
     )
+
+
+_ASSIGNMENT_VALUES = ("worker_id", "status", "claimed_at", "lease_expires_at")
+# SQLite: the slot's UPDATE alone (the assignment is added to the session after it).
+_TAKE_SLOT = _slot_update(sa.bindparam("campaign_id")).execution_options(synchronize_session=False)
+
+
+def _build_take_slot_and_insert() -> sa.Insert:
+    """PostgreSQL: the slot's UPDATE in a CTE and the assignment INSERTed from what it returned,
+    one statement (see :func:`_take_slot_for`)."""
+    slot = _slot_update(sa.bindparam("campaign_id")).returning(Campaign.id).cte("slot")
+    # bound as new_<column>: a parameter named like a column of the table is taken for its VALUES
+    columns = [sa.bindparam(f"new_{k}", type_=getattr(Assignment, k).type).label(k) for k in _ASSIGNMENT_VALUES]
+    return (
+        sa.insert(Assignment)
+        .from_select(["campaign_id", *_ASSIGNMENT_VALUES], sa.select(slot.c.id, *columns))
+        .returning(Assignment)
+        # the parameters fill the bound values; without this the ORM reads them as rows to bulk-insert
+        .execution_options(dml_strategy="orm")
+    )
+
+
+_TAKE_SLOT_AND_INSERT = _build_take_slot_and_insert()
 
 
 def _take_slot_for(
@@ -185,19 +222,15 @@ def _take_slot_for(
     writing CTE and serialises whole write transactions anyway, runs the two statements."""
     values = {"worker_id": worker_id, "status": A.active, "claimed_at": now, "lease_expires_at": now + lease}
     if session.get_bind().dialect.name == "postgresql":
-        slot = _slot_update(campaign.id).returning(Campaign.id).cte("slot")
-        columns = [sa.literal(v, getattr(Assignment, k).type).label(k) for k, v in values.items()]
         a = session.scalar(
-            sa.insert(Assignment)
-            .from_select(["campaign_id", *values], sa.select(slot.c.id, *columns))
-            .returning(Assignment)
+            _TAKE_SLOT_AND_INSERT, {"campaign_id": campaign.id, **{f"new_{k}": v for k, v in values.items()}}
         )
         if a is not None:
             set_committed_value(a, "campaign", campaign)  # for the answer, without a load
         return a
     taken = cast(
         "sa.CursorResult[Any]",  # an UPDATE's result has a rowcount
-        session.execute(_slot_update(campaign.id).execution_options(synchronize_session=False)),
+        session.execute(_TAKE_SLOT, {"campaign_id": campaign.id}),
     )
     if taken.rowcount != 1:
         return None

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from egocrowd import audit, consent, i18n, notifications
 from egocrowd.accounts import policy
@@ -91,12 +91,32 @@ def hourly_rate_cents(c: PayTerms) -> int:
     return round(c.pay_cents * 60 / c.expected_minutes)
 
 
-def get_campaign(session: Session, user: User | None, campaign_id: int, *, for_update: bool = False) -> Campaign:
-    """The campaign if ``user`` may see it; otherwise not-found (never reveal that it exists)."""
-    q = sa.select(Campaign).where(Campaign.id == campaign_id)
-    if for_update:
-        q = q.with_for_update()
-    c = session.scalar(q)
+# Built once (every claim reads its campaign; #17: building costs more CPU than the database's answer).
+_CAMPAIGN = sa.select(Campaign).where(Campaign.id == sa.bindparam("campaign_id"))
+_CAMPAIGN_FOR_UPDATE = _CAMPAIGN.with_for_update()
+# The campaign's description (text, taxonomy, translations, policies): JSON documents that a check of
+# its state never reads, decoded on every claim otherwise. Deferred: loaded on first access.
+_DESCRIPTION = (
+    Campaign.instructions,
+    Campaign.translations,
+    Campaign.requirements,
+    Campaign.taxonomy,
+    Campaign.privacy,
+    Campaign.review,
+    Campaign.annotation,
+    Campaign.pay_policy,
+)
+_CAMPAIGN_STATE = _CAMPAIGN.options(*(defer(c) for c in _DESCRIPTION))
+
+
+def get_campaign(
+    session: Session, user: User | None, campaign_id: int, *, for_update: bool = False, state_only: bool = False
+) -> Campaign:
+    """The campaign if ``user`` may see it; otherwise not-found (never reveal that it exists).
+    ``state_only``: its description (instructions, taxonomy, translations, policies) is left
+    unloaded until something reads it, for hot paths that check only its state (a claim)."""
+    stmt = _CAMPAIGN_FOR_UPDATE if for_update else _CAMPAIGN_STATE if state_only else _CAMPAIGN
+    c = session.scalar(stmt, {"campaign_id": campaign_id})
     if c is None or not policy.can(user, "campaign.view", c):
         raise NotFound(f"No campaign {campaign_id}.", code="campaign.not_found")
     return c

@@ -63,11 +63,15 @@ def active_in_revision(session: Session, user: User, family: str, revision: int)
     )
 
 
-def _covering_signature(worker_id: int, version: str) -> sa.Select[ConsentRecord]:
+def _build_covering_signature() -> sa.Select[ConsentRecord]:
     """The query behind :func:`require_cover`'s one-statement answer: what ``required_document``
     and ``active_in_revision`` find in two steps (any language version of the newest published
-    revision of the family that ``version`` belongs to), as subqueries."""
-    family = sa.select(ConsentDocument.family).where(ConsentDocument.version == version).scalar_subquery()
+    revision of the family that ``version`` belongs to), as subqueries. Built once, with bound
+    parameters ``worker_id`` and ``version``: every claim and upload asks it, and building it
+    cost more of this server's CPU than the database took to answer it (#17)."""
+    family = (
+        sa.select(ConsentDocument.family).where(ConsentDocument.version == sa.bindparam("version")).scalar_subquery()
+    )
     newest = (
         sa.select(ConsentDocument.revision)
         .where(ConsentDocument.family == family, ConsentDocument.status == ConsentStatus.published)
@@ -79,7 +83,7 @@ def _covering_signature(worker_id: int, version: str) -> sa.Select[ConsentRecord
         sa.select(ConsentRecord)
         .join(ConsentDocument)
         .where(
-            ConsentRecord.user_id == worker_id,
+            ConsentRecord.user_id == sa.bindparam("worker_id"),
             ConsentRecord.withdrawn_at.is_(None),
             ConsentDocument.family == family,
             ConsentDocument.revision == newest,
@@ -87,6 +91,9 @@ def _covering_signature(worker_id: int, version: str) -> sa.Select[ConsentRecord
         .order_by(ConsentRecord.id.desc())
         .limit(1)
     )
+
+
+_COVERING_SIGNATURE = _build_covering_signature()
 
 
 def covering_record(session: Session, worker_id: int, campaign: Campaign) -> ConsentRecord | None:
@@ -173,7 +180,7 @@ def require_cover(session: Session, worker: User, campaign: Campaign) -> Consent
     # The common case in one statement (every claim and upload asks): the worker's active signature
     # of the newest published revision of the campaign's family, covering its data use. Anything
     # else takes the steps below, which find the document to name in the refusal.
-    rec = session.scalar(_covering_signature(worker.id, campaign.consent_version))
+    rec = session.scalar(_COVERING_SIGNATURE, {"worker_id": worker.id, "version": campaign.consent_version})
     if rec is not None and all(s in rec.scopes for s in needed_scopes(campaign.data_use)):
         return rec
     doc = required_document(session, campaign)
