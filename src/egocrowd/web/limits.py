@@ -12,8 +12,10 @@ hundreds of megabytes:
   httptools protocol that ``uvicorn[standard]`` picks has none (a 100 MiB header was accepted), so we
   add it there and use one knob for both. Too large a head is answered 431 and the connection closed.
   It also lets upload bodies (tus) buffer up to ``UPLOAD_BODY_BUFFER`` before it stops reading the
-  socket, instead of uvicorn's 64 KiB: the app then gets ~1 MiB pieces, a sixteenth of the
-  wake-ups, copies and pause/resume calls per byte (the upload handler writes ~1 MiB at a time).
+  socket, instead of uvicorn's 64 KiB: the app then gets pieces of up to 256 KiB, a quarter of the
+  wake-ups and pause/resume calls per byte, still small enough to stay in the CPU cache while the
+  upload handler writes and hashes them. Those pieces are kept as a list (``_Pieces``) instead of
+  being appended to a ``bytearray`` and copied out again: one copy of every uploaded byte fewer.
 
 Why not FastAPI's own ``max_body_size`` (Starlette's RequestBodyLimitMiddleware): tried, its refusal
 of a chunked body is answered outside the app's exception handlers, as plain text, where every
@@ -32,7 +34,7 @@ from egocrowd.web.tus import UPLOADS_PATH
 
 UNLIMITED_PREFIXES = (UPLOADS_PATH,)  # tus: bounded by Upload-Length and the campaign's limit
 # Body bytes one upload request may have buffered before the socket is paused (uvicorn: 64 KiB).
-UPLOAD_BODY_BUFFER = 1 << 20
+UPLOAD_BODY_BUFFER = 256 << 10
 
 
 class BodyTooLarge(Exception):
@@ -95,6 +97,29 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+class _Pieces:
+    """An upload body's buffered pieces, in place of uvicorn's ``bytearray``: appending keeps a
+    reference instead of copying, and ``bytes()`` (what uvicorn's ``receive`` hands the app) joins
+    them once, or hands over a lone piece as it is."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self, first: bytes | bytearray) -> None:
+        self.parts: list[bytes] = [bytes(first)] if first else []
+        self.size = len(first)
+
+    def __iadd__(self, piece: bytes) -> _Pieces:
+        self.parts.append(piece)
+        self.size += len(piece)
+        return self
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bytes__(self) -> bytes:
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """httptools, with uvicorn's ``h11_max_incomplete_event_size`` applied to the request head."""
 
@@ -120,6 +145,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._body_buffer = UPLOAD_BODY_BUFFER if path.startswith(UNLIMITED_PREFIXES) else 0
 
     def on_body(self, body: bytes) -> None:
+        if self._body_buffer and type(self.cycle.body) is not _Pieces:  # receive() left a new bytearray
+            self.cycle.body = _Pieces(self.cycle.body)  # type: ignore[assignment]
         super().on_body(body)  # pauses reading once 64 KiB wait for the app
         # An upload keeps reading up to its own limit (not while a pipelined request waits: that
         # pause is uvicorn's, not ours). The app's next receive() resumes reading as usual.
