@@ -12,10 +12,10 @@ hundreds of megabytes:
   httptools protocol that ``uvicorn[standard]`` picks has none (a 100 MiB header was accepted), so we
   add it there and use one knob for both. Too large a head is answered 431 and the connection closed.
   It also lets upload bodies (tus) buffer up to ``UPLOAD_BODY_BUFFER`` before it stops reading the
-  socket, instead of uvicorn's 64 KiB: the app then gets pieces of up to 256 KiB, a quarter of the
-  wake-ups and pause/resume calls per byte, still small enough to stay in the CPU cache while the
-  upload handler writes and hashes them. Those pieces are kept as a list (``_Pieces``) instead of
-  being appended to a ``bytearray`` and copied out again: one copy of every uploaded byte fewer.
+  socket, instead of uvicorn's 64 KiB: the app then gets ~1 MiB pieces, a sixteenth of the
+  wake-ups and pause/resume calls per byte (the upload handler writes ~1 MiB at a time). The
+  socket reads are kept as a list (``_Pieces``) instead of being appended to a ``bytearray`` and
+  copied out of it again: one copy of every uploaded byte fewer.
 
 Why not FastAPI's own ``max_body_size`` (Starlette's RequestBodyLimitMiddleware): tried, its refusal
 of a chunked body is answered outside the app's exception handlers, as plain text, where every
@@ -34,7 +34,7 @@ from egocrowd.web.tus import UPLOADS_PATH
 
 UNLIMITED_PREFIXES = (UPLOADS_PATH,)  # tus: bounded by Upload-Length and the campaign's limit
 # Body bytes one upload request may have buffered before the socket is paused (uvicorn: 64 KiB).
-UPLOAD_BODY_BUFFER = 256 << 10
+UPLOAD_BODY_BUFFER = 1 << 20
 
 
 class BodyTooLarge(Exception):
