@@ -370,10 +370,10 @@ def run_concurrent(tmp: Path, n: int, size_mb: int, chunk: int, repeat: int, nod
         took = _rounds({name: upload_to(s) for name, s in servers.items()}, repeat)
         rss_peak = {name: s.rss_mb()[1] for name, s in servers.items()}
     finally:
-        for s in servers.values():
-            s.stop()
-        for s in srcs:
-            s.unlink(missing_ok=True)
+        for server in servers.values():
+            server.stop()
+        for path in srcs:
+            path.unlink(missing_ok=True)
         shutil.rmtree(tmp / "ours-many", ignore_errors=True)
         shutil.rmtree(tmp / "node-many", ignore_errors=True)
     return {"n": n, "size_mb": size_mb, "took": took, "rss_peak": rss_peak}
