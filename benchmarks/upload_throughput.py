@@ -21,6 +21,9 @@ buffered. Our upload time includes completion (the move into the content-address
 the sha256 computed while receiving), and our server fsyncs every PATCH before answering it; the
 Node file store does neither (no fsync, no hash). The disk copy is ``shutil.copyfile`` + fsync.
 
+Each server's CPU time per upload (user + system, all threads, from /proc) is printed too: on a
+busy machine it moves much less than the times do.
+
 The machine may be shared, so every round runs each contestant once, the order rotating from
 round to round, and the medians count. For reference the same chunked PATCHes are also sent to a
 handler that discards them ("HTTP sink": what loopback HTTP alone manages here).
@@ -160,6 +163,11 @@ class Server:
             k, _, v = line.partition(":")
             fields[k] = v.strip()
         return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the server process (all its threads) has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def clean(self) -> None:
         """Drop finished uploads, so disk use stays bounded (each round's bytes are the same)."""
@@ -315,15 +323,19 @@ def run_size(tmp: Path, size_mb: int, chunk: int, repeat: int, node_script: Path
         rss_idle = {n: s.rss_mb()[0] for n, s in servers.items()}
         sink_url = servers["egocrowd"].url.removesuffix(OURS_PATH) + SINK_PATH
 
-        def upload_to(s: Server) -> Callable[[], float]:
+        cpu: dict[str, list[float]] = {n: [] for n in servers}
+
+        def upload_to(name: str, s: Server) -> Callable[[], float]:
             def go() -> float:
+                before = s.cpu_s()
                 took = _timed(lambda: _upload(s.url, src, chunk))
+                cpu[name].append(s.cpu_s() - before)
                 s.clean()
                 return took
 
             return go
 
-        contestants: dict[str, Callable[[], float]] = {n: upload_to(s) for n, s in servers.items()}
+        contestants: dict[str, Callable[[], float]] = {n: upload_to(n, s) for n, s in servers.items()}
         contestants["disk copy"] = lambda: _copy(src, tmp / f"copy-{size_mb}.bin")
         contestants["HTTP sink"] = lambda: _sink(sink_url, src, chunk)
         took = _rounds(contestants, repeat)
@@ -334,7 +346,7 @@ def run_size(tmp: Path, size_mb: int, chunk: int, repeat: int, node_script: Path
         src.unlink(missing_ok=True)
         shutil.rmtree(tmp / f"ours-{size_mb}", ignore_errors=True)
         shutil.rmtree(tmp / f"node-{size_mb}", ignore_errors=True)
-    return {"size_mb": size_mb, "took": took, "rss_idle": rss_idle, "rss_peak": rss_peak}
+    return {"size_mb": size_mb, "took": took, "cpu": cpu, "rss_idle": rss_idle, "rss_peak": rss_peak}
 
 
 def run_concurrent(tmp: Path, n: int, size_mb: int, chunk: int, repeat: int, node_script: Path | None) -> dict:
@@ -358,10 +370,10 @@ def run_concurrent(tmp: Path, n: int, size_mb: int, chunk: int, repeat: int, nod
         took = _rounds({name: upload_to(s) for name, s in servers.items()}, repeat)
         rss_peak = {name: s.rss_mb()[1] for name, s in servers.items()}
     finally:
-        for s in servers.values():
-            s.stop()
-        for s in srcs:
-            s.unlink(missing_ok=True)
+        for server in servers.values():
+            server.stop()
+        for path in srcs:
+            path.unlink(missing_ok=True)
         shutil.rmtree(tmp / "ours-many", ignore_errors=True)
         shutil.rmtree(tmp / "node-many", ignore_errors=True)
     return {"n": n, "size_mb": size_mb, "took": took, "rss_peak": rss_peak}
@@ -462,6 +474,12 @@ def main() -> None:
         print(
             f"{shared_mb} MB to the local / shared upload store: "
             + ", ".join(f"{n} {shared_mb / _median(t):.0f} MB/s" for n, t in shared.items())
+        )
+    for r in rows:
+        # Less noisy than the times on a shared machine: what each server itself spent per upload.
+        print(
+            f"{r['size_mb']} MB, server CPU seconds per upload (median): "
+            + ", ".join(f"{n} {_median(c):.2f}" for n, c in r["cpu"].items())
         )
     for r in rows:
         vs = ", ".join(f"{n} {_ratio(r['took'], n):.2f}" for n in r["took"] if n != "egocrowd")
