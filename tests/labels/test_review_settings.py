@@ -43,6 +43,7 @@ def test_review_and_annotation_sections_on_the_form_and_the_page(client, lab):
                 review_reviewers="both",
                 review_sample_fraction="0.25",
                 review_auto_accept_days="5",
+                review_pay_cents="15",
                 annotation_enabled="on",
                 annotation_per_clip="4",
             ),
@@ -52,7 +53,7 @@ def test_review_and_annotation_sections_on_the_form_and_the_page(client, lab):
     )
     cid = _cid(r)
     c = client.get(f"{API}/campaigns/{cid}", headers=lab.headers).json()
-    assert c["review"] == {"reviewers": "both", "sample_fraction": 0.25, "auto_accept_days": 5}
+    assert c["review"] == {"reviewers": "both", "sample_fraction": 0.25, "auto_accept_days": 5, "pay_cents": 15}
     assert c["annotation"]["enabled"] is True and c["annotation"]["per_clip"] == 4
     shown = client.get(f"/campaigns/{cid}").text
     assert "looks at 25% of the clips" in shown and "within 5 days is accepted" in shown
@@ -64,7 +65,9 @@ def test_review_and_annotation_sections_on_the_form_and_the_page(client, lab):
 def test_a_live_campaign_may_change_review_settings_only_fairly(client, lab):
     c = client.post(
         f"{API}/campaigns",
-        json=campaign_body(review={"auto_accept_days": 5}, annotation={"enabled": True, "pay_cents": 20}),
+        json=campaign_body(
+            review={"auto_accept_days": 5, "pay_cents": 10}, annotation={"enabled": True, "pay_cents": 20}
+        ),
         headers=lab.headers,
     ).json()
     cid = c["id"]
@@ -74,13 +77,16 @@ def test_a_live_campaign_may_change_review_settings_only_fairly(client, lab):
     def patch(body):
         return client.patch(f"{API}/campaigns/{cid}", json=body, headers=lab.headers)
 
-    r = patch({"review": {"auto_accept_days": 9}})
+    r = patch({"review": {"auto_accept_days": 9, "pay_cents": 10}})
     assert r.status_code == 409 and r.json()["code"] == "campaign.unfair_change"
+    r = patch({"review": {"auto_accept_days": 5, "pay_cents": 5}})  # reviewers' pay only goes up
+    assert r.status_code == 409 and r.json()["field"] == "review.pay_cents"
     r = patch({"annotation": {"enabled": True, "pay_cents": 10}})
     assert r.status_code == 409 and r.json()["code"] == "campaign.unfair_change"
-    r = patch({"review": {"reviewers": "requester", "sample_fraction": 0.5, "auto_accept_days": 2}})
+    fair = {"reviewers": "requester", "sample_fraction": 0.5, "auto_accept_days": 2, "pay_cents": 10}
+    r = patch({"review": fair})
     assert r.status_code == 200, r.text
-    assert r.json()["review"] == {"reviewers": "requester", "sample_fraction": 0.5, "auto_accept_days": 2}
+    assert r.json()["review"] == fair
     r = patch({"annotation": {"enabled": True, "per_clip": 5, "pay_cents": 30}})
     assert r.status_code == 200 and r.json()["annotation"]["per_clip"] == 5
     # the page form too: a live campaign's review section is not locked
@@ -99,6 +105,7 @@ def test_a_live_campaign_may_change_review_settings_only_fairly(client, lab):
                 review_reviewers="both",
                 review_sample_fraction="0.5",
                 review_auto_accept_days="2",
+                review_pay_cents="10",
                 annotation_enabled="on",
                 annotation_per_clip="5",
                 annotation_pay_cents="30",
