@@ -24,7 +24,9 @@ DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 def target(name: str, value: float, goal: float, digits: int = 2) -> bool:
     """Print the target line; True when it is met."""
     met = value >= goal
-    print(f"target {name}: {value:.{digits}f} (goal >= {goal:g}) {'met' if met else 'missed'}")
+    # flushed: a run cut short by a time limit keeps the targets it measured (stdout to a pipe is
+    # block-buffered, and a killed process loses what it held)
+    print(f"target {name}: {value:.{digits}f} (goal >= {goal:g}) {'met' if met else 'missed'}", flush=True)
     return met
 
 

@@ -1,7 +1,7 @@
 """Page loads during a log-in flood: a real `egocrowd serve` (uvicorn subprocess, embedded SQLite)
 answers GET /api/v1/campaigns for a logged-in user while --flood clients post wrong passwords.
 
-    .venv/bin/python benchmarks/login_flood.py [--flood 32] [--seconds 10] [--accounts 1]
+    .venv/bin/python benchmarks/login_flood.py [--flood 32] [--seconds 6] [--accounts 1]
 
 Runs twice: with the default throttling, and with the limits raised out of reach (what the server did
 before throttling existed). Prints p50/p99 of the page loads at rest and during each flood, and how
@@ -118,7 +118,7 @@ def run(label: str, env_extra: dict, args) -> float:
                     break
                 except httpx.TransportError:
                     time.sleep(0.1)
-            rest, _ = asyncio.run(measure(base, token, 0, args.accounts, 3))
+            rest, _ = asyncio.run(measure(base, token, 0, args.accounts, 2))
             busy, answers = asyncio.run(measure(base, token, args.flood, args.accounts, args.seconds))
         finally:
             server.terminate()
@@ -140,10 +140,10 @@ def run(label: str, env_extra: dict, args) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--flood", type=int, default=32)
-    ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--accounts", type=int, default=1)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--flood", type=int, default=32, help="clients posting wrong passwords (default 32)")
+    ap.add_argument("--seconds", type=float, default=6, help="length of each flood (default 6: ~25 s in all)")
+    ap.add_argument("--accounts", type=int, default=1, help="accounts the flood guesses at (default 1)")
     args = ap.parse_args()
     throttled = run("throttled", {}, args)
     unthrottled = run(

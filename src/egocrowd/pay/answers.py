@@ -22,12 +22,8 @@ from egocrowd.pay.money import Money
 UNPAID_FLAG = "too_fast"
 
 
-def payment_key(task_id: int) -> str:
-    return f"annotation:{task_id}:accepted"
-
-
-def payment_key_sql() -> sa.ColumnElement[str]:
-    return sa.literal("annotation:") + sa.cast(AnnotationTask.id, sa.String) + sa.literal(":accepted")
+#: one payment per answer
+payment_key = ledger.PaymentKey("annotation", "accepted")
 
 
 def pay_cents(campaign: Campaign) -> int:
@@ -78,7 +74,9 @@ def pay_for_answer(
 
 def owed_answers(session: Session, campaign_id: int) -> list[AnnotationTask]:
     """Answers that earn pay and have none posted yet (the budget was short), oldest first."""
-    paid = sa.select(LedgerTransaction.id).where(LedgerTransaction.idempotency_key == payment_key_sql())
+    paid = sa.select(LedgerTransaction.id).where(
+        LedgerTransaction.idempotency_key == payment_key.sql(AnnotationTask.id)
+    )
     rows = session.scalars(
         sa.select(AnnotationTask)
         .where(

@@ -180,7 +180,7 @@ def _reversals(session: Session, *, worker_id: int | None, state: str | None, li
     q = (
         sa.select(rev, payment, Clip, User, PayAppeal)
         .join(payment, payment.id == rev.reverses_id)
-        .join(Clip, payment.idempotency_key == ledger.clip_payment_key_sql())
+        .join(Clip, payment.idempotency_key == ledger.clip_payment_key.sql(Clip.id))
         .join(User, User.id == Clip.worker_id)
         .outerjoin(PayAppeal, PayAppeal.reversal_id == rev.id)
         .order_by(rev.id.desc())

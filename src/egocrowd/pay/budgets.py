@@ -63,7 +63,9 @@ def cost_per_clip(campaign: Campaign) -> Money:
 
 def owed_clips(session: Session, campaign_id: int) -> list[Clip]:
     """The campaign's accepted clips nobody has paid for yet (the budget was short), oldest first."""
-    paid = sa.select(LedgerTransaction.id).where(LedgerTransaction.idempotency_key == ledger.clip_payment_key_sql())
+    paid = sa.select(LedgerTransaction.id).where(
+        LedgerTransaction.idempotency_key == ledger.clip_payment_key.sql(Clip.id)
+    )
     return list(
         session.scalars(
             sa.select(Clip)
@@ -182,7 +184,7 @@ def budget(session: Session, campaign: Campaign, *, target_clips: int | None = N
     paid_clips = int(
         session.scalar(
             sa.select(sa.func.count(Clip.id))
-            .join(payment, payment.idempotency_key == ledger.clip_payment_key_sql())
+            .join(payment, payment.idempotency_key == ledger.clip_payment_key.sql(Clip.id))
             .outerjoin(reversal, reversal.reverses_id == payment.id)
             .where(Clip.campaign_id == campaign.id, reversal.id.is_(None))
         )

@@ -145,7 +145,7 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
         sa.select(Clip, Campaign, paid, undo, Assignment)
         .join(Campaign, Campaign.id == Clip.campaign_id)
         .outerjoin(Assignment, Assignment.id == Clip.assignment_id)
-        .outerjoin(paid, paid.idempotency_key == ledger.clip_payment_key_sql())
+        .outerjoin(paid, paid.idempotency_key == ledger.clip_payment_key.sql(Clip.id))
         .outerjoin(undo, undo.reverses_id == paid.id)
         .where(
             Clip.worker_id == worker.id,
@@ -271,7 +271,7 @@ def _answers(session: Session, worker: User, limit: int) -> list[AnswerLine]:
     rows = session.execute(
         sa.select(AnnotationTask, Campaign, paid, undo)
         .join(Campaign, Campaign.id == AnnotationTask.campaign_id)
-        .outerjoin(paid, paid.idempotency_key == answers.payment_key_sql())
+        .outerjoin(paid, paid.idempotency_key == answers.payment_key.sql(AnnotationTask.id))
         .outerjoin(undo, undo.reverses_id == paid.id)
         .where(AnnotationTask.annotator_id == worker.id, AnnotationTask.status == AnnotationTaskStatus.submitted)
         .order_by(AnnotationTask.id.desc())
@@ -317,7 +317,7 @@ def _reviews(session: Session, reviewer: User, limit: int) -> list[ReviewLine]:
     rows = session.execute(
         sa.select(ReviewItem, Campaign, paid, undo)
         .join(Campaign, Campaign.id == ReviewItem.campaign_id)
-        .outerjoin(paid, paid.idempotency_key == reviews.payment_key_sql())
+        .outerjoin(paid, paid.idempotency_key == reviews.payment_key.sql(ReviewItem.id))
         .outerjoin(undo, undo.reverses_id == paid.id)
         .where(ReviewItem.decided_by == reviewer.id, ReviewItem.state == ReviewState.done)
         .order_by(ReviewItem.id.desc())

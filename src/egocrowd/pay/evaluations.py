@@ -15,13 +15,8 @@ from egocrowd.db.models import Battle, BattleStatus, Campaign, Evaluation, Ledge
 from egocrowd.pay import ledger
 from egocrowd.pay.money import Money
 
-
-def payment_key(battle_id: int) -> str:
-    return f"battle:{battle_id}:judged"
-
-
-def payment_key_sql() -> sa.ColumnElement[str]:
-    return sa.literal("battle:") + sa.cast(Battle.id, sa.String) + sa.literal(":judged")
+#: one payment per verdict
+payment_key = ledger.PaymentKey("battle", "judged")
 
 
 def pay_for_verdict(
@@ -56,7 +51,7 @@ def pay_for_verdict(
 
 def owed_verdicts(session: Session, campaign_id: int) -> list[Battle]:
     """Judged battles of the campaign's evaluation with no pay posted yet, oldest first."""
-    paid = sa.select(LedgerTransaction.id).where(LedgerTransaction.idempotency_key == payment_key_sql())
+    paid = sa.select(LedgerTransaction.id).where(LedgerTransaction.idempotency_key == payment_key.sql(Battle.id))
     return list(
         session.scalars(
             sa.select(Battle)

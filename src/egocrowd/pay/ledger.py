@@ -394,14 +394,24 @@ def deposit(
     )
 
 
-def clip_payment_key(clip_id: int) -> str:
-    """The idempotency key an accepted clip's payment is posted under: one payment per clip, ever."""
-    return f"clip:{clip_id}:accepted"
+@dataclass(frozen=True)
+class PaymentKey:
+    """The idempotency key a piece of work's payment is posted under, ``<kind>:<id>:<event>``: one
+    payment per piece, ever. Called with an id it gives the key; :meth:`sql` builds the same key
+    from an id column, to join work to its payment (or find work not paid yet) in one query."""
+
+    kind: str
+    event: str
+
+    def __call__(self, work_id: int) -> str:
+        return f"{self.kind}:{work_id}:{self.event}"
+
+    def sql(self, id_column: Any) -> sa.ColumnElement[str]:
+        return sa.literal(f"{self.kind}:") + sa.cast(id_column, sa.String) + sa.literal(f":{self.event}")
 
 
-def clip_payment_key_sql() -> sa.ColumnElement[str]:
-    """:func:`clip_payment_key` of ``Clip.id`` built in SQL, to join clips to their payment in one query."""
-    return sa.literal("clip:") + sa.cast(Clip.id, sa.String) + sa.literal(":accepted")
+#: an accepted clip's payment
+clip_payment_key = PaymentKey("clip", "accepted")
 
 
 def pay_for_clip(

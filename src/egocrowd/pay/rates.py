@@ -424,7 +424,7 @@ def _paid_clips(session: Session, campaign_id: int, *, paid_by: datetime | None 
     payment, reversal = aliased(LedgerTransaction), aliased(LedgerTransaction)
     q = (
         sa.select(Clip)
-        .join(payment, payment.idempotency_key == ledger.clip_payment_key_sql())
+        .join(payment, payment.idempotency_key == ledger.clip_payment_key.sql(Clip.id))
         .outerjoin(reversal, reversal.reverses_id == payment.id)
         .where(Clip.campaign_id == campaign_id, reversal.id.is_(None))
         .order_by(Clip.id)

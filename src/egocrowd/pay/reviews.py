@@ -18,13 +18,8 @@ from egocrowd.db.models import Campaign, LedgerTransaction, ReviewItem, ReviewSt
 from egocrowd.pay import ledger
 from egocrowd.pay.money import Money
 
-
-def payment_key(item_id: int) -> str:
-    return f"review:{item_id}:decided"
-
-
-def payment_key_sql() -> sa.ColumnElement[str]:
-    return sa.literal("review:") + sa.cast(ReviewItem.id, sa.String) + sa.literal(":decided")
+#: one payment per decision
+payment_key = ledger.PaymentKey("review", "decided")
 
 
 def pay_cents(campaign: Campaign) -> int:
@@ -73,7 +68,7 @@ def pay_for_decision(
 
 def owed_decisions(session: Session, campaign_id: int) -> list[ReviewItem]:
     """Decided items whose reviewer earns pay and has none posted yet, oldest first."""
-    paid = sa.select(LedgerTransaction.id).where(LedgerTransaction.idempotency_key == payment_key_sql())
+    paid = sa.select(LedgerTransaction.id).where(LedgerTransaction.idempotency_key == payment_key.sql(ReviewItem.id))
     rows = session.scalars(
         sa.select(ReviewItem)
         .join(User, User.id == ReviewItem.decided_by)
