@@ -196,6 +196,41 @@ def test_by_type_reads_as_the_line_reader(tmp_path, line):
             )
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"meta": {"robot": {"arm": 7}}},  # an object of any shape: read by the Session class
+        {"site": "lab", "policy_version": "v2", "robot": "r1", "seed": 9, "protocol": "p"},  # pair key made
+        {"pair_key": "given", "protocol": "p", "seed": 1},
+        {"people": [{"id": "al", "role": "parent", "priority": 0}, {"id": "al", "role": "child"}]},  # last wins
+        {"people": []},
+        {"deployment_day": 1.5, "format_version": 1},
+        {"surprise": [1, {"x": 2}]},  # an unknown field is kept in ``extra``
+        {"seed": 3.0},  # an integer written as a float
+        {"people": [{"role": "parent"}]},  # a person without id
+        {"people": [{"id": "al", "age": 7}]},  # an unknown key inside a person
+        {"people": [{"id": "al", "priority": True}]},
+        {"people": ["al"]},
+        {"session_id": ""},
+        {"source": "dream"},
+        {"format_version": 99},
+        {"deployment_day": "monday"},
+        {"policy": 5},
+    ],
+)
+def test_headers_read_by_arrow_read_as_the_line_reader(tmp_path, header):
+    rows: list[Any] = odd_rows()
+    rows[0] = {**rows[0], **header}
+    rows += [{**HEAD, "session_id": "s2"}, {"type": "session_end", "t": 3}]  # a second, plain session
+    p = write_lines(tmp_path / "x.jsonl", rows)
+    for strict in (True, False):
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            assert _outcome(lambda s=strict: list(digest_log(p, strict=s))) == _outcome(
+                lambda s=strict: line_by_line(p, strict=s)
+            )
+
+
 def _outcome(read: Any) -> Any:
     """The error a reader raises, or its digests as comparable tuples."""
     try:

@@ -42,6 +42,9 @@ pc: Any = _pc
 pj: Any = _pj
 
 BLOCK_BYTES = 8 << 20  # bytes read per block (the arrow parser uses its threads inside a block)
+# arrow splits what it parses into blocks of this size, parsed on its threads (a type's lines in a
+# block are a few MB: arrow's 1 MB default left one core idle much of the time)
+_READ_OPTIONS = pj.ReadOptions(block_size=256 << 10)
 MAX_CARRY_BYTES = 256 << 20  # a session longer than this is read line by line (bounded memory)
 
 # our writer never writes null (it drops None); arrow cannot tell null from absent, Python can
@@ -199,12 +202,14 @@ class _Parsed:
     heads: np.ndarray
     header_lines: list[bytes]
     used: int  # bytes (lines: cols.n_rows)
+    header_table: Any = None  # the headers read by arrow, when every one could be (else None)
 
 
 def _finish(parsed: _Parsed) -> list[SessionDigest]:
     if not parsed.heads.size:
         return []
-    return _reduce(parsed.cols, parsed.code, parsed.heads, _headers(parsed.header_lines))
+    headers = _arrow_headers(parsed.header_table) if parsed.header_table is not None else None
+    return _reduce(parsed.cols, parsed.code, parsed.heads, headers or _headers(parsed.header_lines))
 
 
 def _parse_block(block: bytes, *, last: bool) -> _Parsed:
@@ -332,23 +337,47 @@ for _k, _want in enumerate(_TYPE_NAMES):
 def _parse_by_type(block: bytes, code: np.ndarray, starts: np.ndarray, ends: np.ndarray, *, last: bool) -> _Parsed:
     n_rows, heads, used = _complete_sessions(code, starts, len(block), last=last)
     code = code[:n_rows]
+    # the block's lines as one arrow array over the block's bytes (no copy): ``take`` then gathers a
+    # type's lines into one buffer in C++ (a Python join of a million slices cost more than parsing)
+    offsets = np.append(starts[:n_rows], ends[n_rows - 1] if n_rows else 0).astype(np.int64)
+    lines = pa.Array.from_buffers(pa.large_binary(), n_rows, [None, pa.py_buffer(offsets), pa.py_buffer(block)])
     tables: dict[int, Any] = {}
     for k, schema in _BY_TYPE.items():
         rows = np.flatnonzero(code == k)
         if not rows.size:
             continue
-        buf = b"".join(map(block.__getitem__, map(slice, starts[rows].tolist(), ends[rows].tolist())))
         try:
             tab = pj.read_json(
-                pa.py_buffer(buf),
+                _gather(lines, rows),
                 parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+                read_options=_READ_OPTIONS,
             )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise _Fallback from None
-        if tab.num_rows != rows.size or not pc.all(pc.equal(tab.column("type"), _TYPES[k])).as_py():
-            raise _Fallback  # two objects on a line, or a "type" given twice (the line reader keeps the last)
+            raise _Fallback from None  # among others, a key given twice (the line reader keeps the last)
+        if tab.num_rows != rows.size:
+            raise _Fallback  # two objects on a line
+        # every line starts with this type's name (_line_types) and arrow refuses a second "type"
         tables[k] = tab
-    return _Parsed(_ByType(tables, code), code, heads, [block[starts[h] : ends[h]] for h in heads.tolist()], used)
+    header_table = None
+    if heads.size:
+        try:  # any key the header schema lacks is refused: such headers are read in Python
+            header_table = pj.read_json(
+                _gather(lines, heads),
+                parse_options=pj.ParseOptions(explicit_schema=_SESSION_SCHEMA, unexpected_field_behavior="error"),
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        if header_table is not None and header_table.num_rows != heads.size:
+            header_table = None
+    lines_of_heads = [block[starts[h] : ends[h]] for h in heads.tolist()]
+    return _Parsed(_ByType(tables, code), code, heads, lines_of_heads, used, header_table)
+
+
+def _gather(lines: Any, rows: np.ndarray) -> Any:
+    """One buffer of these lines, in order (``lines``: a large_binary array of a block's lines)."""
+    picked = lines.take(pa.array(rows))
+    size = np.frombuffer(picked.buffers()[1], dtype=np.int64, count=picked.offset + rows.size + 1)[-1]
+    return picked.buffers()[2].slice(0, int(size))
 
 
 class _Columns:
@@ -460,10 +489,82 @@ def _headers(lines: list[bytes]) -> list[dict[str, Any]]:
                 "site": sess.site,
                 "source": sess.source,
                 "pair_key": sess.pair_key,
-                "deployment_day": sess.deployment_day,
+                "deployment_day": None if sess.deployment_day is None else float(sess.deployment_day),
                 "people": {p.id: p.role for p in sess.people},
             }
         )
+    return out
+
+
+def _session_schema() -> Any:
+    """Every field of a session header but ``meta`` (any object) and ``extra``, typed as the schema's
+    Session class types it."""
+    from dataclasses import fields
+
+    person = pa.struct([("id", pa.string()), ("role", pa.string()), ("priority", pa.int64())])
+    arrow = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "list[Person]": pa.list_(person)}
+    out = [("type", pa.string())]
+    for f in fields(S.Session):
+        if f.name not in ("meta", "extra"):
+            out.append((f.name, arrow[str(f.type).removesuffix(" | None")]))
+    return pa.schema(out)
+
+
+_SESSION_SCHEMA = _session_schema()
+
+
+def _arrow_headers(tab: Any) -> list[dict[str, Any]] | None:
+    """Header fields from headers that arrow read with their exact types (an integer where a number
+    must be an integer, strings where strings, no unknown key at any depth); the rules arrow does not
+    check are checked here. None when some header breaks one of them: the Session class then reads
+    the headers and says what is wrong (or the line reader does)."""
+    cols = {name: tab.column(name) for name in tab.schema.names}
+    for name in ("session_id", "policy", "environment"):
+        if cols[name].null_count or not pc.all(pc.greater(pc.utf8_length(cols[name]), 0)).as_py():
+            return None
+    source = pc.fill_null(cols["source"], "sim")
+    if not pc.all(pc.is_in(source, value_set=pa.array(list(S.SOURCES)))).as_py():
+        return None
+    day = cols["deployment_day"]
+    if day.null_count < len(day) and not pc.all(pc.is_finite(pc.drop_null(day))).as_py():
+        return None
+    version = cols["format_version"]
+    if version.null_count < len(version) and pc.max(version).as_py() > S.SCHEMA_VERSION:
+        return None  # refused, with its own words, by the Session class
+    people = cols["people"].combine_chunks()
+    persons = pc.list_flatten(people)
+    ids = pc.struct_field(persons, "id")
+    if ids.null_count:
+        return None
+    # a person list per header: (id, role) pairs cut at the list offsets (an absent list: none)
+    bounds = np.asarray(pc.list_value_length(people).fill_null(0)).cumsum().tolist()
+    pairs = list(zip(ids.to_pylist(), pc.struct_field(persons, "role").to_pylist()))
+    protocol, seed, pair_key = (cols[n].to_pylist() for n in ("protocol", "seed", "pair_key"))
+    out = []
+    rows = zip(
+        *(cols[n].to_pylist() for n in ("session_id", "policy", "environment", "site", "deployment_day")),
+        source.to_pylist(),
+        pair_key,
+        protocol,
+        seed,
+    )
+    lo = 0
+    for hi, (sid, policy, env, site, day_, src, key, proto, sd) in zip(bounds, rows):
+        if key is None and proto is not None and sd is not None:
+            key = f"{proto}:{sd}"
+        out.append(
+            {
+                "session_id": sid,
+                "policy": policy,
+                "environment": env,
+                "site": site,
+                "source": src,
+                "pair_key": key,
+                "deployment_day": day_,
+                "people": dict(pairs[lo:hi]),
+            }
+        )
+        lo = hi
     return out
 
 
@@ -705,38 +806,48 @@ def _reduce(cols: _Columns, code: np.ndarray, heads: np.ndarray, headers: list[d
 
     out_t: Any = t_all[se]
     bounds = _bounds(se_sess, n)
+    persons, tasks = person.tolist(), task.tolist()
+    # per-session numbers as Python lists first: indexing numpy arrays a number at a time costs more
+    counts = zip(
+        *(
+            a.tolist()
+            for a in (conflicts, c_det, c_cor, c_cla, n_needed, n_unneeded, instructions, in_conflict, n_iv, events)
+        )
+    )
+    duration = last_t.tolist()
     digests = []
-    for i, h in enumerate(headers):
+    for i, (h, cnt) in enumerate(zip(headers, counts)):
         lo, hi = bounds[i], bounds[i + 1]
+        clo, chi = cb[i], cb[i + 1]
         d = SessionDigest(
             **h,
-            duration=float(last_t[i]),
+            duration=duration[i],
             end_reason=end_reason[i],
             out_t=out_t[lo:hi],
             out_success=ok[lo:hi],
             out_progress=prog[lo:hi],
-            out_person=person[lo:hi].tolist(),
-            out_task=task[lo:hi].tolist(),
-            chain_k=kk[cb[i] : cb[i + 1]],
-            chain_len=lens[cb[i] : cb[i + 1]],
+            out_person=persons[lo:hi],
+            out_task=tasks[lo:hi],
+            chain_k=kk[clo:chi],
+            chain_len=lens[clo:chi],
             mis_time=mis[i][0],
             mis_recovered=mis[i][1],
             mis_injected=mis[i][2],
-            conflicts=int(conflicts[i]),
-            conflicts_detected=int(c_det[i]),
-            conflicts_correct=int(c_cor[i]),
-            conflicts_clarified=int(c_cla[i]),
+            conflicts=cnt[0],
+            conflicts_detected=int(cnt[1]),
+            conflicts_correct=int(cnt[2]),
+            conflicts_clarified=int(cnt[3]),
             resolutions=resolutions[i],
-            clarifications_needed=int(n_needed[i]),
-            clarifications_unneeded=int(n_unneeded[i]),
-            instructions=int(instructions[i]),
-            instructions_in_conflict=int(in_conflict[i]),
-            interventions=int(n_iv[i]),
+            clarifications_needed=cnt[4],
+            clarifications_unneeded=cnt[5],
+            instructions=cnt[6],
+            instructions_in_conflict=cnt[7],
+            interventions=cnt[8],
             intervention_time=iv_time[i],
             intervention_reasons=reasons[i],
             safety=safety[i],
             env_changes=env[i],
-            events=int(events[i]),
+            events=cnt[9],
         )
         digests.append(d)
     return digests

@@ -8,6 +8,7 @@ cluster bootstrap work on. This is the only place that interprets event semantic
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections import Counter
@@ -98,7 +99,7 @@ def digest_session(session: S.Session, events: Iterable[S.Event]) -> SessionDige
         site=session.site,
         source=session.source,
         pair_key=session.pair_key,
-        deployment_day=session.deployment_day,
+        deployment_day=None if session.deployment_day is None else float(session.deployment_day),
         people={p.id: p.role for p in session.people},
     )
     instr_person: dict[str, str] = {}
@@ -272,11 +273,13 @@ def build_corpus(digests: Sequence[SessionDigest]) -> Corpus:
 
     def cat(attr: str, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
         lists = [getattr(d, attr) for d in ds]
-        lens = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(ds))
+        lens = np.fromiter(map(len, lists), dtype=np.int64, count=len(ds))
         sess = np.repeat(np.arange(len(ds)), lens)
+        if dtype is object:  # strings: one list, then one array (numpy would make fixed-width str)
+            return sess, np.array(list(itertools.chain.from_iterable(lists)), dtype=object)
         if not lists:
             return sess, np.zeros(0, dtype=dtype)
-        return sess, np.concatenate([np.asarray(x, dtype=dtype) for x in lists])
+        return sess, np.concatenate(lists).astype(dtype, copy=False)  # arrays (compacted) or lists
 
     out_sess, out_t = cat("out_t", float)
     _, out_success = cat("out_success", float)

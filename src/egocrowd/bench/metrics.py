@@ -89,15 +89,16 @@ def _tally(counters: Iterable[Counter[str]]) -> dict[str, int]:
 
 
 def _factorize(labels: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Sorted distinct labels and each label's position among them (``np.unique(..., return_inverse=True)``
-    for a few distinct strings among many: a dict instead of sorting every item)."""
-    seen: dict[str, int] = {}
-    keys = (x if type(x) is str else str(x) for x in labels.tolist())  # as astype(str) would read them
-    first = np.fromiter((seen.setdefault(x, len(seen)) for x in keys), dtype=np.int64, count=labels.size)
-    names = sorted(seen)
-    rank = np.empty(len(seen), dtype=np.int64)
-    rank[[seen[x] for x in names]] = np.arange(len(names))
-    return names, rank[first]
+    """Sorted distinct labels (as ``astype(str)`` reads them) and each label's position among them:
+    ``np.unique(..., return_inverse=True)`` for a few distinct strings among many, with dicts (C loops)
+    instead of sorting every item."""
+    items = labels.tolist()
+    first = {x: i for i, x in enumerate(dict.fromkeys(items))}  # distinct labels in first-seen order
+    code = np.fromiter(map(first.__getitem__, items), dtype=np.int64, count=len(items))
+    text = [x if type(x) is str else str(x) for x in first]  # two labels may read the same (1 and "1")
+    names = sorted(set(text))
+    at = {name: i for i, name in enumerate(names)}
+    return names, np.array([at[t] for t in text], dtype=np.int64)[code] if items else code
 
 
 def _est(value: float | None, ci: tuple[float, float], method: str) -> dict[str, Any]:
