@@ -16,6 +16,7 @@ from importlib.metadata import version
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from egocrowd.bench import stats as st
 from egocrowd.bench.digest import SessionDigest, build_corpus, check_inputs, digest_log
@@ -170,10 +171,14 @@ def score_digests(
         "inputs": list(inputs),
         "config": config.to_dict(),
         "metrics": {n: METRICS.get(n).version for n in names if n in METRICS},
-        "policies": {pol: compute_metrics(build_corpus(ds), config, names) for pol, ds in groups.items()},
+        "policies": {},
         "comparisons": [],
         "ranking": None,
     }
+    # the bootstraps are many products of a (rounds × sessions) matrix with a few columns: bound by
+    # memory, no faster on several BLAS threads, whose busy waiting then takes a core from the rest
+    with threadpool_limits(limits=1, user_api="blas"):
+        doc["policies"] = {pol: compute_metrics(build_corpus(ds), config, names) for pol, ds in groups.items()}
     if comparisons and 2 <= len(groups) <= MAX_COMPARED_POLICIES:
         for a, b in itertools.combinations(groups, 2):
             try:
