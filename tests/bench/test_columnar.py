@@ -231,6 +231,57 @@ def test_headers_read_by_arrow_read_as_the_line_reader(tmp_path, header):
             )
 
 
+def _misinterpreted(*rest: dict[str, Any]) -> list[Any]:
+    return [
+        {**HEAD, "people": [{"id": "al"}]},
+        {"type": "misinterpretation", "t": 1, "id": "m1", "source": "injected"},
+        {"type": "misinterpretation", "t": 2, "id": "m2"},
+        {"type": "misinterpretation", "t": 3, "id": "m3", "source": "observed"},
+        {"type": "recovery", "t": 4, "misinterpretation": "m2"},
+        {"type": "recovery", "t": 5, "misinterpretation": "elsewhere"},  # no such one: ignored
+        *rest,
+        {"type": "recovery", "t": 6, "misinterpretation": "m1"},
+        {"type": "session_end", "t": 9},
+        {**HEAD, "session_id": "s2"},
+        {"type": "misinterpretation", "t": 1, "id": "m1"},  # the same id in another session
+        {"type": "recovery", "t": 0.5, "misinterpretation": "m1"},  # t before it: time 0
+        {"type": "misinterpretation", "t": 2, "id": "m9"},  # open at the end: censored
+    ]
+
+
+@pytest.mark.parametrize(
+    "rest, walked",
+    [
+        ((), False),
+        (({"type": "recovery", "t": 5.5, "misinterpretation": "m2"},), True),  # recovered twice
+        (({"type": "recovery", "t": 5.5},), True),  # names none: the oldest open one
+        (({"type": "misinterpretation", "t": 5.5, "id": "m3"},), True),  # an id re-opened
+        (
+            (
+                {"type": "recovery", "t": 5.5, "misinterpretation": "m4"},
+                {"type": "misinterpretation", "t": 5.7, "id": "m4"},
+            ),
+            True,
+        ),
+    ],
+)
+def test_misinterpretations_paired_in_columns_as_the_line_reader(tmp_path, monkeypatch, rest, walked):
+    p = write_lines(tmp_path / "m.jsonl", _misinterpreted(*rest))
+    used = []
+    paired = columnar._paired_misinterpretations
+    monkeypatch.setattr(columnar, "_paired_misinterpretations", lambda *a: used.append(paired(*a)) or used[-1])
+    got = list(digest_log(p))
+    assert used[0] is not walked and all(used[1:])  # the second session, in its own block, pairs
+    assert_same(got, line_by_line(p))
+    if not walked:
+        assert (got[0].mis_time.tolist(), got[0].mis_recovered.tolist(), got[0].mis_injected.tolist()) == (
+            [2.0, 5.0, 6.0],
+            [1, 1, 0],
+            [0, 1, 0],
+        )
+        assert (got[1].mis_time.tolist(), got[1].mis_recovered.tolist()) == ([0.0, 0.0], [1, 0])
+
+
 def _outcome(read: Any) -> Any:
     """The error a reader raises, or its digests as comparable tuples."""
     try:

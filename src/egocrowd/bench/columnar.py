@@ -927,6 +927,62 @@ def _fill_persons(
             person[need[j]] = sys.intern((known.get(instr[j]) if instr[j] else None) or NO_PERSON)
 
 
+def _paired_misinterpretations(
+    mis_rows: np.ndarray,
+    rec_rows: np.ndarray,
+    sess_of_row: np.ndarray,
+    t_all: np.ndarray,
+    cols: _Columns,
+    duration: np.ndarray,
+    out: list[tuple[Any, Any, Any]],
+) -> bool:
+    """The usual case in columns: every recovery names its misinterpretation, ids are unique within a
+    session and each is recovered at most once, after it happened. Fills ``out`` as the walk in line
+    order would (recovered ones in the order of their recoveries, then the open ones in theirs) and
+    returns True; False (``out`` untouched) when the walk is needed."""
+    refs = cols.take("misinterpretation", rec_rows)
+    if refs.null_count:
+        return False  # "the oldest open one": depends on order
+    names = pa.chunked_array([*cols.take("id", mis_rows).chunks, *refs.chunks], type=pa.string())
+    names = names.combine_chunks().dictionary_encode()
+    m = len(names.dictionary)
+    code = np.asarray(names.indices).astype(np.int64)
+    mis_key = sess_of_row[mis_rows] * m + code[: mis_rows.size]
+    rec_key = sess_of_row[rec_rows] * m + code[mis_rows.size :]
+    order = np.argsort(mis_key, kind="stable")
+    sorted_keys = mis_key[order]
+    if (sorted_keys[1:] == sorted_keys[:-1]).any():
+        return False  # an id used twice in a session: re-opened, in order
+    pos = np.minimum(np.searchsorted(sorted_keys, rec_key), sorted_keys.size - 1)
+    hit = sorted_keys[pos] == rec_key
+    which = order[pos[hit]]  # the misinterpretation each matching recovery closes
+    rec_hit = rec_rows[hit]
+    if np.unique(which).size != which.size or (mis_rows[which] > rec_hit).any():
+        return False  # recovered twice, or a recovery before its misinterpretation
+    t0 = t_all[mis_rows]
+    injected = np.asarray(
+        pc.equal(cols.take("source", mis_rows), "injected").fill_null(False).combine_chunks(), dtype=np.int32
+    )
+    open_ = np.ones(mis_rows.size, dtype=bool)
+    open_[which] = False
+    rest = np.flatnonzero(open_)
+    sess = np.concatenate([sess_of_row[rec_hit], sess_of_row[mis_rows[rest]]])
+    time = np.maximum(
+        np.concatenate([t_all[rec_hit] - t0[which], duration[sess_of_row[mis_rows[rest]]] - t0[rest]]), 0.0
+    )
+    recovered = np.concatenate([np.ones(which.size, dtype=np.int32), np.zeros(rest.size, dtype=np.int32)])
+    inj = np.concatenate([injected[which], injected[rest]])
+    # per session: recovered first, each group in line order (recoveries' rows, then the open ones')
+    line = np.concatenate([rec_hit, mis_rows[rest]])
+    o = np.lexsort((line, 1 - recovered, sess))
+    sess, time, recovered, inj = sess[o], time[o], recovered[o], inj[o]
+    starts = _segments(sess)
+    ends = np.append(starts[1:], sess.size)
+    for s, lo, hi in zip(sess[starts].tolist(), starts.tolist(), ends.tolist()):
+        out[s] = (time[lo:hi], recovered[lo:hi], inj[lo:hi])
+    return True
+
+
 def _misinterpretations(
     mis_rows: np.ndarray,
     rec_rows: np.ndarray,
@@ -939,6 +995,8 @@ def _misinterpretations(
     empty = (np.zeros(0), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32))
     out: list[tuple[Any, Any, Any]] = [empty] * n
     if not mis_rows.size:
+        return out
+    if _paired_misinterpretations(mis_rows, rec_rows, sess_of_row, t_all, cols, duration, out):
         return out
     rows = np.concatenate([mis_rows, rec_rows])
     rows.sort()
