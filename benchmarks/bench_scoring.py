@@ -107,11 +107,11 @@ def make_log(path: Path, target_events: int, seed: int = 0) -> tuple[int, int]:
 
 def ours(path: str, rounds: int, metrics: list[str] | None) -> dict[str, Any]:
     from egocrowd.bench.metrics import ScoreConfig
-    from egocrowd.bench.score import read_digests, score_digests
+    from egocrowd.bench.score import read_sessions, score_digests
 
     everything = metrics is None  # else the metrics alone, as pandas and polars compute (no comparisons, no ranking)
     doc = score_digests(
-        read_digests([path]), ScoreConfig(rounds=rounds), metrics=metrics, comparisons=everything, ranking=everything
+        read_sessions([path]), ScoreConfig(rounds=rounds), metrics=metrics, comparisons=everything, ranking=everything
     )
     out = {}
     for pol, m in doc["policies"].items():

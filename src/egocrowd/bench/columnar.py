@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import gc
 import io
+import itertools
 import re
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as _pa
@@ -34,7 +34,7 @@ import pyarrow.compute as _pc
 import pyarrow.json as _pj
 
 from egocrowd.bench import schema as S
-from egocrowd.bench.digest import NO_PERSON, SessionDigest, digest_session
+from egocrowd.bench.digest import NO_PERSON, TABLE_SESSIONS, SessionDigest, SessionTable, Tally, digest_session
 from egocrowd.bench.limits import MAX_CHAIN_LENGTH, MAX_EVENTS_PER_SESSION, MAX_LINE_BYTES, MAX_SECONDS
 from egocrowd.errors import InvalidInput
 
@@ -108,7 +108,15 @@ assert _TYPES[SUB_END] == "subtask_end" and _TYPES[END] == "session_end" and len
 def digest_jsonl(
     path: Path, *, strict: bool = True, on_progress: Callable[[int], None] | None = None
 ) -> Iterator[SessionDigest]:
-    """Digests of a JSONL(.gz) log, one per session, in file order (as :func:`digest_log`).
+    """Digests of a JSONL(.gz) log, one per session, in file order (as :func:`digest_log`)."""
+    for table in tables_jsonl(path, strict=strict, on_progress=on_progress):
+        yield from table
+
+
+def tables_jsonl(
+    path: Path, *, strict: bool = True, on_progress: Callable[[int], None] | None = None
+) -> Iterator[SessionTable]:
+    """The sessions of a JSONL(.gz) log as tables of digests (a block's sessions each), in file order.
 
     Two blocks are in flight: while this thread reduces one block to digests (mostly Python and
     numpy), a worker thread parses the next (arrow's C++ parser, which releases the GIL).
@@ -146,7 +154,7 @@ def digest_jsonl(
                 except _Fallback:
                     pass
             ahead = b""  # bytes read after buf (the next block is parsed while this one is reduced)
-            digests: list[SessionDigest] = []
+            table: SessionTable | None = None
             if parsed is not None and not (parsed.used == 0 and len(buf) > MAX_CARRY_BYTES):
                 used = parsed.used
                 nxt = None
@@ -161,7 +169,7 @@ def digest_jsonl(
                     nxt = read()
                     ahead = nxt[0][len(carry) :]
                 try:
-                    digests = _finish(parsed)
+                    table = _finish(parsed)
                 except _Fallback:
                     parsed = None
             if parsed is None or (parsed.used == 0 and len(buf) > MAX_CARRY_BYTES):
@@ -170,10 +178,13 @@ def digest_jsonl(
                     on_progress(raw.tell() - reported)
                 lines = _lines(buf + ahead, fh, path, line_no)
                 dicts = S.decode_lines(lines, path, first_line=line_no, tell=raw.tell, on_progress=on_progress)
-                for session, events in S.group_sessions(S.typed_lines(dicts, path, strict=strict)):
-                    yield digest_session(session, events)
+                sessions = S.group_sessions(S.typed_lines(dicts, path, strict=strict))
+                digests = (digest_session(session, events) for session, events in sessions)  # each in turn
+                while chunk := list(itertools.islice(digests, TABLE_SESSIONS)):
+                    yield SessionTable.from_digests(chunk)
                 return
-            yield from digests
+            if table is not None and len(table):
+                yield table
             if on_progress is not None:
                 pos = raw.tell()
                 on_progress(pos - reported)
@@ -207,9 +218,9 @@ class _Parsed:
     header_table: Any = None  # the headers read by arrow, when every one could be (else None)
 
 
-def _finish(parsed: _Parsed) -> list[SessionDigest]:
+def _finish(parsed: _Parsed) -> SessionTable | None:
     if not parsed.heads.size:
-        return []
+        return None
     with _no_cycle_collection():
         headers = _arrow_headers(parsed.header_table) if parsed.header_table is not None else None
         return _reduce(parsed.cols, parsed.code, parsed.heads, headers or _headers(parsed.header_lines))
@@ -487,10 +498,10 @@ class _ByType(_Columns):
         return out
 
 
-def _headers(lines: list[bytes]) -> list[dict[str, Any]]:
+def _headers(lines: list[bytes]) -> dict[str, list[Any]]:
     """Session header fields, through the schema's own Session class (one header per session: the
     Python decode costs little here and keeps every rule of the header exact)."""
-    out = []
+    out: dict[str, list[Any]] = {f: [] for f in _HEADER_FIELDS}
     for line in lines:
         try:
             sess = S.from_dict(S._decode(line.decode("utf-8")))
@@ -498,19 +509,15 @@ def _headers(lines: list[bytes]) -> list[dict[str, Any]]:
             raise _Fallback from None
         if not isinstance(sess, S.Session):
             raise _Fallback
-        out.append(
-            {
-                "session_id": sess.session_id,
-                "policy": sess.policy,
-                "environment": sess.environment,
-                "site": sess.site,
-                "source": sess.source,
-                "pair_key": sess.pair_key,
-                "deployment_day": None if sess.deployment_day is None else float(sess.deployment_day),
-                "people": {p.id: p.role for p in sess.people},
-            }
-        )
+        for f in ("session_id", "policy", "environment", "site", "source", "pair_key"):
+            out[f].append(getattr(sess, f))
+        out["deployment_day"].append(None if sess.deployment_day is None else float(sess.deployment_day))
+        out["people"].append({p.id: p.role for p in sess.people})
     return out
+
+
+# what a session's header gives its digest
+_HEADER_FIELDS = ("session_id", "policy", "environment", "site", "source", "pair_key", "deployment_day", "people")
 
 
 def _session_schema() -> Any:
@@ -530,7 +537,7 @@ def _session_schema() -> Any:
 _SESSION_SCHEMA = _session_schema()
 
 
-def _arrow_headers(tab: Any) -> list[dict[str, Any]] | None:
+def _arrow_headers(tab: Any) -> dict[str, list[Any]] | None:
     """Header fields from headers that arrow read with their exact types (an integer where a number
     must be an integer, strings where strings, no unknown key at any depth); the rules arrow does not
     check are checked here. None when some header breaks one of them: the Session class then reads
@@ -556,33 +563,18 @@ def _arrow_headers(tab: Any) -> list[dict[str, Any]] | None:
     # a person list per header: (id, role) pairs cut at the list offsets (an absent list: none)
     bounds = np.asarray(pc.list_value_length(people).fill_null(0)).cumsum().tolist()
     pairs = list(zip(ids.to_pylist(), pc.struct_field(persons, "role").to_pylist()))
-    protocol, seed, pair_key = (cols[n].to_pylist() for n in ("protocol", "seed", "pair_key"))
-    out = []
-    rows = zip(
-        *(cols[n].to_pylist() for n in ("session_id", "policy", "environment", "site", "deployment_day")),
-        source.to_pylist(),
-        pair_key,
-        protocol,
-        seed,
-    )
-    lo = 0
-    for hi, (sid, policy, env, site, day_, src, key, proto, sd) in zip(bounds, rows):
-        if key is None and proto is not None and sd is not None:
-            key = f"{proto}:{sd}"
-        out.append(
-            {
-                "session_id": sid,
-                "policy": policy,
-                "environment": env,
-                "site": site,
-                "source": src,
-                "pair_key": key,
-                "deployment_day": day_,
-                "people": dict(pairs[lo:hi]),
-            }
-        )
-        lo = hi
-    return out
+    pair_key = [
+        key if key is not None or proto is None or sd is None else f"{proto}:{sd}"
+        for key, proto, sd in zip(*(cols[n].to_pylist() for n in ("pair_key", "protocol", "seed")))
+    ]
+    out = {f: cols[f].to_pylist() for f in ("session_id", "policy", "environment", "site", "deployment_day")}
+    lo = [0, *bounds[:-1]]
+    return {
+        **out,
+        "source": source.to_pylist(),
+        "pair_key": pair_key,
+        "people": [dict(pairs[a:b]) for a, b in zip(lo, bounds)],
+    }
 
 
 def _segments(keys: np.ndarray) -> np.ndarray:
@@ -592,31 +584,22 @@ def _segments(keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
 
 
-def _bounds(owner: np.ndarray, n: int) -> list[int]:
-    """Items of session i are [b[i], b[i+1]) (``owner`` non-decreasing; slicing beats np.split)."""
-    return list(np.searchsorted(owner, np.arange(n + 1)).tolist())
-
-
-def _counters(owner: np.ndarray, labels: list[Any], n: int) -> list[Counter[str]]:
-    """Per session, a Counter of its items' labels (``owner``: each item's session, non-decreasing),
-    each in the order its labels first appear, as counting line by line gives it."""
-    # dict.__new__ makes an empty Counter without Counter.__init__ (a Python call that costs ~3 µs,
-    # i.e. a noticeable share of the read for a few counters per session)
-    out: list[Counter[str]] = [dict.__new__(Counter) for _ in range(n)]
+def _tally(owner: np.ndarray, labels: list[Any]) -> Tally:
+    """Items' labels counted per session (``owner``: each item's session, non-decreasing), each
+    session's labels in the order they first appear, as counting line by line gives them."""
     if not labels:
-        return out
+        return Tally(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64))
     first = {x: i for i, x in enumerate(dict.fromkeys(labels))}
-    names = list(first)
+    names = np.array(list(first), dtype=object)
     m = len(names)
     key = owner.astype(np.int64) * m + np.fromiter(map(first.__getitem__, labels), dtype=np.int64, count=len(labels))
     pairs, at, count = np.unique(key, return_index=True, return_counts=True)
-    order = np.argsort(at, kind="stable")
-    for k, c in zip(pairs[order].tolist(), count[order].tolist()):
-        out[k // m][names[k % m]] = c
-    return out
+    order = np.argsort(at, kind="stable")  # sessions are contiguous: grouped by session, in line order
+    pairs = pairs[order]
+    return Tally(pairs // m, names[pairs % m], count[order].astype(np.int64))
 
 
-def _reduce(cols: _Columns, code: np.ndarray, heads: np.ndarray, headers: list[dict[str, Any]]) -> list[SessionDigest]:
+def _reduce(cols: _Columns, code: np.ndarray, heads: np.ndarray, headers: dict[str, list[Any]]) -> SessionTable:
     n = heads.size
     sess_of_row = np.cumsum(code == SESSION) - 1
     is_ev = code != SESSION
@@ -730,7 +713,7 @@ def _reduce(cols: _Columns, code: np.ndarray, heads: np.ndarray, headers: list[d
     ch_rows.sort()
     kk: Any = np.zeros(0, dtype=np.int64)
     lens: Any = kk
-    cb = [0] * (n + 1)
+    chain_sess = kk
     if ch_rows.size:
         names = take("chain", ch_rows).combine_chunks().dictionary_encode()
         cid = np.asarray(names.indices).astype(np.int64)
@@ -772,11 +755,10 @@ def _reduce(cols: _Columns, code: np.ndarray, heads: np.ndarray, headers: list[d
             kk[slot] = np.minimum(np.minimum.reduceat(fail, g), size)
             maxi[slot] = e_idx[g + size - 1]
         lens = np.maximum(declared, maxi)
-        owner = uk // m
-        cb = _bounds(owner, n)
+        chain_sess = uk // m  # chains of a session are contiguous (in order of first mention)
 
     # misinterpretations and recoveries: matched in order, line by line (few lines)
-    mis = _misinterpretations(rows_of[MIS], rows_of[REC], sess_of_row, t_all, cols, last_t, n)
+    mis = _misinterpretations(rows_of[MIS], rows_of[REC], sess_of_row, t_all, cols, last_t)
 
     # conflicts
     cf = rows_of[CONFLICT]
@@ -797,7 +779,7 @@ def _reduce(cols: _Columns, code: np.ndarray, heads: np.ndarray, headers: list[d
         if cf.size
         else np.zeros(n)
     )
-    resolutions = _counters(cf_sess, [r or "none" for r in resolution], n)
+    resolutions = _tally(cf_sess, [r or "none" for r in resolution])
     in_conflict = np.zeros(n, dtype=np.int64)
     if cf.size:
         lists = take("instructions", cf).combine_chunks()
@@ -823,61 +805,47 @@ def _reduce(cols: _Columns, code: np.ndarray, heads: np.ndarray, headers: list[d
         raise _Fallback
     n_iv = np.bincount(iv_sess, minlength=n)
     iv_time = _segment_sums(iv_sess, dur, n)
-    reasons = _counters(iv_sess, strs("reason", iv), n)
-    safety = _counters(sess_of_row[rows_of[SAFETY]], strs("kind", rows_of[SAFETY]), n)
-    env = _counters(sess_of_row[rows_of[ENV]], strs("kind", rows_of[ENV]), n)
+    reasons = _tally(iv_sess, strs("reason", iv))
+    safety = _tally(sess_of_row[rows_of[SAFETY]], strs("kind", rows_of[SAFETY]))
+    env = _tally(sess_of_row[rows_of[ENV]], strs("kind", rows_of[ENV]))
     instructions = np.bincount(sess_of_row[rows_of[INSTR]], minlength=n)
     end_reason: list[str | None] = [None] * n
     for s, r in zip(sess_of_row[rows_of[END]].tolist(), strs("reason", rows_of[END])):
         end_reason[s] = r if r is not None else "completed"
 
-    out_t: Any = t_all[se]
-    bounds = _bounds(se_sess, n)
-    persons, tasks = person.tolist(), task.tolist()
-    # per-session numbers as Python lists first: indexing numpy arrays a number at a time costs more
-    counts = zip(
-        *(
-            a.tolist()
-            for a in (conflicts, c_det, c_cor, c_cla, n_needed, n_unneeded, instructions, in_conflict, n_iv, events)
-        )
+    return SessionTable(
+        heads={**headers, "end_reason": end_reason},
+        duration=last_t,
+        intervention_time=np.asarray(iv_time, dtype=np.float64),
+        counts={
+            "conflicts": conflicts,
+            "conflicts_detected": c_det.astype(np.int64),
+            "conflicts_correct": c_cor.astype(np.int64),
+            "conflicts_clarified": c_cla.astype(np.int64),
+            "clarifications_needed": n_needed,
+            "clarifications_unneeded": n_unneeded,
+            "instructions": instructions,
+            "instructions_in_conflict": in_conflict,
+            "interventions": n_iv,
+            "events": events,
+        },
+        items={
+            "out_sess": se_sess,
+            "out_t": t_all[se],
+            "out_success": ok,
+            "out_progress": prog,
+            "out_person": person,
+            "out_task": task,
+            "chain_sess": chain_sess,
+            "chain_k": kk,
+            "chain_len": lens,
+            "mis_sess": mis.sess,
+            "mis_time": mis.time,
+            "mis_recovered": mis.recovered,
+            "mis_injected": mis.injected,
+        },
+        tallies={"resolutions": resolutions, "intervention_reasons": reasons, "safety": safety, "env_changes": env},
     )
-    duration = last_t.tolist()
-    digests = []
-    for i, (h, cnt) in enumerate(zip(headers, counts)):
-        lo, hi = bounds[i], bounds[i + 1]
-        clo, chi = cb[i], cb[i + 1]
-        d = SessionDigest(
-            **h,
-            duration=duration[i],
-            end_reason=end_reason[i],
-            out_t=out_t[lo:hi],
-            out_success=ok[lo:hi],
-            out_progress=prog[lo:hi],
-            out_person=persons[lo:hi],
-            out_task=tasks[lo:hi],
-            chain_k=kk[clo:chi],
-            chain_len=lens[clo:chi],
-            mis_time=mis[i][0],
-            mis_recovered=mis[i][1],
-            mis_injected=mis[i][2],
-            conflicts=cnt[0],
-            conflicts_detected=int(cnt[1]),
-            conflicts_correct=int(cnt[2]),
-            conflicts_clarified=int(cnt[3]),
-            resolutions=resolutions[i],
-            clarifications_needed=cnt[4],
-            clarifications_unneeded=cnt[5],
-            instructions=cnt[6],
-            instructions_in_conflict=cnt[7],
-            interventions=cnt[8],
-            intervention_time=iv_time[i],
-            intervention_reasons=reasons[i],
-            safety=safety[i],
-            env_changes=env[i],
-            events=cnt[9],
-        )
-        digests.append(d)
-    return digests
 
 
 def _lookup(unique: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -934,15 +902,14 @@ def _paired_misinterpretations(
     t_all: np.ndarray,
     cols: _Columns,
     duration: np.ndarray,
-    out: list[tuple[Any, Any, Any]],
-) -> bool:
+) -> _Mis | None:
     """The usual case in columns: every recovery names its misinterpretation, ids are unique within a
-    session and each is recovered at most once, after it happened. Fills ``out`` as the walk in line
-    order would (recovered ones in the order of their recoveries, then the open ones in theirs) and
-    returns True; False (``out`` untouched) when the walk is needed."""
+    session and each is recovered at most once, after it happened. The items as the walk in line
+    order makes them (recovered ones in the order of their recoveries, then the open ones in theirs);
+    None when the walk is needed."""
     refs = cols.take("misinterpretation", rec_rows)
     if refs.null_count:
-        return False  # "the oldest open one": depends on order
+        return None  # "the oldest open one": depends on order
     names = pa.chunked_array([*cols.take("id", mis_rows).chunks, *refs.chunks], type=pa.string())
     names = names.combine_chunks().dictionary_encode()
     m = len(names.dictionary)
@@ -952,13 +919,13 @@ def _paired_misinterpretations(
     order = np.argsort(mis_key, kind="stable")
     sorted_keys = mis_key[order]
     if (sorted_keys[1:] == sorted_keys[:-1]).any():
-        return False  # an id used twice in a session: re-opened, in order
+        return None  # an id used twice in a session: re-opened, in order
     pos = np.minimum(np.searchsorted(sorted_keys, rec_key), sorted_keys.size - 1)
     hit = sorted_keys[pos] == rec_key
     which = order[pos[hit]]  # the misinterpretation each matching recovery closes
     rec_hit = rec_rows[hit]
     if np.unique(which).size != which.size or (mis_rows[which] > rec_hit).any():
-        return False  # recovered twice, or a recovery before its misinterpretation
+        return None  # recovered twice, or a recovery before its misinterpretation
     t0 = t_all[mis_rows]
     injected = np.asarray(
         pc.equal(cols.take("source", mis_rows), "injected").fill_null(False).combine_chunks(), dtype=np.int32
@@ -975,12 +942,7 @@ def _paired_misinterpretations(
     # per session: recovered first, each group in line order (recoveries' rows, then the open ones')
     line = np.concatenate([rec_hit, mis_rows[rest]])
     o = np.lexsort((line, 1 - recovered, sess))
-    sess, time, recovered, inj = sess[o], time[o], recovered[o], inj[o]
-    starts = _segments(sess)
-    ends = np.append(starts[1:], sess.size)
-    for s, lo, hi in zip(sess[starts].tolist(), starts.tolist(), ends.tolist()):
-        out[s] = (time[lo:hi], recovered[lo:hi], inj[lo:hi])
-    return True
+    return _Mis(sess[o], time[o], recovered[o], inj[o])
 
 
 def _misinterpretations(
@@ -990,14 +952,12 @@ def _misinterpretations(
     t_all: np.ndarray,
     cols: _Columns,
     duration: np.ndarray,
-    n: int,
-) -> list[tuple[Any, Any, Any]]:
-    empty = (np.zeros(0), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32))
-    out: list[tuple[Any, Any, Any]] = [empty] * n
+) -> _Mis:
     if not mis_rows.size:
-        return out
-    if _paired_misinterpretations(mis_rows, rec_rows, sess_of_row, t_all, cols, duration, out):
-        return out
+        return _Mis(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32))
+    paired = _paired_misinterpretations(mis_rows, rec_rows, sess_of_row, t_all, cols, duration)
+    if paired is not None:
+        return paired
     rows = np.concatenate([mis_rows, rec_rows])
     rows.sort()
     ids = cols.take("id", rows).to_pylist()
@@ -1006,13 +966,14 @@ def _misinterpretations(
     is_mis = np.isin(rows, mis_rows).tolist()
     sess = sess_of_row[rows].tolist()
     ts = t_all[rows].tolist()
+    owner: list[int] = []
+    tm: list[float] = []
+    rc: list[int] = []
+    inj: list[int] = []
     i = 0
     while i < len(rows):
         s = sess[i]
         open_mis: dict[str, tuple[float, int]] = {}
-        tm: list[float] = []
-        rc: list[int] = []
-        inj: list[int] = []
         while i < len(rows) and sess[i] == s:
             if is_mis[i]:
                 open_mis[ids[i]] = (ts[i], 1 if src[i] == "injected" else 0)
@@ -1022,14 +983,29 @@ def _misinterpretations(
                     key = next(iter(open_mis))
                 if key is not None and key in open_mis:
                     t0, j = open_mis.pop(key)
+                    owner.append(s)
                     tm.append(max(ts[i] - t0, 0.0))
                     rc.append(1)
                     inj.append(j)
             i += 1
         end = float(duration[s])
         for t0, j in open_mis.values():
+            owner.append(s)
             tm.append(max(end - t0, 0.0))
             rc.append(0)
             inj.append(j)
-        out[s] = (np.asarray(tm, dtype=np.float64), np.asarray(rc, dtype=np.int32), np.asarray(inj, dtype=np.int32))
-    return out
+    return _Mis(
+        np.asarray(owner, dtype=np.int64),
+        np.asarray(tm, dtype=np.float64),
+        np.asarray(rc, dtype=np.int32),
+        np.asarray(inj, dtype=np.int32),
+    )
+
+
+class _Mis(NamedTuple):
+    """Misinterpretations as items: session, time to recovery (or to the end), recovered, injected."""
+
+    sess: np.ndarray
+    time: np.ndarray
+    recovered: np.ndarray
+    injected: np.ndarray

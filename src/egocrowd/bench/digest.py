@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -197,32 +197,46 @@ def digest_session(session: S.Session, events: Iterable[S.Event]) -> SessionDige
 def digest_log(
     path: str | os.PathLike[str], *, strict: bool = True, on_progress: Callable[[int], None] | None = None
 ) -> Iterator[SessionDigest]:
-    """Stream a log file to one digest per session.
+    """Stream a log file to one digest per session (see :func:`log_tables`)."""
+    for table in log_tables(path, strict=strict, on_progress=on_progress):
+        yield from table
+
+
+def log_tables(
+    path: str | os.PathLike[str], *, strict: bool = True, on_progress: Callable[[int], None] | None = None
+) -> Iterator[SessionTable]:
+    """Stream a log file to tables of digests, in file order.
 
     JSONL logs are read in columnar blocks (:mod:`egocrowd.bench.columnar`, same digests, several
     times faster); Parquet logs line by line.
     """
     p = Path(path)
     if p.suffix == ".parquet":
-        for session, events in S.iter_sessions(p, strict=strict, on_progress=on_progress):
-            yield digest_session(session, events)
+        sessions = S.iter_sessions(p, strict=strict, on_progress=on_progress)
+        digests = (digest_session(session, events) for session, events in sessions)  # each in turn
+        while chunk := list(itertools.islice(digests, TABLE_SESSIONS)):
+            yield SessionTable.from_digests(chunk)
         return
-    from egocrowd.bench.columnar import digest_jsonl  # imports this module
+    from egocrowd.bench.columnar import tables_jsonl  # imports this module
 
-    yield from digest_jsonl(p, strict=strict, on_progress=on_progress)
+    yield from tables_jsonl(p, strict=strict, on_progress=on_progress)
+
+
+#: sessions read line by line that are gathered into one table
+TABLE_SESSIONS = 1000
 
 
 def check_inputs(digests: Iterable[SessionDigest], battles: Iterable[Any] = ()) -> None:
     """The caps that span all inputs scored together (each file's own rules are checked as it is
     read): distinct policies, and distinct tasks, people and environments. ``validate`` and
     ``score`` both run this, so one accepts exactly what the other does."""
-    policies: set[str] = set()
-    groups: dict[str, set[str]] = {"tasks": set(), "people": set(), "environments": set()}
-    for d in digests:
-        policies.add(d.policy)
-        groups["tasks"].update(d.out_task)
-        groups["people"].update(d.out_person)
-        groups["environments"].add(d.environment)
+    t = as_table(digests)
+    policies: set[str] = set(t.heads["policy"])
+    groups = {
+        "tasks": set(t.items["out_task"].tolist()),
+        "people": set(t.items["out_person"].tolist()),
+        "environments": set(t.heads["environment"]),
+    }
     for b in battles:
         policies.update((b.a, b.b))
     counts = {"policies": (len(policies), MAX_POLICIES), **{k: (len(v), MAX_GROUPS) for k, v in groups.items()}}
@@ -233,18 +247,250 @@ def check_inputs(digests: Iterable[SessionDigest], battles: Iterable[Any] = ()) 
             )
 
 
+# ----------------------------------------------------------------------------------------- table
+
+#: per-session strings and other Python values of a digest, in a table as lists
+HEAD_FIELDS = (
+    "session_id",
+    "policy",
+    "environment",
+    "site",
+    "source",
+    "pair_key",
+    "deployment_day",
+    "people",
+    "end_reason",
+)
+#: per-session counts (integers)
+COUNT_FIELDS = (
+    "conflicts",
+    "conflicts_detected",
+    "conflicts_correct",
+    "conflicts_clarified",
+    "clarifications_needed",
+    "clarifications_unneeded",
+    "instructions",
+    "instructions_in_conflict",
+    "interventions",
+    "events",
+)
+#: per-session Counters of labels
+TALLY_FIELDS = ("resolutions", "intervention_reasons", "safety", "env_changes")
+#: per-item arrays, by the kind of item (its session in ``<kind>_sess``) and their dtypes
+ITEM_FIELDS: dict[str, dict[str, Any]] = {
+    "out": {
+        "out_t": np.float64,
+        "out_success": np.int32,
+        "out_progress": np.float64,
+        "out_person": object,
+        "out_task": object,
+    },
+    "chain": {"chain_k": np.int64, "chain_len": np.int64},
+    "mis": {"mis_time": np.float64, "mis_recovered": np.int32, "mis_injected": np.int32},
+}
+
+
+@dataclass
+class Tally:
+    """Labels counted per session: rows grouped by session (non-decreasing ``sess``), each session's
+    labels in the order they were first seen, as in the digests' Counters."""
+
+    sess: np.ndarray
+    label: np.ndarray  # object array of str
+    count: np.ndarray
+
+    def total(self) -> dict[str, int]:
+        """Counts over all sessions, in first-seen order (as summing the Counters in order gives them)."""
+        out: dict[str, int] = {}
+        for k, v in zip(self.label.tolist(), self.count.tolist()):
+            out[k] = out.get(k, 0) + v
+        return {k: v for k, v in out.items() if v > 0}
+
+    def per_session(self, n: int, label: str | None = None) -> np.ndarray:
+        """Each session's count (of one label, or of all)."""
+        rows = slice(None) if label is None else self.label == label
+        return np.bincount(self.sess[rows], weights=self.count[rows], minlength=n)
+
+
+@dataclass
+class SessionTable(Sequence[SessionDigest]):
+    """The digests of many sessions in columns: what the columnar reader makes and the metrics read,
+    with no Python object per session. It is also a sequence of :class:`SessionDigest` (each made
+    when asked for), for code that wants one session at a time."""
+
+    heads: dict[str, list[Any]]  # HEAD_FIELDS → one value per session
+    duration: np.ndarray
+    intervention_time: np.ndarray
+    counts: dict[str, np.ndarray]  # COUNT_FIELDS → int64 per session
+    items: dict[str, np.ndarray]  # "<kind>_sess" and every ITEM_FIELDS array, items grouped by session
+    tallies: dict[str, Tally]  # TALLY_FIELDS
+    _cached_bounds: dict[str, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.duration)
+
+    @overload
+    def __getitem__(self, i: int) -> SessionDigest: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[SessionDigest]: ...
+    def __getitem__(self, i: int | slice) -> SessionDigest | list[SessionDigest]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(i)
+        i %= n
+        bounds = self._bounds()
+        fields: dict[str, Any] = {f: self.heads[f][i] for f in HEAD_FIELDS}
+        fields.update({f: int(self.counts[f][i]) for f in COUNT_FIELDS})
+        d = SessionDigest(
+            **fields, duration=float(self.duration[i]), intervention_time=float(self.intervention_time[i])
+        )
+        for kind, fields in ITEM_FIELDS.items():
+            lo, hi = bounds[kind][i], bounds[kind][i + 1]
+            for f, dtype in fields.items():
+                v = self.items[f][lo:hi]
+                setattr(d, f, v.tolist() if dtype is object else v)
+        for f in TALLY_FIELDS:
+            t = self.tallies[f]
+            lo, hi = bounds[f][i], bounds[f][i + 1]
+            c: Counter[str] = Counter()
+            c.update(dict(zip(t.label[lo:hi].tolist(), t.count[lo:hi].tolist())))
+            setattr(d, f, c)
+        return d
+
+    def _bounds(self) -> dict[str, np.ndarray]:
+        """Where each session's items start, by kind (searching the grouped ``*_sess`` arrays)."""
+        if self._cached_bounds is None:
+            edges = np.arange(len(self) + 1)
+            out = {kind: np.searchsorted(self.items[f"{kind}_sess"], edges) for kind in ITEM_FIELDS}
+            out.update({f: np.searchsorted(self.tallies[f].sess, edges) for f in TALLY_FIELDS})
+            self._cached_bounds = out
+        return self._cached_bounds
+
+    @classmethod
+    def from_digests(cls, digests: Iterable[SessionDigest]) -> SessionTable:
+        ds = list(digests)
+        n = len(ds)
+        items: dict[str, np.ndarray] = {}
+        for kind, fields in ITEM_FIELDS.items():
+            for j, (f, dtype) in enumerate(fields.items()):
+                lists = [getattr(d, f) for d in ds]
+                if j == 0:
+                    lens = np.fromiter(map(len, lists), dtype=np.int64, count=n)
+                    items[f"{kind}_sess"] = np.repeat(np.arange(n, dtype=np.int64), lens)
+                if dtype is object:  # strings: one list, then one array (numpy would make fixed-width str)
+                    items[f] = np.array(list(itertools.chain.from_iterable(lists)), dtype=object)
+                else:  # arrays (compacted digests) or lists
+                    items[f] = np.concatenate([np.zeros(0, dtype), *lists]).astype(dtype, copy=False)
+        tallies = {}
+        for f in TALLY_FIELDS:
+            sess, label, count = [], [], []
+            for i, d in enumerate(ds):
+                for k, v in getattr(d, f).items():
+                    sess.append(i)
+                    label.append(k)
+                    count.append(v)
+            tallies[f] = Tally(
+                np.array(sess, dtype=np.int64), np.array(label, dtype=object), np.array(count, dtype=np.int64)
+            )
+        return cls(
+            heads={f: [getattr(d, f) for d in ds] for f in HEAD_FIELDS},
+            duration=np.array([d.duration for d in ds], dtype=np.float64),
+            intervention_time=np.array([d.intervention_time for d in ds], dtype=np.float64),
+            counts={f: np.array([getattr(d, f) for d in ds], dtype=np.int64) for f in COUNT_FIELDS},
+            items=items,
+            tallies=tallies,
+        )
+
+    @classmethod
+    def concat(cls, tables: Sequence[SessionTable]) -> SessionTable:
+        if len(tables) == 1:
+            return tables[0]
+        if not tables:
+            return cls.from_digests([])
+        offset = np.cumsum([0] + [len(t) for t in tables[:-1]]).tolist()
+
+        def shifted(arrays: Iterable[np.ndarray]) -> np.ndarray:
+            """Session numbers of each table's items, counted on from the tables before it."""
+            return np.concatenate([a + o for a, o in zip(arrays, offset)])
+
+        items = {
+            f: shifted(t.items[f] for t in tables)
+            if f.endswith("_sess")
+            else np.concatenate([t.items[f] for t in tables])
+            for f in tables[0].items
+        }
+        tallies = {
+            f: Tally(
+                shifted(t.tallies[f].sess for t in tables),
+                np.concatenate([t.tallies[f].label for t in tables]),
+                np.concatenate([t.tallies[f].count for t in tables]),
+            )
+            for f in TALLY_FIELDS
+        }
+        return cls(
+            heads={f: list(itertools.chain.from_iterable(t.heads[f] for t in tables)) for f in HEAD_FIELDS},
+            duration=np.concatenate([t.duration for t in tables]),
+            intervention_time=np.concatenate([t.intervention_time for t in tables]),
+            counts={f: np.concatenate([t.counts[f] for t in tables]) for f in COUNT_FIELDS},
+            items=items,
+            tallies=tallies,
+        )
+
+    def take(self, rows: np.ndarray) -> SessionTable:
+        """The sessions at these rows (ascending), items and all."""
+        rows = np.asarray(rows, dtype=np.int64)
+        new = np.full(len(self), -1, dtype=np.int64)
+        new[rows] = np.arange(rows.size)
+
+        def pick(sess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            keep = new[sess] >= 0
+            return keep, new[sess[keep]]
+
+        items = {}
+        for kind, fields in ITEM_FIELDS.items():
+            keep, sess = pick(self.items[f"{kind}_sess"])
+            items[f"{kind}_sess"] = sess
+            items.update({f: self.items[f][keep] for f in fields})
+        tallies = {}
+        for f in TALLY_FIELDS:
+            t = self.tallies[f]
+            keep, sess = pick(t.sess)
+            tallies[f] = Tally(sess, t.label[keep], t.count[keep])
+        at = rows.tolist()
+        return SessionTable(
+            heads={f: [v[i] for i in at] for f, v in ((f, self.heads[f]) for f in HEAD_FIELDS)},
+            duration=self.duration[rows],
+            intervention_time=self.intervention_time[rows],
+            counts={f: v[rows] for f, v in self.counts.items()},
+            items=items,
+            tallies=tallies,
+        )
+
+    @property
+    def autonomous(self) -> np.ndarray:
+        """Session time minus time a human had control (never negative), per session."""
+        return np.maximum(self.duration - self.intervention_time, 0.0)
+
+
+def as_table(digests: Iterable[SessionDigest]) -> SessionTable:
+    return digests if isinstance(digests, SessionTable) else SessionTable.from_digests(digests)
+
+
 # ---------------------------------------------------------------------------------------- corpus
 
 
 @dataclass
 class Corpus:
-    """Digests of one group of sessions (usually one policy) as flat numpy arrays.
+    """The sessions of one group (usually one policy) as flat numpy arrays.
 
     ``*_sess`` arrays map each item (outcome, chain, misinterpretation) to its session's row, the
-    cluster for the bootstrap.
+    cluster for the bootstrap. ``table`` holds every other column; ``digests`` makes the sessions'
+    :class:`SessionDigest` objects when a metric wants them one by one.
     """
 
-    digests: list[SessionDigest]
+    table: SessionTable
     n_sessions: int
     duration: np.ndarray
     autonomous: np.ndarray
@@ -263,48 +509,35 @@ class Corpus:
     mis_recovered: np.ndarray
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def digests(self) -> list[SessionDigest]:
+        return list(self.table)
+
     def session_sum(self, item_sess: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
         """Per-session sums of item values (counts when ``values`` is None)."""
         return np.bincount(item_sess, weights=values, minlength=self.n_sessions).astype(float)
 
 
-def build_corpus(digests: Sequence[SessionDigest]) -> Corpus:
-    ds = list(digests)
-
-    def cat(attr: str, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-        lists = [getattr(d, attr) for d in ds]
-        lens = np.fromiter(map(len, lists), dtype=np.int64, count=len(ds))
-        sess = np.repeat(np.arange(len(ds)), lens)
-        if dtype is object:  # strings: one list, then one array (numpy would make fixed-width str)
-            return sess, np.array(list(itertools.chain.from_iterable(lists)), dtype=object)
-        if not lists:
-            return sess, np.zeros(0, dtype=dtype)
-        return sess, np.concatenate(lists).astype(dtype, copy=False)  # arrays (compacted) or lists
-
-    out_sess, out_t = cat("out_t", float)
-    _, out_success = cat("out_success", float)
-    _, out_progress = cat("out_progress", float)
-    _, out_person = cat("out_person", object)
-    chain_sess, chain_k = cat("chain_k", np.int64)
-    _, chain_len = cat("chain_len", np.int64)
-    mis_sess, mis_time = cat("mis_time", float)
-    _, mis_recovered = cat("mis_recovered", float)
+def build_corpus(digests: Iterable[SessionDigest]) -> Corpus:
+    t = as_table(digests)
+    it = t.items
+    day = t.heads["deployment_day"]
     return Corpus(
-        digests=ds,
-        n_sessions=len(ds),
-        duration=np.array([d.duration for d in ds], dtype=float),
-        autonomous=np.array([d.autonomous_time for d in ds], dtype=float),
-        interventions=np.array([d.interventions for d in ds], dtype=float),
-        deployment_day=np.array([np.nan if d.deployment_day is None else d.deployment_day for d in ds], dtype=float),
-        out_sess=out_sess,
-        out_t=out_t,
-        out_success=out_success,
-        out_progress=out_progress,
-        out_person=out_person,
-        chain_sess=chain_sess,
-        chain_k=chain_k,
-        chain_len=chain_len,
-        mis_sess=mis_sess,
-        mis_time=mis_time,
-        mis_recovered=mis_recovered,
+        table=t,
+        n_sessions=len(t),
+        duration=t.duration,
+        autonomous=t.autonomous,
+        interventions=t.counts["interventions"].astype(float),
+        deployment_day=np.array([np.nan if x is None else x for x in day], dtype=float),
+        out_sess=it["out_sess"],
+        out_t=it["out_t"],
+        out_success=it["out_success"].astype(float),
+        out_progress=it["out_progress"],
+        out_person=it["out_person"],
+        chain_sess=it["chain_sess"],
+        chain_k=it["chain_k"],
+        chain_len=it["chain_len"],
+        mis_sess=it["mis_sess"],
+        mis_time=it["mis_time"],
+        mis_recovered=it["mis_recovered"].astype(float),
     )

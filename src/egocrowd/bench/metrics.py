@@ -14,7 +14,7 @@ module that uses the decorator (see :mod:`egocrowd.registry`). Exact definitions
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -77,17 +77,6 @@ def compute_metrics(corpus: Corpus, config: ScoreConfig, names: list[str] | None
     return out
 
 
-def _tally(counters: Iterable[Counter[str]]) -> dict[str, int]:
-    """The sum of many small Counters as a dict, in first-seen order, as ``sum(counters, Counter())``
-    gives it for the positive counts that digests hold, without building a new Counter per session."""
-    total: dict[str, int] = {}
-    get = total.get
-    for c in counters:
-        for k, v in c.items():
-            total[k] = get(k, 0) + v
-    return {k: v for k, v in total.items() if v > 0}
-
-
 def _factorize(labels: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Sorted distinct labels (as ``astype(str)`` reads them) and each label's position among them:
     ``np.unique(..., return_inverse=True)`` for a few distinct strings among many, with dicts (C loops)
@@ -129,16 +118,16 @@ def _boot_ratio(
 
 @metric("sessions", version="1", description="What was scored: sessions, hours, events, truncated logs")
 def sessions(c: Corpus, config: ScoreConfig) -> Result:
-    ds = c.digests
+    t = c.table
     return {
         "sessions": c.n_sessions,
         "hours": float(c.duration.sum() / 3600),
         "autonomous_hours": float(c.autonomous.sum() / 3600),
-        "events": int(sum(d.events for d in ds)),
-        "sources": dict(Counter(d.source for d in ds)),
-        "environments": sorted({d.environment for d in ds}),
-        "truncated": sum(1 for d in ds if d.end_reason is None),
-        "env_changes": _tally(d.env_changes for d in ds),
+        "events": int(t.counts["events"].sum()),
+        "sources": dict(Counter(t.heads["source"])),
+        "environments": sorted(set(t.heads["environment"])),
+        "truncated": t.heads["end_reason"].count(None),
+        "env_changes": t.tallies["env_changes"].total(),
     }
 
 
@@ -296,17 +285,20 @@ def recovery(c: Corpus, config: ScoreConfig) -> Result:
 
 @metric("conflicts", version="1", description="Conflict detection, correct resolution, clarification and over-asking")
 def conflicts(c: Corpus, config: ScoreConfig) -> Result:
-    ds = c.digests
-    n = sum(d.conflicts for d in ds)
-    unneeded = np.array([d.clarifications_unneeded for d in ds], dtype=float)
-    calm = np.array([max(d.instructions - d.instructions_in_conflict, 0) for d in ds], dtype=float)
+    t = c.table
+    n = int(t.counts["conflicts"].sum())
+    unneeded = t.counts["clarifications_unneeded"].astype(float)
+    calm = np.maximum(t.counts["instructions"] - t.counts["instructions_in_conflict"], 0).astype(float)
     if n == 0 and unneeded.sum() == 0:
         return None
-    res: dict[str, Any] = {"conflicts": n, "resolutions": _tally(d.resolutions for d in ds)}
+    res: dict[str, Any] = {"conflicts": n, "resolutions": t.tallies["resolutions"].total()}
     if n:
-        res["detection_rate"] = _rate(sum(d.conflicts_detected for d in ds), n, config)
-        res["correct_resolution_rate"] = _rate(sum(d.conflicts_correct for d in ds), n, config)
-        res["clarification_rate"] = _rate(sum(d.conflicts_clarified for d in ds), n, config)
+        for name, field in (
+            ("detection_rate", "conflicts_detected"),
+            ("correct_resolution_rate", "conflicts_correct"),
+            ("clarification_rate", "conflicts_clarified"),
+        ):
+            res[name] = _rate(int(t.counts[field].sum()), n, config)
     if calm.sum() > 0:
         # can exceed 1 (several needless questions per instruction), hence a bootstrap, not Wilson
         res["over_asking_rate"] = _boot_ratio(unneeded, calm, config, "over_asking")
@@ -329,7 +321,7 @@ def interventions(c: Corpus, config: ScoreConfig) -> Result:
         # exact if interventions are a Poisson process; the bootstrap above also sees sessions that
         # differ, but says nothing with one session (every resample is that session)
         "per_hour_exact": _est(n / hours, st.poisson_exact(n, hours, config.confidence), "poisson_exact"),
-        "reasons": _tally(d.intervention_reasons for d in c.digests),
+        "reasons": c.table.tallies["intervention_reasons"].total(),
     }
     if n:
         # a round without interventions has MTBI = +inf (not undefined): keep it, so the upper
@@ -353,9 +345,9 @@ def safety(c: Corpus, config: ScoreConfig) -> Result:
     hours = c.duration / 3600
     if hours.sum() <= 0:
         return None
-    by_session = [d.safety for d in c.digests]
-    kinds = sorted({k for s in by_session for k in s})
-    total = np.array([sum(s.values()) for s in by_session], dtype=float)
+    tally = c.table.tallies["safety"]
+    kinds = sorted(set(tally.label.tolist()))
+    total = tally.per_session(c.n_sessions)
     res: dict[str, Any] = {
         "events": int(total.sum()),
         "hours": float(hours.sum()),
@@ -363,8 +355,7 @@ def safety(c: Corpus, config: ScoreConfig) -> Result:
     }
     by_kind = {}
     for k in kinds:
-        # .get, not [k]: a Counter's missing key goes through Python-level __missing__
-        counts = np.fromiter((s.get(k, 0) for s in by_session), dtype=float, count=len(by_session))
+        counts = tally.per_session(c.n_sessions, k)
         by_kind[k] = {"events": int(counts.sum()), "per_hour": _boot_ratio(counts, hours, config, f"safety.{k}")}
     res["by_kind"] = by_kind
     return res
@@ -413,5 +404,5 @@ def per_person(c: Corpus, config: ScoreConfig) -> Result:
 
 @metric("per_environment", version="2", description="Subtask success per environment; worst environment and gap")
 def per_environment(c: Corpus, config: ScoreConfig) -> Result:
-    env = np.array([d.environment for d in c.digests], dtype=object)
+    env = np.array(c.table.heads["environment"], dtype=object)
     return _groups(env[c.out_sess] if c.out_sess.size else env[:0], c, config, "per_environment")

@@ -19,7 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from egocrowd.bench import stats as st
-from egocrowd.bench.digest import SessionDigest, build_corpus, check_inputs, digest_log
+from egocrowd.bench.digest import SessionDigest, SessionTable, as_table, build_corpus, check_inputs, log_tables
 from egocrowd.bench.metrics import METRICS, ScoreConfig, compute_metrics
 from egocrowd.bench.ranking import Battle, rank_battles
 from egocrowd.bench.sequential import sequential_test
@@ -38,8 +38,35 @@ def _version() -> str:
         return "unknown"
 
 
-def _digest_file(path: str, strict: bool) -> list[SessionDigest]:
-    return list(digest_log(path, strict=strict))
+def _table_of_file(path: str, strict: bool) -> SessionTable:
+    return SessionTable.concat(list(log_tables(path, strict=strict)))
+
+
+def read_sessions(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    strict: bool = True,
+    jobs: int = 1,
+) -> SessionTable:
+    """Stream every log file to one table of digests (JSONL, JSONL.gz or Parquet), in input order.
+
+    ``jobs > 1`` digests several files at once in worker processes (runs often write one file per
+    episode); progress is then reported per finished file.
+    """
+    paths = [str(p) for p in paths]
+    tables: list[SessionTable] = []
+    if jobs <= 1 or len(paths) < 2:
+        for p in paths:
+            tables.extend(log_tables(p, strict=strict, on_progress=on_progress))
+        return SessionTable.concat(tables)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+        chunks = max(1, len(paths) // (8 * jobs))
+        for p, table in zip(paths, pool.map(_table_of_file, paths, itertools.repeat(strict), chunksize=chunks)):
+            tables.append(table)
+            if on_progress is not None:
+                on_progress(os.path.getsize(p))
+    return SessionTable.concat(tables)
 
 
 def read_digests(
@@ -49,46 +76,32 @@ def read_digests(
     strict: bool = True,
     jobs: int = 1,
 ) -> list[SessionDigest]:
-    """Stream every log file to digests (JSONL, JSONL.gz or Parquet), in input order.
-
-    ``jobs > 1`` digests several files at once in worker processes (runs often write one file per
-    episode); progress is then reported per finished file.
-    """
-    paths = [str(p) for p in paths]
-    if jobs <= 1 or len(paths) < 2:
-        out: list[SessionDigest] = []
-        for p in paths:
-            out.extend(digest_log(p, strict=strict, on_progress=on_progress))
-        return out
-    results: list[list[SessionDigest]] = []
-    with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-        for p, ds in zip(
-            paths, pool.map(_digest_file, paths, itertools.repeat(strict), chunksize=max(1, len(paths) // (8 * jobs)))
-        ):
-            results.append(ds)
-            if on_progress is not None:
-                on_progress(os.path.getsize(p))
-    return [d for ds in results for d in ds]
+    """:func:`read_sessions`, one :class:`SessionDigest` per session."""
+    return list(read_sessions(paths, on_progress=on_progress, strict=strict, jobs=jobs))
 
 
-def by_policy(digests: Iterable[SessionDigest]) -> dict[str, list[SessionDigest]]:
-    groups: dict[str, list[SessionDigest]] = defaultdict(list)
-    for d in digests:
-        groups[d.policy].append(d)
-    return dict(sorted(groups.items()))
+def by_policy(digests: Iterable[SessionDigest]) -> dict[str, SessionTable]:
+    t = as_table(digests)
+    rows: dict[str, list[int]] = defaultdict(list)
+    for i, policy in enumerate(t.heads["policy"]):
+        rows[policy].append(i)
+    return {policy: t.take(np.array(rows[policy], dtype=np.int64)) for policy in sorted(rows)}
 
 
-def _pair_means(digests: Sequence[SessionDigest]) -> dict[str, dict[str, float]]:
+def _pair_means(digests: Iterable[SessionDigest]) -> dict[str, dict[str, float]]:
     """policy -> pair_key -> mean subtask success over that policy's sessions with that key."""
+    t = as_table(digests)
+    wins = np.bincount(t.items["out_sess"], weights=t.items["out_success"], minlength=len(t)).tolist()
+    outcomes = np.bincount(t.items["out_sess"], minlength=len(t)).tolist()
     k: dict[tuple[str, str], float] = defaultdict(float)
     n: dict[tuple[str, str], int] = defaultdict(int)
     order: dict[str, int] = {}
-    for d in digests:
-        if d.pair_key is None or len(d.out_success) == 0:
+    for policy, key, w, m in zip(t.heads["policy"], t.heads["pair_key"], wins, outcomes):
+        if key is None or m == 0:
             continue
-        order.setdefault(d.pair_key, len(order))
-        k[(d.policy, d.pair_key)] += float(np.sum(d.out_success, dtype=float))
-        n[(d.policy, d.pair_key)] += len(d.out_success)
+        order.setdefault(key, len(order))
+        k[(policy, key)] += w
+        n[(policy, key)] += m
     out: dict[str, dict[str, float]] = defaultdict(dict)
     for (pol, key), cnt in sorted(n.items(), key=lambda kv: order[kv[0][1]]):  # first-seen order
         out[pol][key] = k[(pol, key)] / cnt
@@ -96,7 +109,7 @@ def _pair_means(digests: Sequence[SessionDigest]) -> dict[str, dict[str, float]]
 
 
 def compare(
-    digests: Sequence[SessionDigest], a: str, b: str, config: ScoreConfig = ScoreConfig(), *, alpha: float = 0.05
+    digests: Iterable[SessionDigest], a: str, b: str, config: ScoreConfig = ScoreConfig(), *, alpha: float = 0.05
 ) -> dict[str, Any]:
     """Paired comparison of policies ``a`` and ``b`` over the pair keys both ran.
 
@@ -129,7 +142,7 @@ def compare(
     }
 
 
-def battles_from_digests(digests: Sequence[SessionDigest]) -> list[Battle]:
+def battles_from_digests(digests: Iterable[SessionDigest]) -> list[Battle]:
     """One battle per pair key and pair of policies that both ran it: the higher mean success wins."""
     means = _pair_means(digests)
     keys: dict[str, dict[str, float]] = defaultdict(dict)
@@ -145,7 +158,7 @@ def battles_from_digests(digests: Sequence[SessionDigest]) -> list[Battle]:
 
 
 def score_digests(
-    digests: Sequence[SessionDigest],
+    digests: Iterable[SessionDigest],
     config: ScoreConfig = ScoreConfig(),
     *,
     metrics: list[str] | None = None,
@@ -158,7 +171,8 @@ def score_digests(
 
     ``comparisons=False`` leaves out the paired comparisons, ``ranking=False`` the ranking (its
     1000-round Bradley–Terry bootstrap): scoring alone, e.g. to measure it against other tools."""
-    if not digests and not battles:
+    digests = as_table(digests)
+    if not len(digests) and not battles:
         raise InvalidInput("nothing to score: no sessions and no battles", code="bench.empty")
     check_inputs(digests, battles or ())
     groups = by_policy(digests)
@@ -204,5 +218,5 @@ def score_logs(
     on_progress: Callable[[int], None] | None = None,
     strict: bool = True,
 ) -> dict[str, Any]:
-    digests = read_digests(paths, on_progress=on_progress, strict=strict)
+    digests = read_sessions(paths, on_progress=on_progress, strict=strict)
     return score_digests(digests, config, metrics=metrics, inputs=[str(p) for p in paths])
