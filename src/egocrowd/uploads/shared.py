@@ -39,6 +39,7 @@ import os
 import secrets
 import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -47,6 +48,7 @@ from typing import Any
 import sqlalchemy as sa
 from obstore.store import LocalStore
 from sqlalchemy import Connection, Engine
+from sqlalchemy.dialects.postgresql import JSONB
 
 from egocrowd.blobs import fsync_dir
 from egocrowd.clock import utcnow
@@ -74,13 +76,14 @@ def _part_end(key: str) -> int:
     return int(key.rsplit("/", 1)[1].split("-")[1])
 
 
-def _copy_all(src: int, dst: int, size: int) -> None:
-    """``size`` bytes from ``src``'s start to ``dst``'s position, inside the kernel."""
+def _copy_all(src: int, dst: int, size: int, at: int = 0) -> None:
+    """``size`` bytes from ``src``'s offset ``at`` to ``dst``'s position, inside the kernel."""
     while size > 0:
-        n = os.copy_file_range(src, dst, size)
+        n = os.copy_file_range(src, dst, size, at)
         if n == 0:
             raise FileNotFoundError("a part file is shorter than its name says")
         size -= n
+        at += n
 
 
 def _columns(info: UploadInfo) -> dict[str, Any]:
@@ -116,6 +119,12 @@ class SharedUploadStore(_InProcess):
         self.spool.mkdir(parents=True, exist_ok=True)
         # Locks hold a connection for a whole request: a pool of their own, so long uploads never
         # starve the app's pool (each upload being written holds one connection here).
+        # Parts on a volume every server mounts (file://) are files we write in place; see open_data.
+        self._volume = Path(objects.prefix or "/") if isinstance(objects, LocalStore) else None
+        # upload id -> the last part this process wrote (a name of the file it is growing)
+        self._files: OrderedDict[str, str] = OrderedDict()
+        # open_data's descriptors not yet linked as a part -> their temp name (None: nameless)
+        self._unnamed: dict[int, str | None] = {}
         self._own_lock_engine = lock_engine is None
         self._lock_engine = lock_engine or make_engine(
             engine.url.render_as_string(hide_password=False), pool_size=4, max_overflow=252, pool_pre_ping=True
@@ -179,17 +188,23 @@ class SharedUploadStore(_InProcess):
 
     def publish(self, upload_id: str, staged: UploadInfo, durable: str | None = None) -> None:
         """Record ``staged`` (its new offset) and the part ``durable`` that brought it there, if the
-        row's offset is still where that part starts (else we lost the lock: 409)."""
+        row's offset is still where that part starts (else we lost the lock: 409).
+
+        One statement, one round trip: the offset check and the part's listing are the UPDATE's
+        own WHERE and SET (the row lock it takes serialises it with any other writer's)."""
+        update = _T.update().where(_T.c.id == upload_id)
+        values = _columns(staged)
+        if durable is not None:
+            update = update.where(_T.c.offset == _part_start(durable))
+            listed = sa.cast(_T.c.parts, JSONB).op("||")(sa.func.jsonb_build_array(sa.literal(durable, sa.Text)))
+            values["parts"] = sa.cast(listed, sa.JSON)
         with self.engine.begin() as c:
-            row = c.execute(sa.select(_T.c.offset, _T.c.parts).where(_T.c.id == upload_id).with_for_update()).first()
-            if row is None:
+            if c.execute(update.values(**values).returning(_T.c.id)).first() is not None:
+                return
+            # nothing updated: gone, or someone else moved the offset (one more read, on failure only)
+            if c.scalar(sa.select(_T.c.id).where(_T.c.id == upload_id)) is None:
                 raise no_such_upload()
-            parts = list(row.parts)
-            if durable is not None:
-                if _part_start(durable) != row.offset:
-                    raise _locked_out()
-                parts.append(durable)
-            c.execute(_T.update().where(_T.c.id == upload_id).values(parts=parts, **_columns(staged)))
+        raise _locked_out()
 
     @staticmethod
     def discard(staged: UploadInfo) -> None:
@@ -220,17 +235,65 @@ class SharedUploadStore(_InProcess):
     # -- bytes ----------------------------------------------------------------------------------
 
     def open_data(self, info: UploadInfo) -> int:
-        fd, path = tempfile.mkstemp(dir=self.spool, prefix=f"{info.id}.", suffix=".body")
-        os.unlink(path)  # gone when closed, also after a crash
+        """A file to write this request's bytes in, at their absolute offsets from ``info.offset``.
+
+        On a volume (file:// parts) it is the part file itself: this process's file of the upload
+        again when the last listed part is ours (one file grows across PATCHes), else a new one.
+        Elsewhere an unlinked local spool file, put as an object by ``write_back``."""
+        if self._volume is None:
+            fd, path = tempfile.mkstemp(dir=self.spool, prefix=f"{info.id}.", suffix=".body")
+            os.unlink(path)  # gone when closed, also after a crash
+            return fd
+        mine = self._files.get(info.id)
+        if mine is not None and _part_end(mine) == info.offset:
+            # Ours, and still the last part (offsets only grow, so no one listed one after it).
+            # Only this process ever writes into a file it created, one request at a time.
+            with contextlib.suppress(FileNotFoundError):
+                fd = os.open(self._volume / mine, os.O_RDWR)
+                if os.fstat(fd).st_size != info.offset:
+                    os.ftruncate(fd, info.offset)  # a tail never recorded
+                self._unnamed[fd] = None
+                return fd
+        folder = self._volume / info.id
+        folder.mkdir(parents=True, exist_ok=True)
+        try:  # nameless until its first part is durable: a crash before that leaves nothing
+            fd = os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600)
+            self._unnamed[fd] = None
+        except (OSError, AttributeError):  # no O_TMPFILE here (NFS, not Linux): a temp name
+            fd, path = tempfile.mkstemp(dir=folder, prefix=".", suffix=".open")
+            self._unnamed[fd] = path
         return fd
 
     def write_back(self, info: UploadInfo, fd: int, end: int) -> str | None:
-        """Put bytes ``[info.offset, end)`` of the spool file as one part object; its key."""
+        """Make bytes ``[info.offset, end)`` durable as one part; its key."""
         import obstore
 
         start = info.offset
         if end <= start:
             return None
+        key = f"{info.id}/{start:015d}-{end:015d}-{secrets.token_hex(4)}"
+        if self._volume is not None:
+            # A shared volume: the part is a name of the file the bytes were written to (at their
+            # absolute offsets), given once they are on disk. No copy; the nonce keeps it ours.
+            os.fdatasync(fd)
+            part = self._volume / key
+            tmp = self._unnamed.get(fd)
+            folder = os.open(part.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                # with a dir fd, os.link is linkat(AT_SYMLINK_FOLLOW): /proc/self/fd/N is the file
+                os.link(tmp or f"/proc/self/fd/{fd}", part.name, dst_dir_fd=folder)
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+            if tmp is not None:
+                self._unnamed[fd] = None  # named now: the temp name goes
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            self._files[info.id] = key
+            self._files.move_to_end(info.id)
+            while len(self._files) > self._RUNNING_MAX:
+                self._files.popitem(last=False)
+            return key
 
         def chunks() -> Iterator[bytes]:
             at = start
@@ -241,33 +304,14 @@ class SharedUploadStore(_InProcess):
                 at += len(data)
                 yield data
 
-        key = f"{info.id}/{start:015d}-{end:015d}-{secrets.token_hex(4)}"
-        if not isinstance(self.objects, LocalStore):
-            obstore.put(self.objects, key, chunks())
-            return key
-        # A shared volume: the kernel copies, and the part is fsynced (obstore's put is not).
-        part = Path(self.objects.prefix or "/") / key
-        part.parent.mkdir(parents=True, exist_ok=True)
-        tmp = part.with_name(f".{part.name}.tmp")
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            at = start
-            while at < end:
-                n = os.copy_file_range(fd, out, end - at, at)
-                if n == 0:
-                    raise OSError(f"spool file of upload {info.id} ends at {at}, expected {end}")
-                at += n
-            os.fsync(out)
-        finally:
-            os.close(out)
-        os.replace(tmp, part)
-        fsync_dir(part.parent)
+        obstore.put(self.objects, key, chunks())
         return key
 
     def data_file(self, info: UploadInfo) -> Path:
-        """The whole upload as a local file, composed from its parts (kept until ``drop_data``)."""
-        import obstore
+        """The whole upload as a local file, composed from its parts (kept until ``drop_data``).
 
+        On a volume where one file holds every part (one process received it all) that file is
+        linked here: nothing is copied, and its bytes are already on disk."""
         path = self.spool / f"{info.id}.data"
         with contextlib.suppress(FileNotFoundError):
             if path.stat().st_size == info.length:
@@ -276,22 +320,18 @@ class SharedUploadStore(_InProcess):
             parts = c.scalar(sa.select(_T.c.parts).where(_T.c.id == info.id))
         if parts is None:
             raise FileNotFoundError(f"upload {info.id} has no record")
+        if self._volume is not None and self._link_whole(info, parts, path):
+            return path
         fd, tmp = tempfile.mkstemp(dir=self.spool, prefix=f"{info.id}.", suffix=".compose")
         try:
             with os.fdopen(fd, "wb") as f:
                 for key in parts:
-                    if _part_start(key) != f.tell():
+                    start, end = _part_start(key), _part_end(key)
+                    if start != f.tell():
                         raise FileNotFoundError(f"upload {info.id}: part {key} does not follow byte {f.tell()}")
-                    if isinstance(self.objects, LocalStore):  # a volume: the kernel copies
-                        with open(Path(self.objects.prefix or "/") / key, "rb") as part:
-                            f.flush()
-                            _copy_all(part.fileno(), f.fileno(), _part_end(key) - _part_start(key))
-                            f.seek(0, os.SEEK_END)
-                        continue
-                    for chunk in obstore.get(self.objects, key).stream():
-                        f.write(chunk)
-                    if f.tell() != _part_end(key):
-                        raise FileNotFoundError(f"upload {info.id}: part {key} is {f.tell()} bytes short")
+                    self._copy_part(key, start, end, f)
+                    if f.tell() != end:
+                        raise FileNotFoundError(f"upload {info.id}: part {key} is {f.tell() - start} bytes short")
                 if f.tell() != info.length:
                     raise FileNotFoundError(f"upload {info.id}: parts hold {f.tell()} of {info.length} bytes")
             os.replace(tmp, path)
@@ -301,10 +341,51 @@ class SharedUploadStore(_InProcess):
             raise
         return path
 
+    def _link_whole(self, info: UploadInfo, parts: list[str], path: Path) -> bool:
+        """Link the one file holding every listed part as ``path``; False if there is no such file."""
+        assert self._volume is not None
+        try:
+            stats = [os.stat(self._volume / key) for key in parts]
+        except FileNotFoundError:
+            return False  # the copy below says which part is missing
+        ends = [0] + [_part_end(k) for k in parts]
+        if (
+            not stats
+            or len({(st.st_dev, st.st_ino) for st in stats}) != 1
+            or [_part_start(k) for k in parts] != ends[:-1]
+            or ends[-1] != info.length
+            or stats[0].st_size != info.length
+        ):
+            return False
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.link")
+        try:
+            os.link(self._volume / parts[0], tmp)
+        except OSError:
+            return False  # the spool is on another filesystem (EXDEV) or links are refused: copy
+        os.replace(tmp, path)
+        return True
+
+    def _copy_part(self, key: str, start: int, end: int, f: Any) -> None:
+        """Append part ``key``'s bytes ``[start, end)`` to the open file ``f``."""
+        import obstore
+
+        if self._volume is None:
+            for chunk in obstore.get(self.objects, key).stream():
+                f.write(chunk)
+            return
+        with open(self._volume / key, "rb") as part:
+            # This version writes a part's bytes at their absolute offsets in a file that may hold
+            # other parts; the one before wrote each part as a file of its own bytes alone.
+            at = 0 if start > 0 and os.fstat(part.fileno()).st_size == end - start else start
+            f.flush()
+            _copy_all(part.fileno(), f.fileno(), end - start, at)
+            f.seek(0, os.SEEK_END)
+
     def drop_data(self, upload_id: str) -> None:
         import obstore
 
         self._running.pop(upload_id, None)
+        self._files.pop(upload_id, None)
         with contextlib.suppress(FileNotFoundError):
             (self.spool / f"{upload_id}.data").unlink()
         with self.engine.begin() as c:  # the row stops listing them first
