@@ -50,7 +50,6 @@ from obstore.store import LocalStore
 from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects.postgresql import JSONB
 
-from egocrowd.blobs import fsync_dir
 from egocrowd.clock import utcnow
 from egocrowd.db.engine import make_engine
 from egocrowd.db.models import SharedUpload
