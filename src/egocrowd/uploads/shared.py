@@ -13,6 +13,13 @@ Where things live, and why:
   objects are durable the moment ``put`` returns, any size, readable at once; completion composes
   them into one local file (the hook then stores it as a blob, as with the local store). The
   nonce keeps a writer that lost its lock from overwriting a part someone else recorded.
+- **On a volume** (file:// parts, a directory every server mounts) nothing is copied: a request's
+  bytes are written at their absolute offsets straight into a file of the upload's folder
+  (nameless until its first part is durable), and each part is a hard link of that file made
+  after ``fdatasync``; its key still names its own bytes. The same process's next PATCH reopens
+  the file while its last part is the row's last, so one file grows across PATCHes; when it holds
+  every part, completion links it instead of composing. A process only writes into files it
+  created, so a writer that lost its lock elsewhere cannot change bytes someone recorded.
 - **The offset** a client is told is the row's ``offset``, and a part is listed in the row (in the
   same UPDATE that moves the offset) only after its ``put`` returned: after a SIGKILL mid-PATCH
   the offset never points past durable bytes; unlisted parts are swept with the upload.
@@ -25,8 +32,8 @@ Where things live, and why:
 - **Completion** runs under that lock and re-reads the row first, so two servers racing to complete
   or recover one upload finish it once; the hook is idempotent by upload id besides.
 
-A request's bytes are received into an unlinked local spool file (writes at their absolute
-offsets, a sparse file), so the tus server's streaming path is the same for both stores.
+Elsewhere a request's bytes are received into an unlinked local spool file (writes at their
+absolute offsets, a sparse file), so the tus server's streaming path is the same for both stores.
 """
 
 from __future__ import annotations
