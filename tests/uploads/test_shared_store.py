@@ -424,3 +424,24 @@ def test_on_a_volume_sigkill_before_recording_a_part_keeps_a_consistent_offset(v
     assert store.data_file(store.get(info.id)).read_bytes() == data
     store.drop_data(info.id)
     assert list(obstore.list(store.objects, f"{info.id}/").collect()) == []
+
+
+def test_on_a_volume_without_nameless_files_the_temp_name_goes_with_the_first_part(volume, monkeypatch):
+    """Where O_TMPFILE is missing (NFS answers EOPNOTSUPP; here: no such flag) the file starts
+    under a temp name, replaced by the part's name once that is durable."""
+    monkeypatch.delattr(os, "O_TMPFILE")
+    store = volume("one")
+    data = os.urandom(8000)
+    info = store.create(length=len(data), owner="lou")
+    fd = store.open_data(info)
+    try:
+        assert [p.name.endswith(".open") for p in _part_files(store, info.id)] == [True]
+    finally:
+        os.close(fd)
+    _append(store, info.id, data[:5000])  # the first temp file was never committed: a new one
+    _append(store, info.id, data[5000:])
+    names = [p.name for p in _part_files(store, info.id)]
+    assert sum(n.endswith(".open") for n in names) == 1  # the abandoned one, swept with the upload
+    assert store.data_file(store.get(info.id)).read_bytes() == data
+    store.drop_data(info.id)
+    assert not (Path(store.objects.prefix) / info.id).exists() or not list(_part_files(store, info.id))

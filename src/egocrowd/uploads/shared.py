@@ -129,8 +129,9 @@ class SharedUploadStore(_InProcess):
         self._volume = Path(objects.prefix or "/") if isinstance(objects, LocalStore) else None
         # upload id -> the last part this process wrote (a name of the file it is growing)
         self._files: OrderedDict[str, str] = OrderedDict()
-        # open_data's descriptors not yet linked as a part -> their temp name (None: nameless)
-        self._unnamed: dict[int, str | None] = {}
+        # open_data's descriptors -> (a name of their file or None: nameless, whether it is a temp
+        # name, to go once the file has a part's name)
+        self._names: dict[int, tuple[str | None, bool]] = {}
         self._own_lock_engine = lock_engine is None
         self._lock_engine = lock_engine or make_engine(
             engine.url.render_as_string(hide_password=False), pool_size=4, max_overflow=252, pool_pre_ping=True
@@ -264,16 +265,16 @@ class SharedUploadStore(_InProcess):
                 fd = os.open(self._volume / mine, os.O_RDWR)
                 if os.fstat(fd).st_size != info.offset:
                     os.ftruncate(fd, info.offset)  # a tail never recorded
-                self._unnamed[fd] = None
+                self._names[fd] = (str(self._volume / mine), False)
                 return fd
         folder = self._volume / info.id
         folder.mkdir(parents=True, exist_ok=True)
         try:  # nameless until its first part is durable: a crash before that leaves nothing
             fd = os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600)
-            self._unnamed[fd] = None
+            self._names[fd] = (None, False)
         except (OSError, AttributeError):  # no O_TMPFILE here (NFS, not Linux): a temp name
             fd, path = tempfile.mkstemp(dir=folder, prefix=".", suffix=".open")
-            self._unnamed[fd] = path
+            self._names[fd] = (path, True)
         return fd
 
     def write_back(self, info: UploadInfo, fd: int, end: int) -> str | None:
@@ -289,18 +290,18 @@ class SharedUploadStore(_InProcess):
             # absolute offsets), given once they are on disk. No copy; the nonce keeps it ours.
             os.fdatasync(fd)
             part = self._volume / key
-            tmp = self._unnamed.get(fd)
+            name, temp = self._names.get(fd, (None, False))
             folder = os.open(part.parent, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 # with a dir fd, os.link is linkat(AT_SYMLINK_FOLLOW): /proc/self/fd/N is the file
-                os.link(tmp or f"/proc/self/fd/{fd}", part.name, dst_dir_fd=folder)
+                os.link(name or f"/proc/self/fd/{fd}", part.name, dst_dir_fd=folder)
                 os.fsync(folder)
             finally:
                 os.close(folder)
-            if tmp is not None:
-                self._unnamed[fd] = None  # named now: the temp name goes
+            self._names[fd] = (str(part), False)
+            if temp and name is not None:  # named as a part now: the temp name goes
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+                    os.unlink(name)
             self._files[info.id] = key
             self._files.move_to_end(info.id)
             while len(self._files) > self._RUNNING_MAX:
