@@ -1,7 +1,7 @@
 """Fixtures for the upload tests: the tus test app in a uvicorn thread or in its own process.
 
 ``server`` runs each test on both upload stores: the local directory and the shared one (records
-in PostgreSQL, parts on moto's S3; skipped without EGOCROWD_TEST_DATABASE_URL). ``local_server``
+in PostgreSQL, parts on moto's S3 or on a file:// volume; skipped without EGOCROWD_TEST_DATABASE_URL). ``local_server``
 is for tests that look at the local store's files."""
 
 from __future__ import annotations
@@ -26,9 +26,16 @@ def shared_store(request):
     return Shared(url, f"s3://{s3.new_bucket()}/blobs", s3.endpoint)
 
 
-@pytest.fixture(params=["local", "shared"])
+@pytest.fixture
+def shared_volume(shared_store, tmp_path):
+    """The shared store with its parts on a volume (file://): written in place and linked."""
+    return Shared(shared_store.db_url, str(tmp_path / "volume"), "")
+
+
+@pytest.fixture(params=["local", "shared", "shared_volume"])
 def server(request, tmp_path):
-    shared = request.getfixturevalue("shared_store") if request.param == "shared" else None
+    fixture = {"local": None, "shared": "shared_store", "shared_volume": "shared_volume"}[request.param]
+    shared = request.getfixturevalue(fixture) if fixture else None
     with ThreadServer(tmp_path / "srv", shared=shared) as s:
         yield s
 

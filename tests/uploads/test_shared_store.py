@@ -309,3 +309,139 @@ def test_expiry_deletes_the_row_and_its_parts(store):
     assert info.id in expire_uploads(store)
     assert store.get(info.id) is None
     assert list(obstore.list(store.objects, f"{info.id}/").collect()) == []
+
+
+# -- parts on a volume: written in place, linked as parts, linked again at completion -----------------
+
+
+@pytest.fixture
+def volume(pg_schema_url, tmp_path):
+    """Makes stores whose parts live on one file:// volume (a server each, own spool directory)."""
+    blobs = BlobStore(tmp_path / "volume")
+    made: list[SharedUploadStore] = []
+
+    def make(name: str) -> SharedUploadStore:
+        made.append(SharedUploadStore(sa.create_engine(pg_schema_url), blobs.objects("uploads"), tmp_path / name))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+        s.engine.dispose()
+
+
+def _part_files(store: SharedUploadStore, upload_id: str) -> list[Path]:
+    return sorted((Path(store.objects.prefix) / upload_id).iterdir())
+
+
+def test_on_a_volume_one_server_grows_one_file_and_completion_links_it(volume):
+    store = volume("one")
+    data = os.urandom(200_000)
+    info = store.create(length=len(data), owner="gina")
+    for start, end in ((0, 70_000), (70_000, 150_000), (150_000, len(data))):
+        _append(store, info.id, data[start:end])
+    parts = _part_files(store, info.id)
+    assert len(parts) == 3 and len({p.stat().st_ino for p in parts}) == 1  # three names, one file
+    path = store.data_file(store.get(info.id))
+    assert path.read_bytes() == data
+    assert path.stat().st_ino == parts[0].stat().st_ino  # linked, not copied
+    store.drop_data(info.id)
+    assert list(obstore.list(store.objects, f"{info.id}/").collect()) == []
+
+
+def test_on_a_volume_a_resuming_server_writes_a_file_of_its_own(volume):
+    one, two = volume("one"), volume("two")
+    data = os.urandom(30_000)
+    info = one.create(length=len(data), owner="hal")
+    _append(one, info.id, data[:10_000])
+    _append(two, info.id, data[10_000:20_000])  # another server: never writes into one's file
+    _append(one, info.id, data[20_000:])  # one's file no longer ends at the offset: a new one
+    parts = _part_files(one, info.id)
+    assert len(parts) == 3 and len({p.stat().st_ino for p in parts}) == 3
+    path = one.data_file(one.get(info.id))
+    assert path.read_bytes() == data  # composed from bytes at their offsets in three files
+    assert path.stat().st_ino not in {p.stat().st_ino for p in parts}
+
+
+def test_on_a_volume_a_tail_never_recorded_is_cut_before_the_next_write(volume):
+    store = volume("one")
+    data = os.urandom(9000)
+    info = store.create(length=len(data), owner="ida")
+    _append(store, info.id, data[:3000])
+    fd = store.open_data(store.get(info.id))
+    try:
+        os.pwrite(fd, b"z" * 5000, 3000)  # received, then the connection dropped: never committed
+    finally:
+        os.close(fd)
+    _append(store, info.id, data[3000:4000])  # shorter than the tail it replaces
+    assert [p.stat().st_size for p in _part_files(store, info.id)] == [4000, 4000]  # one file, no tail
+    _append(store, info.id, data[4000:])
+    assert store.data_file(store.get(info.id)).read_bytes() == data
+
+
+def test_on_a_volume_parts_of_the_version_before_still_compose(volume):
+    """Parts written before this version hold their own bytes alone (from their file's start)."""
+    store = volume("one")
+    data = os.urandom(6000)
+    info = store.create(length=len(data), owner="jo")
+    for start, end in ((0, 2500), (2500, 6000)):
+        key = f"{info.id}/{start:015d}-{end:015d}-0000000{start % 7}"
+        obstore.put(store.objects, key, data[start:end])
+        new = store.get(info.id)
+        new.offset = end
+        store.publish(info.id, new, key)
+    assert store.data_file(store.get(info.id)).read_bytes() == data
+
+
+CHILD_VOLUME_STORE = """
+    import os, sys, signal, sqlalchemy as sa
+    from egocrowd.blobs import BlobStore
+    from egocrowd.uploads.shared import SharedUploadStore
+    url, volume, spool, upload_id, step = sys.argv[1:6]
+    store = SharedUploadStore(sa.create_engine(url), BlobStore(volume).objects("uploads"), spool)
+    info = store.get(upload_id)
+    fd = store.open_data(info)
+    os.pwrite(fd, os.urandom(10_000), info.offset)  # bytes the client will send again differently
+    if step == "linked":
+        store.write_back(info, fd, info.offset + 10_000)  # durable as a part, never recorded
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("step", ["written", "linked"])
+def test_on_a_volume_sigkill_before_recording_a_part_keeps_a_consistent_offset(volume, pg_schema_url, tmp_path, step):
+    store = volume("one")
+    data = os.urandom(50_000)
+    info = store.create(length=len(data), owner="kim")
+    _append(store, info.id, data[:20_000])
+    args = (pg_schema_url, str(tmp_path / "volume"), str(tmp_path / "child"), info.id, step)
+    with _child(CHILD_VOLUME_STORE, *args) as writer:
+        assert writer.wait(60) == -signal.SIGKILL
+    # written only: the file had no name yet, nothing is left; linked: an unlisted part is
+    assert len(_part_files(store, info.id)) == (2 if step == "linked" else 1)
+    assert store.get(info.id).offset == 20_000
+    _append(store, info.id, data[20_000:])
+    assert store.data_file(store.get(info.id)).read_bytes() == data
+    store.drop_data(info.id)
+    assert list(obstore.list(store.objects, f"{info.id}/").collect()) == []
+
+
+def test_on_a_volume_without_nameless_files_the_temp_name_goes_with_the_first_part(volume, monkeypatch):
+    """Where O_TMPFILE is missing (NFS answers EOPNOTSUPP; here: no such flag) the file starts
+    under a temp name, replaced by the part's name once that is durable."""
+    monkeypatch.delattr(os, "O_TMPFILE")
+    store = volume("one")
+    data = os.urandom(8000)
+    info = store.create(length=len(data), owner="lou")
+    fd = store.open_data(info)
+    try:
+        assert [p.name.endswith(".open") for p in _part_files(store, info.id)] == [True]
+    finally:
+        os.close(fd)
+    _append(store, info.id, data[:5000])  # the first temp file was never committed: a new one
+    _append(store, info.id, data[5000:])
+    names = [p.name for p in _part_files(store, info.id)]
+    assert sum(n.endswith(".open") for n in names) == 1  # the abandoned one, swept with the upload
+    assert store.data_file(store.get(info.id)).read_bytes() == data
+    store.drop_data(info.id)
+    assert not (Path(store.objects.prefix) / info.id).exists() or not list(_part_files(store, info.id))

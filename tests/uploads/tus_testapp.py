@@ -18,7 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 
-from egocrowd.blobs import BlobStore, S3BlobStore
+from egocrowd.blobs import Blobs, BlobStore, S3BlobStore
 from egocrowd.errors import Forbidden, NotFound, Unauthenticated
 from egocrowd.uploads import Grant, UploadInfo, Uploads, UploadStore, recover_completed
 from egocrowd.uploads.shared import SharedUploadStore
@@ -120,7 +120,7 @@ class Shared:
     """Where a shared upload store keeps its records and parts (tests.uploads.conftest)."""
 
     db_url: str
-    parts_url: str  # s3://bucket/prefix
+    parts_url: str  # s3://bucket/prefix, or a local directory: a volume every server mounts
     endpoint: str
 
 
@@ -139,7 +139,11 @@ def make_app(
         store = UploadStore(root / "uploads", lock_timeout=lock_timeout, ttl=ttl)
     else:
         engine = sa.create_engine(shared.db_url)
-        parts = S3BlobStore(shared.parts_url, cache_dir=root / "cache", endpoint_url=shared.endpoint)
+        parts: Blobs = (
+            S3BlobStore(shared.parts_url, cache_dir=root / "cache", endpoint_url=shared.endpoint)
+            if shared.parts_url.startswith("s3://")
+            else BlobStore(shared.parts_url)
+        )
         store = SharedUploadStore(
             engine, parts.objects("uploads"), root / "uploads", lock_timeout=lock_timeout, ttl=ttl
         )
