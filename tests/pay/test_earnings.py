@@ -112,6 +112,8 @@ def test_the_api_answers_in_exact_strings(client, db):
         "top_ups": [],
         "answers": [],
         "reviews": [],
+        "sessions": [],
+        "redactions": [],
     }
     assert client.get(f"{API}/me/earnings").status_code == 401
     assert client.get(f"{API}/me/earnings?limit=0", headers=worker.headers).status_code == 422
