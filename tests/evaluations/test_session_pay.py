@@ -125,6 +125,9 @@ def test_an_accepted_session_is_paid_once_owed_when_short_then_settled(client, d
     assert (
         f'data-session="{owed}" data-state="owed"' in page and f'data-session="{first}" data-state="approved"' in page
     )
+    lab_page = client.get(f"/campaigns/{cid}", headers=world["lab"].headers).text  # the lab sees what it owes
+    assert 'data-budget="owed-sessions"' in lab_page and 'data-budget="per-session"' in lab_page
+    assert 'data-budget="owed-sessions"' not in client.get(f"/campaigns/{cid}", headers=worker.headers).text
     fund(db, cid, "5.00")  # the deposit pays what is owed
     assert _earned(db, worker) == Money(2 * expected, "USD")
     with db.transaction() as s:
