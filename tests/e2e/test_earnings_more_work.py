@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import sqlalchemy as sa
 
 from egocrowd.db.models import Campaign, Clip, User
 from egocrowd.pay import rates, redaction, reversals
@@ -45,9 +46,10 @@ def test_sessions_reversed_top_ups_and_redaction_reviews_on_a_small_phone(app, l
     session_id = r.headers["Egocrowd-Field-Session-Id"]
     with db.transaction() as s:
         assert rates.propose(s, s.get_one(Campaign, cid)).state.value == "paid"
-        clip = s.query(Clip).filter(Clip.campaign_id == cid).order_by(Clip.id).first()
+        ids = list(s.scalars(sa.select(Clip.id).where(Clip.campaign_id == cid).order_by(Clip.id)))
+        clip = s.get_one(Clip, ids[0])
         reversals.reverse_clip_pay(s, s.get_one(User, admin.id), clip.id, "The clip repeats one sent last week.")
-        reviewed = s.query(Clip).filter(Clip.campaign_id == cid).order_by(Clip.id.desc()).first()
+        reviewed = s.get_one(Clip, ids[-1])
         reviewed.redaction_reviewed_by = reviewer.id  # as "Mark reviewed" records it
         assert redaction.pay_for_redaction_review(s, reviewed, None) is not None
         taken, reviewed_id = clip.id, reviewed.id
