@@ -44,6 +44,7 @@ def test_review_and_annotation_sections_on_the_form_and_the_page(client, lab):
                 review_sample_fraction="0.25",
                 review_auto_accept_days="5",
                 review_pay_cents="15",
+                review_redaction_pay_cents="40",
                 annotation_enabled="on",
                 annotation_per_clip="4",
             ),
@@ -53,7 +54,13 @@ def test_review_and_annotation_sections_on_the_form_and_the_page(client, lab):
     )
     cid = _cid(r)
     c = client.get(f"{API}/campaigns/{cid}", headers=lab.headers).json()
-    assert c["review"] == {"reviewers": "both", "sample_fraction": 0.25, "auto_accept_days": 5, "pay_cents": 15}
+    assert c["review"] == {
+        "reviewers": "both",
+        "sample_fraction": 0.25,
+        "auto_accept_days": 5,
+        "pay_cents": 15,
+        "redaction_pay_cents": 40,
+    }
     assert c["annotation"]["enabled"] is True and c["annotation"]["per_clip"] == 4
     shown = client.get(f"/campaigns/{cid}").text
     assert "looks at 25% of the clips" in shown and "within 5 days is accepted" in shown
@@ -66,7 +73,8 @@ def test_a_live_campaign_may_change_review_settings_only_fairly(client, lab):
     c = client.post(
         f"{API}/campaigns",
         json=campaign_body(
-            review={"auto_accept_days": 5, "pay_cents": 10}, annotation={"enabled": True, "pay_cents": 20}
+            review={"auto_accept_days": 5, "pay_cents": 10, "redaction_pay_cents": 30},
+            annotation={"enabled": True, "pay_cents": 20},
         ),
         headers=lab.headers,
     ).json()
@@ -81,9 +89,17 @@ def test_a_live_campaign_may_change_review_settings_only_fairly(client, lab):
     assert r.status_code == 409 and r.json()["code"] == "campaign.unfair_change"
     r = patch({"review": {"auto_accept_days": 5, "pay_cents": 5}})  # reviewers' pay only goes up
     assert r.status_code == 409 and r.json()["field"] == "review.pay_cents"
+    r = patch({"review": {"auto_accept_days": 5, "pay_cents": 10, "redaction_pay_cents": 29}})  # nor redaction's
+    assert r.status_code == 409 and r.json()["field"] == "review.redaction_pay_cents"
     r = patch({"annotation": {"enabled": True, "pay_cents": 10}})
     assert r.status_code == 409 and r.json()["code"] == "campaign.unfair_change"
-    fair = {"reviewers": "requester", "sample_fraction": 0.5, "auto_accept_days": 2, "pay_cents": 10}
+    fair = {
+        "reviewers": "requester",
+        "sample_fraction": 0.5,
+        "auto_accept_days": 2,
+        "pay_cents": 10,
+        "redaction_pay_cents": 35,
+    }
     r = patch({"review": fair})
     assert r.status_code == 200, r.text
     assert r.json()["review"] == fair
@@ -106,6 +122,7 @@ def test_a_live_campaign_may_change_review_settings_only_fairly(client, lab):
                 review_sample_fraction="0.5",
                 review_auto_accept_days="2",
                 review_pay_cents="10",
+                review_redaction_pay_cents="35",  # as the form shows it: never lowered while live
                 annotation_enabled="on",
                 annotation_per_clip="5",
                 annotation_pay_cents="30",

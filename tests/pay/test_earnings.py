@@ -112,6 +112,59 @@ def test_the_api_answers_in_exact_strings(client, db):
         "top_ups": [],
         "answers": [],
         "reviews": [],
+        "sessions": [],
+        "redactions": [],
     }
     assert client.get(f"{API}/me/earnings").status_code == 401
     assert client.get(f"{API}/me/earnings?limit=0", headers=worker.headers).status_code == 422
+
+
+def test_a_reversed_top_up_shows_as_taken_back_on_the_page_and_the_api(client, books, db):
+    """A top-up taken back with its clip's pay (pay.reversals) is not shown as earned: its line says
+    ``reversed`` with the reason, as the clip's own line does, and no longer lifts the clip's hourly
+    rate; the balance and the week net it out (the ledger's reversal)."""
+    from egocrowd.db.models import User
+    from egocrowd.pay import rates, reversals
+    from tests.pay.test_topups import accepted_clip, fund
+
+    why = "The clip repeats one sent last week."
+    worker = make_user(db, "worker")
+    with db.transaction() as s:
+        c = books.new_campaign(s)  # 1.50 a clip for 3 minutes; these take 15: 6.00 an hour
+        c.pay_policy = {"auto_top_up": True}
+        fund(books, s, c, "100.00")
+        mine = accepted_clip(books, s, c, s.get_one(User, worker.id), minutes=15)
+        kept = accepted_clip(books, s, c, s.get_one(User, worker.id), minutes=15)
+        for _ in range(4):
+            accepted_clip(books, s, c, books.user(s), minutes=15)
+        rates.propose(s, c)  # paid at once (auto): a top-up on every clip
+        e = earnings.earnings(s, s.get_one(User, worker.id))
+        assert {(t.clip_id, t.state) for t in e.top_ups} == {(mine.id, "approved"), (kept.id, "approved")}
+        lifted = {x.clip_id: x.effective for x in e.lines}[mine.id]
+        topped = {t.clip_id: t.amount for t in e.top_ups}[mine.id]
+        assert topped.minor > 0
+        reversals.reverse_clip_pay(s, books.admin(s), mine.id, why)
+        e = earnings.earnings(s, s.get_one(User, worker.id))
+        by_clip = {t.clip_id: t for t in e.top_ups}
+        t = by_clip[mine.id]
+        assert (t.state, t.amount, t.reversal_reason) == ("reversed", topped, why) and t.reversed_at is not None
+        assert by_clip[kept.id].state == "approved" and by_clip[kept.id].reversed_at is None
+        line = {x.clip_id: x for x in e.lines}[mine.id]
+        assert line.state == "reversed" and line.effective is not None and line.effective < lifted
+        # what stands: the kept clip and its top-up, in the balance and the week alike
+        assert e.balances == [Money(150, "USD") + by_clip[kept.id].amount] == e.weeks[0].earned
+    r = client.get(f"{API}/me/earnings", headers=worker.headers)
+    got = {x["clip_id"]: x for x in r.json()["top_ups"]}
+    assert (got[mine.id]["state"], got[mine.id]["amount"], got[mine.id]["reversal_reason"]) == (
+        "reversed",
+        topped.format(),
+        why,
+    )
+    assert got[kept.id]["state"] == "approved" and got[kept.id]["reversed_at"] is None
+    page = client.get("/earnings", headers=worker.headers).text
+    assert (
+        f'data-top-up="{mine.id}" data-state="reversed"' in page
+        and f'data-top-up="{kept.id}" data-state="approved"' in page
+    )
+    row = page[page.index(f'data-top-up="{mine.id}"') :].split("</tr>")[0]
+    assert "taken back" in row and why in row

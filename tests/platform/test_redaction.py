@@ -271,3 +271,81 @@ def test_reviewer_regions_are_read_back_from_the_render(app, client, db, review,
     assert_problem(r, 422, "redaction.reviewer_track")
     client.delete(f"{url}/{e['id']}", headers=reviewer.headers)  # withdrawn: the render still shows it
     assert not client.get(url, headers=reviewer.headers).json()["up_to_date"]
+
+
+# --- pay (egocrowd.pay.redaction) ---------------------------------------------------------------
+def test_a_platform_reviewer_is_paid_once_per_clip_owed_when_short_admins_are_not(
+    app, client, db, world, videos, reviewer
+):
+    """A campaign paying for redaction review pays the platform reviewer who marks a clip reviewed,
+    once per clip (kind redaction_review), owes it when the budget is short until the next deposit,
+    and pays an admin nothing; the budget counts it per clip; the reviewer's earnings show it."""
+    from egocrowd.db.models import Campaign, LedgerTransaction, User
+    from egocrowd.pay import budgets, earnings, ledger, redaction
+    from egocrowd.pay.money import Money
+    from tests.platform.helpers import fund
+    from tests.support.world import take_budget_back
+
+    campaign_id = world.open_campaign(review={"redaction_pay_cents": 25})["id"]
+    with db.transaction() as s:
+        c = s.get_one(Campaign, campaign_id)
+        plain = Campaign(pay_cents=c.pay_cents, currency=c.currency, review={}, annotation=c.annotation)
+        assert budgets.cost_per_clip(c) - budgets.cost_per_clip(plain) == Money(25, "USD")  # every clip may need it
+
+    def in_review() -> int:
+        return add_clip(
+            db,
+            app.state.blobs,
+            campaign_id=campaign_id,
+            worker_id=world.worker.id,
+            raw=videos["raw"],
+            derived=videos["derived"],
+            deid=DeidStatus.review,
+            reason="deid.low_confidence",
+        )
+
+    def earned() -> Money:
+        with db.transaction() as s:
+            return ledger.balance(s, ledger.worker_account(s, s.get_one(User, reviewer.id), "USD"))
+
+    def mark(who, cid):
+        r = client.post(f"{API}/clips/{cid}/redactions/reviewed", headers=who.headers)
+        assert r.status_code == 200, r.text
+
+    first, by_admin, owed = in_review(), in_review(), in_review()
+    mark(reviewer, first)
+    assert earned() == Money(25, "USD")
+    with db.transaction() as s:
+        txn = s.scalar(
+            sa.select(LedgerTransaction).where(LedgerTransaction.idempotency_key == f"redaction:{first}:reviewed")
+        )
+        assert txn is not None and txn.kind.value == "redaction_review" and txn.refs["pay_minor"] == 25
+        clip = s.get_one(Clip, first)
+        assert clip.redaction_reviewed_by == reviewer.id and clip.redaction_reviewed_at is not None
+        assert redaction.pay_for_redaction_review(s, clip, None).id == txn.id  # a retry: the same posting
+        clip.deid_status = DeidStatus.review  # back to review (a new render): reviewing again pays nothing more
+    mark(reviewer, first)
+    assert earned() == Money(25, "USD")
+    mark(make_user(db, "admin"), by_admin)  # an admin's review is an intervention, not paid work
+    with db.transaction() as s:
+        assert redaction.pay_for_redaction_review(s, s.get_one(Clip, by_admin), None) is None
+        take_budget_back(s, s.get_one(Campaign, campaign_id), leave=Money(0, "USD"))
+    mark(reviewer, owed)
+    assert earned() == Money(25, "USD")
+    assert _events(db, owed, "clip.redaction_pay_owed")
+    with db.transaction() as s:
+        assert [c.id for c in redaction.owed_reviews(s, campaign_id)] == [owed]
+        lines = earnings.earnings(s, s.get_one(User, reviewer.id)).redactions
+        assert [(x.clip_id, x.state, x.amount.minor) for x in lines] == [(owed, "owed", 25), (first, "approved", 25)]
+        assert earnings.earnings(s, s.get_one(User, world.lab.id)).redactions == []
+    page = client.get("/earnings", headers=reviewer.headers).text
+    assert f'data-redaction="{owed}" data-state="owed"' in page
+    fund(db, campaign_id, "10.00")  # the deposit pays what is owed
+    assert earned() == Money(50, "USD")
+    with db.transaction() as s:
+        assert redaction.owed_reviews(s, campaign_id) == [] and ledger.verify(s) == []
+    r = client.get(f"{API}/me/earnings", headers=reviewer.headers)
+    assert [(x["clip_id"], x["state"], x["amount"]) for x in r.json()["redactions"]] == [
+        (owed, "approved", "0.25"),
+        (first, "approved", "0.25"),
+    ]

@@ -234,6 +234,15 @@ class ReviewSettings(_Strict):
             "In cents, paid to a platform reviewer for each clip, appeal or label fix they decide (your own team is not paid)."
         ),
     )
+    redaction_pay_cents: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        title=N_("Pay per redaction review"),
+        description=N_(
+            "In cents, paid to a platform reviewer who checks and corrects the blurring of one of your clips (once per clip)."
+        ),
+    )
 
 
 class AnnotationSettings(_Strict):

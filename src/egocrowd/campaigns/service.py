@@ -387,6 +387,7 @@ def _fair_to_workers(c: Campaign, changes: dict) -> None:
     for group, key, up in (
         ("review", "auto_accept_days", False),
         ("review", "pay_cents", True),
+        ("review", "redaction_pay_cents", True),
         ("annotation", "pay_cents", True),
         ("pay_policy", "auto_top_up", True),
     ):
@@ -409,6 +410,7 @@ _LABEL = {
     "max_clips_per_worker": "limit per worker",
     "review.auto_accept_days": "auto-accept delay",
     "review.pay_cents": "reviewers' pay",
+    "review.redaction_pay_cents": "redaction reviewers' pay",
     "annotation.pay_cents": "annotators' pay",
     "pay_policy.auto_top_up": "automatic top-ups",
 }

@@ -8,7 +8,9 @@ A correction (``RedactionEdit``) is applied by every later render until withdraw
 
 Corrections are accepted only while the clip is in review (``deid_status = review``), each one
 audited ``clip.redaction_edited``. A re-render queues the ``deidentify`` stage again; "Mark
-reviewed" turns review into clean once the latest render includes every active correction.
+reviewed" turns review into clean once the latest render includes every active correction; the
+first to do so is recorded on the clip and, when a platform reviewer and the campaign pays for
+redaction review, paid (egocrowd.pay.redaction).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from egocrowd.clock import utcnow
 from egocrowd.consent.signatures import require_cover
 from egocrowd.db.models import Clip, ClipStatus, DeidStatus, Derivative, RedactionEdit, RedactionKind, User
 from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound
+from egocrowd.pay import redaction as redaction_pay
 from egocrowd.pipeline.runner import enqueue
 from egocrowd.pipeline.stages import render_edit
 
@@ -282,7 +285,10 @@ def mark_reviewed(session: Session, user: User, clip_id: int) -> Clip:
             code="redaction.rerender_needed",
         )
     clip.deid_status, clip.deid_reason, clip.updated_at = DeidStatus.clean, None, utcnow()
+    if clip.redaction_reviewed_by is None:  # the first review is the paid one (pay.redaction)
+        clip.redaction_reviewed_by, clip.redaction_reviewed_at = user.id, clip.updated_at
     audit.record(session, user, "clip.redaction_reviewed", clip, {"derivative_id": d.id})
+    redaction_pay.pay_for_redaction_review(session, clip, user)
     if clip.status is ClipStatus.qc_passed:  # clean now: on to acceptance (the ``review`` stage, labels.review)
         enqueue(session, clip, "review")
     return clip

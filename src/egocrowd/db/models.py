@@ -478,6 +478,11 @@ class Clip(Base):
     agreement: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     #: a gold clip: reviewer-made reference spans (SpanKind.gold) exist; mixed into annotators' work unmarked
     is_gold: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: who first marked the clip's redaction reviewed, and when (clips.redaction; pay.redaction pays them)
+    redaction_reviewed_by: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", name="fk_clips_redaction_reviewed_by"), index=True
+    )
+    redaction_reviewed_at: Mapped[datetime | None]
     #: the signature that covered the upload (consent.require_cover): releases check its scopes and
     #: withdrawal; None only on clips ingested without one
     consent_record_id: Mapped[int | None] = mapped_column(sa.ForeignKey("consent_records.id"), index=True)
@@ -743,6 +748,8 @@ class LedgerTransactionKind(str, enum.Enum):
     annotation_accepted = "annotation_accepted"
     review_work = "review_work"
     evaluation_work = "evaluation_work"  # a verdict in a blind A/B battle (egocrowd.evaluations)
+    session_work = "session_work"  # an accepted long field session, per hour (pay.sessions)
+    redaction_review = "redaction_review"  # a clip's redaction reviewed by a platform reviewer (pay.redaction)
     bonus = "bonus"
     top_up = "top_up"
     reversal = "reversal"
@@ -1181,6 +1188,10 @@ class Evaluation(Base):
     tasks: Mapped[list[Any]] = mapped_column(default=list)
     environments: Mapped[list[Any]] = mapped_column(default=list)
     pay_cents: Mapped[int] = mapped_column(default=0)  # per verdict, in the campaign's currency
+    #: per hour of an accepted field session (pay.sessions), in the campaign's currency; 0: unpaid
+    session_hour_cents: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: the most hours one session is paid for, whatever its log says (a forged duration)
+    session_max_hours: Mapped[int] = mapped_column(default=2, server_default="2")
     gold_rate: Mapped[float] = mapped_column(default=0.1)
     #: pairs whose better policy the lab knows: [{"better": policy id, "worse": policy id}]
     gold: Mapped[list[Any]] = mapped_column(default=list)
@@ -1282,6 +1293,8 @@ class FieldSession(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
     error_line: Mapped[int | None]
     started_at: Mapped[datetime | None]  # the phone's clock, from the header
+    #: what the session earns (pay.sessions), fixed when it was accepted: the rate and cap of then
+    pay_cents: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (sa.CheckConstraint("status IN ('accepted', 'rejected')", name="ck_field_sessions_status"),)

@@ -66,6 +66,15 @@ class EvaluationIn(InputModel):
     tasks: list[TaskIn] = Field(default_factory=list, max_length=MAX_TASKS)
     environments: list[str] = Field(default_factory=list, max_length=MAX_TASKS)
     pay_cents: int = Field(0, ge=0, le=100_000, description="Paid per verdict, in the campaign's currency")
+    session_hour_cents: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="Paid per hour of an accepted field session, in the campaign's currency (0: sessions unpaid)",
+    )
+    session_max_hours: int = Field(
+        2, ge=1, le=24, description="The most hours one field session is paid for, whatever its log says"
+    )
     gold_rate: float = Field(0.1, ge=0.0, le=0.5)
     lease_minutes: int = Field(30, ge=5, le=24 * 60)
     max_open: int = Field(1, ge=1, le=5, description="Battles one evaluator may hold at once")
@@ -150,6 +159,8 @@ def create(session: Session, actor: User, campaign_id: int, data: EvaluationIn) 
         tasks=[t.model_dump() for t in data.tasks],
         environments=list(data.environments),
         pay_cents=data.pay_cents,
+        session_hour_cents=data.session_hour_cents,
+        session_max_hours=data.session_max_hours,
         gold_rate=data.gold_rate,
         gold=[],
         lease_minutes=data.lease_minutes,
@@ -165,11 +176,20 @@ def create(session: Session, actor: User, campaign_id: int, data: EvaluationIn) 
 
 
 def update(session: Session, actor: User, campaign_id: int, data: EvaluationIn) -> Evaluation:
-    """Change the evaluation's settings (the campaign form); battles already judged keep their pay."""
+    """Change the evaluation's settings (the campaign form); battles already judged and sessions
+    already accepted keep their pay."""
     ev = of_campaign(session, actor, campaign_id, manage=True)
     ev.tasks = [t.model_dump() for t in data.tasks]
     ev.environments = list(data.environments)
-    for name in ("pay_cents", "gold_rate", "lease_minutes", "max_open", "alpha"):
+    for name in (
+        "pay_cents",
+        "session_hour_cents",
+        "session_max_hours",
+        "gold_rate",
+        "lease_minutes",
+        "max_open",
+        "alpha",
+    ):
         setattr(ev, name, getattr(data, name))
     audit.record(session, actor, "evaluation.updated", ev, data.model_dump())
     return ev

@@ -11,7 +11,9 @@ the evaluation, is stored ``accepted`` and scored with the campaign's other sess
 bytes and the reader's words, line number included, and the upload is refused with that problem:
 nothing is lost, the phone keeps its copy to send again, an admin can read the bytes.
 
-Pay: an evaluation has a rate per verdict only, none per session, so a long session is not paid here.
+Pay: an evaluation that pays per hour of session (``session_hour_cents``, capped at
+``session_max_hours`` a session) pays each accepted session once, in the transaction that accepts it
+(egocrowd.pay.sessions: owed when the budget is short, settled by the next deposit).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from egocrowd.db import Database
 from egocrowd.db.models import MAX_ID, Campaign, CampaignStatus, EvalPolicy, Evaluation, FieldSession, Role, User
 from egocrowd.errors import Conflict, EgocrowdError, InvalidInput, NotFound
 from egocrowd.evaluations import Recent, of_campaign, policies
+from egocrowd.pay import sessions as session_pay
 from egocrowd.uploads.protocol import Grant
 from egocrowd.uploads.store import UploadInfo
 
@@ -164,6 +167,10 @@ def field_session_from_upload(db: Database, blobs, info: UploadInfo, data_path: 
             error_line=refused.extra.get("line") if refused else None,
             started_at=_when(head.get("started_at")),
         )
+        if refused is None:
+            # fixed now, at the evaluation's rate and cap as they stand (pay.sessions)
+            now = s.get_one(Evaluation, ev.id)
+            row.pay_cents = session_pay.session_pay_cents(row.duration_s, now.session_hour_cents, now.session_max_hours)
         s.add(row)
         s.flush()
         audit.record(
@@ -171,8 +178,15 @@ def field_session_from_upload(db: Database, blobs, info: UploadInfo, data_path: 
             worker,
             "field_session.rejected" if refused else "field_session.accepted",
             row,
-            {"evaluation_id": ev.id, "upload_id": info.id, "session_id": row.session_id, "error": row.error},
+            {
+                "evaluation_id": ev.id,
+                "upload_id": info.id,
+                "session_id": row.session_id,
+                "error": row.error,
+                "pay_cents": row.pay_cents,
+            },
         )
+        session_pay.pay_for_session(s, row, worker)
         row_id = row.id
     if refused is not None:
         raise refused

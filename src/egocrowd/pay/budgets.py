@@ -23,6 +23,7 @@ from egocrowd.db.models import (
     Campaign,
     Clip,
     ClipStatus,
+    Evaluation,
     LedgerAccount,
     LedgerAccountKind,
     LedgerEntry,
@@ -31,7 +32,7 @@ from egocrowd.db.models import (
     User,
 )
 from egocrowd.errors import Conflict, NotFound
-from egocrowd.pay import answers, evaluations, ledger, rates, reviews
+from egocrowd.pay import answers, evaluations, ledger, rates, redaction, reviews, sessions
 from egocrowd.pay.money import Money, fee_for
 
 
@@ -43,7 +44,9 @@ def fee_bps() -> int:
 def cost_per_clip(campaign: Campaign) -> Money:
     """What one accepted clip takes from the budget: the worker's pay plus the platform's fee, and,
     when the campaign pays for annotation, its ``per_clip`` answers' pay and fees (pay.answers), and
-    when it pays platform reviewers, a review decision's pay and fee for the share of clips reviewed."""
+    when it pays platform reviewers, a review decision's pay and fee for the share of clips reviewed,
+    and when it pays for redaction review, that pay and fee for every clip (any clip may need it: the
+    estimate is the most it can cost, so a promise is never under-covered)."""
     pay = Money(campaign.pay_cents, campaign.currency)
     cost = pay + fee_for(pay, fee_bps())
     per_answer = answers.pay_cents(campaign)
@@ -58,6 +61,10 @@ def cost_per_clip(campaign: Campaign) -> Money:
         one = Money(per_review, campaign.currency)
         share = Decimal(str(review.get("sample_fraction", 1.0))) * (one + fee_for(one, fee_bps())).minor
         cost = cost + Money(int(share.to_integral_value(rounding=ROUND_CEILING)), campaign.currency)
+    per_redaction = redaction.pay_cents(campaign)
+    if per_redaction > 0:
+        one = Money(per_redaction, campaign.currency)
+        cost = cost + one + fee_for(one, fee_bps())
     return cost
 
 
@@ -117,13 +124,15 @@ def record_deposit(
     idempotency_key: str,
 ) -> LedgerTransaction:
     """An admin records money the lab sent for ``campaign`` (``ledger.deposit``: admins only, audited
-    ``ledger.posted``), then pays any clips, annotation answers, evaluation verdicts, review decisions
-    and top-ups whose pay was owed. A retried form (same key) posts once."""
+    ``ledger.posted``), then pays any clips, annotation answers, evaluation verdicts, field sessions,
+    review decisions, redaction reviews and top-ups whose pay was owed. A retried form (same key) posts once."""
     txn = ledger.deposit(session, campaign, money, actor, idempotency_key=idempotency_key, reason=reason)
     settle_owed(session, campaign, actor)
     answers.settle_owed(session, campaign, actor)
     evaluations.settle_owed(session, campaign, actor)
+    sessions.settle_owed(session, campaign, actor, fee_bps=fee_bps())
     reviews.settle_owed(session, campaign, actor)
+    redaction.settle_owed(session, campaign, actor)
     rates.settle_top_ups(session, campaign, actor)
     return txn
 
@@ -132,7 +141,9 @@ def record_deposit(
 class Budget:
     """Where a campaign's money stands. ``committed``: what its target still needs (clips not yet
     accepted × cost per clip, plus owed pay) plus what it has spent; ``left`` = deposited − spent;
-    ``short`` = how much more must be deposited to cover the target (zero when covered)."""
+    ``short`` = how much more must be deposited to cover the target (zero when covered). ``owed``
+    counts accepted field sessions not paid yet (their pay and fee, exact) with the owed clips;
+    ``cost_per_session`` is the most one field session can cost (its capped hours' pay and fee)."""
 
     currency: str
     cost_per_clip: Money
@@ -146,6 +157,8 @@ class Budget:
     to_come: Money  # target clips not yet accepted × cost per clip
     committed: Money
     short: Money
+    owed_sessions: int = 0
+    cost_per_session: Money | None = None  # None: the campaign pays no field session
 
     @property
     def covered(self) -> bool:
@@ -192,6 +205,12 @@ def budget(session: Session, campaign: Campaign, *, target_clips: int | None = N
     )
     unit = cost_per_clip(campaign)
     owed = Money(unit.minor * len(owing), cur)
+    owed_sessions = sessions.owed_sessions(session, campaign.id)
+    for row in owed_sessions:
+        one = Money(row.pay_cents, cur)
+        owed = owed + one + fee_for(one, fee_bps())
+    ev = session.scalar(sa.select(Evaluation).where(Evaluation.campaign_id == campaign.id))
+    per_session = sessions.max_cost(ev, cur, fee_bps()) if ev is not None else None
     target = campaign.target_clips if target_clips is None else target_clips
     to_come = Money(unit.minor * max(target - accepted, 0), cur)
     committed = spent + owed + to_come
@@ -209,6 +228,8 @@ def budget(session: Session, campaign: Campaign, *, target_clips: int | None = N
         to_come=to_come,
         committed=committed,
         short=short,
+        owed_sessions=len(owed_sessions),
+        cost_per_session=per_session if per_session is not None and per_session.minor else None,
     )
 
 

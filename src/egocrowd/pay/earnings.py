@@ -25,6 +25,8 @@ from egocrowd.db.models import (
     Campaign,
     Clip,
     ClipStatus,
+    Evaluation,
+    FieldSession,
     LedgerAccount,
     LedgerAccountKind,
     LedgerEntry,
@@ -34,7 +36,7 @@ from egocrowd.db.models import (
     Role,
     User,
 )
-from egocrowd.pay import answers, ledger, payouts, rates, reviews
+from egocrowd.pay import answers, ledger, payouts, rates, redaction, reviews, sessions
 from egocrowd.pay.money import Money
 
 #: the clip states whose pay is still to be decided (sent, checks running or passed, nobody decided)
@@ -71,13 +73,17 @@ class EarningLine:
 
 @dataclass(frozen=True)
 class TopUpLine:
-    """A top-up paid on one of the worker's clips (pay.rates)."""
+    """A top-up paid on one of the worker's clips (pay.rates); ``reversed`` when it was taken back
+    (with the clip's pay, pay.reversals): the amount is then what was taken back, as for clips."""
 
     clip_id: int
     campaign_id: int
     campaign_title: str
     amount: Money
     paid_at: datetime
+    state: str = "approved"  # approved | reversed
+    reversed_at: datetime | None = None
+    reversal_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,31 @@ class ReviewLine:
 
 
 @dataclass(frozen=True)
+class SessionLine:
+    """An accepted field session of the worker's and its pay (pay.sessions)."""
+
+    field_session_id: int
+    campaign_id: int
+    campaign_title: str
+    duration_s: float | None  # as the log states it (the pay counts at most the evaluation's cap)
+    state: str  # approved | owed | reversed
+    amount: Money
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
+class RedactionLine:
+    """A clip whose redaction the reviewer reviewed, and its pay (pay.redaction)."""
+
+    clip_id: int
+    campaign_id: int
+    campaign_title: str
+    state: str  # approved | owed | reversed
+    amount: Money
+    reviewed_at: datetime
+
+
+@dataclass(frozen=True)
 class Week:
     start: date  # the Monday (UTC) the week begins
     earned: list[Money]  # net ledger postings to the worker that week, one per currency
@@ -125,6 +156,8 @@ class Earnings:
     top_ups: list[TopUpLine] = field(default_factory=list)  # newest first
     answers: list[AnswerLine] = field(default_factory=list)  # paid-for annotation answers, newest first
     reviews: list[ReviewLine] = field(default_factory=list)  # paid-for review decisions, newest first
+    sessions: list[SessionLine] = field(default_factory=list)  # paid-for field sessions, newest first
+    redactions: list[RedactionLine] = field(default_factory=list)  # paid-for redaction reviews, newest first
 
 
 def _monday(moment: datetime) -> date:
@@ -176,10 +209,22 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
     pending_weeks: dict[date, dict[str, int]] = {}
     topped: dict[int, int] = {}
     top_up_lines = []
-    for txn, got, campaign in rates.worker_top_ups(session, worker):
+    for txn, got, campaign, reversal in rates.worker_top_ups(session, worker):
         clip_id = int(txn.refs["clip_id"])
-        topped[clip_id] = topped.get(clip_id, 0) + got.minor
-        top_up_lines.append(TopUpLine(clip_id, campaign.id, campaign.title, got, txn.at))
+        if reversal is None:  # a top-up taken back no longer raises the clip's hourly rate
+            topped[clip_id] = topped.get(clip_id, 0) + got.minor
+        top_up_lines.append(
+            TopUpLine(
+                clip_id,
+                campaign.id,
+                campaign.title,
+                got,
+                txn.at,
+                state="reversed" if reversal is not None else "approved",
+                reversed_at=reversal.at if reversal is not None else None,
+                reversal_reason=reversal.reason if reversal is not None else None,
+            )
+        )
     for clip, campaign, payment, reversal, assignment in rows:
         price = Money(campaign.pay_cents, campaign.currency)
         if payment is not None:
@@ -252,6 +297,8 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
         top_ups=top_up_lines,
         answers=_answers(session, worker, limit),
         reviews=_reviews(session, worker, limit),
+        sessions=_sessions(session, worker, limit),
+        redactions=_redactions(session, worker, limit),
     )
 
 
@@ -259,7 +306,8 @@ def currencies(e: Earnings) -> set[str]:
     """Every currency the earnings mention."""
     found = {m.currency for m in e.balances}
     found |= {x.amount.currency for x in e.lines} | {x.amount.currency for x in e.answers}
-    found |= {x.amount.currency for x in e.reviews}
+    found |= {x.amount.currency for x in e.reviews} | {x.amount.currency for x in e.top_ups}
+    found |= {x.amount.currency for x in e.sessions} | {x.amount.currency for x in e.redactions}
     found |= {m.currency for w in e.weeks for m in (*w.earned, *w.pending)}
     return found
 
@@ -349,13 +397,92 @@ def _reviews(session: Session, reviewer: User, limit: int) -> list[ReviewLine]:
     return out
 
 
+def _posted(payment: LedgerTransaction | None, reversal: LedgerTransaction | None, cents: int) -> tuple[int, str]:
+    """A piece of work's amount and state: what was posted (whatever the rate is now), approved or
+    reversed; else owed at ``cents``."""
+    if payment is None:
+        return cents, "owed"
+    return int(payment.refs.get("pay_minor", cents)), "reversed" if reversal is not None else "approved"
+
+
+def _sessions(session: Session, worker: User, limit: int) -> list[SessionLine]:
+    """The worker's accepted field sessions that earn pay, newest first."""
+    paid = aliased(LedgerTransaction)
+    undo = aliased(LedgerTransaction)
+    rows = session.execute(
+        sa.select(FieldSession, Campaign, paid, undo)
+        .join(Evaluation, Evaluation.id == FieldSession.evaluation_id)
+        .join(Campaign, Campaign.id == Evaluation.campaign_id)
+        .outerjoin(paid, paid.idempotency_key == sessions.payment_key.sql(FieldSession.id))
+        .outerjoin(undo, undo.reverses_id == paid.id)
+        .where(
+            FieldSession.worker_id == worker.id,
+            FieldSession.status == "accepted",
+            sa.or_(FieldSession.pay_cents > 0, paid.id.is_not(None)),
+        )
+        .order_by(FieldSession.id.desc())
+        .limit(limit)
+    ).all()
+    out = []
+    for row, campaign, payment, reversal in rows:
+        minor, state = _posted(payment, reversal, row.pay_cents)
+        out.append(
+            SessionLine(
+                field_session_id=row.id,
+                campaign_id=campaign.id,
+                campaign_title=campaign.title,
+                duration_s=row.duration_s,
+                state=state,
+                amount=Money(minor, campaign.currency),
+                sent_at=row.created_at,
+            )
+        )
+    return out
+
+
+def _redactions(session: Session, reviewer: User, limit: int) -> list[RedactionLine]:
+    """The clips whose redaction the reviewer reviewed on campaigns that pay for it, newest first."""
+    if reviewer.role is not Role.reviewer:
+        return []  # only platform reviewers are paid for it (pay.redaction)
+    paid = aliased(LedgerTransaction)
+    undo = aliased(LedgerTransaction)
+    rows = session.execute(
+        sa.select(Clip, Campaign, paid, undo)
+        .join(Campaign, Campaign.id == Clip.campaign_id)
+        .outerjoin(paid, paid.idempotency_key == redaction.payment_key.sql(Clip.id))
+        .outerjoin(undo, undo.reverses_id == paid.id)
+        .where(Clip.redaction_reviewed_by == reviewer.id)
+        .order_by(Clip.redaction_reviewed_at.desc(), Clip.id.desc())
+        .limit(limit)
+    ).all()
+    out = []
+    for clip, campaign, payment, reversal in rows:
+        cents = redaction.pay_cents(campaign)
+        if cents <= 0 and payment is None:
+            continue
+        minor, state = _posted(payment, reversal, cents)
+        out.append(
+            RedactionLine(
+                clip_id=clip.id,
+                campaign_id=campaign.id,
+                campaign_title=campaign.title,
+                state=state,
+                amount=Money(minor, campaign.currency),
+                reviewed_at=clip.redaction_reviewed_at or clip.updated_at,
+            )
+        )
+    return out
+
+
 __all__ = [
     "MAX_LINES",
     "UNDECIDED",
     "AnswerLine",
     "EarningLine",
     "Earnings",
+    "RedactionLine",
     "ReviewLine",
+    "SessionLine",
     "TopUpLine",
     "Week",
     "currencies",

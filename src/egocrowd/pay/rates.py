@@ -658,15 +658,19 @@ def settle_top_ups(session: Session, campaign: Campaign, actor: User | None) -> 
     return n
 
 
-def worker_top_ups(session: Session, worker: User) -> list[tuple[LedgerTransaction, Money, Campaign]]:
+def worker_top_ups(
+    session: Session, worker: User
+) -> list[tuple[LedgerTransaction, Money, Campaign, LedgerTransaction | None]]:
     """The top-up payments a worker received, newest first: the transaction, what it put into their
-    balance, and its campaign."""
+    balance, its campaign, and its reversal when it was taken back (pay.reversals), else None."""
+    undo = aliased(LedgerTransaction)
     rows = session.execute(
-        sa.select(LedgerTransaction, LedgerEntry.amount, LedgerAccount.currency, Campaign)
+        sa.select(LedgerTransaction, LedgerEntry.amount, LedgerAccount.currency, Campaign, undo)
         .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
         .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
         .join(Clip, Clip.id == sa.cast(LedgerTransaction.refs["clip_id"].as_string(), sa.Integer))
         .join(Campaign, Campaign.id == Clip.campaign_id)
+        .outerjoin(undo, undo.reverses_id == LedgerTransaction.id)
         .where(
             LedgerTransaction.kind == ledger.TransactionKind.top_up,
             LedgerAccount.kind == LedgerAccountKind.worker_earnings,
@@ -674,7 +678,7 @@ def worker_top_ups(session: Session, worker: User) -> list[tuple[LedgerTransacti
         )
         .order_by(LedgerTransaction.id.desc())
     ).all()
-    return [(txn, Money(int(amount), cur), campaign) for txn, amount, cur, campaign in rows]
+    return [(txn, Money(int(amount), cur), campaign, reversal) for txn, amount, cur, campaign, reversal in rows]
 
 
 def floors_as(session: Session, user: User | None) -> list[PayFloor]:

@@ -169,6 +169,8 @@ EVAL_FIELDS = {
     "tasks": "eval_tasks",
     "environments": "eval_environments",
     "pay_cents": "eval_pay",
+    "session_hour_cents": "eval_session_pay",
+    "session_max_hours": "eval_session_hours",
     "gold_rate": "eval_gold_rate",
     "lease_minutes": "eval_lease_minutes",
     "max_open": "eval_max_open",
@@ -186,11 +188,24 @@ def evaluation_form(session, c: Campaign | None) -> dict[str, str]:
         "eval_tasks": "\n".join(f"{t['task']} | {t['prompt']}" if t.get("prompt") else t["task"] for t in tasks),
         "eval_environments": ", ".join(src.environments),
         "eval_pay": f"{src.pay_cents // 100}.{src.pay_cents % 100:02d}",
+        "eval_session_pay": f"{src.session_hour_cents // 100}.{src.session_hour_cents % 100:02d}",
+        "eval_session_hours": str(src.session_max_hours),
         "eval_gold_rate": f"{src.gold_rate:g}",
         "eval_lease_minutes": str(src.lease_minutes),
         "eval_max_open": str(src.max_open),
         "eval_alpha": f"{src.alpha:g}",
     }
+
+
+def _cents(typed: Any) -> Any:
+    """An amount typed in the currency's units as minor units; what is not one goes on to the model
+    as typed, which answers in plain words ("abc", "1.005")."""
+    text = str(typed or "").strip() or "0"
+    try:
+        cents = Decimal(text) * 100  # exact: money is never a float
+        return int(cents) if cents == cents.to_integral_value() else text
+    except (InvalidOperation, ValueError, OverflowError):
+        return text
 
 
 def _evaluation_in(form: dict[str, Any]) -> evaluations.EvaluationIn:
@@ -200,19 +215,14 @@ def _evaluation_in(form: dict[str, Any]) -> evaluations.EvaluationIn:
         task, _, prompt = line.partition("|")
         if task.strip():
             tasks.append({"task": task.strip(), "prompt": prompt.strip()})
-    pay = str(form.get("eval_pay", "")).strip() or "0"
-    try:
-        cents = Decimal(pay) * 100  # exact: money is never a float
-        pay_cents: Any = int(cents) if cents == cents.to_integral_value() else pay
-    except (InvalidOperation, ValueError, OverflowError):
-        pay_cents = pay
     data = {
         "tasks": tasks,
         "environments": [e.strip() for e in str(form.get("eval_environments", "")).split(",") if e.strip()],
-        "pay_cents": pay_cents,
+        "pay_cents": _cents(form.get("eval_pay")),
+        "session_hour_cents": _cents(form.get("eval_session_pay")),
         **{
             k: str(form.get(EVAL_FIELDS[k], "")).strip() or None
-            for k in ("gold_rate", "lease_minutes", "max_open", "alpha")
+            for k in ("session_max_hours", "gold_rate", "lease_minutes", "max_open", "alpha")
         },
     }
     data = {k: v for k, v in data.items() if v is not None}

@@ -410,6 +410,25 @@ def sections() -> tuple[Section, ...]:
                     attrs={"step": "0.01", "min": "0"},
                 ),
                 Input(
+                    "eval_session_pay",
+                    "evaluation",
+                    N_("Pay per hour of a field session"),
+                    N_(
+                        "In the campaign's currency, for each hour of a long session a worker logs with a robot at home "
+                        "and we accept; 0: sessions are not paid."
+                    ),
+                    "number",
+                    attrs={"step": "0.01", "min": "0"},
+                ),
+                Input(
+                    "eval_session_hours",
+                    "evaluation",
+                    N_("Hours paid at most per session"),
+                    N_("1 to 24: a longer session is paid for this many hours."),
+                    "number",
+                    attrs={"step": "1", "min": "1", "max": "24"},
+                ),
+                Input(
                     "eval_gold_rate",
                     "evaluation",
                     N_("Share of gold battles"),

@@ -37,6 +37,8 @@ class EvaluationOut(BaseModel):
     tasks: list[dict[str, str]]
     environments: list[str]
     pay_cents: int
+    session_hour_cents: int
+    session_max_hours: int
     gold_rate: float
     gold: list[dict[str, int]]
     lease_minutes: int

@@ -25,12 +25,16 @@ class BudgetOut(BaseModel):
     spent: str
     left: str = Field(description="deposited − spent: what the budget holds now")
     to_come: str = Field(description="target clips not yet accepted × cost per clip")
-    owed: str = Field(description="pay for accepted clips the budget could not cover yet")
+    owed: str = Field(description="pay for accepted clips and field sessions the budget could not cover yet")
     committed: str = Field(description="spent + owed + to come")
     short: str = Field(description="what must still be deposited to cover the target (0 when covered)")
     accepted_clips: int
     paid_clips: int
     owed_clips: int
+    owed_sessions: int = Field(0, description="accepted field sessions the budget could not pay yet (in owed)")
+    cost_per_session: str | None = Field(
+        None, description="the most one field session can cost: its capped hours' pay and fee (None: unpaid)"
+    )
 
 
 def budget_out(campaign_id: int, b: budgets.Budget) -> BudgetOut:
@@ -48,6 +52,8 @@ def budget_out(campaign_id: int, b: budgets.Budget) -> BudgetOut:
         accepted_clips=b.accepted_clips,
         paid_clips=b.paid_clips,
         owed_clips=b.owed_clips,
+        owed_sessions=b.owed_sessions,
+        cost_per_session=b.cost_per_session.format() if b.cost_per_session is not None else None,
     )
 
 
@@ -121,9 +127,12 @@ class WeekOut(BaseModel):
 class TopUpLineOut(BaseModel):
     clip_id: int
     campaign_id: int
-    amount: str
+    amount: str = Field(description="paid (approved), or taken back (reversed)")
     currency: str
     paid_at: datetime
+    state: str = Field("approved", description="approved | reversed (taken back with the clip's pay)")
+    reversed_at: datetime | None = None
+    reversal_reason: str | None = None
 
 
 class AnswerLineOut(BaseModel):
@@ -148,6 +157,25 @@ class ReviewLineOut(BaseModel):
     decided_at: datetime
 
 
+class SessionLineOut(BaseModel):
+    field_session_id: int
+    campaign_id: int
+    duration_s: float | None = Field(description="the session's length as its log states it")
+    state: str = Field(description="approved | owed | reversed")
+    amount: str
+    currency: str
+    sent_at: datetime
+
+
+class RedactionLineOut(BaseModel):
+    clip_id: int
+    campaign_id: int
+    state: str = Field(description="approved | owed | reversed")
+    amount: str
+    currency: str
+    reviewed_at: datetime
+
+
 class EarningsOut(BaseModel):
     balances: list[AmountOut]
     totals: dict[str, list[AmountOut]] = Field(description="state → amount per currency, over the lines")
@@ -157,6 +185,12 @@ class EarningsOut(BaseModel):
     answers: list[AnswerLineOut] = Field(description="your annotation answers on campaigns that pay for them")
     reviews: list[ReviewLineOut] = Field(
         default_factory=list, description="a platform reviewer's decisions on campaigns that pay for review"
+    )
+    sessions: list[SessionLineOut] = Field(
+        default_factory=list, description="your accepted field sessions on evaluations that pay for them"
+    )
+    redactions: list[RedactionLineOut] = Field(
+        default_factory=list, description="a platform reviewer's redaction reviews on campaigns that pay for them"
     )
 
 
@@ -201,6 +235,9 @@ def my_earnings(request: Request, limit: int = Query(earnings.MAX_LINES, ge=1, l
                     amount=t.amount.format(),
                     currency=t.amount.currency,
                     paid_at=t.paid_at,
+                    state=t.state,
+                    reversed_at=t.reversed_at,
+                    reversal_reason=t.reversal_reason,
                 )
                 for t in e.top_ups
             ],
@@ -229,6 +266,29 @@ def my_earnings(request: Request, limit: int = Query(earnings.MAX_LINES, ge=1, l
                     decided_at=r.decided_at,
                 )
                 for r in e.reviews
+            ],
+            sessions=[
+                SessionLineOut(
+                    field_session_id=x.field_session_id,
+                    campaign_id=x.campaign_id,
+                    duration_s=x.duration_s,
+                    state=x.state,
+                    amount=x.amount.format(),
+                    currency=x.amount.currency,
+                    sent_at=x.sent_at,
+                )
+                for x in e.sessions
+            ],
+            redactions=[
+                RedactionLineOut(
+                    clip_id=x.clip_id,
+                    campaign_id=x.campaign_id,
+                    state=x.state,
+                    amount=x.amount.format(),
+                    currency=x.amount.currency,
+                    reviewed_at=x.reviewed_at,
+                )
+                for x in e.redactions
             ],
         )
 
