@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import io
 import itertools
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -43,10 +44,9 @@ pa: Any = _pa
 pc: Any = _pc
 pj: Any = _pj
 
-BLOCK_BYTES = 8 << 20  # bytes read per block (the arrow parser uses its threads inside a block)
-# arrow splits what it parses into blocks of this size, parsed on its threads (a type's lines in a
-# block are a few MB: arrow's 1 MB default left one core idle much of the time)
-_READ_OPTIONS = pj.ReadOptions(block_size=256 << 10)
+BLOCK_BYTES = 8 << 20  # bytes read per block (its line types are parsed on _parser_pool at once)
+# one arrow parse per thread (see _parser_pool); a block's lines of one type fit in one arrow block
+_READ_OPTIONS = pj.ReadOptions(use_threads=False, block_size=BLOCK_BYTES * 2)
 MAX_CARRY_BYTES = 256 << 20  # a session longer than this is read line by line (bounded memory)
 
 # our writer never writes null (it drops None); arrow cannot tell null from absent, Python can
@@ -369,20 +369,18 @@ def _parse_by_type(block: bytes, code: np.ndarray, starts: np.ndarray, ends: np.
     # type's lines into one buffer in C++ (a Python join of a million slices cost more than parsing)
     offsets = np.append(starts[:n_rows], ends[n_rows - 1] if n_rows else 0).astype(np.int64)
     lines = pa.Array.from_buffers(pa.large_binary(), n_rows, [None, pa.py_buffer(offsets), pa.py_buffer(block)])
-    tables: dict[int, Any] = {}
+    jobs = []
+    pool = _parser_pool()
     for k, schema in _BY_TYPE.items():
         rows = np.flatnonzero(code == k)
-        if not rows.size:
-            continue
-        try:
-            tab = pj.read_json(
-                _gather(lines, rows),
-                parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-                read_options=_READ_OPTIONS,
-            )
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise _Fallback from None  # among others, a key given twice (the line reader keeps the last)
-        if tab.num_rows != rows.size:
+        if rows.size:
+            jobs.append((k, rows.size, pool.submit(_read_lines, _gather(lines, rows), schema)))
+    tables: dict[int, Any] = {}
+    for k, n, job in jobs:
+        tab = job.result()
+        if tab is None:
+            raise _Fallback  # among others, a key given twice (the line reader keeps the last)
+        if tab.num_rows != n:
             raise _Fallback  # two objects on a line
         # every line starts with this type's name (_line_types) and arrow refuses a second "type"
         tables[k] = tab
@@ -399,6 +397,32 @@ def _parse_by_type(block: bytes, code: np.ndarray, starts: np.ndarray, ends: np.
             header_table = None
     lines_of_heads = [block[starts[h] : ends[h]] for h in heads.tolist()]
     return _Parsed(_ByType(tables, code), code, heads, lines_of_heads, used, header_table)
+
+
+# Each type's lines are parsed on one of these threads, one arrow parse each (arrow's own threads
+# cost more CPU for the same wall time on the few MB a type has in a block).
+_parsers: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _parser_pool() -> ThreadPoolExecutor:
+    """This process's parser threads (a process forked from one that had them has none running)."""
+    global _parsers
+    if _parsers is None or _parsers[0] != os.getpid():
+        workers = max(2, min(4, os.cpu_count() or 1))
+        _parsers = (os.getpid(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="egocrowd-json"))
+    return _parsers[1]
+
+
+def _read_lines(buf: Any, schema: Any) -> Any:
+    """Arrow's table of these JSON lines, or None when arrow refuses them."""
+    try:
+        return pj.read_json(
+            buf,
+            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+            read_options=_READ_OPTIONS,
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
 
 
 def _gather(lines: Any, rows: np.ndarray) -> Any:
