@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from egocrowd.bench.digest import digest_log
+from egocrowd.bench.digest import SessionTable, digest_log
 from egocrowd.bench.runner import protocols_command, run_command
 from egocrowd.bench.schema import to_parquet
 from egocrowd.cli_types import CommandGroup, RegistryChoice
@@ -99,23 +99,23 @@ def _make_config(kw: dict[str, Any]) -> Any:
 
 def _load_digests(
     paths: Sequence[str], *, lenient: bool = False, quiet: bool = False, jobs: int = 1
-) -> tuple[list[Any], list[str]]:
-    """Read logs with a byte-based progress bar (shown on a terminal) and trial CSVs; returns the
-    digests and the importer's warnings, which are also printed on stderr."""
+) -> tuple[SessionTable, list[str]]:
+    """Read logs with a byte-based progress bar (shown on a terminal) and trial CSVs; returns their
+    digests in one table and the importer's warnings, which are also printed on stderr."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn  # ~40 ms
 
     from egocrowd.bench.importers import read_trials  # SciPy, ~1 s
-    from egocrowd.bench.score import read_digests
+    from egocrowd.bench.score import read_sessions
 
     logs = [p for p in paths if not _is_csv(p)]
     csvs = [p for p in paths if _is_csv(p)]
     trials = read_trials(csvs) if csvs else None
-    digests: list[Any] = trials.digests if trials else []
+    tables = [SessionTable.from_digests(trials.digests)] if trials else []
     warnings = trials.warnings if trials else []
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     if not logs:
-        return digests, warnings
+        return SessionTable.concat(tables), warnings
     total = sum(Path(p).stat().st_size for p in logs if Path(p).exists())
     with Progress(
         TextColumn("[bold]scoring[/]"),
@@ -126,10 +126,10 @@ def _load_digests(
         disable=quiet or not sys.stderr.isatty(),
     ) as progress:
         task = progress.add_task("", total=total or None)
-        digests.extend(
-            read_digests(logs, strict=not lenient, jobs=jobs, on_progress=lambda n: progress.advance(task, n))
+        tables.append(
+            read_sessions(logs, strict=not lenient, jobs=jobs, on_progress=lambda n: progress.advance(task, n))
         )
-    return digests, warnings
+    return SessionTable.concat(tables), warnings
 
 
 def _write(text: str, output: str) -> None:
