@@ -575,6 +575,8 @@ class S3BlobStore(Blobs):
     def touch(self, sha256: str) -> None:
         import obstore
 
+        if not self.exists(sha256):  # gone (callers check again): a marker would outlive every sweep
+            return
         obstore.put(self._store, _TOUCHED + self._check(sha256), b"")
 
     def open(self, sha256: str) -> BinaryIO:

@@ -134,6 +134,17 @@ def test_touch_makes_a_blob_young_again(store):
     assert store.delete(sha) and list(store.iter_blobs()) == []  # the S3 marker goes with it
 
 
+def test_touching_a_missing_blob_leaves_nothing_behind(store):
+    gone = "ab" * 32
+    store.touch(gone)
+    assert not store.exists(gone) and list(store.iter_blobs()) == []
+    listing = getattr(store, "_store", None)
+    if listing is not None:  # S3: no marker object either
+        import obstore
+
+        assert [m["path"] for page in obstore.list(listing) for m in page] == []
+
+
 def test_orphan_sweep_by_age(store, db):
     """Unreferenced blobs go once older than the grace; a touch (a dedup hit about to be referenced)
     makes one young again. S3 keeps whole seconds, hence the 2 s steps."""
