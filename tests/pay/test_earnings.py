@@ -119,6 +119,35 @@ def test_the_api_answers_in_exact_strings(client, db):
     assert client.get(f"{API}/me/earnings?limit=0", headers=worker.headers).status_code == 422
 
 
+def test_pay_given_back_on_appeal_shows_as_paid_again(books, db):
+    """An overturned appeal reverses the reversal: the clip's line and its top-up are approved
+    again (not "taken back"), and the balance counts them once more."""
+    from egocrowd.db.models import User
+    from egocrowd.pay import appeals, rates, reversals
+    from tests.pay.test_topups import accepted_clip, fund
+
+    worker = make_user(db, "worker")
+    with db.transaction() as s:
+        c = books.new_campaign(s)
+        c.pay_policy = {"auto_top_up": True}
+        fund(books, s, c, "100.00")
+        mine = accepted_clip(books, s, c, s.get_one(User, worker.id), minutes=15)
+        for _ in range(4):
+            accepted_clip(books, s, c, books.user(s), minutes=15)
+        rates.propose(s, c)
+        before = earnings.earnings(s, s.get_one(User, worker.id))
+        reversals.reverse_clip_pay(s, books.admin(s), mine.id, "The clip repeats one sent last week.")
+        taken = earnings.earnings(s, s.get_one(User, worker.id))
+        assert [x.state for x in taken.lines] == ["reversed"] and [t.state for t in taken.top_ups] == ["reversed"]
+        row = appeals.appeal(s, s.get_one(User, worker.id), mine.id, "It is a different shirt, look at the sleeves.")
+        appeals.decide(s, books.admin(s), row.id, "overturn", "Agreed.")
+        back = earnings.earnings(s, s.get_one(User, worker.id))
+        assert [(x.state, x.reversed_at, x.reversal_reason) for x in back.lines] == [("approved", None, None)]
+        assert [(t.state, t.reversed_at) for t in back.top_ups] == [("approved", None)]
+        assert [x.effective for x in back.lines] == [x.effective for x in before.lines]
+        assert back.balances == before.balances
+
+
 def test_a_reversed_top_up_shows_as_taken_back_on_the_page_and_the_api(client, books, db):
     """A top-up taken back with its clip's pay (pay.reversals) is not shown as earned: its line says
     ``reversed`` with the reason, as the clip's own line does, and no longer lifts the clip's hourly

@@ -174,12 +174,14 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
     limit = max(1, min(limit, MAX_LINES))
     paid = aliased(LedgerTransaction)
     undo = aliased(LedgerTransaction)
+    redo = aliased(LedgerTransaction)  # an overturned appeal reverses the reversal: paid again
     rows = session.execute(
-        sa.select(Clip, Campaign, paid, undo, Assignment)
+        sa.select(Clip, Campaign, paid, undo, Assignment, redo.id)
         .join(Campaign, Campaign.id == Clip.campaign_id)
         .outerjoin(Assignment, Assignment.id == Clip.assignment_id)
         .outerjoin(paid, paid.idempotency_key == ledger.clip_payment_key.sql(Clip.id))
         .outerjoin(undo, undo.reverses_id == paid.id)
+        .outerjoin(redo, redo.reverses_id == undo.id)
         .where(
             Clip.worker_id == worker.id,
             sa.or_(Clip.status.in_(UNDECIDED), Clip.status == ClipStatus.accepted, paid.id.is_not(None)),
@@ -200,7 +202,7 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
         session.execute(
             sa.select(LedgerEntry.transaction_id, LedgerEntry.amount).where(
                 LedgerEntry.account_id.in_(account_ids),
-                LedgerEntry.transaction_id.in_([p.id for _, _, p, _, _ in rows if p is not None]),
+                LedgerEntry.transaction_id.in_([p.id for _, _, p, _, _, _ in rows if p is not None]),
             )
         ).all()
     )
@@ -225,7 +227,9 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
                 reversal_reason=reversal.reason if reversal is not None else None,
             )
         )
-    for clip, campaign, payment, reversal, assignment in rows:
+    for clip, campaign, payment, reversal, assignment, restored in rows:
+        if restored is not None:
+            reversal = None  # taken back, then given back on appeal: paid
         price = Money(campaign.pay_cents, campaign.currency)
         if payment is not None:
             amount = Money(int(paid_amounts.get(payment.id, 0)), campaign.currency)
