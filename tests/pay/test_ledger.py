@@ -475,3 +475,66 @@ def test_a_time_window_still_counts_entries_between_its_lines(books, db):
         assert [x.transaction_id for x in window.lines] == [whole.lines[i].transaction_id for i in (0, 1, 3)]
         assert [str(x.balance) for x in window.lines] == ["10.00 USD", "8.50 USD", "5.50 USD"]
         assert window.lines[-1].balance == ledger.balance(s, budget)
+
+
+def test_a_long_statement_pages_alike_at_every_size(books, db):
+    """Pages bigger and smaller than the rows a page fetches at a time (ledger._CHUNK), and ones
+    ending on that boundary: the same lines, each balance the sum of the entries up to it, each
+    page's opening the previous page's last balance, and the refs as posted (odd JSON included)."""
+    n = 2 * ledger._CHUNK + 7
+    odd = [
+        {},
+        {"note": 'a "quoted" ], [comma, },{ and \\ backslash'},
+        {"ünïcødé": "✓ — ok", "nested": {"list": [1, [2, {"x": None}]], "t": True}, "f": 1.5},
+        {"clip_id": 7, "campaign_id": 3},
+    ]
+    with db.transaction() as s:
+        c = _funded(books, s, "100000.00")
+        budget = ledger.campaign_account(s, c)
+        w = ledger.worker_account(s, books.user(s), USD)
+        for i in range(n):
+            cents = 1 + (i * 37) % 500
+            ledger.post(
+                s,
+                "bonus",
+                [Leg(budget, Money(-cents, USD)), Leg(w, Money(cents, USD))],
+                idempotency_key=f"long:{i}",
+                reason=f"bonus {i}",
+                actor=None,
+                refs=odd[i % len(odd)],
+            )
+    with db.transaction(write=False) as s:
+        budget = s.get(type(budget), budget.id)
+        entries = s.execute(
+            sa.select(LedgerEntry.id, LedgerEntry.amount, LedgerTransaction.refs, LedgerTransaction.reason)
+            .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+            .where(LedgerEntry.account_id == budget.id)
+            .order_by(LedgerEntry.id)
+        ).all()
+        assert len(entries) == n + 1  # the deposit and the bonuses
+        running, expected = 0, []
+        for entry_id, amount, refs, reason in entries:
+            running += amount
+            expected.append((entry_id, Money(amount, USD), Money(running, USD), refs, reason))
+        whole = ledger.statement(s, budget, limit=10_000)
+        assert whole.next_after is None and whole.opening == usd("0")
+        assert [(x.entry_id, x.amount, x.balance, x.refs, x.reason) for x in whole.lines] == expected
+        assert [x.refs for x in whole.lines[1:5]] == odd
+        for limit in (7, ledger._CHUNK - 1, ledger._CHUNK, ledger._CHUNK + 1, n, n + 1):
+            pages, after = [], 0
+            while True:
+                page = ledger.statement(s, budget, after=after, limit=limit)
+                pages.append(page)
+                if page.next_after is None:
+                    break
+                assert page.next_after == page.lines[-1].entry_id
+                after = page.next_after
+            assert [len(p.lines) for p in pages[:-1]] == [limit] * (len(pages) - 1), limit
+            assert len(pages) == -(-(n + 1) // limit), limit
+            assert [x for p in pages for x in p.lines] == whole.lines, limit
+            assert [p.opening for p in pages[1:]] == [p.lines[-1].balance for p in pages[:-1]], limit
+        past_the_end = ledger.statement(s, budget, after=whole.lines[-1].entry_id)
+        assert past_the_end.lines == [] and past_the_end.next_after is None
+        assert past_the_end.opening == whole.lines[-1].balance == ledger.balance(s, budget)
+        halfway = ledger.statement(s, budget, after=whole.lines[n // 2].entry_id, limit=3)
+        assert halfway.opening == whole.lines[n // 2].balance and halfway.lines == whole.lines[n // 2 + 1 : n // 2 + 4]

@@ -21,6 +21,7 @@ Rules this module keeps (tests/pay holds them as properties on SQLite and Postgr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import defaultdict
@@ -31,7 +32,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from egocrowd import audit
 from egocrowd.clock import db_now
@@ -573,6 +574,43 @@ def statement(
     return _statement(session, acct.id, acct.currency, since=since, until=until, after=after, limit=limit)
 
 
+_E, _T = LedgerEntry.__table__.c, LedgerTransaction.__table__.c
+_KIND_BY_VALUE = {k.value: k for k in TransactionKind}
+_CHUNK = 250  # rows a page fetches at a time
+
+
+@functools.cache
+def _page_query(*, with_opening: bool = True) -> sa.Select:
+    """A page's query, built once (bound parameters ``account``, ``after``, ``limit``): building it
+    and its cache key again for every page cost as much as a page's rows. The kind comes as its
+    text and the refs as JSON text; :func:`_statement` makes them an enum and dicts faster than the
+    per-row result processors would."""
+    opening: sa.ColumnElement[Any] = sa.null()
+    if with_opening:  # everything up to ``after``: the opening balance in the page's one query
+        before = LedgerEntry.__table__.alias("before")
+        opening = (
+            sa.select(sa.func.coalesce(sa.func.sum(before.c.amount), 0))
+            .where(before.c.account_id == sa.bindparam("account"), before.c.id <= sa.bindparam("after"))
+            .scalar_subquery()
+        )
+    return (
+        sa.select(
+            _E.id,
+            _E.amount,
+            _T.id,
+            _T.at,
+            sa.type_coerce(_T.kind, sa.String),
+            _T.reason,
+            sa.cast(_T.refs, sa.Text),
+            opening,
+        )
+        .join_from(LedgerEntry.__table__, LedgerTransaction.__table__, _T.id == _E.transaction_id)
+        .where(_E.account_id == sa.bindparam("account"), _E.id > sa.bindparam("after"))
+        .order_by(_E.id)
+        .limit(sa.bindparam("limit"))
+    )
+
+
 def _statement(
     session: Session,
     account: int,
@@ -587,71 +625,83 @@ def _statement(
     finds it: PostgreSQL plans with the account's own statistics, and a busy account's first page is
     an index walk in order, not all its entries fetched and sorted.)"""
     limit = max(1, min(limit, 10_000))
-    E, T = LedgerEntry, LedgerTransaction
     windowed = since is not None or until is not None
-    before = aliased(LedgerEntry)
-    # Without a time window the opening balance is everything up to ``after``: one query per page.
-    opening_col = (
-        sa.select(sa.func.coalesce(sa.func.sum(before.amount), 0))
-        .where(before.account_id == account, before.id <= after)
-        .scalar_subquery()
-    )
-    q = (
-        sa.select(
-            E.id,
-            E.amount,
-            T.id,
-            T.at,
-            T.kind,
-            T.reason,
-            T.refs,
-            opening_col if not windowed else sa.null(),
-        )
-        .join(T, T.id == E.transaction_id)
-        .where(E.account_id == account, E.id > after)
-        .order_by(E.id)
-        .limit(limit + 1)
-    )
+    q = _page_query(with_opening=not windowed)
     if since is not None:
-        q = q.where(T.at >= since)
+        q = q.where(_T.at >= since)
     if until is not None:
-        q = q.where(T.at < until)
-    # Core rows, not ORM ones: the same SQL and column types without the ORM's work per row (the
-    # flush is what the ORM's execute would do first: postings of this session not yet sent)
+        q = q.where(_T.at < until)
+    # Core rows, not ORM ones: the same SQL without the ORM's work per row (the flush is what the
+    # ORM's execute would do first: postings of this session not yet sent)
     session.flush()
-    rows = session.connection().execute(q).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    if rows and not windowed:
-        running = int(rows[0][7])
-    else:
-        opening_q = sa.select(sa.func.coalesce(sa.func.sum(E.amount), 0)).where(E.account_id == account)
-        if rows:
-            opening_q = opening_q.where(E.id < rows[0][0])
-        running = int(session.scalar(opening_q) or 0)
-    opening = running
+    conn = session.connection()
+    result = conn.execute(q, {"account": account, "after": after, "limit": limit + 1})
+    total = sa.select(sa.func.coalesce(sa.func.sum(_E.amount), 0)).where(_E.account_id == account)
+    running: int | None = None
     # With a time window, entries outside it can sit between two lines (a transaction that started
     # earlier committed later): the balance after each line still counts them.
     between: list[tuple[int, int]] = []
-    if rows and (since is not None or until is not None):
-        span = sa.select(E.id, E.amount).where(E.account_id == account, E.id >= rows[0][0], E.id <= rows[-1][0])
-        shown = {r[0] for r in rows}
-        between = [(i, a) for i, a in session.execute(span.order_by(E.id)) if i not in shown]
-    lines = []
+    chunks: Iterable[Sequence[sa.Row[Any]]]
+    if not windowed:
+        # A few hundred rows at a time: a page's Row objects are gone before the garbage collector
+        # looks at them, so they never reach its oldest generation (a full collection of a big process
+        # costs as much as a whole page).
+        chunks = result.partitions(_CHUNK)
+    else:
+        rows = result.all()
+        chunks = [rows]
+        opening_q = total
+        if rows:
+            opening_q = opening_q.where(_E.id < rows[0][0])
+            last = rows[min(limit, len(rows)) - 1][0]
+            span = sa.select(_E.id, _E.amount).where(_E.account_id == account, _E.id >= rows[0][0], _E.id <= last)
+            shown = {r[0] for r in rows}
+            between = [(i, a) for i, a in conn.execute(span.order_by(_E.id)) if i not in shown]
+        running = int(conn.scalar(opening_q) or 0)
+    lines: list[StatementLine] = []
+    more = False
+    opening = running
     cur = currency
     hidden = iter(between)
     pending = next(hidden, None)
+    kinds = _KIND_BY_VALUE
     amounts: dict[int, Money] = {}  # a page's amounts repeat (the same pay per clip): Money is immutable, made once
-    for entry_id, amount, txn_id, at, kind, reason, refs, _ in rows:
-        while pending is not None and pending[0] < entry_id:
-            running += pending[1]
-            pending = next(hidden, None)
-        running += amount
-        money = amounts.get(amount)
-        if money is None:
-            money = amounts[amount] = Money(amount, cur)
-        lines.append(StatementLine(entry_id, txn_id, at, kind, reason, refs or {}, money, Money(running, cur)))
+    for chunk in chunks:
+        if not chunk:
+            continue
+        if running is None:  # the page's first row carries the opening balance
+            running = opening = int(chunk[0][7])
+        if len(chunk) > limit - len(lines):  # the row past the page: there is a next page
+            more = True
+            chunk = chunk[: limit - len(lines)]
+        # The chunk's refs decoded in one call, as one JSON array: each is a whole JSON document, so
+        # the array is one too (a json.loads per line cost more than all the rest of a line).
+        refs_of_chunk = json.loads("[" + ",".join([r[6] or "null" for r in chunk]) + "]")
+        for (entry_id, amount, txn_id, at, kind, reason, _, _), refs in zip(chunk, refs_of_chunk, strict=True):
+            while pending is not None and pending[0] < entry_id:
+                running += pending[1]
+                pending = next(hidden, None)
+            running += amount
+            money = amounts.get(amount)
+            if money is None:
+                money = amounts[amount] = Money(amount, cur)
+            lines.append(
+                StatementLine(entry_id, txn_id, at, kinds[kind], reason, refs or {}, money, Money(running, cur))
+            )
+    if opening is None:  # no line, so no opening balance came with one: everything up to ``after``
+        opening = int(conn.scalar(total.where(_E.id <= after)) or 0)
     return Statement(account, Money(opening, currency), lines, lines[-1].entry_id if more else None)
+
+
+@functools.cache
+def _budget_query() -> sa.Select:
+    """A campaign budget's id by the accounts' unique key (bound parameters ``currency``, ``owner_key``)."""
+    a = LedgerAccount.__table__.c
+    return sa.select(a.id).where(
+        a.kind == AccountKind.campaign_budget,
+        a.currency == sa.bindparam("currency"),
+        a.owner_key == sa.bindparam("owner_key"),
+    )
 
 
 def campaign_statement(
@@ -667,11 +717,7 @@ def campaign_statement(
     # The budget's id by a Core query on the accounts' unique key (a page is often its own request);
     # the ORM's account() only when there is none yet, to make it on first use.
     budget = session.connection().scalar(
-        sa.select(LedgerAccount.id).where(
-            LedgerAccount.kind == AccountKind.campaign_budget,
-            LedgerAccount.currency == campaign.currency,
-            LedgerAccount.owner_key == f"campaign:{campaign.id}",
-        )
+        _budget_query(), {"currency": campaign.currency, "owner_key": f"campaign:{campaign.id}"}
     )
     if budget is None:
         budget = campaign_account(session, campaign).id
