@@ -336,7 +336,7 @@ def _direct_signing() -> tuple[Any, tuple[Any, ...]] | None:
     """c2pa-python's native module and the libc callbacks, when signing straight from and to file
     descriptors works here (POSIX, and the c2pa-python internals it needs: tested with 0.38.1);
     None otherwise (then the public stream API is used)."""
-    if os.name != "posix":
+    if os.name != "posix" or ctypes.sizeof(ctypes.c_void_p) != 8:  # lseek's off_t is the callbacks' ssize_t
         return None
     try:
         import c2pa.c2pa as native
