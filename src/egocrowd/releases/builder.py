@@ -435,12 +435,25 @@ def _files_under(root: Path, fmt: str) -> list[FileEntry]:
             if p.is_symlink():  # an exporter writes files, never links to elsewhere
                 raise EgocrowdError(f"The {fmt} exporter left a link: {p.name}", code="release.bad_export")
             paths.append(p)
-    with ThreadPoolExecutor(HASHING_THREADS) as pool:
+    with ThreadPoolExecutor(HASHING_THREADS) as pool, ThreadPoolExecutor(1) as disk:
+        # written to disk while they are hashed (the disk works while the cores hash): storing
+        # them (an fsync each) then finds them written
+        written = [disk.submit(_write_out, p) for p in paths]
         hashed = list(pool.map(sha256_file, paths))
+        for w in written:
+            w.result()
     out = [
         FileEntry(p.relative_to(root).as_posix(), size, sha, fmt) for p, (sha, size) in zip(paths, hashed, strict=True)
     ]
     return sorted(out, key=lambda f: f.path)
+
+
+def _write_out(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 #: exporter name → {option: the setting that gives its default}: filled in at the build, when the
