@@ -5,6 +5,7 @@ makes it Invalid; without an authority nothing is signed."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from datetime import UTC, datetime
@@ -168,3 +169,65 @@ def test_the_command_line_makes_the_authority_and_checks_files_and_the_root_is_p
     (tmp_path / "bad.mp4").write_bytes(changed)
     bad = runner.invoke(main, ["c2pa", "verify", str(tmp_path / "bad.mp4")], env=env)
     assert bad.exit_code == 1 and "Invalid" in bad.output
+
+
+def test_direct_signing_is_used_here_and_gives_what_the_stream_api_gives(authority_and_video, tmp_path):
+    """The fast path (the library reads and writes the files itself, on their descriptors) is the
+    one this c2pa-python gets; its file validates like the public API's, and the returned hash
+    and size are the file's own."""
+    authority, _, video = authority_and_video
+    assert cc._direct_signing() is not None  # a c2pa-python upgrade that breaks it fails here, not silently
+    verdicts = {}
+    for direct in (True, False):
+        signed = tmp_path / f"signed-{direct}.mp4"
+        sha, size = cc.sign_video(video, signed, _manifest(), authority, direct=direct)
+        data = signed.read_bytes()
+        assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
+        assert data != video.read_bytes() and size > video.stat().st_size
+        verdicts[direct] = cc.read_credentials(signed, trust_pem=authority.ca_pem)
+        assert verdicts[direct].state == "Trusted", verdicts[direct].failures
+        with av.open(str(signed)) as a:
+            assert sum(1 for _ in a.decode(video=0)) == 20
+    fast, public = verdicts[True], verdicts[False]
+    for label in ("c2pa.actions", "cawg.training-mining", "org.egocrowd.release"):
+        assert fast.assertion(label) == public.assertion(label)
+
+
+def test_clips_signed_directly_on_several_threads_each_carry_their_own_manifest(authority_and_video, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    authority, _, video = authority_and_video
+    clips = []
+    for i in range(6):  # distinct bytes each, so that a mix-up of streams between threads shows
+        clips.append(
+            write_video(tmp_path / f"c{i}.mp4", [np.full((48, 64, 3), 7 * i + k, np.uint8) for k in range(5 + i)], 10)
+        )
+    with cc.signers_of(authority) as signer, ThreadPoolExecutor(3) as pool:
+
+        def sign(i: int) -> tuple[str, int]:
+            manifest = cc.manifest_for(
+                [_item(sha="0123456789"[i])], title=f"c{i}.mp4", release=RELEASE, licence={"name": "r"}
+            )
+            return cc.sign_video(clips[i], tmp_path / f"s{i}.mp4", manifest, authority, signer=signer(), direct=True)
+
+        results = list(pool.map(sign, range(6)))
+    for i, (sha, size) in enumerate(results):
+        signed = tmp_path / f"s{i}.mp4"
+        assert sha == hashlib.sha256(signed.read_bytes()).hexdigest() and size == signed.stat().st_size
+        verdict = cc.read_credentials(signed, trust_pem=authority.ca_pem)
+        assert verdict.state == "Trusted", verdict.failures
+        assert verdict.assertion("org.egocrowd.release")["clip_sha256"] == "0123456789"[i] * 64
+        with av.open(str(signed)) as a:
+            assert sum(1 for _ in a.decode(video=0)) == 5 + i
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_file_that_is_not_a_video_is_not_signed_and_leaves_nothing(authority_and_video, tmp_path, direct):
+    authority, _, _ = authority_and_video
+    bogus = tmp_path / "bogus.mp4"
+    bogus.write_bytes(b"not an mp4 at all " * 1000)
+    signed = tmp_path / "signed.mp4"
+    with pytest.raises(cc.SigningFailed) as e:
+        cc.sign_video(bogus, signed, _manifest(), authority, direct=direct)
+    assert e.value.code == "c2pa.signing_failed"
+    assert not signed.exists()

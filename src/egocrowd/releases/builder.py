@@ -79,9 +79,11 @@ log = logging.getLogger("egocrowd.releases")
 MAX_ATTEMPTS = 3
 #: how long a claim holds; the build renews it with every progress write
 LEASE = timedelta(minutes=10)
-#: clips signed at once: signing is most of a build's time and uses a core each; each thread holds
-#: a clip and its signed copy in memory (credentials.SIGN_IN_MEMORY_BYTES each at most)
+#: clips signed at once: signing is most of a build's time and uses a core each (the library reads
+#: and writes the files itself, without the GIL: credentials.sign_video)
 SIGNING_THREADS = min(4, os.cpu_count() or 1)
+#: files hashed at once for the manifest (hashlib lets go of the GIL: a core each)
+HASHING_THREADS = SIGNING_THREADS
 #: the manifest's own format (the fields below); bump it when they change
 MANIFEST_FORMAT_VERSION = 1
 MANIFEST_PATH = "manifest.json"
@@ -425,16 +427,33 @@ def pay_figures(session: Session, clips: Sequence[Clip], campaigns: Mapping[int,
 
 
 def _files_under(root: Path, fmt: str) -> list[FileEntry]:
-    out = []
-    base = root / fmt
-    for dirpath, _dirs, names in os.walk(base):
+    """Every file an exporter wrote, hashed (several at once: a release's shards are large)."""
+    paths = []
+    for dirpath, _dirs, names in os.walk(root / fmt):
         for n in sorted(names):
             p = Path(dirpath) / n
             if p.is_symlink():  # an exporter writes files, never links to elsewhere
                 raise EgocrowdError(f"The {fmt} exporter left a link: {p.name}", code="release.bad_export")
-            sha, size = sha256_file(p)
-            out.append(FileEntry(p.relative_to(root).as_posix(), size, sha, fmt))
+            paths.append(p)
+    with ThreadPoolExecutor(HASHING_THREADS) as pool, ThreadPoolExecutor(1) as disk:
+        # written to disk while they are hashed (the disk works while the cores hash): storing
+        # them (an fsync each) then finds them written
+        written = [disk.submit(_write_out, p) for p in paths]
+        hashed = list(pool.map(sha256_file, paths))
+        for w in written:
+            w.result()
+    out = [
+        FileEntry(p.relative_to(root).as_posix(), size, sha, fmt) for p, (sha, size) in zip(paths, hashed, strict=True)
+    ]
     return sorted(out, key=lambda f: f.path)
+
+
+def _write_out(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 #: exporter name → {option: the setting that gives its default}: filled in at the build, when the

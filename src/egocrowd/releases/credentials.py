@@ -23,6 +23,8 @@ them, so the web server and the worker start without loading them.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import io
 import json
@@ -303,9 +305,80 @@ def _iso(value: Any) -> str | None:
 # ---------------------------------------------------------------- signing and reading
 
 
-#: videos up to this size are signed in memory: one read, one write, hashed from memory (the
-#: library reads and writes through Python callbacks in small pieces, slow on a file)
+#: videos up to this size are signed in memory when the direct path below is not available: one
+#: read, one write, hashed from memory (the public API reads and writes through Python callbacks in
+#: small pieces, slow on a file)
 SIGN_IN_MEMORY_BYTES = 256 * 1024 * 1024
+
+
+class _FdStream:
+    """A native c2pa stream over a file descriptor whose read, seek and write callbacks are libc's
+    own ``read``, ``lseek`` and ``write``: the descriptor is the stream's opaque context pointer
+    (what the C API's own file example passes), so the library reads and writes the file without
+    calling back into Python and without the GIL. ``_stream`` is what ``Builder._sign_internal``
+    takes from c2pa-python's own ``Stream``."""
+
+    def __init__(self, native: Any, callbacks: tuple[Any, ...], fd: int):
+        self._native = native
+        context = ctypes.cast(ctypes.c_void_p(fd), ctypes.POINTER(native.StreamContext))
+        self._stream = native._lib.c2pa_create_stream(context, *callbacks)
+        if not self._stream:
+            raise OSError("c2pa could not make a stream over the file")
+
+    def close(self) -> None:
+        if self._stream:
+            self._native._lib.c2pa_release_stream(self._stream)
+            self._stream = None
+
+
+@functools.cache
+def _direct_signing() -> tuple[Any, tuple[Any, ...]] | None:
+    """c2pa-python's native module and the libc callbacks, when signing straight from and to file
+    descriptors works here (POSIX, and the c2pa-python internals it needs: tested with 0.38.1);
+    None otherwise (then the public stream API is used)."""
+    if os.name != "posix" or ctypes.sizeof(ctypes.c_void_p) != 8:  # lseek's off_t is the callbacks' ssize_t
+        return None
+    try:
+        import c2pa.c2pa as native
+
+        if not callable(getattr(native.Builder, "_sign_internal", None)):
+            return None
+        for name in ("c2pa_create_stream", "c2pa_release_stream"):
+            getattr(native._lib, name)  # present, or AttributeError
+        libc = ctypes.CDLL(None, use_errno=True)
+
+        def address(f: Any) -> int | None:
+            return ctypes.cast(f, ctypes.c_void_p).value
+
+        return native, (
+            native.ReadCallback(address(libc.read)),
+            native.SeekCallback(address(libc.lseek)),
+            native.WriteCallback(address(libc.write)),
+            native.FlushCallback(_flush_nothing),  # write(2) keeps nothing back to flush
+        )
+    except (ImportError, AttributeError, OSError, TypeError):
+        return None
+
+
+def _flush_nothing(context: Any) -> int:
+    return 0
+
+
+def _sign_direct(direct: tuple[Any, tuple[Any, ...]], src: Path, dst: Path, manifest: Any, signer: Any) -> None:
+    import c2pa
+
+    native, callbacks = direct
+    builder = c2pa.Builder(dict(manifest))
+    with open(src, "rb", buffering=0) as s, open(dst, "w+b", buffering=0) as d:
+        source = _FdStream(native, callbacks, s.fileno())
+        try:
+            dest = _FdStream(native, callbacks, d.fileno())
+            try:
+                builder._sign_internal(MIME, source, dest, signer=signer)
+            finally:
+                dest.close()
+        finally:
+            source.close()
 
 
 @contextmanager
@@ -340,17 +413,33 @@ def signers_of(authority: Authority) -> Iterator[Callable[[], Any]]:
 
 
 def sign_video(
-    src: Path, dst: Path, manifest: Mapping[str, Any], authority: Authority, *, signer: Any = None
+    src: Path,
+    dst: Path,
+    manifest: Mapping[str, Any],
+    authority: Authority,
+    *,
+    signer: Any = None,
+    direct: bool | None = None,
 ) -> tuple[str, int]:
     """Write ``src`` with ``manifest`` embedded and signed to ``dst`` (offline: no timestamp server);
-    returns the signed file's sha256 and size. ``signer``: one from :func:`signer_of`, reused."""
+    returns the signed file's sha256 and size. ``signer``: one from :func:`signer_of`, reused.
+
+    ``direct`` (default: wherever it works, see :func:`_direct_signing`): the library reads ``src``
+    and writes ``dst`` through libc on their descriptors, with no Python in between and without
+    the GIL, so threads sign in parallel; the signed file is then hashed from the page cache.
+    Otherwise the public stream API: in memory up to :data:`SIGN_IN_MEMORY_BYTES`, else on files."""
     import c2pa
 
     if signer is None:
         with signer_of(authority) as own:
-            return sign_video(src, dst, manifest, authority, signer=own)
+            return sign_video(src, dst, manifest, authority, signer=own, direct=direct)
+    way = _direct_signing() if direct is not False else None
+    if direct and way is None:
+        raise RuntimeError("direct signing is not available with this c2pa-python")
     try:
-        if os.stat(src).st_size <= SIGN_IN_MEMORY_BYTES:
+        if way is not None:
+            _sign_direct(way, src, dst, manifest, signer)
+        elif os.stat(src).st_size <= SIGN_IN_MEMORY_BYTES:
             with open(src, "rb") as s:
                 source = io.BytesIO(s.read())
             signed = io.BytesIO()
@@ -359,8 +448,9 @@ def sign_video(
             with open(dst, "wb") as d:
                 d.write(data)
             return hashlib.sha256(data).hexdigest(), len(data)
-        with open(src, "rb") as s, open(dst, "w+b") as d:
-            c2pa.Builder(dict(manifest)).sign(signer, MIME, s, d)
+        else:
+            with open(src, "rb") as s, open(dst, "w+b") as d:
+                c2pa.Builder(dict(manifest)).sign(signer, MIME, s, d)
     except c2pa.C2paError as exc:
         dst.unlink(missing_ok=True)
         raise SigningFailed(f"Could not sign {src.name}: {exc}", file=src.name) from exc
