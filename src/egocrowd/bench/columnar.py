@@ -228,9 +228,9 @@ def _finish(parsed: _Parsed) -> SessionTable | None:
 
 @contextmanager
 def _no_cycle_collection() -> Iterator[None]:
-    """Python's cycle collector paused while a block becomes digests: they make no cycles, but their
-    many small objects (Counters, lists, dicts) set off collections that walk every digest already
-    made, which cost a tenth of a large read. Never across a ``yield``: the caller's code runs as usual."""
+    """Python's cycle collector paused while a block becomes a table: it makes no cycles, but its
+    small objects (people's dicts, lists of names, arrow's Python wrappers) set off collections that
+    walk everything made before. Never across a ``yield``: the caller's code runs as usual."""
     was = gc.isenabled()
     gc.disable()
     try:

@@ -290,7 +290,7 @@ ITEM_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
+@dataclass(eq=False)  # arrays: no element-wise == of whole tables
 class Tally:
     """Labels counted per session: rows grouped by session (non-decreasing ``sess``), each session's
     labels in the order they were first seen, as in the digests' Counters."""
@@ -312,7 +312,7 @@ class Tally:
         return np.bincount(self.sess[rows], weights=self.count[rows], minlength=n)
 
 
-@dataclass
+@dataclass(eq=False)
 class SessionTable(Sequence[SessionDigest]):
     """The digests of many sessions in columns: what the columnar reader makes and the metrics read,
     with no Python object per session. It is also a sequence of :class:`SessionDigest` (each made
@@ -341,10 +341,10 @@ class SessionTable(Sequence[SessionDigest]):
             raise IndexError(i)
         i %= n
         bounds = self._bounds()
-        fields: dict[str, Any] = {f: self.heads[f][i] for f in HEAD_FIELDS}
-        fields.update({f: int(self.counts[f][i]) for f in COUNT_FIELDS})
+        values: dict[str, Any] = {f: self.heads[f][i] for f in HEAD_FIELDS}
+        values.update({f: int(self.counts[f][i]) for f in COUNT_FIELDS})
         d = SessionDigest(
-            **fields, duration=float(self.duration[i]), intervention_time=float(self.intervention_time[i])
+            **values, duration=float(self.duration[i]), intervention_time=float(self.intervention_time[i])
         )
         for kind, fields in ITEM_FIELDS.items():
             lo, hi = bounds[kind][i], bounds[kind][i + 1]
