@@ -118,18 +118,20 @@ def tables_jsonl(
 ) -> Iterator[SessionTable]:
     """The sessions of a JSONL(.gz) log as tables of digests (a block's sessions each), in file order.
 
-    Two blocks are in flight: while this thread reduces one block to digests (mostly Python and
-    numpy), a worker thread parses the next (arrow's C++ parser, which releases the GIL).
+    Blocks are in flight on two worker threads: while this thread reduces one block (mostly numpy),
+    a worker parses the next (arrow's C++ parser, which releases the GIL), and as soon as that one's
+    lines and types are scanned, which says where its last complete session ends, the block after
+    it is read and scanned on the other worker.
     """
-    with S.open_log(path) as (raw, fh), ThreadPoolExecutor(max_workers=1) as pool:
+    with S.open_log(path) as (raw, fh), ThreadPoolExecutor(max_workers=2) as pool:
         reported = raw.tell()
         carry = b""  # lines from the first session header not yet digested
         line_no = 1  # line number of carry's first line
         want = BLOCK_BYTES
 
-        def read() -> tuple[bytes, bytes, bool, Future[_Parsed] | None]:
+        def read() -> tuple[bytes, bytes, bool, Future[_Parsed] | None, Future[_Scan] | None]:
             """The next buffer (carry + what was read), its block of whole lines, eof, and the
-            block's parse started in the worker (None: the line reader must take over)."""
+            block's parse started in a worker, with its scan (None: the line reader must take over)."""
             nonlocal carry, want
             while True:
                 with S.reading(path):
@@ -142,25 +144,33 @@ def tables_jsonl(
                     continue
                 block = buf[:cut] if not eof and cut else buf
                 if cut == 0 and len(buf) > MAX_LINE_BYTES:
-                    return buf, block, eof, None  # the line reader says which line is too long
-                return buf, block, eof, pool.submit(_parse_block, block, last=eof) if block else None
+                    return buf, block, eof, None, None  # the line reader says which line is too long
+                if not block:
+                    return buf, block, eof, None, None
+                scanned: Future[_Scan] = Future()
+                return buf, block, eof, pool.submit(_scan_then_parse, block, eof, scanned), scanned
 
-        buf, block, eof, job = read()
+        buf, block, eof, job, scanned = read()
         while block:
             parsed: _Parsed | None = None
-            if job is not None:
+            scan: _Scan | None = None
+            if job is not None and scanned is not None:
                 try:
-                    parsed = job.result()
+                    scan = scanned.result()
+                    if scan.used is None:  # read whole: its sessions' end is known once parsed
+                        parsed = job.result()
                 except _Fallback:
-                    pass
+                    scan = None
             ahead = b""  # bytes read after buf (the next block is parsed while this one is reduced)
             table: SessionTable | None = None
-            if parsed is not None and not (parsed.used == 0 and len(buf) > MAX_CARRY_BYTES):
-                used = parsed.used
+            used = scan.used if scan is not None and scan.used is not None else parsed.used if parsed else None
+            rows = scan.n_rows if scan is not None and scan.code is not None else parsed.cols.n_rows if parsed else 0
+            too_long = used == 0 and len(buf) > MAX_CARRY_BYTES
+            if used is not None and not too_long:
                 nxt = None
                 if not eof:
                     if used:
-                        line_no_next = line_no + parsed.cols.n_rows  # one row per line
+                        line_no_next = line_no + rows  # one row per line
                         want = BLOCK_BYTES
                     else:  # one session fills the block: read more before parsing again
                         line_no_next = line_no
@@ -169,10 +179,13 @@ def tables_jsonl(
                     nxt = read()
                     ahead = nxt[0][len(carry) :]
                 try:
+                    if parsed is None:
+                        assert job is not None
+                        parsed = job.result()
                     table = _finish(parsed)
                 except _Fallback:
-                    parsed = None
-            if parsed is None or (parsed.used == 0 and len(buf) > MAX_CARRY_BYTES):
+                    used = None
+            if used is None or too_long:
                 # the rest of the file line by line, from the first session not yet returned
                 if on_progress is not None:
                     on_progress(raw.tell() - reported)
@@ -192,7 +205,7 @@ def tables_jsonl(
             if nxt is None:
                 break
             line_no = line_no_next
-            buf, block, eof, job = nxt
+            buf, block, eof, job, scanned = nxt
 
 
 def _lines(buf: bytes, fh: Any, path: Path, first_line: int) -> Iterator[bytes]:
@@ -240,9 +253,23 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _parse_block(block: bytes, *, last: bool) -> _Parsed:
-    """Parse and check ``block`` (runs in a worker thread: nothing per line in Python here but the
-    slices that cut a block by line type)."""
+@dataclass
+class _Scan:
+    """A block's lines found and checked, and, when every line names its type first, their types
+    and the bytes its complete sessions span (``used``; None until the block is parsed whole)."""
+
+    block: bytes
+    starts: np.ndarray
+    ends: np.ndarray
+    code: np.ndarray | None = None
+    n_rows: int = 0
+    heads: np.ndarray | None = None
+    used: int | None = None
+
+
+def _scan_block(block: bytes, *, last: bool) -> _Scan:
+    """Find and check ``block``'s lines and their types (cheap next to parsing them: the next block
+    is read as soon as this says where this one's sessions end)."""
     if b"null" in block and _NULL.search(block):
         raise _Fallback
     if not block.isascii():
@@ -261,10 +288,19 @@ def _parse_block(block: bytes, *, last: bool) -> _Parsed:
         raise _Fallback  # blank, indented or non-object lines
     if np.diff(starts, append=len(block)).max() > MAX_LINE_BYTES:
         raise _Fallback
-    ends = np.append(starts[1:], len(block))
+    scan = _Scan(block, starts, np.append(starts[1:], len(block)))
     code = _line_types(block, raw, starts)
     if code is not None:
-        return _parse_by_type(block, code, starts, ends, last=last)
+        scan.n_rows, scan.heads, scan.used = _complete_sessions(code, starts, len(block), last=last)
+        scan.code = code[: scan.n_rows]
+    return scan
+
+
+def _parse_scanned(scan: _Scan, *, last: bool) -> _Parsed:
+    """Parse a scanned block: by line type when its types are known, else whole."""
+    if scan.code is not None:
+        return _parse_by_type(scan)
+    block, starts, ends = scan.block, scan.starts, scan.ends
     try:
         tab = pj.read_json(
             pa.py_buffer(block),
@@ -281,6 +317,22 @@ def _parse_block(block: bytes, *, last: bool) -> _Parsed:
     n_rows, heads, used = _complete_sessions(code, starts, len(block), last=last)
     tab, code = tab.slice(0, n_rows), code[:n_rows]
     return _Parsed(_Whole(tab), code, heads, [block[starts[h] : ends[h]] for h in heads], used)
+
+
+def _parse_block(block: bytes, *, last: bool) -> _Parsed:
+    """Scan and parse ``block`` in one go."""
+    return _parse_scanned(_scan_block(block, last=last), last=last)
+
+
+def _scan_then_parse(block: bytes, last: bool, scanned: Future[_Scan]) -> _Parsed:
+    """:func:`_parse_block`, telling ``scanned`` the scan as soon as it is done (runs in a worker)."""
+    try:
+        scan = _scan_block(block, last=last)
+    except BaseException as exc:
+        scanned.set_exception(exc)
+        raise
+    scanned.set_result(scan)
+    return _parse_scanned(scan, last=last)
 
 
 def _complete_sessions(code: np.ndarray, starts: np.ndarray, size: int, *, last: bool) -> tuple[int, np.ndarray, int]:
@@ -362,9 +414,10 @@ for _k, _want in enumerate(_TYPE_NAMES):
     _TYPE_KEYS[_key] = _k
 
 
-def _parse_by_type(block: bytes, code: np.ndarray, starts: np.ndarray, ends: np.ndarray, *, last: bool) -> _Parsed:
-    n_rows, heads, used = _complete_sessions(code, starts, len(block), last=last)
-    code = code[:n_rows]
+def _parse_by_type(scan: _Scan) -> _Parsed:
+    block, starts, ends, code, n_rows = scan.block, scan.starts, scan.ends, scan.code, scan.n_rows
+    heads, used = scan.heads, scan.used
+    assert code is not None and heads is not None and used is not None
     # the block's lines as one arrow array over the block's bytes (no copy): ``take`` then gathers a
     # type's lines into one buffer in C++ (a Python join of a million slices cost more than parsing)
     offsets = np.append(starts[:n_rows], ends[n_rows - 1] if n_rows else 0).astype(np.int64)
