@@ -382,8 +382,16 @@ def _line_types(block: bytes, raw: np.ndarray, starts: np.ndarray) -> np.ndarray
     if starts.size == 0:
         return None
     pad = len(_TYPE_PREFIX) + 2 + _NAME_WINDOW
-    # a window of the first bytes of every line (b"\n" past the block's end matches no name)
-    head = np.lib.stride_tricks.sliding_window_view(np.frombuffer(block + b"\n" * pad, dtype=np.uint8), pad)[starts]
+    # a window of the first bytes of every line; the last lines' windows from a padded copy of the
+    # block's end (b"\n" past it matches no name), not of the whole block
+    head = np.empty((starts.size, pad), dtype=np.uint8)
+    inside = starts + pad <= len(block)
+    if inside.any():
+        head[inside] = np.lib.stride_tricks.sliding_window_view(raw, pad)[starts[inside]]
+    if not inside.all():
+        end = starts[~inside]
+        tail = np.frombuffer(block[end[0] :] + b"\n" * pad, dtype=np.uint8)
+        head[~inside] = np.lib.stride_tricks.sliding_window_view(tail, pad)[end - end[0]]
     if not (head[:, : len(_TYPE_PREFIX)] == _TYPE_PREFIX).all():
         return None
     space = head[:, 8] == ord(" ")

@@ -98,7 +98,11 @@ def resample_counts(
     """
     for idx in _resample_indices(n_clusters, rounds, seed, chunk or _chunk(n_clusters)):
         c = idx.shape[0]
-        flat = (idx + (np.arange(c, dtype=np.int64) * n_clusters)[:, None]).ravel()
+        if c * n_clusters < 2**31:  # each round's draws offset to its own row, in place (no copy)
+            idx += (np.arange(c, dtype=np.int32) * n_clusters)[:, None]
+            flat = idx.ravel()
+        else:
+            flat = (idx + (np.arange(c, dtype=np.int64) * n_clusters)[:, None]).ravel()
         yield np.bincount(flat, minlength=c * n_clusters).reshape(c, n_clusters).astype(float)
 
 
