@@ -3,6 +3,9 @@ does not start with ``_``):
 
 - :func:`target`, the one way a benchmark states its targets, so people and scripts read them alike:
   ``target NAME: VALUE (goal >= GOAL) met`` (or ``missed``), one line per target, at the end;
+- :func:`expect`, the targets a run will state, declared when it starts: any it has not printed
+  when the process ends (an error, PostgreSQL out of reach, a time limit's SIGTERM) is printed then,
+  as missed and not measured, so every run states every target;
 - :func:`private_schema`, a PostgreSQL schema of one run's own, so runs never see each other's rows
   (or the tests'), created and dropped here;
 - :func:`listening_socket`, a loopback port for a server subprocess that nobody can take first.
@@ -10,7 +13,9 @@ does not start with ``_``):
 
 from __future__ import annotations
 
+import atexit
 import os
+import signal
 import socket
 import uuid
 from collections.abc import Iterator
@@ -21,13 +26,38 @@ import sqlalchemy as sa
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
+_stated: set[str] = set()
+_expected: dict[str, float] = {}
+
+
 def target(name: str, value: float, goal: float, digits: int = 2) -> bool:
     """Print the target line; True when it is met."""
+    _stated.add(name)
     met = value >= goal
     # flushed: a run cut short by a time limit keeps the targets it measured (stdout to a pipe is
     # block-buffered, and a killed process loses what it held)
     print(f"target {name}: {value:.{digits}f} (goal >= {goal:g}) {'met' if met else 'missed'}", flush=True)
     return met
+
+
+def expect(**goals: float) -> None:
+    """Declare the targets this run states (name=goal). Those not printed by the end of the process
+    are printed then as missed, value 0, after a line saying they were not measured."""
+    if not _expected:
+        atexit.register(_unmeasured)
+        signal.signal(signal.SIGTERM, _stop)  # a time limit's SIGTERM: exit through atexit
+    _expected.update(goals)
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _unmeasured() -> None:
+    for name, goal in _expected.items():
+        if name not in _stated:
+            print(f"{name}: not measured in this run (it stopped before; see above)", flush=True)
+            target(name, 0.0, goal)
 
 
 @contextmanager

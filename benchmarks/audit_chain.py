@@ -43,6 +43,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from _common import (
+    expect,  # benchmarks/_common.py: every target stated, measured or not
     private_schema,  # benchmarks/_common.py: a schema of its own, dropped after
     target,  # benchmarks/_common.py: the one format of target lines
 )
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="40,000 events, 4 rounds: a smoke run")
     ap.add_argument("--sqlite", action="store_true", help="SQLite files instead of PostgreSQL")
     args = ap.parse_args(argv)
+    expect(append_chain_on_vs_off=0.7, verify_vs_sha256=0.3)
     if args.full:
         args.events, args.checkpoint_every, args.concurrent = 1_000_000, 100_000, 20_000
     if args.quick:

@@ -58,6 +58,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 from _common import (
+    expect,  # benchmarks/_common.py: every target stated, measured or not
     private_schema,  # benchmarks/_common.py: a schema of its own, dropped after
     target,  # benchmarks/_common.py: the one format of target lines
 )
@@ -517,6 +518,16 @@ def main() -> int:
     ap.add_argument("--churn-seconds", type=float, default=20)
     ap.add_argument("--lease-seconds", type=float, default=1.0, help="churn mode: the lease of every claim")
     args = ap.parse_args()
+    if args.mode == "churn":
+        expect(churn_answers_without_error=1)
+    else:
+        expect(
+            open_claims_all_granted=1,
+            claims_vs_bare_sql=0.3,
+            race_every_slot_granted_once=1,
+            open_loop_p99_budget=1,
+            stampede_slots_granted_once=1,
+        )
     if args.quick:
         args.workers, args.claims_per_worker, args.race_target, args.rounds = 50, 2, 30, 1
         args.open_seconds, args.stampede_workers, args.stampede_seconds, args.stampede_slots = 4, 400, 2, 100

@@ -40,6 +40,7 @@ import uuid
 
 import sqlalchemy as sa
 from _common import (
+    expect,  # benchmarks/_common.py: every target stated, measured or not
     private_schema,  # benchmarks/_common.py: a schema of its own, dropped after
     target,  # benchmarks/_common.py: the one format of target lines
 )
@@ -287,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--keep", action="store_true", help="keep the schema (prints its name)")
     args = ap.parse_args(argv)
+    expect(balances_vs_group_by=0.5, statement_vs_group_by=0.5, statement_vs_plain_sql=0.5)
     if args.full:
         args.entries, args.workers, args.campaigns, args.post = 1_000_000, 50_000, 100, 5_000
     if args.quick:

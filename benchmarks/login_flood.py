@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from _common import listening_socket, target  # benchmarks/_common.py
+from _common import expect, listening_socket, target  # benchmarks/_common.py
 
 PASSWORD = "benchmark passphrase"
 
@@ -145,6 +145,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=6, help="length of each flood (default 6: ~25 s in all)")
     ap.add_argument("--accounts", type=int, default=1, help="accounts the flood guesses at (default 1)")
     args = ap.parse_args()
+    expect(flood_page_p50_unthrottled_over_throttled=2)
     throttled = run("throttled", {}, args)
     unthrottled = run(
         "unthrottled",

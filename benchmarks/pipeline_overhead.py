@@ -35,6 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from _common import (
+    expect,  # benchmarks/_common.py: every target stated, measured or not
     private_schema,  # benchmarks/_common.py: a schema of its own, dropped after
     target,  # benchmarks/_common.py: the one format of target lines
 )
@@ -258,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--procs", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--quick", action="store_true", help="800 jobs, 3 rounds: a smoke run")
     args = ap.parse_args(argv)
+    expect(**{f"pipeline_vs_skip_locked_{procs}proc": 0.5 for procs in args.procs})
     if args.quick:
         args.jobs, args.rounds = 800, 3
 
