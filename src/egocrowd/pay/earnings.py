@@ -173,15 +173,13 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
     """The worker's earnings page: their clips newest first (at most ``limit``), weeks and balances."""
     limit = max(1, min(limit, MAX_LINES))
     paid = aliased(LedgerTransaction)
-    undo = aliased(LedgerTransaction)
-    redo = aliased(LedgerTransaction)  # an overturned appeal reverses the reversal: paid again
+    undo, standing = ledger.standing_reversal(paid.id)
     rows = session.execute(
-        sa.select(Clip, Campaign, paid, undo, Assignment, redo.id)
+        sa.select(Clip, Campaign, paid, undo, Assignment)
         .join(Campaign, Campaign.id == Clip.campaign_id)
         .outerjoin(Assignment, Assignment.id == Clip.assignment_id)
         .outerjoin(paid, paid.idempotency_key == ledger.clip_payment_key.sql(Clip.id))
-        .outerjoin(undo, undo.reverses_id == paid.id)
-        .outerjoin(redo, redo.reverses_id == undo.id)
+        .outerjoin(undo, standing)
         .where(
             Clip.worker_id == worker.id,
             sa.or_(Clip.status.in_(UNDECIDED), Clip.status == ClipStatus.accepted, paid.id.is_not(None)),
@@ -202,7 +200,7 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
         session.execute(
             sa.select(LedgerEntry.transaction_id, LedgerEntry.amount).where(
                 LedgerEntry.account_id.in_(account_ids),
-                LedgerEntry.transaction_id.in_([p.id for _, _, p, _, _, _ in rows if p is not None]),
+                LedgerEntry.transaction_id.in_([p.id for _, _, p, _, _ in rows if p is not None]),
             )
         ).all()
     )
@@ -227,9 +225,7 @@ def earnings(session: Session, worker: User, *, limit: int = MAX_LINES) -> Earni
                 reversal_reason=reversal.reason if reversal is not None else None,
             )
         )
-    for clip, campaign, payment, reversal, assignment, restored in rows:
-        if restored is not None:
-            reversal = None  # taken back, then given back on appeal: paid
+    for clip, campaign, payment, reversal, assignment in rows:
         price = Money(campaign.pay_cents, campaign.currency)
         if payment is not None:
             amount = Money(int(paid_amounts.get(payment.id, 0)), campaign.currency)
@@ -319,12 +315,12 @@ def currencies(e: Earnings) -> set[str]:
 def _answers(session: Session, worker: User, limit: int) -> list[AnswerLine]:
     """The worker's submitted answers on campaigns that pay for annotation, newest first."""
     paid = aliased(LedgerTransaction)
-    undo = aliased(LedgerTransaction)
+    undo, standing = ledger.standing_reversal(paid.id)
     rows = session.execute(
         sa.select(AnnotationTask, Campaign, paid, undo)
         .join(Campaign, Campaign.id == AnnotationTask.campaign_id)
         .outerjoin(paid, paid.idempotency_key == answers.payment_key.sql(AnnotationTask.id))
-        .outerjoin(undo, undo.reverses_id == paid.id)
+        .outerjoin(undo, standing)
         .where(AnnotationTask.annotator_id == worker.id, AnnotationTask.status == AnnotationTaskStatus.submitted)
         .order_by(AnnotationTask.id.desc())
         .limit(limit)
@@ -365,12 +361,12 @@ def _reviews(session: Session, reviewer: User, limit: int) -> list[ReviewLine]:
     if reviewer.role is not Role.reviewer:
         return []  # only platform reviewers are paid for deciding (pay.reviews)
     paid = aliased(LedgerTransaction)
-    undo = aliased(LedgerTransaction)
+    undo, standing = ledger.standing_reversal(paid.id)
     rows = session.execute(
         sa.select(ReviewItem, Campaign, paid, undo)
         .join(Campaign, Campaign.id == ReviewItem.campaign_id)
         .outerjoin(paid, paid.idempotency_key == reviews.payment_key.sql(ReviewItem.id))
-        .outerjoin(undo, undo.reverses_id == paid.id)
+        .outerjoin(undo, standing)
         .where(ReviewItem.decided_by == reviewer.id, ReviewItem.state == ReviewState.done)
         .order_by(ReviewItem.id.desc())
         .limit(limit)
@@ -380,12 +376,7 @@ def _reviews(session: Session, reviewer: User, limit: int) -> list[ReviewLine]:
         cents = reviews.pay_cents(campaign)
         if cents <= 0 and payment is None:
             continue
-        if payment is not None:
-            # what was posted, whatever the campaign pays now
-            amount = Money(int(payment.refs.get("pay_minor", cents)), campaign.currency)
-            state = "reversed" if reversal is not None else "approved"
-        else:
-            amount, state = Money(cents, campaign.currency), "owed"
+        minor, state = _posted(payment, reversal, cents)
         out.append(
             ReviewLine(
                 item_id=item.id,
@@ -394,7 +385,7 @@ def _reviews(session: Session, reviewer: User, limit: int) -> list[ReviewLine]:
                 campaign_title=campaign.title,
                 kind=item.kind.value,
                 state=state,
-                amount=amount,
+                amount=Money(minor, campaign.currency),
                 decided_at=item.decided_at or item.created_at,
             )
         )
@@ -412,13 +403,13 @@ def _posted(payment: LedgerTransaction | None, reversal: LedgerTransaction | Non
 def _sessions(session: Session, worker: User, limit: int) -> list[SessionLine]:
     """The worker's accepted field sessions that earn pay, newest first."""
     paid = aliased(LedgerTransaction)
-    undo = aliased(LedgerTransaction)
+    undo, standing = ledger.standing_reversal(paid.id)
     rows = session.execute(
         sa.select(FieldSession, Campaign, paid, undo)
         .join(Evaluation, Evaluation.id == FieldSession.evaluation_id)
         .join(Campaign, Campaign.id == Evaluation.campaign_id)
         .outerjoin(paid, paid.idempotency_key == sessions.payment_key.sql(FieldSession.id))
-        .outerjoin(undo, undo.reverses_id == paid.id)
+        .outerjoin(undo, standing)
         .where(
             FieldSession.worker_id == worker.id,
             FieldSession.status == "accepted",
@@ -449,12 +440,12 @@ def _redactions(session: Session, reviewer: User, limit: int) -> list[RedactionL
     if reviewer.role is not Role.reviewer:
         return []  # only platform reviewers are paid for it (pay.redaction)
     paid = aliased(LedgerTransaction)
-    undo = aliased(LedgerTransaction)
+    undo, standing = ledger.standing_reversal(paid.id)
     rows = session.execute(
         sa.select(Clip, Campaign, paid, undo)
         .join(Campaign, Campaign.id == Clip.campaign_id)
         .outerjoin(paid, paid.idempotency_key == redaction.payment_key.sql(Clip.id))
-        .outerjoin(undo, undo.reverses_id == paid.id)
+        .outerjoin(undo, standing)
         .where(Clip.redaction_reviewed_by == reviewer.id)
         .order_by(Clip.redaction_reviewed_at.desc(), Clip.id.desc())
         .limit(limit)

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from egocrowd import audit
 from egocrowd.clock import db_now
@@ -327,6 +327,14 @@ def _apply_to_balances(session: Session, legs: Sequence[Leg], allow_negative: bo
     for acct in by_id.values():  # the ORM's copy of the cache is stale now
         session.expire(acct, ["balance"])
     return went_negative
+
+
+def standing_reversal(payment_id: Any) -> tuple[Any, sa.ColumnElement[bool]]:
+    """An alias for the reversal of the transaction ``payment_id`` and the ON clause that outer-joins
+    it, unless the reversal was itself reversed (an overturned appeal paid it again): the joined
+    reversal is None for a payment that stands."""
+    undo, redo = aliased(LedgerTransaction), aliased(LedgerTransaction)
+    return undo, sa.and_(undo.reverses_id == payment_id, ~sa.exists().where(redo.reverses_id == undo.id))
 
 
 def reverse(

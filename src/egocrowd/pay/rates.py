@@ -664,16 +664,14 @@ def worker_top_ups(
     """The top-up payments a worker received, newest first: the transaction, what it put into their
     balance, its campaign, and its reversal when it was taken back (pay.reversals) and not given
     back on appeal (the reversal reversed), else None."""
-    undo = aliased(LedgerTransaction)
-    redo = aliased(LedgerTransaction)
+    undo, standing = ledger.standing_reversal(LedgerTransaction.id)
     rows = session.execute(
-        sa.select(LedgerTransaction, LedgerEntry.amount, LedgerAccount.currency, Campaign, undo, redo.id)
+        sa.select(LedgerTransaction, LedgerEntry.amount, LedgerAccount.currency, Campaign, undo)
         .join(LedgerEntry, LedgerEntry.transaction_id == LedgerTransaction.id)
         .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
         .join(Clip, Clip.id == sa.cast(LedgerTransaction.refs["clip_id"].as_string(), sa.Integer))
         .join(Campaign, Campaign.id == Clip.campaign_id)
-        .outerjoin(undo, undo.reverses_id == LedgerTransaction.id)
-        .outerjoin(redo, redo.reverses_id == undo.id)
+        .outerjoin(undo, standing)
         .where(
             LedgerTransaction.kind == ledger.TransactionKind.top_up,
             LedgerAccount.kind == LedgerAccountKind.worker_earnings,
@@ -681,10 +679,7 @@ def worker_top_ups(
         )
         .order_by(LedgerTransaction.id.desc())
     ).all()
-    return [
-        (txn, Money(int(amount), cur), campaign, reversal if restored is None else None)
-        for txn, amount, cur, campaign, reversal, restored in rows
-    ]
+    return [(txn, Money(int(amount), cur), campaign, reversal) for txn, amount, cur, campaign, reversal in rows]
 
 
 def floors_as(session: Session, user: User | None) -> list[PayFloor]:
