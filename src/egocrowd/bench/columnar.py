@@ -35,7 +35,15 @@ import pyarrow.compute as _pc
 import pyarrow.json as _pj
 
 from egocrowd.bench import schema as S
-from egocrowd.bench.digest import NO_PERSON, TABLE_SESSIONS, SessionDigest, SessionTable, Tally, digest_session
+from egocrowd.bench.digest import (
+    HEAD_FIELDS,
+    NO_PERSON,
+    TABLE_SESSIONS,
+    SessionDigest,
+    SessionTable,
+    Tally,
+    digest_session,
+)
 from egocrowd.bench.limits import MAX_CHAIN_LENGTH, MAX_EVENTS_PER_SESSION, MAX_LINE_BYTES, MAX_SECONDS
 from egocrowd.errors import InvalidInput
 
@@ -319,13 +327,8 @@ def _parse_scanned(scan: _Scan, *, last: bool) -> _Parsed:
     return _Parsed(_Whole(tab), code, heads, [block[starts[h] : ends[h]] for h in heads], used)
 
 
-def _parse_block(block: bytes, *, last: bool) -> _Parsed:
-    """Scan and parse ``block`` in one go."""
-    return _parse_scanned(_scan_block(block, last=last), last=last)
-
-
 def _scan_then_parse(block: bytes, last: bool, scanned: Future[_Scan]) -> _Parsed:
-    """:func:`_parse_block`, telling ``scanned`` the scan as soon as it is done (runs in a worker)."""
+    """Scan and parse ``block``, telling ``scanned`` the scan as soon as it is done (runs in a worker)."""
     try:
         scan = _scan_block(block, last=last)
     except BaseException as exc:
@@ -601,8 +604,8 @@ def _headers(lines: list[bytes]) -> dict[str, list[Any]]:
     return out
 
 
-# what a session's header gives its digest
-_HEADER_FIELDS = ("session_id", "policy", "environment", "site", "source", "pair_key", "deployment_day", "people")
+# what a session's header gives its digest (the rest of its head comes from its last line)
+_HEADER_FIELDS = tuple(f for f in HEAD_FIELDS if f != "end_reason")
 
 
 def _session_schema() -> Any:
