@@ -156,6 +156,35 @@ def test_gather_and_matrix_paths_agree_and_counts_match_the_draws():
     assert np.allclose(a, b) and np.allclose(a, c)
 
 
+def test_a_batch_of_bootstraps_equals_each_alone_and_fills_in_when_it_closes():
+    rng = np.random.default_rng(2)
+    data = rng.random((500, 2))
+    other = rng.random((500, 3))
+    small = rng.random((40, 2))  # other clusters: a pass of its own inside the same batch
+    got: dict[str, np.ndarray] = {}
+    with st.BootstrapBatch():
+        st.bootstrap_later(data, st.ratio, lambda b: got.__setitem__("ratio", b), rounds=300, seed=5)
+        st.bootstrap_later(other, lambda t: t[:, 1:], lambda b: got.__setitem__("cols", b), rounds=300, seed=5)
+        st.bootstrap_later(small, st.ratio, lambda b: got.__setitem__("small", b), rounds=300, seed=5)
+        st.bootstrap_later(data, st.ratio, lambda b: got.__setitem__("seed6", b), rounds=300, seed=6)
+        assert got == {}  # nothing drawn before the batch closes
+    # side by side in one product the sums may round in another order: equal to the last bits
+    same = lambda a, b: np.allclose(a, b, rtol=1e-12, atol=0)  # noqa: E731
+    assert same(got["ratio"], st.bootstrap_sums(data, st.ratio, rounds=300, seed=5))
+    assert same(got["cols"], st.bootstrap_sums(other, lambda t: t[:, 1:], rounds=300, seed=5))
+    assert np.array_equal(got["small"], st.bootstrap_sums(small, st.ratio, rounds=300, seed=5))
+    assert np.array_equal(got["seed6"], st.bootstrap_sums(data, st.ratio, rounds=300, seed=6))
+    st.bootstrap_later(data, st.ratio, lambda b: got.__setitem__("now", b), rounds=300, seed=5)
+    assert same(got["now"], got["ratio"])  # no batch open: at once
+
+
+def test_counts_are_the_draws_counted_round_by_round():
+    idx = next(st._resample_indices(70, 30, 4, chunk=30))
+    counts = np.concatenate(list(st.resample_counts(70, 30, 4, chunk=7)))
+    assert counts.shape == (30, 70)
+    assert np.array_equal(counts[0], np.bincount(idx[0], minlength=70))
+
+
 # ---------------------------------------- bootstrap rounds that must be dropped, or kept
 
 

@@ -69,11 +69,12 @@ def metric_seed(config: ScoreConfig, name: str) -> int:
 def compute_metrics(corpus: Corpus, config: ScoreConfig, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Run the named (default: all) metrics on one corpus; inapplicable ones are left out."""
     out: dict[str, dict[str, Any]] = {}
-    for name in names or METRICS.names():
-        spec = METRICS.get(name)
-        res = spec.obj(corpus, config)
-        if res is not None:
-            out[name] = {"version": spec.version, **res}
+    with st.BootstrapBatch():  # the metrics' bootstraps, one pass over the same draws (see _boot_est)
+        for name in names or METRICS.names():
+            spec = METRICS.get(name)
+            res = spec.obj(corpus, config)
+            if res is not None:
+                out[name] = {"version": spec.version, **res}
     return out
 
 
@@ -101,16 +102,34 @@ def _rate(k: float, n: float, config: ScoreConfig) -> dict[str, Any]:
     return {**_est(k / n if n else None, st.wilson(k, n, config.confidence), "wilson"), "k": float(k), "n": int(n)}
 
 
+def _boot_est(
+    value: float | None,
+    per_cluster: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    config: ScoreConfig,
+    name: str,
+    *,
+    scale: float = 1.0,
+    keep_inf: bool = False,
+) -> dict[str, Any]:
+    """An estimate whose cluster-bootstrap interval is filled in when the metrics' batch of
+    bootstraps runs (at once outside :func:`compute_metrics`): don't read ``low``/``high`` before."""
+    est = _est(value, (float("nan"), float("nan")), "cluster_bootstrap")
+
+    def done(boot: np.ndarray) -> None:
+        interval = _est(None, st.percentile_ci(boot * scale, config.confidence, keep_inf=keep_inf), "")
+        est["low"], est["high"] = interval["low"], interval["high"]
+
+    st.bootstrap_later(per_cluster, statistic, done, rounds=config.rounds, seed=metric_seed(config, name))
+    return est
+
+
 def _boot_ratio(
     num: np.ndarray, den: np.ndarray, config: ScoreConfig, name: str, scale: float = 1.0, *, keep_inf: bool = False
 ) -> dict[str, Any]:
     total_den = float(den.sum())
     value = float(num.sum()) / total_den * scale if total_den else None
-    boot = st.bootstrap_sums(
-        np.stack([num, den], axis=1), st.ratio, rounds=config.rounds, seed=metric_seed(config, name)
-    )
-    lo, hi = st.percentile_ci(boot * scale, config.confidence, keep_inf=keep_inf)
-    return _est(value, (lo, hi), "cluster_bootstrap")
+    return _boot_est(value, np.stack([num, den], axis=1), st.ratio, config, name, scale=scale, keep_inf=keep_inf)
 
 
 # ----------------------------------------------------------------------------------------- metrics
@@ -175,12 +194,11 @@ def _drift(
         return None
     sums = st.ols_sums(x, y, sess, n_sessions)
     slope = float(st.ols_slope(sums.sum(axis=0)[None])[0])
-    boot = st.bootstrap_sums(sums, st.ols_slope, rounds=config.rounds, seed=metric_seed(config, name))
     table = st.bin_rates(x, y, bins, config.confidence)
     cps = st.change_points(np.array([b["successes"] for b in table]), np.array([b["n"] for b in table]))
     return {
         "unit": unit,
-        "slope": _est(slope, st.percentile_ci(boot, config.confidence), "cluster_bootstrap"),
+        "slope": _boot_est(slope, sums, st.ols_slope, config, name),
         "bins": table,
         "change_points": [table[i]["start"] for i in cps],
     }
@@ -386,14 +404,9 @@ def _groups(labels: np.ndarray, c: Corpus, config: ScoreConfig, name: str) -> Re
             # nanmax − nanmin over the groups present would shrink the gap toward 0
             return np.max(r, axis=1) - np.min(r, axis=1)
 
-        boot = st.bootstrap_sums(
-            np.concatenate([k, n], axis=1), gap, rounds=config.rounds, seed=metric_seed(config, name)
-        )
         res["worst"] = str(names[worst])
         res["best"] = str(names[best])
-        res["gap"] = _est(
-            float(rates[best] - rates[worst]), st.percentile_ci(boot, config.confidence), "cluster_bootstrap"
-        )
+        res["gap"] = _boot_est(float(rates[best] - rates[worst]), np.concatenate([k, n], axis=1), gap, config, name)
     return res
 
 

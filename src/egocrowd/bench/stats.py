@@ -19,6 +19,7 @@ Pure functions over numpy arrays; every random procedure takes an explicit ``see
 from __future__ import annotations
 
 import warnings
+from contextvars import ContextVar
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -97,38 +98,12 @@ def resample_counts(
     number of rounds.
     """
     for idx in _resample_indices(n_clusters, rounds, seed, chunk or _chunk(n_clusters)):
-        c = idx.shape[0]
-        if c * n_clusters < 2**31:  # each round's draws offset to its own row, in place (no copy)
-            idx += (np.arange(c, dtype=np.int32) * n_clusters)[:, None]
-            flat = idx.ravel()
-        else:
-            flat = (idx + (np.arange(c, dtype=np.int64) * n_clusters)[:, None]).ravel()
-        yield np.bincount(flat, minlength=c * n_clusters).reshape(c, n_clusters).astype(float)
-
-
-# The metrics of one corpus resample the same sessions (metrics.metric_seed), so the last draws are
-# kept and reused: each further metric then costs one matrix product instead of fresh draws.
-# Above this size they are drawn again for every call (memory stays bounded).
-SHARED_DRAWS_MAX_BYTES = 128 << 20
-_shared: dict[tuple[int, int, int], list[np.ndarray]] = {}
-
-
-def _counts(n_clusters: int, rounds: int, seed: int | np.random.Generator) -> Iterator[np.ndarray]:
-    """:func:`resample_counts`, remembered for the last integer seed whose counts fit."""
-    key = (n_clusters, rounds, int(seed)) if isinstance(seed, (int, np.integer)) else None
-    if key is not None and key in _shared:
-        yield from _shared[key]
-        return
-    keep = key is not None and rounds * n_clusters * 8 <= SHARED_DRAWS_MAX_BYTES
-    kept: list[np.ndarray] = []
-    for c in resample_counts(n_clusters, rounds, seed):
-        if keep:
-            c.flags.writeable = False  # shared with later calls
-            kept.append(c)
-        yield c
-    if keep:
-        _shared.clear()
-        _shared[key] = kept  # type: ignore[index]
+        counts = np.empty(idx.shape)
+        # round by round: one round's counts stay in cache while they are made (one bincount over
+        # the whole chunk, each round offset to its own row, took twice as long at 10,000 sessions)
+        for r, drawn in enumerate(idx):
+            counts[r] = np.bincount(drawn, minlength=n_clusters)
+        yield counts
 
 
 def bootstrap_sums(
@@ -143,19 +118,93 @@ def bootstrap_sums(
 
     ``per_cluster``: (clusters, m) sums per cluster. ``statistic``: maps (r, m) totals to (r,) or
     (r, k) values. Returns the (rounds, ...) bootstrap distribution. The totals of a round are
-    ``counts @ per_cluster`` (counts: how often each cluster was drawn, see :func:`resample_counts`);
-    the draws of the last seed are kept and shared (``gather_max_cols`` is accepted and ignored: the
-    column-by-column gather it chose is no longer needed).
+    ``counts @ per_cluster`` (counts: how often each cluster was drawn, see :func:`resample_counts`;
+    ``gather_max_cols`` is accepted and ignored: the column-by-column gather it chose is gone).
+    Several bootstraps over the same draws cost one pass in a :class:`BootstrapBatch`.
     """
-    per_cluster = np.asarray(per_cluster, dtype=float)
-    if per_cluster.ndim == 1:
-        per_cluster = per_cluster[:, None]
-    n = per_cluster.shape[0]
-    out = []
-    for counts in _counts(n, rounds, seed):
+    out: list[np.ndarray] = []
+    _Request(_columns(per_cluster), statistic, out.append).run(rounds, seed)
+    return out[0]
+
+
+def _columns(per_cluster: np.ndarray) -> np.ndarray:
+    a = np.asarray(per_cluster, dtype=float)
+    return a[:, None] if a.ndim == 1 else a
+
+
+@dataclass
+class _Request:
+    per_cluster: np.ndarray
+    statistic: Callable[[np.ndarray], np.ndarray]
+    done: Callable[[np.ndarray], Any]
+
+    def run(self, rounds: int, seed: int) -> None:
+        _run_together([self], rounds, seed)
+
+
+def _run_together(requests: list[_Request], rounds: int, seed: int) -> None:
+    """Bootstraps of the same clusters over the same draws: each chunk of draws costs one product
+    with every request's columns side by side, whatever the number of statistics."""
+    both = np.concatenate([r.per_cluster for r in requests], axis=1) if len(requests) > 1 else requests[0].per_cluster
+    edges = np.cumsum([0] + [r.per_cluster.shape[1] for r in requests])
+    parts: list[list[np.ndarray]] = [[] for _ in requests]
+    for counts in resample_counts(both.shape[0], rounds, seed):
+        totals = counts @ both
         with np.errstate(divide="ignore", invalid="ignore"):
-            out.append(statistic(counts @ per_cluster))
-    return np.concatenate(out, axis=0)
+            for i, r in enumerate(requests):
+                parts[i].append(r.statistic(totals[:, edges[i] : edges[i + 1]]))
+    for r, p in zip(requests, parts):
+        r.done(np.concatenate(p, axis=0))
+
+
+_batch: ContextVar[BootstrapBatch | None] = ContextVar("egocrowd_bootstrap_batch", default=None)
+
+
+class BootstrapBatch:
+    """Bootstraps asked for while the batch is open run together when it closes.
+
+    The metrics of one corpus resample the same sessions with the same seed; drawn once for all of
+    them, and with their columns in one matrix product per chunk of draws, a further metric costs
+    little. Inside ``with BootstrapBatch():`` :func:`bootstrap_later` defers; outside it runs at once.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[tuple[int, int, int], list[_Request]] = {}
+
+    def __enter__(self) -> BootstrapBatch:
+        self._token = _batch.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _batch.reset(self._token)
+        if exc[0] is None:
+            self.run()
+
+    def add(self, request: _Request, rounds: int, seed: int) -> None:
+        self._waiting.setdefault((request.per_cluster.shape[0], rounds, seed), []).append(request)
+
+    def run(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for (_, rounds, seed), requests in waiting.items():
+            _run_together(requests, rounds, seed)
+
+
+def bootstrap_later(
+    per_cluster: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    done: Callable[[np.ndarray], Any],
+    *,
+    rounds: int = DEFAULT_ROUNDS,
+    seed: int = 0,
+) -> None:
+    """:func:`bootstrap_sums`, its distribution handed to ``done``: when the open
+    :class:`BootstrapBatch` closes (same draws, one pass), or at once when none is open."""
+    request = _Request(_columns(per_cluster), statistic, done)
+    batch = _batch.get()
+    if batch is None:
+        request.run(rounds, seed)
+    else:
+        batch.add(request, rounds, int(seed))
 
 
 def percentile_ci(
