@@ -59,6 +59,7 @@ MAX_CARRY_BYTES = 256 << 20  # a session longer than this is read line by line (
 
 # our writer never writes null (it drops None); arrow cannot tell null from absent, Python can
 _NULL = re.compile(rb"[:\[,]\s*null\b")
+_NULL_WORD = re.compile(rb"null")  # found first: a literal search in re is faster than ``in`` for this word
 
 
 class _Fallback(Exception):
@@ -278,7 +279,7 @@ class _Scan:
 def _scan_block(block: bytes, *, last: bool) -> _Scan:
     """Find and check ``block``'s lines and their types (cheap next to parsing them: the next block
     is read as soon as this says where this one's sessions end)."""
-    if b"null" in block and _NULL.search(block):
+    if _NULL_WORD.search(block) and _NULL.search(block):
         raise _Fallback
     if not block.isascii():
         try:
