@@ -190,7 +190,7 @@ def polars_impl(path: str, rounds: int, every_field: bool = False) -> dict[str, 
     values are still not checked against the schema's rules, which egocrowd does."""
     import polars as pl
 
-    schema: dict[str, Any] = {
+    used: dict[str, Any] = {
         "type": pl.String,
         "policy": pl.String,
         "t": pl.Float64,
@@ -201,15 +201,17 @@ def polars_impl(path: str, rounds: int, every_field: bool = False) -> dict[str, 
         "length": pl.Int64,
         "duration": pl.Float64,
     }
-    if every_field:
+    if not every_field:
+        df = pl.read_ndjson(path, schema=used)
+    else:
         import pyarrow as pa
 
         from egocrowd.bench import columnar  # the arrow schemas its reader parses with
 
         events = columnar._schemas()
         header = [f for f in columnar._SESSION_SCHEMA if f.name not in events.names]
-        schema = dict(pl.from_arrow(pa.schema([*events, *header]).empty_table()).schema)  # type: ignore[union-attr]
-    df = pl.read_ndjson(path, schema=schema)
+        every = pl.from_arrow(pa.schema([*events, *header]).empty_table()).schema  # type: ignore[union-attr]
+        df = pl.read_ndjson(path, schema=every).select(list(used))  # the rest works on the same columns
     df = df.with_columns(sess=(pl.col("type") == "session").cum_sum())
     sessions = df.filter(pl.col("type") == "session").select("sess", "policy")
     df = df.drop("policy").join(sessions, on="sess")
