@@ -19,8 +19,8 @@ Pure functions over numpy arrays; every random procedure takes an explicit ``see
 from __future__ import annotations
 
 import warnings
-from contextvars import ContextVar
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
