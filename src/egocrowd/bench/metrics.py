@@ -61,8 +61,8 @@ def metric(name: str, *, version: str, description: str = "") -> Callable[[Metri
 
 def metric_seed(config: ScoreConfig, name: str) -> int:
     """The bootstrap seed of a metric: the same for every metric (``name`` is kept for callers), so
-    all metrics of a corpus resample the same sessions, drawn once (stats.bootstrap_sums shares
-    them); adding a metric still never changes another's intervals."""
+    all metrics of a corpus resample the same sessions, drawn once (the stats.BootstrapBatch that
+    compute_metrics opens); adding a metric still never changes another's intervals."""
     return config.seed % 2**32
 
 
