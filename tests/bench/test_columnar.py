@@ -14,7 +14,7 @@ import pytest
 
 from egocrowd.bench import columnar
 from egocrowd.bench import schema as S
-from egocrowd.bench.digest import SessionDigest, digest_log, digest_session
+from egocrowd.bench.digest import SessionDigest, SessionTable, digest_log, digest_session
 from egocrowd.bench.synthetic import SynthPolicy, write_synthetic
 from egocrowd.errors import InvalidInput
 
@@ -119,6 +119,17 @@ def test_synthetic_logs_in_small_and_large_blocks(tmp_path, monkeypatch):
     for block in (1 << 20, 5000, 300):  # 300 bytes: every session straddles several blocks
         monkeypatch.setattr(columnar, "BLOCK_BYTES", block)
         assert_same(list(digest_log(p)), want)
+
+
+def test_taking_sessions_from_a_table_keeps_their_items_and_refuses_rows_out_of_order(tmp_path):
+    p = tmp_path / "s.jsonl"
+    write_synthetic(p, [SynthPolicy("a", 0.8), SynthPolicy("b", 0.6)], 4, seed=2)
+    table = SessionTable.concat(list(columnar.tables_jsonl(p)))
+    want = line_by_line(p)
+    assert_same(list(table.take(np.array([1, 4, 6]))), [want[1], want[4], want[6]])
+    for rows in ([4, 1], [3, 3]):
+        with pytest.raises(ValueError, match="ascending"):
+            table.take(np.array(rows))
 
 
 def test_order_and_defaults_are_read_in_columns(tmp_path, monkeypatch):

@@ -441,6 +441,8 @@ class SessionTable(Sequence[SessionDigest]):
     def take(self, rows: np.ndarray) -> SessionTable:
         """The sessions at these rows (ascending), items and all."""
         rows = np.asarray(rows, dtype=np.int64)
+        if (np.diff(rows) <= 0).any():  # items stay grouped by session only in the sessions' order
+            raise ValueError("SessionTable.take needs ascending, distinct rows")
         new = np.full(len(self), -1, dtype=np.int64)
         new[rows] = np.arange(rows.size)
 
