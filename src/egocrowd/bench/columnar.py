@@ -17,7 +17,6 @@ returned, to the line-by-line reader, which then raises, warns or reads it exact
 from __future__ import annotations
 
 import gc
-import io
 import itertools
 import os
 import re
@@ -138,18 +137,23 @@ def tables_jsonl(
         line_no = 1  # line number of carry's first line
         want = BLOCK_BYTES
 
-        def read() -> tuple[bytes, bytes, bool, Future[_Parsed] | None, Future[_Scan] | None]:
+        def read() -> tuple[memoryview, memoryview, bool, Future[_Parsed] | None, Future[_Scan] | None]:
             """The next buffer (carry + what was read), its block of whole lines, eof, and the
-            block's parse started in a worker, with its scan (None: the line reader must take over)."""
+            block's parse started in a worker, with its scan (None: the line reader must take over).
+            Read into one fresh buffer after the carry, and cut as views of it: an 8 MB block is
+            copied once, by the kernel, not again by Python (concatenating, slicing)."""
             nonlocal carry, want
             while True:
+                room = bytearray(len(carry) + want)
+                room[: len(carry)] = carry
                 with S.reading(path):
-                    chunk = fh.read(want)
-                eof = not chunk
-                buf = carry + chunk if carry else chunk
-                cut = buf.rfind(b"\n") + 1
-                if not eof and cut == 0 and len(buf) <= MAX_LINE_BYTES:  # one line longer than the block
-                    carry, want = buf, want * 2
+                    got = fh.readinto(memoryview(room)[len(carry) :])
+                eof = not got
+                size = len(carry) + got
+                buf = memoryview(room)[:size]
+                cut = room.rfind(b"\n", 0, size) + 1
+                if not eof and cut == 0 and size <= MAX_LINE_BYTES:  # one line longer than the block
+                    carry, want = bytes(buf), want * 2
                     continue
                 block = buf[:cut] if not eof and cut else buf
                 if cut == 0 and len(buf) > MAX_LINE_BYTES:
@@ -170,13 +174,12 @@ def tables_jsonl(
                         parsed = job.result()
                 except _Fallback:
                     scan = None
-            ahead = b""  # bytes read after buf (the next block is parsed while this one is reduced)
+            nxt = None  # the next block, read and in flight while this one is reduced
             table: SessionTable | None = None
             used = scan.used if scan is not None and scan.used is not None else parsed.used if parsed else None
             rows = scan.n_rows if scan is not None and scan.code is not None else parsed.cols.n_rows if parsed else 0
             too_long = used == 0 and len(buf) > MAX_CARRY_BYTES
             if used is not None and not too_long:
-                nxt = None
                 if not eof:
                     if used:
                         line_no_next = line_no + rows  # one row per line
@@ -184,9 +187,8 @@ def tables_jsonl(
                     else:  # one session fills the block: read more before parsing again
                         line_no_next = line_no
                         want *= 2
-                    carry = buf[used:]
+                    carry = bytes(buf[used:])
                     nxt = read()
-                    ahead = nxt[0][len(carry) :]
                 try:
                     if parsed is None:
                         assert job is not None
@@ -198,7 +200,8 @@ def tables_jsonl(
                 # the rest of the file line by line, from the first session not yet returned
                 if on_progress is not None:
                     on_progress(raw.tell() - reported)
-                lines = _lines(buf + ahead, fh, path, line_no)
+                ahead = nxt[0][len(carry) :] if nxt is not None else b""  # read after buf
+                lines = _lines((buf, ahead), fh, path, line_no)
                 dicts = S.decode_lines(lines, path, first_line=line_no, tell=raw.tell, on_progress=on_progress)
                 sessions = S.group_sessions(S.typed_lines(dicts, path, strict=strict))
                 digests = (digest_session(session, events) for session, events in sessions)  # each in turn
@@ -217,14 +220,26 @@ def tables_jsonl(
             buf, block, eof, job, scanned = nxt
 
 
-def _lines(buf: bytes, fh: Any, path: Path, first_line: int) -> Iterator[bytes]:
-    """The lines of ``buf`` and then of ``fh`` (which goes on where ``buf`` stops, maybe mid-line)."""
-    lines = io.BytesIO(buf).readlines()  # split at b"\n" only, as iterating a file does
-    if lines and not lines[-1].endswith(b"\n") and len(lines[-1]) <= MAX_LINE_BYTES:
-        with S.reading(path):
-            lines[-1] += fh.readline(MAX_LINE_BYTES + 1 - len(lines[-1]))
-    yield from lines  # a line over the limit is refused by decode_lines
-    yield from S.bounded_lines(fh, path, first_line=first_line + len(lines))
+def _lines(read: tuple[memoryview | bytes, ...], fh: Any, path: Path, first_line: int) -> Iterator[bytes]:
+    """The lines of the buffers already ``read`` (in file order) and then of ``fh``, which goes on
+    where they stop, maybe mid-line; split at b"\n" only, as iterating a file does. Each line is
+    copied out of its buffer when its turn comes: no copy of the buffers themselves."""
+    partial = b""
+    n = 0
+    for piece in read:
+        at = 0
+        for nl in np.flatnonzero(np.frombuffer(piece, dtype=np.uint8) == 10).tolist():
+            yield partial + bytes(piece[at : nl + 1]) if partial else bytes(piece[at : nl + 1])
+            partial, n, at = b"", n + 1, nl + 1
+        if at < len(piece):
+            partial += bytes(piece[at:])
+    if partial:
+        if len(partial) <= MAX_LINE_BYTES:
+            with S.reading(path):
+                partial += fh.readline(MAX_LINE_BYTES + 1 - len(partial))
+        yield partial  # a line over the limit is refused by decode_lines
+        n += 1
+    yield from S.bounded_lines(fh, path, first_line=first_line + n)
 
 
 @dataclass
@@ -267,7 +282,7 @@ class _Scan:
     """A block's lines found and checked, and, when every line names its type first, their types
     and the bytes its complete sessions span (``used``; None until the block is parsed whole)."""
 
-    block: bytes
+    block: memoryview  # of the buffer read (bytes in tests)
     starts: np.ndarray
     ends: np.ndarray
     code: np.ndarray | None = None
@@ -276,17 +291,17 @@ class _Scan:
     used: int | None = None
 
 
-def _scan_block(block: bytes, *, last: bool) -> _Scan:
+def _scan_block(block: memoryview | bytes, *, last: bool) -> _Scan:
     """Find and check ``block``'s lines and their types (cheap next to parsing them: the next block
     is read as soon as this says where this one's sessions end)."""
     if _NULL_WORD.search(block) and _NULL.search(block):
         raise _Fallback
-    if not block.isascii():
+    raw = np.frombuffer(block, dtype=np.uint8)
+    if raw.size and raw.max() >= 0x80:
         try:
-            block.decode("utf-8")  # arrow checks only the fields it keeps; the line reader, every byte
+            str(block, "utf-8")  # arrow checks only the fields it keeps; the line reader, every byte
         except UnicodeDecodeError:
             raise _Fallback from None
-    raw = np.frombuffer(block, dtype=np.uint8)
     nl = np.flatnonzero(raw == 10)
     starts = np.concatenate([[0], nl + 1])
     if starts[-1] == len(block):
@@ -325,10 +340,10 @@ def _parse_scanned(scan: _Scan, *, last: bool) -> _Parsed:
     code = code.astype(np.int8)
     n_rows, heads, used = _complete_sessions(code, starts, len(block), last=last)
     tab, code = tab.slice(0, n_rows), code[:n_rows]
-    return _Parsed(_Whole(tab), code, heads, [block[starts[h] : ends[h]] for h in heads], used)
+    return _Parsed(_Whole(tab), code, heads, [bytes(block[starts[h] : ends[h]]) for h in heads], used)
 
 
-def _scan_then_parse(block: bytes, last: bool, scanned: Future[_Scan]) -> _Parsed:
+def _scan_then_parse(block: memoryview, last: bool, scanned: Future[_Scan]) -> _Parsed:
     """Scan and parse ``block``, telling ``scanned`` the scan as soon as it is done (runs in a worker)."""
     try:
         scan = _scan_block(block, last=last)
@@ -380,7 +395,7 @@ _BY_TYPE = _type_schemas()
 _FIELD_TYPES = {f.name: f.type for f in _schemas()}
 
 
-def _line_types(block: bytes, raw: np.ndarray, starts: np.ndarray) -> np.ndarray | None:
+def _line_types(block: memoryview | bytes, raw: np.ndarray, starts: np.ndarray) -> np.ndarray | None:
     """Type code of every line from its first bytes (``{"type":"NAME"`` or ``{"type": "NAME"``),
     or None when some line does not start that way (the block is then read whole)."""
     if starts.size == 0:
@@ -394,7 +409,7 @@ def _line_types(block: bytes, raw: np.ndarray, starts: np.ndarray) -> np.ndarray
         head[inside] = np.lib.stride_tricks.sliding_window_view(raw, pad)[starts[inside]]
     if not inside.all():
         end = starts[~inside]
-        tail = np.frombuffer(block[end[0] :] + b"\n" * pad, dtype=np.uint8)
+        tail = np.frombuffer(bytes(block[end[0] :]) + b"\n" * pad, dtype=np.uint8)
         head[~inside] = np.lib.stride_tricks.sliding_window_view(tail, pad)[end - end[0]]
     if not (head[:, : len(_TYPE_PREFIX)] == _TYPE_PREFIX).all():
         return None
@@ -460,7 +475,7 @@ def _parse_by_type(scan: _Scan) -> _Parsed:
             pass
         if header_table is not None and header_table.num_rows != heads.size:
             header_table = None
-    lines_of_heads = [block[starts[h] : ends[h]] for h in heads.tolist()]
+    lines_of_heads = [bytes(block[starts[h] : ends[h]]) for h in heads.tolist()]
     return _Parsed(_ByType(tables, code), code, heads, lines_of_heads, used, header_table)
 
 
