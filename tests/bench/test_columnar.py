@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import warnings
@@ -130,6 +131,28 @@ def test_taking_sessions_from_a_table_keeps_their_items_and_refuses_rows_out_of_
     for rows in ([4, 1], [3, 3]):
         with pytest.raises(ValueError, match="ascending"):
             table.take(np.array(rows))
+
+
+def test_reading_wakes_the_cycle_collector_less_and_puts_its_threshold_back(tmp_path):
+    from egocrowd.bench import digest
+    from egocrowd.bench.score import read_sessions
+
+    p = tmp_path / "s.jsonl"
+    write_synthetic(p, [SynthPolicy("a", 0.8)], 3, seed=1)
+    before = gc.get_threshold()
+    seen = []
+    with digest.fewer_collections():
+        seen.append(gc.get_threshold()[0])
+        with digest.fewer_collections():  # nested (or another thread's): the outer one restores
+            pass
+        seen.append(gc.get_threshold()[0])
+        assert len(read_sessions([p])) == 3
+        seen.append(gc.get_threshold()[0])
+    assert seen == [digest.READING_COLLECT_EVERY] * 3 and gc.get_threshold() == before
+    bad = write_lines(tmp_path / "bad.jsonl", [{**HEAD}, {"type": "chain_start", "t": -1, "chain": "c"}])
+    with pytest.raises(InvalidInput):
+        read_sessions([bad])
+    assert gc.get_threshold() == before  # put back when the read fails too
 
 
 def test_order_and_defaults_are_read_in_columns(tmp_path, monkeypatch):

@@ -19,7 +19,15 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from egocrowd.bench import stats as st
-from egocrowd.bench.digest import SessionDigest, SessionTable, as_table, build_corpus, check_inputs, log_tables
+from egocrowd.bench.digest import (
+    SessionDigest,
+    SessionTable,
+    as_table,
+    build_corpus,
+    check_inputs,
+    fewer_collections,
+    log_tables,
+)
 from egocrowd.bench.metrics import METRICS, ScoreConfig, compute_metrics
 from egocrowd.bench.ranking import Battle, rank_battles
 from egocrowd.bench.sequential import sequential_test
@@ -39,7 +47,8 @@ def _version() -> str:
 
 
 def _table_of_file(path: str, strict: bool) -> SessionTable:
-    return SessionTable.concat(list(log_tables(path, strict=strict)))
+    with fewer_collections():
+        return SessionTable.concat(list(log_tables(path, strict=strict)))
 
 
 def read_sessions(
@@ -57,8 +66,9 @@ def read_sessions(
     paths = [str(p) for p in paths]
     tables: list[SessionTable] = []
     if jobs <= 1 or len(paths) < 2:
-        for p in paths:
-            tables.extend(log_tables(p, strict=strict, on_progress=on_progress))
+        with fewer_collections():
+            for p in paths:
+                tables.extend(log_tables(p, strict=strict, on_progress=on_progress))
         return SessionTable.concat(tables)
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
         chunks = max(1, len(paths) // (8 * jobs))
