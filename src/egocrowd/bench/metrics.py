@@ -297,7 +297,7 @@ def recovery(c: Corpus, config: ScoreConfig) -> Result:
         "rate_within_budget": _est(
             point, st.percentile_ci(np.concatenate(boots), config.confidence), "cluster_bootstrap"
         ),
-        "curve": asdict(curve),
+        "curve": curve.to_dict(),
     }
 
 

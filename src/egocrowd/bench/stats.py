@@ -21,7 +21,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -248,6 +248,11 @@ class KMCurve:
     # Brookmeyer–Crowley interval of the median: None = unbounded (the band never reaches 0.5)
     median_low: float | None = None
     median_high: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Its fields as they are (``dataclasses.asdict`` deep-copied every point of the curve: a
+        quarter of a second for 25,000 misinterpretations)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def kaplan_meier(durations: np.ndarray, observed: np.ndarray, confidence: float = DEFAULT_CONFIDENCE) -> KMCurve:
