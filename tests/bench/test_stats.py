@@ -82,6 +82,25 @@ def test_weighted_km_matches_scipy_with_ties_and_censoring():
     assert st.km_survival_at(t, e, w[None, :], 7)[0] == pytest.approx(float(ref2.evaluate(7)))
 
 
+@pytest.mark.parametrize("ties", [True, False])
+def test_weighted_km_for_many_weight_sets_is_each_replicated_sample_in_scipy(ties):
+    rng = np.random.default_rng(8)
+    n = 80
+    t = rng.integers(1, 20, size=n).astype(float) if ties else rng.random(n) * 20
+    e = rng.random(n) < 0.6
+    w = rng.integers(0, 4, size=(6, n)).astype(float)
+    w[1] = 0  # a round that drew no item: no estimate
+    order = np.argsort(t, kind="stable")
+    for budget in (0.5, 6.5, 13.0, 40.0):
+        got = st.km_survival_at(t, e, w, budget)
+        assert np.array_equal(got, st.km_survival_at(t[order], e[order], w[:, order], budget), equal_nan=True)
+        assert np.isnan(got[1])
+        for r in (0, 2, 3, 4, 5):
+            rep_t, rep_e = np.repeat(t, w[r].astype(int)), np.repeat(e, w[r].astype(int))
+            ref = sps.ecdf(sps.CensoredData(uncensored=rep_t[rep_e], right=rep_t[~rep_e])).sf
+            assert got[r] == pytest.approx(float(ref.evaluate(budget)), abs=1e-12)
+
+
 def test_kaplan_meier_curve_hand_values():
     c = st.kaplan_meier(np.array([5, 3, 8, 1, 1, 2.0]), np.array([1, 1, 0, 1, 0, 0]))
     s = dict(zip(c.time, c.survival))

@@ -269,8 +269,10 @@ def recovery(c: Corpus, config: ScoreConfig) -> Result:
     curve = st.kaplan_meier(c.mis_time, observed, config.confidence)
     budget = config.recovery_budget_s
     point = 1.0 - float(st.km_survival_at(c.mis_time, observed, np.ones((1, c.mis_time.size)), budget)[0])
+    order = np.argsort(c.mis_time, kind="stable")  # sorted once, not in every chunk of rounds
+    time, died, sess = c.mis_time[order], observed[order], c.mis_sess[order]
     boots = [
-        1.0 - st.km_survival_at(c.mis_time, observed, counts[:, c.mis_sess], budget)
+        1.0 - st.km_survival_at(time, died, counts[:, sess], budget)
         # chunks of rounds sized so the (rounds × misinterpretations) weight matrix stays ~16 MB
         for counts in st.resample_counts(
             c.n_sessions,

@@ -304,6 +304,9 @@ def km_survival_at(durations: np.ndarray, observed: np.ndarray, weights: np.ndar
     """Weighted Kaplan–Meier S(budget) for many weight vectors at once.
 
     ``weights``: (r, n) — e.g. bootstrap multiplicities of each item's session. Returns (r,).
+    S(B) = Π (1 − d_j / n_j) over the distinct times t_j ≤ B with a death, where d_j is the weight
+    of deaths at t_j and n_j that of items still at risk (all of them less those that ended before
+    t_j). Items sorted by time are taken as they are: a caller with many weight sets sorts once.
     Hand-written because scipy's ecdf takes no weights and a loop over 1000 refits is slow.
     """
     durations = np.asarray(durations, dtype=float)
@@ -311,25 +314,27 @@ def km_survival_at(durations: np.ndarray, observed: np.ndarray, weights: np.ndar
     w = np.atleast_2d(np.asarray(weights, dtype=float))
     if durations.size == 0:
         return np.full(w.shape[0], np.nan)
-    order = np.argsort(durations, kind="stable")
-    t = durations[order]
-    ev = observed[order]
-    w = w[:, order]
-    at_risk = np.cumsum(w[:, ::-1], axis=1)[:, ::-1]  # weight with time >= t_i
-    uniq, first = np.unique(t, return_index=True)
-    keep = uniq <= budget
-    uniq, first = uniq[keep], first[keep]
-    if uniq.size == 0:
-        return np.ones(w.shape[0])
-    deaths_pos = w * ev
-    # sum deaths within each group of tied times
-    bounds = np.append(first, np.searchsorted(t, uniq[-1], side="right"))
-    d = np.add.reduceat(deaths_pos[:, : bounds[-1]], bounds[:-1], axis=1)
-    n_at = at_risk[:, first]
+    total = w.sum(axis=1)
+    if (durations[1:] < durations[:-1]).any():
+        order = np.argsort(durations, kind="stable")
+        durations, observed, w = durations[order], observed[order], w[:, order]
+    k = int(np.searchsorted(durations, budget, side="right"))  # the items that end by the budget
+    t, ev = durations[:k], observed[:k]
+    first = np.flatnonzero(np.concatenate([[True], t[1:] != t[:-1]])) if k else np.zeros(0, dtype=np.int64)
+    ended = np.cumsum(w[:, :k], axis=1)  # weight of the items up to and including each one
+    if first.size == k:  # no ties: a time's deaths are its item's weight, if it died
+        died = np.flatnonzero(ev)
+        d = w[:, died]
+    else:
+        died = first[np.add.reduceat(ev.astype(np.int64), first) > 0] if k else first
+        deaths = np.add.reduceat(w[:, :k] * ev, first, axis=1) if k else np.zeros((w.shape[0], 0))
+        d = deaths[:, np.searchsorted(first, died)]
+    # at risk at a time: everything but what ended before its first item
+    n_at = total[:, None] - np.where(died > 0, ended[:, np.maximum(died - 1, 0)], 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(n_at > 0, 1.0 - d / n_at, 1.0)
     # a round that drew no item at all has no estimate (NaN, dropped by percentile_ci), not S = 1
-    return np.where(w.sum(axis=1) > 0, np.prod(factor, axis=1), np.nan)
+    return np.where(total > 0, np.prod(factor, axis=1), np.nan)
 
 
 # ---------------------------------------------------------------------------------------- drift
