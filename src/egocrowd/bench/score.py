@@ -99,35 +99,47 @@ def by_policy(digests: Iterable[SessionDigest]) -> dict[str, SessionTable]:
 
 
 def _pair_means(digests: Iterable[SessionDigest]) -> dict[str, dict[str, float]]:
-    """policy -> pair_key -> mean subtask success over that policy's sessions with that key."""
+    """policy -> pair_key -> mean subtask success over that policy's sessions with that key (pair
+    keys in the order first seen; sessions without a key or without outcomes left out)."""
     t = as_table(digests)
-    wins = np.bincount(t.items["out_sess"], weights=t.items["out_success"], minlength=len(t)).tolist()
-    outcomes = np.bincount(t.items["out_sess"], minlength=len(t)).tolist()
-    k: dict[tuple[str, str], float] = defaultdict(float)
-    n: dict[tuple[str, str], int] = defaultdict(int)
-    order: dict[str, int] = {}
-    for policy, key, w, m in zip(t.heads["policy"], t.heads["pair_key"], wins, outcomes):
-        if key is None or m == 0:
-            continue
-        order.setdefault(key, len(order))
-        k[(policy, key)] += w
-        n[(policy, key)] += m
+    wins = np.bincount(t.items["out_sess"], weights=t.items["out_success"], minlength=len(t))
+    outcomes = np.bincount(t.items["out_sess"], minlength=len(t))
+    used = [i for i, key in enumerate(t.heads["pair_key"]) if key is not None and outcomes[i] > 0]
+    if not used:
+        return {}
+    keys = [t.heads["pair_key"][i] for i in used]
+    pols = [t.heads["policy"][i] for i in used]
+    key_names = list(dict.fromkeys(keys))  # first seen first
+    pol_names = list(dict.fromkeys(pols))
+    key_at = {k: j for j, k in enumerate(key_names)}
+    pol_at = {p: j for j, p in enumerate(pol_names)}
+    cell = np.fromiter((key_at[k] * len(pol_names) + pol_at[p] for k, p in zip(keys, pols)), np.int64, len(used))
+    size = len(key_names) * len(pol_names)
+    k = np.bincount(cell, weights=wins[used], minlength=size)  # added in session order, as before
+    n = np.bincount(cell, weights=outcomes[used], minlength=size)
     out: dict[str, dict[str, float]] = defaultdict(dict)
-    for (pol, key), cnt in sorted(n.items(), key=lambda kv: order[kv[0][1]]):  # first-seen order
-        out[pol][key] = k[(pol, key)] / cnt
+    for c in np.flatnonzero(n).tolist():  # key by key (first seen), then policy
+        out[pol_names[c % len(pol_names)]][key_names[c // len(pol_names)]] = float(k[c] / n[c])
     return out
 
 
 def compare(
-    digests: Iterable[SessionDigest], a: str, b: str, config: ScoreConfig = ScoreConfig(), *, alpha: float = 0.05
+    digests: Iterable[SessionDigest],
+    a: str,
+    b: str,
+    config: ScoreConfig = ScoreConfig(),
+    *,
+    alpha: float = 0.05,
+    means: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Paired comparison of policies ``a`` and ``b`` over the pair keys both ran.
 
     Unit = pair key (same protocol and seed, or same task for CSV); value = mean subtask success
     of the policy's sessions with that key; d = a − b. Sign-flip permutation p-value, bootstrap CI of
     mean d, and the anytime-valid sequential test over the pairs in the order they were first seen.
+    ``means``: :func:`_pair_means` of the same digests, when the caller compares many pairs.
     """
-    means = _pair_means(digests)
+    means = _pair_means(digests) if means is None else means
     ma, mb = means.get(a, {}), means.get(b, {})
     keys = [k for k in ma if k in mb]
     if len(keys) < 2:
@@ -152,9 +164,11 @@ def compare(
     }
 
 
-def battles_from_digests(digests: Iterable[SessionDigest]) -> list[Battle]:
+def battles_from_digests(
+    digests: Iterable[SessionDigest], means: dict[str, dict[str, float]] | None = None
+) -> list[Battle]:
     """One battle per pair key and pair of policies that both ran it: the higher mean success wins."""
-    means = _pair_means(digests)
+    means = _pair_means(digests) if means is None else means
     keys: dict[str, dict[str, float]] = defaultdict(dict)
     for pol, per_key in means.items():
         for key, v in per_key.items():
@@ -203,17 +217,18 @@ def score_digests(
     # memory, no faster on several BLAS threads, whose busy waiting then takes a core from the rest
     with threadpool_limits(limits=1, user_api="blas"):
         doc["policies"] = {pol: compute_metrics(build_corpus(ds), config, names) for pol, ds in groups.items()}
+    means = _pair_means(digests) if len(groups) >= 2 and (comparisons or (ranking and not battles)) else {}
     if comparisons and 2 <= len(groups) <= MAX_COMPARED_POLICIES:
         for a, b in itertools.combinations(groups, 2):
             try:
-                doc["comparisons"].append(compare(digests, a, b, config))
+                doc["comparisons"].append(compare(digests, a, b, config, means=means))
             except InvalidInput as exc:
                 if exc.code != "bench.too_few_pairs":
                     raise
     if not ranking:
         ranked: list[Battle] = []
     else:
-        ranked = list(battles) if battles else battles_from_digests(digests) if len(groups) >= 2 else []
+        ranked = list(battles) if battles else battles_from_digests(digests, means) if len(groups) >= 2 else []
     if ranked:
         doc["ranking"] = rank_battles(ranked, rounds=config.rounds, seed=config.seed, confidence=config.confidence)
         doc["ranking"]["source"] = "pairwise table" if battles else "paired sessions (higher success wins)"
