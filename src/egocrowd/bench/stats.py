@@ -322,13 +322,12 @@ def km_survival_at(durations: np.ndarray, observed: np.ndarray, weights: np.ndar
     t, ev = durations[:k], observed[:k]
     first = np.flatnonzero(np.concatenate([[True], t[1:] != t[:-1]])) if k else np.zeros(0, dtype=np.int64)
     ended = np.cumsum(w[:, :k], axis=1)  # weight of the items up to and including each one
-    if first.size == k:  # no ties: a time's deaths are its item's weight, if it died
-        died = np.flatnonzero(ev)
-        d = w[:, died]
-    else:
-        died = first[np.add.reduceat(ev.astype(np.int64), first) > 0] if k else first
-        deaths = np.add.reduceat(w[:, :k] * ev, first, axis=1) if k else np.zeros((w.shape[0], 0))
-        d = deaths[:, np.searchsorted(first, died)]
+    # the items that died, each time's (of those with a death) weighed together
+    dead = np.flatnonzero(ev)
+    time_of = np.searchsorted(first, dead, side="right") - 1
+    starts = np.flatnonzero(np.concatenate([[True], time_of[1:] != time_of[:-1]])) if dead.size else dead
+    died = first[time_of[starts]]  # a time's first item (those before it ended earlier)
+    d = w[:, dead] if starts.size == dead.size else np.add.reduceat(w[:, dead], starts, axis=1)
     # at risk at a time: everything but what ended before its first item
     n_at = total[:, None] - np.where(died > 0, ended[:, np.maximum(died - 1, 0)], 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
