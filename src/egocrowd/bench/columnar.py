@@ -287,7 +287,7 @@ class _Scan:
     """A block's lines found and checked, and, when every line names its type first, their types
     and the bytes its complete sessions span (``used``; None until the block is parsed whole)."""
 
-    block: memoryview  # of the buffer read (bytes in tests)
+    block: memoryview | bytes  # a view of the buffer read (bytes in tests)
     starts: np.ndarray
     ends: np.ndarray
     code: np.ndarray | None = None
