@@ -4,8 +4,9 @@ does not start with ``_``):
 - :func:`target`, the one way a benchmark states its targets, so people and scripts read them alike:
   ``target NAME: VALUE (goal >= GOAL) met`` (or ``missed``), one line per target, at the end;
 - :func:`expect`, the targets a run will state, declared when it starts: any it has not printed
-  when the process ends (an error, PostgreSQL out of reach, a time limit's SIGTERM) is printed then,
-  as missed and not measured, so every run states every target;
+  when the process ends (an error, PostgreSQL out of reach) or is told to stop (SIGTERM, SIGINT:
+  printed at once, before the run unwinds) is printed then, as missed and not measured, so every
+  run states every target;
 - :func:`private_schema`, a PostgreSQL schema of one run's own, so runs never see each other's rows
   (or the tests'), created and dropped here;
 - :func:`listening_socket`, a loopback port for a server subprocess that nobody can take first.
@@ -45,11 +46,16 @@ def expect(**goals: float) -> None:
     are printed then as missed, value 0, after a line saying they were not measured."""
     if not _expected:
         atexit.register(_unmeasured)
-        signal.signal(signal.SIGTERM, _stop)  # a time limit's SIGTERM: exit through atexit
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a time limit, or Ctrl-C
+            signal.signal(sig, _stop)
     _expected.update(goals)
 
 
 def _stop(signum: int, frame: object) -> None:
+    """Print the targets not measured before anything else: unwinding waits for the run's threads,
+    servers and pools to stop, and a time limit that does not wait that long kills the process
+    (claim_latency went silent so under ``timeout -k 10``)."""
+    _unmeasured()
     raise SystemExit(128 + signum)
 
 
