@@ -93,12 +93,7 @@ def settle_owed(session: Session, campaign: Campaign, actor: User | None) -> int
     """Pay owed answers while the budget lasts (after a deposit). Returns how many."""
     if pay_cents(campaign) <= 0:
         return 0
-    n = 0
-    for task in owed_answers(session, campaign.id):
-        if pay_for_answer(session, task, actor) is None:
-            break
-        n += 1
-    return n
+    return ledger.settle(owed_answers(session, campaign.id), lambda task: pay_for_answer(session, task, actor))
 
 
 __all__ = [

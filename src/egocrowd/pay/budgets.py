@@ -106,12 +106,7 @@ def pay_accepted_clip(session: Session, clip: Clip, actor: User | None) -> Ledge
 
 def settle_owed(session: Session, campaign: Campaign, actor: User | None) -> int:
     """Pay the campaign's owed clips, oldest first, while the budget lasts. Returns how many."""
-    paid = 0
-    for clip in owed_clips(session, campaign.id):
-        if pay_accepted_clip(session, clip, actor) is None:
-            break
-        paid += 1
-    return paid
+    return ledger.settle(owed_clips(session, campaign.id), lambda clip: pay_accepted_clip(session, clip, actor))
 
 
 def record_deposit(

@@ -69,10 +69,7 @@ def owed_verdicts(session: Session, campaign_id: int) -> list[Battle]:
 
 def settle_owed(session: Session, campaign: Campaign, actor: User | None) -> int:
     """Pay owed verdicts while the budget lasts (after a deposit). Returns how many."""
-    n = 0
-    for battle in owed_verdicts(session, campaign.id):
-        evaluation = session.get_one(Evaluation, battle.evaluation_id)
-        if pay_for_verdict(session, battle, evaluation, actor) is None:
-            break
-        n += 1
-    return n
+    return ledger.settle(
+        owed_verdicts(session, campaign.id),
+        lambda battle: pay_for_verdict(session, battle, session.get_one(Evaluation, battle.evaluation_id), actor),
+    )

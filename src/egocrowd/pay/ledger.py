@@ -25,10 +25,10 @@ import functools
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -50,6 +50,8 @@ from egocrowd.db.models import (
 )
 from egocrowd.errors import Conflict, Forbidden, InvalidInput, NotFound
 from egocrowd.pay.money import Money, check_currency, fee_for, minor_digits
+
+T = TypeVar("T")
 
 AccountKind = LedgerAccountKind
 TransactionKind = LedgerTransactionKind
@@ -507,6 +509,17 @@ def pay_or_owe(
         return None
 
 
+def settle(owed: Iterable[T], pay: Callable[[T], LedgerTransaction | None]) -> int:
+    """Pay owed work, oldest first, while the budget lasts (after a deposit): ``pay`` is the work's
+    own :func:`pay_or_owe`, whose None says the budget ran short again. Returns how many were paid."""
+    n = 0
+    for work in owed:
+        if pay(work) is None:
+            break
+        n += 1
+    return n
+
+
 # ---------------------------------------------------------------- reading
 
 
@@ -784,6 +797,7 @@ __all__ = [
     "pay_for_clip",
     "post",
     "reverse",
+    "settle",
     "statement",
     "verify",
     "worker_account",

@@ -85,12 +85,9 @@ def settle_owed(session: Session, campaign: Campaign, actor: User | None) -> int
     """Pay owed redaction reviews while the budget lasts (after a deposit). Returns how many."""
     if pay_cents(campaign) <= 0:
         return 0
-    n = 0
-    for clip in owed_reviews(session, campaign.id):
-        if pay_for_redaction_review(session, clip, actor) is None:
-            break
-        n += 1
-    return n
+    return ledger.settle(
+        owed_reviews(session, campaign.id), lambda clip: pay_for_redaction_review(session, clip, actor)
+    )
 
 
 __all__ = ["owed_reviews", "pay_cents", "pay_for_redaction_review", "payment_key", "settle_owed"]

@@ -87,12 +87,7 @@ def settle_owed(session: Session, campaign: Campaign, actor: User | None) -> int
     """Pay owed decisions while the budget lasts (after a deposit). Returns how many."""
     if pay_cents(campaign) <= 0:
         return 0
-    n = 0
-    for item in owed_decisions(session, campaign.id):
-        if pay_for_decision(session, item, actor) is None:
-            break
-        n += 1
-    return n
+    return ledger.settle(owed_decisions(session, campaign.id), lambda item: pay_for_decision(session, item, actor))
 
 
 __all__ = ["owed_decisions", "pay_cents", "pay_for_decision", "payment_key", "settle_owed"]

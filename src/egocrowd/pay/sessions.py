@@ -99,12 +99,9 @@ def settle_owed(
     session: Session, campaign: Campaign, actor: User | None, *, fee_bps: int = ledger.DEFAULT_FEE_BPS
 ) -> int:
     """Pay owed sessions while the budget lasts (after a deposit). Returns how many."""
-    n = 0
-    for row in owed_sessions(session, campaign.id):
-        if pay_for_session(session, row, actor, fee_bps=fee_bps) is None:
-            break
-        n += 1
-    return n
+    return ledger.settle(
+        owed_sessions(session, campaign.id), lambda row: pay_for_session(session, row, actor, fee_bps=fee_bps)
+    )
 
 
 __all__ = ["max_cost", "owed_sessions", "pay_for_session", "payment_key", "session_pay_cents", "settle_owed"]
