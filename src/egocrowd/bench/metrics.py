@@ -91,11 +91,13 @@ def _factorize(labels: np.ndarray) -> tuple[list[str], np.ndarray]:
     return names, np.array([at[t] for t in text], dtype=np.int64)[code] if items else code
 
 
-def _est(value: float | None, ci: tuple[float, float], method: str) -> dict[str, Any]:
-    def clean(x: float | None) -> float | None:
-        return None if x is None or not np.isfinite(x) else float(x)
+def _clean(x: float | None) -> float | None:
+    """JSON has no NaN or infinity: an undefined or unbounded number is null."""
+    return None if x is None or not np.isfinite(x) else float(x)
 
-    return {"value": clean(value), "low": clean(ci[0]), "high": clean(ci[1]), "method": method}
+
+def _est(value: float | None, ci: tuple[float, float], method: str) -> dict[str, Any]:
+    return {"value": _clean(value), "low": _clean(ci[0]), "high": _clean(ci[1]), "method": method}
 
 
 def _rate(k: float, n: float, config: ScoreConfig) -> dict[str, Any]:
@@ -117,8 +119,8 @@ def _boot_est(
     est = _est(value, (float("nan"), float("nan")), "cluster_bootstrap")
 
     def done(boot: np.ndarray) -> None:
-        interval = _est(None, st.percentile_ci(boot * scale, config.confidence, keep_inf=keep_inf), "")
-        est["low"], est["high"] = interval["low"], interval["high"]
+        low, high = st.percentile_ci(boot * scale, config.confidence, keep_inf=keep_inf)
+        est["low"], est["high"] = _clean(low), _clean(high)
 
     st.bootstrap_later(per_cluster, statistic, done, rounds=config.rounds, seed=metric_seed(config, name))
     return est
@@ -268,9 +270,9 @@ def recovery(c: Corpus, config: ScoreConfig) -> Result:
     observed = c.mis_recovered.astype(bool)
     curve = st.kaplan_meier(c.mis_time, observed, config.confidence)
     budget = config.recovery_budget_s
-    point = 1.0 - float(st.km_survival_at(c.mis_time, observed, np.ones((1, c.mis_time.size)), budget)[0])
-    order = np.argsort(c.mis_time, kind="stable")  # sorted once, not in every chunk of rounds
+    order = np.argsort(c.mis_time, kind="stable")  # sorted once, not for every chunk of rounds
     time, died, sess = c.mis_time[order], observed[order], c.mis_sess[order]
+    point = 1.0 - float(st.km_survival_at(time, died, np.ones((1, time.size)), budget)[0])
     boots = [
         1.0 - st.km_survival_at(time, died, counts[:, sess], budget)
         # chunks of rounds sized so the (rounds × misinterpretations) weight matrix stays ~16 MB
